@@ -1,0 +1,70 @@
+"""Safe YAML loading that remembers line numbers.
+
+Only YAML's plain types are built (SafeLoader); nothing in a file can name a
+Python object. Mappings come back as `LineDict`, a dict that knows the line it
+started on, so errors can point into the file.
+"""
+from __future__ import annotations
+
+import yaml
+
+_Base = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
+class LineDict(dict):
+    """A dict with `.line`: the 1-based line where the mapping starts."""
+
+    line: int | None = None
+
+
+class LineList(list):
+    """A list with `.line` and `.item_lines` (the line of each item)."""
+
+    line: int | None = None
+    item_lines: list = []
+
+
+class _LineLoader(_Base):
+    pass
+
+
+def _construct_mapping(loader, node):
+    # Flatten merge keys the way SafeLoader does, then keep the line.
+    loader.flatten_mapping(node)
+    mapping = LineDict()
+    for key_node, value_node in node.value:
+        key = loader.construct_object(key_node, deep=True)
+        try:
+            hash(key)
+        except TypeError:
+            raise yaml.constructor.ConstructorError(
+                None, None, "mapping key is not a plain value", key_node.start_mark)
+        mapping[key] = loader.construct_object(value_node, deep=True)
+    mapping.line = node.start_mark.line + 1
+    return mapping
+
+
+def _construct_sequence(loader, node):
+    items = LineList(loader.construct_object(child, deep=True) for child in node.value)
+    items.line = node.start_mark.line + 1
+    items.item_lines = [child.start_mark.line + 1 for child in node.value]
+    return items
+
+
+_LineLoader.add_constructor("tag:yaml.org,2002:map", _construct_mapping)
+_LineLoader.add_constructor("tag:yaml.org,2002:seq", _construct_sequence)
+
+
+def load(text: str | bytes):
+    """Parse YAML safely; raises yaml.YAMLError (with a mark) on bad input."""
+    return yaml.load(text, Loader=_LineLoader)
+
+
+def error_line(exc: yaml.YAMLError) -> int | None:
+    """The 1-based line a YAML error points at, if it says."""
+    mark = getattr(exc, "problem_mark", None) or getattr(exc, "context_mark", None)
+    return mark.line + 1 if mark is not None else None
+
+
+def line_of(obj, default: int | None = None) -> int | None:
+    return getattr(obj, "line", None) or default

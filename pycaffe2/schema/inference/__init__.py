@@ -1,0 +1,71 @@
+"""Shape and type inference rules, named by the schemas' `inference:` field.
+
+A rule takes the op's view (typed args with schema defaults, input and output
+counts) and one TensorInfo per input (None where unknown), and returns one
+TensorInfo or None per output. It raises ShapeError when the known inputs
+cannot work, with a message naming the input and shapes at fault. Family
+modules in this package register rules with `@rule("name")`; every module
+here is imported, so a new family needs no list to be edited.
+"""
+from __future__ import annotations
+
+import importlib
+import pkgutil
+from typing import Callable, NamedTuple
+
+
+class TensorInfo(NamedTuple):
+    """A blob's shape (a tuple of ints) and dtype (a NumPy dtype name)."""
+
+    shape: tuple[int, ...]
+    dtype: str = "float32"
+
+    def describe(self) -> str:
+        return f"{list(self.shape)} {self.dtype}"
+
+
+class ShapeError(ValueError):
+    """Known input shapes or types that the op cannot take."""
+
+
+class OpView:
+    """An op as a rule sees it: args typed and defaulted by the schema."""
+
+    def __init__(self, op_type: str, args: dict, n_inputs: int, n_outputs: int):
+        self.type, self.args = op_type, args
+        self.n_inputs, self.n_outputs = n_inputs, n_outputs
+
+    def arg(self, name: str, default=None):
+        value = self.args.get(name)
+        return default if value is None else value
+
+    def has(self, name: str) -> bool:
+        return self.args.get(name) is not None
+
+
+Rule = Callable[[OpView, list], list]
+RULES: dict[str, Rule] = {}
+
+
+def rule(name: str):
+    """Register an inference rule under `name`."""
+    def register(function: Rule) -> Rule:
+        if name in RULES:
+            raise ValueError(f"inference rule {name} registered twice")
+        RULES[name] = function
+        return function
+    return register
+
+
+@rule("identical")
+def identical(op: OpView, inputs: list) -> list:
+    """Every output has the type and shape of input 0."""
+    return [inputs[0] if inputs else None] * op.n_outputs
+
+
+def _load_family_modules() -> None:
+    for module in pkgutil.iter_modules(__path__):
+        importlib.import_module(f"{__name__}.{module.name}")
+
+
+_load_family_modules()

@@ -1,0 +1,252 @@
+"""Loads and checks the YAML OpSchema files under schema/ops/.
+
+The format is documented in docs/schema_format.md. Each file holds one op
+family: optional `arg_groups` (named sets of args that several ops share) and
+`ops` (type -> schema). `_common.yaml` holds groups every family can use; its
+group `engine` (args Caffe2 engines read and the others ignore, such as
+`use_cudnn`) is accepted by every op. A malformed file raises SchemaError
+naming the file, line, op and fault.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import yaml
+
+from pycaffe2 import _yaml
+from pycaffe2.errors import SchemaError
+from pycaffe2.schema.args import ARG_FIELDS, convert
+from pycaffe2.schema.opschema import ArgSpec, Count, OpSchema, TensorSpec
+
+OPS_DIR = Path(__file__).parent / "ops"
+COMMON_FILE = "_common.yaml"
+ALWAYS_ACCEPTED_GROUP = "engine"
+GRADIENT_KINDS = ("none", "should_not", "not_implemented")
+DEVICES = ("cpu", "cuda")
+INFERENCE_BUILTINS = ("none", "identical")
+
+_OP_KEYS = {"doc", "inputs", "outputs", "num_inputs", "num_outputs", "args", "arg_groups",
+            "inplace", "inference", "devices", "gradient", "forward", "aliases"}
+_ARG_KEYS = {"type", "doc", "default", "required", "allowed", "min", "max", "exclusive_min"}
+_TENSOR_KEYS = {"name", "doc", "optional", "variadic"}
+
+
+class _Reader:
+    """Reads one file's entries, raising SchemaError with the file and line."""
+
+    def __init__(self, path: Path, inference_rules):
+        self.path, self.inference_rules = path, inference_rules
+        self.file = str(path)
+
+    def fail(self, message: str, node=None, op: str | None = None):
+        raise SchemaError(message, file=self.file, line=_yaml.line_of(node),
+                          op_type=op, op_index=None)
+
+    def load(self):
+        try:
+            data = _yaml.load(self.path.read_bytes())
+        except yaml.YAMLError as exc:
+            raise SchemaError(f"bad YAML: {exc}", file=self.file, line=_yaml.error_line(exc)) from None
+        if not isinstance(data, dict):
+            self.fail("a schema file must be a mapping with 'ops' (and optionally 'arg_groups')", data)
+        unknown = set(data) - {"ops", "arg_groups"}
+        if unknown:
+            self.fail(f"unknown top-level key(s): {', '.join(sorted(map(str, unknown)))}", data)
+        groups = self._mapping(data.get("arg_groups", {}), "arg_groups", data)
+        ops = self._mapping(data.get("ops", {}), "ops", data)
+        if "ops" not in data and self.path.name != COMMON_FILE:
+            self.fail("a family file needs an 'ops' mapping", data)
+        arg_groups = {name: self.args(spec, f"arg group {name}", group=name)
+                      for name, spec in groups.items()}
+        return arg_groups, ops
+
+    def _mapping(self, value, what, parent, op=None):
+        if not isinstance(value, dict):
+            self.fail(f"'{what}' must be a mapping", value if hasattr(value, "line") else parent, op)
+        return value
+
+    def args(self, specs, where, group=None, op=None) -> dict[str, ArgSpec]:
+        self._mapping(specs, where, specs, op)
+        return {name: self.arg(name, spec, op, group) for name, spec in specs.items()}
+
+    def arg(self, name, spec, op, group) -> ArgSpec:
+        if not isinstance(spec, dict):
+            self.fail(f"arg '{name}' must be a mapping with at least 'type'", spec, op)
+        unknown = set(spec) - _ARG_KEYS
+        if unknown:
+            self.fail(f"arg '{name}': unknown key(s) {', '.join(sorted(unknown))}", spec, op)
+        types = spec.get("type")
+        types = tuple(types) if isinstance(types, list) else (types,)
+        bad = [t for t in types if t not in ARG_FIELDS]
+        if bad or not types:
+            self.fail(f"arg '{name}': type must be one of {', '.join(ARG_FIELDS)} "
+                      f"(or a list of them), got {spec.get('type')!r}", spec, op)
+        if spec.get("required") and "default" in spec:
+            self.fail(f"arg '{name}': a required arg cannot have a default", spec, op)
+        allowed = spec.get("allowed")
+        if allowed is not None and not isinstance(allowed, list):
+            self.fail(f"arg '{name}': 'allowed' must be a list", spec, op)
+        for bound in ("min", "max"):
+            if bound in spec and not isinstance(spec[bound], (int, float)):
+                self.fail(f"arg '{name}': '{bound}' must be a number", spec, op)
+        arg = ArgSpec(name=name, types=types, doc=str(spec.get("doc", "")),
+                      default=spec.get("default"), required=bool(spec.get("required", False)),
+                      allowed=tuple(allowed) if allowed is not None else None,
+                      min=spec.get("min"), max=spec.get("max"),
+                      exclusive_min=bool(spec.get("exclusive_min", False)), group=group)
+        if arg.default is not None:
+            self._check_default(arg, spec, op)
+        return arg
+
+    def _check_default(self, arg: ArgSpec, spec, op):
+        for type_name in arg.types:
+            try:
+                convert(arg.default, type_name)
+                break
+            except ValueError:
+                continue
+        else:
+            self.fail(f"arg '{arg.name}': default {arg.default!r} is not a {arg.type_text}", spec, op)
+        problem = arg.violation(arg.default)
+        if problem:
+            self.fail(f"arg '{arg.name}': default {problem}", spec, op)
+
+    def tensors(self, specs, kind, op, node):
+        if not isinstance(specs, list):
+            self.fail(f"'{kind}' must be a list", node, op)
+        result, variadic = [], False
+        for item in specs:
+            if isinstance(item, str):
+                item = {"name": item}
+            if not isinstance(item, dict) or "name" not in item:
+                self.fail(f"each of '{kind}' needs a 'name'", node, op)
+            unknown = set(item) - _TENSOR_KEYS
+            if unknown:
+                self.fail(f"{kind} '{item['name']}': unknown key(s) {', '.join(sorted(unknown))}", item, op)
+            if variadic:
+                self.fail(f"{kind}: only the last entry may be variadic", item, op)
+            if result and result[-1].optional and not item.get("optional"):
+                self.fail(f"{kind} '{item['name']}': a required entry cannot follow an optional one",
+                          item, op)
+            variadic = bool(item.get("variadic"))
+            result.append(TensorSpec(str(item["name"]), str(item.get("doc", "")),
+                                     bool(item.get("optional", False))))
+        required = sum(not t.optional for t in result)
+        return tuple(result), Count(required, None if variadic else len(result))
+
+    def count(self, value, derived: Count, kind, op, node) -> Count:
+        if value is None:
+            return derived
+        if isinstance(value, bool):
+            pass
+        elif isinstance(value, int) and value >= 0:
+            return Count(value, value)
+        elif isinstance(value, list) and value and all(isinstance(v, int) and v >= 0 for v in value):
+            return Count(min(value), max(value), values=frozenset(value))
+        elif isinstance(value, dict) and set(value) <= {"min", "max", "step"} and "min" in value:
+            step = value.get("step", 1)
+            if all(isinstance(v, int) for v in value.values()) and step > 0:
+                return Count(value["min"], value.get("max"), step)
+        self.fail(f"'{kind}' must be a count, a list of counts or {{min, max, step}}; got {value!r}",
+                  node, op)
+
+    def inplace(self, spec, op, node, n_in: Count, n_out: Count):
+        spec = spec or {}
+        if not isinstance(spec, dict) or set(spec) - {"allow", "enforce"}:
+            self.fail("'inplace' must be a mapping with 'allow' and/or 'enforce' lists of "
+                      "[input, output] pairs", node, op)
+        pairs = {}
+        for key in ("allow", "enforce"):
+            found = set()
+            for pair in spec.get(key, []):
+                if not (isinstance(pair, list) and len(pair) == 2 and all(isinstance(p, int) for p in pair)):
+                    self.fail(f"inplace {key}: {pair!r} is not an [input, output] pair", node, op)
+                if (n_in.max is not None and pair[0] >= n_in.max) or (
+                        n_out.max is not None and pair[1] >= n_out.max):
+                    self.fail(f"inplace {key}: pair {pair} is out of range", node, op)
+                found.add(tuple(pair))
+            pairs[key] = frozenset(found)
+        return pairs["allow"], pairs["enforce"]
+
+    def op(self, op_type: str, spec, family: str, groups: dict) -> OpSchema:
+        if not isinstance(spec, dict):
+            self.fail("an op schema must be a mapping", spec, op_type)
+        unknown = set(spec) - _OP_KEYS
+        if unknown:
+            self.fail(f"unknown key(s) {', '.join(sorted(unknown))}", spec, op_type)
+        if not isinstance(spec.get("doc"), str) or not spec["doc"].strip():
+            self.fail("'doc' is required", spec, op_type)
+        inputs, n_in = self.tensors(spec.get("inputs", []), "inputs", op_type, spec)
+        outputs, n_out = self.tensors(spec.get("outputs", []), "outputs", op_type, spec)
+        n_in = self.count(spec.get("num_inputs"), n_in, "num_inputs", op_type, spec)
+        n_out = self.count(spec.get("num_outputs"), n_out, "num_outputs", op_type, spec)
+        args = {}
+        for group in [ALWAYS_ACCEPTED_GROUP, *spec.get("arg_groups", [])]:
+            if group not in groups:
+                self.fail(f"unknown arg group '{group}'", spec, op_type)
+            args.update(groups[group])
+        own = self.args(spec.get("args", {}), "args", op=op_type)
+        args.update(own)
+        allowed, enforced = self.inplace(spec.get("inplace"), op_type, spec, n_in, n_out)
+        inference = spec.get("inference", "none")
+        if inference not in INFERENCE_BUILTINS and inference not in self.inference_rules:
+            self.fail(f"unknown inference rule '{inference}'", spec, op_type)
+        devices = spec.get("devices", ["cpu"])
+        if not isinstance(devices, list) or set(devices) - set(DEVICES):
+            self.fail(f"'devices' must be a list drawn from {', '.join(DEVICES)}", spec, op_type)
+        forward = spec.get("forward")
+        gradient = spec.get("gradient", "not_implemented" if forward else None)
+        if isinstance(gradient, list) and all(isinstance(g, str) for g in gradient):
+            gradient = tuple(gradient)
+        elif gradient not in GRADIENT_KINDS:
+            self.fail(f"'gradient' must be one of {', '.join(GRADIENT_KINDS)} or a list of the "
+                      f"op types its maker emits; got {gradient!r}", spec, op_type)
+        aliases = spec.get("aliases", [])
+        if not isinstance(aliases, list):
+            self.fail("'aliases' must be a list", spec, op_type)
+        return OpSchema(
+            type=op_type, family=family, doc=spec["doc"].strip(), inputs=inputs, outputs=outputs,
+            num_inputs=n_in, num_outputs=n_out, args=args, inplace_allowed=allowed,
+            inplace_enforced=enforced, inference=inference, devices=tuple(devices),
+            gradient=gradient, forward=forward, aliases=tuple(aliases),
+            source=f"{self.file}:{_yaml.line_of(spec)}", own_args=tuple(own))
+
+
+def load_schemas(ops_dir: Path = OPS_DIR, inference_rules=()) -> dict[str, OpSchema]:
+    """Every schema under ops_dir, keyed by op type (aliases included)."""
+    common = ops_dir / COMMON_FILE
+    groups = _Reader(common, inference_rules).load()[0] if common.exists() else {}
+    if ALWAYS_ACCEPTED_GROUP not in groups:
+        groups[ALWAYS_ACCEPTED_GROUP] = {}
+    schemas: dict[str, OpSchema] = {}
+    for path in sorted(ops_dir.glob("*.yaml")):
+        if path.name == COMMON_FILE:
+            continue
+        reader = _Reader(path, inference_rules)
+        local_groups, ops = reader.load()
+        family_groups = {**groups, **local_groups}
+        for op_type, spec in ops.items():
+            schema = reader.op(str(op_type), spec, path.stem, family_groups)
+            for name in (schema.type, *schema.aliases):
+                if name in schemas:
+                    reader.fail(f"defined twice (also at {schemas[name].source})", spec, name)
+                schemas[name] = schema
+    return _link(schemas)
+
+
+def _link(schemas: dict[str, OpSchema]) -> dict[str, OpSchema]:
+    """Checks cross-references and gives gradient ops their forward op's args."""
+    from dataclasses import replace
+    for schema in {id(s): s for s in schemas.values()}.values():
+        where = dict(file=schema.source.rsplit(":", 1)[0], op_type=schema.type)
+        if schema.forward is not None and schema.forward not in schemas:
+            raise SchemaError(f"'forward' names unknown op {schema.forward}", **where)
+        if isinstance(schema.gradient, tuple):
+            for emitted in schema.gradient:
+                if emitted not in schemas:
+                    raise SchemaError(f"gradient emits {emitted}, which has no schema", **where)
+    for name, schema in list(schemas.items()):
+        if schema.forward is not None:
+            merged = {**schemas[schema.forward].args, **schema.args}
+            schemas[name] = replace(schema, args=merged)
+    return schemas
