@@ -1,0 +1,251 @@
+"""The net checker behind `pycaffe2 validate`: every problem at once.
+
+It checks each op against its schema (type, input/output counts, args and
+their types and values, in-place rules), follows blobs through the net (a
+blob read before anything provides it, two writers in a `dag` net, external
+outputs never produced) and runs shape and type inference where input shapes
+are known (declared in a model file's `input_shapes`, or produced by the init
+net's fills). Each Problem carries the file, line (YAML), net, op index, op
+type, a kind and a message.
+"""
+from __future__ import annotations
+
+import difflib
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from pycaffe2.errors import NetFileError, location
+from pycaffe2.proto import caffe2_pb2
+from pycaffe2.schema import closest_types, get_schema
+from pycaffe2.schema.args import arg_value, fits, set_fields
+from pycaffe2.schema.bind import ShapeError, TensorInfo, infer_op
+
+NET_TYPES = ("", "simple", "dag", "async_dag", "async_polling", "async_scheduling",
+             "async_simple", "singlethread_async", "prof_dag")
+CONCURRENT_NET_TYPES = ("dag", "async_dag", "async_polling", "async_scheduling", "prof_dag")
+
+
+@dataclass(frozen=True)
+class Problem:
+    kind: str
+    message: str
+    file: str | None = None
+    line: int | None = None
+    net: str | None = None
+    op_index: int | None = None
+    op_type: str | None = None
+
+    def __str__(self) -> str:
+        where = location(self.file, self.line, self.op_index, self.op_type)
+        net = f"[{self.net}] " if self.net else ""
+        return f"{where}: {net}{self.message}" if where else net + self.message
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+class _NetChecker:
+    """Checks one NetDef; blobs and shapes known before it are passed in."""
+
+    def __init__(self, net, file, op_lines, net_key, known_blobs, shapes):
+        self.net, self.file, self.op_lines, self.net_key = net, file, op_lines or {}, net_key
+        self.available = set(net.external_input) | set(known_blobs)
+        self.shapes: dict[str, TensorInfo] = dict(shapes)
+        self.problems: list[Problem] = []
+        self.strict_inputs = bool(net.external_input) or bool(known_blobs)
+
+    def report(self, kind, message, index=None, op_type=None):
+        line = self.op_lines.get(index) if index is not None else None
+        self.problems.append(Problem(kind, message, self.file, line, self.net_key, index, op_type))
+
+    def run(self) -> list[Problem]:
+        if self.net.type not in NET_TYPES:
+            self.report("net-type", f"unknown net type '{self.net.type}' "
+                        f"(known: {', '.join(t for t in NET_TYPES if t)})")
+        first_writer = self._first_writers()
+        writers: dict[str, int] = {}
+        for index, op in enumerate(self.net.op):
+            self.check_op(index, op, first_writer)
+            if self.net.type in CONCURRENT_NET_TYPES:
+                for blob in op.output:
+                    if blob in writers and writers[blob] != index:
+                        self.report("dag-write", f"blob '{blob}' is written by op {writers[blob]} too; "
+                                    "ops of a dag net run concurrently, so each blob needs one writer",
+                                    index, op.type)
+                    writers.setdefault(blob, index)
+            self.available.update(op.output)
+        for blob in self.net.external_output:
+            if blob not in self.available:
+                self.report("external-output", f"external_output '{blob}' is never produced")
+        return self.problems
+
+    def _first_writers(self) -> dict[str, int]:
+        first: dict[str, int] = {}
+        for index, op in enumerate(self.net.op):
+            for blob in op.output:
+                first.setdefault(blob, index)
+        return first
+
+    def check_op(self, index, op, first_writer):
+        schema = get_schema(op.type)
+        if schema is None:
+            close = closest_types(op.type)
+            hint = f" (did you mean {', '.join(close)}?)" if close else ""
+            self.report("unknown-op", f"unknown op type '{op.type}'{hint}", index, op.type)
+        self.check_inputs(index, op, first_writer)
+        if op.device_option.node_name:
+            self.report("device", "device_option.node_name must be empty", index, op.type)
+        if schema is None:
+            for blob in op.output:
+                self.shapes.pop(blob, None)
+            return
+        counts_ok = self.check_counts(index, op, schema)
+        self.check_args(index, op, schema)
+        if counts_ok:
+            self.check_inplace(index, op, schema)
+        self.infer(index, op, counts_ok)
+
+    def check_inputs(self, index, op, first_writer):
+        for blob in op.input:
+            if blob in self.available:
+                continue
+            later = first_writer.get(blob)
+            if later is not None and later >= index:
+                self.report("undefined-blob", f"input '{blob}' is read before op {later} writes it",
+                            index, op.type)
+            elif self.strict_inputs:
+                self.report("undefined-blob", f"input '{blob}' is not an external_input "
+                            "and no earlier op produces it", index, op.type)
+
+    def check_counts(self, index, op, schema) -> bool:
+        ok = True
+        for kind, blobs, count, specs in (("input", op.input, schema.num_inputs, schema.inputs),
+                                          ("output", op.output, schema.num_outputs, schema.outputs)):
+            if not count.allows(len(blobs)):
+                names = ", ".join(s.name for s in specs)
+                self.report(f"{kind}-count", f"takes {count.describe()} {kind}s"
+                            + (f" ({names})" if names else "") + f", got {len(blobs)}", index, op.type)
+                ok = False
+        return ok
+
+    def check_args(self, index, op, schema):
+        seen = set()
+        for arg in op.arg:
+            if arg.name in seen:
+                self.report("arg-duplicate", f"arg '{arg.name}' is given twice", index, op.type)
+            seen.add(arg.name)
+            spec = schema.args.get(arg.name)
+            if spec is None:
+                close = difflib.get_close_matches(arg.name, list(schema.args), n=1)
+                hint = f" (did you mean '{close[0]}'?)" if close else ""
+                self.report("unknown-arg", f"unknown arg '{arg.name}'{hint}", index, op.type)
+            elif not fits(arg, spec.types):
+                stored = ", ".join(set_fields(arg)) or "nothing"
+                self.report("arg-type", f"arg '{arg.name}' must be {spec.type_text}, "
+                            f"got {_describe(arg)} (field {stored})", index, op.type)
+            else:
+                problem = spec.violation(arg_value(arg))
+                if problem:
+                    self.report("arg-value", f"arg '{arg.name}': {problem}", index, op.type)
+        for name, spec in schema.args.items():
+            if spec.required and name not in seen:
+                self.report("missing-arg", f"required arg '{name}' is missing", index, op.type)
+
+    def check_inplace(self, index, op, schema):
+        for i, blob_in in enumerate(op.input):
+            for o, blob_out in enumerate(op.output):
+                if blob_in == blob_out and not schema.inplace_ok(i, o):
+                    self.report("inplace", f"input {i} ({schema.input_name(i)}) and output {o} "
+                                f"({schema.output_name(o)}) are both '{blob_in}', but {op.type} "
+                                f"{_inplace_text(schema)}", index, op.type)
+        for i, o in sorted(schema.inplace_enforced):
+            if i < len(op.input) and o < len(op.output) and op.input[i] != op.output[o]:
+                self.report("inplace", f"output {o} ({schema.output_name(o)}) must be the same blob "
+                            f"as input {i} ({schema.input_name(i)}) '{op.input[i]}', got "
+                            f"'{op.output[o]}'", index, op.type)
+
+    def infer(self, index, op, counts_ok):
+        outputs = [None] * len(op.output)
+        if counts_ok:
+            inputs = [self.shapes.get(blob) for blob in op.input]
+            try:
+                outputs = infer_op(op, inputs)
+            except ShapeError as exc:
+                known = ", ".join(f"{blob}: {info.describe()}" for blob, info
+                                  in zip(op.input, inputs) if info is not None)
+                self.report("shape", f"{exc} (inputs {known})" if known else str(exc), index, op.type)
+            except Exception as exc:  # a fault in a rule must not hide the other problems
+                self.report("internal", f"shape inference failed: {type(exc).__name__}: {exc}",
+                            index, op.type)
+        for blob, info in zip(op.output, outputs):
+            if info is None:
+                self.shapes.pop(blob, None)
+            else:
+                self.shapes[blob] = info
+
+
+def _describe(arg) -> str:
+    value = arg_value(arg)
+    text = repr(value)
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
+def _inplace_text(schema) -> str:
+    pairs = sorted(schema.inplace_allowed | schema.inplace_enforced)
+    if not pairs:
+        return "cannot run in place"
+    return "allows in place only " + ", ".join(
+        f"input {i} -> output {o}" for i, o in pairs)
+
+
+def check_net(net: caffe2_pb2.NetDef, *, file: str | None = None, op_lines=None,
+              net_key: str | None = None, known_blobs=(), shapes=None) -> list[Problem]:
+    """Every problem in one NetDef. `known_blobs` are provided from outside
+    (an init net, a workspace); `shapes` maps blob -> TensorInfo."""
+    return _NetChecker(net, file, op_lines, net_key, known_blobs, shapes or {}).run()
+
+
+def check_model(model) -> list[Problem]:
+    """Every problem in a netfile.Model: the init net first, then the predict
+    net, which sees the init net's blobs and shapes."""
+    problems, known = [], set()
+    shapes = {name: TensorInfo(dims, dtype) for name, (dims, dtype) in model.input_shapes.items()}
+    for key, net in model.nets():
+        checker = _NetChecker(net, model.files.get(key), model.op_lines.get(key),
+                              key if model.init_net is not None else None, known, shapes)
+        problems += checker.run()
+        known |= checker.available
+        shapes = checker.shapes
+    return problems
+
+
+def check_file(path) -> list[Problem]:
+    """Every problem in a net or model file (or model folder); a file that
+    cannot be read at all gives one problem of kind 'file'."""
+    from pycaffe2 import netfile  # the file layer sits above the schema layer
+    try:
+        model = netfile.load_model(path)
+    except NetFileError as exc:
+        return [Problem("file", exc.message, exc.file or str(path), exc.line, None,
+                        exc.op_index, exc.op_type)]
+    return check_model(model)
+
+
+def net_files(paths) -> list[Path]:
+    """The net files named by `paths`, folders searched recursively; a folder
+    holding predict_net.pb (+ init_net.pb) counts as one model."""
+    from pycaffe2.netfile import NET_SUFFIXES
+    found = []
+    for path in map(Path, paths):
+        if not path.is_dir():
+            found.append(path)
+            continue
+        for folder in [path, *sorted(p for p in path.rglob("*") if p.is_dir())]:
+            is_model = (folder / "predict_net.pb").is_file()
+            if is_model:
+                found.append(folder)
+            for file in sorted(folder.iterdir()):
+                pair_member = is_model and file.name in ("init_net.pb", "predict_net.pb")
+                if file.is_file() and file.suffix.lower() in NET_SUFFIXES and not pair_member:
+                    found.append(file)
+    return found
