@@ -123,7 +123,8 @@ class _NetChecker:
                                           ("output", op.output, schema.num_outputs, schema.outputs)):
             if not count.allows(len(blobs)):
                 names = ", ".join(s.name for s in specs)
-                self.report(f"{kind}-count", f"takes {count.describe()} {kind}s"
+                plural = "" if count.describe() == "1" else "s"
+                self.report(f"{kind}-count", f"takes {count.describe()} {kind}{plural}"
                             + (f" ({names})" if names else "") + f", got {len(blobs)}", index, op.type)
                 ok = False
         return ok

@@ -117,7 +117,8 @@ class _Reader:
         result, variadic = [], False
         for item in specs:
             if isinstance(item, str):
-                item = {"name": item}
+                item = _yaml.LineDict(name=item)
+                item.line = specs.line if hasattr(specs, "line") else None
             if not isinstance(item, dict) or "name" not in item:
                 self.fail(f"each of '{kind}' needs a 'name'", node, op)
             unknown = set(item) - _TENSOR_KEYS
