@@ -6,9 +6,16 @@ started on, so errors can point into the file.
 """
 from __future__ import annotations
 
+import re
+
 import yaml
 
-_Base = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+# libyaml's parser is fast but overflows the C stack (a crash, not an error)
+# on deeply nested input; the pure-Python parser raises RecursionError instead.
+# The C parser only gets text whose nesting is provably shallow: few flow
+# brackets in all, and no deeply indented line.
+_FAST_MAX_BRACKETS = 10_000
+_DEEP_INDENT = re.compile(rb"^[ \t?:-]{1000,}", re.MULTILINE)
 
 
 class LineDict(dict):
@@ -24,7 +31,11 @@ class LineList(list):
     item_lines: list = []
 
 
-class _LineLoader(_Base):
+class _LineLoader(yaml.SafeLoader):
+    pass
+
+
+class _FastLineLoader(getattr(yaml, "CSafeLoader", yaml.SafeLoader)):
     pass
 
 
@@ -51,13 +62,18 @@ def _construct_sequence(loader, node):
     return items
 
 
-_LineLoader.add_constructor("tag:yaml.org,2002:map", _construct_mapping)
-_LineLoader.add_constructor("tag:yaml.org,2002:seq", _construct_sequence)
+for _loader in (_LineLoader, _FastLineLoader):
+    _loader.add_constructor("tag:yaml.org,2002:map", _construct_mapping)
+    _loader.add_constructor("tag:yaml.org,2002:seq", _construct_sequence)
 
 
 def load(text: str | bytes):
-    """Parse YAML safely; raises yaml.YAMLError (with a mark) on bad input."""
-    return yaml.load(text, Loader=_LineLoader)
+    """Parse YAML safely; raises yaml.YAMLError (with a mark) on bad input,
+    RecursionError on absurdly deep nesting."""
+    data = text.encode("utf-8") if isinstance(text, str) else text
+    shallow = data.count(b"[") + data.count(b"{") <= _FAST_MAX_BRACKETS \
+        and not _DEEP_INDENT.search(data)
+    return yaml.load(data, Loader=_FastLineLoader if shallow else _LineLoader)
 
 
 def error_line(exc: yaml.YAMLError) -> int | None:

@@ -94,10 +94,13 @@ def load_model(path) -> Model:
     if suffix == ".pbtxt":
         return Model(_parse_pbtxt(data, str(path)), files={"predict_net": str(path)})
     tree = _parse_tree(data, suffix, str(path))
-    if isinstance(tree, dict) and "predict_net" in tree:
-        return _model_from_tree(tree, path)
-    lines: dict[int, int] = {}
-    net = _DictReader(str(path), lines).message(tree, caffe2_pb2.NetDef, "")
+    try:
+        if isinstance(tree, dict) and "predict_net" in tree:
+            return _model_from_tree(tree, path)
+        lines: dict[int, int] = {}
+        net = _DictReader(str(path), lines).message(tree, caffe2_pb2.NetDef, "")
+    except RecursionError:
+        raise NetFileError("nested too deeply", file=str(path)) from None
     return Model(net, files={"predict_net": str(path)}, op_lines={"predict_net": lines})
 
 
@@ -142,18 +145,15 @@ def _parse_pbtxt(data: bytes, file: str) -> caffe2_pb2.NetDef:
 
 
 def _parse_tree(data: bytes, suffix: str, file: str):
-    if suffix == ".json":
-        try:
-            return json.loads(data)
-        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-            line = getattr(exc, "lineno", None)
-            raise NetFileError(f"bad JSON: {exc}", file=file, line=line) from None
+    kind = "JSON" if suffix == ".json" else "YAML"
     try:
-        return _yaml.load(data)
+        return json.loads(data) if suffix == ".json" else _yaml.load(data)
+    except json.JSONDecodeError as exc:
+        raise NetFileError(f"bad JSON: {exc}", file=file, line=exc.lineno) from None
     except yaml.YAMLError as exc:
         raise NetFileError(f"bad YAML: {exc}", file=file, line=_yaml.error_line(exc)) from None
-    except (RecursionError, ValueError) as exc:
-        raise NetFileError(f"bad YAML: {exc}", file=file) from None
+    except (RecursionError, ValueError) as exc:  # too deep, or not UTF-8 text
+        raise NetFileError(f"bad {kind}: {exc}", file=file) from None
 
 
 def _model_from_tree(tree: dict, path: Path) -> Model:

@@ -247,3 +247,17 @@ def test_huge_repeated_field_is_read_or_refused_cleanly(tmp_path):
     (tmp_path / "lie.pb").write_bytes(b"\x3a\xff\xff\xff\xff\x0f" + b"x" * 10)
     with pytest.raises(NetFileError):
         netfile.load_net(tmp_path / "lie.pb")
+
+
+@pytest.mark.parametrize("suffix", [".json", ".yaml"])
+@pytest.mark.parametrize("depth", [3_000, 100_000])
+def test_deep_nesting_is_refused_cleanly(tmp_path, suffix, depth):
+    path = tmp_path / f"deep{suffix}"
+    path.write_text("[" * depth + "]" * depth)
+    with pytest.raises(NetFileError):
+        netfile.load_net(path)
+    # Nets nested in args (Argument.n), valid JSON and YAML flow text.
+    opening = '{"op": [{"type": "If", "arg": [{"name": "then", "n": '
+    path.write_text(opening * (depth // 4) + '{"name": "x"}' + "}]}]}" * (depth // 4))
+    with pytest.raises(NetFileError):
+        netfile.load_net(path)
