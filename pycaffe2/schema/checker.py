@@ -217,6 +217,30 @@ def check_model(model) -> list[Problem]:
         problems += checker.run()
         known |= checker.available
         shapes = checker.shapes
+    if model.plan is not None:
+        problems += _check_plan(model)
+    return problems
+
+
+def _check_plan(model) -> list[Problem]:
+    """Plan steps name nets that exist, and hold either substeps or nets."""
+    file = model.files.get("predict_net")
+    nets = {net.name for _, net in model.nets()} | {net.name for net in model.plan.network}
+    problems = []
+
+    def walk(step, path):
+        where = f"plan step '{path}'"
+        if step.substep and step.network:
+            problems.append(Problem("plan", f"{where} has both substeps and networks", file, net="plan"))
+        for name in step.network:
+            if name not in nets:
+                problems.append(Problem("plan", f"{where} runs unknown net '{name}' (known: "
+                                        f"{', '.join(sorted(nets))})", file, net="plan"))
+        for sub in step.substep:
+            walk(sub, f"{path}/{sub.name}")
+
+    for step in model.plan.execution_step:
+        walk(step, step.name)
     return problems
 
 

@@ -31,6 +31,7 @@ EXPECTED = {
     "shape.yaml": [("shape", 19, 1, "FC", "")],
     "external_output.yaml": [("external-output", None, None, None, "external_output 'Missing' is never produced")],
     "net_type.yaml": [("net-type", None, None, None, "unknown net type 'fancy'")],
+    "plan.yaml": [("plan", None, None, None, "plan step 'loop' runs unknown net 'trian' (known: init, train)")],
     "many.yaml": [("unknown-arg", 5, 0, "Relu", "unknown arg 'alpha'"),
                   ("unknown-op", 6, 1, "Tanhh", "did you mean Tanh"),
                   ("undefined-blob", 7, 2, "HardSigmoid", "input 'Q'")],
