@@ -1,0 +1,29 @@
+"""The CPU device: blobs are NumPy arrays (or bytes, for string blobs)."""
+from __future__ import annotations
+
+import numpy as np
+
+from pycaffe2.operators import load_kernels
+
+
+class CPUDevice:
+    name = "cpu"
+
+    @staticmethod
+    def kernels():
+        return load_kernels()
+
+    @staticmethod
+    def put(value):
+        """A value fed by the user, as the workspace will hold it (a private copy)."""
+        if isinstance(value, (bytes, str)):
+            return value.encode("utf-8") if isinstance(value, str) else value
+        array = np.array(value, copy=True)
+        if array.dtype.kind == "U":  # strings as Caffe2 keeps them: object arrays of bytes
+            array = np.array([s.encode("utf-8") for s in array.ravel()], dtype=object).reshape(array.shape)
+        return array
+
+    @staticmethod
+    def fetch(value):
+        """A copy for the user: changing it cannot change the workspace."""
+        return value.copy() if isinstance(value, np.ndarray) else value

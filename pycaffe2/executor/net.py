@@ -1,0 +1,193 @@
+"""Net compilation and the runners.
+
+`compile_net` does all the work once: it checks the net against the schemas,
+resolves each op's kernel and binds its args (typed, defaulted). The result
+is a list of Steps; running a net is a short loop over them. A step reads its
+inputs, calls its kernel and only then writes its outputs, so a failing op
+leaves every blob as it was before that op.
+"""
+from __future__ import annotations
+
+from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
+
+import numpy as np
+
+from pycaffe2.errors import PyCaffe2Error
+from pycaffe2.proto import caffe2_pb2
+from pycaffe2.schema import get_schema
+from pycaffe2.schema.bind import bind_args
+from pycaffe2.schema.checker import CONCURRENT_NET_TYPES, check_net
+
+# Problems the checker finds that only matter once blobs have values.
+_RUN_TIME_KINDS = ("shape", "undefined-blob", "dag-write", "external-output")
+
+
+class NetError(PyCaffe2Error):
+    """A net cannot be created: it names the net and lists every problem."""
+
+
+class OpFailure(PyCaffe2Error):
+    """An op failed while a net ran."""
+
+    def __init__(self, net_name, index, op_type, inputs, cause):
+        self.net_name, self.op_index, self.op_type, self.cause = net_name, index, op_type, cause
+        self.inputs = inputs
+        described = ", ".join(inputs) if inputs else "none"
+        super().__init__(f"Error running net {net_name}: op {index} ({op_type}) failed: {cause} "
+                         f"[inputs: {described}]")
+
+
+class Step:
+    """One op, ready to call."""
+
+    __slots__ = ("index", "op_type", "function", "inputs", "outputs", "kwargs")
+
+    def __init__(self, index, op_type, function, inputs, outputs, kwargs):
+        self.index, self.op_type, self.function = index, op_type, function
+        self.inputs, self.outputs, self.kwargs = inputs, outputs, kwargs
+
+    def run(self, blobs: dict, net_name: str) -> None:
+        try:
+            values = [blobs[name] for name in self.inputs]
+            result = self.function(*values, **self.kwargs)
+            if not isinstance(result, tuple):
+                result = (result,)
+            if len(result) < len(self.outputs):
+                raise PyCaffe2Error(f"kernel gave {len(result)} outputs, the op names {len(self.outputs)}")
+        except Exception as exc:
+            raise OpFailure(net_name, self.index, self.op_type, self._describe(blobs),
+                            _cause(exc, self.inputs, blobs)) from exc
+        for name, value in zip(self.outputs, result):
+            blobs[name] = value
+
+    def _describe(self, blobs) -> list[str]:
+        described = []
+        for name in self.inputs:
+            value = blobs.get(name)
+            if isinstance(value, np.ndarray):
+                described.append(f"{name} {list(value.shape)} {value.dtype}")
+            else:
+                described.append(f"{name} ({'missing' if value is None else type(value).__name__})")
+        return described
+
+
+def _cause(exc, inputs, blobs) -> str:
+    if isinstance(exc, KeyError) and exc.args and exc.args[0] in inputs and exc.args[0] not in blobs:
+        return f"input blob '{exc.args[0]}' has no value"
+    return f"{type(exc).__name__}: {exc}"
+
+
+class CompiledNet:
+    def __init__(self, name: str, steps: list[Step], concurrent: bool, num_workers: int):
+        self.name, self.steps = name, steps
+        self.concurrent, self.num_workers = concurrent, num_workers
+        self.dependencies = _dependencies(steps) if concurrent else None
+
+    def run(self, blobs: dict) -> None:
+        if self.concurrent and self.num_workers > 1:
+            _run_dag(self, blobs)
+        else:
+            for step in self.steps:
+                step.run(blobs, self.name)
+
+
+def _dependencies(steps: list[Step]) -> list[set[int]]:
+    """For each step, the earlier steps it must wait for (read/write conflicts)."""
+    last_writer: dict[str, int] = {}
+    readers: dict[str, list[int]] = {}
+    waits = []
+    for index, step in enumerate(steps):
+        needs = {last_writer[name] for name in step.inputs if name in last_writer}
+        for name in step.outputs:
+            needs.update(readers.get(name, ()))
+            if name in last_writer:
+                needs.add(last_writer[name])
+        needs.discard(index)
+        waits.append(needs)
+        for name in step.inputs:
+            readers.setdefault(name, []).append(index)
+        for name in step.outputs:
+            last_writer[name] = index
+            readers[name] = []
+    return waits
+
+
+def _run_dag(net: CompiledNet, blobs: dict) -> None:
+    """Runs steps on a thread pool as soon as the steps they depend on are done."""
+    pending = {i: set(deps) for i, deps in enumerate(net.dependencies)}
+    dependents: dict[int, list[int]] = {i: [] for i in pending}
+    for index, deps in pending.items():
+        for dep in deps:
+            dependents[dep].append(index)
+    with ThreadPoolExecutor(max_workers=net.num_workers) as pool:
+        running = {pool.submit(net.steps[i].run, blobs, net.name): i for i, d in pending.items() if not d}
+        for index in running.values():
+            del pending[index]
+        while running:
+            done, _ = wait(running, return_when=FIRST_EXCEPTION)
+            for future in done:
+                index = running.pop(future)
+                if future.exception() is not None:
+                    wait(running)
+                    raise future.exception()
+                for child in dependents[index]:
+                    pending[child].discard(index)
+                    if not pending[child]:
+                        del pending[child]
+                        running[pool.submit(net.steps[child].run, blobs, net.name)] = child
+
+
+def prepare(net: caffe2_pb2.NetDef) -> caffe2_pb2.NetDef:
+    """A private copy, with the net's device_option copied to ops that have none."""
+    copy = caffe2_pb2.NetDef()
+    copy.CopyFrom(net)
+    if copy.HasField("device_option"):
+        for op in copy.op:
+            if not op.HasField("device_option"):
+                op.device_option.CopyFrom(copy.device_option)
+    return copy
+
+
+def compile_net(net: caffe2_pb2.NetDef, known_blobs=(), kernels=None, rng=None) -> CompiledNet:
+    """Check `net` and bind every op to its kernel; raises NetError listing every problem."""
+    from pycaffe2.operators import load_kernels
+    kernels = load_kernels() if kernels is None else kernels
+    net = prepare(net)
+    name = net.name or "(unnamed net)"
+    problems = [str(p) for p in check_net(net, known_blobs=known_blobs)
+                if p.kind not in _RUN_TIME_KINDS]
+    steps = []
+    for index, op in enumerate(net.op):
+        kernel = kernels.get(op.type)
+        if get_schema(op.type) is None:
+            continue  # already reported by the checker
+        if kernel is None:
+            problems.append(f"op {index} ({op.type}): no CPU kernel for {op.type}")
+            continue
+        if op.device_option.device_type not in (caffe2_pb2.PROTO_CPU,):
+            problems.append(f"op {index} ({op.type}): device type {op.device_option.device_type} "
+                            "is not available (CPU only)")
+            continue
+        steps.append(_step(index, op, kernel, rng))
+    if problems:
+        raise NetError(f"cannot create net {name}:\n  " + "\n  ".join(problems))
+    workers = max(net.num_workers, _int_arg(net, "num_workers", 1), 1)
+    return CompiledNet(name, steps, net.type in CONCURRENT_NET_TYPES, workers)
+
+
+def _step(index, op, kernel, rng) -> Step:
+    bound = bind_args(get_schema(op.type), op)
+    kwargs = {name: bound.get(name) for name in kernel.arg_names}
+    if "num_outputs" in kernel.context:
+        kwargs["num_outputs"] = len(op.output)
+    if "rng" in kernel.context:
+        seeded = op.device_option.HasField("random_seed")
+        kwargs["rng"] = np.random.default_rng(op.device_option.random_seed) if seeded else rng
+    return Step(index, op.type, kernel.function, tuple(op.input), tuple(op.output), kwargs)
+
+
+def _int_arg(net, name, default):
+    for arg in net.arg:
+        if arg.name == name and arg.HasField("i"):
+            return arg.i
+    return default

@@ -1,0 +1,93 @@
+"""The Workspace: named blobs and created nets, with Caffe2's method names.
+
+Blobs hold NumPy arrays (or bytes for string blobs). FeedBlob stores a private
+copy and FetchBlob returns a copy, so nothing a user does to an array they fed
+or fetched can change the workspace. Kernels never write into arrays, which is
+what makes a failing op leave the workspace as it was.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from pycaffe2.errors import PyCaffe2Error
+from pycaffe2.executor.devices.cpu import CPUDevice
+from pycaffe2.executor.net import CompiledNet, compile_net
+from pycaffe2.proto import caffe2_pb2
+
+
+class Workspace:
+    def __init__(self, name: str = "default", seed: int | None = None):
+        self.name = name
+        self.blobs: dict[str, object] = {}
+        self.empty: set[str] = set()  # created (e.g. as a net input) but never given a value
+        self.nets: dict[str, CompiledNet] = {}
+        self.device = CPUDevice()
+        self.rng = np.random.default_rng(seed)
+
+    # blobs
+    def FeedBlob(self, name: str, value, device_option=None) -> bool:
+        if isinstance(value, caffe2_pb2.TensorProto):
+            from pycaffe2.tensor import tensor_to_array
+            value = tensor_to_array(value)
+        self.blobs[str(name)] = self.device.put(value)
+        self.empty.discard(str(name))
+        return True
+
+    def FetchBlob(self, name: str):
+        if name not in self.blobs:
+            detail = "it was created but never given a value" if name in self.empty else "no such blob"
+            raise PyCaffe2Error(f"Can't find blob: {name} ({detail})")
+        return self.device.fetch(self.blobs[name])
+
+    def FetchBlobs(self, names) -> list:
+        return [self.FetchBlob(name) for name in names]
+
+    def HasBlob(self, name: str) -> bool:
+        return name in self.blobs or name in self.empty
+
+    def CreateBlob(self, name: str) -> bool:
+        if name not in self.blobs:
+            self.empty.add(name)
+        return True
+
+    def Blobs(self) -> list[str]:
+        return sorted(set(self.blobs) | self.empty)
+
+    # nets
+    def CreateNet(self, net: caffe2_pb2.NetDef, overwrite: bool = False, input_blobs=None) -> bool:
+        if not net.name:
+            raise PyCaffe2Error("CreateNet: the NetDef must have a name")
+        if net.name in self.nets and not overwrite:
+            raise PyCaffe2Error(f"I respectfully refuse to overwrite an existing net of the same "
+                                f"name \"{net.name}\", unless you explicitly specify overwrite=True.")
+        for name in list(input_blobs or ()) + list(net.external_input):
+            self.CreateBlob(name)
+        self.nets[net.name] = compile_net(net, known_blobs=self.Blobs(), rng=self.rng)
+        return True
+
+    def RunNet(self, name, num_iter: int = 1, allow_fail: bool = False) -> bool:
+        net_name = name.name if isinstance(name, caffe2_pb2.NetDef) else str(name)
+        if net_name not in self.nets:
+            raise PyCaffe2Error(f"Can't find net {net_name}")
+        compiled = self.nets[net_name]
+        try:
+            for _ in range(num_iter):
+                compiled.run(self.blobs)
+        except PyCaffe2Error:
+            if allow_fail:
+                return False
+            raise
+        return True
+
+    def RunNetOnce(self, net: caffe2_pb2.NetDef) -> bool:
+        compile_net(net, known_blobs=self.Blobs(), rng=self.rng).run(self.blobs)
+        return True
+
+    def RunOperatorOnce(self, op: caffe2_pb2.OperatorDef) -> bool:
+        return self.RunOperatorsOnce([op])
+
+    def RunOperatorsOnce(self, ops) -> bool:
+        net = caffe2_pb2.NetDef(name="_run_operators_once")
+        for op in ops:
+            net.op.add().CopyFrom(op)
+        return self.RunNetOnce(net)

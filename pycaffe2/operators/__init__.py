@@ -1,0 +1,62 @@
+"""Operator kernels: one module per op family, registered by op type.
+
+A CPU kernel takes the op's input arrays positionally and its schema args as
+keyword-only parameters without defaults (the schema supplies every default
+once, when a net is created). It returns its outputs: a tuple, or one array
+for a single output; optional outputs the op did not ask for are dropped.
+Kernels never modify their inputs: that is what lets a failing op leave the
+workspace as it was.
+
+A kernel may also declare the keyword-only parameters `num_outputs` (how many
+outputs the op asked for) and `rng` (a NumPy Generator, seeded from the op's
+device_option.random_seed when it has one); the executor fills them.
+"""
+from __future__ import annotations
+
+import importlib
+import inspect
+import pkgutil
+from dataclasses import dataclass
+from typing import Callable
+
+CONTEXT_PARAMS = ("num_outputs", "rng")
+
+
+@dataclass(frozen=True)
+class Kernel:
+    op_type: str
+    function: Callable
+    arg_names: tuple[str, ...]  # schema args it takes
+    context: tuple[str, ...]  # which of CONTEXT_PARAMS it takes
+
+
+CPU_KERNELS: dict[str, Kernel] = {}
+
+
+def register_cpu(*op_types: str):
+    """Register a CPU kernel for one or more op types."""
+    def register(function: Callable) -> Callable:
+        keyword = [p.name for p in inspect.signature(function).parameters.values()
+                   if p.kind is inspect.Parameter.KEYWORD_ONLY]
+        args = tuple(name for name in keyword if name not in CONTEXT_PARAMS)
+        context = tuple(name for name in keyword if name in CONTEXT_PARAMS)
+        for op_type in op_types:
+            if op_type in CPU_KERNELS:
+                raise ValueError(f"CPU kernel for {op_type} registered twice")
+            CPU_KERNELS[op_type] = Kernel(op_type, function, args, context)
+        return function
+    return register
+
+
+_loaded = False
+
+
+def load_kernels() -> dict[str, Kernel]:
+    """Import every family module once; returns the CPU kernel registry."""
+    global _loaded
+    if not _loaded:
+        for module in pkgutil.iter_modules(__path__):
+            if not module.name.startswith("_"):
+                importlib.import_module(f"{__name__}.{module.name}")
+        _loaded = True
+    return CPU_KERNELS

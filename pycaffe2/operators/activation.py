@@ -1,0 +1,138 @@
+"""Activation kernels (NumPy). Gradient kernels take Y where the forward op
+can run in place, matching their schemas."""
+from __future__ import annotations
+
+import numpy as np
+
+from pycaffe2.operators import register_cpu
+
+
+def _channel_view(slope, x, order):
+    """Slope shaped to broadcast over X's channel axis."""
+    if slope.size == 1 or x.ndim < 2:
+        return slope.reshape(())
+    shape = [1] * x.ndim
+    shape[1 if order == "NCHW" else -1] = slope.size
+    return slope.reshape(shape)
+
+
+@register_cpu("Relu")
+def relu(x):
+    return np.maximum(x, 0).astype(x.dtype, copy=False)
+
+
+@register_cpu("ReluGradient")
+def relu_gradient(y, dy):
+    return np.where(y > 0, dy, 0).astype(dy.dtype, copy=False)
+
+
+@register_cpu("LeakyRelu")
+def leaky_relu(x, *, alpha):
+    return np.where(x >= 0, x, x * x.dtype.type(alpha))
+
+
+@register_cpu("LeakyReluGradient")
+def leaky_relu_gradient(y, dy, *, alpha):
+    return np.where(y >= 0, dy, dy * dy.dtype.type(alpha))
+
+
+@register_cpu("PRelu")
+def prelu(x, slope, *, order):
+    return np.where(x >= 0, x, x * _channel_view(slope, x, order)).astype(x.dtype, copy=False)
+
+
+@register_cpu("PReluGradient")
+def prelu_gradient(y, dy, x, slope, *, order):
+    dx = np.where(x >= 0, dy, dy * _channel_view(slope, x, order)).astype(x.dtype, copy=False)
+    contribution = np.where(x >= 0, 0, x * dy)
+    if slope.size == 1:
+        dslope = np.array([contribution.sum()], dtype=slope.dtype)
+    else:
+        axis = 1 if order == "NCHW" else x.ndim - 1
+        dslope = contribution.sum(axis=tuple(a for a in range(x.ndim) if a != axis)).astype(slope.dtype)
+    return dx, dslope.reshape(slope.shape)
+
+
+@register_cpu("Sigmoid")
+def sigmoid(x):
+    # exp of -|x| never overflows; the two halves recombine to 1/(1+exp(-x)).
+    e = np.exp(-np.abs(x))
+    return np.where(x >= 0, 1 / (1 + e), e / (1 + e)).astype(x.dtype, copy=False)
+
+
+@register_cpu("SigmoidGradient")
+def sigmoid_gradient(y, dy):
+    return dy * y * (1 - y)
+
+
+@register_cpu("Tanh")
+def tanh(x):
+    return np.tanh(x)
+
+
+@register_cpu("TanhGradient")
+def tanh_gradient(y, dy):
+    return dy * (1 - y * y)
+
+
+@register_cpu("Elu")
+def elu(x, *, alpha):
+    return np.where(x > 0, x, x.dtype.type(alpha) * np.expm1(np.minimum(x, 0)))
+
+
+@register_cpu("EluGradient")
+def elu_gradient(y, dy, *, alpha):
+    return np.where(y > 0, dy, dy * (y + dy.dtype.type(alpha)))
+
+
+@register_cpu("Selu")
+def selu(x, *, alpha, scale):
+    negative = x.dtype.type(alpha) * np.expm1(np.minimum(x, 0))
+    return x.dtype.type(scale) * np.where(x > 0, x, negative)
+
+
+@register_cpu("SeluGradient")
+def selu_gradient(y, dy, *, alpha, scale):
+    scale = dy.dtype.type(scale)
+    return np.where(y > 0, scale * dy, dy * (y + scale * dy.dtype.type(alpha)))
+
+
+@register_cpu("Softplus")
+def softplus(x):
+    return np.logaddexp(x, x.dtype.type(0)).astype(x.dtype, copy=False)
+
+
+@register_cpu("SoftplusGradient")
+def softplus_gradient(y, dy):
+    return dy * -np.expm1(-y)
+
+
+@register_cpu("Softsign")
+def softsign(x):
+    return x / (1 + np.abs(x))
+
+
+@register_cpu("SoftsignGradient")
+def softsign_gradient(x, dy):
+    return dy / np.square(1 + np.abs(x))
+
+
+@register_cpu("Swish")
+def swish(x):
+    return x * sigmoid(x)
+
+
+@register_cpu("SwishGradient")
+def swish_gradient(x, y, dy):
+    return dy * (y + sigmoid(x) * (1 - y))
+
+
+@register_cpu("HardSigmoid")
+def hard_sigmoid(x, *, alpha, beta):
+    t = x.dtype.type
+    return np.clip(x * t(alpha) + t(beta), t(0), t(1))
+
+
+@register_cpu("HardSigmoidGradient")
+def hard_sigmoid_gradient(y, dy, *, alpha):
+    return np.where((y > 0) & (y < 1), dy * dy.dtype.type(alpha), dy.dtype.type(0))

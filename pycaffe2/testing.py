@@ -1,0 +1,73 @@
+"""Helpers for op tests: run one op, compare with a NumPy reference.
+
+    check_reference("HardSigmoid", [x], reference, args={"alpha": 0.3})
+
+runs the op alone in a fresh Workspace, compares every output with
+`reference(*inputs, **args)` (which returns one array or a tuple) and, when
+the schema lets input i run in place on output o, runs it that way too and
+expects the same result.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from pycaffe2.executor import Workspace
+from pycaffe2.proto import caffe2_pb2
+from pycaffe2.schema import get_schema
+from pycaffe2.schema.args import make_argument
+
+
+def make_op(op_type: str, inputs, outputs, args=None) -> caffe2_pb2.OperatorDef:
+    """An OperatorDef with args typed by the op's schema."""
+    schema = get_schema(op_type)
+    op = caffe2_pb2.OperatorDef(type=op_type, input=inputs, output=outputs)
+    for name, value in (args or {}).items():
+        spec = schema.args.get(name) if schema else None
+        op.arg.append(make_argument(name, value, spec.types if spec else ()))
+    return op
+
+
+def run_op(op_type: str, inputs: list, args=None, num_outputs: int | None = None,
+           input_names=None, output_names=None, seed: int = 0) -> list:
+    """Run one op on `inputs` (arrays) and return its outputs as arrays."""
+    schema = get_schema(op_type)
+    input_names = input_names or [f"in{i}" for i in range(len(inputs))]
+    if output_names is None:
+        count = num_outputs if num_outputs is not None else schema.num_outputs.min
+        output_names = [f"out{i}" for i in range(count)]
+    workspace = Workspace("_op_test", seed=seed)
+    for name, value in zip(input_names, inputs):
+        workspace.FeedBlob(name, value)
+    workspace.RunOperatorOnce(make_op(op_type, input_names, output_names, args))
+    return [workspace.FetchBlob(name) for name in output_names]
+
+
+def assert_outputs_close(got, expected, atol=1e-4, rtol=1e-4, names=None) -> None:
+    expected = expected if isinstance(expected, (tuple, list)) else (expected,)
+    for index, (g, e) in enumerate(zip(got, expected)):
+        if e is None:
+            continue
+        e = np.asarray(e)
+        label = names[index] if names else f"output {index}"
+        assert g.shape == e.shape, f"{label}: shape {g.shape} != reference {e.shape}"
+        np.testing.assert_allclose(g, e, atol=atol, rtol=rtol, err_msg=label)
+
+
+def check_reference(op_type: str, inputs: list, reference, args=None, num_outputs=None,
+                    atol=1e-4, rtol=1e-4, check_inplace=True) -> list:
+    """Compare the op with `reference`; also in place where the schema allows it.
+    Returns the op's outputs."""
+    args = args or {}
+    got = run_op(op_type, inputs, args, num_outputs)
+    expected = reference(*inputs, **args)
+    assert_outputs_close(got, expected, atol, rtol)
+    if check_inplace:
+        schema = get_schema(op_type)
+        for i, o in sorted(schema.inplace_allowed):
+            if i < len(inputs) and o < len(got):
+                in_names = [f"in{k}" for k in range(len(inputs))]
+                out_names = [f"out{k}" for k in range(len(got))]
+                out_names[o] = in_names[i]
+                inplace = run_op(op_type, inputs, args, input_names=in_names, output_names=out_names)
+                assert_outputs_close(inplace, expected, atol, rtol)
+    return got
