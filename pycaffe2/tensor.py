@@ -55,6 +55,8 @@ def array_to_tensor(array, name: str = "") -> caffe2_pb2.TensorProto:
     flat = array.ravel()
     if array.dtype == np.float16:
         tensor.int32_data.extend(flat.view(np.uint16).tolist())
+    elif array.dtype == np.bool_:
+        tensor.int32_data.extend(flat.astype(np.int32).tolist())
     else:
         getattr(tensor, _FIELDS.get(tensor.data_type, "int32_data")).extend(flat.tolist())
     return tensor
