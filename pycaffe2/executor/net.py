@@ -2,9 +2,10 @@
 
 `compile_net` does all the work once: it checks the net against the schemas,
 resolves each op's kernel and binds its args (typed, defaulted). The result
-is a list of Steps; running a net is a short loop over them. A step reads its
-inputs, calls its kernel and only then writes its outputs, so a failing op
-leaves every blob as it was before that op.
+is a list of Steps, turned into one straight-line function for sequential
+runs (so RunNet pays no per-op interpretation) and scheduled on a thread pool
+for concurrent `dag` runs. Each op reads its inputs, calls its kernel and only
+then writes its outputs, so a failing op leaves every blob as it was.
 """
 from __future__ import annotations
 
@@ -38,29 +39,26 @@ class OpFailure(PyCaffe2Error):
 
 
 class Step:
-    """One op, ready to call."""
+    """One op, ready to call. `single` kernels return one array, the others a tuple."""
 
-    __slots__ = ("index", "op_type", "function", "inputs", "outputs", "kwargs")
+    __slots__ = ("index", "op_type", "function", "inputs", "outputs", "kwargs", "single")
 
-    def __init__(self, index, op_type, function, inputs, outputs, kwargs):
+    def __init__(self, index, op_type, function, inputs, outputs, kwargs, single):
         self.index, self.op_type, self.function = index, op_type, function
-        self.inputs, self.outputs, self.kwargs = inputs, outputs, kwargs
+        self.inputs, self.outputs, self.kwargs, self.single = inputs, outputs, kwargs, single
 
     def run(self, blobs: dict, net_name: str) -> None:
         try:
-            values = [blobs[name] for name in self.inputs]
-            result = self.function(*values, **self.kwargs)
-            if not isinstance(result, tuple):
-                result = (result,)
-            if len(result) < len(self.outputs):
-                raise PyCaffe2Error(f"kernel gave {len(result)} outputs, the op names {len(self.outputs)}")
+            result = self.function(*[blobs[name] for name in self.inputs], **self.kwargs)
+            if self.single:
+                blobs[self.outputs[0]] = result
+            else:  # all outputs are computed before any is written
+                values = tuple(result[k] for k in range(len(self.outputs)))
+                blobs.update(zip(self.outputs, values))
         except Exception as exc:
-            raise OpFailure(net_name, self.index, self.op_type, self._describe(blobs),
-                            _cause(exc, self.inputs, blobs)) from exc
-        for name, value in zip(self.outputs, result):
-            blobs[name] = value
+            raise self.failure(exc, blobs, net_name) from exc
 
-    def _describe(self, blobs) -> list[str]:
+    def failure(self, exc, blobs, net_name) -> OpFailure:
         described = []
         for name in self.inputs:
             value = blobs.get(name)
@@ -68,27 +66,74 @@ class Step:
                 described.append(f"{name} {list(value.shape)} {value.dtype}")
             else:
                 described.append(f"{name} ({'missing' if value is None else type(value).__name__})")
-        return described
+        if isinstance(exc, KeyError) and exc.args and exc.args[0] in self.inputs \
+                and exc.args[0] not in blobs:
+            cause = f"input blob '{exc.args[0]}' has no value"
+        else:
+            cause = f"{type(exc).__name__}: {exc}"
+        return OpFailure(net_name, self.index, self.op_type, described, cause)
 
 
-def _cause(exc, inputs, blobs) -> str:
-    if isinstance(exc, KeyError) and exc.args and exc.args[0] in inputs and exc.args[0] not in blobs:
-        return f"input blob '{exc.args[0]}' has no value"
-    return f"{type(exc).__name__}: {exc}"
+def _straight_line(steps: list[Step]):
+    """A function running `steps` in order with no per-op interpretation.
+
+    The generated source holds only identifiers made here (b0, k0, w0, ...);
+    blob names, kernels and args come in as values, so nothing from a net file
+    becomes code. Returns (function, line -> step) for locating failures.
+    """
+    names = sorted({name for step in steps for name in step.inputs + step.outputs})
+    slot = {name: f"b{i}" for i, name in enumerate(names)}
+    lines, line_step = ["def run(B, N, K, W):"], {}
+    if names:
+        lines.append(f"    {', '.join(slot.values())}, = N")
+    if steps:
+        lines.append(f"    {', '.join(f'k{i}' for i in range(len(steps)))}, = K")
+        lines.append(f"    {', '.join(f'w{i}' for i in range(len(steps)))}, = W")
+    for i, step in enumerate(steps):
+        args = [f"B[{slot[name]}]" for name in step.inputs] + ([f"**w{i}"] if step.kwargs else [])
+        call = f"k{i}({', '.join(args)})"
+        if step.single:
+            code = f"B[{slot[step.outputs[0]]}] = {call}"
+        else:
+            targets = ", ".join(f"B[{slot[name]}]" for name in step.outputs)
+            code = f"_r = {call}; {targets}, = {', '.join(f'_r[{k}]' for k in range(len(step.outputs)))},"
+        line_step[len(lines) + 1] = step
+        lines.append("    " + code)
+    namespace: dict = {}
+    exec(compile("\n".join(lines), "<pycaffe2 net>", "exec"), namespace)
+    run = namespace["run"]
+    constants = (tuple(names), tuple(s.function for s in steps), tuple(s.kwargs for s in steps))
+    return (lambda blobs: run(blobs, *constants)), line_step
+
+
+def _failed_step(exc, line_step):
+    """The step whose line of generated code raised `exc`."""
+    tb = exc.__traceback__
+    while tb is not None:
+        if tb.tb_frame.f_code.co_filename == "<pycaffe2 net>":
+            return line_step.get(tb.tb_lineno)
+        tb = tb.tb_next
+    return None
 
 
 class CompiledNet:
     def __init__(self, name: str, steps: list[Step], concurrent: bool, num_workers: int):
         self.name, self.steps = name, steps
-        self.concurrent, self.num_workers = concurrent, num_workers
-        self.dependencies = _dependencies(steps) if concurrent else None
+        self.concurrent = concurrent and num_workers > 1
+        self.num_workers = num_workers
+        self.dependencies = _dependencies(steps) if self.concurrent else None
+        self._run_in_order, self._line_step = _straight_line(steps)
 
     def run(self, blobs: dict) -> None:
-        if self.concurrent and self.num_workers > 1:
-            _run_dag(self, blobs)
-        else:
-            for step in self.steps:
-                step.run(blobs, self.name)
+        if self.concurrent:
+            return _run_dag(self, blobs)
+        try:
+            self._run_in_order(blobs)
+        except Exception as exc:
+            step = _failed_step(exc, self._line_step)
+            if step is None:
+                raise
+            raise step.failure(exc, blobs, self.name) from exc
 
 
 def _dependencies(steps: list[Step]) -> list[set[int]]:
@@ -183,7 +228,8 @@ def _step(index, op, kernel, rng) -> Step:
     if "rng" in kernel.context:
         seeded = op.device_option.HasField("random_seed")
         kwargs["rng"] = np.random.default_rng(op.device_option.random_seed) if seeded else rng
-    return Step(index, op.type, kernel.function, tuple(op.input), tuple(op.output), kwargs)
+    single = get_schema(op.type).num_outputs.max == 1
+    return Step(index, op.type, kernel.function, tuple(op.input), tuple(op.output), kwargs, single)
 
 
 def _int_arg(net, name, default):

@@ -18,7 +18,7 @@ def _channel_view(slope, x, order):
 
 @register_cpu("Relu")
 def relu(x):
-    return np.maximum(x, 0).astype(x.dtype, copy=False)
+    return np.maximum(x, 0)
 
 
 @register_cpu("ReluGradient")
