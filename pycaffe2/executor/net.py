@@ -213,7 +213,10 @@ def compile_net(net: caffe2_pb2.NetDef, known_blobs=(), kernels=None, rng=None) 
             problems.append(f"op {index} ({op.type}): device type {op.device_option.device_type} "
                             "is not available (CPU only)")
             continue
-        steps.append(_step(index, op, kernel, rng))
+        try:
+            steps.append(_step(index, op, kernel, rng))
+        except (ValueError, PyCaffe2Error) as exc:  # a kernel factory refusing its args
+            problems.append(f"op {index} ({op.type}): {exc}")
     if problems:
         raise NetError(f"cannot create net {name}:\n  " + "\n  ".join(problems))
     workers = max(net.num_workers, _int_arg(net, "num_workers", 1), 1)
@@ -229,7 +232,10 @@ def _step(index, op, kernel, rng) -> Step:
         seeded = op.device_option.HasField("random_seed")
         kwargs["rng"] = np.random.default_rng(op.device_option.random_seed) if seeded else rng
     single = get_schema(op.type).num_outputs.max == 1
-    return Step(index, op.type, kernel.function, tuple(op.input), tuple(op.output), kwargs, single)
+    function = kernel.function
+    if kernel.specialize:
+        function, kwargs = function(**kwargs), {}
+    return Step(index, op.type, function, tuple(op.input), tuple(op.output), kwargs, single)
 
 
 def _int_arg(net, name, default):

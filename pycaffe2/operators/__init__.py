@@ -10,6 +10,11 @@ workspace as it was.
 A kernel may also declare the keyword-only parameters `num_outputs` (how many
 outputs the op asked for) and `rng` (a NumPy Generator, seeded from the op's
 device_option.random_seed when it has one); the executor fills them.
+
+`register_cpu(..., specialize=True)` registers a kernel factory instead: it
+takes only the keyword args, once, when the net is created, and returns the
+function to call on the inputs (e.g. plain `np.add` when Add has no legacy
+broadcast), so args cost nothing per run.
 """
 from __future__ import annotations
 
@@ -28,13 +33,14 @@ class Kernel:
     function: Callable
     arg_names: tuple[str, ...]  # schema args it takes
     context: tuple[str, ...]  # which of CONTEXT_PARAMS it takes
+    specialize: bool = False  # `function` is a factory: function(**args) -> kernel
 
 
 CPU_KERNELS: dict[str, Kernel] = {}
 
 
-def register_cpu(*op_types: str):
-    """Register a CPU kernel for one or more op types."""
+def register_cpu(*op_types: str, specialize: bool = False):
+    """Register a CPU kernel (or kernel factory) for one or more op types."""
     def register(function: Callable) -> Callable:
         keyword = [p.name for p in inspect.signature(function).parameters.values()
                    if p.kind is inspect.Parameter.KEYWORD_ONLY]
@@ -43,7 +49,7 @@ def register_cpu(*op_types: str):
         for op_type in op_types:
             if op_type in CPU_KERNELS:
                 raise ValueError(f"CPU kernel for {op_type} registered twice")
-            CPU_KERNELS[op_type] = Kernel(op_type, function, args, context)
+            CPU_KERNELS[op_type] = Kernel(op_type, function, args, context, specialize)
         return function
     return register
 
