@@ -71,3 +71,45 @@ def check_reference(op_type: str, inputs: list, reference, args=None, num_output
                 inplace = run_op(op_type, inputs, args, input_names=in_names, output_names=out_names)
                 assert_outputs_close(inplace, expected, atol, rtol)
     return got
+
+
+def numeric_gradient(op_type: str, inputs: list, wrt: int, output_grads: list, args=None,
+                     num_outputs=None, delta: float = 1e-3) -> np.ndarray:
+    """d(sum_o <Y_o, dY_o>)/d(inputs[wrt]) by central differences, in float64.
+
+    `output_grads[o]` is the gradient fed to output o (None: the output does not
+    count). Comparing a gradient op's dX with this checks it against its forward op.
+    """
+    inputs = [np.asarray(v, dtype=np.float64) if np.asarray(v).dtype.kind == "f" else v for v in inputs]
+
+    def objective(x):
+        trial = list(inputs)
+        trial[wrt] = x
+        outputs = run_op(op_type, trial, args, num_outputs)
+        return sum(float(np.sum(y.astype(np.float64) * g))
+                   for y, g in zip(outputs, output_grads) if g is not None)
+
+    x = inputs[wrt]
+    gradient = np.zeros_like(x)
+    for index in np.ndindex(x.shape):
+        shifted = x.copy()
+        shifted[index] += delta
+        up = objective(shifted)
+        shifted[index] -= 2 * delta
+        gradient[index] = (up - objective(shifted)) / (2 * delta)
+    return gradient
+
+
+def check_gradient_op(forward_type: str, inputs: list, gradient_type: str, gradient_inputs: list,
+                      wrt: dict, output_grads: list, args=None, num_outputs=None,
+                      atol=1e-2, rtol=1e-2) -> list:
+    """Run `gradient_type` on `gradient_inputs` and compare its outputs with
+    numeric gradients of `forward_type`: `wrt` maps gradient output index ->
+    forward input index. Returns the gradient op's outputs."""
+    count = max(max(wrt) + 1, get_schema(gradient_type).num_outputs.min)
+    got = run_op(gradient_type, gradient_inputs, args, num_outputs=count)
+    for out_index, in_index in wrt.items():
+        expected = numeric_gradient(forward_type, inputs, in_index, output_grads, args, num_outputs)
+        np.testing.assert_allclose(got[out_index], expected, atol=atol, rtol=rtol,
+                                   err_msg=f"{gradient_type} output {out_index} vs numeric d/d input {in_index}")
+    return got
