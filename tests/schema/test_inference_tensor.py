@@ -268,6 +268,8 @@ def test_sparse_to_dense():
         infer("SparseToDense", [indices, TensorInfo((3, 2)), (7,)])
     with pytest.raises(ShapeError, match="indices must be 1-D"):
         infer("SparseToDense", [TensorInfo((2, 2), "int64"), values, (7,)])
+    with pytest.raises(ShapeError, match="do not also give output_first_dim"):
+        infer("SparseToDense", [indices, values, (7, 9)], output_first_dim=5)
 
 
 def test_shape():

@@ -44,26 +44,28 @@ def _order_axis(op: OpView) -> int:
     return ORDER_CHANNEL_AXIS[op.arg("order", "NCHW")]
 
 
-def _reshaped(op: OpView, dims: tuple, shape: list) -> tuple:
+def reshaped_dims(op_type: str, dims: tuple, shape: list) -> tuple:
+    """Reshape's new dims: a 0 copies the input dim at its position, one -1 is inferred.
+    Shared with the Reshape kernel (the shape may come from an input there)."""
     out = []
     for index, dim in enumerate(shape):
         if dim == 0:
             if index >= len(dims):
-                raise ShapeError(f"{op.type}: shape {shape} copies dim {index} (0) but the "
+                raise ShapeError(f"{op_type}: shape {shape} copies dim {index} (0) but the "
                                  f"input {list(dims)} has only {len(dims)} dims")
             dim = dims[index]
         elif dim < -1:
-            raise ShapeError(f"{op.type}: shape {shape} has a negative dim other than -1")
+            raise ShapeError(f"{op_type}: shape {shape} has a negative dim other than -1")
         out.append(dim)
     if out.count(-1) > 1:
-        raise ShapeError(f"{op.type}: shape {shape} has more than one -1")
+        raise ShapeError(f"{op_type}: shape {shape} has more than one -1")
     known = size(d for d in out if d != -1)
     if -1 in out:
         if known == 0 or size(dims) % known:
-            raise ShapeError(f"{op.type}: cannot infer the -1 in {shape} for input {list(dims)}")
+            raise ShapeError(f"{op_type}: cannot infer the -1 in {shape} for input {list(dims)}")
         out[out.index(-1)] = size(dims) // known
     elif known != size(dims):
-        raise ShapeError(f"{op.type}: input {list(dims)} has {size(dims)} elements, "
+        raise ShapeError(f"{op_type}: input {list(dims)} has {size(dims)} elements, "
                          f"shape {shape} needs {known}")
     return tuple(out)
 
@@ -81,7 +83,7 @@ def reshape(op: OpView, inputs: list) -> list:
     old_shape = TensorInfo((len(data.shape),), "int64")
     if op.n_inputs > 1:
         return [None, old_shape]
-    return [TensorInfo(_reshaped(op, data.shape, list(op.arg("shape"))), data.dtype), old_shape]
+    return [TensorInfo(reshaped_dims(op.type, data.shape, list(op.arg("shape"))), data.dtype), old_shape]
 
 
 @rule("tensor_flatten")
@@ -207,12 +209,16 @@ def channel_shuffle(op: OpView, inputs: list) -> list:
     return [data]
 
 
-def _slice_bounds(op: OpView, dim: int, start: int, end: int) -> tuple[int, int]:
+def slice_bounds(op_type: str, dim: int, start: int, end: int) -> tuple[int, int]:
+    """Caffe2's [start, end) in a dim: negatives count from one past the end, values
+    past the end are clipped. Shared with the Slice kernels."""
+    if dim == 0:
+        return 0, 0
     start = dim + 1 + start if start < 0 else start
     end = dim + 1 + end if end < 0 else end
     start, end = min(start, dim), min(end, dim)
     if start < 0 or end < start:
-        raise ShapeError(f"{op.type}: [{start}, {end}) is not a slice of a dim of size {dim}")
+        raise ShapeError(f"{op_type}: [{start}, {end}) is not a slice of a dim of size {dim}")
     return start, end
 
 
@@ -232,7 +238,7 @@ def slice_op(op: OpView, inputs: list) -> list:
                          f"of rank {len(data.shape)}")
     shape = list(data.shape)
     for index, (start, end) in enumerate(zip(starts, ends)):
-        start, end = _slice_bounds(op, shape[index], start, end)
+        start, end = slice_bounds(op.type, shape[index], start, end)
         shape[index] = end - start
     cut = [i for i, (a, b) in enumerate(zip(shape, data.shape)) if a != b]
     if len(cut) > 1:
@@ -316,6 +322,9 @@ def sparse_to_dense(op: OpView, inputs: list) -> list:
     indices, values = inputs[0], inputs[1]
     like = inputs[2] if len(inputs) > 2 else None
     _check_indices(op, indices)
+    if op.n_inputs > 2 and op.arg("output_first_dim"):
+        raise ShapeError(f"{op.type}: the first dim comes from data_to_infer_dim; "
+                         "do not also give output_first_dim")
     if indices is not None and len(indices.shape) != 1:
         raise ShapeError(f"{op.type}: indices must be 1-D, got {list(indices.shape)}")
     if values is None:

@@ -1,0 +1,371 @@
+"""Tensor manipulation kernels (NumPy): reshapes, transposes, joins and splits,
+slices, casts, gathers, tiles and identity copies. Most of them only move data,
+so they return NumPy views of their inputs where that is possible (nothing
+mutates an array in place, so a view is as good as a copy). Shapes or sizes
+that come from an input tensor follow the same rules as the `shape`, `split`,
+`starts`/`ends`, `tiles` and `axis` args; the reshape and slice index rules are
+shared with the family's shape inference so the two cannot drift apart.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from pycaffe2.operators import register_cpu
+from pycaffe2.proto import caffe2_pb2
+from pycaffe2.schema.inference.tensor import ORDER_CHANNEL_AXIS, reshaped_dims, slice_bounds
+from pycaffe2.tensor import dtype_of
+
+
+def _axis(op_type: str, axis: int, rank: int, where: str) -> int:
+    """`axis` counted from the front (negative counts from the end of `rank` dims)."""
+    if not -rank <= axis < rank:
+        raise ValueError(f"{op_type}: axis {axis} is out of range for {where}")
+    return axis % rank
+
+
+def _int_list(op_type: str, tensor: np.ndarray, name: str) -> list[int]:
+    """A 1-D integer tensor input (a shape, sizes, starts...) as Python ints."""
+    tensor = np.asarray(tensor)
+    if tensor.dtype.kind not in "iu" or tensor.ndim != 1:
+        raise ValueError(f"{op_type}: input {name} must be a 1-D int tensor, got "
+                         f"{list(tensor.shape)} {tensor.dtype}")
+    return [int(v) for v in tensor]
+
+
+def _int_scalar(op_type: str, tensor: np.ndarray, name: str) -> int:
+    values = _int_list(op_type, tensor, name)
+    if len(values) != 1:
+        raise ValueError(f"{op_type}: input {name} must hold one value, got {len(values)}")
+    return values[0]
+
+
+# -- reshapes ------------------------------------------------------------------
+
+@register_cpu("Reshape")
+def reshape(data, new_shape=None, *, shape):
+    if new_shape is not None:
+        if shape is not None:
+            raise ValueError("Reshape: the new shape comes from input new_shape; "
+                             "do not also give the `shape` arg")
+        shape = _int_list("Reshape", new_shape, "new_shape")
+    elif shape is None:
+        raise ValueError("Reshape: needs the `shape` arg or a new_shape input")
+    reshaped = data.reshape(reshaped_dims("Reshape", data.shape, list(shape)))
+    return reshaped, np.array(data.shape, dtype=np.int64)
+
+
+@register_cpu("Flatten")
+def flatten(x, *, axis):
+    axis = _axis("Flatten", axis, x.ndim + 1, f"input {list(x.shape)}")
+    return x.reshape(int(np.prod(x.shape[:axis])), int(np.prod(x.shape[axis:])))
+
+
+@register_cpu("FlattenToVec")
+def flatten_to_vec(x):
+    return x.reshape(-1)
+
+
+@register_cpu("ResizeLike")
+def resize_like(data, like):
+    if data.size != like.size:
+        raise ValueError(f"ResizeLike: data {list(data.shape)} and shape_tensor "
+                         f"{list(like.shape)} hold different numbers of elements")
+    return data.reshape(like.shape)
+
+
+@register_cpu("Squeeze")
+def squeeze(data, *, dims):
+    dims = sorted(set(dims))
+    for dim in dims:
+        if dim >= data.ndim or data.shape[dim] != 1:
+            raise ValueError(f"Squeeze: dim {dim} of input {list(data.shape)} is not of size 1")
+    return data.reshape([d for i, d in enumerate(data.shape) if i not in dims])
+
+
+@register_cpu("ExpandDims")
+def expand_dims(data, *, dims):
+    shape = list(data.shape)
+    for dim in sorted(set(dims)):
+        if dim > len(shape):
+            raise ValueError(f"ExpandDims: cannot insert dim {dim} into input "
+                             f"{list(data.shape)} (dims {sorted(set(dims))})")
+        shape.insert(dim, 1)
+    return data.reshape(shape)
+
+
+@register_cpu("Transpose")
+def transpose(data, *, axes):
+    axes = list(axes) if axes else list(range(data.ndim - 1, -1, -1))
+    if sorted(axes) != list(range(data.ndim)):
+        raise ValueError(f"Transpose: axes {axes} is not a permutation of the "
+                         f"{data.ndim} dims of input {list(data.shape)}")
+    # Caffe2 writes a new contiguous tensor; so do we (a strided view would
+    # make every later consumer pay for the scattered reads).
+    return np.ascontiguousarray(data.transpose(axes))
+
+
+# -- joins and splits -----------------------------------------------------------
+
+def _join_axis(op_type: str, axis, order) -> int:
+    """Concat/Split axis before canonicalisation: `axis`, else the channel axis of `order`."""
+    if axis is not None:
+        if order is not None:
+            raise ValueError(f"{op_type}: give `axis` or `order`, not both")
+        return axis
+    return ORDER_CHANNEL_AXIS["NCHW" if order is None else order]
+
+
+@register_cpu("Concat", "DepthConcat")
+def concat(*inputs, axis, order, add_axis):
+    first = inputs[0]
+    axis = _axis("Concat", _join_axis("Concat", axis, order), first.ndim + (1 if add_axis else 0),
+                 f"input 0 {list(first.shape)}")
+    for index, x in enumerate(inputs[1:], 1):
+        same = x.ndim == first.ndim and all(
+            a == b for i, (a, b) in enumerate(zip(x.shape, first.shape)) if add_axis or i != axis)
+        if not same:
+            where = "every dim" if add_axis else f"every dim but {axis}"
+            raise ValueError(f"Concat: input {index} is {list(x.shape)} but input 0 is "
+                             f"{list(first.shape)}: they must agree on {where}")
+        if x.dtype != first.dtype:
+            raise ValueError(f"Concat: input {index} is {x.dtype} but input 0 is {first.dtype}")
+    if add_axis:
+        return np.stack(inputs, axis=axis), np.ones(len(inputs), dtype=np.int32)
+    sizes = np.array([x.shape[axis] for x in inputs], dtype=np.int32)
+    return np.concatenate(inputs, axis=axis), sizes
+
+
+def _split_sizes(sizes, split, dim: int, count: int) -> list[int]:
+    if sizes is not None:
+        if split is not None:
+            raise ValueError("Split: the sizes come from input split; do not also give `split`")
+        split = _int_list("Split", sizes, "split")
+    if split is None:
+        if dim % count:
+            raise ValueError(f"Split: axis of size {dim} does not split into {count} equal parts")
+        return [dim // count] * count
+    if len(split) != count:
+        raise ValueError(f"Split: split {list(split)} gives {len(split)} sizes for {count} outputs")
+    if min(split) < 0:
+        raise ValueError(f"Split: split {list(split)} has a negative size")
+    if sum(split) != dim:
+        raise ValueError(f"Split: split {list(split)} adds up to {sum(split)}, "
+                         f"but the axis has size {dim}")
+    return list(split)
+
+
+@register_cpu("Split", "DepthSplit")
+def split(x, sizes=None, *, axis, order, split, add_axis, num_outputs):
+    axis = _axis("Split", _join_axis("Split", axis, order), x.ndim, f"input {list(x.shape)}")
+    parts = _split_sizes(sizes, split, x.shape[axis], num_outputs)
+    outputs = np.split(x, np.cumsum(parts)[:-1], axis=axis)
+    if add_axis:
+        if any(part != 1 for part in parts):
+            raise ValueError(f"Split: add_axis=1 needs parts of size 1 along axis {axis}, "
+                             f"got {parts}")
+        outputs = [np.squeeze(part, axis=axis) for part in outputs]
+    return tuple(outputs)
+
+
+# -- channel shuffle --------------------------------------------------------------
+
+def _channel_axis(op_type: str, x, group: int, order: str) -> int:
+    if x.ndim < 2:
+        raise ValueError(f"{op_type}: input {list(x.shape)} has no channel axis")
+    axis = 1 if order == "NCHW" else x.ndim - 1
+    if x.shape[axis] % group:
+        raise ValueError(f"{op_type}: group {group} does not divide the {x.shape[axis]} "
+                         f"channels of input {list(x.shape)}")
+    return axis
+
+
+def _shuffle(x, axis: int, groups: int):
+    """View the channels as [groups, C / groups] and transpose that to [C / groups, groups]."""
+    outer, inner = int(np.prod(x.shape[:axis])), int(np.prod(x.shape[axis + 1:]))
+    grouped = x.reshape(outer, groups, x.shape[axis] // groups, inner)
+    return np.ascontiguousarray(grouped.swapaxes(1, 2)).reshape(x.shape)
+
+
+@register_cpu("ChannelShuffle")
+def channel_shuffle(x, *, group, order):
+    return _shuffle(x, _channel_axis("ChannelShuffle", x, group, order), group)
+
+
+@register_cpu("ChannelShuffleGradient")
+def channel_shuffle_gradient(dy, *, group, order):
+    # The inverse permutation is the same shuffle with C / group groups.
+    axis = _channel_axis("ChannelShuffleGradient", dy, group, order)
+    return _shuffle(dy, axis, dy.shape[axis] // group)
+
+
+# -- slices -------------------------------------------------------------------------
+
+def _slice_index(op_type: str, data, starts, ends) -> tuple:
+    """The NumPy index Caffe2's starts/ends select; one dim at most may be cut."""
+    if starts is None or ends is None:
+        raise ValueError(f"{op_type}: needs the `starts` and `ends` args or inputs")
+    if len(starts) != len(ends):
+        raise ValueError(f"{op_type}: starts {starts} and ends {ends} differ in length")
+    if len(starts) > data.ndim:
+        raise ValueError(f"{op_type}: {len(starts)} starts for input {list(data.shape)} "
+                         f"of rank {data.ndim}")
+    index = [slice(*slice_bounds(op_type, dim, start, end))
+             for dim, start, end in zip(data.shape, starts, ends)]
+    cut = [i for i, (s, dim) in enumerate(zip(index, data.shape)) if s.stop - s.start != dim]
+    if len(cut) > 1:
+        raise ValueError(f"{op_type}: only one dim may be sliced, starts {starts} and ends "
+                         f"{ends} cut dims {cut} of input {list(data.shape)}")
+    return tuple(index)
+
+
+def _bounds(op_type, start_tensor, end_tensor, starts, ends):
+    if start_tensor is None:
+        return starts, ends
+    return _int_list(op_type, start_tensor, "starts"), _int_list(op_type, end_tensor, "ends")
+
+
+@register_cpu("Slice")
+def slice_(data, start_tensor=None, end_tensor=None, *, starts, ends):
+    starts, ends = _bounds("Slice", start_tensor, end_tensor, starts, ends)
+    return data[_slice_index("Slice", data, starts, ends)]
+
+
+@register_cpu("SliceGradient")
+def slice_gradient(data, *rest, starts, ends):
+    if len(rest) == 3:
+        starts, ends = _bounds("SliceGradient", rest[0], rest[1], starts, ends)
+    dy = rest[-1]
+    index = _slice_index("SliceGradient", data, starts, ends)
+    expected = tuple(s.stop - s.start for s in index) + data.shape[len(index):]
+    if dy.shape != expected:
+        raise ValueError(f"SliceGradient: dY {list(dy.shape)} does not match the slice "
+                         f"{list(expected)} of data {list(data.shape)}")
+    dx = np.zeros(data.shape, dtype=dy.dtype)
+    dx[index] = dy
+    return dx
+
+
+# -- copies and identities --------------------------------------------------------
+
+@register_cpu("Copy", "EnsureCPUOutput", "Alias", "StopGradient")
+def identity(x):
+    return x
+
+
+@register_cpu("CopyOnDeviceLike")
+def copy_on_device_like(x, dst):
+    return x
+
+
+@register_cpu("Cast", specialize=True)
+def cast(*, to):
+    """Resolves `to` (a TensorProto.DataType number or name) once, at CreateNet."""
+    if isinstance(to, str):
+        names = caffe2_pb2.TensorProto.DataType
+        if to.upper() not in names.keys():
+            raise ValueError(f"Cast: `to` {to!r} is not a TensorProto data type")
+        to = names.Value(to.upper())
+    if to in (caffe2_pb2.TensorProto.UNDEFINED, caffe2_pb2.TensorProto.STRING):
+        raise ValueError(f"Cast: cannot cast to {caffe2_pb2.TensorProto.DataType.Name(to)}")
+    dtype = dtype_of(to)
+
+    def run(x):
+        if x.dtype.kind in "OSU":
+            raise ValueError(f"Cast: input {list(x.shape)} {x.dtype} is not numeric")
+        return x if x.dtype == dtype else x.astype(dtype)
+    return run
+
+
+@register_cpu("Shape")
+def shape(data, *, axes):
+    dims = np.array(data.shape, dtype=np.int64)
+    if not axes:
+        return dims
+    return dims[[_axis("Shape", a, data.ndim, f"input {list(data.shape)}") for a in axes]]
+
+
+# -- gathers and scatters -------------------------------------------------------------
+
+def _check_indices(op_type: str, indices, dim: int, where: str, wrap: bool) -> np.ndarray:
+    """Indices into a dim of size `dim`; with `wrap`, negatives count from the end
+    (Caffe2's Gather does that; SparseToDense does not)."""
+    if indices.dtype not in (np.int32, np.int64):
+        raise ValueError(f"{op_type}: indices must be int32 or int64, got "
+                         f"{list(indices.shape)} {indices.dtype}")
+    bad = (indices < (-dim if wrap else 0)) | (indices >= dim)
+    if bad.any():
+        raise ValueError(f"{op_type}: index {int(indices[bad][0])} is out of range for "
+                         f"{where} of size {dim}")
+    return np.where(indices < 0, indices + dim, indices) if wrap else indices
+
+
+@register_cpu("Gather")
+def gather(data, indices, *, axis, match_outer):
+    if data.ndim < 1:
+        raise ValueError(f"Gather: DATA must have rank >= 1, got {list(data.shape)}")
+    axis = _axis("Gather", axis, data.ndim, f"DATA {list(data.shape)}")
+    indices = _check_indices("Gather", indices, data.shape[axis], f"DATA axis {axis}", wrap=True)
+    if not match_outer:
+        return np.take(data, indices, axis=axis)
+    if indices.shape[:axis] != data.shape[:axis]:
+        raise ValueError(f"Gather: with match_outer INDICES {list(indices.shape)} must start "
+                         f"with DATA's dims before axis {list(data.shape[:axis])}")
+    outer = int(np.prod(data.shape[:axis]))
+    flat_data = data.reshape(outer, data.shape[axis], -1)
+    flat_indices = indices.reshape(outer, -1, 1)
+    out = np.take_along_axis(flat_data, flat_indices, axis=1)
+    return out.reshape(data.shape[:axis] + indices.shape[axis:] + data.shape[axis + 1:])
+
+
+@register_cpu("SparseToDense")
+def sparse_to_dense(indices, values, like=None, *, output_first_dim):
+    if indices.ndim != 1 or values.ndim < 1 or values.shape[0] != indices.shape[0]:
+        raise ValueError(f"SparseToDense: indices {list(indices.shape)} must be 1-D with one "
+                         f"row of values {list(values.shape)} per index")
+    if like is not None:
+        if output_first_dim:
+            raise ValueError("SparseToDense: the first dim comes from data_to_infer_dim; "
+                             "do not also give output_first_dim")
+        if like.ndim < 1:
+            raise ValueError("SparseToDense: data_to_infer_dim must have rank >= 1")
+        first = like.shape[0]
+    elif output_first_dim:
+        first = output_first_dim
+    else:
+        first = int(indices.max(initial=-1)) + 1
+    _check_indices("SparseToDense", indices, first, "the output's first dim", wrap=False)
+    out = np.zeros((first,) + values.shape[1:], dtype=values.dtype)
+    np.add.at(out, indices, values)  # repeated indices add up
+    return out
+
+
+# -- tiles ------------------------------------------------------------------------------
+
+def _tile_args(op_type, x, tiles_tensor, axis_tensor, tiles, axis):
+    if tiles_tensor is not None:
+        tiles = _int_scalar(op_type, tiles_tensor, "tiles")
+    if axis_tensor is not None:
+        axis = _int_scalar(op_type, axis_tensor, "axis")
+    if tiles < 1:
+        raise ValueError(f"{op_type}: tiles must be >= 1, got {tiles}")
+    if x.ndim == 0:
+        raise ValueError(f"{op_type}: cannot tile a scalar along an axis")
+    return tiles, _axis(op_type, axis, x.ndim, f"input {list(x.shape)}")
+
+
+@register_cpu("Tile")
+def tile(data, tiles_tensor=None, axis_tensor=None, *, tiles, axis):
+    tiles, axis = _tile_args("Tile", data, tiles_tensor, axis_tensor, tiles, axis)
+    reps = [1] * data.ndim
+    reps[axis] = tiles
+    return np.tile(data, reps)
+
+
+@register_cpu("TileGradient")
+def tile_gradient(dy, tiles_tensor=None, axis_tensor=None, *, tiles, axis):
+    tiles, axis = _tile_args("TileGradient", dy, tiles_tensor, axis_tensor, tiles, axis)
+    if dy.shape[axis] % tiles:
+        raise ValueError(f"TileGradient: dY {list(dy.shape)} is not {tiles} copies "
+                         f"along axis {axis}")
+    copies = dy.shape[:axis] + (tiles, dy.shape[axis] // tiles) + dy.shape[axis + 1:]
+    return dy.reshape(copies).sum(axis=axis, dtype=dy.dtype)
