@@ -25,5 +25,8 @@ class CPUDevice:
 
     @staticmethod
     def fetch(value):
-        """A copy for the user: changing it cannot change the workspace."""
-        return value.copy() if isinstance(value, np.ndarray) else value
+        """A copy for the user: changing it cannot change the workspace. A NumPy
+        scalar (what a ufunc gives for 0-d operands) comes back as a 0-d array."""
+        if isinstance(value, (np.ndarray, np.generic)):
+            return np.array(value, copy=True)
+        return value

@@ -1,0 +1,298 @@
+"""Arithmetic family: each op against a NumPy reference, each gradient op
+against central differences of its forward op."""
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from hypothesis.extra import numpy as hnp
+
+from pycaffe2.executor import NetError, OpFailure, Workspace
+from pycaffe2.executor.net import compile_net
+from pycaffe2.proto import caffe2_pb2
+from pycaffe2.testing import check_gradient_op, check_reference, make_op, run_op
+
+BINARY = {"Add": np.add, "Sub": np.subtract, "Mul": np.multiply, "Div": np.divide}
+
+
+def rand(shape, rng, low=0.5, high=2.0, dtype=np.float32):
+    """Random values of either sign with magnitude in [low, high): safe divisors."""
+    magnitude = rng.uniform(low, high, shape)
+    return np.asarray(magnitude * rng.choice([-1, 1], shape), dtype=dtype)
+
+
+def legacy_start(a_shape, b_shape, axis):
+    return len(a_shape) - len(b_shape) if axis == -1 else axis
+
+
+def legacy_reference(function):
+    """function(A, B) with B padded by 1s to line up with A at `axis`: Caffe2's legacy rule."""
+    def reference(a, b, axis=-1, **_):
+        start = legacy_start(a.shape, b.shape, axis)
+        return function(a, b.reshape((1,) * start + b.shape + (1,) * (a.ndim - start - b.ndim)))
+    return reference
+
+
+def reduce_to(x, shape):
+    """Sum x down to `shape` (NumPy broadcasting in reverse), independently of the kernels."""
+    while x.ndim > len(shape):
+        x = x.sum(axis=0)
+    for axis, dim in enumerate(shape):
+        if dim == 1 and x.shape[axis] != 1:
+            x = x.sum(axis=axis, keepdims=True)
+    return x
+
+
+@st.composite
+def legacy_case(draw):
+    """(A shape, B shape, axis): B a run of A's dims, its first or last possibly 1."""
+    a = draw(hnp.array_shapes(min_dims=1, max_dims=4, min_side=1, max_side=4))
+    start = draw(st.integers(0, len(a)))
+    end = draw(st.integers(start, len(a)))
+    b = list(a[start:end])
+    if b and draw(st.booleans()):
+        b[0] = 1
+    if b and draw(st.booleans()):
+        b[-1] = 1
+    axis = -1 if end == len(a) and draw(st.booleans()) else start
+    return a, tuple(b), axis
+
+
+# --- forward binary ops -----------------------------------------------------------------------
+
+@pytest.mark.parametrize("op_type", BINARY)
+@settings(max_examples=20, deadline=None)
+@given(shapes=hnp.mutually_broadcastable_shapes(num_shapes=2, max_dims=4, max_side=4),
+       seed=st.integers(0, 2**16))
+def test_numpy_broadcasting(op_type, shapes, seed):
+    rng = np.random.default_rng(seed)
+    a, b = (rand(shape, rng) for shape in shapes.input_shapes)
+    (c,) = check_reference(op_type, [a, b], BINARY[op_type])
+    assert c.shape == shapes.result_shape and c.dtype == np.float32
+
+
+@pytest.mark.parametrize("op_type", BINARY)
+@settings(max_examples=20, deadline=None)
+@given(case=legacy_case(), seed=st.integers(0, 2**16))
+def test_legacy_broadcasting(op_type, case, seed):
+    a_shape, b_shape, axis = case
+    rng = np.random.default_rng(seed)
+    a, b = rand(a_shape, rng), rand(b_shape, rng)
+    (c,) = check_reference(op_type, [a, b], legacy_reference(BINARY[op_type]),
+                           {"broadcast": 1, "axis": axis})
+    assert c.shape == a_shape
+
+
+@pytest.mark.parametrize("a_shape, b_shape, args, axis", [
+    ((2, 3, 4, 5), (3,), {"axis_str": "C"}, 1),
+    ((2, 3, 4, 5), (3, 4), {"axis_str": "C", "order": "NCHW"}, 1),
+    ((2, 4, 5, 3), (3,), {"axis_str": "C", "order": "NHWC"}, 3),
+    ((2, 3, 4), (1, 1, 1, 1), {}, -1),  # a one-element B goes with any A
+    ((2, 3, 4), (), {"axis": 0}, 0),
+])
+def test_legacy_axis_forms(a_shape, b_shape, args, axis):
+    rng = np.random.default_rng(0)
+    a, b = rand(a_shape, rng), rand(b_shape, rng)
+    expected = a * b.reshape(-1) if b.size == 1 else legacy_reference(np.multiply)(a, b, axis)
+    (c,) = run_op("Mul", [a, b], {"broadcast": 1, **args})
+    np.testing.assert_allclose(c, expected, rtol=1e-6)
+
+
+@pytest.mark.parametrize("dtype", [np.int32, np.int64])
+@pytest.mark.parametrize("op_type, reference", [
+    ("Add", np.add), ("Sub", np.subtract), ("Mul", np.multiply),
+    ("Div", lambda a, b: np.trunc(a.astype(np.float64) / b))])  # C++ truncates toward zero
+@pytest.mark.parametrize("broadcast", [0, 1])
+def test_integer_types(dtype, op_type, reference, broadcast):
+    rng = np.random.default_rng(1)
+    a = rng.integers(-50, 50, (3, 4)).astype(dtype)
+    b = (rng.integers(1, 7, (4,)) * rng.choice([-1, 1], 4)).astype(dtype)
+    (c,) = check_reference(op_type, [a, b], lambda a, b, **_: reference(a, b).astype(dtype),
+                           {"broadcast": broadcast}, atol=0, rtol=0)
+    assert c.dtype == dtype
+
+
+def test_integer_division_truncates_and_rejects_zero():
+    a, b = np.array([7, -7, 7, -7, 6, -6]), np.array([2, 2, -2, -2, -3, 3])
+    (c,) = run_op("Div", [a, b])
+    np.testing.assert_array_equal(c, [3, -3, -3, 3, -2, -2])
+    with pytest.raises(OpFailure, match="Div: integer division by zero"):
+        run_op("Div", [a, np.array([1, 2, 0, 1, 1, 1])])
+
+
+@pytest.mark.parametrize("op_type", BINARY)
+def test_float64_kept(op_type):
+    a, b = np.linspace(1, 2, 6).reshape(2, 3), np.linspace(-2, -1, 3)
+    (c,) = check_reference(op_type, [a, b], BINARY[op_type])
+    assert c.dtype == np.float64
+
+
+def test_no_broadcast_arg_dispatches_to_the_bare_ufunc():
+    ops = [make_op(t, ["X", "Y"], [f"Z{t}"]) for t in ("Add", "Sub", "Mul")]
+    ops.append(make_op("Add", ["X", "Y"], ["W"], {"axis": 1}))  # axis means nothing without broadcast
+    net = caffe2_pb2.NetDef(name="plain", op=ops)
+    steps = compile_net(net, known_blobs=["X", "Y"]).steps
+    assert [s.function for s in steps] == [np.add, np.subtract, np.multiply, np.add]
+    assert all(not s.kwargs for s in steps)
+
+
+# --- errors -----------------------------------------------------------------------------------
+
+def test_legacy_mismatch_is_reported_with_shapes():
+    a, b = np.ones((2, 3, 4), np.float32), np.ones((3,), np.float32)
+    with pytest.raises(OpFailure, match=r"B's dim 0 \(3\) must equal A's dim 2 \(4\)"):
+        run_op("Add", [a, b], {"broadcast": 1})
+    with pytest.raises(OpFailure, match=r"cannot have more dims than A"):
+        run_op("Sub", [b, a], {"broadcast": 1})
+
+
+def test_bad_axis_str_fails_at_create_net():
+    workspace = Workspace("_axis_str")
+    workspace.FeedBlob("A", np.ones((2, 3), np.float32))
+    workspace.FeedBlob("B", np.ones((3,), np.float32))
+    op = make_op("Add", ["A", "B"], ["C"], {"broadcast": 1, "axis_str": "Q"})
+    with pytest.raises(NetError, match="'Q' is not a letter of order NCHW"):
+        workspace.CreateNet(caffe2_pb2.NetDef(name="bad", op=[op]))
+
+
+def test_numpy_mismatch_names_the_shapes():
+    with pytest.raises((OpFailure, NetError), match=r"\(2,3\) \(2,4\)|\[2, 3\].*\[2, 4\]"):
+        run_op("Mul", [np.ones((2, 3), np.float32), np.ones((2, 4), np.float32)])
+
+
+def test_variadic_mismatch():
+    x = np.ones((2, 3), np.float32)
+    with pytest.raises(OpFailure, match=r"Sum: input 2 is \[3, 2\] float32 but input 0 is \[2, 3\]"):
+        run_op("Sum", [x, x, x.reshape(3, 2)])
+    with pytest.raises(OpFailure, match="Max: input 1 is .* float64"):
+        run_op("Max", [x, x.astype(np.float64)])
+    with pytest.raises(OpFailure, match="Mean takes floating-point"):
+        run_op("Mean", [x.astype(np.int32), x.astype(np.int32)])
+
+
+# --- binary gradients -------------------------------------------------------------------------
+
+# (A shape, B shape, args): NumPy-style and legacy layouts.
+LAYOUTS = [
+    ((2, 3), (2, 3), {}),
+    ((2, 3, 2), (3, 1), {}),
+    ((3, 1), (2, 1, 4), {}),
+    ((2, 3), (), {}),
+    ((2, 3, 2), (3,), {"broadcast": 1, "axis": 1}),
+    ((2, 3, 2), (1, 2), {"broadcast": 1}),
+    ((2, 3, 2), (1,), {"broadcast": 1}),
+    ((2, 2, 1, 3), (3,), {"broadcast": 1, "axis_str": "C", "order": "NHWC"}),
+]
+
+
+def operands(a_shape, b_shape, args, seed=0):
+    rng = np.random.default_rng(seed)
+    a, b = rand(a_shape, rng), rand(b_shape, rng)
+    forward = legacy_reference if args.get("broadcast") else (lambda f: lambda a, b, **_: f(a, b))
+    return a, b, forward
+
+
+@pytest.mark.parametrize("op_type", ["Add", "Sub", "Mul"])
+@pytest.mark.parametrize("a_shape, b_shape, args", LAYOUTS)
+def test_binary_gradient_ops(op_type, a_shape, b_shape, args):
+    a, b, forward = operands(a_shape, b_shape, args)
+    c = forward(BINARY[op_type])(a, b, **args)
+    dc = rand(c.shape, np.random.default_rng(1))
+    da, db = check_gradient_op(op_type, [a, b], op_type + "Gradient", [dc, a, b],
+                               {0: 0, 1: 1}, [dc], args)
+    assert da.shape == a.shape and db.shape == b.shape and da.dtype == db.dtype == np.float32
+    # The explicit formulas (and in place on dC, as the schema allows).
+    b_line = forward(lambda a, b: b)(np.zeros_like(c), b, **args)
+    local = {"Add": (1, 1), "Sub": (1, -1), "Mul": (b_line, a)}[op_type]
+    expected = (reduce_to(dc * local[0], a.shape), reduce_to(dc * local[1], b_line.shape).reshape(b.shape))
+    check_reference(op_type + "Gradient", [dc, a, b], lambda *_, **__: expected, args)
+
+
+@pytest.mark.parametrize("a_shape, b_shape, args", LAYOUTS)
+def test_div_gradient(a_shape, b_shape, args):
+    a, b, forward = operands(a_shape, b_shape, args)
+    c = forward(np.divide)(a, b, **args)
+    dc = rand(c.shape, np.random.default_rng(1))
+    check_gradient_op("Div", [a, b], "DivGradient", [dc, a, b, c], {0: 0, 1: 1}, [dc], args)
+    if a.shape == c.shape:  # the older 3-input form (B, C, dC) takes A's shape from C
+        check_gradient_op("Div", [a, b], "DivGradient", [b, c, dc], {0: 0, 1: 1}, [dc], args)
+
+
+def test_add_gradient_passes_dc_through_when_shapes_match():
+    dc = np.ones((2, 3), np.float32)
+    da, db = run_op("AddGradient", [dc, dc, dc], num_outputs=2)
+    np.testing.assert_array_equal(da, dc)
+    np.testing.assert_array_equal(db, dc)
+
+
+# --- SumReduceLike ----------------------------------------------------------------------------
+
+@pytest.mark.parametrize("a_shape, b_shape, args, sum_axes", [
+    ((2, 3, 4, 5), (4, 5), {}, (0, 1)),
+    ((2, 3, 4, 5), (3, 4), {"axis": 1}, (0, 3)),
+    ((2, 3, 4, 5), (2,), {"axis": 0}, (1, 2, 3)),
+    ((2, 3, 4, 5), (3,), {"axis_str": "C"}, (0, 2, 3)),
+    ((2, 3, 4, 5), (1, 4, 1), {"axis": 1}, (0, 1, 3)),
+    ((2, 3, 4), (1,), {}, None),
+    ((2, 3), (2, 3), {}, ()),
+])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64, np.int64])
+def test_sum_reduce_like(a_shape, b_shape, args, sum_axes, dtype):
+    rng = np.random.default_rng(2)
+    a = rng.integers(-9, 9, a_shape).astype(dtype)
+    b = np.zeros(b_shape, dtype)
+    reference = lambda a, b, **_: a.sum(axis=sum_axes).reshape(b.shape)  # noqa: E731
+    (c,) = check_reference("SumReduceLike", [a, b], reference, args)
+    assert c.dtype == dtype
+
+
+# --- Sum, Mean, Max, Min ----------------------------------------------------------------------
+
+VARIADIC = {"Sum": lambda *xs: np.sum(xs, axis=0), "Mean": lambda *xs: np.mean(xs, axis=0),
+            "Max": lambda *xs: np.max(xs, axis=0), "Min": lambda *xs: np.min(xs, axis=0)}
+
+
+@pytest.mark.parametrize("op_type", VARIADIC)
+@settings(max_examples=15, deadline=None)
+@given(shape=hnp.array_shapes(min_dims=0, max_dims=3, max_side=4), count=st.integers(1, 4),
+       dtype=st.sampled_from([np.float32, np.float64]), seed=st.integers(0, 2**16))
+def test_variadic_ops(op_type, shape, count, dtype, seed):
+    rng = np.random.default_rng(seed)
+    xs = [rand(shape, rng, dtype=dtype) for _ in range(count)]
+    (y,) = check_reference(op_type, xs, VARIADIC[op_type])
+    assert y.dtype == dtype
+
+
+@pytest.mark.parametrize("dtype", [np.int32, np.int64])
+def test_integer_sum_max_min(dtype):
+    xs = [np.arange(6, dtype=dtype).reshape(2, 3) * k for k in (1, -2, 3)]
+    for op_type in ("Sum", "Max", "Min"):
+        (y,) = check_reference(op_type, xs, VARIADIC[op_type], atol=0, rtol=0)
+        assert y.dtype == dtype
+
+
+@pytest.mark.parametrize("count", [1, 3])
+def test_mean_gradient(count):
+    rng = np.random.default_rng(3)
+    xs = [rand((2, 3), rng) for _ in range(count)]
+    dy = rand((2, 3), rng)
+    grads = check_gradient_op("Mean", xs, "MeanGradient", [dy], {i: i for i in range(count)}, [dy])
+    assert len(grads) == count
+
+
+@pytest.mark.parametrize("op_type", ["Max", "Min"])
+@pytest.mark.parametrize("count", [1, 2, 3])
+def test_select_gradients(op_type, count):
+    rng = np.random.default_rng(4)
+    xs = [rand((2, 3), rng) for _ in range(count)]  # distinct values: no ties
+    y = VARIADIC[op_type](*xs).astype(np.float32)
+    dy = rand((2, 3), rng)
+    check_gradient_op(op_type, xs, op_type + "Gradient", [y, dy, *xs],
+                      {i: i for i in range(count)}, [dy])
+
+
+def test_select_gradient_ties_all_receive():
+    x = np.array([1.0, 2.0, 3.0], np.float32)
+    dy = np.array([10.0, 20.0, 30.0], np.float32)
+    d0, d1 = run_op("MaxGradient", [x, dy, x, np.array([1.0, 5.0, 0.0], np.float32)], num_outputs=2)
+    np.testing.assert_array_equal(d0, dy)
+    np.testing.assert_array_equal(d1, [10.0, 0.0, 0.0])
