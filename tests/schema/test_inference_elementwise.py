@@ -25,11 +25,12 @@ def infer(op_type, shapes, n_out=1, dtype="float32", **args):
 def test_every_op_of_the_family_has_a_rule():
     family = [name for name, schema in all_schemas().items()
               if schema.family in ("elementwise", "arithmetic")]
-    assert len(family) == 36
+    assert len({all_schemas()[name].type for name in family}) == 36
+    assert all_schemas()["Neg"] is all_schemas()["Negative"]
     assert [name for name in family if all_schemas()[name].inference == "none"] == []
 
 
-@pytest.mark.parametrize("op_type", ["Exp", "Log", "Sqrt", "Abs", "Sqr", "Clip"])
+@pytest.mark.parametrize("op_type", ["Exp", "Log", "Sqrt", "Abs", "Sqr", "Clip", "Scale"])
 def test_float_unary_ops(op_type):
     assert infer(op_type, [(2, 3)]) == [TensorInfo((2, 3))]
     assert infer(op_type, [None]) == [None]
@@ -37,7 +38,7 @@ def test_float_unary_ops(op_type):
         infer(op_type, [(2, 3)], dtype="int32")
 
 
-@pytest.mark.parametrize("op_type", ["Negative", "Scale"])
+@pytest.mark.parametrize("op_type", ["Negative", "Neg"])
 def test_numeric_unary_ops(op_type):
     assert infer(op_type, [(4,)], dtype="int64") == [TensorInfo((4,), "int64")]
 
@@ -54,10 +55,13 @@ def test_pow_with_exponent_arg():
         infer("Pow", [(2, 3)], dtype="int32", exponent=2.0)
 
 
-@pytest.mark.parametrize("x, e", [((2, 3), (2, 3)), ((2, 3, 4), (4,)), ((2, 1), (1, 5))])
-def test_pow_with_exponent_tensor(x, e):
-    (out,) = infer("Pow", [x, e])
-    assert out.shape == np.power(np.ones(x), np.ones(e)).shape
+@pytest.mark.parametrize("x, e, args", [((2, 3), (2, 3), {}), ((2, 3, 4), (4,), {"broadcast": 1}),
+                                         ((2, 3, 4), (3, 1), {"broadcast": 1, "axis": 1}),
+                                         ((2, 3), (1,), {"broadcast": 1})])
+def test_pow_with_exponent_tensor(x, e, args):
+    (out,) = infer("Pow", [x, e], **args)
+    assert out == TensorInfo(x)
+    assert infer("Pow", [None, e]) == [TensorInfo(e)]
 
 
 def test_pow_errors():
@@ -67,6 +71,9 @@ def test_pow_errors():
         infer("Pow", [(2, 3), (3,)], exponent=2.0)
     with pytest.raises(ShapeError, match=r"X is \[2, 3\] and exponent is \[4\]"):
         infer("Pow", [(2, 3), (4,)])
+    # Caffe2's Pow has no NumPy-style broadcasting: shapes that broadcast still differ.
+    with pytest.raises(ShapeError, match=r"without broadcast=1 the shapes must be equal"):
+        infer("Pow", [(2, 3), (3,)])
     with pytest.raises(ShapeError, match=r"exponent's dim 0 \(2\) must equal X's dim 1 \(3\)"):
         infer("Pow", [(2, 3), (2,)], broadcast=1)
     assert infer("Pow", [(2, 3), (2,)], broadcast=1, axis=0) == [TensorInfo((2, 3))]

@@ -1,8 +1,9 @@
 """Inference rules of the elementwise family: Pow, logic, comparisons, Where.
 
-Binary ops here broadcast as the arithmetic family's do (NumPy-style, or
-Caffe2's legacy rule under broadcast=1). Logic ops take and give bool tensors;
-comparisons give bool tensors of the broadcast shape.
+Logic ops and comparisons broadcast as the arithmetic family's do (NumPy-style,
+or Caffe2's legacy rule under broadcast=1); Pow takes only the legacy rule.
+Logic ops take and give bool tensors; comparisons give bool tensors of the
+broadcast shape.
 """
 from __future__ import annotations
 
@@ -22,7 +23,9 @@ def _bool_result(shape) -> TensorInfo | None:
 
 @rule("elementwise_pow")
 def elementwise_pow(op: OpView, inputs: list) -> list:
-    """Y like X with the `exponent` arg; else X and exponent broadcast as in Mul."""
+    """Y like X. An exponent tensor must have X's shape, or line up with X under
+    legacy broadcasting (broadcast=1): unlike Mul, Caffe2's Pow has no NumPy-style
+    broadcasting."""
     if op.has("exponent") == (op.n_inputs == 2):
         given = "both" if op.has("exponent") else "neither"
         raise ShapeError(f"{op.type}: give the exponent as the arg or as input 1; got {given}")
@@ -32,8 +35,13 @@ def elementwise_pow(op: OpView, inputs: list) -> list:
         return [x]
     exponent = inputs[1]
     check_same_type(op, x, exponent, ("X", "exponent"))
-    shape = binary_shape(op, x, exponent, ("X", "exponent"))
-    return [None if shape is None else TensorInfo(shape, x.dtype)]
+    if op.arg("broadcast"):
+        binary_shape(op, x, exponent, ("X", "exponent"))
+        return [x]
+    if x is not None and exponent is not None and x.shape != exponent.shape:
+        raise ShapeError(f"{op.type}: X is {list(x.shape)} and exponent is "
+                         f"{list(exponent.shape)}: without broadcast=1 the shapes must be equal")
+    return [x if x is not None else exponent]
 
 
 @rule("elementwise_not")

@@ -1,0 +1,214 @@
+"""Elementwise kernels (NumPy): math (Exp, Log, Sqrt, Abs, Negative, Sqr, Pow,
+Clip, Scale) with the AbsGradient and ClipGradient ops, logic (Not, And, Or),
+comparisons (EQ, LT, GT, LE, GE) and Where. Kernels check input types as
+Caffe2's typed dispatch does (float only for the math ops, bool for logic) and
+always return arrays, also for 0-d inputs. Binary ops are kernel factories: at
+CreateNet their args pick NumPy-style broadcasting or Caffe2's legacy rule
+(B lined up with A at `axis`, the result of A's shape); Pow has only the
+legacy rule, so without broadcast=1 its exponent tensor must have X's shape.
+"""
+from __future__ import annotations
+
+import math
+from functools import lru_cache
+
+import numpy as np
+
+from pycaffe2.operators import register_cpu
+from pycaffe2.schema.inference import OpView
+from pycaffe2.schema.inference.arithmetic import check_legacy, legacy_axis, numpy_broadcast
+
+
+def _require(op_type: str, name: str, x, kinds: str, what: str) -> None:
+    if x.dtype.kind not in kinds:
+        raise ValueError(f"{op_type}: {name} is {x.dtype} {list(x.shape)}, must be {what}")
+
+
+def _float(op_type: str, x, name: str = "X") -> None:
+    _require(op_type, name, x, "f", "a float tensor")
+
+
+def _same_shape(op_type: str, a, b, names: tuple) -> None:
+    if a.shape != b.shape:
+        raise ValueError(f"{op_type}: {names[0]} is {list(a.shape)} but {names[1]} is "
+                         f"{list(b.shape)}: the shapes must match")
+
+
+# --- unary math -----------------------------------------------------------------------------
+
+@register_cpu("Exp")
+def exp(x):
+    _float("Exp", x)
+    return np.asarray(np.exp(x))
+
+
+@register_cpu("Log")
+def log(x):
+    _float("Log", x)
+    return np.asarray(np.log(x))
+
+
+@register_cpu("Sqrt")
+def sqrt(x):
+    _float("Sqrt", x)
+    return np.asarray(np.sqrt(x))
+
+
+@register_cpu("Abs")
+def abs_(x):
+    _float("Abs", x)
+    return np.asarray(np.abs(x))
+
+
+@register_cpu("AbsGradient")
+def abs_gradient(x, dy):
+    _float("AbsGradient", x)
+    _same_shape("AbsGradient", x, dy, ("X", "dY"))
+    return np.asarray(np.sign(x) * dy)  # sign(0) = 0: no gradient at the kink
+
+
+@register_cpu("Negative", "Neg")
+def negative(x):
+    _require("Negative", "X", x, "fi", "a float or signed integer tensor")
+    return np.asarray(np.negative(x))
+
+
+@register_cpu("Sqr")
+def sqr(x):
+    _float("Sqr", x)
+    return np.asarray(x * x)
+
+
+@register_cpu("Scale")
+def scale(x, *, scale):
+    _float("Scale", x)
+    return np.asarray(x * x.dtype.type(scale))
+
+
+@register_cpu("Clip")
+def clip(x, *, min, max):  # Caffe2 names the bounds min and max
+    _float("Clip", x)
+    t = x.dtype.type
+    return np.asarray(np.clip(x, t(min), t(max)))
+
+
+@register_cpu("ClipGradient")
+def clip_gradient(y, dy, *, min, max):
+    _float("ClipGradient", y, "Y")
+    _same_shape("ClipGradient", y, dy, ("Y", "dY"))
+    t = y.dtype.type
+    # Strict inequalities on Y: an input clipped to a bound gets no gradient.
+    inside = (y > t(min)) & (y < t(max))
+    return np.asarray(np.where(inside, dy, dy.dtype.type(0)))
+
+
+# --- broadcasting binary ops ----------------------------------------------------------------
+
+@lru_cache(maxsize=256)
+def _legacy_shape(op_type: str, a_shape: tuple, b_shape: tuple, axis: int, names: tuple) -> tuple:
+    """B's shape padded with 1s so that NumPy lines it up with A at `axis`."""
+    check_legacy(OpView(op_type, {}, 2, 1), a_shape, b_shape, axis, names)
+    if math.prod(b_shape) == 1:
+        return ()
+    start = len(a_shape) - len(b_shape) if axis == -1 else axis
+    return (1,) * start + b_shape + (1,) * (len(a_shape) - start - len(b_shape))
+
+
+def _broadcasting(op_type: str, function, names: tuple, broadcast, axis, axis_str, order):
+    """A kernel applying function(a, b) under the broadcast args, resolved once."""
+    if broadcast:
+        axis = legacy_axis(OpView(op_type, {"axis": axis, "axis_str": axis_str,
+                                            "order": order}, 2, 1))
+
+        def legacy(a, b):
+            b_view = b.reshape(_legacy_shape(op_type, a.shape, b.shape, axis, names))
+            return np.asarray(function(a, b_view))
+        return legacy
+
+    def numpy_style(a, b):
+        try:
+            return np.asarray(function(a, b))
+        except ValueError:
+            numpy_broadcast(OpView(op_type, {}, 2, 1), a.shape, b.shape, names)  # names the shapes
+            raise
+    return numpy_style
+
+
+def _typed(op_type: str, function, names: tuple, kinds: str | None):
+    """function(a, b) after checking A and B share a type (of `kinds`, when given)."""
+    def checked(a, b):
+        if kinds is not None:
+            _require(op_type, names[0], a, kinds, "bool" if kinds == "b" else "a float tensor")
+        if a.dtype != b.dtype:
+            raise ValueError(f"{op_type}: {names[0]} is {a.dtype} but {names[1]} is {b.dtype}: "
+                             f"the operands must share a type")
+        return function(a, b)
+    return checked
+
+
+def _register_binary(op_type: str, ufunc, kinds: str | None = None) -> None:
+    """Register a comparison or logic op: A and B of one type, broadcast, to a bool C."""
+    names = ("A", "B")
+
+    @register_cpu(op_type, specialize=True)
+    def factory(*, broadcast, axis, axis_str, order):
+        return _broadcasting(op_type, _typed(op_type, ufunc, names, kinds), names,
+                             broadcast, axis, axis_str, order)
+
+
+_register_binary("EQ", np.equal)
+_register_binary("LT", np.less)
+_register_binary("GT", np.greater)
+_register_binary("LE", np.less_equal)
+_register_binary("GE", np.greater_equal)
+_register_binary("And", np.logical_and, kinds="b")
+_register_binary("Or", np.logical_or, kinds="b")
+
+
+@register_cpu("Pow", specialize=True)
+def pow_(*, exponent, broadcast, axis, axis_str, order):
+    """Y = X ** exponent, the exponent from the arg or (exclusively) from input 1."""
+    power = _broadcasting("Pow", _typed("Pow", np.power, ("X", "exponent"), "f"),
+                          ("X", "exponent"), broadcast, axis, axis_str, order)
+
+    def with_arg(x):
+        _float("Pow", x)
+        return np.asarray(np.power(x, x.dtype.type(exponent)))
+
+    def binary(x, e):
+        if e.shape != x.shape and not broadcast:
+            raise ValueError(f"Pow: X is {list(x.shape)} and exponent is {list(e.shape)}: "
+                             f"without broadcast=1 the shapes must be equal")
+        return power(x, e)
+
+    def kernel(x, e=None):
+        if (e is None) == (exponent is None):
+            given = "neither" if e is None else "both"
+            raise ValueError(f"Pow: give the exponent as the arg or as input 1; got {given}")
+        return with_arg(x) if e is None else binary(x, e)
+    return kernel
+
+
+# --- Not, Where -----------------------------------------------------------------------------
+
+@register_cpu("Not")
+def not_(x):
+    _require("Not", "X", x, "b", "bool")
+    return np.asarray(np.logical_not(x))
+
+
+@register_cpu("Where")
+def where(c, x, y, *, broadcast_on_rows):
+    _require("Where", "C", c, "b", "bool")
+    if x.shape != y.shape or x.dtype != y.dtype:
+        raise ValueError(f"Where: X is {list(x.shape)} {x.dtype} but Y is {list(y.shape)} "
+                         f"{y.dtype}: they must match")
+    if not broadcast_on_rows:
+        if c.shape != x.shape:
+            raise ValueError(f"Where: C is {list(c.shape)} but X and Y are {list(x.shape)}: "
+                             f"the shapes must match")
+        return np.asarray(np.where(c, x, y))
+    if c.ndim != 1 or x.ndim == 0 or c.shape[0] != x.shape[0]:
+        raise ValueError(f"Where: with broadcast_on_rows=1 C must be 1-D with one entry per row "
+                         f"of X and Y ({list(x.shape)}), got {list(c.shape)}")
+    return np.where(c.reshape((-1,) + (1,) * (x.ndim - 1)), x, y)

@@ -1,0 +1,309 @@
+"""Elementwise family: each op against a NumPy reference, gradient ops against
+numeric differentiation of their forward ops, dtypes, broadcasting and errors."""
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from hypothesis.extra import numpy as hnp
+
+from pycaffe2.executor import NetError, OpFailure
+from pycaffe2.testing import check_gradient_op, check_reference, run_op
+
+FLOAT32_MAX = float(np.finfo(np.float32).max)
+
+arrays = hnp.arrays(np.float32, hnp.array_shapes(min_dims=1, max_dims=4, max_side=5),
+                    elements=st.floats(-3, 3, width=32))
+
+
+def positive(x):
+    return np.abs(x) + np.float32(0.1)
+
+
+# (type, args, reference(x, **args), input transform): float-only unary ops.
+UNARY = [
+    ("Exp", {}, np.exp, None),
+    ("Log", {}, np.log, positive),
+    ("Sqrt", {}, np.sqrt, positive),
+    ("Abs", {}, np.abs, None),
+    ("Negative", {}, lambda x: -x, None),
+    ("Neg", {}, lambda x: -x, None),
+    ("Sqr", {}, lambda x: x * x, None),
+    ("Scale", {}, lambda x: x, None),
+    ("Scale", {"scale": -2.5}, lambda x, scale: scale * x, None),
+    ("Scale", {"scale": 0.0}, lambda x, scale: 0 * x, None),
+    ("Clip", {"min": -1.0, "max": 0.5}, lambda x, min, max: np.minimum(np.maximum(x, min), max), None),
+    ("Clip", {"min": 0.0}, lambda x, min: np.maximum(x, 0), None),
+    ("Clip", {}, lambda x: x, None),
+    ("Pow", {"exponent": 2.0}, lambda x, exponent: x.astype(np.float64) ** 2, None),
+    ("Pow", {"exponent": -1.5}, lambda x, exponent: x.astype(np.float64) ** -1.5, positive),
+    ("Pow", {"exponent": 0.0}, lambda x, exponent: np.ones_like(x), None),
+]
+UNARY_IDS = [f"{t}-{'-'.join(map(str, a.values())) or 'default'}" for t, a, _, _ in UNARY]
+
+
+@pytest.mark.parametrize("op_type, args, reference, transform", UNARY, ids=UNARY_IDS)
+@settings(max_examples=10, deadline=None)
+@given(x=arrays)
+def test_unary_matches_reference(op_type, args, reference, transform, x):
+    x = transform(x) if transform else x
+    (y,) = check_reference(op_type, [x], reference, args)
+    assert y.dtype == np.float32
+
+
+@pytest.mark.parametrize("op_type, args, reference, transform", UNARY, ids=UNARY_IDS)
+def test_unary_keeps_float64_and_0d(op_type, args, reference, transform):
+    x = np.linspace(0.2, 2.0, 6).reshape(2, 3)
+    (y,) = check_reference(op_type, [x], reference, args, rtol=1e-10, atol=1e-12)
+    assert y.dtype == np.float64
+    (y0,) = run_op(op_type, [np.array(0.7, np.float32)], args)
+    assert isinstance(y0, np.ndarray) and y0.shape == () and y0.dtype == np.float32
+
+
+@pytest.mark.parametrize("dtype", [np.int32, np.int64])
+def test_negative_takes_integers(dtype):
+    x = np.array([[3, -4, 0]], dtype=dtype)
+    (y,) = check_reference("Negative", [x], lambda x: -x)
+    assert y.dtype == dtype
+
+
+@pytest.mark.parametrize("op_type, args", [("Exp", {}), ("Sqr", {}), ("Scale", {"scale": 2.0}),
+                                           ("Clip", {}), ("Pow", {"exponent": 2.0})])
+def test_float_ops_reject_integers(op_type, args):
+    with pytest.raises((OpFailure, NetError), match=f"{op_type}: X is int32 \\[3\\], must be a float"):
+        run_op(op_type, [np.arange(3, dtype=np.int32)], args)
+
+
+def test_clip_defaults_are_the_float32_range():
+    x = np.array([-np.inf, -1e30, 0.0, 1e30, np.inf], np.float32)
+    (y,) = run_op("Clip", [x])
+    np.testing.assert_array_equal(y, np.array([-FLOAT32_MAX, -1e30, 0.0, 1e30, FLOAT32_MAX], np.float32))
+
+
+# --- gradient ops ---------------------------------------------------------------------------
+
+def away_from(x, points, margin=0.05):
+    """x with values near any of `points` moved past them (off the kinks)."""
+    for p in points:
+        x = np.where(np.abs(x - p) < margin, p + 2 * margin, x)
+    return x.astype(np.float32)
+
+
+@settings(max_examples=10, deadline=None)
+@given(x=arrays, seed=st.integers(0, 2**16))
+def test_abs_gradient_matches_reference(x, seed):
+    dy = np.random.default_rng(seed).standard_normal(x.shape).astype(np.float32)
+    (dx,) = check_reference("AbsGradient", [x, dy], lambda x, dy: np.where(x > 0, dy, -dy) * (x != 0))
+    assert dx.dtype == np.float32
+
+
+@settings(max_examples=10, deadline=None)
+@given(x=arrays, seed=st.integers(0, 2**16))
+def test_clip_gradient_matches_reference(x, seed):
+    dy = np.random.default_rng(seed).standard_normal(x.shape).astype(np.float32)
+    y = np.clip(x, -1, 0.5)
+    reference = lambda y, dy, **_: np.where((x > -1) & (x < 0.5), dy, 0)
+    check_reference("ClipGradient", [y, dy], reference, {"min": -1.0, "max": 0.5})
+
+
+def test_abs_gradient_is_numeric():
+    rng = np.random.default_rng(1)
+    x = away_from(rng.uniform(-2, 2, (2, 3)), [0.0])
+    dy = rng.standard_normal(x.shape).astype(np.float32)
+    check_gradient_op("Abs", [x], "AbsGradient", [x, dy], {0: 0}, [dy])
+    assert run_op("AbsGradient", [np.zeros(2, np.float32), np.ones(2, np.float32)])[0].tolist() == [0, 0]
+
+
+@pytest.mark.parametrize("args", [{"min": -0.5, "max": 0.8}, {"max": 0.0}, {}])
+def test_clip_gradient_is_numeric(args):
+    rng = np.random.default_rng(2)
+    x = away_from(rng.uniform(-2, 2, (3, 3)), [args.get("min", -9), args.get("max", 9)])
+    dy = rng.standard_normal(x.shape).astype(np.float32)
+    (y,) = run_op("Clip", [x], args)
+    check_gradient_op("Clip", [x], "ClipGradient", [y, dy], {0: 0}, [dy], args)
+
+
+@pytest.mark.parametrize("op_type, inputs", [("AbsGradient", ["X", "dY"]), ("ClipGradient", ["Y", "dY"])])
+def test_gradient_shape_mismatch(op_type, inputs):
+    pattern = f"{inputs[0]} is \\[2, 3\\] but {inputs[1]} is \\[3\\]"
+    with pytest.raises((OpFailure, NetError), match=pattern):
+        run_op(op_type, [np.ones((2, 3), np.float32), np.ones(3, np.float32)])
+
+
+# --- Pow with an exponent tensor ------------------------------------------------------------
+
+def legacy_view(b, a_ndim, axis):
+    """Reference for legacy broadcasting: B padded with 1s to sit at `axis` of A."""
+    if b.size == 1:
+        return b.reshape(())
+    start = a_ndim - b.ndim if axis == -1 else axis
+    return b.reshape((1,) * start + b.shape + (1,) * (a_ndim - start - b.ndim))
+
+
+# (X shape, exponent shape, args, axis used by the reference)
+POW_CASES = [
+    ((2, 3), (2, 3), {}, -1),
+    ((2, 3, 4), (4,), {"broadcast": 1}, -1),
+    ((2, 3, 4), (3, 4), {"broadcast": 1}, -1),
+    ((2, 3, 4, 5), (3,), {"broadcast": 1, "axis": 1}, 1),
+    ((2, 3, 4, 5), (3, 1), {"broadcast": 1, "axis": 1}, 1),
+    ((2, 3, 4, 5), (4,), {"broadcast": 1, "axis_str": "H"}, 2),
+    ((2, 3, 4, 5), (5,), {"broadcast": 1, "axis_str": "C", "order": "NHWC"}, 3),
+    ((2, 3), (1,), {"broadcast": 1}, -1),
+]
+
+
+@pytest.mark.parametrize("x_shape, e_shape, args, axis", POW_CASES)
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_pow_exponent_tensor(x_shape, e_shape, args, axis, dtype):
+    rng = np.random.default_rng(3)
+    x = rng.uniform(0.5, 2, x_shape).astype(dtype)
+    e = rng.uniform(-2, 2, e_shape).astype(dtype)
+    reference = lambda x, e, **_: np.power(x, legacy_view(e, x.ndim, axis))
+    (y,) = check_reference("Pow", [x, e], reference, args, rtol=1e-5)
+    assert y.dtype == dtype and y.shape == x_shape
+
+
+@pytest.mark.parametrize("inputs, args, pattern", [
+    ([(2, 3)], {}, "got neither"),
+    ([(2, 3), (2, 3)], {"exponent": 2.0}, "got both"),
+    ([(2, 3), (3,)], {}, r"X is \[2, 3\] and exponent is \[3\]: without broadcast=1 the shapes must be"),
+    ([(2, 3), (2,)], {"broadcast": 1}, r"exponent's dim 0 \(2\) must equal X's dim 1 \(3\)"),
+    ([(2, 3), (3, 2)], {"broadcast": 1, "axis": 0}, r"exponent's dim 0 \(3\) must equal X's dim 0"),
+])
+def test_pow_errors(inputs, args, pattern):
+    with pytest.raises((OpFailure, NetError), match=pattern):
+        run_op("Pow", [np.ones(s, np.float32) for s in inputs], args)
+
+
+def test_pow_exponent_of_another_type():
+    with pytest.raises((OpFailure, NetError), match="X is float32 but exponent is float64"):
+        run_op("Pow", [np.ones(2, np.float32), np.ones(2)])
+
+
+# --- comparisons and logic ------------------------------------------------------------------
+
+COMPARISONS = [("EQ", np.equal), ("LT", np.less), ("GT", np.greater),
+               ("LE", np.less_equal), ("GE", np.greater_equal)]
+LOGICAL = [("And", np.logical_and), ("Or", np.logical_or)]
+
+# (A shape, B shape, args, legacy axis or None for NumPy-style)
+BINARY_SHAPES = [
+    ((3, 4), (3, 4), {}, None),
+    ((2, 3, 4), (4,), {}, None),
+    ((4, 1), (1, 5), {}, None),
+    ((), (2, 3), {}, None),
+    ((2, 3, 4), (3,), {"broadcast": 1, "axis": 1}, 1),
+    ((2, 3, 4), (3, 4), {"broadcast": 1}, -1),
+    ((2, 3, 4, 5), (3,), {"broadcast": 1, "axis_str": "C"}, 1),
+    ((2, 3), (1, 1), {"broadcast": 1}, -1),
+]
+
+
+def binary_reference(ufunc, axis):
+    def reference(a, b, **_):
+        return ufunc(a, b if axis is None else legacy_view(b, a.ndim, axis))
+    return reference
+
+
+def small_ints(shape, dtype, rng):
+    """Values from a small range, so that equal pairs are common."""
+    return rng.integers(-2, 3, shape).astype(dtype)
+
+
+@pytest.mark.parametrize("op_type, ufunc", COMPARISONS, ids=[c[0] for c in COMPARISONS])
+@pytest.mark.parametrize("a_shape, b_shape, args, axis", BINARY_SHAPES)
+@pytest.mark.parametrize("dtype", [np.float32, np.int64])
+def test_comparisons(op_type, ufunc, a_shape, b_shape, args, axis, dtype):
+    rng = np.random.default_rng(4)
+    a, b = small_ints(a_shape, dtype, rng), small_ints(b_shape, dtype, rng)
+    (c,) = check_reference(op_type, [a, b], binary_reference(ufunc, axis), args)
+    assert c.dtype == np.bool_
+
+
+@pytest.mark.parametrize("op_type, ufunc", COMPARISONS, ids=[c[0] for c in COMPARISONS])
+@pytest.mark.parametrize("dtype", [np.int32, np.float64, np.bool_])
+def test_comparison_dtypes(op_type, ufunc, dtype):
+    rng = np.random.default_rng(5)
+    a, b = small_ints((4, 3), dtype, rng), small_ints((4, 3), dtype, rng)
+    (c,) = check_reference(op_type, [a, b], ufunc)
+    assert c.dtype == np.bool_
+
+
+@pytest.mark.parametrize("op_type, ufunc", LOGICAL, ids=[c[0] for c in LOGICAL])
+@pytest.mark.parametrize("a_shape, b_shape, args, axis", BINARY_SHAPES)
+def test_logical_ops(op_type, ufunc, a_shape, b_shape, args, axis):
+    rng = np.random.default_rng(6)
+    a, b = rng.random(a_shape) > 0.5, rng.random(b_shape) > 0.5
+    (c,) = check_reference(op_type, [a, b], binary_reference(ufunc, axis), args)
+    assert c.dtype == np.bool_
+
+
+@settings(max_examples=10, deadline=None)
+@given(x=hnp.arrays(np.bool_, hnp.array_shapes(min_dims=0, max_dims=3)))
+def test_not(x):
+    (y,) = check_reference("Not", [x], np.logical_not)
+    assert y.dtype == np.bool_ and isinstance(y, np.ndarray)
+
+
+@pytest.mark.parametrize("op_type", ["Not", "And", "Or"])
+def test_logic_ops_need_bool(op_type):
+    inputs = [np.ones(3, np.float32)] * (1 if op_type == "Not" else 2)
+    name = "X" if op_type == "Not" else "A"
+    with pytest.raises((OpFailure, NetError), match=f"{op_type}: {name} is float32 \\[3\\], must be bool"):
+        run_op(op_type, inputs)
+
+
+@pytest.mark.parametrize("op_type", ["EQ", "And"])
+def test_binary_shape_errors(op_type):
+    dtype = np.bool_ if op_type == "And" else np.float32
+    with pytest.raises((OpFailure, NetError), match=r"A is \[2, 3\] and B is \[4\]: dims 3 and 4 do not"):
+        run_op(op_type, [np.ones((2, 3), dtype), np.ones(4, dtype)])
+    with pytest.raises((OpFailure, NetError), match=r"B's dim 0 \(2\) must equal A's dim 1 \(3\)"):
+        run_op(op_type, [np.ones((2, 3), dtype), np.ones(2, dtype)], {"broadcast": 1})
+
+
+def test_comparison_type_mismatch_and_bad_axis_str():
+    with pytest.raises((OpFailure, NetError), match="A is float32 but B is int64"):
+        run_op("LT", [np.ones(2, np.float32), np.ones(2, np.int64)])
+    with pytest.raises((OpFailure, NetError), match="axis_str 'Q' is not a letter of order NCHW"):
+        run_op("LT", [np.ones((2, 3)), np.ones(3)], {"broadcast": 1, "axis_str": "Q"})
+
+
+# --- Where ----------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64, np.int32, np.int64, np.bool_])
+def test_where(dtype):
+    rng = np.random.default_rng(7)
+    c = rng.random((3, 4)) > 0.5
+    x, y = small_ints((3, 4), dtype, rng), small_ints((3, 4), dtype, rng)
+    (z,) = check_reference("Where", [c, x, y], lambda c, x, y: np.where(c, x, y))
+    assert z.dtype == dtype
+
+
+@pytest.mark.parametrize("shape", [(4,), (4, 3), (4, 2, 3)])
+def test_where_on_rows(shape):
+    rng = np.random.default_rng(8)
+    c = rng.random(4) > 0.5
+    x, y = rng.standard_normal(shape), rng.standard_normal(shape)
+    reference = lambda c, x, y, **_: np.where(c.reshape((4,) + (1,) * (x.ndim - 1)), x, y)
+    check_reference("Where", [c, x, y], reference, {"broadcast_on_rows": 1})
+
+
+def test_where_on_strings():
+    c = np.array([True, False, True])
+    x, y = np.array(["a", "b", "c"], dtype=object), np.array(["x", "y", "z"], dtype=object)
+    (z,) = run_op("Where", [c, x, y])
+    assert z.tolist() == ["a", "y", "c"]
+
+
+@pytest.mark.parametrize("c, x, y, args, pattern", [
+    ((2, 3), (2, 3), (3, 2), {}, r"X is \[2, 3\] float32 but Y is \[3, 2\] float32"),
+    ((3,), (2, 3), (2, 3), {}, r"C is \[3\] but X and Y are \[2, 3\]"),
+    ((3,), (2, 3), (2, 3), {"broadcast_on_rows": 1}, r"one entry per row of X and Y \(\[2, 3\]\), got \[3\]"),
+])
+def test_where_errors(c, x, y, args, pattern):
+    inputs = [np.ones(c, bool), np.ones(x, np.float32), np.ones(y, np.float32)]
+    with pytest.raises((OpFailure, NetError), match=pattern):
+        run_op("Where", inputs, args)
+    with pytest.raises((OpFailure, NetError), match="C is float32 \\[2\\], must be bool"):
+        run_op("Where", [np.ones(2, np.float32)] * 3)
