@@ -1,0 +1,180 @@
+"""Filler kernels (NumPy): the ops init nets are made of. Every filler takes
+its output shape from `shape`, or from an optional input (its shape, or with
+input_as_shape=1 its values) followed by `extra_shape`, as `fill_shape` does.
+Random fillers draw from the op's `rng` (a NumPy Generator seeded from the
+op's device_option.random_seed when it has one), so seeded nets repeat
+exactly. String tensors are object arrays of bytes, as Caffe2 keeps them.
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from pycaffe2.operators import register_cpu
+from pycaffe2.schema.args import DTYPE_BY_NUMBER
+from pycaffe2.schema.inference.fill import GIVEN_TENSOR_DTYPES, GIVEN_TENSOR_TYPES, NUMPY_NAMES
+
+
+def fill_shape(op_type: str, inputs: tuple, shape, extra_shape, input_as_shape) -> tuple[int, ...]:
+    """The output shape from the shape args and the optional input."""
+    extra = tuple(extra_shape or ())
+    if not inputs:
+        if extra:
+            raise ValueError(f"{op_type}: extra_shape {list(extra)} needs an input to extend")
+        if input_as_shape:
+            raise ValueError(f"{op_type}: input_as_shape=1 needs an input holding the shape")
+        return _checked(op_type, tuple(shape or ()))
+    if shape:
+        raise ValueError(f"{op_type}: give the shape {list(shape)} or an input, not both")
+    source = inputs[0]
+    if not input_as_shape:
+        return np.shape(source) + _checked(op_type, extra)
+    if not isinstance(source, np.ndarray) or source.ndim != 1 or source.dtype != np.int64:
+        described = (f"{list(source.shape)} {source.dtype}" if isinstance(source, np.ndarray)
+                     else type(source).__name__)
+        raise ValueError(f"{op_type}: with input_as_shape=1 the input must be a 1-D int64 "
+                         f"tensor, got {described}")
+    return _checked(op_type, tuple(int(d) for d in source) + extra)
+
+
+def _checked(op_type: str, shape: tuple) -> tuple:
+    if any(d < 0 for d in shape):
+        raise ValueError(f"{op_type}: shape {list(shape)} has a negative dim")
+    return shape
+
+
+def _as_bytes(value) -> bytes:
+    return value.encode("utf-8") if isinstance(value, str) else bytes(value)
+
+
+def _strings(values, shape) -> np.ndarray:
+    array = np.empty(len(values), dtype=object)
+    array[:] = [_as_bytes(v) for v in values]
+    return array.reshape(shape)
+
+
+@register_cpu("ConstantFill")
+def constant_fill(*inputs, shape, extra_shape, input_as_shape, value, dtype):
+    out_shape = fill_shape("ConstantFill", inputs, shape, extra_shape, input_as_shape)
+    if dtype is None:  # Caffe2 infers it from the value's type: float -> FLOAT, int -> INT64
+        if isinstance(value, (str, bytes)):
+            raise ValueError("ConstantFill: a string value needs dtype=STRING")
+        dtype_name = "int64" if isinstance(value, int) else "float32"
+    else:
+        dtype_name = NUMPY_NAMES.get(DTYPE_BY_NUMBER.get(dtype, ""))
+        if dtype_name is None:
+            raise ValueError(f"ConstantFill: dtype {DTYPE_BY_NUMBER.get(dtype, dtype)} cannot be filled")
+    if dtype_name == "object":
+        text = value if isinstance(value, (str, bytes)) else b""
+        return _strings([text] * math.prod(out_shape), out_shape)
+    if isinstance(value, (str, bytes)):
+        raise ValueError(f"ConstantFill: string value {value!r} cannot fill a {dtype_name} tensor")
+    if isinstance(value, float) and np.dtype(dtype_name).kind in "biu" and not value.is_integer():
+        raise ValueError(f"ConstantFill: value {value} is not a whole number, as {dtype_name} needs")
+    return np.full(out_shape, value, dtype=dtype_name)
+
+
+@register_cpu("GaussianFill")
+def gaussian_fill(*inputs, shape, extra_shape, input_as_shape, mean, std, rng):
+    out_shape = fill_shape("GaussianFill", inputs, shape, extra_shape, input_as_shape)
+    if std < 0:
+        raise ValueError(f"GaussianFill: std must not be negative, got {std}")
+    return _gaussian(rng, out_shape, mean, std)
+
+
+def _gaussian(rng, shape, mean, std) -> np.ndarray:
+    out = rng.standard_normal(shape, dtype=np.float32)
+    out *= np.float32(std)
+    out += np.float32(mean)
+    return out
+
+
+def _uniform(rng, shape, low, high) -> np.ndarray:
+    out = rng.random(shape, dtype=np.float32)
+    out *= np.float32(high - low)
+    out += np.float32(low)
+    return out
+
+
+@register_cpu("UniformFill")
+def uniform_fill(*inputs, shape, extra_shape, input_as_shape, min, max, rng):  # noqa: A002 (Caffe2 names)
+    out_shape = fill_shape("UniformFill", inputs[:1], shape, extra_shape, input_as_shape)
+    if len(inputs) == 3:
+        for name, bound in (("min", inputs[1]), ("max", inputs[2])):
+            if np.size(bound) != 1:
+                raise ValueError(f"UniformFill: input {name} must hold one element, "
+                                 f"got {list(np.shape(bound))}")
+        low, high = float(np.ravel(inputs[1])[0]), float(np.ravel(inputs[2])[0])
+        if low > high:  # Caffe2 gives an empty batch (dim 0 is 0) for crossed input bounds
+            return np.zeros((0,) + out_shape[1:], dtype=np.float32)
+    else:
+        low, high = min, max
+        if low > high:
+            raise ValueError(f"UniformFill: min {low} is above max {high}")
+    return _uniform(rng, out_shape, low, high)
+
+
+@register_cpu("XavierFill")
+def xavier_fill(*inputs, shape, extra_shape, input_as_shape, rng):
+    out_shape = fill_shape("XavierFill", inputs, shape, extra_shape, input_as_shape)
+    if len(out_shape) < 1:
+        raise ValueError("XavierFill: needs a shape of at least 1 dim (fan_in = size / dim 0)")
+    size = math.prod(out_shape)
+    if size == 0:
+        return np.zeros(out_shape, dtype=np.float32)
+    scale = math.sqrt(3.0 / (size // out_shape[0]))  # Caffe2 divides as integers
+    return _uniform(rng, out_shape, -scale, scale)
+
+
+@register_cpu("MSRAFill")
+def msra_fill(*inputs, shape, extra_shape, input_as_shape, rng):
+    out_shape = fill_shape("MSRAFill", inputs, shape, extra_shape, input_as_shape)
+    if len(out_shape) < 2:
+        raise ValueError(f"MSRAFill: needs a shape of at least 2 dims (fan_out = size / dim 1), "
+                         f"got {list(out_shape)}")
+    size = math.prod(out_shape)
+    if size == 0:
+        return np.zeros(out_shape, dtype=np.float32)
+    return _gaussian(rng, out_shape, 0.0, math.sqrt(2.0 / (size // out_shape[1])))
+
+
+@register_cpu("RangeFill")
+def range_fill(*inputs, shape, extra_shape, input_as_shape):
+    out_shape = fill_shape("RangeFill", inputs, shape, extra_shape, input_as_shape)
+    return np.arange(math.prod(out_shape), dtype=np.float32).reshape(out_shape)
+
+
+def _given(op_type, inputs, shape, extra_shape, input_as_shape, values, dtype_name) -> np.ndarray:
+    out_shape = fill_shape(op_type, inputs, shape, extra_shape, input_as_shape)
+    values = values or []
+    if len(values) != math.prod(out_shape):
+        raise ValueError(f"{op_type}: {len(values)} values cannot fill shape {list(out_shape)} "
+                         f"({math.prod(out_shape)} elements)")
+    if dtype_name == "object":
+        return _strings(values, out_shape)
+    return np.array(values, dtype=dtype_name).reshape(out_shape)
+
+
+@register_cpu("GivenTensorFill")
+def given_tensor_fill(*inputs, shape, extra_shape, input_as_shape, values, dtype):
+    dtype_name = "float32"
+    if dtype is not None:
+        name = DTYPE_BY_NUMBER.get(dtype, str(dtype))
+        if name not in GIVEN_TENSOR_DTYPES:
+            raise ValueError(f"GivenTensorFill: dtype {name} is not one of {', '.join(GIVEN_TENSOR_DTYPES)}")
+        dtype_name = NUMPY_NAMES[name]
+    return _given("GivenTensorFill", inputs, shape, extra_shape, input_as_shape, values, dtype_name)
+
+
+def _register_given_variant(op_type: str) -> None:
+    dtype_name = GIVEN_TENSOR_TYPES[op_type]
+
+    def given_variant(*inputs, shape, extra_shape, input_as_shape, values):
+        return _given(op_type, inputs, shape, extra_shape, input_as_shape, values, dtype_name)
+
+    register_cpu(op_type)(given_variant)
+
+
+for _variant in GIVEN_TENSOR_TYPES:  # Double, Int, Int64, Bool and String
+    _register_given_variant(_variant)

@@ -1,0 +1,227 @@
+"""Training kernels (NumPy): the iteration counter, the learning-rate
+schedule, WeightedSum (Caffe2's plain SGD step) and the momentum, Adagrad and
+Adam updates. Update ops work element by element on tensors that hold the
+same number of elements (Caffe2 checks sizes, not shapes) and give each
+output the shape of the blob it replaces. Like every kernel they return new
+arrays, even where the schema lets the outputs overwrite their inputs.
+"""
+from __future__ import annotations
+
+import functools
+import math
+import threading
+
+import numpy as np
+
+from pycaffe2.operators import register_cpu
+
+INT64_MAX = np.iinfo(np.int64).max
+
+
+def _describe(value) -> str:
+    if isinstance(value, np.ndarray):
+        return f"{list(value.shape)} {value.dtype}"
+    return type(value).__name__
+
+
+def read_counter(op_type: str, counter) -> int:
+    """The value of a one-element int64 counter tensor."""
+    if not isinstance(counter, np.ndarray) or counter.dtype != np.int64 or counter.size != 1:
+        raise ValueError(f"{op_type}: iter must be a one-element int64 tensor, got {_describe(counter)}")
+    return int(counter.reshape(-1)[0])
+
+
+def _scalar(op_type: str, name: str, value, dtype) -> np.generic:
+    """A one-element tensor's value as a scalar of `dtype`."""
+    if np.size(value) != 1:
+        raise ValueError(f"{op_type}: {name} must hold one element, got {list(np.shape(value))}")
+    return np.dtype(dtype).type(np.ravel(value)[0])
+
+
+def _check_tensors(op_type: str, named: dict) -> None:
+    """Raise unless the tensors are floats holding the same number of elements."""
+    for name, array in named.items():
+        if not isinstance(array, np.ndarray) or array.dtype.kind != "f":
+            raise ValueError(f"{op_type}: {name} must be a float tensor, got {_describe(array)}")
+    if len({array.size for array in named.values()}) > 1:
+        shapes = ", ".join(f"{name} {list(array.shape)}" for name, array in named.items())
+        raise ValueError(f"{op_type}: {shapes}: these must hold the same number of elements")
+
+
+def _increment(op_type: str, counter) -> np.ndarray:
+    if read_counter(op_type, counter) == INT64_MAX:
+        raise ValueError(f"{op_type}: the counter is at the int64 maximum and would overflow")
+    return counter + 1
+
+
+@register_cpu("Iter")
+def iter_(*counter):
+    if not counter:
+        # Caffe2's deprecated Iter([], ITER) reads the output blob it increments;
+        # a kernel only sees its inputs, so the counter must come in as input 0.
+        raise ValueError("Iter: the counter must be the input too: write Iter([ITER], [ITER]) "
+                         "after ConstantFill([], ITER, shape=[1], value=0, dtype=INT64)")
+    return _increment("Iter", counter[0])
+
+
+@register_cpu("CreateMutex")
+def create_mutex():
+    return threading.Lock()
+
+
+@register_cpu("AtomicIter")
+def atomic_iter(mutex, counter):
+    if not hasattr(mutex, "acquire"):
+        raise ValueError(f"AtomicIter: input mutex must be a mutex made by CreateMutex, "
+                         f"got {_describe(mutex)}")
+    with mutex:
+        return _increment("AtomicIter", counter)
+
+
+# LearningRate: policy -> multiplier f(iter, args); base_lr * lr_scale * f is the rate.
+def _pow(base: float, exponent: float) -> float:
+    try:
+        return math.pow(base, exponent)
+    except OverflowError:
+        return math.inf
+    except ValueError:  # a negative base with a fractional exponent: C's pow gives NaN
+        return math.nan
+
+
+def _linear_warmup(it, a):
+    if it >= a["num_iter"]:
+        return 1.0
+    return a["start_multiplier"] + (1 - a["start_multiplier"]) * it / a["num_iter"]
+
+
+def _alter(it, a):
+    active_first = bool(a["active_first"])
+    first_period = a["active_period"] if active_first else a["inactive_period"]
+    in_first = it % (a["active_period"] + a["inactive_period"]) < first_period
+    return float(in_first == active_first)
+
+
+def _hill(it, a):
+    if it < a["num_iter"]:
+        return _linear_warmup(it, a)
+    return max(a["end_multiplier"], _pow(1 + a["gamma"] * (it - a["num_iter"]), -a["power"]))
+
+
+MULTIPLIERS = {
+    "fixed": lambda it, a: 1.0,
+    "step": lambda it, a: _pow(a["gamma"], it // a["stepsize"]),
+    "exp": lambda it, a: _pow(a["gamma"], it),
+    "inv": lambda it, a: _pow(1 + a["gamma"] * it, -a["power"]),
+    "multistep": lambda it, a: _pow(a["gamma"], sum(it >= step for step in a["stepsizes"])),
+    "poly": lambda it, a: _pow(1 - it / a["max_iter"], a["power"]),
+    "linearWarmup": _linear_warmup,
+    "constantWarmup": lambda it, a: a["multiplier"] if it < a["num_iter"] else 1.0,
+    "alter": _alter,
+    "hill": _hill,
+}
+
+# policy -> (what must hold of the args, the message when it does not)
+REQUIREMENTS = {
+    "step": (lambda a: a["stepsize"] > 0, "stepsize must be > 0"),
+    "multistep": (lambda a: bool(a["stepsizes"]), "stepsizes must list at least one iteration"),
+    "poly": (lambda a: a["max_iter"] > 0, "max_iter must be > 0"),
+    "alter": (lambda a: min(a["active_period"], a["inactive_period"]) >= 0
+              and a["active_period"] + a["inactive_period"] > 0,
+              "active_period and inactive_period must be >= 0, not both 0"),
+}
+
+
+@register_cpu("LearningRate", specialize=True)
+def learning_rate(*, base_lr, policy, gamma, stepsize, stepsizes, power, max_iter, num_iter,
+                  start_multiplier, end_multiplier, multiplier, active_first, active_period,
+                  inactive_period, lr_scale):
+    """Kernel factory: the policy is chosen and its args checked once."""
+    args = dict(gamma=gamma, stepsize=stepsize, stepsizes=stepsizes or [], power=power,
+                max_iter=max_iter, num_iter=num_iter, start_multiplier=start_multiplier,
+                end_multiplier=end_multiplier, multiplier=multiplier, active_first=active_first,
+                active_period=active_period, inactive_period=inactive_period)
+    if base_lr is None or policy not in MULTIPLIERS:
+        raise ValueError(f"LearningRate needs base_lr and a known policy, got {base_lr} and {policy!r}")
+    holds, message = REQUIREMENTS.get(policy, (lambda a: True, ""))
+    if not holds(args):
+        raise ValueError(f"LearningRate policy {policy}: {message}")
+    multiplier_of = functools.partial(MULTIPLIERS[policy], a=args)
+    scale = base_lr * lr_scale
+
+    def learning_rate_kernel(counter):
+        return np.array(scale * multiplier_of(read_counter("LearningRate", counter)), dtype=np.float32)
+
+    return learning_rate_kernel
+
+
+@register_cpu("WeightedSum")
+def weighted_sum(*inputs):
+    xs, weights = inputs[0::2], inputs[1::2]
+    _check_shapes("WeightedSum", xs)
+    dtype = xs[0].dtype
+    y = xs[0] * _scalar("WeightedSum", "weight_0", weights[0], dtype)
+    for index in range(1, len(xs)):
+        y = y + xs[index] * _scalar("WeightedSum", f"weight_{index}", weights[index], dtype)
+    return y
+
+
+def _check_shapes(op_type: str, xs, dy=None) -> None:
+    named = {} if dy is None else {"dY": dy}
+    named.update((f"X_{index}", x) for index, x in enumerate(xs))
+    if len({np.shape(x) for x in named.values()}) > 1:
+        shapes = ", ".join(f"{name} {list(np.shape(x))}" for name, x in named.items())
+        raise ValueError(f"{op_type}: {shapes}: these must have the same shape")
+
+
+@register_cpu("WeightedSumGradient")
+def weighted_sum_gradient(dy, *inputs, grad_on_w, num_outputs):
+    xs, weights = inputs[0::2], inputs[1::2]
+    _check_shapes("WeightedSumGradient", xs, dy)
+    expected = len(xs) * (2 if grad_on_w else 1)
+    if num_outputs != expected:
+        raise ValueError(f"WeightedSumGradient: {len(xs)} (X, weight) pairs with grad_on_w="
+                         f"{int(bool(grad_on_w))} give {expected} outputs, not {num_outputs}")
+    dxs = [dy * _scalar("WeightedSumGradient", f"weight_{i}", w, dy.dtype) for i, w in enumerate(weights)]
+    if not grad_on_w:
+        return tuple(dxs)
+    dws = [np.full(np.shape(w), np.vdot(dy, x), dtype=np.asarray(w).dtype) for x, w in zip(xs, weights)]
+    return tuple(dxs + dws)
+
+
+@register_cpu("MomentumSGDUpdate")
+def momentum_sgd_update(grad, moment, lr, param, *, momentum, nesterov):
+    _check_tensors("MomentumSGDUpdate", {"grad": grad, "moment": moment, "param": param})
+    t = grad.dtype.type
+    lr, momentum = _scalar("MomentumSGDUpdate", "lr", lr, grad.dtype), t(momentum)
+    m = moment.reshape(grad.shape)
+    new_moment = lr * grad + momentum * m
+    step = (1 + momentum) * new_moment - momentum * m if nesterov else new_moment
+    new_param = param - step.reshape(param.shape)
+    return step, new_moment.reshape(moment.shape), new_param
+
+
+@register_cpu("Adagrad")
+def adagrad(param, moment, grad, lr, *, epsilon, decay):
+    _check_tensors("Adagrad", {"param": param, "moment": moment, "grad": grad})
+    t = param.dtype.type
+    lr = _scalar("Adagrad", "lr", lr, param.dtype)
+    g = grad.reshape(param.shape)
+    new_moment = t(decay) * moment.reshape(param.shape) + g * g
+    new_param = param + lr * g / (np.sqrt(new_moment) + t(epsilon))
+    return new_param, new_moment.reshape(moment.shape)
+
+
+@register_cpu("Adam")
+def adam(param, moment_1, moment_2, grad, lr, counter, *, beta1, beta2, epsilon):
+    _check_tensors("Adam", {"param": param, "moment_1": moment_1, "moment_2": moment_2, "grad": grad})
+    t = param.dtype.type
+    lr = _scalar("Adam", "lr", lr, param.dtype)
+    step_number = read_counter("Adam", counter) + 1  # Caffe2's bias correction uses iter + 1
+    correction = t(math.sqrt(1 - beta2 ** step_number) / (1 - beta1 ** step_number))
+    g = grad.reshape(param.shape)
+    m1 = t(beta1) * moment_1.reshape(param.shape) + t(1 - beta1) * g
+    m2 = t(beta2) * moment_2.reshape(param.shape) + t(1 - beta2) * (g * g)
+    # The optional fourth output is the step before lr, as Caffe2's 4-output Adam gives it.
+    step = correction * m1 / (np.sqrt(m2) + t(epsilon))
+    new_param = param + lr * step
+    return new_param, m1.reshape(moment_1.shape), m2.reshape(moment_2.shape), step.reshape(grad.shape)

@@ -1,0 +1,318 @@
+"""Training family: the counter, the learning-rate policies, WeightedSum and its
+gradient, and every update rule against an independent NumPy reference, one
+step at a time and over several steps of a real training net."""
+import math
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from hypothesis.extra import numpy as hnp
+
+from pycaffe2.executor import NetError, OpFailure, Workspace
+from pycaffe2.operators import load_kernels
+from pycaffe2.proto import caffe2_pb2
+from pycaffe2.testing import check_gradient_op, check_reference, make_op, run_op
+
+shapes = hnp.array_shapes(min_dims=1, max_dims=3, max_side=4)
+
+
+def randn(rng, shape, dtype=np.float32):
+    return rng.standard_normal(shape).astype(dtype)
+
+
+def counter(value):
+    return np.array([value], dtype=np.int64)
+
+
+def make_net(name, ops):
+    return caffe2_pb2.NetDef(name=name, op=[make_op(*op) for op in ops])
+
+
+# --- the iteration counter -------------------------------------------------------------
+
+def test_iter_counts_in_place():
+    workspace = Workspace()
+    workspace.FeedBlob("ITER", counter(0))
+    workspace.CreateNet(make_net("count", [("Iter", ["ITER"], ["ITER"])]))
+    workspace.RunNet("count", num_iter=3)
+    assert workspace.FetchBlob("ITER").tolist() == [3]
+
+
+def test_atomic_iter_with_a_mutex():
+    workspace = Workspace()
+    workspace.RunNetOnce(make_net("init", [
+        ("CreateMutex", [], ["mutex"]),
+        ("ConstantFill", [], ["ITER"], {"shape": [1], "value": 5.0, "dtype": "INT64"}),
+    ]))
+    net = make_net("count", [("AtomicIter", ["mutex", "ITER"], ["ITER"])])
+    net.type = "dag"
+    workspace.CreateNet(net)
+    workspace.RunNet("count", num_iter=2)
+    assert workspace.FetchBlob("ITER").tolist() == [7]
+    assert workspace.FetchBlob("ITER").dtype == np.int64
+
+
+@pytest.mark.parametrize("op_type, inputs, message", [
+    ("Iter", [], r"the counter must be the input too"),
+    ("Iter", ["ITER"], r"input blob 'ITER' has no value"),
+    ("Iter", [np.array([1], np.int32)], r"iter must be a one-element int64 tensor, got \[1\] int32"),
+    ("Iter", [counter(np.iinfo(np.int64).max)], "would overflow"),
+    ("AtomicIter", [np.zeros(1), counter(0)], "must be a mutex made by CreateMutex"),
+])
+def test_counter_errors(op_type, inputs, message):
+    workspace = Workspace()
+    names = []
+    for index, value in enumerate(inputs):
+        names.append(value if isinstance(value, str) else f"in{index}")
+        if not isinstance(value, str):
+            workspace.FeedBlob(names[-1], value)
+    with pytest.raises((OpFailure, NetError), match=message):
+        workspace.RunOperatorOnce(make_op(op_type, names, [names[-1] if names else "ITER"]))
+
+
+# --- learning rate ---------------------------------------------------------------------
+
+# (args, reference multiplier f(iter)): lr = base_lr * f(iter).
+POLICIES = [
+    ({"policy": "fixed"}, lambda it: 1.0),
+    ({"policy": "step", "stepsize": 3, "gamma": 0.5}, lambda it: 0.5 ** math.floor(it / 3)),
+    ({"policy": "exp", "gamma": 0.99}, lambda it: 0.99 ** it),
+    ({"policy": "inv", "gamma": 0.1, "power": 0.75}, lambda it: (1 + 0.1 * it) ** -0.75),
+    ({"policy": "multistep", "stepsizes": [2, 5, 40], "gamma": 0.1},
+     lambda it: 0.1 ** np.searchsorted([2, 5, 40], it, side="right")),
+    ({"policy": "poly", "max_iter": 200, "power": 2.0}, lambda it: (1 - it / 200) ** 2),
+    ({"policy": "linearWarmup", "num_iter": 10, "start_multiplier": 0.2},
+     lambda it: 0.2 + 0.8 * it / 10 if it < 10 else 1.0),
+    ({"policy": "constantWarmup", "num_iter": 10}, lambda it: 0.5 if it < 10 else 1.0),
+    ({"policy": "alter", "active_period": 3, "inactive_period": 2},
+     lambda it: 1.0 if it % 5 < 3 else 0.0),
+    ({"policy": "alter", "active_period": 3, "inactive_period": 2, "active_first": 0},
+     lambda it: 0.0 if it % 5 < 2 else 1.0),
+    ({"policy": "hill", "num_iter": 10, "start_multiplier": 0.1, "gamma": 0.5, "power": 1.0,
+      "end_multiplier": 0.05},
+     lambda it: 0.1 + 0.9 * it / 10 if it < 10 else max(0.05, 1 / (1 + 0.5 * (it - 10)))),
+]
+
+
+@pytest.mark.parametrize("args, multiplier", POLICIES, ids=[p[0]["policy"] for p in POLICIES])
+def test_learning_rate_policies(args, multiplier):
+    for it in (0, 1, 2, 3, 5, 9, 10, 11, 39, 40, 100):
+        (lr,) = check_reference("LearningRate", [counter(it)],
+                                lambda *_, **__: np.array(-0.1 * multiplier(it)),
+                                {**args, "base_lr": -0.1}, atol=1e-7, rtol=1e-5)
+        assert lr.shape == () and lr.dtype == np.float32
+
+
+@pytest.mark.parametrize("args, message", [
+    ({"policy": "step"}, "stepsize must be > 0"),
+    ({"policy": "poly", "power": 1.0}, "max_iter must be > 0"),
+    ({"policy": "multistep", "gamma": 0.1}, "stepsizes must list"),
+    ({"policy": "alter", "active_period": 0, "inactive_period": 0}, "not both 0"),
+])
+def test_learning_rate_arg_errors_at_create_net(args, message):
+    net = make_net("lr", [("LearningRate", ["ITER"], ["LR"], {**args, "base_lr": 0.1})])
+    with pytest.raises(NetError, match=message):
+        Workspace().CreateNet(net, input_blobs=["ITER"])
+
+
+# --- WeightedSum -----------------------------------------------------------------------
+
+@settings(max_examples=20, deadline=None)
+@given(shape=shapes, pairs=st.integers(1, 4), seed=st.integers(0, 2**16),
+       weight_shape=st.sampled_from([(1,), ()]), dtype=st.sampled_from([np.float32, np.float64]))
+def test_weighted_sum(shape, pairs, seed, weight_shape, dtype):
+    rng = np.random.default_rng(seed)
+    inputs = []
+    for _ in range(pairs):
+        inputs += [randn(rng, shape, dtype), randn(rng, weight_shape)]
+
+    def reference(*xw):
+        return sum(x.astype(np.float64) * float(np.ravel(w)[0]) for x, w in zip(xw[0::2], xw[1::2]))
+
+    (y,) = check_reference("WeightedSum", inputs, reference)
+    assert y.dtype == dtype
+
+
+@pytest.mark.parametrize("pairs, grad_on_w", [(1, 0), (2, 0), (1, 1), (3, 1)])
+def test_weighted_sum_gradient(pairs, grad_on_w):
+    rng = np.random.default_rng(pairs)
+    forward = []
+    for _ in range(pairs):
+        forward += [randn(rng, (2, 3)), randn(rng, (1,))]
+    dy = randn(rng, (2, 3))
+    xs, ws = forward[0::2], forward[1::2]
+    expected = [w * dy for w in ws] + ([np.array([np.sum(dy * x)]) for x in xs] if grad_on_w else [])
+    args = {"grad_on_w": grad_on_w}
+    check_reference("WeightedSumGradient", [dy] + forward, lambda *_, **__: tuple(expected), args,
+                    num_outputs=len(expected))
+    wrt = {i: 2 * i for i in range(pairs)}
+    if grad_on_w:
+        wrt.update({pairs + i: 2 * i + 1 for i in range(pairs)})
+    check_gradient_op("WeightedSum", forward, "WeightedSumGradient", [dy] + forward, wrt, [dy], args)
+
+
+def test_weighted_sum_errors():
+    with pytest.raises((OpFailure, NetError), match=r"X_0 \[2, 3\], X_1 \[3, 2\]: these must have the same"):
+        run_op("WeightedSum", [np.ones((2, 3)), np.ones(1), np.ones((3, 2)), np.ones(1)])
+    with pytest.raises((OpFailure, NetError), match=r"weight_1 must hold one element, got \[2\]"):
+        run_op("WeightedSum", [np.ones((2, 3)), np.ones(1), np.ones((2, 3)), np.ones(2)])
+    with pytest.raises((OpFailure, NetError), match="give 2 outputs, not 1"):
+        run_op("WeightedSumGradient", [np.ones(2), np.ones(2), np.ones(1)], {"grad_on_w": 1})
+
+
+# --- update rules: independent float64 references ------------------------------------
+
+def momentum_reference(grad, moment, lr, param, momentum=0.0, nesterov=0):
+    lr = float(np.ravel(lr)[0])
+    new_moment = momentum * moment + lr * grad
+    step = (1 + momentum) * new_moment - momentum * moment if nesterov else new_moment
+    return step, new_moment, param - step
+
+
+def adagrad_reference(param, moment, grad, lr, epsilon=1e-5, decay=1.0):
+    history = decay * moment + np.square(grad)
+    return param + float(np.ravel(lr)[0]) * grad / (np.sqrt(history) + epsilon), history
+
+
+def adam_reference(param, m1, m2, grad, lr, iteration, beta1=0.9, beta2=0.999, epsilon=1e-5):
+    t = int(iteration[0]) + 1
+    m1 = beta1 * m1 + (1 - beta1) * grad
+    m2 = beta2 * m2 + (1 - beta2) * grad ** 2
+    unscaled = math.sqrt(1 - beta2 ** t) / (1 - beta1 ** t) * m1 / (np.sqrt(m2) + epsilon)
+    return param + float(np.ravel(lr)[0]) * unscaled, m1, m2, unscaled
+
+
+def update_inputs(op_type, rng, shape, dtype, iteration=3):
+    """Inputs in schema order: tensors of `shape`, a one-element lr, Adam's counter."""
+    tensor = lambda: randn(rng, shape, dtype)  # noqa: E731
+    positive = lambda: np.abs(tensor()) + dtype(0.1)  # noqa: E731 (moment histories)
+    lr = np.array([rng.uniform(0.01, 0.5)], dtype)
+    if op_type == "MomentumSGDUpdate":
+        return [tensor(), tensor(), lr, tensor()]
+    if op_type == "Adagrad":
+        return [tensor(), positive(), tensor(), -lr]
+    return [tensor(), tensor(), positive(), tensor(), -lr, counter(iteration)]
+
+
+UPDATES = [
+    ("MomentumSGDUpdate", {}, momentum_reference, 3),
+    ("MomentumSGDUpdate", {"momentum": 0.9}, momentum_reference, 3),
+    ("MomentumSGDUpdate", {"momentum": 0.9, "nesterov": 1}, momentum_reference, 3),
+    ("Adagrad", {}, adagrad_reference, 2),
+    ("Adagrad", {"epsilon": 1e-3, "decay": 0.9}, adagrad_reference, 2),
+    ("Adam", {}, adam_reference, 3),
+    ("Adam", {"beta1": 0.8, "beta2": 0.99, "epsilon": 1e-4}, adam_reference, 4),
+]
+
+
+@pytest.mark.parametrize("op_type, args, reference, num_outputs", UPDATES)
+@settings(max_examples=10, deadline=None)
+@given(shape=shapes, seed=st.integers(0, 2**16), dtype=st.sampled_from([np.float32, np.float64]),
+       iteration=st.integers(0, 50))
+def test_update_one_step(op_type, args, reference, num_outputs, shape, seed, dtype, iteration):
+    inputs = update_inputs(op_type, np.random.default_rng(seed), shape, dtype, iteration)
+    wide = [x.astype(np.float64) if x.dtype.kind == "f" else x for x in inputs]
+    expected = reference(*wide, **args)[:num_outputs]
+    outputs = check_reference(op_type, inputs, lambda *_, **__: expected, args, num_outputs=num_outputs,
+                              atol=1e-5, rtol=1e-4)
+    assert all(y.dtype == dtype for y in outputs)
+
+
+@pytest.mark.parametrize("op_type, args, reference, num_outputs", UPDATES)
+def test_update_kernels_leave_their_inputs_alone(op_type, args, reference, num_outputs):
+    inputs = update_inputs(op_type, np.random.default_rng(0), (3, 4), np.float32)
+    before = [x.copy() for x in inputs]
+    kernel = load_kernels()[op_type]
+    defaults = {"momentum": 0.0, "nesterov": 0, "epsilon": 1e-5, "decay": 1.0, "beta1": 0.9, "beta2": 0.999}
+    outputs = kernel.function(*inputs, **{name: args.get(name, defaults[name]) for name in kernel.arg_names})
+    for x, y in zip(before, inputs):
+        np.testing.assert_array_equal(x, y)
+    assert not any(np.shares_memory(y, x) for y in outputs for x in inputs)
+
+
+def test_updates_follow_blob_shapes_of_equal_size():
+    """Caffe2 checks sizes, not shapes: each output takes the shape of the blob it replaces."""
+    grad, moment, param = np.ones((3, 4), np.float32), np.ones(12, np.float32), np.ones((4, 3), np.float32)
+    lr = np.array([0.1], np.float32)
+    step, new_moment, new_param = run_op("MomentumSGDUpdate", [grad, moment, lr, param])
+    assert (step.shape, new_moment.shape, new_param.shape) == ((3, 4), (12,), (4, 3))
+
+
+@pytest.mark.parametrize("op_type, inputs, message", [
+    ("MomentumSGDUpdate", [np.ones((3, 4)), np.ones((3, 5)), np.ones(1), np.ones((3, 4))],
+     r"grad \[3, 4\], moment \[3, 5\], param \[3, 4\]: these must hold the same number of elements"),
+    ("Adagrad", [np.ones(3), np.ones(3), np.ones(3), np.ones(2)], r"lr must hold one element, got \[2\]"),
+    ("Adam", [np.ones(3)] * 4 + [np.ones(1), np.array([0], np.int32)], "iter must be a one-element int64"),
+    ("Adam", [np.ones(3)] * 3 + [np.arange(3), np.ones(1), counter(0)], "grad must be a float tensor"),
+])
+def test_update_errors(op_type, inputs, message):
+    with pytest.raises((OpFailure, NetError), match=message):
+        run_op(op_type, inputs)
+
+
+# --- several steps of a training net ---------------------------------------------------
+
+LR_ARGS = {"base_lr": 0.2, "policy": "step", "stepsize": 2, "gamma": 0.5}
+
+
+def train(update_op, state, grads):
+    """Runs Iter, LearningRate (negated for Adagrad/Adam) and the update once per gradient."""
+    workspace = Workspace()
+    for name, value in state.items():
+        workspace.FeedBlob(name, value)
+    workspace.FeedBlob("ITER", counter(0))
+    workspace.FeedBlob("grad", grads[0])
+    sign = 1 if update_op[0] == "MomentumSGDUpdate" else -1
+    lr_args = {**LR_ARGS, "base_lr": sign * LR_ARGS["base_lr"]}
+    workspace.CreateNet(make_net("train", [("Iter", ["ITER"], ["ITER"]),
+                                           ("LearningRate", ["ITER"], ["lr"], lr_args),
+                                           update_op]))
+    for grad in grads:
+        workspace.FeedBlob("grad", grad)
+        workspace.RunNet("train")
+    return {name: workspace.FetchBlob(name) for name in state}
+
+
+def reference_lr(iteration):
+    return LR_ARGS["base_lr"] * LR_ARGS["gamma"] ** (iteration // LR_ARGS["stepsize"])
+
+
+@pytest.mark.parametrize("nesterov", [0, 1])
+def test_momentum_sgd_training_steps(nesterov):
+    rng = np.random.default_rng(1)
+    param, grads = randn(rng, (4, 3)), [randn(rng, (4, 3)) for _ in range(5)]
+    args = {"momentum": 0.9, "nesterov": nesterov}
+    op = ("MomentumSGDUpdate", ["grad", "moment", "lr", "param"], ["grad", "moment", "param"], args)
+    got = train(op, {"param": param, "moment": np.zeros_like(param)}, grads)
+    p, m = param.astype(np.float64), np.zeros(param.shape)
+    for step, g in enumerate(grads, start=1):
+        _, m, p = momentum_reference(g, m, [reference_lr(step)], p, **args)
+    np.testing.assert_allclose(got["param"], p, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(got["moment"], m, rtol=1e-5, atol=1e-6)
+
+
+def test_adagrad_training_steps():
+    rng = np.random.default_rng(2)
+    param, grads = randn(rng, (5,)), [randn(rng, (5,)) for _ in range(5)]
+    args = {"epsilon": 1e-4, "decay": 0.95}
+    op = ("Adagrad", ["param", "h", "grad", "lr"], ["param", "h"], args)
+    got = train(op, {"param": param, "h": np.zeros_like(param)}, grads)
+    p, h = param.astype(np.float64), np.zeros(param.shape)
+    for step, g in enumerate(grads, start=1):
+        p, h = adagrad_reference(p, h, g, [-reference_lr(step)], **args)
+    np.testing.assert_allclose(got["param"], p, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(got["h"], h, rtol=1e-5, atol=1e-6)
+
+
+def test_adam_training_steps():
+    rng = np.random.default_rng(3)
+    param, grads = randn(rng, (2, 3)), [randn(rng, (2, 3)) for _ in range(6)]
+    op = ("Adam", ["param", "m1", "m2", "grad", "lr", "ITER"], ["param", "m1", "m2"], {})
+    got = train(op, {"param": param, "m1": np.zeros_like(param), "m2": np.zeros_like(param)}, grads)
+    p, m1, m2 = param.astype(np.float64), np.zeros(param.shape), np.zeros(param.shape)
+    for step, g in enumerate(grads, start=1):
+        # The net's Iter runs first, so Adam sees iter = step and corrects with t = step + 1.
+        p, m1, m2, _ = adam_reference(p, m1, m2, g, [-reference_lr(step)], [step])
+    for name, expected in (("param", p), ("m1", m1), ("m2", m2)):
+        np.testing.assert_allclose(got[name], expected, rtol=1e-5, atol=1e-6, err_msg=name)
