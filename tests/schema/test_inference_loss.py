@@ -118,8 +118,11 @@ def test_cross_entropy_matches_numpy(shape):
 
 
 def test_cross_entropy_errors():
-    with pytest.raises(ShapeError, match=r"label is \[4, 9\]: label must be \[4\] or \[4, 10\]"):
+    with pytest.raises(ShapeError, match=r"label is \[4, 9\]: label must be \[4, 10\]"):
         infer("CrossEntropy", [(4, 10), (4, 9)])
+    with pytest.raises(ShapeError, match=r"label is \[4\]: label must be \[4, 10\]"):
+        infer("CrossEntropy", [(4, 10), (4,)])
+    assert infer("CrossEntropy", [(4, 1), (4,)]) == [TensorInfo((4,))]
     with pytest.raises(ShapeError, match=r"dY is \[4, 1\] but the batch has N=4"):
         infer("CrossEntropyGradient", [(4, 10), (4, 10), (4, 1)])
 
@@ -180,3 +183,13 @@ def test_accuracy():
         infer("Accuracy", [(4, 10), ints(4)], top_k=11)
     with pytest.raises(ShapeError, match="labels must be 1-D"):
         infer("Accuracy", [(4, 10), ints(4, 1)])
+
+
+def test_losses_keep_a_float64_input_type():
+    f64 = TensorInfo((4, 10), "float64")
+    assert infer("SoftmaxWithLoss", [f64, ints(4)], n_out=2)[1] == TensorInfo((), "float64")
+    assert infer("LabelCrossEntropy", [f64, ints(4)]) == [TensorInfo((4,), "float64")]
+    assert infer("CrossEntropy", [f64, f64]) == [TensorInfo((4,), "float64")]
+    assert infer("AveragedLoss", [f64]) == [TensorInfo((), "float64")]
+    assert infer("SigmoidCrossEntropyWithLogits", [f64, f64]) == [TensorInfo((4,), "float64")]
+    assert infer("Accuracy", [f64, ints(4)]) == [SCALAR]

@@ -2,8 +2,9 @@
 
 Most losses see their first input as a batch [N, D]: SoftmaxWithLoss splits
 before `axis`, the cross-entropy ops split after the first dim (a 1-D input
-is one example). Per-example losses are float [N], averages are 0-d float
-scalars, and every gradient op's main output is like the forward op's first
+is one example). Per-example losses are [N], averages are 0-d scalars, both
+of the first input's float type (float32 when unknown); Accuracy is always
+float32. Every gradient op's main output is like the forward op's first
 input. Integer class labels are int32, as Caffe2 reads them.
 """
 from __future__ import annotations
@@ -11,9 +12,15 @@ from __future__ import annotations
 import math
 
 from pycaffe2.schema.inference import OpView, ShapeError, TensorInfo, rule
+from pycaffe2.schema.inference.activation import FLOAT_TYPES
 from pycaffe2.schema.inference.nn import canonical_axis, check_same_shape
 
 SCALAR = TensorInfo((), "float32")
+
+
+def _loss_info(x, shape: tuple) -> TensorInfo:
+    """A loss of this shape in X's float type (float32 when X is unknown or not float)."""
+    return TensorInfo(shape, x.dtype if x is not None and x.dtype in FLOAT_TYPES else "float32")
 
 
 def _int32_labels(op: OpView, label, name: str = "label") -> None:
@@ -59,7 +66,7 @@ def softmax_with_loss(op: OpView, inputs: list) -> list:
     weights = inputs[2] if len(inputs) > 2 else None
     if x is not None:
         _check_softmax_labels(op, x, labels, weights)
-    return [x, SCALAR]
+    return [x, _loss_info(x, ())]
 
 
 @rule("loss_softmax_with_loss_gradient")
@@ -81,10 +88,12 @@ def _check_xent_labels(op: OpView, x, label, soft: bool) -> int | None:
     n, d = batch_rows(op, x)
     if label is None:
         return n
-    width = d if soft else 1
-    if label.shape[:1] != (n,) or label.shape[1:] not in ((), (width,)):
+    width = d if soft else 1  # a 1-D label only fits one value per example
+    allowed = [(n,), (n, width)] if width == 1 else [(n, width)]
+    if label.shape not in allowed:
+        need = " or ".join(str(list(shape)) for shape in allowed)
         raise ShapeError(f"{op.type}: X {list(x.shape)} is a batch of N={n}, D={d}, but label is "
-                         f"{list(label.shape)}: label must be [{n}] or [{n}, {width}]")
+                         f"{list(label.shape)}: label must be {need}")
     return n
 
 
@@ -98,7 +107,7 @@ def _check_batch_grad(op: OpView, dy, n: int | None, name: str = "dY") -> None:
 def label_cross_entropy(op: OpView, inputs: list) -> list:
     """Y is float [N]; label is int32 [N] or [N, 1]."""
     n = _check_xent_labels(op, inputs[0], inputs[1], soft=False)
-    return [None if n is None else TensorInfo((n,), "float32")]
+    return [None if n is None else _loss_info(inputs[0], (n,))]
 
 
 @rule("loss_label_cross_entropy_gradient")
@@ -111,9 +120,9 @@ def label_cross_entropy_gradient(op: OpView, inputs: list) -> list:
 
 @rule("loss_cross_entropy")
 def cross_entropy(op: OpView, inputs: list) -> list:
-    """Y is float [N]; label is [N, D] (or N elements when 1-D)."""
+    """Y is float [N]; label is [N, D] (or [N] when D = 1)."""
     n = _check_xent_labels(op, inputs[0], inputs[1], soft=True)
-    return [None if n is None else TensorInfo((n,), "float32")]
+    return [None if n is None else _loss_info(inputs[0], (n,))]
 
 
 @rule("loss_cross_entropy_gradient")
@@ -127,7 +136,7 @@ def cross_entropy_gradient(op: OpView, inputs: list) -> list:
 @rule("loss_averaged_loss")
 def averaged_loss(op: OpView, inputs: list) -> list:
     """Y is a 0-d float scalar whatever X's shape."""
-    return [SCALAR]
+    return [_loss_info(inputs[0], ())]
 
 
 @rule("loss_averaged_loss_gradient")
@@ -170,7 +179,7 @@ def sigmoid_cross_entropy(op: OpView, inputs: list) -> list:
     logits, targets = inputs
     check_same_shape(op, logits, targets, ("logits", "targets"))
     known = logits if logits is not None else targets
-    return [None if known is None else TensorInfo(known.shape[:-1], "float32")]
+    return [None if known is None else _loss_info(known, known.shape[:-1])]
 
 
 @rule("loss_sigmoid_cross_entropy_gradient")

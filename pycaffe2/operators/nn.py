@@ -1,0 +1,121 @@
+"""Softmax, LogSoftmax and Dropout kernels (NumPy), with their gradient ops.
+
+The softmax ops see X as a 2-D matrix [prod(dims before axis), prod(dims from
+axis)] and normalise each row; they subtract the row max before exponentiating,
+so large logits never overflow. They work in X's own float type and write into
+temporaries they created themselves, because Softmax is benchmarked against
+PyTorch. Dropout draws its mask from the executor's `rng`.
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from pycaffe2.operators import register_cpu
+
+
+def as_rows(x: np.ndarray, axis: int, name: str = "X") -> np.ndarray:
+    """X viewed as 2-D [prod(dims before axis), prod(dims from axis)]."""
+    if not -x.ndim <= axis < x.ndim:
+        raise ValueError(f"axis {axis} is out of range for {name} of shape {list(x.shape)}")
+    axis %= x.ndim
+    return x.reshape(math.prod(x.shape[:axis]), math.prod(x.shape[axis:]))
+
+
+def _float_input(x: np.ndarray, name: str = "X") -> None:
+    if x.dtype.kind != "f":
+        raise ValueError(f"{name} must be float, got {x.dtype}")
+
+
+def _same_shape(a, b, names: str) -> None:
+    if a.shape != b.shape:
+        first, second = names.split(",")
+        raise ValueError(f"{first} is {list(a.shape)} but {second} is {list(b.shape)}: "
+                         "they must have the same shape")
+
+
+def softmax_rows(rows: np.ndarray) -> np.ndarray:
+    """Row-wise softmax of a 2-D float array, as a new array."""
+    y = rows - rows.max(axis=1, keepdims=True)
+    np.exp(y, out=y)
+    y /= y.sum(axis=1, keepdims=True)
+    return y
+
+
+def log_softmax_rows(rows: np.ndarray) -> np.ndarray:
+    """Row-wise log-softmax of a 2-D float array, as a new array."""
+    y = rows - rows.max(axis=1, keepdims=True)
+    log_sum = np.exp(y).sum(axis=1, keepdims=True)
+    np.log(log_sum, out=log_sum)
+    y -= log_sum
+    return y
+
+
+@register_cpu("Softmax")
+def softmax(x, *, axis):
+    _float_input(x)
+    if x.size == 0:
+        return x.copy()
+    return softmax_rows(as_rows(x, axis)).reshape(x.shape)
+
+
+@register_cpu("SoftmaxGradient")
+def softmax_gradient(y, dy, *, axis):
+    _same_shape(y, dy, "Y,dY")
+    if y.size == 0:
+        return np.zeros_like(dy)
+    y_rows, dy_rows = as_rows(y, axis, "Y"), as_rows(dy, axis, "dY")
+    dx = dy_rows * y_rows
+    row_dot = dx.sum(axis=1, keepdims=True)
+    np.subtract(dy_rows, row_dot, out=dx)
+    dx *= y_rows
+    return dx.reshape(y.shape)
+
+
+@register_cpu("LogSoftmax")
+def log_softmax(x, *, axis):
+    _float_input(x)
+    if x.size == 0:
+        return x.copy()
+    return log_softmax_rows(as_rows(x, axis)).reshape(x.shape)
+
+
+@register_cpu("LogSoftmaxGradient")
+def log_softmax_gradient(y, dy, *, axis):
+    _same_shape(y, dy, "Y,dY")
+    if y.size == 0:
+        return np.zeros_like(dy)
+    y_rows, dy_rows = as_rows(y, axis, "Y"), as_rows(dy, axis, "dY")
+    dx = np.exp(y_rows)
+    dx *= dy_rows.sum(axis=1, keepdims=True)
+    np.subtract(dy_rows, dx, out=dx)
+    return dx.reshape(y.shape)
+
+
+def _keep_scale(ratio: float, dtype) -> np.generic:
+    """1 / (1 - ratio), and 0 when everything is dropped (ratio = 1)."""
+    return dtype.type(0.0 if ratio >= 1.0 else 1.0 / (1.0 - ratio))
+
+
+@register_cpu("Dropout")
+def dropout(x, *, ratio, is_test, num_outputs, rng):
+    if is_test:
+        # Y = X; a mask asked for in test mode reports every element as kept.
+        return (x,) if num_outputs == 1 else (x, np.ones(x.shape, dtype=bool))
+    mask = rng.random(x.shape, dtype=np.float32) >= np.float32(ratio)
+    y = x * _keep_scale(ratio, x.dtype)
+    y *= mask
+    return y, mask
+
+
+@register_cpu("DropoutGrad")
+def dropout_grad(dy, mask=None, *, ratio, is_test):
+    if is_test:
+        return dy
+    if mask is None:
+        raise ValueError("DropoutGrad in training (is_test=0) needs the mask input")
+    _same_shape(dy, mask, "dY,mask")
+    dx = dy * _keep_scale(ratio, dy.dtype)
+    dx *= mask
+    return dx
