@@ -50,7 +50,10 @@ def assert_outputs_close(got, expected, atol=1e-4, rtol=1e-4, names=None) -> Non
         e = np.asarray(e)
         label = names[index] if names else f"output {index}"
         assert g.shape == e.shape, f"{label}: shape {g.shape} != reference {e.shape}"
-        np.testing.assert_allclose(g, e, atol=atol, rtol=rtol, err_msg=label)
+        if g.dtype.kind in "biufc":
+            np.testing.assert_allclose(g, e, atol=atol, rtol=rtol, err_msg=label)
+        else:  # strings, bools held as objects: exact
+            np.testing.assert_array_equal(g, e, err_msg=label)
 
 
 def check_reference(op_type: str, inputs: list, reference, args=None, num_outputs=None,

@@ -199,13 +199,14 @@ def compile_net(net: caffe2_pb2.NetDef, known_blobs=(), kernels=None, rng=None) 
     kernels = load_kernels() if kernels is None else kernels
     net = prepare(net)
     name = net.name or "(unnamed net)"
-    problems = [str(p) for p in check_net(net, known_blobs=known_blobs)
-                if p.kind not in _RUN_TIME_KINDS]
+    found = [p for p in check_net(net, known_blobs=known_blobs) if p.kind not in _RUN_TIME_KINDS]
+    problems = [str(p) for p in found]
+    rejected = {p.op_index for p in found}
     steps = []
     for index, op in enumerate(net.op):
         kernel = kernels.get(op.type)
-        if get_schema(op.type) is None:
-            continue  # already reported by the checker
+        if index in rejected:
+            continue  # already reported; its args may not even bind
         if kernel is None:
             problems.append(f"op {index} ({op.type}): no CPU kernel for {op.type}")
             continue

@@ -101,6 +101,9 @@ def make_argument(name: str, value, types: tuple[str, ...] = ()) -> caffe2_pb2.A
     the value has no Argument form at all (a mapping, a mixed list, ...).
     """
     arg = caffe2_pb2.Argument(name=name)
+    if len(types) > 1:  # an arg of several types keeps the value's own kind (7 stays an int)
+        natural = _natural_field(value)
+        types = sorted(types, key=lambda type_name: ARG_FIELDS[type_name] != natural)
     for type_name in types:
         try:
             converted = convert(value, type_name)
@@ -110,6 +113,13 @@ def make_argument(name: str, value, types: tuple[str, ...] = ()) -> caffe2_pb2.A
         return arg
     _store(arg, *_untyped(value))
     return arg
+
+
+def _natural_field(value) -> str | None:
+    try:
+        return _untyped(value)[0]
+    except ValueError:
+        return None
 
 
 def _untyped(value):
