@@ -1,0 +1,358 @@
+"""Normalization kernels (NumPy): SpatialBN with its cross-device statistics
+ops, InstanceNorm, LayerNorm and GroupNorm, and their gradient ops.
+
+SpatialBN is benchmarked, so its per-channel reductions avoid copies: X is
+viewed as [N, C, HxW] (NCHW) or [N*HxW, C] (NHWC), sums are BLAS
+matrix-vector products with a ones vector and sums of products are einsum
+row dots. Variances are two-pass (mean first, then the squares of X - mean)
+so large means do not cancel, and the X - mean buffer becomes Y in place.
+The small per-channel arithmetic runs in float64 and is cast back to X's
+type before it touches a full-size array. The other ops normalize a
+[N, G, K, HxW] (NCHW) or [N, HxW, G, K] (NHWC) view of X over its K and
+HxW axes; InstanceNorm is the case K = 1.
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from pycaffe2.operators import register_cpu
+
+
+def _float_x(x, op_type, min_rank):
+    if x.dtype.kind != "f":
+        raise ValueError(f"{op_type}: X must be float, got {x.dtype}")
+    if x.ndim < min_rank:
+        raise ValueError(f"{op_type}: X must have rank >= {min_rank}, got {list(x.shape)}")
+
+
+def _channels(x, order):
+    return x.shape[-1] if order == "NHWC" else x.shape[1]
+
+
+def _vector(p, count, name, x, order, op_type):
+    """p flattened to [count], or a ValueError naming p, X and the layout."""
+    if p.size != count:
+        raise ValueError(f"{op_type}: {name} has shape {list(p.shape)} but X {list(x.shape)} "
+                         f"needs {count} elements (order {order})")
+    return p.reshape(count)
+
+
+def _channel_view(x, order):
+    """X as [N, C, HxW] (NCHW) or [N*HxW, C] (NHWC): channels on axis 1, no copy."""
+    if order == "NHWC":
+        return x.reshape(-1, x.shape[-1])
+    return x.reshape(x.shape[0], x.shape[1], math.prod(x.shape[2:]))
+
+
+def _column(p, view):
+    """A per-channel vector shaped to broadcast over a channel view, in its dtype."""
+    p = p.astype(view.dtype, copy=False)
+    return p.reshape(-1, 1) if view.ndim == 3 else p
+
+
+def _channel_sum(view):
+    """Per-channel sum of a channel view, as float64."""
+    if view.ndim == 2:
+        return (np.ones(view.shape[0], view.dtype) @ view).astype(np.float64)
+    rows = view @ np.ones(view.shape[2], view.dtype)
+    return rows.sum(axis=0, dtype=np.float64)
+
+
+def _channel_dot(a, b):
+    """Per-channel sum of a * b over two channel views of one shape, as float64."""
+    if a.ndim == 2:
+        return np.einsum("ij,ij->j", a, b).astype(np.float64)
+    rows = np.einsum("ij,ij->i", a.reshape(-1, a.shape[2]), b.reshape(-1, b.shape[2]))
+    return rows.reshape(a.shape[:2]).sum(axis=0, dtype=np.float64)
+
+
+def _affine_inplace(buffer, alpha, beta):
+    """buffer * alpha + beta per channel, written into buffer."""
+    np.multiply(buffer, _column(alpha, buffer), out=buffer)
+    np.add(buffer, _column(beta, buffer), out=buffer)
+    return buffer
+
+
+# ---- ChannelStats / ChannelBackpropStats --------------------------------------------------
+
+@register_cpu("ChannelStats")
+def channel_stats(x, *, order):
+    _float_x(x, "ChannelStats", 3)
+    view = _channel_view(x, order)
+    return _channel_sum(view).astype(x.dtype), _channel_dot(view, view).astype(x.dtype)
+
+
+def _scale_bias_grads(view, dy_view, mean, inv_std):
+    """(dscale, dbias, X - mean) over channel views: sums of dY * xhat and of dY."""
+    centered = view - _column(mean, view)
+    return _channel_dot(dy_view, centered) * inv_std, _channel_sum(dy_view), centered
+
+
+def _check_dy(x, dy, op_type):
+    if dy.shape != x.shape:
+        raise ValueError(f"{op_type}: dY has shape {list(dy.shape)} but X has {list(x.shape)}")
+
+
+@register_cpu("ChannelBackpropStats")
+def channel_backprop_stats(x, mean, inv_std, dy):
+    op = "ChannelBackpropStats"
+    _float_x(x, op, 3)
+    _check_dy(x, dy, op)
+    c = x.shape[1]
+    mean, inv_std = (_vector(p, c, name, x, "NCHW", op) for p, name in ((mean, "mean"), (inv_std, "inv_std")))
+    dscale, dbias, _ = _scale_bias_grads(_channel_view(x, "NCHW"), _channel_view(dy, "NCHW"),
+                                         mean, inv_std.astype(np.float64))
+    return dscale.astype(x.dtype), dbias.astype(x.dtype)
+
+
+# ---- SpatialBN -----------------------------------------------------------------------------
+
+def _running(stat, c, name, x, order):
+    """A running statistic as float64 [C]; an empty blob starts at zero (Caffe2)."""
+    if stat.size == 0:
+        return np.zeros(c)
+    return _vector(stat, c, name, x, order, "SpatialBN").astype(np.float64)
+
+
+@register_cpu("SpatialBN", specialize=True)
+def spatial_bn(*, is_test, epsilon, momentum, order, num_batches):
+    """Picks the test or the training kernel once, when the net is created."""
+    def test(x, scale, bias, mean, var, *_sums):
+        _float_x(x, "SpatialBN", 3)
+        c = _channels(x, order)
+        scale, bias, mean, var = (_vector(p, c, n, x, order, "SpatialBN") for p, n in
+                                  ((scale, "scale"), (bias, "bias"), (mean, "mean"), (var, "var")))
+        alpha = scale / np.sqrt(var.astype(np.float64) + epsilon)
+        view = _channel_view(x, order)
+        y = view * _column(alpha, view)
+        y += _column(bias - mean * alpha, view)
+        return (y.reshape(x.shape),)
+
+    def train(x, scale, bias, running_mean, running_var, *sums):
+        _float_x(x, "SpatialBN", 3)
+        c = _channels(x, order)
+        scale, bias = (_vector(p, c, n, x, order, "SpatialBN") for p, n in ((scale, "scale"), (bias, "bias")))
+        view = _channel_view(x, order)
+        count = x.size // c if c else 0
+        if count == 0:  # an empty batch: Caffe2 keeps the running stats and saves zeros
+            running = (_running(running_mean, c, "mean", x, order), _running(running_var, c, "var", x, order))
+            return x.copy(), *(v.astype(x.dtype) for v in (*running, np.zeros(c), np.zeros(c)))
+        if num_batches > 1:
+            if len(sums) != 2:
+                raise ValueError(f"SpatialBN: num_batches={num_batches} needs the sums and sumsq inputs")
+            sums = [_vector(s, c, n, x, order, "SpatialBN").astype(np.float64)
+                    for s, n in zip(sums, ("sums", "sumsq"))]
+            count *= num_batches
+            mean = sums[0] / count
+            # E[X^2] - mean^2 may round below zero; a variance cannot.
+            var = np.maximum(sums[1] / count - mean * mean, 0)
+            centered = view - _column(mean, view)
+        else:
+            mean = _channel_sum(view) / count
+            centered = view - _column(mean, view)
+            var = _channel_dot(centered, centered) / count
+        inv_std = 1 / np.sqrt(var + epsilon)
+        y = _affine_inplace(centered, scale * inv_std, bias).reshape(x.shape)
+        new_mean = momentum * _running(running_mean, c, "mean", x, order) + (1 - momentum) * mean
+        new_var = momentum * _running(running_var, c, "var", x, order) + (1 - momentum) * var
+        return y, *(v.astype(x.dtype) for v in (new_mean, new_var, mean, inv_std))
+
+    return test if is_test else train
+
+
+@register_cpu("SpatialBNGradient", specialize=True)
+def spatial_bn_gradient(*, is_test, epsilon, order, num_batches):
+    """Picks the test, training or multi-batch kernel once, when the net is created."""
+    def gradient(x, scale, dy, mean, inv_std, *aggregates):
+        op = "SpatialBNGradient"
+        _float_x(x, op, 3)
+        _check_dy(x, dy, op)
+        c = _channels(x, order)
+        scale, mean, inv_std = (_vector(p, c, n, x, order, op).astype(np.float64) for p, n in
+                                ((scale, "scale"), (mean, "saved_mean"), (inv_std, "saved_inv_std")))
+        if is_test:  # inputs 3 and 4 are the running mean and variance, constants here
+            inv_std = 1 / np.sqrt(inv_std + epsilon)
+        view, dy_view = _channel_view(x, order), _channel_view(dy, order)
+        dscale, dbias, centered = _scale_bias_grads(view, dy_view, mean, inv_std)
+        alpha = scale * inv_std
+        if is_test:
+            dx = dy_view * _column(alpha, dy_view)
+        else:
+            if num_batches > 1:
+                if len(aggregates) != 2:
+                    raise ValueError(f"{op}: num_batches={num_batches} needs the aggregate "
+                                     "scale and bias gradient inputs")
+                dscale, dbias = (_vector(a, c, n, x, order, op).astype(np.float64) / num_batches
+                                 for a, n in zip(aggregates, ("aggregate_scale_grad",
+                                                              "aggregate_bias_grad")))
+            # dX = alpha * (dY - (dbias + xhat * dscale) / M), xhat = (X - mean) * inv_std,
+            # with M this batch's count: the aggregates were divided by num_batches.
+            count = x.size // c
+            dx = _affine_inplace(centered, -alpha * inv_std * dscale / count, -alpha * dbias / count)
+            dx += dy_view * _column(alpha, dy_view)
+        return dx.reshape(x.shape), dscale.astype(x.dtype), dbias.astype(x.dtype)
+
+    return gradient
+
+
+# ---- InstanceNorm / GroupNorm: normalization over groups of channels ----------------------
+
+def _group_view(x, groups, order):
+    """X as [N, G, K, HxW] (NCHW) or [N, HxW, G, K] (NHWC), and its statistics axes."""
+    n, c = x.shape[0], _channels(x, order)
+    if order == "NHWC":
+        return x.reshape(n, math.prod(x.shape[1:-1]), groups, c // groups), (1, 3)
+    return x.reshape(n, groups, c // groups, math.prod(x.shape[2:])), (2, 3)
+
+
+def _channel_param(p, view, order):
+    """A per-channel vector shaped to broadcast over a group view."""
+    p = p.astype(view.dtype, copy=False)
+    return p.reshape(1, 1, *view.shape[2:]) if order == "NHWC" else p.reshape(1, *view.shape[1:3], 1)
+
+
+def _group_moments(view, axes, epsilon):
+    """Mean and inverse std over `axes` (kept), two-pass, in the view's dtype."""
+    mean = view.mean(axis=axes, keepdims=True)
+    centered = view - mean
+    var = np.mean(np.square(centered), axis=axes, keepdims=True)
+    return mean, (1 / np.sqrt(var + epsilon)).astype(view.dtype), centered
+
+
+def _group_forward(op, x, params, names, groups, epsilon, order):
+    c = _channels(x, order)
+    gamma, beta = (_vector(p, c, n, x, order, op) for p, n in zip(params, names))
+    view, axes = _group_view(x, groups, order)
+    mean, inv_std, centered = _group_moments(view, axes, epsilon)
+    y = centered * inv_std
+    y *= _channel_param(gamma, view, order)
+    y += _channel_param(beta, view, order)
+    n = x.shape[0]
+    return y.reshape(x.shape), mean.reshape(n, groups), inv_std.reshape(n, groups)
+
+
+def _group_backward(op, x, dy, gamma, mean, inv_std, groups, order):
+    """dX, dgamma, dbeta of Y = (X - mean) * inv_std * gamma + beta per group."""
+    _check_dy(x, dy, op)
+    c, n = _channels(x, order), x.shape[0]
+    gamma = _vector(gamma, c, "gamma" if op == "GroupNormGradient" else "scale", x, order, op)
+    view, axes = _group_view(x, groups, order)
+    dy_view = dy.reshape(view.shape)
+    stat_shape = [n, groups, 1, 1] if order == "NCHW" else [n, 1, groups, 1]
+    mean, inv_std = (_vector(s, n * groups, name, x, order, op).reshape(stat_shape).astype(x.dtype)
+                     for s, name in ((mean, "saved_mean"), (inv_std, "saved_inv_std")))
+    xhat = (view - mean) * inv_std
+    g = dy_view * _channel_param(gamma, view, order)
+    # dX = inv_std * (g - mean(g) - xhat * mean(g * xhat)), means over each group.
+    dx = g - g.mean(axis=axes, keepdims=True) - xhat * np.mean(g * xhat, axis=axes, keepdims=True)
+    dx *= inv_std
+    sum_axes = (0, 3) if order == "NCHW" else (0, 1)
+    dgamma = np.sum(dy_view * xhat, axis=sum_axes).reshape(c)
+    return dx.reshape(x.shape), dgamma, dy_view.sum(axis=sum_axes).reshape(c)
+
+
+@register_cpu("InstanceNorm")
+def instance_norm(x, scale, bias, *, epsilon, order):
+    _float_x(x, "InstanceNorm", 3)
+    groups = _channels(x, order)
+    return _group_forward("InstanceNorm", x, (scale, bias), ("scale", "bias"), groups, epsilon, order)
+
+
+@register_cpu("InstanceNormGradient")
+def instance_norm_gradient(x, scale, bias, dy, *saved, epsilon, order):
+    op = "InstanceNormGradient"
+    _float_x(x, op, 3)
+    c = _channels(x, order)
+    if len(saved) < 2:  # the statistics were not saved: recompute them
+        view, axes = _group_view(x, c, order)
+        mean, inv_std, _ = _group_moments(view, axes, epsilon)
+        saved = (mean, inv_std)
+    return _group_backward(op, x, dy, scale, *saved, c, order)
+
+
+def _check_groups(x, group, order, op):
+    c = _channels(x, order)
+    if c % group:
+        raise ValueError(f"{op}: group {group} does not divide the {c} channels of X "
+                         f"{list(x.shape)} (order {order})")
+
+
+@register_cpu("GroupNorm")
+def group_norm(x, gamma, beta, *, group, epsilon, order):
+    _float_x(x, "GroupNorm", 2)
+    _check_groups(x, group, order, "GroupNorm")
+    return _group_forward("GroupNorm", x, (gamma, beta), ("gamma", "beta"), group, epsilon, order)
+
+
+@register_cpu("GroupNormGradient")
+def group_norm_gradient(dy, x, gamma, beta, mean, inv_std, *, group, order):
+    _float_x(x, "GroupNormGradient", 2)
+    _check_groups(x, group, order, "GroupNormGradient")
+    return _group_backward("GroupNormGradient", x, dy, gamma, mean, inv_std, group, order)
+
+
+# ---- LayerNorm -----------------------------------------------------------------------------
+
+def _layer_view(x, axis, op):
+    """X as [outer, inner] split before `axis`, and the canonical axis."""
+    _float_x(x, op, 2)
+    if not -x.ndim <= axis < x.ndim:
+        raise ValueError(f"{op}: axis {axis} is out of range for X of rank {x.ndim}")
+    axis %= x.ndim
+    return x.reshape(math.prod(x.shape[:axis]), math.prod(x.shape[axis:])), axis
+
+
+def _affine_params(x, axis, params, op):
+    inner = math.prod(x.shape[axis:])
+    for p, name in zip(params, ("gamma", "beta")):
+        if p.size != inner:
+            raise ValueError(f"{op}: {name} has shape {list(p.shape)} but X {list(x.shape)} "
+                             f"needs {inner} elements (its dims from axis {axis})")
+    return [p.reshape(inner).astype(x.dtype, copy=False) for p in params]
+
+
+@register_cpu("LayerNorm")
+def layer_norm(x, *affine, axis, epsilon, elementwise_affine):
+    view, axis = _layer_view(x, axis, "LayerNorm")
+    if bool(elementwise_affine) != bool(affine):
+        raise ValueError(f"LayerNorm: elementwise_affine={int(bool(elementwise_affine))} takes "
+                         f"{3 if elementwise_affine else 1} input(s), got {1 + len(affine)}")
+    mean = view.mean(axis=1, keepdims=True)
+    y = view - mean
+    std = np.sqrt(np.mean(np.square(y), axis=1, keepdims=True) + x.dtype.type(epsilon))
+    y /= std
+    if elementwise_affine:
+        gamma, beta = _affine_params(x, axis, affine, "LayerNorm")
+        y *= gamma
+        y += beta
+    stat_shape = x.shape[:axis] + (1,)
+    return y.reshape(x.shape), mean.reshape(stat_shape), std.reshape(stat_shape)
+
+
+@register_cpu("LayerNormGradient")
+def layer_norm_gradient(dy, y, mean, std, x, *gamma, axis, elementwise_affine, num_outputs):
+    op = "LayerNormGradient"
+    view, axis = _layer_view(x, axis, op)
+    _check_dy(x, dy, op)
+    outer = view.shape[0]
+    for stat, name in ((mean, "mean"), (std, "std")):
+        if stat.size != outer:
+            raise ValueError(f"{op}: {name} has shape {list(stat.shape)} but X {list(x.shape)} "
+                             f"needs {outer} elements (its dims before axis {axis})")
+    xhat = (view - mean.reshape(outer, 1)) / std.reshape(outer, 1)
+    dy_view = dy.reshape(view.shape)
+    affine = bool(elementwise_affine and gamma)
+    g = dy_view
+    if affine:
+        g = dy_view * _affine_params(x, axis, gamma[:1], op)[0]
+    # dX = (g - mean(g) - xhat * mean(g * xhat)) / std, means over each row.
+    dx = g - g.mean(axis=1, keepdims=True) - xhat * np.mean(g * xhat, axis=1, keepdims=True)
+    dx /= std.reshape(outer, 1)
+    if num_outputs == 1:
+        return (dx.reshape(x.shape),)
+    if not affine:
+        raise ValueError(f"{op}: dgamma and dbeta need elementwise_affine=1 and the gamma input")
+    dgamma, dbeta = (dy_view * xhat).sum(axis=0), dy_view.sum(axis=0)
+    return dx.reshape(x.shape), dgamma.reshape(gamma[0].shape), dbeta.reshape(gamma[0].shape)
