@@ -35,6 +35,9 @@ def run_op(op_type: str, inputs: list, args=None, num_outputs: int | None = None
     if output_names is None:
         count = num_outputs if num_outputs is not None else schema.num_outputs.min
         output_names = [f"out{i}" for i in range(count)]
+        for i, o in schema.inplace_enforced:  # e.g. SpatialBN's running stats
+            if i < len(input_names) and o < count:
+                output_names[o] = input_names[i]
     workspace = Workspace("_op_test", seed=seed)
     for name, value in zip(input_names, inputs):
         workspace.FeedBlob(name, value)

@@ -110,8 +110,15 @@ def test_batch_matmul_matches_numpy(a, b, trans_a, trans_b):
 @pytest.mark.parametrize("a, b", [((2, 1, 3, 4), (5, 4, 6)), ((4,), (2, 4, 5)), ((2, 3, 4), (4,)),
                                   ((4,), (4,)), ((3, 4), (2, 4, 5))])
 def test_batch_matmul_broadcast_matches_numpy(a, b):
-    expected = np.matmul(np.zeros(a), np.zeros(b)).shape
+    expected = np.matmul(np.zeros(a), np.zeros(b)).shape or (1,)  # Caffe2: vector . vector is [1]
     assert infer("BatchMatMul", [a, b], broadcast=1) == [TensorInfo(expected)]
+
+
+def test_batch_matmul_transpose_leaves_vectors_alone():
+    assert infer("BatchMatMul", [(4,), (2, 5, 4)], broadcast=1, trans_a=1, trans_b=1) == [
+        TensorInfo((2, 5))]
+    assert infer("BatchMatMul", [(2, 4, 3), (4,)], broadcast=1, trans_a=1, trans_b=1) == [
+        TensorInfo((2, 3))]
 
 
 def test_batch_matmul_errors():

@@ -101,7 +101,8 @@ def _batch_dims(op: OpView, a: tuple, b: tuple) -> tuple:
 
 @rule("linalg_batch_matmul")
 def batch_matmul(op: OpView, inputs: list) -> list:
-    """BatchMatMul: [..., M, N]; with broadcast, numpy.matmul's shape rules (1-D promoted)."""
+    """BatchMatMul: [..., M, N]; with broadcast, numpy.matmul's shape rules (1-D promoted),
+    except that vector . vector gives [1] rather than a scalar."""
     a, b = inputs
     if a is None or b is None:
         return [None]
@@ -111,11 +112,12 @@ def batch_matmul(op: OpView, inputs: list) -> list:
                          f"(rank 1 only with broadcast=1)")
     a_shape = (1,) + a.shape if len(a.shape) == 1 else a.shape
     b_shape = b.shape + (1,) if len(b.shape) == 1 else b.shape
-    m, k = a_shape[-2:][::-1] if op.arg("trans_a") else a_shape[-2:]
-    k_b, n = b_shape[-2:][::-1] if op.arg("trans_b") else b_shape[-2:]
+    # A 1-D operand is a vector, its own transpose: trans_a/trans_b leave it as it is.
+    m, k = a_shape[-2:][::-1] if op.arg("trans_a") and len(a.shape) > 1 else a_shape[-2:]
+    k_b, n = b_shape[-2:][::-1] if op.arg("trans_b") and len(b.shape) > 1 else b_shape[-2:]
     if k != k_b:
         raise ShapeError(f"{op.type}: A {list(a.shape)} gives [M, K] = [{m}, {k}] but B "
                          f"{list(b.shape)} gives [K, N] = [{k_b}, {n}]: K must match")
     batch = _batch_dims(op, a_shape, b_shape)
     shape = batch + ((m,) if len(a.shape) > 1 else ()) + ((n,) if len(b.shape) > 1 else ())
-    return [TensorInfo(shape, a.dtype)]
+    return [TensorInfo(shape or (1,), a.dtype)]  # vector . vector is [1] in Caffe2
