@@ -28,7 +28,7 @@ EXPECTED = {
         ("inplace", 5, 1, "SpatialBN", "output 1 (running_mean) must be the same blob as input 3 (mean) "
                                        "'mean', got 'new_mean'")],
     "dag_write.yaml": [("dag-write", 6, 1, "Sigmoid", "blob 'Y' is written by op 0 too")],
-    "shape.yaml": [("shape", 19, 1, "FC", "")],
+    "shape.yaml": [("shape", 18, 1, "FC", "K must match")],
     "external_output.yaml": [("external-output", None, None, None, "external_output 'Missing' is never produced")],
     "net_type.yaml": [("net-type", None, None, None, "unknown net type 'fancy'")],
     "plan.yaml": [("plan", None, None, None, "plan step 'loop' runs unknown net 'trian' (known: init, train)")],
