@@ -27,10 +27,10 @@ def broadcast_axis(op_type: str, axis: int, axis_str, order: str) -> int:
 
 
 @lru_cache(maxsize=512)
-def legacy_view(op_type: str, a_shape: tuple, b_shape: tuple, axis: int) -> tuple:
+def legacy_view(op_type: str, a_shape: tuple, b_shape: tuple, axis: int, names=("A", "B")) -> tuple:
     """B's shape padded with 1s so NumPy lines it up with A at `axis`; raises
     ValueError (naming A, B and their shapes) when B does not fit there."""
-    check_legacy(OpView(op_type, {}, 2, 1), a_shape, b_shape, axis)
+    check_legacy(OpView(op_type, {}, 2, 1), a_shape, b_shape, axis, names)
     if math.prod(b_shape) == 1:
         return ()
     start = len(a_shape) - len(b_shape) if axis == -1 else axis

@@ -9,14 +9,12 @@ legacy rule, so without broadcast=1 its exponent tensor must have X's shape.
 """
 from __future__ import annotations
 
-import math
-from functools import lru_cache
-
 import numpy as np
 
 from pycaffe2.operators import register_cpu
+from pycaffe2.operators.arithmetic import broadcast_axis, legacy_view
 from pycaffe2.schema.inference import OpView
-from pycaffe2.schema.inference.arithmetic import check_legacy, legacy_axis, numpy_broadcast
+from pycaffe2.schema.inference.arithmetic import numpy_broadcast
 
 
 def _require(op_type: str, name: str, x, kinds: str, what: str) -> None:
@@ -104,24 +102,13 @@ def clip_gradient(y, dy, *, min, max):
 
 # --- broadcasting binary ops ----------------------------------------------------------------
 
-@lru_cache(maxsize=256)
-def _legacy_shape(op_type: str, a_shape: tuple, b_shape: tuple, axis: int, names: tuple) -> tuple:
-    """B's shape padded with 1s so that NumPy lines it up with A at `axis`."""
-    check_legacy(OpView(op_type, {}, 2, 1), a_shape, b_shape, axis, names)
-    if math.prod(b_shape) == 1:
-        return ()
-    start = len(a_shape) - len(b_shape) if axis == -1 else axis
-    return (1,) * start + b_shape + (1,) * (len(a_shape) - start - len(b_shape))
-
-
 def _broadcasting(op_type: str, function, names: tuple, broadcast, axis, axis_str, order):
     """A kernel applying function(a, b) under the broadcast args, resolved once."""
     if broadcast:
-        axis = legacy_axis(OpView(op_type, {"axis": axis, "axis_str": axis_str,
-                                            "order": order}, 2, 1))
+        axis = broadcast_axis(op_type, axis, axis_str, order)
 
         def legacy(a, b):
-            b_view = b.reshape(_legacy_shape(op_type, a.shape, b.shape, axis, names))
+            b_view = b.reshape(legacy_view(op_type, a.shape, b.shape, axis, names))
             return np.asarray(function(a, b_view))
         return legacy
 
