@@ -1,0 +1,116 @@
+"""Made-up weights for a predict net that comes without its init net.
+
+Real Caffe2 predict nets (SqueezeNet, tiny-YOLO, ...) are often published
+without the multi-megabyte init net. `made_up_weights` walks the net once,
+op by op, and gives every parameter input that nothing provides a random
+array of the shape its op needs there, derived from the op's args and the
+shape of the data reaching it. Only a layer's number of output channels is
+not in a predict net: `out_channels` picks it (a mapping from weight blob name
+to count, with `default` for the rest). Weights are scaled by fan-in so that
+deep nets keep finite, moderate activations.
+"""
+from __future__ import annotations
+
+from typing import Callable
+
+import numpy as np
+
+from pycaffe2.errors import PyCaffe2Error
+from pycaffe2.executor import Workspace
+from pycaffe2.proto import caffe2_pb2
+from pycaffe2.schema import get_schema
+from pycaffe2.schema.bind import bind_args
+from pycaffe2.schema.inference.conv import channel_axis, window
+
+# A rule: (bound args, X's shape, output channels chooser) -> {input index: (shape, kind)}.
+# kind: "weight" (fan-in scaled Gaussian), "zero", "positive" (0.5..1.5), "small" (N(0, 0.1)).
+ParamRule = Callable[[dict, tuple, Callable[[], int]], dict]
+PARAM_RULES: dict[str, ParamRule] = {}
+
+
+def param_rule(*op_types: str):
+    def register(function: ParamRule) -> ParamRule:
+        for op_type in op_types:
+            PARAM_RULES[op_type] = function
+        return function
+    return register
+
+
+@param_rule("Conv", "Conv1D", "Conv2D", "Conv3D")
+def _conv(args, x_shape, channels):
+    order, group = args["order"], args["group"]
+    c = x_shape[channel_axis(len(x_shape), order)]
+    kernel = window("Conv", args, x_shape).kernel
+    m = channels()
+    filter_shape = (m, c // group, *kernel) if order == "NCHW" else (m, *kernel, c // group)
+    return {1: (filter_shape, "weight"), 2: ((m,), "zero")}
+
+
+@param_rule("FC")
+def _fc(args, x_shape, channels):
+    k = int(np.prod(x_shape[args["axis"]:]))
+    n = channels()
+    return {1: ((n, k), "weight"), 2: ((n,), "zero")}
+
+
+@param_rule("SpatialBN")
+def _spatial_bn(args, x_shape, channels):
+    c = (x_shape[channel_axis(len(x_shape), args["order"])],)
+    return {1: (c, "positive"), 2: (c, "small"), 3: (c, "small"), 4: (c, "positive")}
+
+
+@param_rule("Add", "Sub", "Mul", "Div")
+def _broadcast_operand(args, x_shape, channels):
+    if not args["broadcast"]:
+        return {1: (x_shape, "small")}
+    axis = args["axis"] if args["axis"] >= 0 else len(x_shape) - 1
+    return {1: ((x_shape[axis],), "positive")}
+
+
+@param_rule("PRelu")
+def _prelu(args, x_shape, channels):
+    return {1: ((x_shape[channel_axis(len(x_shape), args["order"])],), "small")}
+
+
+def _draw(shape, kind, rng) -> np.ndarray:
+    if kind == "weight":
+        fan_in = int(np.prod(shape[1:])) or 1
+        return (rng.standard_normal(shape) * np.sqrt(2.0 / fan_in)).astype(np.float32)
+    if kind == "positive":
+        return rng.uniform(0.5, 1.5, shape).astype(np.float32)
+    if kind == "small":
+        return (0.1 * rng.standard_normal(shape)).astype(np.float32)
+    return np.zeros(shape, np.float32)
+
+
+def made_up_weights(net: caffe2_pb2.NetDef, inputs: dict, out_channels=None, default: int = 16,
+                    seed: int = 0) -> dict[str, np.ndarray]:
+    """Random parameters for every op input that neither `inputs` nor an
+    earlier op provides; returns {blob name: array}. Runs the net once."""
+    out_channels = out_channels or {}
+    rng = np.random.default_rng(seed)
+    workspace = Workspace("_made_up", seed=seed)
+    for name, value in inputs.items():
+        workspace.FeedBlob(name, value)
+    made: dict[str, np.ndarray] = {}
+    for index, op in enumerate(net.op):
+        missing = [i for i, name in enumerate(op.input) if not workspace.HasBlob(name)]
+        if missing:
+            made.update(_params_for(index, op, missing, workspace, out_channels, default, rng))
+            for name in op.input:
+                if name in made and not workspace.HasBlob(name):
+                    workspace.FeedBlob(name, made[name])
+        workspace.RunOperatorOnce(op)
+    return made
+
+
+def _params_for(index, op, missing, workspace, out_channels, default, rng) -> dict:
+    rule = PARAM_RULES.get(op.type)
+    if rule is None or 0 in missing:
+        raise PyCaffe2Error(f"op {index} ({op.type}): cannot make up input(s) "
+                            f"{', '.join(op.input[i] for i in missing)}: no rule for {op.type}")
+    args = bind_args(get_schema(op.type), op)
+    x_shape = workspace.FetchBlob(op.input[0]).shape
+    first_weight = op.input[1] if len(op.input) > 1 else op.input[0]
+    specs = rule(args, x_shape, lambda: out_channels.get(first_weight, default))
+    return {op.input[i]: _draw(*specs[i], rng) for i in missing if i in specs}
