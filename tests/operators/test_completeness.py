@@ -1,0 +1,32 @@
+"""The schemas and the kernel registry describe the same ops."""
+import inspect
+
+from pycaffe2.operators import load_kernels
+from pycaffe2.schema import all_schemas
+
+
+def test_every_op_with_a_cpu_device_has_a_cpu_kernel():
+    kernels = load_kernels()
+    missing = sorted(t for t, s in all_schemas().items() if "cpu" in s.devices and t not in kernels)
+    assert missing == []
+
+
+def test_every_cpu_kernel_has_a_schema_saying_cpu():
+    schemas = all_schemas()
+    assert sorted(t for t in load_kernels() if t not in schemas or "cpu" not in schemas[t].devices) == []
+
+
+def test_kernels_take_only_args_their_schema_declares():
+    schemas = all_schemas()
+    unknown = {t: sorted(set(k.arg_names) - set(schemas[t].args)) for t, k in load_kernels().items()}
+    assert {t: names for t, names in unknown.items() if names} == {}
+
+
+def test_kernel_signatures_give_no_arg_defaults():
+    """The schema supplies every default once, at CreateNet (STYLE.md)."""
+    with_defaults = []
+    for op_type, kernel in load_kernels().items():
+        for parameter in inspect.signature(kernel.function).parameters.values():
+            if parameter.kind is parameter.KEYWORD_ONLY and parameter.default is not parameter.empty:
+                with_defaults.append(f"{op_type}.{parameter.name}")
+    assert with_defaults == []
