@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from pycaffe2.gradient.registry import gradient_op
 from pycaffe2.operators import register_cpu
 
 
@@ -136,3 +137,11 @@ def hard_sigmoid(x, *, alpha, beta):
 @register_cpu("HardSigmoidGradient")
 def hard_sigmoid_gradient(y, dy, *, alpha):
     return np.where((y > 0) & (y < 1), dy * dy.dtype.type(alpha), dy.dtype.type(0))
+
+
+# Gradient makers. Ops meant to run in place read Y, not X (CAFFE2_FACTS 3).
+for _type in ("Relu", "LeakyRelu", "Sigmoid", "Tanh", "Elu", "Selu", "Softplus", "HardSigmoid"):
+    gradient_op(_type, "O0 GO0")
+gradient_op("PRelu", "O0 GO0 I0 I1", "GI0 GI1")
+gradient_op("Softsign", "I0 GO0")
+gradient_op("Swish", "I0 O0 GO0")

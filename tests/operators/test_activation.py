@@ -5,7 +5,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
-from pycaffe2.testing import check_reference
+from pycaffe2.gradient_checker import check_op_gradient
+from pycaffe2.testing import check_reference, make_op
 
 SELU_ALPHA, SELU_SCALE = 1.6732632423543772, 1.0507009873554805
 
@@ -100,3 +101,32 @@ def test_float64_keeps_its_dtype():
     x = np.linspace(-2, 2, 7)
     (y,) = check_reference("HardSigmoid", [x], lambda x: np.clip(0.2 * x + 0.5, 0, 1))
     assert y.dtype == np.float64
+
+
+# Gradient makers: the registered gradient of each op against central differences.
+MAKER_CASES = [("Relu", {}), ("LeakyRelu", {"alpha": 0.3}), ("Sigmoid", {}), ("Tanh", {}),
+               ("Elu", {"alpha": 0.7}), ("Selu", {}), ("Softplus", {}), ("Softsign", {}), ("Swish", {}),
+               ("HardSigmoid", {}), ("HardSigmoid", {"alpha": 0.3, "beta": 0.4})]
+
+
+@pytest.mark.parametrize("op_type, args", MAKER_CASES, ids=[f"{c[0]}-{c[1]}" for c in MAKER_CASES])
+@settings(max_examples=8, deadline=None)
+@given(x=hnp.arrays(np.float64, hnp.array_shapes(min_dims=1, max_dims=3, max_side=4),
+                    elements=st.floats(-3, 3)))
+def test_registered_gradient_matches_numeric(op_type, args, x):
+    x = away_from_kinks(x).astype(np.float64)
+    if op_type == "HardSigmoid":  # corners at (0 - beta) / alpha and (1 - beta) / alpha
+        alpha, beta = args.get("alpha", 0.2), args.get("beta", 0.5)
+        for corner in (-beta / alpha, (1 - beta) / alpha):
+            x = np.where(np.abs(x - corner) < 0.05, corner + 0.2, x)
+    report = check_op_gradient(make_op(op_type, ["X"], ["Y"], args), [x], 0)
+    assert report.ok, report
+
+
+@pytest.mark.parametrize("input_to_check", [0, 1])
+@pytest.mark.parametrize("order, slope", [("NCHW", [0.2, 0.3, 0.4]), ("NHWC", [0.1, 0.5]), ("NCHW", [0.25])])
+def test_prelu_registered_gradient(order, slope, input_to_check):
+    x = away_from_kinks(np.random.default_rng(3).standard_normal((2, 3, 2, 2) if order == "NCHW" else (2, 2, 2, 2)))
+    report = check_op_gradient(make_op("PRelu", ["X", "S"], ["Y"], {"order": order}),
+                               [x.astype(np.float64), np.array(slope)], input_to_check)
+    assert report.ok, report

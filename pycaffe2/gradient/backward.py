@@ -1,0 +1,240 @@
+"""Building a backward pass from forward ops, as Caffe2's core.py does.
+
+The forward ops are replayed in SSA form: every write of a blob makes a new
+version, so an in-place op's input and output are different versions of one
+name. Ops are then visited in reverse. An op gets gradient ops only when one
+of its outputs has a gradient and one of its input edges can carry a
+gradient somewhere useful: not through a NO_GRADIENT op, not into a blocked
+parameter (see blocking.py), not into a branch that leads only to blocked
+parameters. A blob version read by several ops collects one gradient from
+each; the first keeps `<blob>_grad`, the others are renamed
+`_<blob>_grad_autosplit_<k>`, and a Sum op adds them up once the earliest
+reader has been visited. A gradient op that reads a forward blob at a version
+a later in-place op overwrote is refused, naming the blob and the versions.
+
+With blocking rules that differ between losses, each group of losses sharing
+the same rules gets its own pass (its gradient names tagged with the group's
+first loss), and the groups' gradients of each blob are summed into
+`<blob>_grad` at the end.
+"""
+from __future__ import annotations
+
+from collections import defaultdict
+
+from pycaffe2.gradient.blocking import BlockGradients
+from pycaffe2.gradient.registry import GetGradientForOp, GradientError
+from pycaffe2.proto import caffe2_pb2
+from pycaffe2.schema import get_schema
+
+Version = tuple  # (blob name, version number)
+
+
+class ForwardSSA:
+    """The forward ops' reads and writes, by blob version."""
+
+    def __init__(self, ops):
+        self.ops = list(ops)
+        self.frontier: dict[str, int] = defaultdict(int)
+        self.inputs: list[list[Version]] = []
+        self.outputs: list[list[Version]] = []
+        self.writers: dict[Version, int] = {}
+        self.readers: dict[Version, list[int]] = defaultdict(list)
+        for index, op in enumerate(self.ops):
+            self.inputs.append([(name, self.frontier[name]) for name in op.input])
+            for key in set(self.inputs[-1]):
+                self.readers[key].append(index)
+            for name in op.output:
+                self.frontier[name] += 1
+            self.outputs.append([(name, self.frontier[name]) for name in op.output])
+            for key in self.outputs[-1]:
+                self.writers[key] = index
+
+    def final(self, name: str) -> Version:
+        return (name, self.frontier[name])
+
+    def version_history(self, name: str) -> str:
+        writes = sorted((v, i) for (blob, v), i in self.writers.items() if blob == name)
+        return ", ".join(f"v{v} by op {i} ({self.ops[i].type})" for v, i in writes)
+
+
+def GetBackwardPass(ops, ys, block=(), suffix: str = ""):
+    """(gradient ops, {blob: gradient blob}) for `ys` (a list of blobs seeded
+    with ones, or a dict blob -> given gradient blob or None)."""
+    ops, ys = list(ops), (dict(ys) if isinstance(ys, dict) else {y: None for y in ys})
+    rules = [rule for rule in block]
+    groups: dict[tuple, list[str]] = defaultdict(list)
+    for y in ys:
+        groups[tuple(i for i, rule in enumerate(rules) if rule.holds_for(y))].append(y)
+    if len(groups) == 1:
+        (rule_ids, group_ys), = groups.items()
+        return _Pass(ops, {y: ys[y] for y in group_ys}, [rules[i] for i in rule_ids], suffix).build()
+    return _merge_groups(ops, ys, rules, groups)
+
+
+def _merge_groups(ops, ys, rules, groups):
+    """One pass per group of losses with the same rules; their gradients summed."""
+    all_ops, per_blob = [], defaultdict(list)
+    for rule_ids, group_ys in groups.items():
+        tag = f"_{group_ys[0]}"
+        pass_ops, grads = _Pass(ops, {y: ys[y] for y in group_ys}, [rules[i] for i in rule_ids],
+                                tag).build()
+        all_ops.extend(pass_ops)
+        for blob, grad in grads.items():
+            per_blob[blob].append((grad, tag))
+    grad_map, renames = {}, {}
+    for blob, grads in per_blob.items():
+        target = f"{blob}_grad"
+        if len(grads) > 1:
+            all_ops.append(_sum_op([grad for grad, _ in grads], target, all_ops))
+            grad_map[blob] = target
+        elif grads[0][0] == f"{target}{grads[0][1]}":  # only one group reaches it: plain name
+            renames[grads[0][0]] = grad_map[blob] = target
+        else:  # a seed, a given gradient, or one shared with another blob
+            grad_map[blob] = grads[0][0]
+    for op in all_ops:
+        op.input[:] = [renames.get(name, name) for name in op.input]
+        op.output[:] = [renames.get(name, name) for name in op.output]
+    return all_ops, grad_map
+
+
+def _sum_op(inputs: list[str], output: str, near_ops) -> caffe2_pb2.OperatorDef:
+    if output in inputs:  # Sum runs in place only on its first input
+        inputs = [output] + [name for name in inputs if name != output]
+    op = caffe2_pb2.OperatorDef(type="Sum", input=inputs, output=[output], is_gradient_op=True)
+    for other in reversed(near_ops):
+        if other.HasField("device_option"):
+            op.device_option.CopyFrom(other.device_option)
+            break
+    return op
+
+
+class _Pass:
+    """One backward pass over `ops` for `ys` under fixed blocking rules."""
+
+    def __init__(self, ops, ys: dict, rules: list[BlockGradients], suffix: str):
+        self.ssa = ForwardSSA(ops)
+        self.ys, self.rules, self.suffix = ys, rules, suffix
+        self.grad_ops: list[caffe2_pb2.OperatorDef] = []
+        self.contributions: dict[Version, list[tuple[str, bool]]] = defaultdict(list)
+        self.grads: dict[Version, str] = {}
+        self.grad_map: dict[str, str] = {}
+        self.split_count: dict[str, int] = defaultdict(int)
+        self.useful = self._useful_versions()
+
+    # --- which edges can carry a gradient somewhere useful --------------------------------
+    def _edge_live(self, index: int, position: int) -> bool:
+        op = self.ssa.ops[index]
+        schema = get_schema(op.type)
+        if schema is not None and schema.gradient == "none":
+            return False
+        key = self.ssa.inputs[index][position]
+        is_leaf = key not in self.ssa.writers
+        return not any(rule.blocks(index, op, key[0], is_leaf) for rule in self.rules)
+
+    def _useful_versions(self) -> dict[Version, bool]:
+        """A blob version's gradient is useful when it can flow on, through live
+        edges, to a blob no op produces (a parameter or a net input)."""
+        useful: dict[Version, bool] = {}
+        for index in range(len(self.ssa.ops)):
+            for key in self.ssa.inputs[index]:
+                useful.setdefault(key, key not in self.ssa.writers)
+            carries = any(self._edge_live(index, p) and useful[key]
+                          for p, key in enumerate(self.ssa.inputs[index]))
+            for key in self.ssa.outputs[index]:
+                useful[key] = carries
+        return useful
+
+    def _wants(self, index: int, position: int) -> bool:
+        return self._edge_live(index, position) and self.useful[self.ssa.inputs[index][position]]
+
+    # --- the walk -------------------------------------------------------------------------
+    def build(self):
+        self._seed()
+        for index in reversed(range(len(self.ssa.ops))):
+            self._visit(index)
+            for key in dict.fromkeys(self.ssa.inputs[index]):
+                if min(self.ssa.readers[key]) == index:
+                    self._finalize(key)
+        return self.grad_ops, self.grad_map
+
+    def _seed(self) -> None:
+        for y, given in self.ys.items():
+            key = self.ssa.final(y)
+            if given is None:
+                given = f"{y}_autogen_grad"
+                self.grad_ops.append(caffe2_pb2.OperatorDef(
+                    type="ConstantFill", input=[y], output=[given], is_gradient_op=True,
+                    arg=[caffe2_pb2.Argument(name="value", f=1.0)]))
+            self.contributions[key].append((given, False))
+            if not self.ssa.readers.get(key):
+                self._finalize(key)
+
+    def _visit(self, index: int) -> None:
+        op = self.ssa.ops[index]
+        g_output = [self.grads.get(key) for key in self.ssa.outputs[index]]
+        if all(g is None for g in g_output):
+            return
+        if not any(self._wants(index, p) for p in range(len(op.input))):
+            return
+        ops, g_input = GetGradientForOp(op, g_output, index, suffix=self.suffix)
+        for grad_op in ops:
+            self._check_versions(index, grad_op)
+        produced = {name for grad_op in ops for name in grad_op.output}
+        for position, gradient in enumerate(g_input):
+            if gradient is None:
+                continue
+            by_op = gradient in produced
+            if not self._wants(index, position):
+                if by_op:  # computed anyway by a fused gradient op: keep it out of the way
+                    _rename_output(ops, gradient, f"_{gradient}_blocked_{index}_{position}")
+                continue
+            key = self.ssa.inputs[index][position]
+            if by_op and any(made for _, made in self.contributions[key]):
+                new = f"_{gradient}_autosplit_{self.split_count[gradient]}"
+                self.split_count[gradient] += 1
+                _rename_output(ops, gradient, new)
+                gradient = new
+            self.contributions[key].append((gradient, by_op))
+        self.grad_ops.extend(ops)
+
+    def _finalize(self, key: Version) -> None:
+        parts = self.contributions.pop(key, [])
+        if not parts:
+            return
+        names = [name for name, _ in parts]
+        if len(names) == 1:
+            gradient = names[0]
+        else:
+            made = [name for name, by_op in parts if by_op]
+            gradient = made[0] if made else f"{key[0]}_grad{self.suffix}"
+            self.grad_ops.append(_sum_op(names, gradient, self.grad_ops))
+        self.grads[key] = gradient
+        self.grad_map[key[0]] = gradient
+
+    def _check_versions(self, index: int, grad_op) -> None:
+        forward = self.ssa.ops[index]
+        for name in grad_op.input:
+            if name in forward.output:
+                version = dict(self.ssa.outputs[index])[name]
+            elif name in forward.input:
+                version = dict(self.ssa.inputs[index])[name]
+            else:
+                continue
+            if self.ssa.frontier[name] != version:
+                raise GradientError(
+                    f"op {index} ({forward.type}): its gradient operator {grad_op.type} needs "
+                    f"'{name}' at version {version}, but the forward pass leaves version "
+                    f"{self.ssa.frontier[name]} (writes: {self.ssa.version_history(name)}); "
+                    f"an in-place op overwrote it")
+
+
+def _rename_output(ops, old: str, new: str) -> None:
+    """Rename the last gradient op output `old` (and later reads of it in `ops`)."""
+    for position in reversed(range(len(ops))):
+        if old in ops[position].output:
+            outputs = list(ops[position].output)
+            outputs[len(outputs) - 1 - outputs[::-1].index(old)] = new
+            ops[position].output[:] = outputs
+            for later in ops[position + 1:]:
+                later.input[:] = [new if name == old else name for name in later.input]
+            return
