@@ -103,8 +103,13 @@ def check_net_gradient(net: caffe2_pb2.NetDef, outputs_with_grad, input_values: 
         forward(net.op)
         return sum(float(np.sum(workspace.FetchBlob(y), dtype=np.float64)) for y in outputs_with_grad)
 
-    grad_ops, grad_map = GetBackwardPass(list(net.op), list(outputs_with_grad), **backward_options)
-    forward(list(net.op) + list(grad_ops))
+    # Seeds fed as ones of each output's own dtype (a ConstantFill seed would be float32).
+    seeds = {y: f"{y}_seed_grad" for y in outputs_with_grad}
+    grad_ops, grad_map = GetBackwardPass(list(net.op), seeds, **backward_options)
+    forward(net.op)
+    for y, seed in seeds.items():
+        workspace.FeedBlob(seed, np.ones_like(workspace.FetchBlob(y)))
+    workspace.RunOperatorsOnce(grad_ops)
     reports = []
     for name in inputs_to_check:
         numeric = _central_differences(loss, values[name], stepsize)

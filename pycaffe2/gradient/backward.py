@@ -122,30 +122,29 @@ class _Pass:
         self.useful = self._useful_versions()
 
     # --- which edges can carry a gradient somewhere useful --------------------------------
-    def _edge_live(self, index: int, position: int) -> bool:
-        op = self.ssa.ops[index]
-        schema = get_schema(op.type)
-        if schema is not None and schema.gradient == "none":
-            return False
-        key = self.ssa.inputs[index][position]
+    def _edge_blocked(self, index: int, position: int) -> bool:
+        op, key = self.ssa.ops[index], self.ssa.inputs[index][position]
         is_leaf = key not in self.ssa.writers
-        return not any(rule.blocks(index, op, key[0], is_leaf) for rule in self.rules)
+        return any(rule.blocks(index, op, key[0], is_leaf) for rule in self.rules)
 
     def _useful_versions(self) -> dict[Version, bool]:
-        """A blob version's gradient is useful when it can flow on, through live
-        edges, to a blob no op produces (a parameter or a net input)."""
+        """Which blob versions' gradients are worth computing. As in Caffe2, every
+        blob on a path back from a y, up to the outputs of NO_GRADIENT ops; less
+        the branches whose every way on ends in a blocked edge."""
         useful: dict[Version, bool] = {}
-        for index in range(len(self.ssa.ops)):
+        for index, op in enumerate(self.ssa.ops):
             for key in self.ssa.inputs[index]:
                 useful.setdefault(key, key not in self.ssa.writers)
-            carries = any(self._edge_live(index, p) and useful[key]
-                          for p, key in enumerate(self.ssa.inputs[index]))
+            schema = get_schema(op.type)
+            sink = schema is not None and schema.gradient == "none"
+            carries = sink or any(not self._edge_blocked(index, p) and useful[key]
+                                  for p, key in enumerate(self.ssa.inputs[index]))
             for key in self.ssa.outputs[index]:
                 useful[key] = carries
         return useful
 
     def _wants(self, index: int, position: int) -> bool:
-        return self._edge_live(index, position) and self.useful[self.ssa.inputs[index][position]]
+        return not self._edge_blocked(index, position) and self.useful[self.ssa.inputs[index][position]]
 
     # --- the walk -------------------------------------------------------------------------
     def build(self):
