@@ -20,6 +20,7 @@ import math
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
+from pycaffe2.gradient.registry import gradient_op, register_gradient
 from pycaffe2.operators import CONTEXT_PARAMS, register_cpu
 from pycaffe2.schema import get_schema
 from pycaffe2.schema.inference.conv import (
@@ -201,6 +202,22 @@ def conv(**args):
     return run
 
 
+def conv_maker(gradient_type: str):
+    """Caffe2's Conv/ConvTranspose maker: {X, filter, dY} -> {dfilter, dbias, dX}; without
+    a bias {dfilter, dX} and no_bias=1; no dX with no_gradient_to_input=1."""
+    def maker(g):
+        has_bias = len(g.op.input) == 3
+        outputs = [g.GI(1)] + ([g.GI(2)] if has_bias else [])
+        if not g.arg("no_gradient_to_input"):
+            outputs.append(g.GI(0))
+        extra = {} if has_bias else {"no_bias": 1}
+        return [g.Op(gradient_type, [g.I(0), g.I(1), g.GO(0)], outputs, **extra)]
+    return maker
+
+
+register_gradient("Conv")(conv_maker("ConvGradient"))
+
+
 @register_factory("ConvGradient")
 def conv_gradient(*, num_outputs, **args):
     def run(x, w, dy):
@@ -232,6 +249,9 @@ def conv_transpose(**args):
             y += bias.reshape((-1,) + (1,) * len(g.out))
         return channels_back(y.astype(x.dtype, copy=False), args["order"])
     return run
+
+
+register_gradient("ConvTranspose")(conv_maker("ConvTransposeGradient"))
 
 
 @register_factory("ConvTransposeGradient")
@@ -326,6 +346,9 @@ def max_pool(**args):
     return run
 
 
+gradient_op("MaxPool", "I0 O0 GO0")
+
+
 @register_factory("MaxPoolGradient")
 def max_pool_gradient(**args):
     def run(x, y, dy):
@@ -346,6 +369,9 @@ def average_pool(**args):
         y = _average_pool(channels_first(x, args["order"]), g, args["count_include_pad"])
         return channels_back(y, args["order"])
     return run
+
+
+gradient_op("AveragePool", "I0 O0 GO0")
 
 
 @register_factory("AveragePoolGradient")
@@ -387,6 +413,9 @@ def lrn(x, *, size, alpha, beta, bias, order):
     xc = _lrn_channels_first("LRN", x, order)
     scale = _lrn_scale(xc, size, alpha, bias)
     return channels_back(xc * scale ** -beta, order), channels_back(scale, order)
+
+
+gradient_op("LRN", "I0 O0 GO0")
 
 
 @register_cpu("LRNGradient")

@@ -12,6 +12,7 @@ import math
 
 import numpy as np
 
+from pycaffe2.gradient.registry import gradient_op, register_gradient
 from pycaffe2.operators import register_cpu
 from pycaffe2.operators.nn import as_rows, log_softmax_rows
 
@@ -304,3 +305,19 @@ def accuracy(predictions, labels, *, top_k):
                                             & (np.arange(d) < classes[:, None]))
     correct = np.count_nonzero(ahead.sum(axis=1) < top_k)
     return np.asarray(correct / n, dtype=np.float32)
+
+
+# Gradient makers. Labels and targets are never differentiated.
+@register_gradient("SoftmaxWithLoss")
+def _softmax_with_loss_gradient(g):
+    # {logits, labels, [weights], softmax, dloss}: the loss is output 1.
+    weights = [g.I(2)] if len(g.op.input) == 3 else []
+    inputs = [g.I(0), g.I(1), *weights, g.O(0), g.GO(1)]
+    return [g.Op("SoftmaxWithLossGradient", inputs, [g.GI(0)])]
+
+
+gradient_op("LabelCrossEntropy", "I0 I1 GO0")
+gradient_op("CrossEntropy", "I0 I1 GO0")
+gradient_op("AveragedLoss", "I0 GO0")
+gradient_op("SquaredL2Distance", "I0 I1 GO0", "GI0 GI1")
+gradient_op("SigmoidCrossEntropyWithLogits", "GO0 I0 I1")

@@ -12,6 +12,7 @@ import math
 
 import numpy as np
 
+from pycaffe2.gradient.registry import GradientError, gradient_op, register_gradient
 from pycaffe2.operators import register_cpu
 
 
@@ -119,3 +120,18 @@ def dropout_grad(dy, mask=None, *, ratio, is_test):
     dx = dy * _keep_scale(ratio, dy.dtype)
     dx *= mask
     return dx
+
+
+# Gradient makers. The softmax gradients read Y, so in-place ops stay gradient-safe.
+gradient_op("Softmax", "O0 GO0")
+gradient_op("LogSoftmax", "O0 GO0")
+
+
+@register_gradient("Dropout")
+def _dropout_gradient(g):
+    # The op type is DropoutGrad, as in Caffe2; test mode has no mask to read.
+    if g.arg("is_test"):
+        return [g.Op("DropoutGrad", [g.GO(0)], [g.GI(0)])]
+    if len(g.op.output) < 2:
+        raise GradientError("Dropout in training needs its mask output (output 1) for a gradient")
+    return [g.Op("DropoutGrad", [g.GO(0), g.O(1)], [g.GI(0)])]

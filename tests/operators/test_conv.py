@@ -8,7 +8,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from pycaffe2.executor import NetError, OpFailure
-from pycaffe2.testing import check_gradient_op, check_reference, run_op
+from pycaffe2.gradient import GetGradientForOp
+from pycaffe2.gradient_checker import check_op_gradient
+from pycaffe2.testing import check_gradient_op, check_reference, make_op, run_op
 
 rng = np.random.default_rng(0)
 
@@ -322,3 +324,91 @@ def test_lrn_gradient_matches_numeric(size, order):
 def test_shape_errors_are_clear(op_type, inputs, args, message):
     with pytest.raises((OpFailure, NetError), match=message):
         run_op(op_type, inputs, args, num_outputs=3 if op_type == "ConvGradient" else None)
+
+
+# Gradient makers: each registered gradient against central differences of the forward op,
+# for every differentiable input (X, filter, bias), on tiny shapes.
+CONV_MAKER = [  # (type, X shape (NCHW), filter shape (NCHW), with bias, args)
+    ("Conv", (1, 4, 4, 3), (4, 2, 2, 2), True, {"group": 2, "stride": 2, "pad": 1}),
+    ("Conv", (1, 2, 4, 4), (2, 2, 2, 2), True, {"dilation": 2, "order": "NHWC"}),
+    ("Conv", (2, 2, 5), (3, 2, 2), False, {"dilation": 2, "pads": [1, 0]}),
+    ("Conv", (1, 2, 3, 3, 2), (2, 2, 2, 2, 2), True, {"pad": 1}),
+    ("Conv", (1, 1, 5, 4), (2, 1, 3, 3), False, {"legacy_pad": 2, "stride": 2}),
+    ("Conv2D", (1, 2, 3, 3), (2, 2, 2, 2), True, {"kernel_h": 2, "kernel_w": 2, "order": "NHWC"}),
+    ("ConvTranspose", (1, 4, 2, 2), (4, 1, 3, 2), True, {"group": 2, "stride": 2, "pad": 1, "adj": 1}),
+    ("ConvTranspose", (1, 2, 3), (2, 2, 2), False, {"dilation": 2, "strides": [2]}),
+    ("ConvTranspose", (1, 2, 2, 3), (2, 2, 2, 2), True, {"order": "NHWC"}),
+]
+
+
+@pytest.mark.parametrize("op_type, x_shape, w_shape, with_bias, args", CONV_MAKER)
+def test_conv_registered_gradient(op_type, x_shape, w_shape, with_bias, args):
+    x, w = randn(*x_shape, dtype=np.float64), randn(*w_shape, dtype=np.float64)
+    if args.get("order") == "NHWC":
+        x, w = nhwc(x), nhwc(w)
+    m = w_shape[1] * args.get("group", 1) if op_type == "ConvTranspose" else w_shape[0]
+    inputs = [x, w] + ([randn(m, dtype=np.float64)] if with_bias else [])
+    op = make_op(op_type, ["X", "W", "b"][:len(inputs)], ["Y"], args)
+    for i in range(len(inputs)):
+        report = check_op_gradient(op, inputs, i)
+        assert report.ok, report
+
+
+@pytest.mark.parametrize("op_type", ["Conv", "ConvTranspose"])
+@pytest.mark.parametrize("with_bias", [True, False])
+@pytest.mark.parametrize("no_gradient_to_input", [0, 1])
+def test_conv_maker_outputs(op_type, with_bias, no_gradient_to_input):
+    inputs = ["X", "W", "b"][:2 + with_bias]
+    op = make_op(op_type, inputs, ["Y"], {"no_gradient_to_input": no_gradient_to_input})
+    (grad,), g_input = GetGradientForOp(op, ["Y_grad"])
+    expected = ["W_grad"] + ["b_grad"] * with_bias + ["X_grad"] * (1 - no_gradient_to_input)
+    assert (grad.type, list(grad.input), list(grad.output)) == (op_type + "Gradient", ["X", "W", "Y_grad"], expected)
+    assert any(a.name == "no_bias" and a.i == 1 for a in grad.arg) == (not with_bias)
+    assert g_input == [None if no_gradient_to_input else "X_grad", "W_grad"] + ["b_grad"] * with_bias
+
+
+def test_conv_maker_skips_dx_and_keeps_the_rest():
+    x, w, b = randn(1, 2, 3, 3, dtype=np.float64), randn(2, 2, 2, 2, dtype=np.float64), randn(2, dtype=np.float64)
+    op = make_op("Conv", ["X", "W", "b"], ["Y"], {"no_gradient_to_input": 1, "pad": 1})
+    for i in (1, 2):
+        report = check_op_gradient(op, [x, w, b], i)
+        assert report.ok, report
+
+
+POOL_MAKER = [  # (X shape (NCHW), args)
+    ((1, 2, 5, 4), {"kernel": 3, "stride": 2, "pad": 1}),
+    ((1, 1, 6, 5), {"kernel": 3, "stride": 2, "legacy_pad": 3, "order": "NHWC"}),
+    ((2, 1, 7), {"kernel": 2, "dilation": 2, "pads": [1, 0]}),
+    ((1, 2, 3, 4), {"global_pooling": 1, "order": "NHWC"}),
+    ((1, 1, 3, 4, 3), {"kernel": 2, "stride": 2, "pad": 1}),
+]
+
+
+@pytest.mark.parametrize("op_type", ["MaxPool", "AveragePool"])
+@pytest.mark.parametrize("x_shape, args", POOL_MAKER)
+def test_pool_registered_gradient(op_type, x_shape, args):
+    x = distinct(*x_shape)  # no ties within a numeric step
+    x = nhwc(x) if args.get("order") == "NHWC" else x
+    report = check_op_gradient(make_op(op_type, ["X"], ["Y"], args), [x], 0)
+    assert report.ok, report
+
+
+@pytest.mark.parametrize("op_type, x_shape", [("MaxPool2D", (1, 2, 4, 4)), ("AveragePool1D", (1, 2, 5))])
+def test_pool_alias_registered_gradient(op_type, x_shape):
+    report = check_op_gradient(make_op(op_type, ["X"], ["Y"], {"kernel": 2, "stride": 1}), [distinct(*x_shape)], 0)
+    assert report.ok, report
+
+
+def test_average_pool_registered_gradient_counting_padding():
+    op = make_op("AveragePool", ["X"], ["Y"], {"kernel": 3, "stride": 2, "pad": 1, "count_include_pad": 1})
+    report = check_op_gradient(op, [randn(1, 2, 4, 3, dtype=np.float64)], 0)
+    assert report.ok, report
+
+
+@pytest.mark.parametrize("size, order, outputs", [(3, "NCHW", ["Y"]), (4, "NHWC", ["Y"]), (5, "NCHW", ["Y", "S"])])
+def test_lrn_registered_gradient(size, order, outputs):
+    x = randn(1, 5, 2, 2, dtype=np.float64)
+    x = nhwc(x) if order == "NHWC" else x
+    op = make_op("LRN", ["X"], outputs, {"size": size, "alpha": 0.4, "beta": 0.75, "bias": 1.5, "order": order})
+    report = check_op_gradient(op, [x], 0)
+    assert report.ok, report

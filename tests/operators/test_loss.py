@@ -7,7 +7,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from pycaffe2.executor import NetError, OpFailure
-from pycaffe2.testing import check_gradient_op, check_reference, run_op
+from pycaffe2.gradient_checker import check_op_gradient
+from pycaffe2.testing import check_gradient_op, check_reference, make_op, run_op
 
 ERRORS = (OpFailure, NetError)
 
@@ -283,3 +284,61 @@ def test_accuracy_is_float32_for_float64_scores_and_checks_labels():
         run_op("Accuracy", [np.eye(3), np.zeros(2, np.int32)])
     with pytest.raises(ERRORS, match=r"predictions must be 2-D \[N, D\], got \[3\]"):
         run_op("Accuracy", [np.ones(3), np.zeros(3, np.int32)])
+
+
+# Gradient makers: each registered gradient against central differences ----------
+
+@pytest.mark.parametrize("shape, axis", [((3, 4), 1), ((2, 3, 2), 2), ((2, 2, 3), 1)])
+@pytest.mark.parametrize("label_prob", [0, 1])
+@pytest.mark.parametrize("weighted", [False, True])
+def test_softmax_with_loss_registered_gradient(shape, axis, label_prob, weighted):
+    inputs, _, _ = softmax_case(len(shape) + axis, shape, axis, label_prob, weighted)
+    names = ["logits", "labels", "weights"][:len(inputs)]
+    op = make_op("SoftmaxWithLoss", names, ["P", "loss"], {"axis": axis, "label_prob": label_prob, "scale": 1.5})
+    report = check_op_gradient(op, inputs, 0, outputs_with_grads=(1,))
+    assert report.ok, report
+
+
+@pytest.mark.parametrize("x_shape, label_shape", [((3, 4), (3,)), ((2, 2, 3), (2, 1)), ((5,), (1,))])
+def test_label_cross_entropy_registered_gradient(x_shape, label_shape):
+    rng = np.random.default_rng(1)
+    n = int(np.prod(label_shape))
+    x = probabilities(rng, n, int(np.prod(x_shape)) // n).reshape(x_shape)
+    labels = rng.integers(0, x.size // n, label_shape).astype(np.int32)
+    report = check_op_gradient(make_op("LabelCrossEntropy", ["X", "label"], ["Y"]), [x, labels], 0)
+    assert report.ok, report
+
+
+@pytest.mark.parametrize("x_shape", [(3, 4), (2, 2, 3), (4, 1)])
+def test_cross_entropy_registered_gradient(x_shape):
+    rng = np.random.default_rng(2)
+    n, d = x_shape[0], int(np.prod(x_shape[1:]))
+    x, label = probabilities(rng, n, d).reshape(x_shape), rng.random((n, d))  # label is [N, D]
+    report = check_op_gradient(make_op("CrossEntropy", ["X", "label"], ["Y"]), [x, label], 0)
+    assert report.ok, report
+
+
+@pytest.mark.parametrize("shape", [(4,), (2, 3), (2, 1, 3)])
+def test_averaged_loss_registered_gradient(shape):
+    x = np.random.default_rng(3).standard_normal(shape)
+    report = check_op_gradient(make_op("AveragedLoss", ["X"], ["Y"]), [x], 0)
+    assert report.ok, report
+
+
+@pytest.mark.parametrize("input_to_check", [0, 1])
+@pytest.mark.parametrize("shape", [(3, 2), (4,), (2, 3, 2)])
+def test_squared_l2_distance_registered_gradient(shape, input_to_check):
+    rng = np.random.default_rng(4)
+    inputs = [rng.standard_normal(shape), rng.standard_normal(shape)]
+    report = check_op_gradient(make_op("SquaredL2Distance", ["X", "Y"], ["Z"]), inputs, input_to_check)
+    assert report.ok, report
+
+
+@pytest.mark.parametrize("args", SIGMOID_VARIANTS, ids=["plain", "log_D_trick", "unjoined"])
+@pytest.mark.parametrize("shape", [(3, 4), (2, 2, 3), (5,)])
+def test_sigmoid_cross_entropy_registered_gradient(args, shape):
+    rng = np.random.default_rng(5)
+    logits, targets = rng.standard_normal(shape) * 2, rng.random(shape)
+    op = make_op("SigmoidCrossEntropyWithLogits", ["logits", "targets"], ["Y"], args)
+    report = check_op_gradient(op, [logits, targets], 0)
+    assert report.ok, report

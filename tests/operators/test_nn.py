@@ -7,7 +7,10 @@ from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
 from pycaffe2.executor import NetError, OpFailure
-from pycaffe2.testing import check_gradient_op, check_reference, run_op
+from pycaffe2.gradient import GetGradientForOp
+from pycaffe2.gradient.registry import GradientError
+from pycaffe2.gradient_checker import check_op_gradient
+from pycaffe2.testing import check_gradient_op, check_reference, make_op, run_op
 
 
 def rows_of(x, axis):
@@ -130,3 +133,30 @@ def test_dropout_grad_errors():
         run_op("DropoutGrad", [dy, np.zeros((3, 2), bool)])
     with pytest.raises((OpFailure, NetError), match="needs the mask input"):
         run_op("DropoutGrad", [dy])
+
+
+# Gradient makers: each registered gradient against central differences --------
+
+@pytest.mark.parametrize("op_type", ["Softmax", "LogSoftmax"])
+@pytest.mark.parametrize("shape, axis", [((3, 4), 1), ((2, 3, 2), 2), ((2, 3, 2), -2), ((5,), 0)])
+def test_softmax_registered_gradient(op_type, shape, axis):
+    x = np.random.default_rng(len(shape) + axis).standard_normal(shape) * 2
+    report = check_op_gradient(make_op(op_type, ["X"], ["Y"], {"axis": axis}), [x], 0)
+    assert report.ok, report
+
+
+@pytest.mark.parametrize("ratio", [0.0, 0.3, 0.5])
+@pytest.mark.parametrize("is_test", [0, 1])
+@pytest.mark.parametrize("shape", [(3, 4), (2, 3, 2)])
+def test_dropout_registered_gradient(ratio, is_test, shape):
+    x = np.random.default_rng(6).standard_normal(shape)
+    outputs = ["Y"] if is_test else ["Y", "mask"]
+    op = make_op("Dropout", ["X"], outputs, {"ratio": ratio, "is_test": is_test})
+    op.device_option.random_seed = 7  # the same mask on every forward run
+    report = check_op_gradient(op, [x], 0)
+    assert report.ok, report
+
+
+def test_dropout_gradient_in_training_needs_the_mask():
+    with pytest.raises(GradientError, match="mask"):
+        GetGradientForOp(make_op("Dropout", ["X"], ["Y"]), ["Y_grad"])
