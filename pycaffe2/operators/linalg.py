@@ -1,16 +1,17 @@
 """Matrix-product kernels (NumPy): FC, FCTransposed and their gradient ops,
-MatMul and BatchMatMul. FC and MatMul view their inputs as matrices by
-splitting the dims at an axis (a reshape, so no copy for contiguous inputs)
-and make one BLAS call through `np.dot` (faster than `np.matmul` for
-thin products such as a one-row batch's dW); transposes are views that BLAS
-reads directly. Args decide the layout, so every kernel here is a factory
-resolved once at CreateNet."""
+MatMul and BatchMatMul, and the gradient makers of all four. FC and MatMul
+view their inputs as matrices by splitting the dims at an axis (a reshape, so
+no copy for contiguous inputs) and make one BLAS call through `np.dot` (faster
+than `np.matmul` for thin products such as a one-row batch's dW); transposes
+are views that BLAS reads directly. Args decide the layout, so every kernel
+here is a factory resolved once at CreateNet."""
 from __future__ import annotations
 
 import math
 
 import numpy as np
 
+from pycaffe2.gradient.registry import GradientError, gradient_op, register_gradient
 from pycaffe2.operators import register_cpu
 
 
@@ -82,6 +83,9 @@ register_cpu("FCTransposed", specialize=True)(_fc_factory("FCTransposed", transp
 register_cpu("FCGradient", specialize=True)(_fc_gradient_factory("FCGradient", transposed=False))
 register_cpu("FCTransposedGradient", specialize=True)(
     _fc_gradient_factory("FCTransposedGradient", transposed=True))
+# FC's gradient op outputs dW, db, dX (Caffe2's order).
+gradient_op("FC", "I0 I1 GO0", "GI1 GI2 GI0")
+gradient_op("FCTransposed", "I0 I1 GO0", "GI1 GI2 GI0")
 
 
 @register_cpu("MatMul", specialize=True)
@@ -102,6 +106,30 @@ def matmul(*, axis_a, axis_b, trans_a, trans_b):
                              f"{list(shape_like.shape)}: element counts must match")
         return y.reshape(shape_like.shape)
     return run
+
+
+@register_gradient("MatMul")
+def _(g):
+    """With Y = op(A) op(B) and G = dY read as [M, N] (flattened at axis 1):
+    dA = G op(B)^T, or op(B) G^T when A is stored transposed; dB = op(A)^T G,
+    or G^T op(A) when B is stored transposed. Each product takes its input's
+    shape through MatMul's third input, so A or B is flattened at its own axis.
+    As in Caffe2, a forward third input must keep M as dY's first dim."""
+    trans_a, trans_b = int(g.arg("trans_a")), int(g.arg("trans_b"))
+    a, b, dy = g.I(0), g.I(1), g.GO(0)
+
+    def matmul(left, right, like, out, ta, tb, axis_a=1, axis_b=1):
+        return g.Op("MatMul", [left, right, like], [out], inherit_args=False,
+                    trans_a=int(ta), trans_b=int(tb), axis_a=axis_a, axis_b=axis_b)
+    if trans_a:
+        da = matmul(b, dy, a, g.GI(0), trans_b, 1, axis_a=g.arg("axis_b"))
+    else:
+        da = matmul(dy, b, a, g.GI(0), 0, not trans_b, axis_b=g.arg("axis_b"))
+    if trans_b:
+        db = matmul(dy, a, b, g.GI(1), 1, trans_a, axis_b=g.arg("axis_a"))
+    else:
+        db = matmul(a, dy, b, g.GI(1), not trans_a, 0, axis_a=g.arg("axis_a"))
+    return [da, db]
 
 
 def _batch_shape(a: np.ndarray, b: np.ndarray, broadcast: bool) -> None:
@@ -134,3 +162,22 @@ def batch_matmul(*, trans_a, trans_b, broadcast):
         y = np.matmul(left, right)
         return y.reshape(1) if y.ndim == 0 else y  # vector . vector is [1], as in Caffe2
     return run
+
+
+@register_gradient("BatchMatMul")
+def _(g):
+    """As MatMul's, batch by batch. Not with broadcast=1 (nor in Caffe2): its
+    gradients would need sums over broadcast batch dims and 1-D promotion undone."""
+    if g.arg("broadcast"):
+        raise GradientError("BatchMatMul: no gradient with broadcast=1")
+    trans_a, trans_b = int(g.arg("trans_a")), int(g.arg("trans_b"))
+    a, b, dy = g.I(0), g.I(1), g.GO(0)
+
+    def batch_matmul(left, right, out, ta, tb):
+        return g.Op("BatchMatMul", [left, right], [out], inherit_args=False,
+                    trans_a=int(ta), trans_b=int(tb))
+    da = (batch_matmul(b, dy, g.GI(0), trans_b, 1) if trans_a
+          else batch_matmul(dy, b, g.GI(0), 0, not trans_b))
+    db = (batch_matmul(dy, a, g.GI(1), 1, trans_a) if trans_b
+          else batch_matmul(a, dy, g.GI(1), not trans_a, 0))
+    return [da, db]

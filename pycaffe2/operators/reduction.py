@@ -10,6 +10,7 @@ import math
 
 import numpy as np
 
+from pycaffe2.gradient.registry import gradient_op
 from pycaffe2.operators import register_cpu
 
 
@@ -76,6 +77,10 @@ def reduce_max_gradient(dy, x, y, *, axes):
     dy = _kept("ReduceMaxGradient", x, axes, "dY", dy)
     y = _kept("ReduceMaxGradient", x, axes, "Y", y)
     return np.where(x == y, dy, dy.dtype.type(0))
+
+
+for _type in ("ReduceSum", "ReduceMean", "ReduceMax"):
+    gradient_op(_type, "GO0 I0 O0")
 
 
 @register_cpu("ArgMax")

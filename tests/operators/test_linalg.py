@@ -8,7 +8,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from pycaffe2.executor import NetError, OpFailure
-from pycaffe2.testing import check_gradient_op, check_reference, run_op
+from pycaffe2.gradient import GetGradientForOp, GradientError
+from pycaffe2.gradient_checker import check_op_gradient
+from pycaffe2.testing import check_gradient_op, check_reference, make_op, run_op
 
 dims = st.lists(st.integers(1, 3), min_size=1, max_size=2).map(tuple)
 
@@ -184,3 +186,97 @@ def test_batch_matmul_errors():
         run_op("BatchMatMul", [randn(rng, (2, 3, 4)), randn(rng, (3, 4, 5))], {"broadcast": 1})
     with pytest.raises((OpFailure, NetError), match="K must match"):
         run_op("BatchMatMul", [randn(rng, (2, 3, 4)), randn(rng, (2, 5, 6))])
+
+
+# Gradient makers: the registered gradient of each op against central differences.
+FC_MAKER = [("FC", (2,), (3,), (2,), False), ("FC", (2, 2), (2,), (3,), False),
+            ("FC", (2,), (2, 2), (1, 2), True), ("FCTransposed", (2,), (3,), (2,), False),
+            ("FCTransposed", (1, 2), (2, 2), (2,), False)]
+
+
+@pytest.mark.parametrize("input_to_check", [0, 1, 2])
+@pytest.mark.parametrize("op_type, lead, kdims, ndims, negative_axis", FC_MAKER)
+def test_fc_registered_gradient(op_type, lead, kdims, ndims, negative_axis, input_to_check):
+    x, w, b, args = fc_case(5, lead, kdims, ndims, op_type == "FCTransposed", negative_axis)
+    op = make_op(op_type, ["X", "W", "b"], ["Y"], args)
+    report = check_op_gradient(op, [x, w, b], input_to_check)
+    assert report.ok, report
+
+
+def test_fc_maker_follows_caffe2():
+    op = make_op("FC", ["X", "W", "b"], ["Y"], {"axis": 2})
+    (grad,), g_input = GetGradientForOp(op, ["Y_grad"])
+    assert (grad.type, list(grad.input), list(grad.output)) == (
+        "FCGradient", ["X", "W", "Y_grad"], ["W_grad", "b_grad", "X_grad"])
+    assert [(a.name, a.i) for a in grad.arg if a.name == "axis"] == [("axis", 2)]
+    assert g_input == ["X_grad", "W_grad", "b_grad"]
+
+
+TRANS = [{}, {"trans_a": 1}, {"trans_b": 1}, {"trans_a": 1, "trans_b": 1}]
+
+
+def trans_shapes(batch, args, m=2, k=3, n=4):
+    """Shapes of A and B for an [m, k] x [k, n] product stored as `args` say."""
+    a = (k, m) if args.get("trans_a") else (m, k)
+    b = (n, k) if args.get("trans_b") else (k, n)
+    return batch + a, batch + b, args
+
+
+MATMUL_MAKER = [trans_shapes((), t) for t in TRANS] + [
+    ((2, 3, 2), (4, 6), {"trans_b": 1}),                 # A as [2, 6]
+    ((2, 3, 2), (2, 2), {"axis_a": 2}),                  # A as [6, 2]
+    ((2, 2, 3), (3, 2, 2), {"axis_a": 2, "trans_a": 1, "trans_b": 1}),   # A^T [3, 4], B^T [4, 3]
+    ((3, 2, 2), (1, 3, 2), {"axis_a": -2, "axis_b": 2, "trans_a": 1}),  # A^T [4, 3], B [3, 2]
+    ((2, 3), (3, 1, 2), {"axis_b": 1}),
+    ((2, 2, 2), (1, 2, 4), {"axis_a": 1, "axis_b": 2, "trans_b": 1}),   # A [2, 4], B^T [4, 2]
+]
+
+
+@pytest.mark.parametrize("input_to_check", [0, 1])
+@pytest.mark.parametrize("a, b, args", MATMUL_MAKER)
+def test_matmul_registered_gradient(a, b, args, input_to_check):
+    rng = np.random.default_rng(6)
+    op = make_op("MatMul", ["A", "B"], ["Y"], args)
+    report = check_op_gradient(op, [rng.standard_normal(a), rng.standard_normal(b)], input_to_check)
+    assert report.ok, report
+
+
+@pytest.mark.parametrize("input_to_check", [0, 1])
+def test_matmul_registered_gradient_with_shape_like(input_to_check):
+    # dY takes the third input's shape; the maker reads it at axis 1, so its first dim is M.
+    rng = np.random.default_rng(7)
+    op = make_op("MatMul", ["A", "B", "S"], ["Y"], {"trans_a": 1})
+    inputs = [rng.standard_normal((3, 2)), rng.standard_normal((3, 4)), np.zeros((2, 2, 2))]
+    report = check_op_gradient(op, inputs, input_to_check)
+    assert report.ok, report
+
+
+@pytest.mark.parametrize("args", TRANS)
+def test_matmul_maker_sets_every_arg(args):
+    forward = {"axis_a": 2, "axis_b": 1, **args}
+    op = make_op("MatMul", ["A", "B"], ["Y"], forward)
+    grads, g_input = GetGradientForOp(op, ["Y_grad"])
+    assert g_input == ["A_grad", "B_grad"]
+    for grad, like in zip(grads, "AB"):
+        assert grad.type == "MatMul" and grad.input[2] == like
+        assert sorted(a.name for a in grad.arg) == ["axis_a", "axis_b", "trans_a", "trans_b"]
+
+
+BATCH_MAKER = ([trans_shapes((2,), t) for t in TRANS] + [trans_shapes((), t) for t in TRANS]
+               + [trans_shapes((2, 1), {"trans_a": 1, "broadcast": 0}, 2, 2, 3)])
+
+
+@pytest.mark.parametrize("input_to_check", [0, 1])
+@pytest.mark.parametrize("a, b, args", BATCH_MAKER)
+def test_batch_matmul_registered_gradient(a, b, args, input_to_check):
+    rng = np.random.default_rng(8)
+    inputs = [rng.standard_normal(a), rng.standard_normal(b)]
+    op = make_op("BatchMatMul", ["A", "B"], ["Y"], args)
+    report = check_op_gradient(op, inputs, input_to_check)
+    assert report.ok, report
+
+
+def test_batch_matmul_has_no_gradient_with_broadcast():
+    op = make_op("BatchMatMul", ["A", "B"], ["Y"], {"broadcast": 1})
+    with pytest.raises(GradientError, match="broadcast=1"):
+        GetGradientForOp(op, ["Y_grad"])

@@ -7,7 +7,9 @@ from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
 from pycaffe2.executor import NetError, OpFailure
-from pycaffe2.testing import check_gradient_op, check_reference, run_op
+from pycaffe2.gradient import GetGradientForOp
+from pycaffe2.gradient_checker import check_op_gradient
+from pycaffe2.testing import check_gradient_op, check_reference, make_op, run_op
 
 REDUCE = {"ReduceSum": np.sum, "ReduceMean": np.mean, "ReduceMax": np.max}
 
@@ -122,3 +124,26 @@ def test_errors_name_the_problem():
                {"axes": [1]})
     with pytest.raises((OpFailure, NetError), match="axis 2 is out of range"):
         run_op("ArgMax", [np.zeros((2, 3))], {"axis": 2})
+
+
+# Gradient makers: the registered gradient of each op against central differences.
+@pytest.mark.parametrize("op_type", REDUCE)
+@pytest.mark.parametrize("shape, args", [
+    ((2, 3), {}), ((2, 3, 2), {"axes": [1]}), ((2, 3, 2), {"axes": [0, -1], "keepdims": 0}),
+    ((3,), {"keepdims": 0}), ((2, 2, 2), {"axes": [-1, 1], "keepdims": 1}),
+])
+def test_reduce_registered_gradient(op_type, shape, args):
+    # Distinct values 0.5 apart: no ReduceMax ties within the step of the differences.
+    x = np.random.default_rng(1).permutation(int(np.prod(shape))).reshape(shape) * 0.5 - 1.0
+    report = check_op_gradient(make_op(op_type, ["X"], ["Y"], args), [x], 0)
+    assert report.ok, report
+
+
+@pytest.mark.parametrize("op_type", REDUCE)
+def test_reduce_maker_follows_caffe2(op_type):
+    op = make_op(op_type, ["X"], ["Y"], {"axes": [1], "keepdims": 0})
+    (grad,), g_input = GetGradientForOp(op, ["Y_grad"])
+    assert (grad.type, list(grad.input), list(grad.output)) == (
+        f"{op_type}Gradient", ["Y_grad", "X", "Y"], ["X_grad"])
+    assert list(next(a for a in grad.arg if a.name == "axes").ints) == [1]
+    assert g_input == ["X_grad"]
