@@ -83,7 +83,7 @@ def _straight_line(steps: list[Step]):
     """
     names = sorted({name for step in steps for name in step.inputs + step.outputs})
     slot = {name: f"b{i}" for i, name in enumerate(names)}
-    lines, line_step = ["def run(B, N, K, W):"], {}
+    lines, line_step = ["def run(B, N, K, W):", "    pass"], {}  # pass: an empty net is valid
     if names:
         lines.append(f"    {', '.join(slot.values())}, = N")
     if steps:

@@ -22,7 +22,7 @@ from __future__ import annotations
 from collections import defaultdict
 
 from pycaffe2.gradient.blocking import BlockGradients
-from pycaffe2.gradient.registry import GetGradientForOp, GradientError
+from pycaffe2.gradient.registry import GradientError, make_gradient
 from pycaffe2.proto import caffe2_pb2
 from pycaffe2.schema import get_schema
 
@@ -175,9 +175,11 @@ class _Pass:
             return
         if not any(self._wants(index, p) for p in range(len(op.input))):
             return
-        ops, g_input = GetGradientForOp(op, g_output, index, suffix=self.suffix)
-        for grad_op in ops:
-            self._check_versions(index, grad_op)
+        ops, context = make_gradient(op, g_output, index, suffix=self.suffix)
+        if context is None:
+            return
+        self._check_versions(index, context.reads, ops)
+        g_input = context.g_input
         produced = {name for grad_op in ops for name in grad_op.output}
         for position, gradient in enumerate(g_input):
             if gradient is None:
@@ -210,20 +212,15 @@ class _Pass:
         self.grads[key] = gradient
         self.grad_map[key[0]] = gradient
 
-    def _check_versions(self, index: int, grad_op) -> None:
-        forward = self.ssa.ops[index]
-        for name in grad_op.input:
-            if name in forward.output:
-                version = dict(self.ssa.outputs[index])[name]
-            elif name in forward.input:
-                version = dict(self.ssa.inputs[index])[name]
-            else:
-                continue
+    def _check_versions(self, index: int, reads, ops) -> None:
+        """Every forward blob the maker read must still hold the version op `index` saw."""
+        for role, position in sorted(reads):
+            name, version = (self.ssa.inputs if role == "input" else self.ssa.outputs)[index][position]
             if self.ssa.frontier[name] != version:
                 raise GradientError(
-                    f"op {index} ({forward.type}): its gradient operator {grad_op.type} needs "
-                    f"'{name}' at version {version}, but the forward pass leaves version "
-                    f"{self.ssa.frontier[name]} (writes: {self.ssa.version_history(name)}); "
+                    f"op {index} ({self.ssa.ops[index].type}): its gradient ({', '.join(o.type for o in ops)}) "
+                    f"needs {role} {position} '{name}' at version {version}, but the forward pass leaves "
+                    f"version {self.ssa.frontier[name]} (writes: {self.ssa.version_history(name)}); "
                     f"an in-place op overwrote it")
 
 

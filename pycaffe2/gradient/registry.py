@@ -39,12 +39,15 @@ class GradientContext:
     def __init__(self, op: caffe2_pb2.OperatorDef, g_output: list, suffix: str = ""):
         self.op, self.g_output, self.suffix = op, list(g_output), suffix
         self.g_input: list = [None] * len(op.input)
+        self.reads: set[tuple[str, int]] = set()  # ("input" | "output", index) the maker used
         self._args = None
 
     def I(self, i: int) -> str:  # noqa: E743 (Caffe2's name)
+        self.reads.add(("input", i))
         return self.op.input[i]
 
     def O(self, i: int) -> str:  # noqa: E743
+        self.reads.add(("output", i))
         return self.op.output[i]
 
     def GO(self, i: int) -> str:
@@ -122,6 +125,12 @@ def GetGradientForOp(op: caffe2_pb2.OperatorDef, g_output: list, op_index: int |
                      suffix: str = ""):
     """(gradient ops, gradient blob or None per input) for one forward op; `suffix`
     tags the input gradient names (`<input>_grad<suffix>`)."""
+    ops, context = make_gradient(op, g_output, op_index, suffix)
+    return ops, (context.g_input if context else [None] * len(op.input))
+
+
+def make_gradient(op, g_output, op_index=None, suffix=""):
+    """(gradient ops, the maker's GradientContext or None when no maker ran)."""
     from pycaffe2.operators import load_kernels
     load_kernels()  # makers live beside the kernels
     where = f"op {op_index} ({op.type})" if op_index is not None else op.type
@@ -130,7 +139,7 @@ def GetGradientForOp(op: caffe2_pb2.OperatorDef, g_output: list, op_index: int |
         raise GradientError(f"{where}: unknown op type {op.type}")
     kind = schema.gradient
     if kind == "none" or not any(g is not None for g in g_output):
-        return [], [None] * len(op.input)
+        return [], None
     if kind == "should_not":
         raise GradientError(f"{where}: one should not call gradient for operator {op.type} "
                             f"(a gradient reached its output {_with_gradient(op, g_output)})")
@@ -147,7 +156,7 @@ def GetGradientForOp(op: caffe2_pb2.OperatorDef, g_output: list, op_index: int |
             raise GradientError(f"{where}: its maker emitted {grad_op.type}, which the schema's "
                                 f"gradient list {list(kind)} does not name")
         _decorate(grad_op, op)
-    return ops, context.g_input
+    return ops, context
 
 
 def _with_gradient(op, g_output) -> str:

@@ -4,7 +4,8 @@ factories: at CreateNet their args pick NumPy-style broadcasting (the kernel
 is then the bare NumPy ufunc) or Caffe2's legacy rule with its axis resolved
 once; under the legacy rule B is reshaped per run with 1s so that it lines up
 with A at that axis, through a small cache keyed by the two shapes. Gradients
-sum back over the broadcast axes, so dA and dB take A's and B's shapes.
+sum back over the broadcast axes, so dA and dB take A's and B's shapes. Each
+op's gradient maker sits beside it; Sum's emits no op (every input shares dY).
 """
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from functools import lru_cache
 
 import numpy as np
 
+from pycaffe2.gradient.registry import gradient_op, register_gradient
 from pycaffe2.operators import register_cpu
 from pycaffe2.schema.inference import OpView
 from pycaffe2.schema.inference.arithmetic import check_legacy, legacy_axis
@@ -107,6 +109,14 @@ def div(*, broadcast, axis, axis_str, order):
 
 # --- their gradients ------------------------------------------------------------------------
 
+# One gradient op each (Caffe2's later form, not SetDense + SumReduceLike): it reduces over the
+# broadcast axes itself, under the broadcast/axis/axis_str/order it inherits.
+gradient_op("Add", "GO0 I0 I1", "GI0 GI1")
+gradient_op("Sub", "GO0 I0 I1", "GI0 GI1")
+gradient_op("Mul", "GO0 I0 I1", "GI0 GI1")
+gradient_op("Div", "GO0 I0 I1 O0", "GI0 GI1")
+
+
 @register_cpu("AddGradient", specialize=True)
 def add_gradient(*, broadcast, axis, axis_str, order):
     layout = b_layout("AddGradient", broadcast, axis, axis_str, order)
@@ -198,6 +208,19 @@ def mean(*xs):
     return _fold("Mean", np.add, xs) / xs[0].dtype.type(len(xs))
 
 
+@register_gradient("Sum")
+def _(g):
+    # No op: every input's gradient is the output's (SetDense pass-through, as Caffe2).
+    for i in range(len(g.op.input)):
+        g.SetDense(i, g.GO(0))
+    return []
+
+
+@register_gradient("Mean")
+def _(g):
+    return [g.Op("MeanGradient", [g.GO(0)], [g.GI(i) for i in range(len(g.op.input))])]
+
+
 @register_cpu("MeanGradient")
 def mean_gradient(dy, *, num_outputs):
     return (dy / dy.dtype.type(num_outputs),) * num_outputs
@@ -211,6 +234,13 @@ def max_(*xs):
 @register_cpu("Min")
 def min_(*xs):
     return _fold("Min", np.minimum, xs)
+
+
+@register_gradient("Max", "Min")
+def _(g):
+    n = len(g.op.input)
+    inputs = [g.O(0), g.GO(0)] + [g.I(i) for i in range(n)]
+    return [g.Op(g.op.type + "Gradient", inputs, [g.GI(i) for i in range(n)])]
 
 
 @register_cpu("MaxGradient", "MinGradient")

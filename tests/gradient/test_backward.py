@@ -73,7 +73,7 @@ def test_two_in_place_ops_whose_first_gradient_needs_its_output_are_refused():
     net = core.Net("chain")
     net.Sigmoid("X", "h")
     net.Relu("h", "h")
-    with pytest.raises(GradientError, match=r"op 0 \(Sigmoid\).*needs 'h' at version 1.*leaves version 2 "
+    with pytest.raises(GradientError, match=r"op 0 \(Sigmoid\).*needs output 0 'h' at version 1.*leaves version 2 "
                                             r"\(writes: v1 by op 0 \(Sigmoid\), v2 by op 1 \(Relu\)\)"):
         net.AddGradientOperators(["h"])
 
@@ -83,7 +83,7 @@ def test_gradient_reading_an_overwritten_version_is_refused():
     net.Softsign("X", "y")  # its gradient reads X ...
     net.Relu("X", "X")      # ... which this overwrites in place
     net.Sigmoid(["X"], "z")
-    with pytest.raises(GradientError, match=r"op 0 \(Softsign\).*needs 'X' at version 0.*version 1"):
+    with pytest.raises(GradientError, match=r"op 0 \(Softsign\).*needs input 0 'X' at version 0.*version 1"):
         net.AddGradientOperators(["y", "z"])
 
 
@@ -149,3 +149,15 @@ def test_backward_pass_leaves_the_forward_ops_alone():
     before = net.Proto().SerializeToString()
     GetBackwardPass(net.Proto().op, ["y"])
     assert net.Proto().SerializeToString() == before
+
+
+def test_in_place_op_whose_gradient_needs_its_overwritten_input_is_refused():
+    net = core.Net("mul")
+    net.Mul(["X", "W"], "X")  # MulGradient reads A = X before the write
+    with pytest.raises(GradientError, match=r"op 0 \(Mul\).*needs input 0 'X' at version 0.*leaves version 1"):
+        net.AddGradientOperators(["X"])
+
+
+def test_an_empty_backward_runs():
+    workspace = Workspace()
+    assert workspace.RunOperatorsOnce([])

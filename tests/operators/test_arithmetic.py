@@ -8,6 +8,8 @@ from hypothesis.extra import numpy as hnp
 
 from pycaffe2.executor import NetError, OpFailure, Workspace
 from pycaffe2.executor.net import compile_net
+from pycaffe2.gradient import GetGradientForOp
+from pycaffe2.gradient_checker import check_net_gradient, check_op_gradient
 from pycaffe2.proto import caffe2_pb2
 from pycaffe2.testing import check_gradient_op, check_reference, make_op, run_op
 
@@ -296,3 +298,64 @@ def test_select_gradient_ties_all_receive():
     d0, d1 = run_op("MaxGradient", [x, dy, x, np.array([1.0, 5.0, 0.0], np.float32)], num_outputs=2)
     np.testing.assert_array_equal(d0, dy)
     np.testing.assert_array_equal(d1, [10.0, 0.0, 0.0])
+
+
+# --- gradient makers --------------------------------------------------------------------------
+
+@pytest.mark.parametrize("input_to_check", [0, 1])
+@pytest.mark.parametrize("op_type", BINARY)
+@pytest.mark.parametrize("a_shape, b_shape, args", LAYOUTS + [((2, 3, 2), (2, 3), {"broadcast": 1, "axis": 0})])
+def test_binary_registered_gradient(op_type, a_shape, b_shape, args, input_to_check):
+    a, b, _ = operands(a_shape, b_shape, args, seed=5)  # |B| >= 0.5: Div stays smooth
+    report = check_op_gradient(make_op(op_type, ["A", "B"], ["C"], args), [a, b], input_to_check)
+    assert report.ok, report
+
+
+def test_binary_maker_inherits_broadcast_args():
+    args = {"broadcast": 1, "axis_str": "C", "order": "NHWC"}
+    (grad_op,), g_input = GetGradientForOp(make_op("Div", ["A", "B"], ["C"], args), ["C_grad"])
+    assert (grad_op.type, list(grad_op.input), list(grad_op.output)) == \
+        ("DivGradient", ["C_grad", "A", "B", "C"], ["A_grad", "B_grad"])
+    assert {a.name for a in grad_op.arg} == set(args) and g_input == ["A_grad", "B_grad"]
+
+
+@pytest.mark.parametrize("op_type", BINARY)
+def test_binary_gradient_with_one_blob_for_both_inputs(op_type):
+    # Mul(X, X): the maker names X_grad twice; the backward pass renames one and sums them.
+    net = caffe2_pb2.NetDef(op=[make_op(op_type, ["X", "X"], ["Y"])])
+    x = rand((2, 3), np.random.default_rng(6))
+    (report,) = check_net_gradient(net, ["Y"], {"X": x}, ["X"])
+    assert report.ok, report
+
+
+def variadic_inputs(count, shape=(2, 3), seed=7):
+    """`count` inputs whose values are all at least 0.1 apart: no ties for Max and Min."""
+    size = int(np.prod(shape))
+    values = np.random.default_rng(seed).permutation(count * size) * 0.1 - 0.05 * count * size
+    return [v.reshape(shape) for v in np.split(values, count)]
+
+
+@pytest.mark.parametrize("op_type", ["Mean", "Max", "Min"])
+@pytest.mark.parametrize("count, shape", [(1, (3,)), (2, (2, 3)), (3, (2, 1, 2))])
+def test_variadic_registered_gradient(op_type, count, shape):
+    xs = variadic_inputs(count, shape)
+    op = make_op(op_type, [f"X{i}" for i in range(count)], ["Y"])
+    for i in range(count):
+        report = check_op_gradient(op, xs, i)
+        assert report.ok, report
+
+
+def test_sum_gradient_is_a_pass_through():
+    ops, g_input = GetGradientForOp(make_op("Sum", ["A", "B", "C"], ["Y"]), ["Y_grad"])
+    assert ops == [] and g_input == ["Y_grad"] * 3
+
+
+# Sum's maker emits no op, so it is checked through a backward pass (check_op_gradient would
+# run an empty op list); a repeated input collects the shared gradient once per use.
+@pytest.mark.parametrize("op_type", ["Sum", "Mean"])
+@pytest.mark.parametrize("inputs", [["X0"], ["X0", "X1", "X2"], ["X0", "X1", "X0"]])
+def test_variadic_backward_pass(op_type, inputs):
+    net = caffe2_pb2.NetDef(op=[make_op(op_type, inputs, ["Y"]), make_op("Mul", ["Y", "W"], ["Z"])])
+    values = dict(zip(["X0", "X1", "X2", "W"], variadic_inputs(4)))
+    reports = check_net_gradient(net, ["Z"], values, sorted(set(inputs)))
+    assert all(report.ok for report in reports), reports
