@@ -17,6 +17,7 @@ import math
 
 import numpy as np
 
+from pycaffe2.gradient.registry import GradientError, register_gradient
 from pycaffe2.operators import register_cpu
 
 
@@ -162,6 +163,23 @@ def spatial_bn(*, is_test, epsilon, momentum, order, num_batches):
     return test if is_test else train
 
 
+@register_gradient("SpatialBN")
+def _(g):
+    """Caffe2's inputs by mode: test mode reads the running statistics, training the
+    saved ones. With num_batches > 1 dscale and dbias are not computed here: they
+    must already be in <scale>_grad and <bias>_grad when the gradient op runs (the
+    all-reduced sums of each device's ChannelBackpropStats, which whoever builds
+    the data-parallel backward net inserts before it), and the op overwrites them
+    in place with this device's share, the sums divided by num_batches."""
+    if g.arg("is_test"):
+        stats = [g.I(3), g.I(4)]
+    else:
+        stats = [g.O(3), g.O(4)]
+        if g.arg("num_batches") > 1:
+            stats += [g.GI(1), g.GI(2)]
+    return [g.Op("SpatialBNGradient", [g.I(0), g.I(1), g.GO(0), *stats], [g.GI(0), g.GI(1), g.GI(2)])]
+
+
 @register_cpu("SpatialBNGradient", specialize=True)
 def spatial_bn_gradient(*, is_test, epsilon, order, num_batches):
     """Picks the test, training or multi-batch kernel once, when the net is created."""
@@ -260,6 +278,13 @@ def instance_norm(x, scale, bias, *, epsilon, order):
     return _group_forward("InstanceNorm", x, (scale, bias), ("scale", "bias"), groups, epsilon, order)
 
 
+@register_gradient("InstanceNorm")
+def _(g):
+    saved = [g.O(i) for i in range(1, len(g.op.output))]  # any not saved are recomputed
+    return [g.Op("InstanceNormGradient", [g.I(0), g.I(1), g.I(2), g.GO(0), *saved],
+                 [g.GI(0), g.GI(1), g.GI(2)])]
+
+
 @register_cpu("InstanceNormGradient")
 def instance_norm_gradient(x, scale, bias, dy, *saved, epsilon, order):
     op = "InstanceNormGradient"
@@ -284,6 +309,15 @@ def group_norm(x, gamma, beta, *, group, epsilon, order):
     _float_x(x, "GroupNorm", 2)
     _check_groups(x, group, order, "GroupNorm")
     return _group_forward("GroupNorm", x, (gamma, beta), ("gamma", "beta"), group, epsilon, order)
+
+
+@register_gradient("GroupNorm")
+def _(g):
+    if len(g.op.output) < 3:
+        raise GradientError("GroupNorm: its gradient needs the mean and inv_std outputs "
+                            "(run it with is_test=0 and 3 outputs)")
+    return [g.Op("GroupNormGradient", [g.GO(0), g.I(0), g.I(1), g.I(2), g.O(1), g.O(2)],
+                 [g.GI(0), g.GI(1), g.GI(2)])]
 
 
 @register_cpu("GroupNormGradient")
@@ -329,6 +363,14 @@ def layer_norm(x, *affine, axis, epsilon, elementwise_affine):
         y += beta
     stat_shape = x.shape[:axis] + (1,)
     return y.reshape(x.shape), mean.reshape(stat_shape), std.reshape(stat_shape)
+
+
+@register_gradient("LayerNorm")
+def _(g):
+    inputs = [g.GO(0), g.O(0), g.O(1), g.O(2), g.I(0)]
+    if g.arg("elementwise_affine"):
+        return [g.Op("LayerNormGradient", [*inputs, g.I(1)], [g.GI(0), g.GI(1), g.GI(2)])]
+    return [g.Op("LayerNormGradient", inputs, [g.GI(0)])]
 
 
 @register_cpu("LayerNormGradient")

@@ -13,6 +13,7 @@ import threading
 
 import numpy as np
 
+from pycaffe2.gradient.registry import register_gradient
 from pycaffe2.operators import register_cpu
 
 INT64_MAX = np.iinfo(np.int64).max
@@ -163,6 +164,14 @@ def weighted_sum(*inputs):
     for index in range(1, len(xs)):
         y = y + xs[index] * _scalar("WeightedSum", f"weight_{index}", weights[index], dtype)
     return y
+
+
+@register_gradient("WeightedSum")
+def _(g):
+    """dX_i for every pair; the weights' gradients only with grad_on_w=1 (Caffe2)."""
+    pairs = range(0, len(g.op.input), 2)
+    outputs = [g.GI(i) for i in pairs] + ([g.GI(i + 1) for i in pairs] if g.arg("grad_on_w") else [])
+    return [g.Op("WeightedSumGradient", [g.GO(0), *g.op.input], outputs)]
 
 
 def _check_shapes(op_type: str, xs, dy=None) -> None:

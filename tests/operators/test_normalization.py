@@ -10,6 +10,8 @@ from hypothesis import strategies as st
 
 from pycaffe2 import netfile
 from pycaffe2.executor import NetError, OpFailure, Workspace
+from pycaffe2.gradient import GetGradientForOp, GradientError
+from pycaffe2.gradient_checker import check_op_gradient
 from pycaffe2.proto import caffe2_pb2
 from pycaffe2.testing import check_gradient_op, check_reference, make_op, run_op
 
@@ -387,3 +389,138 @@ def test_errors_name_inputs_and_shapes():
         run_op("LayerNorm", [x, scale, bias], {"axis": 2, "elementwise_affine": 1})
     with pytest.raises((OpFailure, NetError), match=r"elementwise_affine=0 takes 1 input\(s\), got 3"):
         run_op("LayerNorm", [x, scale, bias])
+
+
+# ---- gradient makers: registered gradients against central differences -----------------------
+# The loss is 1/2 |Y|^2, to which normalization is nearly blind (dX ~ epsilon / (var + epsilon)),
+# so the checks use a large epsilon to keep the gradients of X well away from zero.
+
+def maker_inputs(shape, order, seed, count=3):
+    rng = np.random.default_rng(seed)
+    c = shape[1 if order == "NCHW" else -1]
+    return [rng.standard_normal(shape) * 1.5 + 1, *(rng.standard_normal(c) for _ in range(count - 1))]
+
+
+MAKER_SHAPES = [((2, 3, 2, 2), "NCHW"), ((2, 2, 2, 3), "NHWC"), ((3, 2, 3), "NCHW")]
+
+
+@pytest.mark.parametrize("shape, order", MAKER_SHAPES)
+@pytest.mark.parametrize("is_test", [0, 1])
+@pytest.mark.parametrize("input_to_check", [0, 1, 2])
+def test_spatial_bn_registered_gradient(shape, order, is_test, input_to_check):
+    x, scale, bias, mean = maker_inputs(shape, order, 30, count=4)
+    var = np.random.default_rng(31).random(scale.size) + 0.5
+    outputs = ["Y"] if is_test else BN_OUT
+    op = make_op("SpatialBN", BN_IN, outputs, {"is_test": is_test, "order": order, "epsilon": 0.5})
+    report = check_op_gradient(op, [x, scale, bias, mean, var], input_to_check)
+    assert report.ok, report
+
+
+@pytest.mark.parametrize("is_test, reads", [(0, ["saved_mean", "saved_inv_std"]), (1, ["mean", "var"])])
+def test_spatial_bn_maker_reads_statistics_by_mode(is_test, reads):
+    outputs = ["Y"] if is_test else BN_OUT
+    op = make_op("SpatialBN", BN_IN, outputs, {"is_test": is_test})
+    (grad_op,), g_input = GetGradientForOp(op, ["Y_grad"] + [None] * (len(outputs) - 1))
+    assert list(grad_op.input) == ["X", "scale", "Y_grad", *reads]
+    assert list(grad_op.output) == ["X_grad", "scale_grad", "bias_grad"]
+    assert g_input == ["X_grad", "scale_grad", "bias_grad", None, None]
+
+
+def run_ops(workspace, values, ops):
+    for name, value in values.items():
+        workspace.FeedBlob(name, value)
+    workspace.RunOperatorsOnce(ops)
+
+
+def test_synchronized_spatial_bn_registered_gradient():
+    """num_batches=2 over two devices' shares of a batch, each with its own copy of the
+    parameters. The maker reads the aggregate dscale and dbias from <scale>_grad and
+    <bias>_grad, which the data-parallel builder fills (all-reduced ChannelBackpropStats)
+    before the gradient op; summed over devices, the parameter gradients are the whole ones."""
+    devices = ("a", "b")
+    rng = np.random.default_rng(32)
+    scale, bias, mean = rng.standard_normal((3, 2))
+    values = {}
+    for d in devices:
+        values.update({f"X_{d}": rng.standard_normal((2, 2, 2, 2)) * 1.5 + 1, f"scale_{d}": scale,
+                       f"bias_{d}": bias, f"mean_{d}": mean, f"var_{d}": rng.random(2) + 0.5})
+    stats = [make_op("ChannelStats", [f"X_{d}"], [f"sum_{d}", f"sumsq_{d}"]) for d in devices]
+    stats += [make_op("Sum", ["sum_a", "sum_b"], ["sums"]), make_op("Sum", ["sumsq_a", "sumsq_b"], ["sumsq"])]
+    bn = [make_op("SpatialBN", [f"X_{d}", f"scale_{d}", f"bias_{d}", f"mean_{d}", f"var_{d}", "sums", "sumsq"],
+                  [f"Y_{d}", f"mean_{d}", f"var_{d}", f"saved_mean_{d}", f"saved_inv_std_{d}"],
+                  {"num_batches": 2, "epsilon": 0.5}) for d in devices]
+    workspace = Workspace("sync_bn_gradient")
+
+    def loss():
+        run_ops(workspace, values, stats + bn)
+        return sum(0.5 * np.sum(np.square(workspace.FetchBlob(f"Y_{d}"))) for d in devices)
+
+    def numeric(names, delta=1e-4):  # perturbs the blobs `names` together (a shared parameter)
+        gradient = np.zeros(values[names[0]].shape)
+        for index in np.ndindex(gradient.shape):
+            sides = []
+            for step in (delta, -delta):
+                for name in names:
+                    values[name] = values[name].copy()
+                    values[name][index] += step
+                sides.append(loss())
+                for name in names:
+                    values[name][index] -= step
+            gradient[index] = (sides[0] - sides[1]) / (2 * delta)
+        return gradient
+
+    loss()
+    backward = [make_op("ChannelBackpropStats", [f"X_{d}", f"saved_mean_{d}", f"saved_inv_std_{d}", f"Y_{d}"],
+                        [f"dscale_{d}", f"dbias_{d}"]) for d in devices]
+    backward += [make_op("Sum", [f"d{p}_a", f"d{p}_b"], [f"{p}_{d}_grad"]) for p in ("scale", "bias") for d in devices]
+    for d, op in zip(devices, bn):
+        (grad_op,), _ = GetGradientForOp(op, [f"Y_{d}_grad", None, None, None, None])
+        assert list(grad_op.input)[5:] == [f"scale_{d}_grad", f"bias_{d}_grad"]
+        backward.append(grad_op)
+    run_ops(workspace, {f"Y_{d}_grad": workspace.FetchBlob(f"Y_{d}") for d in devices}, backward)
+    grads = {name: workspace.FetchBlob(f"{name}_grad") for name in
+             ("X_a", "X_b", "scale_a", "scale_b", "bias_a", "bias_b")}
+    for d in devices:
+        np.testing.assert_allclose(grads[f"X_{d}"], numeric([f"X_{d}"]), rtol=1e-4, atol=1e-6)
+    for p in ("scale", "bias"):
+        np.testing.assert_allclose(grads[f"{p}_a"] + grads[f"{p}_b"], numeric([f"{p}_a", f"{p}_b"]),
+                                   rtol=1e-4, atol=1e-6)
+
+
+@pytest.mark.parametrize("shape, order", MAKER_SHAPES)
+@pytest.mark.parametrize("saved", [0, 1, 2])
+@pytest.mark.parametrize("input_to_check", [0, 1, 2])
+def test_instance_norm_registered_gradient(shape, order, saved, input_to_check):
+    op = make_op("InstanceNorm", ["X", "scale", "bias"], ["Y", "saved_mean", "saved_inv_std"][:1 + saved],
+                 {"order": order, "epsilon": 0.5})
+    report = check_op_gradient(op, maker_inputs(shape, order, 33), input_to_check)
+    assert report.ok, report
+
+
+@pytest.mark.parametrize("shape, order, group", [((2, 4, 2, 2), "NCHW", 2), ((2, 2, 2, 4), "NHWC", 2),
+                                                 ((3, 4), "NCHW", 4), ((2, 3, 3), "NCHW", 1)])
+@pytest.mark.parametrize("input_to_check", [0, 1, 2])
+def test_group_norm_registered_gradient(shape, order, group, input_to_check):
+    op = make_op("GroupNorm", ["X", "gamma", "beta"], ["Y", "mean", "inv_std"],
+                 {"group": group, "order": order, "is_test": 0, "epsilon": 0.5})
+    report = check_op_gradient(op, maker_inputs(shape, order, 34), input_to_check)
+    assert report.ok, report
+
+
+def test_group_norm_gradient_needs_saved_statistics():
+    op = make_op("GroupNorm", ["X", "gamma", "beta"], ["Y"], {"group": 2})
+    with pytest.raises(GradientError, match="needs the mean and inv_std outputs"):
+        GetGradientForOp(op, ["Y_grad"])
+
+
+@pytest.mark.parametrize("shape, axis", [((3, 4), 1), ((2, 3, 2), 2), ((2, 2, 3), 1), ((2, 3, 2), -1)])
+@pytest.mark.parametrize("affine", [0, 1])
+def test_layer_norm_registered_gradient(shape, axis, affine):
+    rng = np.random.default_rng(35)
+    params = [rng.standard_normal(shape[axis:]) for _ in range(2)] if affine else []
+    inputs = [rng.standard_normal(shape) * 1.5 + 1, *params]
+    op = make_op("LayerNorm", ["X", "gamma", "beta"][:len(inputs)], ["Y", "mean", "std"],
+                 {"axis": axis, "elementwise_affine": affine, "epsilon": 0.5})
+    for input_to_check in range(len(inputs)):
+        report = check_op_gradient(op, inputs, input_to_check)
+        assert report.ok, report

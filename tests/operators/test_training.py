@@ -10,6 +10,8 @@ from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
 from pycaffe2.executor import NetError, OpFailure, Workspace
+from pycaffe2.gradient import GetGradientForOp
+from pycaffe2.gradient_checker import check_op_gradient
 from pycaffe2.operators import load_kernels
 from pycaffe2.proto import caffe2_pb2
 from pycaffe2.testing import check_gradient_op, check_reference, make_op, run_op
@@ -316,3 +318,26 @@ def test_adam_training_steps():
         p, m1, m2, _ = adam_reference(p, m1, m2, g, [-reference_lr(step)], [step])
     for name, expected in (("param", p), ("m1", m1), ("m2", m2)):
         np.testing.assert_allclose(got[name], expected, rtol=1e-5, atol=1e-6, err_msg=name)
+
+
+# --- gradient maker: registered gradient against central differences -----------------
+
+@pytest.mark.parametrize("pairs", [1, 2, 3])
+@pytest.mark.parametrize("grad_on_w", [0, 1])
+@settings(max_examples=3, deadline=None)
+@given(shape=hnp.array_shapes(min_dims=1, max_dims=3, max_side=3), seed=st.integers(0, 2**16),
+       weight_shape=st.sampled_from([(1,), ()]))
+def test_weighted_sum_registered_gradient(pairs, grad_on_w, shape, seed, weight_shape):
+    rng = np.random.default_rng(seed)
+    inputs, names = [], []
+    for i in range(pairs):
+        inputs += [randn(rng, shape, np.float64), randn(rng, weight_shape, np.float64)]
+        names += [f"X_{i}", f"w_{i}"]
+    op = make_op("WeightedSum", names, ["Y"], {"grad_on_w": grad_on_w})
+    _, g_input = GetGradientForOp(op, ["Y_grad"])
+    # As in Caffe2, the weights get a gradient only with grad_on_w=1.
+    assert g_input == [f"{name}_grad" if grad_on_w or name.startswith("X") else None for name in names]
+    for input_to_check, gradient in enumerate(g_input):
+        if gradient is not None:
+            report = check_op_gradient(op, inputs, input_to_check)
+            assert report.ok, report
