@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from pycaffe2.gradient.registry import GradientError, gradient_op, register_gradient
 from pycaffe2.operators import register_cpu
 from pycaffe2.proto import caffe2_pb2
 from pycaffe2.schema.inference.tensor import ORDER_CHANNEL_AXIS, reshaped_dims, slice_bounds
@@ -54,6 +55,12 @@ def reshape(data, new_shape=None, *, shape):
     return reshaped, np.array(data.shape, dtype=np.int64)
 
 
+@register_gradient("Reshape")
+def _reshape_gradient(g):
+    # Reshape dY back to the old shape (output 1); the forward `shape` arg must stay behind.
+    return [g.Op("Reshape", [g.GO(0), g.O(1)], [g.GI(0), f"_{g.I(0)}_dims"], inherit_args=False)]
+
+
 @register_cpu("Flatten")
 def flatten(x, *, axis):
     axis = _axis("Flatten", axis, x.ndim + 1, f"input {list(x.shape)}")
@@ -63,6 +70,10 @@ def flatten(x, *, axis):
 @register_cpu("FlattenToVec")
 def flatten_to_vec(x):
     return x.reshape(-1)
+
+
+gradient_op("Flatten", "GO0 I0", gradient_type="ResizeLike")
+gradient_op("FlattenToVec", "GO0 I0", gradient_type="ResizeLike")
 
 
 @register_cpu("ResizeLike")
@@ -82,6 +93,9 @@ def squeeze(data, *, dims):
     return data.reshape([d for i, d in enumerate(data.shape) if i not in dims])
 
 
+gradient_op("Squeeze", "GO0", gradient_type="ExpandDims")  # same dims: input numbering = output's
+
+
 @register_cpu("ExpandDims")
 def expand_dims(data, *, dims):
     shape = list(data.shape)
@@ -93,6 +107,9 @@ def expand_dims(data, *, dims):
     return data.reshape(shape)
 
 
+gradient_op("ExpandDims", "GO0", gradient_type="Squeeze")
+
+
 @register_cpu("Transpose")
 def transpose(data, *, axes):
     axes = list(axes) if axes else list(range(data.ndim - 1, -1, -1))
@@ -102,6 +119,14 @@ def transpose(data, *, axes):
     # Caffe2 writes a new contiguous tensor; so do we (a strided view would
     # make every later consumer pay for the scattered reads).
     return np.ascontiguousarray(data.transpose(axes))
+
+
+@register_gradient("Transpose")
+def _transpose_gradient(g):
+    axes = g.arg("axes")
+    if not axes:  # reversing the dims is its own inverse
+        return [g.Op("Transpose", [g.GO(0)], [g.GI(0)])]
+    return [g.Op("Transpose", [g.GO(0)], [g.GI(0)], axes=[int(i) for i in np.argsort(axes)])]
 
 
 # -- joins and splits -----------------------------------------------------------
@@ -133,6 +158,14 @@ def concat(*inputs, axis, order, add_axis):
         return np.stack(inputs, axis=axis), np.ones(len(inputs), dtype=np.int32)
     sizes = np.array([x.shape[axis] for x in inputs], dtype=np.int32)
     return np.concatenate(inputs, axis=axis), sizes
+
+
+@register_gradient("Concat")
+def _concat_gradient(g):
+    # Split dY by split_info (output 1), with the forward axis, order and add_axis.
+    if not g.has_GO(0):
+        return []
+    return [g.Op("Split", [g.GO(0), g.O(1)], [g.GI(i) for i in range(len(g.op.input))])]
 
 
 def _split_sizes(sizes, split, dim: int, count: int) -> list[int]:
@@ -167,6 +200,21 @@ def split(x, sizes=None, *, axis, order, split, add_axis, num_outputs):
     return tuple(outputs)
 
 
+@register_gradient("Split")
+def _split_gradient(g):
+    # Concat the parts' gradients. Caffe2 concatenates only the ones present, which
+    # gives dX the wrong shape; a part without a gradient gets zeros of its shape here
+    # (ConstantFill, FLOAT as in Caffe2).
+    fills, parts = [], []
+    for i in range(len(g.op.output)):
+        if g.has_GO(i):
+            parts.append(g.GO(i))
+        else:
+            parts.append(f"_{g.O(i)}_zero_grad")
+            fills.append(g.Op("ConstantFill", [g.O(i)], [parts[-1]], inherit_args=False, value=0.0))
+    return fills + [g.Op("Concat", parts, [g.GI(0), f"_{g.GI(0)}_dims"])]
+
+
 # -- channel shuffle --------------------------------------------------------------
 
 def _channel_axis(op_type: str, x, group: int, order: str) -> int:
@@ -189,6 +237,9 @@ def _shuffle(x, axis: int, groups: int):
 @register_cpu("ChannelShuffle")
 def channel_shuffle(x, *, group, order):
     return _shuffle(x, _channel_axis("ChannelShuffle", x, group, order), group)
+
+
+gradient_op("ChannelShuffle", "GO0")
 
 
 @register_cpu("ChannelShuffleGradient")
@@ -230,6 +281,12 @@ def slice_(data, start_tensor=None, end_tensor=None, *, starts, ends):
     return data[_slice_index("Slice", data, starts, ends)]
 
 
+@register_gradient("Slice")
+def _slice_gradient(g):
+    bounds = [g.I(1), g.I(2)] if len(g.op.input) == 3 else []
+    return [g.Op("SliceGradient", [g.I(0), *bounds, g.GO(0)], [g.GI(0)])]
+
+
 @register_cpu("SliceGradient")
 def slice_gradient(data, *rest, starts, ends):
     if len(rest) == 3:
@@ -257,6 +314,17 @@ def copy_on_device_like(x, dst):
     return x
 
 
+gradient_op("Copy", "GO0 I0", gradient_type="CopyOnDeviceLike")
+gradient_op("CopyCPUToGPU", "GO0", gradient_type="CopyGPUToCPU")
+gradient_op("CopyGPUToCPU", "GO0", gradient_type="CopyCPUToGPU")
+
+
+@register_gradient("Alias")
+def _alias_gradient(g):
+    g.SetDense(0, g.GO(0))  # the same storage: dY passes through, no op
+    return []
+
+
 @register_cpu("Cast", specialize=True)
 def cast(*, to):
     """Resolves `to` (a TensorProto.DataType number or name) once, at CreateNet."""
@@ -274,6 +342,14 @@ def cast(*, to):
             raise ValueError(f"Cast: input {list(x.shape)} {x.dtype} is not numeric")
         return x if x.dtype == dtype else x.astype(dtype)
     return run
+
+
+@register_gradient("Cast")
+def _cast_gradient(g):
+    if g.arg("from_type") is None:
+        raise GradientError("Cast needs the `from_type` arg (the input's data type) "
+                            "to cast its gradient back")
+    return [g.Op("Cast", [g.GO(0)], [g.GI(0)], to=g.arg("from_type"), from_type=g.arg("to"))]
 
 
 @register_cpu("Shape")
@@ -317,6 +393,16 @@ def gather(data, indices, *, axis, match_outer):
     return out.reshape(data.shape[:axis] + indices.shape[axis:] + data.shape[axis + 1:])
 
 
+@register_gradient("Gather")
+def _gather_gradient(g):
+    # Always dense: the backward pass has no sparse (indices, values) gradients, so
+    # dense_gradient=0 also gets SparseToDense (the same values, densified).
+    if g.arg("axis") != 0 or g.arg("match_outer"):
+        raise GradientError("Gather: a gradient needs axis=0 and match_outer=0 (Caffe2 uses "
+                            "BatchGatherGradient otherwise, which pycaffe2 does not have)")
+    return [g.Op("SparseToDense", [g.I(1), g.GO(0), g.I(0)], [g.GI(0)], inherit_args=False)]
+
+
 @register_cpu("SparseToDense")
 def sparse_to_dense(indices, values, like=None, *, output_first_dim):
     if indices.ndim != 1 or values.ndim < 1 or values.shape[0] != indices.shape[0]:
@@ -339,6 +425,10 @@ def sparse_to_dense(indices, values, like=None, *, output_first_dim):
     return out
 
 
+# Gather dY at the indices: the gradient of values (indices and the shape input get none).
+gradient_op("SparseToDense", "GO0 I0", "GI1", gradient_type="Gather")
+
+
 # -- tiles ------------------------------------------------------------------------------
 
 def _tile_args(op_type, x, tiles_tensor, axis_tensor, tiles, axis):
@@ -359,6 +449,11 @@ def tile(data, tiles_tensor=None, axis_tensor=None, *, tiles, axis):
     reps = [1] * data.ndim
     reps[axis] = tiles
     return np.tile(data, reps)
+
+
+@register_gradient("Tile")
+def _tile_gradient(g):
+    return [g.Op("TileGradient", [g.GO(0), *g.op.input[1:]], [g.GI(0)])]
 
 
 @register_cpu("TileGradient")

@@ -7,7 +7,9 @@ from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
 from pycaffe2.executor import NetError, OpFailure
-from pycaffe2.testing import check_gradient_op, check_reference, run_op
+from pycaffe2.gradient.registry import GetGradientForOp, GradientError
+from pycaffe2.gradient_checker import check_op_gradient
+from pycaffe2.testing import check_gradient_op, check_reference, make_op, run_op
 
 FAILS = (OpFailure, NetError)
 shapes = hnp.array_shapes(min_dims=1, max_dims=4, min_side=1, max_side=4)
@@ -436,3 +438,111 @@ def test_inputs_are_never_modified():
     run_op("Reshape", [x], {"shape": [-1]}, num_outputs=2)
     run_op("SliceGradient", [x, x[:1]], {"starts": [0], "ends": [1]})
     np.testing.assert_array_equal(x, before)
+
+
+# -- gradient makers: the registered gradient of each op against central differences ----
+
+def ints(*values, dtype=np.int64):
+    return np.array(values, dtype=dtype)
+
+
+# (op type, inputs, args, number of outputs, inputs to check, outputs with gradients)
+MAKERS = [
+    ("Reshape", [rand(2, 3, 4)], {"shape": [4, -1]}, 2, [0], (0,)),
+    ("Reshape", [rand(2, 3), ints(1, 0, -1)], {}, 2, [0], (0,)),
+    ("Flatten", [rand(2, 3, 2)], {"axis": 2}, 1, [0], (0,)),
+    ("FlattenToVec", [rand(2, 3)], {}, 1, [0], (0,)),
+    ("Transpose", [rand(2, 3, 4)], {}, 1, [0], (0,)),
+    ("Transpose", [rand(2, 3, 4)], {"axes": [1, 2, 0]}, 1, [0], (0,)),
+    ("Transpose", [rand(2, 1, 3, 2)], {"axes": [0, 2, 3, 1]}, 1, [0], (0,)),
+    ("Concat", [rand(2, 3), rand(2, 1, seed=1), rand(2, 2, seed=2)], {"axis": 1}, 2, [0, 1, 2], (0,)),
+    ("Concat", [rand(1, 2, 2, 3), rand(1, 2, 2, 1, seed=1)], {"order": "NHWC"}, 2, [0, 1], (0,)),
+    ("DepthConcat", [rand(2, 3), rand(2, 3, seed=1)], {"axis": 0, "add_axis": 1}, 2, [0, 1], (0,)),
+    ("Split", [rand(2, 6)], {"axis": 1, "split": [1, 2, 3]}, 3, [0], (0, 1, 2)),
+    ("Split", [rand(2, 4, 3), ints(1, 3, dtype=np.int32)], {"axis": -2}, 2, [0], (0, 1)),
+    ("Split", [rand(3, 2)], {"axis": 0, "add_axis": 1}, 3, [0], (0, 1, 2)),
+    ("Split", [rand(1, 4, 2)], {}, 2, [0], (0, 1)),
+    ("ChannelShuffle", [rand(1, 4, 2, 2)], {"group": 2}, 1, [0], (0,)),
+    ("ChannelShuffle", [rand(2, 1, 2, 6)], {"group": 3, "order": "NHWC"}, 1, [0], (0,)),
+    ("Slice", [rand(3, 4)], {"starts": [1, 0], "ends": [3, -1]}, 1, [0], (0,)),
+    ("Slice", [rand(2, 5), ints(0, 1), ints(-1, -2)], {}, 1, [0], (0,)),
+    ("Squeeze", [rand(1, 3, 1, 2)], {"dims": [0, 2]}, 1, [0], (0,)),
+    ("ExpandDims", [rand(3, 2)], {"dims": [0, 3]}, 1, [0], (0,)),
+    ("Copy", [rand(2, 3)], {}, 1, [0], (0,)),
+    ("Cast", [rand(2, 3)], {"to": "FLOAT", "from_type": "DOUBLE"}, 1, [0], (0,)),
+    ("Cast", [rand(2, 3)], {"to": 13, "from_type": 13}, 1, [0], (0,)),
+    ("Gather", [rand(5, 3), ints(0, 2, 2, 4)], {"dense_gradient": 1}, 1, [0], (0,)),
+    ("Gather", [rand(4), ints(3, 1, 1, dtype=np.int32)], {}, 1, [0], (0,)),
+    ("SparseToDense", [ints(0, 2, 2), rand(3, 2)], {"output_first_dim": 4}, 1, [1], (0,)),
+    ("SparseToDense", [ints(3, 1, dtype=np.int32), rand(2), rand(5)], {}, 1, [1], (0,)),
+    ("Tile", [rand(2, 3)], {"tiles": 3, "axis": 1}, 1, [0], (0,)),
+    ("Tile", [rand(2, 1, 2), ints(2), ints(-1)], {}, 1, [0], (0,)),
+]
+
+
+@pytest.mark.parametrize("op_type, inputs, args, n_out, to_check, with_grads", MAKERS,
+                         ids=[f"{m[0]}-{i}" for i, m in enumerate(MAKERS)])
+def test_registered_gradient_matches_numeric(op_type, inputs, args, n_out, to_check, with_grads):
+    op = make_op(op_type, [f"X{i}" for i in range(len(inputs))], [f"Y{i}" for i in range(n_out)], args)
+    for index in to_check:
+        report = check_op_gradient(op, inputs, index, outputs_with_grads=with_grads)
+        assert report.ok, report
+
+
+def test_split_gradient_fills_zeros_for_outputs_without_one():
+    # The zeros come from ConstantFill, FLOAT as in Caffe2, so the check runs in float32.
+    op = make_op("Split", ["X"], ["A", "B", "C"], {"axis": 1, "split": [2, 1, 1]})
+    report = check_op_gradient(op, [rand(2, 4)], 0, outputs_with_grads=(0, 2), float64=False)
+    assert report.ok, report
+    grad_ops, g_input = GetGradientForOp(op, ["A_grad", None, "C_grad"])
+    assert [o.type for o in grad_ops] == ["ConstantFill", "Concat"]
+    assert list(grad_ops[1].input) == ["A_grad", "_B_zero_grad", "C_grad"]
+    assert g_input == ["X_grad"]
+
+
+def test_maker_op_lists():
+    """Inputs, outputs and args of the emitted ops, as in Caffe2's makers."""
+    grad_ops, g_input = GetGradientForOp(make_op("Reshape", ["X"], ["Y", "old"], {"shape": [6]}), ["Y_grad", None])
+    assert [(list(o.input), list(o.output), list(o.arg)) for o in grad_ops] == [
+        (["Y_grad", "old"], ["X_grad", "_X_dims"], [])]
+    grad_ops, g_input = GetGradientForOp(make_op("Concat", ["A", "B"], ["Y", "info"], {"axis": 0}), ["Y_grad", None])
+    assert (grad_ops[0].type, list(grad_ops[0].input), list(grad_ops[0].output)) == (
+        "Split", ["Y_grad", "info"], ["A_grad", "B_grad"])
+    assert [a.name for a in grad_ops[0].arg] == ["axis"]
+    for forward, backward in (("CopyCPUToGPU", "CopyGPUToCPU"), ("CopyGPUToCPU", "CopyCPUToGPU")):
+        grad_ops, g_input = GetGradientForOp(make_op(forward, ["X"], ["Y"]), ["Y_grad"])
+        assert [(o.type, list(o.input), list(o.output)) for o in grad_ops] == [(backward, ["Y_grad"], ["X_grad"])]
+    grad_ops, g_input = GetGradientForOp(make_op("Alias", ["X"], ["Y"]), ["Y_grad"])
+    assert (grad_ops, g_input) == ([], ["Y_grad"])
+    grad_ops, g_input = GetGradientForOp(make_op("Gather", ["D", "I"], ["Y"]), ["Y_grad"])
+    assert (list(grad_ops[0].input), g_input) == (["I", "Y_grad", "D"], ["D_grad", None])
+    grad_ops, g_input = GetGradientForOp(make_op("Cast", ["X"], ["Y"], {"to": "FLOAT", "from_type": "INT32"}), ["Y_grad"])
+    args = {a.name: a for a in grad_ops[0].arg}
+    assert (args["to"].i if args["to"].HasField("i") else args["to"].s) in (2, b"INT32")
+
+
+@pytest.mark.parametrize("op_type, args, message", [
+    ("Cast", {"to": "FLOAT"}, "from_type"),
+    ("Gather", {"axis": 1}, "axis=0"),
+    ("Gather", {"match_outer": 1}, "match_outer"),
+])
+def test_maker_errors(op_type, args, message):
+    inputs = ["X", "I"][:2 if op_type == "Gather" else 1]
+    with pytest.raises(GradientError, match=message):
+        GetGradientForOp(make_op(op_type, inputs, ["Y"], args), ["Y_grad"])
+
+
+def test_pass_throughs_and_unused_split_parts_in_a_net():
+    """Alias passes dY through with no op; a Split part nobody reads gets zeros."""
+    from pycaffe2.gradient_checker import check_net_gradient
+    from pycaffe2.proto import caffe2_pb2
+    net = caffe2_pb2.NetDef(op=[
+        make_op("Alias", ["X"], ["A"]),
+        make_op("Split", ["A"], ["P", "Q"], {"axis": 1}),
+        make_op("Reshape", ["P"], ["R", "R_shape"], {"shape": [-1]}),
+        make_op("Concat", ["R", "W"], ["Y", "Y_info"], {"axis": 0}),
+        make_op("Transpose", ["Y"], ["Z"]),
+    ])
+    values = {"X": rand(2, 4), "W": rand(3, seed=1)}
+    for report in check_net_gradient(net, ["Z"], values, ["X", "W"], float64=False):
+        assert report.ok, report
