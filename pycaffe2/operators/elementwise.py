@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from pycaffe2.gradient.registry import GradientError, gradient_op, register_gradient
 from pycaffe2.operators import register_cpu
 from pycaffe2.operators.arithmetic import broadcast_axis, legacy_view
 from pycaffe2.schema.inference import OpView
@@ -24,6 +25,13 @@ def _require(op_type: str, name: str, x, kinds: str, what: str) -> None:
 
 def _float(op_type: str, x, name: str = "X") -> None:
     _require(op_type, name, x, "f", "a float tensor")
+
+
+def _needs_x(g) -> None:
+    """Refuse a gradient that reads X when the op ran in place (Y overwrote X)."""
+    if g.I(0) == g.O(0):
+        raise GradientError(f"{g.op.type} ran in place on {g.I(0)}, but its gradient needs X, "
+                            f"which Y overwrote")
 
 
 def _same_shape(op_type: str, a, b, names: tuple) -> None:
@@ -40,10 +48,19 @@ def exp(x):
     return np.asarray(np.exp(x))
 
 
+gradient_op("Exp", "O0 GO0", gradient_type="Mul")  # dX = Y * dY
+
+
 @register_cpu("Log")
 def log(x):
     _float("Log", x)
     return np.asarray(np.log(x))
+
+
+@register_gradient("Log")
+def _(g):  # dX = dY / X
+    _needs_x(g)
+    return [g.Op("Div", [g.GO(0), g.I(0)], [g.GI(0)])]
 
 
 @register_cpu("Sqrt")
@@ -52,10 +69,19 @@ def sqrt(x):
     return np.asarray(np.sqrt(x))
 
 
+@register_gradient("Sqrt")
+def _(g):  # dX = 0.5 * dY / Y
+    return [g.Op("Scale", [g.GO(0)], [g.GI(0)], scale=0.5),
+            g.Op("Div", [g.GI(0), g.O(0)], [g.GI(0)])]
+
+
 @register_cpu("Abs")
 def abs_(x):
     _float("Abs", x)
     return np.asarray(np.abs(x))
+
+
+gradient_op("Abs", "I0 GO0")
 
 
 @register_cpu("AbsGradient")
@@ -71,10 +97,20 @@ def negative(x):
     return np.asarray(np.negative(x))
 
 
+gradient_op("Negative", "GO0", gradient_type="Negative")  # also Neg, its alias
+
+
 @register_cpu("Sqr")
 def sqr(x):
     _float("Sqr", x)
     return np.asarray(x * x)
+
+
+@register_gradient("Sqr")
+def _(g):  # dX = 2 * dY * X; unlike Caffe2, dY itself is not scaled in place
+    _needs_x(g)
+    return [g.Op("Scale", [g.GO(0)], [g.GI(0)], scale=2.0),
+            g.Op("Mul", [g.GI(0), g.I(0)], [g.GI(0)])]
 
 
 @register_cpu("Scale")
@@ -83,11 +119,17 @@ def scale(x, *, scale):
     return np.asarray(x * x.dtype.type(scale))
 
 
+gradient_op("Scale", "GO0", gradient_type="Scale")  # the same scale, inherited
+
+
 @register_cpu("Clip")
 def clip(x, *, min, max):  # Caffe2 names the bounds min and max
     _float("Clip", x)
     t = x.dtype.type
     return np.asarray(np.clip(x, t(min), t(max)))
+
+
+gradient_op("Clip", "O0 GO0")
 
 
 @register_cpu("ClipGradient")
@@ -174,6 +216,45 @@ def pow_(*, exponent, broadcast, axis, axis_str, order):
             raise ValueError(f"Pow: give the exponent as the arg or as input 1; got {given}")
         return with_arg(x) if e is None else binary(x, e)
     return kernel
+
+
+@register_gradient("Pow")
+def _(g):
+    exponent = g.arg("exponent")
+    if exponent is None:
+        return _pow_tensor_gradient(g)
+    if exponent == 0:  # Y = 1: a zero gradient, also at X = 0 (where 0 * 0^-1 would be NaN)
+        return [g.Op("Scale", [g.GO(0)], [g.GI(0)], scale=0.0)]
+    # dX = exponent * X^(exponent-1) * dY. In place, X is gone and Caffe2 takes
+    # X^(exponent-1) = Y^((exponent-1)/exponent), which holds for X > 0 only;
+    # there dX and dY share a blob, so the power goes to a temporary first.
+    power, powered = exponent - 1.0, g.GI(0)
+    if g.I(0) == g.O(0):
+        power, powered = (exponent - 1.0) / exponent, g.GI(0) + "_autogen_pow"
+    return [g.Op("Pow", [g.I(0)], [powered], exponent=power),
+            g.Op("Mul", [powered, g.GO(0)], [g.GI(0)]),
+            g.Op("Scale", [g.GI(0)], [g.GI(0)], scale=exponent)]
+
+
+def _pow_tensor_gradient(g) -> list:
+    """Caffe2's ops for Y = X^E: dX = E * X^(E-1) * dY and dE = ln(X) * Y * dY,
+    summed down to E's shape under broadcast=1. Only the ops that line E up
+    with X take the broadcast args."""
+    if g.O(0) in (g.I(0), g.I(1)):
+        raise GradientError("Pow with an exponent tensor cannot be differentiated in place")
+    x, e, dx, de = g.I(0), g.I(1), g.GI(0), g.GI(1)
+    pre = de + "_autogen_pre_red"
+    broadcast = g.arg("broadcast")
+    return [
+        g.Op("ConstantFill", [e], [de], value=1.0),
+        g.Op("Sub", [e, de], [de], inherit_args=False),  # E - 1
+        g.Op("Pow", [x, de], [dx]),
+        g.Op("Mul", [dx, g.GO(0)], [dx], inherit_args=False),
+        g.Op("Mul", [dx, e], [dx]),
+        g.Op("Log", [x], [pre]),
+        g.Op("Mul", [pre, g.O(0)], [pre], inherit_args=False),
+        g.Op("Mul", [pre, g.GO(0)], [pre if broadcast else de], inherit_args=False),
+    ] + ([g.Op("SumReduceLike", [pre, e], [de])] if broadcast else [])
 
 
 # --- Not, Where -----------------------------------------------------------------------------

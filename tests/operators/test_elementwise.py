@@ -6,8 +6,11 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
-from pycaffe2.executor import NetError, OpFailure
-from pycaffe2.testing import check_gradient_op, check_reference, run_op
+from pycaffe2.executor import NetError, OpFailure, Workspace
+from pycaffe2.gradient import GetGradientForOp
+from pycaffe2.gradient.registry import GradientError
+from pycaffe2.gradient_checker import check_op_gradient
+from pycaffe2.testing import check_gradient_op, check_reference, make_op, run_op
 
 FLOAT32_MAX = float(np.finfo(np.float32).max)
 
@@ -307,3 +310,98 @@ def test_where_errors(c, x, y, args, pattern):
         run_op("Where", inputs, args)
     with pytest.raises((OpFailure, NetError), match="C is float32 \\[2\\], must be bool"):
         run_op("Where", [np.ones(2, np.float32)] * 3)
+
+
+# --- gradient makers ------------------------------------------------------------------------
+
+def well_positive(x):
+    return np.abs(x) + np.float32(0.5)
+
+
+# (type, args, input transform): each registered gradient against central differences.
+MAKERS = [
+    ("Exp", {}, None),
+    ("Log", {}, positive),
+    ("Sqrt", {}, positive),
+    ("Abs", {}, lambda x: away_from(x, [0.0])),
+    ("Negative", {}, None),
+    ("Neg", {}, None),
+    ("Sqr", {}, None),
+    ("Scale", {}, None),
+    ("Scale", {"scale": -2.5}, None),
+    ("Scale", {"scale": 0.0}, None),
+    ("Clip", {"min": -1.0, "max": 0.5}, lambda x: away_from(x, [-1.0, 0.5])),
+    ("Clip", {"min": 0.0}, lambda x: away_from(x, [0.0])),
+    ("Clip", {}, None),
+    ("Pow", {"exponent": 2.0}, None),
+    ("Pow", {"exponent": 3.0}, None),
+    ("Pow", {"exponent": 0.0}, None),
+    ("Pow", {"exponent": -1.5}, well_positive),
+    ("Pow", {"exponent": 0.5}, well_positive),
+]
+MAKER_IDS = [f"{t}-{'-'.join(map(str, a.values())) or 'default'}" for t, a, _ in MAKERS]
+small_arrays = hnp.arrays(np.float32, hnp.array_shapes(min_dims=1, max_dims=3, max_side=3),
+                          elements=st.floats(-3, 3, width=32))
+
+
+@pytest.mark.parametrize("op_type, args, transform", MAKERS, ids=MAKER_IDS)
+@settings(max_examples=5, deadline=None)
+@given(x=small_arrays)
+def test_registered_gradient_matches_numeric(op_type, args, transform, x):
+    x = transform(x) if transform else x
+    report = check_op_gradient(make_op(op_type, ["X"], ["Y"], args), [x], 0)
+    assert report.ok, report
+
+
+# In place the gradient reads Y (or, for Pow, recovers X^(e-1) from Y, exact for X > 0).
+IN_PLACE = [("Exp", {}), ("Sqrt", {}), ("Negative", {}), ("Scale", {"scale": 1.5}),
+            ("Clip", {"min": 0.7, "max": 1.6}), ("Pow", {"exponent": 2.5}), ("Pow", {"exponent": -1.5}),
+            ("Pow", {"exponent": 1.0}), ("Pow", {"exponent": 0.0})]
+
+
+@pytest.mark.parametrize("op_type, args", IN_PLACE, ids=[f"{t}-{a}" for t, a in IN_PLACE])
+def test_in_place_gradient_matches_numeric(op_type, args):
+    x = away_from(np.random.default_rng(9).uniform(0.5, 2, (2, 3)), [0.7, 1.6])
+    report = check_op_gradient(make_op(op_type, ["X"], ["X"], args), [x], 0)
+    assert report.ok, report
+
+
+@pytest.mark.parametrize("inputs, args, pattern", [
+    (["X"], {"op": "Log"}, "Log ran in place on X, but its gradient needs X"),
+    (["X"], {"op": "Sqr"}, "Sqr ran in place on X, but its gradient needs X"),
+    (["X", "E"], {"op": "Pow"}, "exponent tensor cannot be differentiated in place"),
+    (["E", "X"], {"op": "Pow"}, "exponent tensor cannot be differentiated in place"),
+])
+def test_in_place_gradients_that_need_x_are_refused(inputs, args, pattern):
+    op_type = args.pop("op")
+    op = make_op(op_type, inputs, ["X"], args)
+    with pytest.raises(GradientError, match=pattern):
+        GetGradientForOp(op, ["X_grad"])
+
+
+@pytest.mark.parametrize("x_shape, e_shape, args, axis", POW_CASES)
+@pytest.mark.parametrize("input_to_check", [0, 1])
+def test_pow_exponent_tensor_gradient(x_shape, e_shape, args, axis, input_to_check):
+    rng = np.random.default_rng(10)
+    x, e = rng.uniform(0.5, 2, x_shape), rng.uniform(-2, 2, e_shape)
+    report = check_op_gradient(make_op("Pow", ["X", "E"], ["Y"], args), [x, e], input_to_check)
+    assert report.ok, report
+
+
+def test_pow_exponent_tensor_gradient_keeps_float32():
+    rng = np.random.default_rng(11)
+    x, e = rng.uniform(0.5, 2, (2, 3, 4)).astype(np.float32), rng.uniform(-2, 2, 3).astype(np.float32)
+    args = {"broadcast": 1, "axis": 1}
+    op = make_op("Pow", ["X", "E"], ["Y"], args)
+    (y,) = run_op("Pow", [x, e], args)
+    dy = rng.standard_normal(x.shape).astype(np.float32)
+    workspace = Workspace("_pow_float32")
+    for name, value in [("X", x), ("E", e), ("Y", y), ("Y_grad", dy)]:
+        workspace.FeedBlob(name, value)
+    grad_ops, (dx_name, de_name) = GetGradientForOp(op, ["Y_grad"])
+    workspace.RunOperatorsOnce(grad_ops)
+    dx, de = workspace.FetchBlob(dx_name), workspace.FetchBlob(de_name)
+    e_view = e.reshape(1, 3, 1)
+    assert dx.dtype == de.dtype == np.float32
+    np.testing.assert_allclose(dx, e_view * x ** (e_view - 1) * dy, rtol=1e-4)
+    np.testing.assert_allclose(de, (np.log(x) * y * dy).sum(axis=(0, 2)), rtol=1e-4)
