@@ -6,6 +6,9 @@ always return arrays, also for 0-d inputs. Binary ops are kernel factories: at
 CreateNet their args pick NumPy-style broadcasting or Caffe2's legacy rule
 (B lined up with A at `axis`, the result of A's shape); Pow has only the
 legacy rule, so without broadcast=1 its exponent tensor must have X's shape.
+Each math op's gradient maker sits beside its kernel, built from Caffe2's ops
+(Exp's from Mul, Sqrt's from Scale and Div, ...); in place, a maker that
+needs the overwritten X refuses with GradientError.
 """
 from __future__ import annotations
 

@@ -30,3 +30,12 @@ def test_kernel_signatures_give_no_arg_defaults():
             if parameter.kind is parameter.KEYWORD_ONLY and parameter.default is not parameter.empty:
                 with_defaults.append(f"{op_type}.{parameter.name}")
     assert with_defaults == []
+
+
+def test_every_op_whose_schema_lists_gradient_ops_has_a_maker():
+    from pycaffe2.gradient import GRADIENT_MAKERS
+    load_kernels()
+    schemas = {s.type: s for s in all_schemas().values()}
+    missing = sorted(t for t, s in schemas.items() if isinstance(s.gradient, tuple) and t not in GRADIENT_MAKERS)
+    stray = sorted(t for t in GRADIENT_MAKERS if t not in schemas or not isinstance(schemas[t].gradient, tuple))
+    assert (missing, stray) == ([], [])
