@@ -2,23 +2,14 @@
 import numpy as np
 import pytest
 
-from pycaffe2.proto import caffe2_pb2
 from pycaffe2.schema import all_schemas
-from pycaffe2.schema.args import make_argument
-from pycaffe2.schema.bind import ShapeError, TensorInfo, infer_op
+from pycaffe2.schema.bind import ShapeError, TensorInfo
+from tests.schema import infer
 
 COUNTER = TensorInfo((1,), "int64")
 LR = TensorInfo((1,), "float32")
 
 
-def infer(op_type, shapes, n_out=1, dtype="float32", **args):
-    """Output infos of op_type on inputs of these shapes (None = unknown)."""
-    op = caffe2_pb2.OperatorDef(type=op_type, input=[f"x{i}" for i in range(len(shapes))],
-                                output=[f"y{i}" for i in range(n_out)])
-    op.arg.extend(make_argument(name, value) for name, value in args.items())
-    infos = [None if s is None else s if isinstance(s, TensorInfo) else TensorInfo(tuple(s), dtype)
-             for s in shapes]
-    return infer_op(op, infos)
 
 
 def test_every_op_with_tensor_outputs_has_a_rule():
