@@ -32,8 +32,7 @@ def cmd_validate(args) -> int:
 
 
 def cmd_ops(args) -> int:
-    from pycaffe2.schema import closest_types, get_schema
-    from pycaffe2.schema import catalogue
+    from pycaffe2.schema import catalogue, closest_types, get_schema
     if args.markdown:
         print(catalogue.markdown(), end="")
     elif args.type:

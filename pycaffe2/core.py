@@ -23,7 +23,7 @@ __all__ = ["BlobReference", "BlockGradients", "CreateOperator", "GradientRegistr
 class BlobReference(str):
     """A blob name that remembers its net, so `blob.Relu([], "y")` adds to it."""
 
-    def __new__(cls, name: str, net: "Net | None" = None):
+    def __new__(cls, name: str, net: Net | None = None):
         reference = super().__new__(cls, str(name))
         reference.net = net
         return reference
@@ -81,7 +81,7 @@ class Net:
     def __str__(self) -> str:
         return self._net.name
 
-    def Clone(self, name: str) -> "Net":
+    def Clone(self, name: str) -> Net:
         clone = Net(self._net)
         clone._net.name = name
         return clone

@@ -11,7 +11,7 @@ deep nets keep finite, moderate activations.
 """
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import numpy as np
 

@@ -41,7 +41,7 @@ class OpFailure(PyCaffe2Error):
 class Step:
     """One op, ready to call. `single` kernels return one array, the others a tuple."""
 
-    __slots__ = ("index", "op_type", "function", "inputs", "outputs", "kwargs", "single")
+    __slots__ = ("function", "index", "inputs", "kwargs", "op_type", "outputs", "single")
 
     def __init__(self, index, op_type, function, inputs, outputs, kwargs, single):
         self.index, self.op_type, self.function = index, op_type, function

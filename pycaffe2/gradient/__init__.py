@@ -6,7 +6,13 @@
 from pycaffe2.gradient.backward import GetBackwardPass
 from pycaffe2.gradient.blocking import BlockGradients, only_update
 from pycaffe2.gradient.registry import (
-    GRADIENT_MAKERS, GetGradientForOp, GradientContext, GradientError, gradient_op, register_gradient)
+    GRADIENT_MAKERS,
+    GetGradientForOp,
+    GradientContext,
+    GradientError,
+    gradient_op,
+    register_gradient,
+)
 
 
 class GradientRegistry:
@@ -17,5 +23,15 @@ class GradientRegistry:
     RegisterGradient = staticmethod(register_gradient)
 
 
-__all__ = ["BlockGradients", "GRADIENT_MAKERS", "GetBackwardPass", "GetGradientForOp", "GradientContext",
-           "GradientError", "GradientRegistry", "gradient_op", "only_update", "register_gradient"]
+__all__ = [
+    "GRADIENT_MAKERS",
+    "BlockGradients",
+    "GetBackwardPass",
+    "GetGradientForOp",
+    "GradientContext",
+    "GradientError",
+    "GradientRegistry",
+    "gradient_op",
+    "only_update",
+    "register_gradient",
+]

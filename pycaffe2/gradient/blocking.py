@@ -18,8 +18,9 @@ their outputs; `losses` names the ys the rule holds for (all when None).
 from __future__ import annotations
 
 import fnmatch
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import Callable, Iterable, Union
+from typing import Union
 
 from pycaffe2.proto import caffe2_pb2
 

@@ -17,7 +17,7 @@ Emitted ops inherit the forward op's device option and engine, are marked
 """
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 from pycaffe2.errors import PyCaffe2Error
 from pycaffe2.proto import caffe2_pb2
@@ -42,11 +42,11 @@ class GradientContext:
         self.reads: set[tuple[str, int]] = set()  # ("input" | "output", index) the maker used
         self._args = None
 
-    def I(self, i: int) -> str:  # noqa: E743 (Caffe2's name)
+    def I(self, i: int) -> str:
         self.reads.add(("input", i))
         return self.op.input[i]
 
-    def O(self, i: int) -> str:  # noqa: E743
+    def O(self, i: int) -> str:
         self.reads.add(("output", i))
         return self.op.output[i]
 

@@ -21,8 +21,8 @@ from __future__ import annotations
 import importlib
 import inspect
 import pkgutil
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 CONTEXT_PARAMS = ("num_outputs", "rng")
 

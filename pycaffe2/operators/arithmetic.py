@@ -19,7 +19,6 @@ from pycaffe2.operators import register_cpu
 from pycaffe2.schema.inference import OpView
 from pycaffe2.schema.inference.arithmetic import check_legacy, legacy_axis
 
-
 # --- broadcasting layouts -------------------------------------------------------------------
 
 def broadcast_axis(op_type: str, axis: int, axis_str, order: str) -> int:

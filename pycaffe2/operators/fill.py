@@ -98,7 +98,7 @@ def _uniform(rng, shape, low, high) -> np.ndarray:
 
 
 @register_cpu("UniformFill")
-def uniform_fill(*inputs, shape, extra_shape, input_as_shape, min, max, rng):  # noqa: A002 (Caffe2 names)
+def uniform_fill(*inputs, shape, extra_shape, input_as_shape, min, max, rng):
     out_shape = fill_shape("UniformFill", inputs[:1], shape, extra_shape, input_as_shape)
     if len(inputs) == 3:
         for name, bound in (("min", inputs[1]), ("max", inputs[2])):

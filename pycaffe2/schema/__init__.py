@@ -15,8 +15,16 @@ from pycaffe2.schema.inference import RULES
 from pycaffe2.schema.loader import load_schemas
 from pycaffe2.schema.opschema import ArgSpec, Count, OpSchema, TensorSpec
 
-__all__ = ["ArgSpec", "Count", "OpSchema", "TensorSpec", "SchemaError",
-           "all_schemas", "get_schema", "closest_types"]
+__all__ = [
+    "ArgSpec",
+    "Count",
+    "OpSchema",
+    "SchemaError",
+    "TensorSpec",
+    "all_schemas",
+    "closest_types",
+    "get_schema",
+]
 
 
 @lru_cache(maxsize=1)

@@ -11,7 +11,7 @@ from pycaffe2.schema.args import arg_value, convert, fits
 from pycaffe2.schema.inference import RULES, OpView, ShapeError, TensorInfo
 from pycaffe2.schema.opschema import OpSchema
 
-__all__ = ["bind_args", "infer_op", "ShapeError", "TensorInfo"]
+__all__ = ["ShapeError", "TensorInfo", "bind_args", "infer_op"]
 
 
 def bind_args(schema: OpSchema, op: caffe2_pb2.OperatorDef) -> dict:

@@ -87,7 +87,7 @@ def test_prelu_and_gradient(order, slope_shape):
     slope = rng.standard_normal(slope_shape).astype(np.float32)
     axis = 1 if order == "NCHW" else 3
     view = slope.reshape([-1 if a == axis and slope.size > 1 else 1 for a in range(4)])
-    reference = lambda x, s, order: np.where(x >= 0, x, view * x)  # noqa: E731
+    reference = lambda x, s, order: np.where(x >= 0, x, view * x)
     (y,) = check_reference("PRelu", [x, slope], reference, {"order": order})
     dy = rng.standard_normal(x.shape).astype(np.float32)
     sum_axes = tuple(a for a in range(4) if a != axis) if slope.size > 1 else None

@@ -242,7 +242,7 @@ def test_sum_reduce_like(a_shape, b_shape, args, sum_axes, dtype):
     rng = np.random.default_rng(2)
     a = rng.integers(-9, 9, a_shape).astype(dtype)
     b = np.zeros(b_shape, dtype)
-    reference = lambda a, b, **_: a.sum(axis=sum_axes).reshape(b.shape)  # noqa: E731
+    reference = lambda a, b, **_: a.sum(axis=sum_axes).reshape(b.shape)
     (c,) = check_reference("SumReduceLike", [a, b], reference, args)
     assert c.dtype == dtype
 

@@ -187,8 +187,8 @@ def adam_reference(param, m1, m2, grad, lr, iteration, beta1=0.9, beta2=0.999, e
 
 def update_inputs(op_type, rng, shape, dtype, iteration=3):
     """Inputs in schema order: tensors of `shape`, a one-element lr, Adam's counter."""
-    tensor = lambda: randn(rng, shape, dtype)  # noqa: E731
-    positive = lambda: np.abs(tensor()) + dtype(0.1)  # noqa: E731 (moment histories)
+    tensor = lambda: randn(rng, shape, dtype)
+    positive = lambda: np.abs(tensor()) + dtype(0.1)
     lr = np.array([rng.uniform(0.01, 0.5)], dtype)
     if op_type == "MomentumSGDUpdate":
         return [tensor(), tensor(), lr, tensor()]

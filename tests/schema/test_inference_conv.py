@@ -7,8 +7,6 @@ from pycaffe2.schema.bind import ShapeError, TensorInfo
 from tests.schema import infer
 
 
-
-
 def out_size(size, k, s=1, d=1, head=0, tail=0):
     return (size + head + tail - (d * (k - 1) + 1)) // s + 1
 

@@ -6,8 +6,6 @@ from pycaffe2.schema.bind import ShapeError, TensorInfo
 from tests.schema import infer
 
 
-
-
 def fc_reference(x, w, axis, axis_w, transposed=False):
     """Y's shape from NumPy: X as [M, K] times W as [K, N], then X's leading dims."""
     x2 = np.zeros(x).reshape(int(np.prod(x[:axis])), -1)

@@ -7,8 +7,6 @@ from pycaffe2.schema.bind import ShapeError, TensorInfo
 from tests.schema import infer
 
 
-
-
 def numpy_softmax(x, axis):
     """Softmax of x over its 2-D view split before `axis`, reshaped back."""
     rows = x.reshape(int(np.prod(x.shape[:axis])), -1)

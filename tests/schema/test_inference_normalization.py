@@ -9,8 +9,6 @@ from pycaffe2.testing import run_op
 from tests.schema import infer
 
 
-
-
 def test_every_op_of_the_family_has_a_rule():
     family = {name: s for name, s in all_schemas().items() if s.family == "normalization"}
     assert sorted(family) == sorted(

@@ -6,8 +6,6 @@ from pycaffe2.schema.bind import ShapeError, TensorInfo
 from tests.schema import infer
 
 
-
-
 def shape_of(info):
     return None if info is None else info.shape
 
