@@ -1,4 +1,5 @@
-"""Caffe2's `core` module, thin: Net, CreateOperator, BlobReference, GradientRegistry.
+"""Caffe2's `core` module, thin: Net, CreateOperator, BlobReference, NameScope,
+DeviceScope, Plan / ExecutionStep, GradientRegistry.
 
     from pycaffe2 import core
     net = core.Net("mlp")
@@ -12,12 +13,68 @@ pycaffe2.schema, pycaffe2.gradient and pycaffe2.executor.
 """
 from __future__ import annotations
 
+import contextlib
+import threading
+
 from pycaffe2.gradient import BlockGradients, GetBackwardPass, GradientRegistry, only_update
 from pycaffe2.proto import caffe2_pb2
 from pycaffe2.schema import closest_types, get_schema
 from pycaffe2.schema.args import make_argument
 
-__all__ = ["BlobReference", "BlockGradients", "CreateOperator", "GradientRegistry", "Net", "only_update"]
+__all__ = ["BlobReference", "BlockGradients", "CreateOperator", "DeviceOption", "DeviceScope",
+           "ExecutionStep", "GradientRegistry", "NameScope", "Net", "Plan", "ScopedBlobReference",
+           "ScopedName", "only_update"]
+
+_scope = threading.local()  # per thread, as in Caffe2: the name prefix and the device option
+
+
+def CurrentNameScope() -> str:
+    return getattr(_scope, "name", "")
+
+
+def CurrentDeviceScope():
+    return getattr(_scope, "device", None)
+
+
+@contextlib.contextmanager
+def NameScope(prefix: str, reset: bool = False):
+    """Blob names made inside get `prefix/` in front (nested scopes join with '/')."""
+    old = CurrentNameScope()
+    prefix = str(prefix)
+    _scope.name = (prefix + "/" if prefix else "") if reset else old + (prefix + "/" if prefix else "")
+    try:
+        yield
+    finally:
+        _scope.name = old
+
+
+@contextlib.contextmanager
+def DeviceScope(device_option):
+    """Ops created inside take this device option (unless they are given one)."""
+    old = CurrentDeviceScope()
+    _scope.device = device_option
+    try:
+        yield
+    finally:
+        _scope.device = old
+
+
+def ScopedName(name: str) -> str:
+    return CurrentNameScope() + str(name)
+
+
+def DeviceOption(device_type: int, device_id: int = 0, random_seed=None, node_name=None,
+                 numa_node_id=None, extra_info=None) -> caffe2_pb2.DeviceOption:
+    option = caffe2_pb2.DeviceOption(device_type=device_type, device_id=device_id)
+    if random_seed is not None:
+        option.random_seed = random_seed
+    if node_name is not None:
+        option.node_name = node_name
+    if numa_node_id is not None:
+        option.numa_node_id = numa_node_id
+    if extra_info:
+        option.extra_info.extend(extra_info)
+    return option
 
 
 class BlobReference(str):
@@ -50,6 +107,7 @@ def CreateOperator(op_type: str, inputs, outputs, name: str = "", device_option=
     op = caffe2_pb2.OperatorDef(type=op_type, input=_as_list(inputs), output=_as_list(outputs))
     if name:
         op.name = name
+    device_option = device_option if device_option is not None else CurrentDeviceScope()
     if device_option is not None:
         op.device_option.CopyFrom(device_option)
     if engine:
@@ -86,9 +144,15 @@ class Net:
         clone._net.name = name
         return clone
 
-    def NextName(self, prefix: str = "blob") -> str:
+    def NextName(self, prefix: str = "blob", output_id=None) -> str:
         self._next_id += 1
-        return f"{self._net.name}/{prefix}_{self._next_id}"
+        return ScopedName(f"{self._net.name}/{prefix}_{self._next_id}")
+
+    def GetBlobRef(self, name: str) -> BlobReference:
+        return BlobReference(name, self)
+
+    def AddScopedExternalInputs(self, *blobs):
+        return self.AddExternalInput(*[ScopedName(b) for b in blobs])
 
     def AddExternalInput(self, *blobs):
         self._net.external_input.extend(str(b) for b in blobs)
@@ -127,5 +191,69 @@ class Net:
 
 
 def ScopedBlobReference(name: str, net: Net | None = None) -> BlobReference:
-    return BlobReference(name, net)
+    """A reference to `name` under the current NameScope."""
+    return BlobReference(ScopedName(name), net)
+
+
+class ExecutionStep:
+    """Caffe2's ExecutionStep builder: nets or substeps, run num_iter times."""
+
+    def __init__(self, name: str, nets=None, num_iter: int | None = None):
+        self._step = caffe2_pb2.ExecutionStep(name=name)
+        self._nets: list[Net] = []
+        for net in ([] if nets is None else nets if isinstance(nets, (list, tuple)) else [nets]):
+            self.AddNet(net)
+        if num_iter is not None:
+            self._step.num_iter = num_iter
+
+    def AddNet(self, net) -> None:
+        self._nets.append(net)
+        self._step.network.append(net.Name() if isinstance(net, Net) else net.name)
+
+    def AddSubstep(self, substep: "ExecutionStep") -> None:
+        self._step.substep.add().CopyFrom(substep.Proto())
+        self._nets.extend(substep._nets)
+
+    def SetIter(self, num_iter: int) -> None:
+        self._step.num_iter = num_iter
+
+    def SetConcurrentSubsteps(self, concurrent: bool) -> None:
+        self._step.concurrent_substeps = concurrent
+
+    def SetShouldStopBlob(self, blob) -> None:
+        self._step.should_stop_blob = str(blob)
+
+    def Proto(self) -> caffe2_pb2.ExecutionStep:
+        return self._step
+
+    def Nets(self) -> list:
+        return self._nets
+
+
+def execution_step(name: str, nets, num_iter: int | None = None) -> ExecutionStep:
+    return ExecutionStep(name, nets, num_iter)
+
+
+class Plan:
+    """Caffe2's Plan builder: the nets its steps name travel with it (PlanDef.network)."""
+
+    def __init__(self, name: str):
+        self._plan = caffe2_pb2.PlanDef(name=name)
+        self._net_names: set[str] = set()
+
+    def AddNets(self, nets) -> None:
+        for net in nets:
+            proto = net.Proto() if isinstance(net, Net) else net
+            if proto.name not in self._net_names:
+                self._net_names.add(proto.name)
+                self._plan.network.add().CopyFrom(proto)
+
+    def AddStep(self, step) -> None:
+        if isinstance(step, ExecutionStep):
+            self.AddNets(step.Nets())
+            step = step.Proto()
+        self._plan.execution_step.add().CopyFrom(step)
+
+    def Proto(self) -> caffe2_pb2.PlanDef:
+        return self._plan
 

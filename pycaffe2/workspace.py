@@ -81,6 +81,10 @@ def RunNetOnce(net) -> bool:
     return C().RunNetOnce(_proto(net))
 
 
+def RunPlan(plan_or_step) -> bool:
+    return C().RunPlan(_proto(plan_or_step))
+
+
 def RunOperatorOnce(op) -> bool:
     return C().RunOperatorOnce(_proto(op))
 

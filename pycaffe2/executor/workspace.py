@@ -83,6 +83,11 @@ class Workspace:
         compile_net(net, known_blobs=self.Blobs(), rng=self.rng).run(self.blobs)
         return True
 
+    def RunPlan(self, plan) -> bool:
+        """Run a PlanDef (or one ExecutionStep), creating its nets first."""
+        from pycaffe2.executor.plan import run_plan
+        return run_plan(self, plan)
+
     def RunOperatorOnce(self, op: caffe2_pb2.OperatorDef) -> bool:
         return self.RunOperatorsOnce([op])
 

@@ -1,0 +1,77 @@
+"""Running a Caffe2 PlanDef: its nets, then its execution steps.
+
+A step runs either its substeps (in order, or on threads when
+`concurrent_substeps`) or its nets, `num_iter` times (1 when unset, or until
+`should_stop_blob` says stop when only that is given). The stop blob, a
+scalar bool, is read after every net and substep. A substep marked
+`only_once` runs in the first iteration of its parent only.
+"""
+from __future__ import annotations
+
+import sys
+from concurrent.futures import ThreadPoolExecutor
+
+import numpy as np
+
+from pycaffe2.errors import PyCaffe2Error
+from pycaffe2.proto import caffe2_pb2
+
+
+def run_plan(workspace, plan) -> bool:
+    """Create the plan's nets in `workspace` (replacing same-named ones) and run its steps."""
+    if isinstance(plan, caffe2_pb2.ExecutionStep):
+        plan = caffe2_pb2.PlanDef(name=plan.name, execution_step=[plan])
+    for net in plan.network:
+        workspace.CreateNet(net, overwrite=True)
+    for step in plan.execution_step:
+        _check_step(workspace, step)
+    for step in plan.execution_step:
+        run_step(workspace, step)
+    return True
+
+
+def _check_step(workspace, step) -> None:
+    """Refuse a malformed step before anything runs."""
+    if step.substep and step.network:
+        raise PyCaffe2Error(f"execution step '{step.name}' has both substeps and nets")
+    for name in step.network:
+        if name not in workspace.nets:
+            raise PyCaffe2Error(f"execution step '{step.name}' runs net '{name}', which the plan "
+                                f"does not define and the workspace does not have")
+    for substep in step.substep:
+        _check_step(workspace, substep)
+
+
+def _iterations(step) -> int:
+    if step.HasField("num_iter"):
+        return step.num_iter
+    return sys.maxsize if step.should_stop_blob else 1
+
+
+def _should_stop(workspace, step) -> bool:
+    if not step.should_stop_blob or step.should_stop_blob not in workspace.blobs:
+        return False
+    return bool(np.asarray(workspace.blobs[step.should_stop_blob]).reshape(-1)[0])
+
+
+def run_step(workspace, step) -> None:
+    """Run one execution step (and its substeps) in `workspace`."""
+    for iteration in range(_iterations(step)):
+        if step.substep:
+            substeps = [s for s in step.substep if not (s.only_once and iteration > 0)]
+            if step.concurrent_substeps and len(substeps) > 1:
+                with ThreadPoolExecutor(max_workers=len(substeps)) as pool:
+                    for future in [pool.submit(run_step, workspace, s) for s in substeps]:
+                        future.result()
+                if _should_stop(workspace, step):
+                    return
+            else:
+                for substep in substeps:
+                    run_step(workspace, substep)
+                    if _should_stop(workspace, step):
+                        return
+        else:
+            for name in step.network:
+                workspace.RunNet(name)
+                if _should_stop(workspace, step):
+                    return
