@@ -25,6 +25,8 @@ __all__ = ["BlobReference", "BlockGradients", "CreateOperator", "DeviceOption", 
            "ExecutionStep", "GradientRegistry", "NameScope", "Net", "Plan", "ScopedBlobReference",
            "ScopedName", "only_update"]
 
+DataType = caffe2_pb2.TensorProto  # core.DataType.INT64 etc., as in Caffe2
+
 _scope = threading.local()  # per thread, as in Caffe2: the name prefix and the device option
 
 
