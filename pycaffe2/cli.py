@@ -1,4 +1,4 @@
-"""The `pycaffe2` command line: validate, ops, convert."""
+"""The `pycaffe2` command line: validate, ops, convert, run."""
 from __future__ import annotations
 
 import argparse
@@ -54,6 +54,59 @@ def cmd_convert(args) -> int:
     return EXIT_OK
 
 
+def cmd_run(args) -> int:
+    from pycaffe2 import runner
+    runner.check_iters(args.iters)
+    feeds = dict(runner.parse_feed(spec) for spec in args.feed)
+    out_channels = dict(_count_spec(spec) for spec in args.out_channels)
+    model_runner = runner.ModelRunner(args.file, init=args.init, feeds=feeds,
+                                      random_init=args.random_init, out_channels=out_channels,
+                                      seed=args.seed, device=args.device)
+    seconds = model_runner.run(args.iters)
+    results = model_runner.fetch(args.fetch)
+    if not args.quiet:
+        print(f"ran {model_runner.predict_net.name} {args.iters} time(s): "
+              f"{seconds * 1e3:.3f} ms per run", file=sys.stderr)
+    if args.out:
+        _save_npz(args.out, results)
+        if not args.quiet:
+            print(f"saved {len(results)} blob(s) to {args.out}", file=sys.stderr)
+    elif not args.quiet:
+        for name, value in results.items():
+            print(summarize(name, value))
+    return EXIT_OK
+
+
+def _count_spec(spec: str) -> tuple[str, int]:
+    name, _, count = spec.partition("=")
+    if not name or not count.isdigit() or int(count) < 1:
+        raise PyCaffe2Error(f"bad --out-channels '{spec}': expected BLOB=N with N a positive integer")
+    return name, int(count)
+
+
+def _save_npz(path: str, results: dict) -> None:
+    import numpy as np
+    try:
+        with open(path, "wb") as stream:
+            np.savez(stream, **results)
+    except OSError as exc:
+        raise PyCaffe2Error(f"{path}: cannot write: {exc.strerror or exc}") from None
+
+
+def summarize(name: str, value, max_values: int = 16) -> str:
+    """'name: float32 [1, 10] min .. max .. mean ..', then the values when there are few."""
+    import numpy as np
+    if not isinstance(value, np.ndarray):
+        return f"{name}: {type(value).__name__} {value!r:.60}"
+    head = f"{name}: {value.dtype} {list(value.shape)}"
+    if value.size and value.dtype.kind in "biuf":
+        head += f"  min {value.min():.6g}  max {value.max():.6g}  mean {value.mean():.6g}"
+    if 0 < value.size <= max_values:
+        shown = value.reshape(value.shape[0], -1) if value.ndim > 2 else value  # one row per item
+        head += "\n  " + np.array2string(shown, precision=6, separator=", ").replace("\n", "\n  ")
+    return head
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="pycaffe2", description="Caffe2-style nets from files.")
     commands = parser.add_subparsers(dest="command", required=True)
@@ -69,6 +122,23 @@ def build_parser() -> argparse.ArgumentParser:
     convert.add_argument("input")
     convert.add_argument("output")
     convert.set_defaults(run=cmd_convert)
+    run = commands.add_parser("run", help="run a model: init net once, then the predict net")
+    run.add_argument("file", help="net file, model file, or folder with init_net.pb + predict_net.pb")
+    run.add_argument("--init", help="init net to run first (instead of the model's own)")
+    run.add_argument("--feed", action="append", default=[], metavar="NAME=PATH.npy",
+                     help="feed a blob from .npy (or NAME=PATH.npz:member); repeatable")
+    run.add_argument("--fetch", action="append", metavar="NAME",
+                     help="blob to fetch (default: the net's external_output); repeatable")
+    run.add_argument("--random-init", action="store_true",
+                     help="make up weights for the inputs nothing provides")
+    run.add_argument("--out-channels", action="append", default=[], metavar="BLOB=N",
+                     help="with --random-init: output channels of one made-up weight (default 16)")
+    run.add_argument("--iters", type=int, default=1, help="runs of the predict net (default 1)")
+    run.add_argument("--out", metavar="RESULTS.npz", help="save the fetched blobs instead of printing")
+    run.add_argument("--seed", type=int, help="seed for random ops and made-up weights")
+    run.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
+    run.add_argument("--quiet", action="store_true", help="print nothing but errors")
+    run.set_defaults(run=cmd_run)
     return parser
 
 
@@ -77,10 +147,29 @@ def main(argv=None) -> int:
     try:
         return args.run(args)
     except PyCaffe2Error as exc:
-        print(f"pycaffe2 {args.command}: {exc}", file=sys.stderr)
-        return EXIT_USAGE
+        print(f"pycaffe2 {args.command}: {_one_line(str(exc))}", file=sys.stderr)
+        return EXIT_INVALID if _is_failure(exc) else EXIT_USAGE
     except BrokenPipeError:
         return EXIT_OK
+    except Exception as exc:  # `run` promises one line, never a traceback, even for a bug
+        if args.command != "run":
+            raise
+        print(f"pycaffe2 {args.command}: internal error: {type(exc).__name__}: "
+              f"{_one_line(str(exc))}", file=sys.stderr)
+        return EXIT_INVALID
+
+
+def _is_failure(exc) -> bool:
+    from pycaffe2.runner import RunFailure
+    return isinstance(exc, RunFailure)
+
+
+def _one_line(message: str) -> str:
+    """A multi-line message ('cannot create net n:\\n  a\\n  b') as one line."""
+    lines = [line.strip() for line in message.splitlines() if line.strip()]
+    if len(lines) < 2:
+        return message.strip()
+    return lines[0] + " " + "; ".join(lines[1:])
 
 
 if __name__ == "__main__":

@@ -102,6 +102,13 @@ def _as_list(blobs) -> list[str]:
     return [str(blob) for blob in blobs]
 
 
+def _scoped(blobs) -> list[str]:
+    """As Caffe2's Net methods do: plain-string names get the NameScope prefix,
+    BlobReferences are taken as they are."""
+    blobs = [] if blobs is None else [blobs] if isinstance(blobs, str) else blobs
+    return [b if isinstance(b, BlobReference) else ScopedName(b) for b in blobs]
+
+
 def CreateOperator(op_type: str, inputs, outputs, name: str = "", device_option=None,
                    engine: str = "", **kwargs) -> caffe2_pb2.OperatorDef:
     """An OperatorDef with its args typed by the op's schema (Caffe2's MakeArgument rules
@@ -175,7 +182,9 @@ class Net:
     def _add_op(self, op_type: str, inputs, outputs=None, **kwargs):
         if outputs is None or isinstance(outputs, int):
             outputs = [self.NextName(op_type.lower()) for _ in range(outputs or 1)]
-        op = CreateOperator(op_type, inputs, outputs, **kwargs)
+        else:
+            outputs = _scoped(outputs)
+        op = CreateOperator(op_type, _scoped(inputs), outputs, **kwargs)
         self._net.op.append(op)
         references = [BlobReference(name, self) for name in op.output]
         return references[0] if len(references) == 1 else tuple(references)

@@ -374,8 +374,11 @@ def save_net(net: caffe2_pb2.NetDef, path) -> None:
 
 
 def save_model(model: Model, path) -> None:
-    """Write a model file (.yaml/.yml/.json) bundling both nets."""
+    """Write a model file (.yaml/.yml/.json) bundling both nets, or a model
+    folder (an existing folder, or a path with no extension) of .pb files."""
     path = Path(path)
+    if path.is_dir() or not path.suffix:
+        return _save_folder(model, path)
     suffix = _suffix(path)
     if suffix in (".pb", ".pbtxt"):
         if model.init_net is None and model.plan is None and not model.input_shapes:
@@ -391,6 +394,21 @@ def save_model(model: Model, path) -> None:
         tree["input_shapes"] = {name: {"shape": list(dims), "dtype": dtype}
                                 for name, (dims, dtype) in model.input_shapes.items()}
     _write(path, _dump_tree(tree, suffix))
+
+
+def _save_folder(model: Model, folder: Path) -> None:
+    if model.plan is not None or model.input_shapes:
+        raise NetFileError("a model folder holds only init_net.pb and predict_net.pb; "
+                           "write .yaml or .json to keep the plan and input_shapes", file=str(folder))
+    if model.init_net is None and (folder / "init_net.pb").exists():
+        raise NetFileError("holds an init_net.pb and this model has no init net to replace it",
+                           file=str(folder))
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise NetFileError(f"cannot make folder: {exc.strerror}", file=str(folder)) from None
+    for key, net in model.nets():
+        save_net(net, folder / f"{key}.pb")
 
 
 def _write(path: Path, data: bytes) -> None:

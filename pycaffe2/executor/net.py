@@ -94,6 +94,8 @@ def _straight_line(steps: list[Step]):
         call = f"k{i}({', '.join(args)})"
         if step.single:
             code = f"B[{slot[step.outputs[0]]}] = {call}"
+        elif not step.outputs:  # an op run for its side effect (Save)
+            code = call
         else:
             targets = ", ".join(f"B[{slot[name]}]" for name in step.outputs)
             code = f"_r = {call}; {targets}, = {', '.join(f'_r[{k}]' for k in range(len(step.outputs)))},"
@@ -229,6 +231,10 @@ def _step(index, op, kernel, rng) -> Step:
     kwargs = {name: bound.get(name) for name in kernel.arg_names}
     if "num_outputs" in kernel.context:
         kwargs["num_outputs"] = len(op.output)
+    if "input_names" in kernel.context:
+        kwargs["input_names"] = tuple(op.input)
+    if "output_names" in kernel.context:
+        kwargs["output_names"] = tuple(op.output)
     if "rng" in kernel.context:
         seeded = op.device_option.HasField("random_seed")
         kwargs["rng"] = np.random.default_rng(op.device_option.random_seed) if seeded else rng

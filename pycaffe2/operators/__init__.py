@@ -8,8 +8,10 @@ Kernels never modify their inputs: that is what lets a failing op leave the
 workspace as it was.
 
 A kernel may also declare the keyword-only parameters `num_outputs` (how many
-outputs the op asked for) and `rng` (a NumPy Generator, seeded from the op's
-device_option.random_seed when it has one); the executor fills them.
+outputs the op asked for), `rng` (a NumPy Generator, seeded from the op's
+device_option.random_seed when it has one) and `input_names` / `output_names`
+(the op's blob names, for ops such as Save that key data by name); the
+executor fills them.
 
 `register_cpu(..., specialize=True)` registers a kernel factory instead: it
 takes only the keyword args, once, when the net is created, and returns the
@@ -24,7 +26,7 @@ import pkgutil
 from collections.abc import Callable
 from dataclasses import dataclass
 
-CONTEXT_PARAMS = ("num_outputs", "rng")
+CONTEXT_PARAMS = ("num_outputs", "rng", "input_names", "output_names")
 
 
 @dataclass(frozen=True)

@@ -248,6 +248,8 @@ def _link(schemas: dict[str, OpSchema]) -> dict[str, OpSchema]:
                     raise SchemaError(f"gradient emits {emitted}, which has no schema", **where)
     for name, schema in list(schemas.items()):
         if schema.forward is not None:
-            merged = {**schemas[schema.forward].args, **schema.args}
+            # The forward op's spec wins for a shared name: a gradient op declares no
+            # forward arg anew, and the always-accepted engine group must not mask one.
+            merged = {**schema.args, **schemas[schema.forward].args}
             schemas[name] = replace(schema, args=merged)
     return schemas

@@ -1,0 +1,202 @@
+"""Caffe2's `model_helper` module: ModelHelper, a pair of nets plus the parameters
+that brew helpers create.
+
+    from pycaffe2 import brew, model_helper, workspace
+    model = model_helper.ModelHelper(name="mlp")
+    fc1 = brew.fc(model, "data", "fc1", dim_in=4, dim_out=8)
+    model.AddGradientOperators([brew.softmax(model, fc1, "prob")])
+    workspace.RunNetOnce(model.param_init_net)
+
+`param_init_net` fills the parameters, `net` is the model; ops without params are
+forwarded to `net` (`model.Relu(...)`). Parameters are kept in creation order in
+`params` (with `weights` and `biases` as views by tag); running statistics such as
+SpatialBN's are "computed params", kept apart because no optimizer updates them.
+"""
+from __future__ import annotations
+
+from pycaffe2 import core
+from pycaffe2.schema import get_schema
+
+__all__ = ["ExternalInitializer", "Initializer", "ModelHelper", "ParameterTags",
+           "update_initializer"]
+
+
+class ParameterTags:
+    """Caffe2's tags for a parameter's role."""
+    BIAS = "BIAS"
+    WEIGHT = "WEIGHT"
+    COMPUTED_PARAM = "COMPUTED_PARAM"
+
+
+class Initializer:
+    """A parameter filler: one op of `operator_name` with `kwargs`, added to the init net."""
+
+    def __init__(self, operator_name: str | None = None, **kwargs):
+        self.operator_name = operator_name
+        self.operator_kwargs = kwargs
+
+    def update(self, operator_name: str, kwargs: dict) -> None:
+        if self.operator_name is not None:
+            raise ValueError("this Initializer already has an operator")
+        self.operator_name = operator_name
+        self.operator_kwargs = kwargs
+
+    def create_param(self, param_name, init_net: core.Net, shape) -> core.BlobReference:
+        fill = getattr(init_net, self.operator_name)
+        return fill([], param_name, shape=list(shape), **self.operator_kwargs)
+
+
+class ExternalInitializer:
+    """For parameters fed into the workspace by the user: adds no op."""
+
+    def create_param(self, param_name, init_net: core.Net, shape) -> core.BlobReference:
+        return core.BlobReference(param_name, init_net)
+
+
+def update_initializer(initializer_class, operator_name_and_kwargs, default_operator_name_and_kwargs):
+    """Caffe2's rule: an initializer class and a ("Op", {kwargs}) tuple exclude each other;
+    with neither, the default tuple is used."""
+    if initializer_class is not None and operator_name_and_kwargs is not None:
+        raise ValueError("give either an initializer class or an (operator, kwargs) tuple, not both")
+    if initializer_class is not None:
+        return initializer_class(default_operator_name_and_kwargs[0], **default_operator_name_and_kwargs[1])
+    name, kwargs = operator_name_and_kwargs or default_operator_name_and_kwargs
+    return Initializer(name, **kwargs)
+
+
+def _namescope(blob) -> str:
+    """The NameScope part of a blob name: everything up to and including the last '/'."""
+    head, sep, _ = str(blob).rpartition("/")
+    return head + sep
+
+
+class ModelHelper:
+    """Caffe2's ModelHelper: `net`, `param_init_net`, `params` and the gradient map."""
+
+    def __init__(self, name: str | None = None, init_params: bool = True,
+                 allow_not_known_ops: bool = True, skip_sparse_optim: bool = False,
+                 param_model: ModelHelper | None = None, arg_scope: dict | None = None):
+        self.name = name or "model"
+        self.net = core.Net(self.name)
+        if param_model is not None:  # share the parameters (and their init net) of another model
+            self.param_init_net = param_model.param_init_net
+            self.param_to_grad = param_model.param_to_grad
+            self.params = param_model.params
+            self._computed_params = param_model._computed_params
+            self._param_tags = param_model._param_tags
+        else:
+            self.param_init_net = core.Net(self.name + "_init")
+            self.param_to_grad: dict = {}
+            self.params: list = []
+            self._computed_params: list = []
+            self._param_tags: dict = {}
+        self.init_params = init_params
+        self.allow_not_known_ops = allow_not_known_ops
+        self.skip_sparse_optim = skip_sparse_optim
+        self.gradient_ops_added = False
+        self.grad_map: dict = {}
+        self._arg_scope = {"order": "NCHW", "use_cudnn": True, "cudnn_exhaustive_search": False}
+        if arg_scope is not None:
+            self._arg_scope.update(arg_scope)
+
+    @property
+    def arg_scope(self) -> dict:
+        """Default keyword args given to every brew helper called on this model."""
+        return self._arg_scope
+
+    @property
+    def weights(self) -> list:
+        return [p for p in self.params if ParameterTags.WEIGHT in self._param_tags.get(str(p), ())]
+
+    @property
+    def biases(self) -> list:
+        return [p for p in self.params if ParameterTags.BIAS in self._param_tags.get(str(p), ())]
+
+    @property
+    def computed_params(self) -> list:
+        return self._computed_params
+
+    def AddParameter(self, param, tags=None) -> None:
+        """Record `param` (a BlobReference) under `tags`; COMPUTED_PARAM keeps it out of params."""
+        tags = {tags} if isinstance(tags, str) else set(tags or ())
+        self._param_tags[str(param)] = tags
+        if ParameterTags.COMPUTED_PARAM in tags:
+            self._computed_params.append(param)
+        else:
+            self.params.append(param)
+
+    def create_param(self, param_name, shape, initializer, tags=None) -> core.BlobReference:
+        """Create (once) the parameter `param_name` in param_init_net. A plain string is put
+        under the current NameScope; `initializer` is an Initializer or an ("Op", {kwargs})
+        tuple. Asking again for an existing name returns the existing blob."""
+        if not isinstance(param_name, core.BlobReference):
+            param_name = core.ScopedName(param_name)
+        for existing in self.params + self._computed_params:
+            if str(existing) == str(param_name):
+                return existing
+        if isinstance(initializer, tuple):
+            initializer = Initializer(initializer[0], **initializer[1])
+        if not self.init_params:
+            initializer = ExternalInitializer()
+        blob = initializer.create_param(core.BlobReference(param_name, self.param_init_net),
+                                        self.param_init_net, shape)
+        self.AddParameter(blob, tags)
+        return blob
+
+    def GetParams(self, namescope: str | None = None, top_scope: bool = False) -> list:
+        """The params under `namescope` (by default the current NameScope; '' means all)."""
+        if namescope is None:
+            namescope = core.CurrentNameScope()
+        elif namescope and not namescope.endswith("/"):
+            namescope += "/"
+        return [p for p in self.params if _namescope(p).startswith(namescope)]
+
+    def GetComputedParams(self, namescope: str | None = None) -> list:
+        if namescope is None:
+            namescope = core.CurrentNameScope()
+        elif namescope and not namescope.endswith("/"):
+            namescope += "/"
+        return [p for p in self._computed_params if _namescope(p).startswith(namescope)]
+
+    def GetAllParams(self, namescope: str | None = None) -> list:
+        return self.GetParams(namescope) + self.GetComputedParams(namescope)
+
+    def Validate(self) -> None:
+        names = [str(p) for p in self.params + self._computed_params]
+        duplicates = sorted({n for n in names if names.count(n) > 1})
+        if duplicates:
+            raise ValueError(f"Model {self.name}: duplicate params {duplicates}")
+
+    def AddGradientOperators(self, *args, **kwargs) -> dict:
+        """Append the backward pass to `net` (arguments as core.Net.AddGradientOperators,
+        `block=` included), set `param_to_grad` and return the whole {blob: gradient} map."""
+        if self.gradient_ops_added:
+            raise RuntimeError("You cannot run AddGradientOperators twice.")
+        self.Validate()
+        self.gradient_ops_added = True
+        self.grad_map = self.net.AddGradientOperators(*args, **kwargs)
+        self.param_to_grad = self.get_param_to_grad(self.params)
+        return self.grad_map
+
+    def get_param_to_grad(self, params) -> dict:
+        """{param: gradient blob} for those of `params` that the backward pass reached."""
+        if not self.gradient_ops_added:
+            raise RuntimeError("You need to run AddGradientOperators first.")
+        return {p: self.grad_map[str(p)] for p in params if str(p) in self.grad_map}
+
+    def GetOptimizationParamInfo(self, params=None) -> list:
+        """(param, gradient) pairs of the params that have a gradient."""
+        params = self.params if params is None else params
+        return [(p, self.param_to_grad[p]) for p in params if p in self.param_to_grad]
+
+    def Proto(self):
+        return self.net.Proto()
+
+    def InitProto(self):
+        return self.param_init_net.Proto()
+
+    def __getattr__(self, op_type: str):
+        """Ops without parameters go straight to `net`: model.Relu("x", "y")."""
+        if op_type.startswith("_") or get_schema(op_type) is None:
+            raise AttributeError(f"{type(self).__name__} has no attribute or op type {op_type!r}")
+        return getattr(self.net, op_type)

@@ -1,0 +1,271 @@
+"""Running a model end to end: what `pycaffe2 run` and `run_model` share.
+
+A model is a net file, a model file or a folder with init_net.pb and
+predict_net.pb (see `netfile.load_model`). Before anything runs, every op type
+the model uses that pycaffe2 has no kernel for is listed at once, with counts.
+Then the init net runs once, the feeds are stored (over whatever the init net
+made, so an input an init net holds can be replaced), the inputs nothing
+provides are either refused by name or, with `random_init`, given made-up
+weights (`pycaffe2.random_init`), and the predict net runs `iters` times.
+Faults are `RunError` (the request is wrong: exit 2 on the command line) or
+`RunFailure` (a net failed while running: exit 1), with one-line messages that
+name the file, blob or op.
+"""
+from __future__ import annotations
+
+import difflib
+import time
+from collections import Counter
+from pathlib import Path
+
+import numpy as np
+
+from pycaffe2 import netfile
+from pycaffe2.errors import PyCaffe2Error
+from pycaffe2.executor import Workspace
+from pycaffe2.proto import caffe2_pb2
+from pycaffe2.random_init import PARAM_RULES, made_up_weights
+
+DEVICES = ("cpu", "cuda")
+
+
+class RunError(PyCaffe2Error):
+    """The run was asked for wrongly: a bad feed, a missing input, unknown ops."""
+
+
+class RunFailure(PyCaffe2Error):
+    """A net of the model failed while it ran."""
+
+
+# ---------------------------------------------------------------- the model
+
+def missing_op_types(model: netfile.Model) -> Counter:
+    """{op type: number of ops} for the op types in `model` that have no CPU kernel."""
+    from pycaffe2.operators import load_kernels
+    kernels = load_kernels()
+    return Counter(op.type for _, net in model.nets() for op in net.op if op.type not in kernels)
+
+
+def describe_missing_ops(missing: Counter) -> str:
+    listed = ", ".join(f"{op_type} ({n} op{'s' if n != 1 else ''})"
+                       for op_type, n in sorted(missing.items(), key=lambda kv: (-kv[1], kv[0])))
+    kinds = len(missing)
+    return f"model uses {kinds} op type{'s' if kinds != 1 else ''} pycaffe2 does not have: {listed}"
+
+
+def _as_model(path_or_model, init) -> netfile.Model:
+    if isinstance(path_or_model, netfile.Model):
+        model = netfile.Model(path_or_model.predict_net, path_or_model.init_net, path_or_model.plan,
+                              dict(path_or_model.input_shapes), dict(path_or_model.files))
+    elif isinstance(path_or_model, caffe2_pb2.NetDef):
+        model = netfile.Model(path_or_model)
+    else:
+        model = netfile.load_model(path_or_model)
+    if init is not None:
+        model.init_net = init if isinstance(init, caffe2_pb2.NetDef) else netfile.load_net(init)
+        model.files["init_net"] = "" if isinstance(init, caffe2_pb2.NetDef) else str(init)
+    return model
+
+
+def _needed_inputs(net: caffe2_pb2.NetDef) -> dict[str, tuple[int, int]]:
+    """Blobs the net reads before any of its ops writes them: name -> (op index, input index)."""
+    written, needed = set(), {}
+    for index, op in enumerate(net.op):
+        for position, name in enumerate(op.input):
+            if name not in written:
+                needed.setdefault(name, (index, position))
+        written.update(op.output)
+    return needed
+
+
+def _names(names, limit: int = 8) -> str:
+    shown = ", ".join(f"'{name}'" for name in names[:limit])
+    return shown + (f" and {len(names) - limit} more" if len(names) > limit else "")
+
+
+def _hint(name, choices) -> str:
+    close = difflib.get_close_matches(name, list(choices), n=1)
+    return f" (did you mean '{close[0]}'?)" if close else ""
+
+
+# ---------------------------------------------------------------- feeds
+
+def parse_feed(spec: str) -> tuple[str, np.ndarray]:
+    """'NAME=PATH.npy' or 'NAME=PATH.npz:member' (or 'NAME=PATH.npz' holding NAME
+    or one array) -> (NAME, array)."""
+    name, sep, where = spec.partition("=")
+    if not sep or not name or not where:
+        raise RunError(f"bad --feed '{spec}': expected NAME=PATH.npy or NAME=PATH.npz:member")
+    path, member = where, None
+    head, colon, tail = where.rpartition(":")
+    if colon and head.lower().endswith(".npz"):
+        path, member = head, tail
+    suffix = Path(path).suffix.lower()
+    if suffix not in (".npy", ".npz"):
+        raise RunError(f"bad --feed '{spec}': {path} is not a .npy or .npz file")
+    try:
+        loaded = np.load(path, allow_pickle=False)
+    except OSError as exc:
+        raise RunError(f"--feed {name}: cannot read {path}: {exc.strerror or exc}") from None
+    except ValueError as exc:
+        raise RunError(f"--feed {name}: {path} is not a NumPy array file: {exc}") from None
+    if suffix == ".npy":
+        return name, loaded
+    with loaded:
+        return name, _npz_member(loaded, name, member, path)
+
+
+def _npz_member(archive, name, member, path) -> np.ndarray:
+    members = list(archive.files)
+    if member is None:
+        if name in members:
+            member = name
+        elif len(members) == 1:
+            member = members[0]
+        else:
+            raise RunError(f"--feed {name}: {path} holds {len(members)} arrays; pick one "
+                           f"with {name}={path}:MEMBER (members: {', '.join(members)})")
+    if member not in members:
+        raise RunError(f"--feed {name}: {path} has no array '{member}'"
+                       + _hint(member, members) + f" (members: {', '.join(members) or 'none'})")
+    try:
+        return archive[member]
+    except ValueError as exc:
+        raise RunError(f"--feed {name}: {path}:{member}: {exc}") from None
+
+
+# ---------------------------------------------------------------- running
+
+class ModelRunner:
+    """A model made ready to run: its init net run, its inputs fed or made up and
+    its predict net created in a private Workspace (`self.workspace`)."""
+
+    def __init__(self, path_or_model, init=None, feeds=None, random_init: bool = False,
+                 out_channels=None, seed: int | None = None, device: str = "cpu"):
+        if device not in DEVICES:
+            raise RunError(f"unknown device '{device}' (expected cpu or cuda)")
+        if device == "cuda":
+            raise RunError("device cuda is not available yet: pycaffe2 runs models on the CPU only")
+        if out_channels and not random_init:
+            raise RunError("out_channels (--out-channels) only applies with random_init (--random-init)")
+        self.model = _as_model(path_or_model, init)
+        missing = missing_op_types(self.model)
+        if missing:
+            where = self.model.files.get("predict_net")
+            raise RunError((f"{where}: " if where else "") + describe_missing_ops(missing))
+        self.predict_net = caffe2_pb2.NetDef()
+        self.predict_net.CopyFrom(self.model.predict_net)
+        self.predict_net.name = self.predict_net.name or "predict_net"
+        self.workspace = Workspace("pycaffe2_run", seed=seed)
+        self.made_up: dict[str, np.ndarray] = {}
+        self._run_init()
+        self._feed(dict(feeds or {}))
+        self._provide_inputs(random_init, dict(out_channels or {}), seed)
+        self._stage("predict_net", self.workspace.CreateNet, self.predict_net, True)
+
+    def _stage(self, key, function, *args):
+        """Call `function`, turning its errors into a RunFailure that names the net's file."""
+        where = self.model.files.get(key) or key
+        try:
+            return function(*args)
+        except RunError:
+            raise
+        except PyCaffe2Error as exc:
+            raise RunFailure(f"{where}: {exc}") from None
+
+    def _run_init(self) -> None:
+        if self.model.init_net is not None:
+            self._stage("init_net", self.workspace.RunNetOnce, self.model.init_net)
+
+    def _feed(self, feeds: dict) -> None:
+        needed = _needed_inputs(self.predict_net)
+        for name, value in feeds.items():
+            if name not in needed:
+                raise RunError(f"feed '{name}': no op of net '{self.predict_net.name}' reads it "
+                               f"before writing it" + _hint(name, needed))
+            try:
+                self.workspace.FeedBlob(name, value)
+            except (TypeError, ValueError) as exc:
+                raise RunError(f"feed '{name}': {exc}") from None
+
+    def _provide_inputs(self, random_init: bool, out_channels: dict, seed) -> None:
+        needed = _needed_inputs(self.predict_net)
+        missing = [name for name in needed if not self.workspace.HasBlob(name)]
+        if not missing:
+            return
+        if not random_init:
+            raise RunError(f"net '{self.predict_net.name}' reads {len(missing)} input(s) nothing "
+                           f"provides: {_names(missing)}; feed them, give an init net, or make up "
+                           "weights with --random-init (random_init=True)")
+        data = [name for name in missing if _is_data(self.predict_net, *needed[name])]
+        if data:
+            raise RunError(f"input(s) {_names(data)} of net '{self.predict_net.name}' are data, "
+                           f"not weights: feed them (--feed {data[0]}=PATH.npy)")
+        self.made_up = self._made_up_weights(needed, out_channels, seed)
+        for name, value in self.made_up.items():
+            self.workspace.FeedBlob(name, value)
+
+    def _made_up_weights(self, needed, out_channels, seed) -> dict:
+        inputs = {name: self.workspace.FetchBlob(name) for name in needed
+                  if self.workspace.HasBlob(name)}
+        try:
+            made = made_up_weights(self.predict_net, inputs, out_channels,
+                                   seed=0 if seed is None else seed)
+        except PyCaffe2Error as exc:
+            raise RunFailure(f"random init: {exc}") from None
+        except (ArithmeticError, LookupError, TypeError, ValueError) as exc:  # a rule's surprise
+            raise RunFailure(f"random init: {type(exc).__name__}: {exc}") from None
+        unused = [name for name in out_channels if name not in made]
+        if unused:
+            raise RunError(f"--out-channels: {_names(unused)} is not a made-up weight"
+                           + _hint(unused[0], made))
+        return made
+
+    def run(self, iters: int = 1) -> float:
+        """Run the predict net `iters` times; returns the seconds per run."""
+        check_iters(iters)
+        start = time.perf_counter()
+        self._stage("predict_net", self.workspace.RunNet, self.predict_net.name, iters)
+        return (time.perf_counter() - start) / iters
+
+    def fetch(self, names=None) -> dict[str, np.ndarray]:
+        """The named blobs (default: the predict net's external outputs)."""
+        names = list(self.predict_net.external_output) if names is None else list(names)
+        if not names:
+            raise RunError(f"net '{self.predict_net.name}' names no external_output: say which "
+                           "blobs to fetch (--fetch NAME)")
+        blobs = self.workspace.Blobs()
+        absent = [name for name in names if name not in self.workspace.blobs]
+        if absent:
+            raise RunError(f"cannot fetch {_names(absent)}: no such blob after running net "
+                           f"'{self.predict_net.name}'" + _hint(absent[0], blobs))
+        return {name: self.workspace.FetchBlob(name) for name in names}
+
+
+def check_iters(iters: int) -> None:
+    if iters < 1:
+        raise RunError(f"iters must be at least 1, got {iters}")
+
+
+def _is_data(net, op_index: int, position: int) -> bool:
+    """Whether a blob first read at (op, input position) is data rather than a weight."""
+    return position == 0 or net.op[op_index].type not in PARAM_RULES
+
+
+def run_model(path_or_model, init=None, feeds=None, fetch=None, random_init: bool = False,
+              iters: int = 1, seed: int | None = None, out_channels=None,
+              device: str = "cpu") -> dict[str, np.ndarray]:
+    """Run a model and return {blob name: array} for `fetch` (default: the
+    predict net's external outputs).
+
+    `path_or_model`: a net file, model file or init/predict folder, a
+    `netfile.Model` or a predict NetDef; `init`: an init net (path or NetDef)
+    to use instead of the model's; `feeds`: {blob: array}; `random_init`:
+    make up weights for the inputs nothing provides (`out_channels`: {weight
+    blob: output channels}, 16 otherwise); `seed` seeds the workspace's random
+    ops and the made-up weights.
+    """
+    check_iters(iters)
+    runner = ModelRunner(path_or_model, init, feeds, random_init, out_channels, seed, device)
+    runner.run(iters)
+    return runner.fetch(fetch)
