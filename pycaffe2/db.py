@@ -1,0 +1,498 @@
+"""Caffe2's key-value databases: the minidb file format, a registry of DB
+types, the DBReader that input ops share, and blobs as Save writes them.
+
+A minidb file (Caffe2's core/db.cc) is a bare sequence of records, each
+
+    [key length: int32][value length: int32][key bytes][value bytes]
+
+with the ints little-endian (Caffe2 wrote native ints; every platform it ran
+on was little-endian) and both lengths above 0. There is no header, index or
+checksum. Writes here go to a temporary file in the destination's folder that
+replaces the destination (os.replace) only when the DB is closed without an
+error, so a crash or a failure never leaves a half-written file. Saved blobs
+are BlobProto records keyed `name#%k` (k = chunk number, Caffe2's
+kChunkIdSeparator), each tensor chunk holding its `segment` of the data.
+"""
+from __future__ import annotations
+
+import enum
+import os
+import secrets
+import struct
+import threading
+
+import numpy as np
+from google.protobuf.message import DecodeError
+
+from pycaffe2.errors import PyCaffe2Error
+from pycaffe2.proto import caffe2_pb2
+from pycaffe2.tensor import array_to_tensor, tensor_to_array
+
+_HEADER = struct.Struct("<ii")
+CHUNK_SEPARATOR = "#%"
+DEFAULT_CHUNK_SIZE = 1_000_000  # elements per record (Caffe2's caffe2_tensor_chunk_size)
+
+
+class DBError(PyCaffe2Error):
+    """A DB cannot be opened, read or written; names the file (and byte offset)."""
+
+
+class Mode(enum.IntEnum):
+    read = 0
+    write = 1  # append to an existing file (or start one)
+    new = 2  # replace the file
+
+
+class Cursor:
+    """Walks a minidb file record by record; values are read only when asked."""
+
+    def __init__(self, db: MiniDB):
+        self._db = db
+        self._key = self._value_at = self._value_len = None
+        self.seek_to_first()
+
+    def seek_to_first(self) -> None:
+        self._next_offset = 0
+        self.next()
+
+    def next(self) -> None:
+        offset, db = self._next_offset, self._db
+        if offset >= db.size:
+            self._key = None  # past the last record
+            return
+        header = db.read_at(offset, _HEADER.size)
+        if len(header) < _HEADER.size:
+            raise db.error(offset, f"the file ends inside a record header ({len(header)} of 8 bytes)")
+        key_len, value_len = _HEADER.unpack(header)
+        if key_len <= 0 or value_len <= 0:
+            raise db.error(offset, f"record lengths key={key_len} value={value_len} are not positive "
+                           "(not a minidb file?)")
+        end = offset + _HEADER.size + key_len + value_len
+        if end > db.size:
+            raise db.error(offset, f"the record needs {end - offset} bytes but the file has only "
+                           f"{db.size - offset} left (truncated?)")
+        self._key = db.read_at(offset + _HEADER.size, key_len).decode("utf-8", "surrogateescape")
+        self._value_at, self._value_len = offset + _HEADER.size + key_len, value_len
+        self._offset, self._next_offset = offset, end
+
+    def valid(self) -> bool:
+        return self._key is not None
+
+    def key(self) -> str:
+        self._check()
+        return self._key
+
+    def value(self) -> bytes:
+        self._check()
+        return self._db.read_at(self._value_at, self._value_len)
+
+    @property
+    def offset(self) -> int:
+        """Byte offset of the current record (for error messages)."""
+        return self._offset
+
+    def _check(self) -> None:
+        if self._key is None:
+            raise DBError(f"{self._db.source}: the cursor is past the last record")
+
+    def __iter__(self):
+        """(key, value) of the records from the current one to the last."""
+        while self.valid():
+            yield self.key(), self.value()
+            self.next()
+
+
+class Transaction:
+    def __init__(self, db: MiniDB):
+        self._db = db
+
+    def put(self, key, value: bytes) -> None:
+        key = key.encode("utf-8", "surrogateescape") if isinstance(key, str) else bytes(key)
+        value = bytes(value)
+        if not key or not value:
+            raise DBError(f"{self._db.source}: minidb cannot hold an empty key or value "
+                          f"(key {key!r}, {len(value)}-byte value)")
+        self._db.append(_HEADER.pack(len(key), len(value)) + key + value)
+
+    def commit(self) -> None:
+        self._db.flush()
+
+
+class MiniDB:
+    """Caffe2's minidb. Use as a context manager when writing: leaving the
+    block normally publishes the file, an exception discards it."""
+
+    def __init__(self, source: str, mode: Mode):
+        self._file = self._temp = None
+        self._lock = threading.Lock()
+        self.source, self.mode = str(source), Mode(mode)
+        if self.mode is Mode.read:
+            try:
+                self._file = open(self.source, "rb")  # noqa: SIM115 (kept open for the cursor)
+            except OSError as exc:
+                raise DBError(f"cannot open minidb {self.source}: {exc.strerror or exc}") from exc
+            self.size = os.fstat(self._file.fileno()).st_size
+        else:
+            self._open_temp()
+
+    def _open_temp(self) -> None:
+        folder, base = os.path.split(os.path.abspath(self.source))
+        self._temp = os.path.join(folder, f".{base}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
+        try:
+            fd = os.open(self._temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+        except OSError as exc:
+            raise DBError(f"cannot write minidb {self.source}: {exc.strerror or exc}") from exc
+        self._file = os.fdopen(fd, "wb")
+        if self.mode is Mode.write and os.path.exists(self.source):
+            with open(self.source, "rb") as old:
+                self._file.write(old.read())
+
+    # reading
+    def read_at(self, offset: int, n: int) -> bytes:
+        with self._lock:
+            self._file.seek(offset)
+            return self._file.read(n)
+
+    def error(self, offset: int, message: str) -> DBError:
+        return DBError(f"{self.source}: byte {offset}: {message}")
+
+    def new_cursor(self) -> Cursor:
+        if self.mode is not Mode.read:
+            raise DBError(f"{self.source}: opened for writing, not reading")
+        return Cursor(self)
+
+    # writing
+    def new_transaction(self) -> Transaction:
+        if self.mode is Mode.read:
+            raise DBError(f"{self.source}: opened for reading, not writing")
+        return Transaction(self)
+
+    def append(self, record: bytes) -> None:
+        with self._lock:
+            self._file.write(record)
+
+    def flush(self) -> None:
+        with self._lock:
+            self._file.flush()
+
+    def close(self) -> None:
+        """Closes the file; a written DB replaces `source` now, atomically."""
+        if self._file is None:
+            return
+        file, self._file = self._file, None
+        if self._temp is None:
+            file.close()
+            return
+        try:
+            file.flush()
+            os.fsync(file.fileno())
+            file.close()
+            os.replace(self._temp, self.source)
+        except OSError as exc:
+            self.abort()
+            raise DBError(f"cannot write minidb {self.source}: {exc.strerror or exc}") from exc
+        self._temp = None
+
+    def abort(self) -> None:
+        """Discards what was written; `source` stays as it was."""
+        if self._file is not None:
+            self._file.close()
+            self._file = None
+        if self._temp is not None:
+            try:
+                os.unlink(self._temp)
+            except FileNotFoundError:
+                pass
+            self._temp = None
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, exc_type, exc, tb):
+        if exc_type is None:
+            self.close()
+        else:
+            self.abort()
+
+    def __del__(self):
+        self.abort()  # never closed: an unfinished write must not appear
+
+
+DB_TYPES: dict[str, type] = {"minidb": MiniDB}
+
+
+def register_db(db_type: str):
+    """Register a DB class (constructor (source, mode)) under a db_type name."""
+    def register(cls):
+        DB_TYPES[db_type] = cls
+        return cls
+    return register
+
+
+def check_db_type(db_type: str) -> None:
+    if db_type not in DB_TYPES:
+        raise DBError(f"db_type '{db_type}' is not available (known: {', '.join(sorted(DB_TYPES))})")
+
+
+def create_db(db_type: str, source: str, mode: Mode):
+    """Open a DB of a registered type (Caffe2's db::CreateDB)."""
+    check_db_type(db_type)
+    return DB_TYPES[db_type](source, mode)
+
+
+class DBReader:
+    """A DB open for reading, shared by input ops (Caffe2's db::DBReader).
+
+    `read` gives the current record and moves on, back to the first record
+    after the last one, so readers cycle through epochs. With num_shards > 1
+    it gives only records shard_id, shard_id + num_shards, ...
+    """
+
+    def __init__(self, db_type: str, source: str, num_shards: int = 1, shard_id: int = 0):
+        if num_shards < 1 or not 0 <= shard_id < num_shards:
+            raise DBError(f"{source}: shard_id {shard_id} is not in [0, num_shards={num_shards})")
+        self.db_type, self.source = db_type, str(source)
+        self.num_shards, self.shard_id = num_shards, shard_id
+        self.db = create_db(db_type, source, Mode.read)
+        self.cursor = self.db.new_cursor()
+        self._lock = threading.Lock()
+        self._move_to_beginning()
+
+    def read(self) -> tuple[str, bytes]:
+        with self._lock:
+            if not self.cursor.valid():
+                raise DBError(f"{self.source}: the DB holds no records")
+            key, value = self.cursor.key(), self.cursor.value()
+            for _ in range(self.num_shards):
+                self.cursor.next()
+                if not self.cursor.valid():
+                    self._move_to_beginning()
+                    break
+            return key, value
+
+    def seek_to_first(self) -> None:
+        with self._lock:
+            self._move_to_beginning()
+
+    def _move_to_beginning(self) -> None:
+        self.cursor.seek_to_first()
+        for _ in range(self.shard_id):
+            self.cursor.next()
+            if not self.cursor.valid():
+                raise DBError(f"{self.source}: fewer records than shard_id {self.shard_id}")
+
+    def __repr__(self) -> str:
+        return f"DBReader({self.db_type!r}, {self.source!r})"
+
+
+# Blobs as Save writes them and Load reads them.
+def serialize_blob(name: str, value, chunk_size: int | None = None) -> list[tuple[str, bytes]]:
+    """(key, BlobProto bytes) records for one blob: a tensor in chunks of
+    `chunk_size` elements, or bytes as a "std::string" blob."""
+    if isinstance(value, bytes):
+        proto = caffe2_pb2.BlobProto(name=name, type="std::string", content=value)
+        return [(name, proto.SerializeToString())]
+    if not isinstance(value, (np.ndarray, np.generic)):
+        raise DBError(f"blob '{name}' holds a {type(value).__name__}, which cannot be saved")
+    array = np.asarray(value)
+    flat = array.reshape(-1)
+    chunk = chunk_size if chunk_size and chunk_size > 0 else DEFAULT_CHUNK_SIZE
+    records = []
+    for begin in range(0, max(flat.size, 1), chunk):
+        tensor = array_to_tensor(flat[begin:begin + chunk], name)
+        del tensor.dims[:]
+        tensor.dims.extend(array.shape)
+        tensor.segment.begin, tensor.segment.end = begin, min(begin + chunk, flat.size)
+        proto = caffe2_pb2.BlobProto(name=name, type="Tensor", tensor=tensor)
+        records.append((f"{name}{CHUNK_SEPARATOR}{begin // chunk}", proto.SerializeToString()))
+    return records
+
+
+def blob_name(key: str) -> str:
+    """The blob name of a record key (without its chunk number)."""
+    return key.split(CHUNK_SEPARATOR, 1)[0]
+
+
+class BlobAssembler:
+    """Collects BlobProto records (chunks in any order) into whole values."""
+
+    def __init__(self, source: str):
+        self.source = source
+        self._parts: dict[str, list] = {}  # name -> [flat buffer, filled, shape] or [bytes]
+
+    def add(self, name: str, key: str, value: bytes) -> None:
+        proto = parse_blob(value, f"{self.source}: record '{key}'")
+        if proto.type != "Tensor":
+            if proto.type != "std::string":
+                raise DBError(f"{self.source}: blob '{name}' has type '{proto.type}', which "
+                              "pycaffe2 cannot load (only Tensor and std::string)")
+            self._whole(name, [proto.content])
+            return
+        tensor = proto.tensor
+        shape = tuple(tensor.dims)
+        size = int(np.prod(shape, dtype=np.int64))
+        begin, end = (tensor.segment.begin, tensor.segment.end) if tensor.HasField("segment") else (0, size)
+        if not 0 <= begin <= end <= size:
+            raise DBError(f"{self.source}: record '{key}': segment [{begin}, {end}) is outside "
+                          f"a tensor of {size} elements")
+        piece = caffe2_pb2.TensorProto()
+        piece.CopyFrom(tensor)
+        piece.ClearField("segment")
+        del piece.dims[:]
+        piece.dims.append(end - begin)
+        try:
+            values = tensor_to_array(piece)
+        except PyCaffe2Error as exc:
+            raise DBError(f"{self.source}: record '{key}': {exc}") from exc
+        if name not in self._parts:
+            self._parts[name] = [np.empty(size, dtype=values.dtype), 0, shape]
+        part = self._parts[name]
+        if len(part) != 3 or part[2] != shape or part[0].dtype != values.dtype:
+            raise DBError(f"{self.source}: record '{key}' does not match earlier records of '{name}'")
+        part[0][begin:end] = values
+        part[1] += end - begin
+        if part[1] > size:
+            raise DBError(f"{self.source}: blob '{name}' has more data than its {size} elements")
+
+    def _whole(self, name: str, part: list) -> None:
+        if name in self._parts:
+            raise DBError(f"{self.source}: blob '{name}' appears twice")
+        self._parts[name] = part
+
+    def finish(self) -> dict:
+        values = {}
+        for name, part in self._parts.items():
+            if len(part) == 1:
+                values[name] = part[0]
+                continue
+            buffer, filled, shape = part
+            if filled != buffer.size:
+                raise DBError(f"{self.source}: blob '{name}' is incomplete: {filled} of "
+                              f"{buffer.size} elements")
+            values[name] = buffer.reshape(shape)
+        return values
+
+
+def parse_blob(value: bytes, where: str) -> caffe2_pb2.BlobProto:
+    proto = caffe2_pb2.BlobProto()
+    try:
+        proto.ParseFromString(value)
+    except DecodeError as exc:
+        raise DBError(f"{where}: not a BlobProto ({exc})") from exc
+    return proto
+
+
+def save_blobs(path: str, blobs: dict, db_type: str = "minidb", chunk_size: int | None = None) -> None:
+    """Write blobs {name: array or bytes} to a new DB, atomically, as Save does."""
+    with create_db(db_type, path, Mode.new) as db:
+        transaction = db.new_transaction()
+        for name, value in blobs.items():
+            for key, data in serialize_blob(name, value, chunk_size):
+                transaction.put(key, data)
+        transaction.commit()
+
+
+def load_blobs(path: str, db_type: str = "minidb") -> dict:
+    """Every blob of a DB written by Save, {name: array or bytes}."""
+    db = create_db(db_type, path, Mode.read)
+    try:
+        assembler = BlobAssembler(path)
+        for key, value in db.new_cursor():
+            assembler.add(blob_name(key), key, value)
+        return assembler.finish()
+    finally:
+        db.close()
+
+
+def blob_names(path: str, db_type: str = "minidb") -> list[str]:
+    """The names of the blobs in a DB written by Save, in file order (what a
+    Load with load_all=1 must list as outputs)."""
+    db = create_db(db_type, path, Mode.read)
+    try:
+        names = (blob_name(key) for key, _ in _keys(db))
+        return list(dict.fromkeys(names))
+    finally:
+        db.close()
+
+
+def _keys(db):
+    cursor = db.new_cursor()
+    while cursor.valid():
+        yield cursor.key(), cursor
+        cursor.next()
+
+
+# Data files: one TensorProtos per example, as TensorProtosDBInput reads them.
+def write_npz_to_minidb(npz_path: str, out_path: str, names=None) -> int:
+    """Write an .npz as a minidb of examples; returns the number of records.
+
+    Record i (key `%08d` of i) is a TensorProtos holding example i of every
+    array: `array[i]` for each name in `names`, in that order (default: the
+    npz's array names sorted). All arrays must have the same first dim.
+    TensorProtosDBInput then gives one output per array, in the same order.
+    """
+    with np.load(npz_path, allow_pickle=False) as npz:
+        names = sorted(npz.files) if names is None else list(names)
+        missing = [n for n in names if n not in npz.files]
+        if missing or not names:
+            raise DBError(f"{npz_path}: no array(s) {', '.join(missing) or '(none given)'} "
+                          f"(it has {', '.join(sorted(npz.files))})")
+        arrays = [npz[n] for n in names]
+    lengths = {n: (a.shape[0] if a.ndim else None) for n, a in zip(names, arrays)}
+    if None in lengths.values() or len(set(lengths.values())) != 1:
+        raise DBError(f"{npz_path}: the arrays need one common first dim (examples), got "
+                      + ", ".join(f"{n} {list(a.shape)}" for n, a in zip(names, arrays)))
+    count = arrays[0].shape[0]
+    with create_db("minidb", out_path, Mode.new) as db:
+        transaction = db.new_transaction()
+        for i in range(count):
+            protos = caffe2_pb2.TensorProtos(protos=[array_to_tensor(a[i]) for a in arrays])
+            transaction.put(f"{i:08d}", protos.SerializeToString())
+        transaction.commit()
+    return count
+
+
+def describe_db(path: str, db_type: str = "minidb") -> str:
+    """A few lines on a DB: records, keys, and what the records hold (every
+    blob of a Save file; the tensors of the first record of a data file)."""
+    db = create_db(db_type, path, Mode.read)
+    try:
+        keys, first = [], None
+        for key, cursor in _keys(db):
+            keys.append(key)
+            if first is None:
+                first = cursor.value()
+        lines = [f"{path}: {db_type}, {len(keys)} records, {os.path.getsize(path)} bytes"]
+        if not keys:
+            return lines[0]
+        shown = keys if len(keys) <= 6 else keys[:3] + ["..."] + keys[-2:]
+        lines.append("keys: " + " ".join(shown))
+        if _is_blob_proto(first):  # a file written by Save
+            lines.append("blobs (Save format):")
+            lines += [f"  {name}: {_describe(value)}" for name, value in load_blobs(path, db_type).items()]
+        else:
+            protos = caffe2_pb2.TensorProtos()
+            try:
+                protos.ParseFromString(first)
+            except DecodeError as exc:
+                raise DBError(f"{path}: record 0 is neither a BlobProto nor a TensorProtos") from exc
+            lines.append(f"record 0 ({keys[0]}): TensorProtos of {len(protos.protos)} tensors")
+            lines += [f"  {i}: {_describe(tensor_to_array(t))}" for i, t in enumerate(protos.protos)]
+        return "\n".join(lines)
+    finally:
+        db.close()
+
+
+def _is_blob_proto(value: bytes) -> bool:
+    """A BlobProto always has a type; TensorProtos has no field 2, so never does."""
+    try:
+        return bool(caffe2_pb2.BlobProto.FromString(value).type)
+    except DecodeError:
+        return False
+
+
+def _describe(value) -> str:
+    if isinstance(value, bytes):
+        return f"bytes ({len(value)})"
+    dtype = "string" if value.dtype == object else str(value.dtype)
+    return f"{list(value.shape)} {dtype}"

@@ -1,0 +1,225 @@
+"""Data input and checkpoint kernels: CreateDB, TensorProtosDBInput, Save,
+Load, DBExists and Checkpoint, over the DBs of pycaffe2.db. Save and Load are
+kernel factories: they check their args and names once, when the net is
+created (where Caffe2's constructors did), and return the function to run.
+A DB reader is shared state: reading advances it, as in Caffe2. Writes are
+side effects, done atomically by pycaffe2.db.
+"""
+from __future__ import annotations
+
+import os
+
+import numpy as np
+from google.protobuf.message import DecodeError
+
+from pycaffe2.db import (
+    BlobAssembler,
+    DBError,
+    DBReader,
+    Mode,
+    blob_name,
+    check_db_type,
+    create_db,
+    serialize_blob,
+)
+from pycaffe2.operators import register_cpu
+from pycaffe2.proto import caffe2_pb2
+from pycaffe2.tensor import tensor_to_array
+
+
+def full_path(op_type: str, db: str, absolute_path: bool) -> str:
+    """Caffe2's `root folder + "/" + db` with the root folder "." (the current directory)."""
+    if absolute_path:
+        return db
+    if os.path.isabs(db):
+        raise ValueError(f"{op_type}: db '{db}' is an absolute path: pass absolute_path=1 "
+                         "(with absolute_path=0 Caffe2 reads it under the workspace root folder)")
+    return os.path.join(".", db)
+
+
+def _strip(name: str, strip_prefix: str) -> str:
+    """The part of `name` after the first match of strip_prefix (all of it without a match)."""
+    at = name.find(strip_prefix) if strip_prefix else -1
+    return name if at < 0 else name[at + len(strip_prefix):]
+
+
+def _reader(op_type: str, value) -> DBReader:
+    if not isinstance(value, DBReader):
+        raise TypeError(f"{op_type}: input must be a DB reader made by CreateDB, got {type(value).__name__}")
+    return value
+
+
+@register_cpu("CreateDB")
+def create_db_reader(*, db, db_type, num_shards, shard_id):
+    return DBReader(db_type, db, num_shards, shard_id)
+
+
+@register_cpu("TensorProtosDBInput")
+def tensor_protos_db_input(reader, *, batch_size, num_outputs):
+    reader = _reader("TensorProtosDBInput", reader)
+    if batch_size == 0:
+        return _record(reader, num_outputs)
+    records = [_record(reader, num_outputs) for _ in range(batch_size)]
+    outputs = []
+    for i in range(num_outputs):
+        parts = [record[i] for record in records]
+        kinds = {(part.shape, part.dtype) for part in parts}
+        if len(kinds) > 1:
+            described = ", ".join(f"{list(s)} {d}" for s, d in sorted(kinds, key=str))
+            raise ValueError(f"TensorProtosDBInput: tensor {i} differs between the records of a "
+                             f"batch ({described}) in {reader.source}")
+        outputs.append(np.stack(parts))
+    return tuple(outputs)
+
+
+def _record(reader: DBReader, num_outputs: int) -> tuple:
+    key, value = reader.read()
+    protos = caffe2_pb2.TensorProtos()
+    try:
+        protos.ParseFromString(value)
+    except DecodeError as exc:
+        raise DBError(f"{reader.source}: record '{key}' is not a TensorProtos ({exc})") from exc
+    if len(protos.protos) != num_outputs:
+        raise ValueError(f"TensorProtosDBInput: record '{key}' of {reader.source} holds "
+                         f"{len(protos.protos)} tensors, but the op has {num_outputs} outputs")
+    return tuple(tensor_to_array(tensor) for tensor in protos.protos)
+
+
+def save_names(op_type, input_names, strip_prefix, blob_name_overrides) -> list[str]:
+    """The key name of each input: overrides, or the input names less strip_prefix."""
+    if blob_name_overrides:
+        if len(blob_name_overrides) != len(input_names):
+            raise ValueError(f"{op_type}: {len(blob_name_overrides)} blob_name_overrides for "
+                             f"{len(input_names)} inputs")
+        if strip_prefix:
+            raise ValueError(f"{op_type}: strip_prefix and blob_name_overrides are mutually exclusive")
+        names = list(blob_name_overrides)
+    else:
+        names = [_strip(name, strip_prefix) for name in input_names]
+    duplicated = sorted({n for n in names if names.count(n) > 1})
+    if duplicated:
+        raise ValueError(f"{op_type}: blob name(s) {', '.join(duplicated)} would be saved twice")
+    return names
+
+
+def write_blobs(path: str, db_type: str, names, values, chunk_size) -> None:
+    with create_db(db_type, path, Mode.new) as out:
+        transaction = out.new_transaction()
+        for name, value in zip(names, values):
+            for key, data in serialize_blob(name, value, chunk_size):
+                transaction.put(key, data)
+        transaction.commit()
+
+
+@register_cpu("Save", specialize=True)
+def save(*, db, db_type, absolute_path, strip_prefix, blob_name_overrides, chunk_size, input_names):
+    names = save_names("Save", input_names, strip_prefix, blob_name_overrides)
+    check_db_type(db_type)
+    path = full_path("Save", db, absolute_path)
+
+    def run(*values):
+        write_blobs(path, db_type, names, values, chunk_size)
+        return ()
+    return run
+
+
+@register_cpu("Checkpoint", specialize=True)
+def checkpoint(*, db, db_type, every, absolute_path, strip_prefix, blob_name_overrides, chunk_size,
+               input_names):
+    names = save_names("Checkpoint", input_names, strip_prefix, blob_name_overrides)
+    check_db_type(db_type)
+
+    def run(counter, *values):
+        if not isinstance(counter, np.ndarray) or counter.size != 1 or counter.dtype.kind not in "iu":
+            raise ValueError("Checkpoint: input 0 must be a one-element integer counter")
+        iteration = int(counter.reshape(-1)[0])
+        if iteration % every == 0:
+            pattern = db % iteration if "%" in db else db
+            path = full_path("Checkpoint", pattern, absolute_path)
+            write_blobs(path, db_type, names, (counter,) + values, chunk_size)
+        return ()
+    return run
+
+
+@register_cpu("DBExists")
+def db_exists(*, db_name, db_type, absolute_path):
+    path = full_path("DBExists", db_name, absolute_path)
+    try:
+        create_db(db_type, path, Mode.read).close()
+    except DBError:
+        return np.array(False)
+    return np.array(True)
+
+
+@register_cpu("Load", specialize=True)
+def load(*, db, dbs, db_type, absolute_path, add_prefix, strip_prefix, source_blob_names, load_all,
+         keep_device, allow_incomplete, input_names, output_names):
+    sources = _load_sources(input_names, db, dbs, db_type, absolute_path)
+    if source_blob_names and (len(source_blob_names) != len(output_names) or strip_prefix or load_all):
+        raise ValueError("Load: source_blob_names needs one name per output, and neither "
+                         "strip_prefix nor load_all")
+    if load_all and not output_names:
+        raise ValueError("Load: load_all=1 needs the blobs listed as outputs here (a net's outputs "
+                         "are fixed when it is created); pycaffe2.db.blob_names(path) lists a file's blobs")
+    wanted = list(source_blob_names or output_names)
+    duplicated = sorted({n for n in wanted if wanted.count(n) > 1})
+    if duplicated:
+        raise ValueError(f"Load: source blob name(s) {', '.join(duplicated)} given twice")
+
+    def name_of(key: str) -> str:
+        return add_prefix + _strip(blob_name(key), strip_prefix)
+
+    def run(*readers):
+        found = _read_blobs([_reader("Load", r) for r in readers] or sources, db_type, name_of,
+                            set(wanted), load_all)
+        missing = [name for name in wanted if name not in found]
+        if missing:
+            where = ", ".join(r.source for r in readers) if readers else ", ".join(sources)
+            raise DBError(f"Load: expected to load {len(wanted)} blobs, got {len(wanted) - len(missing)} "
+                          f"only: {', '.join(missing)} not in {where}")
+        return tuple(found[name] for name in wanted)
+    return run
+
+
+def _load_sources(input_names, db, dbs, db_type, absolute_path) -> list[str]:
+    if input_names:
+        return []
+    if not db_type:
+        raise ValueError("Load: must specify a db_type")
+    paths = list(dbs) if dbs else [db]
+    if not all(paths):
+        raise ValueError("Load: must specify a db name (db or dbs)")
+    if len(set(paths)) != len(paths):
+        raise ValueError(f"Load: duplicated db name in {paths}")
+    check_db_type(db_type)
+    return [full_path("Load", path, absolute_path) for path in paths]
+
+
+def _read_blobs(sources, db_type, name_of, wanted: set, load_all) -> dict:
+    """{name: value} of the wanted blobs in the DBs (paths or readers)."""
+    found, seen_in = {}, {}
+    for index, source in enumerate(sources):
+        if isinstance(source, DBReader):
+            path, db = source.source, create_db(source.db_type, source.source, Mode.read)
+        else:
+            path, db = source, create_db(db_type, source, Mode.read)
+        try:
+            assembler, extra = BlobAssembler(path), []
+            cursor = db.new_cursor()
+            while cursor.valid():
+                key = cursor.key()
+                name = name_of(key)
+                if name not in wanted:
+                    extra.append(name)
+                elif seen_in.setdefault(name, index) != index:
+                    raise DBError(f"Load: blob '{name}' is in both {sources[seen_in[name]]} and {path}")
+                else:
+                    assembler.add(name, key, cursor.value())  # values of skipped blobs are not read
+                cursor.next()
+        finally:
+            db.close()
+        if load_all and extra:
+            raise DBError(f"Load: with load_all=1 every blob must be an output; {path} also holds "
+                          f"{', '.join(sorted(set(extra)))}")
+        found.update(assembler.finish())
+    return found
