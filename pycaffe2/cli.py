@@ -4,6 +4,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import time
 
 from pycaffe2.errors import PyCaffe2Error
 
@@ -55,11 +56,17 @@ def cmd_convert(args) -> int:
 
 
 def cmd_run(args) -> int:
-    from pycaffe2 import runner
+    from pycaffe2 import netfile, runner
+    model = netfile.load_model(args.file) if args.init is None else args.file
+    if isinstance(model, netfile.Model) and model.plan is not None:
+        return _run_plan(args, model)
+    if args.save_every or args.checkpoint or args.resume:
+        raise runner.RunError("--save-every, --checkpoint and --resume apply to plans; this model has none")
+    args.iters = 1 if args.iters is None else args.iters
     runner.check_iters(args.iters)
     feeds = dict(runner.parse_feed(spec) for spec in args.feed)
     out_channels = dict(_count_spec(spec) for spec in args.out_channels)
-    model_runner = runner.ModelRunner(args.file, init=args.init, feeds=feeds,
+    model_runner = runner.ModelRunner(model, init=args.init, feeds=feeds,
                                       random_init=args.random_init, out_channels=out_channels,
                                       seed=args.seed, device=args.device)
     seconds = model_runner.run(args.iters)
@@ -75,6 +82,52 @@ def cmd_run(args) -> int:
         for name, value in results.items():
             print(summarize(name, value))
     return EXIT_OK
+
+
+def _run_plan(args, model) -> int:
+    """A model file with a plan: run it with progress, Ctrl-C and checkpoints."""
+    from pycaffe2 import runner
+    from pycaffe2.plan_run import PlanRun
+    if args.feed or args.random_init or args.out_channels:
+        raise runner.RunError("--feed, --random-init and --out-channels apply to init/predict models, "
+                              "not to plans: a plan's init step makes its blobs")
+    if args.iters is not None:
+        runner.check_iters(args.iters)
+    plan_run = PlanRun(model, iters=args.iters, quiet=args.quiet, checkpoint=args.checkpoint,
+                       save_every=args.save_every, resume=args.resume, seed=args.seed)
+    start = time.perf_counter()
+    results = plan_run.run()
+    if args.fetch:
+        results = {name: plan_run.workspace.FetchBlob(name) for name in args.fetch}
+    if plan_run.stopped:
+        print(f"pycaffe2 run: {plan_run.stopped}", file=sys.stderr)
+    if not args.quiet:
+        print(f"plan {model.plan.name or '(unnamed)'} ran in {time.perf_counter() - start:.1f} s",
+              file=sys.stderr)
+    if args.out:
+        _save_npz(args.out, results)
+    elif not args.quiet or args.fetch:
+        for name, value in results.items():
+            print(summarize(name, value))
+    return EXIT_INVALID if plan_run.stopped else EXIT_OK
+
+
+def cmd_db_write(args) -> int:
+    from pycaffe2 import db
+    count = db.write_npz_to_minidb(args.npz, args.output)
+    print(f"wrote {count} record(s) to {args.output}", file=sys.stderr)
+    return EXIT_OK
+
+
+def cmd_db_info(args) -> int:
+    from pycaffe2 import db
+    print(db.describe_db(args.file))
+    return EXIT_OK
+
+
+def cmd_graph(args) -> int:
+    from pycaffe2 import graph
+    return graph.graph_main(args.file, args.output, args.minimal)
 
 
 def _count_spec(spec: str) -> tuple[str, int]:
@@ -133,12 +186,31 @@ def build_parser() -> argparse.ArgumentParser:
                      help="make up weights for the inputs nothing provides")
     run.add_argument("--out-channels", action="append", default=[], metavar="BLOB=N",
                      help="with --random-init: output channels of one made-up weight (default 16)")
-    run.add_argument("--iters", type=int, default=1, help="runs of the predict net (default 1)")
+    run.add_argument("--iters", type=int, help="runs of the predict net (default 1), or iterations "
+                     "of a plan's training loop (default: the plan's num_iter)")
     run.add_argument("--out", metavar="RESULTS.npz", help="save the fetched blobs instead of printing")
     run.add_argument("--seed", type=int, help="seed for random ops and made-up weights")
     run.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
     run.add_argument("--quiet", action="store_true", help="print nothing but errors")
+    run.add_argument("--checkpoint", metavar="DIR", help="plans: keep the training state in DIR")
+    run.add_argument("--save-every", type=int, metavar="N", help="plans: checkpoint every N iterations")
+    run.add_argument("--resume", action="store_true", help="plans: continue from the checkpoint in DIR")
     run.set_defaults(run=cmd_run)
+    db_cmd = commands.add_parser("db", help="minidb files of TensorProtos: write from .npz, describe")
+    db_actions = db_cmd.add_subparsers(dest="action", required=True)
+    db_write = db_actions.add_parser("write", help="turn an .npz of arrays into a minidb, one record "
+                                     "per example (the arrays' first axis)")
+    db_write.add_argument("npz")
+    db_write.add_argument("output")
+    db_write.set_defaults(run=cmd_db_write)
+    db_info = db_actions.add_parser("info", help="describe a minidb file")
+    db_info.add_argument("file")
+    db_info.set_defaults(run=cmd_db_info)
+    graph = commands.add_parser("graph", help="a picture of the net (.svg, .png or .dot)")
+    graph.add_argument("file")
+    graph.add_argument("-o", "--output", required=True)
+    graph.add_argument("--minimal", action="store_true", help="ops only; blobs become labelled edges")
+    graph.set_defaults(run=cmd_graph)
     return parser
 
 

@@ -5,6 +5,10 @@ A step runs either its substeps (in order, or on threads when
 `should_stop_blob` says stop when only that is given). The stop blob, a
 scalar bool, is read after every net and substep. A substep marked
 `only_once` runs in the first iteration of its parent only.
+
+A `PlanMonitor` can watch the loops: it says where a step's loop starts
+(resuming from a checkpoint) and hears of every finished iteration, when it
+may report progress, save a checkpoint or stop the plan by raising StopPlan.
 """
 from __future__ import annotations
 
@@ -17,7 +21,21 @@ from pycaffe2.errors import PyCaffe2Error
 from pycaffe2.proto import caffe2_pb2
 
 
-def run_plan(workspace, plan) -> bool:
+class StopPlan(Exception):
+    """Raised by a monitor to end the plan after the current iteration."""
+
+
+class PlanMonitor:
+    """Hooks into a plan's loops; the default does nothing."""
+
+    def first_iteration(self, step) -> int:
+        return 0
+
+    def iteration_done(self, step, iteration: int) -> None:
+        pass
+
+
+def run_plan(workspace, plan, monitor: PlanMonitor | None = None) -> bool:
     """Create the plan's nets in `workspace` (replacing same-named ones) and run its steps."""
     if isinstance(plan, caffe2_pb2.ExecutionStep):
         plan = caffe2_pb2.PlanDef(name=plan.name, execution_step=[plan])
@@ -26,7 +44,7 @@ def run_plan(workspace, plan) -> bool:
     for step in plan.execution_step:
         _check_step(workspace, step)
     for step in plan.execution_step:
-        run_step(workspace, step)
+        run_step(workspace, step, monitor or PlanMonitor())
     return True
 
 
@@ -54,24 +72,31 @@ def _should_stop(workspace, step) -> bool:
     return bool(np.asarray(workspace.blobs[step.should_stop_blob]).reshape(-1)[0])
 
 
-def run_step(workspace, step) -> None:
+def run_step(workspace, step, monitor: PlanMonitor | None = None) -> None:
     """Run one execution step (and its substeps) in `workspace`."""
-    for iteration in range(_iterations(step)):
-        if step.substep:
-            substeps = [s for s in step.substep if not (s.only_once and iteration > 0)]
-            if step.concurrent_substeps and len(substeps) > 1:
-                with ThreadPoolExecutor(max_workers=len(substeps)) as pool:
-                    for future in [pool.submit(run_step, workspace, s) for s in substeps]:
-                        future.result()
-                if _should_stop(workspace, step):
-                    return
-            else:
-                for substep in substeps:
-                    run_step(workspace, substep)
-                    if _should_stop(workspace, step):
-                        return
-        else:
-            for name in step.network:
-                workspace.RunNet(name)
-                if _should_stop(workspace, step):
-                    return
+    monitor = monitor or PlanMonitor()
+    for iteration in range(monitor.first_iteration(step), _iterations(step)):
+        if _run_iteration(workspace, step, iteration, monitor):
+            return
+        monitor.iteration_done(step, iteration)
+
+
+def _run_iteration(workspace, step, iteration: int, monitor) -> bool:
+    """One pass over the step's substeps or nets; True when the stop blob says stop."""
+    if not step.substep:
+        for name in step.network:
+            workspace.RunNet(name)
+            if _should_stop(workspace, step):
+                return True
+        return False
+    substeps = [s for s in step.substep if not (s.only_once and iteration > 0)]
+    if step.concurrent_substeps and len(substeps) > 1:
+        with ThreadPoolExecutor(max_workers=len(substeps)) as pool:
+            for future in [pool.submit(run_step, workspace, s, monitor) for s in substeps]:
+                future.result()
+        return _should_stop(workspace, step)
+    for substep in substeps:
+        run_step(workspace, substep, monitor)
+        if _should_stop(workspace, step):
+            return True
+    return False

@@ -83,10 +83,11 @@ class Workspace:
         compile_net(net, known_blobs=self.Blobs(), rng=self.rng).run(self.blobs)
         return True
 
-    def RunPlan(self, plan) -> bool:
-        """Run a PlanDef (or one ExecutionStep), creating its nets first."""
+    def RunPlan(self, plan, monitor=None) -> bool:
+        """Run a PlanDef (or one ExecutionStep), creating its nets first; `monitor`
+        (an executor.plan.PlanMonitor) may watch its loops."""
         from pycaffe2.executor.plan import run_plan
-        return run_plan(self, plan)
+        return run_plan(self, plan, monitor)
 
     def RunOperatorOnce(self, op: caffe2_pb2.OperatorDef) -> bool:
         return self.RunOperatorsOnce([op])
