@@ -152,6 +152,9 @@ def summarize(name: str, value, max_values: int = 16) -> str:
     if not isinstance(value, np.ndarray):
         return f"{name}: {type(value).__name__} {value!r:.60}"
     head = f"{name}: {value.dtype} {list(value.shape)}"
+    if value.size == 1:  # a scalar such as a loss or an accuracy: just its value
+        return f"{name}: {value.reshape(-1)[0]:.6g} ({value.dtype} {list(value.shape)})" \
+            if value.dtype.kind in "biuf" else f"{head}  {value.reshape(-1)[0]!r:.60}"
     if value.size and value.dtype.kind in "biuf":
         head += f"  min {value.min():.6g}  max {value.max():.6g}  mean {value.mean():.6g}"
     if 0 < value.size <= max_values:
