@@ -7,6 +7,7 @@ from pycaffe2.schema import catalogue
 
 DOCS = Path(__file__).resolve().parent.parent / "docs" / "operators.md"
 NETS = Path(__file__).resolve().parent.parent / "nets"
+REPO = NETS.parent
 
 
 def test_docs_operators_md_is_current():
@@ -37,3 +38,22 @@ def test_convert_reports_bad_input(tmp_path, capsys):
     assert main(["convert", str(tmp_path / "bad.yaml"), str(tmp_path / "out.pb")]) == 2
     assert "bad.yaml:1: op: 'op' must be a list" in capsys.readouterr().err
     assert not (tmp_path / "out.pb").exists()
+
+
+def test_db_write_and_info(tmp_path, capsys):
+    import numpy as np
+    np.savez(tmp_path / "data.npz", data=np.arange(12, dtype=np.float32).reshape(3, 4),
+             label=np.array([0, 1, 2], np.int32))
+    assert main(["db", "write", str(tmp_path / "data.npz"), str(tmp_path / "data.minidb")]) == 0
+    assert "wrote 3 record(s)" in capsys.readouterr().err
+    assert main(["db", "info", str(tmp_path / "data.minidb")]) == 0
+    out = capsys.readouterr().out
+    assert "3" in out and "float32" in out and "int32" in out
+    assert main(["db", "info", str(tmp_path / "missing.minidb")]) == 2
+
+
+def test_graph_command_writes_dot(tmp_path):
+    out = tmp_path / "net.dot"
+    assert main(["graph", str(REPO / "nets" / "mlp.yaml"), "-o", str(out)]) == 0
+    text = out.read_text()
+    assert text.startswith("digraph") and '"FC #0' in text

@@ -20,7 +20,7 @@ from pycaffe2.db import (
     blob_name,
     check_db_type,
     create_db,
-    serialize_blob,
+    save_blobs,
 )
 from pycaffe2.operators import register_cpu
 from pycaffe2.proto import caffe2_pb2
@@ -103,12 +103,7 @@ def save_names(op_type, input_names, strip_prefix, blob_name_overrides) -> list[
 
 
 def write_blobs(path: str, db_type: str, names, values, chunk_size) -> None:
-    with create_db(db_type, path, Mode.new) as out:
-        transaction = out.new_transaction()
-        for name, value in zip(names, values):
-            for key, data in serialize_blob(name, value, chunk_size):
-                transaction.put(key, data)
-        transaction.commit()
+    save_blobs(path, dict(zip(names, values)), db_type, chunk_size)
 
 
 @register_cpu("Save", specialize=True)
