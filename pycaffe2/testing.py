@@ -119,3 +119,23 @@ def check_gradient_op(forward_type: str, inputs: list, gradient_type: str, gradi
         np.testing.assert_allclose(got[out_index], expected, atol=atol, rtol=rtol,
                                    err_msg=f"{gradient_type} output {out_index} vs numeric d/d input {in_index}")
     return got
+
+
+def check_devices(op_type: str, inputs: list, args=None, num_outputs=None, atol=1e-5, rtol=1e-5) -> list:
+    """Run the op on the CPU and on CUDA (float32 inputs) and compare every output.
+    Returns the CUDA outputs."""
+    cpu = run_op(op_type, inputs, args, num_outputs)
+    cuda_option = caffe2_pb2.DeviceOption(device_type=caffe2_pb2.PROTO_CUDA)
+    schema = get_schema(op_type)
+    count = num_outputs if num_outputs is not None else schema.num_outputs.min
+    input_names = [f"in{i}" for i in range(len(inputs))]
+    output_names = [f"out{i}" for i in range(count)]
+    workspace = Workspace("_device_check")
+    for name, value in zip(input_names, inputs):
+        workspace.FeedBlob(name, value, device_option=cuda_option)
+    op = make_op(op_type, input_names, output_names, args)
+    op.device_option.CopyFrom(cuda_option)
+    workspace.RunOperatorOnce(op)
+    gpu = [workspace.FetchBlob(name) for name in output_names]
+    assert_outputs_close(gpu, cpu, atol, rtol, names=[f"{op_type} CUDA output {i}" for i in range(count)])
+    return gpu

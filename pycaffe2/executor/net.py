@@ -196,34 +196,80 @@ def prepare(net: caffe2_pb2.NetDef) -> caffe2_pb2.NetDef:
 
 
 def compile_net(net: caffe2_pb2.NetDef, known_blobs=(), kernels=None, rng=None) -> CompiledNet:
-    """Check `net` and bind every op to its kernel; raises NetError listing every problem."""
-    from pycaffe2.operators import load_kernels
-    kernels = load_kernels() if kernels is None else kernels
+    """Check `net` and bind every op to its kernel on its device; raises NetError
+    listing every problem. A CPU op reading a blob an earlier CUDA op of the net
+    left on the GPU reads a copy made by an inserted CopyGPUToCPU step."""
+    from pycaffe2.operators import CUDA_KERNELS, load_kernels
+    registries = {caffe2_pb2.PROTO_CPU: ("CPU", load_kernels() if kernels is None else kernels),
+                  caffe2_pb2.PROTO_CUDA: ("CUDA", CUDA_KERNELS)}
     net = prepare(net)
     name = net.name or "(unnamed net)"
     found = [p for p in check_net(net, known_blobs=known_blobs) if p.kind not in _RUN_TIME_KINDS]
     problems = [str(p) for p in found]
     rejected = {p.op_index for p in found}
-    steps = []
+    steps, on_gpu, wants_cuda = [], set(), []
     for index, op in enumerate(net.op):
-        kernel = kernels.get(op.type)
         if index in rejected:
             continue  # already reported; its args may not even bind
+        device = op.device_option.device_type
+        if device not in registries:
+            problems.append(f"op {index} ({op.type}): device type {device} is not available "
+                            "(CPU and CUDA only)")
+            continue
+        device_name, registry = registries[device]
+        kernel = registry.get(op.type)
         if kernel is None:
-            problems.append(f"op {index} ({op.type}): no CPU kernel for {op.type}")
+            problems.append(f"op {index} ({op.type}): no {device_name} kernel for {op.type}")
             continue
-        if op.device_option.device_type not in (caffe2_pb2.PROTO_CPU,):
-            problems.append(f"op {index} ({op.type}): device type {op.device_option.device_type} "
-                            "is not available (CPU only)")
-            continue
+        if device == caffe2_pb2.PROTO_CUDA:
+            wants_cuda.append(index)
         try:
-            steps.append(_step(index, op, kernel, rng))
+            step = _step(index, op, kernel, rng)
         except (ValueError, PyCaffe2Error) as exc:  # a kernel factory refusing its args
             problems.append(f"op {index} ({op.type}): {exc}")
+            continue
+        if device == caffe2_pb2.PROTO_CPU:
+            step = _read_gpu_blobs_on_cpu(step, on_gpu, steps)
+        _track_gpu_blobs(step, device, on_gpu)
+        steps.append(step)
+    if wants_cuda:
+        problems.extend(_cuda_problem(wants_cuda))
     if problems:
         raise NetError(f"cannot create net {name}:\n  " + "\n  ".join(problems))
     workers = max(net.num_workers, _int_arg(net, "num_workers", 1), 1)
     return CompiledNet(name, steps, net.type in CONCURRENT_NET_TYPES, workers)
+
+
+def _cuda_problem(indices) -> list[str]:
+    from pycaffe2.executor.devices.cuda import unavailable_reason
+    reason = unavailable_reason()
+    if reason is None:
+        return []
+    return [f"op(s) {', '.join(map(str, indices))} ask for CUDA, which is not available here: {reason}"]
+
+
+def _to_cpu(value):
+    from pycaffe2.executor.devices.cuda import is_gpu_array
+    return value.get() if is_gpu_array(value) else value
+
+
+def _read_gpu_blobs_on_cpu(step: Step, on_gpu: set, steps: list) -> Step:
+    """Insert a CopyGPUToCPU step for every input of `step` on the GPU; reroute it."""
+    inputs = []
+    for name in step.inputs:
+        if name in on_gpu:
+            copy = f"{name}__cpu"
+            steps.append(Step(step.index, "CopyGPUToCPU (inserted)", _to_cpu, (name,), (copy,), {}, True))
+            name = copy
+        inputs.append(name)
+    step.inputs = tuple(inputs)
+    return step
+
+
+def _track_gpu_blobs(step: Step, device: int, on_gpu: set) -> None:
+    lands_on_gpu = device == caffe2_pb2.PROTO_CUDA and step.op_type != "CopyGPUToCPU"
+    for name in step.outputs:
+        (on_gpu.add if lands_on_gpu else on_gpu.discard)(name)
 
 
 def _step(index, op, kernel, rng) -> Step:

@@ -1,6 +1,7 @@
 """The Workspace: named blobs and created nets, with Caffe2's method names.
 
-Blobs hold NumPy arrays (or bytes for string blobs). FeedBlob stores a private
+Blobs hold NumPy arrays (or bytes for string blobs), or PyCUDA GPUArrays for
+blobs fed with a CUDA device option or made by CUDA ops. FeedBlob stores a private
 copy and FetchBlob returns a copy, so nothing a user does to an array they fed
 or fetched can change the workspace. Kernels never write into arrays, which is
 what makes a failing op leave the workspace as it was.
@@ -11,6 +12,7 @@ import numpy as np
 
 from pycaffe2.errors import PyCaffe2Error
 from pycaffe2.executor.devices.cpu import CPUDevice
+from pycaffe2.executor.devices.cuda import CUDADevice, is_gpu_array
 from pycaffe2.executor.net import CompiledNet, compile_net
 from pycaffe2.proto import caffe2_pb2
 
@@ -29,7 +31,8 @@ class Workspace:
         if isinstance(value, caffe2_pb2.TensorProto):
             from pycaffe2.tensor import tensor_to_array
             value = tensor_to_array(value)
-        self.blobs[str(name)] = self.device.put(value)
+        on_gpu = device_option is not None and device_option.device_type == caffe2_pb2.PROTO_CUDA
+        self.blobs[str(name)] = CUDADevice.put(value) if on_gpu else self.device.put(value)
         self.empty.discard(str(name))
         return True
 
@@ -37,7 +40,8 @@ class Workspace:
         if name not in self.blobs:
             detail = "it was created but never given a value" if name in self.empty else "no such blob"
             raise PyCaffe2Error(f"Can't find blob: {name} ({detail})")
-        return self.device.fetch(self.blobs[name])
+        value = self.blobs[name]
+        return CUDADevice.fetch(value) if is_gpu_array(value) else self.device.fetch(value)
 
     def FetchBlobs(self, names) -> list:
         return [self.FetchBlob(name) for name in names]

@@ -39,21 +39,33 @@ class Kernel:
 
 
 CPU_KERNELS: dict[str, Kernel] = {}
+CUDA_KERNELS: dict[str, Kernel] = {}  # their functions take and return GPUArrays
 
 
-def register_cpu(*op_types: str, specialize: bool = False):
-    """Register a CPU kernel (or kernel factory) for one or more op types."""
+def _registrar(registry: dict, device: str, op_types, specialize: bool, args):
     def register(function: Callable) -> Callable:
         keyword = [p.name for p in inspect.signature(function).parameters.values()
                    if p.kind is inspect.Parameter.KEYWORD_ONLY]
-        args = tuple(name for name in keyword if name not in CONTEXT_PARAMS)
+        names = tuple(args) if args is not None else tuple(n for n in keyword if n not in CONTEXT_PARAMS)
         context = tuple(name for name in keyword if name in CONTEXT_PARAMS)
         for op_type in op_types:
-            if op_type in CPU_KERNELS:
-                raise ValueError(f"CPU kernel for {op_type} registered twice")
-            CPU_KERNELS[op_type] = Kernel(op_type, function, args, context, specialize)
+            if op_type in registry:
+                raise ValueError(f"{device} kernel for {op_type} registered twice")
+            registry[op_type] = Kernel(op_type, function, names, context, specialize)
         return function
     return register
+
+
+def register_cpu(*op_types: str, specialize: bool = False, args=None):
+    """Register a CPU kernel (or kernel factory) for one or more op types. `args`
+    names the schema args of a kernel that takes them as **kwargs."""
+    return _registrar(CPU_KERNELS, "CPU", op_types, specialize, args)
+
+
+def register_cuda(*op_types: str, specialize: bool = False, args=None):
+    """Register a CUDA launcher: inputs are GPUArrays (or NumPy arrays it copies
+    over with devices.cuda.as_gpu), outputs GPUArrays."""
+    return _registrar(CUDA_KERNELS, "CUDA", op_types, specialize, args)
 
 
 _loaded = False

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 
+from pycaffe2.executor.devices import cuda
 from pycaffe2.gradient.registry import gradient_op
-from pycaffe2.operators import register_cpu
+from pycaffe2.operators import register_cpu, register_cuda
 
 
 def _channel_view(slope, x, order):
@@ -145,3 +146,18 @@ for _type in ("Relu", "LeakyRelu", "Sigmoid", "Tanh", "Elu", "Selu", "Softplus",
 gradient_op("PRelu", "O0 GO0 I0 I1", "GI0 GI1")
 gradient_op("Softsign", "I0 GO0")
 gradient_op("Swish", "I0 O0 GO0")
+
+
+# CUDA launchers (activation.cu): (op type, kernel, float args after the arrays).
+CUDA_ELEMENTWISE = [
+    ("Relu", "relu", ()), ("ReluGradient", "relu_gradient", ()),
+    ("LeakyRelu", "leaky_relu", ("alpha",)), ("LeakyReluGradient", "leaky_relu_gradient", ("alpha",)),
+    ("Sigmoid", "sigmoid", ()), ("SigmoidGradient", "sigmoid_gradient", ()),
+    ("Tanh", "tanh_forward", ()), ("TanhGradient", "tanh_gradient", ()),
+    ("Elu", "elu", ("alpha",)), ("EluGradient", "elu_gradient", ("alpha",)),
+    ("Softsign", "softsign", ()), ("SoftsignGradient", "softsign_gradient", ()),
+    ("HardSigmoid", "hard_sigmoid", ("alpha", "beta")),
+    ("HardSigmoidGradient", "hard_sigmoid_gradient", ("alpha",)),
+]
+for _type, _kernel, _args in CUDA_ELEMENTWISE:
+    register_cuda(_type, args=_args)(cuda.elementwise(_type, "activation.cu", _kernel, _args))

@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import numpy as np
 
+from pycaffe2.executor.devices import cuda
 from pycaffe2.gradient.registry import GradientError, gradient_op, register_gradient
-from pycaffe2.operators import register_cpu
+from pycaffe2.operators import register_cpu, register_cuda
 from pycaffe2.proto import caffe2_pb2
 from pycaffe2.schema.inference.tensor import ORDER_CHANNEL_AXIS, reshaped_dims, slice_bounds
 from pycaffe2.tensor import dtype_of
@@ -464,3 +465,10 @@ def tile_gradient(dy, tiles_tensor=None, axis_tensor=None, *, tiles, axis):
                          f"along axis {axis}")
     copies = dy.shape[:axis] + (tiles, dy.shape[axis] // tiles) + dy.shape[axis + 1:]
     return dy.reshape(copies).sum(axis=axis, dtype=dy.dtype)
+
+
+# CUDA: identity ops keep the GPUArray (blobs are never written in place); the
+# device copies move a blob between NumPy and the GPU.
+register_cuda("StopGradient", "Alias")(cuda.as_gpu)
+register_cuda("CopyCPUToGPU")(cuda.copy_to_gpu)
+register_cuda("CopyGPUToCPU")(cuda.copy_to_cpu)

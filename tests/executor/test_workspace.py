@@ -173,7 +173,7 @@ def test_tensor_proto_feed():
 
 def test_unknown_device_is_refused_clearly():
     op = make_op("Relu", ["X"], ["Y"])
-    op.device_option.device_type = 1
-    with pytest.raises(NetError, match="device type 1 is not available"):
+    op.device_option.device_type = 2  # MKLDNN
+    with pytest.raises(NetError, match="device type 2 is not available"):
         workspace.CreateNet(net_of("gpu", op))
     assert isinstance(NetError("x"), PyCaffe2Error)

@@ -39,3 +39,10 @@ def test_every_op_whose_schema_lists_gradient_ops_has_a_maker():
     missing = sorted(t for t, s in schemas.items() if isinstance(s.gradient, tuple) and t not in GRADIENT_MAKERS)
     stray = sorted(t for t in GRADIENT_MAKERS if t not in schemas or not isinstance(schemas[t].gradient, tuple))
     assert (missing, stray) == ([], [])
+
+
+def test_schemas_say_cuda_exactly_where_a_cuda_kernel_is_registered():
+    from pycaffe2.operators import CUDA_KERNELS
+    load_kernels()
+    said = {t for t, s in all_schemas().items() if "cuda" in s.devices}
+    assert said == set(CUDA_KERNELS)

@@ -1,0 +1,150 @@
+"""The CUDA device: blobs are PyCUDA GPUArrays, kernels are this project's CUDA C.
+
+PyCUDA is imported lazily, on the first request for the device, and the
+reason it cannot be used (no PyCUDA, no driver, no GPU) is remembered, so
+everything on the CPU works without it and asking for CUDA gives one clear
+error. Kernel sources live beside their op family (`operators/<family>.cu`);
+each is compiled once per process with PyCUDA's SourceModule, which caches
+the binary on disk (`PYCAFFE2_CUDA_CACHE`, default ~/.cache/pycaffe2/cuda).
+Kernels take float32 only, as most of Caffe2's CUDA kernels did.
+"""
+from __future__ import annotations
+
+import atexit
+import os
+from functools import lru_cache
+from pathlib import Path
+
+import numpy as np
+
+from pycaffe2.errors import PyCaffe2Error
+
+OPERATORS_DIR = Path(__file__).resolve().parents[2] / "operators"
+BLOCK = 256
+
+
+class CUDAUnavailable(PyCaffe2Error):
+    """CUDA was asked for and cannot be used here; the message says why."""
+
+
+def is_gpu_array(value) -> bool:
+    return hasattr(value, "gpudata") and hasattr(value, "get")
+
+
+@lru_cache(maxsize=1)
+def _driver_state():
+    """(pycuda modules, None) or (None, reason)."""
+    try:
+        import pycuda.driver as driver
+        import pycuda.gpuarray as gpuarray
+        from pycuda.compiler import SourceModule
+    except ImportError as exc:
+        return None, f"PyCUDA is not installed ({exc}); pip install 'pycaffe2[cuda]' needs a CUDA toolkit"
+    except Exception as exc:  # PyCUDA present but its driver library is not: an OSError or ImportError
+        return None, f"PyCUDA cannot load the CUDA driver library: {exc}"
+    try:
+        driver.init()
+        count = driver.Device.count()
+    except Exception as exc:  # pycuda.driver.Error subclasses: no driver, wrong version
+        return None, f"the CUDA driver does not start: {exc}"
+    if count == 0:
+        return None, "the CUDA driver found no GPU"
+    context = driver.Device(0).make_context()
+    atexit.register(context.pop)
+    return (driver, gpuarray, SourceModule), None
+
+
+def unavailable_reason() -> str | None:
+    """None when CUDA works here, else why not."""
+    return _driver_state()[1]
+
+
+def _modules():
+    modules, reason = _driver_state()
+    if modules is None:
+        raise CUDAUnavailable(f"CUDA is not available: {reason}")
+    return modules
+
+
+class CUDADevice:
+    name = "cuda"
+
+    @staticmethod
+    def put(value):
+        """A fed value as a float32 GPUArray (a private copy)."""
+        array = np.ascontiguousarray(value)
+        if array.dtype != np.float32 and array.dtype.kind == "f":
+            raise PyCaffe2Error(f"CUDA blobs are float32, got {array.dtype}")
+        return _modules()[1].to_gpu(array)
+
+    @staticmethod
+    def fetch(value) -> np.ndarray:
+        return value.get()
+
+
+def as_gpu(value):
+    """A kernel input on the GPU: GPUArrays as they are, NumPy arrays copied over."""
+    return value if is_gpu_array(value) else CUDADevice.put(value)
+
+
+def copy_to_gpu(value):
+    """CopyCPUToGPU: a new GPUArray holding the value."""
+    return CUDADevice.put(value.get() if is_gpu_array(value) else value)
+
+
+def copy_to_cpu(value) -> np.ndarray:
+    """CopyGPUToCPU: a NumPy copy."""
+    return value.get() if is_gpu_array(value) else np.array(value, copy=True)
+
+
+def empty_like(array):
+    return _modules()[1].empty(array.shape, array.dtype)
+
+
+def empty(shape, dtype=np.float32):
+    return _modules()[1].empty(tuple(shape), dtype)
+
+
+@lru_cache(maxsize=None)
+def _module(source_name: str):
+    source = (OPERATORS_DIR / source_name).read_text()
+    cache = Path(os.environ.get("PYCAFFE2_CUDA_CACHE", Path.home() / ".cache" / "pycaffe2" / "cuda"))
+    cache.mkdir(parents=True, exist_ok=True)
+    return _modules()[2](source, cache_dir=str(cache), no_extern_c=True)
+
+
+def function(source_name: str, kernel: str):
+    """A compiled kernel of operators/<source_name>."""
+    return _module(source_name).get_function(kernel)
+
+
+def launch(source_name: str, kernel: str, count: int, *args) -> None:
+    """Run a one-thread-per-element kernel over `count` elements (grid-stride loops
+    inside the kernels make any grid size correct)."""
+    if count == 0:
+        return
+    blocks = min((count + BLOCK - 1) // BLOCK, 65535)
+    function(source_name, kernel)(*args, block=(BLOCK, 1, 1), grid=(blocks, 1))
+
+
+def require_float32(op_type: str, *arrays) -> None:
+    for array in arrays:
+        if array.dtype != np.float32:
+            raise ValueError(f"{op_type}: the CUDA kernel takes float32, got {array.dtype}")
+
+
+def elementwise(op_type: str, source_name: str, kernel: str, arg_names=()):
+    """A launcher for a kernel(inputs..., output, float args..., n) over inputs of one shape."""
+    def run(*inputs, **args):
+        inputs = [as_gpu(value) for value in inputs]
+        require_float32(op_type, *inputs)
+        for name, value in zip("ABCD", inputs[1:]):
+            if value.shape != inputs[0].shape:
+                raise ValueError(f"{op_type}: input {name} is {list(value.shape)} but input 0 is "
+                                 f"{list(inputs[0].shape)}: they must match")
+        out = empty_like(inputs[0])
+        launch(source_name, kernel, out.size, *[v.gpudata for v in inputs], out.gpudata,
+               *[np.float32(args[name]) for name in arg_names], np.int64(out.size))
+        return out
+    run.__name__ = f"{kernel}_cuda"
+    return run
