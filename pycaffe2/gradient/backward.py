@@ -57,17 +57,17 @@ class ForwardSSA:
         return ", ".join(f"v{v} by op {i} ({self.ops[i].type})" for v, i in writes)
 
 
-def GetBackwardPass(ops, ys, block=(), suffix: str = ""):
+def GetBackwardPass(ops, ys, block=()):
     """(gradient ops, {blob: gradient blob}) for `ys` (a list of blobs seeded
     with ones, or a dict blob -> given gradient blob or None)."""
     ops, ys = list(ops), (dict(ys) if isinstance(ys, dict) else {y: None for y in ys})
-    rules = [rule for rule in block]
+    rules = list(block)
     groups: dict[tuple, list[str]] = defaultdict(list)
     for y in ys:
         groups[tuple(i for i, rule in enumerate(rules) if rule.holds_for(y))].append(y)
     if len(groups) == 1:
         (rule_ids, group_ys), = groups.items()
-        return _Pass(ops, {y: ys[y] for y in group_ys}, [rules[i] for i in rule_ids], suffix).build()
+        return _Pass(ops, {y: ys[y] for y in group_ys}, [rules[i] for i in rule_ids], "").build()
     return _merge_groups(ops, ys, rules, groups)
 
 
