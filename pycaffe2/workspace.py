@@ -10,6 +10,8 @@ The only state is the set of named workspaces and which one is current;
 """
 from __future__ import annotations
 
+import contextlib
+
 from pycaffe2.errors import PyCaffe2Error
 from pycaffe2.executor import Workspace
 
@@ -46,6 +48,10 @@ def ResetWorkspace(root_folder=None) -> bool:
 
 
 def FeedBlob(name, arr, device_option=None) -> bool:
+    """Feed under `device_option`, or the current core.DeviceScope, as in Caffe2."""
+    if device_option is None:
+        from pycaffe2.core import CurrentDeviceScope
+        device_option = CurrentDeviceScope()
     return C().FeedBlob(str(name), arr, device_option)
 
 
@@ -91,6 +97,69 @@ def RunOperatorOnce(op) -> bool:
 
 def RunOperatorsOnce(ops) -> bool:
     return C().RunOperatorsOnce([_proto(op) for op in ops])
+
+
+def RunPlanOnce(plan_or_step) -> bool:
+    return RunPlan(plan_or_step)
+
+
+def RegisteredOperators() -> list[str]:
+    """Every op type with a kernel (CPU or CUDA)."""
+    from pycaffe2.operators import CUDA_KERNELS, load_kernels
+    return sorted(set(load_kernels()) | set(CUDA_KERNELS))
+
+
+def GlobalInit(args) -> bool:
+    """Caffe2 parsed its C++ flags here (log levels, thread counts); pycaffe2 has
+    none, so scripts' calls are accepted and the flags have no effect."""
+    return True
+
+
+@contextlib.contextmanager
+def WorkspaceGuard(name: str):
+    """Switch to workspace `name` (made if missing) for the block, then back."""
+    previous = CurrentWorkspace()
+    SwitchWorkspace(name, True)
+    try:
+        yield
+    finally:
+        SwitchWorkspace(previous)
+
+
+def SerializeBlob(name) -> bytes:
+    """The blob as BlobProto bytes (one chunk), as Caffe2's SerializeBlob."""
+    from pycaffe2.db import serialize_blob
+    (_, data), = serialize_blob(str(name), FetchBlob(name), chunk_size=1 << 62)
+    return data
+
+
+def DeserializeBlob(name, serialized: bytes) -> bool:
+    from pycaffe2.db import BlobAssembler
+    assembler = BlobAssembler("DeserializeBlob")
+    assembler.add(str(name), str(name), serialized)
+    return FeedBlob(name, assembler.finish()[str(name)])
+
+
+class _Blobs:
+    """`workspace.blobs`: [] fetches and feeds, `in` asks HasBlob, len and iter list the blobs."""
+
+    def __getitem__(self, name):
+        return FetchBlob(name)
+
+    def __setitem__(self, name, value) -> None:
+        FeedBlob(name, value)
+
+    def __contains__(self, name) -> bool:
+        return HasBlob(name)
+
+    def __len__(self) -> int:
+        return len(Blobs())
+
+    def __iter__(self):
+        return iter(Blobs())
+
+
+blobs = _Blobs()
 
 
 def _proto(obj):

@@ -177,3 +177,17 @@ def test_unknown_device_is_refused_clearly():
     with pytest.raises(NetError, match="device type 2 is not available"):
         workspace.CreateNet(net_of("gpu", op))
     assert isinstance(NetError("x"), PyCaffe2Error)
+
+
+def test_caffe2_workspace_extras():
+    workspace.FeedBlob("a", np.arange(5, dtype=np.float32))
+    workspace.DeserializeBlob("b", workspace.SerializeBlob("a"))
+    np.testing.assert_array_equal(workspace.FetchBlob("b"), np.arange(5))
+    assert "a" in workspace.blobs and len(workspace.blobs) == 2 and list(workspace.blobs) == ["a", "b"]
+    workspace.blobs["c"] = np.ones(2)
+    assert workspace.blobs["c"].tolist() == [1.0, 1.0]
+    with workspace.WorkspaceGuard("guarded"):
+        assert workspace.CurrentWorkspace() == "guarded" and workspace.Blobs() == []
+    assert workspace.CurrentWorkspace() == "default"
+    assert {"HardSigmoid", "SpatialBN", "StopGradient"} <= set(workspace.RegisteredOperators())
+    assert workspace.GlobalInit(["caffe2", "--caffe2_log_level=0"])
