@@ -20,14 +20,16 @@ import math
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
+from pycaffe2.executor.devices import cuda
 from pycaffe2.gradient.registry import gradient_op, register_gradient
-from pycaffe2.operators import CONTEXT_PARAMS, register_cpu
+from pycaffe2.operators import CONTEXT_PARAMS, register_cpu, register_cuda
 from pycaffe2.schema import get_schema
 from pycaffe2.schema.inference.conv import (
     Window,
     channel_axis,
     filter_channels,
     image_shape,
+    spatial_shape,
     transposed_window,
     window,
 )
@@ -429,3 +431,111 @@ def lrn_gradient(x, y, dy, *, size, alpha, beta, bias, order):
     feedback = _channel_sums(dyc * yc / scale, size, size - 1 - (size - 1) // 2)
     dx = dyc * scale ** -beta - (2 * alpha * beta / size) * xc * feedback
     return channels_back(dx.astype(dy.dtype, copy=False), order)
+
+
+# CUDA launchers (conv.cu): pooling over 1 to 3 spatial dims and LRN. The host
+# resolves the window with the CPU kernel's `window` and passes it as ints;
+# conv.cu sees every image as 3-D, so 1-D and 2-D windows get leading axes of
+# size 1 (kernel 1, stride 1, no padding).
+
+def _pool_params(op_type: str, args: dict, x) -> tuple[tuple, list]:
+    """(Y's shape, the ints of conv.cu's POOL_PARAMS) for pooling X."""
+    g = window(op_type, args, x.shape)
+    nd, order = len(g.kernel), args["order"]
+    if nd > 3:
+        raise ValueError(f"{op_type}: the CUDA kernel pools over 1 to 3 spatial dims; X {list(x.shape)} "
+                         f"has {nd}")
+    ones, zeros = (1,) * (3 - nd), (0,) * (3 - nd)
+    channels = x.shape[channel_axis(len(x.shape), order)]
+    values = [order == "NHWC", channels, *ones, *spatial_shape(x.shape, order), *ones, *g.out,
+              *ones, *g.kernel, *ones, *g.stride, *ones, *g.dilation, *zeros, *g.head]
+    return image_shape(x.shape[0], channels, g.out, order), [np.int32(v) for v in values]
+
+
+def register_cuda_pool(op_type: str):
+    """register_cuda(specialize=True) for `op_type` and its aliases, taking register_factory's args."""
+    schema = get_schema(op_type)
+    names = tuple(name for name, spec in schema.args.items() if spec.group != "engine")
+    return register_cuda(op_type, *schema.aliases, specialize=True, args=names)
+
+
+def _average_extra(op_type: str, args: dict) -> list:
+    return [np.int32(bool(args["count_include_pad"]))] if op_type.startswith("Average") else []
+
+
+def _cuda_pool(op_type: str, kernel: str):
+    def factory(**args):
+        def run(x):
+            x = cuda.as_gpu(x)
+            cuda.require_float32(op_type, x)
+            shape, params = _pool_params(op_type, args, x)
+            y = cuda.empty(shape)
+            cuda.launch("conv.cu", kernel, y.size, x.gpudata, y.gpudata, *params,
+                        *_average_extra(op_type, args), np.int64(y.size))
+            return y
+        return run
+    factory.__name__ = f"{kernel}_cuda"
+    return factory
+
+
+def _cuda_pool_gradient(op_type: str, kernel: str):
+    """One thread per cell of X, looping over the windows that hold it."""
+    def factory(**args):
+        def run(x, y, dy):
+            x, y, dy = (cuda.as_gpu(a) for a in (x, y, dy))
+            cuda.require_float32(op_type, x, y, dy)
+            expected, params = _pool_params(op_type, args, x)
+            for name, array in (("Y", y), ("dY", dy)):
+                if tuple(array.shape) != expected:
+                    raise ValueError(f"{op_type}: {name} is {list(array.shape)} but pooling X "
+                                     f"{list(x.shape)} gives {list(expected)}")
+            dx = cuda.empty_like(x)
+            arrays = [x.gpudata, y.gpudata, dy.gpudata] if kernel == "max_pool_gradient" else [dy.gpudata]
+            cuda.launch("conv.cu", kernel, dx.size, *arrays, dx.gpudata, *params,
+                        *_average_extra(op_type, args), np.int64(dx.size))
+            return dx
+        return run
+    factory.__name__ = f"{kernel}_cuda"
+    return factory
+
+
+for _type, _kernel in (("MaxPool", "max_pool"), ("AveragePool", "average_pool")):
+    register_cuda_pool(_type)(_cuda_pool(_type, _kernel))
+    register_cuda_pool(f"{_type}Gradient")(_cuda_pool_gradient(f"{_type}Gradient", f"{_kernel}_gradient"))
+
+
+def _lrn_layout(op_type: str, x, order: str) -> list:
+    """[C, distance between neighbouring channels] of X as the LRN kernels take them."""
+    if len(x.shape) < 2:
+        raise ValueError(f"{op_type}: X {list(x.shape)} needs a channel axis (rank 2 or more)")
+    axis = channel_axis(len(x.shape), order)
+    return [np.int32(x.shape[axis]), np.int64(math.prod(x.shape[axis + 1:]))]
+
+
+@register_cuda("LRN")
+def lrn_cuda(x, *, size, alpha, beta, bias, order):
+    x = cuda.as_gpu(x)
+    cuda.require_float32("LRN", x)
+    layout = _lrn_layout("LRN", x, order)
+    y, scale = cuda.empty_like(x), cuda.empty_like(x)
+    cuda.launch("conv.cu", "lrn", x.size, x.gpudata, y.gpudata, scale.gpudata, *layout, np.int32(size),
+                np.int32((size - 1) // 2), np.float32(alpha / size), np.float32(bias), np.float32(-beta),
+                np.int64(x.size))
+    return y, scale
+
+
+@register_cuda("LRNGradient")
+def lrn_gradient_cuda(x, y, dy, *, size, alpha, beta, bias, order):
+    x, y, dy = (cuda.as_gpu(a) for a in (x, y, dy))
+    cuda.require_float32("LRNGradient", x, y, dy)
+    if not x.shape == y.shape == dy.shape:
+        raise ValueError(f"LRNGradient: X {list(x.shape)}, Y {list(y.shape)} and dY {list(dy.shape)} "
+                         "must have one shape")
+    layout = _lrn_layout("LRNGradient", x, order)
+    scale, dx = cuda.empty_like(x), cuda.empty_like(x)
+    cuda.launch("conv.cu", "lrn_scale", x.size, x.gpudata, scale.gpudata, *layout, np.int32(size),
+                np.int32((size - 1) // 2), np.float32(alpha / size), np.float32(bias), np.int64(x.size))
+    cuda.launch("conv.cu", "lrn_gradient", x.size, x.gpudata, y.gpudata, dy.gpudata, scale.gpudata,
+                dx.gpudata, *layout, np.int32(size), np.int32(size - 1 - (size - 1) // 2),
+                np.float32(-beta), np.float32(2 * alpha * beta / size), np.int64(x.size))
+    return dx

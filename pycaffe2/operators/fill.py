@@ -11,7 +11,8 @@ import math
 
 import numpy as np
 
-from pycaffe2.operators import register_cpu
+from pycaffe2.executor.devices import cuda
+from pycaffe2.operators import register_cpu, register_cuda
 from pycaffe2.schema.args import DTYPE_BY_NUMBER
 from pycaffe2.schema.inference.fill import GIVEN_TENSOR_DTYPES, GIVEN_TENSOR_TYPES, NUMPY_NAMES
 
@@ -178,3 +179,101 @@ def _register_given_variant(op_type: str) -> None:
 
 for _variant in GIVEN_TENSOR_TYPES:  # Double, Int, Int64, Bool and String
     _register_given_variant(_variant)
+
+
+# CUDA launchers (fill.cu): float32 outputs filled on the GPU. Shapes, args and
+# errors go through the CPU kernels' checks; a shape input is read on the host
+# only when its values are the shape (input_as_shape=1). Random fills draw one
+# seed per run from the op's rng for fill.cu's counter-based generator, so the
+# numbers differ from the CPU's but follow the same distribution.
+
+def _host_inputs(inputs: tuple, input_as_shape) -> tuple:
+    """The inputs as fill_shape reads them: values on the host where they are read."""
+    host = [cuda.copy_to_cpu(v) if index or input_as_shape else v for index, v in enumerate(inputs)]
+    return tuple(host)
+
+
+def _filled(kernel: str, shape, *scalars):
+    out = cuda.empty(shape)
+    cuda.launch("fill.cu", kernel, out.size, out.gpudata, *scalars, np.int64(out.size))
+    return out
+
+
+def _seed(rng) -> np.uint64:
+    return rng.integers(0, 2**64, dtype=np.uint64)
+
+
+def _uniform_cuda(rng, shape, low, high):
+    return _filled("uniform_fill", shape, _seed(rng), np.float32(low), np.float32(high - low))
+
+
+def _gaussian_cuda(rng, shape, mean, std):
+    return _filled("gaussian_fill", shape, _seed(rng), np.float32(mean), np.float32(std))
+
+
+@register_cuda("ConstantFill")
+def constant_fill_cuda(*inputs, shape, extra_shape, input_as_shape, value, dtype):
+    host = _host_inputs(inputs, input_as_shape)
+    out_shape = fill_shape("ConstantFill", host, shape, extra_shape, input_as_shape)
+    # The CPU kernel checks value and dtype and gives the dtype, on a 0-d probe.
+    probe = constant_fill(shape=[], extra_shape=None, input_as_shape=0, value=value, dtype=dtype)
+    if probe.dtype == np.float32:
+        return _filled("constant_fill", out_shape, probe[()])
+    if probe.dtype.kind in "biu":  # integer counters and masks: filled on the host, copied over
+        return cuda.copy_to_gpu(np.full(out_shape, probe[()], dtype=probe.dtype))
+    raise ValueError(f"ConstantFill: a CUDA blob cannot hold {probe.dtype} (float32 and integer types "
+                     "only); run this fill on the CPU")
+
+
+@register_cuda("UniformFill")
+def uniform_fill_cuda(*inputs, shape, extra_shape, input_as_shape, min, max, rng):
+    host = _host_inputs(inputs, input_as_shape)
+    out_shape = fill_shape("UniformFill", host[:1], shape, extra_shape, input_as_shape)
+    if len(host) == 3:
+        for name, bound in (("min", host[1]), ("max", host[2])):
+            if np.size(bound) != 1:
+                raise ValueError(f"UniformFill: input {name} must hold one element, "
+                                 f"got {list(np.shape(bound))}")
+        low, high = float(np.ravel(host[1])[0]), float(np.ravel(host[2])[0])
+        if low > high:  # as on the CPU: an empty batch for crossed input bounds
+            return cuda.empty((0,) + out_shape[1:])
+    else:
+        low, high = min, max
+        if low > high:
+            raise ValueError(f"UniformFill: min {low} is above max {high}")
+    return _uniform_cuda(rng, out_shape, low, high)
+
+
+@register_cuda("GaussianFill")
+def gaussian_fill_cuda(*inputs, shape, extra_shape, input_as_shape, mean, std, rng):
+    out_shape = fill_shape("GaussianFill", _host_inputs(inputs, input_as_shape), shape, extra_shape,
+                           input_as_shape)
+    if std < 0:
+        raise ValueError(f"GaussianFill: std must not be negative, got {std}")
+    return _gaussian_cuda(rng, out_shape, mean, std)
+
+
+@register_cuda("XavierFill")
+def xavier_fill_cuda(*inputs, shape, extra_shape, input_as_shape, rng):
+    out_shape = fill_shape("XavierFill", _host_inputs(inputs, input_as_shape), shape, extra_shape,
+                           input_as_shape)
+    if len(out_shape) < 1:
+        raise ValueError("XavierFill: needs a shape of at least 1 dim (fan_in = size / dim 0)")
+    size = math.prod(out_shape)
+    if size == 0:
+        return cuda.empty(out_shape)
+    scale = math.sqrt(3.0 / (size // out_shape[0]))  # Caffe2 divides as integers
+    return _uniform_cuda(rng, out_shape, -scale, scale)
+
+
+@register_cuda("MSRAFill")
+def msra_fill_cuda(*inputs, shape, extra_shape, input_as_shape, rng):
+    out_shape = fill_shape("MSRAFill", _host_inputs(inputs, input_as_shape), shape, extra_shape,
+                           input_as_shape)
+    if len(out_shape) < 2:
+        raise ValueError(f"MSRAFill: needs a shape of at least 2 dims (fan_out = size / dim 1), "
+                         f"got {list(out_shape)}")
+    size = math.prod(out_shape)
+    if size == 0:
+        return cuda.empty(out_shape)
+    return _gaussian_cuda(rng, out_shape, 0.0, math.sqrt(2.0 / (size // out_shape[1])))

@@ -13,8 +13,9 @@ import threading
 
 import numpy as np
 
+from pycaffe2.executor.devices import cuda
 from pycaffe2.gradient.registry import register_gradient
-from pycaffe2.operators import register_cpu
+from pycaffe2.operators import register_cpu, register_cuda
 
 INT64_MAX = np.iinfo(np.int64).max
 
@@ -234,3 +235,81 @@ def adam(param, moment_1, moment_2, grad, lr, counter, *, beta1, beta2, epsilon)
     step = correction * m1 / (np.sqrt(m2) + t(epsilon))
     new_param = param + lr * step
     return new_param, m1.reshape(moment_1.shape), m2.reshape(moment_2.shape), step.reshape(grad.shape)
+
+
+# CUDA launchers (training.cu). Iter and LearningRate stay on the CPU; the
+# learning rate and the counter are read on the host (from a CPU blob as they
+# are, from a GPU one with a copy) and go to the kernels by value. The update
+# ops return new arrays, as on the CPU.
+
+def _host_scalar(op_type: str, name: str, value) -> np.float32:
+    return _scalar(op_type, name, cuda.copy_to_cpu(value) if cuda.is_gpu_array(value) else value, np.float32)
+
+
+def _gpu_tensors(op_type: str, named: dict) -> list:
+    """The tensors on the GPU (float32), checked to hold the same number of elements."""
+    arrays = [cuda.as_gpu(value) for value in named.values()]
+    cuda.require_float32(op_type, *arrays)
+    if len({array.size for array in arrays}) > 1:
+        shapes = ", ".join(f"{name} {list(array.shape)}" for name, array in zip(named, arrays))
+        raise ValueError(f"{op_type}: {shapes}: these must hold the same number of elements")
+    return arrays
+
+
+def _one_element_gpu(op_type: str, name: str, value):
+    array = cuda.as_gpu(np.asarray(value, dtype=np.float32) if not cuda.is_gpu_array(value) else value)
+    cuda.require_float32(op_type, array)
+    if array.size != 1:
+        raise ValueError(f"{op_type}: {name} must hold one element, got {list(array.shape)}")
+    return array
+
+
+@register_cuda("WeightedSum")
+def weighted_sum_cuda(*inputs):
+    """One kernel per (X, weight) pair, each adding its term to Y in turn."""
+    xs = [cuda.as_gpu(x) for x in inputs[0::2]]
+    cuda.require_float32("WeightedSum", *xs)
+    _check_shapes("WeightedSum", xs)
+    weights = [_one_element_gpu("WeightedSum", f"weight_{i}", w) for i, w in enumerate(inputs[1::2])]
+    y = cuda.empty_like(xs[0])
+    for index, (x, weight) in enumerate(zip(xs, weights)):
+        cuda.launch("training.cu", "weighted_sum_pair", y.size, x.gpudata, weight.gpudata, y.gpudata,
+                    np.int32(index == 0), np.int64(y.size))
+    return y
+
+
+@register_cuda("MomentumSGDUpdate")
+def momentum_sgd_update_cuda(grad, moment, lr, param, *, momentum, nesterov):
+    grad, moment, param = _gpu_tensors("MomentumSGDUpdate", {"grad": grad, "moment": moment, "param": param})
+    lr, momentum = _host_scalar("MomentumSGDUpdate", "lr", lr), np.float32(momentum)
+    step, new_moment, new_param = (cuda.empty(a.shape) for a in (grad, moment, param))
+    cuda.launch("training.cu", "momentum_sgd_update", grad.size, grad.gpudata, moment.gpudata,
+                param.gpudata, step.gpudata, new_moment.gpudata, new_param.gpudata, lr, momentum,
+                np.float32(1) + momentum, np.int32(bool(nesterov)), np.int64(grad.size))
+    return step, new_moment, new_param
+
+
+@register_cuda("Adagrad")
+def adagrad_cuda(param, moment, grad, lr, *, epsilon, decay):
+    param, moment, grad = _gpu_tensors("Adagrad", {"param": param, "moment": moment, "grad": grad})
+    lr = _host_scalar("Adagrad", "lr", lr)
+    new_param, new_moment = cuda.empty(param.shape), cuda.empty(moment.shape)
+    cuda.launch("training.cu", "adagrad", param.size, param.gpudata, moment.gpudata, grad.gpudata,
+                new_param.gpudata, new_moment.gpudata, lr, np.float32(epsilon), np.float32(decay),
+                np.int64(param.size))
+    return new_param, new_moment
+
+
+@register_cuda("Adam")
+def adam_cuda(param, moment_1, moment_2, grad, lr, counter, *, beta1, beta2, epsilon):
+    named = {"param": param, "moment_1": moment_1, "moment_2": moment_2, "grad": grad}
+    param, moment_1, moment_2, grad = _gpu_tensors("Adam", named)
+    lr = _host_scalar("Adam", "lr", lr)
+    step_number = read_counter("Adam", cuda.copy_to_cpu(counter)) + 1  # as on the CPU: iter + 1
+    correction = np.float32(math.sqrt(1 - beta2 ** step_number) / (1 - beta1 ** step_number))
+    outputs = [cuda.empty(a.shape) for a in (param, moment_1, moment_2, grad)]
+    cuda.launch("training.cu", "adam", param.size, param.gpudata, moment_1.gpudata, moment_2.gpudata,
+                grad.gpudata, *[out.gpudata for out in outputs], lr, np.float32(beta1),
+                np.float32(1 - beta1), np.float32(beta2), np.float32(1 - beta2), np.float32(epsilon),
+                correction, np.int64(param.size))
+    return tuple(outputs)

@@ -1,0 +1,109 @@
+"""CUDA update kernels against their CPU twins (marked gpu: skipped without a GPU
+and PyCUDA), with the learning rate and counter on the GPU (check_devices feeds
+every input there) and, as LearningRate and Iter leave them, on the CPU."""
+import numpy as np
+import pytest
+
+from pycaffe2.executor import Workspace
+from pycaffe2.executor.devices.cuda import unavailable_reason
+from pycaffe2.operators import load_kernels
+from pycaffe2.proto import caffe2_pb2
+from pycaffe2.testing import assert_outputs_close, check_devices, make_op, run_op
+from tests.cuda import DEVICE_CHECKED
+
+load_kernels()
+REASON = unavailable_reason()
+gpu = pytest.mark.skipif(REASON is not None, reason=f"no CUDA: {REASON}")
+rng = np.random.default_rng(0)
+
+
+def randn(shape):
+    return rng.standard_normal(shape).astype(np.float32)
+
+
+def scalar(value):
+    return np.array([value], np.float32)
+
+
+def weighted_sum_inputs(pairs):
+    return lambda s: [v for i in range(pairs) for v in (randn(s), scalar(0.5 - 0.7 * i))]
+
+
+# op type -> (inputs for a shape, args, outputs compared)
+CASES = {
+    "WeightedSum": (weighted_sum_inputs(3), {}, 1),
+    "MomentumSGDUpdate": (lambda s: [randn(s), randn(s), scalar(-0.1), randn(s)], {"momentum": 0.9}, 3),
+    "Adagrad": (lambda s: [randn(s), np.abs(randn(s)), randn(s), scalar(-0.01)], {"epsilon": 1e-4, "decay": 0.95},
+                2),
+    "Adam": (lambda s: [randn(s), randn(s), np.abs(randn(s)), randn(s), scalar(-0.001), np.array([4], np.int64)],
+             {"beta1": 0.8, "beta2": 0.99, "epsilon": 1e-6}, 4),
+}
+DEVICE_CHECKED.update(CASES)
+SHAPES = [(7,), (3, 5, 4), (1 << 20,)]
+
+
+@pytest.mark.gpu
+@gpu
+@pytest.mark.parametrize("shape", SHAPES)
+@pytest.mark.parametrize("op_type", sorted(CASES))
+def test_cuda_update_matches_cpu(op_type, shape):
+    make_inputs, args, count = CASES[op_type]
+    check_devices(op_type, make_inputs(shape), args, count)
+
+
+@pytest.mark.gpu
+@gpu
+@pytest.mark.parametrize("pairs", [1, 2, 5])
+@pytest.mark.parametrize("shape", SHAPES)
+def test_cuda_weighted_sum_any_number_of_pairs(pairs, shape):
+    check_devices("WeightedSum", weighted_sum_inputs(pairs)(shape), {})
+
+
+@pytest.mark.gpu
+@gpu
+@pytest.mark.parametrize("nesterov", [0, 1])
+@pytest.mark.parametrize("momentum", [0.0, 0.9])
+def test_cuda_momentum_sgd_both_kinds(nesterov, momentum):
+    s = (1001, 3)
+    check_devices("MomentumSGDUpdate", [randn(s), randn(s), scalar(-0.05), randn(s)],
+                  {"momentum": momentum, "nesterov": nesterov}, 3)
+
+
+@pytest.mark.gpu
+@gpu
+def test_cuda_updates_keep_each_blobs_shape():
+    """Sizes must agree, shapes need not: each output keeps its blob's shape."""
+    outputs = check_devices("Adam", [randn((4, 6)), randn(24), np.abs(randn((2, 12))), randn((6, 4)), scalar(-0.01),
+                                     np.array([0], np.int64)], {}, 4)
+    assert [o.shape for o in outputs] == [(4, 6), (24,), (2, 12), (6, 4)]
+
+
+def run_mixed(op_type, inputs, on_cpu, args, count):
+    """The op on CUDA with inputs `on_cpu` (indices) left on the CPU."""
+    cuda_option = caffe2_pb2.DeviceOption(device_type=caffe2_pb2.PROTO_CUDA)
+    workspace = Workspace("_mixed")
+    names = [f"in{i}" for i in range(len(inputs))]
+    for index, (name, value) in enumerate(zip(names, inputs)):
+        workspace.FeedBlob(name, value, device_option=None if index in on_cpu else cuda_option)
+    op = make_op(op_type, names, [f"out{i}" for i in range(count)], args)
+    op.device_option.CopyFrom(cuda_option)
+    workspace.RunOperatorOnce(op)
+    return [workspace.FetchBlob(f"out{i}") for i in range(count)]
+
+
+@pytest.mark.gpu
+@gpu
+@pytest.mark.parametrize("op_type, on_cpu", [("MomentumSGDUpdate", {2}), ("Adagrad", {3}), ("Adam", {4, 5}),
+                                             ("WeightedSum", {1, 3, 5})])
+def test_cuda_updates_take_a_cpu_learning_rate_and_counter(op_type, on_cpu):
+    make_inputs, args, count = CASES[op_type]
+    inputs = make_inputs((5, 3))
+    got = run_mixed(op_type, inputs, on_cpu, args, count)
+    assert_outputs_close(got, run_op(op_type, inputs, args, count), atol=1e-5, rtol=1e-5)
+
+
+@pytest.mark.gpu
+@gpu
+def test_cuda_adam_without_its_optional_step_output():
+    make_inputs, args, _ = CASES["Adam"]
+    check_devices("Adam", make_inputs((9, 2)), args, 3)
