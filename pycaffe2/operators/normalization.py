@@ -17,8 +17,9 @@ import math
 
 import numpy as np
 
+from pycaffe2.executor.devices import cuda
 from pycaffe2.gradient.registry import GradientError, register_gradient
-from pycaffe2.operators import register_cpu
+from pycaffe2.operators import register_cpu, register_cuda
 
 
 def _float_x(x, op_type, min_rank):
@@ -398,3 +399,197 @@ def layer_norm_gradient(dy, y, mean, std, x, *gamma, axis, elementwise_affine, n
         raise ValueError(f"{op}: dgamma and dbeta need elementwise_affine=1 and the gamma input")
     dgamma, dbeta = (dy_view * xhat).sum(axis=0), dy_view.sum(axis=0)
     return dx.reshape(x.shape), dgamma.reshape(gamma[0].shape), dbeta.reshape(gamma[0].shape)
+
+
+# ---- CUDA launchers (normalization.cu) -----------------------------------------------------
+# X is [outer][C][inner] on the device. Statistics take one pass over X (partial sums per
+# block, then a one-thread-per-channel finalize that also makes the per-channel
+# coefficients), Y and dX one more. An empty X runs the CPU kernel on host copies.
+
+_SOURCE = "normalization.cu"
+_THREADS = 256  # BLOCK_THREADS in normalization.cu
+_PARTIAL_BLOCKS = 2048  # blocks per partial-sums pass: a few waves on a large GPU
+
+
+def _cuda_layout(x, order):
+    """(outer, C, inner): NCHW [N][C][HxW], NHWC [N*HxW][C][1]."""
+    if order == "NHWC":
+        return math.prod(x.shape[:-1]), x.shape[-1], 1
+    return x.shape[0], x.shape[1], math.prod(x.shape[2:])
+
+
+def _gpu_inputs(op_type, *values):
+    arrays = [cuda.as_gpu(v) for v in values]
+    cuda.require_float32(op_type, *arrays)
+    return arrays
+
+
+def _on_cpu(kernel, values):
+    """Outputs of a CPU kernel on host copies of `values`, put back on the GPU."""
+    return tuple(cuda.CUDADevice.put(out) for out in kernel(*[cuda.copy_to_cpu(v) for v in values]))
+
+
+def _ceil_div(a, b):
+    return -(-a // b)
+
+
+def _partials(x, layout, shift=None, second=None):
+    """float64 partials[2][G][C] of sum(b) and sum(a * b) per channel, a = X - shift
+    (the channel's first element of X when shift is None), b = second, or a."""
+    outer, c, inner = layout
+    if inner == 1:
+        kernel, sizes, block = "channel_partials_rows", (outer, c), (32, _THREADS // 32, 1)
+        grid_x = _ceil_div(c, 32)
+    else:
+        bx = 32
+        while bx < min(inner, _THREADS):
+            bx *= 2
+        kernel, sizes, block = "channel_partials_blocks", (outer, c, inner), (bx, _THREADS // bx, 1)
+        grid_x = c
+    groups = max(1, min(_ceil_div(_PARTIAL_BLOCKS, grid_x), _ceil_div(outer, block[1]), 65535))
+    partials = cuda.empty((2, groups, c), np.float64)
+    cuda.function(_SOURCE, kernel)(
+        x, x if second is None else second, x if shift is None else shift,
+        np.int64(second is not None), np.int64(shift is None), *map(np.int64, sizes), partials,
+        block=block, grid=(grid_x, groups))
+    return partials
+
+
+def _map_channels(kernel, arrays, coef, layout):
+    """A new array from `<kernel>_blocks` / `<kernel>_rows` over arrays of X's layout."""
+    outer, c, inner = layout
+    out = cuda.empty_like(arrays[0])
+    if inner == 1:
+        cuda.launch(_SOURCE, f"{kernel}_rows", out.size, *arrays, coef, out, np.int64(out.size), np.int64(c))
+    else:
+        grid = (min(_ceil_div(inner, 4 * _THREADS), 65535), min(outer * c, 65535))
+        cuda.function(_SOURCE, f"{kernel}_blocks")(*arrays, coef, out, np.int64(outer * c), np.int64(c),
+                                                   np.int64(inner), block=(_THREADS, 1, 1), grid=grid)
+    return out
+
+
+@register_cuda("ChannelStats")
+def channel_stats_cuda(x, *, order):
+    (x,) = _gpu_inputs("ChannelStats", x)
+    _float_x(x, "ChannelStats", 3)
+    if x.size == 0:
+        return _on_cpu(lambda v: channel_stats(v, order=order), [x])
+    outer, c, inner = layout = _cuda_layout(x, order)
+    partials = _partials(x, layout)
+    total, total_sq = cuda.empty((c,)), cuda.empty((c,))
+    cuda.launch(_SOURCE, "channel_stats_finalize", c, partials, x, np.int64(partials.shape[1]),
+                np.int64(c), np.int64(inner), np.float64(outer * inner), total, total_sq)
+    return total, total_sq
+
+
+@register_cuda("ChannelBackpropStats")
+def channel_backprop_stats_cuda(x, mean, inv_std, dy):
+    op = "ChannelBackpropStats"
+    x, mean, inv_std, dy = _gpu_inputs(op, x, mean, inv_std, dy)
+    _float_x(x, op, 3)
+    _check_dy(x, dy, op)
+    c = x.shape[1]
+    for p, name in ((mean, "mean"), (inv_std, "inv_std")):
+        _vector(p, c, name, x, "NCHW", op)
+    if x.size == 0:
+        return _on_cpu(channel_backprop_stats, [x, mean, inv_std, dy])
+    partials = _partials(x, _cuda_layout(x, "NCHW"), shift=mean, second=dy)
+    scale_grad, bias_grad = cuda.empty((c,)), cuda.empty((c,))
+    cuda.launch(_SOURCE, "backprop_stats_finalize", c, partials, inv_std, np.int64(partials.shape[1]),
+                np.int64(c), scale_grad, bias_grad)
+    return scale_grad, bias_grad
+
+
+def _running_cuda(stat, c, name, x, order):
+    """A running statistic on the GPU; an empty blob starts at zero (Caffe2)."""
+    if stat.size == 0:
+        return cuda.CUDADevice.put(np.zeros(c, np.float32))
+    _vector(stat, c, name, x, order, "SpatialBN")
+    return stat
+
+
+@register_cuda("SpatialBN", specialize=True)
+def spatial_bn_cuda(*, is_test, epsilon, momentum, order, num_batches):
+    cpu = spatial_bn(is_test=is_test, epsilon=epsilon, momentum=momentum, order=order,
+                     num_batches=num_batches)
+
+    def test(x, scale, bias, mean, var, *_sums):
+        x, scale, bias, mean, var = _gpu_inputs("SpatialBN", x, scale, bias, mean, var)
+        _float_x(x, "SpatialBN", 3)
+        c = _channels(x, order)
+        for p, n in ((scale, "scale"), (bias, "bias"), (mean, "mean"), (var, "var")):
+            _vector(p, c, n, x, order, "SpatialBN")
+        if x.size == 0:
+            return _on_cpu(cpu, [x, scale, bias, mean, var])
+        coef = cuda.empty((3, c))
+        cuda.launch(_SOURCE, "bn_test_coef", c, scale, bias, mean, var, np.int64(c),
+                    np.float64(epsilon), coef)
+        return (_map_channels("channel_affine", [x], coef, _cuda_layout(x, order)),)
+
+    def train(x, scale, bias, running_mean, running_var, *sums):
+        x, scale, bias, running_mean, running_var, *sums = _gpu_inputs(
+            "SpatialBN", x, scale, bias, running_mean, running_var, *sums)
+        _float_x(x, "SpatialBN", 3)
+        c = _channels(x, order)
+        for p, n in ((scale, "scale"), (bias, "bias")):
+            _vector(p, c, n, x, order, "SpatialBN")
+        if x.size == 0:
+            return _on_cpu(cpu, [x, scale, bias, running_mean, running_var, *sums])
+        running = [_running_cuda(s, c, n, x, order) for s, n in ((running_mean, "mean"), (running_var, "var"))]
+        outer, c, inner = layout = _cuda_layout(x, order)
+        count = outer * inner
+        if num_batches > 1:
+            if len(sums) != 2:
+                raise ValueError(f"SpatialBN: num_batches={num_batches} needs the sums and sumsq inputs")
+            for s, n in zip(sums, ("sums", "sumsq")):
+                _vector(s, c, n, x, order, "SpatialBN")
+            partials, groups, count = x, 0, count * num_batches  # partials unused
+        else:
+            partials = _partials(x, layout)
+            groups, sums = partials.shape[1], (x, x)  # sums unused
+        outputs = [cuda.empty((c,)) for _ in range(4)]  # running mean, var, saved mean, inv_std
+        coef = cuda.empty((3, c))
+        cuda.launch(_SOURCE, "bn_train_finalize", c, partials, x, *sums, scale, bias, *running,
+                    np.int64(num_batches > 1), np.int64(groups), np.int64(c), np.int64(inner),
+                    np.float64(count), np.float64(momentum), np.float64(epsilon), *outputs, coef)
+        return _map_channels("channel_affine", [x], coef, layout), *outputs
+
+    return test if is_test else train
+
+
+@register_cuda("SpatialBNGradient", specialize=True)
+def spatial_bn_gradient_cuda(*, is_test, epsilon, order, num_batches):
+    cpu = spatial_bn_gradient(is_test=is_test, epsilon=epsilon, order=order, num_batches=num_batches)
+    from_aggregates = not is_test and num_batches > 1
+
+    def gradient(x, scale, dy, mean, inv_std, *aggregates):
+        op = "SpatialBNGradient"
+        x, scale, dy, mean, inv_std, *aggregates = _gpu_inputs(op, x, scale, dy, mean, inv_std, *aggregates)
+        _float_x(x, op, 3)
+        _check_dy(x, dy, op)
+        c = _channels(x, order)
+        for p, n in ((scale, "scale"), (mean, "saved_mean"), (inv_std, "saved_inv_std")):
+            _vector(p, c, n, x, order, op)
+        if x.size == 0:
+            return _on_cpu(cpu, [x, scale, dy, mean, inv_std, *aggregates])
+        outer, c, inner = layout = _cuda_layout(x, order)
+        if from_aggregates:
+            if len(aggregates) != 2:
+                raise ValueError(f"{op}: num_batches={num_batches} needs the aggregate "
+                                 "scale and bias gradient inputs")
+            for a, n in zip(aggregates, ("aggregate_scale_grad", "aggregate_bias_grad")):
+                _vector(a, c, n, x, order, op)
+            partials, groups = x, 0  # partials unused
+        else:
+            partials = _partials(x, layout, shift=mean, second=dy)
+            groups, aggregates = partials.shape[1], (x, x)  # aggregates unused
+        dscale, dbias, coef = cuda.empty((c,)), cuda.empty((c,)), cuda.empty((4, c))
+        cuda.launch(_SOURCE, "bn_grad_finalize", c, partials, scale, mean, inv_std, *aggregates,
+                    np.int64(bool(is_test)), np.int64(from_aggregates), np.int64(groups), np.int64(c),
+                    np.float64(outer * inner), np.float64(num_batches), np.float64(epsilon),
+                    dscale, dbias, coef)
+        if is_test:  # dX = dY * scale / sqrt(var + epsilon): the affine kernel on dY
+            return _map_channels("channel_affine", [dy], coef, layout), dscale, dbias
+        return _map_channels("bn_gradient", [x, dy], coef, layout), dscale, dbias
+
+    return gradient
