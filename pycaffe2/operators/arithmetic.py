@@ -6,18 +6,21 @@ once; under the legacy rule B is reshaped per run with 1s so that it lines up
 with A at that axis, through a small cache keyed by the two shapes. Gradients
 sum back over the broadcast axes, so dA and dB take A's and B's shapes. Each
 op's gradient maker sits beside it; Sum's emits no op (every input shares dY).
+The CUDA launchers at the end run arithmetic.cu (float32) for all of these.
 """
 from __future__ import annotations
 
+import atexit
 import math
 from functools import lru_cache
 
 import numpy as np
 
+from pycaffe2.executor.devices import cuda
 from pycaffe2.gradient.registry import gradient_op, register_gradient
-from pycaffe2.operators import register_cpu
+from pycaffe2.operators import register_cpu, register_cuda
 from pycaffe2.schema.inference import OpView
-from pycaffe2.schema.inference.arithmetic import check_legacy, legacy_axis
+from pycaffe2.schema.inference.arithmetic import check_legacy, legacy_axis, numpy_broadcast
 
 # --- broadcasting layouts -------------------------------------------------------------------
 
@@ -247,3 +250,255 @@ def select_gradient(y, dy, *xs):
     """dX_i = dY where X_i is the selected value Y (every tie receives it), else 0."""
     zero = dy.dtype.type(0)
     return tuple(np.where(x == y, dy, zero) for x in xs)
+
+
+# --- CUDA launchers (arithmetic.cu) ---------------------------------------------------------
+# Every operand is walked over the output's shape with strides that are 0 on its broadcast
+# dims; dims of 1 are dropped and neighbours merged first, so most layouts become 1-3 dims.
+# The dims and strides go to the kernels as a small int64 GPU array, cached by value.
+
+CU = "arithmetic.cu"
+_META: dict = {}
+
+
+def _strides_over(shape: tuple, out_shape: tuple) -> list:
+    """Row-major strides of a contiguous `shape` over `out_shape` (right-aligned), 0 where it broadcasts."""
+    lead = len(out_shape) - len(shape)
+    strides, step = [0] * len(out_shape), 1
+    for i in range(len(shape) - 1, -1, -1):
+        strides[lead + i] = step if shape[i] != 1 else 0
+        step *= shape[i]
+    return strides
+
+
+def _collapse(dims: tuple, *strides: list) -> tuple:
+    """(dims, strides per operand) without dims of 1, neighbours merged where every operand
+    walks them as one (outer stride = inner dim * inner stride): the same offsets, fewer dims."""
+    merged: list = []
+    for i, dim in enumerate(dims):
+        inner = [s[i] for s in strides]
+        if dim == 1:
+            continue
+        if merged and all(outer == s * dim for outer, s in zip(merged[-1][1], inner)):
+            merged[-1] = (merged[-1][0] * dim, inner)
+        else:
+            merged.append((dim, inner))
+    return [d for d, _ in merged], [[s[k] for _, s in merged] for k in range(len(strides))]
+
+
+def _device_ints(values: tuple):
+    """An int64 GPU array holding `values` (plus a pad, so it is never empty), cached."""
+    array = _META.get(values)
+    if array is None:
+        if len(_META) >= 1024:
+            _META.clear()  # freeing waits for running kernels
+        array = cuda.as_gpu(np.array(values + (0,), np.int64))  # starts CUDA if need be
+        if not _META:  # atexit runs last-in first: freed before the context is popped
+            atexit.register(_META.clear)
+        _META[values] = array
+    return array
+
+
+def _float32_on_gpu(op_type: str, *values) -> list:
+    arrays = [cuda.as_gpu(value) for value in values]
+    cuda.require_float32(op_type, *arrays)
+    return arrays
+
+
+def _check_fits(op_type: str, name: str, shape: tuple, out_shape: tuple) -> None:
+    lead = len(out_shape) - len(shape)
+    if lead < 0 or any(d not in (1, out_shape[lead + i]) for i, d in enumerate(shape)):
+        raise ValueError(f"{op_type}: {name} {list(shape)} does not broadcast to {list(out_shape)}")
+
+
+def _binary_cuda(kernel: str, a, b, a_shape: tuple, b_shape: tuple, out_shape: tuple):
+    """A new C of out_shape: a `kernel` b, each operand (of the given shape) broadcast over C."""
+    out = cuda.empty(out_shape)
+    dims, (a_strides, b_strides) = _collapse(out_shape, _strides_over(a_shape, out_shape),
+                                             _strides_over(b_shape, out_shape))
+    n = np.int64(out.size)
+    if len(dims) <= 1 and all(s == 1 for s in a_strides + b_strides):  # both of C's layout
+        cuda.launch(CU, f"{kernel}_same", out.size, a.gpudata, b.gpudata, out.gpudata, n)
+    else:
+        meta = _device_ints(tuple(dims + a_strides + b_strides))
+        cuda.launch(CU, f"{kernel}_strided", out.size, a.gpudata, b.gpudata, out.gpudata,
+                    meta.gpudata, np.int32(len(dims)), n)
+    return out
+
+
+def _reduce_cuda(x, target: tuple, shape: tuple | None = None, scale: float = 1.0):
+    """scale * x (contiguous) summed down to `target`, which broadcasts to x's shape; the
+    result takes `shape` (default target, same size). x itself when there is nothing to do."""
+    shape = target if shape is None else shape
+    if x.shape == target == shape and scale == 1.0:
+        return x
+    y = cuda.empty(shape)
+    if y.size == 0:
+        return y
+    if x.size == 0:  # a sum over nothing
+        y.fill(np.float32(0))
+        return y
+    dims, (x_strides, t_strides) = _collapse(x.shape, _strides_over(x.shape, x.shape),
+                                             _strides_over(target, x.shape))
+    kept = [i for i, s in enumerate(t_strides) if s != 0]
+    reduced = [i for i, s in enumerate(t_strides) if s == 0]
+    meta = _device_ints(tuple([dims[i] for i in kept] + [x_strides[i] for i in kept]
+                              + [dims[i] for i in reduced] + [x_strides[i] for i in reduced]))
+    n_red = math.prod(dims[i] for i in reduced)
+    args = (x.gpudata, y.gpudata, meta.gpudata, np.int32(len(kept)), np.int32(len(reduced)),
+            np.int64(y.size), np.int64(n_red), np.float32(scale))
+    if n_red <= 32 or y.size >= 65536:
+        cuda.launch(CU, "reduce_serial", y.size, *args)
+    else:  # one block per target element; the kernel assumes 256 threads
+        cuda.function(CU, "reduce_blocks")(*args, block=(256, 1, 1), grid=(min(y.size, 65535), 1))
+    return y
+
+
+def _shapes(op_type: str, layout, a_shape: tuple, b_shape: tuple) -> tuple:
+    """(B's shape lined up with A, C's shape) under the op's broadcast args."""
+    b_view = layout(a_shape, b_shape)
+    return b_view, numpy_broadcast(OpView(op_type, {}, 2, 1), a_shape, b_view)
+
+
+def _gradient_shapes(op_type: str, layout, dc, a_shape: tuple, b_shape: tuple) -> tuple:
+    b_view, c_shape = _shapes(op_type, layout, a_shape, b_shape)
+    if dc.shape != c_shape:
+        raise ValueError(f"{op_type}: dC is {list(dc.shape)} but the forward output is {list(c_shape)}")
+    return b_view
+
+
+def _binary_launcher(op_type: str, kernel: str):
+    def factory(*, broadcast, axis, axis_str, order):
+        layout = b_layout(op_type, broadcast, axis, axis_str, order)
+
+        def run(a, b):
+            a, b = _float32_on_gpu(op_type, a, b)
+            b_view, c_shape = _shapes(op_type, layout, a.shape, b.shape)
+            return _binary_cuda(kernel, a, b, a.shape, b_view, c_shape)
+        return run
+    register_cuda(op_type, specialize=True)(factory)
+
+
+for _type, _kernel in (("Add", "add"), ("Sub", "sub"), ("Mul", "mul"), ("Div", "div")):
+    _binary_launcher(_type, _kernel)
+
+
+def _sum_gradient_launcher(op_type: str, b_scale: float):
+    """AddGradient (dB = dC) and SubGradient (dB = -dC), summed to A's and B's shapes."""
+    def factory(*, broadcast, axis, axis_str, order):
+        layout = b_layout(op_type, broadcast, axis, axis_str, order)
+
+        def run(dc, a, b):
+            (dc,) = _float32_on_gpu(op_type, dc)
+            b_view = _gradient_shapes(op_type, layout, dc, a.shape, b.shape)
+            return _reduce_cuda(dc, a.shape), _reduce_cuda(dc, b_view, b.shape, b_scale)
+        return run
+    register_cuda(op_type, specialize=True)(factory)
+
+
+_sum_gradient_launcher("AddGradient", 1.0)
+_sum_gradient_launcher("SubGradient", -1.0)
+
+
+@register_cuda("MulGradient", specialize=True)
+def mul_gradient_cuda(*, broadcast, axis, axis_str, order):
+    layout = b_layout("MulGradient", broadcast, axis, axis_str, order)
+
+    def run(dc, a, b):
+        dc, a, b = _float32_on_gpu("MulGradient", dc, a, b)
+        b_view = _gradient_shapes("MulGradient", layout, dc, a.shape, b.shape)
+        da = _reduce_cuda(_binary_cuda("mul", dc, b, dc.shape, b_view, dc.shape), a.shape)
+        return da, _reduce_cuda(_binary_cuda("mul", dc, a, dc.shape, a.shape, dc.shape), b_view, b.shape)
+    return run
+
+
+@register_cuda("DivGradient", specialize=True)
+def div_gradient_cuda(*, broadcast, axis, axis_str, order):
+    layout = b_layout("DivGradient", broadcast, axis, axis_str, order)
+
+    def run(*inputs):
+        if len(inputs) == 3:  # the older form (B, C, dC): A's shape is C's
+            b, c, dc = _float32_on_gpu("DivGradient", *inputs)
+            a_shape = c.shape
+        else:
+            dc, b, c = _float32_on_gpu("DivGradient", inputs[0], inputs[2], inputs[3])
+            a_shape = tuple(inputs[1].shape)
+        b_view = _gradient_shapes("DivGradient", layout, dc, a_shape, b.shape)
+        _check_fits("DivGradient", "C", c.shape, dc.shape)
+        da = _binary_cuda("div", dc, b, dc.shape, b_view, dc.shape)  # dC / B, C's shape
+        terms = _binary_cuda("mul", da, c, dc.shape, c.shape, dc.shape)
+        return _reduce_cuda(da, a_shape), _reduce_cuda(terms, b_view, b.shape, -1.0)
+    return run
+
+
+@register_cuda("SumReduceLike", specialize=True)
+def sum_reduce_like_cuda(*, axis, axis_str, order):
+    axis = broadcast_axis("SumReduceLike", axis, axis_str, order)
+
+    def run(a, b):
+        (a,) = _float32_on_gpu("SumReduceLike", a)
+        return _reduce_cuda(a, legacy_view("SumReduceLike", a.shape, tuple(b.shape), axis), b.shape)
+    return run
+
+
+# --- Sum, Mean, Max, Min on CUDA: folded in input order, as on the CPU ------------------------
+
+def _fold_cuda(op_type: str, kernel: str, xs):
+    xs = _float32_on_gpu(op_type, *xs)
+    _check_alike(op_type, xs)
+    if len(xs) == 1:
+        return xs[0]
+    out, n = cuda.empty_like(xs[0]), np.int64(xs[0].size)
+    cuda.launch(CU, f"{kernel}_same", out.size, xs[0].gpudata, xs[1].gpudata, out.gpudata, n)
+    for x in xs[2:]:
+        cuda.launch(CU, f"{kernel}_into", out.size, x.gpudata, out.gpudata, n)
+    return out
+
+
+def _divide_cuda(x, d: int):
+    out = cuda.empty_like(x)
+    cuda.launch(CU, "divide_by", out.size, x.gpudata, out.gpudata, np.float32(d), np.int64(out.size))
+    return out
+
+
+@register_cuda("Sum")
+def sum_cuda(*xs):
+    return _fold_cuda("Sum", "add", xs)
+
+
+@register_cuda("Mean")
+def mean_cuda(*xs):
+    return _divide_cuda(_fold_cuda("Mean", "add", xs), len(xs))
+
+
+@register_cuda("MeanGradient")
+def mean_gradient_cuda(dy, *, num_outputs):
+    (dy,) = _float32_on_gpu("MeanGradient", dy)
+    return (_divide_cuda(dy, num_outputs),) * num_outputs
+
+
+@register_cuda("Max")
+def max_cuda(*xs):
+    return _fold_cuda("Max", "max", xs)
+
+
+@register_cuda("Min")
+def min_cuda(*xs):
+    return _fold_cuda("Min", "min", xs)
+
+
+def _select_gradient_launcher(op_type: str) -> None:
+    """MaxGradient, MinGradient: dX_i = dY where X_i equals Y, else 0."""
+    def run(y, dy, *xs):
+        y, dy, *xs = _float32_on_gpu(op_type, y, dy, *xs)
+        _check_alike(op_type, [y, dy, *xs])
+        outputs = tuple(cuda.empty_like(dy) for _ in xs)
+        for x, dx in zip(xs, outputs):
+            cuda.launch(CU, "select_gradient", dx.size, x.gpudata, y.gpudata, dy.gpudata,
+                        dx.gpudata, np.int64(dx.size))
+        return outputs
+    register_cuda(op_type)(run)
+
+
+_select_gradient_launcher("MaxGradient")
+_select_gradient_launcher("MinGradient")

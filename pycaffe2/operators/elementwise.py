@@ -9,13 +9,15 @@ legacy rule, so without broadcast=1 its exponent tensor must have X's shape.
 Each math op's gradient maker sits beside its kernel, built from Caffe2's ops
 (Exp's from Mul, Sqrt's from Scale and Div, ...); in place, a maker that
 needs the overwritten X is refused by the backward pass (version check).
+The math ops and their gradient ops also run on CUDA (elementwise.cu, float32).
 """
 from __future__ import annotations
 
 import numpy as np
 
+from pycaffe2.executor.devices import cuda
 from pycaffe2.gradient.registry import GradientError, gradient_op, register_gradient
-from pycaffe2.operators import register_cpu
+from pycaffe2.operators import register_cpu, register_cuda
 from pycaffe2.operators.arithmetic import broadcast_axis, legacy_view
 from pycaffe2.schema.inference import OpView
 from pycaffe2.schema.inference.arithmetic import numpy_broadcast
@@ -274,3 +276,14 @@ def where(c, x, y, *, broadcast_on_rows):
         raise ValueError(f"Where: with broadcast_on_rows=1 C must be 1-D with one entry per row "
                          f"of X and Y ({list(x.shape)}), got {list(c.shape)}")
     return np.where(c.reshape((-1,) + (1,) * (x.ndim - 1)), x, y)
+
+
+# --- CUDA launchers (elementwise.cu): (op types, kernel, float args after the arrays) ---------
+CUDA_ELEMENTWISE = [
+    (("Exp",), "exp_forward", ()), (("Log",), "log_forward", ()), (("Sqrt",), "sqrt_forward", ()),
+    (("Abs",), "abs_forward", ()), (("AbsGradient",), "abs_gradient", ()),
+    (("Negative", "Neg"), "negative", ()), (("Sqr",), "sqr", ()), (("Scale",), "scale", ("scale",)),
+    (("Clip",), "clip", ("min", "max")), (("ClipGradient",), "clip_gradient", ("min", "max")),
+]
+for _types, _kernel, _args in CUDA_ELEMENTWISE:
+    register_cuda(*_types, args=_args)(cuda.elementwise(_types[0], "elementwise.cu", _kernel, _args))

@@ -5,6 +5,8 @@ Accuracy is always a float32 scalar. Class labels may be any integer type and
 are checked against the number of classes, since NumPy would silently read a
 negative index from the end of a row. Probabilities are floored at 1e-20
 before a log, as Caffe2 does, so a zero probability gives a large finite loss.
+The CUDA launchers (loss.cu, at the end) check labels on the host with the CPU's
+checks (a copy of the labels), then hand the kernels int32 labels.
 """
 from __future__ import annotations
 
@@ -12,9 +14,10 @@ import math
 
 import numpy as np
 
+from pycaffe2.executor.devices import cuda
 from pycaffe2.gradient.registry import gradient_op, register_gradient
-from pycaffe2.operators import register_cpu
-from pycaffe2.operators.nn import as_rows, log_softmax_rows
+from pycaffe2.operators import register_cpu, register_cuda
+from pycaffe2.operators.nn import ROW_THREADS, as_rows, launch_rows, log_softmax_rows, row_shape
 
 LOG_FLOOR = 1e-20
 
@@ -53,9 +56,13 @@ def _per_example_grad(dy: np.ndarray, n: int, name: str = "dY") -> np.ndarray:
     return dy.reshape(n, 1)
 
 
-def _scalar_grad(dy: np.ndarray, name: str) -> float:
+def _check_scalar_grad(dy, name: str) -> None:
     if dy.size != 1:
         raise ValueError(f"{name} is {list(dy.shape)} but must hold one element (the gradient of a scalar)")
+
+
+def _scalar_grad(dy: np.ndarray, name: str) -> float:
+    _check_scalar_grad(dy, name)
     return dy.reshape(()).item()
 
 
@@ -111,13 +118,17 @@ def softmax_with_loss(logits, labels, weights=None, *, scale, label_prob, axis):
     return log_p.reshape(logits.shape), np.asarray(loss, dtype=dtype)
 
 
+def _check_softmax_shape(logits, p) -> None:
+    if p.shape != logits.shape:
+        raise ValueError(f"logits is {list(logits.shape)} but softmax is {list(p.shape)}: "
+                         "they must have the same shape")
+
+
 @register_cpu("SoftmaxWithLossGradient")
 def softmax_with_loss_gradient(logits, labels, third, fourth, fifth=None, *, scale, label_prob, axis):
     # Inputs: {logits, labels, softmax, dloss} or {logits, labels, weights, softmax, dloss}.
     weights, p, dloss = (None, third, fourth) if fifth is None else (third, fourth, fifth)
-    if p.shape != logits.shape:
-        raise ValueError(f"logits is {list(logits.shape)} but softmax is {list(p.shape)}: "
-                         "they must have the same shape")
+    _check_softmax_shape(logits, p)
     rows = as_rows(p, axis, "softmax")
     n = rows.shape[0]
     target = _softmax_targets(labels, rows, label_prob)
@@ -204,12 +215,18 @@ def averaged_loss_gradient(x, dy):
     return np.full(x.shape, value / max(x.size, 1), dtype=x.dtype)
 
 
-def _differences(x: np.ndarray, y: np.ndarray) -> np.ndarray:
-    """X - Y as [N, D] (N = dim 0, or 1 for 0-d inputs)."""
+def _distance_batch(x, y) -> tuple[int, int]:
+    """(N, D) of X and Y as [N, D] (N = dim 0, or 1 for 0-d inputs)."""
     if x.shape != y.shape:
         raise ValueError(f"X is {list(x.shape)} but Y is {list(y.shape)}: they must have the same shape")
     n = x.shape[0] if x.ndim else 1
-    return (x - y).reshape(n, x.size // n if n else 0)
+    return n, x.size // n if n else 0
+
+
+def _differences(x: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """X - Y as [N, D]."""
+    shape = _distance_batch(x, y)
+    return (x - y).reshape(shape)
 
 
 @register_cpu("SquaredL2Distance")
@@ -288,13 +305,17 @@ def sigmoid_cross_entropy_with_logits_gradient(*, log_D_trick, unjoined_lr_loss)
 
 # Accuracy -------------------------------------------------------------------------
 
-@register_cpu("Accuracy")
-def accuracy(predictions, labels, *, top_k):
+def _accuracy_batch(predictions, labels) -> tuple[int, int]:
     if predictions.ndim != 2:
         raise ValueError(f"predictions must be 2-D [N, D], got {list(predictions.shape)}")
-    n, d = predictions.shape
     if labels.ndim != 1:
         raise ValueError(f"labels must be 1-D [N], got {list(labels.shape)}")
+    return predictions.shape
+
+
+@register_cpu("Accuracy")
+def accuracy(predictions, labels, *, top_k):
+    n, d = _accuracy_batch(predictions, labels)
     classes = _class_labels(labels, n, d)
     if n == 0:
         return np.zeros((), np.float32)
@@ -321,3 +342,170 @@ gradient_op("CrossEntropy", "I0 I1 GO0")
 gradient_op("AveragedLoss", "I0 GO0")
 gradient_op("SquaredL2Distance", "I0 I1 GO0", "GI0 GI1")
 gradient_op("SigmoidCrossEntropyWithLogits", "GO0 I0 I1")
+
+
+# CUDA launchers (loss.cu). Labels are checked on a host copy with the CPU's
+# checks, then read by the kernels as int32. NULL stands for an absent input.
+NULL = np.uintp(0)
+ONE_BLOCK = {"block": (ROW_THREADS, 1, 1), "grid": (1, 1)}  # the scalar kernels
+
+
+def _host(value) -> np.ndarray:
+    if not cuda.is_gpu_array(value):
+        return value
+    return value.get() if value.size else np.empty(value.shape, value.dtype)
+
+
+def _labels_on_gpu(labels, checked: np.ndarray):
+    """The labels as an int32 GPUArray (`checked`: their host copy, already checked)."""
+    if cuda.is_gpu_array(labels) and labels.dtype == np.int32:
+        return labels
+    return cuda.as_gpu(checked.astype(np.int32))
+
+
+def _zeros(shape):
+    return cuda.as_gpu(np.zeros(shape, np.float32)) if math.prod(shape) else cuda.empty(shape)
+
+
+def _float_gpu(op_type: str, *values):
+    arrays = [cuda.as_gpu(value) for value in values]
+    cuda.require_float32(op_type, *arrays)
+    return arrays
+
+
+def _softmax_target_args(labels, n: int, d: int, label_prob: bool):
+    """(labels, targets) kernel args, one of them NULL, after the CPU's checks."""
+    shape_only = np.broadcast_to(np.float32(0), (n, d))  # the checks read only its shape
+    checked = _softmax_targets(_host(labels), shape_only, label_prob)
+    if n * d == 0:
+        return NULL, NULL
+    if label_prob:
+        return NULL, _float_gpu("SoftmaxWithLoss", labels)[0].gpudata
+    return _labels_on_gpu(labels, checked).gpudata, NULL
+
+
+@register_cuda("SoftmaxWithLoss")
+def softmax_with_loss_cuda(logits, labels, weights=None, *, scale, label_prob, axis):
+    n, d = row_shape(logits.shape, axis, "logits")
+    label_arg, target_arg = _softmax_target_args(labels, n, d, label_prob)
+    _example_weights(weights, n)
+    logits, *weights = _float_gpu("SoftmaxWithLoss", logits, *([] if weights is None else [weights]))
+    p = cuda.empty_like(logits)
+    if logits.size == 0:
+        return p, _zeros(())
+    weight_arg = weights[0].gpudata if weights else NULL
+    losses, loss = cuda.empty((n,)), cuda.empty(())
+    launch_rows("loss.cu", "softmax_with_loss_rows", n, logits.gpudata, label_arg, target_arg,
+                weight_arg, p.gpudata, losses.gpudata, np.int64(n), np.int64(d))
+    cuda.function("loss.cu", "softmax_with_loss_total")(
+        losses.gpudata, weight_arg, loss.gpudata, np.float32(scale), np.int64(n), **ONE_BLOCK)
+    return p, loss
+
+
+@register_cuda("SoftmaxWithLossGradient")
+def softmax_with_loss_gradient_cuda(logits, labels, third, fourth, fifth=None, *, scale, label_prob, axis):
+    weights, p, dloss = (None, third, fourth) if fifth is None else (third, fourth, fifth)
+    _check_softmax_shape(logits, p)
+    n, d = row_shape(p.shape, axis, "softmax")
+    label_arg, target_arg = _softmax_target_args(labels, n, d, label_prob)
+    _example_weights(weights, n)
+    _check_scalar_grad(dloss, "dloss")
+    p, dloss, *weights = _float_gpu("SoftmaxWithLossGradient", p, dloss,
+                                    *([] if weights is None else [weights]))
+    dx = cuda.empty_like(p)
+    if p.size == 0:
+        return dx
+    weight_arg = weight_sum_arg = NULL
+    if weights:
+        weight_sum = cuda.empty((1,))
+        cuda.function("loss.cu", "sum_all")(weights[0].gpudata, weight_sum.gpudata, np.int64(n),
+                                            **ONE_BLOCK)
+        weight_arg, weight_sum_arg = weights[0].gpudata, weight_sum.gpudata
+    cuda.launch("loss.cu", "softmax_with_loss_gradient", p.size, p.gpudata, label_arg, target_arg,
+                weight_arg, weight_sum_arg, dloss.gpudata, dx.gpudata, np.float32(scale),
+                np.int64(n), np.int64(d))
+    return dx
+
+
+@register_cuda("LabelCrossEntropy")
+def label_cross_entropy_cuda(x, label):
+    n, d = _batch(x)
+    _check_label_shape(label, n, 1)
+    checked = _class_labels(_host(label), n, d, "label")
+    (x,) = _float_gpu("LabelCrossEntropy", x)
+    y = cuda.empty((n,))
+    if n:  # then d > 0: the label check needs a class
+        cuda.launch("loss.cu", "label_cross_entropy", n, x.gpudata, _labels_on_gpu(label, checked).gpudata,
+                    y.gpudata, np.int64(n), np.int64(d))
+    return y
+
+
+@register_cuda("LabelCrossEntropyGradient")
+def label_cross_entropy_gradient_cuda(x, label, dy):
+    n, d = _batch(x)
+    _check_label_shape(label, n, 1)
+    checked = _class_labels(_host(label), n, d, "label")
+    _per_example_grad(dy, n)
+    x, dy = _float_gpu("LabelCrossEntropyGradient", x, dy)
+    dx = cuda.empty_like(x)
+    if x.size:
+        cuda.launch("loss.cu", "label_cross_entropy_gradient", x.size, x.gpudata,
+                    _labels_on_gpu(label, checked).gpudata, dy.gpudata, dx.gpudata, np.int64(n), np.int64(d))
+    return dx
+
+
+@register_cuda("AveragedLoss")
+def averaged_loss_cuda(x):
+    (x,) = _float_gpu("AveragedLoss", x)
+    if x.size == 0:
+        return _zeros(())
+    y = cuda.empty(())
+    cuda.function("loss.cu", "mean_all")(x.gpudata, y.gpudata, np.int64(x.size), **ONE_BLOCK)
+    return y
+
+
+@register_cuda("AveragedLossGradient")
+def averaged_loss_gradient_cuda(x, dy):
+    _check_scalar_grad(dy, "dY")
+    x, dy = _float_gpu("AveragedLossGradient", x, dy)
+    dx = cuda.empty_like(x)
+    cuda.launch("loss.cu", "averaged_loss_gradient", dx.size, dy.gpudata, dx.gpudata, np.int64(dx.size))
+    return dx
+
+
+@register_cuda("SquaredL2Distance")
+def squared_l2_distance_cuda(x, y):
+    n, d = _distance_batch(x, y)
+    x, y = _float_gpu("SquaredL2Distance", x, y)
+    if d == 0:  # also n == 0: nothing to read
+        return _zeros((n,))
+    z = cuda.empty((n,))
+    launch_rows("loss.cu", "squared_l2_distance_rows", n, x.gpudata, y.gpudata, z.gpudata,
+                np.int64(n), np.int64(d))
+    return z
+
+
+@register_cuda("SquaredL2DistanceGradient")
+def squared_l2_distance_gradient_cuda(x, y, dz):
+    n, d = _distance_batch(x, y)
+    _per_example_grad(dz, n, "dZ")
+    x, y, dz = _float_gpu("SquaredL2DistanceGradient", x, y, dz)
+    dx, dy = cuda.empty_like(x), cuda.empty_like(x)
+    if x.size:
+        cuda.launch("loss.cu", "squared_l2_distance_gradient", x.size, x.gpudata, y.gpudata, dz.gpudata,
+                    dx.gpudata, dy.gpudata, np.int64(n), np.int64(d))
+    return dx, dy
+
+
+@register_cuda("Accuracy")
+def accuracy_cuda(predictions, labels, *, top_k):
+    n, d = _accuracy_batch(predictions, labels)
+    checked = _class_labels(_host(labels), n, d)
+    (predictions,) = _float_gpu("Accuracy", predictions)
+    if n == 0:
+        return _zeros(())
+    correct, result = cuda.empty((n,)), cuda.empty(())
+    launch_rows("loss.cu", "accuracy_rows", n, predictions.gpudata, _labels_on_gpu(labels, checked).gpudata,
+                correct.gpudata, np.int32(min(top_k, 2**31 - 1)), np.int64(n), np.int64(d))
+    cuda.function("loss.cu", "mean_all")(correct.gpudata, result.gpudata, np.int64(n), **ONE_BLOCK)
+    return result

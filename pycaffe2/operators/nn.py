@@ -4,7 +4,9 @@ The softmax ops see X as a 2-D matrix [prod(dims before axis), prod(dims from
 axis)] and normalise each row; they subtract the row max before exponentiating,
 so large logits never overflow. They work in X's own float type and write into
 temporaries they created themselves, because Softmax is benchmarked against
-PyTorch. Dropout draws its mask from the executor's `rng`.
+PyTorch. Dropout draws its mask from the executor's `rng`. The CUDA launchers
+(nn.cu, at the end) run one block per row; CUDA Dropout draws one seed from
+`rng` per run for a counter-based hash RNG, so its mask differs from the CPU's.
 """
 from __future__ import annotations
 
@@ -12,16 +14,22 @@ import math
 
 import numpy as np
 
+from pycaffe2.executor.devices import cuda
 from pycaffe2.gradient.registry import GradientError, gradient_op, register_gradient
-from pycaffe2.operators import register_cpu
+from pycaffe2.operators import register_cpu, register_cuda
+
+
+def row_shape(shape: tuple, axis: int, name: str = "X") -> tuple[int, int]:
+    """(prod(dims before axis), prod(dims from axis)) of a shape."""
+    if not -len(shape) <= axis < len(shape):
+        raise ValueError(f"axis {axis} is out of range for {name} of shape {list(shape)}")
+    axis %= len(shape)
+    return math.prod(shape[:axis]), math.prod(shape[axis:])
 
 
 def as_rows(x: np.ndarray, axis: int, name: str = "X") -> np.ndarray:
     """X viewed as 2-D [prod(dims before axis), prod(dims from axis)]."""
-    if not -x.ndim <= axis < x.ndim:
-        raise ValueError(f"axis {axis} is out of range for {name} of shape {list(x.shape)}")
-    axis %= x.ndim
-    return x.reshape(math.prod(x.shape[:axis]), math.prod(x.shape[axis:]))
+    return x.reshape(row_shape(x.shape, axis, name))
 
 
 def _float_input(x: np.ndarray, name: str = "X") -> None:
@@ -135,3 +143,91 @@ def _dropout_gradient(g):
     if len(g.op.output) < 2:
         raise GradientError("Dropout in training needs its mask output (output 1) for a gradient")
     return [g.Op("DropoutGrad", [g.GO(0), g.O(1)], [g.GI(0)])]
+
+
+# CUDA launchers (nn.cu). Row kernels get one block of ROW_THREADS per row.
+ROW_THREADS = 256  # a power of two, at most nn.cu's MAX_THREADS
+MAX_BLOCKS = 65535
+
+
+def launch_rows(source: str, kernel: str, rows: int, *args) -> None:
+    """Run a row kernel of `source` (blocks stride over the rows when there are more)."""
+    if rows == 0:
+        return
+    cuda.function(source, kernel)(*args, block=(ROW_THREADS, 1, 1), grid=(min(rows, MAX_BLOCKS), 1))
+
+
+def gpu_copy(x):
+    """A new GPUArray holding x (PyCUDA cannot memcpy an empty array)."""
+    return x.copy() if x.size else cuda.empty_like(x)
+
+
+def _cuda_rows_forward(op_type: str, kernel: str):
+    def run(x, *, axis):
+        x = cuda.as_gpu(x)
+        cuda.require_float32(op_type, x)
+        y = cuda.empty_like(x)
+        if x.size == 0:
+            return y
+        rows, cols = row_shape(x.shape, axis)
+        launch_rows("nn.cu", kernel, rows, x.gpudata, y.gpudata, np.int64(rows), np.int64(cols))
+        return y
+    run.__name__ = f"{kernel}_cuda"
+    return run
+
+
+def _cuda_rows_gradient(op_type: str, kernel: str):
+    def run(y, dy, *, axis):
+        y, dy = cuda.as_gpu(y), cuda.as_gpu(dy)
+        cuda.require_float32(op_type, y, dy)
+        _same_shape(y, dy, "Y,dY")
+        dx = cuda.empty_like(dy)
+        if y.size == 0:
+            return dx
+        rows, cols = row_shape(y.shape, axis, "Y")
+        launch_rows("nn.cu", kernel, rows, y.gpudata, dy.gpudata, dx.gpudata, np.int64(rows),
+                    np.int64(cols))
+        return dx
+    run.__name__ = f"{kernel}_cuda"
+    return run
+
+
+for _type, _kernel in [("Softmax", "softmax_rows"), ("LogSoftmax", "log_softmax_rows")]:
+    register_cuda(_type, args=("axis",))(_cuda_rows_forward(_type, _kernel))
+    register_cuda(f"{_type}Gradient", args=("axis",))(
+        _cuda_rows_gradient(f"{_type}Gradient", _kernel.replace("_rows", "_gradient_rows")))
+
+
+@register_cuda("Dropout")
+def dropout_cuda(x, *, ratio, is_test, num_outputs, rng):
+    x = cuda.as_gpu(x)
+    cuda.require_float32("Dropout", x)
+    mask = cuda.empty(x.shape, np.bool_)
+    if is_test:
+        cuda.launch("nn.cu", "mask_all_kept", mask.size, mask.gpudata, np.int64(mask.size))
+        return (gpu_copy(x),) if num_outputs == 1 else (gpu_copy(x), mask)
+    seed = rng.integers(0, 2**64, dtype=np.uint64)  # one draw per run seeds the hash RNG
+    y = cuda.empty_like(x)
+    cuda.launch("nn.cu", "dropout", x.size, x.gpudata, y.gpudata, mask.gpudata,
+                _keep_scale(ratio, y.dtype), np.float32(ratio), np.uint64(seed), np.int64(x.size))
+    return y, mask
+
+
+@register_cuda("DropoutGrad")
+def dropout_grad_cuda(dy, mask=None, *, ratio, is_test):
+    dy = cuda.as_gpu(dy)
+    cuda.require_float32("DropoutGrad", dy)
+    if is_test:
+        return gpu_copy(dy)
+    if mask is None:
+        raise ValueError("DropoutGrad in training (is_test=0) needs the mask input")
+    mask = cuda.as_gpu(mask)
+    _same_shape(dy, mask, "dY,mask")
+    kernels = {np.dtype(np.bool_): "dropout_grad", np.dtype(np.uint8): "dropout_grad",
+               np.dtype(np.float32): "dropout_grad_float_mask"}
+    if mask.dtype not in kernels:
+        raise ValueError(f"DropoutGrad: the CUDA kernel takes a bool, uint8 or float32 mask, got {mask.dtype}")
+    dx = cuda.empty_like(dy)
+    cuda.launch("nn.cu", kernels[mask.dtype], dx.size, dy.gpudata, mask.gpudata, dx.gpudata,
+                _keep_scale(ratio, dx.dtype), np.int64(dx.size))
+    return dx

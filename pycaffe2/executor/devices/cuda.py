@@ -143,7 +143,8 @@ def elementwise(op_type: str, source_name: str, kernel: str, arg_names=()):
                 raise ValueError(f"{op_type}: input {name} is {list(value.shape)} but input 0 is "
                                  f"{list(inputs[0].shape)}: they must match")
         out = empty_like(inputs[0])
-        launch(source_name, kernel, out.size, *[v.gpudata for v in inputs], out.gpudata,
+        # GPUArrays themselves, not .gpudata: a reshaped view's gpudata is a bare int
+        launch(source_name, kernel, out.size, *inputs, out,
                *[np.float32(args[name]) for name in arg_names], np.int64(out.size))
         return out
     run.__name__ = f"{kernel}_cuda"
