@@ -318,11 +318,10 @@ def _binary_cuda(kernel: str, a, b, a_shape: tuple, b_shape: tuple, out_shape: t
                                              _strides_over(b_shape, out_shape))
     n = np.int64(out.size)
     if len(dims) <= 1 and all(s == 1 for s in a_strides + b_strides):  # both of C's layout
-        cuda.launch(CU, f"{kernel}_same", out.size, a.gpudata, b.gpudata, out.gpudata, n)
+        cuda.launch(CU, f"{kernel}_same", out.size, a, b, out, n)
     else:
         meta = _device_ints(tuple(dims + a_strides + b_strides))
-        cuda.launch(CU, f"{kernel}_strided", out.size, a.gpudata, b.gpudata, out.gpudata,
-                    meta.gpudata, np.int32(len(dims)), n)
+        cuda.launch(CU, f"{kernel}_strided", out.size, a, b, out, meta, np.int32(len(dims)), n)
     return out
 
 
@@ -345,8 +344,8 @@ def _reduce_cuda(x, target: tuple, shape: tuple | None = None, scale: float = 1.
     meta = _device_ints(tuple([dims[i] for i in kept] + [x_strides[i] for i in kept]
                               + [dims[i] for i in reduced] + [x_strides[i] for i in reduced]))
     n_red = math.prod(dims[i] for i in reduced)
-    args = (x.gpudata, y.gpudata, meta.gpudata, np.int32(len(kept)), np.int32(len(reduced)),
-            np.int64(y.size), np.int64(n_red), np.float32(scale))
+    args = (x, y, meta, np.int32(len(kept)), np.int32(len(reduced)), np.int64(y.size),
+            np.int64(n_red), np.float32(scale))
     if n_red <= 32 or y.size >= 65536:
         cuda.launch(CU, "reduce_serial", y.size, *args)
     else:  # one block per target element; the kernel assumes 256 threads
@@ -449,15 +448,15 @@ def _fold_cuda(op_type: str, kernel: str, xs):
     if len(xs) == 1:
         return xs[0]
     out, n = cuda.empty_like(xs[0]), np.int64(xs[0].size)
-    cuda.launch(CU, f"{kernel}_same", out.size, xs[0].gpudata, xs[1].gpudata, out.gpudata, n)
+    cuda.launch(CU, f"{kernel}_same", out.size, xs[0], xs[1], out, n)
     for x in xs[2:]:
-        cuda.launch(CU, f"{kernel}_into", out.size, x.gpudata, out.gpudata, n)
+        cuda.launch(CU, f"{kernel}_into", out.size, x, out, n)
     return out
 
 
 def _divide_cuda(x, d: int):
     out = cuda.empty_like(x)
-    cuda.launch(CU, "divide_by", out.size, x.gpudata, out.gpudata, np.float32(d), np.int64(out.size))
+    cuda.launch(CU, "divide_by", out.size, x, out, np.float32(d), np.int64(out.size))
     return out
 
 
@@ -494,8 +493,7 @@ def _select_gradient_launcher(op_type: str) -> None:
         _check_alike(op_type, [y, dy, *xs])
         outputs = tuple(cuda.empty_like(dy) for _ in xs)
         for x, dx in zip(xs, outputs):
-            cuda.launch(CU, "select_gradient", dx.size, x.gpudata, y.gpudata, dy.gpudata,
-                        dx.gpudata, np.int64(dx.size))
+            cuda.launch(CU, "select_gradient", dx.size, x, y, dy, dx, np.int64(dx.size))
         return outputs
     register_cuda(op_type)(run)
 

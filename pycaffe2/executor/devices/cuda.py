@@ -72,7 +72,7 @@ class CUDADevice:
     @staticmethod
     def put(value):
         """A fed value as a float32 GPUArray (a private copy)."""
-        array = np.ascontiguousarray(value)
+        array = np.array(value, order="C")  # a copy; keeps 0-d arrays 0-d
         if array.dtype != np.float32 and array.dtype.kind == "f":
             raise PyCaffe2Error(f"CUDA blobs are float32, got {array.dtype}")
         return _modules()[1].to_gpu(array)
