@@ -380,8 +380,8 @@ def _softmax_target_args(labels, n: int, d: int, label_prob: bool):
     if n * d == 0:
         return NULL, NULL
     if label_prob:
-        return NULL, _float_gpu("SoftmaxWithLoss", labels)[0].gpudata
-    return _labels_on_gpu(labels, checked).gpudata, NULL
+        return NULL, _float_gpu("SoftmaxWithLoss", labels)[0]
+    return _labels_on_gpu(labels, checked), NULL
 
 
 @register_cuda("SoftmaxWithLoss")
@@ -393,12 +393,12 @@ def softmax_with_loss_cuda(logits, labels, weights=None, *, scale, label_prob, a
     p = cuda.empty_like(logits)
     if logits.size == 0:
         return p, _zeros(())
-    weight_arg = weights[0].gpudata if weights else NULL
+    weight_arg = weights[0] if weights else NULL
     losses, loss = cuda.empty((n,)), cuda.empty(())
-    launch_rows("loss.cu", "softmax_with_loss_rows", n, logits.gpudata, label_arg, target_arg,
-                weight_arg, p.gpudata, losses.gpudata, np.int64(n), np.int64(d))
+    launch_rows("loss.cu", "softmax_with_loss_rows", n, logits, label_arg, target_arg,
+                weight_arg, p, losses, np.int64(n), np.int64(d))
     cuda.function("loss.cu", "softmax_with_loss_total")(
-        losses.gpudata, weight_arg, loss.gpudata, np.float32(scale), np.int64(n), **ONE_BLOCK)
+        losses, weight_arg, loss, np.float32(scale), np.int64(n), **ONE_BLOCK)
     return p, loss
 
 
@@ -418,11 +418,11 @@ def softmax_with_loss_gradient_cuda(logits, labels, third, fourth, fifth=None, *
     weight_arg = weight_sum_arg = NULL
     if weights:
         weight_sum = cuda.empty((1,))
-        cuda.function("loss.cu", "sum_all")(weights[0].gpudata, weight_sum.gpudata, np.int64(n),
+        cuda.function("loss.cu", "sum_all")(weights[0], weight_sum, np.int64(n),
                                             **ONE_BLOCK)
-        weight_arg, weight_sum_arg = weights[0].gpudata, weight_sum.gpudata
-    cuda.launch("loss.cu", "softmax_with_loss_gradient", p.size, p.gpudata, label_arg, target_arg,
-                weight_arg, weight_sum_arg, dloss.gpudata, dx.gpudata, np.float32(scale),
+        weight_arg, weight_sum_arg = weights[0], weight_sum
+    cuda.launch("loss.cu", "softmax_with_loss_gradient", p.size, p, label_arg, target_arg,
+                weight_arg, weight_sum_arg, dloss, dx, np.float32(scale),
                 np.int64(n), np.int64(d))
     return dx
 
@@ -435,8 +435,8 @@ def label_cross_entropy_cuda(x, label):
     (x,) = _float_gpu("LabelCrossEntropy", x)
     y = cuda.empty((n,))
     if n:  # then d > 0: the label check needs a class
-        cuda.launch("loss.cu", "label_cross_entropy", n, x.gpudata, _labels_on_gpu(label, checked).gpudata,
-                    y.gpudata, np.int64(n), np.int64(d))
+        cuda.launch("loss.cu", "label_cross_entropy", n, x, _labels_on_gpu(label, checked),
+                    y, np.int64(n), np.int64(d))
     return y
 
 
@@ -449,8 +449,8 @@ def label_cross_entropy_gradient_cuda(x, label, dy):
     x, dy = _float_gpu("LabelCrossEntropyGradient", x, dy)
     dx = cuda.empty_like(x)
     if x.size:
-        cuda.launch("loss.cu", "label_cross_entropy_gradient", x.size, x.gpudata,
-                    _labels_on_gpu(label, checked).gpudata, dy.gpudata, dx.gpudata, np.int64(n), np.int64(d))
+        cuda.launch("loss.cu", "label_cross_entropy_gradient", x.size, x,
+                    _labels_on_gpu(label, checked), dy, dx, np.int64(n), np.int64(d))
     return dx
 
 
@@ -460,7 +460,7 @@ def averaged_loss_cuda(x):
     if x.size == 0:
         return _zeros(())
     y = cuda.empty(())
-    cuda.function("loss.cu", "mean_all")(x.gpudata, y.gpudata, np.int64(x.size), **ONE_BLOCK)
+    cuda.function("loss.cu", "mean_all")(x, y, np.int64(x.size), **ONE_BLOCK)
     return y
 
 
@@ -469,7 +469,7 @@ def averaged_loss_gradient_cuda(x, dy):
     _check_scalar_grad(dy, "dY")
     x, dy = _float_gpu("AveragedLossGradient", x, dy)
     dx = cuda.empty_like(x)
-    cuda.launch("loss.cu", "averaged_loss_gradient", dx.size, dy.gpudata, dx.gpudata, np.int64(dx.size))
+    cuda.launch("loss.cu", "averaged_loss_gradient", dx.size, dy, dx, np.int64(dx.size))
     return dx
 
 
@@ -480,7 +480,7 @@ def squared_l2_distance_cuda(x, y):
     if d == 0:  # also n == 0: nothing to read
         return _zeros((n,))
     z = cuda.empty((n,))
-    launch_rows("loss.cu", "squared_l2_distance_rows", n, x.gpudata, y.gpudata, z.gpudata,
+    launch_rows("loss.cu", "squared_l2_distance_rows", n, x, y, z,
                 np.int64(n), np.int64(d))
     return z
 
@@ -492,8 +492,8 @@ def squared_l2_distance_gradient_cuda(x, y, dz):
     x, y, dz = _float_gpu("SquaredL2DistanceGradient", x, y, dz)
     dx, dy = cuda.empty_like(x), cuda.empty_like(x)
     if x.size:
-        cuda.launch("loss.cu", "squared_l2_distance_gradient", x.size, x.gpudata, y.gpudata, dz.gpudata,
-                    dx.gpudata, dy.gpudata, np.int64(n), np.int64(d))
+        cuda.launch("loss.cu", "squared_l2_distance_gradient", x.size, x, y, dz,
+                    dx, dy, np.int64(n), np.int64(d))
     return dx, dy
 
 
@@ -505,7 +505,7 @@ def accuracy_cuda(predictions, labels, *, top_k):
     if n == 0:
         return _zeros(())
     correct, result = cuda.empty((n,)), cuda.empty(())
-    launch_rows("loss.cu", "accuracy_rows", n, predictions.gpudata, _labels_on_gpu(labels, checked).gpudata,
-                correct.gpudata, np.int32(min(top_k, 2**31 - 1)), np.int64(n), np.int64(d))
-    cuda.function("loss.cu", "mean_all")(correct.gpudata, result.gpudata, np.int64(n), **ONE_BLOCK)
+    launch_rows("loss.cu", "accuracy_rows", n, predictions, _labels_on_gpu(labels, checked),
+                correct, np.int32(min(top_k, 2**31 - 1)), np.int64(n), np.int64(d))
+    cuda.function("loss.cu", "mean_all")(correct, result, np.int64(n), **ONE_BLOCK)
     return result

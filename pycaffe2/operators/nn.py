@@ -170,7 +170,7 @@ def _cuda_rows_forward(op_type: str, kernel: str):
         if x.size == 0:
             return y
         rows, cols = row_shape(x.shape, axis)
-        launch_rows("nn.cu", kernel, rows, x.gpudata, y.gpudata, np.int64(rows), np.int64(cols))
+        launch_rows("nn.cu", kernel, rows, x, y, np.int64(rows), np.int64(cols))
         return y
     run.__name__ = f"{kernel}_cuda"
     return run
@@ -185,7 +185,7 @@ def _cuda_rows_gradient(op_type: str, kernel: str):
         if y.size == 0:
             return dx
         rows, cols = row_shape(y.shape, axis, "Y")
-        launch_rows("nn.cu", kernel, rows, y.gpudata, dy.gpudata, dx.gpudata, np.int64(rows),
+        launch_rows("nn.cu", kernel, rows, y, dy, dx, np.int64(rows),
                     np.int64(cols))
         return dx
     run.__name__ = f"{kernel}_cuda"
@@ -204,11 +204,11 @@ def dropout_cuda(x, *, ratio, is_test, num_outputs, rng):
     cuda.require_float32("Dropout", x)
     mask = cuda.empty(x.shape, np.bool_)
     if is_test:
-        cuda.launch("nn.cu", "mask_all_kept", mask.size, mask.gpudata, np.int64(mask.size))
+        cuda.launch("nn.cu", "mask_all_kept", mask.size, mask, np.int64(mask.size))
         return (gpu_copy(x),) if num_outputs == 1 else (gpu_copy(x), mask)
     seed = rng.integers(0, 2**64, dtype=np.uint64)  # one draw per run seeds the hash RNG
     y = cuda.empty_like(x)
-    cuda.launch("nn.cu", "dropout", x.size, x.gpudata, y.gpudata, mask.gpudata,
+    cuda.launch("nn.cu", "dropout", x.size, x, y, mask,
                 _keep_scale(ratio, y.dtype), np.float32(ratio), np.uint64(seed), np.int64(x.size))
     return y, mask
 
@@ -228,6 +228,6 @@ def dropout_grad_cuda(dy, mask=None, *, ratio, is_test):
     if mask.dtype not in kernels:
         raise ValueError(f"DropoutGrad: the CUDA kernel takes a bool, uint8 or float32 mask, got {mask.dtype}")
     dx = cuda.empty_like(dy)
-    cuda.launch("nn.cu", kernels[mask.dtype], dx.size, dy.gpudata, mask.gpudata, dx.gpudata,
+    cuda.launch("nn.cu", kernels[mask.dtype], dx.size, dy, mask, dx,
                 _keep_scale(ratio, dx.dtype), np.int64(dx.size))
     return dx

@@ -1,0 +1,205 @@
+// CUDA kernels of the loss family, float32 values and int32 class labels (the
+// launchers check labels on the host first, so every label is in [0, cols)).
+//
+// Row kernels run one block per row (blocks stride over the rows when there are
+// more rows than blocks) and reduce in shared memory; scalar results come from
+// one-block kernels. Sums are taken in double. Launch with a power-of-two block
+// of at most MAX_THREADS threads. Pointers documented as optional may be NULL.
+
+#define FOR_EACH(i, n) \
+  for (long long i = blockIdx.x * (long long)blockDim.x + threadIdx.x; i < (n); \
+       i += (long long)blockDim.x * gridDim.x)
+
+#define FOR_EACH_ROW(row, rows) \
+  for (long long row = blockIdx.x; row < (rows); row += gridDim.x)
+
+// Columns of a row (one block per row), or all elements (a one-block kernel).
+#define FOR_EACH_IN_BLOCK(c, n) \
+  for (long long c = threadIdx.x; c < (n); c += blockDim.x)
+
+#define MAX_THREADS 1024
+#define PROB_FLOOR 1e-20f
+#define LOG_PROB_FLOOR -46.051701859880914f  // log(1e-20)
+
+// Every thread of the block must call these (they synchronise); all get the result.
+// Sums are taken in double, so a row of a million floats sums as well as NumPy's.
+__device__ double block_sum(double v, double* buf) {
+  buf[threadIdx.x] = v;
+  __syncthreads();
+  for (unsigned s = blockDim.x / 2; s > 0; s >>= 1) {
+    if (threadIdx.x < s) buf[threadIdx.x] += buf[threadIdx.x + s];
+    __syncthreads();
+  }
+  double total = buf[0];
+  __syncthreads();  // everyone has read buf[0] before buf is written again
+  return total;
+}
+
+__device__ float block_max(float v, double* buf) {
+  buf[threadIdx.x] = v;
+  __syncthreads();
+  for (unsigned s = blockDim.x / 2; s > 0; s >>= 1) {
+    if (threadIdx.x < s) buf[threadIdx.x] = fmax(buf[threadIdx.x], buf[threadIdx.x + s]);
+    __syncthreads();
+  }
+  float top = (float)buf[0];
+  __syncthreads();
+  return top;
+}
+
+// max(p, 1e-20) that keeps a NaN, as NumPy's maximum does (fmaxf would drop it).
+__device__ float floor_prob(float p) { return p < PROB_FLOOR ? PROB_FLOOR : p; }
+
+__device__ float floor_log_prob(float lp) { return lp < LOG_PROB_FLOOR ? LOG_PROB_FLOOR : lp; }
+
+extern "C" {
+
+// Per row: P = exp(log_softmax(x)) and the row's loss, times its weight:
+// -log_p[label] (labels), or -sum(max(log_p, log 1e-20) * target) (targets [rows, cols]).
+// Exactly one of labels and targets is given; weights are optional.
+__global__ void softmax_with_loss_rows(const float* x, const int* labels, const float* targets,
+                                       const float* weights, float* p, float* losses,
+                                       long long rows, long long cols) {
+  __shared__ double buf[MAX_THREADS];
+  FOR_EACH_ROW(row, rows) {
+    const long long start = row * cols;
+    float m = -INFINITY;
+    FOR_EACH_IN_BLOCK(c, cols) { m = fmaxf(m, x[start + c]); }
+    m = block_max(m, buf);
+    double s = 0.0;
+    FOR_EACH_IN_BLOCK(c, cols) { s += expf(x[start + c] - m); }
+    const float log_sum = logf((float)block_sum(s, buf));
+    double part = 0.0;
+    FOR_EACH_IN_BLOCK(c, cols) {
+      const float lp = (x[start + c] - m) - log_sum;
+      p[start + c] = expf(lp);
+      if (targets != NULL) part += floor_log_prob(lp) * targets[start + c];
+    }
+    float loss;
+    if (targets != NULL) {  // the same branch in every thread: block_sum is safe here
+      loss = -(float)block_sum(part, buf);
+    } else {
+      loss = -((x[start + labels[row]] - m) - log_sum);
+    }
+    if (threadIdx.x == 0) losses[row] = weights != NULL ? loss * weights[row] : loss;
+  }
+}
+
+// One block: loss = sum(losses) * scale / sum(weights) (rows without weights), 0 when
+// the weights sum to 0.
+__global__ void softmax_with_loss_total(const float* losses, const float* weights, float* loss,
+                                        float scale, long long rows) {
+  __shared__ double buf[MAX_THREADS];
+  double loss_sum = 0.0, weight_sum = 0.0;
+  FOR_EACH_IN_BLOCK(i, rows) {
+    loss_sum += losses[i];
+    weight_sum += weights != NULL ? (double)weights[i] : 1.0;
+  }
+  loss_sum = block_sum(loss_sum, buf);
+  weight_sum = block_sum(weight_sum, buf);
+  if (threadIdx.x == 0) {
+    *loss = weight_sum != 0.0 ? (float)(loss_sum * scale / weight_sum) : 0.f;
+  }
+}
+
+// dX = (P - target) * weight * f, f = scale * dloss / total (0 when total is 0), total
+// = *weight_sum with weights and rows without. Exactly one of labels and targets is given.
+__global__ void softmax_with_loss_gradient(const float* p, const int* labels, const float* targets,
+                                           const float* weights, const float* weight_sum,
+                                           const float* dloss, float* dx, float scale,
+                                           long long rows, long long cols) {
+  const double total = weights != NULL ? (double)*weight_sum : (double)rows;
+  const float f = total != 0.0 ? (float)(scale * (double)*dloss / total) : 0.f;
+  FOR_EACH(i, rows * cols) {
+    const long long row = i / cols;
+    const long long col = i - row * cols;
+    const float target = targets != NULL ? targets[i] : (labels[row] == col ? 1.f : 0.f);
+    float g = p[i] - target;
+    if (weights != NULL) g *= weights[row];
+    dx[i] = g * f;
+  }
+}
+
+// One block: *out = sum(x) / n in double, rounded to float (n > 0).
+__global__ void mean_all(const float* x, float* out, long long n) {
+  __shared__ double buf[MAX_THREADS];
+  double s = 0.0;
+  FOR_EACH_IN_BLOCK(i, n) { s += x[i]; }
+  s = block_sum(s, buf);
+  if (threadIdx.x == 0) *out = (float)(s / (double)n);
+}
+
+// One block: *out = sum(x) as float (the sum is taken in double).
+__global__ void sum_all(const float* x, float* out, long long n) {
+  __shared__ double buf[MAX_THREADS];
+  double s = 0.0;
+  FOR_EACH_IN_BLOCK(i, n) { s += x[i]; }
+  s = block_sum(s, buf);
+  if (threadIdx.x == 0) *out = (float)s;
+}
+
+// dX = dY / n everywhere (dY holds one element).
+__global__ void averaged_loss_gradient(const float* dy, float* dx, long long n) {
+  const float value = (float)((double)*dy / (double)n);
+  FOR_EACH(i, n) { dx[i] = value; }
+}
+
+__global__ void label_cross_entropy(const float* x, const int* label, float* y, long long rows,
+                                    long long cols) {
+  FOR_EACH(i, rows) { y[i] = -logf(floor_prob(x[i * cols + label[i]])); }
+}
+
+__global__ void label_cross_entropy_gradient(const float* x, const int* label, const float* dy,
+                                             float* dx, long long rows, long long cols) {
+  FOR_EACH(i, rows * cols) {
+    const long long row = i / cols;
+    const long long col = i - row * cols;
+    dx[i] = label[row] == col ? -dy[row] / floor_prob(x[i]) : 0.f;
+  }
+}
+
+// Z[row] = 0.5 * sum((X - Y)^2) over the row.
+__global__ void squared_l2_distance_rows(const float* x, const float* y, float* z, long long rows,
+                                         long long cols) {
+  __shared__ double buf[MAX_THREADS];
+  FOR_EACH_ROW(row, rows) {
+    const long long start = row * cols;
+    double s = 0.0;
+    FOR_EACH_IN_BLOCK(c, cols) {
+      const float d = x[start + c] - y[start + c];
+      s += d * d;
+    }
+    s = block_sum(s, buf);
+    if (threadIdx.x == 0) z[row] = (float)s * 0.5f;
+  }
+}
+
+__global__ void squared_l2_distance_gradient(const float* x, const float* y, const float* dz,
+                                             float* dx, float* dy, long long rows, long long cols) {
+  FOR_EACH(i, rows * cols) {
+    const float g = (x[i] - y[i]) * dz[i / cols];
+    dx[i] = g;
+    dy[i] = -g;
+  }
+}
+
+// correct[row] = 1 when fewer than top_k classes rank ahead of the label: a higher
+// score, or an equal score at a lower class index (a stable descending sort).
+__global__ void accuracy_rows(const float* scores, const int* labels, float* correct, int top_k,
+                              long long rows, long long cols) {
+  __shared__ double buf[MAX_THREADS];
+  FOR_EACH_ROW(row, rows) {
+    const long long start = row * cols;
+    const long long label = labels[row];
+    const float label_score = scores[start + label];
+    double ahead = 0.0;  // a count: exact in double
+    FOR_EACH_IN_BLOCK(c, cols) {
+      const float v = scores[start + c];
+      if (v > label_score || (v == label_score && c < label)) ahead += 1.f;
+    }
+    ahead = block_sum(ahead, buf);
+    if (threadIdx.x == 0) correct[row] = ahead < (double)top_k ? 1.f : 0.f;
+  }
+}
+
+}  // extern "C"
