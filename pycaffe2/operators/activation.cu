@@ -1,9 +1,7 @@
 // CUDA kernels of the activation family, float32, one grid-stride loop each.
 // Gradients read Y where the forward op may run in place, as on the CPU.
 
-#define FOR_EACH(i, n) \
-  for (long long i = blockIdx.x * (long long)blockDim.x + threadIdx.x; i < (n); \
-       i += (long long)blockDim.x * gridDim.x)
+#include "common.cuh"
 
 extern "C" {
 

@@ -13,9 +13,7 @@
 // coordinates of j (the target is row-major over its kept dims); the sum runs
 // over every reduced coordinate. Sums accumulate in double.
 
-#define FOR_EACH(i, n) \
-  for (long long i = blockIdx.x * (long long)blockDim.x + threadIdx.x; i < (n); \
-       i += (long long)blockDim.x * gridDim.x)
+#include "common.cuh"
 
 #define REDUCE_BLOCK 256  // the host launches reduce_blocks with exactly this many threads
 

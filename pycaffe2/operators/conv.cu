@@ -10,9 +10,7 @@
 // offsets ascending, i.e. window positions descending), so sums round alike.
 // LRN runs one thread per element along a channel axis of stride `cstride`.
 
-#define FOR_EACH(i, n) \
-  for (long long i = blockIdx.x * (long long)blockDim.x + threadIdx.x; i < (n); \
-       i += (long long)blockDim.x * gridDim.x)
+#include "common.cuh"
 
 #define LOWEST_FLOAT (-3.402823466e+38f)  // np.finfo(np.float32).min: padding never wins
 

@@ -2,9 +2,7 @@
 // Each mirrors its NumPy kernel in elementwise.py, NaNs included: comparisons
 // rather than fminf/fmaxf, which would drop a NaN that NumPy propagates.
 
-#define FOR_EACH(i, n) \
-  for (long long i = blockIdx.x * (long long)blockDim.x + threadIdx.x; i < (n); \
-       i += (long long)blockDim.x * gridDim.x)
+#include "common.cuh"
 
 extern "C" {
 

@@ -5,9 +5,7 @@
 // rng. Uniforms take the top 24 bits (exact in float32, in [0, 1)); Gaussians
 // are Box-Muller's cosine branch over counters 2i and 2i + 1.
 
-#define FOR_EACH(i, n) \
-  for (long long i = blockIdx.x * (long long)blockDim.x + threadIdx.x; i < (n); \
-       i += (long long)blockDim.x * gridDim.x)
+#include "common.cuh"
 
 __device__ unsigned long long mix64(unsigned long long seed, unsigned long long counter) {
   unsigned long long z = seed + (counter + 1ULL) * 0x9E3779B97F4A7C15ULL;

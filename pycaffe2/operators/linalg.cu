@@ -10,9 +10,7 @@
 // loaded into registers while the current one is multiplied. Elements outside the matrices
 // load as 0 and outputs outside C are never written, so any M, N, K is correct.
 
-#define FOR_EACH(i, n) \
-  for (long long i = blockIdx.x * (long long)blockDim.x + threadIdx.x; i < (n); \
-       i += (long long)blockDim.x * gridDim.x)
+#include "common.cuh"
 
 namespace {
 

@@ -6,46 +6,10 @@
 // one-block kernels. Sums are taken in double. Launch with a power-of-two block
 // of at most MAX_THREADS threads. Pointers documented as optional may be NULL.
 
-#define FOR_EACH(i, n) \
-  for (long long i = blockIdx.x * (long long)blockDim.x + threadIdx.x; i < (n); \
-       i += (long long)blockDim.x * gridDim.x)
+#include "common.cuh"
 
-#define FOR_EACH_ROW(row, rows) \
-  for (long long row = blockIdx.x; row < (rows); row += gridDim.x)
-
-// Columns of a row (one block per row), or all elements (a one-block kernel).
-#define FOR_EACH_IN_BLOCK(c, n) \
-  for (long long c = threadIdx.x; c < (n); c += blockDim.x)
-
-#define MAX_THREADS 1024
 #define PROB_FLOOR 1e-20f
 #define LOG_PROB_FLOOR -46.051701859880914f  // log(1e-20)
-
-// Every thread of the block must call these (they synchronise); all get the result.
-// Sums are taken in double, so a row of a million floats sums as well as NumPy's.
-__device__ double block_sum(double v, double* buf) {
-  buf[threadIdx.x] = v;
-  __syncthreads();
-  for (unsigned s = blockDim.x / 2; s > 0; s >>= 1) {
-    if (threadIdx.x < s) buf[threadIdx.x] += buf[threadIdx.x + s];
-    __syncthreads();
-  }
-  double total = buf[0];
-  __syncthreads();  // everyone has read buf[0] before buf is written again
-  return total;
-}
-
-__device__ float block_max(float v, double* buf) {
-  buf[threadIdx.x] = v;
-  __syncthreads();
-  for (unsigned s = blockDim.x / 2; s > 0; s >>= 1) {
-    if (threadIdx.x < s) buf[threadIdx.x] = fmax(buf[threadIdx.x], buf[threadIdx.x + s]);
-    __syncthreads();
-  }
-  float top = (float)buf[0];
-  __syncthreads();
-  return top;
-}
 
 // max(p, 1e-20) that keeps a NaN, as NumPy's maximum does (fmaxf would drop it).
 __device__ float floor_prob(float p) { return p < PROB_FLOOR ? PROB_FLOOR : p; }

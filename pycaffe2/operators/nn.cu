@@ -6,52 +6,16 @@
 // block_max / block_sum reduce in shared memory. Launch them with a
 // power-of-two block of at most MAX_THREADS threads.
 
-#define FOR_EACH(i, n) \
-  for (long long i = blockIdx.x * (long long)blockDim.x + threadIdx.x; i < (n); \
-       i += (long long)blockDim.x * gridDim.x)
-
-#define FOR_EACH_ROW(row, rows) \
-  for (long long row = blockIdx.x; row < (rows); row += gridDim.x)
-
-#define FOR_EACH_COL(c, cols) \
-  for (long long c = threadIdx.x; c < (cols); c += blockDim.x)
-
-#define MAX_THREADS 1024
-
-// Every thread of the block must call these (they synchronise); all get the result.
-// Sums are taken in double, so a row of a million floats sums as well as NumPy's.
-__device__ double block_sum(double v, double* buf) {
-  buf[threadIdx.x] = v;
-  __syncthreads();
-  for (unsigned s = blockDim.x / 2; s > 0; s >>= 1) {
-    if (threadIdx.x < s) buf[threadIdx.x] += buf[threadIdx.x + s];
-    __syncthreads();
-  }
-  double total = buf[0];
-  __syncthreads();  // everyone has read buf[0] before buf is written again
-  return total;
-}
-
-__device__ float block_max(float v, double* buf) {
-  buf[threadIdx.x] = v;
-  __syncthreads();
-  for (unsigned s = blockDim.x / 2; s > 0; s >>= 1) {
-    if (threadIdx.x < s) buf[threadIdx.x] = fmax(buf[threadIdx.x], buf[threadIdx.x + s]);
-    __syncthreads();
-  }
-  float top = (float)buf[0];
-  __syncthreads();
-  return top;
-}
+#include "common.cuh"
 
 // The row max and log(sum(exp(x - max))) of one row, known to every thread.
 __device__ void row_max_and_log_sum(const float* xr, long long cols, double* buf, float* max_out,
                                     float* log_sum_out) {
   float m = -INFINITY;
-  FOR_EACH_COL(c, cols) { m = fmaxf(m, xr[c]); }
+  FOR_EACH_IN_BLOCK(c, cols) { m = fmaxf(m, xr[c]); }
   m = block_max(m, buf);
   double s = 0.0;
-  FOR_EACH_COL(c, cols) { s += expf(xr[c] - m); }
+  FOR_EACH_IN_BLOCK(c, cols) { s += expf(xr[c] - m); }
   *max_out = m;
   *log_sum_out = logf((float)block_sum(s, buf));
 }
@@ -73,12 +37,12 @@ __global__ void softmax_rows(const float* x, float* y, long long rows, long long
     const float* xr = x + row * cols;
     float* yr = y + row * cols;
     float m = -INFINITY;
-    FOR_EACH_COL(c, cols) { m = fmaxf(m, xr[c]); }
+    FOR_EACH_IN_BLOCK(c, cols) { m = fmaxf(m, xr[c]); }
     m = block_max(m, buf);
     double s = 0.0;
-    FOR_EACH_COL(c, cols) { s += expf(xr[c] - m); }
+    FOR_EACH_IN_BLOCK(c, cols) { s += expf(xr[c] - m); }
     const float sum = (float)block_sum(s, buf);
-    FOR_EACH_COL(c, cols) { yr[c] = expf(xr[c] - m) / sum; }
+    FOR_EACH_IN_BLOCK(c, cols) { yr[c] = expf(xr[c] - m) / sum; }
   }
 }
 
@@ -89,7 +53,7 @@ __global__ void log_softmax_rows(const float* x, float* y, long long rows, long 
     float* yr = y + row * cols;
     float m, log_sum;
     row_max_and_log_sum(xr, cols, buf, &m, &log_sum);
-    FOR_EACH_COL(c, cols) { yr[c] = (xr[c] - m) - log_sum; }
+    FOR_EACH_IN_BLOCK(c, cols) { yr[c] = (xr[c] - m) - log_sum; }
   }
 }
 
@@ -100,9 +64,9 @@ __global__ void softmax_gradient_rows(const float* y, const float* dy, float* dx
   FOR_EACH_ROW(row, rows) {
     const long long start = row * cols;
     double partial = 0.0;
-    FOR_EACH_COL(c, cols) { partial += dy[start + c] * y[start + c]; }
+    FOR_EACH_IN_BLOCK(c, cols) { partial += dy[start + c] * y[start + c]; }
     const float dot = (float)block_sum(partial, buf);
-    FOR_EACH_COL(c, cols) { dx[start + c] = (dy[start + c] - dot) * y[start + c]; }
+    FOR_EACH_IN_BLOCK(c, cols) { dx[start + c] = (dy[start + c] - dot) * y[start + c]; }
   }
 }
 
@@ -113,9 +77,9 @@ __global__ void log_softmax_gradient_rows(const float* y, const float* dy, float
   FOR_EACH_ROW(row, rows) {
     const long long start = row * cols;
     double partial = 0.0;
-    FOR_EACH_COL(c, cols) { partial += dy[start + c]; }
+    FOR_EACH_IN_BLOCK(c, cols) { partial += dy[start + c]; }
     const float total = (float)block_sum(partial, buf);
-    FOR_EACH_COL(c, cols) { dx[start + c] = dy[start + c] - expf(y[start + c]) * total; }
+    FOR_EACH_IN_BLOCK(c, cols) { dx[start + c] = dy[start + c] - expf(y[start + c]) * total; }
   }
 }
 

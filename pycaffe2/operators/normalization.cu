@@ -16,9 +16,7 @@
 // Threads accumulate in float (a few hundred terms each), blocks and partials
 // in double. The elementwise kernels take per-channel coefficients coef[k*C+c].
 
-#define FOR_EACH(i, n) \
-  for (long long i = blockIdx.x * (long long)blockDim.x + threadIdx.x; i < (n); \
-       i += (long long)blockDim.x * gridDim.x)
+#include "common.cuh"
 
 #define BLOCK_THREADS 256
 

@@ -4,9 +4,7 @@
 // Scalars (lr, momentum, bias corrections) come from the host by value;
 // WeightedSum's weights are one-element device arrays.
 
-#define FOR_EACH(i, n) \
-  for (long long i = blockIdx.x * (long long)blockDim.x + threadIdx.x; i < (n); \
-       i += (long long)blockDim.x * gridDim.x)
+#include "common.cuh"
 
 extern "C" {
 

@@ -17,7 +17,8 @@ def test_there_are_kernel_sources():
 @pytest.mark.parametrize("arch", ["sm_80", "sm_90"])
 @pytest.mark.parametrize("source", SOURCES, ids=[s.name for s in SOURCES])
 def test_kernel_source_compiles_to_ptx(source, arch, tmp_path):
-    result = subprocess.run([NVCC, "--ptx", f"-arch={arch}", str(source), "-o", str(tmp_path / "out.ptx")],
+    result = subprocess.run([NVCC, "--ptx", f"-arch={arch}", "-I", str(source.parent), str(source),
+                             "-o", str(tmp_path / "out.ptx")],
                             capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr
     assert ".entry" in (tmp_path / "out.ptx").read_text()

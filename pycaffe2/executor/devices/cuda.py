@@ -3,7 +3,8 @@
 PyCUDA is imported lazily, on the first request for the device, and the
 reason it cannot be used (no PyCUDA, no driver, no GPU) is remembered, so
 everything on the CPU works without it and asking for CUDA gives one clear
-error. Kernel sources live beside their op family (`operators/<family>.cu`);
+error. Kernel sources live beside their op family (`operators/<family>.cu`, sharing
+`operators/common.cuh`);
 each is compiled once per process with PyCUDA's SourceModule, which caches
 the binary on disk (`PYCAFFE2_CUDA_CACHE`, default ~/.cache/pycaffe2/cuda).
 Kernels take float32 only, as most of Caffe2's CUDA kernels did.
@@ -110,7 +111,7 @@ def _module(source_name: str):
     source = (OPERATORS_DIR / source_name).read_text()
     cache = Path(os.environ.get("PYCAFFE2_CUDA_CACHE", Path.home() / ".cache" / "pycaffe2" / "cuda"))
     cache.mkdir(parents=True, exist_ok=True)
-    return _modules()[2](source, cache_dir=str(cache), no_extern_c=True)
+    return _modules()[2](source, cache_dir=str(cache), no_extern_c=True, include_dirs=[str(OPERATORS_DIR)])
 
 
 def function(source_name: str, kernel: str):
