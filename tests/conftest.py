@@ -16,3 +16,15 @@ def caffe2_models() -> Path:
 
 def real_pb_files():
     return sorted(CAFFE2_MODELS.glob("*/*.pb")) if CAFFE2_MODELS.is_dir() else []
+
+
+def pytest_collection_modifyitems(config, items):
+    """Tests marked gpu run only where CUDA works; elsewhere they skip, saying why."""
+    gpu_items = [item for item in items if "gpu" in item.keywords]
+    if not gpu_items:
+        return
+    from pycaffe2.executor.devices.cuda import unavailable_reason
+    reason = unavailable_reason()
+    if reason is not None:
+        for item in gpu_items:
+            item.add_marker(pytest.mark.skip(reason=f"no CUDA: {reason}"))

@@ -82,11 +82,9 @@ def test_asking_for_cuda_without_it_says_what_is_missing():
     np.testing.assert_array_equal(workspace.FetchBlob("Y"), [0.0, 2.0])
 
 
-gpu = pytest.mark.skipif(REASON is not None, reason=f"no CUDA: {REASON}")
 
 
 @pytest.mark.gpu
-@gpu
 @pytest.mark.parametrize("shape", [(7,), (3, 5, 4), (1 << 20,)])
 @pytest.mark.parametrize("op_type", sorted(CASES))
 def test_cuda_kernel_matches_cpu(op_type, shape):
@@ -95,7 +93,6 @@ def test_cuda_kernel_matches_cpu(op_type, shape):
 
 
 @pytest.mark.gpu
-@gpu
 def test_a_net_mixing_devices_gets_its_copies():
     hard_sigmoid = make_op("HardSigmoid", ["X"], ["H"], {"alpha": 0.3})
     hard_sigmoid.device_option.CopyFrom(CUDA)
@@ -109,7 +106,6 @@ def test_a_net_mixing_devices_gets_its_copies():
 
 
 @pytest.mark.gpu
-@gpu
 def test_feed_fetch_and_explicit_copies():
     workspace = Workspace()
     x = away_from_kinks((5,))

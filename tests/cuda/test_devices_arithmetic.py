@@ -4,12 +4,9 @@ backward, the variadic ops and their gradients."""
 import numpy as np
 import pytest
 
-from pycaffe2.executor.devices.cuda import unavailable_reason
 from pycaffe2.testing import check_devices, run_op
 from tests.cuda import DEVICE_CHECKED
 
-REASON = unavailable_reason()
-gpu = pytest.mark.skipif(REASON is not None, reason=f"no CUDA: {REASON}")
 rng = np.random.default_rng(0)
 SHAPES = [(1,), (7,), (3, 5, 4), (1 << 20,), (1000, 1025)]
 BINARY = ["Add", "Sub", "Mul", "Div"]
@@ -81,7 +78,6 @@ IDS = [f"{a}-{b}-{'legacy' if args else 'numpy'}" for a, b, args in BROADCASTS]
 
 
 @pytest.mark.gpu
-@gpu
 @pytest.mark.parametrize("shape", SHAPES, ids=str)
 @pytest.mark.parametrize("op_type", sorted(CASES))
 def test_cuda_kernel_matches_cpu(op_type, shape):
@@ -92,7 +88,6 @@ def test_cuda_kernel_matches_cpu(op_type, shape):
 
 
 @pytest.mark.gpu
-@gpu
 @pytest.mark.parametrize("a_shape, b_shape, args", BROADCASTS, ids=IDS)
 @pytest.mark.parametrize("op_type", BINARY)
 def test_broadcasting_forward(op_type, a_shape, b_shape, args):
@@ -100,7 +95,6 @@ def test_broadcasting_forward(op_type, a_shape, b_shape, args):
 
 
 @pytest.mark.gpu
-@gpu
 @pytest.mark.parametrize("a_shape, b_shape, args", BROADCASTS, ids=IDS)
 @pytest.mark.parametrize("op_type", BINARY)
 def test_broadcasting_gradient(op_type, a_shape, b_shape, args):
@@ -109,7 +103,6 @@ def test_broadcasting_gradient(op_type, a_shape, b_shape, args):
 
 
 @pytest.mark.gpu
-@gpu
 @pytest.mark.parametrize("a_shape, b_shape, args", [(s, s, {}) for s in SHAPES] + BROADCASTS[10:],
                          ids=str)
 def test_div_gradient_older_three_input_form(a_shape, b_shape, args):
@@ -118,7 +111,6 @@ def test_div_gradient_older_three_input_form(a_shape, b_shape, args):
 
 
 @pytest.mark.gpu
-@gpu
 @pytest.mark.parametrize("a_shape, b_shape, args", BROADCASTS[10:], ids=IDS[10:])
 def test_sum_reduce_like(a_shape, b_shape, args):
     args = {k: v for k, v in args.items() if k != "broadcast"}
@@ -126,7 +118,6 @@ def test_sum_reduce_like(a_shape, b_shape, args):
 
 
 @pytest.mark.gpu
-@gpu
 @pytest.mark.parametrize("count", [1, 2, 5])
 @pytest.mark.parametrize("shape", [(7,), (1 << 20,)], ids=str)
 @pytest.mark.parametrize("op_type", ["Sum", "Mean", "Max", "Min"])
@@ -135,7 +126,6 @@ def test_variadic(op_type, shape, count):
 
 
 @pytest.mark.gpu
-@gpu
 @pytest.mark.parametrize("count", [1, 3])
 @pytest.mark.parametrize("shape", [(7,), (3, 5, 4), (1 << 20,)], ids=str)
 @pytest.mark.parametrize("op_type", VARIADIC_GRADIENTS)
@@ -150,7 +140,6 @@ def test_variadic_gradients(op_type, shape, count):
 
 
 @pytest.mark.gpu
-@gpu
 def test_nan_propagates_through_max_and_min():
     xs = [np.array([np.nan, 1, 2], np.float32), np.array([0, np.nan, 3], np.float32)]
     check_devices("Max", xs)
@@ -158,7 +147,6 @@ def test_nan_propagates_through_max_and_min():
 
 
 @pytest.mark.gpu
-@gpu
 def test_integer_operands_are_refused_clearly():
     with pytest.raises(Exception, match="Add: the CUDA kernel takes float32, got int32"):
         check_devices("Add", [np.arange(4, dtype=np.int32)] * 2)

@@ -6,14 +6,12 @@ on tie-heavy inputs (small integers), where every tied max gets dY."""
 import numpy as np
 import pytest
 
-from pycaffe2.executor.devices.cuda import unavailable_reason
 from pycaffe2.operators import load_kernels
 from pycaffe2.schema import get_schema
 from pycaffe2.testing import check_devices, run_op
 from tests.cuda import DEVICE_CHECKED
 
 load_kernels()
-REASON = unavailable_reason()
 rng = np.random.default_rng(0)
 
 
@@ -78,11 +76,9 @@ def pool_args(op_type: str, args: dict) -> dict:
     return {k: v for k, v in args.items() if k != "count_include_pad"}
 
 
-gpu = pytest.mark.skipif(REASON is not None, reason=f"no CUDA: {REASON}")
 
 
 @pytest.mark.gpu
-@gpu
 @pytest.mark.parametrize("count_include_pad", [0, 1])
 @pytest.mark.parametrize("shape, args", POOL_GEOMETRY)
 @pytest.mark.parametrize("op_type", POOL_TYPES)
@@ -95,14 +91,12 @@ def test_cuda_pooling_matches_cpu(op_type, shape, args, count_include_pad):
 
 
 @pytest.mark.gpu
-@gpu
 @pytest.mark.parametrize("shape, args", POOL_GEOMETRY[:6] + POOL_GEOMETRY[7:9])
 def test_cuda_max_pool_gradient_gives_every_tied_max_dy(shape, args):
     check_devices("MaxPoolGradient", pool_gradient_inputs("MaxPool", ties)(shape, args), args)
 
 
 @pytest.mark.gpu
-@gpu
 @pytest.mark.parametrize("order", ["NCHW", "NHWC"])
 @pytest.mark.parametrize("alias", ALIASES)
 def test_cuda_pooling_aliases_cover_1_to_3_spatial_dims(alias, order):
@@ -115,7 +109,6 @@ def test_cuda_pooling_aliases_cover_1_to_3_spatial_dims(alias, order):
 
 
 @pytest.mark.gpu
-@gpu
 @pytest.mark.parametrize("shape, order", [((2, 6, 3, 5), "NCHW"), ((2, 3, 5, 6), "NHWC"), ((3, 7), "NCHW"),
                                           ((2, 3, 4, 5, 9), "NHWC"), ((4, 64, 64, 64), "NCHW"),
                                           ((4, 64, 64, 64), "NHWC")])

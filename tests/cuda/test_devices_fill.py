@@ -6,15 +6,12 @@ import numpy as np
 import pytest
 
 from pycaffe2.executor import Workspace
-from pycaffe2.executor.devices.cuda import unavailable_reason
 from pycaffe2.operators import load_kernels
 from pycaffe2.proto import caffe2_pb2
 from pycaffe2.testing import check_devices, make_op
 from tests.cuda import DEVICE_CHECKED
 
 load_kernels()
-REASON = unavailable_reason()
-gpu = pytest.mark.skipif(REASON is not None, reason=f"no CUDA: {REASON}")
 
 # op type -> (inputs, args) of one representative run (the tests below cover more)
 CASES = {
@@ -43,7 +40,6 @@ def run_cuda(op_type, args, inputs=(), seed=None) -> np.ndarray:
 
 
 @pytest.mark.gpu
-@gpu
 @pytest.mark.parametrize("inputs, args", [
     ([], {"shape": [7], "value": 2.5}),
     ([], {"shape": [3, 5, 4], "value": -1.25, "dtype": "FLOAT"}),
@@ -78,7 +74,6 @@ def assert_uncorrelated(y):
 
 
 @pytest.mark.gpu
-@gpu
 def test_cuda_uniform_fill_is_uniform_in_its_bounds():
     y = run_cuda("UniformFill", {"shape": BIG, "min": -2.0, "max": 3.0})
     assert y.shape == tuple(BIG) and y.dtype == np.float32
@@ -90,7 +85,6 @@ def test_cuda_uniform_fill_is_uniform_in_its_bounds():
 
 
 @pytest.mark.gpu
-@gpu
 def test_cuda_uniform_fill_bounds_from_inputs():
     y = run_cuda("UniformFill", {}, [np.zeros((4, 6), np.float32), np.array([1.0], np.float32),
                                      np.array([1.5], np.float32)])
@@ -101,7 +95,6 @@ def test_cuda_uniform_fill_bounds_from_inputs():
 
 
 @pytest.mark.gpu
-@gpu
 def test_cuda_gaussian_fill_moments():
     y = run_cuda("GaussianFill", {"shape": BIG, "mean": 1.0, "std": 2.0})
     assert y.shape == tuple(BIG) and y.dtype == np.float32 and np.isfinite(y).all()
@@ -112,7 +105,6 @@ def test_cuda_gaussian_fill_moments():
 
 
 @pytest.mark.gpu
-@gpu
 def test_cuda_xavier_and_msra_fill_scales():
     y = run_cuda("XavierFill", {"shape": BIG})
     scale = np.sqrt(3.0 / BIG[1])  # fan_in = size / dim 0
@@ -124,7 +116,6 @@ def test_cuda_xavier_and_msra_fill_scales():
 
 
 @pytest.mark.gpu
-@gpu
 @pytest.mark.parametrize("op_type", ["UniformFill", "GaussianFill", "XavierFill", "MSRAFill"])
 @pytest.mark.parametrize("shape", [[3, 5, 7], [1, 1], [0, 4], [2, 1 << 19]])
 def test_cuda_random_fills_shapes_and_seeds(op_type, shape):
@@ -136,7 +127,6 @@ def test_cuda_random_fills_shapes_and_seeds(op_type, shape):
 
 
 @pytest.mark.gpu
-@gpu
 def test_cuda_fill_shape_from_a_gpu_input():
     y = run_cuda("GaussianFill", {"input_as_shape": 1, "extra_shape": [3]}, [np.array([4, 2], np.int64)])
     assert y.shape == (4, 2, 3)

@@ -6,16 +6,13 @@ import numpy as np
 import pytest
 
 from pycaffe2.executor import NetError, Workspace
-from pycaffe2.executor.devices.cuda import unavailable_reason
 from pycaffe2.operators import load_kernels
 from pycaffe2.proto import caffe2_pb2
 from pycaffe2.testing import check_devices, make_op
 from tests.cuda import DEVICE_CHECKED
 
 load_kernels()
-REASON = unavailable_reason()
 CUDA = caffe2_pb2.DeviceOption(device_type=caffe2_pb2.PROTO_CUDA)
-gpu = pytest.mark.skipif(REASON is not None, reason=f"no CUDA: {REASON}")
 
 # (M, K, N): odd sizes (no tile is full), an even one, a large one (M * N > 1M)
 SIZES = [(1, 1, 1), (17, 33, 65), (130, 7, 129), (512, 512, 512), (1100, 70, 1000)]
@@ -76,7 +73,6 @@ VARIANTS = [(op_type, *variant) for op_type, variants in CASES.items() for varia
 
 
 @pytest.mark.gpu
-@gpu
 @pytest.mark.parametrize("size", SIZES, ids=["x".join(map(str, s)) for s in SIZES])
 @pytest.mark.parametrize("op_type, variant, make_inputs, args, num_outputs", VARIANTS,
                          ids=[f"{v[0]}-{v[1]}" for v in VARIANTS])
@@ -85,7 +81,6 @@ def test_cuda_kernel_matches_cpu(op_type, variant, make_inputs, args, num_output
 
 
 @pytest.mark.gpu
-@gpu
 def test_gemm_with_out_beta_and_a_broadcast_operand():
     from pycaffe2.executor.devices import cuda
     from pycaffe2.operators.linalg import gemm
@@ -100,7 +95,6 @@ def test_gemm_with_out_beta_and_a_broadcast_operand():
 
 
 @pytest.mark.gpu
-@gpu
 def test_gemm_with_k_zero_gives_zeros():
     from pycaffe2.operators.linalg import gemm
     y = gemm(np.zeros((3, 0), np.float32), np.zeros((0, 5), np.float32), False, False)
@@ -108,7 +102,6 @@ def test_gemm_with_k_zero_gives_zeros():
 
 
 @pytest.mark.gpu
-@gpu
 def test_fc_gradient_bias_sums_many_rows_in_two_passes():
     """db over 5000 rows takes the two-pass column sum (chunks of 1024 rows)."""
     m, k, n = 5000, 3, 40

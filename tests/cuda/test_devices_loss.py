@@ -3,13 +3,10 @@ import numpy as np
 import pytest
 
 from pycaffe2.executor import NetError, OpFailure
-from pycaffe2.executor.devices.cuda import unavailable_reason
 from pycaffe2.testing import check_devices, run_op
 from tests.cuda import DEVICE_CHECKED
 from tests.cuda.test_devices_nn import run_cuda
 
-REASON = unavailable_reason()
-gpu = pytest.mark.skipif(REASON is not None, reason=f"no CUDA: {REASON}")
 rng = np.random.default_rng(0)
 # [N, D]: odd sizes, one huge row, and more rows than a grid has blocks (65535).
 SHAPES = [(1, 1), (3, 7), (5, 1000), (1, 1 << 20), ((1 << 20) // 3 + 1, 3)]
@@ -74,7 +71,6 @@ DEVICE_CHECKED.update(CASES)
 
 
 @pytest.mark.gpu
-@gpu
 @pytest.mark.parametrize("shape", SHAPES, ids=str)
 @pytest.mark.parametrize("op_type", sorted(CASES))
 def test_cuda_kernel_matches_cpu(op_type, shape):
@@ -93,7 +89,6 @@ VARIANTS = {
 
 
 @pytest.mark.gpu
-@gpu
 @pytest.mark.parametrize("shape", [(3, 7), (1000, 33), ((1 << 20) // 5, 5)], ids=str)
 @pytest.mark.parametrize("variant", sorted(VARIANTS))
 def test_softmax_with_loss_variants(variant, shape):
@@ -107,7 +102,6 @@ def test_softmax_with_loss_variants(variant, shape):
 
 
 @pytest.mark.gpu
-@gpu
 @pytest.mark.parametrize("top_k", [1, 3, 1000])
 def test_accuracy_top_k(top_k):
     predictions = np.round(scores(4001, 10) / 4)  # many ties
@@ -115,7 +109,6 @@ def test_accuracy_top_k(top_k):
 
 
 @pytest.mark.gpu
-@gpu
 def test_odd_shapes():
     check_devices("AveragedLoss", [scores(1, 1).reshape(())])
     check_devices("LabelCrossEntropy", [probabilities(1, 5)[0], labels(1, 5)])  # 1-D X: one example
@@ -124,7 +117,6 @@ def test_odd_shapes():
 
 
 @pytest.mark.gpu
-@gpu
 @pytest.mark.parametrize("op_type", ["SoftmaxWithLoss", "LabelCrossEntropy", "Accuracy"])
 def test_out_of_range_labels_are_refused_as_on_the_cpu(op_type):
     bad = np.array([0, 7, 1], np.int32)

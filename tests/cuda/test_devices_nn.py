@@ -4,13 +4,10 @@ import numpy as np
 import pytest
 
 from pycaffe2.executor import Workspace
-from pycaffe2.executor.devices.cuda import unavailable_reason
 from pycaffe2.proto import caffe2_pb2
 from pycaffe2.testing import check_devices, make_op, run_op
 from tests.cuda import DEVICE_CHECKED
 
-REASON = unavailable_reason()
-gpu = pytest.mark.skipif(REASON is not None, reason=f"no CUDA: {REASON}")
 rng = np.random.default_rng(0)
 # Odd sizes, one huge row, and more rows than a grid has blocks (65535).
 SHAPES = [(1, 1), (3, 7), (2, 3, 5), (5, 1000), (1, 1 << 20), ((1 << 20) // 3 + 1, 3)]
@@ -45,7 +42,6 @@ DEVICE_CHECKED.add("Dropout")  # test_dropout_* below
 
 
 @pytest.mark.gpu
-@gpu
 @pytest.mark.parametrize("shape", SHAPES, ids=str)
 @pytest.mark.parametrize("op_type", sorted(CASES))
 def test_cuda_kernel_matches_cpu(op_type, shape):
@@ -54,7 +50,6 @@ def test_cuda_kernel_matches_cpu(op_type, shape):
 
 
 @pytest.mark.gpu
-@gpu
 @pytest.mark.parametrize("axis", [0, 2, -1])
 @pytest.mark.parametrize("op_type", ["Softmax", "LogSoftmax", "SoftmaxGradient", "LogSoftmaxGradient"])
 def test_softmax_axis(op_type, axis):
@@ -63,7 +58,6 @@ def test_softmax_axis(op_type, axis):
 
 
 @pytest.mark.gpu
-@gpu
 def test_softmax_of_extreme_rows():
     x = np.array([[1e30, -1e30, 0.0], [88.0, 88.0, -88.0], [-np.inf, 0.0, 1.0]], np.float32)
     for op_type in ("Softmax", "LogSoftmax"):
@@ -71,7 +65,6 @@ def test_softmax_of_extreme_rows():
 
 
 @pytest.mark.gpu
-@gpu
 def test_dropout_grad_in_test_mode_passes_dy():
     check_devices("DropoutGrad", [rng.standard_normal((5, 7)).astype(np.float32)], {"is_test": 1})
 
@@ -92,7 +85,6 @@ def run_cuda(op_type, inputs, args, num_outputs, seed=None):
 
 
 @pytest.mark.gpu
-@gpu
 @pytest.mark.parametrize("ratio", [0.0, 0.3, 0.75, 1.0])
 def test_dropout_keeps_one_minus_ratio_scaled(ratio):
     x = rng.uniform(0.5, 2.0, (1 << 20) + 3).astype(np.float32)  # nonzero: kept means y != 0
@@ -110,7 +102,6 @@ def test_dropout_keeps_one_minus_ratio_scaled(ratio):
 
 
 @pytest.mark.gpu
-@gpu
 def test_dropout_seeds():
     x = np.ones(4099, np.float32)
     first, again = (run_cuda("Dropout", [x], {"ratio": 0.5}, 2, seed=7)[1] for _ in range(2))
@@ -120,7 +111,6 @@ def test_dropout_seeds():
 
 
 @pytest.mark.gpu
-@gpu
 def test_dropout_in_test_mode_is_the_identity():
     x = rng.standard_normal((3, 1001)).astype(np.float32)
     y, mask = run_cuda("Dropout", [x], {"ratio": 0.5, "is_test": 1}, 2)
@@ -131,7 +121,6 @@ def test_dropout_in_test_mode_is_the_identity():
 
 
 @pytest.mark.gpu
-@gpu
 def test_dropout_grad_reads_the_cuda_mask():
     x = rng.standard_normal((7, 513)).astype(np.float32)
     _, mask = run_cuda("Dropout", [x], {"ratio": 0.3}, 2)

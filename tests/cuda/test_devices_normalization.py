@@ -5,13 +5,11 @@ import numpy as np
 import pytest
 
 from pycaffe2.executor import Workspace
-from pycaffe2.executor.devices.cuda import unavailable_reason
 from pycaffe2.operators.normalization import channel_stats
 from pycaffe2.proto import caffe2_pb2
 from pycaffe2.testing import assert_outputs_close, check_devices, make_op, run_op
 from tests.cuda import DEVICE_CHECKED
 
-REASON = unavailable_reason()
 CUDA = caffe2_pb2.DeviceOption(device_type=caffe2_pb2.PROTO_CUDA)
 BN_IN = ["X", "scale", "bias", "mean", "var"]
 BN_OUT = ["Y", "mean", "var", "saved_mean", "saved_inv_std"]  # running stats in place, as enforced
@@ -110,11 +108,9 @@ def check_training(inputs, args):
     assert_outputs_close(gpu, cpu, ATOL, RTOL, names=[f"SpatialBN CUDA output {n}" for n in BN_OUT])
 
 
-gpu = pytest.mark.skipif(REASON is not None, reason=f"no CUDA: {REASON}")
 
 
 @pytest.mark.gpu
-@gpu
 @pytest.mark.parametrize("op_type, index, shape, order", PARAMS)
 def test_cuda_kernel_matches_cpu(op_type, index, shape, order):
     make_inputs, args, num_outputs, _ = CASES[op_type][index]
@@ -127,7 +123,6 @@ def test_cuda_kernel_matches_cpu(op_type, index, shape, order):
 
 
 @pytest.mark.gpu
-@gpu
 @pytest.mark.parametrize("shape, order", [((2, 3, 4, 5), "NCHW"), ((3, 7, 5), "NHWC")])
 def test_empty_running_statistics_start_at_zero(shape, order):
     inputs = bn_inputs(shape, order)
@@ -136,7 +131,6 @@ def test_empty_running_statistics_start_at_zero(shape, order):
 
 
 @pytest.mark.gpu
-@gpu
 def test_statistics_of_a_large_mean_do_not_cancel():
     x, scale, bias, mean, var = bn_inputs((8, 4, 64, 64), "NCHW")
     x = (x * 1e-2 + 1e3).astype(np.float32)  # std 0.02 under a mean of 1000

@@ -5,15 +5,12 @@ import numpy as np
 import pytest
 
 from pycaffe2.executor import Workspace
-from pycaffe2.executor.devices.cuda import unavailable_reason
 from pycaffe2.operators import load_kernels
 from pycaffe2.proto import caffe2_pb2
 from pycaffe2.testing import assert_outputs_close, check_devices, make_op, run_op
 from tests.cuda import DEVICE_CHECKED
 
 load_kernels()
-REASON = unavailable_reason()
-gpu = pytest.mark.skipif(REASON is not None, reason=f"no CUDA: {REASON}")
 rng = np.random.default_rng(0)
 
 
@@ -43,7 +40,6 @@ SHAPES = [(7,), (3, 5, 4), (1 << 20,)]
 
 
 @pytest.mark.gpu
-@gpu
 @pytest.mark.parametrize("shape", SHAPES)
 @pytest.mark.parametrize("op_type", sorted(CASES))
 def test_cuda_update_matches_cpu(op_type, shape):
@@ -52,7 +48,6 @@ def test_cuda_update_matches_cpu(op_type, shape):
 
 
 @pytest.mark.gpu
-@gpu
 @pytest.mark.parametrize("pairs", [1, 2, 5])
 @pytest.mark.parametrize("shape", SHAPES)
 def test_cuda_weighted_sum_any_number_of_pairs(pairs, shape):
@@ -60,7 +55,6 @@ def test_cuda_weighted_sum_any_number_of_pairs(pairs, shape):
 
 
 @pytest.mark.gpu
-@gpu
 @pytest.mark.parametrize("nesterov", [0, 1])
 @pytest.mark.parametrize("momentum", [0.0, 0.9])
 def test_cuda_momentum_sgd_both_kinds(nesterov, momentum):
@@ -70,7 +64,6 @@ def test_cuda_momentum_sgd_both_kinds(nesterov, momentum):
 
 
 @pytest.mark.gpu
-@gpu
 def test_cuda_updates_keep_each_blobs_shape():
     """Sizes must agree, shapes need not: each output keeps its blob's shape."""
     outputs = check_devices("Adam", [randn((4, 6)), randn(24), np.abs(randn((2, 12))), randn((6, 4)), scalar(-0.01),
@@ -92,7 +85,6 @@ def run_mixed(op_type, inputs, on_cpu, args, count):
 
 
 @pytest.mark.gpu
-@gpu
 @pytest.mark.parametrize("op_type, on_cpu", [("MomentumSGDUpdate", {2}), ("Adagrad", {3}), ("Adam", {4, 5}),
                                              ("WeightedSum", {1, 3, 5})])
 def test_cuda_updates_take_a_cpu_learning_rate_and_counter(op_type, on_cpu):
@@ -103,7 +95,6 @@ def test_cuda_updates_take_a_cpu_learning_rate_and_counter(op_type, on_cpu):
 
 
 @pytest.mark.gpu
-@gpu
 def test_cuda_adam_without_its_optional_step_output():
     make_inputs, args, _ = CASES["Adam"]
     check_devices("Adam", make_inputs((9, 2)), args, 3)
