@@ -118,7 +118,10 @@ class PlanRun(PlanMonitor):
     # --- running --------------------------------------------------------------------------------
     def run(self) -> dict[str, np.ndarray]:
         """Run the plan; returns the predict net's external outputs (those that exist)."""
-        previous = signal.signal(signal.SIGINT, self._on_interrupt)
+        try:  # Ctrl-C handling needs the main thread; elsewhere Ctrl-C stays Python's
+            previous = signal.signal(signal.SIGINT, self._on_interrupt)
+        except ValueError:
+            previous = None
         try:
             self.workspace.RunPlan(self.plan, monitor=self)
         except StopPlan as stop:
@@ -126,7 +129,8 @@ class PlanRun(PlanMonitor):
         except PyCaffe2Error as exc:
             raise RunFailure(str(exc)) from None
         finally:
-            signal.signal(signal.SIGINT, previous)
+            if previous is not None:
+                signal.signal(signal.SIGINT, previous)
             if not self.quiet and self.loop is not None:
                 print(file=self.stream)
         names = [n for n in self.model.predict_net.external_output if n in self.workspace.blobs]
