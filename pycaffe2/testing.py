@@ -28,8 +28,9 @@ def make_op(op_type: str, inputs, outputs, args=None) -> caffe2_pb2.OperatorDef:
 
 
 def run_op(op_type: str, inputs: list, args=None, num_outputs: int | None = None,
-           input_names=None, output_names=None, seed: int = 0) -> list:
-    """Run one op on `inputs` (arrays) and return its outputs as arrays."""
+           input_names=None, output_names=None, seed: int = 0, device_option=None) -> list:
+    """Run one op on `inputs` (arrays) and return its outputs as arrays; with a
+    `device_option` (CUDA), the inputs are fed to that device and the op runs there."""
     schema = get_schema(op_type)
     input_names = input_names or [f"in{i}" for i in range(len(inputs))]
     if output_names is None:
@@ -40,8 +41,11 @@ def run_op(op_type: str, inputs: list, args=None, num_outputs: int | None = None
                 output_names[o] = input_names[i]
     workspace = Workspace("_op_test", seed=seed)
     for name, value in zip(input_names, inputs):
-        workspace.FeedBlob(name, value)
-    workspace.RunOperatorOnce(make_op(op_type, input_names, output_names, args))
+        workspace.FeedBlob(name, value, device_option=device_option)
+    op = make_op(op_type, input_names, output_names, args)
+    if device_option is not None:
+        op.device_option.CopyFrom(device_option)
+    workspace.RunOperatorOnce(op)
     return [workspace.FetchBlob(name) for name in output_names]
 
 
@@ -126,16 +130,6 @@ def check_devices(op_type: str, inputs: list, args=None, num_outputs=None, atol=
     Returns the CUDA outputs."""
     cpu = run_op(op_type, inputs, args, num_outputs)
     cuda_option = caffe2_pb2.DeviceOption(device_type=caffe2_pb2.PROTO_CUDA)
-    schema = get_schema(op_type)
-    count = num_outputs if num_outputs is not None else schema.num_outputs.min
-    input_names = [f"in{i}" for i in range(len(inputs))]
-    output_names = [f"out{i}" for i in range(count)]
-    workspace = Workspace("_device_check")
-    for name, value in zip(input_names, inputs):
-        workspace.FeedBlob(name, value, device_option=cuda_option)
-    op = make_op(op_type, input_names, output_names, args)
-    op.device_option.CopyFrom(cuda_option)
-    workspace.RunOperatorOnce(op)
-    gpu = [workspace.FetchBlob(name) for name in output_names]
-    assert_outputs_close(gpu, cpu, atol, rtol, names=[f"{op_type} CUDA output {i}" for i in range(count)])
+    gpu = run_op(op_type, inputs, args, num_outputs, device_option=cuda_option)
+    assert_outputs_close(gpu, cpu, atol, rtol, names=[f"{op_type} CUDA output {i}" for i in range(len(gpu))])
     return gpu

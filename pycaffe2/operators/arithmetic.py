@@ -298,13 +298,6 @@ def _device_ints(values: tuple):
         _META[values] = array
     return array
 
-
-def _float32_on_gpu(op_type: str, *values) -> list:
-    arrays = [cuda.as_gpu(value) for value in values]
-    cuda.require_float32(op_type, *arrays)
-    return arrays
-
-
 def _check_fits(op_type: str, name: str, shape: tuple, out_shape: tuple) -> None:
     lead = len(out_shape) - len(shape)
     if lead < 0 or any(d not in (1, out_shape[lead + i]) for i, d in enumerate(shape)):
@@ -371,7 +364,7 @@ def _binary_launcher(op_type: str, kernel: str):
         layout = b_layout(op_type, broadcast, axis, axis_str, order)
 
         def run(a, b):
-            a, b = _float32_on_gpu(op_type, a, b)
+            a, b = cuda.float32_inputs(op_type, a, b)
             b_view, c_shape = _shapes(op_type, layout, a.shape, b.shape)
             return _binary_cuda(kernel, a, b, a.shape, b_view, c_shape)
         return run
@@ -388,7 +381,7 @@ def _sum_gradient_launcher(op_type: str, b_scale: float):
         layout = b_layout(op_type, broadcast, axis, axis_str, order)
 
         def run(dc, a, b):
-            (dc,) = _float32_on_gpu(op_type, dc)
+            (dc,) = cuda.float32_inputs(op_type, dc)
             b_view = _gradient_shapes(op_type, layout, dc, a.shape, b.shape)
             return _reduce_cuda(dc, a.shape), _reduce_cuda(dc, b_view, b.shape, b_scale)
         return run
@@ -404,7 +397,7 @@ def mul_gradient_cuda(*, broadcast, axis, axis_str, order):
     layout = b_layout("MulGradient", broadcast, axis, axis_str, order)
 
     def run(dc, a, b):
-        dc, a, b = _float32_on_gpu("MulGradient", dc, a, b)
+        dc, a, b = cuda.float32_inputs("MulGradient", dc, a, b)
         b_view = _gradient_shapes("MulGradient", layout, dc, a.shape, b.shape)
         da = _reduce_cuda(_binary_cuda("mul", dc, b, dc.shape, b_view, dc.shape), a.shape)
         return da, _reduce_cuda(_binary_cuda("mul", dc, a, dc.shape, a.shape, dc.shape), b_view, b.shape)
@@ -417,10 +410,10 @@ def div_gradient_cuda(*, broadcast, axis, axis_str, order):
 
     def run(*inputs):
         if len(inputs) == 3:  # the older form (B, C, dC): A's shape is C's
-            b, c, dc = _float32_on_gpu("DivGradient", *inputs)
+            b, c, dc = cuda.float32_inputs("DivGradient", *inputs)
             a_shape = c.shape
         else:
-            dc, b, c = _float32_on_gpu("DivGradient", inputs[0], inputs[2], inputs[3])
+            dc, b, c = cuda.float32_inputs("DivGradient", inputs[0], inputs[2], inputs[3])
             a_shape = tuple(inputs[1].shape)
         b_view = _gradient_shapes("DivGradient", layout, dc, a_shape, b.shape)
         _check_fits("DivGradient", "C", c.shape, dc.shape)
@@ -435,7 +428,7 @@ def sum_reduce_like_cuda(*, axis, axis_str, order):
     axis = broadcast_axis("SumReduceLike", axis, axis_str, order)
 
     def run(a, b):
-        (a,) = _float32_on_gpu("SumReduceLike", a)
+        (a,) = cuda.float32_inputs("SumReduceLike", a)
         return _reduce_cuda(a, legacy_view("SumReduceLike", a.shape, tuple(b.shape), axis), b.shape)
     return run
 
@@ -443,7 +436,7 @@ def sum_reduce_like_cuda(*, axis, axis_str, order):
 # --- Sum, Mean, Max, Min on CUDA: folded in input order, as on the CPU ------------------------
 
 def _fold_cuda(op_type: str, kernel: str, xs):
-    xs = _float32_on_gpu(op_type, *xs)
+    xs = cuda.float32_inputs(op_type, *xs)
     _check_alike(op_type, xs)
     if len(xs) == 1:
         return xs[0]
@@ -472,7 +465,7 @@ def mean_cuda(*xs):
 
 @register_cuda("MeanGradient")
 def mean_gradient_cuda(dy, *, num_outputs):
-    (dy,) = _float32_on_gpu("MeanGradient", dy)
+    (dy,) = cuda.float32_inputs("MeanGradient", dy)
     return (_divide_cuda(dy, num_outputs),) * num_outputs
 
 
@@ -489,7 +482,7 @@ def min_cuda(*xs):
 def _select_gradient_launcher(op_type: str) -> None:
     """MaxGradient, MinGradient: dX_i = dY where X_i equals Y, else 0."""
     def run(y, dy, *xs):
-        y, dy, *xs = _float32_on_gpu(op_type, y, dy, *xs)
+        y, dy, *xs = cuda.float32_inputs(op_type, y, dy, *xs)
         _check_alike(op_type, [y, dy, *xs])
         outputs = tuple(cuda.empty_like(dy) for _ in xs)
         for x, dx in zip(xs, outputs):

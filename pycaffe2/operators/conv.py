@@ -466,11 +466,10 @@ def _average_extra(op_type: str, args: dict) -> list:
 def _cuda_pool(op_type: str, kernel: str):
     def factory(**args):
         def run(x):
-            x = cuda.as_gpu(x)
-            cuda.require_float32(op_type, x)
+            (x,) = cuda.float32_inputs(op_type, x)
             shape, params = _pool_params(op_type, args, x)
             y = cuda.empty(shape)
-            cuda.launch("conv.cu", kernel, y.size, x.gpudata, y.gpudata, *params,
+            cuda.launch("conv.cu", kernel, y.size, x, y, *params,
                         *_average_extra(op_type, args), np.int64(y.size))
             return y
         return run
@@ -482,16 +481,15 @@ def _cuda_pool_gradient(op_type: str, kernel: str):
     """One thread per cell of X, looping over the windows that hold it."""
     def factory(**args):
         def run(x, y, dy):
-            x, y, dy = (cuda.as_gpu(a) for a in (x, y, dy))
-            cuda.require_float32(op_type, x, y, dy)
+            x, y, dy = cuda.float32_inputs(op_type, x, y, dy)
             expected, params = _pool_params(op_type, args, x)
             for name, array in (("Y", y), ("dY", dy)):
                 if tuple(array.shape) != expected:
                     raise ValueError(f"{op_type}: {name} is {list(array.shape)} but pooling X "
                                      f"{list(x.shape)} gives {list(expected)}")
             dx = cuda.empty_like(x)
-            arrays = [x.gpudata, y.gpudata, dy.gpudata] if kernel == "max_pool_gradient" else [dy.gpudata]
-            cuda.launch("conv.cu", kernel, dx.size, *arrays, dx.gpudata, *params,
+            arrays = [x, y, dy] if kernel == "max_pool_gradient" else [dy]
+            cuda.launch("conv.cu", kernel, dx.size, *arrays, dx, *params,
                         *_average_extra(op_type, args), np.int64(dx.size))
             return dx
         return run
@@ -514,11 +512,10 @@ def _lrn_layout(op_type: str, x, order: str) -> list:
 
 @register_cuda("LRN")
 def lrn_cuda(x, *, size, alpha, beta, bias, order):
-    x = cuda.as_gpu(x)
-    cuda.require_float32("LRN", x)
+    (x,) = cuda.float32_inputs("LRN", x)
     layout = _lrn_layout("LRN", x, order)
     y, scale = cuda.empty_like(x), cuda.empty_like(x)
-    cuda.launch("conv.cu", "lrn", x.size, x.gpudata, y.gpudata, scale.gpudata, *layout, np.int32(size),
+    cuda.launch("conv.cu", "lrn", x.size, x, y, scale, *layout, np.int32(size),
                 np.int32((size - 1) // 2), np.float32(alpha / size), np.float32(bias), np.float32(-beta),
                 np.int64(x.size))
     return y, scale
@@ -526,16 +523,15 @@ def lrn_cuda(x, *, size, alpha, beta, bias, order):
 
 @register_cuda("LRNGradient")
 def lrn_gradient_cuda(x, y, dy, *, size, alpha, beta, bias, order):
-    x, y, dy = (cuda.as_gpu(a) for a in (x, y, dy))
-    cuda.require_float32("LRNGradient", x, y, dy)
+    x, y, dy = cuda.float32_inputs("LRNGradient", x, y, dy)
     if not x.shape == y.shape == dy.shape:
         raise ValueError(f"LRNGradient: X {list(x.shape)}, Y {list(y.shape)} and dY {list(dy.shape)} "
                          "must have one shape")
     layout = _lrn_layout("LRNGradient", x, order)
     scale, dx = cuda.empty_like(x), cuda.empty_like(x)
-    cuda.launch("conv.cu", "lrn_scale", x.size, x.gpudata, scale.gpudata, *layout, np.int32(size),
+    cuda.launch("conv.cu", "lrn_scale", x.size, x, scale, *layout, np.int32(size),
                 np.int32((size - 1) // 2), np.float32(alpha / size), np.float32(bias), np.int64(x.size))
-    cuda.launch("conv.cu", "lrn_gradient", x.size, x.gpudata, y.gpudata, dy.gpudata, scale.gpudata,
-                dx.gpudata, *layout, np.int32(size), np.int32(size - 1 - (size - 1) // 2),
+    cuda.launch("conv.cu", "lrn_gradient", x.size, x, y, dy, scale,
+                dx, *layout, np.int32(size), np.int32(size - 1 - (size - 1) // 2),
                 np.float32(-beta), np.float32(2 * alpha * beta / size), np.int64(x.size))
     return dx

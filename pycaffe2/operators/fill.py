@@ -195,7 +195,7 @@ def _host_inputs(inputs: tuple, input_as_shape) -> tuple:
 
 def _filled(kernel: str, shape, *scalars):
     out = cuda.empty(shape)
-    cuda.launch("fill.cu", kernel, out.size, out.gpudata, *scalars, np.int64(out.size))
+    cuda.launch("fill.cu", kernel, out.size, out, *scalars, np.int64(out.size))
     return out
 
 

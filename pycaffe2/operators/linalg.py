@@ -226,8 +226,7 @@ def gemm(a, b, trans_a: bool, trans_b: bool, out=None, beta: float = 0.0, alpha:
     into `out` when given (a contiguous float32 array of that many elements, returned as
     it is; beta scales what it held), else a new array (and beta must be 0).
     """
-    a, b = cuda.as_gpu(a), cuda.as_gpu(b)
-    cuda.require_float32("gemm", a, b)
+    a, b = cuda.float32_inputs("gemm", a, b)
     batch_a, rows_a, cols_a = _gemm_operand(a, "A")
     batch_b, rows_b, cols_b = _gemm_operand(b, "B")
     m, k = (cols_a, rows_a) if trans_a else (rows_a, cols_a)
@@ -311,8 +310,7 @@ def _fc_cuda_factory(op_type: str, transposed: bool):
 def _fc_gradient_cuda_factory(op_type: str, transposed: bool):
     def factory(*, axis, axis_w, num_outputs):
         def fc_gradient(x, w, dy):
-            x, w, dy = cuda.as_gpu(x), cuda.as_gpu(w), cuda.as_gpu(dy)
-            cuda.require_float32(op_type, x, w, dy)
+            x, w, dy = cuda.float32_inputs(op_type, x, w, dy)
             x2, w2, n = _fc_matrices(op_type, x, w, axis, axis_w, transposed)
             m = x2.shape[0]
             if dy.size != m * n:

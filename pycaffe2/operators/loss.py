@@ -17,7 +17,7 @@ import numpy as np
 from pycaffe2.executor.devices import cuda
 from pycaffe2.gradient.registry import gradient_op, register_gradient
 from pycaffe2.operators import register_cpu, register_cuda
-from pycaffe2.operators.nn import ROW_THREADS, as_rows, launch_rows, log_softmax_rows, row_shape
+from pycaffe2.operators.nn import as_rows, log_softmax_rows, row_shape
 
 LOG_FLOOR = 1e-20
 
@@ -347,7 +347,7 @@ gradient_op("SigmoidCrossEntropyWithLogits", "GO0 I0 I1")
 # CUDA launchers (loss.cu). Labels are checked on a host copy with the CPU's
 # checks, then read by the kernels as int32. NULL stands for an absent input.
 NULL = np.uintp(0)
-ONE_BLOCK = {"block": (ROW_THREADS, 1, 1), "grid": (1, 1)}  # the scalar kernels
+ONE_BLOCK = {"block": (cuda.ROW_THREADS, 1, 1), "grid": (1, 1)}  # the scalar kernels
 
 
 def _host(value) -> np.ndarray:
@@ -366,13 +366,6 @@ def _labels_on_gpu(labels, checked: np.ndarray):
 def _zeros(shape):
     return cuda.as_gpu(np.zeros(shape, np.float32)) if math.prod(shape) else cuda.empty(shape)
 
-
-def _float_gpu(op_type: str, *values):
-    arrays = [cuda.as_gpu(value) for value in values]
-    cuda.require_float32(op_type, *arrays)
-    return arrays
-
-
 def _softmax_target_args(labels, n: int, d: int, label_prob: bool):
     """(labels, targets) kernel args, one of them NULL, after the CPU's checks."""
     shape_only = np.broadcast_to(np.float32(0), (n, d))  # the checks read only its shape
@@ -380,7 +373,7 @@ def _softmax_target_args(labels, n: int, d: int, label_prob: bool):
     if n * d == 0:
         return NULL, NULL
     if label_prob:
-        return NULL, _float_gpu("SoftmaxWithLoss", labels)[0]
+        return NULL, cuda.float32_inputs("SoftmaxWithLoss", labels)[0]
     return _labels_on_gpu(labels, checked), NULL
 
 
@@ -389,13 +382,13 @@ def softmax_with_loss_cuda(logits, labels, weights=None, *, scale, label_prob, a
     n, d = row_shape(logits.shape, axis, "logits")
     label_arg, target_arg = _softmax_target_args(labels, n, d, label_prob)
     _example_weights(weights, n)
-    logits, *weights = _float_gpu("SoftmaxWithLoss", logits, *([] if weights is None else [weights]))
+    logits, *weights = cuda.float32_inputs("SoftmaxWithLoss", logits, *([] if weights is None else [weights]))
     p = cuda.empty_like(logits)
     if logits.size == 0:
         return p, _zeros(())
     weight_arg = weights[0] if weights else NULL
     losses, loss = cuda.empty((n,)), cuda.empty(())
-    launch_rows("loss.cu", "softmax_with_loss_rows", n, logits, label_arg, target_arg,
+    cuda.launch_rows("loss.cu", "softmax_with_loss_rows", n, logits, label_arg, target_arg,
                 weight_arg, p, losses, np.int64(n), np.int64(d))
     cuda.function("loss.cu", "softmax_with_loss_total")(
         losses, weight_arg, loss, np.float32(scale), np.int64(n), **ONE_BLOCK)
@@ -410,7 +403,7 @@ def softmax_with_loss_gradient_cuda(logits, labels, third, fourth, fifth=None, *
     label_arg, target_arg = _softmax_target_args(labels, n, d, label_prob)
     _example_weights(weights, n)
     _check_scalar_grad(dloss, "dloss")
-    p, dloss, *weights = _float_gpu("SoftmaxWithLossGradient", p, dloss,
+    p, dloss, *weights = cuda.float32_inputs("SoftmaxWithLossGradient", p, dloss,
                                     *([] if weights is None else [weights]))
     dx = cuda.empty_like(p)
     if p.size == 0:
@@ -432,7 +425,7 @@ def label_cross_entropy_cuda(x, label):
     n, d = _batch(x)
     _check_label_shape(label, n, 1)
     checked = _class_labels(_host(label), n, d, "label")
-    (x,) = _float_gpu("LabelCrossEntropy", x)
+    (x,) = cuda.float32_inputs("LabelCrossEntropy", x)
     y = cuda.empty((n,))
     if n:  # then d > 0: the label check needs a class
         cuda.launch("loss.cu", "label_cross_entropy", n, x, _labels_on_gpu(label, checked),
@@ -446,7 +439,7 @@ def label_cross_entropy_gradient_cuda(x, label, dy):
     _check_label_shape(label, n, 1)
     checked = _class_labels(_host(label), n, d, "label")
     _per_example_grad(dy, n)
-    x, dy = _float_gpu("LabelCrossEntropyGradient", x, dy)
+    x, dy = cuda.float32_inputs("LabelCrossEntropyGradient", x, dy)
     dx = cuda.empty_like(x)
     if x.size:
         cuda.launch("loss.cu", "label_cross_entropy_gradient", x.size, x,
@@ -456,7 +449,7 @@ def label_cross_entropy_gradient_cuda(x, label, dy):
 
 @register_cuda("AveragedLoss")
 def averaged_loss_cuda(x):
-    (x,) = _float_gpu("AveragedLoss", x)
+    (x,) = cuda.float32_inputs("AveragedLoss", x)
     if x.size == 0:
         return _zeros(())
     y = cuda.empty(())
@@ -467,7 +460,7 @@ def averaged_loss_cuda(x):
 @register_cuda("AveragedLossGradient")
 def averaged_loss_gradient_cuda(x, dy):
     _check_scalar_grad(dy, "dY")
-    x, dy = _float_gpu("AveragedLossGradient", x, dy)
+    x, dy = cuda.float32_inputs("AveragedLossGradient", x, dy)
     dx = cuda.empty_like(x)
     cuda.launch("loss.cu", "averaged_loss_gradient", dx.size, dy, dx, np.int64(dx.size))
     return dx
@@ -476,11 +469,11 @@ def averaged_loss_gradient_cuda(x, dy):
 @register_cuda("SquaredL2Distance")
 def squared_l2_distance_cuda(x, y):
     n, d = _distance_batch(x, y)
-    x, y = _float_gpu("SquaredL2Distance", x, y)
+    x, y = cuda.float32_inputs("SquaredL2Distance", x, y)
     if d == 0:  # also n == 0: nothing to read
         return _zeros((n,))
     z = cuda.empty((n,))
-    launch_rows("loss.cu", "squared_l2_distance_rows", n, x, y, z,
+    cuda.launch_rows("loss.cu", "squared_l2_distance_rows", n, x, y, z,
                 np.int64(n), np.int64(d))
     return z
 
@@ -489,7 +482,7 @@ def squared_l2_distance_cuda(x, y):
 def squared_l2_distance_gradient_cuda(x, y, dz):
     n, d = _distance_batch(x, y)
     _per_example_grad(dz, n, "dZ")
-    x, y, dz = _float_gpu("SquaredL2DistanceGradient", x, y, dz)
+    x, y, dz = cuda.float32_inputs("SquaredL2DistanceGradient", x, y, dz)
     dx, dy = cuda.empty_like(x), cuda.empty_like(x)
     if x.size:
         cuda.launch("loss.cu", "squared_l2_distance_gradient", x.size, x, y, dz,
@@ -501,11 +494,11 @@ def squared_l2_distance_gradient_cuda(x, y, dz):
 def accuracy_cuda(predictions, labels, *, top_k):
     n, d = _accuracy_batch(predictions, labels)
     checked = _class_labels(_host(labels), n, d)
-    (predictions,) = _float_gpu("Accuracy", predictions)
+    (predictions,) = cuda.float32_inputs("Accuracy", predictions)
     if n == 0:
         return _zeros(())
     correct, result = cuda.empty((n,)), cuda.empty(())
-    launch_rows("loss.cu", "accuracy_rows", n, predictions, _labels_on_gpu(labels, checked),
+    cuda.launch_rows("loss.cu", "accuracy_rows", n, predictions, _labels_on_gpu(labels, checked),
                 correct, np.int32(min(top_k, 2**31 - 1)), np.int64(n), np.int64(d))
     cuda.function("loss.cu", "mean_all")(correct, result, np.int64(n), **ONE_BLOCK)
     return result

@@ -145,18 +145,7 @@ def _dropout_gradient(g):
     return [g.Op("DropoutGrad", [g.GO(0), g.O(1)], [g.GI(0)])]
 
 
-# CUDA launchers (nn.cu). Row kernels get one block of ROW_THREADS per row.
-ROW_THREADS = 256  # a power of two, at most nn.cu's MAX_THREADS
-MAX_BLOCKS = 65535
-
-
-def launch_rows(source: str, kernel: str, rows: int, *args) -> None:
-    """Run a row kernel of `source` (blocks stride over the rows when there are more)."""
-    if rows == 0:
-        return
-    cuda.function(source, kernel)(*args, block=(ROW_THREADS, 1, 1), grid=(min(rows, MAX_BLOCKS), 1))
-
-
+# CUDA launchers (nn.cu); row kernels run through cuda.launch_rows.
 def gpu_copy(x):
     """A new GPUArray holding x (PyCUDA cannot memcpy an empty array)."""
     return x.copy() if x.size else cuda.empty_like(x)
@@ -164,13 +153,12 @@ def gpu_copy(x):
 
 def _cuda_rows_forward(op_type: str, kernel: str):
     def run(x, *, axis):
-        x = cuda.as_gpu(x)
-        cuda.require_float32(op_type, x)
+        (x,) = cuda.float32_inputs(op_type, x)
         y = cuda.empty_like(x)
         if x.size == 0:
             return y
         rows, cols = row_shape(x.shape, axis)
-        launch_rows("nn.cu", kernel, rows, x, y, np.int64(rows), np.int64(cols))
+        cuda.launch_rows("nn.cu", kernel, rows, x, y, np.int64(rows), np.int64(cols))
         return y
     run.__name__ = f"{kernel}_cuda"
     return run
@@ -178,14 +166,13 @@ def _cuda_rows_forward(op_type: str, kernel: str):
 
 def _cuda_rows_gradient(op_type: str, kernel: str):
     def run(y, dy, *, axis):
-        y, dy = cuda.as_gpu(y), cuda.as_gpu(dy)
-        cuda.require_float32(op_type, y, dy)
+        y, dy = cuda.float32_inputs(op_type, y, dy)
         _same_shape(y, dy, "Y,dY")
         dx = cuda.empty_like(dy)
         if y.size == 0:
             return dx
         rows, cols = row_shape(y.shape, axis, "Y")
-        launch_rows("nn.cu", kernel, rows, y, dy, dx, np.int64(rows),
+        cuda.launch_rows("nn.cu", kernel, rows, y, dy, dx, np.int64(rows),
                     np.int64(cols))
         return dx
     run.__name__ = f"{kernel}_cuda"
@@ -200,8 +187,7 @@ for _type, _kernel in [("Softmax", "softmax_rows"), ("LogSoftmax", "log_softmax_
 
 @register_cuda("Dropout")
 def dropout_cuda(x, *, ratio, is_test, num_outputs, rng):
-    x = cuda.as_gpu(x)
-    cuda.require_float32("Dropout", x)
+    (x,) = cuda.float32_inputs("Dropout", x)
     mask = cuda.empty(x.shape, np.bool_)
     if is_test:
         cuda.launch("nn.cu", "mask_all_kept", mask.size, mask, np.int64(mask.size))
@@ -215,8 +201,7 @@ def dropout_cuda(x, *, ratio, is_test, num_outputs, rng):
 
 @register_cuda("DropoutGrad")
 def dropout_grad_cuda(dy, mask=None, *, ratio, is_test):
-    dy = cuda.as_gpu(dy)
-    cuda.require_float32("DropoutGrad", dy)
+    (dy,) = cuda.float32_inputs("DropoutGrad", dy)
     if is_test:
         return gpu_copy(dy)
     if mask is None:

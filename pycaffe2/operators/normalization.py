@@ -417,13 +417,6 @@ def _cuda_layout(x, order):
         return math.prod(x.shape[:-1]), x.shape[-1], 1
     return x.shape[0], x.shape[1], math.prod(x.shape[2:])
 
-
-def _gpu_inputs(op_type, *values):
-    arrays = [cuda.as_gpu(v) for v in values]
-    cuda.require_float32(op_type, *arrays)
-    return arrays
-
-
 def _on_cpu(kernel, values):
     """Outputs of a CPU kernel on host copies of `values`, put back on the GPU."""
     return tuple(cuda.CUDADevice.put(out) for out in kernel(*[cuda.copy_to_cpu(v) for v in values]))
@@ -470,7 +463,7 @@ def _map_channels(kernel, arrays, coef, layout):
 
 @register_cuda("ChannelStats")
 def channel_stats_cuda(x, *, order):
-    (x,) = _gpu_inputs("ChannelStats", x)
+    (x,) = cuda.float32_inputs("ChannelStats", x)
     _float_x(x, "ChannelStats", 3)
     if x.size == 0:
         return _on_cpu(lambda v: channel_stats(v, order=order), [x])
@@ -485,7 +478,7 @@ def channel_stats_cuda(x, *, order):
 @register_cuda("ChannelBackpropStats")
 def channel_backprop_stats_cuda(x, mean, inv_std, dy):
     op = "ChannelBackpropStats"
-    x, mean, inv_std, dy = _gpu_inputs(op, x, mean, inv_std, dy)
+    x, mean, inv_std, dy = cuda.float32_inputs(op, x, mean, inv_std, dy)
     _float_x(x, op, 3)
     _check_dy(x, dy, op)
     c = x.shape[1]
@@ -514,7 +507,7 @@ def spatial_bn_cuda(*, is_test, epsilon, momentum, order, num_batches):
                      num_batches=num_batches)
 
     def test(x, scale, bias, mean, var, *_sums):
-        x, scale, bias, mean, var = _gpu_inputs("SpatialBN", x, scale, bias, mean, var)
+        x, scale, bias, mean, var = cuda.float32_inputs("SpatialBN", x, scale, bias, mean, var)
         _float_x(x, "SpatialBN", 3)
         c = _channels(x, order)
         for p, n in ((scale, "scale"), (bias, "bias"), (mean, "mean"), (var, "var")):
@@ -527,7 +520,7 @@ def spatial_bn_cuda(*, is_test, epsilon, momentum, order, num_batches):
         return (_map_channels("channel_affine", [x], coef, _cuda_layout(x, order)),)
 
     def train(x, scale, bias, running_mean, running_var, *sums):
-        x, scale, bias, running_mean, running_var, *sums = _gpu_inputs(
+        x, scale, bias, running_mean, running_var, *sums = cuda.float32_inputs(
             "SpatialBN", x, scale, bias, running_mean, running_var, *sums)
         _float_x(x, "SpatialBN", 3)
         c = _channels(x, order)
@@ -564,7 +557,7 @@ def spatial_bn_gradient_cuda(*, is_test, epsilon, order, num_batches):
 
     def gradient(x, scale, dy, mean, inv_std, *aggregates):
         op = "SpatialBNGradient"
-        x, scale, dy, mean, inv_std, *aggregates = _gpu_inputs(op, x, scale, dy, mean, inv_std, *aggregates)
+        x, scale, dy, mean, inv_std, *aggregates = cuda.float32_inputs(op, x, scale, dy, mean, inv_std, *aggregates)
         _float_x(x, op, 3)
         _check_dy(x, dy, op)
         c = _channels(x, order)

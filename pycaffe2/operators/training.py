@@ -248,8 +248,7 @@ def _host_scalar(op_type: str, name: str, value) -> np.float32:
 
 def _gpu_tensors(op_type: str, named: dict) -> list:
     """The tensors on the GPU (float32), checked to hold the same number of elements."""
-    arrays = [cuda.as_gpu(value) for value in named.values()]
-    cuda.require_float32(op_type, *arrays)
+    arrays = cuda.float32_inputs(op_type, *named.values())
     if len({array.size for array in arrays}) > 1:
         shapes = ", ".join(f"{name} {list(array.shape)}" for name, array in zip(named, arrays))
         raise ValueError(f"{op_type}: {shapes}: these must hold the same number of elements")
@@ -267,13 +266,12 @@ def _one_element_gpu(op_type: str, name: str, value):
 @register_cuda("WeightedSum")
 def weighted_sum_cuda(*inputs):
     """One kernel per (X, weight) pair, each adding its term to Y in turn."""
-    xs = [cuda.as_gpu(x) for x in inputs[0::2]]
-    cuda.require_float32("WeightedSum", *xs)
+    xs = cuda.float32_inputs("WeightedSum", *inputs[0::2])
     _check_shapes("WeightedSum", xs)
     weights = [_one_element_gpu("WeightedSum", f"weight_{i}", w) for i, w in enumerate(inputs[1::2])]
     y = cuda.empty_like(xs[0])
     for index, (x, weight) in enumerate(zip(xs, weights)):
-        cuda.launch("training.cu", "weighted_sum_pair", y.size, x.gpudata, weight.gpudata, y.gpudata,
+        cuda.launch("training.cu", "weighted_sum_pair", y.size, x, weight, y,
                     np.int32(index == 0), np.int64(y.size))
     return y
 
@@ -283,8 +281,8 @@ def momentum_sgd_update_cuda(grad, moment, lr, param, *, momentum, nesterov):
     grad, moment, param = _gpu_tensors("MomentumSGDUpdate", {"grad": grad, "moment": moment, "param": param})
     lr, momentum = _host_scalar("MomentumSGDUpdate", "lr", lr), np.float32(momentum)
     step, new_moment, new_param = (cuda.empty(a.shape) for a in (grad, moment, param))
-    cuda.launch("training.cu", "momentum_sgd_update", grad.size, grad.gpudata, moment.gpudata,
-                param.gpudata, step.gpudata, new_moment.gpudata, new_param.gpudata, lr, momentum,
+    cuda.launch("training.cu", "momentum_sgd_update", grad.size, grad, moment,
+                param, step, new_moment, new_param, lr, momentum,
                 np.float32(1) + momentum, np.int32(bool(nesterov)), np.int64(grad.size))
     return step, new_moment, new_param
 
@@ -294,8 +292,8 @@ def adagrad_cuda(param, moment, grad, lr, *, epsilon, decay):
     param, moment, grad = _gpu_tensors("Adagrad", {"param": param, "moment": moment, "grad": grad})
     lr = _host_scalar("Adagrad", "lr", lr)
     new_param, new_moment = cuda.empty(param.shape), cuda.empty(moment.shape)
-    cuda.launch("training.cu", "adagrad", param.size, param.gpudata, moment.gpudata, grad.gpudata,
-                new_param.gpudata, new_moment.gpudata, lr, np.float32(epsilon), np.float32(decay),
+    cuda.launch("training.cu", "adagrad", param.size, param, moment, grad,
+                new_param, new_moment, lr, np.float32(epsilon), np.float32(decay),
                 np.int64(param.size))
     return new_param, new_moment
 
@@ -308,8 +306,8 @@ def adam_cuda(param, moment_1, moment_2, grad, lr, counter, *, beta1, beta2, eps
     step_number = read_counter("Adam", cuda.copy_to_cpu(counter)) + 1  # as on the CPU: iter + 1
     correction = np.float32(math.sqrt(1 - beta2 ** step_number) / (1 - beta1 ** step_number))
     outputs = [cuda.empty(a.shape) for a in (param, moment_1, moment_2, grad)]
-    cuda.launch("training.cu", "adam", param.size, param.gpudata, moment_1.gpudata, moment_2.gpudata,
-                grad.gpudata, *[out.gpudata for out in outputs], lr, np.float32(beta1),
+    cuda.launch("training.cu", "adam", param.size, param, moment_1, moment_2,
+                grad, *[out for out in outputs], lr, np.float32(beta1),
                 np.float32(1 - beta1), np.float32(beta2), np.float32(1 - beta2), np.float32(epsilon),
                 correction, np.int64(param.size))
     return tuple(outputs)

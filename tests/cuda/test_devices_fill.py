@@ -5,10 +5,9 @@ loose statistics over 1M samples, and for repeating under one random_seed."""
 import numpy as np
 import pytest
 
-from pycaffe2.executor import Workspace
 from pycaffe2.operators import load_kernels
 from pycaffe2.proto import caffe2_pb2
-from pycaffe2.testing import check_devices, make_op
+from pycaffe2.testing import check_devices, run_op
 from tests.cuda import DEVICE_CHECKED
 
 load_kernels()
@@ -29,14 +28,7 @@ def run_cuda(op_type, args, inputs=(), seed=None) -> np.ndarray:
     option = caffe2_pb2.DeviceOption(device_type=caffe2_pb2.PROTO_CUDA)
     if seed is not None:
         option.random_seed = seed
-    workspace = Workspace("_fill_check", seed=0)
-    names = [f"in{i}" for i in range(len(inputs))]
-    for name, value in zip(names, inputs):
-        workspace.FeedBlob(name, value, device_option=option)
-    op = make_op(op_type, names, ["out"], args)
-    op.device_option.CopyFrom(option)
-    workspace.RunOperatorOnce(op)
-    return workspace.FetchBlob("out")
+    return run_op(op_type, list(inputs), args, num_outputs=1, device_option=option)[0]
 
 
 @pytest.mark.gpu

@@ -3,9 +3,8 @@ Dropout's CUDA mask comes from its own RNG, so it is checked by its statistics."
 import numpy as np
 import pytest
 
-from pycaffe2.executor import Workspace
 from pycaffe2.proto import caffe2_pb2
-from pycaffe2.testing import check_devices, make_op, run_op
+from pycaffe2.testing import check_devices, run_op
 from tests.cuda import DEVICE_CHECKED
 
 rng = np.random.default_rng(0)
@@ -73,15 +72,7 @@ def run_cuda(op_type, inputs, args, num_outputs, seed=None):
     option = caffe2_pb2.DeviceOption(device_type=caffe2_pb2.PROTO_CUDA)
     if seed is not None:
         option.random_seed = seed
-    workspace = Workspace("_cuda_dropout")
-    names = [f"in{i}" for i in range(len(inputs))]
-    for name, value in zip(names, inputs):
-        workspace.FeedBlob(name, value, device_option=option)
-    outputs = [f"out{i}" for i in range(num_outputs)]
-    op = make_op(op_type, names, outputs, args)
-    op.device_option.CopyFrom(option)
-    workspace.RunOperatorOnce(op)
-    return [workspace.FetchBlob(name) for name in outputs]
+    return run_op(op_type, list(inputs), args, num_outputs=num_outputs, device_option=option)
 
 
 @pytest.mark.gpu

@@ -4,10 +4,9 @@ gpu and skipped without a GPU and PyCUDA."""
 import numpy as np
 import pytest
 
-from pycaffe2.executor import Workspace
 from pycaffe2.operators.normalization import channel_stats
 from pycaffe2.proto import caffe2_pb2
-from pycaffe2.testing import assert_outputs_close, check_devices, make_op, run_op
+from pycaffe2.testing import check_devices, run_op
 from tests.cuda import DEVICE_CHECKED
 
 CUDA = caffe2_pb2.DeviceOption(device_type=caffe2_pb2.PROTO_CUDA)
@@ -94,32 +93,12 @@ PARAMS = [pytest.param(op_type, index, shape, order, id=f"{op_type}-{index}-{ord
           for shape, order in SHAPES if order in variant[3]]
 
 
-def check_training(inputs, args):
-    """check_devices for training SpatialBN, whose running statistics must be in place."""
-    names = BN_IN + ["sums", "sumsq"][:len(inputs) - 5]
-    cpu = run_op("SpatialBN", inputs, args, input_names=names, output_names=BN_OUT)
-    workspace = Workspace("_device_check")
-    for name, value in zip(names, inputs):
-        workspace.FeedBlob(name, value, device_option=CUDA)
-    op = make_op("SpatialBN", names, BN_OUT, args)
-    op.device_option.CopyFrom(CUDA)
-    workspace.RunOperatorOnce(op)
-    gpu = [workspace.FetchBlob(name) for name in BN_OUT]
-    assert_outputs_close(gpu, cpu, ATOL, RTOL, names=[f"SpatialBN CUDA output {n}" for n in BN_OUT])
-
-
-
-
 @pytest.mark.gpu
 @pytest.mark.parametrize("op_type, index, shape, order", PARAMS)
 def test_cuda_kernel_matches_cpu(op_type, index, shape, order):
     make_inputs, args, num_outputs, _ = CASES[op_type][index]
     args = {**args, "order": order} if op_type != "ChannelBackpropStats" else args
-    inputs = make_inputs(shape, order)
-    if op_type == "SpatialBN" and num_outputs == 5:
-        check_training(inputs, args)
-    else:
-        check_devices(op_type, inputs, args, num_outputs, atol=ATOL, rtol=RTOL)
+    check_devices(op_type, make_inputs(shape, order), args, num_outputs, atol=ATOL, rtol=RTOL)
 
 
 @pytest.mark.gpu
@@ -127,20 +106,15 @@ def test_cuda_kernel_matches_cpu(op_type, index, shape, order):
 def test_empty_running_statistics_start_at_zero(shape, order):
     inputs = bn_inputs(shape, order)
     inputs[3] = inputs[4] = np.zeros(0, np.float32)
-    check_training(inputs, {"is_test": 0, "order": order})
+    check_devices("SpatialBN", inputs, {"is_test": 0, "order": order}, 5, atol=ATOL, rtol=RTOL)
 
 
 @pytest.mark.gpu
 def test_statistics_of_a_large_mean_do_not_cancel():
     x, scale, bias, mean, var = bn_inputs((8, 4, 64, 64), "NCHW")
     x = (x * 1e-2 + 1e3).astype(np.float32)  # std 0.02 under a mean of 1000
-    workspace = Workspace("_device_check")
-    for name, value in zip(BN_IN, [x, scale, bias, mean, var]):
-        workspace.FeedBlob(name, value, device_option=CUDA)
-    op = make_op("SpatialBN", BN_IN, BN_OUT, {"is_test": 0})
-    op.device_option.CopyFrom(CUDA)
-    workspace.RunOperatorOnce(op)
+    *_, saved_mean, saved_inv_std = run_op("SpatialBN", [x, scale, bias, mean, var], {"is_test": 0},
+                                           num_outputs=5, device_option=CUDA)
     rows = np.moveaxis(x, 1, -1).reshape(-1, 4).astype(np.float64)
-    np.testing.assert_allclose(workspace.FetchBlob("saved_mean"), rows.mean(axis=0), rtol=1e-6)
-    np.testing.assert_allclose(workspace.FetchBlob("saved_inv_std"), 1 / np.sqrt(rows.var(axis=0) + 1e-5),
-                               rtol=1e-3)
+    np.testing.assert_allclose(saved_mean, rows.mean(axis=0), rtol=1e-6)
+    np.testing.assert_allclose(saved_inv_std, 1 / np.sqrt(rows.var(axis=0) + 1e-5), rtol=1e-3)

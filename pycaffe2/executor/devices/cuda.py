@@ -121,11 +121,24 @@ def function(source_name: str, kernel: str):
 
 def launch(source_name: str, kernel: str, count: int, *args) -> None:
     """Run a one-thread-per-element kernel over `count` elements (grid-stride loops
-    inside the kernels make any grid size correct)."""
+    inside the kernels make any grid size correct). Pass GPUArrays themselves, not
+    their .gpudata: a reshaped view's gpudata is a bare int, which PyCUDA refuses."""
     if count == 0:
         return
     blocks = min((count + BLOCK - 1) // BLOCK, 65535)
     function(source_name, kernel)(*args, block=(BLOCK, 1, 1), grid=(blocks, 1))
+
+
+ROW_THREADS = 256  # a power of two, at most common.cuh's MAX_THREADS
+MAX_BLOCKS = 65535
+
+
+def launch_rows(source_name: str, kernel: str, rows: int, *args) -> None:
+    """Run a row kernel: one block of ROW_THREADS per row (blocks stride over the
+    rows when there are more than MAX_BLOCKS)."""
+    if rows == 0:
+        return
+    function(source_name, kernel)(*args, block=(ROW_THREADS, 1, 1), grid=(min(rows, MAX_BLOCKS), 1))
 
 
 def require_float32(op_type: str, *arrays) -> None:
@@ -134,17 +147,22 @@ def require_float32(op_type: str, *arrays) -> None:
             raise ValueError(f"{op_type}: the CUDA kernel takes float32, got {array.dtype}")
 
 
+def float32_inputs(op_type: str, *values) -> list:
+    """A launcher's inputs on the GPU, refused unless float32."""
+    arrays = [as_gpu(value) for value in values]
+    require_float32(op_type, *arrays)
+    return arrays
+
+
 def elementwise(op_type: str, source_name: str, kernel: str, arg_names=()):
     """A launcher for a kernel(inputs..., output, float args..., n) over inputs of one shape."""
     def run(*inputs, **args):
-        inputs = [as_gpu(value) for value in inputs]
-        require_float32(op_type, *inputs)
+        inputs = float32_inputs(op_type, *inputs)
         for name, value in zip("ABCD", inputs[1:]):
             if value.shape != inputs[0].shape:
                 raise ValueError(f"{op_type}: input {name} is {list(value.shape)} but input 0 is "
                                  f"{list(inputs[0].shape)}: they must match")
         out = empty_like(inputs[0])
-        # GPUArrays themselves, not .gpudata: a reshaped view's gpudata is a bare int
         launch(source_name, kernel, out.size, *inputs, out,
                *[np.float32(args[name]) for name in arg_names], np.int64(out.size))
         return out
