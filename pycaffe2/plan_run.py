@@ -76,8 +76,7 @@ class PlanRun(PlanMonitor):
             if net.name and net.name not in self.nets:
                 self.nets[net.name] = net
                 self.plan.network.add().CopyFrom(net)
-        missing = missing_op_types(netfile.Model(predict_net=caffe2_pb2.NetDef(op=[
-            op for net in self.nets.values() for op in net.op])))
+        missing = missing_op_types(self.nets.values())
         if missing:
             raise RunError(describe_missing_ops(missing))
         self.loop = main_loop(self.plan.execution_step)
@@ -85,9 +84,9 @@ class PlanRun(PlanMonitor):
             if self.loop is None:
                 raise RunError("--iters: the plan has no step that repeats")
             self.loop.num_iter = iters
-        self.state = carried_state(loop_nets(self.loop, self.nets)) if self.loop is not None else []
-        self.metrics = [name for net in (loop_nets(self.loop, self.nets) if self.loop else [])
-                        for name in net.external_output]
+        nets = loop_nets(self.loop, self.nets) if self.loop is not None else []
+        self.state = carried_state(nets)
+        self.metrics = [name for net in nets for name in net.external_output]
         self.quiet, self.stream = quiet, stream or sys.stderr
         self.checkpoint = Path(checkpoint) / "checkpoint.minidb" if checkpoint else None
         self.save_every, self.resume = save_every, resume

@@ -39,11 +39,11 @@ class RunFailure(PyCaffe2Error):
 
 # ---------------------------------------------------------------- the model
 
-def missing_op_types(model: netfile.Model) -> Counter:
-    """{op type: number of ops} for the op types in `model` that have no CPU kernel."""
+def missing_op_types(nets) -> Counter:
+    """{op type: number of ops} for the op types in `nets` that have no CPU kernel."""
     from pycaffe2.operators import load_kernels
     kernels = load_kernels()
-    return Counter(op.type for _, net in model.nets() for op in net.op if op.type not in kernels)
+    return Counter(op.type for net in nets for op in net.op if op.type not in kernels)
 
 
 def describe_missing_ops(missing: Counter) -> str:
@@ -149,7 +149,7 @@ class ModelRunner:
         if out_channels and not random_init:
             raise RunError("out_channels (--out-channels) only applies with random_init (--random-init)")
         self.model = _as_model(path_or_model, init)
-        missing = missing_op_types(self.model)
+        missing = missing_op_types(net for _, net in self.model.nets())
         if missing:
             where = self.model.files.get("predict_net")
             raise RunError((f"{where}: " if where else "") + describe_missing_ops(missing))
