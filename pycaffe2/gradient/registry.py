@@ -22,6 +22,7 @@ from collections.abc import Callable
 from pycaffe2.errors import PyCaffe2Error
 from pycaffe2.proto import caffe2_pb2
 from pycaffe2.schema import get_schema
+from pycaffe2.schema.args import make_argument
 from pycaffe2.schema.bind import bind_args
 
 
@@ -76,7 +77,6 @@ class GradientContext:
 
     def Op(self, op_type: str, inputs, outputs, inherit_args: bool = True, **args) -> caffe2_pb2.OperatorDef:
         """A gradient OperatorDef; `args` are set on it beside the inherited ones."""
-        from pycaffe2.schema.args import make_argument
         op = caffe2_pb2.OperatorDef(type=op_type, input=list(inputs), output=list(outputs))
         schema = get_schema(op_type)
         for name, value in args.items():
