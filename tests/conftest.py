@@ -1,4 +1,6 @@
 """Shared fixtures: where the real Caffe2 model files are."""
+import os
+from functools import lru_cache
 from pathlib import Path
 
 import pytest
@@ -18,13 +20,40 @@ def real_pb_files():
     return sorted(CAFFE2_MODELS.glob("*/*.pb")) if CAFFE2_MODELS.is_dir() else []
 
 
+@lru_cache(maxsize=1)
+def _gpu_backend():
+    """'cuda', 'emulated' (tests/cuda/emulator) or why neither works here."""
+    from pycaffe2.executor.devices import cuda
+    reason = cuda.unavailable_reason()
+    if reason is None:
+        return "cuda"
+    if os.environ.get("PYCAFFE2_CUDA_EMULATOR") == "0":
+        return f"no CUDA ({reason}) and the emulation is off (PYCAFFE2_CUDA_EMULATOR=0)"
+    from tests.cuda import emulator
+    why = emulator.unavailable_reason()
+    return "emulated" if why is None else f"no CUDA ({reason}) and no emulation ({why})"
+
+
 def pytest_collection_modifyitems(config, items):
-    """Tests marked gpu run only where CUDA works; elsewhere they skip, saying why."""
+    """Tests marked gpu run on CUDA where it works, else on the CPU emulation of the
+    kernels where g++ is, else they skip, saying why."""
     gpu_items = [item for item in items if "gpu" in item.keywords]
-    if not gpu_items:
-        return
-    from pycaffe2.executor.devices.cuda import unavailable_reason
-    reason = unavailable_reason()
-    if reason is not None:
-        for item in gpu_items:
-            item.add_marker(pytest.mark.skip(reason=f"no CUDA: {reason}"))
+    backend = _gpu_backend() if gpu_items else "cuda"
+    for item in gpu_items:
+        if backend not in ("cuda", "emulated"):
+            item.add_marker(pytest.mark.skip(reason=backend))
+        elif backend == "emulated" and "real_gpu_only" in item.keywords:
+            item.add_marker(pytest.mark.skip(reason="too slow for the CPU emulation; runs on a real GPU"))
+
+
+@pytest.fixture(autouse=True)
+def _emulated_cuda(request, monkeypatch):
+    """A gpu-marked test runs on the emulator when there is no CUDA; others never do."""
+    if "gpu" in request.keywords and _gpu_backend() == "emulated":
+        from tests.cuda import emulator
+        emulator.emulate(monkeypatch)
+
+
+def pytest_report_header(config):
+    backend = _gpu_backend()
+    return f"gpu-marked tests: {backend if backend in ('cuda', 'emulated') else 'skipped: ' + backend}"

@@ -342,7 +342,7 @@ def _reduce_cuda(x, target: tuple, shape: tuple | None = None, scale: float = 1.
     if n_red <= 32 or y.size >= 65536:
         cuda.launch(CU, "reduce_serial", y.size, *args)
     else:  # one block per target element; the kernel assumes 256 threads
-        cuda.function(CU, "reduce_blocks")(*args, block=(256, 1, 1), grid=(min(y.size, 65535), 1))
+        cuda.function(CU, "reduce_blocks")(*args, block=(256, 1, 1), grid=(min(y.size, cuda.MAX_BLOCKS), 1))
     return y
 
 

@@ -346,7 +346,7 @@ gradient_op("SigmoidCrossEntropyWithLogits", "GO0 I0 I1")
 
 # CUDA launchers (loss.cu). Labels are checked on a host copy with the CPU's
 # checks, then read by the kernels as int32. NULL stands for an absent input.
-NULL = np.uintp(0)
+NULL = cuda.NULL
 ONE_BLOCK = {"block": (cuda.ROW_THREADS, 1, 1), "grid": (1, 1)}  # the scalar kernels
 
 

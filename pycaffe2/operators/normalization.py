@@ -536,10 +536,10 @@ def spatial_bn_cuda(*, is_test, epsilon, momentum, order, num_batches):
                 raise ValueError(f"SpatialBN: num_batches={num_batches} needs the sums and sumsq inputs")
             for s, n in zip(sums, ("sums", "sumsq")):
                 _vector(s, c, n, x, order, "SpatialBN")
-            partials, groups, count = x, 0, count * num_batches  # partials unused
+            partials, groups, count = cuda.NULL, 0, count * num_batches
         else:
             partials = _partials(x, layout)
-            groups, sums = partials.shape[1], (x, x)  # sums unused
+            groups, sums = partials.shape[1], (cuda.NULL, cuda.NULL)
         outputs = [cuda.empty((c,)) for _ in range(4)]  # running mean, var, saved mean, inv_std
         coef = cuda.empty((3, c))
         cuda.launch(_SOURCE, "bn_train_finalize", c, partials, x, *sums, scale, bias, *running,
@@ -572,10 +572,10 @@ def spatial_bn_gradient_cuda(*, is_test, epsilon, order, num_batches):
                                  "scale and bias gradient inputs")
             for a, n in zip(aggregates, ("aggregate_scale_grad", "aggregate_bias_grad")):
                 _vector(a, c, n, x, order, op)
-            partials, groups = x, 0  # partials unused
+            partials, groups = cuda.NULL, 0
         else:
             partials = _partials(x, layout, shift=mean, second=dy)
-            groups, aggregates = partials.shape[1], (x, x)  # aggregates unused
+            groups, aggregates = partials.shape[1], (cuda.NULL, cuda.NULL)
         dscale, dbias, coef = cuda.empty((c,)), cuda.empty((c,)), cuda.empty((4, c))
         cuda.launch(_SOURCE, "bn_grad_finalize", c, partials, scale, mean, inv_std, *aggregates,
                     np.int64(bool(is_test)), np.int64(from_aggregates), np.int64(groups), np.int64(c),

@@ -4,12 +4,13 @@ import pytest
 
 from pycaffe2.executor import NetError, OpFailure
 from pycaffe2.testing import check_devices, run_op
-from tests.cuda import DEVICE_CHECKED
+from tests.cuda import DEVICE_CHECKED, many_rows
 from tests.cuda.test_devices_nn import run_cuda
 
 rng = np.random.default_rng(0)
-# [N, D]: odd sizes, one huge row, and more rows than a grid has blocks (65535).
-SHAPES = [(1, 1), (3, 7), (5, 1000), (1, 1 << 20), ((1 << 20) // 3 + 1, 3)]
+# [N, D]: odd sizes, more rows than the emulator's grid has blocks, one huge row, and more
+# rows than a real grid has blocks (65535).
+SHAPES = [(1, 1), (3, 7), (5, 1000), (300, 3), (1, 1 << 20), many_rows(((1 << 20) // 3 + 1, 3))]
 
 
 def scores(n, d):
@@ -89,7 +90,7 @@ VARIANTS = {
 
 
 @pytest.mark.gpu
-@pytest.mark.parametrize("shape", [(3, 7), (1000, 33), ((1 << 20) // 5, 5)], ids=str)
+@pytest.mark.parametrize("shape", [(3, 7), (1000, 33), many_rows(((1 << 20) // 5, 5))], ids=str)
 @pytest.mark.parametrize("variant", sorted(VARIANTS))
 def test_softmax_with_loss_variants(variant, shape):
     make_inputs, args = VARIANTS[variant]

@@ -5,11 +5,12 @@ import pytest
 
 from pycaffe2.proto import caffe2_pb2
 from pycaffe2.testing import check_devices, run_op
-from tests.cuda import DEVICE_CHECKED
+from tests.cuda import DEVICE_CHECKED, many_rows
 
 rng = np.random.default_rng(0)
-# Odd sizes, one huge row, and more rows than a grid has blocks (65535).
-SHAPES = [(1, 1), (3, 7), (2, 3, 5), (5, 1000), (1, 1 << 20), ((1 << 20) // 3 + 1, 3)]
+# Odd sizes, more rows than the emulator's grid has blocks, one huge row, and more rows
+# than a real grid has blocks (65535).
+SHAPES = [(1, 1), (3, 7), (2, 3, 5), (5, 1000), (300, 3), (1, 1 << 20), many_rows(((1 << 20) // 3 + 1, 3))]
 
 
 def logits(shape):

@@ -22,6 +22,8 @@ from pycaffe2.errors import PyCaffe2Error
 
 OPERATORS_DIR = Path(__file__).resolve().parents[2] / "operators"
 BLOCK = 256
+MAX_BLOCKS = 65535  # grid.x cap of the launchers; grid-stride loops make any cap correct
+NULL = np.uintp(0)  # a kernel's pointer argument for an absent or unused input
 
 
 class CUDAUnavailable(PyCaffe2Error):
@@ -106,12 +108,20 @@ def empty(shape, dtype=np.float32):
     return _modules()[1].empty(tuple(shape), dtype)
 
 
-@lru_cache(maxsize=None)
-def _module(source_name: str):
-    source = (OPERATORS_DIR / source_name).read_text()
+def source(source_name: str) -> str:
+    return (OPERATORS_DIR / source_name).read_text()
+
+
+def cache_dir() -> str:
     cache = Path(os.environ.get("PYCAFFE2_CUDA_CACHE", Path.home() / ".cache" / "pycaffe2" / "cuda"))
     cache.mkdir(parents=True, exist_ok=True)
-    return _modules()[2](source, cache_dir=str(cache), no_extern_c=True, include_dirs=[str(OPERATORS_DIR)])
+    return str(cache)
+
+
+@lru_cache(maxsize=None)
+def _module(source_name: str):
+    return _modules()[2](source(source_name), cache_dir=cache_dir(), no_extern_c=True,
+                         include_dirs=[str(OPERATORS_DIR)])
 
 
 def function(source_name: str, kernel: str):
@@ -125,12 +135,11 @@ def launch(source_name: str, kernel: str, count: int, *args) -> None:
     their .gpudata: a reshaped view's gpudata is a bare int, which PyCUDA refuses."""
     if count == 0:
         return
-    blocks = min((count + BLOCK - 1) // BLOCK, 65535)
+    blocks = min((count + BLOCK - 1) // BLOCK, MAX_BLOCKS)
     function(source_name, kernel)(*args, block=(BLOCK, 1, 1), grid=(blocks, 1))
 
 
 ROW_THREADS = 256  # a power of two, at most common.cuh's MAX_THREADS
-MAX_BLOCKS = 65535
 
 
 def launch_rows(source_name: str, kernel: str, rows: int, *args) -> None:
