@@ -18,6 +18,8 @@ from __future__ import annotations
 
 import ctypes
 import hashlib
+import os
+import platform
 import re
 import shutil
 import subprocess
@@ -43,6 +45,8 @@ def compiler() -> str | None:
 
 
 def unavailable_reason() -> str | None:
+    if platform.machine() not in ("x86_64", "AMD64"):
+        return f"the emulation's fiber switch is x86-64 assembly; this is {platform.machine()}"
     return None if compiler() else "no g++ to build the CPU emulation of the kernels"
 
 
@@ -194,14 +198,16 @@ class EmulatedModule:
         build.mkdir(parents=True, exist_ok=True)
         library = build / f"{digest.hexdigest()[:24]}.so"
         if not library.exists():
-            source_file = library.with_suffix(".cpp")
+            unique = f"{os.getpid()}.{threading.get_ident()}"  # processes may build it at once
+            source_file = library.with_suffix(f".{unique}.cpp")
             source_file.write_text(text)
-            partial = library.with_suffix(".so.partial")
+            partial = library.with_suffix(f".{unique}.partial")
             result = subprocess.run([compiler(), *flags, str(source_file), "-o", str(partial)],
                                     capture_output=True, text=True, check=False)
             if result.returncode != 0:
                 raise RuntimeError(f"g++ could not build the emulated kernels:\n{result.stderr[-4000:]}")
             partial.replace(library)
+            source_file.unlink()
         self._library = ctypes.CDLL(str(library))
         self._functions = {}
 
