@@ -119,14 +119,26 @@ def _failed_step(exc, line_step):
 
 
 class CompiledNet:
-    def __init__(self, name: str, steps: list[Step], concurrent: bool, num_workers: int):
+    def __init__(self, name: str, steps: list[Step], concurrent: bool, num_workers: int,
+                 uses_cuda: bool = False):
         self.name, self.steps = name, steps
         self.concurrent = concurrent and num_workers > 1
         self.num_workers = num_workers
         self.dependencies = _dependencies(steps) if self.concurrent else None
         self._run_in_order, self._line_step = _straight_line(steps)
+        self.uses_cuda, self.stream = uses_cuda, None  # a net's kernels queue on its own stream
 
     def run(self, blobs: dict) -> None:
+        if not self.uses_cuda:
+            return self._run(blobs)
+        from pycaffe2.executor.devices import cuda
+        if self.stream is None:
+            self.stream = cuda.new_stream()
+        with cuda.on_stream(self.stream):
+            self._run(blobs)
+        self.stream.synchronize()  # as Caffe2's Run: done, and a kernel's fault shows here
+
+    def _run(self, blobs: dict) -> None:
         if self.concurrent:
             return _run_dag(self, blobs)
         try:
@@ -166,8 +178,15 @@ def _run_dag(net: CompiledNet, blobs: dict) -> None:
     for index, deps in pending.items():
         for dep in deps:
             dependents[dep].append(index)
+    def run_step(index):
+        if net.stream is None:
+            return net.steps[index].run(blobs, net.name)
+        from pycaffe2.executor.devices import cuda
+        with cuda.on_stream(net.stream):  # the workers are threads of their own
+            return net.steps[index].run(blobs, net.name)
+
     with ThreadPoolExecutor(max_workers=net.num_workers) as pool:
-        running = {pool.submit(net.steps[i].run, blobs, net.name): i for i, d in pending.items() if not d}
+        running = {pool.submit(run_step, i): i for i, d in pending.items() if not d}
         for index in running.values():
             del pending[index]
         while running:
@@ -181,7 +200,7 @@ def _run_dag(net: CompiledNet, blobs: dict) -> None:
                     pending[child].discard(index)
                     if not pending[child]:
                         del pending[child]
-                        running[pool.submit(net.steps[child].run, blobs, net.name)] = child
+                        running[pool.submit(run_step, child)] = child
 
 
 def prepare(net: caffe2_pb2.NetDef) -> caffe2_pb2.NetDef:
@@ -237,7 +256,7 @@ def compile_net(net: caffe2_pb2.NetDef, known_blobs=(), kernels=None, rng=None) 
     if problems:
         raise NetError(f"cannot create net {name}:\n  " + "\n  ".join(problems))
     workers = max(net.num_workers, _int_arg(net, "num_workers", 1), 1)
-    return CompiledNet(name, steps, net.type in CONCURRENT_NET_TYPES, workers)
+    return CompiledNet(name, steps, net.type in CONCURRENT_NET_TYPES, workers, uses_cuda=bool(wants_cuda))
 
 
 def _cuda_problem(indices) -> list[str]:

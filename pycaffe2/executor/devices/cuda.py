@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import atexit
 import os
+import threading
+from contextlib import contextmanager
 from functools import lru_cache
 from pathlib import Path
 
@@ -124,9 +126,33 @@ def _module(source_name: str):
                          include_dirs=[str(OPERATORS_DIR)])
 
 
+_running = threading.local()  # .stream: the stream of the net this thread runs, if any
+
+
+def new_stream():
+    return _modules()[0].Stream()
+
+
+@contextmanager
+def on_stream(stream):
+    """Launches of this thread go to `stream` (a net's own) inside the block. Copies made
+    by to_gpu and get stay on the default stream, which waits for every other, so they
+    need no event to see a net's results."""
+    previous = getattr(_running, "stream", None)
+    _running.stream = stream
+    try:
+        yield
+    finally:
+        _running.stream = previous
+
+
 def function(source_name: str, kernel: str):
-    """A compiled kernel of operators/<source_name>."""
-    return _module(source_name).get_function(kernel)
+    """A compiled kernel of operators/<source_name>, launched on the running net's stream."""
+    compiled = _module(source_name).get_function(kernel)
+
+    def launch_on_stream(*args, block, grid):
+        compiled(*args, block=block, grid=grid, stream=getattr(_running, "stream", None))
+    return launch_on_stream
 
 
 def launch(source_name: str, kernel: str, count: int, *args) -> None:
