@@ -129,6 +129,11 @@ def _module(source_name: str):
 _running = threading.local()  # .stream: the stream of the net this thread runs, if any
 
 
+def synchronize() -> None:
+    """Wait for every kernel and copy queued on the GPU."""
+    _modules()[0].Context.synchronize()
+
+
 def new_stream():
     return _modules()[0].Stream()
 
