@@ -1,6 +1,9 @@
 """Activation kernels (NumPy). Gradient kernels take Y where the forward op
-can run in place, matching their schemas."""
+can run in place, matching their schemas. All of them also run on CUDA
+(activation.cu, float32)."""
 from __future__ import annotations
+
+import math
 
 import numpy as np
 
@@ -9,12 +12,26 @@ from pycaffe2.gradient.registry import gradient_op
 from pycaffe2.operators import register_cpu, register_cuda
 
 
-def _channel_view(slope, x, order):
+def _channel_layout(op_type: str, x, slope, order) -> tuple:
+    """X seen as [outer, channels, inner] for the slope: (channels, inner), one channel for a
+    shared slope. Raises ValueError unless the slope has 1 or X's channel count of values."""
+    if slope.size == 1:
+        return 1, 1
+    axis = 1 if order == "NCHW" else len(x.shape) - 1
+    if len(x.shape) < 2 or slope.size != x.shape[axis]:
+        channels = x.shape[axis] if len(x.shape) >= 2 else 1
+        raise ValueError(f"{op_type}: Slope must have 1 or {channels} values (X {list(x.shape)}'s "
+                         f"channels, order {order}), got {list(slope.shape)}")
+    return slope.size, math.prod(x.shape[axis + 1:])
+
+
+def _channel_view(op_type: str, slope, x, order):
     """Slope shaped to broadcast over X's channel axis."""
-    if slope.size == 1 or x.ndim < 2:
+    channels, _ = _channel_layout(op_type, x, slope, order)
+    if channels == 1:
         return slope.reshape(())
     shape = [1] * x.ndim
-    shape[1 if order == "NCHW" else -1] = slope.size
+    shape[1 if order == "NCHW" else -1] = channels
     return slope.reshape(shape)
 
 
@@ -40,12 +57,12 @@ def leaky_relu_gradient(y, dy, *, alpha):
 
 @register_cpu("PRelu")
 def prelu(x, slope, *, order):
-    return np.where(x >= 0, x, x * _channel_view(slope, x, order)).astype(x.dtype, copy=False)
+    return np.where(x >= 0, x, x * _channel_view("PRelu", slope, x, order)).astype(x.dtype, copy=False)
 
 
 @register_cpu("PReluGradient")
 def prelu_gradient(y, dy, x, slope, *, order):
-    dx = np.where(x >= 0, dy, dy * _channel_view(slope, x, order)).astype(x.dtype, copy=False)
+    dx = np.where(x >= 0, dy, dy * _channel_view("PReluGradient", slope, x, order)).astype(x.dtype, copy=False)
     contribution = np.where(x >= 0, 0, x * dy)
     if slope.size == 1:
         dslope = np.array([contribution.sum()], dtype=slope.dtype)
@@ -158,6 +175,34 @@ CUDA_ELEMENTWISE = [
     ("Softsign", "softsign", ()), ("SoftsignGradient", "softsign_gradient", ()),
     ("HardSigmoid", "hard_sigmoid", ("alpha", "beta")),
     ("HardSigmoidGradient", "hard_sigmoid_gradient", ("alpha",)),
+    ("Selu", "selu", ("alpha", "scale")), ("SeluGradient", "selu_gradient", ("alpha", "scale")),
+    ("Softplus", "softplus", ()), ("SoftplusGradient", "softplus_gradient", ()),
+    ("Swish", "swish", ()), ("SwishGradient", "swish_gradient", ()),
 ]
 for _type, _kernel, _args in CUDA_ELEMENTWISE:
     register_cuda(_type, args=_args)(cuda.elementwise(_type, "activation.cu", _kernel, _args))
+
+
+@register_cuda("PRelu")
+def prelu_cuda(x, slope, *, order):
+    x, slope = cuda.float32_inputs("PRelu", x, slope)
+    channels, inner = _channel_layout("PRelu", x, slope, order)
+    y = cuda.empty_like(x)
+    cuda.launch("activation.cu", "prelu", y.size, x, slope, y, np.int64(channels), np.int64(inner),
+                np.int64(y.size))
+    return y
+
+
+@register_cuda("PReluGradient")
+def prelu_gradient_cuda(y, dy, x, slope, *, order):
+    dy, x, slope = cuda.float32_inputs("PReluGradient", dy, x, slope)
+    if dy.shape != x.shape:
+        raise ValueError(f"PReluGradient: dY is {list(dy.shape)} but X is {list(x.shape)}: they must match")
+    channels, inner = _channel_layout("PReluGradient", x, slope, order)
+    dx, dslope = cuda.empty_like(x), cuda.empty_like(slope)
+    cuda.launch("activation.cu", "prelu_gradient_x", dx.size, x, slope, dy, dx, np.int64(channels),
+                np.int64(inner), np.int64(dx.size))
+    outer = x.size // (channels * inner) if x.size else 0
+    cuda.launch_rows("activation.cu", "prelu_gradient_slope", channels, x, dy, dslope,
+                     np.int64(channels), np.int64(inner), np.int64(outer))
+    return dx, dslope

@@ -9,7 +9,8 @@ legacy rule, so without broadcast=1 its exponent tensor must have X's shape.
 Each math op's gradient maker sits beside its kernel, built from Caffe2's ops
 (Exp's from Mul, Sqrt's from Scale and Div, ...); in place, a maker that
 needs the overwritten X is refused by the backward pass (version check).
-The math ops and their gradient ops also run on CUDA (elementwise.cu, float32).
+All of them also run on CUDA (elementwise.cu): the math ops and Pow in float32,
+comparisons and Where on float32, int32, int64 and bool, logic ops on bool.
 """
 from __future__ import annotations
 
@@ -18,7 +19,7 @@ import numpy as np
 from pycaffe2.executor.devices import cuda
 from pycaffe2.gradient.registry import GradientError, gradient_op, register_gradient
 from pycaffe2.operators import register_cpu, register_cuda
-from pycaffe2.operators.arithmetic import broadcast_axis, legacy_view
+from pycaffe2.operators.arithmetic import _collapse, _device_ints, _strides_over, broadcast_axis, legacy_view
 from pycaffe2.schema.inference import OpView
 from pycaffe2.schema.inference.arithmetic import numpy_broadcast
 
@@ -140,35 +141,32 @@ def clip_gradient(y, dy, *, min, max):
 
 # --- broadcasting binary ops ----------------------------------------------------------------
 
-def _broadcasting(op_type: str, function, names: tuple, broadcast, axis, axis_str, order):
-    """A kernel applying function(a, b) under the broadcast args, resolved once."""
+def _layout(op_type: str, names: tuple, broadcast, axis, axis_str, order):
+    """A function (A's shape, B's shape) -> (B's shape lined up with A, C's shape) under the
+    broadcast args (resolved once); it raises ValueError naming the operands when they do not fit."""
     if broadcast:
         axis = broadcast_axis(op_type, axis, axis_str, order)
-
-        def legacy(a, b):
-            b_view = b.reshape(legacy_view(op_type, a.shape, b.shape, axis, names))
-            return np.asarray(function(a, b_view))
-        return legacy
-
-    def numpy_style(a, b):
-        try:
-            return np.asarray(function(a, b))
-        except ValueError:
-            numpy_broadcast(OpView(op_type, {}, 2, 1), a.shape, b.shape, names)  # names the shapes
-            raise
-    return numpy_style
+        # legacy_view fits B inside A, so C takes A's shape
+        return lambda a, b: (legacy_view(op_type, a, b, axis, names), a)
+    return lambda a, b: (b, numpy_broadcast(OpView(op_type, {}, 2, 1), a, b, names))
 
 
-def _typed(op_type: str, function, names: tuple, kinds: str | None):
-    """function(a, b) after checking A and B share a type (of `kinds`, when given)."""
-    def checked(a, b):
-        if kinds is not None:
-            _require(op_type, names[0], a, kinds, "bool" if kinds == "b" else "a float tensor")
-        if a.dtype != b.dtype:
-            raise ValueError(f"{op_type}: {names[0]} is {a.dtype} but {names[1]} is {b.dtype}: "
-                             f"the operands must share a type")
-        return function(a, b)
-    return checked
+def _check_operands(op_type: str, names: tuple, kinds: str | None, a, b) -> None:
+    """A and B share a type (of `kinds`, when given)."""
+    if kinds is not None:
+        _require(op_type, names[0], a, kinds, "bool" if kinds == "b" else "a float tensor")
+    if a.dtype != b.dtype:
+        raise ValueError(f"{op_type}: {names[0]} is {a.dtype} but {names[1]} is {b.dtype}: "
+                         f"the operands must share a type")
+
+
+def _broadcasting(op_type: str, ufunc, names: tuple, kinds: str | None, layout):
+    """A kernel applying ufunc(a, b) with B lined up by `layout`, after the type checks."""
+    def kernel(a, b):
+        b_view, _ = layout(a.shape, b.shape)
+        _check_operands(op_type, names, kinds, a, b)
+        return np.asarray(ufunc(a, b.reshape(b_view)))
+    return kernel
 
 
 def _register_binary(op_type: str, ufunc, kinds: str | None = None) -> None:
@@ -177,8 +175,8 @@ def _register_binary(op_type: str, ufunc, kinds: str | None = None) -> None:
 
     @register_cpu(op_type, specialize=True)
     def factory(*, broadcast, axis, axis_str, order):
-        return _broadcasting(op_type, _typed(op_type, ufunc, names, kinds), names,
-                             broadcast, axis, axis_str, order)
+        layout = _layout(op_type, names, broadcast, axis, axis_str, order)
+        return _broadcasting(op_type, ufunc, names, kinds, layout)
 
 
 _register_binary("EQ", np.equal)
@@ -189,28 +187,38 @@ _register_binary("GE", np.greater_equal)
 _register_binary("And", np.logical_and, kinds="b")
 _register_binary("Or", np.logical_or, kinds="b")
 
+POW_NAMES = ("X", "exponent")
+
+
+def _pow_exponent_given(exponent, e) -> None:
+    if (e is None) == (exponent is None):
+        given = "neither" if e is None else "both"
+        raise ValueError(f"Pow: give the exponent as the arg or as input 1; got {given}")
+
+
+def _pow_layout(broadcast, axis, axis_str, order):
+    """Pow's layout: the legacy rule under broadcast=1, else equal shapes only."""
+    layout = _layout("Pow", POW_NAMES, broadcast, axis, axis_str, order)
+
+    def shapes(x_shape: tuple, e_shape: tuple) -> tuple:
+        if e_shape != x_shape and not broadcast:
+            raise ValueError(f"Pow: X is {list(x_shape)} and exponent is {list(e_shape)}: "
+                             f"without broadcast=1 the shapes must be equal")
+        return layout(x_shape, e_shape)
+    return shapes
+
 
 @register_cpu("Pow", specialize=True)
 def pow_(*, exponent, broadcast, axis, axis_str, order):
     """Y = X ** exponent, the exponent from the arg or (exclusively) from input 1."""
-    power = _broadcasting("Pow", _typed("Pow", np.power, ("X", "exponent"), "f"),
-                          ("X", "exponent"), broadcast, axis, axis_str, order)
-
-    def with_arg(x):
-        _float("Pow", x)
-        return np.asarray(np.power(x, x.dtype.type(exponent)))
-
-    def binary(x, e):
-        if e.shape != x.shape and not broadcast:
-            raise ValueError(f"Pow: X is {list(x.shape)} and exponent is {list(e.shape)}: "
-                             f"without broadcast=1 the shapes must be equal")
-        return power(x, e)
+    power = _broadcasting("Pow", np.power, POW_NAMES, "f", _pow_layout(broadcast, axis, axis_str, order))
 
     def kernel(x, e=None):
-        if (e is None) == (exponent is None):
-            given = "neither" if e is None else "both"
-            raise ValueError(f"Pow: give the exponent as the arg or as input 1; got {given}")
-        return with_arg(x) if e is None else binary(x, e)
+        _pow_exponent_given(exponent, e)
+        if e is not None:
+            return power(x, e)
+        _float("Pow", x)
+        return np.asarray(np.power(x, x.dtype.type(exponent)))
     return kernel
 
 
@@ -261,8 +269,7 @@ def not_(x):
     return np.asarray(np.logical_not(x))
 
 
-@register_cpu("Where")
-def where(c, x, y, *, broadcast_on_rows):
+def _check_where(c, x, y, broadcast_on_rows) -> None:
     _require("Where", "C", c, "b", "bool")
     if x.shape != y.shape or x.dtype != y.dtype:
         raise ValueError(f"Where: X is {list(x.shape)} {x.dtype} but Y is {list(y.shape)} "
@@ -271,10 +278,16 @@ def where(c, x, y, *, broadcast_on_rows):
         if c.shape != x.shape:
             raise ValueError(f"Where: C is {list(c.shape)} but X and Y are {list(x.shape)}: "
                              f"the shapes must match")
-        return np.asarray(np.where(c, x, y))
-    if c.ndim != 1 or x.ndim == 0 or c.shape[0] != x.shape[0]:
+    elif len(c.shape) != 1 or len(x.shape) == 0 or c.shape[0] != x.shape[0]:
         raise ValueError(f"Where: with broadcast_on_rows=1 C must be 1-D with one entry per row "
                          f"of X and Y ({list(x.shape)}), got {list(c.shape)}")
+
+
+@register_cpu("Where")
+def where(c, x, y, *, broadcast_on_rows):
+    _check_where(c, x, y, broadcast_on_rows)
+    if not broadcast_on_rows:
+        return np.asarray(np.where(c, x, y))
     return np.where(c.reshape((-1,) + (1,) * (x.ndim - 1)), x, y)
 
 
@@ -287,3 +300,96 @@ CUDA_ELEMENTWISE = [
 ]
 for _types, _kernel, _args in CUDA_ELEMENTWISE:
     register_cuda(*_types, args=_args)(cuda.elementwise(_types[0], "elementwise.cu", _kernel, _args))
+
+
+# --- CUDA launchers for comparisons, logic, Pow and Where (elementwise.cu) -------------------
+# Every operand is walked over the output's shape with strides (arithmetic.py's helpers);
+# kernels are instantiated per element type, so these ops keep their int and bool inputs.
+
+CU = "elementwise.cu"
+_SUFFIXES = {np.dtype(np.float32): "f32", np.dtype(np.int32): "i32",
+             np.dtype(np.int64): "i64", np.dtype(np.bool_): "b8"}
+
+
+def _suffix(op_type: str, x) -> str:
+    suffix = _SUFFIXES.get(x.dtype)
+    if suffix is None:
+        raise ValueError(f"{op_type}: the CUDA kernel takes float32, int32, int64 or bool, got {x.dtype}")
+    return suffix
+
+
+def _binary_cuda(kernel: str, a, b, b_view: tuple, out_shape: tuple, dtype):
+    """A new C of out_shape and dtype: a `kernel` b, A and B (shaped b_view) broadcast over C."""
+    a, b = cuda.as_gpu(a), cuda.as_gpu(b)
+    out = cuda.empty(out_shape, dtype)
+    if out.size == 0:
+        return out
+    dims, (a_strides, b_strides) = _collapse(out_shape, _strides_over(a.shape, out_shape),
+                                             _strides_over(b_view, out_shape))
+    n = np.int64(out.size)
+    if len(dims) <= 1 and all(s == 1 for s in a_strides + b_strides):  # both of C's layout
+        cuda.launch(CU, f"{kernel}_same", out.size, a, b, out, n)
+    else:
+        meta = _device_ints(tuple(dims + a_strides + b_strides))
+        cuda.launch(CU, f"{kernel}_strided", out.size, a, b, out, meta, np.int32(len(dims)), n)
+    return out
+
+
+def _register_binary_cuda(op_type: str, kernel: str, kinds: str | None = None) -> None:
+    names = ("A", "B")
+
+    @register_cuda(op_type, specialize=True)
+    def factory(*, broadcast, axis, axis_str, order):
+        layout = _layout(op_type, names, broadcast, axis, axis_str, order)
+
+        def run(a, b):
+            b_view, c_shape = layout(tuple(a.shape), tuple(b.shape))
+            _check_operands(op_type, names, kinds, a, b)
+            return _binary_cuda(f"{kernel}_{_suffix(op_type, a)}", a, b, b_view, c_shape, np.bool_)
+        return run
+
+
+for _type, _kernel, _kinds in (("EQ", "eq", None), ("LT", "lt", None), ("GT", "gt", None),
+                               ("LE", "le", None), ("GE", "ge", None), ("And", "and", "b"),
+                               ("Or", "or", "b")):
+    _register_binary_cuda(_type, _kernel, _kinds)
+
+
+@register_cuda("Pow", specialize=True)
+def pow_cuda(*, exponent, broadcast, axis, axis_str, order):
+    shapes = _pow_layout(broadcast, axis, axis_str, order)
+
+    def run(x, e=None):
+        _pow_exponent_given(exponent, e)
+        if e is None:
+            _float("Pow", x)
+            (x,) = cuda.float32_inputs("Pow", x)
+            y = cuda.empty_like(x)
+            cuda.launch(CU, "pow_scalar", y.size, x, y, np.float32(exponent), np.int64(y.size))
+            return y
+        e_view, y_shape = shapes(tuple(x.shape), tuple(e.shape))
+        _check_operands("Pow", POW_NAMES, "f", x, e)
+        x, e = cuda.float32_inputs("Pow", x, e)
+        kernel = "pow_one_exponent" if e.size == 1 else "pow"  # NumPy's sqrt for a lone 0.5
+        return _binary_cuda(kernel, x, e, e_view, y_shape, np.float32)
+    return run
+
+
+@register_cuda("Not")
+def not_cuda(x):
+    _require("Not", "X", x, "b", "bool")
+    x = cuda.as_gpu(x)
+    y = cuda.empty_like(x)
+    cuda.launch(CU, "not_b8", y.size, x, y, np.int64(y.size))
+    return y
+
+
+@register_cuda("Where")
+def where_cuda(c, x, y, *, broadcast_on_rows):
+    _check_where(c, x, y, broadcast_on_rows)
+    kernel = f"where_{_suffix('Where', x)}"
+    c, x, y = cuda.as_gpu(c), cuda.as_gpu(x), cuda.as_gpu(y)
+    z = cuda.empty_like(x)
+    inner = z.size // x.shape[0] if broadcast_on_rows and z.size else 1  # C picks whole rows
+    cuda.launch(CU, kernel, z.size, c, x, y, z, np.int64(inner), np.int64(z.size))
+    return z
