@@ -27,6 +27,11 @@ __global__ void constant_fill(float* y, float value, long long n) {
   FOR_EACH(i, n) { y[i] = value; }
 }
 
+// RangeFill: y[i] = i as float (rounded to nearest, as NumPy's float32 arange).
+__global__ void range_fill(float* y, long long n) {
+  FOR_EACH(i, n) { y[i] = (float)i; }
+}
+
 // y = low + (high - low) * u, as the CPU kernel scales rng.random().
 __global__ void uniform_fill(float* y, unsigned long long seed, float low, float width, long long n) {
   FOR_EACH(i, n) { y[i] = __fadd_rn(__fmul_rn(uniform01(seed, (unsigned long long)i), width), low); }

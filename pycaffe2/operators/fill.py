@@ -12,7 +12,7 @@ import math
 import numpy as np
 
 from pycaffe2.executor.devices import cuda
-from pycaffe2.operators import register_cpu, register_cuda
+from pycaffe2.operators import CPU_KERNELS, register_cpu, register_cuda
 from pycaffe2.schema.args import DTYPE_BY_NUMBER
 from pycaffe2.schema.inference.fill import GIVEN_TENSOR_DTYPES, GIVEN_TENSOR_TYPES, NUMPY_NAMES
 
@@ -219,10 +219,22 @@ def constant_fill_cuda(*inputs, shape, extra_shape, input_as_shape, value, dtype
     probe = constant_fill(shape=[], extra_shape=None, input_as_shape=0, value=value, dtype=dtype)
     if probe.dtype == np.float32:
         return _filled("constant_fill", out_shape, probe[()])
-    if probe.dtype.kind in "biu":  # integer counters and masks: filled on the host, copied over
-        return cuda.copy_to_gpu(np.full(out_shape, probe[()], dtype=probe.dtype))
-    raise ValueError(f"ConstantFill: a CUDA blob cannot hold {probe.dtype} (float32 and integer types "
-                     "only); run this fill on the CPU")
+    # integer counters and masks: filled on the host, copied over
+    return _uploaded("ConstantFill", np.full(out_shape, probe[()], dtype=probe.dtype))
+
+
+def _storable(dtype: np.dtype) -> bool:
+    """Whether a CUDA blob holds this type: float32, integers and bools (CUDADevice.put
+    refuses other floats; strings are host objects)."""
+    return dtype == np.float32 or dtype.kind in "biu"
+
+
+def _uploaded(op_type: str, array: np.ndarray):
+    """A fill made on the host (the CPU kernel's result), copied to the GPU."""
+    if not _storable(array.dtype):
+        raise ValueError(f"{op_type}: a CUDA blob cannot hold {array.dtype} (float32, integer and bool "
+                         "types only); run this fill on the CPU")
+    return cuda.copy_to_gpu(array)
 
 
 @register_cuda("UniformFill")
@@ -277,3 +289,36 @@ def msra_fill_cuda(*inputs, shape, extra_shape, input_as_shape, rng):
     if size == 0:
         return cuda.empty(out_shape)
     return _gaussian_cuda(rng, out_shape, 0.0, math.sqrt(2.0 / (size // out_shape[1])))
+
+
+@register_cuda("RangeFill")
+def range_fill_cuda(*inputs, shape, extra_shape, input_as_shape):
+    out_shape = fill_shape("RangeFill", _host_inputs(inputs, input_as_shape), shape, extra_shape,
+                           input_as_shape)
+    return _filled("range_fill", out_shape)
+
+
+# GivenTensor fills: the values are args, so the CPU kernel builds the tensor on the
+# host and it is uploaded, as Caffe2 copies them over. GivenTensorDoubleFill and
+# GivenTensorStringFill stay CPU-only (a CUDA blob holds no float64 or strings).
+@register_cuda("GivenTensorFill")
+def given_tensor_fill_cuda(*inputs, shape, extra_shape, input_as_shape, values, dtype):
+    host = given_tensor_fill(*_host_inputs(inputs, input_as_shape), shape=shape, extra_shape=extra_shape,
+                             input_as_shape=input_as_shape, values=values, dtype=dtype)
+    return _uploaded("GivenTensorFill", host)
+
+
+def _register_given_variant_cuda(op_type: str) -> None:
+    on_host = CPU_KERNELS[op_type].function
+
+    def given_variant_cuda(*inputs, shape, extra_shape, input_as_shape, values):
+        host = on_host(*_host_inputs(inputs, input_as_shape), shape=shape, extra_shape=extra_shape,
+                       input_as_shape=input_as_shape, values=values)
+        return _uploaded(op_type, host)
+
+    register_cuda(op_type)(given_variant_cuda)
+
+
+for _variant, _dtype_name in GIVEN_TENSOR_TYPES.items():  # Int, Int64 and Bool
+    if _storable(np.dtype(_dtype_name)):
+        _register_given_variant_cuda(_variant)

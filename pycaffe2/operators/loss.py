@@ -177,13 +177,19 @@ def _check_label_shape(label: np.ndarray, n: int, width: int) -> None:
         raise ValueError(f"X is a batch of N={n} but label is {list(label.shape)}: label must be {need}")
 
 
-def _soft_labels(x: np.ndarray, label: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """X and its soft labels, both as [N, D]."""
+def _soft_label_batch(x, label: np.ndarray) -> tuple[int, int]:
+    """(N, D) of X, after checking its soft labels (a host array)."""
     n, d = _batch(x)
     _check_label_shape(label, n, d)
     if label.size and (label.min() < 0 or label.max() > 1):
         raise ValueError("label values must be probabilities in [0, 1]; use LabelCrossEntropy "
                          "for class indices")
+    return n, d
+
+
+def _soft_labels(x: np.ndarray, label: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """X and its soft labels, both as [N, D]."""
+    n, d = _soft_label_batch(x, label)
     return x.reshape(n, d), label.reshape(n, d)
 
 
@@ -275,6 +281,19 @@ def _logits_and_targets(logits: np.ndarray, targets: np.ndarray) -> None:
                          "they must have the same shape")
 
 
+def _check_row_grad(dy, logits) -> None:
+    """dY must hold one element per row of the logits (all but the last axis)."""
+    if dy.size != math.prod(logits.shape[:-1]):
+        raise ValueError(f"dY is {list(dy.shape)} but logits are {list(logits.shape)}: dY needs "
+                         f"one element per row, {list(logits.shape[:-1])}")
+
+
+def _rows_and_inner(logits) -> tuple[int, int]:
+    """(rows, D): the logits as rows over the last axis (0-d logits: one row of one)."""
+    inner = logits.shape[-1] if logits.ndim else 1
+    return math.prod(logits.shape[:-1]), inner
+
+
 @register_cpu("SigmoidCrossEntropyWithLogits", specialize=True)
 def sigmoid_cross_entropy_with_logits(*, log_D_trick, unjoined_lr_loss):
     likelihood, _ = _SIGMOID_XENT[_sigmoid_xent_variant(log_D_trick, unjoined_lr_loss)]
@@ -294,10 +313,8 @@ def sigmoid_cross_entropy_with_logits_gradient(*, log_D_trick, unjoined_lr_loss)
 
     def kernel(dy, logits, targets):
         _logits_and_targets(logits, targets)
-        inner = logits.shape[-1] if logits.ndim else 1
-        if dy.size != math.prod(logits.shape[:-1]):
-            raise ValueError(f"dY is {list(dy.shape)} but logits are {list(logits.shape)}: dY needs "
-                             f"one element per row, {list(logits.shape[:-1])}")
+        _, inner = _rows_and_inner(logits)
+        _check_row_grad(dy, logits)
         factor = dy.reshape(logits.shape[:-1] + (1,) if logits.ndim else ()) / -inner
         return (factor * derivative(logits, targets)).astype(logits.dtype, copy=False)
     return kernel
@@ -502,3 +519,64 @@ def accuracy_cuda(predictions, labels, *, top_k):
                 correct, np.int32(min(top_k, 2**31 - 1)), np.int64(n), np.int64(d))
     cuda.function("loss.cu", "mean_all")(correct, result, np.int64(n), **ONE_BLOCK)
     return result
+
+
+@register_cuda("CrossEntropy")
+def cross_entropy_cuda(x, label):
+    n, d = _soft_label_batch(x, _host(label))
+    x, label = cuda.float32_inputs("CrossEntropy", x, label)
+    if d == 0:  # also n == 0: nothing to read
+        return _zeros((n,))
+    y = cuda.empty((n,))
+    cuda.launch_rows("loss.cu", "cross_entropy_rows", n, x, label, y, np.int64(n), np.int64(d))
+    return y
+
+
+@register_cuda("CrossEntropyGradient")
+def cross_entropy_gradient_cuda(x, label, dy):
+    n, d = _soft_label_batch(x, _host(label))
+    _per_example_grad(dy, n)
+    x, label, dy = cuda.float32_inputs("CrossEntropyGradient", x, label, dy)
+    dx = cuda.empty_like(x)
+    if x.size:
+        cuda.launch("loss.cu", "cross_entropy_gradient", x.size, x, label, dy, dx,
+                    np.int64(n), np.int64(d))
+    return dx
+
+
+# loss.cu's codes for the variants of sigmoid_xent_element and its derivative.
+SIGMOID_XENT_CODES = {"plain": 0, "log_D_trick": 1, "unjoined_lr_loss": 2}
+
+
+@register_cuda("SigmoidCrossEntropyWithLogits", specialize=True)
+def sigmoid_cross_entropy_with_logits_cuda(*, log_D_trick, unjoined_lr_loss):
+    code = np.int32(SIGMOID_XENT_CODES[_sigmoid_xent_variant(log_D_trick, unjoined_lr_loss)])
+
+    def kernel(logits, targets):
+        _logits_and_targets(logits, targets)
+        logits, targets = cuda.float32_inputs("SigmoidCrossEntropyWithLogits", logits, targets)
+        rows, inner = _rows_and_inner(logits)
+        y = cuda.empty(logits.shape[:-1])
+        if rows:  # inner == 0 reads nothing: the mean of no elements is NaN, as NumPy's
+            x_arg, t_arg = (logits, targets) if inner else (NULL, NULL)
+            cuda.launch_rows("loss.cu", "sigmoid_xent_rows", rows, x_arg, t_arg, y, code,
+                             np.int64(rows), np.int64(inner))
+        return y
+    return kernel
+
+
+@register_cuda("SigmoidCrossEntropyWithLogitsGradient", specialize=True)
+def sigmoid_cross_entropy_with_logits_gradient_cuda(*, log_D_trick, unjoined_lr_loss):
+    code = np.int32(SIGMOID_XENT_CODES[_sigmoid_xent_variant(log_D_trick, unjoined_lr_loss)])
+
+    def kernel(dy, logits, targets):
+        _logits_and_targets(logits, targets)
+        _check_row_grad(dy, logits)
+        dy, logits, targets = cuda.float32_inputs("SigmoidCrossEntropyWithLogitsGradient",
+                                                  dy, logits, targets)
+        _, inner = _rows_and_inner(logits)
+        dx = cuda.empty_like(logits)
+        cuda.launch("loss.cu", "sigmoid_xent_gradient", dx.size, dy, logits, targets, dx, code,
+                    np.int64(dx.size), np.int64(inner))
+        return dx
+    return kernel

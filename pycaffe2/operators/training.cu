@@ -1,8 +1,9 @@
-// CUDA kernels of the training family's update ops, float32, one grid-stride
-// loop each. They round every step as the NumPy kernels do (explicit _rn
-// intrinsics: no fused multiply-adds), so the two devices agree to the bit.
-// Scalars (lr, momentum, bias corrections) come from the host by value;
-// WeightedSum's weights are one-element device arrays.
+// CUDA kernels of the training family, float32. The update ops are one grid-stride
+// loop each and round every step as the NumPy kernels do (explicit _rn intrinsics:
+// no fused multiply-adds), so the two devices agree to the bit. Scalars (lr,
+// momentum, bias corrections) come from the host by value; WeightedSum's weights
+// are one-element device arrays. dot (WeightedSumGradient's dw) is one block
+// summing in double, closer to the exact sum than NumPy's float32 vdot.
 
 #include "common.cuh"
 
@@ -61,6 +62,15 @@ __global__ void adam(const float* param, const float* moment_1, const float* mom
     step[i] = s;
     new_param[i] = __fadd_rn(param[i], __fmul_rn(lr, s));
   }
+}
+
+// One block: out[0] = sum(a * b), products and sum in double (WeightedSumGradient's dw).
+__global__ void dot(const float* a, const float* b, float* out, long long n) {
+  __shared__ double buf[MAX_THREADS];
+  double s = 0.0;
+  FOR_EACH_IN_BLOCK(i, n) { s += (double)a[i] * (double)b[i]; }
+  s = block_sum(s, buf);
+  if (threadIdx.x == 0) out[0] = (float)s;
 }
 
 }  // extern "C"

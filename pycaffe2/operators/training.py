@@ -15,7 +15,7 @@ import numpy as np
 
 from pycaffe2.executor.devices import cuda
 from pycaffe2.gradient.registry import register_gradient
-from pycaffe2.operators import register_cpu, register_cuda
+from pycaffe2.operators import CPU_KERNELS, register_cpu, register_cuda
 
 INT64_MAX = np.iinfo(np.int64).max
 
@@ -183,14 +183,18 @@ def _check_shapes(op_type: str, xs, dy=None) -> None:
         raise ValueError(f"{op_type}: {shapes}: these must have the same shape")
 
 
-@register_cpu("WeightedSumGradient")
-def weighted_sum_gradient(dy, *inputs, grad_on_w, num_outputs):
-    xs, weights = inputs[0::2], inputs[1::2]
+def _check_gradient_pairs(dy, xs, grad_on_w, num_outputs: int) -> None:
     _check_shapes("WeightedSumGradient", xs, dy)
     expected = len(xs) * (2 if grad_on_w else 1)
     if num_outputs != expected:
         raise ValueError(f"WeightedSumGradient: {len(xs)} (X, weight) pairs with grad_on_w="
                          f"{int(bool(grad_on_w))} give {expected} outputs, not {num_outputs}")
+
+
+@register_cpu("WeightedSumGradient")
+def weighted_sum_gradient(dy, *inputs, grad_on_w, num_outputs):
+    xs, weights = inputs[0::2], inputs[1::2]
+    _check_gradient_pairs(dy, xs, grad_on_w, num_outputs)
     dxs = [dy * _scalar("WeightedSumGradient", f"weight_{i}", w, dy.dtype) for i, w in enumerate(weights)]
     if not grad_on_w:
         return tuple(dxs)
@@ -237,10 +241,11 @@ def adam(param, moment_1, moment_2, grad, lr, counter, *, beta1, beta2, epsilon)
     return new_param, m1.reshape(moment_1.shape), m2.reshape(moment_2.shape), step.reshape(grad.shape)
 
 
-# CUDA launchers (training.cu). Iter and LearningRate stay on the CPU; the
-# learning rate and the counter are read on the host (from a CPU blob as they
-# are, from a GPU one with a copy) and go to the kernels by value. The update
-# ops return new arrays, as on the CPU.
+# CUDA launchers (training.cu). Iter, AtomicIter and CreateMutex stay on the CPU,
+# as Caffe2 keeps the counter there. A CUDA op gets a CPU blob as it is (the
+# executor copies nothing over), so the learning rate and the counter are read on
+# the host (from a CPU blob as they are, from a GPU one with a copy) and go to the
+# kernels by value. The update ops return new arrays, as on the CPU.
 
 def _host_scalar(op_type: str, name: str, value) -> np.float32:
     return _scalar(op_type, name, cuda.copy_to_cpu(value) if cuda.is_gpu_array(value) else value, np.float32)
@@ -311,3 +316,40 @@ def adam_cuda(param, moment_1, moment_2, grad, lr, counter, *, beta1, beta2, eps
                 np.float32(1 - beta1), np.float32(beta2), np.float32(1 - beta2), np.float32(epsilon),
                 correction, np.int64(param.size))
     return tuple(outputs)
+
+
+@register_cuda("LearningRate", specialize=True, args=CPU_KERNELS["LearningRate"].arg_names)
+def learning_rate_cuda(**args):
+    """The rate is computed on the host by the CPU kernel (in double, stored as float32)
+    and set on the GPU, as Caffe2's CUDA LearningRate reads its CPU counter."""
+    on_host = learning_rate(**args)
+
+    def learning_rate_kernel(counter):
+        return cuda.copy_to_gpu(on_host(cuda.copy_to_cpu(counter)))
+
+    return learning_rate_kernel
+
+
+@register_cuda("WeightedSumGradient")
+def weighted_sum_gradient_cuda(dy, *inputs, grad_on_w, num_outputs):
+    """dX_i = w_i * dY by WeightedSum's first-pair kernel; dw_i = <dY, X_i> by a one-block sum."""
+    _check_gradient_pairs(dy, inputs[0::2], grad_on_w, num_outputs)
+    dy, *xs = cuda.float32_inputs("WeightedSumGradient", dy, *inputs[0::2])
+    weights = [_one_element_gpu("WeightedSumGradient", f"weight_{i}", w) for i, w in enumerate(inputs[1::2])]
+    dxs = [cuda.empty_like(dy) for _ in xs]
+    for dx, weight in zip(dxs, weights):
+        cuda.launch("training.cu", "weighted_sum_pair", dy.size, dy, weight, dx, np.int32(1),
+                    np.int64(dy.size))
+    if not grad_on_w:
+        return tuple(dxs)
+    return tuple(dxs + [_dot(dy, x, weight.shape) for x, weight in zip(xs, weights)])
+
+
+def _dot(a, b, shape):
+    """sum(a * b) (taken in double) as a float32 GPUArray of `shape` (one element)."""
+    if a.size == 0:
+        return cuda.copy_to_gpu(np.zeros(shape, np.float32))
+    out = cuda.empty(shape)
+    cuda.function("training.cu", "dot")(a, b, out, np.int64(a.size), block=(cuda.ROW_THREADS, 1, 1),
+                                        grid=(1, 1))
+    return out

@@ -5,12 +5,14 @@ loose statistics over 1M samples, and for repeating under one random_seed."""
 import numpy as np
 import pytest
 
+from pycaffe2.executor import NetError, OpFailure
 from pycaffe2.operators import load_kernels
 from pycaffe2.proto import caffe2_pb2
 from pycaffe2.testing import check_devices, run_op
 from tests.cuda import DEVICE_CHECKED
 
 load_kernels()
+rng = np.random.default_rng(0)
 
 # op type -> (inputs, args) of one representative run (the tests below cover more)
 CASES = {
@@ -19,6 +21,11 @@ CASES = {
     "GaussianFill": ([], {"shape": [3, 5], "mean": 1.0, "std": 2.0}),
     "XavierFill": ([], {"shape": [3, 5]}),
     "MSRAFill": ([], {"shape": [3, 5]}),
+    "RangeFill": ([], {"shape": [3, 5]}),
+    "GivenTensorFill": ([], {"shape": [2, 3], "values": [0.5, -1.0, 2.0, 3.5, 1e-3, 7.0]}),
+    "GivenTensorIntFill": ([], {"shape": [3], "values": [1, -2, 3]}),
+    "GivenTensorInt64Fill": ([], {"shape": [3], "values": [1, -2, 1 << 40]}),
+    "GivenTensorBoolFill": ([], {"shape": [2, 2], "values": [1, 0, 0, 1]}),
 }
 DEVICE_CHECKED.update(CASES)
 BIG = [1000, 1001]  # 1,001,000 samples
@@ -123,3 +130,66 @@ def test_cuda_fill_shape_from_a_gpu_input():
     y = run_cuda("GaussianFill", {"input_as_shape": 1, "extra_shape": [3]}, [np.array([4, 2], np.int64)])
     assert y.shape == (4, 2, 3)
     assert run_cuda("XavierFill", {}, [np.zeros((6, 5), np.float32)]).shape == (6, 5)
+
+
+# (inputs, args) of the shape modes every filler takes: shape arg, 0-d, empty, the
+# input's shape with extra_shape, and the input's values (input_as_shape).
+SHAPE_MODES = [
+    ([], {"shape": [7]}),
+    ([], {"shape": []}),
+    ([], {"shape": [0, 3]}),
+    ([np.zeros((2, 3), np.float32)], {"extra_shape": [2]}),
+    ([np.array([2, 3], np.int64)], {"input_as_shape": 1, "extra_shape": [1]}),
+]
+
+
+def given_values(op_type, count):
+    values = rng.standard_normal(count)
+    if op_type == "GivenTensorFill":
+        return [float(v) for v in values]
+    if op_type == "GivenTensorBoolFill":
+        return [int(v > 0) for v in values]
+    return [int(v * 1000) for v in values]
+
+
+def shape_size(inputs, args) -> int:
+    dims = (list(inputs[0]) if args.get("input_as_shape") else list(inputs[0].shape)) if inputs else []
+    return int(np.prod(dims + args.get("shape", []) + args.get("extra_shape", [])))
+
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("inputs, args", SHAPE_MODES + [([], {"shape": [3, 1 << 18]})], ids=str)
+def test_cuda_range_fill_matches_cpu(inputs, args):
+    check_devices("RangeFill", inputs, args, atol=0, rtol=0)
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("inputs, args", SHAPE_MODES, ids=str)
+@pytest.mark.parametrize("op_type", ["GivenTensorFill", "GivenTensorIntFill", "GivenTensorInt64Fill",
+                                     "GivenTensorBoolFill"])
+def test_cuda_given_tensor_fills_match_cpu(op_type, inputs, args):
+    values = given_values(op_type, shape_size(inputs, args))
+    out = check_devices(op_type, inputs, {**args, "values": values}, atol=0, rtol=0)[0]
+    assert out.dtype == run_op(op_type, inputs, {**args, "values": values})[0].dtype
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("dtype, values", [("FLOAT", [1.5, -2.0]), ("INT32", [3, -4]), ("INT64", [5, 1 << 40]),
+                                           ("INT16", [7, -8]), ("BOOL", [1, 0])])
+def test_cuda_given_tensor_fill_dtypes(dtype, values):
+    out = check_devices("GivenTensorFill", [], {"shape": [2], "values": values, "dtype": dtype}, atol=0, rtol=0)[0]
+    assert out.dtype == run_op("GivenTensorFill", [], {"shape": [2], "values": values, "dtype": dtype})[0].dtype
+
+
+@pytest.mark.gpu
+def test_cuda_given_tensor_fill_refusals():
+    with pytest.raises((OpFailure, NetError), match="CUDA blob cannot hold float64"):
+        run_cuda("GivenTensorFill", {"shape": [2], "values": [1.0, 2.0], "dtype": "DOUBLE"})
+    with pytest.raises((OpFailure, NetError), match="CUDA blob cannot hold object"):
+        run_cuda("GivenTensorFill", {"shape": [1], "values": ["a"], "dtype": "STRING"})
+    with pytest.raises((OpFailure, NetError), match="3 values cannot fill shape"):  # the CPU's check
+        run_cuda("GivenTensorFill", {"shape": [2], "values": [1.0, 2.0, 3.0]})
+    for op_type, values in (("GivenTensorDoubleFill", [1.0]), ("GivenTensorStringFill", ["a"])):  # CPU-only
+        with pytest.raises(NetError, match=f"no CUDA kernel for {op_type}"):
+            run_cuda(op_type, {"shape": [1], "values": values})

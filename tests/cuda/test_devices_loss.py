@@ -37,6 +37,22 @@ def probabilities(n, d):
     return p
 
 
+def logits(shape):
+    """Scores with exact zeros (softplus's own branch) and large magnitudes."""
+    x = rng.uniform(-30, 30, shape).astype(np.float32)
+    return np.where(rng.random(shape) < 0.1, np.float32(0), x)
+
+
+def targets(shape):
+    """Targets in [0, 1] with exact 0s and 1s."""
+    return np.clip(rng.uniform(-0.3, 1.3, shape), 0, 1).astype(np.float32)
+
+
+def row_grad(shape):
+    """The gradient of one loss per row (all but the last axis)."""
+    return rng.standard_normal(shape[:-1]).astype(np.float32)
+
+
 def scalar_grad():
     return np.array(rng.uniform(0.5, 2.0), np.float32)
 
@@ -66,6 +82,11 @@ CASES = {
     "SquaredL2DistanceGradient": (lambda s: [scores(*s), scores(*s),
                                              rng.standard_normal(s[0]).astype(np.float32)], {}),
     "Accuracy": (lambda s: [np.round(scores(*s) / 8), labels(*s)], {}),  # ties
+    "CrossEntropy": (lambda s: [probabilities(*s), label_probs(*s)], {}),
+    "CrossEntropyGradient": (lambda s: [probabilities(*s), label_probs(*s),
+                                        rng.standard_normal(s[0]).astype(np.float32)], {}),
+    "SigmoidCrossEntropyWithLogits": (lambda s: [logits(s), targets(s)], {}),
+    "SigmoidCrossEntropyWithLogitsGradient": (lambda s: [row_grad(s), logits(s), targets(s)], {}),
 }
 OUTPUTS = {"SquaredL2DistanceGradient": 2}
 DEVICE_CHECKED.update(CASES)
@@ -123,3 +144,49 @@ def test_out_of_range_labels_are_refused_as_on_the_cpu(op_type):
     bad = np.array([0, 7, 1], np.int32)
     with pytest.raises((OpFailure, NetError), match=r"class indices in \[0, 7\)"):
         run_cuda(op_type, [scores(3, 7), bad], {}, 2 if op_type == "SoftmaxWithLoss" else 1)
+
+
+SIGMOID_XENT_ARGS = [{}, {"log_D_trick": 1}, {"unjoined_lr_loss": 1}, {"log_D_trick": 0, "unjoined_lr_loss": 0}]
+
+
+@pytest.mark.gpu
+@pytest.mark.filterwarnings("ignore:Mean of empty slice", "ignore:invalid value", "ignore:divide by zero")
+@pytest.mark.parametrize("shape", [(), (1,), (5,), (3, 7), (2, 3, 5), (300, 3), (2, 1000), (4, 0), (0, 3),
+                                   (2, 0, 3)], ids=str)
+@pytest.mark.parametrize("args", SIGMOID_XENT_ARGS, ids=str)
+def test_sigmoid_cross_entropy_every_variant_and_shape(args, shape):
+    x, t = logits(shape), targets(shape)
+    check_devices("SigmoidCrossEntropyWithLogits", [x, t], args, atol=1e-6, rtol=1e-5)
+    dy = np.asarray(row_grad(shape) if shape else rng.standard_normal(), np.float32)
+    check_devices("SigmoidCrossEntropyWithLogitsGradient", [dy, x, t], args, atol=1e-6, rtol=1e-5)
+
+
+@pytest.mark.gpu
+def test_sigmoid_cross_entropy_refusals_as_on_the_cpu():
+    x = logits((3, 4))
+    with pytest.raises((OpFailure, NetError), match="cannot both be set"):
+        run_cuda("SigmoidCrossEntropyWithLogits", [x, targets((3, 4))],
+                 {"log_D_trick": 1, "unjoined_lr_loss": 1}, 1)
+    with pytest.raises((OpFailure, NetError), match="must have the same shape"):
+        run_cuda("SigmoidCrossEntropyWithLogits", [x, targets((4, 3))], {}, 1)
+    with pytest.raises((OpFailure, NetError), match="one element per row"):
+        run_cuda("SigmoidCrossEntropyWithLogitsGradient", [row_grad((4, 4)), x, targets((3, 4))], {}, 1)
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("x_shape, label_shape", [((5,), (1, 5)), ((4, 1), (4,)), ((3, 2, 5), (3, 10)),
+                                                  ((0, 4), (0, 4)), ((3, 0), (3, 0))], ids=str)
+def test_cross_entropy_odd_shapes(x_shape, label_shape):
+    x = rng.uniform(0, 1, x_shape).astype(np.float32)
+    label = rng.uniform(0, 1, label_shape).astype(np.float32)
+    check_devices("CrossEntropy", [x, label])
+    n = x_shape[0] if len(x_shape) > 1 else 1
+    check_devices("CrossEntropyGradient", [x, label, rng.standard_normal(n).astype(np.float32)])
+
+
+@pytest.mark.gpu
+def test_cross_entropy_refuses_labels_outside_0_1_as_on_the_cpu():
+    label = label_probs(3, 4)
+    label[1, 2] = 1.5
+    with pytest.raises((OpFailure, NetError), match=r"probabilities in \[0, 1\]"):
+        run_cuda("CrossEntropy", [probabilities(3, 4), label], {}, 1)

@@ -1,4 +1,4 @@
-"""CUDA update kernels against their CPU twins (marked gpu: skipped without a GPU
+"""CUDA training kernels against their CPU twins (marked gpu: skipped without a GPU
 and PyCUDA), with the learning rate and counter on the GPU (check_devices feeds
 every input there) and, as LearningRate and Iter leave them, on the CPU."""
 import numpy as np
@@ -37,6 +37,7 @@ CASES = {
 }
 DEVICE_CHECKED.update(CASES)
 SHAPES = [(7,), (3, 5, 4), (1 << 20,)]
+DEVICE_CHECKED.update({"WeightedSumGradient", "LearningRate"})  # tested below
 
 
 @pytest.mark.gpu
@@ -98,3 +99,74 @@ def test_cuda_updates_take_a_cpu_learning_rate_and_counter(op_type, on_cpu):
 def test_cuda_adam_without_its_optional_step_output():
     make_inputs, args, _ = CASES["Adam"]
     check_devices("Adam", make_inputs((9, 2)), args, 3)
+
+
+def weighted_sum_gradient_inputs(shape, pairs):
+    """{dY, X_0, weight_0, X_1, weight_1, ...}."""
+    return [randn(shape), *weighted_sum_inputs(pairs)(shape)]
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("grad_on_w", [0, 1])
+@pytest.mark.parametrize("pairs", [1, 3])
+@pytest.mark.parametrize("shape", [(), (7,), (3, 5, 4), (0, 3), (1 << 20,)], ids=str)
+def test_cuda_weighted_sum_gradient_matches_cpu(shape, pairs, grad_on_w):
+    inputs = weighted_sum_gradient_inputs(shape, pairs)
+    args = {"grad_on_w": grad_on_w}
+    count = pairs * (2 if grad_on_w else 1)
+    # dX to the bit; dw sums in double on the GPU, in float32 (vdot) on the CPU
+    gpu = check_devices("WeightedSumGradient", inputs, args, count, atol=1e-4, rtol=1e-4)
+    cpu = run_op("WeightedSumGradient", inputs, args, count)
+    assert_outputs_close(gpu[:pairs], cpu[:pairs], atol=0, rtol=0)
+    for dw, x in zip(gpu[pairs:], inputs[1::2]):
+        exact = np.vdot(inputs[0].astype(np.float64), x.astype(np.float64))
+        assert dw.shape == (1,) and dw.dtype == np.float32
+        np.testing.assert_allclose(dw, exact, rtol=1e-6, atol=1e-6)
+
+
+@pytest.mark.gpu
+def test_cuda_weighted_sum_gradient_refusals_as_on_the_cpu():
+    from pycaffe2.executor import NetError, OpFailure
+    inputs = weighted_sum_gradient_inputs((4, 3), 2)
+    with pytest.raises((OpFailure, NetError), match="give 4 outputs, not 2"):
+        check_devices("WeightedSumGradient", inputs, {"grad_on_w": 1}, 2)
+    inputs[3] = randn((3, 4))
+    with pytest.raises((OpFailure, NetError), match="must have the same shape"):
+        check_devices("WeightedSumGradient", inputs, {}, 2)
+
+
+LEARNING_RATES = [
+    {"policy": "fixed"},
+    {"policy": "step", "gamma": 0.5, "stepsize": 3},
+    {"policy": "exp", "gamma": 0.99},
+    {"policy": "inv", "gamma": 0.01, "power": 0.75},
+    {"policy": "multistep", "gamma": 0.3, "stepsizes": [2, 5, 9]},
+    {"policy": "poly", "max_iter": 20, "power": 2.0},
+    {"policy": "linearWarmup", "start_multiplier": 0.1, "num_iter": 5},
+    {"policy": "constantWarmup", "multiplier": 0.2, "num_iter": 5},
+    {"policy": "alter", "active_period": 3, "inactive_period": 2},
+    {"policy": "alter", "active_period": 3, "inactive_period": 2, "active_first": 0},
+    {"policy": "hill", "num_iter": 4, "start_multiplier": 0.1, "gamma": 0.1, "power": 0.5,
+     "end_multiplier": 0.2},
+]
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("iteration", [0, 1, 4, 7, 100, 10**6])
+@pytest.mark.parametrize("args", LEARNING_RATES, ids=str)
+def test_cuda_learning_rate_matches_cpu(args, iteration):
+    args = {"base_lr": -0.1, "lr_scale": 0.7, **args}
+    counter = np.array([iteration], np.int64)
+    gpu = check_devices("LearningRate", [counter], args, atol=0, rtol=0)[0]  # the counter fed to the GPU
+    assert gpu.dtype == np.float32 and gpu.shape == ()
+    on_cpu = run_mixed("LearningRate", [counter], {0}, args, 1)[0]  # the counter left on the CPU
+    assert_outputs_close([on_cpu], run_op("LearningRate", [counter], args), atol=0, rtol=0)
+
+
+@pytest.mark.gpu
+def test_cuda_learning_rate_refusals_as_on_the_cpu():
+    from pycaffe2.executor import NetError, OpFailure
+    with pytest.raises((OpFailure, NetError), match="iter must be a one-element int64 tensor"):
+        run_mixed("LearningRate", [np.array([1, 2], np.int64)], {0}, {"base_lr": 0.1, "policy": "fixed"}, 1)
+    with pytest.raises((OpFailure, NetError), match="stepsize must be > 0"):
+        run_mixed("LearningRate", [np.array([1], np.int64)], {0}, {"base_lr": 0.1, "policy": "step"}, 1)
