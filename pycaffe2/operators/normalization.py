@@ -9,11 +9,13 @@ so large means do not cancel, and the X - mean buffer becomes Y in place.
 The small per-channel arithmetic runs in float64 and is cast back to X's
 type before it touches a full-size array. The other ops normalize a
 [N, G, K, HxW] (NCHW) or [N, HxW, G, K] (NHWC) view of X over its K and
-HxW axes; InstanceNorm is the case K = 1.
+HxW axes; InstanceNorm is the case K = 1. Every op also has a CUDA launcher
+(kernels in normalization.cu), at the end of this module.
 """
 from __future__ import annotations
 
 import math
+from functools import partial
 
 import numpy as np
 
@@ -33,11 +35,16 @@ def _channels(x, order):
     return x.shape[-1] if order == "NHWC" else x.shape[1]
 
 
-def _vector(p, count, name, x, order, op_type):
-    """p flattened to [count], or a ValueError naming p, X and the layout."""
+def _check_size(p, count, name, x, order, op_type):
+    """A ValueError naming p, X and the layout unless p has `count` elements."""
     if p.size != count:
         raise ValueError(f"{op_type}: {name} has shape {list(p.shape)} but X {list(x.shape)} "
                          f"needs {count} elements (order {order})")
+
+
+def _vector(p, count, name, x, order, op_type):
+    """p flattened to [count], or a ValueError naming p, X and the layout."""
+    _check_size(p, count, name, x, order, op_type)
     return p.reshape(count)
 
 
@@ -252,16 +259,25 @@ def _group_forward(op, x, params, names, groups, epsilon, order):
     return y.reshape(x.shape), mean.reshape(n, groups), inv_std.reshape(n, groups)
 
 
-def _group_backward(op, x, dy, gamma, mean, inv_std, groups, order):
-    """dX, dgamma, dbeta of Y = (X - mean) * inv_std * gamma + beta per group."""
+def _check_group_backward(op, x, dy, gamma, mean, inv_std, groups, order):
+    """The shapes of a group gradient op's inputs (either device; no reshapes, which
+    PyCUDA refuses for empty GPUArrays)."""
     _check_dy(x, dy, op)
     c, n = _channels(x, order), x.shape[0]
-    gamma = _vector(gamma, c, "gamma" if op == "GroupNormGradient" else "scale", x, order, op)
+    _check_size(gamma, c, "gamma" if op == "GroupNormGradient" else "scale", x, order, op)
+    for s, name in ((mean, "saved_mean"), (inv_std, "saved_inv_std")):
+        _check_size(s, n * groups, name, x, order, op)
+
+
+def _group_backward(op, x, dy, gamma, mean, inv_std, groups, order):
+    """dX, dgamma, dbeta of Y = (X - mean) * inv_std * gamma + beta per group."""
+    _check_group_backward(op, x, dy, gamma, mean, inv_std, groups, order)
+    c, n = _channels(x, order), x.shape[0]
+    gamma = gamma.reshape(c)
     view, axes = _group_view(x, groups, order)
     dy_view = dy.reshape(view.shape)
     stat_shape = [n, groups, 1, 1] if order == "NCHW" else [n, 1, groups, 1]
-    mean, inv_std = (_vector(s, n * groups, name, x, order, op).reshape(stat_shape).astype(x.dtype)
-                     for s, name in ((mean, "saved_mean"), (inv_std, "saved_inv_std")))
+    mean, inv_std = (s.reshape(stat_shape).astype(x.dtype) for s in (mean, inv_std))
     xhat = (view - mean) * inv_std
     g = dy_view * _channel_param(gamma, view, order)
     # dX = inv_std * (g - mean(g) - xhat * mean(g * xhat)), means over each group.
@@ -330,30 +346,45 @@ def group_norm_gradient(dy, x, gamma, beta, mean, inv_std, *, group, order):
 
 # ---- LayerNorm -----------------------------------------------------------------------------
 
-def _layer_view(x, axis, op):
-    """X as [outer, inner] split before `axis`, and the canonical axis."""
+def _layer_split(x, axis, op):
+    """X's [outer, inner] shape split before `axis`, and the canonical axis. Shapes only:
+    PyCUDA cannot reshape an empty GPUArray."""
     _float_x(x, op, 2)
     if not -x.ndim <= axis < x.ndim:
         raise ValueError(f"{op}: axis {axis} is out of range for X of rank {x.ndim}")
     axis %= x.ndim
-    return x.reshape(math.prod(x.shape[:axis]), math.prod(x.shape[axis:])), axis
+    return (math.prod(x.shape[:axis]), math.prod(x.shape[axis:])), axis
 
 
-def _affine_params(x, axis, params, op):
+def _check_affine(x, axis, params, op):
+    """The element count of gamma and beta: X's dims from axis on (either device)."""
     inner = math.prod(x.shape[axis:])
     for p, name in zip(params, ("gamma", "beta")):
         if p.size != inner:
             raise ValueError(f"{op}: {name} has shape {list(p.shape)} but X {list(x.shape)} "
                              f"needs {inner} elements (its dims from axis {axis})")
+    return inner
+
+
+def _affine_params(x, axis, params, op):
+    inner = _check_affine(x, axis, params, op)
     return [p.reshape(inner).astype(x.dtype, copy=False) for p in params]
+
+
+def _check_layer_norm(x, affine, axis, elementwise_affine):
+    """LayerNorm's [outer, inner] shape of X and canonical axis, its inputs checked."""
+    rows, axis = _layer_split(x, axis, "LayerNorm")
+    if bool(elementwise_affine) != bool(affine):
+        raise ValueError(f"LayerNorm: elementwise_affine={int(bool(elementwise_affine))} takes "
+                         f"{3 if elementwise_affine else 1} input(s), got {1 + len(affine)}")
+    _check_affine(x, axis, affine, "LayerNorm")
+    return rows, axis
 
 
 @register_cpu("LayerNorm")
 def layer_norm(x, *affine, axis, epsilon, elementwise_affine):
-    view, axis = _layer_view(x, axis, "LayerNorm")
-    if bool(elementwise_affine) != bool(affine):
-        raise ValueError(f"LayerNorm: elementwise_affine={int(bool(elementwise_affine))} takes "
-                         f"{3 if elementwise_affine else 1} input(s), got {1 + len(affine)}")
+    rows, axis = _check_layer_norm(x, affine, axis, elementwise_affine)
+    view = x.reshape(rows)
     mean = view.mean(axis=1, keepdims=True)
     y = view - mean
     std = np.sqrt(np.mean(np.square(y), axis=1, keepdims=True) + x.dtype.type(epsilon))
@@ -374,19 +405,33 @@ def _(g):
     return [g.Op("LayerNormGradient", inputs, [g.GI(0)])]
 
 
-@register_cpu("LayerNormGradient")
-def layer_norm_gradient(dy, y, mean, std, x, *gamma, axis, elementwise_affine, num_outputs):
+def _check_layer_norm_gradient(dy, mean, std, x, gamma, axis, elementwise_affine, num_outputs):
+    """LayerNormGradient's [outer, inner] shape of X, canonical axis and whether it has
+    gamma, its inputs checked (either device)."""
     op = "LayerNormGradient"
-    view, axis = _layer_view(x, axis, op)
+    rows, axis = _layer_split(x, axis, op)
     _check_dy(x, dy, op)
-    outer = view.shape[0]
+    outer = rows[0]
     for stat, name in ((mean, "mean"), (std, "std")):
         if stat.size != outer:
             raise ValueError(f"{op}: {name} has shape {list(stat.shape)} but X {list(x.shape)} "
                              f"needs {outer} elements (its dims before axis {axis})")
+    affine = bool(elementwise_affine and gamma)
+    if affine:
+        _check_affine(x, axis, gamma[:1], op)
+    elif num_outputs != 1:
+        raise ValueError(f"{op}: dgamma and dbeta need elementwise_affine=1 and the gamma input")
+    return rows, axis, affine
+
+
+@register_cpu("LayerNormGradient")
+def layer_norm_gradient(dy, y, mean, std, x, *gamma, axis, elementwise_affine, num_outputs):
+    op = "LayerNormGradient"
+    rows, axis, affine = _check_layer_norm_gradient(dy, mean, std, x, gamma, axis,
+                                                    elementwise_affine, num_outputs)
+    view, outer = x.reshape(rows), rows[0]
     xhat = (view - mean.reshape(outer, 1)) / std.reshape(outer, 1)
     dy_view = dy.reshape(view.shape)
-    affine = bool(elementwise_affine and gamma)
     g = dy_view
     if affine:
         g = dy_view * _affine_params(x, axis, gamma[:1], op)[0]
@@ -395,8 +440,6 @@ def layer_norm_gradient(dy, y, mean, std, x, *gamma, axis, elementwise_affine, n
     dx /= std.reshape(outer, 1)
     if num_outputs == 1:
         return (dx.reshape(x.shape),)
-    if not affine:
-        raise ValueError(f"{op}: dgamma and dbeta need elementwise_affine=1 and the gamma input")
     dgamma, dbeta = (dy_view * xhat).sum(axis=0), dy_view.sum(axis=0)
     return dx.reshape(x.shape), dgamma.reshape(gamma[0].shape), dbeta.reshape(gamma[0].shape)
 
@@ -586,3 +629,145 @@ def spatial_bn_gradient_cuda(*, is_test, epsilon, order, num_batches):
         return _map_channels("bn_gradient", [x, dy], coef, layout), dscale, dbias
 
     return gradient
+
+
+# ---- CUDA launchers of LayerNorm, GroupNorm, InstanceNorm ----------------------------------
+# One block per normalized row (group_norm_rows in normalization.cu) computes the statistics
+# and Y; the gradient's row kernel gives dX and writes xhat, whose per-channel sums with dY
+# (the SpatialBN partials) are dgamma and dbeta.
+
+def _group_geometry(x, groups, order):
+    """(rows, G, L, seg, stride, K, pdiv) of the row kernels for groups of X's channels."""
+    n, c = x.shape[0], _channels(x, order)
+    k = c // groups
+    spatial = x.size // (n * c)
+    length = k * spatial
+    if order == "NHWC":
+        return n * groups, groups, length, k, c, k, 1
+    return n * groups, groups, length, length, length, k, spatial
+
+
+def _layer_geometry(outer, inner):
+    return outer, 1, inner, inner, inner, inner, 1
+
+
+def _norm_rows(x, gamma, beta, y, stat_shape, geometry, epsilon, save_std):
+    """Row statistics (mean, inv_std or std) of X, and Y when y is not NULL."""
+    mean, stat = cuda.empty(stat_shape), cuda.empty(stat_shape)
+    cuda.launch_rows(_SOURCE, "group_norm_rows", geometry[0], x, gamma, beta, y, mean, stat,
+                     *map(np.int64, geometry), np.float64(epsilon), np.int64(save_std))
+    return mean, stat
+
+
+def _norm_gradient_rows(x, dy, gamma, mean, stat, geometry, stat_is_std, want_xhat):
+    """dX, and xhat (X's shape) when want_xhat."""
+    dx = cuda.empty_like(x)
+    xhat = cuda.empty_like(x) if want_xhat else cuda.NULL
+    cuda.launch_rows(_SOURCE, "group_norm_gradient_rows", geometry[0], x, dy, gamma, mean, stat,
+                     dx, xhat, *map(np.int64, geometry), np.int64(stat_is_std))
+    return dx, xhat
+
+
+def _affine_grads(xhat, dy, layout):
+    """Per-channel sums of dY * xhat and of dY over arrays of a channel layout."""
+    c, inner = layout[1], layout[2]
+    partials = _partials(xhat, layout, second=dy)
+    dgamma, dbeta = cuda.empty((c,)), cuda.empty((c,))
+    cuda.launch(_SOURCE, "affine_grad_finalize", c, partials, xhat, np.int64(partials.shape[1]),
+                np.int64(c), np.int64(inner), dgamma, dbeta)
+    return dgamma, dbeta
+
+
+@register_cuda("LayerNorm")
+def layer_norm_cuda(x, *affine, axis, epsilon, elementwise_affine):
+    x, *affine = cuda.float32_inputs("LayerNorm", x, *affine)
+    rows, axis = _check_layer_norm(x, affine, axis, elementwise_affine)
+    if x.size == 0:
+        return _on_cpu(partial(layer_norm, axis=axis, epsilon=epsilon,
+                               elementwise_affine=elementwise_affine), [x, *affine])
+    y = cuda.empty_like(x)
+    params = affine if elementwise_affine else (cuda.NULL, cuda.NULL)
+    mean, std = _norm_rows(x, *params, y, x.shape[:axis] + (1,), _layer_geometry(*rows),
+                           epsilon, save_std=1)
+    return y, mean, std
+
+
+@register_cuda("LayerNormGradient")
+def layer_norm_gradient_cuda(dy, y, mean, std, x, *gamma, axis, elementwise_affine, num_outputs):
+    dy, y, mean, std, x, *gamma = cuda.float32_inputs("LayerNormGradient", dy, y, mean, std, x, *gamma)
+    rows, axis, affine = _check_layer_norm_gradient(dy, mean, std, x, gamma, axis,
+                                                    elementwise_affine, num_outputs)
+    if x.size == 0:
+        return _on_cpu(partial(layer_norm_gradient, axis=axis, elementwise_affine=elementwise_affine,
+                               num_outputs=num_outputs), [dy, y, mean, std, x, *gamma])
+    outer, inner = rows
+    dx, xhat = _norm_gradient_rows(x, dy, gamma[0] if affine else cuda.NULL, mean, std,
+                                   _layer_geometry(outer, inner), 1, num_outputs > 1)
+    if num_outputs == 1:
+        return (dx,)
+    dgamma, dbeta = _affine_grads(xhat, dy, (outer, inner, 1))
+    return dx, dgamma.reshape(gamma[0].shape), dbeta.reshape(gamma[0].shape)
+
+
+def _group_forward_cuda(op, x, params, names, groups, epsilon, order, cpu):
+    c = _channels(x, order)
+    for p, name in zip(params, names):
+        _check_size(p, c, name, x, order, op)
+    if x.size == 0:
+        return _on_cpu(cpu, [x, *params])
+    y = cuda.empty_like(x)
+    mean, inv_std = _norm_rows(x, *params, y, (x.shape[0], groups), _group_geometry(x, groups, order),
+                               epsilon, save_std=0)
+    return y, mean, inv_std
+
+
+def _group_backward_cuda(op, x, dy, gamma, mean, inv_std, groups, order):
+    geometry = _group_geometry(x, groups, order)
+    dx, xhat = _norm_gradient_rows(x, dy, gamma, mean, inv_std, geometry, 0, True)
+    return dx, *_affine_grads(xhat, dy, _cuda_layout(x, order))
+
+
+@register_cuda("InstanceNorm")
+def instance_norm_cuda(x, scale, bias, *, epsilon, order):
+    x, scale, bias = cuda.float32_inputs("InstanceNorm", x, scale, bias)
+    _float_x(x, "InstanceNorm", 3)
+    return _group_forward_cuda("InstanceNorm", x, (scale, bias), ("scale", "bias"), _channels(x, order),
+                               epsilon, order, partial(instance_norm, epsilon=epsilon, order=order))
+
+
+@register_cuda("InstanceNormGradient")
+def instance_norm_gradient_cuda(x, scale, bias, dy, *saved, epsilon, order):
+    op = "InstanceNormGradient"
+    x, scale, bias, dy, *saved = cuda.float32_inputs(op, x, scale, bias, dy, *saved)
+    _float_x(x, op, 3)
+    c = _channels(x, order)
+    if len(saved) < 2 and x.size:  # the statistics were not saved: recompute them (no Y)
+        saved = _norm_rows(x, cuda.NULL, cuda.NULL, cuda.NULL, (x.shape[0], c),
+                           _group_geometry(x, c, order), epsilon, save_std=0)
+    if x.size == 0:
+        return _on_cpu(partial(instance_norm_gradient, epsilon=epsilon, order=order),
+                       [x, scale, bias, dy, *saved])
+    _check_group_backward(op, x, dy, scale, *saved, c, order)
+    return _group_backward_cuda(op, x, dy, scale, *saved, c, order)
+
+
+@register_cuda("GroupNorm")
+def group_norm_cuda(x, gamma, beta, *, group, epsilon, order):
+    x, gamma, beta = cuda.float32_inputs("GroupNorm", x, gamma, beta)
+    _float_x(x, "GroupNorm", 2)
+    _check_groups(x, group, order, "GroupNorm")
+    return _group_forward_cuda("GroupNorm", x, (gamma, beta), ("gamma", "beta"), group, epsilon, order,
+                               partial(group_norm, group=group, epsilon=epsilon, order=order))
+
+
+@register_cuda("GroupNormGradient")
+def group_norm_gradient_cuda(dy, x, gamma, beta, mean, inv_std, *, group, order):
+    op = "GroupNormGradient"
+    dy, x, gamma, beta, mean, inv_std = cuda.float32_inputs(op, dy, x, gamma, beta, mean, inv_std)
+    _float_x(x, op, 2)
+    _check_groups(x, group, order, op)
+    _check_group_backward(op, x, dy, gamma, mean, inv_std, group, order)
+    if x.size == 0:
+        return _on_cpu(partial(group_norm_gradient, group=group, order=order),
+                       [dy, x, gamma, beta, mean, inv_std])
+    return _group_backward_cuda(op, x, dy, gamma, mean, inv_std, group, order)
