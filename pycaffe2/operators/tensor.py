@@ -5,8 +5,13 @@ mutates an array in place, so a view is as good as a copy). Shapes or sizes
 that come from an input tensor follow the same rules as the `shape`, `split`,
 `starts`/`ends`, `tiles` and `axis` args; the reshape and slice index rules are
 shared with the family's shape inference so the two cannot drift apart.
+The CUDA launchers (at the end; kernels in tensor.cu) reuse each op's checks, so a
+bad input gives the same error on both devices.
 """
 from __future__ import annotations
+
+import functools
+import math
 
 import numpy as np
 
@@ -27,7 +32,7 @@ def _axis(op_type: str, axis: int, rank: int, where: str) -> int:
 
 def _int_list(op_type: str, tensor: np.ndarray, name: str) -> list[int]:
     """A 1-D integer tensor input (a shape, sizes, starts...) as Python ints."""
-    tensor = np.asarray(tensor)
+    tensor = cuda.copy_to_cpu(tensor) if cuda.is_gpu_array(tensor) else np.asarray(tensor)
     if tensor.dtype.kind not in "iu" or tensor.ndim != 1:
         raise ValueError(f"{op_type}: input {name} must be a 1-D int tensor, got "
                          f"{list(tensor.shape)} {tensor.dtype}")
@@ -41,7 +46,15 @@ def _int_scalar(op_type: str, tensor: np.ndarray, name: str) -> int:
     return values[0]
 
 
-# -- reshapes ------------------------------------------------------------------
+def _view(x, shape):
+    """x with a new shape, sharing its data: a NumPy or a GPU array (PyCUDA cannot
+    reshape an empty GPU array, which has no memory to share: that gets a fresh one)."""
+    if cuda.is_gpu_array(x) and x.size == 0:
+        return cuda.empty(shape, x.dtype)
+    return x.reshape(tuple(int(d) for d in shape))
+
+
+# -- reshapes (one kernel for both devices: they read only shapes, see _on_gpu) -----
 
 @register_cpu("Reshape")
 def reshape(data, new_shape=None, *, shape):
@@ -52,7 +65,7 @@ def reshape(data, new_shape=None, *, shape):
         shape = _int_list("Reshape", new_shape, "new_shape")
     elif shape is None:
         raise ValueError("Reshape: needs the `shape` arg or a new_shape input")
-    reshaped = data.reshape(reshaped_dims("Reshape", data.shape, list(shape)))
+    reshaped = _view(data, reshaped_dims("Reshape", data.shape, list(shape)))
     return reshaped, np.array(data.shape, dtype=np.int64)
 
 
@@ -65,12 +78,12 @@ def _reshape_gradient(g):
 @register_cpu("Flatten")
 def flatten(x, *, axis):
     axis = _axis("Flatten", axis, x.ndim + 1, f"input {list(x.shape)}")
-    return x.reshape(int(np.prod(x.shape[:axis])), int(np.prod(x.shape[axis:])))
+    return _view(x, (math.prod(x.shape[:axis]), math.prod(x.shape[axis:])))
 
 
 @register_cpu("FlattenToVec")
 def flatten_to_vec(x):
-    return x.reshape(-1)
+    return _view(x, (x.size,))
 
 
 gradient_op("Flatten", "GO0 I0", gradient_type="ResizeLike")
@@ -82,7 +95,7 @@ def resize_like(data, like):
     if data.size != like.size:
         raise ValueError(f"ResizeLike: data {list(data.shape)} and shape_tensor "
                          f"{list(like.shape)} hold different numbers of elements")
-    return data.reshape(like.shape)
+    return _view(data, like.shape)
 
 
 @register_cpu("Squeeze")
@@ -91,7 +104,7 @@ def squeeze(data, *, dims):
     for dim in dims:
         if dim >= data.ndim or data.shape[dim] != 1:
             raise ValueError(f"Squeeze: dim {dim} of input {list(data.shape)} is not of size 1")
-    return data.reshape([d for i, d in enumerate(data.shape) if i not in dims])
+    return _view(data, [d for i, d in enumerate(data.shape) if i not in dims])
 
 
 gradient_op("Squeeze", "GO0", gradient_type="ExpandDims")  # same dims: input numbering = output's
@@ -105,7 +118,7 @@ def expand_dims(data, *, dims):
             raise ValueError(f"ExpandDims: cannot insert dim {dim} into input "
                              f"{list(data.shape)} (dims {sorted(set(dims))})")
         shape.insert(dim, 1)
-    return data.reshape(shape)
+    return _view(data, shape)
 
 
 gradient_op("ExpandDims", "GO0", gradient_type="Squeeze")
@@ -113,13 +126,19 @@ gradient_op("ExpandDims", "GO0", gradient_type="Squeeze")
 
 @register_cpu("Transpose")
 def transpose(data, *, axes):
+    axes = _transpose_axes(data, axes)
+    # Caffe2 writes a new contiguous tensor; so do we (a strided view would
+    # make every later consumer pay for the scattered reads). Not ascontiguousarray:
+    # it makes a 0-d input 1-d.
+    return data.transpose(axes).copy()
+
+
+def _transpose_axes(data, axes) -> list[int]:
     axes = list(axes) if axes else list(range(data.ndim - 1, -1, -1))
     if sorted(axes) != list(range(data.ndim)):
         raise ValueError(f"Transpose: axes {axes} is not a permutation of the "
                          f"{data.ndim} dims of input {list(data.shape)}")
-    # Caffe2 writes a new contiguous tensor; so do we (a strided view would
-    # make every later consumer pay for the scattered reads).
-    return np.ascontiguousarray(data.transpose(axes))
+    return axes
 
 
 @register_gradient("Transpose")
@@ -143,6 +162,15 @@ def _join_axis(op_type: str, axis, order) -> int:
 
 @register_cpu("Concat", "DepthConcat")
 def concat(*inputs, axis, order, add_axis):
+    axis = _concat_axis(inputs, axis, order, add_axis)
+    if add_axis:
+        return np.stack(inputs, axis=axis), np.ones(len(inputs), dtype=np.int32)
+    sizes = np.array([x.shape[axis] for x in inputs], dtype=np.int32)
+    return np.concatenate(inputs, axis=axis), sizes
+
+
+def _concat_axis(inputs, axis, order, add_axis) -> int:
+    """Concat's checks (shared by both devices); the axis counted from the front."""
     first = inputs[0]
     axis = _axis("Concat", _join_axis("Concat", axis, order), first.ndim + (1 if add_axis else 0),
                  f"input 0 {list(first.shape)}")
@@ -155,10 +183,7 @@ def concat(*inputs, axis, order, add_axis):
                              f"{list(first.shape)}: they must agree on {where}")
         if x.dtype != first.dtype:
             raise ValueError(f"Concat: input {index} is {x.dtype} but input 0 is {first.dtype}")
-    if add_axis:
-        return np.stack(inputs, axis=axis), np.ones(len(inputs), dtype=np.int32)
-    sizes = np.array([x.shape[axis] for x in inputs], dtype=np.int32)
-    return np.concatenate(inputs, axis=axis), sizes
+    return axis
 
 
 @register_gradient("Concat")
@@ -190,15 +215,21 @@ def _split_sizes(sizes, split, dim: int, count: int) -> list[int]:
 
 @register_cpu("Split", "DepthSplit")
 def split(x, sizes=None, *, axis, order, split, add_axis, num_outputs):
-    axis = _axis("Split", _join_axis("Split", axis, order), x.ndim, f"input {list(x.shape)}")
-    parts = _split_sizes(sizes, split, x.shape[axis], num_outputs)
+    axis, parts = _split_parts(x, sizes, axis, order, split, add_axis, num_outputs)
     outputs = np.split(x, np.cumsum(parts)[:-1], axis=axis)
     if add_axis:
-        if any(part != 1 for part in parts):
-            raise ValueError(f"Split: add_axis=1 needs parts of size 1 along axis {axis}, "
-                             f"got {parts}")
         outputs = [np.squeeze(part, axis=axis) for part in outputs]
     return tuple(outputs)
+
+
+def _split_parts(x, sizes, axis, order, split, add_axis, num_outputs) -> tuple[int, list[int]]:
+    """Split's checks (shared by both devices): the axis and each part's size along it."""
+    axis = _axis("Split", _join_axis("Split", axis, order), x.ndim, f"input {list(x.shape)}")
+    parts = _split_sizes(sizes, split, x.shape[axis], num_outputs)
+    if add_axis and any(part != 1 for part in parts):
+        raise ValueError(f"Split: add_axis=1 needs parts of size 1 along axis {axis}, "
+                         f"got {parts}")
+    return axis, parts
 
 
 @register_gradient("Split")
@@ -290,17 +321,27 @@ def _slice_gradient(g):
 
 @register_cpu("SliceGradient")
 def slice_gradient(data, *rest, starts, ends):
+    index, dy = _slice_gradient_args(data, rest, starts, ends)
+    dx = np.zeros(data.shape, dtype=dy.dtype)
+    dx[index] = dy
+    return dx
+
+
+def _sliced_shape(index: tuple, shape: tuple) -> tuple:
+    return tuple(s.stop - s.start for s in index) + tuple(shape[len(index):])
+
+
+def _slice_gradient_args(data, rest, starts, ends) -> tuple:
+    """SliceGradient's checks (shared by both devices): the slice index and dY."""
     if len(rest) == 3:
         starts, ends = _bounds("SliceGradient", rest[0], rest[1], starts, ends)
     dy = rest[-1]
     index = _slice_index("SliceGradient", data, starts, ends)
-    expected = tuple(s.stop - s.start for s in index) + data.shape[len(index):]
-    if dy.shape != expected:
+    expected = _sliced_shape(index, data.shape)
+    if tuple(dy.shape) != expected:
         raise ValueError(f"SliceGradient: dY {list(dy.shape)} does not match the slice "
                          f"{list(expected)} of data {list(data.shape)}")
-    dx = np.zeros(data.shape, dtype=dy.dtype)
-    dx[index] = dy
-    return dx
+    return index, dy
 
 
 # -- copies and identities --------------------------------------------------------
@@ -329,6 +370,16 @@ def _alias_gradient(g):
 @register_cpu("Cast", specialize=True)
 def cast(*, to):
     """Resolves `to` (a TensorProto.DataType number or name) once, at CreateNet."""
+    dtype = _cast_dtype(to)
+
+    def run(x):
+        if x.dtype.kind in "OSU":
+            raise ValueError(f"Cast: input {list(x.shape)} {x.dtype} is not numeric")
+        return x if x.dtype == dtype else x.astype(dtype)
+    return run
+
+
+def _cast_dtype(to) -> np.dtype:
     if isinstance(to, str):
         names = caffe2_pb2.TensorProto.DataType
         if to.upper() not in names.keys():
@@ -336,13 +387,7 @@ def cast(*, to):
         to = names.Value(to.upper())
     if to in (caffe2_pb2.TensorProto.UNDEFINED, caffe2_pb2.TensorProto.STRING):
         raise ValueError(f"Cast: cannot cast to {caffe2_pb2.TensorProto.DataType.Name(to)}")
-    dtype = dtype_of(to)
-
-    def run(x):
-        if x.dtype.kind in "OSU":
-            raise ValueError(f"Cast: input {list(x.shape)} {x.dtype} is not numeric")
-        return x if x.dtype == dtype else x.astype(dtype)
-    return run
+    return np.dtype(dtype_of(to))
 
 
 @register_gradient("Cast")
@@ -378,20 +423,26 @@ def _check_indices(op_type: str, indices, dim: int, where: str, wrap: bool) -> n
 
 @register_cpu("Gather")
 def gather(data, indices, *, axis, match_outer):
-    if data.ndim < 1:
-        raise ValueError(f"Gather: DATA must have rank >= 1, got {list(data.shape)}")
-    axis = _axis("Gather", axis, data.ndim, f"DATA {list(data.shape)}")
-    indices = _check_indices("Gather", indices, data.shape[axis], f"DATA axis {axis}", wrap=True)
+    axis, indices = _gather_indices(data, indices, axis, match_outer)
     if not match_outer:
         return np.take(data, indices, axis=axis)
-    if indices.shape[:axis] != data.shape[:axis]:
-        raise ValueError(f"Gather: with match_outer INDICES {list(indices.shape)} must start "
-                         f"with DATA's dims before axis {list(data.shape[:axis])}")
     outer = int(np.prod(data.shape[:axis]))
     flat_data = data.reshape(outer, data.shape[axis], -1)
     flat_indices = indices.reshape(outer, -1, 1)
     out = np.take_along_axis(flat_data, flat_indices, axis=1)
     return out.reshape(data.shape[:axis] + indices.shape[axis:] + data.shape[axis + 1:])
+
+
+def _gather_indices(data, indices: np.ndarray, axis, match_outer) -> tuple:
+    """Gather's checks (shared by both devices): the axis and the indices in [0, dim)."""
+    if data.ndim < 1:
+        raise ValueError(f"Gather: DATA must have rank >= 1, got {list(data.shape)}")
+    axis = _axis("Gather", axis, data.ndim, f"DATA {list(data.shape)}")
+    indices = _check_indices("Gather", indices, data.shape[axis], f"DATA axis {axis}", wrap=True)
+    if match_outer and indices.shape[:axis] != tuple(data.shape[:axis]):
+        raise ValueError(f"Gather: with match_outer INDICES {list(indices.shape)} must start "
+                         f"with DATA's dims before axis {list(data.shape[:axis])}")
+    return axis, indices
 
 
 @register_gradient("Gather")
@@ -406,6 +457,14 @@ def _gather_gradient(g):
 
 @register_cpu("SparseToDense")
 def sparse_to_dense(indices, values, like=None, *, output_first_dim):
+    first = _dense_first_dim(indices, values, like, output_first_dim)
+    out = np.zeros((first,) + values.shape[1:], dtype=values.dtype)
+    np.add.at(out, indices, values)  # repeated indices add up
+    return out
+
+
+def _dense_first_dim(indices: np.ndarray, values, like, output_first_dim) -> int:
+    """SparseToDense's checks (shared by both devices): the output's first dim."""
     if indices.ndim != 1 or values.ndim < 1 or values.shape[0] != indices.shape[0]:
         raise ValueError(f"SparseToDense: indices {list(indices.shape)} must be 1-D with one "
                          f"row of values {list(values.shape)} per index")
@@ -421,9 +480,7 @@ def sparse_to_dense(indices, values, like=None, *, output_first_dim):
     else:
         first = int(indices.max(initial=-1)) + 1
     _check_indices("SparseToDense", indices, first, "the output's first dim", wrap=False)
-    out = np.zeros((first,) + values.shape[1:], dtype=values.dtype)
-    np.add.at(out, indices, values)  # repeated indices add up
-    return out
+    return first
 
 
 # Gather dY at the indices: the gradient of values (indices and the shape input get none).
@@ -459,12 +516,17 @@ def _tile_gradient(g):
 
 @register_cpu("TileGradient")
 def tile_gradient(dy, tiles_tensor=None, axis_tensor=None, *, tiles, axis):
+    tiles, axis = _tile_gradient_args(dy, tiles_tensor, axis_tensor, tiles, axis)
+    copies = dy.shape[:axis] + (tiles, dy.shape[axis] // tiles) + dy.shape[axis + 1:]
+    return dy.reshape(copies).sum(axis=axis, dtype=dy.dtype)
+
+
+def _tile_gradient_args(dy, tiles_tensor, axis_tensor, tiles, axis) -> tuple[int, int]:
     tiles, axis = _tile_args("TileGradient", dy, tiles_tensor, axis_tensor, tiles, axis)
     if dy.shape[axis] % tiles:
         raise ValueError(f"TileGradient: dY {list(dy.shape)} is not {tiles} copies "
                          f"along axis {axis}")
-    copies = dy.shape[:axis] + (tiles, dy.shape[axis] // tiles) + dy.shape[axis + 1:]
-    return dy.reshape(copies).sum(axis=axis, dtype=dy.dtype)
+    return tiles, axis
 
 
 # CUDA: identity ops keep the GPUArray (blobs are never written in place); the
@@ -472,3 +534,249 @@ def tile_gradient(dy, tiles_tensor=None, axis_tensor=None, *, tiles, axis):
 register_cuda("StopGradient", "Alias")(cuda.as_gpu)
 register_cuda("CopyCPUToGPU")(cuda.copy_to_gpu)
 register_cuda("CopyGPUToCPU")(cuda.copy_to_cpu)
+
+
+# -- CUDA launchers (tensor.cu) ---------------------------------------------------------
+# The view ops run their CPU kernels on the GPU array: they read only shapes and share
+# the data, as on the CPU (no kernel writes a blob in place). Shape-like inputs (shape,
+# split, starts/ends, tiles/axis) and indices are read on the host; Reshape's old_shape
+# and Concat's split_info stay host (NumPy) tensors, as Caffe2's were CPU tensors. The
+# data-moving kernels take float32 and every integer and bool type (by element size).
+
+def _on_gpu(cpu_kernel):
+    @functools.wraps(cpu_kernel)  # the registry reads the CPU kernel's args through this
+    def run(x, *rest, **args):
+        return cpu_kernel(cuda.as_gpu(x), *rest, **args)
+    return run
+
+
+for _op_type, _kernel in {"Reshape": reshape, "Flatten": flatten, "FlattenToVec": flatten_to_vec,
+                          "ResizeLike": resize_like, "Squeeze": squeeze,
+                          "ExpandDims": expand_dims}.items():
+    register_cuda(_op_type)(_on_gpu(_kernel))
+
+
+def _code(op_type: str, array) -> str:
+    """The suffix of the tensor.cu kernels that move the array's elements."""
+    dtype = array.dtype
+    if dtype == np.float32 or (dtype.kind in "iub" and dtype.itemsize in (1, 2, 4, 8)):
+        return f"{'f' if dtype.kind == 'f' else 'i'}{dtype.itemsize}"
+    raise ValueError(f"{op_type}: the CUDA kernels take float32, integer and bool tensors, "
+                     f"got {dtype}")
+
+
+def _sum_code(op_type: str, array) -> str:
+    if array.dtype not in (np.float32, np.int32, np.int64):
+        raise ValueError(f"{op_type}: the CUDA kernel sums float32, int32 or int64, got {array.dtype}")
+    return _code(op_type, array)
+
+
+def _strides(dims) -> list[int]:
+    """Row-major element strides."""
+    return [math.prod(dims[d + 1:]) for d in range(len(dims))]
+
+
+def _merged(dims, *strides) -> list[tuple]:
+    """(dim, stride...) rows without size-1 dims, neighbours merged where every stride
+    list walks them as one dim: less index arithmetic per element."""
+    rows = []
+    for row in zip(dims, *strides):
+        if row[0] == 1:
+            continue
+        if rows and all(outer == inner * row[0] for outer, inner in zip(rows[-1][1:], row[1:])):
+            rows[-1] = (rows[-1][0] * row[0], *row[1:])
+        else:
+            rows.append(row)
+    return rows or [(1,) + (0,) * len(strides)]
+
+
+def _move(op_type: str, x, y, dims, x_strides, y_strides, x_base=0, y_base=0) -> None:
+    """y[y_base + k . y_strides] = x[x_base + k . x_strides] for every index k over dims."""
+    count = math.prod(dims)
+    if count == 0:
+        return
+    meta = np.array(list(zip(*_merged(dims, x_strides, y_strides))), np.int64)
+    cuda.launch("tensor.cu", f"move_{_code(op_type, x)}", count, x, y, cuda.as_gpu(meta.reshape(-1)),
+                np.int32(meta.shape[1]), np.int64(x_base), np.int64(y_base), np.int64(count))
+
+
+def _permuted(op_type: str, x, dims, axes):
+    """A new array: x read as `dims`, with those dims in the order `axes`."""
+    strides, out_dims = _strides(dims), [dims[a] for a in axes]
+    y = cuda.empty(out_dims, x.dtype)
+    _move(op_type, x, y, out_dims, [strides[a] for a in axes], _strides(out_dims))
+    return y
+
+
+@register_cuda("Copy", "CopyOnDeviceLike")
+def copy_cuda(x, dst=None):
+    """A new GPU array (CopyOnDeviceLike runs on dst's device, which is this one)."""
+    if not cuda.is_gpu_array(x):
+        return cuda.as_gpu(x)  # the upload is the copy
+    return _permuted("Copy", x, x.shape, list(range(x.ndim)))
+
+
+register_cuda("EnsureCPUOutput")(cuda.copy_to_cpu)
+
+
+@register_cuda("Transpose")
+def transpose_cuda(data, *, axes):
+    data = cuda.as_gpu(data)
+    return _permuted("Transpose", data, data.shape, _transpose_axes(data, axes))
+
+
+def _channel_shuffle_cuda(op_type, x, group, order, inverse):
+    x = cuda.as_gpu(x)
+    axis = _channel_axis(op_type, x, group, order)
+    channels = x.shape[axis]
+    groups = channels // group if inverse else group  # as _shuffle: [groups, C / groups]^T
+    dims = [math.prod(x.shape[:axis]), groups, channels // groups, math.prod(x.shape[axis + 1:])]
+    return _view(_permuted(op_type, x, dims, [0, 2, 1, 3]), x.shape)
+
+
+@register_cuda("ChannelShuffle")
+def channel_shuffle_cuda(x, *, group, order):
+    return _channel_shuffle_cuda("ChannelShuffle", x, group, order, inverse=False)
+
+
+@register_cuda("ChannelShuffleGradient")
+def channel_shuffle_gradient_cuda(dy, *, group, order):
+    return _channel_shuffle_cuda("ChannelShuffleGradient", dy, group, order, inverse=True)
+
+
+@register_cuda("Concat", "DepthConcat")
+def concat_cuda(*inputs, axis, order, add_axis):
+    inputs = [cuda.as_gpu(x) for x in inputs]
+    axis = _concat_axis(inputs, axis, order, add_axis)
+    shapes = [list(x.shape) for x in inputs]
+    for shape in shapes if add_axis else ():
+        shape.insert(axis, 1)
+    sizes = [shape[axis] for shape in shapes]
+    y = cuda.empty(shapes[0][:axis] + [sum(sizes)] + shapes[0][axis + 1:], inputs[0].dtype)
+    y_strides, offset = _strides(y.shape), 0
+    for x, shape in zip(inputs, shapes):
+        _move("Concat", x, y, shape, _strides(shape), y_strides, y_base=offset * y_strides[axis])
+        offset += shape[axis]
+    return y, np.array(sizes, dtype=np.int32)
+
+
+@register_cuda("Split", "DepthSplit")
+def split_cuda(x, sizes=None, *, axis, order, split, add_axis, num_outputs):
+    x = cuda.as_gpu(x)
+    axis, parts = _split_parts(x, sizes, axis, order, split, add_axis, num_outputs)
+    x_strides, outputs, start = _strides(x.shape), [], 0
+    for part in parts:
+        shape = list(x.shape[:axis]) + [part] + list(x.shape[axis + 1:])
+        y = cuda.empty(shape, x.dtype)
+        _move("Split", x, y, shape, x_strides, _strides(shape), x_base=start * x_strides[axis])
+        outputs.append(_view(y, shape[:axis] + shape[axis + 1:]) if add_axis else y)
+        start += part
+    return tuple(outputs)
+
+
+def _slice_offset(index: tuple, shape) -> int:
+    return sum(s.start * stride for s, stride in zip(index, _strides(shape)))
+
+
+@register_cuda("Slice")
+def slice_cuda(data, start_tensor=None, end_tensor=None, *, starts, ends):
+    data = cuda.as_gpu(data)
+    starts, ends = _bounds("Slice", start_tensor, end_tensor, starts, ends)
+    index = _slice_index("Slice", data, starts, ends)
+    y = cuda.empty(_sliced_shape(index, data.shape), data.dtype)
+    _move("Slice", data, y, y.shape, _strides(data.shape), _strides(y.shape),
+          x_base=_slice_offset(index, data.shape))
+    return y
+
+
+def _zeros(op_type: str, shape, dtype):
+    out = cuda.empty(shape, dtype)
+    cuda.launch("tensor.cu", f"zero_{_code(op_type, out)}", out.size, out, np.int64(out.size))
+    return out
+
+
+@register_cuda("SliceGradient")
+def slice_gradient_cuda(data, *rest, starts, ends):
+    index, dy = _slice_gradient_args(data, rest, starts, ends)
+    dy = cuda.as_gpu(dy)
+    dx = _zeros("SliceGradient", data.shape, dy.dtype)
+    _move("SliceGradient", dy, dx, dy.shape, _strides(dy.shape), _strides(data.shape),
+          y_base=_slice_offset(index, data.shape))
+    return dx
+
+
+@register_cuda("Tile")
+def tile_cuda(data, tiles_tensor=None, axis_tensor=None, *, tiles, axis):
+    data = cuda.as_gpu(data)
+    tiles, axis = _tile_args("Tile", data, tiles_tensor, axis_tensor, tiles, axis)
+    y = cuda.empty(data.shape[:axis] + (data.shape[axis] * tiles,) + data.shape[axis + 1:], data.dtype)
+    dims = [math.prod(data.shape[:axis]), tiles, math.prod(data.shape[axis:])]
+    _move("Tile", data, y, dims, [dims[2], 0, 1], _strides(dims))  # stride 0: each copy reads x again
+    return y
+
+
+@register_cuda("TileGradient")
+def tile_gradient_cuda(dy, tiles_tensor=None, axis_tensor=None, *, tiles, axis):
+    dy = cuda.as_gpu(dy)
+    tiles, axis = _tile_gradient_args(dy, tiles_tensor, axis_tensor, tiles, axis)
+    dx = cuda.empty(dy.shape[:axis] + (dy.shape[axis] // tiles,) + dy.shape[axis + 1:], dy.dtype)
+    cuda.launch("tensor.cu", f"tile_sum_{_sum_code('TileGradient', dy)}", dx.size, dy, dx,
+                np.int64(tiles), np.int64(math.prod(dx.shape[axis:])), np.int64(dx.size))
+    return dx
+
+
+@register_cuda("Gather")
+def gather_cuda(data, indices, *, axis, match_outer):
+    data = cuda.as_gpu(data)
+    axis, indices = _gather_indices(data, cuda.copy_to_cpu(indices), axis, match_outer)
+    kept = indices.shape[axis if match_outer else 0:]  # match_outer: INDICES' outer dims are DATA's
+    y = cuda.empty(data.shape[:axis] + kept + data.shape[axis + 1:], data.dtype)
+    count = math.prod(kept)
+    if y.size:
+        cuda.launch("tensor.cu", f"gather_{_code('Gather', data)}", y.size, data,
+                    cuda.as_gpu(indices.astype(np.int64)), y, np.int64(count), np.int64(data.shape[axis]),
+                    np.int64(math.prod(data.shape[axis + 1:])), np.int64(count if match_outer else 0),
+                    np.int64(y.size))
+    return y
+
+
+@register_cuda("SparseToDense")
+def sparse_to_dense_cuda(indices, values, like=None, *, output_first_dim):
+    values, indices = cuda.as_gpu(values), cuda.copy_to_cpu(indices)
+    first = _dense_first_dim(indices, values, like, output_first_dim)
+    out = cuda.empty((first,) + values.shape[1:], values.dtype)
+    # Each output row sums its values rows in input order: no atomics, as np.add.at.
+    order = np.argsort(indices, kind="stable").astype(np.int64)
+    row_start = np.concatenate([[0], np.cumsum(np.bincount(indices, minlength=first))]).astype(np.int64)
+    if out.size:
+        cuda.launch("tensor.cu", f"sparse_to_dense_{_sum_code('SparseToDense', values)}", out.size,
+                    values if values.size else cuda.NULL, cuda.as_gpu(order) if order.size else cuda.NULL,
+                    cuda.as_gpu(row_start), out, np.int64(math.prod(values.shape[1:])), np.int64(out.size))
+    return out
+
+
+_CAST_NAMES = {np.dtype(t): name for t, name in [
+    (np.float32, "f32"), (np.bool_, "b8"), (np.uint8, "u8"), (np.int8, "i8"),
+    (np.uint16, "u16"), (np.int16, "i16"), (np.int32, "i32"), (np.int64, "i64")]}
+
+
+def _cast_name(dtype) -> str:
+    if dtype not in _CAST_NAMES:
+        raise ValueError(f"Cast: the CUDA kernels cast between {', '.join(map(str, _CAST_NAMES))}, "
+                         f"not {dtype} (float data is float32 on the GPU)")
+    return _CAST_NAMES[dtype]
+
+
+@register_cuda("Cast", specialize=True)
+def cast_cuda(*, to):
+    dtype = _cast_dtype(to)
+    to_name = _cast_name(dtype)  # refused at CreateNet: float64, float16
+
+    def run(x):
+        x = cuda.as_gpu(x)
+        if x.dtype == dtype:
+            return x
+        y = cuda.empty(x.shape, dtype)
+        cuda.launch("tensor.cu", f"cast_{_cast_name(x.dtype)}_{to_name}", y.size, x, y, np.int64(y.size))
+        return y
+    return run
