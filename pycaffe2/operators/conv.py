@@ -10,7 +10,9 @@ ConvTranspose is the input gradient of a Conv with the same filter. The
 window (kernel, stride, dilation, padding, output size) comes from the schema
 package's `window`, so kernels and checker agree on every size and error.
 Pooling reduces strided slices of the padded X, one per kernel offset; LRN
-sums squares over neighbouring channels the same way.
+sums squares over neighbouring channels the same way. On CUDA (conv.cu) the
+convolutions are im2col / col2im kernels around linalg's `gemm`; pooling and LRN
+run one thread per output element (gradients: per input element).
 """
 from __future__ import annotations
 
@@ -23,6 +25,7 @@ from numpy.lib.stride_tricks import sliding_window_view
 from pycaffe2.executor.devices import cuda
 from pycaffe2.gradient.registry import gradient_op, register_gradient
 from pycaffe2.operators import CONTEXT_PARAMS, register_cpu, register_cuda
+from pycaffe2.operators.linalg import _gpu_reshape, gemm
 from pycaffe2.schema import get_schema
 from pycaffe2.schema.inference.conv import (
     Window,
@@ -96,7 +99,8 @@ def _columns(x: np.ndarray, g: Window, group: int) -> np.ndarray:
                 + tuple(slice(0, s * (n - 1) + 1, s) for s, n in zip(g.stride, g.out))
                 + tuple(slice(None, None, d) for d in g.dilation)]
     view = view.transpose((1, *range(2 + nd, 2 + 2 * nd), 0, *spatial))  # [C, kernel..., N, out...]
-    return np.ascontiguousarray(view).reshape(group, -1, x.shape[0] * math.prod(g.out))
+    rows = x.shape[1] // group * math.prod(g.kernel)  # explicit: -1 is ambiguous for an empty batch
+    return np.ascontiguousarray(view).reshape(group, rows, x.shape[0] * math.prod(g.out))
 
 
 def _col2im(columns: np.ndarray, shape, g: Window) -> np.ndarray:
@@ -112,7 +116,8 @@ def _col2im(columns: np.ndarray, shape, g: Window) -> np.ndarray:
 
 def _channel_major(a: np.ndarray, group: int) -> np.ndarray:
     """[N, C, spatial...] as [group, C/group, N * prod(spatial)] (one copy)."""
-    return np.ascontiguousarray(np.moveaxis(a, 1, 0)).reshape(group, a.shape[1] // group, -1)
+    positions = a.shape[0] * math.prod(a.shape[2:])
+    return np.ascontiguousarray(np.moveaxis(a, 1, 0)).reshape(group, a.shape[1] // group, positions)
 
 
 def _correlate(x, w, g: Window, group: int, bias=None) -> np.ndarray:
@@ -120,7 +125,8 @@ def _correlate(x, w, g: Window, group: int, bias=None) -> np.ndarray:
     The columns are read image by image (strided views BLAS takes in place), so Y
     comes out in NCHW without a transpose."""
     n, m = x.shape[0], w.shape[0]
-    columns = _columns(x, g, group).reshape(group, -1, n, math.prod(g.out)).transpose(2, 0, 1, 3)
+    columns = _columns(x, g, group)
+    columns = columns.reshape(columns.shape[:2] + (n, math.prod(g.out))).transpose(2, 0, 1, 3)
     y = np.matmul(w.reshape(group, m // group, -1), columns)  # [N, group, M/group, out]
     if bias is not None:
         y += bias.reshape(group, -1, 1)
@@ -170,12 +176,16 @@ def _check_bias(op_type: str, bias, m: int) -> None:
         raise ValueError(f"{op_type}: bias is {list(bias.shape)} but the filter gives M = {m} output channels")
 
 
+def _window_of(op_type: str, args: dict, x_shape, w_shape, transposed: bool) -> tuple[Window, int]:
+    """(window, M output channels) after checking the filter against X (shapes only)."""
+    kernel, m = filter_channels(op_type, x_shape, w_shape, args["order"], args["group"], transposed)
+    return (transposed_window if transposed else window)(op_type, args, x_shape, kernel), m
+
+
 def _geometry(op_type: str, args: dict, x, w, transposed: bool):
     """(channels-first X, filter, window) after checking the filter against X."""
-    order = args["order"]
-    kernel, _ = filter_channels(op_type, x.shape, w.shape, order, args["group"], transposed)
-    g = (transposed_window if transposed else window)(op_type, args, x.shape, kernel)
-    return channels_first(x, order), channels_first(w, order), g
+    g, _ = _window_of(op_type, args, x.shape, w.shape, transposed)
+    return channels_first(x, args["order"]), channels_first(w, args["order"]), g
 
 
 def _wrong_dy(op_type: str, dy, expected) -> None:
@@ -183,13 +193,12 @@ def _wrong_dy(op_type: str, dy, expected) -> None:
 
 
 def _gradient_outputs(op_type, args, num_outputs, dfilter, dbias, dx_function):
-    """Caffe2's order: dfilter, dbias (unless no_bias), then dX when asked for."""
+    """Caffe2's order: dfilter, dbias (unless no_bias), then dX (from dx_function) when asked for."""
     if args["no_bias"] and num_outputs > 2:
         raise ValueError(f"{op_type}: with no_bias=1 the outputs are dfilter and dX, got {num_outputs}")
-    order = args["order"]
-    outputs = [channels_back(dfilter, order)] + ([] if args["no_bias"] else [dbias])
+    outputs = [dfilter] + ([] if args["no_bias"] else [dbias])
     if num_outputs > len(outputs):
-        outputs.append(channels_back(dx_function(), order))
+        outputs.append(dx_function())
     return tuple(outputs)
 
 
@@ -227,11 +236,11 @@ def conv_gradient(*, num_outputs, **args):
         dyc = channels_first(dy, args["order"])
         if dyc.shape != (x.shape[0], w.shape[0]) + g.out:
             _wrong_dy("ConvGradient", dy, image_shape(x.shape[0], w.shape[0], g.out, args["order"]))
-        group = args["group"]
+        group, order = args["group"], args["order"]
         dfilter = _filter_gradient(xc, dyc, g, group, wc.shape).astype(w.dtype, copy=False)
         dbias = dyc.sum(axis=(0, *range(2, dyc.ndim))).astype(dy.dtype, copy=False)
-        return _gradient_outputs("ConvGradient", args, num_outputs, dfilter, dbias,
-                                 lambda: _input_gradient(dyc, wc, g, group, xc.shape).astype(x.dtype))
+        dx = lambda: channels_back(_input_gradient(dyc, wc, g, group, xc.shape).astype(x.dtype), order)
+        return _gradient_outputs("ConvGradient", args, num_outputs, channels_back(dfilter, order), dbias, dx)
     return run
 
 
@@ -264,11 +273,12 @@ def conv_transpose_gradient(*, num_outputs, **args):
         m = wc.shape[1] * args["group"]
         if dyc.shape != (x.shape[0], m) + g.out:
             _wrong_dy("ConvTransposeGradient", dy, image_shape(x.shape[0], m, g.out, args["order"]))
-        group, conv_view = args["group"], _as_conv(xc, g)
+        group, order, conv_view = args["group"], args["order"], _as_conv(xc, g)
         dfilter = _filter_gradient(dyc, xc, conv_view, group, wc.shape).astype(w.dtype, copy=False)
         dbias = dyc.sum(axis=(0, *range(2, dyc.ndim))).astype(dy.dtype, copy=False)
-        return _gradient_outputs("ConvTransposeGradient", args, num_outputs, dfilter, dbias,
-                                 lambda: _correlate(dyc, wc, conv_view, group).astype(x.dtype))
+        dx = lambda: channels_back(_correlate(dyc, wc, conv_view, group).astype(x.dtype), order)
+        return _gradient_outputs("ConvTransposeGradient", args, num_outputs, channels_back(dfilter, order),
+                                 dbias, dx)
     return run
 
 
@@ -433,26 +443,30 @@ def lrn_gradient(x, y, dy, *, size, alpha, beta, bias, order):
     return channels_back(dx.astype(dy.dtype, copy=False), order)
 
 
-# CUDA launchers (conv.cu): pooling over 1 to 3 spatial dims and LRN. The host
-# resolves the window with the CPU kernel's `window` and passes it as ints;
+# CUDA launchers (conv.cu): convolutions, pooling over 1 to 3 spatial dims, and LRN.
+# The host resolves the window with the CPU kernel's `window` and passes it as ints;
 # conv.cu sees every image as 3-D, so 1-D and 2-D windows get leading axes of
 # size 1 (kernel 1, stride 1, no padding).
 
+def _window_params(op_type: str, shape, order: str, g: Window) -> list:
+    """The ints of conv.cu's POOL_PARAMS for the image of `shape` that window g reads."""
+    nd = len(g.kernel)
+    if nd > 3:
+        raise ValueError(f"{op_type}: the CUDA kernels take 1 to 3 spatial dims; X {list(shape)} has {nd}")
+    ones, zeros = (1,) * (3 - nd), (0,) * (3 - nd)
+    values = [order == "NHWC", shape[channel_axis(len(shape), order)], *ones, *spatial_shape(shape, order),
+              *ones, *g.out, *ones, *g.kernel, *ones, *g.stride, *ones, *g.dilation, *zeros, *g.head]
+    return [np.int32(v) for v in values]
+
+
 def _pool_params(op_type: str, args: dict, x) -> tuple[tuple, list]:
     """(Y's shape, the ints of conv.cu's POOL_PARAMS) for pooling X."""
-    g = window(op_type, args, x.shape)
-    nd, order = len(g.kernel), args["order"]
-    if nd > 3:
-        raise ValueError(f"{op_type}: the CUDA kernel pools over 1 to 3 spatial dims; X {list(x.shape)} "
-                         f"has {nd}")
-    ones, zeros = (1,) * (3 - nd), (0,) * (3 - nd)
-    channels = x.shape[channel_axis(len(x.shape), order)]
-    values = [order == "NHWC", channels, *ones, *spatial_shape(x.shape, order), *ones, *g.out,
-              *ones, *g.kernel, *ones, *g.stride, *ones, *g.dilation, *zeros, *g.head]
-    return image_shape(x.shape[0], channels, g.out, order), [np.int32(v) for v in values]
+    g, order = window(op_type, args, x.shape), args["order"]
+    params = _window_params(op_type, x.shape, order, g)
+    return image_shape(x.shape[0], x.shape[channel_axis(len(x.shape), order)], g.out, order), params
 
 
-def register_cuda_pool(op_type: str):
+def register_cuda_factory(op_type: str):
     """register_cuda(specialize=True) for `op_type` and its aliases, taking register_factory's args."""
     schema = get_schema(op_type)
     names = tuple(name for name, spec in schema.args.items() if spec.group != "engine")
@@ -498,8 +512,141 @@ def _cuda_pool_gradient(op_type: str, kernel: str):
 
 
 for _type, _kernel in (("MaxPool", "max_pool"), ("AveragePool", "average_pool")):
-    register_cuda_pool(_type)(_cuda_pool(_type, _kernel))
-    register_cuda_pool(f"{_type}Gradient")(_cuda_pool_gradient(f"{_type}Gradient", f"{_kernel}_gradient"))
+    register_cuda_factory(_type)(_cuda_pool(_type, _kernel))
+    register_cuda_factory(f"{_type}Gradient")(_cuda_pool_gradient(f"{_type}Gradient", f"{_kernel}_gradient"))
+
+
+# The convolutions on CUDA: im2col / col2im (conv.cu) around linalg's `gemm`, one batched
+# product over the groups. Columns are [group, C/group * prod(kernel), N * prod(out)], their
+# rows in the filter's own order, so the filter read as [group, rows of its group, columns]
+# is a factor as stored and dfilter comes out in its layout. Images move to and from
+# channel-major [C, N * positions] (a product's rows) in one kernel each.
+
+def _cuda_im2col(op_type: str, image, g: Window, order: str, group: int):
+    n, c = image.shape[0], image.shape[channel_axis(len(image.shape), order)]
+    columns = cuda.empty((group, c // group * math.prod(g.kernel), n * math.prod(g.out)))
+    cuda.launch("conv.cu", "im2col", columns.size, image, columns,
+                *_window_params(op_type, image.shape, order, g), np.int32(group), np.int64(n),
+                np.int64(columns.size))
+    return columns
+
+
+def _cuda_col2im(op_type: str, columns, shape, g: Window, order: str, group: int, bias=None):
+    """The image of `shape` that window g reads, each cell the sum of the column entries
+    that read it (plus the bias of its channel)."""
+    image = cuda.empty(shape)
+    cuda.launch("conv.cu", "col2im", image.size, columns, image, cuda.NULL if bias is None else bias,
+                *_window_params(op_type, shape, order, g), np.int32(group), np.int64(shape[0]),
+                np.int64(image.size))
+    return image
+
+
+def _cuda_layout(shape, order: str) -> list:
+    """[nhwc, N, C, positions] of an image, as the layout kernels take them."""
+    c = shape[channel_axis(len(shape), order)]
+    positions = math.prod(spatial_shape(shape, order))
+    return [np.int32(order == "NHWC"), np.int64(shape[0]), np.int64(c), np.int64(positions)]
+
+
+def _cuda_to_channel_major(image, order: str, group: int):
+    """[group, C/group, N * positions]."""
+    layout = _cuda_layout(image.shape, order)
+    _, n, c, positions = (int(v) for v in layout)
+    cm = cuda.empty((group, c // group, n * positions))
+    cuda.launch("conv.cu", "to_channel_major", cm.size, image, cm, *layout, np.int64(cm.size))
+    return cm
+
+
+def _cuda_from_channel_major(cm, shape, order: str, bias=None):
+    image = cuda.empty(shape)
+    cuda.launch("conv.cu", "from_channel_major", image.size, cm, image, cuda.NULL if bias is None else bias,
+                *_cuda_layout(shape, order), np.int64(image.size))
+    return image
+
+
+def _cuda_channel_sums(image, order: str):
+    """dbias: per channel, the sum over images and positions."""
+    layout = _cuda_layout(image.shape, order)
+    sums = cuda.empty((int(layout[2]),))
+    cuda.launch_rows("conv.cu", "channel_sums", sums.size, image, sums, *layout)
+    return sums
+
+
+def _cuda_filter_matrices(w, group: int):
+    """The filter as [group, its first dim / group, the rest]."""
+    return _gpu_reshape(w, (group, w.shape[0] // group, math.prod(w.shape[1:])))
+
+
+def _cuda_inputs(op_type: str, *values) -> list:
+    """float32 GPUArrays, None where an optional input is absent."""
+    return [None if v is None else cuda.float32_inputs(op_type, v)[0] for v in values]
+
+
+def _check_dy(op_type: str, dy, expected) -> None:
+    if tuple(dy.shape) != tuple(expected):
+        _wrong_dy(op_type, dy, expected)
+
+
+@register_cuda_factory("Conv")
+def conv_cuda(**args):
+    order, group = args["order"], args["group"]
+
+    def run(x, w, bias=None):
+        x, w, bias = _cuda_inputs("Conv", x, w, bias)
+        g, m = _window_of("Conv", args, x.shape, w.shape, transposed=False)
+        _check_bias("Conv", bias, m)
+        y = gemm(_cuda_filter_matrices(w, group), _cuda_im2col("Conv", x, g, order, group), False, False)
+        return _cuda_from_channel_major(y, image_shape(x.shape[0], m, g.out, order), order, bias)
+    return run
+
+
+@register_cuda_factory("ConvGradient")
+def conv_gradient_cuda(*, num_outputs, **args):
+    order, group = args["order"], args["group"]
+
+    def run(x, w, dy):
+        x, w, dy = cuda.float32_inputs("ConvGradient", x, w, dy)
+        g, m = _window_of("ConvGradient", args, x.shape, w.shape, transposed=False)
+        _check_dy("ConvGradient", dy, image_shape(x.shape[0], m, g.out, order))
+        dy_cm, weights = _cuda_to_channel_major(dy, order, group), _cuda_filter_matrices(w, group)
+        dfilter = gemm(dy_cm, _cuda_im2col("ConvGradient", x, g, order, group), False, True)
+        dx = lambda: _cuda_col2im("ConvGradient", gemm(weights, dy_cm, True, False), x.shape, g, order, group)
+        return _gradient_outputs("ConvGradient", args, num_outputs, _gpu_reshape(dfilter, w.shape),
+                                 _cuda_channel_sums(dy, order), dx)
+    return run
+
+
+@register_cuda_factory("ConvTranspose")
+def conv_transpose_cuda(**args):
+    order, group = args["order"], args["group"]
+
+    def run(x, w, bias=None):
+        x, w, bias = _cuda_inputs("ConvTranspose", x, w, bias)
+        g, m = _window_of("ConvTranspose", args, x.shape, w.shape, transposed=True)
+        _check_bias("ConvTranspose", bias, m)
+        columns = gemm(_cuda_filter_matrices(w, group), _cuda_to_channel_major(x, order, group), True, False)
+        return _cuda_col2im("ConvTranspose", columns, image_shape(x.shape[0], m, g.out, order),
+                            g._replace(out=spatial_shape(x.shape, order)), order, group, bias)
+    return run
+
+
+@register_cuda_factory("ConvTransposeGradient")
+def conv_transpose_gradient_cuda(*, num_outputs, **args):
+    """Y = ConvTranspose(X) is read as the Conv that maps Y onto X's positions: dY's
+    columns give dfilter (with X) and dX (with the filter)."""
+    order, group = args["order"], args["group"]
+
+    def run(x, w, dy):
+        x, w, dy = cuda.float32_inputs("ConvTransposeGradient", x, w, dy)
+        g, m = _window_of("ConvTransposeGradient", args, x.shape, w.shape, transposed=True)
+        _check_dy("ConvTransposeGradient", dy, image_shape(x.shape[0], m, g.out, order))
+        conv_view, weights = g._replace(out=spatial_shape(x.shape, order)), _cuda_filter_matrices(w, group)
+        columns = _cuda_im2col("ConvTransposeGradient", dy, conv_view, order, group)
+        dfilter = gemm(_cuda_to_channel_major(x, order, group), columns, False, True)
+        dx = lambda: _cuda_from_channel_major(gemm(weights, columns, False, False), x.shape, order)
+        return _gradient_outputs("ConvTransposeGradient", args, num_outputs, _gpu_reshape(dfilter, w.shape),
+                                 _cuda_channel_sums(dy, order), dx)
+    return run
 
 
 def _lrn_layout(op_type: str, x, order: str) -> list:
