@@ -25,7 +25,7 @@ from numpy.lib.stride_tricks import sliding_window_view
 from pycaffe2.executor.devices import cuda
 from pycaffe2.gradient.registry import gradient_op, register_gradient
 from pycaffe2.operators import CONTEXT_PARAMS, register_cpu, register_cuda
-from pycaffe2.operators.linalg import _gpu_reshape, gemm
+from pycaffe2.operators.linalg import gemm
 from pycaffe2.schema import get_schema
 from pycaffe2.schema.inference.conv import (
     Window,
@@ -574,7 +574,7 @@ def _cuda_channel_sums(image, order: str):
 
 def _cuda_filter_matrices(w, group: int):
     """The filter as [group, its first dim / group, the rest]."""
-    return _gpu_reshape(w, (group, w.shape[0] // group, math.prod(w.shape[1:])))
+    return cuda.reshape(w, (group, w.shape[0] // group, math.prod(w.shape[1:])))
 
 
 def _cuda_inputs(op_type: str, *values) -> list:
@@ -611,7 +611,7 @@ def conv_gradient_cuda(*, num_outputs, **args):
         dy_cm, weights = _cuda_to_channel_major(dy, order, group), _cuda_filter_matrices(w, group)
         dfilter = gemm(dy_cm, _cuda_im2col("ConvGradient", x, g, order, group), False, True)
         dx = lambda: _cuda_col2im("ConvGradient", gemm(weights, dy_cm, True, False), x.shape, g, order, group)
-        return _gradient_outputs("ConvGradient", args, num_outputs, _gpu_reshape(dfilter, w.shape),
+        return _gradient_outputs("ConvGradient", args, num_outputs, cuda.reshape(dfilter, w.shape),
                                  _cuda_channel_sums(dy, order), dx)
     return run
 
@@ -644,7 +644,7 @@ def conv_transpose_gradient_cuda(*, num_outputs, **args):
         columns = _cuda_im2col("ConvTransposeGradient", dy, conv_view, order, group)
         dfilter = gemm(_cuda_to_channel_major(x, order, group), columns, False, True)
         dx = lambda: _cuda_from_channel_major(gemm(weights, columns, False, False), x.shape, order)
-        return _gradient_outputs("ConvTransposeGradient", args, num_outputs, _gpu_reshape(dfilter, w.shape),
+        return _gradient_outputs("ConvTransposeGradient", args, num_outputs, cuda.reshape(dfilter, w.shape),
                                  _cuda_channel_sums(dy, order), dx)
     return run
 

@@ -186,17 +186,12 @@ def _(g):
 
 
 # CUDA launchers (linalg.cu). Every product runs on `gemm`; shapes are checked as on the
-# CPU, with the CPU's messages. PyCUDA cannot reshape an empty GPUArray (it has no
-# memory), so `_gpu_reshape` hands out a new empty array then.
+# CPU, with the CPU's messages.
 GEMM_TILE, GEMM_THREADS = 128, 256  # as TILE and THREADS in linalg.cu
 _INT_MAX = 2**31 - 1  # the kernel indexes one matrix with ints
 _GRID_MAX = 65535  # grid y and z (the kernel strides over row tiles and batch)
 _SUM_CHUNK = 1024  # rows per block in the first of two column-sum passes
 
-
-def _gpu_reshape(array, shape):
-    shape = tuple(int(d) for d in shape)
-    return array.reshape(shape) if array.size else cuda.empty(shape)
 
 
 def _gpu_matrix(op_type: str, array, axis: int, name: str, arg: str):
@@ -205,7 +200,7 @@ def _gpu_matrix(op_type: str, array, axis: int, name: str, arg: str):
     if not -rank <= axis < rank:
         raise ValueError(f"{op_type}: {arg} {axis} is out of range for {name} {list(array.shape)}")
     axis %= rank
-    return _gpu_reshape(array, (math.prod(array.shape[:axis]), math.prod(array.shape[axis:])))
+    return cuda.reshape(array, (math.prod(array.shape[:axis]), math.prod(array.shape[axis:])))
 
 
 def _gemm_operand(array, name: str):
@@ -302,7 +297,7 @@ def _fc_cuda_factory(op_type: str, transposed: bool):
                 raise ValueError(f"{op_type}: b is {list(b.shape)} but W {list(w.shape)} gives N = {n}")
             y = gemm(x2, w2, False, not transposed)  # FC's W is [N, K]: Y = X W^T
             cuda.launch("linalg.cu", "add_bias", y.size, y, b, np.int64(n), np.int64(y.size))
-            return _gpu_reshape(y, x.shape[:axis % len(x.shape)] + (n,))
+            return cuda.reshape(y, x.shape[:axis % len(x.shape)] + (n,))
         return fc
     return factory
 
@@ -315,13 +310,13 @@ def _fc_gradient_cuda_factory(op_type: str, transposed: bool):
             m = x2.shape[0]
             if dy.size != m * n:
                 raise ValueError(f"{op_type}: dY is {list(dy.shape)} but Y has [M, N] = [{m}, {n}]")
-            dy2 = _gpu_reshape(dy, (m, n))
+            dy2 = cuda.reshape(dy, (m, n))
             # dW in W's layout: [K, N] = X^T dY, or [N, K] = dY^T X; dX = dY W^T or dY W.
             dw = gemm(x2, dy2, True, False) if transposed else gemm(dy2, x2, True, False)
-            grads = (_gpu_reshape(dw, w.shape), _column_sums(dy2))
+            grads = (cuda.reshape(dw, w.shape), _column_sums(dy2))
             if num_outputs < 3:
                 return grads
-            return grads + (_gpu_reshape(gemm(dy2, w2, False, transposed), x.shape),)
+            return grads + (cuda.reshape(gemm(dy2, w2, False, transposed), x.shape),)
         return fc_gradient
     return factory
 
@@ -352,7 +347,7 @@ def matmul_cuda(*, axis_a, axis_b, trans_a, trans_b):
         if shape_like.size != y.size:
             raise ValueError(f"MatMul: the product is {list(y.shape)} but input 2 is "
                              f"{list(shape_like.shape)}: element counts must match")
-        return _gpu_reshape(y, shape_like.shape)
+        return cuda.reshape(y, shape_like.shape)
     return run
 
 
@@ -374,7 +369,7 @@ def batch_matmul_cuda(*, trans_a, trans_b, broadcast):
             raise ValueError(f"BatchMatMul: A {list(a.shape)} has K = {k_a} but B "
                              f"{list(b.shape)} has K = {k_b}: K must match")
         count = math.prod(a.shape[:-2])
-        y = gemm(_gpu_reshape(a, (count, *a.shape[-2:])), _gpu_reshape(b, (count, *b.shape[-2:])),
+        y = gemm(cuda.reshape(a, (count, *a.shape[-2:])), cuda.reshape(b, (count, *b.shape[-2:])),
                  bool(trans_a), bool(trans_b))
-        return _gpu_reshape(y, a.shape[:-2] + y.shape[1:])
+        return cuda.reshape(y, a.shape[:-2] + y.shape[1:])
     return run

@@ -53,7 +53,7 @@ def _per_example_grad(dy: np.ndarray, n: int, name: str = "dY") -> np.ndarray:
     """dY as a column [N, 1]; it must be 1-D [N]."""
     if dy.shape != (n,):
         raise ValueError(f"{name} is {list(dy.shape)} but the batch has N={n}: {name} must be [{n}]")
-    return dy.reshape(n, 1)
+    return cuda.reshape(dy, (n, 1))
 
 
 def _check_scalar_grad(dy, name: str) -> None:

@@ -70,7 +70,7 @@ def _kept(op_type: str, x: np.ndarray, axes, name: str, value: np.ndarray) -> np
     if value.size != math.prod(shape):
         raise ValueError(f"{op_type}: {name} is {list(value.shape)} but reducing X "
                          f"{list(x.shape)} over axes {list(axes)} gives {list(shape)}")
-    return value.reshape(shape)
+    return cuda.reshape(value, shape)
 
 
 @register_cpu("ReduceSumGradient")

@@ -46,14 +46,6 @@ def _int_scalar(op_type: str, tensor: np.ndarray, name: str) -> int:
     return values[0]
 
 
-def _view(x, shape):
-    """x with a new shape, sharing its data: a NumPy or a GPU array (PyCUDA cannot
-    reshape an empty GPU array, which has no memory to share: that gets a fresh one)."""
-    if cuda.is_gpu_array(x) and x.size == 0:
-        return cuda.empty(shape, x.dtype)
-    return x.reshape(tuple(int(d) for d in shape))
-
-
 # -- reshapes (one kernel for both devices: they read only shapes, see _on_gpu) -----
 
 @register_cpu("Reshape")
@@ -65,7 +57,7 @@ def reshape(data, new_shape=None, *, shape):
         shape = _int_list("Reshape", new_shape, "new_shape")
     elif shape is None:
         raise ValueError("Reshape: needs the `shape` arg or a new_shape input")
-    reshaped = _view(data, reshaped_dims("Reshape", data.shape, list(shape)))
+    reshaped = cuda.reshape(data, reshaped_dims("Reshape", data.shape, list(shape)))
     return reshaped, np.array(data.shape, dtype=np.int64)
 
 
@@ -78,12 +70,12 @@ def _reshape_gradient(g):
 @register_cpu("Flatten")
 def flatten(x, *, axis):
     axis = _axis("Flatten", axis, x.ndim + 1, f"input {list(x.shape)}")
-    return _view(x, (math.prod(x.shape[:axis]), math.prod(x.shape[axis:])))
+    return cuda.reshape(x, (math.prod(x.shape[:axis]), math.prod(x.shape[axis:])))
 
 
 @register_cpu("FlattenToVec")
 def flatten_to_vec(x):
-    return _view(x, (x.size,))
+    return cuda.reshape(x, (x.size,))
 
 
 gradient_op("Flatten", "GO0 I0", gradient_type="ResizeLike")
@@ -95,7 +87,7 @@ def resize_like(data, like):
     if data.size != like.size:
         raise ValueError(f"ResizeLike: data {list(data.shape)} and shape_tensor "
                          f"{list(like.shape)} hold different numbers of elements")
-    return _view(data, like.shape)
+    return cuda.reshape(data, like.shape)
 
 
 @register_cpu("Squeeze")
@@ -104,7 +96,7 @@ def squeeze(data, *, dims):
     for dim in dims:
         if dim >= data.ndim or data.shape[dim] != 1:
             raise ValueError(f"Squeeze: dim {dim} of input {list(data.shape)} is not of size 1")
-    return _view(data, [d for i, d in enumerate(data.shape) if i not in dims])
+    return cuda.reshape(data, [d for i, d in enumerate(data.shape) if i not in dims])
 
 
 gradient_op("Squeeze", "GO0", gradient_type="ExpandDims")  # same dims: input numbering = output's
@@ -118,7 +110,7 @@ def expand_dims(data, *, dims):
             raise ValueError(f"ExpandDims: cannot insert dim {dim} into input "
                              f"{list(data.shape)} (dims {sorted(set(dims))})")
         shape.insert(dim, 1)
-    return _view(data, shape)
+    return cuda.reshape(data, shape)
 
 
 gradient_op("ExpandDims", "GO0", gradient_type="Squeeze")
@@ -631,7 +623,7 @@ def _channel_shuffle_cuda(op_type, x, group, order, inverse):
     channels = x.shape[axis]
     groups = channels // group if inverse else group  # as _shuffle: [groups, C / groups]^T
     dims = [math.prod(x.shape[:axis]), groups, channels // groups, math.prod(x.shape[axis + 1:])]
-    return _view(_permuted(op_type, x, dims, [0, 2, 1, 3]), x.shape)
+    return cuda.reshape(_permuted(op_type, x, dims, [0, 2, 1, 3]), x.shape)
 
 
 @register_cuda("ChannelShuffle")
@@ -669,7 +661,7 @@ def split_cuda(x, sizes=None, *, axis, order, split, add_axis, num_outputs):
         shape = list(x.shape[:axis]) + [part] + list(x.shape[axis + 1:])
         y = cuda.empty(shape, x.dtype)
         _move("Split", x, y, shape, x_strides, _strides(shape), x_base=start * x_strides[axis])
-        outputs.append(_view(y, shape[:axis] + shape[axis + 1:]) if add_axis else y)
+        outputs.append(cuda.reshape(y, shape[:axis] + shape[axis + 1:]) if add_axis else y)
         start += part
     return tuple(outputs)
 

@@ -99,3 +99,10 @@ def test_launches_beyond_cuda_limits_are_refused(module):
 def test_emulated_arrays_do_not_pass_for_numpy_arrays():
     with pytest.raises(TypeError, match=r"call \.get\(\)"):
         np.asarray(emulator.gpuarray.to_gpu(np.ones(3, np.float32)))
+
+
+@pytest.mark.parametrize("method, args", [("reshape", (3, 0)), ("copy", ()), ("fill", (0,))])
+def test_empty_arrays_refuse_what_pycuda_cannot_do_with_them(method, args):
+    empty = emulator.gpuarray.empty((0, 3), np.float32)
+    with pytest.raises(TypeError, match=f"cannot {method} an empty GPUArray"):
+        getattr(empty, method)(*args)

@@ -87,6 +87,15 @@ class CUDADevice:
         return value.get()
 
 
+def reshape(array, shape):
+    """array.reshape(shape) for NumPy and GPU arrays alike. PyCUDA cannot reshape an
+    empty GPUArray (its gpudata is None): that gets a new empty array."""
+    shape = tuple(int(d) for d in shape)
+    if is_gpu_array(array) and array.size == 0:
+        return array if array.shape == shape else empty(shape, array.dtype)
+    return array.reshape(shape)
+
+
 def as_gpu(value):
     """A kernel input on the GPU: GPUArrays as they are, NumPy arrays copied over."""
     return value if is_gpu_array(value) else CUDADevice.put(value)

@@ -85,16 +85,25 @@ class EmulatedArray:
             raise ValueError(f"set: {array.dtype}{list(array.shape)} into {self.dtype}{list(self.shape)}")
         self._data[...] = array
 
+    def _no_memory(self, method: str) -> None:
+        """PyCUDA gives an empty GPUArray no memory (gpudata None): methods that pass
+        it on fail there, so they fail here. Kernels get NULL for it, which is fine."""
+        if self.size == 0:
+            raise TypeError(f"PyCUDA cannot {method} an empty GPUArray (its gpudata is None)")
+
     def reshape(self, *shape):
+        self._no_memory("reshape")
         shape = shape[0] if len(shape) == 1 and isinstance(shape[0], (tuple, list)) else shape
         data = self._data.reshape(shape)
         return EmulatedArray(data.shape, self.dtype, self._buffer, data)
 
     def fill(self, value):
+        self._no_memory("fill")
         self._data[...] = value
         return self
 
     def copy(self):
+        self._no_memory("copy")
         out = EmulatedArray(self.shape, self.dtype)
         out._data[...] = self._data
         return out
