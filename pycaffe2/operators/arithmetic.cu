@@ -17,17 +17,6 @@
 
 #define REDUCE_BLOCK 256  // the host launches reduce_blocks with exactly this many threads
 
-// Offset of row-major index `index` over dims[ndim], with the given strides.
-__device__ long long strided_offset(long long index, const long long* dims,
-                                    const long long* strides, int ndim) {
-  long long offset = 0;
-  for (int d = ndim - 1; d >= 0; --d) {
-    offset += (index % dims[d]) * strides[d];
-    index /= dims[d];
-  }
-  return offset;
-}
-
 // NaN-propagating max and min, as np.maximum and np.minimum.
 __device__ float max_nan(float a, float b) { return (a != a || a > b) ? a : b; }
 __device__ float min_nan(float a, float b) { return (a != a || a < b) ? a : b; }

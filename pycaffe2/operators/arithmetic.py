@@ -304,18 +304,33 @@ def _check_fits(op_type: str, name: str, shape: tuple, out_shape: tuple) -> None
         raise ValueError(f"{op_type}: {name} {list(shape)} does not broadcast to {list(out_shape)}")
 
 
-def _binary_cuda(kernel: str, a, b, a_shape: tuple, b_shape: tuple, out_shape: tuple):
-    """A new C of out_shape: a `kernel` b, each operand (of the given shape) broadcast over C."""
-    out = cuda.empty(out_shape)
+def _binary_cuda(kernel: str, a, b, a_shape: tuple, b_shape: tuple, out_shape: tuple,
+                 dtype=np.float32, source: str = CU):
+    """A new C of out_shape: a `kernel` b, each operand (of the given shape) broadcast over C,
+    by `<kernel>_same` (both of C's layout) or `<kernel>_strided` of `source`."""
+    out = cuda.empty(out_shape, dtype)
     dims, (a_strides, b_strides) = _collapse(out_shape, _strides_over(a_shape, out_shape),
                                              _strides_over(b_shape, out_shape))
     n = np.int64(out.size)
-    if len(dims) <= 1 and all(s == 1 for s in a_strides + b_strides):  # both of C's layout
-        cuda.launch(CU, f"{kernel}_same", out.size, a, b, out, n)
+    if len(dims) <= 1 and all(s == 1 for s in a_strides + b_strides):
+        cuda.launch(source, f"{kernel}_same", out.size, a, b, out, n)
     else:
         meta = _device_ints(tuple(dims + a_strides + b_strides))
-        cuda.launch(CU, f"{kernel}_strided", out.size, a, b, out, meta, np.int32(len(dims)), n)
+        cuda.launch(source, f"{kernel}_strided", out.size, a, b, out, meta, np.int32(len(dims)), n)
     return out
+
+
+def _reduction_layout(x_shape: tuple, target: tuple) -> tuple:
+    """(meta, kept dims, reduced dims, reduced count) for reducing x to `target` (which
+    broadcasts to x): meta on the GPU holds the kept dims and x's strides along them,
+    then the reduced ones, as arithmetic.cu's and reduction.cu's kernels read them."""
+    dims, (x_strides, t_strides) = _collapse(x_shape, _strides_over(x_shape, x_shape),
+                                             _strides_over(target, x_shape))
+    kept = [i for i, s in enumerate(t_strides) if s != 0]
+    reduced = [i for i, s in enumerate(t_strides) if s == 0]
+    meta = _device_ints(tuple([dims[i] for i in kept] + [x_strides[i] for i in kept]
+                              + [dims[i] for i in reduced] + [x_strides[i] for i in reduced]))
+    return meta, np.int32(len(kept)), np.int32(len(reduced)), math.prod(dims[i] for i in reduced)
 
 
 def _reduce_cuda(x, target: tuple, shape: tuple | None = None, scale: float = 1.0):
@@ -330,15 +345,8 @@ def _reduce_cuda(x, target: tuple, shape: tuple | None = None, scale: float = 1.
     if x.size == 0:  # a sum over nothing
         y.fill(np.float32(0))
         return y
-    dims, (x_strides, t_strides) = _collapse(x.shape, _strides_over(x.shape, x.shape),
-                                             _strides_over(target, x.shape))
-    kept = [i for i, s in enumerate(t_strides) if s != 0]
-    reduced = [i for i, s in enumerate(t_strides) if s == 0]
-    meta = _device_ints(tuple([dims[i] for i in kept] + [x_strides[i] for i in kept]
-                              + [dims[i] for i in reduced] + [x_strides[i] for i in reduced]))
-    n_red = math.prod(dims[i] for i in reduced)
-    args = (x, y, meta, np.int32(len(kept)), np.int32(len(reduced)), np.int64(y.size),
-            np.int64(n_red), np.float32(scale))
+    meta, n_kept, n_reduced, n_red = _reduction_layout(x.shape, target)
+    args = (x, y, meta, n_kept, n_reduced, np.int64(y.size), np.int64(n_red), np.float32(scale))
     if n_red <= 32 or y.size >= 65536:
         cuda.launch(CU, "reduce_serial", y.size, *args)
     else:  # one block per target element; the kernel assumes 256 threads

@@ -16,6 +16,18 @@
 
 #define MAX_THREADS 1024
 
+// Offset of row-major index `index` over dims[ndim], with the given strides (the
+// broadcasting and reducing kernels walk strided operands with it).
+__device__ __forceinline__ long long strided_offset(long long index, const long long* dims,
+                                                   const long long* strides, int ndim) {
+  long long offset = 0;
+  for (int d = ndim - 1; d >= 0; --d) {
+    offset += (index % dims[d]) * strides[d];
+    index /= dims[d];
+  }
+  return offset;
+}
+
 // Every thread of the block must call these (they synchronise); all get the result.
 // `buf` is shared memory of blockDim.x doubles; blockDim.x is a power of two.
 // Sums are taken in double, so a row of a million floats sums as well as NumPy's.

@@ -11,17 +11,6 @@
 
 #include "common.cuh"
 
-// Offset of row-major index `index` over dims[ndim], with the given strides.
-__device__ long long strided_offset(long long index, const long long* dims,
-                                    const long long* strides, int ndim) {
-  long long offset = 0;
-  for (int d = ndim - 1; d >= 0; --d) {
-    offset += (index % dims[d]) * strides[d];
-    index /= dims[d];
-  }
-  return offset;
-}
-
 #define BINARY(name, T, R, expr)                                                          \
   __global__ void name##_same(const T* a, const T* b, R* c, long long n) {                \
     FOR_EACH(i, n) {                                                                      \

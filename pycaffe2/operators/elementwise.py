@@ -19,7 +19,7 @@ import numpy as np
 from pycaffe2.executor.devices import cuda
 from pycaffe2.gradient.registry import GradientError, gradient_op, register_gradient
 from pycaffe2.operators import register_cpu, register_cuda
-from pycaffe2.operators.arithmetic import _collapse, _device_ints, _strides_over, broadcast_axis, legacy_view
+from pycaffe2.operators.arithmetic import _binary_cuda, broadcast_axis, legacy_view
 from pycaffe2.schema.inference import OpView
 from pycaffe2.schema.inference.arithmetic import numpy_broadcast
 
@@ -318,23 +318,6 @@ def _suffix(op_type: str, x) -> str:
     return suffix
 
 
-def _binary_cuda(kernel: str, a, b, b_view: tuple, out_shape: tuple, dtype):
-    """A new C of out_shape and dtype: a `kernel` b, A and B (shaped b_view) broadcast over C."""
-    a, b = cuda.as_gpu(a), cuda.as_gpu(b)
-    out = cuda.empty(out_shape, dtype)
-    if out.size == 0:
-        return out
-    dims, (a_strides, b_strides) = _collapse(out_shape, _strides_over(a.shape, out_shape),
-                                             _strides_over(b_view, out_shape))
-    n = np.int64(out.size)
-    if len(dims) <= 1 and all(s == 1 for s in a_strides + b_strides):  # both of C's layout
-        cuda.launch(CU, f"{kernel}_same", out.size, a, b, out, n)
-    else:
-        meta = _device_ints(tuple(dims + a_strides + b_strides))
-        cuda.launch(CU, f"{kernel}_strided", out.size, a, b, out, meta, np.int32(len(dims)), n)
-    return out
-
-
 def _register_binary_cuda(op_type: str, kernel: str, kinds: str | None = None) -> None:
     names = ("A", "B")
 
@@ -345,7 +328,9 @@ def _register_binary_cuda(op_type: str, kernel: str, kinds: str | None = None) -
         def run(a, b):
             b_view, c_shape = layout(tuple(a.shape), tuple(b.shape))
             _check_operands(op_type, names, kinds, a, b)
-            return _binary_cuda(f"{kernel}_{_suffix(op_type, a)}", a, b, b_view, c_shape, np.bool_)
+            a, b = cuda.as_gpu(a), cuda.as_gpu(b)
+            return _binary_cuda(f"{kernel}_{_suffix(op_type, a)}", a, b, a.shape, b_view, c_shape,
+                                np.bool_, source=CU)
         return run
 
 
@@ -371,7 +356,7 @@ def pow_cuda(*, exponent, broadcast, axis, axis_str, order):
         _check_operands("Pow", POW_NAMES, "f", x, e)
         x, e = cuda.float32_inputs("Pow", x, e)
         kernel = "pow_one_exponent" if e.size == 1 else "pow"  # NumPy's sqrt for a lone 0.5
-        return _binary_cuda(kernel, x, e, e_view, y_shape, np.float32)
+        return _binary_cuda(kernel, x, e, x.shape, e_view, y_shape, source=CU)
     return run
 
 

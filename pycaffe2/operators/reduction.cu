@@ -16,17 +16,6 @@
 
 #define SEARCH_BLOCK 256  // the host launches the *_blocks kernels with exactly this many threads
 
-// Offset of row-major index `index` over dims[ndim], with the given strides.
-__device__ long long strided_offset(long long index, const long long* dims,
-                                    const long long* strides, int ndim) {
-  long long offset = 0;
-  for (int d = ndim - 1; d >= 0; --d) {
-    offset += (index % dims[d]) * strides[d];
-    index /= dims[d];
-  }
-  return offset;
-}
-
 // A candidate maximum: its value and position r in the search (-1: none yet).
 // As np.max and np.argmax: NaN beats any number (the first NaN wins), then the
 // larger value, and among equals the first. This order is associative, so

@@ -15,7 +15,13 @@ import numpy as np
 from pycaffe2.executor.devices import cuda
 from pycaffe2.gradient.registry import gradient_op
 from pycaffe2.operators import register_cpu, register_cuda
-from pycaffe2.operators.arithmetic import _collapse, _device_ints, _reduce_cuda, _strides_over
+from pycaffe2.operators.arithmetic import (
+    _collapse,
+    _device_ints,
+    _reduce_cuda,
+    _reduction_layout,
+    _strides_over,
+)
 
 
 def _axes(op_type: str, x: np.ndarray, axes) -> tuple[int, ...]:
@@ -154,15 +160,8 @@ def _search_cuda(x, kept: tuple, y, index) -> None:
     n_out = math.prod(kept)
     if n_out == 0:
         return
-    dims, (x_strides, k_strides) = _collapse(x.shape, _strides_over(x.shape, x.shape),
-                                             _strides_over(kept, x.shape))
-    kept_dims = [i for i, s in enumerate(k_strides) if s != 0]
-    reduced = [i for i, s in enumerate(k_strides) if s == 0]
-    meta = _device_ints(tuple([dims[i] for i in kept_dims] + [x_strides[i] for i in kept_dims]
-                              + [dims[i] for i in reduced] + [x_strides[i] for i in reduced]))
-    n_red = math.prod(dims[i] for i in reduced)
-    args = (x, y, index, meta, np.int32(len(kept_dims)), np.int32(len(reduced)), np.int64(n_out),
-            np.int64(n_red))
+    meta, n_kept, n_reduced, n_red = _reduction_layout(x.shape, kept)
+    args = (x, y, index, meta, n_kept, n_reduced, np.int64(n_out), np.int64(n_red))
     kind = _SEARCH_KERNELS[x.dtype]
     if n_red <= 32 or n_out >= 65536:
         cuda.launch(CU, f"max_serial_{kind}", n_out, *args)
