@@ -94,7 +94,7 @@ def _run_plan(args, model) -> int:
     if args.iters is not None:
         runner.check_iters(args.iters)
     plan_run = PlanRun(model, iters=args.iters, quiet=args.quiet, checkpoint=args.checkpoint,
-                       save_every=args.save_every, resume=args.resume, seed=args.seed)
+                       save_every=args.save_every, resume=args.resume, seed=args.seed, device=args.device)
     start = time.perf_counter()
     results = plan_run.run()
     if args.fetch:

@@ -26,7 +26,7 @@ from pycaffe2.errors import PyCaffe2Error
 from pycaffe2.executor import Workspace
 from pycaffe2.executor.plan import PlanMonitor, StopPlan
 from pycaffe2.proto import caffe2_pb2
-from pycaffe2.runner import RunError, RunFailure, describe_missing_ops, missing_op_types
+from pycaffe2.runner import RunError, RunFailure, describe_missing_ops, missing_op_types, placed
 
 ITERATION_KEY = "pycaffe2/checkpoint_iteration"  # stored beside the state in a checkpoint
 
@@ -63,7 +63,7 @@ class PlanRun(PlanMonitor):
 
     def __init__(self, path_or_model, iters: int | None = None, quiet: bool = False,
                  checkpoint: str | None = None, save_every: int | None = None, resume: bool = False,
-                 seed: int | None = None, stream=None):
+                 seed: int | None = None, stream=None, device: str = "cpu"):
         self.model = path_or_model if isinstance(path_or_model, netfile.Model) else netfile.load_model(path_or_model)
         if self.model.plan is None:
             raise RunError("the model has no plan")
@@ -79,6 +79,9 @@ class PlanRun(PlanMonitor):
         missing = missing_op_types(self.nets.values())
         if missing:
             raise RunError(describe_missing_ops(missing))
+        for net in self.plan.network:
+            net.CopyFrom(placed(net, device))
+        self.nets = {net.name: net for net in self.plan.network}
         self.loop = main_loop(self.plan.execution_step)
         if iters is not None:
             if self.loop is None:

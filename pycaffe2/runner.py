@@ -142,10 +142,6 @@ class ModelRunner:
 
     def __init__(self, path_or_model, init=None, feeds=None, random_init: bool = False,
                  out_channels=None, seed: int | None = None, device: str = "cpu"):
-        if device not in DEVICES:
-            raise RunError(f"unknown device '{device}' (expected cpu or cuda)")
-        if device == "cuda":
-            raise RunError("device cuda is not available yet: pycaffe2 runs models on the CPU only")
         if out_channels and not random_init:
             raise RunError("out_channels (--out-channels) only applies with random_init (--random-init)")
         self.model = _as_model(path_or_model, init)
@@ -153,9 +149,9 @@ class ModelRunner:
         if missing:
             where = self.model.files.get("predict_net")
             raise RunError((f"{where}: " if where else "") + describe_missing_ops(missing))
-        self.predict_net = caffe2_pb2.NetDef()
-        self.predict_net.CopyFrom(self.model.predict_net)
+        self.predict_net = placed(self.model.predict_net, device)
         self.predict_net.name = self.predict_net.name or "predict_net"
+        self.init_net = None if self.model.init_net is None else placed(self.model.init_net, device)
         self.workspace = Workspace("pycaffe2_run", seed=seed)
         self.made_up: dict[str, np.ndarray] = {}
         self._run_init()
@@ -174,8 +170,8 @@ class ModelRunner:
             raise RunFailure(f"{where}: {exc}") from None
 
     def _run_init(self) -> None:
-        if self.model.init_net is not None:
-            self._stage("init_net", self.workspace.RunNetOnce, self.model.init_net)
+        if self.init_net is not None:
+            self._stage("init_net", self.workspace.RunNetOnce, self.init_net)
 
     def _feed(self, feeds: dict) -> None:
         needed = _needed_inputs(self.predict_net)
@@ -240,6 +236,28 @@ class ModelRunner:
             raise RunError(f"cannot fetch {_names(absent)}: no such blob after running net "
                            f"'{self.predict_net.name}'" + _hint(absent[0], blobs))
         return {name: self.workspace.FetchBlob(name) for name in names}
+
+
+def placed(net: caffe2_pb2.NetDef, device: str) -> caffe2_pb2.NetDef:
+    """A copy of `net` for `device`. For cuda, every op that names no device of its own
+    (nor has its net) and has a CUDA kernel runs on the GPU; the others (readers, the
+    iteration counter, Save) stay on the CPU, and the executor copies blobs between them."""
+    if device not in DEVICES:
+        raise RunError(f"unknown device '{device}' (expected cpu or cuda)")
+    copy = caffe2_pb2.NetDef()
+    copy.CopyFrom(net)
+    if device == "cpu" or copy.HasField("device_option"):
+        return copy
+    from pycaffe2.executor.devices import cuda
+    from pycaffe2.operators import CUDA_KERNELS, load_kernels
+    reason = cuda.unavailable_reason()
+    if reason is not None:
+        raise RunError(f"device cuda: CUDA is not available here: {reason}")
+    load_kernels()
+    for op in copy.op:
+        if not op.HasField("device_option") and op.type in CUDA_KERNELS:
+            op.device_option.device_type = caffe2_pb2.PROTO_CUDA
+    return copy
 
 
 def check_iters(iters: int) -> None:

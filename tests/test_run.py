@@ -165,7 +165,7 @@ def test_other_errors_give_one_line(tmp_path, capsys):
     assert err.startswith(f"pycaffe2 run: {NETS / 'mlp.yaml'}: Error running net mlp: op 0 (FC) failed")
     assert err.count("\n") == 1 and "Traceback" not in err
     for argv, message in [
-        (["--device", "cuda"], "device cuda is not available yet"),
+        (["--device", "cuda"], "device cuda: CUDA is not available here: "),
         (["--iters", "0"], "iters must be at least 1, got 0"),
         (["--fetch", "probe"], ("cannot fetch 'probe': no such blob after running net 'mlp' "
                                 "(did you mean 'prob'?)")),
