@@ -33,6 +33,8 @@ __global__ void fill_past_end(float* y, long long n) {
 __global__ void fill_even(float* y, long long n) {
   FOR_EACH(i, n) { if (i % 2 == 0) y[i] = 1.f; }
 }
+// A race: every thread of every block writes y[0].
+__global__ void last_writer(float* y) { y[0] = blockIdx.x * blockDim.x + threadIdx.x; }
 }
 """
 
@@ -106,3 +108,15 @@ def test_empty_arrays_refuse_what_pycuda_cannot_do_with_them(method, args):
     empty = emulator.gpuarray.empty((0, 3), np.float32)
     with pytest.raises(TypeError, match=f"cannot {method} an empty GPUArray"):
         getattr(empty, method)(*args)
+
+
+def test_the_reverse_order_shows_a_race(tmp_path, monkeypatch):
+    results = []
+    for order in ("forward", "reverse"):
+        monkeypatch.setenv("PYCAFFE2_CUDA_EMULATOR_ORDER", order)
+        module = emulator.EmulatedModule(SOURCE, cache_dir=tmp_path,
+                                         include_dirs=[str(emulator.cuda.OPERATORS_DIR)])
+        y = emulator.gpuarray.empty((1,), np.float32)
+        module.get_function("last_writer")(y, block=(32, 1, 1), grid=(3, 1))
+        results.append(float(y.get()[0]))
+    assert results == [95.0, 0.0]

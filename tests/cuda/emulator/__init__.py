@@ -199,7 +199,8 @@ class EmulatedModule:
             f" {{ emu::launch(&{n}, a, d); }}" for n in names)
         text = source + "\n" + exports + "\n"
         flags = ["-O2", "-std=c++17", "-shared", "-fPIC", "-fvisibility=hidden", "-ffp-contract=off",
-                 "-w", "-include", str(HEADER)] + [f"-I{d}" for d in include_dirs]
+                 "-w", "-include", str(HEADER)] + (
+            ["-DEMU_REVERSE"] if os.environ.get("PYCAFFE2_CUDA_EMULATOR_ORDER") == "reverse" else []) + [f"-I{d}" for d in include_dirs]
         digest = hashlib.sha256("\0".join(
             [text, HEADER.read_text(), *flags,
              *(p.read_text() for d in include_dirs for p in sorted(Path(d).glob("*.cuh")))]).encode())

@@ -92,10 +92,23 @@ inline void* start_stack(char* stack) {
 extern "C" char __start_emu_shared[] __attribute__((weak, visibility("hidden")));
 extern "C" char __stop_emu_shared[] __attribute__((weak, visibility("hidden")));
 
+// The i-th of n blocks, or of n threads in a round, to run. Any order is one a GPU may
+// use; PYCAFFE2_CUDA_EMULATOR_ORDER=reverse (-DEMU_REVERSE) turns both around, so a
+// kernel whose results hang on the order (a race) shows as a change.
+inline unsigned in_order(unsigned i, unsigned n) {
+#ifdef EMU_REVERSE
+  return n - 1 - i;
+#else
+  (void)n;
+  return i;
+#endif
+}
+
 // Runs body(data) as every thread of every block (blocks one after another).
 inline void run_grid(dim3 grid, dim3 block, void (*kernel_body)(void*), void* data) {
   static std::vector<std::vector<char>> stacks;
   const unsigned threads = block.x * block.y * block.z;
+  const unsigned blocks = grid.x * grid.y * grid.z;
   if (stacks.size() < threads) stacks.resize(threads);
   for (auto& stack : stacks) stack.resize(STACK_BYTES);
   std::vector<Fiber> fibers(threads);
@@ -103,26 +116,26 @@ inline void run_grid(dim3 grid, dim3 block, void (*kernel_body)(void*), void* da
   body_data = data;
   grid_dim = grid;
   block_dim = block;
-  for (unsigned bz = 0; bz < grid.z; ++bz)
-    for (unsigned by = 0; by < grid.y; ++by)
-      for (unsigned bx = 0; bx < grid.x; ++bx) {
-        block_index = {bx, by, bz};
-        if (__start_emu_shared) std::fill(__start_emu_shared, __stop_emu_shared, char(0xFF));
-        for (unsigned t = 0; t < threads; ++t) {
-          fibers[t].index = {t % block.x, (t / block.x) % block.y, t / (block.x * block.y)};
-          fibers[t].done = false;
-          fibers[t].sp = start_stack(stacks[t].data());
-        }
-        for (bool live = true; live;) {  // one round: every live fiber to its next barrier
-          live = false;
-          for (auto& fiber : fibers) {
-            if (fiber.done) continue;
-            current = &fiber;
-            emu_switch(&scheduler_sp, fiber.sp);
-            live = live || !fiber.done;
-          }
-        }
+  for (unsigned b = 0; b < blocks; ++b) {
+    const unsigned linear = in_order(b, blocks);
+    block_index = {linear % grid.x, (linear / grid.x) % grid.y, linear / (grid.x * grid.y)};
+    if (__start_emu_shared) std::fill(__start_emu_shared, __stop_emu_shared, char(0xFF));
+    for (unsigned t = 0; t < threads; ++t) {
+      fibers[t].index = {t % block.x, (t / block.x) % block.y, t / (block.x * block.y)};
+      fibers[t].done = false;
+      fibers[t].sp = start_stack(stacks[t].data());
+    }
+    for (bool live = true; live;) {  // one round: every live fiber to its next barrier
+      live = false;
+      for (unsigned t = 0; t < threads; ++t) {
+        Fiber& fiber = fibers[in_order(t, threads)];
+        if (fiber.done) continue;
+        current = &fiber;
+        emu_switch(&scheduler_sp, fiber.sp);
+        live = live || !fiber.done;
       }
+    }
+  }
 }
 
 inline void syncthreads() { emu_switch(&current->sp, scheduler_sp); }
