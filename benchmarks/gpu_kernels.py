@@ -198,22 +198,26 @@ def main() -> int:
                      if nbytes else "")
         print(f"{name:<14} {ours * 1e3:8.3f} ms  torch {theirs * 1e3:8.3f} ms  ratio {ours / theirs:5.2f}  "
               f"{bandwidth}")
-    if "LeNet".startswith(args.only) or args.only in "LeNetStep":
-        model, feeds, reference = lenet_case(torch, max(64 // k, 1))
-        missing = missing_kernels(model.param_init_net.Proto()) + missing_kernels(model.net.Proto())
-        if missing:
-            print(f"{'LeNetStep':<14} skipped: no CUDA kernel for {', '.join(sorted(set(missing)))}")
-            return 0
-        workspace = Workspace("lenet")
-        workspace.RunNetOnce(model.param_init_net.Proto())
-        for blob, value in feeds.items():
-            workspace.FeedBlob(blob, value, device_option=CUDA)
-        workspace.CreateNet(model.net.Proto())
-        name = model.net.Proto().name
-        ours = timed(lambda: workspace.RunNet(name), args.repeat, sync)
-        theirs = timed(reference, args.repeat, sync)
-        print(f"{'LeNetStep':<14} {ours * 1e3:8.3f} ms  torch {theirs * 1e3:8.3f} ms  ratio {ours / theirs:5.2f}")
+    if args.only in "LeNetStep":
+        run_lenet_step(torch, max(64 // k, 1), args.repeat, sync)
     return 0
+
+
+def run_lenet_step(torch, batch, repeat, sync) -> None:
+    model, feeds, reference = lenet_case(torch, batch)
+    missing = missing_kernels(model.param_init_net.Proto()) + missing_kernels(model.net.Proto())
+    if missing:
+        print(f"{'LeNetStep':<14} skipped: no CUDA kernel for {', '.join(sorted(set(missing)))}")
+        return
+    workspace = Workspace("lenet")
+    workspace.RunNetOnce(model.param_init_net.Proto())
+    for blob, value in feeds.items():
+        workspace.FeedBlob(blob, value, device_option=CUDA)
+    workspace.CreateNet(model.net.Proto())
+    name = model.net.Proto().name
+    ours = timed(lambda: workspace.RunNet(name), repeat, sync)
+    theirs = timed(reference, repeat, sync)
+    print(f"{'LeNetStep':<14} {ours * 1e3:8.3f} ms  torch {theirs * 1e3:8.3f} ms  ratio {ours / theirs:5.2f}")
 
 
 if __name__ == "__main__":
