@@ -362,15 +362,8 @@ gradient_op("SigmoidCrossEntropyWithLogits", "GO0 I0 I1")
 
 
 # CUDA launchers (loss.cu). Labels are checked on a host copy with the CPU's
-# checks, then read by the kernels as int32. NULL stands for an absent input.
-NULL = cuda.NULL
+# checks, then read by the kernels as int32. cuda.NULL stands for an absent input.
 ONE_BLOCK = {"block": (cuda.ROW_THREADS, 1, 1), "grid": (1, 1)}  # the scalar kernels
-
-
-def _host(value) -> np.ndarray:
-    if not cuda.is_gpu_array(value):
-        return value
-    return value.get() if value.size else np.empty(value.shape, value.dtype)
 
 
 def _labels_on_gpu(labels, checked: np.ndarray):
@@ -384,14 +377,14 @@ def _zeros(shape):
     return cuda.as_gpu(np.zeros(shape, np.float32)) if math.prod(shape) else cuda.empty(shape)
 
 def _softmax_target_args(labels, n: int, d: int, label_prob: bool):
-    """(labels, targets) kernel args, one of them NULL, after the CPU's checks."""
+    """(labels, targets) kernel args, one of them cuda.NULL, after the CPU's checks."""
     shape_only = np.broadcast_to(np.float32(0), (n, d))  # the checks read only its shape
-    checked = _softmax_targets(_host(labels), shape_only, label_prob)
+    checked = _softmax_targets(cuda.copy_to_cpu(labels), shape_only, label_prob)
     if n * d == 0:
-        return NULL, NULL
+        return cuda.NULL, cuda.NULL
     if label_prob:
-        return NULL, cuda.float32_inputs("SoftmaxWithLoss", labels)[0]
-    return _labels_on_gpu(labels, checked), NULL
+        return cuda.NULL, cuda.float32_inputs("SoftmaxWithLoss", labels)[0]
+    return _labels_on_gpu(labels, checked), cuda.NULL
 
 
 @register_cuda("SoftmaxWithLoss")
@@ -403,7 +396,7 @@ def softmax_with_loss_cuda(logits, labels, weights=None, *, scale, label_prob, a
     p = cuda.empty_like(logits)
     if logits.size == 0:
         return p, _zeros(())
-    weight_arg = weights[0] if weights else NULL
+    weight_arg = weights[0] if weights else cuda.NULL
     losses, loss = cuda.empty((n,)), cuda.empty(())
     cuda.launch_rows("loss.cu", "softmax_with_loss_rows", n, logits, label_arg, target_arg,
                 weight_arg, p, losses, np.int64(n), np.int64(d))
@@ -425,7 +418,7 @@ def softmax_with_loss_gradient_cuda(logits, labels, third, fourth, fifth=None, *
     dx = cuda.empty_like(p)
     if p.size == 0:
         return dx
-    weight_arg = weight_sum_arg = NULL
+    weight_arg = weight_sum_arg = cuda.NULL
     if weights:
         weight_sum = cuda.empty((1,))
         cuda.function("loss.cu", "sum_all")(weights[0], weight_sum, np.int64(n),
@@ -441,7 +434,7 @@ def softmax_with_loss_gradient_cuda(logits, labels, third, fourth, fifth=None, *
 def label_cross_entropy_cuda(x, label):
     n, d = _batch(x)
     _check_label_shape(label, n, 1)
-    checked = _class_labels(_host(label), n, d, "label")
+    checked = _class_labels(cuda.copy_to_cpu(label), n, d, "label")
     (x,) = cuda.float32_inputs("LabelCrossEntropy", x)
     y = cuda.empty((n,))
     if n:  # then d > 0: the label check needs a class
@@ -454,7 +447,7 @@ def label_cross_entropy_cuda(x, label):
 def label_cross_entropy_gradient_cuda(x, label, dy):
     n, d = _batch(x)
     _check_label_shape(label, n, 1)
-    checked = _class_labels(_host(label), n, d, "label")
+    checked = _class_labels(cuda.copy_to_cpu(label), n, d, "label")
     _per_example_grad(dy, n)
     x, dy = cuda.float32_inputs("LabelCrossEntropyGradient", x, dy)
     dx = cuda.empty_like(x)
@@ -510,7 +503,7 @@ def squared_l2_distance_gradient_cuda(x, y, dz):
 @register_cuda("Accuracy")
 def accuracy_cuda(predictions, labels, *, top_k):
     n, d = _accuracy_batch(predictions, labels)
-    checked = _class_labels(_host(labels), n, d)
+    checked = _class_labels(cuda.copy_to_cpu(labels), n, d)
     (predictions,) = cuda.float32_inputs("Accuracy", predictions)
     if n == 0:
         return _zeros(())
@@ -523,7 +516,7 @@ def accuracy_cuda(predictions, labels, *, top_k):
 
 @register_cuda("CrossEntropy")
 def cross_entropy_cuda(x, label):
-    n, d = _soft_label_batch(x, _host(label))
+    n, d = _soft_label_batch(x, cuda.copy_to_cpu(label))
     x, label = cuda.float32_inputs("CrossEntropy", x, label)
     if d == 0:  # also n == 0: nothing to read
         return _zeros((n,))
@@ -534,7 +527,7 @@ def cross_entropy_cuda(x, label):
 
 @register_cuda("CrossEntropyGradient")
 def cross_entropy_gradient_cuda(x, label, dy):
-    n, d = _soft_label_batch(x, _host(label))
+    n, d = _soft_label_batch(x, cuda.copy_to_cpu(label))
     _per_example_grad(dy, n)
     x, label, dy = cuda.float32_inputs("CrossEntropyGradient", x, label, dy)
     dx = cuda.empty_like(x)
@@ -558,7 +551,7 @@ def sigmoid_cross_entropy_with_logits_cuda(*, log_D_trick, unjoined_lr_loss):
         rows, inner = _rows_and_inner(logits)
         y = cuda.empty(logits.shape[:-1])
         if rows:  # inner == 0 reads nothing: the mean of no elements is NaN, as NumPy's
-            x_arg, t_arg = (logits, targets) if inner else (NULL, NULL)
+            x_arg, t_arg = (logits, targets) if inner else (cuda.NULL, cuda.NULL)
             cuda.launch_rows("loss.cu", "sigmoid_xent_rows", rows, x_arg, t_arg, y, code,
                              np.int64(rows), np.int64(inner))
         return y

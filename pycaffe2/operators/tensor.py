@@ -18,6 +18,7 @@ import numpy as np
 from pycaffe2.executor.devices import cuda
 from pycaffe2.gradient.registry import GradientError, gradient_op, register_gradient
 from pycaffe2.operators import register_cpu, register_cuda
+from pycaffe2.operators.arithmetic import _collapse, _device_ints
 from pycaffe2.proto import caffe2_pb2
 from pycaffe2.schema.inference.tensor import ORDER_CHANNEL_AXIS, reshaped_dims, slice_bounds
 from pycaffe2.tensor import dtype_of
@@ -568,28 +569,15 @@ def _strides(dims) -> list[int]:
     return [math.prod(dims[d + 1:]) for d in range(len(dims))]
 
 
-def _merged(dims, *strides) -> list[tuple]:
-    """(dim, stride...) rows without size-1 dims, neighbours merged where every stride
-    list walks them as one dim: less index arithmetic per element."""
-    rows = []
-    for row in zip(dims, *strides):
-        if row[0] == 1:
-            continue
-        if rows and all(outer == inner * row[0] for outer, inner in zip(rows[-1][1:], row[1:])):
-            rows[-1] = (rows[-1][0] * row[0], *row[1:])
-        else:
-            rows.append(row)
-    return rows or [(1,) + (0,) * len(strides)]
-
-
 def _move(op_type: str, x, y, dims, x_strides, y_strides, x_base=0, y_base=0) -> None:
     """y[y_base + k . y_strides] = x[x_base + k . x_strides] for every index k over dims."""
     count = math.prod(dims)
     if count == 0:
         return
-    meta = np.array(list(zip(*_merged(dims, x_strides, y_strides))), np.int64)
-    cuda.launch("tensor.cu", f"move_{_code(op_type, x)}", count, x, y, cuda.as_gpu(meta.reshape(-1)),
-                np.int32(meta.shape[1]), np.int64(x_base), np.int64(y_base), np.int64(count))
+    dims, (x_strides, y_strides) = _collapse(dims, x_strides, y_strides)
+    meta = _device_ints(tuple(dims + x_strides + y_strides))
+    cuda.launch("tensor.cu", f"move_{_code(op_type, x)}", count, x, y, meta, np.int32(len(dims)),
+                np.int64(x_base), np.int64(y_base), np.int64(count))
 
 
 def _permuted(op_type: str, x, dims, axes):
