@@ -189,14 +189,17 @@ class Net:
         references = [BlobReference(name, self) for name in op.output]
         return references[0] if len(references) == 1 else tuple(references)
 
-    def AddGradientOperators(self, ys, skip: int = 0, block=()) -> dict:
+    def AddGradientOperators(self, ys, skip: int = 0, block=(), params=None) -> dict:
         """Append the backward pass of `ys` (see pycaffe2.gradient) and return
-        {blob: gradient blob}. `block` holds BlockGradients rules."""
+        {blob: gradient blob}. `block` holds BlockGradients rules; `params` names
+        the parameters (names or glob patterns), which only_update needs."""
         if isinstance(ys, dict):
             ys = {str(y): (None if g is None else str(g)) for y, g in ys.items()}
         else:
             ys = _as_list(ys)
-        grad_ops, grad_map = GetBackwardPass(self._net.op[skip:], ys, block=block)
+        if params is not None and not callable(params):
+            params = _as_list(params)
+        grad_ops, grad_map = GetBackwardPass(self._net.op[skip:], ys, block=block, params=params)
         self._net.op.extend(grad_ops)
         return {BlobReference(blob, self): BlobReference(grad, self) for blob, grad in grad_map.items()}
 

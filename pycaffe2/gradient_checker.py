@@ -45,7 +45,9 @@ def _promoted(value, promote: bool):
     return array.astype(np.float64) if promote and array.dtype == np.float32 else array
 
 
-def _central_differences(loss, x: np.ndarray, stepsize: float) -> np.ndarray:
+def central_differences(loss, x: np.ndarray, stepsize: float) -> np.ndarray:
+    """d loss() / d x by central differences; `loss` reads `x`, which is moved in place
+    one element at a time and restored."""
     estimate = np.zeros(x.shape, np.float64)
     for index in np.ndindex(x.shape):
         original = x[index]
@@ -82,7 +84,7 @@ def check_op_gradient(op: caffe2_pb2.OperatorDef, inputs: list, input_to_check: 
     grad_ops, g_input = GetGradientForOp(op, g_output)
     workspace.RunOperatorsOnce(grad_ops)
     analytic = workspace.FetchBlob(g_input[input_to_check])
-    numeric = _central_differences(loss, values[input_to_check], stepsize)
+    numeric = central_differences(loss, values[input_to_check], stepsize)
     return _report(op.input[input_to_check], analytic, numeric, threshold)
 
 
@@ -112,7 +114,7 @@ def check_net_gradient(net: caffe2_pb2.NetDef, outputs_with_grad, input_values: 
     workspace.RunOperatorsOnce(grad_ops)
     reports = []
     for name in inputs_to_check:
-        numeric = _central_differences(loss, values[name], stepsize)
+        numeric = central_differences(loss, values[name], stepsize)
         if grad_map.get(name) is None:
             analytic = np.zeros_like(numeric)  # blocked or unreached: must be zero numerically
         else:

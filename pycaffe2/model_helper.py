@@ -167,14 +167,16 @@ class ModelHelper:
         if duplicates:
             raise ValueError(f"Model {self.name}: duplicate params {duplicates}")
 
-    def AddGradientOperators(self, *args, **kwargs) -> dict:
+    def AddGradientOperators(self, ys, skip: int = 0, block=(), params=None) -> dict:
         """Append the backward pass to `net` (arguments as core.Net.AddGradientOperators,
-        `block=` included), set `param_to_grad` and return the whole {blob: gradient} map."""
+        `block=` included; `params=` defaults to the model's params), set `param_to_grad`
+        and return the whole {blob: gradient} map."""
         if self.gradient_ops_added:
             raise RuntimeError("You cannot run AddGradientOperators twice.")
         self.Validate()
+        params = [str(p) for p in self.params] if params is None else params
         self.gradient_ops_added = True
-        self.grad_map = self.net.AddGradientOperators(*args, **kwargs)
+        self.grad_map = self.net.AddGradientOperators(ys, skip, block, params)
         self.param_to_grad = self.get_param_to_grad(self.params)
         return self.grad_map
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 import numpy as np
 
 from pycaffe2.executor import Workspace
+from pycaffe2.gradient_checker import central_differences
 from pycaffe2.proto import caffe2_pb2
 from pycaffe2.schema import get_schema
 from pycaffe2.schema.args import make_argument
@@ -92,22 +93,15 @@ def numeric_gradient(op_type: str, inputs: list, wrt: int, output_grads: list, a
     """
     inputs = [np.asarray(v, dtype=np.float64) if np.asarray(v).dtype.kind == "f" else v for v in inputs]
 
-    def objective(x):
-        trial = list(inputs)
-        trial[wrt] = x
+    trial = list(inputs)
+    trial[wrt] = np.array(inputs[wrt])  # moved in place by central_differences
+
+    def objective():
         outputs = run_op(op_type, trial, args, num_outputs)
         return sum(float(np.sum(y.astype(np.float64) * g))
                    for y, g in zip(outputs, output_grads) if g is not None)
 
-    x = inputs[wrt]
-    gradient = np.zeros_like(x)
-    for index in np.ndindex(x.shape):
-        shifted = x.copy()
-        shifted[index] += delta
-        up = objective(shifted)
-        shifted[index] -= 2 * delta
-        gradient[index] = (up - objective(shifted)) / (2 * delta)
-    return gradient
+    return central_differences(objective, trial[wrt], delta)
 
 
 def check_gradient_op(forward_type: str, inputs: list, gradient_type: str, gradient_inputs: list,

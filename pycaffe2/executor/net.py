@@ -20,7 +20,7 @@ from pycaffe2.schema.bind import bind_args
 from pycaffe2.schema.checker import CONCURRENT_NET_TYPES, check_net
 
 # Problems the checker finds that only matter once blobs have values.
-_RUN_TIME_KINDS = ("shape", "undefined-blob", "dag-write", "external-output")
+_RUN_TIME_KINDS = ("undefined-blob", "dag-write", "external-output")
 
 
 class NetError(PyCaffe2Error):

@@ -6,7 +6,8 @@ name. Ops are then visited in reverse. An op gets gradient ops only when one
 of its outputs has a gradient and one of its input edges can carry a
 gradient somewhere useful: not through a NO_GRADIENT op, not into a blocked
 parameter (see blocking.py), not into a branch that leads only to blocked
-parameters. A blob version read by several ops collects one gradient from
+parameters. Which blobs are parameters is never guessed: `params=` names them,
+and rules that act on parameters only (only_update) refuse to work without it. A blob version read by several ops collects one gradient from
 each; the first keeps `<blob>_grad`, the others are renamed
 `_<blob>_grad_autosplit_<k>`, and a Sum op adds them up once the earliest
 reader has been visited. A gradient op that reads a forward blob at a version
@@ -21,7 +22,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 
-from pycaffe2.gradient.blocking import BlockGradients
+from pycaffe2.gradient.blocking import BlockGradients, name_matcher
 from pycaffe2.gradient.registry import GradientError, make_gradient
 from pycaffe2.proto import caffe2_pb2
 from pycaffe2.schema import get_schema
@@ -57,27 +58,37 @@ class ForwardSSA:
         return ", ".join(f"v{v} by op {i} ({self.ops[i].type})" for v, i in writes)
 
 
-def GetBackwardPass(ops, ys, block=()):
+def GetBackwardPass(ops, ys, block=(), params=None):
     """(gradient ops, {blob: gradient blob}) for `ys` (a list of blobs seeded
-    with ones, or a dict blob -> given gradient blob or None)."""
+    with ones, or a dict blob -> given gradient blob or None). `block` holds
+    BlockGradients rules; `params` names the parameters (names, glob patterns
+    or a predicate), which rules such as only_update act on."""
     ops, ys = list(ops), (dict(ys) if isinstance(ys, dict) else {y: None for y in ys})
     rules = list(block)
+    needing = [rule for rule in rules if rule.params_only]
+    if needing and params is None:
+        raise GradientError(
+            f"{len(needing)} blocking rule(s) act on parameters only (first: {needing[0]!r}), but no "
+            "parameters are known: pass params=[names or glob patterns] to AddGradientOperators or "
+            "GetBackwardPass (ModelHelper.AddGradientOperators passes model.params)")
+    is_param = name_matcher(params if params is not None else ())
     groups: dict[tuple, list[str]] = defaultdict(list)
     for y in ys:
         groups[tuple(i for i, rule in enumerate(rules) if rule.holds_for(y))].append(y)
     if len(groups) == 1:
         (rule_ids, group_ys), = groups.items()
-        return _Pass(ops, {y: ys[y] for y in group_ys}, [rules[i] for i in rule_ids], "").build()
-    return _merge_groups(ops, ys, rules, groups)
+        return _Pass(ops, {y: ys[y] for y in group_ys}, [rules[i] for i in rule_ids], "",
+                     is_param).build()
+    return _merge_groups(ops, ys, rules, groups, is_param)
 
 
-def _merge_groups(ops, ys, rules, groups):
+def _merge_groups(ops, ys, rules, groups, is_param):
     """One pass per group of losses with the same rules; their gradients summed."""
     all_ops, per_blob = [], defaultdict(list)
     for rule_ids, group_ys in groups.items():
         tag = f"_{group_ys[0]}"
         pass_ops, grads = _Pass(ops, {y: ys[y] for y in group_ys}, [rules[i] for i in rule_ids],
-                                tag).build()
+                                tag, is_param).build()
         all_ops.extend(pass_ops)
         for blob, grad in grads.items():
             per_blob[blob].append((grad, tag))
@@ -111,9 +122,9 @@ def _sum_op(inputs: list[str], output: str, near_ops) -> caffe2_pb2.OperatorDef:
 class _Pass:
     """One backward pass over `ops` for `ys` under fixed blocking rules."""
 
-    def __init__(self, ops, ys: dict, rules: list[BlockGradients], suffix: str):
+    def __init__(self, ops, ys: dict, rules: list[BlockGradients], suffix: str, is_param):
         self.ssa = ForwardSSA(ops)
-        self.ys, self.rules, self.suffix = ys, rules, suffix
+        self.ys, self.rules, self.suffix, self.is_param = ys, rules, suffix, is_param
         self.grad_ops: list[caffe2_pb2.OperatorDef] = []
         self.contributions: dict[Version, list[tuple[str, bool]]] = defaultdict(list)
         self.grads: dict[Version, str] = {}
@@ -125,7 +136,8 @@ class _Pass:
     def _edge_blocked(self, index: int, position: int) -> bool:
         op, key = self.ssa.ops[index], self.ssa.inputs[index][position]
         is_leaf = key not in self.ssa.writers
-        return any(rule.blocks(index, op, key[0], is_leaf) for rule in self.rules)
+        is_param = bool(self.is_param(key[0]))
+        return any(rule.blocks(index, op, key[0], is_leaf, is_param) for rule in self.rules)
 
     def _useful_versions(self) -> dict[Version, bool]:
         """Which blob versions' gradients are worth computing. As in Caffe2, every

@@ -5,9 +5,11 @@ explanation head (explanation/*), a region reg/* that reuses the code weights
 on the explanation output under stop-gradient, and two losses: loss_a
 compares the heads, loss_b compares the code head with the region's output.
 loss_a may update only gln/*, loss_b only code/*, and nothing updates weights
-through reg/*. The reference is the net a TensorFlow user would write by hand: the
-region reads private copies of the code weights, and each gradient is the
-finite-difference derivative of exactly the loss allowed to reach it.
+through reg/*; the input X is data and keeps its gradient from both losses.
+The reference is the net a TensorFlow user would write by hand: the region
+reads private copies of the code weights, and each gradient is the
+finite-difference derivative of exactly the losses allowed to reach it.
+(test_parameter_groups.py holds the three-loss version of this net.)
 """
 import numpy as np
 import pytest
@@ -15,6 +17,7 @@ import pytest
 from pycaffe2 import core
 from pycaffe2.executor import Workspace
 from pycaffe2.gradient import BlockGradients, GetBackwardPass, only_update
+from pycaffe2.gradient_checker import central_differences
 
 GROUPS = ("gln/*", "code/*", "explanation/*")
 RULES = [only_update("gln/*", losses=["loss_a"]),
@@ -45,7 +48,8 @@ def values():
     return {name: rng.standard_normal(shape) * 0.7 for name, shape in shapes.items()}
 
 
-def numeric_derivative(net, inputs, loss, blob, step=1e-5):
+def numeric_derivative(net, inputs, losses, blob, step=1e-5):
+    """d(sum of `losses`)/d `blob` of `net` fed `inputs`, by central differences."""
     workspace = Workspace("reference")
     inputs = {name: value.copy() for name, value in inputs.items()}
 
@@ -53,24 +57,16 @@ def numeric_derivative(net, inputs, loss, blob, step=1e-5):
         for name, value in inputs.items():
             workspace.FeedBlob(name, value)
         workspace.RunNetOnce(net.Proto())
-        return float(workspace.FetchBlob(loss))
+        return sum(float(workspace.FetchBlob(loss)) for loss in losses)
 
-    gradient = np.zeros_like(inputs[blob])
-    for index in np.ndindex(gradient.shape):
-        original = inputs[blob][index]
-        inputs[blob][index] = original + step
-        up = evaluate()
-        inputs[blob][index] = original - step
-        gradient[index] = (up - evaluate()) / (2 * step)
-        inputs[blob][index] = original
-    return gradient
+    return central_differences(evaluate, inputs[blob], step)
 
 
 def run_blocked(rules):
     net = build()
     forward_ops = [op.SerializeToString() for op in net.Proto().op]
     seeds = {"loss_a": "loss_a_seed", "loss_b": "loss_b_seed"}
-    grad_ops, grad_map = GetBackwardPass(net.Proto().op, seeds, block=rules)
+    grad_ops, grad_map = GetBackwardPass(net.Proto().op, seeds, block=rules, params=list(GROUPS))
     workspace = Workspace("blocked")
     for name, value in values().items():
         workspace.FeedBlob(name, value)
@@ -91,16 +87,21 @@ def test_each_group_gets_exactly_its_losses_derivative(blocked_run):
     reference = build(region_weights=("code/W_copy", "code/b_copy"))
     inputs = values()
     inputs.update({"code/W_copy": inputs["code/W"], "code/b_copy": inputs["code/b"]})
-    for blob, loss in [("gln/W", "loss_a"), ("gln/b", "loss_a"), ("code/W", "loss_b"), ("code/b", "loss_b")]:
-        expected = numeric_derivative(reference, inputs, loss, blob)
+    allowed = [("gln/W", ["loss_a"]), ("gln/b", ["loss_a"]), ("code/W", ["loss_b"]), ("code/b", ["loss_b"]),
+               ("X", ["loss_a", "loss_b"])]
+    for blob, losses in allowed:
+        expected = numeric_derivative(reference, inputs, losses, blob)
         np.testing.assert_allclose(workspace.FetchBlob(grad_map[blob]), expected, rtol=1e-5, atol=1e-7,
                                    err_msg=blob)
         assert grad_map[blob] == f"{blob}_grad"
 
 
-def test_blocked_groups_and_inputs_get_no_gradient(blocked_run):
-    _, _, _, grad_map, _ = blocked_run
-    assert not {"explanation/W", "explanation/b", "X"} & set(grad_map)
+def test_blocked_group_gets_no_gradient_and_the_data_input_gets_both_losses(blocked_run):
+    _, _, _, grad_map, workspace = blocked_run
+    assert not {"explanation/W", "explanation/b"} & set(grad_map)
+    inputs = values()
+    only_a = numeric_derivative(build(), inputs, ["loss_a"], "X")
+    assert np.abs(workspace.FetchBlob(grad_map["X"]) - only_a).max() > 1e-3  # loss_b reaches X too
 
 
 def test_no_forward_op_is_added_or_copied(blocked_run):
@@ -109,10 +110,12 @@ def test_no_forward_op_is_added_or_copied(blocked_run):
     assert all(op.is_gradient_op for op in grad_ops)
 
 
-def test_branches_leading_only_to_blocked_parameters_get_no_gradient_ops(blocked_run):
-    _, _, grad_ops, _, _ = blocked_run
-    # Only loss_a may reach the trunk, so one FCGradient reads X. The region's FC leads only to
-    # blocked weights and to e, whose every way on is blocked for loss_b: no gradient ops at all.
+def test_branches_leading_only_to_blocked_blobs_get_no_gradient_ops():
+    # With X named by a rule too, only loss_a may reach the trunk, so one FCGradient reads X. The
+    # region's FC leads only to blocked weights and to e, whose every way on is blocked for loss_b:
+    # no gradient ops at all.
+    *_, grad_ops, grad_map, _ = run_blocked(RULES + [BlockGradients("X")])
+    assert "X" not in grad_map
     assert sum(1 for op in grad_ops if op.type == "FCGradient" and op.input[0] == "X") == 1
     assert not any(op.type in ("FCGradient", "SigmoidGradient") and op.input[0] in ("e", "reg/r")
                    for op in grad_ops)
