@@ -75,6 +75,10 @@ def Blobs() -> list[str]:
     return C().Blobs()
 
 
+def Nets() -> list[str]:
+    return C().Nets()
+
+
 def CreateNet(net, overwrite: bool = False, input_blobs=None) -> bool:
     return C().CreateNet(_proto(net), overwrite, input_blobs)
 

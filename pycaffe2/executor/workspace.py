@@ -64,10 +64,15 @@ class Workspace:
         if net.name in self.nets and not overwrite:
             raise PyCaffe2Error(f"I respectfully refuse to overwrite an existing net of the same "
                                 f"name \"{net.name}\", unless you explicitly specify overwrite=True.")
-        for name in list(input_blobs or ()) + list(net.external_input):
+        inputs = list(input_blobs or ()) + list(net.external_input)
+        compiled = compile_net(net, known_blobs=set(self.Blobs()) | set(inputs), rng=self.rng)
+        for name in inputs:  # only once the net is accepted: a refused net leaves no trace
             self.CreateBlob(name)
-        self.nets[net.name] = compile_net(net, known_blobs=self.Blobs(), rng=self.rng)
+        self.nets[net.name] = compiled
         return True
+
+    def Nets(self) -> list[str]:
+        return sorted(self.nets)
 
     def RunNet(self, name, num_iter: int = 1, allow_fail: bool = False) -> bool:
         net_name = name.name if isinstance(name, caffe2_pb2.NetDef) else str(name)

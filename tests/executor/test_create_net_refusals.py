@@ -1,0 +1,96 @@
+"""CreateNet refuses what `validate` refuses, unless the problem needs blob values.
+
+A rule on an op's args and input/output counts holds whatever the inputs are,
+so a net breaking it never gets as far as RunNet (where it used to fail with an
+IndexError deep in a kernel). Shape problems that need the values fed at run
+time still wait for the run.
+"""
+import numpy as np
+import pytest
+
+from pycaffe2.executor import NetError, OpFailure, Workspace
+from pycaffe2.proto import caffe2_pb2
+from pycaffe2.schema.checker import check_net
+from pycaffe2.testing import make_op
+
+# family -> (op type, inputs, outputs, args, text of the problem): at least one per op family.
+STATIC_PROBLEMS = {
+    "normalization (SpatialBN)": ("SpatialBN", ["X", "scale", "bias", "mean", "var"],
+                                  ["Y", "mean", "var", "saved_mean", "saved_var"], {"is_test": 1},
+                                  "is_test=1 takes 1 output (Y), got 5"),
+    "normalization (GroupNorm)": ("GroupNorm", ["X", "gamma", "beta"], ["Y"], {"is_test": 0},
+                                  "training (is_test=0) takes 3 outputs"),
+    "normalization (LayerNorm)": ("LayerNorm", ["X", "gamma", "beta"], ["Y", "mean", "std"], {},
+                                  "elementwise_affine=0 takes 1 input(s), got 3"),
+    "arithmetic": ("Add", ["A", "B"], ["C"], {"broadcast": 1, "axis": 0, "axis_str": "C"},
+                   "give axis (0) or axis_str ('C'), not both"),
+    "elementwise": ("Pow", ["X", "E"], ["Y"], {"exponent": 2.0},
+                    "give the exponent as the arg or as input 1; got both"),
+    "fill": ("ConstantFill", ["X"], ["Y"], {"shape": [2], "value": 1.0},
+             "give the shape [2] or an input, not both"),
+    "fill (values)": ("GivenTensorFill", [], ["Y"], {"shape": [2], "values": [1.0, 2.0, 3.0]},
+                      "3 values cannot fill shape [2]"),
+    "tensor (Reshape)": ("Reshape", ["X", "new_shape"], ["Y", "old_shape"], {"shape": [2, 3]},
+                         "the new shape comes from input 1; do not also give `shape`"),
+    "tensor (Slice)": ("Slice", ["X"], ["Y"], {"starts": [0, 1], "ends": [1]},
+                       "starts [0, 1] and ends [1] differ in length"),
+    "tensor (Cast)": ("Cast", ["X"], ["Y"], {"to": 99}, "99 is not a data type a tensor can hold"),
+    "conv": ("ConvGradient", ["X", "filter", "dY"], ["dfilter", "dbias", "dX"], {"no_bias": 1, "kernel": 3},
+             "with no_bias=1 the outputs are dfilter and dX, got 3"),
+    "linalg": ("FC", ["X", "W"], ["Y"], {}, "takes 3 inputs (X, W, b), got 2"),
+    "loss": ("LabelCrossEntropy", ["X"], ["Y"], {}, "takes 2 inputs (X, label), got 1"),
+    "activation": ("Elu", ["X"], ["Y"], {"alpha": "x"}, "arg 'alpha' must be float"),
+    "nn": ("Dropout", ["X"], ["Y", "mask"], {"ratio": 2.0}, "arg 'ratio': value 2.0 is out of range"),
+    "reduction": ("ReduceSum", ["X", "Z"], ["Y"], {}, "takes 1 input (data), got 2"),
+    "training": ("Iter", ["iter"], ["iter2"], {}, "output 0 (iter) must be the same blob as input 0"),
+    "io": ("Save", ["X"], [], {}, "required arg 'db_type' is missing"),
+}
+
+
+def net_of(op_type, inputs, outputs, args, name="bad"):
+    return caffe2_pb2.NetDef(name=name, external_input=inputs, op=[make_op(op_type, inputs, outputs, args)])
+
+
+@pytest.mark.parametrize("family", sorted(STATIC_PROBLEMS))
+def test_create_net_refuses_what_validate_refuses(family):
+    *op, text = STATIC_PROBLEMS[family]
+    net = net_of(*op)
+    messages = [problem.message for problem in check_net(net)]
+    assert any(text in message for message in messages), messages  # validate refuses it
+    workspace = Workspace("refusals")
+    workspace.FeedBlob("kept", np.arange(3.0))
+    with pytest.raises(NetError, match="op 0") as refused:
+        workspace.CreateNet(net)
+    assert text in str(refused.value)
+    assert workspace.Nets() == [] and workspace.Blobs() == ["kept"]  # nothing half-made
+
+
+def test_spatial_bn_with_five_outputs_in_test_mode_never_runs():
+    net = net_of(*STATIC_PROBLEMS["normalization (SpatialBN)"][:4])
+    workspace = Workspace("spatial_bn")
+    for name, shape in zip(net.external_input, [(2, 3, 4, 4), (3,), (3,), (3,), (3,)]):
+        workspace.FeedBlob(name, np.ones(shape, np.float32))
+    with pytest.raises(NetError, match=r"op 0 \(SpatialBN\).*is_test=1 takes 1 output"):
+        workspace.RunNetOnce(net)
+
+
+def test_shapes_the_net_itself_fixes_are_checked_at_creation():
+    """A fill's shape comes from its args, so a mismatch downstream needs no fed values."""
+    net = caffe2_pb2.NetDef(name="filled", external_input=["X"], op=[
+        make_op("ConstantFill", [], ["W"], {"shape": [4, 6], "value": 1.0}),
+        make_op("ConstantFill", [], ["b"], {"shape": [4], "value": 0.0}),
+        make_op("FC", ["X", "W", "b"], ["Y"])])
+    Workspace("ok").CreateNet(net)  # X unknown: nothing to find yet
+    net.op.insert(0, make_op("ConstantFill", [], ["X"], {"shape": [2, 5], "value": 1.0}))
+    with pytest.raises(NetError, match=r"op 3 \(FC\)"):
+        Workspace("filled").CreateNet(net)
+
+
+def test_shape_problems_in_fed_values_wait_for_the_run():
+    net = net_of("FC", ["X", "W", "b"], ["Y"], {})
+    workspace = Workspace("fed")
+    workspace.CreateNet(net)
+    for name, shape in (("X", (2, 5)), ("W", (4, 6)), ("b", (4,))):
+        workspace.FeedBlob(name, np.ones(shape, np.float32))
+    with pytest.raises(OpFailure, match=r"op 0 \(FC\)"):
+        workspace.RunNet("bad")
