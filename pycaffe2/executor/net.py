@@ -19,7 +19,9 @@ from pycaffe2.schema import get_schema
 from pycaffe2.schema.bind import bind_args
 from pycaffe2.schema.checker import CONCURRENT_NET_TYPES, check_net
 
-# Problems the checker finds that only matter once blobs have values.
+# Problems the checker finds that may vanish once blobs are fed (or that a runner tolerates):
+# every other problem, shape problems included, holds whatever the workspace holds, because
+# compile_net knows no fed shapes, only those the net's own fills fix.
 _RUN_TIME_KINDS = ("undefined-blob", "dag-write", "external-output")
 
 
