@@ -7,8 +7,9 @@ of its outputs has a gradient and one of its input edges can carry a
 gradient somewhere useful: not through a NO_GRADIENT op, not into a blocked
 parameter (see blocking.py), not into a branch that leads only to blocked
 parameters. Which blobs are parameters is never guessed: `params=` names them,
-and rules that act on parameters only (only_update) refuse to work without it. A blob version read by several ops collects one gradient from
-each; the first keeps `<blob>_grad`, the others are renamed
+and rules that act on parameters only (only_update) refuse to work without it.
+A blob version read by several ops collects one gradient from each; the first
+keeps `<blob>_grad`, the others are renamed
 `_<blob>_grad_autosplit_<k>`, and a Sum op adds them up once the earliest
 reader has been visited. A gradient op that reads a forward blob at a version
 a later in-place op overwrote is refused, naming the blob and the versions.

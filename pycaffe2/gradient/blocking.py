@@ -53,8 +53,11 @@ class _AllBut:
 
     allowed: BlobSelector
 
+    def __post_init__(self):
+        object.__setattr__(self, "_allowed", name_matcher(self.allowed))
+
     def __call__(self, name: str) -> bool:
-        return not name_matcher(self.allowed)(name)
+        return not self._allowed(name)
 
     def __repr__(self) -> str:
         return f"all but {self.allowed!r}"
