@@ -16,6 +16,7 @@ from pycaffe2.gradient_checker import central_differences
 from pycaffe2.proto import caffe2_pb2
 from pycaffe2.schema import get_schema
 from pycaffe2.schema.args import make_argument
+from pycaffe2.schema.bind import TensorInfo, infer_op
 
 
 def make_op(op_type: str, inputs, outputs, args=None) -> caffe2_pb2.OperatorDef:
@@ -72,6 +73,7 @@ def check_reference(op_type: str, inputs: list, reference, args=None, num_output
     got = run_op(op_type, inputs, args, num_outputs)
     expected = reference(*inputs, **args)
     assert_outputs_close(got, expected, atol, rtol)
+    assert_inference_agrees(op_type, inputs, args, got)
     if check_inplace:
         schema = get_schema(op_type)
         for i, o in sorted(schema.inplace_allowed):
@@ -82,6 +84,21 @@ def check_reference(op_type: str, inputs: list, reference, args=None, num_output
                 inplace = run_op(op_type, inputs, args, input_names=in_names, output_names=out_names)
                 assert_outputs_close(inplace, expected, atol, rtol)
     return got
+
+
+def assert_inference_agrees(op_type: str, inputs: list, args, outputs: list) -> None:
+    """The schema's shape and type inference, given the inputs' shapes and dtypes,
+    predicts the shape and dtype of every output the kernel produced (or says unknown)."""
+    op = make_op(op_type, [f"in{i}" for i in range(len(inputs))], [f"out{i}" for i in range(len(outputs))],
+                 args)
+    infos = [TensorInfo(value.shape, value.dtype.name) if isinstance(value, np.ndarray) else None
+             for value in inputs]
+    for index, (info, value) in enumerate(zip(infer_op(op, infos), outputs)):
+        if info is None or not isinstance(value, np.ndarray):
+            continue
+        assert (tuple(info.shape), info.dtype) == (value.shape, value.dtype.name), (
+            f"{op_type} output {index}: inference says {info.describe()}, "
+            f"the kernel gave {list(value.shape)} {value.dtype.name}")
 
 
 def numeric_gradient(op_type: str, inputs: list, wrt: int, output_grads: list, args=None,
@@ -112,6 +129,7 @@ def check_gradient_op(forward_type: str, inputs: list, gradient_type: str, gradi
     forward input index. Returns the gradient op's outputs."""
     count = max(max(wrt) + 1, get_schema(gradient_type).num_outputs.min)
     got = run_op(gradient_type, gradient_inputs, args, num_outputs=count)
+    assert_inference_agrees(gradient_type, gradient_inputs, args or {}, got)
     for out_index, in_index in wrt.items():
         expected = numeric_gradient(forward_type, inputs, in_index, output_grads, args, num_outputs)
         np.testing.assert_allclose(got[out_index], expected, atol=atol, rtol=rtol,
