@@ -158,8 +158,14 @@ def hard_sigmoid_gradient(y, dy, *, alpha):
 
 
 # Gradient makers. Ops meant to run in place read Y, not X (CAFFE2_FACTS 3).
-for _type in ("Relu", "LeakyRelu", "Sigmoid", "Tanh", "Elu", "Selu", "Softplus", "HardSigmoid"):
-    gradient_op(_type, "O0 GO0")
+gradient_op("Relu", "O0 GO0")
+gradient_op("LeakyRelu", "O0 GO0")
+gradient_op("Sigmoid", "O0 GO0")
+gradient_op("Tanh", "O0 GO0")
+gradient_op("Elu", "O0 GO0")
+gradient_op("Selu", "O0 GO0")
+gradient_op("Softplus", "O0 GO0")
+gradient_op("HardSigmoid", "O0 GO0")
 gradient_op("PRelu", "O0 GO0 I0 I1", "GI0 GI1")
 gradient_op("Softsign", "I0 GO0")
 gradient_op("Swish", "I0 O0 GO0")

@@ -211,7 +211,7 @@ def mean(*xs):
 
 
 @register_gradient("Sum")
-def _(g):
+def make_sum_gradient(g):
     # No op: every input's gradient is the output's (SetDense pass-through, as Caffe2).
     for i in range(len(g.op.input)):
         g.SetDense(i, g.GO(0))
@@ -219,7 +219,7 @@ def _(g):
 
 
 @register_gradient("Mean")
-def _(g):
+def make_mean_gradient(g):
     return [g.Op("MeanGradient", [g.GO(0)], [g.GI(i) for i in range(len(g.op.input))])]
 
 
@@ -239,7 +239,7 @@ def min_(*xs):
 
 
 @register_gradient("Max", "Min")
-def _(g):
+def make_max_min_gradient(g):
     n = len(g.op.input)
     inputs = [g.O(0), g.GO(0)] + [g.I(i) for i in range(n)]
     return [g.Op(g.op.type + "Gradient", inputs, [g.GI(i) for i in range(n)])]

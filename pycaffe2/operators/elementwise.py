@@ -57,7 +57,7 @@ def log(x):
 
 
 @register_gradient("Log")
-def _(g):  # dX = dY / X
+def make_log_gradient(g):  # dX = dY / X
     return [g.Op("Div", [g.GO(0), g.I(0)], [g.GI(0)])]
 
 
@@ -68,7 +68,7 @@ def sqrt(x):
 
 
 @register_gradient("Sqrt")
-def _(g):  # dX = 0.5 * dY / Y
+def make_sqrt_gradient(g):  # dX = 0.5 * dY / Y
     return [g.Op("Scale", [g.GO(0)], [g.GI(0)], scale=0.5),
             g.Op("Div", [g.GI(0), g.O(0)], [g.GI(0)])]
 
@@ -105,7 +105,7 @@ def sqr(x):
 
 
 @register_gradient("Sqr")
-def _(g):  # dX = 2 * dY * X; unlike Caffe2, dY itself is not scaled in place
+def make_sqr_gradient(g):  # dX = 2 * dY * X; unlike Caffe2, dY itself is not scaled in place
     return [g.Op("Scale", [g.GO(0)], [g.GI(0)], scale=2.0),
             g.Op("Mul", [g.GI(0), g.I(0)], [g.GI(0)])]
 
@@ -223,7 +223,7 @@ def pow_(*, exponent, broadcast, axis, axis_str, order):
 
 
 @register_gradient("Pow")
-def _(g):
+def make_pow_gradient(g):
     exponent = g.arg("exponent")
     if exponent is None:
         return _pow_tensor_gradient(g)

@@ -111,7 +111,7 @@ def matmul(*, axis_a, axis_b, trans_a, trans_b):
 
 
 @register_gradient("MatMul")
-def _(g):
+def make_matmul_gradient(g):
     """With Y = op(A) op(B) and G = dY read as [M, N] (flattened at axis 1):
     dA = G op(B)^T, or op(B) G^T when A is stored transposed; dB = op(A)^T G,
     or G^T op(A) when B is stored transposed. Each product takes its input's
@@ -167,7 +167,7 @@ def batch_matmul(*, trans_a, trans_b, broadcast):
 
 
 @register_gradient("BatchMatMul")
-def _(g):
+def make_batch_matmul_gradient(g):
     """As MatMul's, batch by batch. Not with broadcast=1 (nor in Caffe2): its
     gradients would need sums over broadcast batch dims and 1-D promotion undone."""
     if g.arg("broadcast"):

@@ -172,7 +172,7 @@ def spatial_bn(*, is_test, epsilon, momentum, order, num_batches):
 
 
 @register_gradient("SpatialBN")
-def _(g):
+def make_spatial_bn_gradient(g):
     """Caffe2's inputs by mode: test mode reads the running statistics, training the
     saved ones. With num_batches > 1 dscale and dbias are not computed here: they
     must already be in <scale>_grad and <bias>_grad when the gradient op runs (the
@@ -296,7 +296,7 @@ def instance_norm(x, scale, bias, *, epsilon, order):
 
 
 @register_gradient("InstanceNorm")
-def _(g):
+def make_instance_norm_gradient(g):
     saved = [g.O(i) for i in range(1, len(g.op.output))]  # any not saved are recomputed
     return [g.Op("InstanceNormGradient", [g.I(0), g.I(1), g.I(2), g.GO(0), *saved],
                  [g.GI(0), g.GI(1), g.GI(2)])]
@@ -329,7 +329,7 @@ def group_norm(x, gamma, beta, *, group, epsilon, order):
 
 
 @register_gradient("GroupNorm")
-def _(g):
+def make_group_norm_gradient(g):
     if len(g.op.output) < 3:
         raise GradientError("GroupNorm: its gradient needs the mean and inv_std outputs "
                             "(run it with is_test=0 and 3 outputs)")
@@ -398,7 +398,7 @@ def layer_norm(x, *affine, axis, epsilon, elementwise_affine):
 
 
 @register_gradient("LayerNorm")
-def _(g):
+def make_layer_norm_gradient(g):
     inputs = [g.GO(0), g.O(0), g.O(1), g.O(2), g.I(0)]
     if g.arg("elementwise_affine"):
         return [g.Op("LayerNormGradient", [*inputs, g.I(1)], [g.GI(0), g.GI(1), g.GI(2)])]

@@ -99,8 +99,9 @@ def reduce_max_gradient(dy, x, y, *, axes):
     return np.where(x == y, dy, dy.dtype.type(0))
 
 
-for _type in ("ReduceSum", "ReduceMean", "ReduceMax"):
-    gradient_op(_type, "GO0 I0 O0")
+gradient_op("ReduceSum", "GO0 I0 O0")
+gradient_op("ReduceMean", "GO0 I0 O0")
+gradient_op("ReduceMax", "GO0 I0 O0")
 
 
 def _arg_axis(x, axis: int) -> int:

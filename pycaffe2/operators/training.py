@@ -168,7 +168,7 @@ def weighted_sum(*inputs):
 
 
 @register_gradient("WeightedSum")
-def _(g):
+def make_weighted_sum_gradient(g):
     """dX_i for every pair; the weights' gradients only with grad_on_w=1 (Caffe2)."""
     pairs = range(0, len(g.op.input), 2)
     outputs = [g.GI(i) for i in pairs] + ([g.GI(i + 1) for i in pairs] if g.arg("grad_on_w") else [])
