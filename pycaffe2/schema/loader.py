@@ -16,7 +16,7 @@ import yaml
 from pycaffe2 import _yaml
 from pycaffe2.errors import SchemaError
 from pycaffe2.schema.args import ARG_FIELDS, convert
-from pycaffe2.schema.opschema import ArgSpec, Count, OpSchema, TensorSpec
+from pycaffe2.schema.opschema import PARAM_KINDS, ArgSpec, Count, OpSchema, TensorSpec
 
 OPS_DIR = Path(__file__).parent / "ops"
 COMMON_FILE = "_common.yaml"
@@ -29,6 +29,7 @@ _OP_KEYS = {"doc", "inputs", "outputs", "num_inputs", "num_outputs", "args", "ar
             "inplace", "inference", "devices", "gradient", "forward", "aliases"}
 _ARG_KEYS = {"type", "doc", "default", "required", "allowed", "min", "max", "exclusive_min"}
 _TENSOR_KEYS = {"name", "doc", "optional", "variadic"}
+_INPUT_KEYS = _TENSOR_KEYS | {"param"}
 
 
 class _Reader:
@@ -121,7 +122,7 @@ class _Reader:
                 item.line = specs.line if hasattr(specs, "line") else None
             if not isinstance(item, dict) or "name" not in item:
                 self.fail(f"each of '{kind}' needs a 'name'", node, op)
-            unknown = set(item) - _TENSOR_KEYS
+            unknown = set(item) - (_INPUT_KEYS if kind == "inputs" else _TENSOR_KEYS)
             if unknown:
                 self.fail(f"{kind} '{item['name']}': unknown key(s) {', '.join(sorted(unknown))}", item, op)
             if variadic:
@@ -129,9 +130,13 @@ class _Reader:
             if result and result[-1].optional and not item.get("optional"):
                 self.fail(f"{kind} '{item['name']}': a required entry cannot follow an optional one",
                           item, op)
+            param = item.get("param")
+            if param is not None and param not in PARAM_KINDS:
+                self.fail(f"{kind} '{item['name']}': 'param' must be one of {', '.join(PARAM_KINDS)}; "
+                          f"got {param!r}", item, op)
             variadic = bool(item.get("variadic"))
             result.append(TensorSpec(str(item["name"]), str(item.get("doc", "")),
-                                     bool(item.get("optional", False))))
+                                     bool(item.get("optional", False)), param))
         required = sum(not t.optional for t in result)
         return tuple(result), Count(required, None if variadic else len(result))
 
