@@ -8,10 +8,10 @@ bold and filled: a blob is a parameter when the net reads it before any op
 writes it and either the model's init net writes it or some op reads it at a
 parameter input, one its schema flags with a `param` kind other than
 `constant` (FC's W and b, Conv's filter and bias, SpatialBN's scale, bias,
-mean and var, ...). `minimal=True`
-draws only the ops, each blob becoming an edge from its writer to its readers
-labelled with its name. Node ids are generated (op0, b3), so blob and op names
-only ever appear inside escaped, quoted labels.
+mean and var, ...). `minimal=True` draws only the ops, each blob becoming an
+edge from its writer to its readers labelled with its name. Node ids are
+generated (op0, b3), so blob and op names only ever appear inside escaped,
+quoted labels.
 
 `render` writes .dot itself and calls `dot -Tsvg` / `-Tpng` for pictures;
 `graph_main` is `pycaffe2 graph FILE -o OUT [--minimal]`.

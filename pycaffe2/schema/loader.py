@@ -4,8 +4,9 @@ The format is documented in docs/schema_format.md. Each file holds one op
 family: optional `arg_groups` (named sets of args that several ops share) and
 `ops` (type -> schema). `_common.yaml` holds groups every family can use; its
 group `engine` (args Caffe2 engines read and the others ignore, such as
-`use_cudnn`) is accepted by every op. A malformed file raises SchemaError
-naming the file, line, op and fault.
+`use_cudnn`) is accepted by every op. An input's optional `param` names the
+kind of parameter an init net provides there (one of PARAM_KINDS). A malformed
+file raises SchemaError naming the file, line, op and fault.
 """
 from __future__ import annotations
 
