@@ -6,11 +6,12 @@ per version ("h", then "h (v2)"), so the picture stays acyclic. Gradient ops
 (`is_gradient_op`, or a type ending in Gradient/Grad) are grey. Parameters are
 bold and filled: a blob is a parameter when the net reads it before any op
 writes it and either the model's init net writes it or some op reads it at a
-weight input, one whose schema name is in WEIGHT_INPUTS (FC's W and b, Conv's
-filter and bias, SpatialBN's scale, bias, mean and var, ...). `minimal=True`
-draws only the ops, each blob becoming an edge from its writer to its readers
-labelled with its name. Node ids are generated (op0, b3), so blob and op names
-only ever appear inside escaped, quoted labels.
+parameter input, one its schema flags with a `param` kind other than
+`constant` (FC's W and b, Conv's filter and bias, SpatialBN's scale, bias,
+mean and var, ...). `minimal=True` draws only the ops, each blob becoming an
+edge from its writer to its readers labelled with its name. Node ids are
+generated (op0, b3), so blob and op names only ever appear inside escaped,
+quoted labels.
 
 `render` writes .dot itself and calls `dot -Tsvg` / `-Tpng` for pictures;
 `graph_main` is `pycaffe2 graph FILE -o OUT [--minimal]`.
@@ -25,10 +26,8 @@ from pycaffe2.errors import PyCaffe2Error
 from pycaffe2.proto import caffe2_pb2
 from pycaffe2.schema import get_schema
 from pycaffe2.schema.args import arg_value
+from pycaffe2.schema.opschema import PARAMETER_KINDS
 
-# Schema input names that hold learned or running state.
-WEIGHT_INPUTS = frozenset({"W", "b", "filter", "bias", "scale", "mean", "var",
-                           "gamma", "beta", "Slope", "param"})
 PICTURE_FORMATS = ("svg", "png")
 MAX_ARGS, MAX_LIST, MAX_TEXT = 6, 4, 24
 
@@ -101,14 +100,13 @@ def _as_netdef(net) -> caffe2_pb2.NetDef:
 
 
 def _weight_reads(net: caffe2_pb2.NetDef) -> set[str]:
-    """Blobs some op reads at a weight input (by its schema's input names)."""
+    """Blobs some op reads at a parameter input (by its schema's `param` flags)."""
     found = set()
     for op in net.op:
         schema = get_schema(op.type)
-        if schema is None or schema.is_gradient_op:
-            continue
-        found.update(name for i, name in enumerate(op.input)
-                     if i < len(schema.inputs) and schema.inputs[i].name in WEIGHT_INPUTS)
+        if schema is not None:
+            found.update(name for i, name in enumerate(op.input)
+                         if schema.input_param(i) in PARAMETER_KINDS)
     return found
 
 

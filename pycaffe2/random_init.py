@@ -2,9 +2,10 @@
 
 Real Caffe2 predict nets (SqueezeNet, tiny-YOLO, ...) are often published
 without the multi-megabyte init net. `made_up_weights` walks the net once,
-op by op, and gives every parameter input that nothing provides a random
-array of the shape its op needs there, derived from the op's args and the
-shape of the data reaching it. Only a layer's number of output channels is
+op by op, and gives every input that nothing provides and that the op's
+schema flags with `param` a random array of the flag's kind (weight, zero,
+positive, small) and of the shape its op needs there, derived from the op's
+args and the shape of the data reaching it. Only a layer's number of output channels is
 not in a predict net: `out_channels` picks it (a mapping from weight blob name
 to count, with `default` for the rest). Weights are scaled by fan-in so that
 deep nets keep finite, moderate activations.
@@ -22,54 +23,70 @@ from pycaffe2.schema import get_schema
 from pycaffe2.schema.bind import bind_args
 from pycaffe2.schema.inference.conv import channel_axis, window
 
-# A rule: (bound args, X's shape, output channels chooser) -> {input index: (shape, kind)}.
-# kind: "weight" (fan-in scaled Gaussian), "zero", "positive" (0.5..1.5), "small" (N(0, 0.1)).
-ParamRule = Callable[[dict, tuple, Callable[[], int]], dict]
-PARAM_RULES: dict[str, ParamRule] = {}
+# Which inputs are parameters, and what kind, is the schema's `param` flag; the
+# rules here only compute their shapes. A rule: (bound args, X's shape, output
+# channels chooser) -> {input index: shape}, keyed by the op's schema type.
+ShapeRule = Callable[[dict, tuple, Callable[[], int]], dict]
+SHAPE_RULES: dict[str, ShapeRule] = {}
 
 
-def param_rule(*op_types: str):
-    def register(function: ParamRule) -> ParamRule:
+def shape_rule(*op_types: str):
+    def register(function: ShapeRule) -> ShapeRule:
         for op_type in op_types:
-            PARAM_RULES[op_type] = function
+            SHAPE_RULES[op_type] = function
         return function
     return register
 
 
-@param_rule("Conv", "Conv1D", "Conv2D", "Conv3D")
+@shape_rule("Conv")
 def _conv(args, x_shape, channels):
     order, group = args["order"], args["group"]
     c = x_shape[channel_axis(len(x_shape), order)]
     kernel = window("Conv", args, x_shape).kernel
     m = channels()
     filter_shape = (m, c // group, *kernel) if order == "NCHW" else (m, *kernel, c // group)
-    return {1: (filter_shape, "weight"), 2: ((m,), "zero")}
+    return {1: filter_shape, 2: (m,)}
 
 
-@param_rule("FC")
+@shape_rule("FC")
 def _fc(args, x_shape, channels):
     k = int(np.prod(x_shape[args["axis"]:]))
     n = channels()
-    return {1: ((n, k), "weight"), 2: ((n,), "zero")}
+    return {1: (n, k), 2: (n,)}
 
 
-@param_rule("SpatialBN")
+@shape_rule("SpatialBN")
 def _spatial_bn(args, x_shape, channels):
     c = (x_shape[channel_axis(len(x_shape), args["order"])],)
-    return {1: (c, "positive"), 2: (c, "small"), 3: (c, "small"), 4: (c, "positive")}
+    return {1: c, 2: c, 3: c, 4: c}
 
 
-@param_rule("Add", "Sub", "Mul", "Div")
+@shape_rule("Add", "Sub", "Mul", "Div")
 def _broadcast_operand(args, x_shape, channels):
     if not args["broadcast"]:
-        return {1: (x_shape, "small")}
+        return {1: x_shape}
     axis = args["axis"] if args["axis"] >= 0 else len(x_shape) - 1
-    return {1: ((x_shape[axis],), "positive")}
+    return {1: (x_shape[axis],)}
 
 
-@param_rule("PRelu")
+@shape_rule("PRelu")
 def _prelu(args, x_shape, channels):
-    return {1: ((x_shape[channel_axis(len(x_shape), args["order"])],), "small")}
+    return {1: (x_shape[channel_axis(len(x_shape), args["order"])],)}
+
+
+def can_make_up(op_type: str, position: int) -> bool:
+    """Whether `made_up_weights` can fill input `position` of an op of this type."""
+    schema = get_schema(op_type)
+    return (schema is not None and schema.type in SHAPE_RULES
+            and schema.input_param(position) is not None)
+
+
+def _values_kind(kind: str, args: dict) -> str:
+    """The values drawn for a schema `param` kind; a `constant` operand is a
+    per-channel factor under broadcast, else noise of X's shape."""
+    if kind == "constant":
+        return "positive" if args["broadcast"] else "small"
+    return kind
 
 
 def _draw(shape, kind, rng) -> np.ndarray:
@@ -105,12 +122,14 @@ def made_up_weights(net: caffe2_pb2.NetDef, inputs: dict, out_channels=None, def
 
 
 def _params_for(index, op, missing, workspace, out_channels, default, rng) -> dict:
-    rule = PARAM_RULES.get(op.type)
-    if rule is None or 0 in missing:
+    unknown = [i for i in missing if not can_make_up(op.type, i)]
+    if unknown:
         raise PyCaffe2Error(f"op {index} ({op.type}): cannot make up input(s) "
-                            f"{', '.join(op.input[i] for i in missing)}: no rule for {op.type}")
-    args = bind_args(get_schema(op.type), op)
+                            f"{', '.join(op.input[i] for i in unknown)}: no rule for {op.type}")
+    schema = get_schema(op.type)
+    args = bind_args(schema, op)
     x_shape = workspace.FetchBlob(op.input[0]).shape
     first_weight = op.input[1] if len(op.input) > 1 else op.input[0]
-    specs = rule(args, x_shape, lambda: out_channels.get(first_weight, default))
-    return {op.input[i]: _draw(*specs[i], rng) for i in missing if i in specs}
+    shapes = SHAPE_RULES[schema.type](args, x_shape, lambda: out_channels.get(first_weight, default))
+    return {op.input[i]: _draw(shapes[i], _values_kind(schema.input_param(i), args), rng)
+            for i in missing}

@@ -24,7 +24,7 @@ from pycaffe2 import netfile
 from pycaffe2.errors import PyCaffe2Error
 from pycaffe2.executor import Workspace
 from pycaffe2.proto import caffe2_pb2
-from pycaffe2.random_init import PARAM_RULES, made_up_weights
+from pycaffe2.random_init import can_make_up, made_up_weights
 
 DEVICES = ("cpu", "cuda")
 
@@ -266,8 +266,9 @@ def check_iters(iters: int) -> None:
 
 
 def _is_data(net, op_index: int, position: int) -> bool:
-    """Whether a blob first read at (op, input position) is data rather than a weight."""
-    return position == 0 or net.op[op_index].type not in PARAM_RULES
+    """Whether a blob first read at (op, input position) is data rather than a weight
+    random init can make up (one its op's schema flags with `param`)."""
+    return not can_make_up(net.op[op_index].type, position)
 
 
 def run_model(path_or_model, init=None, feeds=None, fetch=None, random_init: bool = False,

@@ -24,8 +24,10 @@ def _tensor_lines(schema: OpSchema, kind: str) -> list[str]:
     count = schema.num_inputs if kind == "inputs" else schema.num_outputs
     lines = [f"{kind.capitalize()} ({count.describe()}):"]
     for index, spec in enumerate(specs):
-        optional = " (optional)" if spec.optional else ""
-        lines.append(f"  {index} {spec.name}{optional}: {spec.doc}")
+        facts = (["optional"] if spec.optional else []) + (
+            [f"param: {spec.param}"] if spec.param is not None else [])
+        notes = f" ({', '.join(facts)})" if facts else ""
+        lines.append(f"  {index} {spec.name}{notes}: {spec.doc}")
     return lines
 
 

@@ -4,8 +4,9 @@ The format is documented in docs/schema_format.md. Each file holds one op
 family: optional `arg_groups` (named sets of args that several ops share) and
 `ops` (type -> schema). `_common.yaml` holds groups every family can use; its
 group `engine` (args Caffe2 engines read and the others ignore, such as
-`use_cudnn`) is accepted by every op. A malformed file raises SchemaError
-naming the file, line, op and fault.
+`use_cudnn`) is accepted by every op. An input's optional `param` names the
+kind of parameter an init net provides there (one of PARAM_KINDS). A malformed
+file raises SchemaError naming the file, line, op and fault.
 """
 from __future__ import annotations
 
@@ -16,7 +17,7 @@ import yaml
 from pycaffe2 import _yaml
 from pycaffe2.errors import SchemaError
 from pycaffe2.schema.args import ARG_FIELDS, convert
-from pycaffe2.schema.opschema import ArgSpec, Count, OpSchema, TensorSpec
+from pycaffe2.schema.opschema import PARAM_KINDS, ArgSpec, Count, OpSchema, TensorSpec
 
 OPS_DIR = Path(__file__).parent / "ops"
 COMMON_FILE = "_common.yaml"
@@ -29,6 +30,7 @@ _OP_KEYS = {"doc", "inputs", "outputs", "num_inputs", "num_outputs", "args", "ar
             "inplace", "inference", "devices", "gradient", "forward", "aliases"}
 _ARG_KEYS = {"type", "doc", "default", "required", "allowed", "min", "max", "exclusive_min"}
 _TENSOR_KEYS = {"name", "doc", "optional", "variadic"}
+_INPUT_KEYS = _TENSOR_KEYS | {"param"}
 
 
 class _Reader:
@@ -121,7 +123,7 @@ class _Reader:
                 item.line = specs.line if hasattr(specs, "line") else None
             if not isinstance(item, dict) or "name" not in item:
                 self.fail(f"each of '{kind}' needs a 'name'", node, op)
-            unknown = set(item) - _TENSOR_KEYS
+            unknown = set(item) - (_INPUT_KEYS if kind == "inputs" else _TENSOR_KEYS)
             if unknown:
                 self.fail(f"{kind} '{item['name']}': unknown key(s) {', '.join(sorted(unknown))}", item, op)
             if variadic:
@@ -129,9 +131,13 @@ class _Reader:
             if result and result[-1].optional and not item.get("optional"):
                 self.fail(f"{kind} '{item['name']}': a required entry cannot follow an optional one",
                           item, op)
+            param = item.get("param")
+            if param is not None and param not in PARAM_KINDS:
+                self.fail(f"{kind} '{item['name']}': 'param' must be one of {', '.join(PARAM_KINDS)}; "
+                          f"got {param!r}", item, op)
             variadic = bool(item.get("variadic"))
             result.append(TensorSpec(str(item["name"]), str(item.get("doc", "")),
-                                     bool(item.get("optional", False))))
+                                     bool(item.get("optional", False)), param))
         required = sum(not t.optional for t in result)
         return tuple(result), Count(required, None if variadic else len(result))
 

@@ -3,6 +3,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+# Values of an input's `param` flag, meant in docs/schema_format.md: the kind of
+# array a model's init net provides there, which is also what random init makes up.
+PARAM_KINDS = ("weight", "zero", "positive", "small", "constant")
+# The kinds that make the input a parameter (learned or carried state); a
+# `constant` is an operand a model may merely hold fixed, such as Add's B.
+PARAMETER_KINDS = frozenset(PARAM_KINDS) - {"constant"}
+
 
 @dataclass(frozen=True)
 class Count:
@@ -67,6 +74,7 @@ class TensorSpec:
     name: str
     doc: str = ""
     optional: bool = False
+    param: str | None = None  # a key of PARAM_KINDS for inputs an init net may provide
 
 
 @dataclass(frozen=True)
@@ -98,6 +106,10 @@ class OpSchema:
 
     def output_name(self, i: int) -> str:
         return _nth_name(self.outputs, i, "output")
+
+    def input_param(self, i: int) -> str | None:
+        """The `param` kind of input i, None for data (and past the listed inputs)."""
+        return self.inputs[i].param if i < len(self.inputs) else None
 
     def inplace_ok(self, i: int, o: int) -> bool:
         return (i, o) in self.inplace_allowed or (i, o) in self.inplace_enforced
