@@ -12,10 +12,11 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parent.parent
+_WHAT = "caffe2_models (real Caffe2 model files)"
 if os.environ.get("PYCAFFE2_SHARED"):
-    SHARED, _WHERE = Path(os.environ["PYCAFFE2_SHARED"]), "$PYCAFFE2_SHARED/caffe2_models (real Caffe2 model files)"
+    SHARED, _WHERE = Path(os.environ["PYCAFFE2_SHARED"]), f"$PYCAFFE2_SHARED/{_WHAT}"
 else:
-    SHARED, _WHERE = REPO.parent / "shared", "../shared/caffe2_models (real Caffe2 model files) beside the checkout"
+    SHARED, _WHERE = REPO.parent / "shared", f"../shared/{_WHAT} beside the checkout"
 CAFFE2_MODELS = SHARED / "caffe2_models"
 CAFFE2_MODELS_MISSING = f"needs {_WHERE}: {CAFFE2_MODELS.absolute()} is missing"
 
@@ -28,9 +29,10 @@ def caffe2_models() -> Path:
 
 
 def real_pb_files():
-    """The real .pb files to parametrize over; without the folder, one skipped case that says it is missing."""
+    """The real .pb files to parametrize over; without their folder, one skipped case saying so."""
     if not CAFFE2_MODELS.is_dir():
-        return [pytest.param(None, id="caffe2_models-missing", marks=pytest.mark.skip(reason=CAFFE2_MODELS_MISSING))]
+        missing = pytest.mark.skip(reason=CAFFE2_MODELS_MISSING)
+        return [pytest.param(None, id="caffe2_models-missing", marks=missing)]
     return sorted(CAFFE2_MODELS.glob("*/*.pb"))
 
 
