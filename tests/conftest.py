@@ -1,4 +1,10 @@
-"""Shared fixtures: where the real Caffe2 model files are."""
+"""Shared fixtures: where the real Caffe2 model files are, and the gpu-marked tests' backend.
+
+The real model files live outside the repository, in the caffe2_models folder of
+the shared data folder: ../shared beside the checkout, or the folder the
+PYCAFFE2_SHARED environment variable names. Tests that need them skip, naming
+the missing folder, when it is not there.
+"""
 import os
 from functools import lru_cache
 from pathlib import Path
@@ -6,18 +12,28 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parent.parent
-CAFFE2_MODELS = REPO.parent / "shared" / "caffe2_models"
+_WHAT = "caffe2_models (real Caffe2 model files)"
+if os.environ.get("PYCAFFE2_SHARED"):
+    SHARED, _WHERE = Path(os.environ["PYCAFFE2_SHARED"]), f"$PYCAFFE2_SHARED/{_WHAT}"
+else:
+    SHARED, _WHERE = REPO.parent / "shared", f"../shared/{_WHAT} beside the checkout"
+CAFFE2_MODELS = SHARED / "caffe2_models"
+CAFFE2_MODELS_MISSING = f"needs {_WHERE}: {CAFFE2_MODELS.absolute()} is missing"
 
 
 @pytest.fixture
 def caffe2_models() -> Path:
     if not CAFFE2_MODELS.is_dir():
-        pytest.skip("../shared/caffe2_models is not beside this checkout")
+        pytest.skip(CAFFE2_MODELS_MISSING)
     return CAFFE2_MODELS
 
 
 def real_pb_files():
-    return sorted(CAFFE2_MODELS.glob("*/*.pb")) if CAFFE2_MODELS.is_dir() else []
+    """The real .pb files to parametrize over; without their folder, one skipped case saying so."""
+    if not CAFFE2_MODELS.is_dir():
+        missing = pytest.mark.skip(reason=CAFFE2_MODELS_MISSING)
+        return [pytest.param(None, id="caffe2_models-missing", marks=missing)]
+    return sorted(CAFFE2_MODELS.glob("*/*.pb"))
 
 
 @lru_cache(maxsize=1)

@@ -73,6 +73,7 @@ def steps(plan, *names, train_iters=None):
     return part
 
 
+@pytest.mark.slow
 def test_a_short_run_of_the_plan_lowers_the_loss(model, monkeypatch):
     monkeypatch.chdir(REPO)  # the DB paths are relative to the repository root
     workspace = Workspace()

@@ -48,6 +48,7 @@ def test_round_trip_between_all_formats(tmp_path, first, second):
     assert netfile.load_net(tmp_path / f"b{second}") == net
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("path", real_pb_files(), ids=lambda p: p.parent.name + "/" + p.name)
 def test_real_files_round_trip_pb_yaml_pb(tmp_path, path):
     net = netfile.load_net(path)
@@ -239,6 +240,7 @@ def test_random_text_as_yaml_and_pbtxt(tmp_path_factory, text):
             pass
 
 
+@pytest.mark.slow
 def test_huge_repeated_field_is_read_or_refused_cleanly(tmp_path):
     net = caffe2_pb2.NetDef(name="big", external_input=[f"b{i}" for i in range(200_000)])
     for suffix in (".pb", ".yaml"):

@@ -82,6 +82,7 @@ def test_lenet_feed_from_an_npz_member(caffe2_models, tmp_path):
         np.testing.assert_allclose(results["26"], run_model(folder, feeds={"1": _digit()})["26"])
 
 
+@pytest.mark.slow
 def test_super_resolution_pair_runs_on_the_input_its_init_net_holds(caffe2_models, tmp_path):
     folder = caffe2_models / "hmc_random_test"
     out = run_model(folder, fetch=["24", "27"])
@@ -103,6 +104,7 @@ def test_super_resolution_pair_runs_on_the_input_its_init_net_holds(caffe2_model
                                    rtol=1e-6, atol=1e-6)
 
 
+@pytest.mark.slow
 def test_squeezenet_predict_only_with_made_up_weights(caffe2_models, tmp_path, capsys):
     net = caffe2_models / "squeezenet_predict_only" / "squeeze_predict_net.pb"
     data = np.random.default_rng(3).standard_normal((2, 3, 224, 224)).astype(np.float32)

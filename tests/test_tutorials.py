@@ -34,6 +34,7 @@ def test_toy_regression_recovers_the_true_line():
     np.testing.assert_allclose(learned, [2.0, 1.5, 0.5], atol=0.15)
 
 
+@pytest.mark.slow
 def test_mnist_lenet_trains_and_tests_above_chance():
     """LeNet on the script's synthetic seven-segment digits (80 SGD steps of 64, lr 0.1,
     seeded init): the loss starts at about ln(10) = 2.30 (near-uniform softmax of Xavier

@@ -157,7 +157,8 @@ def hard_sigmoid_gradient(y, dy, *, alpha):
     return np.where((y > 0) & (y < 1), dy * dy.dtype.type(alpha), dy.dtype.type(0))
 
 
-# Gradient makers. Ops meant to run in place read Y, not X (CAFFE2_FACTS 3).
+# Gradient makers. As in Caffe2, ops meant to run in place take Y, not X, in their
+# gradients (in place, X is gone once Y is written).
 gradient_op("Relu", "O0 GO0")
 gradient_op("LeakyRelu", "O0 GO0")
 gradient_op("Sigmoid", "O0 GO0")

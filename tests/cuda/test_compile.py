@@ -5,6 +5,9 @@ from pathlib import Path
 
 import pytest
 
+# Slow: nvcc compiles every kernel source twice; left out by -m "not slow".
+pytestmark = pytest.mark.slow
+
 SOURCES = sorted((Path(__file__).resolve().parents[2] / "pycaffe2" / "operators").glob("*.cu"))
 NVCC = shutil.which("nvcc")
 

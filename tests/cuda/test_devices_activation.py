@@ -8,6 +8,9 @@ from pycaffe2.proto import caffe2_pb2
 from pycaffe2.testing import check_devices, run_op
 from tests.cuda import DEVICE_CHECKED
 
+# Slow on a machine without a GPU (the kernels run on the CPU emulation): left out by -m "not slow".
+pytestmark = pytest.mark.slow
+
 rng = np.random.default_rng(0)
 SHAPES = [(), (0, 3), (7,), (3, 5, 4), (300, 257)]  # the last: more than 64 blocks of 256
 SELU = {"alpha": 1.3, "scale": 0.9}

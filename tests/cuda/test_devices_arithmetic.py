@@ -7,6 +7,9 @@ import pytest
 from pycaffe2.testing import check_devices, run_op
 from tests.cuda import DEVICE_CHECKED
 
+# Slow on a machine without a GPU (the kernels run on the CPU emulation): left out by -m "not slow".
+pytestmark = pytest.mark.slow
+
 rng = np.random.default_rng(0)
 SHAPES = [(1,), (7,), (3, 5, 4), (1 << 20,), (1000, 1025)]
 BINARY = ["Add", "Sub", "Mul", "Div"]

@@ -9,6 +9,9 @@ from pycaffe2.proto import caffe2_pb2
 from pycaffe2.testing import check_devices, run_op
 from tests.cuda import DEVICE_CHECKED
 
+# Slow on a machine without a GPU (the kernels run on the CPU emulation): left out by -m "not slow".
+pytestmark = pytest.mark.slow
+
 rng = np.random.default_rng(0)
 SHAPES = [(1,), (7,), (3, 5, 4), (2, 3, 7, 11), (1 << 20,), (1000, 1025)]
 CLIP = {"min": -0.5, "max": 0.7}

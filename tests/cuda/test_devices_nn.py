@@ -7,6 +7,9 @@ from pycaffe2.proto import caffe2_pb2
 from pycaffe2.testing import check_devices, run_op
 from tests.cuda import DEVICE_CHECKED, many_rows
 
+# Slow on a machine without a GPU (the kernels run on the CPU emulation): left out by -m "not slow".
+pytestmark = pytest.mark.slow
+
 rng = np.random.default_rng(0)
 # Odd sizes, more rows than the emulator's grid has blocks, one huge row, and more rows
 # than a real grid has blocks (65535).

@@ -9,6 +9,9 @@ from pycaffe2.proto import caffe2_pb2
 from pycaffe2.testing import check_devices, run_op
 from tests.cuda import DEVICE_CHECKED, many_rows
 
+# Slow on a machine without a GPU (the kernels run on the CPU emulation): left out by -m "not slow".
+pytestmark = pytest.mark.slow
+
 CUDA = caffe2_pb2.DeviceOption(device_type=caffe2_pb2.PROTO_CUDA)
 BN_IN = ["X", "scale", "bias", "mean", "var"]
 BN_OUT = ["Y", "mean", "var", "saved_mean", "saved_inv_std"]  # running stats in place, as enforced

@@ -10,6 +10,9 @@ from pycaffe2.proto import caffe2_pb2
 from pycaffe2.testing import assert_outputs_close, check_devices, make_op, run_op
 from tests.cuda import DEVICE_CHECKED
 
+# Slow on a machine without a GPU (the kernels run on the CPU emulation): left out by -m "not slow".
+pytestmark = pytest.mark.slow
+
 load_kernels()
 rng = np.random.default_rng(0)
 

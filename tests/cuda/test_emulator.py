@@ -5,8 +5,9 @@ import pytest
 
 from tests.cuda import emulator
 
-pytestmark = pytest.mark.skipif(emulator.unavailable_reason() is not None,
-                                reason=str(emulator.unavailable_reason()))
+# Slow: each test builds kernels with g++ and runs them on the CPU emulation; left out by -m "not slow".
+pytestmark = [pytest.mark.slow, pytest.mark.skipif(emulator.unavailable_reason() is not None,
+                                                   reason=str(emulator.unavailable_reason()))]
 
 SOURCE = r"""
 #include "common.cuh"

@@ -9,6 +9,9 @@ from pycaffe2.plan_run import PlanRun
 from pycaffe2.proto import caffe2_pb2
 from pycaffe2.runner import ModelRunner, placed
 
+# Slow on a machine without a GPU (the kernels run on the CPU emulation): left out by -m "not slow".
+pytestmark = pytest.mark.slow
+
 NETS = Path(__file__).resolve().parents[2] / "nets"
 CUDA = caffe2_pb2.PROTO_CUDA
 

@@ -7,6 +7,9 @@ from pycaffe2.executor.devices import cuda
 from pycaffe2.proto import caffe2_pb2
 from pycaffe2.testing import make_op
 
+# Slow on a machine without a GPU (the kernels run on the CPU emulation): left out by -m "not slow".
+pytestmark = pytest.mark.slow
+
 CUDA = caffe2_pb2.DeviceOption(device_type=caffe2_pb2.PROTO_CUDA)
 
 

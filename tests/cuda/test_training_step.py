@@ -9,6 +9,9 @@ from pycaffe2.executor import Workspace
 from pycaffe2.executor.devices import cuda
 from pycaffe2.proto import caffe2_pb2
 
+# Slow on a machine without a GPU (the kernels run on the CPU emulation): left out by -m "not slow".
+pytestmark = pytest.mark.slow
+
 CPU = core.DeviceOption(caffe2_pb2.PROTO_CPU)
 CUDA = core.DeviceOption(caffe2_pb2.PROTO_CUDA)
 

@@ -1,4 +1,4 @@
-"""Real Caffe2 model files run end to end (../shared/caffe2_models).
+"""Real Caffe2 model files run end to end (caffe2_models in ../shared, or in $PYCAFFE2_SHARED).
 
 The two complete pairs run from their .pb files; the predict-only nets run
 with weights of the right shapes made up by pycaffe2.random_init.

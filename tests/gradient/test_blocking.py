@@ -1,6 +1,6 @@
 """Stop-gradient on chosen parameters: each loss trains only its own group.
 
-The acceptance net: a shared trunk (gln/*), a code head (code/*), an
+The net under test: a shared trunk (gln/*), a code head (code/*), an
 explanation head (explanation/*), a region reg/* that reuses the code weights
 on the explanation output under stop-gradient, and two losses: loss_a
 compares the heads, loss_b compares the code head with the region's output.

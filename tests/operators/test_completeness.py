@@ -23,7 +23,7 @@ def test_kernels_take_only_args_their_schema_declares():
 
 
 def test_kernel_signatures_give_no_arg_defaults():
-    """The schema supplies every default once, at CreateNet (STYLE.md)."""
+    """Kernel signatures give no arg defaults: the schema supplies every default once, at CreateNet."""
     with_defaults = []
     for op_type, kernel in load_kernels().items():
         for parameter in inspect.signature(kernel.function).parameters.values():

@@ -8,7 +8,7 @@ from pycaffe2.schema import all_schemas, closest_types, get_schema
 from pycaffe2.schema.inference import RULES
 from pycaffe2.schema.loader import OPS_DIR, load_schemas
 
-# The op set the executor issue lists: the contract every later piece builds on.
+# The core op set the executor, the gradient builder and the front end build on: each needs a schema.
 CONTRACT_OPS = ["StopGradient", "HardSigmoid", "HardSigmoidGradient", "ChannelStats", "ChannelBackpropStats", "SpatialBN", "SpatialBNGradient", "Relu", "LeakyRelu", "PRelu", "Sigmoid", "Tanh", "Elu", "Selu", "Softplus", "Softsign", "Swish", "Exp", "Log", "Sqrt", "Abs", "Neg", "Sqr", "Pow", "Clip", "Scale", "Not", "And", "Or", "EQ", "LT", "GT", "LE", "GE", "Where", "Add", "Sub", "Mul", "Div", "SumReduceLike", "Sum", "Mean", "Max", "Min", "FC", "FCTransposed", "MatMul", "BatchMatMul", "Reshape", "Flatten", "FlattenToVec", "Transpose", "Concat", "Split", "ChannelShuffle", "Slice", "Squeeze", "ExpandDims", "Copy", "Cast", "Gather", "Shape", "Tile", "ReduceSum", "ReduceMean", "ReduceMax", "ArgMax", "Alias", "EnsureCPUOutput", "Conv", "ConvTranspose", "MaxPool", "AveragePool", "LRN", "Dropout", "Softmax", "LogSoftmax", "InstanceNorm", "LayerNorm", "GroupNorm", "SoftmaxWithLoss", "LabelCrossEntropy", "CrossEntropy", "AveragedLoss", "SquaredL2Distance", "SigmoidCrossEntropyWithLogits", "Accuracy", "ConstantFill", "GaussianFill", "UniformFill", "XavierFill", "MSRAFill", "GivenTensorFill", "GivenTensorIntFill", "GivenTensorInt64Fill", "GivenTensorBoolFill", "GivenTensorStringFill", "RangeFill", "Iter", "AtomicIter", "LearningRate", "WeightedSum", "MomentumSGDUpdate", "Adagrad", "Adam"]
 
 
