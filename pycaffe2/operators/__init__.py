@@ -64,7 +64,7 @@ def register_cpu(*op_types: str, specialize: bool = False, args=None):
 
 def register_cuda(*op_types: str, specialize: bool = False, args=None):
     """Register a CUDA launcher: inputs are GPUArrays (or NumPy arrays it copies
-    over with devices.cuda.as_gpu), outputs GPUArrays."""
+    over with _cuda.as_gpu), outputs GPUArrays."""
     return _registrar(CUDA_KERNELS, "CUDA", op_types, specialize, args)
 
 

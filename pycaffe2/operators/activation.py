@@ -7,7 +7,7 @@ import math
 
 import numpy as np
 
-from pycaffe2.executor.devices import cuda
+from pycaffe2.operators import _cuda as cuda
 from pycaffe2.gradient.registry import gradient_op
 from pycaffe2.operators import register_cpu, register_cuda
 

@@ -22,7 +22,7 @@ import math
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
-from pycaffe2.executor.devices import cuda
+from pycaffe2.operators import _cuda as cuda
 from pycaffe2.gradient.registry import gradient_op, register_gradient
 from pycaffe2.operators import CONTEXT_PARAMS, register_cpu, register_cuda
 from pycaffe2.operators.linalg import gemm

@@ -19,7 +19,7 @@ from functools import partial
 
 import numpy as np
 
-from pycaffe2.executor.devices import cuda
+from pycaffe2.operators import _cuda as cuda
 from pycaffe2.gradient.registry import GradientError, register_gradient
 from pycaffe2.operators import register_cpu, register_cuda
 

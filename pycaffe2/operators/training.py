@@ -13,7 +13,7 @@ import threading
 
 import numpy as np
 
-from pycaffe2.executor.devices import cuda
+from pycaffe2.operators import _cuda as cuda
 from pycaffe2.gradient.registry import register_gradient
 from pycaffe2.operators import CPU_KERNELS, register_cpu, register_cuda
 

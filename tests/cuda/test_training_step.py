@@ -6,7 +6,7 @@ import pytest
 
 from pycaffe2 import brew, core, model_helper, optimizer
 from pycaffe2.executor import Workspace
-from pycaffe2.executor.devices import cuda
+from pycaffe2.devices import cuda
 from pycaffe2.proto import caffe2_pb2
 
 CPU = core.DeviceOption(caffe2_pb2.PROTO_CPU)
