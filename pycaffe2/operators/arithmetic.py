@@ -17,8 +17,7 @@ from functools import lru_cache
 import numpy as np
 
 from pycaffe2.operators import _cuda as cuda
-from pycaffe2.gradient.registry import gradient_op, register_gradient
-from pycaffe2.operators import register_cpu, register_cuda
+from pycaffe2.operators.registry import gradient_op, register_cpu, register_cuda, register_gradient
 from pycaffe2.schema.inference import OpView
 from pycaffe2.schema.inference.arithmetic import check_legacy, legacy_axis, numpy_broadcast
 

@@ -13,8 +13,6 @@ import math
 import numpy as np
 
 from pycaffe2.operators import _cuda as cuda
-from pycaffe2.gradient.registry import gradient_op
-from pycaffe2.operators import register_cpu, register_cuda
 from pycaffe2.operators.arithmetic import (
     _collapse,
     _device_ints,
@@ -22,6 +20,7 @@ from pycaffe2.operators.arithmetic import (
     _reduction_layout,
     _strides_over,
 )
+from pycaffe2.operators.registry import gradient_op, register_cpu, register_cuda
 
 
 def _axes(op_type: str, x: np.ndarray, axes) -> tuple[int, ...]:
