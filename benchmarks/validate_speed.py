@@ -25,7 +25,7 @@ import yaml
 from pycaffe2 import netfile
 from pycaffe2.proto import caffe2_pb2
 from pycaffe2.schema import all_schemas
-from pycaffe2.schema.checker import check_file, net_files
+from pycaffe2.validate import check_file, net_files
 
 ACTIVATIONS = ["Relu", "Sigmoid", "Tanh", "HardSigmoid", "Softsign", "Elu"]
 

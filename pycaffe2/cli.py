@@ -12,7 +12,7 @@ EXIT_OK, EXIT_INVALID, EXIT_USAGE = 0, 1, 2
 
 
 def cmd_validate(args) -> int:
-    from pycaffe2.schema.checker import check_file, net_files
+    from pycaffe2.validate import check_file, net_files
     files = net_files(args.files)
     problems = [p for path in files for p in check_file(path)]
     unreadable = any(p.kind == "file" for p in problems)

@@ -42,3 +42,7 @@ class SchemaError(LocatedError):
 
 class NetFileError(LocatedError):
     """A net or model file cannot be read or written."""
+
+
+class GradientError(PyCaffe2Error):
+    """A backward pass cannot be built."""

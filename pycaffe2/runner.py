@@ -248,7 +248,7 @@ def placed(net: caffe2_pb2.NetDef, device: str) -> caffe2_pb2.NetDef:
     copy.CopyFrom(net)
     if device == "cpu" or copy.HasField("device_option"):
         return copy
-    from pycaffe2.executor.devices import cuda
+    from pycaffe2.devices import cuda
     from pycaffe2.operators import CUDA_KERNELS, load_kernels
     reason = cuda.unavailable_reason()
     if reason is not None:

@@ -39,7 +39,7 @@ def real_pb_files():
 @lru_cache(maxsize=1)
 def _gpu_backend():
     """'cuda', 'emulated' (tests/cuda/emulator) or why neither works here."""
-    from pycaffe2.executor.devices import cuda
+    from pycaffe2.devices import cuda
     reason = cuda.unavailable_reason()
     if reason is None:
         return "cuda"
@@ -63,11 +63,14 @@ def pytest_collection_modifyitems(config, items):
 
 
 @pytest.fixture(autouse=True)
-def _emulated_cuda(request, monkeypatch):
+def _emulated_cuda(request):
     """A gpu-marked test runs on the emulator when there is no CUDA; others never do."""
     if "gpu" in request.keywords and _gpu_backend() == "emulated":
         from tests.cuda import emulator
-        emulator.emulate(monkeypatch)
+        with emulator.emulated():
+            yield
+    else:
+        yield
 
 
 def pytest_report_header(config):

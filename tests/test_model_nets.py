@@ -10,7 +10,7 @@ import pytest
 from numpy.lib.stride_tricks import sliding_window_view
 
 from pycaffe2 import netfile, workspace
-from pycaffe2.schema.checker import check_file
+from pycaffe2.validate import check_file
 
 ROOT = Path(__file__).resolve().parent.parent
 MODELS = ROOT / "nets" / "models"

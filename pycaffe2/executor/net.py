@@ -133,7 +133,7 @@ class CompiledNet:
     def run(self, blobs: dict) -> None:
         if not self.uses_cuda:
             return self._run(blobs)
-        from pycaffe2.executor.devices import cuda
+        from pycaffe2.devices import cuda
         if self.stream is None:
             self.stream = cuda.new_stream()
         with cuda.on_stream(self.stream):
@@ -183,7 +183,7 @@ def _run_dag(net: CompiledNet, blobs: dict) -> None:
     def run_step(index):
         if net.stream is None:
             return net.steps[index].run(blobs, net.name)
-        from pycaffe2.executor.devices import cuda
+        from pycaffe2.devices import cuda
         with cuda.on_stream(net.stream):  # the workers are threads of their own
             return net.steps[index].run(blobs, net.name)
 
@@ -262,7 +262,7 @@ def compile_net(net: caffe2_pb2.NetDef, known_blobs=(), kernels=None, rng=None) 
 
 
 def _cuda_problem(indices) -> list[str]:
-    from pycaffe2.executor.devices.cuda import unavailable_reason
+    from pycaffe2.devices.cuda import unavailable_reason
     reason = unavailable_reason()
     if reason is None:
         return []
@@ -270,7 +270,7 @@ def _cuda_problem(indices) -> list[str]:
 
 
 def _to_cpu(value):
-    from pycaffe2.executor.devices.cuda import is_gpu_array
+    from pycaffe2.devices.cuda import is_gpu_array
     return value.get() if is_gpu_array(value) else value
 
 

@@ -11,8 +11,8 @@ from __future__ import annotations
 import numpy as np
 
 from pycaffe2.errors import PyCaffe2Error
-from pycaffe2.executor.devices.cpu import CPUDevice
-from pycaffe2.executor.devices.cuda import CUDADevice, is_gpu_array
+from pycaffe2.devices import DEVICES
+from pycaffe2.devices.cuda import is_gpu_array
 from pycaffe2.executor.net import CompiledNet, compile_net
 from pycaffe2.proto import caffe2_pb2
 
@@ -23,7 +23,6 @@ class Workspace:
         self.blobs: dict[str, object] = {}
         self.empty: set[str] = set()  # created (e.g. as a net input) but never given a value
         self.nets: dict[str, CompiledNet] = {}
-        self.device = CPUDevice()
         self.rng = np.random.default_rng(seed)
 
     # blobs
@@ -32,7 +31,7 @@ class Workspace:
             from pycaffe2.tensor import tensor_to_array
             value = tensor_to_array(value)
         on_gpu = device_option is not None and device_option.device_type == caffe2_pb2.PROTO_CUDA
-        self.blobs[str(name)] = CUDADevice.put(value) if on_gpu else self.device.put(value)
+        self.blobs[str(name)] = DEVICES[caffe2_pb2.PROTO_CUDA if on_gpu else caffe2_pb2.PROTO_CPU].put(value)
         self.empty.discard(str(name))
         return True
 
@@ -41,7 +40,7 @@ class Workspace:
             detail = "it was created but never given a value" if name in self.empty else "no such blob"
             raise PyCaffe2Error(f"Can't find blob: {name} ({detail})")
         value = self.blobs[name]
-        return CUDADevice.fetch(value) if is_gpu_array(value) else self.device.fetch(value)
+        return DEVICES[caffe2_pb2.PROTO_CUDA if is_gpu_array(value) else caffe2_pb2.PROTO_CPU].fetch(value)
 
     def FetchBlobs(self, names) -> list:
         return [self.FetchBlob(name) for name in names]

@@ -24,7 +24,8 @@ from __future__ import annotations
 from collections import defaultdict
 
 from pycaffe2.gradient.blocking import BlockGradients, name_matcher
-from pycaffe2.gradient.registry import GradientError, make_gradient
+from pycaffe2.gradient.for_op import make_gradient
+from pycaffe2.operators.registry import GradientError
 from pycaffe2.proto import caffe2_pb2
 from pycaffe2.schema import get_schema
 

@@ -7,9 +7,8 @@ import math
 
 import numpy as np
 
-from pycaffe2.executor.devices import cuda
-from pycaffe2.gradient.registry import gradient_op
-from pycaffe2.operators import register_cpu, register_cuda
+from pycaffe2.operators import _cuda as cuda
+from pycaffe2.operators.registry import gradient_op, register_cpu, register_cuda
 
 
 def _channel_layout(op_type: str, x, slope, order) -> tuple:

@@ -16,9 +16,8 @@ from functools import lru_cache
 
 import numpy as np
 
-from pycaffe2.executor.devices import cuda
-from pycaffe2.gradient.registry import gradient_op, register_gradient
-from pycaffe2.operators import register_cpu, register_cuda
+from pycaffe2.operators import _cuda as cuda
+from pycaffe2.operators.registry import gradient_op, register_cpu, register_cuda, register_gradient
 from pycaffe2.schema.inference import OpView
 from pycaffe2.schema.inference.arithmetic import check_legacy, legacy_axis, numpy_broadcast
 
@@ -350,7 +349,7 @@ def _reduce_cuda(x, target: tuple, shape: tuple | None = None, scale: float = 1.
     if n_red <= 32 or y.size >= 65536:
         cuda.launch(CU, "reduce_serial", y.size, *args)
     else:  # one block per target element; the kernel assumes 256 threads
-        cuda.function(CU, "reduce_blocks")(*args, block=(256, 1, 1), grid=(min(y.size, cuda.MAX_BLOCKS), 1))
+        cuda.function(CU, "reduce_blocks")(*args, block=(256, 1, 1), grid=(min(y.size, cuda.max_blocks()), 1))
     return y
 
 

@@ -22,10 +22,15 @@ import math
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
-from pycaffe2.executor.devices import cuda
-from pycaffe2.gradient.registry import gradient_op, register_gradient
-from pycaffe2.operators import CONTEXT_PARAMS, register_cpu, register_cuda
+from pycaffe2.operators import _cuda as cuda
 from pycaffe2.operators.linalg import gemm
+from pycaffe2.operators.registry import (
+    CONTEXT_PARAMS,
+    gradient_op,
+    register_cpu,
+    register_cuda,
+    register_gradient,
+)
 from pycaffe2.schema import get_schema
 from pycaffe2.schema.inference.conv import (
     Window,

@@ -16,10 +16,15 @@ from __future__ import annotations
 
 import numpy as np
 
-from pycaffe2.executor.devices import cuda
-from pycaffe2.gradient.registry import GradientError, gradient_op, register_gradient
-from pycaffe2.operators import register_cpu, register_cuda
+from pycaffe2.operators import _cuda as cuda
 from pycaffe2.operators.arithmetic import _binary_cuda, broadcast_axis, legacy_view
+from pycaffe2.operators.registry import (
+    GradientError,
+    gradient_op,
+    register_cpu,
+    register_cuda,
+    register_gradient,
+)
 from pycaffe2.schema.inference import OpView
 from pycaffe2.schema.inference.arithmetic import numpy_broadcast
 

@@ -11,8 +11,8 @@ import math
 
 import numpy as np
 
-from pycaffe2.executor.devices import cuda
-from pycaffe2.operators import CPU_KERNELS, register_cpu, register_cuda
+from pycaffe2.operators import _cuda as cuda
+from pycaffe2.operators.registry import CPU_KERNELS, register_cpu, register_cuda
 from pycaffe2.schema.args import DTYPE_BY_NUMBER
 from pycaffe2.schema.inference.fill import GIVEN_TENSOR_DTYPES, GIVEN_TENSOR_TYPES, NUMPY_NAMES
 

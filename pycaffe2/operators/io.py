@@ -22,7 +22,7 @@ from pycaffe2.db import (
     create_db,
     save_blobs,
 )
-from pycaffe2.operators import register_cpu
+from pycaffe2.operators.registry import register_cpu
 from pycaffe2.proto import caffe2_pb2
 from pycaffe2.tensor import tensor_to_array
 

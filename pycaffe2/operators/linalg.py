@@ -12,9 +12,14 @@ import math
 
 import numpy as np
 
-from pycaffe2.executor.devices import cuda
-from pycaffe2.gradient.registry import GradientError, gradient_op, register_gradient
-from pycaffe2.operators import register_cpu, register_cuda
+from pycaffe2.operators import _cuda as cuda
+from pycaffe2.operators.registry import (
+    GradientError,
+    gradient_op,
+    register_cpu,
+    register_cuda,
+    register_gradient,
+)
 
 
 def _as_matrix(op_type: str, array: np.ndarray, axis: int, name: str, arg: str) -> np.ndarray:

@@ -14,10 +14,9 @@ import math
 
 import numpy as np
 
-from pycaffe2.executor.devices import cuda
-from pycaffe2.gradient.registry import gradient_op, register_gradient
-from pycaffe2.operators import register_cpu, register_cuda
+from pycaffe2.operators import _cuda as cuda
 from pycaffe2.operators.nn import as_rows, log_softmax_rows, row_shape
+from pycaffe2.operators.registry import gradient_op, register_cpu, register_cuda, register_gradient
 
 LOG_FLOOR = 1e-20
 

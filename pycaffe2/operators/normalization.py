@@ -19,9 +19,8 @@ from functools import partial
 
 import numpy as np
 
-from pycaffe2.executor.devices import cuda
-from pycaffe2.gradient.registry import GradientError, register_gradient
-from pycaffe2.operators import register_cpu, register_cuda
+from pycaffe2.operators import _cuda as cuda
+from pycaffe2.operators.registry import GradientError, register_cpu, register_cuda, register_gradient
 
 
 def _float_x(x, op_type, min_rank):

@@ -12,9 +12,7 @@ import math
 
 import numpy as np
 
-from pycaffe2.executor.devices import cuda
-from pycaffe2.gradient.registry import gradient_op
-from pycaffe2.operators import register_cpu, register_cuda
+from pycaffe2.operators import _cuda as cuda
 from pycaffe2.operators.arithmetic import (
     _collapse,
     _device_ints,
@@ -22,6 +20,7 @@ from pycaffe2.operators.arithmetic import (
     _reduction_layout,
     _strides_over,
 )
+from pycaffe2.operators.registry import gradient_op, register_cpu, register_cuda
 
 
 def _axes(op_type: str, x: np.ndarray, axes) -> tuple[int, ...]:
@@ -168,7 +167,7 @@ def _search_cuda(x, kept: tuple, y, index) -> None:
         cuda.launch(CU, f"max_serial_{kind}", n_out, *args)
     else:  # one block per output element; the kernel assumes 256 threads
         cuda.function(CU, f"max_blocks_{kind}")(*args, block=(256, 1, 1),
-                                                grid=(min(n_out, cuda.MAX_BLOCKS), 1))
+                                                grid=(min(n_out, cuda.max_blocks()), 1))
 
 
 @register_cuda("ReduceMax")

@@ -15,10 +15,15 @@ import math
 
 import numpy as np
 
-from pycaffe2.executor.devices import cuda
-from pycaffe2.gradient.registry import GradientError, gradient_op, register_gradient
-from pycaffe2.operators import register_cpu, register_cuda
+from pycaffe2.operators import _cuda as cuda
 from pycaffe2.operators.arithmetic import _collapse, _device_ints
+from pycaffe2.operators.registry import (
+    GradientError,
+    gradient_op,
+    register_cpu,
+    register_cuda,
+    register_gradient,
+)
 from pycaffe2.proto import caffe2_pb2
 from pycaffe2.schema.inference.tensor import ORDER_CHANNEL_AXIS, reshaped_dims, slice_bounds
 from pycaffe2.tensor import dtype_of

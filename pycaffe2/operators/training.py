@@ -13,9 +13,8 @@ import threading
 
 import numpy as np
 
-from pycaffe2.executor.devices import cuda
-from pycaffe2.gradient.registry import register_gradient
-from pycaffe2.operators import CPU_KERNELS, register_cpu, register_cuda
+from pycaffe2.operators import _cuda as cuda
+from pycaffe2.operators.registry import CPU_KERNELS, register_cpu, register_cuda, register_gradient
 
 INT64_MAX = np.iinfo(np.int64).max
 

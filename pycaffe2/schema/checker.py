@@ -12,9 +12,8 @@ from __future__ import annotations
 
 import difflib
 from dataclasses import asdict, dataclass
-from pathlib import Path
 
-from pycaffe2.errors import NetFileError, location
+from pycaffe2.errors import location
 from pycaffe2.proto import caffe2_pb2
 from pycaffe2.schema import closest_types, get_schema
 from pycaffe2.schema.args import arg_value, fits, set_fields
@@ -243,34 +242,3 @@ def _check_plan(model) -> list[Problem]:
         walk(step, step.name)
     return problems
 
-
-def check_file(path) -> list[Problem]:
-    """Every problem in a net or model file (or model folder); a file that
-    cannot be read at all gives one problem of kind 'file'."""
-    from pycaffe2 import netfile  # the file layer sits above the schema layer
-    try:
-        model = netfile.load_model(path)
-    except NetFileError as exc:
-        return [Problem("file", exc.message, exc.file or str(path), exc.line, None,
-                        exc.op_index, exc.op_type)]
-    return check_model(model)
-
-
-def net_files(paths) -> list[Path]:
-    """The net files named by `paths`, folders searched recursively; a folder
-    holding predict_net.pb (+ init_net.pb) counts as one model."""
-    from pycaffe2.netfile import NET_SUFFIXES
-    found = []
-    for path in map(Path, paths):
-        if not path.is_dir():
-            found.append(path)
-            continue
-        for folder in [path, *sorted(p for p in path.rglob("*") if p.is_dir())]:
-            is_model = (folder / "predict_net.pb").is_file()
-            if is_model:
-                found.append(folder)
-            for file in sorted(folder.iterdir()):
-                pair_member = is_model and file.name in ("init_net.pb", "predict_net.pb")
-                if file.is_file() and file.suffix.lower() in NET_SUFFIXES and not pair_member:
-                    found.append(file)
-    return found

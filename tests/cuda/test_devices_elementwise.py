@@ -77,7 +77,7 @@ def test_clip_defaults_leave_every_float_alone():
 
 @pytest.mark.gpu
 def test_integer_input_is_refused_clearly():
-    from pycaffe2.executor.devices import cuda
+    from pycaffe2.devices import cuda
     from pycaffe2.operators import CUDA_KERNELS, load_kernels
     load_kernels()
     with pytest.raises(ValueError, match="Negative: the CUDA kernel takes float32, got int32"):

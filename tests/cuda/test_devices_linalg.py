@@ -85,7 +85,7 @@ def test_cuda_kernel_matches_cpu(op_type, variant, make_inputs, args, num_output
 
 @pytest.mark.gpu
 def test_gemm_with_out_beta_and_a_broadcast_operand():
-    from pycaffe2.executor.devices import cuda
+    from pycaffe2.operators import _cuda as cuda
     from pycaffe2.operators.linalg import gemm
     m, k, n = 70, 300, 129
     a = randn(1, (k, m), m, k, n)  # one A for the whole batch, stored transposed

@@ -3,6 +3,7 @@ barriers, writes out of bounds, unwritten outputs and mistyped arguments."""
 import numpy as np
 import pytest
 
+from pycaffe2.operators._cuda import OPERATORS_DIR
 from tests.cuda import emulator
 
 # Slow: each test builds kernels with g++ and runs them on the CPU emulation; left out by -m "not slow".
@@ -43,7 +44,7 @@ __global__ void last_writer(float* y) { y[0] = blockIdx.x * blockDim.x + threadI
 @pytest.fixture(scope="module")
 def module(tmp_path_factory):
     return emulator.EmulatedModule(SOURCE, cache_dir=tmp_path_factory.mktemp("emulated"),
-                                   include_dirs=[str(emulator.cuda.OPERATORS_DIR)])
+                                   include_dirs=[str(OPERATORS_DIR)])
 
 
 def test_barriers_order_shared_memory(module):
@@ -116,7 +117,7 @@ def test_the_reverse_order_shows_a_race(tmp_path, monkeypatch):
     for order in ("forward", "reverse"):
         monkeypatch.setenv("PYCAFFE2_CUDA_EMULATOR_ORDER", order)
         module = emulator.EmulatedModule(SOURCE, cache_dir=tmp_path,
-                                         include_dirs=[str(emulator.cuda.OPERATORS_DIR)])
+                                         include_dirs=[str(OPERATORS_DIR)])
         y = emulator.gpuarray.empty((1,), np.float32)
         module.get_function("last_writer")(y, block=(32, 1, 1), grid=(3, 1))
         results.append(float(y.get()[0]))

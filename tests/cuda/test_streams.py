@@ -2,8 +2,8 @@
 import numpy as np
 import pytest
 
+from pycaffe2.devices import cuda
 from pycaffe2.executor import Workspace
-from pycaffe2.executor.devices import cuda
 from pycaffe2.proto import caffe2_pb2
 from pycaffe2.testing import make_op
 
@@ -24,26 +24,35 @@ def cuda_net(name, net_type=""):
     return net
 
 
+@pytest.fixture
+def launches():
+    """The stream of every kernel launch the test makes, in order (on the backend in use)."""
+    seen, in_use = [], cuda.backend()
+
+    class Recording(cuda.Backend):
+        def compile(self, *args):
+            module = in_use.compile(*args)
+
+            class RecordingModule:
+                def get_function(self, kernel):
+                    compiled = module.get_function(kernel)
+
+                    def launch(*args, stream=None, **kwargs):
+                        seen.append(stream)
+                        return compiled(*args, stream=stream, **kwargs)
+                    return launch
+            return RecordingModule()
+
+    previous = cuda.use_backend(Recording(in_use.driver, in_use.gpuarray, in_use.SourceModule,
+                                          in_use.max_blocks))
+    yield seen
+    cuda.use_backend(previous)
+
+
 @pytest.mark.gpu
 @pytest.mark.parametrize("net_type", ["", "dag"])
-def test_kernels_of_a_net_run_on_its_stream(monkeypatch, net_type):
-    seen = []
-    module_function = cuda._module
-
-    def recording_module(source_name):
-        module = module_function(source_name)
-
-        class Recording:
-            def get_function(self, kernel):
-                compiled = module.get_function(kernel)
-
-                def launch(*args, stream=None, **kwargs):
-                    seen.append(stream)
-                    return compiled(*args, stream=stream, **kwargs)
-                return launch
-        return Recording()
-
-    monkeypatch.setattr(cuda, "_module", recording_module)
+def test_kernels_of_a_net_run_on_its_stream(launches, net_type):
+    seen = launches
     workspace = Workspace()
     x = np.linspace(-1, 1, 7, dtype=np.float32)
     workspace.FeedBlob("X", x, device_option=CUDA)

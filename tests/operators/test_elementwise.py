@@ -8,7 +8,7 @@ from hypothesis.extra import numpy as hnp
 
 from pycaffe2.executor import NetError, OpFailure, Workspace
 from pycaffe2.gradient import GetBackwardPass, GetGradientForOp
-from pycaffe2.gradient.registry import GradientError
+from pycaffe2.gradient import GradientError
 from pycaffe2.gradient_checker import check_op_gradient
 from pycaffe2.testing import check_gradient_op, check_reference, make_op, run_op
 

@@ -7,7 +7,7 @@ from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
 from pycaffe2.executor import NetError, OpFailure
-from pycaffe2.gradient.registry import GetGradientForOp, GradientError
+from pycaffe2.gradient import GetGradientForOp, GradientError
 from pycaffe2.gradient_checker import check_op_gradient
 from pycaffe2.testing import check_gradient_op, check_reference, make_op, run_op
 

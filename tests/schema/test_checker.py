@@ -5,7 +5,7 @@ from pathlib import Path
 import pytest
 
 from pycaffe2.cli import main
-from pycaffe2.schema.checker import check_file, net_files
+from pycaffe2.validate import check_file, net_files
 
 BROKEN = Path(__file__).resolve().parent.parent / "data" / "broken"
 NETS = Path(__file__).resolve().parents[2] / "nets"

@@ -25,12 +25,12 @@ import shutil
 import subprocess
 import tempfile
 import threading
-from functools import cache
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
 
-from pycaffe2.executor.devices import cuda
+from pycaffe2.devices.cuda import Backend, use_backend
 
 HEADER = Path(__file__).with_name("cuda_on_cpu.h")
 FENCE = 4096      # canary bytes before and after every allocation
@@ -239,16 +239,14 @@ class driver:  # stands in for the module pycuda.driver
             pass
 
 
-_STATE = ((driver, gpuarray, EmulatedModule), None)  # as cuda._driver_state answers
+BACKEND = Backend(driver, gpuarray, EmulatedModule, max_blocks=MAX_BLOCKS)
 
 
-@cache
-def _module(source_name: str) -> EmulatedModule:
-    return EmulatedModule(cuda.source(source_name), cache_dir=cuda.cache_dir(), include_dirs=[str(cuda.OPERATORS_DIR)])
-
-
-def emulate(monkeypatch) -> None:
-    """Run pycaffe2's CUDA device on the emulator until monkeypatch undoes it."""
-    monkeypatch.setattr(cuda, "_driver_state", lambda: _STATE)
-    monkeypatch.setattr(cuda, "_module", _module)
-    monkeypatch.setattr(cuda, "MAX_BLOCKS", MAX_BLOCKS)
+@contextmanager
+def emulated():
+    """Run pycaffe2's CUDA device on the emulator inside the block."""
+    previous = use_backend(BACKEND)
+    try:
+        yield
+    finally:
+        use_backend(previous)

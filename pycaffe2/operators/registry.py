@@ -1,9 +1,14 @@
-"""The gradient registry: op type -> gradient maker.
+"""The registries and the registration verbs the op families use.
 
-What an op does under backprop is stated once, in its schema's `gradient:`
-field: `none` (NO_GRADIENT: a silent sink, e.g. StopGradient), `should_not`
-(SHOULD_NOT_DO_GRADIENT: an error if a gradient reaches it), or the op types
-its maker emits. Makers are registered beside the op's kernel, in Caffe2's
+Kernels: CPU_KERNELS and CUDA_KERNELS (op type -> Kernel), filled by
+register_cpu / register_cuda; load_kernels imports every family once (see the
+package's docstring for what a kernel takes and returns).
+
+Gradient makers: GRADIENT_MAKERS (op type -> maker), filled by register_gradient
+and gradient_op. What an op does under backprop is stated once, in its
+schema's `gradient:` field: `none` (NO_GRADIENT: a silent sink, e.g.
+StopGradient), `should_not` (SHOULD_NOT_DO_GRADIENT: an error if a gradient
+reaches it), or the op types its maker emits. Makers are registered beside the op's kernel, in Caffe2's
 vocabulary (I(i), O(i), GO(i), GI(i), SetDense):
 
     @register_gradient("SoftmaxWithLoss")
@@ -14,21 +19,82 @@ and the common one-op case is one line: `gradient_op("Relu", "O0 GO0")`.
 Emitted ops inherit the forward op's device option and engine, are marked
 `is_gradient_op`, and take every forward arg their own schema declares
 (gradient ops declare all of their forward op's args).
+
+They live here, below gradient/, so that the families register makers without
+importing the backward-pass builder, which itself needs the families loaded.
 """
 from __future__ import annotations
 
+import importlib
+import inspect
+import pkgutil
 from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
 
-from pycaffe2.errors import PyCaffe2Error
+from pycaffe2.errors import GradientError
 from pycaffe2.proto import caffe2_pb2
 from pycaffe2.schema import get_schema
 from pycaffe2.schema.args import make_argument
 from pycaffe2.schema.bind import bind_args
 
+CONTEXT_PARAMS = ("num_outputs", "rng", "input_names", "output_names")
 
-class GradientError(PyCaffe2Error):
-    """A backward pass cannot be built."""
 
+@dataclass(frozen=True)
+class Kernel:
+    op_type: str
+    function: Callable
+    arg_names: tuple[str, ...]  # schema args it takes
+    context: tuple[str, ...]  # which of CONTEXT_PARAMS it takes
+    specialize: bool = False  # `function` is a factory: function(**args) -> kernel
+
+
+CPU_KERNELS: dict[str, Kernel] = {}
+CUDA_KERNELS: dict[str, Kernel] = {}  # their functions take and return GPUArrays
+
+
+def _registrar(registry: dict, device: str, op_types, specialize: bool, args):
+    def register(function: Callable) -> Callable:
+        keyword = [p.name for p in inspect.signature(function).parameters.values()
+                   if p.kind is inspect.Parameter.KEYWORD_ONLY]
+        names = tuple(args) if args is not None else tuple(n for n in keyword if n not in CONTEXT_PARAMS)
+        context = tuple(name for name in keyword if name in CONTEXT_PARAMS)
+        for op_type in op_types:
+            if op_type in registry:
+                raise ValueError(f"{device} kernel for {op_type} registered twice")
+            registry[op_type] = Kernel(op_type, function, names, context, specialize)
+        return function
+    return register
+
+
+def register_cpu(*op_types: str, specialize: bool = False, args=None):
+    """Register a CPU kernel (or kernel factory) for one or more op types. `args`
+    names the schema args of a kernel that takes them as **kwargs."""
+    return _registrar(CPU_KERNELS, "CPU", op_types, specialize, args)
+
+
+def register_cuda(*op_types: str, specialize: bool = False, args=None):
+    """Register a CUDA launcher: inputs are GPUArrays (or NumPy arrays it copies
+    over with _cuda.as_gpu), outputs GPUArrays."""
+    return _registrar(CUDA_KERNELS, "CUDA", op_types, specialize, args)
+
+
+_loaded = False
+
+
+def load_kernels() -> dict[str, Kernel]:
+    """Import every family module once; returns the CPU kernel registry."""
+    global _loaded
+    if not _loaded:
+        for module in pkgutil.iter_modules([str(Path(__file__).parent)]):
+            if not module.name.startswith("_"):
+                importlib.import_module(f"{__package__}.{module.name}")
+        _loaded = True
+    return CPU_KERNELS
+
+
+# -- gradient makers --------------------------------------------------------------------------------
 
 Maker = Callable[["GradientContext"], list]
 GRADIENT_MAKERS: dict[str, Maker] = {}
@@ -113,51 +179,18 @@ def gradient_op(op_type: str, inputs: str, outputs: str = "GI0", gradient_type: 
     register_gradient(op_type)(maker)
 
 
-def _decorate(op: caffe2_pb2.OperatorDef, forward: caffe2_pb2.OperatorDef) -> None:
-    if forward.HasField("device_option"):
-        op.device_option.CopyFrom(forward.device_option)
-    if forward.engine:
-        op.engine = forward.engine
-    op.is_gradient_op = True
-
-
-def GetGradientForOp(op: caffe2_pb2.OperatorDef, g_output: list, op_index: int | None = None,
-                     suffix: str = ""):
-    """(gradient ops, gradient blob or None per input) for one forward op; `suffix`
-    tags the input gradient names (`<input>_grad<suffix>`)."""
-    ops, context = make_gradient(op, g_output, op_index, suffix)
-    return ops, (context.g_input if context else [None] * len(op.input))
-
-
-def make_gradient(op, g_output, op_index=None, suffix=""):
-    """(gradient ops, the maker's GradientContext or None when no maker ran)."""
-    from pycaffe2.operators import load_kernels
-    load_kernels()  # makers live beside the kernels
-    where = f"op {op_index} ({op.type})" if op_index is not None else op.type
-    schema = get_schema(op.type)
-    if schema is None:
-        raise GradientError(f"{where}: unknown op type {op.type}")
-    kind = schema.gradient
-    if kind == "none" or not any(g is not None for g in g_output):
-        return [], None
-    if kind == "should_not":
-        raise GradientError(f"{where}: one should not call gradient for operator {op.type} "
-                            f"(a gradient reached its output {_with_gradient(op, g_output)})")
-    maker = GRADIENT_MAKERS.get(schema.type)
-    if kind == "not_implemented" or maker is None:
-        raise GradientError(f"{where}: gradient not implemented for {op.type}")
-    context = GradientContext(op, g_output, suffix)
-    try:
-        ops = list(maker(context))
-    except GradientError as exc:
-        raise GradientError(f"{where}: {exc}") from exc
-    for grad_op in ops:
-        if grad_op.type not in kind:
-            raise GradientError(f"{where}: its maker emitted {grad_op.type}, which the schema's "
-                                f"gradient list {list(kind)} does not name")
-        _decorate(grad_op, op)
-    return ops, context
-
-
-def _with_gradient(op, g_output) -> str:
-    return ", ".join(op.output[i] for i, g in enumerate(g_output) if g is not None)
+__all__ = [
+    "CONTEXT_PARAMS",
+    "CPU_KERNELS",
+    "CUDA_KERNELS",
+    "GRADIENT_MAKERS",
+    "GradientContext",
+    "GradientError",
+    "Kernel",
+    "Maker",
+    "gradient_op",
+    "load_kernels",
+    "register_cpu",
+    "register_cuda",
+    "register_gradient",
+]

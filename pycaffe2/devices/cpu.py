@@ -3,15 +3,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from pycaffe2.operators import load_kernels
-
 
 class CPUDevice:
     name = "cpu"
-
-    @staticmethod
-    def kernels():
-        return load_kernels()
 
     @staticmethod
     def put(value):

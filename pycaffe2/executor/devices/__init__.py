@@ -1,1 +1,0 @@
-"""Devices a blob can live on. Each is one module with one class."""

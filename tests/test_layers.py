@@ -1,0 +1,119 @@
+"""The package's layers: no module imports a module of a higher layer (not even
+lazily inside a function), and the module-level imports have no cycle.
+
+proto < schema < netfile, devices < operators < gradient, executor < front end
+< run < cli (docs: the design contract's Layout). A new module must be given a
+layer here; an upward import is fixed in the code (pass a value in, move a
+function down), never by raising the importer's layer.
+"""
+import ast
+from pathlib import Path
+
+import pytest
+
+PACKAGE = Path(__file__).resolve().parents[1] / "pycaffe2"
+
+# Module (or package, covering what it holds) -> layer; the longest name that matches wins.
+LAYERS = {
+    "pycaffe2": 0, "pycaffe2.proto": 0, "pycaffe2.errors": 0, "pycaffe2._yaml": 0,
+    "pycaffe2.schema": 1,
+    "pycaffe2.netfile": 2, "pycaffe2.devices": 2, "pycaffe2.tensor": 2, "pycaffe2.db": 2,
+    "pycaffe2.operators": 3, "pycaffe2.validate": 3,
+    "pycaffe2.gradient": 4, "pycaffe2.executor": 4,
+    "pycaffe2.testing": 5, "pycaffe2.gradient_checker": 5, "pycaffe2.random_init": 5, "pycaffe2.graph": 5,
+    "pycaffe2.core": 5, "pycaffe2.workspace": 5, "pycaffe2.brew": 5, "pycaffe2.model_helper": 5,
+    "pycaffe2.optimizer": 5,
+    "pycaffe2.runner": 6, "pycaffe2.plan_run": 6,
+    "pycaffe2.cli": 7, "pycaffe2.__main__": 7,
+}
+# Each top-level module and subpackage needs its own entry: "pycaffe2" would cover it silently.
+TOP_LEVEL = {f"pycaffe2.{p.stem if p.is_file() else p.name}" for p in PACKAGE.iterdir()
+             if (p.suffix == ".py" and p.stem != "__init__") or (p / "__init__.py").is_file()}
+
+
+def module_name(path: Path) -> str:
+    parts = path.relative_to(PACKAGE.parent).with_suffix("").parts
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+MODULES = {module_name(path): path for path in sorted(PACKAGE.rglob("*.py"))}
+
+
+def layer(name: str) -> tuple[int, str]:
+    """(layer, the table entry that gives it) of a module."""
+    entry = max((key for key in LAYERS if name == key or name.startswith(key + ".")), key=len)
+    return LAYERS[entry], entry
+
+
+def imports(name: str):
+    """(imported module, line, the statement as written, module level?) for every pycaffe2
+    import of a module, at any depth."""
+    path = MODULES[name]
+    tree = ast.parse(path.read_text(), str(path))
+    package = name if path.name == "__init__.py" else name.rpartition(".")[0]
+    found = []
+
+    def visit(node, module_level):
+        for child in ast.iter_child_nodes(node):
+            nested = module_level and not isinstance(child, (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda))
+            if isinstance(child, ast.Import):
+                for alias in child.names:
+                    found.append((alias.name, child.lineno, ast.unparse(child), module_level))
+            elif isinstance(child, ast.ImportFrom):
+                base = child.module or ""
+                if child.level:  # relative: from the package, up level - 1 packages
+                    anchor = package.split(".")[:len(package.split(".")) - child.level + 1]
+                    base = ".".join(anchor + ([base] if base else []))
+                for alias in child.names:
+                    target = f"{base}.{alias.name}"
+                    found.append((target if target in MODULES else base, child.lineno, ast.unparse(child),
+                                  module_level))
+            visit(child, nested)
+
+    visit(tree, True)
+    unique = {}  # one entry per module and line, however many names the line imports
+    for entry in found:
+        unique.setdefault(entry[:2], entry)
+    return [entry for (target, _), entry in unique.items() if target.partition(".")[0] == "pycaffe2"]
+
+
+def test_every_top_level_module_has_a_layer():
+    assert sorted(TOP_LEVEL - set(LAYERS)) == []
+
+
+@pytest.mark.parametrize("name", sorted(MODULES))
+def test_no_module_imports_a_higher_layer(name):
+    own, own_entry = layer(name)
+    upward = []
+    for target, line, statement, _ in imports(name):
+        theirs, their_entry = layer(target)
+        if theirs > own:
+            upward.append(f"{MODULES[name].relative_to(PACKAGE.parent)}:{line}: {name} (layer {own}, "
+                          f"{own_entry}) imports {target} (layer {theirs}, {their_entry}): {statement}")
+    assert not upward, "upward imports:\n" + "\n".join(upward)
+
+
+def test_module_level_imports_have_no_cycle():
+    edges = {name: {} for name in MODULES}
+    for name in MODULES:
+        for target, line, statement, module_level in imports(name):
+            if module_level and target in MODULES and target != name:
+                edges[name].setdefault(target, f"{MODULES[name].relative_to(PACKAGE.parent)}:{line}: {statement}")
+    state, stack = {}, []  # state: 1 on the stack, 2 done
+
+    def cycle_from(name):
+        state[name] = 1
+        stack.append(name)
+        for target in edges[name]:
+            if state.get(target) == 1:
+                return stack[stack.index(target):] + [target]
+            if target not in state and (found := cycle_from(target)):
+                return found
+        stack.pop()
+        state[name] = 2
+        return None
+
+    for name in sorted(MODULES):
+        if name not in state and (cycle := cycle_from(name)):
+            steps = [edges[a][b] for a, b in zip(cycle, cycle[1:])]
+            pytest.fail("import cycle " + " -> ".join(cycle) + ":\n" + "\n".join(steps))
