@@ -21,7 +21,7 @@ from pycaffe2.operators import register_cpu, register_cuda
 from pycaffe2.operators.arithmetic import _collapse, _device_ints
 from pycaffe2.proto import caffe2_pb2
 from pycaffe2.schema.inference.tensor import ORDER_CHANNEL_AXIS, reshaped_dims, slice_bounds
-from pycaffe2.tensor import dtype_of
+from pycaffe2.tensor_proto import dtype_of
 
 
 def _axis(op_type: str, axis: int, rank: int, where: str) -> int:
