@@ -5,9 +5,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from pycaffe2.plan_run import PlanRun
 from pycaffe2.proto import caffe2_pb2
-from pycaffe2.runner import ModelRunner, placed
+from pycaffe2.run import ModelRunner, PlanRun, placed
 
 NETS = Path(__file__).resolve().parents[2] / "nets"
 CUDA = caffe2_pb2.PROTO_CUDA
