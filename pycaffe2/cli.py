@@ -56,19 +56,20 @@ def cmd_convert(args) -> int:
 
 
 def cmd_run(args) -> int:
-    from pycaffe2 import netfile, runner
+    from pycaffe2 import netfile
+    from pycaffe2.run import ModelRunner, RunError, check_iters, parse_feed
     model = netfile.load_model(args.file) if args.init is None else args.file
     if isinstance(model, netfile.Model) and model.plan is not None:
         return _run_plan(args, model)
     if args.save_every or args.checkpoint or args.resume:
-        raise runner.RunError("--save-every, --checkpoint and --resume apply to plans; this model has none")
+        raise RunError("--save-every, --checkpoint and --resume apply to plans; this model has none")
     args.iters = 1 if args.iters is None else args.iters
-    runner.check_iters(args.iters)
-    feeds = dict(runner.parse_feed(spec) for spec in args.feed)
+    check_iters(args.iters)
+    feeds = dict(parse_feed(spec) for spec in args.feed)
     out_channels = dict(_count_spec(spec) for spec in args.out_channels)
-    model_runner = runner.ModelRunner(model, init=args.init, feeds=feeds,
-                                      random_init=args.random_init, out_channels=out_channels,
-                                      seed=args.seed, device=args.device)
+    model_runner = ModelRunner(model, init=args.init, feeds=feeds,
+                               random_init=args.random_init, out_channels=out_channels,
+                               seed=args.seed, device=args.device)
     seconds = model_runner.run(args.iters)
     results = model_runner.fetch(args.fetch)
     if not args.quiet:
@@ -86,13 +87,12 @@ def cmd_run(args) -> int:
 
 def _run_plan(args, model) -> int:
     """A model file with a plan: run it with progress, Ctrl-C and checkpoints."""
-    from pycaffe2 import runner
-    from pycaffe2.plan_run import PlanRun
+    from pycaffe2.run import PlanRun, RunError, check_iters
     if args.feed or args.random_init or args.out_channels:
-        raise runner.RunError("--feed, --random-init and --out-channels apply to init/predict models, "
-                              "not to plans: a plan's init step makes its blobs")
+        raise RunError("--feed, --random-init and --out-channels apply to init/predict models, "
+                       "not to plans: a plan's init step makes its blobs")
     if args.iters is not None:
-        runner.check_iters(args.iters)
+        check_iters(args.iters)
     plan_run = PlanRun(model, iters=args.iters, quiet=args.quiet, checkpoint=args.checkpoint,
                        save_every=args.save_every, resume=args.resume, seed=args.seed, device=args.device)
     start = time.perf_counter()
@@ -235,7 +235,7 @@ def main(argv=None) -> int:
 
 
 def _is_failure(exc) -> bool:
-    from pycaffe2.runner import RunFailure
+    from pycaffe2.run import RunFailure
     return isinstance(exc, RunFailure)
 
 

@@ -26,7 +26,7 @@ from google.protobuf.message import DecodeError
 
 from pycaffe2.errors import PyCaffe2Error
 from pycaffe2.proto import caffe2_pb2
-from pycaffe2.tensor import array_to_tensor, tensor_to_array
+from pycaffe2.tensor_proto import array_to_tensor, tensor_to_array
 
 _HEADER = struct.Struct("<ii")
 CHUNK_SEPARATOR = "#%"

@@ -8,7 +8,7 @@ import pytest
 from pycaffe2 import db, netfile
 from pycaffe2.executor import Workspace
 from pycaffe2.proto import caffe2_pb2
-from pycaffe2.tensor import tensor_to_array
+from pycaffe2.tensor_proto import tensor_to_array
 
 REPO = Path(__file__).resolve().parent.parent
 FOLDER = REPO / "nets" / "examples" / "lenet_digits"

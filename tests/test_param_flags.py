@@ -8,8 +8,8 @@ import pytest
 from pycaffe2 import core, graph
 from pycaffe2.errors import SchemaError
 from pycaffe2.proto import caffe2_pb2
-from pycaffe2.random_init import SHAPE_RULES, can_make_up, made_up_weights
-from pycaffe2.runner import RunError, _is_data, run_model
+from pycaffe2.run.model import RunError, _is_data, run_model
+from pycaffe2.run.random_init import SHAPE_RULES, can_make_up, made_up_weights
 from pycaffe2.schema import get_schema
 from pycaffe2.schema.catalogue import primary_schemas
 from pycaffe2.schema.inference import RULES

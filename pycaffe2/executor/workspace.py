@@ -28,7 +28,7 @@ class Workspace:
     # blobs
     def FeedBlob(self, name: str, value, device_option=None) -> bool:
         if isinstance(value, caffe2_pb2.TensorProto):
-            from pycaffe2.tensor import tensor_to_array
+            from pycaffe2.tensor_proto import tensor_to_array
             value = tensor_to_array(value)
         on_gpu = device_option is not None and device_option.device_type == caffe2_pb2.PROTO_CUDA
         self.blobs[str(name)] = DEVICES[caffe2_pb2.PROTO_CUDA if on_gpu else caffe2_pb2.PROTO_CPU].put(value)

@@ -24,7 +24,7 @@ from pycaffe2.db import (
 )
 from pycaffe2.operators.registry import register_cpu
 from pycaffe2.proto import caffe2_pb2
-from pycaffe2.tensor import tensor_to_array
+from pycaffe2.tensor_proto import tensor_to_array
 
 
 def full_path(op_type: str, db: str, absolute_path: bool) -> str:

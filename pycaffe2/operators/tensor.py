@@ -26,7 +26,7 @@ from pycaffe2.operators.registry import (
 )
 from pycaffe2.proto import caffe2_pb2
 from pycaffe2.schema.inference.tensor import ORDER_CHANNEL_AXIS, reshaped_dims, slice_bounds
-from pycaffe2.tensor import dtype_of
+from pycaffe2.tensor_proto import dtype_of
 
 
 def _axis(op_type: str, axis: int, rank: int, where: str) -> int:

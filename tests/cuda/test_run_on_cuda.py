@@ -5,9 +5,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from pycaffe2.plan_run import PlanRun
 from pycaffe2.proto import caffe2_pb2
-from pycaffe2.runner import ModelRunner, placed
+from pycaffe2.run import ModelRunner, PlanRun, placed
 
 # Slow on a machine without a GPU (the kernels run on the CPU emulation): left out by -m "not slow".
 pytestmark = pytest.mark.slow

@@ -1,14 +1,14 @@
 """Real Caffe2 model files run end to end (caffe2_models in ../shared, or in $PYCAFFE2_SHARED).
 
 The two complete pairs run from their .pb files; the predict-only nets run
-with weights of the right shapes made up by pycaffe2.random_init.
+with weights of the right shapes made up by pycaffe2.run.random_init.
 """
 import numpy as np
 import pytest
 
 from pycaffe2 import netfile
 from pycaffe2.executor import Workspace
-from pycaffe2.random_init import made_up_weights
+from pycaffe2.run import made_up_weights
 
 
 def run_pair(folder, feeds):

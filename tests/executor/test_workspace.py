@@ -163,7 +163,7 @@ def test_dag_failure_names_the_op_and_keeps_blobs():
 
 
 def test_tensor_proto_feed():
-    from pycaffe2.tensor import array_to_tensor
+    from pycaffe2.tensor_proto import array_to_tensor
     for array in (np.arange(6, dtype=np.int64).reshape(2, 3), np.array([1.5], np.float16),
                   np.array([True, False]), np.array([[1.0, 2.0]], np.float64)):
         workspace.FeedBlob("T", array_to_tensor(array))

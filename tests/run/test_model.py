@@ -1,4 +1,4 @@
-"""`pycaffe2 run` and runner.run_model: real model pairs, made-up weights, clear errors."""
+"""`pycaffe2 run` and run.model.run_model: real model pairs, made-up weights, clear errors."""
 from pathlib import Path
 
 import numpy as np
@@ -7,9 +7,9 @@ import pytest
 from pycaffe2 import netfile
 from pycaffe2.cli import main
 from pycaffe2.executor import Workspace
-from pycaffe2.runner import RunError, run_model
+from pycaffe2.run.model import RunError, run_model
 
-NETS = Path(__file__).resolve().parent.parent / "nets"
+NETS = Path(__file__).resolve().parents[2] / "nets"
 
 
 def _digit() -> np.ndarray:

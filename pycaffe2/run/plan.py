@@ -26,7 +26,7 @@ from pycaffe2.errors import PyCaffe2Error
 from pycaffe2.executor import Workspace
 from pycaffe2.executor.plan import PlanMonitor, StopPlan
 from pycaffe2.proto import caffe2_pb2
-from pycaffe2.runner import RunError, RunFailure, describe_missing_ops, missing_op_types, placed
+from pycaffe2.run.model import RunError, RunFailure, describe_missing_ops, missing_op_types, placed
 
 ITERATION_KEY = "pycaffe2/checkpoint_iteration"  # stored beside the state in a checkpoint
 

@@ -8,7 +8,7 @@ import pytest
 
 from pycaffe2 import core, db, netfile
 from pycaffe2.cli import main
-from pycaffe2.plan_run import PlanRun, carried_state
+from pycaffe2.run.plan import PlanRun, carried_state
 
 rng = np.random.default_rng(0)
 X = rng.standard_normal((32, 3)).astype(np.float32)
@@ -112,5 +112,5 @@ def test_plan_flags_are_checked(tmp_path, capsys):
     assert main(["run", str(model), "--resume"]) == 2
     assert "need a checkpoint path" in capsys.readouterr().err
     assert main(["run", str(model), "--feed", "X=x.npy"]) == 2
-    mlp = Path(__file__).resolve().parent.parent / "nets" / "mlp.yaml"
+    mlp = Path(__file__).resolve().parents[2] / "nets" / "mlp.yaml"
     assert main(["run", str(mlp), "--save-every", "3"]) == 2

@@ -6,7 +6,7 @@ the model uses that pycaffe2 has no kernel for is listed at once, with counts.
 Then the init net runs once, the feeds are stored (over whatever the init net
 made, so an input an init net holds can be replaced), the inputs nothing
 provides are either refused by name or, with `random_init`, given made-up
-weights (`pycaffe2.random_init`), and the predict net runs `iters` times.
+weights (`pycaffe2.run.random_init`), and the predict net runs `iters` times.
 Faults are `RunError` (the request is wrong: exit 2 on the command line) or
 `RunFailure` (a net failed while running: exit 1), with one-line messages that
 name the file, blob or op.
@@ -24,7 +24,7 @@ from pycaffe2 import netfile
 from pycaffe2.errors import PyCaffe2Error
 from pycaffe2.executor import Workspace
 from pycaffe2.proto import caffe2_pb2
-from pycaffe2.random_init import can_make_up, made_up_weights
+from pycaffe2.run.random_init import can_make_up, made_up_weights
 
 DEVICES = ("cpu", "cuda")
 

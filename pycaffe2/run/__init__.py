@@ -1,0 +1,31 @@
+"""Running model files and plans, as `pycaffe2 run` does: feeds, made-up weights,
+training plans with progress and checkpoints.
+
+    from pycaffe2.run import run_model
+    out = run_model("caffe2_model/", feeds={"data": x}, fetch=["prob"])
+
+- `model`: a model (init and predict net) made ready and run: `ModelRunner`,
+  `run_model`, feeds parsing, the checks before anything runs;
+- `plan`: a model file's training plan: `PlanRun` (progress, Ctrl-C, checkpoints);
+- `random_init`: made-up weights for predict nets published without their init net.
+"""
+from pycaffe2.run.model import (
+    DEVICES,
+    ModelRunner,
+    RunError,
+    RunFailure,
+    check_iters,
+    describe_missing_ops,
+    missing_op_types,
+    parse_feed,
+    placed,
+    run_model,
+)
+from pycaffe2.run.plan import PlanRun, carried_state
+from pycaffe2.run.random_init import can_make_up, made_up_weights
+
+__all__ = [
+    "DEVICES", "ModelRunner", "PlanRun", "RunError", "RunFailure", "can_make_up", "carried_state",
+    "check_iters", "describe_missing_ops", "made_up_weights", "missing_op_types", "parse_feed",
+    "placed", "run_model",
+]
