@@ -5,10 +5,12 @@ training plans with progress and checkpoints.
     out = run_model("caffe2_model/", feeds={"data": x}, fetch=["prob"])
 
 - `model`: a model (init and predict net) made ready and run: `ModelRunner`,
-  `run_model`, feeds parsing, the checks before anything runs;
+  `run_model`, the checks before anything runs;
+- `feeds`: `--feed NAME=PATH.npy` parsed into (name, array);
 - `plan`: a model file's training plan: `PlanRun` (progress, Ctrl-C, checkpoints);
 - `random_init`: made-up weights for predict nets published without their init net.
 """
+from pycaffe2.run.feeds import parse_feed
 from pycaffe2.run.model import (
     DEVICES,
     ModelRunner,
@@ -17,7 +19,6 @@ from pycaffe2.run.model import (
     check_iters,
     describe_missing_ops,
     missing_op_types,
-    parse_feed,
     placed,
     run_model,
 )

@@ -1,0 +1,53 @@
+"""Feeds from the command line: `--feed NAME=PATH.npy` or `NAME=PATH.npz[:member]`
+parsed into (blob name, array), with errors that name the feed and the file."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from pycaffe2.run.model import RunError, _hint
+
+
+def parse_feed(spec: str) -> tuple[str, np.ndarray]:
+    """'NAME=PATH.npy' or 'NAME=PATH.npz:member' (or 'NAME=PATH.npz' holding NAME
+    or one array) -> (NAME, array)."""
+    name, sep, where = spec.partition("=")
+    if not sep or not name or not where:
+        raise RunError(f"bad --feed '{spec}': expected NAME=PATH.npy or NAME=PATH.npz:member")
+    path, member = where, None
+    head, colon, tail = where.rpartition(":")
+    if colon and head.lower().endswith(".npz"):
+        path, member = head, tail
+    suffix = Path(path).suffix.lower()
+    if suffix not in (".npy", ".npz"):
+        raise RunError(f"bad --feed '{spec}': {path} is not a .npy or .npz file")
+    try:
+        loaded = np.load(path, allow_pickle=False)
+    except OSError as exc:
+        raise RunError(f"--feed {name}: cannot read {path}: {exc.strerror or exc}") from None
+    except ValueError as exc:
+        raise RunError(f"--feed {name}: {path} is not a NumPy array file: {exc}") from None
+    if suffix == ".npy":
+        return name, loaded
+    with loaded:
+        return name, _npz_member(loaded, name, member, path)
+
+
+def _npz_member(archive, name, member, path) -> np.ndarray:
+    members = list(archive.files)
+    if member is None:
+        if name in members:
+            member = name
+        elif len(members) == 1:
+            member = members[0]
+        else:
+            raise RunError(f"--feed {name}: {path} holds {len(members)} arrays; pick one "
+                           f"with {name}={path}:MEMBER (members: {', '.join(members)})")
+    if member not in members:
+        raise RunError(f"--feed {name}: {path} has no array '{member}'"
+                       + _hint(member, members) + f" (members: {', '.join(members) or 'none'})")
+    try:
+        return archive[member]
+    except ValueError as exc:
+        raise RunError(f"--feed {name}: {path}:{member}: {exc}") from None
