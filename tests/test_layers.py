@@ -17,13 +17,13 @@ PACKAGE = Path(__file__).resolve().parents[1] / "pycaffe2"
 LAYERS = {
     "pycaffe2": 0, "pycaffe2.proto": 0, "pycaffe2.errors": 0, "pycaffe2._yaml": 0,
     "pycaffe2.schema": 1,
-    "pycaffe2.netfile": 2, "pycaffe2.devices": 2, "pycaffe2.tensor": 2, "pycaffe2.db": 2,
+    "pycaffe2.netfile": 2, "pycaffe2.devices": 2, "pycaffe2.tensor_proto": 2, "pycaffe2.db": 2,
     "pycaffe2.operators": 3, "pycaffe2.validate": 3,
     "pycaffe2.gradient": 4, "pycaffe2.executor": 4,
-    "pycaffe2.testing": 5, "pycaffe2.gradient_checker": 5, "pycaffe2.random_init": 5, "pycaffe2.graph": 5,
+    "pycaffe2.testing": 5, "pycaffe2.gradient_checker": 5, "pycaffe2.graph": 5,
     "pycaffe2.core": 5, "pycaffe2.workspace": 5, "pycaffe2.brew": 5, "pycaffe2.model_helper": 5,
     "pycaffe2.optimizer": 5,
-    "pycaffe2.runner": 6, "pycaffe2.plan_run": 6,
+    "pycaffe2.run": 6, "pycaffe2.runner": 6,
     "pycaffe2.cli": 7, "pycaffe2.__main__": 7,
 }
 # Each top-level module and subpackage needs its own entry: "pycaffe2" would cover it silently.
