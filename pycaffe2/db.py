@@ -24,17 +24,13 @@ import threading
 import numpy as np
 from google.protobuf.message import DecodeError
 
-from pycaffe2.errors import PyCaffe2Error
+from pycaffe2.errors import DBError, PyCaffe2Error
 from pycaffe2.proto import caffe2_pb2
 from pycaffe2.tensor_proto import array_to_tensor, tensor_to_array
 
 _HEADER = struct.Struct("<ii")
 CHUNK_SEPARATOR = "#%"
 DEFAULT_CHUNK_SIZE = 1_000_000  # elements per record (Caffe2's caffe2_tensor_chunk_size)
-
-
-class DBError(PyCaffe2Error):
-    """A DB cannot be opened, read or written; names the file (and byte offset)."""
 
 
 class Mode(enum.IntEnum):

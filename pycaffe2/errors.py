@@ -1,9 +1,27 @@
-"""The project's error types.
+"""Every error class of the project, in one place.
 
-Every error a user can provoke with a file, a schema or a net is one of these,
-and its message says where: the file, the line (YAML), the op index and type.
-They derive from RuntimeError because Caffe2's Python API raised RuntimeError
-for the same faults, and ported scripts catch that.
+Every error a user can provoke with a file, a schema, a net or a command is one
+of these. They derive from RuntimeError because Caffe2's Python API raised
+RuntimeError for the same faults, and ported scripts catch that.
+
+    PyCaffe2Error                 base of them all
+      LocatedError                file, line (YAML), op index and type
+        SchemaError               a schema file is malformed, or an op has no schema
+        NetFileError              a net or model file cannot be read or written
+      ShapeError                  an op's args, input/output counts or input shapes cannot
+                                  work (also a ValueError); raised by the schema's inference
+                                  rules, which the kernels call too, so validate and run agree
+      GradientError               a backward pass cannot be built
+      NetError                    CreateNet refuses a net; lists every problem
+      OpFailure                   an op failed while a net ran; names net, op, inputs
+      DBError                     a DB cannot be opened, read or written
+      CUDAUnavailable             CUDA was asked for and cannot be used here
+      RunError                    `pycaffe2 run` was asked wrongly (bad feed, unknown ops): exit 2
+      RunFailure                  a net of the model failed while it ran: exit 1
+
+Messages say what is wrong and never start with the op's name: the layer
+that knows where the op sits (the checker, CreateNet, OpFailure, the
+backward-pass builder) prefixes "op N (Type)" once.
 """
 from __future__ import annotations
 
@@ -46,3 +64,38 @@ class NetFileError(LocatedError):
 
 class GradientError(PyCaffe2Error):
     """A backward pass cannot be built."""
+
+
+class ShapeError(PyCaffe2Error, ValueError):
+    """Args, counts or known input shapes and types that the op cannot take."""
+
+
+class NetError(PyCaffe2Error):
+    """A net cannot be created: it names the net and lists every problem."""
+
+
+class OpFailure(PyCaffe2Error):
+    """An op failed while a net ran."""
+
+    def __init__(self, net_name, index, op_type, inputs, cause):
+        self.net_name, self.op_index, self.op_type, self.cause = net_name, index, op_type, cause
+        self.inputs = inputs
+        described = ", ".join(inputs) if inputs else "none"
+        super().__init__(f"Error running net {net_name}: op {index} ({op_type}) failed: {cause} "
+                         f"[inputs: {described}]")
+
+
+class DBError(PyCaffe2Error):
+    """A DB cannot be opened, read or written; names the file (and byte offset)."""
+
+
+class CUDAUnavailable(PyCaffe2Error):
+    """CUDA was asked for and cannot be used here; the message says why."""
+
+
+class RunError(PyCaffe2Error):
+    """The run was asked for wrongly: a bad feed, a missing input, unknown ops."""
+
+
+class RunFailure(PyCaffe2Error):
+    """A net of the model failed while it ran."""

@@ -65,12 +65,23 @@ def assert_outputs_close(got, expected, atol=1e-4, rtol=1e-4, names=None) -> Non
             np.testing.assert_array_equal(g, e, err_msg=label)
 
 
+CUDA = caffe2_pb2.DeviceOption(device_type=caffe2_pb2.PROTO_CUDA)
+
+
+def device_option(device: str):
+    """The DeviceOption a test's `device` parameter ("cpu" or "cuda") stands for."""
+    if device not in ("cpu", "cuda"):
+        raise ValueError(f"device must be 'cpu' or 'cuda', got {device!r}")
+    return None if device == "cpu" else CUDA
+
+
 def check_reference(op_type: str, inputs: list, reference, args=None, num_outputs=None,
-                    atol=1e-4, rtol=1e-4, check_inplace=True) -> list:
-    """Compare the op with `reference`; also in place where the schema allows it.
+                    atol=1e-4, rtol=1e-4, check_inplace=True, device: str = "cpu") -> list:
+    """Compare the op on `device` with `reference`; also in place where the schema
+    allows it, and the schema's inferred output shapes and types with the outputs.
     Returns the op's outputs."""
-    args = args or {}
-    got = run_op(op_type, inputs, args, num_outputs)
+    args, option = args or {}, device_option(device)
+    got = run_op(op_type, inputs, args, num_outputs, device_option=option)
     expected = reference(*inputs, **args)
     assert_outputs_close(got, expected, atol, rtol)
     assert_inference_agrees(op_type, inputs, args, got)
@@ -81,7 +92,8 @@ def check_reference(op_type: str, inputs: list, reference, args=None, num_output
                 in_names = [f"in{k}" for k in range(len(inputs))]
                 out_names = [f"out{k}" for k in range(len(got))]
                 out_names[o] = in_names[i]
-                inplace = run_op(op_type, inputs, args, input_names=in_names, output_names=out_names)
+                inplace = run_op(op_type, inputs, args, input_names=in_names, output_names=out_names,
+                                 device_option=option)
                 assert_outputs_close(inplace, expected, atol, rtol)
     return got
 
@@ -141,7 +153,6 @@ def check_devices(op_type: str, inputs: list, args=None, num_outputs=None, atol=
     """Run the op on the CPU and on CUDA (float32 inputs) and compare every output.
     Returns the CUDA outputs."""
     cpu = run_op(op_type, inputs, args, num_outputs)
-    cuda_option = caffe2_pb2.DeviceOption(device_type=caffe2_pb2.PROTO_CUDA)
-    gpu = run_op(op_type, inputs, args, num_outputs, device_option=cuda_option)
+    gpu = run_op(op_type, inputs, args, num_outputs, device_option=CUDA)
     assert_outputs_close(gpu, cpu, atol, rtol, names=[f"{op_type} CUDA output {i}" for i in range(len(gpu))])
     return gpu

@@ -18,13 +18,9 @@ from functools import lru_cache
 
 import numpy as np
 
-from pycaffe2.errors import PyCaffe2Error
+from pycaffe2.errors import CUDAUnavailable, PyCaffe2Error
 
 MAX_BLOCKS = 65535  # grid.x cap of the launchers; grid-stride loops make any cap correct
-
-
-class CUDAUnavailable(PyCaffe2Error):
-    """CUDA was asked for and cannot be used here; the message says why."""
 
 
 @dataclass(frozen=True)

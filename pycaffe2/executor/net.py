@@ -13,7 +13,7 @@ from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
 
 import numpy as np
 
-from pycaffe2.errors import PyCaffe2Error
+from pycaffe2.errors import NetError, OpFailure, PyCaffe2Error
 from pycaffe2.proto import caffe2_pb2
 from pycaffe2.schema import get_schema
 from pycaffe2.schema.bind import bind_args
@@ -23,21 +23,6 @@ from pycaffe2.schema.checker import CONCURRENT_NET_TYPES, check_net
 # every other problem, shape problems included, holds whatever the workspace holds, because
 # compile_net knows no fed shapes, only those the net's own fills fix.
 _RUN_TIME_KINDS = ("undefined-blob", "dag-write", "external-output")
-
-
-class NetError(PyCaffe2Error):
-    """A net cannot be created: it names the net and lists every problem."""
-
-
-class OpFailure(PyCaffe2Error):
-    """An op failed while a net ran."""
-
-    def __init__(self, net_name, index, op_type, inputs, cause):
-        self.net_name, self.op_index, self.op_type, self.cause = net_name, index, op_type, cause
-        self.inputs = inputs
-        described = ", ".join(inputs) if inputs else "none"
-        super().__init__(f"Error running net {net_name}: op {index} ({op_type}) failed: {cause} "
-                         f"[inputs: {described}]")
 
 
 class Step:
@@ -71,6 +56,8 @@ class Step:
         if isinstance(exc, KeyError) and exc.args and exc.args[0] in self.inputs \
                 and exc.args[0] not in blobs:
             cause = f"input blob '{exc.args[0]}' has no value"
+        elif isinstance(exc, PyCaffe2Error):  # the project's own words need no class name
+            cause = str(exc)
         else:
             cause = f"{type(exc).__name__}: {exc}"
         return OpFailure(net_name, self.index, self.op_type, described, cause)

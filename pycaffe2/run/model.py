@@ -20,20 +20,12 @@ from collections import Counter
 import numpy as np
 
 from pycaffe2 import netfile
-from pycaffe2.errors import PyCaffe2Error
+from pycaffe2.errors import PyCaffe2Error, RunError, RunFailure
 from pycaffe2.executor import Workspace
 from pycaffe2.proto import caffe2_pb2
 from pycaffe2.run.random_init import can_make_up, made_up_weights
 
 DEVICES = ("cpu", "cuda")
-
-
-class RunError(PyCaffe2Error):
-    """The run was asked for wrongly: a bad feed, a missing input, unknown ops."""
-
-
-class RunFailure(PyCaffe2Error):
-    """A net of the model failed while it ran."""
 
 
 # ---------------------------------------------------------------- the model

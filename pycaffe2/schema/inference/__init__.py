@@ -14,6 +14,8 @@ import pkgutil
 from collections.abc import Callable
 from typing import NamedTuple
 
+from pycaffe2.errors import ShapeError  # noqa: F401  (rules raise it; importers find it here too)
+
 
 class TensorInfo(NamedTuple):
     """A blob's shape (a tuple of ints) and dtype (a NumPy dtype name)."""
@@ -23,10 +25,6 @@ class TensorInfo(NamedTuple):
 
     def describe(self) -> str:
         return f"{list(self.shape)} {self.dtype}"
-
-
-class ShapeError(ValueError):
-    """Known input shapes or types that the op cannot take."""
 
 
 class OpView:
