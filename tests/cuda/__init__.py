@@ -1,9 +1,7 @@
-"""CUDA tests. Each tests/cuda/test_devices*.py module adds the op types its
-device checks cover to DEVICE_CHECKED, so one test can hold every registered
-CUDA kernel to a check against its CPU twin."""
+"""CUDA tests. Each test module whose device checks cover CUDA kernels lists
+their op types in a module-level DEVICE_CHECKED; test_devices.py gathers them
+all, so every registered CUDA kernel is held to a check against its CPU twin."""
 import pytest
-
-DEVICE_CHECKED: set[str] = set()
 
 
 def many_rows(shape: tuple):

@@ -1,5 +1,7 @@
 """CUDA kernels against their CPU twins (marked gpu: skipped without a GPU and PyCUDA),
 and the clear error when CUDA is asked for where it is not available."""
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -8,7 +10,6 @@ from pycaffe2.devices.cuda import unavailable_reason
 from pycaffe2.operators import CUDA_KERNELS, load_kernels
 from pycaffe2.proto import caffe2_pb2
 from pycaffe2.testing import check_devices, make_op
-from tests.cuda import DEVICE_CHECKED
 
 # Slow on a machine without a GPU (the kernels run on the CPU emulation): left out by -m "not slow".
 pytestmark = pytest.mark.slow
@@ -57,19 +58,26 @@ CASES = {
 DEVICE_COPIES = {"CopyCPUToGPU", "CopyGPUToCPU"}
 
 
+DEVICE_CHECKED: set[str] = set()
 DEVICE_CHECKED.update(CASES)
 DEVICE_CHECKED.update(DEVICE_COPIES)  # test_feed_fetch_and_explicit_copies below
 
 
-def test_every_cuda_kernel_has_a_device_check():
+def device_checked_op_types() -> set[str]:
+    """The union of every test module's DEVICE_CHECKED: the op types whose CUDA kernels
+    it checks against their CPU twins."""
     import importlib
-    import pkgutil
 
-    import tests.cuda
-    for module in pkgutil.iter_modules(tests.cuda.__path__):
-        if module.name.startswith("test_devices"):
-            importlib.import_module(f"tests.cuda.{module.name}")
-    assert sorted(set(CUDA_KERNELS) - DEVICE_CHECKED) == []
+    tests_dir = Path(__file__).resolve().parents[1]
+    found: set[str] = set()
+    for path in sorted(tests_dir.rglob("test_*.py")):
+        name = ".".join(path.relative_to(tests_dir.parent).with_suffix("").parts)
+        found |= set(getattr(importlib.import_module(name), "DEVICE_CHECKED", ()))
+    return found
+
+
+def test_every_cuda_kernel_has_a_device_check():
+    assert sorted(set(CUDA_KERNELS) - device_checked_op_types()) == []
 
 
 @pytest.mark.skipif(REASON is None, reason="CUDA is available here")

@@ -5,7 +5,6 @@ import numpy as np
 import pytest
 
 from pycaffe2.testing import check_devices, run_op
-from tests.cuda import DEVICE_CHECKED
 
 # Slow on a machine without a GPU (the kernels run on the CPU emulation): left out by -m "not slow".
 pytestmark = pytest.mark.slow
@@ -54,6 +53,8 @@ CASES.update({
     "SumReduceLike": (lambda s: [normal(s), normal(s)], {}),
 })
 VARIADIC_GRADIENTS = ["MeanGradient", "MaxGradient", "MinGradient"]  # test_variadic_gradients
+# The op types whose CUDA kernels this module checks (tests/cuda/test_devices.py gathers them).
+DEVICE_CHECKED: set[str] = set()
 DEVICE_CHECKED.update(CASES)
 DEVICE_CHECKED.update(VARIADIC_GRADIENTS)
 

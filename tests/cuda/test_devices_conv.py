@@ -15,7 +15,6 @@ from pycaffe2.proto import caffe2_pb2
 from pycaffe2.schema import get_schema
 from pycaffe2.schema.inference.conv import image_shape
 from pycaffe2.testing import check_devices, run_op
-from tests.cuda import DEVICE_CHECKED
 
 # Slow on a machine without a GPU (the kernels run on the CPU emulation): left out by -m "not slow".
 pytestmark = pytest.mark.slow
@@ -62,6 +61,8 @@ POOL_TYPES = ["MaxPool", "AveragePool", "MaxPoolGradient", "AveragePoolGradient"
 CONV_TYPES = ["Conv", "ConvGradient", "ConvTranspose", "ConvTransposeGradient"]
 ALIASES = sorted(alias for op_type in POOL_TYPES for alias in get_schema(op_type).aliases)
 CONV_ALIASES = sorted(alias for op_type in CONV_TYPES for alias in get_schema(op_type).aliases)
+# The op types whose CUDA kernels this module checks (tests/cuda/test_devices.py gathers them).
+DEVICE_CHECKED: set[str] = set()
 DEVICE_CHECKED.update(CASES)
 DEVICE_CHECKED.update(ALIASES)
 DEVICE_CHECKED.update(CONV_TYPES)

@@ -7,7 +7,6 @@ import pytest
 from pycaffe2.executor import NetError, OpFailure
 from pycaffe2.proto import caffe2_pb2
 from pycaffe2.testing import check_devices, run_op
-from tests.cuda import DEVICE_CHECKED
 
 # Slow on a machine without a GPU (the kernels run on the CPU emulation): left out by -m "not slow".
 pytestmark = pytest.mark.slow
@@ -50,6 +49,8 @@ CASES = {
     "Clip": (lambda s: [normal(s)], CLIP),
     "ClipGradient": (clip_gradient_inputs, CLIP),
 }
+# The op types whose CUDA kernels this module checks (tests/cuda/test_devices.py gathers them).
+DEVICE_CHECKED: set[str] = set()
 DEVICE_CHECKED.update(CASES)
 
 

@@ -9,7 +9,6 @@ from pycaffe2.executor import NetError, OpFailure
 from pycaffe2.operators import load_kernels
 from pycaffe2.proto import caffe2_pb2
 from pycaffe2.testing import check_devices, run_op
-from tests.cuda import DEVICE_CHECKED
 
 # Slow on a machine without a GPU (the kernels run on the CPU emulation): left out by -m "not slow".
 pytestmark = pytest.mark.slow
@@ -30,6 +29,8 @@ CASES = {
     "GivenTensorInt64Fill": ([], {"shape": [3], "values": [1, -2, 1 << 40]}),
     "GivenTensorBoolFill": ([], {"shape": [2, 2], "values": [1, 0, 0, 1]}),
 }
+# The op types whose CUDA kernels this module checks (tests/cuda/test_devices.py gathers them).
+DEVICE_CHECKED: set[str] = set()
 DEVICE_CHECKED.update(CASES)
 BIG = [1000, 1001]  # 1,001,000 samples
 

@@ -9,7 +9,6 @@ from pycaffe2.executor import NetError, OpFailure
 from pycaffe2.operators import load_kernels
 from pycaffe2.proto import caffe2_pb2
 from pycaffe2.testing import check_devices, run_op
-from tests.cuda import DEVICE_CHECKED
 
 # Slow on a machine without a GPU (the kernels run on the CPU emulation): left out by -m "not slow".
 pytestmark = pytest.mark.slow
@@ -174,6 +173,8 @@ CASES = {
        ([rand(0, 2)], {"to": "INT64"}, None),
        ([rand(*BIG)], {"to": "INT32"}, None)],
 }
+# The op types whose CUDA kernels this module checks (tests/cuda/test_devices.py gathers them).
+DEVICE_CHECKED: set[str] = set()
 DEVICE_CHECKED.update(CASES)
 DEVICE_CHECKED.update(["DepthConcat", "DepthSplit"])  # Concat's and Split's kernels, see below
 

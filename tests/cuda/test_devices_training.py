@@ -8,7 +8,6 @@ from pycaffe2.executor import Workspace
 from pycaffe2.operators import load_kernels
 from pycaffe2.proto import caffe2_pb2
 from pycaffe2.testing import assert_outputs_close, check_devices, make_op, run_op
-from tests.cuda import DEVICE_CHECKED
 
 # Slow on a machine without a GPU (the kernels run on the CPU emulation): left out by -m "not slow".
 pytestmark = pytest.mark.slow
@@ -38,6 +37,8 @@ CASES = {
     "Adam": (lambda s: [randn(s), randn(s), np.abs(randn(s)), randn(s), scalar(-0.001), np.array([4], np.int64)],
              {"beta1": 0.8, "beta2": 0.99, "epsilon": 1e-6}, 4),
 }
+# The op types whose CUDA kernels this module checks (tests/cuda/test_devices.py gathers them).
+DEVICE_CHECKED: set[str] = set()
 DEVICE_CHECKED.update(CASES)
 SHAPES = [(7,), (3, 5, 4), (1 << 20,)]
 DEVICE_CHECKED.update({"WeightedSumGradient", "LearningRate"})  # tested below
