@@ -22,6 +22,7 @@ broadcast), so args cost nothing per run.
 """
 from pycaffe2.operators.registry import (
     CONTEXT_PARAMS,
+    ALL_SCHEMA_ARGS,
     CPU_KERNELS,
     CUDA_KERNELS,
     Kernel,
@@ -30,5 +31,5 @@ from pycaffe2.operators.registry import (
     register_cuda,
 )
 
-__all__ = ["CONTEXT_PARAMS", "CPU_KERNELS", "CUDA_KERNELS", "Kernel", "load_kernels", "register_cpu",
+__all__ = ["ALL_SCHEMA_ARGS", "CONTEXT_PARAMS", "CPU_KERNELS", "CUDA_KERNELS", "Kernel", "load_kernels", "register_cpu",
            "register_cuda"]

@@ -8,11 +8,12 @@ Gradient makers: GRADIENT_MAKERS (op type -> maker), filled by register_gradient
 and gradient_op. What an op does under backprop is stated once, in its
 schema's `gradient:` field: `none` (NO_GRADIENT: a silent sink, e.g.
 StopGradient), `should_not` (SHOULD_NOT_DO_GRADIENT: an error if a gradient
-reaches it), or the op types its maker emits. Makers are registered beside the op's kernel, in Caffe2's
-vocabulary (I(i), O(i), GO(i), GI(i), SetDense):
+reaches it), or the op types its maker emits. Makers are registered beside
+the op's kernel, named after it, in Caffe2's vocabulary (I(i), O(i), GO(i),
+GI(i), SetDense):
 
     @register_gradient("SoftmaxWithLoss")
-    def _(g):
+    def make_softmax_with_loss_gradient(g):
         return [g.Op("SoftmaxWithLossGradient", [g.I(0), g.I(1), g.O(0), g.GO(1)], [g.GI(0)])]
 
 and the common one-op case is one line: `gradient_op("Relu", "O0 GO0")`.
@@ -54,11 +55,23 @@ CPU_KERNELS: dict[str, Kernel] = {}
 CUDA_KERNELS: dict[str, Kernel] = {}  # their functions take and return GPUArrays
 
 
+ALL_SCHEMA_ARGS = "all schema args"  # `args=` for a kernel taking every schema arg (engine args aside)
+
+
+def _arg_names(op_type: str, args, keyword: list[str]) -> tuple[str, ...]:
+    """The schema args a kernel takes: its keyword-only parameters, or `args`."""
+    if args == ALL_SCHEMA_ARGS:
+        return tuple(name for name, spec in get_schema(op_type).args.items() if spec.group != "engine")
+    if args is not None:
+        return tuple(args)
+    return tuple(name for name in keyword if name not in CONTEXT_PARAMS)
+
+
 def _registrar(registry: dict, device: str, op_types, specialize: bool, args):
     def register(function: Callable) -> Callable:
         keyword = [p.name for p in inspect.signature(function).parameters.values()
                    if p.kind is inspect.Parameter.KEYWORD_ONLY]
-        names = tuple(args) if args is not None else tuple(n for n in keyword if n not in CONTEXT_PARAMS)
+        names = _arg_names(op_types[0], args, keyword)
         context = tuple(name for name in keyword if name in CONTEXT_PARAMS)
         for op_type in op_types:
             if op_type in registry:
@@ -69,8 +82,10 @@ def _registrar(registry: dict, device: str, op_types, specialize: bool, args):
 
 
 def register_cpu(*op_types: str, specialize: bool = False, args=None):
-    """Register a CPU kernel (or kernel factory) for one or more op types. `args`
-    names the schema args of a kernel that takes them as **kwargs."""
+    """Register a CPU kernel for one or more op types. The schema args it takes are
+    its keyword-only parameters; a kernel taking them as **kwargs names them in
+    `args` (or takes ALL_SCHEMA_ARGS). With `specialize=True` the function is a
+    factory: called once per op at CreateNet with the args, it returns the kernel."""
     return _registrar(CPU_KERNELS, "CPU", op_types, specialize, args)
 
 
