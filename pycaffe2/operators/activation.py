@@ -3,30 +3,16 @@ can run in place, matching their schemas. All of them also run on CUDA
 (activation.cu, float32)."""
 from __future__ import annotations
 
-import math
-
 import numpy as np
 
 from pycaffe2.operators import _cuda as cuda
 from pycaffe2.operators.registry import gradient_op, register_cpu, register_cuda
+from pycaffe2.schema.inference.activation import float_dtypes, prelu_slope, same_shape
 
 
-def _channel_layout(op_type: str, x, slope, order) -> tuple:
-    """X seen as [outer, channels, inner] for the slope: (channels, inner), one channel for a
-    shared slope. Raises ValueError unless the slope has 1 or X's channel count of values."""
-    if slope.size == 1:
-        return 1, 1
-    axis = 1 if order == "NCHW" else len(x.shape) - 1
-    if len(x.shape) < 2 or slope.size != x.shape[axis]:
-        channels = x.shape[axis] if len(x.shape) >= 2 else 1
-        raise ValueError(f"{op_type}: Slope must have 1 or {channels} values (X {list(x.shape)}'s "
-                         f"channels, order {order}), got {list(slope.shape)}")
-    return slope.size, math.prod(x.shape[axis + 1:])
-
-
-def _channel_view(op_type: str, slope, x, order):
-    """Slope shaped to broadcast over X's channel axis."""
-    channels, _ = _channel_layout(op_type, x, slope, order)
+def _slope_view(slope, x, order):
+    """Slope shaped to broadcast over X's channel axis (checked by the schema's prelu_slope)."""
+    channels, _ = prelu_slope(x.shape, slope.shape, order)
     if channels == 1:
         return slope.reshape(())
     shape = [1] * x.ndim
@@ -56,12 +42,13 @@ def leaky_relu_gradient(y, dy, *, alpha):
 
 @register_cpu("PRelu")
 def prelu(x, slope, *, order):
-    return np.where(x >= 0, x, x * _channel_view("PRelu", slope, x, order)).astype(x.dtype, copy=False)
+    return np.where(x >= 0, x, x * _slope_view(slope, x, order)).astype(x.dtype, copy=False)
 
 
 @register_cpu("PReluGradient")
 def prelu_gradient(y, dy, x, slope, *, order):
-    dx = np.where(x >= 0, dy, dy * _channel_view("PReluGradient", slope, x, order)).astype(x.dtype, copy=False)
+    same_shape(x.shape, dy.shape, "dY")
+    dx = np.where(x >= 0, dy, dy * _slope_view(slope, x, order)).astype(x.dtype, copy=False)
     contribution = np.where(x >= 0, 0, x * dy)
     if slope.size == 1:
         dslope = np.array([contribution.sum()], dtype=slope.dtype)
@@ -147,12 +134,14 @@ def swish_gradient(x, y, dy):
 
 @register_cpu("HardSigmoid")
 def hard_sigmoid(x, *, alpha, beta):
+    float_dtypes([x.dtype.name])
     t = x.dtype.type
     return np.clip(x * t(alpha) + t(beta), t(0), t(1))
 
 
 @register_cpu("HardSigmoidGradient")
 def hard_sigmoid_gradient(y, dy, *, alpha):
+    float_dtypes([y.dtype.name, dy.dtype.name])
     return np.where((y > 0) & (y < 1), dy * dy.dtype.type(alpha), dy.dtype.type(0))
 
 
@@ -192,7 +181,7 @@ for _type, _kernel, _args in CUDA_ELEMENTWISE:
 @register_cuda("PRelu")
 def prelu_cuda(x, slope, *, order):
     x, slope = cuda.float32_inputs("PRelu", x, slope)
-    channels, inner = _channel_layout("PRelu", x, slope, order)
+    channels, inner = prelu_slope(x.shape, slope.shape, order)
     y = cuda.empty_like(x)
     cuda.launch("activation.cu", "prelu", y.size, x, slope, y, np.int64(channels), np.int64(inner),
                 np.int64(y.size))
@@ -202,9 +191,8 @@ def prelu_cuda(x, slope, *, order):
 @register_cuda("PReluGradient")
 def prelu_gradient_cuda(y, dy, x, slope, *, order):
     dy, x, slope = cuda.float32_inputs("PReluGradient", dy, x, slope)
-    if dy.shape != x.shape:
-        raise ValueError(f"PReluGradient: dY is {list(dy.shape)} but X is {list(x.shape)}: they must match")
-    channels, inner = _channel_layout("PReluGradient", x, slope, order)
+    same_shape(x.shape, dy.shape, "dY")
+    channels, inner = prelu_slope(x.shape, slope.shape, order)
     dx, dslope = cuda.empty_like(x), cuda.empty_like(slope)
     cuda.launch("activation.cu", "prelu_gradient_x", dx.size, x, slope, dy, dx, np.int64(channels),
                 np.int64(inner), np.int64(dx.size))

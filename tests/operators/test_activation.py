@@ -1,12 +1,21 @@
-"""Activation family: each op and gradient op against its NumPy reference."""
+"""Activation family: each op and gradient op against its NumPy reference (on the CPU,
+and on CUDA for the kernels tests/cuda/test_devices.py does not check), the gradient ops
+of those CUDA kernels against their CPU twins, PRelu's slope checks on both devices and
+in inference, and the registered gradients against central differences."""
+import re
+
 import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
+from pycaffe2.executor import NetError, OpFailure
 from pycaffe2.gradient_checker import check_op_gradient
-from pycaffe2.testing import check_reference, make_op
+from pycaffe2.schema.bind import ShapeError
+from pycaffe2.testing import check_devices, check_reference, device_option, make_op, run_op
+from tests.operators import DEVICES
+from tests.schema import infer
 
 SELU_ALPHA, SELU_SCALE = 1.6732632423543772, 1.0507009873554805
 
@@ -80,21 +89,67 @@ def test_gradient_kernel_matches_reference(op_type, forward, reference, inputs, 
     check_reference(op_type, inputs(x, y, dy), lambda *_, **__: reference(x, y, dy), args)
 
 
-@pytest.mark.parametrize("order, slope_shape", [("NCHW", (3,)), ("NHWC", (4,)), ("NCHW", (1,))])
-def test_prelu_and_gradient(order, slope_shape):
+# (X shape, slope size, order): per channel and shared, both orders, empty batches,
+# 0-d and 1-D X with a shared slope, and more channels than the emulator's 64 blocks.
+PRELU_CASES = [
+    ((2, 3, 5, 4), 3, "NCHW"), ((2, 3, 5, 4), 4, "NHWC"), ((2, 3, 5, 4), 1, "NCHW"),
+    ((2, 3, 5, 4), 1, "NHWC"), ((3, 7), 7, "NCHW"), ((3, 7), 7, "NHWC"), ((5, 2, 9), 2, "NCHW"),
+    ((0, 3, 4), 3, "NCHW"), ((0, 3, 4), 4, "NHWC"), ((), 1, "NCHW"), ((6,), 1, "NHWC"),
+    ((2, 0, 3), 0, "NCHW"), ((4, 130, 3), 130, "NCHW"), ((4, 3, 130), 130, "NHWC"),
+    ((70, 300), 1, "NCHW"),
+]
+
+
+@pytest.mark.parametrize("device", DEVICES)
+@pytest.mark.parametrize("x_shape, slope_size, order", PRELU_CASES, ids=str)
+def test_prelu_and_gradient(x_shape, slope_size, order, device):
     rng = np.random.default_rng(0)
-    x = away_from_kinks(rng.standard_normal((2, 3, 5, 4)).astype(np.float32))
-    slope = rng.standard_normal(slope_shape).astype(np.float32)
-    axis = 1 if order == "NCHW" else 3
-    view = slope.reshape([-1 if a == axis and slope.size > 1 else 1 for a in range(4)])
+    x = away_from_kinks(rng.uniform(-4, 4, x_shape).astype(np.float32))
+    slope = rng.uniform(-0.5, 1, slope_size).astype(np.float32)
+    axis = 1 if order == "NCHW" else len(x_shape) - 1
+    view = slope.reshape([-1 if a == axis and slope.size != 1 else 1 for a in range(len(x_shape))])
     reference = lambda x, s, order: np.where(x >= 0, x, view * x)
-    (y,) = check_reference("PRelu", [x, slope], reference, {"order": order})
+    (y,) = check_reference("PRelu", [x, slope], reference, {"order": order}, atol=1e-6, rtol=2e-6,
+                           device=device)
     dy = rng.standard_normal(x.shape).astype(np.float32)
-    sum_axes = tuple(a for a in range(4) if a != axis) if slope.size > 1 else None
-    dslope = np.where(x >= 0, 0, x * dy).sum(axis=sum_axes).reshape(slope_shape)
+    sum_axes = tuple(a for a in range(len(x_shape)) if a != axis) if slope.size != 1 else None
+    dslope = np.where(x >= 0, 0, x.astype(np.float64) * dy).sum(axis=sum_axes).reshape(slope.shape)
+    # dSlope sums up to 21000 terms in float32 on the CPU
     check_reference("PReluGradient", [y, dy, x, slope],
                     lambda *_, **__: (np.where(x >= 0, dy, view * dy), dslope), {"order": order},
-                    atol=1e-3)
+                    atol=1e-3, rtol=1e-5, device=device)
+
+
+@pytest.mark.parametrize("device", DEVICES)
+@pytest.mark.parametrize("op_type", ["PRelu", "PReluGradient"])
+@pytest.mark.parametrize("x_shape, slope_size, channels", [((2, 3, 4), 4, 3), ((5,), 5, 1)])
+def test_a_slope_that_does_not_fit_is_refused(op_type, x_shape, slope_size, channels, device):
+    """Inference and both kernels give one message."""
+    x, slope = np.ones(x_shape, np.float32), np.ones(slope_size, np.float32)
+    inputs = [x, slope] if op_type == "PRelu" else [x, x, x, slope]
+    message = re.escape(f"Slope must have 1 or {channels} values (X {list(x_shape)}'s channels, order NCHW), "
+                        f"got [{slope_size}]")
+    with pytest.raises(ShapeError, match=message):
+        infer(op_type, [v.shape for v in inputs], len(inputs) // 2)
+    with pytest.raises((OpFailure, NetError), match=rf"\({op_type}\) failed: {message}"):
+        run_op(op_type, inputs, {}, num_outputs=len(inputs) // 2, device_option=device_option(device))
+
+
+@pytest.mark.parametrize("device", DEVICES)
+def test_prelu_gradient_needs_dy_of_x_shape(device):
+    x, slope = np.ones((2, 3), np.float32), np.ones(1, np.float32)
+    message = r"dY has shape \[2, 2\] but X has \[2, 3\]: they must match"
+    with pytest.raises(ShapeError, match=message):
+        infer("PReluGradient", [(2, 3), (2, 2), (2, 3), (1,)], 2)
+    with pytest.raises(OpFailure, match=rf"\(PReluGradient\) failed: {message}"):
+        run_op("PReluGradient", [x, x[:, :2], x, slope], num_outputs=2, device_option=device_option(device))
+
+
+def test_hard_sigmoid_takes_float_only():
+    with pytest.raises(ShapeError, match="input 0 must be float, got int32"):
+        infer("HardSigmoid", [(3,)], dtype="int32")
+    with pytest.raises(OpFailure, match=r"\(HardSigmoid\) failed: input 0 must be float, got int32"):
+        run_op("HardSigmoid", [np.arange(3, dtype=np.int32)])
 
 
 def test_float64_keeps_its_dtype():
@@ -130,3 +185,68 @@ def test_prelu_registered_gradient(order, slope, input_to_check):
     report = check_op_gradient(make_op("PRelu", ["X", "S"], ["Y"], {"order": order}),
                                [x.astype(np.float64), np.array(slope)], input_to_check)
     assert report.ok, report
+
+
+# ---- CUDA kernels that tests/cuda/test_devices.py does not check ----------------------------
+
+SHAPES = [(), (0, 3), (7,), (3, 5, 4), (300, 257)]  # the last: more than 64 blocks of 256
+SELU = {"alpha": 1.3, "scale": 0.9}
+rng = np.random.default_rng(0)
+
+
+def normal(shape):
+    x = rng.uniform(-4, 4, shape).astype(np.float32)
+    return np.where(np.abs(x) < 0.05, 0.3, x).astype(np.float32)  # away from the kink at 0
+
+
+# Forward ops against FORWARD's references on both devices (Selu with its defaults and others).
+DEVICE_FORWARD = [("Selu", SELU, lambda x, alpha, scale: scale * np.where(x > 0, x, alpha * np.expm1(x))),
+                  *(f for f in FORWARD if f[0] in ("Selu", "Softplus", "Swish"))]
+
+
+@pytest.mark.parametrize("device", DEVICES)
+@pytest.mark.parametrize("shape", SHAPES, ids=str)
+@pytest.mark.parametrize("op_type, args, reference", DEVICE_FORWARD, ids=[f"{f[0]}-{f[1]}" for f in DEVICE_FORWARD])
+def test_forward_on_each_device(op_type, args, reference, shape, device):
+    x = normal(shape) * (8 if op_type == "Softplus" else 1)
+    check_reference(op_type, [x], lambda x, **a: reference(x.astype(np.float64), **a), args,
+                    atol=1e-5, rtol=1e-5, device=device)
+
+
+def gradient_inputs(forward, args, reads_x=False):
+    """(Y, dY) or, for Swish, (X, Y, dY), made by running `forward` on the CPU."""
+    def make(shape):
+        x = normal(shape)
+        y = run_op(forward, [x], args)[0]
+        return ([x] if reads_x else []) + [y, normal(shape)]
+    return make
+
+
+# gradient op -> (inputs for a shape, args): CUDA against the CPU twin
+GRADIENT_CASES = {
+    "SeluGradient": (gradient_inputs("Selu", SELU), SELU),
+    "SoftplusGradient": (gradient_inputs("Softplus", {}), {}),
+    "SwishGradient": (gradient_inputs("Swish", {}, reads_x=True), {}),
+}
+
+
+@pytest.mark.gpu
+@pytest.mark.slow
+@pytest.mark.parametrize("shape", SHAPES, ids=str)
+@pytest.mark.parametrize("op_type", sorted(GRADIENT_CASES))
+def test_cuda_gradient_kernel_matches_cpu(op_type, shape):
+    make_inputs, args = GRADIENT_CASES[op_type]
+    check_devices(op_type, make_inputs(shape), args, atol=1e-6, rtol=2e-6)
+
+
+@pytest.mark.gpu
+@pytest.mark.slow
+@pytest.mark.parametrize("op_type", ["Selu", "Softplus", "Swish"])
+def test_special_values_match_cpu(op_type):
+    x = np.array([np.nan, np.inf, -np.inf, 0.0, -0.0, 1e-30, -100.0, 100.0, 20.0, -20.0], np.float32)
+    with np.errstate(all="ignore"):
+        check_devices(op_type, [x], SELU if op_type == "Selu" else {}, atol=1e-6, rtol=2e-6)
+
+
+# The op types whose CUDA kernels this module checks (tests/cuda/test_devices.py gathers them).
+DEVICE_CHECKED = {f[0] for f in DEVICE_FORWARD} | set(GRADIENT_CASES) | {"PRelu", "PReluGradient"}

@@ -1,36 +1,68 @@
-"""Inference rules of the activation family."""
+"""Inference rules of the activation family, and the checks its kernels share.
+
+`float_dtypes`, `same_shape` and `prelu_slope` take plain shapes and dtype
+names, so the rules (TensorInfo shapes) and the CPU and CUDA kernels (array
+shapes) raise the same ShapeError. FLOAT_TYPES and `same_shape` serve other
+families too.
+"""
 from __future__ import annotations
+
+import math
 
 from pycaffe2.schema.inference import OpView, ShapeError, rule
 
 FLOAT_TYPES = ("float16", "float32", "float64")
 
 
+def float_dtypes(dtypes) -> None:
+    """Raise unless every known dtype name (None: unknown) is a float type."""
+    for index, dtype in enumerate(dtypes):
+        if dtype is not None and dtype not in FLOAT_TYPES:
+            raise ShapeError(f"input {index} must be float, got {dtype}")
+
+
+def same_shape(shape, other, name: str, reference: str = "X") -> None:
+    """Raise unless `other` (input `name`; None: unknown), paired element by element
+    with `reference`, has its shape."""
+    if other is not None and tuple(other) != tuple(shape):
+        raise ShapeError(f"{name} has shape {list(other)} but {reference} has {list(shape)}: "
+                         "they must match")
+
+
+def prelu_slope(x_shape, slope_shape, order: str) -> tuple[int, int]:
+    """X seen as [outer, channels, inner] for PRelu's slope: (channels, inner), one channel
+    for a shared slope. As in Caffe2 the slope's element count decides: 1, or X's channels."""
+    if math.prod(slope_shape) == 1:
+        return 1, 1
+    axis = 1 if order == "NCHW" else len(x_shape) - 1
+    channels = x_shape[axis] if len(x_shape) >= 2 else 1
+    if len(x_shape) < 2 or math.prod(slope_shape) != channels:
+        raise ShapeError(f"Slope must have 1 or {channels} values (X {list(x_shape)}'s channels, "
+                         f"order {order}), got {list(slope_shape)}")
+    return channels, math.prod(x_shape[axis + 1:])
+
+
 @rule("float_identical")
 def float_identical(op: OpView, inputs: list) -> list:
     """Like `identical`, but every known input must be a float tensor."""
-    for index, info in enumerate(inputs):
-        if info is not None and info.dtype not in FLOAT_TYPES:
-            raise ShapeError(f"input {index} must be float, got {info.dtype}")
+    float_dtypes([None if info is None else info.dtype for info in inputs])
     return [inputs[0]] * op.n_outputs
-
-
-def _check_slope(op: OpView, x, slope) -> None:
-    if x is None or slope is None:
-        return
-    channels = x.shape[1 if op.arg("order") == "NCHW" else -1] if len(x.shape) > 1 else 1
-    if slope.shape not in ((1,), (channels,)):
-        raise ShapeError(f"Slope must be [1] or [{channels}] (X's channels), "
-                         f"got {list(slope.shape)}")
 
 
 @rule("prelu")
 def prelu(op: OpView, inputs: list) -> list:
-    _check_slope(op, inputs[0], inputs[1])
-    return [inputs[0]]
+    x, slope = inputs
+    if x is not None and slope is not None:
+        prelu_slope(x.shape, slope.shape, op.arg("order"))
+    return [x]
 
 
 @rule("prelu_gradient")
 def prelu_gradient(op: OpView, inputs: list) -> list:
-    _check_slope(op, inputs[2], inputs[3])
-    return [inputs[2], inputs[3]]
+    """dX is like X, dSlope like Slope; dY must have X's shape."""
+    _, dy, x, slope = inputs
+    if x is not None:
+        same_shape(x.shape, None if dy is None else dy.shape, "dY")
+        if slope is not None:
+            prelu_slope(x.shape, slope.shape, op.arg("order"))
+    return [x, slope]

@@ -1,6 +1,10 @@
-"""Normalization family: each op and gradient op against NumPy references
-written here in float64, the synchronized SpatialBN path against plain
-SpatialBN on the whole batch, and gradient ops against numeric derivatives."""
+"""batch_norm family (SpatialBN, SpatialBNGradient, ChannelStats, ChannelBackpropStats):
+each op against NumPy references written here in float64 (on the CPU and on CUDA),
+the synchronized SpatialBN path against plain SpatialBN on the whole batch,
+gradient ops against numeric derivatives, shape inference against the kernels,
+errors (one message from inference and both kernels), and the CUDA kernels
+against their CPU twins where the references do not reach (training mode,
+num_batches, the gradient op, large shapes)."""
 from pathlib import Path
 
 import numpy as np
@@ -10,10 +14,14 @@ from hypothesis import strategies as st
 
 from pycaffe2 import netfile
 from pycaffe2.executor import NetError, OpFailure, Workspace
-from pycaffe2.gradient import GetGradientForOp, GradientError
+from pycaffe2.gradient import GetGradientForOp
 from pycaffe2.gradient_checker import check_op_gradient
 from pycaffe2.proto import caffe2_pb2
-from pycaffe2.testing import check_gradient_op, check_reference, make_op, run_op
+from pycaffe2.schema.bind import ShapeError, TensorInfo
+from pycaffe2.testing import (check_devices, check_gradient_op, check_reference, device_option, make_op,
+                              run_op)
+from tests.operators import DEVICES
+from tests.schema import infer
 
 NETS = Path(__file__).resolve().parents[2] / "nets"
 BN_IN = ["X", "scale", "bias", "mean", "var"]
@@ -84,12 +92,13 @@ def test_spatial_bn_training(shape, order, momentum, epsilon):
         np.testing.assert_allclose(g, e, rtol=1e-4, atol=1e-4, err_msg=name)
 
 
+@pytest.mark.parametrize("device", DEVICES)
 @pytest.mark.parametrize("shape, order", SHAPES)
-def test_spatial_bn_test_mode(shape, order):
+def test_spatial_bn_test_mode(shape, order, device):
     inputs = bn_inputs(shape, order, seed=1)
     (y,) = check_reference("SpatialBN", inputs,
                            lambda x, s, b, m, v, **a: bn_reference(x, s, b, m, v, 1e-3, order),
-                           {"is_test": 1, "epsilon": 1e-3, "order": order})
+                           {"is_test": 1, "epsilon": 1e-3, "order": order}, device=device)
     assert y.dtype == np.float32
 
 
@@ -150,15 +159,15 @@ def test_float64_is_kept():
     assert all(v.dtype == np.float64 for v in run_bn_train(inputs, {}))
     assert run_op("SpatialBN", inputs, {"is_test": 1})[0].dtype == np.float64
 
-
 # ---- the synchronized path: ChannelStats / ChannelBackpropStats ------------------------------
 
+@pytest.mark.parametrize("device", DEVICES)
 @pytest.mark.parametrize("shape, order", SHAPES[:4])
-def test_channel_stats(shape, order):
+def test_channel_stats(shape, order, device):
     x = bn_inputs(shape, order)[0]
     rows = channels_last(x, order).reshape(-1, x.shape[1 if order == "NCHW" else -1]).astype(np.float64)
     sums = check_reference("ChannelStats", [x], lambda x, order: (rows.sum(0), np.square(rows).sum(0)),
-                           {"order": order}, rtol=1e-5, atol=1e-3)
+                           {"order": order}, rtol=1e-5, atol=1e-3, device=device)
     assert all(s.dtype == np.float32 for s in sums)
 
 
@@ -233,7 +242,6 @@ def test_synchronized_gradient_equals_whole_batch():
         np.testing.assert_allclose(share[1] * 2, whole[1], rtol=1e-4, atol=1e-5)
         np.testing.assert_allclose(share[2] * 2, whole[2], rtol=1e-4, atol=1e-5)
 
-
 # ---- gradients against numeric differentiation of the forward ops ---------------------------
 
 def tiny(shape, seed, scale=1.0):
@@ -276,119 +284,37 @@ def test_spatial_bn_gradient_test_mode(order):
     check_gradient_op("SpatialBN", [x, scale, bias, mean, var], "SpatialBNGradient",
                       [x, scale, dy, mean, var], {0: 0, 1: 1, 2: 2}, [dy], args, atol=1e-4, rtol=1e-4)
 
+# ---- errors: inference and both kernels give one message ------------------------------------
 
-# ---- InstanceNorm / GroupNorm / LayerNorm ----------------------------------------------------
-
-def group_norm_reference(x, gamma, beta, groups, epsilon, order):
-    """Y, mean [N, G], inv_std [N, G] with channels grouped in order."""
-    xc = np.moveaxis(x, -1, 1) if order == "NHWC" else x
-    rows = xc.reshape(x.shape[0], groups, -1).astype(np.float64)
-    mean, var = rows.mean(axis=2), rows.var(axis=2)
-    inv_std = 1 / np.sqrt(var + epsilon)
-    y = ((rows - mean[..., None]) * inv_std[..., None]).reshape(xc.shape)
-    y = y * per_channel(gamma, xc, "NCHW") + per_channel(beta, xc, "NCHW")
-    return (np.moveaxis(y, 1, -1) if order == "NHWC" else y), mean, inv_std
+def error_inputs():
+    return bn_inputs((2, 3, 4, 4), "NCHW")
 
 
-@pytest.mark.parametrize("shape, order", SHAPES)
-def test_instance_norm(shape, order):
-    x, scale, bias, _, _ = bn_inputs(shape, order, seed=15)
-    c = scale.size
-    got = check_reference("InstanceNorm", [x, scale, bias],
-                          lambda x, s, b, **a: group_norm_reference(x, s, b, c, 1e-4, order),
-                          {"order": order, "epsilon": 1e-4}, num_outputs=3, rtol=1e-3, atol=1e-3)
-    (y,) = run_op("InstanceNorm", [x, scale, bias], {"order": order, "epsilon": 1e-4})
-    np.testing.assert_allclose(y, got[0])
-    assert all(v.dtype == np.float32 for v in got)
+# (op type, inputs, args, output count, message)
+ERRORS = [
+    ("SpatialBN", lambda x, s, b, m, v: [x, np.ones(4, np.float32), b, m, v], {"is_test": 1}, 1,
+     r"scale has shape \[4\] but X \[2, 3, 4, 4\] needs 3 elements \(its channels, order NCHW\)"),
+    ("SpatialBNGradient", lambda x, s, b, m, v: [x, s, x[..., 0], m, v], {}, 3,
+     r"dY has shape \[2, 3, 4\] but X has \[2, 3, 4, 4\]: they must match"),
+    ("SpatialBN", lambda x, s, b, m, v: [x, s, b, m, v], {"num_batches": 2}, 5,
+     r"num_batches > 1 needs the sums and sumsq inputs \(7 inputs\), got 5"),
+    ("SpatialBNGradient", lambda x, s, b, m, v: [x, s, x, m, v], {"num_batches": 2}, 3,
+     r"num_batches > 1 needs the aggregate scale and bias gradient inputs \(7 inputs\), got 5"),
+    ("ChannelBackpropStats", lambda x, s, b, m, v: [x, m, np.ones(2, np.float32), x], {}, 2,
+     r"inv_std has shape \[2\] but X \[2, 3, 4, 4\] needs 3 elements \(its channels, order NCHW\)"),
+    ("ChannelStats", lambda x, s, b, m, v: [x[0, 0]], {}, 2, r"X must have rank >= 3, got \[4, 4\]"),
+]
 
 
-@pytest.mark.parametrize("shape, order, group", [((2, 6, 3, 2), "NCHW", 3), ((2, 3, 2, 6), "NHWC", 2),
-                                                 ((3, 4, 5), "NCHW", 4), ((2, 4), "NCHW", 2),
-                                                 ((1, 2, 2, 2, 8), "NHWC", 8), ((2, 4, 3), "NHWC", 1)])
-def test_group_norm(shape, order, group):
-    x, gamma, beta, _, _ = bn_inputs(shape, order, seed=16)
-    args = {"group": group, "order": order, "is_test": 0}
-    check_reference("GroupNorm", [x, gamma, beta],
-                    lambda x, g, b, **a: group_norm_reference(x, g, b, group, 1e-5, order), args,
-                    num_outputs=3, rtol=1e-3, atol=1e-3)
-
-
-def layer_norm_reference(x, *affine, axis=1, epsilon=1e-5, elementwise_affine=0):
-    axis %= x.ndim
-    rows = x.reshape(int(np.prod(x.shape[:axis])), -1).astype(np.float64)
-    mean, std = rows.mean(axis=1), np.sqrt(rows.var(axis=1) + epsilon)
-    y = ((rows - mean[:, None]) / std[:, None]).reshape(x.shape)
-    if elementwise_affine:
-        y = y * affine[0].reshape(x.shape[axis:]) + affine[1].reshape(x.shape[axis:])
-    stat = x.shape[:axis] + (1,)
-    return y, mean.reshape(stat), std.reshape(stat)
-
-
-@pytest.mark.parametrize("shape, axis", [((3, 4), 1), ((2, 3, 4), 1), ((2, 3, 4), 2), ((2, 3, 4), -1),
-                                         ((2, 3, 4), 0), ((2, 1, 5, 2), -3)])
-@pytest.mark.parametrize("affine", [0, 1])
-def test_layer_norm(shape, axis, affine):
-    rng = np.random.default_rng(17)
-    x = (rng.standard_normal(shape) * 3 + 1).astype(np.float32)
-    inner = shape[axis % len(shape):]
-    params = [rng.standard_normal(inner).astype(np.float32) for _ in range(2)] if affine else []
-    args = {"axis": axis, "epsilon": 1e-4, "elementwise_affine": affine}
-    got = check_reference("LayerNorm", [x, *params], layer_norm_reference, args, rtol=1e-3, atol=1e-3)
-    assert all(v.dtype == np.float32 for v in got)
-
-
-@pytest.mark.parametrize("order", ["NCHW", "NHWC"])
-@pytest.mark.parametrize("saved", [True, False])
-def test_instance_norm_gradient(order, saved):
-    shape = (2, 3, 2, 2) if order == "NCHW" else (2, 2, 2, 3)
-    x, scale, bias = tiny(shape, 18), tiny(3, 19), tiny(3, 20)
-    args = {"order": order}
-    _, mean, inv_std = run_op("InstanceNorm", [x, scale, bias], args, num_outputs=3)
-    dy = tiny(shape, 21)
-    grad_inputs = [x, scale, bias, dy] + ([mean, inv_std] if saved else [])
-    check_gradient_op("InstanceNorm", [x, scale, bias], "InstanceNormGradient", grad_inputs,
-                      {0: 0, 1: 1, 2: 2}, [dy], args, num_outputs=1, atol=1e-4, rtol=1e-4)
-
-
-@pytest.mark.parametrize("order, shape", [("NCHW", (2, 4, 2, 2)), ("NHWC", (2, 2, 3, 4)), ("NCHW", (3, 4))])
-def test_group_norm_gradient(order, shape):
-    x, gamma, beta = tiny(shape, 22), tiny(4, 23), tiny(4, 24)
-    args = {"order": order, "group": 2}
-    _, mean, inv_std = run_op("GroupNorm", [x, gamma, beta], {**args, "is_test": 0}, num_outputs=3)
-    dy = tiny(shape, 25)
-    check_gradient_op("GroupNorm", [x, gamma, beta], "GroupNormGradient", [dy, x, gamma, beta, mean, inv_std],
-                      {0: 0, 1: 1, 2: 2}, [dy], args, num_outputs=1, atol=1e-4, rtol=1e-4)
-
-
-@pytest.mark.parametrize("shape, axis", [((3, 4), 1), ((2, 3, 2), 2), ((2, 2, 3), 1)])
-@pytest.mark.parametrize("affine", [0, 1])
-def test_layer_norm_gradient(shape, axis, affine):
-    x = tiny(shape, 26, scale=2)
-    params = [tiny(shape[axis:], 27), tiny(shape[axis:], 28)] if affine else []
-    args = {"axis": axis, "elementwise_affine": affine}
-    y, mean, std = run_op("LayerNorm", [x, *params], args)
-    dy = tiny(shape, 29)
-    wrt = {0: 0, 1: 1, 2: 2} if affine else {0: 0}
-    check_gradient_op("LayerNorm", [x, *params], "LayerNormGradient", [dy, y, mean, std, x, *params[:1]],
-                      wrt, [dy, None, None], args, atol=1e-4, rtol=1e-4)
-
-
-# ---- errors ----------------------------------------------------------------------------------
-
-def test_errors_name_inputs_and_shapes():
-    x, scale, bias, mean, var = bn_inputs((2, 3, 4, 4), "NCHW")
-    with pytest.raises((OpFailure, NetError), match=r"scale has shape \[4\] but X \[2, 3, 4, 4\] needs 3"):
-        run_op("SpatialBN", [x, np.ones(4, np.float32), bias, mean, var], {"is_test": 1})
-    with pytest.raises((OpFailure, NetError), match=r"dY has shape \[2, 3, 4\] but X has \[2, 3, 4, 4\]"):
-        run_op("SpatialBNGradient", [x, scale, x[..., 0], mean, var])
-    with pytest.raises((OpFailure, NetError), match="group 2 does not divide the 3 channels"):
-        run_op("GroupNorm", [x, scale, bias], {"group": 2})
-    with pytest.raises((OpFailure, NetError), match="num_batches.* needs the sums and sumsq inputs"):
-        run_bn_train([x, scale, bias, mean, var], {"num_batches": 2})
-    with pytest.raises((OpFailure, NetError), match=r"gamma has shape \[3\] but X \[2, 3, 4, 4\] needs 16"):
-        run_op("LayerNorm", [x, scale, bias], {"axis": 2, "elementwise_affine": 1})
-    with pytest.raises((OpFailure, NetError), match=r"elementwise_affine=0 takes 1 input\(s\), got 3"):
-        run_op("LayerNorm", [x, scale, bias])
+@pytest.mark.parametrize("device", DEVICES)
+@pytest.mark.parametrize("op_type, make_inputs, args, n_out, message", ERRORS,
+                         ids=[f"{e[0]}-{i}" for i, e in enumerate(ERRORS)])
+def test_errors_name_inputs_and_shapes(op_type, make_inputs, args, n_out, message, device):
+    inputs = make_inputs(*error_inputs())
+    with pytest.raises(ShapeError, match=message):
+        infer(op_type, [v.shape for v in inputs], n_out, **args)
+    with pytest.raises((OpFailure, NetError), match=rf"\({op_type}\)(:| failed:) {message}"):
+        run_op(op_type, inputs, args, n_out, device_option=device_option(device))
 
 
 # ---- gradient makers: registered gradients against central differences -----------------------
@@ -486,41 +412,195 @@ def test_synchronized_spatial_bn_registered_gradient():
         np.testing.assert_allclose(grads[f"{p}_a"] + grads[f"{p}_b"], numeric([f"{p}_a", f"{p}_b"]),
                                    rtol=1e-4, atol=1e-6)
 
+# ---- shape inference: the shapes the kernels really produce, and the mode errors --------------
 
-@pytest.mark.parametrize("shape, order", MAKER_SHAPES)
-@pytest.mark.parametrize("saved", [0, 1, 2])
-@pytest.mark.parametrize("input_to_check", [0, 1, 2])
-def test_instance_norm_registered_gradient(shape, order, saved, input_to_check):
-    op = make_op("InstanceNorm", ["X", "scale", "bias"], ["Y", "saved_mean", "saved_inv_std"][:1 + saved],
-                 {"order": order, "epsilon": 0.5})
-    report = check_op_gradient(op, maker_inputs(shape, order, 33), input_to_check)
-    assert report.ok, report
+def test_every_op_of_the_family_has_a_rule():
+    from pycaffe2.schema import all_schemas
+    family = {name: s for name, s in all_schemas().items() if s.family == "batch_norm"}
+    assert sorted(family) == sorted(["ChannelStats", "ChannelBackpropStats", "SpatialBN", "SpatialBNGradient"])
+    assert all(s.inference != "none" for s in family.values())
 
 
-@pytest.mark.parametrize("shape, order, group", [((2, 4, 2, 2), "NCHW", 2), ((2, 2, 2, 4), "NHWC", 2),
-                                                 ((3, 4), "NCHW", 4), ((2, 3, 3), "NCHW", 1)])
-@pytest.mark.parametrize("input_to_check", [0, 1, 2])
-def test_group_norm_registered_gradient(shape, order, group, input_to_check):
-    op = make_op("GroupNorm", ["X", "gamma", "beta"], ["Y", "mean", "inv_std"],
-                 {"group": group, "order": order, "is_test": 0, "epsilon": 0.5})
-    report = check_op_gradient(op, maker_inputs(shape, order, 34), input_to_check)
-    assert report.ok, report
+def inputs_for(shapes, seed=0):
+    rng = np.random.default_rng(seed)
+    return [rng.random(shape).astype(np.float32) + 0.5 for shape in shapes]
 
 
-def test_group_norm_gradient_needs_saved_statistics():
-    op = make_op("GroupNorm", ["X", "gamma", "beta"], ["Y"], {"group": 2})
-    with pytest.raises(GradientError, match="needs the mean and inv_std outputs"):
-        GetGradientForOp(op, ["Y_grad"])
+# (op type, input shapes, args, output count): inference must give the kernel's shapes.
+INFERENCE_CASES = [
+    ("ChannelStats", [(2, 3, 4, 5)], {}, 2),
+    ("ChannelStats", [(2, 4, 5, 3)], {"order": "NHWC"}, 2),
+    ("ChannelBackpropStats", [(2, 3, 4), (3,), (3,), (2, 3, 4)], {}, 2),
+    ("SpatialBN", [(2, 3, 4, 5), (3,), (3,), (3,), (3,)], {"is_test": 1}, 1),
+    ("SpatialBN", [(2, 4, 5, 3), (3,), (3,), (3,), (3,)], {"order": "NHWC"}, 5),
+    ("SpatialBN", [(2, 3, 4), (3,), (3,), (3,), (3,), (3,), (3,)], {"num_batches": 2}, 5),
+    ("SpatialBNGradient", [(2, 3, 4, 5), (3,), (2, 3, 4, 5), (3,), (3,)], {}, 3),
+]
 
 
-@pytest.mark.parametrize("shape, axis", [((3, 4), 1), ((2, 3, 2), 2), ((2, 2, 3), 1), ((2, 3, 2), -1)])
-@pytest.mark.parametrize("affine", [0, 1])
-def test_layer_norm_registered_gradient(shape, axis, affine):
-    rng = np.random.default_rng(35)
-    params = [rng.standard_normal(shape[axis:]) for _ in range(2)] if affine else []
-    inputs = [rng.standard_normal(shape) * 1.5 + 1, *params]
-    op = make_op("LayerNorm", ["X", "gamma", "beta"][:len(inputs)], ["Y", "mean", "std"],
-                 {"axis": axis, "elementwise_affine": affine, "epsilon": 0.5})
-    for input_to_check in range(len(inputs)):
-        report = check_op_gradient(op, inputs, input_to_check)
-        assert report.ok, report
+@pytest.mark.parametrize("op_type, shapes, args, n_out", INFERENCE_CASES, ids=[c[0] for c in INFERENCE_CASES])
+def test_inference_matches_the_kernel(op_type, shapes, args, n_out):
+    inferred = infer(op_type, shapes, n_out, **args)
+    names = [f"x{i}" for i in range(len(shapes))]
+    outputs = [f"y{i}" for i in range(n_out)]
+    if op_type == "SpatialBN" and n_out == 5:
+        outputs[1:3] = names[3:5]
+    got = run_op(op_type, inputs_for(shapes), args, input_names=names, output_names=outputs)
+    assert inferred == [TensorInfo(v.shape, v.dtype.name) for v in got]
+
+
+def test_inference_of_float64_and_unknown_inputs():
+    assert infer("SpatialBN", [(2, 3, 4)] + [(3,)] * 4, dtype="float64", is_test=1) == \
+        [TensorInfo((2, 3, 4), "float64")]
+    assert infer("SpatialBN", [None] * 5, n_out=5) == [None] * 5
+
+
+def test_spatial_bn_mode_errors():
+    five = [(2, 3, 4)] + [(3,)] * 4
+    with pytest.raises(ShapeError, match=r"^is_test=1 takes 1 output \(Y\), got 5"):
+        infer("SpatialBN", five, n_out=5, is_test=1)
+    with pytest.raises(ShapeError, match=r"^training .is_test=0. takes 5 outputs, got 1"):
+        infer("SpatialBN", five, n_out=1)
+    with pytest.raises(ShapeError, match=r"^num_batches > 1 needs the sums and sumsq inputs \(7 inputs\)"):
+        infer("SpatialBN", five, n_out=5, num_batches=4)
+
+
+def test_per_channel_errors_name_the_input():
+    with pytest.raises(ShapeError, match=r"^bias has shape \[4\] but X \[2, 3, 4\] needs 3 elements "
+                                         r"\(its channels, order NCHW\)"):
+        infer("SpatialBN", [(2, 3, 4), (3,), (4,), (3,), (3,)], is_test=1)
+    with pytest.raises(ShapeError, match=r"^scale has shape \[3\] but X \[2, 3, 4\] needs 4 elements "
+                                         r"\(its channels, order NHWC\)"):
+        infer("SpatialBN", [(2, 3, 4), (3,), (4,), (4,), (4,)], n_out=5, order="NHWC")
+    with pytest.raises(ShapeError, match=r"^X must have rank >= 3, got \[2, 3\]"):
+        infer("ChannelStats", [(2, 3)], n_out=2)
+    with pytest.raises(ShapeError, match="^X must be float, got int32"):
+        infer("SpatialBN", [(2, 3, 4)] + [(3,)] * 4, dtype="int32", is_test=1)
+    with pytest.raises(ShapeError, match=r"^dY has shape \[2, 3, 5\] but X has \[2, 3, 4\]: they must match"):
+        infer("SpatialBNGradient", [(2, 3, 4), (3,), (2, 3, 5), (3,), (3,)], n_out=3)
+
+
+def test_empty_running_stats_are_allowed_in_training_only():
+    shapes = [(2, 3, 4), (3,), (3,), (0,), (0,)]
+    assert infer("SpatialBN", shapes, n_out=5)[1] == TensorInfo((3,))
+    with pytest.raises(ShapeError, match=r"^mean has shape \[0\] but X \[2, 3, 4\] needs 3 elements"):
+        infer("SpatialBN", shapes, is_test=1)
+
+
+# ---- CUDA against the CPU twin: training, num_batches, gradients, large shapes ------------------
+
+CUDA = device_option("cuda")
+
+
+def channel_count(shape, order):
+    return shape[1] if order == "NCHW" else shape[-1]
+
+
+ATOL, RTOL = 1e-4, 1e-4
+
+# (shape, order): small, odd, spatial size 1, rank 3 and 5, and two of >= 1M elements.
+DEVICE_SHAPES = [((2, 3, 4, 5), "NCHW"), ((2, 4, 5, 3), "NHWC"), ((3, 5, 7), "NCHW"), ((3, 7, 5), "NHWC"),
+                 ((2, 3, 2, 3, 2), "NCHW"), ((1, 2, 3, 2, 4), "NHWC"), ((4, 5, 1, 1), "NCHW"),
+                 ((3, 70, 33), "NHWC"), ((3, 257, 43, 31), "NCHW"), ((16, 32, 32, 64), "NHWC")]
+
+
+def device_bn_inputs(shape, order, seed=0):
+    """X (mean 3, std 2: a mean the statistics must not cancel), scale, bias, mean, var."""
+    rng = np.random.default_rng(seed)
+    c = channel_count(shape, order)
+    x = (rng.standard_normal(shape) * 2 + 3).astype(np.float32)
+    return [x, rng.standard_normal(c).astype(np.float32), rng.standard_normal(c).astype(np.float32),
+            (rng.standard_normal(c) + 3).astype(np.float32), (rng.random(c) * 4 + 2).astype(np.float32)]
+
+
+def saved_stats(x, scale, bias, order):
+    """SpatialBN's saved mean and inverse std of X, from the CPU kernel."""
+    c = channel_count(x.shape, order)
+    zeros = np.zeros(c, np.float32)
+    out = run_op("SpatialBN", [x, scale, bias, zeros, zeros], {"is_test": 0, "order": order},
+                 input_names=BN_IN, output_names=BN_OUT)
+    return out[3], out[4]
+
+
+def dy_like(x, seed=1):
+    return np.random.default_rng(seed).standard_normal(x.shape).astype(np.float32)
+
+
+def all_sums(x, order):
+    """sums and sumsq over X and a second batch of its shape: num_batches = 2."""
+    return run_op("ChannelStats", [np.concatenate([x, x[::-1] * 0.5 + 1])], {"order": order})
+
+
+def gradient_inputs(aggregates=False, test=False):
+    def make(shape, order):
+        x, scale, bias, mean, var = device_bn_inputs(shape, order)
+        stats = [mean, var] if test else list(saved_stats(x, scale, bias, order))
+        extra = []
+        if aggregates:
+            rng = np.random.default_rng(2)
+            extra = [rng.standard_normal(len(scale)).astype(np.float32) * 10 for _ in range(2)]
+        return [x, scale, dy_like(x), *stats, *extra]
+    return make
+
+
+def backprop_stats_inputs(shape, order):
+    x, scale, bias, _, _ = device_bn_inputs(shape, order)
+    return [x, *saved_stats(x, scale, bias, order), dy_like(x)]
+
+
+# op type -> variants of (inputs for (shape, order), args, number of outputs, layouts)
+BOTH = ("NCHW", "NHWC")
+DEVICE_CASES = {
+    "ChannelStats": [(lambda s, o: device_bn_inputs(s, o)[:1], {}, 2, BOTH)],
+    "ChannelBackpropStats": [(backprop_stats_inputs, {}, 2, ("NCHW",))],
+    "SpatialBN": [
+        (lambda s, o: device_bn_inputs(s, o), {"is_test": 1, "epsilon": 1e-3}, 1, BOTH),
+        (lambda s, o: device_bn_inputs(s, o), {"is_test": 0}, 5, BOTH),
+        (lambda s, o: device_bn_inputs(s, o), {"is_test": 0, "momentum": 0.3, "epsilon": 0.5}, 5, BOTH),
+        (lambda s, o: [*device_bn_inputs(s, o), *all_sums(device_bn_inputs(s, o)[0], o)],
+         {"is_test": 0, "num_batches": 2}, 5, BOTH),
+    ],
+    "SpatialBNGradient": [
+        (gradient_inputs(), {"is_test": 0}, 3, BOTH),
+        (gradient_inputs(test=True), {"is_test": 1, "epsilon": 1e-3}, 3, BOTH),
+        (gradient_inputs(aggregates=True), {"is_test": 0, "num_batches": 3}, 3, BOTH),
+    ],
+}
+
+PARAMS = [pytest.param(op_type, index, shape, order, id=f"{op_type}-{index}-{order}-{'x'.join(map(str, shape))}")
+          for op_type, variants in sorted(DEVICE_CASES.items()) for index, variant in enumerate(variants)
+          for shape, order in DEVICE_SHAPES if order in variant[3]]
+
+
+@pytest.mark.gpu
+@pytest.mark.slow
+@pytest.mark.parametrize("op_type, index, shape, order", PARAMS)
+def test_cuda_kernel_matches_cpu(op_type, index, shape, order):
+    make_inputs, args, num_outputs, _ = DEVICE_CASES[op_type][index]
+    args = {**args, "order": order} if op_type != "ChannelBackpropStats" else args
+    check_devices(op_type, make_inputs(shape, order), args, num_outputs, atol=ATOL, rtol=RTOL)
+
+
+@pytest.mark.gpu
+@pytest.mark.slow
+@pytest.mark.parametrize("shape, order", [((2, 3, 4, 5), "NCHW"), ((3, 7, 5), "NHWC")])
+def test_empty_running_statistics_start_at_zero(shape, order):
+    inputs = device_bn_inputs(shape, order)
+    inputs[3] = inputs[4] = np.zeros(0, np.float32)
+    check_devices("SpatialBN", inputs, {"is_test": 0, "order": order}, 5, atol=ATOL, rtol=RTOL)
+
+
+@pytest.mark.gpu
+@pytest.mark.slow
+def test_statistics_of_a_large_mean_do_not_cancel():
+    x, scale, bias, mean, var = device_bn_inputs((8, 4, 64, 64), "NCHW")
+    x = (x * 1e-2 + 1e3).astype(np.float32)  # std 0.02 under a mean of 1000
+    *_, saved_mean, saved_inv_std = run_op("SpatialBN", [x, scale, bias, mean, var], {"is_test": 0},
+                                           num_outputs=5, device_option=CUDA)
+    rows = np.moveaxis(x, 1, -1).reshape(-1, 4).astype(np.float64)
+    np.testing.assert_allclose(saved_mean, rows.mean(axis=0), rtol=1e-6)
+    np.testing.assert_allclose(saved_inv_std, 1 / np.sqrt(rows.var(axis=0) + 1e-5), rtol=1e-3)
+
+
+# The op types whose CUDA kernels this module checks (tests/cuda/test_devices.py gathers them).
+DEVICE_CHECKED = set(DEVICE_CASES)
