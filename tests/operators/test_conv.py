@@ -310,10 +310,10 @@ def test_lrn_gradient_matches_numeric(size, order):
 
 @pytest.mark.parametrize("op_type, inputs, args, message", [
     ("Conv", [randn(2, 6, 5, 5), randn(4, 4, 3, 3)], {},
-     r"Conv: X \[2, 6, 5, 5\] has 6 channels but filter \[4, 4, 3, 3\] .* takes 4 per group"),
+     r"op 0 \(Conv\) failed: X \[2, 6, 5, 5\] has 6 channels but filter \[4, 4, 3, 3\] .* takes 4 per group"),
     ("Conv", [randn(2, 6, 5, 5), randn(4, 2, 3, 3)], {"group": 4}, "group 4 does not divide X's 6 channels"),
     ("Conv", [randn(1, 1, 2, 2), randn(1, 1, 3, 3)], {}, r"the kernel \(extent 3\) is larger than X"),
-    ("Conv", [randn(1, 2, 5, 5), randn(3, 2, 3, 3), randn(4)], {}, r"bias is \[4\] but the filter gives M = 3"),
+    ("Conv", [randn(1, 2, 5, 5), randn(3, 2, 3, 3), randn(4)], {}, r"bias is \[4\] but the filter \[3, 2, 3, 3\] gives M = 3"),
     ("ConvGradient", [randn(1, 2, 5, 5), randn(3, 2, 3, 3), randn(1, 3, 2, 2)], {},
      r"dY is \[1, 3, 2, 2\] but Y is \[1, 3, 3, 3\]"),
     ("MaxPool", [randn(1, 2, 5, 5)], {}, "no kernel size"),

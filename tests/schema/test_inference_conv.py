@@ -109,7 +109,7 @@ def test_lrn_shapes():
 
 @pytest.mark.parametrize("op_type, shapes, args, message", [
     ("Conv", [(2, 6, 8, 8), (4, 4, 3, 3)], {},
-     (r"Conv: X \[2, 6, 8, 8\] has 6 channels but filter \[4, 4, 3, 3\] \(\[M, C/group, kernel...\]\) "
+     (r"^X \[2, 6, 8, 8\] has 6 channels but filter \[4, 4, 3, 3\] \(\[M, C/group, kernel...\]\) "
       r"takes 4 per group x group 1 = 4")),
     ("Conv", [(2, 8, 8, 6), (4, 3, 3, 4)], {"order": "NHWC"}, r"\[M, kernel..., C/group\]"),
     ("Conv", [(2, 6, 8, 8), (4, 2, 3, 3)], {"group": 4}, "group 4 does not divide X's 6 channels"),
