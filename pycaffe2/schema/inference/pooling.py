@@ -19,7 +19,7 @@ def pooled(args: dict, x_shape) -> tuple[Window, tuple]:
 def check_pooled(x_shape, expected, **given) -> None:
     """A pooling gradient op's Y and dY (`given` by name) must have the pooled shape."""
     for name, shape in given.items():
-        if shape is not None and tuple(shape) != tuple(expected):
+        if tuple(shape) != tuple(expected):
             raise ShapeError(f"{name} is {list(shape)} but pooling X {list(x_shape)} "
                              f"gives {list(expected)}")
 
@@ -52,7 +52,8 @@ def pool_gradient(op: OpView, inputs: list) -> list:
     """(X, Y, dY) -> dX like X; Y and dY must have the pooled shape."""
     x, y, grad = inputs
     if x is not None:
-        check_pooled(x.shape, pooled(op.args, x.shape)[1], Y=y and y.shape, dY=grad and grad.shape)
+        shapes = {name: info.shape for name, info in (("Y", y), ("dY", grad)) if info is not None}
+        check_pooled(x.shape, pooled(op.args, x.shape)[1], **shapes)
     return [x]
 
 
