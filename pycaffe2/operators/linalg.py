@@ -20,98 +20,84 @@ from pycaffe2.operators.registry import (
     register_cuda,
     register_gradient,
 )
+from pycaffe2.schema.inference.linalg import (
+    batch_matmul_shape,
+    check_fc_bias,
+    check_fc_dy,
+    check_same_dtype,
+    check_shape_like,
+    fc_output_shape,
+    fc_sizes,
+    matmul_sizes,
+)
 
 
-def _as_matrix(op_type: str, array: np.ndarray, axis: int, name: str, arg: str) -> np.ndarray:
-    """`array` as [prod(dims before axis), prod(dims from axis)]."""
-    rank = array.ndim
-    if not -rank <= axis < rank:
-        raise ValueError(f"{op_type}: {arg} {axis} is out of range for {name} {list(array.shape)}")
-    axis %= rank
-    return array.reshape(math.prod(array.shape[:axis]), math.prod(array.shape[axis:]))
-
-
-def _same_dtype(op_type: str, **arrays: np.ndarray) -> None:
-    (first, a), *rest = arrays.items()
-    for name, other in rest:
-        if other.dtype != a.dtype:
-            raise ValueError(f"{op_type}: {first} is {a.dtype} but {name} is {other.dtype}: "
-                             "the dtypes must match")
-
-
-def _fc_weights(op_type: str, x2: np.ndarray, w: np.ndarray, axis_w: int, transposed: bool):
-    """W as the [K, N] right factor of X's [M, K] (a transposed view for FC)."""
-    w2 = _as_matrix(op_type, w, axis_w, "W", "axis_w")
-    right = w2 if transposed else w2.T
-    if right.shape[0] != x2.shape[1]:
-        layout = "[K, N]" if transposed else "[N, K]"
-        raise ValueError(f"{op_type}: X flattened is {list(x2.shape)} but W is {list(w.shape)} "
-                         f"(read as {layout} at axis_w {axis_w}): K must match")
-    return right
-
-
-def _fc_factory(op_type: str, transposed: bool):
+def _fc_factory(transposed: bool):
     def factory(*, axis, axis_w):
         def fc(x, w, b):
-            _same_dtype(op_type, X=x, W=w)
-            x2 = _as_matrix(op_type, x, axis, "X", "axis")
-            right = _fc_weights(op_type, x2, w, axis_w, transposed)
-            n = right.shape[1]
-            if b.size != n:
-                raise ValueError(f"{op_type}: b is {list(b.shape)} but W {list(w.shape)} gives N = {n}")
-            y = np.dot(x2, right)
+            check_same_dtype(X=x.dtype, W=w.dtype)
+            m, k, n = fc_sizes(x.shape, w.shape, axis, axis_w, transposed)
+            check_fc_bias(b.shape, w.shape, n)
+            y = np.dot(x.reshape(m, k), _fc_right(w, k, n, transposed))
             y += b.reshape(n)  # y is ours: the bias goes in without another array
-            return y.reshape(x.shape[:axis % x.ndim] + (n,))
+            return y.reshape(fc_output_shape(x.shape, axis, n))
         return fc
     return factory
 
 
-def _fc_gradient_factory(op_type: str, transposed: bool):
+def _fc_right(w: np.ndarray, k: int, n: int, transposed: bool) -> np.ndarray:
+    """W as the [K, N] right factor of X's [M, K] (a transposed view for FC)."""
+    return w.reshape(k, n) if transposed else w.reshape(n, k).T
+
+
+def _fc_gradient_factory(transposed: bool):
     def factory(*, axis, axis_w, num_outputs):
         def fc_gradient(x, w, dy):
-            x2 = _as_matrix(op_type, x, axis, "X", "axis")
-            right = _fc_weights(op_type, x2, w, axis_w, transposed)
-            m, n = x2.shape[0], right.shape[1]
-            if dy.size != m * n:
-                raise ValueError(f"{op_type}: dY is {list(dy.shape)} but Y has [M, N] = [{m}, {n}]")
-            dy2 = dy.reshape(m, n)
+            m, k, n = fc_sizes(x.shape, w.shape, axis, axis_w, transposed)
+            check_fc_dy(dy.shape, m, n)
+            x2, dy2 = x.reshape(m, k), dy.reshape(m, n)
             # dW in W's own layout: [K, N] = X^T dY, or its transpose dY^T X for [N, K].
             dw = np.dot(x2.T, dy2) if transposed else np.dot(dy2.T, x2)
             db = dy2.sum(axis=0)
             if num_outputs < 3:
                 return dw.reshape(w.shape), db
-            return dw.reshape(w.shape), db, np.dot(dy2, right.T).reshape(x.shape)
+            return dw.reshape(w.shape), db, np.dot(dy2, _fc_right(w, k, n, transposed).T).reshape(x.shape)
         return fc_gradient
     return factory
 
 
-register_cpu("FC", specialize=True)(_fc_factory("FC", transposed=False))
-register_cpu("FCTransposed", specialize=True)(_fc_factory("FCTransposed", transposed=True))
-register_cpu("FCGradient", specialize=True)(_fc_gradient_factory("FCGradient", transposed=False))
-register_cpu("FCTransposedGradient", specialize=True)(
-    _fc_gradient_factory("FCTransposedGradient", transposed=True))
+register_cpu("FC", specialize=True)(_fc_factory(transposed=False))
+register_cpu("FCTransposed", specialize=True)(_fc_factory(transposed=True))
+register_cpu("FCGradient", specialize=True)(_fc_gradient_factory(transposed=False))
+register_cpu("FCTransposedGradient", specialize=True)(_fc_gradient_factory(transposed=True))
 # FC's gradient op outputs dW, db, dX (Caffe2's order).
 gradient_op("FC", "I0 I1 GO0", "GI1 GI2 GI0")
 gradient_op("FCTransposed", "I0 I1 GO0", "GI1 GI2 GI0")
 
 
+def _matmul_operands(a, b, axis_a, axis_b, trans_a, trans_b, reshape):
+    """(A and B as stored matrices, M, N) after the schema's checks; `reshape` is
+    NumPy's or cuda.reshape."""
+    check_same_dtype(A=a.dtype, B=b.dtype)
+    m, k, n = matmul_sizes(a.shape, b.shape, axis_a, axis_b, trans_a, trans_b)
+    a2 = reshape(a, (k, m) if trans_a else (m, k))
+    b2 = reshape(b, (n, k) if trans_b else (k, n))
+    return a2, b2, m, n
+
+
+def _shaped_like(y, m: int, n: int, shape_like, reshape):
+    if shape_like is None:
+        return y
+    check_shape_like(m, n, shape_like.shape)
+    return reshape(y, shape_like.shape)
+
+
 @register_cpu("MatMul", specialize=True)
 def matmul(*, axis_a, axis_b, trans_a, trans_b):
     def run(a, b, shape_like=None):
-        _same_dtype("MatMul", A=a, B=b)
-        a2 = _as_matrix("MatMul", a, axis_a, "A", "axis_a")
-        b2 = _as_matrix("MatMul", b, axis_b, "B", "axis_b")
-        a2, b2 = (a2.T if trans_a else a2), (b2.T if trans_b else b2)
-        if a2.shape[1] != b2.shape[0]:
-            raise ValueError(f"MatMul: A {list(a.shape)} gives [M, K] = {list(a2.shape)} but B "
-                             f"{list(b.shape)} gives [K, N] = {list(b2.shape)}: K must match")
-        y = np.dot(a2, b2)
-        if shape_like is None:
-            return y
-        if shape_like.size != y.size:
-            raise ValueError(f"MatMul: the product is {list(y.shape)} but input 2 is "
-                             f"{list(shape_like.shape)}: element counts must match")
-        return y.reshape(shape_like.shape)
+        a2, b2, m, n = _matmul_operands(a, b, axis_a, axis_b, trans_a, trans_b, np.reshape)
+        y = np.dot(a2.T if trans_a else a2, b2.T if trans_b else b2)
+        return _shaped_like(y, m, n, shape_like, np.reshape)
     return run
 
 
@@ -139,35 +125,15 @@ def make_matmul_gradient(g):
     return [da, db]
 
 
-def _batch_shape(a: np.ndarray, b: np.ndarray, broadcast: bool) -> None:
-    """Raise unless the batch dims of A and B fit (equal, or broadcastable)."""
-    if not broadcast:
-        if a.ndim < 2 or b.ndim != a.ndim or a.shape[:-2] != b.shape[:-2]:
-            raise ValueError(f"BatchMatMul: A {list(a.shape)} and B {list(b.shape)} must have "
-                             "rank >= 2 and the same batch dims (or set broadcast=1)")
-        return
-    try:
-        np.broadcast_shapes(a.shape[:-2], b.shape[:-2])
-    except ValueError:
-        raise ValueError(f"BatchMatMul: batch dims of A {list(a.shape)} and B "
-                         f"{list(b.shape)} do not broadcast") from None
-
-
 @register_cpu("BatchMatMul", specialize=True)
 def batch_matmul(*, trans_a, trans_b, broadcast):
     def run(a, b):
-        _same_dtype("BatchMatMul", A=a, B=b)
-        _batch_shape(a, b, broadcast)
+        check_same_dtype(A=a.dtype, B=b.dtype)
+        shape = batch_matmul_shape(a.shape, b.shape, trans_a, trans_b, broadcast)
         # A 1-D operand is a vector (its own transpose), promoted as numpy.matmul does.
         left = np.swapaxes(a, -1, -2) if trans_a and a.ndim > 1 else a
         right = np.swapaxes(b, -1, -2) if trans_b and b.ndim > 1 else b
-        k_left = left.shape[-1]
-        k_right = right.shape[0] if right.ndim == 1 else right.shape[-2]
-        if k_left != k_right:
-            raise ValueError(f"BatchMatMul: A {list(a.shape)} has K = {k_left} but B "
-                             f"{list(b.shape)} has K = {k_right}: K must match")
-        y = np.matmul(left, right)
-        return y.reshape(1) if y.ndim == 0 else y  # vector . vector is [1], as in Caffe2
+        return np.matmul(left, right).reshape(shape)  # vector . vector is [1], as in Caffe2
     return run
 
 
@@ -176,7 +142,7 @@ def make_batch_matmul_gradient(g):
     """As MatMul's, batch by batch. Not with broadcast=1 (nor in Caffe2): its
     gradients would need sums over broadcast batch dims and 1-D promotion undone."""
     if g.arg("broadcast"):
-        raise GradientError("BatchMatMul: no gradient with broadcast=1")
+        raise GradientError("no gradient with broadcast=1")
     trans_a, trans_b = int(g.arg("trans_a")), int(g.arg("trans_b"))
     a, b, dy = g.I(0), g.I(1), g.GO(0)
 
@@ -190,22 +156,13 @@ def make_batch_matmul_gradient(g):
     return [da, db]
 
 
-# CUDA launchers (linalg.cu). Every product runs on `gemm`; shapes are checked as on the
-# CPU, with the CPU's messages.
+# CUDA launchers (linalg.cu). Every product runs on `gemm`; shapes are checked by the
+# schema's functions, as on the CPU.
 GEMM_TILE, GEMM_THREADS = 128, 256  # as TILE and THREADS in linalg.cu
 _INT_MAX = 2**31 - 1  # the kernel indexes one matrix with ints
 _GRID_MAX = 65535  # grid y and z (the kernel strides over row tiles and batch)
 _SUM_CHUNK = 1024  # rows per block in the first of two column-sum passes
 
-
-
-def _gpu_matrix(op_type: str, array, axis: int, name: str, arg: str):
-    """`array` as [prod(dims before axis), prod(dims from axis)], as `_as_matrix` does."""
-    rank = len(array.shape)
-    if not -rank <= axis < rank:
-        raise ValueError(f"{op_type}: {arg} {axis} is out of range for {name} {list(array.shape)}")
-    axis %= rank
-    return cuda.reshape(array, (math.prod(array.shape[:axis]), math.prod(array.shape[axis:])))
 
 
 def _gemm_operand(array, name: str):
@@ -279,30 +236,18 @@ def _column_sums(x2):
     return out
 
 
-def _fc_matrices(op_type: str, x, w, axis: int, axis_w: int, transposed: bool):
-    """X as [M, K], W as stored ([N, K], or [K, N] for FCTransposed), and N."""
-    x2 = _gpu_matrix(op_type, x, axis, "X", "axis")
-    w2 = _gpu_matrix(op_type, w, axis_w, "W", "axis_w")
-    k, n = w2.shape if transposed else w2.shape[::-1]
-    if k != x2.shape[1]:
-        layout = "[K, N]" if transposed else "[N, K]"
-        raise ValueError(f"{op_type}: X flattened is {list(x2.shape)} but W is {list(w.shape)} "
-                         f"(read as {layout} at axis_w {axis_w}): K must match")
-    return x2, w2, n
-
-
 def _fc_cuda_factory(op_type: str, transposed: bool):
     def factory(*, axis, axis_w):
         def fc(x, w, b):
             x, w, b = cuda.as_gpu(x), cuda.as_gpu(w), cuda.as_gpu(b)
-            _same_dtype(op_type, X=x, W=w)
+            check_same_dtype(X=x.dtype, W=w.dtype)
             cuda.require_float32(op_type, x, w, b)
-            x2, w2, n = _fc_matrices(op_type, x, w, axis, axis_w, transposed)
-            if b.size != n:
-                raise ValueError(f"{op_type}: b is {list(b.shape)} but W {list(w.shape)} gives N = {n}")
-            y = gemm(x2, w2, False, not transposed)  # FC's W is [N, K]: Y = X W^T
+            m, k, n = fc_sizes(x.shape, w.shape, axis, axis_w, transposed)
+            check_fc_bias(b.shape, w.shape, n)
+            w2 = cuda.reshape(w, (k, n) if transposed else (n, k))
+            y = gemm(cuda.reshape(x, (m, k)), w2, False, not transposed)  # FC's W is [N, K]: Y = X W^T
             cuda.launch("linalg.cu", "add_bias", y.size, y, b, np.int64(n), np.int64(y.size))
-            return cuda.reshape(y, x.shape[:axis % len(x.shape)] + (n,))
+            return cuda.reshape(y, fc_output_shape(x.shape, axis, n))
         return fc
     return factory
 
@@ -311,11 +256,10 @@ def _fc_gradient_cuda_factory(op_type: str, transposed: bool):
     def factory(*, axis, axis_w, num_outputs):
         def fc_gradient(x, w, dy):
             x, w, dy = cuda.float32_inputs(op_type, x, w, dy)
-            x2, w2, n = _fc_matrices(op_type, x, w, axis, axis_w, transposed)
-            m = x2.shape[0]
-            if dy.size != m * n:
-                raise ValueError(f"{op_type}: dY is {list(dy.shape)} but Y has [M, N] = [{m}, {n}]")
-            dy2 = cuda.reshape(dy, (m, n))
+            m, k, n = fc_sizes(x.shape, w.shape, axis, axis_w, transposed)
+            check_fc_dy(dy.shape, m, n)
+            x2, dy2 = cuda.reshape(x, (m, k)), cuda.reshape(dy, (m, n))
+            w2 = cuda.reshape(w, (k, n) if transposed else (n, k))
             # dW in W's layout: [K, N] = X^T dY, or [N, K] = dY^T X; dX = dY W^T or dY W.
             dw = gemm(x2, dy2, True, False) if transposed else gemm(dy2, x2, True, False)
             grads = (cuda.reshape(dw, w.shape), _column_sums(dy2))
@@ -337,44 +281,25 @@ register_cuda("FCTransposedGradient", specialize=True)(
 def matmul_cuda(*, axis_a, axis_b, trans_a, trans_b):
     def run(a, b, shape_like=None):
         a, b = cuda.as_gpu(a), cuda.as_gpu(b)
-        _same_dtype("MatMul", A=a, B=b)
         cuda.require_float32("MatMul", a, b)
-        a2 = _gpu_matrix("MatMul", a, axis_a, "A", "axis_a")
-        b2 = _gpu_matrix("MatMul", b, axis_b, "B", "axis_b")
-        m, k = a2.shape[::-1] if trans_a else a2.shape
-        k_b, n = b2.shape[::-1] if trans_b else b2.shape
-        if k != k_b:
-            raise ValueError(f"MatMul: A {list(a.shape)} gives [M, K] = {[m, k]} but B "
-                             f"{list(b.shape)} gives [K, N] = {[k_b, n]}: K must match")
+        a2, b2, m, n = _matmul_operands(a, b, axis_a, axis_b, trans_a, trans_b, cuda.reshape)
         y = gemm(a2, b2, bool(trans_a), bool(trans_b))
-        if shape_like is None:
-            return y
-        if shape_like.size != y.size:
-            raise ValueError(f"MatMul: the product is {list(y.shape)} but input 2 is "
-                             f"{list(shape_like.shape)}: element counts must match")
-        return cuda.reshape(y, shape_like.shape)
+        return _shaped_like(y, m, n, shape_like, cuda.reshape)
     return run
 
 
 @register_cuda("BatchMatMul", specialize=True)
 def batch_matmul_cuda(*, trans_a, trans_b, broadcast):
     if broadcast:
-        raise ValueError("BatchMatMul: broadcast=1 has no CUDA kernel; run this op on the CPU")
+        raise ValueError("broadcast=1 has no CUDA kernel; run this op on the CPU")
 
     def run(a, b):
         a, b = cuda.as_gpu(a), cuda.as_gpu(b)
-        _same_dtype("BatchMatMul", A=a, B=b)
+        check_same_dtype(A=a.dtype, B=b.dtype)
         cuda.require_float32("BatchMatMul", a, b)
-        if len(a.shape) < 2 or len(b.shape) != len(a.shape) or a.shape[:-2] != b.shape[:-2]:
-            raise ValueError(f"BatchMatMul: A {list(a.shape)} and B {list(b.shape)} must have "
-                             "rank >= 2 and the same batch dims (or set broadcast=1)")
-        k_a = a.shape[-2] if trans_a else a.shape[-1]
-        k_b = b.shape[-1] if trans_b else b.shape[-2]
-        if k_a != k_b:
-            raise ValueError(f"BatchMatMul: A {list(a.shape)} has K = {k_a} but B "
-                             f"{list(b.shape)} has K = {k_b}: K must match")
+        shape = batch_matmul_shape(a.shape, b.shape, trans_a, trans_b, broadcast)
         count = math.prod(a.shape[:-2])
         y = gemm(cuda.reshape(a, (count, *a.shape[-2:])), cuda.reshape(b, (count, *b.shape[-2:])),
                  bool(trans_a), bool(trans_b))
-        return cuda.reshape(y, a.shape[:-2] + y.shape[1:])
+        return cuda.reshape(y, shape)
     return run

@@ -42,7 +42,7 @@ def shape_rule(*op_types: str):
 def _conv(args, x_shape, channels):
     order, group = args["order"], args["group"]
     c = x_shape[channel_axis(len(x_shape), order)]
-    kernel = window("Conv", args, x_shape).kernel
+    kernel = window(args, x_shape).kernel
     m = channels()
     filter_shape = (m, c // group, *kernel) if order == "NCHW" else (m, *kernel, c // group)
     return {1: filter_shape, 2: (m,)}

@@ -1,7 +1,11 @@
-"""Conv family: each op against a loop-over-positions NumPy reference, gradients
-against numeric differentiation, NHWC against NCHW, and clear shape errors."""
-import math
-
+"""Conv family (Conv, ConvTranspose, their aliases and gradient ops): each op against
+a loop-over-positions NumPy reference on both devices, NHWC against NCHW, gradients
+against numeric differentiation, the registered gradient makers, shape inference from
+the output-size formulas, and clear shape errors alike on both devices. CUDA against
+the CPU twin (gradient ops, with and without bias and dX) runs over window geometries
+in every spelling (pads, strides, dilation, groups, legacy_pad), in NCHW and NHWC, at 1
+to 3 spatial dims through the aliases, on empty batches and on images larger than the
+emulator's grid."""
 import numpy as np
 import pytest
 from hypothesis import given, settings
@@ -10,13 +14,26 @@ from hypothesis import strategies as st
 from pycaffe2.executor import NetError, OpFailure
 from pycaffe2.gradient import GetGradientForOp
 from pycaffe2.gradient_checker import check_op_gradient
-from pycaffe2.testing import check_gradient_op, check_reference, make_op, run_op
+from pycaffe2.schema import get_schema
+from pycaffe2.schema.bind import ShapeError, TensorInfo
+from pycaffe2.schema.inference.conv import image_shape
+from pycaffe2.testing import CUDA, check_devices, check_gradient_op, check_reference, make_op, run_op
+from tests.operators import DEVICES
+from tests.schema import infer
 
 rng = np.random.default_rng(0)
 
 
 def randn(*shape, dtype=np.float32):
     return rng.standard_normal(shape).astype(dtype)
+
+
+def nhwc(a):
+    return np.ascontiguousarray(np.moveaxis(a, 1, -1))
+
+
+def out_size(size, k, s=1, d=1, head=0, tail=0):
+    return (size + head + tail - (d * (k - 1) + 1)) // s + 1
 
 
 def windows(kernel, stride, dilation, head, out):
@@ -63,35 +80,6 @@ def ref_conv_transpose(x, w, b=None, stride=None, dilation=None, head=None, tail
     return y if b is None else y + b.reshape((-1,) + (1,) * nd)
 
 
-def ref_pool(x, kind, kernel, stride, head, out, count_include_pad=False):
-    """Max or average pooling (NCHW) by loops over output positions; windows clipped to X."""
-    y = np.zeros(x.shape[:2] + tuple(out))
-    for pos in np.ndindex(*out):
-        cells = tuple(slice(max(p * s - h, 0), min(p * s - h + k, size))
-                      for p, k, s, h, size in zip(pos, kernel, stride, head, x.shape[2:]))
-        window = x[(slice(None), slice(None)) + cells].astype(np.float64)
-        axes = tuple(range(2, x.ndim))
-        if kind == "MaxPool":
-            y[(slice(None), slice(None)) + pos] = window.max(axis=axes)
-        else:
-            count = math.prod(kernel) if count_include_pad else math.prod(window.shape[2:])
-            y[(slice(None), slice(None)) + pos] = window.sum(axis=axes) / count
-    return y
-
-
-def ref_lrn(x, size, alpha, beta, bias):
-    """LRN (NCHW) by a loop over channels: the window of c starts at c - (size - 1) // 2."""
-    scale = np.empty(x.shape)
-    for c in range(x.shape[1]):
-        lo = c - (size - 1) // 2
-        scale[:, c] = bias + alpha / size * np.sum(x[:, max(lo, 0):lo + size].astype(np.float64) ** 2, axis=1)
-    return x * scale ** -beta, scale
-
-
-def nhwc(a):
-    return np.ascontiguousarray(np.moveaxis(a, 1, -1))
-
-
 # (X shape, filter shape, args, reference keyword args): 1-D, 2-D, 3-D, groups, dilation,
 # strides (the im2col path) and stride 1 (the shifted-GEMM path), every padding spelling.
 CONV = [
@@ -114,13 +102,18 @@ CONV = [
 ]
 
 
+
+
+@pytest.mark.parametrize("device", DEVICES)
 @pytest.mark.parametrize("x_shape, w_shape, args, ref_args", CONV)
-def test_conv_matches_reference_in_both_orders(x_shape, w_shape, args, ref_args):
+def test_conv_matches_reference_in_both_orders(x_shape, w_shape, args, ref_args, device):
     x, w, b = randn(*x_shape), randn(*w_shape), randn(w_shape[0])
-    (y,) = check_reference("Conv", [x, w, b], lambda *_, **__: ref_conv(x, w, b, **ref_args), args)
+    (y,) = check_reference("Conv", [x, w, b], lambda *_, **__: ref_conv(x, w, b, **ref_args), args,
+                           device=device)
     assert y.dtype == np.float32
-    check_reference("Conv", [x, w], lambda *_, **__: ref_conv(x, w, **ref_args), args)
-    check_reference("Conv", [nhwc(x), nhwc(w), b], lambda *_, **__: nhwc(y), {**args, "order": "NHWC"})
+    check_reference("Conv", [x, w], lambda *_, **__: ref_conv(x, w, **ref_args), args, device=device)
+    check_reference("Conv", [nhwc(x), nhwc(w), b], lambda *_, **__: nhwc(y), {**args, "order": "NHWC"},
+                    device=device)
 
 
 @settings(max_examples=25, deadline=None)
@@ -150,80 +143,22 @@ CONV_TRANSPOSE = [
 ]
 
 
+@pytest.mark.parametrize("device", DEVICES)
 @pytest.mark.parametrize("x_shape, w_shape, args, ref_args", CONV_TRANSPOSE)
-def test_conv_transpose_matches_reference_in_both_orders(x_shape, w_shape, args, ref_args):
+def test_conv_transpose_matches_reference_in_both_orders(x_shape, w_shape, args, ref_args, device):
     group = args.get("group", 1)
     x, w, b = randn(*x_shape), randn(*w_shape), randn(w_shape[1] * group)
     (y,) = check_reference("ConvTranspose", [x, w, b],
-                           lambda *_, **__: ref_conv_transpose(x, w, b, **ref_args), args)
-    check_reference("ConvTranspose", [nhwc(x), nhwc(w), b], lambda *_, **__: nhwc(y), {**args, "order": "NHWC"})
-
-
-def caffe_pool_size(size, k, s, pad):
-    out = math.ceil((size + 2 * pad - k) / s) + 1
-    return out - 1 if pad and (out - 1) * s >= size + pad else out
-
-
-# (X shape, args, kernel, stride, head pads, output size)
-POOL = [
-    ((2, 3, 6, 7), {"kernel": 2, "stride": 2}, (2, 2), (2, 2), (0, 0), (3, 3)),
-    ((2, 3, 6, 7), {"kernel": 3, "stride": 2, "pad": 1}, (3, 3), (2, 2), (1, 1), (3, 4)),
-    ((2, 3, 5, 6), {"kernels": [3, 2], "strides": [1, 2], "pads": [1, 0, 2, 1]}, (3, 2), (1, 2), (1, 0), (6, 3)),
-    ((2, 3, 9), {"kernel": 4, "stride": 2, "pad": 2}, (4,), (2,), (2,), (5,)),
-    ((1, 2, 4, 5, 3), {"kernel": 2, "stride": 2, "pad": 1}, (2,) * 3, (2,) * 3, (1,) * 3, (3, 3, 2)),
-    ((1, 2, 4, 4), {"kernel": 2, "stride": 3, "pad": 1, "legacy_pad": 3}, (2, 2), (3, 3), (1, 1),
-     (caffe_pool_size(4, 2, 3, 1),) * 2),
-    ((1, 2, 8, 6), {"kernel": 3, "stride": 2, "legacy_pad": 3}, (3, 3), (2, 2), (0, 0),
-     (caffe_pool_size(8, 3, 2, 0), caffe_pool_size(6, 3, 2, 0))),
-    ((1, 2, 7, 7), {"kernel": 3, "stride": 2, "legacy_pad": 2}, (3, 3), (2, 2), (1, 1), (4, 4)),
-    ((2, 3, 5, 4), {"global_pooling": 1, "kernel": 0, "legacy_pad": 3}, (5, 4), (1, 1), (0, 0), (1, 1)),
-]
-
-
-@pytest.mark.parametrize("op_type", ["MaxPool", "AveragePool"])
-@pytest.mark.parametrize("x_shape, args, kernel, stride, head, out", POOL)
-def test_pool_matches_reference_in_both_orders(op_type, x_shape, args, kernel, stride, head, out):
-    x = randn(*x_shape)
-    (y,) = check_reference(op_type, [x], lambda *_, **__: ref_pool(x, op_type, kernel, stride, head, out), args)
-    assert y.dtype == np.float32
-    check_reference(op_type, [nhwc(x)], lambda *_, **__: nhwc(y), {**args, "order": "NHWC"})
-
-
-def test_average_pool_count_include_pad():
-    x = randn(2, 3, 5, 6)
-    args = {"kernel": 3, "stride": 2, "pad": 1, "count_include_pad": 1}
-    check_reference("AveragePool", [x], lambda *_, **__: ref_pool(x, "AveragePool", (3, 3), (2, 2), (1, 1),
-                                                                  (3, 3), count_include_pad=True), args)
-
-
-def test_squeezenet_pool_sizes():
-    """SqueezeNet's pool1 (3x3/2, legacy_pad=3) on 111 gives 55; its global pool gives 1x1."""
-    (y,) = run_op("MaxPool", [randn(1, 2, 111, 111)], {"kernel": 3, "stride": 2, "pad": 0, "legacy_pad": 3})
-    assert y.shape == (1, 2, 55, 55)
-    x = randn(1, 4, 13, 13)
-    (y,) = run_op("AveragePool", [x], {"kernel": 0, "global_pooling": 1, "legacy_pad": 3, "stride": 1})
-    np.testing.assert_allclose(y, x.mean(axis=(2, 3), keepdims=True), rtol=1e-5)
-
-
-@pytest.mark.parametrize("size, alpha, beta, bias", [(3, 0.1, 0.75, 2.0), (5, 1e-4, 0.75, 1.0), (4, 0.5, 0.5, 1.5),
-                                                     (1, 0.3, 1.0, 1.0)])
-def test_lrn_matches_reference_in_both_orders(size, alpha, beta, bias):
-    x = randn(2, 6, 3, 4)
-    args = {"size": size, "alpha": alpha, "beta": beta, "bias": bias}
-    y, scale = check_reference("LRN", [x], lambda *_, **__: ref_lrn(x, size, alpha, beta, bias), args,
-                               num_outputs=2)
-    assert y.dtype == scale.dtype == np.float32
-    check_reference("LRN", [nhwc(x)], lambda *_, **__: (nhwc(y), nhwc(scale)), {**args, "order": "NHWC"},
-                    num_outputs=2)
+                           lambda *_, **__: ref_conv_transpose(x, w, b, **ref_args), args, device=device)
+    check_reference("ConvTranspose", [nhwc(x), nhwc(w), b], lambda *_, **__: nhwc(y), {**args, "order": "NHWC"},
+                    device=device)
 
 
 def test_float64_keeps_its_dtype():
     x, w = randn(1, 2, 5, 5, dtype=np.float64), randn(3, 2, 3, 3, dtype=np.float64)
     assert run_op("Conv", [x, w])[0].dtype == np.float64
     assert run_op("ConvTranspose", [x, randn(2, 3, 3, 3, dtype=np.float64)])[0].dtype == np.float64
-    for op_type in ("MaxPool", "AveragePool"):
-        assert run_op(op_type, [x], {"kernel": 2})[0].dtype == np.float64
-    assert run_op("LRN", [x], {"size": 3, "alpha": 0.1, "beta": 0.5})[0].dtype == np.float64
+
 
 
 # Gradients: tiny float64 shapes, gradient op against central differences of the forward op.
@@ -265,65 +200,21 @@ def test_conv_transpose_gradient_matches_numeric(x_shape, w_shape, args):
                       args, atol=1e-6, rtol=1e-6)
 
 
-def distinct(*shape):
-    """Values at least 0.05 apart, so max pooling has no ties within numeric steps."""
-    return (rng.permutation(math.prod(shape)).reshape(shape) * 0.05 - 1).astype(np.float64)
-
-
-@pytest.mark.parametrize("op_type", ["MaxPool", "AveragePool"])
-@pytest.mark.parametrize("order", ["NCHW", "NHWC"])
-@pytest.mark.parametrize("x_shape, args", [
-    ((2, 2, 5, 4), {"kernel": 3, "stride": 2, "pad": 1}),
-    ((1, 2, 6, 5), {"kernel": 3, "stride": 2, "legacy_pad": 3}),
-    ((1, 2, 7), {"kernel": 2, "stride": 1, "dilation": 2, "pads": [1, 0]}),
-    ((1, 2, 3, 4), {"global_pooling": 1}),
-    ((1, 2, 3, 4, 3), {"kernel": 2, "stride": 2, "pad": 1, "count_include_pad": 1}),
-])
-def test_pool_gradient_matches_numeric(op_type, order, x_shape, args):
-    if op_type == "MaxPool" and "count_include_pad" in args:
-        args = {k: v for k, v in args.items() if k != "count_include_pad"}
-    x = distinct(*x_shape)
-    x = nhwc(x) if order == "NHWC" else x
-    args = {**args, "order": order}
-    (y,) = run_op(op_type, [x], args)
-    dy = randn(*y.shape, dtype=np.float64)
-    check_gradient_op(op_type, [x], op_type + "Gradient", [x, y, dy], {0: 0}, [dy], args, atol=1e-6, rtol=1e-6)
-
-
-def test_max_pool_gradient_goes_to_every_tied_max():
-    x = np.array([[[[1.0, 3.0], [3.0, 0.0]]]], np.float32)
-    (dx,) = run_op("MaxPoolGradient", [x, np.array([[[[3.0]]]], np.float32), np.array([[[[2.0]]]], np.float32)],
-                   {"kernel": 2})
-    np.testing.assert_array_equal(dx, [[[[0, 2], [2, 0]]]])
-
-
-@pytest.mark.parametrize("order", ["NCHW", "NHWC"])
-@pytest.mark.parametrize("size", [3, 4])
-def test_lrn_gradient_matches_numeric(size, order):
-    x = randn(2, 5, 2, 3, dtype=np.float64)
-    x = nhwc(x) if order == "NHWC" else x
-    args = {"size": size, "alpha": 0.4, "beta": 0.75, "bias": 1.5, "order": order}
-    (y,) = run_op("LRN", [x], args)
-    dy = randn(*y.shape, dtype=np.float64)
-    check_gradient_op("LRN", [x], "LRNGradient", [x, y, dy], {0: 0}, [dy], args, atol=1e-6, rtol=1e-6)
-
-
+@pytest.mark.parametrize("device", DEVICES)
 @pytest.mark.parametrize("op_type, inputs, args, message", [
     ("Conv", [randn(2, 6, 5, 5), randn(4, 4, 3, 3)], {},
-     r"Conv: X \[2, 6, 5, 5\] has 6 channels but filter \[4, 4, 3, 3\] .* takes 4 per group"),
+     r"op 0 \(Conv\) failed: X \[2, 6, 5, 5\] has 6 channels but filter \[4, 4, 3, 3\] .* takes 4 per group"),
     ("Conv", [randn(2, 6, 5, 5), randn(4, 2, 3, 3)], {"group": 4}, "group 4 does not divide X's 6 channels"),
     ("Conv", [randn(1, 1, 2, 2), randn(1, 1, 3, 3)], {}, r"the kernel \(extent 3\) is larger than X"),
-    ("Conv", [randn(1, 2, 5, 5), randn(3, 2, 3, 3), randn(4)], {}, r"bias is \[4\] but the filter gives M = 3"),
+    ("Conv", [randn(1, 2, 5, 5), randn(3, 2, 3, 3), randn(4)], {},
+     r"bias is \[4\] but the filter \[3, 2, 3, 3\] gives M = 3"),
     ("ConvGradient", [randn(1, 2, 5, 5), randn(3, 2, 3, 3), randn(1, 3, 2, 2)], {},
      r"dY is \[1, 3, 2, 2\] but Y is \[1, 3, 3, 3\]"),
-    ("MaxPool", [randn(1, 2, 5, 5)], {}, "no kernel size"),
-    ("AveragePoolGradient", [randn(1, 1, 4, 4), randn(1, 1, 2, 2), randn(1, 1, 2, 3)], {"kernel": 2, "stride": 2},
-     r"dY is \[1, 1, 2, 3\] but pooling X \[1, 1, 4, 4\] gives \[1, 1, 2, 2\]"),
-    ("LRNGradient", [randn(1, 3, 2), randn(1, 3, 2), randn(1, 3, 3)], {"size": 3}, "must have one shape"),
 ])
-def test_shape_errors_are_clear(op_type, inputs, args, message):
+def test_shape_errors_are_clear(op_type, inputs, args, message, device):
     with pytest.raises((OpFailure, NetError), match=message):
-        run_op(op_type, inputs, args, num_outputs=3 if op_type == "ConvGradient" else None)
+        run_op(op_type, inputs, args, num_outputs=3 if op_type == "ConvGradient" else None,
+               device_option=CUDA if device == "cuda" else None)
 
 
 # Gradient makers: each registered gradient against central differences of the forward op,
@@ -375,40 +266,242 @@ def test_conv_maker_skips_dx_and_keeps_the_rest():
         assert report.ok, report
 
 
-POOL_MAKER = [  # (X shape (NCHW), args)
-    ((1, 2, 5, 4), {"kernel": 3, "stride": 2, "pad": 1}),
-    ((1, 1, 6, 5), {"kernel": 3, "stride": 2, "legacy_pad": 3, "order": "NHWC"}),
-    ((2, 1, 7), {"kernel": 2, "dilation": 2, "pads": [1, 0]}),
-    ((1, 2, 3, 4), {"global_pooling": 1, "order": "NHWC"}),
-    ((1, 1, 3, 4, 3), {"kernel": 2, "stride": 2, "pad": 1}),
+# -- shape inference ---------------------------------------------------------------------------
+
+# (X, filter, args, Y): NCHW, NHWC, groups, 1-D / 3-D, every spelling of the args.
+CONV_SHAPES = [
+    ((2, 3, 9, 9), (4, 3, 3, 3), {}, (2, 4, 7, 7)),
+    ((2, 3, 9, 9), (4, 3, 3, 3), {"kernel": 3, "pad": 1, "stride": 2}, (2, 4, 5, 5)),
+    ((2, 3, 9, 8), (4, 3, 3, 2), {"kernels": [3, 2], "strides": [2, 1], "pads": [1, 0, 2, 1],
+                                  "dilations": [2, 3]},
+     (2, 4, out_size(9, 3, 2, 2, 1, 2), out_size(8, 2, 1, 3, 0, 1))),
+    ((2, 3, 9, 8), (4, 3, 3, 2), {"kernel_h": 3, "kernel_w": 2, "stride_h": 2, "stride_w": 3,
+                                  "pad_t": 1, "pad_l": 0, "pad_b": 0, "pad_r": 2},
+     (2, 4, out_size(9, 3, 2, 1, 1, 0), out_size(8, 2, 3, 1, 0, 2))),
+    ((2, 9, 9, 3), (4, 3, 3, 3), {"order": "NHWC", "pad": 1}, (2, 9, 9, 4)),
+    ((2, 6, 7, 7), (9, 2, 3, 3), {"group": 3}, (2, 9, 5, 5)),
+    ((2, 7, 7, 6), (9, 3, 3, 2), {"group": 3, "order": "NHWC"}, (2, 5, 5, 9)),
+    ((2, 3, 10), (5, 3, 4), {"stride": 3}, (2, 5, 3)),
+    ((1, 2, 5, 6, 7), (3, 2, 3, 3, 3), {"pads": [1, 0, 1, 1, 0, 1]}, (1, 3, 5, 4, 7)),
+    ((1, 1, 7, 7), (2, 1, 3, 3), {"legacy_pad": 1, "stride": 2}, (1, 2, 3, 3)),
+    ((1, 1, 7, 8), (2, 1, 3, 3), {"legacy_pad": 2, "stride": 2}, (1, 2, 4, 4)),  # ceil(in / stride)
+    ((1, 1, 5, 5), (2, 1, 5, 5), {"global_pooling": 1}, (1, 2, 1, 1)),
 ]
 
 
-@pytest.mark.parametrize("op_type", ["MaxPool", "AveragePool"])
-@pytest.mark.parametrize("x_shape, args", POOL_MAKER)
-def test_pool_registered_gradient(op_type, x_shape, args):
-    x = distinct(*x_shape)  # no ties within a numeric step
-    x = nhwc(x) if args.get("order") == "NHWC" else x
-    report = check_op_gradient(make_op(op_type, ["X"], ["Y"], args), [x], 0)
-    assert report.ok, report
+@pytest.mark.parametrize("x, w, args, y", CONV_SHAPES)
+def test_conv_output_shapes(x, w, args, y):
+    m = w[0]
+    assert infer("Conv", [x, w, (m,)], **args) == [TensorInfo(y)]
+    assert infer("Conv2D", [x, w], **args) == [TensorInfo(y)]
+    dw, db, dx = infer("ConvGradient", [x, w, y], n_out=3, **args)
+    assert (dw.shape, db.shape, dx.shape) == (w, (m,), x)
+    assert [i.shape for i in infer("ConvGradient", [x, w, y], n_out=2, no_bias=1, **args)] == [w, x]
 
 
-@pytest.mark.parametrize("op_type, x_shape", [("MaxPool2D", (1, 2, 4, 4)), ("AveragePool1D", (1, 2, 5))])
-def test_pool_alias_registered_gradient(op_type, x_shape):
-    report = check_op_gradient(make_op(op_type, ["X"], ["Y"], {"kernel": 2, "stride": 1}), [distinct(*x_shape)], 0)
-    assert report.ok, report
+def test_conv_keeps_float64_and_unknown_inputs():
+    assert infer("Conv", [(1, 2, 5, 5), (3, 2, 3, 3)], dtype="float64") == [TensorInfo((1, 3, 3, 3), "float64")]
+    assert infer("Conv", [None, (3, 2, 3, 3), (3,)]) == [None]
+    assert infer("Conv", [(1, 2, 5, 5), None]) == [None]
 
 
-def test_average_pool_registered_gradient_counting_padding():
-    op = make_op("AveragePool", ["X"], ["Y"], {"kernel": 3, "stride": 2, "pad": 1, "count_include_pad": 1})
-    report = check_op_gradient(op, [randn(1, 2, 4, 3, dtype=np.float64)], 0)
-    assert report.ok, report
+# (X, filter, args, Y) for ConvTranspose: (in - 1) * stride + dilated kernel + adj - pads.
+CONV_TRANSPOSE_SHAPES = [
+    ((2, 3, 4, 5), (3, 2, 3, 3), {}, (2, 2, 6, 7)),
+    ((2, 3, 4, 5), (3, 2, 3, 3), {"stride": 2, "pad": 1, "adj": 1}, (2, 2, 8, 10)),
+    ((2, 4, 4, 5), (4, 3, 3, 2), {"strides": [2, 3], "pads": [0, 1, 1, 0], "adjs": [2, 0], "group": 2},
+     (2, 6, 3 * 2 + 3 + 2 - 1, 4 * 3 + 2 - 1)),
+    ((2, 4, 5, 3), (3, 3, 3, 2), {"order": "NHWC", "stride": 2}, (2, 9, 11, 2)),
+    ((1, 2, 4), (2, 1, 3), {"dilation": 2, "legacy_pad": 2}, (1, 1, 3 + 5)),
+]
 
 
-@pytest.mark.parametrize("size, order, outputs", [(3, "NCHW", ["Y"]), (4, "NHWC", ["Y"]), (5, "NCHW", ["Y", "S"])])
-def test_lrn_registered_gradient(size, order, outputs):
-    x = randn(1, 5, 2, 2, dtype=np.float64)
-    x = nhwc(x) if order == "NHWC" else x
-    op = make_op("LRN", ["X"], outputs, {"size": size, "alpha": 0.4, "beta": 0.75, "bias": 1.5, "order": order})
-    report = check_op_gradient(op, [x], 0)
-    assert report.ok, report
+@pytest.mark.parametrize("x, w, args, y", CONV_TRANSPOSE_SHAPES)
+def test_conv_transpose_output_shapes(x, w, args, y):
+    m = y[1] if args.get("order", "NCHW") == "NCHW" else y[-1]
+    assert infer("ConvTranspose", [x, w, (m,)], **args) == [TensorInfo(y)]
+    dw, db, dx = infer("ConvTransposeGradient", [x, w, y], n_out=3, **args)
+    assert (dw.shape, db.shape, dx.shape) == (w, (m,), x)
+
+
+@pytest.mark.parametrize("op_type, shapes, args, message", [
+    ("Conv", [(2, 6, 8, 8), (4, 4, 3, 3)], {},
+     (r"^X \[2, 6, 8, 8\] has 6 channels but filter \[4, 4, 3, 3\] \(\[M, C/group, kernel...\]\) "
+      r"takes 4 per group x group 1 = 4")),
+    ("Conv", [(2, 8, 8, 6), (4, 3, 3, 4)], {"order": "NHWC"}, r"\[M, kernel..., C/group\]"),
+    ("Conv", [(2, 6, 8, 8), (4, 2, 3, 3)], {"group": 4}, "group 4 does not divide X's 6 channels"),
+    ("Conv", [(2, 6, 8, 8), (5, 2, 3, 3)], {"group": 3}, "group 3 does not divide the filter's 5 output"),
+    ("Conv", [(2, 3, 4, 4), (4, 3, 5, 5)], {"pad": 0},
+     r"the kernel \(extent 5\) is larger than X \[2, 3, 4, 4\] along spatial axis 0: 4 \+ pads 0 \+ 0 = 4"),
+    ("Conv", [(2, 3, 4, 4), (4, 3, 3, 3)], {"dilation": 3}, r"kernel \(extent 7\) is larger"),
+    ("Conv", [(2, 3, 8, 8), (4, 3, 3, 3), (5,)], {}, r"bias is \[5\] but the filter \[4, 3, 3, 3\] gives M = 4"),
+    ("Conv", [(2, 3, 8, 8), (4, 3, 3)], {}, r"filter \[4, 3, 3\] must have X's rank 4"),
+    ("Conv", [(2, 3, 8, 8), (4, 3, 3, 3)], {"kernel": 5}, r"kernel args give \[5, 5\] but the filter's"),
+    ("Conv", [(2, 3, 8, 8), (4, 3, 3, 3)], {"pad": 1, "pads": [1, 1, 2, 1]},
+     r"the args disagree: pad \[1, 1, 1, 1\], pads \[1, 1, 2, 1\]"),
+    ("Conv", [(2, 3, 8, 8), (4, 3, 3, 3)], {"legacy_pad": 2, "pad": 1}, r"legacy_pad 2 \(SAME\) computes"),
+    ("Conv", [(2, 3, 8, 8, 8), (4, 3, 3, 3, 3)], {"kernel_h": 3, "kernel_w": 3}, "are for 2-D ops"),
+    ("Conv", [(2, 3, 8, 8), (4, 3, 3, 3)], {"pad_t": 1}, "give all of pad_t, pad_l, pad_b, pad_r"),
+    ("Conv", [(2, 3, 8, 8), (4, 3, 3, 3)], {"strides": [1, 1, 1]}, r"strides \[1, 1, 1\] has 3 values"),
+    ("Conv", [(3, 8), (4, 3, 3)], {}, r"X \[3, 8\] must be \[N, C, spatial...\]"),
+    ("ConvTranspose", [(2, 3, 4, 4), (4, 2, 3, 3)], {}, r"X \[2, 3, 4, 4\] has 3 channels but filter"),
+    ("ConvTranspose", [(2, 3, 4, 4), (3, 2, 3, 3)], {"stride": 2, "adj": 3}, r"adj \[3, 3\] may not exceed"),
+    ("ConvTranspose", [(2, 3, 4, 4), (3, 2, 3, 3)], {"legacy_pad": 3}, "is for Conv and pooling only"),
+    ("ConvTranspose", [(2, 3, 1, 1), (3, 2, 3, 3)], {"pad": 2}, "leave an empty output"),
+    ("ConvGradient", [(2, 3, 8, 8), (4, 3, 3, 3), (2, 4, 5, 5)], {}, r"dY is \[2, 4, 5, 5\] but Y is \[2, 4, 6, 6\]"),
+])
+def test_inference_errors_name_the_shapes(op_type, shapes, args, message):
+    with pytest.raises(ShapeError, match=message):
+        infer(op_type, shapes, n_out=3 if op_type == "ConvGradient" else 1, **args)
+
+
+def test_conv_gradient_with_no_bias_has_at_most_two_outputs():
+    with pytest.raises(ShapeError, match="with no_bias=1 the outputs are dfilter and dX, got 3"):
+        infer("ConvGradient", [(1, 1, 4, 4), (1, 1, 3, 3), (1, 1, 2, 2)], n_out=3, no_bias=1)
+
+
+# -- CUDA against the CPU twin ------------------------------------------------------------------
+
+CONV_TYPES = ["Conv", "ConvGradient", "ConvTranspose", "ConvTransposeGradient"]
+CONV_ALIASES = sorted(alias for op_type in CONV_TYPES for alias in get_schema(op_type).aliases)
+# The op types whose CUDA kernels this module checks (tests/cuda/test_devices.py gathers them).
+DEVICE_CHECKED = set(CONV_TYPES) | set(CONV_ALIASES)
+
+
+# Convolutions: (N, C, spatial, M, kernel, args); shapes are built in each order. C and M
+# are X's and Y's channels for both Conv and ConvTranspose.
+CONV_GEOMETRY = [
+    (2, 3, (7, 9), 4, (3, 3), {"stride": 2, "pad": 1}),
+    (1, 2, (6, 11), 3, (2, 3), {"stride_h": 1, "stride_w": 2, "pad_t": 0, "pad_l": 1, "pad_b": 2,
+                                "pad_r": 0}),
+    (2, 4, (9, 8), 6, (2, 2), {"dilation": 2, "pads": [1, 0, 0, 2], "group": 2}),
+    (2, 6, (5, 7), 3, (3, 1), {"group": 3, "strides": [2, 1], "dilations": [1, 2]}),
+    (1, 1, (1, 1), 1, (1, 1), {}),
+    (0, 3, (5, 5), 2, (3, 3), {"pad": 1}),  # an empty batch
+    (3, 8, (30, 30), 8, (3, 3), {"pad": 1}),  # more elements than the emulator's grid holds threads
+    (2, 3, (4, 5), 70, (1, 1), {}),  # more channels (dbias rows) than the emulator's grid has blocks
+]
+CONV_ONLY_GEOMETRY = [  # legacy_pad SAME, VALID and Caffe's pooling mode (ConvTranspose refuses the last)
+    (2, 3, (8, 7), 2, (3, 2), {"stride": 2, "legacy_pad": 2}),
+    (2, 3, (8, 7), 2, (3, 3), {"stride": 2, "legacy_pad": 1}),
+    (2, 3, (8, 7), 2, (2, 2), {"stride": 2, "pad": 1, "legacy_pad": 3}),
+]
+TRANSPOSE_ONLY_GEOMETRY = [
+    (2, 3, (4, 5), 4, (3, 3), {"stride": 2, "adj": 1, "pad": 1}),
+    (1, 4, (3, 4), 2, (2, 3), {"stride_h": 3, "stride_w": 2, "adj_h": 2, "adj_w": 0, "group": 2}),
+]
+
+
+def conv_shapes(n, c, spatial, m, kernel, group, order, transposed):
+    """(X, filter) shapes: Conv's filter is [M, C/group, kernel...], ConvTranspose's
+    [C, M/group, kernel...] (NHWC: the channel dim last)."""
+    rows, inner = (c, m // group) if transposed else (m, c // group)
+    w = (rows, inner, *kernel) if order == "NCHW" else (rows, *kernel, inner)
+    return image_shape(n, c, spatial, order), w
+
+
+def conv_inputs(op_type, geometry, order, bias=True):
+    """Inputs of `op_type` (a forward op, a gradient op or an alias): X, filter, then the
+    bias or dY (shaped by the CPU forward op)."""
+    n, c, spatial, m, kernel, args = geometry
+    forward = op_type.replace("Gradient", "").rstrip("123D")
+    transposed = forward == "ConvTranspose"
+    x_shape, w_shape = conv_shapes(n, c, spatial, m, kernel, args.get("group", 1), order, transposed)
+    x, w = randn(*x_shape), randn(*w_shape) / np.sqrt(np.prod(w_shape[1:]), dtype=np.float32)
+    if not op_type.endswith("Gradient"):
+        return [x, w, randn(m)] if bias else [x, w]
+    (y,) = run_op(forward, [x, w], {**args, "order": order})
+    return [x, w, randn(*y.shape)]
+
+
+def check_conv(op_type, geometry, order, variant):
+    """variant: 'bias', 'no_bias' (no bias input, or no_bias=1 and outputs dfilter, dX)
+    or 'no_dX' (dfilter and dbias only)."""
+    args = {**geometry[-1], "order": order}
+    num_outputs = None
+    if op_type.endswith("Gradient"):
+        num_outputs = 2 if variant != "bias" else 3
+        args.update({"no_bias": 1} if variant == "no_bias" else {})
+    inputs = conv_inputs(op_type, geometry, order, bias=variant != "no_bias")
+    check_devices(op_type, inputs, args, num_outputs, atol=1e-4, rtol=1e-4)
+
+
+@pytest.mark.gpu
+@pytest.mark.slow
+@pytest.mark.parametrize("variant", ["bias", "no_bias", "no_dX"])
+@pytest.mark.parametrize("order", ["NCHW", "NHWC"])
+@pytest.mark.parametrize("geometry", CONV_GEOMETRY + CONV_ONLY_GEOMETRY, ids=str)
+@pytest.mark.parametrize("op_type", ["Conv", "ConvGradient"])
+def test_cuda_conv_matches_cpu(op_type, geometry, order, variant):
+    if variant == "no_dX" and op_type == "Conv":
+        pytest.skip("no_dX is the gradient op's")
+    check_conv(op_type, geometry, order, variant)
+
+
+@pytest.mark.gpu
+@pytest.mark.slow
+@pytest.mark.parametrize("variant", ["bias", "no_bias", "no_dX"])
+@pytest.mark.parametrize("order", ["NCHW", "NHWC"])
+@pytest.mark.parametrize("geometry", CONV_GEOMETRY + CONV_ONLY_GEOMETRY[:2] + TRANSPOSE_ONLY_GEOMETRY,
+                         ids=str)
+@pytest.mark.parametrize("op_type", ["ConvTranspose", "ConvTransposeGradient"])
+def test_cuda_conv_transpose_matches_cpu(op_type, geometry, order, variant):
+    if variant == "no_dX" and op_type == "ConvTranspose":
+        pytest.skip("no_dX is the gradient op's")
+    check_conv(op_type, geometry, order, variant)
+
+
+@pytest.mark.gpu
+@pytest.mark.slow
+@pytest.mark.parametrize("order", ["NCHW", "NHWC"])
+@pytest.mark.parametrize("alias", CONV_ALIASES)
+def test_cuda_conv_aliases_cover_1_to_3_spatial_dims(alias, order):
+    nd = int(alias[4])
+    geometry = (2, 4, (7, 6, 5)[:nd], 6, (3, 2, 2)[:nd], {"stride": 2, "pad": 1, "dilation": 1, "group": 2})
+    check_conv(alias, geometry, order, "bias")
+
+
+@pytest.mark.gpu
+@pytest.mark.slow
+@pytest.mark.parametrize("order", ["NCHW", "NHWC"])
+@pytest.mark.parametrize("op_type", CONV_TYPES)
+def test_cuda_conv_3d_with_groups_and_dilation(op_type, order):
+    geometry = (2, 4, (5, 6, 4), 2, (2, 3, 2), {"strides": [1, 2, 1], "dilations": [2, 1, 1],
+                                                "pads": [1, 0, 1, 0, 1, 1], "group": 2})
+    check_conv(op_type, geometry, order, "bias")
+
+
+def op_error(op_type, inputs, args, num_outputs=None, device_option=None) -> str:
+    with pytest.raises(Exception) as error:
+        run_op(op_type, inputs, args, num_outputs, device_option=device_option)
+    return str(error.value)
+
+
+@pytest.mark.gpu
+@pytest.mark.slow
+@pytest.mark.parametrize("op_type, shapes, args, num_outputs, message", [
+    ("Conv", [(1, 4, 5, 5), (2, 3, 3, 3)], {}, None, "takes 3 per group"),
+    ("Conv", [(1, 4, 5, 5), (3, 2, 3, 3)], {"group": 2}, None, "does not divide the filter's 3"),
+    ("Conv", [(1, 2, 5, 5), (3, 2, 3, 3), (4,)], {}, None, "bias is"),
+    ("Conv", [(1, 2, 2, 5), (3, 2, 3, 3)], {}, None, "larger than X"),
+    ("ConvGradient", [(1, 2, 5, 5), (3, 2, 3, 3), (1, 3, 4, 3)], {}, 3, "dY is"),
+    ("ConvGradient", [(1, 2, 5, 5), (3, 2, 3, 3), (1, 3, 3, 3)], {"no_bias": 1}, 3, "with no_bias=1"),
+    ("ConvTranspose", [(1, 2, 3, 3), (3, 2, 3, 3)], {}, None, "has 2 channels"),
+    ("ConvTranspose", [(1, 2, 3, 3), (2, 2, 3, 3)], {"stride": 2, "adj": 3}, None, "may not exceed"),
+    ("ConvTransposeGradient", [(1, 2, 3, 3), (2, 2, 3, 3), (1, 2, 4, 4)], {}, 3, "dY is"),
+])
+def test_cuda_conv_errors_say_what_the_cpu_kernel_says(op_type, shapes, args, num_outputs, message):
+    """Bad inputs the checker at CreateNet cannot see (runtime shapes) fail alike on both devices."""
+    inputs = [randn(*shape) for shape in shapes]
+    cpu = op_error(op_type, inputs, args, num_outputs)
+    gpu = op_error(op_type, inputs, args, num_outputs, CUDA)
+    assert message in cpu
+    assert gpu.split("failed: ")[-1].split(" [inputs")[0] == cpu.split("failed: ")[-1].split(" [inputs")[0]
+
+
+@pytest.mark.gpu
+@pytest.mark.slow
+def test_cuda_conv_over_4_spatial_dims_says_the_gpu_takes_3():
+    inputs = [randn(1, 1, 2, 2, 2, 2), randn(1, 1, 1, 1, 1, 1)]
+    gpu = op_error("Conv", inputs, {}, device_option=CUDA)
+    assert "the CUDA kernels take 1 to 3 spatial dims" in gpu

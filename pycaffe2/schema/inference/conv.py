@@ -1,13 +1,15 @@
-"""Inference rules of the conv family, and the window arithmetic its kernels share.
+"""Inference rules of the conv family, the window arithmetic it shares with pooling,
+and the shape checks its kernels call.
 
 `window` reads kernel, stride, dilation and padding from any of Caffe2's
 spellings (one value for every spatial axis, a 2-D `_h`/`_w` pair, or a
 list), applies `legacy_pad` and returns the resolved per-axis `Window` with
 the output size; `transposed_window` does the same for ConvTranspose. Both
 take the op's args as a dict (an OpView's `args`, or a kernel factory's
-keyword args) and raise ShapeError naming the op, the args and X's shape, so
-the checker at CreateNet and the kernels at run time report a bad geometry in
-the same words.
+keyword args) and raise ShapeError naming the args and X's shape. The
+checks below take plain shapes, so the rules here (with TensorInfo shapes)
+and the CPU and CUDA kernels (with their arrays' shapes) refuse the same
+inputs in the same words.
 """
 from __future__ import annotations
 
@@ -49,30 +51,30 @@ def image_shape(n: int, channels: int, spatial, order: str) -> tuple[int, ...]:
     return (n, channels, *spatial) if order == "NCHW" else (n, *spatial, channels)
 
 
-def _spatial(op_type: str, x_shape, order: str) -> tuple[int, ...]:
+def _spatial(x_shape, order: str) -> tuple[int, ...]:
     if len(x_shape) < 3:
         where = "[N, C, spatial...]" if order == "NCHW" else "[N, spatial..., C]"
-        raise ShapeError(f"{op_type}: X {list(x_shape)} must be {where} with at least one spatial dim")
+        raise ShapeError(f"X {list(x_shape)} must be {where} with at least one spatial dim")
     return spatial_shape(x_shape, order)
 
 
-def _only_2d(op_type: str, names, values, nd: int) -> None:
+def _only_2d(names, values, nd: int) -> None:
     if None in values:
-        raise ShapeError(f"{op_type}: give all of {', '.join(names)}, or none")
+        raise ShapeError(f"give all of {', '.join(names)}, or none")
     if nd != 2:
-        raise ShapeError(f"{op_type}: {'/'.join(names)} are for 2-D ops, but X has {nd} spatial dims")
+        raise ShapeError(f"{'/'.join(names)} are for 2-D ops, but X has {nd} spatial dims")
 
 
-def _agreed(op_type: str, spellings: dict):
+def _agreed(spellings: dict):
     """The one value the given spellings agree on (None when none is given)."""
     values = set(spellings.values())
     if len(values) > 1:
         given = ", ".join(f"{name} {list(value)}" for name, value in spellings.items())
-        raise ShapeError(f"{op_type}: the args disagree: {given}")
+        raise ShapeError(f"the args disagree: {given}")
     return values.pop() if values else None
 
 
-def _per_axis(op_type: str, args: dict, name: str, nd: int):
+def _per_axis(args: dict, name: str, nd: int):
     """`name` (kernel, stride, dilation, adj) per spatial axis from its spellings, or None."""
     spellings = {}
     if args.get(name) is not None:
@@ -80,18 +82,18 @@ def _per_axis(op_type: str, args: dict, name: str, nd: int):
     pair = (f"{name}_h", f"{name}_w")
     if any(args.get(p) is not None for p in pair):
         values = tuple(args.get(p) for p in pair)
-        _only_2d(op_type, pair, values, nd)
+        _only_2d(pair, values, nd)
         spellings["/".join(pair)] = values
     if args.get(name + "s") is not None:
         values = tuple(args[name + "s"])
         if len(values) != nd:
-            raise ShapeError(f"{op_type}: {name}s {list(values)} has {len(values)} values but X has "
+            raise ShapeError(f"{name}s {list(values)} has {len(values)} values but X has "
                              f"{nd} spatial dims")
         spellings[name + "s"] = values
-    return _agreed(op_type, spellings)
+    return _agreed(spellings)
 
 
-def _pads(op_type: str, args: dict, nd: int):
+def _pads(args: dict, nd: int):
     """Padding as (heads..., tails...) from pad, pad_t/pad_l/pad_b/pad_r or pads; None if not given."""
     spellings = {}
     if args.get("pad") is not None:
@@ -99,44 +101,44 @@ def _pads(op_type: str, args: dict, nd: int):
     sides = ("pad_t", "pad_l", "pad_b", "pad_r")
     if any(args.get(s) is not None for s in sides):
         values = tuple(args.get(s) for s in sides)
-        _only_2d(op_type, sides, values, nd)
+        _only_2d(sides, values, nd)
         spellings["/".join(sides)] = values
     if args.get("pads") is not None:
         values = tuple(args["pads"])
         if len(values) != 2 * nd:
-            raise ShapeError(f"{op_type}: pads {list(values)} needs {2 * nd} values ([heads..., tails...]) "
+            raise ShapeError(f"pads {list(values)} needs {2 * nd} values ([heads..., tails...]) "
                              f"for {nd} spatial dims")
         spellings["pads"] = values
-    return _agreed(op_type, spellings)
+    return _agreed(spellings)
 
 
-def _kernel(op_type: str, args: dict, spatial, from_filter):
+def _kernel(args: dict, spatial, from_filter):
     """The kernel: the filter's spatial dims (convolutions) or the args (pooling)."""
-    given = spatial if args.get("global_pooling") else _per_axis(op_type, args, "kernel", len(spatial))
+    given = spatial if args.get("global_pooling") else _per_axis(args, "kernel", len(spatial))
     if from_filter is not None:
         if given is not None and tuple(given) != tuple(from_filter):
-            raise ShapeError(f"{op_type}: the kernel args give {list(given)} but the filter's spatial "
+            raise ShapeError(f"the kernel args give {list(given)} but the filter's spatial "
                              f"dims are {list(from_filter)}")
         given = from_filter
     if given is None:
-        raise ShapeError(f"{op_type}: no kernel size: give kernel, kernel_h/kernel_w or kernels "
+        raise ShapeError(f"no kernel size: give kernel, kernel_h/kernel_w or kernels "
                          "(or global_pooling=1)")
     if min(given) < 1:
-        raise ShapeError(f"{op_type}: kernel {list(given)} must be positive")
+        raise ShapeError(f"kernel {list(given)} must be positive")
     return tuple(given)
 
 
-def _legacy_pads(op_type: str, args: dict, nd: int):
+def _legacy_pads(args: dict, nd: int):
     """(legacy_pad, pads); VALID and SAME compute their own padding, so pads may not be given."""
     legacy = args.get("legacy_pad") or NOTSET
-    pads = _pads(op_type, args, nd)
+    pads = _pads(args, nd)
     if legacy in (VALID, SAME) and pads is not None:
-        raise ShapeError(f"{op_type}: legacy_pad {legacy} ({LEGACY_NAMES[legacy]}) computes the padding "
+        raise ShapeError(f"legacy_pad {legacy} ({LEGACY_NAMES[legacy]}) computes the padding "
                          "itself; do not also give pad/pads")
     return legacy, pads or (0,) * (2 * nd)
 
 
-def _output_size(op_type, x_shape, axis, size, dilated, stride, head, tail, legacy):
+def _output_size(x_shape, axis, size, dilated, stride, head, tail, legacy):
     """(output size, head pad, tail pad) along one spatial axis."""
     if legacy == VALID:
         head = tail = 0
@@ -147,7 +149,7 @@ def _output_size(op_type, x_shape, axis, size, dilated, stride, head, tail, lega
         tail = head  # Caffe pads both ends by the head pad, then enlarges the tail below
     padded = size + head + tail
     if padded < dilated:
-        raise ShapeError(f"{op_type}: the kernel (extent {dilated}) is larger than X {list(x_shape)} along "
+        raise ShapeError(f"the kernel (extent {dilated}) is larger than X {list(x_shape)} along "
                          f"spatial axis {axis}: {size} + pads {head} + {tail} = {padded}")
     out = (padded - dilated) // stride + 1
     if legacy == CAFFE_LEGACY_POOLING:
@@ -160,68 +162,91 @@ def _output_size(op_type, x_shape, axis, size, dilated, stride, head, tail, lega
     return out, head, tail
 
 
-def window(op_type: str, args: dict, x_shape, kernel=None) -> Window:
+def window(args: dict, x_shape, kernel=None) -> Window:
     """The window of Conv or a pooling op on X of `x_shape`; `kernel` is the
     filter's spatial dims (None for pooling, whose kernel comes from the args)."""
-    spatial = _spatial(op_type, x_shape, args["order"])
+    spatial = _spatial(x_shape, args["order"])
     nd = len(spatial)
-    kernel = _kernel(op_type, args, spatial, kernel)
-    stride = _per_axis(op_type, args, "stride", nd) or (1,) * nd
-    dilation = _per_axis(op_type, args, "dilation", nd) or (1,) * nd
-    legacy, pads = _legacy_pads(op_type, args, nd)
-    sizes = [_output_size(op_type, x_shape, a, spatial[a], dilation[a] * (kernel[a] - 1) + 1, stride[a],
+    kernel = _kernel(args, spatial, kernel)
+    stride = _per_axis(args, "stride", nd) or (1,) * nd
+    dilation = _per_axis(args, "dilation", nd) or (1,) * nd
+    legacy, pads = _legacy_pads(args, nd)
+    sizes = [_output_size(x_shape, a, spatial[a], dilation[a] * (kernel[a] - 1) + 1, stride[a],
                           pads[a], pads[nd + a], legacy) for a in range(nd)]
     out, head, tail = zip(*sizes)
     return Window(kernel, stride, dilation, head, tail, out)
 
 
-def transposed_window(op_type: str, args: dict, x_shape, kernel) -> Window:
+def transposed_window(args: dict, x_shape, kernel) -> Window:
     """The window of ConvTranspose: `out` is the size of Y, and the Window read
     as a Conv's maps Y (padded by head/tail) back onto X."""
-    spatial = _spatial(op_type, x_shape, args["order"])
+    spatial = _spatial(x_shape, args["order"])
     nd = len(spatial)
-    kernel = _kernel(op_type, {**args, "global_pooling": 0}, spatial, kernel)
-    stride = _per_axis(op_type, args, "stride", nd) or (1,) * nd
-    dilation = _per_axis(op_type, args, "dilation", nd) or (1,) * nd
-    adj = _per_axis(op_type, args, "adj", nd) or (0,) * nd
+    kernel = _kernel({**args, "global_pooling": 0}, spatial, kernel)
+    stride = _per_axis(args, "stride", nd) or (1,) * nd
+    dilation = _per_axis(args, "dilation", nd) or (1,) * nd
+    adj = _per_axis(args, "adj", nd) or (0,) * nd
     if any(a > s for a, s in zip(adj, stride)):
-        raise ShapeError(f"{op_type}: adj {list(adj)} may not exceed stride {list(stride)}")
-    legacy, pads = _legacy_pads(op_type, args, nd)
+        raise ShapeError(f"adj {list(adj)} may not exceed stride {list(stride)}")
+    legacy, pads = _legacy_pads(args, nd)
     if legacy == CAFFE_LEGACY_POOLING:
-        raise ShapeError(f"{op_type}: legacy_pad 3 ({LEGACY_NAMES[legacy]}) is for Conv and pooling only")
+        raise ShapeError(f"legacy_pad 3 ({LEGACY_NAMES[legacy]}) is for Conv and pooling only")
     head, tail = pads[:nd], pads[nd:]
     out = tuple((size - 1) * s + d * (k - 1) + 1 + a - h - t
                 for size, k, s, d, a, h, t in zip(spatial, kernel, stride, dilation, adj, head, tail))
     if min(out) < 1:
-        raise ShapeError(f"{op_type}: pads {list(pads)} leave an empty output {list(out)} for X "
+        raise ShapeError(f"pads {list(pads)} leave an empty output {list(out)} for X "
                          f"{list(x_shape)}")
     return Window(kernel, stride, dilation, head, tail, out)
 
 
-def filter_channels(op_type: str, x_shape, w_shape, order: str, group: int, transposed: bool):
+def filter_channels(x_shape, w_shape, order: str, group: int, transposed: bool):
     """(kernel, M) from the filter, checking its rank and channels against X."""
-    _spatial(op_type, x_shape, order)
+    _spatial(x_shape, order)
     if len(w_shape) != len(x_shape):
-        raise ShapeError(f"{op_type}: filter {list(w_shape)} must have X's rank {len(x_shape)} "
+        raise ShapeError(f"filter {list(w_shape)} must have X's rank {len(x_shape)} "
                          f"(X {list(x_shape)})")
     c = x_shape[channel_axis(len(x_shape), order)]
     inner = w_shape[channel_axis(len(w_shape), order)]
     if c % group:
-        raise ShapeError(f"{op_type}: group {group} does not divide X's {c} channels (X {list(x_shape)})")
+        raise ShapeError(f"group {group} does not divide X's {c} channels (X {list(x_shape)})")
     if transposed:
         layout = "[C, M/group, kernel...]" if order == "NCHW" else "[C, kernel..., M/group]"
         if w_shape[0] != c:
-            raise ShapeError(f"{op_type}: X {list(x_shape)} has {c} channels but filter {list(w_shape)} "
+            raise ShapeError(f"X {list(x_shape)} has {c} channels but filter {list(w_shape)} "
                              f"({layout}) has {w_shape[0]}")
         return spatial_shape(w_shape, order), inner * group
     layout = "[M, C/group, kernel...]" if order == "NCHW" else "[M, kernel..., C/group]"
     if inner * group != c:
-        raise ShapeError(f"{op_type}: X {list(x_shape)} has {c} channels but filter {list(w_shape)} "
+        raise ShapeError(f"X {list(x_shape)} has {c} channels but filter {list(w_shape)} "
                          f"({layout}) takes {inner} per group x group {group} = {inner * group}")
     if w_shape[0] % group:
-        raise ShapeError(f"{op_type}: group {group} does not divide the filter's {w_shape[0]} output "
+        raise ShapeError(f"group {group} does not divide the filter's {w_shape[0]} output "
                          f"channels (filter {list(w_shape)})")
     return spatial_shape(w_shape, order), w_shape[0]
+
+
+def conv_window(args: dict, x_shape, w_shape, transposed: bool) -> tuple[Window, int]:
+    """(window, M output channels) of Conv or ConvTranspose, the filter checked against X."""
+    kernel, m = filter_channels(x_shape, w_shape, args["order"], args["group"], transposed)
+    return (transposed_window if transposed else window)(args, x_shape, kernel), m
+
+
+def check_bias(bias_shape, w_shape, m: int) -> None:
+    if tuple(bias_shape) != (m,):
+        raise ShapeError(f"bias is {list(bias_shape)} but the filter {list(w_shape)} gives "
+                         f"M = {m} output channels")
+
+
+def check_dy(dy_shape, y_shape) -> None:
+    """A gradient op's dY must have the shape of its forward op's Y."""
+    if tuple(dy_shape) != tuple(y_shape):
+        raise ShapeError(f"dY is {list(dy_shape)} but Y is {list(y_shape)}")
+
+
+def check_gradient_outputs(no_bias: bool, num_outputs: int) -> None:
+    if no_bias and num_outputs > 2:
+        raise ShapeError(f"with no_bias=1 the outputs are dfilter and dX, got {num_outputs}")
 
 
 def _output_channels(op: OpView, w, transposed: bool):
@@ -235,26 +260,24 @@ def _output_channels(op: OpView, w, transposed: bool):
 def _conv_output(op: OpView, inputs: list, transposed: bool):
     x, w = inputs[0], inputs[1]
     bias = inputs[2] if len(inputs) > 2 else None
-    m = _output_channels(op, w, transposed)
-    if x is not None and w is not None:
-        kernel, m = filter_channels(op.type, x.shape, w.shape, op.arg("order"), op.arg("group"), transposed)
-    if bias is not None and m is not None and tuple(bias.shape) != (m,):
-        raise ShapeError(f"{op.type}: bias is {list(bias.shape)} but the filter {list(w.shape)} gives "
-                         f"M = {m} output channels")
     if x is None or w is None:
+        m = _output_channels(op, w, transposed)
+        if bias is not None and m is not None:
+            check_bias(bias.shape, w.shape, m)
         return None
-    geometry = (transposed_window if transposed else window)(op.type, op.args, x.shape, kernel)
+    geometry, m = conv_window(op.args, x.shape, w.shape, transposed)
+    if bias is not None:
+        check_bias(bias.shape, w.shape, m)
     return TensorInfo(image_shape(x.shape[0], m, geometry.out, op.arg("order")), x.dtype)
 
 
 def _conv_gradient(op: OpView, inputs: list, transposed: bool) -> list:
     """(X, filter, dY) -> dfilter, dbias (unless no_bias), dX."""
     x, w, grad = inputs
-    if op.arg("no_bias") and op.n_outputs > 2:
-        raise ShapeError(f"{op.type}: with no_bias=1 the outputs are dfilter and dX, got {op.n_outputs}")
+    check_gradient_outputs(op.arg("no_bias"), op.n_outputs)
     y = _conv_output(op, [x, w], transposed)
-    if y is not None and grad is not None and tuple(grad.shape) != y.shape:
-        raise ShapeError(f"{op.type}: dY is {list(grad.shape)} but Y is {list(y.shape)}")
+    if y is not None and grad is not None:
+        check_dy(grad.shape, y.shape)
     if op.arg("no_bias"):
         return [w, x]
     m = _output_channels(op, w, transposed)
@@ -281,28 +304,3 @@ def conv_transpose(op: OpView, inputs: list) -> list:
 @rule("conv_conv_transpose_gradient")
 def conv_transpose_gradient(op: OpView, inputs: list) -> list:
     return _conv_gradient(op, inputs, transposed=True)
-
-
-@rule("conv_pool")
-def pool(op: OpView, inputs: list) -> list:
-    """MaxPool / AveragePool: Y keeps N and C, spatial dims from the window."""
-    x = inputs[0]
-    if x is None:
-        return [None]
-    order = op.arg("order")
-    geometry = window(op.type, op.args, x.shape)
-    channels = x.shape[channel_axis(len(x.shape), order)]
-    return [TensorInfo(image_shape(x.shape[0], channels, geometry.out, order), x.dtype)]
-
-
-@rule("conv_pool_gradient")
-def pool_gradient(op: OpView, inputs: list) -> list:
-    """(X, Y, dY) -> dX like X; Y and dY must have the pooled shape."""
-    x, y, grad = inputs
-    if x is not None:
-        expected = pool(op, [x])[0].shape
-        for name, info in (("Y", y), ("dY", grad)):
-            if info is not None and tuple(info.shape) != expected:
-                raise ShapeError(f"{op.type}: {name} is {list(info.shape)} but pooling X {list(x.shape)} "
-                                 f"gives {list(expected)}")
-    return [x]

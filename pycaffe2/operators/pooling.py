@@ -1,0 +1,263 @@
+"""Pooling and LRN kernels (NumPy): MaxPool and AveragePool over 1 to 3 (CPU: any
+number of) spatial dims, LRN across channels, with their gradient ops.
+
+Everything runs channels-first, as in conv.py (helpers shared in _conv_pool.py).
+Pooling reduces strided slices of the padded X, one per kernel offset; LRN sums
+squares over neighbouring channels the same way. The window and every shape
+check come from the schema (inference.conv's `window`, inference.pooling's
+checks), so kernels and checker agree. On CUDA (pooling.cu) pooling and LRN run
+one thread per output element (gradients: per input element).
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from pycaffe2.operators import _cuda as cuda
+from pycaffe2.operators._conv_pool import (
+    channels_back,
+    channels_first,
+    inner,
+    offset_slices,
+    padded,
+    padded_shape,
+    register_cuda_factory,
+    register_factory,
+    window_params,
+)
+from pycaffe2.operators.registry import gradient_op, register_cpu, register_cuda
+from pycaffe2.schema.inference.conv import Window, channel_axis
+from pycaffe2.schema.inference.pooling import check_channels, check_one_shape, check_pooled, pooled
+
+
+def _lowest(dtype) -> float:
+    """Padding for max pooling: it never wins (Caffe2 pads with the lowest value too)."""
+    return np.finfo(dtype).min if np.issubdtype(dtype, np.floating) else np.iinfo(dtype).min
+
+
+def _whole(xc: np.ndarray, g: Window) -> bool:
+    """True when the only window is all of X (global pooling without padding)."""
+    return g.kernel == xc.shape[2:] and not any(g.head + g.tail)
+
+
+def _pool_windows(xc: np.ndarray, g: Window, value):
+    """For each kernel offset, the cells of the padded X it reads (one per output position)."""
+    xp = padded(xc, g, value)
+    return (xp[offset_slices(g, offset)] for offset in np.ndindex(*g.kernel))
+
+
+def _scatter(shares, shape, g: Window, dtype) -> np.ndarray:
+    """dX of `shape` from one array of contributions per kernel offset (in _pool_windows' order)."""
+    dxp = np.zeros(padded_shape(shape, g), dtype)
+    for offset, share in zip(np.ndindex(*g.kernel), shares):
+        dxp[offset_slices(g, offset)] += share
+    return np.ascontiguousarray(dxp[inner(shape, g)])
+
+
+def _window_counts(xc: np.ndarray, g: Window, count_include_pad: bool):
+    """How many cells each window averages, shaped to broadcast over [N, C, out...]."""
+    if count_include_pad:  # windows never reach past the padded X, so every one is full
+        return math.prod(g.kernel)
+    counts = np.ones((), xc.dtype)
+    for axis, (size, k, s, d, h, n) in enumerate(zip(xc.shape[2:], *g[:4], g.out)):
+        cells = (np.arange(n) * s - h)[:, None] + np.arange(k) * d
+        inside = ((cells >= 0) & (cells < size)).sum(axis=1)
+        counts = counts * inside.reshape((-1,) + (1,) * (len(g.out) - axis - 1))
+    return np.maximum(counts, 1).astype(xc.dtype)  # a window wholly in padding averages to 0
+
+
+def _max_pool(xc: np.ndarray, g: Window) -> np.ndarray:
+    if _whole(xc, g):
+        return xc.max(axis=tuple(range(2, xc.ndim)), keepdims=True)
+    windows = _pool_windows(xc, g, _lowest(xc.dtype))
+    y = next(windows).copy()
+    for cells in windows:
+        np.maximum(y, cells, out=y)
+    return y
+
+
+def _average_pool(xc: np.ndarray, g: Window, count_include_pad: bool) -> np.ndarray:
+    if _whole(xc, g):
+        return xc.mean(axis=tuple(range(2, xc.ndim)), keepdims=True, dtype=xc.dtype)
+    windows = _pool_windows(xc, g, 0)
+    y = next(windows).copy()
+    for cells in windows:
+        y += cells
+    return y / _window_counts(xc, g, count_include_pad)
+
+
+def _pool_inputs(args: dict, x, y, dy):
+    """Channels-first X, Y, dY and the window, checking that Y and dY have the pooled shape."""
+    g, expected = pooled(args, x.shape)
+    check_pooled(x.shape, expected, Y=y.shape, dY=dy.shape)
+    order = args["order"]
+    return channels_first(x, order), channels_first(y, order), channels_first(dy, order), g
+
+
+@register_factory("MaxPool")
+def max_pool(**args):
+    def run(x):
+        g, _ = pooled(args, x.shape)
+        return channels_back(_max_pool(channels_first(x, args["order"]), g), args["order"])
+    return run
+
+
+gradient_op("MaxPool", "I0 O0 GO0")
+
+
+@register_factory("MaxPoolGradient")
+def max_pool_gradient(**args):
+    def run(x, y, dy):
+        xc, yc, dyc, g = _pool_inputs(args, x, y, dy)
+        if _whole(xc, g):
+            dx = np.where(xc == yc, dyc, 0).astype(dy.dtype, copy=False)
+        else:  # every cell equal to its window's max gets the window's dY (ties all do)
+            shares = (np.where(cells == yc, dyc, 0) for cells in _pool_windows(xc, g, _lowest(x.dtype)))
+            dx = _scatter(shares, xc.shape, g, dy.dtype)
+        return channels_back(dx, args["order"])
+    return run
+
+
+@register_factory("AveragePool")
+def average_pool(**args):
+    def run(x):
+        g, _ = pooled(args, x.shape)
+        y = _average_pool(channels_first(x, args["order"]), g, args["count_include_pad"])
+        return channels_back(y, args["order"])
+    return run
+
+
+gradient_op("AveragePool", "I0 O0 GO0")
+
+
+@register_factory("AveragePoolGradient")
+def average_pool_gradient(**args):
+    def run(x, y, dy):
+        xc, _, dyc, g = _pool_inputs(args, x, y, dy)
+        share = dyc / _window_counts(xc, g, args["count_include_pad"])
+        if _whole(xc, g):
+            dx = np.broadcast_to(share, xc.shape).copy()
+        else:
+            dx = _scatter((share for _ in np.ndindex(*g.kernel)), xc.shape, g, dy.dtype)
+        return channels_back(dx.astype(dy.dtype, copy=False), args["order"])
+    return run
+
+
+def _channel_sums(v: np.ndarray, size: int, lead: int) -> np.ndarray:
+    """Per channel c, the sum of v over channels c - lead ... c - lead + size - 1 (zero past the ends)."""
+    c = v.shape[1]
+    extended = np.zeros((v.shape[0], c + size - 1) + v.shape[2:], v.dtype)
+    extended[:, lead:lead + c] = v
+    total = extended[:, :c].copy()
+    for i in range(1, size):
+        total += extended[:, i:i + c]
+    return total
+
+
+def _lrn_scale(xc: np.ndarray, size: int, alpha: float, bias: float) -> np.ndarray:
+    return bias + (alpha / size) * _channel_sums(xc * xc, size, (size - 1) // 2)
+
+
+@register_cpu("LRN")
+def lrn(x, *, size, alpha, beta, bias, order):
+    check_channels(x.shape)
+    xc = channels_first(x, order)
+    scale = _lrn_scale(xc, size, alpha, bias)
+    return channels_back(xc * scale ** -beta, order), channels_back(scale, order)
+
+
+gradient_op("LRN", "I0 O0 GO0")
+
+
+@register_cpu("LRNGradient")
+def lrn_gradient(x, y, dy, *, size, alpha, beta, bias, order):
+    check_one_shape(x.shape, y.shape, dy.shape)
+    check_channels(x.shape)
+    xc, yc, dyc = (channels_first(a, order) for a in (x, y, dy))
+    scale = _lrn_scale(xc, size, alpha, bias)
+    # X_c feeds the scale of every channel whose window holds c: those from c - (size - 1 - pre) to c + pre.
+    feedback = _channel_sums(dyc * yc / scale, size, size - 1 - (size - 1) // 2)
+    dx = dyc * scale ** -beta - (2 * alpha * beta / size) * xc * feedback
+    return channels_back(dx.astype(dy.dtype, copy=False), order)
+
+
+# CUDA launchers (pooling.cu): pooling over 1 to 3 spatial dims, and LRN. The host resolves
+# the window with the schema's `window` and passes it as ints (conv_pool.cuh's POOL_PARAMS).
+
+def _pool_params(args: dict, x) -> tuple[tuple, list]:
+    """(Y's shape, the ints of POOL_PARAMS) for pooling X."""
+    g, shape = pooled(args, x.shape)
+    return shape, window_params(x.shape, args["order"], g)
+
+
+def _average_extra(op_type: str, args: dict) -> list:
+    return [np.int32(bool(args["count_include_pad"]))] if op_type.startswith("Average") else []
+
+
+def _cuda_pool(op_type: str, kernel: str):
+    def factory(**args):
+        def run(x):
+            (x,) = cuda.float32_inputs(op_type, x)
+            shape, params = _pool_params(args, x)
+            y = cuda.empty(shape)
+            cuda.launch("pooling.cu", kernel, y.size, x, y, *params,
+                        *_average_extra(op_type, args), np.int64(y.size))
+            return y
+        return run
+    factory.__name__ = f"{kernel}_cuda"
+    return factory
+
+
+def _cuda_pool_gradient(op_type: str, kernel: str):
+    """One thread per cell of X, looping over the windows that hold it."""
+    def factory(**args):
+        def run(x, y, dy):
+            x, y, dy = cuda.float32_inputs(op_type, x, y, dy)
+            expected, params = _pool_params(args, x)
+            check_pooled(x.shape, expected, Y=y.shape, dY=dy.shape)
+            dx = cuda.empty_like(x)
+            arrays = [x, y, dy] if kernel == "max_pool_gradient" else [dy]
+            cuda.launch("pooling.cu", kernel, dx.size, *arrays, dx, *params,
+                        *_average_extra(op_type, args), np.int64(dx.size))
+            return dx
+        return run
+    factory.__name__ = f"{kernel}_cuda"
+    return factory
+
+
+for _type, _kernel in (("MaxPool", "max_pool"), ("AveragePool", "average_pool")):
+    register_cuda_factory(_type)(_cuda_pool(_type, _kernel))
+    register_cuda_factory(f"{_type}Gradient")(_cuda_pool_gradient(f"{_type}Gradient", f"{_kernel}_gradient"))
+
+
+def _lrn_layout(x, order: str) -> list:
+    """[C, distance between neighbouring channels] of X as the LRN kernels take them."""
+    check_channels(x.shape)
+    axis = channel_axis(len(x.shape), order)
+    return [np.int32(x.shape[axis]), np.int64(math.prod(x.shape[axis + 1:]))]
+
+
+@register_cuda("LRN")
+def lrn_cuda(x, *, size, alpha, beta, bias, order):
+    (x,) = cuda.float32_inputs("LRN", x)
+    layout = _lrn_layout(x, order)
+    y, scale = cuda.empty_like(x), cuda.empty_like(x)
+    cuda.launch("pooling.cu", "lrn", x.size, x, y, scale, *layout, np.int32(size),
+                np.int32((size - 1) // 2), np.float32(alpha / size), np.float32(bias), np.float32(-beta),
+                np.int64(x.size))
+    return y, scale
+
+
+@register_cuda("LRNGradient")
+def lrn_gradient_cuda(x, y, dy, *, size, alpha, beta, bias, order):
+    x, y, dy = cuda.float32_inputs("LRNGradient", x, y, dy)
+    check_one_shape(x.shape, y.shape, dy.shape)
+    layout = _lrn_layout(x, order)
+    scale, dx = cuda.empty_like(x), cuda.empty_like(x)
+    cuda.launch("pooling.cu", "lrn_scale", x.size, x, scale, *layout, np.int32(size),
+                np.int32((size - 1) // 2), np.float32(alpha / size), np.float32(bias), np.int64(x.size))
+    cuda.launch("pooling.cu", "lrn_gradient", x.size, x, y, dy, scale,
+                dx, *layout, np.int32(size), np.int32(size - 1 - (size - 1) // 2),
+                np.float32(-beta), np.float32(2 * alpha * beta / size), np.int64(x.size))
+    return dx
