@@ -218,6 +218,8 @@ def test_inference_argmax_default_and_errors():
         infer("ArgMax", [(2, 0)], axis=1)
     with pytest.raises(ShapeError, match="data must be float, got int32"):
         infer("ReduceMean", [(2, 3)], dtype="int32")
+    with pytest.raises(ShapeError, match=r"data \[2, 0\] is empty along the reduced axes"):
+        infer("ReduceMax", [(2, 0)], axes=[1])
 
 
 # -- CUDA against the CPU twin -------------------------------------------------------------

@@ -815,3 +815,17 @@ def test_cuda_shape_bookkeeping_outputs_stay_on_the_host():
     np.testing.assert_array_equal(workspace.FetchBlob("Y"), x.reshape(3, 4))
     for name in ("X2", "A", "B"):
         np.testing.assert_array_equal(workspace.FetchBlob(name), x)
+
+
+@pytest.mark.parametrize("op_type, shapes, n_out, args, message", [
+    ("Reshape", [(2, 3), (2,)], 2, {}, r"input new_shape must be a 1-D int tensor, got \[2\] float32"),
+    ("Split", [(2, 4), TensorInfo((2, 1), "int32")], 2, {}, r"input split must be a 1-D int tensor"),
+    ("Tile", [(2, 3), TensorInfo((2,), "int32")], 1, {}, "input tiles must hold one value, got 2"),
+    ("Concat", [(2, 3), TensorInfo((2, 3), "int32")], 2, {"axis": 0}, "input 1 is int32 but input 0 is float32"),
+    ("Cast", [(2,)], 1, {"to": "STRING"}, "cannot cast to STRING"),
+    ("Cast", [TensorInfo((2,), "object")], 1, {"to": "FLOAT"}, r"input \[2\] object is not numeric"),
+])
+def test_inference_makes_the_kernels_checks(op_type, shapes, n_out, args, message):
+    """Checks the kernels make on shapes and dtypes, which validate now makes too."""
+    with pytest.raises(ShapeError, match=message):
+        infer(op_type, shapes, n_out=n_out, **args)
