@@ -1,14 +1,15 @@
-// CUDA kernels of the tensor family. Most ops only move elements, so the kernels
-// are typed by element size, not meaning: `_f4` moves float32, `_i1`, `_i2`, `_i4`,
-// `_i8` move 1, 2, 4 and 8-byte integers or bools, bit for bit.
+// CUDA kernels of the tensor family (and `move` and `zero` for the indexing family's
+// slices). Most ops only move elements, so the kernels are typed by element size, not
+// meaning: `_f4` moves float32, `_i1`, `_i2`, `_i4`, `_i8` move 1, 2, 4 and 8-byte
+// integers or bools, bit for bit.
 //
 // move_*: for every index k over dims[ndim] (row-major, the last dim fastest),
 // y[y_base + k . y_strides] = x[x_base + k . x_strides]. `meta` holds dims[ndim],
 // x_strides[ndim], y_strides[ndim]. Transposes, slices, joins, splits, tiles (a
 // stride of 0) and channel shuffles are all such a move; the host merges dims.
 //
-// Sums (TileGradient, SparseToDense) accumulate float32 in double and integers in
-// 64 bits (which wraps to the output type as NumPy's sums do).
+// Sums (TileGradient) accumulate float32 in double and integers in 64 bits (which
+// wraps to the output type as NumPy's sums do).
 
 #include "common.cuh"
 
@@ -31,17 +32,6 @@ __device__ void move(const T* x, T* y, const long long* meta, int ndim, long lon
   }
 }
 
-// y[o, j, k] = x[o, idx[o * idx_stride + j], k] over [outer, count, inner]; the
-// indices are already checked and wrapped to [0, dim) on the host.
-template <typename T>
-__device__ void gather(const T* x, const long long* idx, T* y, long long count, long long dim,
-                       long long inner, long long idx_stride, long long n) {
-  FOR_EACH(i, n) {
-    long long k = i % inner, j = (i / inner) % count, o = i / (inner * count);
-    y[i] = x[(o * dim + idx[o * idx_stride + j]) * inner + k];
-  }
-}
-
 // dx[o, r] = sum over t of dy[o, t, r]: [outer, tiles, block] summed over the tiles.
 template <typename T, typename Acc>
 __device__ void tile_sum(const T* dy, T* dx, long long tiles, long long block, long long n) {
@@ -50,20 +40,6 @@ __device__ void tile_sum(const T* dy, T* dx, long long tiles, long long block, l
     Acc acc = 0;
     for (long long t = 0; t < tiles; ++t) acc += dy[(o * tiles + t) * block + r];
     dx[i] = (T)acc;
-  }
-}
-
-// out[r, c] = sum of values[order[k], c] for k in [row_start[r], row_start[r + 1]): the
-// rows whose index is r, in their input order (the host sorts the indices stably).
-template <typename T, typename Acc>
-__device__ void sparse_to_dense(const T* values, const long long* order,
-                                const long long* row_start, T* out, long long inner,
-                                long long n) {
-  FOR_EACH(i, n) {
-    long long r = i / inner, c = i % inner;
-    Acc acc = 0;
-    for (long long k = row_start[r]; k < row_start[r + 1]; ++k) acc += values[order[k] * inner + c];
-    out[i] = (T)acc;
   }
 }
 
@@ -83,11 +59,6 @@ extern "C" {
                               long long x_base, long long y_base, long long n) {            \
     move<T>(x, y, meta, ndim, x_base, y_base, n);                                           \
   }                                                                                         \
-  __global__ void gather_##code(const T* x, const long long* idx, T* y, long long count,   \
-                                long long dim, long long inner, long long idx_stride,       \
-                                long long n) {                                              \
-    gather<T>(x, idx, y, count, dim, inner, idx_stride, n);                                 \
-  }                                                                                         \
   __global__ void zero_##code(T* y, long long n) {                                          \
     FOR_EACH(i, n) y[i] = 0;                                                                \
   }
@@ -97,11 +68,6 @@ MOVE_TYPES(MOVE_KERNELS)
   __global__ void tile_sum_##code(const T* dy, T* dx, long long tiles, long long block,     \
                                   long long n) {                                            \
     tile_sum<T, Acc>(dy, dx, tiles, block, n);                                              \
-  }                                                                                         \
-  __global__ void sparse_to_dense_##code(const T* values, const long long* order,          \
-                                         const long long* row_start, T* out,                \
-                                         long long inner, long long n) {                    \
-    sparse_to_dense<T, Acc>(values, order, row_start, out, inner, n);                       \
   }
 SUM_TYPES(SUM_KERNELS)
 

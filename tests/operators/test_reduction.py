@@ -1,5 +1,8 @@
-"""Reduction family: ReduceSum/Mean/Max and ArgMax against NumPy references,
-the reduction gradient ops against references and numeric differentiation."""
+"""Reduction family: ReduceSum/Mean/Max and ArgMax against NumPy references, the
+reduction gradient ops against references and numeric differentiation, the CUDA
+kernels (reduction.cu, and arithmetic.cu's sums) against their CPU twins over every
+kind of axes set, shape inference against NumPy's shapes, and the errors (the same
+words at CreateNet, on the CPU and on CUDA)."""
 import numpy as np
 import pytest
 from hypothesis import given, settings
@@ -9,7 +12,10 @@ from hypothesis.extra import numpy as hnp
 from pycaffe2.executor import NetError, OpFailure
 from pycaffe2.gradient import GetGradientForOp
 from pycaffe2.gradient_checker import check_op_gradient
-from pycaffe2.testing import check_gradient_op, check_reference, make_op, run_op
+from pycaffe2.schema.bind import ShapeError, TensorInfo
+from pycaffe2.testing import check_devices, check_gradient_op, check_reference, device_option, make_op, run_op
+from tests.operators import DEVICES
+from tests.schema import infer
 
 REDUCE = {"ReduceSum": np.sum, "ReduceMean": np.mean, "ReduceMax": np.max}
 
@@ -113,17 +119,25 @@ def test_argmax_defaults_and_ties():
     assert y.dtype == np.int64
 
 
-def test_errors_name_the_problem():
-    x = np.zeros((2, 3, 4), np.float32)
-    with pytest.raises((OpFailure, NetError), match="axes entry 3 is out of range"):
-        run_op("ReduceSum", [x], {"axes": [3]})
-    with pytest.raises((OpFailure, NetError), match="ReduceMean: data must be float, got int32"):
-        run_op("ReduceMean", [np.zeros((2, 3), np.int32)])
-    with pytest.raises((OpFailure, NetError), match=r"dY is \[3\] but reducing X \[2, 3, 4\]"):
-        run_op("ReduceSumGradient", [np.zeros(3, np.float32), x, np.zeros((2, 1, 4), np.float32)],
-               {"axes": [1]})
-    with pytest.raises((OpFailure, NetError), match="axis 2 is out of range"):
-        run_op("ArgMax", [np.zeros((2, 3))], {"axis": 2})
+X = np.zeros((2, 3, 4), np.float32)
+Y_KEPT = np.zeros((2, 1, 4), np.float32)
+# (op type, inputs, args, message): the same words on both devices
+ERRORS = [
+    ("ReduceSum", [X], {"axes": [3]}, "axes entry 3 is out of range"),
+    ("ReduceMax", [np.zeros((2, 0), np.float32)], {"axes": [1]}, r"\(ReduceMax\) failed: data \[2, 0\] is empty"),
+    ("ReduceMean", [np.zeros((2, 3), np.int32)], {}, r"\(ReduceMean\) failed: data must be float, got int32"),
+    ("ArgMax", [X], {"axis": 3}, r"\(ArgMax\) failed: axis 3 is out of range"),
+    ("ArgMax", [np.zeros((2, 0), np.float32)], {"axis": 1}, r"\(ArgMax\) failed: X \[2, 0\] is empty along axis 1"),
+    ("ReduceMaxGradient", [Y_KEPT, X, np.zeros(3, np.float32)], {"axes": [1]}, r"Y is \[3\] but reducing X"),
+] + [(f"{op_type}Gradient", [np.zeros(3, np.float32), X, Y_KEPT], {"axes": [1]},
+      r"dY is \[3\] but reducing X \[2, 3, 4\]") for op_type in REDUCE]
+
+
+@pytest.mark.parametrize("device", DEVICES)
+@pytest.mark.parametrize("op_type, inputs, args, message", ERRORS, ids=[e[0] for e in ERRORS])
+def test_errors_name_the_problem(op_type, inputs, args, message, device):
+    with pytest.raises((OpFailure, NetError), match=message):
+        run_op(op_type, inputs, args, device_option=device_option(device))
 
 
 # Gradient makers: the registered gradient of each op against central differences.
@@ -147,3 +161,198 @@ def test_reduce_maker_follows_caffe2(op_type):
         f"{op_type}Gradient", ["Y_grad", "X", "Y"], ["X_grad"])
     assert list(next(a for a in grad.arg if a.name == "axes").ints) == [1]
     assert g_input == ["X_grad"]
+
+
+# -- shape inference ---------------------------------------------------------------------
+
+@pytest.mark.parametrize("op_type", REDUCE)
+@pytest.mark.parametrize("dims, axes", [((2, 3, 4), [1]), ((2, 3, 4), [0, -1]),
+                                        ((2, 3, 4), None), ((5,), [0])])
+@pytest.mark.parametrize("keepdims", [0, 1])
+def test_inference_reduce_matches_numpy(op_type, dims, axes, keepdims):
+    args = {"keepdims": keepdims} if axes is None else {"keepdims": keepdims, "axes": axes}
+    expected = REDUCE[op_type](np.zeros(dims), axis=None if axes is None else tuple(axes),
+                               keepdims=bool(keepdims)).shape
+    assert infer(op_type, [dims], **args) == [TensorInfo(expected, "float32")]
+
+
+def test_inference_reduce_keeps_dims_by_default_and_handles_unknown():
+    assert infer("ReduceSum", [(2, 3)], axes=[1])[0].shape == (2, 1)
+    assert infer("ReduceMean", [None], axes=[1]) == [None]
+
+
+@pytest.mark.parametrize("op_type", REDUCE)
+def test_inference_reduce_axis_out_of_range(op_type):
+    with pytest.raises(ShapeError, match="axes entry 3 is out of range for rank 3"):
+        infer(op_type, [(2, 3, 4)], axes=[3])
+
+
+@pytest.mark.parametrize("op_type", [f"{name}Gradient" for name in REDUCE])
+def test_inference_reduce_gradient(op_type):
+    x = (2, 3, 4)
+    assert infer(op_type, [(2, 1, 4), x, (2, 1, 4)], axes=[1]) == [TensorInfo(x)]
+    assert infer(op_type, [(2, 4), x, None], axes=[1], keepdims=0) == [TensorInfo(x)]
+    assert infer(op_type, [None, None, (2, 1, 4)], axes=[1]) == [None]
+    with pytest.raises(ShapeError, match=r"dY is \[2, 4\] but Y is \[2, 1, 4\]"):
+        infer(op_type, [(2, 4), x, (2, 1, 4)], axes=[1])
+    with pytest.raises(ShapeError, match=r"Y is \[2, 3\] but reducing X"):
+        infer(op_type, [None, x, (2, 3)], axes=[1])
+    with pytest.raises(ShapeError, match=r"dY is \[3\] but Y is \[2, 4\]"):
+        infer(op_type, [(3,), x, None], axes=[1], keepdims=0)
+
+
+@pytest.mark.parametrize("dims, axis", [((2, 3, 4), -1), ((2, 3, 4), 1), ((5,), 0)])
+@pytest.mark.parametrize("keepdims", [0, 1])
+def test_inference_argmax_matches_numpy(dims, axis, keepdims):
+    expected = np.argmax(np.zeros(dims), axis=axis, keepdims=bool(keepdims)).shape
+    assert infer("ArgMax", [dims], axis=axis, keepdims=keepdims) == [
+        TensorInfo(expected, "int64")]
+
+
+def test_inference_argmax_default_and_errors():
+    assert infer("ArgMax", [(2, 3)]) == [TensorInfo((2, 1), "int64")]
+    assert infer("ArgMax", [None]) == [None]
+    with pytest.raises(ShapeError, match=r"axis 2 is out of range for rank 2 \(X \[2, 3\]\)"):
+        infer("ArgMax", [(2, 3)], axis=2)
+    with pytest.raises(ShapeError, match=r"X \[2, 0\] is empty along axis 1"):
+        infer("ArgMax", [(2, 0)], axis=1)
+    with pytest.raises(ShapeError, match="data must be float, got int32"):
+        infer("ReduceMean", [(2, 3)], dtype="int32")
+    with pytest.raises(ShapeError, match=r"data \[2, 0\] is empty along the reduced axes"):
+        infer("ReduceMax", [(2, 0)], axes=[1])
+
+
+# -- CUDA against the CPU twin -------------------------------------------------------------
+
+rng = np.random.default_rng(0)
+# The op types whose CUDA kernels this module checks (tests/cuda/test_devices.py gathers them).
+DEVICE_CHECKED: set[str] = set()
+DEVICE_CHECKED.update(list(REDUCE) + [f"{t}Gradient" for t in REDUCE] + ["ArgMax"])
+
+# (X's shape, axes: None for the default, all): odd sizes, 0-d, size-1 dims, split and
+# negative axes, and sizes that take the one-thread and the one-block-per-output kernels
+# past the emulator's 64-block grid (300 outputs of 67 terms; 20000 outputs of 3).
+CASES = [
+    ((), None),
+    ((7,), None),
+    ((7,), [0]),
+    ((3, 5, 4), None),
+    ((3, 5, 4), [1]),
+    ((3, 5, 4), [0, 2]),
+    ((3, 5, 4), [-1, 0]),
+    ((3, 5, 4), [2, -1]),  # one axis twice
+    ((2, 1, 3, 1), [1, 3]),  # only size-1 dims: nothing summed
+    ((2, 1, 3, 1), [0, 1]),
+    ((2, 3, 4, 5), [1, 2]),
+    ((300, 67), [1]),
+    ((67, 300), [0]),
+    ((20000, 3), [-1]),
+    ((3, 4000), None),  # one output, many terms
+]
+IDS = [f"{shape}-{axes}" for shape, axes in CASES]
+EMPTY = [((0,), None), ((2, 0, 3), [0]), ((2, 0, 3), [1]), ((4, 0), [0, 1])]
+
+
+def reduce_args(axes, keepdims=None) -> dict:
+    args = {} if axes is None else {"axes": axes}
+    return args if keepdims is None else {**args, "keepdims": keepdims}
+
+
+def tolerance(shape, axes) -> dict:
+    """The CPU sums n terms in float32 (an error up to ~n ulps, typically ~sqrt(n)), the GPU in double."""
+    reduced = range(len(shape)) if axes is None else {a % len(shape) for a in axes}
+    terms = int(np.prod([shape[a] for a in reduced]))
+    return {"atol": 1e-5 + 2e-7 * terms, "rtol": 1e-5}
+
+
+def normal(shape):
+    return rng.standard_normal(shape).astype(np.float32)
+
+
+@pytest.mark.gpu
+@pytest.mark.slow
+@pytest.mark.parametrize("keepdims", [0, 1])
+@pytest.mark.parametrize("shape, axes", CASES, ids=IDS)
+@pytest.mark.parametrize("op_type", list(REDUCE))
+def test_cuda_reduce(op_type, shape, axes, keepdims):
+    check_devices(op_type, [normal(shape)], reduce_args(axes, keepdims), **tolerance(shape, axes))
+
+
+@pytest.mark.gpu
+@pytest.mark.slow
+@pytest.mark.parametrize("shape, axes", CASES, ids=IDS)
+@pytest.mark.parametrize("op_type", list(REDUCE))
+def test_cuda_reduce_gradient(op_type, shape, axes):
+    x = np.round(normal(shape) * 2)  # ReduceMax: ties, each of which receives dY
+    y = run_op(op_type, [x], reduce_args(axes, 0))[0]  # dY without keepdims: taken as kept dims
+    check_devices(op_type + "Gradient", [normal(y.shape), x, y], reduce_args(axes), atol=0, rtol=0)
+
+
+@pytest.mark.gpu
+@pytest.mark.slow
+@pytest.mark.filterwarnings("ignore::RuntimeWarning")  # NumPy's mean of nothing: NaN, warned
+@pytest.mark.parametrize("shape, axes", EMPTY, ids=str)
+@pytest.mark.parametrize("op_type", ["ReduceSum", "ReduceMean"])
+def test_cuda_empty_reductions(op_type, shape, axes):
+    check_devices(op_type, [normal(shape)], reduce_args(axes))
+    y = run_op(op_type, [normal(shape)], reduce_args(axes, 0))[0]
+    x = normal(shape)
+    check_devices(op_type + "Gradient", [normal(y.shape), x, y], reduce_args(axes), atol=0, rtol=0)
+
+
+@pytest.mark.gpu
+@pytest.mark.slow
+def test_cuda_reduce_max_propagates_nan():
+    x = np.array([[1, np.nan, 3], [4, 5, 6], [np.nan, np.nan, -1]], np.float32)
+    for axes in (None, [0], [1]):
+        check_devices("ReduceMax", [x], reduce_args(axes))
+    check_devices("ReduceMax", [np.full((2, 300), np.nan, np.float32)], {"axes": [1]})
+
+
+@pytest.mark.gpu
+@pytest.mark.slow
+@pytest.mark.parametrize("keepdims", [0, 1])
+@pytest.mark.parametrize("shape", [(7,), (3, 5, 4), (2, 1, 3, 1), (300, 67), (20000, 3), (2, 5000)],
+                         ids=str)
+def test_cuda_argmax_every_axis(shape, keepdims):
+    x = np.round(normal(shape) * 2)  # ties: the first maximum wins
+    for axis in range(-len(shape), len(shape)):
+        (index,) = check_devices("ArgMax", [x], {"axis": axis, "keepdims": keepdims}, atol=0, rtol=0)
+        assert index.dtype == np.int64
+
+
+@pytest.mark.gpu
+@pytest.mark.slow
+def test_cuda_argmax_default_axis_and_empty_outputs():
+    check_devices("ArgMax", [normal((4, 6))], atol=0, rtol=0)
+    check_devices("ArgMax", [normal((0, 6))], {"axis": 1}, atol=0, rtol=0)
+    check_devices("ArgMax", [normal((3, 0, 6))], {"axis": -1, "keepdims": 0}, atol=0, rtol=0)
+
+
+@pytest.mark.gpu
+@pytest.mark.slow
+def test_cuda_argmax_ties_nan_and_signed_zeros():
+    x = np.array([[1, 3, 3, 0], [np.nan, 5, np.nan, 9], [-0.0, 0.0, -1, -0.0], [2, 2, 2, 2]], np.float32)
+    for axis in (0, 1):
+        check_devices("ArgMax", [x], {"axis": axis}, atol=0, rtol=0)
+    long_rows = np.zeros((3, 1000), np.float32)
+    long_rows[0, [5, 700]] = 1  # a tie far apart: different threads of one block
+    long_rows[1, [600, 900]] = np.nan
+    long_rows[2, 999] = np.nan
+    check_devices("ArgMax", [long_rows], {"axis": 1}, atol=0, rtol=0)
+
+
+@pytest.mark.gpu
+@pytest.mark.slow
+@pytest.mark.parametrize("dtype", [np.int32, np.int64])
+def test_cuda_argmax_of_integers(dtype):
+    x = rng.integers(-3, 3, (40, 70)).astype(dtype)
+    for axis in (0, 1):
+        check_devices("ArgMax", [x], {"axis": axis}, atol=0, rtol=0)
+
+
+@pytest.mark.gpu
+@pytest.mark.slow
+def test_integer_sums_are_refused_clearly_on_cuda():
+    with pytest.raises((OpFailure, NetError), match="ReduceSum: the CUDA kernel takes float32, got int32"):
+        run_op("ReduceSum", [np.arange(4, dtype=np.int32)], device_option=device_option("cuda"))

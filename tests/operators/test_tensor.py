@@ -1,5 +1,8 @@
-"""Tensor family: each op against an independent NumPy reference, gradient ops
-against numeric differentiation of their forward ops, and the errors."""
+"""Tensor family (layout ops): each op against an independent NumPy reference (on both
+devices where the case runs on both), gradient ops against numeric differentiation of
+their forward ops, the CUDA kernels against their CPU twins for every element type,
+shape inference against NumPy's shapes, and the errors (the same words at CreateNet,
+on the CPU and on CUDA)."""
 import numpy as np
 import pytest
 from hypothesis import given, settings
@@ -9,32 +12,44 @@ from hypothesis.extra import numpy as hnp
 from pycaffe2.executor import NetError, OpFailure
 from pycaffe2.gradient import GetGradientForOp, GradientError
 from pycaffe2.gradient_checker import check_op_gradient
-from pycaffe2.testing import check_gradient_op, check_reference, make_op, run_op
+from pycaffe2.proto import caffe2_pb2
+from pycaffe2.schema.bind import ShapeError, TensorInfo
+from pycaffe2.testing import check_devices, check_gradient_op, check_reference, device_option, make_op, run_op
+from tests.operators import DEVICES
+from tests.schema import infer
 
 FAILS = (OpFailure, NetError)
 shapes = hnp.array_shapes(min_dims=1, max_dims=4, min_side=1, max_side=4)
 
 
+BIG = (130, 257)  # 33,410 elements: more than one emulated grid's 16,384 threads
+
+
 def rand(*shape, dtype=np.float32, seed=0):
-    return np.random.default_rng(seed).standard_normal(shape).astype(dtype)
+    rng = np.random.default_rng(seed)
+    if np.dtype(dtype) == np.bool_:
+        return rng.random(shape) < 0.5
+    if np.dtype(dtype).kind in "iu":
+        return rng.integers(-100 if np.dtype(dtype).kind == "i" else 0, 100, shape).astype(dtype)
+    return rng.standard_normal(shape).astype(dtype)
+
+
+def i64(*values):
+    return np.array(values, np.int64)
+
+
+def i32(*values):
+    return np.array(values, np.int32)
+
+
+def fails(op_type, inputs, args, message, device, num_outputs=None):
+    with pytest.raises(FAILS, match=message):
+        run_op(op_type, inputs, args, num_outputs, device_option=device_option(device))
 
 
 def reference_reshape(x, shape):
     """0 copies the input dim at its position; NumPy infers the -1."""
     return x.reshape([x.shape[i] if d == 0 else d for i, d in enumerate(shape)])
-
-
-def caffe2_range(dim, start, end):
-    """Caffe2's slice bounds: negative counts from one past the end, clipped to dim."""
-    start, end = (dim + 1 + v if v < 0 else v for v in (start, end))
-    return range(min(start, dim), min(end, dim))
-
-
-def reference_slice(x, starts, ends):
-    out = x
-    for axis, (start, end) in enumerate(zip(starts, ends)):
-        out = np.take(out, list(caffe2_range(x.shape[axis], start, end)), axis=axis)
-    return out
 
 
 # -- reshapes -----------------------------------------------------------------------
@@ -43,13 +58,15 @@ def reference_slice(x, starts, ends):
     ((2, 3, 4), [4, -1]), ((2, 3, 4), [0, 12]), ((2, 3, 4), [0, -1, 2]), ((6,), [1, 2, 3]),
     ((2, 3, 4), [-1]), ((1,), []), ((2, 3), [0, 0]),
 ])
-def test_reshape_arg_and_input(dims, shape):
+@pytest.mark.parametrize("device", DEVICES)
+def test_reshape_arg_and_input(dims, shape, device):
     x = rand(*dims)
     expected = (reference_reshape(x, shape), np.array(dims, dtype=np.int64))
-    _, old = check_reference("Reshape", [x], lambda x, shape: expected, {"shape": shape})
+    _, old = check_reference("Reshape", [x], lambda x, shape: expected, {"shape": shape}, device=device)
     assert old.dtype == np.int64
     for index_type in (np.int64, np.int32):
-        check_reference("Reshape", [x, np.array(shape, dtype=index_type)], lambda *_: expected)
+        check_reference("Reshape", [x, np.array(shape, dtype=index_type)], lambda *_: expected,
+                        device=device)
 
 
 @pytest.mark.parametrize("inputs, args, message", [
@@ -60,9 +77,9 @@ def test_reshape_arg_and_input(dims, shape):
     ([rand(2, 3), np.array([[6]])], {}, "must be a 1-D int tensor"),
     ([rand(2, 3), np.array([7])], {}, "6 elements"),
 ])
-def test_reshape_errors(inputs, args, message):
-    with pytest.raises(FAILS, match=message):
-        run_op("Reshape", inputs, args, num_outputs=2)
+@pytest.mark.parametrize("device", DEVICES)
+def test_reshape_errors(inputs, args, message, device):
+    fails("Reshape", inputs, args, message, device, num_outputs=2)
 
 
 @settings(max_examples=10, deadline=None)
@@ -93,11 +110,12 @@ def test_resize_like():
 
 @pytest.mark.parametrize("dims, squeeze", [((1, 3, 1, 2), [0, 2]), ((3, 1), [1]), ((1,), [0]),
                                            ((1, 1, 4), [1, 0, 1])])
-def test_squeeze_and_expand_dims(dims, squeeze):
+@pytest.mark.parametrize("device", DEVICES)
+def test_squeeze_and_expand_dims(dims, squeeze, device):
     x = rand(*dims)
     (y,) = check_reference("Squeeze", [x], lambda x, dims: np.squeeze(x, tuple(set(dims))),
-                           {"dims": squeeze})
-    check_reference("ExpandDims", [y], lambda y, dims: x, {"dims": squeeze})
+                           {"dims": squeeze}, device=device)
+    check_reference("ExpandDims", [y], lambda y, dims: x, {"dims": squeeze}, device=device)
 
 
 def test_squeeze_and_expand_dims_errors():
@@ -167,9 +185,9 @@ def test_concat_order_and_add_axis():
     ([rand(2, 3), rand(2, 3)], {"axis": 2}, "axis 2 is out of range"),
     ([rand(2, 3), np.zeros((2, 3), np.int32)], {"axis": 0}, "input 1 is int32"),
 ])
-def test_concat_errors(inputs, args, message):
-    with pytest.raises(FAILS, match=message):
-        run_op("Concat", inputs, args, num_outputs=2)
+@pytest.mark.parametrize("device", DEVICES)
+def test_concat_errors(inputs, args, message, device):
+    fails("Concat", inputs, args, message, device, num_outputs=2)
 
 
 def test_split_equal_parts_order_and_add_axis():
@@ -191,9 +209,9 @@ def test_split_equal_parts_order_and_add_axis():
     ([rand(2, 5), np.array([2, 2], np.int32)], {"axis": 1}, 2, "adds up to 4"),
     ([rand(2, 4), np.array([2, 2], np.int32)], {"axis": 1, "split": [2, 2]}, 2, "not also give"),
 ])
-def test_split_errors(inputs, args, n_out, message):
-    with pytest.raises(FAILS, match=message):
-        run_op("Split", inputs, args, num_outputs=n_out)
+@pytest.mark.parametrize("device", DEVICES)
+def test_split_errors(inputs, args, n_out, message, device):
+    fails("Split", inputs, args, message, device, num_outputs=n_out)
 
 
 # -- channel shuffle ---------------------------------------------------------------------
@@ -227,59 +245,15 @@ def test_channel_shuffle_error():
         run_op("ChannelShuffle", [rand(2, 6, 3, 3)], {"group": 4})
 
 
-# -- slices -------------------------------------------------------------------------------
-
-SLICES = [((2, 4), [0, 1], [-1, 3]), ((5, 3, 2), [1], [4]), ((5, 3), [0, -3], [-1, -1]),
-          ((5, 3), [0, 0], [-1, 10]), ((4, 5), [2, 0], [2, -1]), ((3, 4), [0, 0], [3, 4]),
-          ((3, 4, 2), [0, 0, 1], [-1, -1, 2])]
-
-
-@pytest.mark.parametrize("dims, starts, ends", SLICES)
-def test_slice_arg_and_input_forms(dims, starts, ends):
-    x = rand(*dims)
-    expected = reference_slice(x, starts, ends)
-    check_reference("Slice", [x], lambda x, **_: expected, {"starts": starts, "ends": ends})
-    for index_type in (np.int32, np.int64):
-        bounds = [np.array(starts, index_type), np.array(ends, index_type)]
-        check_reference("Slice", [x] + bounds, lambda *_: expected)
-
-
-@pytest.mark.parametrize("dims, starts, ends", SLICES)
-def test_slice_gradient(dims, starts, ends):
-    x = rand(*dims)
-    dy = rand(*reference_slice(x, starts, ends).shape, seed=1)
-    args = {"starts": starts, "ends": ends}
-    check_gradient_op("Slice", [x], "SliceGradient", [x, dy], {0: 0}, [dy], args)
-    bounds = [np.array(starts, np.int64), np.array(ends, np.int64)]
-    check_gradient_op("Slice", [x] + bounds, "SliceGradient", [x] + bounds + [dy], {0: 0}, [dy])
-
-
-@pytest.mark.parametrize("inputs, args, message", [
-    ([rand(4, 4)], {"starts": [1, 1], "ends": [2, 2]}, "only one dim may be sliced"),
-    ([rand(4, 4)], {"starts": [3], "ends": [1]}, "is not a slice"),
-    ([rand(4, 4)], {"starts": [0], "ends": [1, 2]}, "differ in length"),
-    ([rand(4, 4)], {"starts": [0, 0, 0], "ends": [1, 1, 1]}, "3 starts for input"),
-    ([rand(4, 4)], {}, "needs the `starts` and `ends`"),
-    ([rand(4, 4), np.array([0.5]), np.array([1])], {}, "must be a 1-D int tensor"),
-])
-def test_slice_errors(inputs, args, message):
-    with pytest.raises(FAILS, match=message):
-        run_op("Slice", inputs, args)
-
-
-def test_slice_gradient_checks_dy():
-    with pytest.raises(FAILS, match=r"dY \[2, 4\] does not match the slice \[1, 4\]"):
-        run_op("SliceGradient", [rand(4, 4), rand(2, 4)], {"starts": [1], "ends": [2]})
-
-
 # -- copies, identities, casts, shapes ---------------------------------------------------
 
+@pytest.mark.parametrize("device", DEVICES)
 @pytest.mark.parametrize("op_type", ["Copy", "Alias", "EnsureCPUOutput", "StopGradient"])
-def test_identity_ops(op_type):
+def test_identity_ops(op_type, device):
     for x in (rand(2, 3), np.arange(5, dtype=np.int64), np.array(True)):
-        (y,) = check_reference(op_type, [x], lambda x: x)
+        (y,) = check_reference(op_type, [x], lambda x: x, device=device)
         assert y.dtype == x.dtype
-    check_reference("CopyOnDeviceLike", [rand(2, 3), rand(4)], lambda x, dst: x)
+    check_reference("CopyOnDeviceLike", [rand(2, 3), rand(4)], lambda x, dst: x, device=device)
 
 
 @pytest.mark.parametrize("to, dtype", [
@@ -322,83 +296,8 @@ def test_shape(dims, data):
 
 
 def test_shape_axes_error():
-    with pytest.raises(FAILS, match="axis 3 is out of range"):
+    with pytest.raises(FAILS, match=r"axes entry 3 is out of range for rank 3 \(input \[2, 3, 4\]\)"):
         run_op("Shape", [rand(2, 3, 4)], {"axes": [3]})
-
-
-# -- gathers and scatters -----------------------------------------------------------------
-
-@settings(max_examples=20, deadline=None)
-@given(dims=shapes, index_shape=hnp.array_shapes(min_dims=0, max_dims=2, min_side=0, max_side=3),
-       data=st.data())
-def test_gather(dims, index_shape, data):
-    axis = data.draw(st.integers(-len(dims), len(dims) - 1))
-    dim = dims[axis]
-    index_type = data.draw(st.sampled_from([np.int32, np.int64]))
-    indices = data.draw(hnp.arrays(index_type, index_shape, elements=st.integers(-dim, dim - 1)))
-    x = rand(*dims)
-    wrapped = [i + dim if i < 0 else i for i in indices.ravel()]
-    expected = np.stack([np.take(x, i, axis=axis) for i in wrapped], axis=axis % len(dims)) \
-        if wrapped else np.take(x, indices, axis=axis)
-    expected = expected.reshape(x.shape[:axis % len(dims)] + indices.shape
-                                + x.shape[axis % len(dims) + 1:])
-    check_reference("Gather", [x, indices], lambda *_, **__: expected, {"axis": axis})
-
-
-def test_gather_match_outer():
-    x = rand(4, 5, 3)
-    indices = np.random.default_rng(1).integers(0, 5, size=(4, 2, 2)).astype(np.int32)
-    expected = np.empty((4, 2, 2, 3), np.float32)
-    for o, i, j in np.ndindex(4, 2, 2):
-        expected[o, i, j] = x[o, indices[o, i, j]]
-    check_reference("Gather", [x, indices], lambda *_, **__: expected,
-                    {"axis": 1, "match_outer": 1})
-
-
-@pytest.mark.parametrize("inputs, args, message", [
-    ([rand(5, 3), np.array([5])], {}, "index 5 is out of range for DATA axis 0 of size 5"),
-    ([rand(5, 3), np.array([-6])], {}, "index -6 is out of range"),
-    ([rand(5, 3), np.array([1.0])], {}, "indices must be int32 or int64"),
-    ([rand(5, 3), np.array([1])], {"axis": 2}, "axis 2 is out of range"),
-    ([rand(4, 5), np.zeros((3, 2), np.int32)], {"axis": 1, "match_outer": 1}, "with match_outer"),
-])
-def test_gather_errors(inputs, args, message):
-    with pytest.raises(FAILS, match=message):
-        run_op("Gather", inputs, args)
-
-
-def reference_sparse_to_dense(indices, values, first):
-    out = np.zeros((first,) + values.shape[1:], values.dtype)
-    for index, row in zip(indices, values):
-        out[index] += row
-    return out
-
-
-@pytest.mark.parametrize("values_dtype", [np.float32, np.float64, np.int32, np.int64])
-def test_sparse_to_dense(values_dtype):
-    indices = np.array([3, 0, 3, 1], dtype=np.int64)
-    values = (rand(4, 2, 3) * 10).astype(values_dtype)
-    (y,) = check_reference("SparseToDense", [indices, values],
-                           lambda i, v: reference_sparse_to_dense(i, v, 4))
-    assert y.dtype == values_dtype
-    check_reference("SparseToDense", [indices.astype(np.int32), values, rand(7, 1)],
-                    lambda i, v, like: reference_sparse_to_dense(i, v, 7))
-    check_reference("SparseToDense", [indices, values],
-                    lambda i, v, output_first_dim: reference_sparse_to_dense(i, v, 5),
-                    {"output_first_dim": 5})
-    empty = run_op("SparseToDense", [np.zeros(0, np.int32), np.zeros((0, 2), np.float32)])[0]
-    assert empty.shape == (0, 2)
-
-
-@pytest.mark.parametrize("inputs, args, message", [
-    ([np.array([0, 6]), rand(2, 3), rand(5)], {}, "index 6 is out of range"),
-    ([np.array([0, -1]), rand(2, 3)], {}, "index -1 is out of range"),
-    ([np.array([0, 1]), rand(3, 3)], {}, "one row of values"),
-    ([np.array([0, 1]), rand(2), rand(4)], {"output_first_dim": 4}, "do not also give"),
-])
-def test_sparse_to_dense_errors(inputs, args, message):
-    with pytest.raises(FAILS, match=message):
-        run_op("SparseToDense", inputs, args)
 
 
 # -- tiles -----------------------------------------------------------------------------------
@@ -436,8 +335,19 @@ def test_inputs_are_never_modified():
     before = x.copy()
     run_op("ChannelShuffle", [x], {"group": 2})
     run_op("Reshape", [x], {"shape": [-1]}, num_outputs=2)
-    run_op("SliceGradient", [x, x[:1]], {"starts": [0], "ends": [1]})
     np.testing.assert_array_equal(x, before)
+
+
+@pytest.mark.parametrize("device", DEVICES)
+@pytest.mark.parametrize("op_type, inputs, args, message", [
+    ("Transpose", [rand(2, 3)], {"axes": [0, 0]}, "not a permutation"),
+    ("Concat", [rand(2, 3), rand(3, 3)], {"axis": 1}, "must agree on every dim but 1"),
+    ("Tile", [rand(2, 3), i64(0)], {}, "tiles must be >= 1"),
+    ("TileGradient", [rand(2, 5)], {"tiles": 2, "axis": 1}, "is not 2 copies"),
+    ("ChannelShuffle", [rand(2, 5, 3)], {"group": 2}, "does not divide"),
+])
+def test_errors_on_both_devices(op_type, inputs, args, message, device):
+    fails(op_type, inputs, args, message, device, num_outputs=2 if op_type == "Concat" else None)
 
 
 # -- gradient makers: the registered gradient of each op against central differences ----
@@ -464,17 +374,11 @@ MAKERS = [
     ("Split", [rand(1, 4, 2)], {}, 2, [0], (0, 1)),
     ("ChannelShuffle", [rand(1, 4, 2, 2)], {"group": 2}, 1, [0], (0,)),
     ("ChannelShuffle", [rand(2, 1, 2, 6)], {"group": 3, "order": "NHWC"}, 1, [0], (0,)),
-    ("Slice", [rand(3, 4)], {"starts": [1, 0], "ends": [3, -1]}, 1, [0], (0,)),
-    ("Slice", [rand(2, 5), ints(0, 1), ints(-1, -2)], {}, 1, [0], (0,)),
     ("Squeeze", [rand(1, 3, 1, 2)], {"dims": [0, 2]}, 1, [0], (0,)),
     ("ExpandDims", [rand(3, 2)], {"dims": [0, 3]}, 1, [0], (0,)),
     ("Copy", [rand(2, 3)], {}, 1, [0], (0,)),
     ("Cast", [rand(2, 3)], {"to": "FLOAT", "from_type": "DOUBLE"}, 1, [0], (0,)),
     ("Cast", [rand(2, 3)], {"to": 13, "from_type": 13}, 1, [0], (0,)),
-    ("Gather", [rand(5, 3), ints(0, 2, 2, 4)], {"dense_gradient": 1}, 1, [0], (0,)),
-    ("Gather", [rand(4), ints(3, 1, 1, dtype=np.int32)], {}, 1, [0], (0,)),
-    ("SparseToDense", [ints(0, 2, 2), rand(3, 2)], {"output_first_dim": 4}, 1, [1], (0,)),
-    ("SparseToDense", [ints(3, 1, dtype=np.int32), rand(2), rand(5)], {}, 1, [1], (0,)),
     ("Tile", [rand(2, 3)], {"tiles": 3, "axis": 1}, 1, [0], (0,)),
     ("Tile", [rand(2, 1, 2), ints(2), ints(-1)], {}, 1, [0], (0,)),
 ]
@@ -514,22 +418,17 @@ def test_maker_op_lists():
         assert [(o.type, list(o.input), list(o.output)) for o in grad_ops] == [(backward, ["Y_grad"], ["X_grad"])]
     grad_ops, g_input = GetGradientForOp(make_op("Alias", ["X"], ["Y"]), ["Y_grad"])
     assert (grad_ops, g_input) == ([], ["Y_grad"])
-    grad_ops, g_input = GetGradientForOp(make_op("Gather", ["D", "I"], ["Y"]), ["Y_grad"])
-    assert (list(grad_ops[0].input), g_input) == (["I", "Y_grad", "D"], ["D_grad", None])
     grad_ops, g_input = GetGradientForOp(make_op("Cast", ["X"], ["Y"], {"to": "FLOAT", "from_type": "INT32"}), ["Y_grad"])
     args = {a.name: a for a in grad_ops[0].arg}
     assert (args["to"].i if args["to"].HasField("i") else args["to"].s) in (2, b"INT32")
 
 
 @pytest.mark.parametrize("op_type, args, message", [
-    ("Cast", {"to": "FLOAT"}, "from_type"),
-    ("Gather", {"axis": 1}, "axis=0"),
-    ("Gather", {"match_outer": 1}, "match_outer"),
+    ("Cast", {"to": "FLOAT"}, "Cast: needs the `from_type` arg"),
 ])
 def test_maker_errors(op_type, args, message):
-    inputs = ["X", "I"][:2 if op_type == "Gather" else 1]
     with pytest.raises(GradientError, match=message):
-        GetGradientForOp(make_op(op_type, inputs, ["Y"], args), ["Y_grad"])
+        GetGradientForOp(make_op(op_type, ["X"], ["Y"], args), ["Y_grad"])
 
 
 def test_pass_throughs_and_unused_split_parts_in_a_net():
@@ -546,3 +445,387 @@ def test_pass_throughs_and_unused_split_parts_in_a_net():
     values = {"X": rand(2, 4), "W": rand(3, seed=1)}
     for report in check_net_gradient(net, ["Z"], values, ["X", "W"], float64=False):
         assert report.ok, report
+
+
+# -- shape inference ---------------------------------------------------------------------
+
+def shape_of(info):
+    return None if info is None else info.shape
+
+
+@pytest.mark.parametrize("dims, shape", [
+    ((2, 3, 4), [4, -1]), ((2, 3, 4), [0, 12]), ((2, 3, 4), [0, -1, 2]),
+    ((6,), [1, 2, 3]), ((2, 3, 4), [-1]),
+])
+def test_inference_reshape_matches_numpy(dims, shape):
+    reshaped, old = infer("Reshape", [dims], n_out=2, shape=shape)
+    numpy_shape = [dims[i] if d == 0 else d for i, d in enumerate(shape)]
+    assert reshaped == TensorInfo(np.zeros(dims).reshape(numpy_shape).shape, "float32")
+    assert old == TensorInfo((len(dims),), "int64")
+
+
+@pytest.mark.parametrize("dims, shape, message", [
+    ((2, 3, 4), [5, -1], "cannot infer"),
+    ((2, 3, 4), [-1, -1], "more than one -1"),
+    ((2, 3, 4), [4, 5], "24 elements"),
+    ((2,), [0, 0], "copies dim 1"),
+])
+def test_inference_reshape_errors(dims, shape, message):
+    with pytest.raises(ShapeError, match=message):
+        infer("Reshape", [dims], n_out=2, shape=shape)
+
+
+def test_inference_reshape_from_input_and_unknowns():
+    assert infer("Reshape", [(2, 3), TensorInfo((2,), "int64")], n_out=2) == [None, TensorInfo((2,), "int64")]
+    assert infer("Reshape", [None], n_out=2, shape=[6]) == [None, None]
+    with pytest.raises(ShapeError, match="do not also give"):
+        infer("Reshape", [(2, 3), TensorInfo((2,), "int64")], n_out=2, shape=[6])
+    with pytest.raises(ShapeError, match="needs the `shape` arg"):
+        infer("Reshape", [(2, 3)], n_out=2)
+
+
+@pytest.mark.parametrize("dims, axis", [((2, 3, 4), 1), ((2, 3, 4), 0), ((2, 3, 4), 3),
+                                        ((2, 3, 4), -1)])
+def test_inference_flatten(dims, axis):
+    axis_ = axis % (len(dims) + 1)
+    expected = np.zeros(dims).reshape(int(np.prod(dims[:axis_])), -1).shape
+    assert shape_of(infer("Flatten", [dims], axis=axis)[0]) == expected
+    assert shape_of(infer("FlattenToVec", [dims])[0]) == np.zeros(dims).ravel().shape
+
+
+def test_inference_flatten_errors_and_unknown():
+    with pytest.raises(ShapeError, match="axis 4 is out of range"):
+        infer("Flatten", [(2, 3, 4)], axis=4)
+    assert infer("Flatten", [None]) == [None]
+    assert infer("FlattenToVec", [None]) == [None]
+
+
+def test_inference_resize_like():
+    out = infer("ResizeLike", [TensorInfo((6,), "int32"), TensorInfo((2, 3), "float32")])
+    assert out == [TensorInfo((2, 3), "int32")]
+    assert infer("ResizeLike", [None, (2, 3)]) == [None]
+    with pytest.raises(ShapeError, match="different numbers of elements"):
+        infer("ResizeLike", [(6,), (2, 4)])
+
+
+@pytest.mark.parametrize("dims, axes", [((2, 3, 4), [1, 0, 2]), ((2, 3, 4), None),
+                                        ((1, 1, 2, 2, 3, 3), [0, 1, 4, 2, 5, 3])])
+def test_inference_transpose_matches_numpy(dims, axes):
+    args = {} if axes is None else {"axes": axes}
+    assert shape_of(infer("Transpose", [dims], **args)[0]) == np.transpose(np.zeros(dims), axes).shape
+
+
+def test_inference_transpose_errors():
+    with pytest.raises(ShapeError, match="not a permutation"):
+        infer("Transpose", [(2, 3, 4)], axes=[0, 1])
+    with pytest.raises(ShapeError, match="not a permutation"):
+        infer("Transpose", [(2, 3)], axes=[0, 0])
+
+
+@pytest.mark.parametrize("shapes, axis", [
+    ([(2, 3, 4), (2, 5, 4)], 1), ([(2, 3), (4, 3), (1, 3)], 0), ([(2, 3, 4), (2, 3, 1)], -1),
+])
+def test_inference_concat_matches_numpy(shapes, axis):
+    result, split_info = infer("Concat", shapes, n_out=2, axis=axis)
+    assert result.shape == np.concatenate([np.zeros(s) for s in shapes], axis=axis).shape
+    assert split_info == TensorInfo((len(shapes),), "int32")
+
+
+def test_inference_concat_order_and_add_axis():
+    shapes = [(2, 3, 4, 5), (2, 3, 4, 5)]
+    assert infer("Concat", shapes, n_out=2)[0].shape == (2, 6, 4, 5)
+    assert infer("Concat", shapes, n_out=2, order="NHWC")[0].shape == (2, 3, 4, 10)
+    stacked = np.stack([np.zeros(s) for s in shapes], axis=1).shape
+    assert infer("Concat", shapes, n_out=2, axis=1, add_axis=1)[0].shape == stacked
+    assert infer("DepthConcat", shapes, n_out=2)[0].shape == (2, 6, 4, 5)
+
+
+def test_inference_concat_errors_and_unknown():
+    with pytest.raises(ShapeError, match=r"input 1 is \[2, 5, 5\] but input 0 is \[2, 3, 4\]"):
+        infer("Concat", [(2, 3, 4), (2, 5, 5)], n_out=2, axis=1)
+    with pytest.raises(ShapeError, match="must agree on every dim"):
+        infer("Concat", [(2, 3), (2, 4)], n_out=2, axis=0, add_axis=1)
+    with pytest.raises(ShapeError, match="not both"):
+        infer("Concat", [(2, 3), (2, 3)], n_out=2, axis=0, order="NCHW")
+    with pytest.raises(ShapeError, match="out of range"):
+        infer("Concat", [(2, 3), (2, 3)], n_out=2, axis=2)
+    assert infer("Concat", [(2, 3), None], n_out=2) == [None, TensorInfo((2,), "int32")]
+
+
+@pytest.mark.parametrize("dims, axis, split", [((2, 10, 3), 1, [3, 7]), ((6, 4), 0, None),
+                                               ((2, 3, 6), -1, [1, 2, 3])])
+def test_inference_split_matches_numpy(dims, axis, split):
+    n_out = len(split) if split else 3
+    args = {"axis": axis} if split is None else {"axis": axis, "split": split}
+    sections = n_out if split is None else np.cumsum(split)[:-1]
+    expected = [part.shape for part in np.split(np.zeros(dims), sections, axis=axis)]
+    assert [info.shape for info in infer("Split", [dims], n_out=n_out, **args)] == expected
+
+
+def test_inference_split_add_axis_order_and_unknown():
+    parts = infer("Split", [(2, 3, 4)], n_out=3, axis=1, add_axis=1)
+    assert [p.shape for p in parts] == [(2, 4)] * 3
+    assert [p.shape for p in infer("Split", [(2, 4, 5, 6)], n_out=2)] == [(2, 2, 5, 6)] * 2
+    assert infer("Split", [(2, 4), TensorInfo((2,), "int32")], n_out=2, axis=1) == [None, None]
+
+
+@pytest.mark.parametrize("args, n_out, message", [
+    ({"axis": 1, "split": [2, 2]}, 2, "adds up to 4"),
+    ({"axis": 1, "split": [5]}, 2, "1 sizes for 2 outputs"),
+    ({"axis": 1}, 2, "does not split into 2 equal parts"),
+    ({"axis": 1, "add_axis": 1}, 1, "needs parts of size 1"),
+])
+def test_inference_split_errors(args, n_out, message):
+    with pytest.raises(ShapeError, match=message):
+        infer("Split", [(2, 5)], n_out=n_out, **args)
+
+
+def test_inference_split_input_and_arg():
+    with pytest.raises(ShapeError, match="do not also give"):
+        infer("Split", [(2, 4), TensorInfo((2,), "int32")], n_out=2, split=[2, 2])
+
+
+def test_inference_channel_shuffle():
+    assert infer("ChannelShuffle", [(2, 6, 3, 3)], group=3) == [TensorInfo((2, 6, 3, 3))]
+    assert infer("ChannelShuffle", [(2, 3, 3, 6)], group=3, order="NHWC")[0].shape == (2, 3, 3, 6)
+    assert infer("ChannelShuffleGradient", [(2, 6, 3, 3)], group=2)[0].shape == (2, 6, 3, 3)
+    with pytest.raises(ShapeError, match="group 4 does not divide the 6 channels"):
+        infer("ChannelShuffle", [(2, 6, 3, 3)], group=4)
+    with pytest.raises(ShapeError, match="group 4 does not divide the 6 channels"):
+        infer("ChannelShuffle", [(2, 3, 3, 6)], group=4, order="NHWC")
+
+
+@pytest.mark.parametrize("dims, squeeze", [((1, 3, 1, 2), [0, 2]), ((3, 1), [1])])
+def test_inference_squeeze_and_expand_dims_match_numpy(dims, squeeze):
+    squeezed = np.squeeze(np.zeros(dims), axis=tuple(squeeze)).shape
+    assert infer("Squeeze", [dims], dims=squeeze)[0].shape == squeezed
+    assert infer("ExpandDims", [squeezed], dims=squeeze)[0].shape == dims
+    assert infer("ExpandDims", [(3, 4, 5)], dims=[0, 4])[0].shape == \
+        np.expand_dims(np.zeros((3, 4, 5)), (0, 4)).shape
+
+
+def test_inference_squeeze_and_expand_dims_errors():
+    with pytest.raises(ShapeError, match=r"dim 1 of input \[1, 3\] is not of size 1"):
+        infer("Squeeze", [(1, 3)], dims=[1])
+    with pytest.raises(ShapeError, match="dim 2 of input"):
+        infer("Squeeze", [(1, 1)], dims=[2])
+    with pytest.raises(ShapeError, match="cannot insert dim 5"):
+        infer("ExpandDims", [(3, 4)], dims=[0, 5])
+    assert infer("Squeeze", [None], dims=[0]) == [None]
+
+
+@pytest.mark.parametrize("op_type", ["Copy", "Alias", "EnsureCPUOutput", "CopyCPUToGPU",
+                                     "CopyGPUToCPU", "StopGradient"])
+def test_inference_identity_ops(op_type):
+    info = TensorInfo((2, 3), "int32")
+    assert infer(op_type, [info]) == [info]
+    assert infer("CopyOnDeviceLike", [info, (4,)]) == [info]
+
+
+@pytest.mark.parametrize("to, dtype", [(1, "float32"), (10, "int64"), ("INT32", "int32"),
+                                       ("bool", "bool"), (13, "float64")])
+def test_inference_cast(to, dtype):
+    assert infer("Cast", [TensorInfo((2, 3), "float32")], to=to) == [TensorInfo((2, 3), dtype)]
+    assert infer("Cast", [None], to=to) == [None]
+
+
+def test_inference_cast_errors():
+    with pytest.raises(ShapeError, match="UNDEFINED is not a data type"):
+        infer("Cast", [(2,)], to=0)
+
+
+def test_inference_shape():
+    assert infer("Shape", [(2, 3, 4)]) == [TensorInfo((3,), "int64")]
+    assert infer("Shape", [(2, 3, 4)], axes=[0, -1]) == [TensorInfo((2,), "int64")]
+    assert infer("Shape", [None]) == [None]
+    with pytest.raises(ShapeError, match="axes entry 3 is out of range"):
+        infer("Shape", [(2, 3, 4)], axes=[3])
+
+
+@pytest.mark.parametrize("dims, tiles, axis", [((2, 3), 3, 0), ((2, 3, 4), 2, -1), ((5,), 1, 0)])
+def test_inference_tile_matches_numpy(dims, tiles, axis):
+    reps = [1] * len(dims)
+    reps[axis] = tiles
+    expected = np.tile(np.zeros(dims), reps).shape
+    assert infer("Tile", [dims], tiles=tiles, axis=axis)[0].shape == expected
+    assert infer("TileGradient", [expected], tiles=tiles, axis=axis)[0].shape == dims
+
+
+def test_inference_tile_errors_and_unknown():
+    assert infer("Tile", [(2, 3), TensorInfo((1,), "int32"), TensorInfo((1,), "int64")]) == [None]
+    with pytest.raises(ShapeError, match="axis 2 is out of range"):
+        infer("Tile", [(2, 3)], tiles=2, axis=2)
+    with pytest.raises(ShapeError, match="is not 2 copies"):
+        infer("TileGradient", [(3, 3)], tiles=2, axis=0)
+    with pytest.raises(ShapeError, match="cannot tile a scalar"):
+        infer("Tile", [()], tiles=2)
+
+
+# -- CUDA against the CPU twin: every element type, empty and large tensors ---------------
+
+def check(op_type, inputs, args=None, num_outputs=None):
+    gpu = check_devices(op_type, inputs, args, num_outputs)  # sums: double on the GPU
+    cpu = run_op(op_type, inputs, args, num_outputs)
+    assert [g.dtype for g in gpu] == [c.dtype for c in cpu]
+
+
+# op type -> cases of (inputs, args, num_outputs)
+CASES = {
+    "Reshape": [
+        ([rand(2, 3, 4)], {"shape": [4, -1]}, 2),
+        ([rand(2, 3, 4)], {"shape": [0, -1, 2]}, 2),
+        ([rand(2, 3, 4, dtype=np.int64), i64(6, 4)], {}, 2),
+        ([rand(2, 3, 2, dtype=np.bool_), i32(0, 6)], {}, 2),
+        ([rand(1)], {"shape": []}, 2),
+        ([rand(0, 3)], {"shape": [3, -1]}, 2),
+    ],
+    "Flatten": [([rand(2, 3, 4, 5)], {"axis": a}, None) for a in (0, 1, 3, 4, -1)]
+    + [([rand(0, 3, 2)], {"axis": 2}, None), ([rand(3, 2, dtype=np.int8)], {}, None)],
+    "FlattenToVec": [([rand(2, 3, 4)], {}, None), ([rand(3, 0)], {}, None),
+                     ([np.array(2.5, np.float32)], {}, None)],
+    "ResizeLike": [([rand(2, 6), rand(3, 4)], {}, None), ([rand(4, dtype=np.int32), rand(2, 2)], {}, None),
+                   ([rand(0, 3), rand(3, 0, 2)], {}, None)],
+    "Squeeze": [([rand(1, 3, 1, 2)], {"dims": [0, 2]}, None), ([rand(1, 0)], {"dims": [0]}, None),
+                ([rand(1, dtype=np.int64)], {"dims": [0]}, None)],
+    "ExpandDims": [([rand(3, 2)], {"dims": [0, 3]}, None), ([np.array(1.5, np.float32)], {"dims": [0]}, None),
+                   ([rand(0, 2)], {"dims": [1]}, None)],
+    "Copy": [([rand(*BIG)], {}, None), ([rand(3, 4, dtype=np.int64)], {}, None),
+             ([rand(5, dtype=np.bool_)], {}, None), ([np.array(3.0, np.float32)], {}, None),
+             ([rand(0, 4)], {}, None)],
+    "CopyOnDeviceLike": [([rand(3, 5), rand(2)], {}, None), ([rand(4, dtype=np.int16), rand(1)], {}, None)],
+    "EnsureCPUOutput": [([rand(3, 5)], {}, None), ([rand(4, dtype=np.int32)], {}, None)],
+    "Transpose": [
+        ([rand(3, 5, 7)], {}, None),
+        ([rand(3, 5, 7)], {"axes": [1, 0, 2]}, None),
+        ([rand(2, 3, 5, 7)], {"axes": [2, 0, 3, 1]}, None),
+        ([rand(2, 1, 3, 1, 5, 2)], {"axes": [0, 1, 4, 2, 5, 3]}, None),  # the pixel shuffle
+        ([rand(*BIG)], {}, None),
+        ([rand(3, 4, dtype=np.int32)], {}, None),
+        ([rand(3, 4, 2, dtype=np.bool_)], {"axes": [2, 0, 1]}, None),
+        ([rand(3, 4, dtype=np.int16)], {}, None),
+        ([rand(3, 4, dtype=np.int64)], {}, None),
+        ([np.array(2.0, np.float32)], {}, None),
+        ([rand(0, 3)], {}, None),
+    ],
+    "Concat": [
+        ([rand(2, 3, 4), rand(2, 5, 4), rand(2, 1, 4)], {}, 2),
+        ([rand(2, 3), rand(4, 3)], {"axis": 0}, 2),
+        ([rand(2, 3, 4), rand(2, 3, 1)], {"axis": -1}, 2),
+        ([rand(2, 3, 2, 4), rand(2, 3, 2, 1)], {"order": "NHWC"}, 2),
+        ([rand(2, 3), rand(2, 3), rand(2, 3)], {"axis": 1, "add_axis": 1}, 2),
+        ([rand(2, 3), rand(2, 3)], {"axis": 2, "add_axis": 1}, 2),
+        ([rand(2, 0, 3), rand(2, 2, 3)], {}, 2),
+        ([rand(3, dtype=np.int64), rand(2, dtype=np.int64)], {"axis": 0}, 2),
+        ([rand(*BIG), rand(130, 3)], {}, 2),
+    ],
+    "Split": [
+        ([rand(2, 6, 3)], {}, 3),
+        ([rand(2, 6, 3)], {"axis": 1, "split": [1, 0, 5]}, 3),
+        ([rand(5, 3), i64(2, 3)], {"axis": 0}, 2),
+        ([rand(4, 3, 2, 5), i32(1, 4)], {"order": "NHWC"}, 2),
+        ([rand(2, 3, 4)], {"axis": 1, "add_axis": 1}, 3),
+        ([rand(4, 2, dtype=np.int32)], {"axis": -1}, 2),
+        ([rand(0, 4)], {"axis": 1}, 2),
+        ([rand(*BIG)], {"axis": 0, "split": [100, 30]}, 2),
+    ],
+    "ChannelShuffle": [
+        ([rand(2, 6, 3, 2)], {"group": 2}, None),
+        ([rand(2, 3, 2, 6)], {"group": 3, "order": "NHWC"}, None),
+        ([rand(3, 4)], {"group": 4}, None),
+        ([rand(2, 6, 5, dtype=np.int64)], {"group": 1}, None),
+    ],
+    "ChannelShuffleGradient": [
+        ([rand(2, 6, 3, 2)], {"group": 2}, None),
+        ([rand(2, 3, 2, 6)], {"group": 3, "order": "NHWC"}, None),
+    ],
+    "Tile": [
+        ([rand(2, 3, 4)], {"tiles": 3, "axis": 1}, None),
+        ([rand(2, 3)], {"tiles": 2, "axis": -1}, None),
+        ([rand(5, dtype=np.int64), i64(4), i32(0)], {}, None),
+        ([rand(3, 2, dtype=np.bool_)], {"tiles": 2}, None),
+        ([rand(0, 3)], {"tiles": 4, "axis": 1}, None),
+        ([rand(130, 130)], {"tiles": 2, "axis": 0}, None),
+    ],
+    "TileGradient": [
+        ([rand(2, 9, 4)], {"tiles": 3, "axis": 1}, None),
+        ([rand(4, 6, dtype=np.int32), i64(2), i64(-1)], {}, None),
+        ([rand(6, 2, dtype=np.int64)], {"tiles": 3}, None),
+        ([rand(0, 4)], {"tiles": 2, "axis": 1}, None),
+        ([rand(*BIG)], {"tiles": 2, "axis": 0}, None),
+    ],
+    "Cast": [([rand(3, 4) * 50], {"to": to}, None)
+             for to in ("INT32", "INT64", "BOOL", "INT8", "INT16", "FLOAT")]
+    + [([np.abs(rand(3, 4)) * 50], {"to": to}, None) for to in ("UINT8", "UINT16")]
+    + [([rand(3, 4, dtype=np.int32)], {"to": "FLOAT"}, None),
+       ([rand(3, 4, dtype=np.int8)], {"to": "INT32"}, None),
+       ([rand(5, dtype=np.bool_)], {"to": caffe2_pb2.TensorProto.FLOAT}, None),
+       ([rand(5, dtype=np.int64) * 10**8], {"to": "INT32"}, None),
+       ([np.array([0.0, -0.0, np.nan, 0.5], np.float32)], {"to": "BOOL"}, None),
+       ([rand(0, 2)], {"to": "INT64"}, None),
+       ([rand(*BIG)], {"to": "INT32"}, None)],
+}
+# The op types whose CUDA kernels this module checks (tests/cuda/test_devices.py gathers them).
+DEVICE_CHECKED: set[str] = set()
+DEVICE_CHECKED.update(CASES)
+DEVICE_CHECKED.update(["DepthConcat", "DepthSplit"])  # Concat's and Split's kernels, see below
+
+
+@pytest.mark.gpu
+@pytest.mark.slow
+@pytest.mark.parametrize("op_type, inputs, args, num_outputs",
+                         [(op, *case) for op, cases in CASES.items() for case in cases],
+                         ids=[f"{op}-{i}" for op, cases in CASES.items() for i in range(len(cases))])
+def test_cuda_tensor_op_matches_cpu(op_type, inputs, args, num_outputs):
+    check(op_type, inputs, args, num_outputs)
+
+
+@pytest.mark.gpu
+@pytest.mark.slow
+def test_cuda_depth_aliases():
+    check("DepthConcat", [rand(2, 3, 2), rand(2, 1, 2)], {}, 2)
+    check("DepthSplit", [rand(2, 4, 2)], {}, 2)
+
+
+@pytest.mark.gpu
+@pytest.mark.slow
+@pytest.mark.parametrize("to", ["DOUBLE", "FLOAT16"])
+def test_cuda_cast_refuses_float_types_other_than_float32(to):
+    with pytest.raises((OpFailure, NetError), match="the CUDA kernels cast between .*, not float"):
+        run_op("Cast", [rand(3)], {"to": to}, device_option=device_option("cuda"))
+
+
+@pytest.mark.gpu
+@pytest.mark.slow
+def test_cuda_shape_bookkeeping_outputs_stay_on_the_host():
+    """Reshape's old_shape and Concat's split_info are host tensors, as in Caffe2."""
+    from pycaffe2.executor import Workspace
+    workspace = Workspace()
+    workspace.FeedBlob("X", rand(2, 6), device_option=device_option("cuda"))
+    ops = [make_op("Reshape", ["X"], ["Y", "old"], {"shape": [3, 4]}),
+           make_op("Concat", ["X", "X"], ["Z", "info"]),
+           make_op("Reshape", ["Y", "old"], ["X2", "_"]),  # as the gradients use them
+           make_op("Split", ["Z", "info"], ["A", "B"])]
+    for op in ops:
+        op.device_option.CopyFrom(device_option("cuda"))
+    workspace.RunOperatorsOnce(ops)
+    assert isinstance(workspace.blobs["old"], np.ndarray)
+    assert isinstance(workspace.blobs["info"], np.ndarray)
+    x = workspace.FetchBlob("X")
+    np.testing.assert_array_equal(workspace.FetchBlob("old"), [2, 6])
+    np.testing.assert_array_equal(workspace.FetchBlob("Y"), x.reshape(3, 4))
+    for name in ("X2", "A", "B"):
+        np.testing.assert_array_equal(workspace.FetchBlob(name), x)
+
+
+@pytest.mark.parametrize("op_type, shapes, n_out, args, message", [
+    ("Reshape", [(2, 3), (2,)], 2, {}, r"input new_shape must be a 1-D int tensor, got \[2\] float32"),
+    ("Split", [(2, 4), TensorInfo((2, 1), "int32")], 2, {}, r"input split must be a 1-D int tensor"),
+    ("Tile", [(2, 3), TensorInfo((2,), "int32")], 1, {}, "input tiles must hold one value, got 2"),
+    ("Concat", [(2, 3), TensorInfo((2, 3), "int32")], 2, {"axis": 0}, "input 1 is int32 but input 0 is float32"),
+    ("Cast", [(2,)], 1, {"to": "STRING"}, "cannot cast to STRING"),
+    ("Cast", [TensorInfo((2,), "object")], 1, {"to": "FLOAT"}, r"input \[2\] object is not numeric"),
+])
+def test_inference_makes_the_kernels_checks(op_type, shapes, n_out, args, message):
+    """Checks the kernels make on shapes and dtypes, which validate now makes too."""
+    with pytest.raises(ShapeError, match=message):
+        infer(op_type, shapes, n_out=n_out, **args)

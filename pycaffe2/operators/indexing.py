@@ -1,0 +1,190 @@
+"""Indexing kernels (NumPy): Slice and SliceGradient, Gather and SparseToDense,
+each the other's gradient. Shape and arg checks are the family's inference
+module's (schema/inference/indexing.py), called with the arrays' shapes; only
+the checks of index values live here. The CUDA launchers (at the end) move
+slices with tensor.cu's `move` and gather and scatter with indexing.cu; starts,
+ends and indices are read on the host.
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from pycaffe2.operators import _cuda as cuda
+from pycaffe2.operators.registry import (
+    GradientError,
+    gradient_op,
+    register_cpu,
+    register_cuda,
+    register_gradient,
+)
+from pycaffe2.operators.tensor import element_code, int_values, move, strides, sum_code, zeros
+from pycaffe2.schema.inference.indexing import (
+    dense_rows,
+    gather_axis,
+    gathered_dims,
+    index_type,
+    slice_gradient_dims,
+    slice_ranges,
+    sliced_dims,
+)
+
+# -- slices -------------------------------------------------------------------------
+
+
+def _bounds(start_tensor, end_tensor, starts, ends):
+    """starts and ends: from the inputs when given, else the args."""
+    if start_tensor is None:
+        return starts, ends
+    return int_values(start_tensor, "starts"), int_values(end_tensor, "ends")
+
+
+def _index(ranges) -> tuple:
+    return tuple(slice(start, end) for start, end in ranges)
+
+
+@register_cpu("Slice")
+def slice_(data, start_tensor=None, end_tensor=None, *, starts, ends):
+    starts, ends = _bounds(start_tensor, end_tensor, starts, ends)
+    return data[_index(slice_ranges(data.shape, starts, ends))]
+
+
+@register_gradient("Slice")
+def _slice_gradient(g):
+    bounds = [g.I(1), g.I(2)] if len(g.op.input) == 3 else []
+    return [g.Op("SliceGradient", [g.I(0), *bounds, g.GO(0)], [g.GI(0)])]
+
+
+def _slice_gradient_args(data, rest, starts, ends) -> tuple:
+    """SliceGradient's (ranges, dY): rest is [starts, ends,] dY."""
+    if len(rest) == 3:
+        starts, ends = _bounds(rest[0], rest[1], starts, ends)
+    dy = rest[-1]
+    return slice_gradient_dims(data.shape, dy.shape, starts, ends), dy
+
+
+@register_cpu("SliceGradient")
+def slice_gradient(data, *rest, starts, ends):
+    ranges, dy = _slice_gradient_args(data, rest, starts, ends)
+    dx = np.zeros(data.shape, dtype=dy.dtype)
+    dx[_index(ranges)] = dy
+    return dx
+
+
+# -- gathers and scatters -------------------------------------------------------------
+
+def _in_range(indices: np.ndarray, dim: int, where: str, wrap: bool) -> np.ndarray:
+    """Indices (values) into a dim of size `dim`; with `wrap`, negatives count from the end
+    (Caffe2's Gather does that; SparseToDense does not)."""
+    bad = (indices < (-dim if wrap else 0)) | (indices >= dim)
+    if bad.any():
+        raise ValueError(f"index {int(indices[bad][0])} is out of range for {where} of size {dim}")
+    return np.where(indices < 0, indices + dim, indices) if wrap else indices
+
+
+def _gather_indices(data, indices: np.ndarray, axis, match_outer) -> tuple:
+    """Gather's axis and its indices wrapped into [0, dim)."""
+    index_type(indices.shape, indices.dtype.name)
+    axis = gather_axis(data.shape, indices.shape, axis, match_outer)
+    return axis, _in_range(indices, data.shape[axis], f"DATA axis {axis}", wrap=True)
+
+
+@register_cpu("Gather")
+def gather(data, indices, *, axis, match_outer):
+    axis, indices = _gather_indices(data, indices, axis, match_outer)
+    if not match_outer:
+        return np.take(data, indices, axis=axis)
+    outer = int(np.prod(data.shape[:axis]))
+    flat_data = data.reshape(outer, data.shape[axis], -1)
+    flat_indices = indices.reshape(outer, -1, 1)
+    out = np.take_along_axis(flat_data, flat_indices, axis=1)
+    return out.reshape(gathered_dims(data.shape, indices.shape, axis, match_outer))
+
+
+@register_gradient("Gather")
+def _gather_gradient(g):
+    # Always dense: the backward pass has no sparse (indices, values) gradients, so
+    # dense_gradient=0 also gets SparseToDense (the same values, densified).
+    if g.arg("axis") != 0 or g.arg("match_outer"):
+        raise GradientError("a gradient needs axis=0 and match_outer=0 (Caffe2 uses "
+                            "BatchGatherGradient otherwise, which pycaffe2 does not have)")
+    return [g.Op("SparseToDense", [g.I(1), g.GO(0), g.I(0)], [g.GI(0)], inherit_args=False)]
+
+
+def _dense_first_dim(indices: np.ndarray, values, like, output_first_dim) -> int:
+    """SparseToDense's output first dim; without a shape for it, the largest index + 1."""
+    index_type(indices.shape, indices.dtype.name)
+    first = dense_rows(indices.shape, values.shape, None if like is None else like.shape,
+                       like is not None, output_first_dim)
+    if first is None:
+        first = int(indices.max(initial=-1)) + 1
+    _in_range(indices, first, "the output's first dim", wrap=False)
+    return first
+
+
+@register_cpu("SparseToDense")
+def sparse_to_dense(indices, values, like=None, *, output_first_dim):
+    first = _dense_first_dim(indices, values, like, output_first_dim)
+    out = np.zeros((first,) + values.shape[1:], dtype=values.dtype)
+    np.add.at(out, indices, values)  # repeated indices add up
+    return out
+
+
+# Gather dY at the indices: the gradient of values (indices and the shape input get none).
+gradient_op("SparseToDense", "GO0 I0", "GI1", gradient_type="Gather")
+
+
+# -- CUDA launchers (tensor.cu's move and zero, indexing.cu) ------------------------------
+
+def _offset(ranges, dims) -> int:
+    return sum(start * stride for (start, _), stride in zip(ranges, strides(dims)))
+
+
+@register_cuda("Slice")
+def slice_cuda(data, start_tensor=None, end_tensor=None, *, starts, ends):
+    data = cuda.as_gpu(data)
+    starts, ends = _bounds(start_tensor, end_tensor, starts, ends)
+    ranges = slice_ranges(data.shape, starts, ends)
+    y = cuda.empty(sliced_dims(data.shape, ranges), data.dtype)
+    move(data, y, y.shape, strides(data.shape), strides(y.shape), x_base=_offset(ranges, data.shape))
+    return y
+
+
+@register_cuda("SliceGradient")
+def slice_gradient_cuda(data, *rest, starts, ends):
+    ranges, dy = _slice_gradient_args(data, rest, starts, ends)
+    dy = cuda.as_gpu(dy)
+    dx = zeros(data.shape, dy.dtype)
+    move(dy, dx, dy.shape, strides(dy.shape), strides(data.shape), y_base=_offset(ranges, data.shape))
+    return dx
+
+
+@register_cuda("Gather")
+def gather_cuda(data, indices, *, axis, match_outer):
+    data = cuda.as_gpu(data)
+    axis, indices = _gather_indices(data, cuda.copy_to_cpu(indices), axis, match_outer)
+    kept = indices.shape[axis if match_outer else 0:]  # match_outer: INDICES' outer dims are DATA's
+    y = cuda.empty(gathered_dims(data.shape, indices.shape, axis, match_outer), data.dtype)
+    count = math.prod(kept)
+    if y.size:
+        cuda.launch("indexing.cu", f"gather_{element_code(data)}", y.size, data,
+                    cuda.as_gpu(indices.astype(np.int64)), y, np.int64(count), np.int64(data.shape[axis]),
+                    np.int64(math.prod(data.shape[axis + 1:])), np.int64(count if match_outer else 0),
+                    np.int64(y.size))
+    return y
+
+
+@register_cuda("SparseToDense")
+def sparse_to_dense_cuda(indices, values, like=None, *, output_first_dim):
+    values, indices = cuda.as_gpu(values), cuda.copy_to_cpu(indices)
+    first = _dense_first_dim(indices, values, like, output_first_dim)
+    out = cuda.empty((first,) + values.shape[1:], values.dtype)
+    # Each output row sums its values rows in input order: no atomics, as np.add.at.
+    order = np.argsort(indices, kind="stable").astype(np.int64)
+    row_start = np.concatenate([[0], np.cumsum(np.bincount(indices, minlength=first))]).astype(np.int64)
+    if out.size:
+        cuda.launch("indexing.cu", f"sparse_to_dense_{sum_code(values)}", out.size,
+                    values if values.size else cuda.NULL, cuda.as_gpu(order) if order.size else cuda.NULL,
+                    cuda.as_gpu(row_start), out, np.int64(math.prod(values.shape[1:])), np.int64(out.size))
+    return out

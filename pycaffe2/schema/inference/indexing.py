@@ -1,0 +1,163 @@
+"""Inference rules of the indexing family (Slice, Gather, SparseToDense and their
+gradients), and each op's shape and arg checks.
+
+As in the tensor family, the checks are plain functions of shapes, dtypes and args
+raising ShapeError, called by the rules and by the kernels (operators/indexing.py)
+alike. Checks of index values (an index out of range) need the data, so they stay
+in the kernels. Slice bounds given as tensors make the output unknown here.
+"""
+from __future__ import annotations
+
+from pycaffe2.schema.inference import OpView, ShapeError, TensorInfo, rule
+from pycaffe2.schema.inference.tensor import axis_index, int_tensor
+
+INDEX_TYPES = ("int32", "int64")
+
+
+def slice_bounds(dim: int, start: int, end: int) -> tuple[int, int]:
+    """Caffe2's [start, end) in a dim: negatives count from one past the end, values
+    past the end are clipped."""
+    if dim == 0:
+        return 0, 0
+    start = dim + 1 + start if start < 0 else start
+    end = dim + 1 + end if end < 0 else end
+    start, end = min(start, dim), min(end, dim)
+    if start < 0 or end < start:
+        raise ShapeError(f"[{start}, {end}) is not a slice of a dim of size {dim}")
+    return start, end
+
+
+def slice_args(starts, ends) -> None:
+    """Both bounds given, one of each per sliced dim."""
+    if starts is None or ends is None:
+        raise ShapeError("needs the `starts` and `ends` args or inputs")
+    if len(starts) != len(ends):
+        raise ShapeError(f"starts {list(starts)} and ends {list(ends)} differ in length")
+
+
+def slice_ranges(dims: tuple, starts, ends) -> list[tuple[int, int]]:
+    """[start, end) of each leading dim the bounds name; one dim at most may be cut."""
+    slice_args(starts, ends)
+    if len(starts) > len(dims):
+        raise ShapeError(f"{len(starts)} starts for input {list(dims)} of rank {len(dims)}")
+    ranges = [slice_bounds(dim, start, end) for dim, start, end in zip(dims, starts, ends)]
+    cut = [i for i, ((start, end), dim) in enumerate(zip(ranges, dims)) if end - start != dim]
+    if len(cut) > 1:
+        raise ShapeError(f"only one dim may be sliced, starts {list(starts)} and ends "
+                         f"{list(ends)} cut dims {cut} of input {list(dims)}")
+    return ranges
+
+
+def sliced_dims(dims: tuple, ranges) -> tuple:
+    return tuple(end - start for start, end in ranges) + tuple(dims[len(ranges):])
+
+
+def slice_gradient_dims(dims: tuple, dy: tuple, starts, ends) -> list[tuple[int, int]]:
+    """SliceGradient's ranges; dY must be the slice's shape."""
+    ranges = slice_ranges(dims, starts, ends)
+    expected = sliced_dims(dims, ranges)
+    if tuple(dy) != expected:
+        raise ShapeError(f"dY {list(dy)} does not match the slice {list(expected)} of "
+                         f"data {list(dims)}")
+    return ranges
+
+
+def _bounds_from_inputs(inputs: list) -> None:
+    for info, name in zip(inputs, ["starts", "ends"]):
+        if info is not None:
+            int_tensor(name, info.shape, info.dtype)
+
+
+@rule("indexing_slice")
+def slice_op(op: OpView, inputs: list) -> list:
+    """Slice: Caffe2 index rules (negative counts from one past the end); one dim cut at most."""
+    data = inputs[0]
+    if op.n_inputs > 1:
+        _bounds_from_inputs(inputs[1:])
+        return [None]
+    slice_args(op.arg("starts"), op.arg("ends"))
+    if data is None:
+        return [None]
+    ranges = slice_ranges(data.shape, op.arg("starts"), op.arg("ends"))
+    return [TensorInfo(sliced_dims(data.shape, ranges), data.dtype)]
+
+
+@rule("indexing_slice_gradient")
+def slice_gradient(op: OpView, inputs: list) -> list:
+    """SliceGradient (data, [starts, ends,] dY): dX like data; dY must match the slice."""
+    data, dy = inputs[0], inputs[-1]
+    if op.n_inputs == 4:
+        _bounds_from_inputs(inputs[1:3])
+    elif data is not None and dy is not None:
+        slice_gradient_dims(data.shape, dy.shape, op.arg("starts"), op.arg("ends"))
+    if data is None:
+        return [None]
+    return [TensorInfo(data.shape, data.dtype if dy is None else dy.dtype)]
+
+
+def index_type(dims: tuple, dtype: str) -> None:
+    if dtype not in INDEX_TYPES:
+        raise ShapeError(f"indices must be int32 or int64, got {list(dims)} {dtype}")
+
+
+def gather_axis(data: tuple, indices: tuple, axis: int, match_outer: bool) -> int:
+    """Gather's axis counted from the front; with match_outer INDICES start with
+    DATA's dims before it."""
+    if not data:
+        raise ShapeError(f"DATA must have rank >= 1, got {list(data)}")
+    axis = axis_index(axis, len(data), where=f"DATA {list(data)}")
+    if match_outer and tuple(indices[:axis]) != tuple(data[:axis]):
+        raise ShapeError(f"with match_outer INDICES {list(indices)} must start with DATA's "
+                         f"dims before axis {list(data[:axis])}")
+    return axis
+
+
+def gathered_dims(data: tuple, indices: tuple, axis: int, match_outer: bool) -> tuple:
+    """DATA dims before axis + INDICES' shape (less the matched outer dims) + DATA dims after."""
+    kept = tuple(indices[axis:]) if match_outer else tuple(indices)
+    return tuple(data[:axis]) + kept + tuple(data[axis + 1:])
+
+
+@rule("indexing_gather")
+def gather(op: OpView, inputs: list) -> list:
+    """Gather: DATA dims before axis + INDICES' shape + DATA dims after axis."""
+    data, indices = inputs
+    if indices is not None:
+        index_type(indices.shape, indices.dtype)
+    if data is None or indices is None:
+        return [None]
+    axis = gather_axis(data.shape, indices.shape, op.arg("axis"), op.arg("match_outer"))
+    dims = gathered_dims(data.shape, indices.shape, axis, op.arg("match_outer"))
+    return [TensorInfo(dims, data.dtype)]
+
+
+def dense_rows(indices: tuple | None, values: tuple | None, like: tuple | None,
+               has_like: bool, output_first_dim: int) -> int | None:
+    """SparseToDense's output first dim where the shapes fix it (None: from the indices'
+    values, or unknown); indices are 1-D with one row of values each."""
+    if has_like and output_first_dim:
+        raise ShapeError("the first dim comes from data_to_infer_dim; do not also give "
+                         "output_first_dim")
+    if indices is not None and len(indices) != 1:
+        raise ShapeError(f"indices must be 1-D, got {list(indices)}")
+    if indices is not None and values is not None and (not values or values[0] != indices[0]):
+        raise ShapeError(f"values {list(values)} must have one row per index ({indices[0]})")
+    if like is not None and not like:
+        raise ShapeError("data_to_infer_dim must have rank >= 1")
+    if has_like:
+        return None if like is None else like[0]
+    return output_first_dim or None
+
+
+@rule("indexing_sparse_to_dense")
+def sparse_to_dense(op: OpView, inputs: list) -> list:
+    """SparseToDense: [first dim, values' dims after the first]; indices 1-D, one per row."""
+    indices, values = inputs[0], inputs[1]
+    like = inputs[2] if len(inputs) > 2 else None
+    if indices is not None:
+        index_type(indices.shape, indices.dtype)
+    first = dense_rows(*(None if i is None else i.shape for i in (indices, values, like)),
+                       op.n_inputs > 2, op.arg("output_first_dim"))
+    if values is None or first is None:
+        return [None]
+    return [TensorInfo((first,) + values.shape[1:], values.dtype)]

@@ -1,0 +1,348 @@
+"""Indexing family (Slice, Gather, SparseToDense and their gradients): each op against
+an independent NumPy reference on both devices, gradient ops against numeric
+differentiation of their forward ops, the CUDA kernels against their CPU twins for
+every element type, shape inference, and the errors (the same words at CreateNet,
+on the CPU and on CUDA)."""
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from hypothesis.extra import numpy as hnp
+
+from pycaffe2.executor import NetError, OpFailure
+from pycaffe2.gradient import GetGradientForOp, GradientError
+from pycaffe2.gradient_checker import check_op_gradient
+from pycaffe2.schema.bind import ShapeError, TensorInfo
+from pycaffe2.testing import check_devices, check_gradient_op, check_reference, device_option, make_op, run_op
+from tests.operators import DEVICES
+from tests.schema import infer
+
+FAILS = (OpFailure, NetError)
+shapes = hnp.array_shapes(min_dims=1, max_dims=4, min_side=1, max_side=4)
+BIG = (130, 257)  # 33,410 elements: more than one emulated grid's 16,384 threads
+
+
+def rand(*shape, dtype=np.float32, seed=0):
+    rng = np.random.default_rng(seed)
+    if np.dtype(dtype) == np.bool_:
+        return rng.random(shape) < 0.5
+    if np.dtype(dtype).kind in "iu":
+        return rng.integers(-100 if np.dtype(dtype).kind == "i" else 0, 100, shape).astype(dtype)
+    return rng.standard_normal(shape).astype(dtype)
+
+
+def i64(*values):
+    return np.array(values, np.int64)
+
+
+def i32(*values):
+    return np.array(values, np.int32)
+
+
+def caffe2_range(dim, start, end):
+    """Caffe2's slice bounds: negative counts from one past the end, clipped to dim."""
+    start, end = (dim + 1 + v if v < 0 else v for v in (start, end))
+    return range(min(start, dim), min(end, dim))
+
+
+def reference_slice(x, starts, ends):
+    out = x
+    for axis, (start, end) in enumerate(zip(starts, ends)):
+        out = np.take(out, list(caffe2_range(x.shape[axis], start, end)), axis=axis)
+    return out
+
+
+def reference_sparse_to_dense(indices, values, first):
+    out = np.zeros((first,) + values.shape[1:], values.dtype)
+    for index, row in zip(indices, values):
+        out[index] += row
+    return out
+
+
+# -- slices -------------------------------------------------------------------------------
+
+SLICES = [((2, 4), [0, 1], [-1, 3]), ((5, 3, 2), [1], [4]), ((5, 3), [0, -3], [-1, -1]),
+          ((5, 3), [0, 0], [-1, 10]), ((4, 5), [2, 0], [2, -1]), ((3, 4), [0, 0], [3, 4]),
+          ((3, 4, 2), [0, 0, 1], [-1, -1, 2])]
+
+
+@pytest.mark.parametrize("device", DEVICES)
+@pytest.mark.parametrize("dims, starts, ends", SLICES)
+def test_slice_arg_and_input_forms(dims, starts, ends, device):
+    x = rand(*dims)
+    expected = reference_slice(x, starts, ends)
+    check_reference("Slice", [x], lambda x, **_: expected, {"starts": starts, "ends": ends}, device=device)
+    for index_type in (np.int32, np.int64):
+        bounds = [np.array(starts, index_type), np.array(ends, index_type)]
+        check_reference("Slice", [x] + bounds, lambda *_: expected, device=device)
+
+
+@pytest.mark.parametrize("dims, starts, ends", SLICES)
+def test_slice_gradient(dims, starts, ends):
+    x = rand(*dims)
+    dy = rand(*reference_slice(x, starts, ends).shape, seed=1)
+    args = {"starts": starts, "ends": ends}
+    check_gradient_op("Slice", [x], "SliceGradient", [x, dy], {0: 0}, [dy], args)
+    bounds = [np.array(starts, np.int64), np.array(ends, np.int64)]
+    check_gradient_op("Slice", [x] + bounds, "SliceGradient", [x] + bounds + [dy], {0: 0}, [dy])
+
+
+@pytest.mark.parametrize("device", DEVICES)
+@pytest.mark.parametrize("inputs, args, message", [
+    ([rand(4, 4)], {"starts": [1, 1], "ends": [2, 2]}, "only one dim may be sliced"),
+    ([rand(4, 4)], {"starts": [3], "ends": [1]}, "is not a slice"),
+    ([rand(4, 4)], {"starts": [0], "ends": [1, 2]}, "differ in length"),
+    ([rand(4, 4)], {"starts": [0, 0, 0], "ends": [1, 1, 1]}, "3 starts for input"),
+    ([rand(4, 4)], {}, "needs the `starts` and `ends`"),
+    ([rand(4, 4), np.array([0.5], np.float32), i32(1)], {}, "must be a 1-D int tensor"),
+])
+def test_slice_errors(inputs, args, message, device):
+    with pytest.raises(FAILS, match=message):
+        run_op("Slice", inputs, args, device_option=device_option(device))
+
+
+@pytest.mark.parametrize("device", DEVICES)
+def test_slice_gradient_checks_dy(device):
+    with pytest.raises(FAILS, match=r"dY \[2, 4\] does not match the slice \[1, 4\]"):
+        run_op("SliceGradient", [rand(4, 4), rand(2, 4)], {"starts": [1], "ends": [2]},
+               device_option=device_option(device))
+
+
+def test_inputs_are_never_modified():
+    x = rand(2, 6, 3)
+    before = x.copy()
+    run_op("SliceGradient", [x, x[:1]], {"starts": [0], "ends": [1]})
+    np.testing.assert_array_equal(x, before)
+
+
+def caffe2_slice(dims, starts, ends):
+    """The Python slices Caffe2's starts/ends mean (negative: from one past the end)."""
+    index = []
+    for dim, start, end in zip(dims, starts, ends):
+        start = dim + 1 + start if start < 0 else start
+        end = dim + 1 + end if end < 0 else end
+        index.append(slice(start, end))
+    return tuple(index)
+
+
+@pytest.mark.parametrize("dims, starts, ends", [
+    ((2, 4), [0, 1], [-1, 3]), ((5, 3, 2), [1], [4]), ((5, 3), [0, -3], [-1, -1]),
+    ((5, 3), [0, 0], [-1, 10]),
+])
+def test_slice_inference_matches_numpy(dims, starts, ends):
+    expected = np.zeros(dims)[caffe2_slice(dims, starts, ends)].shape
+    assert infer("Slice", [dims], starts=starts, ends=ends)[0].shape == expected
+
+
+@pytest.mark.parametrize("starts, ends, message", [
+    ([1, 1], [2, 2], "only one dim may be sliced"),
+    ([3], [1], "is not a slice"),
+    ([0], [1, 2], "differ in length"),
+    ([0, 0, 0], [1, 1, 1], "3 starts for input"),
+])
+def test_slice_inference_errors(starts, ends, message):
+    with pytest.raises(ShapeError, match=message):
+        infer("Slice", [(4, 4)], starts=starts, ends=ends)
+
+
+def test_slice_inference_from_inputs_and_gradient():
+    bounds = [TensorInfo((2,), "int64")] * 2
+    assert infer("Slice", [(4, 4), *bounds]) == [None]
+    assert infer("SliceGradient", [(4, 4), (2, 4)], starts=[1], ends=[3]) == [TensorInfo((4, 4))]
+    assert infer("SliceGradient", [(4, 4), *bounds, (2, 4)]) == [TensorInfo((4, 4))]
+    with pytest.raises(ShapeError, match=r"dY \[2, 4\] does not match the slice \[1, 4\]"):
+        infer("SliceGradient", [(4, 4), (2, 4)], starts=[1], ends=[2])
+    with pytest.raises(ShapeError, match="input starts must be a 1-D int tensor"):
+        infer("Slice", [(4, 4), (2,), (2,)])
+
+
+# -- gathers and scatters -----------------------------------------------------------------
+
+@settings(max_examples=20, deadline=None)
+@given(dims=shapes, index_shape=hnp.array_shapes(min_dims=0, max_dims=2, min_side=0, max_side=3),
+       data=st.data())
+def test_gather(dims, index_shape, data):
+    axis = data.draw(st.integers(-len(dims), len(dims) - 1))
+    dim = dims[axis]
+    index_type = data.draw(st.sampled_from([np.int32, np.int64]))
+    indices = data.draw(hnp.arrays(index_type, index_shape, elements=st.integers(-dim, dim - 1)))
+    x = rand(*dims)
+    wrapped = [i + dim if i < 0 else i for i in indices.ravel()]
+    expected = np.stack([np.take(x, i, axis=axis) for i in wrapped], axis=axis % len(dims)) \
+        if wrapped else np.take(x, indices, axis=axis)
+    expected = expected.reshape(x.shape[:axis % len(dims)] + indices.shape
+                                + x.shape[axis % len(dims) + 1:])
+    check_reference("Gather", [x, indices], lambda *_, **__: expected, {"axis": axis})
+
+
+@pytest.mark.parametrize("device", DEVICES)
+def test_gather_match_outer(device):
+    x = rand(4, 5, 3)
+    indices = np.random.default_rng(1).integers(0, 5, size=(4, 2, 2)).astype(np.int32)
+    expected = np.empty((4, 2, 2, 3), np.float32)
+    for o, i, j in np.ndindex(4, 2, 2):
+        expected[o, i, j] = x[o, indices[o, i, j]]
+    check_reference("Gather", [x, indices], lambda *_, **__: expected,
+                    {"axis": 1, "match_outer": 1}, device=device)
+
+
+@pytest.mark.parametrize("device", DEVICES)
+@pytest.mark.parametrize("inputs, args, message", [
+    ([rand(5, 3), np.array([5])], {}, "index 5 is out of range for DATA axis 0 of size 5"),
+    ([rand(5, 3), np.array([-6])], {}, "index -6 is out of range"),
+    ([rand(5, 3), np.array([1.0], np.float32)], {}, "indices must be int32 or int64"),
+    ([rand(5, 3), np.array([1])], {"axis": 2}, "axis 2 is out of range"),
+    ([rand(4, 5), np.zeros((3, 2), np.int32)], {"axis": 1, "match_outer": 1}, "with match_outer"),
+    ([rand(4, 3), i64(1, 4)], {}, "index 4 is out of range"),
+    ([rand(4, 3), i32(-5)], {}, "index -5 is out of range"),
+])
+def test_gather_errors(inputs, args, message, device):
+    with pytest.raises(FAILS, match=message):
+        run_op("Gather", inputs, args, device_option=device_option(device))
+
+
+@pytest.mark.parametrize("values_dtype", [np.float32, np.float64, np.int32, np.int64])
+def test_sparse_to_dense(values_dtype):
+    indices = np.array([3, 0, 3, 1], dtype=np.int64)
+    values = (rand(4, 2, 3) * 10).astype(values_dtype)
+    (y,) = check_reference("SparseToDense", [indices, values],
+                           lambda i, v: reference_sparse_to_dense(i, v, 4))
+    assert y.dtype == values_dtype
+    check_reference("SparseToDense", [indices.astype(np.int32), values, rand(7, 1)],
+                    lambda i, v, like: reference_sparse_to_dense(i, v, 7))
+    check_reference("SparseToDense", [indices, values],
+                    lambda i, v, output_first_dim: reference_sparse_to_dense(i, v, 5),
+                    {"output_first_dim": 5})
+    empty = run_op("SparseToDense", [np.zeros(0, np.int32), np.zeros((0, 2), np.float32)])[0]
+    assert empty.shape == (0, 2)
+
+
+@pytest.mark.parametrize("device", DEVICES)
+@pytest.mark.parametrize("inputs, args, message", [
+    ([np.array([0, 6]), rand(2, 3), rand(5)], {}, "index 6 is out of range"),
+    ([np.array([0, -1]), rand(2, 3)], {}, "index -1 is out of range"),
+    ([np.array([0, 1]), rand(3, 3)], {}, r"values \[3, 3\] must have one row per index \(2\)"),
+    ([np.array([0, 1]), rand(2), rand(4)], {"output_first_dim": 4}, "do not also give"),
+    ([i64(0, 3), rand(2, 3)], {"output_first_dim": 3}, "index 3 is out of range"),
+])
+def test_sparse_to_dense_errors(inputs, args, message, device):
+    with pytest.raises(FAILS, match=message):
+        run_op("SparseToDense", inputs, args, device_option=device_option(device))
+
+
+@pytest.mark.parametrize("data, indices, axis", [((5, 3), (2, 4), 0), ((5, 3, 2), (4,), 1),
+                                                 ((5, 3, 2), (), -1)])
+def test_gather_inference_matches_numpy(data, indices, axis):
+    expected = np.take(np.zeros(data), np.zeros(indices, dtype=np.int64), axis=axis).shape
+    out = infer("Gather", [TensorInfo(data), TensorInfo(indices, "int64")], axis=axis)
+    assert out[0].shape == expected
+
+
+def test_gather_inference_match_outer_errors_and_unknown():
+    out = infer("Gather", [TensorInfo((4, 5, 3)), TensorInfo((4, 2), "int32")], axis=1,
+                match_outer=1)
+    assert out[0].shape == (4, 2, 3)
+    with pytest.raises(ShapeError, match="indices must be int32 or int64"):
+        infer("Gather", [(5, 3), (2,)])
+    with pytest.raises(ShapeError, match="axis 2 is out of range"):
+        infer("Gather", [TensorInfo((5, 3)), TensorInfo((2,), "int32")], axis=2)
+    with pytest.raises(ShapeError, match="with match_outer"):
+        infer("Gather", [TensorInfo((4, 5)), TensorInfo((3, 2), "int32")], axis=1, match_outer=1)
+    assert infer("Gather", [None, TensorInfo((2,), "int32")]) == [None]
+
+
+def test_sparse_to_dense_inference():
+    indices, values = TensorInfo((4,), "int32"), TensorInfo((4, 3, 2))
+    assert infer("SparseToDense", [indices, values, (7, 9)]) == [TensorInfo((7, 3, 2))]
+    assert infer("SparseToDense", [indices, values]) == [None]
+    assert infer("SparseToDense", [indices, values], output_first_dim=5)[0].shape == (5, 3, 2)
+    with pytest.raises(ShapeError, match="one row per index"):
+        infer("SparseToDense", [indices, TensorInfo((3, 2)), (7,)])
+    with pytest.raises(ShapeError, match="indices must be 1-D"):
+        infer("SparseToDense", [TensorInfo((2, 2), "int64"), values, (7,)])
+    with pytest.raises(ShapeError, match="do not also give output_first_dim"):
+        infer("SparseToDense", [indices, values, (7, 9)], output_first_dim=5)
+
+
+# -- CUDA against the CPU twin: every element type, empty and large tensors ---------------
+
+# op type -> cases of (inputs, args)
+CASES = {
+    "Slice": [
+        ([rand(4, 5, 6)], {"starts": [1, 0], "ends": [3, -1]}),
+        ([rand(4, 5, 6)], {"starts": [0, 0, 2], "ends": [-1, -1, -2]}),
+        ([rand(4, 5), i64(0, 1), i64(-1, 4)], {}),
+        ([rand(4, 5, dtype=np.int32), i32(2), i32(2)], {}),
+        ([rand(*BIG)], {"starts": [5], "ends": [120]}),
+        ([rand(0, 5)], {"starts": [0, 1], "ends": [-1, 3]}),
+    ],
+    "SliceGradient": [
+        ([rand(4, 5, 6), rand(2, 5, 6)], {"starts": [1], "ends": [3]}),
+        ([rand(4, 5), i64(0, 1), i64(-1, 4), rand(4, 3)], {}),
+        ([rand(4, 5), rand(4, 0)], {"starts": [0, 2], "ends": [-1, 2]}),
+        ([rand(*BIG), rand(130, 200)], {"starts": [0, 7], "ends": [-1, 207]}),
+    ],
+    "Gather": [
+        ([rand(5, 3), i64(4, 0, 4, -1)], {}),
+        ([rand(5, 3, 2), np.array([[0, 2], [1, -3]], np.int32)], {"axis": 1}),
+        ([rand(3, 4, 2), np.array([[0, 3, 3], [1, 1, 0], [2, 0, 1]], np.int64)],
+         {"axis": 1, "match_outer": 1}),
+        ([rand(4, 3, dtype=np.bool_), i32(3, 1)], {"axis": 0}),
+        ([rand(4, 3, dtype=np.int64), np.zeros(0, np.int64)], {}),
+        ([rand(4, 3), i64(2)], {"axis": -1}),
+        ([rand(*BIG), np.arange(256, -1, -1, dtype=np.int64)], {"axis": 1}),
+    ],
+    "SparseToDense": [
+        ([i64(0, 3, 0, 1), rand(4, 3)], {}),
+        ([i32(2, 2, 2), rand(3, dtype=np.int32)], {"output_first_dim": 5}),
+        ([i64(1, 0), rand(2, 2, 2, dtype=np.int64), rand(4, 1)], {}),
+        ([np.zeros(0, np.int64), rand(0, 3)], {"output_first_dim": 2}),
+        ([np.arange(300, dtype=np.int64) % 7, rand(300, 60)], {}),
+    ],
+}
+# The op types whose CUDA kernels this module checks (tests/cuda/test_devices.py gathers them).
+DEVICE_CHECKED: set[str] = set(CASES)
+
+
+@pytest.mark.gpu
+@pytest.mark.slow
+@pytest.mark.parametrize("op_type, inputs, args",
+                         [(op, *case) for op, cases in CASES.items() for case in cases],
+                         ids=[f"{op}-{i}" for op, cases in CASES.items() for i in range(len(cases))])
+def test_cuda_matches_cpu(op_type, inputs, args):
+    gpu = check_devices(op_type, inputs, args)  # sums: double on the GPU
+    assert [g.dtype for g in gpu] == [c.dtype for c in run_op(op_type, inputs, args)]
+
+
+# -- gradient makers: the registered gradient of each op against central differences ----
+
+# (op type, inputs, args, inputs to check)
+MAKERS = [
+    ("Slice", [rand(3, 4)], {"starts": [1, 0], "ends": [3, -1]}, [0]),
+    ("Slice", [rand(2, 5), i64(0, 1), i64(-1, -2)], {}, [0]),
+    ("Gather", [rand(5, 3), i64(0, 2, 2, 4)], {"dense_gradient": 1}, [0]),
+    ("Gather", [rand(4), i32(3, 1, 1)], {}, [0]),
+    ("SparseToDense", [i64(0, 2, 2), rand(3, 2)], {"output_first_dim": 4}, [1]),
+    ("SparseToDense", [i32(3, 1), rand(2), rand(5)], {}, [1]),
+]
+
+
+@pytest.mark.parametrize("op_type, inputs, args, to_check", MAKERS,
+                         ids=[f"{m[0]}-{i}" for i, m in enumerate(MAKERS)])
+def test_registered_gradient_matches_numeric(op_type, inputs, args, to_check):
+    op = make_op(op_type, [f"X{i}" for i in range(len(inputs))], ["Y0"], args)
+    for index in to_check:
+        report = check_op_gradient(op, inputs, index, outputs_with_grads=(0,))
+        assert report.ok, report
+
+
+def test_gather_maker_op_list():
+    grad_ops, g_input = GetGradientForOp(make_op("Gather", ["D", "I"], ["Y"]), ["Y_grad"])
+    assert (list(grad_ops[0].input), g_input) == (["I", "Y_grad", "D"], ["D_grad", None])
+
+
+@pytest.mark.parametrize("args, message", [({"axis": 1}, "Gather: a gradient needs axis=0"),
+                                           ({"match_outer": 1}, "match_outer")])
+def test_gather_maker_errors(args, message):
+    with pytest.raises(GradientError, match=message):
+        GetGradientForOp(make_op("Gather", ["X", "I"], ["Y"], args), ["Y_grad"])
