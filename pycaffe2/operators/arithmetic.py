@@ -7,45 +7,33 @@ with A at that axis, through a small cache keyed by the two shapes. Gradients
 sum back over the broadcast axes, so dA and dB take A's and B's shapes. Each
 op's gradient maker sits beside it; Sum's emits no op (every input shares dY).
 The CUDA launchers at the end run arithmetic.cu (float32) for all of these.
+Shape checks are schema.inference.arithmetic's, shared with the inference rules.
 """
 from __future__ import annotations
 
-import atexit
-import math
 from functools import lru_cache
 
 import numpy as np
 
 from pycaffe2.operators import _cuda as cuda
+from pycaffe2.operators._strided import _collapse, _device_ints, _reduction_layout, _strides_over
 from pycaffe2.operators.registry import gradient_op, register_cpu, register_cuda, register_gradient
-from pycaffe2.schema.inference import OpView
-from pycaffe2.schema.inference.arithmetic import check_legacy, legacy_axis, numpy_broadcast
+from pycaffe2.schema.inference import TensorInfo
+from pycaffe2.schema.inference.arithmetic import (
+    binary_layout,
+    broadcast_axis,
+    check_alike,
+    check_gradient_shape,
+    check_mean_type,
+    legacy_axis,
+)
 
 # --- broadcasting layouts -------------------------------------------------------------------
 
-def broadcast_axis(op_type: str, axis: int, axis_str, order: str) -> int:
-    """The legacy broadcast axis from `axis` or `axis_str` (-1: align with A's tail)."""
-    args = {"axis": axis, "axis_str": axis_str, "order": order}
-    return legacy_axis(OpView(op_type, args, 2, 1))
-
-
-@lru_cache(maxsize=512)
-def legacy_view(op_type: str, a_shape: tuple, b_shape: tuple, axis: int, names=("A", "B")) -> tuple:
-    """B's shape padded with 1s so NumPy lines it up with A at `axis`; raises
-    ValueError (naming A, B and their shapes) when B does not fit there."""
-    check_legacy(OpView(op_type, {}, 2, 1), a_shape, b_shape, axis, names)
-    if math.prod(b_shape) == 1:
-        return ()
-    start = len(a_shape) - len(b_shape) if axis == -1 else axis
-    return (1,) * start + b_shape + (1,) * (len(a_shape) - start - len(b_shape))
-
-
-def b_layout(op_type: str, broadcast, axis, axis_str, order):
+def b_layout(broadcast, axis, axis_str, order):
     """A function (A's shape, B's shape) -> the shape B takes when lined up with A."""
-    if not broadcast:
-        return lambda a_shape, b_shape: b_shape
-    axis = broadcast_axis(op_type, axis, axis_str, order)
-    return lambda a_shape, b_shape: legacy_view(op_type, a_shape, b_shape, axis)
+    axis = broadcast_axis(broadcast, axis, axis_str, order)
+    return lambda a_shape, b_shape: binary_layout(a_shape, b_shape, axis)[0]
 
 
 @lru_cache(maxsize=512)
@@ -70,42 +58,42 @@ def _true_or_integer_divide(a, b):
     if a.dtype.kind not in "iu":
         return np.divide(a, b)
     if not np.all(b):
-        raise ValueError(f"Div: integer division by zero (B {list(np.shape(b))} {b.dtype} has a 0)")
+        raise ValueError(f"integer division by zero (B {list(np.shape(b))} {b.dtype} has a 0)")
     quotient = np.floor_divide(a, b)
     # NumPy floors; Caffe2 (C++ integer division) truncates toward zero, so negative
     # inexact quotients move up by one.
     return quotient + ((quotient < 0) & (quotient * b != a))
 
 
-def _binary(op_type: str, function, broadcast, axis, axis_str, order):
+def _binary(function, broadcast, axis, axis_str, order):
     """`function` itself for NumPy broadcasting, else a kernel lining B up with A first."""
     if not broadcast:
         return function
-    axis = broadcast_axis(op_type, axis, axis_str, order)
+    layout = b_layout(broadcast, axis, axis_str, order)
 
     def legacy_broadcast(a, b):
-        return function(a, b.reshape(legacy_view(op_type, a.shape, b.shape, axis)))
+        return function(a, b.reshape(layout(a.shape, b.shape)))
     return legacy_broadcast
 
 
 @register_cpu("Add", specialize=True)
 def add(*, broadcast, axis, axis_str, order):
-    return _binary("Add", np.add, broadcast, axis, axis_str, order)
+    return _binary(np.add, broadcast, axis, axis_str, order)
 
 
 @register_cpu("Sub", specialize=True)
 def sub(*, broadcast, axis, axis_str, order):
-    return _binary("Sub", np.subtract, broadcast, axis, axis_str, order)
+    return _binary(np.subtract, broadcast, axis, axis_str, order)
 
 
 @register_cpu("Mul", specialize=True)
 def mul(*, broadcast, axis, axis_str, order):
-    return _binary("Mul", np.multiply, broadcast, axis, axis_str, order)
+    return _binary(np.multiply, broadcast, axis, axis_str, order)
 
 
 @register_cpu("Div", specialize=True)
 def div(*, broadcast, axis, axis_str, order):
-    return _binary("Div", _true_or_integer_divide, broadcast, axis, axis_str, order)
+    return _binary(_true_or_integer_divide, broadcast, axis, axis_str, order)
 
 
 # --- their gradients ------------------------------------------------------------------------
@@ -118,31 +106,64 @@ gradient_op("Mul", "GO0 I0 I1", "GI0 GI1")
 gradient_op("Div", "GO0 I0 I1 O0", "GI0 GI1")
 
 
+def gradient_layout(broadcast, axis, axis_str, order):
+    """A function (dC's shape, A's shape, B's shape) -> B's shape lined up with A, which
+    first checks that dC has the forward output's shape."""
+    axis = broadcast_axis(broadcast, axis, axis_str, order)
+
+    def layout(dc_shape: tuple, a_shape: tuple, b_shape: tuple) -> tuple:
+        b_view, c_shape = binary_layout(a_shape, b_shape, axis)
+        check_gradient_shape(dc_shape, c_shape)
+        return b_view
+    return layout
+
+
+def div_gradient_inputs(inputs) -> tuple:
+    """(dC, B, C, A's shape) from DivGradient's (dC, A, B, C), or from the older (B, C, dC),
+    whose A has C's shape."""
+    if len(inputs) == 3:
+        b, c, dc = inputs
+        return dc, b, c, tuple(c.shape)
+    dc, a, b, c = inputs
+    return dc, b, c, tuple(a.shape)
+
+
+def div_gradient_layout(broadcast, axis, axis_str, order):
+    """gradient_layout for DivGradient, which also checks that C has dC's shape."""
+    layout = gradient_layout(broadcast, axis, axis_str, order)
+
+    def checked(dc_shape: tuple, a_shape: tuple, b_shape: tuple, c_shape: tuple) -> tuple:
+        b_view = layout(dc_shape, a_shape, b_shape)
+        check_gradient_shape(c_shape, dc_shape, "C")
+        return b_view
+    return checked
+
+
 @register_cpu("AddGradient", specialize=True)
 def add_gradient(*, broadcast, axis, axis_str, order):
-    layout = b_layout("AddGradient", broadcast, axis, axis_str, order)
+    layout = gradient_layout(broadcast, axis, axis_str, order)
 
     def kernel(dc, a, b):
-        return reduce_like(dc, a.shape), reduce_like(dc, layout(a.shape, b.shape), b.shape)
+        return reduce_like(dc, a.shape), reduce_like(dc, layout(dc.shape, a.shape, b.shape), b.shape)
     return kernel
 
 
 @register_cpu("SubGradient", specialize=True)
 def sub_gradient(*, broadcast, axis, axis_str, order):
-    layout = b_layout("SubGradient", broadcast, axis, axis_str, order)
+    layout = gradient_layout(broadcast, axis, axis_str, order)
 
     def kernel(dc, a, b):
-        db = reduce_like(dc, layout(a.shape, b.shape), b.shape)
+        db = reduce_like(dc, layout(dc.shape, a.shape, b.shape), b.shape)
         return reduce_like(dc, a.shape), np.negative(db)
     return kernel
 
 
 @register_cpu("MulGradient", specialize=True)
 def mul_gradient(*, broadcast, axis, axis_str, order):
-    layout = b_layout("MulGradient", broadcast, axis, axis_str, order)
+    layout = gradient_layout(broadcast, axis, axis_str, order)
 
     def kernel(dc, a, b):
-        b_view = layout(a.shape, b.shape)
+        b_view = layout(dc.shape, a.shape, b.shape)
         da = reduce_like(dc * b.reshape(b_view), a.shape)
         return da, reduce_like(dc * a, b_view, b.shape)
     return kernel
@@ -150,17 +171,11 @@ def mul_gradient(*, broadcast, axis, axis_str, order):
 
 @register_cpu("DivGradient", specialize=True)
 def div_gradient(*, broadcast, axis, axis_str, order):
-    layout = b_layout("DivGradient", broadcast, axis, axis_str, order)
+    layout = div_gradient_layout(broadcast, axis, axis_str, order)
 
     def kernel(*inputs):
-        # Inputs (dC, A, B, C); the older form (B, C, dC) has no A, whose shape is C's.
-        if len(inputs) == 3:
-            b, c, dc = inputs
-            a_shape = c.shape
-        else:
-            dc, a, b, c = inputs
-            a_shape = a.shape
-        b_view = layout(a_shape, b.shape)
+        dc, b, c, a_shape = div_gradient_inputs(inputs)
+        b_view = layout(dc.shape, a_shape, b.shape, c.shape)
         da = dc / b.reshape(b_view)
         db = reduce_like(-da * c, b_view, b.shape)
         return reduce_like(da, a_shape), db
@@ -169,26 +184,22 @@ def div_gradient(*, broadcast, axis, axis_str, order):
 
 @register_cpu("SumReduceLike", specialize=True)
 def sum_reduce_like(*, axis, axis_str, order):
-    axis = broadcast_axis("SumReduceLike", axis, axis_str, order)
+    axis = legacy_axis(axis, axis_str, order)
 
     def kernel(a, b):
-        return reduce_like(a, legacy_view("SumReduceLike", a.shape, b.shape, axis), b.shape)
+        return reduce_like(a, binary_layout(a.shape, b.shape, axis)[0], b.shape)
     return kernel
 
 
 # --- Sum, Mean, Max, Min --------------------------------------------------------------------
 
-def _check_alike(op_type: str, xs) -> None:
-    first = xs[0]
-    for i, x in enumerate(xs[1:], 1):
-        if x.shape != first.shape or x.dtype != first.dtype:
-            raise ValueError(f"{op_type}: input {i} is {list(x.shape)} {x.dtype} but input 0 is "
-                             f"{list(first.shape)} {first.dtype}: all must match")
+def check_inputs_alike(xs) -> None:
+    check_alike([TensorInfo(tuple(x.shape), x.dtype.name) for x in xs])
 
 
-def _fold(op_type: str, ufunc, xs):
+def _fold(ufunc, xs):
     """`ufunc` folded over inputs of one shape and type into a new array (X0 itself when alone)."""
-    _check_alike(op_type, xs)
+    check_inputs_alike(xs)
     if len(xs) == 1:
         return xs[0]
     out = ufunc(xs[0], xs[1], out=np.empty_like(xs[0]))
@@ -199,14 +210,13 @@ def _fold(op_type: str, ufunc, xs):
 
 @register_cpu("Sum")
 def sum_(*xs):
-    return _fold("Sum", np.add, xs)
+    return _fold(np.add, xs)
 
 
 @register_cpu("Mean")
 def mean(*xs):
-    if xs[0].dtype.kind != "f":
-        raise ValueError(f"Mean: input 0 is {xs[0].dtype}; Mean takes floating-point tensors")
-    return _fold("Mean", np.add, xs) / xs[0].dtype.type(len(xs))
+    check_mean_type(xs[0].dtype.name)
+    return _fold(np.add, xs) / xs[0].dtype.type(len(xs))
 
 
 @register_gradient("Sum")
@@ -229,12 +239,12 @@ def mean_gradient(dy, *, num_outputs):
 
 @register_cpu("Max")
 def max_(*xs):
-    return _fold("Max", np.maximum, xs)
+    return _fold(np.maximum, xs)
 
 
 @register_cpu("Min")
 def min_(*xs):
-    return _fold("Min", np.minimum, xs)
+    return _fold(np.minimum, xs)
 
 
 @register_gradient("Max", "Min")
@@ -251,56 +261,9 @@ def select_gradient(y, dy, *xs):
     return tuple(np.where(x == y, dy, zero) for x in xs)
 
 
-# --- CUDA launchers (arithmetic.cu) ---------------------------------------------------------
-# Every operand is walked over the output's shape with strides that are 0 on its broadcast
-# dims; dims of 1 are dropped and neighbours merged first, so most layouts become 1-3 dims.
-# The dims and strides go to the kernels as a small int64 GPU array, cached by value.
+# --- CUDA launchers (arithmetic.cu): operands walked over C's shape by _strided's layouts -------
 
 CU = "arithmetic.cu"
-_META: dict = {}
-
-
-def _strides_over(shape: tuple, out_shape: tuple) -> list:
-    """Row-major strides of a contiguous `shape` over `out_shape` (right-aligned), 0 where it broadcasts."""
-    lead = len(out_shape) - len(shape)
-    strides, step = [0] * len(out_shape), 1
-    for i in range(len(shape) - 1, -1, -1):
-        strides[lead + i] = step if shape[i] != 1 else 0
-        step *= shape[i]
-    return strides
-
-
-def _collapse(dims: tuple, *strides: list) -> tuple:
-    """(dims, strides per operand) without dims of 1, neighbours merged where every operand
-    walks them as one (outer stride = inner dim * inner stride): the same offsets, fewer dims."""
-    merged: list = []
-    for i, dim in enumerate(dims):
-        inner = [s[i] for s in strides]
-        if dim == 1:
-            continue
-        if merged and all(outer == s * dim for outer, s in zip(merged[-1][1], inner)):
-            merged[-1] = (merged[-1][0] * dim, inner)
-        else:
-            merged.append((dim, inner))
-    return [d for d, _ in merged], [[s[k] for _, s in merged] for k in range(len(strides))]
-
-
-def _device_ints(values: tuple):
-    """An int64 GPU array holding `values` (plus a pad, so it is never empty), cached."""
-    array = _META.get(values)
-    if array is None:
-        if len(_META) >= 1024:
-            _META.clear()  # freeing waits for running kernels
-        array = cuda.as_gpu(np.array(values + (0,), np.int64))  # starts CUDA if need be
-        if not _META:  # atexit runs last-in first: freed before the context is popped
-            atexit.register(_META.clear)
-        _META[values] = array
-    return array
-
-def _check_fits(op_type: str, name: str, shape: tuple, out_shape: tuple) -> None:
-    lead = len(out_shape) - len(shape)
-    if lead < 0 or any(d not in (1, out_shape[lead + i]) for i, d in enumerate(shape)):
-        raise ValueError(f"{op_type}: {name} {list(shape)} does not broadcast to {list(out_shape)}")
 
 
 def _binary_cuda(kernel: str, a, b, a_shape: tuple, b_shape: tuple, out_shape: tuple,
@@ -317,19 +280,6 @@ def _binary_cuda(kernel: str, a, b, a_shape: tuple, b_shape: tuple, out_shape: t
         meta = _device_ints(tuple(dims + a_strides + b_strides))
         cuda.launch(source, f"{kernel}_strided", out.size, a, b, out, meta, np.int32(len(dims)), n)
     return out
-
-
-def _reduction_layout(x_shape: tuple, target: tuple) -> tuple:
-    """(meta, kept dims, reduced dims, reduced count) for reducing x to `target` (which
-    broadcasts to x): meta on the GPU holds the kept dims and x's strides along them,
-    then the reduced ones, as arithmetic.cu's and reduction.cu's kernels read them."""
-    dims, (x_strides, t_strides) = _collapse(x_shape, _strides_over(x_shape, x_shape),
-                                             _strides_over(target, x_shape))
-    kept = [i for i, s in enumerate(t_strides) if s != 0]
-    reduced = [i for i, s in enumerate(t_strides) if s == 0]
-    meta = _device_ints(tuple([dims[i] for i in kept] + [x_strides[i] for i in kept]
-                              + [dims[i] for i in reduced] + [x_strides[i] for i in reduced]))
-    return meta, np.int32(len(kept)), np.int32(len(reduced)), math.prod(dims[i] for i in reduced)
 
 
 def _reduce_cuda(x, target: tuple, shape: tuple | None = None, scale: float = 1.0):
@@ -353,26 +303,13 @@ def _reduce_cuda(x, target: tuple, shape: tuple | None = None, scale: float = 1.
     return y
 
 
-def _shapes(op_type: str, layout, a_shape: tuple, b_shape: tuple) -> tuple:
-    """(B's shape lined up with A, C's shape) under the op's broadcast args."""
-    b_view = layout(a_shape, b_shape)
-    return b_view, numpy_broadcast(OpView(op_type, {}, 2, 1), a_shape, b_view)
-
-
-def _gradient_shapes(op_type: str, layout, dc, a_shape: tuple, b_shape: tuple) -> tuple:
-    b_view, c_shape = _shapes(op_type, layout, a_shape, b_shape)
-    if dc.shape != c_shape:
-        raise ValueError(f"{op_type}: dC is {list(dc.shape)} but the forward output is {list(c_shape)}")
-    return b_view
-
-
 def _binary_launcher(op_type: str, kernel: str):
     def factory(*, broadcast, axis, axis_str, order):
-        layout = b_layout(op_type, broadcast, axis, axis_str, order)
+        axis = broadcast_axis(broadcast, axis, axis_str, order)
 
         def run(a, b):
             a, b = cuda.float32_inputs(op_type, a, b)
-            b_view, c_shape = _shapes(op_type, layout, a.shape, b.shape)
+            b_view, c_shape = binary_layout(a.shape, b.shape, axis)
             return _binary_cuda(kernel, a, b, a.shape, b_view, c_shape)
         return run
     register_cuda(op_type, specialize=True)(factory)
@@ -385,11 +322,11 @@ for _type, _kernel in (("Add", "add"), ("Sub", "sub"), ("Mul", "mul"), ("Div", "
 def _sum_gradient_launcher(op_type: str, b_scale: float):
     """AddGradient (dB = dC) and SubGradient (dB = -dC), summed to A's and B's shapes."""
     def factory(*, broadcast, axis, axis_str, order):
-        layout = b_layout(op_type, broadcast, axis, axis_str, order)
+        layout = gradient_layout(broadcast, axis, axis_str, order)
 
         def run(dc, a, b):
             (dc,) = cuda.float32_inputs(op_type, dc)
-            b_view = _gradient_shapes(op_type, layout, dc, a.shape, b.shape)
+            b_view = layout(dc.shape, a.shape, b.shape)
             return _reduce_cuda(dc, a.shape), _reduce_cuda(dc, b_view, b.shape, b_scale)
         return run
     register_cuda(op_type, specialize=True)(factory)
@@ -401,11 +338,11 @@ _sum_gradient_launcher("SubGradient", -1.0)
 
 @register_cuda("MulGradient", specialize=True)
 def mul_gradient_cuda(*, broadcast, axis, axis_str, order):
-    layout = b_layout("MulGradient", broadcast, axis, axis_str, order)
+    layout = gradient_layout(broadcast, axis, axis_str, order)
 
     def run(dc, a, b):
         dc, a, b = cuda.float32_inputs("MulGradient", dc, a, b)
-        b_view = _gradient_shapes("MulGradient", layout, dc, a.shape, b.shape)
+        b_view = layout(dc.shape, a.shape, b.shape)
         da = _reduce_cuda(_binary_cuda("mul", dc, b, dc.shape, b_view, dc.shape), a.shape)
         return da, _reduce_cuda(_binary_cuda("mul", dc, a, dc.shape, a.shape, dc.shape), b_view, b.shape)
     return run
@@ -413,17 +350,12 @@ def mul_gradient_cuda(*, broadcast, axis, axis_str, order):
 
 @register_cuda("DivGradient", specialize=True)
 def div_gradient_cuda(*, broadcast, axis, axis_str, order):
-    layout = b_layout("DivGradient", broadcast, axis, axis_str, order)
+    layout = div_gradient_layout(broadcast, axis, axis_str, order)
 
     def run(*inputs):
-        if len(inputs) == 3:  # the older form (B, C, dC): A's shape is C's
-            b, c, dc = cuda.float32_inputs("DivGradient", *inputs)
-            a_shape = c.shape
-        else:
-            dc, b, c = cuda.float32_inputs("DivGradient", inputs[0], inputs[2], inputs[3])
-            a_shape = tuple(inputs[1].shape)
-        b_view = _gradient_shapes("DivGradient", layout, dc, a_shape, b.shape)
-        _check_fits("DivGradient", "C", c.shape, dc.shape)
+        dc, b, c, a_shape = div_gradient_inputs(inputs)
+        dc, b, c = cuda.float32_inputs("DivGradient", dc, b, c)
+        b_view = layout(dc.shape, a_shape, b.shape, c.shape)
         da = _binary_cuda("div", dc, b, dc.shape, b_view, dc.shape)  # dC / B, C's shape
         terms = _binary_cuda("mul", da, c, dc.shape, c.shape, dc.shape)
         return _reduce_cuda(da, a_shape), _reduce_cuda(terms, b_view, b.shape, -1.0)
@@ -432,11 +364,11 @@ def div_gradient_cuda(*, broadcast, axis, axis_str, order):
 
 @register_cuda("SumReduceLike", specialize=True)
 def sum_reduce_like_cuda(*, axis, axis_str, order):
-    axis = broadcast_axis("SumReduceLike", axis, axis_str, order)
+    axis = legacy_axis(axis, axis_str, order)
 
     def run(a, b):
         (a,) = cuda.float32_inputs("SumReduceLike", a)
-        return _reduce_cuda(a, legacy_view("SumReduceLike", a.shape, tuple(b.shape), axis), b.shape)
+        return _reduce_cuda(a, binary_layout(a.shape, tuple(b.shape), axis)[0], b.shape)
     return run
 
 
@@ -444,7 +376,7 @@ def sum_reduce_like_cuda(*, axis, axis_str, order):
 
 def _fold_cuda(op_type: str, kernel: str, xs):
     xs = cuda.float32_inputs(op_type, *xs)
-    _check_alike(op_type, xs)
+    check_inputs_alike(xs)
     if len(xs) == 1:
         return xs[0]
     out, n = cuda.empty_like(xs[0]), np.int64(xs[0].size)
@@ -490,7 +422,7 @@ def _select_gradient_launcher(op_type: str) -> None:
     """MaxGradient, MinGradient: dX_i = dY where X_i equals Y, else 0."""
     def run(y, dy, *xs):
         y, dy, *xs = cuda.float32_inputs(op_type, y, dy, *xs)
-        _check_alike(op_type, [y, dy, *xs])
+        check_inputs_alike([y, dy, *xs])
         outputs = tuple(cuda.empty_like(dy) for _ in xs)
         for x, dx in zip(xs, outputs):
             cuda.launch(CU, "select_gradient", dx.size, x, y, dy, dx, np.int64(dx.size))

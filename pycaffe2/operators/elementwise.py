@@ -11,13 +11,14 @@ Each math op's gradient maker sits beside its kernel, built from Caffe2's ops
 needs the overwritten X is refused by the backward pass (version check).
 All of them also run on CUDA (elementwise.cu): the math ops and Pow in float32,
 comparisons and Where on float32, int32, int64 and bool, logic ops on bool.
+Type and shape checks are schema.inference.elementwise's, shared with the rules.
 """
 from __future__ import annotations
 
 import numpy as np
 
 from pycaffe2.operators import _cuda as cuda
-from pycaffe2.operators.arithmetic import _binary_cuda, broadcast_axis, legacy_view
+from pycaffe2.operators.arithmetic import _binary_cuda
 from pycaffe2.operators.registry import (
     GradientError,
     gradient_op,
@@ -25,51 +26,52 @@ from pycaffe2.operators.registry import (
     register_cuda,
     register_gradient,
 )
-from pycaffe2.schema.inference import OpView
-from pycaffe2.schema.inference.arithmetic import numpy_broadcast
+from pycaffe2.schema.inference import TensorInfo
+from pycaffe2.schema.inference.arithmetic import binary_layout, broadcast_axis, check_same_type
+from pycaffe2.schema.inference.elementwise import (
+    BOOL,
+    FLOAT,
+    POW_NAMES,
+    SIGNED,
+    check_dtype,
+    check_pow_exponent,
+    check_same_shape,
+    check_where,
+    pow_layout,
+)
 
 
-def _require(op_type: str, name: str, x, kinds: str, what: str) -> None:
-    if x.dtype.kind not in kinds:
-        raise ValueError(f"{op_type}: {name} is {x.dtype} {list(x.shape)}, must be {what}")
+def _require(x, allowed: tuple, name: str = "X") -> None:
+    check_dtype(name, tuple(x.shape), x.dtype.name, allowed)
 
 
-def _float(op_type: str, x, name: str = "X") -> None:
-    _require(op_type, name, x, "f", "a float tensor")
-
-
-def _same_shape(op_type: str, a, b, names: tuple) -> None:
-    if a.shape != b.shape:
-        raise ValueError(f"{op_type}: {names[0]} is {list(a.shape)} but {names[1]} is "
-                         f"{list(b.shape)}: the shapes must match")
+def _info(x) -> TensorInfo:
+    return TensorInfo(tuple(x.shape), x.dtype.name)
 
 
 # --- unary math -----------------------------------------------------------------------------
 
-@register_cpu("Exp")
-def exp(x):
-    _float("Exp", x)
-    return np.asarray(np.exp(x))
+def _float_unary(op_type: str, function) -> None:
+    """Register Y = function(X) for a float X, as an array also for a 0-d X."""
+    def kernel(x):
+        _require(x, FLOAT)
+        return np.asarray(function(x))
+    kernel.__name__ = op_type.lower()
+    register_cpu(op_type)(kernel)
 
 
+_float_unary("Exp", np.exp)
+_float_unary("Log", np.log)
+_float_unary("Sqrt", np.sqrt)
+_float_unary("Abs", np.abs)
+_float_unary("Sqr", lambda x: x * x)
 gradient_op("Exp", "O0 GO0", gradient_type="Mul")  # dX = Y * dY
-
-
-@register_cpu("Log")
-def log(x):
-    _float("Log", x)
-    return np.asarray(np.log(x))
+gradient_op("Abs", "I0 GO0")
 
 
 @register_gradient("Log")
 def make_log_gradient(g):  # dX = dY / X
     return [g.Op("Div", [g.GO(0), g.I(0)], [g.GI(0)])]
-
-
-@register_cpu("Sqrt")
-def sqrt(x):
-    _float("Sqrt", x)
-    return np.asarray(np.sqrt(x))
 
 
 @register_gradient("Sqrt")
@@ -78,46 +80,36 @@ def make_sqrt_gradient(g):  # dX = 0.5 * dY / Y
             g.Op("Div", [g.GI(0), g.O(0)], [g.GI(0)])]
 
 
-@register_cpu("Abs")
-def abs_(x):
-    _float("Abs", x)
-    return np.asarray(np.abs(x))
-
-
-gradient_op("Abs", "I0 GO0")
-
-
-@register_cpu("AbsGradient")
-def abs_gradient(x, dy):
-    _float("AbsGradient", x)
-    _same_shape("AbsGradient", x, dy, ("X", "dY"))
-    return np.asarray(np.sign(x) * dy)  # sign(0) = 0: no gradient at the kink
-
-
-@register_cpu("Negative", "Neg")
-def negative(x):
-    _require("Negative", "X", x, "fi", "a float or signed integer tensor")
-    return np.asarray(np.negative(x))
-
-
-gradient_op("Negative", "GO0", gradient_type="Negative")  # also Neg, its alias
-
-
-@register_cpu("Sqr")
-def sqr(x):
-    _float("Sqr", x)
-    return np.asarray(x * x)
-
-
 @register_gradient("Sqr")
 def make_sqr_gradient(g):  # dX = 2 * dY * X; unlike Caffe2, dY itself is not scaled in place
     return [g.Op("Scale", [g.GO(0)], [g.GI(0)], scale=2.0),
             g.Op("Mul", [g.GI(0), g.I(0)], [g.GI(0)])]
 
 
+def _check_gradient_inputs(first, dy, name: str) -> None:
+    """AbsGradient's X, ClipGradient's Y: a float tensor of dY's shape."""
+    _require(first, FLOAT, name)
+    check_same_shape(tuple(first.shape), tuple(dy.shape), (name, "dY"))
+
+
+@register_cpu("AbsGradient")
+def abs_gradient(x, dy):
+    _check_gradient_inputs(x, dy, "X")
+    return np.asarray(np.sign(x) * dy)  # sign(0) = 0: no gradient at the kink
+
+
+@register_cpu("Negative", "Neg")
+def negative(x):
+    _require(x, SIGNED)
+    return np.asarray(np.negative(x))
+
+
+gradient_op("Negative", "GO0", gradient_type="Negative")  # also Neg, its alias
+
+
 @register_cpu("Scale")
 def scale(x, *, scale):
-    _float("Scale", x)
+    _require(x, FLOAT)
     return np.asarray(x * x.dtype.type(scale))
 
 
@@ -126,7 +118,7 @@ gradient_op("Scale", "GO0", gradient_type="Scale")  # the same scale, inherited
 
 @register_cpu("Clip")
 def clip(x, *, min, max):  # Caffe2 names the bounds min and max
-    _float("Clip", x)
+    _require(x, FLOAT)
     t = x.dtype.type
     return np.asarray(np.clip(x, t(min), t(max)))
 
@@ -136,8 +128,7 @@ gradient_op("Clip", "O0 GO0")
 
 @register_cpu("ClipGradient")
 def clip_gradient(y, dy, *, min, max):
-    _float("ClipGradient", y, "Y")
-    _same_shape("ClipGradient", y, dy, ("Y", "dY"))
+    _check_gradient_inputs(y, dy, "Y")
     t = y.dtype.type
     # Strict inequalities on Y: an input clipped to a bound gets no gradient.
     inside = (y > t(min)) & (y < t(max))
@@ -146,42 +137,28 @@ def clip_gradient(y, dy, *, min, max):
 
 # --- broadcasting binary ops ----------------------------------------------------------------
 
-def _layout(op_type: str, names: tuple, broadcast, axis, axis_str, order):
-    """A function (A's shape, B's shape) -> (B's shape lined up with A, C's shape) under the
-    broadcast args (resolved once); it raises ValueError naming the operands when they do not fit."""
-    if broadcast:
-        axis = broadcast_axis(op_type, axis, axis_str, order)
-        # legacy_view fits B inside A, so C takes A's shape
-        return lambda a, b: (legacy_view(op_type, a, b, axis, names), a)
-    return lambda a, b: (b, numpy_broadcast(OpView(op_type, {}, 2, 1), a, b, names))
+def _check_operands(names: tuple, allowed: tuple | None, a, b) -> None:
+    """A and B share a type (of `allowed`, when given)."""
+    if allowed is not None:
+        _require(a, allowed, names[0])
+    check_same_type(a.dtype.name, b.dtype.name, names)
 
 
-def _check_operands(op_type: str, names: tuple, kinds: str | None, a, b) -> None:
-    """A and B share a type (of `kinds`, when given)."""
-    if kinds is not None:
-        _require(op_type, names[0], a, kinds, "bool" if kinds == "b" else "a float tensor")
-    if a.dtype != b.dtype:
-        raise ValueError(f"{op_type}: {names[0]} is {a.dtype} but {names[1]} is {b.dtype}: "
-                         f"the operands must share a type")
-
-
-def _broadcasting(op_type: str, ufunc, names: tuple, kinds: str | None, layout):
+def _broadcasting(ufunc, allowed: tuple | None, layout, names=("A", "B")):
     """A kernel applying ufunc(a, b) with B lined up by `layout`, after the type checks."""
     def kernel(a, b):
         b_view, _ = layout(a.shape, b.shape)
-        _check_operands(op_type, names, kinds, a, b)
+        _check_operands(names, allowed, a, b)
         return np.asarray(ufunc(a, b.reshape(b_view)))
     return kernel
 
 
-def _register_binary(op_type: str, ufunc, kinds: str | None = None) -> None:
+def _register_binary(op_type: str, ufunc, allowed: tuple | None = None) -> None:
     """Register a comparison or logic op: A and B of one type, broadcast, to a bool C."""
-    names = ("A", "B")
-
     @register_cpu(op_type, specialize=True)
     def factory(*, broadcast, axis, axis_str, order):
-        layout = _layout(op_type, names, broadcast, axis, axis_str, order)
-        return _broadcasting(op_type, ufunc, names, kinds, layout)
+        axis = broadcast_axis(broadcast, axis, axis_str, order)
+        return _broadcasting(ufunc, allowed, lambda a, b: binary_layout(a, b, axis))
 
 
 _register_binary("EQ", np.equal)
@@ -189,40 +166,25 @@ _register_binary("LT", np.less)
 _register_binary("GT", np.greater)
 _register_binary("LE", np.less_equal)
 _register_binary("GE", np.greater_equal)
-_register_binary("And", np.logical_and, kinds="b")
-_register_binary("Or", np.logical_or, kinds="b")
-
-POW_NAMES = ("X", "exponent")
-
-
-def _pow_exponent_given(exponent, e) -> None:
-    if (e is None) == (exponent is None):
-        given = "neither" if e is None else "both"
-        raise ValueError(f"Pow: give the exponent as the arg or as input 1; got {given}")
+_register_binary("And", np.logical_and, BOOL)
+_register_binary("Or", np.logical_or, BOOL)
 
 
 def _pow_layout(broadcast, axis, axis_str, order):
-    """Pow's layout: the legacy rule under broadcast=1, else equal shapes only."""
-    layout = _layout("Pow", POW_NAMES, broadcast, axis, axis_str, order)
-
-    def shapes(x_shape: tuple, e_shape: tuple) -> tuple:
-        if e_shape != x_shape and not broadcast:
-            raise ValueError(f"Pow: X is {list(x_shape)} and exponent is {list(e_shape)}: "
-                             f"without broadcast=1 the shapes must be equal")
-        return layout(x_shape, e_shape)
-    return shapes
+    axis = broadcast_axis(broadcast, axis, axis_str, order)
+    return lambda x_shape, e_shape: pow_layout(tuple(x_shape), tuple(e_shape), axis)
 
 
 @register_cpu("Pow", specialize=True)
 def pow_(*, exponent, broadcast, axis, axis_str, order):
     """Y = X ** exponent, the exponent from the arg or (exclusively) from input 1."""
-    power = _broadcasting("Pow", np.power, POW_NAMES, "f", _pow_layout(broadcast, axis, axis_str, order))
+    power = _broadcasting(np.power, FLOAT, _pow_layout(broadcast, axis, axis_str, order), POW_NAMES)
 
     def kernel(x, e=None):
-        _pow_exponent_given(exponent, e)
+        check_pow_exponent(exponent is not None, e is not None)
         if e is not None:
             return power(x, e)
-        _float("Pow", x)
+        _require(x, FLOAT)
         return np.asarray(np.power(x, x.dtype.type(exponent)))
     return kernel
 
@@ -270,45 +232,49 @@ def _pow_tensor_gradient(g) -> list:
 
 @register_cpu("Not")
 def not_(x):
-    _require("Not", "X", x, "b", "bool")
+    _require(x, BOOL)
     return np.asarray(np.logical_not(x))
-
-
-def _check_where(c, x, y, broadcast_on_rows) -> None:
-    _require("Where", "C", c, "b", "bool")
-    if x.shape != y.shape or x.dtype != y.dtype:
-        raise ValueError(f"Where: X is {list(x.shape)} {x.dtype} but Y is {list(y.shape)} "
-                         f"{y.dtype}: they must match")
-    if not broadcast_on_rows:
-        if c.shape != x.shape:
-            raise ValueError(f"Where: C is {list(c.shape)} but X and Y are {list(x.shape)}: "
-                             f"the shapes must match")
-    elif len(c.shape) != 1 or len(x.shape) == 0 or c.shape[0] != x.shape[0]:
-        raise ValueError(f"Where: with broadcast_on_rows=1 C must be 1-D with one entry per row "
-                         f"of X and Y ({list(x.shape)}), got {list(c.shape)}")
 
 
 @register_cpu("Where")
 def where(c, x, y, *, broadcast_on_rows):
-    _check_where(c, x, y, broadcast_on_rows)
+    check_where(_info(c), _info(x), _info(y), broadcast_on_rows)
     if not broadcast_on_rows:
         return np.asarray(np.where(c, x, y))
     return np.where(c.reshape((-1,) + (1,) * (x.ndim - 1)), x, y)
 
 
-# --- CUDA launchers (elementwise.cu): (op types, kernel, float args after the arrays) ---------
+# --- CUDA launchers (elementwise.cu): (op types, kernel, float args after the arrays, check) ---
+
+def _checked(check, launcher):
+    """`launcher` after the CPU kernel's input check."""
+    def run(*inputs, **args):
+        check(*inputs)
+        return launcher(*inputs, **args)
+    run.__name__ = launcher.__name__
+    return run
+
+
+def _float_check(x):
+    _require(x, FLOAT)
+
+
 CUDA_ELEMENTWISE = [
-    (("Exp",), "exp_forward", ()), (("Log",), "log_forward", ()), (("Sqrt",), "sqrt_forward", ()),
-    (("Abs",), "abs_forward", ()), (("AbsGradient",), "abs_gradient", ()),
-    (("Negative", "Neg"), "negative", ()), (("Sqr",), "sqr", ()), (("Scale",), "scale", ("scale",)),
-    (("Clip",), "clip", ("min", "max")), (("ClipGradient",), "clip_gradient", ("min", "max")),
+    (("Exp",), "exp_forward", (), _float_check), (("Log",), "log_forward", (), _float_check),
+    (("Sqrt",), "sqrt_forward", (), _float_check), (("Abs",), "abs_forward", (), _float_check),
+    (("AbsGradient",), "abs_gradient", (), lambda x, dy: _check_gradient_inputs(x, dy, "X")),
+    (("Negative", "Neg"), "negative", (), lambda x: _require(x, SIGNED)),
+    (("Sqr",), "sqr", (), _float_check), (("Scale",), "scale", ("scale",), _float_check),
+    (("Clip",), "clip", ("min", "max"), _float_check),
+    (("ClipGradient",), "clip_gradient", ("min", "max"), lambda y, dy: _check_gradient_inputs(y, dy, "Y")),
 ]
-for _types, _kernel, _args in CUDA_ELEMENTWISE:
-    register_cuda(*_types, args=_args)(cuda.elementwise(_types[0], "elementwise.cu", _kernel, _args))
+for _types, _kernel, _args, _check in CUDA_ELEMENTWISE:
+    register_cuda(*_types, args=_args)(_checked(_check, cuda.elementwise(_types[0], "elementwise.cu",
+                                                                          _kernel, _args)))
 
 
 # --- CUDA launchers for comparisons, logic, Pow and Where (elementwise.cu) -------------------
-# Every operand is walked over the output's shape with strides (arithmetic.py's helpers);
+# Every operand is walked over the output's shape with strides (arithmetic's _binary_cuda);
 # kernels are instantiated per element type, so these ops keep their int and bool inputs.
 
 CU = "elementwise.cu"
@@ -316,33 +282,33 @@ _SUFFIXES = {np.dtype(np.float32): "f32", np.dtype(np.int32): "i32",
              np.dtype(np.int64): "i64", np.dtype(np.bool_): "b8"}
 
 
-def _suffix(op_type: str, x) -> str:
+def _suffix(x) -> str:
     suffix = _SUFFIXES.get(x.dtype)
     if suffix is None:
-        raise ValueError(f"{op_type}: the CUDA kernel takes float32, int32, int64 or bool, got {x.dtype}")
+        raise ValueError(f"the CUDA kernel takes float32, int32, int64 or bool, got {x.dtype}")
     return suffix
 
 
-def _register_binary_cuda(op_type: str, kernel: str, kinds: str | None = None) -> None:
+def _register_binary_cuda(op_type: str, kernel: str, allowed: tuple | None = None) -> None:
     names = ("A", "B")
 
     @register_cuda(op_type, specialize=True)
     def factory(*, broadcast, axis, axis_str, order):
-        layout = _layout(op_type, names, broadcast, axis, axis_str, order)
+        axis = broadcast_axis(broadcast, axis, axis_str, order)
 
         def run(a, b):
-            b_view, c_shape = layout(tuple(a.shape), tuple(b.shape))
-            _check_operands(op_type, names, kinds, a, b)
+            b_view, c_shape = binary_layout(tuple(a.shape), tuple(b.shape), axis)
+            _check_operands(names, allowed, a, b)
             a, b = cuda.as_gpu(a), cuda.as_gpu(b)
-            return _binary_cuda(f"{kernel}_{_suffix(op_type, a)}", a, b, a.shape, b_view, c_shape,
+            return _binary_cuda(f"{kernel}_{_suffix(a)}", a, b, a.shape, b_view, c_shape,
                                 np.bool_, source=CU)
         return run
 
 
-for _type, _kernel, _kinds in (("EQ", "eq", None), ("LT", "lt", None), ("GT", "gt", None),
-                               ("LE", "le", None), ("GE", "ge", None), ("And", "and", "b"),
-                               ("Or", "or", "b")):
-    _register_binary_cuda(_type, _kernel, _kinds)
+for _type, _kernel, _allowed in (("EQ", "eq", None), ("LT", "lt", None), ("GT", "gt", None),
+                                 ("LE", "le", None), ("GE", "ge", None), ("And", "and", BOOL),
+                                 ("Or", "or", BOOL)):
+    _register_binary_cuda(_type, _kernel, _allowed)
 
 
 @register_cuda("Pow", specialize=True)
@@ -350,15 +316,15 @@ def pow_cuda(*, exponent, broadcast, axis, axis_str, order):
     shapes = _pow_layout(broadcast, axis, axis_str, order)
 
     def run(x, e=None):
-        _pow_exponent_given(exponent, e)
+        check_pow_exponent(exponent is not None, e is not None)
         if e is None:
-            _float("Pow", x)
+            _require(x, FLOAT)
             (x,) = cuda.float32_inputs("Pow", x)
             y = cuda.empty_like(x)
             cuda.launch(CU, "pow_scalar", y.size, x, y, np.float32(exponent), np.int64(y.size))
             return y
-        e_view, y_shape = shapes(tuple(x.shape), tuple(e.shape))
-        _check_operands("Pow", POW_NAMES, "f", x, e)
+        e_view, y_shape = shapes(x.shape, e.shape)
+        _check_operands(POW_NAMES, FLOAT, x, e)
         x, e = cuda.float32_inputs("Pow", x, e)
         kernel = "pow_one_exponent" if e.size == 1 else "pow"  # NumPy's sqrt for a lone 0.5
         return _binary_cuda(kernel, x, e, x.shape, e_view, y_shape, source=CU)
@@ -367,7 +333,7 @@ def pow_cuda(*, exponent, broadcast, axis, axis_str, order):
 
 @register_cuda("Not")
 def not_cuda(x):
-    _require("Not", "X", x, "b", "bool")
+    _require(x, BOOL)
     x = cuda.as_gpu(x)
     y = cuda.empty_like(x)
     cuda.launch(CU, "not_b8", y.size, x, y, np.int64(y.size))
@@ -376,8 +342,8 @@ def not_cuda(x):
 
 @register_cuda("Where")
 def where_cuda(c, x, y, *, broadcast_on_rows):
-    _check_where(c, x, y, broadcast_on_rows)
-    kernel = f"where_{_suffix('Where', x)}"
+    check_where(_info(c), _info(x), _info(y), broadcast_on_rows)
+    kernel = f"where_{_suffix(x)}"
     c, x, y = cuda.as_gpu(c), cuda.as_gpu(x), cuda.as_gpu(y)
     z = cuda.empty_like(x)
     inner = z.size // x.shape[0] if broadcast_on_rows and z.size else 1  # C picks whole rows

@@ -4,6 +4,7 @@ input_as_shape=1 its values) followed by `extra_shape`, as `fill_shape` does.
 Random fillers draw from the op's `rng` (a NumPy Generator seeded from the
 op's device_option.random_seed when it has one), so seeded nets repeat
 exactly. String tensors are object arrays of bytes, as Caffe2 keeps them.
+Shape, arg and dtype checks are schema.inference.fill's, shared with the rules.
 """
 from __future__ import annotations
 
@@ -13,36 +14,27 @@ import numpy as np
 
 from pycaffe2.operators import _cuda as cuda
 from pycaffe2.operators.registry import CPU_KERNELS, register_cpu, register_cuda
-from pycaffe2.schema.args import DTYPE_BY_NUMBER
-from pycaffe2.schema.inference.fill import GIVEN_TENSOR_DTYPES, GIVEN_TENSOR_TYPES, NUMPY_NAMES
+from pycaffe2.schema.inference.fill import (
+    GIVEN_TENSOR_TYPES,
+    check_bound_input,
+    check_bounds,
+    check_fan_rank,
+    check_std,
+    check_value_count,
+    constant_dtype,
+    fill_shape,
+    given_dtype,
+)
 
 
-def fill_shape(op_type: str, inputs: tuple, shape, extra_shape, input_as_shape) -> tuple[int, ...]:
-    """The output shape from the shape args and the optional input."""
-    extra = tuple(extra_shape or ())
+def _fill_shape(inputs: tuple, shape, extra_shape, input_as_shape) -> tuple[int, ...]:
+    """The output shape from the shape args and the optional input (read on the host)."""
     if not inputs:
-        if extra:
-            raise ValueError(f"{op_type}: extra_shape {list(extra)} needs an input to extend")
-        if input_as_shape:
-            raise ValueError(f"{op_type}: input_as_shape=1 needs an input holding the shape")
-        return _checked(op_type, tuple(shape or ()))
-    if shape:
-        raise ValueError(f"{op_type}: give the shape {list(shape)} or an input, not both")
+        return fill_shape(shape, extra_shape, input_as_shape, False)
     source = inputs[0]
-    if not input_as_shape:
-        return np.shape(source) + _checked(op_type, extra)
-    if not isinstance(source, np.ndarray) or source.ndim != 1 or source.dtype != np.int64:
-        described = (f"{list(source.shape)} {source.dtype}" if isinstance(source, np.ndarray)
-                     else type(source).__name__)
-        raise ValueError(f"{op_type}: with input_as_shape=1 the input must be a 1-D int64 "
-                         f"tensor, got {described}")
-    return _checked(op_type, tuple(int(d) for d in source) + extra)
-
-
-def _checked(op_type: str, shape: tuple) -> tuple:
-    if any(d < 0 for d in shape):
-        raise ValueError(f"{op_type}: shape {list(shape)} has a negative dim")
-    return shape
+    dtype = source.dtype.name if hasattr(source, "dtype") else type(source).__name__
+    return fill_shape(shape, extra_shape, input_as_shape, True, np.shape(source), dtype,
+                      source if input_as_shape else None)
 
 
 def _as_bytes(value) -> bytes:
@@ -57,30 +49,18 @@ def _strings(values, shape) -> np.ndarray:
 
 @register_cpu("ConstantFill")
 def constant_fill(*inputs, shape, extra_shape, input_as_shape, value, dtype):
-    out_shape = fill_shape("ConstantFill", inputs, shape, extra_shape, input_as_shape)
-    if dtype is None:  # Caffe2 infers it from the value's type: float -> FLOAT, int -> INT64
-        if isinstance(value, (str, bytes)):
-            raise ValueError("ConstantFill: a string value needs dtype=STRING")
-        dtype_name = "int64" if isinstance(value, int) else "float32"
-    else:
-        dtype_name = NUMPY_NAMES.get(DTYPE_BY_NUMBER.get(dtype, ""))
-        if dtype_name is None:
-            raise ValueError(f"ConstantFill: dtype {DTYPE_BY_NUMBER.get(dtype, dtype)} cannot be filled")
+    out_shape = _fill_shape(inputs, shape, extra_shape, input_as_shape)
+    dtype_name = constant_dtype(value, dtype)
     if dtype_name == "object":
         text = value if isinstance(value, (str, bytes)) else b""
         return _strings([text] * math.prod(out_shape), out_shape)
-    if isinstance(value, (str, bytes)):
-        raise ValueError(f"ConstantFill: string value {value!r} cannot fill a {dtype_name} tensor")
-    if isinstance(value, float) and np.dtype(dtype_name).kind in "biu" and not value.is_integer():
-        raise ValueError(f"ConstantFill: value {value} is not a whole number, as {dtype_name} needs")
     return np.full(out_shape, value, dtype=dtype_name)
 
 
 @register_cpu("GaussianFill")
 def gaussian_fill(*inputs, shape, extra_shape, input_as_shape, mean, std, rng):
-    out_shape = fill_shape("GaussianFill", inputs, shape, extra_shape, input_as_shape)
-    if std < 0:
-        raise ValueError(f"GaussianFill: std must not be negative, got {std}")
+    out_shape = _fill_shape(inputs, shape, extra_shape, input_as_shape)
+    check_std(std)
     return _gaussian(rng, out_shape, mean, std)
 
 
@@ -98,60 +78,68 @@ def _uniform(rng, shape, low, high) -> np.ndarray:
     return out
 
 
+def uniform_bounds(inputs: tuple, low: float, high: float) -> tuple:
+    """(min, max) from the args, or from the one-element inputs 1 and 2 (on the host)."""
+    if len(inputs) < 3:
+        check_bounds(low, high)
+        return low, high
+    for name, bound in (("min", inputs[1]), ("max", inputs[2])):
+        check_bound_input(name, np.shape(bound))
+    return float(np.ravel(inputs[1])[0]), float(np.ravel(inputs[2])[0])
+
+
 @register_cpu("UniformFill")
 def uniform_fill(*inputs, shape, extra_shape, input_as_shape, min, max, rng):
-    out_shape = fill_shape("UniformFill", inputs[:1], shape, extra_shape, input_as_shape)
-    if len(inputs) == 3:
-        for name, bound in (("min", inputs[1]), ("max", inputs[2])):
-            if np.size(bound) != 1:
-                raise ValueError(f"UniformFill: input {name} must hold one element, "
-                                 f"got {list(np.shape(bound))}")
-        low, high = float(np.ravel(inputs[1])[0]), float(np.ravel(inputs[2])[0])
-        if low > high:  # Caffe2 gives an empty batch (dim 0 is 0) for crossed input bounds
-            return np.zeros((0,) + out_shape[1:], dtype=np.float32)
-    else:
-        low, high = min, max
-        if low > high:
-            raise ValueError(f"UniformFill: min {low} is above max {high}")
+    out_shape = _fill_shape(inputs[:1], shape, extra_shape, input_as_shape)
+    low, high = uniform_bounds(inputs, min, max)
+    if low > high:  # Caffe2 gives an empty batch (dim 0 is 0) for crossed input bounds
+        return np.zeros((0,) + out_shape[1:], dtype=np.float32)
     return _uniform(rng, out_shape, low, high)
+
+
+def xavier_scale(shape: tuple) -> float | None:
+    """XavierFill's bound sqrt(3 / fan_in); None for an empty shape (nothing to draw)."""
+    check_fan_rank("XavierFill", shape)
+    size = math.prod(shape)
+    return math.sqrt(3.0 / (size // shape[0])) if size else None  # Caffe2 divides as integers
+
+
+def msra_std(shape: tuple) -> float | None:
+    """MSRAFill's std sqrt(2 / fan_out); None for an empty shape."""
+    check_fan_rank("MSRAFill", shape)
+    size = math.prod(shape)
+    return math.sqrt(2.0 / (size // shape[1])) if size else None
 
 
 @register_cpu("XavierFill")
 def xavier_fill(*inputs, shape, extra_shape, input_as_shape, rng):
-    out_shape = fill_shape("XavierFill", inputs, shape, extra_shape, input_as_shape)
-    if len(out_shape) < 1:
-        raise ValueError("XavierFill: needs a shape of at least 1 dim (fan_in = size / dim 0)")
-    size = math.prod(out_shape)
-    if size == 0:
+    out_shape = _fill_shape(inputs, shape, extra_shape, input_as_shape)
+    scale = xavier_scale(out_shape)
+    if scale is None:
         return np.zeros(out_shape, dtype=np.float32)
-    scale = math.sqrt(3.0 / (size // out_shape[0]))  # Caffe2 divides as integers
     return _uniform(rng, out_shape, -scale, scale)
 
 
 @register_cpu("MSRAFill")
 def msra_fill(*inputs, shape, extra_shape, input_as_shape, rng):
-    out_shape = fill_shape("MSRAFill", inputs, shape, extra_shape, input_as_shape)
-    if len(out_shape) < 2:
-        raise ValueError(f"MSRAFill: needs a shape of at least 2 dims (fan_out = size / dim 1), "
-                         f"got {list(out_shape)}")
-    size = math.prod(out_shape)
-    if size == 0:
+    out_shape = _fill_shape(inputs, shape, extra_shape, input_as_shape)
+    std = msra_std(out_shape)
+    if std is None:
         return np.zeros(out_shape, dtype=np.float32)
-    return _gaussian(rng, out_shape, 0.0, math.sqrt(2.0 / (size // out_shape[1])))
+    return _gaussian(rng, out_shape, 0.0, std)
 
 
 @register_cpu("RangeFill")
 def range_fill(*inputs, shape, extra_shape, input_as_shape):
-    out_shape = fill_shape("RangeFill", inputs, shape, extra_shape, input_as_shape)
+    out_shape = _fill_shape(inputs, shape, extra_shape, input_as_shape)
     return np.arange(math.prod(out_shape), dtype=np.float32).reshape(out_shape)
 
 
-def _given(op_type, inputs, shape, extra_shape, input_as_shape, values, dtype_name) -> np.ndarray:
-    out_shape = fill_shape(op_type, inputs, shape, extra_shape, input_as_shape)
+def _given(op_type, inputs, shape, extra_shape, input_as_shape, values, dtype=None) -> np.ndarray:
+    out_shape = _fill_shape(inputs, shape, extra_shape, input_as_shape)
     values = values or []
-    if len(values) != math.prod(out_shape):
-        raise ValueError(f"{op_type}: {len(values)} values cannot fill shape {list(out_shape)} "
-                         f"({math.prod(out_shape)} elements)")
+    check_value_count(len(values), out_shape)
+    dtype_name = given_dtype(op_type, dtype)
     if dtype_name == "object":
         return _strings(values, out_shape)
     return np.array(values, dtype=dtype_name).reshape(out_shape)
@@ -159,20 +147,12 @@ def _given(op_type, inputs, shape, extra_shape, input_as_shape, values, dtype_na
 
 @register_cpu("GivenTensorFill")
 def given_tensor_fill(*inputs, shape, extra_shape, input_as_shape, values, dtype):
-    dtype_name = "float32"
-    if dtype is not None:
-        name = DTYPE_BY_NUMBER.get(dtype, str(dtype))
-        if name not in GIVEN_TENSOR_DTYPES:
-            raise ValueError(f"GivenTensorFill: dtype {name} is not one of {', '.join(GIVEN_TENSOR_DTYPES)}")
-        dtype_name = NUMPY_NAMES[name]
-    return _given("GivenTensorFill", inputs, shape, extra_shape, input_as_shape, values, dtype_name)
+    return _given("GivenTensorFill", inputs, shape, extra_shape, input_as_shape, values, dtype)
 
 
 def _register_given_variant(op_type: str) -> None:
-    dtype_name = GIVEN_TENSOR_TYPES[op_type]
-
     def given_variant(*inputs, shape, extra_shape, input_as_shape, values):
-        return _given(op_type, inputs, shape, extra_shape, input_as_shape, values, dtype_name)
+        return _given(op_type, inputs, shape, extra_shape, input_as_shape, values)
 
     register_cpu(op_type)(given_variant)
 
@@ -213,14 +193,12 @@ def _gaussian_cuda(rng, shape, mean, std):
 
 @register_cuda("ConstantFill")
 def constant_fill_cuda(*inputs, shape, extra_shape, input_as_shape, value, dtype):
-    host = _host_inputs(inputs, input_as_shape)
-    out_shape = fill_shape("ConstantFill", host, shape, extra_shape, input_as_shape)
-    # The CPU kernel checks value and dtype and gives the dtype, on a 0-d probe.
-    probe = constant_fill(shape=[], extra_shape=None, input_as_shape=0, value=value, dtype=dtype)
-    if probe.dtype == np.float32:
-        return _filled("constant_fill", out_shape, probe[()])
+    out_shape = _fill_shape(_host_inputs(inputs, input_as_shape), shape, extra_shape, input_as_shape)
+    dtype_name = constant_dtype(value, dtype)
+    if dtype_name == "float32":
+        return _filled("constant_fill", out_shape, np.float32(value))
     # integer counters and masks: filled on the host, copied over
-    return _uploaded("ConstantFill", np.full(out_shape, probe[()], dtype=probe.dtype))
+    return _uploaded(np.full(out_shape, value, dtype=dtype_name))
 
 
 def _storable(dtype: np.dtype) -> bool:
@@ -229,10 +207,10 @@ def _storable(dtype: np.dtype) -> bool:
     return dtype == np.float32 or dtype.kind in "biu"
 
 
-def _uploaded(op_type: str, array: np.ndarray):
+def _uploaded(array: np.ndarray):
     """A fill made on the host (the CPU kernel's result), copied to the GPU."""
     if not _storable(array.dtype):
-        raise ValueError(f"{op_type}: a CUDA blob cannot hold {array.dtype} (float32, integer and bool "
+        raise ValueError(f"a CUDA blob cannot hold {array.dtype} (float32, integer and bool "
                          "types only); run this fill on the CPU")
     return cuda.copy_to_gpu(array)
 
@@ -240,61 +218,37 @@ def _uploaded(op_type: str, array: np.ndarray):
 @register_cuda("UniformFill")
 def uniform_fill_cuda(*inputs, shape, extra_shape, input_as_shape, min, max, rng):
     host = _host_inputs(inputs, input_as_shape)
-    out_shape = fill_shape("UniformFill", host[:1], shape, extra_shape, input_as_shape)
-    if len(host) == 3:
-        for name, bound in (("min", host[1]), ("max", host[2])):
-            if np.size(bound) != 1:
-                raise ValueError(f"UniformFill: input {name} must hold one element, "
-                                 f"got {list(np.shape(bound))}")
-        low, high = float(np.ravel(host[1])[0]), float(np.ravel(host[2])[0])
-        if low > high:  # as on the CPU: an empty batch for crossed input bounds
-            return cuda.empty((0,) + out_shape[1:])
-    else:
-        low, high = min, max
-        if low > high:
-            raise ValueError(f"UniformFill: min {low} is above max {high}")
+    out_shape = _fill_shape(host[:1], shape, extra_shape, input_as_shape)
+    low, high = uniform_bounds(host, min, max)
+    if low > high:  # as on the CPU: an empty batch for crossed input bounds
+        return cuda.empty((0,) + out_shape[1:])
     return _uniform_cuda(rng, out_shape, low, high)
 
 
 @register_cuda("GaussianFill")
 def gaussian_fill_cuda(*inputs, shape, extra_shape, input_as_shape, mean, std, rng):
-    out_shape = fill_shape("GaussianFill", _host_inputs(inputs, input_as_shape), shape, extra_shape,
-                           input_as_shape)
-    if std < 0:
-        raise ValueError(f"GaussianFill: std must not be negative, got {std}")
+    out_shape = _fill_shape(_host_inputs(inputs, input_as_shape), shape, extra_shape, input_as_shape)
+    check_std(std)
     return _gaussian_cuda(rng, out_shape, mean, std)
 
 
 @register_cuda("XavierFill")
 def xavier_fill_cuda(*inputs, shape, extra_shape, input_as_shape, rng):
-    out_shape = fill_shape("XavierFill", _host_inputs(inputs, input_as_shape), shape, extra_shape,
-                           input_as_shape)
-    if len(out_shape) < 1:
-        raise ValueError("XavierFill: needs a shape of at least 1 dim (fan_in = size / dim 0)")
-    size = math.prod(out_shape)
-    if size == 0:
-        return cuda.empty(out_shape)
-    scale = math.sqrt(3.0 / (size // out_shape[0]))  # Caffe2 divides as integers
-    return _uniform_cuda(rng, out_shape, -scale, scale)
+    out_shape = _fill_shape(_host_inputs(inputs, input_as_shape), shape, extra_shape, input_as_shape)
+    scale = xavier_scale(out_shape)
+    return cuda.empty(out_shape) if scale is None else _uniform_cuda(rng, out_shape, -scale, scale)
 
 
 @register_cuda("MSRAFill")
 def msra_fill_cuda(*inputs, shape, extra_shape, input_as_shape, rng):
-    out_shape = fill_shape("MSRAFill", _host_inputs(inputs, input_as_shape), shape, extra_shape,
-                           input_as_shape)
-    if len(out_shape) < 2:
-        raise ValueError(f"MSRAFill: needs a shape of at least 2 dims (fan_out = size / dim 1), "
-                         f"got {list(out_shape)}")
-    size = math.prod(out_shape)
-    if size == 0:
-        return cuda.empty(out_shape)
-    return _gaussian_cuda(rng, out_shape, 0.0, math.sqrt(2.0 / (size // out_shape[1])))
+    out_shape = _fill_shape(_host_inputs(inputs, input_as_shape), shape, extra_shape, input_as_shape)
+    std = msra_std(out_shape)
+    return cuda.empty(out_shape) if std is None else _gaussian_cuda(rng, out_shape, 0.0, std)
 
 
 @register_cuda("RangeFill")
 def range_fill_cuda(*inputs, shape, extra_shape, input_as_shape):
-    out_shape = fill_shape("RangeFill", _host_inputs(inputs, input_as_shape), shape, extra_shape,
-                           input_as_shape)
+    out_shape = _fill_shape(_host_inputs(inputs, input_as_shape), shape, extra_shape, input_as_shape)
     return _filled("range_fill", out_shape)
 
 
@@ -305,7 +259,7 @@ def range_fill_cuda(*inputs, shape, extra_shape, input_as_shape):
 def given_tensor_fill_cuda(*inputs, shape, extra_shape, input_as_shape, values, dtype):
     host = given_tensor_fill(*_host_inputs(inputs, input_as_shape), shape=shape, extra_shape=extra_shape,
                              input_as_shape=input_as_shape, values=values, dtype=dtype)
-    return _uploaded("GivenTensorFill", host)
+    return _uploaded(host)
 
 
 def _register_given_variant_cuda(op_type: str) -> None:
@@ -314,7 +268,7 @@ def _register_given_variant_cuda(op_type: str) -> None:
     def given_variant_cuda(*inputs, shape, extra_shape, input_as_shape, values):
         host = on_host(*_host_inputs(inputs, input_as_shape), shape=shape, extra_shape=extra_shape,
                        input_as_shape=input_as_shape, values=values)
-        return _uploaded(op_type, host)
+        return _uploaded(host)
 
     register_cuda(op_type)(given_variant_cuda)
 

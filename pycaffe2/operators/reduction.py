@@ -15,13 +15,8 @@ import math
 import numpy as np
 
 from pycaffe2.operators import _cuda as cuda
-from pycaffe2.operators.arithmetic import (
-    _collapse,
-    _device_ints,
-    _reduce_cuda,
-    _reduction_layout,
-    _strides_over,
-)
+from pycaffe2.operators._strided import _collapse, _device_ints, _reduction_layout, _strides_over
+from pycaffe2.operators.arithmetic import _reduce_cuda
 from pycaffe2.operators.registry import gradient_op, register_cpu, register_cuda
 from pycaffe2.schema.inference.reduction import (
     arg_max_axis,

@@ -17,7 +17,7 @@ import math
 import numpy as np
 
 from pycaffe2.operators import _cuda as cuda
-from pycaffe2.operators.arithmetic import _collapse, _device_ints
+from pycaffe2.operators._strided import _collapse, _device_ints
 from pycaffe2.operators.registry import (
     GradientError,
     gradient_op,

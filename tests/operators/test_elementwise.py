@@ -1,5 +1,7 @@
-"""Elementwise family: each op against a NumPy reference, gradient ops against
-numeric differentiation of their forward ops, dtypes, broadcasting and errors."""
+"""Elementwise family: each op against a NumPy reference (on the CPU, and on CUDA where a
+row takes `device`), gradient ops against numeric differentiation of their forward ops,
+dtypes, broadcasting and errors (on both devices), the shape inference rules against
+NumPy's shapes, and the CUDA kernels (elementwise.cu) against their CPU twins."""
 import numpy as np
 import pytest
 from hypothesis import given, settings
@@ -10,7 +12,13 @@ from pycaffe2.executor import NetError, OpFailure, Workspace
 from pycaffe2.gradient import GetBackwardPass, GetGradientForOp
 from pycaffe2.gradient import GradientError
 from pycaffe2.gradient_checker import check_op_gradient
-from pycaffe2.testing import check_gradient_op, check_reference, make_op, run_op
+from pycaffe2.schema import all_schemas
+from pycaffe2.schema.bind import ShapeError, TensorInfo
+from pycaffe2.testing import CUDA, check_devices, check_gradient_op, check_reference, make_op, run_op
+from tests.operators import DEVICES
+from tests.schema import infer
+
+RNG = np.random.default_rng(0)
 
 FLOAT32_MAX = float(np.finfo(np.float32).max)
 
@@ -71,9 +79,10 @@ def test_negative_takes_integers(dtype):
 
 @pytest.mark.parametrize("op_type, args", [("Exp", {}), ("Sqr", {}), ("Scale", {"scale": 2.0}),
                                            ("Clip", {}), ("Pow", {"exponent": 2.0})])
-def test_float_ops_reject_integers(op_type, args):
-    with pytest.raises((OpFailure, NetError), match=f"{op_type}: X is int32 \\[3\\], must be a float"):
-        run_op(op_type, [np.arange(3, dtype=np.int32)], args)
+@pytest.mark.parametrize("device", DEVICES)
+def test_float_ops_reject_integers(op_type, args, device):
+    with pytest.raises(OpFailure, match=rf"\({op_type}\) failed: X is int32 \[3\], must be a float tensor"):
+        check_reference(op_type, [np.arange(3, dtype=np.int32)], None, args, device=device)
 
 
 def test_clip_defaults_are_the_float32_range():
@@ -126,10 +135,11 @@ def test_clip_gradient_is_numeric(args):
 
 
 @pytest.mark.parametrize("op_type, inputs", [("AbsGradient", ["X", "dY"]), ("ClipGradient", ["Y", "dY"])])
-def test_gradient_shape_mismatch(op_type, inputs):
-    pattern = f"{inputs[0]} is \\[2, 3\\] but {inputs[1]} is \\[3\\]"
+@pytest.mark.parametrize("device", DEVICES)
+def test_gradient_shape_mismatch(op_type, inputs, device):
+    pattern = f"{inputs[0]} is \\[2, 3\\] but {inputs[1]} is \\[3\\]: the shapes must match"
     with pytest.raises((OpFailure, NetError), match=pattern):
-        run_op(op_type, [np.ones((2, 3), np.float32), np.ones(3, np.float32)])
+        check_reference(op_type, [np.ones((2, 3), np.float32), np.ones(3, np.float32)], None, device=device)
 
 
 # --- Pow with an exponent tensor ------------------------------------------------------------
@@ -173,9 +183,10 @@ def test_pow_exponent_tensor(x_shape, e_shape, args, axis, dtype):
     ([(2, 3), (2,)], {"broadcast": 1}, r"exponent's dim 0 \(2\) must equal X's dim 1 \(3\)"),
     ([(2, 3), (3, 2)], {"broadcast": 1, "axis": 0}, r"exponent's dim 0 \(3\) must equal X's dim 0"),
 ])
-def test_pow_errors(inputs, args, pattern):
+@pytest.mark.parametrize("device", DEVICES)
+def test_pow_errors(inputs, args, pattern, device):
     with pytest.raises((OpFailure, NetError), match=pattern):
-        run_op("Pow", [np.ones(s, np.float32) for s in inputs], args)
+        check_reference("Pow", [np.ones(s, np.float32) for s in inputs], None, args, device=device)
 
 
 def test_pow_exponent_of_another_type():
@@ -249,20 +260,23 @@ def test_not(x):
 
 
 @pytest.mark.parametrize("op_type", ["Not", "And", "Or"])
-def test_logic_ops_need_bool(op_type):
+@pytest.mark.parametrize("device", DEVICES)
+def test_logic_ops_need_bool(op_type, device):
     inputs = [np.ones(3, np.float32)] * (1 if op_type == "Not" else 2)
     name = "X" if op_type == "Not" else "A"
-    with pytest.raises((OpFailure, NetError), match=f"{op_type}: {name} is float32 \\[3\\], must be bool"):
-        run_op(op_type, inputs)
+    with pytest.raises(OpFailure, match=rf"\({op_type}\) failed: {name} is float32 \[3\], must be bool"):
+        check_reference(op_type, inputs, None, device=device)
 
 
 @pytest.mark.parametrize("op_type", ["EQ", "And"])
-def test_binary_shape_errors(op_type):
+@pytest.mark.parametrize("device", DEVICES)
+def test_binary_shape_errors(op_type, device):
     dtype = np.bool_ if op_type == "And" else np.float32
     with pytest.raises((OpFailure, NetError), match=r"A is \[2, 3\] and B is \[4\]: dims 3 and 4 do not"):
-        run_op(op_type, [np.ones((2, 3), dtype), np.ones(4, dtype)])
+        check_reference(op_type, [np.ones((2, 3), dtype), np.ones(4, dtype)], None, device=device)
     with pytest.raises((OpFailure, NetError), match=r"B's dim 0 \(2\) must equal A's dim 1 \(3\)"):
-        run_op(op_type, [np.ones((2, 3), dtype), np.ones(2, dtype)], {"broadcast": 1})
+        check_reference(op_type, [np.ones((2, 3), dtype), np.ones(2, dtype)], None, {"broadcast": 1},
+                        device=device)
 
 
 def test_comparison_type_mismatch_and_bad_axis_str():
@@ -304,12 +318,13 @@ def test_where_on_strings():
     ((3,), (2, 3), (2, 3), {}, r"C is \[3\] but X and Y are \[2, 3\]"),
     ((3,), (2, 3), (2, 3), {"broadcast_on_rows": 1}, r"one entry per row of X and Y \(\[2, 3\]\), got \[3\]"),
 ])
-def test_where_errors(c, x, y, args, pattern):
+@pytest.mark.parametrize("device", DEVICES)
+def test_where_errors(c, x, y, args, pattern, device):
     inputs = [np.ones(c, bool), np.ones(x, np.float32), np.ones(y, np.float32)]
     with pytest.raises((OpFailure, NetError), match=pattern):
-        run_op("Where", inputs, args)
+        check_reference("Where", inputs, None, args, device=device)
     with pytest.raises((OpFailure, NetError), match="C is float32 \\[2\\], must be bool"):
-        run_op("Where", [np.ones(2, np.float32)] * 3)
+        check_reference("Where", [np.ones(2, np.float32)] * 3, None, device=device)
 
 
 # --- gradient makers ------------------------------------------------------------------------
@@ -405,3 +420,367 @@ def test_pow_exponent_tensor_gradient_keeps_float32():
     assert dx.dtype == de.dtype == np.float32
     np.testing.assert_allclose(dx, e_view * x ** (e_view - 1) * dy, rtol=1e-4)
     np.testing.assert_allclose(de, (np.log(x) * y * dy).sum(axis=(0, 2)), rtol=1e-4)
+
+
+# --- shape inference ---------------------------------------------------------------------------
+
+def test_every_op_of_the_family_has_a_rule():
+    family = [name for name, schema in all_schemas().items()
+              if schema.family in ("elementwise", "arithmetic")]
+    assert len({all_schemas()[name].type for name in family}) == 36
+    assert all_schemas()["Neg"] is all_schemas()["Negative"]
+    assert [name for name in family if all_schemas()[name].inference == "none"] == []
+
+
+@pytest.mark.parametrize("op_type", ["Exp", "Log", "Sqrt", "Abs", "Sqr", "Clip", "Scale"])
+def test_float_unary_ops(op_type):
+    assert infer(op_type, [(2, 3)]) == [TensorInfo((2, 3))]
+    assert infer(op_type, [None]) == [None]
+    with pytest.raises(ShapeError, match="int32"):
+        infer(op_type, [(2, 3)], dtype="int32")
+
+
+@pytest.mark.parametrize("op_type", ["Negative", "Neg"])
+def test_numeric_unary_ops(op_type):
+    assert infer(op_type, [(4,)], dtype="int64") == [TensorInfo((4,), "int64")]
+
+
+@pytest.mark.parametrize("op_type", ["AbsGradient", "ClipGradient"])
+def test_unary_gradients(op_type):
+    assert infer(op_type, [(2, 5), (2, 5)]) == [TensorInfo((2, 5))]
+
+
+def test_pow_with_exponent_arg():
+    (out,) = infer("Pow", [(2, 3)], exponent=2.0)
+    assert out == TensorInfo(np.power(np.zeros((2, 3), np.float32), 2.0).shape)
+    with pytest.raises(ShapeError, match="int32"):
+        infer("Pow", [(2, 3)], dtype="int32", exponent=2.0)
+
+
+@pytest.mark.parametrize("x, e, args", [((2, 3), (2, 3), {}), ((2, 3, 4), (4,), {"broadcast": 1}),
+                                         ((2, 3, 4), (3, 1), {"broadcast": 1, "axis": 1}),
+                                         ((2, 3), (1,), {"broadcast": 1})])
+def test_pow_with_exponent_tensor(x, e, args):
+    (out,) = infer("Pow", [x, e], **args)
+    assert out == TensorInfo(x)
+    assert infer("Pow", [None, e]) == [TensorInfo(e)]
+
+
+def test_infer_pow_errors():
+    with pytest.raises(ShapeError, match="got neither"):
+        infer("Pow", [(2, 3)])
+    with pytest.raises(ShapeError, match="got both"):
+        infer("Pow", [(2, 3), (3,)], exponent=2.0)
+    with pytest.raises(ShapeError, match=r"X is \[2, 3\] and exponent is \[4\]"):
+        infer("Pow", [(2, 3), (4,)])
+    # Caffe2's Pow has no NumPy-style broadcasting: shapes that broadcast still differ.
+    with pytest.raises(ShapeError, match=r"without broadcast=1 the shapes must be equal"):
+        infer("Pow", [(2, 3), (3,)])
+    with pytest.raises(ShapeError, match=r"exponent's dim 0 \(2\) must equal X's dim 1 \(3\)"):
+        infer("Pow", [(2, 3), (2,)], broadcast=1)
+    assert infer("Pow", [(2, 3), (2,)], broadcast=1, axis=0) == [TensorInfo((2, 3))]
+
+
+def test_infer_not():
+    assert infer("Not", [(3, 2)], dtype="bool") == [TensorInfo((3, 2), "bool")]
+    assert infer("Not", [None]) == [None]
+    with pytest.raises(ShapeError, match=r"X is float32 \[3, 2\], must be bool"):
+        infer("Not", [(3, 2)])
+
+
+@pytest.mark.parametrize("op_type, reference", LOGICAL, ids=[c[0] for c in LOGICAL])
+@pytest.mark.parametrize("a, b", [((2, 3), (2, 3)), ((2, 3), (3,)), ((4, 1), (1, 5))])
+def test_logical_ops_broadcast(op_type, reference, a, b):
+    expected = reference(np.zeros(a, bool), np.zeros(b, bool))
+    assert infer(op_type, [a, b], dtype="bool") == [TensorInfo(expected.shape, expected.dtype.name)]
+
+
+@pytest.mark.parametrize("op_type", ["And", "Or"])
+def test_logical_ops_errors(op_type):
+    with pytest.raises(ShapeError, match=r"B is int32 \[2\], must be bool"):
+        infer(op_type, [TensorInfo((2,), "bool"), TensorInfo((2,), "int32")])
+    with pytest.raises(ShapeError, match="do not broadcast"):
+        infer(op_type, [(2, 3), (2,)], dtype="bool")
+    assert infer(op_type, [(2, 3), (2,)], dtype="bool", broadcast=1, axis=0) == [
+        TensorInfo((2, 3), "bool")]
+
+
+@pytest.mark.parametrize("op_type, reference", COMPARISONS, ids=[c[0] for c in COMPARISONS])
+@pytest.mark.parametrize("a, b", [((2, 3), (2, 3)), ((5, 1, 3), (4, 1)), ((), (2,))])
+def test_comparisons_give_bool(op_type, reference, a, b):
+    expected = reference(np.zeros(a, np.int64), np.zeros(b, np.int64))
+    (out,) = infer(op_type, [a, b], dtype="int64")
+    assert out == TensorInfo(np.shape(expected), np.asarray(expected).dtype.name)
+
+
+@pytest.mark.parametrize("op_type", [name for name, _ in COMPARISONS])
+def test_comparison_errors(op_type):
+    with pytest.raises(ShapeError, match="do not broadcast"):
+        infer(op_type, [(2, 3), (4,)])
+    with pytest.raises(ShapeError, match="A is float32 but B is int64"):
+        infer(op_type, [TensorInfo((2,)), TensorInfo((2,), "int64")])
+    with pytest.raises(ShapeError, match="must equal A's dim"):
+        infer(op_type, [(2, 3), (2,)], broadcast=1)
+    assert infer(op_type, [(2, 3), None]) == [None]
+
+
+def test_infer_where():
+    c, x = TensorInfo((2, 3), "bool"), TensorInfo((2, 3), "int32")
+    expected = np.where(np.zeros(c.shape, bool), np.zeros(x.shape, np.int32),
+                        np.zeros(x.shape, np.int32))
+    assert infer("Where", [c, x, x]) == [TensorInfo(expected.shape, expected.dtype.name)]
+    assert infer("Where", [None, None, x]) == [x]
+    assert infer("Where", [c, None, None]) == [None]
+
+
+def test_infer_where_on_rows():
+    c, x = TensorInfo((4,), "bool"), TensorInfo((4, 5))
+    expected = np.where(np.zeros(4, bool)[:, None], np.zeros(x.shape), np.zeros(x.shape))
+    assert infer("Where", [c, x, x], broadcast_on_rows=1) == [TensorInfo(expected.shape)]
+    with pytest.raises(ShapeError, match=r"1-D with one entry per row of X and Y \(\[4, 5\]\)"):
+        infer("Where", [TensorInfo((5,), "bool"), x, x], broadcast_on_rows=1)
+    with pytest.raises(ShapeError, match="C is \\[4\\] but X and Y are \\[4, 5\\]"):
+        infer("Where", [c, x, x])
+
+
+def test_infer_where_errors():
+    c = TensorInfo((2, 3), "bool")
+    with pytest.raises(ShapeError, match=r"X is \[2, 3\] float32 but Y is \[2, 3\] float64"):
+        infer("Where", [c, TensorInfo((2, 3)), TensorInfo((2, 3), "float64")])
+    with pytest.raises(ShapeError, match=r"C is float32 \[2, 3\], must be bool"):
+        infer("Where", [(2, 3), (2, 3), (2, 3)])
+
+
+# --- CUDA against the CPU twin (gpu) ------------------------------------------------------------
+
+SHAPES = [(1,), (7,), (3, 5, 4), (2, 3, 7, 11), (1 << 20,), (1000, 1025)]
+CLIP = {"min": -0.5, "max": 0.7}
+
+
+def normal(shape):
+    return RNG.standard_normal(shape).astype(np.float32)
+
+
+def positive_values(shape):
+    return RNG.uniform(0.01, 10, shape).astype(np.float32)
+
+
+def away_from_zero(shape):
+    x = normal(shape)
+    return np.where(np.abs(x) < 1e-3, 0.5, x).astype(np.float32)
+
+
+def clip_gradient_inputs(shape):
+    y = run_op("Clip", [normal(shape)], CLIP)[0]  # many entries sit exactly on a bound
+    return [y, normal(shape)]
+
+
+# op type -> (inputs for a shape, args)
+CASES = {
+    "Exp": (lambda s: [normal(s) * 3], {}),
+    "Log": (lambda s: [positive_values(s)], {}),
+    "Sqrt": (lambda s: [positive_values(s)], {}),
+    "Abs": (lambda s: [normal(s)], {}),
+    "AbsGradient": (lambda s: [away_from_zero(s), normal(s)], {}),
+    "Negative": (lambda s: [normal(s)], {}),
+    "Neg": (lambda s: [normal(s)], {}),
+    "Sqr": (lambda s: [normal(s)], {}),
+    "Scale": (lambda s: [normal(s)], {"scale": -2.5}),
+    "Clip": (lambda s: [normal(s)], CLIP),
+    "ClipGradient": (clip_gradient_inputs, CLIP),
+}
+# The op types whose CUDA kernels this module checks (tests/cuda/test_devices.py gathers them).
+DEVICE_CHECKED: set[str] = set()
+DEVICE_CHECKED.update(CASES)
+
+
+@pytest.mark.gpu
+@pytest.mark.slow
+@pytest.mark.parametrize("shape", SHAPES, ids=str)
+@pytest.mark.parametrize("op_type", sorted(CASES))
+def test_cuda_kernel_matches_cpu(op_type, shape):
+    make_inputs, args = CASES[op_type]
+    check_devices(op_type, make_inputs(shape), args, atol=1e-6, rtol=2e-6)
+
+
+@pytest.mark.gpu
+@pytest.mark.slow
+@pytest.mark.parametrize("op_type", ["Clip", "AbsGradient", "Exp", "Log", "Sqrt"])
+def test_special_values_match_cpu(op_type):
+    x = np.array([np.nan, np.inf, -np.inf, 0.0, -0.0, 1e-30, -2.0, 3.0], np.float32)
+    inputs = [x, normal(x.shape)] if op_type == "AbsGradient" else [x]
+    with np.errstate(all="ignore"):
+        check_devices(op_type, inputs, CLIP if op_type == "Clip" else {})
+
+
+@pytest.mark.gpu
+@pytest.mark.slow
+def test_clip_defaults_leave_every_float_alone():
+    check_devices("Clip", [normal((5, 7)) * 1e30], {})
+
+
+@pytest.mark.gpu
+@pytest.mark.slow
+def test_integer_input_is_refused_clearly():
+    from pycaffe2.devices import cuda
+    from pycaffe2.operators import CUDA_KERNELS, load_kernels
+    load_kernels()
+    with pytest.raises(ValueError, match="Negative: the CUDA kernel takes float32, got int32"):
+        CUDA_KERNELS["Negative"].function(np.arange(4, dtype=np.int32))
+    assert cuda.unavailable_reason() is None
+
+
+# --- comparisons, logic, Pow, Not and Where: broadcast strided kernels, bool outputs ----------
+
+# (A shape, B shape, args): NumPy-style, legacy, 0-d, empty, and more elements than the
+# emulator's 64-block grid covers in one pass.
+CUDA_BINARY_SHAPES = [
+    ((3, 4), (3, 4), {}),
+    ((2, 3, 5), (5,), {}),
+    ((4, 1), (1, 5), {}),
+    ((), (2, 3), {}),
+    ((), (), {}),
+    ((0, 3), (3,), {}),
+    ((2, 3, 4), (3,), {"broadcast": 1, "axis": 1}),
+    ((2, 3, 4), (3, 4), {"broadcast": 1}),
+    ((2, 3, 4, 5), (3,), {"broadcast": 1, "axis_str": "C"}),
+    ((2, 3, 4, 5), (5,), {"broadcast": 1, "axis_str": "C", "order": "NHWC"}),
+    ((2, 3), (1, 1), {"broadcast": 1}),
+    ((300, 257), (300, 257), {}),
+    ((300, 7, 9), (7, 1), {}),
+]
+COMPARE_TYPES = ["EQ", "LT", "GT", "LE", "GE"]
+
+
+def small_values(shape, dtype):
+    """Values from a small range, so equal pairs are common (bools: random)."""
+    return (RNG.integers(-2, 3, shape) if dtype != np.bool_ else RNG.random(shape) > 0.5).astype(dtype)
+
+
+def check_bool_output(op_type, inputs, args):
+    (out,) = check_devices(op_type, inputs, args)
+    assert out.dtype == np.bool_
+
+
+@pytest.mark.gpu
+@pytest.mark.slow
+@pytest.mark.parametrize("a_shape, b_shape, args", CUDA_BINARY_SHAPES, ids=str)
+@pytest.mark.parametrize("op_type", COMPARE_TYPES)
+def test_comparisons_match_cpu(op_type, a_shape, b_shape, args):
+    a, b = small_values(a_shape, np.float32), small_values(b_shape, np.float32)
+    check_bool_output(op_type, [a, b], args)
+
+
+@pytest.mark.gpu
+@pytest.mark.slow
+@pytest.mark.parametrize("dtype", [np.int32, np.int64, np.bool_])
+@pytest.mark.parametrize("op_type", COMPARE_TYPES)
+def test_comparisons_of_other_types_match_cpu(op_type, dtype):
+    a, b = small_values((3, 5, 4), dtype), small_values((5, 1), dtype)
+    check_bool_output(op_type, [a, b], {})
+    check_bool_output(op_type, [a, b[:, 0]], {"broadcast": 1, "axis": 1})
+
+
+@pytest.mark.gpu
+@pytest.mark.slow
+@pytest.mark.parametrize("op_type", COMPARE_TYPES)
+def test_comparisons_of_special_values_match_cpu(op_type):
+    values = np.array([np.nan, np.inf, -np.inf, 0.0, -0.0, 1.0], np.float32)
+    check_bool_output(op_type, [values[:, None], values], {})  # every pair
+
+
+@pytest.mark.gpu
+@pytest.mark.slow
+@pytest.mark.parametrize("a_shape, b_shape, args", CUDA_BINARY_SHAPES, ids=str)
+@pytest.mark.parametrize("op_type", ["And", "Or"])
+def test_logic_ops_match_cpu(op_type, a_shape, b_shape, args):
+    a, b = small_values(a_shape, np.bool_), small_values(b_shape, np.bool_)
+    check_bool_output(op_type, [a, b], args)
+
+
+@pytest.mark.gpu
+@pytest.mark.slow
+@pytest.mark.parametrize("shape", [(), (0,), (7,), (3, 5, 4), (300, 257)], ids=str)
+def test_not_matches_cpu(shape):
+    check_bool_output("Not", [small_values(shape, np.bool_)], {})
+
+
+@pytest.mark.gpu
+@pytest.mark.slow
+@pytest.mark.parametrize("shape", [(), (0, 3), (7,), (3, 5, 4), (300, 257)], ids=str)
+@pytest.mark.parametrize("exponent", [2.0, -1.5, 0.0, 0.5, 3.0])
+def test_pow_with_the_arg_matches_cpu(exponent, shape):
+    x = positive_values(shape) if exponent % 1 else normal(shape)
+    check_devices("Pow", [x], {"exponent": exponent}, atol=1e-6, rtol=2e-6)
+
+
+@pytest.mark.gpu
+@pytest.mark.slow
+@pytest.mark.parametrize("x_shape, e_shape, args", [
+    ((), (), {}), ((0, 3), (0, 3), {}), ((2, 3), (2, 3), {}), ((300, 257), (300, 257), {}),
+    ((2, 3, 4), (4,), {"broadcast": 1}),
+    ((2, 3, 4), (3, 4), {"broadcast": 1}),
+    ((2, 3, 4, 5), (3, 1), {"broadcast": 1, "axis": 1}),
+    ((2, 3, 4, 5), (4,), {"broadcast": 1, "axis_str": "H"}),
+    ((2, 3, 4, 5), (5,), {"broadcast": 1, "axis_str": "C", "order": "NHWC"}),
+    ((2, 3), (1,), {"broadcast": 1}),
+    ((300, 7, 9), (7,), {"broadcast": 1, "axis": 1}),
+], ids=str)
+def test_pow_with_an_exponent_tensor_matches_cpu(x_shape, e_shape, args):
+    x, e = positive_values(x_shape), normal(e_shape)
+    check_devices("Pow", [x, e], args, atol=1e-6, rtol=2e-6)
+
+
+@pytest.mark.gpu
+@pytest.mark.slow
+def test_pow_special_values_match_cpu():
+    x = np.array([np.nan, np.inf, -np.inf, 0.0, -0.0, -2.0, 2.0, 1.0], np.float32)
+    with np.errstate(all="ignore"):
+        for exponent in [0.0, -1.0, 0.5, 3.0, np.nan]:
+            check_devices("Pow", [x], {"exponent": float(exponent)})
+        check_devices("Pow", [x, x[::-1].copy()], {})
+        for exponent in [0.5, 2.0, -1.0]:  # one exponent for all: NumPy's fast paths
+            check_devices("Pow", [x, np.array([exponent], np.float32)], {"broadcast": 1})
+        check_devices("Pow", [x, np.full(x.shape, 0.5, np.float32)], {})
+
+
+@pytest.mark.gpu
+@pytest.mark.slow
+@pytest.mark.parametrize("shape", [(), (0, 2), (7,), (3, 5, 4), (300, 257)], ids=str)
+@pytest.mark.parametrize("dtype", [np.float32, np.int32, np.int64, np.bool_])
+def test_where_matches_cpu(dtype, shape):
+    c = small_values(shape, np.bool_)
+    (z,) = check_devices("Where", [c, small_values(shape, dtype), small_values(shape, dtype)], {})
+    assert z.dtype == dtype
+
+
+@pytest.mark.gpu
+@pytest.mark.slow
+@pytest.mark.parametrize("shape", [(4,), (4, 3), (4, 0), (4, 2, 3), (300, 57)], ids=str)
+def test_where_on_rows_matches_cpu(shape):
+    c = small_values(shape[:1], np.bool_)
+    check_devices("Where", [c, normal(shape), normal(shape)], {"broadcast_on_rows": 1})
+
+
+DEVICE_CHECKED.update(COMPARE_TYPES + ["And", "Or", "Not", "Pow", "Where"])
+
+
+def run_on_cuda(op_type, inputs, args):
+    return run_op(op_type, inputs, args, device_option=CUDA)
+
+
+# Errors the device-parametrized tests above do not cover; the rest get the CPU's error on CUDA too.
+@pytest.mark.gpu
+@pytest.mark.slow
+@pytest.mark.parametrize("op_type, inputs, args, pattern", [
+    ("LT", [np.ones(2, np.float32), np.ones(2, np.int64)], {}, "A is float32 but B is int64"),
+    ("Not", [np.ones(3, np.int32)], {}, r"\(Not\) failed: X is int32 \[3\], must be bool"),
+    ("GE", [np.ones(3, np.uint8)] * 2, {}, r"\(GE\) failed: .*the CUDA kernel takes float32, int32, int64 or bool, got uint8"),
+    ("Where", [np.ones(2, bool), np.ones(2, np.float32), np.ones(2, np.int32)], {},
+     "X is \\[2\\] float32 but Y is \\[2\\] int32"),
+])
+def test_bad_inputs_get_the_cpu_error_on_cuda(op_type, inputs, args, pattern):
+    runs = [run_on_cuda] if "CUDA kernel" in pattern else [run_op, run_on_cuda]
+    for run in runs:
+        with pytest.raises((OpFailure, NetError), match=pattern):
+            run(op_type, inputs, args)

@@ -1,5 +1,8 @@
-"""Fill family: deterministic fillers against NumPy, random fillers by their
-moments and bounds, and reproducibility from device_option.random_seed."""
+"""Fill family: deterministic fillers against NumPy (on the CPU, and on CUDA where a row
+takes `device`), random fillers by their moments and bounds, reproducibility from
+device_option.random_seed, errors on both devices, the shape inference rules against the
+arrays NumPy builds, and the CUDA fills (fill.cu) against their CPU twins or, for the
+random ones, by their statistics over 1M samples."""
 import math
 
 import numpy as np
@@ -8,9 +11,16 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from pycaffe2.executor import NetError, OpFailure, Workspace
+from pycaffe2.operators import load_kernels
 from pycaffe2.proto import caffe2_pb2
+from pycaffe2.schema import all_schemas
 from pycaffe2.schema.args import make_argument
-from pycaffe2.testing import check_reference, make_op, run_op
+from pycaffe2.schema.bind import ShapeError, TensorInfo, infer_op
+from pycaffe2.testing import check_devices, check_reference, make_op, run_op
+from tests.operators import DEVICES
+
+load_kernels()
+RNG = np.random.default_rng(0)
 
 dims = st.lists(st.integers(0, 4), min_size=0, max_size=3).map(tuple)
 
@@ -115,9 +125,11 @@ def test_given_tensor_fills(op_type, args, values, dtype):
         assert y.tolist() == expected.tolist()
 
 
-def test_given_tensor_fill_count_checked_at_run_time():
-    with pytest.raises((OpFailure, NetError), match=r"3 values cannot fill shape \[2, 2\] \(4 elements\)"):
-        run_op("GivenTensorFill", [np.zeros((2, 2))], {"values": [1.0, 2.0, 3.0]})
+@pytest.mark.parametrize("device", DEVICES)
+def test_given_tensor_fill_count_checked_at_run_time(device):
+    with pytest.raises(OpFailure, match=r"\(GivenTensorFill\) failed: 3 values cannot fill shape \[2, 2\] \(4 elements\)"):
+        check_reference("GivenTensorFill", [np.zeros((2, 2), np.float32)], None, {"values": [1.0, 2.0, 3.0]},
+                        device=device)
 
 
 # Random fillers: (type, args, shape, expected mean, expected std, bounds or None).
@@ -176,11 +188,11 @@ def test_random_seed_makes_runs_reproducible(op_type):
 
 
 @pytest.mark.parametrize("op_type, args, inputs, message", [
-    ("ConstantFill", {"shape": [2]}, [np.zeros(2)], r"give the shape \[2\] or an input, not both"),
+    ("ConstantFill", {"shape": [2]}, [np.zeros(2, np.float32)], r"give the shape \[2\] or an input, not both"),
     ("GaussianFill", {"extra_shape": [3]}, [], r"extra_shape \[3\] needs an input"),
     ("RangeFill", {"input_as_shape": 1}, [], "input_as_shape=1 needs an input"),
-    ("UniformFill", {"input_as_shape": 1}, [np.array([2.0, 3.0])],
-     r"1-D int64 tensor, got \[2\] float64"),
+    ("UniformFill", {"input_as_shape": 1}, [np.array([2.0, 3.0], np.float32)],
+     r"1-D int64 tensor, got \[2\] float32"),
     ("XavierFill", {"input_as_shape": 1}, [np.array([2, -3], np.int64)], r"negative dim"),
     ("MSRAFill", {"shape": [5]}, [], r"at least 2 dims .* got \[5\]"),
     ("XavierFill", {}, [], "at least 1 dim"),
@@ -191,6 +203,329 @@ def test_random_seed_makes_runs_reproducible(op_type):
     ("ConstantFill", {"shape": [2], "dtype": "UNDEFINED"}, [], "dtype UNDEFINED cannot be filled"),
     ("GivenTensorFill", {"shape": [2], "values": [1, 2], "dtype": "UINT8"}, [], "UINT8 is not one of"),
 ])
-def test_fill_errors(op_type, args, inputs, message):
-    with pytest.raises((OpFailure, NetError), match=message):
-        run_op(op_type, inputs, args)
+@pytest.mark.parametrize("device", DEVICES)
+def test_fill_errors(op_type, args, inputs, message, device):
+    with pytest.raises((OpFailure, NetError), match=rf"\({op_type}\)(:| failed:) .*{message}"):
+        check_reference(op_type, inputs, None, args, device=device)
+
+
+# --- shape inference ---------------------------------------------------------------------------
+
+T = caffe2_pb2.TensorProto
+FLOAT_FILLERS = ["GaussianFill", "UniformFill", "XavierFill", "MSRAFill", "RangeFill"]
+ALL_FILLERS = FLOAT_FILLERS + ["ConstantFill", "GivenTensorFill"]
+
+
+def infer_fill(op_type, shapes, in_dtype="float32", **args):
+    """Output infos of op_type on inputs of these shapes (None = unknown). List args
+    are stored as their schema type says (so [1.0, 2.0] stays a float list); scalars
+    by Caffe2's MakeArgument rules (so value=7 is an int)."""
+    op = caffe2_pb2.OperatorDef(type=op_type, input=[f"x{i}" for i in range(len(shapes))],
+                                output=["y"])
+    schema_args = all_schemas()[op_type].args
+    op.arg.extend(make_argument(name, value, schema_args[name].types if isinstance(value, list)
+                                else ()) for name, value in args.items())
+    infos = [None if s is None else s if isinstance(s, TensorInfo)
+             else TensorInfo(tuple(s), in_dtype) for s in shapes]
+    return infer_op(op, infos)
+
+
+def info_of(array):
+    return TensorInfo(array.shape, array.dtype.name)
+
+
+def test_every_op_of_the_family_has_a_rule_and_no_gradient():
+    family = {name: s for name, s in all_schemas().items() if s.family == "fill"}
+    assert len(family) == 12
+    assert all(s.inference != "none" and s.gradient == "none" for s in family.values())
+
+
+@pytest.mark.parametrize("op_type", FLOAT_FILLERS)
+def test_float_fillers_from_shape_and_input(op_type):
+    assert infer_fill(op_type, [], shape=[2, 3]) == [info_of(np.zeros((2, 3), np.float32))]
+    if op_type in ("XavierFill", "MSRAFill"):  # their fan is read from dim 0 or 1
+        with pytest.raises(ShapeError, match=r"needs a shape of at least [12] dims? \(fan_.*\), got \[\]"):
+            infer_fill(op_type, [])
+    else:
+        assert infer_fill(op_type, []) == [info_of(np.zeros((), np.float32))]
+    source = np.zeros((4, 5), np.int32)
+    expected = np.zeros(source.shape + (6,), np.float32)
+    assert infer_fill(op_type, [source.shape], in_dtype="int32", extra_shape=[6]) == [info_of(expected)]
+    assert infer_fill(op_type, [None]) == [None]
+
+
+def test_range_fill_matches_arange():
+    expected = np.arange(24, dtype=np.float32).reshape(2, 3, 4)
+    assert infer_fill("RangeFill", [], shape=[2, 3, 4]) == [info_of(expected)]
+
+
+@pytest.mark.parametrize("op_type", ALL_FILLERS)
+def test_filler_shape_errors(op_type):
+    values = {"values": [0.0] * 6} if op_type == "GivenTensorFill" else {}
+    with pytest.raises(ShapeError, match=r"give the shape \[2, 3\] or an input, not both"):
+        infer_fill(op_type, [(2, 3)], shape=[2, 3], **values)
+    with pytest.raises(ShapeError, match=r"extra_shape \[3\] needs an input"):
+        infer_fill(op_type, [], shape=[2], extra_shape=[3], **values)
+    with pytest.raises(ShapeError, match="input_as_shape=1 needs an input"):
+        infer_fill(op_type, [], input_as_shape=1, **values)
+
+
+@pytest.mark.parametrize("op_type", ["ConstantFill", "GaussianFill", "XavierFill"])
+def test_infer_input_as_shape(op_type):
+    assert infer_fill(op_type, [TensorInfo((3,), "int64")], input_as_shape=1) == [None]
+    with pytest.raises(ShapeError, match=r"1-D int64 tensor, got \[2, 3\] int64"):
+        infer_fill(op_type, [TensorInfo((2, 3), "int64")], input_as_shape=1)
+    with pytest.raises(ShapeError, match=r"1-D int64 tensor, got \[3\] float32"):
+        infer_fill(op_type, [(3,)], input_as_shape=1)
+
+
+def test_uniform_fill_three_inputs():
+    out = infer_fill("UniformFill", [(2, 3), (1,), ()])
+    assert out == [info_of(np.random.uniform(0, 1, (2, 3)).astype(np.float32))]
+    with pytest.raises(ShapeError, match=r"input max must hold one element, got \[2\]"):
+        infer_fill("UniformFill", [(2, 3), (1,), (2,)])
+
+
+@pytest.mark.parametrize("value, dtype, expected", [
+    (0.5, None, np.full((2, 3), 0.5, np.float32)),
+    (7, None, np.full((2, 3), 7, np.int64)),
+    (7, T.INT32, np.full((2, 3), 7, np.int32)),
+    (1, T.BOOL, np.full((2, 3), True)),
+    (1.0, T.DOUBLE, np.full((2, 3), 1.0)),
+    ("a", T.STRING, np.full((2, 3), "a", dtype=object)),
+])
+def test_constant_fill_dtype(value, dtype, expected):
+    args = {"value": value} if dtype is None else {"value": value, "dtype": dtype}
+    assert infer_fill("ConstantFill", [], shape=[2, 3], **args) == [info_of(expected)]
+
+
+def test_constant_fill_defaults_and_errors():
+    assert infer_fill("ConstantFill", [], shape=[4]) == [info_of(np.zeros(4, np.float32))]
+    with pytest.raises(ShapeError, match="a string value needs dtype=STRING"):
+        infer_fill("ConstantFill", [], shape=[4], value="a")
+    with pytest.raises(ShapeError, match="dtype UNDEFINED cannot be filled"):
+        infer_fill("ConstantFill", [], shape=[4], dtype=T.UNDEFINED)
+
+
+@pytest.mark.parametrize("op_type, values, dtype", [
+    ("GivenTensorFill", [1.0, 2.0, 3.0, 4.0, 5.0, 6.0], np.float32),
+    ("GivenTensorDoubleFill", [1.0, 2.0, 3.0, 4.0, 5.0, 6.0], np.float64),
+    ("GivenTensorIntFill", [1, 2, 3, 4, 5, 6], np.int32),
+    ("GivenTensorInt64Fill", [1, 2, 3, 4, 5, 6], np.int64),
+    ("GivenTensorBoolFill", [1, 0, 1, 0, 1, 0], np.bool_),
+    ("GivenTensorStringFill", ["a", "b", "c", "d", "e", "f"], object),
+])
+def test_given_tensor_fills_match_numpy(op_type, values, dtype):
+    expected = np.array(values, dtype=dtype).reshape(2, 3)
+    assert infer_fill(op_type, [], shape=[2, 3], values=values) == [info_of(expected)]
+    assert infer_fill(op_type, [(3,)], extra_shape=[2], values=values) == [
+        info_of(np.array(values, dtype=dtype).reshape(3, 2))]
+    with pytest.raises(ValueError):
+        np.array(values, dtype=dtype).reshape(4, 2)
+    with pytest.raises(ShapeError, match=r"6 values cannot fill shape \[4, 2\] \(8 elements\)"):
+        infer_fill(op_type, [], shape=[4, 2], values=values)
+
+
+def test_given_tensor_fill_dtype():
+    out = infer_fill("GivenTensorFill", [], shape=[2], values=[1, 2], dtype=T.INT64)
+    assert out == [info_of(np.array([1, 2], np.int64))]
+    assert infer_fill("GivenTensorFill", [], values=[1.5]) == [info_of(np.array(1.5, np.float32))]
+    with pytest.raises(ShapeError, match="dtype UINT8 is not one of FLOAT"):
+        infer_fill("GivenTensorFill", [], shape=[2], values=[1, 2], dtype=T.UINT8)
+
+
+# --- CUDA (gpu) ---------------------------------------------------------------------------------
+
+
+# op type -> (inputs, args) of one representative run (the tests below cover more)
+CUDA_CASES = {
+    "ConstantFill": ([], {"shape": [3, 5], "value": 2.5}),
+    "UniformFill": ([], {"shape": [3, 5], "min": -2.0, "max": 3.0}),
+    "GaussianFill": ([], {"shape": [3, 5], "mean": 1.0, "std": 2.0}),
+    "XavierFill": ([], {"shape": [3, 5]}),
+    "MSRAFill": ([], {"shape": [3, 5]}),
+    "RangeFill": ([], {"shape": [3, 5]}),
+    "GivenTensorFill": ([], {"shape": [2, 3], "values": [0.5, -1.0, 2.0, 3.5, 1e-3, 7.0]}),
+    "GivenTensorIntFill": ([], {"shape": [3], "values": [1, -2, 3]}),
+    "GivenTensorInt64Fill": ([], {"shape": [3], "values": [1, -2, 1 << 40]}),
+    "GivenTensorBoolFill": ([], {"shape": [2, 2], "values": [1, 0, 0, 1]}),
+}
+# The op types whose CUDA kernels this module checks (tests/cuda/test_devices.py gathers them).
+DEVICE_CHECKED: set[str] = set()
+DEVICE_CHECKED.update(CUDA_CASES)
+BIG = [1000, 1001]  # 1,001,000 samples
+
+
+def run_cuda(op_type, args, inputs=(), seed=None) -> np.ndarray:
+    option = caffe2_pb2.DeviceOption(device_type=caffe2_pb2.PROTO_CUDA)
+    if seed is not None:
+        option.random_seed = seed
+    return run_op(op_type, list(inputs), args, num_outputs=1, device_option=option)[0]
+
+
+@pytest.mark.gpu
+@pytest.mark.slow
+@pytest.mark.parametrize("inputs, args", [
+    ([], {"shape": [7], "value": 2.5}),
+    ([], {"shape": [3, 5, 4], "value": -1.25, "dtype": "FLOAT"}),
+    ([], {"shape": [1 << 20], "value": 0.5}),
+    ([], {"shape": [3, 5]}),
+    ([], {"shape": [2, 3], "value": 7}),  # an int value: INT64, filled on the host and copied over
+    ([], {"shape": [4], "value": 3, "dtype": "INT32"}),
+    ([], {"shape": [0, 3], "value": 1.0}),
+    ([np.zeros((2, 3, 5), np.float32)], {"value": 4.0, "extra_shape": [2]}),
+    ([np.array([2, 3], np.int64)], {"value": 1.5, "input_as_shape": 1, "extra_shape": [4]}),
+])
+def test_cuda_constant_fill_matches_cpu(inputs, args):
+    check_devices("ConstantFill", inputs, args)
+
+
+def test_constant_fill_strings_and_doubles_stay_off_the_gpu():
+    """The CUDA launcher's refusal is a plain check (no GPU needed to see it)."""
+    from pycaffe2.operators.fill import constant_fill_cuda
+    with pytest.raises(ValueError, match="CUDA blob cannot hold float64"):
+        constant_fill_cuda(shape=[2], extra_shape=None, input_as_shape=0, value=0.5, dtype=caffe2_pb2.TensorProto.DOUBLE)
+
+
+def assert_moments(y, mean, std, tol=0.01):
+    assert abs(float(y.mean()) - mean) < tol * max(std, 1e-3) * 3
+    assert abs(float(y.std()) - std) < tol * std
+
+
+def assert_uncorrelated(y):
+    flat = y.reshape(-1).astype(np.float64)
+    assert abs(np.corrcoef(flat[:-1], flat[1:])[0, 1]) < 0.01
+    assert abs(np.corrcoef(flat[:-1024], flat[1024:])[0, 1]) < 0.01
+
+
+@pytest.mark.gpu
+@pytest.mark.slow
+def test_cuda_uniform_fill_is_uniform_in_its_bounds():
+    y = run_cuda("UniformFill", {"shape": BIG, "min": -2.0, "max": 3.0})
+    assert y.shape == tuple(BIG) and y.dtype == np.float32
+    assert y.min() >= -2.0 and y.max() <= 3.0
+    assert_moments(y, 0.5, 5 / np.sqrt(12))
+    counts, _ = np.histogram(y, bins=10, range=(-2.0, 3.0))
+    np.testing.assert_allclose(counts / y.size, 0.1, atol=0.002)
+    assert_uncorrelated(y)
+
+
+@pytest.mark.gpu
+@pytest.mark.slow
+def test_cuda_uniform_fill_bounds_from_inputs():
+    y = run_cuda("UniformFill", {}, [np.zeros((4, 6), np.float32), np.array([1.0], np.float32),
+                                     np.array([1.5], np.float32)])
+    assert y.shape == (4, 6) and y.min() >= 1.0 and y.max() <= 1.5
+    crossed = run_cuda("UniformFill", {}, [np.zeros((4, 6), np.float32), np.array([2.0], np.float32),
+                                           np.array([1.0], np.float32)])
+    assert crossed.shape == (0, 6)
+
+
+@pytest.mark.gpu
+@pytest.mark.slow
+def test_cuda_gaussian_fill_moments():
+    y = run_cuda("GaussianFill", {"shape": BIG, "mean": 1.0, "std": 2.0})
+    assert y.shape == tuple(BIG) and y.dtype == np.float32 and np.isfinite(y).all()
+    assert_moments(y, 1.0, 2.0)
+    assert abs(float(np.mean(np.abs(y - 1.0) < 2.0)) - 0.6827) < 0.003
+    assert abs(float(np.mean(np.abs(y - 1.0) < 4.0)) - 0.9545) < 0.002
+    assert_uncorrelated(y)
+
+
+@pytest.mark.gpu
+@pytest.mark.slow
+def test_cuda_xavier_and_msra_fill_scales():
+    y = run_cuda("XavierFill", {"shape": BIG})
+    scale = np.sqrt(3.0 / BIG[1])  # fan_in = size / dim 0
+    assert y.shape == tuple(BIG) and -scale <= y.min() and y.max() <= scale
+    assert_moments(y, 0.0, scale / np.sqrt(3))
+    y = run_cuda("MSRAFill", {"shape": BIG[::-1]})
+    assert y.shape == tuple(BIG[::-1])
+    assert_moments(y, 0.0, np.sqrt(2.0 / BIG[1]))  # fan_out = size / dim 1
+
+
+@pytest.mark.gpu
+@pytest.mark.slow
+@pytest.mark.parametrize("op_type", ["UniformFill", "GaussianFill", "XavierFill", "MSRAFill"])
+@pytest.mark.parametrize("shape", [[3, 5, 7], [1, 1], [0, 4], [2, 1 << 19]])
+def test_cuda_random_fills_shapes_and_seeds(op_type, shape):
+    first = run_cuda(op_type, {"shape": shape}, seed=5)
+    assert first.shape == tuple(shape) and first.dtype == np.float32 and np.isfinite(first).all()
+    np.testing.assert_array_equal(run_cuda(op_type, {"shape": shape}, seed=5), first)
+    if first.size > 1:
+        assert not np.array_equal(run_cuda(op_type, {"shape": shape}, seed=6), first)
+
+
+@pytest.mark.gpu
+@pytest.mark.slow
+def test_cuda_fill_shape_from_a_gpu_input():
+    y = run_cuda("GaussianFill", {"input_as_shape": 1, "extra_shape": [3]}, [np.array([4, 2], np.int64)])
+    assert y.shape == (4, 2, 3)
+    assert run_cuda("XavierFill", {}, [np.zeros((6, 5), np.float32)]).shape == (6, 5)
+
+
+# (inputs, args) of the shape modes every filler takes: shape arg, 0-d, empty, the
+# input's shape with extra_shape, and the input's values (input_as_shape).
+SHAPE_MODES = [
+    ([], {"shape": [7]}),
+    ([], {"shape": []}),
+    ([], {"shape": [0, 3]}),
+    ([np.zeros((2, 3), np.float32)], {"extra_shape": [2]}),
+    ([np.array([2, 3], np.int64)], {"input_as_shape": 1, "extra_shape": [1]}),
+]
+
+
+def given_values(op_type, count):
+    values = RNG.standard_normal(count)
+    if op_type == "GivenTensorFill":
+        return [float(v) for v in values]
+    if op_type == "GivenTensorBoolFill":
+        return [int(v > 0) for v in values]
+    return [int(v * 1000) for v in values]
+
+
+def shape_size(inputs, args) -> int:
+    dims = (list(inputs[0]) if args.get("input_as_shape") else list(inputs[0].shape)) if inputs else []
+    return int(np.prod(dims + args.get("shape", []) + args.get("extra_shape", [])))
+
+
+
+@pytest.mark.gpu
+@pytest.mark.slow
+@pytest.mark.parametrize("inputs, args", SHAPE_MODES + [([], {"shape": [3, 1 << 18]})], ids=str)
+def test_cuda_range_fill_matches_cpu(inputs, args):
+    check_devices("RangeFill", inputs, args, atol=0, rtol=0)
+
+
+@pytest.mark.gpu
+@pytest.mark.slow
+@pytest.mark.parametrize("inputs, args", SHAPE_MODES, ids=str)
+@pytest.mark.parametrize("op_type", ["GivenTensorFill", "GivenTensorIntFill", "GivenTensorInt64Fill",
+                                     "GivenTensorBoolFill"])
+def test_cuda_given_tensor_fills_match_cpu(op_type, inputs, args):
+    values = given_values(op_type, shape_size(inputs, args))
+    out = check_devices(op_type, inputs, {**args, "values": values}, atol=0, rtol=0)[0]
+    assert out.dtype == run_op(op_type, inputs, {**args, "values": values})[0].dtype
+
+
+@pytest.mark.gpu
+@pytest.mark.slow
+@pytest.mark.parametrize("dtype, values", [("FLOAT", [1.5, -2.0]), ("INT32", [3, -4]), ("INT64", [5, 1 << 40]),
+                                           ("INT16", [7, -8]), ("BOOL", [1, 0])])
+def test_cuda_given_tensor_fill_dtypes(dtype, values):
+    out = check_devices("GivenTensorFill", [], {"shape": [2], "values": values, "dtype": dtype}, atol=0, rtol=0)[0]
+    assert out.dtype == run_op("GivenTensorFill", [], {"shape": [2], "values": values, "dtype": dtype})[0].dtype
+
+
+@pytest.mark.gpu
+@pytest.mark.slow
+def test_cuda_given_tensor_fill_refusals():
+    with pytest.raises((OpFailure, NetError), match="CUDA blob cannot hold float64"):
+        run_cuda("GivenTensorFill", {"shape": [2], "values": [1.0, 2.0], "dtype": "DOUBLE"})
+    with pytest.raises((OpFailure, NetError), match="CUDA blob cannot hold object"):
+        run_cuda("GivenTensorFill", {"shape": [1], "values": ["a"], "dtype": "STRING"})
+    with pytest.raises((OpFailure, NetError), match="3 values cannot fill shape"):  # the CPU's check
+        run_cuda("GivenTensorFill", {"shape": [2], "values": [1.0, 2.0, 3.0]})
+    for op_type, values in (("GivenTensorDoubleFill", [1.0]), ("GivenTensorStringFill", ["a"])):  # CPU-only
+        with pytest.raises(NetError, match=f"no CUDA kernel for {op_type}"):
+            run_cuda(op_type, {"shape": [1], "values": values})

@@ -1,63 +1,136 @@
-"""Inference rules of the elementwise family: Pow, logic, comparisons, Where.
+"""Inference rules of the elementwise family, and the checks its kernels share.
 
-Logic ops and comparisons broadcast as the arithmetic family's do (NumPy-style,
-or Caffe2's legacy rule under broadcast=1); Pow takes only the legacy rule.
-Logic ops take and give bool tensors; comparisons give bool tensors of the
-broadcast shape.
+The math ops take float tensors (Negative also signed integers). Logic ops and
+comparisons broadcast as the arithmetic family's do (NumPy-style, or Caffe2's
+legacy rule under broadcast=1); Pow takes only the legacy rule. Logic ops take
+and give bool tensors; comparisons give bool tensors of the broadcast shape.
 """
 from __future__ import annotations
 
 from pycaffe2.schema.inference import OpView, ShapeError, TensorInfo, rule
 from pycaffe2.schema.inference.activation import FLOAT_TYPES
-from pycaffe2.schema.inference.arithmetic import binary_shape, check_same_type
+from pycaffe2.schema.inference.arithmetic import binary_layout, binary_shape, op_axis, same_type
+
+FLOAT = (FLOAT_TYPES, "a float tensor")
+BOOL = (("bool",), "bool")
+SIGNED = (FLOAT_TYPES + ("int8", "int16", "int32", "int64"), "a float or signed integer tensor")
+POW_NAMES = ("X", "exponent")
 
 
-def _check_dtype(op: OpView, info, name: str, allowed: tuple) -> None:
-    if info is not None and info.dtype not in allowed:
-        raise ShapeError(f"{op.type}: {name} is {info.dtype}, must be {' or '.join(allowed)}")
+# --- checks shared with the kernels -----------------------------------------------------------
+
+def check_dtype(name: str, shape: tuple, dtype: str, allowed: tuple) -> None:
+    """`allowed` is (dtype names, what they are called), e.g. FLOAT or BOOL."""
+    names, what = allowed
+    if dtype not in names:
+        raise ShapeError(f"{name} is {dtype} {list(shape)}, must be {what}")
+
+
+def check_same_shape(a: tuple, b: tuple, names: tuple) -> None:
+    if tuple(a) != tuple(b):
+        raise ShapeError(f"{names[0]} is {list(a)} but {names[1]} is {list(b)}: the shapes must match")
+
+
+def check_pow_exponent(has_arg: bool, has_input: bool) -> None:
+    if has_arg == has_input:
+        given = "both" if has_arg else "neither"
+        raise ShapeError(f"give the exponent as the arg or as input 1; got {given}")
+
+
+def pow_layout(x: tuple, e: tuple, axis: int | None) -> tuple:
+    """(the exponent's shape lined up with X, Y's shape): Caffe2's Pow has no NumPy-style
+    broadcasting, so without broadcast=1 (axis None) the shapes must be equal."""
+    if axis is None and tuple(x) != tuple(e):
+        raise ShapeError(f"X is {list(x)} and exponent is {list(e)}: without broadcast=1 the "
+                         f"shapes must be equal")
+    return binary_layout(x, e, axis, POW_NAMES)
+
+
+def check_where(c: TensorInfo | None, x: TensorInfo | None, y: TensorInfo | None,
+                broadcast_on_rows) -> None:
+    """C bool, X and Y alike, C of their shape (or one entry per row); None: unknown."""
+    if c is not None:
+        check_dtype("C", c.shape, c.dtype, BOOL)
+    if x is not None and y is not None and x != y:
+        raise ShapeError(f"X is {x.describe()} but Y is {y.describe()}: they must match")
+    values = x if x is not None else y
+    if c is None or values is None:
+        return
+    if not broadcast_on_rows:
+        if c.shape != values.shape:
+            raise ShapeError(f"C is {list(c.shape)} but X and Y are {list(values.shape)}: "
+                             f"the shapes must match")
+    elif len(c.shape) != 1 or not values.shape or c.shape[0] != values.shape[0]:
+        raise ShapeError(f"with broadcast_on_rows=1 C must be 1-D with one entry per row of X "
+                         f"and Y ({list(values.shape)}), got {list(c.shape)}")
+
+
+# --- rules ------------------------------------------------------------------------------------
+
+def _dtype(info, name: str, allowed: tuple) -> None:
+    if info is not None:
+        check_dtype(name, info.shape, info.dtype, allowed)
 
 
 def _bool_result(shape) -> TensorInfo | None:
     return None if shape is None else TensorInfo(shape, "bool")
 
 
+@rule("elementwise_float")
+def elementwise_float(op: OpView, inputs: list) -> list:
+    """Y like X, a float tensor."""
+    _dtype(inputs[0], "X", FLOAT)
+    return [inputs[0]]
+
+
+@rule("elementwise_signed")
+def elementwise_signed(op: OpView, inputs: list) -> list:
+    """Y like X, a float or signed integer tensor."""
+    _dtype(inputs[0], "X", SIGNED)
+    return [inputs[0]]
+
+
+@rule("elementwise_float_gradient")
+def elementwise_float_gradient(op: OpView, inputs: list) -> list:
+    """dX like the float input 0 (X or Y), of dY's shape."""
+    first, dy = inputs
+    name = "Y" if op.type == "ClipGradient" else "X"
+    _dtype(first, name, FLOAT)
+    if first is not None and dy is not None:
+        check_same_shape(first.shape, dy.shape, (name, "dY"))
+    return [first]
+
+
 @rule("elementwise_pow")
 def elementwise_pow(op: OpView, inputs: list) -> list:
     """Y like X. An exponent tensor must have X's shape, or line up with X under
-    legacy broadcasting (broadcast=1): unlike Mul, Caffe2's Pow has no NumPy-style
-    broadcasting."""
-    if op.has("exponent") == (op.n_inputs == 2):
-        given = "both" if op.has("exponent") else "neither"
-        raise ShapeError(f"{op.type}: give the exponent as the arg or as input 1; got {given}")
+    legacy broadcasting (broadcast=1)."""
+    check_pow_exponent(op.has("exponent"), op.n_inputs == 2)
     x = inputs[0]
-    _check_dtype(op, x, "X", FLOAT_TYPES)
+    _dtype(x, "X", FLOAT)
     if op.n_inputs == 1:
         return [x]
     exponent = inputs[1]
-    check_same_type(op, x, exponent, ("X", "exponent"))
-    if op.arg("broadcast"):
-        binary_shape(op, x, exponent, ("X", "exponent"))
-        return [x]
-    if x is not None and exponent is not None and x.shape != exponent.shape:
-        raise ShapeError(f"{op.type}: X is {list(x.shape)} and exponent is "
-                         f"{list(exponent.shape)}: without broadcast=1 the shapes must be equal")
-    return [x if x is not None else exponent]
+    same_type(x, exponent, POW_NAMES)
+    axis = op_axis(op)
+    if x is not None and exponent is not None:
+        pow_layout(x.shape, exponent.shape, axis)
+    return [x if x is not None or axis is not None else exponent]
 
 
 @rule("elementwise_not")
 def elementwise_not(op: OpView, inputs: list) -> list:
     """A bool tensor of X's shape; X must be bool."""
-    x = inputs[0]
-    _check_dtype(op, x, "X", ("bool",))
-    return [x]
+    _dtype(inputs[0], "X", BOOL)
+    return [inputs[0]]
 
 
 @rule("elementwise_logical")
 def elementwise_logical(op: OpView, inputs: list) -> list:
     """Bool A and B broadcast to a bool C."""
     a, b = inputs
-    _check_dtype(op, a, "A", ("bool",))
-    _check_dtype(op, b, "B", ("bool",))
+    _dtype(a, "A", BOOL)
+    _dtype(b, "B", BOOL)
     return [_bool_result(binary_shape(op, a, b))]
 
 
@@ -65,30 +138,13 @@ def elementwise_logical(op: OpView, inputs: list) -> list:
 def elementwise_compare(op: OpView, inputs: list) -> list:
     """A and B of one type broadcast to a bool C."""
     a, b = inputs
-    check_same_type(op, a, b)
+    same_type(a, b)
     return [_bool_result(binary_shape(op, a, b))]
-
-
-def _check_where_condition(op: OpView, c, values) -> None:
-    if c is None or values is None:
-        return
-    if not op.arg("broadcast_on_rows"):
-        if c.shape != values.shape:
-            raise ShapeError(f"{op.type}: C is {list(c.shape)} but X and Y are "
-                             f"{list(values.shape)}: the shapes must match")
-    elif len(c.shape) != 1 or not values.shape or c.shape[0] != values.shape[0]:
-        raise ShapeError(f"{op.type}: with broadcast_on_rows=1 C must be 1-D with one entry per "
-                         f"row of X and Y ({list(values.shape)}), got {list(c.shape)}")
 
 
 @rule("elementwise_where")
 def elementwise_where(op: OpView, inputs: list) -> list:
     """Z like X; X and Y must match, and C must have their shape (or one entry per row)."""
     c, x, y = inputs
-    _check_dtype(op, c, "C", ("bool",))
-    if x is not None and y is not None and x != y:
-        raise ShapeError(f"{op.type}: X is {x.describe()} but Y is {y.describe()}: "
-                         f"they must match")
-    values = x if x is not None else y
-    _check_where_condition(op, c, values)
-    return [values]
+    check_where(c, x, y, op.arg("broadcast_on_rows"))
+    return [x if x is not None else y]

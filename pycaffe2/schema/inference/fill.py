@@ -25,88 +25,157 @@ GIVEN_TENSOR_TYPES = {
     "GivenTensorStringFill": "object",
 }
 GIVEN_TENSOR_DTYPES = ("FLOAT", "DOUBLE", "BOOL", "INT16", "INT32", "INT64", "STRING")
+INTEGER_NAMES = ("bool", "int8", "int16", "int32", "int64", "uint8", "uint16")
 
 
-def fill_shape(op: OpView, inputs: list) -> tuple[int, ...] | None:
-    """The output shape from the args and the optional shape input (None: unknown)."""
-    shape, extra = op.arg("shape") or [], op.arg("extra_shape") or []
-    as_shape = op.arg("input_as_shape", 0)
-    if not inputs:
+# --- checks shared with the kernels -----------------------------------------------------------
+
+def _no_negative(shape: tuple) -> tuple:
+    if any(d < 0 for d in shape):
+        raise ShapeError(f"shape {list(shape)} has a negative dim")
+    return shape
+
+
+def fill_shape(shape, extra_shape, input_as_shape, has_input: bool, source_shape=None,
+               source_dtype=None, values=None) -> tuple[int, ...] | None:
+    """The output shape from the shape args and the optional input: its shape, or (with
+    input_as_shape=1) its `values`; None where what it needs is unknown."""
+    extra = tuple(extra_shape or ())
+    if not has_input:
         if extra:
-            raise ShapeError(f"{op.type}: extra_shape {extra} needs an input to extend")
-        if as_shape:
-            raise ShapeError(f"{op.type}: input_as_shape=1 needs an input holding the shape")
-        return tuple(shape)
+            raise ShapeError(f"extra_shape {list(extra)} needs an input to extend")
+        if input_as_shape:
+            raise ShapeError("input_as_shape=1 needs an input holding the shape")
+        return _no_negative(tuple(shape or ()))
     if shape:
-        raise ShapeError(f"{op.type}: give the shape {shape} or an input, not both")
-    source = inputs[0]
-    if source is None:
+        raise ShapeError(f"give the shape {list(shape)} or an input, not both")
+    if source_shape is None:
         return None
-    if not as_shape:
-        return source.shape + tuple(extra)
-    if len(source.shape) != 1 or source.dtype != "int64":
-        raise ShapeError(f"{op.type}: with input_as_shape=1 the input must be a 1-D int64 "
-                         f"tensor, got {source.describe()}")
-    return None
+    if not input_as_shape:
+        return tuple(source_shape) + _no_negative(extra)
+    if len(source_shape) != 1 or source_dtype != "int64":
+        raise ShapeError(f"with input_as_shape=1 the input must be a 1-D int64 tensor, got "
+                         f"{list(source_shape)} {source_dtype}")
+    return None if values is None else _no_negative(tuple(int(d) for d in values) + extra)
 
 
-def _dtype_name(op: OpView, number: int) -> str:
-    name = DTYPE_BY_NUMBER.get(number, str(number))
-    if name not in NUMPY_NAMES:
-        raise ShapeError(f"{op.type}: dtype {name} cannot be filled")
+def check_std(std: float) -> None:
+    if std < 0:
+        raise ShapeError(f"std must not be negative, got {std}")
+
+
+def check_bounds(low: float, high: float) -> None:
+    if low > high:
+        raise ShapeError(f"min {low} is above max {high}")
+
+
+def check_bound_input(name: str, shape: tuple) -> None:
+    if math.prod(shape) != 1:
+        raise ShapeError(f"input {name} must hold one element, got {list(shape)}")
+
+
+# op type -> (the least rank of its shape, the fan it divides by)
+FAN_DIMS = {"XavierFill": (1, "fan_in = size / dim 0"), "MSRAFill": (2, "fan_out = size / dim 1")}
+
+
+def check_fan_rank(op_type: str, shape: tuple) -> None:
+    rank, fan = FAN_DIMS[op_type]
+    if len(shape) < rank:
+        raise ShapeError(f"needs a shape of at least {rank} dim{'s' * (rank > 1)} ({fan}), "
+                         f"got {list(shape)}")
+
+
+def constant_dtype(value, dtype: int | None) -> str:
+    """ConstantFill's NumPy dtype name: `dtype`, else Caffe2's from the value's type
+    (float -> FLOAT, int -> INT64); the value must suit it."""
+    if dtype is None:
+        if isinstance(value, (str, bytes)):
+            raise ShapeError("a string value needs dtype=STRING")
+        return "int64" if isinstance(value, int) else "float32"
+    name = NUMPY_NAMES.get(DTYPE_BY_NUMBER.get(dtype, ""))
+    if name is None:
+        raise ShapeError(f"dtype {DTYPE_BY_NUMBER.get(dtype, dtype)} cannot be filled")
+    if name != "object" and isinstance(value, (str, bytes)):
+        raise ShapeError(f"string value {value!r} cannot fill a {name} tensor")
+    if isinstance(value, float) and name in INTEGER_NAMES and not value.is_integer():
+        raise ShapeError(f"value {value} is not a whole number, as {name} needs")
+    return name
+
+
+def given_dtype(op_type: str, dtype: int | None) -> str:
+    """The NumPy dtype name a GivenTensor*Fill op fills."""
+    if op_type in GIVEN_TENSOR_TYPES:
+        return GIVEN_TENSOR_TYPES[op_type]
+    if dtype is None:
+        return "float32"
+    name = DTYPE_BY_NUMBER.get(dtype, str(dtype))
+    if name not in GIVEN_TENSOR_DTYPES:
+        raise ShapeError(f"dtype {name} is not one of {', '.join(GIVEN_TENSOR_DTYPES)}")
     return NUMPY_NAMES[name]
 
 
-def _info(shape, dtype: str) -> TensorInfo | None:
-    return None if shape is None else TensorInfo(shape, dtype)
+def check_value_count(count: int, shape: tuple) -> None:
+    if count != math.prod(shape):
+        raise ShapeError(f"{count} values cannot fill shape {list(shape)} ({math.prod(shape)} elements)")
+
+
+# --- rules ------------------------------------------------------------------------------------
+
+def _shape(op: OpView, inputs: list) -> tuple[int, ...] | None:
+    source = inputs[0] if inputs else None
+    return fill_shape(op.arg("shape"), op.arg("extra_shape"), op.arg("input_as_shape", 0),
+                      bool(inputs), source and source.shape, source and source.dtype)
+
+
+def _float(shape) -> TensorInfo | None:
+    return None if shape is None else TensorInfo(shape, "float32")
 
 
 @rule("fill_float")
 def fill_float(op: OpView, inputs: list) -> list:
     """A float32 tensor of the fill shape."""
-    return [_info(fill_shape(op, inputs), "float32")]
+    return [_float(_shape(op, inputs))]
+
+
+@rule("fill_gaussian")
+def fill_gaussian(op: OpView, inputs: list) -> list:
+    """Like fill_float; std must not be negative."""
+    check_std(op.arg("std", 1.0))
+    return fill_float(op, inputs)
+
+
+@rule("fill_fan")
+def fill_fan(op: OpView, inputs: list) -> list:
+    """Like fill_float, of a shape with the dims the fan is read from (XavierFill, MSRAFill)."""
+    shape = _shape(op, inputs)
+    if shape is not None:
+        check_fan_rank(op.type, shape)
+    return [_float(shape)]
 
 
 @rule("fill_uniform")
 def fill_uniform(op: OpView, inputs: list) -> list:
-    """Like fill_float; in the 3-input form min and max must be one-element tensors."""
-    for index, name in ((1, "min"), (2, "max")):
-        bound = inputs[index] if len(inputs) > index else None
-        if bound is not None and math.prod(bound.shape) != 1:
-            raise ShapeError(f"{op.type}: input {name} must hold one element, "
-                             f"got {list(bound.shape)}")
-    return [_info(fill_shape(op, inputs[:1]), "float32")]
+    """Like fill_float; min and max are args, or one-element tensors in the 3-input form."""
+    if len(inputs) < 3:
+        check_bounds(op.arg("min", 0.0), op.arg("max", 1.0))
+    for bound, name in zip(inputs[1:], ("min", "max")):
+        if bound is not None:
+            check_bound_input(name, bound.shape)
+    return [_float(_shape(op, inputs[:1]))]
 
 
 @rule("fill_constant")
 def fill_constant(op: OpView, inputs: list) -> list:
     """The fill shape; the type is `dtype`, else FLOAT for a float value, INT64 for an int."""
-    if op.has("dtype"):
-        dtype = _dtype_name(op, op.arg("dtype"))
-    elif isinstance(op.arg("value"), (bytes, str)):
-        raise ShapeError(f"{op.type}: a string value needs dtype=STRING")
-    else:
-        dtype = "int64" if isinstance(op.arg("value"), int) else "float32"
-    return [_info(fill_shape(op, inputs), dtype)]
-
-
-def _given_dtype(op: OpView) -> str:
-    if op.type in GIVEN_TENSOR_TYPES:
-        return GIVEN_TENSOR_TYPES[op.type]
-    if not op.has("dtype"):
-        return "float32"
-    name = DTYPE_BY_NUMBER.get(op.arg("dtype"), str(op.arg("dtype")))
-    if name not in GIVEN_TENSOR_DTYPES:
-        raise ShapeError(f"{op.type}: dtype {name} is not one of {', '.join(GIVEN_TENSOR_DTYPES)}")
-    return NUMPY_NAMES[name]
+    dtype = constant_dtype(op.arg("value", 0.0), op.arg("dtype"))
+    shape = _shape(op, inputs)
+    return [None if shape is None else TensorInfo(shape, dtype)]
 
 
 @rule("fill_given_tensor")
 def fill_given_tensor(op: OpView, inputs: list) -> list:
     """The fill shape and the op's type; `values` must hold one element per entry."""
-    shape = fill_shape(op, inputs)
-    values = op.arg("values") or []
-    if shape is not None and len(values) != math.prod(shape):
-        raise ShapeError(f"{op.type}: {len(values)} values cannot fill shape {list(shape)} "
-                         f"({math.prod(shape)} elements)")
-    return [_info(shape, _given_dtype(op))]
+    shape = _shape(op, inputs)
+    if shape is not None:
+        check_value_count(len(op.arg("values") or []), shape)
+    return [None if shape is None else TensorInfo(shape, given_dtype(op.type, op.arg("dtype")))]
