@@ -27,12 +27,12 @@ from pycaffe2.proto import caffe2_pb2
 from pycaffe2.tensor_proto import tensor_to_array
 
 
-def full_path(op_type: str, db: str, absolute_path: bool) -> str:
+def full_path(db: str, absolute_path: bool) -> str:
     """Caffe2's `root folder + "/" + db` with the root folder "." (the current directory)."""
     if absolute_path:
         return db
     if os.path.isabs(db):
-        raise ValueError(f"{op_type}: db '{db}' is an absolute path: pass absolute_path=1 "
+        raise ValueError(f"db '{db}' is an absolute path: pass absolute_path=1 "
                          "(with absolute_path=0 Caffe2 reads it under the workspace root folder)")
     return os.path.join(".", db)
 
@@ -43,9 +43,9 @@ def _strip(name: str, strip_prefix: str) -> str:
     return name if at < 0 else name[at + len(strip_prefix):]
 
 
-def _reader(op_type: str, value) -> DBReader:
+def _reader(value) -> DBReader:
     if not isinstance(value, DBReader):
-        raise TypeError(f"{op_type}: input must be a DB reader made by CreateDB, got {type(value).__name__}")
+        raise TypeError(f"input must be a DB reader made by CreateDB, got {type(value).__name__}")
     return value
 
 
@@ -56,7 +56,7 @@ def create_db_reader(*, db, db_type, num_shards, shard_id):
 
 @register_cpu("TensorProtosDBInput")
 def tensor_protos_db_input(reader, *, batch_size, num_outputs):
-    reader = _reader("TensorProtosDBInput", reader)
+    reader = _reader(reader)
     if batch_size == 0:
         return _record(reader, num_outputs)
     records = [_record(reader, num_outputs) for _ in range(batch_size)]
@@ -66,7 +66,7 @@ def tensor_protos_db_input(reader, *, batch_size, num_outputs):
         kinds = {(part.shape, part.dtype) for part in parts}
         if len(kinds) > 1:
             described = ", ".join(f"{list(s)} {d}" for s, d in sorted(kinds, key=str))
-            raise ValueError(f"TensorProtosDBInput: tensor {i} differs between the records of a "
+            raise ValueError(f"tensor {i} differs between the records of a "
                              f"batch ({described}) in {reader.source}")
         outputs.append(np.stack(parts))
     return tuple(outputs)
@@ -80,25 +80,25 @@ def _record(reader: DBReader, num_outputs: int) -> tuple:
     except DecodeError as exc:
         raise DBError(f"{reader.source}: record '{key}' is not a TensorProtos ({exc})") from exc
     if len(protos.protos) != num_outputs:
-        raise ValueError(f"TensorProtosDBInput: record '{key}' of {reader.source} holds "
+        raise ValueError(f"record '{key}' of {reader.source} holds "
                          f"{len(protos.protos)} tensors, but the op has {num_outputs} outputs")
     return tuple(tensor_to_array(tensor) for tensor in protos.protos)
 
 
-def save_names(op_type, input_names, strip_prefix, blob_name_overrides) -> list[str]:
+def save_names(input_names, strip_prefix, blob_name_overrides) -> list[str]:
     """The key name of each input: overrides, or the input names less strip_prefix."""
     if blob_name_overrides:
         if len(blob_name_overrides) != len(input_names):
-            raise ValueError(f"{op_type}: {len(blob_name_overrides)} blob_name_overrides for "
+            raise ValueError(f"{len(blob_name_overrides)} blob_name_overrides for "
                              f"{len(input_names)} inputs")
         if strip_prefix:
-            raise ValueError(f"{op_type}: strip_prefix and blob_name_overrides are mutually exclusive")
+            raise ValueError("strip_prefix and blob_name_overrides are mutually exclusive")
         names = list(blob_name_overrides)
     else:
         names = [_strip(name, strip_prefix) for name in input_names]
     duplicated = sorted({n for n in names if names.count(n) > 1})
     if duplicated:
-        raise ValueError(f"{op_type}: blob name(s) {', '.join(duplicated)} would be saved twice")
+        raise ValueError(f"blob name(s) {', '.join(duplicated)} would be saved twice")
     return names
 
 
@@ -108,9 +108,9 @@ def write_blobs(path: str, db_type: str, names, values, chunk_size) -> None:
 
 @register_cpu("Save", specialize=True)
 def save(*, db, db_type, absolute_path, strip_prefix, blob_name_overrides, chunk_size, input_names):
-    names = save_names("Save", input_names, strip_prefix, blob_name_overrides)
+    names = save_names(input_names, strip_prefix, blob_name_overrides)
     check_db_type(db_type)
-    path = full_path("Save", db, absolute_path)
+    path = full_path(db, absolute_path)
 
     def run(*values):
         write_blobs(path, db_type, names, values, chunk_size)
@@ -121,16 +121,16 @@ def save(*, db, db_type, absolute_path, strip_prefix, blob_name_overrides, chunk
 @register_cpu("Checkpoint", specialize=True)
 def checkpoint(*, db, db_type, every, absolute_path, strip_prefix, blob_name_overrides, chunk_size,
                input_names):
-    names = save_names("Checkpoint", input_names, strip_prefix, blob_name_overrides)
+    names = save_names(input_names, strip_prefix, blob_name_overrides)
     check_db_type(db_type)
 
     def run(counter, *values):
         if not isinstance(counter, np.ndarray) or counter.size != 1 or counter.dtype.kind not in "iu":
-            raise ValueError("Checkpoint: input 0 must be a one-element integer counter")
+            raise ValueError("input 0 must be a one-element integer counter")
         iteration = int(counter.reshape(-1)[0])
         if iteration % every == 0:
             pattern = db % iteration if "%" in db else db
-            path = full_path("Checkpoint", pattern, absolute_path)
+            path = full_path(pattern, absolute_path)
             write_blobs(path, db_type, names, (counter,) + values, chunk_size)
         return ()
     return run
@@ -138,7 +138,7 @@ def checkpoint(*, db, db_type, every, absolute_path, strip_prefix, blob_name_ove
 
 @register_cpu("DBExists")
 def db_exists(*, db_name, db_type, absolute_path):
-    path = full_path("DBExists", db_name, absolute_path)
+    path = full_path(db_name, absolute_path)
     try:
         create_db(db_type, path, Mode.read).close()
     except DBError:
@@ -151,26 +151,26 @@ def load(*, db, dbs, db_type, absolute_path, add_prefix, strip_prefix, source_bl
          keep_device, allow_incomplete, input_names, output_names):
     sources = _load_sources(input_names, db, dbs, db_type, absolute_path)
     if source_blob_names and (len(source_blob_names) != len(output_names) or strip_prefix or load_all):
-        raise ValueError("Load: source_blob_names needs one name per output, and neither "
+        raise ValueError("source_blob_names needs one name per output, and neither "
                          "strip_prefix nor load_all")
     if load_all and not output_names:
-        raise ValueError("Load: load_all=1 needs the blobs listed as outputs here (a net's outputs "
+        raise ValueError("load_all=1 needs the blobs listed as outputs here (a net's outputs "
                          "are fixed when it is created); pycaffe2.db.blob_names(path) lists a file's blobs")
     wanted = list(source_blob_names or output_names)
     duplicated = sorted({n for n in wanted if wanted.count(n) > 1})
     if duplicated:
-        raise ValueError(f"Load: source blob name(s) {', '.join(duplicated)} given twice")
+        raise ValueError(f"source blob name(s) {', '.join(duplicated)} given twice")
 
     def name_of(key: str) -> str:
         return add_prefix + _strip(blob_name(key), strip_prefix)
 
     def run(*readers):
-        found = _read_blobs([_reader("Load", r) for r in readers] or sources, db_type, name_of,
+        found = _read_blobs([_reader(r) for r in readers] or sources, db_type, name_of,
                             set(wanted), load_all)
         missing = [name for name in wanted if name not in found]
         if missing:
             where = ", ".join(r.source for r in readers) if readers else ", ".join(sources)
-            raise DBError(f"Load: expected to load {len(wanted)} blobs, got {len(wanted) - len(missing)} "
+            raise DBError(f"expected to load {len(wanted)} blobs, got {len(wanted) - len(missing)} "
                           f"only: {', '.join(missing)} not in {where}")
         return tuple(found[name] for name in wanted)
     return run
@@ -180,14 +180,14 @@ def _load_sources(input_names, db, dbs, db_type, absolute_path) -> list[str]:
     if input_names:
         return []
     if not db_type:
-        raise ValueError("Load: must specify a db_type")
+        raise ValueError("must specify a db_type")
     paths = list(dbs) if dbs else [db]
     if not all(paths):
-        raise ValueError("Load: must specify a db name (db or dbs)")
+        raise ValueError("must specify a db name (db or dbs)")
     if len(set(paths)) != len(paths):
-        raise ValueError(f"Load: duplicated db name in {paths}")
+        raise ValueError(f"duplicated db name in {paths}")
     check_db_type(db_type)
-    return [full_path("Load", path, absolute_path) for path in paths]
+    return [full_path(path, absolute_path) for path in paths]
 
 
 def _read_blobs(sources, db_type, name_of, wanted: set, load_all) -> dict:
@@ -207,14 +207,14 @@ def _read_blobs(sources, db_type, name_of, wanted: set, load_all) -> dict:
                 if name not in wanted:
                     extra.append(name)
                 elif seen_in.setdefault(name, index) != index:
-                    raise DBError(f"Load: blob '{name}' is in both {sources[seen_in[name]]} and {path}")
+                    raise DBError(f"blob '{name}' is in both {sources[seen_in[name]]} and {path}")
                 else:
                     assembler.add(name, key, cursor.value())  # values of skipped blobs are not read
                 cursor.next()
         finally:
             db.close()
         if load_all and extra:
-            raise DBError(f"Load: with load_all=1 every blob must be an output; {path} also holds "
+            raise DBError(f"with load_all=1 every blob must be an output; {path} also holds "
                           f"{', '.join(sorted(set(extra)))}")
         found.update(assembler.finish())
     return found

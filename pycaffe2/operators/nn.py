@@ -10,8 +10,6 @@ PyTorch. Dropout draws its mask from the executor's `rng`. The CUDA launchers
 """
 from __future__ import annotations
 
-import math
-
 import numpy as np
 
 from pycaffe2.operators import _cuda as cuda
@@ -22,31 +20,12 @@ from pycaffe2.operators.registry import (
     register_cuda,
     register_gradient,
 )
-
-
-def row_shape(shape: tuple, axis: int, name: str = "X") -> tuple[int, int]:
-    """(prod(dims before axis), prod(dims from axis)) of a shape."""
-    if not -len(shape) <= axis < len(shape):
-        raise ValueError(f"axis {axis} is out of range for {name} of shape {list(shape)}")
-    axis %= len(shape)
-    return math.prod(shape[:axis]), math.prod(shape[axis:])
+from pycaffe2.schema.inference.nn import dropout_grad_mask, float_type, row_shape, same_shape
 
 
 def as_rows(x: np.ndarray, axis: int, name: str = "X") -> np.ndarray:
     """X viewed as 2-D [prod(dims before axis), prod(dims from axis)]."""
     return x.reshape(row_shape(x.shape, axis, name))
-
-
-def _float_input(x: np.ndarray, name: str = "X") -> None:
-    if x.dtype.kind != "f":
-        raise ValueError(f"{name} must be float, got {x.dtype}")
-
-
-def _same_shape(a, b, names: str) -> None:
-    if a.shape != b.shape:
-        first, second = names.split(",")
-        raise ValueError(f"{first} is {list(a.shape)} but {second} is {list(b.shape)}: "
-                         "they must have the same shape")
 
 
 def softmax_rows(rows: np.ndarray) -> np.ndarray:
@@ -68,7 +47,7 @@ def log_softmax_rows(rows: np.ndarray) -> np.ndarray:
 
 @register_cpu("Softmax")
 def softmax(x, *, axis):
-    _float_input(x)
+    float_type(x.dtype)
     if x.size == 0:
         return x.copy()
     return softmax_rows(as_rows(x, axis)).reshape(x.shape)
@@ -76,7 +55,7 @@ def softmax(x, *, axis):
 
 @register_cpu("SoftmaxGradient")
 def softmax_gradient(y, dy, *, axis):
-    _same_shape(y, dy, "Y,dY")
+    same_shape(y.shape, dy.shape, ("Y", "dY"))
     if y.size == 0:
         return np.zeros_like(dy)
     y_rows, dy_rows = as_rows(y, axis, "Y"), as_rows(dy, axis, "dY")
@@ -89,7 +68,7 @@ def softmax_gradient(y, dy, *, axis):
 
 @register_cpu("LogSoftmax")
 def log_softmax(x, *, axis):
-    _float_input(x)
+    float_type(x.dtype)
     if x.size == 0:
         return x.copy()
     return log_softmax_rows(as_rows(x, axis)).reshape(x.shape)
@@ -97,7 +76,7 @@ def log_softmax(x, *, axis):
 
 @register_cpu("LogSoftmaxGradient")
 def log_softmax_gradient(y, dy, *, axis):
-    _same_shape(y, dy, "Y,dY")
+    same_shape(y.shape, dy.shape, ("Y", "dY"))
     if y.size == 0:
         return np.zeros_like(dy)
     y_rows, dy_rows = as_rows(y, axis, "Y"), as_rows(dy, axis, "dY")
@@ -127,9 +106,8 @@ def dropout(x, *, ratio, is_test, num_outputs, rng):
 def dropout_grad(dy, mask=None, *, ratio, is_test):
     if is_test:
         return dy
-    if mask is None:
-        raise ValueError("DropoutGrad in training (is_test=0) needs the mask input")
-    _same_shape(dy, mask, "dY,mask")
+    dropout_grad_mask(is_test, mask is not None)
+    same_shape(dy.shape, mask.shape, ("dY", "mask"))
     dx = dy * _keep_scale(ratio, dy.dtype)
     dx *= mask
     return dx
@@ -172,7 +150,7 @@ def _cuda_rows_forward(op_type: str, kernel: str):
 def _cuda_rows_gradient(op_type: str, kernel: str):
     def run(y, dy, *, axis):
         y, dy = cuda.float32_inputs(op_type, y, dy)
-        _same_shape(y, dy, "Y,dY")
+        same_shape(y.shape, dy.shape, ("Y", "dY"))
         dx = cuda.empty_like(dy)
         if y.size == 0:
             return dx
@@ -209,14 +187,13 @@ def dropout_grad_cuda(dy, mask=None, *, ratio, is_test):
     (dy,) = cuda.float32_inputs("DropoutGrad", dy)
     if is_test:
         return gpu_copy(dy)
-    if mask is None:
-        raise ValueError("DropoutGrad in training (is_test=0) needs the mask input")
+    dropout_grad_mask(is_test, mask is not None)
     mask = cuda.as_gpu(mask)
-    _same_shape(dy, mask, "dY,mask")
+    same_shape(dy.shape, mask.shape, ("dY", "mask"))
     kernels = {np.dtype(np.bool_): "dropout_grad", np.dtype(np.uint8): "dropout_grad",
                np.dtype(np.float32): "dropout_grad_float_mask"}
     if mask.dtype not in kernels:
-        raise ValueError(f"DropoutGrad: the CUDA kernel takes a bool, uint8 or float32 mask, got {mask.dtype}")
+        raise ValueError(f"the CUDA kernel takes a bool, uint8 or float32 mask, got {mask.dtype}")
     dx = cuda.empty_like(dy)
     cuda.launch("nn.cu", kernels[mask.dtype], dx.size, dy, mask, dx,
                 _keep_scale(ratio, dx.dtype), np.int64(dx.size))

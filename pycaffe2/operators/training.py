@@ -15,6 +15,14 @@ import numpy as np
 
 from pycaffe2.operators import _cuda as cuda
 from pycaffe2.operators.registry import CPU_KERNELS, register_cpu, register_cuda, register_gradient
+from pycaffe2.schema.inference.training import (
+    counter as check_counter,
+    learning_rate_policy,
+    one_element,
+    same_shapes,
+    same_sizes,
+    weighted_sum_gradient_outputs,
+)
 
 INT64_MAX = np.iinfo(np.int64).max
 
@@ -25,33 +33,31 @@ def _describe(value) -> str:
     return type(value).__name__
 
 
-def read_counter(op_type: str, counter) -> int:
+def read_counter(counter) -> int:
     """The value of a one-element int64 counter tensor."""
-    if not isinstance(counter, np.ndarray) or counter.dtype != np.int64 or counter.size != 1:
-        raise ValueError(f"{op_type}: iter must be a one-element int64 tensor, got {_describe(counter)}")
+    if not isinstance(counter, np.ndarray):  # e.g. a mutex
+        raise ValueError(f"iter must be a one-element int64 tensor, got {_describe(counter)}")
+    check_counter(counter.dtype, counter.shape)
     return int(counter.reshape(-1)[0])
 
 
-def _scalar(op_type: str, name: str, value, dtype) -> np.generic:
+def _scalar(name: str, value, dtype) -> np.generic:
     """A one-element tensor's value as a scalar of `dtype`."""
-    if np.size(value) != 1:
-        raise ValueError(f"{op_type}: {name} must hold one element, got {list(np.shape(value))}")
+    one_element(np.shape(value), name)
     return np.dtype(dtype).type(np.ravel(value)[0])
 
 
-def _check_tensors(op_type: str, named: dict) -> None:
+def _check_tensors(named: dict) -> None:
     """Raise unless the tensors are floats holding the same number of elements."""
     for name, array in named.items():
         if not isinstance(array, np.ndarray) or array.dtype.kind != "f":
-            raise ValueError(f"{op_type}: {name} must be a float tensor, got {_describe(array)}")
-    if len({array.size for array in named.values()}) > 1:
-        shapes = ", ".join(f"{name} {list(array.shape)}" for name, array in named.items())
-        raise ValueError(f"{op_type}: {shapes}: these must hold the same number of elements")
+            raise ValueError(f"{name} must be a float tensor, got {_describe(array)}")
+    same_sizes({name: array.shape for name, array in named.items()})
 
 
-def _increment(op_type: str, counter) -> np.ndarray:
-    if read_counter(op_type, counter) == INT64_MAX:
-        raise ValueError(f"{op_type}: the counter is at the int64 maximum and would overflow")
+def _increment(counter) -> np.ndarray:
+    if read_counter(counter) == INT64_MAX:
+        raise ValueError("the counter is at the int64 maximum and would overflow")
     return counter + 1
 
 
@@ -60,9 +66,9 @@ def iter_(*counter):
     if not counter:
         # Caffe2's deprecated Iter([], ITER) reads the output blob it increments;
         # a kernel only sees its inputs, so the counter must come in as input 0.
-        raise ValueError("Iter: the counter must be the input too: write Iter([ITER], [ITER]) "
+        raise ValueError("the counter must be the input too: write Iter([ITER], [ITER]) "
                          "after ConstantFill([], ITER, shape=[1], value=0, dtype=INT64)")
-    return _increment("Iter", counter[0])
+    return _increment(counter[0])
 
 
 @register_cpu("CreateMutex")
@@ -73,10 +79,10 @@ def create_mutex():
 @register_cpu("AtomicIter")
 def atomic_iter(mutex, counter):
     if not hasattr(mutex, "acquire"):
-        raise ValueError(f"AtomicIter: input mutex must be a mutex made by CreateMutex, "
+        raise ValueError(f"input mutex must be a mutex made by CreateMutex, "
                          f"got {_describe(mutex)}")
     with mutex:
-        return _increment("AtomicIter", counter)
+        return _increment(counter)
 
 
 # LearningRate: policy -> multiplier f(iter, args); base_lr * lr_scale * f is the rate.
@@ -121,16 +127,6 @@ MULTIPLIERS = {
     "hill": _hill,
 }
 
-# policy -> (what must hold of the args, the message when it does not)
-REQUIREMENTS = {
-    "step": (lambda a: a["stepsize"] > 0, "stepsize must be > 0"),
-    "multistep": (lambda a: bool(a["stepsizes"]), "stepsizes must list at least one iteration"),
-    "poly": (lambda a: a["max_iter"] > 0, "max_iter must be > 0"),
-    "alter": (lambda a: min(a["active_period"], a["inactive_period"]) >= 0
-              and a["active_period"] + a["inactive_period"] > 0,
-              "active_period and inactive_period must be >= 0, not both 0"),
-}
-
 
 @register_cpu("LearningRate", specialize=True)
 def learning_rate(*, base_lr, policy, gamma, stepsize, stepsizes, power, max_iter, num_iter,
@@ -142,15 +138,13 @@ def learning_rate(*, base_lr, policy, gamma, stepsize, stepsizes, power, max_ite
                 end_multiplier=end_multiplier, multiplier=multiplier, active_first=active_first,
                 active_period=active_period, inactive_period=inactive_period)
     if base_lr is None or policy not in MULTIPLIERS:
-        raise ValueError(f"LearningRate needs base_lr and a known policy, got {base_lr} and {policy!r}")
-    holds, message = REQUIREMENTS.get(policy, (lambda a: True, ""))
-    if not holds(args):
-        raise ValueError(f"LearningRate policy {policy}: {message}")
+        raise ValueError(f"needs base_lr and a known policy, got {base_lr} and {policy!r}")
+    learning_rate_policy(policy, args)
     multiplier_of = functools.partial(MULTIPLIERS[policy], a=args)
     scale = base_lr * lr_scale
 
     def learning_rate_kernel(counter):
-        return np.array(scale * multiplier_of(read_counter("LearningRate", counter)), dtype=np.float32)
+        return np.array(scale * multiplier_of(read_counter(counter)), dtype=np.float32)
 
     return learning_rate_kernel
 
@@ -158,11 +152,11 @@ def learning_rate(*, base_lr, policy, gamma, stepsize, stepsizes, power, max_ite
 @register_cpu("WeightedSum")
 def weighted_sum(*inputs):
     xs, weights = inputs[0::2], inputs[1::2]
-    _check_shapes("WeightedSum", xs)
+    _check_shapes(xs)
     dtype = xs[0].dtype
-    y = xs[0] * _scalar("WeightedSum", "weight_0", weights[0], dtype)
+    y = xs[0] * _scalar("weight_0", weights[0], dtype)
     for index in range(1, len(xs)):
-        y = y + xs[index] * _scalar("WeightedSum", f"weight_{index}", weights[index], dtype)
+        y = y + xs[index] * _scalar(f"weight_{index}", weights[index], dtype)
     return y
 
 
@@ -174,27 +168,22 @@ def make_weighted_sum_gradient(g):
     return [g.Op("WeightedSumGradient", [g.GO(0), *g.op.input], outputs)]
 
 
-def _check_shapes(op_type: str, xs, dy=None) -> None:
-    named = {} if dy is None else {"dY": dy}
-    named.update((f"X_{index}", x) for index, x in enumerate(xs))
-    if len({np.shape(x) for x in named.values()}) > 1:
-        shapes = ", ".join(f"{name} {list(np.shape(x))}" for name, x in named.items())
-        raise ValueError(f"{op_type}: {shapes}: these must have the same shape")
+def _check_shapes(xs, dy=None) -> None:
+    named = {} if dy is None else {"dY": np.shape(dy)}
+    named.update((f"X_{index}", np.shape(x)) for index, x in enumerate(xs))
+    same_shapes(named)
 
 
 def _check_gradient_pairs(dy, xs, grad_on_w, num_outputs: int) -> None:
-    _check_shapes("WeightedSumGradient", xs, dy)
-    expected = len(xs) * (2 if grad_on_w else 1)
-    if num_outputs != expected:
-        raise ValueError(f"WeightedSumGradient: {len(xs)} (X, weight) pairs with grad_on_w="
-                         f"{int(bool(grad_on_w))} give {expected} outputs, not {num_outputs}")
+    _check_shapes(xs, dy)
+    weighted_sum_gradient_outputs(len(xs), grad_on_w, num_outputs)
 
 
 @register_cpu("WeightedSumGradient")
 def weighted_sum_gradient(dy, *inputs, grad_on_w, num_outputs):
     xs, weights = inputs[0::2], inputs[1::2]
     _check_gradient_pairs(dy, xs, grad_on_w, num_outputs)
-    dxs = [dy * _scalar("WeightedSumGradient", f"weight_{i}", w, dy.dtype) for i, w in enumerate(weights)]
+    dxs = [dy * _scalar(f"weight_{i}", w, dy.dtype) for i, w in enumerate(weights)]
     if not grad_on_w:
         return tuple(dxs)
     dws = [np.full(np.shape(w), np.vdot(dy, x), dtype=np.asarray(w).dtype) for x, w in zip(xs, weights)]
@@ -203,9 +192,9 @@ def weighted_sum_gradient(dy, *inputs, grad_on_w, num_outputs):
 
 @register_cpu("MomentumSGDUpdate")
 def momentum_sgd_update(grad, moment, lr, param, *, momentum, nesterov):
-    _check_tensors("MomentumSGDUpdate", {"grad": grad, "moment": moment, "param": param})
+    _check_tensors({"grad": grad, "moment": moment, "param": param})
     t = grad.dtype.type
-    lr, momentum = _scalar("MomentumSGDUpdate", "lr", lr, grad.dtype), t(momentum)
+    lr, momentum = _scalar("lr", lr, grad.dtype), t(momentum)
     m = moment.reshape(grad.shape)
     new_moment = lr * grad + momentum * m
     step = (1 + momentum) * new_moment - momentum * m if nesterov else new_moment
@@ -215,9 +204,9 @@ def momentum_sgd_update(grad, moment, lr, param, *, momentum, nesterov):
 
 @register_cpu("Adagrad")
 def adagrad(param, moment, grad, lr, *, epsilon, decay):
-    _check_tensors("Adagrad", {"param": param, "moment": moment, "grad": grad})
+    _check_tensors({"param": param, "moment": moment, "grad": grad})
     t = param.dtype.type
-    lr = _scalar("Adagrad", "lr", lr, param.dtype)
+    lr = _scalar("lr", lr, param.dtype)
     g = grad.reshape(param.shape)
     new_moment = t(decay) * moment.reshape(param.shape) + g * g
     new_param = param + lr * g / (np.sqrt(new_moment) + t(epsilon))
@@ -226,10 +215,10 @@ def adagrad(param, moment, grad, lr, *, epsilon, decay):
 
 @register_cpu("Adam")
 def adam(param, moment_1, moment_2, grad, lr, counter, *, beta1, beta2, epsilon):
-    _check_tensors("Adam", {"param": param, "moment_1": moment_1, "moment_2": moment_2, "grad": grad})
+    _check_tensors({"param": param, "moment_1": moment_1, "moment_2": moment_2, "grad": grad})
     t = param.dtype.type
-    lr = _scalar("Adam", "lr", lr, param.dtype)
-    step_number = read_counter("Adam", counter) + 1  # Caffe2's bias correction uses iter + 1
+    lr = _scalar("lr", lr, param.dtype)
+    step_number = read_counter(counter) + 1  # Caffe2's bias correction uses iter + 1
     correction = t(math.sqrt(1 - beta2 ** step_number) / (1 - beta1 ** step_number))
     g = grad.reshape(param.shape)
     m1 = t(beta1) * moment_1.reshape(param.shape) + t(1 - beta1) * g
@@ -246,24 +235,21 @@ def adam(param, moment_1, moment_2, grad, lr, counter, *, beta1, beta2, epsilon)
 # the host (from a CPU blob as they are, from a GPU one with a copy) and go to the
 # kernels by value. The update ops return new arrays, as on the CPU.
 
-def _host_scalar(op_type: str, name: str, value) -> np.float32:
-    return _scalar(op_type, name, cuda.copy_to_cpu(value) if cuda.is_gpu_array(value) else value, np.float32)
+def _host_scalar(name: str, value) -> np.float32:
+    return _scalar(name, cuda.copy_to_cpu(value) if cuda.is_gpu_array(value) else value, np.float32)
 
 
 def _gpu_tensors(op_type: str, named: dict) -> list:
     """The tensors on the GPU (float32), checked to hold the same number of elements."""
     arrays = cuda.float32_inputs(op_type, *named.values())
-    if len({array.size for array in arrays}) > 1:
-        shapes = ", ".join(f"{name} {list(array.shape)}" for name, array in zip(named, arrays))
-        raise ValueError(f"{op_type}: {shapes}: these must hold the same number of elements")
+    same_sizes({name: array.shape for name, array in zip(named, arrays)})
     return arrays
 
 
 def _one_element_gpu(op_type: str, name: str, value):
     array = cuda.as_gpu(np.asarray(value, dtype=np.float32) if not cuda.is_gpu_array(value) else value)
     cuda.require_float32(op_type, array)
-    if array.size != 1:
-        raise ValueError(f"{op_type}: {name} must hold one element, got {list(array.shape)}")
+    one_element(array.shape, name)
     return array
 
 
@@ -271,7 +257,7 @@ def _one_element_gpu(op_type: str, name: str, value):
 def weighted_sum_cuda(*inputs):
     """One kernel per (X, weight) pair, each adding its term to Y in turn."""
     xs = cuda.float32_inputs("WeightedSum", *inputs[0::2])
-    _check_shapes("WeightedSum", xs)
+    _check_shapes(xs)
     weights = [_one_element_gpu("WeightedSum", f"weight_{i}", w) for i, w in enumerate(inputs[1::2])]
     y = cuda.empty_like(xs[0])
     for index, (x, weight) in enumerate(zip(xs, weights)):
@@ -283,7 +269,7 @@ def weighted_sum_cuda(*inputs):
 @register_cuda("MomentumSGDUpdate")
 def momentum_sgd_update_cuda(grad, moment, lr, param, *, momentum, nesterov):
     grad, moment, param = _gpu_tensors("MomentumSGDUpdate", {"grad": grad, "moment": moment, "param": param})
-    lr, momentum = _host_scalar("MomentumSGDUpdate", "lr", lr), np.float32(momentum)
+    lr, momentum = _host_scalar("lr", lr), np.float32(momentum)
     step, new_moment, new_param = (cuda.empty(a.shape) for a in (grad, moment, param))
     cuda.launch("training.cu", "momentum_sgd_update", grad.size, grad, moment,
                 param, step, new_moment, new_param, lr, momentum,
@@ -294,7 +280,7 @@ def momentum_sgd_update_cuda(grad, moment, lr, param, *, momentum, nesterov):
 @register_cuda("Adagrad")
 def adagrad_cuda(param, moment, grad, lr, *, epsilon, decay):
     param, moment, grad = _gpu_tensors("Adagrad", {"param": param, "moment": moment, "grad": grad})
-    lr = _host_scalar("Adagrad", "lr", lr)
+    lr = _host_scalar("lr", lr)
     new_param, new_moment = cuda.empty(param.shape), cuda.empty(moment.shape)
     cuda.launch("training.cu", "adagrad", param.size, param, moment, grad,
                 new_param, new_moment, lr, np.float32(epsilon), np.float32(decay),
@@ -306,8 +292,8 @@ def adagrad_cuda(param, moment, grad, lr, *, epsilon, decay):
 def adam_cuda(param, moment_1, moment_2, grad, lr, counter, *, beta1, beta2, epsilon):
     named = {"param": param, "moment_1": moment_1, "moment_2": moment_2, "grad": grad}
     param, moment_1, moment_2, grad = _gpu_tensors("Adam", named)
-    lr = _host_scalar("Adam", "lr", lr)
-    step_number = read_counter("Adam", cuda.copy_to_cpu(counter)) + 1  # as on the CPU: iter + 1
+    lr = _host_scalar("lr", lr)
+    step_number = read_counter(cuda.copy_to_cpu(counter)) + 1  # as on the CPU: iter + 1
     correction = np.float32(math.sqrt(1 - beta2 ** step_number) / (1 - beta1 ** step_number))
     outputs = [cuda.empty(a.shape) for a in (param, moment_1, moment_2, grad)]
     cuda.launch("training.cu", "adam", param.size, param, moment_1, moment_2,

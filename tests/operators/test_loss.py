@@ -1,6 +1,8 @@
-"""Loss family: each loss against an independent NumPy reference (float64), and
-each gradient op against numeric differentiation of its forward op with
-respect to the logits or inputs (labels get no gradient)."""
+"""Loss family (SoftmaxWithLoss is in test_softmax_loss.py): each loss against an
+independent NumPy reference (float64), each gradient op against numeric
+differentiation of its forward op with respect to the logits or inputs (labels
+get no gradient), the CUDA kernels against their CPU twins (gpu-marked), and
+the shape-inference rules."""
 import numpy as np
 import pytest
 from hypothesis import given, settings
@@ -8,7 +10,13 @@ from hypothesis import strategies as st
 
 from pycaffe2.executor import NetError, OpFailure
 from pycaffe2.gradient_checker import check_op_gradient
-from pycaffe2.testing import check_gradient_op, check_reference, make_op, run_op
+from pycaffe2.schema import all_schemas
+from pycaffe2.schema.bind import ShapeError, TensorInfo
+from pycaffe2.testing import check_devices, check_gradient_op, check_reference, device_option, make_op, run_op
+from tests.cuda import many_rows
+from tests.operators import DEVICES
+from tests.operators.test_nn import run_cuda
+from tests.schema import infer
 
 ERRORS = (OpFailure, NetError)
 
@@ -17,105 +25,6 @@ def probabilities(rng, n, d):
     p = rng.random((n, d)) + 0.05
     return p / p.sum(axis=1, keepdims=True)
 
-
-# SoftmaxWithLoss ------------------------------------------------------------------
-
-def ref_softmax_with_loss(logits, labels, weights=None, scale=1.0, label_prob=0, axis=1):
-    axis %= logits.ndim
-    n = int(np.prod(logits.shape[:axis]))
-    rows = logits.astype(np.float64).reshape(n, -1)
-    e = np.exp(rows - rows.max(axis=1, keepdims=True))
-    p = e / e.sum(axis=1, keepdims=True)
-    if label_prob:
-        losses = -(labels.reshape(n, -1) * np.log(p)).sum(axis=1)
-    else:
-        losses = -np.log(p[np.arange(n), labels.reshape(n)])
-    w = np.ones(n) if weights is None else weights.astype(np.float64).reshape(n)
-    loss = scale * (w * losses).sum() / w.sum() if w.sum() != 0 else 0.0
-    return p.reshape(logits.shape), np.float64(loss)
-
-
-def softmax_case(seed, shape, axis, label_prob, weighted):
-    """(inputs, n, d) for SoftmaxWithLoss on logits of `shape`."""
-    rng = np.random.default_rng(seed)
-    canonical = axis % len(shape)
-    n, d = int(np.prod(shape[:canonical])), int(np.prod(shape[canonical:]))
-    logits = (rng.standard_normal(shape) * 3).astype(np.float32)
-    if label_prob:
-        labels = probabilities(rng, n, d).astype(np.float32).reshape(shape)
-    else:
-        labels = rng.integers(0, d, shape[:canonical]).astype(np.int32)
-    inputs = [logits, labels]
-    if weighted:
-        inputs.append(rng.random(n).astype(np.float32) + 0.1)
-    return inputs, n, d
-
-
-@settings(max_examples=30, deadline=None)
-@given(seed=st.integers(0, 2**16), shape=st.lists(st.integers(1, 4), min_size=1, max_size=4),
-       data=st.data(), label_prob=st.booleans(), weighted=st.booleans(),
-       scale=st.sampled_from([1.0, 0.5, 3.0]))
-def test_softmax_with_loss_matches_reference(seed, shape, data, label_prob, weighted, scale):
-    axis = data.draw(st.integers(-len(shape), len(shape) - 1))
-    label_prob = label_prob and len(shape) > 1  # probability labels need 2 dims or more
-    inputs, _, _ = softmax_case(seed, tuple(shape), axis, label_prob, weighted)
-    args = {"axis": axis, "label_prob": int(label_prob), "scale": scale}
-    p, loss = check_reference("SoftmaxWithLoss", inputs, ref_softmax_with_loss, args, atol=1e-5)
-    assert p.dtype == np.float32 and loss.dtype == np.float32 and loss.shape == ()
-
-
-def test_softmax_with_loss_weighted_average_and_zero_weights():
-    logits = np.array([[1.0, 2.0, 3.0], [0.0, 0.0, 5.0]])
-    labels = np.array([2, 0], np.int32)
-    lse = np.log(np.exp(logits).sum(axis=1))
-    losses = lse - logits[[0, 1], [2, 0]]
-    _, loss = run_op("SoftmaxWithLoss", [logits, labels, np.array([3.0, 1.0])])
-    assert loss.dtype == np.float64
-    np.testing.assert_allclose(loss, (3 * losses[0] + losses[1]) / 4)
-    _, loss = run_op("SoftmaxWithLoss", [logits, labels, np.zeros(2)])
-    assert loss == 0
-    (dx,) = run_op("SoftmaxWithLossGradient", [logits, labels, np.zeros(2), np.ones_like(logits) / 3,
-                                               np.array(1.0)])
-    assert (dx == 0).all()
-
-
-def test_softmax_with_loss_is_stable_for_huge_logits():
-    logits = np.array([[1e4, 0.0, -1e4]], dtype=np.float32)
-    p, loss = run_op("SoftmaxWithLoss", [logits, np.array([2], np.int32)])
-    assert np.isfinite(p).all() and np.isclose(loss, 2e4)
-
-
-@pytest.mark.parametrize("shape, axis", [((3, 4), 1), ((2, 3, 2), 2), ((2, 2, 3), 1)])
-@pytest.mark.parametrize("label_prob", [0, 1])
-@pytest.mark.parametrize("weighted", [False, True])
-def test_softmax_with_loss_gradient_matches_numeric(shape, axis, label_prob, weighted):
-    inputs, _, _ = softmax_case(sum(shape) + axis, shape, axis, label_prob, weighted)
-    args = {"axis": axis, "label_prob": label_prob, "scale": 1.5}
-    p, _ = run_op("SoftmaxWithLoss", inputs, args)
-    grad_inputs = inputs + [p, np.array(0.7, np.float32)]
-    (dx,) = check_gradient_op("SoftmaxWithLoss", inputs, "SoftmaxWithLossGradient", grad_inputs,
-                              {0: 0}, [None, 0.7], args, atol=1e-3)
-    assert dx.dtype == np.float32
-
-
-def test_softmax_with_loss_errors():
-    logits = np.zeros((4, 10), np.float32)
-    with pytest.raises(ERRORS, match=r"labels are \[5\] but the batch has N=4"):
-        run_op("SoftmaxWithLoss", [logits, np.zeros(5, np.int32)])
-    with pytest.raises(ERRORS, match=r"class indices in \[0, 10\), got values in \[-1, 0\]"):
-        run_op("SoftmaxWithLoss", [logits, np.array([0, 0, -1, 0], np.int32)])
-    with pytest.raises(ERRORS, match="labels must be integer class indices, got float32"):
-        run_op("SoftmaxWithLoss", [logits, np.zeros(4, np.float32)])
-    with pytest.raises(ERRORS, match="each row of labels must sum to 1"):
-        run_op("SoftmaxWithLoss", [logits, np.full((4, 10), 0.2, np.float32)], {"label_prob": 1})
-    with pytest.raises(ERRORS, match=r"weights are \[3\] but the batch has N=4"):
-        run_op("SoftmaxWithLoss", [logits, np.zeros(4, np.int32), np.ones(3, np.float32)])
-    with pytest.raises(ERRORS, match=r"logits is \[4, 10\] but softmax is \[4, 9\]"):
-        run_op("SoftmaxWithLossGradient", [logits, np.zeros(4, np.int32),
-                                           np.zeros((4, 9), np.float32), np.ones((), np.float32)])
-
-
-# Cross-entropies on probabilities --------------------------------------------------
 
 @pytest.mark.parametrize("x_shape, label_shape", [((4, 5), (4,)), ((3, 2, 3), (3, 1)), ((6,), (1,))])
 def test_label_cross_entropy(x_shape, label_shape):
@@ -159,21 +68,22 @@ def test_cross_entropy(x_shape):
                       rtol=1e-4)
 
 
-def test_cross_entropy_errors():
+@pytest.mark.parametrize("device", DEVICES)
+def test_cross_entropy_errors(device):
+    on = device_option(device)
     x = np.full((4, 10), 0.1, np.float32)
     with pytest.raises(ERRORS, match=r"label is \[4, 9\]: label must be \[4, 10\]"):
-        run_op("CrossEntropy", [x, np.zeros((4, 9), np.float32)])
+        run_op("CrossEntropy", [x, np.zeros((4, 9), np.float32)], device_option=on)
     with pytest.raises(ERRORS, match=r"label values must be probabilities in \[0, 1\]"):
-        run_op("CrossEntropy", [x, np.full((4, 10), 2.0, np.float32)])
+        run_op("CrossEntropy", [x, np.full((4, 10), 2.0, np.float32)], device_option=on)
     with pytest.raises(ERRORS, match=r"label is \[3\]: label must be \[4\] or \[4, 1\]"):
-        run_op("LabelCrossEntropy", [x, np.zeros(3, np.int32)])
+        run_op("LabelCrossEntropy", [x, np.zeros(3, np.int32)], device_option=on)
     with pytest.raises(ERRORS, match=r"label must be class indices in \[0, 10\), got values in \[0, 10\]"):
-        run_op("LabelCrossEntropy", [x, np.array([0, 1, 2, 10], np.int32)])
+        run_op("LabelCrossEntropy", [x, np.array([0, 1, 2, 10], np.int32)], device_option=on)
     with pytest.raises(ERRORS, match=r"dY is \[3\] but the batch has N=4"):
-        run_op("LabelCrossEntropyGradient", [x, np.zeros(4, np.int32), np.zeros(3, np.float32)])
+        run_op("LabelCrossEntropyGradient", [x, np.zeros(4, np.int32), np.zeros(3, np.float32)],
+               device_option=on)
 
-
-# Averages and distances --------------------------------------------------------------
 
 @pytest.mark.parametrize("shape", [(4,), (2, 3), (2, 3, 4), ()])
 def test_averaged_loss(shape):
@@ -207,15 +117,16 @@ def test_squared_l2_distance(shape):
                       {0: 0, 1: 1}, [dz], rtol=1e-6)
 
 
-def test_squared_l2_distance_errors():
+@pytest.mark.parametrize("device", DEVICES)
+def test_squared_l2_distance_errors(device):
+    on = device_option(device)
     with pytest.raises(ERRORS, match=r"X is \[4, 3\] but Y is \[4, 2\]"):
-        run_op("SquaredL2Distance", [np.zeros((4, 3), np.float32), np.zeros((4, 2), np.float32)])
+        run_op("SquaredL2Distance", [np.zeros((4, 3), np.float32), np.zeros((4, 2), np.float32)],
+               device_option=on)
     with pytest.raises(ERRORS, match=r"dZ is \[3\] but the batch has N=4"):
         run_op("SquaredL2DistanceGradient", [np.zeros((4, 3), np.float32)] * 2 + [np.zeros(3, np.float32)],
-               num_outputs=2)
+               num_outputs=2, device_option=on)
 
-
-# Sigmoid cross-entropy on logits -----------------------------------------------------
 
 def ref_sigmoid_xent(logits, targets, log_D_trick=0, unjoined_lr_loss=0):
     lg, t = logits.astype(np.float64), targets.astype(np.float64)
@@ -259,8 +170,6 @@ def test_sigmoid_cross_entropy_is_stable_and_checks_args():
         run_op("SigmoidCrossEntropyWithLogitsGradient", [np.zeros(2, np.float32), logits, logits])
 
 
-# Accuracy ------------------------------------------------------------------------------
-
 def ref_accuracy(predictions, labels, top_k=1):
     order = np.argsort(-predictions, axis=1, kind="stable")[:, :top_k]
     return np.float32(np.mean([label in row for label, row in zip(labels, order)]))
@@ -280,23 +189,10 @@ def test_accuracy_matches_a_stable_sort(seed, n, d, data):
 def test_accuracy_is_float32_for_float64_scores_and_checks_labels():
     (accuracy,) = run_op("Accuracy", [np.eye(3), np.array([0, 1, 0], np.int32)])
     assert accuracy.dtype == np.float32 and np.isclose(accuracy, 2 / 3)
-    with pytest.raises(ERRORS, match=r"labels are \[2\] but the batch has N=3"):
+    with pytest.raises(ERRORS, match=r"predictions are \[3, 3\] but labels are \[2\]: N must match"):
         run_op("Accuracy", [np.eye(3), np.zeros(2, np.int32)])
     with pytest.raises(ERRORS, match=r"predictions must be 2-D \[N, D\], got \[3\]"):
         run_op("Accuracy", [np.ones(3), np.zeros(3, np.int32)])
-
-
-# Gradient makers: each registered gradient against central differences ----------
-
-@pytest.mark.parametrize("shape, axis", [((3, 4), 1), ((2, 3, 2), 2), ((2, 2, 3), 1)])
-@pytest.mark.parametrize("label_prob", [0, 1])
-@pytest.mark.parametrize("weighted", [False, True])
-def test_softmax_with_loss_registered_gradient(shape, axis, label_prob, weighted):
-    inputs, _, _ = softmax_case(len(shape) + axis, shape, axis, label_prob, weighted)
-    names = ["logits", "labels", "weights"][:len(inputs)]
-    op = make_op("SoftmaxWithLoss", names, ["P", "loss"], {"axis": axis, "label_prob": label_prob, "scale": 1.5})
-    report = check_op_gradient(op, inputs, 0, outputs_with_grads=(1,))
-    assert report.ok, report
 
 
 @pytest.mark.parametrize("x_shape, label_shape", [((3, 4), (3,)), ((2, 2, 3), (2, 1)), ((5,), (1,))])
@@ -342,3 +238,303 @@ def test_sigmoid_cross_entropy_registered_gradient(args, shape):
     op = make_op("SigmoidCrossEntropyWithLogits", ["logits", "targets"], ["Y"], args)
     report = check_op_gradient(op, [logits, targets], 0)
     assert report.ok, report
+
+
+# CUDA against the CPU twin -----------------------------------------------------------
+
+cuda_rng = np.random.default_rng(0)
+
+
+# [N, D]: odd sizes, more rows than the emulator's grid has blocks, one huge row, and more
+# rows than a real grid has blocks (65535).
+SHAPES = [(1, 1), (3, 7), (5, 1000), (300, 3), (1, 1 << 20), many_rows(((1 << 20) // 3 + 1, 3))]
+
+
+def scores(n, d):
+    return cuda_rng.uniform(-20, 20, (n, d)).astype(np.float32)
+
+
+def labels(n, d):
+    return cuda_rng.integers(0, d, n).astype(np.int32)
+
+
+def weights(n):
+    return cuda_rng.uniform(0, 2, n).astype(np.float32)
+
+
+def label_probs(n, d):
+    p = cuda_rng.random((n, d)) * (cuda_rng.random((n, d)) < 0.7)  # some zero targets
+    p[:, 0] += 1e-3
+    return (p / p.sum(axis=1, keepdims=True)).astype(np.float32)
+
+
+def floored_probabilities(n, d):
+    """Softmax rows [N, D] (float32) with a first column of zeros, below the floor."""
+    p = run_op("Softmax", [scores(n, d)])[0]
+    p[:, :1] = 0.0  # below the 1e-20 floor
+    return p
+
+
+def logits(shape):
+    """Scores with exact zeros (softplus's own branch) and large magnitudes."""
+    x = cuda_rng.uniform(-30, 30, shape).astype(np.float32)
+    return np.where(cuda_rng.random(shape) < 0.1, np.float32(0), x)
+
+
+def targets(shape):
+    """Targets in [0, 1] with exact 0s and 1s."""
+    return np.clip(cuda_rng.uniform(-0.3, 1.3, shape), 0, 1).astype(np.float32)
+
+
+def row_grad(shape):
+    """The gradient of one loss per row (all but the last axis)."""
+    return cuda_rng.standard_normal(shape[:-1]).astype(np.float32)
+
+
+def scalar_grad():
+    return np.array(cuda_rng.uniform(0.5, 2.0), np.float32)
+
+
+# op type -> (inputs for an [N, D] shape, args)
+CASES = {
+    "LabelCrossEntropy": (lambda s: [floored_probabilities(*s), labels(*s)], {}),
+    "LabelCrossEntropyGradient": (lambda s: [floored_probabilities(*s), labels(*s),
+                                             cuda_rng.standard_normal(s[0]).astype(np.float32)], {}),
+    "AveragedLoss": (lambda s: [scores(*s)], {}),
+    "AveragedLossGradient": (lambda s: [scores(*s), scalar_grad()], {}),
+    "SquaredL2Distance": (lambda s: [scores(*s), scores(*s)], {}),
+    "SquaredL2DistanceGradient": (lambda s: [scores(*s), scores(*s),
+                                             cuda_rng.standard_normal(s[0]).astype(np.float32)], {}),
+    "Accuracy": (lambda s: [np.round(scores(*s) / 8), labels(*s)], {}),  # ties
+    "CrossEntropy": (lambda s: [floored_probabilities(*s), label_probs(*s)], {}),
+    "CrossEntropyGradient": (lambda s: [floored_probabilities(*s), label_probs(*s),
+                                        cuda_rng.standard_normal(s[0]).astype(np.float32)], {}),
+    "SigmoidCrossEntropyWithLogits": (lambda s: [logits(s), targets(s)], {}),
+    "SigmoidCrossEntropyWithLogitsGradient": (lambda s: [row_grad(s), logits(s), targets(s)], {}),
+}
+
+
+OUTPUTS = {"SquaredL2DistanceGradient": 2}
+
+
+# The op types whose CUDA kernels this module checks (tests/cuda/test_devices.py gathers them).
+DEVICE_CHECKED: set[str] = set()
+
+
+DEVICE_CHECKED.update(CASES)
+
+
+@pytest.mark.gpu
+@pytest.mark.slow
+@pytest.mark.parametrize("shape", SHAPES, ids=str)
+@pytest.mark.parametrize("op_type", sorted(CASES))
+def test_cuda_kernel_matches_cpu(op_type, shape):
+    make_inputs, args = CASES[op_type]
+    check_devices(op_type, make_inputs(shape), args, OUTPUTS.get(op_type), atol=1e-6, rtol=1e-5)
+
+
+@pytest.mark.gpu
+@pytest.mark.slow
+@pytest.mark.parametrize("top_k", [1, 3, 1000])
+def test_accuracy_top_k(top_k):
+    predictions = np.round(scores(4001, 10) / 4)  # many ties
+    check_devices("Accuracy", [predictions, labels(4001, 10)], {"top_k": top_k})
+
+
+@pytest.mark.gpu
+@pytest.mark.slow
+def test_odd_shapes():
+    check_devices("AveragedLoss", [scores(1, 1).reshape(())])
+    check_devices("LabelCrossEntropy", [floored_probabilities(1, 5)[0], labels(1, 5)])  # 1-D X: one example
+    check_devices("SquaredL2Distance", [np.float32(1.5), np.float32(-2.0)])
+    check_devices("SquaredL2Distance", [scores(3, 10).reshape(3, 2, 5), scores(3, 10).reshape(3, 2, 5)])
+
+
+@pytest.mark.gpu
+@pytest.mark.slow
+@pytest.mark.parametrize("op_type", ["SoftmaxWithLoss", "LabelCrossEntropy", "Accuracy"])
+def test_out_of_range_labels_are_refused_as_on_the_cpu(op_type):
+    bad = np.array([0, 7, 1], np.int32)
+    with pytest.raises((OpFailure, NetError), match=r"class indices in \[0, 7\)"):
+        run_cuda(op_type, [scores(3, 7), bad], {}, 2 if op_type == "SoftmaxWithLoss" else 1)
+
+
+SIGMOID_XENT_ARGS = [{}, {"log_D_trick": 1}, {"unjoined_lr_loss": 1}, {"log_D_trick": 0, "unjoined_lr_loss": 0}]
+
+
+@pytest.mark.gpu
+@pytest.mark.slow
+@pytest.mark.filterwarnings("ignore:Mean of empty slice", "ignore:invalid value", "ignore:divide by zero")
+@pytest.mark.parametrize("shape", [(), (1,), (5,), (3, 7), (2, 3, 5), (300, 3), (2, 1000), (4, 0), (0, 3),
+                                   (2, 0, 3)], ids=str)
+@pytest.mark.parametrize("args", SIGMOID_XENT_ARGS, ids=str)
+def test_sigmoid_cross_entropy_every_variant_and_shape(args, shape):
+    x, t = logits(shape), targets(shape)
+    check_devices("SigmoidCrossEntropyWithLogits", [x, t], args, atol=1e-6, rtol=1e-5)
+    dy = np.asarray(row_grad(shape) if shape else cuda_rng.standard_normal(), np.float32)
+    check_devices("SigmoidCrossEntropyWithLogitsGradient", [dy, x, t], args, atol=1e-6, rtol=1e-5)
+
+
+@pytest.mark.gpu
+@pytest.mark.slow
+def test_sigmoid_cross_entropy_refusals_as_on_the_cpu():
+    x = logits((3, 4))
+    with pytest.raises((OpFailure, NetError), match="cannot both be set"):
+        run_cuda("SigmoidCrossEntropyWithLogits", [x, targets((3, 4))],
+                 {"log_D_trick": 1, "unjoined_lr_loss": 1}, 1)
+    with pytest.raises((OpFailure, NetError), match="must have the same shape"):
+        run_cuda("SigmoidCrossEntropyWithLogits", [x, targets((4, 3))], {}, 1)
+    with pytest.raises((OpFailure, NetError), match="one element per row"):
+        run_cuda("SigmoidCrossEntropyWithLogitsGradient", [row_grad((4, 4)), x, targets((3, 4))], {}, 1)
+
+
+@pytest.mark.gpu
+@pytest.mark.slow
+@pytest.mark.parametrize("x_shape, label_shape", [((5,), (1, 5)), ((4, 1), (4,)), ((3, 2, 5), (3, 10)),
+                                                  ((0, 4), (0, 4)), ((3, 0), (3, 0))], ids=str)
+def test_cross_entropy_odd_shapes(x_shape, label_shape):
+    x = cuda_rng.uniform(0, 1, x_shape).astype(np.float32)
+    label = cuda_rng.uniform(0, 1, label_shape).astype(np.float32)
+    check_devices("CrossEntropy", [x, label])
+    n = x_shape[0] if len(x_shape) > 1 else 1
+    check_devices("CrossEntropyGradient", [x, label, cuda_rng.standard_normal(n).astype(np.float32)])
+
+
+@pytest.mark.gpu
+@pytest.mark.slow
+def test_cross_entropy_refuses_labels_outside_0_1_as_on_the_cpu():
+    label = label_probs(3, 4)
+    label[1, 2] = 1.5
+    with pytest.raises((OpFailure, NetError), match=r"probabilities in \[0, 1\]"):
+        run_cuda("CrossEntropy", [floored_probabilities(3, 4), label], {}, 1)
+
+
+# Shape and type inference ------------------------------------------------------------
+
+SCALAR = TensorInfo((), "float32")
+
+
+def ints(*shape):
+    return TensorInfo(shape, "int32")
+
+
+def test_every_op_of_the_family_has_a_rule():
+    family = {name: s for name, s in all_schemas().items() if s.family == "loss"}
+    assert len(family) == 11
+    assert all(s.inference != "none" for s in family.values())
+    assert all_schemas()["Accuracy"].gradient == "should_not"
+
+
+@pytest.mark.parametrize("x_shape, label_shape", [((4, 10), (4,)), ((4, 10), (4, 1)),
+                                                  ((4, 2, 5), (4,)), ((10,), (1,))])
+def test_label_cross_entropy_matches_numpy_inference(x_shape, label_shape):
+    x = np.random.rand(*x_shape).reshape(x_shape[0] if len(x_shape) > 1 else 1, -1)
+    label = np.zeros(label_shape, dtype=np.int32).ravel()
+    expected = (-np.log(x[np.arange(x.shape[0]), label])).shape
+    assert infer("LabelCrossEntropy", [x_shape, ints(*label_shape)]) == [
+        TensorInfo(expected, "float32")]
+    assert infer("LabelCrossEntropyGradient", [x_shape, ints(*label_shape), expected]) == [
+        TensorInfo(x_shape)]
+
+
+def test_label_cross_entropy_errors_inference():
+    with pytest.raises(ShapeError, match=r"X \[4, 10\] is a batch of N=4, D=10, but label is "
+                                         r"\[4, 2\]: label must be \[4\] or \[4, 1\]"):
+        infer("LabelCrossEntropy", [(4, 10), ints(4, 2)])
+    with pytest.raises(ShapeError, match=r"label is \[3\]"):
+        infer("LabelCrossEntropy", [(4, 10), ints(3)])
+    with pytest.raises(ShapeError, match="label must be int32"):
+        infer("LabelCrossEntropy", [(4, 10), TensorInfo((4,), "int64")])
+    with pytest.raises(ShapeError, match="X must have at least one dim"):
+        infer("LabelCrossEntropy", [(), ints(1)])
+    with pytest.raises(ShapeError, match=r"dY is \[3\] but the batch has N=4"):
+        infer("LabelCrossEntropyGradient", [(4, 10), ints(4), (3,)])
+    assert infer("LabelCrossEntropy", [None, ints(4)]) == [TensorInfo((4,))]
+    assert infer("LabelCrossEntropy", [None, None]) == [None]
+
+
+@pytest.mark.parametrize("shape", [(4, 10), (4, 2, 5)])
+def test_cross_entropy_matches_numpy_inference(shape):
+    x = np.random.rand(*shape).reshape(shape[0], -1)
+    expected = (-(x * np.log(x)).sum(axis=1)).shape
+    label = (shape[0], int(np.prod(shape[1:])))
+    assert infer("CrossEntropy", [shape, label]) == [TensorInfo(expected)]
+    assert infer("CrossEntropyGradient", [shape, label, expected]) == [TensorInfo(shape)]
+
+
+def test_cross_entropy_errors_inference():
+    with pytest.raises(ShapeError, match=r"label is \[4, 9\]: label must be \[4, 10\]"):
+        infer("CrossEntropy", [(4, 10), (4, 9)])
+    with pytest.raises(ShapeError, match=r"label is \[4\]: label must be \[4, 10\]"):
+        infer("CrossEntropy", [(4, 10), (4,)])
+    assert infer("CrossEntropy", [(4, 1), (4,)]) == [TensorInfo((4,))]
+    with pytest.raises(ShapeError, match=r"dY is \[4, 1\] but the batch has N=4"):
+        infer("CrossEntropyGradient", [(4, 10), (4, 10), (4, 1)])
+
+
+@pytest.mark.parametrize("shape", [(4,), (2, 3), (2, 3, 4), ()])
+def test_averaged_loss_is_a_scalar_inference(shape):
+    assert infer("AveragedLoss", [shape]) == [TensorInfo(np.mean(np.ones(shape)).shape)]
+    assert infer("AveragedLossGradient", [shape, ()]) == [TensorInfo(shape)]
+    with pytest.raises(ShapeError, match=r"dY is \[2\] but must hold one element"):
+        infer("AveragedLossGradient", [shape, (2,)])
+
+
+@pytest.mark.parametrize("shape", [(4, 3), (4,), (2, 3, 4)])
+def test_squared_l2_distance_matches_numpy_inference(shape):
+    x, y = np.random.rand(*shape), np.random.rand(*shape)
+    expected = (0.5 * ((x - y) ** 2).reshape(shape[0], -1).sum(axis=1)).shape
+    assert infer("SquaredL2Distance", [shape, shape]) == [TensorInfo(expected)]
+    assert infer("SquaredL2Distance", [None, shape]) == [TensorInfo(expected)]
+    assert infer("SquaredL2DistanceGradient", [shape, None, expected], n_out=2) == [
+        TensorInfo(shape), TensorInfo(shape)]
+
+
+def test_squared_l2_distance_errors_inference():
+    assert infer("SquaredL2Distance", [(), ()]) == [TensorInfo((1,))]
+    with pytest.raises(ShapeError, match=r"X is \[4, 3\] but Y is \[4, 2\]"):
+        infer("SquaredL2Distance", [(4, 3), (4, 2)])
+    with pytest.raises(ShapeError, match=r"dZ is \[3\] but the batch has N=4"):
+        infer("SquaredL2DistanceGradient", [(4, 3), (4, 3), (3,)])
+
+
+@pytest.mark.parametrize("shape", [(4, 3), (2, 3, 5), (7,), ()])
+def test_sigmoid_cross_entropy_matches_numpy_inference(shape):
+    x = np.random.rand(*shape)
+    expected = np.mean(np.atleast_1d(x), axis=-1).shape if shape else ()
+    assert infer("SigmoidCrossEntropyWithLogits", [shape, shape]) == [TensorInfo(expected)]
+    assert infer("SigmoidCrossEntropyWithLogitsGradient", [expected, shape, shape]) == [
+        TensorInfo(shape)]
+
+
+def test_sigmoid_cross_entropy_errors_inference():
+    with pytest.raises(ShapeError, match=r"logits is \[4, 3\] but targets is \[4, 2\]"):
+        infer("SigmoidCrossEntropyWithLogits", [(4, 3), (4, 2)])
+    with pytest.raises(ShapeError, match=r"dY is \[3\] but logits are \[4, 3\]"):
+        infer("SigmoidCrossEntropyWithLogitsGradient", [(3,), (4, 3), (4, 3)])
+    assert infer("SigmoidCrossEntropyWithLogits", [None, None]) == [None]
+
+
+def test_accuracy_inference():
+    scores, labels = np.random.rand(4, 10), np.zeros(4, dtype=np.int32)
+    expected = np.mean(scores.argmax(axis=1) == labels).shape
+    assert infer("Accuracy", [(4, 10), ints(4)], top_k=3) == [TensorInfo(expected, "float32")]
+    assert infer("Accuracy", [None, None]) == [SCALAR]
+    with pytest.raises(ShapeError, match=r"predictions must be 2-D \[N, D\], got \[4\]"):
+        infer("Accuracy", [(4,), ints(4)])
+    with pytest.raises(ShapeError, match=r"predictions are \[4, 10\] but labels are \[3\]"):
+        infer("Accuracy", [(4, 10), ints(3)])
+    with pytest.raises(ShapeError, match="top_k 11 exceeds the 10 classes"):
+        infer("Accuracy", [(4, 10), ints(4)], top_k=11)
+    with pytest.raises(ShapeError, match="labels must be 1-D"):
+        infer("Accuracy", [(4, 10), ints(4, 1)])
+
+
+def test_losses_keep_a_float64_input_type_inference():
+    f64 = TensorInfo((4, 10), "float64")
+    assert infer("SoftmaxWithLoss", [f64, ints(4)], n_out=2)[1] == TensorInfo((), "float64")
+    assert infer("LabelCrossEntropy", [f64, ints(4)]) == [TensorInfo((4,), "float64")]
+    assert infer("CrossEntropy", [f64, f64]) == [TensorInfo((4,), "float64")]
+    assert infer("AveragedLoss", [f64]) == [TensorInfo((), "float64")]
+    assert infer("SigmoidCrossEntropyWithLogits", [f64, f64]) == [TensorInfo((4,), "float64")]
+    assert infer("Accuracy", [f64, ints(4)]) == [SCALAR]

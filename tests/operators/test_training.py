@@ -1,6 +1,9 @@
 """Training family: the counter, the learning-rate policies, WeightedSum and its
 gradient, and every update rule against an independent NumPy reference, one
-step at a time and over several steps of a real training net."""
+step at a time and over several steps of a real training net; the CUDA kernels
+against their CPU twins (gpu-marked), with the learning rate and counter on the
+GPU (check_devices feeds every input there) and, as LearningRate and Iter leave
+them, on the CPU; and the shape-inference rules."""
 import math
 
 import numpy as np
@@ -14,7 +17,20 @@ from pycaffe2.gradient import GetGradientForOp
 from pycaffe2.gradient_checker import check_op_gradient
 from pycaffe2.operators import load_kernels
 from pycaffe2.proto import caffe2_pb2
-from pycaffe2.testing import check_gradient_op, check_reference, make_op, run_op
+from pycaffe2.schema import all_schemas
+from pycaffe2.schema.bind import ShapeError, TensorInfo
+from pycaffe2.testing import (
+    assert_outputs_close,
+    check_devices,
+    check_gradient_op,
+    check_reference,
+    device_option,
+    make_op,
+    run_op,
+)
+from tests.operators import DEVICES
+from tests.schema import infer
+
 
 shapes = hnp.array_shapes(min_dims=1, max_dims=3, max_side=4)
 
@@ -154,13 +170,23 @@ def test_weighted_sum_gradient(pairs, grad_on_w):
     check_gradient_op("WeightedSum", forward, "WeightedSumGradient", [dy] + forward, wrt, [dy], args)
 
 
-def test_weighted_sum_errors():
-    with pytest.raises((OpFailure, NetError), match=r"X_0 \[2, 3\], X_1 \[3, 2\]: these must have the same"):
-        run_op("WeightedSum", [np.ones((2, 3)), np.ones(1), np.ones((3, 2)), np.ones(1)])
-    with pytest.raises((OpFailure, NetError), match=r"weight_1 must hold one element, got \[2\]"):
-        run_op("WeightedSum", [np.ones((2, 3)), np.ones(1), np.ones((2, 3)), np.ones(2)])
-    with pytest.raises((OpFailure, NetError), match="give 2 outputs, not 1"):
-        run_op("WeightedSumGradient", [np.ones(2), np.ones(2), np.ones(1)], {"grad_on_w": 1})
+F32 = np.float32
+WEIGHTED_SUM_ERRORS = [
+    ("WeightedSum", [np.ones((2, 3), F32), np.ones(1, F32), np.ones((3, 2), F32), np.ones(1, F32)], {},
+     r"X_0 \[2, 3\], X_1 \[3, 2\]: these must have the same"),
+    ("WeightedSum", [np.ones((2, 3), F32), np.ones(1, F32), np.ones((2, 3), F32), np.ones(2, F32)], {},
+     r"weight_1 must hold one element, got \[2\]"),
+    ("WeightedSumGradient", [np.ones(2, F32), np.ones(2, F32), np.ones(1, F32)], {"grad_on_w": 1},
+     "give 2 outputs, not 1"),
+]
+
+
+@pytest.mark.parametrize("device", DEVICES)
+@pytest.mark.parametrize("op_type, inputs, args, message", WEIGHTED_SUM_ERRORS,
+                         ids=["shapes", "weight", "outputs"])
+def test_weighted_sum_errors(op_type, inputs, args, message, device):
+    with pytest.raises((OpFailure, NetError), match=message):
+        run_op(op_type, inputs, args, device_option=device_option(device))
 
 
 # --- update rules: independent float64 references ------------------------------------
@@ -341,3 +367,271 @@ def test_weighted_sum_registered_gradient(pairs, grad_on_w, shape, seed, weight_
         if gradient is not None:
             report = check_op_gradient(op, inputs, input_to_check)
             assert report.ok, report
+
+
+# --- CUDA against the CPU twin ------------------------------------------------------
+
+load_kernels()
+cuda_rng = np.random.default_rng(0)
+
+
+def randn32(shape):
+    return cuda_rng.standard_normal(shape).astype(np.float32)
+
+
+def scalar(value):
+    return np.array([value], np.float32)
+
+
+def weighted_sum_inputs(pairs):
+    return lambda s: [v for i in range(pairs) for v in (randn32(s), scalar(0.5 - 0.7 * i))]
+
+
+# op type -> (inputs for a shape, args, outputs compared)
+CASES = {
+    "WeightedSum": (weighted_sum_inputs(3), {}, 1),
+    "MomentumSGDUpdate": (lambda s: [randn32(s), randn32(s), scalar(-0.1), randn32(s)], {"momentum": 0.9}, 3),
+    "Adagrad": (lambda s: [randn32(s), np.abs(randn32(s)), randn32(s), scalar(-0.01)], {"epsilon": 1e-4, "decay": 0.95},
+                2),
+    "Adam": (lambda s: [randn32(s), randn32(s), np.abs(randn32(s)), randn32(s), scalar(-0.001), np.array([4], np.int64)],
+             {"beta1": 0.8, "beta2": 0.99, "epsilon": 1e-6}, 4),
+}
+# The op types whose CUDA kernels this module checks (tests/cuda/test_devices.py gathers them).
+DEVICE_CHECKED: set[str] = set()
+DEVICE_CHECKED.update(CASES)
+SHAPES = [(7,), (3, 5, 4), (1 << 20,)]
+DEVICE_CHECKED.update({"WeightedSumGradient", "LearningRate"})  # tested below
+
+
+@pytest.mark.gpu
+@pytest.mark.slow
+@pytest.mark.parametrize("shape", SHAPES)
+@pytest.mark.parametrize("op_type", sorted(CASES))
+def test_cuda_update_matches_cpu(op_type, shape):
+    make_inputs, args, count = CASES[op_type]
+    check_devices(op_type, make_inputs(shape), args, count)
+
+
+@pytest.mark.gpu
+@pytest.mark.slow
+@pytest.mark.parametrize("pairs", [1, 2, 5])
+@pytest.mark.parametrize("shape", SHAPES)
+def test_cuda_weighted_sum_any_number_of_pairs(pairs, shape):
+    check_devices("WeightedSum", weighted_sum_inputs(pairs)(shape), {})
+
+
+@pytest.mark.gpu
+@pytest.mark.slow
+@pytest.mark.parametrize("nesterov", [0, 1])
+@pytest.mark.parametrize("momentum", [0.0, 0.9])
+def test_cuda_momentum_sgd_both_kinds(nesterov, momentum):
+    s = (1001, 3)
+    check_devices("MomentumSGDUpdate", [randn32(s), randn32(s), scalar(-0.05), randn32(s)],
+                  {"momentum": momentum, "nesterov": nesterov}, 3)
+
+
+@pytest.mark.gpu
+@pytest.mark.slow
+def test_cuda_updates_keep_each_blobs_shape():
+    """Sizes must agree, shapes need not: each output keeps its blob's shape."""
+    outputs = check_devices("Adam", [randn32((4, 6)), randn32(24), np.abs(randn32((2, 12))), randn32((6, 4)), scalar(-0.01),
+                                     np.array([0], np.int64)], {}, 4)
+    assert [o.shape for o in outputs] == [(4, 6), (24,), (2, 12), (6, 4)]
+
+
+def run_mixed(op_type, inputs, on_cpu, args, count):
+    """The op on CUDA with inputs `on_cpu` (indices) left on the CPU."""
+    cuda_option = caffe2_pb2.DeviceOption(device_type=caffe2_pb2.PROTO_CUDA)
+    workspace = Workspace("_mixed")
+    names = [f"in{i}" for i in range(len(inputs))]
+    for index, (name, value) in enumerate(zip(names, inputs)):
+        workspace.FeedBlob(name, value, device_option=None if index in on_cpu else cuda_option)
+    op = make_op(op_type, names, [f"out{i}" for i in range(count)], args)
+    op.device_option.CopyFrom(cuda_option)
+    workspace.RunOperatorOnce(op)
+    return [workspace.FetchBlob(f"out{i}") for i in range(count)]
+
+
+@pytest.mark.gpu
+@pytest.mark.slow
+@pytest.mark.parametrize("op_type, on_cpu", [("MomentumSGDUpdate", {2}), ("Adagrad", {3}), ("Adam", {4, 5}),
+                                             ("WeightedSum", {1, 3, 5})])
+def test_cuda_updates_take_a_cpu_learning_rate_and_counter(op_type, on_cpu):
+    make_inputs, args, count = CASES[op_type]
+    inputs = make_inputs((5, 3))
+    got = run_mixed(op_type, inputs, on_cpu, args, count)
+    assert_outputs_close(got, run_op(op_type, inputs, args, count), atol=1e-5, rtol=1e-5)
+
+
+@pytest.mark.gpu
+@pytest.mark.slow
+def test_cuda_adam_without_its_optional_step_output():
+    make_inputs, args, _ = CASES["Adam"]
+    check_devices("Adam", make_inputs((9, 2)), args, 3)
+
+
+def weighted_sum_gradient_inputs(shape, pairs):
+    """{dY, X_0, weight_0, X_1, weight_1, ...}."""
+    return [randn32(shape), *weighted_sum_inputs(pairs)(shape)]
+
+
+@pytest.mark.gpu
+@pytest.mark.slow
+@pytest.mark.parametrize("grad_on_w", [0, 1])
+@pytest.mark.parametrize("pairs", [1, 3])
+@pytest.mark.parametrize("shape", [(), (7,), (3, 5, 4), (0, 3), (1 << 20,)], ids=str)
+def test_cuda_weighted_sum_gradient_matches_cpu(shape, pairs, grad_on_w):
+    inputs = weighted_sum_gradient_inputs(shape, pairs)
+    args = {"grad_on_w": grad_on_w}
+    count = pairs * (2 if grad_on_w else 1)
+    # dX to the bit; dw sums in double on the GPU, in float32 (vdot) on the CPU
+    gpu = check_devices("WeightedSumGradient", inputs, args, count, atol=1e-4, rtol=1e-4)
+    cpu = run_op("WeightedSumGradient", inputs, args, count)
+    assert_outputs_close(gpu[:pairs], cpu[:pairs], atol=0, rtol=0)
+    for dw, x in zip(gpu[pairs:], inputs[1::2]):
+        exact = np.vdot(inputs[0].astype(np.float64), x.astype(np.float64))
+        assert dw.shape == (1,) and dw.dtype == np.float32
+        np.testing.assert_allclose(dw, exact, rtol=1e-6, atol=1e-6)
+
+
+@pytest.mark.gpu
+@pytest.mark.slow
+def test_cuda_weighted_sum_gradient_refusals_as_on_the_cpu():
+    inputs = weighted_sum_gradient_inputs((4, 3), 2)
+    with pytest.raises((OpFailure, NetError), match="give 4 outputs, not 2"):
+        check_devices("WeightedSumGradient", inputs, {"grad_on_w": 1}, 2)
+    inputs[3] = randn32((3, 4))
+    with pytest.raises((OpFailure, NetError), match="must have the same shape"):
+        check_devices("WeightedSumGradient", inputs, {}, 2)
+
+
+LEARNING_RATES = [
+    {"policy": "fixed"},
+    {"policy": "step", "gamma": 0.5, "stepsize": 3},
+    {"policy": "exp", "gamma": 0.99},
+    {"policy": "inv", "gamma": 0.01, "power": 0.75},
+    {"policy": "multistep", "gamma": 0.3, "stepsizes": [2, 5, 9]},
+    {"policy": "poly", "max_iter": 20, "power": 2.0},
+    {"policy": "linearWarmup", "start_multiplier": 0.1, "num_iter": 5},
+    {"policy": "constantWarmup", "multiplier": 0.2, "num_iter": 5},
+    {"policy": "alter", "active_period": 3, "inactive_period": 2},
+    {"policy": "alter", "active_period": 3, "inactive_period": 2, "active_first": 0},
+    {"policy": "hill", "num_iter": 4, "start_multiplier": 0.1, "gamma": 0.1, "power": 0.5,
+     "end_multiplier": 0.2},
+]
+
+
+@pytest.mark.gpu
+@pytest.mark.slow
+@pytest.mark.parametrize("iteration", [0, 1, 4, 7, 100, 10**6])
+@pytest.mark.parametrize("args", LEARNING_RATES, ids=str)
+def test_cuda_learning_rate_matches_cpu(args, iteration):
+    args = {"base_lr": -0.1, "lr_scale": 0.7, **args}
+    counter = np.array([iteration], np.int64)
+    gpu = check_devices("LearningRate", [counter], args, atol=0, rtol=0)[0]  # the counter fed to the GPU
+    assert gpu.dtype == np.float32 and gpu.shape == ()
+    on_cpu = run_mixed("LearningRate", [counter], {0}, args, 1)[0]  # the counter left on the CPU
+    assert_outputs_close([on_cpu], run_op("LearningRate", [counter], args), atol=0, rtol=0)
+
+
+@pytest.mark.gpu
+@pytest.mark.slow
+def test_cuda_learning_rate_refusals_as_on_the_cpu():
+    with pytest.raises((OpFailure, NetError), match="iter must be a one-element int64 tensor"):
+        run_mixed("LearningRate", [np.array([1, 2], np.int64)], {0}, {"base_lr": 0.1, "policy": "fixed"}, 1)
+    with pytest.raises((OpFailure, NetError), match="stepsize must be > 0"):
+        run_mixed("LearningRate", [np.array([1], np.int64)], {0}, {"base_lr": 0.1, "policy": "step"}, 1)
+
+
+# --- shape and type inference -------------------------------------------------------
+
+COUNTER = TensorInfo((1,), "int64")
+LR = TensorInfo((1,), "float32")
+
+
+
+
+def test_every_op_with_tensor_outputs_has_a_rule():
+    family = {name: s for name, s in all_schemas().items() if s.family == "training"}
+    assert len(family) == 9
+    assert [name for name, s in family.items() if s.inference == "none"] == ["CreateMutex"]
+
+
+def test_iter_counters():
+    assert infer("Iter", []) == [COUNTER]
+    assert infer("Iter", [COUNTER]) == [COUNTER]
+    assert infer("AtomicIter", [None, COUNTER]) == [COUNTER]
+    with pytest.raises(ShapeError, match=r"iter must be a one-element int64 tensor, "
+                                         r"got \[1\] int32"):
+        infer("Iter", [TensorInfo((1,), "int32")])
+    with pytest.raises(ShapeError, match=r"got \[2\] int64"):
+        infer("AtomicIter", [None, TensorInfo((2,), "int64")])
+
+
+def test_learning_rate_is_a_scalar():
+    lr = -0.1 * np.power(0.9, np.int64(7) // 2).astype(np.float32)
+    assert infer("LearningRate", [COUNTER], base_lr=-0.1, policy="step", stepsize=2) == [
+        TensorInfo(lr.shape, lr.dtype.name)]
+    assert infer("LearningRate", [None], base_lr=-0.1, policy="fixed") == [
+        TensorInfo((), "float32")]
+    with pytest.raises(ShapeError, match=r"iter must be a one-element int64 tensor"):
+        infer("LearningRate", [(1,)], base_lr=-0.1, policy="fixed")
+
+
+@pytest.mark.parametrize("n_pairs", [1, 2, 3])
+def test_weighted_sum_matches_numpy(n_pairs):
+    xs = [np.random.rand(2, 3).astype(np.float32) for _ in range(n_pairs)]
+    ws = [np.random.rand(1).astype(np.float32) for _ in range(n_pairs)]
+    expected = sum(w * x for w, x in zip(ws, xs))
+    shapes = [s for x, w in zip(xs, ws) for s in (x.shape, w.shape)]
+    assert infer("WeightedSum", shapes) == [TensorInfo(expected.shape, expected.dtype.name)]
+    assert infer("WeightedSum", [None, (1,)] + shapes[2:]) == [
+        None if n_pairs == 1 else TensorInfo((2, 3))]
+
+
+def test_weighted_sum_inference_errors():
+    with pytest.raises(ShapeError, match=r"X_0 \[2, 3\], X_1 \[3, 2\]: these must have the same"):
+        infer("WeightedSum", [(2, 3), (1,), (3, 2), (1,)])
+    with pytest.raises(ShapeError, match=r"weight_1 must hold one element, got \[2\]"):
+        infer("WeightedSum", [(2, 3), (1,), (2, 3), (2,)])
+
+
+def test_weighted_sum_gradient_inference():
+    shapes = [(2, 3), (2, 3), (1,), (2, 3), ()]
+    assert infer("WeightedSumGradient", shapes, n_out=2) == [TensorInfo((2, 3))] * 2
+    out = infer("WeightedSumGradient", shapes, n_out=4, grad_on_w=1)
+    assert out == [TensorInfo((2, 3))] * 2 + [TensorInfo((1,)), TensorInfo(())]
+    with pytest.raises(ShapeError, match=r"dY \[2, 3\], X_0 \[2, 4\]"):
+        infer("WeightedSumGradient", [(2, 3), (2, 4), (1,)])
+
+
+def test_momentum_sgd_update():
+    grad, moment, param = (np.zeros((3, 4), np.float32) for _ in range(3))
+    step = 0.1 * grad + 0.9 * moment
+    out = infer("MomentumSGDUpdate", [grad.shape, moment.shape, (1,), param.shape], n_out=3)
+    assert out == [TensorInfo(step.shape), TensorInfo(step.shape), TensorInfo((param - step).shape)]
+    assert infer("MomentumSGDUpdate", [None, None, None, (12,)], n_out=3) == [
+        None, None, TensorInfo((12,))]
+    with pytest.raises(ShapeError, match=r"lr must hold one element, got \[2\]"):
+        infer("MomentumSGDUpdate", [(3, 4), (3, 4), (2,), (3, 4)], n_out=3)
+    with pytest.raises(ShapeError, match=r"grad \[3, 4\], moment \[3, 5\], param \[3, 4\]: "
+                                         r"these must hold the same number of elements"):
+        infer("MomentumSGDUpdate", [(3, 4), (3, 5), (1,), (3, 4)], n_out=3)
+
+
+def test_adagrad():
+    out = infer("Adagrad", [(3, 4), (3, 4), (3, 4), (1,)], n_out=2)
+    assert out == [TensorInfo((3, 4)), TensorInfo((3, 4))]
+    assert infer("Adagrad", [(3, 4), (12,), (3, 4), ()], n_out=2)[1] == TensorInfo((12,))
+    with pytest.raises(ShapeError, match=r"param \[3, 4\], moment \[3, 4\], grad \[4, 4\]"):
+        infer("Adagrad", [(3, 4), (3, 4), (4, 4), (1,)], n_out=2)
+
+
+def test_adam():
+    shapes = [(3, 4), (3, 4), (3, 4), (3, 4), LR, COUNTER]
+    assert infer("Adam", shapes, n_out=4) == [TensorInfo((3, 4))] * 4
+    assert infer("Adam", shapes, n_out=3) == [TensorInfo((3, 4))] * 3
+    with pytest.raises(ShapeError, match="iter must be a one-element int64 tensor"):
+        infer("Adam", shapes[:5] + [LR], n_out=3)
+    with pytest.raises(ShapeError, match=r"moment_2 \[3\]"):
+        infer("Adam", [(3, 4), (3, 4), (3,), (3, 4), LR, COUNTER], n_out=3)

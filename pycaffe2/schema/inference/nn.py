@@ -1,27 +1,61 @@
-"""Inference rules of the nn family (softmax, log-softmax, dropout).
+"""Inference rules of the nn family (softmax, log-softmax, dropout), and the
+checks the family's kernels share with them.
 
 Softmax ops see X as 2-D, split before `axis`, so the axis must lie in
 [-ndim, ndim); the output keeps X's shape. Gradient inputs that pair up
 element by element (Y with dY, dY with the dropout mask) must share a shape.
+The checks take plain shapes and dtypes, so the CPU kernels and the CUDA
+launchers call them with their arrays' and the rules with TensorInfos'.
 """
 from __future__ import annotations
 
+import math
+
+import numpy as np
+
 from pycaffe2.schema.inference import OpView, ShapeError, TensorInfo, rule
-from pycaffe2.schema.inference.activation import FLOAT_TYPES
 
 
-def canonical_axis(op: OpView, axis: int, ndim: int, name: str = "X") -> int:
+def axis_index(axis: int, ndim: int, name: str = "X") -> int:
     """`axis` as a non-negative index into a rank-`ndim` input, or raise."""
     if not -ndim <= axis < ndim:
-        raise ShapeError(f"{op.type}: axis {axis} is out of range for {name} of rank {ndim}")
+        raise ShapeError(f"axis {axis} is out of range for {name} of rank {ndim}")
     return axis % ndim
 
 
+def canonical_axis(op: OpView, axis: int, ndim: int, name: str = "X") -> int:
+    """axis_index for a rule (the normalization rules call it with their op)."""
+    return axis_index(axis, ndim, name)
+
+
+def row_shape(shape, axis: int, name: str = "X") -> tuple[int, int]:
+    """(prod(dims before axis), prod(dims from axis)): a shape coerced to 2-D at `axis`."""
+    axis = axis_index(axis, len(shape), name)
+    return math.prod(shape[:axis]), math.prod(shape[axis:])
+
+
+def same_shape(first, second, names: tuple[str, str]) -> None:
+    """Raise when two shapes that pair element by element differ (None: unknown)."""
+    if first is not None and second is not None and tuple(first) != tuple(second):
+        raise ShapeError(f"{names[0]} is {list(first)} but {names[1]} is "
+                         f"{list(second)}: they must have the same shape")
+
+
 def check_same_shape(op: OpView, first, second, names: tuple[str, str]) -> None:
-    """Raise when two known inputs that pair element by element differ in shape."""
-    if first is not None and second is not None and first.shape != second.shape:
-        raise ShapeError(f"{op.type}: {names[0]} is {list(first.shape)} but {names[1]} is "
-                         f"{list(second.shape)}: they must have the same shape")
+    """same_shape for a rule's TensorInfos (None where unknown)."""
+    same_shape(first and first.shape, second and second.shape, names)
+
+
+def float_type(dtype, name: str = "X") -> None:
+    """Raise unless `dtype` (a NumPy dtype or its name) is a float type."""
+    if np.dtype(dtype).kind != "f":
+        raise ShapeError(f"{name} must be float, got {dtype}")
+
+
+def dropout_grad_mask(is_test, has_mask: bool) -> None:
+    """DropoutGrad in training reads Dropout's mask (test mode ignores it)."""
+    if not is_test and not has_mask:
+        raise ShapeError("in training (is_test=0) it needs the mask input")
 
 
 @rule("nn_softmax")
@@ -30,9 +64,8 @@ def softmax(op: OpView, inputs: list) -> list:
     x = inputs[0]
     if x is None:
         return [None]
-    if x.dtype not in FLOAT_TYPES:
-        raise ShapeError(f"{op.type}: X must be float, got {x.dtype}")
-    canonical_axis(op, op.arg("axis", 1), len(x.shape))
+    float_type(x.dtype)
+    axis_index(op.arg("axis", 1), len(x.shape))
     return [x]
 
 
@@ -58,7 +91,8 @@ def dropout_grad(op: OpView, inputs: list) -> list:
     """dX is like dY; a given mask must be bool and of dY's shape."""
     dy = inputs[0]
     mask = inputs[1] if len(inputs) > 1 else None
-    if mask is not None and mask.dtype != "bool":
-        raise ShapeError(f"{op.type}: mask must be bool, got {mask.dtype}")
+    dropout_grad_mask(op.arg("is_test", 0), op.n_inputs > 1)
+    if mask is not None and mask.dtype != "bool":  # the kernels also take uint8 and float masks
+        raise ShapeError(f"mask must be bool, got {mask.dtype}")
     check_same_shape(op, dy, mask, ("dY", "mask"))
     return [dy]

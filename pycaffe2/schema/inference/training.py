@@ -3,7 +3,8 @@
 The iteration counter is an int64 [1] tensor and the learning rate it drives
 a 0-d float scalar. Update ops give each updated blob the shape of the blob it
 replaces; their tensors (parameter, gradient, moments) must hold the same
-number of elements, and learning rates one element.
+number of elements, and learning rates one element. The checks take plain
+shapes and dtypes: the kernels call them too.
 """
 from __future__ import annotations
 
@@ -14,62 +15,104 @@ from pycaffe2.schema.inference import OpView, ShapeError, TensorInfo, rule
 COUNTER = TensorInfo((1,), "int64")
 
 
-def check_counter(op: OpView, info) -> None:
-    """Raise unless a known counter is a one-element int64 tensor."""
-    if info is not None and (info.dtype != "int64" or math.prod(info.shape) != 1):
-        raise ShapeError(f"{op.type}: iter must be a one-element int64 tensor, "
-                         f"got {info.describe()}")
+def counter(dtype, shape) -> None:
+    """Raise unless a counter (dtype, shape) is a one-element int64 tensor."""
+    if str(dtype) != "int64" or math.prod(shape) != 1:
+        raise ShapeError(f"iter must be a one-element int64 tensor, got {list(shape)} {dtype}")
 
 
-def check_scalar(op: OpView, info, name: str) -> None:
-    """Raise unless a known tensor holds exactly one element."""
-    if info is not None and math.prod(info.shape) != 1:
-        raise ShapeError(f"{op.type}: {name} must hold one element, got {list(info.shape)}")
+def one_element(shape, name: str) -> None:
+    """Raise unless a tensor of `shape` holds exactly one element."""
+    if math.prod(shape) != 1:
+        raise ShapeError(f"{name} must hold one element, got {list(shape)}")
 
 
-def _check_known(op: OpView, named: dict, measure, what: str) -> None:
-    known = {name: info for name, info in named.items() if info is not None}
-    if len({measure(info) for info in known.values()}) > 1:
-        shapes = ", ".join(f"{name} {list(info.shape)}" for name, info in known.items())
-        raise ShapeError(f"{op.type}: {shapes}: these must {what}")
+def _agree(named: dict, measure, what: str) -> None:
+    """Raise unless the known shapes (name -> shape or None) agree by `measure`."""
+    known = {name: shape for name, shape in named.items() if shape is not None}
+    if len({measure(shape) for shape in known.values()}) > 1:
+        shapes = ", ".join(f"{name} {list(shape)}" for name, shape in known.items())
+        raise ShapeError(f"{shapes}: these must {what}")
 
 
-def check_sizes(op: OpView, named: dict) -> None:
-    """Raise unless the known tensors all hold the same number of elements."""
-    _check_known(op, named, lambda info: math.prod(info.shape), "hold the same number of elements")
+def same_sizes(named: dict) -> None:
+    """Raise unless the known shapes (name -> shape) hold the same number of elements."""
+    _agree(named, math.prod, "hold the same number of elements")
 
 
-def check_shapes(op: OpView, named: dict) -> None:
-    """Raise unless the known tensors all have the same shape."""
-    _check_known(op, named, lambda info: info.shape, "have the same shape")
+def same_shapes(named: dict) -> None:
+    """Raise unless the known shapes (name -> shape) are all the same."""
+    _agree(named, tuple, "have the same shape")
+
+
+def weighted_sum_gradient_outputs(pairs: int, grad_on_w, num_outputs: int) -> None:
+    """WeightedSumGradient gives dX_i for every pair, then dw_i too with grad_on_w."""
+    expected = pairs * (2 if grad_on_w else 1)
+    if num_outputs != expected:
+        raise ShapeError(f"{pairs} (X, weight) pairs with grad_on_w={int(bool(grad_on_w))} give "
+                         f"{expected} outputs, not {num_outputs}")
+
+
+# LearningRate policy -> (what must hold of its args, the message when it does not)
+POLICY_REQUIREMENTS = {
+    "step": (lambda a: a["stepsize"] > 0, "stepsize must be > 0"),
+    "multistep": (lambda a: bool(a["stepsizes"]), "stepsizes must list at least one iteration"),
+    "poly": (lambda a: a["max_iter"] > 0, "max_iter must be > 0"),
+    "alter": (lambda a: min(a["active_period"], a["inactive_period"]) >= 0
+              and a["active_period"] + a["inactive_period"] > 0,
+              "active_period and inactive_period must be >= 0, not both 0"),
+}
+
+
+def learning_rate_policy(policy: str, args: dict) -> None:
+    """Raise unless LearningRate's args suit its policy."""
+    holds, message = POLICY_REQUIREMENTS.get(policy, (lambda a: True, ""))
+    if not holds(args):
+        raise ShapeError(f"policy {policy}: {message}")
+
+
+def _shapes(named: dict) -> dict:
+    """name -> shape (None where unknown) of name -> TensorInfo."""
+    return {name: None if info is None else info.shape for name, info in named.items()}
+
+
+def _counter(info) -> None:
+    if info is not None:
+        counter(info.dtype, info.shape)
+
+
+def _one_element(info, name: str) -> None:
+    if info is not None:
+        one_element(info.shape, name)
 
 
 @rule("training_iter")
 def iter_(op: OpView, inputs: list) -> list:
     """The counter: int64 [1]."""
-    check_counter(op, inputs[0] if inputs else None)
+    _counter(inputs[0] if inputs else None)
     return [COUNTER]
 
 
 @rule("training_atomic_iter")
 def atomic_iter(op: OpView, inputs: list) -> list:
     """The counter (input 1): int64 [1]."""
-    check_counter(op, inputs[1])
+    _counter(inputs[1])
     return [COUNTER]
 
 
 @rule("training_learning_rate")
 def learning_rate(op: OpView, inputs: list) -> list:
     """A 0-d float32 scalar from the int64 counter."""
-    check_counter(op, inputs[0])
+    _counter(inputs[0])
+    learning_rate_policy(op.arg("policy"), op.args)
     return [TensorInfo((), "float32")]
 
 
-def _pairs(op: OpView, tensors: list) -> tuple[dict, list]:
+def _pairs(tensors: list) -> tuple[dict, list]:
     """({"X_i": info}, [w_i]) from X_0, w_0, X_1, w_1, ...; weights must hold one element."""
     xs, weights = tensors[0::2], tensors[1::2]
     for index, weight in enumerate(weights):
-        check_scalar(op, weight, f"weight_{index}")
+        _one_element(weight, f"weight_{index}")
     return {f"X_{index}": x for index, x in enumerate(xs)}, weights
 
 
@@ -80,17 +123,18 @@ def _first_known(infos) -> TensorInfo | None:
 @rule("training_weighted_sum")
 def weighted_sum(op: OpView, inputs: list) -> list:
     """Y is like X_0; every X_i has X_0's shape and every weight one element."""
-    xs, _ = _pairs(op, inputs)
-    check_shapes(op, xs)
+    xs, _ = _pairs(inputs)
+    same_shapes(_shapes(xs))
     return [_first_known(xs.values())]
 
 
 @rule("training_weighted_sum_gradient")
 def weighted_sum_gradient(op: OpView, inputs: list) -> list:
     """dX_i is like dY (and X_i), then with grad_on_w=1 dw_i is like w_i."""
-    xs, weights = _pairs(op, inputs[1:])
+    xs, weights = _pairs(inputs[1:])
     named = {"dY": inputs[0], **xs}
-    check_shapes(op, named)
+    same_shapes(_shapes(named))
+    weighted_sum_gradient_outputs(len(xs), op.arg("grad_on_w", 0), op.n_outputs)
     dx = _first_known(named.values())
     return [dx] * len(xs) + (list(weights) if op.arg("grad_on_w", 0) else [])
 
@@ -99,8 +143,8 @@ def weighted_sum_gradient(op: OpView, inputs: list) -> list:
 def momentum_sgd_update(op: OpView, inputs: list) -> list:
     """(step, moment, param) like (grad, moment, param); lr holds one element."""
     grad, moment, lr, param = inputs
-    check_scalar(op, lr, "lr")
-    check_sizes(op, {"grad": grad, "moment": moment, "param": param})
+    _one_element(lr, "lr")
+    same_sizes(_shapes({"grad": grad, "moment": moment, "param": param}))
     return [grad, moment, param]
 
 
@@ -108,8 +152,8 @@ def momentum_sgd_update(op: OpView, inputs: list) -> list:
 def adagrad(op: OpView, inputs: list) -> list:
     """(param, moment) keep their shapes; lr holds one element."""
     param, moment, grad, lr = inputs
-    check_scalar(op, lr, "lr")
-    check_sizes(op, {"param": param, "moment": moment, "grad": grad})
+    _one_element(lr, "lr")
+    same_sizes(_shapes({"param": param, "moment": moment, "grad": grad}))
     return [param, moment]
 
 
@@ -117,7 +161,7 @@ def adagrad(op: OpView, inputs: list) -> list:
 def adam(op: OpView, inputs: list) -> list:
     """(param, moment_1, moment_2, step) like (param, moment_1, moment_2, grad)."""
     param, moment_1, moment_2, grad, lr, iteration = inputs
-    check_scalar(op, lr, "lr")
-    check_counter(op, iteration)
-    check_sizes(op, {"param": param, "moment_1": moment_1, "moment_2": moment_2, "grad": grad})
+    _one_element(lr, "lr")
+    _counter(iteration)
+    same_sizes(_shapes({"param": param, "moment_1": moment_1, "moment_2": moment_2, "grad": grad}))
     return [param, moment_1, moment_2, grad]
