@@ -7,38 +7,22 @@ POOL_PARAMS take them on CUDA. The window itself is the schema's (inference.conv
 """
 from __future__ import annotations
 
-import inspect
-
 import numpy as np
 
-from pycaffe2.operators.registry import CONTEXT_PARAMS, register_cpu, register_cuda
+from pycaffe2.operators.registry import ALL_SCHEMA_ARGS, register_cpu, register_cuda
 from pycaffe2.schema import get_schema
 from pycaffe2.schema.inference.conv import Window, channel_axis, spatial_shape
 
 
-def _schema_args(op_type: str) -> list[str]:
-    return [name for name, spec in get_schema(op_type).args.items() if spec.group != "engine"]
-
-
 def register_factory(op_type: str):
-    """register_cpu(specialize=True) for `op_type` and its aliases, for a factory
-    taking the schema's args as **args (the conv_pool group has ~20 spellings):
-    its signature is built from the schema, engine args left out."""
-    schema = get_schema(op_type)
-
-    def register(factory):
-        accepted = set(inspect.signature(factory).parameters)
-        names = _schema_args(op_type) + [name for name in CONTEXT_PARAMS if name in accepted]
-        factory.__signature__ = inspect.Signature(
-            [inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY) for name in names])
-        return register_cpu(op_type, *schema.aliases, specialize=True)(factory)
-    return register
+    """register_cpu for `op_type` and its aliases, for a factory taking the schema's
+    args as **args (the conv_pool group has ~20 spellings)."""
+    return register_cpu(op_type, *get_schema(op_type).aliases, specialize=True, args=ALL_SCHEMA_ARGS)
 
 
 def register_cuda_factory(op_type: str):
-    """register_cuda(specialize=True) for `op_type` and its aliases, taking register_factory's args."""
-    schema = get_schema(op_type)
-    return register_cuda(op_type, *schema.aliases, specialize=True, args=tuple(_schema_args(op_type)))
+    """register_cuda for `op_type` and its aliases, a factory taking register_factory's args."""
+    return register_cuda(op_type, *get_schema(op_type).aliases, specialize=True, args=ALL_SCHEMA_ARGS)
 
 
 def channels_first(array: np.ndarray, order: str) -> np.ndarray:

@@ -15,6 +15,8 @@ from pathlib import Path
 
 import numpy as np
 
+from pycaffe2.errors import ShapeError
+
 from pycaffe2.devices.cuda import CUDADevice, backend, current_stream, is_gpu_array
 
 OPERATORS_DIR = Path(__file__).resolve().parent
@@ -108,26 +110,26 @@ def launch_rows(source_name: str, kernel: str, rows: int, *args) -> None:
     function(source_name, kernel)(*args, block=(ROW_THREADS, 1, 1), grid=(min(rows, max_blocks()), 1))
 
 
-def require_float32(op_type: str, *arrays) -> None:
+def require_float32(*arrays) -> None:
     for array in arrays:
         if array.dtype != np.float32:
-            raise ValueError(f"{op_type}: the CUDA kernel takes float32, got {array.dtype}")
+            raise ShapeError(f"the CUDA kernel takes float32, got {array.dtype}")
 
 
-def float32_inputs(op_type: str, *values) -> list:
+def float32_inputs(*values) -> list:
     """A launcher's inputs on the GPU, refused unless float32."""
     arrays = [as_gpu(value) for value in values]
-    require_float32(op_type, *arrays)
+    require_float32(*arrays)
     return arrays
 
 
-def elementwise(op_type: str, source_name: str, kernel: str, arg_names=()):
+def elementwise(source_name: str, kernel: str, arg_names=()):
     """A launcher for a kernel(inputs..., output, float args..., n) over inputs of one shape."""
     def run(*inputs, **args):
-        inputs = float32_inputs(op_type, *inputs)
-        for name, value in zip("ABCD", inputs[1:]):
+        inputs = float32_inputs(*inputs)
+        for index, value in enumerate(inputs[1:], 1):
             if value.shape != inputs[0].shape:
-                raise ValueError(f"{op_type}: input {name} is {list(value.shape)} but input 0 is "
+                raise ShapeError(f"input {index} is {list(value.shape)} but input 0 is "
                                  f"{list(inputs[0].shape)}: they must match")
         out = empty_like(inputs[0])
         launch(source_name, kernel, out.size, *inputs, out,

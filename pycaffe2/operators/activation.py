@@ -175,12 +175,12 @@ CUDA_ELEMENTWISE = [
     ("Swish", "swish", ()), ("SwishGradient", "swish_gradient", ()),
 ]
 for _type, _kernel, _args in CUDA_ELEMENTWISE:
-    register_cuda(_type, args=_args)(cuda.elementwise(_type, "activation.cu", _kernel, _args))
+    register_cuda(_type, args=_args)(cuda.elementwise("activation.cu", _kernel, _args))
 
 
 @register_cuda("PRelu")
 def prelu_cuda(x, slope, *, order):
-    x, slope = cuda.float32_inputs("PRelu", x, slope)
+    x, slope = cuda.float32_inputs(x, slope)
     channels, inner = prelu_slope(x.shape, slope.shape, order)
     y = cuda.empty_like(x)
     cuda.launch("activation.cu", "prelu", y.size, x, slope, y, np.int64(channels), np.int64(inner),
@@ -190,7 +190,7 @@ def prelu_cuda(x, slope, *, order):
 
 @register_cuda("PReluGradient")
 def prelu_gradient_cuda(y, dy, x, slope, *, order):
-    dy, x, slope = cuda.float32_inputs("PReluGradient", dy, x, slope)
+    dy, x, slope = cuda.float32_inputs(dy, x, slope)
     same_shape(x.shape, dy.shape, "dY")
     channels, inner = prelu_slope(x.shape, slope.shape, order)
     dx, dslope = cuda.empty_like(x), cuda.empty_like(slope)

@@ -308,7 +308,7 @@ def _binary_launcher(op_type: str, kernel: str):
         axis = broadcast_axis(broadcast, axis, axis_str, order)
 
         def run(a, b):
-            a, b = cuda.float32_inputs(op_type, a, b)
+            a, b = cuda.float32_inputs(a, b)
             b_view, c_shape = binary_layout(a.shape, b.shape, axis)
             return _binary_cuda(kernel, a, b, a.shape, b_view, c_shape)
         return run
@@ -325,7 +325,7 @@ def _sum_gradient_launcher(op_type: str, b_scale: float):
         layout = gradient_layout(broadcast, axis, axis_str, order)
 
         def run(dc, a, b):
-            (dc,) = cuda.float32_inputs(op_type, dc)
+            (dc,) = cuda.float32_inputs(dc)
             b_view = layout(dc.shape, a.shape, b.shape)
             return _reduce_cuda(dc, a.shape), _reduce_cuda(dc, b_view, b.shape, b_scale)
         return run
@@ -341,7 +341,7 @@ def mul_gradient_cuda(*, broadcast, axis, axis_str, order):
     layout = gradient_layout(broadcast, axis, axis_str, order)
 
     def run(dc, a, b):
-        dc, a, b = cuda.float32_inputs("MulGradient", dc, a, b)
+        dc, a, b = cuda.float32_inputs(dc, a, b)
         b_view = layout(dc.shape, a.shape, b.shape)
         da = _reduce_cuda(_binary_cuda("mul", dc, b, dc.shape, b_view, dc.shape), a.shape)
         return da, _reduce_cuda(_binary_cuda("mul", dc, a, dc.shape, a.shape, dc.shape), b_view, b.shape)
@@ -354,7 +354,7 @@ def div_gradient_cuda(*, broadcast, axis, axis_str, order):
 
     def run(*inputs):
         dc, b, c, a_shape = div_gradient_inputs(inputs)
-        dc, b, c = cuda.float32_inputs("DivGradient", dc, b, c)
+        dc, b, c = cuda.float32_inputs(dc, b, c)
         b_view = layout(dc.shape, a_shape, b.shape, c.shape)
         da = _binary_cuda("div", dc, b, dc.shape, b_view, dc.shape)  # dC / B, C's shape
         terms = _binary_cuda("mul", da, c, dc.shape, c.shape, dc.shape)
@@ -367,7 +367,7 @@ def sum_reduce_like_cuda(*, axis, axis_str, order):
     axis = legacy_axis(axis, axis_str, order)
 
     def run(a, b):
-        (a,) = cuda.float32_inputs("SumReduceLike", a)
+        (a,) = cuda.float32_inputs(a)
         return _reduce_cuda(a, binary_layout(a.shape, tuple(b.shape), axis)[0], b.shape)
     return run
 
@@ -375,7 +375,7 @@ def sum_reduce_like_cuda(*, axis, axis_str, order):
 # --- Sum, Mean, Max, Min on CUDA: folded in input order, as on the CPU ------------------------
 
 def _fold_cuda(op_type: str, kernel: str, xs):
-    xs = cuda.float32_inputs(op_type, *xs)
+    xs = cuda.float32_inputs(*xs)
     check_inputs_alike(xs)
     if len(xs) == 1:
         return xs[0]
@@ -404,7 +404,7 @@ def mean_cuda(*xs):
 
 @register_cuda("MeanGradient")
 def mean_gradient_cuda(dy, *, num_outputs):
-    (dy,) = cuda.float32_inputs("MeanGradient", dy)
+    (dy,) = cuda.float32_inputs(dy)
     return (_divide_cuda(dy, num_outputs),) * num_outputs
 
 
@@ -421,7 +421,7 @@ def min_cuda(*xs):
 def _select_gradient_launcher(op_type: str) -> None:
     """MaxGradient, MinGradient: dX_i = dY where X_i equals Y, else 0."""
     def run(y, dy, *xs):
-        y, dy, *xs = cuda.float32_inputs(op_type, y, dy, *xs)
+        y, dy, *xs = cuda.float32_inputs(y, dy, *xs)
         check_inputs_alike([y, dy, *xs])
         outputs = tuple(cuda.empty_like(dy) for _ in xs)
         for x, dx in zip(xs, outputs):

@@ -271,7 +271,7 @@ def _map_channels(kernel, arrays, coef, layout):
 
 @register_cuda("ChannelStats")
 def channel_stats_cuda(x, *, order):
-    (x,) = cuda.float32_inputs("ChannelStats", x)
+    (x,) = cuda.float32_inputs(x)
     float_x(x.shape, x.dtype.name, 3)
     if x.size == 0:
         return on_cpu(lambda v: channel_stats(v, order=order), [x])
@@ -285,7 +285,7 @@ def channel_stats_cuda(x, *, order):
 
 @register_cuda("ChannelBackpropStats")
 def channel_backprop_stats_cuda(x, mean, inv_std, dy):
-    x, mean, inv_std, dy = cuda.float32_inputs("ChannelBackpropStats", x, mean, inv_std, dy)
+    x, mean, inv_std, dy = cuda.float32_inputs(x, mean, inv_std, dy)
     channel_backprop_stats_inputs(x.shape, x.dtype.name, mean.shape, inv_std.shape, dy.shape)
     if x.size == 0:
         return on_cpu(channel_backprop_stats, [x, mean, inv_std, dy])
@@ -303,7 +303,7 @@ def spatial_bn_cuda(*, is_test, epsilon, momentum, order, num_batches):
                      num_batches=num_batches)
 
     def test(x, *params):
-        x, *params = cuda.float32_inputs("SpatialBN", x, *params)
+        x, *params = cuda.float32_inputs(x, *params)
         _check_spatial_bn(x, params, is_test, num_batches, order)
         if x.size == 0:
             return on_cpu(cpu, [x, *params])
@@ -313,7 +313,7 @@ def spatial_bn_cuda(*, is_test, epsilon, momentum, order, num_batches):
         return (_map_channels("channel_affine", [x], coef, cuda_layout(x, order)),)
 
     def train(x, scale, bias, running_mean, running_var, *sums):
-        x, *params = cuda.float32_inputs("SpatialBN", x, scale, bias, running_mean, running_var, *sums)
+        x, *params = cuda.float32_inputs(x, scale, bias, running_mean, running_var, *sums)
         _check_spatial_bn(x, params, is_test, num_batches, order)
         if x.size == 0:
             return on_cpu(cpu, [x, *params])
@@ -343,8 +343,7 @@ def spatial_bn_gradient_cuda(*, is_test, epsilon, order, num_batches):
     from_aggregates = not is_test and num_batches > 1
 
     def gradient(x, scale, dy, mean, inv_std, *aggregates):
-        x, scale, dy, mean, inv_std, *aggregates = cuda.float32_inputs(
-            "SpatialBNGradient", x, scale, dy, mean, inv_std, *aggregates)
+        x, scale, dy, mean, inv_std, *aggregates = cuda.float32_inputs(x, scale, dy, mean, inv_std, *aggregates)
         _check_spatial_bn_gradient(x, scale, dy, (mean, inv_std, *aggregates), is_test, num_batches, order)
         if x.size == 0:
             return on_cpu(cpu, [x, scale, dy, mean, inv_std, *aggregates])

@@ -287,7 +287,7 @@ def _cuda_filter_matrices(w, group: int):
 
 def _cuda_inputs(op_type: str, *values) -> list:
     """float32 GPUArrays, None where an optional input is absent."""
-    return [None if v is None else cuda.float32_inputs(op_type, v)[0] for v in values]
+    return [None if v is None else cuda.float32_inputs(v)[0] for v in values]
 
 
 @register_cuda_factory("Conv")
@@ -309,7 +309,7 @@ def conv_gradient_cuda(*, num_outputs, **args):
     order, group = args["order"], args["group"]
 
     def run(x, w, dy):
-        x, w, dy = cuda.float32_inputs("ConvGradient", x, w, dy)
+        x, w, dy = cuda.float32_inputs(x, w, dy)
         g, m = conv_window(args, x.shape, w.shape, transposed=False)
         check_dy(dy.shape, image_shape(x.shape[0], m, g.out, order))
         dy_cm, weights = _cuda_to_channel_major(dy, order, group), _cuda_filter_matrices(w, group)
@@ -342,7 +342,7 @@ def conv_transpose_gradient_cuda(*, num_outputs, **args):
     order, group = args["order"], args["group"]
 
     def run(x, w, dy):
-        x, w, dy = cuda.float32_inputs("ConvTransposeGradient", x, w, dy)
+        x, w, dy = cuda.float32_inputs(x, w, dy)
         g, m = conv_window(args, x.shape, w.shape, transposed=True)
         check_dy(dy.shape, image_shape(x.shape[0], m, g.out, order))
         conv_view, weights = g._replace(out=spatial_shape(x.shape, order)), _cuda_filter_matrices(w, group)

@@ -269,7 +269,7 @@ CUDA_ELEMENTWISE = [
     (("ClipGradient",), "clip_gradient", ("min", "max"), lambda y, dy: _check_gradient_inputs(y, dy, "Y")),
 ]
 for _types, _kernel, _args, _check in CUDA_ELEMENTWISE:
-    register_cuda(*_types, args=_args)(_checked(_check, cuda.elementwise(_types[0], "elementwise.cu",
+    register_cuda(*_types, args=_args)(_checked(_check, cuda.elementwise("elementwise.cu",
                                                                           _kernel, _args)))
 
 
@@ -319,13 +319,13 @@ def pow_cuda(*, exponent, broadcast, axis, axis_str, order):
         check_pow_exponent(exponent is not None, e is not None)
         if e is None:
             _require(x, FLOAT)
-            (x,) = cuda.float32_inputs("Pow", x)
+            (x,) = cuda.float32_inputs(x)
             y = cuda.empty_like(x)
             cuda.launch(CU, "pow_scalar", y.size, x, y, np.float32(exponent), np.int64(y.size))
             return y
         e_view, y_shape = shapes(x.shape, e.shape)
         _check_operands(POW_NAMES, FLOAT, x, e)
-        x, e = cuda.float32_inputs("Pow", x, e)
+        x, e = cuda.float32_inputs(x, e)
         kernel = "pow_one_exponent" if e.size == 1 else "pow"  # NumPy's sqrt for a lone 0.5
         return _binary_cuda(kernel, x, e, x.shape, e_view, y_shape, source=CU)
     return run

@@ -183,7 +183,7 @@ def gemm(a, b, trans_a: bool, trans_b: bool, out=None, beta: float = 0.0, alpha:
     into `out` when given (a contiguous float32 array of that many elements, returned as
     it is; beta scales what it held), else a new array (and beta must be 0).
     """
-    a, b = cuda.float32_inputs("gemm", a, b)
+    a, b = cuda.float32_inputs(a, b)
     batch_a, rows_a, cols_a = _gemm_operand(a, "A")
     batch_b, rows_b, cols_b = _gemm_operand(b, "B")
     m, k = (cols_a, rows_a) if trans_a else (rows_a, cols_a)
@@ -241,7 +241,7 @@ def _fc_cuda_factory(op_type: str, transposed: bool):
         def fc(x, w, b):
             x, w, b = cuda.as_gpu(x), cuda.as_gpu(w), cuda.as_gpu(b)
             check_same_dtype(X=x.dtype, W=w.dtype)
-            cuda.require_float32(op_type, x, w, b)
+            cuda.require_float32(x, w, b)
             m, k, n = fc_sizes(x.shape, w.shape, axis, axis_w, transposed)
             check_fc_bias(b.shape, w.shape, n)
             w2 = cuda.reshape(w, (k, n) if transposed else (n, k))
@@ -255,7 +255,7 @@ def _fc_cuda_factory(op_type: str, transposed: bool):
 def _fc_gradient_cuda_factory(op_type: str, transposed: bool):
     def factory(*, axis, axis_w, num_outputs):
         def fc_gradient(x, w, dy):
-            x, w, dy = cuda.float32_inputs(op_type, x, w, dy)
+            x, w, dy = cuda.float32_inputs(x, w, dy)
             m, k, n = fc_sizes(x.shape, w.shape, axis, axis_w, transposed)
             check_fc_dy(dy.shape, m, n)
             x2, dy2 = cuda.reshape(x, (m, k)), cuda.reshape(dy, (m, n))
@@ -281,7 +281,7 @@ register_cuda("FCTransposedGradient", specialize=True)(
 def matmul_cuda(*, axis_a, axis_b, trans_a, trans_b):
     def run(a, b, shape_like=None):
         a, b = cuda.as_gpu(a), cuda.as_gpu(b)
-        cuda.require_float32("MatMul", a, b)
+        cuda.require_float32(a, b)
         a2, b2, m, n = _matmul_operands(a, b, axis_a, axis_b, trans_a, trans_b, cuda.reshape)
         y = gemm(a2, b2, bool(trans_a), bool(trans_b))
         return _shaped_like(y, m, n, shape_like, cuda.reshape)
@@ -296,7 +296,7 @@ def batch_matmul_cuda(*, trans_a, trans_b, broadcast):
     def run(a, b):
         a, b = cuda.as_gpu(a), cuda.as_gpu(b)
         check_same_dtype(A=a.dtype, B=b.dtype)
-        cuda.require_float32("BatchMatMul", a, b)
+        cuda.require_float32(a, b)
         shape = batch_matmul_shape(a.shape, b.shape, trans_a, trans_b, broadcast)
         count = math.prod(a.shape[:-2])
         y = gemm(cuda.reshape(a, (count, *a.shape[-2:])), cuda.reshape(b, (count, *b.shape[-2:])),

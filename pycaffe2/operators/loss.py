@@ -238,7 +238,7 @@ def zeros_on_gpu(shape):
 def label_cross_entropy_cuda(x, label):
     n, d = xent_labels(x.shape, label.shape, soft=False)
     checked = class_labels(cuda.copy_to_cpu(label), n, d, "label")
-    (x,) = cuda.float32_inputs("LabelCrossEntropy", x)
+    (x,) = cuda.float32_inputs(x)
     y = cuda.empty((n,))
     if n:  # then d > 0: the label check needs a class
         cuda.launch("loss.cu", "label_cross_entropy", n, x, labels_on_gpu(label, checked),
@@ -251,7 +251,7 @@ def label_cross_entropy_gradient_cuda(x, label, dy):
     n, d = xent_labels(x.shape, label.shape, soft=False)
     checked = class_labels(cuda.copy_to_cpu(label), n, d, "label")
     per_example_grad(dy.shape, n)
-    x, dy = cuda.float32_inputs("LabelCrossEntropyGradient", x, dy)
+    x, dy = cuda.float32_inputs(x, dy)
     dx = cuda.empty_like(x)
     if x.size:
         cuda.launch("loss.cu", "label_cross_entropy_gradient", x.size, x,
@@ -261,7 +261,7 @@ def label_cross_entropy_gradient_cuda(x, label, dy):
 
 @register_cuda("AveragedLoss")
 def averaged_loss_cuda(x):
-    (x,) = cuda.float32_inputs("AveragedLoss", x)
+    (x,) = cuda.float32_inputs(x)
     if x.size == 0:
         return zeros_on_gpu(())
     y = cuda.empty(())
@@ -272,7 +272,7 @@ def averaged_loss_cuda(x):
 @register_cuda("AveragedLossGradient")
 def averaged_loss_gradient_cuda(x, dy):
     scalar_grad(dy.shape)
-    x, dy = cuda.float32_inputs("AveragedLossGradient", x, dy)
+    x, dy = cuda.float32_inputs(x, dy)
     dx = cuda.empty_like(x)
     cuda.launch("loss.cu", "averaged_loss_gradient", dx.size, dy, dx, np.int64(dx.size))
     return dx
@@ -281,7 +281,7 @@ def averaged_loss_gradient_cuda(x, dy):
 @register_cuda("SquaredL2Distance")
 def squared_l2_distance_cuda(x, y):
     n, d = distance_rows(x.shape, y.shape)
-    x, y = cuda.float32_inputs("SquaredL2Distance", x, y)
+    x, y = cuda.float32_inputs(x, y)
     if d == 0:  # also n == 0: nothing to read
         return zeros_on_gpu((n,))
     z = cuda.empty((n,))
@@ -294,7 +294,7 @@ def squared_l2_distance_cuda(x, y):
 def squared_l2_distance_gradient_cuda(x, y, dz):
     n, d = distance_rows(x.shape, y.shape)
     per_example_grad(dz.shape, n, "dZ")
-    x, y, dz = cuda.float32_inputs("SquaredL2DistanceGradient", x, y, dz)
+    x, y, dz = cuda.float32_inputs(x, y, dz)
     dx, dy = cuda.empty_like(x), cuda.empty_like(x)
     if x.size:
         cuda.launch("loss.cu", "squared_l2_distance_gradient", x.size, x, y, dz,
@@ -306,7 +306,7 @@ def squared_l2_distance_gradient_cuda(x, y, dz):
 def accuracy_cuda(predictions, labels, *, top_k):
     n, d = accuracy_batch(predictions.shape, labels.shape)
     checked = class_labels(cuda.copy_to_cpu(labels), n, d)
-    (predictions,) = cuda.float32_inputs("Accuracy", predictions)
+    (predictions,) = cuda.float32_inputs(predictions)
     if n == 0:
         return zeros_on_gpu(())
     correct, result = cuda.empty((n,)), cuda.empty(())
@@ -319,7 +319,7 @@ def accuracy_cuda(predictions, labels, *, top_k):
 @register_cuda("CrossEntropy")
 def cross_entropy_cuda(x, label):
     n, d = _soft_label_batch(x, cuda.copy_to_cpu(label))
-    x, label = cuda.float32_inputs("CrossEntropy", x, label)
+    x, label = cuda.float32_inputs(x, label)
     if d == 0:  # also n == 0: nothing to read
         return zeros_on_gpu((n,))
     y = cuda.empty((n,))
@@ -331,7 +331,7 @@ def cross_entropy_cuda(x, label):
 def cross_entropy_gradient_cuda(x, label, dy):
     n, d = _soft_label_batch(x, cuda.copy_to_cpu(label))
     per_example_grad(dy.shape, n)
-    x, label, dy = cuda.float32_inputs("CrossEntropyGradient", x, label, dy)
+    x, label, dy = cuda.float32_inputs(x, label, dy)
     dx = cuda.empty_like(x)
     if x.size:
         cuda.launch("loss.cu", "cross_entropy_gradient", x.size, x, label, dy, dx,
@@ -349,7 +349,7 @@ def sigmoid_cross_entropy_with_logits_cuda(*, log_D_trick, unjoined_lr_loss):
 
     def kernel(logits, targets):
         _logits_and_targets(logits, targets)
-        logits, targets = cuda.float32_inputs("SigmoidCrossEntropyWithLogits", logits, targets)
+        logits, targets = cuda.float32_inputs(logits, targets)
         rows, inner = _rows_and_inner(logits)
         y = cuda.empty(logits.shape[:-1])
         if rows:  # inner == 0 reads nothing: the mean of no elements is NaN, as NumPy's
@@ -367,8 +367,7 @@ def sigmoid_cross_entropy_with_logits_gradient_cuda(*, log_D_trick, unjoined_lr_
     def kernel(dy, logits, targets):
         _logits_and_targets(logits, targets)
         row_grad(dy.shape, logits.shape)
-        dy, logits, targets = cuda.float32_inputs("SigmoidCrossEntropyWithLogitsGradient",
-                                                  dy, logits, targets)
+        dy, logits, targets = cuda.float32_inputs(dy, logits, targets)
         _, inner = _rows_and_inner(logits)
         dx = cuda.empty_like(logits)
         cuda.launch("loss.cu", "sigmoid_xent_gradient", dx.size, dy, logits, targets, dx, code,

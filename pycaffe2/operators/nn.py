@@ -136,7 +136,7 @@ def gpu_copy(x):
 
 def _cuda_rows_forward(op_type: str, kernel: str):
     def run(x, *, axis):
-        (x,) = cuda.float32_inputs(op_type, x)
+        (x,) = cuda.float32_inputs(x)
         y = cuda.empty_like(x)
         if x.size == 0:
             return y
@@ -149,7 +149,7 @@ def _cuda_rows_forward(op_type: str, kernel: str):
 
 def _cuda_rows_gradient(op_type: str, kernel: str):
     def run(y, dy, *, axis):
-        y, dy = cuda.float32_inputs(op_type, y, dy)
+        y, dy = cuda.float32_inputs(y, dy)
         same_shape(y.shape, dy.shape, ("Y", "dY"))
         dx = cuda.empty_like(dy)
         if y.size == 0:
@@ -170,7 +170,7 @@ for _type, _kernel in [("Softmax", "softmax_rows"), ("LogSoftmax", "log_softmax_
 
 @register_cuda("Dropout")
 def dropout_cuda(x, *, ratio, is_test, num_outputs, rng):
-    (x,) = cuda.float32_inputs("Dropout", x)
+    (x,) = cuda.float32_inputs(x)
     mask = cuda.empty(x.shape, np.bool_)
     if is_test:
         cuda.launch("nn.cu", "mask_all_kept", mask.size, mask, np.int64(mask.size))
@@ -184,7 +184,7 @@ def dropout_cuda(x, *, ratio, is_test, num_outputs, rng):
 
 @register_cuda("DropoutGrad")
 def dropout_grad_cuda(dy, mask=None, *, ratio, is_test):
-    (dy,) = cuda.float32_inputs("DropoutGrad", dy)
+    (dy,) = cuda.float32_inputs(dy)
     if is_test:
         return gpu_copy(dy)
     dropout_grad_mask(is_test, mask is not None)

@@ -240,7 +240,7 @@ def _norm_gradient_rows(x, dy, gamma, mean, stat, geometry, stat_is_std, want_xh
 
 @register_cuda("LayerNorm")
 def layer_norm_cuda(x, *affine, axis, epsilon, elementwise_affine):
-    x, *affine = cuda.float32_inputs("LayerNorm", x, *affine)
+    x, *affine = cuda.float32_inputs(x, *affine)
     axis = _check_layer_norm(x, affine, axis, elementwise_affine)
     if x.size == 0:
         return on_cpu(partial(layer_norm, axis=axis, epsilon=epsilon,
@@ -254,7 +254,7 @@ def layer_norm_cuda(x, *affine, axis, epsilon, elementwise_affine):
 
 @register_cuda("LayerNormGradient")
 def layer_norm_gradient_cuda(dy, y, mean, std, x, *gamma, axis, elementwise_affine, num_outputs):
-    dy, y, mean, std, x, *gamma = cuda.float32_inputs("LayerNormGradient", dy, y, mean, std, x, *gamma)
+    dy, y, mean, std, x, *gamma = cuda.float32_inputs(dy, y, mean, std, x, *gamma)
     canonical, used_gamma = _check_layer_norm_gradient(dy, y, mean, std, x, gamma, elementwise_affine, axis,
                                                        num_outputs)
     if x.size == 0:
@@ -286,7 +286,7 @@ def _group_backward_cuda(x, dy, gamma, mean, inv_std, groups, order):
 
 @register_cuda("InstanceNorm")
 def instance_norm_cuda(x, scale, bias, *, epsilon, order):
-    x, scale, bias = cuda.float32_inputs("InstanceNorm", x, scale, bias)
+    x, scale, bias = cuda.float32_inputs(x, scale, bias)
     instance_norm_inputs(x.shape, x.dtype.name, scale.shape, bias.shape, order)
     return _group_forward_cuda(x, scale, bias, channels(x.shape, order), epsilon, order,
                                partial(instance_norm, epsilon=epsilon, order=order))
@@ -294,7 +294,7 @@ def instance_norm_cuda(x, scale, bias, *, epsilon, order):
 
 @register_cuda("InstanceNormGradient")
 def instance_norm_gradient_cuda(x, scale, bias, dy, *saved, epsilon, order):
-    x, scale, bias, dy, *saved = cuda.float32_inputs("InstanceNormGradient", x, scale, bias, dy, *saved)
+    x, scale, bias, dy, *saved = cuda.float32_inputs(x, scale, bias, dy, *saved)
     _check_instance_norm_gradient(x, scale, bias, dy, saved, order)
     if x.size == 0:
         return on_cpu(partial(instance_norm_gradient, epsilon=epsilon, order=order),
@@ -308,7 +308,7 @@ def instance_norm_gradient_cuda(x, scale, bias, dy, *saved, epsilon, order):
 
 @register_cuda("GroupNorm")
 def group_norm_cuda(x, gamma, beta, *, group, epsilon, order):
-    x, gamma, beta = cuda.float32_inputs("GroupNorm", x, gamma, beta)
+    x, gamma, beta = cuda.float32_inputs(x, gamma, beta)
     group_norm_inputs(x.shape, x.dtype.name, gamma.shape, beta.shape, group, order)
     return _group_forward_cuda(x, gamma, beta, group, epsilon, order,
                                partial(group_norm, group=group, epsilon=epsilon, order=order))
@@ -316,7 +316,7 @@ def group_norm_cuda(x, gamma, beta, *, group, epsilon, order):
 
 @register_cuda("GroupNormGradient")
 def group_norm_gradient_cuda(dy, x, gamma, beta, mean, inv_std, *, group, order):
-    dy, x, gamma, beta, mean, inv_std = cuda.float32_inputs("GroupNormGradient", dy, x, gamma, beta,
+    dy, x, gamma, beta, mean, inv_std = cuda.float32_inputs(dy, x, gamma, beta,
                                                             mean, inv_std)
     _check_group_norm_gradient(dy, x, gamma, beta, mean, inv_std, group, order)
     if x.size == 0:

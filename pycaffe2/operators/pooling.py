@@ -198,7 +198,7 @@ def _average_extra(op_type: str, args: dict) -> list:
 def _cuda_pool(op_type: str, kernel: str):
     def factory(**args):
         def run(x):
-            (x,) = cuda.float32_inputs(op_type, x)
+            (x,) = cuda.float32_inputs(x)
             shape, params = _pool_params(args, x)
             y = cuda.empty(shape)
             cuda.launch("pooling.cu", kernel, y.size, x, y, *params,
@@ -213,7 +213,7 @@ def _cuda_pool_gradient(op_type: str, kernel: str):
     """One thread per cell of X, looping over the windows that hold it."""
     def factory(**args):
         def run(x, y, dy):
-            x, y, dy = cuda.float32_inputs(op_type, x, y, dy)
+            x, y, dy = cuda.float32_inputs(x, y, dy)
             expected, params = _pool_params(args, x)
             check_pooled(x.shape, expected, Y=y.shape, dY=dy.shape)
             dx = cuda.empty_like(x)
@@ -240,7 +240,7 @@ def _lrn_layout(x, order: str) -> list:
 
 @register_cuda("LRN")
 def lrn_cuda(x, *, size, alpha, beta, bias, order):
-    (x,) = cuda.float32_inputs("LRN", x)
+    (x,) = cuda.float32_inputs(x)
     layout = _lrn_layout(x, order)
     y, scale = cuda.empty_like(x), cuda.empty_like(x)
     cuda.launch("pooling.cu", "lrn", x.size, x, y, scale, *layout, np.int32(size),
@@ -251,7 +251,7 @@ def lrn_cuda(x, *, size, alpha, beta, bias, order):
 
 @register_cuda("LRNGradient")
 def lrn_gradient_cuda(x, y, dy, *, size, alpha, beta, bias, order):
-    x, y, dy = cuda.float32_inputs("LRNGradient", x, y, dy)
+    x, y, dy = cuda.float32_inputs(x, y, dy)
     check_one_shape(x.shape, y.shape, dy.shape)
     layout = _lrn_layout(x, order)
     scale, dx = cuda.empty_like(x), cuda.empty_like(x)

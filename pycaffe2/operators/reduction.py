@@ -96,7 +96,7 @@ _SEARCH_KERNELS = {np.dtype(np.float32): "float", np.dtype(np.int32): "int", np.
 def _reduce_shapes(op_type: str, x, axes, keepdims) -> tuple:
     """(float32 x on the GPU, canonical axes, x's shape with them as 1s, the output's shape)."""
     axes = reduce_axes(op_type, x.shape, x.dtype.name, axes)
-    (x,) = cuda.float32_inputs(op_type, x)
+    (x,) = cuda.float32_inputs(x)
     return x, axes, kept_dims(x.shape, axes), reduced_shape(x.shape, axes, keepdims)
 
 
@@ -160,7 +160,7 @@ def _gradient_meta(dy, x, axes):
 
 
 def _broadcast_cuda(op_type: str, dy, x, axes, divisor: int):
-    (dy,) = cuda.float32_inputs(op_type, dy)
+    (dy,) = cuda.float32_inputs(dy)
     meta, ndim = _gradient_meta(dy, x, axes)
     dx = cuda.empty(x.shape)
     cuda.launch(CU, "broadcast_divide", dx.size, dy, dx, meta, ndim, np.float32(divisor), np.int64(dx.size))
@@ -179,7 +179,7 @@ def reduce_mean_gradient_cuda(dy, x, y, *, axes):
 
 @register_cuda("ReduceMaxGradient")
 def reduce_max_gradient_cuda(dy, x, y, *, axes):
-    dy, x, y = cuda.float32_inputs("ReduceMaxGradient", dy, x, y)
+    dy, x, y = cuda.float32_inputs(dy, x, y)
     meta, ndim = _gradient_meta(dy, x, axes)
     gradient_kept("Y", x.shape, axes, y.shape)
     dx = cuda.empty(x.shape)

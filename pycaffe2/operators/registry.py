@@ -135,7 +135,7 @@ class GradientContext:
     def GO(self, i: int) -> str:
         """The gradient of output i; it must exist."""
         if self.g_output[i] is None:
-            raise GradientError(f"{self.op.type}: output {i} ({self.op.output[i]}) has no gradient")
+            raise GradientError(f"output {i} ({self.op.output[i]}) has no gradient")
         return self.g_output[i]
 
     def has_GO(self, i: int) -> bool:

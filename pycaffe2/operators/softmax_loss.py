@@ -108,14 +108,14 @@ def _target_args(labels, weights, shape, axis, label_prob):
     if n * d == 0:
         return n, d, cuda.NULL, cuda.NULL
     if label_prob:
-        return n, d, cuda.NULL, cuda.float32_inputs("SoftmaxWithLoss", labels)[0]
+        return n, d, cuda.NULL, cuda.float32_inputs(labels)[0]
     return n, d, labels_on_gpu(labels, checked), cuda.NULL
 
 
 @register_cuda("SoftmaxWithLoss")
 def softmax_with_loss_cuda(logits, labels, weights=None, *, scale, label_prob, axis):
     n, d, label_arg, target_arg = _target_args(labels, weights, logits.shape, axis, label_prob)
-    logits, *weights = cuda.float32_inputs("SoftmaxWithLoss", logits, *([] if weights is None else [weights]))
+    logits, *weights = cuda.float32_inputs(logits, *([] if weights is None else [weights]))
     p = cuda.empty_like(logits)
     if logits.size == 0:
         return p, zeros_on_gpu(())
@@ -134,7 +134,7 @@ def softmax_with_loss_gradient_cuda(logits, labels, third, fourth, fifth=None, *
     same_shape(logits.shape, p.shape, ("logits", "softmax"))
     n, d, label_arg, target_arg = _target_args(labels, weights, p.shape, axis, label_prob)
     scalar_grad(dloss.shape, "dloss")
-    p, dloss, *weights = cuda.float32_inputs("SoftmaxWithLossGradient", p, dloss,
+    p, dloss, *weights = cuda.float32_inputs(p, dloss,
                                              *([] if weights is None else [weights]))
     dx = cuda.empty_like(p)
     if p.size == 0:

@@ -241,14 +241,14 @@ def _host_scalar(name: str, value) -> np.float32:
 
 def _gpu_tensors(op_type: str, named: dict) -> list:
     """The tensors on the GPU (float32), checked to hold the same number of elements."""
-    arrays = cuda.float32_inputs(op_type, *named.values())
+    arrays = cuda.float32_inputs(*named.values())
     same_sizes({name: array.shape for name, array in zip(named, arrays)})
     return arrays
 
 
 def _one_element_gpu(op_type: str, name: str, value):
     array = cuda.as_gpu(np.asarray(value, dtype=np.float32) if not cuda.is_gpu_array(value) else value)
-    cuda.require_float32(op_type, array)
+    cuda.require_float32(array)
     one_element(array.shape, name)
     return array
 
@@ -256,7 +256,7 @@ def _one_element_gpu(op_type: str, name: str, value):
 @register_cuda("WeightedSum")
 def weighted_sum_cuda(*inputs):
     """One kernel per (X, weight) pair, each adding its term to Y in turn."""
-    xs = cuda.float32_inputs("WeightedSum", *inputs[0::2])
+    xs = cuda.float32_inputs(*inputs[0::2])
     _check_shapes(xs)
     weights = [_one_element_gpu("WeightedSum", f"weight_{i}", w) for i, w in enumerate(inputs[1::2])]
     y = cuda.empty_like(xs[0])
@@ -319,7 +319,7 @@ def learning_rate_cuda(**args):
 def weighted_sum_gradient_cuda(dy, *inputs, grad_on_w, num_outputs):
     """dX_i = w_i * dY by WeightedSum's first-pair kernel; dw_i = <dY, X_i> by a one-block sum."""
     _check_gradient_pairs(dy, inputs[0::2], grad_on_w, num_outputs)
-    dy, *xs = cuda.float32_inputs("WeightedSumGradient", dy, *inputs[0::2])
+    dy, *xs = cuda.float32_inputs(dy, *inputs[0::2])
     weights = [_one_element_gpu("WeightedSumGradient", f"weight_{i}", w) for i, w in enumerate(inputs[1::2])]
     dxs = [cuda.empty_like(dy) for _ in xs]
     for dx, weight in zip(dxs, weights):

@@ -10,17 +10,18 @@ import pytest
 
 from pycaffe2.executor import NetError, OpFailure, Workspace
 from pycaffe2.proto import caffe2_pb2
+from pycaffe2.schema import all_schemas
 from pycaffe2.schema.checker import check_net
 from pycaffe2.testing import make_op
 
 # family -> (op type, inputs, outputs, args, text of the problem): at least one per op family.
 STATIC_PROBLEMS = {
-    "normalization (SpatialBN)": ("SpatialBN", ["X", "scale", "bias", "mean", "var"],
+    "batch_norm (SpatialBN)": ("SpatialBN", ["X", "scale", "bias", "mean", "var"],
                                   ["Y", "mean", "var", "saved_mean", "saved_var"], {"is_test": 1},
                                   "is_test=1 takes 1 output (Y), got 5"),
-    "normalization (GroupNorm)": ("GroupNorm", ["X", "gamma", "beta"], ["Y"], {"is_test": 0},
+    "norms (GroupNorm)": ("GroupNorm", ["X", "gamma", "beta"], ["Y"], {"is_test": 0},
                                   "training (is_test=0) takes 3 outputs"),
-    "normalization (LayerNorm)": ("LayerNorm", ["X", "gamma", "beta"], ["Y", "mean", "std"], {},
+    "norms (LayerNorm)": ("LayerNorm", ["X", "gamma", "beta"], ["Y", "mean", "std"], {},
                                   "elementwise_affine=0 takes 1 input(s), got 3"),
     "arithmetic": ("Add", ["A", "B"], ["C"], {"broadcast": 1, "axis": 0, "axis_str": "C"},
                    "give axis (0) or axis_str ('C'), not both"),
@@ -44,7 +45,14 @@ STATIC_PROBLEMS = {
     "reduction": ("ReduceSum", ["X", "Z"], ["Y"], {}, "takes 1 input (data), got 2"),
     "training": ("Iter", ["iter"], ["iter2"], {}, "output 0 (iter) must be the same blob as input 0"),
     "io": ("Save", ["X"], [], {}, "required arg 'db_type' is missing"),
+    "pooling": ("MaxPool", ["X", "Z"], ["Y"], {"kernel": 2}, "takes 1 input (X), got 2"),
+    "softmax_loss": ("SoftmaxWithLoss", ["X"], ["P", "loss"], {}, "takes 2 to 3 inputs"),
 }
+
+
+def test_every_op_family_has_a_row():
+    families = {schema.family for schema in all_schemas().values()}
+    assert families - {key.split(" ")[0] for key in STATIC_PROBLEMS} == set()
 
 
 def net_of(op_type, inputs, outputs, args, name="bad"):
@@ -66,7 +74,7 @@ def test_create_net_refuses_what_validate_refuses(family):
 
 
 def test_spatial_bn_with_five_outputs_in_test_mode_never_runs():
-    net = net_of(*STATIC_PROBLEMS["normalization (SpatialBN)"][:4])
+    net = net_of(*STATIC_PROBLEMS["batch_norm (SpatialBN)"][:4])
     workspace = Workspace("spatial_bn")
     for name, shape in zip(net.external_input, [(2, 3, 4, 4), (3,), (3,), (3,), (3,)]):
         workspace.FeedBlob(name, np.ones(shape, np.float32))

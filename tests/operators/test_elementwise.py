@@ -625,7 +625,7 @@ def test_integer_input_is_refused_clearly():
     from pycaffe2.devices import cuda
     from pycaffe2.operators import CUDA_KERNELS, load_kernels
     load_kernels()
-    with pytest.raises(ValueError, match="Negative: the CUDA kernel takes float32, got int32"):
+    with pytest.raises(ShapeError, match="^the CUDA kernel takes float32, got int32$"):
         CUDA_KERNELS["Negative"].function(np.arange(4, dtype=np.int32))
     assert cuda.unavailable_reason() is None
 
