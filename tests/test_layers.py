@@ -117,3 +117,22 @@ def test_module_level_imports_have_no_cycle():
         if name not in state and (cycle := cycle_from(name)):
             steps = [edges[a][b] for a, b in zip(cycle, cycle[1:])]
             pytest.fail("import cycle " + " -> ".join(cycle) + ":\n" + "\n".join(steps))
+
+
+@pytest.mark.slow
+def test_every_module_imports_alone():
+    """Each module imports in a fresh interpreter with nothing imported before it, so no
+    module leans on another having been imported first."""
+    import subprocess
+    import sys
+    from concurrent.futures import ThreadPoolExecutor
+
+    def import_alone(name):
+        done = subprocess.run([sys.executable, "-c", f"import {name}"], capture_output=True, text=True,
+                              cwd=PACKAGE.parent)
+        return name, done.returncode, done.stderr.strip().splitlines()[-1:] or [""]
+
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        names = sorted(set(MODULES) - {"pycaffe2.__main__"})  # importing it runs the command line
+        failures = [f"{name}: {last[0]}" for name, code, last in pool.map(import_alone, names) if code != 0]
+    assert failures == []

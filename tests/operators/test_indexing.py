@@ -9,34 +9,14 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
-from pycaffe2.executor import NetError, OpFailure
 from pycaffe2.gradient import GetGradientForOp, GradientError
 from pycaffe2.gradient_checker import check_op_gradient
 from pycaffe2.schema.bind import ShapeError, TensorInfo
 from pycaffe2.testing import check_devices, check_gradient_op, check_reference, device_option, make_op, run_op
 from tests.operators import DEVICES
+from tests.operators.test_tensor import BIG, FAILS, i32, i64, rand, shapes  # the tensor tests' helpers
 from tests.schema import infer
 
-FAILS = (OpFailure, NetError)
-shapes = hnp.array_shapes(min_dims=1, max_dims=4, min_side=1, max_side=4)
-BIG = (130, 257)  # 33,410 elements: more than one emulated grid's 16,384 threads
-
-
-def rand(*shape, dtype=np.float32, seed=0):
-    rng = np.random.default_rng(seed)
-    if np.dtype(dtype) == np.bool_:
-        return rng.random(shape) < 0.5
-    if np.dtype(dtype).kind in "iu":
-        return rng.integers(-100 if np.dtype(dtype).kind == "i" else 0, 100, shape).astype(dtype)
-    return rng.standard_normal(shape).astype(dtype)
-
-
-def i64(*values):
-    return np.array(values, np.int64)
-
-
-def i32(*values):
-    return np.array(values, np.int32)
 
 
 def caffe2_range(dim, start, end):

@@ -6,7 +6,6 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from pycaffe2.executor import NetError, OpFailure
 from pycaffe2.gradient_checker import check_op_gradient
 from pycaffe2.schema import all_schemas
 from pycaffe2.schema.bind import ShapeError, TensorInfo
@@ -17,7 +16,6 @@ from tests.operators.test_loss import (
     ERRORS,
     SCALAR,
     SHAPES,
-    cuda_rng,
     ints,
     label_probs,
     labels,

@@ -121,7 +121,7 @@ def _kernel(args: dict, spatial, from_filter):
                              f"dims are {list(from_filter)}")
         given = from_filter
     if given is None:
-        raise ShapeError(f"no kernel size: give kernel, kernel_h/kernel_w or kernels "
+        raise ShapeError("no kernel size: give kernel, kernel_h/kernel_w or kernels "
                          "(or global_pooling=1)")
     if min(given) < 1:
         raise ShapeError(f"kernel {list(given)} must be positive")
