@@ -22,7 +22,7 @@ from pycaffe2.run.model import (
     placed,
     run_model,
 )
-from pycaffe2.run.plan import PlanRun, carried_state
+from pycaffe2.run.plan_job import PlanRun, carried_state
 from pycaffe2.run.random_init import can_make_up, made_up_weights
 
 __all__ = [

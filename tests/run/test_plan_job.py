@@ -8,7 +8,7 @@ import pytest
 
 from pycaffe2 import core, db, netfile
 from pycaffe2.cli import main
-from pycaffe2.run.plan import PlanRun, carried_state
+from pycaffe2.run.plan_job import PlanRun, carried_state
 
 rng = np.random.default_rng(0)
 X = rng.standard_normal((32, 3)).astype(np.float32)
