@@ -3,11 +3,29 @@ can run in place, matching their schemas. All of them also run on CUDA
 (activation.cu, float32)."""
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 
 from pycaffe2.operators import _cuda as cuda
 from pycaffe2.operators.registry import gradient_op, register_cpu, register_cuda
-from pycaffe2.schema.inference.activation import float_dtypes, prelu_slope, same_shape
+from pycaffe2.schema.inference import same_shape
+from pycaffe2.schema import get_schema
+from pycaffe2.schema.inference.activation import float_dtypes, prelu_slope, same_shapes
+
+
+def _paired(op_type: str):
+    """A gradient kernel behind the schema's check that its inputs pair element by
+    element (NumPy would broadcast a wrong dY silently)."""
+    names = [spec.name for spec in get_schema(op_type).inputs]
+
+    def wrap(kernel):
+        @functools.wraps(kernel)
+        def checked(*inputs, **args):
+            same_shapes([value.shape for value in inputs], names)
+            return kernel(*inputs, **args)
+        return checked
+    return wrap
 
 
 def _slope_view(slope, x, order):
@@ -26,6 +44,7 @@ def relu(x):
 
 
 @register_cpu("ReluGradient")
+@_paired("ReluGradient")
 def relu_gradient(y, dy):
     return np.where(y > 0, dy, 0).astype(dy.dtype, copy=False)
 
@@ -36,6 +55,7 @@ def leaky_relu(x, *, alpha):
 
 
 @register_cpu("LeakyReluGradient")
+@_paired("LeakyReluGradient")
 def leaky_relu_gradient(y, dy, *, alpha):
     return np.where(y >= 0, dy, dy * dy.dtype.type(alpha))
 
@@ -47,7 +67,7 @@ def prelu(x, slope, *, order):
 
 @register_cpu("PReluGradient")
 def prelu_gradient(y, dy, x, slope, *, order):
-    same_shape(x.shape, dy.shape, "dY")
+    same_shape(dy.shape, x.shape, ("dY", "X"))
     dx = np.where(x >= 0, dy, dy * _slope_view(slope, x, order)).astype(x.dtype, copy=False)
     contribution = np.where(x >= 0, 0, x * dy)
     if slope.size == 1:
@@ -66,6 +86,7 @@ def sigmoid(x):
 
 
 @register_cpu("SigmoidGradient")
+@_paired("SigmoidGradient")
 def sigmoid_gradient(y, dy):
     return dy * y * (1 - y)
 
@@ -76,6 +97,7 @@ def tanh(x):
 
 
 @register_cpu("TanhGradient")
+@_paired("TanhGradient")
 def tanh_gradient(y, dy):
     return dy * (1 - y * y)
 
@@ -86,6 +108,7 @@ def elu(x, *, alpha):
 
 
 @register_cpu("EluGradient")
+@_paired("EluGradient")
 def elu_gradient(y, dy, *, alpha):
     return np.where(y > 0, dy, dy * (y + dy.dtype.type(alpha)))
 
@@ -97,6 +120,7 @@ def selu(x, *, alpha, scale):
 
 
 @register_cpu("SeluGradient")
+@_paired("SeluGradient")
 def selu_gradient(y, dy, *, alpha, scale):
     scale = dy.dtype.type(scale)
     return np.where(y > 0, scale * dy, dy * (y + scale * dy.dtype.type(alpha)))
@@ -108,6 +132,7 @@ def softplus(x):
 
 
 @register_cpu("SoftplusGradient")
+@_paired("SoftplusGradient")
 def softplus_gradient(y, dy):
     return dy * -np.expm1(-y)
 
@@ -118,6 +143,7 @@ def softsign(x):
 
 
 @register_cpu("SoftsignGradient")
+@_paired("SoftsignGradient")
 def softsign_gradient(x, dy):
     return dy / np.square(1 + np.abs(x))
 
@@ -128,6 +154,7 @@ def swish(x):
 
 
 @register_cpu("SwishGradient")
+@_paired("SwishGradient")
 def swish_gradient(x, y, dy):
     return dy * (y + sigmoid(x) * (1 - y))
 
@@ -140,6 +167,7 @@ def hard_sigmoid(x, *, alpha, beta):
 
 
 @register_cpu("HardSigmoidGradient")
+@_paired("HardSigmoidGradient")
 def hard_sigmoid_gradient(y, dy, *, alpha):
     float_dtypes([y.dtype.name, dy.dtype.name])
     return np.where((y > 0) & (y < 1), dy * dy.dtype.type(alpha), dy.dtype.type(0))
@@ -175,7 +203,8 @@ CUDA_ELEMENTWISE = [
     ("Swish", "swish", ()), ("SwishGradient", "swish_gradient", ()),
 ]
 for _type, _kernel, _args in CUDA_ELEMENTWISE:
-    register_cuda(_type, args=_args)(cuda.elementwise("activation.cu", _kernel, _args))
+    _launcher = cuda.elementwise("activation.cu", _kernel, _args)
+    register_cuda(_type, args=_args)(_paired(_type)(_launcher) if _type.endswith("Gradient") else _launcher)
 
 
 @register_cuda("PRelu")
@@ -191,7 +220,7 @@ def prelu_cuda(x, slope, *, order):
 @register_cuda("PReluGradient")
 def prelu_gradient_cuda(y, dy, x, slope, *, order):
     dy, x, slope = cuda.float32_inputs(dy, x, slope)
-    same_shape(x.shape, dy.shape, "dY")
+    same_shape(dy.shape, x.shape, ("dY", "X"))
     channels, inner = prelu_slope(x.shape, slope.shape, order)
     dx, dslope = cuda.empty_like(x), cuda.empty_like(slope)
     cuda.launch("activation.cu", "prelu_gradient_x", dx.size, x, slope, dy, dx, np.int64(channels),

@@ -26,7 +26,7 @@ from pycaffe2.operators.registry import (
     register_cuda,
     register_gradient,
 )
-from pycaffe2.schema.inference import TensorInfo
+from pycaffe2.schema.inference import TensorInfo, same_shape
 from pycaffe2.schema.inference.arithmetic import binary_layout, broadcast_axis, check_same_type
 from pycaffe2.schema.inference.elementwise import (
     BOOL,
@@ -35,7 +35,6 @@ from pycaffe2.schema.inference.elementwise import (
     SIGNED,
     check_dtype,
     check_pow_exponent,
-    check_same_shape,
     check_where,
     pow_layout,
 )
@@ -89,7 +88,7 @@ def make_sqr_gradient(g):  # dX = 2 * dY * X; unlike Caffe2, dY itself is not sc
 def _check_gradient_inputs(first, dy, name: str) -> None:
     """AbsGradient's X, ClipGradient's Y: a float tensor of dY's shape."""
     _require(first, FLOAT, name)
-    check_same_shape(tuple(first.shape), tuple(dy.shape), (name, "dY"))
+    same_shape(first.shape, dy.shape, (name, "dY"))
 
 
 @register_cpu("AbsGradient")

@@ -26,7 +26,7 @@ from pycaffe2.schema.inference.loss import (
     sigmoid_xent_variant,
     xent_labels,
 )
-from pycaffe2.schema.inference.nn import same_shape
+from pycaffe2.schema.inference import same_shape
 
 LOG_FLOOR = 1e-20
 

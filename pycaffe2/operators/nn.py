@@ -20,7 +20,8 @@ from pycaffe2.operators.registry import (
     register_cuda,
     register_gradient,
 )
-from pycaffe2.schema.inference.nn import dropout_grad_mask, float_type, row_shape, same_shape
+from pycaffe2.schema.inference import same_shape
+from pycaffe2.schema.inference.nn import dropout_grad_mask, float_type, row_shape
 
 
 def as_rows(x: np.ndarray, axis: int, name: str = "X") -> np.ndarray:

@@ -49,7 +49,8 @@ def infer_op(op: caffe2_pb2.OperatorDef, inputs: list[TensorInfo | None]) -> lis
     schema = get_schema(op.type)
     if schema is None or schema.inference == "none":
         return [None] * len(op.output)
-    view = OpView(op.type, bind_args(schema, op), len(op.input), len(op.output))
+    view = OpView(op.type, bind_args(schema, op), len(op.input), len(op.output),
+                  [schema.input_name(i) for i in range(len(op.input))])
     outputs = list(RULES[schema.inference](view, list(inputs)))
     outputs += [None] * (len(op.output) - len(outputs))
     return outputs[:len(op.output)]

@@ -138,11 +138,27 @@ def test_a_slope_that_does_not_fit_is_refused(op_type, x_shape, slope_size, chan
 @pytest.mark.parametrize("device", DEVICES)
 def test_prelu_gradient_needs_dy_of_x_shape(device):
     x, slope = np.ones((2, 3), np.float32), np.ones(1, np.float32)
-    message = r"dY has shape \[2, 2\] but X has \[2, 3\]: they must match"
+    message = r"dY is \[2, 2\] but X is \[2, 3\]: they must have the same shape"
     with pytest.raises(ShapeError, match=message):
         infer("PReluGradient", [(2, 3), (2, 2), (2, 3), (1,)], 2)
     with pytest.raises(OpFailure, match=rf"\(PReluGradient\) failed: {message}"):
         run_op("PReluGradient", [x, x[:, :2], x, slope], num_outputs=2, device_option=device_option(device))
+
+
+@pytest.mark.parametrize("device", DEVICES)
+@pytest.mark.parametrize("op_type, names", [("ReluGradient", ("Y", "dY")), ("TanhGradient", ("Y", "dY")),
+                                            ("SoftsignGradient", ("X", "dY")),
+                                            ("SwishGradient", ("X", "Y", "dY"))])
+def test_gradient_inputs_pair_element_by_element(op_type, names, device):
+    """A dY of another shape is refused by validate and on both devices in the same words
+    (NumPy would broadcast it silently)."""
+    shapes = [(2, 3)] * (len(names) - 1) + [(3,)]
+    message = rf"dY is \[3\] but {names[0]} is \[2, 3\]: they must have the same shape"
+    with pytest.raises(ShapeError, match=message):
+        infer(op_type, shapes)
+    inputs = [np.ones(shape, np.float32) for shape in shapes]
+    with pytest.raises(OpFailure, match=rf"\({op_type}\) failed: {message}"):
+        run_op(op_type, inputs, device_option=device_option(device))
 
 
 def test_hard_sigmoid_takes_float_only():

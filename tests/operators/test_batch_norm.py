@@ -295,7 +295,7 @@ ERRORS = [
     ("SpatialBN", lambda x, s, b, m, v: [x, np.ones(4, np.float32), b, m, v], {"is_test": 1}, 1,
      r"scale has shape \[4\] but X \[2, 3, 4, 4\] needs 3 elements \(its channels, order NCHW\)"),
     ("SpatialBNGradient", lambda x, s, b, m, v: [x, s, x[..., 0], m, v], {}, 3,
-     r"dY has shape \[2, 3, 4\] but X has \[2, 3, 4, 4\]: they must match"),
+     r"dY is \[2, 3, 4\] but X is \[2, 3, 4, 4\]: they must have the same shape"),
     ("SpatialBN", lambda x, s, b, m, v: [x, s, b, m, v], {"num_batches": 2}, 5,
      r"num_batches > 1 needs the sums and sumsq inputs \(7 inputs\), got 5"),
     ("SpatialBNGradient", lambda x, s, b, m, v: [x, s, x, m, v], {"num_batches": 2}, 3,
@@ -476,7 +476,7 @@ def test_per_channel_errors_name_the_input():
         infer("ChannelStats", [(2, 3)], n_out=2)
     with pytest.raises(ShapeError, match="^X must be float, got int32"):
         infer("SpatialBN", [(2, 3, 4)] + [(3,)] * 4, dtype="int32", is_test=1)
-    with pytest.raises(ShapeError, match=r"^dY has shape \[2, 3, 5\] but X has \[2, 3, 4\]: they must match"):
+    with pytest.raises(ShapeError, match=r"^dY is \[2, 3, 5\] but X is \[2, 3, 4\]: they must have the same shape"):
         infer("SpatialBNGradient", [(2, 3, 4), (3,), (2, 3, 5), (3,), (3,)], n_out=3)
 
 

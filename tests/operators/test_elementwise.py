@@ -137,7 +137,7 @@ def test_clip_gradient_is_numeric(args):
 @pytest.mark.parametrize("op_type, inputs", [("AbsGradient", ["X", "dY"]), ("ClipGradient", ["Y", "dY"])])
 @pytest.mark.parametrize("device", DEVICES)
 def test_gradient_shape_mismatch(op_type, inputs, device):
-    pattern = f"{inputs[0]} is \\[2, 3\\] but {inputs[1]} is \\[3\\]: the shapes must match"
+    pattern = f"{inputs[0]} is \\[2, 3\\] but {inputs[1]} is \\[3\\]: they must have the same shape"
     with pytest.raises((OpFailure, NetError), match=pattern):
         check_reference(op_type, [np.ones((2, 3), np.float32), np.ones(3, np.float32)], None, device=device)
 

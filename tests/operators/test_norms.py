@@ -178,7 +178,7 @@ ERRORS = [
     ("GroupNormGradient", lambda: group_gradient_inputs((2, 6, 3), 3, "NCHW")[:4] + [randn(5, 0), randn(6, 1)],
      {"group": 3}, 3, r"mean has shape \[5\] but X \[2, 6, 3\] needs 6 elements \(\[N, 3\]\)"),
     ("InstanceNormGradient", lambda: group_inputs((2, 3, 4), "NCHW") + [randn((2, 3, 5), 3)], {}, 3,
-     r"dY has shape \[2, 3, 5\] but X has \[2, 3, 4\]: they must match"),
+     r"dY is \[2, 3, 5\] but X is \[2, 3, 4\]: they must have the same shape"),
     ("InstanceNorm", lambda: [np.ones((2, 3, 4), np.int32), randn(3, 1), randn(3, 2)], {}, 1,
      "X must be float, got int32"),
 ]

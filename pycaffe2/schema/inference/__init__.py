@@ -30,9 +30,10 @@ class TensorInfo(NamedTuple):
 class OpView:
     """An op as a rule sees it: args typed and defaulted by the schema."""
 
-    def __init__(self, op_type: str, args: dict, n_inputs: int, n_outputs: int):
+    def __init__(self, op_type: str, args: dict, n_inputs: int, n_outputs: int, input_names=()):
         self.type, self.args = op_type, args
         self.n_inputs, self.n_outputs = n_inputs, n_outputs
+        self.input_names = tuple(input_names)  # the schema's names of the inputs, for messages
 
     def arg(self, name: str, default=None):
         value = self.args.get(name)
@@ -54,6 +55,19 @@ def rule(name: str):
         RULES[name] = function
         return function
     return register
+
+
+def same_shape(first, second, names: tuple[str, str]) -> None:
+    """Raise when two shapes that pair element by element differ (None: unknown). One
+    check for every family, so the words are the same everywhere."""
+    if first is not None and second is not None and tuple(first) != tuple(second):
+        raise ShapeError(f"{names[0]} is {list(first)} but {names[1]} is "
+                         f"{list(second)}: they must have the same shape")
+
+
+def shape_of(info: TensorInfo | None):
+    """A TensorInfo's shape, None where unknown."""
+    return None if info is None else info.shape
 
 
 @rule("identical")

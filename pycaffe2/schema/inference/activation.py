@@ -1,15 +1,14 @@
 """Inference rules of the activation family, and the checks its kernels share.
 
-`float_dtypes`, `same_shape` and `prelu_slope` take plain shapes and dtype
+`float_dtypes` and `prelu_slope` take plain shapes and dtype
 names, so the rules (TensorInfo shapes) and the CPU and CUDA kernels (array
-shapes) raise the same ShapeError. FLOAT_TYPES and `same_shape` serve other
-families too.
+shapes) raise the same ShapeError. FLOAT_TYPES serves other families too.
 """
 from __future__ import annotations
 
 import math
 
-from pycaffe2.schema.inference import OpView, ShapeError, rule
+from pycaffe2.schema.inference import OpView, ShapeError, rule, same_shape, shape_of
 
 FLOAT_TYPES = ("float16", "float32", "float64")
 
@@ -19,14 +18,6 @@ def float_dtypes(dtypes) -> None:
     for index, dtype in enumerate(dtypes):
         if dtype is not None and dtype not in FLOAT_TYPES:
             raise ShapeError(f"input {index} must be float, got {dtype}")
-
-
-def same_shape(shape, other, name: str, reference: str = "X") -> None:
-    """Raise unless `other` (input `name`; None: unknown), paired element by element
-    with `reference`, has its shape."""
-    if other is not None and tuple(other) != tuple(shape):
-        raise ShapeError(f"{name} has shape {list(other)} but {reference} has {list(shape)}: "
-                         "they must match")
 
 
 def prelu_slope(x_shape, slope_shape, order: str) -> tuple[int, int]:
@@ -40,6 +31,22 @@ def prelu_slope(x_shape, slope_shape, order: str) -> tuple[int, int]:
         raise ShapeError(f"Slope must have 1 or {channels} values (X {list(x_shape)}'s channels, "
                          f"order {order}), got {list(slope_shape)}")
     return channels, math.prod(x_shape[axis + 1:])
+
+
+def same_shapes(shapes, names) -> None:
+    """Every known shape (None: unknown) equals the first: an activation gradient pairs
+    its inputs element by element."""
+    for shape, name in zip(shapes[1:], names[1:]):
+        same_shape(shape, shapes[0], (name, names[0]))
+
+
+@rule("activation_gradient")
+def activation_gradient(op: OpView, inputs: list) -> list:
+    """dX like the first input; every input of one shape and a float type."""
+    float_dtypes([None if info is None else info.dtype for info in inputs])
+    known = [(info.shape, name) for info, name in zip(inputs, op.input_names) if info is not None]
+    same_shapes([shape for shape, _ in known], [name for _, name in known])
+    return [inputs[0]] * op.n_outputs
 
 
 @rule("float_identical")
@@ -62,7 +69,7 @@ def prelu_gradient(op: OpView, inputs: list) -> list:
     """dX is like X, dSlope like Slope; dY must have X's shape."""
     _, dy, x, slope = inputs
     if x is not None:
-        same_shape(x.shape, None if dy is None else dy.shape, "dY")
+        same_shape(shape_of(dy), x.shape, ("dY", "X"))
         if slope is not None:
             prelu_slope(x.shape, slope.shape, op.arg("order"))
     return [x, slope]

@@ -16,7 +16,8 @@ from __future__ import annotations
 import math
 
 from pycaffe2.schema.inference import OpView, ShapeError, TensorInfo, rule
-from pycaffe2.schema.inference.activation import FLOAT_TYPES, same_shape
+from pycaffe2.schema.inference import same_shape
+from pycaffe2.schema.inference.activation import FLOAT_TYPES
 
 
 def shape_of(info):
@@ -60,7 +61,7 @@ def multi_batch_inputs(n_inputs: int, is_test: bool, num_batches: int, what: str
 
 def channel_backprop_stats_inputs(x, dtype, mean, inv_std, dy) -> None:
     float_x(x, dtype, 3)
-    same_shape(x, dy, "dY")
+    same_shape(dy, x, ("dY", "X"))
     per_channel(x, "NCHW", {"mean": mean, "inv_std": inv_std})
 
 
@@ -77,7 +78,7 @@ def spatial_bn_inputs(x, dtype, params: list, is_test: bool, order: str) -> None
 def spatial_bn_gradient_inputs(x, dtype, scale, dy, stats: list, order: str) -> None:
     """X, scale, dY, then the saved (or running) mean and inv_std (or var) and the aggregates."""
     float_x(x, dtype, 3)
-    same_shape(x, dy, "dY")
+    same_shape(dy, x, ("dY", "X"))
     names = ("scale", "saved_mean", "saved_inv_std", "aggregate_scale_grad", "aggregate_bias_grad")
     per_channel(x, order, dict(zip(names, [scale, *stats])))
 

@@ -7,7 +7,7 @@ and give bool tensors; comparisons give bool tensors of the broadcast shape.
 """
 from __future__ import annotations
 
-from pycaffe2.schema.inference import OpView, ShapeError, TensorInfo, rule
+from pycaffe2.schema.inference import OpView, ShapeError, TensorInfo, rule, same_shape
 from pycaffe2.schema.inference.activation import FLOAT_TYPES
 from pycaffe2.schema.inference.arithmetic import binary_layout, binary_shape, op_axis, same_type
 
@@ -24,11 +24,6 @@ def check_dtype(name: str, shape: tuple, dtype: str, allowed: tuple) -> None:
     names, what = allowed
     if dtype not in names:
         raise ShapeError(f"{name} is {dtype} {list(shape)}, must be {what}")
-
-
-def check_same_shape(a: tuple, b: tuple, names: tuple) -> None:
-    if tuple(a) != tuple(b):
-        raise ShapeError(f"{names[0]} is {list(a)} but {names[1]} is {list(b)}: the shapes must match")
 
 
 def check_pow_exponent(has_arg: bool, has_input: bool) -> None:
@@ -97,7 +92,7 @@ def elementwise_float_gradient(op: OpView, inputs: list) -> list:
     name = "Y" if op.type == "ClipGradient" else "X"
     _dtype(first, name, FLOAT)
     if first is not None and dy is not None:
-        check_same_shape(first.shape, dy.shape, (name, "dY"))
+        same_shape(first.shape, dy.shape, (name, "dY"))
     return [first]
 
 

@@ -15,7 +15,7 @@ import math
 
 from pycaffe2.schema.inference import OpView, ShapeError, TensorInfo, rule
 from pycaffe2.schema.inference.activation import FLOAT_TYPES
-from pycaffe2.schema.inference.nn import check_same_shape, same_shape
+from pycaffe2.schema.inference import same_shape, shape_of
 
 SCALAR = TensorInfo((), "float32")
 
@@ -159,7 +159,7 @@ def averaged_loss_gradient(op: OpView, inputs: list) -> list:
 
 
 def _distance_rows(x, y) -> int | None:
-    same_shape(x and x.shape, y and y.shape, ("X", "Y"))
+    same_shape(shape_of(x), shape_of(y), ("X", "Y"))
     known = x if x is not None else y
     return None if known is None else distance_rows(known.shape, known.shape)[0]
 
@@ -183,7 +183,7 @@ def squared_l2_distance_gradient(op: OpView, inputs: list) -> list:
 def _logits(op: OpView, logits, targets):
     """The known one of logits and targets, which must have the same shape."""
     sigmoid_xent_variant(op.arg("log_D_trick", 0), op.arg("unjoined_lr_loss", 0))
-    check_same_shape(op, logits, targets, ("logits", "targets"))
+    same_shape(shape_of(logits), shape_of(targets), ("logits", "targets"))
     return logits if logits is not None else targets
 
 

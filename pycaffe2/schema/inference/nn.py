@@ -13,7 +13,7 @@ import math
 
 import numpy as np
 
-from pycaffe2.schema.inference import OpView, ShapeError, TensorInfo, rule
+from pycaffe2.schema.inference import OpView, ShapeError, TensorInfo, rule, same_shape, shape_of
 
 
 def axis_index(axis: int, ndim: int, name: str = "X") -> int:
@@ -32,18 +32,6 @@ def row_shape(shape, axis: int, name: str = "X") -> tuple[int, int]:
     """(prod(dims before axis), prod(dims from axis)): a shape coerced to 2-D at `axis`."""
     axis = axis_index(axis, len(shape), name)
     return math.prod(shape[:axis]), math.prod(shape[axis:])
-
-
-def same_shape(first, second, names: tuple[str, str]) -> None:
-    """Raise when two shapes that pair element by element differ (None: unknown)."""
-    if first is not None and second is not None and tuple(first) != tuple(second):
-        raise ShapeError(f"{names[0]} is {list(first)} but {names[1]} is "
-                         f"{list(second)}: they must have the same shape")
-
-
-def check_same_shape(op: OpView, first, second, names: tuple[str, str]) -> None:
-    """same_shape for a rule's TensorInfos (None where unknown)."""
-    same_shape(first and first.shape, second and second.shape, names)
 
 
 def float_type(dtype, name: str = "X") -> None:
@@ -73,7 +61,7 @@ def softmax(op: OpView, inputs: list) -> list:
 def softmax_gradient(op: OpView, inputs: list) -> list:
     """dX is like Y (or dY); Y and dY must have the same shape."""
     y, dy = inputs[0], inputs[1]
-    check_same_shape(op, y, dy, ("Y", "dY"))
+    same_shape(shape_of(y), shape_of(dy), ("Y", "dY"))
     return [y if y is not None else dy]
 
 
@@ -94,5 +82,5 @@ def dropout_grad(op: OpView, inputs: list) -> list:
     dropout_grad_mask(op.arg("is_test", 0), op.n_inputs > 1)
     if mask is not None and mask.dtype != "bool":  # the kernels also take uint8 and float masks
         raise ShapeError(f"mask must be bool, got {mask.dtype}")
-    check_same_shape(op, dy, mask, ("dY", "mask"))
+    same_shape(shape_of(dy), shape_of(mask), ("dY", "mask"))
     return [dy]

@@ -14,7 +14,7 @@ from __future__ import annotations
 import math
 
 from pycaffe2.schema.inference import OpView, ShapeError, TensorInfo, rule
-from pycaffe2.schema.inference.activation import same_shape
+from pycaffe2.schema.inference import same_shape
 from pycaffe2.schema.inference.batch_norm import (channel_vector, channels, elements, float_x, per_channel,
                                                   shape_of)
 
@@ -42,7 +42,7 @@ def instance_norm_inputs(x, dtype, scale, bias, order: str) -> None:
 def instance_norm_gradient_inputs(x, dtype, scale, bias, dy, saved: list, order: str) -> None:
     """X, scale, bias, dY and, when saved, saved_mean and saved_inv_std."""
     instance_norm_inputs(x, dtype, scale, bias, order)
-    same_shape(x, dy, "dY")
+    same_shape(dy, x, ("dY", "X"))
     per_example(x, dict(zip(("saved_mean", "saved_inv_std"), saved)), channels(x, order))
 
 
@@ -54,7 +54,7 @@ def group_norm_inputs(x, dtype, gamma, beta, group: int, order: str) -> None:
 
 def group_norm_gradient_inputs(dy, x, dtype, gamma, beta, mean, inv_std, group: int, order: str) -> None:
     group_norm_inputs(x, dtype, gamma, beta, group, order)
-    same_shape(x, dy, "dY")
+    same_shape(dy, x, ("dY", "X"))
     per_example(x, {"mean": mean, "inv_std": inv_std}, group)
 
 
@@ -101,7 +101,7 @@ def layer_norm_gradient_inputs(dy, y, mean, std, x, dtype, gamma, axis: int) -> 
     """dY, Y, mean, std, X and gamma (None when unused); returns the canonical axis."""
     axis = layer_norm_axis(x, dtype, axis)
     for other, name in ((dy, "dY"), (y, "Y")):
-        same_shape(x, other, name)
+        same_shape(other, x, (name, "X"))
     for name, shape in (("mean", mean), ("std", std)):
         elements(x, shape, math.prod(x[:axis]), name, f"its dims before axis {axis}")
     layer_norm_affine(x, axis, {"gamma": gamma})

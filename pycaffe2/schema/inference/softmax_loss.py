@@ -10,7 +10,8 @@ import math
 
 from pycaffe2.schema.inference import OpView, ShapeError, rule
 from pycaffe2.schema.inference.loss import int32_labels, loss_info
-from pycaffe2.schema.inference.nn import axis_index, check_same_shape
+from pycaffe2.schema.inference import same_shape, shape_of
+from pycaffe2.schema.inference.nn import axis_index
 
 
 def _need(n: int, d: int, axis: int, label_prob) -> str:
@@ -67,6 +68,6 @@ def softmax_with_loss(op: OpView, inputs: list) -> list:
 def softmax_with_loss_gradient(op: OpView, inputs: list) -> list:
     """dlogits is like the logits, which must match the softmax output."""
     x, labels, softmax = inputs[0], inputs[1], inputs[-2]
-    check_same_shape(op, x, softmax, ("logits", "softmax"))
+    same_shape(shape_of(x), shape_of(softmax), ("logits", "softmax"))
     _check(op, x, labels, inputs[2] if len(inputs) == 5 else None)
     return [x if x is not None else softmax]
