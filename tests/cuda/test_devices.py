@@ -1,5 +1,6 @@
-"""CUDA kernels against their CPU twins (marked gpu: skipped without a GPU and PyCUDA),
-and the clear error when CUDA is asked for where it is not available."""
+"""The CUDA device as a whole: every CUDA kernel has a device check somewhere (each op
+family's tests hold them), nets mixing devices get their copies, explicit copies, and the
+clear error when CUDA is asked for where it is not available."""
 from pathlib import Path
 
 import numpy as np
@@ -9,7 +10,7 @@ from pycaffe2.executor import NetError, Workspace
 from pycaffe2.devices.cuda import unavailable_reason
 from pycaffe2.operators import CUDA_KERNELS, load_kernels
 from pycaffe2.proto import caffe2_pb2
-from pycaffe2.testing import check_devices, make_op
+from pycaffe2.testing import make_op
 
 # Slow on a machine without a GPU (the kernels run on the CPU emulation): left out by -m "not slow".
 pytestmark = pytest.mark.slow
@@ -26,41 +27,10 @@ def away_from_kinks(shape):
     return np.where(np.abs(np.abs(x) - 2.5) < 0.05, 2.0, x).astype(np.float32)
 
 
-def forward_then_gradient(forward, reads_x=False):
-    """Inputs of a gradient op: (Y or X, dY) made by running `forward` on the CPU."""
-    def make(shape):
-        from pycaffe2.testing import run_op
-        x = away_from_kinks(shape)
-        y = run_op(forward, [x])[0]
-        return [x if reads_x else y, rng.standard_normal(shape).astype(np.float32)]
-    return make
-
-
-# op type -> (inputs for a shape, args)
-CASES = {
-    "Relu": (lambda s: [away_from_kinks(s)], {}),
-    "LeakyRelu": (lambda s: [away_from_kinks(s)], {"alpha": 0.3}),
-    "Sigmoid": (lambda s: [away_from_kinks(s)], {}),
-    "Tanh": (lambda s: [away_from_kinks(s)], {}),
-    "Elu": (lambda s: [away_from_kinks(s)], {"alpha": 0.7}),
-    "Softsign": (lambda s: [away_from_kinks(s)], {}),
-    "HardSigmoid": (lambda s: [away_from_kinks(s)], {"alpha": 0.3, "beta": 0.4}),
-    "ReluGradient": (forward_then_gradient("Relu"), {}),
-    "LeakyReluGradient": (forward_then_gradient("LeakyRelu"), {}),
-    "SigmoidGradient": (forward_then_gradient("Sigmoid"), {}),
-    "TanhGradient": (forward_then_gradient("Tanh"), {}),
-    "EluGradient": (forward_then_gradient("Elu"), {}),
-    "SoftsignGradient": (forward_then_gradient("Softsign", reads_x=True), {}),
-    "HardSigmoidGradient": (forward_then_gradient("HardSigmoid"), {}),
-    "StopGradient": (lambda s: [away_from_kinks(s)], {}),
-    "Alias": (lambda s: [away_from_kinks(s)], {}),
-}
 DEVICE_COPIES = {"CopyCPUToGPU", "CopyGPUToCPU"}
 
 
-DEVICE_CHECKED: set[str] = set()
-DEVICE_CHECKED.update(CASES)
-DEVICE_CHECKED.update(DEVICE_COPIES)  # test_feed_fetch_and_explicit_copies below
+DEVICE_CHECKED = DEVICE_COPIES  # test_feed_fetch_and_explicit_copies below
 
 
 def device_checked_op_types() -> set[str]:
@@ -93,14 +63,6 @@ def test_asking_for_cuda_without_it_says_what_is_missing():
     np.testing.assert_array_equal(workspace.FetchBlob("Y"), [0.0, 2.0])
 
 
-
-
-@pytest.mark.gpu
-@pytest.mark.parametrize("shape", [(7,), (3, 5, 4), (1 << 20,)])
-@pytest.mark.parametrize("op_type", sorted(CASES))
-def test_cuda_kernel_matches_cpu(op_type, shape):
-    make_inputs, args = CASES[op_type]
-    check_devices(op_type, make_inputs(shape), args)
 
 
 @pytest.mark.gpu

@@ -217,7 +217,7 @@ def normal(shape):
 
 # Forward ops against FORWARD's references on both devices (Selu with its defaults and others).
 DEVICE_FORWARD = [("Selu", SELU, lambda x, alpha, scale: scale * np.where(x > 0, x, alpha * np.expm1(x))),
-                  *(f for f in FORWARD if f[0] in ("Selu", "Softplus", "Swish"))]
+                  *FORWARD]
 
 
 @pytest.mark.parametrize("device", DEVICES)
@@ -240,6 +240,13 @@ def gradient_inputs(forward, args, reads_x=False):
 
 # gradient op -> (inputs for a shape, args): CUDA against the CPU twin
 GRADIENT_CASES = {
+    "ReluGradient": (gradient_inputs("Relu", {}), {}),
+    "LeakyReluGradient": (gradient_inputs("LeakyRelu", {"alpha": 0.3}), {"alpha": 0.3}),
+    "SigmoidGradient": (gradient_inputs("Sigmoid", {}), {}),
+    "TanhGradient": (gradient_inputs("Tanh", {}), {}),
+    "EluGradient": (gradient_inputs("Elu", {"alpha": 0.7}), {"alpha": 0.7}),
+    "SoftsignGradient": (lambda shape: [normal(shape), normal(shape)], {}),  # (X, dY)
+    "HardSigmoidGradient": (gradient_inputs("HardSigmoid", {"alpha": 0.3, "beta": 0.4}), {"alpha": 0.3}),
     "SeluGradient": (gradient_inputs("Selu", SELU), SELU),
     "SoftplusGradient": (gradient_inputs("Softplus", {}), {}),
     "SwishGradient": (gradient_inputs("Swish", {}, reads_x=True), {}),

@@ -768,6 +768,7 @@ CASES = {
 DEVICE_CHECKED: set[str] = set()
 DEVICE_CHECKED.update(CASES)
 DEVICE_CHECKED.update(["DepthConcat", "DepthSplit"])  # Concat's and Split's kernels, see below
+DEVICE_CHECKED.update(["Copy", "Alias", "EnsureCPUOutput", "StopGradient"])  # test_identity_ops
 
 
 @pytest.mark.gpu
