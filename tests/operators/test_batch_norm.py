@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 from pycaffe2 import netfile
 from pycaffe2.executor import NetError, OpFailure, Workspace
 from pycaffe2.gradient import GetGradientForOp
-from pycaffe2.gradient_checker import check_op_gradient
+from pycaffe2.gradient_checker import central_differences, check_op_gradient
 from pycaffe2.proto import caffe2_pb2
 from pycaffe2.schema.bind import ShapeError, TensorInfo
 from pycaffe2.testing import (check_devices, check_gradient_op, check_reference, device_option, make_op,
@@ -251,16 +251,9 @@ def tiny(shape, seed, scale=1.0):
 def numeric_bn_train_gradient(inputs, wrt, dy, args, delta=1e-4):
     """d<Y, dY>/d inputs[wrt] of training SpatialBN, its running stats in place (which
     testing.numeric_gradient cannot name)."""
-    value = inputs[wrt]
-    gradient = np.zeros_like(value)
-    for index in np.ndindex(value.shape):
-        sides = []
-        for step in (delta, -delta):
-            trial = [v.copy() for v in inputs]
-            trial[wrt][index] += step
-            sides.append(np.sum(run_bn_train(trial, args)[0] * dy))
-        gradient[index] = (sides[0] - sides[1]) / (2 * delta)
-    return gradient
+    trial = [v.copy() for v in inputs]
+    return central_differences(
+        lambda: float(np.sum(run_bn_train([v.copy() for v in trial], args)[0] * dy)), trial[wrt], delta)
 
 
 @pytest.mark.parametrize("shape, order", [((2, 3, 2, 2), "NCHW"), ((2, 2, 2, 3), "NHWC")])
@@ -382,17 +375,15 @@ def test_synchronized_spatial_bn_registered_gradient():
         return sum(0.5 * np.sum(np.square(workspace.FetchBlob(f"Y_{d}"))) for d in devices)
 
     def numeric(names, delta=1e-4):  # perturbs the blobs `names` together (a shared parameter)
-        gradient = np.zeros(values[names[0]].shape)
-        for index in np.ndindex(gradient.shape):
-            sides = []
-            for step in (delta, -delta):
-                for name in names:
-                    values[name] = values[name].copy()
-                    values[name][index] += step
-                sides.append(loss())
-                for name in names:
-                    values[name][index] -= step
-            gradient[index] = (sides[0] - sides[1]) / (2 * delta)
+        base = {name: values[name].copy() for name in names}
+        offset = np.zeros_like(base[names[0]])
+
+        def shifted_loss():
+            for name in names:
+                values[name] = base[name] + offset
+            return loss()
+        gradient = central_differences(shifted_loss, offset, delta)
+        values.update(base)
         return gradient
 
     loss()
