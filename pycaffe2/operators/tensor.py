@@ -260,8 +260,19 @@ def cast(*, to):
 
     def run(x):
         cast_input(x.shape, x.dtype.name)
+        if dtype == object:
+            return _strings(x)
         return x if x.dtype == dtype else x.astype(dtype)
     return run
+
+
+def _strings(x):
+    """Numbers as Caffe2 writes them to strings (std::to_string: %f for floats, bools
+    as 0/1), held as bytes in an object array like every string tensor."""
+    out = np.empty(x.shape, dtype=object)
+    text = (lambda v: b"%f" % v) if x.dtype.kind == "f" else (lambda v: b"%d" % v)
+    out.flat[:] = [text(v) for v in x.flat]
+    return out
 
 
 @register_gradient("Cast")

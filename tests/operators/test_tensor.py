@@ -9,7 +9,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
-from pycaffe2.executor import NetError, OpFailure
+from pycaffe2.core import Net
+from pycaffe2.executor import NetError, OpFailure, Workspace
 from pycaffe2.gradient import GetGradientForOp, GradientError
 from pycaffe2.gradient_checker import check_op_gradient
 from pycaffe2.proto import caffe2_pb2
@@ -80,6 +81,33 @@ def test_reshape_arg_and_input(dims, shape, device):
 @pytest.mark.parametrize("device", DEVICES)
 def test_reshape_errors(inputs, args, message, device):
     fails("Reshape", inputs, args, message, device, num_outputs=2)
+
+
+# Empty inputs (Caffe2's rules): a 0 stays a 0 dim, a -1 becomes 0.
+EMPTY_RESHAPES = [((0,), [0, -1], (0, 0)), ((2, 0), [-1, 0], (0, 0)), ((0, 0), [0, 0, 0], (0, 0, 0)),
+                  ((4, 0), [1, -1], (1, 0)), ((0,), [1, -1], (1, 0)), ((3, 0), [0], (0,))]
+
+
+@pytest.mark.parametrize("dims, shape, expected", EMPTY_RESHAPES)
+@pytest.mark.parametrize("device", DEVICES)
+def test_reshape_empty(dims, shape, expected, device):
+    x = rand(*dims)
+    reference = (x.reshape(expected), np.array(dims, dtype=np.int64))
+    check_reference("Reshape", [x], lambda x, shape: reference, {"shape": shape}, device=device)
+    check_reference("Reshape", [x, i64(*shape)], lambda *_: reference, device=device)
+
+
+@pytest.mark.parametrize("dims, shape, expected", EMPTY_RESHAPES)
+def test_reshape_empty_gradient(dims, shape, expected):
+    # The gradient reshapes dY by old_shape, whose literal 0 dims stay 0.
+    workspace = Workspace("reshape_grad")
+    workspace.FeedBlob("X", rand(*dims))
+    net = Net("empty_reshape")
+    y, _ = net.Reshape(["X"], ["Y", "old"], shape=shape)
+    net.AddGradientOperators([y])
+    workspace.RunNetOnce(net.Proto())
+    assert workspace.FetchBlob("Y").shape == expected
+    assert workspace.FetchBlob("X_grad").shape == dims
 
 
 @settings(max_examples=10, deadline=None)
@@ -277,10 +305,31 @@ def test_cast_truncates_and_round_trips_ints():
     assert run_op("Cast", [ints], {"to": "FLOAT"})[0].dtype == np.float32
 
 
-@pytest.mark.parametrize("to, message", [(0, "UNDEFINED"), ("STRING", "STRING")])
+@pytest.mark.parametrize("to, message", [(0, "UNDEFINED"), (17, "`to` 17 is not a data type")])
 def test_cast_errors(to, message):
     with pytest.raises(FAILS, match=message):
         run_op("Cast", [rand(2)], {"to": to})
+
+
+@pytest.mark.parametrize("x, expected", [
+    (np.array([[3, -12], [0, 7]], np.int32), [[b"3", b"-12"], [b"0", b"7"]]),
+    (np.array([1.5, -0.25], np.float32), [b"1.500000", b"-0.250000"]),
+    (np.array([True, False]), [b"1", b"0"]),
+    (np.zeros((0, 2), np.int64), np.zeros((0, 2), object)),
+])
+def test_cast_to_string(x, expected):
+    """Caffe2 writes numbers as std::to_string does; string tensors hold bytes."""
+    for to in ("STRING", 4):
+        (y,) = check_reference("Cast", [x], lambda x, to: np.array(expected, dtype=object).reshape(x.shape),
+                               {"to": to})
+        assert y.dtype == object
+
+
+@pytest.mark.gpu
+@pytest.mark.slow
+def test_cast_to_string_is_cpu_only():
+    with pytest.raises(FAILS, match="the CUDA kernels cast between"):
+        run_op("Cast", [rand(2)], {"to": "STRING"}, device_option=device_option("cuda"))
 
 
 @settings(max_examples=10, deadline=None)
@@ -823,7 +872,7 @@ def test_cuda_shape_bookkeeping_outputs_stay_on_the_host():
     ("Split", [(2, 4), TensorInfo((2, 1), "int32")], 2, {}, r"input split must be a 1-D int tensor"),
     ("Tile", [(2, 3), TensorInfo((2,), "int32")], 1, {}, "input tiles must hold one value, got 2"),
     ("Concat", [(2, 3), TensorInfo((2, 3), "int32")], 2, {"axis": 0}, "input 1 is int32 but input 0 is float32"),
-    ("Cast", [(2,)], 1, {"to": "STRING"}, "cannot cast to STRING"),
+    ("Cast", [(2,)], 1, {"to": 17}, "`to` 17 is not a data type"),
     ("Cast", [TensorInfo((2,), "object")], 1, {"to": "FLOAT"}, r"input \[2\] object is not numeric"),
 ])
 def test_inference_makes_the_kernels_checks(op_type, shapes, n_out, args, message):

@@ -70,10 +70,12 @@ def arg_or_input(arg: str, given: bool, input_name: str, has_input: bool, needed
 # -- reshapes ---------------------------------------------------------------------------------
 
 def reshaped_dims(dims: tuple, shape: list) -> tuple:
-    """Reshape's new dims: a 0 copies the input dim at its position, one -1 is inferred."""
+    """Reshape's new dims: a 0 copies the input dim at its position, one -1 is inferred.
+    An empty input keeps Caffe2's rules for it: a 0 stays a 0 dim and a -1 becomes 0."""
+    empty = size(dims) == 0
     out = []
     for index, dim in enumerate(shape):
-        if dim == 0:
+        if dim == 0 and not empty:
             if index >= len(dims):
                 raise ShapeError(f"shape {shape} copies dim {index} (0) but the "
                                  f"input {list(dims)} has only {len(dims)} dims")
@@ -85,9 +87,9 @@ def reshaped_dims(dims: tuple, shape: list) -> tuple:
         raise ShapeError(f"shape {shape} has more than one -1")
     known = size(d for d in out if d != -1)
     if -1 in out:
-        if known == 0 or size(dims) % known:
+        if not empty and (known == 0 or size(dims) % known):
             raise ShapeError(f"cannot infer the -1 in {shape} for input {list(dims)}")
-        out[out.index(-1)] = size(dims) // known
+        out[out.index(-1)] = 0 if empty else size(dims) // known
     elif known != size(dims):
         raise ShapeError(f"input {list(dims)} has {size(dims)} elements, shape {shape} needs {known}")
     return tuple(out)
@@ -350,8 +352,6 @@ def cast_dtype(to) -> str:
     name = to.upper() if isinstance(to, str) else DTYPE_BY_NUMBER.get(to, str(to))
     if name not in NUMPY_NAMES:
         raise ShapeError(f"`to` {name} is not a data type a tensor can hold")
-    if name == "STRING":
-        raise ShapeError("cannot cast to STRING: Cast converts numbers")
     return NUMPY_NAMES[name]
 
 
