@@ -26,7 +26,7 @@ from tests.operators.test_loss import (
 )
 from tests.schema import infer
 
-def ref_softmax_with_loss(logits, labels, weights=None, scale=1.0, label_prob=0, axis=1):
+def ref_softmax_with_loss(logits, labels, weights=None, scale=1.0, label_prob=0, axis=1, only_loss=0):
     axis %= logits.ndim
     n = int(np.prod(logits.shape[:axis]))
     rows = logits.astype(np.float64).reshape(n, -1)
@@ -83,6 +83,18 @@ def test_softmax_with_loss_weighted_average_and_zero_weights():
     (dx,) = run_op("SoftmaxWithLossGradient", [logits, labels, np.zeros(2), np.ones_like(logits) / 3,
                                                np.array(1.0)])
     assert (dx == 0).all()
+
+
+@pytest.mark.parametrize("device", DEVICES)
+@pytest.mark.parametrize("label_prob", [0, 1])
+def test_softmax_with_loss_only_loss_computes_both_outputs(label_prob, device):
+    """only_loss is Caffe2's memory hint: the softmax and the loss (and the gradient) are
+    the same as without it."""
+    inputs, _, _ = softmax_case(5, (3, 4), 1, label_prob, False)
+    args = {"only_loss": 1, "label_prob": label_prob}
+    p, _ = check_reference("SoftmaxWithLoss", inputs, ref_softmax_with_loss, args, atol=1e-5, device=device)
+    check_gradient_op("SoftmaxWithLoss", inputs, "SoftmaxWithLossGradient",
+                      inputs + [p, np.array(1.0, np.float32)], {0: 0}, [None, 1.0], args, atol=1e-3)
 
 
 def test_softmax_with_loss_is_stable_for_huge_logits():
