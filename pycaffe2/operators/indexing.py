@@ -13,7 +13,6 @@ import numpy as np
 
 from pycaffe2.operators import _cuda as cuda
 from pycaffe2.operators.registry import (
-    GradientError,
     gradient_op,
     register_cpu,
     register_cuda,
@@ -23,6 +22,7 @@ from pycaffe2.operators.tensor import element_code, int_values, move, strides, s
 from pycaffe2.schema.inference.indexing import (
     dense_rows,
     gather_axis,
+    gather_gradient_axis,
     gathered_dims,
     index_type,
     slice_gradient_dims,
@@ -90,7 +90,7 @@ def _gather_indices(data, indices: np.ndarray, axis, match_outer) -> tuple:
     return axis, _in_range(indices, data.shape[axis], f"DATA axis {axis}", wrap=True)
 
 
-@register_cpu("Gather")
+@register_cpu("Gather", "BatchGather")
 def gather(data, indices, *, axis, match_outer):
     axis, indices = _gather_indices(data, indices, axis, match_outer)
     if not match_outer:
@@ -105,11 +105,30 @@ def gather(data, indices, *, axis, match_outer):
 @register_gradient("Gather")
 def _gather_gradient(g):
     # Always dense: the backward pass has no sparse (indices, values) gradients, so
-    # dense_gradient=0 also gets SparseToDense (the same values, densified).
+    # dense_gradient=0 also gets SparseToDense (the same values, densified). Other
+    # axes and match_outer scatter with BatchGatherGradient, as Caffe2 does.
     if g.arg("axis") != 0 or g.arg("match_outer"):
-        raise GradientError("a gradient needs axis=0 and match_outer=0 (Caffe2 uses "
-                            "BatchGatherGradient otherwise, which pycaffe2 does not have)")
+        return [g.Op("BatchGatherGradient", [g.I(0), g.I(1), g.GO(0)], [g.GI(0)], inherit_args=False,
+                     axis=g.arg("axis"), match_outer=g.arg("match_outer"))]
     return [g.Op("SparseToDense", [g.I(1), g.GO(0), g.I(0)], [g.GI(0)], inherit_args=False)]
+
+
+gradient_op("BatchGather", "I0 I1 GO0")
+
+
+@register_cpu("BatchGatherGradient")
+def batch_gather_gradient(data, indices, dy, *, axis, match_outer):
+    index_type(indices.shape, indices.dtype.name)
+    axis = gather_gradient_axis(data.shape, indices.shape, dy.shape, axis, match_outer)
+    indices = _in_range(indices, data.shape[axis], f"DATA axis {axis}", wrap=True)
+    outer, inner = math.prod(data.shape[:axis]), math.prod(data.shape[axis + 1:])
+    dx = np.zeros((outer, data.shape[axis], inner), dtype=dy.dtype)
+    if dx.size and indices.size:
+        # rows[o, k]: the index the k-th gathered entry of outer slice o read
+        rows = indices.reshape(outer, -1) if match_outer else np.broadcast_to(indices.reshape(1, -1),
+                                                                              (outer, indices.size))
+        np.add.at(dx, (np.arange(outer)[:, None], rows), dy.reshape(outer, rows.shape[1], inner))
+    return dx.reshape(data.shape)
 
 
 def _dense_first_dim(indices: np.ndarray, values, like, output_first_dim) -> int:
@@ -160,7 +179,7 @@ def slice_gradient_cuda(data, *rest, starts, ends):
     return dx
 
 
-@register_cuda("Gather")
+@register_cuda("Gather", "BatchGather")
 def gather_cuda(data, indices, *, axis, match_outer):
     data = cuda.as_gpu(data)
     axis, indices = _gather_indices(data, cuda.copy_to_cpu(indices), axis, match_outer)

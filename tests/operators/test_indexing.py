@@ -9,7 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
-from pycaffe2.gradient import GetGradientForOp, GradientError
+from pycaffe2.gradient import GetGradientForOp
 from pycaffe2.gradient_checker import check_op_gradient
 from pycaffe2.schema.bind import ShapeError, TensorInfo
 from pycaffe2.testing import check_devices, check_gradient_op, check_reference, device_option, make_op, run_op
@@ -272,6 +272,10 @@ CASES = {
         ([rand(4, 3), i64(2)], {"axis": -1}),
         ([rand(*BIG), np.arange(256, -1, -1, dtype=np.int64)], {"axis": 1}),
     ],
+    "BatchGather": [
+        ([rand(3, 4, 2), np.array([[0, 3], [3, -1]], np.int64)], {}),
+        ([rand(3, 4), np.array([[0, 3, 3], [1, 1, 0], [2, 0, 1]], np.int32)], {"match_outer": 1}),
+    ],
     "SparseToDense": [
         ([i64(0, 3, 0, 1), rand(4, 3)], {}),
         ([i32(2, 2, 2), rand(3, dtype=np.int32)], {"output_first_dim": 5}),
@@ -302,6 +306,9 @@ MAKERS = [
     ("Slice", [rand(2, 5), i64(0, 1), i64(-1, -2)], {}, [0]),
     ("Gather", [rand(5, 3), i64(0, 2, 2, 4)], {"dense_gradient": 1}, [0]),
     ("Gather", [rand(4), i32(3, 1, 1)], {}, [0]),
+    ("Gather", [rand(3, 5), i32(0, 4, 4, -1)], {"axis": 1}, [0]),
+    ("Gather", [rand(3, 4, 2), np.array([[1, 1], [0, 3], [2, 2]], np.int64)], {"axis": 1, "match_outer": 1}, [0]),
+    ("BatchGather", [rand(2, 4, 3), i64(3, 0, 3)], {}, [0]),
     ("SparseToDense", [i64(0, 2, 2), rand(3, 2)], {"output_first_dim": 4}, [1]),
     ("SparseToDense", [i32(3, 1), rand(2), rand(5)], {}, [1]),
 ]
@@ -321,8 +328,78 @@ def test_gather_maker_op_list():
     assert (list(grad_ops[0].input), g_input) == (["I", "Y_grad", "D"], ["D_grad", None])
 
 
-@pytest.mark.parametrize("args, message", [({"axis": 1}, "Gather: a gradient needs axis=0"),
-                                           ({"match_outer": 1}, "match_outer")])
-def test_gather_maker_errors(args, message):
-    with pytest.raises(GradientError, match=message):
-        GetGradientForOp(make_op("Gather", ["X", "I"], ["Y"], args), ["Y_grad"])
+@pytest.mark.parametrize("args", [{"axis": 1}, {"match_outer": 1}, {"axis": -1, "match_outer": 1}])
+def test_gather_maker_scatters_other_axes_with_batch_gather_gradient(args):
+    grad_ops, g_input = GetGradientForOp(make_op("Gather", ["X", "I"], ["Y"], args), ["Y_grad"])
+    (op,) = grad_ops
+    assert (op.type, list(op.input), g_input) == ("BatchGatherGradient", ["X", "I", "Y_grad"], ["X_grad", None])
+    assert {a.name: a.i for a in op.arg} == {"axis": args.get("axis", 0),
+                                             "match_outer": args.get("match_outer", 0)}
+
+
+# -- BatchGather: Gather along axis 1 by default ------------------------------------------
+
+def reference_batch_gather(data, indices, axis=1, match_outer=0):
+    """Every gathered entry, one at a time (match_outer: per outer slice)."""
+    axis %= data.ndim
+    if not match_outer:
+        return np.take(data, indices, axis=axis)
+    out = np.empty(data.shape[:axis] + indices.shape[axis:] + data.shape[axis + 1:], data.dtype)
+    for outer in np.ndindex(*data.shape[:axis]):
+        for rest in np.ndindex(*indices.shape[axis:]):
+            out[outer + rest] = data[outer + (indices[outer + rest],)]
+    return out
+
+
+BATCH_GATHERS = [
+    (rand(3, 4, 2), i32(0, 3, 3), {}),
+    (rand(2, 5), np.array([[4, 0], [1, -1]], np.int64), {}),
+    (rand(3, 4), np.array([[0, 3, 3], [1, 1, 0], [2, 0, 1]], np.int32), {"match_outer": 1}),
+    (rand(2, 3, 4), np.array([[[1, 0], [3, 3], [2, 2]], [[0, 0], [1, 2], [3, 1]]], np.int64),
+     {"axis": 2, "match_outer": 1}),
+    (rand(4, 3), i64(2, 0), {"axis": 0}),
+    (rand(2, 0, 3), np.zeros(0, np.int32), {"axis": 2}),
+]
+
+
+@pytest.mark.parametrize("device", DEVICES)
+@pytest.mark.parametrize("data, indices, args", BATCH_GATHERS)
+def test_batch_gather(data, indices, args, device):
+    check_reference("BatchGather", [data, indices], reference_batch_gather, args, device=device)
+
+
+@pytest.mark.parametrize("data, indices, args", BATCH_GATHERS)
+def test_batch_gather_gradient(data, indices, args):
+    dy = rand(*reference_batch_gather(data, indices, **args).shape, seed=2)
+    check_gradient_op("BatchGather", [data, indices], "BatchGatherGradient", [data, indices, dy],
+                      {0: 0}, [dy], args)
+    gather_args = {"axis": 1, **args}  # Gather's own maker reaches BatchGatherGradient too
+    if gather_args["axis"] != 0 or gather_args.get("match_outer"):
+        report = check_op_gradient(make_op("Gather", ["D", "I"], ["Y"], gather_args), [data, indices], 0,
+                                   outputs_with_grads=(0,))
+        assert report.ok, report
+
+
+@pytest.mark.parametrize("inputs, args, message", [
+    ([rand(3, 4), i32(4)], {}, "index 4 is out of range for DATA axis 1 of size 4"),
+    ([rand(3), i32(0)], {}, "axis 1 is out of range for rank 1"),
+    ([rand(3, 4), i32(0, 1)], {"match_outer": 1}, "with match_outer"),
+])
+def test_batch_gather_errors(inputs, args, message):
+    with pytest.raises(FAILS, match=message):
+        run_op("BatchGather", inputs, args)
+    with pytest.raises(FAILS, match=message):
+        dy_shape = (3, 2) if "match_outer" in args else (3, 1)
+        run_op("BatchGatherGradient", inputs + [rand(*dy_shape)], args)
+
+
+def test_batch_gather_inference():
+    data, indices = TensorInfo((3, 4, 2)), TensorInfo((5, 6), "int32")
+    assert infer("BatchGather", [data, indices]) == [TensorInfo((3, 5, 6, 2))]
+    dy = TensorInfo((3, 5, 6, 2), "float64")
+    assert infer("BatchGatherGradient", [data, indices, dy]) == [TensorInfo((3, 4, 2), "float64")]
+    assert infer("BatchGatherGradient", [data, None, dy]) == [TensorInfo((3, 4, 2), "float64")]
+    with pytest.raises(ShapeError, match=r"dY \[3, 5, 2\] does not match the gathered shape \[3, 5, 6, 2\]"):
+        infer("BatchGatherGradient", [data, indices, TensorInfo((3, 5, 2))])
+    with pytest.raises(ShapeError, match="indices must be int32 or int64"):
+        infer("BatchGatherGradient", [data, TensorInfo((5,), "float32"), dy])

@@ -131,6 +131,28 @@ def gather(op: OpView, inputs: list) -> list:
     return [TensorInfo(dims, data.dtype)]
 
 
+def gather_gradient_axis(data: tuple, indices: tuple, dy: tuple, axis: int, match_outer: bool) -> int:
+    """BatchGatherGradient's axis; dY must have the gather's output shape."""
+    axis = gather_axis(data, indices, axis, match_outer)
+    expected = gathered_dims(data, indices, axis, match_outer)
+    if tuple(dy) != expected:
+        raise ShapeError(f"dY {list(dy)} does not match the gathered shape {list(expected)}")
+    return axis
+
+
+@rule("indexing_batch_gather_gradient")
+def batch_gather_gradient(op: OpView, inputs: list) -> list:
+    """BatchGatherGradient: dDATA like DATA (of dY's type); dY shaped like the gather."""
+    data, indices, dy = inputs
+    if indices is not None:
+        index_type(indices.shape, indices.dtype)
+    if data is None or dy is None:
+        return [None]
+    if indices is not None:
+        gather_gradient_axis(data.shape, indices.shape, dy.shape, op.arg("axis"), op.arg("match_outer"))
+    return [TensorInfo(data.shape, dy.dtype)]
+
+
 def dense_rows(indices: tuple | None, values: tuple | None, like: tuple | None,
                has_like: bool, output_first_dim: int) -> int | None:
     """SparseToDense's output first dim where the shapes fix it (None: from the indices'
