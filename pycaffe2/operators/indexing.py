@@ -18,16 +18,18 @@ from pycaffe2.operators.registry import (
     register_cuda,
     register_gradient,
 )
-from pycaffe2.operators.tensor import element_code, int_values, move, strides, sum_code, zeros
+from pycaffe2.operators.tensor import element_code, int_values, move, split_gradient, strides, sum_code, zeros
 from pycaffe2.schema.inference.indexing import (
     dense_rows,
     gather_axis,
     gather_gradient_axis,
     gathered_dims,
     index_type,
+    lengths_input,
     slice_gradient_dims,
     slice_ranges,
     sliced_dims,
+    split_by_lengths_axis,
 )
 
 # -- slices -------------------------------------------------------------------------
@@ -152,6 +154,53 @@ def sparse_to_dense(indices, values, like=None, *, output_first_dim):
 
 # Gather dY at the indices: the gradient of values (indices and the shape input get none).
 gradient_op("SparseToDense", "GO0 I0", "GI1", gradient_type="Gather")
+
+
+# -- segments given by lengths ------------------------------------------------------
+
+def segment_offsets(lengths, total: int, what: str) -> np.ndarray:
+    """Offsets [0, l0, l0 + l1, ...] of nonnegative lengths adding up to `total`."""
+    lengths_input(lengths.shape, lengths.dtype.name)
+    if (lengths < 0).any():
+        raise ValueError(f"lengths must be >= 0, got {int(lengths.min())}")
+    offsets = np.concatenate([[0], np.cumsum(lengths, dtype=np.int64)])
+    if offsets[-1] != total:
+        raise ValueError(f"lengths add up to {int(offsets[-1])}, but {what} has size {total}")
+    return offsets
+
+
+@register_cpu("LengthsGather")
+def lengths_gather(items, lengths, indices):
+    index_type(indices.shape, indices.dtype.name)
+    if not items.shape:
+        raise ValueError("ITEMS must have rank >= 1")
+    offsets = segment_offsets(lengths, items.shape[0], "ITEMS' first dim")
+    picked = _in_range(indices.ravel(), len(lengths), "LENGTHS", wrap=False)
+    rows = [np.arange(offsets[i], offsets[i + 1]) for i in picked]
+    return items[np.concatenate(rows).astype(np.int64) if rows else np.zeros(0, np.int64)]
+
+
+@register_cpu("LengthsToRanges")
+def lengths_to_ranges(lengths):
+    lengths_input(lengths.shape, lengths.dtype.name)
+    offsets = np.cumsum(lengths) - lengths
+    return np.stack([offsets, lengths], axis=1).astype(np.int32).reshape(len(lengths), 2)
+
+
+@register_cpu("SplitByLengths")
+def split_by_lengths(data, lengths, *, axis, num_outputs):
+    lengths_input(lengths.shape, lengths.dtype.name)
+    axis = split_by_lengths_axis(data.shape, axis, len(lengths), num_outputs)
+    offsets = segment_offsets(lengths, data.shape[axis], f"axis {axis}")
+    group = len(lengths) // num_outputs
+    bounds = offsets[::group] if group else np.zeros(num_outputs + 1, np.int64)
+    return tuple(np.take(data, np.arange(bounds[k], bounds[k + 1]), axis=axis) for k in range(num_outputs))
+
+
+@register_gradient("SplitByLengths")
+def _split_by_lengths_gradient(g):
+    # Split's: Concat the parts' gradients (zeros where none), along this op's axis.
+    return split_gradient(g, axis=g.arg("axis"))
 
 
 # -- CUDA launchers (tensor.cu's move and zero, indexing.cu) ------------------------------

@@ -161,7 +161,7 @@ def split(x, sizes=None, *, axis, order, split, add_axis, num_outputs):
 
 
 @register_gradient("Split")
-def _split_gradient(g):
+def split_gradient(g, **concat_args):
     # Concat the parts' gradients. Caffe2 concatenates only the ones present, which
     # gives dX the wrong shape; a part without a gradient gets zeros of its shape here
     # (ConstantFill, FLOAT as in Caffe2).
@@ -172,7 +172,7 @@ def _split_gradient(g):
         else:
             parts.append(f"_{g.O(i)}_zero_grad")
             fills.append(g.Op("ConstantFill", [g.O(i)], [parts[-1]], inherit_args=False, value=0.0))
-    return fills + [g.Op("Concat", parts, [g.GI(0), f"_{g.GI(0)}_dims"])]
+    return fills + [g.Op("Concat", parts, [g.GI(0), f"_{g.GI(0)}_dims"], **concat_args)]
 
 
 # -- channel shuffle --------------------------------------------------------------

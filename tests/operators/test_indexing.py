@@ -403,3 +403,105 @@ def test_batch_gather_inference():
         infer("BatchGatherGradient", [data, indices, TensorInfo((3, 5, 2))])
     with pytest.raises(ShapeError, match="indices must be int32 or int64"):
         infer("BatchGatherGradient", [data, TensorInfo((5,), "float32"), dy])
+
+
+# -- segments given by lengths: LengthsGather, LengthsToRanges, SplitByLengths -------------
+
+def segments(items, lengths):
+    ends = np.cumsum(lengths)
+    return [items[end - length:end] for end, length in zip(ends, lengths)]
+
+
+@pytest.mark.parametrize("items, lengths, indices", [
+    (rand(6, 2), i32(2, 0, 3, 1), i64(2, 0, 2, 1)),
+    (rand(5), i64(5), i32(0, 0)),
+    (rand(3, 2, dtype=np.int32), i32(1, 2), np.zeros(0, np.int64)),
+    (rand(4, 3), i32(1, 3), np.array([[1], [0]], np.int32)),
+])
+def test_lengths_gather(items, lengths, indices):
+    def reference(items, lengths, indices):
+        picked = [segments(items, lengths)[i] for i in indices.ravel()]
+        return np.concatenate(picked) if picked else items[:0]
+    (y,) = check_reference("LengthsGather", [items, lengths, indices], reference)
+    assert y.dtype == items.dtype
+
+
+@pytest.mark.parametrize("inputs, message", [
+    ([rand(5, 2), i32(2, 2), i32(0)], "lengths add up to 4, but ITEMS' first dim has size 5"),
+    ([rand(4), i32(2, 2), i32(2)], "index 2 is out of range for LENGTHS of size 2"),
+    ([rand(4), i32(5, -1), i32(0)], "lengths must be >= 0"),
+    ([rand(4), i32(4), np.array([0.0])], "indices must be int32 or int64"),
+    ([rand(4), np.array([4.0]), i32(0)], "input lengths must be a 1-D int tensor"),
+])
+def test_lengths_gather_errors(inputs, message):
+    with pytest.raises(FAILS, match=message):
+        run_op("LengthsGather", inputs)
+
+
+@pytest.mark.parametrize("lengths", [i32(2, 0, 3), i64(4), np.zeros(0, np.int32)])
+def test_lengths_to_ranges(lengths):
+    def reference(lengths):
+        offsets = np.concatenate([[0], np.cumsum(lengths)[:-1]]) if len(lengths) else lengths
+        return np.stack([offsets, lengths], axis=1).astype(np.int32).reshape(-1, 2)
+    (y,) = check_reference("LengthsToRanges", [lengths], reference)
+    assert y.dtype == np.int32
+
+
+SPLITS_BY_LENGTHS = [  # (data, lengths, axis, number of outputs)
+    (rand(6, 2), i32(1, 2, 0, 3), 0, 2),
+    (rand(2, 5), i64(2, 3), 1, 1),
+    (rand(3, 4), i32(1, 1, 2), -1, 3),
+    (rand(0, 3), np.zeros(0, np.int32), 0, 2),
+    (rand(4, 2), i32(1, 0, 1, 2), 0, 4),
+]
+
+
+@pytest.mark.parametrize("data, lengths, axis, n", SPLITS_BY_LENGTHS)
+def test_split_by_lengths(data, lengths, axis, n):
+    def reference(data, lengths, axis):
+        bounds = np.cumsum([0] + list(lengths))
+        group = len(lengths) // n
+        return tuple(np.take(data, np.arange(bounds[k * group], bounds[(k + 1) * group]), axis=axis)
+                     for k in range(n))
+    check_reference("SplitByLengths", [data, lengths], reference, {"axis": axis}, num_outputs=n)
+
+
+@pytest.mark.parametrize("data, lengths, axis, n", SPLITS_BY_LENGTHS[:3])
+def test_split_by_lengths_gradient(data, lengths, axis, n):
+    op = make_op("SplitByLengths", ["X", "L"], [f"Y{k}" for k in range(n)], {"axis": axis})
+    report = check_op_gradient(op, [data, lengths], 0, outputs_with_grads=tuple(range(n)))
+    assert report.ok, report
+
+
+def test_split_by_lengths_maker_concats_along_its_axis():
+    op = make_op("SplitByLengths", ["X", "L"], ["A", "B"], {"axis": 1})
+    grad_ops, g_input = GetGradientForOp(op, [None, "B_grad"])
+    assert [o.type for o in grad_ops] == ["ConstantFill", "Concat"]  # zeros for A's missing gradient
+    assert list(grad_ops[1].input) == ["_A_zero_grad", "B_grad"] and g_input == ["X_grad", None]
+    assert [(a.name, a.i) for a in grad_ops[1].arg] == [("axis", 1)]
+
+
+@pytest.mark.parametrize("inputs, args, n, message", [
+    ([rand(5), i32(2, 2)], {}, 1, "lengths add up to 4, but axis 0 has size 5"),
+    ([rand(4), i32(1, 1, 2)], {}, 2, "3 lengths do not make 2 equal groups"),
+    ([rand(4), i32(4)], {"axis": 1}, 1, "axis 1 is out of range"),
+    ([rand(4), i32(6, -2)], {}, 1, "lengths must be >= 0"),
+])
+def test_split_by_lengths_errors(inputs, args, n, message):
+    with pytest.raises(FAILS, match=message):
+        run_op("SplitByLengths", inputs, args, num_outputs=n)
+
+
+def test_lengths_inference():
+    lengths = TensorInfo((4,), "int32")
+    assert infer("LengthsToRanges", [lengths]) == [TensorInfo((4, 2), "int32")]
+    assert infer("LengthsGather", [(6, 2), lengths, TensorInfo((3,), "int64")]) == [None]
+    assert infer("SplitByLengths", [(6, 2), lengths], n_out=2) == [None, None]
+    with pytest.raises(ShapeError, match="4 lengths do not make 3 equal groups"):
+        infer("SplitByLengths", [(6, 2), lengths], n_out=3)
+    with pytest.raises(ShapeError, match="input lengths must be a 1-D int tensor"):
+        infer("LengthsToRanges", [(4,)])
+    with pytest.raises(ShapeError, match="input LENGTHS must be a 1-D int tensor"):
+        infer("LengthsGather", [(6, 2), (4,), TensorInfo((3,), "int64")])
+    with pytest.raises(ShapeError, match="ITEMS must have rank >= 1"):
+        infer("LengthsGather", [(), lengths, TensorInfo((3,), "int64")])

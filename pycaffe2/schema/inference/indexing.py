@@ -183,3 +183,51 @@ def sparse_to_dense(op: OpView, inputs: list) -> list:
     if values is None or first is None:
         return [None]
     return [TensorInfo((first,) + values.shape[1:], values.dtype)]
+
+
+# -- segments given by lengths ------------------------------------------------------------
+
+def lengths_input(shape, dtype: str, name: str = "lengths") -> None:
+    int_tensor(name, shape, dtype)
+
+
+@rule("indexing_lengths_gather")
+def lengths_gather(op: OpView, inputs: list) -> list:
+    """LengthsGather: the output's first dim depends on the lengths' values (unknown)."""
+    items, lengths, indices = inputs
+    if lengths is not None:
+        lengths_input(lengths.shape, lengths.dtype, "LENGTHS")
+    if indices is not None:
+        index_type(indices.shape, indices.dtype)
+    if items is not None and not items.shape:
+        raise ShapeError("ITEMS must have rank >= 1")
+    return [None]
+
+
+@rule("indexing_lengths_to_ranges")
+def lengths_to_ranges(op: OpView, inputs: list) -> list:
+    """LengthsToRanges: int32 [len(lengths), 2]."""
+    lengths = inputs[0]
+    if lengths is None:
+        return [None]
+    lengths_input(lengths.shape, lengths.dtype)
+    return [TensorInfo((lengths.shape[0], 2), "int32")]
+
+
+def split_by_lengths_axis(dims: tuple, axis: int, n_lengths: int, n_outputs: int) -> int:
+    """SplitByLengths' axis counted from the front; the lengths make whole groups."""
+    axis = axis_index(axis, len(dims), where=f"input {list(dims)}")
+    if n_lengths % n_outputs:
+        raise ShapeError(f"{n_lengths} lengths do not make {n_outputs} equal groups (one per output)")
+    return axis
+
+
+@rule("indexing_split_by_lengths")
+def split_by_lengths(op: OpView, inputs: list) -> list:
+    """SplitByLengths: the parts' sizes depend on the lengths' values (unknown)."""
+    data, lengths = inputs
+    if lengths is not None:
+        lengths_input(lengths.shape, lengths.dtype)
+        if data is not None:
+            split_by_lengths_axis(data.shape, op.arg("axis"), lengths.shape[0], op.n_outputs)
+    return [None] * op.n_outputs
