@@ -19,11 +19,14 @@ from pycaffe2.schema.inference.fill import (
     check_bound_input,
     check_bounds,
     check_fan_rank,
+    check_lengths,
     check_std,
     check_value_count,
     constant_dtype,
+    diagonal_dtype,
     fill_shape,
     given_dtype,
+    range_inputs,
 )
 
 
@@ -95,6 +98,43 @@ def uniform_fill(*inputs, shape, extra_shape, input_as_shape, min, max, rng):
     if low > high:  # Caffe2 gives an empty batch (dim 0 is 0) for crossed input bounds
         return np.zeros((0,) + out_shape[1:], dtype=np.float32)
     return _uniform(rng, out_shape, low, high)
+
+
+@register_cpu("UniformIntFill")
+def uniform_int_fill(*inputs, shape, extra_shape, input_as_shape, min, max, rng):
+    out_shape = _fill_shape(inputs[:1], shape, extra_shape, input_as_shape)
+    low, high = uniform_bounds(inputs, min, max)
+    if low > high:
+        return np.zeros((0,) + out_shape[1:], dtype=np.int32)
+    return rng.integers(int(low), int(high), out_shape, dtype=np.int32, endpoint=True)
+
+
+@register_cpu("DiagonalFill")
+def diagonal_fill(*inputs, shape, extra_shape, input_as_shape, value, dtype):
+    out_shape = _fill_shape(inputs, shape, extra_shape, input_as_shape)
+    out = np.zeros(out_shape, dtype=diagonal_dtype(out_shape, dtype))
+    step = 1 + sum(math.prod(out_shape[d + 1:]) for d in range(len(out_shape) - 1))  # sum of strides
+    out.reshape(-1)[::step] = value
+    return out
+
+
+@register_cpu("LengthsRangeFill")
+def lengths_range_fill(lengths):
+    check_lengths(lengths.shape, lengths.dtype.name)
+    if (lengths < 0).any():
+        raise ValueError(f"lengths must be >= 0, got {int(lengths.min())}")
+    total = int(lengths.sum())
+    starts = np.repeat(np.cumsum(lengths) - lengths, lengths)  # each element's segment start
+    return (np.arange(total) - starts).astype(np.int32)
+
+
+@register_cpu("Range")
+def range_(*inputs):
+    range_inputs([np.shape(v) for v in inputs], [np.asarray(v).dtype.name for v in inputs])
+    values = [np.ravel(v)[0] for v in inputs]
+    if len(values) == 3 and values[2] == 0:
+        raise ValueError("step must not be 0")
+    return np.arange(*values, dtype=np.asarray(inputs[0]).dtype)
 
 
 def xavier_scale(shape: tuple) -> float | None:

@@ -236,7 +236,7 @@ def info_of(array):
 
 def test_every_op_of_the_family_has_a_rule_and_no_gradient():
     family = {name: s for name, s in all_schemas().items() if s.family == "fill"}
-    assert len(family) == 12
+    assert len(family) == 16
     assert all(s.inference != "none" and s.gradient == "none" for s in family.values())
 
 
@@ -529,3 +529,106 @@ def test_cuda_given_tensor_fill_refusals():
     for op_type, values in (("GivenTensorDoubleFill", [1.0]), ("GivenTensorStringFill", ["a"])):  # CPU-only
         with pytest.raises(NetError, match=f"no CUDA kernel for {op_type}"):
             run_cuda(op_type, {"shape": [1], "values": values})
+
+
+# --- UniformIntFill, DiagonalFill, LengthsRangeFill, Range -------------------------------------
+
+def test_uniform_int_fill_bounds_and_shapes():
+    (y,) = check_reference("UniformIntFill", [], lambda **_: None, {"shape": [400, 5], "min": -3, "max": 3})
+    assert y.dtype == np.int32 and y.shape == (400, 5)
+    assert set(np.unique(y)) == set(range(-3, 4))  # both bounds included, every value drawn
+    shape, low, high = np.array([3, 2], np.int64), np.array([5], np.int32), np.array([7], np.int32)
+    (y,) = check_reference("UniformIntFill", [shape, low, high], lambda *_, **__: None, {"input_as_shape": 1})
+    assert y.shape == (3, 2) and ((y >= 5) & (y <= 7)).all()
+    (y,) = run_op("UniformIntFill", [shape, high, low], {"input_as_shape": 1})
+    assert y.shape == (0, 2) and y.dtype == np.int32  # crossed input bounds: an empty batch
+    (y,) = run_op("UniformIntFill", [np.zeros((2, 4))], {"min": 4, "max": 4})
+    assert (y == 4).all() and y.shape == (2, 4)
+
+
+@pytest.mark.parametrize("args, inputs, message", [
+    ({"shape": [2], "min": 3, "max": 1}, [], "min 3 is above max 1"),
+    ({"input_as_shape": 1}, [np.array([2], np.int64), np.array([1, 2], np.int32), np.array([3], np.int32)],
+     r"input min must hold one element, got \[2\]"),
+])
+def test_uniform_int_fill_errors(args, inputs, message):
+    with pytest.raises((OpFailure, NetError), match=message):
+        run_op("UniformIntFill", inputs, args)
+
+
+def reference_diagonal(shape, value, dtype=np.float32):
+    out = np.zeros(shape, dtype)
+    np.fill_diagonal(out, value, wrap=True)
+    return out
+
+
+@pytest.mark.parametrize("args, inputs, expected", [
+    ({"shape": [3, 3], "value": 2.5}, [], reference_diagonal((3, 3), 2.5)),
+    ({"shape": [4, 4, 4], "value": 1.0}, [], reference_diagonal((4, 4, 4), 1.0)),
+    ({"shape": [2, 4], "value": 3.0, "dtype": "INT32"}, [], reference_diagonal((2, 4), 3, np.int32)),
+    ({"shape": [5, 2], "value": -1.0}, [], reference_diagonal((5, 2), -1.0)),  # tall: starts over
+    ({"value": 7.0, "dtype": "DOUBLE"}, [np.zeros((2, 3))], reference_diagonal((2, 3), 7.0, np.float64)),
+    ({"value": 1.0, "input_as_shape": 1}, [np.array([2, 0], np.int64)], np.zeros((2, 0), np.float32)),
+])
+def test_diagonal_fill(args, inputs, expected):
+    check_fill("DiagonalFill", inputs, expected, args)
+
+
+@pytest.mark.parametrize("args, message", [
+    ({"shape": [3]}, r"needs a shape of at least 2 dims, got \[3\]"),
+    ({"shape": [2, 2], "dtype": T.STRING}, "dtype STRING cannot hold a diagonal value"),
+])
+def test_diagonal_fill_errors(args, message):
+    with pytest.raises((OpFailure, NetError), match=message):
+        run_op("DiagonalFill", [], args)
+    with pytest.raises(ShapeError, match=message):
+        infer_fill("DiagonalFill", [], **args)
+
+
+@pytest.mark.parametrize("lengths", [[2, 0, 3], [], [0, 0], [1, 4]])
+def test_lengths_range_fill(lengths):
+    lengths = np.array(lengths, np.int32)
+    expected = np.array([i for n in lengths for i in range(n)], np.int32)
+    (y,) = check_reference("LengthsRangeFill", [lengths], lambda _: expected)
+    assert y.dtype == np.int32
+
+
+def test_lengths_range_fill_errors():
+    with pytest.raises((OpFailure, NetError), match="lengths must be >= 0"):
+        run_op("LengthsRangeFill", [np.array([2, -1], np.int32)])
+    with pytest.raises((OpFailure, NetError), match=r"input lengths must be a 1-D int tensor, got \[2\] float32"):
+        run_op("LengthsRangeFill", [np.array([2, 1], np.float32)])
+
+
+@pytest.mark.parametrize("values, dtype", [
+    ((10,), np.int64), ((10.0,), np.float32), ((0,), np.int32), ((0, 0), np.int64),
+    ((10.0, 5.0, -1.0), np.float64), ((2, 10000), np.int32), ((2, 10000, 20000), np.int64),
+    ((2, 10000, -1), np.int64), ((0.5, 2.0, 0.25), np.float32),
+])
+def test_range(values, dtype):
+    inputs = [np.array(v, dtype) for v in values]
+    expected = np.arange(*values).astype(dtype)
+    (y,) = check_reference("Range", inputs, lambda *_: expected)
+    assert y.dtype == dtype
+
+
+@pytest.mark.parametrize("inputs, message", [
+    ([np.array(0), np.array(10), np.array(0)], "step must not be 0"),
+    ([np.array([1, 2])], r"input stop must hold one element, got \[2\]"),
+    ([np.array(0, np.int32), np.array(3, np.int64)], "inputs start, stop must share one type, got int32, int64"),
+    ([np.array(True)], "input stop must be a number, got bool"),
+])
+def test_range_errors(inputs, message):
+    with pytest.raises((OpFailure, NetError), match=message):
+        run_op("Range", inputs)
+
+
+def test_new_fillers_inference():
+    assert infer_fill("UniformIntFill", [], shape=[2, 3]) == [TensorInfo((2, 3), "int32")]
+    assert infer_fill("DiagonalFill", [(2, 3)], dtype=T.INT64) == [TensorInfo((2, 3), "int64")]
+    assert infer_fill("LengthsRangeFill", [TensorInfo((3,), "int32")]) == [None]
+    assert infer_fill("Range", [TensorInfo((), "int32"), TensorInfo((1,), "int32")]) == [None]
+    with pytest.raises(ShapeError, match="must share one type"):
+        infer_fill("Range", [TensorInfo((), "int32"), TensorInfo((), "float32")])
+    with pytest.raises(ShapeError, match="input lengths must be a 1-D int tensor"):
+        infer_fill("LengthsRangeFill", [TensorInfo((3, 1), "int32")])

@@ -155,13 +155,68 @@ def fill_fan(op: OpView, inputs: list) -> list:
 
 @rule("fill_uniform")
 def fill_uniform(op: OpView, inputs: list) -> list:
-    """Like fill_float; min and max are args, or one-element tensors in the 3-input form."""
+    """The fill shape, float32 (int32 for UniformIntFill); min and max are args, or
+    one-element tensors in the 3-input form."""
     if len(inputs) < 3:
-        check_bounds(op.arg("min", 0.0), op.arg("max", 1.0))
+        check_bounds(op.arg("min"), op.arg("max"))
     for bound, name in zip(inputs[1:], ("min", "max")):
         if bound is not None:
             check_bound_input(name, bound.shape)
-    return [_float(_shape(op, inputs[:1]))]
+    shape = _shape(op, inputs[:1])
+    return [None if shape is None else TensorInfo(shape, "int32" if op.type == "UniformIntFill" else "float32")]
+
+
+def diagonal_dtype(shape: tuple | None, dtype: int) -> str:
+    """DiagonalFill's NumPy dtype; its shape needs two dims or more."""
+    if shape is not None and len(shape) < 2:
+        raise ShapeError(f"needs a shape of at least 2 dims, got {list(shape)}")
+    name = NUMPY_NAMES.get(DTYPE_BY_NUMBER.get(dtype, ""))
+    if name is None or name == "object":
+        raise ShapeError(f"dtype {DTYPE_BY_NUMBER.get(dtype, dtype)} cannot hold a diagonal value")
+    return name
+
+
+@rule("fill_diagonal")
+def fill_diagonal(op: OpView, inputs: list) -> list:
+    """The fill shape (rank >= 2) of type `dtype`."""
+    shape = _shape(op, inputs)
+    dtype = diagonal_dtype(shape, op.arg("dtype"))
+    return [None if shape is None else TensorInfo(shape, dtype)]
+
+
+def check_lengths(shape: tuple, dtype: str) -> None:
+    if len(shape) != 1 or not dtype.startswith(("int", "uint")):
+        raise ShapeError(f"input lengths must be a 1-D int tensor, got {list(shape)} {dtype}")
+
+
+@rule("fill_lengths_range")
+def fill_lengths_range(op: OpView, inputs: list) -> list:
+    """LengthsRangeFill: int32 of a length that depends on the values (unknown)."""
+    if inputs[0] is not None:
+        check_lengths(inputs[0].shape, inputs[0].dtype)
+    return [None]
+
+
+RANGE_NAMES = {1: ("stop",), 2: ("start", "stop"), 3: ("start", "stop", "step")}
+
+
+def range_inputs(shapes: list, dtypes: list) -> None:
+    """Range's inputs: one-element numbers of one type."""
+    names = RANGE_NAMES[len(shapes)]
+    for name, shape, dtype in zip(names, shapes, dtypes):
+        check_bound_input(name, shape)
+        if not dtype.startswith(("int", "uint", "float")):
+            raise ShapeError(f"input {name} must be a number, got {dtype}")
+    if len(set(dtypes)) > 1:
+        raise ShapeError(f"inputs {', '.join(names)} must share one type, got {', '.join(dtypes)}")
+
+
+@rule("fill_range")
+def fill_range(op: OpView, inputs: list) -> list:
+    """Range: 1-D of the inputs' type, of a length that depends on their values (unknown)."""
+    if all(info is not None for info in inputs):
+        range_inputs([i.shape for i in inputs], [i.dtype for i in inputs])
+    return [None]
 
 
 @rule("fill_constant")
