@@ -1,0 +1,64 @@
+"""Tensor utility kernels (NumPy): Size, NanCheck, IsMemberOf, ScaleBlobs and
+EnsureDense, with their gradient makers. The checks are the family's inference
+module's (schema/inference/tensor_utility.py)."""
+from __future__ import annotations
+
+import numpy as np
+
+from pycaffe2.operators.registry import gradient_op, register_cpu, register_gradient
+from pycaffe2.schema.inference.tensor_utility import float_input, member_type, one_output_each
+
+
+@register_cpu("Size")
+def size(data):
+    return np.array(np.size(data), dtype=np.int64)
+
+
+@register_cpu("NanCheck")
+def nan_check(*tensors):
+    for index, x in enumerate(tensors):
+        float_input(index, x.shape, x.dtype.name)
+        if not np.isfinite(x).all():
+            raise ValueError(f"input {index} holds a NaN or an infinity")
+    return tensors[0]
+
+
+gradient_op("NanCheck", "GO0", gradient_type="NanCheck")  # the gradient is checked the same way
+
+
+@register_cpu("IsMemberOf")
+def is_member_of(x, *, value):
+    values = list(value)
+    member_type(x.shape, x.dtype.name, values)
+    if x.dtype == object:  # string tensors hold bytes
+        wanted = {v.encode("utf-8") if isinstance(v, str) else v for v in values}
+        return np.vectorize(lambda item: item in wanted, otypes=[bool])(x) if x.size else np.zeros(x.shape, bool)
+    return np.isin(x, np.array(values, dtype=x.dtype) if values else np.zeros(0, x.dtype))
+
+
+@register_cpu("ScaleBlobs")
+def scale_blobs(*tensors, scale, num_outputs):
+    one_output_each(len(tensors), num_outputs)
+    scaled = []
+    for index, x in enumerate(tensors):
+        float_input(index, x.shape, x.dtype.name)
+        scaled.append(x * x.dtype.type(scale))
+    return tuple(scaled)
+
+
+@register_gradient("ScaleBlobs")
+def _scale_blobs_gradient(g):
+    # Scale each output's gradient back by the same factor (those that have one).
+    present = [i for i in range(len(g.op.output)) if g.has_GO(i)]
+    return [g.Op("ScaleBlobs", [g.GO(i) for i in present], [g.GI(i) for i in present])]
+
+
+@register_cpu("EnsureDense")
+def ensure_dense(x):
+    return x
+
+
+@register_gradient("EnsureDense")
+def _ensure_dense_gradient(g):
+    g.SetDense(0, g.GO(0))  # gradients are dense already: dY passes through, no op
+    return []
