@@ -1,9 +1,10 @@
 """Activation kernels (NumPy). Gradient kernels take Y where the forward op
 can run in place, matching their schemas. All of them also run on CUDA
-(activation.cu, float32)."""
+(activation.cu, float32), except Gelu and ReluN (CPU only)."""
 from __future__ import annotations
 
 import functools
+import math
 
 import numpy as np
 
@@ -12,6 +13,10 @@ from pycaffe2.operators.registry import gradient_op, register_cpu, register_cuda
 from pycaffe2.schema.inference import same_shape
 from pycaffe2.schema import get_schema
 from pycaffe2.schema.inference.activation import float_dtypes, prelu_slope, same_shapes
+
+_ERF = np.frompyfunc(math.erf, 1, 1)  # NumPy has no erf; math's is exact to double precision
+_GELU_K = math.sqrt(2 / math.pi)  # the tanh approximation's constants
+_GELU_C = 0.044715
 
 
 def _paired(op_type: str):
@@ -229,3 +234,57 @@ def prelu_gradient_cuda(y, dy, x, slope, *, order):
     cuda.launch_rows("activation.cu", "prelu_gradient_slope", channels, x, dy, dslope,
                      np.int64(channels), np.int64(inner), np.int64(outer))
     return dx, dslope
+
+
+# --- Gelu, ReluN (CPU only) ------------------------------------------------------------------
+
+def _float(x) -> None:
+    float_dtypes([x.dtype.name])
+
+
+def _gelu_tanh(x):
+    return np.tanh(_GELU_K * (x + _GELU_C * x * x * x))
+
+
+def _phi(x):
+    """The standard normal CDF, in X's dtype."""
+    return (0.5 * (1 + np.asarray(_ERF(x / math.sqrt(2)), np.float64))).astype(x.dtype)
+
+
+@register_cpu("Gelu")
+def gelu(x, *, fast_gelu):
+    _float(x)
+    if fast_gelu:
+        return np.asarray(0.5 * x * (1 + _gelu_tanh(x)), dtype=x.dtype)
+    return np.asarray(x * _phi(x), dtype=x.dtype)
+
+
+@register_cpu("GeluGradient")
+@_paired("GeluGradient")
+def gelu_gradient(dy, x, *, fast_gelu):
+    _float(x)
+    if fast_gelu:
+        t = _gelu_tanh(x)
+        slope = 0.5 * (1 + t) + 0.5 * x * (1 - t * t) * _GELU_K * (1 + 3 * _GELU_C * x * x)
+    else:
+        slope = _phi(x) + x * np.exp(-0.5 * x * x) / math.sqrt(2 * math.pi)
+    return np.asarray(dy * slope, dtype=dy.dtype)
+
+
+gradient_op("Gelu", "GO0 I0")
+
+
+@register_cpu("ReluN")
+def relu_n(x, *, n):
+    _float(x)
+    return np.asarray(np.clip(x, 0, x.dtype.type(n)))
+
+
+@register_cpu("ReluNGradient")
+@_paired("ReluNGradient")
+def relu_n_gradient(y, dy, *, n):
+    # Caffe2's rule on Y: the clipped ends (Y = 0 or n) pass no gradient.
+    return np.asarray(np.where((y > 0) & (y < y.dtype.type(n)), dy, 0), dtype=dy.dtype)
+
+
+gradient_op("ReluN", "O0 GO0")

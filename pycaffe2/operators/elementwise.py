@@ -1,6 +1,8 @@
 """Elementwise kernels (NumPy): math (Exp, Log, Sqrt, Abs, Negative, Sqr, Pow,
-Clip, Scale) with the AbsGradient and ClipGradient ops, logic (Not, And, Or),
-comparisons (EQ, LT, GT, LE, GE) and Where. Kernels check input types as
+Clip, Scale, Sinh, Cosh, Cbrt, Cube, Reciprocal, Rsqrt, Sign) with the
+AbsGradient, ClipGradient and Sinh..Rsqrt gradient ops, logic (Not, And, Or),
+bitwise ops (BitwiseAnd, BitwiseOr, BitwiseXor), comparisons (EQ, LT, GT, LE,
+GE) and Where. Kernels check input types as
 Caffe2's typed dispatch does (float only for the math ops, bool for logic) and
 always return arrays, also for 0-d inputs. Binary ops are kernel factories: at
 CreateNet their args pick NumPy-style broadcasting or Caffe2's legacy rule
@@ -9,7 +11,7 @@ legacy rule, so without broadcast=1 its exponent tensor must have X's shape.
 Each math op's gradient maker sits beside its kernel, built from Caffe2's ops
 (Exp's from Mul, Sqrt's from Scale and Div, ...); in place, a maker that
 needs the overwritten X is refused by the backward pass (version check).
-All of them also run on CUDA (elementwise.cu): the math ops and Pow in float32,
+All but the Sinh..Sign, bitwise ops and their gradients also run on CUDA (elementwise.cu): the math ops and Pow in float32,
 comparisons and Where on float32, int32, int64 and bool, logic ops on bool.
 Type and shape checks are schema.inference.elementwise's, shared with the rules.
 """
@@ -31,10 +33,12 @@ from pycaffe2.schema.inference.arithmetic import binary_layout, broadcast_axis, 
 from pycaffe2.schema.inference.elementwise import (
     BOOL,
     FLOAT,
+    INT_BOOL,
     POW_NAMES,
     SIGNED,
     check_dtype,
     check_pow_exponent,
+    check_unary_gradient,
     check_where,
     pow_layout,
 )
@@ -83,6 +87,39 @@ def make_sqrt_gradient(g):  # dX = 0.5 * dY / Y
 def make_sqr_gradient(g):  # dX = 2 * dY * X; unlike Caffe2, dY itself is not scaled in place
     return [g.Op("Scale", [g.GO(0)], [g.GI(0)], scale=2.0),
             g.Op("Mul", [g.GI(0), g.I(0)], [g.GI(0)])]
+
+
+_float_unary("Sinh", np.sinh)
+_float_unary("Cosh", np.cosh)
+_float_unary("Cbrt", np.cbrt)
+_float_unary("Cube", lambda x: x * x * x)
+_float_unary("Reciprocal", np.reciprocal)
+_float_unary("Rsqrt", lambda x: 1 / np.sqrt(x))
+_float_unary("Sign", np.sign)
+
+# (op type, the gradient op's inputs as Caffe2 orders them, dX from its two inputs)
+UNARY_GRADIENTS = [
+    ("Sinh", ("dY", "X"), lambda dy, x: dy * np.cosh(x)),
+    ("Cosh", ("dY", "X"), lambda dy, x: dy * np.sinh(x)),
+    ("Cbrt", ("dY", "Y"), lambda dy, y: dy / (3 * y * y)),
+    ("Cube", ("dY", "X"), lambda dy, x: 3 * x * x * dy),
+    ("Reciprocal", ("Y", "dY"), lambda y, dy: -dy * y * y),
+    ("Rsqrt", ("dY", "Y"), lambda dy, y: -0.5 * dy * y * y * y),
+]
+_TOKENS = {"dY": "GO0", "X": "I0", "Y": "O0"}
+
+
+def _unary_gradient(op_type: str, names: tuple, function) -> None:
+    def kernel(first, second):
+        check_unary_gradient(names, _info(first), _info(second))
+        return np.asarray(function(first, second), dtype=first.dtype)
+    kernel.__name__ = f"{op_type.lower()}_gradient"
+    register_cpu(f"{op_type}Gradient")(kernel)
+    gradient_op(op_type, " ".join(_TOKENS[name] for name in names))
+
+
+for _type, _names, _function in UNARY_GRADIENTS:
+    _unary_gradient(_type, _names, _function)
 
 
 def _check_gradient_inputs(first, dy, name: str) -> None:
@@ -153,7 +190,8 @@ def _broadcasting(ufunc, allowed: tuple | None, layout, names=("A", "B")):
 
 
 def _register_binary(op_type: str, ufunc, allowed: tuple | None = None) -> None:
-    """Register a comparison or logic op: A and B of one type, broadcast, to a bool C."""
+    """Register a comparison, logic or bitwise op: A and B of one type, broadcast, to C
+    (bool, or A's type for a bitwise op)."""
     @register_cpu(op_type, specialize=True)
     def factory(*, broadcast, axis, axis_str, order):
         axis = broadcast_axis(broadcast, axis, axis_str, order)
@@ -167,6 +205,9 @@ _register_binary("LE", np.less_equal)
 _register_binary("GE", np.greater_equal)
 _register_binary("And", np.logical_and, BOOL)
 _register_binary("Or", np.logical_or, BOOL)
+_register_binary("BitwiseAnd", np.bitwise_and, INT_BOOL)
+_register_binary("BitwiseOr", np.bitwise_or, INT_BOOL)
+_register_binary("BitwiseXor", np.bitwise_xor, INT_BOOL)
 
 
 def _pow_layout(broadcast, axis, axis_str, order):

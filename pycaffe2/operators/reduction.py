@@ -1,5 +1,8 @@
-"""Reduction kernels (NumPy): ReduceSum, ReduceMean, ReduceMax over a set of
-axes (all by default), their gradient ops (dY, X, Y) -> dX, and ArgMax.
+"""Reduction kernels (NumPy): ReduceSum, ReduceMean, ReduceMax, ReduceMin,
+ReduceL1, ReduceL2 over a set of axes (all by default), their gradient ops
+(dY, X, Y) -> dX, ReduceFront/Back<Sum|Mean|Max> over the first/last dims
+(optionally only the first `lengths[j]` reduced elements of each output j), and
+ArgMax/ArgMin. Only ReduceSum/Mean/Max and ArgMax have CUDA kernels.
 Outputs keep the input's dtype (sums of ints stay ints, as in Caffe2), and a
 full reduction without keepdims is a 0-d array, never a NumPy scalar. A
 gradient op sees dY with the reduced axes restored as size-1 dims, whatever
@@ -17,10 +20,16 @@ import numpy as np
 from pycaffe2.operators import _cuda as cuda
 from pycaffe2.operators._strided import _collapse, _device_ints, _reduction_layout, _strides_over
 from pycaffe2.operators.arithmetic import _reduce_cuda
-from pycaffe2.operators.registry import gradient_op, register_cpu, register_cuda
+from pycaffe2.operators.registry import gradient_op, register_cpu, register_cuda, register_gradient
+from pycaffe2.schema.inference import ShapeError, TensorInfo
 from pycaffe2.schema.inference.reduction import (
     arg_max_axis,
+    check_front_back,
+    check_length_values,
+    check_lengths,
+    front_back_split,
     gradient_kept,
+    is_shape_tensor,
     kept_dims,
     reduce_axes,
     reduced_axes,
@@ -48,6 +57,21 @@ def reduce_max(x, *, axes, keepdims):
     return _reduce("ReduceMax", np.max, x, axes, keepdims)
 
 
+@register_cpu("ReduceMin")
+def reduce_min(x, *, axes, keepdims):
+    return _reduce("ReduceMin", np.min, x, axes, keepdims)
+
+
+@register_cpu("ReduceL1")
+def reduce_l1(x, *, axes, keepdims):
+    return _reduce("ReduceL1", lambda x, **kw: np.sum(np.abs(x), **kw), x, axes, keepdims)
+
+
+@register_cpu("ReduceL2")
+def reduce_l2(x, *, axes, keepdims):
+    return _reduce("ReduceL2", lambda x, **kw: np.sqrt(np.sum(x * x, **kw)), x, axes, keepdims)
+
+
 def _kept(x: np.ndarray, axes, name: str, value: np.ndarray) -> np.ndarray:
     """`value` (dY or Y) reshaped with X's reduced axes as size-1 dims."""
     return cuda.reshape(value, gradient_kept(name, x.shape, axes, value.shape))
@@ -69,22 +93,122 @@ def reduce_mean_gradient(dy, x, y, *, axes):
     return dx / dy.dtype.type(max(_count(x, axes), 1))
 
 
-@register_cpu("ReduceMaxGradient")
+@register_cpu("ReduceMaxGradient", "ReduceMinGradient")
 def reduce_max_gradient(dy, x, y, *, axes):
-    # Every element equal to its maximum gets dY, ties included (as in Caffe2).
+    # Every element equal to its extremum gets dY, ties included (as in Caffe2).
     dy, y = _kept(x, axes, "dY", dy), _kept(x, axes, "Y", y)
     return np.where(x == y, dy, dy.dtype.type(0))
 
 
-gradient_op("ReduceSum", "GO0 I0 O0")
-gradient_op("ReduceMean", "GO0 I0 O0")
-gradient_op("ReduceMax", "GO0 I0 O0")
+@register_cpu("ReduceL1Gradient")
+def reduce_l1_gradient(dy, x, y, *, axes):
+    return np.asarray(np.sign(x) * _kept(x, axes, "dY", dy), dtype=dy.dtype)
+
+
+@register_cpu("ReduceL2Gradient")
+def reduce_l2_gradient(dy, x, y, *, axes):
+    dy, y = _kept(x, axes, "dY", dy), _kept(x, axes, "Y", y)
+    with np.errstate(divide="ignore", invalid="ignore"):  # Y = 0: X is all 0 there, dX 0
+        dx = np.where(y == 0, dy.dtype.type(0), dy * x / y)
+    return np.asarray(dx, dtype=dy.dtype)
+
+
+for _type in ("ReduceSum", "ReduceMean", "ReduceMax", "ReduceMin", "ReduceL1", "ReduceL2"):
+    gradient_op(_type, "GO0 I0 O0")
 
 
 @register_cpu("ArgMax")
 def arg_max(x, *, axis, keepdims):
     axis = arg_max_axis(x.shape, axis)
     return np.asarray(np.argmax(x, axis=axis, keepdims=bool(keepdims)), dtype=np.int64)
+
+
+@register_cpu("ArgMin")
+def arg_min(x, *, axis, keepdims):
+    axis = arg_max_axis(x.shape, axis)
+    return np.asarray(np.argmin(x, axis=axis, keepdims=bool(keepdims)), dtype=np.int64)
+
+
+# --- ReduceFront*/ReduceBack*: data seen as a (kept, reduced) matrix ---------------------------
+
+def _matrix(x: np.ndarray, reduced: tuple, kept: tuple, front: bool) -> np.ndarray:
+    """x as rows of reduced elements, one row per output element."""
+    n_reduced, n_kept = math.prod(reduced), math.prod(kept)
+    return x.reshape(n_reduced, n_kept).T if front else x.reshape(n_kept, n_reduced)
+
+
+def _unmatrix(m: np.ndarray, shape: tuple, front: bool) -> np.ndarray:
+    return np.ascontiguousarray(m.T).reshape(shape) if front else m.reshape(shape)
+
+
+def _mask(lengths, kept: tuple, n_reduced: int, is_max: bool):
+    """(rows x reduced) bool mask of the counted elements, and the count per row."""
+    if lengths is None:
+        return None, np.full(math.prod(kept), n_reduced)
+    check_lengths(lengths.shape, lengths.dtype.name, kept)
+    check_length_values(lengths, n_reduced, is_max)
+    return np.arange(n_reduced)[None, :] < lengths[:, None], lengths
+
+
+def _front_back(op_type: str, front: bool, kind: str):
+
+    def kernel(x, lengths=None, *, num_reduce_dim):
+        kept = check_front_back(op_type, x.shape, x.dtype.name, num_reduce_dim)
+        reduced, _ = front_back_split(x.shape, num_reduce_dim, front)
+        m = _matrix(x, reduced, kept, front)
+        mask, counts = _mask(lengths, kept, m.shape[1], kind == "Max")
+        if kind == "Max":
+            y = m.max(axis=1, initial=-np.inf, where=True if mask is None else mask) \
+                if m.size else np.zeros(m.shape[0], x.dtype)
+        else:
+            y = m.sum(axis=1, where=True if mask is None else mask)
+            if kind == "Mean":
+                with np.errstate(divide="ignore", invalid="ignore"):  # nothing counted: NaN
+                    y = y / counts.astype(x.dtype)
+        return np.asarray(y, dtype=x.dtype).reshape(kept)
+    kernel.__name__ = op_type.lower()
+    return kernel
+
+
+def _front_back_gradient(op_type: str, front: bool, kind: str):
+
+    def gradient(dy, x, *rest, num_reduce_dim):
+        y, lengths = (rest[0], rest[1] if len(rest) > 1 else None) if kind == "Max" else \
+            (None, rest[0] if rest else None)
+        shape = tuple(int(d) for d in x) if kind != "Max" and is_shape_tensor(
+            TensorInfo(x.shape, x.dtype.name)) else x.shape
+        reduced, kept = front_back_split(shape, num_reduce_dim, front)
+        if dy.size != math.prod(kept):
+            raise ShapeError(f"dY is {list(dy.shape)} but reducing X {list(shape)} gives {list(kept)}")
+        n_reduced = math.prod(reduced)
+        mask, counts = _mask(lengths, kept, n_reduced, kind == "Max")
+        column = dy.reshape(-1, 1)
+        if kind == "Mean":
+            column = column / counts.reshape(-1, 1).astype(dy.dtype)
+        dm = np.broadcast_to(column, (column.shape[0], n_reduced))
+        if kind == "Max":
+            dm = np.where(_matrix(x, reduced, kept, front) == y.reshape(-1, 1), dm, 0)
+        if mask is not None:
+            dm = np.where(mask, dm, 0)
+        return _unmatrix(np.asarray(dm, dtype=dy.dtype), shape, front)
+    gradient.__name__ = op_type.lower() + "_gradient"
+    return gradient
+
+
+def make_front_back_gradient(g):
+    """Caffe2's inputs: dY, X (Max: and Y), then the lengths when the forward op had them.
+    The lengths get no gradient."""
+    inputs = [g.GO(0), g.I(0)] + ([g.O(0)] if g.op.type.endswith("Max") else [])
+    inputs += [g.I(1)] if len(g.op.input) > 1 else []
+    return [g.Op(g.op.type + "Gradient", inputs, [g.GI(0)])]
+
+
+for _side in ("Front", "Back"):
+    for _kind in ("Sum", "Mean", "Max"):
+        _type = f"Reduce{_side}{_kind}"
+        register_cpu(_type)(_front_back(_type, _side == "Front", _kind))
+        register_cpu(_type + "Gradient")(_front_back_gradient(_type, _side == "Front", _kind))
+        register_gradient(_type)(make_front_back_gradient)
 
 
 # --- CUDA launchers: sums by arithmetic.cu, maxima and gradients by reduction.cu ---------------

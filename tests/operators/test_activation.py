@@ -2,6 +2,7 @@
 and on CUDA for the kernels tests/cuda/test_devices.py does not check), the gradient ops
 of those CUDA kernels against their CPU twins, PRelu's slope checks on both devices and
 in inference, and the registered gradients against central differences."""
+import math
 import re
 
 import numpy as np
@@ -13,7 +14,7 @@ from hypothesis.extra import numpy as hnp
 from pycaffe2.executor import NetError, OpFailure
 from pycaffe2.gradient_checker import check_op_gradient
 from pycaffe2.schema.bind import ShapeError
-from pycaffe2.testing import check_devices, check_reference, device_option, make_op, run_op
+from pycaffe2.testing import check_devices, check_gradient_op, check_reference, device_option, make_op, run_op
 from tests.operators import DEVICES
 from tests.schema import infer
 
@@ -38,6 +39,15 @@ FORWARD = [
     ("HardSigmoid", {"alpha": 0.3, "beta": 0.4}, lambda x, alpha, beta: np.clip(alpha * x + beta, 0, 1)),
     ("HardSigmoid", {}, lambda x: np.clip(0.2 * x + 0.5, 0, 1)),
 ]
+ERF = np.vectorize(math.erf, otypes=[np.float64])
+# Forward ops without a CUDA kernel (CPU rows only).
+CPU_FORWARD = [
+    ("Gelu", {}, lambda x: x * 0.5 * (1 + ERF(x / math.sqrt(2)))),
+    ("Gelu", {"fast_gelu": 1},
+     lambda x, fast_gelu: 0.5 * x * (1 + np.tanh(math.sqrt(2 / math.pi) * (x + 0.044715 * x ** 3)))),
+    ("ReluN", {}, lambda x: np.clip(x, 0, 6)),
+    ("ReluN", {"n": 1.5}, lambda x, n: np.clip(x, 0, n)),
+]
 
 # (gradient type, forward reference y(x), reference dx(x, y, dy), inputs(x, y, dy), args)
 GRADIENT = [
@@ -59,6 +69,11 @@ GRADIENT = [
      lambda x, y, dy: [x, y, dy], {}),
     ("HardSigmoidGradient", lambda x: np.clip(0.2 * x + 0.5, 0, 1),
      lambda x, y, dy: np.where(np.abs(x) < 2.5, 0.2 * dy, 0), lambda x, y, dy: [y, dy], {}),
+    ("ReluNGradient", lambda x: np.clip(x, 0, 1.5), lambda x, y, dy: np.where((x > 0) & (x < 1.5), dy, 0),
+     lambda x, y, dy: [y, dy], {"n": 1.5}),
+    ("GeluGradient", lambda x: x, lambda x, y, dy: dy * (
+        0.5 * (1 + ERF(x / math.sqrt(2))) + x * np.exp(-x * x / 2) / math.sqrt(2 * math.pi)),
+     lambda x, y, dy: [dy, x], {}),
 ]
 
 arrays = hnp.arrays(np.float32, hnp.array_shapes(min_dims=1, max_dims=4, max_side=5),
@@ -71,7 +86,8 @@ def away_from_kinks(x):
     return np.where(np.abs(np.abs(x) - 2.5) < 1e-2, 2.0, x).astype(np.float32)
 
 
-@pytest.mark.parametrize("op_type, args, reference", FORWARD, ids=[f[0] for f in FORWARD])
+@pytest.mark.parametrize("op_type, args, reference", FORWARD + CPU_FORWARD,
+                         ids=[f[0] for f in FORWARD + CPU_FORWARD])
 @settings(max_examples=15, deadline=None)
 @given(x=arrays)
 def test_forward_matches_reference(op_type, args, reference, x):
@@ -174,10 +190,38 @@ def test_float64_keeps_its_dtype():
     assert y.dtype == np.float64
 
 
+def test_gelu_and_relu_n_gradient_ops():
+    """Against numeric differentiation of their forward ops, with Caffe2's input order."""
+    x = away_from_kinks(np.random.default_rng(7).uniform(-3, 3, (3, 4))).astype(np.float32)
+    x = np.where(np.abs(x - 1.5) < 0.05, 1.7, x).astype(np.float32)
+    dy = np.random.default_rng(8).standard_normal(x.shape).astype(np.float32)
+    for args in ({}, {"fast_gelu": 1}):
+        check_gradient_op("Gelu", [x], "GeluGradient", [dy, x], {0: 0}, [dy], args)
+    y = run_op("ReluN", [x], {"n": 1.5})[0]
+    check_gradient_op("ReluN", [x], "ReluNGradient", [y, dy], {0: 0}, [dy], {"n": 1.5})
+
+
+def test_gelu_and_relu_n_checks():
+    for shape in [(), (0, 3)]:
+        x = np.full(shape, 0.5, np.float32)
+        for op_type, args, reference in CPU_FORWARD:
+            check_reference(op_type, [x], reference, args)
+    with pytest.raises(OpFailure, match="int32"):
+        run_op("Gelu", [np.ones(3, np.int32)])
+    with pytest.raises(OpFailure, match=r"X is \[3\] but dY is \[2\]|dY is \[2\] but X is \[3\]"):
+        run_op("GeluGradient", [np.ones(2, np.float32), np.ones(3, np.float32)])
+    with pytest.raises(NetError, match="n"):
+        run_op("ReluN", [np.ones(3, np.float32)], {"n": 0.0})
+    assert infer("ReluNGradient", [(2, 3), (2, 3)]) == infer("Gelu", [(2, 3)])
+    with pytest.raises(ShapeError, match="int64"):
+        infer("ReluN", [(2,)], dtype="int64")
+
+
 # Gradient makers: the registered gradient of each op against central differences.
 MAKER_CASES = [("Relu", {}), ("LeakyRelu", {"alpha": 0.3}), ("Sigmoid", {}), ("Tanh", {}),
                ("Elu", {"alpha": 0.7}), ("Selu", {}), ("Softplus", {}), ("Softsign", {}), ("Swish", {}),
-               ("HardSigmoid", {}), ("HardSigmoid", {"alpha": 0.3, "beta": 0.4})]
+               ("HardSigmoid", {}), ("HardSigmoid", {"alpha": 0.3, "beta": 0.4}),
+               ("Gelu", {}), ("Gelu", {"fast_gelu": 1}), ("ReluN", {}), ("ReluN", {"n": 1.5})]
 
 
 @pytest.mark.parametrize("op_type, args", MAKER_CASES, ids=[f"{c[0]}-{c[1]}" for c in MAKER_CASES])
@@ -190,6 +234,9 @@ def test_registered_gradient_matches_numeric(op_type, args, x):
         alpha, beta = args.get("alpha", 0.2), args.get("beta", 0.5)
         for corner in (-beta / alpha, (1 - beta) / alpha):
             x = np.where(np.abs(x - corner) < 0.05, corner + 0.2, x)
+    if op_type == "ReluN":  # a corner at n as well
+        n = args.get("n", 6.0)
+        x = np.where(np.abs(x - n) < 0.05, n + 0.2, x)
     report = check_op_gradient(make_op(op_type, ["X"], ["Y"], args), [x], 0)
     assert report.ok, report
 

@@ -48,6 +48,13 @@ UNARY = [
     ("Pow", {"exponent": 2.0}, lambda x, exponent: x.astype(np.float64) ** 2, None),
     ("Pow", {"exponent": -1.5}, lambda x, exponent: x.astype(np.float64) ** -1.5, positive),
     ("Pow", {"exponent": 0.0}, lambda x, exponent: np.ones_like(x), None),
+    ("Sinh", {}, np.sinh, None),
+    ("Cosh", {}, np.cosh, None),
+    ("Cbrt", {}, lambda x: np.sign(x) * np.abs(x.astype(np.float64)) ** (1 / 3), None),
+    ("Cube", {}, lambda x: x.astype(np.float64) ** 3, None),
+    ("Reciprocal", {}, lambda x: 1 / x.astype(np.float64), positive),
+    ("Rsqrt", {}, lambda x: x.astype(np.float64) ** -0.5, positive),
+    ("Sign", {}, np.sign, None),
 ]
 UNARY_IDS = [f"{t}-{'-'.join(map(str, a.values())) or 'default'}" for t, a, _, _ in UNARY]
 
@@ -353,6 +360,12 @@ MAKERS = [
     ("Pow", {"exponent": 0.0}, None),
     ("Pow", {"exponent": -1.5}, well_positive),
     ("Pow", {"exponent": 0.5}, well_positive),
+    ("Sinh", {}, None),
+    ("Cosh", {}, None),
+    ("Cbrt", {}, lambda x: np.where(x < 0, x - 0.5, x + 0.5).astype(np.float32)),  # off the cusp at 0
+    ("Cube", {}, None),
+    ("Reciprocal", {}, well_positive),
+    ("Rsqrt", {}, well_positive),
 ]
 MAKER_IDS = [f"{t}-{'-'.join(map(str, a.values())) or 'default'}" for t, a, _ in MAKERS]
 small_arrays = hnp.arrays(np.float32, hnp.array_shapes(min_dims=1, max_dims=3, max_side=3),
@@ -422,17 +435,99 @@ def test_pow_exponent_tensor_gradient_keeps_float32():
     np.testing.assert_allclose(de, (np.log(x) * y * dy).sum(axis=(0, 2)), rtol=1e-4)
 
 
+# --- Sinh, Cosh, Cbrt, Cube, Reciprocal, Rsqrt (CPU only): gradient ops as Caffe2 wires them --
+
+# (forward type, gradient type, its inputs from (x, y, dy), input transform)
+UNARY_GRADIENT_OPS = [
+    ("Sinh", "SinhGradient", lambda x, y, dy: [dy, x], None),
+    ("Cosh", "CoshGradient", lambda x, y, dy: [dy, x], None),
+    ("Cbrt", "CbrtGradient", lambda x, y, dy: [dy, y], well_positive),
+    ("Cube", "CubeGradient", lambda x, y, dy: [dy, x], None),
+    ("Reciprocal", "ReciprocalGradient", lambda x, y, dy: [y, dy], well_positive),
+    ("Rsqrt", "RsqrtGradient", lambda x, y, dy: [dy, y], well_positive),
+]
+
+
+@pytest.mark.parametrize("op_type, gradient_type, wire, transform", UNARY_GRADIENT_OPS,
+                         ids=[g[1] for g in UNARY_GRADIENT_OPS])
+def test_unary_gradient_ops_match_numeric(op_type, gradient_type, wire, transform):
+    rng = np.random.default_rng(11)
+    x = rng.uniform(-2, 2, (2, 3)).astype(np.float32)
+    x = transform(x) if transform else x
+    (y,) = run_op(op_type, [x])
+    dy = rng.standard_normal(x.shape).astype(np.float32)
+    check_gradient_op(op_type, [x], gradient_type, wire(x, y, dy), {0: 0}, [dy])
+    (grad,), _ = GetGradientForOp(make_op(op_type, ["X"], ["Y"]), ["Y_grad"])
+    assert (grad.type, list(grad.input)) == (gradient_type, wire("X", "Y", "Y_grad"))
+
+
+@pytest.mark.parametrize("op_type, gradient_type, wire, transform", UNARY_GRADIENT_OPS,
+                         ids=[g[1] for g in UNARY_GRADIENT_OPS])
+def test_unary_gradient_ops_check_their_inputs(op_type, gradient_type, wire, transform):
+    x, dy = np.ones((2, 3), np.float32), np.ones((3, 2), np.float32)
+    with pytest.raises(OpFailure, match=r"\[2, 3\] .*\[3, 2\]|\[3, 2\] .*\[2, 3\]"):
+        run_op(gradient_type, wire(x, x, dy))
+    value = [n for n in wire("X", "Y", "dY") if n != "dY"][0]
+    with pytest.raises(OpFailure, match=rf"{value} is int32 \[2, 3\], must be a float tensor"):
+        run_op(gradient_type, wire(x.astype(np.int32), x.astype(np.int32), x))
+    assert infer(gradient_type, [(2, 3), (2, 3)]) == [TensorInfo((2, 3))]
+    assert infer(gradient_type, [None, (4,)]) == [TensorInfo((4,))]
+    with pytest.raises(ShapeError, match=r"\[2, 3\].*\[3\]"):
+        infer(gradient_type, [(2, 3), (3,)])
+
+
+def test_sign_has_no_gradient():
+    x = np.array([-2.0, 0.0, 3.5], np.float32)
+    (y,) = check_reference("Sign", [x], np.sign)
+    np.testing.assert_array_equal(y, [-1, 0, 1])
+    with pytest.raises(GradientError):
+        GetGradientForOp(make_op("Sign", ["X"], ["Y"]), ["Y_grad"])
+
+
+BITWISE = {"BitwiseAnd": np.bitwise_and, "BitwiseOr": np.bitwise_or, "BitwiseXor": np.bitwise_xor}
+
+
+@pytest.mark.parametrize("op_type", BITWISE)
+@pytest.mark.parametrize("dtype", [np.int32, np.int64, np.uint8, np.bool_])
+@pytest.mark.parametrize("a_shape, b_shape, args, axis", [
+    ((2, 3), (2, 3), {}, None), ((2, 3, 4), (4,), {}, None), ((2, 1), (1, 5), {}, None),
+    ((2, 3, 4), (3,), {"broadcast": 1, "axis": 1}, 1),
+])
+def test_bitwise_ops(op_type, dtype, a_shape, b_shape, args, axis):
+    rng = np.random.default_rng(12)
+    a, b = (rng.integers(0, 100, s).astype(dtype) for s in (a_shape, b_shape))
+    b_view = b if axis is None else b.reshape(b.shape + (1,) * (len(a_shape) - axis - len(b_shape)))
+    (c,) = check_reference(op_type, [a, b], lambda a, b, **_: BITWISE[op_type](a, b_view), args)
+    assert c.dtype == dtype
+
+
+@pytest.mark.parametrize("op_type", BITWISE)
+def test_bitwise_errors_and_inference(op_type):
+    with pytest.raises(OpFailure, match=r"A is float32 \[3\], must be an integer or bool tensor"):
+        run_op(op_type, [np.ones(3, np.float32), np.ones(3, np.float32)])
+    with pytest.raises(OpFailure, match="int32.*int64|int64.*int32"):
+        run_op(op_type, [np.ones(3, np.int32), np.ones(3, np.int64)])
+    assert infer(op_type, [(2, 3), (3,)], dtype="int64") == [TensorInfo((2, 3), "int64")]
+    assert infer(op_type, [(2, 3), None], dtype="int32", broadcast=1) == [TensorInfo((2, 3), "int32")]
+    assert infer(op_type, [None, (3,)], dtype="int32") == [None]
+    with pytest.raises(ShapeError, match="must be an integer or bool tensor"):
+        infer(op_type, [(2,), (2,)])
+    with pytest.raises(GradientError):
+        GetGradientForOp(make_op(op_type, ["A", "B"], ["C"]), ["C_grad"])
+
+
 # --- shape inference ---------------------------------------------------------------------------
 
 def test_every_op_of_the_family_has_a_rule():
     family = [name for name, schema in all_schemas().items()
               if schema.family in ("elementwise", "arithmetic")]
-    assert len({all_schemas()[name].type for name in family}) == 36
+    assert len({all_schemas()[name].type for name in family}) == 52
     assert all_schemas()["Neg"] is all_schemas()["Negative"]
     assert [name for name in family if all_schemas()[name].inference == "none"] == []
 
 
-@pytest.mark.parametrize("op_type", ["Exp", "Log", "Sqrt", "Abs", "Sqr", "Clip", "Scale"])
+@pytest.mark.parametrize("op_type", ["Exp", "Log", "Sqrt", "Abs", "Sqr", "Clip", "Scale", "Sinh", "Cosh",
+                                     "Cbrt", "Cube", "Reciprocal", "Rsqrt", "Sign"])
 def test_float_unary_ops(op_type):
     assert infer(op_type, [(2, 3)]) == [TensorInfo((2, 3))]
     assert infer(op_type, [None]) == [None]

@@ -164,6 +164,200 @@ def test_reduce_maker_follows_caffe2(op_type):
     assert g_input == ["X_grad"]
 
 
+# -- ReduceMin, ReduceL1, ReduceL2, ArgMin (CPU only) --------------------------------------
+
+# each with a "<type>Gradient" op: "ReduceMinGradient", "ReduceL1Gradient", "ReduceL2Gradient"
+MORE = {"ReduceMin": np.min, "ReduceL1": lambda x, **kw: np.sum(np.abs(x), **kw),
+        "ReduceL2": lambda x, **kw: np.sqrt(np.sum(x * x, **kw))}
+
+
+@pytest.mark.parametrize("op_type", MORE)
+@settings(max_examples=15, deadline=None)
+@given(case=reductions())
+def test_more_reductions_match_reference(op_type, case):
+    x, args = case
+    (y,) = check_reference(op_type, [x], reduce_reference(MORE[op_type]), args)
+    assert y.dtype == np.float32
+
+
+@pytest.mark.parametrize("op_type", MORE)
+@pytest.mark.parametrize("shape, args", [
+    ((2, 3), {}), ((2, 3, 2), {"axes": [1]}), ((2, 3, 2), {"axes": [0, -1], "keepdims": 0}),
+    ((3,), {"keepdims": 0}),
+])
+def test_more_reduction_gradients(op_type, shape, args):
+    # Distinct nonzero values 0.5 apart: no ties for ReduceMin, no kink of |x| nearby.
+    x = (np.random.default_rng(2).permutation(int(np.prod(shape))).reshape(shape) - 2.25) * 0.5
+    x = x.astype(np.float32)
+    y = run_op(op_type, [x], args)[0]
+    dy = np.random.default_rng(3).standard_normal(y.shape).astype(np.float32)
+    check_gradient_op(op_type, [x], f"{op_type}Gradient", [dy, x, y], {0: 0}, [dy], args)
+    report = check_op_gradient(make_op(op_type, ["X"], ["Y"], args), [x], 0)
+    assert report.ok, report
+
+
+def test_reduce_l2_gradient_is_zero_where_the_norm_is():
+    x = np.array([[0, 0], [3, 4]], np.float32)
+    y = run_op("ReduceL2", [x], {"axes": [1]})[0]
+    np.testing.assert_allclose(y, [[0], [5]])
+    (dx,) = run_op("ReduceL2Gradient", [np.ones_like(y), x, y], {"axes": [1]})
+    np.testing.assert_allclose(dx, [[0, 0], [0.6, 0.8]])
+
+
+def test_reduce_min_keeps_integers_and_l1_refuses_them():
+    x = np.array([[3, -1], [2, 5]], np.int32)
+    (y,) = check_reference("ReduceMin", [x], lambda x, **_: x.min(axis=0), {"axes": [0], "keepdims": 0})
+    assert y.dtype == np.int32
+    with pytest.raises(OpFailure, match=r"\(ReduceL1\) failed: data must be float, got int32"):
+        run_op("ReduceL1", [x])
+    with pytest.raises(ShapeError, match="data must be float, got int64"):
+        infer("ReduceL2", [(2, 3)], dtype="int64")
+
+
+@settings(max_examples=15, deadline=None)
+@given(x=arrays, data=st.data())
+def test_argmin_matches_reference(x, data):
+    args = {"axis": data.draw(st.integers(-x.ndim, x.ndim - 1)),
+            "keepdims": data.draw(st.sampled_from([0, 1]))}
+    reference = lambda x, axis, keepdims: np.argmin(x, axis=axis, keepdims=bool(keepdims))
+    (y,) = check_reference("ArgMin", [x], reference, args)
+    assert y.dtype == np.int64
+
+
+def test_argmin_ties_and_errors():
+    (y,) = run_op("ArgMin", [np.array([[1, 0, 0], [5, 5, 6]], np.int64)], {"keepdims": 0})
+    np.testing.assert_array_equal(y, [1, 0])
+    with pytest.raises(OpFailure, match=r"\(ArgMin\) failed: X \[2, 0\] is empty along axis 1"):
+        run_op("ArgMin", [np.zeros((2, 0), np.float32)], {"axis": 1})
+    assert GetGradientForOp(make_op("ArgMin", ["X"], ["Y"]), ["Y_grad"])[0] == []
+
+
+# -- ReduceFront*/ReduceBack* (CPU only) -------------------------------------------------------
+
+# op type: (reduces the front dims, NumPy reduction); each has a "<type>Gradient" op
+FRONT_BACK = {"ReduceFrontSum": (True, np.sum), "ReduceFrontMean": (True, np.mean),
+              "ReduceFrontMax": (True, np.max), "ReduceBackSum": (False, np.sum),
+              "ReduceBackMean": (False, np.mean), "ReduceBackMax": (False, np.max)}
+FRONT_BACK_GRADIENTS = ["ReduceFrontSumGradient", "ReduceFrontMeanGradient", "ReduceFrontMaxGradient",
+                        "ReduceBackSumGradient", "ReduceBackMeanGradient", "ReduceBackMaxGradient"]
+SHAPE4 = (3, 4, 2, 5)
+
+
+def front_back_axes(front: bool, ndim: int, num_reduce_dim: int) -> tuple:
+    return tuple(range(num_reduce_dim)) if front else tuple(range(ndim - num_reduce_dim, ndim))
+
+
+def front_back_reference(op_type):
+    front, function = FRONT_BACK[op_type]
+
+    def reference(x, lengths=None, num_reduce_dim=1):
+        axes = front_back_axes(front, x.ndim, num_reduce_dim)
+        kept = [d for i, d in enumerate(x.shape) if i not in axes]
+        if lengths is None:
+            return function(x.astype(np.float64), axis=axes)
+        n_reduced = int(np.prod([x.shape[a] for a in axes]))
+        rows = x.reshape(n_reduced, -1).T if front else x.reshape(-1, n_reduced)
+        return np.array([function(row[:n]) for row, n in zip(rows, lengths)]).reshape(kept)
+    return reference
+
+
+@pytest.mark.parametrize("op_type", FRONT_BACK)
+@pytest.mark.parametrize("num_reduce_dim", [0, 1, 2, 4])
+def test_front_back_match_reference(op_type, num_reduce_dim):
+    x = np.random.default_rng(num_reduce_dim).standard_normal(SHAPE4).astype(np.float32)
+    check_reference(op_type, [x], front_back_reference(op_type), {"num_reduce_dim": num_reduce_dim})
+
+
+@pytest.mark.parametrize("op_type", FRONT_BACK)
+@pytest.mark.parametrize("num_reduce_dim", [1, 2])
+@pytest.mark.parametrize("dtype", [np.int32, np.int64])
+def test_front_back_with_lengths(op_type, num_reduce_dim, dtype):
+    rng = np.random.default_rng(4)
+    x = rng.standard_normal(SHAPE4).astype(np.float32)
+    front = FRONT_BACK[op_type][0]
+    axes = front_back_axes(front, 4, num_reduce_dim)
+    n_reduced = int(np.prod([SHAPE4[a] for a in axes]))
+    lengths = rng.integers(1, n_reduced + 1, x.size // n_reduced).astype(dtype)
+    check_reference(op_type, [x, lengths], front_back_reference(op_type), {"num_reduce_dim": num_reduce_dim})
+
+
+@pytest.mark.parametrize("op_type", FRONT_BACK)
+@pytest.mark.parametrize("num_reduce_dim, with_lengths", [(1, False), (2, False), (0, False), (1, True)])
+def test_front_back_gradients(op_type, num_reduce_dim, with_lengths):
+    rng = np.random.default_rng(5)
+    x = (rng.permutation(24).reshape(2, 3, 4) * 0.5).astype(np.float32)  # no ties for Max
+    args = {"num_reduce_dim": num_reduce_dim}
+    inputs = [x]
+    if with_lengths:
+        n_kept = 12 if FRONT_BACK[op_type][0] else 6
+        inputs.append(rng.integers(1, 24 // n_kept + 1, n_kept).astype(np.int32))
+    y = run_op(op_type, inputs, args)[0]
+    dy = rng.standard_normal(y.shape).astype(np.float32)
+    gradient_inputs = [dy, x] + ([y] if op_type.endswith("Max") else []) + inputs[1:]
+    gradient_type = FRONT_BACK_GRADIENTS[list(FRONT_BACK).index(op_type)]
+    check_gradient_op(op_type, inputs, gradient_type, gradient_inputs, {0: 0}, [dy], args)
+    report = check_op_gradient(make_op(op_type, ["X", "L"][:len(inputs)], ["Y"], args), inputs, 0)
+    assert report.ok, report
+
+
+@pytest.mark.parametrize("op_type", FRONT_BACK)
+def test_front_back_maker_follows_caffe2(op_type):
+    extra = ["Y"] if op_type.endswith("Max") else []
+    (grad,), g_input = GetGradientForOp(make_op(op_type, ["X", "L"], ["Y"]), ["Y_grad"])
+    assert (grad.type, list(grad.input)) == (f"{op_type}Gradient", ["Y_grad", "X"] + extra + ["L"])
+    assert g_input == ["X_grad", None]
+    (grad,), _ = GetGradientForOp(make_op(op_type, ["X"], ["Y"]), ["Y_grad"])
+    assert list(grad.input) == ["Y_grad", "X"] + extra
+
+
+@pytest.mark.parametrize("op_type", ["ReduceFrontSumGradient", "ReduceBackMeanGradient"])
+def test_front_back_gradient_takes_x_or_its_shape(op_type):
+    x = np.random.default_rng(6).standard_normal((2, 3, 4)).astype(np.float32)
+    dy = np.ones((3, 4) if "Front" in op_type else (2, 3), np.float32)
+    (from_x,) = run_op(op_type, [dy, x])
+    (from_shape,) = check_reference(op_type, [dy, np.array(x.shape, np.int64)],
+                                    lambda *_: from_x)
+    assert from_shape.shape == x.shape
+
+
+def test_front_back_empty_batch_sums_to_zeros():
+    (y,) = run_op("ReduceFrontSum", [np.zeros((0, 4, 3), np.float32)])
+    np.testing.assert_array_equal(y, np.zeros((4, 3)))
+
+
+LENGTHS_ERRORS = [
+    ("ReduceFrontSum", [X, np.ones(5, np.int32)], {}, r"lengths is \[5\] but the output \[3, 4\] needs \[12\]"),
+    ("ReduceBackSum", [X, np.ones(6, np.float32)], {}, "lengths must be int32 or int64, got float32"),
+    ("ReduceBackMean", [X, np.full(6, 5, np.int32)], {}, r"lengths entry 5 is out of range 0..4"),
+    ("ReduceFrontMax", [X, np.zeros(12, np.int32)], {}, r"lengths entry 0 is out of range 1..2"),
+    ("ReduceFrontMax", [np.zeros((0, 3), np.float32)], {}, r"data \[0, 3\] has no elements"),
+    ("ReduceBackMean", [np.zeros(3, np.int32)], {}, "data must be float, got int32"),
+    ("ReduceFrontSum", [X], {"num_reduce_dim": 4}, r"num_reduce_dim 4 is out of range for data \[2, 3, 4\]"),
+    ("ReduceFrontSumGradient", [np.zeros(5, np.float32), X], {}, r"dY is \[5\] but reducing X \[2, 3, 4\] gives \[3, 4\]"),
+]
+
+
+@pytest.mark.parametrize("op_type, inputs, args, message", LENGTHS_ERRORS, ids=[e[0] for e in LENGTHS_ERRORS])
+def test_front_back_errors(op_type, inputs, args, message):
+    with pytest.raises((OpFailure, NetError), match=message):
+        run_op(op_type, inputs, args)
+
+
+def test_inference_front_back():
+    assert infer("ReduceFrontSum", [(2, 3, 4)], num_reduce_dim=2) == [TensorInfo((4,))]
+    assert infer("ReduceBackMax", [(2, 3, 4), TensorInfo((6,), "int32")]) == [TensorInfo((2, 3))]
+    assert infer("ReduceBackSum", [(2, 3)], dtype="int64") == [TensorInfo((2,), "int64")]
+    assert infer("ReduceFrontMean", [None]) == [None]
+    assert infer("ReduceFrontMaxGradient", [(3, 4), (2, 3, 4), (3, 4)]) == [TensorInfo((2, 3, 4))]
+    assert infer("ReduceBackSumGradient", [(2, 3), TensorInfo((3,), "int64")]) == [None]
+    with pytest.raises(ShapeError, match=r"lengths is \[5\] but the output \[2\] needs \[2\]"):
+        infer("ReduceBackSum", [(2, 3), TensorInfo((5,), "int32")])
+    with pytest.raises(ShapeError, match=r"dY is \[4\] but reducing X \[2, 3\] gives \[2\]"):
+        infer("ReduceBackMeanGradient", [(4,), (2, 3)])
+    with pytest.raises(ShapeError, match="num_reduce_dim 3 is out of range"):
+        infer("ReduceBackMax", [(2, 3)], num_reduce_dim=3)
+
+
 # -- shape inference ---------------------------------------------------------------------
 
 @pytest.mark.parametrize("op_type", REDUCE)

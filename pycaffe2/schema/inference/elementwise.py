@@ -14,6 +14,8 @@ from pycaffe2.schema.inference.arithmetic import binary_layout, binary_shape, op
 FLOAT = (FLOAT_TYPES, "a float tensor")
 BOOL = (("bool",), "bool")
 SIGNED = (FLOAT_TYPES + ("int8", "int16", "int32", "int64"), "a float or signed integer tensor")
+INT_BOOL = (("bool", "int8", "int16", "int32", "int64", "uint8", "uint16", "uint32", "uint64"),
+            "an integer or bool tensor")
 POW_NAMES = ("X", "exponent")
 
 
@@ -24,6 +26,16 @@ def check_dtype(name: str, shape: tuple, dtype: str, allowed: tuple) -> None:
     names, what = allowed
     if dtype not in names:
         raise ShapeError(f"{name} is {dtype} {list(shape)}, must be {what}")
+
+
+def check_unary_gradient(names: tuple, first, second) -> int:
+    """The inputs (TensorInfo or None) of a unary op's gradient op, dY and X or Y in the
+    schema's order: the one that is not dY is float, both have one shape. Returns its index."""
+    value = 1 if names[0] == "dY" else 0
+    _dtype((first, second)[value], names[value], FLOAT)
+    if first is not None and second is not None:
+        same_shape(first.shape, second.shape, names)
+    return value
 
 
 def check_pow_exponent(has_arg: bool, has_input: bool) -> None:
@@ -96,6 +108,13 @@ def elementwise_float_gradient(op: OpView, inputs: list) -> list:
     return [first]
 
 
+@rule("elementwise_unary_gradient")
+def elementwise_unary_gradient(op: OpView, inputs: list) -> list:
+    """dX like the float input that is not dY (X or Y), of dY's shape."""
+    value = check_unary_gradient(op.input_names, *inputs)
+    return [inputs[value] if inputs[value] is not None else inputs[1 - value]]
+
+
 @rule("elementwise_pow")
 def elementwise_pow(op: OpView, inputs: list) -> list:
     """Y like X. An exponent tensor must have X's shape, or line up with X under
@@ -127,6 +146,16 @@ def elementwise_logical(op: OpView, inputs: list) -> list:
     _dtype(a, "A", BOOL)
     _dtype(b, "B", BOOL)
     return [_bool_result(binary_shape(op, a, b))]
+
+
+@rule("elementwise_bitwise")
+def elementwise_bitwise(op: OpView, inputs: list) -> list:
+    """Integer or bool A and B of one type broadcast to C of that type."""
+    a, b = inputs
+    _dtype(a, "A", INT_BOOL)
+    same_type(a, b)
+    shape = binary_shape(op, a, b)
+    return [None if shape is None else TensorInfo(shape, a.dtype)]
 
 
 @rule("elementwise_compare")
