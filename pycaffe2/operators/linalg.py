@@ -1,5 +1,5 @@
 """Matrix-product kernels (NumPy): FC, FCTransposed and their gradient ops,
-MatMul and BatchMatMul, and the gradient makers of all four. FC and MatMul
+MatMul and BatchMatMul, DotProduct (CPU), and the gradient makers of all five. FC and MatMul
 view their inputs as matrices by splitting the dims at an axis (a reshape, so
 no copy for contiguous inputs) and make one BLAS call through `np.dot` (faster
 than `np.matmul` for thin products such as a one-row batch's dW); transposes
@@ -25,7 +25,9 @@ from pycaffe2.schema.inference.linalg import (
     check_fc_bias,
     check_fc_dy,
     check_same_dtype,
+    check_dot_product_dz,
     check_shape_like,
+    dot_product_rows,
     fc_output_shape,
     fc_sizes,
     matmul_sizes,
@@ -163,6 +165,26 @@ _INT_MAX = 2**31 - 1  # the kernel indexes one matrix with ints
 _GRID_MAX = 65535  # grid y and z (the kernel strides over row tiles and batch)
 _SUM_CHUNK = 1024  # rows per block in the first of two column-sum passes
 
+
+
+def _rows(x: np.ndarray) -> np.ndarray:
+    return x.reshape(x.shape[0], math.prod(x.shape[1:]))
+
+
+@register_cpu("DotProduct")
+def dot_product(x, y):
+    dot_product_rows(x.shape, y.shape)
+    return np.einsum("ij,ij->i", _rows(x), _rows(y)).astype(x.dtype, copy=False)
+
+
+@register_cpu("DotProductGradient")
+def dot_product_gradient(x, y, dz):
+    check_dot_product_dz(dz.shape, dot_product_rows(x.shape, y.shape))
+    scale = dz.reshape((-1,) + (1,) * (x.ndim - 1))
+    return (scale * y).astype(x.dtype, copy=False), (scale * x).astype(y.dtype, copy=False)
+
+
+gradient_op("DotProduct", "I0 I1 GO0", "GI0 GI1")
 
 
 def _gemm_operand(array, name: str):

@@ -175,3 +175,28 @@ def test_device_scope_with_a_node_name_reaches_the_gradient_ops_and_sums():
     by_type = {op.type: op for op in net.Proto().op[3:]}
     assert by_type["SigmoidGradient"].device_option.node_name == "node:0"
     assert net.Proto().op[-1].type == "Sum" and net.Proto().op[-1].device_option.node_name == "node:0"
+
+
+def test_a_print_tap_on_a_fanned_out_blob_adds_no_gradient_part():
+    net = core.Net("tap")
+    net.Relu("X", "h")
+    net.Print("h", [])
+    net.Softmax("h", "s")
+    net.DotProduct(["h", "s"], "y")
+    grad_map = net.AddGradientOperators(["y"])
+    total = net.Proto().op[-2]
+    assert signature([total]) == [("Sum", ["h_grad", "_h_grad_autosplit_0"], ["h_grad"])]
+    assert grad_map["X"] == "X_grad"
+
+
+def test_zero_gradient_gives_an_unreached_output_the_zeros_its_maker_needs():
+    net = core.Net("zero")
+    net.DotProduct(["a", "b"], "d")
+    net.Sigmoid("d", "y")
+    net.Tanh("d", "unused")
+    net.ZeroGradient("unused", [])
+    grad_map = net.AddGradientOperators(["y"])
+    fill = net.Proto().op[5]
+    assert signature([fill]) == [("ConstantFill", ["unused"], ["unused_grad"])]
+    assert fill.arg[0].name == "value" and fill.arg[0].f == 0.0 and fill.is_gradient_op
+    assert grad_map["unused"] == "unused_grad" and grad_map["a"] == "a_grad"

@@ -556,3 +556,43 @@ def test_batch_matmul_with_broadcast_says_it_is_cpu_only():
     net = caffe2_pb2.NetDef(name="bmm", op=[op], external_input=["A", "B"])
     with pytest.raises(NetError, match="broadcast=1 has no CUDA kernel"):
         Workspace().CreateNet(net)
+
+
+def dot_product_reference(x, y):
+    return (x.astype(np.float64) * y).reshape(len(x), math.prod(x.shape[1:])).sum(axis=1)
+
+
+@pytest.mark.parametrize("shape", [(4, 3), (5,), (1, 1), (0, 2)])
+def test_dot_product_matches_reference(shape):
+    rng = np.random.default_rng(0)
+    (z,) = check_reference("DotProduct", [randn(rng, shape), randn(rng, shape)], dot_product_reference)
+    assert z.shape == shape[:1] and z.dtype == np.float32
+
+
+@pytest.mark.parametrize("shape", [(3, 4), (5,)])
+def test_dot_product_gradient_op_matches_numeric(shape):
+    rng = np.random.default_rng(1)
+    x, y, dz = randn(rng, shape), randn(rng, shape), randn(rng, shape[:1])
+    check_gradient_op("DotProduct", [x, y], "DotProductGradient", [x, y, dz], {0: 0, 1: 1}, [dz])
+
+
+def test_dot_product_registered_gradient():
+    rng = np.random.default_rng(2)
+    for input_to_check in (0, 1):
+        report = check_op_gradient(make_op("DotProduct", ["X", "Y"], ["Z"]),
+                                   [randn(rng, (3, 2)), randn(rng, (3, 2))], input_to_check)
+        assert report.ok, report
+
+
+def test_dot_product_inference_and_errors():
+    assert infer("DotProduct", [(4, 3), (4, 3)]) == [TensorInfo((4,), "float32")]
+    assert infer("DotProductGradient", [(4, 3), (4, 3), (4,)], n_out=2) == [TensorInfo((4, 3), "float32")] * 2
+    with pytest.raises(ShapeError, match=r"X is \[4, 3\] but Y is \[4, 2\]: they must have one shape"):
+        infer("DotProduct", [(4, 3), (4, 2)])
+    with pytest.raises(ShapeError, match=r"X must be \[N\] or \[N, D\], got \[2, 3, 4\]"):
+        infer("DotProduct", [(2, 3, 4), (2, 3, 4)])
+    with pytest.raises(ShapeError, match=r"dZ must be \[4\] \(one value per row\), got \[3\]"):
+        infer("DotProductGradient", [(4, 3), (4, 3), (3,)], n_out=2)
+    rng = np.random.default_rng(3)
+    with pytest.raises((OpFailure, NetError), match="they must have one shape"):
+        run_op("DotProduct", [randn(rng, (2, 3)), randn(rng, (3, 2))])

@@ -182,3 +182,38 @@ def batch_matmul(op: OpView, inputs: list) -> list:
     check_same_dtype(A=a.dtype, B=b.dtype)
     shape = batch_matmul_shape(a.shape, b.shape, op.arg("trans_a"), op.arg("trans_b"), op.arg("broadcast"))
     return [TensorInfo(shape, a.dtype)]
+
+
+def dot_product_rows(x_shape, y_shape) -> int:
+    """N for DotProduct's X and Y: one shape, of one or two dims."""
+    if len(x_shape) not in (1, 2):
+        raise ShapeError(f"X must be [N] or [N, D], got {list(x_shape)}")
+    if tuple(x_shape) != tuple(y_shape):
+        raise ShapeError(f"X is {list(x_shape)} but Y is {list(y_shape)}: they must have one shape")
+    return x_shape[0]
+
+
+def check_dot_product_dz(dz_shape, n: int) -> None:
+    if tuple(dz_shape) != (n,):
+        raise ShapeError(f"dZ must be [{n}] (one value per row), got {list(dz_shape)}")
+
+
+@rule("linalg_dot_product")
+def dot_product(op: OpView, inputs: list) -> list:
+    """DotProduct: Z [N] from X and Y of one shape."""
+    x, y = inputs
+    if x is None or y is None:
+        return [None]
+    check_same_dtype(X=x.dtype, Y=y.dtype)
+    return [TensorInfo((dot_product_rows(x.shape, y.shape),), x.dtype)]
+
+
+@rule("linalg_dot_product_gradient")
+def dot_product_gradient(op: OpView, inputs: list) -> list:
+    """DotProductGradient (X, Y, dZ): dX like X, dY like Y."""
+    x, y, dz = inputs
+    if x is not None and y is not None:
+        n = dot_product_rows(x.shape, y.shape)
+        if dz is not None:
+            check_dot_product_dz(dz.shape, n)
+    return [x, y]
