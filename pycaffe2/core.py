@@ -51,9 +51,16 @@ def NameScope(prefix: str, reset: bool = False):
 
 
 @contextlib.contextmanager
-def DeviceScope(device_option):
-    """Ops created inside take this device option (unless they are given one)."""
+def DeviceScope(device_option, node_name=None):
+    """Ops created inside take this device option (unless they are given one);
+    `node_name`, as in Caffe2, is set on a copy of it (or on a default one)."""
     old = CurrentDeviceScope()
+    if node_name:
+        scoped = caffe2_pb2.DeviceOption()
+        if device_option:
+            scoped.CopyFrom(device_option)
+        scoped.node_name = node_name
+        device_option = scoped
     _scope.device = device_option
     try:
         yield

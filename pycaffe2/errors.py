@@ -12,6 +12,8 @@ RuntimeError for the same faults, and ported scripts catch that.
                                   work (also a ValueError); raised by the schema's inference
                                   rules, which the kernels call too, so validate and run agree
       GradientError               a backward pass cannot be built
+        OrphanStopGradient        a StopGradient's output nothing reads (also a ValueError,
+                                  as Caffe2 raised)
       NetError                    CreateNet refuses a net; lists every problem
       OpFailure                   an op failed while a net ran; names net, op, inputs
       DBError                     a DB cannot be opened, read or written
@@ -64,6 +66,10 @@ class NetFileError(LocatedError):
 
 class GradientError(PyCaffe2Error):
     """A backward pass cannot be built."""
+
+
+class OrphanStopGradient(GradientError, ValueError):
+    """A StopGradient writes a blob no op reads: the stop cuts nothing."""
 
 
 class ShapeError(PyCaffe2Error, ValueError):

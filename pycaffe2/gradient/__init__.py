@@ -7,7 +7,7 @@ op families need nothing from here) is re-exported.
 """
 from pycaffe2.gradient.backward import GetBackwardPass
 from pycaffe2.gradient.blocking import BlockGradients, only_update
-from pycaffe2.gradient.for_op import GetGradientForOp
+from pycaffe2.gradient.for_op import PYTHON_GRADIENT_MAKERS, GetGradientForOp, RegisterGradient
 from pycaffe2.operators.registry import (
     GRADIENT_MAKERS,
     GradientContext,
@@ -18,21 +18,24 @@ from pycaffe2.operators.registry import (
 
 
 class GradientRegistry:
-    """Caffe2's spelling: GradientRegistry.GetBackwardPass(ops, ys)."""
+    """Caffe2's spelling: GradientRegistry.GetBackwardPass(ops, ys), and
+    RegisterGradient("Op") for makers f(op, g_output) -> (grad ops, g_input)."""
 
     GetBackwardPass = staticmethod(GetBackwardPass)
     GetGradientForOp = staticmethod(GetGradientForOp)
-    RegisterGradient = staticmethod(register_gradient)
+    RegisterGradient = staticmethod(RegisterGradient)
 
 
 __all__ = [
     "GRADIENT_MAKERS",
+    "PYTHON_GRADIENT_MAKERS",
     "BlockGradients",
     "GetBackwardPass",
     "GetGradientForOp",
     "GradientContext",
     "GradientError",
     "GradientRegistry",
+    "RegisterGradient",
     "gradient_op",
     "only_update",
     "register_gradient",

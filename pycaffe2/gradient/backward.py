@@ -14,6 +14,12 @@ keeps `<blob>_grad`, the others are renamed
 reader has been visited. A gradient op that reads a forward blob at a version
 a later in-place op overwrote is refused, naming the blob and the versions.
 
+Where Caffe2, which keeps one gradient per blob name, would hand an op the
+gradient of another version of its output (a write overwritten unread by an
+op that does not read it), the pass refuses too, as does a StopGradient whose
+output nothing reads. Ops from Python makers are taken as returned; the seeds
+and the Sum ops are not marked `is_gradient_op`, as in Caffe2.
+
 With blocking rules that differ between losses, each group of losses sharing
 the same rules gets its own pass (its gradient names tagged with the group's
 first loss), and the groups' gradients of each blob are summed into
@@ -24,10 +30,10 @@ from __future__ import annotations
 from collections import defaultdict
 
 from pycaffe2.gradient.blocking import BlockGradients, name_matcher
-from pycaffe2.gradient.for_op import make_gradient
+from pycaffe2.errors import OrphanStopGradient
+from pycaffe2.gradient.for_op import gradient_kind, is_gradient_source, make_gradient
 from pycaffe2.operators.registry import GradientError
 from pycaffe2.proto import caffe2_pb2
-from pycaffe2.schema import get_schema
 
 Version = tuple  # (blob name, version number)
 
@@ -66,6 +72,7 @@ def GetBackwardPass(ops, ys, block=(), params=None):
     BlockGradients rules; `params` names the parameters (names, glob patterns
     or a predicate), which rules such as only_update act on."""
     ops, ys = list(ops), (dict(ys) if isinstance(ys, dict) else {y: None for y in ys})
+    _check_stop_gradients(ops)
     rules = list(block)
     needing = [rule for rule in rules if rule.params_only]
     if needing and params is None:
@@ -82,6 +89,16 @@ def GetBackwardPass(ops, ys, block=(), params=None):
         return _Pass(ops, {y: ys[y] for y in group_ys}, [rules[i] for i in rule_ids], "",
                      is_param).build()
     return _merge_groups(ops, ys, rules, groups, is_param)
+
+
+def _check_stop_gradients(ops) -> None:
+    read = {name for op in ops for name in op.input}
+    for index, op in enumerate(ops):
+        if op.type == "StopGradient" and op.output and op.output[0] not in read:
+            raise OrphanStopGradient(
+                f"op {index} (StopGradient): its output '{op.output[0]}' is read by no op, so it stops "
+                f"nothing; write it in place (StopGradient('{op.input[0]}', '{op.input[0]}')) or read "
+                "its output downstream")
 
 
 def _merge_groups(ops, ys, rules, groups, is_param):
@@ -113,7 +130,7 @@ def _merge_groups(ops, ys, rules, groups, is_param):
 def _sum_op(inputs: list[str], output: str, near_ops) -> caffe2_pb2.OperatorDef:
     if output in inputs:  # Sum runs in place only on its first input
         inputs = [output] + [name for name in inputs if name != output]
-    op = caffe2_pb2.OperatorDef(type="Sum", input=inputs, output=[output], is_gradient_op=True)
+    op = caffe2_pb2.OperatorDef(type="Sum", input=inputs, output=[output])
     for other in reversed(near_ops):
         if other.HasField("device_option"):
             op.device_option.CopyFrom(other.device_option)
@@ -131,7 +148,7 @@ class _Pass:
         self.contributions: dict[Version, list[tuple[str, bool]]] = defaultdict(list)
         self.grads: dict[Version, str] = {}
         self.grad_map: dict[str, str] = {}
-        self.split_count: dict[str, int] = defaultdict(int)
+        self.by_name: dict[str, Version] = {}  # the version whose gradient Caffe2 would hold per name
         self.useful = self._useful_versions()
 
     # --- which edges can carry a gradient somewhere useful --------------------------------
@@ -149,8 +166,7 @@ class _Pass:
         for index, op in enumerate(self.ssa.ops):
             for key in self.ssa.inputs[index]:
                 useful.setdefault(key, key not in self.ssa.writers)
-            schema = get_schema(op.type)
-            sink = schema is not None and schema.gradient == "none"
+            sink = gradient_kind(op.type) == "none"
             carries = sink or any(not self._edge_blocked(index, p) and useful[key]
                                   for p, key in enumerate(self.ssa.inputs[index]))
             for key in self.ssa.outputs[index]:
@@ -176,25 +192,27 @@ class _Pass:
             if given is None:
                 given = f"{y}_autogen_grad"
                 self.grad_ops.append(caffe2_pb2.OperatorDef(
-                    type="ConstantFill", input=[y], output=[given], is_gradient_op=True,
+                    type="ConstantFill", input=[y], output=[given],
                     arg=[caffe2_pb2.Argument(name="value", f=1.0)]))
             self.contributions[key].append((given, False))
+            self.by_name[y] = key
             if not self.ssa.readers.get(key):
                 self._finalize(key)
 
     def _visit(self, index: int) -> None:
         op = self.ssa.ops[index]
         g_output = [self.grads.get(key) for key in self.ssa.outputs[index]]
-        if all(g is None for g in g_output):
-            return
         if not any(self._wants(index, p) for p in range(len(op.input))):
             return
-        ops, context = make_gradient(op, g_output, index, suffix=self.suffix)
-        if context is None:
+        self._check_stale_names(index)
+        if all(g is None for g in g_output) and not is_gradient_source(op):
             return
-        self._check_versions(index, context.reads, ops)
-        g_input = context.g_input
+        ops, context = make_gradient(op, g_output, index, suffix=self.suffix)
+        g_input = context.g_input if context is not None else [None] * len(op.input)
+        if context is not None:
+            self._check_versions(index, context.reads, ops)
         produced = {name for grad_op in ops for name in grad_op.output}
+        given = set()
         for position, gradient in enumerate(g_input):
             if gradient is None:
                 continue
@@ -204,13 +222,32 @@ class _Pass:
                     _rename_output(ops, gradient, f"_{gradient}_blocked_{index}_{position}")
                 continue
             key = self.ssa.inputs[index][position]
-            if by_op and any(made for _, made in self.contributions[key]):
-                new = f"_{gradient}_autosplit_{self.split_count[gradient]}"
-                self.split_count[gradient] += 1
+            made_before = sum(made for _, made in self.contributions[key])
+            if by_op and made_before:  # numbered afresh for each blob version, as in Caffe2
+                new = f"_{gradient}_autosplit_{made_before - 1}"
                 _rename_output(ops, gradient, new)
                 gradient = new
             self.contributions[key].append((gradient, by_op))
+            self.by_name[key[0]] = key
+            given.add(key[0])
+        for name in set(op.input) & set(op.output) - given:  # in place, and no gradient passes
+            self.by_name.pop(name, None)
+            self.grad_map.pop(name, None)
         self.grad_ops.extend(ops)
+
+    def _check_stale_names(self, index: int) -> None:
+        """An output version with no gradient of its own, while the gradient Caffe2 keeps
+        under that name belongs to another version: Caffe2 would hand it to this op."""
+        if gradient_kind(self.ssa.ops[index].type) == "none":
+            return
+        for position, key in enumerate(self.ssa.outputs[index]):
+            held = self.by_name.get(key[0])
+            if key not in self.grads and held is not None and held != key:
+                raise GradientError(
+                    f"op {index} ({self.ssa.ops[index].type}): output {position} '{key[0]}' (version "
+                    f"{key[1]}) gets no gradient, but the gradient under its name belongs to version "
+                    f"{held[1]} (writes: {self.ssa.version_history(key[0])}); Caffe2 would take it for "
+                    f"version {key[1]}: give the overwritten blob its own name")
 
     def _finalize(self, key: Version) -> None:
         parts = self.contributions.pop(key, [])

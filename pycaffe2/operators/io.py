@@ -1,5 +1,5 @@
-"""Data input and checkpoint kernels: CreateDB, TensorProtosDBInput, Save,
-Load, DBExists and Checkpoint, over the DBs of pycaffe2.db. Save and Load are
+"""Data input, checkpoint and print kernels: CreateDB, TensorProtosDBInput, Save,
+Load, DBExists, Checkpoint (over the DBs of pycaffe2.db) and Print. Save and Load are
 kernel factories: they check their args and names once, when the net is
 created (where Caffe2's constructors did), and return the function to run.
 A DB reader is shared state: reading advances it, as in Caffe2. Writes are
@@ -114,6 +114,33 @@ def save(*, db, db_type, absolute_path, strip_prefix, blob_name_overrides, chunk
 
     def run(*values):
         write_blobs(path, db_type, names, values, chunk_size)
+        return ()
+    return run
+
+
+PRINT_LIMIT = 1000  # values Print shows when `limit` is 0 (Caffe2's TensorPrinter default)
+
+
+def print_text(name: str, x, limit: int) -> str:
+    x = np.asarray(x)
+    values = x.reshape(-1)[:limit or PRINT_LIMIT]
+    shown = ",".join(str(v) for v in values.tolist())
+    return f"Tensor {name} of type {x.dtype}. Dims: ({','.join(map(str, x.shape))},): {shown}"
+
+
+@register_cpu("Print", specialize=True)
+def print_tensor(*, to_file, limit, every_n, input_names):
+    runs = [0]
+
+    def run(x):
+        runs[0] += 1
+        if (runs[0] - 1) % every_n == 0:
+            text = print_text(input_names[0], x, limit)
+            if to_file:
+                with open(f"{input_names[0]}.log", "a") as log:
+                    log.write(text + "\n")
+            else:
+                print(text)
         return ()
     return run
 

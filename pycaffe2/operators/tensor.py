@@ -1,5 +1,6 @@
 """Tensor layout kernels (NumPy): reshapes, transposes, joins and splits, channel
-shuffles, tiles, casts, shapes and identity copies. Most of them only move data,
+shuffles, tiles, casts, shapes, identity copies and ZeroGradient (nothing forward,
+zeros backward). Most of them only move data,
 so they return NumPy views of their inputs where that is possible (nothing
 mutates an array in place, so a view is as good as a copy). Every shape and arg
 check is the family's inference module's (schema/inference/tensor.py), called
@@ -291,6 +292,16 @@ def shape(data, *, axes):
 # CUDA: identity ops keep the GPUArray (blobs are never written in place); the
 # device copies move a blob between NumPy and the GPU.
 register_cuda("StopGradient", "Alias")(cuda.as_gpu)
+
+
+@register_cpu("ZeroGradient")
+def zero_gradient(x):
+    return ()
+
+
+@register_gradient("ZeroGradient")
+def make_zero_gradient_gradient(g):
+    return [g.Op("ConstantFill", [g.I(0)], [g.GI(0)], value=0.0)]
 register_cuda("CopyCPUToGPU")(cuda.copy_to_gpu)
 register_cuda("CopyGPUToCPU")(cuda.copy_to_cpu)
 

@@ -97,10 +97,13 @@ def make_argument(name: str, value, types: tuple[str, ...] = ()) -> caffe2_pb2.A
     """An Argument for `value`, typed by the first of `types` it converts to.
 
     With no types (or none fitting) Caffe2's MakeArgument rules apply: float -> f,
-    int/bool -> i, str/bytes -> s, lists by their items. Raises ValueError when
+    int/bool -> i, str/bytes -> s, lists (and NumPy arrays, flattened) by their
+    items. Raises ValueError when
     the value has no Argument form at all (a mapping, a mixed list, ...).
     """
     arg = caffe2_pb2.Argument(name=name)
+    if hasattr(value, "dtype") and hasattr(value, "ravel"):  # a NumPy array or scalar, flattened as Caffe2 did
+        value = value.ravel().tolist() if getattr(value, "ndim", 0) else value.item()
     if len(types) > 1:  # an arg of several types keeps the value's own kind (7 stays an int)
         natural = _natural_field(value)
         types = sorted(types, key=lambda type_name: ARG_FIELDS[type_name] != natural)

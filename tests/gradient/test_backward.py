@@ -6,6 +6,7 @@ from pycaffe2 import core
 from pycaffe2.executor import Workspace
 from pycaffe2.gradient import GetBackwardPass, GradientError
 from pycaffe2.proto import caffe2_pb2
+from tests.gradient.marks import assert_backward_ops_marked
 
 
 def signature(ops):
@@ -24,7 +25,8 @@ def test_chain_names_inherits_args_and_device_and_marks_gradient_ops():
         ("ConstantFill", ["y"], ["y_autogen_grad"]),
         ("ReluGradient", ["y", "y_autogen_grad"], ["h_grad"]),
         ("HardSigmoidGradient", ["h", "h_grad"], ["X_grad"])]
-    assert all(op.is_gradient_op for op in grad_ops)
+    assert_backward_ops_marked(grad_ops)
+    assert not grad_ops[0].is_gradient_op and all(op.is_gradient_op for op in grad_ops[1:])
     hard_sigmoid_grad = grad_ops[2]
     assert [(a.name, a.f) for a in hard_sigmoid_grad.arg] == [("alpha", pytest.approx(0.3))]
     assert hard_sigmoid_grad.device_option.random_seed == 7 and hard_sigmoid_grad.engine == "FAST"
@@ -161,3 +163,40 @@ def test_in_place_op_whose_gradient_needs_its_overwritten_input_is_refused():
 def test_an_empty_backward_runs():
     workspace = Workspace()
     assert workspace.RunOperatorsOnce([])
+
+
+def test_device_scope_with_a_node_name_reaches_the_gradient_ops_and_sums():
+    net = core.Net("node")
+    with core.DeviceScope(None, node_name="node:0"):
+        net.Sigmoid("X", "a")
+        net.Tanh("X", "b")
+    net.Sum(["a", "b"], "y")
+    net.AddGradientOperators(["y"])
+    by_type = {op.type: op for op in net.Proto().op[3:]}
+    assert by_type["SigmoidGradient"].device_option.node_name == "node:0"
+    assert net.Proto().op[-1].type == "Sum" and net.Proto().op[-1].device_option.node_name == "node:0"
+
+
+def test_a_print_tap_on_a_fanned_out_blob_adds_no_gradient_part():
+    net = core.Net("tap")
+    net.Relu("X", "h")
+    net.Print("h", [])
+    net.Softmax("h", "s")
+    net.DotProduct(["h", "s"], "y")
+    grad_map = net.AddGradientOperators(["y"])
+    total = net.Proto().op[-2]
+    assert signature([total]) == [("Sum", ["h_grad", "_h_grad_autosplit_0"], ["h_grad"])]
+    assert grad_map["X"] == "X_grad"
+
+
+def test_zero_gradient_gives_an_unreached_output_the_zeros_its_maker_needs():
+    net = core.Net("zero")
+    net.DotProduct(["a", "b"], "d")
+    net.Sigmoid("d", "y")
+    net.Tanh("d", "unused")
+    net.ZeroGradient("unused", [])
+    grad_map = net.AddGradientOperators(["y"])
+    fill = net.Proto().op[5]
+    assert signature([fill]) == [("ConstantFill", ["unused"], ["unused_grad"])]
+    assert fill.arg[0].name == "value" and fill.arg[0].f == 0.0 and fill.is_gradient_op
+    assert grad_map["unused"] == "unused_grad" and grad_map["a"] == "a_grad"

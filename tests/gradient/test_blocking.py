@@ -18,6 +18,7 @@ from pycaffe2 import core
 from pycaffe2.executor import Workspace
 from pycaffe2.gradient import BlockGradients, GetBackwardPass, only_update
 from pycaffe2.gradient_checker import central_differences
+from tests.gradient.marks import assert_backward_ops_marked
 
 GROUPS = ("gln/*", "code/*", "explanation/*")
 RULES = [only_update("gln/*", losses=["loss_a"]),
@@ -107,7 +108,7 @@ def test_blocked_group_gets_no_gradient_and_the_data_input_gets_both_losses(bloc
 def test_no_forward_op_is_added_or_copied(blocked_run):
     net, forward_ops, grad_ops, _, _ = blocked_run
     assert [op.SerializeToString() for op in net.Proto().op] == forward_ops
-    assert all(op.is_gradient_op for op in grad_ops)
+    assert_backward_ops_marked(grad_ops)
 
 
 def test_branches_leading_only_to_blocked_blobs_get_no_gradient_ops():

@@ -23,6 +23,7 @@ from pycaffe2 import brew, core, model_helper
 from pycaffe2.executor import Workspace
 from pycaffe2.gradient import BlockGradients, GetBackwardPass, GradientError, only_update
 from pycaffe2.gradient_checker import central_differences
+from tests.gradient.marks import assert_backward_ops_marked
 
 GROUPS = {"gln/*": "loss_a", "code/*": "loss_b", "explanation/*": "loss_c"}
 LOSSES = list(GROUPS.values())
@@ -155,7 +156,7 @@ def test_forward_ops_are_unchanged_and_not_copied(blocked):
     net, forward, _, _ = blocked
     ops = net.Proto().op
     assert [op.SerializeToString() for op in ops[:len(forward)]] == forward
-    assert all(op.is_gradient_op for op in ops[len(forward):])
+    assert_backward_ops_marked(ops[len(forward):])
     assert not any(op.type == "StopGradient" for op in ops)
 
 

@@ -334,6 +334,15 @@ def test_given_tensor_fill_dtype():
         infer_fill("GivenTensorFill", [], shape=[2], values=[1, 2], dtype=T.UINT8)
 
 
+def test_numpy_values_make_arguments_as_in_caffe2():
+    """Caffe2 scripts pass NumPy arrays (flattened) and scalars as arg values."""
+    assert list(make_argument("values", np.array([[3, 1], [2, 5]], np.int64), ("floats",)).floats) == [3, 1, 2, 5]
+    assert list(make_argument("values", np.arange(3)).ints) == [0, 1, 2]
+    assert make_argument("value", np.float32(0.5)).f == 0.5
+    (y,) = run_op("GivenTensorFill", [], {"shape": [2], "values": np.array([4, 9])})
+    np.testing.assert_array_equal(y, np.array([4, 9], np.float32))
+
+
 # --- CUDA (gpu) ---------------------------------------------------------------------------------
 
 

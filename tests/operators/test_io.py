@@ -1,6 +1,6 @@
 """IO family: CreateDB and TensorProtosDBInput read batches (wrapping around)
 through nets; Save and Load round-trip blobs through minidb files with
-Caffe2's naming args; Save is atomic; DBExists and Checkpoint."""
+Caffe2's naming args; Save is atomic; DBExists and Checkpoint; Print to stdout or a log file."""
 from pathlib import Path
 
 import numpy as np
@@ -236,3 +236,33 @@ def test_checkpoint_every_n_iterations(tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["ck_002.minidb", "ck_004.minidb"]
     saved = db.load_blobs(str(tmp_path / "ck_004.minidb"))
     assert saved["ITER"].tolist() == [4] and saved["w"].tolist() == BLOBS["w"].tolist()
+
+
+def print_net(args):
+    return caffe2_pb2.NetDef(name="taps", op=[make_op("Print", ["x"], [], args)])
+
+
+def test_print_shows_name_type_dims_and_values_every_n_runs(capsys):
+    workspace = Workspace()
+    workspace.FeedBlob("x", np.arange(6, dtype=np.float32).reshape(2, 3))
+    workspace.CreateNet(print_net({"every_n": 2, "limit": 4}))
+    for _ in range(3):
+        workspace.RunNet("taps")
+    lines = capsys.readouterr().out.splitlines()
+    assert lines == ["Tensor x of type float32. Dims: (2,3,): 0.0,1.0,2.0,3.0"] * 2
+
+
+def test_print_to_file_appends_to_a_log_named_after_the_input(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    workspace = Workspace()
+    workspace.FeedBlob("x", np.array([7], np.int64))
+    workspace.RunNetOnce(print_net({"to_file": 1}))
+    workspace.RunNetOnce(print_net({"to_file": 1}))
+    assert (tmp_path / "x.log").read_text().splitlines() == ["Tensor x of type int64. Dims: (1,): 7"] * 2
+
+
+def test_print_refuses_every_n_below_one():
+    workspace = Workspace()
+    workspace.FeedBlob("x", np.zeros(1, np.float32))
+    with pytest.raises(NetError, match="every_n"):
+        workspace.CreateNet(print_net({"every_n": 0}))

@@ -879,3 +879,15 @@ def test_inference_makes_the_kernels_checks(op_type, shapes, n_out, args, messag
     """Checks the kernels make on shapes and dtypes, which validate now makes too."""
     with pytest.raises(ShapeError, match=message):
         infer(op_type, shapes, n_out=n_out, **args)
+
+
+def test_zero_gradient_does_nothing_forward_and_gives_zeros_backward():
+    assert run_op("ZeroGradient", [np.ones((2, 3), np.float32)], num_outputs=0) == []
+    op = make_op("ZeroGradient", ["c"], [])
+    (fill,), g_input = GetGradientForOp(op, [])
+    assert (fill.type, list(fill.input), list(fill.output), g_input) == ("ConstantFill", ["c"], ["c_grad"], ["c_grad"])
+    workspace = Workspace()
+    workspace.FeedBlob("c", np.ones((2, 3), np.float32))
+    workspace.RunOperatorOnce(fill)
+    np.testing.assert_array_equal(workspace.FetchBlob("c_grad"), np.zeros((2, 3), np.float32))
+    assert infer("ZeroGradient", [(2, 3)], n_out=0) == []

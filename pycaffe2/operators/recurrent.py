@@ -1,0 +1,71 @@
+"""Recurrent-cell kernels (NumPy, CPU): LSTMUnit, its gradient op and maker.
+The states are [1, N, D] and the gates [1, N, 4D] in the order i, f, o, g;
+rows past their sequence's end (timestep >= seq_lengths[n]) copy the previous
+state forward (or zero it: drop_states) and pass its gradient straight back."""
+from __future__ import annotations
+
+import numpy as np
+
+from pycaffe2.operators.registry import register_cpu, register_gradient
+from pycaffe2.schema.inference.recurrent import check_lengths_arg, check_seq_lengths, check_timestep, lstm_sizes
+
+
+def _sigmoid(x):
+    return 1.0 / (1.0 + np.exp(-x))
+
+
+def _step_inputs(inputs, forward_inputs: int, sequence_lengths):
+    """(hidden, cell, gates, valid rows [N, 1], the rest) after the shared checks."""
+    check_lengths_arg(len(inputs), forward_inputs, sequence_lengths)
+    hidden, cell, gates = inputs[:3]
+    timestep = inputs[4 if sequence_lengths else 3]
+    n, _ = lstm_sizes(cell.shape, gates.shape)
+    check_timestep(timestep.shape, str(timestep.dtype))
+    t = int(np.asarray(timestep).reshape(-1)[0])
+    if sequence_lengths:
+        lengths = inputs[3]
+        check_seq_lengths(lengths.shape, str(lengths.dtype), n)
+        valid = (t < lengths).reshape(n, 1)
+    else:
+        valid = np.ones((n, 1), bool)
+    return hidden[0], cell[0], gates[0], valid, inputs[(5 if sequence_lengths else 4):]
+
+
+def _gates(gates, forget_bias):
+    i, f, o, g = np.split(gates, 4, axis=1)
+    return _sigmoid(i), _sigmoid(f + forget_bias), _sigmoid(o), np.tanh(g)
+
+
+@register_cpu("LSTMUnit")
+def lstm_unit(*inputs, forget_bias, sequence_lengths, drop_states):
+    hidden, cell, gates, valid, _ = _step_inputs(inputs, 4, sequence_lengths)
+    i, f, o, g = _gates(gates, forget_bias)
+    new_cell = f * cell + i * g
+    new_hidden = o * np.tanh(new_cell)
+    keep = (lambda state: np.zeros_like(state)) if drop_states else (lambda state: state)
+    hidden_t = np.where(valid, new_hidden, keep(hidden)).astype(cell.dtype, copy=False)
+    cell_t = np.where(valid, new_cell, keep(cell)).astype(cell.dtype, copy=False)
+    return hidden_t[None], cell_t[None]
+
+
+@register_cpu("LSTMUnitGradient")
+def lstm_unit_gradient(*inputs, forget_bias, sequence_lengths, drop_states):
+    _, cell_prev, gates, valid, rest = _step_inputs(inputs, 8, sequence_lengths)
+    _, cell_t, hidden_grad, cell_grad = (x[0] for x in rest)
+    i, f, o, g = _gates(gates, forget_bias)
+    tanh_c = np.tanh(cell_t)
+    c_term = cell_grad + hidden_grad * o * (1 - tanh_c * tanh_c)
+    gates_grad = np.concatenate([c_term * g * i * (1 - i), c_term * cell_prev * f * (1 - f),
+                                 hidden_grad * tanh_c * o * (1 - o), c_term * i * (1 - g * g)], axis=1)
+    passed = (lambda grad: np.zeros_like(grad)) if drop_states else (lambda grad: grad)
+    hidden_prev_grad = np.where(valid, 0, passed(hidden_grad))
+    cell_prev_grad = np.where(valid, c_term * f, passed(cell_grad))
+    gates_grad = np.where(valid, gates_grad, 0)
+    dtype = cell_prev.dtype
+    return tuple(x.astype(dtype, copy=False)[None] for x in (hidden_prev_grad, cell_prev_grad, gates_grad))
+
+
+@register_gradient("LSTMUnit")
+def make_lstm_unit_gradient(g):
+    inputs = [g.I(k) for k in range(len(g.op.input))]
+    return [g.Op("LSTMUnitGradient", inputs + [g.O(0), g.O(1), g.GO(0), g.GO(1)], [g.GI(0), g.GI(1), g.GI(2)])]
