@@ -109,34 +109,63 @@ def _scoped(blobs) -> list[str]:
     return [b if isinstance(b, BlobReference) else ScopedName(b) for b in blobs]
 
 
-def CreateOperator(op_type: str, inputs, outputs, name: str = "", device_option=None,
-                   engine: str = "", **kwargs) -> caffe2_pb2.OperatorDef:
+def CreateOperator(op_type: str, inputs, outputs, name: str = "", control_input=None,
+                   device_option=None, arg=None, engine: str | None = None, debug_info=None,
+                   **kwargs) -> caffe2_pb2.OperatorDef:
     """An OperatorDef with its args typed by the op's schema (Caffe2's MakeArgument rules
-    for args the schema does not know)."""
+    for args the schema does not know; NumPy values and ranges as plain lists and
+    numbers). As in Caffe2, an arg given None is left out, `random_seed` goes into the
+    device option and `arg` holds ready Arguments."""
     op = caffe2_pb2.OperatorDef(type=op_type, input=_as_list(inputs), output=_as_list(outputs))
     if name:
         op.name = name
+    op.control_input.extend(_as_list(control_input))
     device_option = device_option if device_option is not None else CurrentDeviceScope()
     if device_option is not None:
         op.device_option.CopyFrom(device_option)
     if engine:
         op.engine = engine
+    if debug_info:
+        op.debug_info = debug_info
+    if kwargs.get("random_seed") is not None:
+        op.device_option.random_seed = kwargs.pop("random_seed")
+    op.arg.extend(arg or [])
     schema = get_schema(op_type)
     for arg_name, value in kwargs.items():
+        if value is None:
+            continue
         spec = schema.args.get(arg_name) if schema else None
         op.arg.append(make_argument(arg_name, value, spec.types if spec else ()))
     return op
 
 
 class Net:
-    """A NetDef under construction, with Caffe2's method names."""
+    """A NetDef under construction, with Caffe2's method names. As in Caffe2, every Net
+    made in the process gets a name of its own: a second Net("train") (or a clone, or
+    a Net made from a NetDef of a name in use) is named "train_1", then "train_2"."""
+
+    _net_names_used: set[str] = set()
+
+    @staticmethod
+    def _get_next_net_name(basename: str) -> str:
+        name, next_id = basename, 1
+        while name in Net._net_names_used:
+            name, next_id = f"{basename}_{next_id}", next_id + 1
+        Net._net_names_used.add(name)
+        return name
+
+    @staticmethod
+    def _reset_used_names() -> None:
+        """Forget the names taken so far (later Caffe2 has the same hook, for tests)."""
+        Net._net_names_used = set()
 
     def __init__(self, name_or_proto="net"):
+        self._net = caffe2_pb2.NetDef()
         if isinstance(name_or_proto, caffe2_pb2.NetDef):
-            self._net = caffe2_pb2.NetDef()
             self._net.CopyFrom(name_or_proto)
         else:
-            self._net = caffe2_pb2.NetDef(name=str(name_or_proto))
+            self._net.name = str(name_or_proto)
+        self._net.name = Net._get_next_net_name(self._net.name)
         self._next_id = 0
 
     def Proto(self) -> caffe2_pb2.NetDef:
@@ -149,9 +178,10 @@ class Net:
         return self._net.name
 
     def Clone(self, name: str) -> Net:
-        clone = Net(self._net)
-        clone._net.name = name
-        return clone
+        proto = caffe2_pb2.NetDef()
+        proto.CopyFrom(self._net)
+        proto.name = name
+        return Net(proto)
 
     def NextName(self, prefix: str = "blob", output_id=None) -> str:
         self._next_id += 1
