@@ -68,3 +68,58 @@ def test_net_names_are_unique_in_the_process():
     net = core.Net("model")
     assert net.Clone("model").Name() == "model_1"
     assert net.Clone("copy").Name() == "copy"
+
+
+def counter_net(name, stop_at=None):
+    """Adds 1 to `count`; with stop_at, sets `stop` once count reaches it."""
+    net = core.Net(name)
+    net.Add(["count", "one"], "count")
+    if stop_at is not None:
+        net.GE(["count", "limit"], "stop")
+    return net
+
+
+def run_plan(plan, limit=0):
+    workspace.ResetWorkspace()
+    for name, value in {"count": 0, "one": 1, "limit": limit}.items():
+        workspace.FeedBlob(name, np.array([value], np.int64))
+    workspace.RunPlan(plan.Proto())
+    return int(workspace.FetchBlob("count")[0])
+
+
+def test_execution_step_should_stop_blob():
+    step = core.execution_step("loop", counter_net("count", stop_at=4), should_stop_blob="stop")
+    assert step.Proto().should_stop_blob == "stop" and not step.Proto().HasField("num_iter")
+    assert run_plan(core.Plan(step), limit=4) == 4
+
+
+def test_execution_step_keywords_and_defaults():
+    once = core.execution_step("once", counter_net("a"))
+    assert once.Proto().num_iter == 1  # neither num_iter nor a stop blob: once
+    step = core.execution_step("outer", [once, core.execution_step("every", counter_net("b"))],
+                               num_iter=3, concurrent_substeps=False, only_once=False,
+                               num_concurrent_instances=1, run_every_ms=5, create_workspace=True)
+    proto = step.Proto()
+    assert [s.name for s in proto.substep] == ["once", "every"]
+    assert (proto.num_iter, proto.only_once, proto.num_concurrent_instances, proto.run_every_ms,
+            proto.create_workspace) == (3, False, 1, 5, True)
+    once_only = core.execution_step("first", counter_net("c"), only_once=True)
+    plan = core.Plan("p")
+    plan.AddStep(core.execution_step("outer", [once_only, core.execution_step("each", counter_net("d"))],
+                                     num_iter=3))
+    assert [n.name for n in plan.Proto().network] == ["c", "d"]
+    assert run_plan(plan) == 1 + 3
+
+
+def test_execution_step_refusals():
+    net = counter_net("n")
+    with pytest.raises(ValueError, match="Cannot set both should_stop_blob and num_iter"):
+        core.execution_step("s", net, num_iter=2, should_stop_blob="stop")
+    with pytest.raises(ValueError, match="must be a step, a net, or a list"):
+        core.execution_step("s", "not a net")
+    with pytest.raises(ValueError, match="Cannot have both network and substeps"):
+        core.execution_step("s", net).AddSubstep(core.execution_step("t", net))
+    assert not core.execution_step("empty", None).HasNets()
+    plan = core.Plan("p")
+    plan.AddStep(core.execution_step("empty", None))  # left out, as in Caffe2
+    assert len(plan.Proto().execution_step) == 0
