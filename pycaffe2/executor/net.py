@@ -144,12 +144,18 @@ class CompiledNet:
 
 
 def _dependencies(steps: list[Step]) -> list[set[int]]:
-    """For each step, the earlier steps it must wait for (read/write conflicts)."""
+    """For each step, the earlier steps it must wait for (read/write conflicts). A step
+    without outputs may write blobs named only when it runs (Load's load_all), so it
+    is a barrier: it waits for every earlier step, and every later one waits for it."""
     last_writer: dict[str, int] = {}
     readers: dict[str, list[int]] = {}
-    waits = []
+    waits, barrier = [], None
     for index, step in enumerate(steps):
         needs = {last_writer[name] for name in step.inputs if name in last_writer}
+        if not step.outputs:
+            needs.update(range(index))
+        elif barrier is not None:
+            needs.add(barrier)
         for name in step.outputs:
             needs.update(readers.get(name, ()))
             if name in last_writer:
@@ -161,6 +167,8 @@ def _dependencies(steps: list[Step]) -> list[set[int]]:
         for name in step.outputs:
             last_writer[name] = index
             readers[name] = []
+        if not step.outputs:
+            barrier = index
     return waits
 
 
