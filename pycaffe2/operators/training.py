@@ -209,8 +209,11 @@ def adagrad(param, moment, grad, lr, *, epsilon, decay):
     lr = _scalar("lr", lr, param.dtype)
     g = grad.reshape(param.shape)
     new_moment = t(decay) * moment.reshape(param.shape) + g * g
-    new_param = param + lr * g / (np.sqrt(new_moment) + t(epsilon))
-    return new_param, new_moment.reshape(moment.shape)
+    root = np.sqrt(new_moment) + t(epsilon)
+    new_param = param + lr * g / root
+    effective_lr = lr / root  # the optional outputs, as Caffe2's 3- and 4-output Adagrad
+    return (new_param, new_moment.reshape(moment.shape), effective_lr.reshape(grad.shape),
+            (effective_lr * g).reshape(grad.shape))
 
 
 @register_cpu("Adam")
@@ -281,11 +284,10 @@ def momentum_sgd_update_cuda(grad, moment, lr, param, *, momentum, nesterov):
 def adagrad_cuda(param, moment, grad, lr, *, epsilon, decay):
     param, moment, grad = _gpu_tensors("Adagrad", {"param": param, "moment": moment, "grad": grad})
     lr = _host_scalar("lr", lr)
-    new_param, new_moment = cuda.empty(param.shape), cuda.empty(moment.shape)
-    cuda.launch("training.cu", "adagrad", param.size, param, moment, grad,
-                new_param, new_moment, lr, np.float32(epsilon), np.float32(decay),
-                np.int64(param.size))
-    return new_param, new_moment
+    outputs = [cuda.empty(a.shape) for a in (param, moment, grad, grad)]
+    cuda.launch("training.cu", "adagrad", param.size, param, moment, grad, *outputs,
+                lr, np.float32(epsilon), np.float32(decay), np.int64(param.size))
+    return tuple(outputs)
 
 
 @register_cuda("Adam")

@@ -199,8 +199,10 @@ def momentum_reference(grad, moment, lr, param, momentum=0.0, nesterov=0):
 
 
 def adagrad_reference(param, moment, grad, lr, epsilon=1e-5, decay=1.0):
+    """(param, history, effective rate, update): Caffe2's 2-, 3- and 4-output Adagrad."""
     history = decay * moment + np.square(grad)
-    return param + float(np.ravel(lr)[0]) * grad / (np.sqrt(history) + epsilon), history
+    effective_lr = float(np.ravel(lr)[0]) / (np.sqrt(history) + epsilon)
+    return param + effective_lr * grad, history, effective_lr, effective_lr * grad
 
 
 def adam_reference(param, m1, m2, grad, lr, iteration, beta1=0.9, beta2=0.999, epsilon=1e-5):
@@ -229,6 +231,8 @@ UPDATES = [
     ("MomentumSGDUpdate", {"momentum": 0.9, "nesterov": 1}, momentum_reference, 3),
     ("Adagrad", {}, adagrad_reference, 2),
     ("Adagrad", {"epsilon": 1e-3, "decay": 0.9}, adagrad_reference, 2),
+    ("Adagrad", {"epsilon": 1e-3}, adagrad_reference, 3),
+    ("Adagrad", {"epsilon": 1e-4, "decay": 0.9}, adagrad_reference, 4),
     ("Adam", {}, adam_reference, 3),
     ("Adam", {"beta1": 0.8, "beta2": 0.99, "epsilon": 1e-4}, adam_reference, 4),
 ]
@@ -328,7 +332,7 @@ def test_adagrad_training_steps():
     got = train(op, {"param": param, "h": np.zeros_like(param)}, grads)
     p, h = param.astype(np.float64), np.zeros(param.shape)
     for step, g in enumerate(grads, start=1):
-        p, h = adagrad_reference(p, h, g, [-reference_lr(step)], **args)
+        p, h, *_ = adagrad_reference(p, h, g, [-reference_lr(step)], **args)
     np.testing.assert_allclose(got["param"], p, rtol=1e-5, atol=1e-6)
     np.testing.assert_allclose(got["h"], h, rtol=1e-5, atol=1e-6)
 
@@ -392,7 +396,7 @@ CASES = {
     "WeightedSum": (weighted_sum_inputs(3), {}, 1),
     "MomentumSGDUpdate": (lambda s: [randn32(s), randn32(s), scalar(-0.1), randn32(s)], {"momentum": 0.9}, 3),
     "Adagrad": (lambda s: [randn32(s), np.abs(randn32(s)), randn32(s), scalar(-0.01)], {"epsilon": 1e-4, "decay": 0.95},
-                2),
+                4),
     "Adam": (lambda s: [randn32(s), randn32(s), np.abs(randn32(s)), randn32(s), scalar(-0.001), np.array([4], np.int64)],
              {"beta1": 0.8, "beta2": 0.99, "epsilon": 1e-6}, 4),
 }
@@ -623,6 +627,7 @@ def test_adagrad():
     out = infer("Adagrad", [(3, 4), (3, 4), (3, 4), (1,)], n_out=2)
     assert out == [TensorInfo((3, 4)), TensorInfo((3, 4))]
     assert infer("Adagrad", [(3, 4), (12,), (3, 4), ()], n_out=2)[1] == TensorInfo((12,))
+    assert infer("Adagrad", [(12,), (12,), (3, 4), (1,)], n_out=4)[2:] == [TensorInfo((3, 4))] * 2
     with pytest.raises(ShapeError, match=r"param \[3, 4\], moment \[3, 4\], grad \[4, 4\]"):
         infer("Adagrad", [(3, 4), (3, 4), (4, 4), (1,)], n_out=2)
 
