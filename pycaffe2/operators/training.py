@@ -190,16 +190,27 @@ def weighted_sum_gradient(dy, *inputs, grad_on_w, num_outputs):
     return tuple(dxs + dws)
 
 
-@register_cpu("MomentumSGDUpdate")
-def momentum_sgd_update(grad, moment, lr, param, *, momentum, nesterov):
-    _check_tensors({"grad": grad, "moment": moment, "param": param})
+def _momentum_step(grad, moment, lr, momentum, nesterov):
+    """(step, new moment) of momentum SGD, the moment in its own shape."""
     t = grad.dtype.type
     lr, momentum = _scalar("lr", lr, grad.dtype), t(momentum)
     m = moment.reshape(grad.shape)
     new_moment = lr * grad + momentum * m
     step = (1 + momentum) * new_moment - momentum * m if nesterov else new_moment
-    new_param = param - step.reshape(param.shape)
-    return step, new_moment.reshape(moment.shape), new_param
+    return step, new_moment.reshape(moment.shape)
+
+
+@register_cpu("MomentumSGD")
+def momentum_sgd(grad, moment, lr, *, momentum, nesterov):
+    _check_tensors({"grad": grad, "moment": moment})
+    return _momentum_step(grad, moment, lr, momentum, nesterov)
+
+
+@register_cpu("MomentumSGDUpdate")
+def momentum_sgd_update(grad, moment, lr, param, *, momentum, nesterov):
+    _check_tensors({"grad": grad, "moment": moment, "param": param})
+    step, new_moment = _momentum_step(grad, moment, lr, momentum, nesterov)
+    return step, new_moment, param - step.reshape(param.shape)
 
 
 @register_cpu("Adagrad")
