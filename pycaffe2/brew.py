@@ -161,6 +161,16 @@ def _conv_base(model, op_type, blob_in, blob_out, weight_shape, dim_out, kernel,
     return _add_op(model, op_type, inputs, blob_out, **kernel_args, **kwargs)
 
 
+def _check_engine(use_cudnn: bool, kwargs: dict) -> None:
+    """Caffe2's conv helpers refuse an engine that contradicts use_cudnn (which the
+    model's arg_scope sets to True unless told otherwise)."""
+    engine = kwargs.get("engine")
+    if engine is not None and use_cudnn and engine != "CUDNN":
+        raise ValueError('When use_cudnn=True, the only engine you can specify is "CUDNN"')
+    if engine is not None and not use_cudnn and engine == "CUDNN":
+        raise ValueError('When use_cudnn=False, the only engine you can specify is ""')
+
+
 def _kernel_dims(kernel) -> list:
     return list(kernel) if isinstance(kernel, (list, tuple)) else [kernel, kernel]
 
@@ -172,6 +182,7 @@ def conv(model, blob_in, blob_out, dim_in, dim_out, kernel, weight_init=None, bi
          float16_compute=False, **kwargs):
     """2-D Conv; the filter is [dim_out, dim_in/group, kh, kw] (NCHW) or [dim_out, kh, kw,
     dim_in/group] (NHWC). no_bias=1 leaves out the bias."""
+    _check_engine(use_cudnn, kwargs)
     kernels = _kernel_dims(kernel)
     per_group = int(dim_in / group)
     shape = [dim_out, per_group, *kernels] if order == "NCHW" else [dim_out, *kernels, per_group]
@@ -191,6 +202,7 @@ def conv_nd(model, blob_in, blob_out, dim_in, dim_out, kernel, weight_init=None,
             WeightInitializer=None, BiasInitializer=None, group=1, use_cudnn=False,
             order="NCHW", cudnn_exhaustive_search=False, ws_nbytes_limit=None, **kwargs):
     """N-D Conv: `kernel` is a list with one size per spatial axis (NCHW filter layout)."""
+    _check_engine(use_cudnn, kwargs)
     kernels = list(kernel) if isinstance(kernel, (list, tuple)) else [kernel]
     shape = [dim_out, int(dim_in / group), *kernels]
     if group != 1:

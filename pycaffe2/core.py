@@ -23,7 +23,7 @@ from pycaffe2.schema.args import make_argument
 
 __all__ = ["BlobReference", "BlockGradients", "CreateOperator", "DeviceOption", "DeviceScope",
            "ExecutionStep", "GradientRegistry", "NameScope", "Net", "Plan", "ScopedBlobReference",
-           "ScopedName", "only_update"]
+           "ScopedName", "execution_step", "only_update", "scoped_execution_step", "to_execution_step"]
 
 DataType = caffe2_pb2.TensorProto  # core.DataType.INT64 etc., as in Caffe2
 
@@ -116,34 +116,63 @@ def _scoped(blobs) -> list[str]:
     return [b if isinstance(b, BlobReference) else ScopedName(b) for b in blobs]
 
 
-def CreateOperator(op_type: str, inputs, outputs, name: str = "", device_option=None,
-                   engine: str = "", **kwargs) -> caffe2_pb2.OperatorDef:
+def CreateOperator(op_type: str, inputs, outputs, name: str = "", control_input=None,
+                   device_option=None, arg=None, engine: str | None = None, debug_info=None,
+                   **kwargs) -> caffe2_pb2.OperatorDef:
     """An OperatorDef with its args typed by the op's schema (Caffe2's MakeArgument rules
-    for args the schema does not know)."""
+    for args the schema does not know; NumPy values and ranges as plain lists and
+    numbers). As in Caffe2, an arg given None is left out, `random_seed` goes into the
+    device option and `arg` holds ready Arguments."""
     op = caffe2_pb2.OperatorDef(type=op_type, input=_as_list(inputs), output=_as_list(outputs))
     if name:
         op.name = name
+    op.control_input.extend(_as_list(control_input))
     device_option = device_option if device_option is not None else CurrentDeviceScope()
     if device_option is not None:
         op.device_option.CopyFrom(device_option)
     if engine:
         op.engine = engine
+    if debug_info:
+        op.debug_info = debug_info
+    if kwargs.get("random_seed") is not None:
+        op.device_option.random_seed = kwargs.pop("random_seed")
+    op.arg.extend(arg or [])
     schema = get_schema(op_type)
     for arg_name, value in kwargs.items():
+        if value is None:
+            continue
         spec = schema.args.get(arg_name) if schema else None
         op.arg.append(make_argument(arg_name, value, spec.types if spec else ()))
     return op
 
 
 class Net:
-    """A NetDef under construction, with Caffe2's method names."""
+    """A NetDef under construction, with Caffe2's method names. As in Caffe2, every Net
+    made in the process gets a name of its own: a second Net("train") (or a clone, or
+    a Net made from a NetDef of a name in use) is named "train_1", then "train_2"."""
+
+    _net_names_used: set[str] = set()
+
+    @staticmethod
+    def _get_next_net_name(basename: str) -> str:
+        name, next_id = basename, 1
+        while name in Net._net_names_used:
+            name, next_id = f"{basename}_{next_id}", next_id + 1
+        Net._net_names_used.add(name)
+        return name
+
+    @staticmethod
+    def _reset_used_names() -> None:
+        """Forget the names taken so far (later Caffe2 has the same hook, for tests)."""
+        Net._net_names_used = set()
 
     def __init__(self, name_or_proto="net"):
+        self._net = caffe2_pb2.NetDef()
         if isinstance(name_or_proto, caffe2_pb2.NetDef):
-            self._net = caffe2_pb2.NetDef()
             self._net.CopyFrom(name_or_proto)
         else:
-            self._net = caffe2_pb2.NetDef(name=str(name_or_proto))
+            self._net.name = str(name_or_proto)
+        self._net.name = Net._get_next_net_name(self._net.name)
         self._next_id = 0
 
     def Proto(self) -> caffe2_pb2.NetDef:
@@ -156,9 +185,10 @@ class Net:
         return self._net.name
 
     def Clone(self, name: str) -> Net:
-        clone = Net(self._net)
-        clone._net.name = name
-        return clone
+        proto = caffe2_pb2.NetDef()
+        proto.CopyFrom(self._net)
+        proto.name = name
+        return Net(proto)
 
     def NextName(self, prefix: str = "blob", output_id=None) -> str:
         self._next_id += 1
@@ -217,32 +247,80 @@ def ScopedBlobReference(name: str, net: Net | None = None) -> BlobReference:
 
 
 class ExecutionStep:
-    """Caffe2's ExecutionStep builder: nets or substeps, run num_iter times."""
+    """Caffe2's ExecutionStep builder: nets or substeps (not both), run num_iter times
+    or until should_stop_blob says stop."""
 
     def __init__(self, name: str, nets=None, num_iter: int | None = None):
-        self._step = caffe2_pb2.ExecutionStep(name=name)
-        self._nets: list[Net] = []
+        self._step = caffe2_pb2.ExecutionStep(name=name or "step")
+        self._nets: list = []
+        self._substeps: list[ExecutionStep] = []
         for net in ([] if nets is None else nets if isinstance(nets, (list, tuple)) else [nets]):
             self.AddNet(net)
         if num_iter is not None:
             self._step.num_iter = num_iter
 
-    def AddNet(self, net) -> None:
+    def Name(self) -> str:
+        return self._step.name
+
+    def __str__(self) -> str:
+        return self._step.name
+
+    def HasNets(self) -> bool:
+        return len(self._step.network) > 0
+
+    def HasSubsteps(self) -> bool:
+        return len(self._step.substep) > 0
+
+    def AddNet(self, net) -> ExecutionStep:
+        if self.HasSubsteps():
+            raise ValueError("Cannot have both network and substeps.")
         self._nets.append(net)
         self._step.network.append(net.Name() if isinstance(net, Net) else net.name)
+        return self
 
-    def AddSubstep(self, substep: "ExecutionStep") -> None:
-        self._step.substep.add().CopyFrom(substep.Proto())
-        self._nets.extend(substep._nets)
+    def AddSubstep(self, substep) -> ExecutionStep:
+        """A substep (an ExecutionStep or its proto); an empty ExecutionStep adds nothing."""
+        if self.HasNets():
+            raise ValueError("Cannot have both network and substeps.")
+        if isinstance(substep, ExecutionStep):
+            if not substep.HasNets() and not substep.HasSubsteps():
+                return self
+            self._nets.extend(substep._nets)
+            self._substeps.append(substep)
+            substep = substep.Proto()
+        self._step.substep.add().CopyFrom(substep)
+        return self
+
+    def Substeps(self) -> list:
+        return self._substeps
 
     def SetIter(self, num_iter: int) -> None:
         self._step.num_iter = num_iter
 
     def SetConcurrentSubsteps(self, concurrent: bool) -> None:
+        if self.HasNets():
+            raise ValueError("Cannot have both network and substeps.")
         self._step.concurrent_substeps = concurrent
 
     def SetShouldStopBlob(self, blob) -> None:
         self._step.should_stop_blob = str(blob)
+
+    def SetOnlyOnce(self, only_once: bool) -> None:
+        self._step.only_once = only_once
+
+    def SetNumConcurrentInstances(self, count: int) -> None:
+        self._step.num_concurrent_instances = count
+
+    def SetCreateWorkspace(self, create_workspace: bool) -> None:
+        self._step.create_workspace = create_workspace
+
+    def RunEveryMillis(self, interval: int) -> None:
+        self._step.run_every_ms = interval
+
+    def SetReportNet(self, report_net, report_interval: int) -> None:
+        self._nets.append(report_net)
+        self._step.report_net = str(report_net)
+        self._step.report_interval = report_interval
 
     def Proto(self) -> caffe2_pb2.ExecutionStep:
         return self._step
@@ -251,16 +329,68 @@ class ExecutionStep:
         return self._nets
 
 
-def execution_step(name: str, nets, num_iter: int | None = None) -> ExecutionStep:
-    return ExecutionStep(name, nets, num_iter)
+def execution_step(default_name: str, steps_or_nets, num_iter: int | None = None, report_net=None,
+                   report_interval=None, concurrent_substeps=None, should_stop_blob=None,
+                   only_once=None, num_concurrent_instances=None, create_workspace=False,
+                   run_every_ms=None) -> ExecutionStep:
+    """Caffe2's step helper: `steps_or_nets` is None, a Net, an ExecutionStep or a list of
+    either; num_iter and should_stop_blob exclude each other, and with neither the
+    step runs once."""
+    if should_stop_blob is not None and num_iter is not None:
+        raise ValueError("Cannot set both should_stop_blob and num_iter.")
+    if should_stop_blob is None and num_iter is None:
+        num_iter = 1
+    step = ExecutionStep(default_name)
+    settings = [(step.SetShouldStopBlob, should_stop_blob), (step.SetIter, num_iter),
+                (step.SetOnlyOnce, only_once), (step.SetConcurrentSubsteps, concurrent_substeps),
+                (step.SetNumConcurrentInstances, num_concurrent_instances),
+                (step.SetCreateWorkspace, create_workspace or None), (step.RunEveryMillis, run_every_ms or None)]
+    for setter, value in settings:
+        if value is not None:
+            setter(value)
+    if report_net is not None:
+        if report_interval is None:
+            raise ValueError("report_net needs report_interval")
+        step.SetReportNet(report_net, report_interval)
+    if isinstance(steps_or_nets, ExecutionStep):
+        step.AddSubstep(steps_or_nets)
+    elif isinstance(steps_or_nets, Net):
+        step.AddNet(steps_or_nets)
+    elif isinstance(steps_or_nets, list) and all(isinstance(x, Net) for x in steps_or_nets):
+        for net in steps_or_nets:
+            step.AddNet(net)
+    elif isinstance(steps_or_nets, list):
+        for item in steps_or_nets:
+            step.AddSubstep(to_execution_step(item))
+    elif steps_or_nets:
+        raise ValueError("steps_or_nets must be a step, a net, or a list of nets or steps.")
+    return step
+
+
+def to_execution_step(step_or_nets, default_name: str | None = None) -> ExecutionStep:
+    if isinstance(step_or_nets, ExecutionStep):
+        return step_or_nets
+    if not default_name and isinstance(step_or_nets, Net):
+        default_name = step_or_nets.Name()
+    return execution_step(default_name, step_or_nets)
+
+
+def scoped_execution_step(name: str, *args, **kwargs) -> ExecutionStep:
+    """execution_step with the step's name under the current NameScope."""
+    return execution_step(ScopedName(name) if name else name, *args, **kwargs)
 
 
 class Plan:
     """Caffe2's Plan builder: the nets its steps name travel with it (PlanDef.network)."""
 
-    def __init__(self, name: str):
-        self._plan = caffe2_pb2.PlanDef(name=name)
+    def __init__(self, name_or_step):
+        self._plan = caffe2_pb2.PlanDef()
         self._net_names: set[str] = set()
+        if isinstance(name_or_step, ExecutionStep):
+            self._plan.name = name_or_step.Name()
+            self.AddStep(name_or_step)
+        else:
+            self._plan.name = str(name_or_step)
 
     def AddNets(self, nets) -> None:
         for net in nets:
@@ -271,10 +401,11 @@ class Plan:
 
     def AddStep(self, step) -> None:
         if isinstance(step, ExecutionStep):
+            if not step.HasNets() and not step.HasSubsteps():
+                return  # as in Caffe2: an empty step is left out
             self.AddNets(step.Nets())
             step = step.Proto()
         self._plan.execution_step.add().CopyFrom(step)
 
     def Proto(self) -> caffe2_pb2.PlanDef:
         return self._plan
-

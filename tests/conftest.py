@@ -76,3 +76,12 @@ def _emulated_cuda(request):
 def pytest_report_header(config):
     backend = _gpu_backend()
     return f"gpu-marked tests: {backend if backend in ('cuda', 'emulated') else 'skipped: ' + backend}"
+
+
+@pytest.fixture(autouse=True)
+def _fresh_net_names():
+    """core.Net names are unique per process, as in Caffe2; each test starts afresh, so
+    a test's Net("train") is named "train" whatever ran before it."""
+    from pycaffe2 import core
+    core.Net._reset_used_names()
+    yield

@@ -1,6 +1,8 @@
 """brew helpers and ModelHelper: a small CNN built as a Caffe2 user would, run and
 checked against NumPy; parameter names, initialisers, arg_scope, is_test, the backward
 pass and one SGD step."""
+import functools
+
 import numpy as np
 import pytest
 
@@ -174,6 +176,28 @@ def test_arg_scope():
     brew.conv(nhwc, "x", "c", 3, 8, kernel=5)
     assert nhwc.net.Proto().op[0].engine == "CUDNN"  # Caffe2's default arg_scope has use_cudnn
     assert list(nhwc.param_init_net.Proto().op[0].arg[0].ints) == [8, 5, 5, 3]
+
+
+@pytest.mark.parametrize("helper", ["conv", "conv_nd"])
+@pytest.mark.parametrize("model_cudnn, call", [
+    (None, {}), (None, {"engine": "CUDNN"}), (None, {"use_cudnn": False}),
+    (None, {"use_cudnn": False, "engine": ""}), (False, {}), (False, {"use_cudnn": True}),
+    (True, {"engine": ""}), (False, {"engine": "CUDNN"}), (None, {"use_cudnn": True, "engine": ""})])
+def test_use_cudnn_and_engine(helper, model_cudnn, call):
+    """As Caffe2's conv helpers: engine follows use_cudnn (the model's, True by default,
+    unless the call gives one); an engine contradicting it is refused."""
+    scope = {} if model_cudnn is None else {"use_cudnn": model_cudnn}
+    model = model_helper.ModelHelper(name="m", arg_scope=scope)
+    use_cudnn = call.get("use_cudnn", True if model_cudnn is None else model_cudnn)
+    engine = call.get("engine", "CUDNN" if use_cudnn else "")
+    add = functools.partial(getattr(brew, helper), model, "x", "y", 4, 4, [3, 3] if helper == "conv_nd" else 3)
+    if engine != ("CUDNN" if use_cudnn else ""):
+        with pytest.raises(ValueError, match=f"When use_cudnn={use_cudnn}, the only engine"):
+            add(**call)
+        assert not model.net.Proto().op
+    else:
+        add(**call)
+        assert model.net.Proto().op[-1].engine == engine
 
 
 def test_register_custom_helper():

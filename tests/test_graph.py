@@ -75,8 +75,9 @@ def edges(text: str) -> list[tuple[str, str]]:
 
 
 def test_exact_dot_of_a_small_net():
-    assert graph.net_to_dot(tiny_net()) == EXPECTED
-    assert graph.net_to_dot(tiny_net().Proto()) == EXPECTED  # a NetDef draws the same
+    net = tiny_net()  # one net: a second Net("tiny") would be named tiny_1, as in Caffe2
+    assert graph.net_to_dot(net) == EXPECTED
+    assert graph.net_to_dot(net.Proto()) == EXPECTED  # a NetDef draws the same
 
 
 def test_minimal_draws_ops_only_with_labelled_edges():

@@ -26,7 +26,9 @@ _RUN_TIME_KINDS = ("undefined-blob", "dag-write", "external-output")
 
 
 class Step:
-    """One op, ready to call. `single` kernels return one array, the others a tuple."""
+    """One op, ready to call. `single` kernels return one array, the others a tuple;
+    a kernel of an op without outputs returns nothing, or a dict of the blobs it
+    writes by names known only when it runs (Load with load_all)."""
 
     __slots__ = ("function", "index", "inputs", "kwargs", "op_type", "outputs", "single")
 
@@ -39,6 +41,8 @@ class Step:
             result = self.function(*[blobs[name] for name in self.inputs], **self.kwargs)
             if self.single:
                 blobs[self.outputs[0]] = result
+            elif not self.outputs:  # a side effect, or blobs named at run time (Load's load_all)
+                blobs.update(result or ())
             else:  # all outputs are computed before any is written
                 values = tuple(result[k] for k in range(len(self.outputs)))
                 blobs.update(zip(self.outputs, values))
@@ -83,8 +87,8 @@ def _straight_line(steps: list[Step]):
         call = f"k{i}({', '.join(args)})"
         if step.single:
             code = f"B[{slot[step.outputs[0]]}] = {call}"
-        elif not step.outputs:  # an op run for its side effect (Save)
-            code = call
+        elif not step.outputs:  # a side effect (Save), or {name: value} of blobs named at run time
+            code = f"B.update({call} or ())"
         else:
             targets = ", ".join(f"B[{slot[name]}]" for name in step.outputs)
             code = f"_r = {call}; {targets}, = {', '.join(f'_r[{k}]' for k in range(len(step.outputs)))},"
@@ -140,12 +144,18 @@ class CompiledNet:
 
 
 def _dependencies(steps: list[Step]) -> list[set[int]]:
-    """For each step, the earlier steps it must wait for (read/write conflicts)."""
+    """For each step, the earlier steps it must wait for (read/write conflicts). A step
+    without outputs may write blobs named only when it runs (Load's load_all), so it
+    is a barrier: it waits for every earlier step, and every later one waits for it."""
     last_writer: dict[str, int] = {}
     readers: dict[str, list[int]] = {}
-    waits = []
+    waits, barrier = [], None
     for index, step in enumerate(steps):
         needs = {last_writer[name] for name in step.inputs if name in last_writer}
+        if not step.outputs:
+            needs.update(range(index))
+        elif barrier is not None:
+            needs.add(barrier)
         for name in step.outputs:
             needs.update(readers.get(name, ()))
             if name in last_writer:
@@ -157,6 +167,8 @@ def _dependencies(steps: list[Step]) -> list[set[int]]:
         for name in step.outputs:
             last_writer[name] = index
             readers[name] = []
+        if not step.outputs:
+            barrier = index
     return waits
 
 

@@ -176,6 +176,8 @@ def spatial_bn_gradient(*, is_test, epsilon, order, num_batches):
     def gradient(x, scale, dy, mean, inv_std, *aggregates):
         _check_spatial_bn_gradient(x, scale, dy, (mean, inv_std, *aggregates), is_test, num_batches, order)
         c = channels(x.shape, order)
+        if x.shape[0] == 0:  # Caffe2: an empty batch has zero dscale and dbias, aggregates or not
+            return np.zeros_like(x), np.zeros(c, x.dtype), np.zeros(c, x.dtype)
         scale, mean, inv_std = _vectors(c, scale, mean, inv_std, dtype=np.float64)
         if is_test:  # inputs 3 and 4 are the running mean and variance, constants here
             inv_std = 1 / np.sqrt(inv_std + epsilon)

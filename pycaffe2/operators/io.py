@@ -180,9 +180,7 @@ def load(*, db, dbs, db_type, absolute_path, add_prefix, strip_prefix, source_bl
     if source_blob_names and (len(source_blob_names) != len(output_names) or strip_prefix or load_all):
         raise ValueError("source_blob_names needs one name per output, and neither "
                          "strip_prefix nor load_all")
-    if load_all and not output_names:
-        raise ValueError("load_all=1 needs the blobs listed as outputs here (a net's outputs "
-                         "are fixed when it is created); pycaffe2.db.blob_names(path) lists a file's blobs")
+    every_blob = load_all and not output_names  # Caffe2's output-less form: the file decides
     wanted = list(source_blob_names or output_names)
     duplicated = sorted({n for n in wanted if wanted.count(n) > 1})
     if duplicated:
@@ -193,7 +191,9 @@ def load(*, db, dbs, db_type, absolute_path, add_prefix, strip_prefix, source_bl
 
     def run(*readers):
         found = _read_blobs([_reader(r) for r in readers] or sources, db_type, name_of,
-                            set(wanted), load_all)
+                            None if every_blob else set(wanted), load_all)
+        if every_blob:
+            return found  # written by name: see executor.net.Step
         missing = [name for name in wanted if name not in found]
         if missing:
             where = ", ".join(r.source for r in readers) if readers else ", ".join(sources)
@@ -217,8 +217,8 @@ def _load_sources(input_names, db, dbs, db_type, absolute_path) -> list[str]:
     return [full_path(path, absolute_path) for path in paths]
 
 
-def _read_blobs(sources, db_type, name_of, wanted: set, load_all) -> dict:
-    """{name: value} of the wanted blobs in the DBs (paths or readers)."""
+def _read_blobs(sources, db_type, name_of, wanted: set | None, load_all) -> dict:
+    """{name: value} of the wanted blobs (all when `wanted` is None) in the DBs (paths or readers)."""
     found, seen_in = {}, {}
     for index, source in enumerate(sources):
         if isinstance(source, DBReader):
@@ -231,7 +231,7 @@ def _read_blobs(sources, db_type, name_of, wanted: set, load_all) -> dict:
             while cursor.valid():
                 key = cursor.key()
                 name = name_of(key)
-                if name not in wanted:
+                if wanted is not None and name not in wanted:
                     extra.append(name)
                 elif seen_in.setdefault(name, index) != index:
                     raise DBError(f"blob '{name}' is in both {sources[seen_in[name]]} and {path}")

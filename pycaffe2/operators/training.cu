@@ -35,14 +35,20 @@ __global__ void momentum_sgd_update(const float* grad, const float* moment, cons
   }
 }
 
-// h' = decay * h + g^2; param' = param + lr * g / (sqrt(h') + epsilon).
+// h' = decay * h + g^2; param' = param + lr * g / (sqrt(h') + epsilon); the effective rate
+// lr / (sqrt(h') + epsilon) and the update, the rate times g.
 __global__ void adagrad(const float* param, const float* moment, const float* grad, float* new_param,
-                        float* new_moment, float lr, float epsilon, float decay, long long n) {
+                        float* new_moment, float* effective_lr, float* update, float lr, float epsilon,
+                        float decay, long long n) {
   FOR_EACH(i, n) {
     float g = grad[i];
     float h = __fadd_rn(__fmul_rn(decay, moment[i]), __fmul_rn(g, g));
+    float root = __fadd_rn(__fsqrt_rn(h), epsilon);
+    float rate = __fdiv_rn(lr, root);
     new_moment[i] = h;
-    new_param[i] = __fadd_rn(param[i], __fdiv_rn(__fmul_rn(lr, g), __fadd_rn(__fsqrt_rn(h), epsilon)));
+    new_param[i] = __fadd_rn(param[i], __fdiv_rn(__fmul_rn(lr, g), root));
+    effective_lr[i] = rate;
+    update[i] = __fmul_rn(rate, g);
   }
 }
 

@@ -190,16 +190,27 @@ def weighted_sum_gradient(dy, *inputs, grad_on_w, num_outputs):
     return tuple(dxs + dws)
 
 
-@register_cpu("MomentumSGDUpdate")
-def momentum_sgd_update(grad, moment, lr, param, *, momentum, nesterov):
-    _check_tensors({"grad": grad, "moment": moment, "param": param})
+def _momentum_step(grad, moment, lr, momentum, nesterov):
+    """(step, new moment) of momentum SGD, the moment in its own shape."""
     t = grad.dtype.type
     lr, momentum = _scalar("lr", lr, grad.dtype), t(momentum)
     m = moment.reshape(grad.shape)
     new_moment = lr * grad + momentum * m
     step = (1 + momentum) * new_moment - momentum * m if nesterov else new_moment
-    new_param = param - step.reshape(param.shape)
-    return step, new_moment.reshape(moment.shape), new_param
+    return step, new_moment.reshape(moment.shape)
+
+
+@register_cpu("MomentumSGD")
+def momentum_sgd(grad, moment, lr, *, momentum, nesterov):
+    _check_tensors({"grad": grad, "moment": moment})
+    return _momentum_step(grad, moment, lr, momentum, nesterov)
+
+
+@register_cpu("MomentumSGDUpdate")
+def momentum_sgd_update(grad, moment, lr, param, *, momentum, nesterov):
+    _check_tensors({"grad": grad, "moment": moment, "param": param})
+    step, new_moment = _momentum_step(grad, moment, lr, momentum, nesterov)
+    return step, new_moment, param - step.reshape(param.shape)
 
 
 @register_cpu("Adagrad")
@@ -209,8 +220,11 @@ def adagrad(param, moment, grad, lr, *, epsilon, decay):
     lr = _scalar("lr", lr, param.dtype)
     g = grad.reshape(param.shape)
     new_moment = t(decay) * moment.reshape(param.shape) + g * g
-    new_param = param + lr * g / (np.sqrt(new_moment) + t(epsilon))
-    return new_param, new_moment.reshape(moment.shape)
+    root = np.sqrt(new_moment) + t(epsilon)
+    new_param = param + lr * g / root
+    effective_lr = lr / root  # the optional outputs, as Caffe2's 3- and 4-output Adagrad
+    return (new_param, new_moment.reshape(moment.shape), effective_lr.reshape(grad.shape),
+            (effective_lr * g).reshape(grad.shape))
 
 
 @register_cpu("Adam")
@@ -281,11 +295,10 @@ def momentum_sgd_update_cuda(grad, moment, lr, param, *, momentum, nesterov):
 def adagrad_cuda(param, moment, grad, lr, *, epsilon, decay):
     param, moment, grad = _gpu_tensors("Adagrad", {"param": param, "moment": moment, "grad": grad})
     lr = _host_scalar("lr", lr)
-    new_param, new_moment = cuda.empty(param.shape), cuda.empty(moment.shape)
-    cuda.launch("training.cu", "adagrad", param.size, param, moment, grad,
-                new_param, new_moment, lr, np.float32(epsilon), np.float32(decay),
-                np.int64(param.size))
-    return new_param, new_moment
+    outputs = [cuda.empty(a.shape) for a in (param, moment, grad, grad)]
+    cuda.launch("training.cu", "adagrad", param.size, param, moment, grad, *outputs,
+                lr, np.float32(epsilon), np.float32(decay), np.int64(param.size))
+    return tuple(outputs)
 
 
 @register_cuda("Adam")

@@ -8,6 +8,9 @@ back as a Python value, and tells whether an Argument fits a type.
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable, Mapping
+
+import numpy as np
 
 from pycaffe2.proto import caffe2_pb2
 
@@ -88,6 +91,10 @@ def convert(value, type_name: str):
     elif type_name in ("floats", "ints", "strings"):
         if isinstance(value, (list, tuple)):
             return [convert(item, type_name[:-1]) for item in value]
+    elif type_name == "net" and isinstance(value, caffe2_pb2.NetDef):
+        return value
+    elif type_name == "nets" and isinstance(value, list) and all(isinstance(v, caffe2_pb2.NetDef) for v in value):
+        return value
     elif type_name in ("net", "nets", "tensor", "tensors"):
         raise ValueError(f"a {type_name} arg must be written in Argument form")
     raise ValueError(f"expects {type_name}, got {type(value).__name__} {value!r}")
@@ -102,8 +109,7 @@ def make_argument(name: str, value, types: tuple[str, ...] = ()) -> caffe2_pb2.A
     the value has no Argument form at all (a mapping, a mixed list, ...).
     """
     arg = caffe2_pb2.Argument(name=name)
-    if hasattr(value, "dtype") and hasattr(value, "ravel"):  # a NumPy array or scalar, flattened as Caffe2 did
-        value = value.ravel().tolist() if getattr(value, "ndim", 0) else value.item()
+    value = plain_value(value)
     if len(types) > 1:  # an arg of several types keeps the value's own kind (7 stays an int)
         natural = _natural_field(value)
         types = sorted(types, key=lambda type_name: ARG_FIELDS[type_name] != natural)
@@ -116,6 +122,19 @@ def make_argument(name: str, value, types: tuple[str, ...] = ()) -> caffe2_pb2.A
         return arg
     _store(arg, *_untyped(value))
     return arg
+
+
+def plain_value(value):
+    """`value` with NumPy and other iterables made plain Python, as Caffe2's MakeArgument
+    takes them: an array flattened to a list, a NumPy scalar its Python twin, a range (or
+    any iterable but text, mappings and messages) a list."""
+    if isinstance(value, np.ndarray):
+        return value.ravel().tolist()
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, (str, bytes, Mapping, caffe2_pb2.NetDef)) or not isinstance(value, Iterable):
+        return value
+    return [plain_value(item) for item in value]
 
 
 def _natural_field(value) -> str | None:
@@ -132,8 +151,10 @@ def _untyped(value):
         return "f", value
     if isinstance(value, (str, bytes)):
         return "s", convert(value, "string")
+    if isinstance(value, caffe2_pb2.NetDef):
+        return "n", value
     if isinstance(value, (list, tuple)):
-        for list_type in ("ints", "floats", "strings"):
+        for list_type in ("ints", "floats", "strings", "nets"):
             try:
                 return ARG_FIELDS[list_type], convert(value, list_type)
             except ValueError:

@@ -39,7 +39,7 @@ def test_a_training_step_on_cuda_equals_the_cpu_step():
     rng = np.random.default_rng(0)
     feeds = {"data": rng.standard_normal((3, 2, 6, 6)).astype(np.float32),
              "label": rng.integers(0, 5, 3).astype(np.int32)}
-    workspaces = {}
+    workspaces, nets = {}, {}
     for name, device in (("cpu", CPU), ("cuda", CUDA)):
         model = small_convnet(device)
         workspace = Workspace(name)
@@ -47,7 +47,7 @@ def test_a_training_step_on_cuda_equals_the_cpu_step():
         for blob, value in feeds.items():
             workspace.FeedBlob(blob, value, device_option=device)
         workspace.CreateNet(model.net.Proto())
-        workspaces[name] = workspace
+        workspaces[name], nets[name] = workspace, model.net.Name()  # step, then step_1
     cpu, gpu = workspaces["cpu"], workspaces["cuda"]
     shared = sorted(set(cpu.Blobs()) & set(gpu.Blobs()))  # not the constants named by device
     assert {"conv_w", "bn_s", "bn_rm", "pred_b", "conv_w_momentum", "optimizer_iteration"} <= set(shared)
@@ -55,8 +55,8 @@ def test_a_training_step_on_cuda_equals_the_cpu_step():
         value = cpu.FetchBlob(blob)
         gpu.FeedBlob(blob, value, device_option=CUDA if is_gpu_blob(gpu, blob) else None)
     for _ in range(2):  # the second step uses the momentum and the halved rate
-        cpu.RunNet("step")
-        gpu.RunNet("step")
+        cpu.RunNet(nets["cpu"])
+        gpu.RunNet(nets["cuda"])
     assert is_gpu_blob(gpu, "conv_w") and is_gpu_blob(gpu, "pred_w_grad")
     for blob in shared:
         np.testing.assert_allclose(gpu.FetchBlob(blob), cpu.FetchBlob(blob), rtol=2e-4, atol=2e-5,

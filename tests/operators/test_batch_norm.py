@@ -242,6 +242,18 @@ def test_synchronized_gradient_equals_whole_batch():
         np.testing.assert_allclose(share[1] * 2, whole[1], rtol=1e-4, atol=1e-5)
         np.testing.assert_allclose(share[2] * 2, whole[2], rtol=1e-4, atol=1e-5)
 
+@pytest.mark.parametrize("device", DEVICES)
+@pytest.mark.parametrize("shape, order", [((0, 3, 2, 2), "NCHW"), ((0, 2, 2, 3), "NHWC")])
+def test_empty_batch_gradient_is_zero_whatever_the_aggregates(shape, order, device):
+    """Caffe2: a share with no examples contributes dscale = dbias = 0, not aggregate / num_batches."""
+    x = np.zeros(shape, np.float32)
+    ones = np.ones(3, np.float32)
+    inputs = [x, ones, x, ones, ones, ones * 4, ones * 2]
+    zero = np.zeros(3)
+    check_reference("SpatialBNGradient", inputs, lambda x, *_, **__: (x, zero, zero),
+                    {"num_batches": 2, "order": order}, num_outputs=3, device=device)
+
+
 # ---- gradients against numeric differentiation of the forward ops ---------------------------
 
 def tiny(shape, seed, scale=1.0):

@@ -193,12 +193,38 @@ def test_load_errors(tmp_path):
     with pytest.raises(OpFailure, match="expected to load 2 blobs, got 1 only: nope not in"):
         run(workspace, "load", [("Load", [], ["w", "nope"], args)])
     assert not workspace.HasBlob("w")  # a failing op writes nothing
-    with pytest.raises(NetError, match="load_all=1 needs the blobs listed as outputs"):
-        run(workspace, "load", [("Load", [], [], {**args, "load_all": 1})])
     with pytest.raises(OpFailure, match="also holds b"):
         run(workspace, "load", [("Load", [], ["w"], {**args, "load_all": 1})])
     run(workspace, "load", [("Load", [], ["w", "b"], {**args, "load_all": 1})])
     assert_same(workspace.FetchBlob("b"), BLOBS["it"])
+
+
+@pytest.mark.parametrize("net_type", ["", "dag"])
+def test_load_all_without_outputs_loads_every_blob_by_its_name(tmp_path, net_type):
+    """Caffe2's output-less load_all: the file names the blobs (prefixes applied), and
+    later ops of the net read them."""
+    first, second = str(tmp_path / "a.minidb"), str(tmp_path / "b.minidb")
+    db.save_blobs(first, {"w": BLOBS["w"]})
+    db.save_blobs(second, {"b": BLOBS["it"]})
+    workspace = Workspace()
+    workspace.RunNetOnce(make_net("load", [
+        ("Load", [], [], {"dbs": [first, second], "db_type": "minidb", "absolute_path": 1,
+                          "load_all": 1, "add_prefix": "gpu_0/"}),
+        ("Copy", ["gpu_0/w"], ["w_copy"])], net_type))
+    assert sorted(workspace.Blobs()) == ["gpu_0/b", "gpu_0/w", "w_copy"]
+    assert_same(workspace.FetchBlob("gpu_0/b"), BLOBS["it"])
+    assert_same(workspace.FetchBlob("w_copy"), BLOBS["w"])
+
+
+def test_load_all_without_outputs_fails_whole(tmp_path):
+    first, second = str(tmp_path / "a.minidb"), str(tmp_path / "b.minidb")
+    db.save_blobs(first, {"w": BLOBS["w"], "b": BLOBS["it"]})
+    db.save_blobs(second, {"w": BLOBS["w"]})
+    workspace = Workspace()
+    with pytest.raises(OpFailure, match="blob 'w' is in both"):  # nothing written, b neither
+        run(workspace, "load", [("Load", [], [], {"dbs": [first, second], "db_type": "minidb",
+                                                  "absolute_path": 1, "load_all": 1})])
+    assert workspace.Blobs() == []
 
 
 def test_load_from_several_dbs_and_from_a_reader(tmp_path):

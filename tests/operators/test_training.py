@@ -198,9 +198,15 @@ def momentum_reference(grad, moment, lr, param, momentum=0.0, nesterov=0):
     return step, new_moment, param - step
 
 
+def momentum_no_param_reference(grad, moment, lr, momentum=0.0, nesterov=0):
+    return momentum_reference(grad, moment, lr, np.zeros_like(grad), momentum, nesterov)[:2]
+
+
 def adagrad_reference(param, moment, grad, lr, epsilon=1e-5, decay=1.0):
+    """(param, history, effective rate, update): Caffe2's 2-, 3- and 4-output Adagrad."""
     history = decay * moment + np.square(grad)
-    return param + float(np.ravel(lr)[0]) * grad / (np.sqrt(history) + epsilon), history
+    effective_lr = float(np.ravel(lr)[0]) / (np.sqrt(history) + epsilon)
+    return param + effective_lr * grad, history, effective_lr, effective_lr * grad
 
 
 def adam_reference(param, m1, m2, grad, lr, iteration, beta1=0.9, beta2=0.999, epsilon=1e-5):
@@ -218,6 +224,8 @@ def update_inputs(op_type, rng, shape, dtype, iteration=3):
     lr = np.array([rng.uniform(0.01, 0.5)], dtype)
     if op_type == "MomentumSGDUpdate":
         return [tensor(), tensor(), lr, tensor()]
+    if op_type == "MomentumSGD":
+        return [tensor(), tensor(), lr]
     if op_type == "Adagrad":
         return [tensor(), positive(), tensor(), -lr]
     return [tensor(), tensor(), positive(), tensor(), -lr, counter(iteration)]
@@ -227,8 +235,12 @@ UPDATES = [
     ("MomentumSGDUpdate", {}, momentum_reference, 3),
     ("MomentumSGDUpdate", {"momentum": 0.9}, momentum_reference, 3),
     ("MomentumSGDUpdate", {"momentum": 0.9, "nesterov": 1}, momentum_reference, 3),
+    ("MomentumSGD", {"momentum": 0.9}, momentum_no_param_reference, 2),
+    ("MomentumSGD", {"momentum": 0.5, "nesterov": 1}, momentum_no_param_reference, 2),
     ("Adagrad", {}, adagrad_reference, 2),
     ("Adagrad", {"epsilon": 1e-3, "decay": 0.9}, adagrad_reference, 2),
+    ("Adagrad", {"epsilon": 1e-3}, adagrad_reference, 3),
+    ("Adagrad", {"epsilon": 1e-4, "decay": 0.9}, adagrad_reference, 4),
     ("Adam", {}, adam_reference, 3),
     ("Adam", {"beta1": 0.8, "beta2": 0.99, "epsilon": 1e-4}, adam_reference, 4),
 ]
@@ -271,6 +283,8 @@ def test_updates_follow_blob_shapes_of_equal_size():
     ("MomentumSGDUpdate", [np.ones((3, 4)), np.ones((3, 5)), np.ones(1), np.ones((3, 4))],
      r"grad \[3, 4\], moment \[3, 5\], param \[3, 4\]: these must hold the same number of elements"),
     ("Adagrad", [np.ones(3), np.ones(3), np.ones(3), np.ones(2)], r"lr must hold one element, got \[2\]"),
+    ("MomentumSGD", [np.ones(3), np.ones(4), np.ones(1)],
+     r"grad \[3\], moment \[4\]: these must hold the same number of elements"),
     ("Adam", [np.ones(3)] * 4 + [np.ones(1), np.array([0], np.int32)], "iter must be a one-element int64"),
     ("Adam", [np.ones(3)] * 3 + [np.arange(3), np.ones(1), counter(0)], "grad must be a float tensor"),
 ])
@@ -328,7 +342,7 @@ def test_adagrad_training_steps():
     got = train(op, {"param": param, "h": np.zeros_like(param)}, grads)
     p, h = param.astype(np.float64), np.zeros(param.shape)
     for step, g in enumerate(grads, start=1):
-        p, h = adagrad_reference(p, h, g, [-reference_lr(step)], **args)
+        p, h, *_ = adagrad_reference(p, h, g, [-reference_lr(step)], **args)
     np.testing.assert_allclose(got["param"], p, rtol=1e-5, atol=1e-6)
     np.testing.assert_allclose(got["h"], h, rtol=1e-5, atol=1e-6)
 
@@ -392,7 +406,7 @@ CASES = {
     "WeightedSum": (weighted_sum_inputs(3), {}, 1),
     "MomentumSGDUpdate": (lambda s: [randn32(s), randn32(s), scalar(-0.1), randn32(s)], {"momentum": 0.9}, 3),
     "Adagrad": (lambda s: [randn32(s), np.abs(randn32(s)), randn32(s), scalar(-0.01)], {"epsilon": 1e-4, "decay": 0.95},
-                2),
+                4),
     "Adam": (lambda s: [randn32(s), randn32(s), np.abs(randn32(s)), randn32(s), scalar(-0.001), np.array([4], np.int64)],
              {"beta1": 0.8, "beta2": 0.99, "epsilon": 1e-6}, 4),
 }
@@ -553,7 +567,7 @@ LR = TensorInfo((1,), "float32")
 
 def test_every_op_with_tensor_outputs_has_a_rule():
     family = {name: s for name, s in all_schemas().items() if s.family == "training"}
-    assert len(family) == 9
+    assert len(family) == 10
     assert [name for name, s in family.items() if s.inference == "none"] == ["CreateMutex"]
 
 
@@ -619,10 +633,17 @@ def test_momentum_sgd_update():
         infer("MomentumSGDUpdate", [(3, 4), (3, 5), (1,), (3, 4)], n_out=3)
 
 
+def test_momentum_sgd():
+    assert infer("MomentumSGD", [(3, 4), (12,), (1,)], n_out=2) == [TensorInfo((3, 4)), TensorInfo((12,))]
+    with pytest.raises(ShapeError, match=r"lr must hold one element, got \[2\]"):
+        infer("MomentumSGD", [(3, 4), (3, 4), (2,)], n_out=2)
+
+
 def test_adagrad():
     out = infer("Adagrad", [(3, 4), (3, 4), (3, 4), (1,)], n_out=2)
     assert out == [TensorInfo((3, 4)), TensorInfo((3, 4))]
     assert infer("Adagrad", [(3, 4), (12,), (3, 4), ()], n_out=2)[1] == TensorInfo((12,))
+    assert infer("Adagrad", [(12,), (12,), (3, 4), (1,)], n_out=4)[2:] == [TensorInfo((3, 4))] * 2
     with pytest.raises(ShapeError, match=r"param \[3, 4\], moment \[3, 4\], grad \[4, 4\]"):
         infer("Adagrad", [(3, 4), (3, 4), (4, 4), (1,)], n_out=2)
 

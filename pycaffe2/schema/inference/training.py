@@ -148,13 +148,23 @@ def momentum_sgd_update(op: OpView, inputs: list) -> list:
     return [grad, moment, param]
 
 
+@rule("training_momentum_sgd")
+def momentum_sgd(op: OpView, inputs: list) -> list:
+    """(step, moment) like (grad, moment); lr holds one element."""
+    grad, moment, lr = inputs
+    _one_element(lr, "lr")
+    same_sizes(_shapes({"grad": grad, "moment": moment}))
+    return [grad, moment]
+
+
 @rule("training_adagrad")
 def adagrad(op: OpView, inputs: list) -> list:
-    """(param, moment) keep their shapes; lr holds one element."""
+    """(param, moment) keep their shapes, the effective rate and update take grad's; lr
+    holds one element."""
     param, moment, grad, lr = inputs
     _one_element(lr, "lr")
     same_sizes(_shapes({"param": param, "moment": moment, "grad": grad}))
-    return [param, moment]
+    return [param, moment, grad, grad]
 
 
 @rule("training_adam")
