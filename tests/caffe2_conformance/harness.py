@@ -18,6 +18,7 @@ from __future__ import annotations
 import contextlib
 import importlib
 import io
+import random
 import re
 import importlib.abc
 import importlib.machinery
@@ -241,16 +242,35 @@ def run_file(folder: Path, file_name: str) -> dict[str, tuple[str, str]]:
         return {f"{file_name}::import": ("errored", f"{type(error).__name__}: {_first_line(error)}")}
     suite = unittest.defaultTestLoader.loadTestsFromModule(module)
     recorder = Recorder(file_name)
+    np.random.seed(0)  # the files draw from NumPy's global RNG: same draws whatever ran before
+    random.seed(0)
     with contextlib.redirect_stdout(io.StringIO()), warnings.catch_warnings():  # the files print examples
         warnings.simplefilter("ignore", DeprecationWarning)  # 2020 code on today's libraries
         suite.run(recorder)
     return recorder.outcomes
 
 
+@contextlib.contextmanager
+def registries_restored():
+    """Files register gradient makers for their own test ops (core_gradients_test's Direct,
+    UseInput, ...): undone afterwards, so no later test sees them."""
+    from pycaffe2.operators import load_kernels, registry
+    load_kernels()  # loaded before the snapshot, so restoring never empties the tables
+    tables = [registry.CPU_KERNELS, registry.CUDA_KERNELS, registry.GRADIENT_MAKERS]
+    saved = [dict(table) for table in tables]
+    try:
+        yield
+    finally:
+        for table, before in zip(tables, saved):
+            table.clear()
+            table.update(before)
+
+
 def run_files(folder: Path, file_names, examples: int = EXAMPLES, progress=None) -> dict[str, dict]:
     """file name -> {test id -> (outcome, reason)}, for each file in order."""
     results = {}
-    with caffe2_names(folder), cpu_only(), few_examples(examples), old_numpy_names():
+    with (caffe2_names(folder), cpu_only(), few_examples(examples), old_numpy_names(),
+          registries_restored()):
         for file_name in file_names:
             results[file_name] = run_file(folder, file_name)
             if progress:
