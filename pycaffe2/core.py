@@ -409,3 +409,16 @@ class Plan:
 
     def Proto(self) -> caffe2_pb2.PlanDef:
         return self._plan
+
+
+def IsGPUDeviceType(device_type: int) -> bool:
+    return device_type in (caffe2_pb2.PROTO_CUDA, caffe2_pb2.PROTO_HIP)
+
+
+def IsOperator(op_type: str) -> bool:
+    """Whether `op_type` has a schema (Caffe2: is registered)."""
+    return get_schema(op_type) is not None
+
+
+def IsOperatorWithEngine(op_type: str, engine: str) -> bool:
+    return IsOperator(op_type)  # pycaffe2 has no engines: every op runs whatever engine is asked

@@ -12,8 +12,11 @@ from __future__ import annotations
 
 import contextlib
 
+import numpy as np
+
 from pycaffe2.errors import PyCaffe2Error
 from pycaffe2.executor import Workspace
+from pycaffe2.proto import caffe2_pb2
 
 _workspaces: dict[str, Workspace] = {"default": Workspace("default")}
 _current = "default"
@@ -111,6 +114,55 @@ def RegisteredOperators() -> list[str]:
     """Every op type with a kernel (CPU or CUDA)."""
     from pycaffe2.operators import CUDA_KERNELS, load_kernels
     return sorted(set(load_kernels()) | set(CUDA_KERNELS))
+
+
+def _cuda_works() -> bool:
+    from pycaffe2.devices import cuda
+    return cuda.unavailable_reason() is None
+
+
+def __getattr__(name: str):
+    """`has_gpu_support` / `has_cuda_support`, asked lazily: probing PyCUDA costs time."""
+    if name in ("has_gpu_support", "has_cuda_support"):
+        return _cuda_works()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+has_hip_support = False
+GpuDeviceType = caffe2_pb2.PROTO_CUDA
+
+
+def NumGpuDevices() -> int:
+    return 1 if _cuda_works() else 0
+
+
+NumCudaDevices = NumGpuDevices
+
+
+def InferShapesAndTypes(nets, blob_dimensions=None, nets_proto=False, blob_types=None):
+    """(blob -> shape, blob -> TensorProto data type) from the schemas' inference,
+    given the current workspace's blobs and `blob_dimensions` / `blob_types`;
+    blobs whose shape cannot be inferred are left out."""
+    from pycaffe2.schema.bind import infer_op
+    from pycaffe2.schema.inference import TensorInfo
+    from pycaffe2.tensor_proto import DATA_TYPES, dtype_of
+    known = {}
+    for name in Blobs():
+        value = C().blobs.get(name)
+        if hasattr(value, "shape") and hasattr(value, "dtype"):
+            known[name] = TensorInfo(tuple(value.shape), np.dtype(value.dtype).name)
+    for name, dims in (blob_dimensions or {}).items():
+        dtype = (blob_types or {}).get(name, caffe2_pb2.TensorProto.FLOAT)
+        known[name] = TensorInfo(tuple(dims), dtype_of(dtype).name)
+    for net in nets:
+        for op in _proto(net).op:
+            for name, info in zip(op.output, infer_op(op, [known.get(i) for i in op.input])):
+                if info is not None and info.shape is not None:
+                    known[name] = info
+    shapes = {name: list(info.shape) for name, info in known.items()}
+    types = {name: DATA_TYPES.get(np.dtype(info.dtype), caffe2_pb2.TensorProto.UNDEFINED)
+             for name, info in known.items()}
+    return shapes, types
 
 
 def GlobalInit(args) -> bool:
