@@ -139,6 +139,16 @@ def NumGpuDevices() -> int:
 NumCudaDevices = NumGpuDevices
 
 
+def GetCuDNNVersion() -> int:
+    """0: pycaffe2's CUDA kernels are its own; it never uses cuDNN."""
+    return 0
+
+
+def GetNetName(net) -> str:
+    """The name a net (a core.Net or a NetDef) runs under."""
+    return net.Name() if hasattr(net, "Name") else net.name
+
+
 def InferShapesAndTypes(nets, blob_dimensions=None, nets_proto=False, blob_types=None):
     """(blob -> shape, blob -> TensorProto data type) from the schemas' inference,
     given the current workspace's blobs and `blob_dimensions` / `blob_types`;

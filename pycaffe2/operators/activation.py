@@ -10,9 +10,9 @@ import numpy as np
 
 from pycaffe2.operators import _cuda as cuda
 from pycaffe2.operators.registry import gradient_op, register_cpu, register_cuda
-from pycaffe2.schema.inference import same_shape
+from pycaffe2.schema.inference import same_shape, same_sizes
 from pycaffe2.schema import get_schema
-from pycaffe2.schema.inference.activation import float_dtypes, prelu_slope, same_shapes
+from pycaffe2.schema.inference.activation import float_dtypes, prelu_slope
 
 _ERF = np.frompyfunc(math.erf, 1, 1)  # NumPy has no erf; math's is exact to double precision
 _GELU_K = math.sqrt(2 / math.pi)  # the tanh approximation's constants
@@ -21,14 +21,14 @@ _GELU_C = 0.044715
 
 def _paired(op_type: str):
     """A gradient kernel behind the schema's check that its inputs pair element by
-    element (NumPy would broadcast a wrong dY silently)."""
+    element (NumPy would broadcast a wrong dY silently); each is seen in the first's shape."""
     names = [spec.name for spec in get_schema(op_type).inputs]
 
     def wrap(kernel):
         @functools.wraps(kernel)
         def checked(*inputs, **args):
-            same_shapes([value.shape for value in inputs], names)
-            return kernel(*inputs, **args)
+            same_sizes({name: value.shape for name, value in zip(names, inputs)})
+            return kernel(*[cuda.reshape(value, inputs[0].shape) for value in inputs], **args)
         return checked
     return wrap
 

@@ -133,7 +133,7 @@ def range_(*inputs):
     range_inputs([np.shape(v) for v in inputs], [np.asarray(v).dtype.name for v in inputs])
     values = [np.ravel(v)[0] for v in inputs]
     if len(values) == 3 and values[2] == 0:
-        raise ValueError("step must not be 0")
+        raise ValueError("Step size cannot be 0")  # Caffe2's words
     return np.arange(*values, dtype=np.asarray(inputs[0]).dtype)
 
 

@@ -19,10 +19,9 @@ from pycaffe2.schema.inference.training import (
     counter as check_counter,
     learning_rate_policy,
     one_element,
-    same_shapes,
-    same_sizes,
     weighted_sum_gradient_outputs,
 )
+from pycaffe2.schema.inference import same_shapes, same_sizes
 
 INT64_MAX = np.iinfo(np.int64).max
 

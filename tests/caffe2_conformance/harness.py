@@ -15,8 +15,10 @@ can name them.
 """
 from __future__ import annotations
 
+import collections
 import contextlib
 import importlib
+import inspect
 import io
 import random
 import re
@@ -148,18 +150,29 @@ def few_examples(examples: int = EXAMPLES):
         kwargs["phases"] = no_shrink
         original_init(self, parent, **kwargs)
 
-    lists = hypothesis.strategies.lists
+    # Spellings today's hypothesis refuses: average_size= (removed in 4.0) and arrays'
+    # elements given by position (keyword-only since then).
+    import hypothesis.extra.numpy as hnp
+    originals = {(hypothesis.strategies, "lists"): hypothesis.strategies.lists,
+                 (hypothesis.strategies, "text"): hypothesis.strategies.text,
+                 (hnp, "arrays"): hnp.arrays}
 
-    def lists_without_average_size(*args, average_size=None, **kwargs):  # removed from hypothesis in 4.0
-        return lists(*args, **kwargs)
+    def without_average_size(strategy):
+        return lambda *args, average_size=None, **kwargs: strategy(*args, **kwargs)
+
+    def arrays(dtype, shape, elements=None, **kwargs):
+        return originals[(hnp, "arrays")](dtype, shape, elements=elements, **kwargs)
 
     settings.load_profile("caffe2-conformance")
     settings.__init__ = capped_init
-    hypothesis.strategies.lists = lists_without_average_size
+    hypothesis.strategies.lists = without_average_size(originals[(hypothesis.strategies, "lists")])
+    hypothesis.strategies.text = without_average_size(originals[(hypothesis.strategies, "text")])
+    hnp.arrays = arrays
     try:
         yield
     finally:
-        hypothesis.strategies.lists = lists
+        for (module, name), original in originals.items():
+            setattr(module, name, original)
         settings.__init__ = original_init
         settings.load_profile(previous_profile)
 
@@ -170,16 +183,27 @@ _NUMPY_REMOVED = {"float": float, "int": int, "object": object, "str": str, "lon
                   "unicode_": np.str_, "asscalar": lambda a: np.asarray(a).item()}
 
 
+def _getargspec(function):
+    """Python 3's removed inspect.getargspec, from getfullargspec (matmul_op_test uses it)."""
+    spec = inspect.getfullargspec(function)
+    return _ArgSpec(spec.args, spec.varargs, spec.varkw, spec.defaults)
+
+
+_ArgSpec = collections.namedtuple("ArgSpec", "args varargs keywords defaults")
+_REMOVED = [(np, _NUMPY_REMOVED), (inspect, {"getargspec": _getargspec})]
+
+
 @contextlib.contextmanager
 def old_numpy_names():
-    added = [name for name in _NUMPY_REMOVED if name not in np.__dict__]
-    for name in added:
-        setattr(np, name, _NUMPY_REMOVED[name])
+    """NumPy's (and inspect's) removed names, put back for the run only."""
+    added = [(module, name) for module, names in _REMOVED for name in names if name not in module.__dict__]
+    for module, name in added:
+        setattr(module, name, dict(_REMOVED)[module][name])
     try:
         yield
     finally:
-        for name in added:
-            delattr(np, name)
+        for module, name in added:
+            delattr(module, name)
 
 
 def _first_line(text: str) -> str:

@@ -166,15 +166,21 @@ def test_prelu_gradient_needs_dy_of_x_shape(device):
                                             ("SoftsignGradient", ("X", "dY")),
                                             ("SwishGradient", ("X", "Y", "dY"))])
 def test_gradient_inputs_pair_element_by_element(op_type, names, device):
-    """A dY of another shape is refused by validate and on both devices in the same words
-    (NumPy would broadcast it silently)."""
+    """A dY with another number of elements is refused by validate and on both devices in
+    the same words (NumPy would broadcast it silently); one of another shape but as many
+    elements is taken in X's shape, as Caffe2 does."""
     shapes = [(2, 3)] * (len(names) - 1) + [(3,)]
-    message = rf"dY is \[3\] but {names[0]} is \[2, 3\]: they must have the same shape"
+    listed = ", ".join(f"{name} {list(shape)}" for name, shape in zip(names, shapes))
+    message = re.escape(f"{listed}: these must hold the same number of elements")
     with pytest.raises(ShapeError, match=message):
         infer(op_type, shapes)
     inputs = [np.ones(shape, np.float32) for shape in shapes]
     with pytest.raises(OpFailure, match=rf"\({op_type}\) failed: {message}"):
         run_op(op_type, inputs, device_option=device_option(device))
+    flat = [np.full((2, 3), 0.5, np.float32)] * (len(names) - 1) + [np.arange(6, dtype=np.float32)]
+    (got,) = run_op(op_type, flat, device_option=device_option(device))
+    (expected,) = run_op(op_type, flat[:-1] + [flat[-1].reshape(2, 3)])
+    np.testing.assert_allclose(got, expected, rtol=1e-6)
 
 
 def test_hard_sigmoid_takes_float_only():
@@ -208,7 +214,7 @@ def test_gelu_and_relu_n_checks():
             check_reference(op_type, [x], reference, args)
     with pytest.raises(OpFailure, match="int32"):
         run_op("Gelu", [np.ones(3, np.int32)])
-    with pytest.raises(OpFailure, match=r"X is \[3\] but dY is \[2\]|dY is \[2\] but X is \[3\]"):
+    with pytest.raises(OpFailure, match=r"dY \[2\], X \[3\]: these must hold the same number of elements"):
         run_op("GeluGradient", [np.ones(2, np.float32), np.ones(3, np.float32)])
     with pytest.raises(NetError, match="n"):
         run_op("ReluN", [np.ones(3, np.float32)], {"n": 0.0})

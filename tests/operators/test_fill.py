@@ -622,7 +622,7 @@ def test_range(values, dtype):
 
 
 @pytest.mark.parametrize("inputs, message", [
-    ([np.array(0), np.array(10), np.array(0)], "step must not be 0"),
+    ([np.array(0), np.array(10), np.array(0)], "Step size cannot be 0"),
     ([np.array([1, 2])], r"input stop must hold one element, got \[2\]"),
     ([np.array(0, np.int32), np.array(3, np.int64)], "inputs start, stop must share one type, got int32, int64"),
     ([np.array(True)], "input stop must be a number, got bool"),

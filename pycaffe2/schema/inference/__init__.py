@@ -10,6 +10,7 @@ here is imported, so a new family needs no list to be edited.
 from __future__ import annotations
 
 import importlib
+import math
 import pkgutil
 from collections.abc import Callable
 from typing import NamedTuple
@@ -63,6 +64,24 @@ def same_shape(first, second, names: tuple[str, str]) -> None:
     if first is not None and second is not None and tuple(first) != tuple(second):
         raise ShapeError(f"{names[0]} is {list(first)} but {names[1]} is "
                          f"{list(second)}: they must have the same shape")
+
+
+def _agree(named: dict, measure, what: str) -> None:
+    """Raise unless the known shapes (name -> shape or None) agree by `measure`."""
+    known = {name: shape for name, shape in named.items() if shape is not None}
+    if len({measure(shape) for shape in known.values()}) > 1:
+        shapes = ", ".join(f"{name} {list(shape)}" for name, shape in known.items())
+        raise ShapeError(f"{shapes}: these must {what}")
+
+
+def same_sizes(named: dict) -> None:
+    """Raise unless the known shapes (name -> shape) hold the same number of elements."""
+    _agree(named, math.prod, "hold the same number of elements")
+
+
+def same_shapes(named: dict) -> None:
+    """Raise unless the known shapes (name -> shape) are all the same."""
+    _agree(named, tuple, "have the same shape")
 
 
 def shape_of(info: TensorInfo | None):

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import math
 
-from pycaffe2.schema.inference import OpView, ShapeError, rule, same_shape, shape_of
+from pycaffe2.schema.inference import OpView, ShapeError, rule, same_shape, same_sizes, shape_of
 
 FLOAT_TYPES = ("float16", "float32", "float64")
 
@@ -33,19 +33,12 @@ def prelu_slope(x_shape, slope_shape, order: str) -> tuple[int, int]:
     return channels, math.prod(x_shape[axis + 1:])
 
 
-def same_shapes(shapes, names) -> None:
-    """Every known shape (None: unknown) equals the first: an activation gradient pairs
-    its inputs element by element."""
-    for shape, name in zip(shapes[1:], names[1:]):
-        same_shape(shape, shapes[0], (name, names[0]))
-
-
 @rule("activation_gradient")
 def activation_gradient(op: OpView, inputs: list) -> list:
-    """dX like the first input; every input of one shape and a float type."""
+    """dX like the first input; the inputs pair element by element (as Caffe2, they need
+    as many elements, not one shape) and are float."""
     float_dtypes([None if info is None else info.dtype for info in inputs])
-    known = [(info.shape, name) for info, name in zip(inputs, op.input_names) if info is not None]
-    same_shapes([shape for shape, _ in known], [name for _, name in known])
+    same_sizes({name: shape_of(info) for name, info in zip(op.input_names, inputs)})
     return [inputs[0]] * op.n_outputs
 
 

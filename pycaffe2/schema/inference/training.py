@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import math
 
-from pycaffe2.schema.inference import OpView, ShapeError, TensorInfo, rule
+from pycaffe2.schema.inference import OpView, ShapeError, TensorInfo, rule, same_shapes, same_sizes
 
 COUNTER = TensorInfo((1,), "int64")
 
@@ -25,24 +25,6 @@ def one_element(shape, name: str) -> None:
     """Raise unless a tensor of `shape` holds exactly one element."""
     if math.prod(shape) != 1:
         raise ShapeError(f"{name} must hold one element, got {list(shape)}")
-
-
-def _agree(named: dict, measure, what: str) -> None:
-    """Raise unless the known shapes (name -> shape or None) agree by `measure`."""
-    known = {name: shape for name, shape in named.items() if shape is not None}
-    if len({measure(shape) for shape in known.values()}) > 1:
-        shapes = ", ".join(f"{name} {list(shape)}" for name, shape in known.items())
-        raise ShapeError(f"{shapes}: these must {what}")
-
-
-def same_sizes(named: dict) -> None:
-    """Raise unless the known shapes (name -> shape) hold the same number of elements."""
-    _agree(named, math.prod, "hold the same number of elements")
-
-
-def same_shapes(named: dict) -> None:
-    """Raise unless the known shapes (name -> shape) are all the same."""
-    _agree(named, tuple, "have the same shape")
 
 
 def weighted_sum_gradient_outputs(pairs: int, grad_on_w, num_outputs: int) -> None:
