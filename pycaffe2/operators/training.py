@@ -7,6 +7,7 @@ arrays, even where the schema lets the outputs overwrite their inputs.
 """
 from __future__ import annotations
 
+import bisect
 import functools
 import math
 import threading
@@ -14,10 +15,11 @@ import threading
 import numpy as np
 
 from pycaffe2.operators import _cuda as cuda
-from pycaffe2.operators.registry import CPU_KERNELS, register_cpu, register_cuda, register_gradient
+from pycaffe2.operators.registry import ALL_SCHEMA_ARGS, CPU_KERNELS, register_cpu, register_cuda, register_gradient
 from pycaffe2.schema.inference.training import (
     counter as check_counter,
     learning_rate_policy,
+    sub_policies,
     one_element,
     weighted_sum_gradient_outputs,
 )
@@ -118,28 +120,38 @@ MULTIPLIERS = {
     "step": lambda it, a: _pow(a["gamma"], it // a["stepsize"]),
     "exp": lambda it, a: _pow(a["gamma"], it),
     "inv": lambda it, a: _pow(1 + a["gamma"] * it, -a["power"]),
-    "multistep": lambda it, a: _pow(a["gamma"], sum(it >= step for step in a["stepsizes"])),
+    "multistep": lambda it, a: _pow(a["gamma"], sum(it >= step for step in a["stepsizes"] or [])),
     "poly": lambda it, a: _pow(1 - it / a["max_iter"], a["power"]),
     "linearWarmup": _linear_warmup,
     "constantWarmup": lambda it, a: a["multiplier"] if it < a["num_iter"] else 1.0,
     "alter": _alter,
     "hill": _hill,
+    "gate": lambda it, a: a["multiplier_1"] if it < a["num_iter"] else a["multiplier_2"],
 }
 
 
-@register_cpu("LearningRate", specialize=True)
-def learning_rate(*, base_lr, policy, gamma, stepsize, stepsizes, power, max_iter, num_iter,
-                  start_multiplier, end_multiplier, multiplier, active_first, active_period,
-                  inactive_period, lr_scale):
+def _composite(args: dict):
+    """f(iter) of the composite policy: the last sub-policy started by iter (the first
+    before iteration 1), given the global iter, times that sub-policy's lr_scale."""
+    subs = sub_policies(args)
+    starts = [sub["num_iter_start"] for sub in subs]
+    parts = [(functools.partial(MULTIPLIERS[sub["policy"]], a=sub), sub["lr_scale"]) for sub in subs]
+
+    def multiplier_of(it):
+        multiplier, scale = parts[max(bisect.bisect_right(starts, it) - 1, 0)]
+        return multiplier(it) * scale
+
+    return multiplier_of
+
+
+@register_cpu("LearningRate", specialize=True, args=ALL_SCHEMA_ARGS)
+def learning_rate(*, base_lr, policy, lr_scale, **args):
     """Kernel factory: the policy is chosen and its args checked once."""
-    args = dict(gamma=gamma, stepsize=stepsize, stepsizes=stepsizes or [], power=power,
-                max_iter=max_iter, num_iter=num_iter, start_multiplier=start_multiplier,
-                end_multiplier=end_multiplier, multiplier=multiplier, active_first=active_first,
-                active_period=active_period, inactive_period=inactive_period)
-    if base_lr is None or policy not in MULTIPLIERS:
+    if base_lr is None or policy not in (*MULTIPLIERS, "composite"):
         raise ValueError(f"needs base_lr and a known policy, got {base_lr} and {policy!r}")
     learning_rate_policy(policy, args)
-    multiplier_of = functools.partial(MULTIPLIERS[policy], a=args)
+    multiplier_of = (_composite(args) if policy == "composite"
+                     else functools.partial(MULTIPLIERS[policy], a=args))
     scale = base_lr * lr_scale
 
     def learning_rate_kernel(counter):

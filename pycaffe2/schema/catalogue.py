@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from pycaffe2.schema import all_schemas
-from pycaffe2.schema.loader import ALWAYS_ACCEPTED_GROUP
+from pycaffe2.schema.loader import ALWAYS_ACCEPTED_GROUP, REPEATED_GROUP
 from pycaffe2.schema.opschema import OpSchema
 
 
@@ -44,13 +44,30 @@ def _arg_line(spec) -> str:
     return f"{spec.name} ({'; '.join(facts)}): {spec.doc}"
 
 
+def _repeated_lines(schema: OpSchema) -> list[str]:
+    """One line per repeated_args prefix instead of every indexed copy."""
+    by_prefix: dict[str, list[str]] = {}
+    for spec in schema.args.values():
+        if (spec.group or "").startswith(REPEATED_GROUP):
+            prefix = spec.group[len(REPEATED_GROUP):]
+            by_prefix.setdefault(prefix, []).append(spec.name)
+    lines = []
+    for prefix, names in by_prefix.items():
+        first = prefix.format(i=0)
+        bases = [name[len(first):] for name in names if name.startswith(first)]
+        lines.append(f"  {prefix}<arg> (i < {len(names) // len(bases)}; optional): the arg of that "
+                     f"name for the i-th entry, one of {', '.join(bases)}")
+    return lines
+
+
 def describe(schema: OpSchema) -> str:
     """The full text of one op, for `pycaffe2 ops TYPE`."""
     lines = [f"{schema.type}  [{schema.family}]", "", schema.doc, ""]
     lines += _tensor_lines(schema, "inputs") + _tensor_lines(schema, "outputs")
     own = [spec for spec in schema.args.values() if spec.group != ALWAYS_ACCEPTED_GROUP]
     lines.append("Args:" if own else "Args: none")
-    lines += [f"  {_arg_line(spec)}" for spec in own]
+    lines += [f"  {_arg_line(spec)}" for spec in own if not (spec.group or "").startswith(REPEATED_GROUP)]
+    lines += _repeated_lines(schema)
     for label, pairs in (("In place allowed", schema.inplace_allowed),
                          ("In place enforced", schema.inplace_enforced)):
         if pairs:

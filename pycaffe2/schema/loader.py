@@ -5,11 +5,15 @@ family: optional `arg_groups` (named sets of args that several ops share) and
 `ops` (type -> schema). `_common.yaml` holds groups every family can use; its
 group `engine` (args Caffe2 engines read and the others ignore, such as
 `use_cudnn`) is accepted by every op. An input's optional `param` names the
-kind of parameter an init net provides there (one of PARAM_KINDS). A malformed
-file raises SchemaError naming the file, line, op and fault.
+kind of parameter an init net provides there (one of PARAM_KINDS). An op's
+optional `repeated_args` ({prefix, count, args}) copies some of its own args
+under indexed names (prefix with {i} = 0 .. count - 1, none required), for
+args Caffe2 reads by a computed name such as LearningRate's sub_policy_0_gamma.
+A malformed file raises SchemaError naming the file, line, op and fault.
 """
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import yaml
@@ -27,7 +31,9 @@ DEVICES = ("cpu", "cuda")
 INFERENCE_BUILTINS = ("none", "identical")
 
 _OP_KEYS = {"doc", "inputs", "outputs", "num_inputs", "num_outputs", "args", "arg_groups",
-            "inplace", "inference", "devices", "gradient", "forward", "aliases"}
+            "inplace", "inference", "devices", "gradient", "forward", "aliases",
+            "repeated_args"}
+REPEATED_GROUP = "repeated "  # group of a repeated_args copy: this, then the prefix
 _ARG_KEYS = {"type", "doc", "default", "required", "allowed", "min", "max", "exclusive_min"}
 _TENSOR_KEYS = {"name", "doc", "optional", "variadic"}
 _INPUT_KEYS = _TENSOR_KEYS | {"param"}
@@ -157,6 +163,24 @@ class _Reader:
         self.fail(f"'{kind}' must be a count, a list of counts or {{min, max, step}}; got {value!r}",
                   node, op)
 
+    def repeated_args(self, spec, own: dict, op, node) -> dict[str, ArgSpec]:
+        """The indexed copies `repeated_args` asks for, optional whatever the original."""
+        if spec is None:
+            return {}
+        if not (isinstance(spec, dict) and set(spec) == {"prefix", "count", "args"}
+                and "{i}" in str(spec["prefix"]) and isinstance(spec["count"], int)
+                and spec["count"] > 0 and isinstance(spec["args"], list)):
+            self.fail("'repeated_args' must be {prefix (holding {i}), count (> 0), args (a list)}",
+                      node, op)
+        missing = [name for name in spec["args"] if name not in own]
+        if missing:
+            self.fail(f"repeated_args: {', '.join(map(str, missing))} not among the op's args", node, op)
+        prefix = spec["prefix"]
+        return {prefix.format(i=i) + name: dataclasses.replace(
+                    own[name], name=prefix.format(i=i) + name, required=False,
+                    group=REPEATED_GROUP + prefix)
+                for i in range(spec["count"]) for name in spec["args"]}
+
     def inplace(self, spec, op, node, n_in: Count, n_out: Count):
         spec = spec or {}
         if not isinstance(spec, dict) or set(spec) - {"allow", "enforce"}:
@@ -194,6 +218,7 @@ class _Reader:
             args.update(groups[group])
         own = self.args(spec.get("args", {}), "args", op=op_type)
         args.update(own)
+        args.update(self.repeated_args(spec.get("repeated_args"), own, op_type, spec))
         allowed, enforced = self.inplace(spec.get("inplace"), op_type, spec, n_in, n_out)
         inference = spec.get("inference", "none")
         if inference not in INFERENCE_BUILTINS and inference not in self.inference_rules:

@@ -19,6 +19,7 @@ from pycaffe2.operators import load_kernels
 from pycaffe2.proto import caffe2_pb2
 from pycaffe2.schema import all_schemas
 from pycaffe2.schema.bind import ShapeError, TensorInfo
+from pycaffe2.schema.checker import check_net
 from pycaffe2.testing import (
     assert_outputs_close,
     check_devices,
@@ -110,6 +111,15 @@ POLICIES = [
     ({"policy": "hill", "num_iter": 10, "start_multiplier": 0.1, "gamma": 0.5, "power": 1.0,
       "end_multiplier": 0.05},
      lambda it: 0.1 + 0.9 * it / 10 if it < 10 else max(0.05, 1 / (1 + 0.5 * (it - 10)))),
+    ({"policy": "gate", "num_iter": 10, "multiplier_1": 0.3, "multiplier_2": -2.0},
+     lambda it: 0.3 if it < 10 else -2.0),
+    # exp for iterations 1..5, step for 6..10, fixed from 11 on; each sees the global
+    # iteration and the first also runs before iteration 1.
+    ({"policy": "composite", "sub_policy_num_iters": [5, 5, 2],
+      "sub_policy_0_policy": "exp", "sub_policy_0_gamma": 0.9, "sub_policy_0_lr_scale": 2.0,
+      "sub_policy_1_policy": "step", "sub_policy_1_stepsize": 4, "sub_policy_1_gamma": 0.5,
+      "sub_policy_2_policy": "fixed", "sub_policy_2_lr_scale": 0.25},
+     lambda it: 2.0 * 0.9 ** it if it <= 5 else 0.5 ** (it // 4) if it <= 10 else 0.25),
 ]
 
 
@@ -127,11 +137,27 @@ def test_learning_rate_policies(args, multiplier):
     ({"policy": "poly", "power": 1.0}, "max_iter must be > 0"),
     ({"policy": "multistep", "gamma": 0.1}, "stepsizes must list"),
     ({"policy": "alter", "active_period": 0, "inactive_period": 0}, "not both 0"),
+    ({"policy": "composite"}, "sub_policy_num_iters must list 1 to 8"),
+    ({"policy": "composite", "sub_policy_num_iters": [3, 0]}, "iteration counts > 0"),
+    ({"policy": "composite", "sub_policy_num_iters": [3]}, "sub_policy_0_policy must name a policy"),
+    ({"policy": "composite", "sub_policy_num_iters": [3], "sub_policy_0_policy": "composite"},
+     "other than composite"),
+    ({"policy": "composite", "sub_policy_num_iters": [3, 3], "sub_policy_0_policy": "fixed",
+      "sub_policy_1_policy": "step"}, "policy step: stepsize must be > 0"),
 ])
 def test_learning_rate_arg_errors_at_create_net(args, message):
     net = make_net("lr", [("LearningRate", ["ITER"], ["LR"], {**args, "base_lr": 0.1})])
     with pytest.raises(NetError, match=message):
         Workspace().CreateNet(net, input_blobs=["ITER"])
+
+
+def test_validate_takes_sub_policy_args_up_to_the_schema_count():
+    args = {"policy": "composite", "base_lr": 0.1, "sub_policy_num_iters": [2],
+            "sub_policy_0_policy": "gate", "sub_policy_0_multiplier_2": 0.5}
+    net = make_net("lr", [("LearningRate", ["ITER"], ["LR"], args)])
+    assert check_net(net, known_blobs=["ITER"]) == []
+    net = make_net("lr", [("LearningRate", ["ITER"], ["LR"], {**args, "sub_policy_8_gamma": 0.5})])
+    assert [p.kind for p in check_net(net, known_blobs=["ITER"])] == ["unknown-arg"]
 
 
 # --- WeightedSum -----------------------------------------------------------------------

@@ -80,6 +80,9 @@ BAD_SCHEMAS = [
     (GOOD_OP + "    arg_groups: [nope]\n", 3, "unknown arg group 'nope'"),
     (GOOD_OP + "    devices: [tpu]\n", 3, "'devices' must be a list"),
     (GOOD_OP + "    num_inputs: {min: x}\n", 3, "'num_inputs' must be a count"),
+    (GOOD_OP + "    repeated_args: {prefix: p_, count: 2, args: []}\n", 3, "'repeated_args' must be"),
+    (GOOD_OP + "    repeated_args: {prefix: 'p_{i}_', count: 2, args: [k]}\n", 3,
+     "repeated_args: k not among the op's args"),
     ("ops:\n  Foo:\n    doc: d\n    gradient: maybe\n", 3, "'gradient' must be one of"),
     ("ops:\n  Foo:\n    doc: d\n    gradient: [NoSuchGradient]\n", None, "gradient emits NoSuchGradient"),
     ("ops:\n  Foo:\n    doc: d\n    forward: Nothing\n", None, "'forward' names unknown op Nothing"),
@@ -102,3 +105,12 @@ def test_a_good_family_file_loads(tmp_path):
     schemas = load_schemas(family_dir(tmp_path, GOOD_OP), inference_rules=RULES)
     foo = schemas["Foo"]
     assert foo.family == "bad" and foo.num_inputs.describe() == "1" and foo.gradient == "none"
+
+
+def test_repeated_args_copy_own_args_as_optional(tmp_path):
+    text = (GOOD_OP + "    args:\n      k: {type: int, required: true, min: 1}\n"
+            "    repeated_args: {prefix: 'p_{i}_', count: 2, args: [k]}\n")
+    foo = load_schemas(family_dir(tmp_path, text), inference_rules=RULES)["Foo"]
+    assert {"k", "p_0_k", "p_1_k"} <= set(foo.args) and "p_2_k" not in foo.args
+    copy = foo.args["p_1_k"]
+    assert not copy.required and copy.min == 1 and copy.types == ("int",)

@@ -9,6 +9,7 @@ shapes and dtypes: the kernels call them too.
 from __future__ import annotations
 
 import math
+import re
 
 from pycaffe2.schema.inference import OpView, ShapeError, TensorInfo, rule, same_shapes, same_sizes
 
@@ -46,8 +47,36 @@ POLICY_REQUIREMENTS = {
 }
 
 
+SUB_POLICY = "sub_policy_{i}_"  # composite: sub-policy i's args are this + the arg's name
+
+
+def sub_policies(args: dict) -> list[dict]:
+    """composite's sub-policies: each one's args (policy, lr_scale, ...) by their plain
+    names, with num_iter_start, the first iteration it runs (Caffe2 counts from 1)."""
+    num_iters = list(args.get("sub_policy_num_iters") or [])
+    limit = sum(1 for name in args if re.fullmatch(r"sub_policy_\d+_policy", name))  # the schema's count
+    if not num_iters or len(num_iters) > limit or min(num_iters) <= 0:
+        raise ShapeError(f"policy composite: sub_policy_num_iters must list 1 to {limit} "
+                         f"iteration counts > 0, got {num_iters}")
+    subs, start = [], 1
+    for i, num_iter in enumerate(num_iters):
+        prefix = SUB_POLICY.format(i=i)
+        sub = {name[len(prefix):]: value for name, value in args.items() if name.startswith(prefix)}
+        if sub.get("policy") in (None, "", "composite"):
+            raise ShapeError(f"policy composite: {prefix}policy must name a policy other than "
+                             f"composite, got {sub.get('policy')!r}")
+        sub["num_iter_start"] = start
+        subs.append(sub)
+        start += num_iter
+    return subs
+
+
 def learning_rate_policy(policy: str, args: dict) -> None:
-    """Raise unless LearningRate's args suit its policy."""
+    """Raise unless LearningRate's args suit its policy (for composite, each sub-policy's)."""
+    if policy == "composite":
+        for sub in sub_policies(args):
+            learning_rate_policy(sub["policy"], sub)
+        return
     holds, message = POLICY_REQUIREMENTS.get(policy, (lambda a: True, ""))
     if not holds(args):
         raise ShapeError(f"policy {policy}: {message}")
