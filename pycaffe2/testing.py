@@ -91,7 +91,9 @@ def check_reference(op_type: str, inputs: list, reference, args=None, num_output
             if i < len(inputs) and o < len(got):
                 in_names = [f"in{k}" for k in range(len(inputs))]
                 out_names = [f"out{k}" for k in range(len(got))]
-                out_names[o] = in_names[i]
+                for ei, eo in {(i, o), *schema.inplace_enforced}:  # enforced pairs always hold
+                    if ei < len(in_names) and eo < len(out_names):
+                        out_names[eo] = in_names[ei]
                 inplace = run_op(op_type, inputs, args, input_names=in_names, output_names=out_names,
                                  device_option=option)
                 assert_outputs_close(inplace, expected, atol, rtol)

@@ -34,6 +34,11 @@ FLAGS = {
     "MomentumSGDUpdate": {"param": "weight"},
     "Adagrad": {"param": "weight"},
     "Adam": {"param": "weight"},
+    "SparseAdagrad": {"param": "weight"},
+    "RowWiseSparseAdagrad": {"param": "weight"},
+    "SparseMomentumSGDUpdate": {"param": "weight"},
+    "SparseAdam": {"param": "weight"},
+    "RowWiseSparseAdam": {"param": "weight"},
 }
 PARAM_STYLE = 'style="bold,filled"'
 

@@ -48,11 +48,16 @@ def _scalar(name: str, value, dtype) -> np.generic:
     return np.dtype(dtype).type(np.ravel(value)[0])
 
 
-def _check_tensors(named: dict) -> None:
-    """Raise unless the tensors are floats holding the same number of elements."""
+def check_floats(named: dict) -> None:
+    """Raise unless the tensors are floats."""
     for name, array in named.items():
         if not isinstance(array, np.ndarray) or array.dtype.kind != "f":
             raise ValueError(f"{name} must be a float tensor, got {_describe(array)}")
+
+
+def _check_tensors(named: dict) -> None:
+    """Raise unless the tensors are floats holding the same number of elements."""
+    check_floats(named)
     same_sizes({name: array.shape for name, array in named.items()})
 
 

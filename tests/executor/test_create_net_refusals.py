@@ -45,6 +45,8 @@ STATIC_PROBLEMS = {
     "nn": ("Dropout", ["X"], ["Y", "mask"], {"ratio": 2.0}, "arg 'ratio': value 2.0 is out of range"),
     "reduction": ("ReduceSum", ["X", "Z"], ["Y"], {}, "takes 1 input (data), got 2"),
     "training": ("Iter", ["iter"], ["iter2"], {}, "output 0 (iter) must be the same blob as input 0"),
+    "sparse_update": ("SparseAdagrad", ["p", "m", "i", "g", "lr"], ["p2", "m"], {},
+                      "output 0 (output_param) must be the same blob as input 0 (param)"),
     "io": ("Save", ["X"], [], {}, "required arg 'db_type' is missing"),
     "pooling": ("MaxPool", ["X", "Z"], ["Y"], {"kernel": 2}, "takes 1 input (X), got 2"),
     "softmax_loss": ("SoftmaxWithLoss", ["X"], ["P", "loss"], {}, "takes 2 to 3 inputs"),

@@ -1,0 +1,99 @@
+"""NumPy kernels of the sparse_update family: the training family's update rules
+on the rows of param that `indices` name. The rows are updated one index at a
+time, in order, so a row named twice is updated twice, as in Caffe2's loop. Like
+every kernel they return new arrays; the schema makes the outputs overwrite
+param and the moments in place.
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from pycaffe2.operators.registry import register_cpu
+from pycaffe2.operators.training import _scalar, check_floats, read_counter
+from pycaffe2.schema.inference.sparse_update import index_range, moment_size, sparse_rows
+
+
+def _rows(param, moments: dict, indices, grad, row_wise_last: bool):
+    """Checked inputs as (param rows, [moment rows], flat indices, grad rows): param and
+    each moment copied to one row per row of param, grad to one slice per index."""
+    check_floats({"param": param, **moments, "grad": grad})
+    indices = np.asarray(indices)
+    row = sparse_rows(param.shape, indices.shape, indices.dtype, grad.shape)
+    rows = param.shape[0]
+    names = list(moments)
+    per_row = [row_wise_last and name == names[-1] for name in names]
+    widths = [1 if row_wise else row for row_wise in per_row]
+    for name, moment, row_wise in zip(names, moments.values(), per_row):
+        moment_size(name, moment.shape, param.shape, row_wise)
+    flat = indices.reshape(-1)
+    index_range(flat, rows)
+    return (param.reshape(rows, row).copy(),
+            [m.reshape(rows, width).copy() for m, width in zip(moments.values(), widths)],
+            flat, grad.reshape(flat.size, row))
+
+
+def _adagrad(param, moment, indices, grad, lr, epsilon, row_wise):
+    p, (h,), flat, g = _rows(param, {"moment": moment}, indices, grad, row_wise)
+    t = param.dtype.type
+    lr, epsilon = _scalar("lr", lr, param.dtype), t(epsilon)
+    for i, k in enumerate(flat):
+        h[k] += np.mean(g[i] * g[i]) if row_wise else g[i] * g[i]
+        p[k] += lr * g[i] / (np.sqrt(h[k]) + epsilon)
+    return p.reshape(param.shape), h.reshape(moment.shape)
+
+
+@register_cpu("SparseAdagrad")
+def sparse_adagrad(param, moment, indices, grad, lr, *, epsilon):
+    return _adagrad(param, moment, indices, grad, lr, epsilon, row_wise=False)
+
+
+@register_cpu("RowWiseSparseAdagrad")
+def row_wise_sparse_adagrad(param, moment, indices, grad, lr, *, epsilon):
+    return _adagrad(param, moment, indices, grad, lr, epsilon, row_wise=True)
+
+
+@register_cpu("SparseMomentumSGDUpdate")
+def sparse_momentum_sgd_update(grad, moment, lr, param, indices, *, momentum, nesterov):
+    p, (m,), flat, g = _rows(param, {"moment": moment}, indices, grad, False)
+    t = param.dtype.type
+    lr, momentum = _scalar("lr", lr, param.dtype), t(momentum)
+    steps = np.empty_like(g)
+    for i, k in enumerate(flat):
+        new_moment = lr * g[i] + momentum * m[k]
+        steps[i] = (1 + momentum) * new_moment - momentum * m[k] if nesterov else new_moment
+        m[k] = new_moment
+        p[k] -= steps[i]
+    return steps.reshape(grad.shape), m.reshape(moment.shape), p.reshape(param.shape)
+
+
+def _adam(param, moment_1, moment_2, indices, grad, lr, counter, beta1, beta2, epsilon, row_wise):
+    p, (m1, m2), flat, g = _rows(param, {"moment_1": moment_1, "moment_2": moment_2},
+                                 indices, grad, row_wise)
+    t = param.dtype.type
+    lr = _scalar("lr", lr, param.dtype)
+    step_number = read_counter(counter) + 1  # Caffe2's bias correction uses iter + 1
+    correction = t(math.sqrt(1 - beta2 ** step_number) / (1 - beta1 ** step_number))
+    steps = np.empty_like(g)
+    for i, k in enumerate(flat):
+        square = np.mean(g[i] * g[i]) if row_wise else g[i] * g[i]
+        m1[k] = t(beta1) * m1[k] + t(1 - beta1) * g[i]
+        m2[k] = t(beta2) * m2[k] + t(1 - beta2) * square
+        steps[i] = correction * m1[k] / (np.sqrt(m2[k]) + t(epsilon))
+        p[k] += lr * steps[i]
+    return (p.reshape(param.shape), m1.reshape(moment_1.shape), m2.reshape(moment_2.shape),
+            steps.reshape(grad.shape))
+
+
+@register_cpu("SparseAdam")
+def sparse_adam(param, moment_1, moment_2, indices, grad, lr, counter, *, beta1, beta2, epsilon):
+    return _adam(param, moment_1, moment_2, indices, grad, lr, counter, beta1, beta2, epsilon,
+                 row_wise=False)
+
+
+@register_cpu("RowWiseSparseAdam")
+def row_wise_sparse_adam(param, moment_1, moment_2, indices, grad, lr, counter, *, beta1, beta2,
+                         epsilon):
+    return _adam(param, moment_1, moment_2, indices, grad, lr, counter, beta1, beta2, epsilon,
+                 row_wise=True)

@@ -1,0 +1,101 @@
+"""Inference rules of the sparse_update family.
+
+Each op updates the rows of param that `indices` name, taking one gradient
+slice per index: grad holds indices.size times param's row size elements. The
+updated blobs keep their shapes; the optional step output takes grad's. The
+checks take plain shapes and dtypes: the kernels call them too.
+"""
+from __future__ import annotations
+
+import math
+
+from pycaffe2.schema.inference import OpView, ShapeError, rule
+from pycaffe2.schema.inference.training import _counter, _one_element
+
+INDEX_DTYPES = ("int32", "int64")
+
+
+def sparse_rows(param_shape, indices_shape, indices_dtype, grad_shape) -> int:
+    """Raise unless grad holds one row of param per index; return the row size."""
+    if len(param_shape) < 1:
+        raise ShapeError("param must be at least 1-D (its rows are the first axis)")
+    if str(indices_dtype) not in INDEX_DTYPES:
+        raise ShapeError(f"indices must be int32 or int64, got {indices_dtype}")
+    row = math.prod(param_shape[1:])
+    if math.prod(grad_shape) != math.prod(indices_shape) * row:
+        raise ShapeError(f"grad {list(grad_shape)} must hold one row of param {list(param_shape)} "
+                         f"per index ({math.prod(indices_shape)} indices)")
+    return row
+
+
+def moment_size(name: str, moment_shape, param_shape, row_wise: bool) -> None:
+    """Raise unless a moment holds an element per element of param (per row if row_wise)."""
+    expected = param_shape[0] if row_wise else math.prod(param_shape)
+    if math.prod(moment_shape) != expected:
+        what = "one element per row of" if row_wise else "as many elements as"
+        raise ShapeError(f"{name} {list(moment_shape)} must hold {what} param {list(param_shape)}")
+
+
+def index_range(indices, rows: int) -> None:
+    """Raise unless every index names a row of param."""
+    bad = [int(i) for i in indices if not 0 <= i < rows]
+    if bad:
+        raise ShapeError(f"index {bad[0]} is out of range for param's {rows} rows")
+
+
+def _check(param, moments: dict, indices, grad, lr, row_wise_last: bool) -> None:
+    """The checks on known infos; the last moment is per row when row_wise_last."""
+    _one_element(lr, "lr")
+    if param is None:
+        return
+    if indices is not None and grad is not None:
+        sparse_rows(param.shape, indices.shape, indices.dtype, grad.shape)
+    names = list(moments)
+    for name, info in moments.items():
+        if info is not None:
+            moment_size(name, info.shape, param.shape, row_wise_last and name == names[-1])
+
+
+def _adagrad(inputs, row_wise):
+    param, moment, indices, grad, lr = inputs
+    _check(param, {"moment": moment}, indices, grad, lr, row_wise)
+    return [param, moment]
+
+
+@rule("sparse_update_adagrad")
+def sparse_adagrad(op: OpView, inputs: list) -> list:
+    """(param, moment) keep their shapes."""
+    return _adagrad(inputs, row_wise=False)
+
+
+@rule("sparse_update_row_wise_adagrad")
+def row_wise_sparse_adagrad(op: OpView, inputs: list) -> list:
+    """(param, moment) keep their shapes; moment holds one element per row."""
+    return _adagrad(inputs, row_wise=True)
+
+
+@rule("sparse_update_momentum_sgd")
+def sparse_momentum_sgd(op: OpView, inputs: list) -> list:
+    """(step, moment, param) like (grad, moment, param)."""
+    grad, moment, lr, param, indices = inputs
+    _check(param, {"moment": moment}, indices, grad, lr, False)
+    return [grad, moment, param]
+
+
+def _adam(inputs, row_wise):
+    param, moment_1, moment_2, indices, grad, lr, counter = inputs
+    _counter(counter)
+    _check(param, {"moment_1": moment_1, "moment_2": moment_2}, indices, grad, lr, row_wise)
+    return [param, moment_1, moment_2, grad]
+
+
+@rule("sparse_update_adam")
+def sparse_adam(op: OpView, inputs: list) -> list:
+    """(param, moment_1, moment_2) keep their shapes; the steps take grad's."""
+    return _adam(inputs, row_wise=False)
+
+
+@rule("sparse_update_row_wise_adam")
+def row_wise_sparse_adam(op: OpView, inputs: list) -> list:
+    """As SparseAdam; moment_2 holds one element per row."""
+    return _adam(inputs, row_wise=True)

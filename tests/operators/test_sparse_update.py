@@ -1,0 +1,129 @@
+"""sparse_update family: each sparse update against a NumPy reference that
+applies the dense rule row by row (duplicate indices included, in order), the
+empty update, the shape-inference rule and the errors."""
+import math
+
+import numpy as np
+import pytest
+
+from pycaffe2.executor import OpFailure
+from pycaffe2.schema.bind import ShapeError, TensorInfo
+from pycaffe2.testing import check_reference, run_op
+from tests.schema import infer
+
+
+def lr_of(lr):
+    return float(np.ravel(lr)[0])
+
+
+def sparse_adagrad_reference(param, moment, indices, grad, lr, epsilon=1e-5, row_wise=False):
+    param, moment = param.copy(), moment.copy()
+    for g, k in zip(grad, indices):
+        moment[k] += np.mean(g * g) if row_wise else g * g
+        param[k] += lr_of(lr) * g / (np.sqrt(moment[k]) + epsilon)
+    return param, moment
+
+
+def sparse_momentum_reference(grad, moment, lr, param, indices, momentum=0.0, nesterov=0):
+    moment, param, steps = moment.copy(), param.copy(), np.empty_like(grad)
+    for i, k in enumerate(indices):
+        new = lr_of(lr) * grad[i] + momentum * moment[k]
+        steps[i] = (1 + momentum) * new - momentum * moment[k] if nesterov else new
+        moment[k] = new
+        param[k] -= steps[i]
+    return steps, moment, param
+
+
+def sparse_adam_reference(param, m1, m2, indices, grad, lr, iteration, beta1=0.9, beta2=0.999,
+                          epsilon=1e-5, row_wise=False):
+    param, m1, m2, steps = param.copy(), m1.copy(), m2.copy(), np.empty_like(grad)
+    t = int(iteration[0]) + 1
+    for i, k in enumerate(indices):
+        g = grad[i]
+        m1[k] = beta1 * m1[k] + (1 - beta1) * g
+        m2[k] = beta2 * m2[k] + (1 - beta2) * (np.mean(g * g) if row_wise else g * g)
+        steps[i] = math.sqrt(1 - beta2 ** t) / (1 - beta1 ** t) * m1[k] / (np.sqrt(m2[k]) + epsilon)
+        param[k] += lr_of(lr) * steps[i]
+    return param, m1, m2, steps
+
+
+def inputs_for(op_type, indices, rows=5, row_shape=(3,), seed=0):
+    rng = np.random.default_rng(seed)
+    tensor = lambda *shape: rng.standard_normal(shape).astype(np.float32)
+    param = tensor(rows, *row_shape)
+    grad = tensor(len(indices), *row_shape)
+    indices = np.asarray(indices, dtype=np.int64)
+    lr = np.array([0.1], np.float32)
+    per_row = np.abs(tensor(rows)) + 0.1
+    full = np.abs(tensor(rows, *row_shape)) + 0.1
+    if op_type == "SparseMomentumSGDUpdate":
+        return [grad, tensor(rows, *row_shape), lr, param, indices]
+    if op_type.endswith("Adagrad"):
+        return [param, per_row if op_type.startswith("RowWise") else full, indices, grad, -lr]
+    moment_2 = per_row if op_type.startswith("RowWise") else full
+    return [param, tensor(rows, *row_shape), moment_2, indices, grad, -lr, np.array([4], np.int64)]
+
+
+CASES = [
+    ("SparseAdagrad", {"epsilon": 0.01}, sparse_adagrad_reference, 2),
+    ("RowWiseSparseAdagrad", {"epsilon": 0.01},
+     lambda *a, **k: sparse_adagrad_reference(*a, **k, row_wise=True), 2),
+    ("SparseMomentumSGDUpdate", {"momentum": 0.9}, sparse_momentum_reference, 3),
+    ("SparseMomentumSGDUpdate", {"momentum": 0.9, "nesterov": 1}, sparse_momentum_reference, 3),
+    ("SparseAdam", {"beta1": 0.8}, sparse_adam_reference, 4),
+    ("SparseAdam", {}, lambda *a, **k: sparse_adam_reference(*a, **k)[:3], 3),
+    ("RowWiseSparseAdam", {"epsilon": 0.01},
+     lambda *a, **k: sparse_adam_reference(*a, **k, row_wise=True), 4),
+]
+
+
+@pytest.mark.parametrize("op_type, args, reference, num_outputs", CASES)
+@pytest.mark.parametrize("indices, row_shape", [([3, 0], (3,)), ([1, 4, 1], (2, 2)), ([], (3,)),
+                                                ([2], ())])
+def test_sparse_updates(op_type, args, reference, num_outputs, indices, row_shape):
+    inputs = inputs_for(op_type, indices, row_shape=row_shape)
+    check_reference(op_type, inputs, reference, args, num_outputs=num_outputs, atol=1e-5)
+
+
+@pytest.mark.parametrize("op_type, shapes, message", [
+    ("SparseAdagrad", {"grad": [2, 4]}, "must hold one row of param"),
+    ("SparseAdagrad", {"moment": [5, 2]}, "as many elements as param"),
+    ("RowWiseSparseAdagrad", {"moment": [5, 3]}, "one element per row of param"),
+    ("SparseAdam", {"param": []}, "at least 1-D"),
+    ("RowWiseSparseAdam", {"moment_2": [4]}, "one element per row of param"),
+    ("SparseMomentumSGDUpdate", {"lr": [2]}, "lr must hold one element"),
+])
+def test_inference_errors(op_type, shapes, message):
+    names = {"SparseAdagrad": ["param", "moment", "indices", "grad", "lr"],
+             "RowWiseSparseAdagrad": ["param", "moment", "indices", "grad", "lr"],
+             "SparseMomentumSGDUpdate": ["grad", "moment", "lr", "param", "indices"],
+             "SparseAdam": ["param", "moment_1", "moment_2", "indices", "grad", "lr", "iter"],
+             "RowWiseSparseAdam": ["param", "moment_1", "moment_2", "indices", "grad", "lr", "iter"]}
+    default = {"param": [5, 3], "moment": [5, 3], "moment_1": [5, 3], "moment_2": [5, 3],
+               "indices": [2], "grad": [2, 3], "lr": [1], "iter": [1]}
+    if op_type.startswith("RowWise"):
+        default.update(moment=[5], moment_2=[5])
+    dtypes = {"indices": "int64", "iter": "int64"}
+    infos = [TensorInfo(tuple(shapes.get(n, default[n])), dtypes.get(n, "float32")) for n in names[op_type]]
+    with pytest.raises(ShapeError, match=message):
+        infer(op_type, infos)
+
+
+def test_inference_gives_the_blobs_shapes():
+    infos = [TensorInfo((5, 3), "float32"), TensorInfo((5, 3), "float32"), TensorInfo((5,), "float32"),
+             TensorInfo((2,), "int32"), TensorInfo((2, 3), "float32"), TensorInfo((1,), "float32"),
+             TensorInfo((1,), "int64")]
+    out = infer("RowWiseSparseAdam", infos, n_out=4)
+    assert [o.shape for o in out] == [(5, 3), (5, 3), (5,), (2, 3)]
+
+
+@pytest.mark.parametrize("indices, message", [
+    (np.array([5], np.int64), "index 5 is out of range for param's 5 rows"),
+    (np.array([-1], np.int64), "index -1 is out of range"),
+    (np.array([1.0], np.float32), "indices must be int32 or int64"),
+])
+def test_bad_indices_fail_at_run_time(indices, message):
+    inputs = inputs_for("SparseAdagrad", [0])
+    inputs[2] = indices
+    with pytest.raises(OpFailure, match=message):
+        run_op("SparseAdagrad", inputs, {})
