@@ -179,7 +179,8 @@ def test_cosine_similarity_of_zero_rows_is_zero():
 
 
 def ref_sigmoid_xent(logits, targets, weights=None, log_D_trick=0, unjoined_lr_loss=0):
-    """(Weighted)SigmoidCrossEntropyWithLogits: -mean over the last axis of each element's weighted log-likelihood."""
+    """(Weighted)SigmoidCrossEntropyWithLogits: -mean over the last axis of each element's
+    (weighted) log-likelihood."""
     lg, t = logits.astype(np.float64), targets.astype(np.float64)
     log_sig, log_one_minus = -np.logaddexp(0, -lg), -np.logaddexp(0, lg)
     if log_D_trick:
@@ -589,8 +590,8 @@ def test_weighted_sigmoid_cross_entropy_inference():
     assert infer("WeightedSigmoidCrossEntropyWithLogitsGradient", [(4,), (4, 3), (4, 3), (4, 3)]) == [
         TensorInfo((4, 3))]
     assert infer("WeightedSigmoidCrossEntropyWithLogits", [None, None, None]) == [None]
-    with pytest.raises(ShapeError, match=r"^logits \[4, 3\], targets \[4, 3\], weights \[4\]: these must have "
-                                         r"the same shape"):
+    with pytest.raises(ShapeError, match=r"^logits \[4, 3\], targets \[4, 3\], weights \[4\]: "
+                                         r"these must have the same shape"):
         infer("WeightedSigmoidCrossEntropyWithLogits", [(4, 3), (4, 3), (4,)])
     with pytest.raises(ShapeError, match=r"^dY is \[3\] but logits are \[4, 3\]"):
         infer("WeightedSigmoidCrossEntropyWithLogitsGradient", [(3,), (4, 3), None, (4, 3)])

@@ -87,8 +87,10 @@ def test_pool_matches_reference_in_both_orders(op_type, x_shape, args, kernel, s
 def test_lp_pool_matches_reference_in_both_orders(p, x_shape, args, kernel, stride, head, out):
     x = randn(*x_shape)
     args = {**args, "p": p}
-    (y,) = check_reference("LpPool", [x], lambda *_, **__: ref_pool(x, "LpPool", kernel, stride, head, out, p=p),
-                           args, rtol=1e-4)
+    def reference(*_, **__):
+        return ref_pool(x, "LpPool", kernel, stride, head, out, p=p)
+
+    (y,) = check_reference("LpPool", [x], reference, args, rtol=1e-4)
     assert y.dtype == np.float32
     check_reference("LpPool", [nhwc(x)], lambda *_, **__: nhwc(y), {**args, "order": "NHWC"}, rtol=1e-4)
 

@@ -296,8 +296,8 @@ def spatial_case(seed, shape, weighted, ignored=True):
 @pytest.mark.parametrize("scale", [1.0, 2.5])
 def test_spatial_softmax_with_loss_matches_reference(shape, weighted, scale):
     inputs = spatial_case(sum(shape), shape, weighted)
-    p, loss = check_reference("SpatialSoftmaxWithLoss", inputs, ref_spatial_softmax_with_loss, {"scale": scale},
-                              atol=1e-5)
+    p, loss = check_reference("SpatialSoftmaxWithLoss", inputs, ref_spatial_softmax_with_loss,
+                              {"scale": scale}, atol=1e-5)
     assert p.dtype == np.float32 and loss.dtype == np.float32 and loss.shape == ()
 
 
@@ -332,27 +332,29 @@ def test_spatial_softmax_with_loss_registered_gradient(weighted):
 
 def test_spatial_softmax_with_loss_errors():
     logits = np.zeros((2, 3, 4, 5), np.float32)
-    with pytest.raises(ERRORS, match=r"labels must be class indices in \[0, 3\) or -1 \(ignored\), got values "
-                                     r"in \[-2, 0\]"):
-        run_op("SpatialSoftmaxWithLoss", [logits, np.where(np.eye(4, 5, dtype=bool), -2, 0).astype(np.int32)[None]
-                                          .repeat(2, 0)])
+    some_minus_2 = np.where(np.eye(4, 5, dtype=bool), -2, 0).astype(np.int32)[None].repeat(2, 0)
+    with pytest.raises(ERRORS, match=r"labels must be class indices in \[0, 3\) or -1 \(ignored\), "
+                                     r"got values in \[-2, 0\]"):
+        run_op("SpatialSoftmaxWithLoss", [logits, some_minus_2])
     with pytest.raises(ERRORS, match=r"got values in \[3, 3\]"):
         run_op("SpatialSoftmaxWithLoss", [logits, np.full((2, 4, 5), 3, np.int32)])
     with pytest.raises(ERRORS, match="labels must be integer class indices, got float32"):
         run_op("SpatialSoftmaxWithLoss", [logits, np.zeros((2, 4, 5), np.float32)])
     with pytest.raises(ERRORS, match=r"need weights \[N, H, W\] = \[2, 4, 5\], got \[2, 20\]"):
-        run_op("SpatialSoftmaxWithLoss", [logits, np.zeros((2, 4, 5), np.int32), np.ones((2, 20), np.float32)])
+        run_op("SpatialSoftmaxWithLoss", [logits, np.zeros((2, 4, 5), np.int32),
+                                          np.ones((2, 20), np.float32)])
     with pytest.raises(ERRORS, match=r"logits is \[2, 3, 4, 5\] but softmax is \[2, 3, 4, 4\]"):
         run_op("SpatialSoftmaxWithLossGradient", [logits, np.zeros((2, 4, 5), np.int32),
-                                                  np.zeros((2, 3, 4, 4), np.float32), np.ones((), np.float32)])
+                                                  np.zeros((2, 3, 4, 4), np.float32),
+                                                  np.ones((), np.float32)])
 
 
 def test_spatial_softmax_with_loss_inference():
     assert infer("SpatialSoftmaxWithLoss", [(2, 3, 4, 5), ints(2, 4, 5)], n_out=2) == [
         TensorInfo((2, 3, 4, 5)), SCALAR]
-    assert infer("SpatialSoftmaxWithLoss", [(2, 3, 4, 5), ints(2, 4, 5), (2, 4, 5)], n_out=2)[0].shape == (2, 3, 4, 5)
-    assert infer("SpatialSoftmaxWithLossGradient", [(2, 3, 4, 5), ints(2, 4, 5), (2, 4, 5), (2, 3, 4, 5), ()]) == [
-        TensorInfo((2, 3, 4, 5))]
+    x, labels = (2, 3, 4, 5), ints(2, 4, 5)
+    assert infer("SpatialSoftmaxWithLoss", [x, labels, (2, 4, 5)], n_out=2)[0].shape == x
+    assert infer("SpatialSoftmaxWithLossGradient", [x, labels, (2, 4, 5), x, ()]) == [TensorInfo(x)]
     assert infer("SpatialSoftmaxWithLossGradient", [None, ints(2, 4, 5), (2, 3, 4, 5), ()]) == [
         TensorInfo((2, 3, 4, 5))]
 
