@@ -24,6 +24,7 @@ from pycaffe2.schema.inference.loss import (
     row_grad,
     scalar_grad,
     sigmoid_xent_variant,
+    weighted_xent_shapes,
     xent_labels,
 )
 from pycaffe2.schema.inference import same_shape
@@ -233,10 +234,7 @@ def sigmoid_cross_entropy_with_logits(*, log_D_trick, unjoined_lr_loss):
 
     def kernel(logits, targets):
         _logits_and_targets(logits, targets)
-        per_element = likelihood(logits, targets)
-        if logits.ndim == 0:
-            return np.asarray(-per_element, dtype=logits.dtype)
-        return -per_element.mean(axis=-1, dtype=logits.dtype)
+        return _negative_row_means(likelihood(logits, targets), logits.dtype)
     return kernel
 
 
@@ -246,11 +244,37 @@ def sigmoid_cross_entropy_with_logits_gradient(*, log_D_trick, unjoined_lr_loss)
 
     def kernel(dy, logits, targets):
         _logits_and_targets(logits, targets)
-        _, inner = _rows_and_inner(logits)
-        row_grad(dy.shape, logits.shape)
-        factor = dy.reshape(logits.shape[:-1] + (1,) if logits.ndim else ()) / -inner
-        return (factor * derivative(logits, targets)).astype(logits.dtype, copy=False)
+        return _row_mean_gradient(dy, logits, derivative(logits, targets))
     return kernel
+
+
+def _negative_row_means(per_element: np.ndarray, dtype) -> np.ndarray:
+    """-(mean over the last axis) in `dtype` (0-d: -the element)."""
+    if per_element.ndim == 0:
+        return np.asarray(-per_element, dtype=dtype)
+    return -per_element.mean(axis=-1, dtype=dtype)
+
+
+def _row_mean_gradient(dy, logits, derivative: np.ndarray) -> np.ndarray:
+    """dlogits of _negative_row_means, given each element's derivative."""
+    _, inner = _rows_and_inner(logits)
+    row_grad(dy.shape, logits.shape)
+    factor = dy.reshape(logits.shape[:-1] + (1,) if logits.ndim else ()) / -inner
+    return (factor * derivative).astype(logits.dtype, copy=False)
+
+
+@register_cpu("WeightedSigmoidCrossEntropyWithLogits")
+def weighted_sigmoid_cross_entropy_with_logits(logits, targets, weights):
+    weighted_xent_shapes(logits.shape, targets.shape, weights.shape)
+    likelihood, _ = _SIGMOID_XENT["plain"]
+    return _negative_row_means(likelihood(logits, targets) * weights, logits.dtype)
+
+
+@register_cpu("WeightedSigmoidCrossEntropyWithLogitsGradient")
+def weighted_sigmoid_cross_entropy_with_logits_gradient(dy, logits, targets, weights):
+    weighted_xent_shapes(logits.shape, targets.shape, weights.shape)
+    _, derivative = _SIGMOID_XENT["plain"]
+    return _row_mean_gradient(dy, logits, derivative(logits, targets) * weights)
 
 
 # Accuracy -------------------------------------------------------------------------
@@ -277,6 +301,7 @@ gradient_op("AveragedLoss", "I0 GO0")
 for _type in ("SquaredL2Distance", "L1Distance", "DotProduct", "CosineSimilarity"):
     gradient_op(_type, "I0 I1 GO0", "GI0 GI1")
 gradient_op("SigmoidCrossEntropyWithLogits", "GO0 I0 I1")
+gradient_op("WeightedSigmoidCrossEntropyWithLogits", "GO0 I0 I1 I2")
 
 
 # CUDA launchers (loss.cu). Labels are checked on a host copy with the CPU's

@@ -1,5 +1,5 @@
 """Pooling and LRN kernels (NumPy): MaxPool and AveragePool over 1 to 3 (CPU: any
-number of) spatial dims, LRN across channels, with their gradient ops.
+number of) spatial dims, LpPool (CPU only), LRN across channels, with their gradient ops.
 
 Everything runs channels-first, as in conv.py (helpers shared in _conv_pool.py).
 Pooling reduces strided slices of the padded X, one per kernel offset; LRN sums
@@ -28,7 +28,13 @@ from pycaffe2.operators._conv_pool import (
 )
 from pycaffe2.operators.registry import gradient_op, register_cpu, register_cuda
 from pycaffe2.schema.inference.conv import Window, channel_axis
-from pycaffe2.schema.inference.pooling import check_channels, check_one_shape, check_pooled, pooled
+from pycaffe2.schema.inference.pooling import (
+    check_channels,
+    check_lp_norm,
+    check_one_shape,
+    check_pooled,
+    pooled,
+)
 
 
 def _lowest(dtype) -> float:
@@ -140,6 +146,50 @@ def average_pool_gradient(**args):
             dx = np.broadcast_to(share, xc.shape).copy()
         else:
             dx = _scatter((share for _ in np.ndindex(*g.kernel)), xc.shape, g, dy.dtype)
+        return channels_back(dx.astype(dy.dtype, copy=False), args["order"])
+    return run
+
+
+def _lp_pool(xc: np.ndarray, g: Window, p: float) -> np.ndarray:
+    """(sum of |X|^p over each window)^(1/p); padding adds 0, as Caffe2 clips windows to X."""
+    powered = np.abs(xc) ** p
+    if _whole(xc, g):
+        total = powered.sum(axis=tuple(range(2, xc.ndim)), keepdims=True)
+    else:
+        windows = _pool_windows(powered, g, 0)
+        total = next(windows).copy()
+        for cells in windows:
+            total += cells
+    return (total ** (1.0 / p)).astype(xc.dtype, copy=False)
+
+
+@register_factory("LpPool")
+def lp_pool(**args):
+    def run(x):
+        g, _ = pooled(args, x.shape)
+        check_lp_norm(args["p"])
+        return channels_back(_lp_pool(channels_first(x, args["order"]), g, args["p"]), args["order"])
+    return run
+
+
+gradient_op("LpPool", "I0 O0 GO0")
+
+
+@register_factory("LpPoolGradient")
+def lp_pool_gradient(**args):
+    def run(x, y, dy):
+        xc, yc, dyc, g = _pool_inputs(args, x, y, dy)
+        p = args["p"]
+        check_lp_norm(p)
+        # d|x|_p / dx_j = sign(x_j) |x_j|^(p-1) / Y^(p-1): a per-window factor spread over its cells
+        # times a per-cell one. A window of zeros (Y = 0) passes no gradient, where Caffe2 gives NaN.
+        with np.errstate(divide="ignore", invalid="ignore"):
+            share = np.where(yc > 0, dyc / yc ** (p - 1), 0)
+        if _whole(xc, g):
+            spread = np.broadcast_to(share, xc.shape)
+        else:
+            spread = _scatter((share for _ in np.ndindex(*g.kernel)), xc.shape, g, share.dtype)
+        dx = spread * np.sign(xc) * np.abs(xc) ** (p - 1)
         return channels_back(dx.astype(dy.dtype, copy=False), args["order"])
     return run
 

@@ -1,4 +1,5 @@
-"""SoftmaxWithLoss kernels (NumPy and CUDA, softmax_loss.cu), with its gradient op.
+"""SoftmaxWithLoss kernels (NumPy and CUDA, softmax_loss.cu), with its gradient op;
+SpatialSoftmaxWithLoss (NumPy), its per-pixel twin with ignored (-1) labels.
 
 The loss keeps the float type of the logits. Class labels may be any integer
 type and are checked against the number of classes on the host (the CUDA
@@ -18,7 +19,7 @@ from pycaffe2.operators.nn import as_rows, log_softmax_rows
 from pycaffe2.operators.registry import register_cpu, register_cuda, register_gradient
 from pycaffe2.schema.inference.loss import scalar_grad
 from pycaffe2.schema.inference import same_shape
-from pycaffe2.schema.inference.softmax_loss import softmax_labels
+from pycaffe2.schema.inference.softmax_loss import softmax_labels, spatial_labels
 
 
 def _targets(labels, n: int, d: int, label_prob: bool):
@@ -98,6 +99,59 @@ def _softmax_with_loss_gradient(g):
     weights = [g.I(2)] if len(g.op.input) == 3 else []
     inputs = [g.I(0), g.I(1), *weights, g.O(0), g.GO(1)]
     return [g.Op("SoftmaxWithLossGradient", inputs, [g.GI(0)])]
+
+
+IGNORED = -1  # SpatialSoftmaxWithLoss's "don't care" label
+
+
+def _spatial_terms(logits_shape, labels, weights):
+    """(classes, weights) per pixel [N, H, W] after the checks: ignored pixels get
+    class 0 and weight 0, so they drop out of sums and of the total weight."""
+    _, d, _, _ = spatial_labels(logits_shape, labels.shape, None if weights is None else weights.shape)
+    if labels.dtype.kind not in "iu":
+        raise ValueError(f"labels must be integer class indices, got {labels.dtype}")
+    counted = labels != IGNORED
+    if counted.any() and (labels[counted].min() < 0 or labels[counted].max() >= d):
+        raise ValueError(f"labels must be class indices in [0, {d}) or {IGNORED} (ignored), got values in "
+                         f"[{labels[counted].min()}, {labels[counted].max()}]")
+    w = counted if weights is None else np.where(counted, weights, 0)
+    return np.where(counted, labels, 0), w
+
+
+def _per_total(value, total):
+    return value / total if total != 0 else 0.0
+
+
+@register_cpu("SpatialSoftmaxWithLoss")
+def spatial_softmax_with_loss(logits, labels, weights=None, *, scale, order):
+    classes, w = _spatial_terms(logits.shape, labels, weights)
+    dtype = logits.dtype
+    shifted = logits - logits.max(axis=1, keepdims=True) if logits.size else logits.copy()
+    log_p = shifted - np.log(np.exp(shifted).sum(axis=1, keepdims=True))
+    picked = np.take_along_axis(log_p, classes[:, None], axis=1)[:, 0]
+    # log(max(P, 1e-20)), as Caffe2 floors P before its log
+    losses = -np.maximum(picked, dtype.type(math.log(LOG_FLOOR)))
+    loss = scale * _per_total((losses * w).sum(dtype=np.float64), w.sum(dtype=np.float64))
+    return np.exp(log_p), np.asarray(loss, dtype=dtype)
+
+
+@register_cpu("SpatialSoftmaxWithLossGradient")
+def spatial_softmax_with_loss_gradient(logits, labels, third, fourth, fifth=None, *, scale, order):
+    weights, p, dloss = _gradient_inputs(third, fourth, fifth)
+    same_shape(logits.shape, p.shape, ("logits", "softmax"))
+    classes, w = _spatial_terms(p.shape, labels, weights)
+    scalar_grad(dloss.shape, "dloss")
+    dx = p.copy()
+    np.put_along_axis(dx, classes[:, None], np.take_along_axis(dx, classes[:, None], axis=1) - 1, axis=1)
+    dx *= w[:, None]
+    dx *= p.dtype.type(scale * _per_total(dloss.reshape(()).item(), w.sum(dtype=np.float64)))
+    return dx
+
+
+@register_gradient("SpatialSoftmaxWithLoss")
+def _spatial_softmax_with_loss_gradient(g):
+    weights = [g.I(2)] if len(g.op.input) == 3 else []
+    return [g.Op("SpatialSoftmaxWithLossGradient", [g.I(0), g.I(1), *weights, g.O(0), g.GO(1)], [g.GI(0)])]
 
 
 # CUDA launchers (softmax_loss.cu). cuda.NULL stands for an absent input.

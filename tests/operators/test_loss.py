@@ -178,7 +178,9 @@ def test_cosine_similarity_of_zero_rows_is_zero():
     np.testing.assert_allclose(z, [0, 1])
 
 
-def ref_sigmoid_xent(logits, targets, log_D_trick=0, unjoined_lr_loss=0):
+def ref_sigmoid_xent(logits, targets, weights=None, log_D_trick=0, unjoined_lr_loss=0):
+    """(Weighted)SigmoidCrossEntropyWithLogits: -mean over the last axis of each element's
+    (weighted) log-likelihood."""
     lg, t = logits.astype(np.float64), targets.astype(np.float64)
     log_sig, log_one_minus = -np.logaddexp(0, -lg), -np.logaddexp(0, lg)
     if log_D_trick:
@@ -187,6 +189,8 @@ def ref_sigmoid_xent(logits, targets, log_D_trick=0, unjoined_lr_loss=0):
         per_element = t * lg + (1 - t) * log_one_minus
     else:
         per_element = t * log_sig + (1 - t) * log_one_minus
+    if weights is not None:
+        per_element = per_element * weights
     return -per_element.mean(axis=-1) if lg.ndim else -per_element
 
 
@@ -218,6 +222,22 @@ def test_sigmoid_cross_entropy_is_stable_and_checks_args():
         run_op("SigmoidCrossEntropyWithLogits", [logits, np.zeros(2, np.float32)])
     with pytest.raises(ERRORS, match=r"dY is \[2\] but logits are \[1, 2\]"):
         run_op("SigmoidCrossEntropyWithLogitsGradient", [np.zeros(2, np.float32), logits, logits])
+
+
+@pytest.mark.parametrize("shape", [(4, 3), (2, 3, 5), (7,), ()])
+def test_weighted_sigmoid_cross_entropy_with_logits(shape):
+    rng = np.random.default_rng(len(shape) + 10)
+    logits, targets, w = rng.standard_normal(shape) * 4, rng.random(shape), rng.random(shape) + 0.1
+    inputs = [a.astype(np.float32) for a in (logits, targets, w)]
+    (y,) = check_reference("WeightedSigmoidCrossEntropyWithLogits", inputs, ref_sigmoid_xent)
+    assert y.shape == shape[:-1] and y.dtype == np.float32
+    dy = rng.standard_normal(shape[:-1])
+    check_gradient_op("WeightedSigmoidCrossEntropyWithLogits", [logits, targets, w],
+                      "WeightedSigmoidCrossEntropyWithLogitsGradient", [dy, logits, targets, w], {0: 0}, [dy],
+                      rtol=1e-5, atol=1e-6)
+    op = make_op("WeightedSigmoidCrossEntropyWithLogits", ["logits", "targets", "weights"], ["Y"])
+    report = check_op_gradient(op, [logits, targets, w], 0)
+    assert report.ok, report
 
 
 def ref_accuracy(predictions, labels, top_k=1):
@@ -470,7 +490,7 @@ def ints(*shape):
 
 def test_every_op_of_the_family_has_a_rule():
     family = {name: s for name, s in all_schemas().items() if s.family == "loss"}
-    assert len(family) == 17
+    assert len(family) == 19
     assert all(s.inference != "none" for s in family.values())
     assert all_schemas()["Accuracy"].gradient == "should_not"
 
@@ -563,6 +583,26 @@ def test_sigmoid_cross_entropy_errors_inference():
     with pytest.raises(ShapeError, match=r"dY is \[3\] but logits are \[4, 3\]"):
         infer("SigmoidCrossEntropyWithLogitsGradient", [(3,), (4, 3), (4, 3)])
     assert infer("SigmoidCrossEntropyWithLogits", [None, None]) == [None]
+
+
+def test_weighted_sigmoid_cross_entropy_inference():
+    assert infer("WeightedSigmoidCrossEntropyWithLogits", [(4, 3), None, (4, 3)]) == [TensorInfo((4,))]
+    assert infer("WeightedSigmoidCrossEntropyWithLogitsGradient", [(4,), (4, 3), (4, 3), (4, 3)]) == [
+        TensorInfo((4, 3))]
+    assert infer("WeightedSigmoidCrossEntropyWithLogits", [None, None, None]) == [None]
+    with pytest.raises(ShapeError, match=r"^logits \[4, 3\], targets \[4, 3\], weights \[4\]: "
+                                         r"these must have the same shape"):
+        infer("WeightedSigmoidCrossEntropyWithLogits", [(4, 3), (4, 3), (4,)])
+    with pytest.raises(ShapeError, match=r"^dY is \[3\] but logits are \[4, 3\]"):
+        infer("WeightedSigmoidCrossEntropyWithLogitsGradient", [(3,), (4, 3), None, (4, 3)])
+
+
+def test_weighted_sigmoid_cross_entropy_errors():
+    x = np.zeros((4, 3), np.float32)
+    with pytest.raises(ERRORS, match=r"logits \[4, 3\], targets \[4, 3\], weights \[3\]: these must have"):
+        run_op("WeightedSigmoidCrossEntropyWithLogits", [x, x, np.ones(3, np.float32)])
+    with pytest.raises(ERRORS, match=r"dY is \[3\] but logits are \[4, 3\]"):
+        run_op("WeightedSigmoidCrossEntropyWithLogitsGradient", [np.zeros(3, np.float32), x, x, x])
 
 
 def test_accuracy_inference():

@@ -1,4 +1,4 @@
-"""softmax_loss family (SoftmaxWithLoss): against an independent NumPy reference
+"""softmax_loss family (SoftmaxWithLoss, SpatialSoftmaxWithLoss): against an independent NumPy reference
 (float64), its gradient op against numeric differentiation, the CUDA kernels
 against their CPU twins (gpu-marked), and the shape-inference rules."""
 import numpy as np
@@ -208,7 +208,8 @@ def test_softmax_with_loss_variants(variant, shape):
 
 def test_every_op_of_the_family_has_a_rule():
     family = {name: s for name, s in all_schemas().items() if s.family == "softmax_loss"}
-    assert sorted(family) == ["SoftmaxWithLoss", "SoftmaxWithLossGradient"]
+    assert sorted(family) == ["SoftmaxWithLoss", "SoftmaxWithLossGradient", "SpatialSoftmaxWithLoss",
+                              "SpatialSoftmaxWithLossGradient"]
     assert all(s.inference != "none" for s in family.values())
 
 
@@ -259,3 +260,114 @@ def test_softmax_with_loss_gradient_inference():
         infer("SoftmaxWithLossGradient", [(4, 10), ints(4), (4, 9), ()])
     with pytest.raises(ShapeError, match=r"weights are \[5\]"):
         infer("SoftmaxWithLossGradient", [(4, 10), ints(4), (5,), (4, 10), ()])
+
+
+# SpatialSoftmaxWithLoss (CPU) ---------------------------------------------------------
+
+def ref_spatial_softmax_with_loss(logits, labels, weights=None, scale=1.0, order="NCHW"):
+    """Per-pixel softmax over D and the weighted mean of -log P[label] over pixels whose label is not -1."""
+    n, d, h, w = logits.shape
+    p = np.empty(logits.shape)
+    total = weight_sum = 0.0
+    for i, y, x in np.ndindex(n, h, w):
+        column = logits[i, :, y, x].astype(np.float64)
+        e = np.exp(column - column.max())
+        p[i, :, y, x] = e / e.sum()
+        if labels[i, y, x] != -1:
+            weight = 1.0 if weights is None else float(weights[i, y, x])
+            total += -np.log(max(p[i, labels[i, y, x], y, x], 1e-20)) * weight
+            weight_sum += weight
+    return p, np.float64(scale * total / weight_sum if weight_sum else 0.0)
+
+
+def spatial_case(seed, shape, weighted, ignored=True):
+    """[logits, labels, (weights)] with some labels -1 when `ignored`."""
+    rng = np.random.default_rng(seed)
+    n, d, h, w = shape
+    labels = rng.integers(-1 if ignored else 0, d, (n, h, w)).astype(np.int32)
+    inputs = [(rng.standard_normal(shape) * 2).astype(np.float32), labels]
+    if weighted:
+        inputs.append((rng.random((n, h, w)) + 0.1).astype(np.float32))
+    return inputs
+
+
+@pytest.mark.parametrize("shape", [(2, 3, 4, 5), (1, 1, 2, 2), (3, 4, 1, 6), (0, 3, 2, 2)])
+@pytest.mark.parametrize("weighted", [False, True])
+@pytest.mark.parametrize("scale", [1.0, 2.5])
+def test_spatial_softmax_with_loss_matches_reference(shape, weighted, scale):
+    inputs = spatial_case(sum(shape), shape, weighted)
+    p, loss = check_reference("SpatialSoftmaxWithLoss", inputs, ref_spatial_softmax_with_loss,
+                              {"scale": scale}, atol=1e-5)
+    assert p.dtype == np.float32 and loss.dtype == np.float32 and loss.shape == ()
+
+
+def test_spatial_softmax_with_loss_ignores_every_pixel_labelled_minus_1():
+    logits, _, weights = spatial_case(3, (2, 3, 2, 2), True)
+    labels = np.full((2, 2, 2), -1, np.int32)
+    p, loss = run_op("SpatialSoftmaxWithLoss", [logits, labels, weights])
+    assert loss == 0
+    (dx,) = run_op("SpatialSoftmaxWithLossGradient", [logits, labels, weights, p, np.float32(1)])
+    assert (dx == 0).all()
+
+
+@pytest.mark.parametrize("weighted", [False, True])
+@pytest.mark.parametrize("scale", [1.0, 0.5])
+def test_spatial_softmax_with_loss_gradient_matches_numeric(weighted, scale):
+    inputs = spatial_case(11, (2, 3, 3, 2), weighted)
+    args = {"scale": scale}
+    p, _ = run_op("SpatialSoftmaxWithLoss", inputs, args)
+    (dx,) = check_gradient_op("SpatialSoftmaxWithLoss", inputs, "SpatialSoftmaxWithLossGradient",
+                              inputs + [p, np.array(0.7, np.float32)], {0: 0}, [None, 0.7], args, atol=1e-3)
+    assert dx.dtype == np.float32 and (np.moveaxis(dx, 1, -1)[inputs[1] == -1] == 0).all()
+
+
+@pytest.mark.parametrize("weighted", [False, True])
+def test_spatial_softmax_with_loss_registered_gradient(weighted):
+    inputs = spatial_case(7, (2, 3, 2, 3), weighted)
+    names = ["logits", "labels", "weights"][:len(inputs)]
+    op = make_op("SpatialSoftmaxWithLoss", names, ["P", "loss"], {"scale": 1.5})
+    report = check_op_gradient(op, inputs, 0, outputs_with_grads=(1,))
+    assert report.ok, report
+
+
+def test_spatial_softmax_with_loss_errors():
+    logits = np.zeros((2, 3, 4, 5), np.float32)
+    some_minus_2 = np.where(np.eye(4, 5, dtype=bool), -2, 0).astype(np.int32)[None].repeat(2, 0)
+    with pytest.raises(ERRORS, match=r"labels must be class indices in \[0, 3\) or -1 \(ignored\), "
+                                     r"got values in \[-2, 0\]"):
+        run_op("SpatialSoftmaxWithLoss", [logits, some_minus_2])
+    with pytest.raises(ERRORS, match=r"got values in \[3, 3\]"):
+        run_op("SpatialSoftmaxWithLoss", [logits, np.full((2, 4, 5), 3, np.int32)])
+    with pytest.raises(ERRORS, match="labels must be integer class indices, got float32"):
+        run_op("SpatialSoftmaxWithLoss", [logits, np.zeros((2, 4, 5), np.float32)])
+    with pytest.raises(ERRORS, match=r"need weights \[N, H, W\] = \[2, 4, 5\], got \[2, 20\]"):
+        run_op("SpatialSoftmaxWithLoss", [logits, np.zeros((2, 4, 5), np.int32),
+                                          np.ones((2, 20), np.float32)])
+    with pytest.raises(ERRORS, match=r"logits is \[2, 3, 4, 5\] but softmax is \[2, 3, 4, 4\]"):
+        run_op("SpatialSoftmaxWithLossGradient", [logits, np.zeros((2, 4, 5), np.int32),
+                                                  np.zeros((2, 3, 4, 4), np.float32),
+                                                  np.ones((), np.float32)])
+
+
+def test_spatial_softmax_with_loss_inference():
+    assert infer("SpatialSoftmaxWithLoss", [(2, 3, 4, 5), ints(2, 4, 5)], n_out=2) == [
+        TensorInfo((2, 3, 4, 5)), SCALAR]
+    x, labels = (2, 3, 4, 5), ints(2, 4, 5)
+    assert infer("SpatialSoftmaxWithLoss", [x, labels, (2, 4, 5)], n_out=2)[0].shape == x
+    assert infer("SpatialSoftmaxWithLossGradient", [x, labels, (2, 4, 5), x, ()]) == [TensorInfo(x)]
+    assert infer("SpatialSoftmaxWithLossGradient", [None, ints(2, 4, 5), (2, 3, 4, 5), ()]) == [
+        TensorInfo((2, 3, 4, 5))]
+
+
+@pytest.mark.parametrize("op_type, shapes, message", [
+    ("SpatialSoftmaxWithLoss", [(6, 10), ints(6)], r"^logits are \[6, 10\] but must be 4-D \[N, D, H, W\]"),
+    ("SpatialSoftmaxWithLoss", [(2, 3, 4, 5), ints(2, 20)],
+     r"^logits \[2, 3, 4, 5\] need labels \[N, H, W\] = \[2, 4, 5\], got \[2, 20\]"),
+    ("SpatialSoftmaxWithLoss", [(2, 3, 4, 5), (2, 4, 5)], "^labels must be int32 class indices, got float32"),
+    ("SpatialSoftmaxWithLoss", [(2, 3, 4, 5), ints(2, 4, 5), (2, 4, 4)], r"need weights \[N, H, W\]"),
+    ("SpatialSoftmaxWithLossGradient", [(2, 3, 4, 5), ints(2, 4, 5), (2, 3, 4, 4), ()],
+     r"^logits is \[2, 3, 4, 5\] but softmax is \[2, 3, 4, 4\]"),
+])
+def test_spatial_softmax_with_loss_inference_errors(op_type, shapes, message):
+    with pytest.raises(ShapeError, match=message):
+        infer(op_type, shapes, n_out=2 if op_type == "SpatialSoftmaxWithLoss" else 1)

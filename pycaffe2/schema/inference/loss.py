@@ -15,7 +15,7 @@ import math
 
 from pycaffe2.schema.inference import OpView, ShapeError, TensorInfo, rule
 from pycaffe2.schema.inference.activation import FLOAT_TYPES, float_dtypes
-from pycaffe2.schema.inference import same_shape, shape_of
+from pycaffe2.schema.inference import same_shape, same_shapes, shape_of
 
 SCALAR = TensorInfo((), "float32")
 
@@ -77,6 +77,11 @@ def sigmoid_xent_variant(log_D_trick, unjoined_lr_loss) -> str:
     if log_D_trick and unjoined_lr_loss:
         raise ShapeError("log_D_trick and unjoined_lr_loss cannot both be set")
     return "log_D_trick" if log_D_trick else "unjoined_lr_loss" if unjoined_lr_loss else "plain"
+
+
+def weighted_xent_shapes(logits_shape, targets_shape, weights_shape) -> None:
+    """WeightedSigmoidCrossEntropyWithLogits weighs each element: one shape for all three (None: unknown)."""
+    same_shapes({"logits": logits_shape, "targets": targets_shape, "weights": weights_shape})
 
 
 def row_grad(dy_shape, logits_shape) -> None:
@@ -217,6 +222,25 @@ def sigmoid_cross_entropy_gradient(op: OpView, inputs: list) -> list:
     """dlogits is like the logits; dY must have the logits' shape without the last axis."""
     dy, logits, targets = inputs
     known = _logits(op, logits, targets)
+    if known is not None and dy is not None:
+        row_grad(dy.shape, known.shape)
+    return [known]
+
+
+@rule("loss_weighted_sigmoid_cross_entropy")
+def weighted_sigmoid_cross_entropy(op: OpView, inputs: list) -> list:
+    """xentropy drops the logits' last axis; targets and weights have the logits' shape."""
+    weighted_xent_shapes(*(shape_of(info) for info in inputs))
+    known = next((info for info in inputs if info is not None), None)
+    return [None if known is None else loss_info(known, known.shape[:-1])]
+
+
+@rule("loss_weighted_sigmoid_cross_entropy_gradient")
+def weighted_sigmoid_cross_entropy_gradient(op: OpView, inputs: list) -> list:
+    """dlogits is like the logits; dY must have the logits' shape without the last axis."""
+    dy, *rest = inputs
+    weighted_xent_shapes(*(shape_of(info) for info in rest))
+    known = next((info for info in rest if info is not None), None)
     if known is not None and dy is not None:
         row_grad(dy.shape, known.shape)
     return [known]

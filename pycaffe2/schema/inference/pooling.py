@@ -1,4 +1,4 @@
-"""Inference rules of the pooling family (MaxPool, AveragePool, LRN), and the shape
+"""Inference rules of the pooling family (MaxPool, AveragePool, LpPool, LRN), and the shape
 checks its kernels call. The window comes from conv's `window` (one geometry for
 convolutions and pooling); the checks take plain shapes, so the rules here and the
 CPU and CUDA kernels refuse the same inputs in the same words.
@@ -22,6 +22,12 @@ def check_pooled(x_shape, expected, **given) -> None:
         if tuple(shape) != tuple(expected):
             raise ShapeError(f"{name} is {list(shape)} but pooling X {list(x_shape)} "
                              f"gives {list(expected)}")
+
+
+def check_lp_norm(p: float) -> None:
+    """LpPool takes the 1/p-th power of its sums: p must be positive."""
+    if not p > 0:
+        raise ShapeError(f"p is {p} but must be positive")
 
 
 def check_channels(x_shape) -> None:
@@ -55,6 +61,19 @@ def pool_gradient(op: OpView, inputs: list) -> list:
         shapes = {name: info.shape for name, info in (("Y", y), ("dY", grad)) if info is not None}
         check_pooled(x.shape, pooled(op.args, x.shape)[1], **shapes)
     return [x]
+
+
+@rule("pooling_lp_pool")
+def lp_pool(op: OpView, inputs: list) -> list:
+    """LpPool: MaxPool's shapes, for a positive p."""
+    check_lp_norm(op.args["p"])
+    return pool(op, inputs)
+
+
+@rule("pooling_lp_pool_gradient")
+def lp_pool_gradient(op: OpView, inputs: list) -> list:
+    check_lp_norm(op.args["p"])
+    return pool_gradient(op, inputs)
 
 
 @rule("pooling_lrn")

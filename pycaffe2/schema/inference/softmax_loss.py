@@ -1,5 +1,5 @@
-"""Inference rules of the softmax_loss family (SoftmaxWithLoss), and the check
-its kernels share with them.
+"""Inference rules of the softmax_loss family (SoftmaxWithLoss, SpatialSoftmaxWithLoss),
+and the checks its kernels share with them.
 
 SoftmaxWithLoss sees the logits as [N, D], split before `axis`; softmax is like
 the logits and the loss a 0-d scalar of their float type (float32 when unknown).
@@ -70,4 +70,39 @@ def softmax_with_loss_gradient(op: OpView, inputs: list) -> list:
     x, labels, softmax = inputs[0], inputs[1], inputs[-2]
     same_shape(shape_of(x), shape_of(softmax), ("logits", "softmax"))
     _check(op, x, labels, inputs[2] if len(inputs) == 5 else None)
+    return [x if x is not None else softmax]
+
+
+def spatial_labels(x_shape, labels_shape, weights_shape=None) -> tuple[int, int, int, int]:
+    """(N, D, H, W) of SpatialSoftmaxWithLoss's logits, after checking that they are 4-D
+    and that the labels (and the weights, None where absent or unknown) are [N, H, W]."""
+    if len(x_shape) != 4:
+        raise ShapeError(f"logits are {list(x_shape)} but must be 4-D [N, D, H, W]")
+    n, d, h, w = x_shape
+    for name, shape in (("labels", labels_shape), ("weights", weights_shape)):
+        if shape is not None and tuple(shape) != (n, h, w):
+            raise ShapeError(f"logits {list(x_shape)} need {name} [N, H, W] = {[n, h, w]}, got {list(shape)}")
+    return n, d, h, w
+
+
+def _check_spatial(labels, x, weights) -> None:
+    int32_labels(labels, "labels")
+    if x is not None:
+        spatial_labels(x.shape, shape_of(labels), shape_of(weights))
+
+
+@rule("softmax_loss_spatial")
+def spatial_softmax_with_loss(op: OpView, inputs: list) -> list:
+    """softmax is like the logits [N, D, H, W]; the loss is a 0-d float scalar."""
+    x, labels = inputs[0], inputs[1]
+    _check_spatial(labels, x, inputs[2] if len(inputs) > 2 else None)
+    return [x, loss_info(x, ())]
+
+
+@rule("softmax_loss_spatial_gradient")
+def spatial_softmax_with_loss_gradient(op: OpView, inputs: list) -> list:
+    """dlogits is like the logits, which must match the softmax output."""
+    x, labels, softmax = inputs[0], inputs[1], inputs[-2]
+    same_shape(shape_of(x), shape_of(softmax), ("logits", "softmax"))
+    _check_spatial(labels, x if x is not None else softmax, inputs[2] if len(inputs) == 5 else None)
     return [x if x is not None else softmax]
