@@ -16,6 +16,8 @@ from __future__ import annotations
 import contextlib
 import threading
 
+import numpy as np
+
 from pycaffe2.gradient import BlockGradients, GetBackwardPass, GradientRegistry, only_update
 from pycaffe2.proto import caffe2_pb2
 from pycaffe2.schema import closest_types, get_schema
@@ -206,6 +208,18 @@ class Net:
 
     def AddExternalOutput(self, *blobs):
         self._net.external_output.extend(str(b) for b in blobs)
+
+    def Const(self, array, blob_out=None, dtype=None) -> BlobReference:
+        """A blob holding `array` (converted to `dtype` when given), made by the GivenTensor
+        fill of its type, as Caffe2's Net.Const; a Python bool becomes a ConstantFill."""
+        if isinstance(array, bool):
+            return self.ConstantFill([], blob_out or 1, dtype=caffe2_pb2.TensorProto.BOOL, value=array)
+        array = np.asarray(array, dtype=dtype)
+        fills = {"i4": "GivenTensorIntFill", "i8": "GivenTensorInt64Fill", "b1": "GivenTensorBoolFill"}
+        fill = ("GivenTensorStringFill" if array.dtype.kind in "SUO"
+                else fills.get(array.dtype.str[1:], "GivenTensorFill"))
+        values = [v.encode() if isinstance(v, str) else v for v in array.ravel().tolist()]
+        return self._add_op(fill, [], blob_out or 1, shape=list(array.shape), values=values)
 
     def __getattr__(self, op_type: str):
         if op_type.startswith("_") or not op_type[:1].isupper():

@@ -1,10 +1,11 @@
 """core's Caffe2 behaviours: CreateOperator's arg values (MakeArgument's rules for
 NumPy values, ranges, None, random_seed), Net names unique per process, and
-execution_step's keyword args."""
+execution_step's keyword args, Net.Const."""
 import numpy as np
 import pytest
 
 from pycaffe2 import core, workspace
+from pycaffe2.executor import Workspace
 from pycaffe2.proto import caffe2_pb2
 from pycaffe2.schema.args import arg_value, set_fields
 
@@ -123,3 +124,34 @@ def test_execution_step_refusals():
     plan = core.Plan("p")
     plan.AddStep(core.execution_step("empty", None))  # left out, as in Caffe2
     assert len(plan.Proto().execution_step) == 0
+
+
+@pytest.mark.parametrize("value, dtype, fill, expected_dtype", [
+    (np.arange(6).reshape(2, 3), np.int32, "GivenTensorIntFill", np.int32),
+    ([3, 4], np.int64, "GivenTensorInt64Fill", np.int64),
+    ([1.5, 2.5], None, "GivenTensorFill", np.float32),
+    (np.array([True, False]), None, "GivenTensorBoolFill", np.bool_),
+    (["ab", "c"], None, "GivenTensorStringFill", object),
+])
+def test_const_makes_the_given_tensor_fill_of_its_type(value, dtype, fill, expected_dtype):
+    net = core.Net("const")
+    blob = net.Const(value, dtype=dtype)
+    assert net.Proto().op[-1].type == fill
+    workspace = Workspace("const")
+    workspace.RunNetOnce(net.Proto())
+    got = workspace.FetchBlob(str(blob))
+    expected = np.asarray(value, dtype=dtype)
+    assert got.dtype == expected_dtype and got.shape == expected.shape
+    if expected.dtype.kind in "US":
+        assert got.tolist() == [v.encode() for v in expected.ravel().tolist()]
+    else:
+        np.testing.assert_array_equal(got, expected)
+
+
+def test_const_of_a_python_bool_is_a_bool_scalar():
+    net = core.Net("const_bool")
+    blob = net.Const(True, blob_out="flag")
+    assert str(blob) == "flag" and net.Proto().op[-1].type == "ConstantFill"
+    workspace = Workspace("const_bool")
+    workspace.RunNetOnce(net.Proto())
+    assert workspace.FetchBlob("flag").dtype == np.bool_ and workspace.FetchBlob("flag").item() is True
