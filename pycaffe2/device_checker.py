@@ -13,7 +13,8 @@ from pycaffe2.executor import Workspace
 from pycaffe2.proto import caffe2_pb2
 
 
-def _placed(op, device_option):
+def placed_on(op, device_option):
+    """A copy of `op` that runs on `device_option`."""
     copy = caffe2_pb2.OperatorDef()
     copy.CopyFrom(op)
     copy.device_option.CopyFrom(device_option)
@@ -44,7 +45,7 @@ class DeviceChecker:
             workspace = Workspace("_device_check")
             for name, value in zip(op.input, inputs):
                 workspace.FeedBlob(name, value, input_device_options.get(name, option))
-            workspace.RunOperatorOnce(_placed(op, option))
+            workspace.RunOperatorOnce(placed_on(op, option))
             results.append([workspace.FetchBlob(op.output[i]) for i in outputs_to_check])
         return all(self._same(op.output[i], reference, got, option)
                    for option, outputs in zip(self._device_options[1:], results[1:])

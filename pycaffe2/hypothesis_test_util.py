@@ -30,7 +30,7 @@ except ImportError as error:  # pragma: no cover - depends on the environment
     raise ImportError("pycaffe2.hypothesis_test_util needs hypothesis: pip install hypothesis") from error
 
 from pycaffe2 import workspace
-from pycaffe2.device_checker import DeviceChecker
+from pycaffe2.device_checker import DeviceChecker, placed_on
 from pycaffe2.gradient import GetBackwardPass
 from pycaffe2.gradient_checker import GradientChecker
 from pycaffe2.proto import caffe2_pb2
@@ -224,16 +224,9 @@ def _feed(op, inputs, device_option, input_device_options) -> None:
         workspace.FeedBlob(name, value, input_device_options.get(name, device_option))
 
 
-def _placed(op, device_option):
-    copy = caffe2_pb2.OperatorDef()
-    copy.CopyFrom(op)
-    copy.device_option.CopyFrom(device_option)
-    return copy
-
-
 def runOpOnInput(device_option, op, inputs, input_device_options=None) -> list:
     """The op's outputs (name order) after running it once on `inputs`."""
-    op = _placed(op, device_option)
+    op = placed_on(op, device_option)
     with temp_workspace():
         _feed(op, inputs, device_option, input_device_options)
         workspace.RunOperatorOnce(op)
@@ -279,7 +272,7 @@ class HypothesisTestCase(TestCase):
                               outputs_to_check=None, ensure_outputs_are_inferred: bool = False):
         """Run the op on `inputs` and compare its outputs with `reference(*inputs)` (a tuple
         or list of arrays, None for an output not to check); returns the outputs."""
-        op = _placed(op, device_option)
+        op = placed_on(op, device_option)
         with temp_workspace():
             if len(op.input) > len(inputs):
                 raise ValueError(f"{op.type} has {len(op.input)} inputs, {len(inputs)} values given")
@@ -324,7 +317,7 @@ class HypothesisTestCase(TestCase):
 
     def assertValidationChecks(self, device_option, op, inputs, validator, input_device_options=None,
                                as_kwargs: bool = True, init_net=None):
-        op = _placed(op, device_option)
+        op = placed_on(op, device_option)
         with temp_workspace():
             _feed(op, inputs, device_option, input_device_options)
             if init_net is not None:
@@ -338,7 +331,7 @@ class HypothesisTestCase(TestCase):
 
     def assertRunOpRaises(self, device_option, op, inputs, input_device_options=None, exception=(Exception,),
                           regexp=None):
-        op = _placed(op, device_option)
+        op = placed_on(op, device_option)
         with temp_workspace():
             _feed(op, inputs, device_option, input_device_options)
             if regexp is None:

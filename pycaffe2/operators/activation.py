@@ -27,8 +27,11 @@ def _paired(op_type: str):
     def wrap(kernel):
         @functools.wraps(kernel)
         def checked(*inputs, **args):
-            same_sizes({name: value.shape for name, value in zip(names, inputs)})
-            return kernel(*[cuda.reshape(value, inputs[0].shape) for value in inputs], **args)
+            shape = inputs[0].shape
+            if any(value.shape != shape for value in inputs[1:]):  # the common case costs one compare
+                same_sizes({name: value.shape for name, value in zip(names, inputs)})
+                inputs = [cuda.reshape(value, shape) for value in inputs]
+            return kernel(*inputs, **args)
         return checked
     return wrap
 

@@ -165,9 +165,10 @@ def _lp_pool(xc: np.ndarray, g: Window, p: float) -> np.ndarray:
 
 @register_factory("LpPool")
 def lp_pool(**args):
+    check_lp_norm(args["p"])  # args are fixed once the net is created: checked once
+
     def run(x):
         g, _ = pooled(args, x.shape)
-        check_lp_norm(args["p"])
         return channels_back(_lp_pool(channels_first(x, args["order"]), g, args["p"]), args["order"])
     return run
 
@@ -177,10 +178,11 @@ gradient_op("LpPool", "I0 O0 GO0")
 
 @register_factory("LpPoolGradient")
 def lp_pool_gradient(**args):
+    p = args["p"]
+    check_lp_norm(p)
+
     def run(x, y, dy):
         xc, yc, dyc, g = _pool_inputs(args, x, y, dy)
-        p = args["p"]
-        check_lp_norm(p)
         # d|x|_p / dx_j = sign(x_j) |x_j|^(p-1) / Y^(p-1): a per-window factor spread over its cells
         # times a per-cell one. A window of zeros (Y = 0) passes no gradient, where Caffe2 gives NaN.
         with np.errstate(divide="ignore", invalid="ignore"):
