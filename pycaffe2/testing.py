@@ -156,5 +156,10 @@ def check_devices(op_type: str, inputs: list, args=None, num_outputs=None, atol=
     Returns the CUDA outputs."""
     cpu = run_op(op_type, inputs, args, num_outputs)
     gpu = run_op(op_type, inputs, args, num_outputs, device_option=CUDA)
-    assert_outputs_close(gpu, cpu, atol, rtol, names=[f"{op_type} CUDA output {i}" for i in range(len(gpu))])
+    for i, (g, c) in enumerate(zip(gpu, cpu)):
+        # The devices sum in different orders; a float sum's error grows with its largest
+        # terms, so an element that cancels to near zero gets the output's scale in atol.
+        finite = np.abs(c[np.isfinite(c)]) if c.dtype.kind in "fc" else np.zeros(0)
+        scale = max(1.0, float(finite.max(initial=0.0)))
+        assert_outputs_close([g], [c], atol * scale, rtol, names=[f"{op_type} CUDA output {i}"])
     return gpu
