@@ -24,6 +24,7 @@ import threading
 
 from pycaffe2 import core
 from pycaffe2.model_helper import ParameterTags, update_initializer
+from pycaffe2.optimizer import refuse_sparse
 from pycaffe2.proto import caffe2_pb2
 
 _registry: dict = {}
@@ -388,4 +389,5 @@ def add_weight_decay(model, weight_decay):
     one = model.param_init_net.ConstantFill([], "ONE", shape=[1], value=1.0)
     for param in _weights(model):
         grad = model.param_to_grad[param]
+        refuse_sparse("brew.add_weight_decay", param, grad)
         model.net.WeightedSum([grad, one, param, wd], grad)

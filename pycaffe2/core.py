@@ -18,13 +18,13 @@ import threading
 
 import numpy as np
 
-from pycaffe2.gradient import BlockGradients, GetBackwardPass, GradientRegistry, only_update
+from pycaffe2.gradient import BlockGradients, GetBackwardPass, GradientRegistry, GradientSlice, only_update
 from pycaffe2.proto import caffe2_pb2
 from pycaffe2.schema import closest_types, get_schema
 from pycaffe2.schema.args import make_argument
 
 __all__ = ["BlobReference", "BlockGradients", "CreateOperator", "DeviceOption", "DeviceScope",
-           "ExecutionStep", "GradientRegistry", "NameScope", "Net", "Plan", "ScopedBlobReference",
+           "ExecutionStep", "GradientRegistry", "GradientSlice", "NameScope", "Net", "Plan", "ScopedBlobReference",
            "ScopedName", "execution_step", "only_update", "scoped_execution_step", "to_execution_step"]
 
 DataType = caffe2_pb2.TensorProto  # core.DataType.INT64 etc., as in Caffe2
@@ -252,7 +252,13 @@ class Net:
             params = _as_list(params)
         grad_ops, grad_map = GetBackwardPass(self._net.op[skip:], ys, block=block, params=params)
         self._net.op.extend(grad_ops)
-        return {BlobReference(blob, self): BlobReference(grad, self) for blob, grad in grad_map.items()}
+        return {BlobReference(blob, self): self._gradient_reference(grad) for blob, grad in grad_map.items()}
+
+    def _gradient_reference(self, grad):
+        """A gradient as BlobReferences: one, or a GradientSlice of two (sparse)."""
+        if isinstance(grad, GradientSlice):
+            return GradientSlice(BlobReference(grad.indices, self), BlobReference(grad.values, self))
+        return BlobReference(grad, self)
 
 
 def ScopedBlobReference(name: str, net: Net | None = None) -> BlobReference:

@@ -83,7 +83,7 @@ def check_op_gradient(op: caffe2_pb2.OperatorDef, inputs: list, input_to_check: 
         workspace.FeedBlob(g_output[i], y)
     grad_ops, g_input = GetGradientForOp(op, g_output)
     workspace.RunOperatorsOnce(grad_ops)
-    analytic = workspace.FetchBlob(g_input[input_to_check])
+    analytic = _dense(workspace, g_input[input_to_check], values[input_to_check])
     numeric = central_differences(loss, values[input_to_check], stepsize)
     return _report(op.input[input_to_check], analytic, numeric, threshold)
 
@@ -118,7 +118,7 @@ def check_net_gradient(net: caffe2_pb2.NetDef, outputs_with_grad, input_values: 
         if grad_map.get(name) is None:
             analytic = np.zeros_like(numeric)  # blocked or unreached: must be zero numerically
         else:
-            analytic = workspace.FetchBlob(grad_map[name])
+            analytic = _dense(workspace, grad_map[name], values[name])
         reports.append(_report(name, analytic, numeric, threshold))
     return reports
 
@@ -190,8 +190,8 @@ def _on_device(op, device_option):
 def _dense(workspace, grad_name, like: np.ndarray) -> np.ndarray:
     """The gradient blob; a (indices, values) gradient slice is scattered into zeros."""
     if hasattr(grad_name, "indices"):
-        indices = workspace.FetchBlob(grad_name.indices)
-        values = workspace.FetchBlob(grad_name.values)
+        indices = workspace.FetchBlob(str(grad_name.indices))
+        values = workspace.FetchBlob(str(grad_name.values))
         dense = np.zeros_like(like)
         np.add.at(dense, indices, values)
         return dense

@@ -312,6 +312,11 @@ class HypothesisTestCase(TestCase):
             if g_name is None:
                 self.assertIsNone(ref, f"no gradient for input {name}, the reference has one")
                 continue
+            if hasattr(g_name, "indices"):  # a sparse gradient: the reference gives (values, indices)
+                ref, ref_indices = ref
+                np.testing.assert_allclose(workspace.FetchBlob(str(g_name.indices)), ref_indices,
+                                           err_msg=f"gradient indices of input {name}")
+                g_name = g_name.values
             np.testing.assert_allclose(workspace.FetchBlob(str(g_name)), ref, atol=threshold, rtol=threshold,
                                        err_msg=f"gradient of input {name}")
 

@@ -69,8 +69,28 @@ def _one(param_init_net) -> core.BlobReference:
     return _fill_once(param_init_net, name, shape=[1], value=1.0)
 
 
+def _is_sparse(grad) -> bool:
+    return isinstance(grad, core.GradientSlice)
+
+
+def _gradient(grad, net):
+    """A gradient as it stands: a blob, or a GradientSlice of two (sparse, from Gather)."""
+    if _is_sparse(grad):
+        return core.GradientSlice(_ref(grad.indices, net), _ref(grad.values, net))
+    return _ref(grad, net)
+
+
+def refuse_sparse(what: str, param, grad) -> None:
+    """Weight decay adds the whole param to its gradient: a slice of rows has no room for it."""
+    if _is_sparse(grad):
+        raise ValueError(f"{what}: param {param} has a sparse gradient (indices {grad.indices}, values "
+                         f"{grad.values}), and weight decay needs a dense one: give the Gather ops "
+                         "that read it dense_gradient=1, or leave it out of the decay")
+
+
 def _decay_grad(net, param_init_net, param, grad, weight_decay: float) -> None:
     """grad += weight_decay * param (L2 regularisation), in place."""
+    refuse_sparse("weight decay", param, grad)
     dev = _device()
     name = core.ScopedName(f"wd_{dev.device_type}_{dev.device_id}_{weight_decay!r}")
     wd = _fill_once(param_init_net, name, shape=[1], value=float(weight_decay))
@@ -98,7 +118,7 @@ class Optimizer:
             param, grad = param.blob, param.grad
         if grad is None:
             raise ValueError(f"{type(self).__name__}: param {param} has no gradient")
-        self._run(net, param_init_net, _ref(param, net), _ref(grad, net))
+        self._run(net, param_init_net, _ref(param, net), _gradient(grad, net))
 
     def _run(self, net, param_init_net, param, grad):
         raise NotImplementedError(f"{type(self).__name__} must implement _run")
@@ -149,6 +169,12 @@ class Optimizer:
         if getattr(self, "weight_decay", 0.0):
             _decay_grad(net, param_init_net, param, grad, self.weight_decay)
 
+    def _check_sparse(self, grad) -> None:
+        """Caffe2 sums or averages repeated rows first when sparse_dedup_aggregator is set;
+        pycaffe2's sparse ops update a repeated row once per occurrence, as Caffe2's do without."""
+        if _is_sparse(grad):
+            _unsupported(type(self).__name__, sparse_dedup_aggregator=getattr(self, "sparse_dedup_aggregator", None))
+
 
 class SgdOptimizer(Optimizer):
     """Plain SGD (WeightedSum) or, with momentum > 0, MomentumSGDUpdate."""
@@ -172,6 +198,7 @@ class SgdOptimizer(Optimizer):
         if self.base_learning_rate < 0:
             raise ValueError(f"SgdOptimizer: base learning rate must be positive, "
                              f"got {self.base_learning_rate}")
+        self._check_sparse(grad)
         self._decay(net, param_init_net, param, grad)
         # MomentumSGDUpdate subtracts its step, WeightedSum adds: flip the sign for momentum.
         sign = -1 if self.momentum else 1
@@ -182,8 +209,15 @@ class SgdOptimizer(Optimizer):
             self._aux_params.shared.append(one)
         if self.momentum > 0:
             moment = self._state(param_init_net, param, "_momentum")
-            net.MomentumSGDUpdate([grad, moment, lr, param], [grad, moment, param],
-                                  momentum=self.momentum, nesterov=self.nesterov)
+            if _is_sparse(grad):
+                net.SparseMomentumSGDUpdate([grad.values, moment, lr, param, grad.indices],
+                                            [grad.values, moment, param],
+                                            momentum=self.momentum, nesterov=self.nesterov)
+            else:
+                net.MomentumSGDUpdate([grad, moment, lr, param], [grad, moment, param],
+                                      momentum=self.momentum, nesterov=self.nesterov)
+        elif _is_sparse(grad):
+            net.ScatterWeightedSum([param, one, grad.indices, grad.values, lr], [param])
         else:
             net.WeightedSum([param, one, grad, lr], [param])
 
@@ -212,6 +246,7 @@ class AdamOptimizer(Optimizer):
     def _run(self, net, param_init_net, param, grad):
         if self.alpha == 0:
             return
+        self._check_sparse(grad)
         self._decay(net, param_init_net, param, grad)
         lr, iteration = self.build_lr(net, param_init_net, self.alpha, policy=self.policy,
                                       **self.init_kwargs)
@@ -219,8 +254,12 @@ class AdamOptimizer(Optimizer):
         m2 = self._state(param_init_net, param, "_second_moment")
         if iteration not in self._aux_params.shared:
             self._aux_params.shared.append(iteration)
-        net.Adam([param, m1, m2, grad, lr, iteration], [param, m1, m2],
-                 beta1=self.beta1, beta2=self.beta2, epsilon=self.epsilon)
+        if _is_sparse(grad):
+            net.SparseAdam([param, m1, m2, grad.indices, grad.values, lr, iteration], [param, m1, m2],
+                           beta1=self.beta1, beta2=self.beta2, epsilon=self.epsilon)
+        else:
+            net.Adam([param, m1, m2, grad, lr, iteration], [param, m1, m2],
+                     beta1=self.beta1, beta2=self.beta2, epsilon=self.epsilon)
 
     def scale_learning_rate(self, scale: float) -> None:
         self.alpha *= scale
@@ -246,12 +285,20 @@ class AdagradOptimizer(Optimizer):
     def _run(self, net, param_init_net, param, grad):
         if self.alpha <= 0:
             return
+        self._check_sparse(grad)
+        if _is_sparse(grad) and self.decay != 1:
+            raise NotImplementedError(f"AdagradOptimizer: decay={self.decay!r} with a sparse gradient "
+                                      f"(param {param}): SparseAdagrad has no decay")
         self._decay(net, param_init_net, param, grad)
         lr, _ = self.build_lr(net, param_init_net, self.alpha, policy=self.policy,
                               **self.init_kwargs)
         history = self._state(param_init_net, param, "_squared_sum")
-        net.Adagrad([param, history, grad, lr], [param, history],
-                    epsilon=self.epsilon, decay=float(self.decay))
+        if _is_sparse(grad):
+            net.SparseAdagrad([param, history, grad.indices, grad.values, lr], [param, history],
+                              epsilon=self.epsilon)
+        else:
+            net.Adagrad([param, history, grad, lr], [param, history],
+                        epsilon=self.epsilon, decay=float(self.decay))
 
     def scale_learning_rate(self, scale: float) -> None:
         self.alpha *= scale
@@ -292,7 +339,8 @@ def _norm_ratio(model, params, param_to_grad, max_gradient_norm: float):
             return [_ref(core.ScopedName(name), net)]
         squared_sums = []
         for index, param in enumerate(params):
-            grad = _ref(param_to_grad[str(param)], net)
+            grad = _gradient(param_to_grad[str(param)], net)
+            grad = grad.values if _is_sparse(grad) else grad  # as Caffe2: a slice's values
             squared = net.Mul([grad, grad], out(f"grad_{index}_squared"))
             squared_sums.append(net.ReduceSum([squared], out(f"grad_{index}_squared_sum"), keepdims=0))
         with core.DeviceScope(core.DeviceOption(caffe2_pb2.PROTO_CPU)):

@@ -12,6 +12,7 @@ from pycaffe2.operators.registry import (
     GRADIENT_MAKERS,
     GradientContext,
     GradientError,
+    GradientSlice,
     gradient_op,
     register_gradient,
 )
@@ -35,6 +36,7 @@ __all__ = [
     "GradientContext",
     "GradientError",
     "GradientRegistry",
+    "GradientSlice",
     "RegisterGradient",
     "gradient_op",
     "only_update",

@@ -11,7 +11,9 @@ and rules that act on parameters only (only_update) refuse to work without it.
 A blob version read by several ops collects one gradient from each; the first
 keeps `<blob>_grad`, the others are renamed
 `_<blob>_grad_autosplit_<k>`, and a Sum op adds them up once the earliest
-reader has been visited. A gradient op that reads a forward blob at a version
+reader has been visited. Sparse gradients (GradientSlice, e.g. Gather's) are
+added up by concatenation instead (accumulate.py); op-made parts of several
+are all renamed `_<name>_autosplit_<k>`, as in Caffe2. A gradient op that reads a forward blob at a version
 a later in-place op overwrote is refused, naming the blob and the versions.
 
 Where Caffe2, which keeps one gradient per blob name, would hand an op the
@@ -29,10 +31,11 @@ from __future__ import annotations
 
 from collections import defaultdict
 
-from pycaffe2.gradient.blocking import BlockGradients, name_matcher
 from pycaffe2.errors import OrphanStopGradient
+from pycaffe2.gradient.accumulate import concat_ops, densify_op, parts, sum_op
+from pycaffe2.gradient.blocking import BlockGradients, name_matcher
 from pycaffe2.gradient.for_op import gradient_kind, is_gradient_source, make_gradient
-from pycaffe2.operators.registry import GradientError
+from pycaffe2.operators.registry import GradientError, GradientSlice
 from pycaffe2.proto import caffe2_pb2
 
 Version = tuple  # (blob name, version number)
@@ -111,15 +114,16 @@ def _merge_groups(ops, ys, rules, groups, is_param):
         all_ops.extend(pass_ops)
         for blob, grad in grads.items():
             per_blob[blob].append((grad, tag))
+    written = {name for op in ops for name in op.output}
     grad_map, renames = {}, {}
     for blob, grads in per_blob.items():
         target = f"{blob}_grad"
         if len(grads) > 1:
-            all_ops.append(_sum_op([grad for grad, _ in grads], target, all_ops))
-            grad_map[blob] = target
+            grad_map[blob] = _add_up(blob, [grad for grad, _ in grads], target, all_ops,
+                                     densify_like=None if blob in written else blob, made_first=target)
         elif grads[0][0] == f"{target}{grads[0][1]}":  # only one group reaches it: plain name
             renames[grads[0][0]] = grad_map[blob] = target
-        else:  # a seed, a given gradient, or one shared with another blob
+        else:  # a seed, a given gradient, one shared with another blob, or a slice
             grad_map[blob] = grads[0][0]
     for op in all_ops:
         op.input[:] = [renames.get(name, name) for name in op.input]
@@ -127,15 +131,30 @@ def _merge_groups(ops, ys, rules, groups, is_param):
     return all_ops, grad_map
 
 
-def _sum_op(inputs: list[str], output: str, near_ops) -> caffe2_pb2.OperatorDef:
-    if output in inputs:  # Sum runs in place only on its first input
-        inputs = [output] + [name for name in inputs if name != output]
-    op = caffe2_pb2.OperatorDef(type="Sum", input=inputs, output=[output])
-    for other in reversed(near_ops):
-        if other.HasField("device_option"):
-            op.device_option.CopyFrom(other.device_option)
-            break
-    return op
+def _add_up(blob: str, gradients: list, target: str, grad_ops: list, densify_like: str | None,
+            made_first: str | None = None):
+    """Append the ops adding up `gradients` of `blob` to `grad_ops`; returns the sum.
+    Dense ones sum into `made_first` (an op-made gradient) or `target`; slices
+    concatenate; a mix has its slices made dense in the shape of `densify_like`."""
+    slices = [g for g in gradients if isinstance(g, GradientSlice)]
+    if len(slices) == len(gradients):
+        ops, total = concat_ops(slices, target, grad_ops)
+        grad_ops.extend(ops)
+        return total
+    if slices and densify_like is None:
+        raise GradientError(
+            f"blob '{blob}' gets both dense and sparse (GradientSlice) gradients, and the forward pass "
+            "overwrites it, so the sparse ones cannot be made dense in its shape: give the Gather ops "
+            "that read it dense_gradient=1")
+    dense = []
+    for k, gradient in enumerate(gradients):
+        if isinstance(gradient, GradientSlice):
+            grad_ops.append(densify_op(gradient, densify_like, f"_{target}_densified_{k}", grad_ops))
+            gradient = grad_ops[-1].output[0]
+        dense.append(gradient)
+    output = made_first or target
+    grad_ops.append(sum_op(dense, output, grad_ops))
+    return output
 
 
 class _Pass:
@@ -194,7 +213,7 @@ class _Pass:
                 self.grad_ops.append(caffe2_pb2.OperatorDef(
                     type="ConstantFill", input=[y], output=[given],
                     arg=[caffe2_pb2.Argument(name="value", f=1.0)]))
-            self.contributions[key].append((given, False))
+            self.contributions[key].append((given, (False,)))
             self.by_name[y] = key
             if not self.ssa.readers.get(key):
                 self._finalize(key)
@@ -216,18 +235,15 @@ class _Pass:
         for position, gradient in enumerate(g_input):
             if gradient is None:
                 continue
-            by_op = gradient in produced
             if not self._wants(index, position):
-                if by_op:  # computed anyway by a fused gradient op: keep it out of the way
-                    _rename_output(ops, gradient, f"_{gradient}_blocked_{index}_{position}")
+                for name in parts(gradient):
+                    if name in produced:  # computed anyway by a fused gradient op: keep it out of the way
+                        _rename_output(ops, name, f"_{name}_blocked_{index}_{position}")
                 continue
             key = self.ssa.inputs[index][position]
-            made_before = sum(made for _, made in self.contributions[key])
-            if by_op and made_before:  # numbered afresh for each blob version, as in Caffe2
-                new = f"_{gradient}_autosplit_{made_before - 1}"
-                _rename_output(ops, gradient, new)
-                gradient = new
-            self.contributions[key].append((gradient, by_op))
+            made = tuple(name in produced for name in parts(gradient))
+            gradient = self._number(key, gradient, made, ops)
+            self.contributions[key].append((gradient, made))
             self.by_name[key[0]] = key
             given.add(key[0])
         for name in set(op.input) & set(op.output) - given:  # in place, and no gradient passes
@@ -249,19 +265,50 @@ class _Pass:
                     f"{held[1]} (writes: {self.ssa.version_history(key[0])}); Caffe2 would take it for "
                     f"version {key[1]}: give the overwritten blob its own name")
 
+    def _number(self, key: Version, gradient, made: tuple, ops: list):
+        """Rename an op-made gradient (part) that is not the first of its kind for
+        this blob version: dense ones `_<g>_autosplit_<k-1>`, sparse parts
+        `_<g>_autosplit_<k>` (the first sparse ones are renamed at _finalize)."""
+        sparse = isinstance(gradient, GradientSlice)
+        earlier = [m for g, m in self.contributions[key] if isinstance(g, GradientSlice) == sparse]
+        names = list(parts(gradient))
+        for j, name in enumerate(names):
+            count = sum(m[j] for m in earlier)
+            if made[j] and count:  # numbered afresh for each blob version, as in Caffe2
+                names[j] = f"_{name}_autosplit_{count - (0 if sparse else 1)}"
+                _rename_output(ops, name, names[j])
+        return GradientSlice(*names) if sparse else names[0]
+
     def _finalize(self, key: Version) -> None:
-        parts = self.contributions.pop(key, [])
-        if not parts:
+        contributions = self.contributions.pop(key, [])
+        if not contributions:
             return
-        names = [name for name, _ in parts]
-        if len(names) == 1:
-            gradient = names[0]
+        if len(contributions) == 1:
+            gradient = contributions[0][0]
         else:
-            made = [name for name, by_op in parts if by_op]
-            gradient = made[0] if made else f"{key[0]}_grad{self.suffix}"
-            self.grad_ops.append(_sum_op(names, gradient, self.grad_ops))
+            gradients = self._first_sparse_renamed(contributions)
+            made = [g for g, m in contributions if not isinstance(g, GradientSlice) and m[0]]
+            current = self.ssa.frontier[key[0]] == key[1]  # the blob still holds this version
+            gradient = _add_up(key[0], gradients, f"{key[0]}_grad{self.suffix}", self.grad_ops,
+                               densify_like=key[0] if current else None,
+                               made_first=made[0] if made else None)
         self.grads[key] = gradient
         self.grad_map[key[0]] = gradient
+
+    def _first_sparse_renamed(self, contributions) -> list:
+        """The gradients, with the op-made slice parts that kept their names (the
+        first of their kind, see _number) renamed `_<name>_autosplit_0`."""
+        gradients, renamed = [], [False, False]
+        for gradient, made in contributions:
+            if isinstance(gradient, GradientSlice):
+                names = list(gradient)
+                for j, name in enumerate(names):
+                    if made[j] and not renamed[j]:
+                        renamed[j], names[j] = True, f"_{name}_autosplit_0"
+                        _rename_output(self.grad_ops, name, names[j])
+                gradient = GradientSlice(*names)
+            gradients.append(gradient)
+        return gradients
 
     def _check_versions(self, index: int, reads, ops) -> None:
         """Every forward blob the maker read must still hold the version op `index` saw."""

@@ -12,7 +12,14 @@ serve op types that have no maker of their own (as in Caffe2, where the C++
 maker wins), schema or not; their ops are taken as returned."""
 from __future__ import annotations
 
-from pycaffe2.operators.registry import GRADIENT_MAKERS, GradientContext, GradientError, load_kernels
+from pycaffe2.gradient.accumulate import parts
+from pycaffe2.operators.registry import (
+    GRADIENT_MAKERS,
+    GradientContext,
+    GradientError,
+    GradientSlice,
+    load_kernels,
+)
 from pycaffe2.proto import caffe2_pb2
 from pycaffe2.schema import get_schema
 
@@ -116,17 +123,26 @@ def _python_gradient(op, g_output, where):
         return [], None
     grad_ops, g_input = PYTHON_GRADIENT_MAKERS[op.type](op, list(g_output))
     grad_ops = [] if grad_ops is None else [grad_ops] if isinstance(grad_ops, caffe2_pb2.OperatorDef) else list(grad_ops)
-    g_input = list(g_input)
+    g_input = [_as_gradient(g) for g in g_input]
     if len(g_input) != len(op.input):
         raise GradientError(f"{where}: its Python gradient maker gave {len(g_input)} input gradient(s) "
                             f"for {len(op.input)} input(s)")
     return grad_ops, PythonGradient(op, g_input, grad_ops, g_output, where)
 
 
+def _as_gradient(gradient):
+    """A Python maker's input gradient as names: None, a blob or a GradientSlice."""
+    if gradient is None:
+        return None
+    if isinstance(gradient, tuple) and hasattr(gradient, "indices") and hasattr(gradient, "values"):
+        return GradientSlice(str(gradient.indices), str(gradient.values))
+    return str(gradient)
+
+
 def _forward_reads(op, grad_ops, g_output, where) -> set:
     """The forward blobs a Python maker's ops read, as GradientContext.reads records them;
     a name that is no forward blob, gradient or earlier gradient op's output is refused."""
-    reads, local = set(), {g for g in g_output if g is not None}
+    reads, local = set(), {name for g in g_output if g is not None for name in parts(g)}
     for grad_op in grad_ops:
         for name in grad_op.input:
             if name in local:

@@ -106,13 +106,16 @@ def gather(data, indices, *, axis, match_outer):
 
 @register_gradient("Gather")
 def _gather_gradient(g):
-    # Always dense: the backward pass has no sparse (indices, values) gradients, so
-    # dense_gradient=0 also gets SparseToDense (the same values, densified). Other
-    # axes and match_outer scatter with BatchGatherGradient, as Caffe2 does.
+    # As Caffe2: along axis 0 DATA's gradient is sparse, rows INDICES with values dY
+    # and no op, unless dense_gradient=1 asks SparseToDense for it. Other axes and
+    # match_outer scatter densely with BatchGatherGradient.
     if g.arg("axis") != 0 or g.arg("match_outer"):
         return [g.Op("BatchGatherGradient", [g.I(0), g.I(1), g.GO(0)], [g.GI(0)], inherit_args=False,
                      axis=g.arg("axis"), match_outer=g.arg("match_outer"))]
-    return [g.Op("SparseToDense", [g.I(1), g.GO(0), g.I(0)], [g.GI(0)], inherit_args=False)]
+    if g.arg("dense_gradient"):
+        return [g.Op("SparseToDense", [g.I(1), g.GO(0), g.I(0)], [g.GI(0)], inherit_args=False)]
+    g.SetSparse(0, g.I(1), g.GO(0))
+    return []
 
 
 gradient_op("BatchGather", "I0 I1 GO0")
@@ -144,9 +147,15 @@ def _dense_first_dim(indices: np.ndarray, values, like, output_first_dim) -> int
     return first
 
 
+def _rows(indices, values):
+    """Indices flattened and values as one row per index (N-D indices: a Gather's gradient)."""
+    return indices.reshape(-1), values.reshape((indices.size,) + values.shape[indices.ndim:])
+
+
 @register_cpu("SparseToDense")
 def sparse_to_dense(indices, values, like=None, *, output_first_dim):
     first = _dense_first_dim(indices, values, like, output_first_dim)
+    indices, values = _rows(indices, values)
     out = np.zeros((first,) + values.shape[1:], dtype=values.dtype)
     np.add.at(out, indices, values)  # repeated indices add up
     return out
@@ -247,12 +256,14 @@ def gather_cuda(data, indices, *, axis, match_outer):
 def sparse_to_dense_cuda(indices, values, like=None, *, output_first_dim):
     values, indices = cuda.as_gpu(values), cuda.copy_to_cpu(indices)
     first = _dense_first_dim(indices, values, like, output_first_dim)
-    out = cuda.empty((first,) + values.shape[1:], values.dtype)
+    rows = values.shape[indices.ndim:]  # values stay as they are: the kernel reads them flat
+    indices = indices.reshape(-1)
+    out = cuda.empty((first,) + rows, values.dtype)
     # Each output row sums its values rows in input order: no atomics, as np.add.at.
     order = np.argsort(indices, kind="stable").astype(np.int64)
     row_start = np.concatenate([[0], np.cumsum(np.bincount(indices, minlength=first))]).astype(np.int64)
     if out.size:
         cuda.launch("indexing.cu", f"sparse_to_dense_{sum_code(values)}", out.size,
                     values if values.size else cuda.NULL, cuda.as_gpu(order) if order.size else cuda.NULL,
-                    cuda.as_gpu(row_start), out, np.int64(math.prod(values.shape[1:])), np.int64(out.size))
+                    cuda.as_gpu(row_start), out, np.int64(math.prod(rows)), np.int64(out.size))
     return out

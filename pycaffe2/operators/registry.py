@@ -10,7 +10,8 @@ schema's `gradient:` field: `none` (NO_GRADIENT: a silent sink, e.g.
 StopGradient), `should_not` (SHOULD_NOT_DO_GRADIENT: an error if a gradient
 reaches it), or the op types its maker emits. Makers are registered beside
 the op's kernel, named after it, in Caffe2's vocabulary (I(i), O(i), GO(i),
-GI(i), SetDense):
+GI(i), SetDense; for sparse gradients GO_I(i), GO_V(i), GI_I(i), GI_V(i),
+SetSparse):
 
     @register_gradient("SoftmaxWithLoss")
     def make_softmax_with_loss_gradient(g):
@@ -32,6 +33,7 @@ import pkgutil
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 from pycaffe2.errors import GradientError
 from pycaffe2.proto import caffe2_pb2
@@ -115,6 +117,15 @@ Maker = Callable[["GradientContext"], list]
 GRADIENT_MAKERS: dict[str, Maker] = {}
 
 
+class GradientSlice(NamedTuple):
+    """A sparse gradient, as Caffe2's: `values[k]` is the gradient of row
+    `indices[k]` of the blob (rows may repeat; they add up). Gather makes one
+    for its DATA; several are summed by concatenating indices and values."""
+
+    indices: str
+    values: str
+
+
 class GradientContext:
     """What a maker sees: the forward op, its args, and its outputs' gradients."""
 
@@ -133,10 +144,37 @@ class GradientContext:
         return self.op.output[i]
 
     def GO(self, i: int) -> str:
-        """The gradient of output i; it must exist."""
+        """The dense gradient of output i; it must exist."""
+        gradient = self._g_output(i)
+        if isinstance(gradient, GradientSlice):
+            raise GradientError(
+                f"the gradient of output {i} ('{self.op.output[i]}') is sparse (indices "
+                f"'{gradient.indices}', values '{gradient.values}'), and {self.op.type}'s gradient "
+                f"needs it dense: write EnsureDense('{self.op.output[i]}', '{self.op.output[i]}') "
+                "after the op that reads it sparsely, or give that Gather dense_gradient=1")
+        return gradient
+
+    def GO_I(self, i: int) -> str:
+        """The indices of output i's sparse gradient."""
+        return self._sparse_g_output(i).indices
+
+    def GO_V(self, i: int) -> str:
+        """The values of output i's sparse gradient."""
+        return self._sparse_g_output(i).values
+
+    def is_sparse_GO(self, i: int) -> bool:
+        return isinstance(self._g_output(i), GradientSlice)
+
+    def _g_output(self, i: int):
         if self.g_output[i] is None:
             raise GradientError(f"output {i} ({self.op.output[i]}) has no gradient")
         return self.g_output[i]
+
+    def _sparse_g_output(self, i: int) -> GradientSlice:
+        gradient = self._g_output(i)
+        if not isinstance(gradient, GradientSlice):
+            raise GradientError(f"the gradient of output {i} ('{self.op.output[i]}') is dense, not sparse")
+        return gradient
 
     def has_GO(self, i: int) -> bool:
         return i < len(self.g_output) and self.g_output[i] is not None
@@ -146,9 +184,22 @@ class GradientContext:
         self.g_input[i] = f"{self.op.input[i]}_grad{self.suffix}"
         return self.g_input[i]
 
+    def GI_I(self, i: int) -> str:
+        """The indices blob of input i's sparse gradient (`<input>_grad_indices`)."""
+        return f"{self.op.input[i]}_grad_indices{self.suffix}"
+
+    def GI_V(self, i: int) -> str:
+        """The values blob of input i's sparse gradient (`<input>_grad_values`)."""
+        return f"{self.op.input[i]}_grad_values{self.suffix}"
+
     def SetDense(self, i: int, name: str) -> None:
         """Input i's gradient is the existing blob `name` (no op computes it)."""
         self.g_input[i] = name
+
+    def SetSparse(self, i: int, indices: str, values: str) -> None:
+        """Input i's gradient is sparse: rows `indices` get `values` (blobs that
+        exist, or that this maker's ops write as GI_I(i) / GI_V(i))."""
+        self.g_input[i] = GradientSlice(indices, values)
 
     def arg(self, name: str):
         """The forward op's arg, typed and defaulted by its schema."""
@@ -201,6 +252,7 @@ __all__ = [
     "GRADIENT_MAKERS",
     "GradientContext",
     "GradientError",
+    "GradientSlice",
     "Kernel",
     "Maker",
     "gradient_op",

@@ -12,7 +12,13 @@ import numpy as np
 
 from pycaffe2.operators.registry import register_cpu
 from pycaffe2.operators.training import _scalar, check_floats, read_counter
-from pycaffe2.schema.inference.sparse_update import index_range, moment_size, sparse_rows
+from pycaffe2.schema.inference.sparse_update import (
+    index_range,
+    moment_size,
+    scatter_assign as check_scatter_assign,
+    scatter_weighted_sum as check_scatter_weighted_sum,
+    sparse_rows,
+)
 
 
 def _rows(param, moments: dict, indices, grad, row_wise_last: bool):
@@ -97,3 +103,35 @@ def row_wise_sparse_adam(param, moment_1, moment_2, indices, grad, lr, counter, 
                          epsilon):
     return _adam(param, moment_1, moment_2, indices, grad, lr, counter, beta1, beta2, epsilon,
                  row_wise=True)
+
+
+def _scatter_rows(data, indices, slices: list):
+    """data as rows (a copy), the flat indices, and each slice as one row per index."""
+    rows, row = data.shape[0], math.prod(data.shape[1:])
+    flat = np.asarray(indices).reshape(-1)
+    index_range(flat, rows)
+    return (data.reshape(rows, row).copy(), flat, [x.reshape(flat.size, row) for x in slices])
+
+
+@register_cpu("ScatterWeightedSum")
+def scatter_weighted_sum(x0, w0, indices, *pairs):
+    check_scatter_weighted_sum(None, [x0, w0, indices, *pairs])
+    out, flat, slices = _scatter_rows(x0, indices, list(pairs[0::2]))
+    weights = [_scalar(f"weight_{i}", w, x0.dtype) for i, w in enumerate((w0,) + pairs[1::2])]
+    added = sum(w * x for w, x in zip(weights[1:], slices))
+    if weights[0] == 1:
+        np.add.at(out, flat, added)  # repeated rows add up
+    else:
+        for i, k in enumerate(flat):  # in order: a repeated row is scaled again, as Caffe2's loop
+            out[k] = weights[0] * out[k] + added[i]
+    return out.reshape(x0.shape)
+
+
+@register_cpu("ScatterAssign")
+def scatter_assign(data, indices, slices):
+    check_scatter_assign(None, [data, indices, slices])
+    out, flat, (rows,) = _scatter_rows(data, indices, [slices])
+    _, from_end = np.unique(flat[::-1], return_index=True)
+    last = flat.size - 1 - from_end  # the last of a repeated index wins, as in Caffe2's loop
+    out[flat[last]] = rows[last]
+    return out.reshape(data.shape)

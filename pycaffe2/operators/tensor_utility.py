@@ -60,5 +60,9 @@ def ensure_dense(x):
 
 @register_gradient("EnsureDense")
 def _ensure_dense_gradient(g):
-    g.SetDense(0, g.GO(0))  # gradients are dense already: dY passes through, no op
+    # A sparse gradient is scattered into the shape of the output (the input's, and
+    # still there when the op ran in place); a dense one passes through.
+    if g.is_sparse_GO(0):
+        return [g.Op("SparseToDense", [g.GO_I(0), g.GO_V(0), g.O(0)], [g.GI(0)], inherit_args=False)]
+    g.SetDense(0, g.GO(0))
     return []

@@ -9,7 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
-from pycaffe2.gradient import GetGradientForOp
+from pycaffe2.gradient import GetGradientForOp, GradientSlice
 from pycaffe2.gradient_checker import check_op_gradient
 from pycaffe2.schema.bind import ShapeError, TensorInfo
 from pycaffe2.testing import check_devices, check_gradient_op, check_reference, device_option, make_op, run_op
@@ -201,7 +201,8 @@ def test_sparse_to_dense(values_dtype):
 @pytest.mark.parametrize("inputs, args, message", [
     ([np.array([0, 6]), rand(2, 3), rand(5)], {}, "index 6 is out of range"),
     ([np.array([0, -1]), rand(2, 3)], {}, "index -1 is out of range"),
-    ([np.array([0, 1]), rand(3, 3)], {}, r"values \[3, 3\] must have one row per index \(2\)"),
+    ([np.array([0, 1]), rand(3, 3)], {}, r"values \[3, 3\] must have one row per index: their leading dims must be indices' \[2\]"),
+    ([np.array(1), rand(3)], {}, "indices must have rank >= 1"),
     ([np.array([0, 1]), rand(2), rand(4)], {"output_first_dim": 4}, "do not also give"),
     ([i64(0, 3), rand(2, 3)], {"output_first_dim": 3}, "index 3 is out of range"),
 ])
@@ -231,6 +232,15 @@ def test_gather_inference_match_outer_errors_and_unknown():
     assert infer("Gather", [None, TensorInfo((2,), "int32")]) == [None]
 
 
+@pytest.mark.parametrize("device", DEVICES)
+def test_sparse_to_dense_reads_n_d_indices_flattened(device):
+    """A Gather's sparse gradient: indices [2, 3], values [2, 3, 4]; rows repeat."""
+    indices, values = np.array([[0, 4, 4], [1, 0, 2]], np.int64), rand(2, 3, 4)
+    expected = np.zeros((6, 4), np.float32)
+    np.add.at(expected, indices.reshape(-1), values.reshape(6, 4))
+    check_reference("SparseToDense", [indices, values, rand(6, 2)], lambda i, v, like: [expected], device=device)
+
+
 def test_sparse_to_dense_inference():
     indices, values = TensorInfo((4,), "int32"), TensorInfo((4, 3, 2))
     assert infer("SparseToDense", [indices, values, (7, 9)]) == [TensorInfo((7, 3, 2))]
@@ -238,8 +248,9 @@ def test_sparse_to_dense_inference():
     assert infer("SparseToDense", [indices, values], output_first_dim=5)[0].shape == (5, 3, 2)
     with pytest.raises(ShapeError, match="one row per index"):
         infer("SparseToDense", [indices, TensorInfo((3, 2)), (7,)])
-    with pytest.raises(ShapeError, match="indices must be 1-D"):
-        infer("SparseToDense", [TensorInfo((2, 2), "int64"), values, (7,)])
+    assert infer("SparseToDense", [TensorInfo((2, 2), "int64"), TensorInfo((2, 2, 3)), (7,)]) == [TensorInfo((7, 3))]
+    with pytest.raises(ShapeError, match=r"leading dims must be indices' \[2, 3\]"):
+        infer("SparseToDense", [TensorInfo((2, 3), "int64"), values, (7,)])
     with pytest.raises(ShapeError, match="do not also give output_first_dim"):
         infer("SparseToDense", [indices, values, (7, 9)], output_first_dim=5)
 
@@ -323,9 +334,15 @@ def test_registered_gradient_matches_numeric(op_type, inputs, args, to_check):
         assert report.ok, report
 
 
-def test_gather_maker_op_list():
+def test_gather_maker_gives_a_sparse_gradient_without_ops():
     grad_ops, g_input = GetGradientForOp(make_op("Gather", ["D", "I"], ["Y"]), ["Y_grad"])
-    assert (list(grad_ops[0].input), g_input) == (["I", "Y_grad", "D"], ["D_grad", None])
+    assert (grad_ops, g_input) == ([], [GradientSlice("I", "Y_grad"), None])
+
+
+def test_gather_maker_with_dense_gradient_scatters_with_sparse_to_dense():
+    grad_ops, g_input = GetGradientForOp(make_op("Gather", ["D", "I"], ["Y"], {"dense_gradient": 1}), ["Y_grad"])
+    (op,) = grad_ops
+    assert (op.type, list(op.input), g_input) == ("SparseToDense", ["I", "Y_grad", "D"], ["D_grad", None])
 
 
 @pytest.mark.parametrize("args", [{"axis": 1}, {"match_outer": 1}, {"axis": -1, "match_outer": 1}])

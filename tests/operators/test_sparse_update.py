@@ -127,3 +127,66 @@ def test_bad_indices_fail_at_run_time(indices, message):
     inputs[2] = indices
     with pytest.raises(OpFailure, match=message):
         run_op("SparseAdagrad", inputs, {})
+
+
+# -- ScatterWeightedSum and ScatterAssign: row by row, in order ----------------------------
+
+def scatter_weighted_sum_reference(x0, w0, indices, *pairs):
+    out = x0.copy()
+    for i, k in enumerate(np.ravel(indices)):
+        out[k] = float(w0[0]) * out[k] + sum(float(w[0]) * x.reshape(-1, *x0.shape[1:])[i]
+                                             for x, w in zip(pairs[0::2], pairs[1::2]))
+    return [out]
+
+
+def scatter_assign_reference(data, indices, slices):
+    out = data.copy()
+    for i, k in enumerate(np.ravel(indices)):
+        out[k] = slices.reshape(-1, *data.shape[1:])[i]
+    return [out]
+
+
+rng = np.random.default_rng(0)
+
+
+def f32(*shape):
+    return rng.standard_normal(shape).astype(np.float32)
+
+
+@pytest.mark.parametrize("w0", [1.0, 0.5])
+@pytest.mark.parametrize("indices", [[3, 0, 3], [[1, 4], [1, 1]], []], ids=["repeat", "2-D", "empty"])
+def test_scatter_weighted_sum(indices, w0):
+    indices = np.array(indices, np.int32).reshape(np.shape(indices))
+    inputs = [f32(5, 2, 3), np.array([w0], np.float32), indices, f32(*indices.shape, 2, 3),
+              np.array([0.3], np.float32), f32(*indices.shape, 2, 3), np.array([-2.0], np.float32)]
+    check_reference("ScatterWeightedSum", inputs, scatter_weighted_sum_reference)
+
+
+@pytest.mark.parametrize("data", [f32(6, 2), np.arange(12, dtype=np.int64).reshape(6, 2)], ids=["float", "int"])
+def test_scatter_assign_last_of_repeated_indices_wins(data):
+    indices = np.array([[5, 0], [5, 2]], np.int64)
+    slices = (np.arange(8) * 10).astype(data.dtype).reshape(2, 2, 2)
+    (out,) = check_reference("ScatterAssign", [data, indices, slices], scatter_assign_reference)
+    np.testing.assert_array_equal(out[5], slices[1, 0])
+
+
+@pytest.mark.parametrize("op_type, inputs, message", [
+    ("ScatterWeightedSum", [f32(4, 3), f32(1), np.array([0, 1]), f32(3, 3), f32(1)], r"grad \[3, 3\] must hold one row"),
+    ("ScatterWeightedSum", [f32(4, 3), f32(2), np.array([0]), f32(1, 3), f32(1)], "one element"),
+    ("ScatterWeightedSum", [f32(4, 3), f32(1), np.array([0]), np.ones((1, 3)), f32(1)], "X_1 .* is float64, X_0 is float32"),
+    ("ScatterWeightedSum", [f32(4, 3), f32(1), np.array([4]), f32(1, 3), f32(1)], "index 4 is out of range"),
+    ("ScatterWeightedSum", [f32(4, 3), f32(1), np.array([0.5]), f32(1, 3), f32(1)], "indices must be int32 or int64"),
+    ("ScatterAssign", [f32(4, 3), np.array([0]), np.ones((1, 3))], "SLICES are float64, DATA is float32"),
+    ("ScatterAssign", [f32(4, 3), np.array([-1]), f32(1, 3)], "index -1 is out of range"),
+])
+def test_scatter_errors(op_type, inputs, message):
+    with pytest.raises((OpFailure, ShapeError), match=message):
+        run_op(op_type, inputs)
+
+
+def test_scatter_inference():
+    x0, w, idx = TensorInfo((5, 3)), TensorInfo((1,)), TensorInfo((2,), "int32")
+    assert infer("ScatterWeightedSum", [x0, w, idx, TensorInfo((2, 3)), w]) == [x0]
+    assert infer("ScatterAssign", [x0, idx, TensorInfo((2, 3))]) == [x0]
+    with pytest.raises(ShapeError, match="must hold one row"):
+        infer("ScatterAssign", [x0, idx, TensorInfo((3, 3))])

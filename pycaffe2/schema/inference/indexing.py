@@ -156,14 +156,16 @@ def batch_gather_gradient(op: OpView, inputs: list) -> list:
 def dense_rows(indices: tuple | None, values: tuple | None, like: tuple | None,
                has_like: bool, output_first_dim: int) -> int | None:
     """SparseToDense's output first dim where the shapes fix it (None: from the indices'
-    values, or unknown); indices are 1-D with one row of values each."""
+    values, or unknown); values are shaped indices' dims + the rows' dims. Caffe2 takes
+    1-D indices only; N-D ones (a Gather's sparse gradient) are read flattened."""
     if has_like and output_first_dim:
         raise ShapeError("the first dim comes from data_to_infer_dim; do not also give "
                          "output_first_dim")
-    if indices is not None and len(indices) != 1:
-        raise ShapeError(f"indices must be 1-D, got {list(indices)}")
-    if indices is not None and values is not None and (not values or values[0] != indices[0]):
-        raise ShapeError(f"values {list(values)} must have one row per index ({indices[0]})")
+    if indices is not None and not indices:
+        raise ShapeError("indices must have rank >= 1, got a scalar")
+    if indices is not None and values is not None and tuple(values[:len(indices)]) != tuple(indices):
+        raise ShapeError(f"values {list(values)} must have one row per index: their leading dims must be "
+                         f"indices' {list(indices)}")
     if like is not None and not like:
         raise ShapeError("data_to_infer_dim must have rank >= 1")
     if has_like:
@@ -173,7 +175,7 @@ def dense_rows(indices: tuple | None, values: tuple | None, like: tuple | None,
 
 @rule("indexing_sparse_to_dense")
 def sparse_to_dense(op: OpView, inputs: list) -> list:
-    """SparseToDense: [first dim, values' dims after the first]; indices 1-D, one per row."""
+    """SparseToDense: [first dim, values' dims after indices' dims]; one row per index."""
     indices, values = inputs[0], inputs[1]
     like = inputs[2] if len(inputs) > 2 else None
     if indices is not None:
@@ -182,7 +184,8 @@ def sparse_to_dense(op: OpView, inputs: list) -> list:
                        op.n_inputs > 2, op.arg("output_first_dim"))
     if values is None or first is None:
         return [None]
-    return [TensorInfo((first,) + values.shape[1:], values.dtype)]
+    rank = len(indices.shape) if indices is not None else 1
+    return [TensorInfo((first,) + values.shape[rank:], values.dtype)]
 
 
 # -- segments given by lengths ------------------------------------------------------------

@@ -99,3 +99,31 @@ def sparse_adam(op: OpView, inputs: list) -> list:
 def row_wise_sparse_adam(op: OpView, inputs: list) -> list:
     """As SparseAdam; moment_2 holds one element per row."""
     return _adam(inputs, row_wise=True)
+
+
+@rule("sparse_update_scatter_weighted_sum")
+def scatter_weighted_sum(op: OpView, inputs: list) -> list:
+    """X_0 keeps its shape; each X_i holds one row of it per index, of its type."""
+    x0, w0, indices = inputs[:3]
+    for position, weight in [(1, w0)] + [(i + 1, inputs[i + 1]) for i in range(3, len(inputs), 2)]:
+        _one_element(weight, f"weight (input {position})")
+    for position in range(3, len(inputs), 2):
+        x = inputs[position]
+        if x0 is not None and x is not None:
+            if x.dtype != x0.dtype:
+                raise ShapeError(f"X_{(position - 1) // 2} (input {position}) is {x.dtype}, X_0 is {x0.dtype}")
+            if indices is not None:
+                sparse_rows(x0.shape, indices.shape, indices.dtype, x.shape)
+    return [x0]
+
+
+@rule("sparse_update_scatter_assign")
+def scatter_assign(op: OpView, inputs: list) -> list:
+    """DATA keeps its shape; SLICES hold one row of it per index, of its type."""
+    data, indices, slices = inputs
+    if data is not None and slices is not None:
+        if slices.dtype != data.dtype:
+            raise ShapeError(f"SLICES are {slices.dtype}, DATA is {data.dtype}: they must match")
+        if indices is not None:
+            sparse_rows(data.shape, indices.shape, indices.dtype, slices.shape)
+    return [data]

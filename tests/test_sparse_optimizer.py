@@ -1,0 +1,145 @@
+"""The optimizer builders on a sparse gradient (an embedding table read by
+Gather): each emits Caffe2's sparse op and updates only the rows read, once per
+occurrence, as an independent NumPy version of the rule says, step by step."""
+import numpy as np
+import pytest
+
+from pycaffe2 import brew, core, model_helper, optimizer
+from pycaffe2.model_helper import ParameterTags
+from pycaffe2.executor import Workspace
+
+V, D, K, STEPS = 7, 4, 3, 3
+IDS = np.array([2, 5, 2, 0, 6], np.int32)  # row 2 read twice; rows 1, 3, 4 never
+
+
+def embedding_model(name, params=("emb",)):
+    """pred = FC(emb[IDS]), loss = mean 0.5 * |pred - Y|^2; `params` are trained."""
+    model = model_helper.ModelHelper(name)
+    model.param_init_net.GaussianFill([], ["emb"], shape=[V, D], std=0.5)
+    model.param_init_net.GaussianFill([], ["fc_w"], shape=[K, D], std=0.5)
+    model.param_init_net.GaussianFill([], ["fc_b"], shape=[K], std=0.5)
+    for name in params:
+        model.AddParameter(core.BlobReference(name), ParameterTags.BIAS if name.endswith("_b") else ParameterTags.WEIGHT)
+    model.net.AddExternalInput("ids", "Y")
+    rows = model.net.Gather(["emb", "ids"], ["rows"])
+    pred = model.net.FC([rows, "fc_w", "fc_b"], ["pred"])
+    dist = model.net.SquaredL2Distance([pred, "Y"], ["dist"])
+    model.net.AveragedLoss([dist], ["loss"])
+    model.AddGradientOperators(["loss"])
+    return model
+
+
+def row_gradients(p, y):
+    """The gradient of each read row, one per occurrence (the slice's values)."""
+    dpred = (p["emb"][IDS] @ p["fc_w"].T + p["fc_b"] - y) / len(IDS)
+    return dpred @ p["fc_w"]
+
+
+def check_sparse_steps(build, update):
+    model = embedding_model(build.__name__)
+    assert isinstance(model.param_to_grad["emb"], core.GradientSlice)
+    build(model)
+    y = np.random.default_rng(1).standard_normal((len(IDS), K)).astype(np.float32)
+    workspace = Workspace(seed=3)
+    workspace.FeedBlob("ids", IDS)
+    workspace.FeedBlob("Y", y)
+    workspace.RunNetOnce(model.param_init_net.Proto())
+    workspace.CreateNet(model.net.Proto())
+    p = {name: workspace.FetchBlob(name).astype(np.float64) for name in ("emb", "fc_w", "fc_b")}
+    untouched = p["emb"][[1, 3, 4]].copy()
+    for it in range(1, STEPS + 1):
+        update(p["emb"], row_gradients(p, y), it)
+        workspace.RunNet(model.net.Name())
+        np.testing.assert_allclose(workspace.FetchBlob("emb"), p["emb"], rtol=2e-5, atol=2e-6,
+                                   err_msg=f"emb after step {it}")
+    np.testing.assert_array_equal(workspace.FetchBlob("emb")[[1, 3, 4]], untouched.astype(np.float32))
+    return model
+
+
+def sgd(model):
+    optimizer.build_sgd(model, 0.5)
+
+
+def test_sgd_scatters_minus_lr_times_each_row():
+    def update(emb, g, it):
+        np.add.at(emb, IDS, -0.5 * g)
+    model = check_sparse_steps(sgd, update)
+    (scatter,) = [op for op in model.net.Proto().op if op.type == "ScatterWeightedSum"]
+    assert list(scatter.input)[2:4] == ["ids", "rows_grad"] and list(scatter.output) == ["emb"]
+
+
+def sgd_momentum(model):
+    optimizer.build_sgd(model, 0.5, momentum=0.9, nesterov=0)
+
+
+def test_sgd_momentum_uses_sparse_momentum_sgd_update():
+    moment = np.zeros((V, D))
+
+    def update(emb, g, it):
+        for i, k in enumerate(IDS):
+            moment[k] = 0.5 * g[i] + 0.9 * moment[k]
+            emb[k] -= moment[k]
+    model = check_sparse_steps(sgd_momentum, update)
+    assert "SparseMomentumSGDUpdate" in [op.type for op in model.net.Proto().op]
+
+
+def adagrad(model):
+    optimizer.build_adagrad(model, 0.2, epsilon=1e-3)
+
+
+def test_adagrad_uses_sparse_adagrad():
+    history = np.zeros((V, D))
+
+    def update(emb, g, it):
+        for i, k in enumerate(IDS):
+            history[k] += g[i] ** 2
+            emb[k] -= 0.2 * g[i] / (np.sqrt(history[k]) + 1e-3)
+    check_sparse_steps(adagrad, update)
+
+
+def adam(model):
+    optimizer.build_adam(model, 0.05, beta1=0.8, beta2=0.95, epsilon=1e-6)
+
+
+def test_adam_uses_sparse_adam():
+    m1, m2 = np.zeros((V, D)), np.zeros((V, D))
+
+    def update(emb, g, it):
+        t = it + 1  # Caffe2 corrects the bias at iteration + 1
+        for i, k in enumerate(IDS):
+            m1[k] = 0.8 * m1[k] + 0.2 * g[i]
+            m2[k] = 0.95 * m2[k] + 0.05 * g[i] ** 2
+            emb[k] -= 0.05 * np.sqrt(1 - 0.95 ** t) / (1 - 0.8 ** t) * m1[k] / (np.sqrt(m2[k]) + 1e-6)
+    check_sparse_steps(adam, update)
+
+
+def test_every_builder_trains_the_dense_params_beside_the_sparse_one():
+    model = embedding_model("mixed", ("emb", "fc_w", "fc_b"))
+    optimizer.build_sgd(model, 0.1, max_gradient_norm=1.0)
+    types = [op.type for op in model.net.Proto().op]
+    assert types.count("ScatterWeightedSum") == 1 and types.count("WeightedSum") == 2
+
+
+@pytest.mark.parametrize("make, message", [
+    (lambda m: optimizer.build_sgd(m, 0.1, weight_decay=0.01), "weight decay needs a dense one"),
+    (lambda m: optimizer.add_weight_decay(m, 0.01), "param emb has a sparse gradient"),
+    (lambda m: brew.add_weight_decay(m, 0.01), "dense_gradient=1"),
+    (lambda m: optimizer.build_adagrad(m, 0.1, decay=0.9), "SparseAdagrad has no decay"),
+    (lambda m: optimizer.build_sgd(m, 0.1, sparse_dedup_aggregator="sum"), "sparse_dedup_aggregator"),
+])
+def test_what_a_sparse_gradient_cannot_take_is_refused(make, message):
+    model = embedding_model("refused", ("emb", "fc_w", "fc_b"))
+    with pytest.raises((ValueError, NotImplementedError), match=message):
+        make(model)
+
+
+def test_dense_gradient_gather_keeps_the_dense_update():
+    model = model_helper.ModelHelper("dense")
+    model.param_init_net.GaussianFill([], ["emb"], shape=[V, D])
+    model.params.append(core.BlobReference("emb"))
+    model.net.Gather(["emb", "ids"], ["rows"], dense_gradient=1)
+    model.net.AveragedLoss([model.net.ReduceSum(["rows"], ["s"], keepdims=0)], ["loss"])
+    model.AddGradientOperators(["loss"])
+    assert str(model.param_to_grad["emb"]) == "emb_grad"
+    optimizer.build_sgd(model, 0.1)
+    assert "WeightedSum" in [op.type for op in model.net.Proto().op]
