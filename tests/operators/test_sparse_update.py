@@ -176,7 +176,7 @@ def test_scatter_assign_last_of_repeated_indices_wins(data):
     ("ScatterWeightedSum", [f32(4, 3), f32(1), np.array([0]), np.ones((1, 3)), f32(1)], "X_1 .* is float64, X_0 is float32"),
     ("ScatterWeightedSum", [f32(4, 3), f32(1), np.array([4]), f32(1, 3), f32(1)], "index 4 is out of range"),
     ("ScatterWeightedSum", [f32(4, 3), f32(1), np.array([0.5]), f32(1, 3), f32(1)], "indices must be int32 or int64"),
-    ("ScatterAssign", [f32(4, 3), np.array([0]), np.ones((1, 3))], "SLICES are float64, DATA is float32"),
+    ("ScatterAssign", [f32(4, 3), np.array([0]), np.ones((1, 3))], "SLICES is float64, DATA is float32"),
     ("ScatterAssign", [f32(4, 3), np.array([-1]), f32(1, 3)], "index -1 is out of range"),
 ])
 def test_scatter_errors(op_type, inputs, message):

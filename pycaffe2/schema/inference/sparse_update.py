@@ -101,19 +101,25 @@ def row_wise_sparse_adam(op: OpView, inputs: list) -> list:
     return _adam(inputs, row_wise=True)
 
 
+def _scattered(data, indices, slices, name: str, data_name: str) -> None:
+    """`slices` (known or not) hold one row of `data` per index, of its type."""
+    if data is None or slices is None:
+        return
+    if slices.dtype != data.dtype:
+        raise ShapeError(f"{name} is {slices.dtype}, {data_name} is {data.dtype}: they must match")
+    if indices is not None:
+        sparse_rows(data.shape, indices.shape, indices.dtype, slices.shape)
+
+
 @rule("sparse_update_scatter_weighted_sum")
 def scatter_weighted_sum(op: OpView, inputs: list) -> list:
     """X_0 keeps its shape; each X_i holds one row of it per index, of its type."""
     x0, w0, indices = inputs[:3]
-    for position, weight in [(1, w0)] + [(i + 1, inputs[i + 1]) for i in range(3, len(inputs), 2)]:
-        _one_element(weight, f"weight (input {position})")
+    _one_element(w0, "weight_0 (input 1)")
     for position in range(3, len(inputs), 2):
-        x = inputs[position]
-        if x0 is not None and x is not None:
-            if x.dtype != x0.dtype:
-                raise ShapeError(f"X_{(position - 1) // 2} (input {position}) is {x.dtype}, X_0 is {x0.dtype}")
-            if indices is not None:
-                sparse_rows(x0.shape, indices.shape, indices.dtype, x.shape)
+        i = (position - 1) // 2
+        _one_element(inputs[position + 1], f"weight_{i} (input {position + 1})")
+        _scattered(x0, indices, inputs[position], f"X_{i} (input {position})", "X_0")
     return [x0]
 
 
@@ -121,9 +127,5 @@ def scatter_weighted_sum(op: OpView, inputs: list) -> list:
 def scatter_assign(op: OpView, inputs: list) -> list:
     """DATA keeps its shape; SLICES hold one row of it per index, of its type."""
     data, indices, slices = inputs
-    if data is not None and slices is not None:
-        if slices.dtype != data.dtype:
-            raise ShapeError(f"SLICES are {slices.dtype}, DATA is {data.dtype}: they must match")
-        if indices is not None:
-            sparse_rows(data.shape, indices.shape, indices.dtype, slices.shape)
+    _scattered(data, indices, slices, "SLICES", "DATA")
     return [data]
