@@ -29,8 +29,8 @@ from __future__ import annotations
 
 from collections import defaultdict
 
-from pycaffe2.gradient.blocking import BlockGradients, name_matcher
 from pycaffe2.errors import OrphanStopGradient
+from pycaffe2.gradient.blocking import BlockGradients, name_matcher
 from pycaffe2.gradient.for_op import gradient_kind, is_gradient_source, make_gradient
 from pycaffe2.operators.registry import GradientError
 from pycaffe2.proto import caffe2_pb2
