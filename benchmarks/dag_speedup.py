@@ -11,6 +11,7 @@ that both give the same results.
 from __future__ import annotations
 
 import argparse
+import functools
 import os
 import timeit
 
@@ -49,7 +50,7 @@ def main() -> None:
     timings = {}
     for net_type in ("simple", "dag"):
         workspace.CreateNet(two_branch_net(net_type, args.depth, args.workers))
-        timings[net_type] = min(timeit.repeat(lambda: workspace.RunNet(net_type), number=1,
+        timings[net_type] = min(timeit.repeat(functools.partial(workspace.RunNet, net_type), number=1,
                                               repeat=args.repeat))
         outputs = [workspace.FetchBlob(f"{b}{args.depth - 1}") for b in "AB"]
         if net_type == "simple":

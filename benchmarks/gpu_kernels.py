@@ -26,8 +26,8 @@ import time
 import numpy as np
 
 from pycaffe2 import brew, core, model_helper, optimizer
-from pycaffe2.executor import Workspace
 from pycaffe2.devices import cuda
+from pycaffe2.executor import Workspace
 from pycaffe2.operators import CUDA_KERNELS, load_kernels
 from pycaffe2.proto import caffe2_pb2
 from pycaffe2.testing import make_op

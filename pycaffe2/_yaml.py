@@ -28,7 +28,7 @@ class LineList(list):
     """A list with `.line` and `.item_lines` (the line of each item)."""
 
     line: int | None = None
-    item_lines: list = []
+    item_lines: tuple[int, ...] | list[int] = ()  # set per instance by the loader
 
 
 class _LineLoader(yaml.SafeLoader):

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import threading
+from typing import ClassVar
 
 import numpy as np
 
@@ -153,7 +154,7 @@ class Net:
     made in the process gets a name of its own: a second Net("train") (or a clone, or
     a Net made from a NetDef of a name in use) is named "train_1", then "train_2"."""
 
-    _net_names_used: set[str] = set()
+    _net_names_used: ClassVar[set[str]] = set()
 
     @staticmethod
     def _get_next_net_name(basename: str) -> str:

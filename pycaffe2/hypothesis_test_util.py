@@ -194,7 +194,7 @@ expanded_device_options = [cpu_do] + [caffe2_pb2.DeviceOption(device_type=worksp
 
 def _gcs(options) -> dict:
     """`gc`: one device option to test on; `dc`: all of them, for device checks."""
-    return dict(gc=st.sampled_from(options), dc=st.just(options))
+    return {"gc": st.sampled_from(options), "dc": st.just(options)}
 
 
 gcs = _gcs(device_options)
@@ -280,7 +280,8 @@ class HypothesisTestCase(TestCase):
             workspace.RunOperatorOnce(op)
             expected = reference(*inputs)
             if not isinstance(expected, (tuple, list)):
-                raise RuntimeError("the reference must return a tuple or list of arrays")
+                raise RuntimeError(  # noqa: TRY004 (Caffe2 raises RuntimeError here)
+                    "the reference must return a tuple or list of arrays")
             names = list(op.output) if outputs_to_check is None else [op.output[i] for i in outputs_to_check]
             outputs = [workspace.FetchBlob(name) for name in op.output]
             self._assertInferTensorChecks(op, outputs, ensure_outputs_are_inferred)

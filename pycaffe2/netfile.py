@@ -121,7 +121,7 @@ def _parse_pb(data: bytes, file: str) -> caffe2_pb2.NetDef:
     net = caffe2_pb2.NetDef()
     try:
         net.ParseFromString(data)
-    except Exception as exc:  # protobuf raises several types for bad bytes
+    except Exception as exc:  # noqa: BLE001 (protobuf raises several types for bad bytes)
         raise NetFileError(f"not a valid NetDef protobuf: {exc}", file=file) from None
     if data and net.ByteSize() == 0:
         raise NetFileError("not a NetDef protobuf: no NetDef field found", file=file)

@@ -16,7 +16,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from tests.caffe2_conformance import harness  # noqa: E402
+from tests.caffe2_conformance import harness  # after the sys.path line above
 
 HEADER = """\
 # Caffe2's operator tests (the shared caffe2_operator_tests folder) that fail or error

@@ -78,6 +78,7 @@ def _order_independent_draws(request):
     """Reseed, in place, every generator a test module holds (its `rng`, one it imported),
     from the test's own id: its data are the same whichever tests ran before it."""
     import zlib
+
     import numpy as np
     seed = zlib.crc32(request.node.nodeid.encode())
     for value in vars(request.module).values():

@@ -51,8 +51,8 @@ def test_the_flagged_inputs_are_exactly_these():
 
 
 @pytest.mark.parametrize("entry, message", [
-    ("{name: W, param: heavy}", "inputs 'W': 'param' must be one of weight, zero, positive, "
-                                "small, constant; got 'heavy'"),
+    ("{name: W, param: heavy}", ("inputs 'W': 'param' must be one of weight, zero, positive, "
+                                 "small, constant; got 'heavy'")),
     ("{name: W, param: true}", "inputs 'W': 'param' must be one of"),
 ])
 def test_a_bad_param_value_is_a_schema_error(tmp_path, entry, message):

@@ -64,8 +64,8 @@ def test_tensor_and_plan_fields_by_number():
 
 
 def test_data_type_enum_values():
-    expected = dict(UNDEFINED=0, FLOAT=1, INT32=2, BYTE=3, STRING=4, BOOL=5, UINT8=6, INT8=7,
-                    UINT16=8, INT16=9, INT64=10, FLOAT16=12, DOUBLE=13)
+    expected = {"UNDEFINED": 0, "FLOAT": 1, "INT32": 2, "BYTE": 3, "STRING": 4, "BOOL": 5, "UINT8": 6,
+                "INT8": 7, "UINT16": 8, "INT16": 9, "INT64": 10, "FLOAT16": 12, "DOUBLE": 13}
     for name, number in expected.items():
         assert caffe2_pb2.TensorProto.DataType.Value(name) == number
 

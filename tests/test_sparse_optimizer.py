@@ -5,8 +5,8 @@ import numpy as np
 import pytest
 
 from pycaffe2 import brew, core, model_helper, optimizer
-from pycaffe2.model_helper import ParameterTags
 from pycaffe2.executor import Workspace
+from pycaffe2.model_helper import ParameterTags
 
 V, D, K, STEPS = 7, 4, 3, 3
 IDS = np.array([2, 5, 2, 0, 6], np.int32)  # row 2 read twice; rows 1, 3, 4 never
@@ -18,8 +18,9 @@ def embedding_model(name, params=("emb",)):
     model.param_init_net.GaussianFill([], ["emb"], shape=[V, D], std=0.5)
     model.param_init_net.GaussianFill([], ["fc_w"], shape=[K, D], std=0.5)
     model.param_init_net.GaussianFill([], ["fc_b"], shape=[K], std=0.5)
-    for name in params:
-        model.AddParameter(core.BlobReference(name), ParameterTags.BIAS if name.endswith("_b") else ParameterTags.WEIGHT)
+    for param in params:
+        model.AddParameter(core.BlobReference(param),
+                           ParameterTags.BIAS if param.endswith("_b") else ParameterTags.WEIGHT)
     model.net.AddExternalInput("ids", "Y")
     rows = model.net.Gather(["emb", "ids"], ["rows"])
     pred = model.net.FC([rows, "fc_w", "fc_b"], ["pred"])

@@ -7,4 +7,4 @@ from pycaffe2.proto import caffe2_pb2
 
 DEVICES = {caffe2_pb2.PROTO_CPU: CPUDevice, caffe2_pb2.PROTO_CUDA: CUDADevice}
 
-__all__ = ["CPUDevice", "CUDADevice", "DEVICES"]
+__all__ = ["DEVICES", "CPUDevice", "CUDADevice"]

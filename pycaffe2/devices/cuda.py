@@ -47,17 +47,16 @@ def is_gpu_array(value) -> bool:
 def _pycuda():
     """(PyCUDA's Backend, None) or (None, why it cannot be used)."""
     try:
-        import pycuda.driver as driver
-        import pycuda.gpuarray as gpuarray
+        from pycuda import driver, gpuarray
         from pycuda.compiler import SourceModule
     except ImportError as exc:
         return None, f"PyCUDA is not installed ({exc}); pip install 'pycaffe2[cuda]' needs a CUDA toolkit"
-    except Exception as exc:  # PyCUDA present but its driver library is not: an OSError or ImportError
+    except OSError as exc:  # PyCUDA present but its driver library is not
         return None, f"PyCUDA cannot load the CUDA driver library: {exc}"
     try:
         driver.init()
         count = driver.Device.count()
-    except Exception as exc:  # pycuda.driver.Error subclasses: no driver, wrong version
+    except driver.Error as exc:  # no driver, wrong version
         return None, f"the CUDA driver does not start: {exc}"
     if count == 0:
         return None, "the CUDA driver found no GPU"

@@ -27,12 +27,11 @@ import fnmatch
 import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import Union
 
 from pycaffe2.proto import caffe2_pb2
 
-BlobSelector = Union[str, Iterable[str], Callable[[str], bool]]
-OpSelector = Union[None, str, Iterable[int], Callable[[caffe2_pb2.OperatorDef], bool]]
+BlobSelector = str | Iterable[str] | Callable[[str], bool]
+OpSelector = None | str | Iterable[int] | Callable[[caffe2_pb2.OperatorDef], bool]
 
 
 def name_matcher(selector: BlobSelector) -> Callable[[str], bool]:

@@ -21,8 +21,8 @@ function to call on the inputs (e.g. plain `np.add` when Add has no legacy
 broadcast), so args cost nothing per run.
 """
 from pycaffe2.operators.registry import (
-    CONTEXT_PARAMS,
     ALL_SCHEMA_ARGS,
+    CONTEXT_PARAMS,
     CPU_KERNELS,
     CUDA_KERNELS,
     Kernel,

@@ -10,14 +10,13 @@ only, as most of Caffe2's CUDA kernels did.
 from __future__ import annotations
 
 import os
-from functools import lru_cache
+from functools import cache
 from pathlib import Path
 
 import numpy as np
 
-from pycaffe2.errors import ShapeError
-
 from pycaffe2.devices.cuda import CUDADevice, backend, current_stream, is_gpu_array
+from pycaffe2.errors import ShapeError
 
 OPERATORS_DIR = Path(__file__).resolve().parent
 BLOCK = 256
@@ -73,7 +72,7 @@ def cache_dir() -> str:
     return str(cache)
 
 
-@lru_cache(maxsize=None)
+@cache
 def _compiled(on_backend, source_name: str):
     return on_backend.compile(source(source_name), [str(OPERATORS_DIR)], cache_dir())
 

@@ -10,8 +10,8 @@ import numpy as np
 
 from pycaffe2.operators import _cuda as cuda
 from pycaffe2.operators.registry import gradient_op, register_cpu, register_cuda
-from pycaffe2.schema.inference import same_shape, same_sizes
 from pycaffe2.schema import get_schema
+from pycaffe2.schema.inference import same_shape, same_sizes
 from pycaffe2.schema.inference.activation import float_dtypes, prelu_slope
 
 _ERF = np.frompyfunc(math.erf, 1, 1)  # NumPy has no erf; math's is exact to double precision

@@ -20,9 +20,14 @@ import numpy as np
 
 from pycaffe2.operators import _cuda as cuda
 from pycaffe2.operators.registry import register_cpu, register_cuda, register_gradient
-from pycaffe2.schema.inference.batch_norm import (channel_backprop_stats_inputs, channels, float_x,
-                                                  multi_batch_inputs, spatial_bn_gradient_inputs,
-                                                  spatial_bn_inputs)
+from pycaffe2.schema.inference.batch_norm import (
+    channel_backprop_stats_inputs,
+    channels,
+    float_x,
+    multi_batch_inputs,
+    spatial_bn_gradient_inputs,
+    spatial_bn_inputs,
+)
 
 SUMS = "sums and sumsq"
 AGGREGATES = "aggregate scale and bias gradient"

@@ -46,7 +46,6 @@ from pycaffe2.schema.inference.conv import (
     spatial_shape,
 )
 
-
 # The matmuls run on channel-major matrices, [group, channels/group, N * positions],
 # so each group is one GEMM over the whole batch (faster than one GEMM per image).
 

@@ -17,6 +17,8 @@ import numpy as np
 
 from pycaffe2.operators import _cuda as cuda
 from pycaffe2.operators.registry import gradient_op, register_cpu, register_cuda
+from pycaffe2.schema.inference import same_shape
+from pycaffe2.schema.inference.activation import float_dtypes
 from pycaffe2.schema.inference.loss import (
     accuracy_batch,
     distance_rows,
@@ -27,8 +29,6 @@ from pycaffe2.schema.inference.loss import (
     weighted_xent_shapes,
     xent_labels,
 )
-from pycaffe2.schema.inference import same_shape
-from pycaffe2.schema.inference.activation import float_dtypes
 
 LOG_FLOOR = 1e-20
 

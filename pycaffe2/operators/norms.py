@@ -18,11 +18,15 @@ from pycaffe2.operators import _cuda as cuda
 from pycaffe2.operators.batch_norm import affine_grads, cuda_layout, on_cpu
 from pycaffe2.operators.registry import GradientError, register_cpu, register_cuda, register_gradient
 from pycaffe2.schema.inference.batch_norm import channels
-from pycaffe2.schema.inference.norms import (group_norm_gradient_inputs, group_norm_inputs,
-                                             instance_norm_gradient_inputs, instance_norm_inputs,
-                                             layer_norm_gradient_count, layer_norm_gradient_inputs,
-                                             layer_norm_inputs)
-
+from pycaffe2.schema.inference.norms import (
+    group_norm_gradient_inputs,
+    group_norm_inputs,
+    instance_norm_gradient_inputs,
+    instance_norm_inputs,
+    layer_norm_gradient_count,
+    layer_norm_gradient_inputs,
+    layer_norm_inputs,
+)
 
 # ---- InstanceNorm / GroupNorm: normalization over groups of channels ----------------------
 

@@ -7,7 +7,12 @@ from __future__ import annotations
 import numpy as np
 
 from pycaffe2.operators.registry import register_cpu, register_gradient
-from pycaffe2.schema.inference.recurrent import check_lengths_arg, check_seq_lengths, check_timestep, lstm_sizes
+from pycaffe2.schema.inference.recurrent import (
+    check_lengths_arg,
+    check_seq_lengths,
+    check_timestep,
+    lstm_sizes,
+)
 
 
 def _sigmoid(x):

@@ -17,8 +17,8 @@ from pycaffe2.operators import _cuda as cuda
 from pycaffe2.operators.loss import LOG_FLOOR, ONE_BLOCK, class_labels, labels_on_gpu, zeros_on_gpu
 from pycaffe2.operators.nn import as_rows, log_softmax_rows
 from pycaffe2.operators.registry import register_cpu, register_cuda, register_gradient
-from pycaffe2.schema.inference.loss import scalar_grad
 from pycaffe2.schema.inference import same_shape
+from pycaffe2.schema.inference.loss import scalar_grad
 from pycaffe2.schema.inference.softmax_loss import softmax_labels, spatial_labels
 
 

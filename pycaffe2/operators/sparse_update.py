@@ -15,9 +15,13 @@ from pycaffe2.operators.training import _scalar, check_floats, read_counter
 from pycaffe2.schema.inference.sparse_update import (
     index_range,
     moment_size,
-    scatter_assign as check_scatter_assign,
-    scatter_weighted_sum as check_scatter_weighted_sum,
     sparse_rows,
+)
+from pycaffe2.schema.inference.sparse_update import (
+    scatter_assign as check_scatter_assign,
+)
+from pycaffe2.schema.inference.sparse_update import (
+    scatter_weighted_sum as check_scatter_weighted_sum,
 )
 
 

@@ -15,15 +15,21 @@ import threading
 import numpy as np
 
 from pycaffe2.operators import _cuda as cuda
-from pycaffe2.operators.registry import ALL_SCHEMA_ARGS, CPU_KERNELS, register_cpu, register_cuda, register_gradient
-from pycaffe2.schema.inference.training import (
-    counter as check_counter,
-    learning_rate_policy,
-    sub_policies,
-    one_element,
-    weighted_sum_gradient_outputs,
+from pycaffe2.operators.registry import (
+    ALL_SCHEMA_ARGS,
+    CPU_KERNELS,
+    register_cpu,
+    register_cuda,
+    register_gradient,
 )
 from pycaffe2.schema.inference import same_shapes, same_sizes
+from pycaffe2.schema.inference.training import counter as check_counter
+from pycaffe2.schema.inference.training import (
+    learning_rate_policy,
+    one_element,
+    sub_policies,
+    weighted_sum_gradient_outputs,
+)
 
 INT64_MAX = np.iinfo(np.int64).max
 
@@ -37,7 +43,7 @@ def _describe(value) -> str:
 def read_counter(counter) -> int:
     """The value of a one-element int64 counter tensor."""
     if not isinstance(counter, np.ndarray):  # e.g. a mutex
-        raise ValueError(f"iter must be a one-element int64 tensor, got {_describe(counter)}")
+        raise TypeError(f"iter must be a one-element int64 tensor, got {_describe(counter)}")
     check_counter(counter.dtype, counter.shape)
     return int(counter.reshape(-1)[0])
 

@@ -91,11 +91,11 @@ def convert(value, type_name: str):
     elif type_name in ("floats", "ints", "strings"):
         if isinstance(value, (list, tuple)):
             return [convert(item, type_name[:-1]) for item in value]
-    elif type_name == "net" and isinstance(value, caffe2_pb2.NetDef):
-        return value
-    elif type_name == "nets" and isinstance(value, list) and all(isinstance(v, caffe2_pb2.NetDef) for v in value):
-        return value
     elif type_name in ("net", "nets", "tensor", "tensors"):
+        if type_name == "net" and isinstance(value, caffe2_pb2.NetDef):
+            return value
+        if type_name == "nets" and isinstance(value, list) and all(isinstance(v, caffe2_pb2.NetDef) for v in value):
+            return value
         raise ValueError(f"a {type_name} arg must be written in Argument form")
     raise ValueError(f"expects {type_name}, got {type(value).__name__} {value!r}")
 

@@ -98,10 +98,10 @@ def markdown() -> str:
     """docs/operators.md."""
     schemas = primary_schemas()
     out = ["# Operator catalogue", "",
-           "Generated from `pycaffe2/schema/ops/*.yaml` by `pycaffe2 ops --markdown`; "
-           "do not edit by hand.", "",
-           f"{len(schemas)} operators. Every op also accepts the engine args "
-           "(`use_cudnn`, `ws_nbytes_limit`, ...), which are ignored.", ""]
+           ("Generated from `pycaffe2/schema/ops/*.yaml` by `pycaffe2 ops --markdown`; "
+            "do not edit by hand."), "",
+           (f"{len(schemas)} operators. Every op also accepts the engine args "
+            "(`use_cudnn`, `ws_nbytes_limit`, ...), which are ignored."), ""]
     for schema in schemas:
         body = describe(schema).split("\n", 2)[2]
         out += [f"## {schema.type}", "", f"Family: `{schema.family}`", "", "```", body, "```", ""]

@@ -174,7 +174,7 @@ class _NetChecker:
                 known = ", ".join(f"{blob}: {info.describe()}" for blob, info
                                   in zip(op.input, inputs) if info is not None)
                 self.report("shape", f"{exc} (inputs {known})" if known else str(exc), index, op.type)
-            except Exception as exc:  # a fault in a rule must not hide the other problems
+            except Exception as exc:  # noqa: BLE001 (a fault in a rule must not hide the other problems)
                 self.report("internal", f"shape inference failed: {type(exc).__name__}: {exc}",
                             index, op.type)
         for blob, info in zip(op.output, outputs):

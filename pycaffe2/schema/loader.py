@@ -270,7 +270,7 @@ def _link(schemas: dict[str, OpSchema]) -> dict[str, OpSchema]:
     """Checks cross-references and gives gradient ops their forward op's args."""
     from dataclasses import replace
     for schema in {id(s): s for s in schemas.values()}.values():
-        where = dict(file=schema.source.rsplit(":", 1)[0], op_type=schema.type)
+        where = {"file": schema.source.rsplit(":", 1)[0], "op_type": schema.type}
         if schema.forward is not None and schema.forward not in schemas:
             raise SchemaError(f"'forward' names unknown op {schema.forward}", **where)
         if isinstance(schema.gradient, tuple):

@@ -18,13 +18,13 @@ from __future__ import annotations
 import collections
 import contextlib
 import importlib
+import importlib.abc
+import importlib.machinery
+import importlib.util
 import inspect
 import io
 import random
 import re
-import importlib.abc
-import importlib.machinery
-import importlib.util
 import sys
 import unittest
 import warnings
@@ -108,9 +108,9 @@ def caffe2_names(folder: Path):
 @contextlib.contextmanager
 def cpu_only():
     """No GPU device options, whatever this machine has (the tests are tuned for the CPU)."""
-    from pycaffe2 import workspace
     import pycaffe2.hypothesis_test_util as hu
     import pycaffe2.serialized_test.serialized_test_util as serial
+    from pycaffe2 import workspace
     count = workspace.NumGpuDevices
     workspace.has_gpu_support = workspace.has_cuda_support = False
     workspace.NumGpuDevices = lambda: 0
@@ -262,7 +262,7 @@ def run_file(folder: Path, file_name: str) -> dict[str, tuple[str, str]]:
         module = importlib.import_module(module_name)
     except unittest.SkipTest as skip:
         return {f"{file_name}::import": ("skipped", _first_line(skip))}
-    except Exception as error:  # what the file needs that pycaffe2 (or this machine) lacks
+    except Exception as error:  # noqa: BLE001 (what the file needs that pycaffe2 or this machine lacks)
         return {f"{file_name}::import": ("errored", f"{type(error).__name__}: {_first_line(error)}")}
     suite = unittest.defaultTestLoader.loadTestsFromModule(module)
     recorder = Recorder(file_name)

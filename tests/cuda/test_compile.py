@@ -22,6 +22,6 @@ def test_there_are_kernel_sources():
 def test_kernel_source_compiles_to_ptx(source, arch, tmp_path):
     result = subprocess.run([NVCC, "--ptx", f"-arch={arch}", "-I", str(source.parent), str(source),
                              "-o", str(tmp_path / "out.ptx")],
-                            capture_output=True, text=True, timeout=120)
+                            capture_output=True, text=True, timeout=120, check=False)
     assert result.returncode == 0, result.stderr
     assert ".entry" in (tmp_path / "out.ptx").read_text()

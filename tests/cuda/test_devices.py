@@ -6,8 +6,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from pycaffe2.executor import NetError, Workspace
 from pycaffe2.devices.cuda import unavailable_reason
+from pycaffe2.executor import NetError, Workspace
 from pycaffe2.operators import CUDA_KERNELS, load_kernels
 from pycaffe2.proto import caffe2_pb2
 from pycaffe2.testing import make_op

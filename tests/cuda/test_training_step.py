@@ -5,8 +5,8 @@ import numpy as np
 import pytest
 
 from pycaffe2 import brew, core, model_helper, optimizer
-from pycaffe2.executor import Workspace
 from pycaffe2.devices import cuda
+from pycaffe2.executor import Workspace
 from pycaffe2.proto import caffe2_pb2
 
 # Slow on a machine without a GPU (the kernels run on the CPU emulation): left out by -m "not slow".

@@ -131,7 +131,7 @@ def chain(name, net_type, branches=2, length=6):
             out = f"b{branch}_{step}"
             ops.append(make_op("Tanh" if step % 2 else "Sigmoid", [blob], [out]))
             blob = out
-    ops.append(make_op("Relu", ["b0_%d" % (length - 1)], ["end"]))
+    ops.append(make_op("Relu", [f"b0_{length - 1}"], ["end"]))
     net = net_of(name, *ops, net_type=net_type)
     net.num_workers = 2
     return net

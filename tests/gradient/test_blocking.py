@@ -131,7 +131,7 @@ def test_the_region_rule_is_what_keeps_loss_b_out_of_the_reused_weights(blocked_
 def test_unblocked_pass_differs_where_the_rules_act():
     """Without rules every group gets both losses' gradients: the rules are what changed them."""
     net = build()
-    grad_ops, grad_map = GetBackwardPass(net.Proto().op, ["loss_a", "loss_b"])
+    _, grad_map = GetBackwardPass(net.Proto().op, ["loss_a", "loss_b"])
     assert {"gln/W", "code/W", "explanation/W", "X"} <= set(grad_map)
 
 

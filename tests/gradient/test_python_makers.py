@@ -54,7 +54,7 @@ def test_registering_again_replaces_the_maker():
 
 def test_a_maker_giving_no_input_gradients_adds_nothing_to_the_fan_in():
     ops = [op("Pass", "x", "a"), op("Opaque", "x", "b"), op("Pass", ["a", "b"], "y")]
-    grad_ops, grad_map = GetBackwardPass(ops, {"y": "dy"})
+    grad_ops, _ = GetBackwardPass(ops, {"y": "dy"})
     assert signature(grad_ops) == [("PassGrad", ["dy"], ["a_grad", "b_grad"]), ("PassGrad", ["a_grad"], ["x_grad"])]
 
 

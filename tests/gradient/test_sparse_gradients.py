@@ -7,7 +7,13 @@ import pytest
 
 from pycaffe2 import core
 from pycaffe2.errors import GradientError
-from pycaffe2.gradient import PYTHON_GRADIENT_MAKERS, BlockGradients, GetBackwardPass, GradientRegistry, GradientSlice
+from pycaffe2.gradient import (
+    PYTHON_GRADIENT_MAKERS,
+    BlockGradients,
+    GetBackwardPass,
+    GradientRegistry,
+    GradientSlice,
+)
 from pycaffe2.gradient_checker import check_net_gradient
 
 rng = np.random.default_rng(0)

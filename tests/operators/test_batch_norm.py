@@ -18,8 +18,7 @@ from pycaffe2.gradient import GetGradientForOp
 from pycaffe2.gradient_checker import central_differences, check_op_gradient
 from pycaffe2.proto import caffe2_pb2
 from pycaffe2.schema.bind import ShapeError, TensorInfo
-from pycaffe2.testing import (check_devices, check_gradient_op, check_reference, device_option, make_op,
-                              run_op)
+from pycaffe2.testing import check_devices, check_gradient_op, check_reference, device_option, make_op, run_op
 from tests.operators import DEVICES
 from tests.schema import infer
 

@@ -9,8 +9,7 @@ from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
 from pycaffe2.executor import NetError, OpFailure, Workspace
-from pycaffe2.gradient import GetBackwardPass, GetGradientForOp
-from pycaffe2.gradient import GradientError
+from pycaffe2.gradient import GetBackwardPass, GetGradientForOp, GradientError
 from pycaffe2.gradient_checker import check_op_gradient
 from pycaffe2.schema import all_schemas
 from pycaffe2.schema.bind import ShapeError, TensorInfo
@@ -467,7 +466,7 @@ def test_unary_gradient_ops_check_their_inputs(op_type, gradient_type, wire, tra
     x, dy = np.ones((2, 3), np.float32), np.ones((3, 2), np.float32)
     with pytest.raises(OpFailure, match=r"\[2, 3\] .*\[3, 2\]|\[3, 2\] .*\[2, 3\]"):
         run_op(gradient_type, wire(x, x, dy))
-    value = [n for n in wire("X", "Y", "dY") if n != "dY"][0]
+    value = next(n for n in wire("X", "Y", "dY") if n != "dY")
     with pytest.raises(OpFailure, match=rf"{value} is int32 \[2, 3\], must be a float tensor"):
         run_op(gradient_type, wire(x.astype(np.int32), x.astype(np.int32), x))
     assert infer(gradient_type, [(2, 3), (2, 3)]) == [TensorInfo((2, 3))]

@@ -18,7 +18,6 @@ from tests.operators.test_tensor import BIG, FAILS, i32, i64, rand, shapes  # th
 from tests.schema import infer
 
 
-
 def caffe2_range(dim, start, end):
     """Caffe2's slice bounds: negative counts from one past the end, clipped to dim."""
     start, end = (dim + 1 + v if v < 0 else v for v in (start, end))

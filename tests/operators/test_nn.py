@@ -10,8 +10,7 @@ from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
 from pycaffe2.executor import NetError, OpFailure
-from pycaffe2.gradient import GetGradientForOp
-from pycaffe2.gradient import GradientError
+from pycaffe2.gradient import GetGradientForOp, GradientError
 from pycaffe2.gradient_checker import check_op_gradient
 from pycaffe2.proto import caffe2_pb2
 from pycaffe2.schema import all_schemas
@@ -20,7 +19,6 @@ from pycaffe2.testing import check_devices, check_gradient_op, check_reference, 
 from tests.cuda import many_rows
 from tests.operators import DEVICES
 from tests.schema import infer
-
 
 
 def rows_of(x, axis):

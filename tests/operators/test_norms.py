@@ -173,8 +173,8 @@ ERRORS = [
     ("LayerNorm", lambda: [randn((2, 3), 0)], {"elementwise_affine": 1}, 3,
      r"elementwise_affine=1 takes 3 input\(s\), got 1"),
     ("LayerNormGradient", lambda: layer_gradient_inputs((2, 3), 1, 0), {}, 3,
-     r"dgamma and dbeta need elementwise_affine=1 and the gamma input \(6 inputs\), "
-     r"got elementwise_affine=0 and 5 inputs"),
+     (r"dgamma and dbeta need elementwise_affine=1 and the gamma input \(6 inputs\), "
+      r"got elementwise_affine=0 and 5 inputs")),
     ("GroupNormGradient", lambda: group_gradient_inputs((2, 6, 3), 3, "NCHW")[:4] + [randn(5, 0), randn(6, 1)],
      {"group": 3}, 3, r"mean has shape \[5\] but X \[2, 6, 3\] needs 6 elements \(\[N, 3\]\)"),
     ("InstanceNormGradient", lambda: group_inputs((2, 3, 4), "NCHW") + [randn((2, 3, 5), 3)], {}, 3,

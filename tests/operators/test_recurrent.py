@@ -22,7 +22,7 @@ def lstm_case(seed, lengths=(2, 1, 3, 0), t=1):
 
 
 def lstm_reference(hidden, cell, gates, lengths, timestep, forget_bias=0.0, sequence_lengths=1, drop_states=0):
-    sig = lambda v: 1 / (1 + np.exp(-v.astype(np.float64)))  # noqa: E731
+    sig = lambda v: 1 / (1 + np.exp(-v.astype(np.float64)))
     i, f, o, g = (gates[0][:, k * D:(k + 1) * D] for k in range(4))
     c = sig(f + forget_bias) * cell[0] + sig(i) * np.tanh(g)
     h = sig(o) * np.tanh(c)

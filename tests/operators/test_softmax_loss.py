@@ -26,6 +26,7 @@ from tests.operators.test_loss import (
 )
 from tests.schema import infer
 
+
 def ref_softmax_with_loss(logits, labels, weights=None, scale=1.0, label_prob=0, axis=1, only_loss=0):
     axis %= logits.ndim
     n = int(np.prod(logits.shape[:axis]))
@@ -266,7 +267,7 @@ def test_softmax_with_loss_gradient_inference():
 
 def ref_spatial_softmax_with_loss(logits, labels, weights=None, scale=1.0, order="NCHW"):
     """Per-pixel softmax over D and the weighted mean of -log P[label] over pixels whose label is not -1."""
-    n, d, h, w = logits.shape
+    n, _, h, w = logits.shape
     p = np.empty(logits.shape)
     total = weight_sum = 0.0
     for i, y, x in np.ndindex(n, h, w):

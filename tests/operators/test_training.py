@@ -32,7 +32,6 @@ from pycaffe2.testing import (
 from tests.operators import DEVICES
 from tests.schema import infer
 
-
 shapes = hnp.array_shapes(min_dims=1, max_dims=3, max_side=4)
 
 
@@ -127,7 +126,7 @@ POLICIES = [
 def test_learning_rate_policies(args, multiplier):
     for it in (0, 1, 2, 3, 5, 9, 10, 11, 39, 40, 100):
         (lr,) = check_reference("LearningRate", [counter(it)],
-                                lambda *_, **__: np.array(-0.1 * multiplier(it)),
+                                lambda *_, it=it, **__: np.array(-0.1 * multiplier(it)),
                                 {**args, "base_lr": -0.1}, atol=1e-7, rtol=1e-5)
         assert lr.shape == () and lr.dtype == np.float32
 

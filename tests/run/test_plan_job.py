@@ -53,7 +53,7 @@ def test_the_plan_trains_and_prints_progress_and_the_result(tmp_path, capsys):
     assert main(["run", str(model)]) == 0
     captured = capsys.readouterr()
     assert "train 20/20" in captured.err and "it/s" in captured.err and "loss " in captured.err
-    loss_after = lambda out: float(out.split("final_loss: ")[1].split()[0])  # noqa: E731
+    loss_after = lambda out: float(out.split("final_loss: ")[1].split()[0])
     assert loss_after(captured.out) < 0.5 * loss_after(first.out)
 
 

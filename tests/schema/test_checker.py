@@ -25,8 +25,8 @@ EXPECTED = {
         ("undefined-blob", 5, 1, "Relu", "input 'Later' is read before op 2 writes it")],
     "inplace.yaml": [
         ("inplace", 4, 0, "FC", "input 0 (X) and output 0 (Y) are both 'X', but FC cannot run in place"),
-        ("inplace", 5, 1, "SpatialBN", "output 1 (running_mean) must be the same blob as input 3 (mean) "
-                                       "'mean', got 'new_mean'")],
+        ("inplace", 5, 1, "SpatialBN", ("output 1 (running_mean) must be the same blob as input 3 (mean) "
+                                        "'mean', got 'new_mean'"))],
     "dag_write.yaml": [("dag-write", 6, 1, "Sigmoid", "blob 'Y' is written by op 0 too")],
     "shape.yaml": [("shape", 18, 1, "FC", "K must match")],
     "external_output.yaml": [("external-output", None, None, None, "external_output 'Missing' is never produced")],
@@ -74,7 +74,7 @@ def test_real_caffe2_models_validate_clean(caffe2_models):
 def test_real_model_shapes_are_inferred_through_the_net(caffe2_models, tmp_path):
     """The LeNet pair with a declared input shape: inference runs to the logits."""
     from pycaffe2 import netfile
-    from pycaffe2.schema.checker import _NetChecker  # noqa: the shapes it reached
+    from pycaffe2.schema.checker import _NetChecker  # private: the shapes it reached
     model = netfile.load_model(caffe2_models / "hungmingwu_pytorch_export")
     init = _NetChecker(model.init_net, None, None, None, set(), {})
     assert init.run() == []

@@ -15,7 +15,7 @@ import pkgutil
 from collections.abc import Callable
 from typing import NamedTuple
 
-from pycaffe2.errors import ShapeError  # noqa: F401  (rules raise it; importers find it here too)
+from pycaffe2.errors import ShapeError  # rules raise it; importers find it here too
 
 
 class TensorInfo(NamedTuple):

@@ -18,7 +18,6 @@ from functools import lru_cache
 from pycaffe2.schema.inference import OpView, ShapeError, TensorInfo, rule
 from pycaffe2.schema.inference.activation import FLOAT_TYPES
 
-
 # --- checks shared with the kernels -----------------------------------------------------------
 
 def legacy_axis(axis: int, axis_str: str, order: str) -> int:

@@ -15,8 +15,7 @@ from __future__ import annotations
 
 import math
 
-from pycaffe2.schema.inference import OpView, ShapeError, TensorInfo, rule
-from pycaffe2.schema.inference import same_shape
+from pycaffe2.schema.inference import OpView, ShapeError, TensorInfo, rule, same_shape
 from pycaffe2.schema.inference.activation import FLOAT_TYPES
 
 

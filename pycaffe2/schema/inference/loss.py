@@ -13,9 +13,8 @@ from __future__ import annotations
 
 import math
 
-from pycaffe2.schema.inference import OpView, ShapeError, TensorInfo, rule
+from pycaffe2.schema.inference import OpView, ShapeError, TensorInfo, rule, same_shape, same_shapes, shape_of
 from pycaffe2.schema.inference.activation import FLOAT_TYPES, float_dtypes
-from pycaffe2.schema.inference import same_shape, same_shapes, shape_of
 
 SCALAR = TensorInfo((), "float32")
 

@@ -13,10 +13,15 @@ from __future__ import annotations
 
 import math
 
-from pycaffe2.schema.inference import OpView, ShapeError, TensorInfo, rule
-from pycaffe2.schema.inference import same_shape
-from pycaffe2.schema.inference.batch_norm import (channel_vector, channels, elements, float_x, per_channel,
-                                                  shape_of)
+from pycaffe2.schema.inference import OpView, ShapeError, TensorInfo, rule, same_shape
+from pycaffe2.schema.inference.batch_norm import (
+    channel_vector,
+    channels,
+    elements,
+    float_x,
+    per_channel,
+    shape_of,
+)
 
 
 def per_example(x, named: dict, groups: int) -> None:

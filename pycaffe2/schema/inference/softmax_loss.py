@@ -8,9 +8,8 @@ from __future__ import annotations
 
 import math
 
-from pycaffe2.schema.inference import OpView, ShapeError, rule
+from pycaffe2.schema.inference import OpView, ShapeError, rule, same_shape, shape_of
 from pycaffe2.schema.inference.loss import int32_labels, loss_info
-from pycaffe2.schema.inference import same_shape, shape_of
 from pycaffe2.schema.inference.nn import axis_index
 
 
