@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pathspec
+import yaml
 
 from pycaffe2 import _yaml, netfile
 from pycaffe2.errors import NetFileError, PyCaffe2Error
@@ -130,7 +131,7 @@ def holds_net(path: Path) -> bool:
         return True  # the check reports why
     try:
         tree = json.loads(data) if path.suffix.lower() == ".json" else _yaml.load(data)
-    except Exception:  # any parse failure (bad syntax, too deep, not UTF-8): judge by the text
+    except (ValueError, RecursionError, yaml.YAMLError):  # bad syntax, too deep, not text: judge by the text
         return bool(_NET_KEY_TEXT.search(data))
     return isinstance(tree, dict) and any(isinstance(key, str) and key in NET_KEYS for key in tree)
 
@@ -174,7 +175,10 @@ class _Walker:
             return
         if self.first_visit(path):
             logical = Path(os.path.abspath(path))
-            self.walk(path, path, _repository_ignores(logical), logical)
+            ignores = _repository_ignores(logical)
+            if _ignored(ignores, logical, True):
+                ignores = []  # a folder the repository ignores, named all the same: walk it
+            self.walk(path, path, ignores, logical)
 
     def walk(self, folder: Path, root: Path, ignores: list, logical: Path) -> None:
         spec = _read_gitignore(folder / ".gitignore")

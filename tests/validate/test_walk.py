@@ -40,6 +40,12 @@ def test_gitignore_of_the_enclosing_repository(tmp_path):
     assert _names(root / "nets") == ["a.yaml"]
 
 
+def test_a_folder_the_repository_ignores_is_walked_when_named(tmp_path):
+    root = _tree(tmp_path, {".git/HEAD": "", ".gitignore": "generated/\n", "generated/a.yaml": NET})
+    assert _names(root) == []
+    assert _names(root / "generated") == ["a.yaml"]
+
+
 def test_gitignore_outside_a_repository_is_not_looked_for_above(tmp_path):
     _tree(tmp_path, {".gitignore": "nets/\n", "nets/a.yaml": NET})  # no .git: the folder's own only
     assert _names(tmp_path / "nets") == ["a.yaml"]
