@@ -193,3 +193,9 @@ def test_bad_json_format_names_the_file(tmp_path):
         netfile.load_model(tmp_path / "n.json")
     assert info.value.file == str(tmp_path / "n.json") and "bad protobuf JSON" in info.value.message
     assert info.value.line == 1
+
+
+def test_deeply_nested_json_is_a_net_file_error(tmp_path):
+    (tmp_path / "deep.json").write_text('{"op": ' + "[" * 5000 + "]" * 5000 + "}")
+    (problem,) = check_file(tmp_path / "deep.json")
+    assert problem.kind == "file" and "bad JSON" in problem.message

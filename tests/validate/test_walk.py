@@ -141,3 +141,12 @@ def test_model_folders_still_count_as_one(tmp_path):
     netfile.save_net(caffe2_pb2.NetDef(name="i"), folder / "init_net.pb")
     (folder / "extra.yaml").write_text(NET)
     assert _names(tmp_path) == ["m", "m/extra.yaml"]
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="needs FIFOs")
+def test_special_files_found_by_a_walk_are_passed_over(tmp_path):
+    root = _tree(tmp_path, {"a.yaml": NET})
+    os.mkfifo(root / "pipe.yaml")  # reading it would wait forever
+    (root / "zero.pb").symlink_to("/dev/zero")
+    (root / "dangling.yaml").symlink_to(root / "missing.yaml")
+    assert _names(root) == ["a.yaml"]
