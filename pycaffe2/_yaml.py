@@ -39,10 +39,17 @@ class _FastLineLoader(getattr(yaml, "CSafeLoader", yaml.SafeLoader)):
     pass
 
 
+_MERGE_TAG = "tag:yaml.org,2002:merge"
+
+
 def _construct_mapping(loader, node):
+    # A key written twice in one mapping is refused (YAML says keys are unique;
+    # PyYAML would let the last win). Keys that `<<` merges in may be overridden.
+    own_keys = {id(key_node) for key_node, _ in node.value if key_node.tag != _MERGE_TAG}
     # Flatten merge keys the way SafeLoader does, then keep the line.
     loader.flatten_mapping(node)
     mapping = LineDict()
+    first_lines: dict = {}
     for key_node, value_node in node.value:
         key = loader.construct_object(key_node, deep=True)
         try:
@@ -50,6 +57,13 @@ def _construct_mapping(loader, node):
         except TypeError:
             raise yaml.constructor.ConstructorError(
                 None, None, "mapping key is not a plain value", key_node.start_mark)
+        if id(key_node) in own_keys:
+            line = key_node.start_mark.line + 1
+            if key in first_lines:
+                raise yaml.constructor.ConstructorError(
+                    None, None, f"duplicate key {key!r:.60} on lines {first_lines[key]} and {line}",
+                    key_node.start_mark)
+            first_lines[key] = line
         mapping[key] = loader.construct_object(value_node, deep=True)
     mapping.line = node.start_mark.line + 1
     return mapping

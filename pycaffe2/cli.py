@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import time
 
@@ -12,24 +11,33 @@ EXIT_OK, EXIT_INVALID, EXIT_USAGE = 0, 1, 2
 
 
 def cmd_validate(args) -> int:
-    from pycaffe2.validate import check_file, net_files
-    files = net_files(args.files)
-    problems = [p for path in files for p in check_file(path)]
-    unreadable = any(p.kind == "file" for p in problems)
-    if args.format == "json":
-        print(json.dumps({"valid": not problems, "files_checked": len(files),
-                          "problems": [p.to_dict() for p in problems]}, indent=1))
-    else:
-        for problem in problems:
-            print(problem)
-        bad_files = len({p.file for p in problems})
-        print(f"{len(files)} file(s) checked: " + (
-            f"{len(problems)} problem(s) in {bad_files} file(s)" if problems else "all valid"),
-            file=sys.stderr)
-    if not files:
+    from pycaffe2.validate import parse_input_shape, validate
+    from pycaffe2.validate_report import render
+    shapes = dict(parse_input_shape(spec) for spec in args.input_shape)
+    report = validate(args.files, input_shapes=shapes, exclude=args.exclude,
+                      skip_non_nets=args.skip_non_nets)
+    out, summary = render(report, args.format, version=package_version())
+    if out:
+        print(out)
+    print(summary, file=sys.stderr)
+    for name in report.unread_shapes:
+        print(f"pycaffe2 validate: warning: --input-shape {name}: no checked net reads blob '{name}'",
+              file=sys.stderr)
+    if not report.checked and not report.skipped:
         print("pycaffe2 validate: no net files found", file=sys.stderr)
         return EXIT_USAGE
-    return EXIT_USAGE if unreadable else EXIT_INVALID if problems else EXIT_OK
+    unreadable = any(p.kind == "file" for p in report.problems)
+    return EXIT_USAGE if unreadable else EXIT_INVALID if report.problems else EXIT_OK
+
+
+def package_version() -> str:
+    """The installed distribution's version, else the package's own __version__."""
+    from importlib import metadata
+    try:
+        return metadata.version("pycaffe2")
+    except metadata.PackageNotFoundError:
+        import pycaffe2
+        return pycaffe2.__version__
 
 
 def cmd_ops(args) -> int:
@@ -165,10 +173,21 @@ def summarize(name: str, value, max_values: int = 16) -> str:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="pycaffe2", description="Caffe2-style nets from files.")
+    parser.add_argument("--version", action="version", version=f"pycaffe2 {package_version()}")
     commands = parser.add_subparsers(dest="command", required=True)
     validate = commands.add_parser("validate", help="check net files against the op schemas")
     validate.add_argument("files", nargs="+", help="net files, model files or folders")
-    validate.add_argument("--format", choices=("text", "json"), default="text")
+    validate.add_argument("--format", choices=("text", "json", "github", "sarif"), default="text",
+                          help="github: workflow annotations; sarif: SARIF 2.1.0 for code scanning")
+    validate.add_argument("--input-shape", action="append", default=[], metavar="NAME=d0,d1,...",
+                          help="shape of an input blob (optionally :dtype, default float32), so "
+                          "shapes are followed through the nets; repeatable")
+    validate.add_argument("--exclude", action="append", default=[], metavar="GLOB",
+                          help="skip paths matching GLOB (.gitignore syntax, relative to the "
+                          "working directory); repeatable")
+    validate.add_argument("--skip-non-nets", action="store_true",
+                          help="skip named YAML/JSON files whose content is not a net, as folder "
+                          "walks do (for pre-commit, which names every staged file)")
     validate.set_defaults(run=cmd_validate)
     ops = commands.add_parser("ops", help="the operator catalogue")
     ops.add_argument("type", nargs="?", help="one op type to describe")

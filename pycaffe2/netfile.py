@@ -10,7 +10,7 @@ mapping or the path of a net file beside it), an optional `plan` (PlanDef)
 and optional `input_shapes` (blob -> dims, or {shape, dtype}); a folder
 holding init_net.pb and predict_net.pb is a model too.
 
-Every fault raises NetFileError naming the file, the line (YAML), the op and
+Every fault raises NetFileError naming the file, the line (YAML, JSON), the op and
 what is wrong.
 """
 from __future__ import annotations
@@ -27,7 +27,7 @@ import yaml
 from google.protobuf import text_format
 from google.protobuf.descriptor import FieldDescriptor
 
-from pycaffe2 import _yaml
+from pycaffe2 import _json, _pbtxt, _yaml, protojson
 from pycaffe2.errors import NetFileError
 from pycaffe2.proto import caffe2_pb2
 from pycaffe2.schema import get_schema
@@ -92,7 +92,8 @@ def load_model(path) -> Model:
     if suffix == ".pb":
         return Model(_parse_pb(data, str(path)), files={"predict_net": str(path)})
     if suffix == ".pbtxt":
-        return Model(_parse_pbtxt(data, str(path)), files={"predict_net": str(path)})
+        return Model(_parse_pbtxt(data, str(path)), files={"predict_net": str(path)},
+                     op_lines={"predict_net": _pbtxt.op_lines(data.decode("utf-8"))})
     tree = _parse_tree(data, suffix, str(path))
     try:
         if isinstance(tree, dict) and "predict_net" in tree:
@@ -147,7 +148,7 @@ def _parse_pbtxt(data: bytes, file: str) -> caffe2_pb2.NetDef:
 def _parse_tree(data: bytes, suffix: str, file: str):
     kind = "JSON" if suffix == ".json" else "YAML"
     try:
-        return json.loads(data) if suffix == ".json" else _yaml.load(data)
+        return _json.load(data) if suffix == ".json" else _yaml.load(data)
     except json.JSONDecodeError as exc:
         raise NetFileError(f"bad JSON: {exc}", file=file, line=exc.lineno) from None
     except yaml.YAMLError as exc:
@@ -216,6 +217,9 @@ class _DictReader:
         if not isinstance(tree, dict):
             self.fail(f"expected a {cls.DESCRIPTOR.name} mapping, got {_kind(tree)}",
                       tree if hasattr(tree, "line") else parent, path)
+        if cls is caffe2_pb2.NetDef and protojson.is_protojson(tree):  # json_format's spelling
+            self.op_lines.update(enumerate(getattr(tree.get("op"), "item_lines", [])))
+            return protojson.parse(tree, cls, self.file, path)
         message = cls()
         fields = cls.DESCRIPTOR.fields_by_name
         for key, value in tree.items():

@@ -11,6 +11,7 @@ The only state is the set of named workspaces and which one is current;
 from __future__ import annotations
 
 import contextlib
+import logging
 
 import numpy as np
 
@@ -18,6 +19,7 @@ from pycaffe2.errors import PyCaffe2Error
 from pycaffe2.executor import Workspace
 from pycaffe2.proto import caffe2_pb2
 
+_log = logging.getLogger(__name__)
 _workspaces: dict[str, Workspace] = {"default": Workspace("default")}
 _current = "default"
 
@@ -150,25 +152,41 @@ def GetNetName(net) -> str:
 
 
 def InferShapesAndTypes(nets, blob_dimensions=None, nets_proto=False, blob_types=None):
-    """(blob -> shape, blob -> TensorProto data type) from the schemas' inference,
-    given the current workspace's blobs and `blob_dimensions` / `blob_types`;
-    blobs whose shape cannot be inferred are left out."""
+    """Caffe2's shape and type inference over `nets` (core.Nets or NetDefs), in order.
+
+    Starts from the current workspace's blobs, or, when `blob_dimensions`
+    (blob -> dims) is given, from that map alone, with `blob_types` (blob ->
+    TensorProto data type, default FLOAT). Returns (blob -> list of dims, blob ->
+    TensorProto data type) for every blob whose shape is known, inputs included.
+    As in Caffe2, when the shapes cannot work (an op's inference fails) the error
+    is logged and both dicts come back empty. `nets_proto` is accepted for
+    Caffe2's signature; NetDefs and core.Nets are told apart by themselves.
+    """
     from pycaffe2.schema.bind import infer_op
-    from pycaffe2.schema.inference import TensorInfo
+    from pycaffe2.schema.inference import ShapeError, TensorInfo
     from pycaffe2.tensor_proto import DATA_TYPES, dtype_of
     known = {}
-    for name in Blobs():
-        value = C().blobs.get(name)
-        if hasattr(value, "shape") and hasattr(value, "dtype"):
-            known[name] = TensorInfo(tuple(value.shape), np.dtype(value.dtype).name)
+    if blob_dimensions is None:
+        for name in Blobs():
+            value = C().blobs.get(name)
+            if hasattr(value, "shape") and hasattr(value, "dtype"):
+                known[name] = TensorInfo(tuple(value.shape), np.dtype(value.dtype).name)
     for name, dims in (blob_dimensions or {}).items():
         dtype = (blob_types or {}).get(name, caffe2_pb2.TensorProto.FLOAT)
-        known[name] = TensorInfo(tuple(dims), dtype_of(dtype).name)
+        known[name] = TensorInfo(tuple(int(d) for d in dims), dtype_of(dtype).name)
     for net in nets:
-        for op in _proto(net).op:
-            for name, info in zip(op.output, infer_op(op, [known.get(i) for i in op.input])):
+        for index, op in enumerate(_proto(net).op):
+            try:
+                outputs = infer_op(op, [known.get(i) for i in op.input])
+            except ShapeError as exc:
+                _log.error("Shape inference error in op %d (%s) of net %s: %s; returning empty "
+                           "results", index, op.type, GetNetName(_proto(net)) or "(unnamed)", exc)
+                return {}, {}
+            for name, info in zip(op.output, outputs):
                 if info is not None and info.shape is not None:
                     known[name] = info
+                else:
+                    known.pop(name, None)
     shapes = {name: list(info.shape) for name, info in known.items()}
     types = {name: DATA_TYPES.get(np.dtype(info.dtype), caffe2_pb2.TensorProto.UNDEFINED)
              for name, info in known.items()}
