@@ -30,7 +30,8 @@ def _sizes(name: str, values) -> list[int]:
 def _layer_sizes(inp_sizes, out_sizes, tt_ranks) -> tuple[list[int], list[int], list[int]]:
     """The three lists of a TT layer, checked: one input and one output size per core,
     and one rank more than cores."""
-    inp, out, ranks = _sizes("inp_sizes", inp_sizes), _sizes("out_sizes", out_sizes), _sizes("tt_ranks", tt_ranks)
+    inp, out = _sizes("inp_sizes", inp_sizes), _sizes("out_sizes", out_sizes)
+    ranks = _sizes("tt_ranks", tt_ranks)
     if len(inp) != len(out):
         raise ShapeError(f"inp_sizes has {len(inp)} sizes but out_sizes has {len(out)}: "
                          f"each core needs one of each")

@@ -26,6 +26,13 @@ def contract(cores):
     return result
 
 
+def full_ranks(sizes):
+    """The largest useful rank between cores k and k+1 (the smaller side of that
+    unfolding), with outer ranks 1."""
+    inner = [min(math.prod(sizes[:k + 1]), math.prod(sizes[k + 1:])) for k in range(len(sizes) - 1)]
+    return [1, *inner, 1]
+
+
 def svd_cores(flat, sizes, ranks):
     return split(flat, [(ranks[k], s, ranks[k + 1]) for k, s in enumerate(sizes)])
 
@@ -34,8 +41,7 @@ def svd_cores(flat, sizes, ranks):
 def test_tt_svd_with_full_ranks_reconstructs_the_tensor(sizes):
     rng = np.random.default_rng(len(sizes))
     w = rng.standard_normal(sizes)
-    # The largest useful rank between cores k and k+1: the smaller side of that unfolding.
-    ranks = [1] + [min(math.prod(sizes[:k + 1]), math.prod(sizes[k + 1:])) for k in range(len(sizes) - 1)] + [1]
+    ranks = full_ranks(sizes)
     flat = tt_svd(w, sizes, ranks)
     assert flat.dtype == np.float32
     np.testing.assert_allclose(contract(svd_cores(flat, sizes, ranks)).reshape(sizes), w, atol=1e-5)
@@ -76,8 +82,7 @@ def layer_matrix(flat, inp, out, ranks):
 def test_matrix_to_tt_with_full_ranks_gives_back_the_fc_weights(inp, out):
     rng = np.random.default_rng(sum(inp))
     w = rng.standard_normal((math.prod(out), math.prod(inp)))  # FC: [output, input]
-    merged = [n * m for n, m in zip(inp, out)]
-    ranks = [1] + [min(math.prod(merged[:k + 1]), math.prod(merged[k + 1:])) for k in range(len(inp) - 1)] + [1]
+    ranks = full_ranks([n * m for n, m in zip(inp, out)])
     flat = matrix_to_tt(w, inp, out, ranks)
     assert flat.dtype == np.float32
     np.testing.assert_allclose(layer_matrix(flat, inp, out, ranks), w.T, atol=1e-5)
@@ -109,13 +114,16 @@ def test_init_tt_cores_is_deterministic_per_seed_and_leaves_global_state_alone()
 @pytest.mark.parametrize("call, message", [
     (lambda: init_tt_cores([2, 2], [2], [1, 2, 1]), "inp_sizes has 2 sizes but out_sizes has 1"),
     (lambda: init_tt_cores([2, 2], [2, 2], [1, 1]), "tt_ranks has 2 ranks but 2 cores need 3"),
-    (lambda: init_tt_cores([2, 0], [2, 2], [1, 2, 1]), r"inp_sizes must be a non-empty list of positive sizes, got \[2, 0\]"),
+    (lambda: init_tt_cores([2, 0], [2, 2], [1, 2, 1]),
+     r"inp_sizes must be a non-empty list of positive sizes, got \[2, 0\]"),
     (lambda: init_tt_cores([], [], [1]), "inp_sizes must be a non-empty list"),
     (lambda: init_tt_cores([2, 2], [1, 2], [1, 3, 1]), r"tt_ranks\[1\] = 3 exceeds the 2 rows of core 0"),
-    (lambda: tt_svd(np.ones(12), [3, 4], [1, 4, 1]), r"tt_ranks\[1\] = 4 exceeds the rank of the 3 x 4 unfolding \(at most 3\)"),
+    (lambda: tt_svd(np.ones(12), [3, 4], [1, 4, 1]),
+     r"tt_ranks\[1\] = 4 exceeds the rank of the 3 x 4 unfolding \(at most 3\)"),
     (lambda: tt_svd(np.ones(11), [3, 4], [1, 2, 1]), "W has 11 elements but sizes"),
     (lambda: tt_svd(np.ones(12), [3, 4], [1, 2]), "tt_ranks has 2 ranks but 2 sizes need 3"),
-    (lambda: matrix_to_tt(np.ones((6, 4)), [2, 2], [2, 2], [1, 2, 1]), r"W is \[6, 4\] but out_sizes \[2, 2\]"),
+    (lambda: matrix_to_tt(np.ones((6, 4)), [2, 2], [2, 2], [1, 2, 1]),
+     r"W is \[6, 4\] but out_sizes \[2, 2\]"),
 ])
 def test_sizes_that_cannot_work_are_refused(call, message):
     with pytest.raises(ShapeError, match=message):

@@ -208,7 +208,8 @@ def test_c_binding_gives_the_current_workspace_and_private_ones():
         ws.blobs["missing"]
 
 
-@pytest.mark.parametrize("value", [b"some text", np.arange(6, dtype=np.int64).reshape(2, 3)], ids=["bytes", "array"])
+@pytest.mark.parametrize("value", [b"some text", np.arange(6, dtype=np.int64).reshape(2, 3)],
+                         ids=["bytes", "array"])
 def test_c_binding_blobs_serialize_and_deserialize(value):
     ws = workspace.C.Workspace()
     ws.create_blob("a").feed(value)

@@ -68,8 +68,8 @@ def test_cosine_similarity_of_zero_rows_is_zero():
 
 def test_every_op_of_the_family_has_a_rule():
     family = {name: s for name, s in all_schemas().items() if s.family == "distance"}
-    assert sorted(family) == sorted(op + suffix for op in ("L1Distance", "DotProduct", "DotProductWithPadding",
-                                                           "CosineSimilarity") for suffix in ("", "Gradient"))
+    forward = ("L1Distance", "DotProduct", "DotProductWithPadding", "CosineSimilarity")
+    assert sorted(family) == sorted(op + suffix for op in forward for suffix in ("", "Gradient"))
     assert all(s.inference != "none" and s.devices == ("cpu",) for s in family.values())
 
 
