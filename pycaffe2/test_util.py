@@ -9,8 +9,8 @@
             y = self.ws.blobs["Y"].fetch()
 
 Each test starts with an empty current workspace and a fresh `self.ws`, a
-private Workspace spelled like Caffe2's C++ binding (create_blob(...).feed,
-blobs[...].fetch, run, create_net). Part of the harness that runs Caffe2's own
+private Workspace spelled like Caffe2's C++ binding (`workspace.C.Workspace`:
+create_blob(...).feed, blobs[...].fetch, run, create_net). Part of the harness that runs Caffe2's own
 operator tests (tests/caffe2_conformance).
 """
 from __future__ import annotations
@@ -20,7 +20,7 @@ import unittest
 import numpy as np
 
 from pycaffe2 import workspace
-from pycaffe2.executor import Workspace
+from pycaffe2.workspace import BoundWorkspace
 
 
 def rand_array(*dims) -> np.ndarray:
@@ -51,79 +51,6 @@ def str_compare(a, b, encoding: str = "utf8") -> bool:
 
 def get_default_test_flags() -> list:
     return ["caffe2"]  # Caffe2 passed C++ flags to GlobalInit; pycaffe2 has none
-
-
-class _Blob:
-    def __init__(self, ws: Workspace, name: str):
-        self._ws, self._name = ws, name
-
-    def feed(self, value, device_option=None) -> bool:
-        return self._ws.FeedBlob(self._name, value, device_option)
-
-    def fetch(self):
-        return self._ws.FetchBlob(self._name)
-
-    def serialize(self, name=None) -> bytes:
-        from pycaffe2.db import serialize_blob
-        (_, data), = serialize_blob(name or self._name, self.fetch(), chunk_size=1 << 62)
-        return data
-
-
-class _Blobs:
-    def __init__(self, ws: Workspace):
-        self._ws = ws
-
-    def __getitem__(self, name) -> _Blob:
-        if not self._ws.HasBlob(str(name)):
-            raise KeyError(name)
-        return _Blob(self._ws, str(name))
-
-    def __contains__(self, name) -> bool:
-        return self._ws.HasBlob(str(name))
-
-    def __iter__(self):
-        return iter(self._ws.Blobs())
-
-    def keys(self) -> list:
-        return self._ws.Blobs()
-
-
-class _Net:
-    def __init__(self, ws: Workspace, name: str):
-        self._ws, self._name = ws, name
-
-    def run(self) -> bool:
-        return self._ws.RunNet(self._name)
-
-
-class BoundWorkspace:
-    """One private Workspace in the spelling of Caffe2's `workspace.C.Workspace`."""
-
-    def __init__(self, name: str = "test_ws"):
-        self.workspace = Workspace(name)
-        self.blobs = _Blobs(self.workspace)
-
-    def create_blob(self, name) -> _Blob:
-        self.workspace.CreateBlob(str(name))
-        return _Blob(self.workspace, str(name))
-
-    def fetch_blob(self, name):
-        return self.workspace.FetchBlob(str(name))
-
-    def create_net(self, net, overwrite: bool = False) -> _Net:
-        proto = net.Proto() if hasattr(net, "Proto") else net
-        self.workspace.CreateNet(proto, overwrite)
-        return _Net(self.workspace, proto.name)
-
-    def run(self, obj) -> bool:
-        """Run an OperatorDef, a NetDef (or core.Net) or a PlanDef, as Caffe2's ws.run."""
-        from pycaffe2.proto import caffe2_pb2
-        proto = obj.Proto() if hasattr(obj, "Proto") else obj
-        if isinstance(proto, caffe2_pb2.OperatorDef):
-            return self.workspace.RunOperatorOnce(proto)
-        if isinstance(proto, caffe2_pb2.NetDef):
-            return self.workspace.RunNetOnce(proto)
-        return self.workspace.RunPlan(proto)
 
 
 class TestCase(unittest.TestCase):

@@ -24,9 +24,98 @@ _workspaces: dict[str, Workspace] = {"default": Workspace("default")}
 _current = "default"
 
 
-def C() -> Workspace:
-    """The current Workspace object."""
-    return _workspaces[_current]
+class _BoundBlob:
+    def __init__(self, ws: Workspace, name: str):
+        self._ws, self._name = ws, name
+
+    def feed(self, value, device_option=None) -> bool:
+        return self._ws.FeedBlob(self._name, value, device_option)
+
+    def fetch(self):
+        return self._ws.FetchBlob(self._name)
+
+    def serialize(self, name=None) -> bytes:
+        from pycaffe2.db import serialize_blob
+        (_, data), = serialize_blob(name or self._name, self.fetch(), chunk_size=1 << 62)
+        return data
+
+    def deserialize(self, serialized: bytes) -> bool:
+        """Feed the blob from BlobProto bytes (what `serialize` gives)."""
+        from pycaffe2.db import BlobAssembler
+        assembler = BlobAssembler(self._name)
+        assembler.add(self._name, self._name, serialized)
+        return self.feed(assembler.finish()[self._name])
+
+
+class _BoundBlobs:
+    def __init__(self, ws: Workspace):
+        self._ws = ws
+
+    def __getitem__(self, name) -> _BoundBlob:
+        if not self._ws.HasBlob(str(name)):
+            raise KeyError(name)
+        return _BoundBlob(self._ws, str(name))
+
+    def __contains__(self, name) -> bool:
+        return self._ws.HasBlob(str(name))
+
+    def __iter__(self):
+        return iter(self._ws.Blobs())
+
+    def keys(self) -> list:
+        return self._ws.Blobs()
+
+
+class _BoundNet:
+    def __init__(self, ws: Workspace, name: str):
+        self._ws, self._name = ws, name
+
+    def run(self) -> bool:
+        return self._ws.RunNet(self._name)
+
+
+class BoundWorkspace:
+    """One private Workspace in the spelling of Caffe2's C++ binding, `C.Workspace()`."""
+
+    def __init__(self, name: str = "test_ws"):
+        self.workspace = Workspace(name)
+        self.blobs = _BoundBlobs(self.workspace)
+
+    def create_blob(self, name) -> _BoundBlob:
+        self.workspace.CreateBlob(str(name))
+        return _BoundBlob(self.workspace, str(name))
+
+    def fetch_blob(self, name):
+        return self.workspace.FetchBlob(str(name))
+
+    def create_net(self, net, overwrite: bool = False) -> _BoundNet:
+        proto = net.Proto() if hasattr(net, "Proto") else net
+        self.workspace.CreateNet(proto, overwrite)
+        return _BoundNet(self.workspace, proto.name)
+
+    def run(self, obj) -> bool:
+        """Run an OperatorDef, a NetDef (or core.Net) or a PlanDef, as Caffe2's ws.run."""
+        proto = obj.Proto() if hasattr(obj, "Proto") else obj
+        if isinstance(proto, caffe2_pb2.OperatorDef):
+            return self.workspace.RunOperatorOnce(proto)
+        if isinstance(proto, caffe2_pb2.NetDef):
+            return self.workspace.RunNetOnce(proto)
+        return self.workspace.RunPlan(proto)
+
+
+class _Binding:
+    """`workspace.C`, named after Caffe2's C++ extension module. Called, it gives the
+    current Workspace object; `C.Workspace()` makes a private BoundWorkspace, and
+    `C.has_mkldnn` says that there is no MKL-DNN."""
+
+    Workspace = BoundWorkspace
+    has_mkldnn = False
+
+    def __call__(self) -> Workspace:
+        return _workspaces[_current]
+
+
+C = _Binding()
 
 
 def CurrentWorkspace() -> str:

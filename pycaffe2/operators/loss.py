@@ -1,5 +1,5 @@
 """Loss and metric kernels (NumPy), with their gradient ops (SoftmaxWithLoss is
-in softmax_loss.py).
+in softmax_loss.py, the other distances in distance.py).
 
 Losses keep the float type of their first input (Caffe2 has float32 only);
 Accuracy is always a float32 scalar. Class labels may be any integer type and
@@ -18,7 +18,6 @@ import numpy as np
 from pycaffe2.operators import _cuda as cuda
 from pycaffe2.operators.registry import gradient_op, register_cpu, register_cuda
 from pycaffe2.schema.inference import same_shape
-from pycaffe2.schema.inference.activation import float_dtypes
 from pycaffe2.schema.inference.loss import (
     accuracy_batch,
     distance_rows,
@@ -139,65 +138,6 @@ def squared_l2_distance_gradient(x, y, dz):
     return dx, -dx
 
 
-def _rows(x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """X and Y as [N, D] float rows (checked to share a shape)."""
-    shape = distance_rows(x.shape, y.shape)
-    float_dtypes([x.dtype.name, y.dtype.name])
-    return x.reshape(shape), y.reshape(shape)
-
-
-_COSINE_EPS = 1e-12  # Caffe2's floor on the squared norms
-
-
-def _cosine_parts(x, y):
-    """(X rows, Y rows, |X|^2, |Y|^2 floored, cosines)."""
-    xr, yr = _rows(x, y)
-    xx = np.maximum(np.einsum("ij,ij->i", xr, xr), _COSINE_EPS).astype(x.dtype)
-    yy = np.maximum(np.einsum("ij,ij->i", yr, yr), _COSINE_EPS).astype(x.dtype)
-    return xr, yr, xx, yy, np.einsum("ij,ij->i", xr, yr) / np.sqrt(xx * yy)
-
-
-@register_cpu("L1Distance")
-def l1_distance(x, y):
-    xr, yr = _rows(x, y)
-    return np.abs(xr - yr).sum(axis=1)
-
-
-@register_cpu("L1DistanceGradient")
-def l1_distance_gradient(x, y, dz):
-    xr, yr = _rows(x, y)
-    dx = (np.sign(xr - yr) * _column(dz, xr.shape[0], "dZ")).astype(x.dtype).reshape(x.shape)
-    return dx, -dx
-
-
-@register_cpu("DotProduct")
-def dot_product(x, y):
-    xr, yr = _rows(x, y)
-    return np.einsum("ij,ij->i", xr, yr)
-
-
-@register_cpu("DotProductGradient")
-def dot_product_gradient(x, y, dz):
-    xr, yr = _rows(x, y)
-    column = _column(dz, xr.shape[0], "dZ")
-    return (yr * column).astype(x.dtype).reshape(x.shape), (xr * column).astype(y.dtype).reshape(y.shape)
-
-
-@register_cpu("CosineSimilarity")
-def cosine_similarity(x, y):
-    return np.asarray(_cosine_parts(x, y)[4], dtype=x.dtype)
-
-
-@register_cpu("CosineSimilarityGradient")
-def cosine_similarity_gradient(x, y, dz):
-    xr, yr, xx, yy, cos = _cosine_parts(x, y)
-    dz, cos = _column(dz, xr.shape[0], "dZ"), cos[:, None]
-    norms = np.sqrt(xx * yy)[:, None]
-    dx = dz * (yr / norms - cos * xr / xx[:, None])
-    dy = dz * (xr / norms - cos * yr / yy[:, None])
-    return dx.astype(x.dtype).reshape(x.shape), dy.astype(y.dtype).reshape(y.shape)
-
-
 # Sigmoid cross-entropy on logits ------------------------------------------------
 
 def _softplus(x: np.ndarray) -> np.ndarray:
@@ -298,8 +238,7 @@ def accuracy(predictions, labels, *, top_k):
 gradient_op("LabelCrossEntropy", "I0 I1 GO0")
 gradient_op("CrossEntropy", "I0 I1 GO0")
 gradient_op("AveragedLoss", "I0 GO0")
-for _type in ("SquaredL2Distance", "L1Distance", "DotProduct", "CosineSimilarity"):
-    gradient_op(_type, "I0 I1 GO0", "GI0 GI1")
+gradient_op("SquaredL2Distance", "I0 I1 GO0", "GI0 GI1")
 gradient_op("SigmoidCrossEntropyWithLogits", "GO0 I0 I1")
 gradient_op("WeightedSigmoidCrossEntropyWithLogits", "GO0 I0 I1 I2")
 

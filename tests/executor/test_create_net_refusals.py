@@ -41,6 +41,7 @@ STATIC_PROBLEMS = {
              "with no_bias=1 the outputs are dfilter and dX, got 3"),
     "linalg": ("FC", ["X", "W"], ["Y"], {}, "takes 3 inputs (X, W, b), got 2"),
     "loss": ("LabelCrossEntropy", ["X"], ["Y"], {}, "takes 2 inputs (X, label), got 1"),
+    "distance": ("DotProductWithPadding", ["X"], ["Z"], {"pad_value": 0.5}, "takes 2 inputs (X, Y), got 1"),
     "activation": ("Elu", ["X"], ["Y"], {"alpha": "x"}, "arg 'alpha' must be float"),
     "nn": ("Dropout", ["X"], ["Y", "mask"], {"ratio": 2.0}, "arg 'ratio': value 2.0 is out of range"),
     "reduction": ("ReduceSum", ["X", "Z"], ["Y"], {}, "takes 1 input (data), got 2"),

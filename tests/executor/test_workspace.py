@@ -191,3 +191,29 @@ def test_caffe2_workspace_extras():
     assert workspace.CurrentWorkspace() == "default"
     assert {"HardSigmoid", "SpatialBN", "StopGradient"} <= set(workspace.RegisteredOperators())
     assert workspace.GlobalInit(["caffe2", "--caffe2_log_level=0"])
+
+
+def test_c_binding_gives_the_current_workspace_and_private_ones():
+    """workspace.C, Caffe2's C++ module: C() is the current Workspace; C.Workspace() a
+    private one spelled like the binding (create_blob/feed, blobs[...].fetch, run)."""
+    workspace.FeedBlob("X", np.ones(2, np.float32))
+    assert workspace.C().HasBlob("X") and workspace.C.has_mkldnn is False
+    ws = workspace.C.Workspace()
+    assert "X" not in ws.blobs
+    ws.create_blob("X").feed(np.arange(3, dtype=np.float32))
+    ws.run(make_op("Scale", ["X"], ["Y"], {"scale": 2.0}))
+    np.testing.assert_array_equal(ws.blobs["Y"].fetch(), [0, 2, 4])
+    np.testing.assert_array_equal(workspace.FetchBlob("X"), [1, 1])  # the current one untouched
+    with pytest.raises(KeyError):
+        ws.blobs["missing"]
+
+
+@pytest.mark.parametrize("value", [b"some text", np.arange(6, dtype=np.int64).reshape(2, 3)],
+                         ids=["bytes", "array"])
+def test_c_binding_blobs_serialize_and_deserialize(value):
+    ws = workspace.C.Workspace()
+    ws.create_blob("a").feed(value)
+    serialized = ws.blobs["a"].serialize("a")
+    assert isinstance(serialized, bytes)
+    assert ws.create_blob("b").deserialize(serialized) is True
+    np.testing.assert_array_equal(ws.blobs["b"].fetch(), value)

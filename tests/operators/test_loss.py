@@ -1,8 +1,8 @@
-"""Loss family (SoftmaxWithLoss is in test_softmax_loss.py): each loss against an
-independent NumPy reference (float64), each gradient op against numeric
-differentiation of its forward op with respect to the logits or inputs (labels
-get no gradient), the CUDA kernels against their CPU twins (gpu-marked), and
-the shape-inference rules."""
+"""Loss family (SoftmaxWithLoss is in test_softmax_loss.py, the other distances
+in test_distance.py): each loss against an independent NumPy reference
+(float64), each gradient op against numeric differentiation of its forward op
+with respect to the logits or inputs (labels get no gradient), the CUDA kernels
+against their CPU twins (gpu-marked), and the shape-inference rules."""
 import numpy as np
 import pytest
 from hypothesis import given, settings
@@ -126,56 +126,6 @@ def test_squared_l2_distance_errors(device):
     with pytest.raises(ERRORS, match=r"dZ is \[3\] but the batch has N=4"):
         run_op("SquaredL2DistanceGradient", [np.zeros((4, 3), np.float32)] * 2 + [np.zeros(3, np.float32)],
                num_outputs=2, device_option=on)
-
-
-def cosine_reference(x, y):
-    xx, yy = (np.maximum((v.astype(np.float64) ** 2).sum(axis=1), 1e-12) for v in (x, y))
-    return (x.astype(np.float64) * y).sum(axis=1) / np.sqrt(xx * yy)
-
-
-# (op type, its gradient op, reference on [N, D] rows): CPU only
-DISTANCES = [
-    ("L1Distance", "L1DistanceGradient", lambda x, y: np.abs(x.astype(np.float64) - y).sum(axis=1)),
-    ("DotProduct", "DotProductGradient", lambda x, y: (x.astype(np.float64) * y).sum(axis=1)),
-    ("CosineSimilarity", "CosineSimilarityGradient", cosine_reference),
-]
-
-
-@pytest.mark.parametrize("op_type, gradient_type, rows_reference", DISTANCES, ids=[d[0] for d in DISTANCES])
-@pytest.mark.parametrize("shape", [(4, 3), (5,), (2, 3, 2), ()])
-def test_distances(op_type, gradient_type, rows_reference, shape):
-    rng = np.random.default_rng(len(shape) + 20)
-    x, y = rng.standard_normal(shape), rng.standard_normal(shape)
-    x = np.where(np.abs(x - y) < 0.05, y + 0.1, x)  # off L1's kink at X = Y
-    n = shape[0] if shape else 1
-    reference = lambda x, y: rows_reference(x.reshape(n, -1), y.reshape(n, -1))
-    (z,) = check_reference(op_type, [x.astype(np.float32), y.astype(np.float32)], reference)
-    assert z.shape == (n,) and z.dtype == np.float32
-    dz = rng.standard_normal(n)
-    check_gradient_op(op_type, [x, y], gradient_type, [x, y, dz], {0: 0, 1: 1}, [dz], rtol=1e-5, atol=1e-6)
-    for wrt in (0, 1):
-        report = check_op_gradient(make_op(op_type, ["X", "Y"], ["Z"]), [x, y], wrt)
-        assert report.ok, report
-
-
-@pytest.mark.parametrize("op_type, gradient_type, rows_reference", DISTANCES, ids=[d[0] for d in DISTANCES])
-def test_distance_errors_and_inference(op_type, gradient_type, rows_reference):
-    with pytest.raises(ERRORS, match=r"X is \[4, 3\] but Y is \[4, 2\]"):
-        run_op(op_type, [np.zeros((4, 3), np.float32), np.zeros((4, 2), np.float32)])
-    with pytest.raises(ERRORS, match=r"dZ is \[3\] but the batch has N=4"):
-        run_op(gradient_type, [np.ones((4, 3), np.float32)] * 2 + [np.zeros(3, np.float32)], num_outputs=2)
-    with pytest.raises(ERRORS, match="must be float, got int32"):
-        run_op(op_type, [np.zeros(3, np.int32)] * 2)
-    assert infer(op_type, [(4, 3), None]) == [TensorInfo((4,))]
-    assert infer(gradient_type, [(4, 3), (4, 3), (4,)], n_out=2) == [TensorInfo((4, 3))] * 2
-    with pytest.raises(ShapeError, match="must be float, got int64"):
-        infer(op_type, [(4, 3), (4, 3)], dtype="int64")
-
-
-def test_cosine_similarity_of_zero_rows_is_zero():
-    x = np.array([[0, 0], [1, 0]], np.float32)
-    (z,) = run_op("CosineSimilarity", [x, np.array([[1, 2], [2, 0]], np.float32)])
-    np.testing.assert_allclose(z, [0, 1])
 
 
 def ref_sigmoid_xent(logits, targets, weights=None, log_D_trick=0, unjoined_lr_loss=0):
@@ -490,7 +440,7 @@ def ints(*shape):
 
 def test_every_op_of_the_family_has_a_rule():
     family = {name: s for name, s in all_schemas().items() if s.family == "loss"}
-    assert len(family) == 19
+    assert len(family) == 13
     assert all(s.inference != "none" for s in family.values())
     assert all_schemas()["Accuracy"].gradient == "should_not"
 

@@ -1,5 +1,6 @@
-"""Inference rules of the loss family (SoftmaxWithLoss is in softmax_loss.py),
-and the checks the family's kernels share with them.
+"""Inference rules of the loss family (SoftmaxWithLoss is in softmax_loss.py,
+the other distances in distance.py), and the checks the family's kernels
+share with them.
 
 The cross-entropy ops see their first input as a batch [N, D] split after the
 first dim (a 1-D input is one example). Per-example losses are [N], averages
@@ -14,7 +15,7 @@ from __future__ import annotations
 import math
 
 from pycaffe2.schema.inference import OpView, ShapeError, TensorInfo, rule, same_shape, same_shapes, shape_of
-from pycaffe2.schema.inference.activation import FLOAT_TYPES, float_dtypes
+from pycaffe2.schema.inference.activation import FLOAT_TYPES
 
 SCALAR = TensorInfo((), "float32")
 
@@ -182,24 +183,6 @@ def squared_l2_distance_gradient(op: OpView, inputs: list) -> list:
     x, y, dz = inputs
     _batch_grad(dz, _distance_rows(x, y), "dZ")
     return [x if x is not None else y, y if y is not None else x]
-
-
-def _float_inputs(inputs: list) -> None:
-    float_dtypes([None if info is None else info.dtype for info in inputs])
-
-
-@rule("loss_float_distance")
-def float_distance(op: OpView, inputs: list) -> list:
-    """L1Distance, DotProduct, CosineSimilarity: as SquaredL2Distance, float inputs only."""
-    _float_inputs(inputs)
-    return squared_l2_distance(op, inputs)
-
-
-@rule("loss_float_distance_gradient")
-def float_distance_gradient(op: OpView, inputs: list) -> list:
-    """Their gradient ops: as SquaredL2DistanceGradient, float inputs only."""
-    _float_inputs(inputs)
-    return squared_l2_distance_gradient(op, inputs)
 
 
 def _logits(op: OpView, logits, targets):
