@@ -102,7 +102,7 @@ def test_ctrl_c_stops_after_the_current_iteration_and_says_where(tmp_path, capsy
         original(step, iteration)
     run.iteration_done = interrupt_at_seven
     run.run()
-    assert run.stopped == "interrupted: stopped after iteration 7 of step 'train'"
+    assert run.stopped == "interrupted: stopped after iteration 7 of 1000 of step 'train'"
     saved = db.load_blobs(str(tmp_path / "ckpt" / "checkpoint.minidb"))
     assert int(saved["pycaffe2/checkpoint_iteration"][0]) == 6
 
