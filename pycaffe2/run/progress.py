@@ -28,7 +28,7 @@ class Progress:
     """Counts a loop's iterations from `initial` to `total` (None: unknown) on `stream`."""
 
     def __init__(self, name: str, total: int | None, initial: int, stream, every_s: float = 10.0,
-                 use_tqdm: bool | None = None):
+                 use_tqdm: bool | None = None, min_redraw_s: float = 0.1):
         self.name, self.total, self.initial, self.stream = name, total, initial, stream
         self.every_s, self.done = every_s, initial
         self._start = self._last = time.perf_counter()
@@ -43,7 +43,7 @@ class Progress:
                 tqdm = None
             if tqdm is not None:
                 self.bar = tqdm(total=total, initial=initial, desc=name, unit="it", file=stream,
-                                dynamic_ncols=True, leave=True, mininterval=0.1)
+                                dynamic_ncols=True, leave=True, mininterval=min_redraw_s)
 
     def update(self, done: int, metrics: dict) -> None:
         """Iteration `done` (counted from 1) finished with these scalar outputs."""
