@@ -253,8 +253,9 @@ def results_heading(plan, predict_name: str, loop_names) -> str:
     if predict_name not in nets or not _runs(plan.execution_step, predict_name):
         return f"outputs of net '{predict_name}' (the plan does not run it; as the plan left them)"
     readers = _readers(nets.values())
-    read = lambda names: {readers[i] for n in names if n in nets for op in nets[n].op  # noqa: E731
-                          for i in op.input if i in readers}
+
+    def read(names) -> set:
+        return {readers[i] for n in names if n in nets for op in nets[n].op for i in op.input if i in readers}
     predict_dbs, loop_dbs = read([predict_name]), read(loop_names)
     if predict_dbs and not predict_dbs & loop_dbs:
         return (f"held-out results (net '{predict_name}' reads {', '.join(sorted(predict_dbs))}, "
