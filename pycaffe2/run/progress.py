@@ -11,6 +11,7 @@ a terminal (a log file, CI) or tqdm is missing, a plain line is written every
 """
 from __future__ import annotations
 
+import os
 import time
 
 
@@ -41,9 +42,10 @@ class Progress:
                 from tqdm import tqdm
             except ImportError:
                 tqdm = None
-            if tqdm is not None:
+            if tqdm is not None:  # a terminal that reports no size (0x0) gets 80x24
+                width = {"dynamic_ncols": True} if _columns(stream) > 0 else {"ncols": 80, "nrows": 24}
                 self.bar = tqdm(total=total, initial=initial, desc=name, unit="it", file=stream,
-                                dynamic_ncols=True, leave=True, mininterval=min_redraw_s)
+                                leave=True, mininterval=min_redraw_s, **width)
 
     def update(self, done: int, metrics: dict) -> None:
         """Iteration `done` (counted from 1) finished with these scalar outputs."""
@@ -83,6 +85,13 @@ class Progress:
 
     def _line(self, now: float) -> None:
         print(self._text(now), file=self.stream, flush=True)
+
+
+def _columns(stream) -> int:
+    try:
+        return os.get_terminal_size(stream.fileno()).columns
+    except (AttributeError, OSError, ValueError):  # not a file, or no size
+        return 0
 
 
 def _isatty(stream) -> bool:

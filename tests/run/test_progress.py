@@ -99,3 +99,23 @@ def test_without_tqdm_a_terminal_gets_plain_lines(monkeypatch):
 
 def test_metrics_text():
     assert metrics_text({"loss": 0.123456, "accuracy": 1.0}) == "loss 0.1235  accuracy 1"
+
+
+def test_a_terminal_that_reports_no_size_still_gets_a_bar():
+    """Some pseudo-terminals (CI runners, editors) say 0x0: tqdm alone would then draw nothing."""
+    pytest.importorskip("tqdm")
+    pty = pytest.importorskip("pty")
+    import os
+    master, slave = pty.openpty()
+    try:
+        with os.fdopen(slave, "w", closefd=False) as stream:
+            assert os.get_terminal_size(slave).columns == 0
+            progress = Progress("train", 3, 0, stream, min_redraw_s=0)
+            progress.update(3, {"loss": 0.5})
+            progress.close()
+            stream.flush()
+        shown = screen(os.read(master, 65536).decode("utf-8"))
+    finally:
+        os.close(master)
+        os.close(slave)
+    assert shown[-1].startswith("train: 100%") and "3/3" in shown[-1] and "loss 0.5" in shown[-1]
