@@ -52,7 +52,8 @@ def cmd_ops(args) -> int:
 
 def cmd_convert(args) -> int:
     from pycaffe2 import netfile
-    netfile.save_model(netfile.load_model(args.input), args.output)
+    netfile.save_model(netfile.load_model(args.input, allow_outside_paths=args.allow_outside_paths),
+                       args.output)
     return EXIT_OK
 
 
@@ -214,6 +215,8 @@ def build_parser() -> argparse.ArgumentParser:
     convert = commands.add_parser("convert", help="convert between .pb .pbtxt .yaml .json")
     convert.add_argument("input")
     convert.add_argument("output")
+    convert.add_argument("--allow-outside-paths", action="store_true",
+                         help="let the model file name net files outside its folder")
     convert.set_defaults(run=cmd_convert)
     run = commands.add_parser("run", help="run a model: init net once, then the predict net")
     run.add_argument("file", help="net file, model file, or folder with init_net.pb + predict_net.pb")

@@ -222,3 +222,13 @@ def test_a_plan_is_checked_before_its_init_step_runs(tmp_path, work, capsys):
     assert "net 'train': op 0 (Save)" in capsys.readouterr().err
     assert not (work / "init_ran.minidb").exists()
     np.testing.assert_array_equal(os.listdir(work), [])
+
+
+def test_convert_follows_the_same_rule(tmp_path, capsys):
+    init_net((tmp_path / "outside").mkdir() or tmp_path / "outside" / "init.pb")
+    path = model_file(tmp_path / "model", "../outside/init.pb")
+    out = tmp_path / "bundled.yaml"
+    assert main(["convert", str(path), str(out)]) == 2
+    assert "'../outside/init.pb'" in capsys.readouterr().err and not out.exists()
+    assert main(["convert", str(path), str(out), "--allow-outside-paths"]) == 0
+    assert netfile.load_model(out).init_net.name == "init"  # now bundled: nothing outside
