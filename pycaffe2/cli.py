@@ -8,6 +8,7 @@ import time
 from pycaffe2.errors import PyCaffe2Error
 
 EXIT_OK, EXIT_INVALID, EXIT_USAGE = 0, 1, 2
+EXIT_INTERRUPTED = 130  # 128 + SIGINT, as shells report a Ctrl-C
 
 
 def cmd_validate(args) -> int:
@@ -59,14 +60,18 @@ def cmd_ops(args) -> int:
 
 def cmd_convert(args) -> int:
     from pycaffe2 import netfile
-    netfile.save_model(netfile.load_model(args.input), args.output)
+    netfile.save_model(netfile.load_model(args.input, allow_outside_paths=args.allow_outside_paths),
+                       args.output)
     return EXIT_OK
 
 
 def cmd_run(args) -> int:
     from pycaffe2 import netfile
     from pycaffe2.run import ModelRunner, RunError, check_iters, parse_feed
-    model = netfile.load_model(args.file) if args.init is None else args.file
+    from pycaffe2.run.confine import default_roots
+    args.roots = args.data_root or default_roots(args.file)
+    model = netfile.load_model(args.file, allow_outside_paths=args.allow_outside_paths) \
+        if args.init is None else args.file
     if isinstance(model, netfile.Model) and model.plan is not None:
         return _run_plan(args, model)
     if args.save_every or args.checkpoint or args.resume:
@@ -77,7 +82,8 @@ def cmd_run(args) -> int:
     out_channels = dict(_count_spec(spec) for spec in args.out_channels)
     model_runner = ModelRunner(model, init=args.init, feeds=feeds,
                                random_init=args.random_init, out_channels=out_channels,
-                               seed=args.seed, device=args.device)
+                               seed=args.seed, device=args.device, data_roots=args.roots,
+                               allow_outside_paths=args.allow_outside_paths)
     seconds = model_runner.run(args.iters)
     results = model_runner.fetch(args.fetch)
     if not args.quiet:
@@ -102,22 +108,54 @@ def _run_plan(args, model) -> int:
     if args.iters is not None:
         check_iters(args.iters)
     plan_run = PlanRun(model, iters=args.iters, quiet=args.quiet, checkpoint=args.checkpoint,
-                       save_every=args.save_every, resume=args.resume, seed=args.seed, device=args.device)
+                       save_every=args.save_every, resume=args.resume, seed=args.seed, device=args.device,
+                       data_roots=args.roots)
     start = time.perf_counter()
     results = plan_run.run()
+    if plan_run.interrupted:
+        print(f"pycaffe2 run: {plan_run.stopped}", file=sys.stderr)
+        print(f"pycaffe2 run: {_resume_hint(args, plan_run)}", file=sys.stderr)
+        return EXIT_INTERRUPTED
     if args.fetch:
         results = {name: plan_run.workspace.FetchBlob(name) for name in args.fetch}
-    if plan_run.stopped:
-        print(f"pycaffe2 run: {plan_run.stopped}", file=sys.stderr)
     if not args.quiet:
         print(f"plan {model.plan.name or '(unnamed)'} ran in {time.perf_counter() - start:.1f} s",
               file=sys.stderr)
     if args.out:
         _save_npz(args.out, results)
-    elif not args.quiet or args.fetch:
+    elif args.fetch:
         for name, value in results.items():
             print(summarize(name, value))
-    return EXIT_INVALID if plan_run.stopped else EXIT_OK
+    elif not args.quiet:
+        if plan_run.last_batch:
+            figures = "  ".join(f"{k} {v:.6g}" for k, v in plan_run.last_batch.items())
+            print(f"last training batch (iteration {plan_run.last_iteration + 1} of step "
+                  f"'{plan_run.loop.name}'): {figures}")
+        if results:
+            print(plan_run.results_heading() + ":")
+        for name, value in results.items():
+            print("  " + summarize(name, value).replace("\n", "\n  "))
+    return EXIT_OK
+
+
+def _resume_hint(args, plan_run) -> str:
+    """Where the state was kept and the command that goes on from it."""
+    if plan_run.checkpoint is None:
+        return "no checkpoint kept (run with --checkpoint DIR to be able to stop and resume)"
+    if plan_run.saved_iteration is None:
+        return f"no checkpoint written: {plan_run.checkpoint} was not updated by this run"
+    import shlex
+    command = ["pycaffe2", "run", args.file, "--checkpoint", args.checkpoint, "--resume"]
+    for flag, value in (("--iters", args.iters), ("--save-every", args.save_every),
+                        ("--seed", args.seed), ("--device", None if args.device == "cpu" else args.device)):
+        if value is not None:
+            command += [flag, str(value)]
+    for root in args.data_root:
+        command += ["--data-root", root]
+    if args.allow_outside_paths:
+        command.append("--allow-outside-paths")
+    return (f"checkpoint after iteration {plan_run.saved_iteration + 1} is in {plan_run.checkpoint}; "
+            f"go on with: {shlex.join(command)}")
 
 
 def cmd_db_write(args) -> int:
@@ -196,6 +234,8 @@ def build_parser() -> argparse.ArgumentParser:
     convert = commands.add_parser("convert", help="convert between .pb .pbtxt .yaml .json")
     convert.add_argument("input")
     convert.add_argument("output")
+    convert.add_argument("--allow-outside-paths", action="store_true",
+                         help="let the model file name net files outside its folder")
     convert.set_defaults(run=cmd_convert)
     run = commands.add_parser("run", help="run a model: init net once, then the predict net")
     run.add_argument("file", help="net file, model file, or folder with init_net.pb + predict_net.pb")
@@ -216,7 +256,13 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--quiet", action="store_true", help="print nothing but errors")
     run.add_argument("--checkpoint", metavar="DIR", help="plans: keep the training state in DIR")
     run.add_argument("--save-every", type=int, metavar="N", help="plans: checkpoint every N iterations")
-    run.add_argument("--resume", action="store_true", help="plans: continue from the checkpoint in DIR")
+    run.add_argument("--resume", action="store_true", help="plans: continue from the checkpoint in DIR "
+                     "(refused when there is none)")
+    run.add_argument("--data-root", action="append", default=[], metavar="DIR",
+                     help="a folder the model's Save/Load/CreateDB ops may use; repeatable (default: "
+                     "the model's folder and the working folder)")
+    run.add_argument("--allow-outside-paths", action="store_true",
+                     help="let the model file name net files outside its folder")
     run.set_defaults(run=cmd_run)
     db_cmd = commands.add_parser("db", help="minidb files of TensorProtos: write from .npz, describe")
     db_actions = db_cmd.add_subparsers(dest="action", required=True)
@@ -245,6 +291,9 @@ def main(argv=None) -> int:
         return EXIT_INVALID if _is_failure(exc) else EXIT_USAGE
     except BrokenPipeError:
         return EXIT_OK
+    except KeyboardInterrupt:
+        print(f"pycaffe2 {args.command}: interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
     except Exception as exc:  # `run` promises one line, never a traceback, even for a bug
         if args.command != "run":
             raise

@@ -29,6 +29,7 @@ from google.protobuf.descriptor import FieldDescriptor
 
 from pycaffe2 import _json, _pbtxt, _yaml, protojson
 from pycaffe2.errors import NetFileError
+from pycaffe2.paths import outside_reason
 from pycaffe2.proto import caffe2_pb2
 from pycaffe2.schema import get_schema
 from pycaffe2.schema.args import DTYPE_BY_NUMBER, arg_value, make_argument
@@ -78,12 +79,14 @@ def load_net(path) -> caffe2_pb2.NetDef:
     return model.predict_net
 
 
-def load_model(path) -> Model:
+def load_model(path, *, allow_outside_paths: bool = False) -> Model:
     """A model file, a folder with init_net.pb + predict_net.pb, or a plain net file
-    (which becomes a Model with only a predict net)."""
+    (which becomes a Model with only a predict net). The net files a model names
+    must lie inside its folder (no absolute paths, no '..' or symlinks leading
+    out) unless `allow_outside_paths`."""
     path = Path(path)
     if path.is_dir():
-        return _load_folder(path)
+        return _load_folder(path, allow_outside_paths)
     suffix = _suffix(path)
     try:
         data = path.read_bytes()
@@ -97,7 +100,7 @@ def load_model(path) -> Model:
     tree = _parse_tree(data, suffix, str(path))
     try:
         if isinstance(tree, dict) and "predict_net" in tree:
-            return _model_from_tree(tree, path)
+            return _model_from_tree(tree, path, allow_outside_paths)
         lines: dict[int, int] = {}
         net = _DictReader(str(path), lines).message(tree, caffe2_pb2.NetDef, "")
     except RecursionError:
@@ -105,11 +108,13 @@ def load_model(path) -> Model:
     return Model(net, files={"predict_net": str(path)}, op_lines={"predict_net": lines})
 
 
-def _load_folder(folder: Path) -> Model:
+def _load_folder(folder: Path, allow_outside_paths: bool = False) -> Model:
     predict = folder / "predict_net.pb"
     if not predict.exists():
         raise NetFileError("a model folder needs predict_net.pb (and usually init_net.pb)",
                            file=str(folder))
+    for name in ("predict_net.pb", "init_net.pb"):
+        _check_inside(folder, name, str(folder), None, allow_outside_paths)
     model = load_model(predict)
     init = folder / "init_net.pb"
     if init.exists():
@@ -157,7 +162,15 @@ def _parse_tree(data: bytes, suffix: str, file: str):
         raise NetFileError(f"bad {kind}: {exc}", file=file) from None
 
 
-def _model_from_tree(tree: dict, path: Path) -> Model:
+def _check_inside(folder: Path, name: str, file: str, node, allow_outside_paths: bool) -> None:
+    reason = None if allow_outside_paths else outside_reason(folder, name)
+    if reason is not None:
+        raise NetFileError(f"refusing net path '{name}': it {reason} (allow it with "
+                           "--allow-outside-paths, or allow_outside_paths=True)", file=file,
+                           line=_yaml.line_of(node))
+
+
+def _model_from_tree(tree: dict, path: Path, allow_outside_paths: bool = False) -> Model:
     file = str(path)
     unknown = set(tree) - set(MODEL_KEYS)
     if unknown:
@@ -169,7 +182,8 @@ def _model_from_tree(tree: dict, path: Path) -> Model:
         if value is None:
             continue
         if isinstance(value, str):
-            inner = load_model(path.parent / value)
+            _check_inside(path.parent, value, file, tree, allow_outside_paths)
+            inner = load_model(path.parent / value, allow_outside_paths=allow_outside_paths)
             nets[key], files[key] = inner.predict_net, inner.files["predict_net"]
             lines[key] = inner.op_lines.get("predict_net", {})
         else:

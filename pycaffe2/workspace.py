@@ -7,6 +7,11 @@
 
 The only state is the set of named workspaces and which one is current;
 `pycaffe2.executor.Workspace` can be used directly instead, several side by side.
+
+Nothing here confines the files a net's ops read and write (Save, Load,
+CreateDB, Print to_file): as in Caffe2, a net run from Python is trusted like
+the script that runs it. `pycaffe2 run` is what checks a model's paths against
+its data roots before anything runs (`pycaffe2.run.confine`).
 """
 from __future__ import annotations
 

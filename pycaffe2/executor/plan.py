@@ -7,8 +7,9 @@ scalar bool, is read after every net and substep. A substep marked
 `only_once` runs in the first iteration of its parent only.
 
 A `PlanMonitor` can watch the loops: it says where a step's loop starts
-(resuming from a checkpoint) and hears of every finished iteration, when it
-may report progress, save a checkpoint or stop the plan by raising StopPlan.
+(resuming from a checkpoint), hears of every finished iteration, when it
+may report progress, save a checkpoint or stop the plan by raising StopPlan,
+and hears when a step's loop has ended (its count run out, or its stop blob).
 """
 from __future__ import annotations
 
@@ -33,6 +34,9 @@ class PlanMonitor:
 
     def iteration_done(self, step, iteration: int) -> None:
         pass
+
+    def step_done(self, step, last_iteration: int | None) -> None:
+        """The step's loop ended normally after `last_iteration` (None: it ran none)."""
 
 
 def run_plan(workspace, plan, monitor: PlanMonitor | None = None) -> bool:
@@ -75,10 +79,13 @@ def _should_stop(workspace, step) -> bool:
 def run_step(workspace, step, monitor: PlanMonitor | None = None) -> None:
     """Run one execution step (and its substeps) in `workspace`."""
     monitor = monitor or PlanMonitor()
+    last = None
     for iteration in range(monitor.first_iteration(step), _iterations(step)):
+        last = iteration
         if _run_iteration(workspace, step, iteration, monitor):
-            return
+            break
         monitor.iteration_done(step, iteration)
+    monitor.step_done(step, last)
 
 
 def _run_iteration(workspace, step, iteration: int, monitor) -> bool:

@@ -3,7 +3,8 @@ Load, DBExists, Checkpoint (over the DBs of pycaffe2.db) and Print. Save and Loa
 kernel factories: they check their args and names once, when the net is
 created (where Caffe2's constructors did), and return the function to run.
 A DB reader is shared state: reading advances it, as in Caffe2. Writes are
-side effects, done atomically by pycaffe2.db.
+side effects, done atomically by pycaffe2.db. Paths are used as given, unconfined,
+as in Caffe2; the command line checks them before a net runs (pycaffe2.run.confine).
 """
 from __future__ import annotations
 

@@ -7,7 +7,9 @@ training plans with progress and checkpoints.
 - `model`: a model (init and predict net) made ready and run: `ModelRunner`,
   `run_model`, the checks before anything runs;
 - `feeds`: `--feed NAME=PATH.npy` parsed into (name, array);
-- `plan`: a model file's training plan: `PlanRun` (progress, Ctrl-C, checkpoints);
+- `plan_job`: a model file's training plan: `PlanRun` (progress, Ctrl-C, checkpoints),
+  with `progress` (tqdm bar or plain lines) and `checkpoint` (the checkpoint file);
+- `confine`: the command line's data roots, checked before anything runs;
 - `random_init`: made-up weights for predict nets published without their init net.
 """
 from pycaffe2.run.feeds import parse_feed

@@ -23,6 +23,7 @@ from pycaffe2 import netfile
 from pycaffe2.errors import PyCaffe2Error, RunError, RunFailure
 from pycaffe2.executor import Workspace
 from pycaffe2.proto import caffe2_pb2
+from pycaffe2.run.confine import check_data_paths
 from pycaffe2.run.random_init import can_make_up, made_up_weights
 
 DEVICES = ("cpu", "cuda")
@@ -44,14 +45,14 @@ def describe_missing_ops(missing: Counter) -> str:
     return f"model uses {kinds} op type{'s' if kinds != 1 else ''} pycaffe2 does not have: {listed}"
 
 
-def _as_model(path_or_model, init) -> netfile.Model:
+def _as_model(path_or_model, init, allow_outside_paths: bool = False) -> netfile.Model:
     if isinstance(path_or_model, netfile.Model):
         model = netfile.Model(path_or_model.predict_net, path_or_model.init_net, path_or_model.plan,
                               dict(path_or_model.input_shapes), dict(path_or_model.files))
     elif isinstance(path_or_model, caffe2_pb2.NetDef):
         model = netfile.Model(path_or_model)
     else:
-        model = netfile.load_model(path_or_model)
+        model = netfile.load_model(path_or_model, allow_outside_paths=allow_outside_paths)
     if init is not None:
         model.init_net = init if isinstance(init, caffe2_pb2.NetDef) else netfile.load_net(init)
         model.files["init_net"] = "" if isinstance(init, caffe2_pb2.NetDef) else str(init)
@@ -83,17 +84,26 @@ def _hint(name, choices) -> str:
 
 class ModelRunner:
     """A model made ready to run: its init net run, its inputs fed or made up and
-    its predict net created in a private Workspace (`self.workspace`)."""
+    its predict net created in a private Workspace (`self.workspace`).
+
+    `data_roots` (folders) confines the files the model's ops read and write
+    (Save, Load, CreateDB, ...: `run/confine.py`), checked before anything runs;
+    None, the default from Python, confines nothing, as in Caffe2.
+    `allow_outside_paths` lets a model file name net files outside its folder."""
 
     def __init__(self, path_or_model, init=None, feeds=None, random_init: bool = False,
-                 out_channels=None, seed: int | None = None, device: str = "cpu"):
+                 out_channels=None, seed: int | None = None, device: str = "cpu", data_roots=None,
+                 allow_outside_paths: bool = False):
         if out_channels and not random_init:
             raise RunError("out_channels (--out-channels) only applies with random_init (--random-init)")
-        self.model = _as_model(path_or_model, init)
+        self.model = _as_model(path_or_model, init, allow_outside_paths)
         missing = missing_op_types(net for _, net in self.model.nets())
         if missing:
             where = self.model.files.get("predict_net")
             raise RunError((f"{where}: " if where else "") + describe_missing_ops(missing))
+        if data_roots is not None:
+            check_data_paths([(self.model.files.get(key), net) for key, net in self.model.nets()],
+                             data_roots)
         self.predict_net = placed(self.model.predict_net, device)
         self.predict_net.name = self.predict_net.name or "predict_net"
         self.init_net = None if self.model.init_net is None else placed(self.model.init_net, device)

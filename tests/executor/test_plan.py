@@ -64,3 +64,24 @@ def test_a_step_naming_an_unknown_net_is_refused_before_anything_runs():
     with pytest.raises(PyCaffe2Error, match="runs net 'stpe'"):
         workspace.RunPlan(plan)
     assert not workspace.HasBlob("it")
+
+
+@pytest.mark.parametrize("num_iter, stop_at, last", [(4, None, 3), (None, 3, 2), (0, None, None)])
+def test_a_monitor_hears_where_each_loop_ended(num_iter, stop_at, last):
+    from pycaffe2.executor.plan import PlanMonitor
+
+    class Ends(PlanMonitor):
+        def __init__(self):
+            self.ended, self.iterations = [], []
+
+        def iteration_done(self, step, iteration):
+            self.iterations.append((step.name, iteration))
+
+        def step_done(self, step, last_iteration):
+            self.ended.append((step.name, last_iteration))
+    workspace, monitor = Workspace(), Ends()
+    workspace.FeedBlob("limit", np.array([3], np.int64))
+    workspace.RunPlan(counter_plan(num_iter=num_iter, stop_at=stop_at).Proto(), monitor=monitor)
+    assert monitor.ended == [("init", 0), ("loop", last)]
+    # the iteration a stop blob ends is not "done": it stopped part way
+    assert [i for name, i in monitor.iterations if name == "loop"] == list(range(last if stop_at else num_iter))
