@@ -5,7 +5,7 @@
                                           tests/caffe2_conformance/expected_failures.yaml
 
 Rewriting keeps a still-failing entry's reason that a person wrote ("documented
-deviation: ..." or "known: ...") and categorizes the rest afresh: "missing op X (issue 13)", "missing module
+deviation: ..." or "known: ...") and categorizes the rest afresh: "missing op X (issue 16)", "missing module
 M", or "difference: <first line of the error>" to refine by hand.
 """
 from __future__ import annotations

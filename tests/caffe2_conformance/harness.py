@@ -321,7 +321,7 @@ def categorize(reason: str) -> str:
     """A reason for the expectation file: a missing op or module by name, else the error's
     first line as a difference for a person to refine."""
     if found := _MISSING_OP.search(reason):
-        return f"missing op {found.group(1)} (issue 13)"
+        return f"missing op {found.group(1)} (issue 16)"
     if found := _MISSING_MODULE.search(reason):
         name = (f"{found.group(2)}.{found.group(1)}" if found.group(1) else found.group(3) or found.group(4))
         return f"missing module {name}"

@@ -38,8 +38,8 @@ def test_every_expected_failure_names_a_file_that_exists(expected):
 
 
 @pytest.mark.parametrize("reason, category", [
-    ("NetError: cannot create net n: op 0 (TopK): unknown op type 'TopK'", "missing op TopK (issue 13)"),
-    ("AttributeError: Net n: unknown op type Quantile", "missing op Quantile (issue 13)"),
+    ("NetError: cannot create net n: op 0 (TopK): unknown op type 'TopK'", "missing op TopK (issue 16)"),
+    ("AttributeError: Net n: unknown op type Quantile", "missing op Quantile (issue 16)"),
     ("ImportError: cannot import name 'utils' from 'caffe2.python' (unknown location)",
      "missing module caffe2.python.utils"),
     ("ModuleNotFoundError: No module named 'torch'", "missing module torch"),
