@@ -29,7 +29,9 @@ from google.protobuf.descriptor import FieldDescriptor
 
 from pycaffe2 import _yaml
 from pycaffe2.errors import NetFileError
+from pycaffe2.files import read_regular_file
 from pycaffe2.proto import caffe2_pb2
+from pycaffe2.proto.checks import message_problem
 from pycaffe2.schema import get_schema
 from pycaffe2.schema.args import DTYPE_BY_NUMBER, arg_value, make_argument
 
@@ -82,13 +84,26 @@ def load_model(path) -> Model:
     """A model file, a folder with init_net.pb + predict_net.pb, or a plain net file
     (which becomes a Model with only a predict net)."""
     path = Path(path)
-    if path.is_dir():
+    if _is_dir(path):
         return _load_folder(path)
-    suffix = _suffix(path)
+    model = _load_file(path, _suffix(path))
+    for key, message in (*model.nets(), ("plan", model.plan)):
+        problem = message and message_problem(message)
+        if problem:
+            raise NetFileError(f"{key}: {problem}" if model.init_net or model.plan else problem,
+                               file=model.files.get(key, str(path)))
+    return model
+
+
+def _is_dir(path: Path) -> bool:
     try:
-        data = path.read_bytes()
-    except OSError as exc:
-        raise NetFileError(f"cannot read: {exc.strerror}", file=str(path)) from None
+        return path.is_dir()
+    except (OSError, ValueError):  # a name too long, or with a NUL byte: reading says why
+        return False
+
+
+def _load_file(path: Path, suffix: str, inside: str | None = None) -> Model:
+    data = read_regular_file(path, NetFileError)
     if suffix == ".pb":
         return Model(_parse_pb(data, str(path)), files={"predict_net": str(path)})
     if suffix == ".pbtxt":
@@ -96,6 +111,9 @@ def load_model(path) -> Model:
     tree = _parse_tree(data, suffix, str(path))
     try:
         if isinstance(tree, dict) and "predict_net" in tree:
+            if inside:  # a model naming a model could name itself
+                raise NetFileError(f"{path} is a model file; name a net file or a model folder",
+                                   file=inside)
             return _model_from_tree(tree, path)
         lines: dict[int, int] = {}
         net = _DictReader(str(path), lines).message(tree, caffe2_pb2.NetDef, "")
@@ -141,6 +159,10 @@ def _parse_pbtxt(data: bytes, file: str) -> caffe2_pb2.NetDef:
     except text_format.ParseError as exc:
         line = getattr(exc, "GetLine", lambda: None)()
         raise NetFileError(f"bad protobuf text: {exc}", file=file, line=line) from None
+    except RecursionError:
+        raise NetFileError("bad protobuf text: nested too deeply", file=file) from None
+    except (ValueError, TypeError) as exc:  # a value protobuf refuses to store
+        raise NetFileError(f"bad protobuf text: {exc}", file=file) from None
     return net
 
 
@@ -162,13 +184,16 @@ def _model_from_tree(tree: dict, path: Path) -> Model:
     if unknown:
         raise NetFileError(f"unknown model key(s) {', '.join(sorted(map(str, unknown)))} "
                            f"(expected {', '.join(MODEL_KEYS)})", file=file, line=_yaml.line_of(tree))
+    if tree.get("predict_net") is None:
+        raise NetFileError("predict_net is empty: a model file needs a predict net",
+                           file=file, line=_yaml.line_of(tree))
     nets, files, lines = {}, {}, {}
     for key in ("init_net", "predict_net"):
         value = tree.get(key)
         if value is None:
             continue
         if isinstance(value, str):
-            inner = load_model(path.parent / value)
+            inner = _load_inner_net(path.parent / value, key, file, _yaml.line_of(tree))
             nets[key], files[key] = inner.predict_net, inner.files["predict_net"]
             lines[key] = inner.op_lines.get("predict_net", {})
         else:
@@ -182,6 +207,17 @@ def _model_from_tree(tree: dict, path: Path) -> Model:
     return Model(nets["predict_net"], nets.get("init_net"), plan, shapes, files, lines)
 
 
+def _load_inner_net(path: Path, key: str, file: str, line) -> Model:
+    """The net a model file names by path: a net file or model folder, never
+    another model file (which could name this one again)."""
+    try:
+        return _load_folder(path) if _is_dir(path) else _load_file(path, _suffix(path), inside=file)
+    except NetFileError as exc:
+        if exc.file and exc.file != file:
+            raise
+        raise NetFileError(f"{key}: {exc.message}", file=file, line=line) from None
+
+
 def _input_shapes(tree, file: str) -> dict:
     if not isinstance(tree, dict):
         raise NetFileError("input_shapes must map blob names to shapes", file=file)
@@ -191,9 +227,10 @@ def _input_shapes(tree, file: str) -> dict:
             else (spec, "float32")
         ok = isinstance(dims, list) and all(isinstance(d, int) and d >= 0 for d in dims)
         try:
-            dtype = np.dtype(dtype).name
-        except TypeError:
-            ok = False
+            dtype = np.dtype(dtype).name if isinstance(dtype, str) else None
+        except (TypeError, ValueError, SyntaxError):
+            dtype = None
+        ok = ok and dtype is not None
         if not ok:
             raise NetFileError(f"input_shapes: {name}: expected a list of sizes (or "
                                f"{{shape, dtype}}), got {spec!r}", file=file, line=_yaml.line_of(spec))
@@ -263,6 +300,7 @@ class _DictReader:
         schema = get_schema(op_type)
         args = []
         for name, value in mapping.items():
+            self.check_text(str(name), mapping, path)
             if isinstance(value, dict):  # an Argument written out field by field
                 arg = self.message(value, caffe2_pb2.Argument, f"{path}.{name}", mapping)
                 arg.name = str(name)
@@ -270,7 +308,7 @@ class _DictReader:
                 spec = schema.args.get(str(name)) if schema else None
                 try:
                     arg = make_argument(str(name), value, spec.types if spec else ())
-                except ValueError as exc:
+                except (ValueError, TypeError) as exc:  # incl. a lone surrogate, an int out of range
                     self.fail(f"arg '{name}' {exc}", mapping, path)
             args.append(arg)
         return args
@@ -284,8 +322,11 @@ class _DictReader:
                 converted = self.scalar(fd, item, f"{path}[{index}]", value)
                 if fd.type == FieldDescriptor.TYPE_MESSAGE:
                     target.add().CopyFrom(converted)
-                else:
+                    continue
+                try:
                     target.append(converted)
+                except (ValueError, TypeError) as exc:  # e.g. an integer out of the field's range
+                    self.fail(str(exc), value, f"{path}[{index}]")
         elif fd.type == FieldDescriptor.TYPE_MESSAGE:
             getattr(message, fd.name).CopyFrom(self.scalar(fd, value, path, parent))
         else:
@@ -308,7 +349,7 @@ class _DictReader:
                 return float(value)
         elif kind == FieldDescriptor.TYPE_STRING:
             if isinstance(value, str):
-                return value
+                return self.check_text(value, parent, path)
         elif kind == FieldDescriptor.TYPE_BYTES:
             return self.bytes_value(value, path, parent)
         elif isinstance(value, int) and not isinstance(value, bool):
@@ -325,11 +366,20 @@ class _DictReader:
             return value
         self.fail(f"expected one of {', '.join(values)}, got {value!r}", parent, path)
 
+    def check_text(self, text: str, parent, path) -> str:
+        """`text`, if it can be stored as UTF-8 (JSON and YAML escapes can make lone surrogates)."""
+        try:
+            text.encode("utf-8")
+        except UnicodeEncodeError as exc:
+            self.fail(f"text {text[max(exc.start - 10, 0):exc.end + 10]!r} is not valid Unicode "
+                      f"(a lone surrogate at character {exc.start})", parent, path)
+        return text
+
     def bytes_value(self, value, path, parent):
         if isinstance(value, bytes):
             return value
         if isinstance(value, str):
-            return value.encode("utf-8")
+            return self.check_text(value, parent, path).encode("utf-8")
         if isinstance(value, dict) and set(value) == {"base64"} and isinstance(value["base64"], str):
             try:
                 return base64.b64decode(value["base64"], validate=True)
@@ -364,6 +414,7 @@ def save_net(net: caffe2_pb2.NetDef, path) -> None:
     """Write a NetDef in the format its extension names."""
     path = Path(path)
     suffix = _suffix(path)
+    _check_writable(net, path)
     if suffix == ".pb":
         data = net.SerializeToString()
     elif suffix == ".pbtxt":
@@ -387,7 +438,10 @@ def save_model(model: Model, path) -> None:
                            "or two .pb files", file=str(path))
     tree = {}
     for key, net in model.nets():
+        _check_writable(net, path, key)
         tree[key] = net_to_tree(net)
+    if model.plan is not None:
+        _check_writable(model.plan, path, "plan")
     if model.plan is not None:
         tree["plan"] = message_to_tree(model.plan)
     if model.input_shapes:
@@ -409,6 +463,13 @@ def _save_folder(model: Model, folder: Path) -> None:
         raise NetFileError(f"cannot make folder: {exc.strerror}", file=str(folder)) from None
     for key, net in model.nets():
         save_net(net, folder / f"{key}.pb")
+
+
+def _check_writable(message, path: Path, key: str | None = None) -> None:
+    """Refuse to write what no loader would read back."""
+    problem = message_problem(message)
+    if problem:
+        raise NetFileError(f"cannot write {key + ': ' if key else ''}{problem}", file=str(path))
 
 
 def _write(path: Path, data: bytes) -> None:

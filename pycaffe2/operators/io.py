@@ -10,7 +10,6 @@ from __future__ import annotations
 import os
 
 import numpy as np
-from google.protobuf.message import DecodeError
 
 from pycaffe2.db import (
     BlobAssembler,
@@ -20,6 +19,7 @@ from pycaffe2.db import (
     blob_name,
     check_db_type,
     create_db,
+    parse_tensor_protos,
     save_blobs,
 )
 from pycaffe2.operators.registry import register_cpu
@@ -74,11 +74,7 @@ def tensor_protos_db_input(reader, *, batch_size, num_outputs):
 
 def _record(reader: DBReader, num_outputs: int) -> tuple:
     key, value = reader.read()
-    protos = caffe2_pb2.TensorProtos()
-    try:
-        protos.ParseFromString(value)
-    except DecodeError as exc:
-        raise DBError(f"{reader.source}: record '{key}' is not a TensorProtos ({exc})") from exc
+    protos = parse_tensor_protos(value, f"{reader.source}: record '{key}'")
     if len(protos.protos) != num_outputs:
         raise ValueError(f"record '{key}' of {reader.source} holds "
                          f"{len(protos.protos)} tensors, but the op has {num_outputs} outputs")
@@ -226,7 +222,7 @@ def _read_blobs(sources, db_type, name_of, wanted: set | None, load_all) -> dict
         else:
             path, db = source, create_db(db_type, source, Mode.read)
         try:
-            assembler, extra = BlobAssembler(path), []
+            assembler, extra = BlobAssembler(path, getattr(db, "size", None)), []
             cursor = db.new_cursor()
             while cursor.valid():
                 key = cursor.key()
