@@ -16,6 +16,7 @@ import math
 import os
 import stat
 import struct
+import tokenize
 import zipfile
 import zlib
 from pathlib import Path
@@ -92,7 +93,8 @@ def read_regular_file(path, error: type[PyCaffe2Error], limit: int | None = None
 # What a damaged .npy/.npz can make the standard library or NumPy raise.
 _ARRAY_FAULTS = (OSError, ValueError, EOFError, KeyError, TypeError, OverflowError,
                  NotImplementedError, SyntaxError, zipfile.BadZipFile, zlib.error, lzma.LZMAError,
-                 struct.error, RuntimeError)  # RuntimeError: an encrypted zip member
+                 struct.error, tokenize.TokenError,  # an old header NumPy re-tokenizes
+                 RuntimeError)  # an encrypted zip member
 
 
 def read_npy(path, error: type[PyCaffe2Error]) -> np.ndarray:

@@ -33,7 +33,7 @@ from pycaffe2.files import read_regular_file
 from pycaffe2.proto import caffe2_pb2
 from pycaffe2.proto.checks import message_problem
 from pycaffe2.schema import get_schema
-from pycaffe2.schema.args import DTYPE_BY_NUMBER, arg_value, make_argument
+from pycaffe2.schema.args import DTYPE_BY_NUMBER, arg_value, make_argument, set_fields
 
 NET_SUFFIXES = (".pb", ".pbtxt", ".yaml", ".yml", ".json")
 MODEL_KEYS = ("init_net", "predict_net", "plan", "input_shapes")
@@ -141,7 +141,7 @@ def _parse_pb(data: bytes, file: str) -> caffe2_pb2.NetDef:
         net.ParseFromString(data)
     except Exception as exc:  # protobuf raises several types for bad bytes
         raise NetFileError(f"not a valid NetDef protobuf: {exc}", file=file) from None
-    if data and net.ByteSize() == 0:
+    if data and not net.ListFields():
         raise NetFileError("not a NetDef protobuf: no NetDef field found", file=file)
     return net
 
@@ -169,13 +169,39 @@ def _parse_pbtxt(data: bytes, file: str) -> caffe2_pb2.NetDef:
 def _parse_tree(data: bytes, suffix: str, file: str):
     kind = "JSON" if suffix == ".json" else "YAML"
     try:
-        return json.loads(data) if suffix == ".json" else _yaml.load(data)
+        tree = json.loads(data) if suffix == ".json" else _yaml.load(data)
+        _check_tree(tree, file, kind, max(1_000_000, 4 * len(data)))
+        return tree
     except json.JSONDecodeError as exc:
         raise NetFileError(f"bad JSON: {exc}", file=file, line=exc.lineno) from None
     except yaml.YAMLError as exc:
         raise NetFileError(f"bad YAML: {exc}", file=file, line=_yaml.error_line(exc)) from None
     except (RecursionError, ValueError) as exc:  # too deep, or not UTF-8 text
         raise NetFileError(f"bad {kind}: {exc}", file=file) from None
+
+
+def _check_tree(tree, file: str, kind: str, max_values: int) -> None:
+    """Refuse text no protobuf string can hold (JSON and YAML escapes can spell
+    lone surrogates, \\ud800, in keys as in values), and trees that YAML aliases
+    blow up (a billion laughs) or make cyclic: more than `max_values` values."""
+    stack, count = [(tree, tree)], 0
+    while stack:
+        node, container = stack.pop()
+        count += 1
+        if count > max_values:
+            raise NetFileError(f"bad {kind}: more than {max_values:,} values once aliases are "
+                               "expanded (or an alias refers to itself)", file=file)
+        if isinstance(node, dict):
+            stack += [(item, node) for pair in node.items() for item in pair]
+        elif isinstance(node, list):
+            stack += [(item, node) for item in node]
+        elif isinstance(node, str):
+            try:
+                node.encode("utf-8")
+            except UnicodeEncodeError as exc:
+                raise NetFileError(f"bad {kind}: text {node[max(exc.start - 10, 0):exc.end + 10]!r} "
+                                   "is not valid Unicode (a lone surrogate)", file=file,
+                                   line=_yaml.line_of(container)) from None
 
 
 def _model_from_tree(tree: dict, path: Path) -> Model:
@@ -300,7 +326,6 @@ class _DictReader:
         schema = get_schema(op_type)
         args = []
         for name, value in mapping.items():
-            self.check_text(str(name), mapping, path)
             if isinstance(value, dict):  # an Argument written out field by field
                 arg = self.message(value, caffe2_pb2.Argument, f"{path}.{name}", mapping)
                 arg.name = str(name)
@@ -349,7 +374,7 @@ class _DictReader:
                 return float(value)
         elif kind == FieldDescriptor.TYPE_STRING:
             if isinstance(value, str):
-                return self.check_text(value, parent, path)
+                return value
         elif kind == FieldDescriptor.TYPE_BYTES:
             return self.bytes_value(value, path, parent)
         elif isinstance(value, int) and not isinstance(value, bool):
@@ -366,20 +391,11 @@ class _DictReader:
             return value
         self.fail(f"expected one of {', '.join(values)}, got {value!r}", parent, path)
 
-    def check_text(self, text: str, parent, path) -> str:
-        """`text`, if it can be stored as UTF-8 (JSON and YAML escapes can make lone surrogates)."""
-        try:
-            text.encode("utf-8")
-        except UnicodeEncodeError as exc:
-            self.fail(f"text {text[max(exc.start - 10, 0):exc.end + 10]!r} is not valid Unicode "
-                      f"(a lone surrogate at character {exc.start})", parent, path)
-        return text
-
     def bytes_value(self, value, path, parent):
         if isinstance(value, bytes):
             return value
         if isinstance(value, str):
-            return self.check_text(value, parent, path).encode("utf-8")
+            return value.encode("utf-8")
         if isinstance(value, dict) and set(value) == {"base64"} and isinstance(value["base64"], str):
             try:
                 return base64.b64decode(value["base64"], validate=True)
@@ -507,6 +523,8 @@ def _friendly_args(op: caffe2_pb2.OperatorDef):
     for arg in op.arg:
         spec = schema.args.get(arg.name) if schema else None
         types = spec.types if spec else ()
+        if len(set_fields(arg)) > 1:  # only the field by field spelling keeps every value
+            return None
         value = arg_value(arg)
         if arg.name in mapping or isinstance(value, bytes) or any(
                 isinstance(v, bytes) for v in (value if isinstance(value, list) else [])):

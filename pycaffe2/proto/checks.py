@@ -21,7 +21,12 @@ def _repeated(fd) -> bool:
 
 def message_problem(message) -> str | None:
     """What is wrong with a decoded message ('op[2].type is not UTF-8 text',
-    'messages nested more than 64 deep'), or None. Walks without recursion."""
+    'messages nested more than 64 deep', 'required field ... missing'), or None.
+    Walks without recursion."""
+    if not message.IsInitialized():  # binary protobuf parses them, then cannot write them
+        missing = message.FindInitializationErrors()
+        return f"required field {missing[0]} is missing" + (
+            f" (and {len(missing) - 1} more)" if len(missing) > 1 else "")
     stack = [(message, "", 1)]
     while stack:
         current, path, depth = stack.pop()

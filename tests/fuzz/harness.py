@@ -1,0 +1,425 @@
+"""The loader fuzzer shared by tests/fuzz (bounded, through hypothesis) and
+scripts/fuzz_loaders.py (long runs): seed files per loader family, mutations
+an attacker would try (bit flips, truncation, splices, inserted bytes and
+tokens), and one target per family that feeds a file to the loader the way the
+CLI does. A target passes when the loader accepts the file or raises a
+PyCaffe2Error; anything else it raises is a failure.
+
+Families: pb, pbtxt, json, yaml (net files), model (model file with init net,
+predict net, plan, input shapes), folder (init_net.pb + predict_net.pb),
+minidb (Save files and data files), npy and npz (--feed files).
+"""
+from __future__ import annotations
+
+import io
+import os
+import random
+import struct
+import tempfile
+import zipfile
+from functools import lru_cache
+from pathlib import Path
+
+import numpy as np
+from google.protobuf.descriptor import FieldDescriptor
+
+from pycaffe2 import db, netfile
+from pycaffe2.errors import PyCaffe2Error
+from pycaffe2.proto import caffe2_pb2
+from pycaffe2.proto.checks import _repeated
+from pycaffe2.run.feeds import parse_feed
+from pycaffe2.schema.checker import check_model
+from pycaffe2.tensor_proto import tensor_to_array
+
+REPO = Path(__file__).resolve().parents[2]
+FAMILIES = ("pb", "pbtxt", "json", "yaml", "model", "folder", "minidb", "npy", "npz")
+_SEED_NETS = ("nets/hard_sigmoid.yaml", "nets/mlp.yaml", "nets/sync_spatial_bn.yaml",
+              "nets/models/lenet")
+_REAL_NETS = ("caffe2_ios_predict_only/tinyYoloPredict.pb", "hmc_random_test/predict_net.pb",
+              "hungmingwu_pytorch_export/predict_net.pb")
+
+# Inserted whole, beside random bytes: what makes parsers take unusual paths.
+TOKENS = {
+    "text": [b"\xff", b"\x00", b"\\ud800", b"\\udfff", b"\xed\xa0\x80", b"99999999999999999999999",
+             b"-1", b"-9223372036854775809", b"1e999", b"nan", b"0x", b"\n", b"  ", b"\t", b"'", b'"'],
+    "pbtxt": [b"arg { name: 'a' n { ", b" } ", b"op { ", b"\"\\377\"", b"device_option { ",
+              b"ints: 4294967296 ", b"i: -9223372036854775809 ", b"type: 'Relu' ", b"s: '\\x80' "],
+    "json": [b"[", b"]", b"{", b"}", b"null", b'{"base64": "', b'"\\ud800"', b",", b":", b"true",
+             b'"arg": {"a": {"n": ', b'"ints": [1e400]', b'"op": [{"type": "Relu"}]'],
+    "yaml": [b"&a ", b"*a", b"<<: *a\n", b"!!binary ", b"!!python/object:os.system ", b"- ", b"? ",
+             b": ", b"{", b"[", b"~", b"\"\\ud800\"", b"\n  - ", b"predict_net: ", b"plan: ",
+             b"input_shapes: {x: [-1]}\n", b"!!float ", b"0o777", b".inf"],
+    "binary": [b"\xff" * 10 + b"\x01", b"\x80" * 11, b"\x00\x00\x00\x80", b"\xff\xff\xff\x7f",
+               b"\xff\xff\xff\xff", b"\x08\xff\xff\xff\xff\x0f", b"\x12\x00", b"\x0a\xff\x01"],
+    "npy": [b"\x93NUMPY\x01\x00", b"\x93NUMPY\x03\x00", b"'shape': (", b"(99999999999, 99999999)",
+            b"'descr': '|O'", b"'<f8'", b"'fortran_order': True", b"(-1,)", b"PK\x03\x04", b"PK\x01\x02"],
+}
+_FAMILY_TOKENS = {"pb": ("binary",), "folder": ("binary",), "minidb": ("binary",),
+                  "pbtxt": ("pbtxt", "text"), "json": ("json", "text"), "yaml": ("yaml", "text"),
+                  "model": ("yaml", "text"), "npy": ("npy", "binary"), "npz": ("npy", "binary")}
+
+
+# ---------------------------------------------------------------- seeds
+
+def _net_seeds() -> list[netfile.Model]:
+    models = [netfile.load_model(REPO / name) for name in _SEED_NETS]
+    shared = REPO.parent / "shared" / "caffe2_models"
+    models += [netfile.load_model(shared / name) for name in _REAL_NETS if (shared / name).is_file()]
+    return models
+
+
+def _render(model: netfile.Model, suffix: str, folder: Path) -> bytes:
+    path = folder / f"seed{suffix}"
+    netfile.save_net(model.predict_net, path)
+    return path.read_bytes()
+
+
+def _minidb_seeds(folder: Path) -> list[bytes]:
+    path, seeds = str(folder / "seed.minidb"), []
+    db.save_blobs(path, {"w": np.arange(6, dtype=np.float32).reshape(2, 3), "i": np.arange(5),
+                         "h": np.ones(3, np.float16), "b": np.array([True, False]),
+                         "s": np.array([b"ab", b"c"], dtype=object), "raw": b"\x00\xff"}, chunk_size=4)
+    seeds.append(Path(path).read_bytes())
+    arrays = {"data": np.linspace(0, 1, 12, dtype=np.float32).reshape(3, 2, 2),
+              "label": np.arange(3, dtype=np.int32)}
+    np.savez(folder / "data.npz", **arrays)
+    db.write_npz_to_minidb(str(folder / "data.npz"), path)
+    seeds.append(Path(path).read_bytes())
+    return seeds
+
+
+def _npy_seeds(folder: Path) -> list[bytes]:
+    arrays = [np.arange(12, dtype=np.float32).reshape(3, 4), np.asfortranarray(np.ones((2, 3))),
+              np.array([1, 2], np.int8), np.zeros((0, 3), np.int64), np.array(3.5),
+              np.array([(1, 2.0)], dtype=[("a", "<i4"), ("b", "<f8")]), np.array(["ab", "c"])]
+    seeds = []
+    for array in arrays:
+        np.save(folder / "seed.npy", array)
+        seeds.append((folder / "seed.npy").read_bytes())
+    return seeds
+
+
+def _npz_seeds(folder: Path) -> list[bytes]:
+    seeds = []
+    for save in (np.savez, np.savez_compressed):
+        save(folder / "seed.npz", X=np.arange(8, dtype=np.float32).reshape(2, 4), a=np.ones(3))
+        seeds.append((folder / "seed.npz").read_bytes())
+    return seeds
+
+
+@lru_cache(maxsize=1)
+def seeds() -> dict[str, list[bytes]]:
+    """{family: [seed file bytes]}: the nets of nets/ (and the small real
+    Caffe2 nets when ../shared is there) in every format, and small
+    generated DBs and arrays."""
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = Path(tmp)
+        models = _net_seeds()
+        found = {suffix.strip("."): [_render(m, suffix, folder) for m in models]
+                 for suffix in (".pb", ".pbtxt", ".json", ".yaml")}
+        found["model"] = [(REPO / "nets/mlp.yaml").read_bytes(),
+                          (REPO / "nets/examples/lenet_digits/model.yaml").read_bytes()]
+        found["folder"] = [(REPO / "nets/models/lenet/init_net.pb").read_bytes(),
+                           (REPO / "nets/models/lenet/predict_net.pb").read_bytes()]
+        found["minidb"] = _minidb_seeds(folder)
+        found["npy"] = _npy_seeds(folder)
+        found["npz"] = _npz_seeds(folder)
+    return found
+
+
+# ---------------------------------------------------------------- mutations
+
+def _flip(data: bytes, rng: random.Random, others) -> bytes:
+    out = bytearray(data)
+    for _ in range(rng.randint(1, 8)):
+        if out:
+            out[rng.randrange(len(out))] ^= 1 << rng.randrange(8)
+    return bytes(out)
+
+
+def _truncate(data: bytes, rng: random.Random, others) -> bytes:
+    return data[:rng.randint(0, len(data))]
+
+
+def _splice(data: bytes, rng: random.Random, others) -> bytes:
+    other = rng.choice(others)
+    return data[:rng.randint(0, len(data))] + other[rng.randint(0, len(other)):]
+
+
+def _insert(data: bytes, rng: random.Random, others, tokens=()) -> bytes:
+    at = rng.randint(0, len(data))
+    if tokens and rng.random() < 0.7:
+        piece = rng.choice(tokens) * (rng.choice((1, 1, 1, 2, 50)))
+    else:
+        piece = bytes(rng.randrange(256) for _ in range(rng.randint(1, 8)))
+    return data[:at] + piece + data[at:]
+
+
+def _repeat(data: bytes, rng: random.Random, others) -> bytes:
+    """A stretch copied in place several times (nesting, long lists)."""
+    if not data:
+        return data
+    begin = rng.randrange(len(data))
+    end = min(len(data), begin + rng.randint(1, 64))
+    return data[:begin] + data[begin:end] * rng.randint(2, 40) + data[end:]
+
+
+def _delete(data: bytes, rng: random.Random, others) -> bytes:
+    if not data:
+        return data
+    begin = rng.randrange(len(data))
+    return data[:begin] + data[begin + rng.randint(1, 16):]
+
+
+MUTATIONS = (_flip, _truncate, _splice, _insert, _insert, _repeat, _delete)
+
+# Field values that take loaders down unusual paths, by protobuf type.
+_INTS = (0, 1, -1, 2, 7, 2**31 - 1, -2**31, 2**32, 2**40, 2**62, -2**63, 2**63 - 1)
+_FLOATS = (0.0, -0.0, 1.5, float("nan"), float("inf"), -float("inf"), 3.4e38, 1e-45)
+_TEXTS = ("", "X", "Relu", "FC", "a" * 300, "\u00e9", "#%0", "w#%1", "../x", "/dev/zero", "\n")
+
+
+def _messages(message) -> list:
+    """Every message inside `message`, itself first."""
+    found, stack = [], [message]
+    while stack:
+        current = stack.pop()
+        found.append(current)
+        for fd, value in current.ListFields():
+            if fd.type == FieldDescriptor.TYPE_MESSAGE:
+                stack.extend(value if _repeated(fd) else [value])
+    return found
+
+
+def _field_value(fd, rng: random.Random):
+    kind = fd.type
+    if kind == FieldDescriptor.TYPE_ENUM:
+        return rng.choice(fd.enum_type.values).number
+    if kind == FieldDescriptor.TYPE_BOOL:
+        return rng.random() < 0.5
+    if kind in (FieldDescriptor.TYPE_FLOAT, FieldDescriptor.TYPE_DOUBLE):
+        return rng.choice(_FLOATS)
+    if kind == FieldDescriptor.TYPE_STRING:
+        return rng.choice(_TEXTS)
+    if kind == FieldDescriptor.TYPE_BYTES:
+        return bytes(rng.randrange(256) for _ in range(rng.choice((0, 1, 3, 4, 5, 8, 17))))
+    return rng.choice(_INTS)
+
+
+def mutate_message(message, rng: random.Random) -> None:
+    """One field somewhere in `message` set, appended to or cleared."""
+    target = rng.choice(_messages(message))
+    fd = rng.choice(target.DESCRIPTOR.fields)
+    if rng.random() < 0.15:
+        target.ClearField(fd.name)
+        return
+    if fd.type == FieldDescriptor.TYPE_MESSAGE:
+        if not _repeated(fd):
+            getattr(target, fd.name).SetInParent()
+        else:
+            getattr(target, fd.name).add()
+        return
+    for _ in range(8):  # a value the field takes (ints out of its range are refused here)
+        try:
+            value = _field_value(fd, rng)
+            if _repeated(fd):
+                field = getattr(target, fd.name)
+                if len(field) and rng.random() < 0.5:
+                    field[rng.randrange(len(field))] = value
+                else:
+                    field.append(value)
+            else:
+                setattr(target, fd.name, value)
+            return
+        except (ValueError, TypeError):
+            continue
+
+
+def _mutate_pb(data: bytes, rng: random.Random, cls=caffe2_pb2.NetDef) -> bytes:
+    message = cls()
+    try:
+        message.ParseFromString(data)
+    except Exception:  # noqa: BLE001 (an earlier mutation broke it: leave it to the byte mutations)
+        return data
+    for _ in range(rng.randint(1, 3)):
+        mutate_message(message, rng)
+    return message.SerializePartialToString()
+
+
+def _records(data: bytes) -> list[tuple[bytes, bytes]] | None:
+    records, offset = [], 0
+    while offset + 8 <= len(data):
+        key_len, value_len = struct.unpack_from("<ii", data, offset)
+        if key_len <= 0 or value_len <= 0:
+            return None
+        begin = offset + 8
+        records.append((data[begin:begin + key_len], data[begin + key_len:begin + key_len + value_len]))
+        offset = begin + key_len + value_len
+    return records
+
+
+def _mutate_minidb(data: bytes, rng: random.Random) -> bytes:
+    records = _records(data)
+    if not records:
+        return data
+    index = rng.randrange(len(records))
+    key, value = records[index]
+    if rng.random() < 0.15:
+        key = rng.choice((b"\xff\xfe", key + b"\x80", b"w#%9", b"x", key * 2))
+    else:
+        cls = caffe2_pb2.BlobProto if db._is_blob_proto(value) else caffe2_pb2.TensorProtos
+        value = _mutate_pb(value, rng, cls)
+    records[index] = (key, value)
+    if rng.random() < 0.2:
+        records.insert(rng.randrange(len(records) + 1), rng.choice(records))
+    return b"".join(struct.pack("<ii", len(k), len(v)) + k + v for k, v in records if k and v)
+
+
+_DESCRS = ("<f4", ">f8", "|b1", "<i8", "|u1", "<c16", "|O", "<U3", "|S0", "|V8", "<m8[s]", "[('a', '<i4')]")
+_SHAPES = ("()", "(0,)", "(3,)", "(2, 3)", "(-1,)", "(10**12,)", "(99999999999, 99999999999)",
+           "(3, 4)", "(1, 0, 5)", "[3]", "(2.5,)", "('a',)", "(1,) * 40")
+
+
+def _mutate_npy(data: bytes, rng: random.Random) -> bytes:
+    """A new header (descr, fortran_order, shape) over the old data, maybe cut short."""
+    end = data.find(b"\n", 0, 4096)
+    if not data.startswith(b"\x93NUMPY") or end < 0:
+        return data
+    header = "{'descr': %s, 'fortran_order': %s, 'shape': %s, }" % (
+        repr(rng.choice(_DESCRS)) if rng.random() < 0.9 else "[('a', '<i4'), ('b', '|O')]",
+        rng.choice(("False", "True", "1", "None")), rng.choice(_SHAPES))
+    header = header.encode("latin1")
+    header += b" " * (-(len(header) + 11) % 64) + b"\n"
+    body = data[end + 1:]
+    return b"\x93NUMPY\x01\x00" + struct.pack("<H", len(header)) + header + body[:rng.randint(0, len(body))]
+
+
+def _mutate_npz(data: bytes, rng: random.Random) -> bytes:
+    """An archive whose members were mutated as .npy files, re-zipped."""
+    try:
+        with zipfile.ZipFile(io.BytesIO(data)) as archive:
+            members = {info.filename: archive.read(info) for info in archive.infolist()}
+    except Exception:  # noqa: BLE001 (already broken)
+        return data
+    name = rng.choice(sorted(members)) if members else "X.npy"
+    members[name] = _mutate_npy(members.get(name, b""), rng)
+    if rng.random() < 0.2:
+        members[rng.choice(("X", "a.npy", "../b.npy", "c.npy"))] = rng.choice(list(members.values()))
+    out = io.BytesIO()
+    compression = rng.choice((zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED, zipfile.ZIP_BZIP2))
+    with zipfile.ZipFile(out, "w", compression) as archive:
+        for member, content in members.items():
+            archive.writestr(member, content)
+    return out.getvalue()
+
+
+_STRUCTURED = {"pb": _mutate_pb, "folder": _mutate_pb, "minidb": _mutate_minidb,
+               "npy": _mutate_npy, "npz": _mutate_npz}
+
+
+def mutate(family: str, rng: random.Random) -> bytes:
+    """A seed of `family` after one to four random mutations: byte-level ones,
+    and for binary formats ones that know the format (a field of a message, the
+    header of an array) so that more inputs get past the first parse."""
+    pool = seeds()[family]
+    data = rng.choice(pool)
+    tokens = [t for kind in _FAMILY_TOKENS[family] for t in TOKENS[kind]]
+    structured = _STRUCTURED.get(family)
+    if structured is not None and rng.random() < 0.7:
+        data = structured(data, rng)
+        if rng.random() < 0.6:
+            return data
+    for _ in range(rng.randint(1, 4)):
+        mutation = rng.choice(MUTATIONS)
+        data = mutation(data, rng, pool, tokens) if mutation is _insert else mutation(data, rng, pool)
+    return data
+
+
+# ---------------------------------------------------------------- targets
+
+def _net_target(suffix: str):
+    def target(data: bytes, folder: Path) -> None:
+        path = folder / f"net{suffix}"
+        path.write_bytes(data)
+        _load_check_convert(path, folder)
+    return target
+
+
+def _load_check_convert(path: Path, folder: Path) -> None:
+    """What validate and convert do with the file: load, check, write in each
+    format; what was written must read back."""
+    model = netfile.load_model(path)
+    check_model(model)
+    if model.init_net is None and model.plan is None and not model.input_shapes:
+        outputs = [folder / f"out{s}" for s in (".pb", ".pbtxt", ".json", ".yaml")]
+    else:
+        outputs = [folder / "out.json", folder / "out.yaml"]
+    for out in outputs:
+        netfile.save_model(model, out)
+        try:
+            netfile.load_model(out)
+        except PyCaffe2Error as exc:
+            raise AssertionError(f"{out.suffix} written from an accepted file does not read back: "
+                                 f"{exc}") from exc
+
+
+def _folder_target(data: bytes, folder: Path) -> None:
+    model_dir = folder / "model"
+    model_dir.mkdir(exist_ok=True)
+    (model_dir / "init_net.pb").write_bytes(seeds()["folder"][0])
+    (model_dir / "predict_net.pb").write_bytes(data)
+    if data[:1] == b"\x00":  # now and then the init net is the mutated one
+        (model_dir / "init_net.pb").write_bytes(data[1:])
+    _load_check_convert(model_dir, folder)
+
+
+def _minidb_target(data: bytes, folder: Path) -> None:
+    path = str(folder / "in.minidb")
+    Path(path).write_bytes(data)
+    db.describe_db(path)
+    reader = db.DBReader("minidb", path)
+    key, value = reader.read()
+    if db._is_blob_proto(value):
+        db.load_blobs(path)
+        db.blob_names(path)
+        return
+    for _ in range(3):  # as TensorProtosDBInput reads records
+        protos = db.parse_tensor_protos(value, f"{path}: record '{key}'")
+        for tensor in protos.protos:
+            tensor_to_array(tensor)
+        key, value = reader.read()
+
+
+def _npy_target(data: bytes, folder: Path) -> None:
+    path = folder / "in.npy"
+    path.write_bytes(data)
+    parse_feed(f"X={path}")
+
+
+def _npz_target(data: bytes, folder: Path) -> None:
+    path = folder / "in.npz"
+    path.write_bytes(data)
+    parse_feed(f"X={path}")
+    parse_feed(f"Y={path}:a")
+    db.write_npz_to_minidb(str(path), str(folder / "out.minidb"))
+
+
+TARGETS = {"pb": _net_target(".pb"), "pbtxt": _net_target(".pbtxt"), "json": _net_target(".json"),
+           "yaml": _net_target(".yaml"), "model": _net_target(".yaml"), "folder": _folder_target,
+           "minidb": _minidb_target, "npy": _npy_target, "npz": _npz_target}
+
+
+def run_one(family: str, data: bytes, folder: Path) -> tuple[str, BaseException | None]:
+    """('accepted', None) or ('refused', the PyCaffe2Error) when the loader
+    behaves; ('failed', the exception) when it raises anything else."""
+    cwd = os.getcwd()
+    try:
+        os.chdir(folder)  # relative paths inside a file stay in the scratch folder
+        TARGETS[family](data, folder)
+    except PyCaffe2Error as exc:
+        return "refused", exc
+    except Exception as exc:  # noqa: BLE001 (the fuzzer's whole point)
+        return "failed", exc
+    finally:
+        os.chdir(cwd)
+    return "accepted", None
