@@ -29,7 +29,7 @@ from google.protobuf.descriptor import FieldDescriptor
 
 from pycaffe2 import _yaml
 from pycaffe2.errors import NetFileError
-from pycaffe2.files import read_regular_file
+from pycaffe2.files import check_regular_file, read_regular_file
 from pycaffe2.proto import caffe2_pb2
 from pycaffe2.proto.checks import message_problem
 from pycaffe2.schema import get_schema
@@ -37,6 +37,7 @@ from pycaffe2.schema.args import DTYPE_BY_NUMBER, arg_value, make_argument, set_
 
 NET_SUFFIXES = (".pb", ".pbtxt", ".yaml", ".yml", ".json")
 MODEL_KEYS = ("init_net", "predict_net", "plan", "input_shapes")
+_PLAIN_ARG_FIELDS = {"f", "i", "s", "floats", "ints", "strings"}
 _FLOAT32_FIELDS = {("Argument", "f"), ("Argument", "floats"), ("TensorProto", "float_data")}
 
 
@@ -237,7 +238,15 @@ def _load_inner_net(path: Path, key: str, file: str, line) -> Model:
     """The net a model file names by path: a net file or model folder, never
     another model file (which could name this one again)."""
     try:
-        return _load_folder(path) if _is_dir(path) else _load_file(path, _suffix(path), inside=file)
+        if _is_dir(path):
+            return _load_folder(path)
+        _suffix(path)
+        check_regular_file(path, NetFileError)
+    except NetFileError as exc:  # the file named cannot be read: the model file is at fault
+        shown = str(path) if len(str(path)) <= 120 else f"{str(path)[:60]}...{str(path)[-40:]}"
+        raise NetFileError(f"{key}: {shown}: {exc.message}", file=file, line=line) from None
+    try:
+        return _load_file(path, _suffix(path), inside=file)
     except NetFileError as exc:
         if exc.file and exc.file != file:
             raise
@@ -523,7 +532,8 @@ def _friendly_args(op: caffe2_pb2.OperatorDef):
     for arg in op.arg:
         spec = schema.args.get(arg.name) if schema else None
         types = spec.types if spec else ()
-        if len(set_fields(arg)) > 1:  # only the field by field spelling keeps every value
+        fields = set_fields(arg)
+        if len(fields) > 1 or not set(fields) <= _PLAIN_ARG_FIELDS:  # kept field by field
             return None
         value = arg_value(arg)
         if arg.name in mapping or isinstance(value, bytes) or any(
