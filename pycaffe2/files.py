@@ -77,10 +77,15 @@ def check_regular_file(path, error: type[PyCaffe2Error], limit: int | None = Non
 def read_regular_file(path, error: type[PyCaffe2Error], limit: int | None = None) -> bytes:
     """The bytes of `path` under the rules of check_regular_file."""
     limit = max_file_bytes() if limit is None else limit
-    check_regular_file(path, error, limit)
+    size = check_regular_file(path, error, limit)
     try:
         with open(Path(path), "rb") as stream:
-            data = stream.read(limit + 1)
+            data = stream.read(size + 1)  # read(n) allocates n bytes: never ask for the cap
+            while len(data) <= limit:  # a file that grows underneath: on, up to the cap
+                more = stream.read(min(1 << 20, limit + 1 - len(data)))
+                if not more:
+                    break
+                data += more
     except OSError as exc:
         raise _fail(error, path, f"cannot read: {exc.strerror or exc}") from None
     if len(data) > limit:

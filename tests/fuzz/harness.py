@@ -12,15 +12,20 @@ minidb (Save files and data files), npy and npz (--feed files).
 from __future__ import annotations
 
 import io
+import json
 import os
 import random
+import signal
 import struct
 import tempfile
+import threading
 import zipfile
 from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
+import yaml
+from google.protobuf import text_format
 from google.protobuf.descriptor import FieldDescriptor
 
 from pycaffe2 import db, netfile
@@ -107,6 +112,37 @@ def _npz_seeds(folder: Path) -> list[bytes]:
     return seeds
 
 
+# A small model with a training plan (nets/examples/lenet_digits/model.yaml is
+# the real one, but 20 kB of YAML makes each input slow).
+_PLAN_MODEL = """\
+init_net:
+  name: init
+  op:
+  - {type: XavierFill, output: [w], arg: {shape: [4, 3]}}
+  - {type: ConstantFill, output: [b], arg: {shape: [4], value: 0.0}}
+  - {type: GaussianFill, output: [x], arg: {shape: [2, 3]}}
+  - {type: ConstantFill, output: [lr], arg: {shape: [1], value: -0.1}}
+predict_net:
+  name: train
+  external_input: [x, w, b, lr]
+  op:
+  - {type: FC, input: [x, w, b], output: [y]}
+  - {type: SquaredL2Distance, input: [y, y], output: [loss]}
+  - {type: WeightedSum, input: [w, lr, w, lr], output: [w2]}
+plan:
+  name: fit
+  network:
+  - {name: init, op: [{type: ConstantFill, output: [one], arg: [{name: shape, ints: [1]}]}]}
+  - {name: train, external_input: [x, w, b], op: [{type: FC, input: [x, w, b], output: [y]}]}
+  execution_step:
+  - {name: init, network: [init]}
+  - {name: loop, network: [train], num_iter: 3, report_interval: 1}
+input_shapes:
+  x: [2, 3]
+  w: {shape: [4, 3], dtype: float32}
+"""
+
+
 @lru_cache(maxsize=1)
 def seeds() -> dict[str, list[bytes]]:
     """{family: [seed file bytes]}: the nets of nets/ (and the small real
@@ -117,8 +153,7 @@ def seeds() -> dict[str, list[bytes]]:
         models = _net_seeds()
         found = {suffix.strip("."): [_render(m, suffix, folder) for m in models]
                  for suffix in (".pb", ".pbtxt", ".json", ".yaml")}
-        found["model"] = [(REPO / "nets/mlp.yaml").read_bytes(),
-                          (REPO / "nets/examples/lenet_digits/model.yaml").read_bytes()]
+        found["model"] = [(REPO / "nets/mlp.yaml").read_bytes(), _PLAN_MODEL.encode()]
         found["folder"] = [(REPO / "nets/models/lenet/init_net.pb").read_bytes(),
                            (REPO / "nets/models/lenet/predict_net.pb").read_bytes()]
         found["minidb"] = _minidb_seeds(folder)
@@ -313,8 +348,72 @@ def _mutate_npz(data: bytes, rng: random.Random) -> bytes:
     return out.getvalue()
 
 
+def _mutate_pbtxt(data: bytes, rng: random.Random) -> bytes:
+    net = caffe2_pb2.NetDef()
+    try:
+        text_format.Parse(data.decode("utf-8"), net)
+    except Exception:  # noqa: BLE001 (already broken)
+        return data
+    for _ in range(rng.randint(1, 3)):
+        mutate_message(net, rng)
+    return text_format.MessageToString(net).encode("utf-8")
+
+
+# Values put in place of others in a JSON/YAML tree.
+_TREE_VALUES = (None, True, 0, -1, 2**31, 2**64, -2**63 - 1, 1.5, float("nan"), float("inf"), "",
+                "Relu", "\ud800", "x\udfffy", "NCHW", [], [1, "a"], [[1]], {}, {"base64": "AA=="},
+                {"base64": "!!"}, {"name": "a", "i": 1}, {"shape": [2, -1], "dtype": "float32"},
+                {"shape": [1], "dtype": "no"}, {"type": "FC", "input": ["X"], "output": ["Y"]})
+
+
+_YAML_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+_YAML_DUMPER = getattr(yaml, "CSafeDumper", yaml.SafeDumper)
+
+
+def _nodes(tree) -> list:
+    found, stack = [], [tree]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, (dict, list)):
+            found.append(node)
+            stack.extend(node.values() if isinstance(node, dict) else node)
+    return found
+
+
+def _mutate_tree(data: bytes, rng: random.Random, dump) -> bytes:
+    """A value somewhere in the tree replaced, or a key renamed or added."""
+    try:
+        tree = json.loads(data) if dump is None else yaml.load(data, Loader=_YAML_LOADER)
+    except Exception:  # noqa: BLE001 (already broken)
+        return data
+    nodes = _nodes(tree)
+    for _ in range(rng.randint(1, 3)):
+        if not nodes:
+            break
+        node = rng.choice(nodes)
+        value = rng.choice(_TREE_VALUES)
+        if isinstance(node, list):
+            if node and rng.random() < 0.7:
+                node[rng.randrange(len(node))] = value
+            else:
+                node.append(value)
+        elif node and rng.random() < 0.8:
+            node[rng.choice(list(node))] = value
+        else:
+            node[rng.choice(("arg", "op", "n", "plan", "input_shapes", "init_net", "\udc80", "1"))] = value
+    if dump == "yaml":
+        try:
+            return yaml.dump(tree, Dumper=_YAML_DUMPER).encode("utf-8")
+        except UnicodeEncodeError:  # a surrogate: JSON (which is YAML) spells it as an escape
+            pass
+    return json.dumps(tree).encode("utf-8")
+
+
 _STRUCTURED = {"pb": _mutate_pb, "folder": _mutate_pb, "minidb": _mutate_minidb,
-               "npy": _mutate_npy, "npz": _mutate_npz}
+               "npy": _mutate_npy, "npz": _mutate_npz, "pbtxt": _mutate_pbtxt,
+               "json": lambda data, rng: _mutate_tree(data, rng, None),
+               "yaml": lambda data, rng: _mutate_tree(data, rng, "yaml"),
+               "model": lambda data, rng: _mutate_tree(data, rng, "yaml")}
 
 
 def mutate(family: str, rng: random.Random) -> bytes:
@@ -409,10 +508,24 @@ TARGETS = {"pb": _net_target(".pb"), "pbtxt": _net_target(".pbtxt"), "json": _ne
            "minidb": _minidb_target, "npy": _npy_target, "npz": _npz_target}
 
 
-def run_one(family: str, data: bytes, folder: Path) -> tuple[str, BaseException | None]:
+class Hang(Exception):
+    """A loader ran past run_one's time limit on one input."""
+
+
+def _hang(signum, frame):
+    raise Hang("still running after the time limit")
+
+
+def run_one(family: str, data: bytes, folder: Path,
+            seconds: float = 10.0) -> tuple[str, BaseException | None]:
     """('accepted', None) or ('refused', the PyCaffe2Error) when the loader
-    behaves; ('failed', the exception) when it raises anything else."""
+    behaves; ('failed', the exception) when it raises anything else or runs
+    past `seconds` (a Hang; checked on the main thread only)."""
     cwd = os.getcwd()
+    timed = threading.current_thread() is threading.main_thread()
+    if timed:
+        previous = signal.signal(signal.SIGALRM, _hang)
+        signal.setitimer(signal.ITIMER_REAL, seconds)
     try:
         os.chdir(folder)  # relative paths inside a file stay in the scratch folder
         TARGETS[family](data, folder)
@@ -421,5 +534,8 @@ def run_one(family: str, data: bytes, folder: Path) -> tuple[str, BaseException 
     except Exception as exc:  # noqa: BLE001 (the fuzzer's whole point)
         return "failed", exc
     finally:
+        if timed:
+            signal.setitimer(signal.ITIMER_REAL, 0)
+            signal.signal(signal.SIGALRM, previous)
         os.chdir(cwd)
     return "accepted", None
