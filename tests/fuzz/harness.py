@@ -539,3 +539,23 @@ def run_one(family: str, data: bytes, folder: Path,
             signal.signal(signal.SIGALRM, previous)
         os.chdir(cwd)
     return "accepted", None
+
+
+def fuzz_with_hypothesis(family: str, folder: Path, examples: int) -> None:
+    """The bounded fuzz test of one family: hypothesis draws the random choices
+    of `mutate` (so a failure shrinks to a short list of them) and fails the
+    test on the first input that ends in anything but a PyCaffe2Error."""
+    from hypothesis import HealthCheck, given, settings
+    from hypothesis import strategies as st
+
+    @settings(max_examples=examples, deadline=None, database=None, derandomize=True,
+              suppress_health_check=list(HealthCheck))
+    @given(st.randoms(use_true_random=False))
+    def check(rng):
+        data = mutate(family, rng)
+        outcome, exc = run_one(family, data, folder)
+        if outcome == "failed":
+            raise AssertionError(f"{family} loader raised {type(exc).__name__}: {exc} "
+                                 f"on {data[:200]!r}") from exc
+
+    check()
