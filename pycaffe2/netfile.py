@@ -171,7 +171,9 @@ def _parse_tree(data: bytes, suffix: str, file: str):
     kind = "JSON" if suffix == ".json" else "YAML"
     try:
         tree = json.loads(data) if suffix == ".json" else _yaml.load(data)
-        _check_tree(tree, file, kind, max(1_000_000, 4 * len(data)))
+        problem = _yaml.tree_problem(tree, max(1_000_000, 4 * len(data)))
+        if problem:
+            raise NetFileError(f"bad {kind}: {problem[0]}", file=file, line=problem[1])
         return tree
     except json.JSONDecodeError as exc:
         raise NetFileError(f"bad JSON: {exc}", file=file, line=exc.lineno) from None
@@ -179,30 +181,6 @@ def _parse_tree(data: bytes, suffix: str, file: str):
         raise NetFileError(f"bad YAML: {exc}", file=file, line=_yaml.error_line(exc)) from None
     except (RecursionError, ValueError) as exc:  # too deep, or not UTF-8 text
         raise NetFileError(f"bad {kind}: {exc}", file=file) from None
-
-
-def _check_tree(tree, file: str, kind: str, max_values: int) -> None:
-    """Refuse text no protobuf string can hold (JSON and YAML escapes can spell
-    lone surrogates, \\ud800, in keys as in values), and trees that YAML aliases
-    blow up (a billion laughs) or make cyclic: more than `max_values` values."""
-    stack, count = [(tree, tree)], 0
-    while stack:
-        node, container = stack.pop()
-        count += 1
-        if count > max_values:
-            raise NetFileError(f"bad {kind}: more than {max_values:,} values once aliases are "
-                               "expanded (or an alias refers to itself)", file=file)
-        if isinstance(node, dict):
-            stack += [(item, node) for pair in node.items() for item in pair]
-        elif isinstance(node, list):
-            stack += [(item, node) for item in node]
-        elif isinstance(node, str):
-            try:
-                node.encode("utf-8")
-            except UnicodeEncodeError as exc:
-                raise NetFileError(f"bad {kind}: text {node[max(exc.start - 10, 0):exc.end + 10]!r} "
-                                   "is not valid Unicode (a lone surrogate)", file=file,
-                                   line=_yaml.line_of(container)) from None
 
 
 def _model_from_tree(tree: dict, path: Path) -> Model:
