@@ -98,8 +98,8 @@ def tree_problem(tree, max_values: int) -> tuple[str, int | None] | None:
         node, container = stack.pop()
         count += 1
         if count > max_values:
-            return (f"more than {max_values:,} values once aliases are expanded (or an alias "
-                    "refers to itself)", None)
+            return (f"more than {max_values:,} values once aliases are expanded "
+                    "(or an alias refers to itself)"), None
         if isinstance(node, dict):
             stack += [(item, node) for pair in node.items() for item in pair]
         elif isinstance(node, list):

@@ -505,7 +505,8 @@ def describe_db(path: str, db_type: str = "minidb") -> str:
         else:
             protos = parse_tensor_protos(first, f"{path}: record 0 ({printable(keys[0])})")
             lines.append(f"record 0 ({printable(keys[0])}): TensorProtos of {len(protos.protos)} tensors")
-            lines += [f"  {i}: {_describe(_tensor(t, path, keys[0]))}" for i, t in enumerate(protos.protos)]
+            lines += [f"  {i}: {_describe(record_tensor(t, path, keys[0]))}"
+                      for i, t in enumerate(protos.protos)]
         return "\n".join(lines)
     finally:
         db.close()
@@ -516,7 +517,8 @@ def printable(key: str) -> str:
     return key.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
 
 
-def _tensor(tensor, path: str, key: str) -> np.ndarray:
+def record_tensor(tensor, path: str, key: str) -> np.ndarray:
+    """A tensor of a data file's record as an array; its faults name the file and record."""
     try:
         return tensor_to_array(tensor)
     except PyCaffe2Error as exc:

@@ -173,7 +173,7 @@ def _read_array(stream, available: int, error, where: str, limit: int | None = N
     if version not in _HEADER_READERS:
         raise _fail(error, where, f".npy format version {version[0]}.{version[1]} is not supported "
                     "(1.0 and 2.0 are)")
-    shape, fortran_order, dtype = _HEADER_READERS[version](stream)
+    shape, _, dtype = _HEADER_READERS[version](stream)
     if dtype.hasobject:
         raise _fail(error, where, "holds Python objects; only plain arrays are read (never pickles)")
     if any(d < 0 for d in shape):

@@ -34,7 +34,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from tests.fuzz import harness  # noqa: E402 (after the path is set)
+from tests.fuzz import harness  # after the path is set
 
 
 def _worker(task) -> dict:
@@ -67,8 +67,9 @@ def main(argv=None) -> int:
     parser.add_argument("--per-loader", type=int, default=100_000, metavar="N",
                         help="inputs per loader family (default 100000)")
     parser.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
-    parser.add_argument("--loaders", nargs="+", choices=harness.FAMILIES, default=list(harness.FAMILIES),
-                        metavar="FAMILY", help=f"families to fuzz (default all: {' '.join(harness.FAMILIES)})")
+    parser.add_argument("--loaders", nargs="+", choices=harness.FAMILIES, metavar="FAMILY",
+                        default=list(harness.FAMILIES),
+                        help=f"families to fuzz (default all: {' '.join(harness.FAMILIES)})")
     parser.add_argument("--jobs", type=int, default=os.cpu_count() or 1, help="worker processes")
     parser.add_argument("--timeout", type=float, default=10.0, help="seconds one input may take")
     parser.add_argument("--max-memory-mb", type=int, default=4096, help="address space per worker")

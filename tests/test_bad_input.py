@@ -139,7 +139,7 @@ def test_yaml_aliases_that_expand_past_the_cap_are_refused(tmp_path):
 
 
 def test_a_model_file_naming_another_model_file_is_refused(tmp_path):
-    (tmp_path / "inner.yaml").write_text(f"predict_net: {{name: n}}\ninit_net: {{name: i}}\n")
+    (tmp_path / "inner.yaml").write_text("predict_net: {name: n}\ninit_net: {name: i}\n")
     (tmp_path / "outer.yaml").write_text("predict_net: inner.yaml\n")
     with pytest.raises(NetFileError, match=r"outer\.yaml:1: predict_net: .*inner\.yaml is a model file"):
         netfile.load_model(tmp_path / "outer.yaml")

@@ -20,11 +20,10 @@ from pycaffe2.db import (
     check_db_type,
     create_db,
     parse_tensor_protos,
+    record_tensor,
     save_blobs,
 )
 from pycaffe2.operators.registry import register_cpu
-from pycaffe2.proto import caffe2_pb2
-from pycaffe2.tensor_proto import tensor_to_array
 
 
 def full_path(db: str, absolute_path: bool) -> str:
@@ -78,7 +77,7 @@ def _record(reader: DBReader, num_outputs: int) -> tuple:
     if len(protos.protos) != num_outputs:
         raise ValueError(f"record '{key}' of {reader.source} holds "
                          f"{len(protos.protos)} tensors, but the op has {num_outputs} outputs")
-    return tuple(tensor_to_array(tensor) for tensor in protos.protos)
+    return tuple(record_tensor(tensor, reader.source, key) for tensor in protos.protos)
 
 
 def save_names(input_names, strip_prefix, blob_name_overrides) -> list[str]:

@@ -34,7 +34,6 @@ from pycaffe2.proto import caffe2_pb2
 from pycaffe2.proto.checks import _repeated
 from pycaffe2.run.feeds import parse_feed
 from pycaffe2.schema.checker import check_model
-from pycaffe2.tensor_proto import tensor_to_array
 
 REPO = Path(__file__).resolve().parents[2]
 FAMILIES = ("pb", "pbtxt", "json", "yaml", "model", "folder", "minidb", "npy", "npz")
@@ -320,9 +319,9 @@ def _mutate_npy(data: bytes, rng: random.Random) -> bytes:
     end = data.find(b"\n", 0, 4096)
     if not data.startswith(b"\x93NUMPY") or end < 0:
         return data
-    header = "{'descr': %s, 'fortran_order': %s, 'shape': %s, }" % (
-        repr(rng.choice(_DESCRS)) if rng.random() < 0.9 else "[('a', '<i4'), ('b', '|O')]",
-        rng.choice(("False", "True", "1", "None")), rng.choice(_SHAPES))
+    descr = repr(rng.choice(_DESCRS)) if rng.random() < 0.9 else "[('a', '<i4'), ('b', '|O')]"
+    fortran_order = rng.choice(("False", "True", "1", "None"))
+    header = f"{{'descr': {descr}, 'fortran_order': {fortran_order}, 'shape': {rng.choice(_SHAPES)}, }}"
     header = header.encode("latin1")
     header += b" " * (-(len(header) + 11) % 64) + b"\n"
     body = data[end + 1:]
@@ -485,7 +484,7 @@ def _minidb_target(data: bytes, folder: Path) -> None:
     for _ in range(3):  # as TensorProtosDBInput reads records
         protos = db.parse_tensor_protos(value, f"{path}: record '{key}'")
         for tensor in protos.protos:
-            tensor_to_array(tensor)
+            db.record_tensor(tensor, path, key)
         key, value = reader.read()
 
 
@@ -518,9 +517,10 @@ def _hang(signum, frame):
 
 def run_one(family: str, data: bytes, folder: Path,
             seconds: float = 10.0) -> tuple[str, BaseException | None]:
-    """('accepted', None) or ('refused', the PyCaffe2Error) when the loader
-    behaves; ('failed', the exception) when it raises anything else or runs
-    past `seconds` (a Hang; checked on the main thread only)."""
+    """('accepted', None) or ('refused', the PyCaffe2Error naming the file)
+    when the loader behaves; ('failed', the exception) when it raises anything
+    else, an error that does not name the file, or runs past `seconds` (a Hang;
+    checked on the main thread only)."""
     cwd = os.getcwd()
     timed = threading.current_thread() is threading.main_thread()
     if timed:
@@ -530,6 +530,8 @@ def run_one(family: str, data: bytes, folder: Path,
         os.chdir(folder)  # relative paths inside a file stay in the scratch folder
         TARGETS[family](data, folder)
     except PyCaffe2Error as exc:
+        if str(folder) not in str(exc):
+            return "failed", AssertionError(f"the error does not name the file: {exc}")
         return "refused", exc
     except Exception as exc:  # noqa: BLE001 (the fuzzer's whole point)
         return "failed", exc
