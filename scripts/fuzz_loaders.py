@@ -12,6 +12,7 @@ failure. The table gives the counts per family; failures are saved under
 
     python scripts/fuzz_loaders.py --per-loader 1000          # a quick look
     python scripts/fuzz_loaders.py --seed 1 --jobs 8          # 100,000 per loader
+    python scripts/fuzz_loaders.py --max-minutes 30           # what half an hour allows
 
 Memory is capped per worker (--max-memory-mb) so a loader that allocates
 without bound fails with MemoryError instead of taking the machine down.
@@ -74,24 +75,35 @@ def main(argv=None) -> int:
     parser.add_argument("--timeout", type=float, default=10.0, help="seconds one input may take")
     parser.add_argument("--max-memory-mb", type=int, default=4096, help="address space per worker")
     parser.add_argument("--save", metavar="DIR", help="write each distinct failing input here")
+    parser.add_argument("--max-minutes", type=float, metavar="M",
+                        help="stop after M minutes and report the inputs run so far")
     args = parser.parse_args(argv)
     if args.save:
         os.makedirs(args.save, exist_ok=True)
     harness.seeds()  # built once here, inherited by forked workers
-    chunk = max(1, min(2_000, args.per_loader // max(1, args.jobs)))
-    tasks = []
-    for family in args.loaders:
-        for index, begin in enumerate(range(0, args.per_loader, chunk)):
+    chunk = max(1, min(250, args.per_loader // max(1, args.jobs)))
+    tasks = []  # round robin over the families, so that a stopped run covers each alike
+    for index, begin in enumerate(range(0, args.per_loader, chunk)):
+        for family in args.loaders:
             tasks.append((family, min(chunk, args.per_loader - begin),
-                          args.seed * 1_000_003 + harness.FAMILIES.index(family) * 10_007 + index,
+                          args.seed * 1_000_003 + harness.FAMILIES.index(family) * 100_003 + index,
                           args.timeout, args.max_memory_mb, args.save))
     totals = {family: collections.Counter() for family in args.loaders}
     failures = {family: {} for family in args.loaders}
     start = time.perf_counter()
+    stop = start + args.max_minutes * 60 if args.max_minutes else None
     with multiprocessing.get_context("fork").Pool(args.jobs) as pool:
-        for result in pool.imap_unordered(_worker, tasks):
+        for done, result in enumerate(pool.imap(_worker, tasks), 1):
             totals[result["family"]].update(result["counts"])
             failures[result["family"]].update(result["failures"])
+            if done % len(args.loaders) == 0:
+                ran = sum(sum(c.values()) for c in totals.values())
+                failed = sum(c["failed"] for c in totals.values())
+                print(f"{ran:,} inputs, {failed} failures, {time.perf_counter() - start:.0f} s",
+                      file=sys.stderr, flush=True)
+                if stop is not None and time.perf_counter() > stop:
+                    pool.terminate()  # the table counts whole rounds only
+                    break
     seconds = time.perf_counter() - start
     print(f"{'loader':8} {'inputs':>9} {'accepted':>9} {'refused':>9} {'failures':>9}")
     for family in args.loaders:
