@@ -311,3 +311,16 @@ def test_an_npy_from_python_2_is_read(tmp_path):
 
 def test_every_error_here_is_a_project_error():
     assert all(issubclass(e, PyCaffe2Error) for e in (NetFileError, DBError, RunError, NetError))
+
+
+def test_a_bad_record_read_by_tensor_protos_db_input_names_the_db(tmp_path):
+    from pycaffe2.executor import OpFailure, Workspace
+    from pycaffe2.testing import make_op
+    protos = caffe2_pb2.TensorProtos(protos=[caffe2_pb2.TensorProto(dims=[2], data_type=1, raw_data=b"abc")])
+    path = str(minidb(tmp_path / "data.minidb", protos.SerializeToString(), b"00000000"))
+    workspace = Workspace()
+    workspace.RunNetOnce(caffe2_pb2.NetDef(name="init", op=[
+        make_op("CreateDB", [], ["reader"], {"db": path, "db_type": "minidb"})]))
+    read = caffe2_pb2.NetDef(name="read", op=[make_op("TensorProtosDBInput", ["reader"], ["data"])])
+    with pytest.raises(OpFailure, match=r"data\.minidb: record '00000000': tensor '': raw_data of 3 bytes"):
+        workspace.RunNetOnce(read)
