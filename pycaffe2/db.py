@@ -474,6 +474,11 @@ def write_npz_to_minidb(npz_path: str, out_path: str, names=None) -> int:
         raise DBError(f"{npz_path}: the arrays need one common first dim (examples), got "
                       + ", ".join(f"{n} {list(a.shape)}" for n, a in zip(names, arrays)))
     count = arrays[0].shape[0]
+    for name, array in zip(names, arrays):
+        try:
+            array_to_tensor(array[:0])  # a dtype TensorProto has no type for fails here, named
+        except PyCaffe2Error as exc:
+            raise DBError(f"{npz_path}: array '{name}': {exc}") from None
     with create_db("minidb", out_path, Mode.new) as db:
         transaction = db.new_transaction()
         for i in range(count):

@@ -127,7 +127,10 @@ class NpzArchive:
     def __init__(self, path, error: type[PyCaffe2Error]):
         self.path, self.error, self.loaded = str(path), error, 0
         check_regular_file(path, error)
-        self._stream = open(Path(path), "rb")  # noqa: SIM115 (closed by close())
+        try:
+            self._stream = open(Path(path), "rb")  # noqa: SIM115 (closed by close())
+        except OSError as exc:
+            raise _fail(error, path, f"cannot read: {exc.strerror or exc}") from None
         try:
             self._zip = zipfile.ZipFile(self._stream)
             names = [info.filename for info in self._zip.infolist()]

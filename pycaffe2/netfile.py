@@ -215,9 +215,9 @@ def _model_from_tree(tree: dict, path: Path) -> Model:
 def _load_inner_net(path: Path, key: str, file: str, line) -> Model:
     """The net a model file names by path: a net file or model folder, never
     another model file (which could name this one again)."""
+    if _is_dir(path):
+        return _load_folder(path)
     try:
-        if _is_dir(path):
-            return _load_folder(path)
         _suffix(path)
         check_regular_file(path, NetFileError)
     except NetFileError as exc:  # the file named cannot be read: the model file is at fault
@@ -445,7 +445,6 @@ def save_model(model: Model, path) -> None:
         tree[key] = net_to_tree(net)
     if model.plan is not None:
         _check_writable(model.plan, path, "plan")
-    if model.plan is not None:
         tree["plan"] = message_to_tree(model.plan)
     if model.input_shapes:
         tree["input_shapes"] = {name: {"shape": list(dims), "dtype": dtype}

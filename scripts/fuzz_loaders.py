@@ -53,8 +53,9 @@ def _worker(task) -> dict:
             outcome, exc = harness.run_one(family, data, Path(folder), timeout)
             counts[outcome] += 1
             if outcome == "failed":
-                where = traceback.extract_tb(exc.__traceback__)[-1]
-                key = f"{type(exc).__name__} at {Path(where.filename).name}:{where.lineno}"
+                frames = traceback.extract_tb(exc.__traceback__)
+                key = (f"{type(exc).__name__} at {Path(frames[-1].filename).name}:{frames[-1].lineno}"
+                       if frames else f"{type(exc).__name__}: {str(exc)[:60]}")
                 if key not in failures:
                     failures[key] = f"{type(exc).__name__}: {str(exc)[:200]}"
                     if save:

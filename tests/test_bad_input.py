@@ -324,3 +324,10 @@ def test_a_bad_record_read_by_tensor_protos_db_input_names_the_db(tmp_path):
     read = caffe2_pb2.NetDef(name="read", op=[make_op("TensorProtosDBInput", ["reader"], ["data"])])
     with pytest.raises(OpFailure, match=r"data\.minidb: record '00000000': tensor '': raw_data of 3 bytes"):
         workspace.RunNetOnce(read)
+
+
+def test_db_write_of_an_array_tensor_proto_cannot_hold_names_the_file(tmp_path, capsys):
+    np.savez(tmp_path / "v.npz", X=np.zeros(2, dtype=[("a", "<i4"), ("b", "<f8")]))
+    one_line_error(capsys, ["db", "write", tmp_path / "v.npz", tmp_path / "o.minidb"],
+                   "v.npz: array 'X': no TensorProto data type")
+    assert not (tmp_path / "o.minidb").exists()
