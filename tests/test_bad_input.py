@@ -265,6 +265,8 @@ def test_an_npy_header_claiming_more_than_the_file_holds_is_refused(tmp_path):
     (npy_header((-1,)), "negative size"),
     (b"\x93NUMPY\x07\x00", "not supported"),
     (b"not numpy at all", "not a readable .npy file"),
+    # no closing bracket: NumPy retries the header through tokenize, which raises TokenError
+    (b"\x93NUMPY\x01\x00\x20\x00{'descr': '<f4', 'shape': (1,   \n", "not a readable .npy file"),
 ])
 def test_odd_npy_headers_are_run_errors(tmp_path, header, message):
     (tmp_path / "odd.npy").write_bytes(header + b"\0" * 64)
