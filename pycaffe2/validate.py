@@ -26,7 +26,7 @@ def net_files(paths) -> list[Path]:
     holding predict_net.pb (+ init_net.pb) counts as one model."""
     found = []
     for path in map(Path, paths):
-        if not path.is_dir():
+        if not _is_folder(path):
             found.append(path)
             continue
         for folder in [path, *sorted(p for p in path.rglob("*") if p.is_dir())]:
@@ -38,3 +38,10 @@ def net_files(paths) -> list[Path]:
                 if file.is_file() and file.suffix.lower() in netfile.NET_SUFFIXES and not pair_member:
                     found.append(file)
     return found
+
+
+def _is_folder(path: Path) -> bool:
+    try:
+        return path.is_dir()
+    except (OSError, ValueError):  # a name too long or with a NUL byte: check_file says why
+        return False

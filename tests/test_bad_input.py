@@ -333,3 +333,8 @@ def test_db_write_of_an_array_tensor_proto_cannot_hold_names_the_file(tmp_path, 
     one_line_error(capsys, ["db", "write", tmp_path / "v.npz", tmp_path / "o.minidb"],
                    "v.npz: array 'X': no TensorProto data type")
     assert not (tmp_path / "o.minidb").exists()
+
+
+def test_validate_of_a_name_too_long_reports_it(tmp_path, capsys):
+    assert main(["validate", str(tmp_path / ("a" * 5000))]) == 2
+    assert "cannot read" in capsys.readouterr().out
