@@ -336,5 +336,5 @@ def test_db_write_of_an_array_tensor_proto_cannot_hold_names_the_file(tmp_path, 
 
 
 def test_validate_of_a_name_too_long_reports_it(tmp_path, capsys):
-    assert main(["validate", str(tmp_path / ("a" * 5000))]) == 2
+    assert main(["validate", str(tmp_path / ("a" * 5000 + ".pb"))]) == 2
     assert "cannot read" in capsys.readouterr().out
