@@ -13,10 +13,10 @@ from google.protobuf.descriptor import FieldDescriptor
 MAX_DEPTH = 64  # nested messages; binary protobuf refuses more than 100
 
 
-def _repeated(fd) -> bool:
+def is_repeated(fd) -> bool:
     # protobuf 5.28+ has is_repeated; older releases only have label.
-    is_repeated = getattr(fd, "is_repeated", None)
-    return is_repeated if is_repeated is not None else fd.label == FieldDescriptor.LABEL_REPEATED
+    flag = getattr(fd, "is_repeated", None)
+    return flag if flag is not None else fd.label == FieldDescriptor.LABEL_REPEATED
 
 
 def message_problem(message) -> str | None:
@@ -37,7 +37,7 @@ def message_problem(message) -> str | None:
             if fd.type not in (FieldDescriptor.TYPE_STRING, FieldDescriptor.TYPE_MESSAGE):
                 continue  # numbers and bytes cannot be wrong here
             name = f"{path}.{fd.name}" if path else fd.name
-            items = list(enumerate(value)) if _repeated(fd) else [(None, value)]
+            items = list(enumerate(value)) if is_repeated(fd) else [(None, value)]
             for index, item in items:
                 where = name if index is None else f"{name}[{index}]"
                 if fd.type == FieldDescriptor.TYPE_STRING and isinstance(item, bytes):
