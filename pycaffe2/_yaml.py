@@ -1,4 +1,5 @@
-"""Safe YAML loading that remembers line numbers.
+"""Safe YAML loading that remembers line numbers, and the checks every loaded
+YAML or JSON tree gets before it becomes protobuf messages.
 
 Only YAML's plain types are built (SafeLoader); nothing in a file can name a
 Python object. Mappings come back as `LineDict`, a dict that knows the line it
@@ -98,3 +99,29 @@ def error_line(exc: yaml.YAMLError) -> int | None:
 
 def line_of(obj, default: int | None = None) -> int | None:
     return getattr(obj, "line", None) or default
+
+
+def tree_problem(tree, max_values: int) -> tuple[str, int | None] | None:
+    """(what is wrong, line) for a loaded YAML/JSON tree, or None: text that no
+    protobuf string can hold (escapes can spell lone surrogates, \\ud800, in
+    keys as in values), or more than `max_values` values once YAML aliases are
+    expanded (a billion laughs, or an alias inside itself). Walks without
+    recursion."""
+    stack, count = [(tree, tree)], 0
+    while stack:
+        node, container = stack.pop()
+        count += 1
+        if count > max_values:
+            return (f"more than {max_values:,} values once aliases are expanded "
+                    "(or an alias refers to itself)"), None
+        if isinstance(node, dict):
+            stack += [(item, node) for pair in node.items() for item in pair]
+        elif isinstance(node, list):
+            stack += [(item, node) for item in node]
+        elif isinstance(node, str):
+            try:
+                node.encode("utf-8")
+            except UnicodeEncodeError as exc:
+                text = node[max(exc.start - 10, 0):exc.end + 10]
+                return f"text {text!r} is not valid Unicode (a lone surrogate)", line_of(container)
+    return None

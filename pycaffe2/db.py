@@ -16,16 +16,18 @@ kChunkIdSeparator), each tensor chunk holding its `segment` of the data.
 from __future__ import annotations
 
 import enum
+import math
 import os
 import secrets
 import struct
 import threading
 
 import numpy as np
-from google.protobuf.message import DecodeError
 
 from pycaffe2.errors import DBError, PyCaffe2Error
+from pycaffe2.files import NpzArchive, check_regular_file, read_regular_file
 from pycaffe2.proto import caffe2_pb2
+from pycaffe2.proto.checks import message_problem
 from pycaffe2.tensor_proto import array_to_tensor, tensor_to_array
 
 _HEADER = struct.Struct("<ii")
@@ -124,7 +126,10 @@ class MiniDB:
         self.source, self.mode = str(source), Mode(mode)
         if self.mode is Mode.read:
             try:
+                check_regular_file(self.source, DBError)  # a FIFO would hang, /dev/zero never end
                 self._file = open(self.source, "rb")  # noqa: SIM115 (kept open for the cursor)
+            except DBError as exc:
+                raise DBError(f"cannot open minidb {exc}") from None
             except OSError as exc:
                 raise DBError(f"cannot open minidb {self.source}: {exc.strerror or exc}") from exc
             self.size = os.fstat(self._file.fileno()).st_size
@@ -140,8 +145,11 @@ class MiniDB:
             raise DBError(f"cannot write minidb {self.source}: {exc.strerror or exc}") from exc
         self._file = os.fdopen(fd, "wb")
         if self.mode is Mode.write and os.path.exists(self.source):
-            with open(self.source, "rb") as old:
-                self._file.write(old.read())
+            try:
+                self._file.write(read_regular_file(self.source, DBError))
+            except DBError:
+                self.abort()
+                raise
 
     # reading
     def read_at(self, offset: int, n: int) -> bytes:
@@ -312,8 +320,10 @@ def blob_name(key: str) -> str:
 class BlobAssembler:
     """Collects BlobProto records (chunks in any order) into whole values."""
 
-    def __init__(self, source: str):
-        self.source = source
+    def __init__(self, source: str, data_bytes: int | None = None):
+        """`data_bytes`: the size of what the records come from (the DB file);
+        no tensor may claim more elements than that many bytes could hold."""
+        self.source, self.data_bytes = source, data_bytes
         self._parts: dict[str, list] = {}  # name -> [flat buffer, filled, shape] or [bytes]
 
     def add(self, name: str, key: str, value: bytes) -> None:
@@ -326,7 +336,7 @@ class BlobAssembler:
             return
         tensor = proto.tensor
         shape = tuple(tensor.dims)
-        size = int(np.prod(shape, dtype=np.int64))
+        size = self._size(key, shape, len(value))
         begin, end = (tensor.segment.begin, tensor.segment.end) if tensor.HasField("segment") else (0, size)
         if not 0 <= begin <= end <= size:
             raise DBError(f"{self.source}: record '{key}': segment [{begin}, {end}) is outside "
@@ -350,6 +360,18 @@ class BlobAssembler:
         if part[1] > size:
             raise DBError(f"{self.source}: blob '{name}' has more data than its {size} elements")
 
+    def _size(self, key: str, shape: tuple, record_bytes: int) -> int:
+        """Elements of a tensor of `shape`, checked before anything is allocated:
+        every element takes at least one byte of the file."""
+        if any(d < 0 for d in shape):
+            raise DBError(f"{self.source}: record '{key}': negative size in dims {list(shape)}")
+        size = math.prod(shape)
+        room = record_bytes if self.data_bytes is None else self.data_bytes
+        if size > room:
+            raise DBError(f"{self.source}: record '{key}': dims {list(shape)} claim {size:,} elements, "
+                          f"more than {room:,} bytes of data can hold")
+        return size
+
     def _whole(self, name: str, part: list) -> None:
         if name in self._parts:
             raise DBError(f"{self.source}: blob '{name}' appears twice")
@@ -370,12 +392,25 @@ class BlobAssembler:
 
 
 def parse_blob(value: bytes, where: str) -> caffe2_pb2.BlobProto:
-    proto = caffe2_pb2.BlobProto()
+    return _parse(caffe2_pb2.BlobProto, value, where)
+
+
+def _parse(cls, value: bytes, where: str):
+    """A message decoded from a record, its strings checked (see proto.checks)."""
+    proto = cls()
     try:
         proto.ParseFromString(value)
-    except DecodeError as exc:
-        raise DBError(f"{where}: not a BlobProto ({exc})") from exc
+    except Exception as exc:  # noqa: BLE001 (protobuf raises several types for bad bytes)
+        raise DBError(f"{where}: not a {cls.DESCRIPTOR.name} ({exc})") from None
+    problem = message_problem(proto)
+    if problem:
+        raise DBError(f"{where}: {problem}")
     return proto
+
+
+def parse_tensor_protos(value: bytes, where: str) -> caffe2_pb2.TensorProtos:
+    """The TensorProtos of one record of a data file."""
+    return _parse(caffe2_pb2.TensorProtos, value, where)
 
 
 def save_blobs(path: str, blobs: dict, db_type: str = "minidb", chunk_size: int | None = None) -> None:
@@ -392,7 +427,7 @@ def load_blobs(path: str, db_type: str = "minidb") -> dict:
     """Every blob of a DB written by Save, {name: array or bytes}."""
     db = create_db(db_type, path, Mode.read)
     try:
-        assembler = BlobAssembler(path)
+        assembler = BlobAssembler(path, getattr(db, "size", None))
         for key, value in db.new_cursor():
             assembler.add(blob_name(key), key, value)
         return assembler.finish()
@@ -427,7 +462,7 @@ def write_npz_to_minidb(npz_path: str, out_path: str, names=None) -> int:
     npz's array names sorted). All arrays must have the same first dim.
     TensorProtosDBInput then gives one output per array, in the same order.
     """
-    with np.load(npz_path, allow_pickle=False) as npz:
+    with NpzArchive(npz_path, DBError) as npz:
         names = sorted(npz.files) if names is None else list(names)
         missing = [n for n in names if n not in npz.files]
         if missing or not names:
@@ -439,6 +474,11 @@ def write_npz_to_minidb(npz_path: str, out_path: str, names=None) -> int:
         raise DBError(f"{npz_path}: the arrays need one common first dim (examples), got "
                       + ", ".join(f"{n} {list(a.shape)}" for n, a in zip(names, arrays)))
     count = arrays[0].shape[0]
+    for name, array in zip(names, arrays):
+        try:
+            array_to_tensor(array[:0])  # a dtype TensorProto has no type for fails here, named
+        except PyCaffe2Error as exc:
+            raise DBError(f"{npz_path}: array '{name}': {exc}") from None
     with create_db("minidb", out_path, Mode.new) as db:
         transaction = db.new_transaction()
         for i in range(count):
@@ -462,28 +502,39 @@ def describe_db(path: str, db_type: str = "minidb") -> str:
         if not keys:
             return lines[0]
         shown = keys if len(keys) <= 6 else keys[:3] + ["..."] + keys[-2:]
-        lines.append("keys: " + " ".join(shown))
+        lines.append("keys: " + " ".join(map(printable, shown)))
         if _is_blob_proto(first):  # a file written by Save
             lines.append("blobs (Save format):")
-            lines += [f"  {name}: {_describe(value)}" for name, value in load_blobs(path, db_type).items()]
+            lines += [f"  {printable(name)}: {_describe(value)}"
+                      for name, value in load_blobs(path, db_type).items()]
         else:
-            protos = caffe2_pb2.TensorProtos()
-            try:
-                protos.ParseFromString(first)
-            except DecodeError as exc:
-                raise DBError(f"{path}: record 0 is neither a BlobProto nor a TensorProtos") from exc
-            lines.append(f"record 0 ({keys[0]}): TensorProtos of {len(protos.protos)} tensors")
-            lines += [f"  {i}: {_describe(tensor_to_array(t))}" for i, t in enumerate(protos.protos)]
+            protos = parse_tensor_protos(first, f"{path}: record 0 ({printable(keys[0])})")
+            lines.append(f"record 0 ({printable(keys[0])}): TensorProtos of {len(protos.protos)} tensors")
+            lines += [f"  {i}: {_describe(record_tensor(t, path, keys[0]))}"
+                      for i, t in enumerate(protos.protos)]
         return "\n".join(lines)
     finally:
         db.close()
+
+
+def printable(key: str) -> str:
+    """A key read from a file, its bytes that are not UTF-8 as \\x escapes."""
+    return key.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+
+
+def record_tensor(tensor, path: str, key: str) -> np.ndarray:
+    """A tensor of a data file's record as an array; its faults name the file and record."""
+    try:
+        return tensor_to_array(tensor)
+    except PyCaffe2Error as exc:
+        raise DBError(f"{path}: record '{printable(key)}': {exc}") from None
 
 
 def _is_blob_proto(value: bytes) -> bool:
     """A BlobProto always has a type; TensorProtos has no field 2, so never does."""
     try:
         return bool(caffe2_pb2.BlobProto.FromString(value).type)
-    except DecodeError:
+    except Exception:  # noqa: BLE001 (not a BlobProto, whatever protobuf raises)
         return False
 
 

@@ -11,9 +11,17 @@ PYCAFFE2_MAX_FEED_BYTES (a feed's arrays once decompressed; default 4 GiB).
 """
 from __future__ import annotations
 
+import lzma
+import math
 import os
 import stat
+import struct
+import tokenize
+import zipfile
+import zlib
 from pathlib import Path
+
+import numpy as np
 
 from pycaffe2.errors import LocatedError, PyCaffe2Error
 
@@ -69,12 +77,123 @@ def check_regular_file(path, error: type[PyCaffe2Error], limit: int | None = Non
 def read_regular_file(path, error: type[PyCaffe2Error], limit: int | None = None) -> bytes:
     """The bytes of `path` under the rules of check_regular_file."""
     limit = max_file_bytes() if limit is None else limit
-    check_regular_file(path, error, limit)
+    size = check_regular_file(path, error, limit)
     try:
         with open(Path(path), "rb") as stream:
-            data = stream.read(limit + 1)
+            data = stream.read(size + 1)  # read(n) allocates n bytes: never ask for the cap
+            while len(data) <= limit:  # a file that grows underneath: on, up to the cap
+                more = stream.read(min(1 << 20, limit + 1 - len(data)))
+                if not more:
+                    break
+                data += more
     except OSError as exc:
         raise _fail(error, path, f"cannot read: {exc.strerror or exc}") from None
     if len(data) > limit:
         raise _fail(error, path, f"grew past the {limit:,}-byte cap while being read")
     return data
+
+
+# ---------------------------------------------------------------- NumPy arrays
+
+# What a damaged .npy/.npz can make the standard library or NumPy raise.
+_ARRAY_FAULTS = (OSError, ValueError, EOFError, KeyError, TypeError, OverflowError,
+                 NotImplementedError, SyntaxError, zipfile.BadZipFile, zlib.error, lzma.LZMAError,
+                 struct.error, tokenize.TokenError,  # an old header NumPy re-tokenizes
+                 RuntimeError)  # an encrypted zip member
+
+
+def read_npy(path, error: type[PyCaffe2Error]) -> np.ndarray:
+    """The array in an .npy file, its header checked before any allocation:
+    no Python objects, no more bytes than the file holds, none past
+    max_feed_bytes()."""
+    size = check_regular_file(path, error)
+    try:
+        with open(Path(path), "rb") as stream:
+            return _read_array(stream, size, error, str(path))
+    except PyCaffe2Error:
+        raise
+    except _ARRAY_FAULTS as exc:
+        raise _fail(error, path, f"not a readable .npy file: {_brief(exc)}") from None
+
+
+class NpzArchive:
+    """An .npz file open for reading arrays one by one, each checked as read_npy
+    checks, and all of them together kept under max_feed_bytes().
+
+        with NpzArchive(path, RunError) as npz:
+            npz.files, npz["X"]
+    """
+
+    def __init__(self, path, error: type[PyCaffe2Error]):
+        self.path, self.error, self.loaded = str(path), error, 0
+        check_regular_file(path, error)
+        try:
+            self._stream = open(Path(path), "rb")  # noqa: SIM115 (closed by close())
+        except OSError as exc:
+            raise _fail(error, path, f"cannot read: {exc.strerror or exc}") from None
+        try:
+            self._zip = zipfile.ZipFile(self._stream)
+            names = [info.filename for info in self._zip.infolist()]
+        except _ARRAY_FAULTS as exc:
+            self._stream.close()
+            raise _fail(error, path, f"not a readable .npz file: {_brief(exc)}") from None
+        self.files = [name[:-4] for name in names if name.endswith(".npy")]
+
+    def __getitem__(self, name: str) -> np.ndarray:
+        where = f"{self.path}:{name}"
+        try:
+            info = self._zip.getinfo(f"{name}.npy")
+            with self._zip.open(info) as member:
+                array = _read_array(member, info.file_size, self.error, where,
+                                    max_feed_bytes() - self.loaded)
+        except PyCaffe2Error:
+            raise
+        except _ARRAY_FAULTS as exc:
+            raise _fail(self.error, where, f"not a readable array: {_brief(exc)}") from None
+        self.loaded += array.nbytes
+        return array
+
+    def close(self) -> None:
+        self._zip.close()
+        self._stream.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc_info):
+        self.close()
+
+
+_HEADER_READERS = {(1, 0): np.lib.format.read_array_header_1_0,
+                   (2, 0): np.lib.format.read_array_header_2_0}
+
+
+def _read_array(stream, available: int, error, where: str, limit: int | None = None) -> np.ndarray:
+    """One .npy stream of `available` bytes: header first, then the data it
+    promises only when the stream can hold it and the cap allows it."""
+    limit = max_feed_bytes() if limit is None else limit
+    version = np.lib.format.read_magic(stream)
+    if version not in _HEADER_READERS:
+        raise _fail(error, where, f".npy format version {version[0]}.{version[1]} is not supported "
+                    "(1.0 and 2.0 are)")
+    shape, _, dtype = _HEADER_READERS[version](stream)
+    if dtype.hasobject:
+        raise _fail(error, where, "holds Python objects; only plain arrays are read (never pickles)")
+    if any(d < 0 for d in shape):
+        raise _fail(error, where, f"the header has a negative size in shape {list(shape)}")
+    nbytes = math.prod(shape) * dtype.itemsize
+    if nbytes > limit:
+        raise _fail(error, where, f"shape {list(shape)} of {dtype} is {nbytes:,} bytes, over the "
+                    f"{max_feed_bytes():,}-byte feed cap (raise it with $PYCAFFE2_MAX_FEED_BYTES)")
+    left = available - stream.tell()
+    if nbytes > left:
+        raise _fail(error, where, f"shape {list(shape)} of {dtype} needs {nbytes:,} bytes of data "
+                    f"and the file holds {max(left, 0):,} (truncated?)")
+    stream.seek(0)
+    return np.lib.format.read_array(stream, allow_pickle=False)
+
+
+def _brief(exc: BaseException) -> str:
+    """An exception as a short single line."""
+    text = " ".join(str(exc).split()) or type(exc).__name__
+    return text if len(text) <= 200 else text[:197] + "..."

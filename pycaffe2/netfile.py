@@ -29,13 +29,16 @@ from google.protobuf.descriptor import FieldDescriptor
 
 from pycaffe2 import _json, _pbtxt, _yaml, protojson
 from pycaffe2.errors import NetFileError
+from pycaffe2.files import check_regular_file, read_regular_file
 from pycaffe2.paths import outside_reason
 from pycaffe2.proto import caffe2_pb2
+from pycaffe2.proto.checks import message_problem
 from pycaffe2.schema import get_schema
-from pycaffe2.schema.args import DTYPE_BY_NUMBER, arg_value, make_argument
+from pycaffe2.schema.args import DTYPE_BY_NUMBER, arg_value, make_argument, set_fields
 
 NET_SUFFIXES = (".pb", ".pbtxt", ".yaml", ".yml", ".json")
 MODEL_KEYS = ("init_net", "predict_net", "plan", "input_shapes")
+_PLAIN_ARG_FIELDS = {"f", "i", "s", "floats", "ints", "strings"}
 _FLOAT32_FIELDS = {("Argument", "f"), ("Argument", "floats"), ("TensorProto", "float_data")}
 
 
@@ -85,13 +88,26 @@ def load_model(path, *, allow_outside_paths: bool = False) -> Model:
     must lie inside its folder (no absolute paths, no '..' or symlinks leading
     out) unless `allow_outside_paths`."""
     path = Path(path)
-    if path.is_dir():
+    if _is_dir(path):
         return _load_folder(path, allow_outside_paths)
-    suffix = _suffix(path)
+    model = _load_file(path, _suffix(path), allow_outside_paths=allow_outside_paths)
+    for key, message in (*model.nets(), ("plan", model.plan)):
+        problem = message and message_problem(message)
+        if problem:
+            raise NetFileError(f"{key}: {problem}" if model.init_net or model.plan else problem,
+                               file=model.files.get(key, str(path)))
+    return model
+
+
+def _is_dir(path: Path) -> bool:
     try:
-        data = path.read_bytes()
-    except OSError as exc:
-        raise NetFileError(f"cannot read: {exc.strerror}", file=str(path)) from None
+        return path.is_dir()
+    except (OSError, ValueError):  # a name too long, or with a NUL byte: reading says why
+        return False
+
+
+def _load_file(path: Path, suffix: str, inside: str | None = None, allow_outside_paths: bool = False) -> Model:
+    data = read_regular_file(path, NetFileError)
     if suffix == ".pb":
         return Model(_parse_pb(data, str(path)), files={"predict_net": str(path)})
     if suffix == ".pbtxt":
@@ -100,6 +116,9 @@ def load_model(path, *, allow_outside_paths: bool = False) -> Model:
     tree = _parse_tree(data, suffix, str(path))
     try:
         if isinstance(tree, dict) and "predict_net" in tree:
+            if inside:  # a model naming a model could name itself
+                raise NetFileError(f"{path} is a model file; name a net file or a model folder",
+                                   file=inside)
             return _model_from_tree(tree, path, allow_outside_paths)
         lines: dict[int, int] = {}
         net = _DictReader(str(path), lines).message(tree, caffe2_pb2.NetDef, "")
@@ -129,7 +148,7 @@ def _parse_pb(data: bytes, file: str) -> caffe2_pb2.NetDef:
         net.ParseFromString(data)
     except Exception as exc:  # noqa: BLE001 (protobuf raises several types for bad bytes)
         raise NetFileError(f"not a valid NetDef protobuf: {exc}", file=file) from None
-    if data and net.ByteSize() == 0:
+    if data and not net.ListFields():
         raise NetFileError("not a NetDef protobuf: no NetDef field found", file=file)
     return net
 
@@ -147,13 +166,21 @@ def _parse_pbtxt(data: bytes, file: str) -> caffe2_pb2.NetDef:
     except text_format.ParseError as exc:
         line = getattr(exc, "GetLine", lambda: None)()
         raise NetFileError(f"bad protobuf text: {exc}", file=file, line=line) from None
+    except RecursionError:
+        raise NetFileError("bad protobuf text: nested too deeply", file=file) from None
+    except (ValueError, TypeError) as exc:  # a value protobuf refuses to store
+        raise NetFileError(f"bad protobuf text: {exc}", file=file) from None
     return net
 
 
 def _parse_tree(data: bytes, suffix: str, file: str):
     kind = "JSON" if suffix == ".json" else "YAML"
     try:
-        return _json.load(data) if suffix == ".json" else _yaml.load(data)
+        tree = _json.load(data) if suffix == ".json" else _yaml.load(data)
+        problem = _yaml.tree_problem(tree, max(1_000_000, 4 * len(data)))
+        if problem:
+            raise NetFileError(f"bad {kind}: {problem[0]}", file=file, line=problem[1])
+        return tree
     except json.JSONDecodeError as exc:
         raise NetFileError(f"bad JSON: {exc}", file=file, line=exc.lineno) from None
     except yaml.YAMLError as exc:
@@ -176,6 +203,9 @@ def _model_from_tree(tree: dict, path: Path, allow_outside_paths: bool = False) 
     if unknown:
         raise NetFileError(f"unknown model key(s) {', '.join(sorted(map(str, unknown)))} "
                            f"(expected {', '.join(MODEL_KEYS)})", file=file, line=_yaml.line_of(tree))
+    if tree.get("predict_net") is None:
+        raise NetFileError("predict_net is empty: a model file needs a predict net",
+                           file=file, line=_yaml.line_of(tree))
     nets, files, lines = {}, {}, {}
     for key in ("init_net", "predict_net"):
         value = tree.get(key)
@@ -183,7 +213,7 @@ def _model_from_tree(tree: dict, path: Path, allow_outside_paths: bool = False) 
             continue
         if isinstance(value, str):
             _check_inside(path.parent, value, file, tree, allow_outside_paths)
-            inner = load_model(path.parent / value, allow_outside_paths=allow_outside_paths)
+            inner = _load_inner_net(path.parent / value, key, file, _yaml.line_of(tree), allow_outside_paths)
             nets[key], files[key] = inner.predict_net, inner.files["predict_net"]
             lines[key] = inner.op_lines.get("predict_net", {})
         else:
@@ -197,6 +227,25 @@ def _model_from_tree(tree: dict, path: Path, allow_outside_paths: bool = False) 
     return Model(nets["predict_net"], nets.get("init_net"), plan, shapes, files, lines)
 
 
+def _load_inner_net(path: Path, key: str, file: str, line, allow_outside_paths: bool) -> Model:
+    """The net a model file names by path: a net file or model folder, never
+    another model file (which could name this one again)."""
+    if _is_dir(path):
+        return _load_folder(path, allow_outside_paths)
+    try:
+        _suffix(path)
+        check_regular_file(path, NetFileError)
+    except NetFileError as exc:  # the file named cannot be read: the model file is at fault
+        shown = str(path) if len(str(path)) <= 120 else f"{str(path)[:60]}...{str(path)[-40:]}"
+        raise NetFileError(f"{key}: {shown}: {exc.message}", file=file, line=line) from None
+    try:
+        return _load_file(path, _suffix(path), inside=file)
+    except NetFileError as exc:
+        if exc.file and exc.file != file:
+            raise
+        raise NetFileError(f"{key}: {exc.message}", file=file, line=line) from None
+
+
 def _input_shapes(tree, file: str) -> dict:
     if not isinstance(tree, dict):
         raise NetFileError("input_shapes must map blob names to shapes", file=file)
@@ -206,9 +255,10 @@ def _input_shapes(tree, file: str) -> dict:
             else (spec, "float32")
         ok = isinstance(dims, list) and all(isinstance(d, int) and d >= 0 for d in dims)
         try:
-            dtype = np.dtype(dtype).name
-        except TypeError:
-            ok = False
+            dtype = np.dtype(dtype).name if isinstance(dtype, str) else None
+        except (TypeError, ValueError, SyntaxError):
+            dtype = None
+        ok = ok and dtype is not None
         if not ok:
             raise NetFileError(f"input_shapes: {name}: expected a list of sizes (or "
                                f"{{shape, dtype}}), got {spec!r}", file=file, line=_yaml.line_of(spec))
@@ -288,7 +338,7 @@ class _DictReader:
                 spec = schema.args.get(str(name)) if schema else None
                 try:
                     arg = make_argument(str(name), value, spec.types if spec else ())
-                except ValueError as exc:
+                except (ValueError, TypeError) as exc:  # incl. a lone surrogate, an int out of range
                     self.fail(f"arg '{name}' {exc}", mapping, path)
             args.append(arg)
         return args
@@ -302,8 +352,11 @@ class _DictReader:
                 converted = self.scalar(fd, item, f"{path}[{index}]", value)
                 if fd.type == FieldDescriptor.TYPE_MESSAGE:
                     target.add().CopyFrom(converted)
-                else:
+                    continue
+                try:
                     target.append(converted)
+                except (ValueError, TypeError) as exc:  # e.g. an integer out of the field's range
+                    self.fail(str(exc), value, f"{path}[{index}]")
         elif fd.type == FieldDescriptor.TYPE_MESSAGE:
             getattr(message, fd.name).CopyFrom(self.scalar(fd, value, path, parent))
         else:
@@ -382,6 +435,7 @@ def save_net(net: caffe2_pb2.NetDef, path) -> None:
     """Write a NetDef in the format its extension names."""
     path = Path(path)
     suffix = _suffix(path)
+    _check_writable(net, path)
     if suffix == ".pb":
         data = net.SerializeToString()
     elif suffix == ".pbtxt":
@@ -405,8 +459,10 @@ def save_model(model: Model, path) -> None:
                            "or two .pb files", file=str(path))
     tree = {}
     for key, net in model.nets():
+        _check_writable(net, path, key)
         tree[key] = net_to_tree(net)
     if model.plan is not None:
+        _check_writable(model.plan, path, "plan")
         tree["plan"] = message_to_tree(model.plan)
     if model.input_shapes:
         tree["input_shapes"] = {name: {"shape": list(dims), "dtype": dtype}
@@ -427,6 +483,13 @@ def _save_folder(model: Model, folder: Path) -> None:
         raise NetFileError(f"cannot make folder: {exc.strerror}", file=str(folder)) from None
     for key, net in model.nets():
         save_net(net, folder / f"{key}.pb")
+
+
+def _check_writable(message, path: Path, key: str | None = None) -> None:
+    """Refuse to write what no loader would read back."""
+    problem = message_problem(message)
+    if problem:
+        raise NetFileError(f"cannot write {key + ': ' if key else ''}{problem}", file=str(path))
 
 
 def _write(path: Path, data: bytes) -> None:
@@ -464,6 +527,9 @@ def _friendly_args(op: caffe2_pb2.OperatorDef):
     for arg in op.arg:
         spec = schema.args.get(arg.name) if schema else None
         types = spec.types if spec else ()
+        fields = set_fields(arg)
+        if len(fields) > 1 or not set(fields) <= _PLAIN_ARG_FIELDS:  # kept field by field
+            return None
         value = arg_value(arg)
         if arg.name in mapping or isinstance(value, bytes) or any(
                 isinstance(v, bytes) for v in (value if isinstance(value, list) else [])):

@@ -5,6 +5,8 @@ bits); raw_data, when present, holds the little-endian bytes.
 """
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from pycaffe2.errors import PyCaffe2Error
@@ -17,6 +19,7 @@ NUMPY_TYPES = {
     T.INT16: np.int16, T.FLOAT16: np.float16, T.BYTE: np.uint8, T.STRING: object,
 }
 DATA_TYPES = {np.dtype(v): k for k, v in NUMPY_TYPES.items() if k != T.BYTE}
+_NARROW_INTS = {T.INT32, T.BOOL, T.UINT8, T.INT8, T.UINT16, T.INT16}  # carried in int32_data
 _FIELDS = {T.FLOAT: "float_data", T.DOUBLE: "double_data", T.INT64: "int64_data"}
 
 
@@ -28,19 +31,31 @@ def dtype_of(data_type: int) -> np.dtype:
 
 def tensor_to_array(tensor: caffe2_pb2.TensorProto) -> np.ndarray:
     dtype, shape = dtype_of(tensor.data_type), tuple(tensor.dims)
+    if any(d < 0 for d in shape):
+        raise PyCaffe2Error(f"tensor '{_name(tensor)}': negative size in dims {list(shape)}")
     if tensor.data_type == T.STRING:
         values = np.array(list(tensor.string_data), dtype=object)
     elif tensor.HasField("raw_data"):
+        if len(tensor.raw_data) % dtype.itemsize:
+            raise PyCaffe2Error(f"tensor '{_name(tensor)}': raw_data of {len(tensor.raw_data)} bytes "
+                                f"is not a whole number of {dtype} values")
         values = np.frombuffer(tensor.raw_data, dtype=dtype.newbyteorder("<")).astype(dtype)
     elif tensor.data_type == T.BYTE:
         values = np.frombuffer(tensor.byte_data, dtype=np.uint8)
     elif tensor.data_type == T.FLOAT16:
-        values = np.array(tensor.int32_data, dtype=np.uint16).view(np.float16)
+        values = np.array(tensor.int32_data, dtype=np.int64).astype(np.uint16).view(np.float16)
     else:
-        values = np.array(getattr(tensor, _FIELDS.get(tensor.data_type, "int32_data")), dtype=dtype)
-    if values.size != int(np.prod(shape, dtype=np.int64)):
-        raise PyCaffe2Error(f"tensor '{tensor.name}': {values.size} values do not fill dims {list(shape)}")
+        stored = getattr(tensor, _FIELDS.get(tensor.data_type, "int32_data"))
+        values = np.array(stored, dtype=np.int64).astype(dtype) if tensor.data_type in _NARROW_INTS \
+            else np.array(stored, dtype=dtype)  # narrow ints wrap, as Caffe2's casts did
+    if values.size != math.prod(shape):  # Python ints: dims cannot overflow
+        raise PyCaffe2Error(f"tensor '{_name(tensor)}': {values.size} values do not fill dims {list(shape)}")
     return values.reshape(shape)
+
+
+def _name(tensor) -> str:
+    name = tensor.name
+    return name.decode("utf-8", "backslashreplace") if isinstance(name, bytes) else name
 
 
 def array_to_tensor(array, name: str = "") -> caffe2_pb2.TensorProto:

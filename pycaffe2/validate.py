@@ -166,11 +166,11 @@ class _Walker:
 
     def add(self, path: Path) -> None:
         """A path named on the command line: a folder is walked, anything else is checked."""
-        is_dir = path.is_dir()
+        is_dir = _is_folder(path)
         if self.excluded(path, path if is_dir else path.parent, is_dir):
             return
         if not is_dir:
-            if not path.exists() or self.first_visit(path):
+            if not os.path.exists(path) or self.first_visit(path):
                 self.found.append((path, True))
             return
         if self.first_visit(path):
@@ -210,6 +210,13 @@ class _Walker:
         for path, entry_logical in folders:
             if self.first_visit(path):
                 self.walk(path, root, ignores, entry_logical)
+
+
+def _is_folder(path: Path) -> bool:
+    try:
+        return path.is_dir()
+    except (OSError, ValueError):  # a name too long or with a NUL byte: the check says why
+        return False
 
 
 def _passed_over(folder: Path) -> bool:

@@ -49,3 +49,9 @@ def test_the_cap_is_checked_before_reading(tmp_path, monkeypatch):
     monkeypatch.setenv("PYCAFFE2_MAX_FILE_BYTES", "lots")
     with pytest.raises(PyCaffe2Error, match="PYCAFFE2_MAX_FILE_BYTES must be a number"):
         max_file_bytes()
+
+
+def test_reading_asks_for_the_file_size_not_the_cap(tmp_path):
+    # read(n) allocates n bytes first: asking for a 4 EiB cap would fail with MemoryError
+    (tmp_path / "a.pb").write_bytes(b"abc")
+    assert read_regular_file(tmp_path / "a.pb", NetFileError, limit=1 << 62) == b"abc"

@@ -11,7 +11,6 @@ from __future__ import annotations
 import os
 
 import numpy as np
-from google.protobuf.message import DecodeError
 
 from pycaffe2.db import (
     BlobAssembler,
@@ -21,11 +20,11 @@ from pycaffe2.db import (
     blob_name,
     check_db_type,
     create_db,
+    parse_tensor_protos,
+    record_tensor,
     save_blobs,
 )
 from pycaffe2.operators.registry import register_cpu
-from pycaffe2.proto import caffe2_pb2
-from pycaffe2.tensor_proto import tensor_to_array
 
 
 def full_path(db: str, absolute_path: bool) -> str:
@@ -75,15 +74,11 @@ def tensor_protos_db_input(reader, *, batch_size, num_outputs):
 
 def _record(reader: DBReader, num_outputs: int) -> tuple:
     key, value = reader.read()
-    protos = caffe2_pb2.TensorProtos()
-    try:
-        protos.ParseFromString(value)
-    except DecodeError as exc:
-        raise DBError(f"{reader.source}: record '{key}' is not a TensorProtos ({exc})") from exc
+    protos = parse_tensor_protos(value, f"{reader.source}: record '{key}'")
     if len(protos.protos) != num_outputs:
         raise ValueError(f"record '{key}' of {reader.source} holds "
                          f"{len(protos.protos)} tensors, but the op has {num_outputs} outputs")
-    return tuple(tensor_to_array(tensor) for tensor in protos.protos)
+    return tuple(record_tensor(tensor, reader.source, key) for tensor in protos.protos)
 
 
 def save_names(input_names, strip_prefix, blob_name_overrides) -> list[str]:
@@ -227,7 +222,7 @@ def _read_blobs(sources, db_type, name_of, wanted: set | None, load_all) -> dict
         else:
             path, db = source, create_db(db_type, source, Mode.read)
         try:
-            assembler, extra = BlobAssembler(path), []
+            assembler, extra = BlobAssembler(path, getattr(db, "size", None)), []
             cursor = db.new_cursor()
             while cursor.valid():
                 key = cursor.key()

@@ -1,11 +1,14 @@
 """Feeds from the command line: `--feed NAME=PATH.npy` or `NAME=PATH.npz[:member]`
-parsed into (blob name, array), with errors that name the feed and the file."""
+parsed into (blob name, array), with errors that name the feed and the file.
+Arrays are read through pycaffe2.files: regular files only, headers checked
+before anything is allocated, decompressed sizes under $PYCAFFE2_MAX_FEED_BYTES."""
 from __future__ import annotations
 
 from pathlib import Path
 
 import numpy as np
 
+from pycaffe2.files import NpzArchive, read_npy
 from pycaffe2.run.model import RunError, _hint
 
 
@@ -23,15 +26,12 @@ def parse_feed(spec: str) -> tuple[str, np.ndarray]:
     if suffix not in (".npy", ".npz"):
         raise RunError(f"bad --feed '{spec}': {path} is not a .npy or .npz file")
     try:
-        loaded = np.load(path, allow_pickle=False)
-    except OSError as exc:
-        raise RunError(f"--feed {name}: cannot read {path}: {exc.strerror or exc}") from None
-    except ValueError as exc:
-        raise RunError(f"--feed {name}: {path} is not a NumPy array file: {exc}") from None
-    if suffix == ".npy":
-        return name, loaded
-    with loaded:
-        return name, _npz_member(loaded, name, member, path)
+        if suffix == ".npy":
+            return name, read_npy(path, RunError)
+        with NpzArchive(path, RunError) as archive:
+            return name, _npz_member(archive, name, member, path)
+    except RunError as exc:
+        raise RunError(f"--feed {name}: {exc}") from None
 
 
 def _npz_member(archive, name, member, path) -> np.ndarray:
@@ -42,12 +42,9 @@ def _npz_member(archive, name, member, path) -> np.ndarray:
         elif len(members) == 1:
             member = members[0]
         else:
-            raise RunError(f"--feed {name}: {path} holds {len(members)} arrays; pick one "
+            raise RunError(f"{path} holds {len(members)} arrays; pick one "
                            f"with {name}={path}:MEMBER (members: {', '.join(members)})")
     if member not in members:
-        raise RunError(f"--feed {name}: {path} has no array '{member}'"
+        raise RunError(f"{path} has no array '{member}'"
                        + _hint(member, members) + f" (members: {', '.join(members) or 'none'})")
-    try:
-        return archive[member]
-    except ValueError as exc:
-        raise RunError(f"--feed {name}: {path}:{member}: {exc}") from None
+    return archive[member]

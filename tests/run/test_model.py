@@ -144,8 +144,8 @@ def test_missing_op_types_are_listed_at_once(tmp_path, capsys):
 @pytest.mark.parametrize("spec, message", [
     ("data", "bad --feed 'data': expected NAME=PATH.npy or NAME=PATH.npz:member"),
     ("data=x.txt", "bad --feed 'data=x.txt': x.txt is not a .npy or .npz file"),
-    ("data={tmp}/absent.npy", "--feed data: cannot read {tmp}/absent.npy: No such file"),
-    ("data={tmp}/junk.npy", "--feed data: {tmp}/junk.npy is not a NumPy array file"),
+    ("data={tmp}/absent.npy", "--feed data: {tmp}/absent.npy: cannot read: No such file"),
+    ("data={tmp}/junk.npy", "--feed data: {tmp}/junk.npy: not a readable .npy file"),
     ("data={tmp}/pair.npz", "--feed data: {tmp}/pair.npz holds 2 arrays; pick one"),
     ("data={tmp}/pair.npz:c", "--feed data: {tmp}/pair.npz has no array 'c' (members: a, b)"),
     ("dta={tmp}/x.npy", ("feed 'dta': no op of net 'mlp' reads it before writing it "

@@ -1,0 +1,9 @@
+"""Bounded fuzzing of minidb reading (db info, Load, TensorProtosDBInput's
+records): mutated Save files and data files end in values or a DBError (a
+PyCaffe2Error), never another exception, a hang or an allocation the file
+cannot back. scripts/fuzz_loaders.py runs the same for longer."""
+from tests.fuzz.harness import fuzz_with_hypothesis
+
+
+def test_minidb_reading_ends_bad_input_in_project_errors(tmp_path):
+    fuzz_with_hypothesis("minidb", tmp_path, 600)
