@@ -387,7 +387,11 @@ class BlobAssembler:
             if filled != buffer.size:
                 raise DBError(f"{self.source}: blob '{name}' is incomplete: {filled} of "
                               f"{buffer.size} elements")
-            values[name] = buffer.reshape(shape)
+            try:
+                values[name] = buffer.reshape(shape)
+            except ValueError as exc:  # over 64 dims, or sizes NumPy cannot index
+                raise DBError(f"{self.source}: blob '{name}': dims {list(shape)} are not a NumPy "
+                              f"shape: {exc}") from None
         return values
 
 

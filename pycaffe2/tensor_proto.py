@@ -50,7 +50,11 @@ def tensor_to_array(tensor: caffe2_pb2.TensorProto) -> np.ndarray:
             else np.array(stored, dtype=dtype)  # narrow ints wrap, as Caffe2's casts did
     if values.size != math.prod(shape):  # Python ints: dims cannot overflow
         raise PyCaffe2Error(f"tensor '{_name(tensor)}': {values.size} values do not fill dims {list(shape)}")
-    return values.reshape(shape)
+    try:
+        return values.reshape(shape)
+    except ValueError as exc:  # over 64 dims, or sizes past NumPy's range even with a 0 among them
+        raise PyCaffe2Error(f"tensor '{_name(tensor)}': dims {list(shape)} are not a NumPy shape: "
+                            f"{exc}") from None
 
 
 def _name(tensor) -> str:

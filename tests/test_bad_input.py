@@ -221,6 +221,26 @@ def test_a_data_file_record_with_bad_dims_names_the_file(tmp_path, capsys):
     one_line_error(capsys, ["db", "info", path], "data.minidb: record '00000000'", "negative size")
 
 
+# found by fuzzing: no elements, yet sizes NumPy cannot index; or more dims than NumPy takes
+NOT_NUMPY_SHAPES = [([2**40, 2**40, 0], []), ([1] * 70, [1.0])]
+
+
+@pytest.mark.parametrize("dims, values", NOT_NUMPY_SHAPES)
+def test_a_saved_blob_numpy_cannot_shape_is_a_db_error(tmp_path, capsys, dims, values):
+    path = minidb(tmp_path / "bad.minidb", blob_record(dims=dims, float_data=values))
+    with pytest.raises(DBError, match=r"bad\.minidb: blob 'w': dims .* are not a NumPy shape"):
+        db.load_blobs(str(path))
+    one_line_error(capsys, ["db", "info", path], "bad.minidb", "not a NumPy shape")
+
+
+@pytest.mark.parametrize("dims, values", NOT_NUMPY_SHAPES)
+def test_a_data_file_tensor_numpy_cannot_shape_names_the_file(tmp_path, capsys, dims, values):
+    protos = caffe2_pb2.TensorProtos(protos=[caffe2_pb2.TensorProto(dims=dims, data_type=1,
+                                                                    float_data=values)])
+    path = minidb(tmp_path / "data.minidb", protos.SerializeToString(), b"00000000")
+    one_line_error(capsys, ["db", "info", path], "data.minidb: record '00000000'", "not a NumPy shape")
+
+
 def test_int32_data_out_of_a_narrow_type_wraps_as_caffe2_did():
     from pycaffe2.tensor_proto import tensor_to_array
     tensor = caffe2_pb2.TensorProto(dims=[2], data_type=caffe2_pb2.TensorProto.UINT8, int32_data=[300, -1])
