@@ -16,7 +16,7 @@ def cmd_validate(args) -> int:
     from pycaffe2.validate_report import render
     shapes = dict(parse_input_shape(spec) for spec in args.input_shape)
     report = validate(args.files, input_shapes=shapes, exclude=args.exclude,
-                      skip_non_nets=args.skip_non_nets)
+                      skip_non_nets=args.skip_non_nets, allow_outside_paths=args.allow_outside_paths)
     out, summary = render(report, args.format, version=package_version())
     if out:
         print(out)
@@ -173,7 +173,7 @@ def cmd_db_info(args) -> int:
 
 def cmd_graph(args) -> int:
     from pycaffe2 import graph
-    return graph.graph_main(args.file, args.output, args.minimal)
+    return graph.graph_main(args.file, args.output, args.minimal, args.allow_outside_paths)
 
 
 def _count_spec(spec: str) -> tuple[str, int]:
@@ -227,6 +227,8 @@ def build_parser() -> argparse.ArgumentParser:
                           help="skip named YAML/JSON files whose content is not a net, as folder "
                           "walks do (for pre-commit, which names every staged file)")
     validate.set_defaults(run=cmd_validate)
+    validate.add_argument("--allow-outside-paths", action="store_true",
+                          help="let a model file name net files outside its folder")
     ops = commands.add_parser("ops", help="the operator catalogue")
     ops.add_argument("type", nargs="?", help="one op type to describe")
     ops.add_argument("--markdown", action="store_true", help="print docs/operators.md")
@@ -278,6 +280,8 @@ def build_parser() -> argparse.ArgumentParser:
     graph.add_argument("file")
     graph.add_argument("-o", "--output", required=True)
     graph.add_argument("--minimal", action="store_true", help="ops only; blobs become labelled edges")
+    graph.add_argument("--allow-outside-paths", action="store_true",
+                       help="let the model file name net files outside its folder")
     graph.set_defaults(run=cmd_graph)
     return parser
 

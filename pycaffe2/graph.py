@@ -228,8 +228,8 @@ def render(dot_text: str, out_path) -> None:
         raise PyCaffe2Error(f"Graphviz's dot failed writing {out}: {message}")
 
 
-def graph_main(file, out, minimal: bool = False) -> int:
+def graph_main(file, out, minimal: bool = False, allow_outside_paths: bool = False) -> int:
     """`pycaffe2 graph FILE -o OUT [--minimal]`: draw a net, model or plan file."""
     from pycaffe2.netfile import load_model
-    render(model_to_dot(load_model(file), minimal), out)
+    render(model_to_dot(load_model(file, allow_outside_paths=allow_outside_paths), minimal), out)
     return 0

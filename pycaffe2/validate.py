@@ -69,17 +69,17 @@ def parse_input_shape(spec: str) -> tuple[str, tuple[tuple[int, ...], str]]:
     return name, (tuple(int(d) for d in dims), dtype)
 
 
-def check_file(path, input_shapes=None) -> list[Problem]:
+def check_file(path, input_shapes=None, allow_outside_paths: bool = False) -> list[Problem]:
     """Every problem in a net or model file (or model folder); a file that
     cannot be read at all gives one problem of kind 'file'. `input_shapes`
     (blob -> (dims, dtype)) add to, and win over, a model file's own."""
-    return _check(path, input_shapes)[0]
+    return _check(path, input_shapes, allow_outside_paths)[0]
 
 
-def _check(path, input_shapes=None) -> tuple[list[Problem], set[str]]:
+def _check(path, input_shapes=None, allow_outside_paths: bool = False) -> tuple[list[Problem], set[str]]:
     """(problems, the blobs the file's nets read)."""
     try:
-        model = netfile.load_model(path)
+        model = netfile.load_model(path, allow_outside_paths=allow_outside_paths)
     except NetFileError as exc:
         return [Problem("file", exc.message, exc.file or str(path), exc.line, None,
                         exc.op_index, exc.op_type)], set()
@@ -90,18 +90,20 @@ def _check(path, input_shapes=None) -> tuple[list[Problem], set[str]]:
     return check_model(model), read
 
 
-def validate(paths, *, input_shapes=None, exclude=(), skip_non_nets=False) -> Report:
-    """Check every net file named by `paths` (folders walked); see the module doc."""
+def validate(paths, *, input_shapes=None, exclude=(), skip_non_nets=False,
+             allow_outside_paths: bool = False) -> Report:
+    """Check every net file named by `paths` (folders walked); see the module doc.
+    A model file naming nets outside its folder is a problem unless `allow_outside_paths`."""
     report = Report()
     walker = _Walker(exclude)
     read: set[str] = set()
     for path in map(Path, paths):
         walker.add(path)
     for path, explicit in walker.found:
-        if (not explicit or skip_non_nets) and path.is_file() and not holds_net(path):
+        if (not explicit or skip_non_nets) and os.path.isfile(path) and not holds_net(path):
             report.skipped.append(str(path))
             continue
-        problems, blobs = _check(path, input_shapes)
+        problems, blobs = _check(path, input_shapes, allow_outside_paths)
         report.checked.append(str(path))
         report.problems += problems
         read |= blobs

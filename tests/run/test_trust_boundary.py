@@ -232,3 +232,16 @@ def test_convert_follows_the_same_rule(tmp_path, capsys):
     assert "'../outside/init.pb'" in capsys.readouterr().err and not out.exists()
     assert main(["convert", str(path), str(out), "--allow-outside-paths"]) == 0
     assert netfile.load_model(out).init_net.name == "init"  # now bundled: nothing outside
+
+
+def test_validate_and_graph_follow_the_same_rule(tmp_path, capsys, monkeypatch):
+    init_net((tmp_path / "outside").mkdir() or tmp_path / "outside" / "init.pb")
+    path = model_file(tmp_path / "model", "../outside/init.pb")
+    assert main(["validate", str(path)]) == 2
+    assert "'../outside/init.pb'" in "".join(capsys.readouterr())
+    assert main(["validate", str(path), "--allow-outside-paths"]) == 0
+    capsys.readouterr()
+    dot = tmp_path / "model.dot"
+    assert main(["graph", str(path), "-o", str(dot)]) == 2 and not dot.exists()
+    assert "'../outside/init.pb'" in capsys.readouterr().err
+    assert main(["graph", str(path), "-o", str(dot), "--allow-outside-paths"]) == 0 and dot.exists()
