@@ -1,22 +1,22 @@
 """Reading and writing net files: .pb, .pbtxt, .yaml/.yml and .json.
 
-All four spell one Caffe2 NetDef. YAML and JSON use NetDef's field names; an
-op's `arg` may be a mapping whose values get their Argument field from the
-op's schema (`alpha: 1` is the float 1.0 for HardSigmoid). Bytes fields are
-text when they are UTF-8 and `{base64: ...}` otherwise.
+All four spell one Caffe2 NetDef. A model file (YAML/JSON) bundles `init_net`
+and `predict_net` (each a NetDef mapping or the path of a net file beside it),
+an optional `plan` (PlanDef) and optional `input_shapes` (blob -> dims, or
+{shape, dtype}); a folder holding init_net.pb and predict_net.pb is a model too.
 
-A model file (YAML/JSON) bundles `init_net` and `predict_net` (each a NetDef
-mapping or the path of a net file beside it), an optional `plan` (PlanDef)
-and optional `input_shapes` (blob -> dims, or {shape, dtype}); a folder
-holding init_net.pb and predict_net.pb is a model too.
+This module deals with files: extensions, parsing and writing bytes, model
+files and folders, where the paths a model names may lead. What a YAML/JSON
+tree means (NetDef field names, friendly `arg` mappings typed by the schemas,
+bytes as text or base64) lives in netfile_tree.py, which turns parsed trees
+into messages and back; `net_to_tree` and `message_to_tree` are importable
+from here too.
 
 Every fault raises NetFileError naming the file, the line (YAML, JSON), the op and
 what is wrong.
 """
 from __future__ import annotations
 
-import base64
-import difflib
 import json
 import re
 from dataclasses import dataclass, field
@@ -25,21 +25,17 @@ from pathlib import Path
 import numpy as np
 import yaml
 from google.protobuf import text_format
-from google.protobuf.descriptor import FieldDescriptor
 
-from pycaffe2 import _json, _pbtxt, _yaml, protojson
+from pycaffe2 import _json, _pbtxt, _yaml
 from pycaffe2.errors import NetFileError
 from pycaffe2.files import check_regular_file, read_regular_file
+from pycaffe2.netfile_tree import DictReader, message_to_tree, net_to_tree
 from pycaffe2.paths import outside_reason
 from pycaffe2.proto import caffe2_pb2
 from pycaffe2.proto.checks import message_problem
-from pycaffe2.schema import get_schema
-from pycaffe2.schema.args import DTYPE_BY_NUMBER, arg_value, make_argument, set_fields
 
 NET_SUFFIXES = (".pb", ".pbtxt", ".yaml", ".yml", ".json")
 MODEL_KEYS = ("init_net", "predict_net", "plan", "input_shapes")
-_PLAIN_ARG_FIELDS = {"f", "i", "s", "floats", "ints", "strings"}
-_FLOAT32_FIELDS = {("Argument", "f"), ("Argument", "floats"), ("TensorProto", "float_data")}
 
 
 @dataclass
@@ -121,7 +117,7 @@ def _load_file(path: Path, suffix: str, inside: str | None = None, allow_outside
                                    file=inside)
             return _model_from_tree(tree, path, allow_outside_paths)
         lines: dict[int, int] = {}
-        net = _DictReader(str(path), lines).message(tree, caffe2_pb2.NetDef, "")
+        net = DictReader(str(path), lines).message(tree, caffe2_pb2.NetDef, "")
     except RecursionError:
         raise NetFileError("nested too deeply", file=str(path)) from None
     return Model(net, files={"predict_net": str(path)}, op_lines={"predict_net": lines})
@@ -218,11 +214,11 @@ def _model_from_tree(tree: dict, path: Path, allow_outside_paths: bool = False) 
             lines[key] = inner.op_lines.get("predict_net", {})
         else:
             lines[key] = {}
-            nets[key] = _DictReader(file, lines[key]).message(value, caffe2_pb2.NetDef, key)
+            nets[key] = DictReader(file, lines[key]).message(value, caffe2_pb2.NetDef, key)
             files[key] = file
     plan = None
     if tree.get("plan") is not None:
-        plan = _DictReader(file, {}).message(tree["plan"], caffe2_pb2.PlanDef, "plan")
+        plan = DictReader(file, {}).message(tree["plan"], caffe2_pb2.PlanDef, "plan")
     shapes = _input_shapes(tree.get("input_shapes") or {}, file)
     return Model(nets["predict_net"], nets.get("init_net"), plan, shapes, files, lines)
 
@@ -264,169 +260,6 @@ def _input_shapes(tree, file: str) -> dict:
                                f"{{shape, dtype}}), got {spec!r}", file=file, line=_yaml.line_of(spec))
         shapes[str(name)] = (tuple(dims), dtype)
     return shapes
-
-
-class _DictReader:
-    """Builds protobuf messages from YAML/JSON trees, with located errors."""
-
-    def __init__(self, file: str, op_lines: dict[int, int]):
-        self.file, self.op_lines = file, op_lines
-
-    def fail(self, message, node, path, op_index=None, op_type=None):
-        where = f"{path}: " if path else ""
-        raise NetFileError(where + message, file=self.file, line=_yaml.line_of(node),
-                           op_index=op_index, op_type=op_type)
-
-    def message(self, tree, cls, path, parent=None):
-        if not isinstance(tree, dict):
-            self.fail(f"expected a {cls.DESCRIPTOR.name} mapping, got {_kind(tree)}",
-                      tree if hasattr(tree, "line") else parent, path)
-        if cls is caffe2_pb2.NetDef and protojson.is_protojson(tree):  # json_format's spelling
-            self.op_lines.update(enumerate(getattr(tree.get("op"), "item_lines", [])))
-            return protojson.parse(tree, cls, self.file, path)
-        message = cls()
-        fields = cls.DESCRIPTOR.fields_by_name
-        for key, value in tree.items():
-            name = str(key)
-            if name not in fields:
-                hint = difflib.get_close_matches(name, list(fields), n=1)
-                self.fail(f"unknown {cls.DESCRIPTOR.name} field '{name}'"
-                          + (f" (did you mean '{hint[0]}'?)" if hint else ""), tree, path)
-            if value is None:
-                continue
-            sub = f"{path}.{name}" if path else name
-            if cls is caffe2_pb2.NetDef and name == "op":
-                self.ops(message, value, sub, tree)
-            else:
-                self.field(message, fields[name], value, sub, tree)
-        return message
-
-    def ops(self, net, value, path, parent):
-        if not isinstance(value, list):
-            self.fail("'op' must be a list of operators", parent, path)
-        lines = getattr(value, "item_lines", [])
-        for index, tree in enumerate(value):
-            op_type = tree.get("type") if isinstance(tree, dict) else None
-            if index < len(lines):
-                self.op_lines[index] = lines[index]
-            try:
-                op = self.operator(tree, f"{path}[{index}]", value)
-            except NetFileError as exc:
-                if exc.op_index is not None:
-                    raise
-                raise NetFileError(exc.message, file=self.file, line=exc.line or self.op_lines.get(index),
-                                   op_index=index, op_type=op_type) from None
-            net.op.append(op)
-
-    def operator(self, tree, path, parent):
-        if isinstance(tree, dict) and isinstance(tree.get("arg"), dict):
-            plain = _yaml.LineDict({k: v for k, v in tree.items() if k != "arg"})
-            plain.line = getattr(tree, "line", None)
-            op = self.message(plain, caffe2_pb2.OperatorDef, path, parent)
-            op.arg.extend(self.friendly_args(op.type, tree["arg"], f"{path}.arg"))
-            return op
-        return self.message(tree, caffe2_pb2.OperatorDef, path, parent)
-
-    def friendly_args(self, op_type, mapping, path):
-        schema = get_schema(op_type)
-        args = []
-        for name, value in mapping.items():
-            if isinstance(value, dict):  # an Argument written out field by field
-                arg = self.message(value, caffe2_pb2.Argument, f"{path}.{name}", mapping)
-                arg.name = str(name)
-            else:
-                spec = schema.args.get(str(name)) if schema else None
-                try:
-                    arg = make_argument(str(name), value, spec.types if spec else ())
-                except (ValueError, TypeError) as exc:  # incl. a lone surrogate, an int out of range
-                    self.fail(f"arg '{name}' {exc}", mapping, path)
-            args.append(arg)
-        return args
-
-    def field(self, message, fd, value, path, parent):
-        if _repeated(fd):
-            if not isinstance(value, list):
-                self.fail(f"expected a list, got {_kind(value)}", parent, path)
-            target = getattr(message, fd.name)
-            for index, item in enumerate(value):
-                converted = self.scalar(fd, item, f"{path}[{index}]", value)
-                if fd.type == FieldDescriptor.TYPE_MESSAGE:
-                    target.add().CopyFrom(converted)
-                    continue
-                try:
-                    target.append(converted)
-                except (ValueError, TypeError) as exc:  # e.g. an integer out of the field's range
-                    self.fail(str(exc), value, f"{path}[{index}]")
-        elif fd.type == FieldDescriptor.TYPE_MESSAGE:
-            getattr(message, fd.name).CopyFrom(self.scalar(fd, value, path, parent))
-        else:
-            try:
-                setattr(message, fd.name, self.scalar(fd, value, path, parent))
-            except (ValueError, TypeError) as exc:
-                self.fail(str(exc), parent, path)
-
-    def scalar(self, fd, value, path, parent):
-        kind = fd.type
-        if kind == FieldDescriptor.TYPE_MESSAGE:
-            return self.message(value, fd.message_type._concrete_class, path, parent)
-        if kind == FieldDescriptor.TYPE_ENUM:
-            return self.enum(fd, value, path, parent)
-        if kind == FieldDescriptor.TYPE_BOOL:
-            if isinstance(value, bool) or value in (0, 1):
-                return bool(value)
-        elif kind in (FieldDescriptor.TYPE_FLOAT, FieldDescriptor.TYPE_DOUBLE):
-            if isinstance(value, (int, float)) and not isinstance(value, bool):
-                return float(value)
-        elif kind == FieldDescriptor.TYPE_STRING:
-            if isinstance(value, str):
-                return value
-        elif kind == FieldDescriptor.TYPE_BYTES:
-            return self.bytes_value(value, path, parent)
-        elif isinstance(value, int) and not isinstance(value, bool):
-            return value
-        self.fail(f"expected {_FIELD_KINDS.get(kind, 'an integer')}, got {_kind(value)} {value!r:.40}",
-                  parent, path)
-
-    def enum(self, fd, value, path, parent):
-        values = fd.enum_type.values_by_name
-        if isinstance(value, str) and value in values:
-            return values[value].number
-        if isinstance(value, int) and not isinstance(value, bool) \
-                and value in fd.enum_type.values_by_number:
-            return value
-        self.fail(f"expected one of {', '.join(values)}, got {value!r}", parent, path)
-
-    def bytes_value(self, value, path, parent):
-        if isinstance(value, bytes):
-            return value
-        if isinstance(value, str):
-            return value.encode("utf-8")
-        if isinstance(value, dict) and set(value) == {"base64"} and isinstance(value["base64"], str):
-            try:
-                return base64.b64decode(value["base64"], validate=True)
-            except ValueError:
-                self.fail("invalid base64", parent, path)
-        self.fail(f"expected text or {{base64: ...}}, got {_kind(value)}", parent, path)
-
-
-def _repeated(fd) -> bool:
-    # protobuf 5.28+ has is_repeated; older releases only have label.
-    is_repeated = getattr(fd, "is_repeated", None)
-    return is_repeated if is_repeated is not None else fd.label == FieldDescriptor.LABEL_REPEATED
-
-
-_FIELD_KINDS = {
-    FieldDescriptor.TYPE_BOOL: "a bool", FieldDescriptor.TYPE_FLOAT: "a number",
-    FieldDescriptor.TYPE_DOUBLE: "a number", FieldDescriptor.TYPE_STRING: "text",
-}
-
-
-def _kind(value) -> str:
-    for kind, text in ((bool, "a bool"), (dict, "a mapping"), (list, "a list"), (str, "text"),
-                       (int, "an integer"), (float, "a number"), (type(None), "nothing")):
-        if isinstance(value, kind):
-            return text
-    return type(value).__name__
 
 
 # ---------------------------------------------------------------- writing
@@ -506,79 +339,3 @@ def _dump_tree(tree, suffix: str) -> bytes:
     text = yaml.dump(tree, Dumper=dumper, sort_keys=False, default_flow_style=None,
                      allow_unicode=True, width=100)
     return text.encode("utf-8")
-
-
-def net_to_tree(net: caffe2_pb2.NetDef) -> dict:
-    """A NetDef as plain data, with each op's args as a friendly mapping when
-    re-reading that mapping through the schema gives back the same Arguments."""
-    tree = message_to_tree(net)
-    for op, op_tree in zip(net.op, tree.get("op", [])):
-        friendly = _friendly_args(op)
-        if friendly is not None:
-            op_tree["arg"] = friendly
-    return tree
-
-
-def _friendly_args(op: caffe2_pb2.OperatorDef):
-    if not op.arg:
-        return None
-    schema = get_schema(op.type)
-    mapping = {}
-    for arg in op.arg:
-        spec = schema.args.get(arg.name) if schema else None
-        types = spec.types if spec else ()
-        fields = set_fields(arg)
-        if len(fields) > 1 or not set(fields) <= _PLAIN_ARG_FIELDS:  # kept field by field
-            return None
-        value = arg_value(arg)
-        if arg.name in mapping or isinstance(value, bytes) or any(
-                isinstance(v, bytes) for v in (value if isinstance(value, list) else [])):
-            return None
-        if arg.HasField("f") or len(arg.floats):
-            value = _short_floats(value)
-        try:
-            if make_argument(arg.name, value, types) != arg:
-                return None
-        except ValueError:
-            return None
-        if types and types[0] == "dtype" and value in DTYPE_BY_NUMBER:
-            value = DTYPE_BY_NUMBER[value]
-        mapping[arg.name] = value
-    return mapping
-
-
-def _short_floats(value):
-    """float32 values as the shortest decimals that read back to the same float32."""
-    if isinstance(value, list):
-        return np.asarray(value, np.float32).astype(str).astype(np.float64).tolist()
-    return _short_floats([value])[0]
-
-
-def message_to_tree(message) -> dict:
-    """Any proto message as plain data (the inverse of the dict reader)."""
-    tree = {}
-    owner = message.DESCRIPTOR.name
-    for fd, value in message.ListFields():
-        if _repeated(fd):
-            items = [_value_to_tree(fd, v) for v in value]
-            if (owner, fd.name) in _FLOAT32_FIELDS:
-                items = _short_floats(items)
-            tree[fd.name] = items
-        else:
-            item = _value_to_tree(fd, value)
-            tree[fd.name] = _short_floats(item) if (owner, fd.name) in _FLOAT32_FIELDS else item
-    return tree
-
-
-def _value_to_tree(fd, value):
-    if fd.type == FieldDescriptor.TYPE_MESSAGE:
-        return message_to_tree(value)
-    if fd.type == FieldDescriptor.TYPE_ENUM:
-        enum_value = fd.enum_type.values_by_number.get(value)
-        return enum_value.name if enum_value else value
-    if fd.type == FieldDescriptor.TYPE_BYTES:
-        try:
-            return value.decode("utf-8")
-        except UnicodeDecodeError:
-            return {"base64": base64.b64encode(value).decode("ascii")}
-    return value
