@@ -1,11 +1,12 @@
-"""pycaffe2.db: the minidb byte layout, cursors and readers, atomic writes,
-errors on damaged files, blob records as Save writes them, and the npz tools."""
+"""pycaffe2.db and the minidb store under it (pycaffe2.minidb): the minidb byte
+layout, cursors and readers, atomic writes, errors on damaged files, blob records
+as Save writes them, and the npz tools."""
 import struct
 
 import numpy as np
 import pytest
 
-from pycaffe2 import db
+from pycaffe2 import db, minidb
 from pycaffe2.proto import caffe2_pb2
 
 
@@ -213,3 +214,11 @@ def test_record_that_is_not_a_blob_proto(tmp_path):
     write(path, [("w#%0", b"\xff\xff\xff")])
     with pytest.raises(db.DBError, match=r"bad.minidb: record 'w#%0': not a BlobProto"):
         db.load_blobs(str(path))
+
+
+def test_the_store_names_are_still_importable_from_db():
+    """The minidb store moved to pycaffe2.minidb; pycaffe2.db hands out the same objects."""
+    for name in ("Mode", "Cursor", "Transaction", "MiniDB"):
+        assert getattr(db, name) is getattr(minidb, name)
+    assert db.DB_TYPES["minidb"] is minidb.MiniDB
+    from pycaffe2.db import Cursor, MiniDB, Mode, Transaction  # noqa: F401 (the import is the test)

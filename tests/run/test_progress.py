@@ -101,6 +101,19 @@ def test_metrics_text():
     assert metrics_text({"loss": 0.123456, "accuracy": 1.0}) == "loss 0.1235  accuracy 1"
 
 
+def read_all(fd) -> bytes:
+    """Everything written to a pseudo-terminal so far: one read may return part of it."""
+    import os
+    import select
+    chunks = []
+    while select.select([fd], [], [], 0.5)[0]:
+        chunk = os.read(fd, 65536)
+        if not chunk:
+            break
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
 def test_a_terminal_that_reports_no_size_still_gets_a_bar():
     """Some pseudo-terminals (CI runners, editors) say 0x0: tqdm alone would then draw nothing."""
     pytest.importorskip("tqdm")
@@ -114,7 +127,7 @@ def test_a_terminal_that_reports_no_size_still_gets_a_bar():
             progress.update(3, {"loss": 0.5})
             progress.close()
             stream.flush()
-        shown = screen(os.read(master, 65536).decode("utf-8"))
+        shown = screen(read_all(master).decode("utf-8"))
     finally:
         os.close(master)
         os.close(slave)
