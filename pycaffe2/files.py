@@ -6,8 +6,10 @@ grows underneath). Every loader reads through here.
     data = read_regular_file(path, NetFileError, limit=MAX_FILE_BYTES)
 
 The caps come from the environment so a deployment can raise them:
-PYCAFFE2_MAX_FILE_BYTES (net, model and DB files; default 4 GiB) and
-PYCAFFE2_MAX_FEED_BYTES (a feed's arrays once decompressed; default 4 GiB).
+PYCAFFE2_MAX_FILE_BYTES (net, model and DB files; default 4 GiB),
+PYCAFFE2_MAX_FEED_BYTES (a feed's arrays once decompressed; default 4 GiB) and
+PYCAFFE2_MAX_BLOB_BYTES (one blob an op's args ask for, e.g. ConstantFill's
+shape, as shape inference sees it before the net runs; default 4 GiB).
 """
 from __future__ import annotations
 
@@ -41,6 +43,10 @@ def _cap(variable: str, default: int) -> int:
 
 def max_file_bytes() -> int:
     return _cap("PYCAFFE2_MAX_FILE_BYTES", 4 << 30)
+
+
+def max_blob_bytes() -> int:
+    return _cap("PYCAFFE2_MAX_BLOB_BYTES", 4 << 30)
 
 
 def max_feed_bytes() -> int:

@@ -358,3 +358,39 @@ def test_db_write_of_an_array_tensor_proto_cannot_hold_names_the_file(tmp_path, 
 def test_validate_of_a_name_too_long_reports_it(tmp_path, capsys):
     assert main(["validate", str(tmp_path / ("a" * 5000 + ".pb"))]) == 2
     assert "cannot read" in capsys.readouterr().out
+
+
+# -- args that ask for more memory than anyone has ------------------------------------------
+
+def huge_fill_model(tmp_path):
+    from pycaffe2 import core
+    init, predict = core.Net("init"), core.Net("predict")
+    init.ConstantFill([], "W", shape=[10 ** 6, 10 ** 6], value=1.0)
+    predict.Relu("W", "Y")
+    predict.AddExternalOutput("Y")
+    path = tmp_path / "model.yaml"
+    netfile.save_model(netfile.Model(predict.Proto(), init.Proto()), path)
+    return path
+
+
+def test_a_fill_too_large_to_allocate_is_refused_before_the_net_runs(tmp_path, capsys):
+    path = huge_fill_model(tmp_path)
+    assert main(["run", str(path)]) == 1  # the init net cannot be created: nothing ran
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "4,000,000,000,000 bytes, over the" in err and "PYCAFFE2_MAX_BLOB_BYTES" in err
+    assert main(["validate", str(path)]) == 1
+    assert "ConstantFill" in capsys.readouterr().out
+
+
+def test_the_blob_cap_is_set_by_the_environment(monkeypatch):
+    from pycaffe2 import core
+    from pycaffe2.executor import Workspace
+    net = core.Net("fill")
+    net.ConstantFill([], "x", shape=[4, 8], value=1.0, dtype=core.DataType.DOUBLE)
+    monkeypatch.setenv("PYCAFFE2_MAX_BLOB_BYTES", "255")
+    with pytest.raises(NetError, match=r"\[4, 8\] float64, 256 bytes, over the 255-byte cap"):
+        Workspace().RunNetOnce(net.Proto())
+    monkeypatch.setenv("PYCAFFE2_MAX_BLOB_BYTES", "256")
+    workspace_ = Workspace()
+    workspace_.RunNetOnce(net.Proto())
+    assert workspace_.FetchBlob("x").shape == (4, 8)
