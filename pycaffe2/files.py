@@ -59,6 +59,15 @@ def _fail(error: type[PyCaffe2Error], path, message: str) -> PyCaffe2Error:
     return error(f"{path}: {message}")
 
 
+def is_folder(path) -> bool:
+    """Whether `path` is a folder; a name too long to stat, or with a NUL byte, is not
+    one (reading it as a file then says why)."""
+    try:
+        return Path(path).is_dir()
+    except (OSError, ValueError):
+        return False
+
+
 def check_regular_file(path, error: type[PyCaffe2Error], limit: int | None = None) -> int:
     """The size of `path`, a regular file (symlinks followed) of at most `limit`
     bytes; anything else raises `error` naming the file."""

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from pycaffe2.executor import Workspace
-from pycaffe2.gradient import GetBackwardPass, GetGradientForOp
+from pycaffe2.gradient import GetBackwardPass, GetGradientForOp, GradientSlice
 from pycaffe2.proto import caffe2_pb2
 
 
@@ -189,7 +189,7 @@ def _on_device(op, device_option):
 
 def _dense(workspace, grad_name, like: np.ndarray) -> np.ndarray:
     """The gradient blob; a (indices, values) gradient slice is scattered into zeros."""
-    if hasattr(grad_name, "indices"):
+    if isinstance(grad_name, GradientSlice):
         indices = workspace.FetchBlob(str(grad_name.indices))
         values = workspace.FetchBlob(str(grad_name.values))
         dense = np.zeros_like(like)

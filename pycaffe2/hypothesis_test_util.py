@@ -31,7 +31,7 @@ except ImportError as error:  # pragma: no cover - depends on the environment
 
 from pycaffe2 import workspace
 from pycaffe2.device_checker import DeviceChecker, placed_on
-from pycaffe2.gradient import GetBackwardPass
+from pycaffe2.gradient import GetBackwardPass, GradientSlice
 from pycaffe2.gradient_checker import GradientChecker
 from pycaffe2.proto import caffe2_pb2
 from pycaffe2.schema.bind import infer_op
@@ -313,7 +313,7 @@ class HypothesisTestCase(TestCase):
             if g_name is None:
                 self.assertIsNone(ref, f"no gradient for input {name}, the reference has one")
                 continue
-            if hasattr(g_name, "indices"):  # a sparse gradient: the reference gives (values, indices)
+            if isinstance(g_name, GradientSlice):  # a sparse gradient: the reference gives (values, indices)
                 ref, ref_indices = ref
                 np.testing.assert_allclose(workspace.FetchBlob(str(g_name.indices)), ref_indices,
                                            err_msg=f"gradient indices of input {name}")

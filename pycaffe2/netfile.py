@@ -28,7 +28,7 @@ from google.protobuf import text_format
 
 from pycaffe2 import _json, _pbtxt, _yaml
 from pycaffe2.errors import NetFileError
-from pycaffe2.files import check_regular_file, read_regular_file
+from pycaffe2.files import check_regular_file, is_folder, read_regular_file
 from pycaffe2.netfile_tree import DictReader, message_to_tree, net_to_tree
 from pycaffe2.paths import outside_reason
 from pycaffe2.proto import caffe2_pb2
@@ -84,7 +84,7 @@ def load_model(path, *, allow_outside_paths: bool = False) -> Model:
     must lie inside its folder (no absolute paths, no '..' or symlinks leading
     out) unless `allow_outside_paths`."""
     path = Path(path)
-    if _is_dir(path):
+    if is_folder(path):
         return _load_folder(path, allow_outside_paths)
     model = _load_file(path, _suffix(path), allow_outside_paths=allow_outside_paths)
     for key, message in (*model.nets(), ("plan", model.plan)):
@@ -93,13 +93,6 @@ def load_model(path, *, allow_outside_paths: bool = False) -> Model:
             raise NetFileError(f"{key}: {problem}" if model.init_net or model.plan else problem,
                                file=model.files.get(key, str(path)))
     return model
-
-
-def _is_dir(path: Path) -> bool:
-    try:
-        return path.is_dir()
-    except (OSError, ValueError):  # a name too long, or with a NUL byte: reading says why
-        return False
 
 
 def _load_file(path: Path, suffix: str, inside: str | None = None, allow_outside_paths: bool = False) -> Model:
@@ -226,7 +219,7 @@ def _model_from_tree(tree: dict, path: Path, allow_outside_paths: bool = False) 
 def _load_inner_net(path: Path, key: str, file: str, line, allow_outside_paths: bool) -> Model:
     """The net a model file names by path: a net file or model folder, never
     another model file (which could name this one again)."""
-    if _is_dir(path):
+    if is_folder(path):
         return _load_folder(path, allow_outside_paths)
     try:
         _suffix(path)

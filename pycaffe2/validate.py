@@ -27,7 +27,7 @@ import yaml
 
 from pycaffe2 import _yaml, netfile
 from pycaffe2.errors import NetFileError, PyCaffe2Error
-from pycaffe2.files import read_regular_file
+from pycaffe2.files import is_folder, read_regular_file
 from pycaffe2.schema.checker import Problem, check_model
 
 # Top-level keys that make a YAML/JSON mapping a net or a model (protobuf JSON's camelCase too).
@@ -168,7 +168,7 @@ class _Walker:
 
     def add(self, path: Path) -> None:
         """A path named on the command line: a folder is walked, anything else is checked."""
-        is_dir = _is_folder(path)
+        is_dir = is_folder(path)
         if self.excluded(path, path if is_dir else path.parent, is_dir):
             return
         if not is_dir:
@@ -212,13 +212,6 @@ class _Walker:
         for path, entry_logical in folders:
             if self.first_visit(path):
                 self.walk(path, root, ignores, entry_logical)
-
-
-def _is_folder(path: Path) -> bool:
-    try:
-        return path.is_dir()
-    except (OSError, ValueError):  # a name too long or with a NUL byte: the check says why
-        return False
 
 
 def _passed_over(folder: Path) -> bool:

@@ -120,7 +120,7 @@ def _merge_groups(ops, ys, rules, groups, is_param):
         target = f"{blob}_grad"
         if len(grads) > 1:
             grad_map[blob] = _add_up(blob, [grad for grad, _ in grads], target, all_ops,
-                                     densify_like=None if blob in written else blob, made_first=target)
+                                     densify_like=None if blob in written else blob)
         elif grads[0][0] == f"{target}{grads[0][1]}":  # only one group reaches it: plain name
             renames[grads[0][0]] = grad_map[blob] = target
         else:  # a seed, a given gradient, one shared with another blob, or a slice

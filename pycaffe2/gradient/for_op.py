@@ -134,7 +134,7 @@ def _as_gradient(gradient):
     """A Python maker's input gradient as names: None, a blob or a GradientSlice."""
     if gradient is None:
         return None
-    if isinstance(gradient, tuple) and hasattr(gradient, "indices") and hasattr(gradient, "values"):
+    if isinstance(gradient, GradientSlice):  # core.GradientSlice, perhaps of BlobReferences
         return GradientSlice(str(gradient.indices), str(gradient.values))
     return str(gradient)
 

@@ -58,22 +58,21 @@ def infer_op(op: caffe2_pb2.OperatorDef, inputs: list[TensorInfo | None]) -> lis
                   [schema.input_name(i) for i in range(len(op.input))])
     outputs = list(RULES[schema.inference](view, list(inputs)))
     outputs += [None] * (len(op.output) - len(outputs))
-    for index, info in enumerate(outputs[:len(op.output)]):
-        _check_size(index, info)
-    return outputs[:len(op.output)]
+    outputs, cap = outputs[:len(op.output)], max_blob_bytes()
+    for index, info in enumerate(outputs):
+        if info is not None:
+            _check_size(index, info, cap)
+    return outputs
 
 
-def _check_size(index: int, info: TensorInfo | None) -> None:
+def _check_size(index: int, info: TensorInfo, cap: int) -> None:
     """An output that args (a fill's shape, Tile's tiles, ...) make too large to allocate is
     refused before the net runs, not met as a MemoryError, or the OOM killer, half-way."""
-    if info is None:
-        return
     elements = math.prod(int(d) for d in info.shape)  # Python ints: no overflow
     try:
         itemsize = np.dtype(info.dtype).itemsize
     except TypeError:
         itemsize = 8
-    cap = max_blob_bytes()
     if elements * itemsize > cap:
         raise ShapeError(f"output {index} would be {list(info.shape)} {info.dtype}, "
                          f"{elements * itemsize:,} bytes, over the {cap:,}-byte cap "

@@ -339,8 +339,6 @@ OUTPUTS = {"SquaredL2DistanceGradient": 2}
 
 # The op types whose CUDA kernels this module checks (tests/cuda/test_devices.py gathers them).
 DEVICE_CHECKED: set[str] = set()
-
-
 DEVICE_CHECKED.update(CASES)
 
 
