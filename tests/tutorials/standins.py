@@ -95,11 +95,11 @@ def _network(downloads: dict[str, bytes]):
     requests.get = fetch
     urllib2 = types.ModuleType("urllib2")
     urllib2.urlopen = fetch
-    return requests, urllib2, fetch
+    return requests, urllib2
 
 
 def standin_modules(downloads: dict[str, bytes]) -> dict[str, types.ModuleType]:
-    requests, urllib2, fetch = _network(downloads)
+    requests, urllib2 = _network(downloads)
     string_io = types.ModuleType("StringIO")
     string_io.StringIO = io.BytesIO  # Python 2's StringIO took bytes (r.content)
     display = _noop_module("IPython.display")
