@@ -199,7 +199,7 @@ class DebugMode:
         except Exception as exc:
             if not sys.stdin.isatty():
                 raise
-            import pdb
+            import pdb  # noqa: T100 (opening the debugger is what DebugMode is for)
             print(f"Entering the debugger after: {exc!r}; 'bt' shows the stack, 'help' the commands.")
             pdb.post_mortem(exc.__traceback__)
             sys.exit(1)
