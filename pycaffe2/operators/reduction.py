@@ -2,7 +2,8 @@
 ReduceL1, ReduceL2 over a set of axes (all by default), their gradient ops
 (dY, X, Y) -> dX, ReduceFront/Back<Sum|Mean|Max> over the first/last dims
 (optionally only the first `lengths[j]` reduced elements of each output j),
-ArgMax/ArgMin, and Summarize (statistics, optionally logged to <input>.summary). Only ReduceSum/Mean/Max and ArgMax have CUDA kernels.
+ArgMax/ArgMin, and Summarize (statistics, optionally logged to <input>.summary).
+Only ReduceSum/Mean/Max and ArgMax have CUDA kernels.
 Outputs keep the input's dtype (sums of ints stay ints, as in Caffe2), and a
 full reduction without keepdims is a 0-d array, never a NumPy scalar. A
 gradient op sees dY with the reduced axes restored as size-1 dims, whatever
