@@ -17,12 +17,22 @@ picture. `write(path)` (format "raw") writes the DOT text and always works.
 Node producers (`op_node_producer(op, op_id)`, `blob_node_producer(node_name,
 label)`, as Caffe2's `GetOpNodeProducer` / `GetBlobNodeProducer` make) return
 nodes (pydot.Node or ours) whose label and attributes style the node.
+
+Also: `GetPlanGraph` (a PlanDef's execution steps), `GetOperatorMapForPlan`,
+`GetGraphInJson` (nodes and edges as JSON), `GetGraphPngSafe` (a PNG, or a 1 x 1
+placeholder when drawing fails) and `python -m pycaffe2.net_drawer --input FILE`,
+which writes <prefix><net name>.dot (the name reduced to a plain file name).
 """
 from __future__ import annotations
 
+import argparse
 import itertools
 import json
+import logging
+import re
+import struct
 import sys
+import zlib
 
 from pycaffe2 import graph
 from pycaffe2.errors import PyCaffe2Error
@@ -35,6 +45,7 @@ FORMATS = ("png", "svg", "pdf", "ps", "jpg", "jpeg", "gif", "dot", "plain", "jso
 MAX_PARALLEL_STEPS = 3
 
 _noted = False
+_log = logging.getLogger(__name__)
 
 
 def _pydot():
@@ -223,6 +234,54 @@ def GetPlanGraph(plan_def, name=None, rankdir="TB"):
     return _result(graph.graph_text(name, drawer.lines, rankdir), name)
 
 
+def GetGraphInJson(operators_or_net, output_filepath) -> None:
+    """Write {"nodes": [...], "edges": [...]} of the ops and blobs to `output_filepath`: op
+    nodes carry their op_id, and a blob written again gets a new node (as in the drawing)."""
+    net, _ = _rectify_operator_and_name(operators_or_net, None)
+    nodes, edges, current = [], [], {}
+
+    def add(node):
+        node["id"] = len(nodes)
+        nodes.append(node)
+        return node["id"]
+
+    for op_id, op in enumerate(net.op):
+        op_node = add({"label": f"{op.name}/{op.type}" if op.name else op.type, "op_id": op_id, "type": "op"})
+        for name in op.input:
+            if name not in current:
+                current[name] = add({"label": name, "type": "blob"})
+            edges.append({"source": current[name], "target": op_node})
+        for name in op.output:
+            current[name] = add({"label": name, "type": "blob"})
+            edges.append({"source": op_node, "target": current[name]})
+    try:
+        with open(output_filepath, "w", encoding="utf-8") as out:
+            json.dump({"nodes": nodes, "edges": edges}, out)
+    except OSError as exc:
+        raise PyCaffe2Error(f"{output_filepath}: cannot write: {exc.strerror}") from None
+
+
+def _placeholder_png() -> bytes:
+    """A 1 x 1 grey PNG, made here: what GetGraphPngSafe shows when drawing fails."""
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        body = kind + data
+        return struct.pack(">I", len(data)) + body + struct.pack(">I", zlib.crc32(body))
+    header = struct.pack(">IIBBBBB", 1, 1, 8, 0, 0, 0, 0)  # 1 x 1, 8-bit greyscale
+    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(b"\x00\xc0"))
+            + chunk(b"IEND", b""))
+
+
+def GetGraphPngSafe(func, *args, **kwargs) -> bytes:
+    """func(*args, **kwargs).create_png(), or a 1 x 1 placeholder PNG (with a logged error)
+    when drawing fails or Graphviz is missing."""
+    try:
+        picture = func(*args, **kwargs).create_png()
+    except Exception as exc:  # noqa: BLE001 (Caffe2's contract: never raise, show a placeholder)
+        _log.error("Failed to draw graph: %s", exc)
+        return _placeholder_png()
+    return picture or _placeholder_png()
+
+
 class DotGraph:
     """pydot.Dot's output methods over DOT text, without pydot."""
 
@@ -299,3 +358,46 @@ def _note_missing_dot() -> None:
         _noted = True
         print("net_drawer: Graphviz's `dot` is not installed, so graph pictures are empty (b''); "
               "to_string() still gives the DOT text", file=sys.stderr)
+
+
+def _file_stem(name: str) -> str:
+    """A graph name as a plain file name: nothing from the input file picks a folder."""
+    return re.sub(r"[^A-Za-z0-9._-]", "_", name).lstrip(".") or "graph"
+
+
+def main(argv=None) -> int:
+    """`python -m pycaffe2.net_drawer --input FILE`: each net of a NetDef or PlanDef file
+    (text or binary) to <output_prefix><name>.dot, and .pdf where Graphviz is installed."""
+    parser = argparse.ArgumentParser(description="Draw the nets of a NetDef or PlanDef file.")
+    parser.add_argument("--input", required=True, help="the .pb or .pbtxt file")
+    parser.add_argument("--output_prefix", default="", help="prefix of the output files' paths")
+    parser.add_argument("--minimal", action="store_true", help="ops only")
+    parser.add_argument("--minimal_dependency", action="store_true", help="with --minimal: drop implied edges")
+    parser.add_argument("--append_output", action="store_true", help="list each op's outputs in its box")
+    parser.add_argument("--rankdir", default="LR", choices=graph.RANKDIRS)
+    args = parser.parse_args(argv)
+    from pycaffe2 import utils
+    try:
+        with open(args.input, "rb") as source:
+            content = source.read()
+    except OSError as exc:
+        raise PyCaffe2Error(f"{args.input}: {exc.strerror}") from None
+    nets = utils.GetContentFromProtoString(content, {
+        caffe2_pb2.PlanDef: GetOperatorMapForPlan, caffe2_pb2.NetDef: lambda net: {net.name: net.op}})
+    producer = GetOpNodeProducer(args.append_output, **OP_STYLE)
+    for name, ops in nets.items():
+        if args.minimal:
+            drawn = GetPydotGraphMinimal(ops, name, args.rankdir, args.minimal_dependency, producer)
+        else:
+            drawn = GetPydotGraph(ops, name, args.rankdir, producer)
+        path = args.output_prefix + _file_stem(name or "unnamed")
+        drawn.write(path + ".dot", format="raw")
+        if graph.have_dot():
+            drawn.write(path + ".pdf", format="pdf")
+        else:
+            print(f"net_drawer: wrote {path}.dot; Graphviz's `dot` is not installed, so no .pdf", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,10 +1,13 @@
 """pycaffe2.net_drawer: Caffe2's GetPydotGraph family on pycaffe2.graph's DOT text,
 with pydot (a stand-in module here) and without it (our DotGraph)."""
+import json
 import re
 import sys
 import types
+import zlib
 
 import pytest
+from google.protobuf import text_format
 
 from pycaffe2 import core, graph, net_drawer
 from pycaffe2.errors import PyCaffe2Error
@@ -149,3 +152,45 @@ def test_plan_graph_and_operator_map():
     bad.execution_step.add(name="empty")
     with pytest.raises(PyCaffe2Error, match="neither nets nor substeps"):
         net_drawer.GetPlanGraph(bad)
+
+
+def test_graph_in_json_versions_blobs(tmp_path):
+    net = core.Net("j")
+    net.Relu("x", "h")
+    net.Relu("h", "h")
+    net.Proto().op[1].name = "again"
+    net_drawer.GetGraphInJson(net, tmp_path / "g.json")
+    data = json.loads((tmp_path / "g.json").read_text())
+    labels = [(n["label"], n["type"]) for n in data["nodes"]]
+    assert labels == [("Relu", "op"), ("x", "blob"), ("h", "blob"), ("again/Relu", "op"), ("h", "blob")]
+    assert [(e["source"], e["target"]) for e in data["edges"]] == [(1, 0), (0, 2), (2, 3), (3, 4)]
+    assert data["nodes"][3]["op_id"] == 1
+
+
+def test_graph_png_safe_gives_a_placeholder(monkeypatch):
+    monkeypatch.setattr(graph.shutil, "which", lambda name: None)
+    monkeypatch.setattr(net_drawer, "_noted", True)
+    png = net_drawer.GetGraphPngSafe(net_drawer.GetPydotGraph, chain_net())
+    assert png.startswith(b"\x89PNG\r\n\x1a\n") and b"IHDR" in png and png.endswith(b"IEND\xaeB`\x82")
+    assert zlib.decompress(png[png.index(b"IDAT") + 4:png.index(b"IEND") - 8]) == b"\x00\xc0"
+    assert net_drawer.GetGraphPngSafe(net_drawer.GetPydotGraph, 42) == png
+
+
+def test_main_writes_dot_files_named_safely(tmp_path, capsys, monkeypatch):
+    monkeypatch.setattr(graph.shutil, "which", lambda name: None)
+    net = chain_net().Proto()
+    net.name = "../../escape"
+    (tmp_path / "n.pb").write_bytes(net.SerializeToString())
+    prefix = str(tmp_path / "out_")
+    assert net_drawer.main(["--input", str(tmp_path / "n.pb"), "--output_prefix", prefix, "--minimal",
+                            "--minimal_dependency", "--append_output"]) == 0
+    written = tmp_path / "out__.._escape.dot"  # one plain file name: no folder from the net's name
+    assert written.is_file() and "Relu (op#0)\\nb" in written.read_text()
+    assert "no .pdf" in capsys.readouterr().err
+    plan = caffe2_pb2.PlanDef(name="p")
+    plan.network.add(name="train").op.add(type="Relu", input=["a"], output=["b"])
+    (tmp_path / "p.pbtxt").write_text(text_format.MessageToString(plan))
+    net_drawer.main(["--input", str(tmp_path / "p.pbtxt"), "--output_prefix", prefix])
+    assert (tmp_path / "out_p_train.dot").is_file()
+    with pytest.raises(PyCaffe2Error, match="No such file"):
+        net_drawer.main(["--input", str(tmp_path / "missing.pb")])
