@@ -287,7 +287,8 @@ def run_model(path_or_model, init=None, feeds=None, fetch=None, random_init: boo
     to use instead of the model's; `feeds`: {blob: array}; `random_init`:
     make up weights for the inputs nothing provides (`out_channels`: {weight
     blob: output channels}, 16 otherwise); `seed` seeds the workspace's random
-    ops and the made-up weights.
+    ops and the made-up weights; `device`: None (the devices the file names),
+    "cpu" (everything on the CPU) or "cuda" (see `placed`).
     """
     check_iters(iters)
     runner = ModelRunner(path_or_model, init, feeds, random_init, out_channels, seed, device)
