@@ -84,6 +84,7 @@ def cmd_run(args) -> int:
                                random_init=args.random_init, out_channels=out_channels,
                                seed=args.seed, device=args.device, data_roots=args.roots,
                                allow_outside_paths=args.allow_outside_paths)
+    _note_cpu_override(args, model_runner.moved_to_cpu)
     seconds = model_runner.run(args.iters)
     results = model_runner.fetch(args.fetch)
     if not args.quiet:
@@ -110,6 +111,7 @@ def _run_plan(args, model) -> int:
     plan_run = PlanRun(model, iters=args.iters, quiet=args.quiet, checkpoint=args.checkpoint,
                        save_every=args.save_every, resume=args.resume, seed=args.seed, device=args.device,
                        data_roots=args.roots)
+    _note_cpu_override(args, plan_run.moved_to_cpu)
     start = time.perf_counter()
     results = plan_run.run()
     if plan_run.interrupted:
@@ -138,6 +140,12 @@ def _run_plan(args, model) -> int:
     return EXIT_OK
 
 
+def _note_cpu_override(args, moved: int) -> None:
+    from pycaffe2.run.model import cpu_override_note
+    if moved and not args.quiet:
+        print(f"pycaffe2 run: note: {cpu_override_note(moved)}", file=sys.stderr)
+
+
 def _resume_hint(args, plan_run) -> str:
     """Where the state was kept and the command that goes on from it."""
     if plan_run.checkpoint is None:
@@ -147,7 +155,7 @@ def _resume_hint(args, plan_run) -> str:
     import shlex
     command = ["pycaffe2", "run", args.file, "--checkpoint", args.checkpoint, "--resume"]
     for flag, value in (("--iters", args.iters), ("--save-every", args.save_every),
-                        ("--seed", args.seed), ("--device", None if args.device == "cpu" else args.device)):
+                        ("--seed", args.seed), ("--device", args.device)):
         if value is not None:
             command += [flag, str(value)]
     for root in args.data_root:
@@ -254,7 +262,9 @@ def build_parser() -> argparse.ArgumentParser:
                      "of a plan's training loop (default: the plan's num_iter)")
     run.add_argument("--out", metavar="RESULTS.npz", help="save the fetched blobs instead of printing")
     run.add_argument("--seed", type=int, help="seed for random ops and made-up weights")
-    run.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
+    run.add_argument("--device", choices=("cpu", "cuda"),
+                     help="cpu: everything on the CPU, whatever devices the file names; cuda: ops "
+                     "that name no device go to the GPU (default: the devices the file names)")
     run.add_argument("--quiet", action="store_true", help="print nothing but errors")
     run.add_argument("--checkpoint", metavar="DIR", help="plans: keep the training state in DIR")
     run.add_argument("--save-every", type=int, metavar="N", help="plans: checkpoint every N iterations")

@@ -97,11 +97,9 @@ def load_model(path, *, allow_outside_paths: bool = False) -> Model:
 
 def _load_file(path: Path, suffix: str, inside: str | None = None, allow_outside_paths: bool = False) -> Model:
     data = read_regular_file(path, NetFileError)
-    if suffix == ".pb":
-        return Model(_parse_pb(data, str(path)), files={"predict_net": str(path)})
-    if suffix == ".pbtxt":
-        return Model(_parse_pbtxt(data, str(path)), files={"predict_net": str(path)},
-                     op_lines={"predict_net": _pbtxt.op_lines(data.decode("utf-8"))})
+    if suffix in (".pb", ".pbtxt"):
+        net, lines = _parse_proto(data, suffix, str(path))
+        return Model(net, files={"predict_net": str(path)}, op_lines={"predict_net": lines})
     tree = _parse_tree(data, suffix, str(path))
     try:
         if isinstance(tree, dict) and "predict_net" in tree:
@@ -129,6 +127,28 @@ def _load_folder(folder: Path, allow_outside_paths: bool = False) -> Model:
         model.init_net = load_net(init)
         model.files["init_net"] = str(init)
     return model
+
+
+def _parse_proto(data: bytes, suffix: str, file: str) -> tuple[caffe2_pb2.NetDef, dict[int, int]]:
+    """A NetDef in binary or text protobuf, whichever the bytes hold, and its op lines.
+
+    Caffe2's ReadProtoFromFile ignores the name (binary, then text), so a binary
+    net saved as .pbtxt, or text saved as .pb, reads; the extension only picks which
+    is tried first. When neither parses, the error gives both reasons."""
+    order = [(_parse_pb, "binary"), (_parse_pbtxt, "text")]
+    if suffix == ".pbtxt":
+        order.reverse()
+    reasons = []
+    for parse, kind in order:
+        try:
+            net = parse(data, file)
+        except NetFileError as exc:
+            reasons.append((kind, exc))
+            continue
+        return net, (_pbtxt.op_lines(data.decode("utf-8")) if kind == "text" else {})
+    (_, first), (other, second) = reasons
+    raise NetFileError(f"{first.message}; read as {other} protobuf instead: {second.message}",
+                       file=file, line=first.line)
 
 
 def _parse_pb(data: bytes, file: str) -> caffe2_pb2.NetDef:

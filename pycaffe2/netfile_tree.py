@@ -232,10 +232,19 @@ def _friendly_args(op: caffe2_pb2.OperatorDef):
                 return None
         except ValueError:
             return None
-        if types and types[0] == "dtype" and value in DTYPE_BY_NUMBER:
-            value = DTYPE_BY_NUMBER[value]
-        mapping[arg.name] = value
+        mapping[arg.name] = _dtype_name(arg, value, types)
     return mapping
+
+
+def _dtype_name(arg: caffe2_pb2.Argument, value, types):
+    """A dtype number spelled by name where reading the name back stores the same
+    Argument; an arg that also takes text (Cast's `to`) would read the name as text,
+    so it keeps its number."""
+    if "dtype" in types and type(value) is int and value in DTYPE_BY_NUMBER:
+        name = DTYPE_BY_NUMBER[value]
+        if make_argument(arg.name, name, types) == arg:
+            return name
+    return value
 
 
 def _short_floats(value):

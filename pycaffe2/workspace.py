@@ -20,6 +20,7 @@ import logging
 
 import numpy as np
 
+from pycaffe2.c_module import BoundWorkspace, ExtensionModule, cuda_works  # noqa: F401 (BoundWorkspace: test_util's)
 from pycaffe2.errors import PyCaffe2Error
 from pycaffe2.executor import Workspace
 from pycaffe2.proto import caffe2_pb2
@@ -29,98 +30,9 @@ _workspaces: dict[str, Workspace] = {"default": Workspace("default")}
 _current = "default"
 
 
-class _BoundBlob:
-    def __init__(self, ws: Workspace, name: str):
-        self._ws, self._name = ws, name
-
-    def feed(self, value, device_option=None) -> bool:
-        return self._ws.FeedBlob(self._name, value, device_option)
-
-    def fetch(self):
-        return self._ws.FetchBlob(self._name)
-
-    def serialize(self, name=None) -> bytes:
-        from pycaffe2.db import serialize_blob
-        (_, data), = serialize_blob(name or self._name, self.fetch(), chunk_size=1 << 62)
-        return data
-
-    def deserialize(self, serialized: bytes) -> bool:
-        """Feed the blob from BlobProto bytes (what `serialize` gives)."""
-        from pycaffe2.db import BlobAssembler
-        assembler = BlobAssembler(self._name)
-        assembler.add(self._name, self._name, serialized)
-        return self.feed(assembler.finish()[self._name])
-
-
-class _BoundBlobs:
-    def __init__(self, ws: Workspace):
-        self._ws = ws
-
-    def __getitem__(self, name) -> _BoundBlob:
-        if not self._ws.HasBlob(str(name)):
-            raise KeyError(name)
-        return _BoundBlob(self._ws, str(name))
-
-    def __contains__(self, name) -> bool:
-        return self._ws.HasBlob(str(name))
-
-    def __iter__(self):
-        return iter(self._ws.Blobs())
-
-    def keys(self) -> list:
-        return self._ws.Blobs()
-
-
-class _BoundNet:
-    def __init__(self, ws: Workspace, name: str):
-        self._ws, self._name = ws, name
-
-    def run(self) -> bool:
-        return self._ws.RunNet(self._name)
-
-
-class BoundWorkspace:
-    """One private Workspace in the spelling of Caffe2's C++ binding, `C.Workspace()`."""
-
-    def __init__(self, name: str = "test_ws"):
-        self.workspace = Workspace(name)
-        self.blobs = _BoundBlobs(self.workspace)
-
-    def create_blob(self, name) -> _BoundBlob:
-        self.workspace.CreateBlob(str(name))
-        return _BoundBlob(self.workspace, str(name))
-
-    def fetch_blob(self, name):
-        return self.workspace.FetchBlob(str(name))
-
-    def create_net(self, net, overwrite: bool = False) -> _BoundNet:
-        proto = net.Proto() if hasattr(net, "Proto") else net
-        self.workspace.CreateNet(proto, overwrite)
-        return _BoundNet(self.workspace, proto.name)
-
-    def run(self, obj) -> bool:
-        """Run an OperatorDef, a NetDef (or core.Net) or a PlanDef, as Caffe2's ws.run."""
-        proto = obj.Proto() if hasattr(obj, "Proto") else obj
-        if isinstance(proto, caffe2_pb2.OperatorDef):
-            return self.workspace.RunOperatorOnce(proto)
-        if isinstance(proto, caffe2_pb2.NetDef):
-            return self.workspace.RunNetOnce(proto)
-        return self.workspace.RunPlan(proto)
-
-
-class _Binding:
-    """`workspace.C`, named after Caffe2's C++ extension module. Called, it gives the
-    current Workspace object; `C.Workspace()` makes a private BoundWorkspace, and
-    `C.has_mkldnn` says that there is no MKL-DNN."""
-
-    Workspace = BoundWorkspace
-    has_mkldnn = False
-
-    def __call__(self) -> Workspace:
-        return _workspaces[_current]
-
-
-C = _Binding()
+# Caffe2's C++ extension module (Workspace(), blobs(), run_net, global_init, ...):
+# pycaffe2.c_module, over this module's current workspace.
+C = ExtensionModule(lambda: _workspaces[_current])
 
 
 def CurrentWorkspace() -> str:
@@ -208,19 +120,13 @@ def RunPlanOnce(plan_or_step) -> bool:
 
 def RegisteredOperators() -> list[str]:
     """Every op type with a kernel (CPU or CUDA)."""
-    from pycaffe2.operators import CUDA_KERNELS, load_kernels
-    return sorted(set(load_kernels()) | set(CUDA_KERNELS))
-
-
-def _cuda_works() -> bool:
-    from pycaffe2.devices import cuda
-    return cuda.unavailable_reason() is None
+    return C.registered_operators()
 
 
 def __getattr__(name: str):
     """`has_gpu_support` / `has_cuda_support`, asked lazily: probing PyCUDA costs time."""
     if name in ("has_gpu_support", "has_cuda_support"):
-        return _cuda_works()
+        return cuda_works()
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
@@ -229,7 +135,7 @@ GpuDeviceType = caffe2_pb2.PROTO_CUDA
 
 
 def NumGpuDevices() -> int:
-    return 1 if _cuda_works() else 0
+    return C.num_cuda_devices()
 
 
 NumCudaDevices = NumGpuDevices

@@ -1,5 +1,6 @@
-"""Caffe2's tutorial flows run on pycaffe2 with only their import lines changed."""
-import difflib
+"""pycaffe2's own tutorial flows in nets/tutorials/ reach their results.
+
+(Caffe2's published tutorials run from ../shared in tests/tutorials/.)"""
 import runpy
 from pathlib import Path
 
@@ -9,7 +10,6 @@ import pytest
 from pycaffe2 import workspace
 
 TUTORIALS = Path(__file__).resolve().parent.parent / "nets" / "tutorials"
-SCRIPTS = sorted(p.name for p in TUTORIALS.glob("*.py"))
 
 
 @pytest.fixture(autouse=True)
@@ -19,19 +19,17 @@ def fresh_workspace():
     workspace.ResetWorkspace()
 
 
-@pytest.mark.parametrize("name", SCRIPTS)
-def test_only_import_lines_differ_from_the_caffe2_spelling(name):
-    ours = (TUTORIALS / name).read_text().splitlines()
-    theirs = (TUTORIALS / "caffe2_original" / name).read_text().splitlines()
-    changed = [line for line in difflib.unified_diff(theirs, ours, lineterm="", n=0)
-               if line[:1] in "+-" and not line.startswith(("+++", "---"))]
-    assert changed and all(line[1:].startswith(("from ", "import ")) for line in changed), changed
-    assert all("caffe2.python" in line or "caffe2.proto" in line for line in changed if line[0] == "-")
+def test_every_flow_has_an_outcome_test():
+    assert sorted(p.name for p in TUTORIALS.glob("*.py")) == ["mnist_lenet.py", "toy_regression.py"]
+    assert not (TUTORIALS / "caffe2_original").exists()
 
 
 def test_toy_regression_recovers_the_true_line():
-    learned = runpy.run_path(str(TUTORIALS / "toy_regression.py"))["LEARNED"]
-    np.testing.assert_allclose(learned, [2.0, 1.5, 0.5], atol=0.15)
+    run = runpy.run_path(str(TUTORIALS / "toy_regression.py"))
+    np.testing.assert_allclose(run["LEARNED"], [2.0, 1.5, 0.5], atol=0.15)
+    # SquaredL2Distance halves the squared error, so unit noise alone leaves a loss of
+    # about 0.5 (0.09 standard deviation over 64 points): the fit explains the rest.
+    assert 0.15 < float(workspace.FetchBlob("loss")) < 1.0
 
 
 @pytest.mark.slow

@@ -1,12 +1,12 @@
-"""Caffe2's MNIST tutorial flow (LeNet trained with brew and optimizer), in the
-Caffe2 spelling (only the imports differ from nets/tutorials/mnist_lenet.py).
+"""LeNet trained on MNIST-shaped digits with brew, model_helper and optimizer:
+pycaffe2's own walk-through of the Caffe2 Python API for a convolutional net.
 
-The tutorial reads MNIST from an LMDB; to stay self-contained this script draws
-MNIST-shaped digits instead: 28x28 seven-segment strokes of the digits 0-9,
-shifted, thickened and dimmed at random, with noise (fixed seed). Each batch is
-fed with FeedBlob("data") / FeedBlob("label"). The train model and the test
-model (init_params=False) share the parameters; the train loop runs the net
-from Python and reads the loss and accuracy blobs after each step.
+To stay self-contained it draws its digits instead of reading MNIST: 28x28
+seven-segment strokes of the digits 0-9, shifted, thickened and dimmed at random,
+with noise (fixed seed). Each batch is fed with FeedBlob("data") / FeedBlob("label").
+The train model and the test model (init_params=False) share the parameters; the
+train loop runs the net from Python and reads the loss and accuracy blobs after
+each step.
 """
 import numpy as np
 
@@ -40,45 +40,38 @@ def make_digits(rng, n):
     return images[:, None, :, :], labels
 
 
-# ---- the model, as in the tutorial ----------------------------------------------------
+# ---- the model ------------------------------------------------------------------------
 
-def AddLeNetModel(model, data):
-    """conv 5x5 (20) -> max pool -> conv 5x5 (50) -> max pool -> fc 500 -> relu -> fc 10 -> softmax."""
-    conv1 = brew.conv(model, data, "conv1", dim_in=1, dim_out=20, kernel=5)
-    pool1 = brew.max_pool(model, conv1, "pool1", kernel=2, stride=2)
-    conv2 = brew.conv(model, pool1, "conv2", dim_in=20, dim_out=50, kernel=5)
-    pool2 = brew.max_pool(model, conv2, "pool2", kernel=2, stride=2)
-    fc3 = brew.fc(model, pool2, "fc3", dim_in=50 * 4 * 4, dim_out=500)
-    fc3 = brew.relu(model, fc3, fc3)
-    pred = brew.fc(model, fc3, "pred", 500, 10)
-    softmax = brew.softmax(model, pred, "softmax")
-    return softmax
-
-
-def AddAccuracy(model, softmax, label):
-    accuracy = brew.accuracy(model, [softmax, label], "accuracy")
-    return accuracy
+def lenet(model, data):
+    """LeNet's layers through brew: two 5x5 convolutions (20 then 50 maps), each followed
+    by 2x2 max pooling, then a 500-unit hidden layer with ReLU and a 10-way softmax."""
+    blob, channels = data, 1
+    for index, maps in enumerate((20, 50), start=1):
+        blob = brew.conv(model, blob, f"conv{index}", dim_in=channels, dim_out=maps, kernel=5)
+        blob = brew.max_pool(model, blob, f"pool{index}", kernel=2, stride=2)
+        channels = maps
+    hidden = brew.relu(model, brew.fc(model, blob, "fc3", dim_in=50 * 4 * 4, dim_out=500), "fc3")
+    return brew.softmax(model, brew.fc(model, hidden, "pred", 500, 10), "softmax")
 
 
-def AddTrainingOperators(model, softmax, label):
-    xent = model.LabelCrossEntropy([softmax, label], "xent")
-    loss = model.AveragedLoss(xent, "loss")
-    AddAccuracy(model, softmax, label)
-    model.AddGradientOperators([loss])
-    optimizer.build_sgd(model, base_learning_rate=0.1, policy="step", stepsize=1, gamma=0.999)
+def build(name, train: bool):
+    """A model reading blobs `data` and `label` and writing `accuracy`; the training one
+    also `loss`, its gradients and the SGD update. The test one makes no parameters: it
+    reads the ones training left in the workspace."""
+    model = model_helper.ModelHelper(name=name, arg_scope={"order": "NCHW"}, init_params=train)
+    softmax = lenet(model, "data")
+    brew.accuracy(model, [softmax, "label"], "accuracy")
+    if train:
+        loss = model.AveragedLoss(model.LabelCrossEntropy([softmax, "label"], "xent"), "loss")
+        model.AddGradientOperators([loss])
+        optimizer.build_sgd(model, base_learning_rate=0.1, policy="step", stepsize=1, gamma=0.999)
+    return model
 
 
 # A fixed random_seed on every op makes the XavierFill initial weights repeatable.
-device_opts = core.DeviceOption(caffe2_pb2.CPU, 0, random_seed=1701)
-arg_scope = {"order": "NCHW"}
-with core.DeviceScope(device_opts):
-    train_model = model_helper.ModelHelper(name="mnist_train", arg_scope=arg_scope)
-    softmax = AddLeNetModel(train_model, "data")
-    AddTrainingOperators(train_model, softmax, "label")
-
-    test_model = model_helper.ModelHelper(name="mnist_test", arg_scope=arg_scope, init_params=False)
-    softmax = AddLeNetModel(test_model, "data")
-    AddAccuracy(test_model, softmax, "label")
+with core.DeviceScope(core.DeviceOption(caffe2_pb2.CPU, 0, random_seed=1701)):
+    train_model = build("mnist_train", train=True)
+    test_model = build("mnist_test", train=False)
 
 # ---- training -------------------------------------------------------------------------
 

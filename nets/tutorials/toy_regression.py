@@ -1,42 +1,45 @@
-"""Caffe2's toy regression tutorial flow, in the Caffe2 spelling (only the imports differ).
+"""Linear regression trained by a plan: pycaffe2's own walk-through of nets, gradients
+and plans in Caffe2's Python API.
 
-Learns y = 2.0 * x0 + 1.5 * x1 + 0.5 from noisy samples drawn inside the
-train net, with gradients from AddGradientOperators and a plain SGD update,
-run by a plan: an init step, then a training step of 100 iterations.
+The true line is y = 2.0 * x0 + 1.5 * x1 + 0.5. Each training iteration draws a fresh
+batch of 64 points inside the net (GaussianFill with run_once=0), adds unit noise to the
+true line's answer, and takes one SGD step on the squared error, with the step size from
+a LearningRate op that decays it every 20 iterations. A plan runs the setup net once and
+the training net 100 times; LEARNED holds [w0, w1, b] afterwards.
 """
 import numpy as np
 
 from pycaffe2 import core, workspace
 
-init_net = core.Net("init")
-W_gt = init_net.GivenTensorFill([], "W_gt", shape=[1, 2], values=[2.0, 1.5])
-B_gt = init_net.GivenTensorFill([], "B_gt", shape=[1], values=[0.5])
-ONE = init_net.ConstantFill([], "ONE", shape=[1], value=1.)
-ITER = init_net.ConstantFill([], "ITER", shape=[1], value=0, dtype=core.DataType.INT64)
-W = init_net.UniformFill([], "W", shape=[1, 2], min=-1., max=1.)
-B = init_net.ConstantFill([], "B", shape=[1], value=0.0)
+TRUE_W, TRUE_B = [2.0, 1.5], [0.5]
+BATCH, STEPS = 64, 100
 
-train_net = core.Net("train")
-X = train_net.GaussianFill([], "X", shape=[64, 2], mean=0.0, std=1.0, run_once=0)
-Y_gt = X.FC([W_gt, B_gt], "Y_gt")
-noise = train_net.GaussianFill([], "noise", shape=[64, 1], mean=0.0, std=1.0, run_once=0)
-Y_noise = Y_gt.Add(noise, "Y_noise")
-Y_noise = Y_noise.StopGradient([], "Y_noise")
-Y_pred = X.FC([W, B], "Y_pred")
-dist = train_net.SquaredL2Distance([Y_noise, Y_pred], "dist")
-loss = dist.AveragedLoss([], ["loss"])
-gradient_map = train_net.AddGradientOperators([loss])
-train_net.Iter(ITER, ITER)
-LR = train_net.LearningRate(ITER, "LR", base_lr=-0.1, policy="step", stepsize=20, gamma=0.9)
-train_net.WeightedSum([W, ONE, gradient_map[W], LR], W)
-train_net.WeightedSum([B, ONE, gradient_map[B], LR], B)
+setup = core.Net("toy_setup")
+truth_w = setup.GivenTensorFill([], "truth_w", shape=[1, 2], values=TRUE_W)
+truth_b = setup.GivenTensorFill([], "truth_b", shape=[1], values=TRUE_B)
+w = setup.UniformFill([], "w", shape=[1, 2], min=-1.0, max=1.0)
+b = setup.ConstantFill([], "b", shape=[1], value=0.0)
+one = setup.ConstantFill([], "one", shape=[1], value=1.0)
+step = setup.ConstantFill([], "step", shape=[1], value=0, dtype=core.DataType.INT64)
+
+train = core.Net("toy_train")
+points = train.GaussianFill([], "points", shape=[BATCH, 2], mean=0.0, std=1.0, run_once=0)
+jitter = train.GaussianFill([], "jitter", shape=[BATCH, 1], mean=0.0, std=1.0, run_once=0)
+target = points.FC([truth_w, truth_b], "clean_target").Add(jitter, "target")
+target = target.StopGradient([], "target")  # the data, not something to learn
+guess = points.FC([w, b], "guess")
+loss = train.SquaredL2Distance([target, guess], "sq_err").AveragedLoss([], "loss")
+grads = train.AddGradientOperators([loss])
+train.Iter(step, step)
+rate = train.LearningRate(step, "rate", base_lr=-0.1, policy="step", stepsize=20, gamma=0.9)
+for param in (w, b):  # param <- 1 * param + rate * grad (rate is negative)
+    train.WeightedSum([param, one, grads[param], rate], param)
 
 plan = core.Plan("toy_regression")
-plan.AddStep(core.execution_step("init", init_net))
-plan.AddStep(core.execution_step("train", train_net, 100))
+plan.AddStep(core.execution_step("setup", setup))
+plan.AddStep(core.execution_step("train", train, STEPS))
 workspace.RunPlan(plan)
 
-print("W after training:", workspace.FetchBlob("W"), "(truth [[2.0, 1.5]])")
-print("B after training:", workspace.FetchBlob("B"), "(truth [0.5])")
-print("loss:", workspace.FetchBlob("loss"))
-LEARNED = np.concatenate([workspace.FetchBlob("W").ravel(), workspace.FetchBlob("B")])
+LEARNED = np.concatenate([workspace.FetchBlob("w").ravel(), workspace.FetchBlob("b")])
+print(f"learned w = {LEARNED[:2]}, b = {LEARNED[2]:.3f} (truth {TRUE_W}, {TRUE_B[0]}); "
+      f"last loss {float(workspace.FetchBlob('loss')):.3f}")

@@ -92,21 +92,22 @@ class ModelRunner:
     `allow_outside_paths` lets a model file name net files outside its folder."""
 
     def __init__(self, path_or_model, init=None, feeds=None, random_init: bool = False,
-                 out_channels=None, seed: int | None = None, device: str = "cpu", data_roots=None,
+                 out_channels=None, seed: int | None = None, device: str | None = None, data_roots=None,
                  allow_outside_paths: bool = False):
         if out_channels and not random_init:
             raise RunError("out_channels (--out-channels) only applies with random_init (--random-init)")
         self.model = _as_model(path_or_model, init, allow_outside_paths)
-        missing = missing_op_types(net for _, net in self.model.nets())
+        moved: list[int] = []  # --device cpu turns cross-device copies into Copy: place first
+        nets = {key: placed(net, device, moved) for key, net in self.model.nets()}
+        self.moved_to_cpu = sum(moved)  # device options `device="cpu"` changed
+        missing = missing_op_types(nets.values())
         if missing:
             where = self.model.files.get("predict_net")
             raise RunError((f"{where}: " if where else "") + describe_missing_ops(missing))
         if data_roots is not None:
-            check_data_paths([(self.model.files.get(key), net) for key, net in self.model.nets()],
-                             data_roots)
-        self.predict_net = placed(self.model.predict_net, device)
+            check_data_paths([(self.model.files.get(key), net) for key, net in nets.items()], data_roots)
+        self.predict_net, self.init_net = nets["predict_net"], nets.get("init_net")
         self.predict_net.name = self.predict_net.name or "predict_net"
-        self.init_net = None if self.model.init_net is None else placed(self.model.init_net, device)
         self.workspace = Workspace("pycaffe2_run", seed=seed)
         self.made_up: dict[str, np.ndarray] = {}
         self._run_init()
@@ -193,17 +194,30 @@ class ModelRunner:
         return {name: self.workspace.FetchBlob(name) for name in names}
 
 
-def placed(net: caffe2_pb2.NetDef, device: str) -> caffe2_pb2.NetDef:
-    """A copy of `net` for `device`. For cuda, every op that names no device of its own
-    (nor has its net) and has a CUDA kernel runs on the GPU; the others (readers, the
+def placed(net: caffe2_pb2.NetDef, device: str | None, moved: list | None = None) -> caffe2_pb2.NetDef:
+    """A copy of `net` for `device`.
+
+    None: the devices the net names (the CPU where it names none). cpu: everything on
+    the CPU, whatever device options the net or its ops (or nets held in their args)
+    carry; CopyCPUToGPU / CopyGPUToCPU become plain Copy; how many options and ops were
+    changed is appended to `moved`. cuda: every op that names no device of its own (nor
+    has its net) and has a CUDA kernel runs on the GPU; the others (readers, the
     iteration counter, Save) stay on the CPU, and the executor copies blobs between them."""
-    if device not in DEVICES:
+    if device is not None and device not in DEVICES:
         raise RunError(f"unknown device '{device}' (expected cpu or cuda)")
-    copy = caffe2_pb2.NetDef()
-    copy.CopyFrom(net)
-    if device == "cpu" or copy.HasField("device_option"):
-        return copy
+    copy = _copy(net)
+    if device == "cpu":
+        changed = _onto_cpu(copy)
+        if moved is not None:
+            moved.append(changed)
     from pycaffe2.devices import cuda
+    if device is None and _onto_cpu(_copy(copy)):
+        reason = cuda.unavailable_reason()
+        if reason is not None:
+            raise RunError(f"net '{net.name}' names a GPU device, which is not available here: {reason}; "
+                           "run it on the CPU with --device cpu (device='cpu')")
+    if device != "cuda" or copy.HasField("device_option"):
+        return copy
     from pycaffe2.operators import CUDA_KERNELS, load_kernels
     reason = cuda.unavailable_reason()
     if reason is not None:
@@ -213,6 +227,42 @@ def placed(net: caffe2_pb2.NetDef, device: str) -> caffe2_pb2.NetDef:
         if not op.HasField("device_option") and op.type in CUDA_KERNELS:
             op.device_option.device_type = caffe2_pb2.PROTO_CUDA
     return copy
+
+
+def _copy(net: caffe2_pb2.NetDef) -> caffe2_pb2.NetDef:
+    copy = caffe2_pb2.NetDef()
+    copy.CopyFrom(net)
+    return copy
+
+
+_CROSS_DEVICE_COPIES = ("CopyCPUToGPU", "CopyGPUToCPU")
+
+
+def _onto_cpu(net: caffe2_pb2.NetDef) -> int:
+    """Point every device option in `net` (in place, nested nets included) at the CPU;
+    the number of options and cross-device copies changed."""
+    changed = 0
+    owners = [net, *net.op]
+    for owner in owners:
+        option = owner.device_option
+        if owner.HasField("device_option") and option.device_type != caffe2_pb2.PROTO_CPU:
+            option.device_type = caffe2_pb2.PROTO_CPU
+            option.ClearField("device_id")
+            changed += 1
+    for op in net.op:
+        if op.type in _CROSS_DEVICE_COPIES:  # the copy is an identity when both ends are the CPU
+            op.type = "Copy"
+            changed += 1
+        for arg in op.arg:
+            for inner in ([arg.n] if arg.HasField("n") else []) + list(arg.nets):
+                changed += _onto_cpu(inner)
+    return changed
+
+
+def cpu_override_note(moved: int) -> str:
+    """The one-line note `pycaffe2 run --device cpu` prints when it changed the model."""
+    return (f"--device cpu: {moved} device option(s) and cross-device copies in the model "
+            "point at the CPU for this run")
 
 
 def check_iters(iters: int) -> None:
@@ -228,7 +278,7 @@ def _is_data(net, op_index: int, position: int) -> bool:
 
 def run_model(path_or_model, init=None, feeds=None, fetch=None, random_init: bool = False,
               iters: int = 1, seed: int | None = None, out_channels=None,
-              device: str = "cpu") -> dict[str, np.ndarray]:
+              device: str | None = None) -> dict[str, np.ndarray]:
     """Run a model and return {blob name: array} for `fetch` (default: the
     predict net's external outputs).
 
@@ -237,7 +287,8 @@ def run_model(path_or_model, init=None, feeds=None, fetch=None, random_init: boo
     to use instead of the model's; `feeds`: {blob: array}; `random_init`:
     make up weights for the inputs nothing provides (`out_channels`: {weight
     blob: output channels}, 16 otherwise); `seed` seeds the workspace's random
-    ops and the made-up weights.
+    ops and the made-up weights; `device`: None (the devices the file names),
+    "cpu" (everything on the CPU) or "cuda" (see `placed`).
     """
     check_iters(iters)
     runner = ModelRunner(path_or_model, init, feeds, random_init, out_channels, seed, device)

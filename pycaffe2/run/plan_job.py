@@ -69,7 +69,7 @@ class PlanRun(PlanMonitor):
 
     def __init__(self, path_or_model, iters: int | None = None, quiet: bool = False,
                  checkpoint: str | None = None, save_every: int | None = None, resume: bool = False,
-                 seed: int | None = None, stream=None, device: str = "cpu", data_roots=None,
+                 seed: int | None = None, stream=None, device: str | None = None, data_roots=None,
                  allow_outside_paths: bool = False, progress_every_s: float = 10.0):
         self.model = path_or_model if isinstance(path_or_model, netfile.Model) else \
             netfile.load_model(path_or_model, allow_outside_paths=allow_outside_paths)
@@ -84,14 +84,16 @@ class PlanRun(PlanMonitor):
             if net.name and net.name not in self.nets:
                 self.nets[net.name] = net
                 self.plan.network.add().CopyFrom(net)
-        missing = missing_op_types(self.nets.values())
+        moved: list[int] = []  # --device cpu turns cross-device copies into Copy: place first
+        for net in self.plan.network:
+            net.CopyFrom(placed(net, device, moved))
+        self.moved_to_cpu = sum(moved)  # device options `device="cpu"` changed
+        missing = missing_op_types(self.plan.network)
         if missing:
             raise RunError(describe_missing_ops(missing))
         if data_roots is not None:
             file = self.model.files.get("predict_net")
             check_data_paths([(file, net) for net in self.plan.network], data_roots)
-        for net in self.plan.network:
-            net.CopyFrom(placed(net, device))
         self.nets = {net.name: net for net in self.plan.network}
         self.loop = main_loop(self.plan.execution_step)
         if iters is not None:
