@@ -185,7 +185,10 @@ class _Reader:
         spec = spec or {}
         if not isinstance(spec, dict) or set(spec) - {"allow", "enforce"}:
             self.fail("'inplace' must be a mapping with 'allow' and/or 'enforce' lists of "
-                      "[input, output] pairs", node, op)
+                      "[input, output] pairs ('allow' may be 'any')", node, op)
+        if spec.get("allow") == "any":  # every pair, however many inputs and outputs
+            spec = {key: value for key, value in spec.items() if key != "allow"}
+            return "any", self.inplace(spec, op, node, n_in, n_out)[1]
         pairs = {}
         for key in ("allow", "enforce"):
             found = set()
@@ -238,7 +241,8 @@ class _Reader:
             self.fail("'aliases' must be a list", spec, op_type)
         return OpSchema(
             type=op_type, family=family, doc=spec["doc"].strip(), inputs=inputs, outputs=outputs,
-            num_inputs=n_in, num_outputs=n_out, args=args, inplace_allowed=allowed,
+            num_inputs=n_in, num_outputs=n_out, args=args,
+            inplace_allowed=frozenset() if allowed == "any" else allowed, inplace_any=allowed == "any",
             inplace_enforced=enforced, inference=inference, devices=tuple(devices),
             gradient=gradient, forward=forward, aliases=tuple(aliases),
             source=f"{self.file}:{_yaml.line_of(spec)}", own_args=tuple(own))
