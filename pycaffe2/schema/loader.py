@@ -192,6 +192,9 @@ class _Reader:
         pairs = {}
         for key in ("allow", "enforce"):
             found = set()
+            if not isinstance(spec.get(key, []), list):
+                self.fail(f"inplace {key} must be a list of [input, output] pairs"
+                          + (" or 'any'" if key == "allow" else ""), node, op)
             for pair in spec.get(key, []):
                 if not (isinstance(pair, list) and len(pair) == 2 and all(isinstance(p, int) for p in pair)):
                     self.fail(f"inplace {key}: {pair!r} is not an [input, output] pair", node, op)
