@@ -186,11 +186,9 @@ class _Reader:
         if not isinstance(spec, dict) or set(spec) - {"allow", "enforce"}:
             self.fail("'inplace' must be a mapping with 'allow' and/or 'enforce' lists of "
                       "[input, output] pairs ('allow' may be 'any')", node, op)
-        if spec.get("allow") == "any":  # every pair, however many inputs and outputs
-            spec = {key: value for key, value in spec.items() if key != "allow"}
-            return "any", self.inplace(spec, op, node, n_in, n_out)[1]
-        pairs = {}
-        for key in ("allow", "enforce"):
+        allow_any = spec.get("allow") == "any"  # every pair, however many inputs and outputs
+        pairs = {"allow": frozenset()} if allow_any else {}
+        for key in ("enforce",) if allow_any else ("allow", "enforce"):
             found = set()
             if not isinstance(spec.get(key, []), list):
                 self.fail(f"inplace {key} must be a list of [input, output] pairs"
@@ -203,7 +201,7 @@ class _Reader:
                     self.fail(f"inplace {key}: pair {pair} is out of range", node, op)
                 found.add(tuple(pair))
             pairs[key] = frozenset(found)
-        return pairs["allow"], pairs["enforce"]
+        return pairs["allow"], pairs["enforce"], allow_any
 
     def op(self, op_type: str, spec, family: str, groups: dict) -> OpSchema:
         if not isinstance(spec, dict):
@@ -225,7 +223,7 @@ class _Reader:
         own = self.args(spec.get("args", {}), "args", op=op_type)
         args.update(own)
         args.update(self.repeated_args(spec.get("repeated_args"), own, op_type, spec))
-        allowed, enforced = self.inplace(spec.get("inplace"), op_type, spec, n_in, n_out)
+        allowed, enforced, inplace_any = self.inplace(spec.get("inplace"), op_type, spec, n_in, n_out)
         inference = spec.get("inference", "none")
         if inference not in INFERENCE_BUILTINS and inference not in self.inference_rules:
             self.fail(f"unknown inference rule '{inference}'", spec, op_type)
@@ -244,8 +242,7 @@ class _Reader:
             self.fail("'aliases' must be a list", spec, op_type)
         return OpSchema(
             type=op_type, family=family, doc=spec["doc"].strip(), inputs=inputs, outputs=outputs,
-            num_inputs=n_in, num_outputs=n_out, args=args,
-            inplace_allowed=frozenset() if allowed == "any" else allowed, inplace_any=allowed == "any",
+            num_inputs=n_in, num_outputs=n_out, args=args, inplace_allowed=allowed, inplace_any=inplace_any,
             inplace_enforced=enforced, inference=inference, devices=tuple(devices),
             gradient=gradient, forward=forward, aliases=tuple(aliases),
             source=f"{self.file}:{_yaml.line_of(spec)}", own_args=tuple(own))
