@@ -3,12 +3,18 @@ process registered (schema/inference/python.py), on TensorCPU wrappers as
 Caffe2's binding gives them, and the gradient maker lays out PythonGradient's
 blobs as Caffe2 does. Inputs are read-only views, so a function cannot change
 the workspace's arrays behind the op's back; outputs are written only after
-the function returns, so one that raises leaves every blob as it was."""
+the function returns, so one that raises leaves every blob as it was. On CUDA
+the op runs as Caffe2's GPUFallbackOp ran it: GPU inputs copied to the host,
+the function called there, its outputs copied to the GPU."""
 from __future__ import annotations
+
+import functools
 
 import numpy as np
 
-from pycaffe2.operators.registry import GradientError, register_cpu, register_gradient
+from pycaffe2.devices.cuda import is_gpu_array
+from pycaffe2.operators import _cuda as cuda
+from pycaffe2.operators.registry import GradientError, register_cpu, register_cuda, register_gradient
 from pycaffe2.schema.inference import ShapeError
 from pycaffe2.schema.inference.python import PICKLED_ARGS, registered_function
 from pycaffe2.tensor_proto import dtype_of
@@ -110,6 +116,23 @@ def python(*, token, pickled_builder, pickled_grad_builder, input_names, output_
 def python_gradient(*, token, pickled_builder, pickled_grad_builder, input_names, output_names, workspace):
     return _python_kernel(True, token, pickled_builder, pickled_grad_builder, input_names, output_names,
                           workspace)
+
+
+def _on_host(factory):
+    """The CUDA twin of a Python-op kernel factory (Caffe2's GPUFallbackOp)."""
+    @functools.wraps(factory)  # the registry reads the CPU factory's args through this
+    def make(**args):
+        run = factory(**args)
+
+        def run_on_host(*inputs):
+            outputs = run(*(x.get() if is_gpu_array(x) else x for x in inputs))
+            return tuple(cuda.as_gpu(y) for y in outputs)
+        return run_on_host
+    return make
+
+
+register_cuda("Python", specialize=True)(_on_host(python))
+register_cuda("PythonGradient", specialize=True)(_on_host(python_gradient))
 
 
 @register_gradient("Python")

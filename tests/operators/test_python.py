@@ -17,7 +17,7 @@ from pycaffe2.proto import caffe2_pb2
 from pycaffe2.python_op import register
 from pycaffe2.schema.bind import ShapeError
 from pycaffe2.schema.checker import check_net
-from pycaffe2.testing import check_gradient_op, check_reference, make_op, run_op
+from pycaffe2.testing import check_devices, check_gradient_op, check_reference, make_op, run_op
 from pycaffe2.validate import validate
 from tests.schema import infer
 
@@ -276,3 +276,19 @@ def test_python_gradient_op_checks_its_token():
         infer("PythonGradient", [(2,), (2,), (2,)], token=token)
     with pytest.raises(NetError, match=r"op 0 \(PythonGradient\): no Python function"):
         Workspace().RunOperatorOnce(make_op("PythonGradient", ["x", "y", "dy"], ["dx"], {"token": "f:1"}))
+
+
+# -- CUDA: the function runs on the host (Caffe2's GPUFallbackOp) -------------------------------------
+
+DEVICE_CHECKED = {"Python", "PythonGradient"}
+
+
+@pytest.mark.gpu
+@pytest.mark.slow
+def test_python_on_cuda_runs_on_the_host():
+    token = register(sin_mul, sin_mul_grad)
+    a, b = X.astype(np.float32), X[::-1].astype(np.float32) + 1
+    y0, y1 = check_devices("Python", [a, b], {"token": token}, num_outputs=2)
+    np.testing.assert_allclose(y0, np.sin(a) * b, rtol=1e-6)
+    dy = [np.ones_like(a), np.full_like(a, 0.5)]
+    check_devices("PythonGradient", [a, b, y0, y1, *dy], {"token": token}, num_outputs=2)
