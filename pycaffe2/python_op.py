@@ -61,7 +61,7 @@ def register(f, grad_f=None, python_func_type=None, pass_workspace: bool = False
     if python_func_type is not None:
         instance = python_func_type(f)
         f, grad_f = instance.forward, getattr(instance, "backward", None)
-    elif isinstance(f, tuple) and grad_f is not None and not isinstance(grad_f, tuple):
+    elif grad_f is not None and isinstance(f, tuple) != isinstance(grad_f, tuple):
         raise ValueError("a builder tuple has to be passed to both f and grad_f or neither")
     f, grad_f = _built(f), _built(grad_f)
     token = register_function(_with_workspace_view(f) if pass_workspace else f, pass_workspace)

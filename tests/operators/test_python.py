@@ -126,8 +126,9 @@ def test_python_builder_tuple_and_func_type():
     np.testing.assert_array_equal(ws.FetchBlob("y"), [4.0, 7.0])
     np.testing.assert_array_equal(ws.FetchBlob("z"), [5.0, 10.0])
     np.testing.assert_array_equal(ws.FetchBlob(grads["x"]), [5.0, 5.0])
-    with pytest.raises(ValueError, match="both f and grad_f or neither"):
-        net.Python((builder, [1.0], {}), double_grad)
+    for f, grad_f in (((builder, [1.0], {}), double_grad), (double_feed, (builder, [1.0], {}))):
+        with pytest.raises(ValueError, match="both f and grad_f or neither"):
+            net.Python(f, grad_f)
 
 
 def test_python_gradient_op_matches_numeric():
