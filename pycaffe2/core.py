@@ -27,7 +27,7 @@ from pycaffe2.proto import caffe2_pb2
 from pycaffe2.schema import closest_types, get_schema
 from pycaffe2.schema.args import make_argument
 
-__all__ = ["BlobReference", "BlockGradients", "CreateOperator", "DeviceOption", "DeviceScope",
+__all__ = ["BlobReference", "BlockGradients", "CreateOperator", "CreatePythonOperator", "DeviceOption", "DeviceScope",
            "ExecutionStep", "GradientRegistry", "GradientSlice", "NameScope", "Net", "Plan", "ScopedBlobReference",
            "ScopedName", "execution_step", "only_update", "scoped_execution_step", "to_execution_step"]
 
@@ -152,6 +152,14 @@ def CreateOperator(op_type: str, inputs, outputs, name: str = "", control_input=
     return op
 
 
+def CreatePythonOperator(f, inputs, outputs, grad_f=None, pass_workspace=False, python_func_type=None,
+                         *args, **kwargs) -> caffe2_pb2.OperatorDef:
+    """A Python op calling f, registered in this process (pycaffe2.python_op)."""
+    from pycaffe2 import python_op
+    return python_op.CreatePythonOperator(f, inputs, outputs, grad_f, pass_workspace, python_func_type,
+                                          *args, **kwargs)
+
+
 class Net:
     """A NetDef under construction, with Caffe2's method names. As in Caffe2, every Net
     made in the process gets a name of its own: a second Net("train") (or a clone, or
@@ -243,6 +251,16 @@ class Net:
         self._net.op.append(op)
         references = [BlobReference(name, self) for name in op.output]
         return references[0] if len(references) == 1 else tuple(references)
+
+    def Python(self, f, grad_f=None, python_func_type=None, pass_workspace=False, grad_output_indices=None,
+               grad_input_indices=None):
+        """Register f (and grad_f) in this process and return a callable adding a Python op
+        that runs it, as Caffe2's Net.Python (see pycaffe2.python_op)."""
+        from pycaffe2.python_op import python_op_args
+        args = python_op_args(f, grad_f, python_func_type, pass_workspace, grad_output_indices,
+                              grad_input_indices)
+        return lambda inputs=(), outputs=None, **kwargs: self._add_op("Python", inputs, outputs,
+                                                                      **{**kwargs, **args})
 
     def AddGradientOperators(self, ys, skip: int = 0, block=(), params=None) -> dict:
         """Append the backward pass of `ys` (see pycaffe2.gradient) and return

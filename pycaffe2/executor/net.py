@@ -216,9 +216,10 @@ def prepare(net: caffe2_pb2.NetDef) -> caffe2_pb2.NetDef:
     return copy
 
 
-def compile_net(net: caffe2_pb2.NetDef, known_blobs=(), kernels=None, rng=None) -> CompiledNet:
-    """Check `net` and bind every op to its kernel on its device; raises NetError
-    listing every problem. A CPU op reading a blob an earlier CUDA op of the net
+def compile_net(net: caffe2_pb2.NetDef, known_blobs=(), kernels=None, rng=None, workspace=None) -> CompiledNet:
+    """Check `net` and bind every op to its kernel on its device (`workspace`: the
+    Workspace it will run in, for kernels that take it); raises NetError listing
+    every problem. A CPU op reading a blob an earlier CUDA op of the net
     left on the GPU reads a copy made by an inserted CopyGPUToCPU step."""
     from pycaffe2.operators import CUDA_KERNELS, load_kernels
     registries = {caffe2_pb2.PROTO_CPU: ("CPU", load_kernels() if kernels is None else kernels),
@@ -245,7 +246,7 @@ def compile_net(net: caffe2_pb2.NetDef, known_blobs=(), kernels=None, rng=None) 
         if device == caffe2_pb2.PROTO_CUDA:
             wants_cuda.append(index)
         try:
-            step = _step(index, op, kernel, rng)
+            step = _step(index, op, kernel, rng, workspace)
         except (ValueError, PyCaffe2Error) as exc:  # a kernel factory refusing its args
             problems.append(f"op {index} ({op.type}): {exc}")
             continue
@@ -293,7 +294,7 @@ def _track_gpu_blobs(step: Step, device: int, on_gpu: set) -> None:
         (on_gpu.add if lands_on_gpu else on_gpu.discard)(name)
 
 
-def _step(index, op, kernel, rng) -> Step:
+def _step(index, op, kernel, rng, workspace=None) -> Step:
     bound = bind_args(get_schema(op.type), op)
     kwargs = {name: bound.get(name) for name in kernel.arg_names}
     if "num_outputs" in kernel.context:
@@ -302,6 +303,8 @@ def _step(index, op, kernel, rng) -> Step:
         kwargs["input_names"] = tuple(op.input)
     if "output_names" in kernel.context:
         kwargs["output_names"] = tuple(op.output)
+    if "workspace" in kernel.context:
+        kwargs["workspace"] = workspace
     if "rng" in kernel.context:
         seeded = op.device_option.HasField("random_seed")
         kwargs["rng"] = np.random.default_rng(op.device_option.random_seed) if seeded else rng

@@ -64,7 +64,7 @@ class Workspace:
             raise PyCaffe2Error(f"I respectfully refuse to overwrite an existing net of the same "
                                 f"name \"{net.name}\", unless you explicitly specify overwrite=True.")
         inputs = list(input_blobs or ()) + list(net.external_input)
-        compiled = compile_net(net, known_blobs=set(self.Blobs()) | set(inputs), rng=self.rng)
+        compiled = compile_net(net, known_blobs=set(self.Blobs()) | set(inputs), rng=self.rng, workspace=self)
         for name in inputs:  # only once the net is accepted: a refused net leaves no trace
             self.CreateBlob(name)
         self.nets[net.name] = compiled
@@ -88,7 +88,7 @@ class Workspace:
         return True
 
     def RunNetOnce(self, net: caffe2_pb2.NetDef) -> bool:
-        compile_net(net, known_blobs=self.Blobs(), rng=self.rng).run(self.blobs)
+        compile_net(net, known_blobs=self.Blobs(), rng=self.rng, workspace=self).run(self.blobs)
         return True
 
     def RunPlan(self, plan, monitor=None) -> bool:

@@ -12,8 +12,10 @@ workspace as it was.
 A kernel may also declare the keyword-only parameters `num_outputs` (how many
 outputs the op asked for), `rng` (a NumPy Generator, seeded from the op's
 device_option.random_seed when it has one) and `input_names` / `output_names`
-(the op's blob names, for ops such as Save that key data by name); the
-executor fills them.
+(the op's blob names, for ops such as Save that key data by name) and
+`workspace` (the executor Workspace the net is created in, None when it is
+compiled without one: the Python op hands it to functions registered with
+pass_workspace); the executor fills them.
 
 `register_cpu(..., specialize=True)` registers a kernel factory instead: it
 takes only the keyword args, once, when the net is created, and returns the

@@ -68,6 +68,8 @@ def describe(schema: OpSchema) -> str:
     lines.append("Args:" if own else "Args: none")
     lines += [f"  {_arg_line(spec)}" for spec in own if not (spec.group or "").startswith(REPEATED_GROUP)]
     lines += _repeated_lines(schema)
+    if schema.inplace_any:
+        lines.append("In place allowed: any input -> any output")
     for label, pairs in (("In place allowed", schema.inplace_allowed),
                          ("In place enforced", schema.inplace_enforced)):
         if pairs:

@@ -185,10 +185,14 @@ class _Reader:
         spec = spec or {}
         if not isinstance(spec, dict) or set(spec) - {"allow", "enforce"}:
             self.fail("'inplace' must be a mapping with 'allow' and/or 'enforce' lists of "
-                      "[input, output] pairs", node, op)
-        pairs = {}
-        for key in ("allow", "enforce"):
+                      "[input, output] pairs ('allow' may be 'any')", node, op)
+        allow_any = spec.get("allow") == "any"  # every pair, however many inputs and outputs
+        pairs = {"allow": frozenset()} if allow_any else {}
+        for key in ("enforce",) if allow_any else ("allow", "enforce"):
             found = set()
+            if not isinstance(spec.get(key, []), list):
+                self.fail(f"inplace {key} must be a list of [input, output] pairs"
+                          + (" or 'any'" if key == "allow" else ""), node, op)
             for pair in spec.get(key, []):
                 if not (isinstance(pair, list) and len(pair) == 2 and all(isinstance(p, int) for p in pair)):
                     self.fail(f"inplace {key}: {pair!r} is not an [input, output] pair", node, op)
@@ -197,7 +201,7 @@ class _Reader:
                     self.fail(f"inplace {key}: pair {pair} is out of range", node, op)
                 found.add(tuple(pair))
             pairs[key] = frozenset(found)
-        return pairs["allow"], pairs["enforce"]
+        return pairs["allow"], pairs["enforce"], allow_any
 
     def op(self, op_type: str, spec, family: str, groups: dict) -> OpSchema:
         if not isinstance(spec, dict):
@@ -219,7 +223,7 @@ class _Reader:
         own = self.args(spec.get("args", {}), "args", op=op_type)
         args.update(own)
         args.update(self.repeated_args(spec.get("repeated_args"), own, op_type, spec))
-        allowed, enforced = self.inplace(spec.get("inplace"), op_type, spec, n_in, n_out)
+        allowed, enforced, inplace_any = self.inplace(spec.get("inplace"), op_type, spec, n_in, n_out)
         inference = spec.get("inference", "none")
         if inference not in INFERENCE_BUILTINS and inference not in self.inference_rules:
             self.fail(f"unknown inference rule '{inference}'", spec, op_type)
@@ -238,7 +242,7 @@ class _Reader:
             self.fail("'aliases' must be a list", spec, op_type)
         return OpSchema(
             type=op_type, family=family, doc=spec["doc"].strip(), inputs=inputs, outputs=outputs,
-            num_inputs=n_in, num_outputs=n_out, args=args, inplace_allowed=allowed,
+            num_inputs=n_in, num_outputs=n_out, args=args, inplace_allowed=allowed, inplace_any=inplace_any,
             inplace_enforced=enforced, inference=inference, devices=tuple(devices),
             gradient=gradient, forward=forward, aliases=tuple(aliases),
             source=f"{self.file}:{_yaml.line_of(spec)}", own_args=tuple(own))

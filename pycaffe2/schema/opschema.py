@@ -89,6 +89,7 @@ class OpSchema:
     args: dict[str, ArgSpec]
     inplace_allowed: frozenset[tuple[int, int]] = frozenset()
     inplace_enforced: frozenset[tuple[int, int]] = frozenset()
+    inplace_any: bool = False  # any input may share its blob with any output (Caffe2's AllowInplace(true))
     inference: str = "none"
     devices: tuple[str, ...] = ("cpu",)
     gradient: str | tuple[str, ...] = "not_implemented"
@@ -112,7 +113,7 @@ class OpSchema:
         return self.inputs[i].param if i < len(self.inputs) else None
 
     def inplace_ok(self, i: int, o: int) -> bool:
-        return (i, o) in self.inplace_allowed or (i, o) in self.inplace_enforced
+        return self.inplace_any or (i, o) in self.inplace_allowed or (i, o) in self.inplace_enforced
 
 
 def _nth_name(specs: tuple[TensorSpec, ...], i: int, kind: str) -> str:

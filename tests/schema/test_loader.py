@@ -76,6 +76,7 @@ BAD_SCHEMAS = [
     ("ops:\n  Foo:\n    doc: d\n    inputs: [{name: A, optional: true}, B]\n    gradient: none\n", 4,
      "a required entry cannot follow an optional one"),
     (GOOD_OP + "    inplace: {allow: [[1, 0]]}\n", 3, "pair [1, 0] is out of range"),
+    (GOOD_OP + "    inplace: {allow: all}\n", 3, "inplace allow must be a list of [input, output] pairs or 'any'"),
     (GOOD_OP + "    inference: magic\n", 3, "unknown inference rule 'magic'"),
     (GOOD_OP + "    arg_groups: [nope]\n", 3, "unknown arg group 'nope'"),
     (GOOD_OP + "    devices: [tpu]\n", 3, "'devices' must be a list"),
@@ -105,6 +106,13 @@ def test_a_good_family_file_loads(tmp_path):
     schemas = load_schemas(family_dir(tmp_path, GOOD_OP), inference_rules=RULES)
     foo = schemas["Foo"]
     assert foo.family == "bad" and foo.num_inputs.describe() == "1" and foo.gradient == "none"
+
+
+def test_inplace_allow_any(tmp_path):
+    text = GOOD_OP.replace("[X]", "[X, Z]") + "    inplace: {allow: any, enforce: [[0, 0]]}\n"
+    foo = load_schemas(family_dir(tmp_path, text), inference_rules=RULES)["Foo"]
+    assert foo.inplace_any and foo.inplace_ok(1, 0) and foo.inplace_enforced == {(0, 0)}
+    assert get_schema("PythonGradient").inplace_ok(2, 0) and not get_schema("Relu").inplace_any
 
 
 def test_repeated_args_copy_own_args_as_optional(tmp_path):
