@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from pycaffe2.core import CreateOperator
 from pycaffe2.schema.inference.python import register_function, register_gradient_function
-from pycaffe2.workspace import BoundWorkspace, _BoundBlobs
+from pycaffe2.workspace import BoundWorkspace
 
 
 class RunningWorkspace(BoundWorkspace):
@@ -23,8 +23,7 @@ class RunningWorkspace(BoundWorkspace):
     `ws.fetch_blob`, `ws.create_blob`, `ws.run`): what a pass_workspace function gets."""
 
     def __init__(self, workspace):  # the running executor Workspace, not a new one
-        self.workspace = workspace
-        self.blobs = _BoundBlobs(workspace)
+        self.workspace = workspace  # BoundWorkspace's blobs / nets / run act on it
 
     def FetchBlob(self, name):
         return self.workspace.FetchBlob(str(name))

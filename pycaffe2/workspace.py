@@ -20,7 +20,7 @@ import logging
 
 import numpy as np
 
-from pycaffe2.c_module import BoundWorkspace, ExtensionModule, cuda_works  # noqa: F401 (BoundWorkspace: test_util's)
+from pycaffe2.c_module import BoundWorkspace, ExtensionModule, _message, cuda_works  # noqa: F401 (BoundWorkspace: test_util's)
 from pycaffe2.errors import PyCaffe2Error
 from pycaffe2.executor import Workspace
 from pycaffe2.proto import caffe2_pb2
@@ -91,7 +91,8 @@ def Nets() -> list[str]:
 
 
 def CreateNet(net, overwrite: bool = False, input_blobs=None) -> bool:
-    return C().CreateNet(_proto(net), overwrite, input_blobs)
+    """`net`: a core.Net, a NetDef or its serialized bytes (Caffe2's StringifyProto forms)."""
+    return C().CreateNet(_message(net, caffe2_pb2.NetDef), overwrite, input_blobs)
 
 
 def RunNet(name, num_iter: int = 1, allow_fail: bool = False) -> bool:
@@ -99,19 +100,30 @@ def RunNet(name, num_iter: int = 1, allow_fail: bool = False) -> bool:
 
 
 def RunNetOnce(net) -> bool:
-    return C().RunNetOnce(_proto(net))
+    return C().RunNetOnce(_message(net, caffe2_pb2.NetDef))
 
 
 def RunPlan(plan_or_step) -> bool:
-    return C().RunPlan(_proto(plan_or_step))
+    """A core.Plan, a PlanDef or its serialized bytes; or one core.ExecutionStep, run as a
+    plan of its own with its nets (as Caffe2), or an ExecutionStep proto."""
+    from pycaffe2.core import ExecutionStep, Plan
+    if isinstance(plan_or_step, ExecutionStep):
+        plan_or_step = Plan(plan_or_step)
+    if isinstance(plan_or_step, caffe2_pb2.ExecutionStep):
+        return C().RunPlan(plan_or_step)
+    return C().RunPlan(_message(plan_or_step, caffe2_pb2.PlanDef))
 
 
 def RunOperatorOnce(op) -> bool:
-    return C().RunOperatorOnce(_proto(op))
+    return C().RunOperatorOnce(_message(op, caffe2_pb2.OperatorDef))
+
+
+def RunOperatorMultiple(op, num_runs: int) -> bool:
+    return C.run_operator_multiple(op, num_runs)
 
 
 def RunOperatorsOnce(ops) -> bool:
-    return C().RunOperatorsOnce([_proto(op) for op in ops])
+    return C().RunOperatorsOnce([_message(op, caffe2_pb2.OperatorDef) for op in ops])
 
 
 def RunPlanOnce(plan_or_step) -> bool:
@@ -147,12 +159,14 @@ def GetCuDNNVersion() -> int:
 
 
 def GetNetName(net) -> str:
-    """The name a net (a core.Net or a NetDef) runs under."""
+    """The name a net (a core.Net or a NetDef) runs under; a name is its own."""
+    if isinstance(net, str):
+        return net
     return net.Name() if hasattr(net, "Name") else net.name
 
 
 def InferShapesAndTypes(nets, blob_dimensions=None, nets_proto=False, blob_types=None):
-    """Caffe2's shape and type inference over `nets` (core.Nets or NetDefs), in order.
+    """Caffe2's shape and type inference over `nets` (core.Nets, NetDefs or their bytes), in order.
 
     Starts from the current workspace's blobs, or, when `blob_dimensions`
     (blob -> dims) is given, from that map alone, with `blob_types` (blob ->
@@ -174,13 +188,13 @@ def InferShapesAndTypes(nets, blob_dimensions=None, nets_proto=False, blob_types
     for name, dims in (blob_dimensions or {}).items():
         dtype = (blob_types or {}).get(name, caffe2_pb2.TensorProto.FLOAT)
         known[name] = TensorInfo(tuple(int(d) for d in dims), dtype_of(dtype).name)
-    for net in nets:
-        for index, op in enumerate(_proto(net).op):
+    for net in (_message(n, caffe2_pb2.NetDef) for n in nets):
+        for index, op in enumerate(net.op):
             try:
                 outputs = infer_op(op, [known.get(i) for i in op.input])
             except ShapeError as exc:
                 _log.error("Shape inference error in op %d (%s) of net %s: %s; returning empty "
-                           "results", index, op.type, GetNetName(_proto(net)) or "(unnamed)", exc)
+                           "results", index, op.type, net.name or "(unnamed)", exc)
                 return {}, {}
             for name, info in zip(op.output, outputs):
                 if info is not None and info.shape is not None:
