@@ -74,17 +74,24 @@ def _increment(counter) -> np.ndarray:
 
 
 @register_cpu("Iter")
-def iter_(*counter):
+def iter_(*counter, output_names, workspace):
     if not counter:
-        # Caffe2's deprecated Iter([], ITER) reads the output blob it increments;
-        # a kernel only sees its inputs, so the counter must come in as input 0.
-        raise ValueError("the counter must be the input too: write Iter([ITER], [ITER]) "
-                         "after ConstantFill([], ITER, shape=[1], value=0, dtype=INT64)")
+        counter = (_deprecated_counter(output_names[0], workspace),)
     value = counter[0]
     if isinstance(value, np.ndarray):
         check_counter(value.dtype, value.shape, widens=True)
         value = value.astype(np.int64, copy=False)  # an int32 counter becomes int64, keeping its count
     return _increment(value)
+
+
+def _deprecated_counter(name: str, workspace) -> np.ndarray:
+    """Caffe2's deprecated Iter([], ITER): the output blob is the counter, read from the
+    workspace, and a missing (or not yet tensor) one starts at 0."""
+    if workspace is None:  # a net compiled on its own, with no workspace to read the counter from
+        raise ValueError("Iter without an input needs a workspace: write Iter([ITER], [ITER]) "
+                         "after ConstantFill([], ITER, shape=[1], value=0, dtype=INT64)")
+    value = workspace.blobs.get(name)
+    return value if isinstance(value, np.ndarray) else np.zeros(1, np.int64)
 
 
 @register_cpu("CreateMutex")

@@ -12,7 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
-from pycaffe2.executor import NetError, OpFailure, Workspace
+from pycaffe2.executor import NetError, OpFailure, Workspace, compile_net
 from pycaffe2.gradient import GetGradientForOp
 from pycaffe2.gradient_checker import check_op_gradient
 from pycaffe2.operators import load_kernels
@@ -67,6 +67,27 @@ def test_iter_widens_an_int32_counter():
     assert out.dtype == np.int64 and out.tolist() == [6]
 
 
+def test_iter_without_input_counts_in_its_output_blob():
+    """Caffe2's deprecated Iter([], ITER) (its checkpoint_test uses it): a missing counter
+    starts at 0, an existing one (int32 widened) carries on."""
+    workspace = Workspace()
+    workspace.CreateNet(make_net("count", [("Iter", [], ["ITER"])]))
+    workspace.RunNet("count", num_iter=3)
+    out = workspace.FetchBlob("ITER")
+    assert out.dtype == np.int64 and out.tolist() == [3]
+    workspace.FeedBlob("ITER", np.array([10], np.int32))
+    workspace.RunNet("count")
+    assert workspace.FetchBlob("ITER").tolist() == [11]
+    workspace.RunOperatorOnce(make_op("Iter", [], ["ITER"]))
+    assert workspace.FetchBlob("ITER").tolist() == [12]
+
+
+def test_iter_without_input_needs_a_workspace():
+    compiled = compile_net(make_net("count", [("Iter", [], ["ITER"])]))
+    with pytest.raises(OpFailure, match="Iter without an input needs a workspace"):
+        compiled.run({})
+
+
 def test_atomic_iter_with_a_mutex():
     workspace = Workspace()
     workspace.RunNetOnce(make_net("init", [
@@ -82,7 +103,6 @@ def test_atomic_iter_with_a_mutex():
 
 
 @pytest.mark.parametrize("op_type, inputs, message", [
-    ("Iter", [], r"the counter must be the input too"),
     ("Iter", ["ITER"], r"input blob 'ITER' has no value"),
     ("Iter", [np.array([1], np.int16)], r"iter must be a one-element int64 \(or int32\) tensor, got \[1\] int16"),
     ("Iter", [np.array([1, 2], np.int32)], r"got \[2\] int32"),
