@@ -305,7 +305,7 @@ def _step(index, op, kernel, rng) -> Step:
     if "rng" in kernel.context:
         seeded = op.device_option.HasField("random_seed")
         kwargs["rng"] = np.random.default_rng(op.device_option.random_seed) if seeded else rng
-    single = get_schema(op.type).num_outputs.max == 1
+    single = get_schema(op.type).num_outputs.max == 1 and len(op.output) == 1  # Summarize may have none
     function = kernel.function
     if kernel.specialize:
         function, kwargs = function(**kwargs), {}
