@@ -21,6 +21,8 @@ def cmd_validate(args) -> int:
     if out:
         print(out)
     print(summary, file=sys.stderr)
+    for warning in report.warnings:
+        print(f"pycaffe2 validate: warning: {warning}", file=sys.stderr)
     for name in report.unread_shapes:
         print(f"pycaffe2 validate: warning: --input-shape {name}: no checked net reads blob '{name}'",
               file=sys.stderr)

@@ -222,3 +222,32 @@ def test_cli_db_write_and_info(tmp_path, capsys, db_type):
     protos = db.parse_tensor_protos(read_all(out, db_type)[2][1], "record 2")
     np.testing.assert_array_equal(db.record_tensor(protos.protos[1], str(out), "2"), 2)
     assert main(["db", "info", str(tmp_path / "nothing")]) == 2
+
+
+READER_NET = """\
+name: reader
+op:
+  - {type: CreateDB, output: [reader], arg: {db: train.lmdb, db_type: lmdb}}
+  - {type: TensorProtosDBInput, input: [reader], output: [x, y], arg: {batch_size: 4}}
+  - {type: CreateDB, output: [other], arg: {db: train.leveldb}}
+  - {type: CreateDB, output: [plain], arg: {db: a.minidb, db_type: minidb}}
+"""
+
+
+def test_validate_warns_when_a_db_types_package_is_missing(tmp_path, monkeypatch, capsys):
+    from pycaffe2.validate import validate
+    net = tmp_path / "reader.yaml"
+    net.write_text(READER_NET)
+    assert not validate([net]).warnings  # everything installed: nothing to say
+    monkeypatch.setitem(kvdb.PACKAGES, "lmdb", "pycaffe2_no_such_package")
+    monkeypatch.setitem(kvdb.PACKAGES, "leveldb", "pycaffe2_no_such_package")
+    report = validate([net])
+    assert not report.problems  # the net is valid ...
+    assert [(w.op_index, w.op_type, w.line) for w in report.warnings] == [(0, "CreateDB", 3),
+                                                                          (2, "CreateDB", 5)]
+    assert "db_type 'lmdb'" in report.warnings[0].message
+    assert "db_type 'leveldb'" in report.warnings[1].message  # CreateDB's default, as in Caffe2
+    assert "pip install 'pycaffe2[db]'" in report.warnings[0].message
+    assert main(["validate", str(net)]) == 0  # ... a warning, not a failure
+    err = capsys.readouterr().err
+    assert "warning:" in err and "reader.yaml:3" in err and "pycaffe2[db]" in err
