@@ -20,6 +20,7 @@ import logging
 
 import numpy as np
 
+from pycaffe2 import db
 from pycaffe2.errors import PyCaffe2Error
 from pycaffe2.executor import Workspace
 from pycaffe2.predictor.predictor import Predictor  # noqa: F401 (Caffe2 spells it workspace.Predictor)
@@ -109,13 +110,58 @@ class BoundWorkspace:
         return self.workspace.RunPlan(proto)
 
 
+class _BytesCursor:
+    """A DB cursor as Caffe2's extension gave it: keys and values as bytes."""
+
+    def __init__(self, cursor):
+        self._cursor = cursor
+
+    def key(self) -> bytes:
+        return self._cursor.key().encode("utf-8", "surrogateescape")
+
+    def value(self) -> bytes:
+        return self._cursor.value()
+
+    def __getattr__(self, name):  # supports_seek, seek_to_first, seek, next, valid
+        return getattr(self._cursor, name)
+
+
+class _ExtensionDB:
+    """Caffe2's `C.create_db(db_type, source, mode)` object: new_cursor, new_transaction
+    (put, commit), close. Dropping it closes it and keeps what was written, as Caffe2's
+    destructor did (pycaffe2.db's own DBs discard a write that is never closed)."""
+
+    def __init__(self, db_type: str, source: str, mode):
+        self._db = db.create_db(db_type, source, db.Mode(mode))
+
+    def new_cursor(self) -> _BytesCursor:
+        return _BytesCursor(self._db.new_cursor())
+
+    def new_transaction(self):
+        return self._db.new_transaction()
+
+    def close(self) -> None:
+        self._db.close()
+
+    def __del__(self):
+        if hasattr(self, "_db"):
+            self._db.close()
+
+
 class _Binding:
-    """`workspace.C`, named after Caffe2's C++ extension module. Called, it gives the
-    current Workspace object; `C.Workspace()` makes a private BoundWorkspace, and
-    `C.has_mkldnn` says that there is no MKL-DNN."""
+    """`workspace.C` (and `core.C`), named after Caffe2's C++ extension module. Called, it
+    gives the current Workspace object; `C.Workspace()` makes a private BoundWorkspace,
+    `C.create_db(db_type, source, C.Mode.x)` opens a DB, and `C.has_mkldnn` says that
+    there is no MKL-DNN."""
 
     Workspace = BoundWorkspace
+    Mode = db.Mode
+    create_db = staticmethod(_ExtensionDB)
     has_mkldnn = False
+
+    @staticmethod
+    def registered_dbs() -> list[str]:
+        return sorted(db.DB_TYPES)
 
     def __call__(self) -> Workspace:
         return _workspaces[_current]
