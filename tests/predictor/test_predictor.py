@@ -6,8 +6,11 @@ import pytest
 
 from pycaffe2 import core, workspace
 from pycaffe2.errors import PyCaffe2Error
+from pycaffe2.executor import Workspace
 from pycaffe2.predictor import mobile_exporter
 from pycaffe2.proto import caffe2_pb2
+
+RNG = np.random.default_rng(9)
 
 
 def test_export_pair_names_inputs_first_and_outputs(trained):
@@ -74,3 +77,19 @@ def test_export_keeps_int_params_in_their_fill():
     rows, = workspace.Predictor(init_net, predict_net).run([table])
     np.testing.assert_array_equal(rows, table[[2, 0]])
     workspace.ResetWorkspace()
+
+
+def test_predictor_runs_a_real_caffe2_pair(caffe2_models):
+    """The PyTorch -> ONNX -> Caffe2 MNIST LeNet pair, read as bytes as a Caffe2 user would."""
+    folder = caffe2_models / "hungmingwu_pytorch_export"
+    init_bytes, predict_bytes = ((folder / f).read_bytes() for f in ("init_net.pb", "predict_net.pb"))
+    predictor = workspace.Predictor(init_bytes, predict_bytes)
+    assert predictor.input_names == ["1"] and predictor.output_names == ["26"]
+    x = RNG.random((2, 1, 28, 28)).astype(np.float32)
+    got, = predictor.run([x])
+    ws = Workspace("direct")
+    ws.RunNetOnce(caffe2_pb2.NetDef.FromString(init_bytes))
+    ws.FeedBlob("1", x)
+    ws.RunNetOnce(caffe2_pb2.NetDef.FromString(predict_bytes))
+    np.testing.assert_array_equal(got, ws.FetchBlob("26"))
+    assert got.shape == (2, 10)
