@@ -22,7 +22,7 @@ import functools
 import inspect
 import threading
 
-from pycaffe2 import core
+from pycaffe2 import core, model_helper
 from pycaffe2.model_helper import ParameterTags, update_initializer
 from pycaffe2.optimizer import refuse_sparse
 from pycaffe2.proto import caffe2_pb2
@@ -353,6 +353,15 @@ def sum(model, blob_in, blob_out, **kwargs):  # Caffe2's name, shadowing the bui
 def transpose(model, blob_in, blob_out, use_cudnn=False, **kwargs):
     """Transpose (axes)."""
     return _add_op(model, "Transpose", blob_in, blob_out, **_cudnn(kwargs, use_cudnn))
+
+
+# ---- input ---------------------------------------------------------------------------
+
+@_helper
+def db_input(model, blobs_out, batch_size, db, db_type):
+    """Batches of the records of the DB `db` (TensorProtos, one tensor per blob of
+    blobs_out), from a reader blob `dbreader_<db>` that param_init_net opens."""
+    return model_helper.db_input(model, blobs_out, batch_size, db, db_type)
 
 
 # ---- training -----------------------------------------------------------------------

@@ -26,6 +26,7 @@ from pycaffe2.gradient import BlockGradients, GetBackwardPass, GradientRegistry,
 from pycaffe2.proto import caffe2_pb2
 from pycaffe2.schema import closest_types, get_schema
 from pycaffe2.schema.args import make_argument
+from pycaffe2.workspace import C  # noqa: F401 (Caffe2's core.C: the extension module's names)
 
 __all__ = ["BlobReference", "BlockGradients", "CreateOperator", "CreatePythonOperator", "DeviceOption", "DeviceScope",
            "ExecutionStep", "GradientRegistry", "GradientSlice", "NameScope", "Net", "Plan", "ScopedBlobReference",
