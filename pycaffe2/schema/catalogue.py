@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from pycaffe2.schema import all_schemas
 from pycaffe2.schema.loader import ALWAYS_ACCEPTED_GROUP, REPEATED_GROUP
-from pycaffe2.schema.opschema import OpSchema
+from pycaffe2.schema.opschema import ANY_INPLACE, OpSchema
 
 
 def primary_schemas() -> list[OpSchema]:
@@ -68,6 +68,8 @@ def describe(schema: OpSchema) -> str:
     lines.append("Args:" if own else "Args: none")
     lines += [f"  {_arg_line(spec)}" for spec in own if not (spec.group or "").startswith(REPEATED_GROUP)]
     lines += _repeated_lines(schema)
+    if schema.inplace_allowed is ANY_INPLACE:
+        lines.append("In place allowed: any input -> any output")
     for label, pairs in (("In place allowed", schema.inplace_allowed),
                          ("In place enforced", schema.inplace_enforced)):
         if pairs:

@@ -21,7 +21,7 @@ import yaml
 from pycaffe2 import _yaml
 from pycaffe2.errors import SchemaError
 from pycaffe2.schema.args import ARG_FIELDS, convert
-from pycaffe2.schema.opschema import PARAM_KINDS, ArgSpec, Count, OpSchema, TensorSpec
+from pycaffe2.schema.opschema import ANY_INPLACE, PARAM_KINDS, ArgSpec, Count, OpSchema, TensorSpec
 
 OPS_DIR = Path(__file__).parent / "ops"
 COMMON_FILE = "_common.yaml"
@@ -182,9 +182,11 @@ class _Reader:
                 for i in range(spec["count"]) for name in spec["args"]}
 
     def inplace(self, spec, op, node, n_in: Count, n_out: Count):
+        if spec == "any":  # Caffe2's AllowInplace(always true): control ops pass blobs through
+            return ANY_INPLACE, frozenset()
         spec = spec or {}
         if not isinstance(spec, dict) or set(spec) - {"allow", "enforce"}:
-            self.fail("'inplace' must be a mapping with 'allow' and/or 'enforce' lists of "
+            self.fail("'inplace' must be 'any' or a mapping with 'allow' and/or 'enforce' lists of "
                       "[input, output] pairs", node, op)
         pairs = {}
         for key in ("allow", "enforce"):

@@ -69,6 +69,19 @@ class ArgSpec:
         return None
 
 
+class _AnyPair(frozenset):
+    """`inplace: any`: every input may share a blob with every output."""
+
+    def __contains__(self, pair) -> bool:
+        return True
+
+    def __repr__(self) -> str:
+        return "ANY_INPLACE"
+
+
+ANY_INPLACE = _AnyPair()
+
+
 @dataclass(frozen=True)
 class TensorSpec:
     name: str
@@ -112,7 +125,7 @@ class OpSchema:
         return self.inputs[i].param if i < len(self.inputs) else None
 
     def inplace_ok(self, i: int, o: int) -> bool:
-        return (i, o) in self.inplace_allowed or (i, o) in self.inplace_enforced
+        return self.inplace_allowed is ANY_INPLACE or (i, o) in self.inplace_allowed or (i, o) in self.inplace_enforced
 
 
 def _nth_name(specs: tuple[TensorSpec, ...], i: int, kind: str) -> str:
