@@ -40,17 +40,22 @@ def _net_arg(op, name: str):
     return None
 
 
-def _seeds(g) -> dict[str, str]:
-    """{output: its dense gradient} of the op's outputs that have one."""
-    seeds = {}
+def _seeds(g) -> tuple[list, dict[str, str]]:
+    """(Copy ops, {output: its dense gradient}) of the op's outputs that have one; two
+    outputs given one gradient blob (Sum's inputs get the same) get a copy each, as
+    Do binds each outer blob to one inner name."""
+    copies, seeds = [], {}
     for i, output in enumerate(g.op.output):
-        if g.has_GO(i):
-            if isinstance(g.g_output[i], GradientSlice):
-                raise GradientError(f"output '{output}' has a sparse gradient; control ops need dense ones")
-            if output in seeds and seeds[output] != g.g_output[i]:
-                raise GradientError(f"output '{output}' is listed twice with different gradients")
-            seeds[output] = g.g_output[i]
-    return seeds
+        if not g.has_GO(i) or output in seeds:
+            continue
+        grad = g.g_output[i]
+        if isinstance(grad, GradientSlice):
+            raise GradientError(f"output '{output}' has a sparse gradient; control ops need dense ones")
+        if grad in seeds.values():
+            copies.append(_op("Copy", [grad], [f"{output}_{grad}_DEDUP"]))
+            grad = copies[-1].output[0]
+        seeds[output] = grad
+    return copies, seeds
 
 
 def _backward(ops, seeds, what: str):
@@ -79,6 +84,13 @@ def _reads_and_writes(ops):
     return reads, writes
 
 
+def _overwritten(ops) -> set[str]:
+    """Blobs the ops write before reading: their incoming values get no gradient (a
+    backward pass's map still names the output's gradient for them)."""
+    reads, writes = _reads_and_writes(ops)
+    return set(writes) - set(reads)
+
+
 def _record_reads(g, names) -> None:
     """Tell the backward pass which forward blobs the gradient op reads (version checks):
     a blob the op also writes is read as the op left it."""
@@ -103,26 +115,30 @@ def _gradient_op(g, op_type, inputs, outputs, args) -> caffe2_pb2.OperatorDef:
 
 @register_gradient("If")
 def make_if_gradient(g):
-    seeds = _seeds(g)
+    copies, seeds = _seeds(g)
     branches = [(name, net) for name in ("then_net", "else_net")
                 if (net := _net_arg(g.op, name)) is not None]
     passes = {name: _backward(net.op, seeds, name) for name, net in branches}
     inputs = list(g.op.input)
     # one gradient blob per input, whichever branch ran
+    overwritten = {name: _overwritten(net.op) for name, net in branches}
     canonical = {}
     for name, (_, grad_map) in passes.items():
         for blob in inputs[1:]:
-            if blob in grad_map and blob not in canonical and not isinstance(grad_map[blob], GradientSlice):
-                canonical[blob] = grad_map[blob]
+            grad = grad_map.get(blob)
+            if grad is not None and blob not in canonical and not isinstance(grad, GradientSlice):
+                canonical[blob] = grad
     grad_nets = {}
     for name, net in branches:
         ops, grad_map = passes[name]
         ops = list(ops)
         for blob, target in canonical.items():
-            have = grad_map.get(blob)
+            have = None if blob in overwritten[name] else grad_map.get(blob)
             if have == target:
                 continue
-            if have is not None:
+            if blob in overwritten[name]:  # the branch replaced the blob: its old value does not count
+                ops.append(_op("ConstantFill", [blob], [target], value=0.0))
+            elif have is not None:
                 ops.append(_op("Copy", [have], [target]))
             elif blob in seeds:  # the branch leaves the blob as it was: its gradient passes through
                 ops.append(_op("Copy", [seeds[blob]], [target]))
@@ -144,7 +160,7 @@ def make_if_gradient(g):
         if blob in canonical:
             g.SetDense(i, canonical[blob])
     args = [make_argument(name, net) for name, net in grad_nets.items()]
-    return [_gradient_op(g, "If", [condition] + [r for r in reads if r != condition], writes, args)]
+    return copies + [_gradient_op(g, "If", [condition] + [r for r in reads if r != condition], writes, args)]
 
 
 # -- Do ------------------------------------------------------------------------------------------
@@ -172,7 +188,8 @@ def make_do_gradient(g):
     to_inner = {outer: inner for inner, outer in bindings.items()}
     new_bindings: dict[str, str] = {}  # inner name -> outer name, for the gradient Do
     inner_seeds = {}
-    for output, grad in _seeds(g).items():
+    copies, seeds = _seeds(g)
+    for output, grad in seeds.items():
         if output == stack:
             continue
         inner_seeds[to_inner[output]] = to_inner[output] + INNER_GRAD
@@ -180,12 +197,12 @@ def make_do_gradient(g):
     if not inner_seeds:
         return []
     ops, grad_map = _backward(net.op, inner_seeds, "the net of Do")
-    ops = list(ops)
+    ops, overwritten = list(ops), _overwritten(net.op)
     by_outer = {outer: inner for inner, outer in new_bindings.items()}
     gradient_outputs = []
     for i, outer in enumerate(g.op.input[:-1]):
         inner_grad = grad_map.get(to_inner[outer])
-        if inner_grad is None or isinstance(inner_grad, GradientSlice):
+        if inner_grad is None or to_inner[outer] in overwritten or isinstance(inner_grad, GradientSlice):
             continue
         outer_grad = g.GI(i)
         target = by_outer.get(outer_grad)  # in place: the output gradient's own binding
@@ -214,7 +231,7 @@ def make_do_gradient(g):
             make_argument("inner_blobs", inner_names, ("strings",)),
             make_argument("outer_blobs_idx", [outer_list.index(new_bindings[n]) for n in inner_names], ("ints",)),
             make_argument("saved_fwd_blobs", saved, ("strings",))]
-    return [_gradient_op(g, "Do", gradient_inputs + [stack], gradient_outputs + [stack], args)]
+    return copies + [_gradient_op(g, "Do", gradient_inputs + [stack], gradient_outputs + [stack], args)]
 
 
 # -- While ---------------------------------------------------------------------------------------
@@ -227,10 +244,10 @@ def make_while_gradient(g):
                             "brew.loop make it), so that every pass keeps its workspace")
     _do_parts(loop_net.op[0])
     stack = loop_net.op[0].output[-1]
-    seeds = _seeds(g)
+    copies, seeds = _seeds(g)
     body_ops, grad_map = _backward(loop_net.op, seeds, "loop_net")
     body_ops = list(body_ops)
-    before, after = [], []  # ops ahead of the gradient While; ops ending each of its passes
+    before, after = copies, []  # ops ahead of the gradient While; ops ending each of its passes
     gradients = {}
     for blob, seed in seeds.items():
         have = grad_map.get(blob)

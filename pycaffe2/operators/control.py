@@ -1,7 +1,8 @@
 """Control-flow kernels: If, While, Do, CreateScope, HasScope.
 
 Their nets come compiled (the executor passes `subnets`, each inheriting the
-op's device option) and they run them on the live blob mapping (`blobs`).
+op's device option, so an If on CUDA runs its branches' kernels on CUDA; the
+same functions serve both devices) and they run them on the live blob mapping (`blobs`).
 Each kernel runs its nets on an Overlay and returns the overlay's writes, which
 the executor stores only when the whole op succeeded, so a failing inner op
 leaves the outer blobs as they were. Do's child workspace (a ChildWorkspace)
@@ -18,7 +19,7 @@ import numpy as np
 
 from pycaffe2.devices.cuda import is_gpu_array
 from pycaffe2.errors import PyCaffe2Error
-from pycaffe2.operators.registry import register_cpu
+from pycaffe2.operators.registry import register_cpu, register_cuda
 from pycaffe2.schema.inference.control import check_condition, do_bindings
 
 
@@ -139,6 +140,7 @@ def _stack(value, name: str) -> WorkspaceStack:
     return value
 
 
+@register_cuda("If")
 @register_cpu("If")
 def if_op(condition, *blobs_in, then_net, else_net, subnets, blobs):
     chosen = "then_net" if _truth(condition, "the condition") else "else_net"
@@ -148,6 +150,7 @@ def if_op(condition, *blobs_in, then_net, else_net, subnets, blobs):
     return overlay.writes
 
 
+@register_cuda("While")
 @register_cpu("While")
 def while_op(condition, *blobs_in, loop_net, cond_net, subnets, blobs, input_names):
     overlay = Overlay(blobs)
@@ -160,6 +163,7 @@ def while_op(condition, *blobs_in, loop_net, cond_net, subnets, blobs, input_nam
     return overlay.writes
 
 
+@register_cuda("Do")
 @register_cpu("Do")
 def do_op(*blobs_in, net, inner_blobs, outer_blobs_idx, saved_fwd_blobs, reuse_workspace,
           copy_external_blobs, subnets, blobs, input_names, output_names, is_gradient_op):

@@ -163,7 +163,7 @@ class _NetChecker:
                 args = bind_args(schema, op)
                 bindings = do_bindings(op.input, op.output, args["inner_blobs"], args["outer_blobs_idx"])
             except (ShapeError, ValueError) as exc:
-                self.report("do-bindings", str(exc), index, op.type)
+                self.report("arg-value", str(exc), index, op.type)
                 return
             known, strict = set(bindings), True
             shapes = {inner: self.shapes[outer] for inner, outer in bindings.items() if outer in self.shapes}
