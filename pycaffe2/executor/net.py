@@ -314,7 +314,8 @@ def _step(index, op, kernel, rng, kernels=None) -> Step:
         seeded = op.device_option.HasField("random_seed")
         kwargs["rng"] = np.random.default_rng(op.device_option.random_seed) if seeded else rng
     wants_blobs = "blobs" in kernel.context
-    single = get_schema(op.type).num_outputs.max == 1 and not wants_blobs
+    # Summarize may have no output; a control op returns {name: value} of what it writes
+    single = get_schema(op.type).num_outputs.max == 1 and len(op.output) == 1 and not wants_blobs
     function = kernel.function
     if kernel.specialize:
         function, kwargs = function(**kwargs), {}

@@ -1,8 +1,9 @@
 """Reduction kernels (NumPy): ReduceSum, ReduceMean, ReduceMax, ReduceMin,
 ReduceL1, ReduceL2 over a set of axes (all by default), their gradient ops
 (dY, X, Y) -> dX, ReduceFront/Back<Sum|Mean|Max> over the first/last dims
-(optionally only the first `lengths[j]` reduced elements of each output j), and
-ArgMax/ArgMin. Only ReduceSum/Mean/Max and ArgMax have CUDA kernels.
+(optionally only the first `lengths[j]` reduced elements of each output j),
+ArgMax/ArgMin, and Summarize (statistics, optionally logged to <input>.summary).
+Only ReduceSum/Mean/Max and ArgMax have CUDA kernels.
 Outputs keep the input's dtype (sums of ints stay ints, as in Caffe2), and a
 full reduction without keepdims is a 0-d array, never a NumPy scalar. A
 gradient op sees dY with the reduced axes restored as size-1 dims, whatever
@@ -34,6 +35,7 @@ from pycaffe2.schema.inference.reduction import (
     reduce_axes,
     reduced_axes,
     reduced_shape,
+    summarize_input,
 )
 
 
@@ -309,3 +311,28 @@ def reduce_max_gradient_cuda(dy, x, y, *, axes):
     dx = cuda.empty(x.shape)
     cuda.launch(CU, "max_gradient", dx.size, dy, x, y, dx, meta, ndim, np.int64(dx.size))
     return dx
+
+
+SUMMARY_EXTENSION = ".summary"  # Summarize's to_file: <input>.summary in the working folder
+
+
+def summary(x: np.ndarray) -> np.ndarray:
+    """float32 [min, max, mean, std]; std divides by n - 1 (0 for one element), as Caffe2's."""
+    summarize_input(x.dtype.name, x.shape)
+    values = x.astype(np.float64).ravel()
+    std = values.std(ddof=1) if values.size > 1 else 0.0
+    return np.array([values.min(), values.max(), values.mean(), std], dtype=np.float32)
+
+
+@register_cpu("Summarize", specialize=True)
+def summarize(*, to_file, input_names, output_names):
+    started = [False]  # the first run starts the file afresh, as Caffe2 opened it at construction
+
+    def run(x):
+        stats = summary(np.asarray(x))
+        if to_file:
+            with open(input_names[0] + SUMMARY_EXTENSION, "a" if started[0] else "w") as log:
+                log.write(" ".join(f"{v:g}" for v in stats.tolist()) + "\n")
+            started[0] = True
+        return stats if output_names else ()  # no output: a debugging tap, like Print
+    return run

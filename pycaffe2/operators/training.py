@@ -80,7 +80,11 @@ def iter_(*counter):
         # a kernel only sees its inputs, so the counter must come in as input 0.
         raise ValueError("the counter must be the input too: write Iter([ITER], [ITER]) "
                          "after ConstantFill([], ITER, shape=[1], value=0, dtype=INT64)")
-    return _increment(counter[0])
+    value = counter[0]
+    if isinstance(value, np.ndarray):
+        check_counter(value.dtype, value.shape, widens=True)
+        value = value.astype(np.int64, copy=False)  # an int32 counter becomes int64, keeping its count
+    return _increment(value)
 
 
 @register_cpu("CreateMutex")

@@ -3,8 +3,8 @@
 `pycaffe2 run` checks every op of every net a model will run before anything
 runs: an op that names a DB path (its schema has a `db`, `dbs` or `db_name`
 arg: CreateDB, Save, Load, DBExists, Checkpoint, ...) or a file it writes
-(Print with to_file=1 appends to `<input>.log`) must lead inside one of the
-data roots once `..` and symlinks are followed. Relative paths are taken from
+(Print with to_file=1 appends to `<input>.log`; Summarize writes `<input>.summary`)
+must lead inside one of the data roots once `..` and symlinks are followed. Relative paths are taken from
 the working folder, as the kernels take them.
 
     check_data_paths([("model.yaml", net)], roots=["models/", "."])
@@ -23,6 +23,7 @@ from pycaffe2.schema import get_schema
 from pycaffe2.schema.args import arg_value
 
 PATH_ARGS = ("db", "dbs", "db_name")
+LOG_FILES = {"Print": ".log", "Summarize": ".summary"}  # to_file=1 writes <input><extension>
 # A Checkpoint pattern may format the iteration only as digits (%d and kin): %c or %s could spell '/'.
 _CONVERSION = re.compile(r"%(?:%|[-+ #0]*\d*(?:\.\d+)?([a-zA-Z]))")
 _INTEGER_CONVERSIONS = set("diuxXo")
@@ -45,8 +46,8 @@ def op_paths(op) -> list[tuple[str, str]]:
                     raise ValueError(f"arg '{arg.name}' is not UTF-8 text") from None
             if isinstance(item, str) and item:
                 found.append((arg.name, _pattern_path(item) if op.type == "Checkpoint" else item))
-    if op.type == "Print" and op.input and any(a.name == "to_file" and arg_value(a) for a in op.arg):
-        found.append(("to_file", f"{op.input[0]}.log"))
+    if op.type in LOG_FILES and op.input and any(a.name == "to_file" and arg_value(a) for a in op.arg):
+        found.append(("to_file", f"{op.input[0]}{LOG_FILES[op.type]}"))
     return found
 
 

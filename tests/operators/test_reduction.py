@@ -9,6 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
+from pycaffe2.errors import GradientError
 from pycaffe2.executor import NetError, OpFailure
 from pycaffe2.gradient import GetGradientForOp
 from pycaffe2.gradient_checker import check_op_gradient
@@ -551,3 +552,64 @@ def test_cuda_argmax_of_integers(dtype):
 def test_integer_sums_are_refused_clearly_on_cuda():
     with pytest.raises((OpFailure, NetError), match=r"\(ReduceSum\) failed: the CUDA kernel takes float32, got int32"):
         run_op("ReduceSum", [np.arange(4, dtype=np.int32)], device_option=device_option("cuda"))
+
+
+# --- Summarize: min, max, mean, sample std (and the to_file log) ------------------------
+
+def summarize_reference(x, to_file=0):
+    values = x.astype(np.float64).ravel()
+    std = values.std(ddof=1) if values.size > 1 else 0.0
+    return [np.array([values.min(), values.max(), values.mean(), std], np.float32)]
+
+
+@settings(max_examples=20, deadline=None)
+@given(x=arrays)
+def test_summarize_matches_reference(x):
+    (y,) = check_reference("Summarize", [x], summarize_reference, num_outputs=1)
+    assert y.dtype == np.float32 and y.shape == (4,)
+
+
+def test_summarize_one_element_and_doubles():
+    (y,) = run_op("Summarize", [np.array([[2.5]], np.float32)], num_outputs=1)
+    assert y.tolist() == [2.5, 2.5, 2.5, 0.0]
+    (y,) = check_reference("Summarize", [np.array([1.0, 2.0, 4.0])], summarize_reference, num_outputs=1)
+    assert y.dtype == np.float32
+
+
+def test_summarize_to_file_starts_afresh_then_appends(tmp_path, monkeypatch):
+    from pycaffe2.executor import Workspace
+    from pycaffe2.proto import caffe2_pb2
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "x.summary").write_text("stale\n")
+    workspace = Workspace()
+    workspace.FeedBlob("x", np.array([1, 2, 3, 4], np.float32))
+    net = caffe2_pb2.NetDef(name="s", op=[make_op("Summarize", ["x"], [], {"to_file": 1})])
+    workspace.CreateNet(net)
+    workspace.RunNet("s", num_iter=2)
+    assert (tmp_path / "x.summary").read_text() == "1 4 2.5 1.29099\n" * 2
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["x.summary"]
+
+
+def test_summarize_without_to_file_writes_nothing(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    run_op("Summarize", [np.ones(3, np.float32)], num_outputs=1)
+    run_op("Summarize", [np.ones(3, np.float32)], num_outputs=0)
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("x, message", [
+    (np.zeros((2, 0), np.float32), r"\(Summarize\) failed: data is empty \(\[2, 0\]\)"),
+    (np.arange(3, dtype=np.int32), r"\(Summarize\) failed: data must be float, got int32"),
+])
+def test_summarize_errors(x, message):
+    with pytest.raises((OpFailure, NetError), match=message):
+        run_op("Summarize", [x], num_outputs=1)
+
+
+def test_summarize_inference_and_no_gradient():
+    assert infer("Summarize", [TensorInfo((3, 5), "float32")]) == [TensorInfo((4,), "float32")]
+    assert infer("Summarize", [TensorInfo((3, 5), "float32")], n_out=0) == []
+    with pytest.raises(ShapeError, match=r"data is empty \(\[0\]\)"):
+        infer("Summarize", [TensorInfo((0,), "float32")])
+    with pytest.raises(GradientError, match="should not call gradient for operator Summarize"):
+        GetGradientForOp(make_op("Summarize", ["x"], ["s"]), ["s_grad"])

@@ -57,6 +57,16 @@ def test_iter_counts_in_place():
     assert workspace.FetchBlob("ITER").tolist() == [3]
 
 
+def test_iter_widens_an_int32_counter():
+    """Caffe2 scripts sometimes start the counter as int32; the count carries on in int64."""
+    workspace = Workspace()
+    workspace.FeedBlob("ITER", np.array([4], np.int32))
+    workspace.CreateNet(make_net("count", [("Iter", ["ITER"], ["ITER"])]))
+    workspace.RunNet("count", num_iter=2)
+    out = workspace.FetchBlob("ITER")
+    assert out.dtype == np.int64 and out.tolist() == [6]
+
+
 def test_atomic_iter_with_a_mutex():
     workspace = Workspace()
     workspace.RunNetOnce(make_net("init", [
@@ -74,7 +84,8 @@ def test_atomic_iter_with_a_mutex():
 @pytest.mark.parametrize("op_type, inputs, message", [
     ("Iter", [], r"the counter must be the input too"),
     ("Iter", ["ITER"], r"input blob 'ITER' has no value"),
-    ("Iter", [np.array([1], np.int32)], r"iter must be a one-element int64 tensor, got \[1\] int32"),
+    ("Iter", [np.array([1], np.int16)], r"iter must be a one-element int64 \(or int32\) tensor, got \[1\] int16"),
+    ("Iter", [np.array([1, 2], np.int32)], r"got \[2\] int32"),
     ("Iter", [counter(np.iinfo(np.int64).max)], "would overflow"),
     ("AtomicIter", [np.zeros(1), counter(0)], "must be a mutex made by CreateMutex"),
 ])
@@ -600,9 +611,12 @@ def test_iter_counters():
     assert infer("Iter", []) == [COUNTER]
     assert infer("Iter", [COUNTER]) == [COUNTER]
     assert infer("AtomicIter", [None, COUNTER]) == [COUNTER]
-    with pytest.raises(ShapeError, match=r"iter must be a one-element int64 tensor, "
-                                         r"got \[1\] int32"):
-        infer("Iter", [TensorInfo((1,), "int32")])
+    assert infer("Iter", [TensorInfo((1,), "int32")]) == [COUNTER]
+    with pytest.raises(ShapeError, match=r"iter must be a one-element int64 \(or int32\) tensor, "
+                                         r"got \[1\] float32"):
+        infer("Iter", [TensorInfo((1,), "float32")])
+    with pytest.raises(ShapeError, match=r"iter must be a one-element int64 tensor, got \[1\] int32"):
+        infer("AtomicIter", [None, TensorInfo((1,), "int32")])
     with pytest.raises(ShapeError, match=r"got \[2\] int64"):
         infer("AtomicIter", [None, TensorInfo((2,), "int64")])
 

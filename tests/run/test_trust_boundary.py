@@ -184,11 +184,12 @@ def test_every_op_that_names_a_file_is_checked(tmp_path, work):
     net.DBExists([], "e", db_name="../z.minidb", db_type="minidb")
     net.Checkpoint(["it", "W"], [], db="../ckpt_%05d.minidb", db_type="minidb")
     net.Print("../../log_me", [], to_file=1)
+    net.Summarize("../stats", [], to_file=1)
     net.Print("fine", [])
     found = [op_paths(op) for op in net.Proto().op]
     assert found == [[("db", outside)], [("db", outside)], [("dbs", "ok.minidb"), ("dbs", "../y.minidb")],
                      [("db_name", "../z.minidb")], [("db", "../ckpt_00000.minidb")],
-                     [("to_file", "../../log_me.log")], []]
+                     [("to_file", "../../log_me.log")], [("to_file", "../stats.summary")], []]
     for index, op in enumerate(net.Proto().op[:-1]):
         one = caffe2_pb2.NetDef(name="n", op=[op])
         with pytest.raises(RunError, match=f"op 0 \\({op.type}\\)"):

@@ -185,3 +185,18 @@ def front_back_gradient(op: OpView, inputs: list) -> list:
         raise ShapeError(f"dY is {list(grad.shape)} but reducing X {list(data.shape)} "
                          f"gives {list(kept)}")
     return [TensorInfo(data.shape, grad.dtype if grad is not None else data.dtype)]
+
+
+def summarize_input(dtype: str, shape) -> None:
+    """Summarize needs a float tensor with at least one element."""
+    mean_input(dtype)
+    if size(shape) == 0:
+        raise ShapeError(f"data is empty ({list(shape)}): there are no statistics to take")
+
+
+@rule("reduction_summarize")
+def summarize(op: OpView, inputs: list) -> list:
+    """float32 [4] (min, max, mean, std) when there is an output."""
+    if inputs[0] is not None:
+        summarize_input(inputs[0].dtype, inputs[0].shape)
+    return [TensorInfo((4,), "float32")] * op.n_outputs

@@ -16,10 +16,13 @@ from pycaffe2.schema.inference import OpView, ShapeError, TensorInfo, rule, same
 COUNTER = TensorInfo((1,), "int64")
 
 
-def counter(dtype, shape) -> None:
-    """Raise unless a counter (dtype, shape) is a one-element int64 tensor."""
-    if str(dtype) != "int64" or math.prod(shape) != 1:
-        raise ShapeError(f"iter must be a one-element int64 tensor, got {list(shape)} {dtype}")
+def counter(dtype, shape, widens: bool = False) -> None:
+    """Raise unless a counter (dtype, shape) is a one-element int64 tensor (or int32,
+    for Iter, which `widens` it to int64)."""
+    allowed = ("int64", "int32") if widens else ("int64",)
+    if str(dtype) not in allowed or math.prod(shape) != 1:
+        kinds = "int64 (or int32)" if widens else "int64"
+        raise ShapeError(f"iter must be a one-element {kinds} tensor, got {list(shape)} {dtype}")
 
 
 def one_element(shape, name: str) -> None:
@@ -99,8 +102,9 @@ def _one_element(info, name: str) -> None:
 
 @rule("training_iter")
 def iter_(op: OpView, inputs: list) -> list:
-    """The counter: int64 [1]."""
-    _counter(inputs[0] if inputs else None)
+    """The counter: int64 [1] (an int32 one is widened)."""
+    if inputs and inputs[0] is not None:
+        counter(inputs[0].dtype, inputs[0].shape, widens=True)
     return [COUNTER]
 
 
