@@ -65,7 +65,11 @@ class NetBuilder:
         return self
 
     def __exit__(self, etype, *args):
-        _stack().pop()
+        try:
+            if etype is None:
+                self._finish()
+        finally:  # a block that fails to build leaves the builder stack as it found it
+            _stack().pop()
         if self._use_control_ops and self._children:
             children = self._children
             self._reset_children()
@@ -73,6 +77,9 @@ class NetBuilder:
         self.freeze()
         if etype is None and self._stop_blob_required and self._stop_blob is None:
             raise PyCaffe2Error(f"NetBuilder {self}: needs a stop condition (ops.stop or ops.stop_if)")
+
+    def _finish(self) -> None:
+        """What a kind of block adds when its `with` body is done (still the active builder)."""
 
     def stop_blob(self):
         """The builder's stop blob, made (False) on first use."""
@@ -222,10 +229,9 @@ ops = Operations()
 
 
 class _RunOnce(NetBuilder):
-    def __exit__(self, etype, *args):
-        if etype is None and self._stop_blob is not None:
+    def _finish(self) -> None:
+        if self._stop_blob is not None:
             ops.stop()
-        NetBuilder.__exit__(self, etype, *args)
 
 
 class _StopGuard(_RunOnce):
@@ -238,11 +244,10 @@ class _StopGuard(_RunOnce):
         self._stopped = ops.Const(True, blob_out=self._stopped)
         return builder
 
-    def __exit__(self, etype, *args):
-        if etype is None:
-            self._ran = True
-            ops.Const(False, blob_out=self._stopped)
-        _RunOnce.__exit__(self, etype, *args)
+    def _finish(self) -> None:
+        self._ran = True
+        ops.Const(False, blob_out=self._stopped)
+        _RunOnce._finish(self)
 
     def has_stopped(self):
         if not self._ran:
@@ -269,10 +274,9 @@ class _Loop(NetBuilder):
             ops.stop_if(ops.GE([self._iter, self._num_iters]))
         return builder
 
-    def __exit__(self, etype, *args):
-        if etype is None and self._num_iters is not None:
+    def _finish(self) -> None:
+        if self._num_iters is not None:
             self.current_net().Add([self._iter, self._inc], [self._iter])
-        NetBuilder.__exit__(self, etype, *args)
 
 
 class _RunIf(_RunOnce):
@@ -309,13 +313,11 @@ class _RunIfNet(NetBuilder):
             raise PyCaffe2Error("IfNet needs a condition blob")
         self._cond_blob, self._then_net, self._else_net = cond_blob, None, None
 
-    def __exit__(self, etype, *args):
-        if etype is None:
-            then_nets = self._children
-            self._reset_children()
-            self._then_net = NetBuilder.merge_nets(then_nets, self._lexical_scope) or core.Net("empty_then_net")
-            self._set_net(None)
-        NetBuilder.__exit__(self, etype, *args)
+    def _finish(self) -> None:
+        then_nets = self._children
+        self._reset_children()
+        self._then_net = NetBuilder.merge_nets(then_nets, self._lexical_scope) or core.Net("empty_then_net")
+        self._set_net(None)
 
     def _set_net(self, else_net) -> None:
         """This block's one net: CreateScope ops and the If op."""
@@ -333,14 +335,12 @@ class _RunElseNet(NetBuilder):
             raise PyCaffe2Error("ops.Else must follow an ops.IfNet block")
         self._if_builder = parent._children[-1]
 
-    def __exit__(self, etype, *args):
-        if etype is None:
-            else_nets = self._children
-            self._reset_children()
-            else_net = NetBuilder.merge_nets(else_nets, self._lexical_scope)
-            if else_net is not None:
-                self._if_builder._set_net(else_net)
-        NetBuilder.__exit__(self, etype, *args)
+    def _finish(self) -> None:
+        else_nets = self._children
+        self._reset_children()
+        else_net = NetBuilder.merge_nets(else_nets, self._lexical_scope)
+        if else_net is not None:
+            self._if_builder._set_net(else_net)
 
 
 class _RunWhileNet(NetBuilder):
@@ -348,18 +348,16 @@ class _RunWhileNet(NetBuilder):
         NetBuilder.__init__(self, name=name, _use_control_ops=True)
         self._cond_builder = None
 
-    def __exit__(self, etype, *args):
-        if etype is None:
-            if self._cond_builder is None:
-                raise PyCaffe2Error("ops.WhileNet needs an ops.Condition block")
-            body = self._children  # the Condition block is not among them
-            self._reset_children()
-            body_net = NetBuilder.merge_nets(body, self._lexical_scope) or core.Net("empty_loop_body_net")
-            while_net = core.Net(self.name + "/while_net")
-            add_while_op(while_net, self._cond_builder._cond_blob, self._lexical_scope, body_net,
-                         self._cond_builder._cond_net)
-            self._current_net, self._children = while_net, [while_net]
-        NetBuilder.__exit__(self, etype, *args)
+    def _finish(self) -> None:
+        if self._cond_builder is None:
+            raise PyCaffe2Error("ops.WhileNet needs an ops.Condition block")
+        body = self._children  # the Condition block is not among them
+        self._reset_children()
+        body_net = NetBuilder.merge_nets(body, self._lexical_scope) or core.Net("empty_loop_body_net")
+        while_net = core.Net(self.name + "/while_net")
+        add_while_op(while_net, self._cond_builder._cond_blob, self._lexical_scope, body_net,
+                     self._cond_builder._cond_net)
+        self._current_net, self._children = while_net, [while_net]
 
 
 class _RunWhileCondition(NetBuilder):
@@ -373,16 +371,14 @@ class _RunWhileCondition(NetBuilder):
         parent._cond_builder = self
         self._cond_blob = self._cond_net = None
 
-    def __exit__(self, etype, *args):
-        if etype is None:
-            children = self._children
-            self._reset_children()
-            self._cond_net = NetBuilder.merge_nets(children, self._lexical_scope)
-            if self._cond_net is None or not self._cond_net.Proto().op:
-                raise PyCaffe2Error("ops.Condition block has no ops")
-            last = self._cond_net.Proto().op[-1]
-            if len(last.output) != 1:
-                raise PyCaffe2Error("the last op of ops.Condition must have one (bool) output")
-            self._cond_blob = core.BlobReference(last.output[0])
-            self._current_net, self._children = self._cond_net, [self._cond_net]
-        NetBuilder.__exit__(self, etype, *args)
+    def _finish(self) -> None:
+        children = self._children
+        self._reset_children()
+        self._cond_net = NetBuilder.merge_nets(children, self._lexical_scope)
+        if self._cond_net is None or not self._cond_net.Proto().op:
+            raise PyCaffe2Error("ops.Condition block has no ops")
+        last = self._cond_net.Proto().op[-1]
+        if len(last.output) != 1:
+            raise PyCaffe2Error("the last op of ops.Condition must have one (bool) output")
+        self._cond_blob = core.BlobReference(last.output[0])
+        self._current_net, self._children = self._cond_net, [self._cond_net]
