@@ -275,3 +275,72 @@ def test_while_gradient_needs_a_do_body():
 def test_create_scope_and_has_scope_have_no_gradient():
     assert GetGradientForOp(make_op("HasScope", ["s"], ["h"]), ["h_grad"]) == ([], [None])
     assert GetGradientForOp(make_op("CreateScope", [], ["s"]), ["s_grad"]) == ([], [])
+
+
+# -- net files ---------------------------------------------------------------------------------
+
+NESTED_YAML = """name: main
+external_input: [c, x]
+op:
+  - type: If
+    input: [c, x]
+    output: [y]
+    arg:
+      - name: then_net
+        n:
+          name: then
+          op:
+            - {type: Relu, input: [x], output: [y]}
+      - name: else_net
+        n:
+          name: else
+          op:
+            - {type: Relu, input: [x], output: [y], arg: {alpha: 2}}
+            - {type: Sigmoid, input: [nope], output: [y]}
+"""
+
+
+def test_a_net_file_with_nested_nets_validates_them(tmp_path):
+    from pycaffe2 import netfile
+    from pycaffe2.validate import check_file
+    path = tmp_path / "nested.yaml"
+    path.write_text(NESTED_YAML)
+    problems = [str(p) for p in check_file(path)]
+    assert problems == [
+        f"{path}:4: op 0 (If): else_net (net 'else'): op 0 (Relu): unknown arg 'alpha'",
+        (f"{path}:4: op 0 (If): else_net (net 'else'): op 1 (Sigmoid): input 'nope' is not an external_input "
+         "and no earlier op produces it")]
+    good = tmp_path / "good.pbtxt"
+    net = netfile.load_model(path).predict_net
+    del net.op[0].arg[1:]  # the then branch alone is fine
+    good.write_text(str(net))
+    assert check_file(good) == []
+    ws = Workspace("control")
+    ws.FeedBlob("c", np.array(True))
+    ws.FeedBlob("x", np.array([-1.0, 2.0], np.float32))
+    ws.RunNetOnce(netfile.load_model(good).predict_net)
+    np.testing.assert_array_equal(ws.FetchBlob("y"), [0.0, 2.0])
+
+
+def test_a_yaml_net_arg_may_be_written_as_the_net_itself(tmp_path):
+    from pycaffe2 import netfile
+    from pycaffe2.validate import check_file
+    path = tmp_path / "friendly.yaml"
+    path.write_text("""name: main
+external_input: [c, x]
+op:
+  - type: If
+    input: [c, x]
+    output: [y]
+    arg:
+      then_net: {name: then, op: [{type: Relu, input: [x], output: [y]}]}
+      else_net:
+        name: else
+        op:
+          - {type: Scale, input: [x], output: [y], arg: {scale: 2, bad: 1}}
+""")
+    assert [str(p) for p in check_file(path)] == [
+        f"{path}:4: op 0 (If): else_net (net 'else'): op 0 (Scale): unknown arg 'bad'"]
+    op = netfile.load_model(path).predict_net.op[0]
+    assert [(a.name, a.n.name, a.n.op[0].type) for a in op.arg] == [("then_net", "then", "Relu"),
+                                                                    ("else_net", "else", "Scale")]
