@@ -13,7 +13,9 @@ A kernel may also declare the keyword-only parameters `num_outputs` (how many
 outputs the op asked for), `rng` (a NumPy Generator, seeded from the op's
 device_option.random_seed when it has one) and `input_names` / `output_names`
 (the op's blob names, for ops such as Save that key data by name); the
-executor fills them.
+executor fills them. Control ops (control.py) also take `subnets` (their net
+args, compiled), `is_gradient_op` and `blobs` (the live blob mapping, at run
+time); such a kernel returns {name: value} of the blobs it writes.
 
 `register_cpu(..., specialize=True)` registers a kernel factory instead: it
 takes only the keyword args, once, when the net is created, and returns the
