@@ -254,7 +254,7 @@ def compile_net(net: caffe2_pb2.NetDef, known_blobs=(), kernels=None, rng=None) 
             continue
         if device == caffe2_pb2.PROTO_CPU:
             step = _read_gpu_blobs_on_cpu(step, on_gpu, steps)
-        _track_gpu_blobs(step, device, on_gpu)
+        _track_gpu_blobs(step, op.output, device, on_gpu)
         steps.append(step)
     if wants_cuda:
         problems.extend(_cuda_problem(wants_cuda))
@@ -290,9 +290,10 @@ def _read_gpu_blobs_on_cpu(step: Step, on_gpu: set, steps: list) -> Step:
     return step
 
 
-def _track_gpu_blobs(step: Step, device: int, on_gpu: set) -> None:
+def _track_gpu_blobs(step: Step, outputs, device: int, on_gpu: set) -> None:
+    """`outputs`: the op's declared outputs (a control op's step writes them through its nets)."""
     lands_on_gpu = device == caffe2_pb2.PROTO_CUDA and step.op_type != "CopyGPUToCPU"
-    for name in step.outputs:
+    for name in outputs:
         (on_gpu.add if lands_on_gpu else on_gpu.discard)(name)
 
 

@@ -344,3 +344,26 @@ op:
     op = netfile.load_model(path).predict_net.op[0]
     assert [(a.name, a.n.name, a.n.op[0].type) for a in op.arg] == [("then_net", "then", "Relu"),
                                                                     ("else_net", "else", "Scale")]
+
+
+@pytest.mark.parametrize("device", DEVICES)
+def test_a_cpu_op_reads_what_a_cuda_if_wrote(device):
+    then = net_def("t", make_op("Scale", ["x"], ["y"], {"scale": 2.0}))
+    net = net_def("main", make_op("If", ["c", "x"], ["y"], {"then_net": then}), make_op("Relu", ["y"], ["z"]))
+    if device != "cpu":
+        net.op[0].device_option.device_type = caffe2_pb2.PROTO_CUDA
+    x = rand(3) - 1.0
+    ws = run_net(net, {"c": np.array(True), "x": x})
+    np.testing.assert_allclose(ws.FetchBlob("z"), np.maximum(2 * x, 0), rtol=1e-6)
+
+
+def test_control_ops_run_in_a_dag_net():
+    """A control op writes blobs named only at run time: a dag net runs it after every op
+    before it and every op after it waits for it."""
+    then = net_def("t", make_op("Scale", ["a"], ["y"], {"scale": 3.0}))
+    net = net_def("main", make_op("Sqr", ["x"], ["a"]), make_op("If", ["c", "a"], ["y"], {"then_net": then}),
+                  make_op("Relu", ["y"], ["z"]), make_op("Sqr", ["x"], ["w"]))
+    net.type, net.num_workers = "dag", 4
+    x = rand(3)
+    ws = run_net(net, {"c": np.array(True), "x": x})
+    np.testing.assert_allclose(ws.FetchBlob("z"), 3 * x * x, rtol=1e-6)
