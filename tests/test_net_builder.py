@@ -136,3 +136,30 @@ def test_misuse_is_refused_clearly():
     with pytest.raises(PyCaffe2Error, match="no NetBuilder is active"):
         ops.net()
     assert not hasattr(ops, "Relu")  # no active builder: attribute lookups fail quietly
+
+
+def test_a_differentiated_loop_holding_an_if_validates_and_runs():
+    """s = x^4 + y^2 + z^3 through a WhileNet of two passes holding an IfNet; the whole
+    net, gradient ops and nested nets included, passes the checker."""
+    from pycaffe2.schema.checker import check_net
+    with NetBuilder(_use_control_ops=True) as nb:
+        for blob, value in (("i", 0), ("one", 1), ("two", 2), ("x", 2.0), ("y", 3.0), ("z", 2.0)):
+            ops.Copy(ops.Const(value), blob)
+        with ops.WhileNet():
+            with ops.Condition():
+                ops.Add(["i", "one"], "i")
+                ops.LE(["i", "two"])
+            ops.Pow("x", "x", exponent=2.0)
+            with ops.IfNet(ops.LT(["i", "two"])):
+                ops.Pow("y", "y", exponent=2.0)
+            with ops.Else():
+                ops.Pow("z", "z", exponent=3.0)
+        ops.Add(["x", "y"], "x_plus_y")
+        ops.Add(["x_plus_y", "z"], "s")
+    net = nb.get()[0]
+    grads = net.AddGradientOperators(["s"])
+    assert check_net(net.Proto()) == []
+    ws = Workspace("nb")
+    ws.RunNetOnce(net.Proto())
+    got = {b: (fetch(ws, b), fetch(ws, grads[b])) for b in "xyz"}
+    assert got == {"x": (16.0, 32.0), "y": (9.0, 6.0), "z": (8.0, 12.0)}

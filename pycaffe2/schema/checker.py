@@ -165,7 +165,10 @@ class _NetChecker:
             except (ShapeError, ValueError) as exc:
                 self.report("arg-value", str(exc), index, op.type)
                 return
-            known, strict = set(bindings), True
+            # a gradient Do also reads the forward workspace's saved blobs; a reused
+            # workspace holds whatever earlier runs left in it
+            known, strict = set(bindings) | set(args["saved_fwd_blobs"] if op.is_gradient_op else ()), \
+                not args["reuse_workspace"]
             shapes = {inner: self.shapes[outer] for inner, outer in bindings.items() if outer in self.shapes}
         for arg in op.arg:
             spec = schema.args.get(arg.name)
