@@ -159,6 +159,8 @@ class _NetChecker:
         outer blobs, Do's only the blobs bound to it (and its own)."""
         known, shapes, strict = self.available | set(op.input), self.shapes, self.strict_inputs
         if op.type == "Do":
+            if any(arg.name in schema.args and not fits(arg, schema.args[arg.name].types) for arg in op.arg):
+                return  # check_args said which arg is wrong; bindings from defaults would only add noise
             try:
                 args = bind_args(schema, op)
                 bindings = do_bindings(op.input, op.output, args["inner_blobs"], args["outer_blobs_idx"])

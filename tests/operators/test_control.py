@@ -367,3 +367,10 @@ def test_control_ops_run_in_a_dag_net():
     x = rand(3)
     ws = run_net(net, {"c": np.array(True), "x": x})
     np.testing.assert_allclose(ws.FetchBlob("z"), 3 * x * x, rtol=1e-6)
+
+
+def test_a_mistyped_binding_arg_is_reported_once():
+    op = make_op("Do", ["x", "scope"], ["y", "scope"],
+                 {"net": net_def("n"), "inner_blobs": [1, 2], "outer_blobs_idx": [0, 1]})
+    messages = [p.message for p in check_net(net_def("main", make_op("CreateScope", [], ["scope"]), op))]
+    assert messages == ["arg 'inner_blobs' must be strings, got [1, 2] (field ints)"]
