@@ -23,6 +23,7 @@ import inspect
 import threading
 
 from pycaffe2 import core, model_helper
+from pycaffe2.control_ops_util import add_if_op, add_while_op
 from pycaffe2.model_helper import ParameterTags, update_initializer
 from pycaffe2.optimizer import refuse_sparse
 from pycaffe2.proto import caffe2_pb2
@@ -400,3 +401,17 @@ def add_weight_decay(model, weight_decay):
         grad = model.param_to_grad[param]
         refuse_sparse("brew.add_weight_decay", param, grad)
         model.net.WeightedSum([grad, one, param, wd], grad)
+
+
+@_helper
+def cond(model, cond_blob, external_blobs, then_model, else_model=None):
+    """An If op in model.net running then_model's net (or else_model's) in a Do scope;
+    `external_blobs` are the outer blobs the branches may read and write."""
+    add_if_op(model.net, cond_blob, external_blobs, then_model.net, else_model.net if else_model else None)
+
+
+@_helper
+def loop(model, cond_blob, external_blobs, loop_model, cond_model=None):
+    """A While op in model.net running loop_model's net while cond_blob holds
+    (cond_model's net recomputes it before every pass)."""
+    add_while_op(model.net, cond_blob, external_blobs, loop_model.net, cond_model.net if cond_model else None)

@@ -29,6 +29,7 @@ LAYERS = {
     "pycaffe2.serialized_test": 5, "pycaffe2.device_checker": 5, "pycaffe2.mkl_test_util": 5,
     "pycaffe2.dyndep": 5, "pycaffe2.utils": 5, "pycaffe2.hip_test_util": 5, "pycaffe2.tt_core": 5,
     "pycaffe2.predictor": 5, "pycaffe2.predictor_constants": 5, "pycaffe2.models": 5, "pycaffe2.memonger": 5,
+    "pycaffe2.control_ops_util": 5, "pycaffe2.net_builder": 5, "pycaffe2.control": 5,
     "pycaffe2.net_drawer": 5, "pycaffe2.visualize": 5, "pycaffe2.cnn": 5,
     "pycaffe2.c_module": 5,  # Caffe2's C++ extension module (workspace.C), front end like workspace
     "pycaffe2.python_op": 5,
