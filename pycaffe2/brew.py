@@ -22,7 +22,8 @@ import functools
 import inspect
 import threading
 
-from pycaffe2 import core
+from pycaffe2 import core, model_helper
+from pycaffe2.control_ops_util import add_if_op, add_while_op
 from pycaffe2.model_helper import ParameterTags, update_initializer
 from pycaffe2.optimizer import refuse_sparse
 from pycaffe2.proto import caffe2_pb2
@@ -355,6 +356,15 @@ def transpose(model, blob_in, blob_out, use_cudnn=False, **kwargs):
     return _add_op(model, "Transpose", blob_in, blob_out, **_cudnn(kwargs, use_cudnn))
 
 
+# ---- input ---------------------------------------------------------------------------
+
+@_helper
+def db_input(model, blobs_out, batch_size, db, db_type):
+    """Batches of the records of the DB `db` (TensorProtos, one tensor per blob of
+    blobs_out), from a reader blob `dbreader_<db>` that param_init_net opens."""
+    return model_helper.db_input(model, blobs_out, batch_size, db, db_type)
+
+
 # ---- training -----------------------------------------------------------------------
 
 @_helper
@@ -391,3 +401,17 @@ def add_weight_decay(model, weight_decay):
         grad = model.param_to_grad[param]
         refuse_sparse("brew.add_weight_decay", param, grad)
         model.net.WeightedSum([grad, one, param, wd], grad)
+
+
+@_helper
+def cond(model, cond_blob, external_blobs, then_model, else_model=None):
+    """An If op in model.net running then_model's net (or else_model's) in a Do scope;
+    `external_blobs` are the outer blobs the branches may read and write."""
+    add_if_op(model.net, cond_blob, external_blobs, then_model.net, else_model.net if else_model else None)
+
+
+@_helper
+def loop(model, cond_blob, external_blobs, loop_model, cond_model=None):
+    """A While op in model.net running loop_model's net while cond_blob holds
+    (cond_model's net recomputes it before every pass)."""
+    add_while_op(model.net, cond_blob, external_blobs, loop_model.net, cond_model.net if cond_model else None)

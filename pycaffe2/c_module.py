@@ -22,6 +22,7 @@ import difflib
 
 import numpy as np
 
+from pycaffe2 import db
 from pycaffe2.errors import PyCaffe2Error
 from pycaffe2.executor import Workspace
 from pycaffe2.proto import caffe2_pb2
@@ -178,12 +179,52 @@ def cuda_works() -> bool:
     return cuda.unavailable_reason() is None
 
 
+class _BytesCursor:
+    """A DB cursor as Caffe2's extension gave it: keys and values as bytes."""
+
+    def __init__(self, cursor):
+        self._cursor = cursor
+
+    def key(self) -> bytes:
+        return self._cursor.key().encode("utf-8", "surrogateescape")
+
+    def value(self) -> bytes:
+        return self._cursor.value()
+
+    def __getattr__(self, name):  # supports_seek, seek_to_first, seek, next, valid
+        return getattr(self._cursor, name)
+
+
+class _ExtensionDB:
+    """Caffe2's `C.create_db(db_type, source, mode)` object: new_cursor, new_transaction
+    (put, commit), close. Dropping it closes it and keeps what was written, as Caffe2's
+    destructor did (pycaffe2.db's own DBs discard a write that is never closed)."""
+
+    def __init__(self, db_type: str, source: str, mode):
+        self._db = db.create_db(db_type, source, db.Mode(mode))
+
+    def new_cursor(self) -> _BytesCursor:
+        return _BytesCursor(self._db.new_cursor())
+
+    def new_transaction(self):
+        return self._db.new_transaction()
+
+    def close(self) -> None:
+        self._db.close()
+
+    def __del__(self):
+        if hasattr(self, "_db"):
+            self._db.close()
+
+
 class ExtensionModule:
     """The extension module's names over the current workspace (`current()`)."""
 
     Workspace = BoundWorkspace
     Blob = Blob
     Net = Net
+    Mode = db.Mode
+    create_db = staticmethod(_ExtensionDB)
     # Build flags: pycaffe2 is pure Python with its own kernels.
     is_asan = False
     has_mkldnn = use_mkldnn = use_trt = False
@@ -195,6 +236,10 @@ class ExtensionModule:
 
     def __call__(self) -> Workspace:
         return self._current()
+
+    @staticmethod
+    def registered_dbs() -> list[str]:
+        return sorted(db.DB_TYPES)
 
     # -- GPU: asked lazily, since probing PyCUDA takes time
     @property

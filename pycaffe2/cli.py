@@ -21,6 +21,8 @@ def cmd_validate(args) -> int:
     if out:
         print(out)
     print(summary, file=sys.stderr)
+    for warning in report.warnings:
+        print(f"pycaffe2 validate: warning: {warning}", file=sys.stderr)
     for name in report.unread_shapes:
         print(f"pycaffe2 validate: warning: --input-shape {name}: no checked net reads blob '{name}'",
               file=sys.stderr)
@@ -168,14 +170,17 @@ def _resume_hint(args, plan_run) -> str:
 
 def cmd_db_write(args) -> int:
     from pycaffe2 import db
-    count = db.write_npz_to_minidb(args.npz, args.output)
+    count = db.write_npz_to_db(args.npz, args.output, db_type=args.db_type)
     print(f"wrote {count} record(s) to {args.output}", file=sys.stderr)
     return EXIT_OK
 
 
 def cmd_db_info(args) -> int:
     from pycaffe2 import db
-    print(db.describe_db(args.file))
+    db_type = args.db_type or db.detect_db_type(args.file)
+    if db_type is None:
+        raise db.DBError(f"{args.file}: not a minidb file or an lmdb or leveldb folder (give --db-type)")
+    print(db.describe_db(args.file, db_type))
     return EXIT_OK
 
 
@@ -276,15 +281,20 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--allow-outside-paths", action="store_true",
                      help="let the model file name net files outside its folder")
     run.set_defaults(run=cmd_run)
-    db_cmd = commands.add_parser("db", help="minidb files of TensorProtos: write from .npz, describe")
+    db_cmd = commands.add_parser("db", help="DBs of TensorProtos (minidb, lmdb, leveldb): write from .npz, "
+                                 "describe")
     db_actions = db_cmd.add_subparsers(dest="action", required=True)
-    db_write = db_actions.add_parser("write", help="turn an .npz of arrays into a minidb, one record "
+    db_write = db_actions.add_parser("write", help="turn an .npz of arrays into a DB, one record "
                                      "per example (the arrays' first axis)")
     db_write.add_argument("npz")
     db_write.add_argument("output")
+    db_write.add_argument("--db-type", default="minidb", choices=["minidb", "lmdb", "leveldb"],
+                          help="lmdb and leveldb need the db extra: pip install 'pycaffe2[db]'")
     db_write.set_defaults(run=cmd_db_write)
-    db_info = db_actions.add_parser("info", help="describe a minidb file")
+    db_info = db_actions.add_parser("info", help="describe a DB (a minidb file, an lmdb or leveldb folder)")
     db_info.add_argument("file")
+    db_info.add_argument("--db-type", choices=["minidb", "lmdb", "leveldb"],
+                         help="default: from what the path holds")
     db_info.set_defaults(run=cmd_db_info)
     graph = commands.add_parser("graph", help="a picture of the net (.svg, .png or .dot)")
     graph.add_argument("file")

@@ -26,6 +26,7 @@ from pycaffe2.gradient import BlockGradients, GetBackwardPass, GradientRegistry,
 from pycaffe2.proto import caffe2_pb2
 from pycaffe2.schema import closest_types, get_schema
 from pycaffe2.schema.args import make_argument
+from pycaffe2.workspace import C  # noqa: F401 (Caffe2's core.C: the extension module's names)
 
 __all__ = ["BlobReference", "BlockGradients", "CreateOperator", "CreatePythonOperator", "DeviceOption", "DeviceScope",
            "ExecutionStep", "GradientRegistry", "GradientSlice", "NameScope", "Net", "Plan", "ScopedBlobReference",
@@ -185,7 +186,7 @@ class Net:
         if isinstance(name_or_proto, caffe2_pb2.NetDef):
             self._net.CopyFrom(name_or_proto)
         else:
-            self._net.name = str(name_or_proto)
+            self._net.name = "net" if name_or_proto is None else str(name_or_proto)
         self._net.name = Net._get_next_net_name(self._net.name)
         self._next_id = 0
 
@@ -207,6 +208,32 @@ class Net:
     def NextName(self, prefix: str = "blob", output_id=None) -> str:
         self._next_id += 1
         return ScopedName(f"{self._net.name}/{prefix}_{self._next_id}")
+
+    def NextScopedBlob(self, prefix: str = "unnamed") -> BlobReference:
+        """A blob name not used in this net yet, under the current NameScope."""
+        used, name = self.UsedBlobNames(), ScopedName(prefix)
+        while name in used:
+            self._next_id += 1
+            name = ScopedName(f"{prefix}_{self._next_id}")
+        return BlobReference(name, self)
+
+    def UsedBlobNames(self) -> set[str]:
+        """Every blob the net's ops read or write, and its external inputs and outputs."""
+        names = {b for op in self._net.op for b in (*op.input, *op.output)}
+        return names | set(self._net.external_input) | set(self._net.external_output)
+
+    def AppendNet(self, net, device_option=None) -> Net:
+        """Append `net`'s ops (and its external blobs this net does not make or list yet)."""
+        proto = net.Proto() if isinstance(net, Net) else net
+        made = {b for op in self._net.op for b in op.output}
+        self._net.external_input.extend(b for b in proto.external_input
+                                        if b not in self._net.external_input and b not in made)
+        self._net.external_output.extend(b for b in proto.external_output if b not in self._net.external_output)
+        for op in proto.op:
+            self._net.op.add().CopyFrom(op)
+            if device_option is not None:
+                self._net.op[-1].device_option.CopyFrom(device_option)
+        return self
 
     def GetBlobRef(self, name: str) -> BlobReference:
         return BlobReference(name, self)
@@ -410,11 +437,19 @@ def execution_step(default_name: str, steps_or_nets, num_iter: int | None = None
 
 
 def to_execution_step(step_or_nets, default_name: str | None = None) -> ExecutionStep:
+    """A step for a step, a net, a list of them or a NetBuilder (its nets and blocks
+    in order, stopping when its stop blob says so)."""
+    from pycaffe2.net_builder import NetBuilder
     if isinstance(step_or_nets, ExecutionStep):
         return step_or_nets
     if not default_name and isinstance(step_or_nets, Net):
         default_name = step_or_nets.Name()
-    return execution_step(default_name, step_or_nets)
+    stop_blob = None
+    if isinstance(step_or_nets, NetBuilder):
+        default_name = default_name or step_or_nets.name
+        stop_blob = step_or_nets._stop_blob
+        step_or_nets = step_or_nets.get()
+    return execution_step(default_name, step_or_nets, should_stop_blob=stop_blob)
 
 
 def scoped_execution_step(name: str, *args, **kwargs) -> ExecutionStep:

@@ -21,6 +21,7 @@ import numpy as np
 
 from pycaffe2.errors import DBError, PyCaffe2Error
 from pycaffe2.files import NpzArchive
+from pycaffe2.kvdb import DB_CLASSES, INSTALL_HINT, detect_db_type, missing_package
 from pycaffe2.minidb import Cursor, MiniDB, Mode, Transaction
 from pycaffe2.proto import caffe2_pb2
 from pycaffe2.proto.checks import message_problem
@@ -30,15 +31,16 @@ from pycaffe2.tensor_proto import array_to_tensor, tensor_to_array
 __all__ = [
     "CHUNK_SEPARATOR", "DB_TYPES", "DEFAULT_CHUNK_SIZE", "BlobAssembler", "Cursor", "DBError", "DBReader",
     "MiniDB", "Mode", "Transaction", "blob_name", "blob_names", "check_db_type", "create_db",
-    "describe_db", "load_blobs", "parse_blob", "parse_tensor_protos", "printable", "record_tensor",
-    "register_db", "save_blobs", "serialize_blob", "write_npz_to_minidb",
+    "describe_db", "detect_db_type", "load_blobs", "missing_extra", "parse_blob", "parse_tensor_protos", "printable", "record_tensor",
+    "register_db", "save_blobs", "serialize_blob", "write_npz_to_db", "write_npz_to_minidb",
 ]
 
 CHUNK_SEPARATOR = "#%"
 DEFAULT_CHUNK_SIZE = 1_000_000  # elements per record (Caffe2's caffe2_tensor_chunk_size)
 
 
-DB_TYPES: dict[str, type] = {"minidb": MiniDB}
+# lmdb and leveldb are always listed; opening one without its package (the `db` extra) fails, named.
+DB_TYPES: dict[str, type] = {"minidb": MiniDB, **DB_CLASSES}
 
 
 def register_db(db_type: str):
@@ -52,6 +54,14 @@ def register_db(db_type: str):
 def check_db_type(db_type: str) -> None:
     if db_type not in DB_TYPES:
         raise DBError(f"db_type '{db_type}' is not available (known: {', '.join(sorted(DB_TYPES))})")
+
+
+def missing_extra(db_type: str) -> str | None:
+    """Why a known db_type cannot be opened here (its package is not installed), or None."""
+    package = missing_package(db_type)
+    if package is None:
+        return None
+    return f"db_type '{db_type}' needs the Python package '{package}' ({INSTALL_HINT})"
 
 
 def create_db(db_type: str, source: str, mode: Mode):
@@ -275,7 +285,12 @@ def _keys(db):
 
 # Data files: one TensorProtos per example, as TensorProtosDBInput reads them.
 def write_npz_to_minidb(npz_path: str, out_path: str, names=None) -> int:
-    """Write an .npz as a minidb of examples; returns the number of records.
+    """write_npz_to_db to a minidb (the name it had before lmdb and leveldb)."""
+    return write_npz_to_db(npz_path, out_path, names)
+
+
+def write_npz_to_db(npz_path: str, out_path: str, names=None, db_type: str = "minidb") -> int:
+    """Write an .npz as a DB of examples; returns the number of records.
 
     Record i (key `%08d` of i) is a TensorProtos holding example i of every
     array: `array[i]` for each name in `names`, in that order (default: the
@@ -299,7 +314,7 @@ def write_npz_to_minidb(npz_path: str, out_path: str, names=None) -> int:
             array_to_tensor(array[:0])  # a dtype TensorProto has no type for fails here, named
         except PyCaffe2Error as exc:
             raise DBError(f"{npz_path}: array '{name}': {exc}") from None
-    with create_db("minidb", out_path, Mode.new) as db:
+    with create_db(db_type, out_path, Mode.new) as db:
         transaction = db.new_transaction()
         for i in range(count):
             protos = caffe2_pb2.TensorProtos(protos=[array_to_tensor(a[i]) for a in arrays])
@@ -318,7 +333,7 @@ def describe_db(path: str, db_type: str = "minidb") -> str:
             keys.append(key)
             if first is None:
                 first = cursor.value()
-        lines = [f"{path}: {db_type}, {len(keys)} records, {os.path.getsize(path)} bytes"]
+        lines = [f"{path}: {db_type}, {len(keys)} records, {_bytes_on_disk(path)} bytes"]
         if not keys:
             return lines[0]
         shown = keys if len(keys) <= 6 else keys[:3] + ["..."] + keys[-2:]
@@ -335,6 +350,13 @@ def describe_db(path: str, db_type: str = "minidb") -> str:
         return "\n".join(lines)
     finally:
         db.close()
+
+
+def _bytes_on_disk(path: str) -> int:
+    """A file's size, or what the files of a DB folder (lmdb, leveldb) hold together."""
+    if not os.path.isdir(path):
+        return os.path.getsize(path)
+    return sum(entry.stat().st_size for entry in os.scandir(path) if entry.is_file())
 
 
 def printable(key: str) -> str:

@@ -64,6 +64,13 @@ def update_initializer(initializer_class, operator_name_and_kwargs, default_oper
     return Initializer(name, **kwargs)
 
 
+def db_input(model, blobs_out, batch_size, db, db_type, **kwargs):
+    """Caffe2's db_input helper (here so that model_helper need not import brew): a CreateDB
+    reader blob `dbreader_<db>` in param_init_net, and TensorProtosDBInput in net."""
+    reader = model.param_init_net.CreateDB([], f"dbreader_{db}", db=db, db_type=db_type)
+    return model.net.TensorProtosDBInput(reader, blobs_out, batch_size=batch_size, **kwargs)
+
+
 def _namescope(blob) -> str:
     """The NameScope part of a blob name: everything up to and including the last '/'."""
     head, sep, _ = str(blob).rpartition("/")
@@ -190,6 +197,15 @@ class ModelHelper:
         """(param, gradient) pairs of the params that have a gradient."""
         params = self.params if params is None else params
         return [(p, self.param_to_grad[p]) for p in params if p in self.param_to_grad]
+
+    def TensorProtosDBInput(self, unused_blob_in, blob_out, batch_size, db, db_type, **kwargs):
+        """Reads batches from the DB `db` (brew.db_input): a reader made once in
+        param_init_net, and TensorProtosDBInput in net. For an op reading a reader
+        blob of your own, use model.net.TensorProtosDBInput."""
+        if unused_blob_in:
+            raise ValueError("model.TensorProtosDBInput makes its own DB reader and takes no input blob; "
+                             "use model.net.TensorProtosDBInput to read from a reader of your own")
+        return db_input(self, blob_out, batch_size, db, db_type, **kwargs)
 
     def Proto(self):
         return self.net.Proto()

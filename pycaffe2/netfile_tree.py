@@ -34,6 +34,17 @@ _FLOAT32_FIELDS = {("Argument", "f"), ("Argument", "floats"), ("TensorProto", "f
 
 # ---------------------------------------------------------------- reading
 
+_ARGUMENT_FIELDS = set(caffe2_pb2.Argument.DESCRIPTOR.fields_by_name)
+
+
+def _net_shaped(value) -> bool:
+    """A net arg written as the net itself (`then_net: {name: t, op: [...]}`), or a list
+    of nets, rather than as an Argument's fields (`{n: {...}}`)."""
+    items = value if isinstance(value, list) else [value]
+    return bool(items) and all(isinstance(v, dict) and not set(map(str, v)) & _ARGUMENT_FIELDS - {"name"}
+                               for v in items)
+
+
 class DictReader:
     """Builds protobuf messages from YAML/JSON trees, with located errors."""
 
@@ -72,7 +83,7 @@ class DictReader:
     def ops(self, net, value, path, parent):
         if not isinstance(value, list):
             self.fail("'op' must be a list of operators", parent, path)
-        lines = getattr(value, "item_lines", [])
+        lines = getattr(value, "item_lines", []) if "[" not in path else []  # a control op's net: not the file's ops
         for index, tree in enumerate(value):
             op_type = tree.get("type") if isinstance(tree, dict) else None
             if index < len(lines):
@@ -99,11 +110,19 @@ class DictReader:
         schema = get_schema(op_type)
         args = []
         for name, value in mapping.items():
-            if isinstance(value, dict):  # an Argument written out field by field
+            spec = schema.args.get(str(name)) if schema else None
+            if spec is not None and set(spec.types) & {"net", "nets"} and _net_shaped(value):
+                nets = [self.message(v, caffe2_pb2.NetDef, f"{path}.{name}", mapping)
+                        for v in (value if isinstance(value, list) else [value])]
+                arg = caffe2_pb2.Argument(name=str(name))
+                if isinstance(value, list):
+                    arg.nets.extend(nets)
+                else:
+                    arg.n.CopyFrom(nets[0])
+            elif isinstance(value, dict):  # an Argument written out field by field
                 arg = self.message(value, caffe2_pb2.Argument, f"{path}.{name}", mapping)
                 arg.name = str(name)
             else:
-                spec = schema.args.get(str(name)) if schema else None
                 try:
                     arg = make_argument(str(name), value, spec.types if spec else ())
                 except (ValueError, TypeError) as exc:  # incl. a lone surrogate, an int out of range

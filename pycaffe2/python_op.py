@@ -13,9 +13,9 @@ does with anything read from a net (schema/inference/python.py).
 """
 from __future__ import annotations
 
+from pycaffe2.c_module import BoundWorkspace
 from pycaffe2.core import CreateOperator
 from pycaffe2.schema.inference.python import register_function, register_gradient_function
-from pycaffe2.workspace import BoundWorkspace
 
 
 class RunningWorkspace(BoundWorkspace):
@@ -23,7 +23,7 @@ class RunningWorkspace(BoundWorkspace):
     `ws.fetch_blob`, `ws.create_blob`, `ws.run`): what a pass_workspace function gets."""
 
     def __init__(self, workspace):  # the running executor Workspace, not a new one
-        self.workspace = workspace  # BoundWorkspace's blobs / nets / run act on it
+        self.workspace = workspace
 
     def FetchBlob(self, name):
         return self.workspace.FetchBlob(str(name))

@@ -26,8 +26,10 @@ import pathspec
 import yaml
 
 from pycaffe2 import _yaml, netfile
+from pycaffe2.db import missing_extra
 from pycaffe2.errors import NetFileError, PyCaffe2Error
 from pycaffe2.files import is_folder, read_regular_file
+from pycaffe2.schema import get_schema
 from pycaffe2.schema.checker import Problem, check_model
 
 # Top-level keys that make a YAML/JSON mapping a net or a model (protobuf JSON's camelCase too).
@@ -43,12 +45,14 @@ _TREE_SUFFIXES = (".yaml", ".yml", ".json")
 class Report:
     """What one `validate` run found: the paths checked, the paths a walk (or
     `skip_non_nets`) passed over because they hold no net, every problem, and the
-    names given shapes that no checked net reads."""
+    names given shapes that no checked net reads; `warnings` (ops whose DB type
+    needs a package not installed here) do not make a net invalid."""
 
     checked: list[str] = field(default_factory=list)
     skipped: list[str] = field(default_factory=list)
     problems: list[Problem] = field(default_factory=list)
     unread_shapes: list[str] = field(default_factory=list)
+    warnings: list[Problem] = field(default_factory=list)
 
 
 def parse_input_shape(spec: str) -> tuple[str, tuple[tuple[int, ...], str]]:
@@ -76,8 +80,9 @@ def check_file(path, input_shapes=None, allow_outside_paths: bool = False) -> li
     return _check(path, input_shapes, allow_outside_paths)[0]
 
 
-def _check(path, input_shapes=None, allow_outside_paths: bool = False) -> tuple[list[Problem], set[str]]:
-    """(problems, the blobs the file's nets read)."""
+def _check(path, input_shapes=None, allow_outside_paths: bool = False, warnings=None
+           ) -> tuple[list[Problem], set[str]]:
+    """(problems, the blobs the file's nets read); warnings go to the `warnings` list."""
     try:
         model = netfile.load_model(path, allow_outside_paths=allow_outside_paths)
     except NetFileError as exc:
@@ -85,9 +90,30 @@ def _check(path, input_shapes=None, allow_outside_paths: bool = False) -> tuple[
                         exc.op_index, exc.op_type)], set()
     if input_shapes:
         model.input_shapes = {**model.input_shapes, **input_shapes}
+    if warnings is not None:
+        warnings += db_type_warnings(model)
     read = {blob for _, net in model.nets() for op in net.op for blob in op.input}
     read |= {blob for _, net in model.nets() for blob in net.external_input}
     return check_model(model), read
+
+
+def db_type_warnings(model) -> list[Problem]:
+    """Ops whose db_type (given, or the schema's default) needs a package that is not
+    installed (lmdb, leveldb without the db extra): the net is valid, but would fail to run here."""
+    found = []
+    for key, net in model.nets():
+        for index, op in enumerate(net.op):
+            schema = get_schema(op.type)
+            spec = schema.args.get("db_type") if schema is not None else None
+            if spec is None:
+                continue
+            given = [arg.s.decode("utf-8", "replace") for arg in op.arg if arg.name == "db_type"]
+            why = missing_extra(given[0] if given else spec.default or "")
+            if why:
+                found.append(Problem("db_type", f"{why}; running this op here will fail",
+                                     model.files.get(key), model.op_lines.get(key, {}).get(index),
+                                     net.name, index, op.type))
+    return found
 
 
 def validate(paths, *, input_shapes=None, exclude=(), skip_non_nets=False,
@@ -103,7 +129,7 @@ def validate(paths, *, input_shapes=None, exclude=(), skip_non_nets=False,
         if (not explicit or skip_non_nets) and os.path.isfile(path) and not holds_net(path):
             report.skipped.append(str(path))
             continue
-        problems, blobs = _check(path, input_shapes, allow_outside_paths)
+        problems, blobs = _check(path, input_shapes, allow_outside_paths, report.warnings)
         report.checked.append(str(path))
         report.problems += problems
         read |= blobs

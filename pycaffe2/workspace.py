@@ -23,6 +23,7 @@ import numpy as np
 from pycaffe2.c_module import BoundWorkspace, ExtensionModule, _message, cuda_works  # noqa: F401 (BoundWorkspace: test_util's)
 from pycaffe2.errors import PyCaffe2Error
 from pycaffe2.executor import Workspace
+from pycaffe2.predictor.predictor import Predictor  # noqa: F401 (Caffe2 spells it workspace.Predictor)
 from pycaffe2.proto import caffe2_pb2
 
 _log = logging.getLogger(__name__)

@@ -94,8 +94,8 @@ def test_garbage_lengths_are_reported(tmp_path):
 def test_missing_file_and_unknown_type():
     with pytest.raises(db.DBError, match="cannot open minidb /nonexistent/x.minidb"):
         db.create_db("minidb", "/nonexistent/x.minidb", db.Mode.read)
-    with pytest.raises(db.DBError, match="db_type 'lmdb' is not available"):
-        db.create_db("lmdb", "x", db.Mode.read)
+    with pytest.raises(db.DBError, match="db_type 'rocksdb' is not available"):
+        db.create_db("rocksdb", "x", db.Mode.read)
 
 
 def test_empty_key_or_value_is_refused(tmp_path):

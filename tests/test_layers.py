@@ -20,7 +20,7 @@ LAYERS = {
     "pycaffe2._pbtxt": 0, "pycaffe2.files": 0, "pycaffe2.paths": 0,
     "pycaffe2.schema": 1,
     "pycaffe2.netfile": 2, "pycaffe2.netfile_tree": 2, "pycaffe2.protojson": 2, "pycaffe2.devices": 2,
-    "pycaffe2.tensor_proto": 2, "pycaffe2.db": 2, "pycaffe2.minidb": 2,
+    "pycaffe2.tensor_proto": 2, "pycaffe2.db": 2, "pycaffe2.minidb": 2, "pycaffe2.kvdb": 2,
     "pycaffe2.operators": 3, "pycaffe2.validate": 3, "pycaffe2.validate_report": 3,
     "pycaffe2.gradient": 4, "pycaffe2.executor": 4,
     "pycaffe2.testing": 5, "pycaffe2.gradient_checker": 5, "pycaffe2.graph": 5,
@@ -28,6 +28,8 @@ LAYERS = {
     "pycaffe2.optimizer": 5, "pycaffe2.test_util": 5, "pycaffe2.hypothesis_test_util": 5,
     "pycaffe2.serialized_test": 5, "pycaffe2.device_checker": 5, "pycaffe2.mkl_test_util": 5,
     "pycaffe2.dyndep": 5, "pycaffe2.utils": 5, "pycaffe2.hip_test_util": 5, "pycaffe2.tt_core": 5,
+    "pycaffe2.predictor": 5, "pycaffe2.predictor_constants": 5, "pycaffe2.models": 5, "pycaffe2.memonger": 5,
+    "pycaffe2.control_ops_util": 5, "pycaffe2.net_builder": 5, "pycaffe2.control": 5,
     "pycaffe2.net_drawer": 5, "pycaffe2.visualize": 5, "pycaffe2.cnn": 5,
     "pycaffe2.c_module": 5,  # Caffe2's C++ extension module (workspace.C), front end like workspace
     "pycaffe2.python_op": 5,

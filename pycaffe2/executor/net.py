@@ -30,15 +30,17 @@ class Step:
     a kernel of an op without outputs returns nothing, or a dict of the blobs it
     writes by names known only when it runs (Load with load_all)."""
 
-    __slots__ = ("function", "index", "inputs", "kwargs", "op_type", "outputs", "single")
+    __slots__ = ("function", "index", "inputs", "kwargs", "op_type", "outputs", "single", "wants_blobs")
 
-    def __init__(self, index, op_type, function, inputs, outputs, kwargs, single):
+    def __init__(self, index, op_type, function, inputs, outputs, kwargs, single, wants_blobs=False):
         self.index, self.op_type, self.function = index, op_type, function
         self.inputs, self.outputs, self.kwargs, self.single = inputs, outputs, kwargs, single
+        self.wants_blobs = wants_blobs  # a control op: it also gets the live blob mapping
 
     def run(self, blobs: dict, net_name: str) -> None:
         try:
-            result = self.function(*[blobs[name] for name in self.inputs], **self.kwargs)
+            extra = {"blobs": blobs} if self.wants_blobs else {}
+            result = self.function(*[blobs[name] for name in self.inputs], **self.kwargs, **extra)
             if self.single:
                 blobs[self.outputs[0]] = result
             elif not self.outputs:  # a side effect, or blobs named at run time (Load's load_all)
@@ -83,7 +85,8 @@ def _straight_line(steps: list[Step]):
         lines.append(f"    {', '.join(f'k{i}' for i in range(len(steps)))}, = K")
         lines.append(f"    {', '.join(f'w{i}' for i in range(len(steps)))}, = W")
     for i, step in enumerate(steps):
-        args = [f"B[{slot[name]}]" for name in step.inputs] + ([f"**w{i}"] if step.kwargs else [])
+        args = ([f"B[{slot[name]}]" for name in step.inputs] + (["blobs=B"] if step.wants_blobs else [])
+                + ([f"**w{i}"] if step.kwargs else []))
         call = f"k{i}({', '.join(args)})"
         if step.single:
             code = f"B[{slot[step.outputs[0]]}] = {call}"
@@ -246,13 +249,13 @@ def compile_net(net: caffe2_pb2.NetDef, known_blobs=(), kernels=None, rng=None, 
         if device == caffe2_pb2.PROTO_CUDA:
             wants_cuda.append(index)
         try:
-            step = _step(index, op, kernel, rng, workspace)
+            step = _step(index, op, kernel, rng, kernels, workspace)
         except (ValueError, PyCaffe2Error) as exc:  # a kernel factory refusing its args
             problems.append(f"op {index} ({op.type}): {exc}")
             continue
         if device == caffe2_pb2.PROTO_CPU:
             step = _read_gpu_blobs_on_cpu(step, on_gpu, steps)
-        _track_gpu_blobs(step, device, on_gpu)
+        _track_gpu_blobs(step, op.output, device, on_gpu)
         steps.append(step)
     if wants_cuda:
         problems.extend(_cuda_problem(wants_cuda))
@@ -288,15 +291,21 @@ def _read_gpu_blobs_on_cpu(step: Step, on_gpu: set, steps: list) -> Step:
     return step
 
 
-def _track_gpu_blobs(step: Step, device: int, on_gpu: set) -> None:
+def _track_gpu_blobs(step: Step, outputs, device: int, on_gpu: set) -> None:
+    """`outputs`: the op's declared outputs (a control op's step writes them through its nets)."""
     lands_on_gpu = device == caffe2_pb2.PROTO_CUDA and step.op_type != "CopyGPUToCPU"
-    for name in step.outputs:
+    for name in outputs:
         (on_gpu.add if lands_on_gpu else on_gpu.discard)(name)
 
 
-def _step(index, op, kernel, rng, workspace=None) -> Step:
+def _step(index, op, kernel, rng, kernels=None, workspace=None) -> Step:
     bound = bind_args(get_schema(op.type), op)
     kwargs = {name: bound.get(name) for name in kernel.arg_names}
+    if "subnets" in kernel.context:
+        kwargs["subnets"] = {name: _compile_subnet(value, op, name, kernels, rng, workspace)
+                             for name, value in bound.items() if isinstance(value, caffe2_pb2.NetDef)}
+    if "is_gradient_op" in kernel.context:
+        kwargs["is_gradient_op"] = op.is_gradient_op
     if "num_outputs" in kernel.context:
         kwargs["num_outputs"] = len(op.output)
     if "input_names" in kernel.context:
@@ -308,11 +317,25 @@ def _step(index, op, kernel, rng, workspace=None) -> Step:
     if "rng" in kernel.context:
         seeded = op.device_option.HasField("random_seed")
         kwargs["rng"] = np.random.default_rng(op.device_option.random_seed) if seeded else rng
-    single = get_schema(op.type).num_outputs.max == 1 and len(op.output) == 1  # Summarize may have none
+    wants_blobs = "blobs" in kernel.context
+    # Summarize may have no output; a control op returns {name: value} of what it writes
+    single = get_schema(op.type).num_outputs.max == 1 and len(op.output) == 1 and not wants_blobs
     function = kernel.function
     if kernel.specialize:
         function, kwargs = function(**kwargs), {}
-    return Step(index, op.type, function, tuple(op.input), tuple(op.output), kwargs, single)
+    outputs = () if wants_blobs else tuple(op.output)  # it returns {name: value} of its writes
+    return Step(index, op.type, function, tuple(op.input), outputs, kwargs, single, wants_blobs)
+
+
+def _compile_subnet(net: caffe2_pb2.NetDef, op, arg_name: str, kernels, rng, workspace=None) -> CompiledNet:
+    """A control op's net, compiled; without a device option of its own it runs on the op's."""
+    copy = caffe2_pb2.NetDef()
+    copy.CopyFrom(net)
+    if not copy.name:
+        copy.name = f"{op.type}.{arg_name}"
+    if not copy.HasField("device_option") and op.HasField("device_option"):
+        copy.device_option.CopyFrom(op.device_option)
+    return compile_net(copy, kernels=kernels, rng=rng, workspace=workspace)
 
 
 def _int_arg(net, name, default):

@@ -3,8 +3,10 @@
 A step runs either its substeps (in order, or on threads when
 `concurrent_substeps`) or its nets, `num_iter` times (1 when unset, or until
 `should_stop_blob` says stop when only that is given). The stop blob, a
-scalar bool, is read after every net and substep. A substep marked
-`only_once` runs in the first iteration of its parent only.
+scalar bool, is read after every net and substep. A step with a stop blob
+and `only_once` runs one iteration (Caffe2's rule: the stop blob may only cut
+it short, as control.If's steps do); a substep marked `only_once` without a
+stop blob (which Caffe2 refuses) runs in the first iteration of its parent only.
 
 A `PlanMonitor` can watch the loops: it says where a step's loop starts
 (resuming from a checkpoint), hears of every finished iteration, when it
@@ -67,7 +69,7 @@ def _check_step(workspace, step) -> None:
 def _iterations(step) -> int:
     if step.HasField("num_iter"):
         return step.num_iter
-    return sys.maxsize if step.should_stop_blob else 1
+    return (1 if step.only_once else sys.maxsize) if step.should_stop_blob else 1
 
 
 def _should_stop(workspace, step) -> bool:
@@ -96,7 +98,7 @@ def _run_iteration(workspace, step, iteration: int, monitor) -> bool:
             if _should_stop(workspace, step):
                 return True
         return False
-    substeps = [s for s in step.substep if not (s.only_once and iteration > 0)]
+    substeps = [s for s in step.substep if not (s.only_once and not s.should_stop_blob and iteration > 0)]
     if step.concurrent_substeps and len(substeps) > 1:
         with ThreadPoolExecutor(max_workers=len(substeps)) as pool:
             for future in [pool.submit(run_step, workspace, s, monitor) for s in substeps]:

@@ -5,6 +5,7 @@ op families need nothing from here) is re-exported.
     from pycaffe2.gradient import GetBackwardPass, BlockGradients, only_update
     grad_ops, grad_map = GetBackwardPass(net.op, ["loss"])
 """
+from pycaffe2.gradient import control as _control  # noqa: F401 (registers the control ops' makers)
 from pycaffe2.gradient.backward import GetBackwardPass
 from pycaffe2.gradient.blocking import BlockGradients, only_update
 from pycaffe2.gradient.for_op import PYTHON_GRADIENT_MAKERS, GetGradientForOp, RegisterGradient

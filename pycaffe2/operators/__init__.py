@@ -15,7 +15,9 @@ device_option.random_seed when it has one) and `input_names` / `output_names`
 (the op's blob names, for ops such as Save that key data by name) and
 `workspace` (the executor Workspace the net is created in, None when it is
 compiled without one: the Python op hands it to functions registered with
-pass_workspace); the executor fills them.
+pass_workspace); the executor fills them. Control ops (control.py) also take
+`subnets` (their net args, compiled), `is_gradient_op` and `blobs` (the live
+blob mapping, at run time); such a kernel returns {name: value} of the blobs it writes.
 
 `register_cpu(..., specialize=True)` registers a kernel factory instead: it
 takes only the keyword args, once, when the net is created, and returns the

@@ -239,10 +239,11 @@ def make_pow_gradient(g):
     # dX = exponent * X^(exponent-1) * dY. In place, X is gone and Caffe2 takes
     # X^(exponent-1) = Y^((exponent-1)/exponent), which holds for X > 0 only;
     # there dX and dY share a blob, so the power goes to a temporary first.
-    power, powered = exponent - 1.0, g.GI(0)
-    if g.I(0) == g.O(0):
-        power, powered = (exponent - 1.0) / exponent, g.GI(0) + "_autogen_pow"
-    return [g.Op("Pow", [g.I(0)], [powered], exponent=power),
+    if g.op.input[0] == g.op.output[0]:  # the base is Y, as the forward op left it
+        power, powered, base = (exponent - 1.0) / exponent, g.GI(0) + "_autogen_pow", g.O(0)
+    else:
+        power, powered, base = exponent - 1.0, g.GI(0), g.I(0)
+    return [g.Op("Pow", [base], [powered], exponent=power),
             g.Op("Mul", [powered, g.GO(0)], [g.GI(0)]),
             g.Op("Scale", [g.GI(0)], [g.GI(0)], scale=exponent)]
 

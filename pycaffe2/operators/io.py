@@ -217,10 +217,10 @@ def _read_blobs(sources, db_type, name_of, wanted: set | None, load_all) -> dict
     """{name: value} of the wanted blobs (all when `wanted` is None) in the DBs (paths or readers)."""
     found, seen_in = {}, {}
     for index, source in enumerate(sources):
-        if isinstance(source, DBReader):
-            path, db = source.source, create_db(source.db_type, source.source, Mode.read)
+        if isinstance(source, DBReader):  # its open DB: a LevelDB folder opens once per process
+            path, db, owned = source.source, source.db, False
         else:
-            path, db = source, create_db(db_type, source, Mode.read)
+            path, db, owned = source, create_db(db_type, source, Mode.read), True
         try:
             assembler, extra = BlobAssembler(path, getattr(db, "size", None)), []
             cursor = db.new_cursor()
@@ -235,7 +235,8 @@ def _read_blobs(sources, db_type, name_of, wanted: set | None, load_all) -> dict
                     assembler.add(name, key, cursor.value())  # values of skipped blobs are not read
                 cursor.next()
         finally:
-            db.close()
+            if owned:
+                db.close()
         if load_all and extra:
             raise DBError(f"with load_all=1 every blob must be an output; {path} also holds "
                           f"{', '.join(sorted(set(extra)))}")

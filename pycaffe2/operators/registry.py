@@ -41,7 +41,11 @@ from pycaffe2.schema import get_schema
 from pycaffe2.schema.args import make_argument
 from pycaffe2.schema.bind import bind_args
 
-CONTEXT_PARAMS = ("num_outputs", "rng", "input_names", "output_names", "workspace")
+# `subnets` (the op's net args, compiled), `blobs` (the live blob mapping, at run time;
+# the kernel returns {name: value} of what it writes) and `is_gradient_op` serve control ops.
+# `workspace` (the executor Workspace) serves the Python op.
+CONTEXT_PARAMS = ("num_outputs", "rng", "input_names", "output_names", "subnets", "blobs", "is_gradient_op",
+                  "workspace")
 
 
 @dataclass(frozen=True)

@@ -17,7 +17,8 @@ from pycaffe2.errors import location
 from pycaffe2.proto import caffe2_pb2
 from pycaffe2.schema import closest_types, get_schema
 from pycaffe2.schema.args import arg_value, fits, set_fields
-from pycaffe2.schema.bind import ShapeError, TensorInfo, infer_op
+from pycaffe2.schema.bind import ShapeError, TensorInfo, bind_args, infer_op
+from pycaffe2.schema.inference.control import do_bindings
 
 NET_TYPES = ("", "simple", "dag", "async_dag", "async_polling", "async_scheduling",
              "async_simple", "singlethread_async", "prof_dag")
@@ -100,6 +101,8 @@ class _NetChecker:
             return
         counts_ok = self.check_counts(index, op, schema)
         self.check_args(index, op, schema)
+        if any("net" in spec.types or "nets" in spec.types for spec in schema.args.values()):
+            self.check_subnets(index, op, schema)
         if counts_ok:
             self.check_inplace(index, op, schema)
         self.infer(index, op, counts_ok)
@@ -150,6 +153,34 @@ class _NetChecker:
         for name, spec in schema.args.items():
             if spec.required and name not in seen:
                 self.report("missing-arg", f"required arg '{name}' is missing", index, op.type)
+
+    def check_subnets(self, index, op, schema):
+        """A control op's nets are checked like any net: If's and While's see the
+        outer blobs, Do's only the blobs bound to it (and its own)."""
+        known, shapes, strict = self.available | set(op.input), self.shapes, self.strict_inputs
+        if op.type == "Do":
+            if any(arg.name in schema.args and not fits(arg, schema.args[arg.name].types) for arg in op.arg):
+                return  # check_args said which arg is wrong; bindings from defaults would only add noise
+            try:
+                args = bind_args(schema, op)
+                bindings = do_bindings(op.input, op.output, args["inner_blobs"], args["outer_blobs_idx"])
+            except (ShapeError, ValueError) as exc:
+                self.report("arg-value", str(exc), index, op.type)
+                return
+            # a gradient Do also reads the forward workspace's saved blobs; a reused
+            # workspace holds whatever earlier runs left in it
+            known, strict = set(bindings) | set(args["saved_fwd_blobs"] if op.is_gradient_op else ()), \
+                not args["reuse_workspace"]
+            shapes = {inner: self.shapes[outer] for inner, outer in bindings.items() if outer in self.shapes}
+        for arg in op.arg:
+            spec = schema.args.get(arg.name)
+            if spec is None or not fits(arg, spec.types) or not set(spec.types) & {"net", "nets"}:
+                continue
+            for net in ([arg.n] if arg.HasField("n") else list(arg.nets)):
+                checker = _NetChecker(net, None, None, None, known, shapes)
+                checker.strict_inputs = strict
+                for problem in checker.run():
+                    self.report(problem.kind, f"{arg.name} (net '{net.name}'): {problem}", index, op.type)
 
     def check_inplace(self, index, op, schema):
         for i, blob_in in enumerate(op.input):

@@ -52,6 +52,9 @@ STATIC_PROBLEMS = {
     "pooling": ("MaxPool", ["X", "Z"], ["Y"], {"kernel": 2}, "takes 1 input (X), got 2"),
     "softmax_loss": ("SoftmaxWithLoss", ["X"], ["P", "loss"], {}, "takes 2 to 3 inputs"),
     "python": ("Python", ["X"], ["Y"], {"token": "f"}, "no Python function is registered under token 'f'"),
+    "control": ("Do", ["a", "scope"], ["b", "scope"],
+                {"net": caffe2_pb2.NetDef(name="inner"), "inner_blobs": ["a"], "outer_blobs_idx": [0]},
+                "outer blob(s) b are bound to no inner name"),
     "recurrent": ("LSTMUnit", ["H", "C", "G", "L", "T"], ["H_t", "C_t"], {"sequence_lengths": 0},
                   "sequence_lengths=0 needs 4 inputs, got 5"),
 }

@@ -1,0 +1,54 @@
+"""Caffe2's `models` package: the model zoo's pretrained nets and model builders.
+
+Pretrained pairs (`init_net.pb` + `predict_net.pb`) live in a folder per model
+under the models folder: $PYCAFFE2_MODELS, or ~/.pycaffe2/models when unset.
+`python -m pycaffe2.models.download -i squeezenet` puts them there (Caffe2
+installed them beside its own package; a user folder needs no write access to
+site-packages). `from pycaffe2.models import squeezenet` then gives
+`squeezenet.init_net` and `squeezenet.predict_net` as NetDefs, read when first
+asked for, and a clear error naming the download command when they are absent.
+
+Builders: `resnet` (ResNet-50, ResNeXt, the 32x32 CIFAR ResNets) with brew.
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from pycaffe2.errors import PyCaffe2Error
+from pycaffe2.proto import caffe2_pb2
+
+NET_FILES = ("init_net", "predict_net")
+
+
+def models_dir() -> Path:
+    """The folder that holds one subfolder per downloaded model."""
+    configured = os.environ.get("PYCAFFE2_MODELS")
+    return Path(configured).expanduser() if configured else Path.home() / ".pycaffe2" / "models"
+
+
+def model_folder(name: str) -> Path:
+    return models_dir() / name
+
+
+def load_net_file(name: str, which: str) -> caffe2_pb2.NetDef:
+    """`which` (init_net or predict_net) of the downloaded model `name`, parsed."""
+    path = model_folder(name) / f"{which}.pb"
+    if not path.is_file():
+        raise PyCaffe2Error(f"model {name}: {path} not found. Get the model with "
+                            f"`python -m pycaffe2.models.download -i {name}`, or put its init_net.pb and "
+                            f"predict_net.pb in {model_folder(name)} (set $PYCAFFE2_MODELS to use "
+                            "another models folder)")
+    net = caffe2_pb2.NetDef()
+    try:
+        net.ParseFromString(path.read_bytes())
+    except Exception as exc:  # noqa: BLE001 (protobuf raises several types for bad bytes)
+        raise PyCaffe2Error(f"model {name}: {path} is not a NetDef protobuf: {exc}") from None
+    return net
+
+
+def zoo_attribute(name: str, attribute: str) -> caffe2_pb2.NetDef:
+    """A zoo model module's `init_net` / `predict_net`, read from the models folder."""
+    if attribute not in NET_FILES:
+        raise AttributeError(f"module pycaffe2.models.{name} has no attribute {attribute!r}")
+    return load_net_file(name, attribute)

@@ -1,0 +1,58 @@
+"""Inference rules of the control family, and the checks its kernels share:
+the condition blob of If and While, and Do's blob bindings (CreateNet, validate
+and a run refuse the same bindings with the same words)."""
+from __future__ import annotations
+
+from pycaffe2.schema.inference import ShapeError, TensorInfo, rule
+
+
+def check_condition(shape, dtype) -> None:
+    """A condition is one bool (any rank, one element)."""
+    size = 1
+    for dim in shape:
+        size *= int(dim)
+    if size != 1 or dtype not in (None, "bool"):
+        raise ShapeError(f"the condition must be a single bool, got {list(shape)} {dtype}")
+
+
+def do_bindings(inputs, outputs, inner_blobs, outer_blobs_idx) -> dict[str, str]:
+    """{inner name: outer name} of a Do op; the last input and output are its
+    workspace stack. Every outer blob must be bound to exactly one inner name."""
+    if not inputs or not outputs:
+        raise ShapeError("needs the workspace stack as its last input and last output")
+    if inputs[-1] != outputs[-1]:
+        raise ShapeError(f"the last input ('{inputs[-1]}') and last output ('{outputs[-1]}') must be "
+                         "the same workspace stack blob")
+    for kind, names in (("input", inputs[:-1]), ("output", outputs[:-1])):
+        repeated = sorted({n for n in names if list(names).count(n) > 1})
+        if repeated:
+            raise ShapeError(f"{kind} blob(s) {', '.join(repeated)} are listed twice")
+    outer = list(inputs[:-1]) + list(outputs[:-1])
+    if len(inner_blobs) != len(outer_blobs_idx):
+        raise ShapeError(f"inner_blobs has {len(inner_blobs)} name(s) but outer_blobs_idx "
+                         f"{len(outer_blobs_idx)} index(es)")
+    bindings: dict[str, str] = {}
+    for inner, index in zip(inner_blobs, outer_blobs_idx):
+        if inner in bindings:
+            raise ShapeError(f"inner blob '{inner}' is bound twice")
+        if not 0 <= index < len(outer):
+            raise ShapeError(f"outer_blobs_idx {index} (inner '{inner}') is out of range [0, {len(outer) - 1}]")
+        if outer[index] in bindings.values():
+            raise ShapeError(f"outer blob '{outer[index]}' is bound to two inner names")
+        bindings[inner] = outer[index]
+    unbound = sorted(set(outer) - set(bindings.values()))
+    if unbound:
+        raise ShapeError(f"outer blob(s) {', '.join(unbound)} are bound to no inner name")
+    return bindings
+
+
+@rule("control_if")
+def infer_if(op, inputs):
+    if inputs and inputs[0] is not None:
+        check_condition(inputs[0].shape, inputs[0].dtype)
+    return [None] * op.n_outputs
+
+
+@rule("control_has_scope")
+def infer_has_scope(op, inputs):
+    return [TensorInfo((), "bool")]
