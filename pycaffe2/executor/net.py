@@ -302,6 +302,8 @@ def _step(index, op, kernel, rng) -> Step:
         kwargs["input_names"] = tuple(op.input)
     if "output_names" in kernel.context:
         kwargs["output_names"] = tuple(op.output)
+    if "compile_net" in kernel.context:  # ops running a net of their own (RecurrentNetwork's step net)
+        kwargs["compile_net"] = lambda step_net, known_blobs=(): compile_net(step_net, known_blobs, rng=rng)
     if "rng" in kernel.context:
         seeded = op.device_option.HasField("random_seed")
         kwargs["rng"] = np.random.default_rng(op.device_option.random_seed) if seeded else rng

@@ -12,8 +12,9 @@ workspace as it was.
 A kernel may also declare the keyword-only parameters `num_outputs` (how many
 outputs the op asked for), `rng` (a NumPy Generator, seeded from the op's
 device_option.random_seed when it has one) and `input_names` / `output_names`
-(the op's blob names, for ops such as Save that key data by name); the
-executor fills them.
+(the op's blob names, for ops such as Save that key data by name) and
+`compile_net` (the executor's compile_net(net, known_blobs), for ops running a
+net of their own: RecurrentNetwork's step net); the executor fills them.
 
 `register_cpu(..., specialize=True)` registers a kernel factory instead: it
 takes only the keyword args, once, when the net is created, and returns the

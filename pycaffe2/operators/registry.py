@@ -41,7 +41,7 @@ from pycaffe2.schema import get_schema
 from pycaffe2.schema.args import make_argument
 from pycaffe2.schema.bind import bind_args
 
-CONTEXT_PARAMS = ("num_outputs", "rng", "input_names", "output_names")
+CONTEXT_PARAMS = ("num_outputs", "rng", "input_names", "output_names", "compile_net")
 
 
 @dataclass(frozen=True)
