@@ -14,11 +14,14 @@ pycaffe2.schema, pycaffe2.gradient and pycaffe2.executor.
 from __future__ import annotations
 
 import contextlib
+import logging
 import threading
+import warnings
 from typing import ClassVar
 
 import numpy as np
 
+from pycaffe2.errors import PyCaffe2Error
 from pycaffe2.gradient import BlockGradients, GetBackwardPass, GradientRegistry, GradientSlice, only_update
 from pycaffe2.proto import caffe2_pb2
 from pycaffe2.schema import closest_types, get_schema
@@ -449,3 +452,34 @@ def IsOperator(op_type: str) -> bool:
 
 def IsOperatorWithEngine(op_type: str, engine: str) -> bool:
     return IsOperator(op_type)  # pycaffe2 has no engines: every op runs whatever engine is asked
+
+
+# Caffe2's glog levels (0 INFO, 1 WARNING, 2 ERROR, 3 FATAL; below 0 verbose) as logging levels.
+_LOG_LEVELS = {0: logging.INFO, 1: logging.WARNING, 2: logging.ERROR, 3: logging.CRITICAL}
+# C++ flags scripts pass that have no meaning here (threads, allocators, memory reports): accepted quietly.
+_IGNORED_FLAGS = frozenset((
+    "caffe2_omp_num_threads", "caffe2_mkl_num_threads", "caffe2_cpu_allocator_do_zero_fill",
+    "caffe2_print_blob_sizes_at_exit", "caffe2_keep_on_shrink", "caffe2_max_keep_on_shrink_memory",
+    "caffe2_gpu_memory_tracking", "caffe2_cuda_memory_pool", "caffe2_report_cpu_memory_usage",
+    "caffe2_print_stacktraces", "caffe2_cuda_full_device_control", "caffe2_net_async_thread_pool_size",
+    "caffe2_mkl_implicit_layout_change", "logtostderr", "alsologtostderr", "minloglevel", "v"))
+
+
+def GlobalInit(args) -> bool:
+    """Caffe2's flag parsing: `args[0]` is the program name, the rest `--flag=value`.
+    `--caffe2_log_level=N` sets the "pycaffe2" logger's level (glog's numbers);
+    other known C++ flags are accepted and do nothing; anything else gets a warning."""
+    log = logging.getLogger("pycaffe2")
+    for arg in list(args)[1:]:
+        name, _, value = str(arg).lstrip("-").partition("=")
+        if not str(arg).startswith("--") or not name:
+            warnings.warn(f"GlobalInit: ignoring {arg!r}, which is not a --flag=value", stacklevel=2)
+        elif name == "caffe2_log_level":
+            try:
+                level = int(value)
+            except ValueError:
+                raise PyCaffe2Error(f"GlobalInit: --caffe2_log_level needs an integer, got {value!r}") from None
+            log.setLevel(logging.DEBUG if level < 0 else _LOG_LEVELS.get(min(level, 3)))
+        elif name not in _IGNORED_FLAGS:
+            warnings.warn(f"GlobalInit: unknown flag --{name} ignored", stacklevel=2)
+    return True

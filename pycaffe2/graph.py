@@ -13,13 +13,22 @@ edge from its writer to its readers labelled with its name. Node ids are
 generated (op0, b3), so blob and op names only ever appear inside escaped,
 quoted labels.
 
-`render` writes .dot itself and calls `dot -Tsvg` / `-Tpng` for pictures;
-`graph_main` is `pycaffe2 graph FILE -o OUT [--minimal]`.
+`minimal_dependency=True` (minimal mode) drops an edge a -> c when c also
+reads from some b that depends on a. `styles` (net_drawer's node producers)
+may replace an op's or blob's attributes: callables op(op, index) and
+blob(name, label) returning a dict of DOT attributes, or None for ours.
+
+`render` writes .dot itself and calls `dot -Tsvg` / `-Tpng` for pictures
+(`run_dot` returns the picture's bytes); `graph_main` is
+`pycaffe2 graph FILE -o OUT [--minimal]`.
 """
 from __future__ import annotations
 
+import re
 import shutil
 import subprocess
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 from pycaffe2.errors import PyCaffe2Error
@@ -35,6 +44,8 @@ _OP_STYLE = 'shape=box, style="rounded"'
 _GRAD_OP_STYLE = 'shape=box, style="rounded,filled", fillcolor="#e0e0e0", color="#909090", fontcolor="#606060"'
 _BLOB_STYLE = "shape=ellipse"
 _PARAM_STYLE = 'shape=ellipse, style="bold,filled", fillcolor="#fff2b3"'
+_ATTR_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
+RANKDIRS = ("TB", "LR", "BT", "RL")
 _CONTROL = {"\n": "\\\\n", "\r": "\\\\r", "\t": "\\\\t"}
 
 
@@ -93,6 +104,24 @@ def op_label(op: caffe2_pb2.OperatorDef, index: int, with_args: bool) -> str:
     return "\\n".join(lines)
 
 
+def attributes(attrs: dict) -> str:
+    """A DOT attribute list from a dict: names must be plain identifiers, values are
+    quoted; a newline in a value is a line break (a producer's multi-line label)."""
+    parts = []
+    for key, value in attrs.items():
+        if not _ATTR_NAME.match(str(key)):
+            raise PyCaffe2Error(f"graph: attribute name {str(key)!r} is not a plain identifier")
+        parts.append(f'{key}="' + "\\n".join(escape(line) for line in str(value).split("\n")) + '"')
+    return ", ".join(parts)
+
+
+@dataclass
+class Styles:
+    """Optional per-node attribute overrides (None or a callable's None: our own style)."""
+    op: Callable | None = None      # (op, index) -> dict | None
+    blob: Callable | None = None    # (name, label) -> dict | None
+
+
 # ---------------------------------------------------------------- one net
 
 def _as_netdef(net) -> caffe2_pb2.NetDef:
@@ -113,8 +142,9 @@ def _weight_reads(net: caffe2_pb2.NetDef) -> set[str]:
 class _Drawer:
     """Emits the statements of one net; node ids start with `prefix`."""
 
-    def __init__(self, net: caffe2_pb2.NetDef, prefix: str, params: set[str]):
+    def __init__(self, net: caffe2_pb2.NetDef, prefix: str, params: set[str], styles: Styles | None = None):
         self.net, self.prefix = net, prefix
+        self.styles = styles or Styles()
         self.params = params | _weight_reads(net)
         self.lines: list[str] = []
         self.current: dict[str, str] = {}  # blob name -> node id of its latest version
@@ -130,8 +160,12 @@ class _Drawer:
         node = f"{self.prefix}b{self.count}"
         self.count += 1
         label = name if version == 1 else f"{name} (v{version})"
-        style = _PARAM_STYLE if version == 1 and not written and name in self.params else _BLOB_STYLE
-        self.lines.append(f'{node} [{style}, label="{escape(label)}"];')
+        custom = self.styles.blob(name, label) if self.styles.blob else None
+        if custom is not None:
+            self.lines.append(f"{node} [{attributes(custom)}];")
+        else:
+            style = _PARAM_STYLE if version == 1 and not written and name in self.params else _BLOB_STYLE
+            self.lines.append(f'{node} [{style}, label="{escape(label)}"];')
         self.current[name] = node
         return node
 
@@ -145,14 +179,19 @@ class _Drawer:
                 self.lines.append(f"{node} -> {self.blob_node(name, written=True)};")
         return self.lines
 
-    def minimal(self) -> list[str]:
+    def minimal(self, minimal_dependency: bool = False) -> list[str]:
         producer: dict[str, int] = {}
+        ancestors: list[set[int]] = []  # per op: every op it depends on, directly or not
         for index, op in enumerate(self.net.op):
             self.lines.append(self.op_node(op, index, with_args=False))
             edges: dict[int, list[str]] = {}
             for name in dict.fromkeys(op.input):
                 if name in producer:
                     edges.setdefault(producer[name], []).append(name)
+            ancestors.append(set(edges).union(*(ancestors[p] for p in edges)))
+            if minimal_dependency:  # an edge another parent already implies is dropped
+                edges = {p: names for p, names in edges.items()
+                         if not any(p in ancestors[q] for q in edges if q != p)}
             for source, names in edges.items():
                 label = escape(", ".join(names))
                 self.lines.append(f'{self.prefix}op{source} -> {self.prefix}op{index} [label="{label}"];')
@@ -160,26 +199,36 @@ class _Drawer:
         return self.lines
 
     def op_node(self, op, index: int, with_args: bool) -> str:
+        custom = self.styles.op(op, index) if self.styles.op else None
+        if custom is not None:
+            return f"{self.prefix}op{index} [{attributes(custom)}];"
         style = _GRAD_OP_STYLE if is_gradient(op) else _OP_STYLE
         return f'{self.prefix}op{index} [{style}, label="{op_label(op, index, with_args)}"];'
 
 
-def _statements(net, minimal: bool, prefix: str, params) -> list[str]:
-    drawer = _Drawer(_as_netdef(net), prefix, set(params or ()))
-    return drawer.minimal() if minimal else drawer.full()
+def _statements(net, minimal: bool, prefix: str, params, styles: Styles | None = None,
+                minimal_dependency: bool = False) -> list[str]:
+    drawer = _Drawer(_as_netdef(net), prefix, set(params or ()), styles)
+    return drawer.minimal(minimal_dependency) if minimal else drawer.full()
 
 
-def _graph(name: str, body: list[str]) -> str:
+def graph_text(name: str, body: list[str], rankdir: str | None = None) -> str:
     head = [f'digraph "{escape(name)}" {{', 'node [fontname="Helvetica", fontsize=10];',
             'edge [fontname="Helvetica", fontsize=9];']
+    if rankdir is not None:
+        if rankdir not in RANKDIRS:
+            raise PyCaffe2Error(f"graph: rankdir {rankdir!r} is not one of {', '.join(RANKDIRS)}")
+        head.append(f"rankdir={rankdir};")
     return "\n".join(head[:1] + ["  " + line for line in head[1:] + body] + ["}"]) + "\n"
 
 
-def net_to_dot(net, minimal: bool = False, name: str | None = None, params=None) -> str:
+def net_to_dot(net, minimal: bool = False, name: str | None = None, params=None, rankdir: str | None = None,
+               minimal_dependency: bool = False, styles: Styles | None = None) -> str:
     """DOT text for a NetDef or core.Net. `params`: blob names known to be
     parameters (say, what the init net writes), added to the schema rule."""
     proto = _as_netdef(net)
-    return _graph(name or proto.name or "net", _statements(proto, minimal, "", params))
+    body = _statements(proto, minimal, "", params, styles, minimal_dependency)
+    return graph_text(name or proto.name or "net", body, rankdir)
 
 
 def plan_to_dot(plan, minimal: bool = False, name: str | None = None, params=None) -> str:
@@ -191,7 +240,7 @@ def plan_to_dot(plan, minimal: bool = False, name: str | None = None, params=Non
         body.append(f'  label="{escape(net.name or f"net {i}")}";')
         body += ["  " + line for line in _statements(net, minimal, f"n{i}_", params)]
         body.append("}")
-    return _graph(name or proto.name or "plan", body)
+    return graph_text(name or proto.name or "plan", body)
 
 
 def model_to_dot(model, minimal: bool = False) -> str:
@@ -217,15 +266,30 @@ def render(dot_text: str, out_path) -> None:
         return
     if fmt not in PICTURE_FORMATS:
         raise PyCaffe2Error(f"{out}: unknown picture format '{out.suffix}' (expected .svg, .png or .dot)")
-    dot = shutil.which("dot")
-    if dot is None:
+    if not have_dot():
         raise PyCaffe2Error(f"cannot write {out}: Graphviz's `dot` is not installed (or not on PATH); "
                             "install Graphviz, or write `-o file.dot`, which works without it")
-    result = subprocess.run([dot, f"-T{fmt}", "-o", str(out)], input=dot_text.encode("utf-8"),
-                            capture_output=True, check=False)
+    picture = run_dot(dot_text, fmt, what=f"writing {out}")
+    try:
+        out.write_bytes(picture)
+    except OSError as exc:
+        raise PyCaffe2Error(f"{out}: cannot write: {exc.strerror}") from None
+
+
+def have_dot() -> bool:
+    return shutil.which("dot") is not None
+
+
+def run_dot(dot_text: str, fmt: str, what: str = "rendering") -> bytes:
+    """The picture Graphviz's `dot -T<fmt>` makes of `dot_text` (the caller checked have_dot)."""
+    dot = shutil.which("dot")
+    if dot is None:
+        raise PyCaffe2Error(f"{what}: Graphviz's `dot` is not installed (or not on PATH)")
+    result = subprocess.run([dot, f"-T{fmt}"], input=dot_text.encode("utf-8"), capture_output=True, check=False)
     if result.returncode != 0:
         message = result.stderr.decode("utf-8", "replace").strip()
-        raise PyCaffe2Error(f"Graphviz's dot failed writing {out}: {message}")
+        raise PyCaffe2Error(f"Graphviz's dot failed {what}: {message}")
+    return result.stdout
 
 
 def graph_main(file, out, minimal: bool = False, allow_outside_paths: bool = False) -> int:

@@ -288,9 +288,9 @@ def InferShapesAndTypes(nets, blob_dimensions=None, nets_proto=False, blob_types
 
 
 def GlobalInit(args) -> bool:
-    """Caffe2 parsed its C++ flags here (log levels, thread counts); pycaffe2 has
-    none, so scripts' calls are accepted and the flags have no effect."""
-    return True
+    """core.GlobalInit: --caffe2_log_level sets pycaffe2's log level; C++-only flags do nothing."""
+    from pycaffe2.core import GlobalInit as global_init
+    return global_init(args)
 
 
 @contextlib.contextmanager

@@ -29,6 +29,7 @@ LAYERS = {
     "pycaffe2.serialized_test": 5, "pycaffe2.device_checker": 5, "pycaffe2.mkl_test_util": 5,
     "pycaffe2.dyndep": 5, "pycaffe2.utils": 5, "pycaffe2.hip_test_util": 5, "pycaffe2.tt_core": 5,
     "pycaffe2.recurrent": 5, "pycaffe2.rnn_cell": 5, "pycaffe2.gru_cell": 5,
+    "pycaffe2.net_drawer": 5, "pycaffe2.visualize": 5, "pycaffe2.cnn": 5,
     "pycaffe2.run": 6, "pycaffe2.runner": 6,
     "pycaffe2.cli": 7, "pycaffe2.__main__": 7,
 }
