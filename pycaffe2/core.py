@@ -216,6 +216,9 @@ class Net:
     def AddExternalOutput(self, *blobs):
         self._net.external_output.extend(str(b) for b in blobs)
 
+    def AddExternalInputs(self, *blobs):
+        return self.AddExternalInput(*blobs)
+
     def AddExternalOutputs(self, *blobs):
         self.AddExternalOutput(*blobs)
 

@@ -9,7 +9,7 @@ registry with the cell outputs' gradients as given blobs.
 """
 from __future__ import annotations
 
-from pycaffe2 import core
+from pycaffe2 import core, workspace
 from pycaffe2.gradient import GetBackwardPass
 from pycaffe2.proto import caffe2_pb2
 
@@ -121,8 +121,10 @@ def recurrent_net(net, cell_net, inputs, initial_cell_inputs, links, timestep=No
         }
         if backward.op:
             args["backward_step_net"] = backward
+    # names as they are (BlobReferences): a NameScope around the call must not scope them again
     results = net.RecurrentNetwork(
-        all_inputs, all_outputs + [scoped("step_workspaces")],
+        [core.BlobReference(b) for b in all_inputs],
+        [core.BlobReference(b) for b in all_outputs] + [scoped("step_workspaces")],
         alias_src=[a[0] for a in aliases], alias_dst=[a[1] for a in aliases],
         alias_offset=[a[2] for a in aliases], recurrent_states=states,
         initial_recurrent_state_ids=[all_inputs.index(str(x[1])) for x in initial_cell_inputs],
@@ -130,3 +132,20 @@ def recurrent_net(net, cell_net, inputs, initial_cell_inputs, links, timestep=No
         link_offset=[link[2] for link in forward_links], enable_rnn_executor=1, step_net=cell,
         timestep="timestep" if timestep is None else str(timestep), **args)
     return results[:-1]
+
+
+def retrieve_step_blobs(net, prefix="rnn") -> list:
+    """Copy the blobs each step of `net`'s RecurrentNetwork ops made (kept for the backward
+    pass) into the current workspace as `<prefix>_<blob><t>`; returns their names (bytes,
+    as Caffe2's string tensor gives them). Blobs the op took from outside are left out."""
+    names = []
+    for op in net.Proto().op:
+        if op.type != "RecurrentNetwork":
+            continue
+        scratch = workspace.FetchBlob(op.output[-1])
+        for t, step in enumerate(getattr(scratch, "steps", ())):
+            for blob, value in step.items():
+                if blob not in op.input:
+                    workspace.FeedBlob(f"{prefix}_{blob}{t}", value)
+                    names.append(f"{prefix}_{blob}{t}".encode())
+    return names

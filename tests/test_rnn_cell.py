@@ -138,6 +138,8 @@ NETWORKS = {
     "lstm": (lambda m: rnn_cell.LSTM(m, "x", None, ["h0", "c0"], D, H, scope="l", outputs_with_grads=(0, 1, 3)),
              (0, 1, 3)),
     "lstm-lengths": (lambda m: rnn_cell.LSTM(m, "x", "lengths", ["h0", "c0"], D, H, scope="l"), (0,)),
+    "lstm-memory-optimization": (lambda m: rnn_cell.LSTM(m, "x", None, ["h0", "c0"], D, H, scope="l",
+                                                         memory_optimization=True), (0,)),
     "gru": (lambda m: gru_cell.GRU(m, "x", "lengths", ["h0"], D, H, scope="g", outputs_with_grads=(0, 1)),
             (0, 1)),
     "gru-linear-before-reset": (lambda m: gru_cell.GRU(m, "x", None, ["h0"], D, H, scope="g",
@@ -245,3 +247,12 @@ def test_errors_say_what_is_wrong():
     bare = rnn_cell.RNNCell(name="bare")
     with pytest.raises(ValueError, match="needs initial_states or a cell initializer"):
         bare.apply_over_sequence(ModelHelper("b"), "x")
+
+
+def test_memory_optimization_recomputes_the_gates_in_the_backward_step():
+    model = ModelHelper("recompute")
+    rnn_cell.LSTM(model, "x", None, ["h0", "c0"], D, H, scope="r", memory_optimization=True)
+    (op,) = [op for op in model.net.Proto().op if op.type == "RecurrentNetwork"]
+    args = {arg.name: arg for arg in op.arg}
+    assert list(args["recompute_blobs_on_backward"].strings) == [b"r/gates_t"]
+    assert [o.type for o in args["backward_step_net"].n.op][:2] == ["FC", "Sum"]

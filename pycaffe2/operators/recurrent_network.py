@@ -52,32 +52,52 @@ def _net(value, what: str) -> caffe2_pb2.NetDef:
 
 
 class _StepNet:
-    """A compiled step net with the links it sees, run on a dict of blobs."""
+    """A compiled step net with the links it sees, run on a dict of blobs. The
+    internal blobs of the links into `write_back` buffers are copied into their rows
+    as soon as the op writing them has run, so later ops of the step that read
+    those rows through another link (a window) see them, as in Caffe2."""
 
-    def __init__(self, net, step_links, timestep: str, outer_names, compile_net):
+    def __init__(self, net, step_links, timestep: str, outer_names, write_back, compile_net):
         self.links, self.timestep = step_links, timestep
         known = set(outer_names) | {link.internal for link in step_links} | {timestep}
-        self.compiled = compile_net(net, known)
-        self.written = {name for step in self.compiled.steps for name in step.outputs}
+        targets = {link.internal for link in step_links if link.external in write_back}
+        self.segments, start = [], 0
+        for index, op in enumerate(net.op):  # a segment ends with each op writing a linked blob
+            if targets.intersection(op.output) or index == len(net.op) - 1:
+                segment = caffe2_pb2.NetDef()
+                segment.CopyFrom(net)
+                del segment.op[:]
+                segment.op.extend(net.op[start:index + 1])
+                written = targets.intersection(name for op in segment.op for name in op.output)
+                self.segments.append((compile_net(segment, known), written))
+                known |= {name for op in segment.op for name in op.output}
+                start = index + 1
+        self.written = {name for op in net.op for name in op.output}
 
-    def run(self, blobs: dict, buffers: dict, t: int, write_back) -> dict:
-        """Run step t on `blobs` (updated in place) and copy the written internal blobs
-        of the links whose external is in `write_back` into their rows of `buffers`."""
+    def run(self, blobs: dict, buffers: dict, t: int) -> dict:
+        """Run step t on `blobs` (updated in place), writing linked blobs into their
+        rows of `buffers`."""
         blobs[self.timestep] = np.array([t], np.int32)
         for link in self.links:
             rows = buffers[link.external]
             check_window(t + link.offset, link.window, len(rows), link)
             blobs[link.internal] = rows[t + link.offset:t + link.offset + link.window]
-        self.compiled.run(blobs)
-        for link in self.links:
-            if link.internal in self.written and link.external in write_back:
-                target = buffers[link.external][t + link.offset:t + link.offset + link.window]
-                value = np.asarray(blobs[link.internal])
-                if value.shape != target.shape:
-                    raise ShapeError(f"step {t} wrote '{link.internal}' of shape {list(value.shape)}, but its "
-                                     f"rows of '{link.external}' are {list(target.shape)}")
-                target[...] = value
+        for compiled, written in self.segments:
+            compiled.run(blobs)
+            for link in self.links:
+                if link.internal in written:
+                    self._write(blobs, buffers, t, link)
         return blobs
+
+    @staticmethod
+    def _write(blobs, buffers, t, link):
+        target = buffers[link.external][t + link.offset:t + link.offset + link.window]
+        value = np.asarray(blobs[link.internal])
+        if value.shape != target.shape:
+            raise ShapeError(f"step {t} wrote '{link.internal}' of shape {list(value.shape)}, but its "
+                             f"rows of '{link.external}' are {list(target.shape)}")
+        target[...] = value
+        blobs[link.internal] = target  # as Caffe2's view: later readers see the rows
 
 
 def _initial_rows(value: np.ndarray, n: int) -> np.ndarray:
@@ -94,7 +114,7 @@ def recurrent_network(*, step_net, recurrent_states, initial_recurrent_state_ids
     check_states(recurrent_states, initial_recurrent_state_ids, len(input_names))
     check_aliases(alias_src, alias_dst, alias_offset, recurrent_states, output_names[:-1])
     step_links = links(link_internal, link_external, link_offset, link_window)
-    step = _StepNet(_net(step_net, "step_net"), step_links, timestep, input_names, compile_net)
+    step = _StepNet(_net(step_net, "step_net"), step_links, timestep, input_names, recurrent_states, compile_net)
     keep_steps = backward_step_net is not None
 
     def run(*inputs):
@@ -107,12 +127,12 @@ def recurrent_network(*, step_net, recurrent_states, initial_recurrent_state_ids
             states[state] = np.zeros((seq_len + len(initial),) + initial.shape[1:], initial.dtype)
             states[state][:len(initial)] = initial
         buffers = {**outer, **states}
-        steps = [step.run(dict(outer), buffers, t, states) for t in range(seq_len)]
-        aliased = []
-        for src, offset in zip(alias_src, alias_offset):
+        steps = [step.run(dict(outer), buffers, t) for t in range(seq_len)]
+        exposed = dict(states)  # an output may be a whole state buffer, as Caffe2's shared blob
+        for src, dst, offset in zip(alias_src, alias_dst, alias_offset):
             rows = states[src]
-            aliased.append(rows[offset if offset >= 0 else len(rows) + offset:])
-        return (*aliased, StepWorkspaces(steps if keep_steps else [], states))
+            exposed[dst] = rows[offset if offset >= 0 else len(rows) + offset:]
+        return (*(exposed[name] for name in output_names[:-1]), StepWorkspaces(steps if keep_steps else [], states))
 
     return run
 
@@ -166,7 +186,8 @@ def recurrent_network_gradient(*, backward_step_net, recurrent_states, initial_r
     if stray:
         raise ShapeError(f"backward links {stray} are neither a state's gradient nor '{input_grad}'")
     step_links = links(link_internal, link_external, link_offset, link_window) + grad_links
-    step = _StepNet(_net(backward_step_net, "backward_step_net"), step_links, timestep, input_names, compile_net)
+    step = _StepNet(_net(backward_step_net, "backward_step_net"), step_links, timestep, input_names, buffers,
+                    compile_net)
     param_names = [input_names[k + p] for p in param]
     step_grads = list(param_grads) or list(output_names[1:1 + len(param)])
 
@@ -186,7 +207,7 @@ def recurrent_network_gradient(*, backward_step_net, recurrent_states, initial_r
         for t in reversed(range(len(scratch.steps))):
             for state, grad in all_rows.items():
                 gradients[state + "_grad"][t + 1] += grad[t]
-            blobs = step.run({**outer, **scratch.steps[t]}, {**outer, **states, **gradients}, t, gradients)
+            blobs = step.run({**outer, **scratch.steps[t]}, {**outer, **states, **gradients}, t)
             for total, name in zip(sums, step_grads):
                 if name in blobs and name in step.written:
                     total += blobs[name]

@@ -152,7 +152,7 @@ def _with_arg(net, name, value):
 @pytest.mark.parametrize("name, value, message", [
     ("link_offset", [0, 1], r"link_internal, link_external, link_offset \(and link_window\) must be equally long"),
     ("initial_recurrent_state_ids", [1, 9], r"initial_recurrent_state_ids \[9\] are not inputs 1..4"),
-    ("alias_dst", ["a", "b", "c", "d"], r"the outputs before step_workspaces must be the alias_dst blobs"),
+    ("alias_dst", ["a", "b", "c", "d"], r"must be the alias_dst blobs \['a', 'b', 'c', 'd'\] and any recurrent_states, got \['hidden_all'"),
     ("alias_src", ["x", "x", "x", "x"], r"alias_src \['x', 'x', 'x', 'x'\] are not recurrent_states"),
     ("link_window", [1, 1, 1, 1, 0], r"link 'gates_t' needs offset >= 0 and window >= 1"),
 ])

@@ -44,9 +44,12 @@ def check_aliases(src, dst, offset, states, outputs) -> None:
     unknown = [s for s in src if s not in states]
     if unknown:
         raise ShapeError(f"alias_src {unknown} are not recurrent_states")
-    if outputs is not None and list(outputs) != list(dst):
-        raise ShapeError(f"the outputs before step_workspaces must be the alias_dst blobs {list(dst)}, "
-                         f"got {list(outputs)}")
+    if outputs is not None:
+        missing = [d for d in dst if d not in outputs]
+        stray = [o for o in outputs if o not in dst and o not in states]
+        if missing or stray:
+            raise ShapeError(f"the outputs before step_workspaces must be the alias_dst blobs {list(dst)} and "
+                             f"any recurrent_states, got {list(outputs)}")
 
 
 def check_sequence(shape) -> tuple[int, int]:
