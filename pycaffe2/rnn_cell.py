@@ -424,9 +424,32 @@ def _LSTM(cell_class, model, input_blob, seq_lengths, initial_states, dim_in, di
     return tuple(result)
 
 
+def _layered_LSTM(model, input_blob, seq_lengths, initial_states, dim_in, dim_out, scope, outputs_with_grads=(0,),
+                  return_params=False, memory_optimization=False, forget_bias=0.0, forward_only=False,
+                  drop_states=False, create_lstm=None):
+    """Layers as separate recurrent networks, each started from the last one's final
+    states (initial_states: the first layer's); returns the last layer's outputs."""
+    dims = list(dim_out) if isinstance(dim_out, (list, tuple)) else [dim_out]
+    if return_params and len(dims) > 1:
+        raise ValueError("layered_LSTM gives return_params for one layer only")
+    options = {"outputs_with_grads": outputs_with_grads, "memory_optimization": memory_optimization,
+               "forget_bias": forget_bias, "forward_only": forward_only, "drop_states": drop_states}
+    if len(dims) == 1:
+        return create_lstm(model, input_blob, seq_lengths, initial_states, dim_in, dims[0], scope,
+                           return_params=return_params, **options)
+    layer_scope = scope
+    for i, dim in enumerate(dims):
+        output, last_output, all_states, last_state = create_lstm(
+            model, input_blob, seq_lengths, initial_states, dim_in, dim, layer_scope, **options)
+        input_blob, dim_in, initial_states = output, dim, (last_output, last_state)
+        layer_scope = f"{scope}_layer_{i + 1}"
+    return output, last_output, all_states, last_state
+
+
 LSTM = functools.partial(_LSTM, LSTMCell)
 BasicRNN = functools.partial(_LSTM, BasicRNNCell)
 MILSTM = functools.partial(_LSTM, MILSTMCell)
+layered_LSTM = functools.partial(_layered_LSTM, create_lstm=LSTM)
 
 
 def GetLSTMParamNames():

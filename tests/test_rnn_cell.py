@@ -256,3 +256,19 @@ def test_memory_optimization_recomputes_the_gates_in_the_backward_step():
     args = {arg.name: arg for arg in op.arg}
     assert list(args["recompute_blobs_on_backward"].strings) == [b"r/gates_t"]
     assert [o.type for o in args["backward_step_net"].n.op][:2] == ["FC", "Sum"]
+
+
+def test_layered_lstm_chains_networks_through_their_final_states():
+    model = ModelHelper("layered")
+    output, last_output, _, last_state = rnn_cell.layered_LSTM(model, "x", None, ["h0", "c0"], D, [H, H], "lay")
+    assert [op.type for op in model.net.Proto().op].count("RecurrentNetwork") == 2
+    second = [op for op in model.net.Proto().op if op.type == "RecurrentNetwork"][1]
+    assert {"lay/hidden_state_last", "lay/cell_state_last"} <= set(second.input)
+    values = feed_inputs(12)
+    workspace.RunNetOnce(model.param_init_net)
+    perturb_params(model, 13)
+    workspace.RunNetOnce(model.net)
+    first, first_cell = lstm_numpy(values["x"], values["h0"], values["c0"], "lay")
+    expected, _ = lstm_numpy(first, first[-1], first_cell, "lay_layer_1")
+    np.testing.assert_allclose(workspace.FetchBlob(output), expected, rtol=1e-4, atol=1e-5)
+    assert str(last_output) == "lay_layer_1/hidden_state_last" and str(last_state) == "lay_layer_1/cell_state_last"

@@ -41,13 +41,16 @@ class StepWorkspaces:
 
 def _net(value, what: str) -> caffe2_pb2.NetDef:
     """A NetDef arg, given as a NetDef or (as older Caffe2 models do) in text form."""
-    if isinstance(value, caffe2_pb2.NetDef):
-        return value
     net = caffe2_pb2.NetDef()
-    try:
-        text_format.Parse(value.decode("utf-8") if isinstance(value, bytes) else value, net)
-    except (text_format.ParseError, UnicodeDecodeError) as exc:
-        raise ShapeError(f"{what} is not a NetDef in text form: {exc}") from None
+    if isinstance(value, caffe2_pb2.NetDef):
+        net.CopyFrom(value)
+    else:
+        try:
+            text_format.Parse(value.decode("utf-8") if isinstance(value, bytes) else value, net)
+        except (text_format.ParseError, UnicodeDecodeError) as exc:
+            raise ShapeError(f"{what} is not a NetDef in text form: {exc}") from None
+    if net.type == "rnn":  # older Caffe2 models' step nets; Caffe2 runs them as simple nets
+        net.type = "simple"
     return net
 
 

@@ -2,12 +2,13 @@
 recurrent.recurrent_net) against a NumPy LSTM over the sequence, its gradient
 (RecurrentNetworkGradient) against numeric differentiation of the whole net,
 initial states of every accepted shape, forward-only ops, the step net in text
-form, and the errors: inconsistent args at CreateNet, bad shapes at run time."""
+form (and of Caffe2's legacy "rnn" type), retrieve_step_blobs, and the errors:
+inconsistent args at CreateNet, bad shapes at run time."""
 import numpy as np
 import pytest
 from google.protobuf import text_format
 
-from pycaffe2 import core, recurrent
+from pycaffe2 import core, recurrent, workspace
 from pycaffe2.executor import NetError, OpFailure, Workspace
 from pycaffe2.gradient_checker import check_net_gradient
 from pycaffe2.schema.bind import ShapeError, TensorInfo
@@ -138,6 +139,31 @@ def test_step_net_in_text_form_is_accepted():
     step_arg.s = b"op { type: "
     with pytest.raises(NetError, match="step_net is not a NetDef in text form"):
         run(net, values)
+
+
+def test_legacy_rnn_step_net_type_runs_as_simple():
+    net, outputs = lstm_net(forward_only=True)
+    step_arg = next(arg for arg in net.Proto().op[0].arg if arg.name == "step_net")
+    step_arg.n.type = "rnn"
+    assert run(net, case(6)).FetchBlob(outputs[0]).shape == (T, N, H)
+
+
+def test_retrieve_step_blobs_copies_each_steps_blobs():
+    net, outputs = lstm_net()
+    values = case(7)
+    workspace.ResetWorkspace()
+    try:
+        for name, value in values.items():
+            workspace.FeedBlob(name, value.astype(np.float32) if value.dtype == np.float64 else value)
+        workspace.RunNetOnce(net.Proto())
+        names = recurrent.retrieve_step_blobs(net, "fetched")
+        assert {f"fetched_{blob}{t}".encode() for blob in ("hidden", "summed", "gates_t", "timestep")
+                for t in range(T)} <= set(names)
+        assert b"fetched_w0" not in names  # the op's own inputs stay out
+        np.testing.assert_allclose(workspace.FetchBlob("fetched_hidden2")[0], workspace.FetchBlob(outputs[0])[2])
+        np.testing.assert_array_equal(workspace.FetchBlob("fetched_timestep3"), [3])
+    finally:
+        workspace.ResetWorkspace()
 
 
 def _with_arg(net, name, value):
