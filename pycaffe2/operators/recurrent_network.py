@@ -32,8 +32,8 @@ class StepWorkspaces:
     """The forward pass's record for the backward pass: every step's blobs and the
     filled state buffers. A blob value, not a tensor (as Caffe2's step workspaces)."""
 
-    def __init__(self, steps: list, states: dict):
-        self.steps, self.states = steps, states
+    def __init__(self, steps: list, states: dict, for_backward: bool):
+        self.steps, self.states, self.for_backward = steps, states, for_backward
 
     def __repr__(self) -> str:
         return f"StepWorkspaces({len(self.steps)} steps, states {sorted(self.states)})"
@@ -135,7 +135,8 @@ def recurrent_network(*, step_net, recurrent_states, initial_recurrent_state_ids
         for src, dst, offset in zip(alias_src, alias_dst, alias_offset):
             rows = states[src]
             exposed[dst] = rows[offset if offset >= 0 else len(rows) + offset:]
-        return (*(exposed[name] for name in output_names[:-1]), StepWorkspaces(steps if keep_steps else [], states))
+        return (*(exposed[name] for name in output_names[:-1]),
+                StepWorkspaces(steps if keep_steps else [], states, keep_steps))
 
     return run
 
@@ -182,6 +183,9 @@ def recurrent_network_gradient(*, backward_step_net, recurrent_states, initial_r
     if backward_step_net is None:
         raise ShapeError("no backward_step_net: the forward op was built forward only")
     k = len(outputs_with_grads)
+    beyond = [i for i in list(param) + list(initial_recurrent_state_ids) if not 0 <= k + i < len(input_names) - 1]
+    if beyond:
+        raise ShapeError(f"param / initial_recurrent_state_ids {beyond} are not inputs of the forward op")
     input_grad = input_names[k] + "_grad"
     grad_links = links(backward_link_internal, backward_link_external, backward_link_offset, what="backward_link")
     buffers = {s + "_grad" for s in recurrent_states} | {input_grad}
@@ -196,7 +200,7 @@ def recurrent_network_gradient(*, backward_step_net, recurrent_states, initial_r
 
     def run(*inputs):
         scratch = inputs[-1]
-        if not isinstance(scratch, StepWorkspaces) or not scratch.steps:
+        if not isinstance(scratch, StepWorkspaces) or not scratch.for_backward:
             raise ShapeError("the last input must be the step_workspaces of a RecurrentNetwork built with a "
                              "backward_step_net")
         outer = dict(zip(input_names, inputs))

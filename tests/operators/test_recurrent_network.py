@@ -103,6 +103,17 @@ def test_recurrent_network_gradient_matches_numeric(h0_shape, with_lengths):
     assert all(r.ok for r in reports), [str(r) for r in reports if not r.ok]
 
 
+def test_empty_sequence_passes_the_initial_states_through():
+    net, outputs = lstm_net(outputs_with_grads=(1,))
+    values = {**case(8), "gates": np.zeros((0, N, 4 * H)), "weight": np.random.default_rng(9).standard_normal((1, N, H))}
+    loss = net.Mul([outputs[1], "weight"], "loss")
+    ws = run(net, values)
+    assert ws.FetchBlob(outputs[0]).shape == (0, N, H)
+    np.testing.assert_allclose(ws.FetchBlob(outputs[1])[0], values["h0"], rtol=1e-6)
+    reports = check_net_gradient(net.Proto(), [str(loss)], values, ["h0", "c0", "w"])
+    assert all(r.ok for r in reports), [str(r) for r in reports if not r.ok]
+
+
 def test_recurrent_network_gradient_op_inputs_and_outputs():
     net, outputs = lstm_net()
     grads = net.AddGradientOperators({outputs[0]: "hidden_all_grad"})
@@ -123,6 +134,13 @@ def test_forward_only_has_no_backward_step_and_no_gradient_run():
     gradient = core.CreateOperator("RecurrentNetworkGradient", ["g", *op.input, *op.output],
                                    ["gates_grad", "h0_grad", "c0_grad"], arg=op.arg)
     with pytest.raises(NetError, match="no backward_step_net: the forward op was built forward only"):
+        ws.RunOperatorOnce(gradient)
+    net, _ = lstm_net()
+    op = net.Proto().op[0]
+    gradient = core.CreateOperator("RecurrentNetworkGradient", ["g", *op.input, *op.output],
+                                   ["gates_grad", "w_grad", "b_grad", "h0_grad", "c0_grad"], arg=op.arg)
+    gradient.arg[[arg.name for arg in gradient.arg].index("param")].ints[:] = [3, 40]
+    with pytest.raises(NetError, match=r"param / initial_recurrent_state_ids \[40\] are not inputs"):
         ws.RunOperatorOnce(gradient)
 
 
