@@ -134,6 +134,16 @@ def recurrent_net(net, cell_net, inputs, initial_cell_inputs, links, timestep=No
     return results[:-1]
 
 
+def set_rnn_executor_config(rnn_op, num_threads=None, max_cuda_streams=None) -> None:
+    """Caffe2's step-executor settings on a RecurrentNetwork(Gradient) op; the steps run
+    in order here, so the op accepts them and they change nothing."""
+    if rnn_op.type not in ("RecurrentNetwork", "RecurrentNetworkGradient"):
+        raise ValueError(f"set_rnn_executor_config needs a RecurrentNetwork op, got {rnn_op.type}")
+    for name, value in (("num_threads", num_threads), ("max_cuda_streams", max_cuda_streams)):
+        if value is not None:
+            rnn_op.arg.add(name="rnn_executor." + name, i=value)
+
+
 def retrieve_step_blobs(net, prefix="rnn") -> list:
     """Copy the blobs each step of `net`'s RecurrentNetwork ops made (kept for the backward
     pass) into the current workspace as `<prefix>_<blob><t>`; returns their names (bytes,

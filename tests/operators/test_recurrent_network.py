@@ -159,6 +159,15 @@ def test_step_net_in_text_form_is_accepted():
         run(net, values)
 
 
+def test_rnn_executor_config_is_accepted():
+    net, outputs = lstm_net()
+    recurrent.set_rnn_executor_config(net.Proto().op[0], num_threads=4, max_cuda_streams=2)
+    assert {"rnn_executor.num_threads", "rnn_executor.max_cuda_streams"} <= {a.name for a in net.Proto().op[0].arg}
+    assert run(net, case(10)).FetchBlob(outputs[0]).shape == (T, N, H)
+    with pytest.raises(ValueError, match="needs a RecurrentNetwork op, got FC"):
+        recurrent.set_rnn_executor_config(core.CreateOperator("FC", ["x", "w", "b"], ["y"]), num_threads=1)
+
+
 def test_legacy_rnn_step_net_type_runs_as_simple():
     net, outputs = lstm_net(forward_only=True)
     step_arg = next(arg for arg in net.Proto().op[0].arg if arg.name == "step_net")
