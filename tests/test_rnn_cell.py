@@ -1,13 +1,15 @@
 """rnn_cell and gru_cell: the networks LSTM(), GRU(), MILSTM(), BasicRNN() and stacked
 LSTMs against NumPy, their backward passes against numeric differentiation of the
-whole net, training (loss falls), one-step apply, initializers, the wrapper cells
-(DropoutCell, MultiRNNCell with residual layers), param helpers and errors."""
+whole net, training (loss falls; Caffe2's char_rnn example flow learns a text),
+one-step apply, initializers, the wrapper cells (DropoutCell, MultiRNNCell with
+residual layers), layered LSTMs, memory optimization, param helpers and errors."""
 import numpy as np
 import pytest
 
-from pycaffe2 import core, gru_cell, rnn_cell, workspace
+from pycaffe2 import brew, core, gru_cell, rnn_cell, workspace
 from pycaffe2.gradient_checker import check_net_gradient
 from pycaffe2.model_helper import ModelHelper
+from pycaffe2.optimizer import build_sgd
 
 T, N, D, H = 4, 3, 2, 3
 LENGTHS = np.array([4, 2, 3], np.int32)
@@ -272,3 +274,49 @@ def test_layered_lstm_chains_networks_through_their_final_states():
     expected, _ = lstm_numpy(first, first[-1], first_cell, "lay_layer_1")
     np.testing.assert_allclose(workspace.FetchBlob(output), expected, rtol=1e-4, atol=1e-5)
     assert str(last_output) == "lay_layer_1/hidden_state_last" and str(last_state) == "lay_layer_1/cell_state_last"
+
+
+def test_char_rnn_learns_a_text():
+    """Caffe2's char_rnn example flow: one-hot characters through LSTM(), FC, Softmax,
+    LabelCrossEntropy, build_sgd; the state carried between batches by Copy ops."""
+    text = "hello world, " * 20
+    chars = sorted(set(text))
+    vocab, seq_length, batch, hidden = len(chars), 6, 2, 16
+    model = ModelHelper("char_rnn")
+    input_blob, seq_lengths, hidden_init, cell_init, target = model.net.AddExternalInputs(
+        "input_blob", "seq_lengths", "hidden_init", "cell_init", "target")
+    hidden_all, hidden_output, _, cell_state = rnn_cell.LSTM(
+        model, input_blob, seq_lengths, (hidden_init, cell_init), vocab, hidden, scope="LSTM")
+    output = brew.fc(model, hidden_all, None, dim_in=hidden, dim_out=vocab, axis=2)
+    softmax = model.net.Softmax(output, "softmax", axis=2)
+    softmax_reshaped, _ = model.net.Reshape(softmax, ["softmax_reshaped", "_"], shape=[-1, vocab])
+    loss = model.net.AveragedLoss(model.net.LabelCrossEntropy([softmax_reshaped, target], "xent"), "loss")
+    model.AddGradientOperators([loss])
+    build_sgd(model, base_learning_rate=0.1 * seq_length, policy="step", stepsize=1, gamma=0.9999)
+    prepare_state = core.Net("prepare_state")
+    prepare_state.Copy(hidden_output, hidden_init)
+    prepare_state.Copy(cell_state, cell_init)
+
+    workspace.RunNetOnce(model.param_init_net)
+    workspace.FeedBlob(hidden_output, np.zeros((1, batch, hidden), np.float32))  # the first state carried in
+    workspace.FeedBlob(cell_state, np.zeros((1, batch, hidden), np.float32))
+    workspace.FeedBlob(seq_lengths, np.full(batch, seq_length, np.int32))
+    workspace.CreateNet(model.net)
+    workspace.CreateNet(prepare_state)
+    ids = np.array([chars.index(c) for c in text])
+    starts, losses = [0, len(text) // 2], []
+    for _ in range(150):
+        inputs = np.zeros((seq_length, batch, vocab), np.float32)
+        targets = np.zeros((seq_length, batch), np.int32)
+        for b, start in enumerate(starts):
+            positions = (start + np.arange(seq_length + 1)) % len(text)
+            inputs[np.arange(seq_length), b, ids[positions[:-1]]] = 1
+            targets[:, b] = ids[positions[1:]]
+        workspace.FeedBlob(input_blob, inputs)
+        workspace.FeedBlob(target, targets.reshape(-1))  # T x N rows, as softmax_reshaped
+        workspace.RunNet(prepare_state)
+        workspace.RunNet(model.net)
+        losses.append(float(workspace.FetchBlob(loss)))
+        starts = [(s + seq_length) % len(text) for s in starts]
+    uniform = np.log(vocab)
+    assert np.mean(losses[:10]) > 0.8 * uniform and np.mean(losses[-10:]) < 0.3 * uniform, losses[::15]
