@@ -28,6 +28,7 @@ LAYERS = {
     "pycaffe2.optimizer": 5, "pycaffe2.test_util": 5, "pycaffe2.hypothesis_test_util": 5,
     "pycaffe2.serialized_test": 5, "pycaffe2.device_checker": 5, "pycaffe2.mkl_test_util": 5,
     "pycaffe2.dyndep": 5, "pycaffe2.utils": 5, "pycaffe2.hip_test_util": 5, "pycaffe2.tt_core": 5,
+    "pycaffe2.modeling": 5,
     "pycaffe2.run": 6, "pycaffe2.runner": 6,
     "pycaffe2.cli": 7, "pycaffe2.__main__": 7,
 }
