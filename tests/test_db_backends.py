@@ -186,7 +186,7 @@ def test_model_reads_batches_that_equal_the_records(tmp_path, db_type):
         np.testing.assert_array_equal(workspace.FetchBlob("x2"), data[2:5])
     finally:
         workspace.ResetWorkspace()
-    with pytest.raises(ValueError, match="takes no input blob"):
+    with pytest.raises(ValueError, match="makes its own"):
         model.TensorProtosDBInput(["reader"], ["x"], batch_size=1, db=path, db_type=db_type)
 
 
