@@ -118,6 +118,8 @@ def test_errors_name_the_db(tmp_path, db_type):
     (tmp_path / "file").write_bytes(b"not a folder")
     with pytest.raises(db.DBError, match="not a folder"):
         db.create_db(db_type, str(tmp_path / "file"), db.Mode.read)
+    with pytest.raises(db.DBError, match=f"{db_type} .*no_parent.*No such file"):
+        db.save_blobs(str(tmp_path / "no_parent" / "x"), {"a": b"1"}, db_type)
     store = db.create_db(db_type, str(tmp_path / "w"), db.Mode.new)
     with pytest.raises(db.DBError, match="opened for writing"):
         store.new_cursor()
