@@ -83,3 +83,26 @@ def test_a_custom_initializer_may_return_the_blob():
     model = model_helper.ModelHelper(name="custom")
     blob = model.create_param("ones", [2], Ones())
     assert str(blob) == "ones" and [str(p) for p in model.params] == ["ones"]
+
+
+def test_pseudo_fp16_initializers_keep_both_precisions():
+    from pycaffe2.modeling.initializers import PseudoFP16Initializer, ReversePseudoFP16Initializer
+    model = model_helper.ModelHelper(name="fp16")
+    brew.fc(model, "data", "fc1", dim_in=3, dim_out=2, WeightInitializer=PseudoFP16Initializer)
+    brew.fc(model, "fc1", "fc2", dim_in=2, dim_out=2, WeightInitializer=ReversePseudoFP16Initializer,
+            weight_init=("ConstantFill", {"value": 0.1}))
+    ops = [(op.type, list(op.input), list(op.output)) for op in model.param_init_net.Proto().op]
+    assert ops[:2] == [("XavierFill", [], ["fc1_w_fp32"]), ("FloatToHalf", ["fc1_w_fp32"], ["fc1_w"])]
+    assert ops[3:5] == [("ConstantFill", [], ["fc2_w"]), ("FloatToHalf", ["fc2_w"], ["fc2_w_fp16"])]
+    assert [str(w) for w in model.weights] == ["fc1_w", "fc2_w"]  # the parameter, not its copy
+    info = PseudoFP16Initializer("ConstantFill", value=2.0).create_param("p", core.Net("n"), [2])
+    assert str(info.blob) == "p" and str(info.blob_copy[core.DataType.FLOAT]) == "p_fp32"
+    workspace.ResetWorkspace()
+    try:
+        workspace.RunNetOnce(model.param_init_net)
+        master, half = workspace.FetchBlob("fc1_w_fp32"), workspace.FetchBlob("fc1_w")
+        assert half.dtype == np.float16 and master.dtype == np.float32 and half.shape == (2, 3)
+        np.testing.assert_array_equal(half, master.astype(np.float16))
+        np.testing.assert_array_equal(workspace.FetchBlob("fc2_w_fp16"), np.full((2, 2), 0.1, np.float16))
+    finally:
+        workspace.ResetWorkspace()

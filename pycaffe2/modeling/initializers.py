@@ -10,7 +10,8 @@ from __future__ import annotations
 from pycaffe2 import core
 from pycaffe2.modeling.parameter_info import ParameterInfo
 
-__all__ = ["ExternalInitializer", "Initializer", "update_initializer"]
+__all__ = ["ExternalInitializer", "Initializer", "PseudoFP16Initializer", "ReversePseudoFP16Initializer",
+           "update_initializer"]
 
 
 class Initializer:
@@ -43,6 +44,27 @@ class ExternalInitializer:
 
     def create_param(self, param_name, init_net: core.Net, shape) -> ParameterInfo:
         return ParameterInfo(param_id=None, param=core.BlobReference(param_name, init_net), shape=shape)
+
+
+class PseudoFP16Initializer(Initializer):
+    """A float16 parameter with a float32 master copy: the op fills `<name>_fp32`, and
+    FloatToHalf makes the parameter from it (blob_copy {FLOAT: the master})."""
+
+    def create_param(self, param_name, init_net: core.Net, shape) -> ParameterInfo:
+        master = super().create_param(f"{param_name}_fp32", init_net, shape).blob
+        param = init_net.FloatToHalf(master, str(param_name))
+        return ParameterInfo(param_id=None, param=param, shape=shape,
+                             blob_copy={core.DataType.FLOAT: master})
+
+
+class ReversePseudoFP16Initializer(Initializer):
+    """The parameter in float32, with a float16 copy `<name>_fp16` made by FloatToHalf
+    (blob_copy {FLOAT16: the copy})."""
+
+    def create_param(self, param_name, init_net: core.Net, shape) -> ParameterInfo:
+        info = super().create_param(param_name, init_net, shape)
+        info.blob_copy = {core.DataType.FLOAT16: init_net.FloatToHalf(info.blob, f"{param_name}_fp16")}
+        return info
 
 
 def update_initializer(initializer_class, operator_name_and_kwargs, default_operator_name_and_kwargs):

@@ -51,6 +51,7 @@ STATIC_PROBLEMS = {
     "io": ("Save", ["X"], [], {}, "required arg 'db_type' is missing"),
     "pooling": ("MaxPool", ["X", "Z"], ["Y"], {"kernel": 2}, "takes 1 input (X), got 2"),
     "softmax_loss": ("SoftmaxWithLoss", ["X"], ["P", "loss"], {}, "takes 2 to 3 inputs"),
+    "half": ("FloatToHalf", ["X"], ["Y"], {"clip": "x"}, "arg 'clip' must be bool"),
     "recurrent": ("LSTMUnit", ["H", "C", "G", "L", "T"], ["H_t", "C_t"], {"sequence_lengths": 0},
                   "sequence_lengths=0 needs 4 inputs, got 5"),
 }
