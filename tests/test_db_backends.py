@@ -6,6 +6,7 @@ import pytest
 
 from pycaffe2 import brew, core, db, kvdb, model_helper, workspace
 from pycaffe2.cli import main
+from pycaffe2.errors import NetError
 from pycaffe2.proto import caffe2_pb2
 from pycaffe2.tensor_proto import array_to_tensor
 
@@ -138,6 +139,12 @@ def test_missing_package_names_the_extra(tmp_path, monkeypatch):
     assert db.missing_extra("leveldb") is None and db.missing_extra("minidb") is None
     with pytest.raises(db.DBError, match=r"needs the Python package .*pip install 'pycaffe2\[db\]'"):
         db.create_db("lmdb", str(tmp_path / "x"), db.Mode.new)
+    ws = workspace.C.Workspace()  # a Save naming it is refused when its net is made, not later
+    net = core.Net("saver")
+    net.Save(["x"], [], db=str(tmp_path / "x"), db_type="lmdb", absolute_path=1)
+    ws.create_blob("x").feed(np.zeros(2, np.float32))
+    with pytest.raises(NetError, match=r"op 0 \(Save\): .*pip install 'pycaffe2\[db\]'"):
+        ws.create_net(net)
 
 
 @pytest.mark.parametrize("db_type", TYPES)
