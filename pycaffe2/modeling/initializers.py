@@ -11,7 +11,7 @@ from pycaffe2 import core
 from pycaffe2.modeling.parameter_info import ParameterInfo
 
 __all__ = ["ExternalInitializer", "Initializer", "PseudoFP16Initializer", "ReversePseudoFP16Initializer",
-           "update_initializer"]
+           "pFP16Initializer", "update_initializer"]
 
 
 class Initializer:
@@ -65,6 +65,9 @@ class ReversePseudoFP16Initializer(Initializer):
         info = super().create_param(param_name, init_net, shape)
         info.blob_copy = {core.DataType.FLOAT16: init_net.FloatToHalf(info.blob, f"{param_name}_fp16")}
         return info
+
+
+pFP16Initializer = PseudoFP16Initializer  # its name in older Caffe2 releases
 
 
 def update_initializer(initializer_class, operator_name_and_kwargs, default_operator_name_and_kwargs):
