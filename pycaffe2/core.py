@@ -238,8 +238,11 @@ class Net:
     def GetBlobRef(self, name: str) -> BlobReference:
         return BlobReference(name, self)
 
-    def AddScopedExternalInputs(self, *blobs):
-        return self.AddExternalInput(*[ScopedName(b) for b in blobs])
+    def AddScopedExternalInputs(self, *blobs) -> list:
+        """As Caffe2: always a list, even of one blob."""
+        names = [ScopedName(b) for b in blobs]
+        self.AddExternalInput(*names)
+        return [BlobReference(name, self) for name in names]
 
     def AddExternalInput(self, *blobs):
         self._net.external_input.extend(str(b) for b in blobs)
@@ -247,6 +250,12 @@ class Net:
 
     def AddExternalOutput(self, *blobs):
         self._net.external_output.extend(str(b) for b in blobs)
+
+    def AddExternalInputs(self, *blobs):
+        return self.AddExternalInput(*blobs)
+
+    def AddExternalOutputs(self, *blobs):
+        self.AddExternalOutput(*blobs)
 
     def Const(self, array, blob_out=None, dtype=None) -> BlobReference:
         """A blob holding `array` (converted to `dtype` when given), made by the GivenTensor

@@ -52,8 +52,12 @@ def register_db(db_type: str):
 
 
 def check_db_type(db_type: str) -> None:
+    """Refuse a db_type that is unknown, or known but without its package here."""
     if db_type not in DB_TYPES:
         raise DBError(f"db_type '{db_type}' is not available (known: {', '.join(sorted(DB_TYPES))})")
+    missing = missing_extra(db_type)
+    if missing:
+        raise DBError(missing)
 
 
 def missing_extra(db_type: str) -> str | None:

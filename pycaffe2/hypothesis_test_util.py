@@ -294,7 +294,9 @@ class HypothesisTestCase(TestCase):
                 else:
                     np.testing.assert_allclose(got, ref, atol=threshold if atol is None else atol, rtol=threshold,
                                                err_msg=f"output {name} differs from the reference")
-            if output_to_grad is not None:
+            if grad_reference is not None:  # as Caffe2: output_to_grad alone checks nothing
+                if output_to_grad is None:
+                    raise ValueError("assertReferenceChecks: grad_reference needs output_to_grad")
                 self._assertGradReferenceChecks(op, inputs, expected, output_to_grad, grad_reference, threshold)
             return outputs
 

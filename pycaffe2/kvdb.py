@@ -158,6 +158,8 @@ class _FolderDB:
                 return call(*args)
         except self._module.Error as exc:
             raise DBError(f"{self.db_type} {self.source}: {exc}") from None
+        except OSError as exc:  # a missing parent folder, no permission, ...
+            raise DBError(f"{self.db_type} {self.source}: {exc.strerror or exc}") from None
 
     def new_cursor(self) -> Cursor:
         if self.mode is not Mode.read:

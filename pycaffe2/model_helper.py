@@ -15,53 +15,13 @@ SpatialBN's are "computed params", kept apart because no optimizer updates them.
 from __future__ import annotations
 
 from pycaffe2 import core
+from pycaffe2.modeling.initializers import ExternalInitializer, Initializer, update_initializer
+from pycaffe2.modeling.parameter_info import ParameterInfo, ParameterTags
 from pycaffe2.schema import get_schema
 
-__all__ = ["ExternalInitializer", "Initializer", "ModelHelper", "ParameterTags",
+# Initializers and ParameterTags live in pycaffe2.modeling (as in Caffe2); re-exported here.
+__all__ = ["ExternalInitializer", "Initializer", "ModelHelper", "ParameterInfo", "ParameterTags",
            "update_initializer"]
-
-
-class ParameterTags:
-    """Caffe2's tags for a parameter's role."""
-    BIAS = "BIAS"
-    WEIGHT = "WEIGHT"
-    COMPUTED_PARAM = "COMPUTED_PARAM"
-
-
-class Initializer:
-    """A parameter filler: one op of `operator_name` with `kwargs`, added to the init net."""
-
-    def __init__(self, operator_name: str | None = None, **kwargs):
-        self.operator_name = operator_name
-        self.operator_kwargs = kwargs
-
-    def update(self, operator_name: str, kwargs: dict) -> None:
-        if self.operator_name is not None:
-            raise ValueError("this Initializer already has an operator")
-        self.operator_name = operator_name
-        self.operator_kwargs = kwargs
-
-    def create_param(self, param_name, init_net: core.Net, shape) -> core.BlobReference:
-        fill = getattr(init_net, self.operator_name)
-        return fill([], param_name, shape=list(shape), **self.operator_kwargs)
-
-
-class ExternalInitializer:
-    """For parameters fed into the workspace by the user: adds no op."""
-
-    def create_param(self, param_name, init_net: core.Net, shape) -> core.BlobReference:
-        return core.BlobReference(param_name, init_net)
-
-
-def update_initializer(initializer_class, operator_name_and_kwargs, default_operator_name_and_kwargs):
-    """Caffe2's rule: an initializer class and a ("Op", {kwargs}) tuple exclude each other;
-    with neither, the default tuple is used."""
-    if initializer_class is not None and operator_name_and_kwargs is not None:
-        raise ValueError("give either an initializer class or an (operator, kwargs) tuple, not both")
-    if initializer_class is not None:
-        return initializer_class(default_operator_name_and_kwargs[0], **default_operator_name_and_kwargs[1])
-    name, kwargs = operator_name_and_kwargs or default_operator_name_and_kwargs
-    return Initializer(name, **kwargs)
 
 
 def db_input(model, blobs_out, batch_size, db, db_type, **kwargs):
@@ -145,8 +105,9 @@ class ModelHelper:
             initializer = Initializer(initializer[0], **initializer[1])
         if not self.init_params:
             initializer = ExternalInitializer()
-        blob = initializer.create_param(core.BlobReference(param_name, self.param_init_net),
+        info = initializer.create_param(core.BlobReference(param_name, self.param_init_net),
                                         self.param_init_net, shape)
+        blob = info.blob if isinstance(info, ParameterInfo) else info  # a custom one may give the blob
         self.AddParameter(blob, tags)
         return blob
 

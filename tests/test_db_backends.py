@@ -6,6 +6,7 @@ import pytest
 
 from pycaffe2 import brew, core, db, kvdb, model_helper, workspace
 from pycaffe2.cli import main
+from pycaffe2.errors import NetError
 from pycaffe2.proto import caffe2_pb2
 from pycaffe2.tensor_proto import array_to_tensor
 
@@ -118,6 +119,8 @@ def test_errors_name_the_db(tmp_path, db_type):
     (tmp_path / "file").write_bytes(b"not a folder")
     with pytest.raises(db.DBError, match="not a folder"):
         db.create_db(db_type, str(tmp_path / "file"), db.Mode.read)
+    with pytest.raises(db.DBError, match=f"{db_type} .*no_parent.*No such file"):
+        db.save_blobs(str(tmp_path / "no_parent" / "x"), {"a": b"1"}, db_type)
     store = db.create_db(db_type, str(tmp_path / "w"), db.Mode.new)
     with pytest.raises(db.DBError, match="opened for writing"):
         store.new_cursor()
@@ -136,6 +139,12 @@ def test_missing_package_names_the_extra(tmp_path, monkeypatch):
     assert db.missing_extra("leveldb") is None and db.missing_extra("minidb") is None
     with pytest.raises(db.DBError, match=r"needs the Python package .*pip install 'pycaffe2\[db\]'"):
         db.create_db("lmdb", str(tmp_path / "x"), db.Mode.new)
+    ws = workspace.C.Workspace()  # a Save naming it is refused when its net is made, not later
+    net = core.Net("saver")
+    net.Save(["x"], [], db=str(tmp_path / "x"), db_type="lmdb", absolute_path=1)
+    ws.create_blob("x").feed(np.zeros(2, np.float32))
+    with pytest.raises(NetError, match=r"op 0 \(Save\): .*pip install 'pycaffe2\[db\]'"):
+        ws.create_net(net)
 
 
 @pytest.mark.parametrize("db_type", TYPES)
@@ -186,7 +195,7 @@ def test_model_reads_batches_that_equal_the_records(tmp_path, db_type):
         np.testing.assert_array_equal(workspace.FetchBlob("x2"), data[2:5])
     finally:
         workspace.ResetWorkspace()
-    with pytest.raises(ValueError, match="takes no input blob"):
+    with pytest.raises(ValueError, match="makes its own"):
         model.TensorProtosDBInput(["reader"], ["x"], batch_size=1, db=path, db_type=db_type)
 
 

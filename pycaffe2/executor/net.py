@@ -314,6 +314,9 @@ def _step(index, op, kernel, rng, kernels=None, workspace=None) -> Step:
         kwargs["output_names"] = tuple(op.output)
     if "workspace" in kernel.context:
         kwargs["workspace"] = workspace
+    if "compile_net" in kernel.context:  # ops running a net of their own (RecurrentNetwork's step net)
+        kwargs["compile_net"] = lambda step_net, known_blobs=(): compile_net(
+            step_net, known_blobs, kernels=kernels, rng=rng, workspace=workspace)
     if "rng" in kernel.context:
         seeded = op.device_option.HasField("random_seed")
         kwargs["rng"] = np.random.default_rng(op.device_option.random_seed) if seeded else rng

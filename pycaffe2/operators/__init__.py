@@ -18,6 +18,8 @@ compiled without one: the Python op hands it to functions registered with
 pass_workspace); the executor fills them. Control ops (control.py) also take
 `subnets` (their net args, compiled), `is_gradient_op` and `blobs` (the live
 blob mapping, at run time); such a kernel returns {name: value} of the blobs it writes.
+Ops running a net of their own (RecurrentNetwork's step net) take `compile_net`
+(the executor's compile_net(net, known_blobs)).
 
 `register_cpu(..., specialize=True)` registers a kernel factory instead: it
 takes only the keyword args, once, when the net is created, and returns the

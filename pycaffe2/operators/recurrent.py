@@ -1,5 +1,6 @@
-"""Recurrent-cell kernels (NumPy, CPU): LSTMUnit, its gradient op and maker.
-The states are [1, N, D] and the gates [1, N, 4D] in the order i, f, o, g;
+"""Recurrent-cell kernels (NumPy, CPU): LSTMUnit and GRUUnit, their gradient ops
+and makers. The states are [1, N, D] and the gates [1, N, 4D] in the order
+i, f, o, g (GRU: [1, N, 3D], reset, update, output);
 rows past their sequence's end (timestep >= seq_lengths[n]) copy the previous
 state forward (or zero it: drop_states) and pass its gradient straight back."""
 from __future__ import annotations
@@ -74,3 +75,49 @@ def lstm_unit_gradient(*inputs, forget_bias, sequence_lengths, drop_states):
 def make_lstm_unit_gradient(g):
     inputs = [g.I(k) for k in range(len(g.op.input))]
     return [g.Op("LSTMUnitGradient", inputs + [g.O(0), g.O(1), g.GO(0), g.GO(1)], [g.GI(0), g.GI(1), g.GI(2)])]
+
+
+def _gru_inputs(inputs, forward_inputs: int, sequence_lengths):
+    """(hidden [N, D], gates [N, 3D], valid rows [N, 1], the rest) after the shared checks."""
+    check_lengths_arg(len(inputs), forward_inputs, sequence_lengths)
+    hidden, gates = inputs[:2]
+    n, _ = lstm_sizes(hidden.shape, gates.shape, 3, "hidden_t_prev")
+    timestep = inputs[3 if sequence_lengths else 2]
+    check_timestep(timestep.shape, str(timestep.dtype))
+    t = int(np.asarray(timestep).reshape(-1)[0])
+    valid = np.ones((n, 1), bool)
+    if sequence_lengths:
+        check_seq_lengths(inputs[2].shape, str(inputs[2].dtype), n)
+        valid = (t < inputs[2]).reshape(n, 1)
+    return hidden[0], gates[0], valid, inputs[(4 if sequence_lengths else 3):]
+
+
+def _gru_gates(gates):
+    _, update, output = np.split(gates, 3, axis=1)
+    return _sigmoid(update), np.tanh(output)
+
+
+@register_cpu("GRUUnit")
+def gru_unit(*inputs, sequence_lengths, drop_states):
+    hidden, gates, valid, _ = _gru_inputs(inputs, 3, sequence_lengths)
+    u, o = _gru_gates(gates)
+    ended = np.zeros_like(hidden) if drop_states else hidden
+    return np.where(valid, u * hidden + (1 - u) * o, ended).astype(hidden.dtype, copy=False)[None]
+
+
+@register_cpu("GRUUnitGradient")
+def gru_unit_gradient(*inputs, sequence_lengths, drop_states):
+    hidden, gates, valid, rest = _gru_inputs(inputs, 5, sequence_lengths)
+    grad = rest[1][0]
+    u, o = _gru_gates(gates)
+    gates_grad = np.concatenate([np.zeros_like(u), grad * (hidden - o) * u * (1 - u), grad * (1 - u) * (1 - o * o)],
+                                axis=1)
+    hidden_grad = np.where(valid, grad * u, 0 if drop_states else grad)
+    gates_grad = np.where(valid, gates_grad, 0)
+    return tuple(x.astype(hidden.dtype, copy=False)[None] for x in (hidden_grad, gates_grad))
+
+
+@register_gradient("GRUUnit")
+def make_gru_unit_gradient(g):
+    inputs = [g.I(k) for k in range(len(g.op.input))]
+    return [g.Op("GRUUnitGradient", inputs + [g.O(0), g.GO(0)], [g.GI(0), g.GI(1)])]

@@ -42,10 +42,11 @@ from pycaffe2.schema.args import make_argument
 from pycaffe2.schema.bind import bind_args
 
 # `subnets` (the op's net args, compiled), `blobs` (the live blob mapping, at run time;
-# the kernel returns {name: value} of what it writes) and `is_gradient_op` serve control ops.
-# `workspace` (the executor Workspace) serves the Python op.
+# the kernel returns {name: value} of what it writes) and `is_gradient_op` serve control ops;
+# `workspace` (the executor Workspace) the Python op; `compile_net` ops that compile parts
+# of a net arg themselves (RecurrentNetwork's step net, in segments).
 CONTEXT_PARAMS = ("num_outputs", "rng", "input_names", "output_names", "subnets", "blobs", "is_gradient_op",
-                  "workspace")
+                  "workspace", "compile_net")
 
 
 @dataclass(frozen=True)

@@ -21,7 +21,8 @@ from pycaffe2.schema.bind import ShapeError, TensorInfo, bind_args, infer_op
 from pycaffe2.schema.inference.control import do_bindings
 
 NET_TYPES = ("", "simple", "dag", "async_dag", "async_polling", "async_scheduling",
-             "async_simple", "singlethread_async", "prof_dag")
+             "async_simple", "singlethread_async", "prof_dag",
+             "rnn")  # older Caffe2 models' RecurrentNetwork step nets; run as simple nets
 CONCURRENT_NET_TYPES = ("dag", "async_dag", "async_polling", "async_scheduling", "prof_dag")
 
 

@@ -55,8 +55,12 @@ STATIC_PROBLEMS = {
     "control": ("Do", ["a", "scope"], ["b", "scope"],
                 {"net": caffe2_pb2.NetDef(name="inner"), "inner_blobs": ["a"], "outer_blobs_idx": [0]},
                 "outer blob(s) b are bound to no inner name"),
+    "half": ("FloatToHalf", ["X"], ["Y"], {"clip": "x"}, "arg 'clip' must be bool"),
     "recurrent": ("LSTMUnit", ["H", "C", "G", "L", "T"], ["H_t", "C_t"], {"sequence_lengths": 0},
                   "sequence_lengths=0 needs 4 inputs, got 5"),
+    "recurrent_network": ("RecurrentNetwork", ["X", "h0"], ["h_all", "step_workspaces"],
+                          {"recurrent_states": ["h_states"], "initial_recurrent_state_ids": [1]},
+                          "required arg 'step_net' is missing"),
 }
 
 

@@ -5,15 +5,15 @@ from __future__ import annotations
 from pycaffe2.schema.inference import OpView, ShapeError, rule, same_shape
 
 
-def lstm_sizes(cell_shape, gates_shape) -> tuple[int, int]:
-    """(N, D) from cell_t_prev [1, N, D] and gates [1, N, 4D]."""
+def lstm_sizes(cell_shape, gates_shape, n_gates: int = 4, state: str = "cell_t_prev") -> tuple[int, int]:
+    """(N, D) from a state [1, N, D] and gates [1, N, n_gates * D] (LSTM: 4, GRU: 3)."""
     if len(cell_shape) != 3 or len(gates_shape) != 3:
-        raise ShapeError(f"cell_t_prev and gates must be [1, N, D] and [1, N, 4D], got "
+        raise ShapeError(f"{state} and gates must be [1, N, D] and [1, N, {n_gates}D], got "
                          f"{list(cell_shape)} and {list(gates_shape)}")
     _, n, d = cell_shape
-    if tuple(gates_shape[:2]) != tuple(cell_shape[:2]) or gates_shape[2] != 4 * d:
-        raise ShapeError(f"gates must be [1, {n}, {4 * d}] (4 x D for cell_t_prev {list(cell_shape)}), "
-                         f"got {list(gates_shape)}")
+    if tuple(gates_shape[:2]) != tuple(cell_shape[:2]) or gates_shape[2] != n_gates * d:
+        raise ShapeError(f"gates must be [1, {n}, {n_gates * d}] ({n_gates} x D for {state} "
+                         f"{list(cell_shape)}), got {list(gates_shape)}")
     return n, d
 
 
@@ -75,3 +75,35 @@ def lstm_unit_gradient(op: OpView, inputs: list) -> list:
     return [hidden, cell, gates]
 
 
+
+
+def gru_inputs(op: OpView, inputs: list, forward_inputs: int):
+    """GRUUnit's (hidden_t_prev, gates, seq_lengths or None, timestep), checked."""
+    check_lengths_arg(len(inputs), forward_inputs, op.arg("sequence_lengths"))
+    with_lengths = op.arg("sequence_lengths")
+    hidden, gates = inputs[:2]
+    lengths, timestep = (inputs[2] if with_lengths else None), inputs[3 if with_lengths else 2]
+    if hidden is not None and gates is not None:
+        n, _ = lstm_sizes(hidden.shape, gates.shape, 3, "hidden_t_prev")
+        if lengths is not None:
+            check_seq_lengths(lengths.shape, lengths.dtype, n)
+    if timestep is not None:
+        check_timestep(timestep.shape, timestep.dtype)
+    return hidden, gates
+
+
+@rule("recurrent_gru_unit")
+def gru_unit(op: OpView, inputs: list) -> list:
+    """GRUUnit: hidden_t like hidden_t_prev."""
+    hidden, _ = gru_inputs(op, inputs, 3)
+    return [hidden]
+
+
+@rule("recurrent_gru_unit_gradient")
+def gru_unit_gradient(op: OpView, inputs: list) -> list:
+    """GRUUnitGradient: the gradients take their forward inputs' shapes."""
+    hidden, gates = gru_inputs(op, inputs[:-2], 3)
+    for name, info in zip(("hidden_t", "hidden_t_grad"), inputs[-2:]):
+        if info is not None and hidden is not None:
+            same_shape(info.shape, hidden.shape, (name, "hidden_t_prev"))
+    return [hidden, gates]
