@@ -65,8 +65,12 @@ class Workspace:
                                 f"name \"{net.name}\", unless you explicitly specify overwrite=True.")
         inputs = list(input_blobs or ()) + list(net.external_input)
         compiled = compile_net(net, known_blobs=set(self.Blobs()) | set(inputs), rng=self.rng, workspace=self)
-        for name in inputs:  # only once the net is accepted: a refused net leaves no trace
-            self.CreateBlob(name)
+        # Only once the net is accepted: a refused net leaves no trace. As in Caffe2, an
+        # external input no op reads is not made a blob (Caffe2 makes only the ops' blobs).
+        read = _read_blobs(net)
+        for name in inputs:
+            if name in read or name in (input_blobs or ()):
+                self.CreateBlob(name)
         self.nets[net.name] = compiled
         return True
 
@@ -105,3 +109,14 @@ class Workspace:
         for op in ops:
             net.op.add().CopyFrom(op)
         return self.RunNetOnce(net)
+
+
+def _read_blobs(net: caffe2_pb2.NetDef) -> set[str]:
+    """Every blob an op of `net` reads, nets given as op args (control ops, step nets) included."""
+    read = set()
+    for op in net.op:
+        read.update(op.input)
+        for arg in op.arg:
+            for nested in ([arg.n] if arg.HasField("n") else []) + list(arg.nets):
+                read |= _read_blobs(nested)
+    return read

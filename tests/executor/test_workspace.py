@@ -60,6 +60,16 @@ def test_external_inputs_are_created_empty():
     assert workspace.RunNet("n")
 
 
+def test_external_inputs_no_op_reads_are_not_made_blobs():
+    """As in Caffe2 (its recurrent_net_executor_test lists Blobs() after CreateNet): only the
+    blobs ops read, here or in a nested net, and input_blobs= become blobs."""
+    inner = net_of("inner", make_op("Relu", ["Z"], ["W"]))
+    outer = make_op("If", ["cond"], ["W"], {"then_net": inner})
+    net = net_of("n", make_op("Relu", ["X"], ["Y"]), outer, external_input=["X", "cond", "unused", "Z"])
+    workspace.CreateNet(net, input_blobs=["asked"])
+    assert workspace.Blobs() == ["X", "Z", "asked", "cond"]
+
+
 def test_failing_op_leaves_every_earlier_blob_untouched():
     ws = Workspace()
     ws.FeedBlob("X", np.array([1.0, -2.0], np.float32))
