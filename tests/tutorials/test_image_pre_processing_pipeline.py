@@ -8,6 +8,7 @@ so the aspect-kept resize takes its landscape branch), read by skimage or the sh
 stand-in (tests/tutorials/standins.py) where it is not installed.
 """
 import numpy as np
+import pytest
 
 from tests.tutorials.harness import run_tutorial
 from tests.tutorials.standins import skimage_module, write_png
@@ -71,3 +72,14 @@ def test_image_pre_processing_pipeline(tmp_path, capsys):
     out = capsys.readouterr().out
     assert "Final input shape is: (1, 3, 224, 224)" in out
     assert "Image shape after HWC --> CHW conversion:  (3, 128, 128)" in out
+
+
+def test_png_standin_round_trip_and_refusal(tmp_path):
+    from tests.tutorials import standins
+    rng = np.random.default_rng(4)
+    for image in (rng.integers(0, 256, (5, 7), dtype=np.uint8), rng.integers(0, 256, (4, 3, 4), dtype=np.uint8)):
+        standins.write_png(tmp_path / "a.png", image)
+        np.testing.assert_array_equal(standins._imread(tmp_path / "a.png"), image)
+    (tmp_path / "b.jpg").write_bytes(b"\xff\xd8 not a png")
+    with pytest.raises(ValueError, match="b.jpg is not a PNG"):
+        standins._imread(tmp_path / "b.jpg")
