@@ -96,3 +96,46 @@ def resize_area(image: np.ndarray, height: int, width: int) -> np.ndarray:
     rows, cols = make(h, height), make(w, width)
     out = np.einsum("yh,hwc,xw->yxc", rows, image.astype(np.float64), cols, optimize=True)
     return np.clip(np.rint(out), 0, 255).astype(np.uint8)
+
+
+# ---- Caffe2's training-time augmentations (float BGR [crop, crop, 3] images) -------------------
+
+_GRAY_BGR = np.array([0.114, 0.587, 0.299], dtype=np.float32)
+# Caffe2's fixed PCA of ImageNet colours (rows: R, G, B components; eigenvalues per column).
+_LIGHTING_VECTORS = np.array([[-144.7125, 183.396, 102.2295], [-148.104, -1.1475, -207.57],
+                              [-148.818, -177.174, 107.1765]], dtype=np.float32)
+_LIGHTING_VALUES = np.array([0.2175, 0.0188, 0.0045], dtype=np.float32)
+
+
+def random_sized_crop(image: np.ndarray, crop: int, rng) -> np.ndarray | None:
+    """Inception-style scale jitter: a window of 8%-100% of the area with aspect ratio in
+    [3/4, 4/3] (10 tries), resized to crop x crop; None when no try fits."""
+    height, width = image.shape[:2]
+    for _ in range(10):
+        area = math.ceil(rng.uniform(0.08, 1.0) * height * width)
+        aspect = rng.uniform(3 / 4, 4 / 3)
+        h, w = math.floor(math.sqrt(area / aspect)), math.floor(math.sqrt(area * aspect))
+        if 1 <= h <= height and 1 <= w <= width:
+            top, left = int(rng.integers(0, height - h + 1)), int(rng.integers(0, width - w + 1))
+            return resize_area(image[top:top + h, left:left + w], crop, crop)
+    return None
+
+
+def color_jitter(image: np.ndarray, saturation: float, brightness: float, contrast: float, rng) -> np.ndarray:
+    """Saturation, brightness and contrast changes, each by a factor 1 + U(-r, r), in random order."""
+    for step in rng.permutation(3):
+        alpha = np.float32(1 + rng.uniform(-1, 1) * (saturation, brightness, contrast)[step])
+        if step == 0:
+            image = image * alpha + (image @ _GRAY_BGR)[..., None] * (1 - alpha)
+        elif step == 1:
+            image = image * alpha
+        else:
+            image = image * alpha + (image @ _GRAY_BGR).mean() * (1 - alpha)
+    return image.astype(np.float32)
+
+
+def color_lighting(image: np.ndarray, std: float, rng) -> np.ndarray:
+    """AlexNet's PCA lighting noise: adds vectors @ (values * N(0, std)) (RGB) to every pixel."""
+    alphas = rng.normal(0.0, std, 3).astype(np.float32)
+    delta_rgb = _LIGHTING_VECTORS @ (_LIGHTING_VALUES * alphas)
+    return (image + delta_rgb[::-1]).astype(np.float32)

@@ -9,13 +9,23 @@ constructor did. Random crops and mirroring draw from the executor's `rng`
 from __future__ import annotations
 
 import numpy as np
+from google.protobuf.message import DecodeError
 
 from pycaffe2.db import DBError, DBReader, parse_tensor_protos, printable
 from pycaffe2.operators._conv_pool import channels_back, channels_first
-from pycaffe2.operators._imaging import decode, resize_area, resized_size, to_channels
+from pycaffe2.operators._imaging import (
+    color_jitter,
+    color_lighting,
+    decode,
+    random_sized_crop,
+    resize_area,
+    resized_size,
+    to_channels,
+)
 from pycaffe2.operators.io import _reader
 from pycaffe2.operators.registry import ALL_SCHEMA_ARGS, gradient_op, register_cpu
 from pycaffe2.proto import caffe2_pb2
+from pycaffe2.proto.caffe2_legacy_pb2 import CaffeDatum
 from pycaffe2.schema.inference.image import (
     SINGLE_LABELS,
     WEIGHT_TENSOR,
@@ -38,10 +48,16 @@ _VALUES = {T.FLOAT: ("float_data", np.float32), T.INT32: ("int32_data", np.int32
 
 
 class _Record:
-    """One record's image (uint8 HWC, BGR), label values, weights, extras and bounding box."""
+    """One record's image (uint8 HWC, BGR), label values, weights, extras and bounding box:
+    a TensorProtos, or with use_caffe_datum a CaffeDatum (image and an int label only)."""
 
-    def __init__(self, key: str, value: bytes, source: str, n_extra: int, weighted: bool):
+    def __init__(self, key: str, value: bytes, source: str, n_extra: int, weighted: bool, datum: bool):
         self.where = f"{source}: record '{printable(key)}'"
+        self.datum = _datum(value, self.where) if datum else None
+        if self.datum is not None:
+            self.image = self.weights = self.box = None
+            self.label, self.extras = T(data_type=T.INT32, int32_data=[self.datum.label]), []
+            return
         protos = list(parse_tensor_protos(value, self.where).protos)
         first_extra = 3 if weighted else 2
         end = first_extra + n_extra
@@ -65,6 +81,8 @@ class _Record:
         return np.array(getattr(proto, field), dtype=np.int64 if dtype == np.uint8 else dtype).astype(dtype)
 
     def pixels(self, channels: int) -> np.ndarray:
+        if self.datum is not None:
+            return self._datum_pixels(channels)
         image = self.image
         if image.data_type == T.STRING:
             if len(image.string_data) != 1:
@@ -87,6 +105,28 @@ class _Record:
             raise DBError(f"{self.where}: raw image dims {list(image.dims)} need "
                           f"{dims[0] * dims[1] * dims[2]} bytes, got {len(data)}")
         return to_channels(np.frombuffer(data, dtype=np.uint8).reshape(dims), channels)
+
+
+    def _datum_pixels(self, channels: int) -> np.ndarray:
+        datum = self.datum
+        if datum.encoded:
+            try:
+                return decode(datum.data, channels)
+            except ValueError as exc:
+                raise DBError(f"{self.where}: {exc}") from None
+        shape = (datum.channels, datum.height, datum.width)  # Caffe1 stores CHW
+        if datum.channels not in (1, 3) or len(datum.data) != datum.channels * datum.height * datum.width:
+            raise DBError(f"{self.where}: a raw Datum needs 1 or 3 channels and channels * height * "
+                          f"width bytes; it says {list(shape)} and holds {len(datum.data)} bytes")
+        image = np.frombuffer(datum.data, dtype=np.uint8).reshape(shape).transpose(1, 2, 0)
+        return to_channels(np.ascontiguousarray(image), channels)
+
+
+def _datum(value: bytes, where: str):
+    try:
+        return CaffeDatum.FromString(value)
+    except DecodeError:
+        raise DBError(f"{where} is not a Caffe Datum (use_caffe_datum=1)") from None
 
 
 def _bounded(image: np.ndarray, box) -> np.ndarray:
@@ -115,7 +155,8 @@ class _ImageInput:
     def __call__(self, *inputs):
         reader = _reader(inputs[0]) if inputs else self.owned
         args = self.args
-        records = [_Record(*reader.read(), reader.source, len(self.sizes), args["label_type"] in WEIGHT_TENSOR)
+        weighted = args["label_type"] in WEIGHT_TENSOR
+        records = [_Record(*reader.read(), reader.source, len(self.sizes), weighted, args["use_caffe_datum"])
                    for _ in range(args["batch_size"])]
         data = np.stack([self._transform(record) for record in records])
         return (data, self._labels(records), *self._extras(records))
@@ -124,26 +165,40 @@ class _ImageInput:
         args, crop = self.args, self.args["crop"]
         default_box = [args[f"bounding_{k}"] for k in ("ymin", "xmin", "height", "width")]
         image = _bounded(record.pixels(self.channels), record.box if record.box is not None else default_box)
-        target = self.scale if self.scale > 0 else self.minsize
-        if args.get("random_scale"):
-            low, high = args["random_scale"]
-            target = int(self.rng.integers(low, high + 1))
-        height, width = resized_size(*image.shape[:2], target, args["warp"])
-        if (self.scale > 0 and (height, width) != image.shape[:2]) or height > image.shape[0] \
-                or width > image.shape[1]:  # minsize only enlarges
-            image = resize_area(image, height, width)
+        training = not args["is_test"]
+        jittered = random_sized_crop(image, crop, self.rng) if args["scale_jitter_type"] and training else None
+        image = self._resized(image) if jittered is None else jittered
         if min(image.shape[:2]) < crop:
             raise DBError(f"{record.where}: the image is {list(image.shape[:2])} after resizing, "
                           f"smaller than crop {crop}")
-        if args["is_test"]:
-            top, left = (image.shape[0] - crop) // 2, (image.shape[1] - crop) // 2
-        else:
+        if training:
             left = int(self.rng.integers(0, image.shape[1] - crop + 1))
             top = int(self.rng.integers(0, image.shape[0] - crop + 1))
+        else:
+            top, left = (image.shape[0] - crop) // 2, (image.shape[1] - crop) // 2
         image = image[top:top + crop, left:left + crop]
-        if args["mirror"] and not args["is_test"] and self.rng.random() < 0.5:
+        if args["mirror"] and training and self.rng.random() < 0.5:
             image = image[:, ::-1]
-        return (image.astype(np.float32) - self.mean) * self.inverse_std
+        pixels = image.astype(np.float32)
+        if training and self.channels == 3:
+            if args["color_jitter"]:
+                pixels = color_jitter(pixels, args["img_saturation"], args["img_brightness"],
+                                      args["img_contrast"], self.rng)
+            if args["color_lighting"]:
+                pixels = color_lighting(pixels, args["color_lighting_std"], self.rng)
+        return (pixels - self.mean) * self.inverse_std
+
+    def _resized(self, image: np.ndarray) -> np.ndarray:
+        """Shorter side to scale (or up to minsize, or a random_scale draw), as Caffe2 sizes it."""
+        target = self.scale if self.scale > 0 else self.minsize
+        if self.args.get("random_scale"):
+            low, high = self.args["random_scale"]
+            target = int(self.rng.integers(low, high + 1))
+        height, width = resized_size(*image.shape[:2], target, self.args["warp"])
+        if (self.scale > 0 and (height, width) != image.shape[:2]) or height > image.shape[0] \
+                or width > image.shape[1]:  # minsize only enlarges
+            image = resize_area(image, height, width)
+        return image
 
     def _labels(self, records) -> np.ndarray:
         label_type, width = self.args["label_type"], self.args["num_labels"]

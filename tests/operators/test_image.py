@@ -239,6 +239,54 @@ def test_test_mode_never_mirrors(tmp_path):
     np.testing.assert_array_equal(data, np.stack([image[1:5, 1:5].astype(np.float32)] * 8))
 
 
+SQUARE = rng.integers(0, 256, (4, 4, 3), dtype=np.uint8)  # scale = crop = 4: the crop is the image
+
+
+def jittered(tmp_path, count=8, **args):
+    path = make_db(tmp_path / "j.minidb", [record(raw_image(SQUARE), 0)] * count)
+    return run_image_input(path, batch_size=count, scale=4, crop=4, seed=5, **args)[0]
+
+
+def test_color_lighting_shifts_each_channel_by_one_constant(tmp_path):
+    shift = jittered(tmp_path, color_lighting=1, color_lighting_std=0.5) - SQUARE.astype(np.float32)
+    per_image = shift.reshape(8, -1, 3)
+    np.testing.assert_allclose(per_image, np.broadcast_to(per_image[:, :1], per_image.shape), atol=1e-3)
+    assert np.abs(per_image).max() > 0.01 and np.abs(per_image).max() < 100  # 0.5 std of a 0.2175 * 250 swing
+
+
+def test_brightness_jitter_scales_each_image(tmp_path):
+    data = jittered(tmp_path, color_jitter=1, img_saturation=0.0, img_contrast=0.0, img_brightness=0.4)
+    factors = data.reshape(8, -1) / SQUARE.reshape(1, -1).astype(np.float32).clip(1)
+    factors = factors[:, SQUARE.reshape(-1) > 0]
+    np.testing.assert_allclose(factors, np.broadcast_to(factors[:, :1], factors.shape), rtol=1e-5)
+    assert ((factors[:, 0] >= 0.6) & (factors[:, 0] <= 1.4)).all() and len(set(factors[:, 0])) > 1
+
+
+def test_saturation_jitter_moves_pixels_along_their_gray(tmp_path):
+    data = jittered(tmp_path, color_jitter=1, img_brightness=0.0, img_contrast=0.0).astype(np.float64)
+    pixels = SQUARE.astype(np.float64)
+    gray = (pixels @ np.array([0.114, 0.587, 0.299]))[..., None]
+    away = (pixels - gray)[None]  # each image: gray + a * (pixels - gray), one a per image
+    a = ((data - gray) * away).sum(axis=(1, 2, 3)) / (away ** 2).sum()
+    np.testing.assert_allclose(data, gray + a[:, None, None, None] * away, atol=1e-3)
+    assert ((a >= 0.6) & (a <= 1.4)).all() and np.ptp(a) > 0
+
+
+def test_jitter_is_off_in_test_mode(tmp_path):
+    data = jittered(tmp_path, is_test=1, color_jitter=1, color_lighting=1, scale_jitter_type=1, mirror=1)
+    np.testing.assert_array_equal(data, np.broadcast_to(SQUARE.astype(np.float32), data.shape))
+
+
+def test_inception_scale_jitter_resizes_random_windows_to_the_crop(tmp_path):
+    flat = np.full((12, 9, 3), (10, 20, 30), dtype=np.uint8)
+    varied = rng.integers(50, 100, (12, 9, 3), dtype=np.uint8)
+    path = make_db(tmp_path / "d.minidb", [record(raw_image(flat), 0), record(raw_image(varied), 1)] * 4)
+    data, _ = run_image_input(path, batch_size=8, scale=5, crop=5, scale_jitter_type=1, seed=2)
+    assert data.shape == (8, 5, 5, 3)
+    np.testing.assert_array_equal(data[0::2], np.broadcast_to(np.float32([10, 20, 30]), (4, 5, 5, 3)))
+    assert data[1::2].min() >= 50 and data[1::2].max() <= 99
+
+
 def test_batches_continue_through_the_db(tmp_path):
     path = make_db(tmp_path / "d.minidb", [record(raw_image(im), i) for i, im in enumerate(IMAGES)])
     _, label = run_image_input(path, runs=2, batch_size=3, scale=5, crop=5, is_test=1)
@@ -310,13 +358,53 @@ def test_encoded_image_without_pillow_says_how_to_get_it(tmp_path, monkeypatch):
         run_image_input(path, batch_size=1, scale=2, crop=2)
 
 
+def datum_bytes(channels, height, width, data, label, encoded=False):
+    """A Caffe Datum by hand, field by field (tags 1-5 and 7), independent of the op's own parser."""
+    def varint(n):
+        out = b""
+        while True:
+            out += bytes([(n & 0x7F) | (0x80 if n > 0x7F else 0)])
+            n >>= 7
+            if not n:
+                return out
+    fields = [(1, channels), (2, height), (3, width)]
+    body = b"".join(bytes([number << 3]) + varint(value) for number, value in fields)
+    body += bytes([4 << 3 | 2]) + varint(len(data)) + data + bytes([5 << 3]) + varint(label)
+    return body + (bytes([7 << 3, 1]) if encoded else b"")
+
+
+def test_caffe_datum_records(tmp_path):
+    bgr = rng.integers(0, 256, (4, 5, 3), dtype=np.uint8)
+    gray = rng.integers(0, 256, (5, 4), dtype=np.uint8)
+    records = [datum_bytes(3, 4, 5, bgr.transpose(2, 0, 1).tobytes(), 7),  # Caffe1 stores CHW
+               datum_bytes(1, 5, 4, gray.tobytes(), 300)]
+    path = make_db(tmp_path / "d.minidb", records)
+    data, label = run_image_input(path, batch_size=2, scale=4, crop=4, is_test=1, use_caffe_datum=1)
+    np.testing.assert_array_equal(data[0], bgr[:, :4].astype(np.float32))
+    np.testing.assert_array_equal(data[1], np.repeat(gray[:4, :, None], 3, axis=2).astype(np.float32))
+    assert label.tolist() == [7, 300] and label.dtype == np.int32
+    bad = make_db(tmp_path / "bad.minidb", [datum_bytes(2, 1, 1, b"\x00\x00", 0)])
+    with pytest.raises(OpFailure, match="a raw Datum needs 1 or 3 channels"):
+        run_image_input(bad, batch_size=1, scale=1, crop=1, use_caffe_datum=1)
+
+
+def test_encoded_caffe_datum(tmp_path):
+    pytest.importorskip("PIL", reason="Pillow is not installed (it decodes encoded images)")
+    rgb = rng.integers(0, 256, (3, 3, 3), dtype=np.uint8)
+    path = make_db(tmp_path / "d.minidb", [datum_bytes(0, 0, 0, png_bytes(rgb), 2, encoded=True)])
+    data, label = run_image_input(path, batch_size=1, scale=3, crop=3, use_caffe_datum=1)
+    np.testing.assert_array_equal(data[0], rgb[..., ::-1].astype(np.float32))
+    assert label.tolist() == [2]
+
+
 BAD_ARGS = [
     ({"batch_size": 1, "crop": 2}, "give exactly one of scale"),
     ({"batch_size": 1, "crop": 2, "scale": 3, "minsize": 3}, "give exactly one of scale"),
     ({"batch_size": 1, "crop": 4, "scale": 3}, "must be at least crop 4"),
     ({"batch_size": 1, "crop": 2, "scale": 2, "mean_per_channel": [1.0, 2.0, 3.0]}, "must have one length"),
     ({"batch_size": 1, "crop": 2, "scale": 2, "label_type": 1}, "needs num_labels"),
-    ({"batch_size": 1, "crop": 2, "scale": 2, "use_caffe_datum": 1}, "use_caffe_datum"),
+    ({"batch_size": 1, "crop": 2, "scale": 2, "use_caffe_datum": 1, "label_type": 1, "num_labels": 2},
+     "use_caffe_datum=1"),
     ({"batch_size": 1, "crop": 2, "scale": 2, "random_scale": [5, 3]}, r"random_scale \[5, 3\]"),
     ({"batch_size": 1, "crop": 2, "scale": 2, "output_sizes": [1, 2]}, "one size per extra output"),
 ]

@@ -60,6 +60,9 @@ def check_image_input(args: dict, n_outputs: int) -> None:
     extra_sizes(args, n_outputs)
     if args["label_type"] not in SINGLE_LABELS and args["num_labels"] < 1:
         raise ShapeError(f"label_type {args['label_type']} needs num_labels (the label width)")
+    if args["use_caffe_datum"] and (n_outputs != 2 or args["label_type"] not in SINGLE_LABELS):
+        raise ShapeError("Caffe Datum records (use_caffe_datum=1) hold one int label: the op takes 2 "
+                         "outputs and label_type 0 or 4")
     if str(args["output_type"]).upper() not in ("FLOAT", "FLOAT16", "1", "12"):
         raise ShapeError(f"output_type {args['output_type']} must be FLOAT or FLOAT16")
 
