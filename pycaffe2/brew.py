@@ -355,21 +355,6 @@ def transpose(model, blob_in, blob_out, use_cudnn=False, **kwargs):
     return _add_op(model, "Transpose", blob_in, blob_out, **_cudnn(kwargs, use_cudnn))
 
 
-# ---- data input ---------------------------------------------------------------------
-
-@_helper
-def image_input(model, blob_in, blob_out, order="NCHW", use_gpu_transform=False, **kwargs):
-    """ImageInput (data, label) from the reader blob_in; with order NCHW the NHWC data goes
-    to `<data>_nhwc` and NHWC2NCHW makes `data` (use_gpu_transform: the op's own, refused
-    on the CPU)."""
-    if order == "NCHW" and not use_gpu_transform:
-        data, label = model.net.ImageInput(blob_in, [blob_out[0] + "_nhwc", blob_out[1]], **kwargs)
-        return model.net.NHWC2NCHW(data, blob_out[0]), label
-    if use_gpu_transform:
-        kwargs["use_gpu_transform"] = 1
-    return tuple(model.net.ImageInput(blob_in, blob_out, **kwargs))
-
-
 # ---- training -----------------------------------------------------------------------
 
 @_helper
@@ -387,6 +372,21 @@ def accuracy(model, blob_in, blob_out, **kwargs):
     """Accuracy of predictions blob_in[0] against labels blob_in[1] (top_k)."""
     args = {k: v for k, v in kwargs.items() if k in ("top_k", "device_option")}
     return _add_op(model, "Accuracy", blob_in, blob_out, **args)
+
+
+# ---- image input (beside db_input) --------------------------------------------------
+
+@_helper
+def image_input(model, blob_in, blob_out, order="NCHW", use_gpu_transform=False, **kwargs):
+    """ImageInput (data, label) from the reader blob_in; with order NCHW the NHWC data goes
+    to `<data>_nhwc` and NHWC2NCHW makes `data` (use_gpu_transform: the op's own, refused
+    on the CPU)."""
+    if order == "NCHW" and not use_gpu_transform:
+        data, label = model.net.ImageInput(blob_in, [blob_out[0] + "_nhwc", blob_out[1]], **kwargs)
+        return model.net.NHWC2NCHW(data, blob_out[0]), label
+    if use_gpu_transform:
+        kwargs["use_gpu_transform"] = 1
+    return tuple(model.net.ImageInput(blob_in, blob_out, **kwargs))
 
 
 def _weights(model, namescope=None) -> list:
