@@ -8,6 +8,8 @@ constructor did. Random crops and mirroring draw from the executor's `rng`
 """
 from __future__ import annotations
 
+import math
+
 import numpy as np
 from google.protobuf.message import DecodeError
 
@@ -87,10 +89,7 @@ class _Record:
         if image.data_type == T.STRING:
             if len(image.string_data) != 1:
                 raise DBError(f"{self.where}: an encoded image needs one string, got {len(image.string_data)}")
-            try:
-                return decode(image.string_data[0], channels)
-            except ValueError as exc:
-                raise DBError(f"{self.where}: {exc}") from None
+            return self._decoded(image.string_data[0], channels)
         if image.data_type != T.BYTE:
             raise DBError(f"{self.where}: the image is {T.DataType.Name(image.data_type)}; it must be "
                           "BYTE (raw pixels [H, W] or [H, W, C]) or STRING (an encoded image)")
@@ -106,16 +105,18 @@ class _Record:
                           f"{dims[0] * dims[1] * dims[2]} bytes, got {len(data)}")
         return to_channels(np.frombuffer(data, dtype=np.uint8).reshape(dims), channels)
 
+    def _decoded(self, encoded: bytes, channels: int) -> np.ndarray:
+        try:
+            return decode(encoded, channels)
+        except ValueError as exc:
+            raise DBError(f"{self.where}: {exc}") from None
 
     def _datum_pixels(self, channels: int) -> np.ndarray:
         datum = self.datum
         if datum.encoded:
-            try:
-                return decode(datum.data, channels)
-            except ValueError as exc:
-                raise DBError(f"{self.where}: {exc}") from None
+            return self._decoded(datum.data, channels)
         shape = (datum.channels, datum.height, datum.width)  # Caffe1 stores CHW
-        if datum.channels not in (1, 3) or len(datum.data) != datum.channels * datum.height * datum.width:
+        if datum.channels not in (1, 3) or min(shape) < 1 or len(datum.data) != math.prod(shape):
             raise DBError(f"{self.where}: a raw Datum needs 1 or 3 channels and channels * height * "
                           f"width bytes; it says {list(shape)} and holds {len(datum.data)} bytes")
         image = np.frombuffer(datum.data, dtype=np.uint8).reshape(shape).transpose(1, 2, 0)
