@@ -17,6 +17,7 @@ from pycaffe2 import brew, cnn, db, model_helper
 from pycaffe2.executor import NetError, OpFailure, Workspace
 from pycaffe2.operators._imaging import bgr_to_gray, resize_area
 from pycaffe2.proto import caffe2_pb2
+from pycaffe2.run.confine import op_paths
 from pycaffe2.schema.bind import ShapeError
 from pycaffe2.testing import assert_inference_agrees, check_gradient_op, check_reference, make_op, run_op
 from tests.schema import infer
@@ -359,6 +360,12 @@ def test_op_without_reader_opens_db(tmp_path):
                                       {"db": path, "db_type": "minidb", "batch_size": 2, "scale": 2, "crop": 2}))
     assert workspace.FetchBlob("label").tolist() == [0, 1]
     assert workspace.FetchBlob("data").shape == (2, 2, 2, 3)
+
+
+def test_the_db_arg_is_confined_like_every_db_path():
+    op = make_op("ImageInput", [], ["data", "label"], {"db": "/elsewhere/images", "batch_size": 1, "scale": 2,
+                                                       "crop": 2})
+    assert op_paths(op) == [("db", "/elsewhere/images")]  # pycaffe2 run checks it against its data roots
 
 
 def test_encoded_png_decodes_with_pillow(tmp_path):
