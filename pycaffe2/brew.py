@@ -384,6 +384,21 @@ def accuracy(model, blob_in, blob_out, **kwargs):
     return _add_op(model, "Accuracy", blob_in, blob_out, **args)
 
 
+# ---- image input (beside db_input) --------------------------------------------------
+
+@_helper
+def image_input(model, blob_in, blob_out, order="NCHW", use_gpu_transform=False, **kwargs):
+    """ImageInput (data, label) from the reader blob_in; with order NCHW the NHWC data goes
+    to `<data>_nhwc` and NHWC2NCHW makes `data` (use_gpu_transform: the op's own, refused
+    on the CPU)."""
+    if order == "NCHW" and not use_gpu_transform:
+        data, label = model.net.ImageInput(blob_in, [blob_out[0] + "_nhwc", blob_out[1]], **kwargs)
+        return model.net.NHWC2NCHW(data, blob_out[0]), label
+    if use_gpu_transform:
+        kwargs["use_gpu_transform"] = 1
+    return tuple(model.net.ImageInput(blob_in, blob_out, **kwargs))
+
+
 def _weights(model, namescope=None) -> list:
     namescope = core.CurrentNameScope() if namescope is None else namescope
     return [w for w in model.weights if str(w).startswith(namescope)]

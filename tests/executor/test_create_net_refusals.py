@@ -49,6 +49,8 @@ STATIC_PROBLEMS = {
     "sparse_update": ("SparseAdagrad", ["p", "m", "i", "g", "lr"], ["p2", "m"], {},
                       "output 0 (output_param) must be the same blob as input 0 (param)"),
     "io": ("Save", ["X"], [], {}, "required arg 'db_type' is missing"),
+    "image": ("ImageInput", ["reader"], ["data", "label"], {"batch_size": 1, "crop": 2, "scale": 3, "minsize": 3},
+              "give exactly one of scale (3) and minsize (3)"),
     "pooling": ("MaxPool", ["X", "Z"], ["Y"], {"kernel": 2}, "takes 1 input (X), got 2"),
     "softmax_loss": ("SoftmaxWithLoss", ["X"], ["P", "loss"], {}, "takes 2 to 3 inputs"),
     "python": ("Python", ["X"], ["Y"], {"token": "f"}, "no Python function is registered under token 'f'"),
