@@ -391,3 +391,32 @@ def add_weight_decay(model, weight_decay):
         grad = model.param_to_grad[param]
         refuse_sparse("brew.add_weight_decay", param, grad)
         model.net.WeightedSum([grad, one, param, wd], grad)
+
+
+@_helper
+def db_input(model, blobs_out, batch_size, db, db_type):
+    """A CreateDB reader "dbreader_<db>" in param_init_net and a TensorProtosDBInput in
+    net reading batch_size records into blobs_out."""
+    reader = model.param_init_net.CreateDB([], "dbreader_" + db, db=db, db_type=db_type)
+    return model.net.TensorProtosDBInput(reader, blobs_out, batch_size=batch_size)
+
+
+@_helper
+def batch_mat_mul(model, blob_in, blob_out, enable_tensor_core=False, **kwargs):
+    if enable_tensor_core:
+        kwargs["engine"] = "TENSORCORE"
+    return _add_op(model, "BatchMatMul", blob_in, blob_out, **kwargs)
+
+
+@_helper
+def layer_norm(model, blob_in, blob_out, dim_in, axis=1, epsilon=1e-4, initial_scale=1.0, initial_bias=0.0):
+    """LayerNorm's z-shift, then a learned scale (weight) and bias, both [dim_in], applied
+    from `axis` on. Returns (the output, the mean, the std)."""
+    normalized, mean, std = model.net.LayerNorm(
+        [blob_in], [blob_out, blob_out + "_mean", blob_out + "_stdev"], axis=axis, epsilon=epsilon)
+    scale = model.create_param(f"{blob_out}_scale", [dim_in], ("ConstantFill", {"value": initial_scale}),
+                               ParameterTags.WEIGHT)
+    bias = model.create_param(f"{blob_out}_bias", [dim_in], ("ConstantFill", {"value": initial_bias}),
+                              ParameterTags.BIAS)
+    scaled = model.net.Mul([normalized, scale], [f"{blob_out}_scaled"], broadcast=1, axis=axis)
+    return model.net.Add([scaled, bias], [f"{blob_out}_biased"], broadcast=1, axis=axis), mean, std

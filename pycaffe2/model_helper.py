@@ -197,6 +197,32 @@ class ModelHelper:
     def InitProto(self):
         return self.param_init_net.Proto()
 
+    def get_name(self) -> str:
+        return self.name
+
+    def RunAllOnGPU(self, *args, **kwargs) -> None:
+        """Both nets on the GPU (core.Net.RunAllOnGPU's arguments)."""
+        self.param_init_net.RunAllOnGPU(*args, **kwargs)
+        self.net.RunAllOnGPU(*args, **kwargs)
+
+    def GetDevices(self) -> list:
+        """The devices data_parallel_model spread the model over."""
+        if not getattr(self, "_devices", None):
+            raise ValueError("the model is on no devices yet: use data_parallel_model to run it on several")
+        return self._devices
+
+    def CreateDB(self, blob_out, db, db_type, **kwargs):
+        """A DB reader made in param_init_net."""
+        return self.param_init_net.CreateDB([], blob_out, db=db, db_type=db_type, **kwargs)
+
+    def TensorProtosDBInput(self, unused_blob_in, blob_out, batch_size, db, db_type, **kwargs):
+        """brew.db_input: a reader for `db` and a TensorProtosDBInput reading batches from it."""
+        if unused_blob_in:
+            raise ValueError("ModelHelper.TensorProtosDBInput makes its own reader: pass [] as its first "
+                             "argument (model.net.TensorProtosDBInput takes a reader)")
+        from pycaffe2 import brew
+        return brew.db_input(self, blob_out, batch_size, db, db_type, **kwargs)
+
     def __getattr__(self, op_type: str):
         """Ops without parameters go straight to `net`: model.Relu("x", "y")."""
         if op_type.startswith("_") or get_schema(op_type) is None:

@@ -1,0 +1,201 @@
+"""Behaviour of the Caffe2 names added for tests/test_caffe2_names.py: core.Net's
+net-editing methods, the SSA helpers, Plan/ExecutionStep from protos, workspace's
+immediate mode and benchmark, ModelHelper's DB input and brew's helpers."""
+import numpy as np
+import pytest
+
+from pycaffe2 import brew, core, model_helper, workspace
+from pycaffe2.proto import caffe2_pb2
+
+
+@pytest.fixture(autouse=True)
+def fresh_workspace():
+    workspace.ResetWorkspace()
+    yield
+    workspace.ResetWorkspace()
+
+
+def chain():
+    net = core.Net("chain")
+    x = net.AddExternalInput("x")
+    h = net.Relu(x, "h")
+    y = net.Sigmoid(h, "y")
+    z = net.Tanh(x, "z")
+    net.AddExternalOutputs(y, z)
+    return net
+
+
+def test_external_blobs_and_uses():
+    net = chain()
+    assert net.external_inputs == ["x"] and net.external_outputs == ["y", "z"]
+    assert net.external_inputs[0].Net() is net
+    assert net.UsesBlob("h") and net.UsesBlob("x") and not net.UsesBlob("y")
+    assert net.BlobIsDefined("y") and not net.BlobIsDefined("q")
+    assert net.is_external_input("x") and not net.is_external_input("h")
+    assert net.UsedBlobNames() == {"x", "h", "y", "z"}
+
+
+def test_append_net_adds_missing_inputs_and_outputs():
+    first, second = core.Net("first"), core.Net("second")
+    first.AddExternalInput("x")
+    first.Relu("x", "h")
+    second.AddExternalInput("h", "w")
+    second.Mul(["h", "w"], "y")
+    second.AddExternalOutput("y")
+    assert first.AppendNet(second) is first
+    proto = first.Proto()
+    assert list(proto.external_input) == ["x", "w"] and list(proto.external_output) == ["y"]
+    assert [op.type for op in proto.op] == ["Relu", "Mul"]
+
+
+def test_clone_partial_keeps_only_the_needed_ops_and_runs():
+    net = chain()
+    sub, (out,) = net.ClonePartial("sub", {"x": "inp"}, ["y"])
+    assert [op.type for op in sub.Proto().op] == ["Relu", "Sigmoid"]
+    assert list(sub.Proto().external_input) == ["inp"] and out == "sub/y"
+    x = np.array([-1.0, 2.0], np.float32)
+    workspace.FeedBlob("inp", x)
+    workspace.RunNetOnce(sub)
+    np.testing.assert_allclose(workspace.FetchBlob(out), 1 / (1 + np.exp(-np.maximum(x, 0))), rtol=1e-6)
+    with pytest.raises(ValueError, match="neither made"):
+        net.ClonePartial("bad", ["x"], ["nowhere"])
+
+
+def test_clone_remaps_blobs_and_masks_ops():
+    clone = chain().Clone("c", blob_remap={"h": "hidden"}, op_id_mask=[0, 1])
+    assert [list(op.output) for op in clone.Proto().op] == [["hidden"], ["y"]]
+    assert list(clone.Proto().op[1].input) == ["hidden"]
+
+
+def test_ssa_versions_and_paths():
+    net = core.Net("ssa")
+    net.Relu("x", "x")  # in place: a new version of x
+    net.Relu("x", "y")
+    ssa, versions = core.get_ssa(net)
+    assert ssa == [([("x", 0)], [("x", 1)]), ([("x", 1)], [("y", 1)])]
+    assert versions == {"x": 1, "y": 1}
+    assert core.get_undefined_blobs(ssa) == {"x"}
+    assert core.get_output_producers(ssa) == {("x", 1): 0, ("y", 1): 1}
+    assert core.get_op_ids_in_path(ssa, versions, [], ["y"]) == [0, 1]
+    assert core.get_op_ids_in_path(ssa, versions, ["x"], ["y"]) == [1]
+
+
+def test_next_blob_skips_used_names_and_rand_seed():
+    net = chain()
+    assert [net.NextBlob("h"), net.NextBlob("h"), net.NextBlob("q")] == ["h_auto_0", "h_auto_1", "q"]
+    with core.NameScope("s"):
+        assert net.NextScopedBlob("a") == "s/a"
+    net.set_rand_seed(seed=7)
+    assert [op.device_option.random_seed for op in net.Proto().op] == [7, 8, 9]
+    with pytest.raises(ValueError):
+        net.set_rand_seed(sequence_seed=True, seed_on_op_def=True)
+
+
+def test_run_all_on_gpu_and_mkl_set_the_net_device():
+    net = chain()
+    net.RunAllOnGPU(gpu_id=1, use_cudnn=True)
+    assert net.Proto().device_option.device_type == caffe2_pb2.PROTO_CUDA
+    assert net.Proto().device_option.device_id == 1
+    assert {op.engine for op in net.Proto().op} == {"CUDNN"}
+    net.RunAllOnMKL()
+    assert net.Proto().device_option.device_type == caffe2_pb2.MKLDNN
+
+
+def test_attributes_and_plan_round_trip():
+    net = chain()
+    net.add_attribute("kind", "train")
+    step = core.execution_step("s", [net], num_iter=3)
+    plan = core.Plan(step)
+    assert plan.Nets() == [net] and plan.Steps() == [step] and step.get_net(net.Name()) is net
+    assert plan.get_all_attributes("kind") == ["train"] == step.get_all_attributes("kind")
+    again = core.Plan.create_from_proto(plan.Proto())
+    (copy,) = again.Proto().execution_step
+    assert copy.num_iter == 3 and list(copy.network) == [again.Nets()[0].Name()]
+    assert [op.type for op in again.Proto().network[0].op] == ["Relu", "Sigmoid", "Tanh"]
+
+
+def test_small_helpers():
+    ref = core.BlobReference("a/b/c")
+    assert ref.GetNameScope() == "a/b/" and core.BlobReference("c").GetNameScope() == ""
+    assert core.output_to_list(ref) == [ref] and core.output_to_list((ref, ref)) == [ref, ref]
+    assert core.get_net_name(chain()).startswith("chain") and core.get_net_name("n") == "n"
+    gpu0, gpu1 = core.DeviceOption(caffe2_pb2.PROTO_CUDA, 0), core.DeviceOption(caffe2_pb2.PROTO_CUDA, 1)
+    assert not core.device_option_equal(gpu0, gpu1) and core.device_equal(gpu0, gpu0)
+    assert core.device_option_equal(core.DeviceOption(0, 0), core.DeviceOption(0, 3))
+    grads = ["a_grad", core.GradientSlice("i", "v")]
+    assert core.GetIndexFromGradientList(grads, "v") == 1 and core.GetIndexFromGradientList(grads, "q") is None
+    assert workspace.StringifyNetName("n") == "n" and workspace.StringifyBlobName(ref) == "a/b/c"
+    with pytest.raises(TypeError, match="BlobReference"):
+        workspace.StringifyBlobName(chain())
+    net = chain()
+    assert workspace.StringifyProto(net) == net.Proto().SerializeToString()
+    assert workspace.StringifyProto(b"raw") == b"raw"
+
+
+def test_immediate_mode_uses_its_own_workspace():
+    workspace.StartImmediate(i_know=True)
+    try:
+        workspace.FeedImmediate("a", np.array([-1.0, 3.0], np.float32))
+        workspace.RunOperatorImmediate(core.CreateOperator("Relu", ["a"], ["b"]))
+        np.testing.assert_array_equal(workspace.FetchImmediate("b"), [0.0, 3.0])
+        assert workspace.IsImmediate() and sorted(workspace.ImmediateBlobs()) == ["a", "b"]
+        assert not workspace.HasBlob("a") and workspace.CurrentWorkspace() == "default"
+    finally:
+        workspace.StopImmediate()
+    assert not workspace.IsImmediate()
+
+
+def test_benchmark_net_times_the_net_and_each_op():
+    net = core.Net("bench")
+    net.ConstantFill([], "x", shape=[2, 3], value=1.0)
+    net.Relu("x", "y")
+    workspace.CreateNet(net)
+    times = workspace.BenchmarkNet(net.Name(), 1, 2, True)
+    assert len(times) == 3 and all(t >= 0 for t in times)
+
+
+def test_call_with_exception_intercept_prints_the_recorded_traceback(capsys):
+    workspace.operator_tracebacks["n"][0] = [("model.py", 12, "build")]
+    with pytest.raises(ZeroDivisionError):
+        workspace.CallWithExceptionIntercept(lambda: 1 / 0, lambda: 0, "n")
+    assert 'File "model.py", line 12, in build' in capsys.readouterr().out
+    del workspace.operator_tracebacks["n"]
+
+
+def test_model_helper_db_input_and_devices(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    model = model_helper.ModelHelper("m")
+    data, label = model.TensorProtosDBInput([], ["data", "label"], batch_size=2, db="d.minidb",
+                                            db_type="minidb")
+    (create,) = model.param_init_net.Proto().op
+    assert create.type == "CreateDB" and create.output[0] == "dbreader_d.minidb"
+    assert model.net.Proto().op[0].input[0] == "dbreader_d.minidb" and (data, label) == ("data", "label")
+    with pytest.raises(ValueError, match="makes its own reader"):
+        model.TensorProtosDBInput(["r"], "x", batch_size=1, db="d", db_type="minidb")
+    with pytest.raises(ValueError, match="no devices"):
+        model.GetDevices()
+    model.RunAllOnGPU()
+    assert model.param_init_net.Proto().device_option.device_type == caffe2_pb2.PROTO_CUDA
+    assert model.get_name() == "m"
+
+
+def test_brew_layer_norm_matches_numpy():
+    model = model_helper.ModelHelper("ln")
+    y, _, _ = brew.layer_norm(model, "X", "y", dim_in=3, initial_scale=2.0, initial_bias=0.5)
+    x = np.random.default_rng(0).random((4, 3)).astype(np.float32)
+    workspace.FeedBlob("X", x)
+    workspace.RunNetOnce(model.param_init_net)
+    workspace.RunNetOnce(model.net)
+    ref = (x - x.mean(1, keepdims=True)) / np.sqrt(x.var(1, keepdims=True) + 1e-4)
+    np.testing.assert_allclose(workspace.FetchBlob(y), 2 * ref + 0.5, rtol=1e-4, atol=1e-5)
+    assert model.params == ["y_scale", "y_bias"]
+
+
+def test_brew_batch_mat_mul():
+    model = model_helper.ModelHelper("bmm")
+    out = brew.batch_mat_mul(model, ["A", "B"], "C")
+    a, b = np.ones((2, 2, 3), np.float32), np.ones((2, 3, 4), np.float32)
+    workspace.FeedBlob("A", a)
+    workspace.FeedBlob("B", b)
+    workspace.RunNetOnce(model.net)
+    np.testing.assert_array_equal(workspace.FetchBlob(out), a @ b)
