@@ -34,6 +34,8 @@ FLAGS = {
     "MomentumSGDUpdate": {"param": "weight"},
     "Adagrad": {"param": "weight"},
     "Adam": {"param": "weight"},
+    "Adadelta": {"param": "weight"},
+    "Ftrl": {"var": "weight"},
     "SparseAdagrad": {"param": "weight"},
     "RowWiseSparseAdagrad": {"param": "weight"},
     "SparseMomentumSGDUpdate": {"param": "weight"},
