@@ -15,7 +15,7 @@ import numpy as np
 
 from pycaffe2.proto import caffe2_pb2
 
-__all__ = ["DEFAULT_REMAP_FUNCS", "GetIndexFromGradientList", "NetMethods", "RefreshRegisteredOperators",
+__all__ = ["DEFAULT_REMAP_FUNCS", "GetIndexFromGradientList", "InferBlobDevices", "NetMethods", "RefreshRegisteredOperators",
            "add_nets_in_order", "clone_and_bind_net", "control_op_remap", "device_equal",
            "device_option_equal", "get_net_name", "get_op_ids_in_path", "get_output_producers", "get_ssa",
            "get_undefined_blobs", "output_to_list", "recurrent_network_op_remap", "remap_proto"]
@@ -431,3 +431,8 @@ class PlanMethods:
         for step_proto in plan_proto.execution_step:
             plan.AddStep(ExecutionStep.create_from_proto(step_proto, objects, protos))
         return plan
+
+
+def InferBlobDevices(net) -> dict:
+    """Blob -> the device option of the last op of `net` that writes it."""
+    return {name: op.device_option for op in _netdef(net).op for name in op.output}

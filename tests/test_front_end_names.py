@@ -199,3 +199,25 @@ def test_brew_batch_mat_mul():
     workspace.FeedBlob("B", b)
     workspace.RunNetOnce(model.net)
     np.testing.assert_array_equal(workspace.FetchBlob(out), a @ b)
+
+
+def test_extract_predictor_net_keeps_the_forward_ops_from_the_input():
+    model = model_helper.ModelHelper("train")
+    data = model.net.StopGradient(model.net.Cast("raw", "xx/cast", to=1), "xx/data")
+    hidden = brew.fc(model, data, "a", 4, 6)
+    pred = brew.fc(model, hidden, "pred", 6, 3)
+    _, loss = model.net.SoftmaxWithLoss([pred, "label"], ["softmax", "loss"])
+    model.AddGradientOperators([loss])
+    model.net.AddExternalInputs("raw", "label", *model.params)  # Caffe2 lists them as its ops use them
+    predict_net, params = model_helper.ExtractPredictorNet(model.net.Proto(), ["xx/data"], ["pred"],
+                                                           renames={"xx/data": "image"})
+    proto = predict_net.Proto()
+    assert [op.type for op in proto.op] == ["FC", "FC"] and proto.op[0].input[0] == "image"
+    assert list(proto.external_input) == ["image", "a_w", "a_b", "pred_w", "pred_b"]
+    assert list(proto.external_output) == ["pred"] and params == ["a_w", "a_b", "pred_w", "pred_b"]
+    workspace.RunNetOnce(model.param_init_net)
+    workspace.FeedBlob("image", np.ones((2, 4), np.float32))
+    workspace.RunNetOnce(predict_net)
+    assert workspace.FetchBlob("pred").shape == (2, 3)
+    with pytest.raises(ValueError, match="no op writes"):
+        model_helper.ExtractPredictorNet(model.net.Proto(), ["xx/data"], ["nothing"])

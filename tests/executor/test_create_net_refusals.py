@@ -46,6 +46,8 @@ STATIC_PROBLEMS = {
     "nn": ("Dropout", ["X"], ["Y", "mask"], {"ratio": 2.0}, "arg 'ratio': value 2.0 is out of range"),
     "reduction": ("ReduceSum", ["X", "Z"], ["Y"], {}, "takes 1 input (data), got 2"),
     "training": ("Iter", ["iter"], ["iter2"], {}, "output 0 (iter) must be the same blob as input 0"),
+    "adaptive": ("RmsProp", ["g", "ms", "mom"], ["g2", "ms", "mom"], {},
+                 "takes 4 inputs (grad, mean_squares, mom, lr), got 3"),
     "sparse_update": ("SparseAdagrad", ["p", "m", "i", "g", "lr"], ["p2", "m"], {},
                       "output 0 (output_param) must be the same blob as input 0 (param)"),
     "io": ("Save", ["X"], [], {}, "required arg 'db_type' is missing"),
