@@ -420,3 +420,15 @@ def layer_norm(model, blob_in, blob_out, dim_in, axis=1, epsilon=1e-4, initial_s
                               ParameterTags.BIAS)
     scaled = model.net.Mul([normalized, scale], [f"{blob_out}_scaled"], broadcast=1, axis=axis)
     return model.net.Add([scaled, bias], [f"{blob_out}_biased"], broadcast=1, axis=axis), mean, std
+
+
+@_helper
+def elementwise_linear(model, blob_in, blob_out, dim, weight_init=None, bias_init=None, **kwargs):
+    """ElementwiseLinear with learned scales `<blob_out>_w` (ones) and shifts `<blob_out>_b`
+    (zeros), both [dim]; weight_init / bias_init are ("Op", {kwargs}) fillers."""
+    blob_out = _out_name(model, blob_out)
+    weight = model.create_param(f"{blob_out}_w", [dim], weight_init or ("ConstantFill", {"value": 1.0}),
+                                ParameterTags.WEIGHT)
+    bias = model.create_param(f"{blob_out}_b", [dim], bias_init or ("ConstantFill", {"value": 0.0}),
+                              ParameterTags.BIAS)
+    return model.net.ElementwiseLinear([blob_in, weight, bias], blob_out, **kwargs)

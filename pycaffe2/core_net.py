@@ -300,6 +300,17 @@ class NetMethods:
                 value = seed
             op.device_option.random_seed = value
 
+    def DeduplicateGradientSlices(self, g, aggregator: str = "sum"):
+        """A GradientSlice with each index once: the values of repeated indices summed
+        ('sum') or averaged ('mean'), by Unique and UnsortedSegmentSum/Mean ops."""
+        from pycaffe2.core import GradientSlice
+        ops = {"sum": "UnsortedSegmentSum", "mean": "UnsortedSegmentMean"}
+        if aggregator.lower() not in ops:
+            raise ValueError(f"{aggregator} is not supported (sum or mean)")
+        unique, remapping = self.Unique([g.indices], 2)
+        values = getattr(self, ops[aggregator.lower()])([g.values, remapping], 1)
+        return GradientSlice(indices=unique, values=values)
+
     def RunAllOnGPU(self, gpu_id: int = 0, use_cudnn: bool = False) -> None:
         """Run the net on CUDA GPU `gpu_id` (ops with a device option of their own keep it);
         use_cudnn sets engine CUDNN on every op, which pycaffe2 ignores."""

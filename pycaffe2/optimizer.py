@@ -63,7 +63,7 @@ class SgdOptimizer(Optimizer):
         if self.base_learning_rate < 0:
             raise ValueError(f"SgdOptimizer: base learning rate must be positive, "
                              f"got {self.base_learning_rate}")
-        self._check_sparse(grad)
+        grad = self._dedup_sparse(net, grad)
         self._decay(net, param_init_net, param, grad)
         # MomentumSGDUpdate subtracts its step, WeightedSum adds: flip the sign for momentum.
         sign = -1 if self.momentum else 1
@@ -111,7 +111,7 @@ class AdamOptimizer(Optimizer):
     def _run(self, net, param_init_net, param, grad):
         if self.alpha == 0:
             return
-        self._check_sparse(grad)
+        grad = self._dedup_sparse(net, grad)
         self._decay(net, param_init_net, param, grad)
         lr, iteration = self.build_lr(net, param_init_net, self.alpha, policy=self.policy,
                                       **self.init_kwargs)
@@ -150,7 +150,7 @@ class AdagradOptimizer(Optimizer):
     def _run(self, net, param_init_net, param, grad):
         if self.alpha <= 0:
             return
-        self._check_sparse(grad)
+        grad = self._dedup_sparse(net, grad)
         if _is_sparse(grad) and self.decay != 1:
             raise NotImplementedError(f"AdagradOptimizer: decay={self.decay!r} with a sparse gradient "
                                       f"(param {param}): SparseAdagrad has no decay")

@@ -157,8 +157,19 @@ class Optimizer:
         if getattr(self, "weight_decay", 0.0):
             _decay_grad(net, param_init_net, param, grad, self.weight_decay)
 
-    def _check_sparse(self, grad) -> None:
-        """Caffe2 sums or averages repeated rows first when sparse_dedup_aggregator is set;
-        pycaffe2's sparse ops update a repeated row once per occurrence, as Caffe2's do without."""
+    @staticmethod
+    def dedup(net, sparse_dedup_aggregator, grad):
+        """A sparse gradient with its repeated rows merged ('sum' or 'mean') when an
+        aggregator is given, else as it is: Caffe2's sparse ops update a repeated row once
+        per occurrence, as pycaffe2's do."""
+        if not _is_sparse(grad):
+            raise TypeError(f"dedup takes a GradientSlice, got {type(grad).__name__}")
+        if sparse_dedup_aggregator:
+            return net.DeduplicateGradientSlices(grad, aggregator=sparse_dedup_aggregator)
+        return grad
+
+    def _dedup_sparse(self, net, grad):
+        """dedup with this optimizer's sparse_dedup_aggregator; dense gradients as they are."""
         if _is_sparse(grad):
-            _unsupported(type(self).__name__, sparse_dedup_aggregator=getattr(self, "sparse_dedup_aggregator", None))
+            return self.dedup(net, getattr(self, "sparse_dedup_aggregator", None), grad)
+        return grad

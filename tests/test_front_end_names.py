@@ -221,3 +221,28 @@ def test_extract_predictor_net_keeps_the_forward_ops_from_the_input():
     assert workspace.FetchBlob("pred").shape == (2, 3)
     with pytest.raises(ValueError, match="no op writes"):
         model_helper.ExtractPredictorNet(model.net.Proto(), ["xx/data"], ["nothing"])
+
+
+@pytest.mark.parametrize("aggregator, expected", [("sum", [[2.0], [4.0]]), ("mean", [[2.0], [2.0]])])
+def test_deduplicate_gradient_slices(aggregator, expected):
+    net = core.Net("dedup")
+    deduped = net.DeduplicateGradientSlices(core.GradientSlice("idx", "val"), aggregator)
+    workspace.FeedBlob("idx", np.array([7, 3, 7], np.int64))
+    workspace.FeedBlob("val", np.array([[1.0], [2.0], [3.0]], np.float32))
+    workspace.RunNetOnce(net)
+    np.testing.assert_array_equal(workspace.FetchBlob(deduped.indices), [3, 7])
+    np.testing.assert_array_equal(workspace.FetchBlob(deduped.values), expected)  # rows of ids 3, 7
+    with pytest.raises(ValueError, match="max is not supported"):
+        net.DeduplicateGradientSlices(core.GradientSlice("idx", "val"), "max")
+
+
+def test_brew_elementwise_linear_trains_its_scale_and_shift():
+    model = model_helper.ModelHelper("ewl")
+    y = brew.elementwise_linear(model, "X", "y", dim=3)
+    assert model.params == ["y_w", "y_b"] and model.weights == ["y_w"] and model.biases == ["y_b"]
+    x = np.arange(6, dtype=np.float32).reshape(2, 3)
+    workspace.FeedBlob("X", x)
+    workspace.RunNetOnce(model.param_init_net)
+    workspace.FeedBlob("y_w", np.array([1.0, 2.0, 3.0], np.float32))
+    workspace.RunNetOnce(model.net)
+    np.testing.assert_array_equal(workspace.FetchBlob(y), x * [1.0, 2.0, 3.0])
