@@ -90,6 +90,41 @@ class SgdOptimizer(Optimizer):
         self.base_learning_rate *= scale
 
 
+class MultiPrecisionSgdOptimizer(SgdOptimizer):
+    """SGD for a float16 param kept with a float32 master copy: given a ParameterInfo-like
+    object whose blob_copy maps core.DataType.FLOAT to the copy, the float16 gradient is
+    widened (HalfToFloat), MomentumSGDUpdate updates the copy and FloatToHalf writes it
+    back to the param. Params without a copy get SgdOptimizer's update, as in Caffe2."""
+
+    def __init__(self, base_learning_rate: float = 0.1, momentum: float = 0.0, policy: str = "fixed",
+                 nesterov: int = 1, sparse_dedup_aggregator=None, **kwargs):
+        super().__init__(base_learning_rate, policy=policy, momentum=momentum, nesterov=nesterov,
+                         sparse_dedup_aggregator=sparse_dedup_aggregator, **kwargs)
+
+    def __call__(self, net, param_init_net, param, grad=None):
+        copy = (getattr(param, "blob_copy", None) or {}).get(core.DataType.FLOAT) if grad is None else None
+        if copy is None:
+            return super().__call__(net, param_init_net, param, grad)
+        param, grad, copy = _ref(param.blob, net), param.grad, _ref(copy, net)
+        if self.base_learning_rate < 0:
+            raise ValueError(f"MultiPrecisionSgdOptimizer: base learning rate must be positive, "
+                             f"got {self.base_learning_rate}")
+        if self.base_learning_rate == 0:
+            return None
+        if _is_sparse(grad):
+            raise ValueError(f"MultiPrecisionSgdOptimizer: param {param} has a sparse gradient, which it "
+                             "does not take (nor does Caffe2's)")
+        lr, _ = self.build_lr(net, param_init_net, -self.base_learning_rate, policy=self.policy,
+                              **self.init_kwargs)
+        moment = param_init_net.ConstantFill([copy], [_ref(f"{param}_momentum", param_init_net)], value=0.0)
+        self._aux_params.local.append(moment)
+        grad32 = net.HalfToFloat([_ref(grad, net)], [_ref(f"{grad}_fp32", net)])
+        net.MomentumSGDUpdate([grad32, _ref(moment, net), lr, copy], [grad32, _ref(moment, net), copy],
+                              momentum=self.momentum, nesterov=self.nesterov)
+        net.FloatToHalf([copy], [param])
+        return None
+
+
 class AdamOptimizer(Optimizer):
     """Adam, with Caffe2's bias correction at t = iteration + 1."""
 
@@ -246,6 +281,14 @@ def build_sgd(model, base_learning_rate: float, max_gradient_norm=None,
     """SGD over every param with a gradient. kwargs: SgdOptimizer's (policy, momentum,
     nesterov, weight_decay) and the LearningRate policy's (stepsize, gamma, power, ...)."""
     return _build(model, SgdOptimizer(base_learning_rate, **kwargs),
+                  max_gradient_norm=max_gradient_norm, allow_lr_injection=allow_lr_injection)
+
+
+def build_multi_precision_sgd(model, base_learning_rate: float, max_gradient_norm=None,
+                              allow_lr_injection: bool = False, **kwargs) -> MultiPrecisionSgdOptimizer:
+    """SGD keeping float32 copies of float16 params (see MultiPrecisionSgdOptimizer); plain
+    SGD for float32 params. kwargs as build_sgd's."""
+    return _build(model, MultiPrecisionSgdOptimizer(base_learning_rate, **kwargs),
                   max_gradient_norm=max_gradient_norm, allow_lr_injection=allow_lr_injection)
 
 

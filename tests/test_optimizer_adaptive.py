@@ -1,6 +1,8 @@
 """optimizer.build_rms_prop / build_ftrl / build_adadelta, learning-rate injection
 and get_param_device: the nets they build (as Caffe2 builds them) and that they
 train a small linear regression."""
+from types import SimpleNamespace
+
 import numpy as np
 import pytest
 
@@ -105,3 +107,32 @@ def test_get_param_device():
     assert optimizer.get_param_device("p", core.GradientSlice("i", "on_gpu"), devices) == gpu
     with pytest.raises(ValueError, match="Cannot infer device for p"):
         optimizer.get_param_device("p", "g", devices)
+
+
+def test_multi_precision_sgd_updates_the_float32_copy_and_writes_it_back():
+    net, init = core.Net("mp"), core.Net("mp_init")
+    init.GivenTensorFill([], "w32", shape=[3], values=[1.0, 2.0, 3.0])
+    init.FloatToHalf("w32", "w16")
+    info = SimpleNamespace(blob="w16", grad="w16_grad", blob_copy={core.DataType.FLOAT: "w32"})
+    optimizer.MultiPrecisionSgdOptimizer(0.5, momentum=0.9, nesterov=0)(net, init, info)
+    assert [op.type for op in net.Proto().op][-3:] == ["HalfToFloat", "MomentumSGDUpdate", "FloatToHalf"]
+    workspace.RunNetOnce(init)
+    workspace.CreateNet(net)
+    grad = np.array([0.5, -1.0, 2.0], np.float16)
+    workspace.FeedBlob("w16_grad", grad)
+    w, moment = np.array([1.0, 2.0, 3.0]), np.zeros(3)
+    for _ in range(2):
+        workspace.RunNet(net)
+        moment = 0.5 * grad.astype(np.float64) + 0.9 * moment
+        w -= moment
+    np.testing.assert_allclose(workspace.FetchBlob("w32"), w, rtol=1e-6)
+    assert workspace.FetchBlob("w16").dtype == np.float16
+    np.testing.assert_allclose(workspace.FetchBlob("w16"), w, rtol=1e-3)
+
+
+def test_multi_precision_sgd_is_sgd_for_float32_params():
+    model = regression()
+    optimizer.build_multi_precision_sgd(model, 0.05)
+    assert "WeightedSum" in [op.type for op in model.net.Proto().op]
+    first, last = train(model, 300)
+    assert last < first / 1000
