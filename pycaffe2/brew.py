@@ -432,3 +432,19 @@ def elementwise_linear(model, blob_in, blob_out, dim, weight_init=None, bias_ini
     bias = model.create_param(f"{blob_out}_b", [dim], bias_init or ("ConstantFill", {"value": 0.0}),
                               ParameterTags.BIAS)
     return model.net.ElementwiseLinear([blob_in, weight, bias], blob_out, **kwargs)
+
+
+@_helper
+def cond(model, cond_blob, external_blobs, then_model, else_model=None):
+    """An If op on model.net running then_model's net (else else_model's) by cond_blob;
+    built by control_ops_util.add_if_op, as in Caffe2."""
+    from pycaffe2.control_ops_util import add_if_op
+    add_if_op(model.net, cond_blob, external_blobs, then_model.net, else_model.net if else_model else None)
+
+
+@_helper
+def loop(model, cond_blob, external_blobs, loop_model, cond_model=None):
+    """A While op on model.net running loop_model's net while cond_blob holds (cond_model's
+    net recomputing it); built by control_ops_util.add_while_op, as in Caffe2."""
+    from pycaffe2.control_ops_util import add_while_op
+    add_while_op(model.net, cond_blob, external_blobs, loop_model.net, cond_model.net if cond_model else None)

@@ -246,3 +246,19 @@ def test_brew_elementwise_linear_trains_its_scale_and_shift():
     workspace.FeedBlob("y_w", np.array([1.0, 2.0, 3.0], np.float32))
     workspace.RunNetOnce(model.net)
     np.testing.assert_array_equal(workspace.FetchBlob(y), x * [1.0, 2.0, 3.0])
+
+
+def test_brew_cond_and_loop_build_if_and_while_ops():
+    pytest.importorskip("pycaffe2.control_ops_util", reason="control_ops_util comes with the control part")
+    model, then_model, body = (model_helper.ModelHelper(n) for n in ("outer", "then", "body"))
+    workspace.FeedBlob("flag", np.array(True))
+    workspace.FeedBlob("x", np.array([1.0], np.float32))
+    then_model.net.Scale("x", "x", scale=2.0)
+    brew.cond(model, "flag", ["x"], then_model)
+    body.net.Scale("x", "x", scale=3.0)
+    body.net.ConstantFill([], "go", shape=[], value=False, dtype=core.DataType.BOOL)
+    model.net.ConstantFill([], "go", shape=[], value=True, dtype=core.DataType.BOOL)
+    brew.loop(model, "go", ["x", "go"], body)
+    assert [op.type for op in model.net.Proto().op] == ["If", "ConstantFill", "While"]
+    workspace.RunNetOnce(model.net)
+    np.testing.assert_array_equal(workspace.FetchBlob("x"), [6.0])
