@@ -20,7 +20,7 @@ from typing import ClassVar
 import numpy as np
 
 from pycaffe2.core_net import *  # Caffe2's net helpers, kept there (its __all__)
-from pycaffe2.core_net import NetMethods, PlanMethods, StepMethods
+from pycaffe2.core_net import NetMethods, PlanMethods, StepMethods, record_traceback
 from pycaffe2.gradient import BlockGradients, GetBackwardPass, GradientRegistry, GradientSlice, only_update
 from pycaffe2.proto import caffe2_pb2
 from pycaffe2.schema import closest_types, get_schema
@@ -241,6 +241,7 @@ class Net(NetMethods):
             outputs = _scoped(outputs)
         op = CreateOperator(op_type, _scoped(inputs), outputs, **kwargs)
         self._net.op.append(op)
+        record_traceback(self._net.name, len(self._net.op) - 1)
         references = [BlobReference(name, self) for name in op.output]
         return references[0] if len(references) == 1 else tuple(references)
 

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import collections
 import logging
+import os
+import sys
 
 import numpy as np
 
@@ -188,6 +190,21 @@ def clone_and_bind_net(net, name: str, prefix: str, blob_remap=None, inputs=None
     return net.Clone(name, blob_remap), blob_remap
 
 
+_HERE = {os.path.join(os.path.dirname(__file__), name) for name in ("core.py", "core_net.py")}
+
+
+def record_traceback(net_name: str, op_index: int) -> None:
+    """Keep where the op was made, in workspace.operator_tracebacks[net][index] as Caffe2
+    does: (file, line, function) from the caller outwards, without reading any file."""
+    from pycaffe2 import workspace
+    frame, frames = sys._getframe(1), []
+    while frame is not None:
+        if frame.f_code.co_filename not in _HERE:
+            frames.append((frame.f_code.co_filename, frame.f_lineno, frame.f_code.co_name))
+        frame = frame.f_back
+    workspace.operator_tracebacks[net_name][op_index] = frames
+
+
 class NetMethods:
     """Mixed into core.Net: the methods that only read or edit its NetDef (`self._net`)."""
 
@@ -239,6 +256,14 @@ class NetMethods:
     def UsedBlobNames(self) -> set:
         names = {b for op in self._net.op for b in (*op.input, *op.output)}
         return names | set(self._net.external_input) | set(self._net.external_output)
+
+    def PopulateProtoWithFileName(self) -> None:
+        """Name each op "file:line:function" after the place it was made in."""
+        from pycaffe2 import workspace
+        tracebacks = workspace.operator_tracebacks.get(self.Name(), {})
+        for index, op in enumerate(self._net.op):
+            if tracebacks.get(index):
+                op.name = ":".join(map(str, tracebacks[index][0]))
 
     def extend_ops(self, new_ops) -> None:
         self._net.op.extend(new_ops)

@@ -262,3 +262,13 @@ def test_brew_cond_and_loop_build_if_and_while_ops():
     assert [op.type for op in model.net.Proto().op] == ["If", "ConstantFill", "While"]
     workspace.RunNetOnce(model.net)
     np.testing.assert_array_equal(workspace.FetchBlob("x"), [6.0])
+
+
+def test_ops_remember_where_they_were_made():
+    net = core.Net("where")
+    net.Relu("x", "y")
+    line = test_ops_remember_where_they_were_made.__code__.co_firstlineno + 2
+    (innermost, *_), = workspace.operator_tracebacks[net.Name()].values()
+    assert innermost == (__file__, line, "test_ops_remember_where_they_were_made")
+    net.PopulateProtoWithFileName()
+    assert net.Proto().op[0].name == f"{__file__}:{line}:test_ops_remember_where_they_were_made"
