@@ -204,3 +204,60 @@ def test_an_interrupted_while_leaves_the_workspace_as_it_was():
         signal.signal(signal.SIGALRM, previous)
     np.testing.assert_array_equal(ws.FetchBlob("y"), np.zeros(3))  # the loop's writes never landed
     assert sorted(ws.Blobs()) == ["cond", "x", "y"]
+
+
+PLAN_FOREVER = """\
+init_net:
+  name: init
+  op:
+  - {type: ConstantFill, output: [cond], arg: {shape: [], value: 1, dtype: 5}}
+  - {type: ConstantFill, output: [x], arg: {shape: [3], value: 1.0}}
+predict_net:
+  name: forever
+  external_input: [cond, x]
+  external_output: [y]
+  op:
+  - {type: Copy, input: [x], output: [y]}
+  - type: While
+    input: [cond, x, y]
+    output: [y]
+    arg:
+      loop_net: {name: body, op: [{type: Add, input: [y, x], output: [y]}]}
+plan:
+  name: fit
+  network:
+  - {name: init, op: [{type: ConstantFill, output: [cond], arg: [{name: shape, ints: []}, {name: value, f: 1},
+                                                                   {name: dtype, i: 5}]},
+                      {type: ConstantFill, output: [x], arg: [{name: shape, ints: [3]}, {name: value, f: 1}]}]}
+  - name: forever
+    op:
+    - {type: Copy, input: [x], output: [y]}
+    - type: While
+      input: [cond, x, y]
+      output: [y]
+      arg: [{name: loop_net, n: {name: body, op: [{type: Add, input: [y, x], output: [y]}]}}]
+  execution_step:
+  - {name: init, network: [init]}
+  - {name: loop, network: [forever], num_iter: 5}
+"""
+
+
+def test_ctrl_c_twice_stops_a_plan_whose_iteration_never_ends(tmp_path):
+    """A plan finishes its iteration on the first Ctrl-C, and says so; this one never
+    would, and the second stops it at once."""
+    (tmp_path / "model.yaml").write_text(PLAN_FOREVER)
+    assert main(["validate", str(tmp_path / "model.yaml")]) == 0
+    process = subprocess.Popen([sys.executable, "-m", "pycaffe2", "run", "model.yaml", "--checkpoint", "ckpt"],
+                               cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        time.sleep(3)
+        assert process.poll() is None, process.communicate()
+        process.send_signal(signal.SIGINT)
+        time.sleep(1)
+        assert process.poll() is None, process.communicate()  # still in the While
+        process.send_signal(signal.SIGINT)
+        _, err = process.communicate(timeout=30)
+    finally:
+        process.kill()
+    assert process.returncode == 130 and "Traceback" not in err, err
+    assert "Ctrl-C again to stop at once" in err and "stopped at once" in err
