@@ -261,3 +261,23 @@ def test_ctrl_c_twice_stops_a_plan_whose_iteration_never_ends(tmp_path):
         process.kill()
     assert process.returncode == 130 and "Traceback" not in err, err
     assert "Ctrl-C again to stop at once" in err and "stopped at once" in err
+
+
+def test_a_nested_net_declaring_an_input_the_op_cannot_give_is_named(tmp_path, capsys):
+    """Its external_input is a promise the outer net must keep; validate says when it
+    cannot (run would fail inside the If, at the op that reads it)."""
+    (tmp_path / "ext.yaml").write_text("""\
+name: m
+external_input: [c, x]
+external_output: [y]
+op:
+  - {type: Copy, input: [x], output: [y]}
+  - type: If
+    input: [c, x]
+    output: [y]
+    arg:
+      then_net: {name: t, external_input: [x, nothere], op: [{type: Copy, input: [nothere], output: [y]}]}
+""")
+    assert main(["validate", str(tmp_path / "ext.yaml")]) == 1
+    assert capsys.readouterr().out == (f"{tmp_path / 'ext.yaml'}:6: op 1 (If): then_net (net 't'): external_input "
+                                       "'nothere' is not a blob the op can give it\n")

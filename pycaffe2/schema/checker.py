@@ -178,6 +178,11 @@ class _NetChecker:
             if spec is None or not fits(arg, spec.types) or not set(spec.types) & {"net", "nets"}:
                 continue
             for net in ([arg.n] if arg.HasField("n") else list(arg.nets)):
+                # the net's external_input declares blobs it takes from here; it cannot make them
+                missing = [blob for blob in net.external_input if blob not in known] if strict else []
+                for blob in dict.fromkeys(missing):
+                    self.report("undefined-blob", f"{arg.name} (net '{net.name}'): external_input '{blob}' "
+                                "is not a blob the op can give it", index, op.type)
                 checker = _NetChecker(net, None, None, None, known, shapes)
                 checker.strict_inputs = strict
                 for problem in checker.run():
