@@ -281,3 +281,24 @@ op:
     assert main(["validate", str(tmp_path / "ext.yaml")]) == 1
     assert capsys.readouterr().out == (f"{tmp_path / 'ext.yaml'}:6: op 1 (If): then_net (net 't'): external_input "
                                        "'nothere' is not a blob the op can give it\n")
+
+
+def test_nested_mutations_of_every_net_seed_are_accepted_or_refused_by_name(tmp_path):
+    """The fuzzer's nesting mutation (1 to 24 levels of If/While/Do, as `n` or `nets`)
+    on each seed net, through each text format as well as binary."""
+    import random
+
+    from tests.fuzz import harness
+    from tests.fuzz.mutations import nest_message
+    rng, outcomes = random.Random(15), []
+    for seed in harness.seeds()["pb"]:
+        net = caffe2_pb2.NetDef.FromString(seed)
+        nest_message(net, rng)
+        data = net.SerializePartialToString()
+        for family in ("pb", "pbtxt"):
+            if family == "pbtxt":
+                data = text_format.MessageToString(net).encode()
+            outcome, exc = harness.run_one(family, data, tmp_path)
+            assert outcome != "failed", exc
+            outcomes.append(outcome)
+    assert "refused" in outcomes
