@@ -15,6 +15,7 @@ from pycaffe2.devices.cuda import is_gpu_array
 from pycaffe2.errors import PyCaffe2Error
 from pycaffe2.executor.net import CompiledNet, compile_net
 from pycaffe2.proto import caffe2_pb2
+from pycaffe2.proto.checks import inner_nets
 
 
 class Workspace:
@@ -112,11 +113,10 @@ class Workspace:
 
 
 def _read_blobs(net: caffe2_pb2.NetDef) -> set[str]:
-    """Every blob an op of `net` reads, nets given as op args (control ops, step nets) included."""
-    read = set()
-    for op in net.op:
-        read.update(op.input)
-        for arg in op.arg:
-            for nested in ([arg.n] if arg.HasField("n") else []) + list(arg.nets):
-                read |= _read_blobs(nested)
+    """Every blob an op of `net` reads, nets carried in op args (control ops, step nets) included."""
+    read, stack = set(), [net]
+    while stack:  # no recursion: compile_net has capped the nesting already
+        for op in stack.pop().op:
+            read.update(op.input)
+            stack.extend(inner for _, inner in inner_nets(op))
     return read
