@@ -21,6 +21,7 @@ from typing import ClassVar
 
 import numpy as np
 
+from pycaffe2.core_devices import *  # multi-device rewriting (its __all__)
 from pycaffe2.core_net import *  # Caffe2's net helpers, kept there (its __all__)
 from pycaffe2.core_net import NetMethods, PlanMethods, StepMethods, record_traceback
 from pycaffe2.errors import PyCaffe2Error

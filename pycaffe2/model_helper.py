@@ -58,12 +58,15 @@ class ModelHelper:
             self.params = param_model.params
             self._computed_params = param_model._computed_params
             self._param_tags = param_model._param_tags
+            self._parameters_info = param_model._parameters_info
         else:
             self.param_init_net = core.Net(self.name + "_init")
             self.param_to_grad: dict = {}
             self.params: list = []
             self._computed_params: list = []
             self._param_tags: dict = {}
+            self._parameters_info: dict = {}  # {name: ParameterInfo} of create_param's params
+        self._param_info_deprecated: list = []  # param_info()'s records, one per AddParameter'd param
         self.init_params = init_params
         self.allow_not_known_ops = allow_not_known_ops
         self.skip_sparse_optim = skip_sparse_optim
@@ -114,9 +117,51 @@ class ModelHelper:
             initializer = ExternalInitializer()
         info = initializer.create_param(core.BlobReference(param_name, self.param_init_net),
                                         self.param_init_net, shape)
-        blob = info.blob if isinstance(info, ParameterInfo) else info  # a custom one may give the blob
+        if isinstance(info, ParameterInfo):
+            self._parameters_info[str(info.blob)] = info
+            blob = info.blob
+        else:
+            blob = info  # a custom initializer may give the blob itself
         self.AddParameter(blob, tags)
         return blob
+
+    def get_param_info(self, param) -> ParameterInfo | None:
+        """The ParameterInfo create_param made for `param` (a BlobReference), or None."""
+        if not isinstance(param, core.BlobReference):
+            raise TypeError(f"Param {param} is not a BlobReference")
+        return self._parameters_info.get(str(param))
+
+    def param_info(self, grad_type=None, id=None):
+        """Caffe2's older interface: a ParameterInfo per param in `params` order (ids count
+        from 0), gradients from param_to_grad; `id=` gives one, `grad_type=` (core.BlobReference
+        or core.GradientSlice) those whose gradient is of that kind."""
+        if id is not None and grad_type is not None:
+            raise ValueError("param_info takes id= or grad_type=, not both")
+        records = self._param_info_deprecated
+        if len(records) > len(self.params):
+            raise RuntimeError(f"Model {self.name}: params were removed after param_info() was called")
+        for param in self.params[len(records):]:
+            if not isinstance(param, core.BlobReference):
+                raise TypeError(f"Param {param} is not a BlobReference")
+            records.append(ParameterInfo(param_id=len(records), param=param, shape=self._init_shape(param)))
+        for record in records:
+            record.grad = self.param_to_grad.get(record.name)
+        if id is not None:
+            if not 0 <= id < len(records):
+                raise IndexError(f"Model {self.name} has {len(records)} params; no id {id}")
+            return records[id]
+        if grad_type is not None:
+            return [record for record in records if record.grad is not None and record.grad_type() == grad_type]
+        return records
+
+    def _init_shape(self, param) -> list | None:
+        """The `shape` arg of the param_init_net op that makes `param`, as Caffe2 infers it."""
+        for op in self.param_init_net.Proto().op:
+            if str(param) in op.output:
+                for arg in op.arg:
+                    if arg.name == "shape":
+                        return list(arg.ints)
+        return None
 
     def GetParams(self, namescope: str | None = None, top_scope: bool = False) -> list:
         """The params under `namescope` (by default the current NameScope; '' means all)."""

@@ -20,7 +20,7 @@ from __future__ import annotations
 import numpy as np
 
 from pycaffe2 import core
-from pycaffe2.optimizer_adaptive import AdadeltaOptimizer, FtrlOptimizer, RmsPropOptimizer
+from pycaffe2.optimizer_adaptive import AdadeltaOptimizer, FtrlOptimizer, RmsPropOptimizer, YellowFinOptimizer
 from pycaffe2.optimizer_base import (  # noqa: F401  (Caffe2's optimizer names, kept there)
     _OPTIMIZER_ITERATION_NAME,
     AuxOptimizerParams,
@@ -321,6 +321,12 @@ def build_ftrl(model, engine: str = "SIMD", **kwargs) -> FtrlOptimizer:
     """FTRL over every param with a gradient (kwargs: alpha, beta, lambda1, lambda2). The
     SIMD engine Caffe2 defaults to is only a faster kernel: pycaffe2 ignores engines."""
     return _build(model, FtrlOptimizer(engine=engine, **kwargs))
+
+
+def build_yellowfin(model, base_learning_rate: float = 0.1, **kwargs) -> YellowFinOptimizer:
+    """YellowFin over every param with a gradient, starting from lr = base_learning_rate.
+    kwargs: YellowFinOptimizer's (mu, beta, curv_win_width, zero_debias, epsilon)."""
+    return _build(model, YellowFinOptimizer(alpha=base_learning_rate, **kwargs))
 
 
 def build_adadelta(model, base_learning_rate: float, parameters=None, max_gradient_norm=None,

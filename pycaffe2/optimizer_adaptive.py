@@ -1,9 +1,9 @@
-"""Caffe2's RmsProp, Ftrl and Adadelta optimizers (the adaptive op family's
-updates); `optimizer` re-exports them beside its build_* functions.
+"""Caffe2's RmsProp, Ftrl, Adadelta and YellowFin optimizers (the adaptive and
+yellowfin op families' updates); `optimizer` re-exports them beside its build_* functions.
 """
 from __future__ import annotations
 
-from pycaffe2.optimizer_base import Optimizer, _is_sparse, _one, _ref
+from pycaffe2.optimizer_base import Optimizer, _fill_once, _is_sparse, _one, _ref, build_iter
 
 
 def _refuse_sparse(cls: str, sparse_op: str, param) -> None:
@@ -103,6 +103,55 @@ class AdadeltaOptimizer(Optimizer):
         update = self._state(param_init_net, param, "_squared_moment_update")
         net.Adadelta([param, moment, update, grad, lr], [param, moment, update], epsilon=self.epsilon,
                      decay=self.decay, engine=self.engine or None)
+
+    def scale_learning_rate(self, scale: float) -> None:
+        self.alpha *= scale
+
+
+class YellowFinOptimizer(Optimizer):
+    """YellowFin (https://arxiv.org/abs/1706.03471): momentum SGD whose learning rate and
+    momentum, one pair per param, tune themselves. State blobs `<param>_moment`,
+    `_curv_win`, `_g_avg`, `_g2_avg`, `_lr_avg` (from alpha), `_mu_avg` (from mu) and
+    `_scalars_memory`; the shared iteration counter. Dense gradients."""
+
+    SCALARS_MEMORY_SIZE = 5  # the YellowFin op's scalar averages
+
+    def __init__(self, alpha: float = 0.1, mu: float = 0.0, beta: float = 0.999, curv_win_width: int = 20,
+                 zero_debias: bool = True, epsilon: float = 0.1 ** 6, policy: str = "fixed",
+                 sparse_dedup_aggregator=None, **kwargs):
+        super().__init__()
+        self.alpha = alpha
+        self.mu = mu
+        self.beta = beta
+        self.curv_win_width = curv_win_width
+        self.zero_debias = zero_debias
+        self.epsilon = epsilon
+        self.policy = policy
+        self.sparse_dedup_aggregator = sparse_dedup_aggregator
+        self.init_kwargs = kwargs
+
+    def _run(self, net, param_init_net, param, grad):
+        if self.alpha <= 0:
+            raise ValueError(f"YellowFinOptimizer: alpha must be positive, got {self.alpha}")
+        if _is_sparse(grad):
+            raise NotImplementedError(f"YellowFinOptimizer: param {param} has a sparse gradient; "
+                                      "YellowFin takes dense gradients only (as in Caffe2)")
+        moment = self._state(param_init_net, param, "_moment")
+        g_avg = self._state(param_init_net, param, "_g_avg")
+        g2_avg = self._state(param_init_net, param, "_g2_avg")
+        fills = {"_curv_win": ([self.curv_win_width], 0.0), "_lr_avg": ([1], self.alpha),
+                 "_mu_avg": ([1], self.mu), "_scalars_memory": ([self.SCALARS_MEMORY_SIZE], 0.0)}
+        state = {}
+        for suffix, (shape, value) in fills.items():
+            state[suffix] = _fill_once(param_init_net, f"{param}{suffix}", shape=shape, value=float(value))
+            self._aux_params.local.append(state[suffix])
+        iteration = build_iter(param_init_net, net)
+        if iteration not in self._aux_params.shared:
+            self._aux_params.shared.append(iteration)
+        blobs = [param, moment, _ref(state["_lr_avg"], net), _ref(state["_mu_avg"], net),
+                 _ref(state["_curv_win"], net), g_avg, g2_avg, _ref(state["_scalars_memory"], net)]
+        net.YellowFin(blobs + [grad, iteration], blobs, beta=self.beta, epsilon=self.epsilon,
+                      curv_win_width=self.curv_win_width, zero_debias=self.zero_debias)
 
     def scale_learning_rate(self, scale: float) -> None:
         self.alpha *= scale

@@ -24,7 +24,7 @@ LAYERS = {
     "pycaffe2.operators": 3, "pycaffe2.validate": 3, "pycaffe2.validate_report": 3,
     "pycaffe2.gradient": 4, "pycaffe2.executor": 4,
     "pycaffe2.testing": 5, "pycaffe2.gradient_checker": 5, "pycaffe2.graph": 5,
-    "pycaffe2.core": 5, "pycaffe2.core_net": 5, "pycaffe2.workspace": 5, "pycaffe2.brew": 5, "pycaffe2.model_helper": 5,
+    "pycaffe2.core": 5, "pycaffe2.core_net": 5, "pycaffe2.core_devices": 5, "pycaffe2.workspace": 5, "pycaffe2.brew": 5, "pycaffe2.model_helper": 5,
     "pycaffe2.optimizer": 5, "pycaffe2.optimizer_base": 5, "pycaffe2.optimizer_adaptive": 5, "pycaffe2.test_util": 5, "pycaffe2.hypothesis_test_util": 5,
     "pycaffe2.serialized_test": 5, "pycaffe2.device_checker": 5, "pycaffe2.mkl_test_util": 5,
     "pycaffe2.dyndep": 5, "pycaffe2.utils": 5, "pycaffe2.hip_test_util": 5, "pycaffe2.tt_core": 5,

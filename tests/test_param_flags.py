@@ -35,6 +35,7 @@ FLAGS = {
     "Adagrad": {"param": "weight"},
     "Adam": {"param": "weight"},
     "Adadelta": {"param": "weight"},
+    "YellowFin": {"param": "weight"},
     "ElementwiseLinear": {"a": "positive", "b": "zero"},
     "Ftrl": {"var": "weight"},
     "SparseAdagrad": {"param": "weight"},

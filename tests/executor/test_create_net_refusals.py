@@ -48,6 +48,8 @@ STATIC_PROBLEMS = {
     "training": ("Iter", ["iter"], ["iter2"], {}, "output 0 (iter) must be the same blob as input 0"),
     "adaptive": ("RmsProp", ["g", "ms", "mom"], ["g2", "ms", "mom"], {},
                  "takes 4 inputs (grad, mean_squares, mom, lr), got 3"),
+    "yellowfin": ("YellowFin", [f"x{i}" for i in range(9)], [f"x{i}" for i in range(8)], {},
+                  "takes 10 inputs"),
     "segment": ("Unique", ["a", "b"], ["u"], {}, "takes 1 input (indices), got 2"),
     "elementwise_linear": ("ElementwiseLinear", ["X", "a"], ["Y"], {}, "takes 3 inputs (X, a, b), got 2"),
     "sparse_update": ("SparseAdagrad", ["p", "m", "i", "g", "lr"], ["p2", "m"], {},
