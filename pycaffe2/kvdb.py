@@ -18,6 +18,7 @@ import importlib.util
 import os
 import secrets
 import shutil
+import stat
 import threading
 
 from pycaffe2.errors import DBError
@@ -108,6 +109,21 @@ class Transaction:
             self._db.guard(self._db.write, pending)
 
 
+def _check_entries(folder: str, db_type: str) -> None:
+    """Refuse a DB folder holding a symlink or a special file: the backends open their
+    files by name, even to read (LMDB resizes lock.mdb, LevelDB writes LOCK and LOG), so
+    a link would send a read or a write outside the folder, and a FIFO would block."""
+    try:
+        modes = [(entry.name, entry.stat(follow_symlinks=False).st_mode) for entry in os.scandir(folder)]
+    except OSError as exc:
+        raise DBError(f"cannot open {db_type} {folder}: {exc.strerror or exc}") from None
+    for name, mode in modes:
+        if stat.S_ISLNK(mode) or not (stat.S_ISREG(mode) or stat.S_ISDIR(mode)):
+            kind = "a symlink" if stat.S_ISLNK(mode) else "not a regular file"
+            raise DBError(f"cannot open {db_type} {folder}: its entry '{name}' is {kind}; "
+                          f"refused (a {db_type} DB folder holds only its own files)")
+
+
 # Read handles open in this process, shared: LMDB and LevelDB both refuse a second open of
 # one folder in a process, and Caffe2's nets open one DB from several readers.
 # (db_type, device, inode) -> [handle, users]
@@ -121,6 +137,7 @@ class _FolderDB:
     iterator and write."""
 
     db_type = ""
+    marker = ""
 
     def __init__(self, source: str, mode: Mode):
         self.source, self.mode = str(source), Mode(mode)
@@ -131,6 +148,8 @@ class _FolderDB:
         if os.path.exists(self.source) and not os.path.isdir(self.source):
             raise DBError(f"cannot open {self.db_type} {self.source}: not a folder (a {self.db_type} "
                           "DB is a folder; is it a minidb file?)")
+        if os.path.isdir(self.source):
+            _check_entries(self.source, self.db_type)
         if self.mode is Mode.read:
             self._open_shared()
             return
@@ -143,6 +162,9 @@ class _FolderDB:
     def _open_shared(self) -> None:
         if not os.path.isdir(self.source):
             raise DBError(f"cannot open {self.db_type} {self.source}: no such folder")
+        if not os.path.isfile(os.path.join(self.source, self.marker)):
+            raise DBError(f"cannot open {self.db_type} {self.source}: the folder has no '{self.marker}', "
+                          f"so it is not a {self.db_type} DB")
         status = os.stat(self.source)
         key = (self.db_type, status.st_dev, status.st_ino)  # a folder replaced since is another DB
         with _SHARED_LOCK:
@@ -278,6 +300,7 @@ class LMDB(_FolderDB):
     """Caffe2's lmdb: one LMDB environment folder, its unnamed database."""
 
     db_type = "lmdb"
+    marker = "data.mdb"  # the file every LMDB folder holds (detect_db_type looks for it too)
 
     @property
     def size(self) -> int | None:
@@ -306,6 +329,7 @@ class LevelDB(_FolderDB):
     """Caffe2's leveldb: a LevelDB folder."""
 
     db_type = "leveldb"
+    marker = "CURRENT"
 
     def open_handle(self, path: str):
         return self._module.DB(path, create_if_missing=self.mode is not Mode.read,
