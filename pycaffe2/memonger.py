@@ -43,25 +43,43 @@ def _proto(net) -> caffe2_pb2.NetDef:
 
 
 def _nested_blobs(op) -> set[str]:
-    """Every blob name inside the nets an op carries in its arguments."""
-    nets = []
+    """Every blob name inside the nets an op carries in its arguments, and every string
+    an argument holds (RecurrentNetwork's links and aliases name outer blobs that way):
+    kept by name, never shared."""
+    nets, names = [], set()
     for arg in op.arg:
         nets += ([arg.n] if arg.HasField("n") else []) + list(arg.nets)
+        names.update(_text(value) for value in ([arg.s] if arg.HasField("s") else []) + list(arg.strings))
         if arg.name.endswith("step_net") and arg.s:
-            from google.protobuf import text_format
-            step = caffe2_pb2.NetDef()
-            try:
-                text_format.Merge(arg.s.decode() if isinstance(arg.s, bytes) else arg.s, step)
-            except text_format.ParseError:
-                step.ParseFromString(arg.s)
-            nets.append(step)
-    names = set()
+            nets.append(_step_net(op, arg))
     for net in nets:
         names.update(net.external_input, net.external_output)
         for inner in net.op:
             names.update(inner.input, inner.output)
             names |= _nested_blobs(inner)
     return names
+
+
+def _text(value: bytes) -> str:
+    return value.decode("utf-8", "surrogateescape")
+
+
+def _step_net(op, arg) -> caffe2_pb2.NetDef:
+    """A step net held as text or binary NetDef; anything else is refused (the blobs it
+    names are unknown, so no renaming could be shown safe)."""
+    from google.protobuf import message, text_format
+    step = caffe2_pb2.NetDef()
+    try:
+        text_format.Merge(arg.s.decode("utf-8"), step)
+        return step
+    except (UnicodeDecodeError, text_format.ParseError):
+        pass
+    try:
+        step.ParseFromString(arg.s)
+    except message.DecodeError:
+        raise PyCaffe2Error(f"memonger: op {op.type} ({', '.join(op.output)}): arg '{arg.name}' is "
+                            "neither a text nor a binary NetDef; the net is left as it was") from None
+    return step
 
 
 def compute_interference_graph(ops) -> dict[int, set[int]]:
@@ -190,9 +208,23 @@ def compute_blob_assignments(assignments) -> dict[str, str]:
     return {name: group[-1][0] for group in assignments if len(group) > 1 for name, _ in group}
 
 
+def _all_names(net) -> set[str]:
+    names = set(net.external_input) | set(net.external_output)
+    for op in net.op:
+        names.update(op.input, op.output, op.control_input)
+        names |= _nested_blobs(op)
+    return names
+
+
 def _renamed(net, groups, prefix: str) -> tuple[caffe2_pb2.NetDef, dict[str, str]]:
-    mapping = {name: f"{prefix}__m{j}_shared" for j, group in enumerate(g for g in groups if len(g) > 1)
-               for name in group}
+    """Each group under one new name that no blob of the net has already (a taken name
+    would merge two blobs)."""
+    taken, mapping, j = _all_names(net), {}, 0
+    for group in (g for g in groups if len(g) > 1):
+        while f"{prefix}__m{j}_shared" in taken:
+            j += 1
+        mapping.update((name, f"{prefix}__m{j}_shared") for name in group)
+        j += 1
     optimized = copy.deepcopy(net)
     apply_assignments(optimized, mapping)
     return optimized, mapping
