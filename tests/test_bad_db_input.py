@@ -58,10 +58,11 @@ def test_a_folder_that_is_no_db_is_named(tmp_path):
 @pytest.mark.parametrize("how", ["truncated", "zeros", "random"])
 def test_a_damaged_data_file_is_refused(tmp_path, how):
     path = _lmdb(tmp_path / "d", [(b"%08d" % i, b"v" * 100) for i in range(50)])
-    data = open(os.path.join(path, "data.mdb"), "rb").read()
+    data_file = tmp_path / "d" / "data.mdb"
+    data = data_file.read_bytes()
     damaged = {"truncated": data[:100], "zeros": bytes(len(data)),
                "random": np.random.default_rng(0).bytes(len(data))}[how]
-    open(os.path.join(path, "data.mdb"), "wb").write(damaged)
+    data_file.write_bytes(damaged)
     with pytest.raises(DBError, match=path):
         db.describe_db(path, "lmdb")
 
