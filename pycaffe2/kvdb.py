@@ -19,6 +19,7 @@ import os
 import secrets
 import shutil
 import stat
+import struct
 import threading
 
 from pycaffe2.errors import DBError
@@ -139,6 +140,9 @@ class _FolderDB:
     db_type = ""
     marker = ""
 
+    def check_files(self) -> None:
+        """What a subclass checks of its files before the backend opens them."""
+
     def __init__(self, source: str, mode: Mode):
         self.source, self.mode = str(source), Mode(mode)
         self.transactions: list[Transaction] = []
@@ -165,6 +169,7 @@ class _FolderDB:
         if not os.path.isfile(os.path.join(self.source, self.marker)):
             raise DBError(f"cannot open {self.db_type} {self.source}: the folder has no '{self.marker}', "
                           f"so it is not a {self.db_type} DB")
+        self.check_files()
         status = os.stat(self.source)
         key = (self.db_type, status.st_dev, status.st_ino)  # a folder replaced since is another DB
         with _SHARED_LOCK:
@@ -296,6 +301,12 @@ class _LMDBIterator:
         return self._cursor.value()
 
 
+# LMDB's meta page (64-bit layout): page header 16 bytes, then magic, version, address,
+# map size, two 48-byte DB records (the first's pad holds the page size), last page, txn id.
+_META_PAGE_SIZE, _META_LAST_PAGE, _META_END = 40, 136, 152
+_MAGIC = struct.pack("<I", 0xBEEFC0DE)
+
+
 class LMDB(_FolderDB):
     """Caffe2's lmdb: one LMDB environment folder, its unnamed database."""
 
@@ -307,6 +318,31 @@ class LMDB(_FolderDB):
         """Bytes of data.mdb: values are stored as they are, so no tensor can claim more."""
         data = os.path.join(self.source, "data.mdb")
         return os.path.getsize(data) if self.mode is Mode.read and os.path.isfile(data) else None
+
+    def check_files(self) -> None:
+        """Refuse a data.mdb shorter than its meta pages say: LMDB maps the file and
+        reads pages up to the last one the meta names, and a page past the end of the
+        file is a SIGBUS that kills the process, not an error."""
+        path = os.path.join(self.source, "data.mdb")
+        try:
+            size = os.path.getsize(path)
+            with open(path, "rb") as stream:
+                first = stream.read(_META_END)
+                if len(first) < _META_END or first[16:20] != _MAGIC:
+                    return  # not LMDB's file at all: LMDB reads its header without mapping, and names it
+                page = struct.unpack_from("<I", first, _META_PAGE_SIZE)[0]
+                if page < 512 or page & (page - 1) or size % page or size < 2 * page:
+                    raise DBError(f"cannot open lmdb {self.source}: data.mdb is damaged or cut short: "
+                                  f"{size:,} bytes is not a whole number (2 or more) of {page}-byte pages")
+                stream.seek(page)
+                metas = [first, stream.read(_META_END)]
+        except OSError as exc:
+            raise DBError(f"cannot open lmdb {self.source}: {exc.strerror or exc}") from None
+        last_page, _ = max(struct.unpack_from("<QQ", meta, _META_LAST_PAGE)[::-1] for meta in metas
+                            if len(meta) == _META_END)[::-1]
+        if (last_page + 1) * page > size:
+            raise DBError(f"cannot open lmdb {self.source}: data.mdb is damaged or cut short: its meta "
+                          f"page names page {last_page:,} of {page} bytes, the file holds {size:,} bytes")
 
     def open_handle(self, path: str):
         reading = self.mode is Mode.read

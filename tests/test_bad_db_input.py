@@ -55,12 +55,14 @@ def test_a_folder_that_is_no_db_is_named(tmp_path):
     assert db.detect_db_type(str(tmp_path)) is None
 
 
-@pytest.mark.parametrize("how", ["truncated", "zeros", "random"])
+@pytest.mark.parametrize("how", ["truncated", "cut_in_a_page", "cut_at_a_page", "zeros", "random"])
 def test_a_damaged_data_file_is_refused(tmp_path, how):
     path = _lmdb(tmp_path / "d", [(b"%08d" % i, b"v" * 100) for i in range(50)])
     data_file = tmp_path / "d" / "data.mdb"
     data = data_file.read_bytes()
-    damaged = {"truncated": data[:100], "zeros": bytes(len(data)),
+    # A cut inside the mapped pages was a SIGBUS that killed the process.
+    damaged = {"truncated": data[:100], "cut_in_a_page": data[:4096 + 2308], "cut_at_a_page": data[:3 * 4096],
+               "zeros": bytes(len(data)),
                "random": np.random.default_rng(0).bytes(len(data))}[how]
     data_file.write_bytes(damaged)
     with pytest.raises(DBError, match=path):

@@ -163,8 +163,11 @@ def prepare_prediction_net(filename, db_type: str, device_option=None) -> core.N
             compile_net(net)
         except PyCaffe2Error as exc:
             raise PyCaffe2Error(f"{filename}: the exported net '{net.name}' is not valid: {exc}") from None
-    workspace.RunNetOnce(nets[0])
-    workspace.RunNetOnce(nets[1])
     predict_net = core.Net(nets[2])
-    workspace.CreateNet(predict_net)
+    try:
+        workspace.RunNetOnce(nets[0])
+        workspace.RunNetOnce(nets[1])
+        workspace.CreateNet(predict_net)
+    except PyCaffe2Error as exc:
+        raise PyCaffe2Error(f"{filename}: {exc}") from None
     return predict_net
