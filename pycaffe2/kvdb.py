@@ -18,6 +18,8 @@ import importlib.util
 import os
 import secrets
 import shutil
+import stat
+import struct
 import threading
 
 from pycaffe2.errors import DBError
@@ -108,6 +110,21 @@ class Transaction:
             self._db.guard(self._db.write, pending)
 
 
+def _check_entries(folder: str, db_type: str) -> None:
+    """Refuse a DB folder holding a symlink or a special file: the backends open their
+    files by name, even to read (LMDB resizes lock.mdb, LevelDB writes LOCK and LOG), so
+    a link would send a read or a write outside the folder, and a FIFO would block."""
+    try:
+        modes = [(entry.name, entry.stat(follow_symlinks=False).st_mode) for entry in os.scandir(folder)]
+    except OSError as exc:
+        raise DBError(f"cannot open {db_type} {folder}: {exc.strerror or exc}") from None
+    for name, mode in modes:
+        if stat.S_ISLNK(mode) or not (stat.S_ISREG(mode) or stat.S_ISDIR(mode)):
+            kind = "a symlink" if stat.S_ISLNK(mode) else "not a regular file"
+            raise DBError(f"cannot open {db_type} {folder}: its entry '{name}' is {kind}; "
+                          f"refused (a {db_type} DB folder holds only its own files)")
+
+
 # Read handles open in this process, shared: LMDB and LevelDB both refuse a second open of
 # one folder in a process, and Caffe2's nets open one DB from several readers.
 # (db_type, device, inode) -> [handle, users]
@@ -121,6 +138,10 @@ class _FolderDB:
     iterator and write."""
 
     db_type = ""
+    marker = ""
+
+    def check_files(self) -> None:
+        """What a subclass checks of its files before the backend opens them."""
 
     def __init__(self, source: str, mode: Mode):
         self.source, self.mode = str(source), Mode(mode)
@@ -131,6 +152,8 @@ class _FolderDB:
         if os.path.exists(self.source) and not os.path.isdir(self.source):
             raise DBError(f"cannot open {self.db_type} {self.source}: not a folder (a {self.db_type} "
                           "DB is a folder; is it a minidb file?)")
+        if os.path.isdir(self.source):
+            _check_entries(self.source, self.db_type)
         if self.mode is Mode.read:
             self._open_shared()
             return
@@ -143,6 +166,10 @@ class _FolderDB:
     def _open_shared(self) -> None:
         if not os.path.isdir(self.source):
             raise DBError(f"cannot open {self.db_type} {self.source}: no such folder")
+        if not os.path.isfile(os.path.join(self.source, self.marker)):
+            raise DBError(f"cannot open {self.db_type} {self.source}: the folder has no '{self.marker}', "
+                          f"so it is not a {self.db_type} DB")
+        self.check_files()
         status = os.stat(self.source)
         key = (self.db_type, status.st_dev, status.st_ino)  # a folder replaced since is another DB
         with _SHARED_LOCK:
@@ -274,16 +301,48 @@ class _LMDBIterator:
         return self._cursor.value()
 
 
+# LMDB's meta page (64-bit layout): page header 16 bytes, then magic, version, address,
+# map size, two 48-byte DB records (the first's pad holds the page size), last page, txn id.
+_META_PAGE_SIZE, _META_LAST_PAGE, _META_END = 40, 136, 152
+_MAGIC = struct.pack("<I", 0xBEEFC0DE)
+
+
 class LMDB(_FolderDB):
     """Caffe2's lmdb: one LMDB environment folder, its unnamed database."""
 
     db_type = "lmdb"
+    marker = "data.mdb"  # the file every LMDB folder holds (detect_db_type looks for it too)
 
     @property
     def size(self) -> int | None:
         """Bytes of data.mdb: values are stored as they are, so no tensor can claim more."""
         data = os.path.join(self.source, "data.mdb")
         return os.path.getsize(data) if self.mode is Mode.read and os.path.isfile(data) else None
+
+    def check_files(self) -> None:
+        """Refuse a data.mdb shorter than its meta pages say: LMDB maps the file and
+        reads pages up to the last one the meta names, and a page past the end of the
+        file is a SIGBUS that kills the process, not an error."""
+        path = os.path.join(self.source, "data.mdb")
+        try:
+            size = os.path.getsize(path)
+            with open(path, "rb") as stream:
+                first = stream.read(_META_END)
+                if len(first) < _META_END or first[16:20] != _MAGIC:
+                    return  # not LMDB's file at all: LMDB reads its header without mapping, and names it
+                page = struct.unpack_from("<I", first, _META_PAGE_SIZE)[0]
+                if page < 512 or page & (page - 1) or size % page or size < 2 * page:
+                    raise DBError(f"cannot open lmdb {self.source}: data.mdb is damaged or cut short: "
+                                  f"{size:,} bytes is not a whole number (2 or more) of {page}-byte pages")
+                stream.seek(page)
+                metas = [first, stream.read(_META_END)]
+        except OSError as exc:
+            raise DBError(f"cannot open lmdb {self.source}: {exc.strerror or exc}") from None
+        last_page, _ = max(struct.unpack_from("<QQ", meta, _META_LAST_PAGE)[::-1] for meta in metas
+                            if len(meta) == _META_END)[::-1]
+        if (last_page + 1) * page > size:
+            raise DBError(f"cannot open lmdb {self.source}: data.mdb is damaged or cut short: its meta "
+                          f"page names page {last_page:,} of {page} bytes, the file holds {size:,} bytes")
 
     def open_handle(self, path: str):
         reading = self.mode is Mode.read
@@ -306,6 +365,7 @@ class LevelDB(_FolderDB):
     """Caffe2's leveldb: a LevelDB folder."""
 
     db_type = "leveldb"
+    marker = "CURRENT"
 
     def open_handle(self, path: str):
         return self._module.DB(path, create_if_missing=self.mode is not Mode.read,

@@ -27,7 +27,7 @@ import enum
 
 from pycaffe2.errors import PyCaffe2Error
 from pycaffe2.proto import caffe2_pb2
-from pycaffe2.proto.checks import inner_nets
+from pycaffe2.proto.checks import inner_nets, net_from_text
 
 LiveRange = collections.namedtuple("LiveRange", ["defined", "used", "size"])
 Optimization = collections.namedtuple("Optimization", ["net", "assignments", "blob_assignments"])
@@ -44,16 +44,36 @@ def _proto(net) -> caffe2_pb2.NetDef:
 
 
 def _nested_blobs(op) -> set[str]:
-    """Every blob name inside the nets an op carries in its arguments, however
-    deep (walked without recursion)."""
+    """Every blob name inside the nets an op carries in its arguments, however deep
+    (walked without recursion), and every string an argument holds (RecurrentNetwork's
+    links and aliases name outer blobs that way): kept by name, never shared."""
     names, stack = set(), [op]
     while stack:
-        for _, net in inner_nets(stack.pop()):
+        current = stack.pop()
+        for arg in current.arg:
+            names.update(_text(value) for value in ([arg.s] if arg.HasField("s") else []) + list(arg.strings))
+            if arg.name.endswith("step_net") and arg.s:
+                _step_net(current, arg)  # refuses a step net that does not parse
+        for _, net in inner_nets(current):
             names.update(net.external_input, net.external_output)
             for inner in net.op:
                 names.update(inner.input, inner.output)
                 stack.append(inner)
     return names
+
+
+def _text(value: bytes) -> str:
+    return value.decode("utf-8", "surrogateescape")
+
+
+def _step_net(op, arg) -> caffe2_pb2.NetDef:
+    """A step net held as text (as Caffe2 stores it); anything else is refused (the blobs it
+    names are unknown, so no renaming could be shown safe)."""
+    step, problem = net_from_text(arg.s)
+    if problem:
+        raise PyCaffe2Error(f"memonger: op {op.type} ({', '.join(op.output)}): arg '{arg.name}' is {problem}; "
+                            "the net is left as it was")
+    return step
 
 
 def compute_interference_graph(ops) -> dict[int, set[int]]:
@@ -182,9 +202,23 @@ def compute_blob_assignments(assignments) -> dict[str, str]:
     return {name: group[-1][0] for group in assignments if len(group) > 1 for name, _ in group}
 
 
+def _all_names(net) -> set[str]:
+    names = set(net.external_input) | set(net.external_output)
+    for op in net.op:
+        names.update(op.input, op.output, op.control_input)
+        names |= _nested_blobs(op)
+    return names
+
+
 def _renamed(net, groups, prefix: str) -> tuple[caffe2_pb2.NetDef, dict[str, str]]:
-    mapping = {name: f"{prefix}__m{j}_shared" for j, group in enumerate(g for g in groups if len(g) > 1)
-               for name in group}
+    """Each group under one new name that no blob of the net has already (a taken name
+    would merge two blobs)."""
+    taken, mapping, j = _all_names(net), {}, 0
+    for group in (g for g in groups if len(g) > 1):
+        while f"{prefix}__m{j}_shared" in taken:
+            j += 1
+        mapping.update((name, f"{prefix}__m{j}_shared") for name in group)
+        j += 1
     optimized = copy.deepcopy(net)
     apply_assignments(optimized, mapping)
     return optimized, mapping

@@ -43,7 +43,8 @@ def _worker(task) -> dict:
     family, count, seed, timeout, max_memory_mb, save = task
     if max_memory_mb:
         limit = max_memory_mb << 20
-        resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
+        # The data segment, not the address space: LMDB maps its whole map size (1 TiB) to read.
+        resource.setrlimit(resource.RLIMIT_DATA, (limit, limit))
     warnings.simplefilter("ignore")  # NumPy's notes on old .npy headers, by the thousand
     rng = random.Random(seed)
     counts, failures = collections.Counter(), {}
@@ -74,7 +75,7 @@ def main(argv=None) -> int:
                         help=f"families to fuzz (default all: {' '.join(harness.FAMILIES)})")
     parser.add_argument("--jobs", type=int, default=os.cpu_count() or 1, help="worker processes")
     parser.add_argument("--timeout", type=float, default=10.0, help="seconds one input may take")
-    parser.add_argument("--max-memory-mb", type=int, default=4096, help="address space per worker")
+    parser.add_argument("--max-memory-mb", type=int, default=4096, help="data memory per worker")
     parser.add_argument("--save", metavar="DIR", help="write each distinct failing input here")
     parser.add_argument("--max-minutes", type=float, metavar="M",
                         help="stop after M minutes and report the inputs run so far")

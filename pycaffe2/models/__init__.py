@@ -13,12 +13,17 @@ Builders: `resnet` (ResNet-50, ResNeXt, the 32x32 CIFAR ResNets) with brew.
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 
 from pycaffe2.errors import PyCaffe2Error
+from pycaffe2.files import read_regular_file
 from pycaffe2.proto import caffe2_pb2
+from pycaffe2.proto.checks import message_problem
 
 NET_FILES = ("init_net", "predict_net")
+# One folder name: no separator, no '..', so a model name never leads out of the models folder.
+MODEL_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
 
 
 def models_dir() -> Path:
@@ -27,23 +32,34 @@ def models_dir() -> Path:
     return Path(configured).expanduser() if configured else Path.home() / ".pycaffe2" / "models"
 
 
+def check_model_name(name: str) -> None:
+    if not isinstance(name, str) or not MODEL_NAME.fullmatch(name):
+        raise PyCaffe2Error(f"{name!r} is not a model name (letters, digits, '_', '.', '-'; "
+                            "not starting with '.' or '-')")
+
+
 def model_folder(name: str) -> Path:
+    check_model_name(name)
     return models_dir() / name
 
 
 def load_net_file(name: str, which: str) -> caffe2_pb2.NetDef:
     """`which` (init_net or predict_net) of the downloaded model `name`, parsed."""
     path = model_folder(name) / f"{which}.pb"
-    if not path.is_file():
+    if not os.path.lexists(path):
         raise PyCaffe2Error(f"model {name}: {path} not found. Get the model with "
                             f"`python -m pycaffe2.models.download -i {name}`, or put its init_net.pb and "
                             f"predict_net.pb in {model_folder(name)} (set $PYCAFFE2_MODELS to use "
                             "another models folder)")
     net = caffe2_pb2.NetDef()
+    data = read_regular_file(path, PyCaffe2Error)  # a FIFO, a folder or a huge file: refused, named
     try:
-        net.ParseFromString(path.read_bytes())
+        net.ParseFromString(data)
     except Exception as exc:  # noqa: BLE001 (protobuf raises several types for bad bytes)
         raise PyCaffe2Error(f"model {name}: {path} is not a NetDef protobuf: {exc}") from None
+    problem = message_problem(net)
+    if problem:
+        raise PyCaffe2Error(f"model {name}: {path}: {problem}")
     return net
 
 

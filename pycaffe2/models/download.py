@@ -13,19 +13,17 @@ from __future__ import annotations
 
 import argparse
 import os
-import re
 import sys
 import tempfile
 import urllib.request
 from pathlib import Path
 
 from pycaffe2.errors import PyCaffe2Error
-from pycaffe2.models import NET_FILES, models_dir
+from pycaffe2.models import NET_FILES, check_model_name, models_dir
 from pycaffe2.proto import caffe2_pb2
 
 BASE_URL = "https://download.caffe2.ai/models/"
 MAX_BYTES = 1 << 30  # no zoo file comes near this; a bigger answer is not a model
-_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
 
 
 def _fetch(url: str, opener) -> bytes:
@@ -39,8 +37,7 @@ def _fetch(url: str, opener) -> bytes:
 def download(model: str, folder, force: bool = False, base_url: str = BASE_URL,
              opener=urllib.request.urlopen) -> Path:
     """Download `model`'s two nets into `folder`/`model`; returns that folder."""
-    if not _NAME.fullmatch(model):
-        raise PyCaffe2Error(f"{model!r} is not a model name (letters, digits, '_', '.', '-')")
+    check_model_name(model)
     target = Path(folder) / model
     if target.exists() and not force:
         raise PyCaffe2Error(f"{target} already exists; pass -f (force=True) to download again")

@@ -14,10 +14,12 @@ import collections
 
 from pycaffe2 import core, workspace
 from pycaffe2.errors import PyCaffe2Error
+from pycaffe2.executor.net import compile_net
 from pycaffe2.predictor import predictor_py_utils as utils
 from pycaffe2.predictor import serde
 from pycaffe2.predictor.predictor_constants import predictor_constants as pc
 from pycaffe2.proto import caffe2_pb2, metanet_pb2
+from pycaffe2.proto.checks import message_problem
 
 _FIELDS = "predict_net, parameters, inputs, outputs, shapes, name, extra_init_net, net_type, num_workers"
 
@@ -127,7 +129,13 @@ def load_from_db(filename: str, db_type: str, device_option=None):
     if not isinstance(blob, bytes):
         raise PyCaffe2Error(f"{filename}: the {pc.META_NET_DEF} record is not a string blob; "
                             "is this an exported predictor db?")
-    meta_net_def = serde.deserialize_protobuf_struct(blob, metanet_pb2.MetaNetDef)
+    try:
+        meta_net_def = serde.deserialize_protobuf_struct(blob, metanet_pb2.MetaNetDef)
+    except PyCaffe2Error as exc:
+        raise PyCaffe2Error(f"{filename}: the {pc.META_NET_DEF} record: {exc}") from None
+    problem = message_problem(meta_net_def)
+    if problem:
+        raise PyCaffe2Error(f"{filename}: the {pc.META_NET_DEF} record: {problem}")
     device_option = device_option if device_option is not None else core.CurrentDeviceScope()
     if device_option is not None:
         for entry in meta_net_def.nets:
@@ -147,8 +155,19 @@ def prepare_prediction_net(filename, db_type: str, device_option=None) -> core.N
     """Load an exported db into the current workspace (parameters loaded, inputs
     zero-filled, the predict net created) and return the predict net to run."""
     meta_net_def = load_from_db(filename, db_type, device_option)
-    workspace.RunNetOnce(_net(meta_net_def, pc.GLOBAL_INIT_NET_TYPE, filename))
-    workspace.RunNetOnce(_net(meta_net_def, pc.PREDICT_INIT_NET_TYPE, filename))
-    predict_net = core.Net(_net(meta_net_def, pc.PREDICT_NET_TYPE, filename))
-    workspace.CreateNet(predict_net)
+    # Every net found and checked before any runs, so a bad one loads no parameters.
+    nets = [_net(meta_net_def, key, filename)
+            for key in (pc.GLOBAL_INIT_NET_TYPE, pc.PREDICT_INIT_NET_TYPE, pc.PREDICT_NET_TYPE)]
+    for net in nets:
+        try:
+            compile_net(net)
+        except PyCaffe2Error as exc:
+            raise PyCaffe2Error(f"{filename}: the exported net '{net.name}' is not valid: {exc}") from None
+    predict_net = core.Net(nets[2])
+    try:
+        workspace.RunNetOnce(nets[0])
+        workspace.RunNetOnce(nets[1])
+        workspace.CreateNet(predict_net)
+    except PyCaffe2Error as exc:
+        raise PyCaffe2Error(f"{filename}: {exc}") from None
     return predict_net

@@ -8,12 +8,15 @@ raised, or a run past the time limit, is a failure.
 
 Families: pb, pbtxt, json, yaml (net files), model (model files, with a plan
 or not), folder (init_net.pb + predict_net.pb), minidb (Save files and data
-files, as db info, Load and TensorProtosDBInput read them), npy and npz
-(--feed files, and db write's input).
+files, as db info, Load and TensorProtosDBInput read them), lmdb (the same
+records stored through lmdb) and lmdbfile (a damaged data.mdb; both when the
+lmdb package is there), exported (a predictor db read back and run), npy and
+npz (--feed files, and db write's input).
 """
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import threading
 from pathlib import Path
@@ -22,7 +25,7 @@ from pycaffe2 import db, netfile
 from pycaffe2.errors import PyCaffe2Error
 from pycaffe2.run.feeds import parse_feed
 from pycaffe2.schema.checker import check_model
-from tests.fuzz.mutations import mutate
+from tests.fuzz.mutations import _records, mutate
 from tests.fuzz.seeds import FAMILIES, REPO, seeds
 
 __all__ = ["FAMILIES", "REPO", "fuzz_with_hypothesis", "mutate", "run_one", "seeds"]
@@ -69,18 +72,61 @@ def _folder_target(data: bytes, folder: Path) -> None:
 def _minidb_target(data: bytes, folder: Path) -> None:
     path = str(folder / "in.minidb")
     Path(path).write_bytes(data)
-    db.describe_db(path)
-    reader = db.DBReader("minidb", path)
-    key, value = reader.read()
-    if db._is_blob_proto(value):
-        db.load_blobs(path)
-        db.blob_names(path)
-        return
-    for _ in range(3):  # as TensorProtosDBInput reads records
-        protos = db.parse_tensor_protos(value, f"{path}: record '{key}'")
-        for tensor in protos.protos:
-            db.record_tensor(tensor, path, key)
+    _read_db(path, "minidb")
+
+
+def _read_db(path: str, db_type: str) -> None:
+    """What db info, Load and TensorProtosDBInput do with a DB."""
+    db.describe_db(path, db_type)
+    reader = db.DBReader(db_type, path)
+    try:
         key, value = reader.read()
+        if db._is_blob_proto(value):
+            db.load_blobs(path, db_type)
+            db.blob_names(path, db_type)
+            return
+        for _ in range(3):  # as TensorProtosDBInput reads records
+            protos = db.parse_tensor_protos(value, f"{path}: record '{key}'")
+            for tensor in protos.protos:
+                db.record_tensor(tensor, path, key)
+            key, value = reader.read()
+    finally:
+        reader.db.close()  # the shared lmdb handle goes before the folder is made again
+
+
+def _fresh_folder(folder: Path, name: str) -> Path:
+    path = folder / name
+    shutil.rmtree(path, ignore_errors=True)
+    path.mkdir()
+    return path
+
+
+def _lmdb_target(data: bytes, folder: Path) -> None:
+    """A minidb's records (or the whole input as one value) stored through lmdb, raw keys and all."""
+    import lmdb
+    path = _fresh_folder(folder, "in.lmdb")
+    records = [(k, v) for k, v in (_records(data) or [(b"k", data)]) if 0 < len(k) <= 511]
+    with lmdb.open(str(path), map_size=1 << 26) as env, env.begin(write=True) as txn:
+        for key, value in records:
+            txn.put(key, value)
+    _read_db(str(path), "lmdb")
+
+
+def _lmdbfile_target(data: bytes, folder: Path) -> None:
+    path = _fresh_folder(folder, "in.lmdb")
+    (path / "data.mdb").write_bytes(data)
+    _read_db(str(path), "lmdb")
+
+
+def _exported_target(data: bytes, folder: Path) -> None:
+    """A predictor db read back with prepare_prediction_net (its init nets run)."""
+    from pycaffe2 import workspace
+    from pycaffe2.predictor import predictor_exporter
+    path = folder / "export.minidb"
+    path.write_bytes(data)
+    with workspace.WorkspaceGuard("fuzz-exported"):
+        workspace.ResetWorkspace()
+        predictor_exporter.prepare_prediction_net(str(path), "minidb")
 
 
 def _npy_target(data: bytes, folder: Path) -> None:
@@ -99,7 +145,8 @@ def _npz_target(data: bytes, folder: Path) -> None:
 
 TARGETS = {"pb": _net_target(".pb"), "pbtxt": _net_target(".pbtxt"), "json": _net_target(".json"),
            "yaml": _net_target(".yaml"), "model": _net_target(".yaml"), "folder": _folder_target,
-           "minidb": _minidb_target, "npy": _npy_target, "npz": _npz_target}
+           "minidb": _minidb_target, "lmdb": _lmdb_target, "lmdbfile": _lmdbfile_target,
+           "exported": _exported_target, "npy": _npy_target, "npz": _npz_target}
 
 
 class Hang(Exception):

@@ -16,7 +16,7 @@ from google.protobuf import text_format
 from google.protobuf.descriptor import FieldDescriptor
 
 from pycaffe2 import db
-from pycaffe2.proto import caffe2_pb2
+from pycaffe2.proto import caffe2_pb2, metanet_pb2
 from pycaffe2.proto.checks import is_repeated as _repeated
 from tests.fuzz.seeds import seeds
 
@@ -37,6 +37,7 @@ TOKENS = {
             b"'descr': '|O'", b"'<f8'", b"'fortran_order': True", b"(-1,)", b"PK\x03\x04", b"PK\x01\x02"],
 }
 _FAMILY_TOKENS = {"pb": ("binary",), "folder": ("binary",), "minidb": ("binary",),
+                  "lmdb": ("binary",), "lmdbfile": ("binary",), "exported": ("binary",),
                   "pbtxt": ("pbtxt", "text"), "json": ("json", "text"), "yaml": ("yaml", "text"),
                   "model": ("yaml", "text"), "npy": ("npy", "binary"), "npz": ("npy", "binary")}
 
@@ -207,6 +208,23 @@ def _mutate_minidb(data: bytes, rng: random.Random) -> bytes:
     return b"".join(struct.pack("<ii", len(k), len(v)) + k + v for k, v in records if k and v)
 
 
+def _mutate_exported(data: bytes, rng: random.Random) -> bytes:
+    """A field of the MetaNetDef (its nets, their ops) changed, or any record as minidb's."""
+    records = _records(data)
+    if not records or rng.random() < 0.3:
+        return _mutate_minidb(data, rng)
+    for index, (key, value) in enumerate(records):
+        blob = caffe2_pb2.BlobProto()
+        try:
+            blob.ParseFromString(value)
+        except Exception:  # noqa: BLE001, S112 (an earlier mutation broke it)
+            continue
+        if blob.type == "std::string":
+            blob.content = _mutate_pb(blob.content, rng, metanet_pb2.MetaNetDef)
+            records[index] = (key, blob.SerializeToString())
+    return b"".join(struct.pack("<ii", len(k), len(v)) + k + v for k, v in records)
+
+
 _DESCRS = ("<f4", ">f8", "|b1", "<i8", "|u1", "<c16", "|O", "<U3", "|S0", "|V8", "<m8[s]", "[('a', '<i4')]")
 _SHAPES = ("()", "(0,)", "(3,)", "(2, 3)", "(-1,)", "(10**12,)", "(99999999999, 99999999999)",
            "(3, 4)", "(1, 0, 5)", "[3]", "(2.5,)", "('a',)", "(1,) * 40")
@@ -306,7 +324,8 @@ def _mutate_tree(data: bytes, rng: random.Random, dump) -> bytes:
     return json.dumps(tree).encode("utf-8")
 
 
-_STRUCTURED = {"pb": _mutate_pb, "folder": _mutate_pb, "minidb": _mutate_minidb,
+_STRUCTURED = {"pb": _mutate_pb, "folder": _mutate_pb, "minidb": _mutate_minidb, "lmdb": _mutate_minidb,
+               "exported": _mutate_exported,
                "npy": _mutate_npy, "npz": _mutate_npz, "pbtxt": _mutate_pbtxt,
                "json": lambda data, rng: _mutate_tree(data, rng, None),
                "yaml": lambda data, rng: _mutate_tree(data, rng, "yaml"),

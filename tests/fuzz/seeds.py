@@ -4,6 +4,7 @@ there) rendered in every format, model files with and without a plan, a model
 folder's .pb pair, and small generated minidb files, .npy and .npz arrays."""
 from __future__ import annotations
 
+import importlib.util
 import tempfile
 from functools import lru_cache
 from pathlib import Path
@@ -13,7 +14,10 @@ import numpy as np
 from pycaffe2 import db, netfile
 
 REPO = Path(__file__).resolve().parents[2]
-FAMILIES = ("pb", "pbtxt", "json", "yaml", "model", "folder", "minidb", "npy", "npz")
+# lmdb: records stored through the lmdb backend; lmdbfile: a damaged data.mdb itself;
+# exported: a predictor db (predictor_exporter) read back and run.
+_LMDB = ("lmdb", "lmdbfile") if importlib.util.find_spec("lmdb") else ()
+FAMILIES = ("pb", "pbtxt", "json", "yaml", "model", "folder", "minidb", *_LMDB, "exported", "npy", "npz")
 _SEED_NETS = ("nets/hard_sigmoid.yaml", "nets/mlp.yaml", "nets/sync_spatial_bn.yaml",
               "nets/models/lenet")
 _REAL_NETS = ("caffe2_ios_predict_only/tinyYoloPredict.pb", "hmc_random_test/predict_net.pb",
@@ -82,6 +86,32 @@ def _minidb_seeds(folder: Path) -> list[bytes]:
     return seeds
 
 
+def _lmdbfile_seeds(folder: Path) -> list[bytes]:
+    """data.mdb of a Save file and of a data file, both written as lmdb."""
+    path = folder / "seed.lmdb"
+    db.save_blobs(str(path), {"w": np.arange(6, dtype=np.float32).reshape(2, 3), "raw": b"\x00\xff"},
+                  "lmdb", chunk_size=4)
+    found = [(path / "data.mdb").read_bytes()]
+    db.write_npz_to_db(str(folder / "data.npz"), str(path), db_type="lmdb")
+    return found + [(path / "data.mdb").read_bytes()]
+
+
+def _exported_seeds(folder: Path) -> list[bytes]:
+    """A predictor db as predictor_exporter.save_to_db writes it: an FC net and its parameters."""
+    from pycaffe2 import core, workspace
+    from pycaffe2.predictor import predictor_exporter
+
+    net = core.Net("fc")
+    net.FC(["x", "w", "b"], "y")
+    with workspace.WorkspaceGuard("fuzz-seed"):  # the caller's workspace stays as it was
+        workspace.FeedBlob("w", np.ones((2, 3), np.float32))
+        workspace.FeedBlob("b", np.zeros(2, np.float32))
+        meta = predictor_exporter.PredictorExportMeta(predict_net=net, parameters=["w", "b"],
+                                                      inputs=["x"], outputs=["y"], shapes={"x": (1, 3), "y": (1, 2)})
+        predictor_exporter.save_to_db("minidb", str(folder / "export.minidb"), meta)
+    return [(folder / "export.minidb").read_bytes()]
+
+
 def _npy_seeds(folder: Path) -> list[bytes]:
     arrays = [np.arange(12, dtype=np.float32).reshape(3, 4), np.asfortranarray(np.ones((2, 3))),
               np.array([1, 2], np.int8), np.zeros((0, 3), np.int64), np.array(3.5),
@@ -146,6 +176,10 @@ def seeds() -> dict[str, list[bytes]]:
         found["folder"] = [(REPO / "nets/models/lenet/init_net.pb").read_bytes(),
                            (REPO / "nets/models/lenet/predict_net.pb").read_bytes()]
         found["minidb"] = _minidb_seeds(folder)
+        found["lmdb"] = found["minidb"]  # the same records, stored through lmdb
+        if _LMDB:
+            found["lmdbfile"] = _lmdbfile_seeds(folder)
+        found["exported"] = _exported_seeds(folder)
         found["npy"] = _npy_seeds(folder)
         found["npz"] = _npz_seeds(folder)
     return found
