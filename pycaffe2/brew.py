@@ -384,6 +384,21 @@ def accuracy(model, blob_in, blob_out, **kwargs):
     return _add_op(model, "Accuracy", blob_in, blob_out, **args)
 
 
+# ---- image input (beside db_input) --------------------------------------------------
+
+@_helper
+def image_input(model, blob_in, blob_out, order="NCHW", use_gpu_transform=False, **kwargs):
+    """ImageInput (data, label) from the reader blob_in; with order NCHW the NHWC data goes
+    to `<data>_nhwc` and NHWC2NCHW makes `data` (use_gpu_transform: the op's own, refused
+    on the CPU)."""
+    if order == "NCHW" and not use_gpu_transform:
+        data, label = model.net.ImageInput(blob_in, [blob_out[0] + "_nhwc", blob_out[1]], **kwargs)
+        return model.net.NHWC2NCHW(data, blob_out[0]), label
+    if use_gpu_transform:
+        kwargs["use_gpu_transform"] = 1
+    return tuple(model.net.ImageInput(blob_in, blob_out, **kwargs))
+
+
 def _weights(model, namescope=None) -> list:
     namescope = core.CurrentNameScope() if namescope is None else namescope
     return [w for w in model.weights if str(w).startswith(namescope)]
@@ -401,6 +416,39 @@ def add_weight_decay(model, weight_decay):
         grad = model.param_to_grad[param]
         refuse_sparse("brew.add_weight_decay", param, grad)
         model.net.WeightedSum([grad, one, param, wd], grad)
+
+
+@_helper
+def batch_mat_mul(model, blob_in, blob_out, enable_tensor_core=False, **kwargs):
+    if enable_tensor_core:
+        kwargs["engine"] = "TENSORCORE"
+    return _add_op(model, "BatchMatMul", blob_in, blob_out, **kwargs)
+
+
+@_helper
+def layer_norm(model, blob_in, blob_out, dim_in, axis=1, epsilon=1e-4, initial_scale=1.0, initial_bias=0.0):
+    """LayerNorm's z-shift, then a learned scale (weight) and bias, both [dim_in], applied
+    from `axis` on. Returns (the output, the mean, the std)."""
+    normalized, mean, std = model.net.LayerNorm(
+        [blob_in], [blob_out, blob_out + "_mean", blob_out + "_stdev"], axis=axis, epsilon=epsilon)
+    scale = model.create_param(f"{blob_out}_scale", [dim_in], ("ConstantFill", {"value": initial_scale}),
+                               ParameterTags.WEIGHT)
+    bias = model.create_param(f"{blob_out}_bias", [dim_in], ("ConstantFill", {"value": initial_bias}),
+                              ParameterTags.BIAS)
+    scaled = model.net.Mul([normalized, scale], [f"{blob_out}_scaled"], broadcast=1, axis=axis)
+    return model.net.Add([scaled, bias], [f"{blob_out}_biased"], broadcast=1, axis=axis), mean, std
+
+
+@_helper
+def elementwise_linear(model, blob_in, blob_out, dim, weight_init=None, bias_init=None, **kwargs):
+    """ElementwiseLinear with learned scales `<blob_out>_w` (ones) and shifts `<blob_out>_b`
+    (zeros), both [dim]; weight_init / bias_init are ("Op", {kwargs}) fillers."""
+    blob_out = _out_name(model, blob_out)
+    weight = model.create_param(f"{blob_out}_w", [dim], weight_init or ("ConstantFill", {"value": 1.0}),
+                                ParameterTags.WEIGHT)
+    bias = model.create_param(f"{blob_out}_b", [dim], bias_init or ("ConstantFill", {"value": 0.0}),
+                              ParameterTags.BIAS)
+    return model.net.ElementwiseLinear([blob_in, weight, bias], blob_out, **kwargs)
 
 
 @_helper

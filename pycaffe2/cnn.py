@@ -28,7 +28,7 @@ _LAYERS = {
     "InstanceNorm": "instance_norm", "Relu": "relu", "PRelu": "prelu", "LeakyRelu": "leaky_relu",
     "Tanh": "tanh", "Sigmoid": "sigmoid", "Concat": "concat", "DepthConcat": "depth_concat",
     "MaxPool": "max_pool", "AveragePool": "average_pool", "Transpose": "transpose", "Sum": "sum",
-    "Iter": "iter", "Accuracy": "accuracy",
+    "Iter": "iter", "Accuracy": "accuracy", "ImageInput": "image_input",
 }
 
 
@@ -80,6 +80,10 @@ class CNNModelHelper(ModelHelper):
 
     def ConstantInit(self, value):
         return ("ConstantFill", {"value": value})
+
+    def PadImage(self, blob_in, blob_out, **kwargs):
+        """PadImage on this model's net (pad args as Conv's; mode, value)."""
+        return self.net.PadImage(blob_in, blob_out, **kwargs)
 
     @property
     def CPU(self):

@@ -27,6 +27,7 @@ import enum
 
 from pycaffe2.errors import PyCaffe2Error
 from pycaffe2.proto import caffe2_pb2
+from pycaffe2.proto.checks import inner_nets
 
 LiveRange = collections.namedtuple("LiveRange", ["defined", "used", "size"])
 Optimization = collections.namedtuple("Optimization", ["net", "assignments", "blob_assignments"])
@@ -43,24 +44,15 @@ def _proto(net) -> caffe2_pb2.NetDef:
 
 
 def _nested_blobs(op) -> set[str]:
-    """Every blob name inside the nets an op carries in its arguments."""
-    nets = []
-    for arg in op.arg:
-        nets += ([arg.n] if arg.HasField("n") else []) + list(arg.nets)
-        if arg.name.endswith("step_net") and arg.s:
-            from google.protobuf import text_format
-            step = caffe2_pb2.NetDef()
-            try:
-                text_format.Merge(arg.s.decode() if isinstance(arg.s, bytes) else arg.s, step)
-            except text_format.ParseError:
-                step.ParseFromString(arg.s)
-            nets.append(step)
-    names = set()
-    for net in nets:
-        names.update(net.external_input, net.external_output)
-        for inner in net.op:
-            names.update(inner.input, inner.output)
-            names |= _nested_blobs(inner)
+    """Every blob name inside the nets an op carries in its arguments, however
+    deep (walked without recursion)."""
+    names, stack = set(), [op]
+    while stack:
+        for _, net in inner_nets(stack.pop()):
+            names.update(net.external_input, net.external_output)
+            for inner in net.op:
+                names.update(inner.input, inner.output)
+                stack.append(inner)
     return names
 
 

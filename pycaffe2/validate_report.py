@@ -35,6 +35,7 @@ RULES = {
     "dag-write": "In a concurrent (dag) net, each blob has one writer.",
     "external-output": "Every external output is produced by some op.",
     "net-type": "The net type is one Caffe2 knows.",
+    "nesting": "Nets held in op args (If, While, Do, step nets) nest at most MAX_NET_NESTING (16) deep.",
     "device": "Device options are ones this executor honours.",
     "shape": "Shapes and types agree along the net, as far as inference can follow them.",
     "plan": "Plan steps name nets that exist and hold either substeps or nets.",

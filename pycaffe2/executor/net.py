@@ -231,6 +231,8 @@ def compile_net(net: caffe2_pb2.NetDef, known_blobs=(), kernels=None, rng=None, 
     name = net.name or "(unnamed net)"
     found = [p for p in check_net(net, known_blobs=known_blobs) if p.kind not in _RUN_TIME_KINDS]
     problems = [str(p) for p in found]
+    if any(p.kind == "nesting" for p in found):  # compiling the nets would recurse once per level
+        raise NetError(f"cannot create net {name}:\n  " + "\n  ".join(problems))
     rejected = {p.op_index for p in found}
     steps, on_gpu, wants_cuda = [], set(), []
     for index, op in enumerate(net.op):

@@ -37,6 +37,7 @@ from pycaffe2.gradient.blocking import BlockGradients, name_matcher
 from pycaffe2.gradient.for_op import gradient_kind, is_gradient_source, make_gradient
 from pycaffe2.operators.registry import GradientError, GradientSlice
 from pycaffe2.proto import caffe2_pb2
+from pycaffe2.proto.checks import nesting_problem
 
 Version = tuple  # (blob name, version number)
 
@@ -75,6 +76,9 @@ def GetBackwardPass(ops, ys, block=(), params=None):
     BlockGradients rules; `params` names the parameters (names, glob patterns
     or a predicate), which rules such as only_update act on."""
     ops, ys = list(ops), (dict(ys) if isinstance(ys, dict) else {y: None for y in ys})
+    problem = nesting_problem(ops)
+    if problem:  # a control op's gradient builds its nets' backward passes, one level each
+        raise GradientError(problem)
     _check_stop_gradients(ops)
     rules = list(block)
     needing = [rule for rule in rules if rule.params_only]

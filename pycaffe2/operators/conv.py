@@ -79,42 +79,25 @@ def _channel_major(a: np.ndarray, group: int) -> np.ndarray:
     return np.ascontiguousarray(np.moveaxis(a, 1, 0)).reshape(group, a.shape[1] // group, positions)
 
 
+# im2col copies each input cell prod(kernel) times; a big batch is taken in slices so
+# the columns stay under this many elements (64 MiB of float32).
+COLUMNS_LIMIT = 1 << 24
+
+
 def _correlate(x, w, g: Window, group: int, bias=None) -> np.ndarray:
     """Conv of channels-first X with filter [M, C/group, kernel...]: [N, M, out...].
     The columns are read image by image (strided views BLAS takes in place), so Y
     comes out in NCHW without a transpose."""
     n, m = x.shape[0], w.shape[0]
+    step = max(1, COLUMNS_LIMIT // max(1, x.shape[1] * math.prod(g.kernel) * math.prod(g.out)))
+    if n > step:
+        return np.concatenate([_correlate(x[i:i + step], w, g, group, bias) for i in range(0, n, step)])
     columns = _columns(x, g, group)
     columns = columns.reshape(columns.shape[:2] + (n, math.prod(g.out))).transpose(2, 0, 1, 3)
     y = np.matmul(w.reshape(group, m // group, -1), columns)  # [N, group, M/group, out]
     if bias is not None:
         y += bias.reshape(group, -1, 1)
     return y.reshape((n, m) + g.out)
-
-
-def _shifted_correlate(x, w, g: Window, group: int, bias=None) -> np.ndarray:
-    """_correlate for stride 1 without im2col. Padded X is laid out channel-major and
-    flattened, so each kernel offset reads it shifted by a fixed amount: a strided view
-    that BLAS takes in place. Y over the whole padded grid is the sum of one GEMM per
-    offset (per group), and its valid corner is cut out at the end."""
-    (n, c), m = x.shape[:2], w.shape[0]
-    grid = padded_shape(x.shape, g)[2:]
-    total = n * math.prod(grid)
-    steps = [math.prod(grid[a + 1:]) for a in range(len(grid))]
-    shifts = [sum(o * d * step for o, d, step in zip(offset, g.dilation, steps))
-              for offset in np.ndindex(*g.kernel)]
-    flat = np.zeros((c, total + shifts[-1]), x.dtype)
-    flat[:, :total].reshape((c, n) + grid)[inner(x.shape, g)] = np.moveaxis(x, 1, 0)
-    flat = flat.reshape(group, c // group, -1)
-    weights = np.ascontiguousarray(np.moveaxis(w.reshape(group, m // group, c // group, -1), -1, 0))
-    y = np.matmul(weights[0], flat[:, :, :total])
-    part = np.empty_like(y)
-    for weight, shift in zip(weights[1:], shifts[1:]):
-        y += np.matmul(weight, flat[:, :, shift:shift + total], out=part)
-    if bias is not None:
-        y += bias.reshape(group, -1, 1)
-    y = y.reshape((m, n) + grid)[(slice(None), slice(None)) + tuple(slice(0, size) for size in g.out)]
-    return np.moveaxis(y, 0, 1)
 
 
 def _filter_gradient(x, dy, g: Window, group: int, w_shape) -> np.ndarray:
@@ -151,8 +134,7 @@ def conv(**args):
         xc, wc, g, m = _geometry(args, x, w, transposed=False)
         if bias is not None:
             check_bias(bias.shape, w.shape, m)
-        correlate = _shifted_correlate if set(g.stride) == {1} else _correlate
-        y = correlate(xc, wc, g, args["group"], bias)
+        y = _correlate(xc, wc, g, args["group"], bias)
         return channels_back(y.astype(x.dtype, copy=False), args["order"])
     return run
 

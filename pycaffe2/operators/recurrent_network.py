@@ -12,10 +12,10 @@ backward pass finds the activations of step t when it runs step t's gradient.
 from __future__ import annotations
 
 import numpy as np
-from google.protobuf import text_format
 
 from pycaffe2.operators.registry import register_cpu, register_gradient
 from pycaffe2.proto import caffe2_pb2
+from pycaffe2.proto.checks import net_from_text
 from pycaffe2.schema.inference.recurrent_network import (
     ShapeError,
     check_aliases,
@@ -41,14 +41,13 @@ class StepWorkspaces:
 
 def _net(value, what: str) -> caffe2_pb2.NetDef:
     """A NetDef arg, given as a NetDef or (as older Caffe2 models do) in text form."""
-    net = caffe2_pb2.NetDef()
     if isinstance(value, caffe2_pb2.NetDef):
+        net = caffe2_pb2.NetDef()
         net.CopyFrom(value)
     else:
-        try:
-            text_format.Parse(value.decode("utf-8") if isinstance(value, bytes) else value, net)
-        except (text_format.ParseError, UnicodeDecodeError) as exc:
-            raise ShapeError(f"{what} is not a NetDef in text form: {exc}") from None
+        net, problem = net_from_text(value)
+        if problem:
+            raise ShapeError(f"{what} is {problem}")
     if net.type == "rnn":  # older Caffe2 models' step nets; Caffe2 runs them as simple nets
         net.type = "simple"
     return net

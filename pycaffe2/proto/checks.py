@@ -5,12 +5,25 @@ Python's protobuf hands a `string` field whose bytes are not UTF-8 back as
 from binary but deeper from text, so a .pbtxt could convert into a .pb that
 no longer reads. Every loader asks `message_problem` about what it decoded,
 and writers ask it too, so whatever one format accepts every other can hold.
+
+Control ops (If, While, Do, ...) and RecurrentNetwork carry nets in their args,
+so nets nest. Caffe2 sets no limit; here every walker of nested nets (the
+checker behind validate and CreateNet, the executor, the gradient builder)
+would recurse once per level, so `nesting_problem` refuses nets nested more
+than MAX_NET_NESTING deep before any of them starts, whether the net came
+from a file or was built in Python.
 """
 from __future__ import annotations
 
+from google.protobuf import text_format
 from google.protobuf.descriptor import FieldDescriptor
 
+from pycaffe2.proto import caffe2_pb2
+
 MAX_DEPTH = 64  # nested messages; binary protobuf refuses more than 100
+# nets inside op args inside nets; each level is 3 messages (net, op, arg), so
+# whatever stays within it also fits MAX_DEPTH and can be written to a file
+MAX_NET_NESTING = 16
 
 
 def is_repeated(fd) -> bool:
@@ -44,4 +57,51 @@ def message_problem(message) -> str | None:
                     return f"{where} is not UTF-8 text"
                 if fd.type == FieldDescriptor.TYPE_MESSAGE:
                     stack.append((item, where, depth + 1))
+    return None
+
+
+def net_from_text(value) -> tuple[caffe2_pb2.NetDef | None, str | None]:
+    """(net, None) for a NetDef in protobuf text form (how older RecurrentNetwork
+    models store step_net), or (None, what is wrong with it)."""
+    net = caffe2_pb2.NetDef()
+    try:
+        text_format.Parse(value.decode("utf-8") if isinstance(value, bytes) else value, net)
+    except (text_format.ParseError, UnicodeDecodeError) as exc:
+        return None, f"not a NetDef in text form: {exc}"
+    except RecursionError:  # protobuf's text parser recurses once per message
+        return None, f"a NetDef in text form nested more than {MAX_DEPTH} messages deep"
+    problem = message_problem(net)
+    return (None, problem) if problem else (net, None)
+
+
+def inner_nets(op) -> list[tuple[str, caffe2_pb2.NetDef]]:
+    """(arg name, net) for each net an op carries: `n`, each of `nets`, and a
+    step net in text form that parses (one that does not is its op's own error)."""
+    found = []
+    for arg in op.arg:
+        if arg.HasField("n"):
+            found.append((arg.name, arg.n))
+        found += [(f"{arg.name}[{i}]", net) for i, net in enumerate(arg.nets)]
+        if arg.name.endswith("step_net") and arg.HasField("s"):
+            net, _ = net_from_text(arg.s)
+            if net is not None:
+                found.append((arg.name, net))
+    return found
+
+
+def nesting_problem(ops) -> str | None:
+    """What is wrong when the nets inside `ops` (a net's ops) nest more than
+    MAX_NET_NESTING deep, naming the path to the deepest one; None when they
+    do not. Walks without recursion."""
+    stack = [(list(ops), "", 0)]
+    while stack:
+        current, path, depth = stack.pop()
+        for index, op in enumerate(current):
+            for name, net in inner_nets(op):
+                where = f"{path} > op {index} ({op.type}) {name}" if path else f"op {index} ({op.type}) {name}"
+                if depth + 1 > MAX_NET_NESTING:
+                    shown = where if len(where) <= 160 else where[:157] + "..."
+                    return (f"nets nested more than {MAX_NET_NESTING} deep inside op args (at {shown}); "
+                            f"at most {MAX_NET_NESTING} levels of nets are supported")
+                stack.append((net.op, where, depth + 1))
     return None

@@ -198,6 +198,9 @@ class PlanRun(PlanMonitor):
         if self.interrupted:  # a second Ctrl-C: stop now
             raise KeyboardInterrupt
         self.interrupted = True
+        # an iteration may never end (a While whose condition stays true): say how to stop now
+        print("\npycaffe2 run: Ctrl-C: stopping after this iteration (Ctrl-C again to stop at once)",
+              file=sys.stderr, flush=True)
 
     def _close_progress(self) -> None:
         if self.progress is not None:

@@ -15,6 +15,7 @@ from dataclasses import asdict, dataclass
 
 from pycaffe2.errors import location
 from pycaffe2.proto import caffe2_pb2
+from pycaffe2.proto.checks import nesting_problem
 from pycaffe2.schema import closest_types, get_schema
 from pycaffe2.schema.args import arg_value, fits, set_fields
 from pycaffe2.schema.bind import ShapeError, TensorInfo, bind_args, infer_op
@@ -178,6 +179,11 @@ class _NetChecker:
             if spec is None or not fits(arg, spec.types) or not set(spec.types) & {"net", "nets"}:
                 continue
             for net in ([arg.n] if arg.HasField("n") else list(arg.nets)):
+                # the net's external_input declares blobs it takes from here; it cannot make them
+                missing = [blob for blob in net.external_input if blob not in known] if strict else []
+                for blob in dict.fromkeys(missing):
+                    self.report("undefined-blob", f"{arg.name} (net '{net.name}'): external_input '{blob}' "
+                                "is not a blob the op can give it", index, op.type)
                 checker = _NetChecker(net, None, None, None, known, shapes)
                 checker.strict_inputs = strict
                 for problem in checker.run():
@@ -217,8 +223,11 @@ class _NetChecker:
 
 
 def _describe(arg) -> str:
-    value = arg_value(arg)
-    text = repr(value)
+    if arg.HasField("n"):  # a net's repr is its whole text form, many lines
+        return f"a net ('{arg.n.name}')" if arg.n.name else "a net"
+    if len(arg.nets):
+        return f"a list of {len(arg.nets)} net(s)"
+    text = repr(arg_value(arg))
     return text if len(text) <= 40 else text[:37] + "..."
 
 
@@ -234,6 +243,9 @@ def check_net(net: caffe2_pb2.NetDef, *, file: str | None = None, op_lines=None,
               net_key: str | None = None, known_blobs=(), shapes=None) -> list[Problem]:
     """Every problem in one NetDef. `known_blobs` are provided from outside
     (an init net, a workspace); `shapes` maps blob -> TensorInfo."""
+    problem = nesting_problem(net.op)
+    if problem:  # checking it would recurse once per level
+        return [Problem("nesting", problem, file, None, net_key)]
     return _NetChecker(net, file, op_lines, net_key, known_blobs, shapes or {}).run()
 
 
@@ -242,6 +254,10 @@ def check_model(model) -> list[Problem]:
     net, which sees the init net's blobs and shapes."""
     problems, known = [], set()
     shapes = {name: TensorInfo(dims, dtype) for name, (dims, dtype) in model.input_shapes.items()}
+    nesting = [Problem("nesting", problem, model.files.get(key), None, key)
+               for key, net in model.nets() if (problem := nesting_problem(net.op))]
+    if nesting:
+        return nesting
     for key, net in model.nets():
         checker = _NetChecker(net, model.files.get(key), model.op_lines.get(key),
                               key if model.init_net is not None else None, known, shapes)

@@ -147,12 +147,32 @@ def mutate_message(message, rng: random.Random) -> None:
             continue
 
 
+def nest_message(net, rng: random.Random) -> None:
+    """One of the net's ops made a control op holding the net's ops as a nested
+    net, one to 24 levels deep (MAX_NET_NESTING is 16), in an arg the schema
+    has or not, as `n` or as a list in `nets`."""
+    kind, arg_name = rng.choice((("If", "then_net"), ("If", "else_net"), ("While", "loop_net"),
+                                 ("While", "cond_net"), ("Do", "net"), ("Relu", "net")))
+    inner = caffe2_pb2.NetDef(name="nested", op=list(net.op)[:8])
+    for _ in range(rng.randint(1, 24)):
+        op = caffe2_pb2.OperatorDef(type=kind, input=["c", "x"], output=["y"])
+        arg = op.arg.add(name=arg_name)
+        if rng.random() < 0.2:
+            arg.nets.add().MergeFrom(inner)
+        else:
+            arg.n.MergeFrom(inner)
+        inner = caffe2_pb2.NetDef(name="nested", op=[op])
+    net.op.insert(rng.randint(0, len(net.op)), inner.op[0])
+
+
 def _mutate_pb(data: bytes, rng: random.Random, cls=caffe2_pb2.NetDef) -> bytes:
     message = cls()
     try:
         message.ParseFromString(data)
     except Exception:  # noqa: BLE001 (an earlier mutation broke it: leave it to the byte mutations)
         return data
+    if cls is caffe2_pb2.NetDef and rng.random() < 0.2:
+        nest_message(message, rng)
     for _ in range(rng.randint(1, 3)):
         mutate_message(message, rng)
     return message.SerializePartialToString()

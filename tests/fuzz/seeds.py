@@ -20,8 +20,43 @@ _REAL_NETS = ("caffe2_ios_predict_only/tinyYoloPredict.pb", "hmc_random_test/pre
               "hungmingwu_pytorch_export/predict_net.pb")
 
 
+# Nets held in args (If with both branches, While with a cond_net, a Do binding
+# blobs, a Do inside an If): the checker, CreateNet and convert walk them.
+_NESTED_NET = """\
+name: control
+external_input: [c, x, ws]
+external_output: [y, z]
+op:
+  - {type: Copy, input: [x], output: [y]}
+  - type: If
+    input: [c, x]
+    output: [y]
+    arg:
+      then_net: {name: t, op: [{type: Scale, input: [x], output: [y], arg: {scale: 2.0}}]}
+      else_net:
+        name: e
+        op:
+          - type: Do
+            input: [x, ws]
+            output: [y, ws]
+            arg:
+              inner_blobs: [a, b]
+              outer_blobs_idx: [0, 1]
+              net: {name: d, op: [{type: Sqr, input: [a], output: [b]}]}
+  - type: While
+    input: [c, y]
+    output: [z]
+    arg:
+      loop_net: {name: l, op: [{type: Add, input: [y, y], output: [z]}]}
+      cond_net: {name: cn, op: [{type: Copy, input: [c], output: [c]}]}
+"""
+
+
 def _net_seeds() -> list[netfile.Model]:
     models = [netfile.load_model(REPO / name) for name in _SEED_NETS]
+    with tempfile.TemporaryDirectory() as tmp:
+        (Path(tmp) / "control.yaml").write_text(_NESTED_NET)
+        models.append(netfile.load_model(Path(tmp) / "control.yaml"))
     shared = REPO.parent / "shared" / "caffe2_models"
     models += [netfile.load_model(shared / name) for name in _REAL_NETS if (shared / name).is_file()]
     return models

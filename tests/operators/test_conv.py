@@ -131,6 +131,19 @@ def test_conv_random_geometry(n, cg, mg, group, size, kernel, stride, dilation, 
                                                              group), args)
 
 
+@pytest.mark.parametrize("group", [1, 2])
+def test_conv_takes_a_big_batch_in_slices(monkeypatch, group):
+    """Columns over the limit: the batch is convolved a few images at a time, same result."""
+    from pycaffe2.operators import conv
+    x, w, b = randn(5, 4, 6, 5), randn(6, 4 // group, 3, 2), randn(6)
+    monkeypatch.setattr(conv, "COLUMNS_LIMIT", 2 * 4 * 3 * 2 * 4 * 4)  # two images' columns
+    check_reference("Conv", [x, w, b], lambda *_, **__: ref_conv(x, w, b, group=group),
+                    {"kernel_h": 3, "kernel_w": 2, "group": group})
+    monkeypatch.setattr(conv, "COLUMNS_LIMIT", 1)  # one image at a time
+    check_reference("Conv", [x, w, b], lambda *_, **__: ref_conv(x, w, b, group=group),
+                    {"kernel_h": 3, "kernel_w": 2, "group": group})
+
+
 CONV_TRANSPOSE = [
     ((2, 3, 4, 3), (3, 2, 3, 3), {}, {}),
     ((2, 3, 4, 3), (3, 2, 3, 2), {"stride": 2, "pads": [1, 0, 0, 1], "adjs": [1, 2]},

@@ -5,15 +5,23 @@
 - Notebook and plotting modules (`IPython.display`, `matplotlib` when not installed):
   no-ops, so a tutorial's plots cost nothing and draw nothing.
 - Python 2 names (`StringIO`, `urllib2`) the tutorials' older cells import.
+- `skimage` when not installed: io.imread of the PNGs `write_png` makes (any name),
+  img_as_float and transform.resize (bilinear), NumPy only. `skimage_module()` is
+  whichever one a tutorial gets, for a test to compute what it expects.
 
 `install` puts them in sys.modules and returns what it replaced; `uninstall` restores it.
 """
 from __future__ import annotations
 
+import importlib
 import importlib.util
 import io
+import struct
 import sys
 import types
+import zlib
+
+import numpy as np
 
 
 class NoOp:
@@ -98,6 +106,90 @@ def _network(downloads: dict[str, bytes]):
     return requests, urllib2
 
 
+_PNG = b"\x89PNG\r\n\x1a\n"
+_PNG_CHANNELS = {0: 1, 2: 3, 6: 4}  # colour type -> channels (grey, RGB, RGBA)
+
+
+def write_png(path, image: np.ndarray) -> None:
+    """uint8 [H, W] or [H, W, 3 | 4] as a PNG (no filtering) that any reader takes."""
+    image = np.asarray(image, np.uint8)
+    height, width = image.shape[:2]
+    colour = {v: k for k, v in _PNG_CHANNELS.items()}[1 if image.ndim == 2 else image.shape[2]]
+    rows = np.concatenate([np.zeros((height, 1), np.uint8), image.reshape(height, -1)], axis=1)
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+    header = struct.pack(">IIBBBBB", width, height, 8, colour, 0, 0, 0)
+    with open(path, "wb") as f:
+        f.write(_PNG + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(rows.tobytes()))
+                + chunk(b"IEND", b""))
+
+
+def _imread(path) -> np.ndarray:
+    """The PNGs write_png makes: 8-bit, not interlaced, unfiltered rows."""
+    with open(path, "rb") as f:
+        data = f.read()
+    if not data.startswith(_PNG):
+        raise ValueError(f"the skimage stand-in reads only write_png's PNGs; {path} is not a PNG")
+    chunks, at = {}, len(_PNG)
+    while at < len(data):
+        (length,), kind = struct.unpack(">I", data[at:at + 4]), data[at + 4:at + 8]
+        chunks[kind] = chunks.get(kind, b"") + data[at + 8:at + 8 + length]
+        at += 12 + length
+    width, height, depth, colour, _, _, interlace = struct.unpack(">IIBBBBB", chunks[b"IHDR"])
+    if depth != 8 or colour not in _PNG_CHANNELS or interlace:
+        raise ValueError(f"the skimage stand-in reads 8-bit grey/RGB/RGBA PNGs; {path} is not one")
+    channels = _PNG_CHANNELS[colour]
+    rows = np.frombuffer(zlib.decompress(chunks[b"IDAT"]), np.uint8).reshape(height, width * channels + 1)
+    if rows[:, 0].any():
+        raise ValueError(f"the skimage stand-in reads unfiltered PNGs (write_png's); {path} has filtered rows")
+    image = rows[:, 1:].reshape(height, width, channels)
+    return image[:, :, 0] if channels == 1 else image
+
+
+def _img_as_float(image) -> np.ndarray:
+    image = np.asarray(image)
+    return image / 255.0 if image.dtype == np.uint8 else image.astype(np.float64)
+
+
+def _resize(image, output_shape, preserve_range=False, **kwargs) -> np.ndarray:
+    """Bilinear, sampling at pixel centres as skimage does (order=1, edges clamped); the
+    axes after the first two are kept."""
+    image = np.asarray(image, np.float64) if preserve_range else _img_as_float(image)
+    rows, cols = (int(n) for n in output_shape[:2])
+
+    def grid(n_out, n_in):
+        coords = np.clip((np.arange(n_out) + 0.5) * n_in / n_out - 0.5, 0, n_in - 1)
+        low = np.floor(coords).astype(int)
+        return low, np.minimum(low + 1, n_in - 1), coords - low
+
+    r0, r1, fr = grid(rows, image.shape[0])
+    c0, c1, fc = grid(cols, image.shape[1])
+    fr, fc = fr.reshape((-1,) + (1,) * (image.ndim - 1)), fc.reshape((1, -1) + (1,) * (image.ndim - 2))
+    top = image[r0][:, c0] * (1 - fc) + image[r0][:, c1] * fc
+    bottom = image[r1][:, c0] * (1 - fc) + image[r1][:, c1] * fc
+    return top * (1 - fr) + bottom * fr
+
+
+def _skimage() -> dict[str, types.ModuleType]:
+    io_module = types.ModuleType("skimage.io")
+    io_module.imread = _imread
+    transform = types.ModuleType("skimage.transform")
+    transform.resize = _resize
+    skimage = types.ModuleType("skimage")
+    skimage.io, skimage.transform, skimage.img_as_float = io_module, transform, _img_as_float
+    return {"skimage": skimage, "skimage.io": io_module, "skimage.transform": transform}
+
+
+def skimage_module() -> types.ModuleType:
+    """The skimage a tutorial gets: the installed one, else the stand-in."""
+    if importlib.util.find_spec("skimage") is None:
+        return _skimage()["skimage"]
+    for name in ("skimage", "skimage.io", "skimage.transform"):
+        importlib.import_module(name)
+    return sys.modules["skimage"]
+
+
 def standin_modules(downloads: dict[str, bytes]) -> dict[str, types.ModuleType]:
     requests, urllib2 = _network(downloads)
     string_io = types.ModuleType("StringIO")
@@ -107,7 +199,11 @@ def standin_modules(downloads: dict[str, bytes]) -> dict[str, types.ModuleType]:
                "IPython": _noop_module("IPython", display=display), "IPython.display": display}
     if importlib.util.find_spec("matplotlib") is None:
         pyplot = _pyplot()
-        modules.update({"matplotlib": _noop_module("matplotlib", pyplot=pyplot), "matplotlib.pyplot": pyplot})
+        image = _noop_module("matplotlib.image")
+        modules.update({"matplotlib": _noop_module("matplotlib", pyplot=pyplot, image=image),
+                        "matplotlib.pyplot": pyplot, "matplotlib.image": image})
+    if importlib.util.find_spec("skimage") is None:
+        modules.update(_skimage())
     return modules
 
 

@@ -5,8 +5,8 @@ ImageNet codes it downloads.
 
 Stand-ins: the real SqueezeNet predict net from the shared caffe2_models folder with
 made-up weights as its init net (the zoo's 5 MB init net is not available); images
-made here, stored as .npy bytes under the tutorial's .jpg names, read by the small
-`skimage` stand-in below; the codes from the shared inference_codes.txt.
+made here, written as PNGs under the tutorial's .jpg names (read by skimage, or the
+shared stand-in where it is not installed); the codes from the shared inference_codes.txt.
 """
 from __future__ import annotations
 
@@ -22,53 +22,13 @@ from pycaffe2.proto import caffe2_pb2
 from pycaffe2.run.random_init import made_up_weights
 from tests.conftest import SHARED
 from tests.tutorials.harness import TUTORIALS, run_tutorial
+from tests.tutorials.standins import skimage_module, write_png
 
 SQUEEZENET = SHARED / "caffe2_models" / "squeezenet_predict_only" / "squeeze_predict_net.pb"
 CODES_URL = ("https://gist.githubusercontent.com/aaronmarkham/cd3a6b6ac071eca6f7b4a6e40e6038aa/raw/"
              "9edb4038a37da6b5a44c3b5bc52e448ff09bfe5b/alexnet_codes")
 IMAGES = {"flower": (90, 120), "cowboy-hat": (120, 90), "cell-tower": (100, 100), "Ducreux": (80, 110),
           "pretzel": (110, 80), "orangutan": (95, 95), "aircraft-carrier": (70, 130), "cat": (120, 120)}
-
-
-# ---- skimage stand-in: io.imread, transform.resize (bilinear), img_as_float -----------------
-
-def _imread(path):
-    """The test's images are .npy bytes (uint8 HWC RGB) under image names."""
-    with open(path, "rb") as f:
-        return np.load(io.BytesIO(f.read()), allow_pickle=False)
-
-
-def _img_as_float(image):
-    image = np.asarray(image)
-    return image / 255.0 if image.dtype == np.uint8 else image.astype(np.float64)
-
-
-def _resize(image, output_shape, preserve_range=False, **kwargs):
-    """Bilinear, sampling at pixel centres as skimage does (order=1, mode edge-clamped)."""
-    image = np.asarray(image, np.float64) if preserve_range else _img_as_float(image)
-    rows, cols = (int(n) for n in output_shape[:2])
-
-    def grid(n_out, n_in):
-        coords = np.clip((np.arange(n_out) + 0.5) * n_in / n_out - 0.5, 0, n_in - 1)
-        low = np.floor(coords).astype(int)
-        return low, np.minimum(low + 1, n_in - 1), coords - low
-
-    r0, r1, fr = grid(rows, image.shape[0])
-    c0, c1, fc = grid(cols, image.shape[1])
-    fr, fc = fr[:, None, None], fc[None, :, None]
-    top = image[r0][:, c0] * (1 - fc) + image[r0][:, c1] * fc
-    bottom = image[r1][:, c0] * (1 - fc) + image[r1][:, c1] * fc
-    return top * (1 - fr) + bottom * fr
-
-
-def skimage_standin() -> dict:
-    io_module = types.ModuleType("skimage.io")
-    io_module.imread = _imread
-    transform = types.ModuleType("skimage.transform")
-    transform.resize = _resize
-    skimage = types.ModuleType("skimage")
-    skimage.io, skimage.transform, skimage.img_as_float = io_module, transform, _img_as_float
-    return {"skimage": skimage, "skimage.io": io_module, "skimage.transform": transform}
 
 
 def py2_urllib2(downloads: dict) -> dict:
@@ -108,9 +68,7 @@ def write_images(home) -> None:
     rng = np.random.default_rng(1)
     (home / "images").mkdir()
     for name, shape in IMAGES.items():
-        buffer = io.BytesIO()
-        np.save(buffer, rng.integers(0, 256, shape + (3,), dtype=np.uint8))
-        (home / "images" / f"{name}.jpg").write_bytes(buffer.getvalue())
+        write_png(home / "images" / f"{name}.jpg", rng.integers(0, 256, shape + (3,), dtype=np.uint8))
 
 
 def direct_run(init, predict, batch) -> np.ndarray:
@@ -134,10 +92,11 @@ def test_loading_pretrained_models(tmp_path):
     write_images(tmp_path)
     downloads = {CODES_URL: (TUTORIALS / "inference_codes.txt").read_bytes()}
     ns = run_tutorial("Loading_Pretrained_Models", tmp_path, downloads=downloads,
-                      modules={**skimage_standin(), **py2_urllib2(downloads)}, before=_binary_reads)
+                      modules=py2_urllib2(downloads), before=_binary_reads)
     # the single image (fed by dict): the tutorial's top class and confidence are the direct run's
-    flower = ns["crop_center"](ns["rescale"](_img_as_float(_imread(tmp_path / "images" / "flower.jpg")),
-                                             227, 227), 227, 227)
+    skimage = skimage_module()
+    flower = skimage.img_as_float(skimage.io.imread(tmp_path / "images" / "flower.jpg"))
+    flower = ns["crop_center"](ns["rescale"](flower, 227, 227), 227, 227)
     flower = (flower.transpose(2, 0, 1)[::-1] * 255 - 128)[np.newaxis].astype(np.float32)
     single = np.delete(direct_run(init, predict, flower), 1)  # as the tutorial reads its results
     assert ns["index"] == int(np.argmax(single)) + 1

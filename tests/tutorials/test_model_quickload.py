@@ -2,7 +2,7 @@
 a Predictor from its init_net and predict_net, one image classified through the
 tutorials' helpers module, the answer named from inference_codes.txt.
 
-Stand-ins: the same SqueezeNet pair and skimage as test_loading_pretrained_models,
+Stand-ins: the same SqueezeNet pair and images as test_loading_pretrained_models,
 the pair installed where pycaffe2.models looks by default (~/.pycaffe2/models/squeezenet,
 under the tutorial's home); helpers.py and inference_codes.txt are the shared
 tutorials' own files.
@@ -13,13 +13,10 @@ import sys
 import numpy as np
 
 from tests.tutorials.harness import TUTORIALS, run_tutorial
+from tests.tutorials.standins import skimage_module
 from tests.tutorials.test_loading_pretrained_models import (
-    _img_as_float,
-    _imread,
-    _resize,
     direct_run,
     install_model,
-    skimage_standin,
     squeezenet_pair,
     write_images,
 )
@@ -33,14 +30,15 @@ def test_model_quickload(tmp_path, monkeypatch, capsys):
     shutil.copy(TUTORIALS / "inference_codes.txt", tmp_path / "inference_codes.txt")
     monkeypatch.syspath_prepend(str(TUTORIALS))  # `import helpers`, beside the tutorial
     try:
-        ns = run_tutorial("Model_Quickload", tmp_path, modules=skimage_standin())
+        ns = run_tutorial("Model_Quickload", tmp_path)
     finally:
-        sys.modules.pop("helpers", None)  # it holds the skimage stand-in
+        sys.modules.pop("helpers", None)  # it holds the skimage it imported
     assert ns["predict_net"] == predict and ns["init_net"] == init
     # helpers.loadToNCHW, by hand: centre crop of the rescaled image, CHW, BGR, less the mean
-    image = _img_as_float(_imread(tmp_path / "images" / "flower.jpg"))
+    skimage = skimage_module()
+    image = skimage.img_as_float(skimage.io.imread(tmp_path / "images" / "flower.jpg"))
     aspect = image.shape[1] / image.shape[0]
-    image = _resize(image, (227, int(aspect * 227)))
+    image = skimage.transform.resize(image, (227, int(aspect * 227)))
     start = image.shape[1] // 2 - 227 // 2
     image = image[:, start:start + 227].transpose(2, 0, 1)[::-1] * 255 - 128
     np.testing.assert_allclose(ns["img"], image[np.newaxis], rtol=1e-5, atol=1e-3)
