@@ -286,12 +286,6 @@ def GetNameScope() -> str:
     return CurrentNameScope()
 
 
-def RootFolder() -> str:
-    """The folder relative db paths are under: the current directory (Caffe2's default);
-    ResetWorkspace(root_folder) does not move it here."""
-    return "."
-
-
 def StringifyProto(obj) -> bytes:
     """A proto (or an object with Proto()) serialized; a string is returned as it is."""
     from google.protobuf.message import Message
