@@ -335,7 +335,7 @@ class ExtensionModule:
         return workspace.Workspaces()
 
     def root_folder(self) -> str:
-        return "."  # files named by ops are relative to the working folder
+        return self().root_folder
 
     # -- the registries and process setup
     def registered_operators(self) -> list[str]:

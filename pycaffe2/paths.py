@@ -50,3 +50,13 @@ def outside_reason(folder, name: str) -> str | None:
         return None
     except (ValueError, OSError) as exc:  # an embedded NUL, a name too long
         return f"is not a usable path ({exc})"
+
+
+def under_root(root_folder: str, name: str) -> str:
+    """Caffe2's `root_folder + "/" + name`: where an op's relative file name (a Save db with
+    absolute_path=0, a Print log) lies in a workspace whose root folder is `root_folder`
+    ("" or "." is the working folder). Joined as Caffe2 joins them, so a name starting
+    with "/" stays under the root folder too; under "." a relative name is kept as it is."""
+    if root_folder in ("", ".") and not name.startswith("/"):
+        return name
+    return f"{root_folder or '.'}/{name}"

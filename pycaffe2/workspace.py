@@ -8,6 +8,11 @@
 The only state is the set of named workspaces and which one is current;
 `pycaffe2.executor.Workspace` can be used directly instead, several side by side.
 
+ResetWorkspace(root_folder) sets the workspace's root folder, under which
+Save, Load, Checkpoint and DBExists (absolute_path=0) and Print's and
+Summarize's to_file logs take relative file names, as in Caffe2 (default ".",
+the working folder; ResetWorkspace() keeps the current one).
+
 Nothing here confines the files a net's ops read and write (Save, Load,
 CreateDB, Print to_file): as in Caffe2, a net run from Python is trusted like
 the script that runs it. `pycaffe2 run` is what checks a model's paths against
@@ -18,6 +23,7 @@ from __future__ import annotations
 import collections
 import contextlib
 import logging
+import os
 
 import numpy as np
 
@@ -55,9 +61,25 @@ def SwitchWorkspace(name: str, create_if_missing: bool = False) -> None:
 
 
 def ResetWorkspace(root_folder=None) -> bool:
-    """Replace the current workspace by an empty one: all blobs and nets go."""
-    _workspaces[_current] = Workspace(_current)
+    """Replace the current workspace by an empty one: all blobs and nets go. Its root
+    folder becomes `root_folder` (made when missing), or stays as it was when None."""
+    if root_folder is None:
+        root_folder = RootFolder()
+    else:
+        if not isinstance(root_folder, (str, os.PathLike)) or not os.fspath(root_folder):
+            raise PyCaffe2Error(f"ResetWorkspace: root_folder must be a folder path, got {root_folder!r}")
+        root_folder = os.fspath(root_folder)
+        try:
+            os.makedirs(root_folder, exist_ok=True)
+        except OSError as exc:
+            raise PyCaffe2Error(f"ResetWorkspace: cannot make root folder {root_folder!r}: {exc}") from None
+    _workspaces[_current] = Workspace(_current, root_folder=root_folder)
     return True
+
+
+def RootFolder() -> str:
+    """The current workspace's root folder ("." unless ResetWorkspace set another)."""
+    return _workspaces[_current].root_folder
 
 
 def FeedBlob(name, arr, device_option=None) -> bool:
@@ -276,12 +298,6 @@ operator_tracebacks: dict = collections.defaultdict(dict)  # net -> op index -> 
 def GetNameScope() -> str:
     from pycaffe2.core import CurrentNameScope
     return CurrentNameScope()
-
-
-def RootFolder() -> str:
-    """The folder relative db paths are under: the current directory (Caffe2's default);
-    ResetWorkspace(root_folder) does not move it here."""
-    return "."
 
 
 def StringifyProto(obj) -> bytes:

@@ -316,6 +316,8 @@ def _step(index, op, kernel, rng, kernels=None, workspace=None) -> Step:
         kwargs["output_names"] = tuple(op.output)
     if "workspace" in kernel.context:
         kwargs["workspace"] = workspace
+    if "root_folder" in kernel.context:
+        kwargs["root_folder"] = getattr(workspace, "root_folder", ".")
     if "compile_net" in kernel.context:  # ops running a net of their own (RecurrentNetwork's step net)
         kwargs["compile_net"] = lambda step_net, known_blobs=(): compile_net(
             step_net, known_blobs, kernels=kernels, rng=rng, workspace=workspace)

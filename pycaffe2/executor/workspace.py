@@ -5,6 +5,10 @@ blobs fed with a CUDA device option or made by CUDA ops. FeedBlob stores a priva
 copy and FetchBlob returns a copy, so nothing a user does to an array they fed
 or fetched can change the workspace. Kernels never write into arrays, which is
 what makes a failing op leave the workspace as it was.
+
+`root_folder` is Caffe2's workspace root folder: ops given relative file names
+(Save, Load, Checkpoint and DBExists with absolute_path=0; Print's and
+Summarize's to_file logs) take them under it. The default "." is the working folder.
 """
 from __future__ import annotations
 
@@ -19,8 +23,9 @@ from pycaffe2.proto.checks import inner_nets
 
 
 class Workspace:
-    def __init__(self, name: str = "default", seed: int | None = None):
+    def __init__(self, name: str = "default", seed: int | None = None, root_folder: str = "."):
         self.name = name
+        self.root_folder = str(root_folder)
         self.blobs: dict[str, object] = {}
         self.empty: set[str] = set()  # created (e.g. as a net input) but never given a value
         self.nets: dict[str, CompiledNet] = {}

@@ -3,8 +3,10 @@ Load, DBExists, Checkpoint (over the DBs of pycaffe2.db) and Print. Save and Loa
 kernel factories: they check their args and names once, when the net is
 created (where Caffe2's constructors did), and return the function to run.
 A DB reader is shared state: reading advances it, as in Caffe2. Writes are
-side effects, done atomically by pycaffe2.db. Paths are used as given, unconfined,
-as in Caffe2; the command line checks them before a net runs (pycaffe2.run.confine).
+side effects, done atomically by pycaffe2.db. Relative paths are taken under the
+workspace's root folder as Caffe2 took them (`root_folder`, given by the executor;
+CreateDB's path is used as given), unconfined, as in Caffe2; the command line checks
+them before a net runs (pycaffe2.run.confine).
 """
 from __future__ import annotations
 
@@ -25,16 +27,26 @@ from pycaffe2.db import (
     save_blobs,
 )
 from pycaffe2.operators.registry import register_cpu
+from pycaffe2.paths import under_root
+
+LOG_EXTENSIONS = {"Print": ".log", "Summarize": ".summary"}  # to_file=1 writes <input><extension>
 
 
-def full_path(db: str, absolute_path: bool) -> str:
-    """Caffe2's `root folder + "/" + db` with the root folder "." (the current directory)."""
+def full_path(db: str, absolute_path: bool, root_folder: str = ".") -> str:
+    """Caffe2's `root folder + "/" + db` (absolute_path=0), or `db` as given."""
     if absolute_path:
         return db
     if os.path.isabs(db):
         raise ValueError(f"db '{db}' is an absolute path: pass absolute_path=1 "
                          "(with absolute_path=0 Caffe2 reads it under the workspace root folder)")
-    return os.path.join(".", db)
+    return under_root(root_folder, db)
+
+
+def log_file(op_type: str, input_name: str, root_folder: str = ".") -> str:
+    """The file Print or Summarize writes with to_file=1: `<input><extension>` under the
+    root folder; Summarize spells the name scope's '/' as '#', as Caffe2's does."""
+    name = input_name.replace("/", "#") if op_type == "Summarize" else input_name
+    return under_root(root_folder, name + LOG_EXTENSIONS[op_type])
 
 
 def _strip(name: str, strip_prefix: str) -> str:
@@ -103,10 +115,11 @@ def write_blobs(path: str, db_type: str, names, values, chunk_size) -> None:
 
 
 @register_cpu("Save", specialize=True)
-def save(*, db, db_type, absolute_path, strip_prefix, blob_name_overrides, chunk_size, input_names):
+def save(*, db, db_type, absolute_path, strip_prefix, blob_name_overrides, chunk_size, input_names,
+         root_folder):
     names = save_names(input_names, strip_prefix, blob_name_overrides)
     check_db_type(db_type)
-    path = full_path(db, absolute_path)
+    path = full_path(db, absolute_path, root_folder)
 
     def run(*values):
         write_blobs(path, db_type, names, values, chunk_size)
@@ -125,15 +138,16 @@ def print_text(name: str, x, limit: int) -> str:
 
 
 @register_cpu("Print", specialize=True)
-def print_tensor(*, to_file, limit, every_n, input_names):
+def print_tensor(*, to_file, limit, every_n, input_names, root_folder):
     runs = [0]
+    path = log_file("Print", input_names[0], root_folder)
 
     def run(x):
         runs[0] += 1
         if (runs[0] - 1) % every_n == 0:
             text = print_text(input_names[0], x, limit)
             if to_file:
-                with open(f"{input_names[0]}.log", "a") as log:
+                with open(path, "a") as log:
                     log.write(text + "\n")
             else:
                 print(text)
@@ -143,7 +157,7 @@ def print_tensor(*, to_file, limit, every_n, input_names):
 
 @register_cpu("Checkpoint", specialize=True)
 def checkpoint(*, db, db_type, every, absolute_path, strip_prefix, blob_name_overrides, chunk_size,
-               input_names):
+               input_names, root_folder):
     names = save_names(input_names, strip_prefix, blob_name_overrides)
     check_db_type(db_type)
 
@@ -153,15 +167,15 @@ def checkpoint(*, db, db_type, every, absolute_path, strip_prefix, blob_name_ove
         iteration = int(counter.reshape(-1)[0])
         if iteration % every == 0:
             pattern = db % iteration if "%" in db else db
-            path = full_path(pattern, absolute_path)
+            path = full_path(pattern, absolute_path, root_folder)
             write_blobs(path, db_type, names, (counter,) + values, chunk_size)
         return ()
     return run
 
 
 @register_cpu("DBExists")
-def db_exists(*, db_name, db_type, absolute_path):
-    path = full_path(db_name, absolute_path)
+def db_exists(*, db_name, db_type, absolute_path, root_folder):
+    path = full_path(db_name, absolute_path, root_folder)
     try:
         create_db(db_type, path, Mode.read).close()
     except DBError:
@@ -171,8 +185,8 @@ def db_exists(*, db_name, db_type, absolute_path):
 
 @register_cpu("Load", specialize=True)
 def load(*, db, dbs, db_type, absolute_path, add_prefix, strip_prefix, source_blob_names, load_all,
-         keep_device, allow_incomplete, input_names, output_names):
-    sources = _load_sources(input_names, db, dbs, db_type, absolute_path)
+         keep_device, allow_incomplete, input_names, output_names, root_folder):
+    sources = _load_sources(input_names, db, dbs, db_type, absolute_path, root_folder)
     if source_blob_names and (len(source_blob_names) != len(output_names) or strip_prefix or load_all):
         raise ValueError("source_blob_names needs one name per output, and neither "
                          "strip_prefix nor load_all")
@@ -199,7 +213,7 @@ def load(*, db, dbs, db_type, absolute_path, add_prefix, strip_prefix, source_bl
     return run
 
 
-def _load_sources(input_names, db, dbs, db_type, absolute_path) -> list[str]:
+def _load_sources(input_names, db, dbs, db_type, absolute_path, root_folder) -> list[str]:
     if input_names:
         return []
     if not db_type:
@@ -210,7 +224,7 @@ def _load_sources(input_names, db, dbs, db_type, absolute_path) -> list[str]:
     if len(set(paths)) != len(paths):
         raise ValueError(f"duplicated db name in {paths}")
     check_db_type(db_type)
-    return [full_path(path, absolute_path) for path in paths]
+    return [full_path(path, absolute_path, root_folder) for path in paths]
 
 
 def _read_blobs(sources, db_type, name_of, wanted: set | None, load_all) -> dict:

@@ -21,6 +21,7 @@ import numpy as np
 from pycaffe2.operators import _cuda as cuda
 from pycaffe2.operators._strided import _collapse, _device_ints, _reduction_layout, _strides_over
 from pycaffe2.operators.arithmetic import _reduce_cuda
+from pycaffe2.operators.io import log_file
 from pycaffe2.operators.registry import gradient_op, register_cpu, register_cuda, register_gradient
 from pycaffe2.schema.inference import ShapeError, TensorInfo
 from pycaffe2.schema.inference.reduction import (
@@ -313,7 +314,6 @@ def reduce_max_gradient_cuda(dy, x, y, *, axes):
     return dx
 
 
-SUMMARY_EXTENSION = ".summary"  # Summarize's to_file: <input>.summary in the working folder
 
 
 def summary(x: np.ndarray) -> np.ndarray:
@@ -325,13 +325,14 @@ def summary(x: np.ndarray) -> np.ndarray:
 
 
 @register_cpu("Summarize", specialize=True)
-def summarize(*, to_file, input_names, output_names):
+def summarize(*, to_file, input_names, output_names, root_folder):
     started = [False]  # the first run starts the file afresh, as Caffe2 opened it at construction
+    path = log_file("Summarize", input_names[0], root_folder)
 
     def run(x):
         stats = summary(np.asarray(x))
         if to_file:
-            with open(input_names[0] + SUMMARY_EXTENSION, "a" if started[0] else "w") as log:
+            with open(path, "a" if started[0] else "w") as log:
                 log.write(" ".join(f"{v:g}" for v in stats.tolist()) + "\n")
             started[0] = True
         return stats if output_names else ()  # no output: a debugging tap, like Print

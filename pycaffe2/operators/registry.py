@@ -44,9 +44,10 @@ from pycaffe2.schema.bind import bind_args
 # `subnets` (the op's net args, compiled), `blobs` (the live blob mapping, at run time;
 # the kernel returns {name: value} of what it writes) and `is_gradient_op` serve control ops;
 # `workspace` (the executor Workspace) the Python op; `compile_net` ops that compile parts
-# of a net arg themselves (RecurrentNetwork's step net, in segments).
+# of a net arg themselves (RecurrentNetwork's step net, in segments); `root_folder` (the
+# workspace's, "." without one) ops that take relative file names under it (Save, Print, ...).
 CONTEXT_PARAMS = ("num_outputs", "rng", "input_names", "output_names", "subnets", "blobs", "is_gradient_op",
-                  "workspace", "compile_net")
+                  "workspace", "compile_net", "root_folder")
 
 
 @dataclass(frozen=True)

@@ -6,7 +6,7 @@ import os
 import numpy as np
 import pytest
 
-from pycaffe2 import core, db, netfile
+from pycaffe2 import core, db, netfile, workspace
 from pycaffe2.cli import main
 from pycaffe2.errors import NetFileError
 from pycaffe2.paths import outside_reason, within
@@ -184,17 +184,38 @@ def test_every_op_that_names_a_file_is_checked(tmp_path, work):
     net.DBExists([], "e", db_name="../z.minidb", db_type="minidb")
     net.Checkpoint(["it", "W"], [], db="../ckpt_%05d.minidb", db_type="minidb")
     net.Print("../../log_me", [], to_file=1)
-    net.Summarize("../stats", [], to_file=1)
     net.Print("fine", [])
+    net.Summarize("../stats", [], to_file=1)  # Caffe2 spells '/' as '#': ..#stats.summary stays inside
     found = [op_paths(op) for op in net.Proto().op]
+    # absolute_path=0 paths and the logs lie under the root folder ("."), CreateDB's as given
     assert found == [[("db", outside)], [("db", outside)], [("dbs", "ok.minidb"), ("dbs", "../y.minidb")],
                      [("db_name", "../z.minidb")], [("db", "../ckpt_00000.minidb")],
-                     [("to_file", "../../log_me.log")], [("to_file", "../stats.summary")], []]
-    for index, op in enumerate(net.Proto().op[:-1]):
+                     [("to_file", "../../log_me.log")], [], [("to_file", "..#stats.summary")]]
+    for index, op in enumerate(net.Proto().op[:-2]):
         one = caffe2_pb2.NetDef(name="n", op=[op])
         with pytest.raises(RunError, match=f"op 0 \\({op.type}\\)"):
             check_data_paths([("m.yaml", one)], [str(work)])
-    check_data_paths([("m.yaml", caffe2_pb2.NetDef(op=[net.Proto().op[-1]]))], [str(work)])
+    check_data_paths([("m.yaml", caffe2_pb2.NetDef(op=net.Proto().op[-2:]))], [str(work)])
+
+
+def test_relative_paths_are_checked_under_the_root_folder(tmp_path, work):
+    """A workspace root folder moves where absolute_path=0 paths and logs land; the check follows
+    it, and CreateDB (which takes its path as given) and absolute_path=1 stay at the working folder."""
+    net = core.Net("n")
+    net.Save(["W"], [], db="w.minidb", db_type="minidb")
+    net.Print("W", [], to_file=1)
+    save, print_op = net.Proto().op
+    inside, outside = work / "sub", tmp_path / "elsewhere"
+    assert op_paths(save, str(inside)) == [("db", f"{inside}/w.minidb")]
+    assert op_paths(print_op, str(outside)) == [("to_file", f"{outside}/W.log")]
+    check_data_paths([("m.yaml", net.Proto())], [str(work)], root_folder=str(inside))
+    with pytest.raises(RunError, match="op 0 \\(Save\\): db '.*elsewhere/w.minidb' leads to"):
+        check_data_paths([("m.yaml", net.Proto())], [str(work)], root_folder=str(outside))
+    as_given = core.Net("g")
+    as_given.CreateDB([], "r", db="r.minidb", db_type="minidb")
+    as_given.Load([], ["V"], db="v.minidb", db_type="minidb", absolute_path=1)
+    assert [op_paths(op, str(outside)) for op in as_given.Proto().op] == [[("db", "r.minidb")], [("db", "v.minidb")]]
+    check_data_paths([("m.yaml", as_given.Proto())], [str(work)], root_folder=str(outside))
 
 
 def test_a_checkpoint_pattern_that_could_spell_a_slash_is_refused(work):
@@ -246,3 +267,17 @@ def test_validate_and_graph_follow_the_same_rule(tmp_path, capsys, monkeypatch):
     assert main(["graph", str(path), "-o", str(dot)]) == 2 and not dot.exists()
     assert "'../outside/init.pb'" in capsys.readouterr().err
     assert main(["graph", str(path), "-o", str(dot), "--allow-outside-paths"]) == 0 and dot.exists()
+
+
+def test_a_python_root_folder_does_not_reach_the_command_line(tmp_path, work):
+    """`pycaffe2 run` checks and runs in its own workspace at the working folder: a root folder
+    a script set with ResetWorkspace (outside the data roots) changes neither."""
+    saved = workspace.RootFolder()
+    workspace.ResetWorkspace(str(tmp_path / "elsewhere"))
+    try:
+        path = saving_model(tmp_path / "model", "saved.minidb")
+        runner = ModelRunner(str(path), data_roots=[str(work)])
+        assert runner.workspace.root_folder == "."
+        assert (work / "saved.minidb").is_file() and not (tmp_path / "elsewhere" / "saved.minidb").exists()
+    finally:
+        workspace.ResetWorkspace(saved)

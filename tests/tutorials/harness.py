@@ -62,11 +62,12 @@ def _session(home: Path, downloads: dict[str, bytes], modules: dict):
     os.chdir(home)
     sys.argv = ["tutorial"]
     from pycaffe2 import workspace
+    saved_root = workspace.RootFolder()
     workspace.ResetWorkspace()
     try:
         yield
     finally:
-        workspace.ResetWorkspace()
+        workspace.ResetWorkspace(saved_root)  # a tutorial may have set its own root folder
         sys.argv = saved_argv
         os.chdir(saved_cwd)
         for key, value in saved_env.items():
