@@ -404,6 +404,39 @@ def add_weight_decay(model, weight_decay):
 
 
 @_helper
+def batch_mat_mul(model, blob_in, blob_out, enable_tensor_core=False, **kwargs):
+    if enable_tensor_core:
+        kwargs["engine"] = "TENSORCORE"
+    return _add_op(model, "BatchMatMul", blob_in, blob_out, **kwargs)
+
+
+@_helper
+def layer_norm(model, blob_in, blob_out, dim_in, axis=1, epsilon=1e-4, initial_scale=1.0, initial_bias=0.0):
+    """LayerNorm's z-shift, then a learned scale (weight) and bias, both [dim_in], applied
+    from `axis` on. Returns (the output, the mean, the std)."""
+    normalized, mean, std = model.net.LayerNorm(
+        [blob_in], [blob_out, blob_out + "_mean", blob_out + "_stdev"], axis=axis, epsilon=epsilon)
+    scale = model.create_param(f"{blob_out}_scale", [dim_in], ("ConstantFill", {"value": initial_scale}),
+                               ParameterTags.WEIGHT)
+    bias = model.create_param(f"{blob_out}_bias", [dim_in], ("ConstantFill", {"value": initial_bias}),
+                              ParameterTags.BIAS)
+    scaled = model.net.Mul([normalized, scale], [f"{blob_out}_scaled"], broadcast=1, axis=axis)
+    return model.net.Add([scaled, bias], [f"{blob_out}_biased"], broadcast=1, axis=axis), mean, std
+
+
+@_helper
+def elementwise_linear(model, blob_in, blob_out, dim, weight_init=None, bias_init=None, **kwargs):
+    """ElementwiseLinear with learned scales `<blob_out>_w` (ones) and shifts `<blob_out>_b`
+    (zeros), both [dim]; weight_init / bias_init are ("Op", {kwargs}) fillers."""
+    blob_out = _out_name(model, blob_out)
+    weight = model.create_param(f"{blob_out}_w", [dim], weight_init or ("ConstantFill", {"value": 1.0}),
+                                ParameterTags.WEIGHT)
+    bias = model.create_param(f"{blob_out}_b", [dim], bias_init or ("ConstantFill", {"value": 0.0}),
+                              ParameterTags.BIAS)
+    return model.net.ElementwiseLinear([blob_in, weight, bias], blob_out, **kwargs)
+
+
+@_helper
 def cond(model, cond_blob, external_blobs, then_model, else_model=None):
     """An If op in model.net running then_model's net (or else_model's) in a Do scope;
     `external_blobs` are the outer blobs the branches may read and write."""

@@ -21,6 +21,8 @@ from typing import ClassVar
 
 import numpy as np
 
+from pycaffe2.core_net import *  # Caffe2's net helpers, kept there (its __all__)
+from pycaffe2.core_net import NetMethods, PlanMethods, StepMethods, record_traceback
 from pycaffe2.errors import PyCaffe2Error
 from pycaffe2.gradient import BlockGradients, GetBackwardPass, GradientRegistry, GradientSlice, only_update
 from pycaffe2.proto import caffe2_pb2
@@ -101,6 +103,13 @@ class BlobReference(str):
         reference.net = net
         return reference
 
+    def Net(self):
+        return self.net
+
+    def GetNameScope(self) -> str:
+        """The NameScope part of the name: up to and including the last '/'."""
+        return self[:self.rfind("/") + 1]
+
     def __getattr__(self, op_type: str):
         if op_type.startswith("_") or self.net is None:
             raise AttributeError(op_type)
@@ -161,7 +170,7 @@ def CreatePythonOperator(f, inputs, outputs, grad_f=None, pass_workspace=False, 
                                           *args, **kwargs)
 
 
-class Net:
+class Net(NetMethods):
     """A NetDef under construction, with Caffe2's method names. As in Caffe2, every Net
     made in the process gets a name of its own: a second Net("train") (or a clone, or
     a Net made from a NetDef of a name in use) is named "train_1", then "train_2"."""
@@ -198,12 +207,6 @@ class Net:
 
     def __str__(self) -> str:
         return self._net.name
-
-    def Clone(self, name: str) -> Net:
-        proto = caffe2_pb2.NetDef()
-        proto.CopyFrom(self._net)
-        proto.name = name
-        return Net(proto)
 
     def NextName(self, prefix: str = "blob", output_id=None) -> str:
         self._next_id += 1
@@ -285,6 +288,7 @@ class Net:
             outputs = _scoped(outputs)
         op = CreateOperator(op_type, _scoped(inputs), outputs, **kwargs)
         self._net.op.append(op)
+        record_traceback(self._net.name, len(self._net.op) - 1)
         references = [BlobReference(name, self) for name in op.output]
         return references[0] if len(references) == 1 else tuple(references)
 
@@ -324,7 +328,7 @@ def ScopedBlobReference(name: str, net: Net | None = None) -> BlobReference:
     return BlobReference(ScopedName(name), net)
 
 
-class ExecutionStep:
+class ExecutionStep(StepMethods):
     """Caffe2's ExecutionStep builder: nets or substeps (not both), run num_iter times
     or until should_stop_blob says stop."""
 
@@ -466,12 +470,13 @@ def scoped_execution_step(name: str, *args, **kwargs) -> ExecutionStep:
     return execution_step(ScopedName(name) if name else name, *args, **kwargs)
 
 
-class Plan:
+class Plan(PlanMethods):
     """Caffe2's Plan builder: the nets its steps name travel with it (PlanDef.network)."""
 
     def __init__(self, name_or_step):
         self._plan = caffe2_pb2.PlanDef()
         self._net_names: set[str] = set()
+        self._nets, self._steps = [], []
         if isinstance(name_or_step, ExecutionStep):
             self._plan.name = name_or_step.Name()
             self.AddStep(name_or_step)
@@ -483,6 +488,7 @@ class Plan:
             proto = net.Proto() if isinstance(net, Net) else net
             if proto.name not in self._net_names:
                 self._net_names.add(proto.name)
+                self._nets.append(net)
                 self._plan.network.add().CopyFrom(proto)
 
     def AddStep(self, step) -> None:
@@ -490,6 +496,7 @@ class Plan:
             if not step.HasNets() and not step.HasSubsteps():
                 return  # as in Caffe2: an empty step is left out
             self.AddNets(step.Nets())
+            self._steps.append(step)
             step = step.Proto()
         self._plan.execution_step.add().CopyFrom(step)
 

@@ -17,7 +17,7 @@ from __future__ import annotations
 from pycaffe2 import core
 from pycaffe2.schema import get_schema
 
-__all__ = ["ExternalInitializer", "Initializer", "ModelHelper", "ParameterTags",
+__all__ = ["ExternalInitializer", "ExtractPredictorNet", "Initializer", "ModelHelper", "ParameterTags",
            "update_initializer"]
 
 
@@ -213,8 +213,88 @@ class ModelHelper:
     def InitProto(self):
         return self.param_init_net.Proto()
 
+    def get_name(self) -> str:
+        return self.name
+
+    def RunAllOnGPU(self, *args, **kwargs) -> None:
+        """Both nets on the GPU (core.Net.RunAllOnGPU's arguments)."""
+        self.param_init_net.RunAllOnGPU(*args, **kwargs)
+        self.net.RunAllOnGPU(*args, **kwargs)
+
+    def GetDevices(self) -> list:
+        """The devices data_parallel_model spread the model over."""
+        if not getattr(self, "_devices", None):
+            raise ValueError("the model is on no devices yet: use data_parallel_model to run it on several")
+        return self._devices
+
+    def CreateDB(self, blob_out, db, db_type, **kwargs):
+        """A DB reader made in param_init_net."""
+        return self.param_init_net.CreateDB([], blob_out, db=db, db_type=db_type, **kwargs)
+
     def __getattr__(self, op_type: str):
         """Ops without parameters go straight to `net`: model.Relu("x", "y")."""
         if op_type.startswith("_") or get_schema(op_type) is None:
             raise AttributeError(f"{type(self).__name__} has no attribute or op type {op_type!r}")
         return getattr(self.net, op_type)
+
+
+def ExtractPredictorNet(net_proto, input_blobs, output_blobs, device=None, renames=None, disabled_inputs=None):
+    """A prediction net cut from a (test-mode) model net: the ops from the first that reads
+    an input to the last that writes an output, keeping those whose inputs are known (the
+    net's external inputs and `input_blobs`, less `disabled_inputs`); so gradient and
+    data-reading ops drop out. `device` is set on every op, `renames` renames blobs.
+    Returns (the net, its external inputs that are not input_blobs: the parameters)."""
+    renames = renames or {}
+    inputs, outputs = [str(b) for b in input_blobs], {str(b) for b in output_blobs}
+    original_inputs, original_outputs = set(net_proto.external_input), set(net_proto.external_output)
+    known = (original_inputs | set(inputs)) - set(disabled_inputs or ())
+    ops = list(net_proto.op)
+    firsts = [j for j, op in enumerate(ops) if set(inputs) & set(op.input) and op.type != "StopGradient"]
+    lasts = [j for j, op in enumerate(ops) if outputs & set(op.output)]
+    if not firsts or not lasts:
+        raise ValueError(f"ExtractPredictorNet: no op reads {sorted(inputs)}" if not firsts
+                         else f"ExtractPredictorNet: no op writes {sorted(outputs)}")
+    predict_net = core.Net(net_proto.name + "_predict")
+    proto = predict_net.Proto()
+    external_in, external_out = list(inputs), [o for o in outputs]
+
+    def add(names, into):
+        into.extend(n for n in names if n not in into)
+
+    def on_device(op):
+        if device is not None:
+            op.device_option.device_type, op.device_option.device_id = device.device_type, device.device_id
+
+    for original in ops[min(firsts):max(lasts) + 1]:
+        if not known.issuperset(original.input):
+            continue
+        if any(a.name == "is_test" and a.i == 0 for a in original.arg):
+            raise ValueError(f"ExtractPredictorNet: op {original.type} has is_test=0: extract the "
+                             "predictor from a test model, not a training one")
+        op = proto.op.add()
+        op.CopyFrom(original)
+        on_device(op)
+        if op.type == "RecurrentNetwork":  # the step net runs too: rename and place its ops
+            for arg in op.arg:
+                if arg.name == "backward_step_net":
+                    arg.ClearField("n")
+                elif arg.name == "step_net":
+                    for step_op in arg.n.op:
+                        on_device(step_op)
+                    _rename(arg.n, renames)
+                    add([b for b in arg.n.external_input if b in original_inputs], external_in)
+        known.update(op.output)
+        add([b for b in op.input if b in original_inputs], external_in)
+        add([b for b in op.output if b in original_outputs], external_out)
+    proto.external_input.extend(external_in)
+    proto.external_output.extend(external_out)
+    _rename(proto, renames)
+    renamed_inputs = {renames.get(b, b) for b in inputs}
+    return predict_net, [b for b in proto.external_input if b not in renamed_inputs]
+
+
+def _rename(net_proto, renames: dict) -> None:
+    """Rename blobs in a NetDef's ops and external inputs and outputs, in place."""
+    for names in [net_proto.external_input, net_proto.external_output,
+                  *[field for op in net_proto.op for field in (op.input, op.output)]]:
+        names[:] = [renames.get(b, b) for b in names]

@@ -17,163 +17,28 @@ model keeps that list, else every param whose name does not end in "_b".
 """
 from __future__ import annotations
 
-from collections import defaultdict, namedtuple
+import numpy as np
 
 from pycaffe2 import core
+from pycaffe2.optimizer_adaptive import AdadeltaOptimizer, FtrlOptimizer, RmsPropOptimizer
+from pycaffe2.optimizer_base import (  # noqa: F401  (Caffe2's optimizer names, kept there)
+    _OPTIMIZER_ITERATION_NAME,
+    AuxOptimizerParams,
+    Optimizer,
+    _decay_grad,
+    _defines,
+    _fill_once,
+    _gradient,
+    _is_sparse,
+    _one,
+    _ref,
+    _unsupported,
+    build_iter,
+    refuse_sparse,
+)
 from pycaffe2.proto import caffe2_pb2
 
-_OPTIMIZER_ITERATION_NAME = "optimizer_iteration"
-
-AuxOptimizerParams = namedtuple("AuxOptimizerParams", ["local", "shared"])
-_optimizer_instance_count: dict[str, int] = defaultdict(int)
-
-
-def _defines(net, blob) -> bool:
-    """Whether some op of `net` already writes `blob`."""
-    return any(str(blob) in op.output for op in net.Proto().op)
-
-
-def _ref(name, net) -> core.BlobReference:
-    """`name` as it stands: Net methods add the NameScope only to plain strings."""
-    return core.BlobReference(str(name), net)
-
-
-def _fill_once(param_init_net, name: str, **kwargs) -> core.BlobReference:
-    """ConstantFill([], name, ...) unless param_init_net already makes `name`."""
-    if not _defines(param_init_net, name):
-        param_init_net.ConstantFill([], [_ref(name, param_init_net)], **kwargs)
-    return _ref(name, param_init_net)
-
-
-def _device():
-    return core.CurrentDeviceScope() or core.DeviceOption(caffe2_pb2.PROTO_CPU)
-
-
-def build_iter(param_init_net, net, iter_val: int = 0,
-               blob_name: str = _OPTIMIZER_ITERATION_NAME) -> core.BlobReference:
-    """The int64 [1] iteration counter on the CPU: ConstantFill in
-    param_init_net and Iter(ITER, ITER) in net, each added once. One counter
-    serves every optimizer: its name takes no NameScope."""
-    iteration = _ref(blob_name, net)
-    with core.DeviceScope(core.DeviceOption(caffe2_pb2.PROTO_CPU)):
-        _fill_once(param_init_net, blob_name, shape=[1], value=int(iter_val),
-                   dtype=core.DataType.INT64)
-        if not _defines(net, blob_name):
-            net.Iter([iteration], [iteration])
-    return iteration
-
-
-def _one(param_init_net) -> core.BlobReference:
-    dev = _device()
-    name = core.ScopedName(f"ONE_{dev.device_type}_{dev.device_id}{dev.node_name}")
-    return _fill_once(param_init_net, name, shape=[1], value=1.0)
-
-
-def _is_sparse(grad) -> bool:
-    return isinstance(grad, core.GradientSlice)
-
-
-def _gradient(grad, net):
-    """A gradient as it stands: a blob, or a GradientSlice of two (sparse, from Gather)."""
-    if _is_sparse(grad):
-        return core.GradientSlice(_ref(grad.indices, net), _ref(grad.values, net))
-    return _ref(grad, net)
-
-
-def refuse_sparse(what: str, param, grad) -> None:
-    """Weight decay adds the whole param to its gradient: a slice of rows has no room for it."""
-    if _is_sparse(grad):
-        raise ValueError(f"{what}: param {param} has a sparse gradient (indices {grad.indices}, values "
-                         f"{grad.values}), and weight decay needs a dense one: give the Gather ops "
-                         "that read it dense_gradient=1, or leave it out of the decay")
-
-
-def _decay_grad(net, param_init_net, param, grad, weight_decay: float) -> None:
-    """grad += weight_decay * param (L2 regularisation), in place."""
-    refuse_sparse("weight decay", param, grad)
-    dev = _device()
-    name = core.ScopedName(f"wd_{dev.device_type}_{dev.device_id}_{weight_decay!r}")
-    wd = _fill_once(param_init_net, name, shape=[1], value=float(weight_decay))
-    net.WeightedSum([grad, _one(param_init_net), param, wd], [grad])
-
-
-def _unsupported(cls: str, **options) -> None:
-    for name, value in options.items():
-        if value:
-            raise NotImplementedError(f"{cls}: {name}={value!r} is not supported by pycaffe2")
-
-
-class Optimizer:
-    """Base class: `optimizer(net, param_init_net, param, grad)` adds the
-    update of one param. Subclasses implement `_run(net, param_init_net, param, grad)`."""
-
-    def __init__(self):
-        self._aux_params = AuxOptimizerParams(local=[], shared=[])
-        self._instance_num = _optimizer_instance_count[type(self).__name__]
-        _optimizer_instance_count[type(self).__name__] += 1
-        self._lr_multiplier = None
-
-    def __call__(self, net, param_init_net, param, grad=None):
-        if grad is None:  # a ParameterInfo-like object carrying .blob and .grad
-            param, grad = param.blob, param.grad
-        if grad is None:
-            raise ValueError(f"{type(self).__name__}: param {param} has no gradient")
-        self._run(net, param_init_net, _ref(param, net), _gradient(grad, net))
-
-    def _run(self, net, param_init_net, param, grad):
-        raise NotImplementedError(f"{type(self).__name__} must implement _run")
-
-    def make_unique_blob_name(self, base_str: str) -> str:
-        """A name unique to this optimizer instance and the current device (and NameScope)."""
-        dev = core.CurrentDeviceScope()
-        prefix = core.ScopedName(f"{type(self).__name__}_{self._instance_num}_{base_str}")
-        if dev is not None and dev.device_type == caffe2_pb2.PROTO_CUDA:
-            return f"{prefix}{dev.node_name}_gpu{dev.device_id}"
-        return f"{prefix}{dev.node_name if dev is not None else ''}_cpu"
-
-    def build_lr(self, net, param_init_net, base_learning_rate: float, learning_rate_blob=None,
-                 policy: str = "fixed", iter_val: int = 0, **kwargs):
-        """LearningRate(ITER) with base_lr = -base_learning_rate (made once per
-        blob name), times the multiplier if one was added. Returns (lr, ITER)."""
-        if learning_rate_blob is None:
-            learning_rate_blob = self.make_unique_blob_name("lr")
-        iteration = build_iter(param_init_net, net, iter_val=iter_val)
-        lr = _ref(learning_rate_blob, net)
-        if not _defines(net, lr):
-            net.LearningRate([iteration], [lr], base_lr=-base_learning_rate, policy=policy, **kwargs)
-        if self._lr_multiplier is not None:
-            scaled = self.make_unique_blob_name("scaled_lr")
-            if not _defines(net, scaled):
-                net.Mul([lr, _ref(self._lr_multiplier, net)], [_ref(scaled, net)])
-            lr = _ref(scaled, net)
-        return lr, iteration
-
-    def add_lr_multiplier(self, lr_multiplier) -> None:
-        """Scale every later learning rate by this blob (a 0-d float)."""
-        self._lr_multiplier = lr_multiplier
-
-    def get_auxiliary_parameters(self) -> AuxOptimizerParams:
-        """(local, shared): per-param state blobs and state shared by all params."""
-        return self._aux_params
-
-    def _state(self, param_init_net, param, suffix: str) -> core.BlobReference:
-        """A zero blob of the param's shape, filled in param_init_net."""
-        name = f"{param}{suffix}"
-        if not _defines(param_init_net, name):
-            param_init_net.ConstantFill([_ref(param, param_init_net)], [_ref(name, param_init_net)],
-                                        value=0.0)
-            self._aux_params.local.append(name)
-        return _ref(name, param_init_net)
-
-    def _decay(self, net, param_init_net, param, grad) -> None:
-        if getattr(self, "weight_decay", 0.0):
-            _decay_grad(net, param_init_net, param, grad, self.weight_decay)
-
-    def _check_sparse(self, grad) -> None:
-        """Caffe2 sums or averages repeated rows first when sparse_dedup_aggregator is set;
-        pycaffe2's sparse ops update a repeated row once per occurrence, as Caffe2's do without."""
-        if _is_sparse(grad):
-            _unsupported(type(self).__name__, sparse_dedup_aggregator=getattr(self, "sparse_dedup_aggregator", None))
+_LEARNING_RATE_INJECTION = "lr_injection"
 
 
 class SgdOptimizer(Optimizer):
@@ -198,7 +63,7 @@ class SgdOptimizer(Optimizer):
         if self.base_learning_rate < 0:
             raise ValueError(f"SgdOptimizer: base learning rate must be positive, "
                              f"got {self.base_learning_rate}")
-        self._check_sparse(grad)
+        grad = self._dedup_sparse(net, grad)
         self._decay(net, param_init_net, param, grad)
         # MomentumSGDUpdate subtracts its step, WeightedSum adds: flip the sign for momentum.
         sign = -1 if self.momentum else 1
@@ -225,6 +90,41 @@ class SgdOptimizer(Optimizer):
         self.base_learning_rate *= scale
 
 
+class MultiPrecisionSgdOptimizer(SgdOptimizer):
+    """SGD for a float16 param kept with a float32 master copy: given a ParameterInfo-like
+    object whose blob_copy maps core.DataType.FLOAT to the copy, the float16 gradient is
+    widened (HalfToFloat), MomentumSGDUpdate updates the copy and FloatToHalf writes it
+    back to the param. Params without a copy get SgdOptimizer's update, as in Caffe2."""
+
+    def __init__(self, base_learning_rate: float = 0.1, momentum: float = 0.0, policy: str = "fixed",
+                 nesterov: int = 1, sparse_dedup_aggregator=None, **kwargs):
+        super().__init__(base_learning_rate, policy=policy, momentum=momentum, nesterov=nesterov,
+                         sparse_dedup_aggregator=sparse_dedup_aggregator, **kwargs)
+
+    def __call__(self, net, param_init_net, param, grad=None):
+        copy = (getattr(param, "blob_copy", None) or {}).get(core.DataType.FLOAT) if grad is None else None
+        if copy is None:
+            return super().__call__(net, param_init_net, param, grad)
+        param, grad, copy = _ref(param.blob, net), param.grad, _ref(copy, net)
+        if self.base_learning_rate < 0:
+            raise ValueError(f"MultiPrecisionSgdOptimizer: base learning rate must be positive, "
+                             f"got {self.base_learning_rate}")
+        if self.base_learning_rate == 0:
+            return None
+        if _is_sparse(grad):
+            raise ValueError(f"MultiPrecisionSgdOptimizer: param {param} has a sparse gradient, which it "
+                             "does not take (nor does Caffe2's)")
+        lr, _ = self.build_lr(net, param_init_net, -self.base_learning_rate, policy=self.policy,
+                              **self.init_kwargs)
+        moment = param_init_net.ConstantFill([copy], [_ref(f"{param}_momentum", param_init_net)], value=0.0)
+        self._aux_params.local.append(moment)
+        grad32 = net.HalfToFloat([_ref(grad, net)], [_ref(f"{grad}_fp32", net)])
+        net.MomentumSGDUpdate([grad32, _ref(moment, net), lr, copy], [grad32, _ref(moment, net), copy],
+                              momentum=self.momentum, nesterov=self.nesterov)
+        net.FloatToHalf([copy], [param])
+        return None
+
+
 class AdamOptimizer(Optimizer):
     """Adam, with Caffe2's bias correction at t = iteration + 1."""
 
@@ -246,7 +146,7 @@ class AdamOptimizer(Optimizer):
     def _run(self, net, param_init_net, param, grad):
         if self.alpha == 0:
             return
-        self._check_sparse(grad)
+        grad = self._dedup_sparse(net, grad)
         self._decay(net, param_init_net, param, grad)
         lr, iteration = self.build_lr(net, param_init_net, self.alpha, policy=self.policy,
                                       **self.init_kwargs)
@@ -285,7 +185,7 @@ class AdagradOptimizer(Optimizer):
     def _run(self, net, param_init_net, param, grad):
         if self.alpha <= 0:
             return
-        self._check_sparse(grad)
+        grad = self._dedup_sparse(net, grad)
         if _is_sparse(grad) and self.decay != 1:
             raise NotImplementedError(f"AdagradOptimizer: decay={self.decay!r} with a sparse gradient "
                                       f"(param {param}): SparseAdagrad has no decay")
@@ -354,12 +254,17 @@ def _norm_ratio(model, params, param_to_grad, max_gradient_norm: float):
 
 def _build(model, optimizer: Optimizer, weights_only: bool = False, max_gradient_norm=None,
            allow_lr_injection: bool = False, parameters=None) -> Optimizer:
-    _unsupported(type(optimizer).__name__, allow_lr_injection=allow_lr_injection)
     params, param_to_grad = _params_with_grads(model, parameters)
     if weights_only:
         params = [p for p in params if _is_weight(model, p)]
+    multiplier = None
     if max_gradient_norm is not None and params:
-        optimizer.add_lr_multiplier(_norm_ratio(model, params, param_to_grad, max_gradient_norm))
+        multiplier = _norm_ratio(model, params, param_to_grad, max_gradient_norm)
+    if allow_lr_injection:  # a [1] blob scaling every rate, set with set_lr_injection
+        injection = _fill_once(model.param_init_net, _LEARNING_RATE_INJECTION, shape=[1], value=1.0)
+        multiplier = injection if multiplier is None else model.net.Mul([multiplier, injection], "lr_multiplier")
+    if multiplier is not None:
+        optimizer.add_lr_multiplier(multiplier)
     for param in params:
         optimizer(model.net, model.param_init_net, param, param_to_grad[str(param)])
     return optimizer
@@ -379,6 +284,14 @@ def build_sgd(model, base_learning_rate: float, max_gradient_norm=None,
                   max_gradient_norm=max_gradient_norm, allow_lr_injection=allow_lr_injection)
 
 
+def build_multi_precision_sgd(model, base_learning_rate: float, max_gradient_norm=None,
+                              allow_lr_injection: bool = False, **kwargs) -> MultiPrecisionSgdOptimizer:
+    """SGD keeping float32 copies of float16 params (see MultiPrecisionSgdOptimizer); plain
+    SGD for float32 params. kwargs as build_sgd's."""
+    return _build(model, MultiPrecisionSgdOptimizer(base_learning_rate, **kwargs),
+                  max_gradient_norm=max_gradient_norm, allow_lr_injection=allow_lr_injection)
+
+
 def build_adam(model, base_learning_rate: float, max_gradient_norm=None,
                allow_lr_injection: bool = False, **kwargs) -> AdamOptimizer:
     """Adam over every param with a gradient. kwargs: AdamOptimizer's (beta1, beta2,
@@ -394,3 +307,49 @@ def build_adagrad(model, base_learning_rate: float, parameters=None, max_gradien
     return _build(model, AdagradOptimizer(alpha=base_learning_rate, **kwargs),
                   max_gradient_norm=max_gradient_norm, allow_lr_injection=allow_lr_injection,
                   parameters=parameters)
+
+
+def build_rms_prop(model, base_learning_rate: float, max_gradient_norm=None,
+                   allow_lr_injection: bool = False, **kwargs) -> RmsPropOptimizer:
+    """RMSProp over every param with a gradient. kwargs: RmsPropOptimizer's (decay,
+    momentum, epsilon, policy) and the LearningRate policy's."""
+    return _build(model, RmsPropOptimizer(alpha=base_learning_rate, **kwargs),
+                  max_gradient_norm=max_gradient_norm, allow_lr_injection=allow_lr_injection)
+
+
+def build_ftrl(model, engine: str = "SIMD", **kwargs) -> FtrlOptimizer:
+    """FTRL over every param with a gradient (kwargs: alpha, beta, lambda1, lambda2). The
+    SIMD engine Caffe2 defaults to is only a faster kernel: pycaffe2 ignores engines."""
+    return _build(model, FtrlOptimizer(engine=engine, **kwargs))
+
+
+def build_adadelta(model, base_learning_rate: float, parameters=None, max_gradient_norm=None,
+                   allow_lr_injection: bool = False, **kwargs) -> AdadeltaOptimizer:
+    """AdaDelta over `parameters` (default: every param with a gradient). kwargs:
+    AdadeltaOptimizer's (epsilon, decay, policy) and the policy's."""
+    return _build(model, AdadeltaOptimizer(alpha=base_learning_rate, **kwargs),
+                  max_gradient_norm=max_gradient_norm, allow_lr_injection=allow_lr_injection,
+                  parameters=parameters)
+
+
+def get_lr_injection():
+    """The current lr_injection multiplier (a model built with allow_lr_injection=True)."""
+    from pycaffe2 import workspace
+    return workspace.FetchBlob(_LEARNING_RATE_INJECTION)
+
+
+def set_lr_injection(lr_injection_value: float) -> None:
+    """Scale every learning rate of models built with allow_lr_injection=True."""
+    from pycaffe2 import workspace
+    workspace.FeedBlob(_LEARNING_RATE_INJECTION, np.array([float(lr_injection_value)], dtype=np.float32))
+
+
+def get_param_device(param_name, grad, param_to_device=None, default_device=None):
+    """The device of a param in `param_to_device` (core.InferBlobDevices' map), else that
+    of its gradient (a slice's values, then indices), else default_device."""
+    param_to_device = param_to_device or {}
+    names = [param_name] + ([str(grad.values), str(grad.indices)] if _is_sparse(grad) else [str(grad)])
+    device = next((param_to_device[n] for n in names if n in param_to_device), default_device)
+    if device is None:
+        raise ValueError(f"Cannot infer device for {param_name}: no op creates it")
+    return device

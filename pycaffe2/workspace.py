@@ -15,6 +15,7 @@ its data roots before anything runs (`pycaffe2.run.confine`).
 """
 from __future__ import annotations
 
+import collections
 import contextlib
 import logging
 
@@ -250,3 +251,130 @@ blobs = _Blobs()
 def _proto(obj):
     """Accept core.Net-like objects (with .Proto()) as well as raw protos."""
     return obj.Proto() if hasattr(obj, "Proto") else obj
+
+
+# The rest of Caffe2's workspace names.
+logger = _log
+is_asan = False  # pycaffe2 is not built with the address sanitizer: it is not built at all
+operator_tracebacks: dict = collections.defaultdict(dict)  # net -> op index -> [(file, line, function)]
+
+
+def GetNameScope() -> str:
+    from pycaffe2.core import CurrentNameScope
+    return CurrentNameScope()
+
+
+def RootFolder() -> str:
+    """The folder relative db paths are under: the current directory (Caffe2's default);
+    ResetWorkspace(root_folder) does not move it here."""
+    return "."
+
+
+def StringifyProto(obj) -> bytes:
+    """A proto (or an object with Proto()) serialized; a string is returned as it is."""
+    from google.protobuf.message import Message
+    if isinstance(obj, (str, bytes)):
+        return obj
+    if isinstance(obj, Message) or hasattr(obj, "Proto"):
+        return _proto(obj).SerializeToString()
+    raise ValueError(f"Unexpected argument to StringifyProto of type {type(obj).__name__}")
+
+
+def _stringify_name(name, expected_type: str) -> str:
+    if isinstance(name, str):
+        return str(name)
+    if type(name).__name__ != expected_type:
+        raise TypeError(f"Expected a string or {expected_type}, got {type(name).__name__}")
+    return str(name)
+
+
+def StringifyBlobName(name) -> str:
+    return _stringify_name(name, "BlobReference")
+
+
+def StringifyNetName(name) -> str:
+    return _stringify_name(name, "Net")
+
+
+def CallWithExceptionIntercept(func, op_id_fetcher, net_name, *args, **kwargs):
+    """Call func; if it raises, print the Python traceback recorded for the failing op
+    (operator_tracebacks[net_name][op_id_fetcher()], when there is one) and re-raise."""
+    try:
+        return func(*args, **kwargs)
+    except Exception:
+        op_id = op_id_fetcher()
+        print(f"Original python traceback for operator {op_id} in network `{net_name}` in exception "
+              "above (most recent call last):")
+        for file, line, function in reversed(operator_tracebacks.get(net_name, {}).get(op_id, [])):
+            print(f'  File "{file}", line {line}, in {function}')
+        raise
+
+
+def BenchmarkNet(name, warmup_runs: int, main_runs: int, run_individual: bool) -> list:
+    """Run the created net `name` warmup_runs times untimed, then main_runs times; returns
+    [milliseconds per run], followed with run_individual by each op's mean milliseconds
+    (ops run one by one, main_runs times)."""
+    import time
+    name = StringifyNetName(name)
+    RunNet(name, max(warmup_runs, 0))
+    start = time.perf_counter()
+    RunNet(name, max(main_runs, 0))
+    results = [(time.perf_counter() - start) * 1000 / max(main_runs, 1)]
+    if run_individual:
+        compiled, blobs = C().nets[name], C().blobs
+        for step in compiled.steps:
+            start = time.perf_counter()
+            for _ in range(main_runs):
+                step.run(blobs, name)
+            results.append((time.perf_counter() - start) * 1000 / max(main_runs, 1))
+    return results
+
+
+# Immediate mode: ops run one at a time in a workspace of their own.
+_IMMEDIATE = "_CAFFE2_IMMEDIATE"
+_immediate = False
+
+
+def IsImmediate() -> bool:
+    return _immediate
+
+
+def StartImmediate(i_know: bool = False) -> None:
+    """Start immediate mode afresh (RunOperatorImmediate, FeedImmediate, FetchImmediate);
+    without i_know, say once that it is slow and meant for debugging."""
+    global _immediate
+    StopImmediate()
+    _immediate = True
+    with WorkspaceGuard(_IMMEDIATE):
+        ResetWorkspace()
+    if not i_know:
+        print("Immediate mode runs each op on its own in a workspace of its own: slow, for debugging "
+              "only. Call StopImmediate() when done.")
+
+
+def StopImmediate() -> None:
+    global _immediate
+    if _immediate:
+        with WorkspaceGuard(_IMMEDIATE):
+            ResetWorkspace()
+        _immediate = False
+
+
+def ImmediateBlobs() -> list:
+    with WorkspaceGuard(_IMMEDIATE):
+        return Blobs()
+
+
+def RunOperatorImmediate(op) -> None:
+    with WorkspaceGuard(_IMMEDIATE):
+        RunOperatorOnce(op)
+
+
+def FetchImmediate(*args, **kwargs):
+    with WorkspaceGuard(_IMMEDIATE):
+        return FetchBlob(*args, **kwargs)
+
+
+def FeedImmediate(*args, **kwargs):
+    with WorkspaceGuard(_IMMEDIATE):
+        return FeedBlob(*args, **kwargs)

@@ -88,6 +88,24 @@ def adagrad(model):
     optimizer.build_adagrad(model, 0.2, epsilon=1e-3)
 
 
+@pytest.mark.parametrize("aggregator, merge", [("sum", np.sum), ("mean", np.mean)])
+def test_sparse_dedup_aggregator_merges_repeated_rows_first(aggregator, merge):
+    """With an aggregator each row read is updated once, by its merged gradient."""
+    history = np.zeros((V, D))
+
+    def update(emb, g, it):
+        for k in np.unique(IDS):
+            merged = merge(g[IDS == k], axis=0)
+            history[k] += merged ** 2
+            emb[k] -= 0.2 * merged / (np.sqrt(history[k]) + 1e-3)
+
+    def build(model):
+        optimizer.build_adagrad(model, 0.2, epsilon=1e-3, sparse_dedup_aggregator=aggregator)
+    model = check_sparse_steps(build, update)
+    types = [op.type for op in model.net.Proto().op]
+    assert "Unique" in types and f"UnsortedSegment{aggregator.title()}" in types
+
+
 def test_adagrad_uses_sparse_adagrad():
     history = np.zeros((V, D))
 
@@ -126,7 +144,7 @@ def test_every_builder_trains_the_dense_params_beside_the_sparse_one():
     (lambda m: optimizer.add_weight_decay(m, 0.01), "param emb has a sparse gradient"),
     (lambda m: brew.add_weight_decay(m, 0.01), "dense_gradient=1"),
     (lambda m: optimizer.build_adagrad(m, 0.1, decay=0.9), "SparseAdagrad has no decay"),
-    (lambda m: optimizer.build_sgd(m, 0.1, sparse_dedup_aggregator="sum"), "sparse_dedup_aggregator"),
+    (lambda m: optimizer.build_sgd(m, 0.1, sparse_dedup_aggregator="max"), "max is not supported"),
 ])
 def test_what_a_sparse_gradient_cannot_take_is_refused(make, message):
     model = embedding_model("refused", ("emb", "fc_w", "fc_b"))

@@ -1,0 +1,45 @@
+"""Inference rules of the adaptive family (RmsProp, Ftrl, Adadelta).
+
+Each updated blob keeps the shape of the blob it replaces; the tensors must
+hold the same number of elements (Ftrl's n_z twice var's), learning rates one.
+The checks take plain shapes: the kernels call them too.
+"""
+from __future__ import annotations
+
+import math
+
+from pycaffe2.schema.inference import OpView, ShapeError, rule, same_sizes
+from pycaffe2.schema.inference.training import _one_element, _shapes
+
+
+def ftrl_sizes(var_shape, n_z_shape, grad_shape) -> None:
+    """Raise unless grad holds var's number of elements and n_z twice that."""
+    same_sizes({"var": var_shape, "grad": grad_shape})
+    if var_shape is not None and n_z_shape is not None and math.prod(n_z_shape) != 2 * math.prod(var_shape):
+        raise ShapeError(f"n_z {list(n_z_shape)} must hold two elements (n, z) per element of "
+                         f"var {list(var_shape)}")
+
+
+@rule("adaptive_rms_prop")
+def rms_prop(op: OpView, inputs: list) -> list:
+    grad, mean_squares, mom, lr = inputs
+    _one_element(lr, "lr")
+    same_sizes(_shapes({"grad": grad, "mean_squares": mean_squares, "mom": mom}))
+    return [grad, mean_squares, mom]
+
+
+@rule("adaptive_ftrl")
+def ftrl(op: OpView, inputs: list) -> list:
+    var, n_z, grad = inputs[:3]
+    if len(inputs) > 3:
+        _one_element(inputs[3], "alpha")
+    ftrl_sizes(*_shapes({"var": var, "n_z": n_z, "grad": grad}).values())
+    return [var, n_z]
+
+
+@rule("adaptive_adadelta")
+def adadelta(op: OpView, inputs: list) -> list:
+    param, moment, moment_delta, grad, lr = inputs
+    _one_element(lr, "lr")
+    same_sizes(_shapes({"param": param, "moment": moment, "moment_delta": moment_delta, "grad": grad}))
+    return [param, moment, moment_delta]

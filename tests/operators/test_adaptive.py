@@ -1,0 +1,137 @@
+"""The adaptive family: RmsProp, Ftrl and Adadelta against NumPy references
+written from Caffe2's update formulas (float64 references, float32 and float64
+kernels), their inference and errors, and the ops refusing gradients."""
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from hypothesis.extra import numpy as hnp
+
+from pycaffe2.errors import GradientError
+from pycaffe2.executor import NetError, OpFailure
+from pycaffe2.gradient import GetGradientForOp
+from pycaffe2.schema.bind import ShapeError
+from pycaffe2.testing import check_reference, make_op, run_op
+from tests.schema import infer
+
+shapes = hnp.array_shapes(min_dims=1, max_dims=3, max_side=4)
+
+
+def rms_prop_reference(grad, ms, mom, lr, decay=0.9, momentum=0.0, epsilon=1e-5):
+    new_ms = decay * ms + (1 - decay) * grad ** 2
+    new_mom = momentum * mom + lr[0] * grad / np.sqrt(new_ms + epsilon)
+    return new_mom, new_ms, new_mom
+
+
+def ftrl_reference(var, n_z, grad, *alpha_input, alpha=0.005, beta=1.0, lambda1=0.001, lambda2=0.001):
+    alpha = alpha_input[0][0] if alpha_input else alpha
+    new_w, new_nz = np.empty_like(var), np.empty_like(n_z)
+    for i in np.ndindex(var.shape):  # one coordinate at a time, as the paper writes it
+        n, z, g, w = n_z[i][0], n_z[i][1], grad[i], var[i]
+        n_new = n + g * g
+        z_new = z + g - (np.sqrt(n_new) - np.sqrt(n)) / alpha * w
+        new_nz[i] = (n_new, z_new)
+        new_w[i] = 0.0 if abs(z_new) <= lambda1 else \
+            -(z_new - np.sign(z_new) * lambda1) / ((beta + np.sqrt(n_new)) / alpha + lambda2)
+    return new_w, new_nz
+
+
+def adadelta_reference(param, moment, delta, grad, lr, epsilon=1e-5, decay=0.95):
+    new_moment = decay * moment + (1 - decay) * grad ** 2
+    step = np.sqrt(delta + epsilon) / np.sqrt(new_moment + epsilon) * grad
+    return param + lr[0] * step, new_moment, decay * delta + (1 - decay) * step ** 2
+
+
+def inputs_for(op_type, rng, shape, dtype, alpha_input=False):
+    tensor = lambda *extra: rng.standard_normal((*shape, *extra)).astype(dtype)
+    positive = lambda *extra: np.abs(tensor(*extra)) + dtype(0.1)
+    lr = np.array([rng.uniform(0.01, 0.5)], dtype)
+    if op_type == "RmsProp":
+        return [tensor(), positive(), tensor(), lr]
+    if op_type == "Ftrl":
+        return [tensor(), np.stack([np.abs(tensor()), tensor()], axis=-1), tensor()] + ([lr] if alpha_input else [])
+    return [tensor(), positive(), positive(), tensor(), -lr]
+
+
+UPDATES = [
+    ("RmsProp", {}, rms_prop_reference, False),
+    ("RmsProp", {"decay": 0.5, "momentum": 0.9, "epsilon": 1e-3}, rms_prop_reference, False),
+    ("Ftrl", {}, ftrl_reference, False),
+    ("Ftrl", {"alpha": 0.1, "beta": 0.5, "lambda1": 0.3, "lambda2": 0.1}, ftrl_reference, False),
+    ("Ftrl", {"lambda1": 0.05}, ftrl_reference, True),
+    ("Adadelta", {}, adadelta_reference, False),
+    ("Adadelta", {"epsilon": 1e-3, "decay": 0.5}, adadelta_reference, False),
+]
+
+
+@pytest.mark.parametrize("op_type, args, reference, alpha_input", UPDATES)
+@settings(max_examples=10, deadline=None)
+@given(shape=shapes, seed=st.integers(0, 2**16), dtype=st.sampled_from([np.float32, np.float64]))
+def test_update_one_step(op_type, args, reference, alpha_input, shape, seed, dtype):
+    inputs = inputs_for(op_type, np.random.default_rng(seed), shape, dtype, alpha_input)
+    expected = reference(*[x.astype(np.float64) for x in inputs], **args)
+    outputs = check_reference(op_type, inputs, lambda *_, **__: expected, args, atol=1e-5, rtol=1e-4)
+    assert all(y.dtype == dtype for y in outputs)
+
+
+@pytest.mark.parametrize("op_type", ["RmsProp", "Ftrl", "Adadelta"])
+def test_kernels_leave_their_inputs_alone(op_type):
+    inputs = inputs_for(op_type, np.random.default_rng(0), (3, 2), np.float32)
+    before = [x.copy() for x in inputs]
+    outputs = run_op(op_type, inputs)
+    for x, y in zip(before, inputs):
+        np.testing.assert_array_equal(x, y)
+    assert not any(np.shares_memory(y, x) for y in outputs for x in inputs)
+
+
+def test_ftrl_zeroes_weights_inside_the_l1_ball():
+    var, n_z = np.zeros(2, np.float32), np.zeros((2, 2), np.float32)
+    grad = np.array([1e-4, 5.0], np.float32)
+    new_var, _ = run_op("Ftrl", [var, n_z, grad], {"lambda1": 0.5, "alpha": 1.0})
+    assert new_var[0] == 0 and new_var[1] != 0
+
+
+def test_updates_follow_blob_shapes_of_equal_size():
+    grad, ms, mom = np.ones((3, 4), np.float32), np.ones(12, np.float32), np.zeros((4, 3), np.float32)
+    step, new_ms, new_mom = run_op("RmsProp", [grad, ms, mom, np.ones(1, np.float32)])
+    assert (step.shape, new_ms.shape, new_mom.shape) == ((3, 4), (12,), (4, 3))
+
+
+@pytest.mark.parametrize("op_type, shapes, n_out, expected", [
+    ("RmsProp", [(3, 4), (12,), (4, 3), (1,)], 3, [(3, 4), (12,), (4, 3)]),
+    ("Ftrl", [(3, 4), (3, 4, 2), (12,)], 2, [(3, 4), (3, 4, 2)]),
+    ("Ftrl", [(3,), (6,), (3,), ()], 2, [(3,), (6,)]),
+    ("Adadelta", [(5,), (5,), (5,), (5,), (1,)], 3, [(5,), (5,), (5,)]),
+])
+def test_inference(op_type, shapes, n_out, expected):
+    assert [info.shape for info in infer(op_type, shapes, n_out)] == expected
+
+
+@pytest.mark.parametrize("op_type, shapes, message", [
+    ("RmsProp", [(3,), (4,), (3,), (1,)], "these must hold the same number of elements"),
+    ("RmsProp", [(3,), (3,), (3,), (2,)], r"lr must hold one element, got \[2\]"),
+    ("Ftrl", [(3,), (3,), (3,)], r"n_z \[3\] must hold two elements \(n, z\) per element of var \[3\]"),
+    ("Ftrl", [(3,), (6,), (3,), (2,)], r"alpha must hold one element"),
+    ("Adadelta", [(3,), (3,), (2,), (3,), (1,)], "these must hold the same number of elements"),
+])
+def test_inference_errors(op_type, shapes, message):
+    n_out = {"RmsProp": 3, "Ftrl": 2, "Adadelta": 3}[op_type]
+    with pytest.raises(ShapeError, match=message):
+        infer(op_type, shapes, n_out)
+
+
+@pytest.mark.parametrize("op_type, inputs, message", [
+    ("RmsProp", [np.arange(3), np.ones(3), np.ones(3), np.ones(1)], "grad must be a float tensor"),
+    ("Ftrl", [np.ones(3), np.ones(4), np.ones(3)], r"n_z \[4\] must hold two elements"),
+    ("Adadelta", [np.ones(3)] * 4 + [np.ones(2)], r"lr must hold one element"),
+])
+def test_run_errors(op_type, inputs, message):
+    with pytest.raises((OpFailure, NetError), match=message):
+        run_op(op_type, inputs)
+
+
+@pytest.mark.parametrize("op_type, n_in, n_out", [("RmsProp", 4, 3), ("Ftrl", 3, 2), ("Adadelta", 5, 3)])
+def test_updates_refuse_gradients(op_type, n_in, n_out):
+    op = make_op(op_type, [f"x{i}" for i in range(n_in)], [f"y{i}" for i in range(n_out)])
+    with pytest.raises(GradientError, match=f"should not call gradient for operator {op_type}"):
+        GetGradientForOp(op, [f"y{i}_grad" for i in range(n_out)])
