@@ -467,3 +467,13 @@ def InitFromLSTMParams(lstm_pblobs, param_values):
             fused = np.concatenate([np.ravel(values[name]) for name in names[kind]])
             current = workspace.FetchBlob(blob)
             workspace.FeedBlob(blob, fused.reshape(current.shape).astype(np.float32))
+
+
+# The attention cells live in pycaffe2.rnn.attention_cell (they subclass the cells above);
+# Caffe2 has them here, so they are re-exported.
+from pycaffe2.rnn.attention_cell import (  # noqa: F401
+    AttentionCell,
+    LSTMWithAttention,
+    LSTMWithAttentionCell,
+    MILSTMWithAttentionCell,
+)
