@@ -20,10 +20,10 @@ RULES = {
 }
 
 
-def reference(shape, mode, axis, batch=-1, repeat_from=-1, radius=10, fill=-1.0):
+def reference(shape, mode, axis, batch=None, repeat_from=None, radius=10, fill=-1.0):
     """Masks entry by entry on the [before, rows, cols, after] view."""
-    start = batch + 1 if batch >= 0 else 0
-    end = repeat_from if repeat_from >= 0 else len(shape)
+    start = batch + 1 if batch is not None else 0
+    end = repeat_from % len(shape) if repeat_from is not None else len(shape)
     view = [int(np.prod(shape[:start])), int(np.prod(shape[start:axis])),
             int(np.prod(shape[axis:end])), int(np.prod(shape[end:]))]
 
@@ -42,8 +42,8 @@ def values_for(mode, rows, cols, rng):
     return [rng.integers(0, cols + 1, rows).astype(np.int32)] if mode in ("sequence", "window") else []
 
 
-CASES = [((3, 5), 1, -1, -1), ((2, 3, 4), 2, -1, -1), ((2, 3, 4), 1, -1, -1), ((2, 3, 4), 2, 0, -1),
-         ((2, 3, 2, 2), 3, 1, -1), ((3, 4, 2), 1, -1, 2), ((4, 4), -1, -1, -1)]
+CASES = [((3, 5), 1, None, None), ((2, 3, 4), 2, None, None), ((2, 3, 4), 1, None, None), ((2, 3, 4), 2, 0, None),
+         ((2, 3, 2, 2), 3, 1, None), ((3, 4, 2), 1, None, 2), ((3, 4, 2), 1, None, -1), ((4, 4), -1, None, None)]
 
 
 @pytest.mark.parametrize("mode", list(RULES))
@@ -51,12 +51,12 @@ CASES = [((3, 5), 1, -1, -1), ((2, 3, 4), 2, -1, -1), ((2, 3, 4), 1, -1, -1), ((
 def test_sequence_mask(mode, shape, axis, batch, repeat_from):
     rng = np.random.default_rng(0)
     axis_ = axis % len(shape)
-    start = batch + 1 if batch >= 0 else 0
-    end = repeat_from if repeat_from >= 0 else len(shape)
+    start = batch + 1 if batch is not None else 0
+    end = repeat_from % len(shape) if repeat_from is not None else len(shape)
     rows, cols = int(np.prod(shape[start:axis_])), int(np.prod(shape[axis_:end]))
     x = rng.standard_normal(shape).astype(np.float32)
-    args = {"mode": mode, "axis": axis, "batch": batch, "repeat_from_axis": repeat_from, "radius": 1,
-            "fill_val": -1.0}
+    args = {"mode": mode, "axis": axis, "radius": 1, "fill_val": -1.0}
+    args.update({k: v for k, v in (("batch", batch), ("repeat_from_axis", repeat_from)) if v is not None})
     check_reference("SequenceMask", [x, *values_for(mode, rows, cols, rng)],
                     reference(shape, mode, axis_, batch, repeat_from, radius=1), args)
 

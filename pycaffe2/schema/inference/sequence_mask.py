@@ -11,10 +11,11 @@ MODES_WITH_INPUT = ("sequence", "window")
 MODES = MODES_WITH_INPUT + ("upper", "lower", "upperdiag", "lowerdiag")
 
 
-def mask_view(shape, mode: str, axis: int, batch: int, repeat_from_axis: int,
-              lengths_shape) -> tuple[int, int, int, int]:
+def mask_view(shape, mode: str, axis: int, batch, repeat_from_axis, lengths_shape) -> tuple[int, int, int, int]:
     """(B, N, M, K): the input seen as [B, N, M, K], masking (n, m), the same mask for
-    every b and k; raise on a bad mode, axis or lengths input."""
+    every b and k; raise on a bad mode, axis or lengths input. batch and
+    repeat_from_axis are None when the op does not give them (as in Caffe2, where
+    giving them, even as -1, is what turns them on)."""
     if mode not in MODES:
         raise ShapeError(f"mode {mode!r} is not one of {', '.join(MODES)}")
     if (lengths_shape is not None) != (mode in MODES_WITH_INPUT):
@@ -24,13 +25,13 @@ def mask_view(shape, mode: str, axis: int, batch: int, repeat_from_axis: int,
     where = f"input {list(shape)}"
     axis = axis_index(axis, rank, where=where)
     start, end = 0, rank
-    if batch >= 0:
+    if batch is not None:
         batch = axis_index(batch, rank, "batch", where)
         if batch >= axis:
             raise ShapeError(f"batch {batch} must come before axis {axis}")
         start = batch + 1
-    if repeat_from_axis >= 0:
-        if batch >= 0:
+    if repeat_from_axis is not None:
+        if batch is not None:
             raise ShapeError("batch and repeat_from_axis cannot both be set")
         end = axis_index(repeat_from_axis, rank, "repeat_from_axis", where)
         if end <= axis:
