@@ -11,16 +11,21 @@ MODES_WITH_INPUT = ("sequence", "window")
 MODES = MODES_WITH_INPUT + ("upper", "lower", "upperdiag", "lowerdiag")
 
 
+def check_mode(mode: str, has_values: bool) -> None:
+    """The mode is known and takes lengths or centers exactly when it is given them."""
+    if mode not in MODES:
+        raise ShapeError(f"mode {mode!r} is not one of {', '.join(MODES)}")
+    if has_values != (mode in MODES_WITH_INPUT):
+        raise ShapeError(f"mode {mode!r} takes {'2 inputs' if mode in MODES_WITH_INPUT else '1 input'} "
+                         f"(data{', lengths or centers' if mode in MODES_WITH_INPUT else ''})")
+
+
 def mask_view(shape, mode: str, axis: int, batch, repeat_from_axis, lengths_shape) -> tuple[int, int, int, int]:
     """(B, N, M, K): the input seen as [B, N, M, K], masking (n, m), the same mask for
     every b and k; raise on a bad mode, axis or lengths input. batch and
     repeat_from_axis are None when the op does not give them (as in Caffe2, where
     giving them, even as -1, is what turns them on)."""
-    if mode not in MODES:
-        raise ShapeError(f"mode {mode!r} is not one of {', '.join(MODES)}")
-    if (lengths_shape is not None) != (mode in MODES_WITH_INPUT):
-        raise ShapeError(f"mode {mode!r} takes {'2 inputs' if mode in MODES_WITH_INPUT else '1 input'} "
-                         f"(data{', lengths or centers' if mode in MODES_WITH_INPUT else ''})")
+    check_mode(mode, lengths_shape is not None)
     rank = len(shape)
     where = f"input {list(shape)}"
     axis = axis_index(axis, rank, where=where)
@@ -48,6 +53,7 @@ def mask_view(shape, mode: str, axis: int, batch, repeat_from_axis, lengths_shap
 def sequence_mask(op: OpView, inputs: list) -> list:
     x = inputs[0]
     lengths = inputs[1] if len(inputs) > 1 else None
+    check_mode(op.arg("mode"), len(inputs) > 1)
     if x is None or (len(inputs) > 1 and lengths is None):
         return [x]
     mask_view(x.shape, op.arg("mode"), op.arg("axis"), op.arg("batch"), op.arg("repeat_from_axis"),
