@@ -12,6 +12,7 @@ LSTM(), BasicRNN() and MILSTM() build the standard networks, one cell per layer
 from __future__ import annotations
 
 import functools
+import importlib
 import inspect
 
 import numpy as np
@@ -474,17 +475,15 @@ def InitFromLSTMParams(lstm_pblobs, param_values):
             workspace.FeedBlob(blob, fused.reshape(current.shape).astype(np.float32))
 
 
-# The attention cells live in pycaffe2.rnn.attention_cell (they subclass the cells above);
-# Caffe2 has them here, so they are re-exported.
-from pycaffe2.rnn.attention_cell import (  # noqa: F401
-    AttentionCell,
-    LSTMWithAttention,
-    LSTMWithAttentionCell,
-    MILSTMWithAttentionCell,
-)
-from pycaffe2.rnn.layer_norm_cell import (  # noqa: F401
-    LayerNormLSTM,
-    LayerNormLSTMCell,
-    LayerNormMILSTM,
-    LayerNormMILSTMCell,
-)
+# The attention and LayerNorm cells live in pycaffe2.rnn (they subclass the cells above);
+# Caffe2 has them here, so they are looked up there on first use (no import cycle).
+_ELSEWHERE = {name: "pycaffe2.rnn.attention_cell" for name in
+              ("AttentionCell", "LSTMWithAttention", "LSTMWithAttentionCell", "MILSTMWithAttentionCell")}
+_ELSEWHERE.update({name: "pycaffe2.rnn.layer_norm_cell" for name in
+                   ("LayerNormLSTM", "LayerNormLSTMCell", "LayerNormMILSTM", "LayerNormMILSTMCell")})
+
+
+def __getattr__(name: str):
+    if name in _ELSEWHERE:
+        return getattr(importlib.import_module(_ELSEWHERE[name]), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
