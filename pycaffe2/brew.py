@@ -129,12 +129,14 @@ def _out_name(model, blob_out):
 def fc(model, blob_in, blob_out, dim_in, dim_out, weight_init=None, bias_init=None,
        WeightInitializer=None, BiasInitializer=None, enable_tensor_core=False,
        float16_compute=False, **kwargs):
-    """FC: blob_out = blob_in * W^T + b, W [dim_out, dim_in] (XavierFill), b [dim_out] (0)."""
+    """FC: blob_out = blob_in * W^T + b, W [dim_out, dim_in] (XavierFill), b [dim_out] (0).
+    freeze_bias=True (Caffe2's kwarg) keeps b out of the trained params (a computed param)."""
     blob_out = _out_name(model, blob_out)
     w_init = update_initializer(WeightInitializer, weight_init, ("XavierFill", {}))
     b_init = update_initializer(BiasInitializer, bias_init, ("ConstantFill", {}))
+    bias_tags = [ParameterTags.BIAS] + ([ParameterTags.COMPUTED_PARAM] if kwargs.pop("freeze_bias", False) else [])
     weight = model.create_param(blob_out + "_w", [dim_out, dim_in], w_init, ParameterTags.WEIGHT)
-    bias = model.create_param(blob_out + "_b", [dim_out], b_init, ParameterTags.BIAS)
+    bias = model.create_param(blob_out + "_b", [dim_out], b_init, bias_tags)
     if float16_compute:
         kwargs["float16_compute"] = True
     return _add_op(model, "FC", [blob_in, weight, bias], blob_out, **kwargs)

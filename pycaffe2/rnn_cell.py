@@ -12,6 +12,7 @@ LSTM(), BasicRNN() and MILSTM() build the standard networks, one cell per layer
 from __future__ import annotations
 
 import functools
+import importlib
 import inspect
 
 import numpy as np
@@ -230,7 +231,12 @@ class LSTMCell(RNNCell):
         fc_input, fc_dim = self._recurrent_input(model, states[0], extra_inputs, "gates_concatenated_input_t")
         gates_t = brew.fc(model, fc_input, "gates_t", dim_in=fc_dim, dim_out=self.gates_size, axis=2)
         brew.sum(model, [gates_t, input_t], gates_t)
+        gates_t = self._normalize_gates(model, gates_t, "gates_t_norm")
         return self._lstm_unit(model, gates_t, states, seq_lengths, timestep, ["hidden_state", "cell_state"])
+
+    def _normalize_gates(self, model, gates_t, norm_name):
+        """The gates as LSTMUnit takes them; the LayerNorm cells (rnn.layer_norm_cell) normalize them."""
+        return gates_t
 
     def get_input_params(self):
         return {"weights": self.scope("i2h") + "_w", "biases": self.scope("i2h") + "_b"}
@@ -261,12 +267,12 @@ class MILSTMCell(LSTMCell):
             model.create_param(self.scope(name), shape=[self.gates_size],
                                initializer=Initializer("ConstantFill", value=value))
             for name, value in (("alpha", 1.0), ("beta1", 1.0), ("beta2", 1.0), ("b", 0.0)))
-        scaled = model.net.Mul([input_t, alpha], self.scope("alpha_by_input_t"))
-        scaled = model.net.Add([scaled, beta_h], self.scope("alpha_by_input_t_plus_beta_h"))
+        scaled = model.net.ElementwiseLinear([input_t, alpha, beta_h], self.scope("alpha_by_input_t_plus_beta_h"),
+                                             axis=2)
         product = model.net.Mul([scaled, prev_t], self.scope("alpha_by_input_t_plus_beta_h_by_prev_t"))
-        linear = model.net.Mul([input_t, beta_i], self.scope("beta_i_by_input_t"))
-        linear = model.net.Add([linear, b], self.scope("beta_i_by_input_t_plus_b"))
+        linear = model.net.ElementwiseLinear([input_t, beta_i, b], self.scope("beta_i_by_input_t_plus_b"), axis=2)
         gates_t = brew.sum(model, [product, linear], self.scope("gates_t"))
+        gates_t = self._normalize_gates(model, gates_t, self.scope("gates_t_norm"))
         return self._lstm_unit(model, gates_t, states, seq_lengths, timestep,
                                [self.scope("hidden_t_intermediate"), self.scope("cell_t")])
 
@@ -467,3 +473,17 @@ def InitFromLSTMParams(lstm_pblobs, param_values):
             fused = np.concatenate([np.ravel(values[name]) for name in names[kind]])
             current = workspace.FetchBlob(blob)
             workspace.FeedBlob(blob, fused.reshape(current.shape).astype(np.float32))
+
+
+# The attention and LayerNorm cells live in pycaffe2.rnn (they subclass the cells above);
+# Caffe2 has them here, so they are looked up there on first use (no import cycle).
+_ELSEWHERE = {name: "pycaffe2.rnn.attention_cell" for name in
+              ("AttentionCell", "LSTMWithAttention", "LSTMWithAttentionCell", "MILSTMWithAttentionCell")}
+_ELSEWHERE.update({name: "pycaffe2.rnn.layer_norm_cell" for name in
+                   ("LayerNormLSTM", "LayerNormLSTMCell", "LayerNormMILSTM", "LayerNormMILSTMCell")})
+
+
+def __getattr__(name: str):
+    if name in _ELSEWHERE:
+        return getattr(importlib.import_module(_ELSEWHERE[name]), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -30,7 +30,7 @@ LAYERS = {
     "pycaffe2.dyndep": 5, "pycaffe2.utils": 5, "pycaffe2.hip_test_util": 5, "pycaffe2.tt_core": 5,
     "pycaffe2.predictor": 5, "pycaffe2.predictor_constants": 5, "pycaffe2.models": 5, "pycaffe2.memonger": 5,
     "pycaffe2.control_ops_util": 5, "pycaffe2.net_builder": 5, "pycaffe2.control": 5,
-    "pycaffe2.recurrent": 5, "pycaffe2.rnn_cell": 5, "pycaffe2.gru_cell": 5, "pycaffe2.scope": 5,
+    "pycaffe2.recurrent": 5, "pycaffe2.rnn_cell": 5, "pycaffe2.attention": 5, "pycaffe2.gru_cell": 5, "pycaffe2.scope": 5,
     "pycaffe2.rnn": 5,
     "pycaffe2.net_drawer": 5, "pycaffe2.visualize": 5, "pycaffe2.cnn": 5,
     "pycaffe2.c_module": 5,  # Caffe2's C++ extension module (workspace.C), front end like workspace

@@ -63,14 +63,18 @@ class _StepNet:
         self.links, self.timestep = step_links, timestep
         known = set(outer_names) | {link.internal for link in step_links} | {timestep}
         targets = {link.internal for link in step_links if link.external in write_back}
+        # A segment ends with the last op writing a linked blob (an in-place op after the
+        # first writer, as attention's Reshape, still changes what the rows get).
+        last_writer = {name: index for index, op in enumerate(net.op) for name in op.output if name in targets}
+        ends = set(last_writer.values())
         self.segments, start = [], 0
-        for index, op in enumerate(net.op):  # a segment ends with each op writing a linked blob
-            if targets.intersection(op.output) or index == len(net.op) - 1:
+        for index, op in enumerate(net.op):
+            if index in ends or index == len(net.op) - 1:
                 segment = caffe2_pb2.NetDef()
                 segment.CopyFrom(net)
                 del segment.op[:]
                 segment.op.extend(net.op[start:index + 1])
-                written = targets.intersection(name for op in segment.op for name in op.output)
+                written = {name for name, last in last_writer.items() if start <= last <= index}
                 self.segments.append((compile_net(segment, known), written))
                 known |= {name for op in segment.op for name in op.output}
                 start = index + 1
@@ -95,11 +99,13 @@ class _StepNet:
     def _write(blobs, buffers, t, link):
         target = buffers[link.external][t + link.offset:t + link.offset + link.window]
         value = np.asarray(blobs[link.internal])
-        if value.shape != target.shape:
+        if value.size != target.size:
             raise ShapeError(f"step {t} wrote '{link.internal}' of shape {list(value.shape)}, but its "
                              f"rows of '{link.external}' are {list(target.shape)}")
-        target[...] = value
-        blobs[link.internal] = target  # as Caffe2's view: later readers see the rows
+        # In Caffe2 the blob is a view of the rows, so a write of the same size but
+        # another shape (an in-place Reshape's gradient) lands there too.
+        target[...] = value.reshape(target.shape)
+        blobs[link.internal] = target.reshape(value.shape)  # later readers see the rows, in their shape
 
 
 def _initial_rows(value: np.ndarray, n: int) -> np.ndarray:

@@ -66,7 +66,9 @@ def reshape(data, new_shape=None, *, shape):
 @register_gradient("Reshape")
 def _reshape_gradient(g):
     # Reshape dY back to the old shape (output 1); the forward `shape` arg must stay behind.
-    return [g.Op("Reshape", [g.GO(0), g.O(1)], [g.GI(0), f"_{g.I(0)}_dims"], inherit_args=False)]
+    # Input 0 gives only a name (op.input, not g.I: its value is not read, so an in-place
+    # Reshape, as attention's, has a gradient).
+    return [g.Op("Reshape", [g.GO(0), g.O(1)], [g.GI(0), f"_{g.op.input[0]}_dims"], inherit_args=False)]
 
 
 @register_cpu("Flatten")

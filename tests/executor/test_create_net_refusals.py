@@ -52,6 +52,7 @@ STATIC_PROBLEMS = {
                   "takes 10 inputs"),
     "segment": ("Unique", ["a", "b"], ["u"], {}, "takes 1 input (indices), got 2"),
     "elementwise_linear": ("ElementwiseLinear", ["X", "a"], ["Y"], {}, "takes 3 inputs (X, a, b), got 2"),
+    "sequence_mask": ("SequenceMask", ["X"], ["Y"], {}, "mode 'sequence' takes 2 inputs"),
     "sparse_update": ("SparseAdagrad", ["p", "m", "i", "g", "lr"], ["p2", "m"], {},
                       "output 0 (output_param) must be the same blob as input 0 (param)"),
     "io": ("Save", ["X"], [], {}, "required arg 'db_type' is missing"),
