@@ -10,16 +10,8 @@ NetBuilder's IfNet / WhileNet and brew.cond / brew.loop use these helpers.
 from __future__ import annotations
 
 from pycaffe2 import core
+from pycaffe2.core_net import blobs_read_before_written
 from pycaffe2.errors import PyCaffe2Error
-
-
-def _undefined_blobs(ops) -> list[str]:
-    """Blobs the ops read before any of them writes them, in order of first read."""
-    written, undefined = set(), []
-    for op in ops:
-        undefined.extend(b for b in op.input if b not in written and b not in undefined)
-        written.update(op.output)
-    return undefined
 
 
 def get_external_blob_names(net, lexical_scope):
@@ -27,7 +19,7 @@ def get_external_blob_names(net, lexical_scope):
     outside the scope is an error."""
     proto = net.Proto() if isinstance(net, core.Net) else net
     scope = {str(b) for b in lexical_scope}
-    inputs = _undefined_blobs(proto.op)
+    inputs = blobs_read_before_written(proto.op)
     unknown = [b for b in inputs if b not in scope]
     if unknown:
         raise PyCaffe2Error(f"net '{proto.name}' reads blob(s) {', '.join(unknown)}, which are not defined "

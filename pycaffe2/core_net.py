@@ -98,6 +98,16 @@ def get_ssa(net, blob_versions=None):
     return ssa, blob_versions
 
 
+def blobs_read_before_written(ops) -> list[str]:
+    """Blobs the ops read before any of them writes them, in order of first read (what a
+    net made of them needs from outside)."""
+    written, needed = set(), []
+    for op in ops:
+        needed.extend(name for name in op.input if name not in written and name not in needed)
+        written.update(op.output)
+    return needed
+
+
 def get_undefined_blobs(ssa) -> set:
     """Blobs read before any op of the ssa writes them (inputs at version 0)."""
     return {name for inputs, _ in ssa for name, version in inputs if version == 0}

@@ -10,21 +10,13 @@ registry with the cell outputs' gradients as given blobs.
 from __future__ import annotations
 
 from pycaffe2 import core, workspace
+from pycaffe2.core_net import blobs_read_before_written
 from pycaffe2.gradient import GetBackwardPass
 from pycaffe2.proto import caffe2_pb2
 
 
 def _written(ops) -> set[str]:
     return {name for op in ops for name in op.output}
-
-
-def _read_before_written(ops) -> list[str]:
-    """Blobs the ops read before any of them writes it (what the backward step needs from outside)."""
-    written, needed = set(), []
-    for op in ops:
-        needed.extend(name for name in op.input if name not in written and name not in needed)
-        written.update(op.output)
-    return needed
 
 
 def _accumulate_into_given(proto: caffe2_pb2.NetDef) -> None:
@@ -50,7 +42,7 @@ def _backward_step(cell: caffe2_pb2.NetDef, recompute):
     backward.op.extend(grad_ops)
     forward_written = _written(cell.op)
     backward.external_input.extend(
-        b for b in _read_before_written(backward.op) if b in forward_written and b not in outputs)
+        b for b in blobs_read_before_written(backward.op) if b in forward_written and b not in outputs)
     backward.type = "simple"
     return backward, {str(k): str(v) for k, v in grad_map.items()}
 
@@ -68,7 +60,7 @@ def recurrent_net(net, cell_net, inputs, initial_cell_inputs, links, timestep=No
     cell = cell_net.Proto()
     cell.type = "simple"
     # Caffe2's Net lists every blob an op reads before any op writes it as an external input
-    cell.external_input.extend(b for b in _read_before_written(cell.op) if b not in cell.external_input)
+    cell.external_input.extend(b for b in blobs_read_before_written(cell.op) if b not in cell.external_input)
     op_name = net.NextName("recurrent")
     prefix = op_name if scope is None else scope
 
