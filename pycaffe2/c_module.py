@@ -26,6 +26,7 @@ from pycaffe2 import db
 from pycaffe2.errors import PyCaffe2Error
 from pycaffe2.executor import Workspace
 from pycaffe2.proto import caffe2_pb2
+from pycaffe2.proto.checks import message_from_bytes
 
 
 def _message(value, cls):
@@ -33,11 +34,9 @@ def _message(value, cls):
     serialized bytes, as the binding's functions took them."""
     value = value.Proto() if hasattr(value, "Proto") else value
     if isinstance(value, (bytes, bytearray)):
-        message = cls()
-        try:
-            message.ParseFromString(bytes(value))
-        except Exception as exc:  # noqa: BLE001 (protobuf raises several types for bad bytes)
-            raise PyCaffe2Error(f"cannot parse a {cls.DESCRIPTOR.name}: {exc}") from None
+        message, problem = message_from_bytes(cls, value)
+        if problem:
+            raise PyCaffe2Error(f"cannot parse a {cls.DESCRIPTOR.name}: {problem}")
         return message
     if not isinstance(value, cls):
         raise PyCaffe2Error(f"expected a {cls.DESCRIPTOR.name} (or its bytes), got {type(value).__name__}")

@@ -24,7 +24,7 @@ from pycaffe2.files import NpzArchive
 from pycaffe2.kvdb import DB_CLASSES, INSTALL_HINT, detect_db_type, missing_package
 from pycaffe2.minidb import Cursor, MiniDB, Mode, Transaction
 from pycaffe2.proto import caffe2_pb2
-from pycaffe2.proto.checks import message_problem
+from pycaffe2.proto.checks import message_from_bytes
 from pycaffe2.tensor_proto import array_to_tensor, tensor_to_array
 
 # Every public name, the store's (Cursor, MiniDB, Mode, Transaction) among them: re-exported.
@@ -231,12 +231,7 @@ def parse_blob(value: bytes, where: str) -> caffe2_pb2.BlobProto:
 
 def _parse(cls, value: bytes, where: str):
     """A message decoded from a record, its strings checked (see proto.checks)."""
-    proto = cls()
-    try:
-        proto.ParseFromString(value)
-    except Exception as exc:  # noqa: BLE001 (protobuf raises several types for bad bytes)
-        raise DBError(f"{where}: not a {cls.DESCRIPTOR.name} ({exc})") from None
-    problem = message_problem(proto)
+    proto, problem = message_from_bytes(cls, value)
     if problem:
         raise DBError(f"{where}: {problem}")
     return proto

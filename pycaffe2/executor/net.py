@@ -39,8 +39,11 @@ class Step:
 
     def run(self, blobs: dict, net_name: str) -> None:
         try:
-            extra = {"blobs": blobs} if self.wants_blobs else {}
-            result = self.function(*[blobs[name] for name in self.inputs], **self.kwargs, **extra)
+            args = [blobs[name] for name in self.inputs]
+            if self.wants_blobs:  # a control op: it also gets the live blob mapping
+                result = self.function(*args, blobs=blobs, **self.kwargs)
+            else:
+                result = self.function(*args, **self.kwargs)
             if self.single:
                 blobs[self.outputs[0]] = result
             elif not self.outputs:  # a side effect, or blobs named at run time (Load's load_all)

@@ -19,7 +19,7 @@ from pathlib import Path
 from pycaffe2.errors import PyCaffe2Error
 from pycaffe2.files import read_regular_file
 from pycaffe2.proto import caffe2_pb2
-from pycaffe2.proto.checks import message_problem
+from pycaffe2.proto.checks import message_from_bytes
 
 NET_FILES = ("init_net", "predict_net")
 # One folder name: no separator, no '..', so a model name never leads out of the models folder.
@@ -51,15 +51,10 @@ def load_net_file(name: str, which: str) -> caffe2_pb2.NetDef:
                             f"`python -m pycaffe2.models.download -i {name}`, or put its init_net.pb and "
                             f"predict_net.pb in {model_folder(name)} (set $PYCAFFE2_MODELS to use "
                             "another models folder)")
-    net = caffe2_pb2.NetDef()
     data = read_regular_file(path, PyCaffe2Error)  # a FIFO, a folder or a huge file: refused, named
-    try:
-        net.ParseFromString(data)
-    except Exception as exc:  # noqa: BLE001 (protobuf raises several types for bad bytes)
-        raise PyCaffe2Error(f"model {name}: {path} is not a NetDef protobuf: {exc}") from None
-    problem = message_problem(net)
+    net, problem = message_from_bytes(caffe2_pb2.NetDef, data)
     if problem:
-        raise PyCaffe2Error(f"model {name}: {path}: {problem}")
+        raise PyCaffe2Error(f"model {name}: {path} is not a NetDef pycaffe2 can read: {problem}")
     return net
 
 

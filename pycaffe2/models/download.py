@@ -21,6 +21,7 @@ from pathlib import Path
 from pycaffe2.errors import PyCaffe2Error
 from pycaffe2.models import NET_FILES, check_model_name, models_dir
 from pycaffe2.proto import caffe2_pb2
+from pycaffe2.proto.checks import message_from_bytes
 
 BASE_URL = "https://download.caffe2.ai/models/"
 MAX_BYTES = 1 << 30  # no zoo file comes near this; a bigger answer is not a model
@@ -45,10 +46,9 @@ def download(model: str, folder, force: bool = False, base_url: str = BASE_URL,
     for which in NET_FILES:
         url = f"{base_url.rstrip('/')}/{model}/{which}.pb"
         data = _fetch(url, opener)
-        try:
-            caffe2_pb2.NetDef().ParseFromString(data)
-        except Exception as exc:  # noqa: BLE001 (protobuf raises several types for bad bytes)
-            raise PyCaffe2Error(f"{url}: not a NetDef protobuf ({exc}); nothing written") from None
+        _, problem = message_from_bytes(caffe2_pb2.NetDef, data)
+        if problem:
+            raise PyCaffe2Error(f"{url}: {problem}; nothing written")
         handle, temp = tempfile.mkstemp(dir=target, prefix=f".{which}.")
         with os.fdopen(handle, "wb") as out:
             out.write(data)

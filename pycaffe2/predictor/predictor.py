@@ -18,6 +18,7 @@ import numpy as np
 from pycaffe2.errors import PyCaffe2Error
 from pycaffe2.executor import Workspace
 from pycaffe2.proto import caffe2_pb2
+from pycaffe2.proto.checks import message_from_bytes
 
 _instances = itertools.count()
 
@@ -33,11 +34,9 @@ def as_netdef(net, what: str) -> caffe2_pb2.NetDef:
     if not isinstance(net, (bytes, bytearray, memoryview)):
         raise PyCaffe2Error(f"Predictor: {what} must be a NetDef or its serialized bytes, "
                             f"not {type(net).__name__}")
-    parsed = caffe2_pb2.NetDef()
-    try:
-        parsed.ParseFromString(bytes(net))
-    except Exception as exc:  # noqa: BLE001 (protobuf raises several types for bad bytes)
-        raise PyCaffe2Error(f"Predictor: {what} is not a serialized NetDef: {exc}") from None
+    parsed, problem = message_from_bytes(caffe2_pb2.NetDef, net)
+    if problem:
+        raise PyCaffe2Error(f"Predictor: {what} is not a serialized NetDef: {problem}")
     return parsed
 
 

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from pycaffe2.errors import PyCaffe2Error
+from pycaffe2.proto.checks import message_from_bytes
 
 
 def serialize_protobuf_struct(protobuf_struct) -> bytes:
@@ -9,9 +10,7 @@ def serialize_protobuf_struct(protobuf_struct) -> bytes:
 
 
 def deserialize_protobuf_struct(serialized: bytes, struct_type):
-    message = struct_type()
-    try:
-        message.ParseFromString(bytes(serialized))
-    except Exception as exc:  # noqa: BLE001 (protobuf raises several types for bad bytes)
-        raise PyCaffe2Error(f"not a serialized {struct_type.DESCRIPTOR.name}: {exc}") from None
+    message, problem = message_from_bytes(struct_type, serialized)
+    if problem:
+        raise PyCaffe2Error(f"not a serialized {struct_type.DESCRIPTOR.name}: {problem}")
     return message

@@ -60,6 +60,18 @@ def message_problem(message) -> str | None:
     return None
 
 
+def message_from_bytes(cls, data) -> tuple:
+    """(message, None) for `data` decoded as a binary `cls` whose strings check out,
+    or (None, what is wrong with it)."""
+    message = cls()
+    try:
+        message.ParseFromString(bytes(data))
+    except Exception as exc:  # noqa: BLE001 (protobuf raises several types for bad bytes)
+        return None, f"not a {cls.DESCRIPTOR.name} ({exc})"
+    problem = message_problem(message)
+    return (None, problem) if problem else (message, None)
+
+
 def net_from_text(value) -> tuple[caffe2_pb2.NetDef | None, str | None]:
     """(net, None) for a NetDef in protobuf text form (how older RecurrentNetwork
     models store step_net), or (None, what is wrong with it)."""
