@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from pycaffe2.qtensor import Int8Tensor
+
 
 class CPUDevice:
     name = "cpu"
@@ -10,6 +12,8 @@ class CPUDevice:
     @staticmethod
     def put(value):
         """A value fed by the user, as the workspace will hold it (a private copy)."""
+        if isinstance(value, Int8Tensor):
+            return value.copy()
         if isinstance(value, (bytes, str)):
             return value.encode("utf-8") if isinstance(value, str) else value
         array = np.array(value, copy=True)
@@ -23,4 +27,6 @@ class CPUDevice:
         scalar (what a ufunc gives for 0-d operands) comes back as a 0-d array."""
         if isinstance(value, (np.ndarray, np.generic)):
             return np.array(value, copy=True)
+        if isinstance(value, Int8Tensor):
+            return value.copy()
         return value
