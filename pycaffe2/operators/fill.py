@@ -16,6 +16,7 @@ from pycaffe2.operators import _cuda as cuda
 from pycaffe2.operators.registry import CPU_KERNELS, register_cpu, register_cuda
 from pycaffe2.schema.inference.fill import (
     GIVEN_TENSOR_TYPES,
+    byte_string,
     check_bound_input,
     check_bounds,
     check_fan_rank,
@@ -191,14 +192,22 @@ def given_tensor_fill(*inputs, shape, extra_shape, input_as_shape, values, dtype
 
 
 def _register_given_variant(op_type: str) -> None:
-    def given_variant(*inputs, shape, extra_shape, input_as_shape, values):
-        return _given(op_type, inputs, shape, extra_shape, input_as_shape, values)
+    def given_variant(*inputs, shape, extra_shape, input_as_shape, values, dtype):
+        return _given(op_type, inputs, shape, extra_shape, input_as_shape, values)  # dtype: the op's own
 
     register_cpu(op_type)(given_variant)
 
 
-for _variant in GIVEN_TENSOR_TYPES:  # Double, Int, Int64, Bool and String
+for _variant in GIVEN_TENSOR_TYPES:  # Double, Int16, Int, Int64, Bool and String
     _register_given_variant(_variant)
+
+
+@register_cpu("GivenTensorByteStringToUInt8Fill")
+def given_tensor_byte_string_to_uint8_fill(*inputs, shape, extra_shape, input_as_shape, values, dtype):
+    out_shape = _fill_shape(inputs, shape, extra_shape, input_as_shape)
+    data = byte_string(values, dtype)
+    check_value_count(len(data), out_shape)
+    return np.frombuffer(data, dtype=np.uint8).reshape(out_shape).copy()
 
 
 # CUDA launchers (fill.cu): float32 outputs filled on the GPU. Shapes, args and
@@ -305,14 +314,15 @@ def given_tensor_fill_cuda(*inputs, shape, extra_shape, input_as_shape, values, 
 def _register_given_variant_cuda(op_type: str) -> None:
     on_host = CPU_KERNELS[op_type].function
 
-    def given_variant_cuda(*inputs, shape, extra_shape, input_as_shape, values):
+    def given_variant_cuda(*inputs, shape, extra_shape, input_as_shape, values, dtype):
         host = on_host(*_host_inputs(inputs, input_as_shape), shape=shape, extra_shape=extra_shape,
-                       input_as_shape=input_as_shape, values=values)
+                       input_as_shape=input_as_shape, values=values, dtype=dtype)
         return _uploaded(host)
 
     register_cuda(op_type)(given_variant_cuda)
 
 
-for _variant, _dtype_name in GIVEN_TENSOR_TYPES.items():  # Int, Int64 and Bool
+for _variant, _dtype_name in GIVEN_TENSOR_TYPES.items():  # Int16, Int, Int64 and Bool
     if _storable(np.dtype(_dtype_name)):
         _register_given_variant_cuda(_variant)
+_register_given_variant_cuda("GivenTensorByteStringToUInt8Fill")

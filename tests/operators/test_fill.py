@@ -102,7 +102,9 @@ GIVEN = [
     ("GivenTensorFill", {"dtype": "STRING"}, ["a", "bc", "", "é"], object),
     # Argument.floats holds float32s, so Caffe2's double values are float32s widened.
     ("GivenTensorDoubleFill", {}, [0.1, 1e-30, -3.0, 2.0], np.float64),
+    ("GivenTensorInt16Fill", {}, [1, -2, 3, 2**15 - 1], np.int16),
     ("GivenTensorIntFill", {}, [1, -2, 3, 2**31 - 1], np.int32),
+    ("GivenTensorIntFill", {"dtype": "INT32"}, [1, -2, 3, 4], np.int32),  # Caffe2 scripts pass dtype too
     ("GivenTensorInt64Fill", {}, [1, -2, 3, 2**62], np.int64),
     ("GivenTensorBoolFill", {}, [1, 0, 0, 1], np.bool_),
     ("GivenTensorStringFill", {}, ["x", "yy", "zzz", "é"], object),
@@ -236,7 +238,7 @@ def info_of(array):
 
 def test_every_op_of_the_family_has_a_rule_and_no_gradient():
     family = {name: s for name, s in all_schemas().items() if s.family == "fill"}
-    assert len(family) == 16
+    assert len(family) == 18
     assert all(s.inference != "none" and s.gradient == "none" for s in family.values())
 
 
@@ -310,6 +312,7 @@ def test_constant_fill_defaults_and_errors():
 @pytest.mark.parametrize("op_type, values, dtype", [
     ("GivenTensorFill", [1.0, 2.0, 3.0, 4.0, 5.0, 6.0], np.float32),
     ("GivenTensorDoubleFill", [1.0, 2.0, 3.0, 4.0, 5.0, 6.0], np.float64),
+    ("GivenTensorInt16Fill", [1, 2, 3, 4, 5, 6], np.int16),
     ("GivenTensorIntFill", [1, 2, 3, 4, 5, 6], np.int32),
     ("GivenTensorInt64Fill", [1, 2, 3, 4, 5, 6], np.int64),
     ("GivenTensorBoolFill", [1, 0, 1, 0, 1, 0], np.bool_),
@@ -324,6 +327,27 @@ def test_given_tensor_fills_match_numpy(op_type, values, dtype):
         np.array(values, dtype=dtype).reshape(4, 2)
     with pytest.raises(ShapeError, match=r"6 values cannot fill shape \[4, 2\] \(8 elements\)"):
         infer_fill(op_type, [], shape=[4, 2], values=values)
+
+
+@pytest.mark.parametrize("values", [[b"\x80\x81\x82\x83\x00\xff"], b"\x80\x81\x82\x83\x00\xff",
+                                    [b"\x80\x81", b"\x82\x83\x00\xff"]])
+def test_given_tensor_byte_string_to_uint8_fill(values):
+    """Raw bytes read as uint8 (Glow's fill_test_init_net.pbtxt and Caffe2's save path)."""
+    expected = np.array([128, 129, 130, 131, 0, 255], np.uint8).reshape(2, 3)
+    for inputs, shape_args in (([], {"shape": [2, 3]}), ([np.zeros(2)], {"extra_shape": [3]})):
+        y = check_fill("GivenTensorByteStringToUInt8Fill", inputs, expected, {**shape_args, "values": values})
+        assert y.dtype == np.uint8
+    (empty,) = run_op("GivenTensorByteStringToUInt8Fill", [], {"shape": [0], "values": [b""], "dtype": "STRING"})
+    assert empty.shape == (0,) and empty.dtype == np.uint8
+
+
+def test_given_tensor_byte_string_to_uint8_fill_errors():
+    with pytest.raises(ShapeError, match=r"3 values cannot fill shape \[2, 2\] \(4 elements\)"):
+        infer_fill("GivenTensorByteStringToUInt8Fill", [], shape=[2, 2], values=[b"abc"])
+    with pytest.raises(ShapeError, match="dtype must be STRING"):
+        infer_fill("GivenTensorByteStringToUInt8Fill", [], shape=[1], values=[b"a"], dtype=T.FLOAT)
+    with pytest.raises((OpFailure, NetError), match="dtype must be STRING"):
+        run_op("GivenTensorByteStringToUInt8Fill", [], {"shape": [1], "values": [b"a"], "dtype": "INT32"})
 
 
 def test_given_tensor_fill_dtype():
@@ -358,6 +382,8 @@ CUDA_CASES = {
     "GivenTensorIntFill": ([], {"shape": [3], "values": [1, -2, 3]}),
     "GivenTensorInt64Fill": ([], {"shape": [3], "values": [1, -2, 1 << 40]}),
     "GivenTensorBoolFill": ([], {"shape": [2, 2], "values": [1, 0, 0, 1]}),
+    "GivenTensorInt16Fill": ([], {"shape": [3], "values": [1, -2, 300]}),
+    "GivenTensorByteStringToUInt8Fill": ([], {"shape": [2, 2], "values": [b"\x00\x7f\x80\xff"]}),
 }
 # The op types whose CUDA kernels this module checks (tests/cuda/test_devices.py gathers them).
 DEVICE_CHECKED: set[str] = set()
@@ -509,8 +535,8 @@ def test_cuda_range_fill_matches_cpu(inputs, args):
 @pytest.mark.gpu
 @pytest.mark.slow
 @pytest.mark.parametrize("inputs, args", SHAPE_MODES, ids=str)
-@pytest.mark.parametrize("op_type", ["GivenTensorFill", "GivenTensorIntFill", "GivenTensorInt64Fill",
-                                     "GivenTensorBoolFill"])
+@pytest.mark.parametrize("op_type", ["GivenTensorFill", "GivenTensorInt16Fill", "GivenTensorIntFill",
+                                     "GivenTensorInt64Fill", "GivenTensorBoolFill"])
 def test_cuda_given_tensor_fills_match_cpu(op_type, inputs, args):
     values = given_values(op_type, shape_size(inputs, args))
     out = check_devices(op_type, inputs, {**args, "values": values}, atol=0, rtol=0)[0]

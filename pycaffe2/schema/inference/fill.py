@@ -20,7 +20,7 @@ NUMPY_NAMES = {
     "BYTE": "uint8", "BOOL": "bool", "STRING": "object",
 }
 GIVEN_TENSOR_TYPES = {
-    "GivenTensorDoubleFill": "float64", "GivenTensorIntFill": "int32",
+    "GivenTensorDoubleFill": "float64", "GivenTensorInt16Fill": "int16", "GivenTensorIntFill": "int32",
     "GivenTensorInt64Fill": "int64", "GivenTensorBoolFill": "bool",
     "GivenTensorStringFill": "object",
 }
@@ -100,6 +100,17 @@ def constant_dtype(value, dtype: int | None) -> str:
     if isinstance(value, float) and name in INTEGER_NAMES and not value.is_integer():
         raise ShapeError(f"value {value} is not a whole number, as {name} needs")
     return name
+
+
+def byte_string(values, dtype: int | None = None) -> bytes:
+    """GivenTensorByteStringToUInt8Fill's bytes: one string, or a list of them joined;
+    its dtype, when given, must be STRING."""
+    if dtype is not None and DTYPE_BY_NUMBER.get(dtype) != "STRING":
+        raise ShapeError(f"dtype must be STRING (the values' type), got {DTYPE_BY_NUMBER.get(dtype, dtype)}")
+    if values is None:
+        return b""
+    items = [values] if isinstance(values, (str, bytes)) else values
+    return b"".join(v.encode("utf-8") if isinstance(v, str) else bytes(v) for v in items)
 
 
 def given_dtype(op_type: str, dtype: int | None) -> str:
@@ -234,3 +245,13 @@ def fill_given_tensor(op: OpView, inputs: list) -> list:
     if shape is not None:
         check_value_count(len(op.arg("values") or []), shape)
     return [None if shape is None else TensorInfo(shape, given_dtype(op.type, op.arg("dtype")))]
+
+
+@rule("fill_byte_string")
+def fill_byte_string(op: OpView, inputs: list) -> list:
+    """The fill shape, uint8; `values` must hold one byte per entry."""
+    shape = _shape(op, inputs)
+    data = byte_string(op.arg("values"), op.arg("dtype"))
+    if shape is not None:
+        check_value_count(len(data), shape)
+    return [None if shape is None else TensorInfo(shape, "uint8")]
