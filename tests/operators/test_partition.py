@@ -38,7 +38,7 @@ def test_partition_and_gather_by_key(key_shape, parts, pack, key_type):
     if len(key_shape) == 1:
         for i, extra in enumerate(extras, 1):
             shards = [outputs[j * len(inputs) + i] for j in range(parts)]
-            check_reference("GatherByKey", [keys, *shards], lambda *a: [extra])
+            check_reference("GatherByKey", [keys, *shards], lambda *a, extra=extra: [extra])
 
 
 @pytest.mark.parametrize("parts", [1, 2, 4])
