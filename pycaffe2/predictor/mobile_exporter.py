@@ -14,8 +14,13 @@ from pycaffe2.proto import caffe2_pb2
 
 
 def add_tensor(net: caffe2_pb2.NetDef, name: str, blob) -> None:
-    """Append to `net` the op that makes blob `name` hold `blob`'s value."""
+    """Append to `net` the op that makes blob `name` hold `blob`'s value (a uint8 array
+    as its raw bytes, in one GivenTensorByteStringToUInt8Fill, as Caffe2 saves it)."""
     array = np.asarray(blob)
+    if array.dtype == np.uint8:
+        net.op.append(core.CreateOperator("GivenTensorByteStringToUInt8Fill", [], [name], shape=list(array.shape),
+                                          values=[array.tobytes()]))
+        return
     with core.NameScope("", reset=True):  # the name is already whole; no scope joins it
         fill = core.Net("add_tensor")
         fill.Const(array, name)

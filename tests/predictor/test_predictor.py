@@ -79,6 +79,18 @@ def test_export_keeps_int_params_in_their_fill():
     workspace.ResetWorkspace()
 
 
+def test_export_keeps_uint8_params_as_byte_strings():
+    """Caffe2's mobile_exporter stores a uint8 array as one byte string."""
+    net = caffe2_pb2.NetDef()
+    codes = np.array([[0, 7, 255], [128, 1, 2]], np.uint8)
+    mobile_exporter.add_tensor(net, "codes", codes)
+    assert [op.type for op in net.op] == ["GivenTensorByteStringToUInt8Fill"]
+    ws = Workspace("uint8_export")
+    ws.RunNetOnce(net)
+    out = ws.FetchBlob("codes")
+    assert out.dtype == np.uint8 and out.tolist() == codes.tolist()
+
+
 def test_predictor_runs_a_real_caffe2_pair(caffe2_models):
     """The PyTorch -> ONNX -> Caffe2 MNIST LeNet pair, read as bytes as a Caffe2 user would."""
     folder = caffe2_models / "hungmingwu_pytorch_export"
