@@ -158,7 +158,7 @@ def _range_pairs(data, ranges) -> tuple:
 
 
 def _check_spans(starts, lengths, size: int) -> None:
-    bad = np.flatnonzero((starts < 0) | (lengths < 0) | (starts + lengths > size))
+    bad = np.flatnonzero((starts < 0) | (lengths < 0) | (starts > size) | (lengths > size - starts))
     if bad.size:
         i = int(bad[0])
         raise ValueError(f"range (start {int(starts[i])}, length {int(lengths[i])}) does not fit "

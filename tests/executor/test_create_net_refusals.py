@@ -71,8 +71,7 @@ STATIC_PROBLEMS = {
                           {"recurrent_states": ["h_states"], "initial_recurrent_state_ids": [1]},
                           "required arg 'step_net' is missing"),
     "lengths_util": ("LengthsSplit", ["L"], ["Y"], {}, "n_split must be > 0 (the arg, or a second input), got 0"),
-    "pack_segments": ("PackSegments", ["l", "d"], ["p", "m"], {}, "a second output (presence_mask) needs "
-                      "return_presence_mask=1"),
+    "pack_segments": ("PackSegments", ["l", "d"], ["p", "m"], {}, "needs return_presence_mask=1"),
     "sparse_dense": ("SparseToDenseMask", ["i", "v", "d"], ["o"], {"mask": [1, 1]}, "mask holds id 1 twice"),
     "partition": ("Partition", ["k", "x"], ["a", "b", "c"], {}, "3 outputs are not a multiple of the 2 inputs"),
 }

@@ -144,6 +144,7 @@ def test_inference_errors(op_type, shapes, args, message):
 @pytest.mark.parametrize("op_type, inputs, args, message", [
     ("LengthsTile", [np.ones(2, np.float32), np.array([1, -1], np.int32)], {}, "LENGTHS must be >= 0, got -1"),
     ("LengthsToSegmentIds", [np.array([2, 1 << 40], np.int64)], {}, "over the .*-byte cap"),
+    ("LengthsToSegmentIds", [np.array([1 << 62, 1 << 62], np.int64)], {}, r"lengths add up to more than 2\*\*62"),
     ("SegmentIdsToLengths", [np.array([0, 2, 1], np.int32)], {}, "segment ids must be sorted: 2 vs 1"),
     ("SegmentIdsToLengths", [np.array([-1, 0], np.int32)], {}, "segment ids must be >= 0, got -1"),
     ("SegmentIdsToRanges", [np.array([0, 3], np.int32), np.zeros(2)], {},

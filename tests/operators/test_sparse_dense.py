@@ -254,6 +254,7 @@ def test_inference_errors(op_type, shapes, n_out, args, message):
     ("BatchDenseToSparse", [np.array([1, 1]), np.array([0, -1]), np.ones((2, 3))], {}, 1, "index -1 is out of range"),
     ("GatherRanges", [np.ones(5), np.array([[[3, 3]]])], {}, 2, r"range \(start 3, length 3\) does not fit in DATA"),
     ("GatherRanges", [np.ones(5), np.array([[[1, -1]]])], {}, 2, r"range \(start 1, length -1\) does not fit"),
+    ("GatherRanges", [np.ones(5), np.array([[[2, (1 << 63) - 1]]])], {}, 2, "does not fit in DATA of size 5"),
     ("GatherRangesToDense", [np.ones(5), np.array([[[4, 2]]])], {"lengths": [2]}, 1, "does not fit in DATA of size 5"),
     ("GatherRangesToDense", [np.ones(5), np.array([[[0, 2]]]), np.ones(5, np.int32)], {"lengths": [2]}, 1,
      "KEY must be int64 of DATA's shape"),

@@ -36,6 +36,8 @@ def check_lengths(lengths: np.ndarray, name: str = "lengths", total: int | None 
     values = lengths.astype(np.int64)
     if values.size and values.min() < 0:
         raise ShapeError(f"{name} must be >= 0, got {int(values.min())}")
+    if values.size and float(values.sum(dtype=np.float64)) >= 2.0**62:  # before the int64 sum wraps
+        raise ShapeError(f"{name} add up to more than 2**62")
     if total is not None and int(values.sum()) != total:
         raise ShapeError(f"{name} add up to {int(values.sum())}, but {what} has {total}")
     return values
