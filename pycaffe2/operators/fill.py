@@ -28,7 +28,9 @@ from pycaffe2.schema.inference.fill import (
     fill_shape,
     given_dtype,
     range_inputs,
+    unique_uniform_dtype,
 )
+from pycaffe2.schema.inference.lengths_util import check_alloc
 
 
 def _fill_shape(inputs: tuple, shape, extra_shape, input_as_shape) -> tuple[int, ...]:
@@ -108,6 +110,24 @@ def uniform_int_fill(*inputs, shape, extra_shape, input_as_shape, min, max, rng)
     if low > high:
         return np.zeros((0,) + out_shape[1:], dtype=np.int32)
     return rng.integers(int(low), int(high), out_shape, dtype=np.int32, endpoint=True)
+
+
+@register_cpu("UniqueUniformFill")
+def unique_uniform_fill(*inputs, shape, extra_shape, input_as_shape, min, max, dtype, rng):
+    dtype_name = unique_uniform_dtype(dtype, min, max)
+    out_shape = check_alloc(_fill_shape(inputs[:1], shape, extra_shape, input_as_shape), dtype_name)
+    if len(inputs) > 1 and inputs[1].dtype != dtype_name:
+        raise ValueError(f"avoid ({inputs[1].dtype}) must have the output's type ({dtype_name})")
+    avoid = np.unique(inputs[1]) if len(inputs) > 1 else np.zeros(0, np.int64)
+    avoid = avoid[(avoid >= min) & (avoid <= max)].astype(np.int64)
+    count, candidates = math.prod(out_shape), (max - min + 1) - len(avoid)
+    if count > candidates:
+        raise ValueError(f"{count} distinct values cannot be drawn from the {candidates} in [{min}, {max}] "
+                         "outside avoid")
+    picks = rng.choice(candidates, count, replace=False)  # ranks among the candidates
+    below = avoid - min - np.arange(len(avoid))  # candidates below each avoided value
+    values = min + picks + np.searchsorted(below, picks, side="right")
+    return values.astype(dtype_name).reshape(out_shape)
 
 
 @register_cpu("DiagonalFill")

@@ -238,7 +238,7 @@ def info_of(array):
 
 def test_every_op_of_the_family_has_a_rule_and_no_gradient():
     family = {name: s for name, s in all_schemas().items() if s.family == "fill"}
-    assert len(family) == 18
+    assert len(family) == 19
     assert all(s.inference != "none" and s.gradient == "none" for s in family.values())
 
 
@@ -339,6 +339,32 @@ def test_given_tensor_byte_string_to_uint8_fill(values):
         assert y.dtype == np.uint8
     (empty,) = run_op("GivenTensorByteStringToUInt8Fill", [], {"shape": [0], "values": [b""], "dtype": "STRING"})
     assert empty.shape == (0,) and empty.dtype == np.uint8
+
+
+@pytest.mark.parametrize("dtype, np_type", [("INT32", np.int32), ("INT64", np.int64)])
+def test_unique_uniform_fill(dtype, np_type):
+    avoid = np.array([3, 5, 5, 40, -2], np_type)  # repeats and values outside [min, max] are fine
+    for count in (0, 4, 8):
+        (y,) = run_op("UniqueUniformFill", [np.array([count], np.int64), avoid],
+                      {"min": 1, "max": 10, "input_as_shape": 1, "dtype": dtype})
+        assert y.dtype == np_type and y.shape == (count,) and len(set(y.tolist())) == count
+        assert set(y.tolist()) <= set(range(1, 11)) - {3, 5}
+    (y,) = run_op("UniqueUniformFill", [], {"min": 1, "max": 10, "shape": [2, 5], "dtype": dtype})
+    assert sorted(y.ravel().tolist()) == list(range(1, 11))  # all of them, each once
+    assert infer_fill("UniqueUniformFill", [], shape=[2, 3], min=0, max=9) == [TensorInfo((2, 3), "int32")]
+    big = run_op("UniqueUniformFill", [], {"min": 0, "max": 10**12, "shape": [6], "dtype": "INT64"})[0]
+    assert len(set(big.tolist())) == 6  # drawn without listing the range
+
+
+def test_unique_uniform_fill_errors():
+    with pytest.raises(ShapeError, match=r"max \(3\) must be above min \(3\)"):
+        infer_fill("UniqueUniformFill", [], shape=[1], min=3, max=3)
+    with pytest.raises(ShapeError, match="dtype must be INT32 or INT64, got FLOAT"):
+        infer_fill("UniqueUniformFill", [], shape=[1], min=0, max=3, dtype=T.FLOAT)
+    with pytest.raises((OpFailure, NetError), match=r"5 distinct values cannot be drawn from the 4 in \[0, 3\]"):
+        run_op("UniqueUniformFill", [], {"min": 0, "max": 3, "shape": [5]})
+    with pytest.raises((OpFailure, NetError), match=r"avoid \(int64\) must have the output's type \(int32\)"):
+        run_op("UniqueUniformFill", [np.zeros(2), np.array([1], np.int64)], {"min": 0, "max": 3})
 
 
 def test_given_tensor_byte_string_to_uint8_fill_errors():

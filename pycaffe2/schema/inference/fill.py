@@ -255,3 +255,24 @@ def fill_byte_string(op: OpView, inputs: list) -> list:
     if shape is not None:
         check_value_count(len(data), shape)
     return [None if shape is None else TensorInfo(shape, "uint8")]
+
+
+def unique_uniform_dtype(dtype: int, low: int, high: int) -> str:
+    """UniqueUniformFill's NumPy dtype (INT32 or INT64); min must be below max."""
+    name = DTYPE_BY_NUMBER.get(dtype, str(dtype))
+    if name not in ("INT32", "INT64"):
+        raise ShapeError(f"dtype must be INT32 or INT64, got {name}")
+    if low >= high:
+        raise ShapeError(f"max ({high}) must be above min ({low})")
+    return NUMPY_NAMES[name]
+
+
+@rule("fill_unique_uniform")
+def fill_unique_uniform(op: OpView, inputs: list) -> list:
+    """The fill shape (from input 0 when there is an avoid input), int32 or int64."""
+    dtype = unique_uniform_dtype(op.arg("dtype"), op.arg("min"), op.arg("max"))
+    avoid = inputs[1] if len(inputs) > 1 else None
+    if avoid is not None and avoid.dtype != dtype:
+        raise ShapeError(f"avoid ({avoid.dtype}) must have the output's type ({dtype})")
+    shape = _shape(op, inputs[:1])
+    return [None if shape is None else TensorInfo(shape, dtype)]
