@@ -44,7 +44,7 @@ def test_negate_gradient_forward_is_identity(dtype):
 
 
 def test_negate_gradient_negates_the_gradient():
-    (grad,), grads = GetGradientForOp(make_op("NegateGradient", ["X"], ["Y"]), ["Y_grad"])
+    (grad,), _ = GetGradientForOp(make_op("NegateGradient", ["X"], ["Y"]), ["Y_grad"])
     assert (grad.type, list(grad.input), list(grad.output)) == ("Negative", ["Y_grad"], ["X_grad"])
     x = RNG.standard_normal((2, 3))
     report = check_op_gradient(make_op("NegateGradient", ["X"], ["Y"]), [x], 0)

@@ -7,6 +7,8 @@ size) are the kernels'; the rules check ranks, sizes and types.
 """
 from __future__ import annotations
 
+from itertools import pairwise
+
 from pycaffe2.schema.inference import OpView, ShapeError, TensorInfo, rule
 from pycaffe2.schema.inference.elementwise import FLOAT, check_dtype
 
@@ -26,7 +28,7 @@ def _rank(info, name: str, rank: int) -> None:
 
 def check_sorted(values, name: str) -> None:
     values = list(values)
-    if any(b < a for a, b in zip(values, values[1:])):
+    if any(b < a for a, b in pairwise(values)):
         raise ShapeError(f"{name} must be in ascending order, got {values}")
 
 
