@@ -70,6 +70,11 @@ STATIC_PROBLEMS = {
     "recurrent_network": ("RecurrentNetwork", ["X", "h0"], ["h_all", "step_workspaces"],
                           {"recurrent_states": ["h_states"], "initial_recurrent_state_ids": [1]},
                           "required arg 'step_net' is missing"),
+    "math_unary": ("Mod", ["X"], ["Y"], {}, "divisor must not be 0"),
+    "math_reduce": ("SumElements", ["X", "Z"], ["Y"], {}, "takes 1 input (X), got 2"),
+    "math_tensor": ("Expand", ["X"], ["Y"], {}, "takes 2 inputs (X, shape), got 1"),
+    "math_bucket": ("Bucketize", ["X"], ["Y"], {"boundaries": [2.5, 1.5]},
+                    "boundaries must be in ascending order"),
 }
 
 
