@@ -83,6 +83,7 @@ def test_expand_gradient(x_shape, shape):
 @pytest.mark.parametrize("x_shape, shape, pattern", [
     ((2, 3), [4], r"X is \[2, 3\] and shape is \[4\]: dims 3 and 4 do not broadcast"),
     ((2,), [[2]], r"shape must be 1-D, got \[1, 1\]"),
+    ((1,), [1] * 40, "shape has 40 entries: at most 32 dims are supported"),
     ((1,), [2**40, 2**40], r"Y would be \[1099511627776, 1099511627776\], .* elements: more than"),
 ])
 def test_expand_errors(x_shape, shape, pattern):

@@ -13,6 +13,7 @@ from pycaffe2.schema.inference.elementwise import BOOL, FLOAT, check_dtype
 
 INTEGER = (("int32", "int64"), "an int32 or int64 tensor")
 MAX_ELEMENTS = 2**31 - 1  # Caffe2's kernels index with int
+MAX_RANK = 32  # NumPy's arrays have at most 64 dims
 
 
 def check_size(shape: tuple, name: str) -> None:
@@ -32,6 +33,8 @@ def check_vector(name: str, info: TensorInfo | None) -> None:
 
 def expand_shape(x: tuple, shape: tuple) -> tuple:
     """Y's shape: X broadcast against `shape` (entries below 1 count as 1), right-aligned."""
+    if len(shape) > MAX_RANK:
+        raise ShapeError(f"shape has {len(shape)} entries: at most {MAX_RANK} dims are supported")
     wanted = tuple(int(d) if d > 0 else 1 for d in shape)
     rank = max(len(x), len(wanted))
     x_dims = (1,) * (rank - len(x)) + tuple(x)
