@@ -74,6 +74,11 @@ STATIC_PROBLEMS = {
     "pack_segments": ("PackSegments", ["l", "d"], ["p", "m"], {}, "needs return_presence_mask=1"),
     "sparse_dense": ("SparseToDenseMask", ["i", "v", "d"], ["o"], {"mask": [1, 1]}, "mask holds id 1 twice"),
     "partition": ("Partition", ["k", "x"], ["a", "b", "c"], {}, "3 outputs are not a multiple of the 2 inputs"),
+    "math_unary": ("Mod", ["X"], ["Y"], {}, "divisor must not be 0"),
+    "math_reduce": ("SumElements", ["X", "Z"], ["Y"], {}, "takes 1 input (X), got 2"),
+    "math_tensor": ("Expand", ["X"], ["Y"], {}, "takes 2 inputs (X, shape), got 1"),
+    "math_bucket": ("Bucketize", ["X"], ["Y"], {"boundaries": [2.5, 1.5]},
+                    "boundaries must be in ascending order"),
 }
 
 

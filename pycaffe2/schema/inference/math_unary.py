@@ -1,0 +1,63 @@
+"""Inference rules of the math_unary family, and the checks its kernels share.
+
+The float ops take float tensors and give X's shape and type (the elementwise
+family's rules); Logit also checks eps, Mod takes int32 or int64 data and a
+non-zero divisor, and Glu halves the axis it splits.
+"""
+from __future__ import annotations
+
+from pycaffe2.schema.inference import OpView, ShapeError, TensorInfo, rule
+from pycaffe2.schema.inference.elementwise import FLOAT, check_dtype
+
+INTEGER = (("int32", "int64"), "an int32 or int64 tensor")
+
+
+def check_logit_eps(eps: float) -> None:
+    if not 0.0 < eps < 0.5:
+        raise ShapeError(f"eps must lie in (0, 0.5), got {eps}")
+
+
+def check_divisor(divisor: int) -> None:
+    if divisor == 0:
+        raise ShapeError("divisor must not be 0")
+
+
+def glu_shape(shape: tuple, dim: int) -> tuple:
+    """Y's shape: X's with the `dim` axis (negative: from the end) halved."""
+    rank = len(shape)
+    if not -rank <= dim < rank:
+        raise ShapeError(f"dim {dim} is out of range for X of rank {rank} ({list(shape)})")
+    axis = dim % rank
+    if shape[axis] % 2:
+        raise ShapeError(f"X's dim {axis} ({shape[axis]}) must be even to split in two halves")
+    return shape[:axis] + (shape[axis] // 2,) + shape[axis + 1:]
+
+
+@rule("math_unary_logit")
+def math_unary_logit(op: OpView, inputs: list) -> list:
+    """Y like the float X; eps in (0, 0.5)."""
+    check_logit_eps(op.arg("eps"))
+    x = inputs[0]
+    if x is not None:
+        check_dtype("X", x.shape, x.dtype, FLOAT)
+    return [x]
+
+
+@rule("math_unary_mod")
+def math_unary_mod(op: OpView, inputs: list) -> list:
+    """output like the int32 or int64 data; divisor not 0."""
+    check_divisor(op.arg("divisor"))
+    data = inputs[0]
+    if data is not None:
+        check_dtype("data", data.shape, data.dtype, INTEGER)
+    return [data]
+
+
+@rule("math_unary_glu")
+def math_unary_glu(op: OpView, inputs: list) -> list:
+    """Y: X's shape with the `dim` axis halved (it must be even)."""
+    x = inputs[0]
+    if x is None:
+        return [None]
+    check_dtype("X", x.shape, x.dtype, FLOAT)
+    return [TensorInfo(glu_shape(tuple(x.shape), op.arg("dim")), x.dtype)]
