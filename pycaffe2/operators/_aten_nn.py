@@ -175,8 +175,13 @@ def _scale(size_in: int, size_out: int, align_corners: bool, scale) -> float:
 
 
 def _nearest(size_in: int, size_out: int, scale) -> np.ndarray:
-    step = _scale(size_in, size_out, False, scale)
-    return np.minimum(np.floor(np.arange(size_out) * step).astype(np.int64), size_in - 1)
+    """ATen's nearest_idx: the same size and twice the size ignore `scale`; otherwise
+    floor(index * scale) in float32, as ATen computes it."""
+    out = np.arange(size_out)
+    if size_out in (size_in, 2 * size_in):
+        return out * size_in // size_out
+    step = np.float32(1 / scale) if scale is not None and scale > 0 else np.float32(size_in) / np.float32(size_out)
+    return np.minimum(np.floor(out.astype(np.float32) * step).astype(np.int64), size_in - 1)
 
 
 @kernel("upsample_nearest2d")
