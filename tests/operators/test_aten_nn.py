@@ -3,10 +3,12 @@ from ATen's formulas (grid_sampler, upsample_nearest2d, upsample_bilinear2d,
 adaptive_avg_pool2d, embedding_bag, layer_norm, ...), and, where PyTorch is
 importable, against PyTorch itself."""
 import math
+from pathlib import Path
 
 import numpy as np
 import pytest
 
+from pycaffe2.cli import main
 from pycaffe2.executor import NetError, OpFailure
 from pycaffe2.testing import run_op
 from tests.operators.test_aten import check
@@ -122,7 +124,7 @@ def grid_sample_reference(x, grid, mode, padding_mode, align_corners):
                 px = source(float(grid[b, i, j, 0]), width, padding_mode, align_corners)
                 py = source(float(grid[b, i, j, 1]), height, padding_mode, align_corners)
                 if mode == 1:
-                    out[b, :, i, j] = tap(b, int(round(py)), int(round(px)))  # round half to even
+                    out[b, :, i, j] = tap(b, round(py), round(px))  # round half to even
                     continue
                 x0, y0 = math.floor(px), math.floor(py)
                 fx, fy = px - x0, py - y0
@@ -246,3 +248,31 @@ def test_embedding_bag_and_gelu_match_pytorch():
         expected = torch.nn.functional.gelu(torch.from_numpy(x), approximate=approximate).numpy()
         check("gelu", [x], [expected], approximate=approximate)
     check("erf", [x], [torch.erf(torch.from_numpy(x)).numpy()])
+
+
+# -- a net as an export writes it, through the command line -----------------------------------------
+EXPORT_NET = Path(__file__).resolve().parents[1] / "data" / "aten_export_net.pbtxt"
+
+
+def test_an_exported_net_validates_and_runs_from_the_command_line(tmp_path, capsys):
+    image = RNG.standard_normal((2, 3, 4, 5)).astype(np.float32)
+    grid = RNG.uniform(-1.2, 1.2, (2, 3, 3, 2)).astype(np.float32)
+    np.save(tmp_path / "image.npy", image)
+    np.save(tmp_path / "grid.npy", grid)
+    assert main(["validate", str(EXPORT_NET), "--input-shape", "0=2,3,4,5", "--input-shape", "grid=2,3,3,2"]) == 0
+    assert main(["run", str(EXPORT_NET), "--feed", f"0={tmp_path / 'image.npy'}", "--feed",
+                 f"grid={tmp_path / 'grid.npy'}", "--out", str(tmp_path / "out.npz")]) == 0
+    results = np.load(tmp_path / "out.npz")
+    upsampled = upsample_reference(np.maximum(image, 0), [8, 6], True, False)
+    expected_max = np.stack([[[max(range(3), key=lambda c, b=b, i=i, j=j: (upsampled[b, c, i, j], -c))
+                               for j in range(6)] for i in range(8)] for b in range(2)])
+    np.testing.assert_array_equal(results["4"], expected_max)
+    sampled = grid_sample_reference(upsampled.max(axis=1, keepdims=True), grid, 0, 1, False)
+    np.testing.assert_allclose(results["7"], sampled[..., ::-1], atol=1e-5)
+
+
+def test_an_unknown_aten_operator_fails_validation(tmp_path, capsys):
+    bad = tmp_path / "bad.pbtxt"
+    bad.write_text(EXPORT_NET.read_text().replace('s: "flip"', 's: "fliplr"'))
+    assert main(["validate", str(bad)]) == 1
+    assert "ATen operator 'fliplr' is not supported; supported: _cast_Byte" in capsys.readouterr().out
