@@ -70,6 +70,8 @@ STATIC_PROBLEMS = {
     "recurrent_network": ("RecurrentNetwork", ["X", "h0"], ["h_all", "step_workspaces"],
                           {"recurrent_states": ["h_states"], "initial_recurrent_state_ids": [1]},
                           "required arg 'step_net' is missing"),
+    "aten": ("ATen", ["X"], ["Y"], {"operator": "frobnicate"}, "ATen operator 'frobnicate' is not supported"),
+    "top_k": ("TopK", ["X"], ["Values"], {"k": 2}, "takes 2 to 3 outputs"),
 }
 
 
