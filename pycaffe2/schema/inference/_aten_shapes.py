@@ -25,7 +25,10 @@ def floating(dtype: str) -> str:
 
 
 def promote(*dtypes: str) -> str:
-    return np.result_type(*dtypes).name
+    """PyTorch's promotion between tensors: a float beats an integer whatever their
+    sizes (int32 with float32 is float32); within a kind the larger wins."""
+    floats = [d for d in dtypes if is_float(d)]
+    return np.result_type(*(floats or dtypes)).name
 
 
 def axis(dim: int, rank: int, what: str = "dim", extra: int = 0) -> int:
