@@ -12,7 +12,7 @@ import numpy as np
 
 from pycaffe2.operators import _aten_nn
 from pycaffe2.operators.registry import ALL_SCHEMA_ARGS, register_cpu
-from pycaffe2.schema.inference.aten import check_outputs, info_of, select_form
+from pycaffe2.schema.inference.aten import check_outputs, check_sizes, info_of, select_form
 
 KERNELS: dict = dict(_aten_nn.KERNELS)  # form key -> function(*arrays, **attributes)
 
@@ -37,6 +37,7 @@ def aten(*, num_outputs, input_names, **args):
             if not isinstance(value, np.ndarray):
                 raise TypeError(f"input {i} must be a tensor, got {type(value).__name__}")
         infos = chosen.shape([info_of(value) for value in inputs], attrs)
+        check_sizes(infos)
         results = function(*inputs, **attrs)
         results = results if isinstance(results, tuple) else (results,)
         return tuple(np.asarray(value).astype(info.dtype, copy=False) if info is not None else value

@@ -268,6 +268,11 @@ def test_run_errors():
         run_op("ATen", [X, X[:, 0].copy()], {"operator": "add"})
 
 
+def test_outputs_over_the_blob_cap_are_refused_at_run_time():
+    with pytest.raises((OpFailure, NetError), match="over the .*-byte cap"):
+        run_op("ATen", [np.ones(1, np.float32)], {"operator": "repeat", "repeats": [2**40]})
+
+
 def test_no_gradient():
     with pytest.raises(GradientError, match="ATen"):
         GetGradientForOp(make_op("ATen", ["x"], ["y"], {"operator": "abs"}), ["y_grad"])

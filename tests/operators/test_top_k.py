@@ -93,3 +93,8 @@ def test_run_errors():
         run_op("TopK", [np.ones((2, 3), np.float32)], {"k": 0}, num_outputs=2)
     with pytest.raises((OpFailure, NetError), match="Indices hold 9, out of range"):
         run_op("TopKGradient", [np.ones((1, 1)), np.array([[9]], np.int64), np.ones((1, 3))], {"k": 1})
+
+
+def test_a_huge_k_is_refused_before_allocating():
+    with pytest.raises((OpFailure, NetError), match="over the .*-byte cap"):
+        run_op("TopK", [np.ones((2, 3), np.float32)], {"k": 2**31 - 1}, num_outputs=2)
