@@ -191,6 +191,11 @@ def upsample_nearest2d(x, *, output_size, scales_h, scales_w):
     return x[:, :, rows][:, :, :, cols]
 
 
+@kernel("upsample_nearest2d.scale_factor")
+def upsample_nearest2d_by(x, *, scale_factor):
+    return np.repeat(np.repeat(x, scale_factor, axis=2), scale_factor, axis=3)
+
+
 def _linear(size_in: int, size_out: int, align_corners: bool, scale):
     """(lower source index, upper source index, weight of the upper) per output index."""
     step = _scale(size_in, size_out, align_corners, scale)

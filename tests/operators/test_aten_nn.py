@@ -147,9 +147,11 @@ def test_grid_sampler(mode, padding_mode, align_corners):
           align_corners=align_corners)
 
 
-def test_grid_sampler_before_align_corners_existed_aligns_them():
+def test_grid_sampler_forms_of_older_exports():
     expected = grid_sample_reference(IMAGE, GRID, 0, 0, True)
-    check("grid_sampler", [IMAGE, GRID], [expected], interpolation_mode=0, padding_mode=0)
+    check("grid_sampler", [IMAGE, GRID], [expected], interpolation_mode=0, padding_mode=0)  # before 1.3
+    expected = grid_sample_reference(IMAGE, GRID, 0, 1, True)
+    check("grid_sampler", [IMAGE, GRID], [expected], padding_mode=1)  # PyTorch 0.4
 
 
 # -- upsampling and pooling -------------------------------------------------------------------------
@@ -179,6 +181,14 @@ def upsample_reference(x, size, bilinear, align_corners=False):
 @pytest.mark.parametrize("size", [[8, 10], [3, 7], [1, 1], [4, 5]])
 def test_upsample_nearest2d(size):
     check("upsample_nearest2d", [IMAGE], [upsample_reference(IMAGE, size, False)], output_size=size)
+
+
+def test_upsample_nearest2d_by_a_scale_factor():
+    expected = np.zeros((2, 3, 12, 15), np.float32)
+    for i in range(12):
+        for j in range(15):
+            expected[:, :, i, j] = IMAGE[:, :, i // 3, j // 3]
+    check("upsample_nearest2d", [IMAGE], [expected], scale_factor=3)
 
 
 @pytest.mark.parametrize("size", [[8, 10], [3, 7], [1, 1], [7, 12]])

@@ -88,6 +88,15 @@ def upsample(infos, a):
     return _out(x.shape[:2] + _output_size(x, a), x.dtype)
 
 
+def upsample_by(infos, a):
+    """PyTorch 0.4's upsample_nearest2d(self, scale_factor): every pixel repeated."""
+    (x,) = infos
+    need_rank(x, (4,))
+    if a["scale_factor"] < 1:
+        raise ShapeError(f"scale_factor must be >= 1, got {a['scale_factor']}")
+    return _out(x.shape[:2] + tuple(d * a["scale_factor"] for d in x.shape[2:]), x.dtype)
+
+
 def adaptive_pool(infos, a):
     (x,) = infos
     need_float(x)

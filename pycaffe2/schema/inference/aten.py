@@ -207,10 +207,11 @@ _BAG = {"scale_grad_by_freq": ("b", False), "mode": ("i", 0), "sparse": ("b", Fa
 form("embedding_bag", 3, nn.embedding_bag, outputs=4, **_BAG)
 form("embedding_bag", 4, nn.embedding_bag, outputs=4, key="embedding_bag.weighted", **_BAG)
 for _name in ("grid_sampler", "grid_sampler_2d"):
-    form(_name, 2, nn.grid_sampler, key="grid_sampler", interpolation_mode=("i", R),
+    form(_name, 2, nn.grid_sampler, key="grid_sampler", interpolation_mode=("i", 0),
          padding_mode=("i", R), align_corners=("b", True))
 form("upsample_nearest2d", 1, nn.upsample, output_size=("L", R), scales_h=("f", None),
      scales_w=("f", None))
+form("upsample_nearest2d", 1, nn.upsample_by, key="upsample_nearest2d.scale_factor", scale_factor=("i", R))
 form("upsample_bilinear2d", 1, nn.upsample, output_size=("L", R), align_corners=("b", R),
      scales_h=("f", None), scales_w=("f", None))
 form("adaptive_avg_pool2d", 1, nn.adaptive_pool, output_size=("L", R))
