@@ -62,14 +62,12 @@ def _as_float(x):
     return x if x.dtype.kind == "f" else x.astype(np.float32)
 
 
-for _key, _function in _SAME.items():
-    KERNELS[_key] = _function
 def _on_floats(function):
     return lambda x: function(_as_float(x))
 
 
-for _key, _function in _FLOAT.items():
-    KERNELS[_key] = _on_floats(_function)
+KERNELS.update(_SAME)
+KERNELS.update({key: _on_floats(function) for key, function in _FLOAT.items()})
 
 
 @kernel("gelu")
@@ -109,10 +107,6 @@ KERNELS.update({
     "eq": np.equal, "ne": np.not_equal, "lt": np.less, "gt": np.greater, "le": np.less_equal,
     "ge": np.greater_equal,
     "where": lambda condition, x, y: np.where(condition.astype(bool), x, y),
-})
-
-
-KERNELS.update({
     "clamp": lambda x, *, min, max: np.clip(x, min, max),
     "clamp_min": lambda x, *, min: np.maximum(x, min),
     "clamp_max": lambda x, *, max: np.minimum(x, max),
@@ -120,10 +114,12 @@ KERNELS.update({
 
 
 # -- reductions -------------------------------------------------------------------------------------
-KERNELS.update({
-    "max.all": np.max, "min.all": np.min, "mean.all": np.mean,
-    "sum.all": lambda x: np.sum(x, dtype=np.int64 if x.dtype.kind in "biu" else x.dtype),
-})
+def _summed(x, **axes):
+    """A sum, integers and bools summed as int64 (PyTorch's rule)."""
+    return np.sum(x, dtype=np.int64 if x.dtype.kind in "biu" else x.dtype, **axes)
+
+
+KERNELS.update({"max.all": np.max, "min.all": np.min, "mean.all": np.mean, "sum.all": _summed})
 
 
 def _extreme_dim(reduce, pick):
@@ -158,9 +154,7 @@ def _reduce_dims(reduce):
     return function
 
 
-KERNELS["sum.dim"] = _reduce_dims(lambda x, **k: np.sum(x, dtype=np.int64 if x.dtype.kind in "biu" else None,
-                                                        **k))
-KERNELS["mean.dim"] = _reduce_dims(np.mean)
+KERNELS["sum.dim"], KERNELS["mean.dim"] = _reduce_dims(_summed), _reduce_dims(np.mean)
 
 
 @kernel("cumsum")
@@ -318,5 +312,3 @@ def index_put(x, indices, values, *, accumulate):
         out[rows] = values
     return out
 
-
-del _key, _function
