@@ -38,7 +38,8 @@ def aten(*, num_outputs, input_names, **args):
                 raise TypeError(f"input {i} must be a tensor, got {type(value).__name__}")
         infos = chosen.shape([info_of(value) for value in inputs], attrs)
         check_sizes(infos)
-        results = function(*inputs, **attrs)
+        with np.errstate(all="ignore"):  # log(-1) is nan, 1 / 0 inf, silently, as in ATen
+            results = function(*inputs, **attrs)
         results = results if isinstance(results, tuple) else (results,)
         return tuple(np.asarray(value).astype(info.dtype, copy=False) if info is not None else value
                      for value, info in zip(results[:num_outputs], infos))
@@ -50,7 +51,7 @@ def _dim(dim: int, rank: int) -> int:
 
 
 # -- elementwise ------------------------------------------------------------------------------------
-_SAME = {"abs": np.abs, "neg": np.negative, "floor": np.floor, "ceil": np.ceil, "sign": np.sign,
+_SAME = {"abs": np.abs, "neg": np.negative, "floor": np.floor, "ceil": np.ceil, "sign": lambda x: x.copy() if x.dtype == bool else np.sign(x),
          "relu": lambda x: np.maximum(x, np.zeros((), x.dtype)), "contiguous": np.copy, "clone": np.copy,
          "detach": np.copy}
 _FLOAT = {"exp": np.exp, "log": np.log, "sqrt": np.sqrt, "rsqrt": lambda x: 1 / np.sqrt(x),
@@ -88,28 +89,36 @@ def sub(x, y, *, alpha):
     return x - alpha * y if alpha != 1 else x - y
 
 
+def _scalar(x, value):
+    """A scalar attribute as an operand of x: integers wrap to x's integer type, as
+    ATen's C++ casts do (NumPy would refuse -2 for uint8)."""
+    if isinstance(value, float) or x.dtype.kind not in "iu":
+        return value
+    return np.array(value).astype(x.dtype)
+
+
 @kernel("add.scalar")
 def add_scalar(x, *, other, alpha):
-    return x + other * alpha
+    return x + _scalar(x, other * alpha)
 
 
 @kernel("sub.scalar")
 def sub_scalar(x, *, other, alpha):
-    return x - other * alpha
+    return x - _scalar(x, other * alpha)
 
 
 KERNELS.update({
     "mul": np.multiply, "div": lambda x, y: np.true_divide(_as_float(x), y), "pow": np.power,
     "max.other": np.maximum, "min.other": np.minimum,
-    "mul.scalar": lambda x, *, other: x * other,
+    "mul.scalar": lambda x, *, other: x * _scalar(x, other),
     "div.scalar": lambda x, *, other: np.true_divide(_as_float(x), other),
-    "pow.scalar": lambda x, *, exponent: np.power(x, exponent),
+    "pow.scalar": lambda x, *, exponent: np.power(x, _scalar(x, exponent)),
     "eq": np.equal, "ne": np.not_equal, "lt": np.less, "gt": np.greater, "le": np.less_equal,
     "ge": np.greater_equal,
     "where": lambda condition, x, y: np.where(condition.astype(bool), x, y),
-    "clamp": lambda x, *, min, max: np.clip(x, min, max),
-    "clamp_min": lambda x, *, min: np.maximum(x, min),
-    "clamp_max": lambda x, *, max: np.minimum(x, max),
+    "clamp": lambda x, *, min, max: np.clip(x, *(None if v is None else _scalar(x, v) for v in (min, max))),
+    "clamp_min": lambda x, *, min: np.maximum(x, _scalar(x, min)),
+    "clamp_max": lambda x, *, max: np.minimum(x, _scalar(x, max)),
 })
 
 

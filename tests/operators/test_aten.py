@@ -80,6 +80,8 @@ Y = RNG.standard_normal((1, 4)).astype(np.float32)
     ("clamp", [X], {"min": -0.5, "max": 0.5}, np.minimum(np.maximum(X, -0.5), 0.5)),
     ("clamp", [X], {"max": 0.1}, np.minimum(X, 0.1)), ("clamp_min", [X], {"min": 0}, np.maximum(X, 0)),
     ("clamp_max", [INTS], {"max": 1}, np.minimum(INTS, 1)),
+    ("sub", [np.uint8([1, 2, 3])], {"other": 2}, np.uint8([255, 0, 1])),  # wraps, as ATen's C++ does
+    ("sign", [X > 0], {}, X > 0),
 ])
 def test_elementwise(operator, inputs, attrs, expected):
     check(operator, inputs, [expected], **attrs)
@@ -255,6 +257,7 @@ def test_inference():
     ([TensorInfo((3,), "int32")], {"operator": "mean"}, "self must be a float tensor, got int32"),
     ([(0, 2)], {"operator": "max"}, r"cannot take the max or min of an empty tensor \[0, 2\]"),
     ([], {"operator": "ones", "size": [2], "type": "complex"}, "type 'complex' is not one of"),
+    ([TensorInfo((2,), "bool")], {"operator": "neg"}, "neg of a bool tensor is not supported"),
 ])
 def test_inference_errors(inputs, attrs, message):
     with pytest.raises(ShapeError, match=message):

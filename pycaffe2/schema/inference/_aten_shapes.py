@@ -71,6 +71,12 @@ def same(infos, a):
     return _out(infos[0].shape, infos[0].dtype)
 
 
+def negated(infos, a):
+    if infos[0].dtype == "bool":
+        raise ShapeError("neg of a bool tensor is not supported (ATen refuses it too)")
+    return same(infos, a)
+
+
 def float_out(infos, a):
     if a.get("approximate", "none") not in ("none", "tanh"):
         raise ShapeError(f"approximate must be 'none' or 'tanh', got {a['approximate']!r}")

@@ -141,7 +141,8 @@ def info_of(value) -> TensorInfo:
 
 # -- the table -------------------------------------------------------------------------------------
 R = REQUIRED
-for _name in ("abs", "neg", "relu", "floor", "ceil", "sign", "contiguous", "clone", "detach"):
+form("neg", 1, shapes.negated)
+for _name in ("abs", "relu", "floor", "ceil", "sign", "contiguous", "clone", "detach"):
     form(_name, 1, shapes.same)
 for _name in ("exp", "log", "sqrt", "rsqrt", "erf", "sigmoid", "tanh", "sin", "cos", "reciprocal",
               "log1p", "expm1"):
