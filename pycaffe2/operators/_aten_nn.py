@@ -43,14 +43,14 @@ def erf(x):
 # -- softmax and layer_norm -------------------------------------------------------------------------
 @kernel("softmax")
 def softmax(x, *, dim):
-    shifted = x - np.max(x, axis=dim, keepdims=True)
+    shifted = x - np.max(x, axis=dim, keepdims=True, initial=-np.inf)  # initial: empty is fine
     e = np.exp(shifted)
     return e / np.sum(e, axis=dim, keepdims=True)
 
 
 @kernel("log_softmax")
 def log_softmax(x, *, dim):
-    shifted = x - np.max(x, axis=dim, keepdims=True)
+    shifted = x - np.max(x, axis=dim, keepdims=True, initial=-np.inf)  # initial: empty is fine
     return shifted - np.log(np.sum(np.exp(shifted), axis=dim, keepdims=True))
 
 
