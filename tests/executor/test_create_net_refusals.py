@@ -79,6 +79,8 @@ STATIC_PROBLEMS = {
     "math_tensor": ("Expand", ["X"], ["Y"], {}, "takes 2 inputs (X, shape), got 1"),
     "math_bucket": ("Bucketize", ["X"], ["Y"], {"boundaries": [2.5, 1.5]},
                     "boundaries must be in ascending order"),
+    "aten": ("ATen", ["X"], ["Y"], {"operator": "frobnicate"}, "ATen operator 'frobnicate' is not supported"),
+    "top_k": ("TopK", ["X"], ["Values"], {"k": 2}, "takes 2 to 3 outputs"),
 }
 
 

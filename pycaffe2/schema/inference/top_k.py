@@ -1,0 +1,64 @@
+"""Inference rules and checks of the top_k family (TopK and TopKGradient)."""
+from __future__ import annotations
+
+import math
+
+from pycaffe2.files import max_blob_bytes
+from pycaffe2.schema.inference import OpView, ShapeError, TensorInfo, rule
+
+
+def top_k_axis(shape, axis: int, what: str = "X") -> int:
+    """The axis as a non-negative index into `shape`; raise when it is out of range."""
+    rank = len(shape)
+    if rank < 1:
+        raise ShapeError(f"{what} must have rank >= 1, got a scalar")
+    if not -rank <= axis < rank:
+        raise ShapeError(f"axis {axis} is out of range for {what} {list(shape)} (rank {rank})")
+    return axis % rank
+
+
+def top_k_shapes(shape, k: int, axis: int) -> tuple[tuple[int, ...], int]:
+    """(Values' shape, Flattened_indices' length) of TopK on X `shape`."""
+    if k < 1:
+        raise ShapeError(f"k must be >= 1, got {k}")
+    axis = top_k_axis(shape, axis)
+    out = tuple(shape[:axis]) + (k,) + tuple(shape[axis + 1:])
+    if math.prod(out) * 8 > max_blob_bytes():  # int64 Indices; k comes from the file
+        raise ShapeError(f"k {k} makes outputs of {list(out)}, over the {max_blob_bytes():,}-byte cap "
+                         "(raise it with $PYCAFFE2_MAX_BLOB_BYTES)")
+    return out, math.prod(out)
+
+
+def top_k_gradient_check(values_shape, indices_shape, indices_dtype, x_shape, axis: int) -> int:
+    """Raise unless dValues and Indices agree and fit X; return the axis."""
+    if tuple(values_shape) != tuple(indices_shape):
+        raise ShapeError(f"Indices {list(indices_shape)} must have dValues' shape {list(values_shape)}")
+    if str(indices_dtype) not in ("int32", "int64"):
+        raise ShapeError(f"Indices must be an int64 tensor, got {indices_dtype}")
+    if len(values_shape) != len(x_shape):
+        raise ShapeError(f"dValues {list(values_shape)} and X {list(x_shape)} must have the same rank")
+    axis = top_k_axis(x_shape, axis)
+    if any(v != x for i, (v, x) in enumerate(zip(values_shape, x_shape)) if i != axis):
+        raise ShapeError(f"dValues {list(values_shape)} must match X {list(x_shape)} off axis {axis}")
+    return axis
+
+
+@rule("top_k")
+def top_k(op: OpView, inputs: list) -> list:
+    (x,) = inputs
+    if x is None:
+        return [None] * op.n_outputs
+    if not x.dtype.startswith("float"):
+        raise ShapeError(f"X must be a float tensor, got {x.dtype}")
+    shape, flat = top_k_shapes(x.shape, op.arg("k"), op.arg("axis"))
+    return [TensorInfo(shape, x.dtype), TensorInfo(shape, "int64"), TensorInfo((flat,), "int64")][:op.n_outputs]
+
+
+@rule("top_k_gradient")
+def top_k_gradient(op: OpView, inputs: list) -> list:
+    values, indices, x = inputs
+    if values is None or x is None:
+        return [None]
+    if indices is not None:
+        top_k_gradient_check(values.shape, indices.shape, indices.dtype, x.shape, op.arg("axis"))
+    return [TensorInfo(x.shape, values.dtype)]
