@@ -54,7 +54,10 @@ class _NetChecker:
         self.available = set(net.external_input) | set(known_blobs)
         self.shapes: dict[str, TensorInfo] = dict(shapes)
         self.problems: list[Problem] = []
-        self.strict_inputs = bool(net.external_input) or bool(known_blobs)
+        # As Caffe2's NetBase: a net that declares its external inputs must read nothing
+        # else before making it; one that declares none reads whatever is there when it runs
+        # (a predict net that Glow or a script feeds by name beside its init net's blobs).
+        self.strict_inputs = bool(net.external_input)
         # a control op's nets may place their ops in the outer net's partitions
         self.partitions = {p.name for p in net.partition_info}
 
