@@ -28,7 +28,15 @@ import yaml
 from pycaffe2 import _yaml
 from pycaffe2.errors import SchemaError
 from pycaffe2.schema.args import ARG_FIELDS, convert
-from pycaffe2.schema.opschema import PARAM_KINDS, ArgSpec, Count, OpSchema, TensorSpec
+from pycaffe2.schema.opschema import (
+    PARAM_DTYPES,
+    PARAM_KINDS,
+    PARAM_SHAPES,
+    ArgSpec,
+    Count,
+    OpSchema,
+    TensorSpec,
+)
 
 OPS_DIR = Path(__file__).parent / "ops"
 COMMON_FILE = "_common.yaml"
@@ -151,15 +159,35 @@ class _Reader:
             if result and result[-1].optional and not item.get("optional"):
                 self.fail(f"{kind} '{item['name']}': a required entry cannot follow an optional one",
                           item, op)
-            param = item.get("param")
-            if param is not None and param not in PARAM_KINDS:
-                self.fail(f"{kind} '{item['name']}': 'param' must be one of {', '.join(PARAM_KINDS)}; "
-                          f"got {param!r}", item, op)
+            param, shape, dtype = self.param(item, kind, op)
             variadic = bool(item.get("variadic"))
             result.append(TensorSpec(str(item["name"]), str(item.get("doc", "")),
-                                     bool(item.get("optional", False)), param))
+                                     bool(item.get("optional", False)), param, shape, dtype))
         required = sum(not t.optional for t in result)
         return tuple(result), Count(required, None if variadic else len(result))
+
+    def param(self, item, kind, op) -> tuple:
+        """(kind, shape rule, dtype) of an input's `param`: a kind, or {kind, shape, dtype}."""
+        param = item.get("param")
+        where = f"{kind} '{item['name']}'"
+        shape, dtype = None, "float32"
+        if isinstance(param, dict):
+            unknown = set(param) - {"kind", "shape", "dtype"}
+            if unknown or "kind" not in param:
+                self.fail(f"{where}: 'param' must be a kind or {{kind, shape, dtype}}"
+                          + (f"; unknown key(s) {', '.join(sorted(map(str, unknown)))}" if unknown else ""),
+                          item, op)
+            shape, dtype = param.get("shape"), param.get("dtype", "float32")
+            if shape is not None and shape not in PARAM_SHAPES:
+                self.fail(f"{where}: param shape must be one of {', '.join(PARAM_SHAPES)}; got {shape!r:.40}",
+                          item, op)
+            if dtype not in PARAM_DTYPES:
+                self.fail(f"{where}: param dtype must be one of {', '.join(PARAM_DTYPES)}; got {dtype!r:.40}",
+                          item, op)
+            param = param["kind"]
+        if param is not None and (not isinstance(param, str) or param not in PARAM_KINDS):
+            self.fail(f"{where}: 'param' must be one of {', '.join(PARAM_KINDS)}; got {param!r:.40}", item, op)
+        return param, shape, dtype
 
     def count(self, value, derived: Count, kind, op, node) -> Count:
         if value is None:

@@ -252,3 +252,49 @@ def test_a_user_op_without_kernel_validates_but_does_not_run(tmp_path):
     workspace.FeedBlob("X", X)
     with pytest.raises(Exception, match="MyOp"):
         workspace.RunNetOnce(net)
+
+
+QUANTIZED = """ops:
+  MyInt8FC:
+    doc: A user's quantized FC; its weights declare their random-init shapes and types.
+    inputs:
+      - X
+      - {name: W, param: {kind: weight, shape: fc_weight, dtype: uint8}}
+      - {name: b, param: {kind: zero, shape: out_channels, dtype: int32}}
+    outputs: [Y]
+    args:
+      axis: {type: int, default: 1, doc: First axis of K.}
+    gradient: none
+"""
+
+
+def test_a_user_op_declares_its_random_init_weights(tmp_path):
+    from pycaffe2.qtensor import Int8Tensor
+    from pycaffe2.run.random_init import made_up_weights
+
+    @custom_ops.register_cpu("MyInt8FC")
+    def my_int8_fc(x, w, b, *, axis):
+        real = (w.data.astype(np.float32) - w.zero_point) * w.scale
+        return x.reshape(x.shape[0], -1) @ real.T + b.data * b.scale
+
+    (tmp_path / "q.yaml").write_text(QUANTIZED)
+    custom_ops.load_schema_dir(tmp_path)
+    from pycaffe2.proto import caffe2_pb2
+    net = caffe2_pb2.NetDef(name="q", op=[make_op("MyInt8FC", ["X", "W", "b"], ["Y"])], external_input=["X"])
+    made = made_up_weights(net, {"X": X}, default=3)
+    assert isinstance(made["W"], Int8Tensor) and made["W"].data.dtype == np.uint8 and made["W"].shape == (3, 2)
+    assert isinstance(made["b"], Int8Tensor) and made["b"].data.dtype == np.int32 and made["b"].shape == (3,)
+
+
+@pytest.mark.parametrize("param, message", [
+    ("{kind: weight, shape: blob}", "param shape must be one of filter"),
+    ("{kind: weight, dtype: int4}", "param dtype must be one of float32, uint8, int32"),
+    ("{shape: filter}", "'param' must be a kind or {kind, shape, dtype}"),
+    ("{kind: weight, module: os}", "unknown key(s) module"),
+])
+def test_bad_param_declarations(tmp_path, param, message):
+    (tmp_path / "q.yaml").write_text(f"ops:\n  MyOp:\n    doc: d\n    inputs: [X, {{name: W, param: {param}}}]\n"
+                                     "    outputs: [Y]\n    gradient: none\n")
+    with pytest.raises(SchemaError) as info:
+        custom_ops.load_schema_dir(tmp_path)
+    assert message in str(info.value)
