@@ -12,7 +12,7 @@ args Caffe2 reads by a computed name such as LearningRate's sub_policy_0_gamma.
 A malformed file raises SchemaError naming the file, line, op and fault.
 
 `load_user_schemas` reads a user's folder of schema files in the same format
-(docs/custom_ops.md): every file fully checked, no op type that pycaffe2 or an
+(pycaffe2/custom_ops.py, README's 'Your own ops'): every file fully checked, no op type that pycaffe2 or an
 earlier folder already defines, and an `inference:` naming only a rule that is
 registered already (pycaffe2's, or one the user registered from Python), so a
 schema file is data: nothing it names is imported or run.
