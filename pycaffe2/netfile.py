@@ -167,8 +167,9 @@ def _parse_pbtxt(data: bytes, file: str) -> caffe2_pb2.NetDef:
         text = data.decode("utf-8")
     except UnicodeDecodeError:
         raise NetFileError("not UTF-8 text", file=file) from None
-    # Old Caffe2 named DeviceOption field 2 `cuda_gpu_id`; it is `device_id` now.
-    text = re.sub(r"\bcuda_gpu_id(\s*:)", r"device_id\1", text)
+    # Old Caffe2 named DeviceOption field 2 `cuda_gpu_id` (and, in 2018, a HIP device's id
+    # `hip_gpu_id`, field 7); both are `device_id` now.
+    text = re.sub(r"\b(?:cuda|hip)_gpu_id(\s*:)", r"device_id\1", text)
     net = caffe2_pb2.NetDef()
     try:
         text_format.Parse(text, net)

@@ -115,3 +115,10 @@ def test_bad_unknown_fields_are_clear_errors(tmp_path, bad, message):
     (tmp_path / "net.yaml").write_text(f"name: n\n{bad}\n")
     with pytest.raises(NetFileError, match=message):
         netfile.load_net(tmp_path / "net.yaml")
+
+
+@pytest.mark.parametrize("name", ["cuda_gpu_id", "hip_gpu_id", "device_id"])
+def test_old_device_id_names_in_text(tmp_path, name):
+    (tmp_path / "net.pbtxt").write_text(f'op {{ type: "Relu" input: "X" output: "Y" '
+                                        f'device_option {{ device_type: 6 {name}: 1 }} }}')
+    assert netfile.load_net(tmp_path / "net.pbtxt").op[0].device_option.device_id == 1
