@@ -30,6 +30,7 @@ from pycaffe2.qtensor import Int8Tensor
 from pycaffe2.schema import get_schema
 from pycaffe2.schema.bind import bind_args
 from pycaffe2.schema.inference.conv import channel_axis, transposed_window, window
+from pycaffe2.schema.inference.nn import axis_index
 
 # Which inputs are parameters, and what kind, is the schema's `param` flag; the
 # rules here only compute their shapes. A rule: (bound args, X's shape, output
@@ -109,9 +110,13 @@ def _transposed_filter(args, x_shape, channels):
     return (c, m, *kernel) if _order(args) == "NCHW" else (c, *kernel, m)
 
 
+def _from_axis(args, x_shape) -> tuple:
+    """X's dims from the op's `axis` on."""
+    return tuple(x_shape[axis_index(args.get("axis", 1), len(x_shape)):])
+
+
 def _inner(args, x_shape) -> int:
-    axis = args.get("axis", 1)
-    return int(np.prod(x_shape[axis if axis >= 0 else axis + len(x_shape):]))
+    return int(np.prod(_from_axis(args, x_shape)))
 
 
 PARAM_SHAPE_RULES: dict[str, Callable[[dict, tuple, Callable[[], int]], tuple]] = {
@@ -123,8 +128,7 @@ PARAM_SHAPE_RULES: dict[str, Callable[[dict, tuple, Callable[[], int]], tuple]] 
     "fc_weight": lambda args, x_shape, channels: (channels(), _inner(args, x_shape)),  # [N, K]
     "fc_weight_transposed": lambda args, x_shape, channels: (_inner(args, x_shape), channels()),
     "channels": lambda args, x_shape, channels: (_in_channels(args, x_shape),),  # X's C, by `order`
-    "normalized": lambda args, x_shape, channels: tuple(  # X's dims from `axis` on (LayerNorm)
-        x_shape[args.get("axis", 1) % len(x_shape):]),
+    "normalized": lambda args, x_shape, channels: _from_axis(args, x_shape),  # LayerNorm's gamma
     "inner_size": lambda args, x_shape, channels: (_inner(args, x_shape),),  # prod of X's dims from axis
 }
 

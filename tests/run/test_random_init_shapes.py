@@ -6,6 +6,7 @@ import pytest
 
 from pycaffe2 import core
 from pycaffe2.cli import main
+from pycaffe2.errors import ShapeError
 from pycaffe2.qtensor import Int8Tensor
 from pycaffe2.run.random_init import PARAM_SHAPE_RULES, _draw, can_make_up, made_up_weights
 from pycaffe2.schema.catalogue import primary_schemas
@@ -83,3 +84,10 @@ def test_segmentation_net_runs_with_random_init(tmp_path):
                  "up_w=2", "--feed", f"data={tmp_path / 'x.npy'}", "--out", str(tmp_path / "out.npz")]) == 0
     mask = np.load(tmp_path / "out.npz")["mask"]
     assert mask.shape == (1, 2, 8, 8) and np.isfinite(mask).all() and ((mask > 0) & (mask < 1)).all()
+
+
+def test_a_shape_rule_on_a_bad_input_is_a_clear_error():
+    net = core.Net("n")
+    net.LayerNorm(["x", "g", "b"], ["y"], axis=3, elementwise_affine=1)
+    with pytest.raises(ShapeError, match="axis 3 is out of range for X of rank 2"):
+        made_up_weights(net.Proto(), {"x": np.ones((2, 3), np.float32)})
