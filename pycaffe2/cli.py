@@ -222,11 +222,38 @@ def summarize(name: str, value, max_values: int = 16) -> str:
     return head
 
 
+def _extension_options() -> argparse.ArgumentParser:
+    """--schemas, --plugin and --no-plugins: user-defined ops (pycaffe2.custom_ops)."""
+    options = argparse.ArgumentParser(add_help=False)
+    group = options.add_argument_group("user-defined ops")
+    group.add_argument("--schemas", action="append", default=[], metavar="DIR",
+                       help="a folder of op schema files (YAML) to add; repeatable (also: the "
+                       "PYCAFFE2_SCHEMAS environment variable)")
+    group.add_argument("--plugin", action="append", default=[], metavar="MODULE",
+                       help="import a Python module (dotted name) that registers kernels; repeatable")
+    group.add_argument("--no-plugins", action="store_true",
+                       help="do not load the installed packages' 'pycaffe2.ops' entry points")
+    return options
+
+
+def load_extensions(args) -> None:
+    """Installed plugins (entry points), then --plugin modules, then --schemas folders."""
+    from pycaffe2 import custom_ops
+    if not args.no_plugins:
+        custom_ops.load_plugins()
+    for module in args.plugin:
+        custom_ops.load_plugin(module)
+    for folder in args.schemas:
+        custom_ops.load_schema_dir(folder)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="pycaffe2", description="Caffe2-style nets from files.")
     parser.add_argument("--version", action="version", version=f"pycaffe2 {package_version()}")
     commands = parser.add_subparsers(dest="command", required=True)
-    validate = commands.add_parser("validate", help="check net files against the op schemas")
+    extensions = _extension_options()
+    validate = commands.add_parser("validate", help="check net files against the op schemas",
+                                   parents=[extensions])
     validate.add_argument("files", nargs="+", help="net files, model files or folders")
     validate.add_argument("--format", choices=("text", "json", "github", "sarif"), default="text",
                           help="github: workflow annotations; sarif: SARIF 2.1.0 for code scanning")
@@ -242,17 +269,19 @@ def build_parser() -> argparse.ArgumentParser:
     validate.set_defaults(run=cmd_validate)
     validate.add_argument("--allow-outside-paths", action="store_true",
                           help="let a model file name net files outside its folder")
-    ops = commands.add_parser("ops", help="the operator catalogue")
+    ops = commands.add_parser("ops", help="the operator catalogue", parents=[extensions])
     ops.add_argument("type", nargs="?", help="one op type to describe")
     ops.add_argument("--markdown", action="store_true", help="print docs/operators.md")
     ops.set_defaults(run=cmd_ops)
-    convert = commands.add_parser("convert", help="convert between .pb .pbtxt .yaml .json")
+    convert = commands.add_parser("convert", help="convert between .pb .pbtxt .yaml .json",
+                                  parents=[extensions])
     convert.add_argument("input")
     convert.add_argument("output")
     convert.add_argument("--allow-outside-paths", action="store_true",
                          help="let the model file name net files outside its folder")
     convert.set_defaults(run=cmd_convert)
-    run = commands.add_parser("run", help="run a model: init net once, then the predict net")
+    run = commands.add_parser("run", help="run a model: init net once, then the predict net",
+                              parents=[extensions])
     run.add_argument("file", help="net file, model file, or folder with init_net.pb + predict_net.pb")
     run.add_argument("--init", help="init net to run first (instead of the model's own)")
     run.add_argument("--feed", action="append", default=[], metavar="NAME=PATH.npy",
@@ -296,7 +325,8 @@ def build_parser() -> argparse.ArgumentParser:
     db_info.add_argument("--db-type", choices=["minidb", "lmdb", "leveldb"],
                          help="default: from what the path holds")
     db_info.set_defaults(run=cmd_db_info)
-    graph = commands.add_parser("graph", help="a picture of the net (.svg, .png or .dot)")
+    graph = commands.add_parser("graph", help="a picture of the net (.svg, .png or .dot)",
+                                parents=[extensions])
     graph.add_argument("file")
     graph.add_argument("-o", "--output", required=True)
     graph.add_argument("--minimal", action="store_true", help="ops only; blobs become labelled edges")
@@ -309,6 +339,8 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
     try:
+        if hasattr(args, "schemas"):
+            load_extensions(args)
         return args.run(args)
     except PyCaffe2Error as exc:
         print(f"pycaffe2 {args.command}: {_one_line(str(exc))}", file=sys.stderr)

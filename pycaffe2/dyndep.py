@@ -19,7 +19,8 @@ def InitOpsLibrary(name: str, trigger_lazy: bool = True) -> None:
         _log.warning("ignoring %s: the ops library does not exist", name)
         return
     raise PyCaffe2Error(f"cannot load C++ ops library {name}: pycaffe2 ops are YAML schemas with "
-                        "Python kernels (docs/adding_an_op.md)")
+                        "Python kernels; add your own with pycaffe2.custom_ops (load_schema_dir, "
+                        "register_cpu)")
 
 
 def GetImportedOpsLibraries() -> set:

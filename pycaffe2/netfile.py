@@ -32,7 +32,7 @@ from pycaffe2.files import check_regular_file, is_folder, read_regular_file
 from pycaffe2.netfile_tree import DictReader, message_to_tree, net_to_tree
 from pycaffe2.paths import outside_reason
 from pycaffe2.proto import caffe2_pb2
-from pycaffe2.proto.checks import message_problem
+from pycaffe2.proto.checks import message_problem, unknown_field_path
 
 NET_SUFFIXES = (".pb", ".pbtxt", ".yaml", ".yml", ".json")
 MODEL_KEYS = ("init_net", "predict_net", "plan", "input_shapes")
@@ -167,8 +167,9 @@ def _parse_pbtxt(data: bytes, file: str) -> caffe2_pb2.NetDef:
         text = data.decode("utf-8")
     except UnicodeDecodeError:
         raise NetFileError("not UTF-8 text", file=file) from None
-    # Old Caffe2 named DeviceOption field 2 `cuda_gpu_id`; it is `device_id` now.
-    text = re.sub(r"\bcuda_gpu_id(\s*:)", r"device_id\1", text)
+    # Old Caffe2 named DeviceOption field 2 `cuda_gpu_id` (and, in 2018, a HIP device's id
+    # `hip_gpu_id`, field 7); both are `device_id` now.
+    text = re.sub(r"\b(?:cuda|hip)_gpu_id(\s*:)", r"device_id\1", text)
     net = caffe2_pb2.NetDef()
     try:
         text_format.Parse(text, net)
@@ -285,6 +286,11 @@ def save_net(net: caffe2_pb2.NetDef, path) -> None:
     if suffix == ".pb":
         data = net.SerializeToString()
     elif suffix == ".pbtxt":
+        unknown = unknown_field_path(net)
+        if unknown is not None:  # protobuf text has no spelling that reads them back
+            raise NetFileError(f"cannot write .pbtxt: the net holds fields caffe2.proto does not declare, "
+                               f"at {unknown}; protobuf text cannot keep them (write .pb, .yaml or .json)",
+                               file=str(path))
         data = text_format.MessageToString(net).encode("utf-8")
     else:
         data = _dump_tree(net_to_tree(net), suffix)

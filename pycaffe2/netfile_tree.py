@@ -5,7 +5,9 @@ names; an op's `arg` may be a mapping whose values get their Argument field
 from the op's schema (`alpha: 1` is the float 1.0 for HardSigmoid); bytes
 fields are text when they are UTF-8 and `{base64: ...}` otherwise; float32
 fields are written as the shortest decimals that read back to the same
-float32. `DictReader` builds messages from a parsed tree, with errors located
+float32; fields that caffe2.proto does not declare (a newer or foreign
+writer's, kept by a .pb) are the key `unknown_fields: {base64: ...}` holding
+their wire bytes, so .pb -> .yaml -> .pb keeps them. `DictReader` builds messages from a parsed tree, with errors located
 by line and op; `net_to_tree` and `message_to_tree` are its inverse.
 
 The seam with netfile.py: netfile deals with files (extensions, parsing and
@@ -25,6 +27,7 @@ from google.protobuf.descriptor import FieldDescriptor
 from pycaffe2 import _yaml, protojson
 from pycaffe2.errors import NetFileError
 from pycaffe2.proto import caffe2_pb2
+from pycaffe2.proto.checks import UNKNOWN_FIELDS_KEY, has_unknown_fields, unknown_bytes
 from pycaffe2.schema import get_schema
 from pycaffe2.schema.args import DTYPE_BY_NUMBER, arg_value, make_argument, set_fields
 
@@ -67,6 +70,9 @@ class DictReader:
         fields = cls.DESCRIPTOR.fields_by_name
         for key, value in tree.items():
             name = str(key)
+            if name == UNKNOWN_FIELDS_KEY and name not in fields:
+                self.unknown_fields(message, value, f"{path}.{name}" if path else name, tree)
+                continue
             if name not in fields:
                 hint = difflib.get_close_matches(name, list(fields), n=1)
                 self.fail(f"unknown {cls.DESCRIPTOR.name} field '{name}'"
@@ -79,6 +85,17 @@ class DictReader:
             else:
                 self.field(message, fields[name], value, sub, tree)
         return message
+
+    def unknown_fields(self, message, value, path, parent):
+        """Fields caffe2.proto does not declare, kept as their wire bytes."""
+        data = self.bytes_value(value, path, parent) if isinstance(value, dict) else None
+        if data is None:
+            self.fail("expected {base64: ...} (the wire bytes of fields caffe2.proto does not declare)",
+                      parent, path)
+        try:
+            message.MergeFromString(data)
+        except Exception as exc:  # noqa: BLE001 (protobuf raises several types for bad bytes)
+            self.fail(f"not valid protobuf wire bytes: {exc}", parent, path)
 
     def ops(self, net, value, path, parent):
         if not isinstance(value, list):
@@ -238,7 +255,7 @@ def _friendly_args(op: caffe2_pb2.OperatorDef):
         spec = schema.args.get(arg.name) if schema else None
         types = spec.types if spec else ()
         fields = set_fields(arg)
-        if len(fields) > 1 or not set(fields) <= _PLAIN_ARG_FIELDS:  # kept field by field
+        if has_unknown_fields(arg) or len(fields) > 1 or not set(fields) <= _PLAIN_ARG_FIELDS:  # kept field by field
             return None
         value = arg_value(arg)
         if arg.name in mapping or isinstance(value, bytes) or any(
@@ -286,6 +303,8 @@ def message_to_tree(message) -> dict:
         else:
             item = _value_to_tree(fd, value)
             tree[fd.name] = _short_floats(item) if (owner, fd.name) in _FLOAT32_FIELDS else item
+    if has_unknown_fields(message):
+        tree[UNKNOWN_FIELDS_KEY] = {"base64": base64.b64encode(unknown_bytes(message)).decode("ascii")}
     return tree
 
 

@@ -36,7 +36,9 @@ RULES = {
     "external-output": "Every external output is produced by some op.",
     "net-type": "The net type is one Caffe2 knows.",
     "nesting": "Nets held in op args (If, While, Do, step nets) nest at most MAX_NET_NESTING (16) deep.",
-    "device": "Device options are ones this executor honours.",
+    "partition": "A device_option.node_name names a partition listed in the net's partition_info, "
+                 "and those have distinct names (running ignores the placement: one process runs "
+                 "every op).",
     "shape": "Shapes and types agree along the net, as far as inference can follow them.",
     "plan": "Plan steps name nets that exist and hold either substeps or nets.",
     "internal": "Shape inference itself ran without failing.",

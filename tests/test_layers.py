@@ -35,6 +35,7 @@ LAYERS = {
     "pycaffe2.net_drawer": 5, "pycaffe2.visualize": 5, "pycaffe2.cnn": 5,
     "pycaffe2.c_module": 5,  # Caffe2's C++ extension module (workspace.C), front end like workspace
     "pycaffe2.python_op": 5,
+    "pycaffe2.custom_ops": 5,  # the documented place for user-defined ops: registration verbs, schema folders, plugins
     "pycaffe2.modeling": 5,
     "pycaffe2.run": 6, "pycaffe2.runner": 6,
     "pycaffe2.cli": 7, "pycaffe2.__main__": 7,

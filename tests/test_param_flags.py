@@ -127,11 +127,12 @@ def test_random_init_makes_up_exactly_the_flagged_inputs_of_their_kind():
 
 
 def test_flagged_inputs_without_a_shape_rule_are_refused_as_data():
-    net = core.Net("ln")
-    net.LayerNorm(["x", "gamma", "beta"], ["y", "mean", "std"], elementwise_affine=1)
-    assert not can_make_up("LayerNorm", 1) and can_make_up("Conv2D", 1)  # by alias too
-    with pytest.raises(RunError, match="input.s. 'gamma', 'beta' of net 'ln' are data"):
-        run_model(net.Proto(), feeds={"x": np.ones((2, 3), np.float32)}, random_init=True)
+    net = core.Net("sgd")
+    net.MomentumSGDUpdate(["g", "m", "lr", "p"], ["g2", "m", "p"])
+    assert not can_make_up("MomentumSGDUpdate", 3) and can_make_up("Conv2D", 1)  # by alias too
+    feeds = {name: np.ones(3, np.float32) for name in ("g", "m")} | {"lr": np.ones(1, np.float32)}
+    with pytest.raises(RunError, match="input.s. 'p' of net 'sgd' are data"):
+        run_model(net.Proto(), feeds=feeds, random_init=True)
 
 
 # ---------------------------------------------------------------- graph and runner
@@ -158,6 +159,6 @@ def test_runner_makes_up_what_random_init_can():
     net = _every_op_net()
     weights = {f"{op.type}.{i}" for k, op in enumerate(net.op) for i in range(len(op.input))
                if not _is_data(net, k, i)}
-    expected = {f"{op}.{i}" for op in SHAPE_RULES for i, spec in enumerate(get_schema(op).inputs)
-                if spec.param}
+    expected = {f"{schema.type}.{i}" for schema in primary_schemas() for i, spec in enumerate(schema.inputs)
+                if spec.param and (schema.type in SHAPE_RULES or spec.param_shape)}
     assert weights == expected

@@ -22,7 +22,9 @@ from pycaffe2.schema.checker import CONCURRENT_NET_TYPES, check_net
 # Problems the checker finds that may vanish once blobs are fed (or that a runner tolerates):
 # every other problem, shape problems included, holds whatever the workspace holds, because
 # compile_net knows no fed shapes, only those the net's own fills fix.
-_RUN_TIME_KINDS = ("undefined-blob", "dag-write", "external-output")
+# A partition problem (node_name naming no partition) is the file's fault, but running
+# ignores placement altogether, so it computes the same blobs: validate reports it, CreateNet runs.
+_RUN_TIME_KINDS = ("undefined-blob", "dag-write", "external-output", "partition")
 
 
 class Step:

@@ -167,6 +167,9 @@ def layer_norm(x, *affine, axis, epsilon, elementwise_affine):
 
 @register_gradient("LayerNorm")
 def make_layer_norm_gradient(g):
+    if len(g.op.output) < 3:
+        raise GradientError("its gradient reads the mean and std outputs; this op writes "
+                            "only Y (give it three outputs to train through it)")
     inputs = [g.GO(0), g.O(0), g.O(1), g.O(2), g.I(0)]
     if g.arg("elementwise_affine"):
         return [g.Op("LayerNormGradient", [*inputs, g.I(1)], [g.GI(0), g.GI(1), g.GI(2)])]

@@ -56,10 +56,12 @@ def int_values(tensor, name: str, scalar: bool = False) -> list[int]:
 # -- reshapes (one kernel for both devices: they read only shapes, see _on_gpu) -----
 
 @register_cpu("Reshape")
-def reshape(data, new_shape=None, *, shape):
+def reshape(data, new_shape=None, *, shape, num_outputs):
     if new_shape is not None:
         shape = int_values(new_shape, "new_shape")
     reshaped = cuda.reshape(data, reshaped_dims(data.shape, list(shape)))
+    if num_outputs == 1:  # no old_shape asked for (Glow's and ONNX's Reshapes)
+        return reshaped, None
     return reshaped, np.array(data.shape, dtype=np.int64)
 
 
@@ -68,7 +70,14 @@ def _reshape_gradient(g):
     # Reshape dY back to the old shape (output 1); the forward `shape` arg must stay behind.
     # Input 0 gives only a name (op.input, not g.I: its value is not read, so an in-place
     # Reshape, as attention's, has a gradient).
-    return [g.Op("Reshape", [g.GO(0), g.O(1)], [g.GI(0), f"_{g.op.input[0]}_dims"], inherit_args=False)]
+    dims = f"_{g.op.input[0]}_dims"
+    if len(g.op.output) > 1:
+        return [g.Op("Reshape", [g.GO(0), g.O(1)], [g.GI(0), dims], inherit_args=False)]
+    if g.op.input[0] == g.op.output[0]:
+        raise GradientError("an in-place Reshape without its old_shape output has no gradient: "
+                            "nothing keeps the input's shape")
+    return [g.Op("Shape", [g.I(0)], [dims], inherit_args=False),
+            g.Op("Reshape", [g.GO(0), dims], [g.GI(0), f"{dims}_old"], inherit_args=False)]
 
 
 @register_cpu("Flatten")

@@ -117,3 +117,50 @@ def nesting_problem(ops) -> str | None:
                             f"at most {MAX_NET_NESTING} levels of nets are supported")
                 stack.append((net.op, where, depth + 1))
     return None
+
+
+# ---------------------------------------------------------------- unknown fields
+
+UNKNOWN_FIELDS_KEY = "unknown_fields"  # how the YAML/JSON spellings keep them (base64 wire bytes)
+
+
+def _unknown_numbers(message) -> list[int]:
+    """The numbers of the undeclared fields `message` itself holds."""
+    try:
+        from google.protobuf.unknown_fields import UnknownFieldSet
+    except ImportError:  # protobuf before 4.22: only whether there are any
+        return [0] if unknown_bytes(message) else []
+    return sorted({field.field_number for field in UnknownFieldSet(message)})
+
+
+def unknown_bytes(message) -> bytes:
+    """The wire bytes of the fields of `message` itself (not of its submessages)
+    that caffe2.proto does not declare: what a newer or foreign writer put there."""
+    rest = type(message)()
+    rest.CopyFrom(message)
+    for fd, _ in rest.ListFields():
+        rest.ClearField(fd.name)
+    return rest.SerializeToString()
+
+
+def has_unknown_fields(message) -> bool:
+    """Whether `message` itself holds fields caffe2.proto does not declare."""
+    return bool(_unknown_numbers(message))
+
+
+def unknown_field_path(message) -> str | None:
+    """Where the first message holding undeclared fields sits ('op[2].arg[0]',
+    '' for the top), with their numbers, or None when there are none."""
+    stack = [(message, "")]
+    while stack:
+        current, path = stack.pop()
+        numbers = _unknown_numbers(current)
+        if numbers:
+            return f"{path or 'the top level'} (field number {', '.join(map(str, numbers))})"
+        for fd, value in current.ListFields():
+            if fd.type != FieldDescriptor.TYPE_MESSAGE:
+                continue
+            name = f"{path}.{fd.name}" if path else fd.name
+            items = enumerate(value) if is_repeated(fd) else [(None, value)]
+            stack.extend((item, name if index is None else f"{name}[{index}]") for index, item in items)
+    return None

@@ -9,6 +9,13 @@ args and the shape of the data reaching it. Only a layer's number of output chan
 not in a predict net: `out_channels` picks it (a mapping from weight blob name
 to count, with `default` for the rest). Weights are scaled by fan-in so that
 deep nets keep finite, moderate activations.
+
+Where an input's shape comes from is said in its schema where it can be: `param: {kind:
+weight, shape: filter, dtype: uint8}` names one of the shape rules in PARAM_SHAPE_RULES
+below (opschema.PARAM_SHAPES lists their names) and what to make up (float32, or an
+Int8Tensor of uint8 codes or int32 values for quantized ops), so a new op's family needs
+no edit here. Ops whose inputs name no shape use a rule registered here by op type
+(SHAPE_RULES, `@shape_rule`).
 """
 from __future__ import annotations
 
@@ -19,9 +26,11 @@ import numpy as np
 from pycaffe2.errors import PyCaffe2Error
 from pycaffe2.executor import Workspace
 from pycaffe2.proto import caffe2_pb2
+from pycaffe2.qtensor import Int8Tensor
 from pycaffe2.schema import get_schema
 from pycaffe2.schema.bind import bind_args
-from pycaffe2.schema.inference.conv import channel_axis, window
+from pycaffe2.schema.inference.conv import channel_axis, transposed_window, window
+from pycaffe2.schema.inference.nn import axis_index
 
 # Which inputs are parameters, and what kind, is the schema's `param` flag; the
 # rules here only compute their shapes. A rule: (bound args, X's shape, output
@@ -74,11 +83,62 @@ def _prelu(args, x_shape, channels):
     return {1: (x_shape[channel_axis(len(x_shape), args["order"])],)}
 
 
+# -- shape rules a schema names in `param: {shape: ...}`: (args, X's shape, channels) -> shape
+
+def _order(args) -> str:
+    return args.get("order") or "NCHW"
+
+
+def _in_channels(args, x_shape) -> int:
+    return x_shape[channel_axis(len(x_shape), _order(args))]
+
+
+def _transposed_per_group(args, channels) -> int:
+    """ConvTranspose's M / group: the chosen M rounded up to a multiple of group."""
+    return -(-channels() // args.get("group", 1))
+
+
+def _filter(args, x_shape, channels):
+    kernel = window(args, x_shape).kernel
+    c, m, group = _in_channels(args, x_shape), channels(), args.get("group", 1)
+    return (m, c // group, *kernel) if _order(args) == "NCHW" else (m, *kernel, c // group)
+
+
+def _transposed_filter(args, x_shape, channels):
+    kernel = transposed_window(args, x_shape, None).kernel
+    c, m = _in_channels(args, x_shape), _transposed_per_group(args, channels)
+    return (c, m, *kernel) if _order(args) == "NCHW" else (c, *kernel, m)
+
+
+def _from_axis(args, x_shape) -> tuple:
+    """X's dims from the op's `axis` on."""
+    return tuple(x_shape[axis_index(args.get("axis", 1), len(x_shape)):])
+
+
+def _inner(args, x_shape) -> int:
+    return int(np.prod(_from_axis(args, x_shape)))
+
+
+PARAM_SHAPE_RULES: dict[str, Callable[[dict, tuple, Callable[[], int]], tuple]] = {
+    "filter": _filter,  # Conv's: [M, C/group, kernel...] (NCHW) or [M, kernel..., C/group]
+    "out_channels": lambda args, x_shape, channels: (channels(),),  # the bias of M outputs
+    "transposed_filter": _transposed_filter,  # ConvTranspose's: [C, M/group, kernel...] or NHWC
+    "transposed_out_channels": lambda args, x_shape, channels: (
+        _transposed_per_group(args, channels) * args.get("group", 1),),
+    "fc_weight": lambda args, x_shape, channels: (channels(), _inner(args, x_shape)),  # [N, K]
+    "fc_weight_transposed": lambda args, x_shape, channels: (_inner(args, x_shape), channels()),
+    "channels": lambda args, x_shape, channels: (_in_channels(args, x_shape),),  # X's C, by `order`
+    "normalized": lambda args, x_shape, channels: _from_axis(args, x_shape),  # LayerNorm's gamma
+    "inner_size": lambda args, x_shape, channels: (_inner(args, x_shape),),  # prod of X's dims from axis
+}
+
+
 def can_make_up(op_type: str, position: int) -> bool:
     """Whether `made_up_weights` can fill input `position` of an op of this type."""
     schema = get_schema(op_type)
-    return (schema is not None and schema.type in SHAPE_RULES
-            and schema.input_param(position) is not None)
+    if schema is None or schema.input_param(position) is None:
+        return False
+    return schema.type in SHAPE_RULES or schema.inputs[position].param_shape is not None
 
 
 def _values_kind(kind: str, args: dict) -> str:
@@ -89,7 +149,21 @@ def _values_kind(kind: str, args: dict) -> str:
     return kind
 
 
-def _draw(shape, kind, rng) -> np.ndarray:
+def _draw(shape, kind, rng, dtype: str = "float32"):
+    """Random values of a `param` kind; for dtype uint8 or int32, an Int8Tensor quantizing them
+    (uint8 codes around 128 with scale max|w| / 127; int32 values in units of max|w| / 2**20)."""
+    values = _draw_float(shape, kind, rng)
+    if dtype == "float32":
+        return values
+    top = float(np.abs(values).max(initial=0.0))
+    if dtype == "uint8":
+        scale = top / 127 if top else 1.0
+        return Int8Tensor(np.clip(np.rint(values / scale) + 128, 0, 255).astype(np.uint8), scale, 128)
+    scale = top / 2 ** 20 if top else 1.0
+    return Int8Tensor(np.rint(values / scale).astype(np.int32), scale, 0)
+
+
+def _draw_float(shape, kind, rng) -> np.ndarray:
     if kind == "weight":
         fan_in = int(np.prod(shape[1:])) or 1
         return (rng.standard_normal(shape) * np.sqrt(2.0 / fan_in)).astype(np.float32)
@@ -128,8 +202,15 @@ def _params_for(index, op, missing, workspace, out_channels, default, rng) -> di
                             f"{', '.join(op.input[i] for i in unknown)}: no rule for {op.type}")
     schema = get_schema(op.type)
     args = bind_args(schema, op)
-    x_shape = workspace.FetchBlob(op.input[0]).shape
+    x_shape = tuple(workspace.FetchBlob(op.input[0]).shape)
     first_weight = op.input[1] if len(op.input) > 1 else op.input[0]
-    shapes = SHAPE_RULES[schema.type](args, x_shape, lambda: out_channels.get(first_weight, default))
-    return {op.input[i]: _draw(shapes[i], _values_kind(schema.input_param(i), args), rng)
-            for i in missing}
+
+    def channels() -> int:
+        return out_channels.get(first_weight, default)
+    by_op = SHAPE_RULES[schema.type](args, x_shape, channels) if schema.type in SHAPE_RULES else {}
+    made = {}
+    for i in missing:
+        spec = schema.inputs[i]
+        shape = PARAM_SHAPE_RULES[spec.param_shape](args, x_shape, channels) if spec.param_shape else by_op[i]
+        made[op.input[i]] = _draw(shape, _values_kind(spec.param, args), rng, spec.param_dtype)
+    return made

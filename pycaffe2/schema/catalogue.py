@@ -25,7 +25,9 @@ def _tensor_lines(schema: OpSchema, kind: str) -> list[str]:
     lines = [f"{kind.capitalize()} ({count.describe()}):"]
     for index, spec in enumerate(specs):
         facts = (["optional"] if spec.optional else []) + (
-            [f"param: {spec.param}"] if spec.param is not None else [])
+            [f"param: {spec.param}"] if spec.param is not None else []) + (
+            [f"random init: {spec.param_shape}"] if spec.param_shape else []) + (
+            [spec.param_dtype] if spec.param_dtype != "float32" else [])
         notes = f" ({', '.join(facts)})" if facts else ""
         lines.append(f"  {index} {spec.name}{notes}: {spec.doc}")
     return lines

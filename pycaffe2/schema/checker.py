@@ -54,7 +54,12 @@ class _NetChecker:
         self.available = set(net.external_input) | set(known_blobs)
         self.shapes: dict[str, TensorInfo] = dict(shapes)
         self.problems: list[Problem] = []
-        self.strict_inputs = bool(net.external_input) or bool(known_blobs)
+        # As Caffe2's NetBase: a net that declares its external inputs must read nothing
+        # else before making it; one that declares none reads whatever is there when it runs
+        # (a predict net that Glow or a script feeds by name beside its init net's blobs).
+        self.strict_inputs = bool(net.external_input)
+        # a control op's nets may place their ops in the outer net's partitions
+        self.partitions = {p.name for p in net.partition_info}
 
     def report(self, kind, message, index=None, op_type=None):
         line = self.op_lines.get(index) if index is not None else None
@@ -64,6 +69,7 @@ class _NetChecker:
         if self.net.type not in NET_TYPES:
             self.report("net-type", f"unknown net type '{self.net.type}' "
                         f"(known: {', '.join(t for t in NET_TYPES if t)})")
+        self.check_partitions()
         first_writer = self._first_writers()
         writers: dict[str, int] = {}
         for index, op in enumerate(self.net.op):
@@ -81,6 +87,30 @@ class _NetChecker:
                 self.report("external-output", f"external_output '{blob}' is never produced")
         return self.problems
 
+    def check_partitions(self):
+        """Glow's pre-partitioned nets list partitions in partition_info and place ops in
+        them by device_option.node_name. Running here ignores the placement (one process
+        runs every op), which computes the same blobs; a name that no entry holds is a
+        fault in the file."""
+        seen = set()
+        for index, partition in enumerate(self.net.partition_info):
+            if not partition.name:
+                self.report("partition", f"partition_info[{index}] has no name")
+            elif partition.name in seen:
+                self.report("partition", f"partition_info[{index}]: partition '{partition.name}' "
+                            "is listed twice")
+            seen.add(partition.name)
+        node = self.net.device_option.node_name
+        if node and node not in self.partitions:
+            self.report("partition", self._no_partition_text(node, "the net's device_option"))
+
+    def _no_partition_text(self, node, where) -> str:
+        if not self.partitions:
+            return (f"{where}.node_name '{node}' names a partition, but the net has no "
+                    "partition_info (Caffe2 wants node_name empty when a net runs)")
+        return (f"{where}.node_name '{node}' names no partition_info entry of the net "
+                f"(partitions: {', '.join(sorted(self.partitions))})")
+
     def _first_writers(self) -> dict[str, int]:
         first: dict[str, int] = {}
         for index, op in enumerate(self.net.op):
@@ -95,8 +125,9 @@ class _NetChecker:
             hint = f" (did you mean {', '.join(close)}?)" if close else ""
             self.report("unknown-op", f"unknown op type '{op.type}'{hint}", index, op.type)
         self.check_inputs(index, op, first_writer)
-        if op.device_option.node_name:
-            self.report("device", "device_option.node_name must be empty", index, op.type)
+        node = op.device_option.node_name
+        if node and node not in self.partitions:
+            self.report("partition", self._no_partition_text(node, "device_option"), index, op.type)
         if schema is None:
             for blob in op.output:
                 self.shapes.pop(blob, None)
@@ -186,6 +217,7 @@ class _NetChecker:
                                 "is not a blob the op can give it", index, op.type)
                 checker = _NetChecker(net, None, None, None, known, shapes)
                 checker.strict_inputs = strict
+                checker.partitions |= self.partitions
                 for problem in checker.run():
                     self.report(problem.kind, f"{arg.name} (net '{net.name}'): {problem}", index, op.type)
 

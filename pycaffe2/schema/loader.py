@@ -10,10 +10,17 @@ optional `repeated_args` ({prefix, count, args}) copies some of its own args
 under indexed names (prefix with {i} = 0 .. count - 1, none required), for
 args Caffe2 reads by a computed name such as LearningRate's sub_policy_0_gamma.
 A malformed file raises SchemaError naming the file, line, op and fault.
+
+`load_user_schemas` reads a user's folder of schema files in the same format
+(pycaffe2/custom_ops.py, README's 'Your own ops'): every file fully checked, no op type that pycaffe2 or an
+earlier folder already defines, and an `inference:` naming only a rule that is
+registered already (pycaffe2's, or one the user registered from Python), so a
+schema file is data: nothing it names is imported or run.
 """
 from __future__ import annotations
 
 import dataclasses
+import re
 from pathlib import Path
 
 import yaml
@@ -21,7 +28,15 @@ import yaml
 from pycaffe2 import _yaml
 from pycaffe2.errors import SchemaError
 from pycaffe2.schema.args import ARG_FIELDS, convert
-from pycaffe2.schema.opschema import PARAM_KINDS, ArgSpec, Count, OpSchema, TensorSpec
+from pycaffe2.schema.opschema import (
+    PARAM_DTYPES,
+    PARAM_KINDS,
+    PARAM_SHAPES,
+    ArgSpec,
+    Count,
+    OpSchema,
+    TensorSpec,
+)
 
 OPS_DIR = Path(__file__).parent / "ops"
 COMMON_FILE = "_common.yaml"
@@ -37,6 +52,8 @@ REPEATED_GROUP = "repeated "  # group of a repeated_args copy: this, then the pr
 _ARG_KEYS = {"type", "doc", "default", "required", "allowed", "min", "max", "exclusive_min"}
 _TENSOR_KEYS = {"name", "doc", "optional", "variadic"}
 _INPUT_KEYS = _TENSOR_KEYS | {"param"}
+_USER_OP_TYPE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")  # what a user's file may name an op
+_MAX_VALUES = 1_000_000  # values in one schema file once YAML aliases are expanded
 
 
 class _Reader:
@@ -55,6 +72,11 @@ class _Reader:
             data = _yaml.load(self.path.read_bytes())
         except yaml.YAMLError as exc:
             raise SchemaError(f"bad YAML: {exc}", file=self.file, line=_yaml.error_line(exc)) from None
+        except (OSError, RecursionError, ValueError) as exc:
+            raise SchemaError(f"cannot read: {exc}", file=self.file) from None
+        problem = _yaml.tree_problem(data, _MAX_VALUES)
+        if problem:
+            raise SchemaError(f"bad YAML: {problem[0]}", file=self.file, line=problem[1])
         if not isinstance(data, dict):
             self.fail("a schema file must be a mapping with 'ops' (and optionally 'arg_groups')", data)
         unknown = set(data) - {"ops", "arg_groups"}
@@ -137,15 +159,35 @@ class _Reader:
             if result and result[-1].optional and not item.get("optional"):
                 self.fail(f"{kind} '{item['name']}': a required entry cannot follow an optional one",
                           item, op)
-            param = item.get("param")
-            if param is not None and param not in PARAM_KINDS:
-                self.fail(f"{kind} '{item['name']}': 'param' must be one of {', '.join(PARAM_KINDS)}; "
-                          f"got {param!r}", item, op)
+            param, shape, dtype = self.param(item, kind, op)
             variadic = bool(item.get("variadic"))
             result.append(TensorSpec(str(item["name"]), str(item.get("doc", "")),
-                                     bool(item.get("optional", False)), param))
+                                     bool(item.get("optional", False)), param, shape, dtype))
         required = sum(not t.optional for t in result)
         return tuple(result), Count(required, None if variadic else len(result))
+
+    def param(self, item, kind, op) -> tuple:
+        """(kind, shape rule, dtype) of an input's `param`: a kind, or {kind, shape, dtype}."""
+        param = item.get("param")
+        where = f"{kind} '{item['name']}'"
+        shape, dtype = None, "float32"
+        if isinstance(param, dict):
+            unknown = set(param) - {"kind", "shape", "dtype"}
+            if unknown or "kind" not in param:
+                self.fail(f"{where}: 'param' must be a kind or {{kind, shape, dtype}}"
+                          + (f"; unknown key(s) {', '.join(sorted(map(str, unknown)))}" if unknown else ""),
+                          item, op)
+            shape, dtype = param.get("shape"), param.get("dtype", "float32")
+            if shape is not None and shape not in PARAM_SHAPES:
+                self.fail(f"{where}: param shape must be one of {', '.join(PARAM_SHAPES)}; got {shape!r:.40}",
+                          item, op)
+            if dtype not in PARAM_DTYPES:
+                self.fail(f"{where}: param dtype must be one of {', '.join(PARAM_DTYPES)}; got {dtype!r:.40}",
+                          item, op)
+            param = param["kind"]
+        if param is not None and (not isinstance(param, str) or param not in PARAM_KINDS):
+            self.fail(f"{where}: 'param' must be one of {', '.join(PARAM_KINDS)}; got {param!r:.40}", item, op)
+        return param, shape, dtype
 
     def count(self, value, derived: Count, kind, op, node) -> Count:
         if value is None:
@@ -215,6 +257,12 @@ class _Reader:
         outputs, n_out = self.tensors(spec.get("outputs", []), "outputs", op_type, spec)
         n_in = self.count(spec.get("num_inputs"), n_in, "num_inputs", op_type, spec)
         n_out = self.count(spec.get("num_outputs"), n_out, "num_outputs", op_type, spec)
+        for key in ("arg_groups", "aliases", "devices"):
+            if key in spec and not _strings(spec[key]):
+                self.fail(f"'{key}' must be a list of names", spec, op_type)
+        for key in ("inference", "forward"):
+            if key in spec and not isinstance(spec[key], str):
+                self.fail(f"'{key}' must be a name, got {spec[key]!r:.40}", spec, op_type)
         args = {}
         for group in [ALWAYS_ACCEPTED_GROUP, *spec.get("arg_groups", [])]:
             if group not in groups:
@@ -226,7 +274,8 @@ class _Reader:
         allowed, enforced, inplace_any = self.inplace(spec.get("inplace"), op_type, spec, n_in, n_out)
         inference = spec.get("inference", "none")
         if inference not in INFERENCE_BUILTINS and inference not in self.inference_rules:
-            self.fail(f"unknown inference rule '{inference}'", spec, op_type)
+            self.fail(f"unknown inference rule '{inference}' (pycaffe2's rules, and those registered "
+                      "with pycaffe2.custom_ops.inference_rule before the file loads)", spec, op_type)
         devices = spec.get("devices", ["cpu"])
         if not isinstance(devices, list) or set(devices) - set(DEVICES):
             self.fail(f"'devices' must be a list drawn from {', '.join(DEVICES)}", spec, op_type)
@@ -248,43 +297,84 @@ class _Reader:
             source=f"{self.file}:{_yaml.line_of(spec)}", own_args=tuple(own))
 
 
-def load_schemas(ops_dir: Path = OPS_DIR, inference_rules=()) -> dict[str, OpSchema]:
-    """Every schema under ops_dir, keyed by op type (aliases included)."""
+def _strings(value) -> bool:
+    return isinstance(value, list) and all(isinstance(item, str) for item in value)
+
+
+def _common_groups(ops_dir: Path, inference_rules) -> dict:
     common = ops_dir / COMMON_FILE
     groups = _Reader(common, inference_rules).load()[0] if common.exists() else {}
-    if ALWAYS_ACCEPTED_GROUP not in groups:
-        groups[ALWAYS_ACCEPTED_GROUP] = {}
+    groups.setdefault(ALWAYS_ACCEPTED_GROUP, {})
+    return groups
+
+
+def _read_folder(folder: Path, inference_rules, groups: dict, known: dict, user: bool) -> dict[str, OpSchema]:
+    """The schemas of every family file in `folder`; a type already in `known` is an error."""
     schemas: dict[str, OpSchema] = {}
-    for path in sorted(ops_dir.glob("*.yaml")):
+    for path in sorted(folder.glob("*.yaml")):
         if path.name == COMMON_FILE:
             continue
         reader = _Reader(path, inference_rules)
         local_groups, ops = reader.load()
         family_groups = {**groups, **local_groups}
         for op_type, spec in ops.items():
-            schema = reader.op(str(op_type), spec, path.stem, family_groups)
+            if user and not (isinstance(op_type, str) and _USER_OP_TYPE.match(op_type)):
+                reader.fail(f"op type {op_type!r:.40} must be a name (letters, digits, _)", spec)
+            try:
+                schema = reader.op(str(op_type), spec, path.stem, family_groups)
+            except (TypeError, ValueError, AttributeError, KeyError) as exc:  # a value of an odd type
+                reader.fail(f"malformed schema: {type(exc).__name__}: {exc}", spec, str(op_type))
             for name in (schema.type, *schema.aliases):
-                if name in schemas:
-                    reader.fail(f"defined twice (also at {schemas[name].source})", spec, name)
+                if name in schemas or name in known:
+                    where = (schemas.get(name) or known[name]).source
+                    reader.fail(f"defined twice (also at {where})", spec, name)
                 schemas[name] = schema
-    return _link(schemas)
+    return schemas
 
 
-def _link(schemas: dict[str, OpSchema]) -> dict[str, OpSchema]:
-    """Checks cross-references and gives gradient ops their forward op's args."""
+def load_schemas(ops_dir: Path = OPS_DIR, inference_rules=()) -> dict[str, OpSchema]:
+    """Every schema under ops_dir, keyed by op type (aliases included)."""
+    groups = _common_groups(ops_dir, inference_rules)
+    return _link(_read_folder(ops_dir, inference_rules, groups, {}, user=False))
+
+
+def load_user_schemas(folder, inference_rules, known: dict[str, OpSchema]) -> dict[str, OpSchema]:
+    """The schemas of a user's folder of family files (the format of schema/ops/, with
+    pycaffe2's arg groups at hand and the folder's own _common.yaml if it has one), keyed
+    by op type. Its ops may not redefine any type in `known`; their `forward:` and
+    `gradient:` may name ops of `known`."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise SchemaError("is not a folder of schema files (*.yaml)", file=str(folder))
+    groups = _common_groups(OPS_DIR, inference_rules)
+    if (folder / COMMON_FILE).exists():
+        reader = _Reader(folder / COMMON_FILE, inference_rules)
+        own = reader.load()[0]
+        clash = sorted(set(own) & set(groups))
+        if clash:
+            reader.fail(f"arg group(s) {', '.join(clash)} are pycaffe2's already; name yours otherwise")
+        groups.update(own)
+    schemas = _read_folder(folder, inference_rules, groups, known, user=True)
+    return _link(schemas, known)
+
+
+def _link(schemas: dict[str, OpSchema], known: dict[str, OpSchema] | None = None) -> dict[str, OpSchema]:
+    """Checks cross-references and gives gradient ops their forward op's args;
+    `known` holds schemas loaded before (a user's folder may name pycaffe2's ops)."""
     from dataclasses import replace
+    known = known or {}
     for schema in {id(s): s for s in schemas.values()}.values():
         where = {"file": schema.source.rsplit(":", 1)[0], "op_type": schema.type}
-        if schema.forward is not None and schema.forward not in schemas:
+        if schema.forward is not None and schema.forward not in schemas and schema.forward not in known:
             raise SchemaError(f"'forward' names unknown op {schema.forward}", **where)
         if isinstance(schema.gradient, tuple):
             for emitted in schema.gradient:
-                if emitted not in schemas:
+                if emitted not in schemas and emitted not in known:
                     raise SchemaError(f"gradient emits {emitted}, which has no schema", **where)
     for name, schema in list(schemas.items()):
         if schema.forward is not None:
             # The forward op's spec wins for a shared name: a gradient op declares no
             # forward arg anew, and the always-accepted engine group must not mask one.
-            merged = {**schema.args, **schemas[schema.forward].args}
-            schemas[name] = replace(schema, args=merged)
+            forward = schemas.get(schema.forward) or known[schema.forward]
+            schemas[name] = replace(schema, args={**schema.args, **forward.args})
     return schemas

@@ -9,6 +9,12 @@ PARAM_KINDS = ("weight", "zero", "positive", "small", "constant")
 # The kinds that make the input a parameter (learned or carried state); a
 # `constant` is an operand a model may merely hold fixed, such as Add's B.
 PARAMETER_KINDS = frozenset(PARAM_KINDS) - {"constant"}
+# `param: {kind, shape, dtype}`: the shape rule that random init uses for the input (a name,
+# implemented in pycaffe2/run/random_init.py), and the array it makes up there: float32
+# values, or an Int8Tensor of uint8 codes (quantized weights) or of int32 values (their biases).
+PARAM_SHAPES = ("filter", "out_channels", "transposed_filter", "transposed_out_channels", "fc_weight",
+                "fc_weight_transposed", "channels", "normalized", "inner_size")
+PARAM_DTYPES = ("float32", "uint8", "int32")
 
 
 @dataclass(frozen=True)
@@ -75,6 +81,8 @@ class TensorSpec:
     doc: str = ""
     optional: bool = False
     param: str | None = None  # a key of PARAM_KINDS for inputs an init net may provide
+    param_shape: str | None = None  # a name of PARAM_SHAPES: random init's shape rule for it
+    param_dtype: str = "float32"  # one of PARAM_DTYPES: what random init makes up there
 
 
 @dataclass(frozen=True)

@@ -63,11 +63,12 @@ def reference_reshape(x, shape):
 def test_reshape_arg_and_input(dims, shape, device):
     x = rand(*dims)
     expected = (reference_reshape(x, shape), np.array(dims, dtype=np.int64))
-    _, old = check_reference("Reshape", [x], lambda x, shape: expected, {"shape": shape}, device=device)
+    _, old = check_reference("Reshape", [x], lambda x, shape: expected, {"shape": shape}, num_outputs=2,
+                             device=device)
     assert old.dtype == np.int64
     for index_type in (np.int64, np.int32):
         check_reference("Reshape", [x, np.array(shape, dtype=index_type)], lambda *_: expected,
-                        device=device)
+                        num_outputs=2, device=device)
 
 
 @pytest.mark.parametrize("inputs, args, message", [
