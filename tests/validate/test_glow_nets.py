@@ -56,11 +56,7 @@ EXCEPTIONS = {
 # file -> the Caffe2 ops of issue 16 it still needs (all in pytorch/pytorch caffe2/operators or
 # caffe2/quantization/server); empty an entry's ops as they land, then drop the entry
 MISSING_OPS: dict[str, set[str]] = {
-    "4bit_fused_rowwise_quantized_sparse_lengths_sum_init_net.pbtxt": {"GivenTensorByteStringToUInt8Fill"},
     "4bit_fused_rowwise_quantized_sparse_lengths_sum_predict_net.pbtxt": {"SparseLengthsSumFused4BitRowwise"},
-    "batch_box_cox_predict_net.pbtxt": {"BatchBoxCox"},
-    "batch_sparse_to_dense_last_dim_1.pbtxt": {"BatchSparseToDense"},
-    "bucketize_op_net.pbtxt": {"Bucketize"},
     "conv_group_quantized_init_net.pbtxt": {"Int8GivenTensorFill"},
     "conv_group_quantized_pred_net.pbtxt": {"Int8Conv"},
     "convrelu_pred_net.pbtxt": {"ConvRelu"},
@@ -68,14 +64,10 @@ MISSING_OPS: dict[str, set[str]] = {
     "dynamic_quantized_fc_predict_net.pbtxt": {"Int8FC"},
     "fbfcpacked_3d_second_axis_predict.pbtxt": {"FbFCPacked"},
     "fbfcpacked_4d_first_axis_predict_net.pbtxt": {"FbFCPacked"},
-    "fill_test_init_net.pbtxt": {"GivenTensorByteStringToUInt8Fill"},
-    "fused_rowwise_quantized_sparse_lengths_sum_init_net.pbtxt": {"GivenTensorByteStringToUInt8Fill"},
     "fused_rowwise_quantized_sparse_lengths_sum_predict_net.pbtxt": {"SparseLengthsSumFused8BitRowwise"},
     "fused_rowwise_quantized_sparse_lengths_sum_predict_net_length1.pbtxt": {"SparseLengthsSumFused8BitRowwise"},
     "fused_rowwise_quantized_sparse_lengths_weighted_sum_avg_length_predict_net.pbtxt": {"SparseLengthsWeightedSumFused8BitRowwise"},
-    "fused_rowwise_quantized_sparse_lengths_weighted_sum_init_net.pbtxt": {"GivenTensorByteStringToUInt8Fill"},
     "fused_rowwise_quantized_sparse_lengths_weighted_sum_predict_net.pbtxt": {"SparseLengthsWeightedSumFused8BitRowwise"},
-    "gather_ranges.pbtxt": {"GatherRanges"},
     "int8convrelu_init_net.pbtxt": {"Int8GivenIntTensorFill", "Int8GivenTensorFill"},
     "int8convrelu_pred_net.pbtxt": {"Int8ConvRelu"},
     "int8fc_3d_second_axis_init.pbtxt": {"Int8GivenTensorFill"},
@@ -89,21 +81,12 @@ MISSING_OPS: dict[str, set[str]] = {
     "int8sumrelu_tiny_scale_init_net.pbtxt": {"Int8GivenTensorFill"},
     "int8sumrelu_tiny_scale_pred_net.pbtxt": {"Int8SumRelu"},
     "lengths_sum.pbtxt": {"LengthsSum"},
-    "log1p.pbtxt": {"Log1p"},
-    "logit_op_net.pbtxt": {"Logit"},
     "lpnorm_p1.pbtxt": {"LpNorm"},
     "lpnorm_p2.pbtxt": {"LpNorm"},
-    "modulo_op_net.pbtxt": {"Mod"},
-    "replace_nan_predict_net.pbtxt": {"ReplaceNaN"},
     "resize_nearest_op_net.pbtxt": {"ResizeNearest"},
     "rmsnorm.pbtxt": {"RMSNorm"},
-    "rowwise_quantized_sparse_lengths_sum_init_net.pbtxt": {"GivenTensorByteStringToUInt8Fill"},
     "rowwise_quantized_sparse_lengths_sum_predict_net.pbtxt": {"SparseLengthsSum8BitsRowwise"},
-    "rowwise_quantized_sparse_lengths_weighted_sum_init_net.pbtxt": {"GivenTensorByteStringToUInt8Fill"},
     "rowwise_quantized_sparse_lengths_weighted_sum_predict_net.pbtxt": {"SparseLengthsWeightedSum8BitsRowwise"},
-    "sparse_to_dense_mask_op_net.pbtxt": {"SparseToDenseMask"},
-    "sparselabelsplit.pbtxt": {"SparseLabelSplit"},
-    "topk_k2.pbtxt": {"TopK"},
 }
 
 
