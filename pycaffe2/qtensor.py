@@ -26,6 +26,11 @@ class Int8Tensor(NamedTuple):
     def shape(self) -> tuple:
         return self.data.shape
 
+    @property
+    def dtype(self) -> np.dtype:
+        """The data's dtype (uint8 codes, int32 for biases): what shape inference shows."""
+        return self.data.dtype
+
     def dequantize(self) -> np.ndarray:
         """The real values, float32."""
         return (np.float32(self.scale) * (self.data.astype(np.int32) - self.zero_point)).astype(np.float32)
@@ -35,3 +40,91 @@ def quantize(x: np.ndarray, scale: float, zero_point: int) -> Int8Tensor:
     """uint8 codes of float `x`: round half to even of x / scale, plus zero_point, clamped to [0, 255]."""
     q = np.rint(np.asarray(x, dtype=np.float32) / np.float32(scale)) + zero_point
     return Int8Tensor(np.clip(q, QMIN, QMAX).astype(np.uint8), float(scale), int(zero_point))
+
+
+# QNNPACK's fixed-point arithmetic, element for element (its scalar reference code;
+# the SIMD kernels are written to give the same bytes). Sums are int64 arrays; the
+# scale of each formula is a float32, as QNNPACK takes it.
+
+def _float_bits(value: float) -> int:
+    return int(np.array(value, dtype=np.float32).view(np.uint32))
+
+
+def _as_int32(acc) -> np.ndarray:
+    """int64 values wrapped to int32, as QNNPACK's int32 accumulators hold them."""
+    acc = np.asarray(acc, dtype=np.int64)
+    return ((acc + (1 << 31)) & 0xFFFFFFFF) - (1 << 31)
+
+
+def _rounding_shift(x: np.ndarray, shift: int) -> np.ndarray:
+    """x / 2**shift rounded to nearest, ties away from zero (gemmlowp's RoundingDivideByPOT)."""
+    mask = (1 << shift) - 1
+    remainder = (x & mask) - (x < 0)
+    return (x >> shift) + (remainder > (mask >> 1))
+
+
+def _clamped(n: np.ndarray, zero_point: int, qmin: int, qmax: int) -> np.ndarray:
+    return (np.clip(n, qmin - zero_point, qmax - zero_point) + zero_point).astype(np.uint8)
+
+
+def conv_scale(x_scale: float, w_scale: float, y_scale: float) -> np.float32:
+    """The requantization scale of a convolution or FC, x_scale * w_scale / y_scale in float32."""
+    return np.float32(np.float32(x_scale) * np.float32(w_scale)) / np.float32(y_scale)
+
+
+def requantize(acc, scale: float, zero_point: int, qmin: int = QMIN, qmax: int = QMAX) -> np.ndarray:
+    """uint8 of int32 sums `acc` times `scale` (0 < scale < 1), QNNPACK's q31
+    requantization of Conv and FC: multiplier = the 24-bit mantissa of scale << 7,
+    a rounding (ties up) Q31 product, then a right shift rounding ties away from
+    zero; plus zero_point, clamped to [qmin, qmax]."""
+    bits = _float_bits(scale)
+    shift = 127 + 31 - 32 - (bits >> 23)
+    if not 0 < float(scale) < 1 or not 0 <= shift < 32:
+        raise ValueError(f"requantization scale {float(scale):.7g} must be in [2**-32, 1)")
+    multiplier = ((bits & 0x007FFFFF) | 0x00800000) << 7
+    acc = _as_int32(acc)
+    q31 = (acc * multiplier + (1 << 30)) >> 31
+    mask = (1 << shift) - 1
+    remainder = (q31 & mask) - (acc < 0)
+    n = (q31 >> shift) + (remainder > (mask >> 1))
+    return _clamped(n, zero_point, qmin, qmax)
+
+
+def average_requantize(acc, bias: int, scale: float, zero_point: int, qmin: int = QMIN,
+                       qmax: int = QMAX) -> np.ndarray:
+    """uint8 of (acc + bias) * scale, QNNPACK's average-pooling requantization: the
+    24-bit mantissa of scale times the sum, shifted right rounding ties away from zero."""
+    bits = _float_bits(scale)
+    shift = 127 + 23 - (bits >> 23)
+    if not 16 <= shift < 64:
+        raise ValueError(f"average pooling scale {float(scale):.7g} must be in [2**-32, 256)")
+    multiplier = (bits & 0x007FFFFF) | 0x00800000
+    n = _as_int32(np.asarray(acc, dtype=np.int64) + bias)
+    product = n * multiplier - (n < 0)
+    return _clamped((product + (1 << (shift - 1))) >> shift, zero_point, qmin, qmax)
+
+
+def add_quantized(a: Int8Tensor, b: Int8Tensor, scale: float, zero_point: int, qmin: int = QMIN,
+                  qmax: int = QMAX) -> np.ndarray:
+    """uint8 of a + b at (scale, zero_point), QNNPACK's add: each input's scale over the
+    output's as a multiplier below 2**22 (the larger in [2**21, 2**22)), one integer sum,
+    one rounding right shift (ties away from zero)."""
+    a_out = np.float32(a.scale) / np.float32(scale)
+    b_out = np.float32(b.scale) / np.float32(scale)
+    for name, ratio in (("A", a_out), ("B", b_out)):
+        if not 2.0 ** -14 <= ratio < 2.0 ** 8:
+            raise ValueError(f"{name}'s scale over the output scale, {float(ratio):.7g}, must be in "
+                             f"[2**-14, 2**8) (QNNPACK's add)")
+    exponent = (_float_bits(max(a_out, b_out)) >> 23) - 127
+    shift = 21 - exponent
+    a_mult = int(np.rint(a_out * np.float32(2.0 ** shift)))
+    b_mult = int(np.rint(b_out * np.float32(2.0 ** shift)))
+    acc = (-(a_mult * int(a.zero_point) + b_mult * int(b.zero_point))
+           + a.data.astype(np.int64) * a_mult + b.data.astype(np.int64) * b_mult)
+    y = _rounding_shift(_as_int32(acc), shift) + zero_point
+    return np.clip(y, qmin, qmax).astype(np.uint8)
+
+
+def relu_min(scale: float, zero_point: int) -> int:
+    """The smallest code a fused Relu lets through: 0.0 quantized (Caffe2's activationLimits)."""
+    return int(np.clip(zero_point + np.rint(np.float32(0.0) / np.float32(scale)), QMIN, QMAX))
