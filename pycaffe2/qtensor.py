@@ -73,16 +73,17 @@ def conv_scale(x_scale: float, w_scale: float, y_scale: float) -> np.float32:
 
 
 def requantize(acc, scale: float, zero_point: int, qmin: int = QMIN, qmax: int = QMAX) -> np.ndarray:
-    """uint8 of int32 sums `acc` times `scale` (0 < scale < 1), QNNPACK's q31
-    requantization of Conv and FC: multiplier = the 24-bit mantissa of scale << 7,
-    a rounding (ties up) Q31 product, then a right shift rounding ties away from
-    zero; plus zero_point, clamped to [qmin, qmax]."""
+    """uint8 of int32 sums `acc` times `scale`, plus zero_point, clamped to [qmin, qmax].
+    For 2**-32 <= scale < 1 this is QNNPACK's q31 requantization of Conv and FC:
+    multiplier = the 24-bit mantissa of scale << 7, a Q31 product rounding ties up,
+    then a right shift rounding ties away from zero. QNNPACK refuses other scales;
+    here they give the float64 product rounded half away from zero."""
     bits = _float_bits(scale)
     shift = 127 + 31 - 32 - (bits >> 23)
-    if not 0 < float(scale) < 1 or not 0 <= shift < 32:
-        raise ValueError(f"requantization scale {float(scale):.7g} must be in [2**-32, 1)")
-    multiplier = ((bits & 0x007FFFFF) | 0x00800000) << 7
     acc = _as_int32(acc)
+    if not 0 < float(scale) < 1 or not 0 <= shift < 32:
+        return _clamped(_round_away(acc * np.float64(np.float32(scale))), zero_point, qmin, qmax)
+    multiplier = ((bits & 0x007FFFFF) | 0x00800000) << 7
     q31 = (acc * multiplier + (1 << 30)) >> 31
     mask = (1 << shift) - 1
     remainder = (q31 & mask) - (acc < 0)
@@ -90,16 +91,22 @@ def requantize(acc, scale: float, zero_point: int, qmin: int = QMIN, qmax: int =
     return _clamped(n, zero_point, qmin, qmax)
 
 
+def _round_away(x: np.ndarray) -> np.ndarray:
+    """Round to nearest, ties away from zero, to int64 (saturating far outside uint8)."""
+    return np.clip(np.sign(x) * np.floor(np.abs(x) + 0.5), -(1 << 40), 1 << 40).astype(np.int64)
+
+
 def average_requantize(acc, bias: int, scale: float, zero_point: int, qmin: int = QMIN,
                        qmax: int = QMAX) -> np.ndarray:
     """uint8 of (acc + bias) * scale, QNNPACK's average-pooling requantization: the
-    24-bit mantissa of scale times the sum, shifted right rounding ties away from zero."""
+    24-bit mantissa of scale times the sum, shifted right rounding ties away from zero
+    (scales QNNPACK refuses, outside [2**-32, 256): the float64 product, ties away)."""
     bits = _float_bits(scale)
     shift = 127 + 23 - (bits >> 23)
-    if not 16 <= shift < 64:
-        raise ValueError(f"average pooling scale {float(scale):.7g} must be in [2**-32, 256)")
-    multiplier = (bits & 0x007FFFFF) | 0x00800000
     n = _as_int32(np.asarray(acc, dtype=np.int64) + bias)
+    if not 16 <= shift < 64 or not float(scale) > 0:  # outside QNNPACK's range: float64
+        return _clamped(_round_away(n * np.float64(np.float32(scale))), zero_point, qmin, qmax)
+    multiplier = (bits & 0x007FFFFF) | 0x00800000
     product = n * multiplier - (n < 0)
     return _clamped((product + (1 << (shift - 1))) >> shift, zero_point, qmin, qmax)
 
@@ -108,13 +115,15 @@ def add_quantized(a: Int8Tensor, b: Int8Tensor, scale: float, zero_point: int, q
                   qmax: int = QMAX) -> np.ndarray:
     """uint8 of a + b at (scale, zero_point), QNNPACK's add: each input's scale over the
     output's as a multiplier below 2**22 (the larger in [2**21, 2**22)), one integer sum,
-    one rounding right shift (ties away from zero)."""
+    one rounding right shift (ties away from zero). QNNPACK takes ratios in [2**-14,
+    2**8) only; others give the float64 sum rounded half away from zero."""
     a_out = np.float32(a.scale) / np.float32(scale)
     b_out = np.float32(b.scale) / np.float32(scale)
-    for name, ratio in (("A", a_out), ("B", b_out)):
-        if not 2.0 ** -14 <= ratio < 2.0 ** 8:
-            raise ValueError(f"{name}'s scale over the output scale, {float(ratio):.7g}, must be in "
-                             f"[2**-14, 2**8) (QNNPACK's add)")
+    if not all(2.0 ** -14 <= ratio < 2.0 ** 8 for ratio in (a_out, b_out)):
+        # QNNPACK refuses these ratios; the float64 sum rounded half away from zero
+        real = ((a.data.astype(np.float64) - a.zero_point) * np.float64(a_out)
+                + (b.data.astype(np.float64) - b.zero_point) * np.float64(b_out))
+        return np.clip(_round_away(real) + zero_point, qmin, qmax).astype(np.uint8)
     exponent = (_float_bits(max(a_out, b_out)) >> 23) - 127
     shift = 21 - exponent
     a_mult = int(np.rint(a_out * np.float32(2.0 ** shift)))
