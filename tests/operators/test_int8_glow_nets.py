@@ -107,7 +107,7 @@ def test_dynamic_quantized_fc():
 
 def test_conv_relu():
     x = np.linspace(-1, 1, 9, dtype=np.float32).reshape(1, 1, 3, 3)
-    workspace, (y,) = run_pair("convrelu_pred_net.pbtxt", "convrelu_init_net.pbtxt", {"gpu_0/data_0": x})
+    _, (y,) = run_pair("convrelu_pred_net.pbtxt", "convrelu_init_net.pbtxt", {"gpu_0/data_0": x})
     assert y.shape == (1, 1, 4, 4) and y.min() >= 0
 
 
