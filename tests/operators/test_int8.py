@@ -7,6 +7,7 @@ import pytest
 
 from pycaffe2.executor import OpFailure
 from pycaffe2.gradient import GetGradientForOp
+from pycaffe2.proto import caffe2_pb2
 from pycaffe2.qtensor import Int8Tensor, add_quantized, average_requantize, requantize
 from pycaffe2.schema.bind import ShapeError, TensorInfo
 from pycaffe2.testing import make_op, run_op
@@ -218,3 +219,21 @@ def test_no_gradients():
         op = make_op(op_type, ["x", "w", "b"][:2 if op_type == "Int8Add" else 3], ["y"])
         ops, grads = GetGradientForOp(op, ["y_grad"])
         assert ops == [] and all(g is None for g in grads)
+
+
+def test_front_end_fetches_int8_blobs():
+    from pycaffe2 import core, workspace
+    workspace.ResetWorkspace()
+    workspace.FeedBlob("x", np.array([[0.5, -1.0]], np.float32))
+    workspace.RunOperatorOnce(core.CreateOperator("Int8Quantize", ["x"], ["q"], Y_scale=0.5, Y_zero_point=4))
+    q = workspace.FetchInt8Blob("q")
+    assert isinstance(q, workspace.Int8Tensor) and q.data.tolist() == [[5, 2]] and q.zero_point == 4
+    assert workspace.FetchBlob("q").data.tolist() == [[5, 2]]
+    np.testing.assert_array_equal(workspace.FetchInt8BlobRealVal("q"), [[0.5, -1.0]])
+    with pytest.raises(RuntimeError, match="not fetching an Int8Blob"):
+        workspace.FetchInt8Blob("x")
+    net = core.Net("n")
+    net.Int8Relu(["q"], ["r"], Y_scale=0.5, Y_zero_point=4)
+    shapes, types = workspace.InferShapesAndTypes([net])
+    assert shapes["r"] == [1, 2] and types["r"] == caffe2_pb2.TensorProto.UINT8
+    workspace.ResetWorkspace()
