@@ -7,6 +7,7 @@ zero_point)`), so fetching an Int8 blob gives this tuple.
 """
 from __future__ import annotations
 
+import math
 from typing import NamedTuple
 
 import numpy as np
@@ -132,6 +133,37 @@ def add_quantized(a: Int8Tensor, b: Int8Tensor, scale: float, zero_point: int, q
            + a.data.astype(np.int64) * a_mult + b.data.astype(np.int64) * b_mult)
     y = _rounding_shift(_as_int32(acc), shift) + zero_point
     return np.clip(y, qmin, qmax).astype(np.uint8)
+
+
+def quantize_multiplier(real: float) -> tuple[int, int]:
+    """(Q31 multiplier, right shift) of 0 <= real < 1, gemmlowp's
+    QuantizeMultiplierSmallerThanOne (Caffe2's int8_utils.h)."""
+    if real == 0:
+        return 0, 0
+    mantissa, exponent = math.frexp(real)
+    fixed, shift = int(np.rint(mantissa * (1 << 31))), -exponent
+    if fixed == 1 << 31:
+        fixed, shift = fixed // 2, shift - 1
+    return fixed, shift
+
+
+def multiply_by_quantized_multiplier(x, real: float) -> np.ndarray:
+    """int32 x times real (0 <= real < 1) as gemmlowp does it: a saturating rounding
+    doubling high multiply by the Q31 multiplier, then a rounding divide by 2**shift
+    (ties away from zero). Outside [0, 1) (where Caffe2 aborts): the float64 product,
+    rounded half away from zero."""
+    x = _as_int32(x)
+    if not 0 <= real < 1:
+        return _round_away(x * np.float64(real))
+    multiplier, shift = quantize_multiplier(real)
+    product = x * multiplier
+    nudge = np.where(product >= 0, 1 << 30, 1 - (1 << 30))
+    total = product + nudge
+    high = np.where(total >= 0, total >> 31, -((-total) >> 31))  # C division: toward zero
+    mask = (1 << shift) - 1
+    remainder = high & mask
+    threshold = (mask >> 1) + (high < 0)
+    return (high >> shift) + (remainder > threshold)
 
 
 def relu_min(scale: float, zero_point: int) -> int:

@@ -17,12 +17,13 @@ from pycaffe2.operators._conv_pool import channels_back, channels_first, registe
 from pycaffe2.operators.int8 import int8_input, output_limits
 from pycaffe2.operators.pooling import _max_pool, _pool_windows
 from pycaffe2.operators.registry import register_cpu
-from pycaffe2.qtensor import QMAX, Int8Tensor, average_requantize
+from pycaffe2.qtensor import QMAX, Int8Tensor, average_requantize, multiply_by_quantized_multiplier
 from pycaffe2.schema.inference.int8_nn import (
     check_alpha,
     check_probability_output,
     check_softmax_input,
     pool_geometry,
+    roi_align_shape,
 )
 
 
@@ -152,3 +153,67 @@ def int8_softmax(x, *, Y_scale, Y_zero_point):
         return Int8Tensor(x.data.copy(), float(Y_scale), int(Y_zero_point))
     y = softargmax(x.data.reshape(rows, -1), x.scale)
     return Int8Tensor(y.reshape(x.shape), float(Y_scale), int(Y_zero_point))
+
+
+# ---- RoIAlign (Caffe2's own Int8 kernel, not QNNPACK's)
+
+SAMPLES_LIMIT = 1 << 26  # sample cells of one RoI (a bad RoI must not exhaust memory)
+
+def _axis_samples(start, bin_size, pooled: int, grid: int, size: int):
+    """Along one axis: (low, high, fraction, inside) per [pooled, grid] sample, float32
+    as Caffe2 computes them."""
+    offsets = (np.arange(grid, dtype=np.float32) + np.float32(0.5)) * bin_size / np.float32(grid)
+    pos = start + np.arange(pooled, dtype=np.float32)[:, None] * bin_size + offsets[None, :]
+    inside = (pos >= -1) & (pos <= size)
+    pos = np.maximum(pos, np.float32(0))
+    low = pos.astype(np.int64)
+    clamped = low >= size - 1
+    low = np.where(clamped, size - 1, low)
+    high = np.where(clamped, size - 1, low + 1)
+    fraction = np.where(clamped, np.float32(0), pos - low.astype(np.float32)).astype(np.float32)
+    return low, high, fraction, inside
+
+
+def _roi_bin(image: np.ndarray, roi, x: Int8Tensor, args: dict) -> np.ndarray:
+    """[pooled_h, pooled_w, C] int32 sums of one RoI, and the multiplier's sample count."""
+    h, w = image.shape[:2]
+    ph, pw, ratio = args["pooled_h"], args["pooled_w"], args["sampling_ratio"]
+    x1, y1, x2, y2 = (np.float32(v) * np.float32(args["spatial_scale"]) for v in roi)
+    roi_w, roi_h = max(x2 - x1, np.float32(1)), max(y2 - y1, np.float32(1))
+    bin_h, bin_w = roi_h / np.float32(ph), roi_w / np.float32(pw)
+    grid_h = ratio if ratio > 0 else math.ceil(roi_h / ph)
+    grid_w = ratio if ratio > 0 else math.ceil(roi_w / pw)
+    if grid_h * grid_w * ph * pw * image.shape[2] > SAMPLES_LIMIT:
+        raise ShapeError(f"RoI {[float(v) for v in roi]} needs {grid_h} x {grid_w} samples per bin: "
+                         "too many (give sampling_ratio, or a smaller RoI)")
+    ylo, yhi, ly, yin = _axis_samples(y1, bin_h, ph, grid_h, h)
+    xlo, xhi, lx, xin = _axis_samples(x1, bin_w, pw, grid_w, w)
+    ly, lx = ly[:, :, None, None], lx[None, None, :, :]  # [ph, gh, pw, gw]
+    hy, hx = np.float32(1) - ly, np.float32(1) - lx
+    inside = (yin[:, :, None, None] & xin[None, None, :, :])[..., None]
+    acc = np.zeros((ph, grid_h, pw, grid_w, image.shape[2]), np.int64)
+    for wy, wx, rows, cols in ((hy, hx, ylo, xlo), (hy, lx, ylo, xhi), (ly, hx, yhi, xlo), (ly, lx, yhi, xhi)):
+        weight = np.rint(wy * wx * np.float32(255)).astype(np.int64)[..., None]
+        cells = image[rows[:, :, None, None], cols[None, None, :, :]].astype(np.int64)
+        acc += np.where(inside, weight * cells, 0)
+    acc -= x.zero_point * 255  # per sample, as Caffe2 does (its weights sum to about 255)
+    return acc.sum(axis=(1, 3)), grid_h * grid_w
+
+
+@register_cpu("Int8RoIAlign")
+def int8_roi_align(x, rois, *, Y_scale, Y_zero_point, order, spatial_scale, pooled_h, pooled_w,
+                   sampling_ratio):
+    x = int8_input(x, "X")
+    rois = np.asarray(rois, dtype=np.float32)
+    shape = roi_align_shape(x.shape, rois.shape, pooled_h, pooled_w)
+    batch = rois[:, 0].astype(np.int64) if rois.shape[1] == 5 else np.zeros(len(rois), np.int64)
+    if len(batch) and (batch.min() < 0 or batch.max() >= x.shape[0] or not np.isfinite(rois).all()):
+        raise ShapeError(f"RoI batch indices must be in [0, {x.shape[0]}) and coordinates finite")
+    args = {"pooled_h": pooled_h, "pooled_w": pooled_w, "sampling_ratio": sampling_ratio,
+            "spatial_scale": spatial_scale}
+    y = np.empty(shape, np.uint8)
+    for r, roi in enumerate(rois[:, -4:]):
+        acc, count = _roi_bin(x.data[batch[r]], roi, x, args)
+        real = float(np.float32(x.scale)) / (float(np.float32(Y_scale)) * 255.0 * count)
+        y[r] = np.clip(multiply_by_quantized_multiplier(acc, real) + Y_zero_point, 0, QMAX)
+    return Int8Tensor(y, float(Y_scale), int(Y_zero_point))

@@ -130,3 +130,61 @@ def test_no_gradients():
     for op_type in ("Int8MaxPool", "Int8AveragePool", "Int8Relu", "Int8Softmax"):
         ops, grads = GetGradientForOp(make_op(op_type, ["x"], ["y"]), ["y_grad"])
         assert ops == [] and grads == [None]
+
+
+def float_roi_align(x, rois, spatial_scale, pooled_h, pooled_w, sampling_ratio, empty_value=0.0):
+    """Caffe2's RoIAlign (float, NHWC, not aligned) in NumPy, loops over the few bins; a
+    sample outside the map counts as empty_value (0; the Int8 kernel's is code 0's value)."""
+    out = np.zeros((len(rois), pooled_h, pooled_w, x.shape[3]))
+    h, w = x.shape[1:3]
+    for r, roi in enumerate(rois):
+        batch, (x1, y1, x2, y2) = int(roi[0]), roi[1:] * spatial_scale
+        rw, rh = max(x2 - x1, 1.0), max(y2 - y1, 1.0)
+        gh = sampling_ratio if sampling_ratio > 0 else int(np.ceil(rh / pooled_h))
+        gw = sampling_ratio if sampling_ratio > 0 else int(np.ceil(rw / pooled_w))
+        for ph in range(pooled_h):
+            for pw in range(pooled_w):
+                total = 0.0
+                for iy in range(gh):
+                    for ix in range(gw):
+                        yy = y1 + ph * rh / pooled_h + (iy + 0.5) * rh / pooled_h / gh
+                        xx = x1 + pw * rw / pooled_w + (ix + 0.5) * rw / pooled_w / gw
+                        if yy < -1 or yy > h or xx < -1 or xx > w:
+                            total += empty_value
+                            continue
+                        yy, xx = max(yy, 0), max(xx, 0)
+                        y0, x0 = min(int(yy), h - 1), min(int(xx), w - 1)
+                        y1_, x1_ = min(y0 + 1, h - 1), min(x0 + 1, w - 1)
+                        ly, lx = (yy - y0 if y0 < h - 1 else 0), (xx - x0 if x0 < w - 1 else 0)
+                        img = x[batch]
+                        total += ((1 - ly) * (1 - lx) * img[y0, x0] + (1 - ly) * lx * img[y0, x1_]
+                                  + ly * (1 - lx) * img[y1_, x0] + ly * lx * img[y1_, x1_])
+                out[r, ph, pw] = total / (gh * gw)
+    return out
+
+
+@pytest.mark.parametrize("sampling_ratio", [2, -1])
+def test_roi_align(sampling_ratio):
+    rng = np.random.default_rng(4)
+    x = q8(rng, (2, 6, 7, 3), 0.1, 128)
+    rois = np.array([[0, 0.0, 0.0, 6.0, 5.0], [1, 2.5, 1.0, 9.0, 11.0], [1, -3.0, -2.0, 1.0, 2.0]], np.float32)
+    args = {"spatial_scale": 0.5, "pooled_h": 2, "pooled_w": 3, "sampling_ratio": sampling_ratio,
+            "Y_scale": 0.05, "Y_zero_point": 128}
+    # the kernel rounds each bilinear weight to a multiple of 1/255 (allow 2 steps), and a
+    # sample outside the map adds 0 - X's zero point in codes (Caffe2's kernel does)
+    check_int8("Int8RoIAlign", [x, rois],
+               lambda xf, r: float_roi_align(xf, r, 0.5, 2, 3, sampling_ratio, -128 * 0.1), args, steps=2)
+    four, = run_op("Int8RoIAlign", [x, rois[:1, 1:]], args)
+    np.testing.assert_array_equal(four.data, run_op("Int8RoIAlign", [x, rois[:1]], args)[0].data)
+
+
+def test_roi_align_errors():
+    x = Int8Tensor(np.zeros((1, 4, 4, 2), np.uint8), 0.1, 0)
+    with pytest.raises(OpFailure, match="batch indices"):
+        run_op("Int8RoIAlign", [x, np.array([[3, 0, 0, 1, 1]], np.float32)])
+    with pytest.raises(OpFailure, match="too many"):
+        run_op("Int8RoIAlign", [x, np.array([[0, 0, 0, 1e9, 1e9]], np.float32)])
+    with pytest.raises(ShapeError, match="\\[R, 4\\] or \\[R, 5\\]"):
+        infer("Int8RoIAlign", [(1, 4, 4, 2), (3, 3)], dtype=U8)
+    assert infer("Int8RoIAlign", [(1, 4, 4, 2), TensorInfo((3, 5), "float32")], dtype=U8, pooled_h=2,
+                 pooled_w=2) == [TensorInfo((3, 2, 2, 2), U8)]

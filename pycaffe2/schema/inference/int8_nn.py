@@ -52,3 +52,20 @@ def elementwise(op: OpView, inputs: list) -> list:
     if x is not None and op.type == "Int8Softmax":
         check_softmax_input(x.shape)
     return [None if x is None else TensorInfo(x.shape, UINT8)]
+
+
+def roi_align_shape(x_shape, rois_shape, pooled_h: int, pooled_w: int) -> tuple:
+    """Y [R, pooled_h, pooled_w, C] of Int8RoIAlign, X and RoIs checked."""
+    if len(x_shape) != 4:
+        raise ShapeError(f"X {list(x_shape)} must be an NHWC feature map [N, H, W, C]")
+    if len(rois_shape) != 2 or rois_shape[1] not in (4, 5):
+        raise ShapeError(f"RoIs {list(rois_shape)} must be [R, 4] or [R, 5]")
+    return (rois_shape[0], pooled_h, pooled_w, x_shape[3])
+
+
+@rule("int8_nn_roi_align")
+def roi_align(op: OpView, inputs: list) -> list:
+    x, rois = inputs
+    if x is None or rois is None:
+        return [None]
+    return [TensorInfo(roi_align_shape(x.shape, rois.shape, op.arg("pooled_h"), op.arg("pooled_w")), UINT8)]
