@@ -127,3 +127,14 @@ def test_fb_fc_packed(predict, init, shape):
     axis = 2 if len(shape) == 3 else 1
     expected = (x.reshape(-1, w.shape[1]) @ w.T + b).reshape(shape[:axis] + (w.shape[0],))
     np.testing.assert_allclose(y, expected, rtol=1e-5, atol=1e-5)
+
+
+def test_cli_runs_an_int8_net_and_saves_its_codes(tmp_path, capsys):
+    np.save(tmp_path / "x.npy", np.linspace(0, 700, 8, dtype=np.float32).reshape(4, 2))
+    base = [str(NETS / "int8sumrelu_large_range_pred_net.pbtxt"), "--init",
+            str(NETS / "int8sumrelu_large_range_init_net.pbtxt"), "--feed", f"gpu_0/data_0={tmp_path / 'x.npy'}"]
+    assert main(["run", *base]) == 0
+    assert "(Int8: scale 575, zero_point 120)" in capsys.readouterr().out
+    assert main(["run", *base, "--out", str(tmp_path / "out.npz")]) == 0
+    saved = np.load(tmp_path / "out.npz")
+    assert saved["out"].dtype == np.uint8 and saved["out_scale"] == 575 and saved["out_zero_point"] == 120
