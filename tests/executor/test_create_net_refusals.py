@@ -70,6 +70,10 @@ STATIC_PROBLEMS = {
     "recurrent_network": ("RecurrentNetwork", ["X", "h0"], ["h_all", "step_workspaces"],
                           {"recurrent_states": ["h_states"], "initial_recurrent_state_ids": [1]},
                           "required arg 'step_net' is missing"),
+    "int8": ("Int8FC", ["X", "W"], ["Y"], {}, "takes 3 inputs (X, W, b), got 2"),
+    "int8_nn": ("Int8LeakyRelu", ["X"], ["Y"], {"alpha": 1.5}, "alpha is 1.5 but must be in (0, 1)"),
+    "int8_tensor": ("Int8Flatten", ["X", "Z"], ["Y"], {}, "takes 1 input (input), got 2"),
+    "fused": ("FbFCPacked", ["X", "W"], ["Y"], {}, "takes 3 inputs (X, W, b), got 2"),
 }
 
 
