@@ -182,6 +182,8 @@ def test_roi_align_errors():
     x = Int8Tensor(np.zeros((1, 4, 4, 2), np.uint8), 0.1, 0)
     with pytest.raises(OpFailure, match="batch indices"):
         run_op("Int8RoIAlign", [x, np.array([[3, 0, 0, 1, 1]], np.float32)])
+    with pytest.raises(OpFailure, match="byte cap"):
+        run_op("Int8RoIAlign", [x, np.array([[0, 0, 0, 1, 1]], np.float32)], {"pooled_h": 10**6, "pooled_w": 10**6})
     with pytest.raises(OpFailure, match="too many"):
         run_op("Int8RoIAlign", [x, np.array([[0, 0, 0, 1e9, 1e9]], np.float32)])
     with pytest.raises(ShapeError, match="\\[R, 4\\] or \\[R, 5\\]"):

@@ -101,6 +101,7 @@ def test_inference():
     ("Int8Slice", [(4, 5)], {"dim": 3, "start_idx": 0, "end_idx": 1}, "out of range"),
     ("Int8Slice", [(4, 5)], {"dim": 1}, "give all of"),
     ("Int8ResizeNearest", [(3, 4, 2)], {}, "NHWC"),
+    ("Int8ResizeNearest", [(1, 4, 4, 2)], {"width_scale": 1e9, "height_scale": 1e9}, "byte cap"),
 ])
 def test_inference_errors(op_type, shapes, args, match):
     with pytest.raises(ShapeError, match=match):

@@ -3,7 +3,7 @@ its kernels call. The window is conv's; Int8 blobs show as their uint8 data."""
 from __future__ import annotations
 
 from pycaffe2.schema.inference import OpView, ShapeError, TensorInfo, rule
-from pycaffe2.schema.inference.int8 import UINT8
+from pycaffe2.schema.inference.int8 import UINT8, check_blob_size
 from pycaffe2.schema.inference.pooling import pooled
 
 PROBABILITY_SCALE = 1.0 / 256
@@ -60,7 +60,9 @@ def roi_align_shape(x_shape, rois_shape, pooled_h: int, pooled_w: int) -> tuple:
         raise ShapeError(f"X {list(x_shape)} must be an NHWC feature map [N, H, W, C]")
     if len(rois_shape) != 2 or rois_shape[1] not in (4, 5):
         raise ShapeError(f"RoIs {list(rois_shape)} must be [R, 4] or [R, 5]")
-    return (rois_shape[0], pooled_h, pooled_w, x_shape[3])
+    shape = (rois_shape[0], pooled_h, pooled_w, x_shape[3])
+    check_blob_size(shape)
+    return shape
 
 
 @rule("int8_nn_roi_align")

@@ -4,7 +4,7 @@ axis, Int8Slice's dim/start_idx/end_idx and Int8ResizeNearest's size."""
 from __future__ import annotations
 
 from pycaffe2.schema.inference import RULES, OpView, ShapeError, TensorInfo, rule
-from pycaffe2.schema.inference.int8 import UINT8
+from pycaffe2.schema.inference.int8 import UINT8, check_blob_size
 from pycaffe2.schema.inference.tensor import concat_axis
 
 
@@ -52,7 +52,9 @@ def resized_shape(x_shape, height_scale: float, width_scale: float) -> tuple:
     if len(x_shape) != 4:
         raise ShapeError(f"X {list(x_shape)} must be an NHWC image [N, H, W, C]")
     n, h, w, c = x_shape
-    return (n, int(h * height_scale), int(w * width_scale), c)
+    shape = (n, int(h * height_scale), int(w * width_scale), c)
+    check_blob_size(shape)
+    return shape
 
 
 @rule("int8_tensor_reshape")
