@@ -36,10 +36,6 @@ def kept_quantization(x: Int8Tensor, y_scale, y_zero_point) -> tuple[float, int]
     return float(x.scale), int(x.zero_point)
 
 
-def new_quantization(x: Int8Tensor, y_scale, y_zero_point) -> tuple[float, int]:
-    """Y's scale and zero point: the args, X's where not given."""
-    return (float(x.scale) if y_scale is None else float(y_scale),
-            int(x.zero_point) if y_zero_point is None else int(y_zero_point))
 
 
 # ---- pooling
@@ -62,7 +58,7 @@ def _average_pool_factory(relu: bool):
         def run(x):
             x = int8_input(x, "X")
             g, _ = pool_geometry(args, x.shape)
-            scale, zero_point = new_quantization(x, args["Y_scale"], args["Y_zero_point"])
+            scale, zero_point = float(args["Y_scale"]), int(args["Y_zero_point"])
             centered = channels_first(x.data.astype(np.int64) - x.zero_point, args["order"])
             windows = _pool_windows(centered, g, 0)
             acc = next(windows).copy()
@@ -112,7 +108,7 @@ def leaky_relu_table(alpha: float, x: Int8Tensor, scale: float, zero_point: int)
 def int8_leaky_relu(x, *, alpha, Y_scale, Y_zero_point):
     check_alpha(alpha)
     x = int8_input(x, "X")
-    scale, zero_point = new_quantization(x, Y_scale, Y_zero_point)
+    scale, zero_point = float(Y_scale), int(Y_zero_point)
     return Int8Tensor(leaky_relu_table(alpha, x, scale, zero_point)[x.data], scale, zero_point)
 
 
