@@ -198,6 +198,16 @@ def _count_spec(spec: str) -> tuple[str, int]:
 
 def _save_npz(path: str, results: dict) -> None:
     import numpy as np
+
+    from pycaffe2.qtensor import Int8Tensor
+    arrays = {}
+    for name, value in results.items():
+        if isinstance(value, Int8Tensor):  # its codes, and its quantization beside them
+            arrays[f"{name}_scale"] = np.float32(value.scale)
+            arrays[f"{name}_zero_point"] = np.int32(value.zero_point)
+            value = value.data
+        arrays[name] = value
+    results = arrays
     try:
         with open(path, "wb") as stream:
             np.savez(stream, **results)
@@ -208,6 +218,11 @@ def _save_npz(path: str, results: dict) -> None:
 def summarize(name: str, value, max_values: int = 16) -> str:
     """'name: float32 [1, 10] min .. max .. mean ..', then the values when there are few."""
     import numpy as np
+
+    from pycaffe2.qtensor import Int8Tensor
+    if isinstance(value, Int8Tensor):
+        first, newline, rest = summarize(name, value.data, max_values).partition("\n")
+        return f"{first}  (Int8: scale {value.scale:.6g}, zero_point {value.zero_point}){newline}{rest}"
     if not isinstance(value, np.ndarray):
         return f"{name}: {type(value).__name__} {value!r:.60}"
     head = f"{name}: {value.dtype} {list(value.shape)}"

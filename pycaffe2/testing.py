@@ -14,6 +14,7 @@ import numpy as np
 from pycaffe2.executor import Workspace
 from pycaffe2.gradient_checker import central_differences
 from pycaffe2.proto import caffe2_pb2
+from pycaffe2.qtensor import Int8Tensor
 from pycaffe2.schema import get_schema
 from pycaffe2.schema.args import make_argument
 from pycaffe2.schema.bind import TensorInfo, infer_op
@@ -105,6 +106,7 @@ def assert_inference_agrees(op_type: str, inputs: list, args, outputs: list) -> 
     predicts the shape and dtype of every output the kernel produced (or says unknown)."""
     op = make_op(op_type, [f"in{i}" for i in range(len(inputs))], [f"out{i}" for i in range(len(outputs))],
                  args)
+    inputs, outputs = [_array_of(v) for v in inputs], [_array_of(v) for v in outputs]
     infos = [TensorInfo(value.shape, value.dtype.name) if isinstance(value, np.ndarray) else None
              for value in inputs]
     for index, (info, value) in enumerate(zip(infer_op(op, infos), outputs)):
@@ -113,6 +115,11 @@ def assert_inference_agrees(op_type: str, inputs: list, args, outputs: list) -> 
         assert (tuple(info.shape), info.dtype) == (value.shape, value.dtype.name), (
             f"{op_type} output {index}: inference says {info.describe()}, "
             f"the kernel gave {list(value.shape)} {value.dtype.name}")
+
+
+def _array_of(value):
+    """What shape inference sees of a blob value: an Int8 tensor shows as its data."""
+    return value.data if isinstance(value, Int8Tensor) else value
 
 
 def numeric_gradient(op_type: str, inputs: list, wrt: int, output_grads: list, args=None,

@@ -32,6 +32,7 @@ from pycaffe2.errors import PyCaffe2Error
 from pycaffe2.executor import Workspace
 from pycaffe2.predictor.predictor import Predictor  # noqa: F401 (Caffe2 spells it workspace.Predictor)
 from pycaffe2.proto import caffe2_pb2
+from pycaffe2.qtensor import Int8Tensor  # Caffe2's workspace.Int8Tensor (data, scale, zero_point)
 
 _log = logging.getLogger(__name__)
 _workspaces: dict[str, Workspace] = {"default": Workspace("default")}
@@ -92,6 +93,20 @@ def FeedBlob(name, arr, device_option=None) -> bool:
 
 def FetchBlob(name):
     return C().FetchBlob(str(name))
+
+
+def FetchInt8Blob(name) -> Int8Tensor:
+    """An Int8 blob (what Int8Quantize, Int8Conv, ... write) as Int8Tensor(data, scale,
+    zero_point); FetchBlob gives the same. A blob of another kind is refused."""
+    value = FetchBlob(name)
+    if not isinstance(value, Int8Tensor):
+        raise PyCaffe2Error(f"You are not fetching an Int8Blob {name}. Please use FetchBlob")
+    return value
+
+
+def FetchInt8BlobRealVal(name) -> np.ndarray:
+    """An Int8 blob's real values, float32: scale * (data - zero_point)."""
+    return FetchInt8Blob(name).dequantize()
 
 
 def FetchBlobs(names) -> list:

@@ -43,6 +43,12 @@ FLAGS = {
     "SparseMomentumSGDUpdate": {"param": "weight"},
     "SparseAdam": {"param": "weight"},
     "RowWiseSparseAdam": {"param": "weight"},
+    "ConvRelu": {"filter": "weight", "bias": "zero"},
+    "FbFCPacked": {"W": "weight", "b": "zero"},
+    "Int8Conv": {"filter": "weight", "bias": "zero"},
+    "Int8ConvRelu": {"filter": "weight", "bias": "zero"},
+    "Int8ConvTranspose": {"filter": "weight", "bias": "zero"},
+    "Int8FC": {"W": "weight", "b": "zero"},
 }
 PARAM_STYLE = 'style="bold,filled"'
 
@@ -100,6 +106,8 @@ def _every_rule_net():
     net.Sub(["a", "shift"], "s", broadcast=1, axis=1)
     net.Div(["s", "div"], "d", broadcast=1, axis=1)
     net.FC(["d", "fc_w", "fc_b"], "y")
+    net.ConvRelu(["x", "cr_w", "cr_b"], "cr", kernel=3, pad=1)
+    net.FbFCPacked(["d", "fp_w", "fp_b"], "y2")
     return net.Proto()
 
 

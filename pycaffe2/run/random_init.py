@@ -47,7 +47,7 @@ def shape_rule(*op_types: str):
     return register
 
 
-@shape_rule("Conv")
+@shape_rule("Conv", "ConvRelu")
 def _conv(args, x_shape, channels):
     order, group = args["order"], args["group"]
     c = x_shape[channel_axis(len(x_shape), order)]
@@ -57,7 +57,7 @@ def _conv(args, x_shape, channels):
     return {1: filter_shape, 2: (m,)}
 
 
-@shape_rule("FC")
+@shape_rule("FC", "FbFCPacked")
 def _fc(args, x_shape, channels):
     k = int(np.prod(x_shape[args["axis"]:]))
     n = channels()

@@ -81,6 +81,10 @@ STATIC_PROBLEMS = {
                     "boundaries must be in ascending order"),
     "aten": ("ATen", ["X"], ["Y"], {"operator": "frobnicate"}, "ATen operator 'frobnicate' is not supported"),
     "top_k": ("TopK", ["X"], ["Values"], {"k": 2}, "takes 2 to 3 outputs"),
+    "int8": ("Int8FC", ["X", "W"], ["Y"], {}, "takes 3 inputs (X, W, b), got 2"),
+    "int8_nn": ("Int8LeakyRelu", ["X"], ["Y"], {"alpha": 1.5}, "alpha is 1.5 but must be in (0, 1)"),
+    "int8_tensor": ("Int8Flatten", ["X", "Z"], ["Y"], {}, "takes 1 input (input), got 2"),
+    "fused": ("FbFCPacked", ["X", "W"], ["Y"], {}, "takes 3 inputs (X, W, b), got 2"),
 }
 
 
