@@ -182,7 +182,7 @@ def lengths_gradient(op_type: str, inputs, num_outputs: int):
         data = named["DATA"]
         if "INDICES" in named:
             data = data[checked_indices(named["INDICES"], data.shape[0])]
-        d_weights = (rows * data).reshape(rows.shape[0], -1).sum(axis=1).astype(weights.dtype)
+        d_weights = (rows * data).sum(axis=tuple(range(1, rows.ndim))).astype(weights.dtype)
         return d_data, d_weights
     return rows
 

@@ -215,6 +215,13 @@ def test_sparse_lengths_weighted_sum_gradient(grad_on_weights):
                                numeric_gradient("SparseLengthsWeightedSum", inputs, 0, [d_out], args), atol=1e-3)
 
 
+def test_weights_gradient_of_no_indices():
+    values, d_weights = run_op("SparseLengthsIndicesInGradientWeightedSumWithMainInputGradient",
+                               [np.zeros(0, np.float32), np.zeros((0, 4, 3), np.float32), ints([]),
+                                np.ones((1, 4, 3), np.float32), ints([], np.int64)], num_outputs=2)
+    assert values.shape == (0, 4, 3) and d_weights.shape == (0,)
+
+
 def test_sparse_gradient_in_a_net():
     """AddGradientOperators: DATA's gradient is the slice (INDICES, values)."""
     from pycaffe2 import core
