@@ -318,3 +318,19 @@ def test_engine_is_ignored():
     ws.FeedBlob("l", ints([1]))
     ws.RunOperatorOnce(op)
     assert ws.FetchBlob("o").shape == (1, 2)
+
+
+def test_glow_lengths_sum_net_runs():
+    from pathlib import Path
+
+    from pycaffe2 import netfile
+    path = Path(__file__).resolve().parents[2].parent / "shared" / "glow_caffe2_nets" / "lengths_sum.pbtxt"
+    if not path.is_file():
+        pytest.skip("the shared glow_caffe2_nets folder is absent")
+    net = netfile.load_net(path)
+    data, lengths = np.arange(24, dtype=np.float32).reshape(6, 2, 2), ints([1, 0, 3, 2])
+    ws = Workspace("glow")
+    ws.FeedBlob("data", data)
+    ws.FeedBlob("lengths", lengths)
+    ws.RunNetOnce(net)
+    np.testing.assert_allclose(ws.FetchBlob("result"), reference(data, lengths))
