@@ -70,6 +70,9 @@ STATIC_PROBLEMS = {
     "recurrent_network": ("RecurrentNetwork", ["X", "h0"], ["h_all", "step_workspaces"],
                           {"recurrent_states": ["h_states"], "initial_recurrent_state_ids": [1]},
                           "required arg 'step_net' is missing"),
+    "lengths_reducer": ("SparseLengthsSum", ["D", "I"], ["Y"], {}, "takes 3 inputs (DATA, INDICES, LENGTHS), got 2"),
+    "rowwise_quantized": ("FloatToRowwiseQuantized8Bits", ["X"], ["Q"], {},
+                          "takes 2 outputs (quantized_input, scale_bias), got 1"),
 }
 
 
