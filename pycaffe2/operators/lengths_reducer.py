@@ -30,9 +30,9 @@ def _info(value) -> TensorInfo:
     return TensorInfo(tuple(value.shape), np.dtype(value.dtype).name)
 
 
-def segment_ids(lengths, count: int | None, counted: str) -> tuple[np.ndarray, np.ndarray]:
+def segment_ids(lengths, count: int | None, counted: str, row_bytes: int = 8) -> tuple[np.ndarray, np.ndarray]:
     """(segment of each slice or index, LENGTHS as int64), checking that LENGTHS are
-    non-negative and sum to `count` (None: any sum, which then must fit the blob cap)."""
+    non-negative and sum to `count` (None: any sum whose rows of `row_bytes` fit the blob cap)."""
     index_vector("LENGTHS", lengths.shape, lengths.dtype.name)
     lengths = lengths.astype(np.int64)
     if (lengths < 0).any():
@@ -40,8 +40,9 @@ def segment_ids(lengths, count: int | None, counted: str) -> tuple[np.ndarray, n
     total = int(lengths.sum(dtype=np.float64)) if lengths.size else 0  # float64: no wraparound
     if count is not None and total != count:
         raise ValueError(f"the sum of LENGTHS ({total}) must equal the number of {counted} ({count})")
-    if count is None and total * 8 > max_blob_bytes():
-        raise ValueError(f"the sum of LENGTHS ({total}) is too large (over $PYCAFFE2_MAX_BLOB_BYTES)")
+    if count is None and total * max(row_bytes, 8) > max_blob_bytes():
+        raise ValueError(f"the sum of LENGTHS ({total}) makes the output too large "
+                         f"(over $PYCAFFE2_MAX_BLOB_BYTES = {max_blob_bytes():,} bytes)")
     return np.repeat(np.arange(lengths.size), lengths), lengths
 
 
@@ -60,14 +61,31 @@ def _column(values, ndim: int) -> np.ndarray:
     return values.reshape(-1, *[1] * (ndim - 1))
 
 
-def reduce_segments(rows, seg, lengths, weights=None, mean=False, dtype=None) -> np.ndarray:
+CHUNK_ELEMENTS = 1 << 22  # rows gathered at a time: bounded memory whatever the number of indices
+
+
+class Rows:
+    """The rows a reduction reads, made `CHUNK_ELEMENTS` at a time: `take(start, stop)`
+    gives the rows of entries start..stop (a gather, a de-quantization) of `shape[1:]`."""
+
+    def __init__(self, take, count: int, row_shape: tuple):
+        self.take, self.count, self.row_shape = take, count, tuple(row_shape)
+
+    def chunks(self):
+        step = max(1, CHUNK_ELEMENTS // max(1, int(np.prod(self.row_shape, dtype=np.int64))))
+        for start in range(0, self.count, step):
+            stop = min(self.count, start + step)
+            yield start, stop, self.take(start, stop)
+
+
+def reduce_segments(rows: Rows, seg, lengths, weights=None, mean=False, dtype=np.float32) -> np.ndarray:
     """Sum (or mean) of the rows of each segment, weighted by `weights` when given."""
-    dtype = dtype or rows.dtype
-    rows = rows.astype(dtype, copy=False)
-    if weights is not None:
-        rows = rows * _column(weights.astype(dtype, copy=False), rows.ndim)
-    out = np.zeros((lengths.size, *rows.shape[1:]), dtype)
-    np.add.at(out, seg, rows)
+    out = np.zeros((lengths.size, *rows.row_shape), dtype)
+    for start, stop, chunk in rows.chunks():
+        chunk = chunk.astype(dtype, copy=False)
+        if weights is not None:
+            chunk = chunk * _column(weights[start:stop].astype(dtype, copy=False), chunk.ndim)
+        np.add.at(out, seg[start:stop], chunk)
     if mean:
         out /= _column(np.maximum(lengths, 1).astype(dtype), out.ndim)
     return out
@@ -82,10 +100,10 @@ def _forward(op_type: str, inputs, positional: bool = False):
     if "INDICES" in named:
         indices = checked_indices(named["INDICES"], data.shape[0])
         seg, lengths = segment_ids(lengths, indices.size, "INDICES")
-        rows = data[indices]
+        rows = Rows(lambda start, stop: data[indices[start:stop]], indices.size, data.shape[1:])
     else:
         seg, lengths = segment_ids(lengths, data.shape[0], "slices of DATA")
-        rows = data
+        rows = Rows(lambda start, stop: data[start:stop], data.shape[0], data.shape[1:])
     if positional:
         positions = np.arange(seg.size) - np.repeat(np.cumsum(lengths) - lengths, lengths)
         if lengths.size and int(lengths.max()) > weights.shape[0]:
@@ -109,9 +127,9 @@ def lengths_mean(data, lengths):
 
 @register_cpu("LengthsMax")
 def lengths_max(data, lengths):
-    rows, seg, lengths, _, dtype = _forward("LengthsMax", [data, lengths])
-    out = np.full((lengths.size, *rows.shape[1:]), -np.inf, dtype)
-    np.maximum.at(out, seg, rows)
+    _, seg, lengths, _, dtype = _forward("LengthsMax", [data, lengths])
+    out = np.full((lengths.size, *data.shape[1:]), -np.inf, dtype)
+    np.maximum.at(out, seg, data)
     out[lengths == 0] = 0  # as Caffe2: an empty segment gives zeros
     return out
 
@@ -160,7 +178,9 @@ def _gradient_args(op_type: str, inputs):
         count, counted = named["W"].shape[0], "weights"
     else:
         count, counted = None, ""
-    seg, lengths = segment_ids(named["LENGTHS"], count, counted)
+    go = named["GO"]
+    row_bytes = int(np.prod(go.shape[1:], dtype=np.int64)) * go.dtype.itemsize
+    seg, lengths = segment_ids(named["LENGTHS"], count, counted, row_bytes)
     return named, seg, lengths
 
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from pycaffe2.operators.lengths_reducer import checked_indices, reduce_segments, segment_ids
+from pycaffe2.operators.lengths_reducer import Rows, checked_indices, reduce_segments, segment_ids
 from pycaffe2.operators.registry import register_cpu
 from pycaffe2.schema.inference import TensorInfo
 from pycaffe2.schema.inference.rowwise_quantized import (
@@ -86,6 +86,11 @@ def _unpack(table, form) -> np.ndarray:
     shifts = np.arange(form.per_byte, dtype=np.uint8) * form.bits
     codes = (packed[..., None] >> shifts) & np.uint8((1 << form.bits) - 1)
     return codes.reshape(*packed.shape[:-1], packed.shape[-1] * form.per_byte)
+
+
+def fused_table_columns(table, form) -> int:
+    """The number of values in each row of a fused table."""
+    return (table.shape[-1] - form.tail) * form.per_byte
 
 
 def dequantize(table, form) -> np.ndarray:
@@ -216,11 +221,15 @@ def quantized_reduce(op_type: str, inputs):
     indices = checked_indices(indices, data.shape[0])
     form = fmt(op_type)
     if form.fused:
-        rows = dequantize(data[indices], form)
+        rows = Rows(lambda start, stop: dequantize(data[indices[start:stop]], form), indices.size,
+                    (fused_table_columns(data, form),))
     else:
-        sb = named["SCALE_BIAS"][indices]
-        rows = data[indices].astype(np.float32) * sb[:, 0].reshape(-1, *[1] * (data.ndim - 1)) \
-            + sb[:, 1].reshape(-1, *[1] * (data.ndim - 1))
+        scale_bias, shape = named["SCALE_BIAS"], (-1, *[1] * (data.ndim - 1))
+
+        def take(start, stop):
+            sb = scale_bias[indices[start:stop]]
+            return data[indices[start:stop]].astype(np.float32) * sb[:, 0].reshape(shape) + sb[:, 1].reshape(shape)
+        rows = Rows(take, indices.size, data.shape[1:])
     return reduce_segments(rows, seg, lengths, weights, mean="Mean" in op_type, dtype=np.float32)
 
 

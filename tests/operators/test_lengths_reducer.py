@@ -303,6 +303,25 @@ def test_run_errors(op_type, inputs, message):
         run_op(op_type, inputs)
 
 
+def test_legacy_gradient_output_over_the_cap(monkeypatch):
+    monkeypatch.setenv("PYCAFFE2_MAX_BLOB_BYTES", str(1 << 20))
+    with pytest.raises((OpFailure, NetError), match="makes the output too large"):
+        run_op("LengthsMeanGradient", [np.ones((1, 1024), np.float32), ints([1024])])  # 4 MiB of output
+
+
+def test_gathers_in_bounded_chunks(monkeypatch):
+    """Many indices into wide rows are gathered a chunk at a time, with the same sums."""
+    from pycaffe2.operators import lengths_reducer
+    rng = np.random.default_rng(10)
+    data, indices, lengths = table(rng, 7, (5,)), rng.integers(0, 7, 40).astype(np.int32), ints([13, 0, 27])
+    weights = rng.random(40).astype(np.float32)
+    whole = run_op("SparseLengthsWeightedSum", [data, weights, indices, lengths])[0]
+    monkeypatch.setattr(lengths_reducer, "CHUNK_ELEMENTS", 12)  # two rows at a time
+    np.testing.assert_allclose(run_op("SparseLengthsWeightedSum", [data, weights, indices, lengths])[0], whole,
+                               rtol=1e-6)
+    np.testing.assert_allclose(whole, reference(data, lengths, indices, weights), rtol=1e-5, atol=1e-5)
+
+
 def test_positional_weighted_sum_has_no_gradient():
     from pycaffe2.errors import GradientError
     with pytest.raises(GradientError):
