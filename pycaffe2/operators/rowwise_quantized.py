@@ -120,19 +120,64 @@ def fused8_to_half(table):
 
 # -- fused 4/2-bit and the Fake forms ---------------------------------------------------------------
 
-def nbit_params(x, bits: int, half_input: bool):
-    """Caffe2's float16 bias (the min) and scale, and the codes, of each row of a float32 matrix."""
-    top = (1 << bits) - 1
+def _half(values) -> np.ndarray:
+    return values.astype(np.float16).astype(np.float32)
+
+
+def _greedy_loss(x, xmin, xmax, top) -> np.ndarray:
+    """The L2 error of each row quantized over [xmin, xmax] (float16 bias and scale)."""
+    xmin = _half(xmin)
+    span = xmax - xmin
+    scale = np.where(span == 0, np.float32(1), _half(span / np.float32(top)))
+    scale = np.where(scale == 0, np.float32(1), scale)
+    codes = np.clip(np.rint((x - xmin[:, None]) * (np.float32(1) / scale)[:, None]), 0, top)
+    error = x - (codes * scale[:, None] + xmin[:, None])
+    return np.sqrt(np.sum(error * error, axis=1, dtype=np.float32))
+
+
+def greedy_range(x, bits: int, n_bins: int = 200, ratio: float = 0.16):
+    """Caffe2's GREEDY engine: from [min, max], step one bin at a time off whichever end
+    lowers the error more, down to (1 - ratio) of the bins, and keep the local optimum
+    with the lowest error (else [min, max]). Rows step together; NaN rows stay put."""
+    top = np.float32((1 << bits) - 1)
     lo, hi = _row_range(x)
-    lo = lo.astype(np.float16).astype(np.float32)
+    step = (hi - lo) / np.float32(n_bins)
+    threshold = np.float32(int(n_bins * (1 - np.float32(ratio)))) * step
+    best_min, best_max = lo.copy(), hi.copy()
+    best_loss = _greedy_loss(x, lo, hi, top)
+    cur_min, cur_max, cur_loss = lo.copy(), hi.copy(), best_loss.copy()
+    with np.errstate(all="ignore"):
+        for _ in range(n_bins):  # the range shrinks a bin per round: ratio * n_bins rounds in exact arithmetic
+            rows = np.nonzero(cur_min + threshold < cur_max)[0]
+            if rows.size == 0:
+                break
+            xs, lo_r, hi_r, step_r, loss_r = x[rows], cur_min[rows], cur_max[rows], step[rows], cur_loss[rows]
+            left = _greedy_loss(xs, lo_r + step_r, hi_r, top)
+            right = _greedy_loss(xs, lo_r, hi_r - step_r, top)
+            optimum = (loss_r < left) & (loss_r < right) & (loss_r < best_loss[rows])
+            found = rows[optimum]
+            best_loss[found], best_min[found], best_max[found] = loss_r[optimum], lo_r[optimum], hi_r[optimum]
+            go_left = left < right
+            cur_min[rows[go_left]] = (lo_r + step_r)[go_left]
+            cur_max[rows[~go_left]] = (hi_r - step_r)[~go_left]
+            cur_loss[rows] = np.where(go_left, left, right)
+    return best_min, best_max
+
+
+def nbit_params(x, bits: int, divide: bool, greedy: bool = False):
+    """Caffe2's float16 bias (the min) and scale, and the codes, of each row of a float32
+    matrix. `divide`: (x - bias) / scale, as Caffe2's float16 and GREEDY paths; else times
+    the inverse scale, as its float32 path and the Fake ops."""
+    top = (1 << bits) - 1
+    lo, hi = greedy_range(x, bits) if greedy else _row_range(x)
+    lo = _half(lo)
     span = (hi - lo).astype(np.float32)
     with np.errstate(all="ignore"):
-        scale = np.where(span == 0, np.float32(1), span / np.float32(top)).astype(np.float16).astype(np.float32)
+        scale = np.where(span == 0, np.float32(1), _half(span / np.float32(top)))
         scale = np.where(scale == 0, np.float32(1), scale)
         inverse = np.float32(1) / scale
         shifted = x - lo[:, None]
-        # The float32 path multiplies by the inverse; the float16 one divides (as Caffe2's helper).
-        codes = _codes(shifted / scale[:, None] if half_input else shifted * inverse[:, None], top)
+        codes = _codes(shifted / scale[:, None] if divide else shifted * inverse[:, None], top)
     return lo, scale, codes
 
 
@@ -147,11 +192,11 @@ def _register_nbit(bits: int) -> None:
     form = fmt(f"Fused{bits}BitRowwiseQuantizedToFloat")
 
     @register_cpu(f"FloatToFused{bits}BitRowwiseQuantized", f"HalfToFused{bits}BitRowwiseQuantized")
-    def quantize(x):
-        half = x.dtype == np.float16
+    def quantize(x, *, engine):
+        half, greedy = x.dtype == np.float16, engine == "GREEDY"
         _check(nbit, f"{'Half' if half else 'Float'}ToFused{bits}BitRowwiseQuantized", x)
         flat = x.reshape(-1, x.shape[-1]).astype(np.float32)
-        lo, scale, codes = nbit_params(flat, bits, half)
+        lo, scale, codes = nbit_params(flat, bits, divide=half or greedy, greedy=greedy)
         out = np.concatenate([_pack(codes, bits), _pair(scale, lo, np.float16)], axis=1)
         return out.reshape(*x.shape[:-1], out.shape[-1])
 
@@ -166,9 +211,9 @@ def _register_nbit(bits: int) -> None:
         return dequantize(table, form).astype(np.float16)
 
     @register_cpu(f"FloatToFused{bits}BitFakeRowwiseQuantized", f"HalfToFused{bits}BitFakeRowwiseQuantized")
-    def fake(x):
+    def fake(x, *, engine):
         _check(fused8, f"{'Half' if x.dtype == np.float16 else 'Float'}ToFused{bits}BitFakeRowwiseQuantized", x)
-        lo, scale, codes = nbit_params(x.astype(np.float32), bits, half_input=False)
+        lo, scale, codes = nbit_params(x.astype(np.float32), bits, divide=False, greedy=engine == "GREEDY")
         return np.concatenate([codes, _pair(scale, lo, np.float32)], axis=1)
 
 

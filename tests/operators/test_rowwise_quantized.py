@@ -11,7 +11,7 @@ import pytest
 from pycaffe2.executor import NetError, OpFailure
 from pycaffe2.schema import get_schema
 from pycaffe2.schema.bind import ShapeError, TensorInfo
-from pycaffe2.testing import check_reference, run_op
+from pycaffe2.testing import check_reference, make_op, run_op
 from tests.schema import infer
 
 NETS = Path(__file__).resolve().parents[2].parent / "shared" / "glow_caffe2_nets"
@@ -90,6 +90,56 @@ def test_nbit_round_trip(bits):
                     lambda t: dequantize_reference(t, bits).astype(np.float16))
     check_reference(f"HalfToFused{bits}BitRowwiseQuantized", [x.astype(np.float16)],
                     lambda h: nbit_reference(h.astype(np.float32), bits, divide=True))
+
+
+def greedy_reference(row, bits, n_bins=200, ratio=0.16):
+    """Caffe2's GREEDY range search, one row, written out step by step."""
+    top = np.float32((1 << bits) - 1)
+
+    def loss(lo, hi):
+        lo = np.float32(np.float16(lo))
+        span = np.float32(hi - lo)
+        scale = np.float32(1) if span == 0 else np.float32(np.float16(span / top))
+        codes = np.clip(np.rint((row - lo) * (np.float32(1) / scale)), 0, top)
+        return np.float32(np.sqrt(np.sum((row - (codes * scale + lo)) ** 2, dtype=np.float32)))
+
+    lo, hi = np.float32(row.min()), np.float32(row.max())
+    step = np.float32((hi - lo) / np.float32(n_bins))
+    threshold = np.float32(int(n_bins * (1 - np.float32(ratio)))) * step
+    best = (loss(lo, hi), lo, hi)
+    cur_min, cur_max, cur_loss = lo, hi, best[0]
+    while cur_min + threshold < cur_max:
+        left, right = loss(cur_min + step, cur_max), loss(cur_min, cur_max - step)
+        if cur_loss < left and cur_loss < right and cur_loss < best[0]:
+            best = (cur_loss, cur_min, cur_max)
+        if left < right:
+            cur_min, cur_loss = np.float32(cur_min + step), left
+        else:
+            cur_max, cur_loss = np.float32(cur_max - step), right
+    return best[1], best[2]
+
+
+@pytest.mark.parametrize("bits", [4, 2])
+def test_greedy_engine(bits):
+    """engine=GREEDY narrows each row's range where that lowers the error (never raises it)."""
+    from pycaffe2.executor import Workspace
+    from pycaffe2.operators.rowwise_quantized import greedy_range
+    x = np.random.default_rng(bits).random((6, 16)).astype(np.float32) ** 3  # skewed rows: clipping pays
+    lo, hi = greedy_range(x, bits)
+    for r in range(len(x)):
+        assert (lo[r], hi[r]) == greedy_reference(x[r], bits)
+    op = make_op(f"FloatToFused{bits}BitRowwiseQuantized", ["x"], ["q"])
+    op.engine = "GREEDY"
+    ws = Workspace("greedy")
+    ws.FeedBlob("x", x)
+    ws.RunOperatorOnce(op)
+    greedy = run_op(f"Fused{bits}BitRowwiseQuantizedToFloat", [ws.FetchBlob("q")])[0]
+    plain = run_op(f"Fused{bits}BitRowwiseQuantizedToFloat",
+                   [run_op(f"FloatToFused{bits}BitRowwiseQuantized", [x])[0]])[0]
+    errors = np.linalg.norm(greedy - x, axis=1), np.linalg.norm(plain - x, axis=1)
+    assert (errors[0] <= errors[1] * 1.03).all() and (errors[0] < errors[1]).any()
+    fake = run_op(f"FloatToFused{bits}BitFakeRowwiseQuantized", [x], {"engine": "GREEDY"})[0]  # the arg form
+    np.testing.assert_allclose(dequantize_reference(fake, 8), greedy, atol=1e-6)
 
 
 def test_nbit_keeps_leading_dims():
