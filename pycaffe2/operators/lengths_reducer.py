@@ -308,14 +308,18 @@ def sparse_lengths_weighted_sum_cuda(data, weights, indices, lengths, *, grad_on
 
 
 def _cuda_gradient(op_type: str, inputs):
-    """The values rows of a SparseLengthsIndicesInGradient*Gradient: dOUTPUT[seg] (scaled)."""
+    """dOUTPUT[seg] (scaled): the values rows of a SparseLengthsIndicesInGradient*Gradient, or
+    LengthsSum's dense dDATA."""
     names = GRADIENT_INPUTS[op_type]
     named = {name: (cuda.copy_to_cpu(v) if name in ("LENGTHS", "INDICES") else cuda.as_gpu(v))
              for name, v in zip(names, inputs)}
     go = named["GO"]
     cuda.require_float32(go, *([named["W"]] if "W" in named else []))
     check_gradient(op_type, {k: _info(v) for k, v in named.items()})
-    seg, lengths = segment_ids(named["LENGTHS"], named["INDICES"].size, "INDICES")
+    if "INDICES" in named:
+        seg, lengths = segment_ids(named["LENGTHS"], named["INDICES"].size, "INDICES")
+    else:
+        seg, lengths = segment_ids(named["LENGTHS"], named["DATA"].shape[0], "slices of DATA")
     inner = int(np.prod(go.shape[1:], dtype=np.int64))
     out = cuda.empty((seg.size, *go.shape[1:]), np.float32)
     if out.size:
@@ -334,6 +338,6 @@ def _register_cuda_gradient(op_type: str) -> None:
 
 
 for _type in ("SparseLengthsIndicesInGradientSumGradient", "SparseLengthsIndicesInGradientMeanGradient",
-              "SparseLengthsIndicesInGradientWeightedSumGradient"):
+              "SparseLengthsIndicesInGradientWeightedSumGradient", "LengthsIndicesInGradientSumGradient"):
     _register_cuda_gradient(_type)
 

@@ -22,7 +22,7 @@ from tests.schema import infer
 
 DEVICE_CHECKED = ["LengthsSum", "SparseLengthsSum", "SparseLengthsMean", "SparseLengthsWeightedSum",
                   "SparseLengthsIndicesInGradientSumGradient", "SparseLengthsIndicesInGradientMeanGradient",
-                  "SparseLengthsIndicesInGradientWeightedSumGradient"]
+                  "SparseLengthsIndicesInGradientWeightedSumGradient", "LengthsIndicesInGradientSumGradient"]
 
 
 def reference(data, lengths, indices=None, weights=None, reducer="sum", positional=False):
@@ -236,6 +236,17 @@ def test_sparse_gradient_in_a_net():
     ws.FeedBlob("len", ints([2, 1]))
     ws.RunNetOnce(net.Proto())
     np.testing.assert_allclose(ws.FetchBlob("emb_grad_values"), np.full((3, 2), 0.25))
+
+
+@pytest.mark.parametrize("device", DEVICES)
+def test_lengths_sum_gradient_devices(device):
+    rng = np.random.default_rng(11)
+    d_out, lengths, data = table(rng, 3, (2, 2)), ints([3, 0, 2]), table(rng, 5, (2, 2))
+    inputs = [d_out, lengths, data]
+    if device == "cuda":
+        check_devices("LengthsIndicesInGradientSumGradient", inputs)
+    else:
+        np.testing.assert_allclose(run_op("LengthsIndicesInGradientSumGradient", inputs)[0], d_out[[0, 0, 0, 2, 2]])
 
 
 @pytest.mark.parametrize("device", DEVICES)
