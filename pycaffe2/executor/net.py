@@ -323,6 +323,8 @@ def _step(index, op, kernel, rng, kernels=None, workspace=None) -> Step:
         kwargs["workspace"] = workspace
     if "root_folder" in kernel.context:
         kwargs["root_folder"] = getattr(workspace, "root_folder", ".")
+    if "engine" in kernel.context:  # the field, or the arg some exporters write
+        kwargs["engine"] = op.engine or bound.get("engine") or ""
     if "compile_net" in kernel.context:  # ops running a net of their own (RecurrentNetwork's step net)
         kwargs["compile_net"] = lambda step_net, known_blobs=(): compile_net(
             step_net, known_blobs, kernels=kernels, rng=rng, workspace=workspace)

@@ -45,9 +45,10 @@ from pycaffe2.schema.bind import bind_args
 # the kernel returns {name: value} of what it writes) and `is_gradient_op` serve control ops;
 # `workspace` (the executor Workspace) the Python op; `compile_net` ops that compile parts
 # of a net arg themselves (RecurrentNetwork's step net, in segments); `root_folder` (the
-# workspace's, "." without one) ops that take relative file names under it (Save, Print, ...).
+# workspace's, "." without one) ops that take relative file names under it (Save, Print, ...);
+# `engine` (the op's engine field, else an `engine` arg, else "") ops whose engine changes the result.
 CONTEXT_PARAMS = ("num_outputs", "rng", "input_names", "output_names", "subnets", "blobs", "is_gradient_op",
-                  "workspace", "compile_net", "root_folder")
+                  "workspace", "compile_net", "root_folder", "engine")
 
 
 @dataclass(frozen=True)

@@ -85,6 +85,9 @@ STATIC_PROBLEMS = {
     "int8_nn": ("Int8LeakyRelu", ["X"], ["Y"], {"alpha": 1.5}, "alpha is 1.5 but must be in (0, 1)"),
     "int8_tensor": ("Int8Flatten", ["X", "Z"], ["Y"], {}, "takes 1 input (input), got 2"),
     "fused": ("FbFCPacked", ["X", "W"], ["Y"], {}, "takes 3 inputs (X, W, b), got 2"),
+    "lengths_reducer": ("SparseLengthsSum", ["D", "I"], ["Y"], {}, "takes 3 inputs (DATA, INDICES, LENGTHS), got 2"),
+    "rowwise_quantized": ("FloatToRowwiseQuantized8Bits", ["X"], ["Q"], {},
+                          "takes 2 outputs (quantized_input, scale_bias), got 1"),
 }
 
 

@@ -56,18 +56,10 @@ EXCEPTIONS = {
 # file -> the Caffe2 ops of issue 16 it still needs (all in pytorch/pytorch caffe2/operators or
 # caffe2/quantization/server); empty an entry's ops as they land, then drop the entry
 MISSING_OPS: dict[str, set[str]] = {
-    "4bit_fused_rowwise_quantized_sparse_lengths_sum_predict_net.pbtxt": {"SparseLengthsSumFused4BitRowwise"},
-    "fused_rowwise_quantized_sparse_lengths_sum_predict_net.pbtxt": {"SparseLengthsSumFused8BitRowwise"},
-    "fused_rowwise_quantized_sparse_lengths_sum_predict_net_length1.pbtxt": {"SparseLengthsSumFused8BitRowwise"},
-    "fused_rowwise_quantized_sparse_lengths_weighted_sum_avg_length_predict_net.pbtxt": {"SparseLengthsWeightedSumFused8BitRowwise"},
-    "fused_rowwise_quantized_sparse_lengths_weighted_sum_predict_net.pbtxt": {"SparseLengthsWeightedSumFused8BitRowwise"},
-    "lengths_sum.pbtxt": {"LengthsSum"},
     "lpnorm_p1.pbtxt": {"LpNorm"},
     "lpnorm_p2.pbtxt": {"LpNorm"},
     "resize_nearest_op_net.pbtxt": {"ResizeNearest"},
     "rmsnorm.pbtxt": {"RMSNorm"},
-    "rowwise_quantized_sparse_lengths_sum_predict_net.pbtxt": {"SparseLengthsSum8BitsRowwise"},
-    "rowwise_quantized_sparse_lengths_weighted_sum_predict_net.pbtxt": {"SparseLengthsWeightedSum8BitsRowwise"},
 }
 
 
