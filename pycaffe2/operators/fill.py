@@ -218,7 +218,7 @@ def _register_given_variant(op_type: str) -> None:
     register_cpu(op_type)(given_variant)
 
 
-for _variant in GIVEN_TENSOR_TYPES:  # Double, Int16, Int, Int64, Bool and String
+for _variant in GIVEN_TENSOR_TYPES:  # Double, Fp16, Int16, Int, Int64, Bool and String
     _register_given_variant(_variant)
 
 
@@ -342,7 +342,7 @@ def _register_given_variant_cuda(op_type: str) -> None:
     register_cuda(op_type)(given_variant_cuda)
 
 
-for _variant, _dtype_name in GIVEN_TENSOR_TYPES.items():  # Int16, Int, Int64 and Bool
+for _variant, _dtype_name in GIVEN_TENSOR_TYPES.items():  # Int16, Int, Int64 and Bool (not Double, Fp16)
     if _storable(np.dtype(_dtype_name)):
         _register_given_variant_cuda(_variant)
 _register_given_variant_cuda("GivenTensorByteStringToUInt8Fill")

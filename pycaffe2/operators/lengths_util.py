@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from pycaffe2.operators.registry import register_cpu
+from pycaffe2.operators.registry import gradient_op, register_cpu
 from pycaffe2.schema.inference.lengths_util import (
     check_alloc,
     check_lengths,
@@ -34,6 +34,10 @@ def lengths_tile(data, lengths):
         raise ValueError(f"LENGTHS {list(lengths.shape)} must hold one length per row of DATA {list(data.shape)}")
     check_alloc((int(values.sum()), *data.shape[1:]), data.dtype)
     return np.repeat(data, values, axis=0)
+
+
+# Row i of DATA went to LENGTHS[i] output rows: its gradient sums them (as Caffe2's maker).
+gradient_op("LengthsTile", "GO0 I1", gradient_type="LengthsSum")
 
 
 @register_cpu("LengthsToSegmentIds")

@@ -102,6 +102,7 @@ GIVEN = [
     ("GivenTensorFill", {"dtype": "STRING"}, ["a", "bc", "", "é"], object),
     # Argument.floats holds float32s, so Caffe2's double values are float32s widened.
     ("GivenTensorDoubleFill", {}, [0.1, 1e-30, -3.0, 2.0], np.float64),
+    ("GivenTensorFp16Fill", {}, [0.1, -3.0, 65504.0, 2.0**-24], np.float16),  # the largest and smallest halves
     ("GivenTensorInt16Fill", {}, [1, -2, 3, 2**15 - 1], np.int16),
     ("GivenTensorIntFill", {}, [1, -2, 3, 2**31 - 1], np.int32),
     ("GivenTensorIntFill", {"dtype": "INT32"}, [1, -2, 3, 4], np.int32),  # Caffe2 scripts pass dtype too
@@ -238,7 +239,7 @@ def info_of(array):
 
 def test_every_op_of_the_family_has_a_rule_and_no_gradient():
     family = {name: s for name, s in all_schemas().items() if s.family == "fill"}
-    assert len(family) == 19
+    assert len(family) == 20
     assert all(s.inference != "none" and s.gradient == "none" for s in family.values())
 
 
@@ -312,6 +313,7 @@ def test_constant_fill_defaults_and_errors():
 @pytest.mark.parametrize("op_type, values, dtype", [
     ("GivenTensorFill", [1.0, 2.0, 3.0, 4.0, 5.0, 6.0], np.float32),
     ("GivenTensorDoubleFill", [1.0, 2.0, 3.0, 4.0, 5.0, 6.0], np.float64),
+    ("GivenTensorFp16Fill", [1.0, 2.0, 3.0, 4.0, 5.0, 6.0], np.float16),
     ("GivenTensorInt16Fill", [1, 2, 3, 4, 5, 6], np.int16),
     ("GivenTensorIntFill", [1, 2, 3, 4, 5, 6], np.int32),
     ("GivenTensorInt64Fill", [1, 2, 3, 4, 5, 6], np.int64),
@@ -587,7 +589,8 @@ def test_cuda_given_tensor_fill_refusals():
         run_cuda("GivenTensorFill", {"shape": [1], "values": ["a"], "dtype": "STRING"})
     with pytest.raises((OpFailure, NetError), match="3 values cannot fill shape"):  # the CPU's check
         run_cuda("GivenTensorFill", {"shape": [2], "values": [1.0, 2.0, 3.0]})
-    for op_type, values in (("GivenTensorDoubleFill", [1.0]), ("GivenTensorStringFill", ["a"])):  # CPU-only
+    for op_type, values in (("GivenTensorDoubleFill", [1.0]), ("GivenTensorFp16Fill", [1.0]),
+                            ("GivenTensorStringFill", ["a"])):  # CPU-only
         with pytest.raises(NetError, match=f"no CUDA kernel for {op_type}"):
             run_cuda(op_type, {"shape": [1], "values": values})
 

@@ -8,7 +8,6 @@ from pycaffe2 import netfile
 from pycaffe2.cli import main
 from pycaffe2.executor import Workspace
 from pycaffe2.qtensor import Int8Tensor
-from pycaffe2.schema import get_schema
 from tests.conftest import SHARED
 
 NETS = SHARED / "glow_caffe2_nets"
@@ -113,16 +112,14 @@ def test_conv_relu():
 
 @pytest.mark.parametrize("predict,init,shape", [
     ("fbfcpacked_3d_second_axis_predict.pbtxt", "fbfcpacked_3d_second_axis_init.pbtxt", (2, 3, 4)),
-    ("fbfcpacked_4d_first_axis_predict_net.pbtxt", "fbfcpacked_4d_first_axis_init_net.pbtxt", (1, 4, 1, 1)),
+    ("fbfcpacked_4d_first_axis_predict_net.pbtxt", "fbfcpacked_4d_first_axis_init_net.pbtxt", (2, 5, 1, 1)),
 ])
 def test_fb_fc_packed(predict, init, shape):
     x = np.linspace(-1, 1, int(np.prod(shape)), dtype=np.float32).reshape(shape)
-    if get_schema("GivenTensorFp16Fill") is not None:
-        workspace, (y,) = run_pair(predict, init, {"input": x})
-    else:  # another family brings GivenTensorFp16Fill: feed float16 weights meanwhile
-        w = np.linspace(-1, 1, 20, dtype=np.float16).reshape(5, 4)
-        workspace, (y,) = run_pair(predict, None, {"input": x}, [("weights", w), ("bias", np.ones(5, np.float32))])
-    w = workspace.FetchBlob("weights").astype(np.float32)
+    workspace, (y,) = run_pair(predict, init, {"input": x})
+    w = workspace.FetchBlob("weights")
+    assert w.dtype == np.float16  # GivenTensorFp16Fill's
+    w = w.astype(np.float32)
     b = workspace.FetchBlob("bias")
     axis = 2 if len(shape) == 3 else 1
     expected = (x.reshape(-1, w.shape[1]) @ w.T + b).reshape(shape[:axis] + (w.shape[0],))

@@ -10,7 +10,7 @@ from pycaffe2.errors import GradientError
 from pycaffe2.executor import NetError, OpFailure
 from pycaffe2.gradient import GetGradientForOp
 from pycaffe2.schema.bind import ShapeError, TensorInfo
-from pycaffe2.testing import check_reference, make_op, run_op
+from pycaffe2.testing import check_gradient_op, check_reference, make_op, run_op
 from tests.schema import infer
 
 lengths_lists = st.lists(st.integers(0, 4), min_size=0, max_size=6)
@@ -31,6 +31,15 @@ def test_lengths_tile(lengths, tail, dtype):
         return [np.array(rows, np.float32).reshape(-1, *d.shape[1:])]
 
     check_reference("LengthsTile", [data, np.array(lengths, dtype)], reference)
+
+
+def test_lengths_tile_gradient_is_lengths_sum_of_the_output_gradient():
+    rng = np.random.default_rng(1)
+    data, lengths = rng.standard_normal((3, 2)), np.array([2, 0, 3], np.int32)
+    d_out = rng.standard_normal((5, 2))
+    grad_ops = GetGradientForOp(make_op("LengthsTile", ["D", "L"], ["Y"]), ["Y_grad"])[0]
+    assert [(op.type, list(op.input)) for op in grad_ops] == [("LengthsSum", ["Y_grad", "L"])]
+    check_gradient_op("LengthsTile", [data, lengths], "LengthsSum", [d_out, lengths], {0: 0}, [d_out])
 
 
 @settings(max_examples=10, deadline=None)

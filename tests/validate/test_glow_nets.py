@@ -33,13 +33,7 @@ _INIT = re.compile(r"(?:^|_)init(?:_net)?$")
 
 # file -> why it does not validate here, and never will
 EXCEPTIONS = {
-    "fbfcpacked_3d_second_axis_init.pbtxt": "needs op GivenTensorFp16Fill, which Glow's importer reads; "
-                                            "Caffe2's open-source tree has no such op",
-    "fbfcpacked_4d_first_axis_init_net.pbtxt": "needs op GivenTensorFp16Fill, which Glow's importer reads; "
-                                               "Caffe2's open-source tree has no such op",
     "fill_examples_with_indicator.pbtxt": "needs op FillExamplesWithIndicator, which Glow itself defines",
-    "lengths_range_fill_predict_net.pbtxt": "gives LengthsRangeFill the arg maxOutputSize, which only Glow's "
-                                            "importer reads (Caffe2's LengthsRangeFill takes no args)",
     "sqr_predict_net.pbtxt": "the file itself is inconsistent: its op reads 'input' but the net declares "
                              "external_input 'inputs'",
     "empty_predict_net.pbtxt": "the file itself is inconsistent: external_output 'unused_output' is never "

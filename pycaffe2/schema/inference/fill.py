@@ -20,7 +20,7 @@ NUMPY_NAMES = {
     "BYTE": "uint8", "BOOL": "bool", "STRING": "object",
 }
 GIVEN_TENSOR_TYPES = {
-    "GivenTensorDoubleFill": "float64", "GivenTensorInt16Fill": "int16", "GivenTensorIntFill": "int32",
+    "GivenTensorDoubleFill": "float64", "GivenTensorFp16Fill": "float16", "GivenTensorInt16Fill": "int16", "GivenTensorIntFill": "int32",
     "GivenTensorInt64Fill": "int64", "GivenTensorBoolFill": "bool",
     "GivenTensorStringFill": "object",
 }
