@@ -1,0 +1,135 @@
+"""BBoxTransform and BoxWithNMSLimit (NumPy, float32 as Caffe2): the box arithmetic is
+_boxes.py's; BBoxTransform runs over all RoIs and classes at once, BoxWithNMSLimit loops
+over images and classes (bounded by the inputs' shapes) with NMS vectorized per kept box.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from pycaffe2.operators import _boxes as boxes_util
+from pycaffe2.operators.registry import register_cpu
+from pycaffe2.schema.inference.detection_boxes import (
+    bbox_transform_shapes,
+    check_batch_splits,
+    nms_limit_shapes,
+    num_box_classes,
+    rois_per_image,
+)
+
+F32 = np.float32
+
+
+@register_cpu("BBoxTransform")
+def bbox_transform(rois, deltas, im_info, *, weights, apply_scale, rotated, correct_transform_coords,
+                   angle_bound_on, angle_bound_lo, angle_bound_hi, clip_angle_thresh, legacy_plus_one):
+    args = dict(weights=weights, rotated=rotated, angle_bound_on=angle_bound_on, angle_bound_lo=angle_bound_lo,
+                angle_bound_hi=angle_bound_hi)
+    images = bbox_transform_shapes(args, rois.shape, deltas.shape, im_info.shape)
+    box_dim, plus_one = (5 if rotated else 4), int(bool(legacy_plus_one))
+    rois, deltas, im_info = rois.astype(F32), deltas.astype(F32), im_info.astype(F32)
+    if rois.shape[1] == box_dim:
+        counts = np.array([len(rois)])
+    else:
+        counts = rois_per_image(rois[:, 0], images)
+    # RoIs come grouped by image in increasing order (as GenerateProposals writes them)
+    image = np.repeat(np.arange(images), counts)
+    scale = im_info[image, 2]
+    height = (im_info[image, 0] / scale + F32(0.5)).astype(np.int64).astype(F32)
+    width = (im_info[image, 1] / scale + F32(0.5)).astype(np.int64).astype(F32)
+    boxes = rois[:, -box_dim:].copy()
+    boxes[:, :4] /= scale[:, None]  # angles are not scaled
+    tiled = deltas.reshape(len(rois), deltas.shape[1] // box_dim, box_dim)
+    if rotated:
+        bound = (angle_bound_lo, angle_bound_hi) if angle_bound_on else None
+        out = boxes_util.transform_rotated(boxes[:, None, :], tiled, weights, bound)
+        out = boxes_util.clip_rotated(out, height[:, None], width[:, None], clip_angle_thresh, plus_one)
+    else:
+        out = boxes_util.transform_upright(boxes[:, None, :], tiled, weights, plus_one)
+        out = boxes_util.clip_upright(out, height[:, None], width[:, None], plus_one)
+    if apply_scale:
+        out[..., :4] *= scale[:, None, None]
+    return out.reshape(deltas.shape).astype(F32), counts.astype(F32)
+
+
+def _two_d(array: np.ndarray) -> np.ndarray:
+    return array.reshape(array.shape[0], array.shape[1])
+
+
+class _Classes:
+    """BoxWithNMSLimit's class bookkeeping: which column of scores and boxes a class id
+    (0 background, then foreground) reads."""
+
+    def __init__(self, args: dict):
+        self.agnostic = args["cls_agnostic_bbox_reg"]
+        self.bg_first = args["input_boxes_include_bg_cls"]
+
+    def box(self, j: int) -> int:
+        return 0 if self.agnostic else (j if self.bg_first else j - 1)
+
+    def score(self, j: int) -> int:
+        return j - 1 + int(bool(self.bg_first))
+
+
+def _nms_one_image(scores, boxes, args: dict, classes: _Classes):
+    """Per foreground class j, the kept rows; and the scores they are ranked by (Soft-NMS rescores)."""
+    num_classes = scores.shape[1]
+    keeps: list[list[int]] = [[] for _ in range(num_classes)]
+    ranked = scores.copy()
+    plus_one = int(bool(args["legacy_plus_one"]))
+    for j in range(1, num_classes):
+        column = scores[:, classes.score(j)]
+        cls_boxes = boxes[:, classes.box(j) * 4:classes.box(j) * 4 + 4]
+        inds = np.flatnonzero(column > F32(args["score_thresh"]))
+        if args["soft_nms_enabled"]:
+            keeps[j], ranked[:, classes.score(j)] = boxes_util.soft_nms(
+                cls_boxes, column, inds, args["soft_nms_sigma"], args["nms"], args["soft_nms_min_score_thres"],
+                args["soft_nms_method"], -1, plus_one)
+        else:
+            order = inds[np.argsort(-column[inds], kind="stable")]
+            limit = args["detections_per_im"] if args["detections_per_im"] > 0 else -1
+            keeps[j] = boxes_util.nms(cls_boxes, order, args["nms"], limit, plus_one)
+    total = sum(len(k) for k in keeps)
+    limit = args["detections_per_im"]
+    if limit > 0 and total > limit:  # the best `limit` over all classes, class by class
+        pairs = [(j, i) for j in range(1, num_classes) for i in keeps[j]]
+        values = np.array([ranked[i, classes.score(j)] for j, i in pairs], F32)
+        best = np.argsort(-values, kind="stable")[:limit]
+        keeps = [[] for _ in range(num_classes)]
+        for k in best:
+            j, i = pairs[k]
+            keeps[j].append(i)
+    return keeps, ranked
+
+
+@register_cpu("BoxWithNMSLimit")
+def box_with_nms_limit(scores, boxes, *batch_splits, score_thresh, nms, detections_per_im, soft_nms_enabled,
+                       soft_nms_method, soft_nms_sigma, soft_nms_min_score_thres, rotated, cls_agnostic_bbox_reg,
+                       input_boxes_include_bg_cls, output_classes_include_bg_cls, legacy_plus_one):
+    args = dict(score_thresh=score_thresh, nms=nms, detections_per_im=detections_per_im,
+                soft_nms_enabled=soft_nms_enabled, soft_nms_method=soft_nms_method, soft_nms_sigma=soft_nms_sigma,
+                soft_nms_min_score_thres=soft_nms_min_score_thres, rotated=rotated,
+                cls_agnostic_bbox_reg=cls_agnostic_bbox_reg, input_boxes_include_bg_cls=input_boxes_include_bg_cls,
+                legacy_plus_one=legacy_plus_one)
+    count, num_classes = nms_limit_shapes(args, scores.shape, boxes.shape)
+    scores, boxes = _two_d(scores).astype(F32), _two_d(boxes).astype(F32)
+    splits = check_batch_splits(np.asarray(batch_splits[0]), count) if batch_splits else np.array([count])
+    classes = _Classes(args)
+    out_scores, out_boxes, out_classes, out_keeps = [], [], [], []
+    keeps_size = np.zeros((len(splits), num_classes), np.int32)
+    offset = 0
+    for b, n in enumerate(splits):
+        keeps, ranked = _nms_one_image(scores[offset:offset + n], boxes[offset:offset + n], args, classes)
+        for j in range(1, num_classes):
+            rows = np.array(keeps[j], np.int64)
+            out_scores.append(ranked[rows, classes.score(j)])
+            out_boxes.append(boxes[offset + rows, classes.box(j) * 4:classes.box(j) * 4 + 4])
+            out_classes.append(np.full(len(rows), j - (0 if output_classes_include_bg_cls else 1), F32))
+            out_keeps.append(rows.astype(np.int32))
+        keeps_size[b] = [len(k) for k in keeps]
+        offset += n
+    return (np.concatenate(out_scores).astype(F32) if out_scores else np.zeros(0, F32),
+            np.concatenate(out_boxes).reshape(-1, 4).astype(F32) if out_boxes else np.zeros((0, 4), F32),
+            np.concatenate(out_classes) if out_classes else np.zeros(0, F32),
+            keeps_size.sum(axis=1).astype(F32),
+            np.concatenate(out_keeps) if out_keeps else np.zeros(0, np.int32),
+            keeps_size)
