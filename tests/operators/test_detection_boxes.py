@@ -1,0 +1,263 @@
+"""Box detection family (BBoxTransform, BoxWithNMSLimit): each against an independent NumPy
+reference written box by box (Detectron's formulas; greedy NMS by pairwise loops), over
+batches, class layouts, Soft-NMS and the detection limit; shape inference; and clear errors,
+rotated NMS among them (refused when the net is checked)."""
+import math
+
+import numpy as np
+import pytest
+
+from pycaffe2.executor import NetError, OpFailure
+from pycaffe2.schema.bind import ShapeError, TensorInfo
+from pycaffe2.testing import check_reference, run_op
+from tests.schema import infer
+
+rng = np.random.default_rng(11)
+CLIP = math.log(1000.0 / 16.0)
+
+
+def ref_transform(box, delta, weights=(1, 1, 1, 1), plus_one=1):
+    x1, y1, x2, y2 = box
+    w, h = x2 - x1 + plus_one, y2 - y1 + plus_one
+    cx, cy = x1 + w / 2, y1 + h / 2
+    dx, dy, dw, dh = (d / wt for d, wt in zip(delta, weights))
+    cx, cy = cx + dx * w, cy + dy * h
+    w, h = math.exp(min(dw, CLIP)) * w, math.exp(min(dh, CLIP)) * h
+    return [cx - w / 2, cy - h / 2, cx + w / 2 - plus_one, cy + h / 2 - plus_one]
+
+
+def ref_clip(box, height, width, plus_one=1):
+    return [min(max(v, 0), (width if k % 2 == 0 else height) - plus_one) for k, v in enumerate(box)]
+
+
+def ref_bbox_transform(rois, deltas, im_info, weights=(1, 1, 1, 1), apply_scale=1, legacy_plus_one=1, **_):
+    """Box by box and class by class; rows belong to images by their batch index."""
+    out = np.zeros(deltas.shape)
+    counts = np.zeros(len(im_info))
+    for r, roi in enumerate(rois.astype(np.float64)):
+        b = int(roi[0]) if len(roi) == 5 else 0
+        counts[b] += 1
+        height, width, scale = im_info[b]
+        box = [v / scale for v in roi[-4:]]
+        for k in range(deltas.shape[1] // 4):
+            moved = ref_transform(box, deltas[r, 4 * k:4 * k + 4], weights, legacy_plus_one)
+            clipped = ref_clip(moved, int(height / scale + 0.5), int(width / scale + 0.5), legacy_plus_one)
+            out[r, 4 * k:4 * k + 4] = [v * (scale if apply_scale else 1) for v in clipped]
+    return out, counts
+
+
+def ref_transform_rotated(box, delta, lo=-90, hi=90, bound=True):
+    cx, cy, w, h, a = box
+    dx, dy, dw, dh, da = delta
+    angle = a + da * 180 / math.pi
+    if bound and angle < lo:
+        angle += hi - lo
+    elif bound and angle > hi:
+        angle -= hi - lo
+    return [cx + dx * w, cy + dy * h, math.exp(min(dw, CLIP)) * w, math.exp(min(dh, CLIP)) * h, angle]
+
+
+def make_rois(counts, size):
+    rows = []
+    for b, n in enumerate(counts):
+        corners = np.sort(rng.uniform(0, size, (n, 2, 2)), axis=1)  # [x1 y1], [x2 y2]
+        rows += [[b, *c[0], *c[1]] for c in corners]
+    return np.array(rows, np.float32).reshape(-1, 5)
+
+
+@pytest.mark.parametrize("counts, classes, args", [
+    ([4], 3, {}),
+    ([3, 0, 2], 2, {"weights": [10.0, 10.0, 5.0, 5.0]}),
+    ([2, 3], 1, {"apply_scale": 0, "legacy_plus_one": 0}),
+    ([5], 2, {"apply_scale": 1, "correct_transform_coords": 1}),
+])
+def test_bbox_transform_matches_reference(counts, classes, args):
+    rois = make_rois(counts, 60)
+    deltas = (rng.standard_normal((len(rois), 4 * classes)) * 0.5).astype(np.float32)
+    im_info = np.array([[50 * 1.5, 70 * 1.5, 1.5]] * len(counts), np.float32)
+    im_info[-1] = [40, 45, 1.0]
+    rois[:, 1:] *= 1.5
+    check_reference("BBoxTransform", [rois, deltas, im_info], ref_bbox_transform, args, num_outputs=2)
+
+
+def test_bbox_transform_without_batch_column_is_one_image():
+    rois = make_rois([3], 30)[:, 1:]
+    deltas = rng.standard_normal((3, 8)).astype(np.float32)
+    im_info = np.array([[32, 28, 1.0]], np.float32)
+    (out,) = run_op("BBoxTransform", [rois, deltas, im_info])
+    expected, _ = ref_bbox_transform(np.concatenate([np.zeros((3, 1)), rois], 1), deltas, im_info)
+    np.testing.assert_allclose(out, expected, rtol=1e-5, atol=1e-4)
+
+
+@pytest.mark.parametrize("bound, thresh", [(1, 1.0), (0, -1.0), (1, 90.0)])
+def test_bbox_transform_rotated(bound, thresh):
+    rois = np.array([[0, 20, 15, 10, 8, 0.5], [0, 30, 30, 12, 20, 60], [0, 2, 3, 8, 10, -89]], np.float32)
+    deltas = (rng.standard_normal((3, 10)) * 0.4).astype(np.float32)
+    im_info = np.array([[40, 50, 1.0]], np.float32)
+    (out,) = run_op("BBoxTransform", [rois, deltas, im_info],
+                    {"rotated": 1, "apply_scale": 0, "angle_bound_on": bound, "clip_angle_thresh": thresh})
+    for r in range(3):
+        for k in range(2):
+            box = ref_transform_rotated(rois[r, 1:], deltas[r, 5 * k:5 * k + 5], bound=bool(bound))
+            if abs(box[4]) <= thresh:  # upright enough: clipped as an upright box
+                cx, cy, w, h, a = box
+                x1, y1, x2, y2 = ref_clip([cx - (w - 1) / 2, cy - (h - 1) / 2, cx + (w - 1) / 2, cy + (h - 1) / 2],
+                                          40, 50)
+                box = [(x1 + x2) / 2, (y1 + y2) / 2, x2 - x1 + 1, y2 - y1 + 1, a]
+            np.testing.assert_allclose(out[r, 5 * k:5 * k + 5], box, rtol=1e-4, atol=1e-3)
+
+
+# -- BoxWithNMSLimit -------------------------------------------------------------------------------
+
+def ref_iou(a, b, plus_one=1):
+    w = max(min(a[2], b[2]) - max(a[0], b[0]) + plus_one, 0)
+    h = max(min(a[3], b[3]) - max(a[1], b[1]) + plus_one, 0)
+    area = lambda z: (z[2] - z[0] + plus_one) * (z[3] - z[1] + plus_one)  # noqa: E731
+    return w * h / (area(a) + area(b) - w * h)
+
+
+def ref_nms(boxes, scores, candidates, thresh):
+    """Greedy NMS: the best remaining box suppresses those overlapping it by IoU > thresh."""
+    order = sorted(candidates, key=lambda i: -scores[i])
+    keep = []
+    for i in order:
+        if all(ref_iou(boxes[i], boxes[k]) <= thresh for k in keep):
+            keep.append(i)
+    return keep
+
+
+def ref_soft_nms(boxes, scores, candidates, thresh, sigma, min_score, method):
+    scores = dict((i, float(scores[i])) for i in candidates)
+    keep = []
+    while scores:
+        i = max(scores, key=lambda k: (scores[k], -k))
+        keep.append((i, scores.pop(i)))
+        for k in list(scores):
+            iou = ref_iou(boxes[i], boxes[k])
+            scores[k] *= (1 - iou if iou > thresh else 1) if method == "linear" else math.exp(-iou * iou / sigma)
+            if scores[k] < min_score:
+                del scores[k]
+    return keep
+
+
+def ref_box_with_nms_limit(scores, boxes, *splits, score_thresh=0.05, nms=0.3, detections_per_im=100,
+                           soft_nms_enabled=0, soft_nms_method="linear", soft_nms_sigma=0.5,
+                           soft_nms_min_score_thres=0.001, **_):
+    """Image by image, class by class (background 0 skipped), then the best over all classes."""
+    splits = splits[0].astype(int) if splits else [len(scores)]
+    out = ([], [], [], [], [], [])
+    start = 0
+    for n in splits:
+        found = []  # (score, class, row, box)
+        for j in range(1, scores.shape[1]):
+            s, b = scores[start:start + n, j], boxes[start:start + n, 4 * j:4 * j + 4]
+            candidates = [i for i in range(n) if s[i] > score_thresh]
+            if soft_nms_enabled:
+                kept = ref_soft_nms(b, s, candidates, nms, soft_nms_sigma, soft_nms_min_score_thres, soft_nms_method)
+            else:
+                kept = [(i, s[i]) for i in ref_nms(b, s, candidates, nms)]
+            found += [(score, j, i, b[i]) for i, score in kept]
+        if detections_per_im > 0:
+            found = sorted(found, key=lambda f: -f[0])[:detections_per_im]
+        found.sort(key=lambda f: (f[1], -f[0]))  # class by class, best first
+        out[0].extend(f[0] for f in found)
+        out[1].extend(f[3] for f in found)
+        out[2].extend(float(f[1]) for f in found)
+        out[3].append(len(found))
+        out[4].extend(f[2] for f in found)
+        out[5].append([sum(f[1] == j for f in found) for j in range(scores.shape[1])])
+        start += n
+    return (np.array(out[0], np.float32), np.array(out[1], np.float32).reshape(-1, 4),
+            np.array(out[2], np.float32), np.array(out[3], np.float32), np.array(out[4], np.int32),
+            np.array(out[5], np.int32))
+
+
+def clustered(count, classes):
+    """Boxes around a few centres (so NMS has work) with distinct scores."""
+    centres = rng.uniform(0, 40, (3, 2))
+    picks = centres[rng.integers(0, 3, (count, classes))]
+    size = rng.uniform(6, 12, (count, classes, 2))
+    jitter = rng.uniform(-3, 3, (count, classes, 2))
+    boxes = np.concatenate([picks + jitter - size / 2, picks + jitter + size / 2], axis=-1)
+    scores = rng.permutation(count * classes).reshape(count, classes) / (count * classes)
+    return scores.astype(np.float32), boxes.reshape(count, 4 * classes).astype(np.float32)
+
+
+@pytest.mark.parametrize("splits, classes, args", [
+    ([12], 3, {"score_thresh": 0.1, "nms": 0.4}),
+    ([7, 0, 9], 4, {"score_thresh": 0.2, "nms": 0.3, "detections_per_im": 5}),
+    ([10, 6], 2, {"nms": 0.5, "detections_per_im": 0}),
+    ([14], 3, {"soft_nms_enabled": 1, "nms": 0.3, "soft_nms_min_score_thres": 0.05}),
+    ([8, 8], 3, {"soft_nms_enabled": 1, "soft_nms_method": "gaussian", "soft_nms_sigma": 0.4,
+                 "detections_per_im": 6}),
+])
+def test_box_with_nms_limit_matches_reference(splits, classes, args):
+    scores, boxes = clustered(sum(splits), classes)
+    for split_type in (np.float32, np.int32):
+        inputs = [scores, boxes, np.array(splits, split_type)]
+        check_reference("BoxWithNMSLimit", inputs, ref_box_with_nms_limit, args, num_outputs=6)
+
+
+def test_box_with_nms_limit_class_layouts():
+    scores, boxes = clustered(9, 3)
+    base = run_op("BoxWithNMSLimit", [scores, boxes], {"score_thresh": 0.1}, num_outputs=3)
+    # boxes without the background's columns, scores with the background last
+    moved = np.concatenate([scores[:, 1:], scores[:, :1]], axis=1)
+    got = run_op("BoxWithNMSLimit", [moved, boxes[:, 4:]],
+                 {"score_thresh": 0.1, "input_boxes_include_bg_cls": 0, "output_classes_include_bg_cls": 0},
+                 num_outputs=3)
+    for a, b in zip(base[:2], got[:2]):
+        np.testing.assert_array_equal(a, b)
+    np.testing.assert_array_equal(got[2], base[2] - 1)
+    # one box per row for every class
+    shared = np.tile(boxes[:, :4], (1, 3))
+    expected = ref_box_with_nms_limit(scores, shared, score_thresh=0.1)
+    got = run_op("BoxWithNMSLimit", [scores, boxes[:, :4]], {"score_thresh": 0.1, "cls_agnostic_bbox_reg": 1},
+                 num_outputs=3)
+    for a, b in zip(got, expected):
+        np.testing.assert_allclose(a, b)
+
+
+def test_box_with_nms_limit_takes_4d_inputs_and_no_boxes():
+    scores, boxes = clustered(5, 2)
+    flat = run_op("BoxWithNMSLimit", [scores, boxes], num_outputs=4)
+    four = run_op("BoxWithNMSLimit", [scores[:, :, None, None], boxes[:, :, None, None]], num_outputs=4)
+    for a, b in zip(flat, four):
+        np.testing.assert_array_equal(a, b)
+    empty = run_op("BoxWithNMSLimit", [np.zeros((0, 2), np.float32), np.zeros((0, 8), np.float32)], num_outputs=6)
+    assert [e.shape for e in empty] == [(0,), (0, 4), (0,), (1,), (0,), (1, 2)]
+
+
+# -- shape inference and errors ---------------------------------------------------------------------
+
+def test_output_shapes():
+    assert infer("BBoxTransform", [(5, 5), (5, 12), (2, 3)], n_out=2) == [TensorInfo((5, 12)), TensorInfo((2,))]
+    assert infer("BBoxTransform", [(5, 6), (5, 10), (1, 3)], rotated=1) == [TensorInfo((5, 10))]
+    assert infer("BoxWithNMSLimit", [(5, 3), (5, 12), (2,)], n_out=6) == [
+        None, None, None, TensorInfo((2,)), None, TensorInfo((2, 3), "int32")]
+
+
+@pytest.mark.parametrize("op_type, shapes, args, message", [
+    ("BBoxTransform", [(5, 5), (5, 12), (2, 3)], {"weights": [1.5, 1.0, 1.0]}, "weights has 3 values but must have 4"),
+    ("BBoxTransform", [(5, 3), (5, 12), (2, 3)], {}, r"rois is \[5, 3\] but must be \[M, 4\] or \[M, 5\]"),
+    ("BBoxTransform", [(5, 5), (4, 12), (2, 3)], {}, r"deltas is \[4, 12\] but must be \[5, 4 \* classes\]"),
+    ("BBoxTransform", [(5, 4), (5, 4), (2, 3)], {}, "must describe one image"),
+    ("BBoxTransform", [(5, 6), (5, 10), (1, 3)], {"rotated": 1, "angle_bound_hi": 100},
+     "must be a positive multiple of 180"),
+    ("BoxWithNMSLimit", [(5, 3), (5, 8)], {}, r"boxes is \[5, 8\] but must be \[5, 12\]"),
+    ("BoxWithNMSLimit", [None, None], {"rotated": 1}, "rotated boxes not supported"),
+])
+def test_inference_errors(op_type, shapes, args, message):
+    with pytest.raises(ShapeError, match=message):
+        infer(op_type, shapes, **args)
+
+
+@pytest.mark.parametrize("op_type, inputs, args, message", [
+    ("BBoxTransform", [np.array([[3, 0, 0, 4, 4]], np.float32), np.zeros((1, 4), np.float32),
+                       np.ones((2, 3), np.float32)], {}, r"rois row 0 has batch index 3.0 but im_info describes 2"),
+    ("BoxWithNMSLimit", [np.zeros((4, 2), np.float32), np.zeros((4, 8), np.float32), np.array([1, 2], np.float32)],
+     {}, "must be whole numbers >= 0 adding up to the 4 boxes"),
+])
+def test_bad_values_are_clear_errors(op_type, inputs, args, message):
+    with pytest.raises((OpFailure, NetError), match=message):
+        run_op(op_type, inputs, args)
