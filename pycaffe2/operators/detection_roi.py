@@ -77,22 +77,33 @@ def align_geometry(rois: np.ndarray, images: int, args: dict) -> np.ndarray:
                      grid_h.astype(F32), grid_w.astype(F32)], axis=1).astype(F32)
 
 
+def _corners(v: np.ndarray, size: int):
+    """Bilinear sampling along one axis at float32 coordinates v over [0, size): (valid, low
+    cell, high cell, weight of the high cell). Invalid: more than one cell outside."""
+    valid = (v >= -1) & (v <= size)
+    v = np.clip(v, F32(0), F32(size))
+    low = np.minimum(v.astype(np.int64), size - 1)
+    edge = low >= size - 1  # the last cell: clamped onto it
+    high = np.where(edge, low, low + 1)
+    frac = np.where(edge, 0.0, v - low).astype(np.float64)
+    return valid, low, high, frac
+
+
+def _sample_coordinates(start, bin_size, grid: int, bins: int):
+    """float32 coordinates of `grid` samples in each of `bins` bins, in Caffe2's order of
+    operations: start + p * bin + (i + 0.5) * bin / grid; [bins, grid]."""
+    p, i = np.arange(bins, dtype=F32)[:, None], np.arange(grid, dtype=F32)[None, :]
+    return (F32(start) + p * F32(bin_size)) + (i + F32(0.5)) * F32(bin_size) / F32(grid)
+
+
 def _axis_weights(start, bin_size, grid: int, bins: int, size: int) -> tuple:
     """[bins, size] weights of each cell in each bin's bilinear samples along one axis,
     and the [lo, hi) cells they touch."""
-    if grid == 0 or size == 0:
-        return np.zeros((bins, size)), (0, 0)
-    k = np.arange(bins * grid)
-    p, i = k // grid, k % grid
-    # float32, in Caffe2's order: start + p * bin + (i + 0.5) * bin / grid
-    v = (F32(start) + p.astype(F32) * F32(bin_size)) + (i.astype(F32) + F32(0.5)) * F32(bin_size) / F32(grid)
-    valid = (v >= -1) & (v <= size)
-    v = np.maximum(v, F32(0))
-    low = np.minimum(v.astype(np.int64), size - 1)
-    edge = low >= size - 1
-    high = np.where(edge, low, low + 1)
-    frac = np.where(edge, 0.0, v - low).astype(np.float64)
     weights = np.zeros((bins, size))
+    if grid == 0 or size == 0:
+        return weights, (0, 0)
+    valid, low, high, frac = _corners(_sample_coordinates(start, bin_size, grid, bins).ravel(), size)
+    p = np.repeat(np.arange(bins), grid)
     np.add.at(weights, (p, low), np.where(valid, 1.0 - frac, 0.0))
     np.add.at(weights, (p, high), np.where(valid, frac, 0.0))
     if not valid.any():
@@ -138,6 +149,86 @@ def roi_align_gradient(x, rois, dy, *, spatial_scale, pooled_h, pooled_w, order,
         if rows.size and cols.size:
             dx[int(g[0]), :, hs, ws] += (rows.T @ dyc[r] @ cols) * inv_count
     return channels_back(dx, order)
+
+
+# -- RoIAlignRotated ------------------------------------------------------------------------------
+
+def rotated_geometry(rois: np.ndarray, images: int, args: dict) -> np.ndarray:
+    """float32 [R, 11]: batch, centre_h, centre_w, bin_h, bin_w, grid_h, grid_w, cos, sin, and the
+    grid's start (-h / 2, -w / 2, about the centre) per RoI."""
+    batch, boxes = _split_rois(rois, images, 5)
+    offset = F32(0.5 if args["aligned"] else 0.0)
+    scale = F32(args["spatial_scale"])
+    centre_w, centre_h = boxes[:, 0] * scale - offset, boxes[:, 1] * scale - offset
+    roi_w, roi_h = boxes[:, 2] * scale, boxes[:, 3] * scale
+    theta = (boxes[:, 4].astype(np.float64) * np.pi / 180.0).astype(F32)
+    if args["aligned"]:
+        negative = (roi_w < 0) | (roi_h < 0)
+        if negative.any():
+            raise ShapeError(f"RoI row {int(np.flatnonzero(negative)[0])} has a negative size "
+                             "(aligned=1 takes RoIs as they are)")
+    else:
+        roi_w, roi_h = np.maximum(roi_w, F32(1)), np.maximum(roi_h, F32(1))
+    ph, pw, ratio = args["pooled_h"], args["pooled_w"], args["sampling_ratio"]
+    if ratio > 0:
+        grid_h = grid_w = np.full(len(boxes), ratio, np.float64)
+    else:
+        grid_h, grid_w = np.ceil(roi_h / F32(ph)).astype(np.float64), np.ceil(roi_w / F32(pw)).astype(np.float64)
+    check_sampling_grid(grid_h, grid_w, args)
+    return np.stack([batch.astype(F32), centre_h, centre_w, roi_h / F32(ph), roi_w / F32(pw), grid_h.astype(F32),
+                     grid_w.astype(F32), np.cos(theta), np.sin(theta), -roi_h / F32(2), -roi_w / F32(2)],
+                    axis=1).astype(F32)
+
+
+def _rotated_samples(g: np.ndarray, args: dict, height: int, width: int):
+    """RoI g's bilinear samples, bin by bin: flat cells [P, Q, G, 4] of the H x W plane and
+    their weights (0 for samples outside); the grid is rotated about the RoI's centre."""
+    ph, pw, gh, gw = args["pooled_h"], args["pooled_w"], int(g[5]), int(g[6])
+    yy = _sample_coordinates(g[9], g[3], gh, ph)[:, None, :, None]
+    xx = _sample_coordinates(g[10], g[4], gw, pw)[None, :, None, :]
+    cos, sin = g[7], g[8]
+    x = (xx * cos + yy * sin + g[2]).reshape(ph, pw, gh * gw)
+    y = (yy * cos - xx * sin + g[1]).reshape(ph, pw, gh * gw)
+    valid_y, y0, y1, ly = _corners(y, height)
+    valid_x, x0, x1, lx = _corners(x, width)
+    cells = np.stack([y0 * width + x0, y0 * width + x1, y1 * width + x0, y1 * width + x1], axis=-1)
+    weights = np.stack([(1 - ly) * (1 - lx), (1 - ly) * lx, ly * (1 - lx), ly * lx], axis=-1)
+    return cells, weights * (valid_y & valid_x)[..., None]
+
+
+@register_cpu("RoIAlignRotated")
+def roi_align_rotated(x, rois, *, spatial_scale, pooled_h, pooled_w, order, sampling_ratio, aligned):
+    args = dict(spatial_scale=spatial_scale, pooled_h=pooled_h, pooled_w=pooled_w, order=order,
+                sampling_ratio=sampling_ratio, aligned=aligned)
+    shape = roi_output_shape(args, x.shape, rois.shape, (5, 6))
+    n, c, height, width = _nchw_dims(x.shape, order)
+    planes = channels_first(x, order).reshape(n, c, height * width)
+    y = np.zeros((shape[0], c, pooled_h, pooled_w), x.dtype)
+    for r, g in enumerate(rotated_geometry(rois, n, args)):
+        if g[5] * g[6] > 0 and height * width > 0:
+            cells, weights = _rotated_samples(g, args, height, width)
+            y[r] = (planes[int(g[0])][:, cells] * weights).sum(axis=(-2, -1)) / (g[5] * g[6])
+    return channels_back(y, order)
+
+
+gradient_op("RoIAlignRotated", "I0 I1 GO0")
+
+
+@register_cpu("RoIAlignRotatedGradient")
+def roi_align_rotated_gradient(x, rois, dy, *, spatial_scale, pooled_h, pooled_w, order, sampling_ratio,
+                               aligned):
+    args = dict(spatial_scale=spatial_scale, pooled_h=pooled_h, pooled_w=pooled_w, order=order,
+                sampling_ratio=sampling_ratio, aligned=aligned)
+    check_gradient_shape(dy.shape, roi_output_shape(args, x.shape, rois.shape, (5, 6)))
+    n, c, height, width = _nchw_dims(x.shape, order)
+    dyc = channels_first(dy, order)
+    dx = np.zeros((n, c, height * width), np.result_type(dy.dtype, np.float32))
+    for r, g in enumerate(rotated_geometry(rois, n, args)):
+        if g[5] * g[6] > 0 and height * width > 0:
+            cells, weights = _rotated_samples(g, args, height, width)
+            shares = dyc[r][:, :, :, None, None] * weights / (g[5] * g[6])  # [C, P, Q, G, 4]
+            np.add.at(dx[int(g[0])], (slice(None), cells.ravel()), shares.reshape(c, -1))
+    return channels_back(dx.reshape(n, c, height, width), order)
 
 
 # -- RoIPool ------------------------------------------------------------------------------------

@@ -1,4 +1,4 @@
-"""RoI detection family (RoIAlign, RoIPool, BatchPermutation and their gradient ops): each op
+"""RoI detection family (RoIAlign, RoIAlignRotated, RoIPool, BatchPermutation and their gradient ops): each op
 against a direct loop-over-bins NumPy reference (RoIAlign: every bilinear sample of every bin
 on tiny inputs) on both devices and in both orders, gradients against central differences and
 through the registered makers, shape inference, and clear errors for bad RoIs on both devices.
@@ -131,6 +131,67 @@ def test_roi_align_rejects_a_negative_roi_when_aligned():
     assert y.shape == (1, 1, 1, 1)
 
 
+def ref_roi_align_rotated(x, rois, pooled_h=1, pooled_w=1, spatial_scale=1.0, sampling_ratio=-1, aligned=0, **_):
+    """RoIAlignRotated (NCHW): each bin's samples on the RoI's own axes, turned by the angle about its centre."""
+    x = x.astype(np.float64)
+    out = np.zeros((len(rois), x.shape[1], pooled_h, pooled_w))
+    for r, roi in enumerate(rois.astype(np.float64)):
+        b = int(roi[0]) if len(roi) == 6 else 0
+        offset = 0.5 if aligned else 0.0
+        cx, cy = roi[-5] * spatial_scale - offset, roi[-4] * spatial_scale - offset
+        w, h, theta = roi[-3] * spatial_scale, roi[-2] * spatial_scale, math.radians(roi[-1])
+        if not aligned:
+            w, h = max(w, 1.0), max(h, 1.0)
+        gh = sampling_ratio if sampling_ratio > 0 else math.ceil(h / pooled_h)
+        gw = sampling_ratio if sampling_ratio > 0 else math.ceil(w / pooled_w)
+        for p in range(pooled_h):
+            for q in range(pooled_w):
+                total = np.zeros(x.shape[1])
+                for iy in range(gh):
+                    for ix in range(gw):
+                        dy = -h / 2 + (p + (iy + 0.5) / gh) * h / pooled_h
+                        dx = -w / 2 + (q + (ix + 0.5) / gw) * w / pooled_w
+                        total += bilinear(x[b], cy + dy * math.cos(theta) - dx * math.sin(theta),
+                                          cx + dx * math.cos(theta) + dy * math.sin(theta))
+                out[r, :, p, q] = total / max(gh * gw, 1)
+    return out
+
+
+ROTATED = np.array([[0, 4.0, 3.5, 5.0, 3.0, 30.0], [1, 5.2, 4.1, 6.5, 2.2, -75.0], [1, 1.0, 6.0, 9.0, 4.0, 0.0],
+                    [0, 3.0, 3.0, 2.5, 2.0, 180.0]], np.float32)
+
+
+@pytest.mark.parametrize("rois, args", [
+    (ROTATED, {"pooled_h": 2, "pooled_w": 3}),
+    (ROTATED, {"pooled_h": 3, "pooled_w": 2, "sampling_ratio": 2, "aligned": 1}),
+    (ROTATED[[0, 3], 1:], {"pooled_h": 2, "pooled_w": 2, "spatial_scale": 0.5}),
+])
+def test_roi_align_rotated_matches_reference_in_both_orders(rois, args):
+    x = randn(2, 3, 7, 8)
+    (y,) = check_reference("RoIAlignRotated", [x, rois], ref_roi_align_rotated, args)
+    check_reference("RoIAlignRotated", [nhwc(x), rois], lambda *_, **__: nhwc(y), {**args, "order": "NHWC"})
+
+
+def test_roi_align_rotated_at_angle_0_is_roi_align():
+    x, rois = randn(2, 2, 9, 9), ROTATED.copy()
+    rois[:, 5] = 0
+    corners = np.concatenate([rois[:, :1], rois[:, 1:3] - rois[:, 3:5] / 2, rois[:, 1:3] + rois[:, 3:5] / 2], 1)
+    args = {"pooled_h": 3, "pooled_w": 2}
+    np.testing.assert_allclose(run_op("RoIAlignRotated", [x, rois], args)[0],
+                               run_op("RoIAlign", [x, corners], args)[0], atol=1e-5)
+
+
+@pytest.mark.parametrize("order", ["NCHW", "NHWC"])
+def test_roi_align_rotated_gradient_matches_numeric(order):
+    x = randn(2, 1, 7, 8, dtype=np.float64)
+    x = nhwc(x) if order == "NHWC" else x
+    args = {"pooled_h": 2, "pooled_w": 2, "order": order}
+    (y,) = run_op("RoIAlignRotated", [x, ROTATED], args)
+    dy = randn(*y.shape, dtype=np.float64)
+    check_gradient_op("RoIAlignRotated", [x, ROTATED], "RoIAlignRotatedGradient", [x, ROTATED, dy], {0: 0}, [dy],
+                      args, atol=1e-6, rtol=1e-6)
+
+
 POOL = [
     ((2, 3, 7, 8), ROIS5, {"pooled_h": 2, "pooled_w": 3}),
     ((2, 2, 9, 6), ROIS5, {"pooled_h": 3, "pooled_w": 3, "spatial_scale": 0.5}),
@@ -190,7 +251,9 @@ def distinct(*shape):
 
 
 @pytest.mark.parametrize("order", ["NCHW", "NHWC"])
-@pytest.mark.parametrize("x_shape, rois, args", POOL)
+@pytest.mark.parametrize("x_shape, rois, args", [((2, 1, 5, 6), ROIS5, {"pooled_h": 2, "pooled_w": 3}),
+                                                 ((2, 1, 6, 5), ROIS5, {"pooled_h": 3, "pooled_w": 3,
+                                                                        "spatial_scale": 0.5})])
 def test_roi_pool_gradient_matches_numeric(x_shape, rois, args, order):
     x = distinct(x_shape[0], 1, *x_shape[2:])
     x = nhwc(x) if order == "NHWC" else x
@@ -209,10 +272,11 @@ def test_batch_permutation_gradient_matches_numeric():
 
 
 @pytest.mark.parametrize("op_type, inputs, args, outputs", [
-    ("RoIAlign", [randn(2, 2, 6, 7, dtype=np.float64), ROIS5], {"pooled_h": 2, "pooled_w": 2}, ["Y"]),
-    ("RoIAlign", [nhwc(randn(2, 2, 6, 7, dtype=np.float64)), ROIS5],
+    ("RoIAlign", [randn(2, 1, 6, 7, dtype=np.float64), ROIS5], {"pooled_h": 2, "pooled_w": 2}, ["Y"]),
+    ("RoIAlign", [nhwc(randn(2, 1, 5, 6, dtype=np.float64)), ROIS5],
      {"pooled_h": 3, "pooled_w": 2, "sampling_ratio": 2, "order": "NHWC"}, ["Y"]),
-    ("RoIPool", [distinct(2, 2, 6, 7), ROIS5], {"pooled_h": 2, "pooled_w": 2}, ["Y", "argmax"]),
+    ("RoIPool", [distinct(2, 1, 6, 7), ROIS5], {"pooled_h": 2, "pooled_w": 2}, ["Y", "argmax"]),
+    ("RoIAlignRotated", [randn(2, 1, 6, 7, dtype=np.float64), ROTATED], {"pooled_h": 2, "pooled_w": 2}, ["Y"]),
     ("BatchPermutation", [randn(3, 4, dtype=np.float64), np.array([1, 2, 0], np.int32)], {}, ["Y"]),
 ])
 def test_registered_gradients(op_type, inputs, args, outputs):
@@ -226,6 +290,8 @@ def test_output_shapes():
     assert infer("RoIAlign", [(2, 3, 8, 8), (5, 5)], pooled_h=7, pooled_w=6) == [TensorInfo((5, 3, 7, 6))]
     assert infer("RoIAlign", [(2, 8, 8, 3), (5, 4)], pooled_h=2, order="NHWC") == [TensorInfo((5, 2, 1, 3))]
     assert infer("RoIAlignGradient", [(2, 3, 8, 8), (5, 5), (5, 3, 1, 1)]) == [TensorInfo((2, 3, 8, 8))]
+    assert infer("RoIAlignRotated", [(2, 3, 8, 8), (5, 6)], pooled_w=2) == [TensorInfo((5, 3, 1, 2))]
+    assert infer("RoIAlignRotatedGradient", [(2, 3, 8, 8), (5, 5), (5, 3, 1, 1)]) == [TensorInfo((2, 3, 8, 8))]
     assert infer("RoIPool", [(2, 3, 8, 8), (4, 5)], n_out=2, pooled_h=2, pooled_w=2) == [
         TensorInfo((4, 3, 2, 2)), TensorInfo((4, 3, 2, 2), "int32")]
     assert infer("RoIPoolGradient", [(2, 3, 8, 8), (4, 5), TensorInfo((4, 3, 1, 1), "int32"),
@@ -238,6 +304,7 @@ def test_output_shapes():
     ("RoIAlign", [(2, 3, 8), (5, 5)], {}, r"X is \[2, 3, 8\] but must be a 4-D feature map"),
     ("RoIAlign", [(2, 3, 8, 8), (5, 6)], {}, r"RoIs is \[5, 6\] but must be \[R, 4 or 5\]"),
     ("RoIPool", [(2, 3, 8, 8), (5, 4)], {}, r"rois is \[5, 4\] but must be \[R, 5\]"),
+    ("RoIAlignRotated", [(2, 3, 8, 8), (5, 4)], {}, r"RoIs is \[5, 4\] but must be \[R, 5 or 6\]"),
     ("RoIAlignGradient", [(2, 3, 8, 8), (5, 5), (5, 3, 2, 2)], {},
      r"dY is \[5, 3, 2, 2\] but the forward op's Y is \[5, 3, 1, 1\]"),
     ("BatchPermutation", [(4, 5), TensorInfo((3,), "int32")], {}, r"indices is \[3\] but must be \[4\]"),

@@ -124,6 +124,16 @@ def roi_align_rotated(op: OpView, inputs: list) -> list:
     return [TensorInfo(roi_output_shape(op.args, x.shape, r.shape, (5, 6)), x.dtype)]
 
 
+@rule("detection_roi_align_rotated_gradient")
+def roi_align_rotated_gradient(op: OpView, inputs: list) -> list:
+    x, r, dy = inputs
+    if x is None:
+        return [None]
+    if r is not None and dy is not None:
+        check_gradient_shape(dy.shape, roi_output_shape(op.args, x.shape, r.shape, (5, 6)))
+    return [TensorInfo(x.shape, dy.dtype if dy is not None else x.dtype)]
+
+
 @rule("detection_roi_pool")
 def roi_pool(op: OpView, inputs: list) -> list:
     x, r = inputs
