@@ -12,7 +12,6 @@ from pycaffe2.schema.inference.detection_boxes import (
     bbox_transform_shapes,
     check_batch_splits,
     nms_limit_shapes,
-    num_box_classes,
     rois_per_image,
 )
 
@@ -22,8 +21,8 @@ F32 = np.float32
 @register_cpu("BBoxTransform")
 def bbox_transform(rois, deltas, im_info, *, weights, apply_scale, rotated, correct_transform_coords,
                    angle_bound_on, angle_bound_lo, angle_bound_hi, clip_angle_thresh, legacy_plus_one):
-    args = dict(weights=weights, rotated=rotated, angle_bound_on=angle_bound_on, angle_bound_lo=angle_bound_lo,
-                angle_bound_hi=angle_bound_hi)
+    args = {"weights": weights, "rotated": rotated, "angle_bound_on": angle_bound_on, "angle_bound_lo": angle_bound_lo,
+            "angle_bound_hi": angle_bound_hi}
     images = bbox_transform_shapes(args, rois.shape, deltas.shape, im_info.shape)
     box_dim, plus_one = (5 if rotated else 4), int(bool(legacy_plus_one))
     rois, deltas, im_info = rois.astype(F32), deltas.astype(F32), im_info.astype(F32)
@@ -105,11 +104,11 @@ def _nms_one_image(scores, boxes, args: dict, classes: _Classes):
 def box_with_nms_limit(scores, boxes, *batch_splits, score_thresh, nms, detections_per_im, soft_nms_enabled,
                        soft_nms_method, soft_nms_sigma, soft_nms_min_score_thres, rotated, cls_agnostic_bbox_reg,
                        input_boxes_include_bg_cls, output_classes_include_bg_cls, legacy_plus_one):
-    args = dict(score_thresh=score_thresh, nms=nms, detections_per_im=detections_per_im,
-                soft_nms_enabled=soft_nms_enabled, soft_nms_method=soft_nms_method, soft_nms_sigma=soft_nms_sigma,
-                soft_nms_min_score_thres=soft_nms_min_score_thres, rotated=rotated,
-                cls_agnostic_bbox_reg=cls_agnostic_bbox_reg, input_boxes_include_bg_cls=input_boxes_include_bg_cls,
-                legacy_plus_one=legacy_plus_one)
+    args = {"score_thresh": score_thresh, "nms": nms, "detections_per_im": detections_per_im,
+            "soft_nms_enabled": soft_nms_enabled, "soft_nms_method": soft_nms_method, "soft_nms_sigma": soft_nms_sigma,
+            "soft_nms_min_score_thres": soft_nms_min_score_thres, "rotated": rotated,
+            "cls_agnostic_bbox_reg": cls_agnostic_bbox_reg, "input_boxes_include_bg_cls": input_boxes_include_bg_cls,
+            "legacy_plus_one": legacy_plus_one}
     count, num_classes = nms_limit_shapes(args, scores.shape, boxes.shape)
     scores, boxes = _two_d(scores).astype(F32), _two_d(boxes).astype(F32)
     splits = check_batch_splits(np.asarray(batch_splits[0]), count) if batch_splits else np.array([count])

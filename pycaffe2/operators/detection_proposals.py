@@ -56,8 +56,8 @@ def generate_proposals(scores, bbox_deltas, im_info, anchors, *, spatial_scale, 
                        nms_thresh, min_size, angle_bound_on, angle_bound_lo, angle_bound_hi, clip_angle_thresh,
                        legacy_plus_one):
     generate_proposals_shapes(scores.shape, bbox_deltas.shape, im_info.shape, anchors.shape)
-    args = dict(spatial_scale=spatial_scale, pre_nms_topN=pre_nms_topN, post_nms_topN=post_nms_topN,
-                nms_thresh=nms_thresh, min_size=min_size, legacy_plus_one=legacy_plus_one)
+    args = {"spatial_scale": spatial_scale, "pre_nms_topN": pre_nms_topN, "post_nms_topN": post_nms_topN,
+            "nms_thresh": nms_thresh, "min_size": min_size, "legacy_plus_one": legacy_plus_one}
     scores, bbox_deltas = scores.astype(F32), bbox_deltas.astype(F32)
     im_info, anchors = im_info.astype(F32), anchors.astype(F32)
     rois, probs = [], []
@@ -110,10 +110,10 @@ def _distribute(rois: np.ndarray, args: dict) -> list:
 @register_cpu("CollectAndDistributeFpnRpnProposals")
 def collect_and_distribute(*inputs, num_outputs, roi_canonical_scale, roi_canonical_level, roi_max_level,
                            roi_min_level, rpn_max_level, rpn_min_level, rpn_post_nms_topN, legacy_plus_one):
-    args = dict(roi_canonical_scale=roi_canonical_scale, roi_canonical_level=roi_canonical_level,
-                     roi_max_level=roi_max_level, roi_min_level=roi_min_level, rpn_max_level=rpn_max_level,
-                     rpn_min_level=rpn_min_level, rpn_post_nms_topN=rpn_post_nms_topN,
-                     legacy_plus_one=legacy_plus_one)
+    args = {"roi_canonical_scale": roi_canonical_scale, "roi_canonical_level": roi_canonical_level,
+            "roi_max_level": roi_max_level, "roi_min_level": roi_min_level, "rpn_max_level": rpn_max_level,
+            "rpn_min_level": rpn_min_level, "rpn_post_nms_topN": rpn_post_nms_topN,
+            "legacy_plus_one": legacy_plus_one}
     check_distribute_outputs(args, num_outputs, 2)
     rois = _collect(list(inputs), args)
     return (rois, *_distribute(rois, args))
@@ -121,15 +121,15 @@ def collect_and_distribute(*inputs, num_outputs, roi_canonical_scale, roi_canoni
 
 @register_cpu("CollectRpnProposals")
 def collect_rpn_proposals(*inputs, rpn_max_level, rpn_min_level, rpn_post_nms_topN):
-    return _collect(list(inputs), dict(rpn_max_level=rpn_max_level, rpn_min_level=rpn_min_level,
-                                            rpn_post_nms_topN=rpn_post_nms_topN))
+    return _collect(list(inputs), {"rpn_max_level": rpn_max_level, "rpn_min_level": rpn_min_level,
+                                   "rpn_post_nms_topN": rpn_post_nms_topN})
 
 
 @register_cpu("DistributeFpnProposals")
 def distribute_fpn_proposals(rois, *, num_outputs, roi_canonical_scale, roi_canonical_level, roi_max_level,
                              roi_min_level, legacy_plus_one):
-    args = dict(roi_canonical_scale=roi_canonical_scale, roi_canonical_level=roi_canonical_level,
-                     roi_max_level=roi_max_level, roi_min_level=roi_min_level, legacy_plus_one=legacy_plus_one)
+    args = {"roi_canonical_scale": roi_canonical_scale, "roi_canonical_level": roi_canonical_level,
+            "roi_max_level": roi_max_level, "roi_min_level": roi_min_level, "legacy_plus_one": legacy_plus_one}
     check_distribute_outputs(args, num_outputs, 1)
     check_rois(rois.shape)
     padded = np.zeros((len(rois), 5), F32)

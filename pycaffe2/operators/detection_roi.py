@@ -120,8 +120,8 @@ def _roi_matrices(g: np.ndarray, args: dict, height: int, width: int):
 
 @register_cpu("RoIAlign")
 def roi_align(x, rois, *, spatial_scale, pooled_h, pooled_w, order, sampling_ratio, aligned):
-    args = dict(spatial_scale=spatial_scale, pooled_h=pooled_h, pooled_w=pooled_w, order=order,
-                sampling_ratio=sampling_ratio, aligned=aligned)
+    args = {"spatial_scale": spatial_scale, "pooled_h": pooled_h, "pooled_w": pooled_w, "order": order,
+            "sampling_ratio": sampling_ratio, "aligned": aligned}
     shape = roi_output_shape(args, x.shape, rois.shape)
     n, c, height, width = _nchw_dims(x.shape, order)
     xc = channels_first(x, order)
@@ -138,8 +138,8 @@ gradient_op("RoIAlign", "I0 I1 GO0")
 
 @register_cpu("RoIAlignGradient")
 def roi_align_gradient(x, rois, dy, *, spatial_scale, pooled_h, pooled_w, order, sampling_ratio, aligned):
-    args = dict(spatial_scale=spatial_scale, pooled_h=pooled_h, pooled_w=pooled_w, order=order,
-                sampling_ratio=sampling_ratio, aligned=aligned)
+    args = {"spatial_scale": spatial_scale, "pooled_h": pooled_h, "pooled_w": pooled_w, "order": order,
+            "sampling_ratio": sampling_ratio, "aligned": aligned}
     check_gradient_shape(dy.shape, roi_output_shape(args, x.shape, rois.shape))
     n, c, height, width = _nchw_dims(x.shape, order)
     dyc = channels_first(dy, order)
@@ -198,8 +198,8 @@ def _rotated_samples(g: np.ndarray, args: dict, height: int, width: int):
 
 @register_cpu("RoIAlignRotated")
 def roi_align_rotated(x, rois, *, spatial_scale, pooled_h, pooled_w, order, sampling_ratio, aligned):
-    args = dict(spatial_scale=spatial_scale, pooled_h=pooled_h, pooled_w=pooled_w, order=order,
-                sampling_ratio=sampling_ratio, aligned=aligned)
+    args = {"spatial_scale": spatial_scale, "pooled_h": pooled_h, "pooled_w": pooled_w, "order": order,
+            "sampling_ratio": sampling_ratio, "aligned": aligned}
     shape = roi_output_shape(args, x.shape, rois.shape, (5, 6))
     n, c, height, width = _nchw_dims(x.shape, order)
     planes = channels_first(x, order).reshape(n, c, height * width)
@@ -217,8 +217,8 @@ gradient_op("RoIAlignRotated", "I0 I1 GO0")
 @register_cpu("RoIAlignRotatedGradient")
 def roi_align_rotated_gradient(x, rois, dy, *, spatial_scale, pooled_h, pooled_w, order, sampling_ratio,
                                aligned):
-    args = dict(spatial_scale=spatial_scale, pooled_h=pooled_h, pooled_w=pooled_w, order=order,
-                sampling_ratio=sampling_ratio, aligned=aligned)
+    args = {"spatial_scale": spatial_scale, "pooled_h": pooled_h, "pooled_w": pooled_w, "order": order,
+            "sampling_ratio": sampling_ratio, "aligned": aligned}
     check_gradient_shape(dy.shape, roi_output_shape(args, x.shape, rois.shape, (5, 6)))
     n, c, height, width = _nchw_dims(x.shape, order)
     dyc = channels_first(dy, order)
@@ -278,7 +278,7 @@ def _pool_one(plane: np.ndarray, rows: np.ndarray, cols: np.ndarray, width: int)
 
 @register_cpu("RoIPool")
 def roi_pool(x, rois, *, spatial_scale, pooled_h, pooled_w, order, is_test):
-    args = dict(spatial_scale=spatial_scale, pooled_h=pooled_h, pooled_w=pooled_w, order=order)
+    args = {"spatial_scale": spatial_scale, "pooled_h": pooled_h, "pooled_w": pooled_w, "order": order}
     shape = roi_output_shape(args, x.shape, rois.shape, (5,), "rois")
     n, c, height, width = _nchw_dims(x.shape, order)
     xc = channels_first(x, order)
@@ -301,7 +301,7 @@ def _check_argmaxes(argmaxes: np.ndarray, plane: int) -> None:
 
 @register_cpu("RoIPoolGradient")
 def roi_pool_gradient(x, rois, argmaxes, dy, *, spatial_scale, pooled_h, pooled_w, order, is_test):
-    args = dict(spatial_scale=spatial_scale, pooled_h=pooled_h, pooled_w=pooled_w, order=order)
+    args = {"spatial_scale": spatial_scale, "pooled_h": pooled_h, "pooled_w": pooled_w, "order": order}
     expected = roi_output_shape(args, x.shape, rois.shape, (5,), "rois")
     check_gradient_shape(dy.shape, expected)
     check_gradient_shape(argmaxes.shape, expected)
@@ -352,8 +352,8 @@ def _layout(x_shape, order: str) -> list:
 
 @register_cuda("RoIAlign")
 def roi_align_cuda(x, rois, *, spatial_scale, pooled_h, pooled_w, order, sampling_ratio, aligned):
-    args = dict(spatial_scale=spatial_scale, pooled_h=pooled_h, pooled_w=pooled_w, order=order,
-                sampling_ratio=sampling_ratio, aligned=aligned)
+    args = {"spatial_scale": spatial_scale, "pooled_h": pooled_h, "pooled_w": pooled_w, "order": order,
+            "sampling_ratio": sampling_ratio, "aligned": aligned}
     (x,) = cuda.float32_inputs(x)
     shape = roi_output_shape(args, x.shape, rois.shape)
     geometry = align_geometry(cuda.copy_to_cpu(rois), x.shape[0], args)
@@ -367,8 +367,8 @@ def roi_align_cuda(x, rois, *, spatial_scale, pooled_h, pooled_w, order, samplin
 
 @register_cuda("RoIAlignGradient")
 def roi_align_gradient_cuda(x, rois, dy, *, spatial_scale, pooled_h, pooled_w, order, sampling_ratio, aligned):
-    args = dict(spatial_scale=spatial_scale, pooled_h=pooled_h, pooled_w=pooled_w, order=order,
-                sampling_ratio=sampling_ratio, aligned=aligned)
+    args = {"spatial_scale": spatial_scale, "pooled_h": pooled_h, "pooled_w": pooled_w, "order": order,
+            "sampling_ratio": sampling_ratio, "aligned": aligned}
     (dy,) = cuda.float32_inputs(dy)
     check_gradient_shape(dy.shape, roi_output_shape(args, x.shape, rois.shape))
     geometry = align_geometry(cuda.copy_to_cpu(rois), x.shape[0], args)
@@ -388,7 +388,7 @@ def _zeros(shape):
 
 @register_cuda("RoIPool")
 def roi_pool_cuda(x, rois, *, spatial_scale, pooled_h, pooled_w, order, is_test):
-    args = dict(spatial_scale=spatial_scale, pooled_h=pooled_h, pooled_w=pooled_w, order=order)
+    args = {"spatial_scale": spatial_scale, "pooled_h": pooled_h, "pooled_w": pooled_w, "order": order}
     (x,) = cuda.float32_inputs(x)
     shape = roi_output_shape(args, x.shape, rois.shape, (5,), "rois")
     n, _, height, width = _nchw_dims(x.shape, order)
@@ -404,7 +404,7 @@ def roi_pool_cuda(x, rois, *, spatial_scale, pooled_h, pooled_w, order, is_test)
 
 @register_cuda("RoIPoolGradient")
 def roi_pool_gradient_cuda(x, rois, argmaxes, dy, *, spatial_scale, pooled_h, pooled_w, order, is_test):
-    args = dict(spatial_scale=spatial_scale, pooled_h=pooled_h, pooled_w=pooled_w, order=order)
+    args = {"spatial_scale": spatial_scale, "pooled_h": pooled_h, "pooled_w": pooled_w, "order": order}
     (dy,) = cuda.float32_inputs(dy)
     expected = roi_output_shape(args, x.shape, rois.shape, (5,), "rois")
     check_gradient_shape(dy.shape, expected)

@@ -112,7 +112,7 @@ def test_bbox_transform_rotated(bound, thresh):
 def ref_iou(a, b, plus_one=1):
     w = max(min(a[2], b[2]) - max(a[0], b[0]) + plus_one, 0)
     h = max(min(a[3], b[3]) - max(a[1], b[1]) + plus_one, 0)
-    area = lambda z: (z[2] - z[0] + plus_one) * (z[3] - z[1] + plus_one)  # noqa: E731
+    area = lambda z: (z[2] - z[0] + plus_one) * (z[3] - z[1] + plus_one)
     return w * h / (area(a) + area(b) - w * h)
 
 
@@ -127,7 +127,7 @@ def ref_nms(boxes, scores, candidates, thresh):
 
 
 def ref_soft_nms(boxes, scores, candidates, thresh, sigma, min_score, method):
-    scores = dict((i, float(scores[i])) for i in candidates)
+    scores = {i: float(scores[i]) for i in candidates}
     keep = []
     while scores:
         i = max(scores, key=lambda k: (scores[k], -k))

@@ -228,7 +228,7 @@ def test_batch_permutation_matches_reference(shape, indices, device):
         dy = randn(*shape)
         expected = np.zeros_like(dy)
         expected[idx] = dy
-        check_reference("BatchPermutationGradient", [idx, dy], lambda *_: expected, device=device)
+        check_reference("BatchPermutationGradient", [idx, dy], lambda *_, e=expected: e, device=device)
 
 
 # -- gradients ----------------------------------------------------------------------------------
