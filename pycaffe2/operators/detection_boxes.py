@@ -11,6 +11,7 @@ from pycaffe2.operators.registry import register_cpu
 from pycaffe2.schema.inference.detection_boxes import (
     bbox_transform_shapes,
     check_batch_splits,
+    check_im_info,
     nms_limit_shapes,
     rois_per_image,
 )
@@ -26,6 +27,7 @@ def bbox_transform(rois, deltas, im_info, *, weights, apply_scale, rotated, corr
     images = bbox_transform_shapes(args, rois.shape, deltas.shape, im_info.shape)
     box_dim, plus_one = (5 if rotated else 4), int(bool(legacy_plus_one))
     rois, deltas, im_info = rois.astype(F32), deltas.astype(F32), im_info.astype(F32)
+    check_im_info(im_info)
     if rois.shape[1] == box_dim:
         counts = np.array([len(rois)])
     else:

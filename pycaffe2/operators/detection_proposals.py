@@ -9,6 +9,7 @@ import numpy as np
 from pycaffe2.operators import _boxes as boxes_util
 from pycaffe2.operators.registry import register_cpu
 from pycaffe2.schema.inference import ShapeError
+from pycaffe2.schema.inference.detection_boxes import check_im_info
 from pycaffe2.schema.inference.detection_proposals import (
     check_collect_inputs,
     check_distribute_outputs,
@@ -60,6 +61,7 @@ def generate_proposals(scores, bbox_deltas, im_info, anchors, *, spatial_scale, 
             "nms_thresh": nms_thresh, "min_size": min_size, "legacy_plus_one": legacy_plus_one}
     scores, bbox_deltas = scores.astype(F32), bbox_deltas.astype(F32)
     im_info, anchors = im_info.astype(F32), anchors.astype(F32)
+    check_im_info(im_info)
     rois, probs = [], []
     for i in range(scores.shape[0]):
         boxes, kept = _proposals_one_image(scores[i], bbox_deltas[i], im_info[i], anchors, args)

@@ -255,6 +255,8 @@ def test_inference_errors(op_type, shapes, args, message):
 @pytest.mark.parametrize("op_type, inputs, args, message", [
     ("BBoxTransform", [np.array([[3, 0, 0, 4, 4]], np.float32), np.zeros((1, 4), np.float32),
                        np.ones((2, 3), np.float32)], {}, r"rois row 0 has batch index 3.0 but im_info describes 2"),
+    ("BBoxTransform", [np.array([[0, 0, 0, 4, 4]], np.float32), np.zeros((1, 4), np.float32),
+                       np.array([[10, 10, 0]], np.float32)], {}, r"im_info row 0 is \[10.0, 10.0, 0.0\] but must be"),
     ("BoxWithNMSLimit", [np.zeros((4, 2), np.float32), np.zeros((4, 8), np.float32), np.array([1, 2], np.float32)],
      {}, "must be whole numbers >= 0 adding up to the 4 boxes"),
 ])

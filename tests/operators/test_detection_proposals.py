@@ -144,6 +144,13 @@ def test_inference_errors(op_type, shapes, n_out, args, message):
         infer(op_type, shapes, n_out=n_out, **args)
 
 
+def test_bad_im_info_is_a_clear_error():
+    inputs = rpn_inputs(1, 2, 3, 3, image_size=40)
+    inputs[2][0, 0] = np.nan
+    with pytest.raises((OpFailure, NetError), match="im_info row 0 is"):
+        run_op("GenerateProposals", inputs, num_outputs=2)
+
+
 def test_negative_areas_are_a_clear_error():
     rois = np.array([[0, 10, 10, 2, 20]], np.float32)
     with pytest.raises((OpFailure, NetError), match="rois row 0 has area"):

@@ -45,6 +45,15 @@ def bbox_transform_shapes(args: dict, r_shape, d_shape, i_shape) -> int:
     return int(i_shape[0])
 
 
+def check_im_info(im_info: np.ndarray) -> None:
+    """Rows [height, width, scale]: finite, with a positive scale."""
+    bad = ~np.isfinite(im_info).all(axis=1) | (im_info[:, 2] <= 0) | (im_info[:, :2] < 0).any(axis=1)
+    if bad.any():
+        row = int(np.flatnonzero(bad)[0])
+        raise ShapeError(f"im_info row {row} is {im_info[row].tolist()} but must be [height >= 0, width >= 0, "
+                         "scale > 0], finite")
+
+
 def rois_per_image(batch: np.ndarray, images: int) -> np.ndarray:
     """How many RoIs each image has, from the batch index column."""
     bad = ~np.isfinite(batch) | (batch < 0) | (batch >= images)

@@ -5,8 +5,11 @@ kernel can run but that should read the same on every device.
 """
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
+from pycaffe2.files import max_blob_bytes
 from pycaffe2.schema.inference import OpView, ShapeError, TensorInfo, rule
 
 # RoIAlign's adaptive grid takes ceil(RoI size / pooled size) samples per bin along each
@@ -41,9 +44,14 @@ def pooled_shape(args: dict, x_shape, rois: int) -> tuple:
 
 
 def roi_output_shape(args: dict, x_shape, r_shape, columns=(4, 5), name="RoIs") -> tuple:
-    """Y's shape for feature map X and RoIs, checking both."""
+    """Y's shape for feature map X and RoIs, checking both (and that Y fits the blob size cap,
+    which absurd pooled sizes would break before any kernel allocates it)."""
     check_feature_map(x_shape)
-    return pooled_shape(args, x_shape, roi_count(r_shape, columns, name))
+    shape = pooled_shape(args, x_shape, roi_count(r_shape, columns, name))
+    if math.prod(shape) * 4 > max_blob_bytes() or args["pooled_h"] * args["pooled_w"] > MAX_SAMPLES_PER_ROI:
+        raise ShapeError(f"Y would be {list(shape)}: pooled_h {args['pooled_h']} x pooled_w {args['pooled_w']} "
+                         "is too large")
+    return shape
 
 
 def check_gradient_shape(dy_shape, expected) -> None:
