@@ -263,3 +263,13 @@ def test_inference_errors(op_type, shapes, args, message):
 def test_bad_values_are_clear_errors(op_type, inputs, args, message):
     with pytest.raises((OpFailure, NetError), match=message):
         run_op(op_type, inputs, args)
+
+
+def test_validate_refuses_rotated_nms_in_a_file(tmp_path):
+    from pycaffe2.validate import check_file
+
+    path = tmp_path / "net.yaml"
+    path.write_text("name: det\nexternal_input: [scores, boxes]\nop:\n  - type: BoxWithNMSLimit\n"
+                    "    input: [scores, boxes]\n    output: [s, b, c]\n    arg: {rotated: 1}\n")
+    problems = [str(p) for p in check_file(path)]
+    assert len(problems) == 1 and "op 0 (BoxWithNMSLimit): rotated boxes not supported" in problems[0], problems
