@@ -155,3 +155,66 @@ def test_negative_areas_are_a_clear_error():
     rois = np.array([[0, 10, 10, 2, 20]], np.float32)
     with pytest.raises((OpFailure, NetError), match="rois row 0 has area"):
         run_op("DistributeFpnProposals", [rois], num_outputs=5)
+
+
+# -- the ops together, as Detectron's exported nets chain them ------------------------------------------
+
+def run_net(ops, feeds):
+    from pycaffe2.executor import Workspace
+    from pycaffe2.proto import caffe2_pb2
+
+    workspace = Workspace("detection_net")
+    for name, value in feeds.items():
+        workspace.FeedBlob(name, value)
+    net = caffe2_pb2.NetDef(name="det", op=ops, external_input=list(feeds))
+    workspace.RunNetOnce(net)
+    return workspace
+
+
+def test_faster_rcnn_inference_chain():
+    from pycaffe2.testing import make_op
+
+    scores, deltas, im_info, anchors = rpn_inputs(1, 3, 6, 6, image_size=48)
+    x = rng.standard_normal((1, 4, 6, 6)).astype(np.float32)
+    w_cls, w_box = (rng.standard_normal((k, 4 * 2 * 2)).astype(np.float32) * 0.1 for k in (3, 12))
+    ops = [
+        make_op("GenerateProposals", ["rpn_scores", "rpn_deltas", "im_info", "anchors"], ["rois", "rois_probs"],
+                {"spatial_scale": 0.125, "post_nms_topN": 10, "min_size": 2.0}),
+        make_op("RoIAlign", ["x", "rois"], ["pooled"], {"spatial_scale": 0.125, "pooled_h": 2, "pooled_w": 2,
+                                                       "sampling_ratio": 2}),
+        make_op("FC", ["pooled", "w_cls", "b_cls"], ["logits"]),
+        make_op("Softmax", ["logits"], ["cls_prob"]),
+        make_op("FC", ["pooled", "w_box", "b_box"], ["box_deltas"]),
+        make_op("BBoxTransform", ["rois", "box_deltas", "im_info"], ["pred_boxes", "splits"],
+                {"weights": [10.0, 10.0, 5.0, 5.0], "apply_scale": 0}),
+        make_op("BoxWithNMSLimit", ["cls_prob", "pred_boxes", "splits"], ["det_scores", "det_boxes", "det_classes"],
+                {"score_thresh": 0.0, "nms": 0.5, "detections_per_im": 5}),
+    ]
+    ws = run_net(ops, {"rpn_scores": scores, "rpn_deltas": deltas, "im_info": im_info, "anchors": anchors, "x": x,
+                       "w_cls": w_cls, "b_cls": np.zeros(3, np.float32), "w_box": w_box,
+                       "b_box": np.zeros(12, np.float32)})
+    rois = ws.FetchBlob("rois")
+    assert 0 < len(rois) <= 10 and ws.FetchBlob("pred_boxes").shape == (len(rois), 12)
+    assert ws.FetchBlob("det_scores").shape == (5,) and set(ws.FetchBlob("det_classes")) <= {1.0, 2.0}
+
+
+def test_fpn_distribution_and_restore_give_the_collected_order():
+    """RoIAlign level by level, concatenated and put back by rois_idx_restore, is RoIAlign over
+    the collected RoIs (one feature map stands in for every level)."""
+    from pycaffe2.testing import make_op
+
+    rois = [level_rois(n, 224) for n in (9, 7)]
+    rois[1][:, 1:] *= 0.3  # smaller boxes: lower levels
+    feeds = {"r2": rois[0], "r3": rois[1], "s2": rng.uniform(size=9).astype(np.float32),
+             "s3": rng.uniform(size=7).astype(np.float32), "x": rng.standard_normal((1, 2, 40, 40)).astype(np.float32)}
+    levels = ["fpn2", "fpn3", "fpn4", "fpn5"]
+    align = {"spatial_scale": 0.0625, "pooled_h": 2, "pooled_w": 2, "sampling_ratio": 2}
+    ops = [make_op("CollectAndDistributeFpnRpnProposals", ["r2", "r3", "s2", "s3"], ["rois", *levels, "restore"],
+                   {"rpn_min_level": 2, "rpn_max_level": 3, "rpn_post_nms_topN": 12}),
+           *[make_op("RoIAlign", ["x", level], [f"pooled_{level}"], align) for level in levels],
+           make_op("Concat", [f"pooled_{level}" for level in levels], ["pooled_shuffled", "split"], {"axis": 0}),
+           make_op("BatchPermutation", ["pooled_shuffled", "restore"], ["pooled"]),
+           make_op("RoIAlign", ["x", "rois"], ["expected"], align)]
+    ws = run_net(ops, feeds)
+    assert len({len(ws.FetchBlob(level)) for level in levels}) > 1  # the RoIs really were spread
+    np.testing.assert_allclose(ws.FetchBlob("pooled"), ws.FetchBlob("expected"), rtol=1e-6)
