@@ -1,5 +1,5 @@
 """RoI detection kernels (NumPy, and CUDA in detection_roi.cu): RoIAlign, RoIPool and
-BatchPermutation, with their gradient ops.
+BatchPermutation, with their gradient ops; RoIAlignRotated and its gradient (CPU only).
 
 Each RoI's geometry (batch index, start, bin size and sampling grid; RoIPool's clipped
 bin bounds) is resolved once on the host, in float32 as Caffe2 does, by the functions
@@ -7,8 +7,9 @@ here; the CPU kernels and the CUDA launchers share it, so both devices sample al
 refuse the same RoIs in the same words. RoIAlign's bilinear sampling is separable: per
 RoI, one [pooled_h, H] matrix of row weights and one [pooled_w, W] of column weights
 (each bin's samples summed) turn the pooled map into two small matrix products over the
-part of X the RoI touches, and its gradient into their transposes. The loops run over
-RoIs, which a file bounds.
+part of X the RoI touches, and its gradient into their transposes. A rotated RoI's samples
+are not separable: they gather their four cells each. The loops run over RoIs, which the
+inputs bound.
 """
 from __future__ import annotations
 
