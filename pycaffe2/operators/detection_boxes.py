@@ -1,6 +1,7 @@
-"""BBoxTransform and BoxWithNMSLimit (NumPy, float32 as Caffe2): the box arithmetic is
-_boxes.py's; BBoxTransform runs over all RoIs and classes at once, BoxWithNMSLimit loops
-over images and classes (bounded by the inputs' shapes) with NMS vectorized per kept box.
+"""BBoxTransform, BoxWithNMSLimit and HeatmapMaxKeypoint (NumPy, float32 as Caffe2): the box
+arithmetic is _boxes.py's; BBoxTransform runs over all RoIs and classes at once,
+BoxWithNMSLimit loops over images and classes (bounded by the inputs' shapes) with NMS
+vectorized per kept box, HeatmapMaxKeypoint fits every heatmap's maximum at once.
 """
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from pycaffe2.schema.inference.detection_boxes import (
     bbox_transform_shapes,
     check_batch_splits,
     check_im_info,
+    heatmap_shapes,
     nms_limit_shapes,
     rois_per_image,
 )
@@ -134,3 +136,60 @@ def box_with_nms_limit(scores, boxes, *batch_splits, score_thresh, nms, detectio
             keeps_size.sum(axis=1).astype(F32),
             np.concatenate(out_keeps) if out_keeps else np.zeros(0, np.int32),
             keeps_size)
+
+
+MAX_DELTA = F32(1.5)  # HeatmapMaxKeypoint's sub-cell step, at most (in cells)
+
+
+def _neighbourhood(maps: np.ndarray, at_y: np.ndarray, at_x: np.ndarray) -> np.ndarray:
+    """[M, 3, 3] values around each maximum; a neighbour past the border is mirrored about the maximum."""
+    size = maps.shape[-1]
+    offsets = np.arange(-1, 2)
+    ys, xs = at_y[:, None] + offsets, at_x[:, None] + offsets
+    ys = np.where(ys >= size, ys - 2, np.where(ys < 0, ys + 2, ys))
+    xs = np.where(xs >= size, xs - 2, np.where(xs < 0, xs + 2, xs))
+    rows = np.arange(len(maps))[:, None, None]
+    return maps[rows, ys[:, :, None], xs[:, None, :]]
+
+
+def _quadratic_step(f: np.ndarray):
+    """Per [3, 3] neighbourhood f: the step to the fitted quadratic's peak (b = -f', A = f''
+    by central differences; none where A is near singular) and the fitted value there."""
+    b = np.stack([-(f[:, 1, 2] - f[:, 1, 0]) / F32(2), -(f[:, 2, 1] - f[:, 0, 1]) / F32(2)], axis=1)
+    cross = (f[:, 2, 2] - f[:, 2, 0] - f[:, 0, 2] + f[:, 0, 0]) / F32(4)
+    a00 = f[:, 1, 0] - F32(2) * f[:, 1, 1] + f[:, 1, 2]
+    a11 = f[:, 0, 1] - F32(2) * f[:, 1, 1] + f[:, 2, 1]
+    det = a00 * a11 - cross * cross
+    flat = np.abs(det) < F32(1e-4)
+    safe = np.where(flat, F32(1), det)
+    delta = np.stack([(a11 * b[:, 0] - cross * b[:, 1]) / safe, (a00 * b[:, 1] - cross * b[:, 0]) / safe], axis=1)
+    delta = np.where(flat[:, None], F32(0), delta)
+    largest = np.abs(delta).max(axis=1)
+    delta = np.where((largest > MAX_DELTA)[:, None], delta / np.maximum(largest, MAX_DELTA)[:, None] * MAX_DELTA,
+                     delta)
+    quad = delta[:, 0] * (a00 * delta[:, 0] + cross * delta[:, 1]) + delta[:, 1] * (cross * delta[:, 0] + a11 * delta[:, 1])
+    score = f[:, 1, 1] - (b * delta).sum(axis=1) + F32(0.5) * quad
+    return delta.astype(F32), np.where(flat, f[:, 1, 1], score).astype(F32)
+
+
+@register_cpu("HeatmapMaxKeypoint")
+def heatmap_max_keypoint(heatmaps, bboxes, *, should_output_softmax):
+    n, _, k = heatmap_shapes(heatmaps.shape, bboxes.shape)
+    size = heatmaps.shape[-1]
+    maps = heatmaps.astype(F32).reshape(n * k, size, size)
+    if n * k == 0:
+        return np.zeros((n, 4, k), F32)
+    best = maps.reshape(n * k, -1).argmax(axis=1)  # the first maximum, row-major
+    at_y, at_x = best // size, best % size
+    delta, score = _quadratic_step(_neighbourhood(maps, at_y, at_x))
+    boxes = np.repeat(bboxes.astype(F32), k, axis=0)
+    width = np.maximum(boxes[:, 2] - boxes[:, 0], F32(1))
+    height = np.maximum(boxes[:, 3] - boxes[:, 1], F32(1))
+    x = boxes[:, 0] + (F32(0.5) + at_x + delta[:, 0]) * width / F32(size)
+    y = boxes[:, 1] + (F32(0.5) + at_y + delta[:, 1]) * height / F32(size)
+    prob = np.zeros(n * k, F32)
+    if should_output_softmax:
+        flat = maps.reshape(n * k, -1).astype(np.float64)
+        shifted = np.exp(flat - flat.max(axis=1, keepdims=True))
+        prob = (shifted[np.arange(n * k), best] / shifted.sum(axis=1)).astype(F32)
+    return np.stack([x, y, score, prob]).reshape(4, n, k).transpose(1, 0, 2).astype(F32)

@@ -1,4 +1,4 @@
-"""Box detection family (BBoxTransform, BoxWithNMSLimit): each against an independent NumPy
+"""Box detection family (BBoxTransform, BoxWithNMSLimit, HeatmapMaxKeypoint): each against an independent NumPy
 reference written box by box (Detectron's formulas; greedy NMS by pairwise loops), over
 batches, class layouts, Soft-NMS and the detection limit; shape inference; and clear errors,
 rotated NMS among them (refused when the net is checked)."""
@@ -273,3 +273,63 @@ def test_validate_refuses_rotated_nms_in_a_file(tmp_path):
                     "    input: [scores, boxes]\n    output: [s, b, c]\n    arg: {rotated: 1}\n")
     problems = [str(p) for p in check_file(path)]
     assert len(problems) == 1 and "op 0 (BoxWithNMSLimit): rotated boxes not supported" in problems[0], problems
+
+
+# -- HeatmapMaxKeypoint -----------------------------------------------------------------------------
+
+def ref_heatmap_max_keypoint(heatmaps, boxes, should_output_softmax=0, **_):
+    """Heatmap by heatmap: the first maximum, a Newton step on its 3x3 neighbourhood (mirrored
+    at the border), at most 1.5 cells, into the box."""
+    n, k, size, _ = heatmaps.shape
+    out = np.zeros((n, 4, k))
+    for r in range(n):
+        x0, y0 = boxes[r, :2]
+        w, h = max(boxes[r, 2] - x0, 1.0), max(boxes[r, 3] - y0, 1.0)
+        for j in range(k):
+            m = heatmaps[r, j].astype(np.float64)
+            my, mx = divmod(int(np.argmax(m)), size)
+
+            def at(dy, dx, my=my, mx=mx, m=m):
+                y, x = my + dy, mx + dx
+                y = y - 2 if y >= size else y + 2 if y < 0 else y
+                x = x - 2 if x >= size else x + 2 if x < 0 else x
+                return m[y, x]
+
+            grad = np.array([(at(0, 1) - at(0, -1)) / 2, (at(1, 0) - at(-1, 0)) / 2])
+            cross = (at(1, 1) - at(1, -1) - at(-1, 1) + at(-1, -1)) / 4
+            hess = np.array([[at(0, -1) - 2 * m[my, mx] + at(0, 1), cross],
+                             [cross, at(-1, 0) - 2 * m[my, mx] + at(1, 0)]])
+            if abs(np.linalg.det(hess)) < 1e-4:
+                step, score = np.zeros(2), m[my, mx]
+            else:
+                step = np.linalg.solve(hess, -grad)
+                if np.abs(step).max() > 1.5:
+                    step = step / np.abs(step).max() * 1.5
+                score = m[my, mx] + grad @ step + 0.5 * step @ hess @ step
+            prob = np.exp(m[my, mx] - m.max()) / np.exp(m - m.max()).sum() if should_output_softmax else 0.0
+            out[r, :, j] = [x0 + (0.5 + mx + step[0]) * w / size, y0 + (0.5 + my + step[1]) * h / size, score, prob]
+    return out
+
+
+@pytest.mark.parametrize("shape, softmax", [((4, 3, 7, 7), 1), ((2, 5, 2, 2), 0), ((0, 3, 4, 4), 1)])
+def test_heatmap_max_keypoint_matches_reference(shape, softmax):
+    heatmaps = rng.standard_normal(shape).astype(np.float32)
+    heatmaps[:1, :1, 0, -1] = 9.0  # a maximum in a corner: its neighbourhood is mirrored
+    boxes = np.sort(rng.uniform(0, 80, (shape[0], 2, 2)), axis=1).reshape(shape[0], 4).astype(np.float32)
+    boxes = boxes[:, [0, 2, 1, 3]]
+    check_reference("HeatmapMaxKeypoint", [heatmaps, boxes], ref_heatmap_max_keypoint,
+                    {"should_output_softmax": softmax}, atol=1e-3)
+
+
+def test_heatmap_max_keypoint_flat_neighbourhood_takes_no_step():
+    heatmaps = np.full((1, 1, 4, 4), 2.0, np.float32)  # a plateau: the first cell, no step
+    (out,) = run_op("HeatmapMaxKeypoint", [heatmaps, np.array([[0, 0, 8, 8, 0.9]], np.float32)])
+    np.testing.assert_allclose(out[0, :, 0], [1.0, 1.0, 2.0, 0.0])
+
+
+def test_heatmap_shapes_and_errors():
+    assert infer("HeatmapMaxKeypoint", [(3, 17, 56, 56), (3, 5)]) == [TensorInfo((3, 4, 17))]
+    with pytest.raises(ShapeError, match=r"heatmaps is \[3, 17, 56, 55\] but must be \[N, K, S, S\]"):
+        infer("HeatmapMaxKeypoint", [(3, 17, 56, 55), (3, 5)])
+    with pytest.raises(ShapeError, match=r"bboxes is \[2, 4\] but must be \[3, >= 4\]"):
+        infer("HeatmapMaxKeypoint", [(3, 17, 56, 56), (2, 4)])

@@ -1,5 +1,5 @@
-"""Inference rules of BBoxTransform and BoxWithNMSLimit, and the checks their kernels
-call (shapes, and the values only a kernel sees: batch indices and splits)."""
+"""Inference rules of BBoxTransform, BoxWithNMSLimit and HeatmapMaxKeypoint, and the checks
+their kernels call (shapes, and the values only a kernel sees: batch indices and splits)."""
 from __future__ import annotations
 
 import numpy as np
@@ -123,3 +123,20 @@ def box_with_nms_limit(op: OpView, inputs: list) -> list:
         if scores is not None:
             outputs[5] = TensorInfo((batch, scores.shape[1]), "int32")
     return outputs[:op.n_outputs]
+
+
+def heatmap_shapes(h_shape, b_shape) -> tuple:
+    """HeatmapMaxKeypoint's keypoints shape [N, 4, K] from heatmaps [N, K, S, S] and boxes [N, >= 4]."""
+    if len(h_shape) != 4 or h_shape[2] != h_shape[3] or h_shape[2] < 2:
+        raise ShapeError(f"heatmaps is {list(h_shape)} but must be [N, K, S, S] with S >= 2")
+    if len(b_shape) != 2 or b_shape[0] != h_shape[0] or b_shape[1] < 4:
+        raise ShapeError(f"bboxes is {list(b_shape)} but must be [{h_shape[0]}, >= 4] for heatmaps {list(h_shape)}")
+    return (int(h_shape[0]), 4, int(h_shape[1]))
+
+
+@rule("detection_heatmap_max_keypoint")
+def heatmap_max_keypoint(op: OpView, inputs: list) -> list:
+    heatmaps, boxes = inputs
+    if heatmaps is None or boxes is None:
+        return [None]
+    return [TensorInfo(heatmap_shapes(heatmaps.shape, boxes.shape), "float32")]
