@@ -1,7 +1,8 @@
 // CUDA kernels of the RoI detection ops, float32. The host resolves each RoI's geometry
 // exactly as the CPU kernel does (detection_roi.py) and passes it as arrays, so both
 // devices sample and clip alike: RoIAlign gets per RoI [batch, start_h, start_w, bin_h,
-// bin_w, grid_h, grid_w]; RoIPool gets its bins' clipped bounds.
+// bin_w, grid_h, grid_w], RoIAlignRotated that with the rotation; RoIPool gets its bins'
+// clipped bounds.
 //
 // Forward ops run one thread per output element. Gradient ops run one thread per dY
 // element and add into dX atomically (several bins and RoIs read one cell of X).
@@ -20,6 +21,7 @@ inline float atomicAdd(float* address, float value) {
 #endif
 
 #define ROI_GEOMETRY 7
+#define ROTATED_GEOMETRY 11
 
 // Output element i of [R, C, PH, PW] (NCHW) or [R, PH, PW, C] (NHWC).
 __device__ void locate_pooled(long long i, int nhwc, int C, int PH, int PW, long long* r, int* c,
@@ -119,6 +121,68 @@ __global__ void roi_align_gradient(const float* dy, const float* geometry, float
         int x0, x1;
         float wx0, wx1;
         if (!axis_weights(sample_at(g[2], pw, g[4], ix, grid_w), W, &x0, &x1, &wx0, &wx1)) continue;
+        atomicAdd(dx + image_offset(nhwc, b, c, C, H, W, y0, x0), share * wy0 * wx0);
+        atomicAdd(dx + image_offset(nhwc, b, c, C, H, W, y0, x1), share * wy0 * wx1);
+        atomicAdd(dx + image_offset(nhwc, b, c, C, H, W, y1, x0), share * wy1 * wx0);
+        atomicAdd(dx + image_offset(nhwc, b, c, C, H, W, y1, x1), share * wy1 * wx1);
+      }
+    }
+  }
+}
+
+// RoIAlignRotated: geometry per RoI [batch, centre_h, centre_w, bin_h, bin_w, grid_h, grid_w,
+// cos, sin, start_h, start_w]; a sample (yy, xx) on the RoI's axes lands at
+// (yy cos - xx sin + centre_h, xx cos + yy sin + centre_w).
+__device__ void rotated_sample(const float* g, int ph, int pw, int iy, int ix, int grid_h, int grid_w,
+                               float* y, float* x) {
+  float yy = sample_at(g[9], ph, g[3], iy, grid_h);
+  float xx = sample_at(g[10], pw, g[4], ix, grid_w);
+  *x = __fadd_rn(__fadd_rn(__fmul_rn(xx, g[7]), __fmul_rn(yy, g[8])), g[2]);
+  *y = __fadd_rn(__fsub_rn(__fmul_rn(yy, g[7]), __fmul_rn(xx, g[8])), g[1]);
+}
+
+__global__ void roi_align_rotated(const float* x, const float* geometry, float* y, int nhwc, int C, int H,
+                                  int W, int PH, int PW, long long count) {
+  FOR_EACH(i, count) {
+    long long r;
+    int c, ph, pw;
+    locate_pooled(i, nhwc, C, PH, PW, &r, &c, &ph, &pw);
+    const float* g = geometry + r * ROTATED_GEOMETRY;
+    long long b = (long long)g[0];
+    int grid_h = (int)g[5], grid_w = (int)g[6];
+    float sum = 0.f;
+    for (int iy = 0; iy < grid_h; ++iy) {
+      for (int ix = 0; ix < grid_w; ++ix) {
+        float sy, sx, wy0, wy1, wx0, wx1;
+        int y0, y1, x0, x1;
+        rotated_sample(g, ph, pw, iy, ix, grid_h, grid_w, &sy, &sx);
+        if (!axis_weights(sy, H, &y0, &y1, &wy0, &wy1) || !axis_weights(sx, W, &x0, &x1, &wx0, &wx1)) continue;
+        sum += wy0 * wx0 * x[image_offset(nhwc, b, c, C, H, W, y0, x0)] +
+               wy0 * wx1 * x[image_offset(nhwc, b, c, C, H, W, y0, x1)] +
+               wy1 * wx0 * x[image_offset(nhwc, b, c, C, H, W, y1, x0)] +
+               wy1 * wx1 * x[image_offset(nhwc, b, c, C, H, W, y1, x1)];
+      }
+    }
+    y[i] = sum / (float)max(grid_h * grid_w, 1);
+  }
+}
+
+__global__ void roi_align_rotated_gradient(const float* dy, const float* geometry, float* dx, int nhwc, int C,
+                                           int H, int W, int PH, int PW, long long count) {
+  FOR_EACH(i, count) {
+    long long r;
+    int c, ph, pw;
+    locate_pooled(i, nhwc, C, PH, PW, &r, &c, &ph, &pw);
+    const float* g = geometry + r * ROTATED_GEOMETRY;
+    long long b = (long long)g[0];
+    int grid_h = (int)g[5], grid_w = (int)g[6];
+    float share = dy[i] / (float)max(grid_h * grid_w, 1);
+    for (int iy = 0; iy < grid_h; ++iy) {
+      for (int ix = 0; ix < grid_w; ++ix) {
+        float sy, sx, wy0, wy1, wx0, wx1;
+        int y0, y1, x0, x1;
+        rotated_sample(g, ph, pw, iy, ix, grid_h, grid_w, &sy, &sx);
+        if (!axis_weights(sy, H, &y0, &y1, &wy0, &wy1) || !axis_weights(sx, W, &x0, &x1, &wx0, &wx1)) continue;
         atomicAdd(dx + image_offset(nhwc, b, c, C, H, W, y0, x0), share * wy0 * wx0);
         atomicAdd(dx + image_offset(nhwc, b, c, C, H, W, y0, x1), share * wy0 * wx1);
         atomicAdd(dx + image_offset(nhwc, b, c, C, H, W, y1, x0), share * wy1 * wx0);

@@ -1,5 +1,5 @@
 """RoI detection kernels (NumPy, and CUDA in detection_roi.cu): RoIAlign, RoIPool and
-BatchPermutation, with their gradient ops; RoIAlignRotated and its gradient (CPU only).
+BatchPermutation, RoIAlignRotated, with their gradient ops.
 
 Each RoI's geometry (batch index, start, bin size and sampling grid; RoIPool's clipped
 bin bounds) is resolved once on the host, in float32 as Caffe2 does, by the functions
@@ -364,6 +364,36 @@ def roi_align_cuda(x, rois, *, spatial_scale, pooled_h, pooled_w, order, samplin
     cuda.launch("detection_roi.cu", "roi_align", y.size, x, cuda.as_gpu(geometry), y, *_layout(x.shape, order),
                 np.int32(pooled_h), np.int32(pooled_w), np.int64(y.size))
     return y
+
+
+@register_cuda("RoIAlignRotated")
+def roi_align_rotated_cuda(x, rois, *, spatial_scale, pooled_h, pooled_w, order, sampling_ratio, aligned):
+    args = {"spatial_scale": spatial_scale, "pooled_h": pooled_h, "pooled_w": pooled_w, "order": order,
+            "sampling_ratio": sampling_ratio, "aligned": aligned}
+    (x,) = cuda.float32_inputs(x)
+    y = cuda.empty(roi_output_shape(args, x.shape, rois.shape, (5, 6)))
+    if y.size == 0:
+        return y
+    geometry = rotated_geometry(cuda.copy_to_cpu(rois), x.shape[0], args)
+    cuda.launch("detection_roi.cu", "roi_align_rotated", y.size, x, cuda.as_gpu(geometry), y,
+                *_layout(x.shape, order), np.int32(pooled_h), np.int32(pooled_w), np.int64(y.size))
+    return y
+
+
+@register_cuda("RoIAlignRotatedGradient")
+def roi_align_rotated_gradient_cuda(x, rois, dy, *, spatial_scale, pooled_h, pooled_w, order, sampling_ratio,
+                                    aligned):
+    args = {"spatial_scale": spatial_scale, "pooled_h": pooled_h, "pooled_w": pooled_w, "order": order,
+            "sampling_ratio": sampling_ratio, "aligned": aligned}
+    (dy,) = cuda.float32_inputs(dy)
+    check_gradient_shape(dy.shape, roi_output_shape(args, x.shape, rois.shape, (5, 6)))
+    dx = _zeros(x.shape)
+    if dy.size == 0:
+        return dx
+    geometry = rotated_geometry(cuda.copy_to_cpu(rois), x.shape[0], args)
+    cuda.launch("detection_roi.cu", "roi_align_rotated_gradient", dy.size, dy, cuda.as_gpu(geometry), dx,
+                *_layout(x.shape, order), np.int32(pooled_h), np.int32(pooled_w), np.int64(dy.size))
+    return dx
 
 
 @register_cuda("RoIAlignGradient")

@@ -161,15 +161,17 @@ ROTATED = np.array([[0, 4.0, 3.5, 5.0, 3.0, 30.0], [1, 5.2, 4.1, 6.5, 2.2, -75.0
                     [0, 3.0, 3.0, 2.5, 2.0, 180.0]], np.float32)
 
 
+@pytest.mark.parametrize("device", DEVICES)
 @pytest.mark.parametrize("rois, args", [
     (ROTATED, {"pooled_h": 2, "pooled_w": 3}),
     (ROTATED, {"pooled_h": 3, "pooled_w": 2, "sampling_ratio": 2, "aligned": 1}),
     (ROTATED[[0, 3], 1:], {"pooled_h": 2, "pooled_w": 2, "spatial_scale": 0.5}),
 ])
-def test_roi_align_rotated_matches_reference_in_both_orders(rois, args):
+def test_roi_align_rotated_matches_reference_in_both_orders(rois, args, device):
     x = randn(2, 3, 7, 8)
-    (y,) = check_reference("RoIAlignRotated", [x, rois], ref_roi_align_rotated, args)
-    check_reference("RoIAlignRotated", [nhwc(x), rois], lambda *_, **__: nhwc(y), {**args, "order": "NHWC"})
+    (y,) = check_reference("RoIAlignRotated", [x, rois], ref_roi_align_rotated, args, device=device)
+    check_reference("RoIAlignRotated", [nhwc(x), rois], lambda *_, **__: nhwc(y), {**args, "order": "NHWC"},
+                    device=device)
 
 
 def test_roi_align_rotated_at_angle_0_is_roi_align():
@@ -350,8 +352,8 @@ CUDA_CASES = [
     ((2, 3, 16, 20), 9, {"pooled_h": 3, "pooled_w": 5, "sampling_ratio": 2, "spatial_scale": 0.5}),
     ((1, 5, 12, 12), 11, {"pooled_h": 2, "pooled_w": 2, "aligned": 1, "spatial_scale": 0.5}),
 ]
-DEVICE_CHECKED = {"RoIAlign", "RoIAlignGradient", "RoIPool", "RoIPoolGradient", "BatchPermutation",
-                  "BatchPermutationGradient"}
+DEVICE_CHECKED = {"RoIAlign", "RoIAlignGradient", "RoIAlignRotated", "RoIAlignRotatedGradient", "RoIPool",
+                  "RoIPoolGradient", "BatchPermutation", "BatchPermutationGradient"}
 
 
 @pytest.mark.gpu
@@ -368,6 +370,28 @@ def test_cuda_roi_ops_match_cpu(x_shape, count, args, order):
     pool_args = {k: v for k, v in args.items() if k not in ("aligned", "sampling_ratio")}
     y, where = check_devices("RoIPool", [x, rois], pool_args, num_outputs=2)
     check_devices("RoIPoolGradient", [x, rois, where, randn(*y.shape)], pool_args)
+
+
+def many_rotated_rois(count, images, height, width, scale):
+    """Rotated RoIs [batch, ctr_x, ctr_y, w, h, angle] over the image, some reaching outside."""
+    centre = rng.uniform(-2, np.array([width, height]) / scale + 2, (count, 2))
+    size = rng.uniform(0.5, max(height, width) / scale / 2, (count, 2))
+    angle = rng.uniform(-180, 180, (count, 1))
+    batch = rng.integers(0, images, (count, 1))
+    return np.concatenate([batch, centre, size, angle], axis=1).astype(np.float32)
+
+
+@pytest.mark.gpu
+@pytest.mark.slow
+@pytest.mark.parametrize("order", ["NCHW", "NHWC"])
+@pytest.mark.parametrize("x_shape, count, args", CUDA_CASES)
+def test_cuda_roi_align_rotated_matches_cpu(x_shape, count, args, order):
+    x = randn(*x_shape)
+    x = nhwc(x) if order == "NHWC" else x
+    rois = many_rotated_rois(count, x_shape[0], *x_shape[2:], args["spatial_scale"])
+    args = {**args, "order": order}
+    (y,) = check_devices("RoIAlignRotated", [x, rois], args)
+    check_devices("RoIAlignRotatedGradient", [x, rois, randn(*y.shape)], args)
 
 
 @pytest.mark.gpu
