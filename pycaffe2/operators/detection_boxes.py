@@ -37,8 +37,8 @@ def bbox_transform(rois, deltas, im_info, *, weights, apply_scale, rotated, corr
     # RoIs come grouped by image in increasing order (as GenerateProposals writes them)
     image = np.repeat(np.arange(images), counts)
     scale = im_info[image, 2]
-    height = (im_info[image, 0] / scale + F32(0.5)).astype(np.int64).astype(F32)
-    width = (im_info[image, 1] / scale + F32(0.5)).astype(np.int64).astype(F32)
+    height = np.floor(im_info[image, 0] / scale + F32(0.5))  # int(v + 0.5) of sizes >= 0
+    width = np.floor(im_info[image, 1] / scale + F32(0.5))
     boxes = rois[:, -box_dim:].copy()
     boxes[:, :4] /= scale[:, None]  # angles are not scaled
     tiled = deltas.reshape(len(rois), deltas.shape[1] // box_dim, box_dim)

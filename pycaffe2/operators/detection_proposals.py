@@ -45,7 +45,7 @@ def _proposals_one_image(scores, deltas, im_info, anchors, args: dict):
     plus_one = int(bool(args["legacy_plus_one"]))
     proposals = boxes_util.transform_upright(shifted, deltas.reshape(a_count, 4, cells)[anchor, :, cell],
                                              (1.0, 1.0, 1.0, 1.0), plus_one)
-    proposals = boxes_util.clip_upright(proposals, F32(int(im_info[0])), F32(int(im_info[1])), plus_one)
+    proposals = boxes_util.clip_upright(proposals, np.floor(im_info[0]), np.floor(im_info[1]), plus_one)
     keep = _keep_by_size(proposals, args["min_size"], im_info, plus_one)
     post = args["post_nms_topN"]
     keep = boxes_util.nms(proposals, keep, args["nms_thresh"], post if 0 < post < len(keep) else -1, plus_one)
