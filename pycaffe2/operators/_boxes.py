@@ -1,6 +1,6 @@
 """Box arithmetic the detection kernels share (detection_boxes.py, detection_proposals.py):
-Detectron's box transform, clipping, size filtering, NMS and Soft-NMS, in float32 as
-Caffe2 computes them. `plus_one` is legacy_plus_one as 0 or 1. Boxes are the last axis:
+Detectron's box transform, clipping, NMS and Soft-NMS (IoU of upright boxes, or of rotated
+ones by polygon intersection), in float32 as Caffe2 computes them. `plus_one` is legacy_plus_one as 0 or 1. Boxes are the last axis:
 [x1, y1, x2, y2], or [ctr_x, ctr_y, w, h, angle] for rotated ones.
 """
 from __future__ import annotations
@@ -65,17 +65,75 @@ def clip_rotated(boxes, height, width, angle_thresh: float, plus_one: int) -> np
     return np.where(upright[..., None], clipped, boxes).astype(F32)
 
 
+def rotated_corners(boxes: np.ndarray) -> np.ndarray:
+    """[M, 4, 2] corners of rotated boxes [M, 5] (angle in degrees, counter-clockwise)."""
+    theta = -boxes[:, 4].astype(np.float64) * (np.pi / 180.0)
+    b, a = np.cos(theta) * 0.5, np.sin(theta) * 0.5
+    cx, cy, w, h = (boxes[:, k].astype(np.float64) for k in range(4))
+    p0 = np.stack([cx - a * h - b * w, cy + b * h - a * w], axis=-1)
+    p1 = np.stack([cx + a * h - b * w, cy - b * h - a * w], axis=-1)
+    centre = np.stack([cx, cy], axis=-1)
+    return np.stack([p0, p1, 2 * centre - p0, 2 * centre - p1], axis=1)
+
+
+def _cross(u: np.ndarray, v: np.ndarray) -> np.ndarray:
+    return u[..., 0] * v[..., 1] - u[..., 1] * v[..., 0]
+
+
+def _corners_inside(points: np.ndarray, rect: np.ndarray) -> np.ndarray:
+    """[M, 4] whether each of points [M, 4, 2] lies in rectangle rect [M, 4, 2]."""
+    ab, ad = rect[:, 1] - rect[:, 0], rect[:, 3] - rect[:, 0]
+    ap = points - rect[:, :1]
+    along_ab, along_ad = (ap * ab[:, None]).sum(-1), (ap * ad[:, None]).sum(-1)
+    return ((along_ab >= 0) & (along_ab <= (ab * ab).sum(-1)[:, None])
+            & (along_ad >= 0) & (along_ad <= (ad * ad).sum(-1)[:, None]))
+
+
+def rotated_intersection(first: np.ndarray, second: np.ndarray) -> np.ndarray:
+    """Intersection areas of rotated boxes first[m] and second[m] ([M, 5] each), vectorized:
+    the intersection polygon's vertices are the edge crossings and the corners of each box
+    inside the other; ordered by angle about their mean, the shoelace formula gives its area."""
+    pa, pb = rotated_corners(first), rotated_corners(second)
+    va, vb = np.roll(pa, -1, axis=1) - pa, np.roll(pb, -1, axis=1) - pb
+    det = _cross(vb[:, None, :, :], va[:, :, None, :])  # [M, 4 (edges of a), 4 (edges of b)]
+    between = pb[:, None, :, :] - pa[:, :, None, :]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        t1 = _cross(vb[:, None, :, :], between) / det
+        t2 = _cross(va[:, :, None, :], between) / det
+    crossing = (np.abs(det) > 1e-14) & (t1 >= 0) & (t1 <= 1) & (t2 >= 0) & (t2 <= 1)
+    hits = pa[:, :, None, :] + np.where(crossing, t1, 0.0)[..., None] * va[:, :, None, :]
+    points = np.concatenate([hits.reshape(-1, 16, 2), pa, pb], axis=1)
+    valid = np.concatenate([crossing.reshape(-1, 16), _corners_inside(pa, pb), _corners_inside(pb, pa)], axis=1)
+    count = valid.sum(axis=1)
+    points = np.where(valid[..., None], points, 0.0)
+    centre = points.sum(axis=1) / np.maximum(count, 1)[:, None]
+    angle = np.where(valid, np.arctan2(points[..., 1] - centre[:, None, 1], points[..., 0] - centre[:, None, 0]),
+                     np.inf)
+    order = np.argsort(angle, axis=1)
+    ordered = np.take_along_axis(points, order[..., None], axis=1)
+    ordered = np.where(np.take_along_axis(valid, order, axis=1)[..., None], ordered, ordered[:, :1])
+    area = np.abs(_cross(ordered, np.roll(ordered, -1, axis=1)).sum(axis=1)) / 2
+    same = np.all(np.abs(pa - pb) <= 1e-5, axis=(1, 2))  # one box twice: its whole area
+    whole = np.minimum(first[:, 2] * first[:, 3], second[:, 2] * second[:, 3])
+    return np.where(same, whole, np.where(count <= 2, 0.0, area))
+
+
 def iou_with(boxes: np.ndarray, i: int, rest: np.ndarray, areas: np.ndarray, plus_one: int) -> np.ndarray:
-    """IoU of box i with boxes[rest], vectorized."""
-    lo = np.maximum(boxes[rest, :2], boxes[i, :2])
-    hi = np.minimum(boxes[rest, 2:], boxes[i, 2:])
-    wh = np.maximum(hi - lo + F32(plus_one), F32(0))
-    inter = wh[:, 0] * wh[:, 1]
+    """IoU of box i with boxes[rest], vectorized (upright or rotated boxes)."""
+    if boxes.shape[1] == 5:
+        inter = rotated_intersection(np.repeat(boxes[i:i + 1], len(rest), axis=0), boxes[rest]).astype(F32)
+    else:
+        lo = np.maximum(boxes[rest, :2], boxes[i, :2])
+        hi = np.minimum(boxes[rest, 2:], boxes[i, 2:])
+        wh = np.maximum(hi - lo + F32(plus_one), F32(0))
+        inter = wh[:, 0] * wh[:, 1]
     with np.errstate(divide="ignore", invalid="ignore"):
         return inter / (areas[i] + areas[rest] - inter)
 
 
 def box_areas(boxes: np.ndarray, plus_one: int) -> np.ndarray:
+    if boxes.shape[1] == 5:  # rotated: w * h
+        return boxes[:, 2] * boxes[:, 3]
     return (boxes[:, 2] - boxes[:, 0] + F32(plus_one)) * (boxes[:, 3] - boxes[:, 1] + F32(plus_one))
 
 

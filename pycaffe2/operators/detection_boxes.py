@@ -65,9 +65,15 @@ class _Classes:
     def __init__(self, args: dict):
         self.agnostic = args["cls_agnostic_bbox_reg"]
         self.bg_first = args["input_boxes_include_bg_cls"]
+        self.box_dim = 5 if args["rotated"] else 4
 
     def box(self, j: int) -> int:
         return 0 if self.agnostic else (j if self.bg_first else j - 1)
+
+    def boxes(self, boxes: np.ndarray, j: int) -> np.ndarray:
+        """Class j's boxes [rows, box_dim] out of boxes [rows, classes * box_dim]."""
+        start = self.box(j) * self.box_dim
+        return boxes[:, start:start + self.box_dim]
 
     def score(self, j: int) -> int:
         return j - 1 + int(bool(self.bg_first))
@@ -81,7 +87,7 @@ def _nms_one_image(scores, boxes, args: dict, classes: _Classes):
     plus_one = int(bool(args["legacy_plus_one"]))
     for j in range(1, num_classes):
         column = scores[:, classes.score(j)]
-        cls_boxes = boxes[:, classes.box(j) * 4:classes.box(j) * 4 + 4]
+        cls_boxes = classes.boxes(boxes, j)
         inds = np.flatnonzero(column > F32(args["score_thresh"]))
         if args["soft_nms_enabled"]:
             keeps[j], ranked[:, classes.score(j)] = boxes_util.soft_nms(
@@ -125,13 +131,14 @@ def box_with_nms_limit(scores, boxes, *batch_splits, score_thresh, nms, detectio
         for j in range(1, num_classes):
             rows = np.array(keeps[j], np.int64)
             out_scores.append(ranked[rows, classes.score(j)])
-            out_boxes.append(boxes[offset + rows, classes.box(j) * 4:classes.box(j) * 4 + 4])
+            out_boxes.append(classes.boxes(boxes[offset:offset + n], j)[rows])
             out_classes.append(np.full(len(rows), j - (0 if output_classes_include_bg_cls else 1), F32))
             out_keeps.append(rows.astype(np.int32))
         keeps_size[b] = [len(k) for k in keeps]
         offset += n
     return (np.concatenate(out_scores).astype(F32) if out_scores else np.zeros(0, F32),
-            np.concatenate(out_boxes).reshape(-1, 4).astype(F32) if out_boxes else np.zeros((0, 4), F32),
+            np.concatenate(out_boxes).reshape(-1, classes.box_dim).astype(F32) if out_boxes
+            else np.zeros((0, classes.box_dim), F32),
             np.concatenate(out_classes) if out_classes else np.zeros(0, F32),
             keeps_size.sum(axis=1).astype(F32),
             np.concatenate(out_keeps) if out_keeps else np.zeros(0, np.int32),

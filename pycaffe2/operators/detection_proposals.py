@@ -1,6 +1,7 @@
-"""GenerateProposals and the FPN proposal ops (NumPy, float32 as Caffe2): RPN anchors to
-RoIs per image (sort, transform, clip, filter, NMS: _boxes.py), and collecting RoIs over
-pyramid levels and distributing them back by size. Loops run over images and levels.
+"""GenerateProposals and the FPN proposal ops (NumPy, float32 as Caffe2): RPN anchors
+(upright, or rotated as RRPN's) to RoIs per image (sort, transform, clip, filter, NMS:
+_boxes.py), and collecting RoIs over pyramid levels and distributing them back by size.
+Loops run over images and levels.
 """
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ import numpy as np
 from pycaffe2.operators import _boxes as boxes_util
 from pycaffe2.operators.registry import register_cpu
 from pycaffe2.schema.inference import ShapeError
-from pycaffe2.schema.inference.detection_boxes import check_im_info
+from pycaffe2.schema.inference.detection_boxes import check_angle_bounds, check_im_info
 from pycaffe2.schema.inference.detection_proposals import (
     check_collect_inputs,
     check_distribute_outputs,
@@ -23,29 +24,46 @@ F32 = np.float32
 
 def _keep_by_size(proposals, min_size: float, im_info, plus_one: int) -> np.ndarray:
     """Rows whose sides are at least min_size (in the scaled image) and whose centre is inside."""
-    ws = proposals[:, 2] - proposals[:, 0] + F32(plus_one)
-    hs = proposals[:, 3] - proposals[:, 1] + F32(plus_one)
-    x_ctr, y_ctr = proposals[:, 0] + ws / F32(2), proposals[:, 1] + hs / F32(2)
+    if proposals.shape[1] == 5:  # rotated: [ctr_x, ctr_y, w, h, angle]
+        ws, hs, x_ctr, y_ctr = proposals[:, 2], proposals[:, 3], proposals[:, 0], proposals[:, 1]
+    else:
+        ws = proposals[:, 2] - proposals[:, 0] + F32(plus_one)
+        hs = proposals[:, 3] - proposals[:, 1] + F32(plus_one)
+        x_ctr, y_ctr = proposals[:, 0] + ws / F32(2), proposals[:, 1] + hs / F32(2)
     smallest = min_size * float(im_info[2])
     return np.flatnonzero((ws >= smallest) & (hs >= smallest) & (x_ctr < im_info[1]) & (y_ctr < im_info[0]))
 
 
+def _moved_and_clipped(anchors, deltas, im_info, args: dict) -> np.ndarray:
+    """Anchors moved by their deltas (unit weights) and clipped to the image."""
+    plus_one = int(bool(args["legacy_plus_one"]))
+    height, width = np.floor(im_info[0]), np.floor(im_info[1])
+    weights = (1.0, 1.0, 1.0, 1.0)
+    if anchors.shape[1] == 5:
+        bound = (args["angle_bound_lo"], args["angle_bound_hi"]) if args["angle_bound_on"] else None
+        moved = boxes_util.transform_rotated(anchors, deltas, weights, bound)
+        return boxes_util.clip_rotated(moved, height, width, args["clip_angle_thresh"], plus_one)
+    return boxes_util.clip_upright(boxes_util.transform_upright(anchors, deltas, weights, plus_one), height, width,
+                                   plus_one)
+
+
 def _proposals_one_image(scores, deltas, im_info, anchors, args: dict):
-    """(boxes [R, 4], scores [R]) of one image's proposals, best first."""
+    """(boxes [R, 4 or 5], scores [R]) of one image's proposals, best first."""
     a_count, height, width = scores.shape
-    cells = height * width
+    box_dim, cells = anchors.shape[1], height * width
     flat = scores.reshape(-1)
     order = np.argsort(-flat, kind="stable")
     if 0 < args["pre_nms_topN"] < flat.size:
         order = order[:args["pre_nms_topN"]]
     anchor, cell = order // cells, order % cells
     stride = F32(1.0 / args["spatial_scale"])
-    shift_x, shift_y = (cell % width).astype(F32) * stride, (cell // width).astype(F32) * stride
-    shifted = anchors[anchor] + np.stack([shift_x, shift_y, shift_x, shift_y], axis=1)
+    shift = np.zeros((len(order), box_dim), F32)  # rotated anchors move their centre only
+    shift[:, 0], shift[:, 1] = (cell % width).astype(F32) * stride, (cell // width).astype(F32) * stride
+    if box_dim == 4:
+        shift[:, 2:] = shift[:, :2]
+    proposals = _moved_and_clipped(anchors[anchor] + shift, deltas.reshape(a_count, box_dim, cells)[anchor, :, cell],
+                                   im_info, args)
     plus_one = int(bool(args["legacy_plus_one"]))
-    proposals = boxes_util.transform_upright(shifted, deltas.reshape(a_count, 4, cells)[anchor, :, cell],
-                                             (1.0, 1.0, 1.0, 1.0), plus_one)
-    proposals = boxes_util.clip_upright(proposals, np.floor(im_info[0]), np.floor(im_info[1]), plus_one)
     keep = _keep_by_size(proposals, args["min_size"], im_info, plus_one)
     post = args["post_nms_topN"]
     keep = boxes_util.nms(proposals, keep, args["nms_thresh"], post if 0 < post < len(keep) else -1, plus_one)
@@ -56,9 +74,12 @@ def _proposals_one_image(scores, deltas, im_info, anchors, args: dict):
 def generate_proposals(scores, bbox_deltas, im_info, anchors, *, spatial_scale, pre_nms_topN, post_nms_topN,
                        nms_thresh, min_size, angle_bound_on, angle_bound_lo, angle_bound_hi, clip_angle_thresh,
                        legacy_plus_one):
-    generate_proposals_shapes(scores.shape, bbox_deltas.shape, im_info.shape, anchors.shape)
+    box_dim = generate_proposals_shapes(scores.shape, bbox_deltas.shape, im_info.shape, anchors.shape)
     args = {"spatial_scale": spatial_scale, "pre_nms_topN": pre_nms_topN, "post_nms_topN": post_nms_topN,
-            "nms_thresh": nms_thresh, "min_size": min_size, "legacy_plus_one": legacy_plus_one}
+            "nms_thresh": nms_thresh, "min_size": min_size, "legacy_plus_one": legacy_plus_one,
+            "angle_bound_on": angle_bound_on, "angle_bound_lo": angle_bound_lo, "angle_bound_hi": angle_bound_hi,
+            "clip_angle_thresh": clip_angle_thresh}
+    check_angle_bounds(args, box_dim == 5)
     scores, bbox_deltas = scores.astype(F32), bbox_deltas.astype(F32)
     im_info, anchors = im_info.astype(F32), anchors.astype(F32)
     check_im_info(im_info)
@@ -68,7 +89,7 @@ def generate_proposals(scores, bbox_deltas, im_info, anchors, *, spatial_scale, 
         rois.append(np.concatenate([np.full((len(boxes), 1), i, F32), boxes], axis=1))
         probs.append(kept)
     if not rois:
-        return np.zeros((0, 5), F32), np.zeros(0, F32)
+        return np.zeros((0, box_dim + 1), F32), np.zeros(0, F32)
     return np.concatenate(rois).astype(F32), np.concatenate(probs).astype(F32)
 
 

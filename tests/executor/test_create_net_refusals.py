@@ -60,7 +60,7 @@ STATIC_PROBLEMS = {
               "give exactly one of scale (3) and minsize (3)"),
     "pooling": ("MaxPool", ["X", "Z"], ["Y"], {"kernel": 2}, "takes 1 input (X), got 2"),
     "detection_roi": ("RoIAlign", ["X", "R"], ["Y"], {"pooled_h": 0}, "arg 'pooled_h': value 0 is out of range"),
-    "detection_boxes": ("BoxWithNMSLimit", ["S", "B"], ["s", "b", "c"], {"rotated": 1}, "rotated boxes not supported"),
+    "detection_boxes": ("BoxWithNMSLimit", ["S", "B"], ["s", "b", "c", "d", "e"], {}, "takes 3 or 4 or 6 outputs"),
     "detection_proposals": ("CollectRpnProposals", ["R", "S"], ["rois"], {}, "2 inputs but RPN levels 2..6 need 10"),
     "softmax_loss": ("SoftmaxWithLoss", ["X"], ["P", "loss"], {}, "takes 2 to 3 inputs"),
     "python": ("Python", ["X"], ["Y"], {"token": "f"}, "no Python function is registered under token 'f'"),

@@ -245,7 +245,7 @@ def test_output_shapes():
     ("BBoxTransform", [(5, 6), (5, 10), (1, 3)], {"rotated": 1, "angle_bound_hi": 100},
      "must be a positive multiple of 180"),
     ("BoxWithNMSLimit", [(5, 3), (5, 8)], {}, r"boxes is \[5, 8\] but must be \[5, 12\]"),
-    ("BoxWithNMSLimit", [None, None], {"rotated": 1}, "rotated boxes not supported"),
+    ("BoxWithNMSLimit", [(5, 3), (5, 12)], {"rotated": 1}, r"boxes is \[5, 12\] but must be \[5, 15\]"),
 ])
 def test_inference_errors(op_type, shapes, args, message):
     with pytest.raises(ShapeError, match=message):
@@ -265,14 +265,100 @@ def test_bad_values_are_clear_errors(op_type, inputs, args, message):
         run_op(op_type, inputs, args)
 
 
-def test_validate_refuses_rotated_nms_in_a_file(tmp_path):
+def test_validate_checks_rotated_boxes_in_a_file(tmp_path):
     from pycaffe2.validate import check_file
 
     path = tmp_path / "net.yaml"
     path.write_text("name: det\nexternal_input: [scores, boxes]\nop:\n  - type: BoxWithNMSLimit\n"
                     "    input: [scores, boxes]\n    output: [s, b, c]\n    arg: {rotated: 1}\n")
-    problems = [str(p) for p in check_file(path)]
-    assert len(problems) == 1 and "op 0 (BoxWithNMSLimit): rotated boxes not supported" in problems[0], problems
+    shapes = {"scores": ((5, 3), "float32"), "boxes": ((5, 12), "float32")}
+    problems = [str(p) for p in check_file(path, shapes)]
+    assert len(problems) == 1 and r"boxes is [5, 12] but must be [5, 15]" in problems[0], problems
+    assert check_file(path, {**shapes, "boxes": ((5, 15), "float32")}) == []
+
+
+# -- rotated boxes ----------------------------------------------------------------------------------
+
+def rotated_polygon(box):
+    """Corners of a rotated box [cx, cy, w, h, angle (degrees, counter-clockwise as seen in an
+    image, whose y axis points down)], in order."""
+    cx, cy, w, h, a = box
+    c, s = math.cos(math.radians(-a)), math.sin(math.radians(-a))
+    return [(cx + dx * c - dy * s, cy + dx * s + dy * c) for dx, dy in
+            ((-w / 2, -h / 2), (w / 2, -h / 2), (w / 2, h / 2), (-w / 2, h / 2))]
+
+
+def polygon_area(points):
+    return abs(sum(x0 * y1 - x1 * y0 for (x0, y0), (x1, y1) in zip(points, points[1:] + points[:1]))) / 2
+
+
+def clip_polygon(subject, clipper):
+    """Sutherland-Hodgman: subject clipped by each edge of the convex, counter-clockwise clipper."""
+    def inside(p, a, b):
+        return (b[0] - a[0]) * (p[1] - a[1]) - (b[1] - a[1]) * (p[0] - a[0]) >= 0
+
+    def cut(p, q, a, b):
+        dx, dy, ex, ey = q[0] - p[0], q[1] - p[1], b[0] - a[0], b[1] - a[1]
+        t = ((a[0] - p[0]) * ey - (a[1] - p[1]) * ex) / (dx * ey - dy * ex)
+        return (p[0] + t * dx, p[1] + t * dy)
+
+    out = subject
+    for a, b in zip(clipper, clipper[1:] + clipper[:1]):
+        points, out = out, []
+        for p, q in zip(points, points[1:] + points[:1]):
+            if inside(q, a, b):
+                if not inside(p, a, b):
+                    out.append(cut(p, q, a, b))
+                out.append(q)
+            elif inside(p, a, b):
+                out.append(cut(p, q, a, b))
+        if not out:
+            return []
+    return out
+
+
+def ref_rotated_iou(a, b):
+    inter = polygon_area(clip_polygon(rotated_polygon(a), rotated_polygon(b)) or [(0, 0)])
+    return inter / (a[2] * a[3] + b[2] * b[3] - inter)
+
+
+def test_rotated_nms_matches_polygon_clipping():
+    rng_local = np.random.default_rng(3)
+    count, classes = 14, 3
+    centres = rng_local.uniform(0, 30, (3, 2))[rng_local.integers(0, 3, (count, classes))]
+    boxes = np.concatenate([centres + rng_local.uniform(-2, 2, (count, classes, 2)),
+                            rng_local.uniform(4, 10, (count, classes, 2)),
+                            rng_local.uniform(-90, 90, (count, classes, 1))], axis=-1).astype(np.float32)
+    scores = (rng_local.permutation(count * classes).reshape(count, classes) / (count * classes)).astype(np.float32)
+    args = {"rotated": 1, "score_thresh": 0.1, "nms": 0.3, "detections_per_im": 8}
+    got = run_op("BoxWithNMSLimit", [scores, boxes.reshape(count, -1)], args, num_outputs=3)
+    found = []
+    for j in range(1, classes):
+        order = sorted((i for i in range(count) if scores[i, j] > 0.1), key=lambda i: -scores[i, j])
+        keep = []
+        for i in order:
+            if all(ref_rotated_iou(boxes[i, j], boxes[k, j]) <= 0.3 for k in keep):
+                keep.append(i)
+        found += [(scores[i, j], j, boxes[i, j]) for i in keep]
+    found = sorted(sorted(found, key=lambda f: -f[0])[:8], key=lambda f: (f[1], -f[0]))
+    np.testing.assert_allclose(got[0], [f[0] for f in found])
+    np.testing.assert_allclose(got[1], np.array([f[2] for f in found]).reshape(-1, 5))
+    np.testing.assert_array_equal(got[2], [f[1] for f in found])
+
+
+def test_rotated_intersection_against_polygon_clipping():
+    from pycaffe2.operators._boxes import rotated_intersection
+
+    rng_local = np.random.default_rng(4)
+    first = np.concatenate([rng_local.uniform(0, 6, (200, 2)), rng_local.uniform(1, 6, (200, 2)),
+                            rng_local.uniform(-180, 180, (200, 1))], axis=1)
+    second = first.copy()
+    second[:150] = np.concatenate([rng_local.uniform(0, 6, (150, 2)), rng_local.uniform(1, 6, (150, 2)),
+                                   rng_local.uniform(-180, 180, (150, 1))], axis=1)
+    second[150:175, 4] += 90  # the same box turned a quarter about its centre
+    expected = [polygon_area(clip_polygon(rotated_polygon(a), rotated_polygon(b)) or [(0, 0)])
+                for a, b in zip(first, second)]
+    np.testing.assert_allclose(rotated_intersection(first, second), expected, atol=1e-6)
 
 
 # -- HeatmapMaxKeypoint -----------------------------------------------------------------------------

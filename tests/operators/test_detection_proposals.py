@@ -10,7 +10,13 @@ import pytest
 from pycaffe2.executor import NetError, OpFailure
 from pycaffe2.schema.bind import ShapeError, TensorInfo
 from pycaffe2.testing import check_reference, run_op
-from tests.operators.test_detection_boxes import ref_clip, ref_nms, ref_transform
+from tests.operators.test_detection_boxes import (
+    ref_clip,
+    ref_nms,
+    ref_rotated_iou,
+    ref_transform,
+    ref_transform_rotated,
+)
 from tests.schema import infer
 
 rng = np.random.default_rng(5)
@@ -71,6 +77,46 @@ def test_generate_proposals_matches_reference(shape, args):
     check_reference("GenerateProposalsCPP", inputs, ref_generate_proposals, args, atol=1e-3)
 
 
+def ref_rotated_proposals(scores, deltas, im_info, anchors, spatial_scale=0.0625, pre_nms_topN=6000,
+                          post_nms_topN=300, nms_thresh=0.7, min_size=16.0, clip_angle_thresh=1.0, **_):
+    """RRPN, anchor by anchor: the centre shifts, the box moves and turns, nearly upright boxes
+    clip as upright ones, small or outside ones drop, NMS by rotated IoU."""
+    rois, probs = [], []
+    for i in range(len(scores)):
+        a_count, height, width = scores[i].shape
+        found = sorted(((scores[i, a, y, x], anchors[a] + np.array([x, y, 0, 0, 0]) / spatial_scale,
+                         deltas[i, 5 * a:5 * a + 5, y, x])
+                        for a in range(a_count) for y in range(height) for x in range(width)), key=lambda f: -f[0])
+        im_h, im_w, scale = im_info[i]
+        boxes, kept = [], []
+        for score, anchor, delta in found[:pre_nms_topN]:
+            cx, cy, w, h, angle = ref_transform_rotated(anchor, delta)
+            if abs(angle) <= clip_angle_thresh:
+                x1, y1, x2, y2 = ref_clip([cx - (w - 1) / 2, cy - (h - 1) / 2, cx + (w - 1) / 2, cy + (h - 1) / 2],
+                                          int(im_h), int(im_w))
+                cx, cy, w, h = (x1 + x2) / 2, (y1 + y2) / 2, x2 - x1 + 1, y2 - y1 + 1
+            if w >= min_size * scale and h >= min_size * scale and cx < im_w and cy < im_h:
+                boxes.append([cx, cy, w, h, angle])
+                kept.append(score)
+        keep = []
+        for k in range(len(boxes)):
+            if all(ref_rotated_iou(boxes[k], boxes[j]) <= nms_thresh for j in keep):
+                keep.append(k)
+        keep = keep[:post_nms_topN] if post_nms_topN > 0 else keep
+        rois += [[i, *boxes[k]] for k in keep]
+        probs += [kept[k] for k in keep]
+    return np.array(rois, np.float32).reshape(-1, 6), np.array(probs, np.float32)
+
+
+def test_generate_rotated_proposals_matches_reference():
+    scores, _, im_info, _ = rpn_inputs(2, 3, 4, 5, image_size=40)
+    deltas = (rng.standard_normal((2, 15, 4, 5)) * 0.3).astype(np.float32)
+    anchors = np.array([[0, 0, 12, 8, 0.0], [0, 0, 20, 10, 45], [0, 0, 8, 16, -60]], np.float32)
+    deltas[:, 4] *= 0.01  # anchor 0 stays nearly upright: clipped as an upright box
+    args = {"spatial_scale": 0.125, "min_size": 3.0, "nms_thresh": 0.5, "post_nms_topN": 12}
+    check_reference("GenerateProposals", [scores, deltas, im_info, anchors], ref_rotated_proposals, args, atol=1e-3)
+
+
 def ref_levels(rois, scale=224, level=4, lo=2, hi=5):
     out = []
     for roi in rois:
@@ -127,8 +173,12 @@ def test_output_shapes():
 
 
 @pytest.mark.parametrize("op_type, shapes, n_out, args, message", [
-    ("GenerateProposals", [(1, 3, 4, 4), (1, 15, 4, 4), (1, 3), (3, 5)], 2, {}, "rotated boxes not supported"),
-    ("GenerateProposals", [None, None, None, (3, 5)], 2, {}, "rotated boxes not supported"),
+    ("GenerateProposals", [(1, 3, 4, 4), (1, 12, 4, 4), (1, 3), (3, 5)], 2, {},
+     r"bbox_deltas is \[1, 12, 4, 4\] but must be \[1, 15, 4, 4\]"),
+    ("GenerateProposals", [(1, 3, 4, 4), (1, 15, 4, 4), (1, 3), (3, 5)], 2, {"angle_bound_lo": -45},
+     "angle_bound_hi - angle_bound_lo is 135 but must be a positive multiple of 180"),
+    ("GenerateProposals", [(1, 3, 4, 4), (1, 12, 4, 4), (1, 3), (3, 6)], 2, {},
+     r"anchors is \[3, 6\] but must be \[3, 4\] \(or \[3, 5\] rotated\)"),
     ("GenerateProposals", [(1, 3, 4, 4), (1, 12, 4, 5), (1, 3), (3, 4)], 2, {},
      r"bbox_deltas is \[1, 12, 4, 5\] but must be \[1, 12, 4, 4\]"),
     ("GenerateProposals", [(2, 3, 4, 4), (2, 12, 4, 4), (1, 3), (3, 4)], 2, {}, r"im_info is \[1, 3\] but must be \[2, 3\]"),

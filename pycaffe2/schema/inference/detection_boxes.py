@@ -7,14 +7,9 @@ import numpy as np
 from pycaffe2.schema.inference import OpView, ShapeError, TensorInfo, rule
 
 
-def refuse_rotated(args: dict) -> None:
-    """Rotated-box NMS (polygon IoU) is not implemented: refused when the net is checked."""
-    if args.get("rotated"):
-        raise ShapeError("rotated boxes not supported (rotated=1); only upright [x1, y1, x2, y2] boxes")
-
-
-def check_angle_bounds(args: dict) -> None:
-    if args["rotated"] and args["angle_bound_on"]:
+def check_angle_bounds(args: dict, rotated: bool | None = None) -> None:
+    """Rotated boxes' angle bounds must span a positive multiple of 180 degrees."""
+    if (args["rotated"] if rotated is None else rotated) and args["angle_bound_on"]:
         period = args["angle_bound_hi"] - args["angle_bound_lo"]
         if period <= 0 or period % 180:
             raise ShapeError(f"angle_bound_hi - angle_bound_lo is {period} but must be a positive "
@@ -72,14 +67,13 @@ def num_box_classes(args: dict, num_classes: int) -> int:
 
 def nms_limit_shapes(args: dict, s_shape, b_shape) -> tuple[int, int]:
     """(count, num_classes) of BoxWithNMSLimit's scores and boxes, checked."""
-    refuse_rotated(args)
     for name, shape in (("scores", s_shape), ("boxes", b_shape)):
         if not (len(shape) == 2 or (len(shape) == 4 and tuple(shape[2:]) == (1, 1))):
             raise ShapeError(f"{name} is {list(shape)} but must be [count, k] (or [count, k, 1, 1])")
     count, classes = int(s_shape[0]), int(s_shape[1])
     if classes < 1:
         raise ShapeError(f"scores is {list(s_shape)} but needs a class column")
-    wanted = num_box_classes(args, classes) * 4
+    wanted = num_box_classes(args, classes) * (5 if args["rotated"] else 4)
     if b_shape[0] != count or b_shape[1] != wanted:
         raise ShapeError(f"boxes is {list(b_shape)} but must be [{count}, {wanted}] for scores {list(s_shape)}")
     return count, classes
@@ -109,7 +103,6 @@ def bbox_transform(op: OpView, inputs: list) -> list:
 
 @rule("detection_box_with_nms_limit")
 def box_with_nms_limit(op: OpView, inputs: list) -> list:
-    refuse_rotated(op.args)
     scores, boxes = inputs[:2]
     if scores is not None and boxes is not None:
         nms_limit_shapes(op.args, scores.shape, boxes.shape)

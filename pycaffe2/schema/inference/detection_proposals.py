@@ -4,20 +4,24 @@ check shapes and counts and leave those outputs unknown."""
 from __future__ import annotations
 
 from pycaffe2.schema.inference import OpView, ShapeError, TensorInfo, rule
+from pycaffe2.schema.inference.detection_boxes import check_angle_bounds
 
 
-def generate_proposals_shapes(s_shape, d_shape, i_shape, a_shape) -> None:
+def generate_proposals_shapes(s_shape, d_shape, i_shape, a_shape) -> int:
+    """Check GenerateProposals' inputs; returns the box size (4 upright, 5 rotated)."""
     if len(s_shape) != 4:
         raise ShapeError(f"scores is {list(s_shape)} but must be [N, A, H, W]")
     n, a, h, w = s_shape
-    if len(a_shape) == 2 and a_shape[1] == 5:
-        raise ShapeError("rotated boxes not supported (anchors with 5 columns); only upright [x1, y1, x2, y2]")
-    if tuple(a_shape) != (a, 4):
-        raise ShapeError(f"anchors is {list(a_shape)} but must be [{a}, 4] for scores {list(s_shape)}")
-    if tuple(d_shape) != (n, 4 * a, h, w):
-        raise ShapeError(f"bbox_deltas is {list(d_shape)} but must be {[n, 4 * a, h, w]} for scores {list(s_shape)}")
+    if len(a_shape) != 2 or a_shape[0] != a or a_shape[1] not in (4, 5):
+        raise ShapeError(f"anchors is {list(a_shape)} but must be [{a}, 4] (or [{a}, 5] rotated) for scores "
+                         f"{list(s_shape)}")
+    box_dim = int(a_shape[1])
+    if tuple(d_shape) != (n, box_dim * a, h, w):
+        raise ShapeError(f"bbox_deltas is {list(d_shape)} but must be {[n, box_dim * a, h, w]} for scores "
+                         f"{list(s_shape)} and anchors {list(a_shape)}")
     if tuple(i_shape) != (n, 3):
         raise ShapeError(f"im_info is {list(i_shape)} but must be [{n}, 3]")
+    return box_dim
 
 
 def level_count(args: dict, first: str, last: str) -> int:
@@ -60,9 +64,8 @@ def check_rois(r_shape, columns=(4, 5)) -> None:
 @rule("detection_generate_proposals")
 def generate_proposals(op: OpView, inputs: list) -> list:
     if all(info is not None for info in inputs):
-        generate_proposals_shapes(*(info.shape for info in inputs))
-    elif inputs[3] is not None and len(inputs[3].shape) == 2 and inputs[3].shape[1] == 5:
-        raise ShapeError("rotated boxes not supported (anchors with 5 columns); only upright [x1, y1, x2, y2]")
+        box_dim = generate_proposals_shapes(*(info.shape for info in inputs))
+        check_angle_bounds(op.args, box_dim == 5)
     return [None, None]
 
 
