@@ -19,7 +19,7 @@ import numpy as np
 
 from pycaffe2.operators import _cuda as cuda
 from pycaffe2.operators._conv_pool import channels_back, channels_first
-from pycaffe2.operators.registry import gradient_op, register_cpu, register_cuda
+from pycaffe2.operators.registry import ALL_SCHEMA_ARGS, gradient_op, register_cpu, register_cuda
 from pycaffe2.schema.inference import ShapeError
 from pycaffe2.schema.inference.detection_roi import (
     check_batch_indices,
@@ -119,10 +119,9 @@ def _roi_matrices(g: np.ndarray, args: dict, height: int, width: int):
     return rows[:, h0:h1], cols[:, w0:w1], slice(h0, h1), slice(w0, w1), 1.0 / max(int(g[5]) * int(g[6]), 1)
 
 
-@register_cpu("RoIAlign")
-def roi_align(x, rois, *, spatial_scale, pooled_h, pooled_w, order, sampling_ratio, aligned):
-    args = {"spatial_scale": spatial_scale, "pooled_h": pooled_h, "pooled_w": pooled_w, "order": order,
-            "sampling_ratio": sampling_ratio, "aligned": aligned}
+@register_cpu("RoIAlign", args=ALL_SCHEMA_ARGS)
+def roi_align(x, rois, **args):
+    order, pooled_h, pooled_w = args["order"], args["pooled_h"], args["pooled_w"]
     shape = roi_output_shape(args, x.shape, rois.shape)
     n, c, height, width = _nchw_dims(x.shape, order)
     xc = channels_first(x, order)
@@ -137,10 +136,9 @@ def roi_align(x, rois, *, spatial_scale, pooled_h, pooled_w, order, sampling_rat
 gradient_op("RoIAlign", "I0 I1 GO0")
 
 
-@register_cpu("RoIAlignGradient")
-def roi_align_gradient(x, rois, dy, *, spatial_scale, pooled_h, pooled_w, order, sampling_ratio, aligned):
-    args = {"spatial_scale": spatial_scale, "pooled_h": pooled_h, "pooled_w": pooled_w, "order": order,
-            "sampling_ratio": sampling_ratio, "aligned": aligned}
+@register_cpu("RoIAlignGradient", args=ALL_SCHEMA_ARGS)
+def roi_align_gradient(x, rois, dy, **args):
+    order = args["order"]
     check_gradient_shape(dy.shape, roi_output_shape(args, x.shape, rois.shape))
     n, c, height, width = _nchw_dims(x.shape, order)
     dyc = channels_first(dy, order)
@@ -197,10 +195,9 @@ def _rotated_samples(g: np.ndarray, args: dict, height: int, width: int):
     return cells, weights * (valid_y & valid_x)[..., None]
 
 
-@register_cpu("RoIAlignRotated")
-def roi_align_rotated(x, rois, *, spatial_scale, pooled_h, pooled_w, order, sampling_ratio, aligned):
-    args = {"spatial_scale": spatial_scale, "pooled_h": pooled_h, "pooled_w": pooled_w, "order": order,
-            "sampling_ratio": sampling_ratio, "aligned": aligned}
+@register_cpu("RoIAlignRotated", args=ALL_SCHEMA_ARGS)
+def roi_align_rotated(x, rois, **args):
+    order, pooled_h, pooled_w = args["order"], args["pooled_h"], args["pooled_w"]
     shape = roi_output_shape(args, x.shape, rois.shape, (5, 6))
     n, c, height, width = _nchw_dims(x.shape, order)
     planes = channels_first(x, order).reshape(n, c, height * width)
@@ -215,11 +212,9 @@ def roi_align_rotated(x, rois, *, spatial_scale, pooled_h, pooled_w, order, samp
 gradient_op("RoIAlignRotated", "I0 I1 GO0")
 
 
-@register_cpu("RoIAlignRotatedGradient")
-def roi_align_rotated_gradient(x, rois, dy, *, spatial_scale, pooled_h, pooled_w, order, sampling_ratio,
-                               aligned):
-    args = {"spatial_scale": spatial_scale, "pooled_h": pooled_h, "pooled_w": pooled_w, "order": order,
-            "sampling_ratio": sampling_ratio, "aligned": aligned}
+@register_cpu("RoIAlignRotatedGradient", args=ALL_SCHEMA_ARGS)
+def roi_align_rotated_gradient(x, rois, dy, **args):
+    order = args["order"]
     check_gradient_shape(dy.shape, roi_output_shape(args, x.shape, rois.shape, (5, 6)))
     n, c, height, width = _nchw_dims(x.shape, order)
     dyc = channels_first(dy, order)
@@ -277,9 +272,9 @@ def _pool_one(plane: np.ndarray, rows: np.ndarray, cols: np.ndarray, width: int)
     return y, where
 
 
-@register_cpu("RoIPool")
-def roi_pool(x, rois, *, spatial_scale, pooled_h, pooled_w, order, is_test):
-    args = {"spatial_scale": spatial_scale, "pooled_h": pooled_h, "pooled_w": pooled_w, "order": order}
+@register_cpu("RoIPool", args=ALL_SCHEMA_ARGS)
+def roi_pool(x, rois, **args):
+    order, pooled_h, pooled_w = args["order"], args["pooled_h"], args["pooled_w"]
     shape = roi_output_shape(args, x.shape, rois.shape, (5,), "rois")
     n, c, height, width = _nchw_dims(x.shape, order)
     xc = channels_first(x, order)
@@ -300,9 +295,9 @@ def _check_argmaxes(argmaxes: np.ndarray, plane: int) -> None:
                          f"[-1, {plane}) (a cell of X's H x W plane, or -1)")
 
 
-@register_cpu("RoIPoolGradient")
-def roi_pool_gradient(x, rois, argmaxes, dy, *, spatial_scale, pooled_h, pooled_w, order, is_test):
-    args = {"spatial_scale": spatial_scale, "pooled_h": pooled_h, "pooled_w": pooled_w, "order": order}
+@register_cpu("RoIPoolGradient", args=ALL_SCHEMA_ARGS)
+def roi_pool_gradient(x, rois, argmaxes, dy, **args):
+    order = args["order"]
     expected = roi_output_shape(args, x.shape, rois.shape, (5,), "rois")
     check_gradient_shape(dy.shape, expected)
     check_gradient_shape(argmaxes.shape, expected)
@@ -351,10 +346,9 @@ def _layout(x_shape, order: str) -> list:
     return [np.int32(order == "NHWC"), np.int32(c), np.int32(height), np.int32(width)]
 
 
-@register_cuda("RoIAlign")
-def roi_align_cuda(x, rois, *, spatial_scale, pooled_h, pooled_w, order, sampling_ratio, aligned):
-    args = {"spatial_scale": spatial_scale, "pooled_h": pooled_h, "pooled_w": pooled_w, "order": order,
-            "sampling_ratio": sampling_ratio, "aligned": aligned}
+@register_cuda("RoIAlign", args=ALL_SCHEMA_ARGS)
+def roi_align_cuda(x, rois, **args):
+    order, pooled_h, pooled_w = args["order"], args["pooled_h"], args["pooled_w"]
     (x,) = cuda.float32_inputs(x)
     shape = roi_output_shape(args, x.shape, rois.shape)
     geometry = align_geometry(cuda.copy_to_cpu(rois), x.shape[0], args)
@@ -366,10 +360,9 @@ def roi_align_cuda(x, rois, *, spatial_scale, pooled_h, pooled_w, order, samplin
     return y
 
 
-@register_cuda("RoIAlignRotated")
-def roi_align_rotated_cuda(x, rois, *, spatial_scale, pooled_h, pooled_w, order, sampling_ratio, aligned):
-    args = {"spatial_scale": spatial_scale, "pooled_h": pooled_h, "pooled_w": pooled_w, "order": order,
-            "sampling_ratio": sampling_ratio, "aligned": aligned}
+@register_cuda("RoIAlignRotated", args=ALL_SCHEMA_ARGS)
+def roi_align_rotated_cuda(x, rois, **args):
+    order, pooled_h, pooled_w = args["order"], args["pooled_h"], args["pooled_w"]
     (x,) = cuda.float32_inputs(x)
     y = cuda.empty(roi_output_shape(args, x.shape, rois.shape, (5, 6)))
     if y.size == 0:
@@ -380,11 +373,9 @@ def roi_align_rotated_cuda(x, rois, *, spatial_scale, pooled_h, pooled_w, order,
     return y
 
 
-@register_cuda("RoIAlignRotatedGradient")
-def roi_align_rotated_gradient_cuda(x, rois, dy, *, spatial_scale, pooled_h, pooled_w, order, sampling_ratio,
-                                    aligned):
-    args = {"spatial_scale": spatial_scale, "pooled_h": pooled_h, "pooled_w": pooled_w, "order": order,
-            "sampling_ratio": sampling_ratio, "aligned": aligned}
+@register_cuda("RoIAlignRotatedGradient", args=ALL_SCHEMA_ARGS)
+def roi_align_rotated_gradient_cuda(x, rois, dy, **args):
+    order, pooled_h, pooled_w = args["order"], args["pooled_h"], args["pooled_w"]
     (dy,) = cuda.float32_inputs(dy)
     check_gradient_shape(dy.shape, roi_output_shape(args, x.shape, rois.shape, (5, 6)))
     dx = _zeros(x.shape)
@@ -396,10 +387,9 @@ def roi_align_rotated_gradient_cuda(x, rois, dy, *, spatial_scale, pooled_h, poo
     return dx
 
 
-@register_cuda("RoIAlignGradient")
-def roi_align_gradient_cuda(x, rois, dy, *, spatial_scale, pooled_h, pooled_w, order, sampling_ratio, aligned):
-    args = {"spatial_scale": spatial_scale, "pooled_h": pooled_h, "pooled_w": pooled_w, "order": order,
-            "sampling_ratio": sampling_ratio, "aligned": aligned}
+@register_cuda("RoIAlignGradient", args=ALL_SCHEMA_ARGS)
+def roi_align_gradient_cuda(x, rois, dy, **args):
+    order, pooled_h, pooled_w = args["order"], args["pooled_h"], args["pooled_w"]
     (dy,) = cuda.float32_inputs(dy)
     check_gradient_shape(dy.shape, roi_output_shape(args, x.shape, rois.shape))
     geometry = align_geometry(cuda.copy_to_cpu(rois), x.shape[0], args)
@@ -417,9 +407,9 @@ def _zeros(shape):
     return out
 
 
-@register_cuda("RoIPool")
-def roi_pool_cuda(x, rois, *, spatial_scale, pooled_h, pooled_w, order, is_test):
-    args = {"spatial_scale": spatial_scale, "pooled_h": pooled_h, "pooled_w": pooled_w, "order": order}
+@register_cuda("RoIPool", args=ALL_SCHEMA_ARGS)
+def roi_pool_cuda(x, rois, **args):
+    order, pooled_h, pooled_w = args["order"], args["pooled_h"], args["pooled_w"]
     (x,) = cuda.float32_inputs(x)
     shape = roi_output_shape(args, x.shape, rois.shape, (5,), "rois")
     n, _, height, width = _nchw_dims(x.shape, order)
@@ -433,9 +423,9 @@ def roi_pool_cuda(x, rois, *, spatial_scale, pooled_h, pooled_w, order, is_test)
     return y, argmaxes
 
 
-@register_cuda("RoIPoolGradient")
-def roi_pool_gradient_cuda(x, rois, argmaxes, dy, *, spatial_scale, pooled_h, pooled_w, order, is_test):
-    args = {"spatial_scale": spatial_scale, "pooled_h": pooled_h, "pooled_w": pooled_w, "order": order}
+@register_cuda("RoIPoolGradient", args=ALL_SCHEMA_ARGS)
+def roi_pool_gradient_cuda(x, rois, argmaxes, dy, **args):
+    order, pooled_h, pooled_w = args["order"], args["pooled_h"], args["pooled_w"]
     (dy,) = cuda.float32_inputs(dy)
     expected = roi_output_shape(args, x.shape, rois.shape, (5,), "rois")
     check_gradient_shape(dy.shape, expected)
