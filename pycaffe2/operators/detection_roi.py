@@ -17,9 +17,16 @@ import math
 
 import numpy as np
 
+from pycaffe2.errors import GradientError
 from pycaffe2.operators import _cuda as cuda
 from pycaffe2.operators._conv_pool import channels_back, channels_first
-from pycaffe2.operators.registry import ALL_SCHEMA_ARGS, gradient_op, register_cpu, register_cuda
+from pycaffe2.operators.registry import (
+    ALL_SCHEMA_ARGS,
+    gradient_op,
+    register_cpu,
+    register_cuda,
+    register_gradient,
+)
 from pycaffe2.schema.inference import ShapeError
 from pycaffe2.schema.inference.detection_roi import (
     check_batch_indices,
@@ -285,7 +292,13 @@ def roi_pool(x, rois, **args):
     return channels_back(y, order), channels_back(argmaxes, order)
 
 
-gradient_op("RoIPool", "I0 I1 O1 GO0")
+@register_gradient("RoIPool")
+def make_roi_pool_gradient(g) -> list:
+    """RoIPoolGradient reads the forward op's argmaxes: a RoIPool without them cannot train."""
+    if len(g.op.output) < 2:
+        raise GradientError("RoIPool's gradient needs its argmaxes output: give the op a second output "
+                            "(and is_test=0)")
+    return [g.Op("RoIPoolGradient", [g.I(0), g.I(1), g.O(1), g.GO(0)], [g.GI(0)])]
 
 
 def _check_argmaxes(argmaxes: np.ndarray, plane: int) -> None:

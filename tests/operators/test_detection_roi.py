@@ -286,6 +286,14 @@ def test_registered_gradients(op_type, inputs, args, outputs):
     assert report.ok, report
 
 
+def test_roi_pool_without_argmaxes_has_no_gradient():
+    from pycaffe2.errors import GradientError
+    from pycaffe2.gradient import GetGradientForOp
+
+    with pytest.raises(GradientError, match="RoIPool's gradient needs its argmaxes output"):
+        GetGradientForOp(make_op("RoIPool", ["X", "R"], ["Y"], {"is_test": 1}), ["Y_grad"])
+
+
 # -- shape inference and errors -------------------------------------------------------------------
 
 def test_output_shapes():
