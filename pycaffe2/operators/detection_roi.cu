@@ -1,0 +1,246 @@
+// CUDA kernels of the RoI detection ops, float32. The host resolves each RoI's geometry
+// exactly as the CPU kernel does (detection_roi.py) and passes it as arrays, so both
+// devices sample and clip alike: RoIAlign gets per RoI [batch, start_h, start_w, bin_h,
+// bin_w, grid_h, grid_w], RoIAlignRotated that with the rotation; RoIPool gets its bins'
+// clipped bounds.
+//
+// Forward ops run one thread per output element. Gradient ops run one thread per dY
+// element and add into dX atomically (several bins and RoIs read one cell of X).
+// Products and sums that decide a sample's position are rounded one by one (_rn), so
+// nvcc's fused multiply-adds cannot move a sample across a cell border the CPU sees.
+
+#include "common.cuh"
+
+#ifndef __CUDACC__
+// The CPU emulation of the kernels (tests/cuda/emulator) runs one thread at a time.
+inline float atomicAdd(float* address, float value) {
+  float old = *address;
+  *address = old + value;
+  return old;
+}
+#endif
+
+#define ROI_GEOMETRY 7
+#define ROTATED_GEOMETRY 11
+
+// Output element i of [R, C, PH, PW] (NCHW) or [R, PH, PW, C] (NHWC).
+__device__ void locate_pooled(long long i, int nhwc, int C, int PH, int PW, long long* r, int* c,
+                              int* ph, int* pw) {
+  if (nhwc) {
+    *c = (int)(i % C);
+    i /= C;
+  }
+  *pw = (int)(i % PW);
+  i /= PW;
+  *ph = (int)(i % PH);
+  i /= PH;
+  if (!nhwc) {
+    *c = (int)(i % C);
+    i /= C;
+  }
+  *r = i;
+}
+
+__device__ long long image_offset(int nhwc, long long b, int c, int C, int H, int W, int h, int w) {
+  return nhwc ? ((b * H + h) * (long long)W + w) * C + c : ((b * C + c) * (long long)H + h) * W + w;
+}
+
+// One axis of a bilinear sample at coordinate v over [0, size): the two cells and
+// their weights, or false when v lies more than a cell outside.
+__device__ bool axis_weights(float v, int size, int* low, int* high, float* w_low, float* w_high) {
+  if (v < -1.0f || v > (float)size) return false;
+  if (v <= 0.f) v = 0.f;
+  *low = (int)v;
+  if (*low >= size - 1) {
+    *low = *high = size - 1;
+    v = (float)*low;
+  } else {
+    *high = *low + 1;
+  }
+  float l = __fsub_rn(v, (float)*low);
+  *w_high = l;
+  *w_low = __fsub_rn(1.f, l);
+  return true;
+}
+
+// Sample coordinate `k` of `grid` in bin `p`: start + p * bin + (k + 0.5) * bin / grid.
+__device__ float sample_at(float start, int p, float bin, int k, int grid) {
+  return __fadd_rn(__fadd_rn(start, __fmul_rn((float)p, bin)),
+                   __fdiv_rn(__fmul_rn((float)k + 0.5f, bin), (float)grid));
+}
+
+extern "C" {
+
+__global__ void fill_zero(float* y, long long n) {
+  FOR_EACH(i, n) { y[i] = 0.f; }
+}
+
+__global__ void roi_align(const float* x, const float* geometry, float* y, int nhwc, int C, int H,
+                          int W, int PH, int PW, long long count) {
+  FOR_EACH(i, count) {
+    long long r;
+    int c, ph, pw;
+    locate_pooled(i, nhwc, C, PH, PW, &r, &c, &ph, &pw);
+    const float* g = geometry + r * ROI_GEOMETRY;
+    long long b = (long long)g[0];
+    int grid_h = (int)g[5], grid_w = (int)g[6];
+    float sum = 0.f;
+    for (int iy = 0; iy < grid_h; ++iy) {
+      int y0, y1;
+      float wy0, wy1;
+      if (!axis_weights(sample_at(g[1], ph, g[3], iy, grid_h), H, &y0, &y1, &wy0, &wy1)) continue;
+      for (int ix = 0; ix < grid_w; ++ix) {
+        int x0, x1;
+        float wx0, wx1;
+        if (!axis_weights(sample_at(g[2], pw, g[4], ix, grid_w), W, &x0, &x1, &wx0, &wx1)) continue;
+        sum += wy0 * wx0 * x[image_offset(nhwc, b, c, C, H, W, y0, x0)] +
+               wy0 * wx1 * x[image_offset(nhwc, b, c, C, H, W, y0, x1)] +
+               wy1 * wx0 * x[image_offset(nhwc, b, c, C, H, W, y1, x0)] +
+               wy1 * wx1 * x[image_offset(nhwc, b, c, C, H, W, y1, x1)];
+      }
+    }
+    y[i] = sum / (float)max(grid_h * grid_w, 1);
+  }
+}
+
+__global__ void roi_align_gradient(const float* dy, const float* geometry, float* dx, int nhwc, int C,
+                                   int H, int W, int PH, int PW, long long count) {
+  FOR_EACH(i, count) {
+    long long r;
+    int c, ph, pw;
+    locate_pooled(i, nhwc, C, PH, PW, &r, &c, &ph, &pw);
+    const float* g = geometry + r * ROI_GEOMETRY;
+    long long b = (long long)g[0];
+    int grid_h = (int)g[5], grid_w = (int)g[6];
+    float share = dy[i] / (float)max(grid_h * grid_w, 1);
+    for (int iy = 0; iy < grid_h; ++iy) {
+      int y0, y1;
+      float wy0, wy1;
+      if (!axis_weights(sample_at(g[1], ph, g[3], iy, grid_h), H, &y0, &y1, &wy0, &wy1)) continue;
+      for (int ix = 0; ix < grid_w; ++ix) {
+        int x0, x1;
+        float wx0, wx1;
+        if (!axis_weights(sample_at(g[2], pw, g[4], ix, grid_w), W, &x0, &x1, &wx0, &wx1)) continue;
+        atomicAdd(dx + image_offset(nhwc, b, c, C, H, W, y0, x0), share * wy0 * wx0);
+        atomicAdd(dx + image_offset(nhwc, b, c, C, H, W, y0, x1), share * wy0 * wx1);
+        atomicAdd(dx + image_offset(nhwc, b, c, C, H, W, y1, x0), share * wy1 * wx0);
+        atomicAdd(dx + image_offset(nhwc, b, c, C, H, W, y1, x1), share * wy1 * wx1);
+      }
+    }
+  }
+}
+
+// RoIAlignRotated: geometry per RoI [batch, centre_h, centre_w, bin_h, bin_w, grid_h, grid_w,
+// cos, sin, start_h, start_w]; a sample (yy, xx) on the RoI's axes lands at
+// (yy cos - xx sin + centre_h, xx cos + yy sin + centre_w).
+__device__ void rotated_sample(const float* g, int ph, int pw, int iy, int ix, int grid_h, int grid_w,
+                               float* y, float* x) {
+  float yy = sample_at(g[9], ph, g[3], iy, grid_h);
+  float xx = sample_at(g[10], pw, g[4], ix, grid_w);
+  *x = __fadd_rn(__fadd_rn(__fmul_rn(xx, g[7]), __fmul_rn(yy, g[8])), g[2]);
+  *y = __fadd_rn(__fsub_rn(__fmul_rn(yy, g[7]), __fmul_rn(xx, g[8])), g[1]);
+}
+
+__global__ void roi_align_rotated(const float* x, const float* geometry, float* y, int nhwc, int C, int H,
+                                  int W, int PH, int PW, long long count) {
+  FOR_EACH(i, count) {
+    long long r;
+    int c, ph, pw;
+    locate_pooled(i, nhwc, C, PH, PW, &r, &c, &ph, &pw);
+    const float* g = geometry + r * ROTATED_GEOMETRY;
+    long long b = (long long)g[0];
+    int grid_h = (int)g[5], grid_w = (int)g[6];
+    float sum = 0.f;
+    for (int iy = 0; iy < grid_h; ++iy) {
+      for (int ix = 0; ix < grid_w; ++ix) {
+        float sy, sx, wy0, wy1, wx0, wx1;
+        int y0, y1, x0, x1;
+        rotated_sample(g, ph, pw, iy, ix, grid_h, grid_w, &sy, &sx);
+        if (!axis_weights(sy, H, &y0, &y1, &wy0, &wy1) || !axis_weights(sx, W, &x0, &x1, &wx0, &wx1)) continue;
+        sum += wy0 * wx0 * x[image_offset(nhwc, b, c, C, H, W, y0, x0)] +
+               wy0 * wx1 * x[image_offset(nhwc, b, c, C, H, W, y0, x1)] +
+               wy1 * wx0 * x[image_offset(nhwc, b, c, C, H, W, y1, x0)] +
+               wy1 * wx1 * x[image_offset(nhwc, b, c, C, H, W, y1, x1)];
+      }
+    }
+    y[i] = sum / (float)max(grid_h * grid_w, 1);
+  }
+}
+
+__global__ void roi_align_rotated_gradient(const float* dy, const float* geometry, float* dx, int nhwc, int C,
+                                           int H, int W, int PH, int PW, long long count) {
+  FOR_EACH(i, count) {
+    long long r;
+    int c, ph, pw;
+    locate_pooled(i, nhwc, C, PH, PW, &r, &c, &ph, &pw);
+    const float* g = geometry + r * ROTATED_GEOMETRY;
+    long long b = (long long)g[0];
+    int grid_h = (int)g[5], grid_w = (int)g[6];
+    float share = dy[i] / (float)max(grid_h * grid_w, 1);
+    for (int iy = 0; iy < grid_h; ++iy) {
+      for (int ix = 0; ix < grid_w; ++ix) {
+        float sy, sx, wy0, wy1, wx0, wx1;
+        int y0, y1, x0, x1;
+        rotated_sample(g, ph, pw, iy, ix, grid_h, grid_w, &sy, &sx);
+        if (!axis_weights(sy, H, &y0, &y1, &wy0, &wy1) || !axis_weights(sx, W, &x0, &x1, &wx0, &wx1)) continue;
+        atomicAdd(dx + image_offset(nhwc, b, c, C, H, W, y0, x0), share * wy0 * wx0);
+        atomicAdd(dx + image_offset(nhwc, b, c, C, H, W, y0, x1), share * wy0 * wx1);
+        atomicAdd(dx + image_offset(nhwc, b, c, C, H, W, y1, x0), share * wy1 * wx0);
+        atomicAdd(dx + image_offset(nhwc, b, c, C, H, W, y1, x1), share * wy1 * wx1);
+      }
+    }
+  }
+}
+
+// RoIPool: `batch` [R]; `rows` [R, PH, 2] and `cols` [R, PW, 2] the bins' clipped
+// [start, end) bounds. The max scans rows then columns and keeps the first maximum, so
+// argmaxes match the CPU's on ties.
+__global__ void roi_pool(const float* x, const int* batch, const int* rows, const int* cols, float* y,
+                         int* argmaxes, int nhwc, int C, int H, int W, int PH, int PW, long long count) {
+  FOR_EACH(i, count) {
+    long long r;
+    int c, ph, pw;
+    locate_pooled(i, nhwc, C, PH, PW, &r, &c, &ph, &pw);
+    const int* rb = rows + (r * PH + ph) * 2;
+    const int* cb = cols + (r * PW + pw) * 2;
+    bool empty = rb[1] <= rb[0] || cb[1] <= cb[0];
+    float best = empty ? 0.f : -3.402823466e+38f;
+    int where = -1;
+    for (int h = rb[0]; h < rb[1]; ++h) {
+      for (int w = cb[0]; w < cb[1]; ++w) {
+        float v = x[image_offset(nhwc, batch[r], c, C, H, W, h, w)];
+        if (v > best) {
+          best = v;
+          where = h * W + w;
+        }
+      }
+    }
+    y[i] = best;
+    if (argmaxes) argmaxes[i] = where;
+  }
+}
+
+__global__ void roi_pool_gradient(const float* dy, const int* batch, const int* argmaxes, float* dx,
+                                  int nhwc, int C, int H, int W, int PH, int PW, long long count) {
+  FOR_EACH(i, count) {
+    long long r;
+    int c, ph, pw;
+    locate_pooled(i, nhwc, C, PH, PW, &r, &c, &ph, &pw);
+    int where = argmaxes[i];
+    if (where < 0) continue;
+    atomicAdd(dx + image_offset(nhwc, batch[r], c, C, H, W, where / W, where % W), dy[i]);
+  }
+}
+
+// BatchPermutation over rows of K elements: Y[n] = X[indices[n]], and its gradient
+// dX[indices[n]] += dY[n].
+__global__ void batch_permutation(const float* x, const int* indices, float* y, long long K, long long count) {
+  FOR_EACH(i, count) { y[i] = x[indices[i / K] * K + i % K]; }
+}
+
+__global__ void batch_permutation_gradient(const float* dy, const int* indices, float* dx, long long K,
+                                           long long count) {
+  FOR_EACH(i, count) { atomicAdd(dx + indices[i / K] * K + i % K, dy[i]); }
+}
+
+}  // extern "C"
