@@ -27,9 +27,9 @@ def _like(x: Int8Tensor, data: np.ndarray, y_scale, y_zero_point) -> Int8Tensor:
 
 
 @register_cpu("Int8Reshape")
-def int8_reshape(data, new_shape=None, *, shape, Y_scale, Y_zero_point):
+def int8_reshape(data, new_shape=None, *, shape, Y_scale, Y_zero_point, num_outputs):
     x = int8_input(data, "data")
-    reshaped, old_shape = reshape(x.data, new_shape, shape=shape)
+    reshaped, old_shape = reshape(x.data, new_shape, shape=shape, num_outputs=num_outputs)
     return _like(x, reshaped, Y_scale, Y_zero_point), old_shape
 
 
