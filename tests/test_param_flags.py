@@ -30,6 +30,8 @@ FLAGS = {
     "SpatialBN": {"scale": "positive", "bias": "small", "mean": "small", "var": "positive"},
     "InstanceNorm": {"scale": "positive", "bias": "small"},
     "LayerNorm": {"gamma": "positive", "beta": "small"},
+    "RMSNorm": {"gamma": "positive", "beta": "small"},
+    "AffineChannel": {"scale": "positive", "bias": "small"},
     "GroupNorm": {"gamma": "positive", "beta": "small"},
     "MomentumSGDUpdate": {"param": "weight"},
     "Adagrad": {"param": "weight"},

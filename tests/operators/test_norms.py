@@ -10,6 +10,7 @@ import pytest
 from pycaffe2.executor import NetError, OpFailure
 from pycaffe2.gradient import GetGradientForOp, GradientError
 from pycaffe2.gradient_checker import check_op_gradient
+from pycaffe2.proto import caffe2_pb2
 from pycaffe2.schema.bind import ShapeError, TensorInfo
 from pycaffe2.testing import check_devices, check_gradient_op, check_reference, device_option, make_op, run_op
 from tests.cuda import many_rows
@@ -407,6 +408,13 @@ def test_affine_channel_registered_gradient(learnable, order):
     grad_ops, g_input = GetGradientForOp(op, ["Y_grad"])
     assert list(grad_ops[0].input) == (["Y_grad", "X", "scale"] if learnable else ["Y_grad", "scale"])
     assert g_input == (["X_grad", "scale_grad", "bias_grad"] if learnable else ["X_grad", None, None])
+
+
+def test_random_init_makes_up_affine_channel_parameters():
+    from pycaffe2.run.random_init import can_make_up, made_up_weights
+    net = caffe2_pb2.NetDef(op=[make_op("AffineChannel", ["X", "s", "b"], ["Y"], {"order": "NHWC"})])
+    made = made_up_weights(net, {"X": randn((2, 3, 3, 5), 0)})
+    assert can_make_up("AffineChannel", 1) and {k: v.shape for k, v in made.items()} == {"s": (5,), "b": (5,)}
 
 
 def channel_axis(order):
