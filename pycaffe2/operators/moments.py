@@ -21,8 +21,10 @@ from pycaffe2.schema.inference.moments import (
 @register_cpu("Moments")
 def moments(x, *, axes, keepdims):
     axes = moments_axes(x.shape, x.dtype.name, axes)
-    mean = np.mean(x, axis=axes, keepdims=True, dtype=np.float64)
-    variance = np.mean(np.square(x - mean), axis=axes, keepdims=True)
+    count = int(np.prod([x.shape[a] for a in axes]))
+    with np.errstate(invalid="ignore"):  # no elements to reduce: NaN, without NumPy's warning
+        mean = np.sum(x, axis=axes, keepdims=True, dtype=np.float64) / count
+        variance = np.sum(np.square(x - mean), axis=axes, keepdims=True) / count
     shape = moments_shape(x.shape, axes, keepdims)
     return mean.reshape(shape).astype(x.dtype), variance.reshape(shape).astype(x.dtype)
 

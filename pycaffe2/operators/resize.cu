@@ -8,8 +8,9 @@
 
 // ResizeNearest's source index of output index o: min(int(o / scale), in - 1).
 __device__ __forceinline__ long long nearest_source(long long o, float scale, long long in) {
-  const long long s = (long long)((float)o / scale);
-  return s < in - 1 ? s : in - 1;
+  const float s = (float)o / scale;  // clamped before the conversion, which could overflow
+  const long long i = s < 2147483648.f ? (long long)s : 2147483648LL;
+  return i < in - 1 ? i : in - 1;
 }
 
 // The first output index o in [0, out] whose nearest source is >= target (out if none).

@@ -37,7 +37,8 @@ def _scales(scales, height_scale, width_scale):
 
 def _nearest(out: int, scale, size: int) -> np.ndarray:
     """ResizeNearest's source index of each of `out` output positions."""
-    return np.minimum((np.arange(out, dtype=np.float32) / np.float32(scale)).astype(np.int64), size - 1)
+    source = np.minimum(np.arange(out, dtype=np.float32) / np.float32(scale), np.float32(2**31))
+    return np.minimum(source.astype(np.int64), size - 1)  # clamped first: the conversion could overflow
 
 
 def _nearest_matrix(out: int, scale, size: int, dtype) -> np.ndarray:

@@ -250,6 +250,9 @@ def device_cases():
         (y,) = run_op("UpsampleBilinear", [x], args)
         yield "UpsampleBilinear", [x], args
         yield "UpsampleBilinearGradient", [randn(y.shape, 14), x], args
+    for order in ("NCHW", "NHWC"):  # a dY not of the scaled size: sources past the edge are clamped
+        args = {"height_scale": 1e-30, "width_scale": 0.3, "order": order}
+        yield "ResizeNearestGradient", [randn(nchw_to(order, (1, 2, 5, 7)), 15), randn(nchw_to(order, (1, 2, 4, 3)), 16)], args
 
 
 DEVICE_CASES = [pytest.param(*case, id=f"{case[0]}-{i}") for i, case in enumerate(device_cases())]
