@@ -3,9 +3,9 @@ aligned corners), their gradient ops, and CUDA launchers for all four (resize.cu
 
 Source positions are computed in float32 as Caffe2 does (int(o / scale) for
 nearest, int(ratio * o) with ratio = (H - 1) / (OH - 1) for bilinear), so the
-CPU and CUDA kernels pick the same pixels. The CPU gradients write the
-interpolation as a [out, in] weight matrix per spatial axis and contract dY with
-both; the CUDA gradients gather per dX element. Shape checks are the schema's
+CPU and CUDA kernels pick the same pixels. Sources grow with output positions, so
+the CPU gradients sum runs of dY along each spatial axis (np.add.reduceat); the
+CUDA gradients gather per dX element. Shape checks are the schema's
 (schema/inference/resize.py), shared with `validate`.
 """
 from __future__ import annotations
@@ -41,12 +41,20 @@ def _nearest(out: int, scale, size: int) -> np.ndarray:
     return np.minimum(source.astype(np.int64), size - 1)  # clamped first: the conversion could overflow
 
 
-def _nearest_matrix(out: int, scale, size: int, dtype) -> np.ndarray:
-    """[out, size]: 1 where output position o reads input position i."""
-    matrix = np.zeros((out, size), dtype)
-    if size:
-        matrix[np.arange(out), _nearest(out, scale, size)] = 1
-    return matrix
+def _segment_sum(values, targets, size: int, axis: int) -> np.ndarray:
+    """`values` summed along `axis` into `size` slots: slice o goes to slot targets[o]. The
+    targets are non-decreasing (source positions grow with output positions), so each
+    slot's slices are one run and np.add.reduceat sums them; no [out, size] matrix."""
+    shape = list(values.shape)
+    shape[axis] = size
+    out = np.zeros(shape, values.dtype)
+    if targets.size == 0 or size == 0:
+        return out
+    starts = np.flatnonzero(np.concatenate([[True], targets[1:] != targets[:-1]]))
+    where = [slice(None)] * values.ndim
+    where[axis] = targets[starts]
+    out[tuple(where)] = np.add.reduceat(values, starts, axis=axis)
+    return out
 
 
 def _bilinear_ratio(size: int, out: int) -> np.float32:
@@ -64,14 +72,14 @@ def _bilinear(out: int, size: int):
     return low, step, np.float32(1) - lambda1, lambda1
 
 
-def _bilinear_matrix(out: int, size: int, dtype) -> np.ndarray:
-    """[out, size]: the weight with which output position o reads input position i."""
-    low, step, lambda0, lambda1 = _bilinear(out, size)
-    matrix = np.zeros((out, size), dtype)
-    rows = np.arange(out)
-    np.add.at(matrix, (rows, low), lambda0)
-    np.add.at(matrix, (rows, low + step), lambda1)
-    return matrix
+def _bilinear_sum(values, size: int, axis: int) -> np.ndarray:
+    """The transpose of bilinear sampling along `axis`: each slice goes to its two
+    sources with their weights."""
+    low, step, lambda0, lambda1 = _bilinear(values.shape[axis], size)
+    weights = [1] * values.ndim
+    weights[axis] = -1
+    return (_segment_sum(values * lambda0.reshape(weights).astype(values.dtype), low, size, axis)
+            + _segment_sum(values * lambda1.reshape(weights).astype(values.dtype), low + step, size, axis))
 
 
 def _nchw(shape, order):
@@ -87,11 +95,11 @@ def resize_nearest(x, *scales, order, height_scale, width_scale):
     hs, ws = _scales(scales, height_scale, width_scale)
     image("X", x.shape, x.dtype.name)
     shape = output_shape(x.shape, order, hs, ws)
+    if 0 in x.shape or 0 in shape:
+        return np.zeros(shape, x.dtype)
     h_axis, w_axis = spatial_axes(order)
     rows = _nearest(shape[h_axis], hs, x.shape[h_axis])[:, None]
     cols = _nearest(shape[w_axis], ws, x.shape[w_axis])[None, :]
-    if 0 in x.shape or 0 in shape:
-        return np.zeros(shape, x.dtype)
     return x[:, rows, cols, :] if order == "NHWC" else x[:, :, rows, cols]
 
 
@@ -111,10 +119,9 @@ def resize_nearest_gradient(dy, x, *scales, order, height_scale, width_scale):
     hs, ws = _scales(scales, height_scale, width_scale)
     _check_gradient(dy, x, order)
     h_axis, w_axis = spatial_axes(order)
-    rows = _nearest_matrix(dy.shape[h_axis], hs, x.shape[h_axis], dy.dtype)
-    cols = _nearest_matrix(dy.shape[w_axis], ws, x.shape[w_axis], dy.dtype)
-    spec = "oh,nopc,pw->nhwc" if order == "NHWC" else "oh,ncop,pw->nchw"
-    return np.einsum(spec, rows, dy, cols, optimize=True).astype(dy.dtype, copy=False)
+    (_, _, h, w), (_, _, oh, ow) = _nchw(x.shape, order), _nchw(dy.shape, order)
+    rows = _segment_sum(dy, _nearest(oh, hs, h), h, h_axis)
+    return _segment_sum(rows, _nearest(ow, ws, w), w, w_axis)
 
 
 # ---- UpsampleBilinear ----------------------------------------------------------------------
@@ -137,9 +144,7 @@ def upsample_bilinear(x, *scales, height_scale, width_scale):
 def upsample_bilinear_gradient(dy, x, *scales, height_scale, width_scale):
     _scales(scales, height_scale, width_scale)  # checked; the ratios come from the shapes
     _check_gradient(dy, x, "NCHW")
-    rows = _bilinear_matrix(dy.shape[2], x.shape[2], dy.dtype)
-    cols = _bilinear_matrix(dy.shape[3], x.shape[3], dy.dtype)
-    return np.matmul(np.matmul(rows.T, dy), cols).astype(dy.dtype, copy=False)
+    return _bilinear_sum(_bilinear_sum(dy, x.shape[2], 2), x.shape[3], 3)
 
 
 # ---- CUDA launchers (resize.cu) ------------------------------------------------------------
