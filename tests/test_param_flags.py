@@ -101,7 +101,8 @@ def _every_rule_net():
     net.Add(["m", "noise"], "a")
     net.Sub(["a", "shift"], "s", broadcast=1, axis=1)
     net.Div(["s", "div"], "d", broadcast=1, axis=1)
-    net.FC(["d", "fc_w", "fc_b"], "y")
+    net.AffineChannel(["d", "ac_s", "ac_b"], "e")
+    net.FC(["e", "fc_w", "fc_b"], "y")
     return net.Proto()
 
 
