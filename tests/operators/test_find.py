@@ -21,8 +21,7 @@ def find_reference(index, query, missing_value=-1):
 @pytest.mark.parametrize("dtype", [np.int32, np.int64])
 @pytest.mark.parametrize("missing_value", [-1, 99])
 def test_find(index, query, dtype, missing_value):
-    inputs = [np.array(index, dtype).reshape(-1 if not index else np.shape(index)),
-              np.array(query, dtype).reshape(-1 if not query else np.shape(query))]
+    inputs = [np.array(index, dtype), np.array(query, dtype)]
     check_reference("Find", inputs, find_reference, {"missing_value": missing_value})
 
 
