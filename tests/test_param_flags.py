@@ -30,6 +30,8 @@ FLAGS = {
     "SpatialBN": {"scale": "positive", "bias": "small", "mean": "small", "var": "positive"},
     "InstanceNorm": {"scale": "positive", "bias": "small"},
     "LayerNorm": {"gamma": "positive", "beta": "small"},
+    "RMSNorm": {"gamma": "positive", "beta": "small"},
+    "AffineChannel": {"scale": "positive", "bias": "small"},
     "GroupNorm": {"gamma": "positive", "beta": "small"},
     "MomentumSGDUpdate": {"param": "weight"},
     "Adagrad": {"param": "weight"},
@@ -105,9 +107,10 @@ def _every_rule_net():
     net.Add(["m", "noise"], "a")
     net.Sub(["a", "shift"], "s", broadcast=1, axis=1)
     net.Div(["s", "div"], "d", broadcast=1, axis=1)
-    net.FC(["d", "fc_w", "fc_b"], "y")
+    net.AffineChannel(["d", "ac_s", "ac_b"], "e")
+    net.FC(["e", "fc_w", "fc_b"], "y")
     net.ConvRelu(["x", "cr_w", "cr_b"], "cr", kernel=3, pad=1)
-    net.FbFCPacked(["d", "fp_w", "fp_b"], "y2")
+    net.FbFCPacked(["e", "fp_w", "fp_b"], "y2")
     return net.Proto()
 
 

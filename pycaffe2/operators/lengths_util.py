@@ -1,5 +1,6 @@
 """NumPy kernels of the lengths_util family: turning lengths into ids, ranges,
-weights and shapes and back, LengthsTile, SegmentOneHot and LengthsSplit.
+weights and shapes and back, LengthsTile and LengthsSplit
+(SegmentOneHot is the one_hot family's).
 
 A lengths tensor splits the rows of another into consecutive segments, segment
 i holding lengths[i] rows. Checks live in schema.inference.lengths_util; sizes
@@ -14,7 +15,6 @@ from pycaffe2.schema.inference.lengths_util import (
     check_alloc,
     check_lengths,
     check_sorted_ids,
-    index_size_value,
     int_vector,
     n_split_value,
     segment_count,
@@ -94,19 +94,6 @@ def lengths_to_shape(lengths):
     if (lengths != lengths[0]).any():
         raise ValueError(f"all lengths must be equal, got {lengths.tolist()[:8]}")
     return np.array([len(lengths), lengths[0]], np.int32)
-
-
-@register_cpu("SegmentOneHot")
-def segment_one_hot(lengths, indices, index_size):
-    values = check_lengths(lengths, total=len(indices), what="indices")
-    int_vector("indices", indices.shape, indices.dtype)
-    size = index_size_value(index_size)
-    bad = indices[(indices < 0) | (indices >= size)]
-    if bad.size:
-        raise ValueError(f"index {int(bad[0])} is out of range [0, {size})")
-    out = np.zeros(check_alloc((len(values), size), np.float32), np.float32)
-    out[_segment_of_each(values), indices] = 1.0
-    return out
 
 
 @register_cpu("LengthsSplit")

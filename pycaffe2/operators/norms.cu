@@ -99,3 +99,17 @@ __global__ void group_norm_gradient_rows(const float* x, const float* dy, const 
 }
 
 }  // extern "C"
+
+extern "C" {
+
+// AffineChannel: y = x * scale[c] + bias[c] (bias NULL: no bias, the gradient's dX),
+// c = (i / inner) % C over X as [outer][C][inner].
+__global__ void affine_channel(const float* x, const float* scale, const float* bias, float* y,
+                               long long n, long long C, long long inner) {
+  FOR_EACH(i, n) {
+    const long long c = (i / inner) % C;
+    y[i] = bias ? x[i] * scale[c] + bias[c] : x[i] * scale[c];
+  }
+}
+
+}  // extern "C"

@@ -1,8 +1,10 @@
-"""Instance, layer and group normalization kernels (NumPy) and their gradient ops.
+"""Instance, layer, group and RMS normalization and AffineChannel kernels (NumPy) and
+their gradient ops.
 
 InstanceNorm and GroupNorm normalize a [N, G, K, HxW] (NCHW) or [N, HxW, G, K]
 (NHWC) view of X over its K and HxW axes (InstanceNorm is the case K = 1);
-LayerNorm normalizes the rows of X split before `axis`. Every op also has a
+LayerNorm and RMSNorm normalize the rows of X split before `axis`;
+AffineChannel is a per-channel Y = X * scale + bias. Every op but RMSNorm also has a
 CUDA launcher (row kernels in norms.cu; per-channel parameter gradients from
 batch_norm's partial sums), at the end of this module. Shape checks are the
 schema's (schema/inference/norms.py), shared with `validate`.
@@ -19,6 +21,9 @@ from pycaffe2.operators.batch_norm import affine_grads, cuda_layout, on_cpu
 from pycaffe2.operators.registry import GradientError, register_cpu, register_cuda, register_gradient
 from pycaffe2.schema.inference.batch_norm import channels
 from pycaffe2.schema.inference.norms import (
+    affine_channel_gradient_count,
+    affine_channel_gradient_inputs,
+    affine_channel_inputs,
     group_norm_gradient_inputs,
     group_norm_inputs,
     instance_norm_gradient_inputs,
@@ -26,6 +31,8 @@ from pycaffe2.schema.inference.norms import (
     layer_norm_gradient_count,
     layer_norm_gradient_inputs,
     layer_norm_inputs,
+    rms_norm_gradient_inputs,
+    rms_norm_inputs,
 )
 
 # ---- InstanceNorm / GroupNorm: normalization over groups of channels ----------------------
@@ -330,3 +337,109 @@ def group_norm_gradient_cuda(dy, x, gamma, beta, mean, inv_std, *, group, order)
         return on_cpu(partial(group_norm_gradient, group=group, order=order),
                       [dy, x, gamma, beta, mean, inv_std])
     return _group_backward_cuda(x, dy, gamma, mean, inv_std, group, order)
+
+
+# ---- AffineChannel and RMSNorm -------------------------------------------------------------
+
+def _per_channel(p, x, order):
+    """A [C] vector shaped to broadcast over X in `order`."""
+    c = channels(x.shape, order)
+    return p.reshape(c) if order == "NHWC" else p.reshape(1, c, *[1] * (x.ndim - 2))
+
+
+def _check_affine_channel(x, scale, bias, order, is_learnable, input_names, output_names):
+    affine_channel_inputs(x.shape, x.dtype.name, scale.shape, bias.shape, order)
+    if is_learnable and input_names[0] == output_names[0]:
+        raise ValueError("in place (Y the X blob) is not supported with is_learnable=1, "
+                         "whose gradient reads X")
+
+
+@register_cpu("AffineChannel")
+def affine_channel(x, scale, bias, *, order, is_learnable, input_names, output_names):
+    _check_affine_channel(x, scale, bias, order, is_learnable, input_names, output_names)
+    return (x * _per_channel(scale, x, order) + _per_channel(bias, x, order)).astype(x.dtype, copy=False)
+
+
+@register_gradient("AffineChannel")
+def make_affine_channel_gradient(g):
+    if g.arg("is_learnable"):
+        return [g.Op("AffineChannelGradient", [g.GO(0), g.I(0), g.I(1)], [g.GI(0), g.GI(1), g.GI(2)])]
+    return [g.Op("AffineChannelGradient", [g.GO(0), g.I(1)], [g.GI(0)])]
+
+
+def _check_affine_channel_gradient(dy, rest, order, is_learnable, num_outputs):
+    """(X or None, scale), checked."""
+    affine_channel_gradient_count(1 + len(rest), num_outputs, is_learnable)
+    x, scale = (rest[0], rest[1]) if is_learnable else (None, rest[0])
+    affine_channel_gradient_inputs(dy.shape, dy.dtype.name, None if x is None else x.shape, scale.shape, order)
+    return x, scale
+
+
+@register_cpu("AffineChannelGradient")
+def affine_channel_gradient(dy, *rest, order, is_learnable, num_outputs):
+    x, scale = _check_affine_channel_gradient(dy, rest, order, is_learnable, num_outputs)
+    dx = (dy * _per_channel(scale, dy, order)).astype(dy.dtype, copy=False)
+    if x is None:
+        return (dx,)
+    axes = tuple(a for a in range(dy.ndim) if a != (dy.ndim - 1 if order == "NHWC" else 1))
+    dscale = np.sum(dy * x, axis=axes, dtype=np.float64).astype(dy.dtype).reshape(scale.shape)
+    dbias = np.sum(dy, axis=axes, dtype=np.float64).astype(dy.dtype).reshape(scale.shape)
+    return dx, dscale, dbias
+
+
+@register_cpu("RMSNorm")
+def rms_norm(x, gamma, beta, *, axis, eps):
+    axis = rms_norm_inputs(x.shape, x.dtype.name, gamma.shape, beta.shape, axis)
+    rows = x.reshape(_rows(x, axis))
+    rrms = 1 / np.sqrt(np.mean(np.square(rows), axis=1, keepdims=True) + x.dtype.type(eps))
+    y = rows * rrms * gamma.reshape(-1).astype(x.dtype) + beta.reshape(-1).astype(x.dtype)
+    return y.reshape(x.shape).astype(x.dtype, copy=False), rrms.reshape(x.shape[:axis]).astype(x.dtype)
+
+
+@register_gradient("RMSNorm")
+def make_rms_norm_gradient(g):
+    return [g.Op("RMSNormGradient", [g.GO(0), g.I(0), g.I(1), g.O(1)], [g.GI(0), g.GI(1), g.GI(2)])]
+
+
+@register_cpu("RMSNormGradient")
+def rms_norm_gradient(dy, x, gamma, rrms, *, axis):
+    axis = rms_norm_gradient_inputs(dy.shape, x.shape, x.dtype.name, gamma.shape, rrms.shape, axis)
+    outer, inner = _rows(x, axis)
+    rows, dy_rows = x.reshape(outer, inner), dy.reshape(outer, inner)
+    g, r = gamma.reshape(inner).astype(x.dtype), rrms.reshape(outer, 1).astype(x.dtype)
+    # dX = rrms * dY * gamma - rrms^3 * mean(dY * X * gamma) * X, per row.
+    ds = np.sum(dy_rows * rows * g, axis=1, keepdims=True)
+    dx = r * dy_rows * g - (ds / max(inner, 1)) * r**3 * rows
+    dgamma = np.sum(dy_rows * rows * r, axis=0).reshape(gamma.shape)
+    dbeta = np.sum(dy_rows, axis=0).reshape(gamma.shape)
+    return dx.reshape(x.shape).astype(x.dtype, copy=False), dgamma.astype(x.dtype), dbeta.astype(x.dtype)
+
+
+@register_cuda("AffineChannel")
+def affine_channel_cuda(x, scale, bias, *, order, is_learnable, input_names, output_names):
+    x, scale, bias = cuda.float32_inputs(x, scale, bias)
+    _check_affine_channel(x, scale, bias, order, is_learnable, input_names, output_names)
+    return _affine_channel_cuda(x, scale, bias, order)
+
+
+def _affine_channel_cuda(x, scale, bias, order):
+    """X * scale[c] (+ bias[c] unless bias is NULL) on the GPU."""
+    y = cuda.empty_like(x)
+    _, c, inner = cuda_layout(x, order)
+    cuda.launch(_SOURCE, "affine_channel", y.size, x, scale, bias, y, np.int64(y.size), np.int64(c),
+                np.int64(inner))
+    return y
+
+
+@register_cuda("AffineChannelGradient")
+def affine_channel_gradient_cuda(dy, *rest, order, is_learnable, num_outputs):
+    dy, *rest = cuda.float32_inputs(dy, *rest)
+    x, scale = _check_affine_channel_gradient(dy, rest, order, is_learnable, num_outputs)
+    if dy.size == 0:
+        return on_cpu(partial(affine_channel_gradient, order=order, is_learnable=is_learnable,
+                              num_outputs=num_outputs), [dy, *rest])
+    dx = _affine_channel_cuda(dy, scale, cuda.NULL, order)
+    if x is None:
+        return (dx,)
+    dscale, dbias = affine_grads(x, dy, cuda_layout(x, order))
+    return dx, cuda.reshape(dscale, scale.shape), cuda.reshape(dbias, scale.shape)

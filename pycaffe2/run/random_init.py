@@ -70,6 +70,12 @@ def _spatial_bn(args, x_shape, channels):
     return {1: c, 2: c, 3: c, 4: c}
 
 
+@shape_rule("AffineChannel")
+def _affine_channel(args, x_shape, channels):
+    c = (x_shape[channel_axis(len(x_shape), args["order"])],)
+    return {1: c, 2: c}
+
+
 @shape_rule("Add", "Sub", "Mul", "Div")
 def _broadcast_operand(args, x_shape, channels):
     if not args["broadcast"]:

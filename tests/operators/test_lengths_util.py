@@ -1,5 +1,5 @@
 """The lengths_util family: LengthsTile, LengthsToSegmentIds, SegmentIdsToLengths,
-SegmentIdsToRanges, LengthsToWeights, LengthsToShape, SegmentOneHot and
+SegmentIdsToRanges, LengthsToWeights, LengthsToShape and
 LengthsSplit against loop references (Caffe2's tests' own), inference and errors."""
 import numpy as np
 import pytest
@@ -89,21 +89,6 @@ def test_lengths_to_shape():
     check_reference("LengthsToShape", [np.array([200, 200, 200], np.int32)], lambda l: [np.array([3, 200], np.int32)])
 
 
-def test_segment_one_hot():
-    lengths = np.array([2, 0, 3], np.int32)
-    indices = np.array([1, 1, 4, 0, 2], np.int64)
-
-    def reference(l, idx, size):
-        out, offset = np.zeros((len(l), int(size[0])), np.float32), 0
-        for i, n in enumerate(l):
-            for k in idx[offset:offset + n]:
-                out[i, k] = 1.0
-            offset += n
-        return [out]
-
-    check_reference("SegmentOneHot", [lengths, indices, np.array([5], np.int64)], reference)
-
-
 def split_reference(lengths, n_split):
     out = []
     for x in lengths:
@@ -141,7 +126,6 @@ def test_inference():
     ("LengthsTile", [(3, 2), i32(2)], {}, r"LENGTHS \[2\] must hold one length per row of DATA \[3, 2\]"),
     ("LengthsTile", [(3,), TensorInfo((3,), "float32")], {}, "LENGTHS must be a 1-D int32 or int64 tensor"),
     ("LengthsToSegmentIds", [i32(2, 2)], {}, "lengths must be a 1-D int32 or int64 tensor"),
-    ("SegmentOneHot", [i32(2), i32(3), i32(2)], {}, r"index_size_tensor must hold one element, got \[2\]"),
     ("LengthsSplit", [i32(3)], {}, r"n_split must be > 0 \(the arg, or a second input\), got 0"),
     ("LengthsSplit", [i32(3), i32(2)], {}, r"n_split must be a 1-D tensor of one element, got \[2\]"),
 ])
@@ -160,12 +144,6 @@ def test_inference_errors(op_type, shapes, args, message):
      "the ids name 4 segments, more than the second input's 2 rows"),
     ("LengthsToShape", [np.array([2, 3], np.int32)], {}, r"all lengths must be equal, got \[2, 3\]"),
     ("LengthsToShape", [np.zeros(0, np.int32)], {}, "lengths must not be empty"),
-    ("SegmentOneHot", [np.array([2], np.int32), np.array([0, 5]), np.array([5])], {},
-     r"index 5 is out of range \[0, 5\)"),
-    ("SegmentOneHot", [np.array([3], np.int32), np.array([0, 1]), np.array([5])], {},
-     "lengths add up to 3, but indices has 2"),
-    ("SegmentOneHot", [np.array([1], np.int32), np.array([0]), np.array([0])], {}, "index size must be > 0, got 0"),
-    ("SegmentOneHot", [np.array([1], np.int32), np.array([0]), np.array([1 << 40])], {}, "over the .*-byte cap"),
     ("LengthsSplit", [np.array([3], np.int32), np.array([0], np.int32)], {}, "n_split must be > 0"),
     ("LengthsSplit", [np.array([-3], np.int32)], {"n_split": 2}, "LENGTHS must be >= 0, got -3"),
 ])
@@ -177,5 +155,3 @@ def test_run_errors(op_type, inputs, args, message):
 def test_gradients_are_blocked_as_in_caffe2():
     with pytest.raises(GradientError, match="should not call gradient for operator LengthsToSegmentIds"):
         GetGradientForOp(make_op("LengthsToSegmentIds", ["l"], ["s"]), ["s_grad"])
-    ops, grads = GetGradientForOp(make_op("SegmentOneHot", ["l", "i", "n"], ["y"]), ["y_grad"])
-    assert ops == [] and grads == [None, None, None]

@@ -10,6 +10,7 @@ import pytest
 from pycaffe2.executor import NetError, OpFailure
 from pycaffe2.gradient import GetGradientForOp, GradientError
 from pycaffe2.gradient_checker import check_op_gradient
+from pycaffe2.proto import caffe2_pb2
 from pycaffe2.schema.bind import ShapeError, TensorInfo
 from pycaffe2.testing import check_devices, check_gradient_op, check_reference, device_option, make_op, run_op
 from tests.cuda import many_rows
@@ -248,7 +249,8 @@ def test_every_op_of_the_family_has_a_rule():
     from pycaffe2.schema import all_schemas
     family = {name: s for name, s in all_schemas().items() if s.family == "norms"}
     assert sorted(family) == sorted(["InstanceNorm", "InstanceNormGradient", "LayerNorm", "LayerNormGradient",
-                                     "GroupNorm", "GroupNormGradient"])
+                                     "GroupNorm", "GroupNormGradient", "AffineChannel", "AffineChannelGradient",
+                                     "RMSNorm", "RMSNormGradient"])
     assert all(s.inference != "none" for s in family.values())
 
 
@@ -351,5 +353,169 @@ def test_layer_norm_rows_past_a_real_grid(shape):
     check_devices("LayerNormGradient", layer_gradient_inputs(shape, 1, 1), args, 3, atol=ATOL, rtol=RTOL)
 
 
+# ---- AffineChannel and RMSNorm ---------------------------------------------------------------
+
+def affine_channel_reference(x, scale, bias, order="NCHW", is_learnable=0):
+    shape = [1] * x.ndim
+    shape[-1 if order == "NHWC" else 1] = scale.size
+    return x.astype(np.float64) * scale.reshape(shape) + bias.reshape(shape)
+
+
+AFFINE_SHAPES = [((2, 3, 4, 5), "NCHW"), ((2, 4, 5, 3), "NHWC"), ((3, 2), "NCHW"), ((2, 3, 2, 2, 4), "NHWC"),
+                 ((1, 4, 3, 2, 2), "NCHW")]
+
+
+@pytest.mark.parametrize("device", DEVICES)
+@pytest.mark.parametrize("shape, order", AFFINE_SHAPES)
+@pytest.mark.parametrize("learnable", [0, 1])
+def test_affine_channel(shape, order, learnable, device):
+    x, c = randn(shape, 40), channels(shape, order)
+    args = {"order": order, "is_learnable": learnable}
+    check_reference("AffineChannel", [x, randn(c, 41), randn(c, 42)], affine_channel_reference, args,
+                    device=device, check_inplace=not learnable)
+
+
+@pytest.mark.parametrize("device", DEVICES)
+def test_affine_channel_learnable_refuses_in_place(device):
+    with pytest.raises((OpFailure, NetError), match=r"in place \(Y the X blob\) is not supported with "
+                                                    r"is_learnable=1"):
+        run_op("AffineChannel", [randn((2, 3), 0), randn(3, 1), randn(3, 2)], {"is_learnable": 1},
+               input_names=["X", "s", "b"], output_names=["X"], device_option=device_option(device))
+
+
+@pytest.mark.parametrize("shape, order", AFFINE_SHAPES)
+def test_affine_channel_gradient(shape, order):
+    x, c = tiny(shape, 43), channels(shape, order)
+    scale, bias, dy = tiny(c, 44), tiny(c, 45), tiny(shape, 46)
+    args = {"order": order, "is_learnable": 1}
+    check_gradient_op("AffineChannel", [x, scale, bias], "AffineChannelGradient", [dy, x, scale],
+                      {0: 0, 1: 1, 2: 2}, [dy], args, atol=1e-4, rtol=1e-4)
+    check_gradient_op("AffineChannel", [x, scale, bias], "AffineChannelGradient", [dy, scale],
+                      {0: 0}, [dy], {"order": order}, atol=1e-4, rtol=1e-4)
+
+
+@pytest.mark.parametrize("learnable", [0, 1])
+@pytest.mark.parametrize("order", ["NCHW", "NHWC"])
+def test_affine_channel_registered_gradient(learnable, order):
+    rng = np.random.default_rng(47)
+    shape = (2, 3, 2, 2)
+    inputs = [rng.standard_normal(shape), rng.standard_normal(shape[channel_axis(order)]),
+              rng.standard_normal(shape[channel_axis(order)])]
+    op = make_op("AffineChannel", ["X", "scale", "bias"], ["Y"], {"order": order, "is_learnable": learnable})
+    for input_to_check in range(3 if learnable else 1):
+        report = check_op_gradient(op, inputs, input_to_check)
+        assert report.ok, report
+    grad_ops, g_input = GetGradientForOp(op, ["Y_grad"])
+    assert list(grad_ops[0].input) == (["Y_grad", "X", "scale"] if learnable else ["Y_grad", "scale"])
+    assert g_input == (["X_grad", "scale_grad", "bias_grad"] if learnable else ["X_grad", None, None])
+
+
+def test_random_init_makes_up_affine_channel_parameters():
+    from pycaffe2.run.random_init import can_make_up, made_up_weights
+    net = caffe2_pb2.NetDef(op=[make_op("AffineChannel", ["X", "s", "b"], ["Y"], {"order": "NHWC"})])
+    made = made_up_weights(net, {"X": randn((2, 3, 3, 5), 0)})
+    assert can_make_up("AffineChannel", 1) and {k: v.shape for k, v in made.items()} == {"s": (5,), "b": (5,)}
+
+
+def channel_axis(order):
+    return -1 if order == "NHWC" else 1
+
+
+def rms_norm_reference(x, gamma, beta, axis=1, eps=0.0):
+    axis %= x.ndim
+    rows = x.reshape(int(np.prod(x.shape[:axis])), int(np.prod(x.shape[axis:]))).astype(np.float64)
+    rrms = 1 / np.sqrt(np.mean(rows ** 2, axis=1) + eps)
+    y = rows * rrms[:, None] * gamma.reshape(-1) + beta.reshape(-1)
+    return y.reshape(x.shape), rrms.reshape(x.shape[:axis])
+
+
+@pytest.mark.parametrize("shape, axis", [((3, 4), 1), ((2, 3, 4), 2), ((2, 3, 4), -2), ((2, 3, 4), 0),
+                                         ((0, 3), 1)])
+@pytest.mark.parametrize("eps", [0.0, 0.5])
+def test_rms_norm(shape, axis, eps):
+    inner = shape[axis % len(shape):]
+    x = randn(shape, 48, 2, 1) if 0 not in shape else np.zeros(shape, np.float32)
+    check_reference("RMSNorm", [x, randn(inner, 49), randn(inner, 50)], rms_norm_reference,
+                    {"axis": axis, "eps": eps})
+
+
+@pytest.mark.parametrize("shape, axis", [((3, 4), 1), ((2, 3, 2), 2), ((2, 2, 3), 1)])
+def test_rms_norm_gradient(shape, axis):
+    x, gamma, beta = tiny(shape, 51, scale=2), tiny(shape[axis:], 52), tiny(shape[axis:], 53)
+    args = {"axis": axis, "eps": 0.1}
+    _, rrms = run_op("RMSNorm", [x, gamma, beta], args)
+    dy = tiny(shape, 54)
+    check_gradient_op("RMSNorm", [x, gamma, beta], "RMSNormGradient", [dy, x, gamma, rrms],
+                      {0: 0, 1: 1, 2: 2}, [dy, None], args, atol=1e-4, rtol=1e-4)
+
+
+@pytest.mark.parametrize("input_to_check", [0, 1, 2])
+def test_rms_norm_registered_gradient(input_to_check):
+    rng = np.random.default_rng(55)
+    inputs = [rng.standard_normal((3, 2, 2)) + 0.5, rng.standard_normal((2, 2)), rng.standard_normal((2, 2))]
+    op = make_op("RMSNorm", ["X", "gamma", "beta"], ["Y", "rrms"], {"axis": 1, "eps": 0.1})
+    report = check_op_gradient(op, inputs, input_to_check)
+    assert report.ok, report
+
+
+AFFINE_INFERENCE = [
+    ("AffineChannel", [(2, 3, 4, 5), (3,), (3,)], {}, 1),
+    ("AffineChannelGradient", [(2, 4, 5, 3), (2, 4, 5, 3), (3,)], {"order": "NHWC", "is_learnable": 1}, 3),
+    ("AffineChannelGradient", [(2, 3, 4), (3,)], {}, 1),
+    ("RMSNorm", [(2, 3, 4), (3, 4), (12,)], {}, 2),
+    ("RMSNormGradient", [(2, 3, 4), (2, 3, 4), (4,), (2, 3)], {"axis": -1}, 3),
+]
+
+
+@pytest.mark.parametrize("op_type, shapes, args, n_out", AFFINE_INFERENCE, ids=[c[0] for c in AFFINE_INFERENCE])
+def test_affine_and_rms_inference_matches_the_kernel(op_type, shapes, args, n_out):
+    got = run_op(op_type, [randn(s, 56, 1, 2) for s in shapes], args, n_out)
+    assert infer(op_type, shapes, n_out, **args) == [TensorInfo(v.shape, v.dtype.name) for v in got]
+
+
+AFFINE_ERRORS = [
+    ("AffineChannel", lambda: [randn((2, 3, 4), 0), randn(4, 1), randn(3, 2)], {}, 1,
+     r"scale has shape \[4\] but X \[2, 3, 4\] needs 3 elements \(its channels, order NCHW\)"),
+    ("AffineChannel", lambda: [randn(3, 0), randn(3, 1), randn(3, 2)], {}, 1, r"X must have rank >= 2, got \[3\]"),
+    ("AffineChannelGradient", lambda: [randn((2, 3), 0), randn(3, 1)], {"is_learnable": 1}, 3,
+     r"is_learnable=1 takes 3 inputs and 3 output\(s\), got 2 and 3"),
+    ("AffineChannelGradient", lambda: [randn((2, 3), 0), randn((2, 4), 0), randn(3, 1)], {"is_learnable": 1}, 3,
+     r"X is \[2, 4\] but dY is \[2, 3\]: they must have the same shape"),
+    ("RMSNorm", lambda: [randn((2, 3), 0), randn(4, 1), randn(3, 2)], {}, 2,
+     r"gamma has shape \[4\] but X \[2, 3\] needs 3 elements \(its dims from axis 1\)"),
+    ("RMSNormGradient", lambda: [randn((2, 3), 0), randn((2, 3), 0), randn(3, 1), randn(3, 2)], {}, 3,
+     r"rrms has shape \[3\] but X \[2, 3\] needs 2 elements \(its dims before axis 1\)"),
+]
+
+
+@pytest.mark.parametrize("op_type, make_inputs, args, n_out, message", AFFINE_ERRORS,
+                         ids=[f"{e[0]}-{i}" for i, e in enumerate(AFFINE_ERRORS)])
+def test_affine_and_rms_errors(op_type, make_inputs, args, n_out, message):
+    inputs = make_inputs()
+    with pytest.raises(ShapeError, match=message):
+        infer(op_type, [TensorInfo(v.shape, v.dtype.name) for v in inputs], n_out, **args)
+    with pytest.raises((OpFailure, NetError), match=rf"\({op_type}\)(:| failed:) {message}"):
+        run_op(op_type, inputs, args, n_out)
+
+
+def affine_cases():
+    for shape, order in AFFINE_SHAPES + [((40, 3, 70), "NCHW"), ((0, 3, 2), "NCHW"), ((300, 5), "NHWC")]:
+        c = channels(shape, order)
+        x, scale, bias, dy = randn(shape, 57), randn(c, 58), randn(c, 59), randn(shape, 60)
+        yield "AffineChannel", [x, scale, bias], {"order": order}, 1
+        yield "AffineChannelGradient", [dy, x, scale], {"order": order, "is_learnable": 1}, 3
+        yield "AffineChannelGradient", [dy, scale], {"order": order}, 1
+
+
+AFFINE_CASES = [pytest.param(*case, id=f"{case[0]}-{i}") for i, case in enumerate(affine_cases())]
+
+
+@pytest.mark.gpu
+@pytest.mark.slow
+@pytest.mark.parametrize("op_type, inputs, args, num_outputs", AFFINE_CASES)
+def test_affine_channel_matches_cpu(op_type, inputs, args, num_outputs):
+    check_devices(op_type, inputs, args, num_outputs, atol=ATOL, rtol=RTOL)
+
+
 # The op types whose CUDA kernels this module checks (tests/cuda/test_devices.py gathers them).
-DEVICE_CHECKED = {case.values[0] for case in NORM_CASES}
+DEVICE_CHECKED = {case.values[0] for case in NORM_CASES + AFFINE_CASES}

@@ -50,10 +50,6 @@ EXCEPTIONS = {
 # file -> the Caffe2 ops of issue 16 it still needs (all in pytorch/pytorch caffe2/operators or
 # caffe2/quantization/server); empty an entry's ops as they land, then drop the entry
 MISSING_OPS: dict[str, set[str]] = {
-    "lpnorm_p1.pbtxt": {"LpNorm"},
-    "lpnorm_p2.pbtxt": {"LpNorm"},
-    "resize_nearest_op_net.pbtxt": {"ResizeNearest"},
-    "rmsnorm.pbtxt": {"RMSNorm"},
 }
 
 

@@ -1,5 +1,5 @@
 """Inference rules of the lengths_util family (LengthsTile, LengthsToSegmentIds,
-SegmentIdsToLengths/Ranges, LengthsToWeights, LengthsToShape, SegmentOneHot,
+SegmentIdsToLengths/Ranges, LengthsToWeights, LengthsToShape,
 LengthsSplit), and the checks on lengths, ids and value-dependent output sizes
 that the lengths, pack_segments, sparse_dense and partition families share.
 
@@ -80,16 +80,6 @@ def n_split_value(n_split: int) -> int:
     return n_split
 
 
-def index_size_value(index_size: np.ndarray) -> int:
-    """SegmentOneHot's index size: a one-element int64 tensor > 0."""
-    if index_size.size != 1 or index_size.dtype != np.int64:
-        raise ShapeError(f"index_size_tensor must hold one int64, got {list(index_size.shape)} {index_size.dtype}")
-    value = int(index_size.reshape(-1)[0])
-    if value <= 0:
-        raise ShapeError(f"index size must be > 0, got {value}")
-    return value
-
-
 # --- rules ------------------------------------------------------------------------------------
 
 @rule("lengths_tile")
@@ -135,19 +125,6 @@ def lengths_to_shape(op: OpView, inputs: list) -> list:
     if inputs[0] is not None:
         int_vector("lengths", inputs[0].shape, inputs[0].dtype)
     return [TensorInfo((2,), "int32")]
-
-
-@rule("lengths_segment_one_hot")
-def segment_one_hot(op: OpView, inputs: list) -> list:
-    """SegmentOneHot: float32 [len(lengths), index_size] (index_size is a value: unknown)."""
-    lengths, indices, size = inputs
-    if lengths is not None:
-        int_vector("lengths", lengths.shape, lengths.dtype)
-    if indices is not None:
-        int_vector("indices", indices.shape, indices.dtype)
-    if size is not None and math.prod(size.shape) != 1:
-        raise ShapeError(f"index_size_tensor must hold one element, got {list(size.shape)}")
-    return [None]
 
 
 @rule("lengths_split")

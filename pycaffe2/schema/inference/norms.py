@@ -1,5 +1,6 @@
-"""Inference rules of the norms family (InstanceNorm, LayerNorm, GroupNorm and
-their gradients), and the checks its kernels share with them.
+"""Inference rules of the norms family (InstanceNorm, LayerNorm, GroupNorm,
+RMSNorm, AffineChannel and their gradients), and the checks its kernels share
+with them.
 
 Outputs keep X's shape and float type; per-channel vectors are [C] with C read
 from X by `order`, per-example statistics [N, C] (InstanceNorm) or [N, group]
@@ -181,3 +182,80 @@ def group_norm_gradient(op: OpView, inputs: list) -> list:
         group_norm_gradient_inputs(dy, x.shape, x.dtype, gamma, beta, mean, inv_std, op.arg("group"),
                                    op.arg("order"))
     return [x, channel_vector(op, x), channel_vector(op, x)]
+
+
+# ---- AffineChannel and RMSNorm --------------------------------------------------------------
+
+def affine_channel_inputs(x, dtype, scale, bias, order: str) -> None:
+    float_x(x, dtype, 2)
+    per_channel(x, order, {"scale": scale, "bias": bias})
+
+
+def affine_channel_gradient_count(n_inputs: int, n_outputs: int, is_learnable: bool) -> None:
+    """is_learnable=1 takes (dY, X, scale) and gives 3 outputs, else (dY, scale) and 1."""
+    want = (3, 3) if is_learnable else (2, 1)
+    if (n_inputs, n_outputs) != want:
+        raise ShapeError(f"is_learnable={int(bool(is_learnable))} takes {want[0]} inputs and {want[1]} "
+                         f"output(s), got {n_inputs} and {n_outputs}")
+
+
+def affine_channel_gradient_inputs(dy, dtype, x, scale, order: str) -> None:
+    """dY, X (None when not learnable or unknown) and scale."""
+    float_x(dy, dtype, 2)
+    same_shape(x, dy, ("X", "dY"))
+    per_channel(dy, order, {"scale": scale})
+
+
+def rms_norm_inputs(x, dtype, gamma, beta, axis: int) -> int:
+    """X, gamma and beta; returns the canonical axis."""
+    axis = layer_norm_axis(x, dtype, axis)
+    layer_norm_affine(x, axis, {"gamma": gamma, "beta": beta})
+    return axis
+
+
+def rms_norm_gradient_inputs(dy, x, dtype, gamma, rrms, axis: int) -> int:
+    axis = layer_norm_axis(x, dtype, axis)
+    same_shape(dy, x, ("dY", "X"))
+    layer_norm_affine(x, axis, {"gamma": gamma})
+    elements(x, rrms, math.prod(x[:axis]), "rrms", f"its dims before axis {axis}")
+    return axis
+
+
+@rule("norm_affine_channel")
+def affine_channel(op: OpView, inputs: list) -> list:
+    """Y is like X."""
+    x = inputs[0]
+    if x is not None:
+        affine_channel_inputs(x.shape, x.dtype, *map(shape_of, inputs[1:]), op.arg("order"))
+    return [x]
+
+
+@rule("norm_affine_channel_gradient")
+def affine_channel_gradient(op: OpView, inputs: list) -> list:
+    """dX is like dY; dscale and dbias like scale."""
+    learnable = op.arg("is_learnable", 0)
+    affine_channel_gradient_count(op.n_inputs, op.n_outputs, learnable)
+    dy, scale = inputs[0], inputs[-1]
+    if dy is not None:
+        x = shape_of(inputs[1]) if learnable else None
+        affine_channel_gradient_inputs(dy.shape, dy.dtype, x, shape_of(scale), op.arg("order"))
+    return [dy, scale, scale][:op.n_outputs]
+
+
+@rule("norm_rms_norm")
+def rms_norm(op: OpView, inputs: list) -> list:
+    """Y is like X; rrms has X's dims before axis."""
+    x = inputs[0]
+    if x is None:
+        return [None, None]
+    axis = rms_norm_inputs(x.shape, x.dtype, *map(shape_of, inputs[1:]), op.arg("axis"))
+    return [x, TensorInfo(tuple(x.shape[:axis]), x.dtype)]
+
+
+@rule("norm_rms_norm_gradient")
+def rms_norm_gradient(op: OpView, inputs: list) -> list:
+    """dX is like X; dgamma and dbeta like gamma."""
+    dy, x, gamma, rrms = inputs
+    if x is not None:
+        rms_norm_gradient_inputs(shape_of(dy), x.shape, x.dtype, shape_of(gamma), shape_of(rrms), op.arg("axis"))
+    return [x, gamma, gamma]
