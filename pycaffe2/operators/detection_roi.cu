@@ -11,15 +11,6 @@
 
 #include "common.cuh"
 
-#ifndef __CUDACC__
-// The CPU emulation of the kernels (tests/cuda/emulator) runs one thread at a time.
-inline float atomicAdd(float* address, float value) {
-  float old = *address;
-  *address = old + value;
-  return old;
-}
-#endif
-
 #define ROI_GEOMETRY 7
 #define ROTATED_GEOMETRY 11
 

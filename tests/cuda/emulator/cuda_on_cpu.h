@@ -27,6 +27,12 @@ struct __attribute__((aligned(8))) float2 {
 };
 inline float4 make_float4(float x, float y, float z, float w) { return {x, y, z, w}; }
 inline float2 make_float2(float x, float y) { return {x, y}; }
+// One fiber runs at a time, so a plain read-add-write is atomic here.
+inline float atomicAdd(float* address, float value) {
+  float old = *address;
+  *address = old + value;
+  return old;
+}
 
 namespace emu {
 
