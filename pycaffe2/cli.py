@@ -87,6 +87,10 @@ def cmd_run(args) -> int:
                                seed=args.seed, device=args.device, data_roots=args.roots,
                                allow_outside_paths=args.allow_outside_paths)
     _note_cpu_override(args, model_runner.moved_to_cpu)
+    for name, value in model_runner.quantized_feeds.items():
+        if not args.quiet:
+            print(f"note: fed {name} quantized for the Int8 op reading it: scale {value.scale:.6g}, "
+                  f"zero_point {value.zero_point}", file=sys.stderr)
     seconds = model_runner.run(args.iters)
     results = model_runner.fetch(args.fetch)
     if not args.quiet:
