@@ -87,6 +87,10 @@ def cmd_run(args) -> int:
                                seed=args.seed, device=args.device, data_roots=args.roots,
                                allow_outside_paths=args.allow_outside_paths)
     _note_cpu_override(args, model_runner.moved_to_cpu)
+    for name, value in model_runner.quantized_feeds.items():
+        if not args.quiet:
+            print(f"note: fed {name} quantized for the Int8 op reading it: scale {value.scale:.6g}, "
+                  f"zero_point {value.zero_point}", file=sys.stderr)
     seconds = model_runner.run(args.iters)
     results = model_runner.fetch(args.fetch)
     if not args.quiet:
@@ -203,14 +207,22 @@ def _save_npz(path: str, results: dict) -> None:
     arrays = {}
     for name, value in results.items():
         if isinstance(value, Int8Tensor):  # its codes, and its quantization beside them
+            clash = [key for key in (f"{name}_scale", f"{name}_zero_point") if key in results]
+            if clash:
+                raise PyCaffe2Error(f"{path}: Int8 blob '{name}' is saved with '{name}_scale' and "
+                                    f"'{name}_zero_point' beside it, and a fetched blob is named "
+                                    f"'{clash[0]}'; fetch it into another file")
             arrays[f"{name}_scale"] = np.float32(value.scale)
             arrays[f"{name}_zero_point"] = np.int32(value.zero_point)
             value = value.data
         arrays[name] = value
     results = arrays
+    import io
+    buffer = io.BytesIO()  # the whole archive first: a failure leaves no half-written file
+    np.savez(buffer, **results)
     try:
         with open(path, "wb") as stream:
-            np.savez(stream, **results)
+            stream.write(buffer.getbuffer())
     except OSError as exc:
         raise PyCaffe2Error(f"{path}: cannot write: {exc.strerror or exc}") from None
 

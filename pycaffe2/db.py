@@ -3,7 +3,9 @@ the DBReader that input ops share, blobs as Save writes them and Load reads
 them, and data files of examples (one TensorProtos per record).
 
 Saved blobs are BlobProto records keyed `name#%k` (k = chunk number, Caffe2's
-kChunkIdSeparator), each tensor chunk holding its `segment` of the data.
+kChunkIdSeparator), each tensor chunk holding its `segment` of the data. An Int8
+blob (Int8Tensor) is one record keyed `name`, of type "Int8TensorCPU" holding a
+QTensorProto, as Caffe2's int8_serialization.cc writes it (never chunked).
 
 The seam: the minidb file itself (its byte layout, cursors, transactions and
 atomic writes) is pycaffe2.minidb, which knows records only as keys and bytes;
@@ -25,7 +27,8 @@ from pycaffe2.kvdb import DB_CLASSES, INSTALL_HINT, detect_db_type, missing_pack
 from pycaffe2.minidb import Cursor, MiniDB, Mode, Transaction
 from pycaffe2.proto import caffe2_pb2
 from pycaffe2.proto.checks import message_from_bytes
-from pycaffe2.tensor_proto import array_to_tensor, tensor_to_array
+from pycaffe2.qtensor import Int8Tensor
+from pycaffe2.tensor_proto import array_to_tensor, int8_to_qtensor, qtensor_to_int8, tensor_to_array
 
 # Every public name, the store's (Cursor, MiniDB, Mode, Transaction) among them: re-exported.
 __all__ = [
@@ -122,10 +125,17 @@ class DBReader:
 # Blobs as Save writes them and Load reads them.
 def serialize_blob(name: str, value, chunk_size: int | None = None) -> list[tuple[str, bytes]]:
     """(key, BlobProto bytes) records for one blob: a tensor in chunks of
-    `chunk_size` elements, or bytes as a "std::string" blob."""
+    `chunk_size` elements, bytes as a "std::string" blob, an Int8Tensor as one
+    "Int8TensorCPU" blob (a QTensorProto)."""
     if isinstance(value, bytes):
         proto = caffe2_pb2.BlobProto(name=name, type="std::string", content=value)
         return [(name, proto.SerializeToString())]
+    if isinstance(value, Int8Tensor):
+        try:
+            qtensor = int8_to_qtensor(value, name)
+        except PyCaffe2Error as exc:
+            raise DBError(str(exc)) from None
+        return [(name, caffe2_pb2.BlobProto(name=name, type="Int8TensorCPU", qtensor=qtensor).SerializeToString())]
     if not isinstance(value, (np.ndarray, np.generic)):
         raise DBError(f"blob '{name}' holds a {type(value).__name__}, which cannot be saved")
     array = np.asarray(value)
@@ -158,10 +168,13 @@ class BlobAssembler:
 
     def add(self, name: str, key: str, value: bytes) -> None:
         proto = parse_blob(value, f"{self.source}: record '{key}'")
+        if proto.type == "Int8TensorCPU":
+            self._whole(name, [self._int8(key, proto.qtensor, len(value))])
+            return
         if proto.type != "Tensor":
             if proto.type != "std::string":
                 raise DBError(f"{self.source}: blob '{name}' has type '{proto.type}', which "
-                              "pycaffe2 cannot load (only Tensor and std::string)")
+                              "pycaffe2 cannot load (only Tensor, Int8TensorCPU and std::string)")
             self._whole(name, [proto.content])
             return
         tensor = proto.tensor
@@ -189,6 +202,13 @@ class BlobAssembler:
         part[1] += end - begin
         if part[1] > size:
             raise DBError(f"{self.source}: blob '{name}' has more data than its {size} elements")
+
+    def _int8(self, key: str, qtensor, record_bytes: int) -> Int8Tensor:
+        self._size(key, tuple(qtensor.dims), record_bytes)
+        try:
+            return qtensor_to_int8(qtensor)
+        except PyCaffe2Error as exc:
+            raise DBError(f"{self.source}: record '{key}': {exc}") from None
 
     def _size(self, key: str, shape: tuple, record_bytes: int) -> int:
         """Elements of a tensor of `shape`, checked before anything is allocated:
@@ -382,5 +402,7 @@ def _is_blob_proto(value: bytes) -> bool:
 def _describe(value) -> str:
     if isinstance(value, bytes):
         return f"bytes ({len(value)})"
+    if isinstance(value, Int8Tensor):
+        return f"{list(value.shape)} Int8 {value.dtype} (scale {value.scale:.6g}, zero_point {value.zero_point})"
     dtype = "string" if value.dtype == object else str(value.dtype)
     return f"{list(value.shape)} {dtype}"

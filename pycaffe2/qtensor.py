@@ -23,6 +23,25 @@ class Int8Tensor(NamedTuple):
     def copy(self) -> Int8Tensor:
         return Int8Tensor(np.array(self.data, copy=True), float(self.scale), int(self.zero_point))
 
+    def checked_copy(self) -> Int8Tensor:
+        """A private copy of a value a user feeds, or TypeError / ValueError when it is not
+        what Caffe2's Int8TensorCPU holds: uint8 or int32 data, a finite positive float
+        scale, an int32 zero point."""
+        data = self.data
+        if not isinstance(data, (np.ndarray, np.generic)) or data.dtype not in (np.uint8, np.int32):
+            what = f"{data.dtype} array" if isinstance(data, (np.ndarray, np.generic)) else type(data).__name__
+            raise TypeError(f"Int8Tensor data must be a uint8 (codes) or int32 (bias) array, not a {what}")
+        try:
+            scale, zero_point = float(self.scale), self.zero_point
+        except (TypeError, ValueError):
+            raise TypeError(f"Int8Tensor scale must be a float, not {self.scale!r:.40}") from None
+        if not (math.isfinite(scale) and scale > 0):
+            raise ValueError(f"Int8Tensor scale must be finite and positive, not {scale}")
+        if isinstance(zero_point, bool) or not isinstance(zero_point, (int, np.integer)) \
+                or not -2 ** 31 <= int(zero_point) < 2 ** 31:
+            raise TypeError(f"Int8Tensor zero_point must be an int32 integer, not {zero_point!r:.40}")
+        return Int8Tensor(np.array(data, copy=True), scale, int(zero_point))
+
     @property
     def shape(self) -> tuple:
         return self.data.shape

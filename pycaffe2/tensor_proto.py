@@ -11,6 +11,7 @@ import numpy as np
 
 from pycaffe2.errors import PyCaffe2Error
 from pycaffe2.proto import caffe2_pb2
+from pycaffe2.qtensor import Int8Tensor
 
 T = caffe2_pb2.TensorProto
 NUMPY_TYPES = {
@@ -79,3 +80,49 @@ def array_to_tensor(array, name: str = "") -> caffe2_pb2.TensorProto:
     else:
         getattr(tensor, _FIELDS.get(tensor.data_type, "int32_data")).extend(flat.tolist())
     return tensor
+
+
+# Int8 blobs (Caffe2's Int8TensorCPU), as caffe2/core/int8_serialization.cc writes them: a
+# QTensorProto with the dims, precision 8, the scale (a float widened to double), the zero
+# point as `bias`, is_signed false, data_type UINT8 (codes) or INT32 (biases), and every
+# value, either type, in the packed int32 `data`.
+Q_DATA_TYPES = {np.dtype(np.uint8): T.UINT8, np.dtype(np.int32): T.INT32}
+
+
+def int8_to_qtensor(value: Int8Tensor, name: str = "") -> caffe2_pb2.QTensorProto:
+    data = np.asarray(value.data)
+    if data.dtype not in Q_DATA_TYPES:
+        raise PyCaffe2Error(f"Int8 blob '{name}' holds {data.dtype} data; Caffe2's Int8TensorCPU "
+                            "holds uint8 or int32")
+    proto = caffe2_pb2.QTensorProto(name=name, dims=data.shape, precision=8,
+                                    scale=float(np.float32(value.scale)), bias=int(value.zero_point),
+                                    is_signed=False, data_type=Q_DATA_TYPES[data.dtype])
+    proto.data.extend(data.ravel().astype(np.int32).tolist())
+    return proto
+
+
+def qtensor_to_int8(proto: caffe2_pb2.QTensorProto) -> Int8Tensor:
+    """The Int8 blob of a QTensorProto Caffe2 wrote; what Caffe2 would refuse (another
+    data_type, too few values) or could not hold (a bias that is no int32) is refused."""
+    name = _name(proto)
+    dtype = {code: dtype for dtype, code in Q_DATA_TYPES.items()}.get(proto.data_type)
+    if dtype is None:
+        raise PyCaffe2Error(f"Int8 blob '{name}': data_type {proto.data_type} is not UINT8 or INT32 "
+                            "(Caffe2's Int8TensorCPU holds no other)")
+    shape = tuple(proto.dims)
+    if any(d < 0 for d in shape):
+        raise PyCaffe2Error(f"Int8 blob '{name}': negative size in dims {list(shape)}")
+    if len(proto.data) != math.prod(shape):
+        raise PyCaffe2Error(f"Int8 blob '{name}': {len(proto.data)} values do not fill dims {list(shape)}")
+    fits = abs(proto.scale) <= float(np.finfo(np.float32).max)  # NaN does not
+    scale = float(np.float32(proto.scale)) if fits else math.inf  # Caffe2 keeps a float
+    whole = math.isfinite(proto.bias) and proto.bias == int(proto.bias) and abs(proto.bias) < 2 ** 31
+    if not math.isfinite(scale) or not whole:
+        raise PyCaffe2Error(f"Int8 blob '{name}': scale {proto.scale} and zero point (bias) "
+                            f"{proto.bias} are not a finite float and an int32")
+    values = np.array(proto.data, dtype=np.int64).astype(dtype)  # uint8 wraps, as Caffe2's cast
+    try:
+        data = values.reshape(shape)
+    except ValueError as exc:
+        raise PyCaffe2Error(f"Int8 blob '{name}': dims {list(shape)} are not a NumPy shape: {exc}") from None
+    return Int8Tensor(data, scale, int(proto.bias))

@@ -13,7 +13,7 @@ class CPUDevice:
     def put(value):
         """A value fed by the user, as the workspace will hold it (a private copy)."""
         if isinstance(value, Int8Tensor):
-            return value.copy()
+            return value.checked_copy()
         if isinstance(value, (bytes, str)):
             return value.encode("utf-8") if isinstance(value, str) else value
         array = np.array(value, copy=True)

@@ -19,6 +19,7 @@ from functools import lru_cache
 import numpy as np
 
 from pycaffe2.errors import CUDAUnavailable, PyCaffe2Error
+from pycaffe2.qtensor import Int8Tensor
 
 MAX_BLOCKS = 65535  # grid.x cap of the launchers; grid-stride loops make any cap correct
 
@@ -99,6 +100,9 @@ class CUDADevice:
     @staticmethod
     def put(value):
         """A fed value as a float32 GPUArray (a private copy)."""
+        if isinstance(value, Int8Tensor):
+            raise TypeError("an Int8 blob lives on the CPU (Caffe2's Int8TensorCPU); feed it without "
+                            "a CUDA device option")
         array = np.array(value, order="C")  # a copy; keeps 0-d arrays 0-d
         if array.dtype != np.float32 and array.dtype.kind == "f":
             raise PyCaffe2Error(f"CUDA blobs are float32, got {array.dtype}")

@@ -11,11 +11,21 @@ import numpy as np
 
 from pycaffe2 import core
 from pycaffe2.proto import caffe2_pb2
+from pycaffe2.qtensor import Int8Tensor
 
 
 def add_tensor(net: caffe2_pb2.NetDef, name: str, blob) -> None:
     """Append to `net` the op that makes blob `name` hold `blob`'s value (a uint8 array
-    as its raw bytes, in one GivenTensorByteStringToUInt8Fill, as Caffe2 saves it)."""
+    as its raw bytes, in one GivenTensorByteStringToUInt8Fill, as Caffe2 saves it; an
+    Int8 blob in Int8GivenTensorFill or, int32 data, Int8GivenIntTensorFill)."""
+    if isinstance(blob, Int8Tensor):
+        data = np.asarray(blob.data)
+        uint8 = data.dtype == np.uint8
+        net.op.append(core.CreateOperator(
+            "Int8GivenTensorFill" if uint8 else "Int8GivenIntTensorFill", [], [name], shape=list(data.shape),
+            values=data.tobytes() if uint8 else data.ravel().tolist(),
+            Y_scale=float(blob.scale), Y_zero_point=int(blob.zero_point)))
+        return
     array = np.asarray(blob)
     if array.dtype == np.uint8:
         net.op.append(core.CreateOperator("GivenTensorByteStringToUInt8Fill", [], [name], shape=list(array.shape),

@@ -24,6 +24,7 @@ from pycaffe2.errors import PyCaffe2Error, RunError, RunFailure
 from pycaffe2.executor import Workspace
 from pycaffe2.proto import caffe2_pb2
 from pycaffe2.run.confine import check_data_paths
+from pycaffe2.run.int8_feeds import as_int8_feed
 from pycaffe2.run.random_init import can_make_up, made_up_weights
 
 DEVICES = ("cpu", "cuda")
@@ -110,6 +111,7 @@ class ModelRunner:
         self.predict_net.name = self.predict_net.name or "predict_net"
         self.workspace = Workspace("pycaffe2_run", seed=seed)
         self.made_up: dict[str, np.ndarray] = {}
+        self.quantized_feeds: dict = {}  # float feeds an Int8 op reads, as quantized (run.int8_feeds)
         self._run_init()
         self._feed(dict(feeds or {}))
         self._provide_inputs(random_init, dict(out_channels or {}), seed)
@@ -135,6 +137,10 @@ class ModelRunner:
             if name not in needed:
                 raise RunError(f"feed '{name}': no op of net '{self.predict_net.name}' reads it "
                                f"before writing it" + _hint(name, needed))
+            op_index = needed[name][0]
+            value = as_int8_feed(name, value, op_index, self.predict_net.op[op_index].type)
+            if value is not feeds[name]:
+                self.quantized_feeds[name] = value
             try:
                 self.workspace.FeedBlob(name, value)
             except (TypeError, ValueError) as exc:

@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 
 from pycaffe2 import db, netfile
+from pycaffe2.qtensor import Int8Tensor
 
 REPO = Path(__file__).resolve().parents[2]
 # lmdb: records stored through the lmdb backend; lmdbfile: a damaged data.mdb itself;
@@ -76,7 +77,9 @@ def _minidb_seeds(folder: Path) -> list[bytes]:
     path, seeds = str(folder / "seed.minidb"), []
     db.save_blobs(path, {"w": np.arange(6, dtype=np.float32).reshape(2, 3), "i": np.arange(5),
                          "h": np.ones(3, np.float16), "b": np.array([True, False]),
-                         "s": np.array([b"ab", b"c"], dtype=object), "raw": b"\x00\xff"}, chunk_size=4)
+                         "s": np.array([b"ab", b"c"], dtype=object), "raw": b"\x00\xff",
+                         "q": Int8Tensor(np.arange(4, dtype=np.uint8).reshape(2, 2), 0.5, 3),  # Int8TensorCPU
+                         "qb": Int8Tensor(np.array([-7, 9], np.int32), 0.25, 0)}, chunk_size=4)
     seeds.append(Path(path).read_bytes())
     arrays = {"data": np.linspace(0, 1, 12, dtype=np.float32).reshape(3, 2, 2),
               "label": np.arange(3, dtype=np.int32)}
