@@ -20,7 +20,7 @@ _PAIR_BLOCK = 1 << 20  # pairs compared at once within one session
 
 def _sessions(x, label, lengths) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(scores [N], labels [N], session lengths) after the schema's checks."""
-    info = lambda v: None if v is None else TensorInfo(v.shape, v.dtype.name)  # noqa: E731
+    info = lambda v: None if v is None else TensorInfo(v.shape, v.dtype.name)
     n, _ = checks.pair_inputs(info(x), info(label), info(lengths))
     if lengths is None:
         lengths = np.array([n], np.int64)

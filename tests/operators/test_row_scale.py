@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 
 from pycaffe2.executor import NetError, OpFailure
-from pycaffe2.gradient_checker import check_op_gradient
 from pycaffe2.gradient import GradientRegistry
+from pycaffe2.gradient_checker import check_op_gradient
 from pycaffe2.schema.bind import ShapeError, TensorInfo
 from pycaffe2.testing import check_reference, make_op, run_op
 from tests.schema import infer
