@@ -1,11 +1,11 @@
 """Ranking and pairwise criteria (NumPy) on the CPU, with their gradient ops:
-PairWiseLoss, MarginRankingCriterion, CosineEmbeddingCriterion and
-BernoulliJSD.
+PairWiseLoss, MarginRankingCriterion, CosineEmbeddingCriterion, BernoulliJSD
+and LambdaRankNdcg.
 
-PairWiseLoss compares every pair of items within a session; a session's pairs
-are taken a block of rows at a time, so a long session costs time, not an
-[L, L] array at once. The other ops are elementwise. Shape checks are the
-schema's (schema/inference/ranking.py).
+PairWiseLoss and LambdaRankNdcg compare every pair of items within a session;
+a session's pairs are taken a block of rows at a time, so a long session costs
+time, not an [L, L] array at once. The other ops are elementwise. Shape checks
+are the schema's (schema/inference/ranking.py).
 """
 from __future__ import annotations
 
@@ -150,6 +150,73 @@ def bernoulli_jsd_gradient(dl, x, t):
     return (dl.reshape(x.shape) * (_logit(p) - _logit((p + q) / 2)) / 2).astype(x.dtype)
 
 
+def _discounts(values):
+    """1 / log2(position + 1) of each item, positions from 1 by descending value."""
+    out = np.empty(values.size)
+    out[np.argsort(-values, kind="stable")] = 1 / np.log2(np.arange(2, values.size + 2))
+    return out
+
+
+def _log_sigmoid(v):
+    """log(sigmoid(v)), cut as Caffe2 does: 0 above 100, v below -100."""
+    inner = -np.log1p(np.exp(-np.clip(v, -100, 100)))
+    return np.where(v > 100, 0.0, np.where(v < -100, v, inner))
+
+
+def _lambda_session(y, r, ndcg, normalize, exp_gain) -> tuple[float, np.ndarray]:
+    """(loss, dy) of one session, in float64, a block of rows of the pair matrices at a time."""
+    if np.abs(r).sum() < 1e-6:
+        return 0.0, np.zeros(y.size)
+    gain = r if ndcg and not exp_gain else np.exp2(r)
+    discount = _discounts(y)
+    idcg, dcg = float(gain @ _discounts(r)), float(gain @ discount)
+    loss, dy = 0.0, np.zeros(y.size)
+    rows = max(1, _PAIR_BLOCK // y.size)
+    for first in range(0, y.size, rows):
+        i = slice(first, first + rows)
+        weight = np.abs((discount[i, None] - discount[None, :]) * (gain[i, None] - gain[None, :]))
+        sign = np.where(r[i, None] - r[None, :] > 0, 1.0, -1.0)
+        diff = y[i, None] - y[None, :]
+        dy[i] = -(weight * sign / (1 + np.exp(np.clip(sign * diff, -80, 80)))).sum(axis=1)
+        if not ndcg:
+            loss -= float((weight * _log_sigmoid(sign * diff)).sum())
+    if ndcg:
+        loss = idcg - dcg
+    if normalize:
+        loss, dy = loss / max(idcg, 1e-5), dy / max(idcg, 1e-5)
+    return loss, dy
+
+
+def _lambda_sessions(y, other, lengths):
+    """Session bounds after the schema's checks, for y and `other` (r or dy_cache)."""
+    checks.lambda_rank_inputs(TensorInfo(y.shape, y.dtype.name), TensorInfo(other.shape, other.dtype.name),
+                              TensorInfo(lengths.shape, lengths.dtype.name))
+    checks.session_lengths(lengths, y.size)
+    stops = np.cumsum(lengths, dtype=np.int64)
+    return zip(stops - lengths, stops)
+
+
+@register_cpu("LambdaRankNdcg")
+def lambda_rank_ndcg(y, r, session_lengths, *, use_ndcg_as_loss, use_idcg_normalization, use_exp_gain):
+    bounds = list(_lambda_sessions(y, r, session_lengths))
+    loss, dy = np.zeros(len(bounds)), np.zeros(y.size)
+    scores, relevance = y.astype(np.float64), r.reshape(-1).astype(np.float64)
+    for index, (start, stop) in enumerate(bounds):
+        if stop > start:
+            loss[index], dy[start:stop] = _lambda_session(scores[start:stop], relevance[start:stop],
+                                                          use_ndcg_as_loss, use_idcg_normalization, use_exp_gain)
+    return loss.astype(np.float32), dy.astype(y.dtype)
+
+
+@register_cpu("LambdaRankNdcgGradient")
+def lambda_rank_ndcg_gradient(y, session_lengths, dy_cache, dloss):
+    checks.lambda_rank_gradient(None, _info(y, session_lengths, dy_cache, dloss))
+    checks.session_lengths(session_lengths, y.size)
+    per_item = np.repeat(dloss.reshape(-1).astype(np.float64), session_lengths)
+    return (per_item * dy_cache).astype(y.dtype)
+
+
+gradient_op("LambdaRankNdcg", "I0 I2 O1 GO0")
 gradient_op("MarginRankingCriterion", "I0 I1 I2 GO0", "GI0 GI1")
 gradient_op("CosineEmbeddingCriterion", "I0 I1 GO0")
 gradient_op("BernoulliJSD", "GO0 I0 I1")

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from pycaffe2.executor import NetError, OpFailure
+from pycaffe2.gradient import GradientRegistry
 from pycaffe2.gradient_checker import check_op_gradient
 from pycaffe2.schema.bind import ShapeError, TensorInfo
 from pycaffe2.testing import check_gradient_op, check_reference, make_op, run_op
@@ -148,3 +149,84 @@ def test_elementwise_criteria_errors_and_inference():
     assert infer("CosineEmbeddingCriterionGradient", [(5,), None, (5,)]) == [TensorInfo((5,))]
     assert infer("BernoulliJSD", [(5,), (5,)]) == [TensorInfo((5,))]
     assert infer("BernoulliJSDGradient", [(5,), (5,), None]) == [TensorInfo((5,))]
+
+
+def _ref_discounts(v):
+    d = np.zeros(v.size)
+    for position, item in enumerate(sorted(range(v.size), key=lambda k: -v[k]), 1):
+        d[item] = 1 / np.log2(position + 1)
+    return d
+
+
+def ref_lambda_rank(y, r, lengths, use_ndcg_as_loss=0, use_idcg_normalization=1, use_exp_gain=1):
+    """Session by session with loops over items and pairs, float64."""
+    losses, dys, start = [], [], 0
+    for length in lengths:
+        ys, rs = y[start:start + length].astype(np.float64), r[start:start + length].astype(np.float64)
+        start += length
+        dy, loss = np.zeros(length), 0.0
+        if np.abs(rs).sum() >= 1e-6:
+            gain = rs if use_ndcg_as_loss and not use_exp_gain else 2.0 ** rs
+            ideal, actual = _ref_discounts(rs), _ref_discounts(ys)
+            idcg = sum(gain * ideal)
+            for i in range(length):
+                for j in range(length):
+                    weight = abs((gain[i] - gain[j]) * (actual[i] - actual[j]))
+                    s = 1 if rs[i] > rs[j] else -1
+                    loss += weight * np.log1p(np.exp(-s * (ys[i] - ys[j])))
+                    dy[i] -= weight * s / (1 + np.exp(s * (ys[i] - ys[j])))
+            if use_ndcg_as_loss:
+                loss = idcg - sum(gain * actual)
+            if use_idcg_normalization:
+                loss, dy = loss / max(idcg, 1e-5), dy / max(idcg, 1e-5)
+        losses.append(loss)
+        dys.append(dy)
+    return np.array(losses), np.concatenate(dys) if dys else np.zeros(0)
+
+
+LAMBDA_ARGS = [{}, {"use_ndcg_as_loss": 1}, {"use_ndcg_as_loss": 1, "use_exp_gain": 0},
+               {"use_ndcg_as_loss": 1, "use_idcg_normalization": 0}, {"use_idcg_normalization": 0}]
+
+
+@pytest.mark.parametrize("args", LAMBDA_ARGS, ids=[str(a) for a in LAMBDA_ARGS])
+@pytest.mark.parametrize("lengths", [[4, 3, 5], [6], [0, 2, 0]])
+def test_lambda_rank_ndcg(args, lengths):
+    rng = np.random.default_rng(sum(lengths) + len(args))
+    n = sum(lengths)
+    y, r = rng.random(n).astype(np.float32), rng.integers(0, 4, n).astype(np.float32)
+    r[:2] = 0  # a session may be all zeros when it is short
+    lengths = np.array(lengths, np.int32)
+    loss, dy = check_reference("LambdaRankNdcg", [y, r, lengths], ref_lambda_rank, args, atol=1e-5)
+    dloss = rng.random(loss.shape).astype(np.float32)
+    (back,) = check_reference("LambdaRankNdcgGradient", [y, lengths, dy, dloss],
+                              lambda y, s, d, g: np.repeat(g, s) * d)
+    assert back.shape == y.shape
+
+
+def test_lambda_rank_dy_is_half_the_pairwise_losss_derivative():
+    # The pairwise loss sums both orders of every pair, so at fixed ranks its derivative
+    # is twice the lambdas Caffe2 puts in dy.
+    y = np.array([0.9, 0.1, 0.5, 0.7]).astype(np.float64)
+    r, lengths = np.array([2, 0, 1, 3], np.float64), np.array([4], np.int32)
+    _, dy = run_op("LambdaRankNdcg", [y, r, lengths], num_outputs=2)
+    loss = lambda y: float(run_op("LambdaRankNdcg", [y, r, lengths])[0][0])
+    numeric = [(loss(y + e) - loss(y - e)) / 2e-2 for e in np.eye(4) * 1e-2]  # steps that keep the ranks
+    np.testing.assert_allclose(2 * dy, numeric, rtol=2e-3)
+    ops, _ = GradientRegistry.GetGradientForOp(make_op("LambdaRankNdcg", ["y", "r", "s"], ["loss", "dy"]),
+                                               ["loss_grad", None])
+    assert [(op.type, list(op.input)) for op in ops] == [("LambdaRankNdcgGradient", ["y", "s", "dy", "loss_grad"])]
+
+
+def test_lambda_rank_errors_and_inference():
+    y, r = np.zeros(4, np.float32), np.zeros(4, np.float32)
+    with pytest.raises(ERRORS, match="lengths sum to 3 but X has N=4"):
+        run_op("LambdaRankNdcg", [y, r, np.array([3], np.int32)], num_outputs=2)
+    with pytest.raises(ERRORS, match=r"y must be 1-D \[N\]"):
+        run_op("LambdaRankNdcg", [y.reshape(2, 2), r, np.array([4], np.int32)], num_outputs=2)
+    with pytest.raises(ERRORS, match="dloss must hold 2"):
+        run_op("LambdaRankNdcgGradient", [y, np.array([2, 2], np.int32), y, np.ones(3, np.float32)])
+    assert infer("LambdaRankNdcg", [(6,), (6,), TensorInfo((2,), "int32")], n_out=2) == [
+        TensorInfo((2,)), TensorInfo((6,))]
+    assert infer("LambdaRankNdcgGradient", [(6,), TensorInfo((2,), "int32"), (6,), (2,)]) == [TensorInfo((6,))]
+    with pytest.raises(ShapeError, match="hold the same number of elements"):
+        infer("LambdaRankNdcg", [(6,), (5,), None], n_out=2)

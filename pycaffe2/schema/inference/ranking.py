@@ -141,3 +141,34 @@ def bernoulli_jsd_gradient(op: OpView, inputs: list) -> list:
     elementwise_inputs({"dL": dl, "X": x, "T": t}, {"dL": dl, "X": x, "T": t}, {})
     return [x]
 
+
+
+def lambda_rank_inputs(y, r, lengths) -> int | None:
+    """S of LambdaRankNdcg's inputs after the checks: y [N] float, r as many, lengths int32 [S]."""
+    for name, info in (("y", y), ("r", r)):
+        if info is not None and not info.dtype.startswith("float"):
+            raise ShapeError(f"{name} must be float, got {info.dtype}")
+    if y is not None and len(y.shape) != 1:
+        raise ShapeError(f"y must be 1-D [N], got {list(y.shape)}")
+    same_sizes({"y": shape_of(y), "r": shape_of(r)})
+    return _lengths_info(lengths)
+
+
+@rule("ranking_lambda_rank")
+def lambda_rank(op: OpView, inputs: list) -> list:
+    """loss float [S], dy like y."""
+    y, r, lengths = inputs
+    s = lambda_rank_inputs(y, r, lengths)
+    return [None if s is None else TensorInfo((s,), "float32"), y]
+
+
+@rule("ranking_lambda_rank_gradient")
+def lambda_rank_gradient(op: OpView, inputs: list) -> list:
+    """dy like y; dy_cache like y, dloss [S]."""
+    y, lengths, dy_cache, dloss = inputs
+    s = lambda_rank_inputs(y, dy_cache, lengths)
+    if dy_cache is not None and len(dy_cache.shape) != 1:
+        raise ShapeError(f"dy_cache must be 1-D [N], got {list(dy_cache.shape)}")
+    if dloss is not None and s is not None and math.prod(dloss.shape) != s:
+        raise ShapeError(f"dloss is {list(dloss.shape)} but there are {s} sessions: dloss must hold {s}")
+    return [y]
