@@ -19,14 +19,13 @@ _PAIR_BLOCK = 1 << 20  # pairs compared at once within one session
 
 
 def _sessions(x, label, lengths) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(scores [N], labels [N], session lengths) after the schema's checks."""
-    info = lambda v: None if v is None else TensorInfo(v.shape, v.dtype.name)
-    n, _ = checks.pair_inputs(info(x), info(label), info(lengths))
+    """(scores [N] in float64, labels [N], session lengths) after the schema's checks."""
+    n, _ = checks.pair_inputs(*(None if v is None else TensorInfo(v.shape, v.dtype.name) for v in (x, label, lengths)))
     if lengths is None:
         lengths = np.array([n], np.int64)
     elif n:
         checks.session_lengths(lengths, n)
-    return x.reshape(n), label.reshape(n), lengths.astype(np.int64)
+    return x.reshape(n).astype(np.float64), label.reshape(n), lengths.astype(np.int64)
 
 
 def _pairs(x, label, start, stop):
@@ -56,7 +55,7 @@ def pair_wise_loss(x, label, lengths=None):
     y = np.zeros(lengths.size, np.float64)
     for index, (start, stop) in enumerate(zip(np.cumsum(lengths) - lengths, np.cumsum(lengths))):
         total, count = 0.0, 0
-        for _, sign, diff, counted in _pairs(scores.astype(np.float64), labels, start, stop):
+        for _, sign, diff, counted in _pairs(scores, labels, start, stop):
             total += float(np.sum(_log_logit(sign * diff), where=counted))
             count += int(counted.sum())
         y[index] = total / count if count else 0.0
@@ -73,7 +72,7 @@ def pair_wise_loss_gradient(x, label, dy, lengths=None):
     dx = np.zeros(n, np.float64)
     for index, (start, stop) in enumerate(zip(np.cumsum(lengths) - lengths, np.cumsum(lengths))):
         count = 0
-        for i, sign, diff, counted in _pairs(scores.astype(np.float64), labels, start, stop):
+        for i, sign, diff, counted in _pairs(scores, labels, start, stop):
             grad = np.where(counted, sign * float(dy[index]) / (1 + np.exp(np.clip(-sign * diff, -80, 80))), 0.0)
             dx[i] -= grad.sum(axis=1)
             dx[start:stop] += grad.sum(axis=0)
