@@ -99,6 +99,11 @@ STATIC_PROBLEMS = {
     "lengths_reducer": ("SparseLengthsSum", ["D", "I"], ["Y"], {}, "takes 3 inputs (DATA, INDICES, LENGTHS), got 2"),
     "rowwise_quantized": ("FloatToRowwiseQuantized8Bits", ["X"], ["Q"], {},
                           "takes 2 outputs (quantized_input, scale_bias), got 1"),
+    "ranking": ("PairWiseLoss", ["X"], ["Y"], {}, "takes 2 to 3 inputs"),
+    "row_scale": ("RowMul", ["M"], ["Y"], {}, "takes 2 inputs (mat, w), got 1"),
+    "metrics": ("APMeter", ["P", "L"], ["AP"], {"buffer_size": 0}, "arg 'buffer_size': value 0 is out of range"),
+    "ctc": ("CTCBeamSearchDecoder", ["X"], ["L", "V"], {"num_candidates": 0},
+            "arg 'num_candidates': value 0 is out of range"),
 }
 
 
