@@ -104,7 +104,7 @@ def test_dense_gradients(prefix, reducer):
     d_out = rng.standard_normal((int(ids.max()) + 1, 2))
     weighted = reducer == "WeightedSum"
     names = ["d"] + (["w"] if weighted else []) + ["s"]
-    (grad_op,), g_input = gradient_ops(prefix + reducer, names)
+    (grad_op,), _ = gradient_ops(prefix + reducer, names)
     gradient_type = f"{prefix}{reducer}Gradient"
     assert (grad_op.type, list(grad_op.input), list(grad_op.output)) == (
         gradient_type, (["w"] if weighted else []) + ["out_grad", "s"], ["d_grad"])
