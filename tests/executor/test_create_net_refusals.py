@@ -86,6 +86,9 @@ STATIC_PROBLEMS = {
     "int8_tensor": ("Int8Flatten", ["X", "Z"], ["Y"], {}, "takes 1 input (input), got 2"),
     "fused": ("FbFCPacked", ["X", "W"], ["Y"], {}, "takes 3 inputs (X, W, b), got 2"),
     "lengths_reducer": ("SparseLengthsSum", ["D", "I"], ["Y"], {}, "takes 3 inputs (DATA, INDICES, LENGTHS), got 2"),
+    "segment_reducer": ("SparseSortedSegmentSum", ["D", "I"], ["Y"], {},
+                        "takes 3 inputs (DATA, INDICES, SEGMENT_IDS), got 2"),
+    "segment_util": ("LengthsTopK", ["X"], ["V", "I"], {"k": 2}, "takes 2 inputs (DATA, LENGTHS), got 1"),
     "rowwise_quantized": ("FloatToRowwiseQuantized8Bits", ["X"], ["Q"], {},
                           "takes 2 outputs (quantized_input, scale_bias), got 1"),
 }
