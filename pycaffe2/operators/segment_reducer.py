@@ -22,6 +22,8 @@ from pycaffe2.schema.inference.segment_reducer import (
     check_gradient,
     forward_inputs,
     gradient_inputs,
+    reduce_front_gradient_shape,
+    reduce_front_shapes,
 )
 
 SUM_MEAN_WEIGHTED = ("Sum", "Mean", "WeightedSum")
@@ -240,3 +242,31 @@ for _type in FORWARD_TYPES:
 @register_gradient(*[f"SortedSegmentRange{r}" for r in RANGE_REDUCERS])
 def _make_range_gradient(g):
     return [g.Op(f"{g.op.type}Gradient", [g.I(0), g.O(0), g.GO(0), g.I(1)], [g.GI(0)])]
+
+
+# -- ReduceFrontWeightedSum --------------------------------------------------------------------------
+
+@register_cpu("ReduceFrontWeightedSum")
+def reduce_front_weighted_sum(data, scalars, *, num_reduce_dim, grad_on_weights):
+    reduce_front_shapes(_info(data), _info(scalars), num_reduce_dim)
+    inner = int(np.prod(data.shape[num_reduce_dim:], dtype=np.int64))
+    blocks = data.reshape(int(np.prod(data.shape[:num_reduce_dim], dtype=np.int64)), inner)
+    out = scalars.reshape(-1).astype(data.dtype) @ blocks
+    return out.reshape(data.shape[num_reduce_dim:]).astype(data.dtype, copy=False)
+
+
+@register_cpu("ReduceFrontWeightedSumGradient")
+def reduce_front_weighted_sum_gradient(scalars, d_out, shape, *, num_reduce_dim, grad_on_weights):
+    dims = reduce_front_gradient_shape(_info(scalars), _info(d_out), shape, num_reduce_dim)
+    grads = scalars.reshape(-1, 1).astype(d_out.dtype) * d_out.reshape(1, -1)
+    return grads.reshape(dims)
+
+
+@register_gradient("ReduceFrontWeightedSum")
+def _make_reduce_front_weighted_sum_gradient(g):
+    """As Caffe2's: Shape(DATA) into a scratch blob, then the gradient op on (SCALARS, dOUTPUT, shape)."""
+    if g.arg("grad_on_weights"):
+        raise GradientError("grad_on_weights is not implemented for ReduceFrontWeightedSum (as in Caffe2)")
+    dims = f"_{g.O(0)}_dims"
+    return [g.Op("Shape", [g.I(0)], [dims], inherit_args=False),
+            g.Op("ReduceFrontWeightedSumGradient", [g.I(1), g.GO(0), dims], [g.GI(0)])]

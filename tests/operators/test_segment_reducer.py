@@ -230,3 +230,52 @@ def test_every_op_runs_a_tiny_case(op_type):
               "dOUTPUT": np.ones((1, 1), np.float32)}
     out = run_op(op_type, [values[name] for name in names])[0]
     assert out.shape == ((2, 1) if op_type.endswith("Gradient") else (1, 1))
+
+
+# -- ReduceFrontWeightedSum --------------------------------------------------------------------------
+
+@pytest.mark.parametrize("num_reduce_dim", [0, 1, 2])
+def test_reduce_front_weighted_sum(num_reduce_dim):
+    rng = np.random.default_rng(6)
+    data = data_of(rng, 3)
+    scalars = rng.random(data.shape[:num_reduce_dim]).astype(np.float32)
+    expected = np.tensordot(scalars, data, axes=num_reduce_dim) if num_reduce_dim else data * scalars
+    check_reference("ReduceFrontWeightedSum", [data, scalars], lambda *a, **k: expected,
+                    {"num_reduce_dim": num_reduce_dim})
+
+
+def test_reduce_front_weighted_sum_of_nothing():
+    out = run_op("ReduceFrontWeightedSum", [np.zeros((0, 2), np.float32), np.zeros(0, np.float32)])[0]
+    np.testing.assert_array_equal(out, np.zeros(2, np.float32))
+
+
+def test_reduce_front_weighted_sum_gradient():
+    rng = np.random.default_rng(7)
+    data, scalars, d_out = rng.standard_normal((3, 2, 2)), rng.random((3, 2)), rng.standard_normal(2)
+    shape_op, grad_op = gradient_ops("ReduceFrontWeightedSum", ["d", "w"], num_reduce_dim=2)[0]
+    assert (shape_op.type, list(shape_op.input), list(shape_op.output)) == ("Shape", ["d"], ["_out_dims"])
+    assert (grad_op.type, list(grad_op.input)) == ("ReduceFrontWeightedSumGradient", ["w", "out_grad", "_out_dims"])
+    args = {"num_reduce_dim": 2}
+    check_gradient_op("ReduceFrontWeightedSum", [data, scalars], grad_op.type,
+                      [scalars, d_out, np.array(data.shape, np.int64)], {0: 0}, [d_out], args)
+    with pytest.raises(GradientError, match="grad_on_weights"):
+        gradient_ops("ReduceFrontWeightedSum", ["d", "w"], grad_on_weights=1)
+
+
+@pytest.mark.parametrize("op_type, shapes, args, message", [
+    ("ReduceFrontWeightedSum", [(3, 2), (2,)], {}, r"SCALARS \[2\] must be DATA's first 1 dims \[3\]"),
+    ("ReduceFrontWeightedSum", [(3, 2), (3,)], {"num_reduce_dim": 3}, r"num_reduce_dim \(3\) must be in 0..2"),
+    ("ReduceFrontWeightedSum", [(3, 2), (3, 2)], {}, "SCALARS must be a float tensor of rank num_reduce_dim"),
+    ("ReduceFrontWeightedSumGradient", [TensorInfo((3,), "int32"), (2,), TensorInfo((2,), "int64")], {},
+     "SCALARS must be a float tensor"),
+])
+def test_reduce_front_inference_errors(op_type, shapes, args, message):
+    with pytest.raises(ShapeError, match=message):
+        infer(op_type, shapes, **args)
+
+
+def test_reduce_front_gradient_checks_the_shape():
+    with pytest.raises((OpFailure, NetError), match=r"SHAPE \[4, 2\] must be SCALARS' dims \[3\]"):
+        run_op("ReduceFrontWeightedSumGradient", [np.ones(3, np.float32), np.ones(2, np.float32),
+                                                  np.array([4, 2], np.int64)])
+    assert infer("ReduceFrontWeightedSum", [(3, 2, 4), (3, 2)], num_reduce_dim=2)[0] == TensorInfo((4,))

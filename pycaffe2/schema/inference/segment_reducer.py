@@ -102,3 +102,51 @@ def gradient(op: OpView, inputs: list) -> list:
     if go is None or ids is None:
         return [None]
     return [TensorInfo((ids.shape[0], *go.shape[1:]), go.dtype)]
+
+
+def reduce_front_shapes(data, scalars, num_reduce_dim: int) -> None:
+    """ReduceFrontWeightedSum: SCALARS holds one weight per block, shaped as DATA's first num_reduce_dim dims."""
+    if data is not None:
+        if not 0 <= num_reduce_dim <= len(data.shape):
+            raise ShapeError(f"num_reduce_dim ({num_reduce_dim}) must be in 0..{len(data.shape)} (DATA's rank)")
+        if data.dtype not in FLOATS:
+            raise ShapeError(f"DATA must be a float32 or float64 tensor, got {data.describe()}")
+    if scalars is not None:
+        if scalars.dtype not in FLOATS or len(scalars.shape) != num_reduce_dim:
+            raise ShapeError(f"SCALARS must be a float tensor of rank num_reduce_dim ({num_reduce_dim}), "
+                             f"got {scalars.describe()}")
+        if data is not None and tuple(scalars.shape) != tuple(data.shape[:num_reduce_dim]):
+            raise ShapeError(f"SCALARS {list(scalars.shape)} must be DATA's first {num_reduce_dim} dims "
+                             f"{list(data.shape[:num_reduce_dim])}")
+
+
+def reduce_front_gradient_shape(scalars, d_out, shape, num_reduce_dim: int) -> tuple:
+    """dDATA's dims: the values of SHAPE (DATA's shape), checked against SCALARS and dOUTPUT."""
+    if shape.ndim != 1 or shape.dtype.kind not in "iu":
+        raise ShapeError(f"SHAPE must be a 1-D int tensor, got {list(shape.shape)} {shape.dtype}")
+    dims = tuple(int(v) for v in shape)
+    if any(v < 0 for v in dims):
+        raise ShapeError(f"SHAPE {list(dims)} must not hold negative dims")
+    if not 0 <= num_reduce_dim <= len(dims) or tuple(d_out.shape) != dims[num_reduce_dim:] \
+            or tuple(scalars.shape) != dims[:num_reduce_dim]:
+        raise ShapeError(f"SHAPE {list(dims)} must be SCALARS' dims {list(scalars.shape)} followed by "
+                         f"dOUTPUT's {list(d_out.shape)}")
+    return dims
+
+
+@rule("segment_reducer_reduce_front")
+def reduce_front(op: OpView, inputs: list) -> list:
+    data, scalars = inputs
+    n = op.arg("num_reduce_dim")
+    reduce_front_shapes(data, scalars, n)
+    return [None if data is None else TensorInfo(tuple(data.shape[n:]), data.dtype)]
+
+
+@rule("segment_reducer_reduce_front_gradient")
+def reduce_front_gradient(op: OpView, inputs: list) -> list:
+    scalars, d_out, _shape = inputs
+    if scalars is not None and scalars.dtype not in FLOATS:
+        raise ShapeError(f"SCALARS must be a float tensor, got {scalars.describe()}")
+    if d_out is not None and d_out.dtype not in FLOATS:
+        raise ShapeError(f"dOUTPUT must be a float tensor, got {d_out.describe()}")
+    return [None]  # dims: SHAPE's values
