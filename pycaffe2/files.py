@@ -25,7 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
-from pycaffe2.errors import LocatedError, PyCaffe2Error
+from pycaffe2.errors import LocatedError, PyCaffe2Error, ShapeError
 
 
 def _cap(variable: str, default: int) -> int:
@@ -47,6 +47,22 @@ def max_file_bytes() -> int:
 
 def max_blob_bytes() -> int:
     return _cap("PYCAFFE2_MAX_BLOB_BYTES", 4 << 30)
+
+
+def check_alloc(shape, dtype, what: str = "the output") -> tuple:
+    """Refuse a blob of this shape over the blob cap before anything allocates it: a
+    size read from a file (args, or input values) must not become a MemoryError or the
+    OOM killer half-way through a run. Returns the shape as Python ints."""
+    shape = tuple(int(d) for d in shape)
+    try:
+        itemsize, name = np.dtype(dtype).itemsize, np.dtype(dtype).name
+    except TypeError:  # a type NumPy does not know: count 8 bytes an element
+        itemsize, name = 8, str(dtype)
+    size, cap = math.prod(shape) * itemsize, max_blob_bytes()  # Python ints: no overflow
+    if size > cap:
+        raise ShapeError(f"{what} would be {list(shape)} {name}, {size:,} bytes, over the "
+                         f"{cap:,}-byte cap (raise it with $PYCAFFE2_MAX_BLOB_BYTES)")
+    return shape
 
 
 def max_feed_bytes() -> int:

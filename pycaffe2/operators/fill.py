@@ -12,6 +12,7 @@ import math
 
 import numpy as np
 
+from pycaffe2.files import check_alloc
 from pycaffe2.operators import _cuda as cuda
 from pycaffe2.operators.registry import CPU_KERNELS, register_cpu, register_cuda
 from pycaffe2.schema.inference.fill import (
@@ -30,7 +31,6 @@ from pycaffe2.schema.inference.fill import (
     range_inputs,
     unique_uniform_dtype,
 )
-from pycaffe2.schema.inference.lengths_util import check_alloc
 
 
 def _fill_shape(inputs: tuple, shape, extra_shape, input_as_shape) -> tuple[int, ...]:

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from pycaffe2.files import max_blob_bytes
+from pycaffe2.files import check_alloc
 from pycaffe2.operators import _cuda as cuda
 from pycaffe2.operators.registry import register_cpu, register_cuda, register_gradient
 from pycaffe2.schema.inference import TensorInfo
@@ -30,9 +30,10 @@ def _info(value) -> TensorInfo:
     return TensorInfo(tuple(value.shape), np.dtype(value.dtype).name)
 
 
-def segment_ids(lengths, count: int | None, counted: str, row_bytes: int = 8) -> tuple[np.ndarray, np.ndarray]:
+def segment_ids(lengths, count: int | None, counted: str, rows_like=None) -> tuple[np.ndarray, np.ndarray]:
     """(segment of each slice or index, LENGTHS as int64), checking that LENGTHS are
-    non-negative and sum to `count` (None: any sum whose rows of `row_bytes` fit the blob cap)."""
+    non-negative and sum to `count` (None: any sum whose output, rows like those of
+    `rows_like`, fits the blob cap)."""
     index_vector("LENGTHS", lengths.shape, lengths.dtype.name)
     lengths = lengths.astype(np.int64)
     if (lengths < 0).any():
@@ -40,9 +41,9 @@ def segment_ids(lengths, count: int | None, counted: str, row_bytes: int = 8) ->
     total = int(lengths.sum(dtype=np.float64)) if lengths.size else 0  # float64: no wraparound
     if count is not None and total != count:
         raise ValueError(f"the sum of LENGTHS ({total}) must equal the number of {counted} ({count})")
-    if count is None and total * max(row_bytes, 8) > max_blob_bytes():
-        raise ValueError(f"the sum of LENGTHS ({total}) makes the output too large "
-                         f"(over $PYCAFFE2_MAX_BLOB_BYTES = {max_blob_bytes():,} bytes)")
+    if count is None:  # the sum sizes the output (and the ids below): it comes from the file
+        check_alloc((total,), "int64", "the segment ids")
+        check_alloc((total, *rows_like.shape[1:]), rows_like.dtype)
     return np.repeat(np.arange(lengths.size), lengths), lengths
 
 
@@ -178,9 +179,7 @@ def _gradient_args(op_type: str, inputs):
         count, counted = named["W"].shape[0], "weights"
     else:
         count, counted = None, ""
-    go = named["GO"]
-    row_bytes = int(np.prod(go.shape[1:], dtype=np.int64)) * go.dtype.itemsize
-    seg, lengths = segment_ids(named["LENGTHS"], count, counted, row_bytes)
+    seg, lengths = segment_ids(named["LENGTHS"], count, counted, named["GO"])
     return named, seg, lengths
 
 

@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import numpy as np
 
+from pycaffe2.files import check_alloc
 from pycaffe2.operators.registry import gradient_op, register_cpu
 from pycaffe2.schema.inference.lengths_util import (
-    check_alloc,
     check_lengths,
     check_sorted_ids,
     int_vector,

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from pycaffe2.files import check_alloc
 from pycaffe2.operators.registry import gradient_op, register_cpu
 from pycaffe2.operators.training import check_floats
 from pycaffe2.schema.inference.segment import index_vector, segments
@@ -24,7 +25,7 @@ def _reduce(data, segment_ids, num_segments, mean: bool):
     segments(data.shape, segment_ids.shape, segment_ids.dtype, num_segments)
     rows = num_segments if num_segments >= 0 else int(segment_ids.max(initial=-1)) + 1
     ids = _ids(segment_ids, rows)
-    out = np.zeros((rows, *data.shape[1:]), data.dtype)
+    out = np.zeros(check_alloc((rows, *data.shape[1:]), data.dtype), data.dtype)  # rows come from the ids
     np.add.at(out, ids, data)
     if mean:
         counts = np.bincount(ids, minlength=rows).reshape(-1, *[1] * (data.ndim - 1))

@@ -13,7 +13,7 @@ from __future__ import annotations
 import numpy as np
 
 from pycaffe2.errors import GradientError
-from pycaffe2.files import max_blob_bytes
+from pycaffe2.files import check_alloc
 from pycaffe2.operators.lengths_reducer import Rows, checked_indices, reduce_segments
 from pycaffe2.operators.registry import register_cpu, register_gradient
 from pycaffe2.schema.inference import TensorInfo
@@ -58,17 +58,17 @@ def sorted_ids(segment_ids, segments: int | None = None) -> np.ndarray:
     return ids
 
 
-def unsorted_ids(segment_ids, num_segments: int, row_bytes: int) -> tuple[np.ndarray, int]:
+def unsorted_ids(segment_ids, num_segments: int, rows_like=None) -> tuple[np.ndarray, int]:
     """SEGMENT_IDS as int64 and the number of segments (num_segments, or the largest id + 1),
-    each id checked to be in range and the output to fit the blob cap."""
+    each id checked to be in range and the output (rows like those of `rows_like`) to fit
+    the blob cap."""
     ids = segment_ids.astype(np.int64)
     segments = num_segments if num_segments != -1 else int(ids.max(initial=-1)) + 1
     bad = (ids < 0) | (ids >= segments)
     if bad.any():
         raise ValueError(f"segment id {int(ids[np.argmax(bad)])} is out of range [0, {segments})")
-    if segments * max(row_bytes, 8) > max_blob_bytes():
-        raise ValueError(f"{segments} segments make the output too large "
-                         f"(over $PYCAFFE2_MAX_BLOB_BYTES = {max_blob_bytes():,} bytes)")
+    if rows_like is not None:
+        check_alloc((segments, *rows_like.shape[1:]), rows_like.dtype, f"the output of {segments} segments")
     return ids, segments
 
 
@@ -83,8 +83,7 @@ def _forward(op_type: str, inputs, num_segments: int = -1):
     else:
         rows = Rows(lambda start, stop: data[start:stop], data.shape[0], data.shape[1:])
     if "Unsorted" in op_type:
-        row_bytes = int(np.prod(data.shape[1:], dtype=np.int64)) * data.dtype.itemsize
-        ids, segments = unsorted_ids(named["SEGMENT_IDS"], num_segments, row_bytes)
+        ids, segments = unsorted_ids(named["SEGMENT_IDS"], num_segments, data)
     else:
         ids = sorted_ids(named["SEGMENT_IDS"])
         segments = int(ids[-1]) + 1 if ids.size else 0
@@ -169,7 +168,7 @@ def segment_gradient(op_type: str, inputs, num_segments: int = -1) -> np.ndarray
     go = named["GO"]
     segments = go.shape[0]
     if "Unsorted" in op_type:
-        ids, _ = unsorted_ids(named["SEGMENT_IDS"], segments, 0)
+        ids, _ = unsorted_ids(named["SEGMENT_IDS"], segments)
     else:
         ids = sorted_ids(named["SEGMENT_IDS"], segments)
     rows = go[ids]

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from pycaffe2.files import max_blob_bytes
+from pycaffe2.files import check_alloc
 from pycaffe2.operators.lengths_reducer import checked_indices, segment_ids
 from pycaffe2.operators.registry import gradient_op, register_cpu, register_gradient
 from pycaffe2.schema.inference import TensorInfo
@@ -31,11 +31,6 @@ def _info(value) -> TensorInfo | None:
     return None if value is None else TensorInfo(tuple(value.shape), np.dtype(value.dtype).name)
 
 
-def _cap(count: int, row_bytes: int, what: str) -> None:
-    if count * max(row_bytes, 1) > max_blob_bytes():
-        raise ValueError(f"{what} would be too large (over $PYCAFFE2_MAX_BLOB_BYTES = {max_blob_bytes():,} bytes)")
-
-
 def _ranks(seg, lengths) -> np.ndarray:
     """Each entry's position within its segment."""
     return np.arange(seg.size) - np.repeat(np.cumsum(lengths) - lengths, lengths)
@@ -48,7 +43,7 @@ def lengths_top_k(data, lengths, *, k, num_outputs):
     top_k_arg(k)
     _float_vector("DATA", _info(data))
     seg, lengths = segment_ids(lengths, data.size, "entries of DATA")
-    _cap(lengths.size * k, 8, "the output of len(LENGTHS) * k entries")
+    check_alloc((lengths.size, k), data.dtype)
     position = _ranks(seg, lengths)
     order = np.lexsort((position, -data, seg))  # by segment, then decreasing value, then position
     keep = position < k  # seg is sorted: the order keeps each segment's entries where they were
@@ -63,7 +58,7 @@ def lengths_top_k(data, lengths, *, k, num_outputs):
 @register_cpu("LengthsTopKGradient")
 def lengths_top_k_gradient(lengths, indices, d_values, *, k):
     lengths_top_k_gradient_shapes(_info(lengths), _info(indices), _info(d_values), k)
-    _, lengths = segment_ids(lengths, None, "", d_values.dtype.itemsize)
+    _, lengths = segment_ids(lengths, None, "", d_values.reshape(-1))  # d_data: 1-D, dY's type
     total = int(lengths.sum())
     d_data = np.zeros(total, d_values.dtype)
     used = np.arange(k)[None, :] < np.minimum(lengths, k)[:, None]  # as Caffe2: the first min(length, k)
@@ -133,8 +128,7 @@ def lengths_pad(data, lengths, *, padding_value, target_length):
     if lengths.size and int(lengths.max()) > target_length:
         at = int(np.argmax(lengths))
         raise ValueError(f"LENGTHS[{at}] = {int(lengths[at])} is larger than target_length ({target_length})")
-    row_bytes = int(np.prod(data.shape[1:], dtype=np.int64)) * data.dtype.itemsize
-    _cap(lengths.size * target_length, row_bytes, "the padded output")
+    check_alloc((lengths.size * target_length, *data.shape[1:]), data.dtype, "the padded output")
     out = np.full((lengths.size * target_length, *data.shape[1:]), padding_value, data.dtype)
     out[seg * target_length + _ranks(seg, lengths)] = data
     return out

@@ -5,11 +5,7 @@ resolved in one place.
 """
 from __future__ import annotations
 
-import math
-
-import numpy as np
-
-from pycaffe2.files import max_blob_bytes
+from pycaffe2.files import check_alloc
 from pycaffe2.proto import caffe2_pb2
 from pycaffe2.schema import get_schema
 from pycaffe2.schema.args import arg_value, convert, fits
@@ -58,22 +54,11 @@ def infer_op(op: caffe2_pb2.OperatorDef, inputs: list[TensorInfo | None]) -> lis
                   [schema.input_name(i) for i in range(len(op.input))])
     outputs = list(RULES[schema.inference](view, list(inputs)))
     outputs += [None] * (len(op.output) - len(outputs))
-    outputs, cap = outputs[:len(op.output)], max_blob_bytes()
+    outputs = outputs[:len(op.output)]
     for index, info in enumerate(outputs):
+        # An output that args (a fill's shape, Tile's tiles, ...) make too large is refused
+        # before the net runs.
         if info is not None:
-            _check_size(index, info, cap)
+            check_alloc(info.shape, info.dtype, f"output {index}")
     return outputs
 
-
-def _check_size(index: int, info: TensorInfo, cap: int) -> None:
-    """An output that args (a fill's shape, Tile's tiles, ...) make too large to allocate is
-    refused before the net runs, not met as a MemoryError, or the OOM killer, half-way."""
-    elements = math.prod(int(d) for d in info.shape)  # Python ints: no overflow
-    try:
-        itemsize = np.dtype(info.dtype).itemsize
-    except TypeError:
-        itemsize = 8
-    if elements * itemsize > cap:
-        raise ShapeError(f"output {index} would be {list(info.shape)} {info.dtype}, "
-                         f"{elements * itemsize:,} bytes, over the {cap:,}-byte cap "
-                         "(raise it with $PYCAFFE2_MAX_BLOB_BYTES)")

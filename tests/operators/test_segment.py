@@ -89,3 +89,12 @@ def test_run_errors():
         run_op("UnsortedSegmentMean", [np.ones(2, np.int32), np.array([0, 1], np.int32)])
     with pytest.raises(GradientError, match="should not call gradient for operator Unique"):
         GetGradientForOp(make_op("Unique", ["i"], ["u"]), ["u_grad"])
+
+
+@pytest.mark.parametrize("op_type", ["UnsortedSegmentSum", "UnsortedSegmentMean"])
+def test_an_id_asking_for_a_huge_output_is_refused_before_allocating(op_type):
+    ids = np.array([0, 2**40], np.int64)  # max id + 1 rows of 1 KiB each
+    with pytest.raises((OpFailure, NetError), match="over the .*-byte cap"):
+        run_op(op_type, [np.ones((2, 256), np.float32), ids])
+    with pytest.raises((OpFailure, NetError), match="over the .*-byte cap"):
+        run_op(op_type, [np.ones((2, 256), np.float32), np.array([0, 1], np.int64)], {"num_segments": 2**40})

@@ -11,13 +11,10 @@ this module holds the table and the `aten` inference rule.
 """
 from __future__ import annotations
 
-import math
 from collections.abc import Callable
 from typing import NamedTuple
 
-import numpy as np
-
-from pycaffe2.files import max_blob_bytes
+from pycaffe2.files import check_alloc
 from pycaffe2.schema.inference import OpView, ShapeError, TensorInfo, rule
 from pycaffe2.schema.inference import _aten_nn_shapes as nn
 from pycaffe2.schema.inference import _aten_shapes as shapes
@@ -125,13 +122,9 @@ def check_outputs(chosen: Form, n_outputs: int) -> None:
 def check_sizes(infos) -> None:
     """Refuse outputs over the blob cap before the kernel allocates them (an output
     whose size depends on input values the net was validated without)."""
-    cap = max_blob_bytes()
     for index, info in enumerate(infos):
         if info is not None:
-            size = math.prod(info.shape) * np.dtype(info.dtype).itemsize
-            if size > cap:
-                raise ShapeError(f"output {index} would be {list(info.shape)} {info.dtype}, {size:,} bytes, "
-                                 f"over the {cap:,}-byte cap (raise it with $PYCAFFE2_MAX_BLOB_BYTES)")
+            check_alloc(info.shape, info.dtype, f"output {index}")
 
 
 def info_of(value) -> TensorInfo:

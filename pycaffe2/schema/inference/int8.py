@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 
-from pycaffe2.files import max_blob_bytes
+from pycaffe2.files import check_alloc
 from pycaffe2.schema.inference import OpView, ShapeError, TensorInfo, rule, same_shape, shape_of
 from pycaffe2.schema.inference.conv import conv_window, image_shape
 from pycaffe2.schema.inference.linalg import fc_output_shape, fc_sizes, matrix
@@ -18,12 +18,8 @@ UINT8 = "uint8"
 
 
 def check_blob_size(shape, name: str = "Y") -> None:
-    """A uint8 output that args or fed shapes make too large is refused before it is made
-    (the cap of every output, $PYCAFFE2_MAX_BLOB_BYTES)."""
-    cap = max_blob_bytes()
-    if math.prod(int(d) for d in shape) > cap:
-        raise ShapeError(f"{name} would be {list(shape)} uint8, over the {cap:,}-byte cap "
-                         "(raise it with $PYCAFFE2_MAX_BLOB_BYTES)")
+    """A uint8 output that args or fed shapes make too large is refused before it is made."""
+    check_alloc(shape, "uint8", name)
 
 
 def check_values(count: int, shape) -> None:

@@ -5,16 +5,13 @@ that the lengths, pack_segments, sparse_dense and partition families share.
 
 Most outputs here have a length that depends on the values of a lengths or
 ids input; the rules check what the shapes and types say and leave those
-unknown. A kernel checks the size such values ask for with `check_alloc`
+unknown. A kernel checks the size such values ask for with `files.check_alloc`
 before allocating it, so a bad file meets a clear error, not a MemoryError.
 """
 from __future__ import annotations
 
-import math
-
 import numpy as np
 
-from pycaffe2.files import max_blob_bytes
 from pycaffe2.schema.inference import OpView, ShapeError, TensorInfo, rule
 
 INDEX_TYPES = ("int32", "int64")
@@ -41,16 +38,6 @@ def check_lengths(lengths: np.ndarray, name: str = "lengths", total: int | None 
     if total is not None and int(values.sum()) != total:
         raise ShapeError(f"{name} add up to {int(values.sum())}, but {what} has {total}")
     return values
-
-
-def check_alloc(shape, dtype, what: str = "the output") -> tuple:
-    """Raise when an output of this shape (made from input values) passes the blob cap."""
-    shape = tuple(int(d) for d in shape)
-    size = math.prod(shape) * np.dtype(dtype).itemsize
-    if size > max_blob_bytes():
-        raise ShapeError(f"{what} would be {list(shape)} {np.dtype(dtype).name}, {size:,} bytes, over the "
-                         f"{max_blob_bytes():,}-byte cap (raise it with $PYCAFFE2_MAX_BLOB_BYTES)")
-    return shape
 
 
 def check_sorted_ids(ids: np.ndarray) -> None:

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import math
 
-from pycaffe2.files import max_blob_bytes
+from pycaffe2.files import check_alloc
 from pycaffe2.schema.inference import OpView, ShapeError, TensorInfo, rule
 
 
@@ -23,9 +23,7 @@ def top_k_shapes(shape, k: int, axis: int) -> tuple[tuple[int, ...], int]:
         raise ShapeError(f"k must be >= 1, got {k}")
     axis = top_k_axis(shape, axis)
     out = tuple(shape[:axis]) + (k,) + tuple(shape[axis + 1:])
-    if math.prod(out) * 8 > max_blob_bytes():  # int64 Indices; k comes from the file
-        raise ShapeError(f"k {k} makes outputs of {list(out)}, over the {max_blob_bytes():,}-byte cap "
-                         "(raise it with $PYCAFFE2_MAX_BLOB_BYTES)")
+    check_alloc(out, "int64", f"k {k}'s Indices")  # k comes from the file
     return out, math.prod(out)
 
 
