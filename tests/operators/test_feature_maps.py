@@ -149,7 +149,7 @@ def test_gradients(kind, family):
     names = [f"x{i}" for i in range(len(flat))]
     outputs = [f"y{o}" for o in range(N_OUT[kind])]
     op = make_op(forward, names, outputs, args)
-    (grad_op,), g_inputs = GetGradientForOp(op, [None] * (N_OUT[kind] - 1) + ["dy"])
+    (grad_op,), _ = GetGradientForOp(op, [None] * (N_OUT[kind] - 1) + ["dy"])
     assert grad_op.type == forward + "Gradient" and grad_op.type in GRADIENTS
     value_index = size - 2 if family == "Single" else size - 1
     assert list(grad_op.output) == [f"x{k * size + value_index}_grad" for k in range(2)]
