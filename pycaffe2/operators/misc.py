@@ -1,5 +1,6 @@
 """NumPy kernels of the misc family: AliasWithName, HasElements,
-SinusoidPositionEncoding, PiecewiseLinearTransform and Quantile. The checks are
+SinusoidPositionEncoding, PiecewiseLinearTransform, Quantile, KeySplit and
+AccumulateHistogram. The checks are
 the family's inference module's (schema/inference/misc.py)."""
 from __future__ import annotations
 
@@ -7,6 +8,9 @@ import numpy as np
 
 from pycaffe2.operators.registry import register_cpu
 from pycaffe2.schema.inference.misc import (
+    histogram_input,
+    key_split,
+    key_type,
     piecewise_groups,
     piecewise_params_from_args,
     piecewise_predictions,
@@ -101,3 +105,39 @@ def quantile(*tensors, quantile, abs, tol):
             raise ValueError("numeric precision at limit, unable to continue bisect")
         hi, lo = (mid, lo) if found > target else (hi, mid)
     return np.array([hi], dtype)
+
+
+@register_cpu("KeySplit")
+def key_split_op(keys, *, categorical_limit, num_outputs):
+    key_split(categorical_limit, num_outputs)
+    key_type(keys.dtype.name)
+    flat = keys.ravel()
+    bad = flat[(flat < 0) | (flat >= categorical_limit)]
+    if bad.size:
+        raise ValueError(f"key {int(bad[0])} is out of range [0, {categorical_limit})")
+    order = np.argsort(flat, kind="stable").astype(np.int32)
+    bounds = np.searchsorted(flat[order], np.arange(categorical_limit + 1))
+    return tuple(order[bounds[k]:bounds[k + 1]] for k in range(categorical_limit))
+
+
+@register_cpu("AccumulateHistogram", specialize=True)
+def accumulate_histogram(*, lower_bound, upper_bound, num_buckets):
+    """The accumulated histogram is this op's state, kept from CreateNet on."""
+    if num_buckets <= 0:
+        raise ValueError(f"num_buckets must be > 0, got {num_buckets}")
+    accumulated = np.zeros(num_buckets + 2, np.int64)
+    low, high = np.float32(lower_bound), np.float32(upper_bound)
+    segment = np.float32((high - low) / np.float32(num_buckets))
+
+    def run(x):
+        histogram_input(x.dtype.name)
+        values = x.ravel()
+        with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
+            inner = np.floor((values - low) / segment)
+        inside = (values >= low) & (values < high)
+        index = np.where(values < low, 0, num_buckets + 1)
+        index[inside] = np.clip(inner[inside], 0, num_buckets).astype(np.int64) + 1  # C truncation, as Caffe2
+        current = np.bincount(index, minlength=num_buckets + 2).astype(np.int64)
+        accumulated[:] += current
+        return current, accumulated.copy()
+    return run

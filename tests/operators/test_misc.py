@@ -9,6 +9,7 @@ import pytest
 from pycaffe2.errors import GradientError
 from pycaffe2.executor import NetError, OpFailure
 from pycaffe2.gradient import GetGradientForOp
+from pycaffe2.proto import caffe2_pb2
 from pycaffe2.schema.bind import ShapeError, TensorInfo
 from pycaffe2.testing import check_reference, make_op, run_op
 from tests.schema import infer
@@ -157,3 +158,54 @@ def test_run_errors():
                {"bounds": [1.0, 0.0], "slopes": [1.0], "intercepts": [0.0]})
     with pytest.raises((OpFailure, NetError), match="the inputs hold no element"):
         run_op("Quantile", [np.zeros(0, np.float32)], {"quantile": 0.5})
+
+
+@pytest.mark.parametrize("dtype", [np.int32, np.int64])
+def test_key_split(dtype):
+    keys = RNG.integers(0, 4, 15).astype(dtype)
+    expected = [np.array([i for i, k in enumerate(keys) if k == key], np.int32) for key in range(4)]
+    check_reference("KeySplit", [keys], lambda k, **a: expected, {"categorical_limit": 4}, num_outputs=4)
+
+
+def histogram_reference(x, lower_bound, upper_bound, num_buckets):
+    hist = np.zeros(num_buckets + 2, np.int64)
+    segment = (upper_bound - lower_bound) / num_buckets
+    for v in x.ravel():
+        if v < lower_bound:
+            hist[0] += 1
+        elif v >= upper_bound or np.isnan(v):
+            hist[-1] += 1
+        else:
+            hist[int((v - lower_bound) / segment) + 1] += 1
+    return hist
+
+
+def test_accumulate_histogram():
+    args = {"lower_bound": 0.1, "upper_bound": 0.9, "num_buckets": 4}
+    x = RNG.random((5, 3)).astype(np.float32)
+    x[0, 0] = np.nan
+    check_reference("AccumulateHistogram", [x], lambda x_, **a: [histogram_reference(x_, **a)] * 2, args,
+                    num_outputs=2)
+    # AccHist accumulates over the runs of one op
+    from pycaffe2.executor import Workspace
+    workspace = Workspace("hist")
+    net = caffe2_pb2.NetDef(name="n", op=[make_op("AccumulateHistogram", ["x"], ["cur", "acc"], args)])
+    workspace.FeedBlob("x", x)
+    workspace.CreateNet(net)
+    second = RNG.random(7).astype(np.float32) * 2 - 0.5
+    workspace.RunNet("n")
+    workspace.FeedBlob("x", second)
+    workspace.RunNet("n")
+    np.testing.assert_array_equal(workspace.FetchBlob("cur"), histogram_reference(second, **args))
+    np.testing.assert_array_equal(workspace.FetchBlob("acc"),
+                                  histogram_reference(x, **args) + histogram_reference(second, **args))
+
+
+def test_key_split_and_histogram_errors():
+    with pytest.raises(ShapeError, match="categorical_limit 3 needs 3 outputs, got 2"):
+        infer("KeySplit", [TensorInfo((4,), "int64")], 2, categorical_limit=3)
+    with pytest.raises(ShapeError, match="X must be a float32 tensor, got int32"):
+        infer("AccumulateHistogram", [TensorInfo((4,), "int32")], 2)
+    assert infer("AccumulateHistogram", [(4,)], 2, num_buckets=3) == [TensorInfo((5,), "int64")] * 2
+    with pytest.raises((OpFailure, NetError), match=r"key 5 is out of range \[0, 2\)"):
+        run_op("KeySplit", [np.array([0, 5], np.int64)], {"categorical_limit": 2}, num_outputs=2)

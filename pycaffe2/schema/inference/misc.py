@@ -113,3 +113,41 @@ def quantile(op: OpView, inputs: list) -> list:
         return [None]
     quantile_inputs([x.dtype for x in inputs])
     return [TensorInfo((1,), inputs[0].dtype)]
+
+
+def key_split(limit: int, n_outputs: int) -> None:
+    """Raise unless categorical_limit > 0 names one output per key."""
+    if limit <= 0:
+        raise ShapeError(f"categorical_limit must be > 0, got {limit}")
+    if n_outputs != limit:
+        raise ShapeError(f"categorical_limit {limit} needs {limit} outputs, got {n_outputs}")
+
+
+def key_type(dtype) -> None:
+    """Raise unless KeySplit's keys are int32/int64."""
+    if str(dtype) not in ("int32", "int64"):
+        raise ShapeError(f"keys must be an int32 or int64 tensor, got {dtype}")
+
+
+@rule("misc_key_split")
+def key_split_rule(op: OpView, inputs: list) -> list:
+    key_split(op.arg("categorical_limit"), op.n_outputs)
+    if inputs[0] is not None:
+        key_type(inputs[0].dtype)
+    return [None] * op.n_outputs
+
+
+def histogram_input(dtype) -> None:
+    """Raise unless AccumulateHistogram's X is float32."""
+    if str(dtype) != "float32":
+        raise ShapeError(f"X must be a float32 tensor, got {dtype}")
+
+
+@rule("misc_accumulate_histogram")
+def accumulate_histogram(op: OpView, inputs: list) -> list:
+    if op.arg("num_buckets") <= 0:
+        raise ShapeError(f"num_buckets must be > 0, got {op.arg('num_buckets')}")
+    if inputs[0] is not None:
+        histogram_input(inputs[0].dtype)
+    bins = TensorInfo((op.arg("num_buckets") + 2,), "int64")
+    return [bins, bins]
