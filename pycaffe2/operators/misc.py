@@ -1,4 +1,4 @@
-"""NumPy kernels of the misc family: AliasWithName, HasElements,
+"""NumPy kernels of the misc family: AliasWithName, HasElements, IsEmpty,
 SinusoidPositionEncoding, PiecewiseLinearTransform, Quantile, KeySplit and
 AccumulateHistogram. The checks are
 the family's inference module's (schema/inference/misc.py)."""
@@ -28,6 +28,11 @@ def alias_with_name(x, *, name, is_backward):
 @register_cpu("HasElements")
 def has_elements(*tensors):
     return np.array(any(np.size(t) > 0 for t in tensors))
+
+
+@register_cpu("IsEmpty")
+def is_empty(tensor):
+    return np.array(np.size(tensor) == 0)
 
 
 @register_cpu("SinusoidPositionEncoding")

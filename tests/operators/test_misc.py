@@ -27,6 +27,7 @@ def test_alias_with_name(value):
 def test_has_elements(shapes, expected):
     inputs = [np.zeros(s, np.float32) for s in shapes]
     check_reference("HasElements", inputs, lambda *x: [np.array(expected)])
+    check_reference("IsEmpty", inputs[:1], lambda x: [np.array(np.size(x) == 0)])
 
 
 def sinusoid_reference(positions, embedding_size=100, alpha=10000.0, amplitude=1.0):
@@ -117,7 +118,7 @@ def test_quantile_float32_inference():
                     {"quantile": 1.0})
 
 
-@pytest.mark.parametrize("op_type", ["PiecewiseLinearTransform", "Quantile"])
+@pytest.mark.parametrize("op_type", ["PiecewiseLinearTransform", "Quantile", "HasElements", "IsEmpty"])
 def test_should_not_do_gradient(op_type):
     with pytest.raises(GradientError, match=f"should not call gradient for operator {op_type}"):
         GetGradientForOp(make_op(op_type, ["x"], ["y"]), ["y_grad"])
@@ -127,6 +128,7 @@ def test_inference():
     assert infer("SinusoidPositionEncoding", [TensorInfo((5, 2), "int32")], embedding_size=8) == [
         TensorInfo((5, 2, 8), "float32")]
     assert infer("HasElements", [(3,), (0,)]) == [TensorInfo((), "bool")]
+    assert infer("IsEmpty", [(0,)]) == [TensorInfo((), "bool")]
     assert infer("Quantile", [(3,), (2, 2)], quantile=0.5) == [TensorInfo((1,), "float32")]
     assert infer("PiecewiseLinearTransform", [(4, 2)], bounds=[0.1, 0.9, 0.1, 0.9], slopes=[1.5, 1.5], intercepts=[0.5, 0.5]) == [
         TensorInfo((4, 2), "float32")]

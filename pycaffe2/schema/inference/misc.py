@@ -1,5 +1,6 @@
 """Inference rules and checks of the misc family (AliasWithName, HasElements,
-SinusoidPositionEncoding, PiecewiseLinearTransform, Quantile)."""
+SinusoidPositionEncoding, PiecewiseLinearTransform, Quantile, KeySplit,
+AccumulateHistogram; IsEmpty shares HasElements's rule)."""
 from __future__ import annotations
 
 from pycaffe2.schema.inference import OpView, ShapeError, TensorInfo, rule
