@@ -88,6 +88,12 @@ STATIC_PROBLEMS = {
     "lengths_reducer": ("SparseLengthsSum", ["D", "I"], ["Y"], {}, "takes 3 inputs (DATA, INDICES, LENGTHS), got 2"),
     "rowwise_quantized": ("FloatToRowwiseQuantized8Bits", ["X"], ["Q"], {},
                           "takes 2 outputs (quantized_input, scale_bias), got 1"),
+    "misc": ("Quantile", ["X"], ["q"], {}, "quantile must be in [0, 1], got -1"),
+    "id_list": ("NGramFromCategorical", ["F"], ["Y"], {"col_ids": [0, 1], "categorical_limits": [2], "vals": [1, 2]},
+                "col_ids has 2 columns, categorical_limits 1"),
+    "feature_maps": ("MergeSingleScalarFeatureTensors", ["a", "p"], ["l", "k", "v"], {"feature_ids": [1, 2]},
+                     "feature_ids has 2 ids for 1 features"),
+    "spatial": ("Im2Col", ["X"], ["Y"], {}, "kernel must be > 0, got 0"),
 }
 
 
