@@ -56,6 +56,14 @@ def _empty(count: int, dtype) -> np.ndarray:
     return out
 
 
+def _check_totals(counts: np.ndarray, sizes, names) -> None:
+    """Raise unless each input's lengths fit its values (checked before any per-entry allocation)."""
+    for i, (size, name) in enumerate(zip(sizes, names)):
+        need = int(counts[:, i].sum())
+        if need > size:
+            raise ValueError(f"{name} has {size} entries, its lengths need {need}")
+
+
 def _owners(counts: np.ndarray) -> np.ndarray:
     """counts [examples, inputs] -> the input owning each merged entry, example-major."""
     return np.repeat(np.tile(np.arange(counts.shape[1]), counts.shape[0]), counts.ravel())
@@ -78,6 +86,12 @@ def _merge(parts: list, owner: np.ndarray, role: str) -> np.ndarray:
 def _exact(name: str, part, need: int) -> None:
     if part.shape[0] != need:
         raise ValueError(f"{name} has {part.shape[0]} entries, its lengths say {need}")
+
+
+def _total_is(grad, total: int) -> None:
+    vector("the values' gradient", grad.shape)
+    if grad.shape[0] != total:
+        raise ValueError(f"the values' gradient has {grad.shape[0]} entries, the lengths say {total}")
 
 
 def _split(grad, owner: np.ndarray, count: int) -> list:
@@ -128,6 +142,9 @@ def _single_nested(inputs, size: int, feature_ids):
     lengths = np.stack([_lengths(f"in{k + 1}_lengths", g[0], examples) for k, g in enumerate(groups)], 1)
     presence = np.stack([_presence(f"in{k + 1}_presence", g[-1], examples) for k, g in enumerate(groups)], 1)
     counts = np.where(presence, lengths, 0)
+    for role in range(1, size - 1):
+        _check_totals(counts, [g[role].shape[0] if g[role].ndim else 0 for g in groups],
+                      [f"in{k + 1}_{'keys' if role == 1 and size == 4 else 'values'}" for k in range(len(groups))])
     owner = _owners(counts)
     keys = np.broadcast_to(np.asarray(feature_ids, np.int64), presence.shape)
     merged = [_merge([g[role] for g in groups], owner, "keys" if role == 1 and size == 4 else "values")
@@ -154,7 +171,9 @@ def merge_single_nested_gradient(*inputs, num_outputs):
     examples = rest[0].shape[0] if rest[0].ndim == 1 else 0
     lengths = np.stack([_lengths(f"in{k + 1}_lengths", g[0], examples) for k, g in enumerate(groups)], 1)
     presence = np.stack([_presence(f"in{k + 1}_presence", g[1], examples) for k, g in enumerate(groups)], 1)
-    return tuple(_split(grad, _owners(np.where(presence, lengths, 0)), num_outputs))
+    counts = np.where(presence, lengths, 0)
+    _total_is(grad, int(counts.sum()))
+    return tuple(_split(grad, _owners(counts), num_outputs))
 
 
 # --- multi-feature merges ----------------------------------------------------
@@ -183,6 +202,7 @@ def merge_multi_scalar_gradient(*inputs, num_outputs):
     if len(lengths_inputs) != num_outputs:
         raise ValueError(f"{len(lengths_inputs)} lengths inputs for {num_outputs} gradients")
     lengths = _multi_lengths([[x] for x in lengths_inputs])
+    _total_is(grad, int(lengths.sum()))
     return tuple(_split(grad, _owners(lengths), num_outputs))
 
 
@@ -229,6 +249,7 @@ def merge_multi_nested_gradient(*inputs, num_outputs):
         _lengths(f"in{k + 1}_values_lengths", g[1], g[1].shape[0])
     owner = _owners(lengths)
     inner = _merge([g[1] for g in groups], owner, "values_lengths").astype(np.int64)
+    _total_is(grad, int(inner.sum()))
     return tuple(_split(grad, np.repeat(owner, inner), num_outputs))
 
 

@@ -8,6 +8,7 @@ import numpy as np
 
 from pycaffe2.operators.registry import register_cpu
 from pycaffe2.schema.inference.misc import (
+    encoding_size,
     histogram_input,
     key_split,
     key_type,
@@ -40,6 +41,7 @@ def sinusoid_position_encoding(positions, *, embedding_size, alpha, amplitude):
     positions_matrix(positions.shape, positions.dtype.name)
     if embedding_size < 0:
         raise ValueError(f"embedding_size must be >= 0, got {embedding_size}")
+    encoding_size(positions.shape, embedding_size)
     pos = positions[:, :1].astype(np.float64)[..., None]  # [M, 1, 1]: column 0 stands for the row
     dims = np.arange(embedding_size)
     angle = pos / np.power(float(alpha), dims / max(embedding_size, 1)) + np.where(dims % 2, np.pi / 2, 0.0)

@@ -19,6 +19,7 @@ from pycaffe2.schema.inference.spatial import (
     space_pads,
     space_to_batch_shape,
     window,
+    within_cap,
 )
 
 WINDOW_ARGS = ("kernel", "kernel_h", "kernel_w", "dilation", "dilation_h", "dilation_w", "stride", "stride_h",
@@ -42,6 +43,7 @@ def _taps(h, w, g):
 @register_cpu("Im2Col", args=WINDOW_ARGS)
 def im2col(x, *, order, **window_args):
     g = window(window_args)
+    within_cap("Y", col_shape(x.shape, order, g), x.dtype.itemsize)
     n, c, h, w = image_dims(x.shape, order)
     oh, ow = im2col_out(h, w, g)
     p = g.pad
@@ -66,6 +68,7 @@ def col2im(x, z, *, order, **window_args):
     else:
         cols = x.reshape(n, oh, ow, g.kh, g.kw, c).transpose(0, 5, 3, 4, 1, 2)
     p = g.pad
+    within_cap("the padded image", (n, c, h + 2 * p, w + 2 * p), x.dtype.itemsize)
     padded = np.zeros((n, c, h + 2 * p, w + 2 * p), x.dtype)
     for i, j, rows, cs in _taps(h, w, g):
         padded[:, :, rows, cs] += cols[:, :, i, j]
@@ -78,6 +81,7 @@ def space_to_batch(x, *, pad, pad_t, block_size, order):
     float_image("X", x.shape, x.dtype)
     top, left, bottom, right = pads = space_pads({"pad": pad, "pad_t": pad_t})
     out_n, c, oh, ow = space_to_batch_shape(x.shape, block_size, pads)
+    within_cap("Y", (out_n, c, oh, ow), x.dtype.itemsize)
     b = block_size
     padded = np.pad(x, ((0, 0), (0, 0), (top, bottom), (left, right)))
     blocks = padded.reshape(x.shape[0], c, oh, b, ow, b).transpose(3, 5, 0, 1, 2, 4)

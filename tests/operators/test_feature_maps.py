@@ -204,6 +204,15 @@ def test_inference_errors(op_type, shapes, args, message):
      "in1_presence has 1 entries, but there are 2 examples"),
     ("MergeMultiScalarFeatureTensorsGradient", [np.array([2], np.int32), np.zeros(3, np.float32)], {},
      "the values' gradient has 3 entries, the lengths say 2"),
+    # huge lengths from a file are refused before anything of their size is allocated
+    ("MergeSingleListFeatureTensors", [np.array([2**31 - 1], np.int32), np.zeros(1, np.float32), np.array([True])],
+     {"feature_ids": [1]}, "in1_values has 1 entries, its lengths need 2147483647"),
+    ("MergeSingleListFeatureTensorsGradient", [np.array([2**31 - 1], np.int32), np.array([True]),
+                                               np.zeros(1, np.float32)], {},
+     "the values' gradient has 1 entries, the lengths say 2147483647"),
+    ("MergeMultiListFeatureTensorsGradient", [np.array([1], np.int32), np.array([2**31 - 1], np.int32),
+                                              np.zeros(1, np.float32)], {},
+     "the values' gradient has 1 entries, the lengths say 2147483647"),
 ])
 def test_run_errors(op_type, inputs, args, message):
     with pytest.raises((OpFailure, NetError), match=message):

@@ -158,6 +158,8 @@ def test_run_errors():
     with pytest.raises((OpFailure, NetError), match="bounds must be sorted within each group"):
         run_op("PiecewiseLinearTransform", [np.zeros((2, 1), np.float32)],
                {"bounds": [1.0, 0.0], "slopes": [1.0], "intercepts": [0.0]})
+    with pytest.raises((OpFailure, NetError), match="over the .*-byte cap"):
+        run_op("SinusoidPositionEncoding", [np.zeros((2, 2), np.int32)], {"embedding_size": 10**12})
     with pytest.raises((OpFailure, NetError), match="the inputs hold no element"):
         run_op("Quantile", [np.zeros(0, np.float32)], {"quantile": 0.5})
 

@@ -220,3 +220,7 @@ def test_run_errors():
         run_op("SpaceToBatch", [np.zeros((1, 1, 3, 4), np.float32)])
     with pytest.raises((OpFailure, NetError), match="X must be a 4-D float tensor"):
         run_op("IntegralImage", [np.zeros((1, 1, 3, 4), np.int32)])
+    with pytest.raises((OpFailure, NetError), match=r"Y would be \[4, 1, 1000001, 1000001\].*over the"):
+        run_op("SpaceToBatch", [np.zeros((1, 1, 2, 2), np.float32)], {"pad": 10**6})
+    with pytest.raises((OpFailure, NetError), match="over the .*-byte cap"):
+        run_op("Im2Col", [np.zeros((1, 1, 2000, 2000), np.float32)], {"kernel": 1000})

@@ -3,6 +3,7 @@ SinusoidPositionEncoding, PiecewiseLinearTransform, Quantile, KeySplit,
 AccumulateHistogram; IsEmpty shares HasElements's rule)."""
 from __future__ import annotations
 
+from pycaffe2.files import max_blob_bytes
 from pycaffe2.schema.inference import OpView, ShapeError, TensorInfo, rule
 
 FLOAT_TYPES = ("float32", "float64", "float16")
@@ -12,6 +13,14 @@ def positions_matrix(shape, dtype) -> None:
     """Raise unless SinusoidPositionEncoding's positions are a 2-D int32/int64 tensor."""
     if len(shape) != 2 or str(dtype) not in ("int32", "int64"):
         raise ShapeError(f"positions must be a 2-D int32 or int64 tensor, got {list(shape)} {dtype}")
+
+
+def encoding_size(shape, embedding_size: int) -> None:
+    """Raise when SinusoidPositionEncoding's float32 output would pass $PYCAFFE2_MAX_BLOB_BYTES."""
+    size = shape[0] * shape[1] * embedding_size * 4
+    if size > max_blob_bytes():
+        raise ShapeError(f"the output would be {[*shape, embedding_size]} float32, {size:,} bytes, over the "
+                         f"{max_blob_bytes():,}-byte cap (raise it with $PYCAFFE2_MAX_BLOB_BYTES)")
 
 
 def piecewise_groups(n_bounds: int, n_slopes: int, n_intercepts: int, binary: bool) -> tuple[int, int]:

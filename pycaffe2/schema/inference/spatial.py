@@ -6,6 +6,7 @@ from __future__ import annotations
 import math
 from typing import NamedTuple
 
+from pycaffe2.files import max_blob_bytes
 from pycaffe2.schema.inference import OpView, ShapeError, TensorInfo, rule
 
 MAX_RMAC_REGIONS = 10_000_000
@@ -19,6 +20,14 @@ class Window(NamedTuple):
     sh: int
     sw: int
     pad: int
+
+
+def within_cap(name: str, shape, itemsize: int) -> None:
+    """Raise when an output of `shape` would pass $PYCAFFE2_MAX_BLOB_BYTES (checked before allocating)."""
+    size = math.prod(int(d) for d in shape) * itemsize
+    if size > max_blob_bytes():
+        raise ShapeError(f"{name} would be {list(shape)}, {size:,} bytes, over the {max_blob_bytes():,}-byte cap "
+                         "(raise it with $PYCAFFE2_MAX_BLOB_BYTES)")
 
 
 def window(args: dict) -> Window:
