@@ -107,6 +107,12 @@ STATIC_PROBLEMS = {
     "metrics": ("APMeter", ["P", "L"], ["AP"], {"buffer_size": 0}, "arg 'buffer_size': value 0 is out of range"),
     "ctc": ("CTCBeamSearchDecoder", ["X"], ["L", "V"], {"num_candidates": 0},
             "arg 'num_candidates': value 0 is out of range"),
+    "misc": ("Quantile", ["X"], ["q"], {}, "quantile must be in [0, 1], got -1"),
+    "id_list": ("NGramFromCategorical", ["F"], ["Y"], {"col_ids": [0, 1], "categorical_limits": [2], "vals": [1, 2]},
+                "col_ids has 2 columns, categorical_limits 1"),
+    "feature_maps": ("MergeSingleScalarFeatureTensors", ["a", "p"], ["l", "k", "v"], {"feature_ids": [1, 2]},
+                     "feature_ids has 2 ids for 1 features"),
+    "spatial": ("Im2Col", ["X"], ["Y"], {}, "kernel must be > 0, got 0"),
 }
 
 
