@@ -10,9 +10,12 @@ import math
 
 import numpy as np
 
+from pycaffe2.operators.adaptive import ftrl_step
 from pycaffe2.operators.registry import register_cpu
 from pycaffe2.operators.training import _scalar, check_floats, read_counter
 from pycaffe2.schema.inference.sparse_update import (
+    decay_below_one,
+    ftrl_pairs,
     index_range,
     moment_size,
     sparse_rows,
@@ -23,6 +26,7 @@ from pycaffe2.schema.inference.sparse_update import (
 from pycaffe2.schema.inference.sparse_update import (
     scatter_weighted_sum as check_scatter_weighted_sum,
 )
+from pycaffe2.schema.inference.training import one_element
 
 
 def _rows(param, moments: dict, indices, grad, row_wise_last: bool):
@@ -139,3 +143,76 @@ def scatter_assign(data, indices, slices):
     last = flat.size - 1 - from_end  # the last of a repeated index wins, as in Caffe2's loop
     out[flat[last]] = rows[last]
     return out.reshape(data.shape)
+
+
+def _rounds(flat) -> list:
+    """The positions of `flat` in rounds that each name distinct rows, a repeated row's
+    later positions in later rounds: applying the rounds in order updates every row in
+    the order of its positions, as Caffe2's loop over the indices does."""
+    if flat.size == 0:
+        return []
+    order = np.argsort(flat, kind="stable")
+    ordered = flat[order]
+    starts = np.r_[True, ordered[1:] != ordered[:-1]]
+    group_start = np.maximum.accumulate(np.where(starts, np.arange(flat.size), 0))
+    rank = np.empty(flat.size, np.int64)
+    rank[order] = np.arange(flat.size) - group_start
+    return [np.flatnonzero(rank == r) for r in range(int(rank.max()) + 1)]
+
+
+def _sparse_view(param, indices, grad):
+    """(rows, row size, flat indices, grad as one row per index), checked."""
+    indices = np.asarray(indices)
+    row = sparse_rows(param.shape, indices.shape, indices.dtype, grad.shape)
+    flat = indices.reshape(-1)
+    index_range(flat, param.shape[0])
+    return param.shape[0], row, flat, grad.reshape(flat.size, row)
+
+
+@register_cpu("SparseFtrl")
+def sparse_ftrl(var, n_z, indices, grad, *alpha_input, alpha, beta, lambda1, lambda2):
+    check_floats({"var": var, "n_z": n_z, "grad": grad})
+    rows, row, flat, g = _sparse_view(var, indices, grad)
+    ftrl_pairs(n_z.shape, var.shape)
+    if alpha_input:
+        alpha = _scalar("alpha", alpha_input[0], var.dtype)
+    w, nz = var.reshape(rows, row).copy(), n_z.reshape(rows, row, 2).copy()
+    for positions in _rounds(flat):
+        k = flat[positions]
+        w[k], nz[k, :, 0], nz[k, :, 1] = ftrl_step(w[k], nz[k, :, 0], nz[k, :, 1], g[positions],
+                                                   alpha, beta, lambda1, lambda2)
+    return w.reshape(var.shape), nz.reshape(n_z.shape)
+
+
+@register_cpu("SparseAdadelta")
+def sparse_adadelta(param, moment, moment_delta, indices, grad, lr, *, epsilon, decay):
+    check_floats({"param": param, "moment": moment, "moment_delta": moment_delta, "grad": grad})
+    decay_below_one(decay)
+    rows, row, flat, g = _sparse_view(param, indices, grad)
+    for name, value in (("moment", moment), ("moment_delta", moment_delta)):
+        moment_size(name, value.shape, param.shape, False)
+    t = param.dtype.type
+    lr, epsilon, decay = _scalar("lr", lr, param.dtype), t(epsilon), t(decay)
+    p, h, d = (x.reshape(rows, row).copy() for x in (param, moment, moment_delta))
+    for positions in _rounds(flat):
+        k, gk = flat[positions], g[positions]
+        h[k] = decay * h[k] + (1 - decay) * gk * gk
+        step = np.sqrt(d[k] + epsilon) / np.sqrt(h[k] + epsilon) * gk
+        p[k] += lr * step
+        d[k] = decay * d[k] + (1 - decay) * step * step
+    return p.reshape(param.shape), h.reshape(moment.shape), d.reshape(moment_delta.shape)
+
+
+@register_cpu("SparseWngrad")
+def sparse_wngrad(param, seq_b, indices, grad, lr, *, epsilon):
+    check_floats({"param": param, "seq_b": seq_b, "grad": grad})
+    one_element(seq_b.shape, "seq_b")
+    rows, row, flat, g = _sparse_view(param, indices, grad)
+    lr = _scalar("lr", lr, param.dtype)
+    b = _scalar("seq_b", seq_b, param.dtype)
+    p = param.reshape(rows, row).copy()
+    if flat.size == 0:  # Caffe2 returns before touching seq_b
+        return p.reshape(param.shape), seq_b.copy()
+    np.add.at(p, flat, lr * g / (b + param.dtype.type(epsilon)))  # a repeated row takes every step
+    new_b = b + np.sum(g * g, dtype=param.dtype) / b
+    return p.reshape(param.shape), np.full(seq_b.shape, new_b, seq_b.dtype)

@@ -1,4 +1,4 @@
-"""Inference rules of the adaptive family (RmsProp, Ftrl, Adadelta).
+"""Inference rules of the adaptive family (RmsProp, Ftrl, GFtrl, Adadelta, Wngrad).
 
 Each updated blob keeps the shape of the blob it replaces; the tensors must
 hold the same number of elements (Ftrl's n_z twice var's), learning rates one.
@@ -43,3 +43,30 @@ def adadelta(op: OpView, inputs: list) -> list:
     _one_element(lr, "lr")
     same_sizes(_shapes({"param": param, "moment": moment, "moment_delta": moment_delta, "grad": grad}))
     return [param, moment, moment_delta]
+
+
+def gftrl_grad(grad_shape) -> None:
+    """Raise unless grad has a first axis (GFtrl groups the weights along the rest)."""
+    if len(grad_shape) < 1:
+        raise ShapeError("grad must be at least 1-D (its first axis is the output axis)")
+
+
+@rule("adaptive_gftrl")
+def gftrl(op: OpView, inputs: list) -> list:
+    var, n_z, grad = inputs[:3]
+    if len(inputs) > 3:
+        _one_element(inputs[3], "alpha")
+    if grad is not None:
+        gftrl_grad(grad.shape)
+    ftrl_sizes(*_shapes({"var": var, "n_z": n_z, "grad": grad}).values())
+    return [var, n_z]
+
+
+@rule("adaptive_wngrad")
+def wngrad(op: OpView, inputs: list) -> list:
+    """(param, seq_b, effective_lr, update) like (param, seq_b, seq_b, grad)."""
+    param, seq_b, grad, lr = inputs
+    _one_element(lr, "lr")
+    _one_element(seq_b, "seq_b")
+    same_sizes(_shapes({"param": param, "grad": grad}))
+    return [param, seq_b, seq_b, grad][:op.n_outputs]
