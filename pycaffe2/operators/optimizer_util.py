@@ -73,7 +73,7 @@ def _clip(values, low, high):
 
 
 @register_cpu("EnsureClipped")
-def ensure_clipped(param, *sparse, min, max, input_names, output_names):  # noqa: A002 (Caffe2's arg names)
+def ensure_clipped(param, *sparse, min, max, input_names, output_names):
     ensure_clipped_inputs(1 + len(sparse))
     check_floats({"param": param})
     if not sparse:

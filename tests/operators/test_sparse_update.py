@@ -190,3 +190,127 @@ def test_scatter_inference():
     assert infer("ScatterAssign", [x0, idx, TensorInfo((2, 3))]) == [x0]
     with pytest.raises(ShapeError, match="must hold one row"):
         infer("ScatterAssign", [x0, idx, TensorInfo((3, 3))])
+
+
+# -- SparseFtrl, SparseAdadelta, SparseWngrad: row by row, in order ------------------------
+
+def ftrl_element(w, n, z, g, alpha, beta, lambda1, lambda2):
+    n_new = n + g * g
+    z_new = z + g - (math.sqrt(n_new) - math.sqrt(n)) / alpha * w
+    w_new = 0.0 if abs(z_new) <= lambda1 else \
+        (lambda1 * np.sign(z_new) - z_new) / ((beta + math.sqrt(n_new)) / alpha + lambda2)
+    return w_new, n_new, z_new
+
+
+def sparse_ftrl_reference(var, n_z, indices, grad, *alpha_input, alpha=0.005, beta=1.0, lambda1=0.001,
+                          lambda2=0.001):
+    alpha = float(alpha_input[0][0]) if alpha_input else alpha
+    w, nz = var.reshape(var.shape[0], -1).copy(), n_z.reshape(var.shape[0], -1, 2).copy()
+    g = grad.reshape(len(indices), w.shape[1])
+    for i, k in enumerate(indices):
+        for j in range(w.shape[1]):
+            w[k, j], nz[k, j, 0], nz[k, j, 1] = ftrl_element(w[k, j], nz[k, j, 0], nz[k, j, 1], g[i, j],
+                                                             alpha, beta, lambda1, lambda2)
+    return w.reshape(var.shape), nz.reshape(n_z.shape)
+
+
+def sparse_adadelta_reference(param, moment, delta, indices, grad, lr, epsilon=1e-5, decay=0.95):
+    param, moment, delta = param.copy(), moment.copy(), delta.copy()
+    for i, k in enumerate(indices):
+        moment[k] = decay * moment[k] + (1 - decay) * grad[i] ** 2
+        step = np.sqrt(delta[k] + epsilon) / np.sqrt(moment[k] + epsilon) * grad[i]
+        param[k] = param[k] + lr_of(lr) * step
+        delta[k] = decay * delta[k] + (1 - decay) * step ** 2
+    return param, moment, delta
+
+
+def sparse_wngrad_reference(param, seq_b, indices, grad, lr, epsilon=1e-5):
+    param, b = param.copy(), float(seq_b[0])
+    if len(indices) == 0:
+        return param, seq_b.copy()
+    for i, k in enumerate(indices):
+        param[k] = param[k] + lr_of(lr) * grad[i] / (b + epsilon)
+    return param, np.array([b + float((grad ** 2).sum()) / b])
+
+
+def more_inputs_for(op_type, indices, rows=5, row_shape=(3,), seed=0, alpha_input=False):
+    rng = np.random.default_rng(seed)
+    tensor = lambda *shape: rng.standard_normal(shape).astype(np.float32)
+    param, grad = tensor(rows, *row_shape), tensor(len(indices), *row_shape)
+    indices = np.asarray(indices, dtype=np.int32)
+    lr = np.array([0.1], np.float32)
+    positive = lambda: np.abs(tensor(rows, *row_shape)) + 0.1
+    if op_type == "SparseFtrl":
+        n_z = np.stack([positive() - 0.1, tensor(rows, *row_shape)], axis=-1)
+        return [param, n_z, indices, grad] + ([np.array([0.3], np.float32)] if alpha_input else [])
+    if op_type == "SparseAdadelta":
+        return [param, positive(), positive(), indices, grad, -lr]
+    return [param, np.array([0.8], np.float32), indices, grad, -lr]
+
+
+MORE_CASES = [
+    ("SparseFtrl", {}, sparse_ftrl_reference, False),
+    ("SparseFtrl", {"alpha": 0.1, "beta": 0.5, "lambda1": 0.3, "lambda2": 0.1}, sparse_ftrl_reference, False),
+    ("SparseFtrl", {"lambda1": 0.05}, sparse_ftrl_reference, True),
+    ("SparseAdadelta", {}, sparse_adadelta_reference, False),
+    ("SparseAdadelta", {"epsilon": 0.01, "decay": 0.5}, sparse_adadelta_reference, False),
+    ("SparseWngrad", {}, sparse_wngrad_reference, False),
+    ("SparseWngrad", {"epsilon": 0.1}, sparse_wngrad_reference, False),
+]
+
+
+@pytest.mark.parametrize("op_type, args, reference, alpha_input", MORE_CASES)
+@pytest.mark.parametrize("indices, row_shape", [([3, 0], (3,)), ([1, 4, 1, 1], (2, 2)), ([], (3,)),
+                                                ([2, 2], ())])
+def test_more_sparse_updates(op_type, args, reference, alpha_input, indices, row_shape):
+    inputs = more_inputs_for(op_type, indices, row_shape=row_shape, alpha_input=alpha_input)
+    expected = reference(*[x.astype(np.float64) if x.dtype.kind == "f" else x for x in inputs], **args)
+    check_reference(op_type, inputs, lambda *_, **__: expected, args, atol=1e-5, rtol=1e-4)
+
+
+@pytest.mark.parametrize("op_type, shapes, message", [
+    ("SparseFtrl", {"n_z": [5, 3]}, r"n_z \[5, 3\] must hold two elements \(n, z\) per element"),
+    ("SparseFtrl", {"grad": [2, 4]}, "must hold one row of param"),
+    ("SparseFtrl", {"alpha": [2]}, "alpha must hold one element"),
+    ("SparseAdadelta", {"moment_delta": [5, 2]}, "moment_delta .* as many elements as param"),
+    ("SparseAdadelta", {"lr": [2]}, "lr must hold one element"),
+    ("SparseWngrad", {"seq_b": [2]}, r"seq_b must hold one element, got \[2\]"),
+    ("SparseWngrad", {"indices": [3]}, "must hold one row of param"),
+])
+def test_more_inference_errors(op_type, shapes, message):
+    names = {"SparseFtrl": ["param", "n_z", "indices", "grad", "alpha"],
+             "SparseAdadelta": ["param", "moment", "moment_delta", "indices", "grad", "lr"],
+             "SparseWngrad": ["param", "seq_b", "indices", "grad", "lr"]}[op_type]
+    default = {"param": [5, 3], "n_z": [5, 3, 2], "moment": [5, 3], "moment_delta": [5, 3], "seq_b": [1],
+               "indices": [2], "grad": [2, 3], "lr": [1], "alpha": [1]}
+    infos = [TensorInfo(tuple(shapes.get(n, default[n])), "int64" if n == "indices" else "float32")
+             for n in names]
+    with pytest.raises(ShapeError, match=message):
+        infer(op_type, infos, n_out=3 if op_type == "SparseAdadelta" else 2)
+
+
+def test_sparse_adadelta_refuses_decay_one():
+    with pytest.raises(ShapeError, match="decay must be < 1"):
+        infer("SparseAdadelta", [(5, 3), (5, 3), (5, 3), (2,), (2, 3), (1,)], n_out=3, decay=1.0)
+
+
+def test_more_inference_gives_the_blobs_shapes():
+    param, idx, grad, one = TensorInfo((5, 3)), TensorInfo((2,), "int32"), TensorInfo((2, 3)), TensorInfo((1,))
+    n_z = TensorInfo((5, 3, 2))
+    assert infer("SparseFtrl", [param, n_z, idx, grad], n_out=2) == [param, n_z]
+    assert infer("SparseAdadelta", [param, param, param, idx, grad, one], n_out=3) == [param] * 3
+    assert infer("SparseWngrad", [param, one, idx, grad, one], n_out=2) == [param, one]
+
+
+@pytest.mark.parametrize("op_type", ["SparseFtrl", "SparseAdadelta", "SparseWngrad"])
+def test_more_bad_indices_fail_at_run_time(op_type):
+    inputs = more_inputs_for(op_type, [0])
+    inputs[2 if op_type != "SparseAdadelta" else 3] = np.array([5], np.int64)
+    with pytest.raises(OpFailure, match="index 5 is out of range for param's 5 rows"):
+        run_op(op_type, inputs)
+
+
+@pytest.mark.parametrize("op_type", ["SparseFtrl", "SparseAdadelta", "SparseWngrad"])
+def test_more_updates_must_be_in_place(op_type):
+    from pycaffe2.schema import get_schema
+    assert get_schema(op_type).inplace_enforced
