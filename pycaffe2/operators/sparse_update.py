@@ -48,24 +48,34 @@ def _rows(param, moments: dict, indices, grad, row_wise_last: bool):
             flat, grad.reshape(flat.size, row))
 
 
-def _adagrad(param, moment, indices, grad, lr, epsilon, row_wise):
+def _adagrad(param, moment, indices, grad, lr, epsilon, weight_decay, row_wise, decay_scale=None):
+    """decay_scale: per row of param, the factor on weight_decay (RowWiseSparseAdagrad's counter)."""
     p, (h,), flat, g = _rows(param, {"moment": moment}, indices, grad, row_wise)
     t = param.dtype.type
     lr, epsilon = _scalar("lr", lr, param.dtype), t(epsilon)
     for i, k in enumerate(flat):
-        h[k] += np.mean(g[i] * g[i]) if row_wise else g[i] * g[i]
-        p[k] += lr * g[i] / (np.sqrt(h[k]) + epsilon)
+        wd = t(weight_decay) * (t(1) if decay_scale is None else t(decay_scale[k]))
+        gi = g[i] + wd * p[k] if weight_decay else g[i]
+        h[k] += np.mean(gi * gi) if row_wise else gi * gi
+        p[k] += lr * gi / (np.sqrt(h[k]) + epsilon)
     return p.reshape(param.shape), h.reshape(moment.shape)
 
 
 @register_cpu("SparseAdagrad")
-def sparse_adagrad(param, moment, indices, grad, lr, *, epsilon):
-    return _adagrad(param, moment, indices, grad, lr, epsilon, row_wise=False)
+def sparse_adagrad(param, moment, indices, grad, lr, *, epsilon, weight_decay):
+    return _adagrad(param, moment, indices, grad, lr, epsilon, weight_decay, row_wise=False)
 
 
 @register_cpu("RowWiseSparseAdagrad")
-def row_wise_sparse_adagrad(param, moment, indices, grad, lr, *, epsilon):
-    return _adagrad(param, moment, indices, grad, lr, epsilon, row_wise=True)
+def row_wise_sparse_adagrad(param, moment, indices, grad, lr, *counter, epsilon, weight_decay,
+                            counter_halflife):
+    scale = None
+    if counter and counter_halflife > 0:
+        check_floats({"counter": counter[0]})
+        moment_size("counter", counter[0].shape, np.shape(param), True)
+        count = counter[0].reshape(-1).astype(np.float64)
+        scale = np.where(count > 0, counter_halflife / np.where(count > 0, count, 1.0), 1.0)
+    return _adagrad(param, moment, indices, grad, lr, epsilon, weight_decay, row_wise=True, decay_scale=scale)
 
 
 @register_cpu("SparseMomentumSGDUpdate")

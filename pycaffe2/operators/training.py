@@ -247,11 +247,11 @@ def momentum_sgd_update(grad, moment, lr, param, *, momentum, nesterov):
 
 
 @register_cpu("Adagrad")
-def adagrad(param, moment, grad, lr, *, epsilon, decay):
+def adagrad(param, moment, grad, lr, *, epsilon, decay, weight_decay):
     _check_tensors({"param": param, "moment": moment, "grad": grad})
     t = param.dtype.type
     lr = _scalar("lr", lr, param.dtype)
-    g = grad.reshape(param.shape)
+    g = grad.reshape(param.shape) + t(weight_decay) * param if weight_decay else grad.reshape(param.shape)
     new_moment = t(decay) * moment.reshape(param.shape) + g * g
     root = np.sqrt(new_moment) + t(epsilon)
     new_param = param + lr * g / root
@@ -325,12 +325,12 @@ def momentum_sgd_update_cuda(grad, moment, lr, param, *, momentum, nesterov):
 
 
 @register_cuda("Adagrad")
-def adagrad_cuda(param, moment, grad, lr, *, epsilon, decay):
+def adagrad_cuda(param, moment, grad, lr, *, epsilon, decay, weight_decay):
     param, moment, grad = _gpu_tensors("Adagrad", {"param": param, "moment": moment, "grad": grad})
     lr = _host_scalar("lr", lr)
     outputs = [cuda.empty(a.shape) for a in (param, moment, grad, grad)]
     cuda.launch("training.cu", "adagrad", param.size, param, moment, grad, *outputs,
-                lr, np.float32(epsilon), np.float32(decay), np.int64(param.size))
+                lr, np.float32(epsilon), np.float32(decay), np.float32(weight_decay), np.int64(param.size))
     return tuple(outputs)
 
 

@@ -16,9 +16,14 @@ def lr_of(lr):
     return float(np.ravel(lr)[0])
 
 
-def sparse_adagrad_reference(param, moment, indices, grad, lr, epsilon=1e-5, row_wise=False):
+def sparse_adagrad_reference(param, moment, indices, grad, lr, *counter, epsilon=1e-5, row_wise=False,
+                             weight_decay=0.0, counter_halflife=-1):
     param, moment = param.copy(), moment.copy()
     for g, k in zip(grad, indices):
+        wd = weight_decay
+        if counter and counter_halflife > 0 and counter[0][k] > 0:
+            wd = weight_decay * counter_halflife / counter[0][k]
+        g = g + wd * param[k]
         moment[k] += np.mean(g * g) if row_wise else g * g
         param[k] += lr_of(lr) * g / (np.sqrt(moment[k]) + epsilon)
     return param, moment
@@ -67,6 +72,9 @@ def inputs_for(op_type, indices, rows=5, row_shape=(3,), seed=0):
 CASES = [
     ("SparseAdagrad", {"epsilon": 0.01}, sparse_adagrad_reference, 2),
     ("RowWiseSparseAdagrad", {"epsilon": 0.01},
+     lambda *a, **k: sparse_adagrad_reference(*a, **k, row_wise=True), 2),
+    ("SparseAdagrad", {"weight_decay": 0.3}, sparse_adagrad_reference, 2),
+    ("RowWiseSparseAdagrad", {"weight_decay": 0.3},
      lambda *a, **k: sparse_adagrad_reference(*a, **k, row_wise=True), 2),
     ("SparseMomentumSGDUpdate", {"momentum": 0.9}, sparse_momentum_reference, 3),
     ("SparseMomentumSGDUpdate", {"momentum": 0.9, "nesterov": 1}, sparse_momentum_reference, 3),
@@ -314,3 +322,19 @@ def test_more_bad_indices_fail_at_run_time(op_type):
 def test_more_updates_must_be_in_place(op_type):
     from pycaffe2.schema import get_schema
     assert get_schema(op_type).inplace_enforced
+
+
+@pytest.mark.parametrize("halflife", [-1, 4])
+@pytest.mark.parametrize("indices", [[3, 0, 3], []])
+def test_row_wise_sparse_adagrad_scales_weight_decay_by_the_counter(halflife, indices):
+    inputs = inputs_for("RowWiseSparseAdagrad", indices) + [np.array([0, 2, 0.5, 8, 1], np.float64)]
+    args = {"weight_decay": 0.2, "counter_halflife": halflife, "epsilon": 0.01}
+    check_reference("RowWiseSparseAdagrad", inputs,
+                    lambda *a, **k: sparse_adagrad_reference(*a, **k, row_wise=True), args, atol=1e-5)
+
+
+def test_row_wise_sparse_adagrad_counter_holds_one_element_per_row():
+    infos = [TensorInfo((5, 3)), TensorInfo((5,)), TensorInfo((2,), "int64"), TensorInfo((2, 3)),
+             TensorInfo((1,)), TensorInfo((4,))]
+    with pytest.raises(ShapeError, match=r"counter \[4\] must hold one element per row of param"):
+        infer("RowWiseSparseAdagrad", infos, n_out=2)

@@ -258,8 +258,9 @@ def momentum_no_param_reference(grad, moment, lr, momentum=0.0, nesterov=0):
     return momentum_reference(grad, moment, lr, np.zeros_like(grad), momentum, nesterov)[:2]
 
 
-def adagrad_reference(param, moment, grad, lr, epsilon=1e-5, decay=1.0):
+def adagrad_reference(param, moment, grad, lr, epsilon=1e-5, decay=1.0, weight_decay=0.0):
     """(param, history, effective rate, update): Caffe2's 2-, 3- and 4-output Adagrad."""
+    grad = grad + weight_decay * param
     history = decay * moment + np.square(grad)
     effective_lr = float(np.ravel(lr)[0]) / (np.sqrt(history) + epsilon)
     return param + effective_lr * grad, history, effective_lr, effective_lr * grad
@@ -297,6 +298,7 @@ UPDATES = [
     ("Adagrad", {"epsilon": 1e-3, "decay": 0.9}, adagrad_reference, 2),
     ("Adagrad", {"epsilon": 1e-3}, adagrad_reference, 3),
     ("Adagrad", {"epsilon": 1e-4, "decay": 0.9}, adagrad_reference, 4),
+    ("Adagrad", {"weight_decay": 0.1}, adagrad_reference, 4),
     ("Adam", {}, adam_reference, 3),
     ("Adam", {"beta1": 0.8, "beta2": 0.99, "epsilon": 1e-4}, adam_reference, 4),
 ]
@@ -320,7 +322,8 @@ def test_update_kernels_leave_their_inputs_alone(op_type, args, reference, num_o
     inputs = update_inputs(op_type, np.random.default_rng(0), (3, 4), np.float32)
     before = [x.copy() for x in inputs]
     kernel = load_kernels()[op_type]
-    defaults = {"momentum": 0.0, "nesterov": 0, "epsilon": 1e-5, "decay": 1.0, "beta1": 0.9, "beta2": 0.999}
+    defaults = {"momentum": 0.0, "nesterov": 0, "epsilon": 1e-5, "decay": 1.0, "beta1": 0.9, "beta2": 0.999,
+                "weight_decay": 0.0}
     outputs = kernel.function(*inputs, **{name: args.get(name, defaults[name]) for name in kernel.arg_names})
     for x, y in zip(before, inputs):
         np.testing.assert_array_equal(x, y)
@@ -461,7 +464,8 @@ def weighted_sum_inputs(pairs):
 CASES = {
     "WeightedSum": (weighted_sum_inputs(3), {}, 1),
     "MomentumSGDUpdate": (lambda s: [randn32(s), randn32(s), scalar(-0.1), randn32(s)], {"momentum": 0.9}, 3),
-    "Adagrad": (lambda s: [randn32(s), np.abs(randn32(s)), randn32(s), scalar(-0.01)], {"epsilon": 1e-4, "decay": 0.95},
+    "Adagrad": (lambda s: [randn32(s), np.abs(randn32(s)), randn32(s), scalar(-0.01)], {"epsilon": 1e-4, "decay": 0.95,
+                                                                                          "weight_decay": 0.05},
                 4),
     "Adam": (lambda s: [randn32(s), randn32(s), np.abs(randn32(s)), randn32(s), scalar(-0.001), np.array([4], np.int64)],
              {"beta1": 0.8, "beta2": 0.99, "epsilon": 1e-6}, 4),

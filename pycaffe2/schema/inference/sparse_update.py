@@ -57,8 +57,10 @@ def _check(param, moments: dict, indices, grad, lr, row_wise_last: bool) -> None
 
 
 def _adagrad(inputs, row_wise):
-    param, moment, indices, grad, lr = inputs
+    param, moment, indices, grad, lr = inputs[:5]
     _check(param, {"moment": moment}, indices, grad, lr, row_wise)
+    if len(inputs) > 5 and inputs[5] is not None and param is not None:
+        moment_size("counter", inputs[5].shape, param.shape, True)
     return [param, moment]
 
 
