@@ -1,5 +1,5 @@
-"""NumPy kernels of the adaptive family: the RmsProp, Ftrl, GFtrl, Adadelta and
-Wngrad updates.
+"""NumPy kernels of the adaptive family: the RmsProp, Ftrl, GFtrl, Adadelta,
+Wngrad, DecayAdagrad and Storm updates.
 As the training family's updates, they work element by element on tensors of the
 same number of elements, give each output the shape of the blob it replaces and
 return new arrays.
@@ -9,7 +9,7 @@ from __future__ import annotations
 import numpy as np
 
 from pycaffe2.operators.registry import register_cpu
-from pycaffe2.operators.training import _check_tensors, _scalar, check_floats
+from pycaffe2.operators.training import _check_tensors, _scalar, check_floats, read_counter
 from pycaffe2.schema.inference import same_sizes
 from pycaffe2.schema.inference.adaptive import ftrl_sizes, gftrl_grad
 from pycaffe2.schema.inference.training import one_element
@@ -98,3 +98,38 @@ def wngrad(param, seq_b, grad, lr, *, epsilon):
     new_b = b + np.sum(grad * grad, dtype=param.dtype) / (b + t(epsilon))
     return (param + update.reshape(param.shape), np.full(seq_b.shape, new_b, seq_b.dtype),
             np.full(seq_b.shape, effective_lr, seq_b.dtype), update)
+
+
+@register_cpu("DecayAdagrad")
+def decay_adagrad(param, moment_1, moment_2, grad, lr, counter, *, beta1, beta2, epsilon, weight_decay,
+                  bias_correction_first):
+    _check_tensors({"param": param, "moment_1": moment_1, "moment_2": moment_2, "grad": grad})
+    t = param.dtype.type
+    lr = _scalar("lr", lr, param.dtype)
+    step_number = read_counter(counter) + 1
+    c = t(1 - beta1 ** step_number) if bias_correction_first else t(1)
+    g = grad.reshape(param.shape)
+    m1 = t(beta1) * moment_1.reshape(param.shape) + t(1 - beta1) * g
+    m2 = moment_2.reshape(param.shape) + g * g
+    new_param = param + lr * (m1 / c / (np.sqrt(m2) + t(epsilon)) + t(weight_decay) * param)
+    return new_param, m1.reshape(moment_1.shape), m2.reshape(moment_2.shape)
+
+
+def storm_rate(grad, grad_sq_sum, lr, momentum, beta):
+    """(new grad_sq_sum, effective rate, alpha) of a Storm step, as scalars of grad's type."""
+    t = grad.dtype.type
+    lr, total = _scalar("lr", lr, grad.dtype), _scalar("grad_sq_sum", grad_sq_sum, grad.dtype)
+    total = total + np.sum(grad * grad, dtype=grad.dtype)
+    rate = lr * t(np.power(np.float64(beta) + np.float64(total), -1.0 / 3.0))
+    return total, rate, t(momentum) * rate * rate
+
+
+@register_cpu("Storm")
+def storm(param, moment, grad_sq_sum, grad, lr, *, momentum, beta):
+    _check_tensors({"param": param, "moment": moment, "grad": grad})
+    one_element(np.shape(grad_sq_sum), "grad_sq_sum")
+    total, rate, alpha = storm_rate(grad, grad_sq_sum, lr, momentum, beta)
+    g = grad.reshape(param.shape)
+    new_moment = g + (1 - alpha) * (moment.reshape(param.shape) - g)
+    return (param + rate * new_moment, new_moment.reshape(moment.shape),
+            np.full(np.shape(grad_sq_sum), total, np.asarray(grad_sq_sum).dtype))

@@ -128,3 +128,12 @@ def sparse_dropout_with_replacement(x, lengths, *, ratio, replacement_value, rng
     y[(out_starts[segment] + np.arange(x.size) - in_starts[segment])[kept]] = x[kept]
     y[out_starts[~keep]] = replacement_value
     return y, out_lengths.astype(np.int32)
+
+
+@register_cpu("WeightScale")
+def weight_scale(w, counter, *, stepsize, upper_bound_iter, scale):
+    check_floats({"w": w})
+    step_number = read_counter(counter) + 1
+    if step_number % stepsize != 0 or step_number >= upper_bound_iter:
+        return w.copy()
+    return w * w.dtype.type(scale)

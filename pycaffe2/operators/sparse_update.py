@@ -10,7 +10,7 @@ import math
 
 import numpy as np
 
-from pycaffe2.operators.adaptive import ftrl_step
+from pycaffe2.operators.adaptive import ftrl_step, storm_rate
 from pycaffe2.operators.registry import register_cpu
 from pycaffe2.operators.training import _scalar, check_floats, read_counter
 from pycaffe2.schema.inference.sparse_update import (
@@ -226,3 +226,22 @@ def sparse_wngrad(param, seq_b, indices, grad, lr, *, epsilon):
     np.add.at(p, flat, lr * g / (b + param.dtype.type(epsilon)))  # a repeated row takes every step
     new_b = b + np.sum(g * g, dtype=param.dtype) / b
     return p.reshape(param.shape), np.full(seq_b.shape, new_b, seq_b.dtype)
+
+
+@register_cpu("SparseStorm")
+def sparse_storm(param, moment, grad_sq_sum, grad, indices, lr, *, momentum, beta):
+    check_floats({"param": param, "moment": moment, "grad": grad})
+    one_element(np.shape(grad_sq_sum), "grad_sq_sum")
+    rows, row, flat, g = _sparse_view(param, indices, grad)
+    moment_size("moment", moment.shape, param.shape, False)
+    lr = _scalar("lr", lr, param.dtype)  # checked even when nothing changes
+    p, m = param.reshape(rows, row).copy(), moment.reshape(rows, row).copy()
+    if flat.size == 0:  # Caffe2 returns before touching anything
+        return p.reshape(param.shape), m.reshape(moment.shape), np.array(grad_sq_sum, copy=True)
+    total, rate, alpha = storm_rate(g, grad_sq_sum, lr, momentum, beta)
+    for positions in _rounds(flat):
+        k, gk = flat[positions], g[positions]
+        m[k] = gk + (1 - alpha) * (m[k] - gk)
+        p[k] += rate * m[k]
+    return (p.reshape(param.shape), m.reshape(moment.shape),
+            np.full(np.shape(grad_sq_sum), total, np.asarray(grad_sq_sum).dtype))

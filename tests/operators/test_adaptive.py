@@ -10,7 +10,7 @@ from hypothesis.extra import numpy as hnp
 from pycaffe2.errors import GradientError
 from pycaffe2.executor import NetError, OpFailure
 from pycaffe2.gradient import GetGradientForOp
-from pycaffe2.schema.bind import ShapeError
+from pycaffe2.schema.bind import ShapeError, TensorInfo
 from pycaffe2.testing import check_reference, make_op, run_op
 from tests.schema import infer
 
@@ -226,4 +226,68 @@ def test_gftrl_and_wngrad_run_errors(op_type, inputs, message):
 
 @pytest.mark.parametrize("op_type, n_in, n_out", [("GFtrl", 3, 2), ("Wngrad", 4, 2)])
 def test_gftrl_and_wngrad_refuse_gradients(op_type, n_in, n_out):
+    test_updates_refuse_gradients(op_type, n_in, n_out)
+
+
+# -- DecayAdagrad and Storm -----------------------------------------------------------------
+
+def decay_adagrad_reference(param, m1, m2, grad, lr, iteration, beta1=0.9, beta2=0.999, epsilon=1e-5,
+                            weight_decay=0.0, bias_correction_first=1):
+    t = int(iteration[0]) + 1
+    m1 = beta1 * m1 + (1 - beta1) * grad
+    m2 = m2 + grad ** 2
+    c = 1 - beta1 ** t if bias_correction_first else 1.0
+    return param + lr[0] * (m1 / c / (np.sqrt(m2) + epsilon) + weight_decay * param), m1, m2
+
+
+def storm_reference(param, moment, grad_sq_sum, grad, lr, momentum=10.0, beta=0.1):
+    total = grad_sq_sum[0] + (grad ** 2).sum()
+    rate = lr[0] / (beta + total) ** (1 / 3)
+    alpha = momentum * rate ** 2
+    moment = grad + (1 - alpha) * (moment - grad)
+    return param + rate * moment, moment, np.array([total])
+
+
+@pytest.mark.parametrize("args", [{}, {"beta1": 0.5, "weight_decay": 0.1, "epsilon": 1e-3},
+                                  {"bias_correction_first": 0, "beta2": 0.3}])
+@pytest.mark.parametrize("shape", [(3, 4), (5,)])
+def test_decay_adagrad(args, shape):
+    rng = np.random.default_rng(3)
+    tensor = lambda: rng.standard_normal(shape).astype(np.float32)
+    inputs = [tensor(), tensor(), np.abs(tensor()), tensor(), np.array([-0.05], np.float32),
+              np.array([2], np.int64)]
+    expected = decay_adagrad_reference(*[x.astype(np.float64) for x in inputs], **args)
+    check_reference("DecayAdagrad", inputs, lambda *_, **__: expected, args, atol=1e-5)
+
+
+@pytest.mark.parametrize("args", [{}, {"momentum": 2.0, "beta": 1.5}])
+@pytest.mark.parametrize("shape", [(3, 4), (5,)])
+def test_storm(args, shape):
+    rng = np.random.default_rng(4)
+    tensor = lambda: rng.standard_normal(shape).astype(np.float32)
+    inputs = [tensor(), tensor(), np.array([2.5], np.float32), tensor(), np.array([-0.2], np.float32)]
+    expected = storm_reference(*[x.astype(np.float64) for x in inputs], **args)
+    check_reference("Storm", inputs, lambda *_, **__: expected, args, atol=1e-5)
+
+
+@pytest.mark.parametrize("op_type, shapes, n_out, message", [
+    ("DecayAdagrad", [(3,), (3,), (3,), (3,), (1,), (2,)], 3, "iter must be a one-element int64"),
+    ("DecayAdagrad", [(3,), (4,), (3,), (3,), (1,), (1,)], 3, "these must hold the same number of elements"),
+    ("Storm", [(3,), (3,), (2,), (3,), (1,)], 3, r"grad_sq_sum must hold one element"),
+    ("Storm", [(3,), (3,), (1,), (3,), (3,)], 3, r"lr must hold one element"),
+])
+def test_decay_adagrad_and_storm_inference_errors(op_type, shapes, n_out, message):
+    dtypes = [("int64" if (op_type, i) == ("DecayAdagrad", 5) else "float32") for i in range(len(shapes))]
+    with pytest.raises(ShapeError, match=message):
+        infer(op_type, [TensorInfo(s, d) for s, d in zip(shapes, dtypes)], n_out)
+
+
+def test_decay_adagrad_and_storm_inference():
+    x, one, it = TensorInfo((3, 4)), TensorInfo((1,)), TensorInfo((1,), "int64")
+    assert infer("DecayAdagrad", [x, TensorInfo((12,)), x, x, one, it], 3) == [x, TensorInfo((12,)), x]
+    assert infer("Storm", [x, x, one, x, one], 3) == [x, x, one]
+
+
+@pytest.mark.parametrize("op_type, n_in, n_out", [("DecayAdagrad", 6, 3), ("Storm", 5, 3)])
+def test_decay_adagrad_and_storm_refuse_gradients(op_type, n_in, n_out):
     test_updates_refuse_gradients(op_type, n_in, n_out)

@@ -224,3 +224,24 @@ def test_no_gradients(op_type, n_in, n_out, blocked):
     else:
         with pytest.raises(GradientError, match=f"should not call gradient for operator {op_type}"):
             GetGradientForOp(op, grads)
+
+
+# -- WeightScale --------------------------------------------------------------------------
+
+@pytest.mark.parametrize("iteration, args, scaled", [
+    (3, {"stepsize": 2, "scale": 0.5}, True), (2, {"stepsize": 2, "scale": 0.5}, False),
+    (3, {"stepsize": 2, "scale": 0.5, "upper_bound_iter": 4}, False), (5, {"scale": 3.0}, False),
+    (0, {"stepsize": 1, "scale": 3.0}, True)])
+def test_weight_scale(iteration, args, scaled):
+    w = f32(3, 2)
+    factor = args["scale"] if scaled else 1.0
+    check_reference("WeightScale", [w, one(iteration, np.int64)], lambda *_, **__: [w * np.float32(factor)], args)
+
+
+def test_weight_scale_errors():
+    with pytest.raises(ShapeError, match="iter must be a one-element int64"):
+        infer("WeightScale", [TensorInfo((3,)), TensorInfo((1,), "int32")])
+    with pytest.raises((OpFailure, NetError), match="w must be a float tensor"):
+        run_op("WeightScale", [np.arange(3), one(1, np.int64)])
+    with pytest.raises(GradientError, match="should not call gradient for operator WeightScale"):
+        GetGradientForOp(make_op("WeightScale", ["w", "it"], ["nw"]), ["nw_grad"])

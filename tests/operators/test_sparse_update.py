@@ -338,3 +338,37 @@ def test_row_wise_sparse_adagrad_counter_holds_one_element_per_row():
              TensorInfo((1,)), TensorInfo((4,))]
     with pytest.raises(ShapeError, match=r"counter \[4\] must hold one element per row of param"):
         infer("RowWiseSparseAdagrad", infos, n_out=2)
+
+
+def sparse_storm_reference(param, moment, grad_sq_sum, grad, indices, lr, momentum=10.0, beta=0.1):
+    param, moment = param.copy(), moment.copy()
+    if len(indices) == 0:
+        return param, moment, grad_sq_sum.copy()
+    total = float(grad_sq_sum[0]) + float((grad ** 2).sum())
+    rate = lr_of(lr) * (beta + total) ** (-1 / 3)
+    alpha = momentum * rate * rate
+    for i, k in enumerate(indices):
+        moment[k] = grad[i] + (1 - alpha) * (moment[k] - grad[i])
+        param[k] = param[k] + rate * moment[k]
+    return param, moment, np.array([total])
+
+
+@pytest.mark.parametrize("args", [{}, {"momentum": 3.0, "beta": 2.0}])
+@pytest.mark.parametrize("indices, row_shape", [([3, 0], (3,)), ([1, 4, 1], (2, 2)), ([], (3,))])
+def test_sparse_storm(args, indices, row_shape):
+    rng = np.random.default_rng(5)
+    tensor = lambda *shape: rng.standard_normal(shape).astype(np.float32)
+    inputs = [tensor(5, *row_shape), tensor(5, *row_shape), np.array([1.5], np.float32),
+              tensor(len(indices), *row_shape), np.array(indices, np.int64), np.array([-0.3], np.float32)]
+    expected = sparse_storm_reference(*[x.astype(np.float64) if x.dtype.kind == "f" else x for x in inputs],
+                                      **args)
+    check_reference("SparseStorm", inputs, lambda *_, **__: expected, args, atol=1e-5)
+
+
+def test_sparse_storm_inference_and_errors():
+    param, one, idx = TensorInfo((5, 3)), TensorInfo((1,)), TensorInfo((2,), "int64")
+    assert infer("SparseStorm", [param, param, one, TensorInfo((2, 3)), idx, one], n_out=3) == [param, param, one]
+    with pytest.raises(ShapeError, match="grad_sq_sum must hold one element"):
+        infer("SparseStorm", [param, param, TensorInfo((2,)), TensorInfo((2, 3)), idx, one], n_out=3)
+    with pytest.raises(ShapeError, match="must hold one row of param"):
+        infer("SparseStorm", [param, param, one, TensorInfo((3, 3)), idx, one], n_out=3)

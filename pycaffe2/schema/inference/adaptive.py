@@ -9,7 +9,7 @@ from __future__ import annotations
 import math
 
 from pycaffe2.schema.inference import OpView, ShapeError, rule, same_sizes
-from pycaffe2.schema.inference.training import _one_element, _shapes
+from pycaffe2.schema.inference.training import _counter, _one_element, _shapes
 
 
 def ftrl_sizes(var_shape, n_z_shape, grad_shape) -> None:
@@ -70,3 +70,21 @@ def wngrad(op: OpView, inputs: list) -> list:
     _one_element(seq_b, "seq_b")
     same_sizes(_shapes({"param": param, "grad": grad}))
     return [param, seq_b, seq_b, grad][:op.n_outputs]
+
+
+@rule("adaptive_decay_adagrad")
+def decay_adagrad(op: OpView, inputs: list) -> list:
+    param, moment_1, moment_2, grad, lr, iteration = inputs
+    _one_element(lr, "lr")
+    _counter(iteration)
+    same_sizes(_shapes({"param": param, "moment_1": moment_1, "moment_2": moment_2, "grad": grad}))
+    return [param, moment_1, moment_2]
+
+
+@rule("adaptive_storm")
+def storm(op: OpView, inputs: list) -> list:
+    param, moment, grad_sq_sum, grad, lr = inputs
+    _one_element(lr, "lr")
+    _one_element(grad_sq_sum, "grad_sq_sum")
+    same_sizes(_shapes({"param": param, "moment": moment, "grad": grad}))
+    return [param, moment, grad_sq_sum]

@@ -114,3 +114,10 @@ def sparse_dropout_with_replacement(op: OpView, inputs: list) -> list:
     if x is not None and lengths is not None:
         sparse_dropout(x.shape, x.dtype, lengths.shape, lengths.dtype)
     return [None, None if lengths is None else TensorInfo(lengths.shape, "int32")]
+
+
+@rule("optimizer_util_weight_scale")
+def weight_scale(op: OpView, inputs: list) -> list:
+    """nw is like w."""
+    _counter(inputs[1])
+    return [inputs[0]]

@@ -174,3 +174,12 @@ def sparse_wngrad(op: OpView, inputs: list) -> list:
     _one_element(seq_b, "seq_b")
     _check(param, {}, indices, grad, lr, False)
     return [param, seq_b]
+
+
+@rule("sparse_update_storm")
+def sparse_storm(op: OpView, inputs: list) -> list:
+    """(param, moment, grad_sq_sum) keep their shapes; grad_sq_sum holds one element."""
+    param, moment, grad_sq_sum, grad, indices, lr = inputs
+    _one_element(grad_sq_sum, "grad_sq_sum")
+    _check(param, {"moment": moment}, indices, grad, lr, False)
+    return [param, moment, grad_sq_sum]
