@@ -1,5 +1,6 @@
 """NumPy kernels of the optimizer_util family: Lars, LearningRateAdaption,
-ClipTensorByScaling, EnsureClipped, RowWiseCounter and SparseDropoutWithReplacement.
+ClipTensorByScaling, EnsureClipped, RowWiseCounter, SparseDropoutWithReplacement,
+WeightScale, SparseNormalize (and its float16 form) and SparseLpRegularizer.
 Like every kernel they return new arrays, even where the schema makes an output
 overwrite its input.
 """
@@ -10,13 +11,16 @@ import math
 import numpy as np
 
 from pycaffe2.operators.registry import register_cpu
+from pycaffe2.operators.sparse_update import index_rounds
 from pycaffe2.operators.training import _scalar, check_floats, read_counter
 from pycaffe2.schema.inference import ShapeError, same_sizes
 from pycaffe2.schema.inference.optimizer_util import (
     ensure_clipped_inputs,
     index_dtype,
+    lp_norm,
     not_empty,
     positive_threshold,
+    row_param,
     row_wise_counter,
     sparse_dropout,
 )
@@ -137,3 +141,52 @@ def weight_scale(w, counter, *, stepsize, upper_bound_iter, scale):
     if step_number % stepsize != 0 or step_number >= upper_bound_iter:
         return w.copy()
     return w * w.dtype.type(scale)
+
+
+def _named_rows(param, indices, float16: bool):
+    """(param as float rows (a copy), flat indices), checked."""
+    row_param(np.shape(param), np.asarray(param).dtype, float16)
+    indices = np.asarray(indices)
+    index_dtype(indices.dtype)
+    flat = indices.reshape(-1)
+    index_range(flat, param.shape[0])
+    rows = param.reshape(param.shape[0], -1).astype(np.float32 if float16 else param.dtype)
+    return rows, flat
+
+
+def _sparse_normalize(param, indices, use_max_norm, norm, float16):
+    rows, flat = _named_rows(param, indices, float16)
+    t = rows.dtype.type
+    for positions in index_rounds(flat):  # a repeated row is scaled again, as Caffe2's loop does
+        k = flat[positions]
+        norms = np.sqrt(np.sum(rows[k] * rows[k], axis=1))
+        factor = norms > t(norm) if use_max_norm else np.ones(norms.shape, bool)
+        scale = t(norm) / (norms + t(1e-12))
+        rows[k] = np.where(np.reshape(factor, (-1, 1)), rows[k] * scale[:, None], rows[k])
+    return rows.astype(param.dtype).reshape(param.shape)
+
+
+@register_cpu("SparseNormalize")
+def sparse_normalize(param, indices, *grad, use_max_norm, norm):
+    return _sparse_normalize(param, indices, use_max_norm, norm, float16=False)
+
+
+@register_cpu("Float16SparseNormalize")
+def float16_sparse_normalize(param, indices, *grad, use_max_norm, norm):
+    return _sparse_normalize(param, indices, use_max_norm, norm, float16=True)
+
+
+@register_cpu("SparseLpRegularizer")
+def sparse_lp_regularizer(param, indices, *grad, p, reg_lambda):
+    lp_norm(p)
+    rows, flat = _named_rows(param, indices, False)
+    t = rows.dtype.type
+    for positions in index_rounds(flat):
+        k = flat[positions]
+        if p == 2.0:
+            rows[k] = rows[k] * (t(1) - t(reg_lambda))
+        else:  # soft thresholding
+            values = rows[k]
+            rows[k] = np.where(values < -t(reg_lambda), values + t(reg_lambda),
+                               np.where(values > t(reg_lambda), values - t(reg_lambda), t(0)))
+    return rows.reshape(param.shape)

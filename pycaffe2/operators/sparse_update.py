@@ -155,7 +155,7 @@ def scatter_assign(data, indices, slices):
     return out.reshape(data.shape)
 
 
-def _rounds(flat) -> list:
+def index_rounds(flat) -> list:
     """The positions of `flat` in rounds that each name distinct rows, a repeated row's
     later positions in later rounds: applying the rounds in order updates every row in
     the order of its positions, as Caffe2's loop over the indices does."""
@@ -187,7 +187,7 @@ def sparse_ftrl(var, n_z, indices, grad, *alpha_input, alpha, beta, lambda1, lam
     if alpha_input:
         alpha = _scalar("alpha", alpha_input[0], var.dtype)
     w, nz = var.reshape(rows, row).copy(), n_z.reshape(rows, row, 2).copy()
-    for positions in _rounds(flat):
+    for positions in index_rounds(flat):
         k = flat[positions]
         w[k], nz[k, :, 0], nz[k, :, 1] = ftrl_step(w[k], nz[k, :, 0], nz[k, :, 1], g[positions],
                                                    alpha, beta, lambda1, lambda2)
@@ -204,7 +204,7 @@ def sparse_adadelta(param, moment, moment_delta, indices, grad, lr, *, epsilon, 
     t = param.dtype.type
     lr, epsilon, decay = _scalar("lr", lr, param.dtype), t(epsilon), t(decay)
     p, h, d = (x.reshape(rows, row).copy() for x in (param, moment, moment_delta))
-    for positions in _rounds(flat):
+    for positions in index_rounds(flat):
         k, gk = flat[positions], g[positions]
         h[k] = decay * h[k] + (1 - decay) * gk * gk
         step = np.sqrt(d[k] + epsilon) / np.sqrt(h[k] + epsilon) * gk
@@ -239,7 +239,7 @@ def sparse_storm(param, moment, grad_sq_sum, grad, indices, lr, *, momentum, bet
     if flat.size == 0:  # Caffe2 returns before touching anything
         return p.reshape(param.shape), m.reshape(moment.shape), np.array(grad_sq_sum, copy=True)
     total, rate, alpha = storm_rate(g, grad_sq_sum, lr, momentum, beta)
-    for positions in _rounds(flat):
+    for positions in index_rounds(flat):
         k, gk = flat[positions], g[positions]
         m[k] = gk + (1 - alpha) * (m[k] - gk)
         p[k] += rate * m[k]

@@ -245,3 +245,73 @@ def test_weight_scale_errors():
         run_op("WeightScale", [np.arange(3), one(1, np.int64)])
     with pytest.raises(GradientError, match="should not call gradient for operator WeightScale"):
         GetGradientForOp(make_op("WeightScale", ["w", "it"], ["nw"]), ["nw_grad"])
+
+
+# -- SparseNormalize, Float16SparseNormalize, SparseLpRegularizer --------------------------
+
+def sparse_normalize_reference(param, indices, *grad, use_max_norm=1, norm=1.0):
+    out = param.astype(np.float64)
+    for k in np.ravel(indices):
+        row_norm = np.linalg.norm(out[k])
+        if not use_max_norm or row_norm > norm:
+            out[k] = out[k] * norm / (row_norm + 1e-12)
+    return [out.astype(param.dtype)]
+
+
+def sparse_lp_reference(param, indices, *grad, p=2.0, reg_lambda=1e-5):
+    out = param.copy()
+    for k in np.ravel(indices):
+        if p == 2.0:
+            out[k] = out[k] * (1 - reg_lambda)
+        else:
+            out[k] = np.sign(out[k]) * np.maximum(np.abs(out[k]) - reg_lambda, 0)
+    return [out]
+
+
+@pytest.mark.parametrize("args", [{}, {"use_max_norm": 0, "norm": 2.0}, {"norm": 1.5}])
+@pytest.mark.parametrize("indices", [[0, 3], [4, 1, 4], [[2, 0]], []])
+@pytest.mark.parametrize("with_grad", [False, True])
+def test_sparse_normalize(args, indices, with_grad):
+    param = f32(5, 2, 3) * 2
+    idx = np.array(indices, np.int64).reshape(np.shape(indices))
+    inputs = [param, idx] + ([f32(idx.size, 2, 3)] if with_grad else [])
+    check_reference("SparseNormalize", inputs, sparse_normalize_reference, args, atol=1e-5)
+
+
+def test_float16_sparse_normalize():
+    param = (f32(4, 3) * 3).astype(np.float16)
+    check_reference("Float16SparseNormalize", [param, np.array([1, 3], np.int32)], sparse_normalize_reference,
+                    {"norm": 1.0}, atol=2e-3, rtol=2e-3)
+
+
+@pytest.mark.parametrize("args", [{}, {"reg_lambda": 0.1}, {"p": 1.0, "reg_lambda": 0.3}])
+@pytest.mark.parametrize("indices", [[0, 3], [4, 1, 4], []])
+def test_sparse_lp_regularizer(args, indices):
+    check_reference("SparseLpRegularizer", [f32(5, 3), np.array(indices, np.int32)], sparse_lp_reference, args,
+                    atol=1e-6)
+
+
+@pytest.mark.parametrize("op_type, infos, args, message", [
+    ("SparseLpRegularizer", [TensorInfo((5, 3)), TensorInfo((2,), "int64")], {"p": 3.0}, "p must be 1 or 2"),
+    ("SparseNormalize", [TensorInfo(()), TensorInfo((2,), "int64")], {}, "param must be at least 1-D"),
+    ("SparseNormalize", [TensorInfo((5, 3)), TensorInfo((2,), "float32")], {}, "indices must be int32 or int64"),
+    ("SparseNormalize", [TensorInfo((5, 3), "int32"), TensorInfo((2,), "int64")], {}, "param must be a float tensor"),
+    ("Float16SparseNormalize", [TensorInfo((5, 3)), TensorInfo((2,), "int64")], {}, "param must be float16"),
+])
+def test_sparse_row_inference_errors(op_type, infos, args, message):
+    with pytest.raises(ShapeError, match=message):
+        infer(op_type, infos, **args)
+
+
+def test_sparse_row_ops_check_indices_at_run_time():
+    with pytest.raises(OpFailure, match="index 5 is out of range"):
+        run_op("SparseNormalize", [f32(5, 3), np.array([5])])
+    assert infer("SparseLpRegularizer", [TensorInfo((5, 3)), TensorInfo((2,), "int32")]) == [TensorInfo((5, 3))]
+
+
+def test_sparse_row_ops_gradients():
+    for op_type in ("SparseNormalize", "Float16SparseNormalize"):
+        with pytest.raises(GradientError, match="should not call gradient"):
+            GetGradientForOp(make_op(op_type, ["p", "i"], ["p"]), ["p_grad"])
+    with pytest.raises(GradientError):
+        GetGradientForOp(make_op("SparseLpRegularizer", ["p", "i"], ["p"]), ["p_grad"])

@@ -1,5 +1,6 @@
 """Inference rules of the optimizer_util family (Lars, LearningRateAdaption,
-ClipTensorByScaling, EnsureClipped, RowWiseCounter, SparseDropoutWithReplacement).
+ClipTensorByScaling, EnsureClipped, RowWiseCounter, SparseDropoutWithReplacement,
+WeightScale, SparseNormalize, Float16SparseNormalize, SparseLpRegularizer).
 
 The checks take plain shapes, dtypes and args: the kernels call them too.
 """
@@ -121,3 +122,31 @@ def weight_scale(op: OpView, inputs: list) -> list:
     """nw is like w."""
     _counter(inputs[1])
     return [inputs[0]]
+
+
+def lp_norm(p) -> None:
+    if p not in (1.0, 2.0):
+        raise ShapeError(f"p must be 1 or 2 (L1 or L2 regularization), got {p}")
+
+
+def row_param(shape, dtype, float16: bool) -> None:
+    """Raise unless param is at least 1-D and float (float16 for Float16SparseNormalize)."""
+    if len(shape) < 1:
+        raise ShapeError("param must be at least 1-D (its rows are the first axis)")
+    if float16 and str(dtype) != "float16":
+        raise ShapeError(f"param must be float16, got {dtype}")
+    if not float16 and str(dtype) not in ("float32", "float64"):
+        raise ShapeError(f"param must be a float tensor, got {dtype}")
+
+
+@rule("optimizer_util_sparse_rows")
+def sparse_rows_rule(op: OpView, inputs: list) -> list:
+    """output_param is like param."""
+    if op.type == "SparseLpRegularizer":
+        lp_norm(op.arg("p", 2.0))
+    param, indices = inputs[:2]
+    if param is not None:
+        row_param(param.shape, param.dtype, op.type == "Float16SparseNormalize")
+    if indices is not None:
+        index_dtype(indices.dtype)
+    return [param]
