@@ -13,10 +13,15 @@ from pycaffe2.testing import check_reference, make_op, run_op
 from tests.schema import infer
 
 SUM, ROW = "SparseAdagradFusedWithSparseLengths", "RowWiseSparseAdagradFusedWithSparseLengths"
-LENGTHS_OPS = [f"{SUM}SumGradient", f"{SUM}SumGradientApprox", f"{ROW}SumGradient", f"{ROW}SumGradientApprox",
-               f"{ROW}MeanGradient", f"{ROW}MeanGradientApprox"]
-WEIGHTED_OPS = [f"{SUM}WeightedSumGradient", f"{SUM}WeightedSumGradientApprox", f"{ROW}WeightedSumGradient",
-                f"{ROW}WeightedSumGradientApprox"]
+LENGTHS_OPS = ["SparseAdagradFusedWithSparseLengthsSumGradient", "SparseAdagradFusedWithSparseLengthsSumGradientApprox",
+               "RowWiseSparseAdagradFusedWithSparseLengthsSumGradient",
+               "RowWiseSparseAdagradFusedWithSparseLengthsSumGradientApprox",
+               "RowWiseSparseAdagradFusedWithSparseLengthsMeanGradient",
+               "RowWiseSparseAdagradFusedWithSparseLengthsMeanGradientApprox"]
+WEIGHTED_OPS = ["SparseAdagradFusedWithSparseLengthsWeightedSumGradient",
+                "SparseAdagradFusedWithSparseLengthsWeightedSumGradientApprox",
+                "RowWiseSparseAdagradFusedWithSparseLengthsWeightedSumGradient",
+                "RowWiseSparseAdagradFusedWithSparseLengthsWeightedSumGradientApprox"]
 
 
 def reference(op_type, param, moment, indices, grad, lr, lengths, aux_param=None, epsilon=1e-5,
