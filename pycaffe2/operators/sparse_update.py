@@ -92,28 +92,42 @@ def sparse_momentum_sgd_update(grad, moment, lr, param, indices, *, momentum, ne
     return steps.reshape(grad.shape), m.reshape(moment.shape), p.reshape(param.shape)
 
 
-def _adam(param, moment_1, moment_2, indices, grad, lr, counter, beta1, beta2, epsilon, row_wise):
+def _radam_factor(beta2, step_number):
+    """Rectified Adam's r_t (None while rho_t < 5: the step is then m1 / (1 - beta1^t))."""
+    rho_inf = 2 / (1 - beta2) - 1
+    rho_t = rho_inf - 2 * step_number * beta2 ** step_number / (1 - beta2 ** step_number)
+    if rho_t < 5:
+        return None
+    return math.sqrt((rho_t - 4) * (rho_t - 2) / rho_t) * math.sqrt(rho_inf / ((rho_inf - 4) * (rho_inf - 2)))
+
+
+def _adam(param, moment_1, moment_2, indices, grad, lr, counter, beta1, beta2, epsilon, row_wise,
+          radam=False):
     p, (m1, m2), flat, g = _rows(param, {"moment_1": moment_1, "moment_2": moment_2},
                                  indices, grad, row_wise)
     t = param.dtype.type
     lr = _scalar("lr", lr, param.dtype)
     step_number = read_counter(counter) + 1  # Caffe2's bias correction uses iter + 1
     correction = t(math.sqrt(1 - beta2 ** step_number) / (1 - beta1 ** step_number))
+    rectified = _radam_factor(beta2, step_number) if radam else 1.0
     steps = np.empty_like(g)
     for i, k in enumerate(flat):
         square = np.mean(g[i] * g[i]) if row_wise else g[i] * g[i]
         m1[k] = t(beta1) * m1[k] + t(1 - beta1) * g[i]
         m2[k] = t(beta2) * m2[k] + t(1 - beta2) * square
-        steps[i] = correction * m1[k] / (np.sqrt(m2[k]) + t(epsilon))
+        if rectified is None:  # RAdam's early steps: bias-corrected momentum alone
+            steps[i] = m1[k] / t(1 - beta1 ** step_number)
+        else:
+            steps[i] = t(rectified) * correction * m1[k] / (np.sqrt(m2[k]) + t(epsilon))
         p[k] += lr * steps[i]
     return (p.reshape(param.shape), m1.reshape(moment_1.shape), m2.reshape(moment_2.shape),
             steps.reshape(grad.shape))
 
 
 @register_cpu("SparseAdam")
-def sparse_adam(param, moment_1, moment_2, indices, grad, lr, counter, *, beta1, beta2, epsilon):
+def sparse_adam(param, moment_1, moment_2, indices, grad, lr, counter, *, beta1, beta2, epsilon, enableRAdam):
     return _adam(param, moment_1, moment_2, indices, grad, lr, counter, beta1, beta2, epsilon,
-                 row_wise=False)
+                 row_wise=False, radam=bool(enableRAdam))
 
 
 @register_cpu("RowWiseSparseAdam")

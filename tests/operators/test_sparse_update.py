@@ -40,14 +40,20 @@ def sparse_momentum_reference(grad, moment, lr, param, indices, momentum=0.0, ne
 
 
 def sparse_adam_reference(param, m1, m2, indices, grad, lr, iteration, beta1=0.9, beta2=0.999,
-                          epsilon=1e-5, row_wise=False):
+                          epsilon=1e-5, row_wise=False, enableRAdam=0):
     param, m1, m2, steps = param.copy(), m1.copy(), m2.copy(), np.empty_like(grad)
     t = int(iteration[0]) + 1
+    rho_inf = 2 / (1 - beta2) - 1
+    rho_t = rho_inf - 2 * t * beta2 ** t / (1 - beta2 ** t)
     for i, k in enumerate(indices):
         g = grad[i]
         m1[k] = beta1 * m1[k] + (1 - beta1) * g
         m2[k] = beta2 * m2[k] + (1 - beta2) * (np.mean(g * g) if row_wise else g * g)
         steps[i] = math.sqrt(1 - beta2 ** t) / (1 - beta1 ** t) * m1[k] / (np.sqrt(m2[k]) + epsilon)
+        if enableRAdam and rho_t >= 5:  # Liu et al.'s rectification term
+            steps[i] *= math.sqrt((rho_t - 4) * (rho_t - 2) * rho_inf / ((rho_inf - 4) * (rho_inf - 2) * rho_t))
+        elif enableRAdam:
+            steps[i] = m1[k] / (1 - beta1 ** t)
         param[k] += lr_of(lr) * steps[i]
     return param, m1, m2, steps
 
@@ -79,6 +85,8 @@ CASES = [
     ("SparseMomentumSGDUpdate", {"momentum": 0.9}, sparse_momentum_reference, 3),
     ("SparseMomentumSGDUpdate", {"momentum": 0.9, "nesterov": 1}, sparse_momentum_reference, 3),
     ("SparseAdam", {"beta1": 0.8}, sparse_adam_reference, 4),
+    ("SparseAdam", {"beta2": 0.5, "enableRAdam": 1}, sparse_adam_reference, 4),
+    ("SparseAdam", {"beta2": 0.999, "enableRAdam": 1}, sparse_adam_reference, 4),
     ("SparseAdam", {}, lambda *a, **k: sparse_adam_reference(*a, **k)[:3], 3),
     ("RowWiseSparseAdam", {"epsilon": 0.01},
      lambda *a, **k: sparse_adam_reference(*a, **k, row_wise=True), 4),
@@ -372,3 +380,11 @@ def test_sparse_storm_inference_and_errors():
         infer("SparseStorm", [param, param, TensorInfo((2,)), TensorInfo((2, 3)), idx, one], n_out=3)
     with pytest.raises(ShapeError, match="must hold one row of param"):
         infer("SparseStorm", [param, param, one, TensorInfo((3, 3)), idx, one], n_out=3)
+
+
+@pytest.mark.parametrize("iteration", [2, 20])
+def test_sparse_adam_rectified_steps(iteration):
+    inputs = inputs_for("SparseAdam", [3, 0, 3])
+    inputs[6] = np.array([iteration], np.int64)
+    args = {"beta2": 0.9, "enableRAdam": 1}
+    check_reference("SparseAdam", inputs, sparse_adam_reference, args, num_outputs=4, atol=1e-5)
