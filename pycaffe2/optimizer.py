@@ -166,13 +166,16 @@ class AdamOptimizer(Optimizer):
 
 
 class AdagradOptimizer(Optimizer):
-    """Adagrad; weight_decay adds weight_decay * param to every gradient it updates."""
+    """Adagrad; weight_decay adds weight_decay * param to every gradient it updates.
+    rowWise=True keeps one history value per row, `<param>_avg_squared_sum`, and takes
+    RowWiseSparseAdagrad (sparse gradients only, as in Caffe2)."""
 
     def __init__(self, alpha: float = 0.01, epsilon: float = 1e-4, decay: float = 1,
                  weight_decay: float = 0.0, policy: str = "fixed", sparse_dedup_aggregator=None,
                  rowWise: bool = False, engine: str = "", lars=None, **kwargs):
         super().__init__()
-        _unsupported("AdagradOptimizer", rowWise=rowWise, lars=lars)
+        _unsupported("AdagradOptimizer", lars=lars)
+        self.rowWise = rowWise
         self.alpha = alpha
         self.epsilon = epsilon
         self.decay = decay
@@ -192,6 +195,14 @@ class AdagradOptimizer(Optimizer):
         self._decay(net, param_init_net, param, grad)
         lr, _ = self.build_lr(net, param_init_net, self.alpha, policy=self.policy,
                               **self.init_kwargs)
+        if self.rowWise:
+            if not _is_sparse(grad):
+                raise ValueError(f"AdagradOptimizer: rowWise=True needs a sparse gradient; param {param} "
+                                 "has a dense one (as in Caffe2)")
+            history = self._row_history(param_init_net, param)
+            net.RowWiseSparseAdagrad([param, history, grad.indices, grad.values, lr], [param, history],
+                                     epsilon=self.epsilon, engine=self.engine or None)
+            return
         history = self._state(param_init_net, param, "_squared_sum")
         if _is_sparse(grad):
             net.SparseAdagrad([param, history, grad.indices, grad.values, lr], [param, history],
@@ -199,6 +210,18 @@ class AdagradOptimizer(Optimizer):
         else:
             net.Adagrad([param, history, grad, lr], [param, history],
                         epsilon=self.epsilon, decay=float(self.decay))
+
+    def _row_history(self, param_init_net, param):
+        """A zero per-row history: ConstantFill of the param's first dimension (Shape, Slice),
+        Caffe2's way when the param's shape is not known when the net is built."""
+        name = f"{param}_avg_squared_sum"
+        if not _defines(param_init_net, name):
+            shape = param_init_net.Shape([_ref(param, param_init_net)], [_ref(f"{param}_shape", param_init_net)])
+            rows = param_init_net.Slice([shape], [_ref(f"{param}_shape_numrows", param_init_net)],
+                                        starts=[0], ends=[1])
+            param_init_net.ConstantFill([rows], [_ref(name, param_init_net)], input_as_shape=1, value=0.0)
+            self._aux_params.local.append(name)
+        return _ref(name, param_init_net)
 
     def scale_learning_rate(self, scale: float) -> None:
         self.alpha *= scale

@@ -6,11 +6,6 @@ from __future__ import annotations
 from pycaffe2.optimizer_base import Optimizer, _fill_once, _is_sparse, _one, _ref, build_iter
 
 
-def _refuse_sparse(cls: str, sparse_op: str, param) -> None:
-    raise NotImplementedError(f"{cls}: param {param} has a sparse gradient, whose update needs "
-                              f"{sparse_op}, which pycaffe2 does not have yet")
-
-
 class RmsPropOptimizer(Optimizer):
     """RMSProp as Caffe2 builds it: RmsProp with lr = 1 gives the step and its statistics,
     then MomentumSGDUpdate (no momentum) subtracts alpha times the step, writing
@@ -48,8 +43,8 @@ class RmsPropOptimizer(Optimizer):
 
 
 class FtrlOptimizer(Optimizer):
-    """FTRL-proximal: Ftrl on the param and its (n, z) pairs, `<param>_ftrl_nz`. Dense
-    gradients only (SparseFtrl is not in pycaffe2)."""
+    """FTRL-proximal: Ftrl on the param and its (n, z) pairs, `<param>_ftrl_nz`; a sparse
+    gradient (deduplicated by sparse_dedup_aggregator when given) takes SparseFtrl."""
 
     def __init__(self, alpha: float = 0.01, beta: float = 1e-4, lambda1: float = 0, lambda2: float = 0,
                  sparse_dedup_aggregator=None, engine: str = ""):
@@ -64,15 +59,17 @@ class FtrlOptimizer(Optimizer):
     def _run(self, net, param_init_net, param, grad):
         if self.alpha <= 0:
             return
-        if _is_sparse(grad):
-            _refuse_sparse("FtrlOptimizer", "SparseFtrl", param)
         name = f"{param}_ftrl_nz"
         n_z = param_init_net.ConstantFill([_ref(param, param_init_net)], [_ref(name, param_init_net)],
                                           extra_shape=[2], value=0.0)
         self._aux_params.local.append(name)
-        net.Ftrl([param, _ref(n_z, net), grad], [param, _ref(n_z, net)], engine=self.engine or None,
-                 alpha=float(self.alpha), beta=float(self.beta), lambda1=float(self.lambda1),
-                 lambda2=float(self.lambda2))
+        args = {"engine": self.engine or None, "alpha": float(self.alpha), "beta": float(self.beta),
+                "lambda1": float(self.lambda1), "lambda2": float(self.lambda2)}
+        if _is_sparse(grad):
+            grad = self.dedup(net, self.sparse_dedup_aggregator, grad)
+            net.SparseFtrl([param, _ref(n_z, net), grad.indices, grad.values], [param, _ref(n_z, net)], **args)
+        else:
+            net.Ftrl([param, _ref(n_z, net), grad], [param, _ref(n_z, net)], **args)
 
     def scale_learning_rate(self, scale: float) -> None:
         self.alpha *= scale
@@ -80,7 +77,8 @@ class FtrlOptimizer(Optimizer):
 
 class AdadeltaOptimizer(Optimizer):
     """AdaDelta (later Caffe2 versions): Adadelta on the param, `<param>_squared_moment`
-    and `<param>_squared_moment_update`, with lr = -alpha by the policy. Dense gradients."""
+    and `<param>_squared_moment_update`, with lr = -alpha by the policy; a sparse gradient
+    (deduplicated by sparse_dedup_aggregator when given) takes SparseAdadelta."""
 
     def __init__(self, alpha: float = 0.01, epsilon: float = 1e-4, decay: float = 0.95,
                  policy: str = "fixed", sparse_dedup_aggregator=None, engine: str = "", **kwargs):
@@ -96,13 +94,16 @@ class AdadeltaOptimizer(Optimizer):
     def _run(self, net, param_init_net, param, grad):
         if self.alpha <= 0:
             return
-        if _is_sparse(grad):
-            _refuse_sparse("AdadeltaOptimizer", "SparseAdadelta", param)
         lr, _ = self.build_lr(net, param_init_net, self.alpha, policy=self.policy, **self.init_kwargs)
         moment = self._state(param_init_net, param, "_squared_moment")
         update = self._state(param_init_net, param, "_squared_moment_update")
-        net.Adadelta([param, moment, update, grad, lr], [param, moment, update], epsilon=self.epsilon,
-                     decay=self.decay, engine=self.engine or None)
+        args = {"epsilon": self.epsilon, "decay": self.decay, "engine": self.engine or None}
+        if _is_sparse(grad):
+            grad = self.dedup(net, self.sparse_dedup_aggregator, grad)
+            net.SparseAdadelta([param, moment, update, grad.indices, grad.values, lr], [param, moment, update],
+                               **args)
+        else:
+            net.Adadelta([param, moment, update, grad, lr], [param, moment, update], **args)
 
     def scale_learning_rate(self, scale: float) -> None:
         self.alpha *= scale

@@ -76,10 +76,11 @@ def test_ftrl_and_adadelta_state_blobs():
     assert list(op.input[:3]) == ["pred_w", "pred_w_squared_moment", "pred_w_squared_moment_update"]
 
 
-def test_sparse_gradients_are_refused_clearly():
+def test_sparse_gradients_take_the_sparse_ops_or_are_refused_clearly():
     net, init = core.Net("n"), core.Net("i")
-    with pytest.raises(NotImplementedError, match="needs SparseFtrl"):
-        optimizer.FtrlOptimizer()(net, init, "w", core.GradientSlice("idx", "val"))
+    optimizer.FtrlOptimizer()(net, init, "w", core.GradientSlice("idx", "val"))
+    optimizer.AdadeltaOptimizer()(net, init, "w", core.GradientSlice("idx", "val"))
+    assert [op.type for op in net.Proto().op if op.type.startswith("Sparse")] == ["SparseFtrl", "SparseAdadelta"]
     with pytest.raises(ValueError, match="sparse gradient"):
         optimizer.RmsPropOptimizer()(net, init, "w", core.GradientSlice("idx", "val"))
 

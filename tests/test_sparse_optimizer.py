@@ -116,6 +116,63 @@ def test_adagrad_uses_sparse_adagrad():
     check_sparse_steps(adagrad, update)
 
 
+def row_wise_adagrad(model):
+    optimizer.build_adagrad(model, 0.2, epsilon=1e-3, rowWise=True)
+
+
+def test_row_wise_adagrad_uses_row_wise_sparse_adagrad():
+    history = np.zeros(V)
+
+    def update(emb, g, it):
+        for i, k in enumerate(IDS):
+            history[k] += np.mean(g[i] ** 2)
+            emb[k] -= 0.2 * g[i] / (np.sqrt(history[k]) + 1e-3)
+    model = check_sparse_steps(row_wise_adagrad, update)
+    assert "RowWiseSparseAdagrad" in [op.type for op in model.net.Proto().op]
+    assert "emb_avg_squared_sum" in [out for op in model.param_init_net.Proto().op for out in op.output]
+
+
+def test_row_wise_adagrad_refuses_a_dense_gradient():
+    model = embedding_model("row_wise_dense", ("fc_w",))
+    with pytest.raises(ValueError, match="rowWise=True needs a sparse gradient"):
+        optimizer.build_adagrad(model, 0.2, rowWise=True)
+
+
+def ftrl(model):
+    optimizer.build_ftrl(model, alpha=0.5, beta=1.0, lambda1=0.01, lambda2=0.001)
+
+
+def test_ftrl_uses_sparse_ftrl():
+    n, z = np.zeros((V, D)), np.zeros((V, D))
+
+    def update(emb, g, it):
+        for i, k in enumerate(IDS):
+            n_new = n[k] + g[i] ** 2
+            z[k] += g[i] - (np.sqrt(n_new) - np.sqrt(n[k])) / 0.5 * emb[k]
+            n[k] = n_new
+            shrunk = (0.01 * np.sign(z[k]) - z[k]) / ((1.0 + np.sqrt(n[k])) / 0.5 + 0.001)
+            emb[k] = np.where(np.abs(z[k]) > 0.01, shrunk, 0.0)
+    model = check_sparse_steps(ftrl, update)
+    assert "SparseFtrl" in [op.type for op in model.net.Proto().op]
+
+
+def adadelta(model):
+    optimizer.build_adadelta(model, 0.5, epsilon=1e-3, decay=0.9)
+
+
+def test_adadelta_uses_sparse_adadelta():
+    moment, delta = np.zeros((V, D)), np.zeros((V, D))
+
+    def update(emb, g, it):
+        for i, k in enumerate(IDS):
+            moment[k] = 0.9 * moment[k] + 0.1 * g[i] ** 2
+            step = np.sqrt(delta[k] + 1e-3) / np.sqrt(moment[k] + 1e-3) * g[i]
+            emb[k] -= 0.5 * step
+            delta[k] = 0.9 * delta[k] + 0.1 * step ** 2
+    model = check_sparse_steps(adadelta, update)
+    assert "SparseAdadelta" in [op.type for op in model.net.Proto().op]
+
+
 def adam(model):
     optimizer.build_adam(model, 0.05, beta1=0.8, beta2=0.95, epsilon=1e-6)
 
