@@ -166,7 +166,8 @@ class AdamOptimizer(Optimizer):
 
 
 class AdagradOptimizer(Optimizer):
-    """Adagrad; weight_decay adds weight_decay * param to every gradient it updates.
+    """Adagrad; weight_decay adds weight_decay * param to every gradient it updates (with
+    WeightedSum for a dense gradient, by the sparse op's weight_decay arg for a sparse one).
     rowWise=True keeps one history value per row, `<param>_avg_squared_sum`, and takes
     RowWiseSparseAdagrad (sparse gradients only, as in Caffe2)."""
 
@@ -192,21 +193,24 @@ class AdagradOptimizer(Optimizer):
         if _is_sparse(grad) and self.decay != 1:
             raise NotImplementedError(f"AdagradOptimizer: decay={self.decay!r} with a sparse gradient "
                                       f"(param {param}): SparseAdagrad has no decay")
-        self._decay(net, param_init_net, param, grad)
+        if not _is_sparse(grad):
+            self._decay(net, param_init_net, param, grad)
         lr, _ = self.build_lr(net, param_init_net, self.alpha, policy=self.policy,
                               **self.init_kwargs)
+        # A sparse gradient's weight decay is the sparse op's weight_decay arg, as in later Caffe2.
+        sparse_decay = {"weight_decay": float(self.weight_decay)} if self.weight_decay else {}
         if self.rowWise:
             if not _is_sparse(grad):
                 raise ValueError(f"AdagradOptimizer: rowWise=True needs a sparse gradient; param {param} "
                                  "has a dense one (as in Caffe2)")
             history = self._row_history(param_init_net, param)
             net.RowWiseSparseAdagrad([param, history, grad.indices, grad.values, lr], [param, history],
-                                     epsilon=self.epsilon, engine=self.engine or None)
+                                     epsilon=self.epsilon, engine=self.engine or None, **sparse_decay)
             return
         history = self._state(param_init_net, param, "_squared_sum")
         if _is_sparse(grad):
             net.SparseAdagrad([param, history, grad.indices, grad.values, lr], [param, history],
-                              epsilon=self.epsilon)
+                              epsilon=self.epsilon, **sparse_decay)
         else:
             net.Adagrad([param, history, grad, lr], [param, history],
                         epsilon=self.epsilon, decay=float(self.decay))

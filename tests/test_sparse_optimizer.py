@@ -138,6 +138,23 @@ def test_row_wise_adagrad_refuses_a_dense_gradient():
         optimizer.build_adagrad(model, 0.2, rowWise=True)
 
 
+@pytest.mark.parametrize("row_wise", [False, True])
+def test_adagrad_weight_decay_on_a_sparse_gradient_is_the_ops_arg(row_wise):
+    history = np.zeros(V) if row_wise else np.zeros((V, D))
+
+    def update(emb, g, it):
+        for i, k in enumerate(IDS):
+            gi = g[i] + 0.1 * emb[k]
+            history[k] += np.mean(gi ** 2) if row_wise else gi ** 2
+            emb[k] -= 0.2 * gi / (np.sqrt(history[k]) + 1e-3)
+
+    def build(model):
+        optimizer.build_adagrad(model, 0.2, epsilon=1e-3, weight_decay=0.1, rowWise=row_wise)
+    model = check_sparse_steps(build, update)
+    (op,) = [op for op in model.net.Proto().op if op.type.endswith("SparseAdagrad")]
+    assert [a.f for a in op.arg if a.name == "weight_decay"] == [pytest.approx(0.1)]
+
+
 def ftrl(model):
     optimizer.build_ftrl(model, alpha=0.5, beta=1.0, lambda1=0.01, lambda2=0.001)
 
