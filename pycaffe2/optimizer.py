@@ -126,20 +126,35 @@ class MultiPrecisionSgdOptimizer(SgdOptimizer):
 
 
 class AdamOptimizer(Optimizer):
-    """Adam, with Caffe2's bias correction at t = iteration + 1."""
+    """Adam, with Caffe2's bias correction at t = iteration + 1. A sparse gradient takes
+    SparseAdam (enableRAdam: Rectified Adam), RowWiseSparseAdam (rowWise=True: a per-row
+    `<param>_avg_second_moment`) or SmartDecaySparseAdam (use_smart_decay=True, with the
+    int64 `<param>_last_seen`); use_lr_adaption adds LearningRateAdaption on the step."""
 
     def __init__(self, alpha: float = 0.001, beta1: float = 0.9, beta2: float = 0.999,
-                 epsilon: float = 1e-8, policy: str = "fixed", sparse_dedup_aggregator=None,
-                 rowWise: bool = False, engine: str = "", weight_decay: float = 0.0, **kwargs):
+                 epsilon: float = 1e-8, policy: str = "fixed", use_lr_adaption: bool = False,
+                 lr_alpha: float = 0.01, normalized_lr_adaption: bool = True, sparse_dedup_aggregator=None,
+                 rowWise: bool = False, engine: str = "", enableRAdam: bool = False,
+                 use_smart_decay: bool = False, weight_decay: float = 0.0, **kwargs):
         super().__init__()
-        _unsupported("AdamOptimizer", rowWise=rowWise)
+        if use_smart_decay and (rowWise or enableRAdam or use_lr_adaption):
+            raise NotImplementedError("AdamOptimizer: use_smart_decay does not go with rowWise, enableRAdam or "
+                                      "use_lr_adaption (as in Caffe2)")
+        if rowWise and enableRAdam:
+            raise NotImplementedError("AdamOptimizer: RowWiseSparseAdam has no RAdam (as in Caffe2)")
         self.alpha = alpha
         self.beta1 = beta1
         self.beta2 = beta2
         self.epsilon = epsilon
         self.policy = policy
+        self.use_lr_adaption = use_lr_adaption
+        self.lr_alpha = lr_alpha
+        self.normalized_lr_adaption = normalized_lr_adaption
         self.sparse_dedup_aggregator = sparse_dedup_aggregator
+        self.rowWise = rowWise
         self.engine = engine
+        self.enableRAdam = enableRAdam
+        self.use_smart_decay = use_smart_decay
         self.weight_decay = weight_decay  # pycaffe2: grad += weight_decay * param first
         self.init_kwargs = kwargs
 
@@ -147,22 +162,54 @@ class AdamOptimizer(Optimizer):
         if self.alpha == 0:
             return
         grad = self._dedup_sparse(net, grad)
+        if (self.rowWise or self.use_smart_decay) and not _is_sparse(grad):
+            raise ValueError(f"AdamOptimizer: rowWise / use_smart_decay need a sparse gradient; param {param} "
+                             "has a dense one (as in Caffe2)")
         self._decay(net, param_init_net, param, grad)
         lr, iteration = self.build_lr(net, param_init_net, self.alpha, policy=self.policy,
                                       **self.init_kwargs)
         m1 = self._state(param_init_net, param, "_first_moment")
-        m2 = self._state(param_init_net, param, "_second_moment")
+        m2 = (_per_row_state(self, param_init_net, param, "_avg_second_moment") if self.rowWise
+              else self._state(param_init_net, param, "_second_moment"))
         if iteration not in self._aux_params.shared:
             self._aux_params.shared.append(iteration)
-        if _is_sparse(grad):
-            net.SparseAdam([param, m1, m2, grad.indices, grad.values, lr, iteration], [param, m1, m2],
-                           beta1=self.beta1, beta2=self.beta2, epsilon=self.epsilon)
+        args = {"beta1": self.beta1, "beta2": self.beta2, "epsilon": self.epsilon}
+        outputs = [param, m1, m2]
+        effective_grad = _ref(f"{param}_effective_grad", net)
+        if self.use_lr_adaption:
+            outputs.append(effective_grad)
+        if not _is_sparse(grad):
+            net.Adam([param, m1, m2, grad, lr, iteration], outputs, **args)
+        elif self.use_smart_decay:
+            last_seen = _per_row_state(self, param_init_net, param, "_last_seen", dtype=core.DataType.INT64,
+                                       value=0)
+            net.SmartDecaySparseAdam([param, m1, m2, last_seen, grad.indices, grad.values, lr, iteration],
+                                     [param, m1, m2, last_seen], **args)
+        elif self.rowWise:
+            net.RowWiseSparseAdam([param, m1, m2, grad.indices, grad.values, lr, iteration], outputs, **args)
         else:
-            net.Adam([param, m1, m2, grad, lr, iteration], [param, m1, m2],
-                     beta1=self.beta1, beta2=self.beta2, epsilon=self.epsilon)
+            net.SparseAdam([param, m1, m2, grad.indices, grad.values, lr, iteration], outputs,
+                           enableRAdam=bool(self.enableRAdam), **args)
+        if self.use_lr_adaption:
+            net.LearningRateAdaption([lr, grad.values if _is_sparse(grad) else grad, effective_grad], [lr],
+                                     lr_alpha=self.lr_alpha,
+                                     normalized_lr_adaption=bool(self.normalized_lr_adaption))
 
     def scale_learning_rate(self, scale: float) -> None:
         self.alpha *= scale
+
+
+def _per_row_state(optimizer, param_init_net, param, suffix: str, **fill):
+    """A zero blob with one element per row of the param (ConstantFill of Shape's first
+    dimension: Caffe2's way when the param's shape is not known when the net is built)."""
+    name = f"{param}{suffix}"
+    if not _defines(param_init_net, name):
+        shape = param_init_net.Shape([_ref(param, param_init_net)], [_ref(f"{param}_shape", param_init_net)])
+        rows = param_init_net.Slice([shape], [_ref(f"{param}_shape_numrows", param_init_net)], starts=[0], ends=[1])
+        param_init_net.ConstantFill([rows], [_ref(name, param_init_net)], input_as_shape=1,
+                                    **({"value": 0.0} | fill))
+        optimizer._aux_params.local.append(name)
+    return _ref(name, param_init_net)
 
 
 class AdagradOptimizer(Optimizer):
@@ -203,7 +250,7 @@ class AdagradOptimizer(Optimizer):
             if not _is_sparse(grad):
                 raise ValueError(f"AdagradOptimizer: rowWise=True needs a sparse gradient; param {param} "
                                  "has a dense one (as in Caffe2)")
-            history = self._row_history(param_init_net, param)
+            history = _per_row_state(self, param_init_net, param, "_avg_squared_sum")
             net.RowWiseSparseAdagrad([param, history, grad.indices, grad.values, lr], [param, history],
                                      epsilon=self.epsilon, engine=self.engine or None, **sparse_decay)
             return
@@ -214,18 +261,6 @@ class AdagradOptimizer(Optimizer):
         else:
             net.Adagrad([param, history, grad, lr], [param, history],
                         epsilon=self.epsilon, decay=float(self.decay))
-
-    def _row_history(self, param_init_net, param):
-        """A zero per-row history: ConstantFill of the param's first dimension (Shape, Slice),
-        Caffe2's way when the param's shape is not known when the net is built."""
-        name = f"{param}_avg_squared_sum"
-        if not _defines(param_init_net, name):
-            shape = param_init_net.Shape([_ref(param, param_init_net)], [_ref(f"{param}_shape", param_init_net)])
-            rows = param_init_net.Slice([shape], [_ref(f"{param}_shape_numrows", param_init_net)],
-                                        starts=[0], ends=[1])
-            param_init_net.ConstantFill([rows], [_ref(name, param_init_net)], input_as_shape=1, value=0.0)
-            self._aux_params.local.append(name)
-        return _ref(name, param_init_net)
 
     def scale_learning_rate(self, scale: float) -> None:
         self.alpha *= scale

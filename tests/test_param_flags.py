@@ -51,6 +51,7 @@ FLAGS = {
     "DecayAdagrad": {"param": "weight"},
     "Storm": {"param": "weight"},
     "SparseStorm": {"param": "weight"},
+    "SmartDecaySparseAdam": {"param": "weight"},
     "SparseAdagradFusedWithSparseLengthsSumGradient": {"param": "weight"},
     "SparseAdagradFusedWithSparseLengthsSumGradientApprox": {"param": "weight"},
     "SparseAdagradFusedWithSparseLengthsWeightedSumGradient": {"param": "weight"},

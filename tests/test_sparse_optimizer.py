@@ -155,6 +155,51 @@ def test_adagrad_weight_decay_on_a_sparse_gradient_is_the_ops_arg(row_wise):
     assert [a.f for a in op.arg if a.name == "weight_decay"] == [pytest.approx(0.1)]
 
 
+@pytest.mark.parametrize("variant", ["rowWise", "use_smart_decay", "enableRAdam"])
+def test_adam_variants_use_their_sparse_ops(variant):
+    m1, m2 = np.zeros((V, D)), np.zeros(V) if variant == "rowWise" else np.zeros((V, D))
+    last_seen = np.zeros(V, np.int64)
+
+    def update(emb, g, it):
+        t = it + 1
+        for i, k in enumerate(IDS):
+            if variant == "use_smart_decay":
+                n = t - last_seen[k]
+                catchup = m1[k] * sum(0.8 ** j for j in range(1, n))
+                m1[k] = 0.8 ** n * m1[k] + 0.2 * g[i]
+                m2[k] = 0.95 ** n * m2[k] + 0.05 * g[i] ** 2
+                emb[k] -= 0.05 * (m1[k] + catchup) / (np.sqrt(m2[k]) + 1e-6)
+                last_seen[k] = t
+                continue
+            m1[k] = 0.8 * m1[k] + 0.2 * g[i]
+            m2[k] = 0.95 * m2[k] + 0.05 * (np.mean(g[i] ** 2) if variant == "rowWise" else g[i] ** 2)
+            step = np.sqrt(1 - 0.95 ** t) / (1 - 0.8 ** t) * m1[k] / (np.sqrt(m2[k]) + 1e-6)
+            if variant == "enableRAdam":  # rho_inf = 39: rho_t < 5 over these first steps
+                step = m1[k] / (1 - 0.8 ** t)
+            emb[k] -= 0.05 * step
+
+    def build(model):
+        optimizer.build_adam(model, 0.05, beta1=0.8, beta2=0.95, epsilon=1e-6, **{variant: True})
+    model = check_sparse_steps(build, update)
+    expected = {"rowWise": "RowWiseSparseAdam", "use_smart_decay": "SmartDecaySparseAdam",
+                "enableRAdam": "SparseAdam"}[variant]
+    assert expected in [op.type for op in model.net.Proto().op]
+
+
+def test_adam_lr_adaption_adds_learning_rate_adaption():
+    model = embedding_model("adaption", ("emb", "fc_w"))
+    optimizer.build_adam(model, 0.05, use_lr_adaption=True, lr_alpha=0.1)
+    ops = [op for op in model.net.Proto().op if op.type in ("SparseAdam", "Adam", "LearningRateAdaption")]
+    assert [op.type for op in ops] == ["SparseAdam", "LearningRateAdaption", "Adam", "LearningRateAdaption"]
+    assert list(ops[0].output)[3] == "emb_effective_grad" and list(ops[1].input)[2] == "emb_effective_grad"
+    workspace = Workspace(seed=3)
+    workspace.FeedBlob("ids", IDS)
+    workspace.FeedBlob("Y", np.zeros((len(IDS), K), np.float32))
+    workspace.RunNetOnce(model.param_init_net.Proto())
+    workspace.RunNetOnce(model.net.Proto())
+    assert np.isfinite(workspace.FetchBlob("emb")).all()
+
+
 def ftrl(model):
     optimizer.build_ftrl(model, alpha=0.5, beta=1.0, lambda1=0.01, lambda2=0.001)
 

@@ -17,6 +17,7 @@ from pycaffe2.schema.inference.sparse_update import (
     decay_below_one,
     ftrl_pairs,
     index_range,
+    last_seen_rows,
     moment_size,
     sparse_rows,
 )
@@ -259,3 +260,23 @@ def sparse_storm(param, moment, grad_sq_sum, grad, indices, lr, *, momentum, bet
         p[k] += rate * m[k]
     return (p.reshape(param.shape), m.reshape(moment.shape),
             np.full(np.shape(grad_sq_sum), total, np.asarray(grad_sq_sum).dtype))
+
+
+@register_cpu("SmartDecaySparseAdam")
+def smart_decay_sparse_adam(param, moment_1, moment_2, last_seen, indices, grad, lr, counter, *, beta1, beta2,
+                            epsilon):
+    p, (m1, m2), flat, g = _rows(param, {"moment_1": moment_1, "moment_2": moment_2}, indices, grad, False)
+    last_seen_rows(np.shape(last_seen), np.asarray(last_seen).dtype, param.shape)
+    t = param.dtype.type
+    lr = _scalar("lr", lr, param.dtype)
+    step_number = read_counter(counter) + 1
+    seen = last_seen.reshape(-1).copy()
+    for i, k in enumerate(flat):
+        missed = t(step_number - seen[k])  # iterations since the row's last update (0 when repeated)
+        catchup = m1[k] * t(beta1) * (1 - t(beta1) ** (missed - 1)) / t(1 - beta1) if missed > 1 else t(0)
+        m1[k] = m1[k] * t(beta1) ** missed + t(1 - beta1) * g[i]
+        m2[k] = m2[k] * t(beta2) ** missed + t(1 - beta2) * g[i] * g[i]
+        p[k] += lr * (m1[k] + catchup) / (np.sqrt(m2[k]) + t(epsilon))
+        seen[k] = step_number
+    return (p.reshape(param.shape), m1.reshape(moment_1.shape), m2.reshape(moment_2.shape),
+            seen.reshape(last_seen.shape))

@@ -388,3 +388,43 @@ def test_sparse_adam_rectified_steps(iteration):
     inputs[6] = np.array([iteration], np.int64)
     args = {"beta2": 0.9, "enableRAdam": 1}
     check_reference("SparseAdam", inputs, sparse_adam_reference, args, num_outputs=4, atol=1e-5)
+
+
+def smart_decay_reference(param, m1, m2, last_seen, indices, grad, lr, iteration, beta1=0.9, beta2=0.999,
+                          epsilon=1e-5):
+    param, m1, m2, last_seen = param.copy(), m1.copy(), m2.copy(), last_seen.copy()
+    t = int(iteration[0]) + 1
+    for i, k in enumerate(indices):
+        n = t - int(last_seen[k])
+        # the n - 1 missed steps' momentum, summed: beta1 + beta1^2 + ... + beta1^(n-1) times m1
+        catchup = sum(beta1 ** j for j in range(1, n)) * m1[k]
+        m1[k] = beta1 ** n * m1[k] + (1 - beta1) * grad[i]
+        m2[k] = beta2 ** n * m2[k] + (1 - beta2) * grad[i] ** 2
+        param[k] = param[k] + lr_of(lr) * (m1[k] + catchup) / (np.sqrt(m2[k]) + epsilon)
+        last_seen[k] = t
+    return param, m1, m2, last_seen
+
+
+@pytest.mark.parametrize("args", [{}, {"beta1": 0.5, "beta2": 0.8, "epsilon": 0.01}])
+@pytest.mark.parametrize("indices, row_shape", [([3, 0], (3,)), ([1, 4, 1], (2, 2)), ([], (3,))])
+def test_smart_decay_sparse_adam(args, indices, row_shape):
+    rng = np.random.default_rng(7)
+    tensor = lambda *shape: rng.standard_normal(shape).astype(np.float32)
+    inputs = [tensor(5, *row_shape), tensor(5, *row_shape), np.abs(tensor(5, *row_shape)),
+              np.array([0, 9, 3, 10, 6], np.int64), np.array(indices, np.int64), tensor(len(indices), *row_shape),
+              np.array([-0.1], np.float32), np.array([9], np.int64)]
+    expected = smart_decay_reference(*[x.astype(np.float64) if x.dtype.kind == "f" else x for x in inputs], **args)
+    check_reference("SmartDecaySparseAdam", inputs, lambda *_, **__: expected, args, atol=1e-5)
+
+
+def test_smart_decay_sparse_adam_inference_and_errors():
+    param, idx, one, it = TensorInfo((5, 3)), TensorInfo((2,), "int64"), TensorInfo((1,)), TensorInfo((1,), "int64")
+    seen = TensorInfo((5,), "int64")
+    assert infer("SmartDecaySparseAdam", [param, param, param, seen, idx, TensorInfo((2, 3)), one, it],
+                 n_out=4) == [param, param, param, seen]
+    with pytest.raises(ShapeError, match="last_seen must be int64"):
+        infer("SmartDecaySparseAdam", [param, param, param, TensorInfo((5,)), idx, TensorInfo((2, 3)), one, it],
+              n_out=4)
+    with pytest.raises(ShapeError, match="last_seen .* one element per row"):
+        infer("SmartDecaySparseAdam", [param, param, param, TensorInfo((4,), "int64"), idx, TensorInfo((2, 3)),
+                                       one, it], n_out=4)

@@ -183,3 +183,21 @@ def sparse_storm(op: OpView, inputs: list) -> list:
     _one_element(grad_sq_sum, "grad_sq_sum")
     _check(param, {"moment": moment}, indices, grad, lr, False)
     return [param, moment, grad_sq_sum]
+
+
+def last_seen_rows(shape, dtype, param_shape) -> None:
+    """Raise unless last_seen is int64 with one element per row of param."""
+    if str(dtype) != "int64":
+        raise ShapeError(f"last_seen must be int64, got {dtype}")
+    moment_size("last_seen", shape, param_shape, True)
+
+
+@rule("sparse_update_smart_decay_adam")
+def smart_decay_sparse_adam(op: OpView, inputs: list) -> list:
+    """(param, moment_1, moment_2, last_seen) keep their shapes."""
+    param, moment_1, moment_2, last_seen, indices, grad, lr, counter = inputs
+    _counter(counter)
+    _check(param, {"moment_1": moment_1, "moment_2": moment_2}, indices, grad, lr, False)
+    if param is not None and last_seen is not None:
+        last_seen_rows(last_seen.shape, last_seen.dtype, param.shape)
+    return [param, moment_1, moment_2, last_seen]
