@@ -20,7 +20,16 @@ from __future__ import annotations
 import numpy as np
 
 from pycaffe2 import core
-from pycaffe2.optimizer_adaptive import AdadeltaOptimizer, FtrlOptimizer, RmsPropOptimizer, YellowFinOptimizer
+from pycaffe2.optimizer_adaptive import (
+    AdadeltaOptimizer,
+    DecayAdagradOptimizer,
+    FtrlOptimizer,
+    GFtrlOptimizer,
+    RmsPropOptimizer,
+    StormOptimizer,
+    WngradOptimizer,
+    YellowFinOptimizer,
+)
 from pycaffe2.optimizer_base import (  # noqa: F401  (Caffe2's optimizer names, kept there)
     _OPTIMIZER_ITERATION_NAME,
     AuxOptimizerParams,
@@ -162,8 +171,8 @@ class AdamOptimizer(Optimizer):
         if self.alpha == 0:
             return
         grad = self._dedup_sparse(net, grad)
-        if (self.rowWise or self.use_smart_decay) and not _is_sparse(grad):
-            raise ValueError(f"AdamOptimizer: rowWise / use_smart_decay need a sparse gradient; param {param} "
+        if self.rowWise and not _is_sparse(grad):
+            raise ValueError(f"AdamOptimizer: rowWise=True needs a sparse gradient; param {param} "
                              "has a dense one (as in Caffe2)")
         self._decay(net, param_init_net, param, grad)
         lr, iteration = self.build_lr(net, param_init_net, self.alpha, policy=self.policy,
@@ -175,16 +184,18 @@ class AdamOptimizer(Optimizer):
             self._aux_params.shared.append(iteration)
         args = {"beta1": self.beta1, "beta2": self.beta2, "epsilon": self.epsilon}
         outputs = [param, m1, m2]
+        if self.use_smart_decay:
+            last_seen = _per_row_state(self, param_init_net, param, "_last_seen", dtype=core.DataType.INT64,
+                                       value=0)
+            outputs.append(last_seen)  # a dense param's Adam writes its step there, as in Caffe2
         effective_grad = _ref(f"{param}_effective_grad", net)
         if self.use_lr_adaption:
             outputs.append(effective_grad)
         if not _is_sparse(grad):
             net.Adam([param, m1, m2, grad, lr, iteration], outputs, **args)
         elif self.use_smart_decay:
-            last_seen = _per_row_state(self, param_init_net, param, "_last_seen", dtype=core.DataType.INT64,
-                                       value=0)
             net.SmartDecaySparseAdam([param, m1, m2, last_seen, grad.indices, grad.values, lr, iteration],
-                                     [param, m1, m2, last_seen], **args)
+                                     outputs, **args)
         elif self.rowWise:
             net.RowWiseSparseAdam([param, m1, m2, grad.indices, grad.values, lr, iteration], outputs, **args)
         else:
@@ -398,6 +409,35 @@ def build_adadelta(model, base_learning_rate: float, parameters=None, max_gradie
     return _build(model, AdadeltaOptimizer(alpha=base_learning_rate, **kwargs),
                   max_gradient_norm=max_gradient_norm, allow_lr_injection=allow_lr_injection,
                   parameters=parameters)
+
+
+def build_gftrl(model, engine: str = "", **kwargs) -> GFtrlOptimizer:
+    """Group-lasso FTRL (GFtrl) on every param with a gradient. kwargs: GFtrlOptimizer's
+    (alpha, beta, lambda1, lambda2)."""
+    return _build(model, GFtrlOptimizer(engine=engine, **kwargs))
+
+
+def build_wngrad(model, base_learning_rate: float, parameters=None, max_gradient_norm=None,
+                 allow_lr_injection: bool = False, **kwargs) -> WngradOptimizer:
+    """WnGrad. kwargs: WngradOptimizer's (epsilon, policy, moment_init, ...) and the policy's."""
+    return _build(model, WngradOptimizer(alpha=base_learning_rate, **kwargs),
+                  max_gradient_norm=max_gradient_norm, allow_lr_injection=allow_lr_injection,
+                  parameters=parameters)
+
+
+def build_storm(model, base_learning_rate: float, parameters=None, max_gradient_norm=None,
+                allow_lr_injection: bool = False, **kwargs) -> StormOptimizer:
+    """STORM. kwargs: StormOptimizer's (momentum, beta, grad_sq_init, policy) and the policy's."""
+    return _build(model, StormOptimizer(lr=base_learning_rate, **kwargs),
+                  max_gradient_norm=max_gradient_norm, allow_lr_injection=allow_lr_injection,
+                  parameters=parameters)
+
+
+def build_decay_adagrad(model, base_learning_rate: float, max_gradient_norm=None,
+                        allow_lr_injection: bool = False, **kwargs) -> DecayAdagradOptimizer:
+    """DecayAdagrad (SparseAdagrad for sparse gradients). kwargs: DecayAdagradOptimizer's."""
+    return _build(model, DecayAdagradOptimizer(alpha=base_learning_rate, **kwargs),
+                  max_gradient_norm=max_gradient_norm, allow_lr_injection=allow_lr_injection)
 
 
 def get_lr_injection():

@@ -200,6 +200,32 @@ def test_adam_lr_adaption_adds_learning_rate_adaption():
     assert np.isfinite(workspace.FetchBlob("emb")).all()
 
 
+def test_wngrad_uses_sparse_wngrad():
+    b = [1.0]
+
+    def update(emb, g, it):
+        for i, k in enumerate(IDS):
+            emb[k] -= 0.5 * g[i] / (b[0] + 1e-9)
+        b[0] += (g ** 2).sum() / b[0]
+    model = check_sparse_steps(lambda m: optimizer.build_wngrad(m, 0.5, moment_init=1.0), update)
+    assert "SparseWngrad" in [op.type for op in model.net.Proto().op]
+
+
+def test_storm_uses_sparse_storm():
+    moment, total = np.zeros((V, D)), [0.5]
+
+    def update(emb, g, it):
+        total[0] += (g ** 2).sum()
+        rate = -0.3 * (2.0 + total[0]) ** (-1 / 3)
+        alpha = 1.5 * rate ** 2
+        for i, k in enumerate(IDS):
+            moment[k] = g[i] + (1 - alpha) * (moment[k] - g[i])
+            emb[k] += rate * moment[k]
+    model = check_sparse_steps(
+        lambda m: optimizer.build_storm(m, 0.3, momentum=1.5, beta=2.0, grad_sq_init=0.5), update)
+    assert "SparseStorm" in [op.type for op in model.net.Proto().op]
+
+
 def ftrl(model):
     optimizer.build_ftrl(model, alpha=0.5, beta=1.0, lambda1=0.01, lambda2=0.001)
 
