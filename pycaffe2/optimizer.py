@@ -20,7 +20,16 @@ from __future__ import annotations
 import numpy as np
 
 from pycaffe2 import core
-from pycaffe2.optimizer_adaptive import AdadeltaOptimizer, FtrlOptimizer, RmsPropOptimizer, YellowFinOptimizer
+from pycaffe2.optimizer_adaptive import (
+    AdadeltaOptimizer,
+    DecayAdagradOptimizer,
+    FtrlOptimizer,
+    GFtrlOptimizer,
+    RmsPropOptimizer,
+    StormOptimizer,
+    WngradOptimizer,
+    YellowFinOptimizer,
+)
 from pycaffe2.optimizer_base import (  # noqa: F401  (Caffe2's optimizer names, kept there)
     _OPTIMIZER_ITERATION_NAME,
     AuxOptimizerParams,
@@ -126,20 +135,35 @@ class MultiPrecisionSgdOptimizer(SgdOptimizer):
 
 
 class AdamOptimizer(Optimizer):
-    """Adam, with Caffe2's bias correction at t = iteration + 1."""
+    """Adam, with Caffe2's bias correction at t = iteration + 1. A sparse gradient takes
+    SparseAdam (enableRAdam: Rectified Adam), RowWiseSparseAdam (rowWise=True: a per-row
+    `<param>_avg_second_moment`) or SmartDecaySparseAdam (use_smart_decay=True, with the
+    int64 `<param>_last_seen`); use_lr_adaption adds LearningRateAdaption on the step."""
 
     def __init__(self, alpha: float = 0.001, beta1: float = 0.9, beta2: float = 0.999,
-                 epsilon: float = 1e-8, policy: str = "fixed", sparse_dedup_aggregator=None,
-                 rowWise: bool = False, engine: str = "", weight_decay: float = 0.0, **kwargs):
+                 epsilon: float = 1e-8, policy: str = "fixed", use_lr_adaption: bool = False,
+                 lr_alpha: float = 0.01, normalized_lr_adaption: bool = True, sparse_dedup_aggregator=None,
+                 rowWise: bool = False, engine: str = "", enableRAdam: bool = False,
+                 use_smart_decay: bool = False, weight_decay: float = 0.0, **kwargs):
         super().__init__()
-        _unsupported("AdamOptimizer", rowWise=rowWise)
+        if use_smart_decay and (rowWise or enableRAdam or use_lr_adaption):
+            raise NotImplementedError("AdamOptimizer: use_smart_decay does not go with rowWise, enableRAdam or "
+                                      "use_lr_adaption (as in Caffe2)")
+        if rowWise and enableRAdam:
+            raise NotImplementedError("AdamOptimizer: RowWiseSparseAdam has no RAdam (as in Caffe2)")
         self.alpha = alpha
         self.beta1 = beta1
         self.beta2 = beta2
         self.epsilon = epsilon
         self.policy = policy
+        self.use_lr_adaption = use_lr_adaption
+        self.lr_alpha = lr_alpha
+        self.normalized_lr_adaption = normalized_lr_adaption
         self.sparse_dedup_aggregator = sparse_dedup_aggregator
+        self.rowWise = rowWise
         self.engine = engine
+        self.enableRAdam = enableRAdam
+        self.use_smart_decay = use_smart_decay
         self.weight_decay = weight_decay  # pycaffe2: grad += weight_decay * param first
         self.init_kwargs = kwargs
 
@@ -147,32 +171,70 @@ class AdamOptimizer(Optimizer):
         if self.alpha == 0:
             return
         grad = self._dedup_sparse(net, grad)
+        if self.rowWise and not _is_sparse(grad):
+            raise ValueError(f"AdamOptimizer: rowWise=True needs a sparse gradient; param {param} "
+                             "has a dense one (as in Caffe2)")
         self._decay(net, param_init_net, param, grad)
         lr, iteration = self.build_lr(net, param_init_net, self.alpha, policy=self.policy,
                                       **self.init_kwargs)
         m1 = self._state(param_init_net, param, "_first_moment")
-        m2 = self._state(param_init_net, param, "_second_moment")
+        m2 = (_per_row_state(self, param_init_net, param, "_avg_second_moment") if self.rowWise
+              else self._state(param_init_net, param, "_second_moment"))
         if iteration not in self._aux_params.shared:
             self._aux_params.shared.append(iteration)
-        if _is_sparse(grad):
-            net.SparseAdam([param, m1, m2, grad.indices, grad.values, lr, iteration], [param, m1, m2],
-                           beta1=self.beta1, beta2=self.beta2, epsilon=self.epsilon)
+        args = {"beta1": self.beta1, "beta2": self.beta2, "epsilon": self.epsilon}
+        outputs = [param, m1, m2]
+        if self.use_smart_decay:
+            last_seen = _per_row_state(self, param_init_net, param, "_last_seen", dtype=core.DataType.INT64,
+                                       value=0)
+            outputs.append(last_seen)  # a dense param's Adam writes its step there, as in Caffe2
+        effective_grad = _ref(f"{param}_effective_grad", net)
+        if self.use_lr_adaption:
+            outputs.append(effective_grad)
+        if not _is_sparse(grad):
+            net.Adam([param, m1, m2, grad, lr, iteration], outputs, **args)
+        elif self.use_smart_decay:
+            net.SmartDecaySparseAdam([param, m1, m2, last_seen, grad.indices, grad.values, lr, iteration],
+                                     outputs, **args)
+        elif self.rowWise:
+            net.RowWiseSparseAdam([param, m1, m2, grad.indices, grad.values, lr, iteration], outputs, **args)
         else:
-            net.Adam([param, m1, m2, grad, lr, iteration], [param, m1, m2],
-                     beta1=self.beta1, beta2=self.beta2, epsilon=self.epsilon)
+            net.SparseAdam([param, m1, m2, grad.indices, grad.values, lr, iteration], outputs,
+                           enableRAdam=bool(self.enableRAdam), **args)
+        if self.use_lr_adaption:
+            net.LearningRateAdaption([lr, grad.values if _is_sparse(grad) else grad, effective_grad], [lr],
+                                     lr_alpha=self.lr_alpha,
+                                     normalized_lr_adaption=bool(self.normalized_lr_adaption))
 
     def scale_learning_rate(self, scale: float) -> None:
         self.alpha *= scale
 
 
+def _per_row_state(optimizer, param_init_net, param, suffix: str, **fill):
+    """A zero blob with one element per row of the param (ConstantFill of Shape's first
+    dimension: Caffe2's way when the param's shape is not known when the net is built)."""
+    name = f"{param}{suffix}"
+    if not _defines(param_init_net, name):
+        shape = param_init_net.Shape([_ref(param, param_init_net)], [_ref(f"{param}_shape", param_init_net)])
+        rows = param_init_net.Slice([shape], [_ref(f"{param}_shape_numrows", param_init_net)], starts=[0], ends=[1])
+        param_init_net.ConstantFill([rows], [_ref(name, param_init_net)], input_as_shape=1,
+                                    **({"value": 0.0} | fill))
+        optimizer._aux_params.local.append(name)
+    return _ref(name, param_init_net)
+
+
 class AdagradOptimizer(Optimizer):
-    """Adagrad; weight_decay adds weight_decay * param to every gradient it updates."""
+    """Adagrad; weight_decay adds weight_decay * param to every gradient it updates (with
+    WeightedSum for a dense gradient, by the sparse op's weight_decay arg for a sparse one).
+    rowWise=True keeps one history value per row, `<param>_avg_squared_sum`, and takes
+    RowWiseSparseAdagrad (sparse gradients only, as in Caffe2)."""
 
     def __init__(self, alpha: float = 0.01, epsilon: float = 1e-4, decay: float = 1,
                  weight_decay: float = 0.0, policy: str = "fixed", sparse_dedup_aggregator=None,
                  rowWise: bool = False, engine: str = "", lars=None, **kwargs):
         super().__init__()
-        _unsupported("AdagradOptimizer", rowWise=rowWise, lars=lars)
+        _unsupported("AdagradOptimizer", lars=lars)
+        self.rowWise = rowWise
         self.alpha = alpha
         self.epsilon = epsilon
         self.decay = decay
@@ -189,13 +251,24 @@ class AdagradOptimizer(Optimizer):
         if _is_sparse(grad) and self.decay != 1:
             raise NotImplementedError(f"AdagradOptimizer: decay={self.decay!r} with a sparse gradient "
                                       f"(param {param}): SparseAdagrad has no decay")
-        self._decay(net, param_init_net, param, grad)
+        if not _is_sparse(grad):
+            self._decay(net, param_init_net, param, grad)
         lr, _ = self.build_lr(net, param_init_net, self.alpha, policy=self.policy,
                               **self.init_kwargs)
+        # A sparse gradient's weight decay is the sparse op's weight_decay arg, as in later Caffe2.
+        sparse_decay = {"weight_decay": float(self.weight_decay)} if self.weight_decay else {}
+        if self.rowWise:
+            if not _is_sparse(grad):
+                raise ValueError(f"AdagradOptimizer: rowWise=True needs a sparse gradient; param {param} "
+                                 "has a dense one (as in Caffe2)")
+            history = _per_row_state(self, param_init_net, param, "_avg_squared_sum")
+            net.RowWiseSparseAdagrad([param, history, grad.indices, grad.values, lr], [param, history],
+                                     epsilon=self.epsilon, engine=self.engine or None, **sparse_decay)
+            return
         history = self._state(param_init_net, param, "_squared_sum")
         if _is_sparse(grad):
             net.SparseAdagrad([param, history, grad.indices, grad.values, lr], [param, history],
-                              epsilon=self.epsilon)
+                              epsilon=self.epsilon, **sparse_decay)
         else:
             net.Adagrad([param, history, grad, lr], [param, history],
                         epsilon=self.epsilon, decay=float(self.decay))
@@ -336,6 +409,35 @@ def build_adadelta(model, base_learning_rate: float, parameters=None, max_gradie
     return _build(model, AdadeltaOptimizer(alpha=base_learning_rate, **kwargs),
                   max_gradient_norm=max_gradient_norm, allow_lr_injection=allow_lr_injection,
                   parameters=parameters)
+
+
+def build_gftrl(model, engine: str = "", **kwargs) -> GFtrlOptimizer:
+    """Group-lasso FTRL (GFtrl) on every param with a gradient. kwargs: GFtrlOptimizer's
+    (alpha, beta, lambda1, lambda2)."""
+    return _build(model, GFtrlOptimizer(engine=engine, **kwargs))
+
+
+def build_wngrad(model, base_learning_rate: float, parameters=None, max_gradient_norm=None,
+                 allow_lr_injection: bool = False, **kwargs) -> WngradOptimizer:
+    """WnGrad. kwargs: WngradOptimizer's (epsilon, policy, moment_init, ...) and the policy's."""
+    return _build(model, WngradOptimizer(alpha=base_learning_rate, **kwargs),
+                  max_gradient_norm=max_gradient_norm, allow_lr_injection=allow_lr_injection,
+                  parameters=parameters)
+
+
+def build_storm(model, base_learning_rate: float, parameters=None, max_gradient_norm=None,
+                allow_lr_injection: bool = False, **kwargs) -> StormOptimizer:
+    """STORM. kwargs: StormOptimizer's (momentum, beta, grad_sq_init, policy) and the policy's."""
+    return _build(model, StormOptimizer(lr=base_learning_rate, **kwargs),
+                  max_gradient_norm=max_gradient_norm, allow_lr_injection=allow_lr_injection,
+                  parameters=parameters)
+
+
+def build_decay_adagrad(model, base_learning_rate: float, max_gradient_norm=None,
+                        allow_lr_injection: bool = False, **kwargs) -> DecayAdagradOptimizer:
+    """DecayAdagrad (SparseAdagrad for sparse gradients). kwargs: DecayAdagradOptimizer's."""
+    return _build(model, DecayAdagradOptimizer(alpha=base_learning_rate, **kwargs),
+                  max_gradient_norm=max_gradient_norm, allow_lr_injection=allow_lr_injection)
 
 
 def get_lr_injection():

@@ -1,14 +1,18 @@
-"""Caffe2's RmsProp, Ftrl, Adadelta and YellowFin optimizers (the adaptive and
-yellowfin op families' updates); `optimizer` re-exports them beside its build_* functions.
+"""Caffe2's RmsProp, Ftrl, GFtrl, Adadelta, Wngrad, Storm, DecayAdagrad and YellowFin
+optimizers (the adaptive, sparse_update and yellowfin op families' updates); `optimizer`
+re-exports them beside its build_* functions.
 """
 from __future__ import annotations
 
-from pycaffe2.optimizer_base import Optimizer, _fill_once, _is_sparse, _one, _ref, build_iter
-
-
-def _refuse_sparse(cls: str, sparse_op: str, param) -> None:
-    raise NotImplementedError(f"{cls}: param {param} has a sparse gradient, whose update needs "
-                              f"{sparse_op}, which pycaffe2 does not have yet")
+from pycaffe2.optimizer_base import (
+    Optimizer,
+    _fill_once,
+    _is_sparse,
+    _one,
+    _ref,
+    _unsupported,
+    build_iter,
+)
 
 
 class RmsPropOptimizer(Optimizer):
@@ -48,8 +52,8 @@ class RmsPropOptimizer(Optimizer):
 
 
 class FtrlOptimizer(Optimizer):
-    """FTRL-proximal: Ftrl on the param and its (n, z) pairs, `<param>_ftrl_nz`. Dense
-    gradients only (SparseFtrl is not in pycaffe2)."""
+    """FTRL-proximal: Ftrl on the param and its (n, z) pairs, `<param>_ftrl_nz`; a sparse
+    gradient (deduplicated by sparse_dedup_aggregator when given) takes SparseFtrl."""
 
     def __init__(self, alpha: float = 0.01, beta: float = 1e-4, lambda1: float = 0, lambda2: float = 0,
                  sparse_dedup_aggregator=None, engine: str = ""):
@@ -64,15 +68,17 @@ class FtrlOptimizer(Optimizer):
     def _run(self, net, param_init_net, param, grad):
         if self.alpha <= 0:
             return
-        if _is_sparse(grad):
-            _refuse_sparse("FtrlOptimizer", "SparseFtrl", param)
         name = f"{param}_ftrl_nz"
         n_z = param_init_net.ConstantFill([_ref(param, param_init_net)], [_ref(name, param_init_net)],
                                           extra_shape=[2], value=0.0)
         self._aux_params.local.append(name)
-        net.Ftrl([param, _ref(n_z, net), grad], [param, _ref(n_z, net)], engine=self.engine or None,
-                 alpha=float(self.alpha), beta=float(self.beta), lambda1=float(self.lambda1),
-                 lambda2=float(self.lambda2))
+        args = {"engine": self.engine or None, "alpha": float(self.alpha), "beta": float(self.beta),
+                "lambda1": float(self.lambda1), "lambda2": float(self.lambda2)}
+        if _is_sparse(grad):
+            grad = self.dedup(net, self.sparse_dedup_aggregator, grad)
+            net.SparseFtrl([param, _ref(n_z, net), grad.indices, grad.values], [param, _ref(n_z, net)], **args)
+        else:
+            net.Ftrl([param, _ref(n_z, net), grad], [param, _ref(n_z, net)], **args)
 
     def scale_learning_rate(self, scale: float) -> None:
         self.alpha *= scale
@@ -80,7 +86,8 @@ class FtrlOptimizer(Optimizer):
 
 class AdadeltaOptimizer(Optimizer):
     """AdaDelta (later Caffe2 versions): Adadelta on the param, `<param>_squared_moment`
-    and `<param>_squared_moment_update`, with lr = -alpha by the policy. Dense gradients."""
+    and `<param>_squared_moment_update`, with lr = -alpha by the policy; a sparse gradient
+    (deduplicated by sparse_dedup_aggregator when given) takes SparseAdadelta."""
 
     def __init__(self, alpha: float = 0.01, epsilon: float = 1e-4, decay: float = 0.95,
                  policy: str = "fixed", sparse_dedup_aggregator=None, engine: str = "", **kwargs):
@@ -96,13 +103,16 @@ class AdadeltaOptimizer(Optimizer):
     def _run(self, net, param_init_net, param, grad):
         if self.alpha <= 0:
             return
-        if _is_sparse(grad):
-            _refuse_sparse("AdadeltaOptimizer", "SparseAdadelta", param)
         lr, _ = self.build_lr(net, param_init_net, self.alpha, policy=self.policy, **self.init_kwargs)
         moment = self._state(param_init_net, param, "_squared_moment")
         update = self._state(param_init_net, param, "_squared_moment_update")
-        net.Adadelta([param, moment, update, grad, lr], [param, moment, update], epsilon=self.epsilon,
-                     decay=self.decay, engine=self.engine or None)
+        args = {"epsilon": self.epsilon, "decay": self.decay, "engine": self.engine or None}
+        if _is_sparse(grad):
+            grad = self.dedup(net, self.sparse_dedup_aggregator, grad)
+            net.SparseAdadelta([param, moment, update, grad.indices, grad.values, lr], [param, moment, update],
+                               **args)
+        else:
+            net.Adadelta([param, moment, update, grad, lr], [param, moment, update], **args)
 
     def scale_learning_rate(self, scale: float) -> None:
         self.alpha *= scale
@@ -152,6 +162,158 @@ class YellowFinOptimizer(Optimizer):
                  _ref(state["_curv_win"], net), g_avg, g2_avg, _ref(state["_scalars_memory"], net)]
         net.YellowFin(blobs + [grad, iteration], blobs, beta=self.beta, epsilon=self.epsilon,
                       curv_win_width=self.curv_win_width, zero_debias=self.zero_debias)
+
+    def scale_learning_rate(self, scale: float) -> None:
+        self.alpha *= scale
+
+
+class GFtrlOptimizer(Optimizer):
+    """Group-lasso FTRL: GFtrl on the param and its (n, z) pairs, `<param>_gftrl_nz`
+    (dense gradients: Caffe2 has no sparse GFtrl)."""
+
+    def __init__(self, alpha: float = 0.01, beta: float = 1e-4, lambda1: float = 0, lambda2: float = 0,
+                 sparse_dedup_aggregator=None, engine: str = ""):
+        super().__init__()
+        self.alpha = alpha
+        self.beta = beta
+        self.lambda1 = lambda1
+        self.lambda2 = lambda2
+        self.sparse_dedup_aggregator = sparse_dedup_aggregator
+        self.engine = engine
+
+    def _run(self, net, param_init_net, param, grad):
+        if self.alpha <= 0:
+            return
+        if _is_sparse(grad):
+            raise ValueError(f"GFtrlOptimizer: param {param} has a sparse gradient, which GFtrl does not take "
+                             "(nor does Caffe2's)")
+        name = f"{param}_gftrl_nz"
+        n_z = param_init_net.ConstantFill([_ref(param, param_init_net)], [_ref(name, param_init_net)],
+                                          extra_shape=[2], value=0.0)
+        self._aux_params.local.append(name)
+        net.GFtrl([param, _ref(n_z, net), grad], [param, _ref(n_z, net)], engine=self.engine or None,
+                  alpha=float(self.alpha), beta=float(self.beta), lambda1=float(self.lambda1),
+                  lambda2=float(self.lambda2))
+
+    def scale_learning_rate(self, scale: float) -> None:
+        self.alpha *= scale
+
+
+class WngradOptimizer(Optimizer):
+    """WnGrad: Wngrad (SparseWngrad for a sparse gradient) with a one-element history
+    `<param>_moment` starting at moment_init; lr = -alpha by the policy."""
+
+    def __init__(self, alpha: float = 1.0, epsilon: float = 1e-9, policy: str = "fixed",
+                 sparse_dedup_aggregator=None, engine: str = "", moment_init: float = 100.0, lars=None,
+                 output_effective_lr: bool = False, output_effective_lr_and_update: bool = False, **kwargs):
+        super().__init__()
+        _unsupported("WngradOptimizer", lars=lars)
+        self.alpha = alpha
+        self.epsilon = epsilon
+        self.policy = policy
+        self.sparse_dedup_aggregator = sparse_dedup_aggregator
+        self.engine = engine
+        self.moment_init = moment_init
+        self.output_effective_lr = output_effective_lr
+        self.output_effective_lr_and_update = output_effective_lr_and_update
+        self.init_kwargs = kwargs
+
+    def _run(self, net, param_init_net, param, grad):
+        if self.alpha <= 0:
+            return
+        lr, _ = self.build_lr(net, param_init_net, self.alpha, policy=self.policy, **self.init_kwargs)
+        name = f"{param}_moment"
+        moment = _fill_once(param_init_net, name, shape=[1], value=float(self.moment_init))
+        self._aux_params.local.append(name)
+        moment = _ref(moment, net)
+        args = {"epsilon": self.epsilon, "engine": self.engine or None}
+        if _is_sparse(grad):
+            grad = self.dedup(net, self.sparse_dedup_aggregator, grad)
+            net.SparseWngrad([param, moment, grad.indices, grad.values, lr], [param, moment], **args)
+            return
+        outputs = [param, moment]
+        if self.output_effective_lr or self.output_effective_lr_and_update:
+            outputs.append(_ref(f"{param}_effective_lr", net))
+        if self.output_effective_lr_and_update:
+            outputs.append(_ref(f"{param}_update", net))
+        net.Wngrad([param, moment, grad, lr], outputs, **args)
+
+    def scale_learning_rate(self, scale: float) -> None:
+        self.alpha *= scale
+
+
+class StormOptimizer(Optimizer):
+    """STORM: Storm (SparseStorm for a sparse gradient) with `<param>_moment` and the
+    one-element `<param>_grad_sq_sum` starting at grad_sq_init; lr = -lr by the policy."""
+
+    def __init__(self, lr: float = 0.1, momentum: float = 10.0, beta: float = 0.1, grad_sq_init: float = 0.01,
+                 policy: str = "fixed", sparse_dedup_aggregator=None, lars=None, **kwargs):
+        super().__init__()
+        _unsupported("StormOptimizer", lars=lars)
+        self.lr = lr
+        self.momentum = momentum
+        self.beta = beta
+        self.grad_sq_init = grad_sq_init
+        self.policy = policy
+        self.sparse_dedup_aggregator = sparse_dedup_aggregator
+        self.init_kwargs = kwargs
+
+    def _run(self, net, param_init_net, param, grad):
+        if self.lr <= 0:
+            return
+        lr, _ = self.build_lr(net, param_init_net, self.lr, policy=self.policy, **self.init_kwargs)
+        moment = self._state(param_init_net, param, "_moment")
+        name = f"{param}_grad_sq_sum"
+        grad_sq_sum = _ref(_fill_once(param_init_net, name, shape=[1], value=float(self.grad_sq_init)), net)
+        self._aux_params.local.append(name)
+        args = {"momentum": self.momentum, "beta": self.beta}
+        if _is_sparse(grad):
+            grad = self.dedup(net, self.sparse_dedup_aggregator, grad)
+            net.SparseStorm([param, moment, grad_sq_sum, grad.values, grad.indices, lr],
+                            [param, moment, grad_sq_sum], **args)
+        else:
+            net.Storm([param, moment, grad_sq_sum, grad, lr], [param, moment, grad_sq_sum], **args)
+
+    def scale_learning_rate(self, scale: float) -> None:
+        self.lr *= scale
+
+
+class DecayAdagradOptimizer(Optimizer):
+    """DecayAdagrad on dense gradients (`<param>_first_mo1ment`, Caffe2's spelling, and
+    `<param>_second_moment`); a sparse gradient takes SparseAdagrad with
+    `<param>_squared_sum`, as in Caffe2."""
+
+    def __init__(self, alpha: float = 0.01, beta1: float = 0.0, beta2: float = 0.999, epsilon: float = 0.1,
+                 weight_decay: float = 0.0, ema_options=None, bias_correction_first: bool = True,
+                 policy: str = "fixed", engine: str = "", **kwargs):
+        super().__init__()
+        _unsupported("DecayAdagradOptimizer", ema_options=ema_options)
+        self.alpha = alpha
+        self.beta1 = beta1
+        self.beta2 = beta2
+        self.epsilon = epsilon
+        self.weight_decay = weight_decay
+        self.bias_correction_first = bias_correction_first
+        self.policy = policy
+        self.engine = engine
+        self.init_kwargs = kwargs
+
+    def _run(self, net, param_init_net, param, grad):
+        if self.alpha <= 0:
+            return
+        lr, iteration = self.build_lr(net, param_init_net, self.alpha, policy=self.policy, **self.init_kwargs)
+        if _is_sparse(grad):
+            history = self._state(param_init_net, param, "_squared_sum")
+            net.SparseAdagrad([param, history, grad.indices, grad.values, lr], [param, history],
+                              epsilon=self.epsilon)
+            return
+        m1 = self._state(param_init_net, param, "_first_mo1ment")
+        m2 = self._state(param_init_net, param, "_second_moment")
+        if iteration not in self._aux_params.shared:
+            self._aux_params.shared.append(iteration)
+        net.DecayAdagrad([param, m1, m2, grad, lr, iteration], [param, m1, m2], beta1=self.beta1,
+                         beta2=self.beta2, epsilon=self.epsilon, weight_decay=self.weight_decay,
+                         bias_correction_first=bool(self.bias_correction_first))
 
     def scale_learning_rate(self, scale: float) -> None:
         self.alpha *= scale

@@ -45,6 +45,10 @@ def train(model, iterations):
     (optimizer.build_rms_prop, {"base_learning_rate": 0.01, "momentum": 0.5, "decay": 0.8}, 20),
     (optimizer.build_ftrl, {"alpha": 0.5, "beta": 1.0, "lambda1": 0.0, "lambda2": 0.0}, 1000),
     (optimizer.build_adadelta, {"base_learning_rate": 1.0, "epsilon": 1e-6}, 2),
+    (optimizer.build_wngrad, {"base_learning_rate": 5.0, "moment_init": 1.0}, 10),
+    (optimizer.build_storm, {"base_learning_rate": 0.5, "momentum": 1.0, "beta": 1.0}, 5),
+    (optimizer.build_gftrl, {"alpha": 0.5, "beta": 1.0}, 100),
+    (optimizer.build_decay_adagrad, {"base_learning_rate": 0.1, "beta1": 0.5}, 10),
 ])
 def test_builders_train(build, kwargs, factor):
     model = regression()
@@ -76,10 +80,11 @@ def test_ftrl_and_adadelta_state_blobs():
     assert list(op.input[:3]) == ["pred_w", "pred_w_squared_moment", "pred_w_squared_moment_update"]
 
 
-def test_sparse_gradients_are_refused_clearly():
+def test_sparse_gradients_take_the_sparse_ops_or_are_refused_clearly():
     net, init = core.Net("n"), core.Net("i")
-    with pytest.raises(NotImplementedError, match="needs SparseFtrl"):
-        optimizer.FtrlOptimizer()(net, init, "w", core.GradientSlice("idx", "val"))
+    optimizer.FtrlOptimizer()(net, init, "w", core.GradientSlice("idx", "val"))
+    optimizer.AdadeltaOptimizer()(net, init, "w", core.GradientSlice("idx", "val"))
+    assert [op.type for op in net.Proto().op if op.type.startswith("Sparse")] == ["SparseFtrl", "SparseAdadelta"]
     with pytest.raises(ValueError, match="sparse gradient"):
         optimizer.RmsPropOptimizer()(net, init, "w", core.GradientSlice("idx", "val"))
 
@@ -138,3 +143,20 @@ def test_multi_precision_sgd_is_sgd_for_float32_params():
     assert "WeightedSum" in [op.type for op in model.net.Proto().op]
     first, last = train(model, 300)
     assert last < first / 1000
+
+
+def test_new_builders_nets_are_caffe2s():
+    model = regression()
+    optimizer.build_wngrad(model, 1.0, output_effective_lr=True)
+    (op, _) = [op for op in model.net.Proto().op if op.type == "Wngrad"]
+    assert list(op.input[:2]) == ["pred_w", "pred_w_moment"] and list(op.output)[2] == "pred_w_effective_lr"
+    model = regression()
+    optimizer.build_storm(model, 0.1, grad_sq_init=0.5)
+    (op, _) = [op for op in model.net.Proto().op if op.type == "Storm"]
+    assert list(op.input[:3]) == ["pred_w", "pred_w_moment", "pred_w_grad_sq_sum"]
+    model = regression()
+    optimizer.build_decay_adagrad(model, 0.1)
+    (op, _) = [op for op in model.net.Proto().op if op.type == "DecayAdagrad"]
+    assert list(op.input[:3]) == ["pred_w", "pred_w_first_mo1ment", "pred_w_second_moment"]
+    with pytest.raises(NotImplementedError, match="lars=0.1 is not supported"):
+        optimizer.WngradOptimizer(lars=0.1)

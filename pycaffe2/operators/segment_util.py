@@ -1,6 +1,6 @@
 """NumPy kernels of the segment_util family: top-k per segment (LengthsTopK) and
 per row (FlexibleTopK) with their gradient ops, LengthsPad, ReversePackedSegs,
-RemoveDataBlocks, PrependDim/MergeDim and SparseNormalize.
+RemoveDataBlocks and PrependDim/MergeDim.
 
 Both top-k ops order a segment's values by decreasing value, ties by
 increasing position, as Caffe2's heaps do.
@@ -21,7 +21,6 @@ from pycaffe2.schema.inference.segment_util import (
     packed_segs_shapes,
     prepend_dim_shape,
     remove_blocks_shapes,
-    sparse_normalize_shapes,
     top_k_arg,
 )
 from pycaffe2.schema.inference.segment_util import float_vector as _float_vector
@@ -159,7 +158,7 @@ def remove_data_blocks(data, indices):
     return np.delete(data, np.unique(checked_indices(indices, data.shape[0])), axis=0)
 
 
-# -- PrependDim, MergeDim, SparseNormalize -----------------------------------------------------------
+# -- PrependDim, MergeDim ------------------------------------------------------------------------------
 
 @register_cpu("PrependDim")
 def prepend_dim(data, *, dim_size):
@@ -175,14 +174,3 @@ def merge_dim(data):
 def _make_prepend_dim_gradient(g):
     return [g.Op("MergeDim", [g.GO(0)], [g.GI(0)], inherit_args=False)]  # as Caffe2: no args copied
 
-
-@register_cpu("SparseNormalize")
-def sparse_normalize(param, indices, grad=None, *, use_max_norm, norm):
-    sparse_normalize_shapes(_info(param), _info(indices), _info(grad), norm)
-    rows = np.unique(checked_indices(indices, param.shape[0]))  # a repeated row is normalized once
-    out = param.copy()
-    block = param[rows].reshape(rows.size, -1)
-    norms = np.sqrt(np.square(block.astype(np.float64)).sum(axis=1)) + 1e-12
-    scale = np.where((norms > norm) | (not use_max_norm), norm / norms, 1.0)
-    out[rows] = (block * scale[:, None]).astype(param.dtype).reshape(param[rows].shape)
-    return out

@@ -39,9 +39,9 @@ __global__ void momentum_sgd_update(const float* grad, const float* moment, cons
 // lr / (sqrt(h') + epsilon) and the update, the rate times g.
 __global__ void adagrad(const float* param, const float* moment, const float* grad, float* new_param,
                         float* new_moment, float* effective_lr, float* update, float lr, float epsilon,
-                        float decay, long long n) {
+                        float decay, float weight_decay, long long n) {
   FOR_EACH(i, n) {
-    float g = grad[i];
+    float g = __fadd_rn(grad[i], __fmul_rn(weight_decay, param[i]));
     float h = __fadd_rn(__fmul_rn(decay, moment[i]), __fmul_rn(g, g));
     float root = __fadd_rn(__fsqrt_rn(h), epsilon);
     float rate = __fdiv_rn(lr, root);

@@ -137,6 +137,60 @@ def _hill(it, a):
     return max(a["end_multiplier"], _pow(1 + a["gamma"] * (it - a["num_iter"]), -a["power"]))
 
 
+def _or(value, default):
+    return default if value is None else value
+
+
+def _slope(it, a):
+    first, second = _or(a["multiplier_1"], 0.0), _or(a["multiplier_2"], 0.0)
+    if it < a["num_iter_1"]:
+        return first
+    return max(second, first + (it - a["num_iter_1"]) * (second - first) / (a["num_iter_2"] - a["num_iter_1"]))
+
+
+def _piece_warmup(it, a):
+    return a["m1"] if it < a["n1"] else a["m2"] if it < a["n2"] else a["m3"]
+
+
+def _cyclical_multiplier(it, base_lr, max_lr, stepsize, decay):
+    cycle = it // (2 * stepsize) + 1
+    x = abs(it / stepsize - 2 * cycle + 1)
+    ratio = abs(max_lr) / abs(base_lr) if base_lr else math.inf  # C's division by 0
+    return 1 + (ratio - 1) * max(0.0, 1 - x) * _pow(decay, it // (2 * stepsize))
+
+
+def _log(value):
+    return math.log(value) if value > 0 else math.nan  # C's log of a non-positive value: NaN (or -inf)
+
+
+def _cosine_multiplier(it, min_lr, max_lr, period, t_mult, lr_shrink):
+    if t_mult != 1.0:  # each period t_mult times the last
+        exponent = _log(1 - it / period * (1 - t_mult)) / _log(t_mult)
+        i = math.floor(exponent) if math.isfinite(exponent) else exponent
+        t_i = _pow(t_mult, i) * period
+        t_curr = it - (1 - _pow(t_mult, i)) / (1 - t_mult) * period
+    else:
+        i = math.floor(it / period)
+        t_i, t_curr = period, it - period * i
+    shrink = _pow(lr_shrink, i)
+    low, high = min_lr * shrink, max_lr * shrink
+    return low + 0.5 * (high - low) * (1 + math.cos(math.pi * t_curr / t_i))
+
+
+def _constant_then_linear(it, a):
+    constant, linear = a["constant_warmup_num_iter"], a["linear_warmup_num_iter"]
+    if it < constant:
+        return a["start_warmup_multiplier"]
+    if it < constant + linear:
+        return _linear_warmup(it - constant, {"num_iter": linear, "start_multiplier": a["start_warmup_multiplier"]})
+    return 1.0
+
+
+def _after_warmup(it, a, then):
+    warmup = a["constant_warmup_num_iter"] + a["linear_warmup_num_iter"]
+    return _constant_then_linear(it, a) if it < warmup else then(it - warmup)
+
+
 MULTIPLIERS = {
     "fixed": lambda it, a: 1.0,
     "step": lambda it, a: _pow(a["gamma"], it // a["stepsize"]),
@@ -148,14 +202,25 @@ MULTIPLIERS = {
     "constantWarmup": lambda it, a: a["multiplier"] if it < a["num_iter"] else 1.0,
     "alter": _alter,
     "hill": _hill,
-    "gate": lambda it, a: a["multiplier_1"] if it < a["num_iter"] else a["multiplier_2"],
+    "gate": lambda it, a: _or(a["multiplier_1"], 1.0) if it < a["num_iter"] else _or(a["multiplier_2"], 1.0),
+    "slope": _slope,
+    "pieceWarmup": _piece_warmup,
+    "cyclical": lambda it, a: _cyclical_multiplier(it, a["base_lr"], _or(a["max_lr"], 0.005), a["stepsize"],
+                                                   a["decay"]),
+    "cosine": lambda it, a: _cosine_multiplier(it, a["min_lr"], _or(a["max_lr"], 0.5), a["period"], a["t_mult"],
+                                               a["lr_shrink"]),
+    "constantThenLinearWarmup": _constant_then_linear,
+    "compositeCyclical": lambda it, a: _after_warmup(it, a, lambda t: _cyclical_multiplier(
+        t, a["base_lr"], a["cyclical_max_lr"], a["cyclical_step_size"], a["cyclical_decay"])),
+    "compositeCosine": lambda it, a: _after_warmup(it, a, lambda t: _cosine_multiplier(
+        t, a["cosine_min_lr"], a["cosine_max_lr"], a["cosine_period"], a["cosine_t_mult"], a["cosine_lr_shrink"])),
 }
 
 
 def _composite(args: dict):
     """f(iter) of the composite policy: the last sub-policy started by iter (the first
     before iteration 1), given the global iter, times that sub-policy's lr_scale."""
-    subs = sub_policies(args)
+    subs = [{**sub, "base_lr": args["base_lr"]} for sub in sub_policies(args)]  # cyclical reads base_lr
     starts = [sub["num_iter_start"] for sub in subs]
     parts = [(functools.partial(MULTIPLIERS[sub["policy"]], a=sub), sub["lr_scale"]) for sub in subs]
 
@@ -172,6 +237,7 @@ def learning_rate(*, base_lr, policy, lr_scale, **args):
     if base_lr is None or policy not in (*MULTIPLIERS, "composite"):
         raise ValueError(f"needs base_lr and a known policy, got {base_lr} and {policy!r}")
     learning_rate_policy(policy, args)
+    args = {**args, "base_lr": base_lr}  # the cyclical policies scale by max_lr / base_lr
     multiplier_of = (_composite(args) if policy == "composite"
                      else functools.partial(MULTIPLIERS[policy], a=args))
     scale = base_lr * lr_scale
@@ -247,11 +313,11 @@ def momentum_sgd_update(grad, moment, lr, param, *, momentum, nesterov):
 
 
 @register_cpu("Adagrad")
-def adagrad(param, moment, grad, lr, *, epsilon, decay):
+def adagrad(param, moment, grad, lr, *, epsilon, decay, weight_decay):
     _check_tensors({"param": param, "moment": moment, "grad": grad})
     t = param.dtype.type
     lr = _scalar("lr", lr, param.dtype)
-    g = grad.reshape(param.shape)
+    g = grad.reshape(param.shape) + t(weight_decay) * param if weight_decay else grad.reshape(param.shape)
     new_moment = t(decay) * moment.reshape(param.shape) + g * g
     root = np.sqrt(new_moment) + t(epsilon)
     new_param = param + lr * g / root
@@ -325,12 +391,12 @@ def momentum_sgd_update_cuda(grad, moment, lr, param, *, momentum, nesterov):
 
 
 @register_cuda("Adagrad")
-def adagrad_cuda(param, moment, grad, lr, *, epsilon, decay):
+def adagrad_cuda(param, moment, grad, lr, *, epsilon, decay, weight_decay):
     param, moment, grad = _gpu_tensors("Adagrad", {"param": param, "moment": moment, "grad": grad})
     lr = _host_scalar("lr", lr)
     outputs = [cuda.empty(a.shape) for a in (param, moment, grad, grad)]
     cuda.launch("training.cu", "adagrad", param.size, param, moment, grad, *outputs,
-                lr, np.float32(epsilon), np.float32(decay), np.int64(param.size))
+                lr, np.float32(epsilon), np.float32(decay), np.float32(weight_decay), np.int64(param.size))
     return tuple(outputs)
 
 

@@ -1,5 +1,5 @@
 """The segment_util family: LengthsTopK, FlexibleTopK, LengthsPad, ReversePackedSegs,
-RemoveDataBlocks, PrependDim, MergeDim and SparseNormalize against NumPy loops, the
+RemoveDataBlocks, PrependDim and MergeDim against NumPy loops, the
 gradient ops against central differences, the makers, inference and errors."""
 import numpy as np
 import pytest
@@ -119,7 +119,7 @@ def test_remove_data_blocks(indices):
                     lambda d, i: np.delete(d, np.unique(i.astype(np.int64)), axis=0))
 
 
-# -- PrependDim, MergeDim, SparseNormalize -----------------------------------------------------------
+# -- PrependDim, MergeDim -----------------------------------------------------------------------------
 
 def test_prepend_and_merge_dim():
     data = np.arange(24, dtype=np.float32).reshape(6, 2, 2)
@@ -127,25 +127,6 @@ def test_prepend_and_merge_dim():
     check_reference("MergeDim", [out], lambda d: d.reshape(6, 2, 2))
     (grad_op,), _ = gradient_ops("PrependDim", ["x"], dim_size=3)
     assert (grad_op.type, list(grad_op.input), list(grad_op.arg)) == ("MergeDim", ["out_grad"], [])
-
-
-def normalize_reference(param, indices, grad=None, *, use_max_norm, norm):
-    out = param.copy()
-    for i in set(indices.tolist()):
-        row_norm = np.linalg.norm(param[i]) + 1e-12
-        if row_norm > norm or not use_max_norm:
-            out[i] = param[i] * norm / row_norm
-    return out
-
-
-@pytest.mark.parametrize("use_max_norm", [0, 1])
-def test_sparse_normalize(use_max_norm):
-    rng = np.random.default_rng(3)
-    param = rng.standard_normal((5, 3)).astype(np.float32)
-    param[1] *= 0.01  # under the norm
-    indices, args = ints([1, 3, 1], np.int64), {"use_max_norm": use_max_norm, "norm": 1.5}
-    check_reference("SparseNormalize", [param, indices], normalize_reference, args)
-    check_reference("SparseNormalize", [param, indices, np.ones((3, 3), np.float32)], normalize_reference, args)
 
 
 # -- inference and errors ----------------------------------------------------------------------------
@@ -165,7 +146,6 @@ def test_inference():
     assert infer("PrependDim", [(6, 2)], dim_size=2)[0] == TensorInfo((2, 3, 2))
     assert infer("MergeDim", [(2, 3, 2)])[0] == TensorInfo((6, 2))
     assert infer("ReversePackedSegs", [(4, 3, 2), i32(3)])[0] == TensorInfo((4, 3, 2))
-    assert infer("SparseNormalize", [(5, 3), i32(2)])[0] == TensorInfo((5, 3))
     assert infer("LengthsTopKGradient", [i32(4), i32(4, 2), (4, 2)], k=2) == [None]
 
 
@@ -183,8 +163,6 @@ def test_inference():
     ("PrependDim", [(5, 2)], {"dim_size": 2}, "must be a multiple of dim_size"),
     ("PrependDim", [(4, 2)], {}, "dim_size must be >= 1"),
     ("MergeDim", [(4,)], {}, "rank >= 2"),
-    ("SparseNormalize", [(5, 3), i32(2), (3, 3)], {}, "one row per entry of indices"),
-    ("SparseNormalize", [(5, 3), i32(2)], {"norm": 0.0}, "norm must be > 0"),
 ])
 def test_inference_errors(op_type, shapes, args, message):
     with pytest.raises(ShapeError, match=message):
@@ -206,7 +184,6 @@ def test_inference_errors(op_type, shapes, args, message):
     ("LengthsPad", [np.ones((0, 2), np.float32), ints([0])], {"target_length": 2 ** 40}, "over the .*-byte cap"),
     ("ReversePackedSegs", [np.ones((2, 1, 1), np.float32), ints([3])], {}, r"LENGTHS\[0\] = 3 must be in 0..2"),
     ("RemoveDataBlocks", [np.ones((3, 2), np.float32), ints([3])], {}, "out of range"),
-    ("SparseNormalize", [np.ones((3, 2), np.float32), ints([-1])], {}, "out of range"),
 ])
 def test_run_errors(op_type, inputs, args, message):
     num_outputs = 2 if op_type in ("LengthsTopK", "FlexibleTopK") else None

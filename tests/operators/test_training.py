@@ -153,6 +153,54 @@ POLICIES = [
 ]
 
 
+def cosine_reference(it, low=0.1, high=0.5, period=50, t_mult=1.0, shrink=0.99):
+    """Restart by restart, as SGDR's paper (Loshchilov and Hutter) describes the schedule."""
+    start, length, restart = 0.0, float(period), 0
+    while it >= start + length:
+        start, length, restart = start + length, length * t_mult, restart + 1
+    low, high = low * shrink ** restart, high * shrink ** restart
+    return low + 0.5 * (high - low) * (1 + math.cos(math.pi * (it - start) / length))
+
+
+def triangle_reference(it, ratio, stepsize, decay=1.0):
+    """Smith's triangular cycles: up over stepsize iterations, down over the next."""
+    cycle, phase = divmod(it, 2 * stepsize)
+    height = 1 - abs(phase - stepsize) / stepsize
+    return 1 + (ratio - 1) * height * decay ** cycle
+
+
+def warmup_reference(it, start, constant, linear):
+    if it < constant:
+        return start
+    return start + (1 - start) * (it - constant) / linear if it < constant + linear else 1.0
+
+
+POLICIES += [
+    ({"policy": "slope", "num_iter_1": 5, "num_iter_2": 15, "multiplier_1": 2.0, "multiplier_2": 0.5},
+     lambda it: 2.0 if it < 5 else max(0.5, 2.0 - 1.5 * (it - 5) / 10)),
+    ({"policy": "slope", "num_iter_1": 5, "num_iter_2": 15}, lambda it: 0.0),
+    ({"policy": "pieceWarmup", "m1": 0.1, "n1": 3, "m2": 0.4, "n2": 10, "m3": 1.5},
+     lambda it: 0.1 if it < 3 else 0.4 if it < 10 else 1.5),
+    ({"policy": "cyclical", "max_lr": -0.3, "stepsize": 4}, lambda it: triangle_reference(it, 3.0, 4)),
+    ({"policy": "cyclical", "stepsize": 5, "decay": 0.5}, lambda it: triangle_reference(it, 0.05, 5, 0.5)),
+    ({"policy": "cosine", "period": 7}, lambda it: cosine_reference(it, period=7)),
+    ({"policy": "cosine", "period": 4, "t_mult": 2.0, "max_lr": 2.0, "min_lr": 0.5, "lr_shrink": 0.5},
+     lambda it: cosine_reference(it, 0.5, 2.0, 4, 2.0, 0.5)),
+    ({"policy": "constantThenLinearWarmup", "start_warmup_multiplier": 0.2, "constant_warmup_num_iter": 3,
+      "linear_warmup_num_iter": 8}, lambda it: warmup_reference(it, 0.2, 3, 8)),
+    ({"policy": "compositeCyclical", "start_warmup_multiplier": 0.2, "constant_warmup_num_iter": 2,
+      "linear_warmup_num_iter": 3, "cyclical_max_lr": -0.2, "cyclical_step_size": 3, "cyclical_decay": 0.9},
+     lambda it: warmup_reference(it, 0.2, 2, 3) if it < 5 else triangle_reference(it - 5, 2.0, 3, 0.9)),
+    ({"policy": "compositeCosine", "constant_warmup_num_iter": 2, "linear_warmup_num_iter": 4,
+      "cosine_period": 6, "cosine_max_lr": 1.0, "cosine_min_lr": 0.2},
+     lambda it: warmup_reference(it, 0.1, 2, 4) if it < 6 else cosine_reference(it - 6, 0.2, 1.0, 6)),
+    ({"policy": "composite", "sub_policy_num_iters": [4, 6],
+      "sub_policy_0_policy": "fixed", "sub_policy_1_policy": "cosine", "sub_policy_1_period": 5,
+      "sub_policy_1_lr_scale": 2.0},
+     lambda it: 1.0 if it < 5 else 2.0 * cosine_reference(it, period=5)),
+]
+
+
 @pytest.mark.parametrize("args, multiplier", POLICIES, ids=[p[0]["policy"] for p in POLICIES])
 def test_learning_rate_policies(args, multiplier):
     for it in (0, 1, 2, 3, 5, 9, 10, 11, 39, 40, 100):
@@ -166,6 +214,12 @@ def test_learning_rate_policies(args, multiplier):
     ({"policy": "step"}, "stepsize must be > 0"),
     ({"policy": "poly", "power": 1.0}, "max_iter must be > 0"),
     ({"policy": "multistep", "gamma": 0.1}, "stepsizes must list"),
+    ({"policy": "slope", "num_iter_1": 5, "num_iter_2": 5}, "num_iter_2 must be > num_iter_1"),
+    ({"policy": "cyclical"}, "policy cyclical: stepsize must be > 0"),
+    ({"policy": "cosine", "period": 0}, "period and t_mult must be > 0"),
+    ({"policy": "cosine", "t_mult": -1.0}, "period and t_mult must be > 0"),
+    ({"policy": "compositeCyclical", "cyclical_step_size": 0}, "cyclical_step_size must be > 0"),
+    ({"policy": "compositeCosine", "cosine_period": -2}, "cosine_period and cosine_t_mult must be > 0"),
     ({"policy": "alter", "active_period": 0, "inactive_period": 0}, "not both 0"),
     ({"policy": "composite"}, "sub_policy_num_iters must list 1 to 8"),
     ({"policy": "composite", "sub_policy_num_iters": [3, 0]}, "iteration counts > 0"),
@@ -258,8 +312,9 @@ def momentum_no_param_reference(grad, moment, lr, momentum=0.0, nesterov=0):
     return momentum_reference(grad, moment, lr, np.zeros_like(grad), momentum, nesterov)[:2]
 
 
-def adagrad_reference(param, moment, grad, lr, epsilon=1e-5, decay=1.0):
+def adagrad_reference(param, moment, grad, lr, epsilon=1e-5, decay=1.0, weight_decay=0.0):
     """(param, history, effective rate, update): Caffe2's 2-, 3- and 4-output Adagrad."""
+    grad = grad + weight_decay * param
     history = decay * moment + np.square(grad)
     effective_lr = float(np.ravel(lr)[0]) / (np.sqrt(history) + epsilon)
     return param + effective_lr * grad, history, effective_lr, effective_lr * grad
@@ -297,6 +352,7 @@ UPDATES = [
     ("Adagrad", {"epsilon": 1e-3, "decay": 0.9}, adagrad_reference, 2),
     ("Adagrad", {"epsilon": 1e-3}, adagrad_reference, 3),
     ("Adagrad", {"epsilon": 1e-4, "decay": 0.9}, adagrad_reference, 4),
+    ("Adagrad", {"weight_decay": 0.1}, adagrad_reference, 4),
     ("Adam", {}, adam_reference, 3),
     ("Adam", {"beta1": 0.8, "beta2": 0.99, "epsilon": 1e-4}, adam_reference, 4),
 ]
@@ -320,7 +376,8 @@ def test_update_kernels_leave_their_inputs_alone(op_type, args, reference, num_o
     inputs = update_inputs(op_type, np.random.default_rng(0), (3, 4), np.float32)
     before = [x.copy() for x in inputs]
     kernel = load_kernels()[op_type]
-    defaults = {"momentum": 0.0, "nesterov": 0, "epsilon": 1e-5, "decay": 1.0, "beta1": 0.9, "beta2": 0.999}
+    defaults = {"momentum": 0.0, "nesterov": 0, "epsilon": 1e-5, "decay": 1.0, "beta1": 0.9, "beta2": 0.999,
+                "weight_decay": 0.0}
     outputs = kernel.function(*inputs, **{name: args.get(name, defaults[name]) for name in kernel.arg_names})
     for x, y in zip(before, inputs):
         np.testing.assert_array_equal(x, y)
@@ -461,7 +518,8 @@ def weighted_sum_inputs(pairs):
 CASES = {
     "WeightedSum": (weighted_sum_inputs(3), {}, 1),
     "MomentumSGDUpdate": (lambda s: [randn32(s), randn32(s), scalar(-0.1), randn32(s)], {"momentum": 0.9}, 3),
-    "Adagrad": (lambda s: [randn32(s), np.abs(randn32(s)), randn32(s), scalar(-0.01)], {"epsilon": 1e-4, "decay": 0.95},
+    "Adagrad": (lambda s: [randn32(s), np.abs(randn32(s)), randn32(s), scalar(-0.01)], {"epsilon": 1e-4, "decay": 0.95,
+                                                                                          "weight_decay": 0.05},
                 4),
     "Adam": (lambda s: [randn32(s), randn32(s), np.abs(randn32(s)), randn32(s), scalar(-0.001), np.array([4], np.int64)],
              {"beta1": 0.8, "beta2": 0.99, "epsilon": 1e-6}, 4),

@@ -1,6 +1,6 @@
 """Inference rules of the segment_util family: LengthsTopK, FlexibleTopK (and their
-gradient ops), LengthsPad, ReversePackedSegs, RemoveDataBlocks, PrependDim,
-MergeDim and SparseNormalize, with the checks the kernels
+gradient ops), LengthsPad, ReversePackedSegs, RemoveDataBlocks, PrependDim and
+MergeDim, with the checks the kernels
 (operators/segment_util.py) share.
 """
 from __future__ import annotations
@@ -172,21 +172,3 @@ def prepend_dim(op: OpView, inputs: list) -> list:
 def merge_dim(op: OpView, inputs: list) -> list:
     (data,) = inputs
     return [None if data is None else TensorInfo(merge_dim_shape(data.shape), data.dtype)]
-
-
-def sparse_normalize_shapes(param, indices, grad, norm: float) -> None:
-    if param is not None and (len(param.shape) < 1 or param.dtype not in FLOATS):
-        raise ShapeError(f"param must be a float tensor of rank >= 1, got {param.describe()}")
-    if indices is not None:
-        index_vector("indices", indices.shape, indices.dtype)
-    if grad is not None and indices is not None and grad.shape[:1] != indices.shape:
-        raise ShapeError(f"grad {list(grad.shape)} must hold one row per entry of indices {list(indices.shape)}")
-    if norm <= 0:
-        raise ShapeError(f"norm must be > 0, got {norm}")
-
-
-@rule("segment_util_sparse_normalize")
-def sparse_normalize(op: OpView, inputs: list) -> list:
-    param, indices, grad = (list(inputs) + [None])[:3]
-    sparse_normalize_shapes(param, indices, grad, op.arg("norm"))
-    return [None if param is None else TensorInfo(param.shape, param.dtype)]

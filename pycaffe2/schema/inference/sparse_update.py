@@ -57,8 +57,10 @@ def _check(param, moments: dict, indices, grad, lr, row_wise_last: bool) -> None
 
 
 def _adagrad(inputs, row_wise):
-    param, moment, indices, grad, lr = inputs
+    param, moment, indices, grad, lr = inputs[:5]
     _check(param, {"moment": moment}, indices, grad, lr, row_wise)
+    if len(inputs) > 5 and inputs[5] is not None and param is not None:
+        moment_size("counter", inputs[5].shape, param.shape, True)
     return [param, moment]
 
 
@@ -129,3 +131,73 @@ def scatter_assign(op: OpView, inputs: list) -> list:
     data, indices, slices = inputs
     _scattered(data, indices, slices, "SLICES", "DATA")
     return [data]
+
+
+def ftrl_pairs(n_z_shape, var_shape) -> None:
+    """Raise unless n_z holds an (n, z) pair per element of var."""
+    if math.prod(n_z_shape) != 2 * math.prod(var_shape):
+        raise ShapeError(f"n_z {list(n_z_shape)} must hold two elements (n, z) per element of "
+                         f"var {list(var_shape)}")
+
+
+def decay_below_one(decay) -> None:
+    """Raise unless decay < 1 (the schema keeps it above 0)."""
+    if not decay < 1:
+        raise ShapeError(f"decay must be < 1, got {decay}")
+
+
+@rule("sparse_update_ftrl")
+def sparse_ftrl(op: OpView, inputs: list) -> list:
+    """(var, n_z) keep their shapes; n_z holds two elements per element of var."""
+    var, n_z, indices, grad = inputs[:4]
+    if len(inputs) > 4:
+        _one_element(inputs[4], "alpha")
+    _check(var, {}, indices, grad, None, False)
+    if var is not None and n_z is not None:
+        ftrl_pairs(n_z.shape, var.shape)
+    return [var, n_z]
+
+
+@rule("sparse_update_adadelta")
+def sparse_adadelta(op: OpView, inputs: list) -> list:
+    """(param, moment, moment_delta) keep their shapes."""
+    param, moment, moment_delta, indices, grad, lr = inputs
+    decay_below_one(op.arg("decay", 0.95))
+    _check(param, {"moment": moment, "moment_delta": moment_delta}, indices, grad, lr, False)
+    return [param, moment, moment_delta]
+
+
+@rule("sparse_update_wngrad")
+def sparse_wngrad(op: OpView, inputs: list) -> list:
+    """(param, seq_b) keep their shapes; seq_b holds one element."""
+    param, seq_b, indices, grad, lr = inputs
+    _one_element(seq_b, "seq_b")
+    _check(param, {}, indices, grad, lr, False)
+    return [param, seq_b]
+
+
+@rule("sparse_update_storm")
+def sparse_storm(op: OpView, inputs: list) -> list:
+    """(param, moment, grad_sq_sum) keep their shapes; grad_sq_sum holds one element."""
+    param, moment, grad_sq_sum, grad, indices, lr = inputs
+    _one_element(grad_sq_sum, "grad_sq_sum")
+    _check(param, {"moment": moment}, indices, grad, lr, False)
+    return [param, moment, grad_sq_sum]
+
+
+def last_seen_rows(shape, dtype, param_shape) -> None:
+    """Raise unless last_seen is int64 with one element per row of param."""
+    if str(dtype) != "int64":
+        raise ShapeError(f"last_seen must be int64, got {dtype}")
+    moment_size("last_seen", shape, param_shape, True)
+
+
+@rule("sparse_update_smart_decay_adam")
+def smart_decay_sparse_adam(op: OpView, inputs: list) -> list:
+    """(param, moment_1, moment_2, last_seen) keep their shapes."""
+    param, moment_1, moment_2, last_seen, indices, grad, lr, counter = inputs
+    _counter(counter)
+    _check(param, {"moment_1": moment_1, "moment_2": moment_2}, indices, grad, lr, False)
+    if param is not None and last_seen is not None:
+        last_seen_rows(last_seen.shape, last_seen.dtype, param.shape)
+    return [param, moment_1, moment_2, last_seen]

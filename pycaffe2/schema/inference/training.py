@@ -47,6 +47,12 @@ POLICY_REQUIREMENTS = {
     "alter": (lambda a: min(a["active_period"], a["inactive_period"]) >= 0
               and a["active_period"] + a["inactive_period"] > 0,
               "active_period and inactive_period must be >= 0, not both 0"),
+    "slope": (lambda a: a["num_iter_2"] > a["num_iter_1"], "num_iter_2 must be > num_iter_1"),
+    "cyclical": (lambda a: a["stepsize"] > 0, "stepsize must be > 0"),
+    "cosine": (lambda a: a["period"] > 0 and a["t_mult"] > 0, "period and t_mult must be > 0"),
+    "compositeCyclical": (lambda a: a["cyclical_step_size"] > 0, "cyclical_step_size must be > 0"),
+    "compositeCosine": (lambda a: a["cosine_period"] > 0 and a["cosine_t_mult"] > 0,
+                        "cosine_period and cosine_t_mult must be > 0"),
 }
 
 
