@@ -363,10 +363,11 @@ def _layout(x_shape, order: str) -> list:
 _ALIGN = {"roi_align": (align_geometry, (4, 5)), "roi_align_rotated": (rotated_geometry, (5, 6))}
 
 
-def _align_launch(kernel: str, source, target, geometry, x_shape, args) -> None:
-    cuda.launch("detection_roi.cu", kernel, source.size, source, cuda.as_gpu(geometry), target,
+def _align_launch(kernel: str, source, target, geometry, x_shape, args, count: int) -> None:
+    """One thread per pooled element (count: Y's size forward, dY's backward)."""
+    cuda.launch("detection_roi.cu", kernel, count, source, cuda.as_gpu(geometry), target,
                 *_layout(x_shape, args["order"]), np.int32(args["pooled_h"]), np.int32(args["pooled_w"]),
-                np.int64(source.size))
+                np.int64(count))
 
 
 def _align_forward_cuda(kernel: str, x, rois, args):
@@ -375,7 +376,7 @@ def _align_forward_cuda(kernel: str, x, rois, args):
     y = cuda.empty(roi_output_shape(args, x.shape, rois.shape, columns))
     geometry = geometry_of(cuda.copy_to_cpu(rois), x.shape[0], args)
     if y.size:
-        _align_launch(kernel, x, y, geometry, x.shape, args)
+        _align_launch(kernel, x, y, geometry, x.shape, args, y.size)
     return y
 
 
@@ -386,7 +387,7 @@ def _align_gradient_cuda(kernel: str, x, rois, dy, args):
     geometry = geometry_of(cuda.copy_to_cpu(rois), x.shape[0], args)
     dx = _zeros(x.shape)
     if dy.size:
-        _align_launch(kernel + "_gradient", dy, dx, geometry, x.shape, args)
+        _align_launch(kernel + "_gradient", dy, dx, geometry, x.shape, args, dy.size)
     return dx
 
 
