@@ -9,31 +9,22 @@
 // Products and sums that decide a sample's position are rounded one by one (_rn), so
 // nvcc's fused multiply-adds cannot move a sample across a cell border the CPU sees.
 
-#include "common.cuh"
+#include "conv_pool.cuh"
 
 #define ROI_GEOMETRY 7
 #define ROTATED_GEOMETRY 11
 
-// Output element i of [R, C, PH, PW] (NCHW) or [R, PH, PW, C] (NHWC).
+// Output element i of [R, C, PH, PW] (NCHW) or [R, PH, PW, C] (NHWC): conv_pool.cuh's
+// locate with a depth of 1.
 __device__ void locate_pooled(long long i, int nhwc, int C, int PH, int PW, long long* r, int* c,
                               int* ph, int* pw) {
-  if (nhwc) {
-    *c = (int)(i % C);
-    i /= C;
-  }
-  *pw = (int)(i % PW);
-  i /= PW;
-  *ph = (int)(i % PH);
-  i /= PH;
-  if (!nhwc) {
-    *c = (int)(i % C);
-    i /= C;
-  }
-  *r = i;
+  int depth;
+  locate(i, nhwc, C, 1, PH, PW, r, c, &depth, ph, pw);
 }
 
+// Cell (h, w) of channel c of image b: conv_pool.cuh's flat with a depth of 1.
 __device__ long long image_offset(int nhwc, long long b, int c, int C, int H, int W, int h, int w) {
-  return nhwc ? ((b * H + h) * (long long)W + w) * C + c : ((b * C + c) * (long long)H + h) * W + w;
+  return flat(nhwc, b, c, C, 1, H, W, 0, h, w);
 }
 
 // One axis of a bilinear sample at coordinate v over [0, size): the two cells and
