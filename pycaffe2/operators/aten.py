@@ -12,7 +12,8 @@ import numpy as np
 
 from pycaffe2.operators import _aten_nn
 from pycaffe2.operators.registry import ALL_SCHEMA_ARGS, register_cpu
-from pycaffe2.schema.inference.aten import check_outputs, check_sizes, info_of, select_form
+from pycaffe2.schema.inference import info_of
+from pycaffe2.schema.inference.aten import check_outputs, check_sizes, select_form
 
 KERNELS: dict = dict(_aten_nn.KERNELS)  # form key -> function(*arrays, **attributes)
 
