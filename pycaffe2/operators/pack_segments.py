@@ -140,13 +140,20 @@ def gather_padding(data, lengths=None, *, padding_width, end_padding_width, num_
     return tuple(sums)
 
 
-@register_gradient("AddPadding")
-def make_add_padding_gradient(g):
+def _padding_gradient_inputs(g) -> list:
+    """The inputs of AddPadding's and RemovePadding's gradient ops: the output gradient, and
+    the forward op's lengths_out when it had a lengths input."""
     inputs = [g.GO(0)]
     if len(g.op.input) > 1:
         if len(g.op.output) < 2:
-            raise GradientError("AddPadding's gradient needs its lengths_out output when it has a lengths input")
+            raise GradientError(f"{g.op.type}'s gradient needs its lengths_out output when it has a lengths input")
         inputs.append(g.O(1))
+    return inputs
+
+
+@register_gradient("AddPadding")
+def make_add_padding_gradient(g):
+    inputs = _padding_gradient_inputs(g)
     ops = [g.Op("RemovePadding", inputs, [g.GI(0)])]
     if len(g.op.input) >= 3:
         ops.append(g.Op("GatherPadding", inputs, [g.GI(k) for k in range(2, len(g.op.input))]))
@@ -155,11 +162,7 @@ def make_add_padding_gradient(g):
 
 @register_gradient("RemovePadding")
 def make_remove_padding_gradient(g):
-    inputs = [g.GO(0)]
-    if len(g.op.input) > 1:
-        if len(g.op.output) < 2:
-            raise GradientError("RemovePadding's gradient needs its lengths_out output when it has a lengths input")
-        inputs.append(g.O(1))
+    inputs = _padding_gradient_inputs(g)
     return [g.Op("AddPadding", inputs, [g.GI(0)])]
 
 
