@@ -94,24 +94,24 @@ def _named(names, inputs) -> dict:
     return {name: info for name, info in zip(names, inputs) if info is not None}
 
 
-@rule("lengths_reducer_dense")
-def dense(op: OpView, inputs: list) -> list:
+def _reduced(op: OpView, inputs: list, dtype_of) -> list:
+    """One row per segment of DATA's rows, of dtype_of(DATA's dtype)."""
     infos = _named(forward_inputs(op.type), inputs)
     check_forward(op.type, infos)
     if "DATA" not in infos or "LENGTHS" not in infos:
         return [None]
     data, lengths = infos["DATA"], infos["LENGTHS"]
-    return [TensorInfo((lengths.shape[0], *data.shape[1:]), data.dtype)]
+    return [TensorInfo((lengths.shape[0], *data.shape[1:]), dtype_of(data.dtype))]
+
+
+@rule("lengths_reducer_dense")
+def dense(op: OpView, inputs: list) -> list:
+    return _reduced(op, inputs, lambda dtype: dtype)
 
 
 @rule("lengths_reducer_sparse")
 def sparse(op: OpView, inputs: list) -> list:
-    infos = _named(forward_inputs(op.type), inputs)
-    check_forward(op.type, infos)
-    if "DATA" not in infos or "LENGTHS" not in infos:
-        return [None]
-    data, lengths = infos["DATA"], infos["LENGTHS"]
-    return [TensorInfo((lengths.shape[0], *data.shape[1:]), output_dtype(data.dtype))]
+    return _reduced(op, inputs, output_dtype)
 
 
 def gradient_rows(op_type: str, infos: dict):
