@@ -11,6 +11,8 @@ import math
 
 import numpy as np
 
+from pycaffe2.operators._indices import check_in_range
+
 KERNELS: dict = {}
 
 
@@ -65,9 +67,7 @@ def layer_norm(x, weight=None, bias=None, *, normalized_shape, eps, cudnn_enable
 # -- embeddings -------------------------------------------------------------------------------------
 def _rows(indices, count: int) -> np.ndarray:
     rows = indices.astype(np.int64)
-    bad = rows[(rows < 0) | (rows >= count)]
-    if bad.size:
-        raise ValueError(f"index {int(bad[0])} is out of range for a weight of {count} rows")
+    check_in_range(rows, count, span=f"for a weight of {count} rows")
     return rows
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from pycaffe2.operators._indices import check_in_range
 from pycaffe2.operators.registry import register_cpu
 from pycaffe2.schema.inference.one_hot import batch_inputs, float_data, index_size_input, int_vector
 
@@ -22,9 +23,7 @@ def _index_size(tensor, rows: int, least: int) -> int:
 
 
 def _in_range(indices, size: int):
-    bad = indices[(indices < 0) | (indices >= size)]
-    if bad.size:
-        raise ValueError(f"index {int(bad[0])} is out of range [0, {size})")
+    check_in_range(indices, size)
     return indices
 
 

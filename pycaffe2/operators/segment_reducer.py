@@ -14,6 +14,7 @@ import numpy as np
 
 from pycaffe2.errors import GradientError
 from pycaffe2.files import check_alloc
+from pycaffe2.operators._indices import check_in_range
 from pycaffe2.operators.lengths_reducer import Rows, checked_indices, reduce_segments
 from pycaffe2.operators.registry import register_cpu, register_gradient
 from pycaffe2.schema.inference import info_of
@@ -61,9 +62,7 @@ def unsorted_ids(segment_ids, num_segments: int, rows_like=None) -> tuple[np.nda
     the blob cap."""
     ids = segment_ids.astype(np.int64)
     segments = num_segments if num_segments != -1 else int(ids.max(initial=-1)) + 1
-    bad = (ids < 0) | (ids >= segments)
-    if bad.any():
-        raise ValueError(f"segment id {int(ids[np.argmax(bad)])} is out of range [0, {segments})")
+    check_in_range(ids, segments, "segment id")
     if rows_like is not None:
         check_alloc((segments, *rows_like.shape[1:]), rows_like.dtype, f"the output of {segments} segments")
     return ids, segments

@@ -12,6 +12,7 @@ from __future__ import annotations
 import numpy as np
 
 from pycaffe2.files import check_alloc
+from pycaffe2.operators._indices import check_in_range
 from pycaffe2.operators.registry import register_cpu, register_gradient
 from pycaffe2.schema.inference.lengths_util import check_lengths, int_vector
 from pycaffe2.schema.inference.sparse_dense import (
@@ -111,9 +112,7 @@ def _batch_slots(lengths, indices, last: int) -> np.ndarray:
     """Each entry's flat position in the [len(lengths), last] dense matrix."""
     int_vector("indices", indices.shape, indices.dtype)
     rows = _rows_of(lengths, len(indices), "indices")
-    bad = indices[(indices < 0) | (indices >= last)]
-    if bad.size:
-        raise ValueError(f"index {int(bad[0])} is out of range [0, {last}) (the dense last dim)")
+    check_in_range(indices, last, span=f"[0, {last}) (the dense last dim)")
     return rows * last + indices.astype(np.int64)
 
 
@@ -218,9 +217,7 @@ def _label_inputs(length, label_index, count: int) -> tuple:
     int_vector("length", length.shape, length.dtype, ("int32",))
     int_vector("label_index", label_index.shape, label_index.dtype, ("int64",))
     examples = _rows_of(length, len(label_index), "label_index")
-    bad = label_index[(label_index < 0) | (label_index >= count)]
-    if bad.size:
-        raise ValueError(f"label_index {int(bad[0])} is out of range [0, {count})")
+    check_in_range(label_index, count, "label_index")
     order = np.argsort(label_index, kind="stable")
     starts = np.searchsorted(label_index[order], np.arange(count))
     position = np.empty(len(label_index), np.int64)
