@@ -1,7 +1,7 @@
 """The ATen op's nn functions (softmax, layer_norm, embedding and embedding_bag,
 grid_sampler, upsample_nearest2d / upsample_bilinear2d, adaptive_avg_pool2d,
 constant_pad_nd), its casts and fills, and erf: KERNELS maps a form's name to
-its NumPy function; `aten` merges it into the op's table. The arithmetic
+its NumPy function; `aten` registers its own forms into the same table. The arithmetic
 follows ATen's CPU kernels (the source-pixel formulas of UpSample.h and
 GridSampler.h).
 """
