@@ -8,7 +8,8 @@ import numpy as np
 
 from pycaffe2.operators._indices import check_in_range
 from pycaffe2.operators.registry import register_cpu
-from pycaffe2.schema.inference.one_hot import batch_inputs, float_data, index_size_input, int_vector
+from pycaffe2.schema.inference.one_hot import batch_inputs, float_data, index_size_input
+from pycaffe2.schema.inference.segment import index_vector
 
 MAX_ELEMENTS = 2**31 - 1  # Caffe2 sizes these with int64 but a float output this large is a bad file
 
@@ -29,7 +30,7 @@ def _in_range(indices, size: int):
 
 @register_cpu("OneHot")
 def one_hot(indices, index_size_tensor):
-    int_vector("indices", indices.shape, indices.dtype.name)
+    index_vector("indices", indices.shape, indices.dtype.name)
     size = _index_size(index_size_tensor, indices.shape[0], 0)
     out = np.zeros((indices.shape[0], size), np.float32)
     out[np.arange(indices.shape[0]), _in_range(indices, size)] = 1
@@ -38,8 +39,8 @@ def one_hot(indices, index_size_tensor):
 
 @register_cpu("SegmentOneHot")
 def segment_one_hot(lengths, indices, index_size_tensor):
-    int_vector("lengths", lengths.shape, lengths.dtype.name)
-    int_vector("indices", indices.shape, indices.dtype.name)
+    index_vector("lengths", lengths.shape, lengths.dtype.name)
+    index_vector("indices", indices.shape, indices.dtype.name)
     size = _index_size(index_size_tensor, lengths.shape[0], 1)
     if lengths.size and int(lengths.min()) < 0:
         raise ValueError(f"lengths must be >= 0, got {int(lengths.min())}")

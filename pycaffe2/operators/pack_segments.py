@@ -13,13 +13,14 @@ import numpy as np
 from pycaffe2.errors import GradientError
 from pycaffe2.files import check_alloc
 from pycaffe2.operators.registry import register_cpu, register_gradient
-from pycaffe2.schema.inference.lengths_util import check_lengths, int_vector
+from pycaffe2.schema.inference.lengths_util import check_lengths
 from pycaffe2.schema.inference.pack_segments import (
     check_max_length,
     check_padding_block,
     check_rows,
     padding_widths,
 )
+from pycaffe2.schema.inference.segment import index_vector
 
 
 def _segments(lengths: np.ndarray) -> tuple:
@@ -88,7 +89,7 @@ def _padding_segments(data, lengths, widths: int, grow: bool) -> np.ndarray:
     check_rows(data.shape)
     if lengths is None:
         return np.array([data.shape[0]], np.int64)
-    int_vector("lengths", lengths.shape, lengths.dtype, ("int32",))  # Caffe2 reads int32 here
+    index_vector("lengths", lengths.shape, lengths.dtype, ("int32",))  # Caffe2 reads int32 here
     values = check_lengths(lengths, total=data.shape[0], what="data_in's first dim")
     if not grow and values.size and values.min() < widths:
         raise ValueError(f"segment of length {int(values.min())} is shorter than its padding ({widths} rows)")
@@ -172,7 +173,7 @@ def make_remove_padding_gradient(g):
 def pad_empty_samples(lengths, *features, num_outputs):
     if num_outputs != len(features) + 1:
         raise ValueError(f"{num_outputs} outputs for {len(features) + 1} inputs (one per input)")
-    int_vector("lengths", lengths.shape, lengths.dtype, ("int32",))
+    index_vector("lengths", lengths.shape, lengths.dtype, ("int32",))
     values = check_lengths(lengths)
     empty = values == 0
     rows, _ = _segments(values)
