@@ -90,13 +90,14 @@ def check_forward(op_type: str, infos: dict) -> None:
                            None if data is None else data.shape[0], "DATA's first dim")
 
 
-def _named(names, inputs) -> dict:
+def named_infos(names, inputs) -> dict:
+    """The known inputs (TensorInfo, not None) by their schema names."""
     return {name: info for name, info in zip(names, inputs) if info is not None}
 
 
 def _reduced(op: OpView, inputs: list, dtype_of) -> list:
     """One row per segment of DATA's rows, of dtype_of(DATA's dtype)."""
-    infos = _named(forward_inputs(op.type), inputs)
+    infos = named_infos(forward_inputs(op.type), inputs)
     check_forward(op.type, infos)
     if "DATA" not in infos or "LENGTHS" not in infos:
         return [None]
@@ -153,7 +154,7 @@ def check_gradient(op_type: str, infos: dict) -> None:
 
 @rule("lengths_reducer_gradient")
 def gradient(op: OpView, inputs: list) -> list:
-    infos = _named(GRADIENT_INPUTS[op.type], inputs)
+    infos = named_infos(GRADIENT_INPUTS[op.type], inputs)
     check_gradient(op.type, infos)
     go, rows = infos.get("GO"), gradient_rows(op.type, infos)
     first = None if go is None or rows is None else TensorInfo((rows, *go.shape[1:]), go.dtype)
