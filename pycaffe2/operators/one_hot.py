@@ -8,6 +8,7 @@ import numpy as np
 
 from pycaffe2.operators._indices import check_in_range
 from pycaffe2.operators.registry import register_cpu
+from pycaffe2.schema.inference.lengths_util import check_lengths
 from pycaffe2.schema.inference.one_hot import batch_inputs, float_data, index_size_input
 from pycaffe2.schema.inference.segment import index_vector
 
@@ -56,11 +57,7 @@ def segment_one_hot(lengths, indices, index_size_tensor):
 def _columns(data, lengths, table, table_name):
     """data as [N, D] and lengths as int64, checked against the table's size."""
     batch_inputs(data.shape, lengths.shape, lengths.dtype.name, table.shape, table_name)
-    lengths = lengths.astype(np.int64)
-    if lengths.size and int(lengths.min()) < 0:
-        raise ValueError(f"lengths must be >= 0, got {int(lengths.min())}")
-    if int(lengths.sum()) != table.shape[0]:
-        raise ValueError(f"lengths sum to {int(lengths.sum())} but {table_name} has {table.shape[0]} entries")
+    lengths = check_lengths(lengths, total=table.shape[0], what=table_name)
     return data.reshape(data.shape[0], lengths.shape[0]), lengths
 
 
