@@ -53,7 +53,7 @@ def checked_indices(indices, rows: int) -> np.ndarray:
     return indices.astype(np.int64)
 
 
-def _column(values, ndim: int) -> np.ndarray:
+def column(values, ndim: int) -> np.ndarray:
     """A per-row vector shaped to broadcast over rows of rank `ndim`."""
     return values.reshape(-1, *[1] * (ndim - 1))
 
@@ -81,10 +81,10 @@ def reduce_segments(rows: Rows, seg, lengths, weights=None, mean=False, dtype=np
     for start, stop, chunk in rows.chunks():
         chunk = chunk.astype(dtype, copy=False)
         if weights is not None:
-            chunk = chunk * _column(weights[start:stop].astype(dtype, copy=False), chunk.ndim)
+            chunk = chunk * column(weights[start:stop].astype(dtype, copy=False), chunk.ndim)
         np.add.at(out, seg[start:stop], chunk)
     if mean:
-        out /= _column(np.maximum(lengths, 1).astype(dtype), out.ndim)
+        out /= column(np.maximum(lengths, 1).astype(dtype), out.ndim)
     return out
 
 
@@ -185,13 +185,13 @@ def lengths_gradient(op_type: str, inputs, num_outputs: int):
     go = named["GO"]
     rows = go[seg]
     if "Mean" in op_type:
-        rows = rows / _column(lengths[seg].astype(go.dtype), rows.ndim)
+        rows = rows / column(lengths[seg].astype(go.dtype), rows.ndim)
     if "Max" in op_type:
         data, out = named["DATA"], named["OUT"]
         rows = np.where(data == out[seg], rows, np.zeros((), go.dtype))
     if "W" in named:
         weights = named["W"]
-        d_data = rows * _column(weights.astype(go.dtype), rows.ndim)
+        d_data = rows * column(weights.astype(go.dtype), rows.ndim)
         if num_outputs < 2:
             return d_data
         data = named["DATA"]

@@ -15,7 +15,7 @@ import numpy as np
 from pycaffe2.errors import GradientError
 from pycaffe2.files import check_alloc
 from pycaffe2.operators._indices import check_in_range
-from pycaffe2.operators.lengths_reducer import Rows, checked_indices, reduce_segments
+from pycaffe2.operators.lengths_reducer import Rows, checked_indices, column, reduce_segments
 from pycaffe2.operators.registry import register_cpu, register_gradient
 from pycaffe2.schema.inference import info_of
 from pycaffe2.schema.inference.segment_reducer import (
@@ -37,10 +37,6 @@ FORWARD_TYPES = ([f"{prefix}{r}" for prefix in ("SortedSegment", "SparseSortedSe
 # too, though its makers emit the SortedSegment*/UnsortedSegment* ones).
 GRADIENT_TYPES = [f"{t}Gradient" for t in FORWARD_TYPES]
 
-
-
-def _column(values, ndim: int) -> np.ndarray:
-    return values.reshape(-1, *[1] * (ndim - 1))
 
 
 def sorted_ids(segment_ids, segments: int | None = None) -> np.ndarray:
@@ -139,7 +135,7 @@ def segment_range(reducer: str, data, segment_ids) -> np.ndarray:
     with np.errstate(over="ignore", invalid="ignore"):
         np.add.at(sums, ids, np.exp(data - shift[ids]))
         if reducer == "LogMeanExp":
-            sums /= _column(counts.astype(data.dtype), sums.ndim)
+            sums /= column(counts.astype(data.dtype), sums.ndim)
     with np.errstate(divide="ignore"):
         return (np.log(sums) + shift).astype(data.dtype)
 
@@ -171,9 +167,9 @@ def segment_gradient(op_type: str, inputs, num_segments: int = -1) -> np.ndarray
     reducer = op_type[:-len("Gradient")]
     if reducer.endswith("Mean"):
         counts = np.bincount(ids, minlength=segments).astype(go.dtype)
-        rows = rows / _column(counts[ids], rows.ndim)
+        rows = rows / column(counts[ids], rows.ndim)
     elif reducer.endswith("WeightedSum"):
-        rows = rows * _column(named["SCALARS"].astype(go.dtype), rows.ndim)
+        rows = rows * column(named["SCALARS"].astype(go.dtype), rows.ndim)
     elif reducer.endswith("Max"):
         data, out = named["DATA"], named["OUTPUT"]
         rows = np.where(data == out[ids], rows, np.zeros((), go.dtype))
@@ -183,7 +179,7 @@ def segment_gradient(op_type: str, inputs, num_segments: int = -1) -> np.ndarray
             rows = rows * np.exp(data - out[ids])
         if reducer.endswith("LogMeanExp"):
             counts = np.bincount(ids, minlength=segments).astype(go.dtype)
-            rows = rows / _column(counts[ids], rows.ndim)
+            rows = rows / column(counts[ids], rows.ndim)
     return rows.astype(go.dtype, copy=False)
 
 
