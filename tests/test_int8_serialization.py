@@ -15,6 +15,8 @@ from pycaffe2.predictor import mobile_exporter
 from pycaffe2.predictor import predictor_exporter as pe
 from pycaffe2.proto import caffe2_pb2
 from pycaffe2.qtensor import Int8Tensor
+from tests.wire import field, varint
+from tests.wire import ld as length
 
 CODES = Int8Tensor(np.array([[0, 7, 128], [200, 255, 1]], dtype=np.uint8), 0.25, 3)
 BIAS = Int8Tensor(np.array([-5, 0, 2 ** 31 - 1], dtype=np.int32), 0.5, 0)
@@ -33,24 +35,6 @@ def same(a: Int8Tensor, b: Int8Tensor) -> bool:
 
 
 # -- the wire format, written out by hand from caffe2.proto (proto2: dims unpacked, data packed)
-
-def varint(n: int) -> bytes:
-    n &= (1 << 64) - 1  # negative int32/int64 values: ten bytes, sign-extended
-    out = bytearray()
-    while True:
-        byte, n = n & 0x7F, n >> 7
-        out.append(byte | (0x80 if n else 0))
-        if not n:
-            return bytes(out)
-
-
-def field(number: int, wire: int, payload: bytes) -> bytes:
-    return varint(number << 3 | wire) + payload
-
-
-def length(number: int, payload: bytes) -> bytes:
-    return field(number, 2, varint(len(payload)) + payload)
-
 
 def caffe2_bytes(name: str, value: Int8Tensor, data_type: int) -> bytes:
     """BlobProto{name=1, type=2, qtensor=5} as Caffe2's C++ serializer emits it (fields in number order)."""

@@ -7,26 +7,9 @@ import pytest
 
 from pycaffe2.proto import caffe2_pb2
 from tests.conftest import real_pb_files
+from tests.wire import key, ld, varint
 
 PROTO_FILE = Path(caffe2_pb2.__file__).with_name("caffe2.proto")
-
-
-def key(field: int, wire: int) -> bytes:
-    return varint(field << 3 | wire)
-
-
-def varint(n: int) -> bytes:
-    out = bytearray()
-    while True:
-        byte, n = n & 0x7F, n >> 7
-        out.append(byte | (0x80 if n else 0))
-        if not n:
-            return bytes(out)
-
-
-def ld(field: int, payload: bytes) -> bytes:
-    """A length-delimited field."""
-    return key(field, 2) + varint(len(payload)) + payload
 
 
 def test_netdef_decodes_from_bytes_encoded_by_field_number():

@@ -1,7 +1,7 @@
 """The ATen op's nn functions (softmax, layer_norm, embedding and embedding_bag,
 grid_sampler, upsample_nearest2d / upsample_bilinear2d, adaptive_avg_pool2d,
 constant_pad_nd), its casts and fills, and erf: KERNELS maps a form's name to
-its NumPy function; `aten` merges it into the op's table. The arithmetic
+its NumPy function; `aten` registers its own forms into the same table. The arithmetic
 follows ATen's CPU kernels (the source-pixel formulas of UpSample.h and
 GridSampler.h).
 """
@@ -10,6 +10,8 @@ from __future__ import annotations
 import math
 
 import numpy as np
+
+from pycaffe2.operators._indices import check_in_range
 
 KERNELS: dict = {}
 
@@ -65,9 +67,7 @@ def layer_norm(x, weight=None, bias=None, *, normalized_shape, eps, cudnn_enable
 # -- embeddings -------------------------------------------------------------------------------------
 def _rows(indices, count: int) -> np.ndarray:
     rows = indices.astype(np.int64)
-    bad = rows[(rows < 0) | (rows >= count)]
-    if bad.size:
-        raise ValueError(f"index {int(bad[0])} is out of range for a weight of {count} rows")
+    check_in_range(rows, count, span=f"for a weight of {count} rows")
     return rows
 
 

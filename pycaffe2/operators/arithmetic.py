@@ -18,7 +18,7 @@ import numpy as np
 from pycaffe2.operators import _cuda as cuda
 from pycaffe2.operators._strided import _collapse, _device_ints, _reduction_layout, _strides_over
 from pycaffe2.operators.registry import gradient_op, register_cpu, register_cuda, register_gradient
-from pycaffe2.schema.inference import TensorInfo
+from pycaffe2.schema.inference import info_of
 from pycaffe2.schema.inference.arithmetic import (
     binary_layout,
     broadcast_axis,
@@ -194,7 +194,7 @@ def sum_reduce_like(*, axis, axis_str, order):
 # --- Sum, Mean, Max, Min --------------------------------------------------------------------
 
 def check_inputs_alike(xs) -> None:
-    check_alike([TensorInfo(tuple(x.shape), x.dtype.name) for x in xs])
+    check_alike([info_of(x) for x in xs])
 
 
 def _fold(ufunc, xs):

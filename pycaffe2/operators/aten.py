@@ -12,17 +12,12 @@ import numpy as np
 
 from pycaffe2.operators import _aten_nn
 from pycaffe2.operators.registry import ALL_SCHEMA_ARGS, register_cpu
-from pycaffe2.schema.inference.aten import check_outputs, check_sizes, info_of, select_form
+from pycaffe2.schema.inference import info_of
+from pycaffe2.schema.inference.aten import check_outputs, check_sizes, select_form
 
-KERNELS: dict = dict(_aten_nn.KERNELS)  # form key -> function(*arrays, **attributes)
-
-
-def kernel(*keys: str):
-    def register(function):
-        for key in keys:
-            KERNELS[key] = function
-        return function
-    return register
+# One table for both modules: form key -> function(*arrays, **attributes).
+KERNELS: dict = _aten_nn.KERNELS
+kernel = _aten_nn.kernel
 
 
 @register_cpu("ATen", specialize=True, args=ALL_SCHEMA_ARGS)

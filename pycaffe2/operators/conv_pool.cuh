@@ -1,5 +1,6 @@
 // Shared by conv.cu and pooling.cu (#include "conv_pool.cuh"): the window geometry both
-// take, and how they find an element of an image seen as 3-D.
+// take, and how they find an element of an image seen as 3-D (detection_roi.cu's RoI
+// kernels find theirs with locate and flat too).
 //
 // Every image is [N, C, D, H, W] (NCHW) or [N, D, H, W, C] (NHWC): 1-D and 2-D ops come
 // in with leading spatial dims of 1 (kernel 1, stride 1, no padding). The host computes

@@ -9,49 +9,63 @@
 // Products and sums that decide a sample's position are rounded one by one (_rn), so
 // nvcc's fused multiply-adds cannot move a sample across a cell border the CPU sees.
 
-#include "common.cuh"
+#include "conv_pool.cuh"
 
 #define ROI_GEOMETRY 7
 #define ROTATED_GEOMETRY 11
 
-// Output element i of [R, C, PH, PW] (NCHW) or [R, PH, PW, C] (NHWC).
+// Output element i of [R, C, PH, PW] (NCHW) or [R, PH, PW, C] (NHWC): conv_pool.cuh's
+// locate with a depth of 1.
 __device__ void locate_pooled(long long i, int nhwc, int C, int PH, int PW, long long* r, int* c,
                               int* ph, int* pw) {
-  if (nhwc) {
-    *c = (int)(i % C);
-    i /= C;
-  }
-  *pw = (int)(i % PW);
-  i /= PW;
-  *ph = (int)(i % PH);
-  i /= PH;
-  if (!nhwc) {
-    *c = (int)(i % C);
-    i /= C;
-  }
-  *r = i;
+  int depth;
+  locate(i, nhwc, C, 1, PH, PW, r, c, &depth, ph, pw);
 }
 
+// Cell (h, w) of channel c of image b: conv_pool.cuh's flat with a depth of 1.
 __device__ long long image_offset(int nhwc, long long b, int c, int C, int H, int W, int h, int w) {
-  return nhwc ? ((b * H + h) * (long long)W + w) * C + c : ((b * C + c) * (long long)H + h) * W + w;
+  return flat(nhwc, b, c, C, 1, H, W, 0, h, w);
 }
 
 // One axis of a bilinear sample at coordinate v over [0, size): the two cells and
 // their weights, or false when v lies more than a cell outside.
-__device__ bool axis_weights(float v, int size, int* low, int* high, float* w_low, float* w_high) {
+struct AxisSample {
+  int low, high;
+  float w_low, w_high;
+};
+
+__device__ bool axis_weights(float v, int size, AxisSample* a) {
   if (v < -1.0f || v > (float)size) return false;
   if (v <= 0.f) v = 0.f;
-  *low = (int)v;
-  if (*low >= size - 1) {
-    *low = *high = size - 1;
-    v = (float)*low;
+  a->low = (int)v;
+  if (a->low >= size - 1) {
+    a->low = a->high = size - 1;
+    v = (float)a->low;
   } else {
-    *high = *low + 1;
+    a->high = a->low + 1;
   }
-  float l = __fsub_rn(v, (float)*low);
-  *w_high = l;
-  *w_low = __fsub_rn(1.f, l);
+  float l = __fsub_rn(v, (float)a->low);
+  a->w_high = l;
+  a->w_low = __fsub_rn(1.f, l);
   return true;
+}
+
+// The bilinear value of channel c of image b at the sample (ys, xs).
+__device__ float bilinear_read(const float* x, int nhwc, long long b, int c, int C, int H, int W,
+                               const AxisSample* ys, const AxisSample* xs) {
+  return ys->w_low * xs->w_low * x[image_offset(nhwc, b, c, C, H, W, ys->low, xs->low)] +
+         ys->w_low * xs->w_high * x[image_offset(nhwc, b, c, C, H, W, ys->low, xs->high)] +
+         ys->w_high * xs->w_low * x[image_offset(nhwc, b, c, C, H, W, ys->high, xs->low)] +
+         ys->w_high * xs->w_high * x[image_offset(nhwc, b, c, C, H, W, ys->high, xs->high)];
+}
+
+// The gradient of bilinear_read: adds v times each corner's weight into dx, atomically.
+__device__ void bilinear_scatter(float* dx, float v, int nhwc, long long b, int c, int C, int H, int W,
+                                 const AxisSample* ys, const AxisSample* xs) {
+  atomicAdd(dx + image_offset(nhwc, b, c, C, H, W, ys->low, xs->low), v * ys->w_low * xs->w_low);
+  atomicAdd(dx + image_offset(nhwc, b, c, C, H, W, ys->low, xs->high), v * ys->w_low * xs->w_high);
+  atomicAdd(dx + image_offset(nhwc, b, c, C, H, W, ys->high, xs->low), v * ys->w_high * xs->w_low);
+  atomicAdd(dx + image_offset(nhwc, b, c, C, H, W, ys->high, xs->high), v * ys->w_high * xs->w_high);
 }
 
 // Sample coordinate `k` of `grid` in bin `p`: start + p * bin + (k + 0.5) * bin / grid.
@@ -77,17 +91,12 @@ __global__ void roi_align(const float* x, const float* geometry, float* y, int n
     int grid_h = (int)g[5], grid_w = (int)g[6];
     float sum = 0.f;
     for (int iy = 0; iy < grid_h; ++iy) {
-      int y0, y1;
-      float wy0, wy1;
-      if (!axis_weights(sample_at(g[1], ph, g[3], iy, grid_h), H, &y0, &y1, &wy0, &wy1)) continue;
+      AxisSample ys;
+      if (!axis_weights(sample_at(g[1], ph, g[3], iy, grid_h), H, &ys)) continue;
       for (int ix = 0; ix < grid_w; ++ix) {
-        int x0, x1;
-        float wx0, wx1;
-        if (!axis_weights(sample_at(g[2], pw, g[4], ix, grid_w), W, &x0, &x1, &wx0, &wx1)) continue;
-        sum += wy0 * wx0 * x[image_offset(nhwc, b, c, C, H, W, y0, x0)] +
-               wy0 * wx1 * x[image_offset(nhwc, b, c, C, H, W, y0, x1)] +
-               wy1 * wx0 * x[image_offset(nhwc, b, c, C, H, W, y1, x0)] +
-               wy1 * wx1 * x[image_offset(nhwc, b, c, C, H, W, y1, x1)];
+        AxisSample xs;
+        if (!axis_weights(sample_at(g[2], pw, g[4], ix, grid_w), W, &xs)) continue;
+        sum += bilinear_read(x, nhwc, b, c, C, H, W, &ys, &xs);
       }
     }
     y[i] = sum / (float)max(grid_h * grid_w, 1);
@@ -105,17 +114,12 @@ __global__ void roi_align_gradient(const float* dy, const float* geometry, float
     int grid_h = (int)g[5], grid_w = (int)g[6];
     float share = dy[i] / (float)max(grid_h * grid_w, 1);
     for (int iy = 0; iy < grid_h; ++iy) {
-      int y0, y1;
-      float wy0, wy1;
-      if (!axis_weights(sample_at(g[1], ph, g[3], iy, grid_h), H, &y0, &y1, &wy0, &wy1)) continue;
+      AxisSample ys;
+      if (!axis_weights(sample_at(g[1], ph, g[3], iy, grid_h), H, &ys)) continue;
       for (int ix = 0; ix < grid_w; ++ix) {
-        int x0, x1;
-        float wx0, wx1;
-        if (!axis_weights(sample_at(g[2], pw, g[4], ix, grid_w), W, &x0, &x1, &wx0, &wx1)) continue;
-        atomicAdd(dx + image_offset(nhwc, b, c, C, H, W, y0, x0), share * wy0 * wx0);
-        atomicAdd(dx + image_offset(nhwc, b, c, C, H, W, y0, x1), share * wy0 * wx1);
-        atomicAdd(dx + image_offset(nhwc, b, c, C, H, W, y1, x0), share * wy1 * wx0);
-        atomicAdd(dx + image_offset(nhwc, b, c, C, H, W, y1, x1), share * wy1 * wx1);
+        AxisSample xs;
+        if (!axis_weights(sample_at(g[2], pw, g[4], ix, grid_w), W, &xs)) continue;
+        bilinear_scatter(dx, share, nhwc, b, c, C, H, W, &ys, &xs);
       }
     }
   }
@@ -144,14 +148,11 @@ __global__ void roi_align_rotated(const float* x, const float* geometry, float* 
     float sum = 0.f;
     for (int iy = 0; iy < grid_h; ++iy) {
       for (int ix = 0; ix < grid_w; ++ix) {
-        float sy, sx, wy0, wy1, wx0, wx1;
-        int y0, y1, x0, x1;
+        float sy, sx;
+        AxisSample ys, xs;
         rotated_sample(g, ph, pw, iy, ix, grid_h, grid_w, &sy, &sx);
-        if (!axis_weights(sy, H, &y0, &y1, &wy0, &wy1) || !axis_weights(sx, W, &x0, &x1, &wx0, &wx1)) continue;
-        sum += wy0 * wx0 * x[image_offset(nhwc, b, c, C, H, W, y0, x0)] +
-               wy0 * wx1 * x[image_offset(nhwc, b, c, C, H, W, y0, x1)] +
-               wy1 * wx0 * x[image_offset(nhwc, b, c, C, H, W, y1, x0)] +
-               wy1 * wx1 * x[image_offset(nhwc, b, c, C, H, W, y1, x1)];
+        if (!axis_weights(sy, H, &ys) || !axis_weights(sx, W, &xs)) continue;
+        sum += bilinear_read(x, nhwc, b, c, C, H, W, &ys, &xs);
       }
     }
     y[i] = sum / (float)max(grid_h * grid_w, 1);
@@ -170,14 +171,11 @@ __global__ void roi_align_rotated_gradient(const float* dy, const float* geometr
     float share = dy[i] / (float)max(grid_h * grid_w, 1);
     for (int iy = 0; iy < grid_h; ++iy) {
       for (int ix = 0; ix < grid_w; ++ix) {
-        float sy, sx, wy0, wy1, wx0, wx1;
-        int y0, y1, x0, x1;
+        float sy, sx;
+        AxisSample ys, xs;
         rotated_sample(g, ph, pw, iy, ix, grid_h, grid_w, &sy, &sx);
-        if (!axis_weights(sy, H, &y0, &y1, &wy0, &wy1) || !axis_weights(sx, W, &x0, &x1, &wx0, &wx1)) continue;
-        atomicAdd(dx + image_offset(nhwc, b, c, C, H, W, y0, x0), share * wy0 * wx0);
-        atomicAdd(dx + image_offset(nhwc, b, c, C, H, W, y0, x1), share * wy0 * wx1);
-        atomicAdd(dx + image_offset(nhwc, b, c, C, H, W, y1, x0), share * wy1 * wx0);
-        atomicAdd(dx + image_offset(nhwc, b, c, C, H, W, y1, x1), share * wy1 * wx1);
+        if (!axis_weights(sy, H, &ys) || !axis_weights(sx, W, &xs)) continue;
+        bilinear_scatter(dx, share, nhwc, b, c, C, H, W, &ys, &xs);
       }
     }
   }

@@ -359,59 +359,56 @@ def _layout(x_shape, order: str) -> list:
     return [np.int32(order == "NHWC"), np.int32(c), np.int32(height), np.int32(width)]
 
 
+# RoIAlign and RoIAlignRotated share their launchers: (geometry function, RoI columns) per op.
+_ALIGN = {"roi_align": (align_geometry, (4, 5)), "roi_align_rotated": (rotated_geometry, (5, 6))}
+
+
+def _align_launch(kernel: str, source, target, geometry, x_shape, args, count: int) -> None:
+    """One thread per pooled element (count: Y's size forward, dY's backward)."""
+    cuda.launch("detection_roi.cu", kernel, count, source, cuda.as_gpu(geometry), target,
+                *_layout(x_shape, args["order"]), np.int32(args["pooled_h"]), np.int32(args["pooled_w"]),
+                np.int64(count))
+
+
+def _align_forward_cuda(kernel: str, x, rois, args):
+    geometry_of, columns = _ALIGN[kernel]
+    (x,) = cuda.float32_inputs(x)
+    y = cuda.empty(roi_output_shape(args, x.shape, rois.shape, columns))
+    geometry = geometry_of(cuda.copy_to_cpu(rois), x.shape[0], args)
+    if y.size:
+        _align_launch(kernel, x, y, geometry, x.shape, args, y.size)
+    return y
+
+
+def _align_gradient_cuda(kernel: str, x, rois, dy, args):
+    geometry_of, columns = _ALIGN[kernel]
+    (dy,) = cuda.float32_inputs(dy)
+    check_gradient_shape(dy.shape, roi_output_shape(args, x.shape, rois.shape, columns))
+    geometry = geometry_of(cuda.copy_to_cpu(rois), x.shape[0], args)
+    dx = _zeros(x.shape)
+    if dy.size:
+        _align_launch(kernel + "_gradient", dy, dx, geometry, x.shape, args, dy.size)
+    return dx
+
+
 @register_cuda("RoIAlign", args=ALL_SCHEMA_ARGS)
 def roi_align_cuda(x, rois, **args):
-    order, pooled_h, pooled_w = args["order"], args["pooled_h"], args["pooled_w"]
-    (x,) = cuda.float32_inputs(x)
-    shape = roi_output_shape(args, x.shape, rois.shape)
-    geometry = align_geometry(cuda.copy_to_cpu(rois), x.shape[0], args)
-    y = cuda.empty(shape)
-    if y.size == 0:
-        return y
-    cuda.launch("detection_roi.cu", "roi_align", y.size, x, cuda.as_gpu(geometry), y, *_layout(x.shape, order),
-                np.int32(pooled_h), np.int32(pooled_w), np.int64(y.size))
-    return y
-
-
-@register_cuda("RoIAlignRotated", args=ALL_SCHEMA_ARGS)
-def roi_align_rotated_cuda(x, rois, **args):
-    order, pooled_h, pooled_w = args["order"], args["pooled_h"], args["pooled_w"]
-    (x,) = cuda.float32_inputs(x)
-    y = cuda.empty(roi_output_shape(args, x.shape, rois.shape, (5, 6)))
-    if y.size == 0:
-        return y
-    geometry = rotated_geometry(cuda.copy_to_cpu(rois), x.shape[0], args)
-    cuda.launch("detection_roi.cu", "roi_align_rotated", y.size, x, cuda.as_gpu(geometry), y,
-                *_layout(x.shape, order), np.int32(pooled_h), np.int32(pooled_w), np.int64(y.size))
-    return y
-
-
-@register_cuda("RoIAlignRotatedGradient", args=ALL_SCHEMA_ARGS)
-def roi_align_rotated_gradient_cuda(x, rois, dy, **args):
-    order, pooled_h, pooled_w = args["order"], args["pooled_h"], args["pooled_w"]
-    (dy,) = cuda.float32_inputs(dy)
-    check_gradient_shape(dy.shape, roi_output_shape(args, x.shape, rois.shape, (5, 6)))
-    dx = _zeros(x.shape)
-    if dy.size == 0:
-        return dx
-    geometry = rotated_geometry(cuda.copy_to_cpu(rois), x.shape[0], args)
-    cuda.launch("detection_roi.cu", "roi_align_rotated_gradient", dy.size, dy, cuda.as_gpu(geometry), dx,
-                *_layout(x.shape, order), np.int32(pooled_h), np.int32(pooled_w), np.int64(dy.size))
-    return dx
+    return _align_forward_cuda("roi_align", x, rois, args)
 
 
 @register_cuda("RoIAlignGradient", args=ALL_SCHEMA_ARGS)
 def roi_align_gradient_cuda(x, rois, dy, **args):
-    order, pooled_h, pooled_w = args["order"], args["pooled_h"], args["pooled_w"]
-    (dy,) = cuda.float32_inputs(dy)
-    check_gradient_shape(dy.shape, roi_output_shape(args, x.shape, rois.shape))
-    geometry = align_geometry(cuda.copy_to_cpu(rois), x.shape[0], args)
-    dx = _zeros(x.shape)
-    if dy.size == 0:
-        return dx
-    cuda.launch("detection_roi.cu", "roi_align_gradient", dy.size, dy, cuda.as_gpu(geometry), dx,
-                *_layout(x.shape, order), np.int32(pooled_h), np.int32(pooled_w), np.int64(dy.size))
-    return dx
+    return _align_gradient_cuda("roi_align", x, rois, dy, args)
+
+
+@register_cuda("RoIAlignRotated", args=ALL_SCHEMA_ARGS)
+def roi_align_rotated_cuda(x, rois, **args):
+    return _align_forward_cuda("roi_align_rotated", x, rois, args)
+
+
+@register_cuda("RoIAlignRotatedGradient", args=ALL_SCHEMA_ARGS)
+def roi_align_rotated_gradient_cuda(x, rois, dy, **args):
+    return _align_gradient_cuda("roi_align_rotated", x, rois, dy, args)
 
 
 def _zeros(shape):

@@ -28,7 +28,7 @@ from pycaffe2.operators.registry import (
     register_cuda,
     register_gradient,
 )
-from pycaffe2.schema.inference import TensorInfo, same_shape
+from pycaffe2.schema.inference import info_of, same_shape
 from pycaffe2.schema.inference.arithmetic import binary_layout, broadcast_axis, check_same_type
 from pycaffe2.schema.inference.elementwise import (
     BOOL,
@@ -36,28 +36,19 @@ from pycaffe2.schema.inference.elementwise import (
     INT_BOOL,
     POW_NAMES,
     SIGNED,
-    check_dtype,
     check_pow_exponent,
     check_unary_gradient,
     check_where,
     pow_layout,
+    require_dtype,
 )
-
-
-def _require(x, allowed: tuple, name: str = "X") -> None:
-    check_dtype(name, tuple(x.shape), x.dtype.name, allowed)
-
-
-def _info(x) -> TensorInfo:
-    return TensorInfo(tuple(x.shape), x.dtype.name)
-
 
 # --- unary math -----------------------------------------------------------------------------
 
 def _float_unary(op_type: str, function) -> None:
     """Register Y = function(X) for a float X, as an array also for a 0-d X."""
     def kernel(x):
-        _require(x, FLOAT)
+        require_dtype(x, FLOAT)
         return np.asarray(function(x))
     kernel.__name__ = op_type.lower()
     register_cpu(op_type)(kernel)
@@ -111,7 +102,7 @@ _TOKENS = {"dY": "GO0", "X": "I0", "Y": "O0"}
 
 def _unary_gradient(op_type: str, names: tuple, function) -> None:
     def kernel(first, second):
-        check_unary_gradient(names, _info(first), _info(second))
+        check_unary_gradient(names, info_of(first), info_of(second))
         return np.asarray(function(first, second), dtype=first.dtype)
     kernel.__name__ = f"{op_type.lower()}_gradient"
     register_cpu(f"{op_type}Gradient")(kernel)
@@ -124,7 +115,7 @@ for _type, _names, _function in UNARY_GRADIENTS:
 
 def _check_gradient_inputs(first, dy, name: str) -> None:
     """AbsGradient's X, ClipGradient's Y: a float tensor of dY's shape."""
-    _require(first, FLOAT, name)
+    require_dtype(first, FLOAT, name)
     same_shape(first.shape, dy.shape, (name, "dY"))
 
 
@@ -136,7 +127,7 @@ def abs_gradient(x, dy):
 
 @register_cpu("Negative", "Neg")
 def negative(x):
-    _require(x, SIGNED)
+    require_dtype(x, SIGNED)
     return np.asarray(np.negative(x))
 
 
@@ -145,7 +136,7 @@ gradient_op("Negative", "GO0", gradient_type="Negative")  # also Neg, its alias
 
 @register_cpu("Scale")
 def scale(x, *, scale):
-    _require(x, FLOAT)
+    require_dtype(x, FLOAT)
     return np.asarray(x * x.dtype.type(scale))
 
 
@@ -154,7 +145,7 @@ gradient_op("Scale", "GO0", gradient_type="Scale")  # the same scale, inherited
 
 @register_cpu("Clip")
 def clip(x, *, min, max):  # Caffe2 names the bounds min and max
-    _require(x, FLOAT)
+    require_dtype(x, FLOAT)
     t = x.dtype.type
     return np.asarray(np.clip(x, t(min), t(max)))
 
@@ -176,7 +167,7 @@ def clip_gradient(y, dy, *, min, max):
 def _check_operands(names: tuple, allowed: tuple | None, a, b) -> None:
     """A and B share a type (of `allowed`, when given)."""
     if allowed is not None:
-        _require(a, allowed, names[0])
+        require_dtype(a, allowed, names[0])
     check_same_type(a.dtype.name, b.dtype.name, names)
 
 
@@ -224,7 +215,7 @@ def pow_(*, exponent, broadcast, axis, axis_str, order):
         check_pow_exponent(exponent is not None, e is not None)
         if e is not None:
             return power(x, e)
-        _require(x, FLOAT)
+        require_dtype(x, FLOAT)
         return np.asarray(np.power(x, x.dtype.type(exponent)))
     return kernel
 
@@ -273,13 +264,13 @@ def _pow_tensor_gradient(g) -> list:
 
 @register_cpu("Not")
 def not_(x):
-    _require(x, BOOL)
+    require_dtype(x, BOOL)
     return np.asarray(np.logical_not(x))
 
 
 @register_cpu("Where")
 def where(c, x, y, *, broadcast_on_rows):
-    check_where(_info(c), _info(x), _info(y), broadcast_on_rows)
+    check_where(info_of(c), info_of(x), info_of(y), broadcast_on_rows)
     if not broadcast_on_rows:
         return np.asarray(np.where(c, x, y))
     return np.where(c.reshape((-1,) + (1,) * (x.ndim - 1)), x, y)
@@ -297,14 +288,14 @@ def _checked(check, launcher):
 
 
 def _float_check(x):
-    _require(x, FLOAT)
+    require_dtype(x, FLOAT)
 
 
 CUDA_ELEMENTWISE = [
     (("Exp",), "exp_forward", (), _float_check), (("Log",), "log_forward", (), _float_check),
     (("Sqrt",), "sqrt_forward", (), _float_check), (("Abs",), "abs_forward", (), _float_check),
     (("AbsGradient",), "abs_gradient", (), lambda x, dy: _check_gradient_inputs(x, dy, "X")),
-    (("Negative", "Neg"), "negative", (), lambda x: _require(x, SIGNED)),
+    (("Negative", "Neg"), "negative", (), lambda x: require_dtype(x, SIGNED)),
     (("Sqr",), "sqr", (), _float_check), (("Scale",), "scale", ("scale",), _float_check),
     (("Clip",), "clip", ("min", "max"), _float_check),
     (("ClipGradient",), "clip_gradient", ("min", "max"), lambda y, dy: _check_gradient_inputs(y, dy, "Y")),
@@ -359,7 +350,7 @@ def pow_cuda(*, exponent, broadcast, axis, axis_str, order):
     def run(x, e=None):
         check_pow_exponent(exponent is not None, e is not None)
         if e is None:
-            _require(x, FLOAT)
+            require_dtype(x, FLOAT)
             (x,) = cuda.float32_inputs(x)
             y = cuda.empty_like(x)
             cuda.launch(CU, "pow_scalar", y.size, x, y, np.float32(exponent), np.int64(y.size))
@@ -374,7 +365,7 @@ def pow_cuda(*, exponent, broadcast, axis, axis_str, order):
 
 @register_cuda("Not")
 def not_cuda(x):
-    _require(x, BOOL)
+    require_dtype(x, BOOL)
     x = cuda.as_gpu(x)
     y = cuda.empty_like(x)
     cuda.launch(CU, "not_b8", y.size, x, y, np.int64(y.size))
@@ -383,7 +374,7 @@ def not_cuda(x):
 
 @register_cuda("Where")
 def where_cuda(c, x, y, *, broadcast_on_rows):
-    check_where(_info(c), _info(x), _info(y), broadcast_on_rows)
+    check_where(info_of(c), info_of(x), info_of(y), broadcast_on_rows)
     kernel = f"where_{_suffix(x)}"
     c, x, y = cuda.as_gpu(c), cuda.as_gpu(x), cuda.as_gpu(y)
     z = cuda.empty_like(x)

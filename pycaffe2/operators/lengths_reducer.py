@@ -15,7 +15,7 @@ import numpy as np
 from pycaffe2.files import check_alloc
 from pycaffe2.operators import _cuda as cuda
 from pycaffe2.operators.registry import register_cpu, register_cuda, register_gradient
-from pycaffe2.schema.inference import TensorInfo
+from pycaffe2.schema.inference import info_of
 from pycaffe2.schema.inference.lengths_reducer import (
     GRADIENT_INPUTS,
     check_forward,
@@ -24,10 +24,6 @@ from pycaffe2.schema.inference.lengths_reducer import (
     output_dtype,
 )
 from pycaffe2.schema.inference.segment import index_vector
-
-
-def _info(value) -> TensorInfo:
-    return TensorInfo(tuple(value.shape), np.dtype(value.dtype).name)
 
 
 def segment_ids(lengths, count: int | None, counted: str, rows_like=None) -> tuple[np.ndarray, np.ndarray]:
@@ -57,7 +53,7 @@ def checked_indices(indices, rows: int) -> np.ndarray:
     return indices.astype(np.int64)
 
 
-def _column(values, ndim: int) -> np.ndarray:
+def column(values, ndim: int) -> np.ndarray:
     """A per-row vector shaped to broadcast over rows of rank `ndim`."""
     return values.reshape(-1, *[1] * (ndim - 1))
 
@@ -85,17 +81,17 @@ def reduce_segments(rows: Rows, seg, lengths, weights=None, mean=False, dtype=np
     for start, stop, chunk in rows.chunks():
         chunk = chunk.astype(dtype, copy=False)
         if weights is not None:
-            chunk = chunk * _column(weights[start:stop].astype(dtype, copy=False), chunk.ndim)
+            chunk = chunk * column(weights[start:stop].astype(dtype, copy=False), chunk.ndim)
         np.add.at(out, seg[start:stop], chunk)
     if mean:
-        out /= _column(np.maximum(lengths, 1).astype(dtype), out.ndim)
+        out /= column(np.maximum(lengths, 1).astype(dtype), out.ndim)
     return out
 
 
 def _forward(op_type: str, inputs, positional: bool = False):
     names = forward_inputs(op_type)
     named = dict(zip(names, inputs))
-    check_forward(op_type, {k: _info(v) for k, v in named.items()})
+    check_forward(op_type, {k: info_of(v) for k, v in named.items()})
     data, lengths = named["DATA"], named["LENGTHS"]
     weights = named.get("W")
     if "INDICES" in named:
@@ -170,7 +166,7 @@ def sparse_lengths_positional_weighted_sum(data, weight, indices, lengths):
 
 def _gradient_args(op_type: str, inputs):
     named = dict(zip(GRADIENT_INPUTS[op_type], inputs))
-    check_gradient(op_type, {k: _info(v) for k, v in named.items()})
+    check_gradient(op_type, {k: info_of(v) for k, v in named.items()})
     if "INDICES" in named:
         count, counted = named["INDICES"].size, "INDICES"
     elif "DATA" in named:
@@ -189,13 +185,13 @@ def lengths_gradient(op_type: str, inputs, num_outputs: int):
     go = named["GO"]
     rows = go[seg]
     if "Mean" in op_type:
-        rows = rows / _column(lengths[seg].astype(go.dtype), rows.ndim)
+        rows = rows / column(lengths[seg].astype(go.dtype), rows.ndim)
     if "Max" in op_type:
         data, out = named["DATA"], named["OUT"]
         rows = np.where(data == out[seg], rows, np.zeros((), go.dtype))
     if "W" in named:
         weights = named["W"]
-        d_data = rows * _column(weights.astype(go.dtype), rows.ndim)
+        d_data = rows * column(weights.astype(go.dtype), rows.ndim)
         if num_outputs < 2:
             return d_data
         data = named["DATA"]
@@ -268,7 +264,7 @@ def _cuda_reduce(op_type: str, inputs, mean: bool):
     weights = cuda.as_gpu(named["W"]) if "W" in named else None
     if weights is not None:
         cuda.require_float32(weights)
-    check_forward(op_type, {k: _info(v) for k, v in named.items()})
+    check_forward(op_type, {k: info_of(v) for k, v in named.items()})
     if "INDICES" in named:
         indices = checked_indices(named["INDICES"], data.shape[0])
         _, lengths = segment_ids(named["LENGTHS"], indices.size, "INDICES")
@@ -314,7 +310,7 @@ def _cuda_gradient(op_type: str, inputs):
              for name, v in zip(names, inputs)}
     go = named["GO"]
     cuda.require_float32(go, *([named["W"]] if "W" in named else []))
-    check_gradient(op_type, {k: _info(v) for k, v in named.items()})
+    check_gradient(op_type, {k: info_of(v) for k, v in named.items()})
     if "INDICES" in named:
         seg, lengths = segment_ids(named["LENGTHS"], named["INDICES"].size, "INDICES")
     else:

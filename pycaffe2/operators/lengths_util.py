@@ -15,7 +15,7 @@ from pycaffe2.operators.registry import gradient_op, register_cpu
 from pycaffe2.schema.inference.lengths_util import (
     check_lengths,
     check_sorted_ids,
-    int_vector,
+    index_vector,
     n_split_value,
     segment_count,
 )
@@ -88,7 +88,7 @@ def lengths_to_weights(lengths, *, power):
 
 @register_cpu("LengthsToShape")
 def lengths_to_shape(lengths):
-    int_vector("lengths", lengths.shape, lengths.dtype)
+    index_vector("lengths", lengths.shape, lengths.dtype)
     if lengths.size == 0:
         raise ValueError("lengths must not be empty (its first value is the shape's second dim)")
     if (lengths != lengths[0]).any():
@@ -98,7 +98,7 @@ def lengths_to_shape(lengths):
 
 @register_cpu("LengthsSplit")
 def lengths_split(lengths, n_split_input=None, *, n_split):
-    int_vector("LENGTHS", lengths.shape, lengths.dtype, ("int32",))
+    index_vector("LENGTHS", lengths.shape, lengths.dtype, ("int32",))
     if lengths.size and lengths.min() < 0:
         raise ValueError(f"LENGTHS must be >= 0, got {int(lengths.min())}")
     if n_split_input is not None:

@@ -8,7 +8,7 @@ from __future__ import annotations
 import numpy as np
 
 from pycaffe2.operators.registry import register_cpu
-from pycaffe2.schema.inference import TensorInfo
+from pycaffe2.schema.inference import info_of
 from pycaffe2.schema.inference.math_bucket import (
     box_cox_columns,
     check_batch_bucketize,
@@ -24,9 +24,6 @@ from pycaffe2.schema.inference.math_bucket import (
 BOX_COX_EPS = 1e-6
 
 
-def _info(x) -> TensorInfo:
-    return TensorInfo(tuple(x.shape), x.dtype.name)
-
 
 def _starts(lengths) -> np.ndarray:
     return np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64)
@@ -38,7 +35,7 @@ def bucketize(*, boundaries):
     bounds = np.asarray(boundaries, np.float32)
 
     def kernel(data):
-        check_bucketize_data(_info(data))
+        check_bucketize_data(info_of(data))
         # The first boundary >= x (std::lower_bound); a NaN compares false, so it lands in bucket 0.
         index = np.searchsorted(bounds, data, side="left")
         return np.where(np.isnan(data), 0, index).astype(np.int32)
@@ -47,7 +44,7 @@ def bucketize(*, boundaries):
 
 @register_cpu("BatchBucketize")
 def batch_bucketize(features, indices, boundaries, lengths):
-    check_batch_bucketize(*[_info(v) for v in (features, indices, boundaries, lengths)])
+    check_batch_bucketize(*[info_of(v) for v in (features, indices, boundaries, lengths)])
     check_indices(indices, features.shape[1])
     check_lengths(lengths, boundaries.size, "boundaries")
     starts = _starts(lengths)
@@ -65,7 +62,7 @@ def batch_bucketize(features, indices, boundaries, lengths):
 
 @register_cpu("BatchBoxCox")
 def batch_box_cox(data, lambda1, lambda2, *, min_block_size):
-    box_cox_columns(_info(data), _info(lambda1), _info(lambda2))
+    box_cox_columns(info_of(data), info_of(lambda1), info_of(lambda2))
     if data.size == 0:
         return data.copy()
     rows = data.reshape(data.shape[0], -1)
@@ -80,7 +77,7 @@ def batch_box_cox(data, lambda1, lambda2, *, min_block_size):
 
 @register_cpu("Percentile")
 def percentile(values, pairs, lengths):
-    check_percentile(_info(values), _info(pairs), _info(lengths))
+    check_percentile(info_of(values), info_of(pairs), info_of(lengths))
     check_lengths(lengths, pairs.shape[0], "value_to_pct")
     starts = _starts(lengths)
     out = np.empty(values.shape, np.float32)
@@ -113,7 +110,7 @@ def bisect_percentile(*, percentile_raw, percentile_mapping, percentile_lower, p
     starts = _starts(lengths)
 
     def kernel(raw_data):
-        check_bisect_input(_info(raw_data), len(lengths))
+        check_bisect_input(info_of(raw_data), len(lengths))
         out = np.empty(raw_data.shape, np.float32)
         for j in range(raw_data.shape[1]):
             s = slice(starts[j], starts[j + 1])

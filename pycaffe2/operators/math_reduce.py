@@ -8,8 +8,8 @@ from __future__ import annotations
 import numpy as np
 
 from pycaffe2.operators.registry import gradient_op, register_cpu
-from pycaffe2.schema.inference import TensorInfo
-from pycaffe2.schema.inference.elementwise import FLOAT, check_dtype
+from pycaffe2.schema.inference import info_of
+from pycaffe2.schema.inference.elementwise import FLOAT, require_dtype
 from pycaffe2.schema.inference.math_reduce import (
     INT32,
     check_max_gradient,
@@ -17,14 +17,6 @@ from pycaffe2.schema.inference.math_reduce import (
     max_axis,
     max_shape,
 )
-
-
-def _require(x, allowed: tuple, name: str = "X") -> None:
-    check_dtype(name, tuple(x.shape), x.dtype.name, allowed)
-
-
-def _info(x) -> TensorInfo:
-    return TensorInfo(tuple(x.shape), x.dtype.name)
 
 
 def _total(values, average: bool, count: int):
@@ -37,19 +29,19 @@ def _total(values, average: bool, count: int):
 
 @register_cpu("SumElements")
 def sum_elements(x, *, average):
-    _require(x, FLOAT)
+    require_dtype(x, FLOAT)
     return _total(x, average, x.size)
 
 
 @register_cpu("SumSqrElements")
 def sum_sqr_elements(x, *, average):
-    _require(x, FLOAT)
+    require_dtype(x, FLOAT)
     return _total(np.square(x), average, x.size)
 
 
 @register_cpu("SumElementsInt")
 def sum_elements_int(x):
-    _require(x, INT32)
+    require_dtype(x, INT32)
     return np.asarray(np.sum(x, dtype=np.int32), dtype=np.int32)  # wraps as Caffe2's int32 sum
 
 
@@ -59,7 +51,7 @@ gradient_op("SumElements", "I0 GO0")
 @register_cpu("SumElementsGradient")
 def sum_elements_gradient(x, dy, *, average):
     check_sum_gradient(tuple(dy.shape))
-    _require(x, FLOAT)
+    require_dtype(x, FLOAT)
     value = dy.reshape(-1)[0].astype(x.dtype)
     if average:
         value = value / x.dtype.type(max(x.size, 1))
@@ -70,14 +62,14 @@ def _max(op_type: str):
     axis = max_axis(op_type)
 
     def kernel(x):
-        _require(x, FLOAT)
+        require_dtype(x, FLOAT)
         shape = max_shape(tuple(x.shape), axis)
         if x.size == 0:
             return np.empty(shape, x.dtype)
         return np.max(x, axis=axis)
 
     def gradient(x, y, dy):
-        check_max_gradient(op_type, _info(x), _info(y), _info(dy))
+        check_max_gradient(op_type, info_of(x), info_of(y), info_of(dy))
         y, dy = np.expand_dims(y, axis), np.expand_dims(dy, axis)
         return np.where(x == y, dy, x.dtype.type(0)).astype(x.dtype)
 

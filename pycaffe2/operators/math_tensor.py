@@ -9,8 +9,8 @@ import numpy as np
 
 from pycaffe2.operators import _cuda as cuda
 from pycaffe2.operators.registry import gradient_op, register_cpu, register_cuda
-from pycaffe2.schema.inference import TensorInfo
-from pycaffe2.schema.inference.elementwise import FLOAT, check_dtype
+from pycaffe2.schema.inference import info_of
+from pycaffe2.schema.inference.elementwise import FLOAT, require_dtype
 from pycaffe2.schema.inference.math_tensor import (
     check_conditional,
     check_expands_to,
@@ -22,17 +22,10 @@ from pycaffe2.schema.inference.math_tensor import (
 CU = "math_tensor.cu"
 
 
-def _info(x) -> TensorInfo:
-    return TensorInfo(tuple(x.shape), x.dtype.name)
-
-
-def _require_float(x, name: str) -> None:
-    check_dtype(name, tuple(x.shape), x.dtype.name, FLOAT)
-
 
 @register_cpu("EnforceFinite")
 def enforce_finite(x):
-    _require_float(x, "input")
+    require_dtype(x, FLOAT, "input")
     if not np.isfinite(x).all():
         raise ValueError(f"the input {list(x.shape)} holds a NaN or an infinity")
     return ()
@@ -48,7 +41,7 @@ gradient_op("NegateGradient", "GO0", gradient_type="Negative")
 
 @register_cpu("Expand")
 def expand(x, shape):
-    check_vector("shape", _info(shape))
+    check_vector("shape", info_of(shape))
     y_shape = expand_shape(tuple(x.shape), tuple(shape.tolist()))
     return np.array(np.broadcast_to(x, y_shape))
 
@@ -66,25 +59,25 @@ def expand_gradient(dy, x):
 
 @register_cpu("NumpyTile")
 def numpy_tile(data, repeats):
-    check_vector("repeats", _info(repeats))
+    check_vector("repeats", info_of(repeats))
     tile_shape(tuple(data.shape), tuple(repeats.tolist()))
     return np.tile(data, repeats.tolist()) if data.ndim else data.copy()
 
 
 @register_cpu("Conditional")
 def conditional(condition, data_t, data_f):
-    check_conditional(_info(condition), _info(data_t), _info(data_f))
+    check_conditional(info_of(condition), info_of(data_t), info_of(data_f))
     rows = condition.reshape((-1,) + (1,) * (data_t.ndim - 1))
     return np.where(rows, data_t, data_f)
 
 
 @register_cpu("ReplaceNaN")
 def replace_nan(x, *, value):
-    _require_float(x, "input")
+    require_dtype(x, FLOAT, "input")
     return np.where(np.isnan(x), x.dtype.type(value), x)
 
 
 @register_cuda("ReplaceNaN", args=("value",))
 def replace_nan_cuda(x, *, value):
-    _require_float(x, "input")
+    require_dtype(x, FLOAT, "input")
     return cuda.elementwise(CU, "replace_nan", ("value",))(x, value=value)

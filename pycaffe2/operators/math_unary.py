@@ -12,19 +12,17 @@ import numpy as np
 
 from pycaffe2.operators import _cuda as cuda
 from pycaffe2.operators.registry import gradient_op, register_cpu, register_cuda
-from pycaffe2.schema.inference import TensorInfo
-from pycaffe2.schema.inference.elementwise import FLOAT, check_dtype, check_unary_gradient
-from pycaffe2.schema.inference.math_unary import INTEGER, check_divisor, check_logit_eps, glu_shape
+from pycaffe2.schema.inference import info_of
+from pycaffe2.schema.inference.elementwise import (
+    FLOAT,
+    INTEGER,
+    check_unary_gradient,
+    require_dtype,
+)
+from pycaffe2.schema.inference.math_unary import check_divisor, check_logit_eps, glu_shape
 
 CU = "math_unary.cu"
 
-
-def _require(x, allowed: tuple, name: str = "X") -> None:
-    check_dtype(name, tuple(x.shape), x.dtype.name, allowed)
-
-
-def _info(x) -> TensorInfo:
-    return TensorInfo(tuple(x.shape), x.dtype.name)
 
 
 # --- erf --------------------------------------------------------------------------------------
@@ -84,7 +82,7 @@ GRADIENTS = {
 
 def _register_unary(op_type: str, function) -> None:
     def kernel(x):
-        _require(x, FLOAT)
+        require_dtype(x, FLOAT)
         with np.errstate(invalid="ignore", divide="ignore"):  # arcsin(2) is NaN, as in C
             return np.asarray(function(x))
     kernel.__name__ = op_type.lower()
@@ -93,7 +91,7 @@ def _register_unary(op_type: str, function) -> None:
 
 def _register_gradient(op_type: str, names: tuple, function) -> None:
     def kernel(first, second):
-        check_unary_gradient(names, _info(first), _info(second))
+        check_unary_gradient(names, info_of(first), info_of(second))
         with np.errstate(invalid="ignore", divide="ignore"):
             return np.asarray(function(first, second), dtype=first.dtype)
     kernel.__name__ = f"{op_type.lower()}_gradient"
@@ -110,13 +108,13 @@ for _type, _function in GRADIENTS.items():
 @register_cpu("Logit")
 def logit(x, *, eps):
     check_logit_eps(eps)
-    _require(x, FLOAT)
+    require_dtype(x, FLOAT)
     return np.asarray(_logit(x, eps))
 
 
 @register_cpu("LogitGradient")
 def logit_gradient(x, dy, *, eps):
-    check_unary_gradient(("X", "dY"), _info(x), _info(dy))
+    check_unary_gradient(("X", "dY"), info_of(x), info_of(dy))
     t, eps = x.dtype.type, np.float32(eps)
     inside = (x >= t(eps)) & (x <= t(1) - t(eps))
     with np.errstate(invalid="ignore", divide="ignore"):
@@ -128,13 +126,13 @@ gradient_op("Logit", "I0 GO0")
 
 @register_cpu("ThresholdedRelu")
 def thresholded_relu(x, *, alpha):
-    _require(x, FLOAT)
+    require_dtype(x, FLOAT)
     return np.asarray(np.where(x > x.dtype.type(alpha), x, x.dtype.type(0)))
 
 
 @register_cpu("ThresholdedReluGradient")
 def thresholded_relu_gradient(y, dy):
-    check_unary_gradient(("Y", "dY"), _info(y), _info(dy))
+    check_unary_gradient(("Y", "dY"), info_of(y), info_of(dy))
     return np.asarray(dy * np.sign(y), dtype=y.dtype)
 
 
@@ -149,7 +147,7 @@ def mod(*, divisor, sign_follow_divisor):
     remainder = np.mod if sign_follow_divisor else np.fmod
 
     def kernel(data):
-        _require(data, INTEGER, "data")
+        require_dtype(data, INTEGER, "data")
         # In int64 as Caffe2 computes it, then back to data's type.
         with np.errstate(all="ignore"):
             return np.asarray(remainder(data.astype(np.int64), np.int64(divisor))).astype(data.dtype)
@@ -163,7 +161,7 @@ def _sigmoid(x):
 
 @register_cpu("Glu")
 def glu(x, *, dim):
-    _require(x, FLOAT)
+    require_dtype(x, FLOAT)
     shape = glu_shape(tuple(x.shape), dim)
     axis = dim % x.ndim
     half = shape[axis]
@@ -183,18 +181,18 @@ def _checked(check, launcher):
 
 
 def _float_check(x, **_):
-    _require(x, FLOAT)
+    require_dtype(x, FLOAT)
 
 
 def _gradient_check(names):
     def check(first, second, **_):
-        check_unary_gradient(names, _info(first), _info(second))
+        check_unary_gradient(names, info_of(first), info_of(second))
     return check
 
 
 def _logit_check(x, *, eps):
     check_logit_eps(eps)
-    _require(x, FLOAT)
+    require_dtype(x, FLOAT)
 
 
 CUDA_MATH = [(op, f"{op.lower()}_forward", (), _float_check) for op in UNARY] + [

@@ -9,17 +9,13 @@ from __future__ import annotations
 import numpy as np
 
 from pycaffe2.operators.registry import register_cpu
-from pycaffe2.schema.inference import ShapeError, TensorInfo
+from pycaffe2.schema.inference import ShapeError, info_of
 from pycaffe2.schema.inference import metrics as checks
-
-
-def _info(value):
-    return TensorInfo(value.shape, value.dtype.name)
 
 
 @register_cpu("MultiClassAccuracy")
 def multi_class_accuracy(prediction, labels):
-    checks.multi_class_accuracy(None, [_info(prediction), _info(labels)])
+    checks.multi_class_accuracy(None, [info_of(prediction), info_of(labels)])
     d = prediction.shape[1]
     checks.class_labels(labels, d)
     amounts = np.bincount(labels, minlength=d)
@@ -30,7 +26,7 @@ def multi_class_accuracy(prediction, labels):
 
 @register_cpu("Perplexity")
 def perplexity(probabilities):
-    checks.perplexity(None, [_info(probabilities)])
+    checks.perplexity(None, [info_of(probabilities)])
     if probabilities.size == 0:
         return np.array(1.0, np.float32)
     with np.errstate(divide="ignore", invalid="ignore"):
@@ -74,7 +70,7 @@ def apmeter(*, buffer_size):
     buffer = _APBuffer(buffer_size)
 
     def run(predictions, labels):
-        checks.ap_inputs(_info(predictions), _info(labels))
+        checks.ap_inputs(info_of(predictions), info_of(labels))
         buffer.add(predictions, labels)
         return buffer.average_precision()
     return run

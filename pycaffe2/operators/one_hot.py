@@ -6,8 +6,11 @@ from __future__ import annotations
 
 import numpy as np
 
+from pycaffe2.operators._indices import check_in_range
 from pycaffe2.operators.registry import register_cpu
-from pycaffe2.schema.inference.one_hot import batch_inputs, float_data, index_size_input, int_vector
+from pycaffe2.schema.inference.lengths_util import check_lengths
+from pycaffe2.schema.inference.one_hot import batch_inputs, float_data, index_size_input
+from pycaffe2.schema.inference.segment import index_vector
 
 MAX_ELEMENTS = 2**31 - 1  # Caffe2 sizes these with int64 but a float output this large is a bad file
 
@@ -22,15 +25,13 @@ def _index_size(tensor, rows: int, least: int) -> int:
 
 
 def _in_range(indices, size: int):
-    bad = indices[(indices < 0) | (indices >= size)]
-    if bad.size:
-        raise ValueError(f"index {int(bad[0])} is out of range [0, {size})")
+    check_in_range(indices, size)
     return indices
 
 
 @register_cpu("OneHot")
 def one_hot(indices, index_size_tensor):
-    int_vector("indices", indices.shape, indices.dtype.name)
+    index_vector("indices", indices.shape, indices.dtype.name)
     size = _index_size(index_size_tensor, indices.shape[0], 0)
     out = np.zeros((indices.shape[0], size), np.float32)
     out[np.arange(indices.shape[0]), _in_range(indices, size)] = 1
@@ -39,8 +40,8 @@ def one_hot(indices, index_size_tensor):
 
 @register_cpu("SegmentOneHot")
 def segment_one_hot(lengths, indices, index_size_tensor):
-    int_vector("lengths", lengths.shape, lengths.dtype.name)
-    int_vector("indices", indices.shape, indices.dtype.name)
+    index_vector("lengths", lengths.shape, lengths.dtype.name)
+    index_vector("indices", indices.shape, indices.dtype.name)
     size = _index_size(index_size_tensor, lengths.shape[0], 1)
     if lengths.size and int(lengths.min()) < 0:
         raise ValueError(f"lengths must be >= 0, got {int(lengths.min())}")
@@ -56,11 +57,7 @@ def segment_one_hot(lengths, indices, index_size_tensor):
 def _columns(data, lengths, table, table_name):
     """data as [N, D] and lengths as int64, checked against the table's size."""
     batch_inputs(data.shape, lengths.shape, lengths.dtype.name, table.shape, table_name)
-    lengths = lengths.astype(np.int64)
-    if lengths.size and int(lengths.min()) < 0:
-        raise ValueError(f"lengths must be >= 0, got {int(lengths.min())}")
-    if int(lengths.sum()) != table.shape[0]:
-        raise ValueError(f"lengths sum to {int(lengths.sum())} but {table_name} has {table.shape[0]} entries")
+    lengths = check_lengths(lengths, total=table.shape[0], what=table_name)
     return data.reshape(data.shape[0], lengths.shape[0]), lengths
 
 

@@ -13,13 +13,14 @@ import numpy as np
 from pycaffe2.errors import GradientError
 from pycaffe2.files import check_alloc
 from pycaffe2.operators.registry import register_cpu, register_gradient
-from pycaffe2.schema.inference.lengths_util import check_lengths, int_vector
+from pycaffe2.schema.inference.lengths_util import check_lengths
 from pycaffe2.schema.inference.pack_segments import (
     check_max_length,
     check_padding_block,
     check_rows,
     padding_widths,
 )
+from pycaffe2.schema.inference.segment import index_vector
 
 
 def _segments(lengths: np.ndarray) -> tuple:
@@ -88,7 +89,7 @@ def _padding_segments(data, lengths, widths: int, grow: bool) -> np.ndarray:
     check_rows(data.shape)
     if lengths is None:
         return np.array([data.shape[0]], np.int64)
-    int_vector("lengths", lengths.shape, lengths.dtype, ("int32",))  # Caffe2 reads int32 here
+    index_vector("lengths", lengths.shape, lengths.dtype, ("int32",))  # Caffe2 reads int32 here
     values = check_lengths(lengths, total=data.shape[0], what="data_in's first dim")
     if not grow and values.size and values.min() < widths:
         raise ValueError(f"segment of length {int(values.min())} is shorter than its padding ({widths} rows)")
@@ -140,13 +141,20 @@ def gather_padding(data, lengths=None, *, padding_width, end_padding_width, num_
     return tuple(sums)
 
 
-@register_gradient("AddPadding")
-def make_add_padding_gradient(g):
+def _padding_gradient_inputs(g) -> list:
+    """The inputs of AddPadding's and RemovePadding's gradient ops: the output gradient, and
+    the forward op's lengths_out when it had a lengths input."""
     inputs = [g.GO(0)]
     if len(g.op.input) > 1:
         if len(g.op.output) < 2:
-            raise GradientError("AddPadding's gradient needs its lengths_out output when it has a lengths input")
+            raise GradientError(f"{g.op.type}'s gradient needs its lengths_out output when it has a lengths input")
         inputs.append(g.O(1))
+    return inputs
+
+
+@register_gradient("AddPadding")
+def make_add_padding_gradient(g):
+    inputs = _padding_gradient_inputs(g)
     ops = [g.Op("RemovePadding", inputs, [g.GI(0)])]
     if len(g.op.input) >= 3:
         ops.append(g.Op("GatherPadding", inputs, [g.GI(k) for k in range(2, len(g.op.input))]))
@@ -155,11 +163,7 @@ def make_add_padding_gradient(g):
 
 @register_gradient("RemovePadding")
 def make_remove_padding_gradient(g):
-    inputs = [g.GO(0)]
-    if len(g.op.input) > 1:
-        if len(g.op.output) < 2:
-            raise GradientError("RemovePadding's gradient needs its lengths_out output when it has a lengths input")
-        inputs.append(g.O(1))
+    inputs = _padding_gradient_inputs(g)
     return [g.Op("AddPadding", inputs, [g.GI(0)])]
 
 
@@ -169,7 +173,7 @@ def make_remove_padding_gradient(g):
 def pad_empty_samples(lengths, *features, num_outputs):
     if num_outputs != len(features) + 1:
         raise ValueError(f"{num_outputs} outputs for {len(features) + 1} inputs (one per input)")
-    int_vector("lengths", lengths.shape, lengths.dtype, ("int32",))
+    index_vector("lengths", lengths.shape, lengths.dtype, ("int32",))
     values = check_lengths(lengths)
     empty = values == 0
     rows, _ = _segments(values)

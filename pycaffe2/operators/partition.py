@@ -10,13 +10,14 @@ from __future__ import annotations
 import numpy as np
 
 from pycaffe2.operators.registry import register_cpu
-from pycaffe2.schema.inference.lengths_util import check_lengths, int_vector
+from pycaffe2.schema.inference.lengths_util import check_lengths
 from pycaffe2.schema.inference.partition import (
     check_extra,
     check_keys,
     check_shards,
     partition_count,
 )
+from pycaffe2.schema.inference.segment import index_vector
 
 
 def _shard(inputs: tuple, parts: int, pack_first_input) -> list:
@@ -46,7 +47,7 @@ def lengths_partition(lengths, *inputs, pack_first_input, num_outputs):
     parts = partition_count(len(inputs) + 1, num_outputs)
     keys = inputs[0]
     check_keys(keys.shape, keys.dtype, one_d=True)
-    int_vector("lengths", lengths.shape, lengths.dtype, ("int32",))
+    index_vector("lengths", lengths.shape, lengths.dtype, ("int32",))
     values = check_lengths(lengths, total=len(keys), what="the key tensor")
     segment = np.repeat(np.arange(len(values)), values)
     shards = np.mod(keys, parts)

@@ -12,7 +12,7 @@ from __future__ import annotations
 import numpy as np
 
 from pycaffe2.operators.registry import gradient_op, register_cpu, register_gradient
-from pycaffe2.schema.inference import TensorInfo
+from pycaffe2.schema.inference import TensorInfo, info_of
 from pycaffe2.schema.inference import ranking as checks
 
 _PAIR_BLOCK = 1 << 20  # pairs compared at once within one session
@@ -20,7 +20,7 @@ _PAIR_BLOCK = 1 << 20  # pairs compared at once within one session
 
 def _sessions(x, label, lengths) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(scores [N] in float64, labels [N], session lengths) after the schema's checks."""
-    n, _ = checks.pair_inputs(*(None if v is None else TensorInfo(v.shape, v.dtype.name) for v in (x, label, lengths)))
+    n, _ = checks.pair_inputs(*(info_of(v) for v in (x, label, lengths)))
     if lengths is None:
         lengths = np.array([n], np.int64)
     elif n:
@@ -89,7 +89,7 @@ def _pair_wise_loss_gradient(g):
 
 
 def _info(*values):
-    return [TensorInfo(v.shape, v.dtype.name) for v in values]
+    return [info_of(v) for v in values]
 
 
 @register_cpu("MarginRankingCriterion")

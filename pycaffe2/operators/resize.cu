@@ -46,6 +46,22 @@ __device__ __forceinline__ float bilinear_weight(long long o, float ratio, long 
   return (s == i ? lambda0 : 0.f) + (s + p == i ? lambda1 : 0.f);
 }
 
+// Image n, channel ch, row y and column x of element i of an [N, C, H, W] tensor
+// (nhwc: [N, H, W, C]).
+__device__ __forceinline__ void image_position(long long i, long long nhwc, long long c, long long h,
+                                               long long w, long long* n, long long* ch, long long* y,
+                                               long long* x) {
+  if (nhwc) {
+    *ch = i % c; i /= c;
+  }
+  *x = i % w; i /= w;
+  *y = i % h; i /= h;
+  if (!nhwc) {
+    *ch = i % c; i /= c;
+  }
+  *n = i;
+}
+
 extern "C" {
 
 // Y[n, c, y, x] = X[n, c, src(y), src(x)] (nhwc: [n, y, x, c]).
@@ -53,16 +69,8 @@ __global__ void resize_nearest(const float* x, float* y, long long n, long long 
                                long long w, long long oh, long long ow, float height_scale,
                                float width_scale, long long nhwc) {
   FOR_EACH(i, n * c * oh * ow) {
-    long long rest = i, ch, ox, oy;
-    if (nhwc) {
-      ch = rest % c; rest /= c;
-      ox = rest % ow; rest /= ow;
-      oy = rest % oh; rest /= oh;
-    } else {
-      ox = rest % ow; rest /= ow;
-      oy = rest % oh; rest /= oh;
-      ch = rest % c; rest /= c;
-    }
+    long long rest, ch, oy, ox;
+    image_position(i, nhwc, c, oh, ow, &rest, &ch, &oy, &ox);
     const long long sy = nearest_source(oy, height_scale, h), sx = nearest_source(ox, width_scale, w);
     y[i] = nhwc ? x[((rest * h + sy) * w + sx) * c + ch] : x[((rest * c + ch) * h + sy) * w + sx];
   }
@@ -73,16 +81,8 @@ __global__ void resize_nearest_gradient(const float* dy, float* dx, long long n,
                                         long long h, long long w, long long oh, long long ow,
                                         float height_scale, float width_scale, long long nhwc) {
   FOR_EACH(i, n * c * h * w) {
-    long long rest = i, ch, ix, iy;
-    if (nhwc) {
-      ch = rest % c; rest /= c;
-      ix = rest % w; rest /= w;
-      iy = rest % h; rest /= h;
-    } else {
-      ix = rest % w; rest /= w;
-      iy = rest % h; rest /= h;
-      ch = rest % c; rest /= c;
-    }
+    long long rest, ch, iy, ix;
+    image_position(i, nhwc, c, h, w, &rest, &ch, &iy, &ix);
     const long long y0 = nearest_first(iy, height_scale, h, oh);
     const long long y1 = nearest_first(iy + 1, height_scale, h, oh);
     const long long x0 = nearest_first(ix, width_scale, w, ow);

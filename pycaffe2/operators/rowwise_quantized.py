@@ -14,7 +14,7 @@ import numpy as np
 
 from pycaffe2.operators.lengths_reducer import Rows, checked_indices, reduce_segments, segment_ids
 from pycaffe2.operators.registry import register_cpu
-from pycaffe2.schema.inference import TensorInfo
+from pycaffe2.schema.inference import info_of
 from pycaffe2.schema.inference.rowwise_quantized import (
     check_reducer,
     eight_bits,
@@ -32,12 +32,9 @@ class _View:
         self.type = op_type
 
 
-def _info(value) -> TensorInfo:
-    return TensorInfo(tuple(value.shape), value.dtype.name)
-
 
 def _check(rule, op_type: str, *inputs):
-    return rule(_View(op_type), [_info(v) for v in inputs])
+    return rule(_View(op_type), [info_of(v) for v in inputs])
 
 
 def _row_range(x):
@@ -248,7 +245,7 @@ def rowwise_8bits_to_float(codes, scale_bias):
 
 def quantized_reduce(op_type: str, inputs):
     named = dict(zip(reducer_inputs(op_type), inputs))
-    check_reducer(op_type, {k: _info(v) for k, v in named.items()})
+    check_reducer(op_type, {k: info_of(v) for k, v in named.items()})
     data, indices = named["DATA"], named["INDICES"]
     seg, lengths = segment_ids(named["LENGTHS"], indices.size, "INDICES")
     weights = named.get("W")
@@ -286,7 +283,7 @@ REDUCERS = [f"SparseLengths{r}{f}" for f in ("Fused8BitRowwise", "Fused4BitRowwi
 
 @register_cpu("GatherFused8BitRowwise")
 def gather_fused8(data, indices):
-    check_reducer("GatherFused8BitRowwise", {"DATA": _info(data), "INDICES": _info(indices)})
+    check_reducer("GatherFused8BitRowwise", {"DATA": info_of(data), "INDICES": info_of(indices)})
     return dequantize(data[checked_indices(indices, data.shape[0])], fmt("GatherFused8BitRowwise"))
 
 

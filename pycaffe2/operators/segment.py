@@ -6,6 +6,7 @@ from __future__ import annotations
 import numpy as np
 
 from pycaffe2.files import check_alloc
+from pycaffe2.operators._indices import check_in_range
 from pycaffe2.operators.registry import gradient_op, register_cpu
 from pycaffe2.operators.training import check_floats
 from pycaffe2.schema.inference.segment import index_vector, segments
@@ -14,9 +15,7 @@ from pycaffe2.schema.inference.segment import index_vector, segments
 def _ids(segment_ids, rows: int) -> np.ndarray:
     """The ids as int64, each checked to name one of `rows` rows."""
     ids = segment_ids.astype(np.int64)
-    bad = ids[(ids < 0) | (ids >= rows)]
-    if bad.size:
-        raise ValueError(f"segment id {int(bad[0])} is out of range [0, {rows})")
+    check_in_range(ids, rows, "segment id")
     return ids
 
 

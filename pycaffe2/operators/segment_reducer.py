@@ -14,9 +14,10 @@ import numpy as np
 
 from pycaffe2.errors import GradientError
 from pycaffe2.files import check_alloc
-from pycaffe2.operators.lengths_reducer import Rows, checked_indices, reduce_segments
+from pycaffe2.operators._indices import check_in_range
+from pycaffe2.operators.lengths_reducer import Rows, checked_indices, column, reduce_segments
 from pycaffe2.operators.registry import register_cpu, register_gradient
-from pycaffe2.schema.inference import TensorInfo
+from pycaffe2.schema.inference import info_of
 from pycaffe2.schema.inference.segment_reducer import (
     check_forward,
     check_gradient,
@@ -36,13 +37,6 @@ FORWARD_TYPES = ([f"{prefix}{r}" for prefix in ("SortedSegment", "SparseSortedSe
 # too, though its makers emit the SortedSegment*/UnsortedSegment* ones).
 GRADIENT_TYPES = [f"{t}Gradient" for t in FORWARD_TYPES]
 
-
-def _info(value) -> TensorInfo:
-    return TensorInfo(tuple(value.shape), np.dtype(value.dtype).name)
-
-
-def _column(values, ndim: int) -> np.ndarray:
-    return values.reshape(-1, *[1] * (ndim - 1))
 
 
 def sorted_ids(segment_ids, segments: int | None = None) -> np.ndarray:
@@ -64,9 +58,7 @@ def unsorted_ids(segment_ids, num_segments: int, rows_like=None) -> tuple[np.nda
     the blob cap."""
     ids = segment_ids.astype(np.int64)
     segments = num_segments if num_segments != -1 else int(ids.max(initial=-1)) + 1
-    bad = (ids < 0) | (ids >= segments)
-    if bad.any():
-        raise ValueError(f"segment id {int(ids[np.argmax(bad)])} is out of range [0, {segments})")
+    check_in_range(ids, segments, "segment id")
     if rows_like is not None:
         check_alloc((segments, *rows_like.shape[1:]), rows_like.dtype, f"the output of {segments} segments")
     return ids, segments
@@ -75,7 +67,7 @@ def unsorted_ids(segment_ids, num_segments: int, rows_like=None) -> tuple[np.nda
 def _forward(op_type: str, inputs, num_segments: int = -1):
     """The rows to reduce, each one's segment, the counts per segment and the weights."""
     named = dict(zip(forward_inputs(op_type), inputs))
-    check_forward(op_type, {k: _info(v) for k, v in named.items()}, num_segments)
+    check_forward(op_type, {k: info_of(v) for k, v in named.items()}, num_segments)
     data = named["DATA"]
     if "INDICES" in named:
         indices = checked_indices(named["INDICES"], data.shape[0])
@@ -143,7 +135,7 @@ def segment_range(reducer: str, data, segment_ids) -> np.ndarray:
     with np.errstate(over="ignore", invalid="ignore"):
         np.add.at(sums, ids, np.exp(data - shift[ids]))
         if reducer == "LogMeanExp":
-            sums /= _column(counts.astype(data.dtype), sums.ndim)
+            sums /= column(counts.astype(data.dtype), sums.ndim)
     with np.errstate(divide="ignore"):
         return (np.log(sums) + shift).astype(data.dtype)
 
@@ -164,7 +156,7 @@ def segment_gradient(op_type: str, inputs, num_segments: int = -1) -> np.ndarray
     """dDATA (the values of the sparse one for the Sparse* ops): dOUTPUT[SEGMENT_IDS[i]],
     scaled as the reducer says."""
     named = dict(zip(gradient_inputs(op_type), inputs))
-    check_gradient(op_type, {k: _info(v) for k, v in named.items()})
+    check_gradient(op_type, {k: info_of(v) for k, v in named.items()})
     go = named["GO"]
     segments = go.shape[0]
     if "Unsorted" in op_type:
@@ -175,9 +167,9 @@ def segment_gradient(op_type: str, inputs, num_segments: int = -1) -> np.ndarray
     reducer = op_type[:-len("Gradient")]
     if reducer.endswith("Mean"):
         counts = np.bincount(ids, minlength=segments).astype(go.dtype)
-        rows = rows / _column(counts[ids], rows.ndim)
+        rows = rows / column(counts[ids], rows.ndim)
     elif reducer.endswith("WeightedSum"):
-        rows = rows * _column(named["SCALARS"].astype(go.dtype), rows.ndim)
+        rows = rows * column(named["SCALARS"].astype(go.dtype), rows.ndim)
     elif reducer.endswith("Max"):
         data, out = named["DATA"], named["OUTPUT"]
         rows = np.where(data == out[ids], rows, np.zeros((), go.dtype))
@@ -187,7 +179,7 @@ def segment_gradient(op_type: str, inputs, num_segments: int = -1) -> np.ndarray
             rows = rows * np.exp(data - out[ids])
         if reducer.endswith("LogMeanExp"):
             counts = np.bincount(ids, minlength=segments).astype(go.dtype)
-            rows = rows / _column(counts[ids], rows.ndim)
+            rows = rows / column(counts[ids], rows.ndim)
     return rows.astype(go.dtype, copy=False)
 
 
@@ -247,7 +239,7 @@ def _make_range_gradient(g):
 
 @register_cpu("ReduceFrontWeightedSum")
 def reduce_front_weighted_sum(data, scalars, *, num_reduce_dim, grad_on_weights):
-    reduce_front_shapes(_info(data), _info(scalars), num_reduce_dim)
+    reduce_front_shapes(info_of(data), info_of(scalars), num_reduce_dim)
     inner = int(np.prod(data.shape[num_reduce_dim:], dtype=np.int64))
     blocks = data.reshape(int(np.prod(data.shape[:num_reduce_dim], dtype=np.int64)), inner)
     out = scalars.reshape(-1).astype(data.dtype) @ blocks
@@ -256,7 +248,7 @@ def reduce_front_weighted_sum(data, scalars, *, num_reduce_dim, grad_on_weights)
 
 @register_cpu("ReduceFrontWeightedSumGradient")
 def reduce_front_weighted_sum_gradient(scalars, d_out, shape, *, num_reduce_dim, grad_on_weights):
-    dims = reduce_front_gradient_shape(_info(scalars), _info(d_out), shape, num_reduce_dim)
+    dims = reduce_front_gradient_shape(info_of(scalars), info_of(d_out), shape, num_reduce_dim)
     grads = scalars.reshape(-1, 1).astype(d_out.dtype) * d_out.reshape(1, -1)
     return grads.reshape(dims)
 

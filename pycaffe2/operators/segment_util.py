@@ -12,7 +12,7 @@ import numpy as np
 from pycaffe2.files import check_alloc
 from pycaffe2.operators.lengths_reducer import checked_indices, segment_ids
 from pycaffe2.operators.registry import gradient_op, register_cpu, register_gradient
-from pycaffe2.schema.inference import TensorInfo
+from pycaffe2.schema.inference import info_of
 from pycaffe2.schema.inference.segment_util import (
     flexible_top_k_shapes,
     lengths_pad_shapes,
@@ -26,10 +26,6 @@ from pycaffe2.schema.inference.segment_util import (
 from pycaffe2.schema.inference.segment_util import float_vector as _float_vector
 
 
-def _info(value) -> TensorInfo | None:
-    return None if value is None else TensorInfo(tuple(value.shape), np.dtype(value.dtype).name)
-
-
 def _ranks(seg, lengths) -> np.ndarray:
     """Each entry's position within its segment."""
     return np.arange(seg.size) - np.repeat(np.cumsum(lengths) - lengths, lengths)
@@ -40,7 +36,7 @@ def _ranks(seg, lengths) -> np.ndarray:
 @register_cpu("LengthsTopK")
 def lengths_top_k(data, lengths, *, k, num_outputs):
     top_k_arg(k)
-    _float_vector("DATA", _info(data))
+    _float_vector("DATA", info_of(data))
     seg, lengths = segment_ids(lengths, data.size, "entries of DATA")
     check_alloc((lengths.size, k), data.dtype)
     position = _ranks(seg, lengths)
@@ -56,7 +52,7 @@ def lengths_top_k(data, lengths, *, k, num_outputs):
 
 @register_cpu("LengthsTopKGradient")
 def lengths_top_k_gradient(lengths, indices, d_values, *, k):
-    lengths_top_k_gradient_shapes(_info(lengths), _info(indices), _info(d_values), k)
+    lengths_top_k_gradient_shapes(info_of(lengths), info_of(indices), info_of(d_values), k)
     _, lengths = segment_ids(lengths, None, "", d_values.reshape(-1))  # d_data: 1-D, dY's type
     total = int(lengths.sum())
     d_data = np.zeros(total, d_values.dtype)
@@ -79,7 +75,7 @@ gradient_op("LengthsTopK", "I1 O1 GO0")
 
 def _flexible_counts(x, k) -> tuple[np.ndarray, np.ndarray]:
     """X as rows of its last dim, and K as int64 checked to be in 1..r."""
-    flexible_top_k_shapes(_info(x), _info(k))
+    flexible_top_k_shapes(info_of(x), info_of(k))
     rows = x.reshape(-1, x.shape[-1])
     counts = k.reshape(-1).astype(np.int64)
     bad = (counts < 1) | (counts > rows.shape[1])
@@ -101,7 +97,7 @@ def flexible_top_k(x, k, *, num_outputs):
 @register_cpu("FlexibleTopKGradient")
 def flexible_top_k_gradient(x, k, d_values, indices):
     rows, counts = _flexible_counts(x, k)
-    _float_vector("dValues", _info(d_values))
+    _float_vector("dValues", info_of(d_values))
     if d_values.shape != indices.shape or indices.shape[0] != int(counts.sum()):
         raise ValueError(f"dValues {list(d_values.shape)} and Indices {list(indices.shape)} must both hold "
                          f"sum(K) = {int(counts.sum())} entries")
@@ -122,7 +118,7 @@ gradient_op("FlexibleTopK", "I0 I1 GO0 O1")
 
 @register_cpu("LengthsPad")
 def lengths_pad(data, lengths, *, padding_value, target_length):
-    lengths_pad_shapes(_info(data), _info(lengths), target_length)
+    lengths_pad_shapes(info_of(data), info_of(lengths), target_length)
     seg, lengths = segment_ids(lengths, data.shape[0], "slices of DATA")
     if lengths.size and int(lengths.max()) > target_length:
         at = int(np.argmax(lengths))
@@ -135,7 +131,7 @@ def lengths_pad(data, lengths, *, padding_value, target_length):
 
 @register_cpu("ReversePackedSegs")
 def reverse_packed_segs(data, lengths):
-    packed_segs_shapes(_info(data), _info(lengths))
+    packed_segs_shapes(info_of(data), info_of(lengths))
     steps = data.shape[0]
     lengths = lengths.astype(np.int64)
     bad = (lengths < 0) | (lengths > steps)
@@ -152,7 +148,7 @@ gradient_op("ReversePackedSegs", "GO0 I1", gradient_type="ReversePackedSegs")
 
 @register_cpu("RemoveDataBlocks")
 def remove_data_blocks(data, indices):
-    remove_blocks_shapes(_info(data), _info(indices))
+    remove_blocks_shapes(info_of(data), info_of(indices))
     if indices.shape[0] == 0:
         return data.copy()
     return np.delete(data, np.unique(checked_indices(indices, data.shape[0])), axis=0)
@@ -173,4 +169,3 @@ def merge_dim(data):
 @register_gradient("PrependDim")
 def _make_prepend_dim_gradient(g):
     return [g.Op("MergeDim", [g.GO(0)], [g.GI(0)], inherit_args=False)]  # as Caffe2: no args copied
-

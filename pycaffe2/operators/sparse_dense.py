@@ -12,8 +12,10 @@ from __future__ import annotations
 import numpy as np
 
 from pycaffe2.files import check_alloc
+from pycaffe2.operators._indices import check_in_range
 from pycaffe2.operators.registry import register_cpu, register_gradient
-from pycaffe2.schema.inference.lengths_util import check_lengths, int_vector
+from pycaffe2.schema.inference.lengths_util import check_lengths
+from pycaffe2.schema.inference.segment import index_vector
 from pycaffe2.schema.inference.sparse_dense import (
     check_dense_lengths,
     check_mask,
@@ -49,7 +51,7 @@ def _mask_columns(indices: np.ndarray, mask: list) -> np.ndarray:
 
 
 def _mask_inputs(indices, lengths, mask) -> tuple:
-    int_vector("indices", indices.shape, indices.dtype)
+    index_vector("indices", indices.shape, indices.dtype)
     rows = np.zeros(len(indices), np.int64) if lengths is None else _rows_of(lengths, len(indices), "indices")
     return (1 if lengths is None else len(lengths)), rows, _mask_columns(indices.astype(np.int64), mask)
 
@@ -109,11 +111,9 @@ def make_sparse_to_dense_mask_gradient(g):
 
 def _batch_slots(lengths, indices, last: int) -> np.ndarray:
     """Each entry's flat position in the [len(lengths), last] dense matrix."""
-    int_vector("indices", indices.shape, indices.dtype)
+    index_vector("indices", indices.shape, indices.dtype)
     rows = _rows_of(lengths, len(indices), "indices")
-    bad = indices[(indices < 0) | (indices >= last)]
-    if bad.size:
-        raise ValueError(f"index {int(bad[0])} is out of range [0, {last}) (the dense last dim)")
+    check_in_range(indices, last, span=f"[0, {last}) (the dense last dim)")
     return rows * last + indices.astype(np.int64)
 
 
@@ -215,12 +215,10 @@ def _check_ratio(j: int, what: str, count: int, total: int, min_observation: int
 
 def _label_inputs(length, label_index, count: int) -> tuple:
     """Each entry's example and its position among its label's entries (int64)."""
-    int_vector("length", length.shape, length.dtype, ("int32",))
-    int_vector("label_index", label_index.shape, label_index.dtype, ("int64",))
+    index_vector("length", length.shape, length.dtype, ("int32",))
+    index_vector("label_index", label_index.shape, label_index.dtype, ("int64",))
     examples = _rows_of(length, len(label_index), "label_index")
-    bad = label_index[(label_index < 0) | (label_index >= count)]
-    if bad.size:
-        raise ValueError(f"label_index {int(bad[0])} is out of range [0, {count})")
+    check_in_range(label_index, count, "label_index")
     order = np.argsort(label_index, kind="stable")
     starts = np.searchsorted(label_index[order], np.arange(count))
     position = np.empty(len(label_index), np.int64)

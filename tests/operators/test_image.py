@@ -21,6 +21,7 @@ from pycaffe2.run.confine import op_paths
 from pycaffe2.schema.bind import ShapeError
 from pycaffe2.testing import assert_inference_agrees, check_gradient_op, check_reference, make_op, run_op
 from tests.schema import infer
+from tests.wire import varint
 
 T = caffe2_pb2.TensorProto
 rng = np.random.default_rng(15)
@@ -389,13 +390,6 @@ def test_encoded_image_without_pillow_says_how_to_get_it(tmp_path, monkeypatch):
 
 def datum_bytes(channels, height, width, data, label, encoded=False):
     """A Caffe Datum by hand, field by field (tags 1-5 and 7), independent of the op's own parser."""
-    def varint(n):
-        out = b""
-        while True:
-            out += bytes([(n & 0x7F) | (0x80 if n > 0x7F else 0)])
-            n >>= 7
-            if not n:
-                return out
     fields = [(1, channels), (2, height), (3, width)]
     body = b"".join(bytes([number << 3]) + varint(value) for number, value in fields)
     body += bytes([4 << 3 | 2]) + varint(len(data)) + data + bytes([5 << 3]) + varint(label)

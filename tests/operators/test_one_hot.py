@@ -122,7 +122,7 @@ VALUE_ERRORS = [
     ("SegmentOneHot", [np.array([1], np.int32), np.zeros(1, np.int64), np.array([0], np.int64)],
      "index_size 0 must be >= 1"),
     ("BatchOneHot", [np.zeros((3, 2), np.int32), np.array([1, 1], np.int32), np.zeros(3, np.int32)],
-     "lengths sum to 2 but values has 3 entries"),
+     "lengths add up to 2, but values has 3"),
     ("BatchOneHot", [np.zeros((3, 2), np.int32), np.array([-1, 4], np.int32), np.zeros(3, np.int32)],
      "lengths must be >= 0, got -1"),
     ("BatchBucketOneHot", [np.zeros((3, 2), np.float32), np.array([0, 2], np.int32), np.zeros(2, np.float32)],

@@ -15,6 +15,8 @@ import pkgutil
 from collections.abc import Callable
 from typing import NamedTuple
 
+import numpy as np
+
 from pycaffe2.errors import ShapeError  # rules raise it; importers find it here too
 
 
@@ -26,6 +28,12 @@ class TensorInfo(NamedTuple):
 
     def describe(self) -> str:
         return f"{list(self.shape)} {self.dtype}"
+
+
+def info_of(value) -> TensorInfo | None:
+    """The TensorInfo of an array (NumPy or device), None for None: what a kernel hands
+    the shape rules it shares with inference."""
+    return None if value is None else TensorInfo(tuple(value.shape), np.dtype(value.dtype).name)
 
 
 class OpView:

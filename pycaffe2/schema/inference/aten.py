@@ -15,7 +15,7 @@ from collections.abc import Callable
 from typing import NamedTuple
 
 from pycaffe2.files import check_alloc
-from pycaffe2.schema.inference import OpView, ShapeError, TensorInfo, rule
+from pycaffe2.schema.inference import OpView, ShapeError, rule
 from pycaffe2.schema.inference import _aten_nn_shapes as nn
 from pycaffe2.schema.inference import _aten_shapes as shapes
 
@@ -125,11 +125,6 @@ def check_sizes(infos) -> None:
     for index, info in enumerate(infos):
         if info is not None:
             check_alloc(info.shape, info.dtype, f"output {index}")
-
-
-def info_of(value) -> TensorInfo:
-    """The TensorInfo of an array (what the kernel hands the shape rules)."""
-    return TensorInfo(tuple(value.shape), value.dtype.name)
 
 
 # -- the table -------------------------------------------------------------------------------------

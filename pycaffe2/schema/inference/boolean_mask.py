@@ -5,7 +5,7 @@ BooleanMask's outputs have a length that depends on the mask's values: unknown h
 from __future__ import annotations
 
 from pycaffe2.schema.inference import OpView, ShapeError, TensorInfo, rule
-from pycaffe2.schema.inference.segment import INDEX_TYPES
+from pycaffe2.schema.inference.segment import index_vector
 
 
 def bool_vector(name: str, shape, dtype) -> None:
@@ -29,8 +29,7 @@ def boolean_mask_gradient_inputs(mask, mask_dtype, dy) -> None:
 
 
 def lengths_inputs(lengths, dtype, mask, mask_dtype) -> None:
-    if len(lengths) != 1 or str(dtype) not in INDEX_TYPES:
-        raise ShapeError(f"lengths must be a 1-D int32 or int64 tensor, got {list(lengths)} {dtype}")
+    index_vector("lengths", lengths, dtype)
     bool_vector("mask", mask, mask_dtype)
 
 

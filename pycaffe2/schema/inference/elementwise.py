@@ -13,6 +13,9 @@ from pycaffe2.schema.inference.arithmetic import binary_layout, binary_shape, op
 
 FLOAT = (FLOAT_TYPES, "a float tensor")
 BOOL = (("bool",), "bool")
+INT32 = (("int32",), "an int32 tensor")
+INTEGER = (("int32", "int64"), "an int32 or int64 tensor")
+FLOAT32 = (("float32",), "a float32 tensor")
 SIGNED = (FLOAT_TYPES + ("int8", "int16", "int32", "int64"), "a float or signed integer tensor")
 INT_BOOL = (("bool", "int8", "int16", "int32", "int64", "uint8", "uint16", "uint32", "uint64"),
             "an integer or bool tensor")
@@ -28,11 +31,22 @@ def check_dtype(name: str, shape: tuple, dtype: str, allowed: tuple) -> None:
         raise ShapeError(f"{name} is {dtype} {list(shape)}, must be {what}")
 
 
+def check_info_dtype(info, name: str, allowed: tuple) -> None:
+    """check_dtype for a TensorInfo that may be None (unknown: nothing to check)."""
+    if info is not None:
+        check_dtype(name, info.shape, info.dtype, allowed)
+
+
+def require_dtype(x, allowed: tuple, name: str = "X") -> None:
+    """check_dtype for an array (a kernel's input)."""
+    check_dtype(name, tuple(x.shape), x.dtype.name, allowed)
+
+
 def check_unary_gradient(names: tuple, first, second) -> int:
     """The inputs (TensorInfo or None) of a unary op's gradient op, dY and X or Y in the
     schema's order: the one that is not dY is float, both have one shape. Returns its index."""
     value = 1 if names[0] == "dY" else 0
-    _dtype((first, second)[value], names[value], FLOAT)
+    check_info_dtype((first, second)[value], names[value], FLOAT)
     if first is not None and second is not None:
         same_shape(first.shape, second.shape, names)
     return value
@@ -74,11 +88,6 @@ def check_where(c: TensorInfo | None, x: TensorInfo | None, y: TensorInfo | None
 
 # --- rules ------------------------------------------------------------------------------------
 
-def _dtype(info, name: str, allowed: tuple) -> None:
-    if info is not None:
-        check_dtype(name, info.shape, info.dtype, allowed)
-
-
 def _bool_result(shape) -> TensorInfo | None:
     return None if shape is None else TensorInfo(shape, "bool")
 
@@ -86,14 +95,14 @@ def _bool_result(shape) -> TensorInfo | None:
 @rule("elementwise_float")
 def elementwise_float(op: OpView, inputs: list) -> list:
     """Y like X, a float tensor."""
-    _dtype(inputs[0], "X", FLOAT)
+    check_info_dtype(inputs[0], "X", FLOAT)
     return [inputs[0]]
 
 
 @rule("elementwise_signed")
 def elementwise_signed(op: OpView, inputs: list) -> list:
     """Y like X, a float or signed integer tensor."""
-    _dtype(inputs[0], "X", SIGNED)
+    check_info_dtype(inputs[0], "X", SIGNED)
     return [inputs[0]]
 
 
@@ -102,7 +111,7 @@ def elementwise_float_gradient(op: OpView, inputs: list) -> list:
     """dX like the float input 0 (X or Y), of dY's shape."""
     first, dy = inputs
     name = "Y" if op.type == "ClipGradient" else "X"
-    _dtype(first, name, FLOAT)
+    check_info_dtype(first, name, FLOAT)
     if first is not None and dy is not None:
         same_shape(first.shape, dy.shape, (name, "dY"))
     return [first]
@@ -121,7 +130,7 @@ def elementwise_pow(op: OpView, inputs: list) -> list:
     legacy broadcasting (broadcast=1)."""
     check_pow_exponent(op.has("exponent"), op.n_inputs == 2)
     x = inputs[0]
-    _dtype(x, "X", FLOAT)
+    check_info_dtype(x, "X", FLOAT)
     if op.n_inputs == 1:
         return [x]
     exponent = inputs[1]
@@ -135,7 +144,7 @@ def elementwise_pow(op: OpView, inputs: list) -> list:
 @rule("elementwise_not")
 def elementwise_not(op: OpView, inputs: list) -> list:
     """A bool tensor of X's shape; X must be bool."""
-    _dtype(inputs[0], "X", BOOL)
+    check_info_dtype(inputs[0], "X", BOOL)
     return [inputs[0]]
 
 
@@ -143,8 +152,8 @@ def elementwise_not(op: OpView, inputs: list) -> list:
 def elementwise_logical(op: OpView, inputs: list) -> list:
     """Bool A and B broadcast to a bool C."""
     a, b = inputs
-    _dtype(a, "A", BOOL)
-    _dtype(b, "B", BOOL)
+    check_info_dtype(a, "A", BOOL)
+    check_info_dtype(b, "B", BOOL)
     return [_bool_result(binary_shape(op, a, b))]
 
 
@@ -152,7 +161,7 @@ def elementwise_logical(op: OpView, inputs: list) -> list:
 def elementwise_bitwise(op: OpView, inputs: list) -> list:
     """Integer or bool A and B of one type broadcast to C of that type."""
     a, b = inputs
-    _dtype(a, "A", INT_BOOL)
+    check_info_dtype(a, "A", INT_BOOL)
     same_type(a, b)
     shape = binary_shape(op, a, b)
     return [None if shape is None else TensorInfo(shape, a.dtype)]

@@ -90,28 +90,29 @@ def check_forward(op_type: str, infos: dict) -> None:
                            None if data is None else data.shape[0], "DATA's first dim")
 
 
-def _named(names, inputs) -> dict:
+def named_infos(names, inputs) -> dict:
+    """The known inputs (TensorInfo, not None) by their schema names."""
     return {name: info for name, info in zip(names, inputs) if info is not None}
+
+
+def _reduced(op: OpView, inputs: list, dtype_of) -> list:
+    """One row per segment of DATA's rows, of dtype_of(DATA's dtype)."""
+    infos = named_infos(forward_inputs(op.type), inputs)
+    check_forward(op.type, infos)
+    if "DATA" not in infos or "LENGTHS" not in infos:
+        return [None]
+    data, lengths = infos["DATA"], infos["LENGTHS"]
+    return [TensorInfo((lengths.shape[0], *data.shape[1:]), dtype_of(data.dtype))]
 
 
 @rule("lengths_reducer_dense")
 def dense(op: OpView, inputs: list) -> list:
-    infos = _named(forward_inputs(op.type), inputs)
-    check_forward(op.type, infos)
-    if "DATA" not in infos or "LENGTHS" not in infos:
-        return [None]
-    data, lengths = infos["DATA"], infos["LENGTHS"]
-    return [TensorInfo((lengths.shape[0], *data.shape[1:]), data.dtype)]
+    return _reduced(op, inputs, lambda dtype: dtype)
 
 
 @rule("lengths_reducer_sparse")
 def sparse(op: OpView, inputs: list) -> list:
-    infos = _named(forward_inputs(op.type), inputs)
-    check_forward(op.type, infos)
-    if "DATA" not in infos or "LENGTHS" not in infos:
-        return [None]
-    data, lengths = infos["DATA"], infos["LENGTHS"]
-    return [TensorInfo((lengths.shape[0], *data.shape[1:]), output_dtype(data.dtype))]
+    return _reduced(op, inputs, output_dtype)
 
 
 def gradient_rows(op_type: str, infos: dict):
@@ -153,7 +154,7 @@ def check_gradient(op_type: str, infos: dict) -> None:
 
 @rule("lengths_reducer_gradient")
 def gradient(op: OpView, inputs: list) -> list:
-    infos = _named(GRADIENT_INPUTS[op.type], inputs)
+    infos = named_infos(GRADIENT_INPUTS[op.type], inputs)
     check_gradient(op.type, infos)
     go, rows = infos.get("GO"), gradient_rows(op.type, infos)
     first = None if go is None or rows is None else TensorInfo((rows, *go.shape[1:]), go.dtype)

@@ -13,23 +13,15 @@ from __future__ import annotations
 import numpy as np
 
 from pycaffe2.schema.inference import OpView, ShapeError, TensorInfo, rule
-
-INDEX_TYPES = ("int32", "int64")
-
+from pycaffe2.schema.inference.segment import index_vector
 
 # --- checks shared with the kernels (and the sibling families) --------------------------------
-
-def int_vector(name: str, shape, dtype, types=INDEX_TYPES) -> None:
-    """Raise unless input `name` is a 1-D tensor of one of `types`."""
-    if len(shape) != 1 or str(dtype) not in types:
-        raise ShapeError(f"{name} must be a 1-D {' or '.join(types)} tensor, got {list(shape)} {dtype}")
-
 
 def check_lengths(lengths: np.ndarray, name: str = "lengths", total: int | None = None,
                   what: str = "") -> np.ndarray:
     """A 1-D int32/int64 lengths tensor of values >= 0 (adding up to `total` when
     given), as int64."""
-    int_vector(name, lengths.shape, lengths.dtype)
+    index_vector(name, lengths.shape, lengths.dtype)
     values = lengths.astype(np.int64)
     if values.size and values.min() < 0:
         raise ShapeError(f"{name} must be >= 0, got {int(values.min())}")
@@ -42,7 +34,7 @@ def check_lengths(lengths: np.ndarray, name: str = "lengths", total: int | None 
 
 def check_sorted_ids(ids: np.ndarray) -> None:
     """Segment ids must be >= 0 and sorted (Caffe2's SegmentIdsTo* walk them in order)."""
-    int_vector("segment_ids", ids.shape, ids.dtype)
+    index_vector("segment_ids", ids.shape, ids.dtype)
     if ids.size and ids[0] < 0:
         raise ShapeError(f"segment ids must be >= 0, got {int(ids[0])}")
     drop = np.flatnonzero(np.diff(ids) < 0)
@@ -74,7 +66,7 @@ def lengths_tile(op: OpView, inputs: list) -> list:
     """LengthsTile: DATA's type; the first dim (the sum of LENGTHS) is unknown."""
     data, lengths = inputs
     if lengths is not None:
-        int_vector("LENGTHS", lengths.shape, lengths.dtype)
+        index_vector("LENGTHS", lengths.shape, lengths.dtype)
     if data is not None and not data.shape:
         raise ShapeError("DATA must have rank >= 1")
     if data is not None and lengths is not None and data.shape[0] != lengths.shape[0]:
@@ -86,7 +78,7 @@ def lengths_tile(op: OpView, inputs: list) -> list:
 def lengths_to_values(op: OpView, inputs: list) -> list:
     """LengthsToSegmentIds, LengthsToWeights: 1-D of the sum of the lengths (unknown)."""
     if inputs[0] is not None:
-        int_vector("lengths", inputs[0].shape, inputs[0].dtype)
+        index_vector("lengths", inputs[0].shape, inputs[0].dtype)
     return [None]
 
 
@@ -96,7 +88,7 @@ def segment_ids(op: OpView, inputs: list) -> list:
     second input (else the last id + 1, unknown)."""
     ids = inputs[0]
     if ids is not None:
-        int_vector("segment_ids", ids.shape, ids.dtype)
+        index_vector("segment_ids", ids.shape, ids.dtype)
     like = inputs[1] if len(inputs) > 1 else None
     if like is None:
         return [None]
@@ -110,7 +102,7 @@ def segment_ids(op: OpView, inputs: list) -> list:
 def lengths_to_shape(op: OpView, inputs: list) -> list:
     """LengthsToShape: int32 [2]."""
     if inputs[0] is not None:
-        int_vector("lengths", inputs[0].shape, inputs[0].dtype)
+        index_vector("lengths", inputs[0].shape, inputs[0].dtype)
     return [TensorInfo((2,), "int32")]
 
 
@@ -119,7 +111,7 @@ def lengths_split(op: OpView, inputs: list) -> list:
     """LengthsSplit: int32 [len(LENGTHS) * n_split] (n_split from the arg, or a value)."""
     lengths = inputs[0]
     if lengths is not None:
-        int_vector("LENGTHS", lengths.shape, lengths.dtype, ("int32",))
+        index_vector("LENGTHS", lengths.shape, lengths.dtype, ("int32",))
     if len(inputs) > 1:
         if inputs[1] is not None and inputs[1].shape != (1,):
             raise ShapeError(f"n_split must be a 1-D tensor of one element, got {list(inputs[1].shape)}")

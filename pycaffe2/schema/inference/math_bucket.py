@@ -10,15 +10,9 @@ from __future__ import annotations
 from itertools import pairwise
 
 from pycaffe2.schema.inference import OpView, ShapeError, TensorInfo, rule
-from pycaffe2.schema.inference.elementwise import FLOAT, check_dtype
+from pycaffe2.schema.inference.elementwise import FLOAT, FLOAT32, INT32, check_info_dtype
 
-INT32 = (("int32",), "an int32 tensor")
-FLOAT32 = (("float32",), "a float32 tensor")  # Caffe2 reads these inputs as float
-
-
-def _dtype(info, name: str, allowed: tuple) -> None:
-    if info is not None:
-        check_dtype(name, info.shape, info.dtype, allowed)
+# Caffe2 reads these inputs as float: FLOAT32.
 
 
 def _rank(info, name: str, rank: int) -> None:
@@ -50,7 +44,7 @@ def check_indices(indices, columns: int) -> None:
 def box_cox_columns(data, lambda1, lambda2) -> None:
     """data at least 1-D; lambda1 and lambda2 of its type with D = prod(dims[1:]) entries
     (unchecked when data is empty, as in Caffe2)."""
-    _dtype(data, "data", FLOAT)
+    check_info_dtype(data, "data", FLOAT)
     if data is None:
         return
     if not data.shape:
@@ -73,13 +67,13 @@ def box_cox_columns(data, lambda1, lambda2) -> None:
 
 
 def check_percentile(values, pairs, lengths) -> None:
-    _dtype(values, "original_values", FLOAT32)
+    check_info_dtype(values, "original_values", FLOAT32)
     _rank(values, "original_values", 2)
     _rank(pairs, "value_to_pct", 2)
-    _dtype(pairs, "value_to_pct", FLOAT32)
+    check_info_dtype(pairs, "value_to_pct", FLOAT32)
     if pairs is not None and pairs.shape[1] != 2:
         raise ShapeError(f"value_to_pct must be [V, 2], got {list(pairs.shape)}")
-    _dtype(lengths, "lengths", INT32)
+    check_info_dtype(lengths, "lengths", INT32)
     _rank(lengths, "lengths", 1)
     if values is not None and lengths is not None and lengths.shape[0] != values.shape[1]:
         raise ShapeError(f"lengths has {lengths.shape[0]} entries but original_values "
@@ -95,7 +89,7 @@ def check_bisect_args(raw, mapping, lower, upper, lengths) -> None:
 
 
 def check_bisect_input(raw_data, features: int) -> None:
-    _dtype(raw_data, "raw_data", FLOAT32)
+    check_info_dtype(raw_data, "raw_data", FLOAT32)
     _rank(raw_data, "raw_data", 2)
     if raw_data is not None and raw_data.shape[1] != features:
         raise ShapeError(f"raw_data {list(raw_data.shape)} has {raw_data.shape[1]} features but "
@@ -103,19 +97,18 @@ def check_bisect_input(raw_data, features: int) -> None:
 
 
 def check_bucketize_data(data) -> None:
-    if data is not None:
-        check_dtype("data", data.shape, data.dtype, FLOAT32)
-        if not data.shape:
-            raise ShapeError("data must be at least 1-D, got a 0-d tensor")
+    check_info_dtype(data, "data", FLOAT32)
+    if data is not None and not data.shape:
+        raise ShapeError("data must be at least 1-D, got a 0-d tensor")
 
 
 def check_batch_bucketize(features, indices, boundaries, lengths) -> None:
     """Ranks and types of BatchBucketize's inputs; one length per index."""
-    _dtype(features, "float_features", FLOAT32)
+    check_info_dtype(features, "float_features", FLOAT32)
     _rank(features, "float_features", 2)
     for name, info, allowed in (("indices", indices, INT32), ("boundaries", boundaries, FLOAT32),
                                 ("lengths", lengths, INT32)):
-        _dtype(info, name, allowed)
+        check_info_dtype(info, name, allowed)
         _rank(info, name, 1)
     if indices is not None and lengths is not None and indices.shape != lengths.shape:
         raise ShapeError(f"indices has {indices.shape[0]} entries but lengths has {lengths.shape[0]}: "

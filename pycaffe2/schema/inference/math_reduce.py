@@ -7,9 +7,7 @@ a 3-D float X. Their gradient ops give X's shape and type.
 from __future__ import annotations
 
 from pycaffe2.schema.inference import OpView, ShapeError, TensorInfo, rule, same_shape
-from pycaffe2.schema.inference.elementwise import FLOAT, check_dtype
-
-INT32 = (("int32",), "an int32 tensor")
+from pycaffe2.schema.inference.elementwise import FLOAT, INT32, check_dtype, check_info_dtype
 
 
 def max_axis(op_type: str) -> int:
@@ -57,9 +55,7 @@ def math_reduce_sum(op: OpView, inputs: list) -> list:
 @rule("math_reduce_sum_int")
 def math_reduce_sum_int(op: OpView, inputs: list) -> list:
     """A 0-d int32 tensor; X must be int32."""
-    x = inputs[0]
-    if x is not None:
-        check_dtype("X", x.shape, x.dtype, INT32)
+    check_info_dtype(inputs[0], "X", INT32)
     return [TensorInfo((), "int32")]
 
 
@@ -69,8 +65,7 @@ def math_reduce_sum_gradient(op: OpView, inputs: list) -> list:
     x, dy = inputs
     if dy is not None:
         check_sum_gradient(tuple(dy.shape))
-    if x is not None:
-        check_dtype("X", x.shape, x.dtype, FLOAT)
+    check_info_dtype(x, "X", FLOAT)
     return [x]
 
 

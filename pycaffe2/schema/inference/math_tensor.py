@@ -9,9 +9,8 @@ from __future__ import annotations
 import math
 
 from pycaffe2.schema.inference import OpView, ShapeError, TensorInfo, rule
-from pycaffe2.schema.inference.elementwise import BOOL, FLOAT, check_dtype
+from pycaffe2.schema.inference.elementwise import BOOL, FLOAT, INTEGER, check_dtype, check_info_dtype
 
-INTEGER = (("int32", "int64"), "an int32 or int64 tensor")
 MAX_ELEMENTS = 2**31 - 1  # Caffe2's kernels index with int
 MAX_RANK = 32  # NumPy's arrays have at most 64 dims
 
@@ -90,8 +89,7 @@ def check_conditional(condition, data_t, data_f) -> None:
 @rule("math_tensor_enforce_finite")
 def math_tensor_enforce_finite(op: OpView, inputs: list) -> list:
     """No outputs; the input must be float."""
-    if inputs[0] is not None:
-        check_dtype("input", inputs[0].shape, inputs[0].dtype, FLOAT)
+    check_info_dtype(inputs[0], "input", FLOAT)
     return []
 
 
@@ -133,6 +131,5 @@ def math_tensor_conditional(op: OpView, inputs: list) -> list:
 @rule("math_tensor_replace_nan")
 def math_tensor_replace_nan(op: OpView, inputs: list) -> list:
     """output like the float input."""
-    if inputs[0] is not None:
-        check_dtype("input", inputs[0].shape, inputs[0].dtype, FLOAT)
+    check_info_dtype(inputs[0], "input", FLOAT)
     return [inputs[0]]

@@ -7,9 +7,7 @@ non-zero divisor, and Glu halves the axis it splits.
 from __future__ import annotations
 
 from pycaffe2.schema.inference import OpView, ShapeError, TensorInfo, rule
-from pycaffe2.schema.inference.elementwise import FLOAT, check_dtype
-
-INTEGER = (("int32", "int64"), "an int32 or int64 tensor")
+from pycaffe2.schema.inference.elementwise import FLOAT, INTEGER, check_dtype, check_info_dtype
 
 
 def check_logit_eps(eps: float) -> None:
@@ -37,20 +35,16 @@ def glu_shape(shape: tuple, dim: int) -> tuple:
 def math_unary_logit(op: OpView, inputs: list) -> list:
     """Y like the float X; eps in (0, 0.5)."""
     check_logit_eps(op.arg("eps"))
-    x = inputs[0]
-    if x is not None:
-        check_dtype("X", x.shape, x.dtype, FLOAT)
-    return [x]
+    check_info_dtype(inputs[0], "X", FLOAT)
+    return [inputs[0]]
 
 
 @rule("math_unary_mod")
 def math_unary_mod(op: OpView, inputs: list) -> list:
     """output like the int32 or int64 data; divisor not 0."""
     check_divisor(op.arg("divisor"))
-    data = inputs[0]
-    if data is not None:
-        check_dtype("data", data.shape, data.dtype, INTEGER)
-    return [data]
+    check_info_dtype(inputs[0], "data", INTEGER)
+    return [inputs[0]]
 
 
 @rule("math_unary_glu")

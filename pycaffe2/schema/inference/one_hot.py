@@ -8,12 +8,7 @@ import math
 
 from pycaffe2.schema.inference import OpView, ShapeError, TensorInfo, rule
 from pycaffe2.schema.inference.activation import FLOAT_TYPES
-from pycaffe2.schema.inference.segment import INDEX_TYPES
-
-
-def int_vector(name: str, shape, dtype) -> None:
-    if len(shape) != 1 or str(dtype) not in INDEX_TYPES:
-        raise ShapeError(f"{name} must be a 1-D int32 or int64 tensor, got {list(shape)} {dtype}")
+from pycaffe2.schema.inference.segment import INDEX_TYPES, index_vector
 
 
 def index_size_input(shape, dtype) -> None:
@@ -42,7 +37,7 @@ def float_data(dtype) -> None:
 def one_hot(op: OpView, inputs: list) -> list:
     indices, size = inputs
     if indices is not None:
-        int_vector("indices", indices.shape, indices.dtype)
+        index_vector("indices", indices.shape, indices.dtype)
     if size is not None:
         index_size_input(size.shape, size.dtype)
     return [None]
@@ -52,7 +47,7 @@ def one_hot(op: OpView, inputs: list) -> list:
 def segment_one_hot(op: OpView, inputs: list) -> list:
     for name, info in zip(("lengths", "indices"), inputs):
         if info is not None:
-            int_vector(name, info.shape, info.dtype)
+            index_vector(name, info.shape, info.dtype)
     if inputs[2] is not None:
         index_size_input(inputs[2].shape, inputs[2].dtype)
     return [None]

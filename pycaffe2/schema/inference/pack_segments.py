@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 
 from pycaffe2.schema.inference import OpView, ShapeError, TensorInfo, rule
-from pycaffe2.schema.inference.lengths_util import int_vector
+from pycaffe2.schema.inference.segment import index_vector
 
 # --- checks shared with the kernels -----------------------------------------------------------
 
@@ -49,7 +49,7 @@ def pack(op: OpView, inputs: list) -> list:
     if op.n_outputs > 1 and not op.arg("return_presence_mask", 0):
         raise ShapeError("a second output (presence_mask) needs return_presence_mask=1")
     if lengths is not None:
-        int_vector("lengths", lengths.shape, lengths.dtype)
+        index_vector("lengths", lengths.shape, lengths.dtype)
     if data is not None:
         check_rows(data.shape, "tensor")
     if lengths is None or data is None or max_length == -1:
@@ -64,7 +64,7 @@ def unpack(op: OpView, inputs: list) -> list:
     lengths, data = inputs
     check_max_length(op.arg("max_length", -1))
     if lengths is not None:
-        int_vector("lengths", lengths.shape, lengths.dtype)
+        index_vector("lengths", lengths.shape, lengths.dtype)
     if data is not None and len(data.shape) < 2:
         raise ShapeError(f"tensor must have rank >= 2, got {list(data.shape)}")
     if lengths is not None and data is not None and data.shape[0] != lengths.shape[0]:
@@ -79,7 +79,7 @@ def _segments(inputs: list) -> int | None:
     lengths = inputs[1]
     if lengths is None:
         return None
-    int_vector("lengths", lengths.shape, lengths.dtype, ("int32",))
+    index_vector("lengths", lengths.shape, lengths.dtype, ("int32",))
     return lengths.shape[0]
 
 
@@ -130,5 +130,5 @@ def pad_empty(op: OpView, inputs: list) -> list:
             check_rows(feature.shape, f"input {k}")
     if lengths is None:
         return [None] * op.n_outputs
-    int_vector("lengths", lengths.shape, lengths.dtype, ("int32",))
+    index_vector("lengths", lengths.shape, lengths.dtype, ("int32",))
     return [TensorInfo(lengths.shape, "int32")] + [None] * (op.n_outputs - 1)

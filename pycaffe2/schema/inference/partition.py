@@ -5,7 +5,7 @@ moduloPartition); how many go to each depends on the keys (unknown here).
 from __future__ import annotations
 
 from pycaffe2.schema.inference import OpView, ShapeError, TensorInfo, rule
-from pycaffe2.schema.inference.lengths_util import int_vector
+from pycaffe2.schema.inference.segment import index_vector
 
 INDEX_TYPES = ("int32", "int64")
 
@@ -67,7 +67,7 @@ def lengths_partition(op: OpView, inputs: list) -> list:
     _check(op, inputs, 1)
     lengths = inputs[0]
     if lengths is not None:
-        int_vector("lengths", lengths.shape, lengths.dtype, ("int32",))
+        index_vector("lengths", lengths.shape, lengths.dtype, ("int32",))
     info = None if lengths is None else TensorInfo(lengths.shape, "int32")
     return [info if k % op.n_inputs == 0 else None for k in range(op.n_outputs)]
 

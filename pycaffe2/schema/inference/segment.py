@@ -9,10 +9,11 @@ from pycaffe2.schema.inference import OpView, ShapeError, TensorInfo, rule
 INDEX_TYPES = ("int32", "int64")
 
 
-def index_vector(name: str, shape, dtype) -> None:
-    """Raise unless an index input is a 1-D int32/int64 tensor."""
-    if len(shape) != 1 or str(dtype) not in INDEX_TYPES:
-        raise ShapeError(f"{name} must be a 1-D int32 or int64 tensor, got {list(shape)} {dtype}")
+def index_vector(name: str, shape, dtype, types=INDEX_TYPES) -> None:
+    """Raise unless input `name` is a 1-D tensor of one of `types` (int32 or int64 unless
+    given): the check of every lengths, ids and indices vector."""
+    if len(shape) != 1 or str(dtype) not in types:
+        raise ShapeError(f"{name} must be a 1-D {' or '.join(types)} tensor, got {list(shape)} {dtype}")
 
 
 def segments(data_shape, ids_shape, ids_dtype, num_segments: int) -> None:

@@ -11,7 +11,7 @@ first dim is unknown here unless num_segments gives it.
 from __future__ import annotations
 
 from pycaffe2.schema.inference import OpView, ShapeError, TensorInfo, rule
-from pycaffe2.schema.inference.lengths_reducer import weights_vector
+from pycaffe2.schema.inference.lengths_reducer import named_infos, weights_vector
 from pycaffe2.schema.inference.segment import index_vector
 
 FLOATS = ("float32", "float64")
@@ -79,13 +79,9 @@ def check_gradient(op_type: str, infos: dict) -> None:
                        "SEGMENT_IDS")
 
 
-def _named(names, inputs) -> dict:
-    return {name: info for name, info in zip(names, inputs) if info is not None}
-
-
 @rule("segment_reducer_forward")
 def forward(op: OpView, inputs: list) -> list:
-    infos = _named(forward_inputs(op.type), inputs)
+    infos = named_infos(forward_inputs(op.type), inputs)
     num_segments = op.arg("num_segments") if op.type.startswith(("Unsorted", "SparseUnsorted")) else -1
     check_forward(op.type, infos, num_segments)
     data = infos.get("DATA")
@@ -96,7 +92,7 @@ def forward(op: OpView, inputs: list) -> list:
 
 @rule("segment_reducer_gradient")
 def gradient(op: OpView, inputs: list) -> list:
-    infos = _named(gradient_inputs(op.type), inputs)
+    infos = named_infos(gradient_inputs(op.type), inputs)
     check_gradient(op.type, infos)
     go, ids = infos.get("GO"), infos.get("SEGMENT_IDS")
     if go is None or ids is None:

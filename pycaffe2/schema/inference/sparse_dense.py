@@ -8,7 +8,7 @@ SparseLabelSplit) are unknown here; the rest follow from the shapes and args.
 from __future__ import annotations
 
 from pycaffe2.schema.inference import OpView, ShapeError, TensorInfo, rule
-from pycaffe2.schema.inference.lengths_util import int_vector
+from pycaffe2.schema.inference.segment import index_vector
 
 # --- checks shared with the kernels -----------------------------------------------------------
 
@@ -38,8 +38,8 @@ def mask_shapes(indices, values, default, lengths, n_mask: int) -> tuple:
 
 
 def check_batch(lengths: TensorInfo, indices: TensorInfo) -> None:
-    int_vector("lengths", lengths.shape, lengths.dtype)
-    int_vector("indices", indices.shape, indices.dtype)
+    index_vector("lengths", lengths.shape, lengths.dtype)
+    index_vector("indices", indices.shape, indices.dtype)
 
 
 def dense_last_dim(dense_last_dim: int, shaper_shape) -> int:
@@ -98,9 +98,9 @@ def sparse_to_dense_mask(op: OpView, inputs: list) -> list:
     indices, values, default = inputs[:3]
     lengths = inputs[3] if len(inputs) > 3 else None
     if indices is not None:
-        int_vector("indices", indices.shape, indices.dtype)
+        index_vector("indices", indices.shape, indices.dtype)
     if lengths is not None:
-        int_vector("lengths", lengths.shape, lengths.dtype)
+        index_vector("lengths", lengths.shape, lengths.dtype)
     if indices is None or values is None or default is None or (len(inputs) > 3 and lengths is None):
         return [None] * op.n_outputs
     if values.dtype != default.dtype:
@@ -117,7 +117,7 @@ def sparse_to_dense_mask_gradient(op: OpView, inputs: list) -> list:
     indices, grad = inputs[:2]
     if indices is None or grad is None:
         return [None]
-    int_vector("indices", indices.shape, indices.dtype)
+    index_vector("indices", indices.shape, indices.dtype)
     lead = 2 if len(inputs) > 2 else 1
     if len(grad.shape) < lead or grad.shape[lead - 1] != len(mask):
         raise ShapeError(f"dOUTPUT {list(grad.shape)} must have {len(mask)} (the mask's size) at dim {lead - 1}")
@@ -172,7 +172,7 @@ def gather_ranges_to_dense(op: OpView, inputs: list) -> list:
         raise ShapeError(f"min_observation must be > 0, got {op.arg('min_observation')}")
     key = inputs[2] if len(inputs) > 2 else None
     if key is not None:
-        int_vector("KEY", key.shape, key.dtype, ("int64",))
+        index_vector("KEY", key.shape, key.dtype, ("int64",))
     if data is None or ranges is None:
         return [None] * op.n_outputs
     check_ranges(data.shape, ranges.shape, ranges.dtype)
@@ -187,9 +187,9 @@ def sparse_label_split(op: OpView, inputs: list) -> list:
     count = label_count(op.arg("num_labels", -1), op.n_outputs)
     length, index, _value = inputs
     if length is not None:
-        int_vector("length", length.shape, length.dtype, ("int32",))
+        index_vector("length", length.shape, length.dtype, ("int32",))
     if index is not None:
-        int_vector("label_index", index.shape, index.dtype, ("int64",))
+        index_vector("label_index", index.shape, index.dtype, ("int64",))
     outputs = [None] * (2 * count)
     if op.n_outputs > 2 * count:
         outputs.append(None if index is None else TensorInfo(index.shape, "int32"))
@@ -206,5 +206,5 @@ def sparse_label_split_gradient(op: OpView, inputs: list) -> list:
     index, grad = inputs[1], inputs[2]
     if index is None or grad is None:
         return [None]
-    int_vector("label_index", index.shape, index.dtype, ("int64",))
+    index_vector("label_index", index.shape, index.dtype, ("int64",))
     return [TensorInfo(index.shape, grad.dtype)]
