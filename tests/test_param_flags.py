@@ -25,6 +25,7 @@ FLAGS = {
     "Mul": {"B": "constant"}, "Div": {"B": "constant"},
     "Conv": {"filter": "weight", "bias": "zero"},
     "ConvTranspose": {"filter": "weight", "bias": "zero"},
+    "LC": {"filter": "weight", "bias": "zero"},
     "FC": {"W": "weight", "b": "zero"},
     "FCTransposed": {"W": "weight", "b": "zero"},
     "SpatialBN": {"scale": "positive", "bias": "small", "mean": "small", "var": "positive"},

@@ -110,6 +110,14 @@ def _filter(args, x_shape, channels):
     return (m, c // group, *kernel) if _order(args) == "NCHW" else (m, *kernel, c // group)
 
 
+def _lc_filter(args, x_shape, channels):
+    g = window(args, x_shape)
+    c, m, group = _in_channels(args, x_shape), _transposed_per_group(args, channels), args.get("group", 1)
+    m *= group
+    inner = (m, c // group, *g.kernel) if _order(args) == "NCHW" else (m, *g.kernel, c // group)
+    return (*g.out, *inner)
+
+
 def _transposed_filter(args, x_shape, channels):
     kernel = transposed_window(args, x_shape, None).kernel
     c, m = _in_channels(args, x_shape), _transposed_per_group(args, channels)
@@ -128,6 +136,8 @@ def _inner(args, x_shape) -> int:
 PARAM_SHAPE_RULES: dict[str, Callable[[dict, tuple, Callable[[], int]], tuple]] = {
     "filter": _filter,  # Conv's: [M, C/group, kernel...] (NCHW) or [M, kernel..., C/group]
     "out_channels": lambda args, x_shape, channels: (channels(),),  # the bias of M outputs
+    "lc_filter": _lc_filter,  # LC's: [out..., M, C/group, kernel...] or [out..., M, kernel..., C/group]
+    "lc_bias": lambda args, x_shape, channels: (*_lc_filter(args, x_shape, channels)[:len(x_shape) - 1],),
     "transposed_filter": _transposed_filter,  # ConvTranspose's: [C, M/group, kernel...] or NHWC
     "transposed_out_channels": lambda args, x_shape, channels: (
         _transposed_per_group(args, channels) * args.get("group", 1),),
