@@ -95,7 +95,7 @@ def test_lc_gradient_matches_numeric(op_type, x_shape, m, kernel, args, ref_args
 
 
 def test_lc_gradient_without_dx():
-    x, w, b = _inputs((1, 2, 4, 4), 2, (2, 2), {}, {}, True, dtype=np.float64)
+    x, w = _inputs((1, 2, 4, 4), 2, (2, 2), {}, {}, False, dtype=np.float64)
     dy = randn(1, 2, 3, 3, dtype=np.float64)
     dw, db = run_op("LCGradient", [x, w, dy], num_outputs=2)
     assert dw.shape == w.shape and db.shape == (3, 3, 2)

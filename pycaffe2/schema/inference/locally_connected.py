@@ -77,7 +77,7 @@ def lc_gradient(op: OpView, inputs: list) -> list:
     """(X, filter, dY) -> dfilter, dbias [out..., M] (unless no_bias), dX."""
     x, w, grad = inputs
     check_gradient_outputs(op.arg("no_bias"), op.n_outputs)
-    g, y = _output(op, x, w, None)
+    _, y = _output(op, x, w, None)
     if y is not None and grad is not None:
         check_dy(grad.shape, y.shape)
     if op.arg("no_bias"):
