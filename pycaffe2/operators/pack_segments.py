@@ -14,8 +14,8 @@ import numpy as np
 from pycaffe2.errors import GradientError
 from pycaffe2.files import check_alloc
 from pycaffe2.operators.registry import gradient_op, register_cpu, register_gradient
-from pycaffe2.schema.inference.lengths_util import check_lengths, int_vector
 from pycaffe2.schema.inference import ShapeError
+from pycaffe2.schema.inference.lengths_util import check_lengths, int_vector
 from pycaffe2.schema.inference.pack_segments import (
     check_max_length,
     check_padding_block,
