@@ -26,6 +26,7 @@ FLAGS = {
     "Conv": {"filter": "weight", "bias": "zero"},
     "ConvTranspose": {"filter": "weight", "bias": "zero"},
     "LC": {"filter": "weight", "bias": "zero"},
+    "TT": {"b": "zero", "cores": "weight"},
     "FC": {"W": "weight", "b": "zero"},
     "FCTransposed": {"W": "weight", "b": "zero"},
     "SpatialBN": {"scale": "positive", "bias": "small", "mean": "small", "var": "positive"},

@@ -19,6 +19,7 @@ no edit here. Ops whose inputs name no shape use a rule registered here by op ty
 """
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 
 import numpy as np
@@ -55,6 +56,13 @@ def _conv(args, x_shape, channels):
     m = channels()
     filter_shape = (m, c // group, *kernel) if order == "NCHW" else (m, *kernel, c // group)
     return {1: filter_shape, 2: (m,)}
+
+
+@shape_rule("TT")
+def _tt(args, x_shape, channels):
+    inp, out, ranks = args["inp_sizes"], args["out_sizes"], args["tt_ranks"]
+    cores = sum(inp[k] * ranks[k] * ranks[k + 1] * out[k] for k in range(min(len(inp), len(out), len(ranks) - 1)))
+    return {1: (math.prod(out),), 2: (cores,)}
 
 
 @shape_rule("FC", "FbFCPacked")

@@ -5,11 +5,15 @@ from __future__ import annotations
 from pycaffe2.schema.inference import OpView, ShapeError, TensorInfo, rule
 
 
-def check_weights(weights, weights_dtype: str, values, values_dtype, n_inputs: int, n_outputs: int) -> None:
-    """WeightedSample: float [batch, dim] weights, values alike, as many outputs as inputs."""
+def check_counts(n_inputs: int, n_outputs: int) -> None:
     if n_inputs != n_outputs:
         raise ShapeError(f"needs as many outputs as inputs (sampled_values with sampling_values), "
                          f"got {n_inputs} inputs and {n_outputs} outputs")
+
+
+def check_weights(weights, weights_dtype: str, values, values_dtype, n_inputs: int, n_outputs: int) -> None:
+    """WeightedSample: float [batch, dim] weights, values alike, as many outputs as inputs."""
+    check_counts(n_inputs, n_outputs)
     if len(weights) != 2 or weights_dtype != "float32":
         raise ShapeError(f"sampling_weights must be a 2-D float tensor [batch, weights_dim], got "
                          f"{list(weights)} {weights_dtype}")
@@ -28,6 +32,7 @@ def sample(op: OpView, inputs: list) -> list:
     """int32 indices and float values, [batch, 1] each ([0] when empty)."""
     weights = inputs[0]
     values = inputs[1] if len(inputs) > 1 else None
+    check_counts(op.n_inputs, op.n_outputs)
     if weights is None:
         return [None] * op.n_outputs
     check_weights(weights.shape, weights.dtype, None if values is None else values.shape,
@@ -48,6 +53,8 @@ def multi_sampling(op: OpView, inputs: list) -> list:
     """int32 of [num_samples] or shape_tensor's shape; [0] for an empty cdf."""
     cdf = inputs[0]
     shape = inputs[1] if len(inputs) > 1 else None
+    if op.n_inputs > 1 and op.arg("num_samples") is not None:
+        raise ShapeError("the output shape comes from shape_tensor; do not also give num_samples")
     if cdf is not None:
         check_cdf(cdf.shape, cdf.dtype, op.arg("num_samples"), op.n_inputs > 1)
         if cdf.shape[0] == 0:
