@@ -25,6 +25,8 @@ FLAGS = {
     "Mul": {"B": "constant"}, "Div": {"B": "constant"},
     "Conv": {"filter": "weight", "bias": "zero"},
     "ConvTranspose": {"filter": "weight", "bias": "zero"},
+    "LC": {"filter": "weight", "bias": "zero"},
+    "TT": {"b": "zero", "cores": "weight"},
     "FC": {"W": "weight", "b": "zero"},
     "FCTransposed": {"W": "weight", "b": "zero"},
     "SpatialBN": {"scale": "positive", "bias": "small", "mean": "small", "var": "positive"},
@@ -130,6 +132,7 @@ def _every_rule_net():
     net.FC(["e", "fc_w", "fc_b"], "y")
     net.ConvRelu(["x", "cr_w", "cr_b"], "cr", kernel=3, pad=1)
     net.FbFCPacked(["e", "fp_w", "fp_b"], "y2")
+    net.TT(["x", "tt_b", "tt_cores"], "tt", inp_sizes=[3, 25], out_sizes=[2, 2], tt_ranks=[1, 2, 1])
     return net.Proto()
 
 

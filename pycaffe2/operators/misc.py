@@ -1,6 +1,6 @@
 """NumPy kernels of the misc family: AliasWithName, HasElements, IsEmpty,
 SinusoidPositionEncoding, PiecewiseLinearTransform, Quantile, KeySplit and
-AccumulateHistogram. The checks are
+AccumulateHistogram, DataCouple and Assert. The checks are
 the family's inference module's (schema/inference/misc.py)."""
 from __future__ import annotations
 
@@ -8,6 +8,8 @@ import numpy as np
 
 from pycaffe2.operators.registry import register_cpu
 from pycaffe2.schema.inference.misc import (
+    assert_type,
+    check_couple,
     encoding_size,
     histogram_input,
     key_split,
@@ -148,3 +150,17 @@ def accumulate_histogram(*, lower_bound, upper_bound, num_buckets):
         accumulated[:] += current
         return current, accumulated.copy()
     return run
+
+
+@register_cpu("DataCouple")
+def data_couple(*tensors, input_names, output_names):
+    check_couple(input_names, output_names)
+    return tuple(tensors[:len(output_names)])
+
+
+@register_cpu("Assert")
+def assert_op(x, *, error_msg):
+    assert_type(x.shape, x.dtype.name)
+    if not np.all(x):
+        raise ValueError(f"Assert failed for input X: {error_msg}" if error_msg else "Assert failed for input X")
+    return ()

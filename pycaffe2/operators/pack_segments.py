@@ -1,7 +1,8 @@
 """NumPy kernels of the pack_segments family: packing segments (consecutive
 rows, lengths[i] each) into a padded [segments, max_length, ...] tensor and
 back, adding and removing padding rows around each segment (with GatherPadding
-for AddPadding's gradient), and PadEmptySamples.
+for AddPadding's gradient), PadEmptySamples, and PackRNNSequence /
+UnpackRNNSequence (sequences as columns of a time-major tensor and back).
 
 Every kernel maps row positions with NumPy index arithmetic, no loop over
 segments; checks are schema.inference.pack_segments' and lengths_util's.
@@ -12,11 +13,13 @@ import numpy as np
 
 from pycaffe2.errors import GradientError
 from pycaffe2.files import check_alloc
-from pycaffe2.operators.registry import register_cpu, register_gradient
+from pycaffe2.operators.registry import gradient_op, register_cpu, register_gradient
+from pycaffe2.schema.inference import ShapeError
 from pycaffe2.schema.inference.lengths_util import check_lengths
 from pycaffe2.schema.inference.pack_segments import (
     check_max_length,
     check_padding_block,
+    check_rnn_sequence,
     check_rows,
     padding_widths,
 )
@@ -187,3 +190,36 @@ def pad_empty_samples(lengths, *features, num_outputs):
         out[np.arange(len(rows)) + shift] = feature
         outputs.append(out)
     return tuple(outputs)
+
+
+# -- PackRNNSequence / UnpackRNNSequence -------------------------------------------------------
+
+def _rnn_sequence(values, lengths, forward: bool):
+    """(lengths as int64, each row's (time step, column)) after the checks."""
+    counts = check_lengths(lengths)
+    check_rnn_sequence(values.shape, values.dtype.name, len(counts), forward)
+    column, step = _segments(counts)
+    return counts, step, column
+
+
+@register_cpu("PackRNNSequence")
+def pack_rnn_sequence(values, lengths):
+    counts, step, column = _rnn_sequence(values, lengths, forward=True)
+    if len(step) > values.shape[0]:
+        raise ShapeError(f"lengths add up to {len(step)}, but values has {values.shape[0]} rows")
+    steps = int(counts.max(initial=0))
+    out = np.zeros(check_alloc((steps, len(counts), *values.shape[1:]), values.dtype), values.dtype)
+    out[step, column] = values[:len(step)]
+    return out
+
+
+@register_cpu("UnpackRNNSequence")
+def unpack_rnn_sequence(values, lengths):
+    counts, step, column = _rnn_sequence(values, lengths, forward=False)
+    if counts.size and counts.max() > values.shape[0]:
+        raise ShapeError(f"lengths go up to {int(counts.max())}, but values has {values.shape[0]} time steps")
+    return values[step, column]
+
+
+gradient_op("PackRNNSequence", "GO0 I1", gradient_type="UnpackRNNSequence")
+gradient_op("UnpackRNNSequence", "GO0 I1", gradient_type="PackRNNSequence")

@@ -1,12 +1,19 @@
-"""Tensor utility kernels (NumPy): Size, NanCheck, IsMemberOf, ScaleBlobs and
-EnsureDense, with their gradient makers. The checks are the family's inference
+"""Tensor utility kernels (NumPy): Size, NanCheck, IsMemberOf, ScaleBlobs,
+EnsureDense and CopyRowsToTensor, with their gradient makers. The checks are the family's inference
 module's (schema/inference/tensor_utility.py)."""
 from __future__ import annotations
 
 import numpy as np
 
 from pycaffe2.operators.registry import gradient_op, register_cpu, register_gradient
-from pycaffe2.schema.inference.tensor_utility import float_input, member_type, one_output_each
+from pycaffe2.schema.inference import ShapeError
+from pycaffe2.schema.inference.tensor_utility import (
+    check_copy_rows,
+    copy_rows_gradient_type,
+    float_input,
+    member_type,
+    one_output_each,
+)
 
 
 @register_cpu("Size")
@@ -66,3 +73,30 @@ def _ensure_dense_gradient(g):
         return [g.Op("SparseToDense", [g.GO_I(0), g.GO_V(0), g.O(0)], [g.GI(0)], inherit_args=False)]
     g.SetDense(0, g.GO(0))
     return []
+
+
+@register_cpu("CopyRowsToTensor")
+def copy_rows_to_tensor(tensor, indices, row):
+    check_copy_rows(tensor.shape, tensor.dtype.name, indices.shape, indices.dtype.name, row.shape, row.dtype.name)
+    if indices.size and (indices.min() < 0 or indices.max() >= tensor.shape[0]):
+        bad = int(indices[(indices < 0) | (indices >= tensor.shape[0])][0])
+        raise ShapeError(f"index {bad} is out of range for input_tensor's {tensor.shape[0]} rows")
+    out = tensor.copy()
+    out[indices] = row
+    return out
+
+
+@register_cpu("CopyRowsToTensorGradient")
+def copy_rows_to_tensor_gradient(dy):
+    copy_rows_gradient_type(dy.dtype.name)
+    return dy.copy()
+
+
+@register_gradient("CopyRowsToTensor")
+def _copy_rows_to_tensor_gradient(g):
+    # Caffe2's: the output's gradient passes through (a sparse one part by part).
+    if g.is_sparse_GO(0):
+        g.SetSparse(0, g.GI_I(0), g.GI_V(0))
+        return [g.Op("CopyRowsToTensorGradient", [g.GO_I(0)], [g.GI_I(0)]),
+                g.Op("CopyRowsToTensorGradient", [g.GO_V(0)], [g.GI_V(0)])]
+    return [g.Op("CopyRowsToTensorGradient", [g.GO(0)], [g.GI(0)])]

@@ -19,6 +19,7 @@ no edit here. Ops whose inputs name no shape use a rule registered here by op ty
 """
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 
 import numpy as np
@@ -55,6 +56,13 @@ def _conv(args, x_shape, channels):
     m = channels()
     filter_shape = (m, c // group, *kernel) if order == "NCHW" else (m, *kernel, c // group)
     return {1: filter_shape, 2: (m,)}
+
+
+@shape_rule("TT")
+def _tt(args, x_shape, channels):
+    inp, out, ranks = args["inp_sizes"], args["out_sizes"], args["tt_ranks"]
+    cores = sum(inp[k] * ranks[k] * ranks[k + 1] * out[k] for k in range(min(len(inp), len(out), len(ranks) - 1)))
+    return {1: (math.prod(out),), 2: (cores,)}
 
 
 @shape_rule("FC", "FbFCPacked")
@@ -110,6 +118,14 @@ def _filter(args, x_shape, channels):
     return (m, c // group, *kernel) if _order(args) == "NCHW" else (m, *kernel, c // group)
 
 
+def _lc_filter(args, x_shape, channels):
+    g = window(args, x_shape)
+    c, m, group = _in_channels(args, x_shape), _transposed_per_group(args, channels), args.get("group", 1)
+    m *= group
+    inner = (m, c // group, *g.kernel) if _order(args) == "NCHW" else (m, *g.kernel, c // group)
+    return (*g.out, *inner)
+
+
 def _transposed_filter(args, x_shape, channels):
     kernel = transposed_window(args, x_shape, None).kernel
     c, m = _in_channels(args, x_shape), _transposed_per_group(args, channels)
@@ -128,6 +144,8 @@ def _inner(args, x_shape) -> int:
 PARAM_SHAPE_RULES: dict[str, Callable[[dict, tuple, Callable[[], int]], tuple]] = {
     "filter": _filter,  # Conv's: [M, C/group, kernel...] (NCHW) or [M, kernel..., C/group]
     "out_channels": lambda args, x_shape, channels: (channels(),),  # the bias of M outputs
+    "lc_filter": _lc_filter,  # LC's: [out..., M, C/group, kernel...] or [out..., M, kernel..., C/group]
+    "lc_bias": lambda args, x_shape, channels: (*_lc_filter(args, x_shape, channels)[:len(x_shape) - 1],),
     "transposed_filter": _transposed_filter,  # ConvTranspose's: [C, M/group, kernel...] or NHWC
     "transposed_out_channels": lambda args, x_shape, channels: (
         _transposed_per_group(args, channels) * args.get("group", 1),),

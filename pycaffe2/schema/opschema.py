@@ -12,7 +12,7 @@ PARAMETER_KINDS = frozenset(PARAM_KINDS) - {"constant"}
 # `param: {kind, shape, dtype}`: the shape rule that random init uses for the input (a name,
 # implemented in pycaffe2/run/random_init.py), and the array it makes up there: float32
 # values, or an Int8Tensor of uint8 codes (quantized weights) or of int32 values (their biases).
-PARAM_SHAPES = ("filter", "out_channels", "transposed_filter", "transposed_out_channels", "fc_weight",
+PARAM_SHAPES = ("filter", "out_channels", "lc_filter", "lc_bias", "transposed_filter", "transposed_out_channels", "fc_weight",
                 "fc_weight_transposed", "channels", "normalized", "inner_size")
 PARAM_DTYPES = ("float32", "uint8", "int32")
 

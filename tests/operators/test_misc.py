@@ -1,5 +1,5 @@
 """The misc family: AliasWithName, HasElements, SinusoidPositionEncoding,
-PiecewiseLinearTransform and Quantile against NumPy references, inference and
+PiecewiseLinearTransform, Quantile, DataCouple and Assert against NumPy references, inference and
 errors (none of them has a gradient in Caffe2)."""
 import math
 
@@ -213,3 +213,43 @@ def test_key_split_and_histogram_errors():
     assert infer("AccumulateHistogram", [(4,)], 2, num_buckets=3) == [TensorInfo((5,), "int64")] * 2
     with pytest.raises((OpFailure, NetError), match=r"key 5 is out of range \[0, 2\)"):
         run_op("KeySplit", [np.array([0, 5], np.int64)], {"categorical_limit": 2}, num_outputs=2)
+
+
+# -- DataCouple / Assert -----------------------------------------------------------------------
+
+def test_data_couple_passes_its_blobs_through_in_place():
+    a, b, c = RNG.random((2, 3)), np.arange(4), np.array([b"x"], dtype=object)
+    got = run_op("DataCouple", [a, b, c], input_names=["a", "b", "c"], output_names=["a", "b"])
+    assert len(got) == 2
+    np.testing.assert_array_equal(got[0], a)
+    np.testing.assert_array_equal(got[1], b)
+    assert infer("DataCouple", [(2, 3), (4,), (1,)], n_out=2) == [TensorInfo((2, 3)), TensorInfo((4,))]
+
+
+def test_data_couple_needs_output_i_to_be_input_i():
+    with pytest.raises((OpFailure, NetError), match=r"output 1 \('c'\) must be input 1 \('b'\)"):
+        run_op("DataCouple", [np.ones(2), np.ones(2)], input_names=["a", "b"], output_names=["a", "c"])
+    with pytest.raises(ShapeError, match="has 2 outputs but only 1 inputs"):
+        infer("DataCouple", [(2,)], n_out=2)
+
+
+@pytest.mark.parametrize("x", [np.ones((2, 3), bool), np.array([1, -2], np.int32), np.array(7, np.int64),
+                               np.zeros((0, 2), np.int32)])
+def test_assert_passes_when_all_true(x):
+    assert run_op("Assert", [x]) == []
+    assert infer("Assert", [TensorInfo(x.shape, x.dtype.name)], n_out=0) == []
+
+
+@pytest.mark.parametrize("x", [np.array([True, False]), np.array([[1, 0]], np.int64)])
+def test_assert_fails_with_its_message(x):
+    with pytest.raises(OpFailure, match="Assert failed for input X: rows must be set"):
+        run_op("Assert", [x], {"error_msg": "rows must be set"})
+
+
+def test_assert_refuses_floats_and_has_no_gradient():
+    with pytest.raises(ShapeError, match=r"X must be bool, int32 or int64, got \[2\] float32"):
+        infer("Assert", [(2,)], n_out=0)
+    with pytest.raises((OpFailure, NetError), match="X must be bool, int32 or int64"):
+        run_op("Assert", [np.ones(2, np.float32)])
+    with pytest.raises(GradientError):
+        GetGradientForOp(make_op("DataCouple", ["X"], ["X"]), ["X_grad"])

@@ -1,5 +1,5 @@
 """The pack_segments family: PackSegments, UnpackSegments, AddPadding, RemovePadding,
-GatherPadding and PadEmptySamples against loop references, the gradients (each
+GatherPadding, PadEmptySamples, PackRNNSequence and UnpackRNNSequence against loop references, the gradients (each
 other's ops) against central differences, inference and errors."""
 import numpy as np
 import pytest
@@ -221,3 +221,75 @@ def test_inference_errors(op_type, shapes, n_out, args, message):
 def test_run_errors(op_type, inputs, args, n_out, message):
     with pytest.raises((OpFailure, NetError), match=message):
         run_op(op_type, inputs, args, num_outputs=n_out)
+
+
+# -- PackRNNSequence / UnpackRNNSequence -------------------------------------------------------
+
+def pack_rnn_reference(values, lengths):
+    out = np.zeros((max(lengths, default=0), len(lengths), *values.shape[1:]), values.dtype)
+    offset = 0
+    for c, n in enumerate(lengths):
+        for r in range(n):
+            out[r, c] = values[offset + r]
+        offset += n
+    return [out]
+
+
+def unpack_rnn_reference(values, lengths):
+    rows = [values[r, c] for c, n in enumerate(lengths) for r in range(n)]
+    return [np.array(rows, values.dtype).reshape(sum(lengths), *values.shape[2:])]
+
+
+@pytest.mark.parametrize("lengths, dtype", [([2, 3, 1, 2], np.float32), ([0, 2, 0], np.int64),
+                                            ([], np.float64), ([1], np.int32)])
+def test_pack_and_unpack_rnn_sequence(lengths, dtype):
+    lengths = np.array(lengths, np.int32)
+    values = (RNG.standard_normal((int(lengths.sum()), 3, 2)) * 10).astype(dtype)
+    (packed,) = check_reference("PackRNNSequence", [values, lengths], pack_rnn_reference)
+    check_reference("UnpackRNNSequence", [packed, lengths], unpack_rnn_reference)
+    np.testing.assert_array_equal(run_op("UnpackRNNSequence", [packed, lengths])[0], values)
+
+
+def test_rnn_sequence_gradients_are_each_other():
+    lengths = np.array([2, 3, 1], np.int64)
+    values = RNG.standard_normal((6, 2))
+    packed = pack_rnn_reference(values, lengths)[0]
+    check_gradient_op("PackRNNSequence", [values, lengths], "UnpackRNNSequence", [packed, lengths], {0: 0},
+                      [packed])
+    check_gradient_op("UnpackRNNSequence", [packed, lengths], "PackRNNSequence", [values, lengths], {0: 0},
+                      [values])
+    for forward, backward in [("PackRNNSequence", "UnpackRNNSequence"), ("UnpackRNNSequence", "PackRNNSequence")]:
+        op = make_op(forward, ["v", "l"], ["y"])
+        (grad,), g_input = GetGradientForOp(op, ["y_grad"])
+        assert (grad.type, list(grad.input), list(grad.output)) == (backward, ["y_grad", "l"], ["v_grad"])
+        assert g_input == ["v_grad", None]
+
+
+def test_rnn_sequence_inference():
+    assert infer("PackRNNSequence", [(6, 2), TensorInfo((3,), "int64")]) == [None]
+    assert infer("UnpackRNNSequence", [(3, 3, 2), TensorInfo((3,), "int32")]) == [None]
+
+
+@pytest.mark.parametrize("op_type, values, lengths, message", [
+    ("PackRNNSequence", np.zeros(3, np.float32), [1, 2], r"values must have rank >= 2, got \[3\]"),
+    ("UnpackRNNSequence", np.zeros((3, 2), np.float32), [1, 2], r"values must have rank >= 3"),
+    ("UnpackRNNSequence", np.zeros((3, 3, 1), np.float32), [1, 2], "must have one column per length"),
+    ("PackRNNSequence", np.zeros((3, 2), bool), [1, 2], "values must be one of"),
+    ("PackRNNSequence", np.zeros((3, 2), np.float32), np.zeros((2, 1), np.int32), "lengths must be a 1-D"),
+])
+def test_rnn_sequence_shape_errors(op_type, values, lengths, message):
+    lengths = np.asarray(lengths, np.int32)
+    with pytest.raises(ShapeError, match=message):
+        infer(op_type, [TensorInfo(values.shape, values.dtype.name), TensorInfo(lengths.shape, "int32")])
+    with pytest.raises((OpFailure, NetError), match=message):
+        run_op(op_type, [values, lengths])
+
+
+@pytest.mark.parametrize("op_type, values, lengths, message", [
+    ("PackRNNSequence", np.zeros((3, 2), np.float32), [2, 2], "lengths add up to 4, but values has 3 rows"),
+    ("PackRNNSequence", np.zeros((3, 2), np.float32), [-1, 2], "lengths must be >= 0"),
+    ("UnpackRNNSequence", np.zeros((2, 2, 1), np.float32), [3, 1], "lengths go up to 3, but values has 2"),
+])
+def test_rnn_sequence_value_errors(op_type, values, lengths, message):
+    with pytest.raises((OpFailure, NetError), match=message):
+        run_op(op_type, [values, np.asarray(lengths, np.int32)])

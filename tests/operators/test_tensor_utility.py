@@ -1,4 +1,5 @@
-"""tensor_utility family (Size, NanCheck, IsMemberOf, ScaleBlobs, EnsureDense): each op
+"""tensor_utility family (Size, NanCheck, IsMemberOf, ScaleBlobs, EnsureDense, CopyRowsToTensor
+and CopyRowsToTensorGradient): each op
 against a NumPy reference, the gradient makers against numeric differentiation or
 their op lists, shape inference and the errors."""
 import numpy as np
@@ -6,7 +7,7 @@ import pytest
 
 from pycaffe2.core import Net
 from pycaffe2.executor import Workspace
-from pycaffe2.gradient import GetGradientForOp, GradientError
+from pycaffe2.gradient import GetGradientForOp, GradientError, GradientSlice
 from pycaffe2.gradient_checker import check_op_gradient
 from pycaffe2.schema.bind import ShapeError, TensorInfo
 from pycaffe2.testing import check_reference, make_op, run_op
@@ -125,3 +126,59 @@ def test_inference():
         infer("NanCheck", [(2, 3), TensorInfo((4,), "int64")])
     with pytest.raises(ShapeError, match="needs one output per input"):
         infer("ScaleBlobs", [(2,), (3,)], n_out=1)
+
+
+def copy_rows_reference(tensor, indices, row):
+    out = tensor.copy()
+    for index in indices:
+        out[index] = row
+    return [out]
+
+
+@pytest.mark.parametrize("dtype", [np.float16, np.float32, np.float64, np.int32, np.int64])
+@pytest.mark.parametrize("indices", [[2, 0], [], [1, 1]])
+def test_copy_rows_to_tensor(dtype, indices):
+    tensor, row = (rand(3, 4) * 10).astype(dtype), (rand(4) * 10).astype(dtype)
+    indices = np.array(indices, np.int64)
+    check_reference("CopyRowsToTensor", [tensor, indices, row], copy_rows_reference)
+    check_reference("CopyRowsToTensorGradient", [tensor], lambda dy: [dy])
+
+
+def test_copy_rows_to_tensor_maker_passes_the_gradient_through():
+    op = make_op("CopyRowsToTensor", ["T", "I", "R"], ["T"])
+    (grad,), g_input = GetGradientForOp(op, ["T_grad_in"])
+    assert (grad.type, list(grad.input), list(grad.output)) == ("CopyRowsToTensorGradient", ["T_grad_in"], ["T_grad"])
+    assert g_input == ["T_grad", None, None]
+    ops, g_input = GetGradientForOp(op, [GradientSlice("gi", "gv")])
+    assert [(o.type, list(o.input), list(o.output)) for o in ops] == [
+        ("CopyRowsToTensorGradient", ["gi"], ["T_grad_indices"]),
+        ("CopyRowsToTensorGradient", ["gv"], ["T_grad_values"])]
+    assert g_input[0] == GradientSlice("T_grad_indices", "T_grad_values")
+
+
+def test_copy_rows_to_tensor_inference():
+    assert infer("CopyRowsToTensor", [(3, 4), TensorInfo((2,), "int64"), (4,)]) == [TensorInfo((3, 4))]
+    assert infer("CopyRowsToTensorGradient", [(3, 4)]) == [TensorInfo((3, 4))]
+
+
+@pytest.mark.parametrize("tensor, indices, row, message", [
+    (rand(3, 4), np.array([0]), rand(5), "width of input tensor should match lengths of row"),
+    (rand(3), np.array([0]), rand(3), "input_tensor should be 2-d"),
+    (rand(3, 4), np.array([[0]]), rand(4), "indices should be a 1-d int32 or int64"),
+    (rand(3, 4), np.array([0]), rand(1, 4), "row should be 1-d"),
+    (rand(3, 4), np.array([0]), rand(4, dtype=np.float64), "row is float64 but input_tensor is float32"),
+    (np.zeros((3, 4), bool), np.array([0]), np.zeros(4, bool), "input_tensor must be one of"),
+])
+def test_copy_rows_to_tensor_shape_errors(tensor, indices, row, message):
+    infos = [TensorInfo(v.shape, v.dtype.name) for v in (tensor, indices, row)]
+    with pytest.raises(ShapeError, match=message):
+        infer("CopyRowsToTensor", infos)
+    with pytest.raises(FAILS, match=message):
+        run_op("CopyRowsToTensor", [tensor, indices, row], input_names=["T", "I", "R"], output_names=["T"])
+
+
+@pytest.mark.parametrize("indices", [[3], [-1]])
+def test_copy_rows_to_tensor_refuses_out_of_range_rows(indices):
+    with pytest.raises(FAILS, match="out of range for input_tensor's 3 rows"):
+        run_op("CopyRowsToTensor", [rand(3, 4), np.array(indices), rand(4)], input_names=["T", "I", "R"],
+               output_names=["T"])

@@ -161,3 +161,37 @@ def accumulate_histogram(op: OpView, inputs: list) -> list:
         histogram_input(inputs[0].dtype)
     bins = TensorInfo((op.arg("num_buckets") + 2,), "int64")
     return [bins, bins]
+
+
+def check_couple(input_names, output_names) -> None:
+    """DataCouple: output i is input i's blob, and there are no more outputs than inputs."""
+    if len(output_names) > len(input_names):
+        raise ShapeError(f"has {len(output_names)} outputs but only {len(input_names)} inputs; output i "
+                         "must be input i")
+    for index, (i, o) in enumerate(zip(input_names, output_names)):
+        if i != o:
+            raise ShapeError(f"output {index} ('{o}') must be input {index} ('{i}'): DataCouple runs in place")
+
+
+@rule("misc_data_couple")
+def data_couple(op: OpView, inputs: list) -> list:
+    """DataCouple: each output as its input."""
+    if op.n_outputs > op.n_inputs:
+        raise ShapeError(f"has {op.n_outputs} outputs but only {op.n_inputs} inputs; output i must be input i")
+    return list(inputs[:op.n_outputs])
+
+
+ASSERT_TYPES = ("bool", "int32", "int64")
+
+
+def assert_type(dims, dtype: str) -> None:
+    if dtype not in ASSERT_TYPES:
+        raise ShapeError(f"X must be bool, int32 or int64, got {list(dims)} {dtype}")
+
+
+@rule("misc_assert")
+def assert_rule(op: OpView, inputs: list) -> list:
+    """Assert: no outputs; X is bool or int."""
+    if inputs[0] is not None:
+        assert_type(inputs[0].shape, inputs[0].dtype)
+    return []

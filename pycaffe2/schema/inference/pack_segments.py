@@ -132,3 +132,40 @@ def pad_empty(op: OpView, inputs: list) -> list:
         return [None] * op.n_outputs
     index_vector("lengths", lengths.shape, lengths.dtype, ("int32",))
     return [TensorInfo(lengths.shape, "int32")] + [None] * (op.n_outputs - 1)
+
+
+# --- PackRNNSequence / UnpackRNNSequence ------------------------------------------------------
+
+RNN_SEQUENCE_TYPES = ("int32", "int64", "float32", "float64")
+
+
+def check_rnn_sequence(values_shape, values_dtype: str, n_lengths: int | None, forward: bool) -> None:
+    """values of rank >= 2 (PackRNNSequence) or >= 3 (UnpackRNNSequence, with one column per length)."""
+    least = 2 if forward else 3
+    if len(values_shape) < least:
+        raise ShapeError(f"values must have rank >= {least}, got {list(values_shape)}")
+    if values_dtype not in RNN_SEQUENCE_TYPES:
+        raise ShapeError(f"values must be one of {', '.join(RNN_SEQUENCE_TYPES)}, got {values_dtype}")
+    if n_lengths is not None and not forward and values_shape[1] != n_lengths:
+        raise ShapeError(f"values {list(values_shape)} must have one column per length ({n_lengths})")
+
+
+def _rnn_sequence(inputs: list, forward: bool) -> list:
+    values, lengths = inputs
+    if lengths is not None:
+        index_vector("lengths", lengths.shape, lengths.dtype)
+    if values is not None:
+        check_rnn_sequence(values.shape, values.dtype, None if lengths is None else lengths.shape[0], forward)
+    return [None]  # the row count depends on the lengths' values
+
+
+@rule("pack_segments_pack_rnn_sequence")
+def pack_rnn_sequence(op: OpView, inputs: list) -> list:
+    """values' type, [max(lengths), len(lengths), D...]: the first dim depends on the lengths."""
+    return _rnn_sequence(inputs, forward=True)
+
+
+@rule("pack_segments_unpack_rnn_sequence")
+def unpack_rnn_sequence(op: OpView, inputs: list) -> list:
+    """values' type, [sum(lengths), D...]: the first dim depends on the lengths."""
+    return _rnn_sequence(inputs, forward=False)

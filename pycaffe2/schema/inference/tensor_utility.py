@@ -61,3 +61,45 @@ def scale_blobs(op: OpView, inputs: list) -> list:
         if info is not None:
             float_input(index, info.shape, info.dtype)
     return list(inputs)
+
+
+COPY_ROWS_TYPES = ("float16", "float32", "float64", "int32", "int64")
+
+
+def check_copy_rows(tensor, tensor_dtype: str, indices, indices_dtype: str, row, row_dtype: str) -> None:
+    """CopyRowsToTensor's shapes: a 2-D tensor, 1-D int indices, a 1-D row of its width and type."""
+    if tensor_dtype not in COPY_ROWS_TYPES:
+        raise ShapeError(f"input_tensor must be one of {', '.join(COPY_ROWS_TYPES)}, got {tensor_dtype}")
+    if len(tensor) != 2:
+        raise ShapeError(f"input_tensor should be 2-d, got {list(tensor)}")
+    if len(indices) != 1 or indices_dtype not in ("int32", "int64"):
+        raise ShapeError(f"indices should be a 1-d int32 or int64 tensor, got {list(indices)} {indices_dtype}")
+    if len(row) != 1:
+        raise ShapeError(f"row should be 1-d, got {list(row)}")
+    if row[0] != tensor[1]:
+        raise ShapeError(f"width of input tensor should match lengths of row: input_tensor {list(tensor)}, "
+                         f"row {list(row)}")
+    if row_dtype != tensor_dtype:
+        raise ShapeError(f"row is {row_dtype} but input_tensor is {tensor_dtype}")
+
+
+@rule("tensor_utility_copy_rows_to_tensor")
+def copy_rows_to_tensor(op: OpView, inputs: list) -> list:
+    """CopyRowsToTensor: like input_tensor."""
+    if all(info is not None for info in inputs):
+        tensor, indices, row = inputs
+        check_copy_rows(tensor.shape, tensor.dtype, indices.shape, indices.dtype, row.shape, row.dtype)
+    return [inputs[0]]
+
+
+def copy_rows_gradient_type(dtype: str) -> None:
+    if dtype not in COPY_ROWS_TYPES:
+        raise ShapeError(f"dY must be one of {', '.join(COPY_ROWS_TYPES)}, got {dtype}")
+
+
+@rule("tensor_utility_copy_rows_to_tensor_gradient")
+def copy_rows_to_tensor_gradient(op: OpView, inputs: list) -> list:
+    """CopyRowsToTensorGradient: like dY."""
+    if inputs[0] is not None:
+        copy_rows_gradient_type(inputs[0].dtype)
+    return [inputs[0]]
