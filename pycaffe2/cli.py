@@ -16,7 +16,8 @@ def cmd_validate(args) -> int:
     from pycaffe2.validate_report import render
     shapes = dict(parse_input_shape(spec) for spec in args.input_shape)
     report = validate(args.files, input_shapes=shapes, exclude=args.exclude,
-                      skip_non_nets=args.skip_non_nets, allow_outside_paths=args.allow_outside_paths)
+                      skip_non_nets=args.skip_non_nets, allow_outside_paths=args.allow_outside_paths,
+                      init=args.init)
     out, summary = render(report, args.format, version=package_version())
     if out:
         print(out)
@@ -290,6 +291,9 @@ def build_parser() -> argparse.ArgumentParser:
     validate.add_argument("--exclude", action="append", default=[], metavar="GLOB",
                           help="skip paths matching GLOB (.gitignore syntax, relative to the "
                           "working directory); repeatable")
+    validate.add_argument("--init", metavar="FILE",
+                          help="an init net checked with each file (instead of a model's own), "
+                               "for a predict net that reads the blobs it makes")
     validate.add_argument("--skip-non-nets", action="store_true",
                           help="skip named YAML/JSON files whose content is not a net, as folder "
                           "walks do (for pre-commit, which names every staged file)")

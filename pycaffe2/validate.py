@@ -80,11 +80,14 @@ def check_file(path, input_shapes=None, allow_outside_paths: bool = False) -> li
     return _check(path, input_shapes, allow_outside_paths)[0]
 
 
-def _check(path, input_shapes=None, allow_outside_paths: bool = False, warnings=None
+def _check(path, input_shapes=None, allow_outside_paths: bool = False, warnings=None, init=None
            ) -> tuple[list[Problem], set[str]]:
-    """(problems, the blobs the file's nets read); warnings go to the `warnings` list."""
+    """(problems, the blobs the file's nets read); warnings go to the `warnings` list.
+    `init`: an init net file checked with the file's nets, instead of the model's own."""
     try:
         model = netfile.load_model(path, allow_outside_paths=allow_outside_paths)
+        if init is not None:  # as `run --init`: the predict net reads what it makes
+            model.init_net, model.files["init_net"] = netfile.load_net(init), str(init)
     except NetFileError as exc:
         return [Problem("file", exc.message, exc.file or str(path), exc.line, None,
                         exc.op_index, exc.op_type)], set()
@@ -117,9 +120,10 @@ def db_type_warnings(model) -> list[Problem]:
 
 
 def validate(paths, *, input_shapes=None, exclude=(), skip_non_nets=False,
-             allow_outside_paths: bool = False) -> Report:
+             allow_outside_paths: bool = False, init=None) -> Report:
     """Check every net file named by `paths` (folders walked); see the module doc.
-    A model file naming nets outside its folder is a problem unless `allow_outside_paths`."""
+    A model file naming nets outside its folder is a problem unless `allow_outside_paths`.
+    `init` (a net file) is each file's init net, as `pycaffe2 run --init` takes it."""
     report = Report()
     walker = _Walker(exclude)
     read: set[str] = set()
@@ -129,7 +133,7 @@ def validate(paths, *, input_shapes=None, exclude=(), skip_non_nets=False,
         if (not explicit or skip_non_nets) and os.path.isfile(path) and not holds_net(path):
             report.skipped.append(str(path))
             continue
-        problems, blobs = _check(path, input_shapes, allow_outside_paths, report.warnings)
+        problems, blobs = _check(path, input_shapes, allow_outside_paths, report.warnings, init)
         report.checked.append(str(path))
         report.problems += problems
         read |= blobs

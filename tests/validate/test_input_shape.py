@@ -131,3 +131,19 @@ def test_infer_shapes_and_types_forgets_a_blob_an_unknown_op_rewrites(clean_work
     net.Proto().op.extend([core.CreateOperator("NoSuchOp", ["Y"], ["Y"])])
     shapes, _ = workspace.InferShapesAndTypes([net], {"X": [2]})
     assert shapes == {"X": [2]}
+
+
+def test_init_gives_a_lone_predict_net_its_init_net(tmp_path, capsys):
+    """`validate PREDICT --init INIT`, as `run --init`: a predict net that reads the init net's
+    blobs without declaring them is valid with its init net, and the init net's shapes count."""
+    folder = _pair(tmp_path / "m", (3, 4))
+    predict = netfile.load_net(folder / "predict_net.pb")
+    del predict.external_input[1:]  # W and b come from the init net only (Glow's nets do this)
+    netfile.save_net(predict, tmp_path / "lone.pb")
+    assert main(["validate", str(tmp_path / "lone.pb")]) == 1
+    assert main(["validate", str(tmp_path / "lone.pb"), "--init", str(folder / "init_net.pb")]) == 0
+    capsys.readouterr()
+    assert main(["validate", str(tmp_path / "lone.pb"), "--init", str(folder / "init_net.pb"),
+                 "--input-shape", "X=2,5"]) == 1  # X's 5 against W's 4
+    assert main(["validate", str(tmp_path / "lone.pb"), "--init", str(tmp_path / "missing.pb")]) == 2
+    assert "missing.pb" in capsys.readouterr().out
