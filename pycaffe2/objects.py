@@ -1,0 +1,173 @@
+"""Object blobs: blob values that are Python objects rather than tensors, as
+Caffe2's std::unique_ptr<...> blobs were (a Counter, an Index). Ops share them by
+reference: an op that changes one checks everything first and changes it last,
+so a failing op leaves it as it was. FetchBlob gives Caffe2's description of such
+a blob (bytes), not the object. Save writes them as Caffe2 did (a BlobProto of
+their `type_name` holding a tensor), and Load reads them back (`from_blob_proto`).
+"""
+from __future__ import annotations
+
+import threading
+
+import numpy as np
+
+from pycaffe2.errors import PyCaffe2Error
+from pycaffe2.proto import caffe2_pb2
+from pycaffe2.tensor_proto import array_to_tensor, tensor_to_array
+
+INT64_MIN, INT64_MAX = np.iinfo(np.int64).min, np.iinfo(np.int64).max
+
+
+class ObjectBlob:
+    """A blob value that is not a tensor; `type_name` is Caffe2's name of its type."""
+
+    type_name = "object"
+
+    def describe(self, name: str) -> bytes:
+        """What Caffe2's FetchBlob gave for a blob it could not fetch as a tensor."""
+        return f"{name}, a C++ native class of type {self.type_name}.".encode()
+
+    def blob_proto(self, name: str) -> caffe2_pb2.BlobProto:
+        raise PyCaffe2Error(f"blob '{name}' holds a {self.type_name}, which cannot be saved")
+
+
+class Counter(ObjectBlob):
+    """Caffe2's Counter<int64_t>: a thread-safe int64 count."""
+
+    type_name = "std::unique_ptr<Counter<int64_t>>"
+
+    def __init__(self, count: int = 0):
+        self.count = check_count(count)
+        self.lock = threading.Lock()
+
+    def __repr__(self) -> str:
+        return f"Counter({self.count})"
+
+    def blob_proto(self, name: str) -> caffe2_pb2.BlobProto:
+        tensor = caffe2_pb2.TensorProto(name=name, data_type=caffe2_pb2.TensorProto.INT64, dims=[1],
+                                        int64_data=[self.count])
+        return caffe2_pb2.BlobProto(name=name, type=self.type_name, tensor=tensor)
+
+    @classmethod
+    def from_blob_proto(cls, proto: caffe2_pb2.BlobProto) -> Counter:
+        tensor = proto.tensor
+        if (list(tensor.dims) != [1] or tensor.data_type != caffe2_pb2.TensorProto.INT64
+                or len(tensor.int64_data) != 1):
+            raise PyCaffe2Error("a saved counter must be one int64 value, got dims "
+                                f"{list(tensor.dims)} with {len(tensor.int64_data)} int64 values")
+        return cls(tensor.int64_data[0])
+
+
+def check_count(count) -> int:
+    count = int(count)
+    if not INT64_MIN <= count <= INT64_MAX:
+        raise PyCaffe2Error(f"count {count} is outside int64")
+    return count
+
+
+# Index key types: Caffe2's IntIndexCreate, LongIndexCreate, StringIndexCreate.
+INDEX_KEY_TYPES = {"int32": np.dtype(np.int32), "int64": np.dtype(np.int64), "string": np.dtype(object)}
+
+
+class Index(ObjectBlob):
+    """Caffe2's Index<T>: keys get ids 1, 2, ... as they are first seen (0 is for
+    unknown keys); at most max_elements - 1 keys (the count includes entry 0).
+    A frozen index gives 0 for unknown keys instead of adding them."""
+
+    type_name = "std::unique_ptr<caffe2::IndexBase>"
+
+    def __init__(self, key_type: str, max_elements: int):
+        self.key_type, self.max_elements = key_type, int(max_elements)
+        self.ids: dict = {}
+        self.keys: list = []
+        self.frozen = False
+
+    def __repr__(self) -> str:
+        return f"Index({self.key_type}, {len(self.keys)} keys, max_elements={self.max_elements})"
+
+    @property
+    def dtype(self) -> np.dtype:
+        return INDEX_KEY_TYPES[self.key_type]
+
+    def size(self) -> int:
+        """Entries including the zero entry, as Caffe2's Size()."""
+        return len(self.keys) + 1
+
+    def check_keys(self, keys, what: str) -> np.ndarray:
+        """The keys as this index holds them; raise unless their type is its key type."""
+        keys = np.asarray(keys)
+        if self.key_type == "string":
+            if keys.dtype.kind not in "OSU" or (keys.dtype.kind == "O" and not all(
+                    isinstance(k, (bytes, str)) for k in keys.ravel())):
+                raise PyCaffe2Error(f"{what} must be a string tensor for a string index, got {keys.dtype}")
+            return np.array([k.encode("utf-8") if isinstance(k, str) else bytes(k) for k in keys.ravel()],
+                            dtype=object).reshape(keys.shape)
+        if keys.dtype != self.dtype:
+            raise PyCaffe2Error(f"{what} must be {self.key_type} for an {self.key_type} index "
+                                f"(wrong dictionary type for the keys), got {keys.dtype}")
+        return keys
+
+    def _room(self, new: int) -> None:
+        if self.size() + new > self.max_elements:
+            raise PyCaffe2Error(f"the index is full: {new} new keys do not fit in max_elements="
+                                f"{self.max_elements} (it holds {len(self.keys)} keys and the zero entry)")
+
+    def get(self, keys) -> np.ndarray:
+        """Ids of `keys` (int64, their shape); an unfrozen index first adds the
+        unknown ones, in order of first appearance, or raises when they do not fit."""
+        keys = self.check_keys(keys, "keys")
+        flat = [k.item() if isinstance(k, np.generic) else k for k in keys.ravel()]
+        if not self.frozen:
+            new = list(dict.fromkeys(k for k in flat if k not in self.ids))
+            self._room(len(new))
+            for key in new:  # nothing can fail from here on
+                self.keys.append(key)
+                self.ids[key] = len(self.keys)
+        return np.array([self.ids.get(k, 0) for k in flat], dtype=np.int64).reshape(keys.shape)
+
+    def load(self, items) -> None:
+        """Adds `items` (1-D, no key twice, none already held) with the next ids."""
+        items = self.check_keys(items, "items")
+        if items.ndim != 1:
+            raise PyCaffe2Error(f"items must be 1-D, got shape {list(items.shape)}")
+        flat = [k.item() if isinstance(k, np.generic) else k for k in items]
+        seen = set(self.ids)
+        for key in flat:
+            if key in seen:
+                raise PyCaffe2Error(f"items repeat the key {key!r}")
+            seen.add(key)
+        self._room(len(flat))
+        for key in flat:
+            self.keys.append(key)
+            self.ids[key] = len(self.keys)
+
+    def store(self) -> np.ndarray:
+        """The keys in id order (id 1 first)."""
+        return np.array(self.keys, dtype=self.dtype).reshape(len(self.keys))
+
+    def blob_proto(self, name: str) -> caffe2_pb2.BlobProto:
+        tensor = array_to_tensor(self.store(), name)
+        return caffe2_pb2.BlobProto(name=name, type=self.type_name, tensor=tensor,
+                                    content=f"{self.max_elements} {int(self.frozen)}".encode())
+
+    @classmethod
+    def from_blob_proto(cls, proto: caffe2_pb2.BlobProto) -> Index:
+        parts = proto.content.split()
+        try:
+            max_elements, frozen = int(parts[0]), bool(int(parts[1])) if len(parts) > 1 else False
+        except (IndexError, ValueError):
+            raise PyCaffe2Error(f"a saved index needs 'max_elements frozen' as its content, "
+                                f"got {proto.content[:40]!r}") from None
+        items = tensor_to_array(proto.tensor)
+        key_type = {np.dtype(np.int32): "int32", np.dtype(np.int64): "int64",
+                    np.dtype(object): "string"}.get(items.dtype)
+        if key_type is None:
+            raise PyCaffe2Error(f"a saved index holds {items.dtype} keys; only int32, int64 and strings")
+        index = cls(key_type, max_elements)
+        index.load(items.reshape(-1))
+        index.frozen = frozen
+        return index
+
+
+# BlobProto type -> the class that reads it back.
+OBJECT_TYPES = {cls.type_name: cls for cls in (Counter, Index)}
