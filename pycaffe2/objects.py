@@ -171,3 +171,39 @@ class Index(ObjectBlob):
 
 # BlobProto type -> the class that reads it back.
 OBJECT_TYPES = {cls.type_name: cls for cls in (Counter, Index)}
+
+
+def wrap_int64(value: int) -> int:
+    """An integer wrapped into int64, as Caffe2's int64 arithmetic wraps."""
+    return (value + 2 ** 63) % 2 ** 64 - 2 ** 63
+
+
+class StatRegistry(ObjectBlob):
+    """Caffe2's StatRegistry: int64 stat values keyed by name. GLOBAL_STATS is the
+    process-wide one (Caffe2's StatRegistry::get(), not reset with a workspace)."""
+
+    type_name = "std::unique_ptr<caffe2::StatRegistry>"
+
+    def __init__(self):
+        self.values: dict[bytes, int] = {}
+        self.lock = threading.Lock()
+
+    def __repr__(self) -> str:
+        return f"StatRegistry({len(self.values)} stats)"
+
+    def update(self, pairs) -> None:
+        """Adds each (key, value) to its stat (a new stat starts at 0)."""
+        with self.lock:
+            for key, value in pairs:
+                self.values[key] = wrap_int64(self.values.get(key, 0) + int(value))
+
+    def publish(self, reset: bool) -> list[tuple[bytes, int]]:
+        """(key, value) of every stat, in key order; `reset` sets them back to 0."""
+        with self.lock:
+            data = sorted(self.values.items())
+            if reset:
+                self.values = dict.fromkeys(self.values, 0)
+        return data
+
+
+GLOBAL_STATS = StatRegistry()
