@@ -81,7 +81,7 @@ def event(value, *, name, magnitude_expand, bound, default_value) -> int:
             return INT64_MIN
         if bound and x >= limit:
             return INT64_MAX
-        if not bound and (math.isinf(x) or abs(math.trunc(x)) >= limit):
+        if not bound and (math.isinf(x) or abs(math.trunc(float(x))) >= limit):
             raise PyCaffe2Error(f"value {x} of stat '{name}' is too large for magnitude_expand={magnitude_expand}")
         with np.errstate(over="ignore"):
             product = float(x * value.dtype.type(magnitude_expand))
