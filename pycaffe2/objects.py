@@ -169,8 +169,66 @@ class Index(ObjectBlob):
         return index
 
 
+MAP_TYPE_NAMES = {np.dtype(np.int32): "int32_t", np.dtype(np.int64): "int64_t"}
+
+
+class Map(ObjectBlob):
+    """Caffe2's std::unordered_map<KEY_T, VALUE_T> blob (int32 or int64 keys and
+    values): keys in insertion order; a key given twice keeps its first value."""
+
+    def __init__(self, key_dtype, value_dtype):
+        self.key_dtype, self.value_dtype = np.dtype(key_dtype), np.dtype(value_dtype)
+        for dtype in (self.key_dtype, self.value_dtype):
+            if dtype not in MAP_TYPE_NAMES:
+                raise PyCaffe2Error(f"map keys and values must be int32 or int64, not {dtype}")
+        self.items: dict[int, int] = {}
+
+    @property
+    def type_name(self) -> str:
+        return map_type_name(self.key_dtype, self.value_dtype)
+
+    def __repr__(self) -> str:
+        return f"Map({self.key_dtype}->{self.value_dtype}, {len(self.items)} items)"
+
+    def add(self, keys: np.ndarray, values: np.ndarray) -> None:
+        for key, value in zip(keys.ravel().tolist(), values.ravel().tolist()):
+            self.items.setdefault(key, value)
+
+    def arrays(self) -> tuple[np.ndarray, np.ndarray]:
+        return (np.array(list(self.items), self.key_dtype).reshape(len(self.items)),
+                np.array(list(self.items.values()), self.value_dtype).reshape(len(self.items)))
+
+    def blob_proto(self, name: str) -> caffe2_pb2.BlobProto:
+        protos = caffe2_pb2.TensorProtos(protos=[array_to_tensor(a, name) for a in self.arrays()])
+        return caffe2_pb2.BlobProto(name=name, type=self.type_name, content=protos.SerializeToString())
+
+    @classmethod
+    def from_blob_proto(cls, proto: caffe2_pb2.BlobProto) -> Map:
+        key_dtype, value_dtype = MAP_TYPES[proto.type]
+        protos = caffe2_pb2.TensorProtos()
+        try:
+            protos.ParseFromString(proto.content)
+        except Exception:  # noqa: BLE001 - any parse failure is a bad file
+            raise PyCaffe2Error("a saved map's content is not a TensorProtos") from None
+        if len(protos.protos) != 2:
+            raise PyCaffe2Error(f"a saved map holds 2 tensors (keys, values), got {len(protos.protos)}")
+        keys, values = (tensor_to_array(t) for t in protos.protos)
+        if keys.dtype != key_dtype or values.dtype != value_dtype or keys.size != values.size:
+            raise PyCaffe2Error(f"a saved {proto.type} holds {keys.size} {keys.dtype} keys and "
+                                f"{values.size} {values.dtype} values")
+        result = cls(key_dtype, value_dtype)
+        result.add(keys, values)
+        return result
+
+
+def map_type_name(key_dtype, value_dtype) -> str:
+    return f"(std::unordered_map<{MAP_TYPE_NAMES[key_dtype]}, {MAP_TYPE_NAMES[value_dtype]}>)"
+
+
+MAP_TYPES = {map_type_name(k, v): (k, v) for k in MAP_TYPE_NAMES for v in MAP_TYPE_NAMES}
+
 # BlobProto type -> the class that reads it back.
-OBJECT_TYPES = {cls.type_name: cls for cls in (Counter, Index)}
+OBJECT_TYPES = {cls.type_name: cls for cls in (Counter, Index)} | dict.fromkeys(MAP_TYPES, Map)
 
 
 def wrap_int64(value: int) -> int:

@@ -17,8 +17,8 @@ import numpy as np
 from pycaffe2.devices import DEVICES
 from pycaffe2.devices.cuda import is_gpu_array
 from pycaffe2.errors import PyCaffe2Error
-from pycaffe2.objects import ObjectBlob
 from pycaffe2.executor.net import CompiledNet, compile_net
+from pycaffe2.objects import ObjectBlob
 from pycaffe2.proto import caffe2_pb2
 from pycaffe2.proto.checks import inner_nets
 
