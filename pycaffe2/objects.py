@@ -8,6 +8,7 @@ their `type_name` holding a tensor), and Load reads them back (`from_blob_proto`
 from __future__ import annotations
 
 import threading
+import time
 
 import numpy as np
 
@@ -265,3 +266,33 @@ class StatRegistry(ObjectBlob):
 
 
 GLOBAL_STATS = StatRegistry()
+
+
+class Timer(ObjectBlob):
+    """Caffe2's TimerInstance: a wall-clock timer owned by its TimerBegin op; ending
+    it adds the elapsed nanoseconds to the average stat <name>/time_ns."""
+
+    type_name = "caffe2::TimerInstance*"
+
+    def __init__(self, name: str):
+        self.name, self.start = name, None
+
+    def __repr__(self) -> str:
+        return f"Timer({self.name!r}, {'running' if self.start is not None else 'stopped'})"
+
+    def begin(self) -> None:
+        if self.start is not None:
+            raise PyCaffe2Error(f"TimerBegin on timer '{self.name}', which is already running")
+        self.start = time.perf_counter_ns()
+
+    def get_ns(self) -> int:
+        if self.start is None:
+            raise PyCaffe2Error(f"timer '{self.name}' is stopped (TimerBegin starts it)")
+        return time.perf_counter_ns() - self.start
+
+    def end(self) -> int:
+        nanos = self.get_ns()
+        self.start = None
+        GLOBAL_STATS.update([(f"{self.name}/time_ns/sum".encode(), nanos),
+                             (f"{self.name}/time_ns/count".encode(), 1)])
+        return nanos

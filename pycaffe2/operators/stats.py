@@ -9,7 +9,7 @@ import time
 import numpy as np
 
 from pycaffe2.errors import PyCaffe2Error
-from pycaffe2.objects import GLOBAL_STATS, INT64_MAX, INT64_MIN, StatRegistry, wrap_int64
+from pycaffe2.objects import GLOBAL_STATS, INT64_MAX, INT64_MIN, StatRegistry, Timer, wrap_int64
 from pycaffe2.operators.counter import describe
 from pycaffe2.operators.registry import register_cpu
 
@@ -121,3 +121,35 @@ def _put(kind: str):
 register_cpu("AveragePut", specialize=True)(_put("average"))
 register_cpu("IncrementPut", specialize=True)(_put("increment"))
 register_cpu("StdDevPut", specialize=True)(_put("stddev"))
+
+
+@register_cpu("TimerBegin", specialize=True)
+def timer_begin(*, counter_name, output_names):
+    timer = Timer(counter_name if counter_name is not None else output_names[0])
+
+    def run():
+        timer.begin()
+        return timer
+    return run
+
+
+def timer_of(value, name: str) -> Timer:
+    if not isinstance(value, Timer):
+        raise PyCaffe2Error(f"input '{name}' must be a timer made by TimerBegin, got {describe(value)}")
+    return value
+
+
+@register_cpu("TimerEnd")
+def timer_end(timer, *, input_names):
+    timer_of(timer, input_names[0]).end()
+    return ()
+
+
+@register_cpu("TimerGetAndEnd")
+def timer_get_and_end(timer, *, input_names):
+    return np.array([timer_of(timer, input_names[0]).end()], np.int64)
+
+
+@register_cpu("TimerGet")
+def timer_get(timer, *, input_names):
+    return np.array(timer_of(timer, input_names[0]).get_ns(), np.int64)

@@ -152,3 +152,37 @@ def test_update_errors_leave_the_registry():
         run(workspace, "StatRegistryUpdate", ["k", "v", "v"], [])
     assert run(workspace, "StatRegistryExport", ["reg"], ["k2", "v2", "t2"])[0].tolist() == []
     assert GLOBAL_STATS is not workspace.blobs["reg"]
+
+
+def test_timers():
+    workspace = Workspace()
+    exported(workspace, reset=1)
+    run(workspace, "TimerBegin", [], ["timer"], counter_name="test/timer")
+    assert workspace.FetchBlob("timer") == b"timer, a C++ native class of type caffe2::TimerInstance*."
+    (nanos,) = run(workspace, "TimerGet", ["timer"], ["nanos"])
+    assert nanos.shape == () and nanos.dtype == np.int64 and nanos >= 0
+    run(workspace, "TimerEnd", ["timer"], [])
+    run(workspace, "TimerBegin", [], ["timer"], counter_name="test/timer")
+    (total,) = run(workspace, "TimerGetAndEnd", ["timer"], ["nanos"])
+    assert total.shape == (1,) and total.dtype == np.int64 and total[0] >= 0
+    stats = exported(workspace)
+    assert stats[b"test/timer/time_ns/count"] == 2 and stats[b"test/timer/time_ns/sum"] >= total[0]
+    assert infer("TimerGet", [None]) == [TensorInfo((), "int64")]
+    assert infer("TimerGetAndEnd", [None]) == [TensorInfo((1,), "int64")]
+
+
+def test_timer_errors():
+    workspace = Workspace()
+    net = caffe2_pb2.NetDef(name="begin")
+    net.op.append(make_op("TimerBegin", [], ["timer"]))
+    workspace.CreateNet(net)
+    workspace.RunNet("begin")
+    with pytest.raises(OpFailure, match="TimerBegin on timer 'timer', which is already running"):
+        workspace.RunNet("begin")
+    run(workspace, "TimerEnd", ["timer"], [])
+    for op_type, outputs in [("TimerEnd", []), ("TimerGet", ["n"]), ("TimerGetAndEnd", ["n"])]:
+        with pytest.raises(OpFailure, match="timer 'timer' is stopped"):
+            run(workspace, op_type, ["timer"], outputs)
+    workspace.FeedBlob("x", np.zeros(1))
+    with pytest.raises(OpFailure, match=r"input 'x' must be a timer made by TimerBegin, got a \[1\] float64 tensor"):
+        run(workspace, "TimerGet", ["x"], ["n"])

@@ -2,7 +2,7 @@
 info is unknown); exports are 1-D of unknown length."""
 from __future__ import annotations
 
-from pycaffe2.schema.inference import OpView, ShapeError, rule
+from pycaffe2.schema.inference import OpView, ShapeError, TensorInfo, rule
 
 NUMERIC = ("uint8", "int8", "uint16", "int16", "int32", "int64", "float16", "float32", "float64")
 
@@ -41,3 +41,15 @@ def put(op: OpView, inputs: list) -> list:
     if value is not None and value.dtype not in NUMERIC:
         raise ShapeError(f"value must be a numeric tensor, got {value.dtype}")
     return []
+
+
+@rule("stats_timer_get_and_end")
+def timer_get_and_end(op: OpView, inputs: list) -> list:
+    """int64 [1]."""
+    return [TensorInfo((1,), "int64")]
+
+
+@rule("stats_timer_get")
+def timer_get(op: OpView, inputs: list) -> list:
+    """An int64 scalar."""
+    return [TensorInfo((), "int64")]
