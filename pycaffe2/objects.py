@@ -82,6 +82,7 @@ class Index(ObjectBlob):
         self.ids: dict = {}
         self.keys: list = []
         self.frozen = False
+        self.lock = threading.Lock()  # ops of a concurrent net may share the index
 
     def __repr__(self) -> str:
         return f"Index({self.key_type}, {len(self.keys)} keys, max_elements={self.max_elements})"
@@ -118,13 +119,17 @@ class Index(ObjectBlob):
         unknown ones, in order of first appearance, or raises when they do not fit."""
         keys = self.check_keys(keys, "keys")
         flat = [k.item() if isinstance(k, np.generic) else k for k in keys.ravel()]
+        with self.lock:
+            return self._get(flat, keys.shape)
+
+    def _get(self, flat: list, shape) -> np.ndarray:
         if not self.frozen:
             new = list(dict.fromkeys(k for k in flat if k not in self.ids))
             self._room(len(new))
             for key in new:  # nothing can fail from here on
                 self.keys.append(key)
                 self.ids[key] = len(self.keys)
-        return np.array([self.ids.get(k, 0) for k in flat], dtype=np.int64).reshape(keys.shape)
+        return np.array([self.ids.get(k, 0) for k in flat], dtype=np.int64).reshape(shape)
 
     def load(self, items) -> None:
         """Adds `items` (1-D, no key twice, none already held) with the next ids."""
@@ -132,6 +137,10 @@ class Index(ObjectBlob):
         if items.ndim != 1:
             raise PyCaffe2Error(f"items must be 1-D, got shape {list(items.shape)}")
         flat = [k.item() if isinstance(k, np.generic) else k for k in items]
+        with self.lock:
+            self._load(flat)
+
+    def _load(self, flat: list) -> None:
         seen = set(self.ids)
         for key in flat:
             if key in seen:
