@@ -416,5 +416,7 @@ def _describe(value) -> str:
         return f"bytes ({len(value)})"
     if isinstance(value, Int8Tensor):
         return f"{list(value.shape)} Int8 {value.dtype} (scale {value.scale:.6g}, zero_point {value.zero_point})"
+    if isinstance(value, ObjectBlob):
+        return f"{value.type_name} {value!r}"
     dtype = "string" if value.dtype == object else str(value.dtype)
     return f"{list(value.shape)} {dtype}"

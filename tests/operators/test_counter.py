@@ -5,6 +5,7 @@ counter, overflow) that leave the counter as it was."""
 import numpy as np
 import pytest
 
+from pycaffe2.db import describe_db
 from pycaffe2.executor import OpFailure, Workspace
 from pycaffe2.objects import Counter
 from pycaffe2.schema.bind import TensorInfo
@@ -59,6 +60,7 @@ def test_save_and_load_keep_the_count(tmp_path):
     path = str(tmp_path / "c.minidb")
     run(workspace, "CreateCounter", [], ["c"], init_count=22)
     run(workspace, "Save", ["c"], [], db=path, db_type="minidb", absolute_path=1)
+    assert "c: std::unique_ptr<Counter<int64_t>> Counter(22)" in describe_db(path)
     run(workspace, "CountDown", ["c"], ["t"])
     run(workspace, "Load", [], ["c"], db=path, db_type="minidb", absolute_path=1)
     assert run(workspace, "RetrieveCount", ["c"], ["n"])[0] == 22
