@@ -6,7 +6,10 @@ import numpy as np
 import pytest
 
 from pycaffe2.executor import OpFailure, Workspace
+from pycaffe2.minidb import MiniDB, Mode
+from pycaffe2.proto import caffe2_pb2
 from pycaffe2.schema.bind import ShapeError, TensorInfo
+from pycaffe2.tensor_proto import array_to_tensor
 from pycaffe2.testing import make_op
 from tests.schema import infer
 
@@ -112,3 +115,27 @@ def test_a_blob_that_is_not_an_index(op_type):
     run(workspace, "CreateCounter", [], ["c"])
     with pytest.raises(OpFailure, match="input 'c' must be an index made by IntIndexCreate.*got a Counter"):
         run(workspace, op_type, ["c"], ["c" if op_type == "IndexFreeze" else "out"])
+
+
+@pytest.mark.parametrize("proto, message", [
+    (caffe2_pb2.BlobProto(name="b", type="std::unique_ptr<caffe2::IndexBase>", content=b"x",
+                          tensor=array_to_tensor(np.array([1], np.int64))), "needs 'max_elements frozen'"),
+    (caffe2_pb2.BlobProto(name="b", type="std::unique_ptr<caffe2::IndexBase>", content=b"2 0",
+                          tensor=array_to_tensor(np.array([1, 2, 3], np.int64))), "the index is full"),
+    (caffe2_pb2.BlobProto(name="b", type="std::unique_ptr<caffe2::IndexBase>", content=b"9 0",
+                          tensor=array_to_tensor(np.array([1.0]))), "holds float64 keys"),
+    (caffe2_pb2.BlobProto(name="b", type="std::unique_ptr<Counter<int64_t>>",
+                          tensor=array_to_tensor(np.array([1, 2], np.int64))), "must be one int64 value"),
+    (caffe2_pb2.BlobProto(name="b", type="(std::unordered_map<int32_t, int64_t>)", content=b"\xff\xff"),
+     "a saved map"),
+])
+def test_bad_saved_objects_give_clear_errors(proto, message, tmp_path):
+    path = str(tmp_path / "bad.minidb")
+    with MiniDB(path, Mode.new) as db:
+        txn = db.new_transaction()
+        txn.put("b", proto.SerializeToString())
+        txn.commit()
+    workspace = Workspace()
+    with pytest.raises(OpFailure, match=message):
+        run(workspace, "Load", [], ["b"], db=path, db_type="minidb", absolute_path=1)
+    assert not workspace.HasBlob("b")
