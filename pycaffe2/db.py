@@ -25,6 +25,7 @@ from pycaffe2.errors import DBError, PyCaffe2Error
 from pycaffe2.files import NpzArchive
 from pycaffe2.kvdb import DB_CLASSES, INSTALL_HINT, detect_db_type, missing_package
 from pycaffe2.minidb import Cursor, MiniDB, Mode, Transaction
+from pycaffe2.objects import OBJECT_TYPES, ObjectBlob
 from pycaffe2.proto import caffe2_pb2
 from pycaffe2.proto.checks import message_from_bytes
 from pycaffe2.qtensor import Int8Tensor
@@ -136,6 +137,11 @@ def serialize_blob(name: str, value, chunk_size: int | None = None) -> list[tupl
         except PyCaffe2Error as exc:
             raise DBError(str(exc)) from None
         return [(name, caffe2_pb2.BlobProto(name=name, type="Int8TensorCPU", qtensor=qtensor).SerializeToString())]
+    if isinstance(value, ObjectBlob):  # a counter or an index, as Caffe2 saved them
+        try:
+            return [(name, value.blob_proto(name).SerializeToString())]
+        except PyCaffe2Error as exc:
+            raise DBError(str(exc)) from None
     if not isinstance(value, (np.ndarray, np.generic)):
         raise DBError(f"blob '{name}' holds a {type(value).__name__}, which cannot be saved")
     array = np.asarray(value)
@@ -170,6 +176,12 @@ class BlobAssembler:
         proto = parse_blob(value, f"{self.source}: record '{key}'")
         if proto.type == "Int8TensorCPU":
             self._whole(name, [self._int8(key, proto.qtensor, len(value))])
+            return
+        if proto.type in OBJECT_TYPES:
+            try:
+                self._whole(name, [OBJECT_TYPES[proto.type].from_blob_proto(proto)])
+            except PyCaffe2Error as exc:
+                raise DBError(f"{self.source}: record '{key}': {exc}") from None
             return
         if proto.type != "Tensor":
             if proto.type != "std::string":
@@ -404,5 +416,7 @@ def _describe(value) -> str:
         return f"bytes ({len(value)})"
     if isinstance(value, Int8Tensor):
         return f"{list(value.shape)} Int8 {value.dtype} (scale {value.scale:.6g}, zero_point {value.zero_point})"
+    if isinstance(value, ObjectBlob):
+        return f"{value.type_name} {value!r}"
     dtype = "string" if value.dtype == object else str(value.dtype)
     return f"{list(value.shape)} {dtype}"

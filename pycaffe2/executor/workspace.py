@@ -18,6 +18,7 @@ from pycaffe2.devices import DEVICES
 from pycaffe2.devices.cuda import is_gpu_array
 from pycaffe2.errors import PyCaffe2Error
 from pycaffe2.executor.net import CompiledNet, compile_net
+from pycaffe2.objects import ObjectBlob
 from pycaffe2.proto import caffe2_pb2
 from pycaffe2.proto.checks import inner_nets
 
@@ -46,6 +47,8 @@ class Workspace:
             detail = "it was created but never given a value" if name in self.empty else "no such blob"
             raise PyCaffe2Error(f"Can't find blob: {name} ({detail})")
         value = self.blobs[name]
+        if isinstance(value, ObjectBlob):  # as Caffe2: a description, not the shared object
+            return value.describe(name)
         return DEVICES[caffe2_pb2.PROTO_CUDA if is_gpu_array(value) else caffe2_pb2.PROTO_CPU].fetch(value)
 
     def FetchBlobs(self, names) -> list:

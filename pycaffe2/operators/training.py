@@ -14,6 +14,7 @@ import threading
 
 import numpy as np
 
+from pycaffe2.objects import GLOBAL_STATS
 from pycaffe2.operators import _cuda as cuda
 from pycaffe2.operators.registry import (
     ALL_SCHEMA_ARGS,
@@ -100,12 +101,15 @@ def create_mutex():
 
 
 @register_cpu("AtomicIter")
-def atomic_iter(mutex, counter):
+def atomic_iter(mutex, counter, *, input_names):
     if not hasattr(mutex, "acquire"):
         raise ValueError(f"input mutex must be a mutex made by CreateMutex, "
                          f"got {_describe(mutex)}")
     with mutex:
-        return _increment(counter)
+        value = _increment(counter)
+    # Caffe2's AtomicIterOpStats: one event per run, in the process-wide stat registry
+    GLOBAL_STATS.update([(f"atomic_iter/stats/{input_names[1]}/num_iter".encode(), 1)])
+    return value
 
 
 # LearningRate: policy -> multiplier f(iter, args); base_lr * lr_scale * f is the rate.

@@ -125,6 +125,11 @@ STATIC_PROBLEMS = {
     "feature_maps": ("MergeSingleScalarFeatureTensors", ["a", "p"], ["l", "k", "v"], {"feature_ids": [1, 2]},
                      "feature_ids has 2 ids for 1 features"),
     "spatial": ("Im2Col", ["X"], ["Y"], {}, "kernel must be > 0, got 0"),
+    "counter": ("CountUp", ["c"], ["a", "b"], {}, "takes 1 output (previous_count), got 2"),
+    "index": ("IndexFreeze", ["i"], ["j"], {}, "output 0 (handle) must be the same blob as input 0"),
+    "map": ("CreateMap", [], ["m"], {"key_dtype": 1}, "key_dtype must be INT32 or INT64, got FLOAT"),
+    "stats": ("AveragePut", ["x"], [], {"magnitude_expand": 0}, "value 0 is out of range (must be >= 1)"),
+    "last_n_window": ("LastNWindowCollector", ["b", "n", "d"], ["b", "n"], {}, "required arg 'num_to_collect' is missing"),
 }
 
 
