@@ -167,19 +167,9 @@ class YellowFinOptimizer(Optimizer):
         self.alpha *= scale
 
 
-class GFtrlOptimizer(Optimizer):
+class GFtrlOptimizer(FtrlOptimizer):
     """Group-lasso FTRL: GFtrl on the param and its (n, z) pairs, `<param>_gftrl_nz`
-    (dense gradients: Caffe2 has no sparse GFtrl)."""
-
-    def __init__(self, alpha: float = 0.01, beta: float = 1e-4, lambda1: float = 0, lambda2: float = 0,
-                 sparse_dedup_aggregator=None, engine: str = ""):
-        super().__init__()
-        self.alpha = alpha
-        self.beta = beta
-        self.lambda1 = lambda1
-        self.lambda2 = lambda2
-        self.sparse_dedup_aggregator = sparse_dedup_aggregator
-        self.engine = engine
+    (dense gradients: Caffe2 has no sparse GFtrl); Ftrl's args."""
 
     def _run(self, net, param_init_net, param, grad):
         if self.alpha <= 0:
@@ -194,9 +184,6 @@ class GFtrlOptimizer(Optimizer):
         net.GFtrl([param, _ref(n_z, net), grad], [param, _ref(n_z, net)], engine=self.engine or None,
                   alpha=float(self.alpha), beta=float(self.beta), lambda1=float(self.lambda1),
                   lambda2=float(self.lambda2))
-
-    def scale_learning_rate(self, scale: float) -> None:
-        self.alpha *= scale
 
 
 class WngradOptimizer(Optimizer):
