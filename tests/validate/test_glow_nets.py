@@ -7,12 +7,9 @@ pairs with the init net that makes every blob it reads and nothing else provides
 name closest to its own (Glow's own test loads `uniform_fill_input_as_shape` with
 `gaussian_fill_input_as_shape_init`).
 
-Two lists say what does not validate, each entry with its reason:
-- EXCEPTIONS: nets that never will here: they use an op only Glow defines, an arg only
-  Glow's importer reads, or are themselves inconsistent;
-- MISSING_OPS: nets that fail today only because Caffe2 ops of issue 16 are still missing
-  here; the test holds each entry to exactly those unknown ops, so when an op lands its
-  entry must go (the test says so).
+EXCEPTIONS says what does not validate, each entry with its reason: a net that uses an
+op only Glow defines, or one that is inconsistent in itself. Every other net validates
+clean; an excepted net that starts validating must leave the list (the test says so).
 """
 from __future__ import annotations
 
@@ -46,12 +43,6 @@ EXCEPTIONS = {
     "layernorm_weight_bias_pred_net.pbtxt": "the file itself is inconsistent: LayerNorm gets weight and bias "
                                             "but not elementwise_affine=1, so Caffe2 would not apply them",
 }
-
-# file -> the Caffe2 ops of issue 16 it still needs (all in pytorch/pytorch caffe2/operators or
-# caffe2/quantization/server); empty an entry's ops as they land, then drop the entry
-MISSING_OPS: dict[str, set[str]] = {
-}
-
 
 def _role_key(path: Path) -> str:
     return _ROLE.sub("", path.stem)
@@ -116,14 +107,6 @@ def test_glow_net_validates(path, init):
     if excepted:
         assert problems, f"{', '.join(sorted(excepted))} now validates: drop it from EXCEPTIONS"
         pytest.skip("; ".join(f"{name}: {EXCEPTIONS[name]}" for name in sorted(excepted)))
-    wanted = set().union(*(MISSING_OPS.get(name, set()) for name in names))
-    if wanted:
-        assert all(p.kind == "unknown-op" for p in problems), \
-            "besides the missing ops:\n" + "\n".join(str(p) for p in problems if p.kind != "unknown-op")
-        unknown = {p.op_type for p in problems}
-        assert unknown == wanted, (f"{path.name}: MISSING_OPS lists {sorted(wanted)}, the unknown ops are "
-                                   f"{sorted(unknown)}: remove what landed from MISSING_OPS")
-        return
     assert problems == [], "\n".join(str(p) for p in problems)
 
 
@@ -131,5 +114,3 @@ def test_glow_net_validates(path, init):
 def test_the_lists_name_files_of_the_folder():
     present = {p.name for p in GLOW_NETS.iterdir()}
     assert set(EXCEPTIONS) - present == set()
-    assert set(MISSING_OPS) - present == set()
-    assert set(EXCEPTIONS) & set(MISSING_OPS) == set()
