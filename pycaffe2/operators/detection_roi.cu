@@ -80,26 +80,36 @@ __global__ void fill_zero(float* y, long long n) {
   FOR_EACH(i, n) { y[i] = 0.f; }
 }
 
+// One output bin's samples, walked once for both directions: without dx it returns their
+// mean read from x; with dx it adds dy_value's share (dy_value / samples) back to each.
+__device__ float align_bin(const float* x, float* dx, float dy_value, const float* g, int ph, int pw,
+                           int nhwc, int c, int C, int H, int W) {
+  long long b = (long long)g[0];
+  int grid_h = (int)g[5], grid_w = (int)g[6];
+  float samples = (float)max(grid_h * grid_w, 1), share = dy_value / samples, sum = 0.f;
+  for (int iy = 0; iy < grid_h; ++iy) {
+    AxisSample ys;
+    if (!axis_weights(sample_at(g[1], ph, g[3], iy, grid_h), H, &ys)) continue;
+    for (int ix = 0; ix < grid_w; ++ix) {
+      AxisSample xs;
+      if (!axis_weights(sample_at(g[2], pw, g[4], ix, grid_w), W, &xs)) continue;
+      if (dx) {
+        bilinear_scatter(dx, share, nhwc, b, c, C, H, W, &ys, &xs);
+      } else {
+        sum += bilinear_read(x, nhwc, b, c, C, H, W, &ys, &xs);
+      }
+    }
+  }
+  return sum / samples;
+}
+
 __global__ void roi_align(const float* x, const float* geometry, float* y, int nhwc, int C, int H,
                           int W, int PH, int PW, long long count) {
   FOR_EACH(i, count) {
     long long r;
     int c, ph, pw;
     locate_pooled(i, nhwc, C, PH, PW, &r, &c, &ph, &pw);
-    const float* g = geometry + r * ROI_GEOMETRY;
-    long long b = (long long)g[0];
-    int grid_h = (int)g[5], grid_w = (int)g[6];
-    float sum = 0.f;
-    for (int iy = 0; iy < grid_h; ++iy) {
-      AxisSample ys;
-      if (!axis_weights(sample_at(g[1], ph, g[3], iy, grid_h), H, &ys)) continue;
-      for (int ix = 0; ix < grid_w; ++ix) {
-        AxisSample xs;
-        if (!axis_weights(sample_at(g[2], pw, g[4], ix, grid_w), W, &xs)) continue;
-        sum += bilinear_read(x, nhwc, b, c, C, H, W, &ys, &xs);
-      }
-    }
-    y[i] = sum / (float)max(grid_h * grid_w, 1);
+    y[i] = align_bin(x, nullptr, 0.f, geometry + r * ROI_GEOMETRY, ph, pw, nhwc, c, C, H, W);
   }
 }
 
@@ -109,19 +119,7 @@ __global__ void roi_align_gradient(const float* dy, const float* geometry, float
     long long r;
     int c, ph, pw;
     locate_pooled(i, nhwc, C, PH, PW, &r, &c, &ph, &pw);
-    const float* g = geometry + r * ROI_GEOMETRY;
-    long long b = (long long)g[0];
-    int grid_h = (int)g[5], grid_w = (int)g[6];
-    float share = dy[i] / (float)max(grid_h * grid_w, 1);
-    for (int iy = 0; iy < grid_h; ++iy) {
-      AxisSample ys;
-      if (!axis_weights(sample_at(g[1], ph, g[3], iy, grid_h), H, &ys)) continue;
-      for (int ix = 0; ix < grid_w; ++ix) {
-        AxisSample xs;
-        if (!axis_weights(sample_at(g[2], pw, g[4], ix, grid_w), W, &xs)) continue;
-        bilinear_scatter(dx, share, nhwc, b, c, C, H, W, &ys, &xs);
-      }
-    }
+    align_bin(nullptr, dx, dy[i], geometry + r * ROI_GEOMETRY, ph, pw, nhwc, c, C, H, W);
   }
 }
 
@@ -136,26 +134,35 @@ __device__ void rotated_sample(const float* g, int ph, int pw, int iy, int ix, i
   *y = __fadd_rn(__fsub_rn(__fmul_rn(yy, g[7]), __fmul_rn(xx, g[8])), g[1]);
 }
 
+// align_bin for a rotated RoI.
+__device__ float align_rotated_bin(const float* x, float* dx, float dy_value, const float* g, int ph, int pw,
+                                   int nhwc, int c, int C, int H, int W) {
+  long long b = (long long)g[0];
+  int grid_h = (int)g[5], grid_w = (int)g[6];
+  float samples = (float)max(grid_h * grid_w, 1), share = dy_value / samples, sum = 0.f;
+  for (int iy = 0; iy < grid_h; ++iy) {
+    for (int ix = 0; ix < grid_w; ++ix) {
+      float sy, sx;
+      AxisSample ys, xs;
+      rotated_sample(g, ph, pw, iy, ix, grid_h, grid_w, &sy, &sx);
+      if (!axis_weights(sy, H, &ys) || !axis_weights(sx, W, &xs)) continue;
+      if (dx) {
+        bilinear_scatter(dx, share, nhwc, b, c, C, H, W, &ys, &xs);
+      } else {
+        sum += bilinear_read(x, nhwc, b, c, C, H, W, &ys, &xs);
+      }
+    }
+  }
+  return sum / samples;
+}
+
 __global__ void roi_align_rotated(const float* x, const float* geometry, float* y, int nhwc, int C, int H,
                                   int W, int PH, int PW, long long count) {
   FOR_EACH(i, count) {
     long long r;
     int c, ph, pw;
     locate_pooled(i, nhwc, C, PH, PW, &r, &c, &ph, &pw);
-    const float* g = geometry + r * ROTATED_GEOMETRY;
-    long long b = (long long)g[0];
-    int grid_h = (int)g[5], grid_w = (int)g[6];
-    float sum = 0.f;
-    for (int iy = 0; iy < grid_h; ++iy) {
-      for (int ix = 0; ix < grid_w; ++ix) {
-        float sy, sx;
-        AxisSample ys, xs;
-        rotated_sample(g, ph, pw, iy, ix, grid_h, grid_w, &sy, &sx);
-        if (!axis_weights(sy, H, &ys) || !axis_weights(sx, W, &xs)) continue;
-        sum += bilinear_read(x, nhwc, b, c, C, H, W, &ys, &xs);
-      }
-    }
-    y[i] = sum / (float)max(grid_h * grid_w, 1);
+    y[i] = align_rotated_bin(x, nullptr, 0.f, geometry + r * ROTATED_GEOMETRY, ph, pw, nhwc, c, C, H, W);
   }
 }
 
@@ -165,19 +172,7 @@ __global__ void roi_align_rotated_gradient(const float* dy, const float* geometr
     long long r;
     int c, ph, pw;
     locate_pooled(i, nhwc, C, PH, PW, &r, &c, &ph, &pw);
-    const float* g = geometry + r * ROTATED_GEOMETRY;
-    long long b = (long long)g[0];
-    int grid_h = (int)g[5], grid_w = (int)g[6];
-    float share = dy[i] / (float)max(grid_h * grid_w, 1);
-    for (int iy = 0; iy < grid_h; ++iy) {
-      for (int ix = 0; ix < grid_w; ++ix) {
-        float sy, sx;
-        AxisSample ys, xs;
-        rotated_sample(g, ph, pw, iy, ix, grid_h, grid_w, &sy, &sx);
-        if (!axis_weights(sy, H, &ys) || !axis_weights(sx, W, &xs)) continue;
-        bilinear_scatter(dx, share, nhwc, b, c, C, H, W, &ys, &xs);
-      }
-    }
+    align_rotated_bin(nullptr, dx, dy[i], geometry + r * ROTATED_GEOMETRY, ph, pw, nhwc, c, C, H, W);
   }
 }
 
