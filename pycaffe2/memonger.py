@@ -27,7 +27,8 @@ import enum
 
 from pycaffe2.errors import PyCaffe2Error
 from pycaffe2.proto import caffe2_pb2
-from pycaffe2.proto.checks import inner_nets, net_from_text
+from pycaffe2.executor.liveness import last_touches, nested_blobs, own_blobs
+from pycaffe2.proto.checks import net_from_text
 
 LiveRange = collections.namedtuple("LiveRange", ["defined", "used", "size"])
 Optimization = collections.namedtuple("Optimization", ["net", "assignments", "blob_assignments"])
@@ -44,26 +45,9 @@ def _proto(net) -> caffe2_pb2.NetDef:
 
 
 def _nested_blobs(op) -> set[str]:
-    """Every blob name inside the nets an op carries in its arguments, however deep
-    (walked without recursion), and every string an argument holds (RecurrentNetwork's
-    links and aliases name outer blobs that way): kept by name, never shared."""
-    names, stack = set(), [op]
-    while stack:
-        current = stack.pop()
-        for arg in current.arg:
-            names.update(_text(value) for value in ([arg.s] if arg.HasField("s") else []) + list(arg.strings))
-            if arg.name.endswith("step_net") and arg.s:
-                _step_net(current, arg)  # refuses a step net that does not parse
-        for _, net in inner_nets(current):
-            names.update(net.external_input, net.external_output)
-            for inner in net.op:
-                names.update(inner.input, inner.output)
-                stack.append(inner)
-    return names
-
-
-def _text(value: bytes) -> str:
-    return value.decode("utf-8", "surrogateescape")
+    """Every blob a nested net or string argument of `op` names: kept by name, never shared.
+    A step net held as text that does not parse is refused."""
+    return nested_blobs(op, check_text_net=_step_net)
 
 
 def _step_net(op, arg) -> caffe2_pb2.NetDef:
@@ -142,11 +126,10 @@ def _share(ops, shareable, parallel: bool, blob_sizes=None) -> list[list[str]]:
     """Groups of blobs that can hold one name, each in order of definition."""
     before = _ancestors(ops, parallel)
     touched_by = collections.defaultdict(int)  # blob -> bit set of the ops touching it
-    last = {}
     for i, op in enumerate(ops):
         for name in list(op.input) + list(op.output):
             touched_by[name] |= 1 << i
-            last[name] = i
+    last = last_touches([(op.input, op.output) for op in ops])
     groups, group_of, free = [], {}, []  # free: [(group index, ops that touched its last blob)]
     for i, op in enumerate(ops):
         reading = {group_of.get(name) for name in op.input}
@@ -179,14 +162,11 @@ def _fit(group, size, blob_sizes):
 
 
 def _shareable(net, keep) -> set[str]:
-    """The blobs the net makes itself: written before any op reads them (a blob read
-    first comes from outside, e.g. an iteration counter an init net made)."""
+    """The blobs the net makes itself (see executor.liveness.own_blobs)."""
     static = set(keep) | set(net.external_input) | set(net.external_output)
-    written = set()
     for op in net.op:
-        static |= _nested_blobs(op) | {name for name in op.input if name not in written}
-        written.update(op.output)
-    return written - static
+        static |= _nested_blobs(op)
+    return own_blobs([(op.input, op.output) for op in net.op], static)
 
 
 def apply_assignments(net, blob_assignments) -> None:

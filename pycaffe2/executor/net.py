@@ -3,17 +3,20 @@
 `compile_net` does all the work once: it checks the net against the schemas,
 resolves each op's kernel and binds its args (typed, defaulted). The result
 is a list of Steps, turned into one straight-line function for sequential
-runs (so RunNet pays no per-op interpretation) and scheduled on a thread pool
-for concurrent `dag` runs. Each op reads its inputs, calls its kernel and only
-then writes its outputs, so a failing op leaves every blob as it was.
+runs (`straight_line`: RunNet pays no per-op interpretation) and scheduled on
+a thread pool for concurrent `dag` runs (`dag`). Each op reads its inputs,
+calls its kernel and only then writes its outputs, so a failing op leaves
+every blob as it was. With `free_blobs`, a run drops the blobs the net makes
+for itself once no later op touches them (`liveness`).
 """
 from __future__ import annotations
-
-from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
 
 import numpy as np
 
 from pycaffe2.errors import NetError, OpFailure, PyCaffe2Error
+from pycaffe2.executor import straight_line, threads
+from pycaffe2.executor.dag import dependencies, run_dag
+from pycaffe2.executor.liveness import free_after, nested_blobs, own_blobs
 from pycaffe2.proto import caffe2_pb2
 from pycaffe2.schema import get_schema
 from pycaffe2.schema.bind import bind_args
@@ -30,14 +33,25 @@ _RUN_TIME_KINDS = ("undefined-blob", "dag-write", "external-output", "partition"
 class Step:
     """One op, ready to call. `single` kernels return one array, the others a tuple;
     a kernel of an op without outputs returns nothing, or a dict of the blobs it
-    writes by names known only when it runs (Load with load_all)."""
+    writes by names known only when it runs (Load with load_all). `writes`: the op's
+    declared outputs (a control op writes them through its nets). `opaque`: the kernel
+    gets the workspace, so it may read any blob by name."""
 
-    __slots__ = ("function", "index", "inputs", "kwargs", "op_type", "outputs", "single", "wants_blobs")
+    __slots__ = ("function", "index", "inputs", "kwargs", "opaque", "op_type", "outputs", "single",
+                 "wants_blobs", "writes")
 
-    def __init__(self, index, op_type, function, inputs, outputs, kwargs, single, wants_blobs=False):
+    def __init__(self, index, op_type, function, inputs, outputs, kwargs, single, wants_blobs=False,
+                 writes=None, opaque=False):
         self.index, self.op_type, self.function = index, op_type, function
         self.inputs, self.outputs, self.kwargs, self.single = inputs, outputs, kwargs, single
         self.wants_blobs = wants_blobs  # a control op: it also gets the live blob mapping
+        self.writes = tuple(outputs if writes is None else writes)
+        self.opaque = opaque
+
+    @property
+    def sync(self) -> bool:
+        """Whether the step may see the blob mapping itself, beyond its inputs and outputs."""
+        return self.wants_blobs or self.opaque or not self.outputs
 
     def run(self, blobs: dict, net_name: str) -> None:
         try:
@@ -74,61 +88,25 @@ class Step:
         return OpFailure(net_name, self.index, self.op_type, described, cause)
 
 
-def _straight_line(steps: list[Step]):
-    """A function running `steps` in order with no per-op interpretation.
-
-    The generated source holds only identifiers made here (b0, k0, w0, ...);
-    blob names, kernels and args come in as values, so nothing from a net file
-    becomes code. Returns (function, line -> step) for locating failures.
-    """
-    names = sorted({name for step in steps for name in step.inputs + step.outputs})
-    slot = {name: f"b{i}" for i, name in enumerate(names)}
-    lines, line_step = ["def run(B, N, K, W):", "    pass"], {}  # pass: an empty net is valid
-    if names:
-        lines.append(f"    {', '.join(slot.values())}, = N")
-    if steps:
-        lines.append(f"    {', '.join(f'k{i}' for i in range(len(steps)))}, = K")
-        lines.append(f"    {', '.join(f'w{i}' for i in range(len(steps)))}, = W")
-    for i, step in enumerate(steps):
-        args = ([f"B[{slot[name]}]" for name in step.inputs] + (["blobs=B"] if step.wants_blobs else [])
-                + ([f"**w{i}"] if step.kwargs else []))
-        call = f"k{i}({', '.join(args)})"
-        if step.single:
-            code = f"B[{slot[step.outputs[0]]}] = {call}"
-        elif not step.outputs:  # a side effect (Save), or {name: value} of blobs named at run time
-            code = f"B.update({call} or ())"
-        else:
-            targets = ", ".join(f"B[{slot[name]}]" for name in step.outputs)
-            code = f"_r = {call}; {targets}, = {', '.join(f'_r[{k}]' for k in range(len(step.outputs)))},"
-        line_step[len(lines) + 1] = step
-        lines.append("    " + code)
-    namespace: dict = {}
-    # only identifiers made above and step counts: no text from a net file is in the source
-    exec(compile("\n".join(lines), "<pycaffe2 net>", "exec"), namespace)  # noqa: S102 (see above)
-    run = namespace["run"]
-    constants = (tuple(names), tuple(s.function for s in steps), tuple(s.kwargs for s in steps))
-    return (lambda blobs: run(blobs, *constants)), line_step
-
-
-def _failed_step(exc, line_step):
-    """The step whose line of generated code raised `exc`."""
-    tb = exc.__traceback__
-    while tb is not None:
-        if tb.tb_frame.f_code.co_filename == "<pycaffe2 net>":
-            return line_step.get(tb.tb_lineno)
-        tb = tb.tb_next
-    return None
-
-
 class CompiledNet:
+    """A net ready to run. `freeable`: the blobs a run drops once no later op touches
+    them (CreateNet's free_blobs); one that is in the workspace when a run starts
+    is kept for that run, as are all blobs a run does not make."""
+
     def __init__(self, name: str, steps: list[Step], concurrent: bool, num_workers: int,
-                 uses_cuda: bool = False):
+                 uses_cuda: bool = False, freeable=frozenset()):
         self.name, self.steps = name, steps
         self.concurrent = concurrent and num_workers > 1
         self.num_workers = num_workers
-        self.dependencies = _dependencies(steps) if self.concurrent else None
-        self._run_in_order, self._line_step = _straight_line(steps)
+        self.dependencies = dependencies(steps) if self.concurrent else None
+        self.freeable = frozenset(freeable)
+        self.uses = [(step.inputs, step.writes) for step in steps]
+        self.opaque = [index for index, step in enumerate(steps) if step.opaque]
+        self._plans = {frozenset(): self._plan(self.freeable)}  # kept blobs -> (run, lines)
         self.uses_cuda, self.stream = uses_cuda, None  # a net's kernels queue on its own stream
+
+    def _plan(self, free):
+        return straight_line.generate(self.steps, free_after(self.uses, free, self.opaque) if free else None)
 
     def run(self, blobs: dict) -> None:
         if not self.uses_cuda:
@@ -140,77 +118,28 @@ class CompiledNet:
             self._run(blobs)
         self.stream.synchronize()  # as Caffe2's Run: done, and a kernel's fault shows here
 
+    def kept(self, blobs) -> frozenset:
+        """The freeable blobs this run keeps: those already in `blobs`."""
+        if not self.freeable or self.freeable.isdisjoint(blobs):
+            return frozenset()
+        return self.freeable.intersection(blobs)
+
     def _run(self, blobs: dict) -> None:
-        if self.concurrent:
-            return _run_dag(self, blobs)
+        workers = self.num_workers if threads.LIMIT is None else min(self.num_workers, threads.LIMIT)
+        if self.concurrent and workers > 1:
+            return run_dag(self, blobs, workers)
+        kept = self.kept(blobs) if self.freeable else frozenset()
+        plan = self._plans.get(kept)
+        if plan is None:
+            plan = self._plans[kept] = self._plan(self.freeable - kept)
+        run, lines = plan
         try:
-            self._run_in_order(blobs)
-        except Exception as exc:
-            step = _failed_step(exc, self._line_step)
-            if step is None:
+            run(blobs)
+        except BaseException as exc:  # a Ctrl-C too: what earlier steps computed is stored
+            step = straight_line.recover(exc, lines, blobs)
+            if step is None or not isinstance(exc, Exception):
                 raise
             raise step.failure(exc, blobs, self.name) from exc
-
-
-def _dependencies(steps: list[Step]) -> list[set[int]]:
-    """For each step, the earlier steps it must wait for (read/write conflicts). A step
-    without outputs may write blobs named only when it runs (Load's load_all), so it
-    is a barrier: it waits for every earlier step, and every later one waits for it."""
-    last_writer: dict[str, int] = {}
-    readers: dict[str, list[int]] = {}
-    waits, barrier = [], None
-    for index, step in enumerate(steps):
-        needs = {last_writer[name] for name in step.inputs if name in last_writer}
-        if not step.outputs:
-            needs.update(range(index))
-        elif barrier is not None:
-            needs.add(barrier)
-        for name in step.outputs:
-            needs.update(readers.get(name, ()))
-            if name in last_writer:
-                needs.add(last_writer[name])
-        needs.discard(index)
-        waits.append(needs)
-        for name in step.inputs:
-            readers.setdefault(name, []).append(index)
-        for name in step.outputs:
-            last_writer[name] = index
-            readers[name] = []
-        if not step.outputs:
-            barrier = index
-    return waits
-
-
-def _run_dag(net: CompiledNet, blobs: dict) -> None:
-    """Runs steps on a thread pool as soon as the steps they depend on are done."""
-    pending = {i: set(deps) for i, deps in enumerate(net.dependencies)}
-    dependents: dict[int, list[int]] = {i: [] for i in pending}
-    for index, deps in pending.items():
-        for dep in deps:
-            dependents[dep].append(index)
-    def run_step(index):
-        if net.stream is None:
-            return net.steps[index].run(blobs, net.name)
-        from pycaffe2.devices import cuda
-        with cuda.on_stream(net.stream):  # the workers are threads of their own
-            return net.steps[index].run(blobs, net.name)
-
-    with ThreadPoolExecutor(max_workers=net.num_workers) as pool:
-        running = {pool.submit(run_step, i): i for i, d in pending.items() if not d}
-        for index in running.values():
-            del pending[index]
-        while running:
-            done, _ = wait(running, return_when=FIRST_EXCEPTION)
-            for future in done:
-                index = running.pop(future)
-                if future.exception() is not None:
-                    wait(running)
-                    raise future.exception()
-                for child in dependents[index]:
-                    pending[child].discard(index)
-                    if not pending[child]:
-                        del pending[child]
-                        running[pool.submit(run_step, child)] = child
 
 
 def prepare(net: caffe2_pb2.NetDef) -> caffe2_pb2.NetDef:
@@ -224,11 +153,14 @@ def prepare(net: caffe2_pb2.NetDef) -> caffe2_pb2.NetDef:
     return copy
 
 
-def compile_net(net: caffe2_pb2.NetDef, known_blobs=(), kernels=None, rng=None, workspace=None) -> CompiledNet:
+def compile_net(net: caffe2_pb2.NetDef, known_blobs=(), kernels=None, rng=None, workspace=None, *,
+                free_blobs: bool = False, keep=()) -> CompiledNet:
     """Check `net` and bind every op to its kernel on its device (`workspace`: the
     Workspace it will run in, for kernels that take it); raises NetError listing
     every problem. A CPU op reading a blob an earlier CUDA op of the net
-    left on the GPU reads a copy made by an inserted CopyGPUToCPU step."""
+    left on the GPU reads a copy made by an inserted CopyGPUToCPU step.
+    `free_blobs`: each run drops the blobs the net makes for itself once no later
+    op touches them, except those in `keep` (see `freeable`)."""
     from pycaffe2.operators import CUDA_KERNELS, load_kernels
     registries = {caffe2_pb2.PROTO_CPU: ("CPU", load_kernels() if kernels is None else kernels),
                   caffe2_pb2.PROTO_CUDA: ("CUDA", CUDA_KERNELS)}
@@ -269,7 +201,17 @@ def compile_net(net: caffe2_pb2.NetDef, known_blobs=(), kernels=None, rng=None, 
     if problems:
         raise NetError(f"cannot create net {name}:\n  " + "\n  ".join(problems))
     workers = max(net.num_workers, _int_arg(net, "num_workers", 1), 1)
-    return CompiledNet(name, steps, net.type in CONCURRENT_NET_TYPES, workers, uses_cuda=bool(wants_cuda))
+    return CompiledNet(name, steps, net.type in CONCURRENT_NET_TYPES, workers, uses_cuda=bool(wants_cuda),
+                       freeable=freeable(net, steps, keep) if free_blobs else ())
+
+
+def freeable(net: caffe2_pb2.NetDef, steps: list[Step], keep=()) -> set[str]:
+    """The blobs the net makes for itself (executor.liveness.own_blobs), less its
+    external inputs and outputs, `keep` and every name its nested nets mention."""
+    kept = set(keep) | set(net.external_input) | set(net.external_output)
+    for op in net.op:
+        kept |= nested_blobs(op)
+    return own_blobs([(step.inputs, step.writes) for step in steps], kept)
 
 
 def _cuda_problem(indices) -> list[str]:
@@ -338,7 +280,8 @@ def _step(index, op, kernel, rng, kernels=None, workspace=None) -> Step:
     if kernel.specialize:
         function, kwargs = function(**kwargs), {}
     outputs = () if wants_blobs else tuple(op.output)  # it returns {name: value} of its writes
-    return Step(index, op.type, function, tuple(op.input), outputs, kwargs, single, wants_blobs)
+    return Step(index, op.type, function, tuple(op.input), outputs, kwargs, single, wants_blobs,
+                writes=tuple(op.output), opaque="workspace" in kernel.context)
 
 
 def _compile_subnet(net: caffe2_pb2.NetDef, op, arg_name: str, kernels, rng, workspace=None) -> CompiledNet:

@@ -30,6 +30,7 @@ class Workspace:
         self.blobs: dict[str, object] = {}
         self.empty: set[str] = set()  # created (e.g. as a net input) but never given a value
         self.nets: dict[str, CompiledNet] = {}
+        self.freed_by: dict[str, str] = {}  # blob -> the net that drops it (free_blobs), for FetchBlob
         self.rng = np.random.default_rng(seed)
 
     # blobs
@@ -44,12 +45,19 @@ class Workspace:
 
     def FetchBlob(self, name: str):
         if name not in self.blobs:
-            detail = "it was created but never given a value" if name in self.empty else "no such blob"
-            raise PyCaffe2Error(f"Can't find blob: {name} ({detail})")
+            raise PyCaffe2Error(f"Can't find blob: {name} ({self._why_missing(name)})")
         value = self.blobs[name]
         if isinstance(value, ObjectBlob):  # as Caffe2: a description, not the shared object
             return value.describe(name)
         return DEVICES[caffe2_pb2.PROTO_CUDA if is_gpu_array(value) else caffe2_pb2.PROTO_CPU].fetch(value)
+
+    def _why_missing(self, name: str) -> str:
+        if name in self.empty:
+            return "it was created but never given a value"
+        if name in self.freed_by:
+            return (f"net '{self.freed_by[name]}' frees it after its last use, as it was created with "
+                    f"free_blobs=True; keep it with CreateNet(..., keep=['{name}']) or free_blobs=False")
+        return "no such blob"
 
     def FetchBlobs(self, names) -> list:
         return [self.FetchBlob(name) for name in names]
@@ -66,14 +74,20 @@ class Workspace:
         return sorted(set(self.blobs) | self.empty)
 
     # nets
-    def CreateNet(self, net: caffe2_pb2.NetDef, overwrite: bool = False, input_blobs=None) -> bool:
+    def CreateNet(self, net: caffe2_pb2.NetDef, overwrite: bool = False, input_blobs=None, *,
+                  free_blobs: bool = False, keep=()) -> bool:
+        """Compile `net` for RunNet. `free_blobs`: each run drops the blobs the net makes
+        for itself once no later op touches them (for inference: less memory), keeping
+        external inputs and outputs, blobs in the workspace when a run starts, blobs an
+        op reads before the net writes them, names nested nets mention, and `keep`."""
         if not net.name:
             raise PyCaffe2Error("CreateNet: the NetDef must have a name")
         if net.name in self.nets and not overwrite:
             raise PyCaffe2Error(f"I respectfully refuse to overwrite an existing net of the same "
                                 f"name \"{net.name}\", unless you explicitly specify overwrite=True.")
         inputs = list(input_blobs or ()) + list(net.external_input)
-        compiled = compile_net(net, known_blobs=set(self.Blobs()) | set(inputs), rng=self.rng, workspace=self)
+        compiled = compile_net(net, known_blobs=set(self.Blobs()) | set(inputs), rng=self.rng, workspace=self,
+                               free_blobs=free_blobs, keep=keep)
         # Only once the net is accepted: a refused net leaves no trace. As in Caffe2, an
         # external input no op reads is not made a blob (Caffe2 makes only the ops' blobs).
         read = _read_blobs(net)
@@ -81,6 +95,7 @@ class Workspace:
             if name in read or name in (input_blobs or ()):
                 self.CreateBlob(name)
         self.nets[net.name] = compiled
+        self.freed_by.update(dict.fromkeys(compiled.freeable, net.name))
         return True
 
     def Nets(self) -> list[str]:
