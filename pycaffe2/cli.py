@@ -69,6 +69,12 @@ def cmd_convert(args) -> int:
 
 
 def cmd_run(args) -> int:
+    from pycaffe2.executor import num_threads
+    with num_threads(args.threads):
+        return _run(args)
+
+
+def _run(args) -> int:
     from pycaffe2 import netfile
     from pycaffe2.run import ModelRunner, RunError, check_iters, parse_feed
     from pycaffe2.run.confine import default_roots
@@ -86,7 +92,8 @@ def cmd_run(args) -> int:
     model_runner = ModelRunner(model, init=args.init, feeds=feeds,
                                random_init=args.random_init, out_channels=out_channels,
                                seed=args.seed, device=args.device, data_roots=args.roots,
-                               allow_outside_paths=args.allow_outside_paths)
+                               allow_outside_paths=args.allow_outside_paths,
+                               free_blobs=not args.keep_all, keep=args.fetch or ())
     _note_cpu_override(args, model_runner.moved_to_cpu)
     for name, value in model_runner.quantized_feeds.items():
         if not args.quiet:
@@ -330,6 +337,12 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--device", choices=("cpu", "cuda"),
                      help="cpu: everything on the CPU, whatever devices the file names; cuda: ops "
                      "that name no device go to the GPU (default: the devices the file names)")
+    run.add_argument("--keep-all", action="store_true",
+                     help="keep every blob the predict net makes, for debugging (default: each is freed "
+                     "after its last use, except the --fetch blobs and the external outputs)")
+    run.add_argument("--threads", type=int, metavar="N",
+                     help="threads for BLAS and the most ops a dag net runs at once (default: the "
+                     "libraries' own, usually one per core)")
     run.add_argument("--quiet", action="store_true", help="print nothing but errors")
     run.add_argument("--checkpoint", metavar="DIR", help="plans: keep the training state in DIR")
     run.add_argument("--save-every", type=int, metavar="N", help="plans: checkpoint every N iterations")

@@ -65,6 +65,10 @@ class _Release:
                 self.left[name] = self.left.get(name, 0) + 1
         self.blobs = blobs
 
+    def drop_all(self) -> None:
+        for name in self.left:
+            self.blobs.pop(name, None)
+
     def done(self, index: int) -> None:
         for name in self.held[index] if self.held else ():
             self.left[name] -= 1
@@ -98,6 +102,7 @@ def run_dag(net, blobs, workers: int) -> None:
                 index = running.pop(future)
                 if future.exception() is not None:
                     wait(running)
+                    release.drop_all()  # a failed run leaves none of the blobs it frees
                     raise future.exception()
                 release.done(index)
                 for child in dependents[index]:

@@ -11,6 +11,8 @@ for itself once no later op touches them (`liveness`).
 """
 from __future__ import annotations
 
+from collections import ChainMap
+
 import numpy as np
 
 from pycaffe2.errors import NetError, OpFailure, PyCaffe2Error
@@ -135,11 +137,14 @@ class CompiledNet:
         run, lines = plan
         try:
             run(blobs)
-        except BaseException as exc:  # a Ctrl-C too: what earlier steps computed is stored
-            step = straight_line.recover(exc, lines, blobs)
-            if step is None or not isinstance(exc, Exception):
+        except BaseException as exc:  # a Ctrl-C too
+            for name in self.freeable - kept:  # a failed run leaves none of the blobs it frees
+                blobs.pop(name, None)
+            found = straight_line.recover(exc, lines)
+            if found is None or not isinstance(exc, Exception):
                 raise
-            raise step.failure(exc, blobs, self.name) from exc
+            step, in_locals = found
+            raise step.failure(exc, ChainMap(in_locals, blobs), self.name) from exc
 
 
 def prepare(net: caffe2_pb2.NetDef) -> caffe2_pb2.NetDef:
@@ -208,7 +213,8 @@ def compile_net(net: caffe2_pb2.NetDef, known_blobs=(), kernels=None, rng=None, 
 def freeable(net: caffe2_pb2.NetDef, steps: list[Step], keep=()) -> set[str]:
     """The blobs the net makes for itself (executor.liveness.own_blobs), less its
     external inputs and outputs, `keep` and every name its nested nets mention."""
-    kept = set(keep) | set(net.external_input) | set(net.external_output)
+    kept = {keep} if isinstance(keep, str) else set(keep)  # one name, or several
+    kept |= set(net.external_input) | set(net.external_output)
     for op in net.op:
         kept |= nested_blobs(op)
     return own_blobs([(step.inputs, step.writes) for step in steps], kept)

@@ -7,6 +7,9 @@ Then the init net runs once, the feeds are stored (over whatever the init net
 made, so an input an init net holds can be replaced), the inputs nothing
 provides are either refused by name or, with `random_init`, given made-up
 weights (`pycaffe2.run.random_init`), and the predict net runs `iters` times.
+With `free_blobs` (the command line's default) the predict net drops each blob
+it makes for itself after its last use, keeping its external outputs and the
+blobs named to `keep` (the fetched ones).
 Faults are `RunError` (the request is wrong: exit 2 on the command line) or
 `RunFailure` (a net failed while running: exit 1), with one-line messages that
 name the file, blob or op.
@@ -14,6 +17,7 @@ name the file, blob or op.
 from __future__ import annotations
 
 import difflib
+import functools
 import time
 from collections import Counter
 
@@ -90,11 +94,12 @@ class ModelRunner:
     `data_roots` (folders) confines the files the model's ops read and write
     (Save, Load, CreateDB, ...: `run/confine.py`), checked before anything runs;
     None, the default from Python, confines nothing, as in Caffe2.
-    `allow_outside_paths` lets a model file name net files outside its folder."""
+    `allow_outside_paths` lets a model file name net files outside its folder.
+    `free_blobs` and `keep`: as `Workspace.CreateNet`'s, for the predict net."""
 
     def __init__(self, path_or_model, init=None, feeds=None, random_init: bool = False,
                  out_channels=None, seed: int | None = None, device: str | None = None, data_roots=None,
-                 allow_outside_paths: bool = False):
+                 allow_outside_paths: bool = False, *, free_blobs: bool = False, keep=()):
         if out_channels and not random_init:
             raise RunError("out_channels (--out-channels) only applies with random_init (--random-init)")
         self.model = _as_model(path_or_model, init, allow_outside_paths)
@@ -115,7 +120,9 @@ class ModelRunner:
         self._run_init()
         self._feed(dict(feeds or {}))
         self._provide_inputs(random_init, dict(out_channels or {}), seed)
-        self._stage("predict_net", self.workspace.CreateNet, self.predict_net, True)
+        self.free_blobs = free_blobs
+        self._stage("predict_net", functools.partial(self.workspace.CreateNet, free_blobs=free_blobs,
+                                                     keep=tuple(keep or ())), self.predict_net, True)
 
     def _stage(self, key, function, *args):
         """Call `function`, turning its errors into a RunFailure that names the net's file."""
@@ -194,6 +201,11 @@ class ModelRunner:
                            "blobs to fetch (--fetch NAME)")
         blobs = self.workspace.Blobs()
         absent = [name for name in names if name not in self.workspace.blobs]
+        freed = [name for name in absent if name in self.workspace.freed_by]
+        if freed:
+            raise RunError(f"cannot fetch {_names(freed)}: net '{self.predict_net.name}' frees it after "
+                           "its last use; name it when the net is created (pycaffe2 run: --fetch keeps it, "
+                           "--keep-all keeps every blob; Python: keep=[...] or free_blobs=False)")
         if absent:
             raise RunError(f"cannot fetch {_names(absent)}: no such blob after running net "
                            f"'{self.predict_net.name}'" + _hint(absent[0], blobs))
@@ -284,7 +296,7 @@ def _is_data(net, op_index: int, position: int) -> bool:
 
 def run_model(path_or_model, init=None, feeds=None, fetch=None, random_init: bool = False,
               iters: int = 1, seed: int | None = None, out_channels=None,
-              device: str | None = None) -> dict[str, np.ndarray]:
+              device: str | None = None, keep_all: bool = False) -> dict[str, np.ndarray]:
     """Run a model and return {blob name: array} for `fetch` (default: the
     predict net's external outputs).
 
@@ -294,9 +306,12 @@ def run_model(path_or_model, init=None, feeds=None, fetch=None, random_init: boo
     make up weights for the inputs nothing provides (`out_channels`: {weight
     blob: output channels}, 16 otherwise); `seed` seeds the workspace's random
     ops and the made-up weights; `device`: None (the devices the file names),
-    "cpu" (everything on the CPU) or "cuda" (see `placed`).
+    "cpu" (everything on the CPU) or "cuda" (see `placed`). The predict net frees
+    the blobs it makes once no later op reads them (only `fetch` comes back), unless
+    `keep_all`.
     """
     check_iters(iters)
-    runner = ModelRunner(path_or_model, init, feeds, random_init, out_channels, seed, device)
+    runner = ModelRunner(path_or_model, init, feeds, random_init, out_channels, seed, device,
+                         free_blobs=not keep_all, keep=() if fetch is None else tuple(fetch))
     runner.run(iters)
     return runner.fetch(fetch)
