@@ -15,8 +15,8 @@ from __future__ import annotations
 import argparse
 
 import numpy as np
-
 from _common import Row, format_table, interleaved, thread_limit
+
 from pycaffe2.executor import Workspace
 from pycaffe2.proto import caffe2_pb2
 from pycaffe2.testing import make_op

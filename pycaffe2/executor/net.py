@@ -39,8 +39,18 @@ class Step:
     declared outputs (a control op writes them through its nets). `opaque`: the kernel
     gets the workspace, so it may read any blob by name."""
 
-    __slots__ = ("function", "index", "inputs", "kwargs", "opaque", "op_type", "outputs", "single",
-                 "wants_blobs", "writes")
+    __slots__ = (
+        "function",
+        "index",
+        "inputs",
+        "kwargs",
+        "op_type",
+        "opaque",
+        "outputs",
+        "single",
+        "wants_blobs",
+        "writes",
+    )
 
     def __init__(self, index, op_type, function, inputs, outputs, kwargs, single, wants_blobs=False,
                  writes=None, opaque=False):
