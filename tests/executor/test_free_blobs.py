@@ -1,18 +1,24 @@
 """CreateNet(free_blobs=True): each run drops the blobs the net makes for itself after
 their last use, with the same results as keeping them, on simple and dag nets; what is
 kept (external inputs and outputs, blobs already in the workspace, loop-carried blobs,
-names nested nets mention, keep=); FetchBlob of a freed blob says why; memory stays low."""
+names nested nets mention, keep=); FetchBlob of a freed blob says why; memory stays low;
+`pycaffe2 run` frees all but the fetched blobs unless --keep-all."""
 import tracemalloc
+from pathlib import Path
 
 import numpy as np
 import pytest
 
-from pycaffe2 import core
+from pycaffe2 import core, workspace
+from pycaffe2.cli import main
 from pycaffe2.errors import OpFailure, PyCaffe2Error
 from pycaffe2.executor import Workspace
 from pycaffe2.executor.liveness import free_after, last_touches, own_blobs
 from pycaffe2.proto import caffe2_pb2
+from pycaffe2.run.model import ModelRunner, RunError, run_model
 from pycaffe2.testing import make_op
+
+NETS = Path(__file__).resolve().parents[2] / "nets"
 
 
 def net_of(name, *ops, net_type="simple", external_input=("X",), external_output=(), workers=2):
@@ -153,3 +159,44 @@ def test_liveness_facts():
     assert last_touches(uses) == {"X": 0, "a": 1, "b": 3, "acc": 2, "c": 3, "d": 4}
     assert last_touches(uses, opaque=[4])["a"] == 4  # an opaque op may read anything made before it
     assert free_after(uses, {"a", "b", "d"}) == [(), ("a",), (), ("b",), ("d",)]
+
+
+def test_the_front_end_passes_the_options_through():
+    workspace.ResetWorkspace()
+    workspace.FeedBlob("X", np.ones(3, np.float32))
+    workspace.CreateNet(diamond(), free_blobs=True, keep=["c"])
+    workspace.RunNet("diamond")
+    assert workspace.Blobs() == ["X", "c", "out"]
+    with pytest.raises(RuntimeError, match="frees it"):
+        workspace.FetchBlob("a")
+    workspace.ResetWorkspace()
+
+
+def test_run_command_frees_all_but_fetched_blobs_unless_keep_all(tmp_path, monkeypatch):
+    blobs = {}
+    original = ModelRunner.fetch
+
+    def recording_fetch(self, names=None):
+        blobs["after"] = self.workspace.Blobs()
+        return original(self, names)
+    monkeypatch.setattr(ModelRunner, "fetch", recording_fetch)
+    np.save(tmp_path / "x.npy", np.ones((2, 1, 28, 28), np.float32))
+    command = ["run", str(NETS / "mlp.yaml"), "--feed", f"data={tmp_path / 'x.npy'}", "--quiet"]
+    assert main([*command, "--fetch", "logits", "--fetch", "prob"]) == 0
+    assert "fc1" not in blobs["after"] and {"logits", "prob"} <= set(blobs["after"])
+    assert main([*command, "--keep-all"]) == 0
+    assert {"fc1", "logits", "prob"} <= set(blobs["after"])
+
+
+def test_model_runner_names_the_way_to_keep_a_freed_blob(tmp_path):
+    runner = ModelRunner(NETS / "mlp.yaml", feeds={"data": np.ones((2, 1, 28, 28), np.float32)},
+                         free_blobs=True)
+    runner.run()
+    assert set(runner.fetch()) == {"prob"}
+    with pytest.raises(RunError, match="cannot fetch 'logits'.*frees it.*--keep-all"):
+        runner.fetch(["logits"])
+    kept = run_model(NETS / "mlp.yaml", feeds={"data": np.ones((2, 1, 28, 28), np.float32)}, fetch=["fc1"],
+                     seed=1)
+    everything = run_model(NETS / "mlp.yaml", feeds={"data": np.ones((2, 1, 28, 28), np.float32)},
+                           fetch=["fc1"], seed=1, keep_all=True)
+    np.testing.assert_array_equal(kept["fc1"], everything["fc1"])
