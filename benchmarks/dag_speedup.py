@@ -3,10 +3,11 @@
 Each branch is a chain of elementwise activations over its own large float32
 blob (NumPy releases the GIL inside them), so a `dag` net with two workers
 can run the branches at the same time. Both nets run in this process on the
-same inputs; prints seconds per run and the speed-up simple / dag, and checks
-that both give the same results.
+same inputs, inside `num_threads(--threads)` (default: every core), which also
+caps the dag's workers; prints seconds per run and the speed-up simple / dag,
+and checks that both give the same results.
 
-    python benchmarks/dag_speedup.py [--size 4000000] [--depth 8] [--workers 2]
+    python benchmarks/dag_speedup.py [--size 4000000] [--depth 8] [--workers 2] [--threads N]
 """
 from __future__ import annotations
 
@@ -17,7 +18,8 @@ import timeit
 
 import numpy as np
 
-from pycaffe2.executor import Workspace
+from _common import all_cores
+from pycaffe2.executor import Workspace, num_threads
 from pycaffe2.proto import caffe2_pb2
 from pycaffe2.testing import make_op
 
@@ -41,8 +43,13 @@ def main() -> None:
     parser.add_argument("--depth", type=int, default=8)
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--repeat", type=int, default=5)
+    parser.add_argument("--threads", type=int, default=all_cores())
     args = parser.parse_args()
+    with num_threads(args.threads):
+        compare(args)
 
+
+def compare(args) -> None:
     rng = np.random.default_rng(0)
     workspace = Workspace("bench")
     for name in ("A", "B"):
@@ -59,7 +66,7 @@ def main() -> None:
             for got, want in zip(outputs, expected):
                 np.testing.assert_array_equal(got, want)
     print(f"two branches x {args.depth} ops on {args.size:,} floats, {args.workers} workers, "
-          f"{os.cpu_count()} cores: simple {timings['simple']:.3f} s, dag {timings['dag']:.3f} s, "
+          f"{args.threads} thread(s), {os.cpu_count()} cores: simple {timings['simple']:.3f} s, dag {timings['dag']:.3f} s, "
           f"speed-up {timings['simple'] / timings['dag']:.2f}x")
 
 

@@ -95,6 +95,7 @@ class Workspace:
             if name in read or name in (input_blobs or ()):
                 self.CreateBlob(name)
         self.nets[net.name] = compiled
+        self.freed_by = {blob: owner for blob, owner in self.freed_by.items() if owner != net.name}
         self.freed_by.update(dict.fromkeys(compiled.freeable, net.name))
         return True
 
