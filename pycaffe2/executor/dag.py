@@ -7,6 +7,7 @@ worker can still be reading it, and no later step will.
 """
 from __future__ import annotations
 
+from collections import Counter
 from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
 
 
@@ -57,12 +58,13 @@ class _Release:
     """Counts down each freeable blob's holders in one run; drops it at zero."""
 
     def __init__(self, net, blobs):
-        free = net.freeable - net.kept(blobs)
-        self.held = holders(net, free) if free else None
-        self.left: dict[str, int] = {}
-        for names in self.held or ():
-            for name in names:
-                self.left[name] = self.left.get(name, 0) + 1
+        kept = net.kept(blobs)
+        if kept not in net.dag_plans:  # who holds what, once per set of kept blobs
+            free = net.freeable - kept
+            held = holders(net, free) if free else [() for _ in net.steps]
+            net.dag_plans[kept] = held, Counter(name for names in held for name in names)
+        self.held, counts = net.dag_plans[kept]
+        self.left = dict(counts)
         self.blobs = blobs
 
     def drop_all(self) -> None:
@@ -70,7 +72,7 @@ class _Release:
             self.blobs.pop(name, None)
 
     def done(self, index: int) -> None:
-        for name in self.held[index] if self.held else ():
+        for name in self.held[index]:
             self.left[name] -= 1
             if not self.left[name]:
                 self.blobs.pop(name, None)

@@ -115,6 +115,7 @@ class CompiledNet:
         self.uses = [(step.inputs, step.writes) for step in steps]
         self.opaque = [index for index, step in enumerate(steps) if step.opaque]
         self._plans = {frozenset(): self._plan(self.freeable)}  # kept blobs -> (run, lines)
+        self.dag_plans: dict = {}  # kept blobs -> what each step holds (executor.dag)
         self.uses_cuda, self.stream = uses_cuda, None  # a net's kernels queue on its own stream
 
     def _plan(self, free):

@@ -66,9 +66,7 @@ def generate(steps, free_after=None):
             loaded.clear()  # the step may have written any blob
             anything_stored = anything_stored or not step.outputs or step.wants_blobs
         else:
-            kept = [name for name in step.outputs if name not in freed]
-            body.append(_local_call(step, call, local) + "".join(f"; B[{const[name]}] = {local[name]}"
-                                                                  for name in kept))
+            body.append(_local_call(step, call, local, const, freed))
             loaded.update(step.outputs)
             bound.update(step.outputs)
             pending.update(dict.fromkeys(name for name in step.outputs if name in freed))
@@ -108,12 +106,15 @@ def _keyword_values(i: int, kwargs: dict) -> dict:
     return {f"w{i}": kwargs} if kwargs else {}
 
 
-def _local_call(step, call: str, local: dict) -> str:
-    targets = [local[name] for name in step.outputs]
+def _local_call(step, call: str, local: dict, const: dict, freed) -> str:
+    """The call, its outputs into their locals, and those the net keeps into B too."""
     if step.single:
-        return f"{targets[0]} = {call}"
+        name = step.outputs[0]
+        return f"{local[name]} = {'' if name in freed else f'B[{const[name]}] = '}{call}"
     # every output is computed before any is written
-    return f"_r = {call}; {', '.join(targets)}, = " + "".join(f"_r[{k}], " for k in range(len(targets)))
+    return (f"_r = {call}; {', '.join(local[name] for name in step.outputs)}, = "
+            + "".join(f"_r[{k}], " for k in range(len(step.outputs)))
+            + "".join(f"; B[{const[name]}] = {local[name]}" for name in step.outputs if name not in freed))
 
 
 def _sync_call(step, call: str, const: dict) -> str:
