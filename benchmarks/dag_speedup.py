@@ -17,8 +17,8 @@ import os
 import timeit
 
 import numpy as np
-
 from _common import all_cores
+
 from pycaffe2.executor import Workspace, num_threads
 from pycaffe2.proto import caffe2_pb2
 from pycaffe2.testing import make_op
