@@ -26,7 +26,7 @@ import copy
 import enum
 
 from pycaffe2.errors import PyCaffe2Error
-from pycaffe2.executor.liveness import last_touches, nested_blobs, own_blobs
+from pycaffe2.executor.liveness import last_touches, nested_blobs, net_own_blobs
 from pycaffe2.proto import caffe2_pb2
 from pycaffe2.proto.checks import net_from_text
 
@@ -162,11 +162,8 @@ def _fit(group, size, blob_sizes):
 
 
 def _shareable(net, keep) -> set[str]:
-    """The blobs the net makes itself (see executor.liveness.own_blobs)."""
-    static = set(keep) | set(net.external_input) | set(net.external_output)
-    for op in net.op:
-        static |= _nested_blobs(op)
-    return own_blobs([(op.input, op.output) for op in net.op], static)
+    """The blobs the net makes itself (executor.liveness.net_own_blobs)."""
+    return net_own_blobs(net, keep=keep, check_text_net=_step_net)
 
 
 def apply_assignments(net, blob_assignments) -> None:

@@ -49,6 +49,15 @@ def own_blobs(uses, keep=()) -> set[str]:
     return written - read_first
 
 
+def net_own_blobs(net, uses=None, keep=(), check_text_net=None) -> set[str]:
+    """`own_blobs` of `net` less its external inputs and outputs, `keep` and every name its
+    nested nets mention. `uses` default to its ops' (inputs, outputs)."""
+    kept = set(keep) | set(net.external_input) | set(net.external_output)
+    for op in net.op:
+        kept |= nested_blobs(op, check_text_net)
+    return own_blobs([(op.input, op.output) for op in net.op] if uses is None else uses, kept)
+
+
 def last_touches(uses, opaque=()) -> dict[str, int]:
     """blob -> the index of the last op that reads or writes it. An op in `opaque` may
     read any blob by name (it gets the workspace): every blob written before it lives

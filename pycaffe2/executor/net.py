@@ -18,7 +18,7 @@ import numpy as np
 from pycaffe2.errors import NetError, OpFailure, PyCaffe2Error
 from pycaffe2.executor import straight_line, threads
 from pycaffe2.executor.dag import dependencies, run_dag
-from pycaffe2.executor.liveness import free_after, nested_blobs, own_blobs
+from pycaffe2.executor.liveness import free_after, net_own_blobs
 from pycaffe2.proto import caffe2_pb2
 from pycaffe2.schema import get_schema
 from pycaffe2.schema.bind import bind_args
@@ -218,17 +218,14 @@ def compile_net(net: caffe2_pb2.NetDef, known_blobs=(), kernels=None, rng=None, 
         raise NetError(f"cannot create net {name}:\n  " + "\n  ".join(problems))
     workers = max(net.num_workers, _int_arg(net, "num_workers", 1), 1)
     return CompiledNet(name, steps, net.type in CONCURRENT_NET_TYPES, workers, uses_cuda=bool(wants_cuda),
-                       freeable=freeable(net, steps, keep) if free_blobs else ())
+                       freeable=_freeable(net, steps, keep) if free_blobs else ())
 
 
-def freeable(net: caffe2_pb2.NetDef, steps: list[Step], keep=()) -> set[str]:
-    """The blobs the net makes for itself (executor.liveness.own_blobs), less its
-    external inputs and outputs, `keep` and every name its nested nets mention."""
-    kept = {keep} if isinstance(keep, str) else set(keep)  # one name, or several
-    kept |= set(net.external_input) | set(net.external_output)
-    for op in net.op:
-        kept |= nested_blobs(op)
-    return own_blobs([(step.inputs, step.writes) for step in steps], kept)
+def _freeable(net: caffe2_pb2.NetDef, steps: list[Step], keep) -> set[str]:
+    """The blobs the net makes for itself (executor.liveness.net_own_blobs), as its steps
+    (copies inserted between devices included) use them, less `keep` (one name, or several)."""
+    keep = {keep} if isinstance(keep, str) else set(keep)
+    return net_own_blobs(net, [(step.inputs, step.writes) for step in steps], keep)
 
 
 def _cuda_problem(indices) -> list[str]:
