@@ -47,18 +47,61 @@ def _whole(xc: np.ndarray, g: Window) -> bool:
     return g.kernel == xc.shape[2:] and not any(g.head + g.tail)
 
 
-def _pool_windows(xc: np.ndarray, g: Window, value):
-    """For each kernel offset, the cells of the padded X it reads (one per output position)."""
-    xp = padded(xc, g, value)
-    return (xp[offset_slices(g, offset)] for offset in np.ndindex(*g.kernel))
+def _tiled(g: Window) -> bool:
+    """True when the windows tile X without overlap or padding (kernel = stride), as in
+    LeNet's 2x2/2: every cell is in one window at most, so gradients need no sums."""
+    return not any(g.head + g.tail) and all(k == s and (d == 1 or k == 1)
+                                            for k, s, d in zip(g.kernel, g.stride, g.dilation))
 
 
-def _scatter(shares, shape, g: Window, dtype) -> np.ndarray:
-    """dX of `shape` from one array of contributions per kernel offset (in _pool_windows' order)."""
-    dxp = np.zeros(padded_shape(shape, g), dtype)
-    for offset, share in zip(np.ndindex(*g.kernel), shares):
-        dxp[offset_slices(g, offset)] += share
-    return np.ascontiguousarray(dxp[inner(shape, g)])
+def _blocks(a: np.ndarray, g: Window) -> np.ndarray:
+    """A tiled window's view of `a` [N, C, spatial...] as [N, C, out0, k0, out1, k1, ...]
+    (cells past the last window left out); writing to it writes to `a`."""
+    shape, strides = list(a.shape[:2]), list(a.strides[:2])
+    for n, k, step in zip(g.out, g.kernel, a.strides[2:]):
+        shape += [n, k]
+        strides += [k * step, step]
+    return np.lib.stride_tricks.as_strided(a, shape, strides)
+
+
+def _spread(y: np.ndarray) -> np.ndarray:
+    """Y [N, C, out...] shaped [N, C, out0, 1, out1, 1, ...] to broadcast over _blocks."""
+    return y.reshape(y.shape[:2] + tuple(v for n in y.shape[2:] for v in (n, 1)))
+
+
+def _along(a: np.ndarray, axis: int, offset: int, step: int, n: int) -> tuple:
+    """The index of `n` cells of `a` along `axis`, from `offset` every `step`."""
+    return (slice(None),) * axis + (slice(offset, offset + step * (n - 1) + 1, step),)
+
+
+def _separable(xp: np.ndarray, g: Window, combine) -> np.ndarray:
+    """Each window of the padded X reduced with `combine` (np.maximum or np.add), one spatial
+    axis at a time: a 3x3 window costs 2 + 2 passes where one per offset costs 8."""
+    y = xp
+    for axis, (k, s, d, n) in enumerate(zip(g.kernel, g.stride, g.dilation, g.out), start=2):
+        views = [y[_along(y, axis, o * d, s, n)] for o in range(k)]
+        y = views[0] if k == 1 else combine(views[0], views[1])
+        for view in views[2:]:
+            combine(y, view, out=y)
+    return y.copy() if y.base is not None else y  # a 1-wide kernel leaves a view of X
+
+
+def _separable_spread(share: np.ndarray, shape, g: Window) -> np.ndarray:
+    """dX of `shape` for window sums: each window's share added to all its cells, one
+    axis at a time (the transpose of _separable with np.add)."""
+    dx = share
+    full = padded_shape(shape, g)
+    for axis, (k, s, d, n) in reversed(list(enumerate(zip(g.kernel, g.stride, g.dilation, g.out), start=2))):
+        spread = np.zeros(dx.shape[:axis] + (full[axis],) + dx.shape[axis + 1:], dx.dtype)
+        for o in range(k):
+            spread[_along(spread, axis, o * d, s, n)] += dx
+        dx = spread
+    return np.ascontiguousarray(dx[inner(shape, g)])
+
+
+def window_sums(xc: np.ndarray, g: Window) -> np.ndarray:
+    """The sum of each window of channels-first X (padding adds 0); exact for integers."""
+    return _separable(padded(xc, g, 0), g, np.add)
 
 
 def _window_counts(xc: np.ndarray, g: Window, count_include_pad: bool):
@@ -76,21 +119,53 @@ def _window_counts(xc: np.ndarray, g: Window, count_include_pad: bool):
 def _max_pool(xc: np.ndarray, g: Window) -> np.ndarray:
     if _whole(xc, g):
         return xc.max(axis=tuple(range(2, xc.ndim)), keepdims=True)
-    windows = _pool_windows(xc, g, _lowest(xc.dtype))
-    y = next(windows).copy()
-    for cells in windows:
-        np.maximum(y, cells, out=y)
-    return y
+    return _separable(padded(xc, g, _lowest(xc.dtype)), g, np.maximum)
+
+
+def _max_pool_gradient(xc, yc, dyc, g: Window) -> np.ndarray:
+    """Every cell equal to its window's max gets the window's dY (ties all do, as in
+    Caffe2), summed over the windows holding it."""
+    dtype = dyc.dtype
+    if _whole(xc, g):
+        dx = np.equal(xc, yc).astype(dtype)
+        dx *= dyc
+        return dx
+    if _tiled(g):
+        covered = all(n * k == size for n, k, size in zip(g.out, g.kernel, xc.shape[2:]))
+        dx = (np.empty if covered else np.zeros)(xc.shape, dtype)
+        cells = _blocks(dx, g)
+        np.equal(_blocks(xc, g), _spread(yc), out=cells)
+        np.multiply(cells, _spread(dyc), out=cells)
+        return dx
+    xp = padded(xc, g, _lowest(xc.dtype))
+    dxp = np.zeros(xp.shape, dtype)
+    share = np.empty(yc.shape, dtype)
+    for offset in np.ndindex(*g.kernel):
+        cells = offset_slices(g, offset)
+        np.equal(xp[cells], yc, out=share)
+        share *= dyc
+        dxp[cells] += share
+    return np.ascontiguousarray(dxp[inner(xc.shape, g)])
 
 
 def _average_pool(xc: np.ndarray, g: Window, count_include_pad: bool) -> np.ndarray:
     if _whole(xc, g):
         return xc.mean(axis=tuple(range(2, xc.ndim)), keepdims=True, dtype=xc.dtype)
-    windows = _pool_windows(xc, g, 0)
-    y = next(windows).copy()
-    for cells in windows:
-        y += cells
-    return y / _window_counts(xc, g, count_include_pad)
+    y = window_sums(xc, g)
+    y /= _window_counts(xc, g, count_include_pad)
+    return y
+
+
+def _average_pool_gradient(xc, dyc, g: Window, count_include_pad: bool) -> np.ndarray:
+    share = dyc / _window_counts(xc, g, count_include_pad)
+    if _whole(xc, g):
+        return np.broadcast_to(share, xc.shape).copy()
+    if _tiled(g):
+        covered = all(n * k == size for n, k, size in zip(g.out, g.kernel, xc.shape[2:]))
+        dx = (np.empty if covered else np.zeros)(xc.shape, share.dtype)
+        np.copyto(_blocks(dx, g), _spread(share))
+        return dx
+    return _separable_spread(share, xc.shape, g)
 
 
 def _pool_inputs(args: dict, x, y, dy):
@@ -116,12 +191,7 @@ gradient_op("MaxPool", "I0 O0 GO0")
 def max_pool_gradient(**args):
     def run(x, y, dy):
         xc, yc, dyc, g = _pool_inputs(args, x, y, dy)
-        if _whole(xc, g):
-            dx = np.where(xc == yc, dyc, 0).astype(dy.dtype, copy=False)
-        else:  # every cell equal to its window's max gets the window's dY (ties all do)
-            shares = (np.where(cells == yc, dyc, 0) for cells in _pool_windows(xc, g, _lowest(x.dtype)))
-            dx = _scatter(shares, xc.shape, g, dy.dtype)
-        return channels_back(dx, args["order"])
+        return channels_back(_max_pool_gradient(xc, yc, dyc, g), args["order"])
     return run
 
 
@@ -141,11 +211,7 @@ gradient_op("AveragePool", "I0 O0 GO0")
 def average_pool_gradient(**args):
     def run(x, y, dy):
         xc, _, dyc, g = _pool_inputs(args, x, y, dy)
-        share = dyc / _window_counts(xc, g, args["count_include_pad"])
-        if _whole(xc, g):
-            dx = np.broadcast_to(share, xc.shape).copy()
-        else:
-            dx = _scatter((share for _ in np.ndindex(*g.kernel)), xc.shape, g, dy.dtype)
+        dx = _average_pool_gradient(xc, dyc, g, args["count_include_pad"])
         return channels_back(dx.astype(dy.dtype, copy=False), args["order"])
     return run
 
@@ -156,10 +222,7 @@ def _lp_pool(xc: np.ndarray, g: Window, p: float) -> np.ndarray:
     if _whole(xc, g):
         total = powered.sum(axis=tuple(range(2, xc.ndim)), keepdims=True)
     else:
-        windows = _pool_windows(powered, g, 0)
-        total = next(windows).copy()
-        for cells in windows:
-            total += cells
+        total = window_sums(powered, g)
     return (total ** (1.0 / p)).astype(xc.dtype, copy=False)
 
 
@@ -190,7 +253,7 @@ def lp_pool_gradient(**args):
         if _whole(xc, g):
             spread = np.broadcast_to(share, xc.shape)
         else:
-            spread = _scatter((share for _ in np.ndindex(*g.kernel)), xc.shape, g, share.dtype)
+            spread = _separable_spread(share, xc.shape, g)
         dx = spread * np.sign(xc) * np.abs(xc) ** (p - 1)
         return channels_back(dx.astype(dy.dtype, copy=False), args["order"])
     return run
