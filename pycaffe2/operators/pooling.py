@@ -2,8 +2,9 @@
 number of) spatial dims, LpPool (CPU only), LRN across channels, with their gradient ops.
 
 Everything runs channels-first, as in conv.py (helpers shared in _conv_pool.py).
-Pooling reduces strided slices of the padded X, one per kernel offset; LRN sums
-squares over neighbouring channels the same way. The window and every shape
+Pooling reduces strided slices of the padded X one spatial axis at a time (a 3x3
+window in 2 + 2 passes, not 8); max pooling's gradient compares each kernel offset's
+slice with Y. LRN sums squares over neighbouring channels. The window and every shape
 check come from the schema (inference.conv's `window`, inference.pooling's
 checks), so kernels and checker agree. On CUDA (pooling.cu) pooling and LRN run
 one thread per output element (gradients: per input element).
@@ -45,28 +46,6 @@ def _lowest(dtype) -> float:
 def _whole(xc: np.ndarray, g: Window) -> bool:
     """True when the only window is all of X (global pooling without padding)."""
     return g.kernel == xc.shape[2:] and not any(g.head + g.tail)
-
-
-def _tiled(g: Window) -> bool:
-    """True when the windows tile X without overlap or padding (kernel = stride), as in
-    LeNet's 2x2/2: every cell is in one window at most, so gradients need no sums."""
-    return not any(g.head + g.tail) and all(k == s and (d == 1 or k == 1)
-                                            for k, s, d in zip(g.kernel, g.stride, g.dilation))
-
-
-def _blocks(a: np.ndarray, g: Window) -> np.ndarray:
-    """A tiled window's view of `a` [N, C, spatial...] as [N, C, out0, k0, out1, k1, ...]
-    (cells past the last window left out); writing to it writes to `a`."""
-    shape, strides = list(a.shape[:2]), list(a.strides[:2])
-    for n, k, step in zip(g.out, g.kernel, a.strides[2:]):
-        shape += [n, k]
-        strides += [k * step, step]
-    return np.lib.stride_tricks.as_strided(a, shape, strides)
-
-
-def _spread(y: np.ndarray) -> np.ndarray:
-    """Y [N, C, out...] shaped [N, C, out0, 1, out1, 1, ...] to broadcast over _blocks."""
-    return y.reshape(y.shape[:2] + tuple(v for n in y.shape[2:] for v in (n, 1)))
 
 
 def _along(a: np.ndarray, axis: int, offset: int, step: int, n: int) -> tuple:
@@ -130,13 +109,9 @@ def _max_pool_gradient(xc, yc, dyc, g: Window) -> np.ndarray:
         dx = np.equal(xc, yc).astype(dtype)
         dx *= dyc
         return dx
-    if _tiled(g):
-        covered = all(n * k == size for n, k, size in zip(g.out, g.kernel, xc.shape[2:]))
-        dx = (np.empty if covered else np.zeros)(xc.shape, dtype)
-        cells = _blocks(dx, g)
-        np.equal(_blocks(xc, g), _spread(yc), out=cells)
-        np.multiply(cells, _spread(dyc), out=cells)
-        return dx
+    # one pass per offset into a contiguous buffer, then one strided add: writing the
+    # bool-to-float compare straight into strided dX views is 2x slower, and a blocked
+    # [N, C, out, k, out, k] view leaves NumPy inner loops of k elements (3x slower)
     xp = padded(xc, g, _lowest(xc.dtype))
     dxp = np.zeros(xp.shape, dtype)
     share = np.empty(yc.shape, dtype)
@@ -160,11 +135,6 @@ def _average_pool_gradient(xc, dyc, g: Window, count_include_pad: bool) -> np.nd
     share = dyc / _window_counts(xc, g, count_include_pad)
     if _whole(xc, g):
         return np.broadcast_to(share, xc.shape).copy()
-    if _tiled(g):
-        covered = all(n * k == size for n, k, size in zip(g.out, g.kernel, xc.shape[2:]))
-        dx = (np.empty if covered else np.zeros)(xc.shape, share.dtype)
-        np.copyto(_blocks(dx, g), _spread(share))
-        return dx
     return _separable_spread(share, xc.shape, g)
 
 
