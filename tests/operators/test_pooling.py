@@ -14,6 +14,7 @@ import pytest
 
 from pycaffe2.executor import NetError, OpFailure
 from pycaffe2.gradient_checker import check_op_gradient
+from pycaffe2.operators import pooling
 from pycaffe2.schema import get_schema
 from pycaffe2.schema.bind import ShapeError, TensorInfo
 from pycaffe2.testing import CUDA, check_devices, check_gradient_op, check_reference, make_op, run_op
@@ -226,6 +227,25 @@ def test_pool_and_gradient_match_loops_on_ties(kind, count_include_pad, order, x
     (got,) = run_op(kind + "Gradient", [x, got, dy], args)
     assert got.dtype == np.float32 and got.flags.c_contiguous
     np.testing.assert_allclose(got, dx, rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("order", ["NCHW", "NHWC"])
+@pytest.mark.parametrize("x_shape, args, kernel, stride, head, out", POOL_GRADIENT + [
+    ((1, 2, 9, 10), {"kernel": 3, "stride": 3, "pad": 1}, (3, 3), (3, 3), (1, 1), (3, 4)),
+    ((1, 2, 6, 11), {"kernels": [2, 3], "strides": [1, 3], "pads": [0, 2, 1, 1]}, (2, 3), (1, 3), (0, 2), (6, 4)),
+])
+def test_max_pool_gradient_in_column_phases_matches_loops(x_shape, args, kernel, stride, head, out, order,
+                                                          monkeypatch):
+    """Big X takes the gradient through column phases; here every size does."""
+    monkeypatch.setattr(pooling, "PHASED_SIZE", 0)
+    x = rng.integers(-2, 3, x_shape).astype(np.float32)
+    y = ref_pool(x, "MaxPool", kernel, stride, head, out).astype(np.float32)
+    dy = randn(*y.shape)
+    dx = ref_pool_gradient(x, dy, "MaxPool", kernel, stride, head, out)
+    if order == "NHWC":
+        x, y, dy, dx = nhwc(x), nhwc(y), nhwc(dy), nhwc(dx)
+    (got,) = run_op("MaxPoolGradient", [x, y, dy], {**args, "order": order})
+    np.testing.assert_allclose(got, dx, rtol=1e-6, atol=1e-6)
 
 
 def test_pool_gradients_take_non_contiguous_inputs():
