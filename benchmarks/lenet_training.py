@@ -101,7 +101,7 @@ def theirs(workspace: Workspace):
         loss.backward()
         optimizer.step()
         schedule.step()
-        return float(loss)
+        return loss.item()
     return step
 
 
@@ -127,8 +127,7 @@ def torch_conv_share(step, iterations: int) -> float:
     events = prof.key_averages()
     total = sum(e.self_cpu_time_total for e in events)
     conv = sum(e.self_cpu_time_total for e in events
-               if "convolution" in e.key or "conv2d" in e.key or "mkldnn_conv" in e.key
-               or "slow_conv" in e.key or "thnn_conv" in e.key)
+               if any(word in e.key.lower() for word in ("convolution", "conv2d", "slow_conv", "thnn_conv")))
     return conv / total if total else 0.0
 
 
