@@ -78,12 +78,23 @@ def create_db(db_type: str, source: str, mode: Mode):
     return DB_TYPES[db_type](source, mode)
 
 
+KEPT_BYTES = 64 << 20  # a reader keeps its shard's records in memory up to this size
+
+
 class DBReader:
     """A DB open for reading, shared by input ops (Caffe2's db::DBReader).
 
     `read` gives the current record and moves on, back to the first record
     after the last one, so readers cycle through epochs. With num_shards > 1
     it gives only records shard_id, shard_id + num_shards, ...
+
+    A shard of up to KEPT_BYTES is read whole at the first read and kept
+    (`records`), so later epochs touch no file and input ops can keep what
+    they decode from it (`derived`, by keys of their own). The records are the
+    same: an open DB is a snapshot (pycaffe2 writes a new file or folder and
+    renames it; LMDB and LevelDB cursors read one version). A shard that
+    cannot be read whole (a faulty record) is read record by record, so
+    each fault shows at the read that reaches it, as before.
     """
 
     def __init__(self, db_type: str, source: str, num_shards: int = 1, shard_id: int = 0):
@@ -95,9 +106,16 @@ class DBReader:
         self.cursor = self.db.new_cursor()
         self._lock = threading.Lock()
         self._move_to_beginning()
+        self._kept: list | None = None  # the shard's (key, value) records; [] when not kept
+        self._position = 0  # the next record's index in _kept
+        self.derived: dict = {}
 
     def read(self) -> tuple[str, bytes]:
         with self._lock:
+            kept = self._keep()
+            if kept:
+                self._position, at = (self._position + 1) % len(kept), self._position
+                return kept[at]
             if not self.cursor.valid():
                 raise DBError(f"{self.source}: the DB holds no records")
             key, value = self.cursor.key(), self.cursor.value()
@@ -108,9 +126,52 @@ class DBReader:
                     break
             return key, value
 
+    def records(self) -> list | None:
+        """The shard's (key, value) records in reading order when kept, else None."""
+        with self._lock:
+            return self._keep() or None
+
+    def take(self, n: int, stop_at=frozenset()) -> list[int]:
+        """The indices in `records` of the next n reads, moving past them; a read of an
+        index in `stop_at` is the last one taken. Only for a reader whose records are kept."""
+        with self._lock:
+            count, taken = len(self._kept), []
+            for _ in range(n):
+                taken.append(self._position)
+                self._position = (self._position + 1) % count
+                if taken[-1] in stop_at:
+                    break
+            return taken
+
     def seek_to_first(self) -> None:
         with self._lock:
             self._move_to_beginning()
+            self._position = 0
+
+    def _keep(self) -> list:
+        if self._kept is None:
+            self._kept = self._read_whole()
+        return self._kept
+
+    def _read_whole(self) -> list:
+        """The shard's records if they fit in KEPT_BYTES and all read cleanly, else []."""
+        if getattr(self.db, "size", 0) > KEPT_BYTES:
+            return []
+        records, total = [], 0
+        try:
+            cursor = self.db.new_cursor()
+            index = 0
+            while cursor.valid():
+                if index % self.num_shards == self.shard_id:
+                    records.append((cursor.key(), cursor.value()))
+                    total += len(records[-1][1])
+                    if total > KEPT_BYTES:
+                        return []
+                cursor.next()
+                index += 1
+        except DBError:
+            return []
+        return records
 
     def _move_to_beginning(self) -> None:
         self.cursor.seek_to_first()

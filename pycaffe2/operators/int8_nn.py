@@ -15,7 +15,7 @@ import numpy as np
 from pycaffe2.errors import ShapeError
 from pycaffe2.operators._conv_pool import channels_back, channels_first, register_factory
 from pycaffe2.operators.int8 import int8_input, output_limits
-from pycaffe2.operators.pooling import _max_pool, _pool_windows
+from pycaffe2.operators.pooling import _max_pool, window_sums
 from pycaffe2.operators.registry import register_cpu
 from pycaffe2.qtensor import QMAX, Int8Tensor, average_requantize, multiply_by_quantized_multiplier
 from pycaffe2.schema.inference.int8_nn import (
@@ -60,10 +60,7 @@ def _average_pool_factory(relu: bool):
             g, _ = pool_geometry(args, x.shape)
             scale, zero_point = float(args["Y_scale"]), int(args["Y_zero_point"])
             centered = channels_first(x.data.astype(np.int64) - x.zero_point, args["order"])
-            windows = _pool_windows(centered, g, 0)
-            acc = next(windows).copy()
-            for cells in windows:
-                acc += cells
+            acc = window_sums(centered, g)
             area = math.prod(g.kernel)
             ratio = np.float32(x.scale) / (np.float32(scale) * np.float32(area))
             qmin, qmax = output_limits(relu, scale, zero_point)

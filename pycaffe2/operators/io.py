@@ -69,28 +69,63 @@ def create_db_reader(*, db, db_type, num_shards, shard_id):
 @register_cpu("TensorProtosDBInput")
 def tensor_protos_db_input(reader, *, batch_size, num_outputs):
     reader = _reader(reader)
+    records = reader.records()
+    if records is None:  # read record by record
+        batch = [_record(*reader.read(), reader.source, num_outputs) for _ in range(batch_size or 1)]
+        return batch[0] if batch_size == 0 else _stack(batch, reader.source)
+    decoded = reader.derived.get(("TensorProtos", num_outputs))
+    if decoded is None:
+        decoded = reader.derived[("TensorProtos", num_outputs)] = _Decoded(records, reader.source, num_outputs)
+    taken = reader.take(batch_size or 1, decoded.faulty)
+    if taken[-1] in decoded.faulty:  # decoded again to raise its fault, at the read that reaches it
+        _record(*records[taken[-1]], reader.source, num_outputs)
     if batch_size == 0:
-        return _record(reader, num_outputs)
-    records = [_record(reader, num_outputs) for _ in range(batch_size)]
+        return tuple(part.copy() for part in decoded.tensors[taken[0]])
+    if decoded.stacked is None:
+        return _stack([decoded.tensors[i] for i in taken], reader.source)
+    return tuple(np.take(stacked, taken, axis=0) for stacked in decoded.stacked)
+
+
+class _Decoded:
+    """What TensorProtosDBInput decodes once from a reader's kept records: each record's
+    tensors (None where a record is faulty), and when every record's tensor i has one
+    shape and dtype, tensor i of all records stacked, so a batch is one np.take."""
+
+    def __init__(self, records: list, source: str, num_outputs: int):
+        self.tensors, faulty = [], set()
+        for index, (key, value) in enumerate(records):
+            try:
+                self.tensors.append(_record(key, value, source, num_outputs))
+            except (DBError, ValueError):
+                self.tensors.append(None)
+                faulty.add(index)
+        self.faulty = frozenset(faulty)
+        kinds = {tuple((part.shape, part.dtype) for part in parts) for parts in self.tensors if parts}
+        self.stacked = None
+        if not faulty and len(kinds) == 1:
+            self.stacked = [np.stack([parts[i] for parts in self.tensors]) for i in range(num_outputs)]
+
+
+def _stack(batch: list, source: str) -> tuple:
+    """Tensor i of each record of a batch stacked into output i; they must agree in shape and dtype."""
     outputs = []
-    for i in range(num_outputs):
-        parts = [record[i] for record in records]
+    for i in range(len(batch[0])):
+        parts = [record[i] for record in batch]
         kinds = {(part.shape, part.dtype) for part in parts}
         if len(kinds) > 1:
             described = ", ".join(f"{list(s)} {d}" for s, d in sorted(kinds, key=str))
             raise ValueError(f"tensor {i} differs between the records of a "
-                             f"batch ({described}) in {reader.source}")
+                             f"batch ({described}) in {source}")
         outputs.append(np.stack(parts))
     return tuple(outputs)
 
 
-def _record(reader: DBReader, num_outputs: int) -> tuple:
-    key, value = reader.read()
-    protos = parse_tensor_protos(value, f"{reader.source}: record '{key}'")
+def _record(key: str, value: bytes, source: str, num_outputs: int) -> tuple:
+    protos = parse_tensor_protos(value, f"{source}: record '{key}'")
     if len(protos.protos) != num_outputs:
-        raise ValueError(f"record '{key}' of {reader.source} holds "
+        raise ValueError(f"record '{key}' of {source} holds "
                          f"{len(protos.protos)} tensors, but the op has {num_outputs} outputs")
-    return tuple(record_tensor(tensor, reader.source, key) for tensor in protos.protos)
+    return tuple(record_tensor(tensor, source, key) for tensor in protos.protos)
 
 
 def save_names(input_names, strip_prefix, blob_name_overrides) -> list[str]:

@@ -10,6 +10,8 @@ PyTorch. Dropout draws its mask from the executor's `rng`. The CUDA launchers
 """
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 
 from pycaffe2.operators import _cuda as cuda
@@ -29,11 +31,34 @@ def as_rows(x: np.ndarray, axis: int, name: str = "X") -> np.ndarray:
     return x.reshape(row_shape(x.shape, axis, name))
 
 
+@functools.cache
+def _ones(n: int, dtype) -> np.ndarray:
+    ones = np.ones(n, dtype)
+    ones.flags.writeable = False
+    return ones
+
+
+def row_sums(rows: np.ndarray) -> np.ndarray:
+    """Each row's sum, [rows]: a matrix-vector product with ones (BLAS), twice as fast as .sum."""
+    if rows.dtype in (np.float32, np.float64) and rows.shape[1]:
+        return rows @ _ones(rows.shape[1], rows.dtype)
+    return rows.sum(axis=1)
+
+
 def softmax_rows(rows: np.ndarray) -> np.ndarray:
-    """Row-wise softmax of a 2-D float array, as a new array."""
-    y = rows - rows.max(axis=1, keepdims=True)
-    np.exp(y, out=y)
-    y /= y.sum(axis=1, keepdims=True)
+    """Row-wise softmax of a 2-D float array, as a new array.
+
+    Subtracting the row max only guards exp against overflow. When no row's exp sum
+    overflows and each is at least 1 (so a term lost to underflow weighs < 1e-38), the
+    subtraction is skipped: exp(x) / sum equals exp(x - max) / sum within rounding."""
+    with np.errstate(over="ignore", under="ignore"):
+        y = np.exp(rows)
+    sums = row_sums(y)
+    if not (sums.size and sums.min() >= 1 and sums.max() < np.inf):  # NaN fails too
+        np.subtract(rows, rows.max(axis=1, keepdims=True), out=y)
+        np.exp(y, out=y)
+        sums = row_sums(y)
+    y *= np.reciprocal(sums)[:, None]
     return y
 
 
@@ -60,9 +85,9 @@ def softmax_gradient(y, dy, *, axis):
     if y.size == 0:
         return np.zeros_like(dy)
     y_rows, dy_rows = as_rows(y, axis, "Y"), as_rows(dy, axis, "dY")
-    dx = dy_rows * y_rows
-    row_dot = dx.sum(axis=1, keepdims=True)
-    np.subtract(dy_rows, row_dot, out=dx)
+    # dX = Y * (dY - <dY, Y> per row); the row dots as a batch of matrix products (BLAS)
+    row_dot = np.matmul(dy_rows[:, None, :], y_rows[:, :, None]).reshape(-1, 1)
+    dx = np.subtract(dy_rows, row_dot)
     dx *= y_rows
     return dx.reshape(y.shape)
 

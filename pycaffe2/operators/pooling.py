@@ -2,8 +2,9 @@
 number of) spatial dims, LpPool (CPU only), LRN across channels, with their gradient ops.
 
 Everything runs channels-first, as in conv.py (helpers shared in _conv_pool.py).
-Pooling reduces strided slices of the padded X, one per kernel offset; LRN sums
-squares over neighbouring channels the same way. The window and every shape
+Pooling reduces strided slices of the padded X one spatial axis at a time (a 3x3
+window in 2 + 2 passes, not 8); max pooling's gradient compares each kernel offset's
+slice with Y. LRN sums squares over neighbouring channels. The window and every shape
 check come from the schema (inference.conv's `window`, inference.pooling's
 checks), so kernels and checker agree. On CUDA (pooling.cu) pooling and LRN run
 one thread per output element (gradients: per input element).
@@ -47,18 +48,39 @@ def _whole(xc: np.ndarray, g: Window) -> bool:
     return g.kernel == xc.shape[2:] and not any(g.head + g.tail)
 
 
-def _pool_windows(xc: np.ndarray, g: Window, value):
-    """For each kernel offset, the cells of the padded X it reads (one per output position)."""
-    xp = padded(xc, g, value)
-    return (xp[offset_slices(g, offset)] for offset in np.ndindex(*g.kernel))
+def _along(a: np.ndarray, axis: int, offset: int, step: int, n: int) -> tuple:
+    """The index of `n` cells of `a` along `axis`, from `offset` every `step`."""
+    return (slice(None),) * axis + (slice(offset, offset + step * (n - 1) + 1, step),)
 
 
-def _scatter(shares, shape, g: Window, dtype) -> np.ndarray:
-    """dX of `shape` from one array of contributions per kernel offset (in _pool_windows' order)."""
-    dxp = np.zeros(padded_shape(shape, g), dtype)
-    for offset, share in zip(np.ndindex(*g.kernel), shares):
-        dxp[offset_slices(g, offset)] += share
-    return np.ascontiguousarray(dxp[inner(shape, g)])
+def _separable(xp: np.ndarray, g: Window, combine) -> np.ndarray:
+    """Each window of the padded X reduced with `combine` (np.maximum or np.add), one spatial
+    axis at a time: a 3x3 window costs 2 + 2 passes where one per offset costs 8."""
+    y = xp
+    for axis, (k, s, d, n) in enumerate(zip(g.kernel, g.stride, g.dilation, g.out), start=2):
+        views = [y[_along(y, axis, o * d, s, n)] for o in range(k)]
+        y = views[0] if k == 1 else combine(views[0], views[1])
+        for view in views[2:]:
+            combine(y, view, out=y)
+    return y.copy() if y.base is not None else y  # a 1-wide kernel leaves a view of X
+
+
+def _separable_spread(share: np.ndarray, shape, g: Window) -> np.ndarray:
+    """dX of `shape` for window sums: each window's share added to all its cells, one
+    axis at a time (the transpose of _separable with np.add)."""
+    dx = share
+    full = padded_shape(shape, g)
+    for axis, (k, s, d, n) in reversed(list(enumerate(zip(g.kernel, g.stride, g.dilation, g.out), start=2))):
+        spread = np.zeros(dx.shape[:axis] + (full[axis],) + dx.shape[axis + 1:], dx.dtype)
+        for o in range(k):
+            spread[_along(spread, axis, o * d, s, n)] += dx
+        dx = spread
+    return np.ascontiguousarray(dx[inner(shape, g)])
+
+
+def window_sums(xc: np.ndarray, g: Window) -> np.ndarray:
+    """The sum of each window of channels-first X (padding adds 0); exact for integers."""
+    return _separable(padded(xc, g, 0), g, np.add)
 
 
 def _window_counts(xc: np.ndarray, g: Window, count_include_pad: bool):
@@ -76,21 +98,93 @@ def _window_counts(xc: np.ndarray, g: Window, count_include_pad: bool):
 def _max_pool(xc: np.ndarray, g: Window) -> np.ndarray:
     if _whole(xc, g):
         return xc.max(axis=tuple(range(2, xc.ndim)), keepdims=True)
-    windows = _pool_windows(xc, g, _lowest(xc.dtype))
-    y = next(windows).copy()
-    for cells in windows:
-        np.maximum(y, cells, out=y)
-    return y
+    return _separable(padded(xc, g, _lowest(xc.dtype)), g, np.maximum)
+
+
+def _column_phases(a: np.ndarray, g: Window, value) -> list:
+    """Channels-first `a` padded and split by column (last spatial axis) modulo the stride s:
+    phase r holds padded columns r, r + s, r + 2s, ... contiguously. Each kernel offset then
+    reads (or adds to) whole runs of one phase instead of every s-th element of a row,
+    which NumPy does 4-7x slower."""
+    s, head, size = g.stride[-1], g.head[-1], a.shape[-1]
+    rows = tuple(slice(h, h + n) for h, n in zip(g.head[:-1], a.shape[2:-1]))
+    width = -(-(head + size + g.tail[-1]) // s)
+    shape = a.shape[:2] + tuple(h + n + t for h, n, t in zip(g.head[:-1], a.shape[2:-1], g.tail[:-1])) + (width,)
+    phases = []
+    for r in range(s):
+        phase = np.full(shape, value, a.dtype)
+        first = (r - head) % s  # the first column of `a` in phase r
+        cells = range(first, size, s)
+        at = (first + head) // s
+        phase[(slice(None), slice(None)) + rows + (slice(at, at + len(cells)),)] = a[..., first::s]
+        phases.append(phase)
+    return phases
+
+
+def _from_column_phases(phases: list, shape, g: Window) -> np.ndarray:
+    """`shape`d array from _column_phases' layout (the inverse, less the padding)."""
+    s, head, size = g.stride[-1], g.head[-1], shape[-1]
+    rows = tuple(slice(h, h + n) for h, n in zip(g.head[:-1], shape[2:-1]))
+    out = np.empty(shape, phases[0].dtype)
+    for r, phase in enumerate(phases):
+        first = (r - head) % s
+        at = (first + head) // s
+        out[..., first::s] = phase[(slice(None), slice(None)) + rows + (slice(at, at + len(range(first, size, s))),)]
+    return out
+
+
+def _phase_cells(g: Window, offset) -> tuple:
+    """(phase, index) of the cells kernel offset `offset` reads in _column_phases' layout."""
+    *lead, last = offset
+    p = last * g.dilation[-1]
+    index = (slice(None), slice(None)) + tuple(
+        slice(o * d, o * d + s * (n - 1) + 1, s) for o, d, s, n in zip(lead, g.dilation, g.stride, g.out)) + (
+        slice(p // g.stride[-1], p // g.stride[-1] + g.out[-1]),)
+    return p % g.stride[-1], index
+
+
+PHASED_SIZE = 1 << 20  # from this many cells of X, strided max gradients work in column phases
+
+
+def _max_pool_gradient(xc, yc, dyc, g: Window) -> np.ndarray:
+    """Every cell equal to its window's max gets the window's dY (ties all do, as in
+    Caffe2), summed over the windows holding it: per kernel offset, one compare into a
+    bool mask, dY times the mask into a buffer, one add into dX (padded)."""
+    dtype = dyc.dtype
+    if _whole(xc, g):
+        dx = np.equal(xc, yc).astype(dtype)
+        dx *= dyc
+        return dx
+    phased = g.stride[-1] > 1 and xc.size >= PHASED_SIZE
+    if phased:  # measured: faster on a ResNet stem, slower on LeNet's small maps
+        sources, cells = _column_phases(xc, g, _lowest(xc.dtype)), _phase_cells
+    else:
+        sources, cells = [padded(xc, g, _lowest(xc.dtype))], lambda g, offset: (0, offset_slices(g, offset))
+    grads = [np.zeros(source.shape, dtype) for source in sources]
+    mask, share = np.empty(yc.shape, bool), np.empty(yc.shape, dtype)
+    for offset in np.ndindex(*g.kernel):
+        phase, index = cells(g, offset)
+        np.equal(sources[phase][index], yc, out=mask)
+        np.multiply(dyc, mask, out=share)
+        grads[phase][index] += share
+    if phased:
+        return _from_column_phases(grads, xc.shape, g)
+    return np.ascontiguousarray(grads[0][inner(xc.shape, g)])
 
 
 def _average_pool(xc: np.ndarray, g: Window, count_include_pad: bool) -> np.ndarray:
     if _whole(xc, g):
         return xc.mean(axis=tuple(range(2, xc.ndim)), keepdims=True, dtype=xc.dtype)
-    windows = _pool_windows(xc, g, 0)
-    y = next(windows).copy()
-    for cells in windows:
-        y += cells
-    return y / _window_counts(xc, g, count_include_pad)
+    y = window_sums(xc, g)
+    y /= _window_counts(xc, g, count_include_pad)
+    return y
+
+
+def _average_pool_gradient(xc, dyc, g: Window, count_include_pad: bool) -> np.ndarray:
+    share = dyc / _window_counts(xc, g, count_include_pad)
+    if _whole(xc, g):
+        return np.broadcast_to(share, xc.shape).copy()
+    return _separable_spread(share, xc.shape, g)
 
 
 def _pool_inputs(args: dict, x, y, dy):
@@ -116,12 +210,7 @@ gradient_op("MaxPool", "I0 O0 GO0")
 def max_pool_gradient(**args):
     def run(x, y, dy):
         xc, yc, dyc, g = _pool_inputs(args, x, y, dy)
-        if _whole(xc, g):
-            dx = np.where(xc == yc, dyc, 0).astype(dy.dtype, copy=False)
-        else:  # every cell equal to its window's max gets the window's dY (ties all do)
-            shares = (np.where(cells == yc, dyc, 0) for cells in _pool_windows(xc, g, _lowest(x.dtype)))
-            dx = _scatter(shares, xc.shape, g, dy.dtype)
-        return channels_back(dx, args["order"])
+        return channels_back(_max_pool_gradient(xc, yc, dyc, g), args["order"])
     return run
 
 
@@ -141,11 +230,7 @@ gradient_op("AveragePool", "I0 O0 GO0")
 def average_pool_gradient(**args):
     def run(x, y, dy):
         xc, _, dyc, g = _pool_inputs(args, x, y, dy)
-        share = dyc / _window_counts(xc, g, args["count_include_pad"])
-        if _whole(xc, g):
-            dx = np.broadcast_to(share, xc.shape).copy()
-        else:
-            dx = _scatter((share for _ in np.ndindex(*g.kernel)), xc.shape, g, dy.dtype)
+        dx = _average_pool_gradient(xc, dyc, g, args["count_include_pad"])
         return channels_back(dx.astype(dy.dtype, copy=False), args["order"])
     return run
 
@@ -156,10 +241,7 @@ def _lp_pool(xc: np.ndarray, g: Window, p: float) -> np.ndarray:
     if _whole(xc, g):
         total = powered.sum(axis=tuple(range(2, xc.ndim)), keepdims=True)
     else:
-        windows = _pool_windows(powered, g, 0)
-        total = next(windows).copy()
-        for cells in windows:
-            total += cells
+        total = window_sums(powered, g)
     return (total ** (1.0 / p)).astype(xc.dtype, copy=False)
 
 
@@ -190,7 +272,7 @@ def lp_pool_gradient(**args):
         if _whole(xc, g):
             spread = np.broadcast_to(share, xc.shape)
         else:
-            spread = _scatter((share for _ in np.ndindex(*g.kernel)), xc.shape, g, share.dtype)
+            spread = _separable_spread(share, xc.shape, g)
         dx = spread * np.sign(xc) * np.abs(xc) ** (p - 1)
         return channels_back(dx.astype(dy.dtype, copy=False), args["order"])
     return run

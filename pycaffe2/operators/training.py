@@ -297,9 +297,14 @@ def _momentum_step(grad, moment, lr, momentum, nesterov):
     """(step, new moment) of momentum SGD, the moment in its own shape."""
     t = grad.dtype.type
     lr, momentum = _scalar("lr", lr, grad.dtype), t(momentum)
-    m = moment.reshape(grad.shape)
-    new_moment = lr * grad + momentum * m
-    step = (1 + momentum) * new_moment - momentum * m if nesterov else new_moment
+    kept = momentum * moment.reshape(grad.shape)  # read twice with Nesterov: computed once
+    new_moment = lr * grad
+    new_moment += kept
+    if nesterov:
+        step = (1 + momentum) * new_moment
+        step -= kept
+    else:
+        step = new_moment
     return step, new_moment.reshape(moment.shape)
 
 

@@ -326,3 +326,24 @@ def test_special_values_match_cpu(op_type):
 
 # The op types whose CUDA kernels this module checks (tests/cuda/test_devices.py gathers them).
 DEVICE_CHECKED = {f[0] for f in DEVICE_FORWARD} | set(GRADIENT_CASES) | {"PRelu", "PReluGradient"}
+
+
+@pytest.mark.parametrize("shape", [(0,), (3,), (2, 8192), (3, 8192 + 5), (2, 3, 4)])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_relu_row_blocks_match_maximum(shape, dtype):
+    """Relu compares rows of 8192 elements with a block of zeros, the rest apart: every split
+    agrees with np.maximum, NaN and infinities included; ReluGradient with dY * (Y > 0)."""
+    x = np.random.default_rng(1).standard_normal(shape).astype(dtype)
+    if x.size:
+        x.reshape(-1)[[0, -1]] = [np.nan, -np.inf]
+    (y,) = run_op("Relu", [x])
+    np.testing.assert_array_equal(y, np.maximum(x, 0))
+    assert y.dtype == dtype and y.shape == x.shape
+    dy = np.ones_like(x)
+    (dx,) = run_op("ReluGradient", [y, dy])
+    np.testing.assert_array_equal(dx, dy * (y > 0))
+
+
+def test_relu_takes_a_non_contiguous_x():
+    x = np.random.default_rng(2).standard_normal((4, 6)).astype(np.float32)[:, ::2]
+    np.testing.assert_array_equal(run_op("Relu", [x])[0], np.maximum(x, 0))

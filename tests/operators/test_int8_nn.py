@@ -17,7 +17,7 @@ U8 = "uint8"
 
 
 def float_pool(op_type, x, args):
-    y, = run_op(op_type, [x], args)
+    y, = run_op(op_type, [np.asarray(x, np.float64)], args)  # float32 rounding would blur half steps
     return y
 
 

@@ -66,6 +66,69 @@ def test_two_input_ops_share_a_reader(data_file):
     assert workspace.FetchBlob("l2").tolist() == [2, 3]
 
 
+def _records(path, records):
+    """A minidb of (key, TensorProtos of arrays) records."""
+    with db.create_db("minidb", path, db.Mode.new) as out:
+        transaction = out.new_transaction()
+        for key, value in records:
+            transaction.put(key, value)
+        transaction.commit()
+    return path
+
+
+def _protos(*arrays):
+    from pycaffe2.tensor_proto import array_to_tensor
+    return caffe2_pb2.TensorProtos(protos=[array_to_tensor(a) for a in arrays]).SerializeToString()
+
+
+def _batches(path, args, runs, monkeypatch, kept):
+    """(data, label) of each run of TensorProtosDBInput, or the error message, with the records
+    kept in memory or read record by record."""
+    monkeypatch.setattr(db, "KEPT_BYTES", 64 << 20 if kept else 0)
+    workspace = Workspace()
+    run(workspace, "init", [("CreateDB", [], ["reader"], {"db": path, "db_type": "minidb", **args.pop("db", {})})])
+    workspace.CreateNet(make_net("read", [("TensorProtosDBInput", ["reader"], ["data", "label"], args)]))
+    seen = []
+    for _ in range(runs):
+        try:
+            workspace.RunNet("read")
+            seen.append((workspace.FetchBlob("data").tolist(), workspace.FetchBlob("label").tolist()))
+        except OpFailure as exc:
+            seen.append(str(exc))
+    return seen
+
+
+@pytest.mark.parametrize("args", [{"batch_size": 3}, {"batch_size": 7}, {"batch_size": 0},
+                                  {"batch_size": 2, "db": {"num_shards": 2, "shard_id": 1}},
+                                  {"batch_size": 4, "db": {"num_shards": 3, "shard_id": 2}}])
+def test_kept_records_read_as_record_by_record(data_file, args, monkeypatch):
+    path, _ = data_file
+    kept = _batches(path, dict(args, db=dict(args.get("db", {}))), 6, monkeypatch, kept=True)
+    assert kept == _batches(path, dict(args, db=dict(args.get("db", {}))), 6, monkeypatch, kept=False)
+
+
+def test_a_faulty_or_odd_record_fails_the_same_batch_kept_or_not(tmp_path, monkeypatch):
+    records = [(f"{i:02d}", _protos(np.full((2,), i, np.float32), np.int32(i))) for i in range(6)]
+    records[3] = ("03", b"not a TensorProtos")
+    records[5] = ("05", _protos(np.zeros((3,), np.float32), np.int32(5)))  # another shape
+    path = _records(str(tmp_path / "odd.minidb"), records)
+    kept = _batches(path, {"batch_size": 2}, 6, monkeypatch, kept=True)
+    assert kept == _batches(path, {"batch_size": 2}, 6, monkeypatch, kept=False)
+    assert isinstance(kept[1], str) and "record '03'" in kept[1]  # records 2 and 3
+    assert "differs between the records of a batch" in kept[2]  # records 4 and 5
+
+
+def test_kept_batches_are_fresh_arrays(data_file):
+    path, data = data_file
+    workspace = reader_workspace(path)
+    workspace.CreateNet(make_net("read", [("TensorProtosDBInput", ["reader"], ["data", "label"],
+                                           {"batch_size": 5})]))
+    workspace.RunNet("read")
+    workspace.FetchBlob("data")[...] = -1  # an op writing in place must not reach the next epoch
+    workspace.RunNet("read")
+    np.testing.assert_array_equal(workspace.FetchBlob("data"), data)
+
+
 def test_record_with_wrong_tensor_count(data_file):
     path, _ = data_file
     workspace = reader_workspace(path)

@@ -251,6 +251,24 @@ def test_softmax_of_extreme_rows():
         check_devices(op_type, [x], atol=1e-6, rtol=1e-5)
 
 
+@pytest.mark.parametrize("rows", [
+    [[0.5, -1.0, 2.0, 0.0]] * 3,  # sums of exp(x) at least 1: exp(x) / sum without the max
+    [[0.5, -1.0, 2.0, 0.0], [-90.0, -95.0, -91.0, -99.0]],  # a row summing below 1: every row shifted
+    [[0.5, -1.0, 2.0, 0.0], [100.0, 99.0, -3.0, 0.0]],  # exp overflows in one row
+    [[0.5, -1.0, 2.0, 0.0], [np.nan, 0.0, 1.0, 2.0]],
+])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_softmax_with_and_without_the_max_shift_matches_reference(rows, dtype):
+    x = np.asarray(rows, dtype)
+    (y,) = run_op("Softmax", [x])
+    assert y.dtype == dtype
+    np.testing.assert_allclose(y, ref_softmax(x.astype(np.float64)), rtol=1e-6, atol=1e-7)
+    dy = np.random.default_rng(3).standard_normal(x.shape).astype(dtype)
+    (dx,) = run_op("SoftmaxGradient", [y, dy])
+    expected = y * (dy - (dy * y).sum(axis=1, keepdims=True))
+    np.testing.assert_allclose(dx, expected, rtol=1e-5, atol=1e-6)
+
+
 def run_cuda(op_type, inputs, args, num_outputs, seed=None):
     option = caffe2_pb2.DeviceOption()
     option.CopyFrom(device_option("cuda"))

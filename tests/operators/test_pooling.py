@@ -14,6 +14,7 @@ import pytest
 
 from pycaffe2.executor import NetError, OpFailure
 from pycaffe2.gradient_checker import check_op_gradient
+from pycaffe2.operators import pooling
 from pycaffe2.schema import get_schema
 from pycaffe2.schema.bind import ShapeError, TensorInfo
 from pycaffe2.testing import CUDA, check_devices, check_gradient_op, check_reference, make_op, run_op
@@ -175,6 +176,86 @@ def test_max_pool_gradient_goes_to_every_tied_max():
     (dx,) = run_op("MaxPoolGradient", [x, np.array([[[[3.0]]]], np.float32), np.array([[[[2.0]]]], np.float32)],
                    {"kernel": 2})
     np.testing.assert_array_equal(dx, [[[[0, 2], [2, 0]]]])
+
+
+def ref_pool_gradient(x, dy, kind, kernel, stride, head, out, count_include_pad=False):
+    """dX of max or average pooling (NCHW) by loops over windows clipped to X: every cell
+    equal to its window's max gets the window's dY (ties all do), summed over windows."""
+    dx = np.zeros(x.shape)
+    for pos in np.ndindex(*out):
+        cells = (slice(None), slice(None)) + tuple(
+            slice(max(p * s - h, 0), min(p * s - h + k, size))
+            for p, k, s, h, size in zip(pos, kernel, stride, head, x.shape[2:]))
+        window = x[cells].astype(np.float64)
+        share = dy[(slice(None), slice(None)) + pos].astype(np.float64).reshape(x.shape[:2] + (1,) * len(out))
+        if kind == "MaxPool":
+            top = window.max(axis=tuple(range(2, x.ndim)), keepdims=True)
+            dx[cells] += (window == top) * share
+        else:
+            dx[cells] += share / (math.prod(kernel) if count_include_pad else math.prod(window.shape[2:]))
+    return dx
+
+
+# (X shape, args, kernel, stride, head pads, output size): tiled windows (kernel = stride, with
+# and without cells past the last window), overlapping ones with and without padding, 1-D, 3-D
+POOL_GRADIENT = [
+    ((2, 3, 6, 8), {"kernel": 2, "stride": 2}, (2, 2), (2, 2), (0, 0), (3, 4)),
+    ((1, 2, 7, 5), {"kernel": 2, "stride": 2}, (2, 2), (2, 2), (0, 0), (3, 2)),
+    ((2, 2, 7, 9), {"kernel": 3, "stride": 2, "pad": 1}, (3, 3), (2, 2), (1, 1), (4, 5)),
+    ((2, 2, 7, 7), {"kernel": 3, "stride": 2}, (3, 3), (2, 2), (0, 0), (3, 3)),
+    ((1, 3, 5, 6), {"kernels": [3, 2], "strides": [1, 2], "pads": [1, 0, 2, 1]}, (3, 2), (1, 2), (1, 0), (6, 3)),
+    ((2, 2, 9), {"kernel": 3, "stride": 3}, (3,), (3,), (0,), (3,)),
+    ((1, 2, 4, 5, 6), {"kernel": 2, "stride": 2}, (2,) * 3, (2,) * 3, (0,) * 3, (2, 2, 3)),
+]
+
+
+@pytest.mark.parametrize("order", ["NCHW", "NHWC"])
+@pytest.mark.parametrize("kind, count_include_pad", [("MaxPool", 0), ("AveragePool", 0), ("AveragePool", 1)])
+@pytest.mark.parametrize("x_shape, args, kernel, stride, head, out", POOL_GRADIENT)
+def test_pool_and_gradient_match_loops_on_ties(kind, count_include_pad, order, x_shape, args, kernel, stride,
+                                               head, out):
+    x = rng.integers(-2, 3, x_shape).astype(np.float32)  # small integers: many tied maxima
+    dy = randn(*x_shape[:2], *out)
+    args = {**args, "count_include_pad": count_include_pad} if kind == "AveragePool" else args
+    y = ref_pool(x, kind, kernel, stride, head, out, count_include_pad=bool(count_include_pad))
+    dx = ref_pool_gradient(x, dy, kind, kernel, stride, head, out, bool(count_include_pad))
+    if order == "NHWC":
+        x, y, dy, dx = nhwc(x), nhwc(y), nhwc(dy), nhwc(dx)
+    args = {**args, "order": order}
+    (got,) = run_op(kind, [x], args)
+    np.testing.assert_allclose(got, y, rtol=1e-6, atol=1e-6)
+    (got,) = run_op(kind + "Gradient", [x, got, dy], args)
+    assert got.dtype == np.float32 and got.flags.c_contiguous
+    np.testing.assert_allclose(got, dx, rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("order", ["NCHW", "NHWC"])
+@pytest.mark.parametrize("x_shape, args, kernel, stride, head, out", POOL_GRADIENT + [
+    ((1, 2, 9, 10), {"kernel": 3, "stride": 3, "pad": 1}, (3, 3), (3, 3), (1, 1), (3, 4)),
+    ((1, 2, 6, 11), {"kernels": [2, 3], "strides": [1, 3], "pads": [0, 2, 1, 1]}, (2, 3), (1, 3), (0, 2), (6, 4)),
+])
+def test_max_pool_gradient_in_column_phases_matches_loops(x_shape, args, kernel, stride, head, out, order,
+                                                          monkeypatch):
+    """Big X takes the gradient through column phases; here every size does."""
+    monkeypatch.setattr(pooling, "PHASED_SIZE", 0)
+    x = rng.integers(-2, 3, x_shape).astype(np.float32)
+    y = ref_pool(x, "MaxPool", kernel, stride, head, out).astype(np.float32)
+    dy = randn(*y.shape)
+    dx = ref_pool_gradient(x, dy, "MaxPool", kernel, stride, head, out)
+    if order == "NHWC":
+        x, y, dy, dx = nhwc(x), nhwc(y), nhwc(dy), nhwc(dx)
+    (got,) = run_op("MaxPoolGradient", [x, y, dy], {**args, "order": order})
+    np.testing.assert_allclose(got, dx, rtol=1e-6, atol=1e-6)
+
+
+def test_pool_gradients_take_non_contiguous_inputs():
+    x = rng.integers(-2, 3, (2, 3, 8, 16)).astype(np.float32)[:, :, :, ::2]
+    dy = randn(2, 3, 4, 8)[:, ::-1, :, ::2]
+    for kind in ("MaxPool", "AveragePool"):
+        (y,) = run_op(kind, [x], {"kernel": 2, "stride": 2})
+        (dx,) = run_op(kind + "Gradient", [x, y, dy], {"kernel": 2, "stride": 2})
+        expected = ref_pool_gradient(x, dy, kind, (2, 2), (2, 2), (0, 0), (4, 4))
+        np.testing.assert_allclose(dx, expected, rtol=1e-6, atol=1e-6)
 
 
 @pytest.mark.parametrize("order", ["NCHW", "NHWC"])
