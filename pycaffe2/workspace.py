@@ -129,9 +129,10 @@ def Nets() -> list[str]:
     return C().Nets()
 
 
-def CreateNet(net, overwrite: bool = False, input_blobs=None) -> bool:
-    """`net`: a core.Net, a NetDef or its serialized bytes (Caffe2's StringifyProto forms)."""
-    return C().CreateNet(_message(net, caffe2_pb2.NetDef), overwrite, input_blobs)
+def CreateNet(net, overwrite: bool = False, input_blobs=None, *, optimize: bool = False) -> bool:
+    """`net`: a core.Net, a NetDef or its serialized bytes (Caffe2's StringifyProto forms).
+    `optimize`: apply the inference transforms first (executor Workspace.CreateNet)."""
+    return C().CreateNet(_message(net, caffe2_pb2.NetDef), overwrite, input_blobs, optimize=optimize)
 
 
 def RunNet(name, num_iter: int = 1, allow_fail: bool = False) -> bool:

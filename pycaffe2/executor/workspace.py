@@ -21,6 +21,7 @@ from pycaffe2.executor.net import CompiledNet, compile_net
 from pycaffe2.objects import ObjectBlob
 from pycaffe2.proto import caffe2_pb2
 from pycaffe2.proto.checks import inner_nets
+from pycaffe2.transforms import optimize_inference
 
 
 class Workspace:
@@ -66,12 +67,21 @@ class Workspace:
         return sorted(set(self.blobs) | self.empty)
 
     # nets
-    def CreateNet(self, net: caffe2_pb2.NetDef, overwrite: bool = False, input_blobs=None) -> bool:
+    def CreateNet(self, net: caffe2_pb2.NetDef, overwrite: bool = False, input_blobs=None, *,
+                  optimize: bool = False) -> bool:
+        """`optimize`: run the net through pycaffe2.transforms.optimize_inference first (fold
+        test-mode SpatialBN, drop test-mode Dropout, ops in place), reading parameters from
+        this workspace; the folded arrays are fed as `<filter>_folded` and `<bias>_folded`
+        (or `<filter>_folded_bias`), the originals stay. Only external outputs are sure to
+        be fetchable afterwards."""
         if not net.name:
             raise PyCaffe2Error("CreateNet: the NetDef must have a name")
         if net.name in self.nets and not overwrite:
             raise PyCaffe2Error(f"I respectfully refuse to overwrite an existing net of the same "
                                 f"name \"{net.name}\", unless you explicitly specify overwrite=True.")
+        new_params = {}
+        if optimize:
+            net, new_params = self._optimized(net)
         inputs = list(input_blobs or ()) + list(net.external_input)
         compiled = compile_net(net, known_blobs=set(self.Blobs()) | set(inputs), rng=self.rng, workspace=self)
         # Only once the net is accepted: a refused net leaves no trace. As in Caffe2, an
@@ -80,8 +90,23 @@ class Workspace:
         for name in inputs:
             if name in read or name in (input_blobs or ()):
                 self.CreateBlob(name)
+        for name, value in new_params.items():
+            self.FeedBlob(name, value, net.device_option if net.HasField("device_option") else None)
         self.nets[net.name] = compiled
         return True
+
+    def _optimized(self, net: caffe2_pb2.NetDef):
+        """The optimized net and the arrays to feed, from the values held now (a snapshot:
+        feeding new weights later does not refold them)."""
+        params = {}
+        for name in _read_blobs(net):
+            value = self.blobs.get(name)
+            if isinstance(value, np.ndarray):  # never changed in place, so not copied
+                params[name] = value
+            elif is_gpu_array(value):
+                params[name] = self.FetchBlob(name)
+        result = optimize_inference(net, params=params)
+        return result.predict_net, result.params
 
     def Nets(self) -> list[str]:
         return sorted(self.nets)
