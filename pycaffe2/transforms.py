@@ -299,8 +299,8 @@ def _fold(graph: _Graph, bn: _Node, params: _Params) -> str | None:
     if isinstance(folded, str):
         return folded
     weight, bias = folded
-    _use_param(op, 1, params.add(f"{op.inputs[1].name}_folded", weight))
     base = f"{op.inputs[2].name}_folded" if len(op.inputs) > 2 else f"{op.inputs[1].name}_folded_bias"
+    _use_param(op, 1, params.add(f"{op.inputs[1].name}_folded", weight))
     _use_param(op, 2, params.add(base, bias))
     graph.remove(bn)
     z.name = y.name
