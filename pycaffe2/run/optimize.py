@@ -112,6 +112,7 @@ def _write_all(targets, model) -> None:
     """Each output to a temporary file beside it, then all moved into place."""
     written: list[tuple[str, Path]] = []
     made_folders = []
+    path = targets[0][0]
     try:
         for path, key in targets:
             if not path.parent.exists():
@@ -128,11 +129,10 @@ def _write_all(targets, model) -> None:
                     netfile.save_net(getattr(model, key), temp)
             except NetFileError as exc:  # name the file asked for, not the temporary one
                 raise NetFileError(str(exc).replace(temp, str(path)), file=None) from None
-        for temp, path in written:
+        for temp, path in written:  # path: the file an error names
             os.replace(temp, path)
     except OSError as exc:
-        raise NetFileError(f"cannot write: {exc.strerror or exc}", file=str(exc.filename or targets[0][0])) \
-            from None
+        raise NetFileError(f"cannot write: {exc.strerror or exc}", file=str(path)) from None
     finally:
         for temp, _ in written:
             if os.path.exists(temp):
