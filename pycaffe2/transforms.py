@@ -122,20 +122,25 @@ class _Graph:
         return not any(node.alive and any(v.name == name for v in (*node.inputs, *node.outputs))
                        for node in self.nodes[start + 1:stop])
 
-    def can_rename(self, value: _Value, name: str, until: _Node) -> bool:
-        """Whether `value` (made in the net, read only up to `until`) may be called `name`."""
-        producer = value.producer
-        if value.pinned or producer is None or name in self.inner:
+    def rename(self, value: _Value, name: str, until: _Node) -> bool:
+        """Call `value` (made in the net, read up to `until`) `name`, with the versions that ops
+        before it overwrote in place (so they stay in place); False, changing nothing, when
+        that could change what an op reads."""
+        chain = [value]  # value, then the version its producer overwrote in place, ...
+        while chain[-1].producer is not None:
+            same = [v for v in chain[-1].producer.inputs if v.name == chain[-1].name]
+            if not same:
+                break
+            chain.append(same[0])
+        if name in self.inner or any(v.pinned or v.producer is None for v in chain):
             return False
-        if not self.name_free(producer.pos, until.pos, name):
+        if not self.name_free(chain[-1].producer.pos, until.pos, name):
             return False
-        schema = get_schema(producer.op.type)
-        slot = producer.outputs.index(value)
-        if schema is None or any(o == slot for _, o in schema.inplace_enforced):
+        if not all(_producer_allows(v, name, chain) for v in chain):
             return False
-        if any(v.name == name for o, v in enumerate(producer.outputs) if o != slot):
-            return False
-        return all(schema.inplace_ok(i, slot) for i, v in enumerate(producer.inputs) if v.name == name)
+        for v in chain:
+            v.name = name
+        return True
 
     def remove(self, node: _Node) -> None:
         node.alive = False
@@ -161,6 +166,19 @@ class _Graph:
                 op.input[:] = [v.name for v in node.inputs]
                 op.output[:] = [v.name for v in node.outputs]
         return out
+
+
+def _producer_allows(value: _Value, name: str, chain: list[_Value]) -> bool:
+    """Whether the op making `value` may write it as `name` (its schema's in-place rules)."""
+    producer = value.producer
+    schema = get_schema(producer.op.type)
+    slot = producer.outputs.index(value)
+    if schema is None or any(o == slot and producer.inputs[i] not in chain for i, o in schema.inplace_enforced
+                             if i < len(producer.inputs)):
+        return False
+    if any(v.name == name for o, v in enumerate(producer.outputs) if o != slot):
+        return False
+    return all(schema.inplace_ok(i, slot) for i, v in enumerate(producer.inputs) if v.name == name)
 
 
 def _inner_names(net: caffe2_pb2.NetDef) -> set[str]:
@@ -251,9 +269,8 @@ def _drop_dropouts(graph: _Graph, record: Record) -> None:
             graph.remove(node)  # Y's readers read X: nothing writes X before the last of them
             graph.merge(x, y)
             record.dropped.append(node.label())
-        elif x.readers == [node] and graph.can_rename(x, y.name, node):
+        elif x.readers == [node] and graph.rename(x, y.name, node):
             graph.remove(node)
-            x.name = y.name
             graph.merge(x, y)
             record.dropped.append(node.label())
         else:  # Y must keep its name and X its own: a copy is the cheapest correct op
@@ -292,18 +309,17 @@ def _fold(graph: _Graph, bn: _Node, params: _Params) -> str | None:
     if others or z.readers.count(bn) != 1:
         return f"'{z.name}' is also read by " + (", ".join(f"op {i}" for i in others) or "the SpatialBN")
     if z.pinned:
-        return f"'{z.name}' is an external output or kept"
-    if z.name != y.name and not graph.can_rename(z, y.name, bn):
-        return f"'{y.name}' is used between {op.label()} and the SpatialBN"
+        return f"'{z.name}' must keep its name (an external input or output, kept, or named by a net in an op)"
     folded = _folded_arrays(op, args, [v for v in bn.inputs[1:5]], params)
     if isinstance(folded, str):
         return folded
+    if z.name != y.name and not graph.rename(z, y.name, bn):
+        return f"'{y.name}' is used between {op.label()} and the SpatialBN"
     weight, bias = folded
     base = f"{op.inputs[2].name}_folded" if len(op.inputs) > 2 else f"{op.inputs[1].name}_folded_bias"
     _use_param(op, 1, params.add(f"{op.inputs[1].name}_folded", weight))
     _use_param(op, 2, params.add(base, bias))
     graph.remove(bn)
-    z.name = y.name
     graph.merge(z, y)
     return None
 
@@ -374,8 +390,7 @@ def _make_in_place(graph: _Graph, record: Record) -> None:
             if any(v.name == y.name for v in node.inputs):
                 continue  # in place already
             for i, x in enumerate(node.inputs):
-                if schema.inplace_ok(i, o) and x.readers == [node] and graph.can_rename(x, y.name, node):
-                    x.name = y.name
+                if schema.inplace_ok(i, o) and x.readers == [node] and graph.rename(x, y.name, node):
                     record.in_place.append((node.index, node.op.type))
                     break
 

@@ -263,6 +263,22 @@ def test_relu_in_place_on_its_producer_output():
     assert result.record.summary() == "1 Relu in place"
 
 
+def test_in_place_chains_share_one_name():
+    """Conv -> SpatialBN -> Mul -> Add -> Relu (in place), as Caffe2's converted Caffe models:
+    every op ends up writing the Relu's blob, and the ops in place before stay in place."""
+    feeds = {"X": arr(1, 2, 4, 4), "W": arr(3, 2, 1, 1), "k": arr(3), "c": arr(3), **bn_params(3)}
+    net = net_of([CreateOperator("Conv", ["X", "W"], ["C"], kernel=1), bn("C", "B"),
+                  CreateOperator("Mul", ["B", "k"], ["M"], broadcast=1, axis=1),
+                  CreateOperator("Add", ["M", "c"], ["A"], broadcast=1, axis=1),
+                  CreateOperator("Relu", ["A"], ["A"]), CreateOperator("Sigmoid", ["A"], ["S"]),
+                  CreateOperator("Tanh", ["S"], ["S"]), CreateOperator("Softsign", ["S"], ["T"])],
+                 list(feeds), ["T"])
+    result = check_same(net, feeds)
+    assert [list(o.output) for o in result.predict_net.op] == [["T"]] * 7
+    assert result.record.summary() == "folded 1 SpatialBN, 1 Mul in place, 1 Add in place, 1 Sigmoid in place, " \
+                                      "1 Softsign in place"
+
+
 @pytest.mark.parametrize("why", ["read-twice", "external-output", "kept", "external-input"])
 def test_in_place_does_not_apply(why):
     feeds = {"X": arr(2, 5)}
