@@ -255,8 +255,8 @@ class _Params:
 
 def _drop_dropouts(graph: _Graph, record: Record) -> None:
     for node in graph.nodes:
-        if not node.alive or _canonical(node) != "Dropout":
-            continue
+        if not node.alive or _canonical(node) != "Dropout" or len(node.inputs) != 1 or not node.outputs:
+            continue  # (a malformed one is the checker's to report)
         if not _args(node)["is_test"]:
             record.skipped.append(f"{node.label()}: training mode (is_test=0)")
             continue
@@ -301,10 +301,14 @@ def _fold(graph: _Graph, bn: _Node, params: _Params) -> str | None:
     args = _args(bn)
     if not args["is_test"] or len(bn.outputs) != 1:
         return "training mode (is_test=0)"
+    if len(bn.inputs) < 5:
+        return f"{len(bn.inputs)} inputs (X, scale, bias, mean and var needed)"
     z, y = bn.inputs[0], bn.outputs[0]
     op = z.producer
     if op is None or _canonical(op) not in FOLD_INTO or op.outputs.index(z) != 0:
         return f"its input '{z.name}' is not made by a Conv, ConvTranspose or FC in this net"
+    if len(op.inputs) < (3 if _canonical(op) == "FC" else 2):
+        return f"{op.label()} lacks its weights"
     others = sorted({r.index for r in z.readers if r is not bn})
     if others or z.readers.count(bn) != 1:
         return f"'{z.name}' is also read by " + (", ".join(f"op {i}" for i in others) or "the SpatialBN")
@@ -398,21 +402,22 @@ def _make_in_place(graph: _Graph, record: Record) -> None:
 # ---------------------------------------------------------------- the entry point
 
 def optimize_inference(predict_net: caffe2_pb2.NetDef, init_net: caffe2_pb2.NetDef | None = None, *,
-                       params=None, keep=(), fold_batch_norm: bool = True, drop_dropout: bool = True,
-                       in_place: bool = True) -> Optimized:
+                       params=None, keep=(), reserved=(), fold_batch_norm: bool = True,
+                       drop_dropout: bool = True, in_place: bool = True) -> Optimized:
     """The inference transforms of this module's docstring, on copies of the nets.
 
     `params` ({blob: array}) gives parameter values (else the init net's constant fills
-    do); `keep` names blobs that must stay fetchable after a run, as external outputs do.
-    The returned init net (None without one) fills the new arrays and no longer fills
-    the parameters that only the removed SpatialBNs and the folded ops read."""
+    do); `keep` names blobs that must stay fetchable after a run, as external outputs do;
+    `reserved` names the new arrays must not take (a workspace's blobs). The returned init
+    net (None without one) fills the new arrays and no longer fills the parameters that
+    only the removed SpatialBNs and the folded ops read."""
     keep = set(keep)
     graph, record = _Graph(predict_net, keep), Record()
     taken = {name for op in predict_net.op for name in (*op.input, *op.output)}
     taken |= set(predict_net.external_input) | set(predict_net.external_output) | graph.inner | keep
     if init_net is not None:
         taken |= {name for op in init_net.op for name in op.output} | set(init_net.external_output)
-    store = _Params(params, init_net, taken | set(params or ()))
+    store = _Params(params, init_net, taken | set(params or ()) | set(reserved))
     if drop_dropout:
         _drop_dropouts(graph, record)
     if fold_batch_norm:

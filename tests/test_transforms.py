@@ -140,6 +140,15 @@ def test_fold_does_not_apply(why):
             np.testing.assert_array_equal(got[name], want[name])
 
 
+def test_malformed_ops_are_left_alone():
+    net = net_of([CreateOperator("Conv", ["X"], ["Z"], kernel=1), bn("Z", "Y"),
+                  CreateOperator("SpatialBN", ["Y", "s"], ["B"], is_test=1), CreateOperator("Dropout", [], ["D"]),
+                  CreateOperator("Dropout", ["B"], [], is_test=1)], ["X", "s"], ["B"])
+    result = optimize_inference(net, params={"X": arr(1, 1, 1, 1)})
+    assert result.predict_net.op == net.op
+    assert len(result.record.skipped) == 2
+
+
 def test_fold_reads_constant_fills_and_rewrites_the_init_net():
     w, scale = arr(4, 3, 3, 3), arr(4)
     init = net_of([CreateOperator("GivenTensorFill", [], ["W"], shape=[4, 3, 3, 3], values=w.ravel().tolist()),
@@ -400,8 +409,15 @@ def test_create_net_optimize_feeds_folded_copies():
     ws.CreateNet(net, optimize=True)
     ws.RunNet("t")
     np.testing.assert_allclose(ws.FetchBlob("R"), want, rtol=1e-4, atol=1e-5)
+    folded = ws.FetchBlob("W_folded")
     assert ws.HasBlob("W_folded") and ws.HasBlob("W_folded_bias")
     np.testing.assert_array_equal(ws.FetchBlob("W"), feeds["W"])
+    ws.FeedBlob("W", 2 * feeds["W"])  # created again: folded anew, under names not taken yet
+    ws.CreateNet(net, overwrite=True, optimize=True)
+    ws.RunNet("t")
+    np.testing.assert_array_equal(ws.FetchBlob("W_folded"), folded)
+    assert ws.HasBlob("W_folded_1")
+    assert not np.allclose(ws.FetchBlob("R"), want)
 
 
 def test_front_end_create_net_optimize():

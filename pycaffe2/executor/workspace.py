@@ -105,7 +105,7 @@ class Workspace:
                 params[name] = value
             elif is_gpu_array(value):
                 params[name] = self.FetchBlob(name)
-        result = optimize_inference(net, params=params)
+        result = optimize_inference(net, params=params, reserved=self.Blobs())
         return result.predict_net, result.params
 
     def Nets(self) -> list[str]:
