@@ -144,7 +144,7 @@ def test_malformed_ops_are_left_alone():
     net = net_of([CreateOperator("Conv", ["X"], ["Z"], kernel=1), bn("Z", "Y"),
                   CreateOperator("SpatialBN", ["Y", "s"], ["B"], is_test=1), CreateOperator("Dropout", [], ["D"]),
                   CreateOperator("Dropout", ["B"], [], is_test=1)], ["X", "s"], ["B"])
-    result = optimize_inference(net, params={"X": arr(1, 1, 1, 1)})
+    result = optimize_inference(net, params={"X": arr(1, 1, 1, 1)}, in_place=False)
     assert result.predict_net.op == net.op
     assert len(result.record.skipped) == 2
 
