@@ -367,31 +367,36 @@ def test_bundled_models_unchanged(name):
         assert result.record.summary() == "folded 53 SpatialBN, 16 Sum in place"
 
 
-REAL = {"hungmingwu_pytorch_export": ("predict_net.pb", (2, 1, 28, 28), "1"),
-        "caffe2_ios_predict_only": ("tinyPredict.pb", (1, 3, 32, 32), "data"),
-        "squeezenet_predict_only": ("squeeze_predict_net.pb", (1, 3, 64, 64), "data")}
+REAL = {"hungmingwu_pytorch_export/predict_net.pb": ((2, 1, 28, 28), "1"),
+        "hmc_random_test/predict_net.pb": (None, "1"),  # its init net holds its input
+        "caffe2_ios_predict_only/tinyPredict.pb": ((1, 3, 32, 32), "data"),
+        "caffe2_ios_predict_only/tinyYoloPredict.pb": ((1, 3, 64, 64), "data"),
+        "squeezenet_predict_only/squeeze_predict_net.pb": ((1, 3, 64, 64), "data"),
+        "squeezenet_predict_only/squeezenet_predict_armcompute.pb": ((1, 3, 64, 64), "data")}
 
 
-@pytest.mark.parametrize("folder", REAL)
-def test_real_models_unchanged(folder, caffe2_models):
+@pytest.mark.parametrize("file", REAL)
+def test_real_models_unchanged(file, caffe2_models):
     from pycaffe2.run.random_init import made_up_weights
-    file, shape, data_name = REAL[folder]
-    predict = netfile.load_net(caffe2_models / folder / file)
+    shape, data_name = REAL[file]
+    folder = file.split("/")[0]
+    predict = netfile.load_net(caffe2_models / file)
     init_path = caffe2_models / folder / "init_net.pb"
-    data = RNG.uniform(0, 1, shape).astype(np.float32)
-    params = {}
+    data = RNG.uniform(0, 1, shape).astype(np.float32) if shape else None
     if init_path.exists():
         ws = Workspace()
         ws.RunNetOnce(netfile.load_net(init_path))
         params = dict(ws.blobs)
     else:
         params = made_up_weights(predict, {data_name: data}, seed=1)
-    params[data_name] = data
+    if shape is not None:
+        params[data_name] = data
     result = optimize_inference(predict, params=params)
     want = run(predict, params)
     got = run(result.predict_net, {**params, **result.params})
     for name in want:
         np.testing.assert_allclose(got[name], want[name], rtol=1e-3, atol=1e-5)
+    assert result.record.in_place or result.record.dropped
     if folder == "caffe2_ios_predict_only":
         assert result.record.folded and not result.record.skipped
 
