@@ -11,7 +11,8 @@ inputs are never changed) where
   (an external output, a kept blob), X's producer writes Y instead, else it becomes a Copy;
 - an op is made in place (Relu, Sum, Add, ...: whatever its schema's in-place rules allow)
   by renaming its input's producer output to the op's output, when nothing else reads that
-  input and its name is neither an external input/output nor kept.
+  input and its name is neither an external input/output nor kept (not in a `dag` net,
+  whose blobs need one writer each).
 
 Values of the parameters come from `params` ({name: array}), else from the constant fills
 (GivenTensor*Fill, ConstantFill) of the init net; a SpatialBN whose parameters are not known
@@ -32,6 +33,7 @@ from pycaffe2.proto import caffe2_pb2
 from pycaffe2.proto.checks import inner_nets
 from pycaffe2.schema import get_schema
 from pycaffe2.schema.bind import bind_args
+from pycaffe2.schema.checker import CONCURRENT_NET_TYPES
 from pycaffe2.schema.inference.fill import constant_dtype, fill_shape, given_dtype
 
 __all__ = ["Optimized", "Record", "constant_params", "optimize_inference"]
@@ -422,7 +424,9 @@ def optimize_inference(predict_net: caffe2_pb2.NetDef, init_net: caffe2_pb2.NetD
         _drop_dropouts(graph, record)
     if fold_batch_norm:
         _fold_batch_norms(graph, store, record)
-    if in_place:
+    if in_place and predict_net.type in CONCURRENT_NET_TYPES:
+        record.skipped.append(f"in place: a {predict_net.type} net needs one writer per blob")
+    elif in_place:
         _make_in_place(graph, record)
     predict = graph.emit(predict_net)
     unread = _unread(predict_net, predict) - keep - set(predict.external_output)

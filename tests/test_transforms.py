@@ -308,6 +308,18 @@ def test_in_place_does_not_apply(why):
     assert not result.record.in_place
 
 
+def test_no_in_place_in_dag_nets():
+    """The checker wants one writer per blob in a dag net; folding keeps that."""
+    from pycaffe2.schema.checker import check_net
+    feeds = {"X": arr(1, 2, 3, 3), "W": arr(2, 2, 1, 1), **bn_params(2)}
+    net = net_of([CreateOperator("Conv", ["X", "W"], ["Z"], kernel=1), bn("Z", "Y"),
+                  CreateOperator("Relu", ["Y"], ["R"])], list(feeds), ["R"])
+    net.type = "dag"
+    result = check_same(net, feeds)
+    assert result.record.summary() == "folded 1 SpatialBN"
+    assert check_net(result.predict_net, known_blobs=result.params) == []
+
+
 def test_in_place_follows_schema_rules():
     """Add allows in place on input 0; Softmax allows none."""
     feeds = {"X": arr(2, 5), "B": arr(5)}
