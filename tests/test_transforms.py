@@ -355,6 +355,13 @@ def _model_outputs(predict, init, params, data, fetch):
     return [ws.FetchBlob(name) for name in fetch]
 
 
+def assert_validates_as_before(net, result, params):
+    """What `pycaffe2 validate` says of the optimized net, it said of the original."""
+    from pycaffe2.schema.checker import check_net
+    before = {p.kind for p in check_net(net, known_blobs=set(params))}
+    assert {p.kind for p in check_net(result.predict_net, known_blobs={*params, *result.params})} <= before
+
+
 BUNDLED = {"lenet": ((1, 1, 28, 28), "pred"), "squeezenet1_1": ((1, 3, 224, 224), "pool10"),
            "resnet50": ((1, 3, 224, 224), "pred")}
 
@@ -368,6 +375,7 @@ def test_bundled_models_unchanged(name):
     ws.RunNetOnce(model.init_net)
     params = {n: v for n, v in ws.blobs.items()}
     result = optimize_inference(model.predict_net, model.init_net, params=params, keep=[logits])
+    assert_validates_as_before(model.predict_net, result, params)
     data = RNG.standard_normal(shape).astype(np.float32)
     fetch = [logits, *model.predict_net.external_output]
     want = _model_outputs(model.predict_net, None, params, data, fetch)
@@ -404,6 +412,7 @@ def test_real_models_unchanged(file, caffe2_models):
     if shape is not None:
         params[data_name] = data
     result = optimize_inference(predict, params=params)
+    assert_validates_as_before(predict, result, params)
     want = run(predict, params)
     got = run(result.predict_net, {**params, **result.params})
     for name in want:
