@@ -457,3 +457,22 @@ def test_front_end_create_net_optimize():
     np.testing.assert_array_equal(workspace.FetchBlob("R"), np.maximum(feeds["X"], 0))
     assert not workspace.HasBlob("D")
     workspace.ResetWorkspace()
+
+
+@pytest.mark.gpu
+@pytest.mark.slow
+def test_create_net_optimize_on_cuda():
+    """Parameters on the GPU are read back, folded, and the folded copies fed to the GPU."""
+    from pycaffe2.devices.cuda import is_gpu_array
+    feeds = {"X": arr(2, 3, 4, 4), "W": arr(4, 3, 1, 1), **bn_params(4)}
+    net = net_of([CreateOperator("Conv", ["X", "W"], ["Z"], kernel=1), bn("Z", "Y"),
+                  CreateOperator("Relu", ["Y"], ["R"])], list(feeds), ["R"])
+    want = run(net, feeds)["R"]
+    net.device_option.device_type = caffe2_pb2.PROTO_CUDA
+    ws = Workspace()
+    for name, value in feeds.items():
+        ws.FeedBlob(name, value, net.device_option)
+    ws.CreateNet(net, optimize=True)
+    ws.RunNet("t")
+    assert is_gpu_array(ws.blobs["W_folded"]) and is_gpu_array(ws.blobs["R"])
+    np.testing.assert_allclose(ws.FetchBlob("R"), want, rtol=1e-4, atol=1e-5)
