@@ -72,7 +72,7 @@ def cmd_optimize(args) -> int:
     from pycaffe2.run.confine import default_roots
     from pycaffe2.run.optimize import optimize_model
     record = optimize_model(args.input, args.output, init=args.init, init_out=args.init_out, keep=args.keep,
-                            data_roots=args.data_root or default_roots(args.input),
+                            conv_relu=args.conv_relu, data_roots=args.data_root or default_roots(args.input),
                             allow_outside_paths=args.allow_outside_paths)
     print(f"{args.output}: {record.summary()}")
     for note in record.skipped:
@@ -332,6 +332,9 @@ def build_parser() -> argparse.ArgumentParser:
     optimize.add_argument("--init-out", metavar="FILE", help="write the init net here, the predict net to OUTPUT")
     optimize.add_argument("--keep", action="append", default=[], metavar="BLOB",
                           help="a blob that must stay fetchable (as external outputs do); repeatable")
+    optimize.add_argument("--conv-relu", action="store_true",
+                          help="also fuse a Conv read only by a Relu into one ConvRelu (Caffe2 ran it "
+                          "with its dnnlowp ops only)")
     optimize.add_argument("--data-root", action="append", default=[], metavar="DIR",
                           help="a folder the init net's Load ops may read, when it must run; repeatable "
                           "(default: the model's folder and the working folder)")

@@ -9,6 +9,7 @@ inputs are never changed) where
   Conv that had no bias), with `_1`, `_2` ... when a name is taken; the originals stay;
 - a test-mode Dropout (Y = X) is dropped: its readers read X; when Y must keep its name
   (an external output, a kept blob), X's producer writes Y instead, else it becomes a Copy;
+- optionally, a Conv read only by a Relu becomes one ConvRelu (Caffe2's fused op);
 - an op is made in place (Relu, Sum, Add, ...: whatever its schema's in-place rules allow)
   by renaming its input's producer output to the op's output, when nothing else reads that
   input and its name is neither an external input/output nor kept (not in a `dag` net,
@@ -51,6 +52,7 @@ class Record:
     folded: list[str] = field(default_factory=list)  # "op 2 (SpatialBN) into op 1 (Conv)"
     dropped: list[str] = field(default_factory=list)  # "op 60 (Dropout)"
     copied: list[str] = field(default_factory=list)  # Dropouts turned into a Copy
+    fused: list[str] = field(default_factory=list)  # "op 3 (Relu) into op 2 (Conv)": a ConvRelu
     in_place: list[tuple[int, str]] = field(default_factory=list)  # (op index, op type)
     skipped: list[str] = field(default_factory=list)  # "op 7 (SpatialBN): training mode (is_test=0)"
 
@@ -61,6 +63,8 @@ class Record:
             parts.append(f"dropped {len(self.dropped)} Dropout")
         if self.copied:
             parts.append(f"{len(self.copied)} Dropout made a Copy")
+        if self.fused:
+            parts.append(f"{len(self.fused)} Conv + Relu fused")
         counts = Counter(op_type for _, op_type in self.in_place)
         parts += [f"{n} {op_type} in place" for op_type, n in sorted(counts.items(), key=lambda kv: -kv[1])]
         return ", ".join(parts) or "nothing to do"
@@ -387,6 +391,28 @@ def _use_param(node: _Node, slot: int, name: str) -> None:
         node.inputs.append(value)
 
 
+def _fuse_conv_relu(graph: _Graph, record: Record) -> None:
+    """Conv then Relu -> ConvRelu (Caffe2's fused op), when only the Relu reads the Conv."""
+    for relu in graph.nodes:
+        if not relu.alive or _canonical(relu) != "Relu" or len(relu.inputs) != 1 or len(relu.outputs) != 1:
+            continue
+        z, y = relu.inputs[0], relu.outputs[0]
+        conv = z.producer
+        if conv is None or _canonical(conv) != "Conv" or z.pinned or z.readers != [relu]:
+            continue
+        if z.name != y.name and not graph.name_free(conv.pos, relu.pos, y.name):
+            continue
+        record.fused.append(f"{relu.label()} into {conv.label()}")
+        fused = caffe2_pb2.OperatorDef()
+        fused.CopyFrom(conv.op)
+        fused.type = "ConvRelu"
+        kept = [arg for arg in conv.op.arg if arg.name != "no_gradient_to_input"]  # not a ConvRelu arg
+        del fused.arg[:]
+        fused.arg.extend(kept)
+        conv.op, conv.outputs, y.producer = fused, [y], conv
+        graph.remove(relu)
+
+
 def _make_in_place(graph: _Graph, record: Record) -> None:
     for node in graph.nodes:
         schema = get_schema(node.op.type)
@@ -405,14 +431,17 @@ def _make_in_place(graph: _Graph, record: Record) -> None:
 
 def optimize_inference(predict_net: caffe2_pb2.NetDef, init_net: caffe2_pb2.NetDef | None = None, *,
                        params=None, keep=(), reserved=(), fold_batch_norm: bool = True,
-                       drop_dropout: bool = True, in_place: bool = True) -> Optimized:
+                       drop_dropout: bool = True, in_place: bool = True,
+                       fuse_conv_relu: bool = False) -> Optimized:
     """The inference transforms of this module's docstring, on copies of the nets.
 
     `params` ({blob: array}) gives parameter values (else the init net's constant fills
     do); `keep` names blobs that must stay fetchable after a run, as external outputs do;
     `reserved` names the new arrays must not take (a workspace's blobs). The returned init
     net (None without one) fills the new arrays and no longer fills the parameters that
-    only the removed SpatialBNs and the folded ops read."""
+    only the removed SpatialBNs and the folded ops read. `fuse_conv_relu` also turns a Conv
+    read only by a Relu into one ConvRelu (Caffe2 ran it with its dnnlowp ops only, so
+    files written for Caffe2 leave it off)."""
     keep = set(keep)
     graph, record = _Graph(predict_net, keep), Record()
     taken = {name for op in predict_net.op for name in (*op.input, *op.output)}
@@ -424,6 +453,8 @@ def optimize_inference(predict_net: caffe2_pb2.NetDef, init_net: caffe2_pb2.NetD
         _drop_dropouts(graph, record)
     if fold_batch_norm:
         _fold_batch_norms(graph, store, record)
+    if fuse_conv_relu:
+        _fuse_conv_relu(graph, record)
     if in_place and predict_net.type in CONCURRENT_NET_TYPES:
         record.skipped.append(f"in place: a {predict_net.type} net needs one writer per blob")
     elif in_place:

@@ -308,6 +308,32 @@ def test_in_place_does_not_apply(why):
     assert not result.record.in_place
 
 
+@pytest.mark.parametrize("case", ["fused", "relu-in-place", "nhwc-group", "read-twice", "kept", "off"])
+def test_fuse_conv_relu(case):
+    feeds = {"X": arr(2, 4, 5, 5), "W": arr(6, 2, 3, 3), "b": arr(6)}
+    conv = CreateOperator("Conv", ["X", "W", "b"], ["C"], kernel=3, pad=1, group=2, no_gradient_to_input=1)
+    ops, outputs, keep = [conv, CreateOperator("Relu", ["C"], ["R"])], ["R"], ()
+    if case == "relu-in-place":
+        ops[1] = CreateOperator("Relu", ["C"], ["C"])
+        outputs = ["C"]
+    elif case == "nhwc-group":
+        ops[0] = CreateOperator("Conv", ["X", "W", "b"], ["C"], kernel=3, group=2, order="NHWC")
+        feeds["X"], feeds["W"] = arr(1, 5, 5, 4), arr(6, 3, 3, 2)
+    elif case == "read-twice":
+        ops.append(CreateOperator("Sigmoid", ["C"], ["S"]))
+        outputs.append("S")
+    elif case == "kept":
+        keep = ("C",)
+    net = net_of(ops, list(feeds), outputs)
+    result = check_same(net, feeds, keep=keep, fuse_conv_relu=case != "off")
+    fused = case in ("fused", "relu-in-place", "nhwc-group")
+    assert [o.type for o in result.predict_net.op] == (["ConvRelu"] if fused else ["Conv", "Relu"] + ["Sigmoid"] * (
+        case == "read-twice"))
+    if fused:
+        assert "no_gradient_to_input" not in [a.name for a in result.predict_net.op[0].arg]
+        assert result.record.summary() == "1 Conv + Relu fused"
+
+
 def test_no_in_place_in_dag_nets():
     """The checker wants one writer per blob in a dag net; folding keeps that."""
     from pycaffe2.schema.checker import check_net
@@ -435,6 +461,7 @@ def test_create_net_optimize_feeds_folded_copies():
     ws.CreateNet(net, optimize=True)
     ws.RunNet("t")
     np.testing.assert_allclose(ws.FetchBlob("R"), want, rtol=1e-4, atol=1e-5)
+    assert ws.HasBlob("R") and not ws.HasBlob("Y")  # Conv, SpatialBN and Relu: one ConvRelu
     folded = ws.FetchBlob("W_folded")
     assert ws.HasBlob("W_folded") and ws.HasBlob("W_folded_bias")
     np.testing.assert_array_equal(ws.FetchBlob("W"), feeds["W"])

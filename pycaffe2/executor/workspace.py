@@ -70,10 +70,10 @@ class Workspace:
     def CreateNet(self, net: caffe2_pb2.NetDef, overwrite: bool = False, input_blobs=None, *,
                   optimize: bool = False) -> bool:
         """`optimize`: run the net through pycaffe2.transforms.optimize_inference first (fold
-        test-mode SpatialBN, drop test-mode Dropout, ops in place), reading parameters from
-        this workspace; the folded arrays are fed as `<filter>_folded` and `<bias>_folded`
-        (or `<filter>_folded_bias`), the originals stay. Only external outputs are sure to
-        be fetchable afterwards."""
+        test-mode SpatialBN, drop test-mode Dropout, Conv + Relu as ConvRelu, ops in place),
+        reading parameters from this workspace; the folded arrays are fed as `<filter>_folded`
+        and `<bias>_folded` (or `<filter>_folded_bias`), the originals stay. Only external
+        outputs are sure to be fetchable afterwards."""
         if not net.name:
             raise PyCaffe2Error("CreateNet: the NetDef must have a name")
         if net.name in self.nets and not overwrite:
@@ -105,7 +105,7 @@ class Workspace:
                 params[name] = value
             elif is_gpu_array(value):
                 params[name] = self.FetchBlob(name)
-        result = optimize_inference(net, params=params, reserved=self.Blobs())
+        result = optimize_inference(net, params=params, reserved=self.Blobs(), fuse_conv_relu=True)
         return result.predict_net, result.params
 
     def Nets(self) -> list[str]:

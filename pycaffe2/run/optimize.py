@@ -26,8 +26,8 @@ from pycaffe2.schema.checker import check_net
 from pycaffe2.transforms import CONSTANT_FILLS, Record, optimize_inference
 
 
-def optimize_model(source, output, *, init=None, init_out=None, keep=(), data_roots=None,
-                   allow_outside_paths: bool = False) -> Record:
+def optimize_model(source, output, *, init=None, init_out=None, keep=(), conv_relu: bool = False,
+                   data_roots=None, allow_outside_paths: bool = False) -> Record:
     """Optimize the model at `source` into `output` (and `init_out`); returns what was done."""
     model = netfile.load_model(source, allow_outside_paths=allow_outside_paths)
     if init is not None:
@@ -38,7 +38,8 @@ def optimize_model(source, output, *, init=None, init_out=None, keep=(), data_ro
     _refuse_inputs(source, model, targets)
     _check(model)
     params = _run_init(model, data_roots) if _needs_run(model.init_net) else None
-    result = optimize_inference(model.predict_net, model.init_net, params=params, keep=keep)
+    result = optimize_inference(model.predict_net, model.init_net, params=params, keep=keep,
+                                fuse_conv_relu=conv_relu)
     new = netfile.Model(result.predict_net, result.init_net, input_shapes=model.input_shapes)
     _write_all(targets, new)
     return result.record

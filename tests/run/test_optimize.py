@@ -85,6 +85,14 @@ def test_keep(folder, tmp_path, capsys):
     assert types == ["Conv", "SpatialBN", "Relu", "Softmax"]
 
 
+def test_conv_relu(folder, tmp_path, capsys):
+    assert main(["optimize", str(folder), str(tmp_path / "out.yaml"), "--conv-relu"]) == 0
+    assert "folded 1 SpatialBN, dropped 1 Dropout, 1 Conv + Relu fused" in capsys.readouterr().out
+    model = netfile.load_model(tmp_path / "out.yaml")
+    assert [op.type for op in model.predict_net.op] == ["ConvRelu", "Softmax"]
+    check_same(folder, model.predict_net, model.init_net)
+
+
 def test_random_fills_are_run(tmp_path, capsys):
     assert main(["optimize", str(REPO / "nets" / "models" / "squeezenet1_1"), str(tmp_path / "sq")]) == 0
     assert "dropped 1 Dropout" in capsys.readouterr().out
