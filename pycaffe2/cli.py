@@ -1,4 +1,4 @@
-"""The `pycaffe2` command line: validate, ops, convert, run."""
+"""The `pycaffe2` command line: validate, ops, convert, optimize, run, db, graph."""
 from __future__ import annotations
 
 import argparse
@@ -65,6 +65,18 @@ def cmd_convert(args) -> int:
     from pycaffe2 import netfile
     netfile.save_model(netfile.load_model(args.input, allow_outside_paths=args.allow_outside_paths),
                        args.output)
+    return EXIT_OK
+
+
+def cmd_optimize(args) -> int:
+    from pycaffe2.run.confine import default_roots
+    from pycaffe2.run.optimize import optimize_model
+    record = optimize_model(args.input, args.output, init=args.init, init_out=args.init_out, keep=args.keep,
+                            conv_relu=args.conv_relu, data_roots=args.data_root or default_roots(args.input),
+                            allow_outside_paths=args.allow_outside_paths)
+    print(f"{args.output}: {record.summary()}")
+    for note in record.skipped:
+        print(f"  left {note}")
     return EXIT_OK
 
 
@@ -318,6 +330,24 @@ def build_parser() -> argparse.ArgumentParser:
     convert.add_argument("--allow-outside-paths", action="store_true",
                          help="let the model file name net files outside its folder")
     convert.set_defaults(run=cmd_convert)
+    optimize = commands.add_parser("optimize", help="inference transforms (SpatialBN folding, Dropout "
+                                   "removal, ops in place) written as a new model", parents=[extensions])
+    optimize.add_argument("input", help="model folder, model file, or predict net file (with --init)")
+    optimize.add_argument("output", help="folder or model file (.yaml/.json); the predict net file "
+                          "with --init-out")
+    optimize.add_argument("--init", metavar="FILE", help="the init net of a predict net file")
+    optimize.add_argument("--init-out", metavar="FILE", help="write the init net here, the predict net to OUTPUT")
+    optimize.add_argument("--keep", action="append", default=[], metavar="BLOB",
+                          help="a blob that must stay fetchable (as external outputs do); repeatable")
+    optimize.add_argument("--conv-relu", action="store_true",
+                          help="also fuse a Conv read only by a Relu into one ConvRelu (Caffe2 ran it "
+                          "with its dnnlowp ops only)")
+    optimize.add_argument("--data-root", action="append", default=[], metavar="DIR",
+                          help="a folder the init net's Load ops may read, when it must run; repeatable "
+                          "(default: the model's folder and the working folder)")
+    optimize.add_argument("--allow-outside-paths", action="store_true",
+                          help="let the model file name net files outside its folder")
+    optimize.set_defaults(run=cmd_optimize)
     run = commands.add_parser("run", help="run a model: init net once, then the predict net",
                               parents=[extensions])
     run.add_argument("file", help="net file, model file, or folder with init_net.pb + predict_net.pb")

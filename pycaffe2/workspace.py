@@ -129,11 +129,13 @@ def Nets() -> list[str]:
     return C().Nets()
 
 
-def CreateNet(net, overwrite: bool = False, input_blobs=None, *, free_blobs: bool = False, keep=()) -> bool:
+def CreateNet(net, overwrite: bool = False, input_blobs=None, *, free_blobs: bool = False, keep=(),
+              optimize: bool = False) -> bool:
     """`net`: a core.Net, a NetDef or its serialized bytes (Caffe2's StringifyProto forms).
-    `free_blobs`, `keep`: drop blobs after their last use (executor Workspace.CreateNet)."""
+    `free_blobs`, `keep`: drop blobs after their last use; `optimize`: apply the inference
+    transforms first (both: executor Workspace.CreateNet)."""
     return C().CreateNet(_message(net, caffe2_pb2.NetDef), overwrite, input_blobs, free_blobs=free_blobs,
-                         keep=keep)
+                         keep=keep, optimize=optimize)
 
 
 def RunNet(name, num_iter: int = 1, allow_fail: bool = False) -> bool:

@@ -19,7 +19,7 @@ LAYERS = {
     "pycaffe2": 0, "pycaffe2.proto": 0, "pycaffe2.errors": 0, "pycaffe2._yaml": 0, "pycaffe2._json": 0,
     "pycaffe2._pbtxt": 0, "pycaffe2.files": 0, "pycaffe2.paths": 0, "pycaffe2.qtensor": 0,
     "pycaffe2.schema": 1,
-    "pycaffe2.netfile": 2, "pycaffe2.netfile_tree": 2, "pycaffe2.protojson": 2, "pycaffe2.devices": 2,
+    "pycaffe2.netfile": 2, "pycaffe2.netfile_tree": 2, "pycaffe2.transforms": 2, "pycaffe2.protojson": 2, "pycaffe2.devices": 2,
     "pycaffe2.tensor_proto": 2, "pycaffe2.objects": 2, "pycaffe2.db": 2, "pycaffe2.minidb": 2, "pycaffe2.kvdb": 2,
     "pycaffe2.operators": 3, "pycaffe2.validate": 3, "pycaffe2.validate_report": 3,
     "pycaffe2.gradient": 4, "pycaffe2.executor": 4,

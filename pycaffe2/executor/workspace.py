@@ -21,6 +21,7 @@ from pycaffe2.executor.net import CompiledNet, compile_net
 from pycaffe2.objects import ObjectBlob
 from pycaffe2.proto import caffe2_pb2
 from pycaffe2.proto.checks import inner_nets
+from pycaffe2.transforms import optimize_inference
 
 
 class Workspace:
@@ -75,16 +76,24 @@ class Workspace:
 
     # nets
     def CreateNet(self, net: caffe2_pb2.NetDef, overwrite: bool = False, input_blobs=None, *,
-                  free_blobs: bool = False, keep=()) -> bool:
+                  free_blobs: bool = False, keep=(), optimize: bool = False) -> bool:
         """Compile `net` for RunNet. `free_blobs`: each run drops the blobs the net makes
         for itself once no later op touches them (for inference: less memory), keeping
         external inputs and outputs, blobs in the workspace when a run starts, blobs an
-        op reads before the net writes them, names nested nets mention, and `keep`."""
+        op reads before the net writes them, names nested nets mention, and `keep`.
+        `optimize`: run the net through pycaffe2.transforms.optimize_inference first (fold
+        test-mode SpatialBN, drop test-mode Dropout, Conv + Relu as ConvRelu, ops in place),
+        reading parameters from this workspace; the folded arrays are fed as `<filter>_folded`
+        and `<bias>_folded` (or `<filter>_folded_bias`), the originals stay. Only external
+        outputs and `keep` are sure to be fetchable afterwards."""
         if not net.name:
             raise PyCaffe2Error("CreateNet: the NetDef must have a name")
         if net.name in self.nets and not overwrite:
             raise PyCaffe2Error(f"I respectfully refuse to overwrite an existing net of the same "
                                 f"name \"{net.name}\", unless you explicitly specify overwrite=True.")
+        new_params = {}
+        if optimize:
+            net, new_params = self._optimized(net, keep)
         inputs = list(input_blobs or ()) + list(net.external_input)
         compiled = compile_net(net, known_blobs=set(self.Blobs()) | set(inputs), rng=self.rng, workspace=self,
                                free_blobs=free_blobs, keep=keep)
@@ -94,10 +103,25 @@ class Workspace:
         for name in inputs:
             if name in read or name in (input_blobs or ()):
                 self.CreateBlob(name)
+        for name, value in new_params.items():
+            self.FeedBlob(name, value, net.device_option if net.HasField("device_option") else None)
         self.nets[net.name] = compiled
         self.freed_by = {blob: owner for blob, owner in self.freed_by.items() if owner != net.name}
         self.freed_by.update(dict.fromkeys(compiled.freeable, net.name))
         return True
+
+    def _optimized(self, net: caffe2_pb2.NetDef, keep=()):
+        """The optimized net and the arrays to feed, from the values held now (a snapshot:
+        feeding new weights later does not refold them)."""
+        params = {}
+        for name in _read_blobs(net):
+            value = self.blobs.get(name)
+            if isinstance(value, np.ndarray):  # never changed in place, so not copied
+                params[name] = value
+            elif is_gpu_array(value):
+                params[name] = self.FetchBlob(name)
+        result = optimize_inference(net, params=params, keep=keep, reserved=self.Blobs(), fuse_conv_relu=True)
+        return result.predict_net, result.params
 
     def Nets(self) -> list[str]:
         return sorted(self.nets)

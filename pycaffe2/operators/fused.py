@@ -17,7 +17,11 @@ from pycaffe2.schema.inference.linalg import check_fc_bias, fc_output_shape, fc_
 def conv_relu(**args):
     run_conv = conv(**args)
 
-    return lambda x, w, bias=None: np.maximum(run_conv(x, w, bias), 0)
+    def run(x, w, bias=None):
+        y = run_conv(x, w, bias)
+        return np.maximum(y, 0, out=y)  # y is the conv's own new array: no second one
+
+    return run
 
 
 _relu_cuda = cuda.elementwise("activation.cu", "relu", ())
