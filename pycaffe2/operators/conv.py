@@ -98,14 +98,28 @@ def _channel_major(a: np.ndarray, group: int) -> np.ndarray:
     return np.ascontiguousarray(np.moveaxis(a, 1, 0)).reshape(group, a.shape[1] // group, positions)
 
 
+def _pointwise(g: Window) -> bool:
+    """A 1x1 window at stride 1 without padding: X is its own columns."""
+    return all(k == 1 and s == 1 for k, s in zip(g.kernel, g.stride)) and not any(g.head + g.tail)
+
+
 def _is_depthwise(channels: int, m: int, group: int) -> bool:
     return group > 1 and group == channels == m
 
 
+def _image_columns(x, g: Window, group: int) -> np.ndarray:
+    """[N, group, C/group * prod(kernel), prod(out)]: each image's columns, as matrices
+    BLAS takes in place (a view of X for a pointwise window)."""
+    n, c = x.shape[:2]
+    if _pointwise(g):
+        return x.reshape(n, group, c // group, -1)
+    columns = _columns(x, g, group)
+    return columns.reshape(columns.shape[:2] + (n, -1)).transpose(2, 0, 1, 3)
+
+
 def _correlate(x, w, g: Window, group: int, bias=None) -> np.ndarray:
     """Conv of channels-first X with filter [M, C/group, kernel...]: [N, M, out...].
-    The columns are read image by image (strided views BLAS takes in place), so Y
-    comes out in NCHW without a transpose."""
+    The columns are read image by image, so Y comes out in NCHW without a transpose."""
     n, m, positions = x.shape[0], w.shape[0], math.prod(g.out)
     if _is_depthwise(x.shape[1], m, group):
         y = _depthwise_correlate(x, w, g)
@@ -113,8 +127,7 @@ def _correlate(x, w, g: Window, group: int, bias=None) -> np.ndarray:
         y = np.empty((n, m) + g.out, np.result_type(x, w))
         weights = w.reshape(group, m // group, -1)
         for part in _batch_slices(n, x.shape[1] * math.prod(g.kernel) * positions):
-            columns = _columns(x[part], g, group)
-            columns = columns.reshape(columns.shape[:2] + (-1, positions)).transpose(2, 0, 1, 3)
+            columns = _image_columns(x[part], g, group)
             np.matmul(weights, columns, out=y[part].reshape(columns.shape[0], group, m // group, positions))
     if bias is not None:
         y += bias.reshape((-1,) + (1,) * len(g.out))
@@ -123,24 +136,27 @@ def _correlate(x, w, g: Window, group: int, bias=None) -> np.ndarray:
 
 def _filter_gradient(x, dy, g: Window, group: int, w_shape) -> np.ndarray:
     """d(filter) of a Conv from its input X and its output gradient dY (channels-first):
-    dY's channels times the columns, summed over slices of the batch."""
+    per image dY's channels times the columns, summed."""
     if _is_depthwise(x.shape[1], w_shape[0], group):
         return _depthwise_filter_gradient(x, dy, g).reshape(w_shape)
-    dw = np.zeros((group, dy.shape[1] // group, x.shape[1] // group * math.prod(g.kernel)),
-                  np.result_type(x, dy))
-    for part in _batch_slices(x.shape[0], x.shape[1] * math.prod(g.kernel) * math.prod(g.out)):
-        dw += np.matmul(_channel_major(dy[part], group), _columns(x[part], g, group).swapaxes(-1, -2))
+    n, m = dy.shape[:2]
+    dw = np.zeros((group, m // group, x.shape[1] // group * math.prod(g.kernel)), np.result_type(x, dy))
+    for part in _batch_slices(n, x.shape[1] * math.prod(g.kernel) * math.prod(g.out)):
+        images = dy[part].reshape(-1, group, m // group, math.prod(g.out))
+        dw += np.matmul(images, _image_columns(x[part], g, group).swapaxes(-1, -2)).sum(axis=0)
     return dw.reshape(w_shape)
 
 
 def _input_gradient(dy, w, g: Window, group: int, x_shape) -> np.ndarray:
-    """d(X) of a Conv from its output gradient dY and filter [M, C/group, kernel...] (a view)."""
-    m = w.shape[0]
-    if all(s == 1 for s in g.stride) and (m <= 2 * x_shape[1] or _is_depthwise(x_shape[1], m, group)):
+    """d(X) of a Conv from its output gradient dY and filter [M, C/group, kernel...] (a view).
+    At stride 1 the flipped Conv, unless M is so much larger than C that the columns of
+    dY would outgrow col2im's (LeNet's first conv: C 1, M 20)."""
+    m, c = w.shape[0], x_shape[1]
+    if all(s == 1 for s in g.stride) and (m <= 2 * c or _pointwise(g) or _is_depthwise(c, m, group)):
         return _correlate(*_flipped_conv(dy, w, g, group, x_shape[2:]), group)
     weights = w.reshape(group, m // group, -1).swapaxes(-1, -2)
     dx = np.empty(x_shape, np.result_type(dy, w))
-    for part in _batch_slices(x_shape[0], x_shape[1] * math.prod(g.kernel) * math.prod(g.out)):
+    for part in _batch_slices(x_shape[0], c * math.prod(g.kernel) * math.prod(g.out)):
         columns = np.matmul(weights, _channel_major(dy[part], group))
         dx[part] = _col2im(columns, dx[part].shape, g)
     return dx
