@@ -134,7 +134,7 @@ def test_conv_random_geometry(n, cg, mg, group, size, kernel, stride, dilation, 
 @pytest.mark.parametrize("group", [1, 2])
 def test_conv_takes_a_big_batch_in_slices(monkeypatch, group):
     """Columns over the limit: the batch is convolved a few images at a time, same result."""
-    from pycaffe2.operators import conv
+    from pycaffe2.operators import _conv_cpu as conv
     x, w, b = randn(5, 4, 6, 5), randn(6, 4 // group, 3, 2), randn(6)
     monkeypatch.setattr(conv, "COLUMNS_LIMIT", 2 * 4 * 3 * 2 * 4 * 4)  # two images' columns
     check_reference("Conv", [x, w, b], lambda *_, **__: ref_conv(x, w, b, group=group),
