@@ -92,7 +92,7 @@ def correlate(x, w, g: Window, group: int, bias=None) -> np.ndarray:
     n, m, positions = x.shape[0], w.shape[0], math.prod(g.out)
     if _is_depthwise(x.shape[1], m, group):
         y = _depthwise_correlate(x, w, g)
-    elif _winograd_fits(x, w, g, group):
+    elif _winograd_fits(x, w, m, g, group):
         y = _winograd(x, w, g, group)
     else:
         y = np.empty((n, m) + g.out, np.result_type(x, w))
@@ -110,6 +110,8 @@ def filter_gradient(x, dy, g: Window, group: int, w_shape) -> np.ndarray:
     per image dY's channels times the columns, summed."""
     if _is_depthwise(x.shape[1], w_shape[0], group):
         return _depthwise_filter_gradient(x, dy, g).reshape(w_shape)
+    if _winograd_fits(x, dy, dy.shape[1], g, group):
+        return _winograd_filter_gradient(x, dy, g, group)
     n, m = dy.shape[:2]
     dw = np.zeros((group, m // group, x.shape[1] // group * math.prod(g.kernel)), np.result_type(x, dy))
     for part in _batch_slices(n, x.shape[1] * math.prod(g.kernel) * math.prod(g.out)):
@@ -166,20 +168,19 @@ _KB, _KG, _KA = (np.kron(a, a).astype(np.float32) for a in (_BT, _G, _AT))
 WINOGRAD_CHANNELS = 64
 
 
-def _winograd_fits(x, w, g: Window, group: int) -> bool:
-    return (x.dtype == w.dtype == np.float32 and g.kernel == (3, 3) and g.stride == (1, 1)
-            and g.dilation == (1, 1) and min(x.shape[1], w.shape[0]) // group >= WINOGRAD_CHANNELS)
+def _winograd_fits(x, other, m: int, g: Window, group: int) -> bool:
+    """Whether Winograd takes the Conv of X with M output channels (`other`: the filter,
+    or dY for dfilter)."""
+    return (x.dtype == other.dtype == np.float32 and g.kernel == (3, 3) and g.stride == (1, 1)
+            and g.dilation == (1, 1) and min(x.shape[1], m) // group >= WINOGRAD_CHANNELS)
 
 
-def _winograd(x, w, g: Window, group: int) -> np.ndarray:
+def _winograd_inputs(x, g: Window, m: int):
+    """Per slice of the batch: (its slice, B^T d B of every 6x6 tile d [36, C, images * tiles])."""
     n, c = x.shape[:2]
-    m, cg = w.shape[:2]
     rows, cols = (-(-o // 4) for o in g.out)  # tiles per axis
-    tiles = rows * cols
-    u = (_KG @ w.reshape(m * cg, 9).T).reshape(36, group, m // group, cg)
-    y = np.empty((n, m) + g.out, np.float32)
-    parts = _batch_slices(n, 36 * max(c, m) * tiles)
-    # X padded to whole tiles (zeros past the image and its pads; rows past them unread)
+    parts = _batch_slices(n, 36 * max(c, m) * rows * cols)
+    # X padded to whole tiles: zeros past the image and its pads (the rows past them are unread)
     xp = np.zeros((parts[0].stop if parts else 0, c, 4 * rows + 2, 4 * cols + 2), np.float32)
     extent = [min(s, e - h) for s, e, h in zip(x.shape[2:], xp.shape[2:], g.head)]
     image = (slice(None), slice(None)) + tuple(slice(h, h + e) for h, e in zip(g.head, extent))
@@ -188,12 +189,39 @@ def _winograd(x, w, g: Window, group: int) -> np.ndarray:
         xp[:k][image] = x[part][(slice(None), slice(None)) + tuple(slice(e) for e in extent)]
         d = sliding_window_view(xp[:k], (6, 6), axis=(2, 3))[:, :, ::4, ::4]  # [k, C, rows, cols, 6, 6]
         d = np.ascontiguousarray(d.transpose(4, 5, 1, 0, 2, 3)).reshape(36, -1)
-        v = (_KB @ d).reshape(36, group, cg, k * tiles)
-        products = np.matmul(u, v).reshape(36, -1)
-        out = (_KA @ products).reshape(4, 4, m, k, rows, cols)
-        out = out.transpose(3, 2, 4, 0, 5, 1).reshape(k, m, 4 * rows, 4 * cols)
+        yield part, (_KB @ d).reshape(36, c, -1)
+
+
+def _winograd(x, w, g: Window, group: int) -> np.ndarray:
+    m, cg = w.shape[:2]
+    rows, cols = (-(-o // 4) for o in g.out)
+    u = (_KG @ w.reshape(m * cg, 9).T).reshape(36, group, m // group, cg)
+    y = np.empty((x.shape[0], m) + g.out, np.float32)
+    for part, v in _winograd_inputs(x, g, m):
+        products = np.matmul(u, v.reshape(36, group, cg, -1)).reshape(36, -1)
+        out = (_KA @ products).reshape(4, 4, m, -1, rows, cols)  # [4, 4, M, images, rows, cols]
+        out = out.transpose(3, 2, 4, 0, 5, 1).reshape(-1, m, 4 * rows, 4 * cols)
         y[part] = out[:, :, :g.out[0], :g.out[1]]
     return y
+
+
+def _winograd_filter_gradient(x, dy, g: Window, group: int) -> np.ndarray:
+    """The adjoint of _winograd in the filter: [M, C/group, 3, 3]. dY's 4x4 tiles go back
+    through A^T (zeros past Y's edge), meet X's transformed tiles in 36 GEMMs over all
+    tiles, and return through G."""
+    c, m = x.shape[1], dy.shape[1]
+    rows, cols = (-(-o // 4) for o in g.out)
+    du = np.zeros((36, group, m // group, c // group), np.float32)
+    dyt = np.zeros((0, m, 4 * rows, 4 * cols), np.float32)
+    for part, v in _winograd_inputs(x, g, m):
+        k = part.stop - part.start
+        if len(dyt) != k:
+            dyt = np.zeros((k, m, 4 * rows, 4 * cols), np.float32)
+        dyt[:, :, :g.out[0], :g.out[1]] = dy[part]
+        tiles = dyt.reshape(k, m, rows, 4, cols, 4).transpose(3, 5, 1, 0, 2, 4).reshape(16, -1)
+        dproducts = (_KA.T @ tiles).reshape(36, group, m // group, -1)
+        du += np.matmul(dproducts, v.reshape(36, group, c // group, -1).swapaxes(-1, -2))
+    return (_KG.T @ du.reshape(36, -1)).reshape(3, 3, m, c // group).transpose(2, 3, 0, 1)
 
 
 class _Flat(NamedTuple):
