@@ -189,17 +189,17 @@ def _winograd_inputs(x, g: Window, m: int):
         xp[:k][image] = x[part][(slice(None), slice(None)) + tuple(slice(e) for e in extent)]
         d = sliding_window_view(xp[:k], (6, 6), axis=(2, 3))[:, :, ::4, ::4]  # [k, C, rows, cols, 6, 6]
         d = np.ascontiguousarray(d.transpose(4, 5, 1, 0, 2, 3)).reshape(36, -1)
-        yield part, (_KB @ d).reshape(36, c, -1)
+        yield part, np.matmul(_KB, d).reshape(36, c, -1)
 
 
 def _winograd(x, w, g: Window, group: int) -> np.ndarray:
     m, cg = w.shape[:2]
     rows, cols = (-(-o // 4) for o in g.out)
-    u = (_KG @ w.reshape(m * cg, 9).T).reshape(36, group, m // group, cg)
+    u = np.matmul(_KG, w.reshape(m * cg, 9).T).reshape(36, group, m // group, cg)
     y = np.empty((x.shape[0], m) + g.out, np.float32)
     for part, v in _winograd_inputs(x, g, m):
         products = np.matmul(u, v.reshape(36, group, cg, -1)).reshape(36, -1)
-        out = (_KA @ products).reshape(4, 4, m, -1, rows, cols)  # [4, 4, M, images, rows, cols]
+        out = np.matmul(_KA, products).reshape(4, 4, m, -1, rows, cols)  # [4, 4, M, images, rows, cols]
         out = out.transpose(3, 2, 4, 0, 5, 1).reshape(-1, m, 4 * rows, 4 * cols)
         y[part] = out[:, :, :g.out[0], :g.out[1]]
     return y
@@ -219,9 +219,9 @@ def _winograd_filter_gradient(x, dy, g: Window, group: int) -> np.ndarray:
             dyt = np.zeros((k, m, 4 * rows, 4 * cols), np.float32)
         dyt[:, :, :g.out[0], :g.out[1]] = dy[part]
         tiles = dyt.reshape(k, m, rows, 4, cols, 4).transpose(3, 5, 1, 0, 2, 4).reshape(16, -1)
-        dproducts = (_KA.T @ tiles).reshape(36, group, m // group, -1)
+        dproducts = np.matmul(_KA.T, tiles).reshape(36, group, m // group, -1)
         du += np.matmul(dproducts, v.reshape(36, group, c // group, -1).swapaxes(-1, -2))
-    return (_KG.T @ du.reshape(36, -1)).reshape(3, 3, m, c // group).transpose(2, 3, 0, 1)
+    return np.matmul(_KG.T, du.reshape(36, -1)).reshape(3, 3, m, c // group).transpose(2, 3, 0, 1)
 
 
 class _Flat(NamedTuple):

@@ -39,6 +39,7 @@ from pycaffe2.schema.inference.conv import (
     spatial_shape,
 )
 
+
 def _geometry(args: dict, x, w, transposed: bool):
     """(channels-first X, filter, window, M) after checking the filter against X."""
     g, m = conv_window(args, x.shape, w.shape, transposed)

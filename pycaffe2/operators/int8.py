@@ -12,8 +12,8 @@ from __future__ import annotations
 import numpy as np
 
 from pycaffe2.errors import ShapeError
-from pycaffe2.operators._conv_pool import channels_back, channels_first, register_factory
 from pycaffe2.operators._conv_cpu import correlate, input_gradient
+from pycaffe2.operators._conv_pool import channels_back, channels_first, register_factory
 from pycaffe2.operators.conv import _as_conv
 from pycaffe2.operators.registry import register_cpu
 from pycaffe2.qtensor import (
