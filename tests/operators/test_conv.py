@@ -89,7 +89,7 @@ def ref_conv_transpose(x, w, b=None, stride=None, dilation=None, head=None, tail
 
 
 # (X shape, filter shape, args, reference keyword args): 1-D, 2-D, 3-D, groups, dilation,
-# strides (the im2col path) and stride 1 (the shifted-GEMM path), every padding spelling.
+# strides and stride 1, every padding spelling.
 CONV = [
     ((2, 3, 6, 5), (4, 3, 3, 3), {"pad": 1}, {"head": (1, 1), "tail": (1, 1)}),
     ((2, 3, 7, 6), (4, 3, 3, 2), {"stride": 2, "pads": [1, 0, 2, 1]},
@@ -114,7 +114,7 @@ CONV = [
 
 @pytest.mark.parametrize("device", DEVICES)
 @pytest.mark.parametrize("x_shape, w_shape, args, ref_args", CONV)
-def test_conv_matches_reference_in_both_orders(x_shape, w_shape, args, ref_args, device):
+def test_conv_matches_reference_in_both_orders(x_shape, w_shape, args, ref_args, device, algorithm):
     x, w, b = randn(*x_shape), randn(*w_shape), randn(w_shape[0])
     (y,) = check_reference("Conv", [x, w, b], lambda *_, **__: ref_conv(x, w, b, **ref_args), args,
                            device=device)
@@ -256,7 +256,7 @@ CONV_TRANSPOSE = [
 
 @pytest.mark.parametrize("device", DEVICES)
 @pytest.mark.parametrize("x_shape, w_shape, args, ref_args", CONV_TRANSPOSE)
-def test_conv_transpose_matches_reference_in_both_orders(x_shape, w_shape, args, ref_args, device):
+def test_conv_transpose_matches_reference_in_both_orders(x_shape, w_shape, args, ref_args, device, algorithm):
     group = args.get("group", 1)
     x, w, b = randn(*x_shape), randn(*w_shape), randn(w_shape[1] * group)
     (y,) = check_reference("ConvTranspose", [x, w, b],
