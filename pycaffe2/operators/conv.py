@@ -4,10 +4,9 @@ of) spatial dims, with their gradient ops.
 Everything runs channels-first: NHWC images and filters are viewed as NCHW
 (np.moveaxis, no copy) and the results moved back. The CPU algorithms (im2col,
 Winograd, depthwise, col2im, chosen per shape) live in _conv_cpu.py; ConvTranspose
-is the input gradient of a Conv with the same filter. The
-window (kernel, stride, dilation, padding, output size) and every shape check
-come from the schema's inference.conv, so kernels and checker agree on every
-size and error. On CUDA (conv.cu) the convolutions are im2col / col2im kernels
+is the input gradient of a Conv with the same filter. The window (kernel, stride,
+dilation, padding, output size) and every shape check come from the schema's
+inference.conv, so kernels and checker agree on every size and error. On CUDA (conv.cu) the convolutions are im2col / col2im kernels
 around linalg's `gemm`. Pooling and LRN live in pooling.py; what both share, in
 _conv_pool.py.
 """
