@@ -277,6 +277,9 @@ CONV_GRADIENT = [
     ((2, 4, 5, 4), (6, 2, 3, 2), {"group": 2, "pad": 1, "stride": 2}),
     ((1, 2, 6), (3, 2, 3), {"dilation": 2, "pads": [1, 0]}),
     ((1, 2, 3, 3, 3), (2, 2, 2, 2, 2), {"pad": 1}),
+    ((2, 3, 5, 4), (3, 1, 3, 3), {"group": 3, "pads": [1, 0, 2, 1]}),  # depthwise, flat rows
+    ((1, 3, 5, 6), (3, 1, 3, 2), {"group": 3, "stride": 2, "dilation": 2}),  # depthwise, strided
+    ((2, 2, 5, 5), (3, 2, 3, 3), {"pad": 3}),  # dX as the flipped Conv, dY cropped
 ]
 
 
