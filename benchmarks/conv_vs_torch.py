@@ -33,6 +33,8 @@ CASES = {
     "7x7/2 stem 8x3x224x224 -> 64": ((8, 3, 224, 224), 64, 7, {"stride": 2, "pad": 3}),
     "3x3 group 4 8x128x28x28 -> 128": ((8, 128, 28, 28), 128, 3, {"pad": 1, "group": 4}),
     "3x3 depthwise 32x128x28x28": ((32, 128, 28, 28), 128, 3, {"pad": 1, "group": 128}),
+    # NHWC: ours in that order, torch on channels_last tensors (correctness first, not a target)
+    "3x3 ResNet NHWC 8x56x56x64 -> 64": ((8, 64, 56, 56), 64, 3, {"pad": 1, "order": "NHWC"}),
 }
 
 
@@ -66,22 +68,31 @@ def check(got, expected, what):
     np.testing.assert_allclose(got, expected, atol=1e-3 * scale, rtol=1e-3, err_msg=what)
 
 
+def nhwc(a):
+    return np.ascontiguousarray(np.moveaxis(a, 1, -1)) if a.ndim == 4 else a
+
+
 def case_rows(name, case, threads, repeat, rng) -> list[Row]:
     import torch
 
     from pycaffe2.executor import Workspace
     x_shape, m, kernel, args = case
     x, w, b = case_inputs(x_shape, m, kernel, args, rng)
+    order = nhwc if args.get("order") == "NHWC" else (lambda a: a)
+    back = (lambda a: np.moveaxis(a, -1, 1) if a.ndim == 4 else a) if args.get("order") == "NHWC" else (lambda a: a)
+    layout = torch.channels_last if args.get("order") == "NHWC" else torch.contiguous_format
     workspace = Workspace("conv_bench")
-    forward = one_op_net(workspace, "fwd", "Conv", {"X": x, "W": w, "b": b}, ["Y"], args)
-    tx, tw, tb = (torch.from_numpy(a) for a in (x, w, b))
+    forward = one_op_net(workspace, "fwd", "Conv", {"X": order(x), "W": order(w), "b": b}, ["Y"], args)
+    tx, tw = (torch.from_numpy(a).contiguous(memory_format=layout) for a in (x, w))
+    tb = torch.from_numpy(b)
     forward()
-    y = workspace.FetchBlob("Y")
+    y = back(workspace.FetchBlob("Y"))
     with torch.no_grad():
         check(y, torch_conv(tx, tw, tb, args).numpy(), name)
     dy = rng.standard_normal(y.shape, dtype=np.float32)
-    backward = one_op_net(workspace, "bwd", "ConvGradient", {"X": x, "W": w, "dY": dy}, ["dW", "db", "dX"], args)
-    tdy = torch.from_numpy(dy)
+    backward = one_op_net(workspace, "bwd", "ConvGradient", {"X": order(x), "W": order(w), "dY": order(dy)},
+                          ["dW", "db", "dX"], args)
+    tdy = torch.from_numpy(dy).contiguous(memory_format=layout)
     stride, pad, group = args.get("stride", 1), args.get("pad", 0), args.get("group", 1)
 
     def torch_forward():
@@ -94,13 +105,14 @@ def case_rows(name, case, threads, repeat, rng) -> list[Row]:
 
     backward()
     for blob, expected in zip(("dX", "dW", "db"), torch_backward()):
-        check(workspace.FetchBlob(blob), expected.numpy(), f"{name} {blob}")
+        check(back(workspace.FetchBlob(blob)), expected.numpy(), f"{name} {blob}")
     seconds = interleaved({"ours_fwd": forward, "torch_fwd": torch_forward,
                            "ours_bwd": backward, "torch_bwd": torch_backward}, repeat)
+    target = None if args.get("order") == "NHWC" else TARGET
     return [Row("kernels", f"Conv {name} forward", "PyTorch", seconds["ours_fwd"] * 1e3,
-                seconds["torch_fwd"] * 1e3, threads=threads, target=TARGET),
+                seconds["torch_fwd"] * 1e3, threads=threads, target=target),
             Row("kernels", f"Conv {name} backward", "PyTorch", seconds["ours_bwd"] * 1e3,
-                seconds["torch_bwd"] * 1e3, threads=threads, target=TARGET)]
+                seconds["torch_bwd"] * 1e3, threads=threads, target=target)]
 
 
 def rows(threads: int, repeat: int, only: str = "") -> list[Row]:
