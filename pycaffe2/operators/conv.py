@@ -2,15 +2,11 @@
 of) spatial dims, with their gradient ops.
 
 Everything runs channels-first: NHWC images and filters are viewed as NCHW
-(np.moveaxis, no copy) and the results moved back. Conv is im2col: a
-sliding_window_view of the padded X, copied once into columns
-[N, group, C/group * prod(kernel), prod(out)], then one batched matmul with
-the filter. Its gradients and ConvTranspose reuse the columns and their
-adjoint, col2im (the columns added back over the kernel offsets), since
-ConvTranspose is the input gradient of a Conv with the same filter. The
-window (kernel, stride, dilation, padding, output size) and every shape check
-come from the schema's inference.conv, so kernels and checker agree on every
-size and error. On CUDA (conv.cu) the convolutions are im2col / col2im kernels
+(np.moveaxis, no copy) and the results moved back. The CPU algorithms (im2col,
+Winograd, depthwise, col2im, chosen per shape) live in _conv_cpu.py; ConvTranspose
+is the input gradient of a Conv with the same filter. The window (kernel, stride,
+dilation, padding, output size) and every shape check come from the schema's
+inference.conv, so kernels and checker agree on every size and error. On CUDA (conv.cu) the convolutions are im2col / col2im kernels
 around linalg's `gemm`. Pooling and LRN live in pooling.py; what both share, in
 _conv_pool.py.
 """
@@ -19,16 +15,12 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from numpy.lib.stride_tricks import sliding_window_view
 
 from pycaffe2.operators import _cuda as cuda
+from pycaffe2.operators._conv_cpu import correlate, filter_gradient, input_gradient
 from pycaffe2.operators._conv_pool import (
     channels_back,
     channels_first,
-    inner,
-    offset_slices,
-    padded,
-    padded_shape,
     register_cuda_factory,
     register_factory,
     window_params,
@@ -45,72 +37,6 @@ from pycaffe2.schema.inference.conv import (
     image_shape,
     spatial_shape,
 )
-
-# The matmuls run on channel-major matrices, [group, channels/group, N * positions],
-# so each group is one GEMM over the whole batch (faster than one GEMM per image).
-
-def _columns(x: np.ndarray, g: Window, group: int) -> np.ndarray:
-    """im2col: [group, C/group * prod(kernel), N * prod(out)] from X [N, C, spatial...]."""
-    nd = len(g.kernel)
-    spatial = tuple(range(2, 2 + nd))
-    view = sliding_window_view(padded(x, g), g.dilated, axis=spatial)  # [N, C, windows..., extent...]
-    view = view[(slice(None), slice(None))
-                + tuple(slice(0, s * (n - 1) + 1, s) for s, n in zip(g.stride, g.out))
-                + tuple(slice(None, None, d) for d in g.dilation)]
-    view = view.transpose((1, *range(2 + nd, 2 + 2 * nd), 0, *spatial))  # [C, kernel..., N, out...]
-    rows = x.shape[1] // group * math.prod(g.kernel)  # explicit: -1 is ambiguous for an empty batch
-    return np.ascontiguousarray(view).reshape(group, rows, x.shape[0] * math.prod(g.out))
-
-
-def _col2im(columns: np.ndarray, shape, g: Window) -> np.ndarray:
-    """The adjoint of _columns: [N, C, spatial...] of `shape` (a view), each cell the sum of
-    the column entries that read it."""
-    n, c = shape[:2]
-    out = np.zeros((c, n) + padded_shape(shape, g)[2:], columns.dtype)
-    columns = columns.reshape((c,) + g.kernel + (n,) + g.out)
-    for offset in np.ndindex(*g.kernel):
-        out[offset_slices(g, offset)] += columns[(slice(None),) + offset]
-    return np.moveaxis(out[inner(shape, g)], 0, 1)
-
-
-def _channel_major(a: np.ndarray, group: int) -> np.ndarray:
-    """[N, C, spatial...] as [group, C/group, N * prod(spatial)] (one copy)."""
-    positions = a.shape[0] * math.prod(a.shape[2:])
-    return np.ascontiguousarray(np.moveaxis(a, 1, 0)).reshape(group, a.shape[1] // group, positions)
-
-
-# im2col copies each input cell prod(kernel) times; a big batch is taken in slices so
-# the columns stay under this many elements (64 MiB of float32).
-COLUMNS_LIMIT = 1 << 24
-
-
-def _correlate(x, w, g: Window, group: int, bias=None) -> np.ndarray:
-    """Conv of channels-first X with filter [M, C/group, kernel...]: [N, M, out...].
-    The columns are read image by image (strided views BLAS takes in place), so Y
-    comes out in NCHW without a transpose."""
-    n, m = x.shape[0], w.shape[0]
-    step = max(1, COLUMNS_LIMIT // max(1, x.shape[1] * math.prod(g.kernel) * math.prod(g.out)))
-    if n > step:
-        return np.concatenate([_correlate(x[i:i + step], w, g, group, bias) for i in range(0, n, step)])
-    columns = _columns(x, g, group)
-    columns = columns.reshape(columns.shape[:2] + (n, math.prod(g.out))).transpose(2, 0, 1, 3)
-    y = np.matmul(w.reshape(group, m // group, -1), columns)  # [N, group, M/group, out]
-    if bias is not None:
-        y += bias.reshape(group, -1, 1)
-    return y.reshape((n, m) + g.out)
-
-
-def _filter_gradient(x, dy, g: Window, group: int, w_shape) -> np.ndarray:
-    """d(filter) of a Conv from its input X and its output gradient dY (channels-first)."""
-    columns = _columns(x, g, group)
-    return np.matmul(_channel_major(dy, group), columns.swapaxes(-1, -2)).reshape(w_shape)
-
-
-def _input_gradient(dy, w, g: Window, group: int, x_shape) -> np.ndarray:
-    """d(X) of a Conv from its output gradient dY and filter [M, C/group, kernel...] (a view)."""
-    m = w.shape[0]
-    columns = np.matmul(w.reshape(group, m // group, -1).swapaxes(-1, -2), _channel_major(dy, group))
-    return _col2im(columns, x_shape, g)
 
 
 def _geometry(args: dict, x, w, transposed: bool):
@@ -134,7 +60,7 @@ def conv(**args):
         xc, wc, g, m = _geometry(args, x, w, transposed=False)
         if bias is not None:
             check_bias(bias.shape, w.shape, m)
-        y = _correlate(xc, wc, g, args["group"], bias)
+        y = correlate(xc, wc, g, args["group"], bias)
         return channels_back(y.astype(x.dtype, copy=False), args["order"])
     return run
 
@@ -162,9 +88,9 @@ def conv_gradient(*, num_outputs, **args):
         group, order = args["group"], args["order"]
         check_dy(dy.shape, image_shape(x.shape[0], m, g.out, order))
         dyc = channels_first(dy, order)
-        dfilter = _filter_gradient(xc, dyc, g, group, wc.shape).astype(w.dtype, copy=False)
+        dfilter = filter_gradient(xc, dyc, g, group, wc.shape).astype(w.dtype, copy=False)
         dbias = dyc.sum(axis=(0, *range(2, dyc.ndim))).astype(dy.dtype, copy=False)
-        dx = lambda: channels_back(_input_gradient(dyc, wc, g, group, xc.shape).astype(x.dtype), order)
+        dx = lambda: channels_back(input_gradient(dyc, wc, g, group, xc.shape).astype(x.dtype, copy=False), order)
         return _gradient_outputs(args, num_outputs, channels_back(dfilter, order), dbias, dx)
     return run
 
@@ -180,7 +106,7 @@ def conv_transpose(**args):
         xc, wc, g, m = _geometry(args, x, w, transposed=True)
         if bias is not None:
             check_bias(bias.shape, w.shape, m)
-        y = _input_gradient(xc, wc, _as_conv(xc, g), args["group"], (x.shape[0], m) + g.out)
+        y = input_gradient(xc, wc, _as_conv(xc, g), args["group"], (x.shape[0], m) + g.out)
         if bias is not None:
             y += bias.reshape((-1,) + (1,) * len(g.out))
         return channels_back(y.astype(x.dtype, copy=False), args["order"])
@@ -197,9 +123,9 @@ def conv_transpose_gradient(*, num_outputs, **args):
         group, order, conv_view = args["group"], args["order"], _as_conv(xc, g)
         check_dy(dy.shape, image_shape(x.shape[0], m, g.out, order))
         dyc = channels_first(dy, order)
-        dfilter = _filter_gradient(dyc, xc, conv_view, group, wc.shape).astype(w.dtype, copy=False)
+        dfilter = filter_gradient(dyc, xc, conv_view, group, wc.shape).astype(w.dtype, copy=False)
         dbias = dyc.sum(axis=(0, *range(2, dyc.ndim))).astype(dy.dtype, copy=False)
-        dx = lambda: channels_back(_correlate(dyc, wc, conv_view, group).astype(x.dtype), order)
+        dx = lambda: channels_back(correlate(dyc, wc, conv_view, group).astype(x.dtype, copy=False), order)
         return _gradient_outputs(args, num_outputs, channels_back(dfilter, order), dbias, dx)
     return run
 

@@ -12,8 +12,9 @@ from __future__ import annotations
 import numpy as np
 
 from pycaffe2.errors import ShapeError
+from pycaffe2.operators._conv_cpu import correlate, input_gradient
 from pycaffe2.operators._conv_pool import channels_back, channels_first, register_factory
-from pycaffe2.operators.conv import _as_conv, _correlate, _input_gradient
+from pycaffe2.operators.conv import _as_conv
 from pycaffe2.operators.registry import register_cpu
 from pycaffe2.qtensor import (
     QMAX,
@@ -130,9 +131,9 @@ def _conv_factory(relu: bool, transposed: bool = False):
             b = int32_bias(bias, m, float(np.float32(x.scale) * np.float32(w.scale)))
             xc, wc = channels_first(centered(x), order), channels_first(centered(w), order)
             if transposed:
-                acc = _input_gradient(xc, wc, _as_conv(xc, g), 1, (x.shape[0], m) + g.out)
+                acc = input_gradient(xc, wc, _as_conv(xc, g), 1, (x.shape[0], m) + g.out)
             else:
-                acc = _correlate(xc, wc, g, group)
+                acc = correlate(xc, wc, g, group)
             acc = np.rint(acc).astype(np.int64) + b.reshape((-1,) + (1,) * len(g.out))
             y = _finish(channels_back(acc, order), args, x, w, relu)
             return y

@@ -17,7 +17,15 @@ from pycaffe2.gradient_checker import check_op_gradient
 from pycaffe2.schema import get_schema
 from pycaffe2.schema.bind import ShapeError, TensorInfo
 from pycaffe2.schema.inference.conv import image_shape
-from pycaffe2.testing import CUDA, check_devices, check_gradient_op, check_reference, make_op, run_op
+from pycaffe2.testing import (
+    CUDA,
+    assert_outputs_close,
+    check_devices,
+    check_gradient_op,
+    check_reference,
+    make_op,
+    run_op,
+)
 from tests.operators import DEVICES
 from tests.schema import infer
 
@@ -81,7 +89,7 @@ def ref_conv_transpose(x, w, b=None, stride=None, dilation=None, head=None, tail
 
 
 # (X shape, filter shape, args, reference keyword args): 1-D, 2-D, 3-D, groups, dilation,
-# strides (the im2col path) and stride 1 (the shifted-GEMM path), every padding spelling.
+# strides and stride 1, every padding spelling.
 CONV = [
     ((2, 3, 6, 5), (4, 3, 3, 3), {"pad": 1}, {"head": (1, 1), "tail": (1, 1)}),
     ((2, 3, 7, 6), (4, 3, 3, 2), {"stride": 2, "pads": [1, 0, 2, 1]},
@@ -106,7 +114,7 @@ CONV = [
 
 @pytest.mark.parametrize("device", DEVICES)
 @pytest.mark.parametrize("x_shape, w_shape, args, ref_args", CONV)
-def test_conv_matches_reference_in_both_orders(x_shape, w_shape, args, ref_args, device):
+def test_conv_matches_reference_in_both_orders(x_shape, w_shape, args, ref_args, device, algorithm):
     x, w, b = randn(*x_shape), randn(*w_shape), randn(w_shape[0])
     (y,) = check_reference("Conv", [x, w, b], lambda *_, **__: ref_conv(x, w, b, **ref_args), args,
                            device=device)
@@ -134,7 +142,7 @@ def test_conv_random_geometry(n, cg, mg, group, size, kernel, stride, dilation, 
 @pytest.mark.parametrize("group", [1, 2])
 def test_conv_takes_a_big_batch_in_slices(monkeypatch, group):
     """Columns over the limit: the batch is convolved a few images at a time, same result."""
-    from pycaffe2.operators import conv
+    from pycaffe2.operators import _conv_cpu as conv
     x, w, b = randn(5, 4, 6, 5), randn(6, 4 // group, 3, 2), randn(6)
     monkeypatch.setattr(conv, "COLUMNS_LIMIT", 2 * 4 * 3 * 2 * 4 * 4)  # two images' columns
     check_reference("Conv", [x, w, b], lambda *_, **__: ref_conv(x, w, b, group=group),
@@ -142,6 +150,96 @@ def test_conv_takes_a_big_batch_in_slices(monkeypatch, group):
     monkeypatch.setattr(conv, "COLUMNS_LIMIT", 1)  # one image at a time
     check_reference("Conv", [x, w, b], lambda *_, **__: ref_conv(x, w, b, group=group),
                     {"kernel_h": 3, "kernel_w": 2, "group": group})
+
+
+def ref_conv_gradients(x, w, dy, stride=None, dilation=None, head=None, tail=None, group=1):
+    """(dfilter, dX) of ref_conv by the same loop over output positions (float64)."""
+    nd = x.ndim - 2
+    stride, dilation = stride or (1,) * nd, dilation or (1,) * nd
+    head, tail = head or (0,) * nd, tail or (0,) * nd
+    xp = np.pad(x.astype(np.float64), [(0, 0), (0, 0)] + list(zip(head, tail)))
+    dxp, dw = np.zeros_like(xp), np.zeros(w.shape)
+    cg, mg = x.shape[1] // group, w.shape[0] // group
+    for pos, cells in windows(w.shape[2:], stride, dilation, head, dy.shape[2:]):
+        for g in range(group):
+            grad = dy[(slice(None), slice(g * mg, (g + 1) * mg)) + pos].astype(np.float64)  # [N, M/group]
+            patch = xp[(slice(None), slice(g * cg, (g + 1) * cg)) + cells]
+            dw[g * mg:(g + 1) * mg] += np.tensordot(grad, patch, axes=(0, 0))
+            dxp[(slice(None), slice(g * cg, (g + 1) * cg)) + cells] += np.tensordot(grad, w[g * mg:(g + 1) * mg], 1)
+    return dw, dxp[(slice(None), slice(None)) + tuple(slice(h, h + s) for h, s in zip(head, x.shape[2:]))]
+
+
+# Each CPU algorithm of _conv_cpu on its own: (N, C, spatial, M, kernel, args, ref args).
+# Pointwise (1x1), im2col, Winograd (3x3 stride 1, forced on small channel counts
+# below), depthwise (flat rows at stride 1, strided views otherwise), grouped, dX as
+# the flipped Conv (a pad wider than the kernel's reach crops dY) or by col2im (M > 2C,
+# strides), 1-D and 3-D, odd sizes that leave Winograd's last tiles partial.
+ALGORITHMS = [
+    (2, 4, (5, 6), 3, (1, 1), {}, {}),
+    (2, 4, (5, 6), 3, (1, 1), {"stride": 2}, {"stride": (2, 2)}),
+    (2, 3, (7, 5), 4, (3, 3), {"pad": 1}, {"head": (1, 1), "tail": (1, 1)}),
+    (1, 3, (9, 6), 2, (3, 3), {"pad_t": 2, "pad_l": 0, "pad_b": 1, "pad_r": 3},
+     {"head": (2, 0), "tail": (1, 3)}),
+    (2, 2, (4, 5), 3, (3, 3), {"pad": 3}, {"head": (3, 3), "tail": (3, 3)}),
+    (2, 4, (6, 6), 4, (3, 3), {"group": 2, "pad": 1}, {"group": 2, "head": (1, 1), "tail": (1, 1)}),
+    (3, 1, (8, 7), 5, (5, 5), {"pad": 2}, {"head": (2, 2), "tail": (2, 2)}),
+    (2, 2, (9, 9), 3, (3, 2), {"stride": 2, "pads": [1, 0, 2, 1], "dilations": [1, 2]},
+     {"stride": (2, 2), "dilation": (1, 2), "head": (1, 0), "tail": (2, 1)}),
+    (2, 5, (6, 7), 5, (3, 3), {"group": 5, "pad": 1}, {"group": 5, "head": (1, 1), "tail": (1, 1)}),
+    (2, 5, (7, 7), 5, (3, 2), {"group": 5, "dilation": 2, "pads": [2, 0, 1, 1]},
+     {"group": 5, "dilation": (2, 2), "head": (2, 0), "tail": (1, 1)}),
+    (2, 4, (7, 8), 4, (3, 3), {"group": 4, "stride": 2, "pad": 1},
+     {"group": 4, "stride": (2, 2), "head": (1, 1), "tail": (1, 1)}),
+    (2, 3, (9,), 4, (3,), {"pads": [1, 2]}, {"head": (1,), "tail": (2,)}),
+    (1, 3, (4, 5, 3), 3, (3, 2, 2), {"group": 3, "pads": [1, 0, 1, 1, 1, 0]},
+     {"group": 3, "head": (1, 0, 1), "tail": (1, 1, 0)}),
+    (1, 2, (4, 5, 3), 3, (2, 3, 2), {"pad": 1}, {"head": (1, 1, 1), "tail": (1, 1, 1)}),
+]
+
+
+@pytest.fixture(params=["default", "winograd", "sliced"])
+def algorithm(request, monkeypatch):
+    """Thresholds lowered so that tiny shapes take Winograd, or one image per slice."""
+    from pycaffe2.operators import _conv_cpu
+    if request.param == "winograd":
+        monkeypatch.setattr(_conv_cpu, "WINOGRAD_CHANNELS", 1)
+    if request.param == "sliced":
+        monkeypatch.setattr(_conv_cpu, "COLUMNS_LIMIT", 1)
+    return request.param
+
+
+@pytest.mark.parametrize("order", ["NCHW", "NHWC"])
+@pytest.mark.parametrize("n, c, spatial, m, kernel, args, ref_args", ALGORITHMS, ids=str)
+def test_every_cpu_algorithm_matches_the_loop_reference(n, c, spatial, m, kernel, args, ref_args, order, algorithm):
+    group = args.get("group", 1)
+    x, w, b = randn(n, c, *spatial), randn(m, c // group, *kernel), randn(m)
+    y = ref_conv(x, w, b, **ref_args)
+    dy = randn(*y.shape)
+    dw, dx = ref_conv_gradients(x, w, dy, **ref_args)
+    inputs, to_order = [x, w, dy], (lambda a: a) if order == "NCHW" else nhwc
+    args = {**args, "order": order}
+    (got_y,) = run_op("Conv", [to_order(x), to_order(w), b], args)
+    got = run_op("ConvGradient", [to_order(a) for a in inputs], args, num_outputs=3)
+    assert got_y.dtype == got[0].dtype == got[2].dtype == np.float32
+    assert_outputs_close([got_y, *got], [to_order(y), to_order(dw), dy.sum(axis=(0, *range(2, dy.ndim))),
+                                         to_order(dx)], atol=2e-4, rtol=2e-4)
+
+
+@pytest.mark.parametrize("n, c, spatial, m, kernel, args, ref_args", ALGORITHMS[2:6], ids=str)
+def test_winograd_float32_agrees_with_im2col_in_float64(n, c, spatial, m, kernel, args, ref_args, monkeypatch):
+    """Winograd (float32 only) against the exact path: float64 inputs keep im2col."""
+    from pycaffe2.operators import _conv_cpu
+    monkeypatch.setattr(_conv_cpu, "WINOGRAD_CHANNELS", 1)
+    x, w = randn(n, c, *spatial), randn(m, c // args.get("group", 1), *kernel)
+    (fast,) = run_op("Conv", [x, w], args)
+    (exact,) = run_op("Conv", [x.astype(np.float64), w.astype(np.float64)], args)
+    assert fast.dtype == np.float32 and exact.dtype == np.float64
+    np.testing.assert_allclose(fast, exact, atol=1e-4, rtol=1e-4)
+
+
+def test_conv_on_non_contiguous_inputs():
+    x, w = randn(2, 6, 7, 9)[:, ::2, :, ::2], randn(4, 6, 3, 3)[:, ::2]
+    check_reference("Conv", [x, w], lambda *_, **__: ref_conv(x, w, head=(1, 1), tail=(1, 1)), {"pad": 1})
 
 
 CONV_TRANSPOSE = [
@@ -158,7 +256,7 @@ CONV_TRANSPOSE = [
 
 @pytest.mark.parametrize("device", DEVICES)
 @pytest.mark.parametrize("x_shape, w_shape, args, ref_args", CONV_TRANSPOSE)
-def test_conv_transpose_matches_reference_in_both_orders(x_shape, w_shape, args, ref_args, device):
+def test_conv_transpose_matches_reference_in_both_orders(x_shape, w_shape, args, ref_args, device, algorithm):
     group = args.get("group", 1)
     x, w, b = randn(*x_shape), randn(*w_shape), randn(w_shape[1] * group)
     (y,) = check_reference("ConvTranspose", [x, w, b],
@@ -179,6 +277,9 @@ CONV_GRADIENT = [
     ((2, 4, 5, 4), (6, 2, 3, 2), {"group": 2, "pad": 1, "stride": 2}),
     ((1, 2, 6), (3, 2, 3), {"dilation": 2, "pads": [1, 0]}),
     ((1, 2, 3, 3, 3), (2, 2, 2, 2, 2), {"pad": 1}),
+    ((2, 3, 5, 4), (3, 1, 3, 3), {"group": 3, "pads": [1, 0, 2, 1]}),  # depthwise, flat rows
+    ((1, 3, 5, 6), (3, 1, 3, 2), {"group": 3, "stride": 2, "dilation": 2}),  # depthwise, strided
+    ((2, 2, 5, 5), (3, 2, 3, 3), {"pad": 3}),  # dX as the flipped Conv, dY cropped
 ]
 
 
