@@ -6,7 +6,8 @@ Forward+backward cases run the op and its gradient op in one net (dY fed) and
 the same function through torch autograd (forward, then backward of dY). Each
 case checks that the results (Y, and dX) agree, then times both sides in
 alternating rounds; the figures are medians, the ratio pycaffe2 / PyTorch
-(lower is better; 1.0 is parity). PyTorch is needed only here.
+(lower is better; 1.0 is parity). PyTorch is needed only here. Conv has
+its own table, conv_vs_torch.py.
 
     python benchmarks/kernels_vs_torch.py [--repeat 10] [--only Pool] [--threads 1]
 """
@@ -43,16 +44,6 @@ def t(array):
 
 # name -> (op type, inputs, args, number of outputs, torch function of the same inputs -> output 0, target)
 CASES = {
-    "Conv 3x3 ResNet block (8x64x56x56, 64 filters, pad 1)": (
-        "Conv", [randn(8, 64, 56, 56), randn(64, 64, 3, 3), randn(64)], {"kernel": 3, "pad": 1}, 1,
-        lambda x, w, b: F.conv2d(t(x), t(w), t(b), padding=1), TARGET),
-    "Conv 1x1 (8x256x28x28, 128 filters)": (
-        "Conv", [randn(8, 256, 28, 28), randn(128, 256, 1, 1), randn(128)], {"kernel": 1}, 1,
-        lambda x, w, b: F.conv2d(t(x), t(w), t(b)), TARGET),
-    "Conv 7x7/2 stem (8x3x224x224, 64 filters, pad 3)": (
-        "Conv", [randn(8, 3, 224, 224), randn(64, 3, 7, 7), randn(64)],
-        {"kernel": 7, "stride": 2, "pad": 3}, 1,
-        lambda x, w, b: F.conv2d(t(x), t(w), t(b), stride=2, padding=3), TARGET),
     "FC (256x4096 -> 1024)": (
         "FC", [randn(256, 4096), randn(1024, 4096), randn(1024)], {}, 1,
         lambda x, w, b: F.linear(t(x), t(w), t(b)), None),
