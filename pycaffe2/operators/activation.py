@@ -58,7 +58,7 @@ def _zero_row(dtype) -> np.ndarray:
 
 @register_cpu("Relu")
 def relu(x):
-    if x.dtype.kind != "f":
+    if x.dtype.kind != "f" or x.size < _ROW:  # small: one call costs less than the split
         return np.maximum(x, 0)
     # NumPy's maximum against a scalar runs an unvectorized loop (2.5x slower here);
     # against rows of a contiguous block of zeros it vectorizes. NaN still propagates.
