@@ -8,17 +8,13 @@ needs every blob's shape from one run of the net (`shapes`), so that windows,
 Caffe's ceil-mode pooling (legacy_pad 3) included, become explicit ONNX pads
 through the same `window()` arithmetic the kernels use. Opset 11, whose Softmax
 coerces its input to 2-D at `axis` as Caffe2's does. The benchmarks check its
-outputs against pycaffe2's on every run.
+outputs against pycaffe2's on every run. onnx and pycaffe2 are imported only
+by the converter, so that a process that only runs a saved model through
+`session` (benchmarks/memory.py's) holds no more than onnxruntime.
 """
 from __future__ import annotations
 
 import numpy as np
-import onnx
-from onnx import helper, numpy_helper
-
-from pycaffe2.schema import get_schema
-from pycaffe2.schema.bind import bind_args
-from pycaffe2.schema.inference.conv import window
 
 OPSET = 11
 
@@ -27,7 +23,9 @@ class _Graph:
     """Nodes and initializers, with each in-place write of a blob given a fresh ONNX name."""
 
     def __init__(self, weights: dict):
-        self.nodes, self.weights, self.version = [], dict(weights), {}
+        from onnx import helper, numpy_helper
+        self.helper, self.numpy_helper = helper, numpy_helper
+        self.nodes, self.version = [], {}
         self.initializers = [numpy_helper.from_array(np.ascontiguousarray(v), name) for name, v in weights.items()]
 
     def read(self, blob: str) -> str:
@@ -39,29 +37,36 @@ class _Graph:
         return self.read(blob)
 
     def node(self, op_type: str, inputs: list, outputs: list, **attrs) -> None:
-        self.nodes.append(helper.make_node(op_type, inputs, outputs, **attrs))
+        self.nodes.append(self.helper.make_node(op_type, inputs, outputs, **attrs))
 
     def constant(self, name: str, value: np.ndarray) -> str:
-        self.initializers.append(numpy_helper.from_array(value, name))
+        self.initializers.append(self.numpy_helper.from_array(value, name))
         return name
 
 
-def _pads(win) -> list[int]:
-    return [*win.head, *win.tail]
+def _pads(win, x_shape) -> list[int]:
+    """Head and tail pads, each tail cut to what the last window reaches: Caffe's ceil mode
+    pads the tail by a whole stride, which ONNX Runtime refuses once it reaches the kernel."""
+    reached = [(out - 1) * stride + dilated - size - head for out, stride, dilated, size, head
+               in zip(win.out, win.stride, win.dilated, x_shape[2:], win.head)]
+    return [*win.head, *(max(0, min(tail, need)) for tail, need in zip(win.tail, reached))]
 
 
 def _conv(graph, args, x, inputs, out, shapes):
+    from pycaffe2.schema.inference.conv import window
     win = window(args, shapes[inputs[0]], shapes[inputs[1]][2:])
     graph.node("Conv", x, [out], kernel_shape=list(win.kernel), strides=list(win.stride),
-               dilations=list(win.dilation), pads=_pads(win), group=args["group"])
+               dilations=list(win.dilation), pads=_pads(win, shapes[inputs[0]]), group=args["group"])
 
 
 def _pool(onnx_type):
     def convert(graph, args, x, inputs, out, shapes):
         if args.get("global_pooling"):
             return graph.node(f"Global{onnx_type}", x[:1], [out])
+        from pycaffe2.schema.inference.conv import window
         win = window(args, shapes[inputs[0]])
-        attrs = dict(kernel_shape=list(win.kernel), strides=list(win.stride), pads=_pads(win))
+        attrs = dict(kernel_shape=list(win.kernel), strides=list(win.stride),
+                     pads=_pads(win, shapes[inputs[0]]))
         if any(d != 1 for d in win.dilation):
             raise NotImplementedError(f"{onnx_type} with dilation (opset {OPSET} has none for AveragePool)")
         if onnx_type == "AveragePool":
@@ -131,10 +136,15 @@ def _extra_outputs_read(net, op_index: int) -> list[str]:
     return [name for name in op.output[1:] if name in later]
 
 
-def to_onnx(net, weights: dict, shapes: dict, outputs: list[str]) -> onnx.ModelProto:
+def to_onnx(net, weights: dict, shapes: dict, outputs: list[str]):
     """`net` (a predict NetDef) as an ONNX model: `weights` (name -> array, the blobs its
     init net made) become initializers, its other external inputs graph inputs, and
     `outputs` the graph outputs, in that order. `shapes`: every blob's shape in one run."""
+    import onnx
+    from onnx import helper
+
+    from pycaffe2.schema import get_schema
+    from pycaffe2.schema.bind import bind_args
     graph = _Graph({name: weights[name] for name in net.external_input if name in weights})
     inputs = [helper.make_tensor_value_info(name, onnx.TensorProto.FLOAT, list(shapes[name]))
               for name in net.external_input if name not in weights]
@@ -165,9 +175,10 @@ def _order(op) -> str:
     return "NCHW"
 
 
-def session(model: onnx.ModelProto, threads: int, profile_prefix: str | None = None):
-    """An ONNX Runtime CPU session with every graph optimization, `threads` intra-op
-    threads and sequential execution (profiling to `profile_prefix`*.json if given)."""
+def session(model, threads: int, profile_prefix: str | None = None):
+    """An ONNX Runtime CPU session on `model` (a ModelProto or a file's path) with every
+    graph optimization, `threads` intra-op threads and sequential execution
+    (profiling to `profile_prefix`*.json if given)."""
     import onnxruntime as ort
     options = ort.SessionOptions()
     if profile_prefix is not None:
@@ -176,4 +187,5 @@ def session(model: onnx.ModelProto, threads: int, profile_prefix: str | None = N
     options.intra_op_num_threads = threads
     options.inter_op_num_threads = 1
     options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
-    return ort.InferenceSession(model.SerializeToString(), options, providers=["CPUExecutionProvider"])
+    source = model if isinstance(model, str) else model.SerializeToString()
+    return ort.InferenceSession(source, options, providers=["CPUExecutionProvider"])
