@@ -65,8 +65,8 @@ def _pool(onnx_type):
             return graph.node(f"Global{onnx_type}", x[:1], [out])
         from pycaffe2.schema.inference.conv import window
         win = window(args, shapes[inputs[0]])
-        attrs = dict(kernel_shape=list(win.kernel), strides=list(win.stride),
-                     pads=_pads(win, shapes[inputs[0]]))
+        attrs = {"kernel_shape": list(win.kernel), "strides": list(win.stride),
+                 "pads": _pads(win, shapes[inputs[0]])}
         if any(d != 1 for d in win.dilation):
             raise NotImplementedError(f"{onnx_type} with dilation (opset {OPSET} has none for AveragePool)")
         if onnx_type == "AveragePool":

@@ -100,8 +100,8 @@ def profile(case, threads: int, repeat: int) -> str:
     counted = calls(case)
     ort_types, ort_whole = onnxruntime_per_op_type(case, threads, repeat)
     steps_total = sum(seconds for _, seconds in types.values())
-    lines = [f"## {case.name} batch {case.batch}, {threads} thread(s): RunNet {1000 * whole:.2f} ms, "
-             f"ONNX Runtime {1000 * ort_whole:.2f} ms ({whole / ort_whole:.2f}x)",
+    lines = [(f"## {case.name} batch {case.batch}, {threads} thread(s): RunNet {1000 * whole:.2f} ms, "
+              f"ONNX Runtime {1000 * ort_whole:.2f} ms ({whole / ort_whole:.2f}x)"),
              "", f"{ops} ops; their kernels alone sum to {1000 * steps_total:.2f} ms, so the executor's "
              f"dispatch is {1e6 * (whole - steps_total) / ops:.1f} us per op; per op, one RunNet makes "
              + ", ".join(f"{count / ops:.0f} calls of {name}" for name, count in counted.items()),

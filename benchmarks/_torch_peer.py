@@ -58,7 +58,7 @@ class ConvBN(nn.Module):
 
 
 class Loadable(nn.Module):
-    def load(self, blob) -> "Loadable":
+    def load(self, blob) -> Loadable:
         with torch.no_grad():
             for module in self.modules():
                 if module is not self and hasattr(module, "load"):

@@ -129,7 +129,7 @@ def model_rows(name: str, batch: int, threads: int, repeat: int) -> list[Row]:
         case.check()
         seconds = interleaved({"ours": case.ours, "ort": case.onnxruntime, "torch": case.pytorch}, repeat)
     ms = {key: 1000 * value for key, value in seconds.items()}
-    title = f"{label} batch {batch} ({case.mode})"
+    title = f"{label} batch {batch}" + (" (blobs freed)" if case.mode == "blobs freed" else "")
     return [Row("models", title, "ONNX Runtime", ms["ours"], ms["ort"], threads=threads, target=target),
             Row("models", title, "PyTorch", ms["ours"], ms["torch"], threads=threads)]
 

@@ -73,7 +73,7 @@ def gather(modules: dict, thread_counts, repeat: int, quick: bool = False, only=
             except ImportError as exc:  # a peer imported only when the cases run
                 notes.append(f"{name}: needs {exc.name} (pip install pycaffe2[bench])")
                 break
-            except Exception as exc:  # one broken benchmark should not lose the others' rows
+            except Exception as exc:  # noqa: BLE001 (one broken benchmark should not lose the others' rows)
                 notes.append(f"{name}, {threads} thread(s): failed: {type(exc).__name__}: {exc}")
                 continue
             rows += [row for row in found if not only or row.group == only]
@@ -102,11 +102,14 @@ def machine() -> str:
 
 def summary(rows: list[Row]) -> str:
     with_target = [row for row in rows if row.target is not None]
-    met = sum(bool(row.met) for row in with_target)
-    missed = [f"{row.case} ({row.threads} thr, {row.ratio:.2f}x > {row.target:g})"
-              for row in with_target if not row.met]
-    line = f"Targets: {met} of {len(with_target)} met"
-    return line + (f"; not met: {'; '.join(missed)}" if missed else "")
+    missed: dict[str, int] = {}
+    for row in with_target:
+        if not row.met:
+            missed[row.group] = missed.get(row.group, 0) + 1
+    line = f"Targets: {len(with_target) - sum(missed.values())} of {len(with_target)} met"
+    if missed:
+        line += f"; not met: {', '.join(f'{group} {count}' for group, count in missed.items())}"
+    return line
 
 
 def report(rows: list[Row], notes: list[str], quick: bool) -> str:

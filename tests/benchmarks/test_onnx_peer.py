@@ -11,8 +11,8 @@ import pytest
 pytest.importorskip("onnx")
 pytest.importorskip("onnxruntime")
 
-from pycaffe2 import core  # noqa: E402
-from pycaffe2.executor.workspace import Workspace  # noqa: E402
+from pycaffe2 import core
+from pycaffe2.executor.workspace import Workspace
 
 BENCHMARKS = Path(__file__).resolve().parents[2] / "benchmarks"
 
