@@ -1,11 +1,13 @@
 """Where a model's inference time goes, ours beside ONNX Runtime's: `models_vs_ort.py --profile`.
 
-Ours: each compiled step timed alone (median of rounds) and summed per op type;
-then one RunNet under cProfile, splitting its time into pycaffe2's own Python
-(the generated run function, kernels' argument and shape handling), NumPy's
-Python wrappers, and C (NumPy's loops, BLAS, builtins). cProfile slows Python
-calls, so the Python shares are upper bounds. ONNX Runtime: its own per-node
-profile of the same optimized graph, summed per (fused) op type.
+Ours: each compiled step's kernel called alone (median of rounds) and summed per
+op type; RunNet's time less that sum bounds the executor's dispatch. Then one
+RunNet under cProfile counts the function calls each op makes: Python functions
+(pycaffe2's, NumPy's wrappers) and C ones (NumPy, builtins); at around a
+microsecond each they are the fixed cost of an op, which small inputs expose
+(array operators such as `a @ b` are no calls to cProfile, so the counts are
+lower bounds). ONNX Runtime: its own per-node profile of the same optimized
+graph, summed per (fused) op type.
 """
 from __future__ import annotations
 
@@ -102,8 +104,9 @@ def profile(case, threads: int, repeat: int) -> str:
     steps_total = sum(seconds for _, seconds in types.values())
     lines = [(f"## {case.name} batch {case.batch}, {threads} thread(s): RunNet {1000 * whole:.2f} ms, "
               f"ONNX Runtime {1000 * ort_whole:.2f} ms ({whole / ort_whole:.2f}x)"),
-             "", f"{ops} ops; their kernels alone sum to {1000 * steps_total:.2f} ms, so the executor's "
-             f"dispatch is {1e6 * (whole - steps_total) / ops:.1f} us per op; per op, one RunNet makes "
+             "", f"{ops} ops; their kernels alone sum to {1000 * steps_total:.2f} ms, RunNet takes "
+             f"{1e6 * (whole - steps_total) / ops:.1f} us per op more (the executor's dispatch, and noise); "
+             "per op, one RunNet makes "
              + ", ".join(f"{count / ops:.0f} calls of {name}" for name, count in counted.items()),
              "", "| ours: op type | ops | ms | share | ms per op |", "|---|---|---|---|---|"]
     for name, (count, seconds) in sorted(types.items(), key=lambda item: -item[1][1]):
