@@ -73,6 +73,7 @@ def test_refuses_what_it_does_not_know(peer):
         peer.to_onnx(net.Proto(), {}, {"data": (1, 2), "y": (1, 2)}, ["y"])
 
 
+@pytest.mark.slow  # imports torch: seconds on a loaded 2-core machine
 def test_lenet_three_ways(peer):
     pytest.importorskip("torch")
     import models_vs_ort

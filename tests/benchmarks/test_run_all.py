@@ -67,3 +67,21 @@ def test_main_writes_markdown(run_all, tmp_path, monkeypatch, capsys):
     assert out.read_text() == capsys.readouterr().out
     with pytest.raises(SystemExit):
         run_all.main(["--threads", "one"])
+
+
+def test_create_net_frees_blobs_only_where_createnet_offers_it(run_all):
+    import models_vs_ort
+
+    class Plain:
+        def CreateNet(self, net, overwrite=False):
+            self.called = {"overwrite": overwrite}
+
+    class Freeing:
+        def CreateNet(self, net, overwrite=False, *, free_blobs=False, keep=()):
+            self.called = {"overwrite": overwrite, "free_blobs": free_blobs, "keep": keep}
+
+    plain, freeing = Plain(), Freeing()
+    assert models_vs_ort.create_net(plain, "net", keep=["softmax"]) == "all blobs kept"
+    assert plain.called == {"overwrite": True}
+    assert models_vs_ort.create_net(freeing, "net", keep=["softmax"]) == "blobs freed"
+    assert freeing.called == {"overwrite": True, "free_blobs": True, "keep": ("softmax",)}
