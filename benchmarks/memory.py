@@ -1,9 +1,10 @@
 """Peak resident memory of ResNet-50 inference: pycaffe2 beside ONNX Runtime, each in a fresh process.
 
 Each side runs in its own subprocess and reports its peak resident set (VmHWM in
-/proc/self/status) after two runs of one batch (32 by default). Ours: the init net run, the predict net created as `pycaffe2 run`
-does, with blobs freed after their last reader when CreateNet offers
-`free_blobs` (the row's case says which), and RunNet. ONNX Runtime: the same
+/proc/self/status) after two runs of one batch (32 by default). Ours: the
+init net run, the predict net created as `pycaffe2 run` does, with blobs freed
+after their last reader when CreateNet offers `free_blobs` (the row's case
+says which), and RunNet. ONNX Runtime: the same
 net and weights converted by _onnx_peer.py in the parent and saved to a
 temporary file, so its process imports only onnxruntime and NumPy. The issue's
 target: ours within 1.5x ORT. Linux only (VmHWM).
