@@ -5,7 +5,9 @@ LabelCrossEntropy, SGD with momentum 0.9 and weight decay) fed a random batch of
 100 3x32x32 images, so only the net is timed (not the lmdb reads). Prints ms per
 iteration (the median of --repeat runs after one warm-up; wall clock, and the
 process's CPU time, steadier on a loaded machine) and what the published counts
-(Part1: 2000 iterations, Part2: 3000 more) would take at that rate.
+(Part1: 2000 iterations, Part2: 3000 more) would take at that rate. For run_all.py, `rows()`
+times it beside the same model and update in PyTorch (same initial weights, the
+first iteration's loss checked to agree), in interleaved rounds; no target.
 
     python benchmarks/cifar10_iteration.py [--repeat 5] [--batch 100]
 """
@@ -18,6 +20,8 @@ import time
 import numpy as np
 
 from pycaffe2 import brew, model_helper, optimizer, workspace
+
+LAYERS = ["conv1", "conv2", "conv3", "fc1", "fc2"]
 
 PUBLISHED_ITERATIONS = {"CIFAR10_Part1": 2000, "CIFAR10_Part2": 3000}
 
@@ -42,6 +46,57 @@ def tutorial_model(batch: int) -> model_helper.ModelHelper:
     model.AddGradientOperators([loss])
     optimizer.build_sgd(model, base_learning_rate=0.01, policy="fixed", momentum=0.9, weight_decay=0.004)
     return model
+
+
+def torch_step(blob, rng_data, labels):
+    """The same net and SGD (momentum 0.9, weight decay 0.004, lr 0.01) in PyTorch, from the
+    weights `blob(name)` returns; a function running one iteration and returning its loss."""
+    import torch
+    from torch import nn
+    model = nn.ModuleDict({
+        "conv1": nn.Conv2d(3, 32, 5, padding=2), "conv2": nn.Conv2d(32, 32, 5, padding=2),
+        "conv3": nn.Conv2d(32, 64, 5, padding=2), "fc1": nn.Linear(576, 64), "fc2": nn.Linear(64, 10)})
+    with torch.no_grad():
+        for name in LAYERS:
+            model[name].weight.copy_(torch.from_numpy(blob(name + "_w")))
+            model[name].bias.copy_(torch.from_numpy(blob(name + "_b")))
+    sgd = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9, weight_decay=0.004)
+    x, y = torch.from_numpy(rng_data), torch.from_numpy(labels.astype(np.int64))
+
+    def step():
+        x1 = torch.relu(torch.max_pool2d(model["conv1"](x), 3, 2))
+        x2 = nn.functional.avg_pool2d(torch.relu(model["conv2"](x1)), 3, 2)
+        x3 = nn.functional.avg_pool2d(torch.relu(model["conv3"](x2)), 3, 2)
+        loss = nn.functional.cross_entropy(model["fc2"](model["fc1"](x3.flatten(1))), y)
+        sgd.zero_grad()
+        loss.backward()
+        sgd.step()
+        return loss.item()
+    return step
+
+
+def rows(threads: int, repeat: int, quick: bool = False) -> list:
+    from _common import Row, interleaved, thread_limit
+    batch = 100
+    rng = np.random.default_rng(0)
+    data = rng.random((batch, 3, 32, 32), dtype=np.float32)
+    labels = rng.integers(0, 10, batch).astype(np.int32)
+    workspace.ResetWorkspace()
+    workspace.FeedBlob("data", data)
+    workspace.FeedBlob("label", labels)
+    model = tutorial_model(batch)
+    workspace.RunNetOnce(model.param_init_net)
+    workspace.CreateNet(model.net, overwrite=True)
+    with thread_limit(threads):
+        theirs = torch_step(workspace.FetchBlob, data, labels)
+        first = theirs()
+        workspace.RunNet(model.net)
+        ours = float(workspace.FetchBlob("loss"))
+        assert abs(ours - first) <= 1e-4 * max(1.0, abs(first)), f"first loss {ours} vs PyTorch {first}"
+        seconds = interleaved({"ours": lambda: workspace.RunNet(model.net), "torch": theirs}, repeat)
+    workspace.ResetWorkspace()
+    return [Row("training", f"CIFAR-10 tutorial iteration, batch {batch}", "PyTorch",
+                1000 * seconds["ours"], 1000 * seconds["torch"], threads=threads)]
 
 
 def main() -> None:
