@@ -187,7 +187,7 @@ def _parse_tree(data: bytes, suffix: str, file: str):
     kind = "JSON" if suffix == ".json" else "YAML"
     try:
         tree = _json.load(data) if suffix == ".json" else _yaml.load(data)
-        problem = _yaml.tree_problem(tree, max(1_000_000, 4 * len(data)))
+        problem = _yaml.tree_problem(tree, max(1_000_000, 4 * len(data)), data)
         if problem:
             raise NetFileError(f"bad {kind}: {problem[0]}", file=file, line=problem[1])
         return tree

@@ -27,7 +27,7 @@ from google.protobuf.descriptor import FieldDescriptor
 from pycaffe2 import _yaml, protojson
 from pycaffe2.errors import NetFileError
 from pycaffe2.proto import caffe2_pb2
-from pycaffe2.proto.checks import UNKNOWN_FIELDS_KEY, has_unknown_fields, unknown_bytes
+from pycaffe2.proto.checks import UNKNOWN_FIELDS_KEY, has_unknown_fields, is_repeated, unknown_bytes
 from pycaffe2.schema import get_schema
 from pycaffe2.schema.args import DTYPE_BY_NUMBER, arg_value, make_argument, set_fields
 
@@ -59,7 +59,8 @@ class DictReader:
         raise NetFileError(where + message, file=self.file, line=_yaml.line_of(node),
                            op_index=op_index, op_type=op_type)
 
-    def message(self, tree, cls, path, parent=None):
+    def message(self, tree, cls, path, parent=None, skip=None):
+        """A `cls` message from a mapping; the key `skip` (an op's friendly arg mapping) is the caller's."""
         if not isinstance(tree, dict):
             self.fail(f"expected a {cls.DESCRIPTOR.name} mapping, got {_kind(tree)}",
                       tree if hasattr(tree, "line") else parent, path)
@@ -69,6 +70,8 @@ class DictReader:
         message = cls()
         fields = cls.DESCRIPTOR.fields_by_name
         for key, value in tree.items():
+            if skip is not None and key == skip:
+                continue
             name = str(key)
             if name == UNKNOWN_FIELDS_KEY and name not in fields:
                 self.unknown_fields(message, value, f"{path}.{name}" if path else name, tree)
@@ -116,9 +119,7 @@ class DictReader:
 
     def operator(self, tree, path, parent):
         if isinstance(tree, dict) and isinstance(tree.get("arg"), dict):
-            plain = _yaml.LineDict({k: v for k, v in tree.items() if k != "arg"})
-            plain.line = getattr(tree, "line", None)
-            op = self.message(plain, caffe2_pb2.OperatorDef, path, parent)
+            op = self.message(tree, caffe2_pb2.OperatorDef, path, parent, skip="arg")
             op.arg.extend(self.friendly_args(op.type, tree["arg"], f"{path}.arg"))
             return op
         return self.message(tree, caffe2_pb2.OperatorDef, path, parent)
@@ -152,6 +153,13 @@ class DictReader:
             if not isinstance(value, list):
                 self.fail(f"expected a list, got {_kind(value)}", parent, path)
             target = getattr(message, fd.name)
+            if fd.type == FieldDescriptor.TYPE_STRING and all(type(item) is str for item in value):
+                before = len(target)
+                try:  # blob names, the common case: at once (a fault is found item by item below)
+                    target.extend(value)
+                    return
+                except (ValueError, TypeError):
+                    del target[before:]
             for index, item in enumerate(value):
                 converted = self.scalar(fd, item, f"{path}[{index}]", value)
                 if fd.type == FieldDescriptor.TYPE_MESSAGE:
@@ -214,9 +222,13 @@ class DictReader:
 
 
 def _repeated(fd) -> bool:
-    # protobuf 5.28+ has is_repeated; older releases only have label.
-    is_repeated = getattr(fd, "is_repeated", None)
-    return is_repeated if is_repeated is not None else fd.label == FieldDescriptor.LABEL_REPEATED
+    known = _REPEATED.get(fd)
+    if known is None:
+        known = _REPEATED[fd] = is_repeated(fd)
+    return known
+
+
+_REPEATED: dict = {}  # field descriptor -> is_repeated
 
 
 _FIELD_KINDS = {

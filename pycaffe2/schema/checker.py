@@ -18,7 +18,7 @@ from pycaffe2.proto import caffe2_pb2
 from pycaffe2.proto.checks import nesting_problem
 from pycaffe2.schema import closest_types, get_schema
 from pycaffe2.schema.args import arg_value, fits, set_fields
-from pycaffe2.schema.bind import ShapeError, TensorInfo, bind_args, infer_op
+from pycaffe2.schema.bind import ShapeError, TensorInfo, bind_args, facts, fitting_value, infer_op
 from pycaffe2.schema.inference.control import do_bindings
 
 NET_TYPES = ("", "simple", "dag", "async_dag", "async_polling", "async_scheduling",
@@ -133,12 +133,13 @@ class _NetChecker:
                 self.shapes.pop(blob, None)
             return
         counts_ok = self.check_counts(index, op, schema)
-        self.check_args(index, op, schema)
-        if any("net" in spec.types or "nets" in spec.types for spec in schema.args.values()):
+        known = facts(schema)
+        self.check_args(index, op, schema, known)
+        if known.has_net_args:
             self.check_subnets(index, op, schema)
         if counts_ok:
             self.check_inplace(index, op, schema)
-        self.infer(index, op, counts_ok)
+        self.infer(index, op, counts_ok, schema)
 
     def check_inputs(self, index, op, first_writer):
         for blob in op.input:
@@ -164,7 +165,7 @@ class _NetChecker:
                 ok = False
         return ok
 
-    def check_args(self, index, op, schema):
+    def check_args(self, index, op, schema, known):
         seen = set()
         for arg in op.arg:
             if arg.name in seen:
@@ -175,16 +176,18 @@ class _NetChecker:
                 close = difflib.get_close_matches(arg.name, list(schema.args), n=1)
                 hint = f" (did you mean '{close[0]}'?)" if close else ""
                 self.report("unknown-arg", f"unknown arg '{arg.name}'{hint}", index, op.type)
-            elif not fits(arg, spec.types):
+                continue
+            value = fitting_value(arg, known.fields[arg.name], known.empty_list_ok[arg.name], _UNFIT)
+            if value is _UNFIT:
                 stored = ", ".join(set_fields(arg)) or "nothing"
                 self.report("arg-type", f"arg '{arg.name}' must be {spec.type_text}, "
                             f"got {_describe(arg)} (field {stored})", index, op.type)
-            else:
-                problem = spec.violation(arg_value(arg))
+            elif spec.allowed is not None or spec.min is not None or spec.max is not None:
+                problem = spec.violation(value)
                 if problem:
                     self.report("arg-value", f"arg '{arg.name}': {problem}", index, op.type)
-        for name, spec in schema.args.items():
-            if spec.required and name not in seen:
+        for name in known.required:
+            if name not in seen:
                 self.report("missing-arg", f"required arg '{name}' is missing", index, op.type)
 
     def check_subnets(self, index, op, schema):
@@ -222,6 +225,8 @@ class _NetChecker:
                     self.report(problem.kind, f"{arg.name} (net '{net.name}'): {problem}", index, op.type)
 
     def check_inplace(self, index, op, schema):
+        if not schema.inplace_enforced and (schema.inplace_any or not set(op.input).intersection(op.output)):
+            return  # nothing shared, nothing enforced
         for i, blob_in in enumerate(op.input):
             for o, blob_out in enumerate(op.output):
                 if blob_in == blob_out and not schema.inplace_ok(i, o):
@@ -234,12 +239,12 @@ class _NetChecker:
                             f"as input {i} ({schema.input_name(i)}) '{op.input[i]}', got "
                             f"'{op.output[o]}'", index, op.type)
 
-    def infer(self, index, op, counts_ok):
+    def infer(self, index, op, counts_ok, schema):
         outputs = [None] * len(op.output)
         if counts_ok:
             inputs = [self.shapes.get(blob) for blob in op.input]
             try:
-                outputs = infer_op(op, inputs)
+                outputs = infer_op(op, inputs, schema)
             except ShapeError as exc:
                 known = ", ".join(f"{blob}: {info.describe()}" for blob, info
                                   in zip(op.input, inputs) if info is not None)
@@ -252,6 +257,9 @@ class _NetChecker:
                 self.shapes.pop(blob, None)
             else:
                 self.shapes[blob] = info
+
+
+_UNFIT = object()  # fitting_value's answer for an arg stored in a field its types do not use
 
 
 def _describe(arg) -> str:

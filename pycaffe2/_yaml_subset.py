@@ -1,0 +1,288 @@
+"""A quick reader for the plain YAML most net files are written in, giving
+exactly what _yaml's line-tracking loader gives (LineDict/LineList, the same
+lines, the same scalar types), or NOT_PLAIN for anything else.
+
+PyYAML builds every node in Python even over libyaml, about 4 us a line; net
+files use a small corner of YAML: block mappings and sequences indented with
+spaces, one-line flow collections (`{type: Relu, input: [X]}`), plain and
+simply quoted scalars, comments. That corner is read here line by line.
+Everything else (anchors, aliases, tags, block scalars, multi-line scalars or
+flows, escapes, tabs, non-ASCII text, a key written twice, a node this reader
+is not sure about) gives NOT_PLAIN, and _yaml reads the text with PyYAML as
+before, which also reports every error. Plain scalars are typed by PyYAML's
+own resolvers and constructors, so `yes`, `0x1F`, `1.0e+3` mean what they mean
+there.
+"""
+from __future__ import annotations
+
+import re
+
+from yaml.constructor import SafeConstructor
+from yaml.nodes import ScalarNode
+
+from pycaffe2._yaml import LineDict, LineList, resolvers
+
+
+class _NotPlain(Exception):
+    pass
+
+
+NOT_PLAIN = object()
+_OUTSIDE = re.compile(r"[^\n\x20-\x7e]")  # tabs, CR, control characters, non-ASCII: PyYAML's business
+_INDICATORS = frozenset("-?:,[]{}#&*!|>'\"%@`")
+# A block mapping's key line: a plain key (no ':' or '#', not starting with an indicator)
+# or a quoted one without escapes, then ':' and a space or the end of the line.
+_KEY = re.compile(r"""(?:(?P<plain>[^-?:,\[\]{}#&*!|>'"%@`\s][^:#]*?)|'(?P<single>[^']*)'|"(?P<double>[^"\\]*)")"""
+                  r" *:(?: +(?P<rest>.+))?$")
+_FLOW_PLAIN = re.compile(r"""(?:[^-?:,\[\]{}#&*!|>'"%@`\s]|-[0-9.])[^,\[\]{}#:]*""")
+_SPACES = re.compile(r" *")
+_LINES = re.compile(r"^( *)(.*?) *$", re.MULTILINE)
+_STR = "tag:yaml.org,2002:str"
+_SCALARS: dict[str, object] = {}  # plain scalar text -> its value (all immutable), shared by every file
+_CONSTRUCTOR = SafeConstructor()
+_BUILD = {"tag:yaml.org,2002:int": _CONSTRUCTOR.construct_yaml_int,
+          "tag:yaml.org,2002:float": _CONSTRUCTOR.construct_yaml_float,
+          "tag:yaml.org,2002:bool": _CONSTRUCTOR.construct_yaml_bool,
+          "tag:yaml.org,2002:null": _CONSTRUCTOR.construct_yaml_null}
+
+
+def load(text: str):
+    """The tree of `text`, as _yaml.load builds it, or NOT_PLAIN."""
+    if _OUTSIDE.search(text):
+        return NOT_PLAIN
+    try:
+        return _Reader(text).document()
+    except (_NotPlain, RecursionError, IndexError):
+        return NOT_PLAIN
+
+
+def _plain(text: str):
+    """A plain scalar's value, typed as PyYAML's resolvers and constructors type it."""
+    value = _SCALARS.get(text, _SCALARS)
+    if value is not _SCALARS:
+        return value
+    tag = _STR
+    for candidate, pattern in resolvers(text[:1]):
+        if pattern.match(text):
+            tag = candidate
+            break
+    if tag == _STR:
+        value = text
+    elif tag in _BUILD:
+        value = _BUILD[tag](ScalarNode(tag, text))
+    else:  # timestamps, merge keys, '=': left to PyYAML
+        raise _NotPlain
+    if len(_SCALARS) > 100_000:
+        _SCALARS.clear()
+    _SCALARS[text] = value
+    return value
+
+
+def _uncomment(content: str) -> str:
+    if "'" in content or '"' in content:
+        raise _NotPlain  # a '#' that may sit inside quotes
+    cut = content.find(" #")
+    return content[:cut].rstrip(" ") if cut >= 0 else content
+
+
+def _dash(content: str) -> bool:
+    """Whether a line's content is a block sequence entry ('-' then a space or nothing)."""
+    return content[0] == "-" and content[1:2] in ("", " ")
+
+
+class _Reader:
+    """Block structure by indentation over (indent, content, line) entries."""
+
+    def __init__(self, text: str):
+        entries = [(len(spaces), content, number) for number, (spaces, content)
+                   in enumerate(_LINES.findall(text), 1) if content and content[0] != "#"]
+        if "#" in text:
+            entries = [(indent, _uncomment(content) if "#" in content else content, number)
+                       for indent, content, number in entries]
+        if entries and ("---" in text or "..." in text):
+            documents = [entry for entry in entries if entry[0] == 0 and entry[1][:3] in ("---", "...")]
+            if documents and (len(documents) > 1 or documents[0] is not entries[0] or entries[0][1] != "---"):
+                raise _NotPlain  # documents, directives' ends, a second document
+            entries = entries[len(documents):]
+        self.entries = entries
+
+    def document(self):
+        if not self.entries:
+            return None
+        value, end = self.node(0)
+        if end != len(self.entries):
+            raise _NotPlain
+        return value
+
+    def node(self, i: int):
+        """The block node whose first line is entry i: (value, the next entry)."""
+        indent, content, line = self.entries[i]
+        if _dash(content):
+            return self.sequence(i, indent)
+        if _KEY.match(content):
+            return self.mapping(i, indent)
+        return _inline(content, line), i + 1
+
+    def mapping(self, i: int, indent: int):
+        entries, count = self.entries, len(self.entries)
+        result = LineDict()
+        result.line = entries[i][2]
+        while True:
+            _, content, line = entries[i]
+            match = _KEY.match(content)
+            if match is None:
+                raise _NotPlain
+            plain, single, double, rest = match.groups()
+            key = _plain(plain.rstrip(" ")) if plain is not None else \
+                single if single is not None else double
+            if key in result:
+                raise _NotPlain  # PyYAML's loader names both lines
+            i += 1
+            if rest is not None:
+                result[key] = _inline(rest, line)
+            elif i < count and entries[i][0] > indent:
+                result[key], i = self.node(i)
+            elif i < count and entries[i][0] == indent and _dash(entries[i][1]):
+                result[key], i = self.sequence(i, indent)  # a sequence may sit at its key's indent
+            else:
+                result[key] = None
+            if i >= count or entries[i][0] < indent:
+                return result, i
+            if entries[i][0] > indent:
+                raise _NotPlain
+
+    def sequence(self, i: int, indent: int):
+        entries, count = self.entries, len(self.entries)
+        result = LineList()
+        result.line = entries[i][2]
+        result.item_lines = lines = []
+        while True:
+            _, content, line = entries[i]
+            rest = content[1:].lstrip(" ")
+            if not rest:
+                raise _NotPlain  # an empty item, or one on the lines below
+            if ":" not in rest and rest[0] not in _INDICATORS:
+                result.append(_plain(rest))  # the common item: a name or a number
+                i += 1
+            elif _dash(rest) or (rest[0] not in "[{'\"" and _KEY.match(rest)):
+                entries[i] = (indent + len(content) - len(rest), rest, line)  # a node starting on the item's line
+                value, i = self.node(i)
+                result.append(value)
+            else:
+                result.append(_inline(rest, line))
+                i += 1
+            lines.append(line)
+            if i >= count or entries[i][0] < indent:
+                return result, i
+            if entries[i][0] > indent:
+                raise _NotPlain
+            if not _dash(entries[i][1]):
+                return result, i  # a key after a sequence at its key's indent
+
+
+def _inline(text: str, line: int):
+    """A one-line scalar or flow collection written after `key: ` or `- `."""
+    first = text[0]
+    if ":" not in text and first not in _INDICATORS:
+        return _plain(text)
+    if first in "[{":
+        value, end = _Flow(text, line).node(0)
+        if end != len(text):
+            raise _NotPlain
+        return value
+    if first == "'":
+        if not text.endswith("'") or len(text) < 2 or "'" in text[1:-1].replace("''", ""):
+            raise _NotPlain
+        return text[1:-1].replace("''", "'")
+    if first == '"':
+        if not text.endswith('"') or len(text) < 2 or '"' in text[1:-1] or "\\" in text:
+            raise _NotPlain
+        return text[1:-1]
+    if (first in _INDICATORS and not (first == "-" and text[1:2] and text[1:2] in "0123456789.")) \
+            or ": " in text or text.endswith(":"):
+        raise _NotPlain
+    return _plain(text)
+
+
+class _Flow:
+    """A flow collection on one line."""
+
+    def __init__(self, text: str, line: int):
+        self.text, self.line = text, line
+
+    def skip(self, pos: int) -> int:
+        return _SPACES.match(self.text, pos).end()
+
+    def node(self, pos: int):
+        text = self.text
+        first = text[pos]
+        if first == "[":
+            return self.sequence(pos)
+        if first == "{":
+            return self.mapping(pos)
+        return self.scalar(pos)
+
+    def scalar(self, pos: int):
+        text = self.text
+        first = text[pos]
+        if first in "'\"":
+            end = text.find(first, pos + 1)
+            while first == "'" and end >= 0 and text[end + 1:end + 2] == "'":
+                end = text.find("'", end + 2)
+            if end < 0 or (first == '"' and "\\" in text[pos:end]):
+                raise _NotPlain
+            return text[pos + 1:end].replace("''", "'") if first == "'" else text[pos + 1:end], end + 1
+        match = _FLOW_PLAIN.match(text, pos)
+        if match is None:
+            raise _NotPlain
+        return _plain(match.group().rstrip(" ")), match.end()
+
+    def sequence(self, pos: int):
+        result = LineList()
+        result.line, result.item_lines = self.line, []
+        pos = self.skip(pos + 1)
+        if self.text[pos] == "]":
+            return result, pos + 1
+        while True:
+            value, pos = self.node(pos)
+            pos = self.skip(pos)
+            if self.text[pos] == ":":
+                raise _NotPlain  # a single-pair mapping inside a sequence
+            result.append(value)
+            result.item_lines.append(self.line)
+            pos = self.end_or_next(pos, "]")
+            if pos < 0:
+                return result, -pos
+
+    def mapping(self, pos: int):
+        text = self.text
+        result = LineDict()
+        result.line = self.line
+        pos = self.skip(pos + 1)
+        if text[pos] == "}":
+            return result, pos + 1
+        while True:
+            if text[pos] in "[{":
+                raise _NotPlain
+            key, pos = self.scalar(pos)
+            if text[pos] == " ":
+                pos = self.skip(pos)
+            if text[pos:pos + 2] != ": " or key in result:
+                raise _NotPlain  # `{a}`, `{a:1}`, a key written twice
+            value, pos = self.node(self.skip(pos + 2))
+            result[key] = value
+            pos = self.end_or_next(self.skip(pos), "}")
+            if pos < 0:
+                return result, -pos
+
+    def end_or_next(self, pos: int, close: str) -> int:
+        """After an item: minus the position past `close`, or the next item's position after ','."""
+        char = self.text[pos]
+        if char == close:
+            return -(pos + 1)
+        if char != ",":
+            raise _NotPlain
+        pos = self.skip(pos + 1)
+        if self.text[pos] in ",]}":
+            raise _NotPlain  # a trailing or doubled comma
+        return pos
