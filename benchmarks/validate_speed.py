@@ -2,8 +2,8 @@
 
 Writes N small CNN nets (8 to 24 ops each: Conv, Relu, MaxPool, Add, FC, Softmax
 with declared input shapes, so shape inference runs), half as YAML model files
-(`input_shapes` inside), half as .pb nets (shapes given to the check, as
-`--input-shape` does), and for each net the equivalent ONNX model (the same ops:
+(`input_shapes` inside) written as `pycaffe2 convert` writes them, half as .pb
+nets (shapes given to the check, as `--input-shape` does), and for each net the equivalent ONNX model (the same ops:
 Conv, Relu, MaxPool, Add, Flatten + Gemm for FC, Softmax; the same input shapes,
 weights as typed graph inputs). Then times, in one process and in interleaved
 rounds:
@@ -117,16 +117,16 @@ def write_corpus(folder: Path, count: int, with_onnx: bool = True) -> list[tuple
     (folder / "onnx").mkdir()
     for seed in range(count):
         tree = small_net(seed)
-        if seed % 2:
+        temporary = folder / f"tmp{seed}.yaml"
+        temporary.write_text(yaml.safe_dump(tree))
+        model = netfile.load_model(temporary)  # the friendly tree, typed by the schemas
+        temporary.unlink()
+        if seed % 2:  # as `pycaffe2 convert` writes YAML
             path, shapes = folder / f"net{seed}.yaml", None
-            path.write_text(yaml.safe_dump(tree))
+            netfile.save_model(model, path)
         else:
-            path = folder / f"net{seed}.pb"
-            shapes = {name: (tuple(dims), "float32") for name, dims in tree["input_shapes"].items()}
-            temporary = folder / f"tmp{seed}.yaml"
-            temporary.write_text(yaml.safe_dump(tree["predict_net"]))
-            netfile.save_net(netfile.load_net(temporary), path)
-            temporary.unlink()
+            path, shapes = folder / f"net{seed}.pb", model.input_shapes
+            netfile.save_net(model.predict_net, path)
         twin = None
         if with_onnx:
             twin = folder / "onnx" / f"net{seed}.onnx"

@@ -15,6 +15,7 @@ there.
 """
 from __future__ import annotations
 
+import bisect
 import re
 
 from yaml.constructor import SafeConstructor
@@ -36,6 +37,8 @@ _KEY = re.compile(r"""(?:(?P<plain>[^-?:,\[\]{}#&*!|>'"%@`\s][^:#]*?)|'(?P<singl
                   r" *:(?: +(?P<rest>.+))?$")
 _FLOW_PLAIN = re.compile(r"""(?:[^-?:,\[\]{}#&*!|>'"%@`\s]|-[0-9.])[^,\[\]{}#:]*""")
 _SPACES = re.compile(r" *")
+_NAME = r"""(?:[^-?:,\[\]{}#&*!|>'"%@`\s]|-[0-9.])[^,\[\]{}#:'"]*"""
+_NAMES = re.compile(rf"\[ *(?:{_NAME}(?:, *{_NAME})*)?\]")  # a one-line flow sequence of plain scalars
 _LINES = re.compile(r"^( *)(.*?) *$", re.MULTILINE)
 _STR = "tag:yaml.org,2002:str"
 _SCALARS: dict[str, object] = {}  # plain scalar text -> its value (all immutable), shared by every file
@@ -119,17 +122,47 @@ class _Reader:
         indent, content, line = self.entries[i]
         if _dash(content):
             return self.sequence(i, indent)
-        if _KEY.match(content):
-            return self.mapping(i, indent)
-        return _inline(content, line), i + 1
+        match = _KEY.match(content)
+        if match:
+            return self.mapping(i, indent, match)
+        return self.inline(i, content, indent)
 
-    def mapping(self, i: int, indent: int):
+    def inline(self, i: int, text: str, indent: int):
+        """(value, next entry) of a scalar or flow collection written on entry i after
+        `key: ` or `- ` (`indent`: the enclosing block's); a flow may go on over the next
+        lines, indented further."""
+        first = text[0]
+        if ":" not in text and first not in _INDICATORS:
+            return _plain(text), i + 1
+        if first not in "[{":
+            return _scalar(text), i + 1
+        line, breaks = self.entries[i][2], []
+        if _NAMES.fullmatch(text):  # [a, b, c]: the common flow, split at once
+            names = text[1:-1].split(",") if text[1:-1].strip(" ") else []
+            items = LineList(_plain(name.strip(" ")) for name in names)
+            items.line, items.item_lines = line, [line] * len(items)
+            return items, i + 1
+        while text.count("[") + text.count("{") != text.count("]") + text.count("}"):
+            i += 1
+            if i == len(self.entries):
+                raise _NotPlain
+            more, number = self.entries[i][1], self.entries[i][2]
+            if number != line + len(breaks) + 1 or self.entries[i][0] <= indent \
+                    or "'" in text + more or '"' in text + more:
+                raise _NotPlain  # a blank or comment line inside (folding), too little indent, quotes
+            breaks.append(len(text) + 1)
+            text = f"{text} {more}"
+        value, end = _Flow(text, line, breaks).node(0)
+        if end != len(text):
+            raise _NotPlain
+        return value, i + 1
+
+    def mapping(self, i: int, indent: int, match):
+        """The block mapping whose first key is on entry i (`match`: its _KEY match)."""
         entries, count = self.entries, len(self.entries)
         result = LineDict()
         result.line = entries[i][2]
         while True:
-            _, content, line = entries[i]
-            match = _KEY.match(content)
             if match is None:
                 raise _NotPlain
             plain, single, double, rest = match.groups()
@@ -137,19 +170,19 @@ class _Reader:
                 single if single is not None else double
             if key in result:
                 raise _NotPlain  # PyYAML's loader names both lines
-            i += 1
             if rest is not None:
-                result[key] = _inline(rest, line)
-            elif i < count and entries[i][0] > indent:
-                result[key], i = self.node(i)
-            elif i < count and entries[i][0] == indent and _dash(entries[i][1]):
-                result[key], i = self.sequence(i, indent)  # a sequence may sit at its key's indent
+                result[key], i = self.inline(i, rest, indent)
+            elif i + 1 < count and entries[i + 1][0] > indent:
+                result[key], i = self.node(i + 1)
+            elif i + 1 < count and entries[i + 1][0] == indent and _dash(entries[i + 1][1]):
+                result[key], i = self.sequence(i + 1, indent)  # a sequence may sit at its key's indent
             else:
-                result[key] = None
+                result[key], i = None, i + 1
             if i >= count or entries[i][0] < indent:
                 return result, i
             if entries[i][0] > indent:
                 raise _NotPlain
+            match = _KEY.match(entries[i][1])
 
     def sequence(self, i: int, indent: int):
         entries, count = self.entries, len(self.entries)
@@ -161,16 +194,21 @@ class _Reader:
             rest = content[1:].lstrip(" ")
             if not rest:
                 raise _NotPlain  # an empty item, or one on the lines below
+            match = None
             if ":" not in rest and rest[0] not in _INDICATORS:
                 result.append(_plain(rest))  # the common item: a name or a number
                 i += 1
-            elif _dash(rest) or (rest[0] not in "[{'\"" and _KEY.match(rest)):
+            elif _dash(rest):
                 entries[i] = (indent + len(content) - len(rest), rest, line)  # a node starting on the item's line
-                value, i = self.node(i)
+                value, i = self.sequence(i, entries[i][0])
+                result.append(value)
+            elif rest[0] not in "[{'\"" and (match := _KEY.match(rest)):
+                entries[i] = (indent + len(content) - len(rest), rest, line)
+                value, i = self.mapping(i, entries[i][0], match)
                 result.append(value)
             else:
-                result.append(_inline(rest, line))
-                i += 1
+                value, i = self.inline(i, rest, indent)
+                result.append(value)
             lines.append(line)
             if i >= count or entries[i][0] < indent:
                 return result, i
@@ -180,16 +218,9 @@ class _Reader:
                 return result, i  # a key after a sequence at its key's indent
 
 
-def _inline(text: str, line: int):
-    """A one-line scalar or flow collection written after `key: ` or `- `."""
+def _scalar(text: str):
+    """A one-line scalar after `key: ` or `- `: quoted, or plain."""
     first = text[0]
-    if ":" not in text and first not in _INDICATORS:
-        return _plain(text)
-    if first in "[{":
-        value, end = _Flow(text, line).node(0)
-        if end != len(text):
-            raise _NotPlain
-        return value
     if first == "'":
         if not text.endswith("'") or len(text) < 2 or "'" in text[1:-1].replace("''", ""):
             raise _NotPlain
@@ -207,8 +238,12 @@ def _inline(text: str, line: int):
 class _Flow:
     """A flow collection on one line."""
 
-    def __init__(self, text: str, line: int):
-        self.text, self.line = text, line
+    def __init__(self, text: str, line: int, breaks: list[int]):
+        self.text, self.first_line, self.breaks = text, line, breaks
+
+    def line(self, pos: int) -> int:
+        """The file line of position `pos` (`breaks`: where each line after the first starts)."""
+        return self.first_line + bisect.bisect_right(self.breaks, pos) if self.breaks else self.first_line
 
     def skip(self, pos: int) -> int:
         return _SPACES.match(self.text, pos).end()
@@ -239,17 +274,18 @@ class _Flow:
 
     def sequence(self, pos: int):
         result = LineList()
-        result.line, result.item_lines = self.line, []
+        result.line, result.item_lines = self.line(pos), []
         pos = self.skip(pos + 1)
         if self.text[pos] == "]":
             return result, pos + 1
         while True:
+            start = pos
             value, pos = self.node(pos)
             pos = self.skip(pos)
             if self.text[pos] == ":":
                 raise _NotPlain  # a single-pair mapping inside a sequence
             result.append(value)
-            result.item_lines.append(self.line)
+            result.item_lines.append(self.line(start))
             pos = self.end_or_next(pos, "]")
             if pos < 0:
                 return result, -pos
@@ -257,7 +293,7 @@ class _Flow:
     def mapping(self, pos: int):
         text = self.text
         result = LineDict()
-        result.line = self.line
+        result.line = self.line(pos)
         pos = self.skip(pos + 1)
         if text[pos] == "}":
             return result, pos + 1

@@ -118,18 +118,21 @@ class DictReader:
             net.op.append(op)
 
     def operator(self, tree, path, parent):
-        if isinstance(tree, dict) and isinstance(tree.get("arg"), dict):
-            op = self.message(tree, caffe2_pb2.OperatorDef, path, parent, skip="arg")
+        op = _plain_op(tree) if isinstance(tree, dict) else None
+        friendly = isinstance(tree, dict) and isinstance(tree.get("arg"), dict)
+        if op is None:
+            op = self.message(tree, caffe2_pb2.OperatorDef, path, parent, skip="arg" if friendly else None)
+        if friendly:
             op.arg.extend(self.friendly_args(op.type, tree["arg"], f"{path}.arg"))
-            return op
-        return self.message(tree, caffe2_pb2.OperatorDef, path, parent)
+        return op
 
     def friendly_args(self, op_type, mapping, path):
+        """The Arguments of an op's `arg` mapping, each typed by the op's schema."""
         schema = get_schema(op_type)
         args = []
         for name, value in mapping.items():
             spec = schema.args.get(str(name)) if schema else None
-            if spec is not None and set(spec.types) & {"net", "nets"} and _net_shaped(value):
+            if spec is not None and ("net" in spec.types or "nets" in spec.types) and _net_shaped(value):
                 nets = [self.message(v, caffe2_pb2.NetDef, f"{path}.{name}", mapping)
                         for v in (value if isinstance(value, list) else [value])]
                 arg = caffe2_pb2.Argument(name=str(name))
@@ -219,6 +222,33 @@ class DictReader:
             except ValueError:
                 self.fail("invalid base64", parent, path)
         self.fail(f"expected text or {{base64: ...}}, got {_kind(value)}", parent, path)
+
+
+_OP_TEXT = frozenset({"type", "name", "engine"})
+_OP_NAMES = frozenset({"input", "output", "control_input"})
+
+
+def _plain_op(tree: dict):
+    """The OperatorDef of an op mapping holding only text fields and lists of blob names
+    (besides a friendly `arg` mapping, which the caller reads), built in one call; None
+    for anything else, which message() reads field by field and reports."""
+    fields = {}
+    for key, value in tree.items():
+        if key in _OP_TEXT:
+            if type(value) is not str:
+                return None
+        elif key in _OP_NAMES:
+            if not isinstance(value, list) or not all(type(item) is str for item in value):
+                return None
+        elif key == "arg" and isinstance(value, dict):
+            continue
+        else:
+            return None
+        fields[key] = value
+    try:
+        return caffe2_pb2.OperatorDef(**fields)
+    except (ValueError, TypeError):
+        return None
 
 
 def _repeated(fd) -> bool:

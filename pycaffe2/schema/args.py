@@ -39,7 +39,11 @@ def arg_value(arg: caffe2_pb2.Argument):
 
 def value_of(arg: caffe2_pb2.Argument, field: str):
     """The value an Argument holds in `field`, as arg_value gives it."""
-    value = getattr(arg, field)
+    return python_value(field, getattr(arg, field))
+
+
+def python_value(field: str, value):
+    """What an Argument's `field` holding `value` means in Python, as arg_value gives it."""
     if field in LIST_FIELDS:
         value = list(value)
         if field == "strings":

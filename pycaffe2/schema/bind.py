@@ -15,7 +15,7 @@ import numpy as np
 from pycaffe2.files import check_alloc, max_blob_bytes
 from pycaffe2.proto import caffe2_pb2
 from pycaffe2.schema import get_schema
-from pycaffe2.schema.args import ARG_FIELDS, LIST_FIELDS, convert, set_fields, value_of
+from pycaffe2.schema.args import ARG_FIELDS, LIST_FIELDS, convert, python_value
 from pycaffe2.schema.inference import RULES, OpView, ShapeError, TensorInfo
 from pycaffe2.schema.opschema import OpSchema
 
@@ -53,13 +53,18 @@ def facts(schema: OpSchema) -> SchemaFacts:
     return found
 
 
+_NAME_FIELD = caffe2_pb2.Argument.DESCRIPTOR.fields_by_name["name"]  # number 1: listed first when set
+
+
 def fitting_value(arg: caffe2_pb2.Argument, fields: frozenset, empty_list_ok: bool, missing=None):
     """The arg's value when its stored field is one of `fields` (as args.fits says), else `missing`."""
-    stored = set_fields(arg)
+    stored = arg.ListFields()
+    if stored and stored[0][0] is _NAME_FIELD:
+        del stored[0]
     if not stored:
         return [] if empty_list_ok else missing
-    if len(stored) == 1 and stored[0] in fields:
-        return value_of(arg, stored[0])
+    if len(stored) == 1 and stored[0][0].name in fields:
+        return python_value(stored[0][0].name, stored[0][1])
     return missing
 
 
@@ -94,11 +99,12 @@ def _typed_default(spec):
 
 
 def infer_op(op: caffe2_pb2.OperatorDef, inputs: list[TensorInfo | None],
-             schema: OpSchema | None = None) -> list[TensorInfo | None]:
+             schema: OpSchema | None = None, max_bytes: int | None = None) -> list[TensorInfo | None]:
     """Output infos of `op` given its input infos; None entries are unknown.
 
     Raises ShapeError when the known inputs cannot work. Ops without a schema or
-    without a rule give all-unknown outputs. `schema`: the op's, when the caller has it.
+    without a rule give all-unknown outputs. `schema`: the op's, when the caller has it;
+    `max_bytes`: files.max_blob_bytes(), when the caller read it (once for many ops).
     """
     if schema is None:
         schema = get_schema(op.type)
@@ -109,7 +115,7 @@ def infer_op(op: caffe2_pb2.OperatorDef, inputs: list[TensorInfo | None],
     outputs = list(RULES[schema.inference](view, list(inputs)))
     outputs += [None] * (len(op.output) - len(outputs))
     outputs = outputs[:len(op.output)]
-    _check_sizes(outputs)
+    _check_sizes(outputs, max_bytes)
     return outputs
 
 
@@ -127,10 +133,9 @@ def _input_names(schema: OpSchema, count: int) -> tuple[str, ...]:
 _ITEMSIZE: dict[str, int] = {}
 
 
-def _check_sizes(outputs) -> None:
+def _check_sizes(outputs, cap: int | None) -> None:
     """An output that args (a fill's shape, Tile's tiles, ...) make too large is refused
     before the net runs: files.check_alloc says so. Sizes plainly under the cap skip it."""
-    cap = None
     for index, info in enumerate(outputs):
         if info is None:
             continue

@@ -13,7 +13,8 @@ from __future__ import annotations
 import difflib
 from dataclasses import asdict, dataclass
 
-from pycaffe2.errors import location
+from pycaffe2.errors import PyCaffe2Error, location
+from pycaffe2.files import max_blob_bytes
 from pycaffe2.proto import caffe2_pb2
 from pycaffe2.proto.checks import nesting_problem
 from pycaffe2.schema import closest_types, get_schema
@@ -60,6 +61,10 @@ class _NetChecker:
         self.strict_inputs = bool(net.external_input)
         # a control op's nets may place their ops in the outer net's partitions
         self.partitions = {p.name for p in net.partition_info}
+        try:  # the blob cap, read once for the net's shape inference
+            self.max_bytes = max_blob_bytes()
+        except PyCaffe2Error:  # a bad setting: each op's inference reads it again and reports it
+            self.max_bytes = None
 
     def report(self, kind, message, index=None, op_type=None):
         line = self.op_lines.get(index) if index is not None else None
@@ -244,7 +249,7 @@ class _NetChecker:
         if counts_ok:
             inputs = [self.shapes.get(blob) for blob in op.input]
             try:
-                outputs = infer_op(op, inputs, schema)
+                outputs = infer_op(op, inputs, schema, self.max_bytes)
             except ShapeError as exc:
                 known = ", ".join(f"{blob}: {info.describe()}" for blob, info
                                   in zip(op.input, inputs) if info is not None)
