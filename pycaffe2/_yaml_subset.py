@@ -119,7 +119,7 @@ class _Reader:
 
     def node(self, i: int):
         """The block node whose first line is entry i: (value, the next entry)."""
-        indent, content, line = self.entries[i]
+        indent, content, _ = self.entries[i]
         if _dash(content):
             return self.sequence(i, indent)
         match = _KEY.match(content)
