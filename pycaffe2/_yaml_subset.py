@@ -39,6 +39,8 @@ _FLOW_PLAIN = re.compile(r"""(?:[^-?:,\[\]{}#&*!|>'"%@`\s]|-[0-9.])[^,\[\]{}#:]*
 _SPACES = re.compile(r" *")
 _NAME = r"""(?:[^-?:,\[\]{}#&*!|>'"%@`\s]|-[0-9.])[^,\[\]{}#:'"]*"""
 _NAMES = re.compile(rf"\[ *(?:{_NAME}(?:, *{_NAME})*)?\]")  # a one-line flow sequence of plain scalars
+_PAIR = rf"{_NAME}: +{_NAME}"
+_PAIRS = re.compile(rf"\{{ *(?:{_PAIR}(?:, *{_PAIR})*)?\}}")  # a one-line flow mapping of plain scalars
 _LINES = re.compile(r"^( *)(.*?) *$", re.MULTILINE)
 _STR = "tag:yaml.org,2002:str"
 _SCALARS: dict[str, object] = {}  # plain scalar text -> its value (all immutable), shared by every file
@@ -142,6 +144,13 @@ class _Reader:
             items = LineList(_plain(name.strip(" ")) for name in names)
             items.line, items.item_lines = line, [line] * len(items)
             return items, i + 1
+        if _PAIRS.fullmatch(text):  # {a: 1, b: x}: the common flow mapping
+            pairs = [pair.split(":") for pair in text[1:-1].split(",")] if text[1:-1].strip(" ") else []
+            mapping = LineDict((_plain(key.strip(" ")), _plain(value.strip(" "))) for key, value in pairs)
+            if len(mapping) != len(pairs):
+                raise _NotPlain  # a key written twice
+            mapping.line = line
+            return mapping, i + 1
         while text.count("[") + text.count("{") != text.count("]") + text.count("}"):
             i += 1
             if i == len(self.entries):

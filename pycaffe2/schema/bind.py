@@ -19,7 +19,7 @@ from pycaffe2.schema.args import ARG_FIELDS, LIST_FIELDS, convert, python_value
 from pycaffe2.schema.inference import RULES, OpView, ShapeError, TensorInfo
 from pycaffe2.schema.opschema import OpSchema
 
-__all__ = ["ShapeError", "TensorInfo", "bind_args", "facts", "infer_op"]
+__all__ = ["UNFIT", "ShapeError", "TensorInfo", "bind_args", "bound_with", "facts", "fitting_value", "infer_op"]
 
 
 class SchemaFacts(NamedTuple):
@@ -72,20 +72,25 @@ def bind_args(schema: OpSchema, op: caffe2_pb2.OperatorDef) -> dict:
     """name -> Python value for every schema arg: the op's own where it fits
     the declared type, else the schema default (None when there is none)."""
     known = facts(schema)
+    given = {arg.name: arg for arg in op.arg}  # the last of a name given twice counts
+    fields = known.fields
+    return bound_with(known, {name: fitting_value(arg, fields[name], known.empty_list_ok[name], UNFIT)
+                              for name, arg in given.items() if name in fields})
+
+
+UNFIT = object()  # fitting_value's answer for an arg stored in a field its types do not use
+
+
+def bound_with(known: SchemaFacts, fitted: dict) -> dict:
+    """bind_args' answer from the schema's facts and the op's fitted values (name -> value, or
+    UNFIT where the op's arg of that name does not fit: the default stands)."""
     bound = dict(known.defaults)
     for name in known.list_defaults:
         bound[name] = list(bound[name])
-    given = {arg.name: arg for arg in op.arg}  # the last of a name given twice counts
-    fields = known.fields
-    for name, arg in given.items():
-        if name in fields:
-            value = fitting_value(arg, fields[name], known.empty_list_ok[name], _MISSING)
-            if value is not _MISSING:
-                bound[name] = value
+    for name, value in fitted.items():
+        if value is not UNFIT:
+            bound[name] = value
     return bound
-
-
-_MISSING = object()
 
 
 def _typed_default(spec):
@@ -99,18 +104,20 @@ def _typed_default(spec):
 
 
 def infer_op(op: caffe2_pb2.OperatorDef, inputs: list[TensorInfo | None],
-             schema: OpSchema | None = None, max_bytes: int | None = None) -> list[TensorInfo | None]:
+             schema: OpSchema | None = None, max_bytes: int | None = None,
+             args: dict | None = None) -> list[TensorInfo | None]:
     """Output infos of `op` given its input infos; None entries are unknown.
 
     Raises ShapeError when the known inputs cannot work. Ops without a schema or
-    without a rule give all-unknown outputs. `schema`: the op's, when the caller has it;
-    `max_bytes`: files.max_blob_bytes(), when the caller read it (once for many ops).
+    without a rule give all-unknown outputs. What the caller has already worked out
+    may come along: `schema` (the op's), `max_bytes` (files.max_blob_bytes(), read
+    once for many ops), `args` (bind_args' answer).
     """
     if schema is None:
         schema = get_schema(op.type)
     if schema is None or schema.inference == "none":
         return [None] * len(op.output)
-    view = OpView(op.type, bind_args(schema, op), len(op.input), len(op.output),
+    view = OpView(op.type, bind_args(schema, op) if args is None else args, len(op.input), len(op.output),
                   _input_names(schema, len(op.input)))
     outputs = list(RULES[schema.inference](view, list(inputs)))
     outputs += [None] * (len(op.output) - len(outputs))

@@ -19,7 +19,7 @@ from pycaffe2.proto import caffe2_pb2
 from pycaffe2.proto.checks import nesting_problem
 from pycaffe2.schema import closest_types, get_schema
 from pycaffe2.schema.args import arg_value, fits, set_fields
-from pycaffe2.schema.bind import ShapeError, TensorInfo, bind_args, facts, fitting_value, infer_op
+from pycaffe2.schema.bind import UNFIT, ShapeError, TensorInfo, bind_args, bound_with, facts, fitting_value, infer_op
 from pycaffe2.schema.inference.control import do_bindings
 
 NET_TYPES = ("", "simple", "dag", "async_dag", "async_polling", "async_scheduling",
@@ -139,12 +139,12 @@ class _NetChecker:
             return
         counts_ok = self.check_counts(index, op, schema)
         known = facts(schema)
-        self.check_args(index, op, schema, known)
+        fitted = self.check_args(index, op, schema, known)
         if known.has_net_args:
             self.check_subnets(index, op, schema)
         if counts_ok:
             self.check_inplace(index, op, schema)
-        self.infer(index, op, counts_ok, schema)
+        self.infer(index, op, counts_ok, schema, known, fitted)
 
     def check_inputs(self, index, op, first_writer):
         for blob in op.input:
@@ -170,8 +170,10 @@ class _NetChecker:
                 ok = False
         return ok
 
-    def check_args(self, index, op, schema, known):
-        seen = set()
+    def check_args(self, index, op, schema, known) -> dict:
+        """Reports what is wrong with the op's args; returns each known arg's fitting value
+        (or UNFIT), the last of a name given twice counting, as bind.bound_with takes them."""
+        seen, fitted = set(), {}
         for arg in op.arg:
             if arg.name in seen:
                 self.report("arg-duplicate", f"arg '{arg.name}' is given twice", index, op.type)
@@ -182,8 +184,9 @@ class _NetChecker:
                 hint = f" (did you mean '{close[0]}'?)" if close else ""
                 self.report("unknown-arg", f"unknown arg '{arg.name}'{hint}", index, op.type)
                 continue
-            value = fitting_value(arg, known.fields[arg.name], known.empty_list_ok[arg.name], _UNFIT)
-            if value is _UNFIT:
+            value = fitted[arg.name] = fitting_value(arg, known.fields[arg.name], known.empty_list_ok[arg.name],
+                                                     UNFIT)
+            if value is UNFIT:
                 stored = ", ".join(set_fields(arg)) or "nothing"
                 self.report("arg-type", f"arg '{arg.name}' must be {spec.type_text}, "
                             f"got {_describe(arg)} (field {stored})", index, op.type)
@@ -194,6 +197,7 @@ class _NetChecker:
         for name in known.required:
             if name not in seen:
                 self.report("missing-arg", f"required arg '{name}' is missing", index, op.type)
+        return fitted
 
     def check_subnets(self, index, op, schema):
         """A control op's nets are checked like any net: If's and While's see the
@@ -244,12 +248,13 @@ class _NetChecker:
                             f"as input {i} ({schema.input_name(i)}) '{op.input[i]}', got "
                             f"'{op.output[o]}'", index, op.type)
 
-    def infer(self, index, op, counts_ok, schema):
+    def infer(self, index, op, counts_ok, schema, known, fitted):
         outputs = [None] * len(op.output)
         if counts_ok:
             inputs = [self.shapes.get(blob) for blob in op.input]
             try:
-                outputs = infer_op(op, inputs, schema, self.max_bytes)
+                args = bound_with(known, fitted) if schema.inference != "none" else None
+                outputs = infer_op(op, inputs, schema, self.max_bytes, args)
             except ShapeError as exc:
                 known = ", ".join(f"{blob}: {info.describe()}" for blob, info
                                   in zip(op.input, inputs) if info is not None)
@@ -262,9 +267,6 @@ class _NetChecker:
                 self.shapes.pop(blob, None)
             else:
                 self.shapes[blob] = info
-
-
-_UNFIT = object()  # fitting_value's answer for an arg stored in a field its types do not use
 
 
 def _describe(arg) -> str:
