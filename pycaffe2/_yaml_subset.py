@@ -31,17 +31,15 @@ class _NotPlain(Exception):
 NOT_PLAIN = object()
 _OUTSIDE = re.compile(r"[^\n\x20-\x7e]")  # tabs, CR, control characters, non-ASCII: PyYAML's business
 _INDICATORS = frozenset("-?:,[]{}#&*!|>'\"%@`")
-# A block mapping's key line: a plain key (no ':' or '#', not starting with an indicator)
-# or a quoted one without escapes, then ':' and a space or the end of the line.
-_KEY = re.compile(r"""(?:(?P<plain>[^-?:,\[\]{}#&*!|>'"%@`\s][^:#]*?)|'(?P<single>[^']*)'|"(?P<double>[^"\\]*)")"""
-                  r" *:(?: +(?P<rest>.+))?$")
+_KEY_CHARS = 1000  # YAML allows an implicit key 1024 characters (PyYAML and libyaml count a little differently)
+_PLAIN_KEY = re.compile(r"""[^-?:,\[\]{}#&*!|>'"%@`\s][^:#]*""")
 _FLOW_PLAIN = re.compile(r"""(?:[^-?:,\[\]{}#&*!|>'"%@`\s]|-[0-9.])[^,\[\]{}#:]*""")
 _SPACES = re.compile(r" *")
 _NAME = r"""(?:[^-?:,\[\]{}#&*!|>'"%@`\s]|-[0-9.])[^,\[\]{}#:'"]*"""
 _NAMES = re.compile(rf"\[ *(?:{_NAME}(?:, *{_NAME})*)?\]")  # a one-line flow sequence of plain scalars
 _PAIR = rf"{_NAME}: +{_NAME}"
 _PAIRS = re.compile(rf"\{{ *(?:{_PAIR}(?:, *{_PAIR})*)?\}}")  # a one-line flow mapping of plain scalars
-_LINES = re.compile(r"^( *)(.*?) *$", re.MULTILINE)
+_LINES = re.compile(r"^( *)([^\n]*)", re.MULTILINE)  # no lazy or nested repeats: linear on any line
 _STR = "tag:yaml.org,2002:str"
 _SCALARS: dict[str, object] = {}  # plain scalar text -> its value (all immutable), shared by every file
 _CONSTRUCTOR = SafeConstructor()
@@ -90,6 +88,34 @@ def _uncomment(content: str) -> str:
     return content[:cut].rstrip(" ") if cut >= 0 else content
 
 
+def _depth(text: str) -> int:
+    """Brackets opened and not closed in `text`."""
+    return text.count("[") + text.count("{") - text.count("]") - text.count("}")
+
+
+def _key_line(content: str):
+    """(key, what follows `key: ` or None) when a line's content is a block mapping's key
+    line: a plain key (no ':' or '#', not starting with an indicator) or a quoted one
+    without escapes, then ':' and a space or the end of the line; else None."""
+    first = content[0]
+    if first == "'" or first == '"':
+        end = content.find(first, 1)
+        if end < 0 or (first == '"' and "\\" in content[1:end]):
+            return None
+        key, tail = content[1:end], content[end + 1:].lstrip(" ")
+        if len(content) - len(tail) > _KEY_CHARS:
+            return None
+    else:
+        colon = content.find(":")
+        if colon < 0 or colon > _KEY_CHARS or not _PLAIN_KEY.fullmatch(content, 0, colon):
+            return None
+        key, tail = None, content[colon:]
+    if tail[:1] != ":" or tail[1:2] not in ("", " "):
+        return None
+    rest = tail[1:].lstrip(" ") or None
+    return (_plain(content[:colon].rstrip(" ")) if key is None else key), rest
+
+
 def _dash(content: str) -> bool:
     """Whether a line's content is a block sequence entry ('-' then a space or nothing)."""
     return content[0] == "-" and content[1:2] in ("", " ")
@@ -99,7 +125,7 @@ class _Reader:
     """Block structure by indentation over (indent, content, line) entries."""
 
     def __init__(self, text: str):
-        entries = [(len(spaces), content, number) for number, (spaces, content)
+        entries = [(len(spaces), content.rstrip(" "), number) for number, (spaces, content)
                    in enumerate(_LINES.findall(text), 1) if content and content[0] != "#"]
         if "#" in text:
             entries = [(indent, _uncomment(content) if "#" in content else content, number)
@@ -124,7 +150,7 @@ class _Reader:
         indent, content, _ = self.entries[i]
         if _dash(content):
             return self.sequence(i, indent)
-        match = _KEY.match(content)
+        match = _key_line(content)
         if match:
             return self.mapping(i, indent, match)
         return self.inline(i, content, indent)
@@ -146,37 +172,43 @@ class _Reader:
             return items, i + 1
         if _PAIRS.fullmatch(text):  # {a: 1, b: x}: the common flow mapping
             pairs = [pair.split(":") for pair in text[1:-1].split(",")] if text[1:-1].strip(" ") else []
+            if any(len(key) > _KEY_CHARS for key, _ in pairs):
+                raise _NotPlain
             mapping = LineDict((_plain(key.strip(" ")), _plain(value.strip(" "))) for key, value in pairs)
             if len(mapping) != len(pairs):
                 raise _NotPlain  # a key written twice
             mapping.line = line
             return mapping, i + 1
-        while text.count("[") + text.count("{") != text.count("]") + text.count("}"):
-            i += 1
-            if i == len(self.entries):
-                raise _NotPlain
-            more, number = self.entries[i][1], self.entries[i][2]
-            if number != line + len(breaks) + 1 or self.entries[i][0] <= indent \
-                    or "'" in text + more or '"' in text + more:
-                raise _NotPlain  # a blank or comment line inside (folding), too little indent, quotes
-            breaks.append(len(text) + 1)
-            text = f"{text} {more}"
+        depth = _depth(text)
+        if depth:
+            parts, length = [text], len(text)
+            while depth:
+                i += 1
+                if i == len(self.entries):
+                    raise _NotPlain
+                more, number = self.entries[i][1], self.entries[i][2]
+                if number != line + len(breaks) + 1 or self.entries[i][0] <= indent \
+                        or "'" in more or '"' in more or "'" in text or '"' in text:
+                    raise _NotPlain  # a blank or comment line inside (folding), too little indent, quotes
+                breaks.append(length + 1)
+                parts.append(more)
+                length += 1 + len(more)
+                depth += _depth(more)
+            text = " ".join(parts)
         value, end = _Flow(text, line, breaks).node(0)
         if end != len(text):
             raise _NotPlain
         return value, i + 1
 
     def mapping(self, i: int, indent: int, match):
-        """The block mapping whose first key is on entry i (`match`: its _KEY match)."""
+        """The block mapping whose first key is on entry i (`match`: its _key_line answer)."""
         entries, count = self.entries, len(self.entries)
         result = LineDict()
         result.line = entries[i][2]
         while True:
             if match is None:
                 raise _NotPlain
-            plain, single, double, rest = match.groups()
-            key = _plain(plain.rstrip(" ")) if plain is not None else \
-                single if single is not None else double
+            key, rest = match
             if key in result:
                 raise _NotPlain  # PyYAML's loader names both lines
             if rest is not None:
@@ -191,7 +223,7 @@ class _Reader:
                 return result, i
             if entries[i][0] > indent:
                 raise _NotPlain
-            match = _KEY.match(entries[i][1])
+            match = _key_line(entries[i][1])
 
     def sequence(self, i: int, indent: int):
         entries, count = self.entries, len(self.entries)
@@ -211,7 +243,7 @@ class _Reader:
                 entries[i] = (indent + len(content) - len(rest), rest, line)  # a node starting on the item's line
                 value, i = self.sequence(i, entries[i][0])
                 result.append(value)
-            elif rest[0] not in "[{'\"" and (match := _KEY.match(rest)):
+            elif rest[0] not in "[{'\"" and (match := _key_line(rest)):
                 entries[i] = (indent + len(content) - len(rest), rest, line)
                 value, i = self.mapping(i, entries[i][0], match)
                 result.append(value)
@@ -309,9 +341,12 @@ class _Flow:
         while True:
             if text[pos] in "[{":
                 raise _NotPlain
+            start = pos
             key, pos = self.scalar(pos)
             if text[pos] == " ":
                 pos = self.skip(pos)
+            if pos - start > _KEY_CHARS:
+                raise _NotPlain
             if text[pos:pos + 2] != ": " or key in result:
                 raise _NotPlain  # `{a}`, `{a:1}`, a key written twice
             value, pos = self.node(self.skip(pos + 2))

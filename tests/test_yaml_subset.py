@@ -164,3 +164,18 @@ def test_dumped_trees_are_read_alike_or_left(tree, flow, indent, width, sort_key
     except (yaml.YAMLError, TypeError):
         return  # keys PyYAML cannot sort
     read_alike(text)
+
+
+@pytest.mark.parametrize("text", [
+    "a" + " " * 100_000 + "x", "k: [a" + " " * 100_000 + "x", "k: {a" + " " * 100_000 + "x: 1}", "a" + " " * 100_000 + ": 1",
+    "k: [" + "a, " * 30_000 + "]", "k: [a,\n" + "  a,\n" * 30_000 + "  b]", "k: {" + "a: b, " * 30_000 + "}",
+], ids=["spaces", "flow-spaces", "pair-spaces", "key-spaces", "long-flow", "many-lines", "long-pairs"])
+def test_long_lines_are_read_in_one_pass(text):
+    """Nothing in the reader backtracks over a line (a quadratic regex would take minutes here)."""
+    read_alike(text)
+
+
+@pytest.mark.parametrize("size", [990, 1000, 1010, 1030, 1100])
+@pytest.mark.parametrize("form", ["{k}: 1", "'{k}': 1", "a: {{{k}: 1}}", "a: {{{k} : 1, b: 2}}", "a: [{{'{k}': 1}}]"])
+def test_long_keys_are_left_to_pyyaml_near_its_limit(form, size):
+    read_alike(form.format(k="k" * size))

@@ -19,7 +19,16 @@ from pycaffe2.proto import caffe2_pb2
 from pycaffe2.proto.checks import nesting_problem
 from pycaffe2.schema import closest_types, get_schema
 from pycaffe2.schema.args import arg_value, fits, set_fields
-from pycaffe2.schema.bind import UNFIT, ShapeError, TensorInfo, bind_args, bound_with, facts, fitting_value, infer_op
+from pycaffe2.schema.bind import (
+    UNFIT,
+    ShapeError,
+    TensorInfo,
+    bind_args,
+    bound_with,
+    facts,
+    fitting_value,
+    infer_op,
+)
 from pycaffe2.schema.inference.control import do_bindings
 
 NET_TYPES = ("", "simple", "dag", "async_dag", "async_polling", "async_scheduling",
