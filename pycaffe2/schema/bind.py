@@ -130,10 +130,12 @@ _INPUT_NAMES: dict[tuple[int, int], tuple[OpSchema, tuple[str, ...]]] = {}
 
 
 def _input_names(schema: OpSchema, count: int) -> tuple[str, ...]:
+    """The schema's names of an op's `count` inputs (kept for the usual counts)."""
     entry = _INPUT_NAMES.get((id(schema), count))
     if entry is None or entry[0] is not schema:
         entry = schema, tuple(schema.input_name(i) for i in range(count))
-        _INPUT_NAMES[id(schema), count] = entry
+        if count <= 64:
+            _INPUT_NAMES[id(schema), count] = entry
     return entry[1]
 
 
