@@ -3,9 +3,9 @@
 Writes N small CNN nets (8 to 24 ops each: Conv, Relu, MaxPool, Add, FC, Softmax
 with declared input shapes, so shape inference runs), half as YAML model files
 (`input_shapes` inside) written as `pycaffe2 convert` writes them, half as .pb
-nets (shapes given to the check, as `--input-shape` does), and for each net the equivalent ONNX model (the same ops:
-Conv, Relu, MaxPool, Add, Flatten + Gemm for FC, Softmax; the same input shapes,
-weights as typed graph inputs). Then times, in one process and in interleaved
+nets (shapes given to the check, as `--input-shape` does), and for each net the
+equivalent ONNX model (the same ops: Conv, Relu, MaxPool, Add, Flatten + Gemm for
+FC, Softmax; the same input shapes, weights as typed graph inputs). Then times, in one process and in interleaved
 rounds:
   - pycaffe2: `validate.check_file` on every net file (read, parse, schemas,
     args, blobs, shapes), and
