@@ -4,12 +4,13 @@ lines, the same scalar types), or NOT_PLAIN for anything else.
 
 PyYAML builds every node in Python even over libyaml, about 4 us a line; net
 files use a small corner of YAML: block mappings and sequences indented with
-spaces, one-line flow collections (`{type: Relu, input: [X]}`), plain and
-simply quoted scalars, comments. That corner is read here line by line.
-Everything else (anchors, aliases, tags, block scalars, multi-line scalars or
-flows, escapes, tabs, non-ASCII text, a key written twice, a node this reader
-is not sure about) gives NOT_PLAIN, and _yaml reads the text with PyYAML as
-before, which also reports every error. Plain scalars are typed by PyYAML's
+spaces, flow collections (`{type: Relu, input: [X]}`, going on over the next
+lines when a writer wraps them), plain and simply quoted scalars, comments.
+That corner is read here line by line. Everything else (anchors, aliases, tags,
+block scalars, multi-line scalars, quotes or blank lines inside a wrapped flow,
+escapes, tabs, non-ASCII text, a key written twice, a key near YAML's length
+limit, a node this reader is not sure about) gives NOT_PLAIN, and _yaml reads
+the text with PyYAML as before, which also reports every error. Plain scalars are typed by PyYAML's
 own resolvers and constructors, so `yes`, `0x1F`, `1.0e+3` mean what they mean
 there.
 """
