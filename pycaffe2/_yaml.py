@@ -84,11 +84,29 @@ for _loader in (_LineLoader, _FastLineLoader):
 
 def load(text: str | bytes):
     """Parse YAML safely; raises yaml.YAMLError (with a mark) on bad input,
-    RecursionError on absurdly deep nesting."""
+    RecursionError on absurdly deep nesting. Plain net files are read by
+    _yaml_subset, which gives the same tree; the rest by PyYAML."""
+    from pycaffe2 import _yaml_subset
+    data = text.encode("utf-8") if isinstance(text, str) else text
+    if data.isascii():
+        tree = _yaml_subset.load(data.decode("ascii"))
+        if tree is not _yaml_subset.NOT_PLAIN:
+            return tree
+    return load_pyyaml(data)
+
+
+def load_pyyaml(text: str | bytes):
+    """`load` by PyYAML alone (what every file went through before _yaml_subset)."""
     data = text.encode("utf-8") if isinstance(text, str) else text
     shallow = data.count(b"[") + data.count(b"{") <= _FAST_MAX_BRACKETS \
         and not _DEEP_INDENT.search(data)
     return yaml.load(data, Loader=_FastLineLoader if shallow else _LineLoader)
+
+
+def resolvers(first: str) -> list:
+    """The implicit resolvers (tag, pattern) the loaders try on a plain scalar starting with `first`."""
+    table = _FastLineLoader.yaml_implicit_resolvers
+    return table.get(first, []) + table.get(None, [])
 
 
 def error_line(exc: yaml.YAMLError) -> int | None:
@@ -101,12 +119,17 @@ def line_of(obj, default: int | None = None) -> int | None:
     return getattr(obj, "line", None) or default
 
 
-def tree_problem(tree, max_values: int) -> tuple[str, int | None] | None:
+def tree_problem(tree, max_values: int, data: bytes | None = None) -> tuple[str, int | None] | None:
     """(what is wrong, line) for a loaded YAML/JSON tree, or None: text that no
     protobuf string can hold (escapes can spell lone surrogates, \\ud800, in
     keys as in values), or more than `max_values` values once YAML aliases are
     expanded (a billion laughs, or an alias inside itself). Walks without
-    recursion."""
+    recursion. Given the text it came from (`data`, with `max_values` at least
+    twice its length), the walk is skipped when the text cannot hold either: no
+    backslash (no escapes; decoding refuses lone surrogates) and no '*' (no alias,
+    so no more than about one value per character)."""
+    if data is not None and b"\\" not in data and b"*" not in data and max_values >= 2 * len(data):
+        return None
     stack, count = [(tree, tree)], 0
     while stack:
         node, container = stack.pop()

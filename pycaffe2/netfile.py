@@ -187,7 +187,7 @@ def _parse_tree(data: bytes, suffix: str, file: str):
     kind = "JSON" if suffix == ".json" else "YAML"
     try:
         tree = _json.load(data) if suffix == ".json" else _yaml.load(data)
-        problem = _yaml.tree_problem(tree, max(1_000_000, 4 * len(data)))
+        problem = _yaml.tree_problem(tree, max(1_000_000, 4 * len(data)), data)
         if problem:
             raise NetFileError(f"bad {kind}: {problem[0]}", file=file, line=problem[1])
         return tree
@@ -264,16 +264,28 @@ def _input_shapes(tree, file: str) -> dict:
         dims, dtype = (spec.get("shape"), spec.get("dtype", "float32")) if isinstance(spec, dict) \
             else (spec, "float32")
         ok = isinstance(dims, list) and all(isinstance(d, int) and d >= 0 for d in dims)
-        try:
-            dtype = np.dtype(dtype).name if isinstance(dtype, str) else None
-        except (TypeError, ValueError, SyntaxError):
-            dtype = None
+        dtype = _dtype_name(dtype) if isinstance(dtype, str) else None
         ok = ok and dtype is not None
         if not ok:
             raise NetFileError(f"input_shapes: {name}: expected a list of sizes (or "
                                f"{{shape, dtype}}), got {spec!r}", file=file, line=_yaml.line_of(spec))
         shapes[str(name)] = (tuple(dims), dtype)
     return shapes
+
+
+_DTYPE_NAMES: dict[str, str | None] = {}
+
+
+def _dtype_name(text: str) -> str | None:
+    """NumPy's name of the dtype `text` spells ('f4' -> 'float32'), None when it spells none."""
+    if text not in _DTYPE_NAMES:
+        if len(_DTYPE_NAMES) > 1000:
+            _DTYPE_NAMES.clear()
+        try:
+            _DTYPE_NAMES[text] = np.dtype(text).name
+        except (TypeError, ValueError, SyntaxError):
+            _DTYPE_NAMES[text] = None
+    return _DTYPE_NAMES[text]
 
 
 # ---------------------------------------------------------------- writing

@@ -27,7 +27,7 @@ from google.protobuf.descriptor import FieldDescriptor
 from pycaffe2 import _yaml, protojson
 from pycaffe2.errors import NetFileError
 from pycaffe2.proto import caffe2_pb2
-from pycaffe2.proto.checks import UNKNOWN_FIELDS_KEY, has_unknown_fields, unknown_bytes
+from pycaffe2.proto.checks import UNKNOWN_FIELDS_KEY, has_unknown_fields, is_repeated, unknown_bytes
 from pycaffe2.schema import get_schema
 from pycaffe2.schema.args import DTYPE_BY_NUMBER, arg_value, make_argument, set_fields
 
@@ -59,7 +59,8 @@ class DictReader:
         raise NetFileError(where + message, file=self.file, line=_yaml.line_of(node),
                            op_index=op_index, op_type=op_type)
 
-    def message(self, tree, cls, path, parent=None):
+    def message(self, tree, cls, path, parent=None, skip=None):
+        """A `cls` message from a mapping; the key `skip` (an op's friendly arg mapping) is the caller's."""
         if not isinstance(tree, dict):
             self.fail(f"expected a {cls.DESCRIPTOR.name} mapping, got {_kind(tree)}",
                       tree if hasattr(tree, "line") else parent, path)
@@ -69,6 +70,8 @@ class DictReader:
         message = cls()
         fields = cls.DESCRIPTOR.fields_by_name
         for key, value in tree.items():
+            if skip is not None and key == skip:
+                continue
             name = str(key)
             if name == UNKNOWN_FIELDS_KEY and name not in fields:
                 self.unknown_fields(message, value, f"{path}.{name}" if path else name, tree)
@@ -115,20 +118,21 @@ class DictReader:
             net.op.append(op)
 
     def operator(self, tree, path, parent):
-        if isinstance(tree, dict) and isinstance(tree.get("arg"), dict):
-            plain = _yaml.LineDict({k: v for k, v in tree.items() if k != "arg"})
-            plain.line = getattr(tree, "line", None)
-            op = self.message(plain, caffe2_pb2.OperatorDef, path, parent)
+        op = _plain_op(tree) if isinstance(tree, dict) else None
+        friendly = isinstance(tree, dict) and isinstance(tree.get("arg"), dict)
+        if op is None:
+            op = self.message(tree, caffe2_pb2.OperatorDef, path, parent, skip="arg" if friendly else None)
+        if friendly:
             op.arg.extend(self.friendly_args(op.type, tree["arg"], f"{path}.arg"))
-            return op
-        return self.message(tree, caffe2_pb2.OperatorDef, path, parent)
+        return op
 
     def friendly_args(self, op_type, mapping, path):
+        """The Arguments of an op's `arg` mapping, each typed by the op's schema."""
         schema = get_schema(op_type)
         args = []
         for name, value in mapping.items():
             spec = schema.args.get(str(name)) if schema else None
-            if spec is not None and set(spec.types) & {"net", "nets"} and _net_shaped(value):
+            if spec is not None and ("net" in spec.types or "nets" in spec.types) and _net_shaped(value):
                 nets = [self.message(v, caffe2_pb2.NetDef, f"{path}.{name}", mapping)
                         for v in (value if isinstance(value, list) else [value])]
                 arg = caffe2_pb2.Argument(name=str(name))
@@ -152,6 +156,13 @@ class DictReader:
             if not isinstance(value, list):
                 self.fail(f"expected a list, got {_kind(value)}", parent, path)
             target = getattr(message, fd.name)
+            if fd.type == FieldDescriptor.TYPE_STRING and all(type(item) is str for item in value):
+                before = len(target)
+                try:  # blob names, the common case: at once (a fault is found item by item below)
+                    target.extend(value)
+                    return
+                except (ValueError, TypeError):
+                    del target[before:]
             for index, item in enumerate(value):
                 converted = self.scalar(fd, item, f"{path}[{index}]", value)
                 if fd.type == FieldDescriptor.TYPE_MESSAGE:
@@ -213,10 +224,41 @@ class DictReader:
         self.fail(f"expected text or {{base64: ...}}, got {_kind(value)}", parent, path)
 
 
+_OP_TEXT = frozenset({"type", "name", "engine"})
+_OP_NAMES = frozenset({"input", "output", "control_input"})
+
+
+def _plain_op(tree: dict):
+    """The OperatorDef of an op mapping holding only text fields and lists of blob names
+    (besides a friendly `arg` mapping, which the caller reads), built in one call; None
+    for anything else, which message() reads field by field and reports."""
+    fields = {}
+    for key, value in tree.items():
+        if key in _OP_TEXT:
+            if type(value) is not str:
+                return None
+        elif key in _OP_NAMES:
+            if not isinstance(value, list) or not all(type(item) is str for item in value):
+                return None
+        elif key == "arg" and isinstance(value, dict):
+            continue
+        else:
+            return None
+        fields[key] = value
+    try:
+        return caffe2_pb2.OperatorDef(**fields)
+    except (ValueError, TypeError):
+        return None
+
+
 def _repeated(fd) -> bool:
-    # protobuf 5.28+ has is_repeated; older releases only have label.
-    is_repeated = getattr(fd, "is_repeated", None)
-    return is_repeated if is_repeated is not None else fd.label == FieldDescriptor.LABEL_REPEATED
+    known = _REPEATED.get(fd)
+    if known is None:
+        known = _REPEATED[fd] = is_repeated(fd)
+    return known
+
+
+_REPEATED: dict = {}  # field descriptor -> is_repeated
 
 
 _FIELD_KINDS = {

@@ -16,7 +16,7 @@ PACKAGE = Path(__file__).resolve().parents[1] / "pycaffe2"
 
 # Module (or package, covering what it holds) -> layer; the longest name that matches wins.
 LAYERS = {
-    "pycaffe2": 0, "pycaffe2.proto": 0, "pycaffe2.errors": 0, "pycaffe2._yaml": 0, "pycaffe2._json": 0,
+    "pycaffe2": 0, "pycaffe2.proto": 0, "pycaffe2.errors": 0, "pycaffe2._yaml": 0, "pycaffe2._yaml_subset": 0, "pycaffe2._json": 0,
     "pycaffe2._pbtxt": 0, "pycaffe2.files": 0, "pycaffe2.paths": 0, "pycaffe2.qtensor": 0,
     "pycaffe2.schema": 1,
     "pycaffe2.netfile": 2, "pycaffe2.netfile_tree": 2, "pycaffe2.transforms": 2, "pycaffe2.protojson": 2, "pycaffe2.devices": 2,

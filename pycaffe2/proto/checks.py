@@ -36,6 +36,8 @@ def message_problem(message) -> str | None:
     """What is wrong with a decoded message ('op[2].type is not UTF-8 text',
     'messages nested more than 64 deep', 'required field ... missing'), or None.
     Walks without recursion."""
+    if message.IsInitialized() and _clean(message):
+        return None  # the common case, found without naming every field on the way
     if not message.IsInitialized():  # binary protobuf parses them, then cannot write them
         missing = message.FindInitializationErrors()
         return f"required field {missing[0]} is missing" + (
@@ -58,6 +60,33 @@ def message_problem(message) -> str | None:
                 if fd.type == FieldDescriptor.TYPE_MESSAGE:
                     stack.append((item, where, depth + 1))
     return None
+
+
+_REPEATED: dict = {}  # field descriptor -> is_repeated
+
+
+def _clean(message) -> bool:
+    """Whether message_problem would find nothing past IsInitialized: its walk, without paths."""
+    stack = [(message, 1)]
+    while stack:
+        current, depth = stack.pop()
+        if depth > MAX_DEPTH:
+            return False
+        for fd, value in current.ListFields():
+            kind = fd.type
+            if kind != FieldDescriptor.TYPE_STRING and kind != FieldDescriptor.TYPE_MESSAGE:
+                continue
+            repeated = _REPEATED.get(fd)
+            if repeated is None:
+                repeated = _REPEATED[fd] = is_repeated(fd)
+            if kind == FieldDescriptor.TYPE_MESSAGE:
+                if repeated:
+                    stack += [(item, depth + 1) for item in value]
+                else:
+                    stack.append((value, depth + 1))
+            elif bytes in (set(map(type, value)) if repeated else (type(value),)):
+                return False
+    return True
 
 
 def message_from_bytes(cls, data) -> tuple:

@@ -34,14 +34,21 @@ def set_fields(arg: caffe2_pb2.Argument) -> list[str]:
 def arg_value(arg: caffe2_pb2.Argument):
     """An Argument's value as plain Python (bytes decoded when they are UTF-8)."""
     fields = set_fields(arg)
-    if not fields:
-        return []
-    value = getattr(arg, fields[0])
-    if fields[0] in LIST_FIELDS:
+    return value_of(arg, fields[0]) if fields else []
+
+
+def value_of(arg: caffe2_pb2.Argument, field: str):
+    """The value an Argument holds in `field`, as arg_value gives it."""
+    return python_value(field, getattr(arg, field))
+
+
+def python_value(field: str, value):
+    """What an Argument's `field` holding `value` means in Python, as arg_value gives it."""
+    if field in LIST_FIELDS:
         value = list(value)
-        if fields[0] == "strings":
+        if field == "strings":
             value = [_text(v) for v in value]
-    elif fields[0] == "s":
+    elif field == "s":
         value = _text(value)
     return value
 
@@ -124,10 +131,15 @@ def make_argument(name: str, value, types: tuple[str, ...] = ()) -> caffe2_pb2.A
     return arg
 
 
+_PLAIN_SCALARS = (int, float, str, bool, bytes)
+
+
 def plain_value(value):
     """`value` with NumPy and other iterables made plain Python, as Caffe2's MakeArgument
     takes them: an array flattened to a list, a NumPy scalar its Python twin, a range (or
     any iterable but text, mappings and messages) a list."""
+    if type(value) in _PLAIN_SCALARS:
+        return value
     if isinstance(value, np.ndarray):
         return value.ravel().tolist()
     if isinstance(value, np.generic):

@@ -13,12 +13,22 @@ from __future__ import annotations
 import difflib
 from dataclasses import asdict, dataclass
 
-from pycaffe2.errors import location
+from pycaffe2.errors import PyCaffe2Error, location
+from pycaffe2.files import max_blob_bytes
 from pycaffe2.proto import caffe2_pb2
 from pycaffe2.proto.checks import nesting_problem
 from pycaffe2.schema import closest_types, get_schema
 from pycaffe2.schema.args import arg_value, fits, set_fields
-from pycaffe2.schema.bind import ShapeError, TensorInfo, bind_args, infer_op
+from pycaffe2.schema.bind import (
+    UNFIT,
+    ShapeError,
+    TensorInfo,
+    bind_args,
+    bound_with,
+    facts,
+    fitting_value,
+    infer_op,
+)
 from pycaffe2.schema.inference.control import do_bindings
 
 NET_TYPES = ("", "simple", "dag", "async_dag", "async_polling", "async_scheduling",
@@ -60,6 +70,10 @@ class _NetChecker:
         self.strict_inputs = bool(net.external_input)
         # a control op's nets may place their ops in the outer net's partitions
         self.partitions = {p.name for p in net.partition_info}
+        try:  # the blob cap, read once for the net's shape inference
+            self.max_bytes = max_blob_bytes()
+        except PyCaffe2Error:  # a bad setting: each op's inference reads it again and reports it
+            self.max_bytes = None
 
     def report(self, kind, message, index=None, op_type=None):
         line = self.op_lines.get(index) if index is not None else None
@@ -133,12 +147,13 @@ class _NetChecker:
                 self.shapes.pop(blob, None)
             return
         counts_ok = self.check_counts(index, op, schema)
-        self.check_args(index, op, schema)
-        if any("net" in spec.types or "nets" in spec.types for spec in schema.args.values()):
+        known = facts(schema)
+        fitted = self.check_args(index, op, schema, known)
+        if known.has_net_args:
             self.check_subnets(index, op, schema)
         if counts_ok:
             self.check_inplace(index, op, schema)
-        self.infer(index, op, counts_ok)
+        self.infer(index, op, counts_ok, schema, known, fitted)
 
     def check_inputs(self, index, op, first_writer):
         for blob in op.input:
@@ -164,8 +179,10 @@ class _NetChecker:
                 ok = False
         return ok
 
-    def check_args(self, index, op, schema):
-        seen = set()
+    def check_args(self, index, op, schema, known) -> dict:
+        """Reports what is wrong with the op's args; returns each known arg's fitting value
+        (or UNFIT), the last of a name given twice counting, as bind.bound_with takes them."""
+        seen, fitted = set(), {}
         for arg in op.arg:
             if arg.name in seen:
                 self.report("arg-duplicate", f"arg '{arg.name}' is given twice", index, op.type)
@@ -175,17 +192,21 @@ class _NetChecker:
                 close = difflib.get_close_matches(arg.name, list(schema.args), n=1)
                 hint = f" (did you mean '{close[0]}'?)" if close else ""
                 self.report("unknown-arg", f"unknown arg '{arg.name}'{hint}", index, op.type)
-            elif not fits(arg, spec.types):
+                continue
+            value = fitted[arg.name] = fitting_value(arg, known.fields[arg.name], known.empty_list_ok[arg.name],
+                                                     UNFIT)
+            if value is UNFIT:
                 stored = ", ".join(set_fields(arg)) or "nothing"
                 self.report("arg-type", f"arg '{arg.name}' must be {spec.type_text}, "
                             f"got {_describe(arg)} (field {stored})", index, op.type)
-            else:
-                problem = spec.violation(arg_value(arg))
+            elif spec.allowed is not None or spec.min is not None or spec.max is not None:
+                problem = spec.violation(value)
                 if problem:
                     self.report("arg-value", f"arg '{arg.name}': {problem}", index, op.type)
-        for name, spec in schema.args.items():
-            if spec.required and name not in seen:
+        for name in known.required:
+            if name not in seen:
                 self.report("missing-arg", f"required arg '{name}' is missing", index, op.type)
+        return fitted
 
     def check_subnets(self, index, op, schema):
         """A control op's nets are checked like any net: If's and While's see the
@@ -222,6 +243,8 @@ class _NetChecker:
                     self.report(problem.kind, f"{arg.name} (net '{net.name}'): {problem}", index, op.type)
 
     def check_inplace(self, index, op, schema):
+        if not schema.inplace_enforced and (schema.inplace_any or not set(op.input).intersection(op.output)):
+            return  # nothing shared, nothing enforced
         for i, blob_in in enumerate(op.input):
             for o, blob_out in enumerate(op.output):
                 if blob_in == blob_out and not schema.inplace_ok(i, o):
@@ -234,12 +257,13 @@ class _NetChecker:
                             f"as input {i} ({schema.input_name(i)}) '{op.input[i]}', got "
                             f"'{op.output[o]}'", index, op.type)
 
-    def infer(self, index, op, counts_ok):
+    def infer(self, index, op, counts_ok, schema, known, fitted):
         outputs = [None] * len(op.output)
         if counts_ok:
             inputs = [self.shapes.get(blob) for blob in op.input]
             try:
-                outputs = infer_op(op, inputs)
+                args = bound_with(known, fitted) if schema.inference != "none" else None
+                outputs = infer_op(op, inputs, schema, self.max_bytes, args)
             except ShapeError as exc:
                 known = ", ".join(f"{blob}: {info.describe()}" for blob, info
                                   in zip(op.input, inputs) if info is not None)
