@@ -29,7 +29,7 @@ from pycaffe2.schema.checker import CONCURRENT_NET_TYPES, check_net
 # compile_net knows no fed shapes, only those the net's own fills fix.
 # A partition problem (node_name naming no partition) is the file's fault, but running
 # ignores placement altogether, so it computes the same blobs: validate reports it, CreateNet runs.
-_RUN_TIME_KINDS = ("undefined-blob", "dag-write", "external-output", "partition")
+RUN_TIME_KINDS = ("undefined-blob", "dag-write", "external-output", "partition")
 
 
 class Step:
@@ -182,7 +182,7 @@ def compile_net(net: caffe2_pb2.NetDef, known_blobs=(), kernels=None, rng=None, 
                   caffe2_pb2.PROTO_CUDA: ("CUDA", CUDA_KERNELS)}
     net = prepare(net)
     name = net.name or "(unnamed net)"
-    found = [p for p in check_net(net, known_blobs=known_blobs) if p.kind not in _RUN_TIME_KINDS]
+    found = [p for p in check_net(net, known_blobs=known_blobs) if p.kind not in RUN_TIME_KINDS]
     problems = [str(p) for p in found]
     if any(p.kind == "nesting" for p in found):  # compiling the nets would recurse once per level
         raise NetError(f"cannot create net {name}:\n  " + "\n  ".join(problems))

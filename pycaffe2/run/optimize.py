@@ -19,7 +19,7 @@ import numpy as np
 from pycaffe2 import netfile
 from pycaffe2.errors import NetFileError, PyCaffe2Error, RunError
 from pycaffe2.executor import Workspace
-from pycaffe2.executor.net import _RUN_TIME_KINDS  # what CreateNet tolerates, tolerated here too
+from pycaffe2.executor.net import RUN_TIME_KINDS  # what CreateNet tolerates, tolerated here too
 from pycaffe2.proto import caffe2_pb2
 from pycaffe2.run.confine import check_data_paths
 from pycaffe2.schema.checker import check_net
@@ -81,7 +81,7 @@ def _check(model) -> None:
     known = set()
     for key, net in model.nets():
         problems = [p for p in check_net(net, file=model.files.get(key), op_lines=model.op_lines.get(key),
-                                         known_blobs=known) if p.kind not in _RUN_TIME_KINDS]
+                                         known_blobs=known) if p.kind not in RUN_TIME_KINDS]
         if problems:
             more = f" (and {len(problems) - 1} more problems)" if len(problems) > 1 else ""
             raise RunError(f"{problems[0]}{more}")
