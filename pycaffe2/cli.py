@@ -294,6 +294,17 @@ def load_extensions(args) -> None:
         custom_ops.load_schema_dir(folder)
 
 
+def _path_options(command, data_roots: str = "") -> None:
+    """--allow-outside-paths, and --data-root (`data_roots` says for which ops) where the
+    command runs ops that read or write files."""
+    if data_roots:
+        command.add_argument("--data-root", action="append", default=[], metavar="DIR",
+                             help=f"a folder {data_roots} may use; repeatable (default: the model's "
+                             "folder and the working folder)")
+    command.add_argument("--allow-outside-paths", action="store_true",
+                         help="let a model file name net files outside its folder")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="pycaffe2", description="Caffe2-style nets from files.")
     parser.add_argument("--version", action="version", version=f"pycaffe2 {package_version()}")
@@ -317,8 +328,7 @@ def build_parser() -> argparse.ArgumentParser:
                           help="skip named YAML/JSON files whose content is not a net, as folder "
                           "walks do (for pre-commit, which names every staged file)")
     validate.set_defaults(run=cmd_validate)
-    validate.add_argument("--allow-outside-paths", action="store_true",
-                          help="let a model file name net files outside its folder")
+    _path_options(validate)
     ops = commands.add_parser("ops", help="the operator catalogue", parents=[extensions])
     ops.add_argument("type", nargs="?", help="one op type to describe")
     ops.add_argument("--markdown", action="store_true", help="print docs/operators.md")
@@ -327,8 +337,7 @@ def build_parser() -> argparse.ArgumentParser:
                                   parents=[extensions])
     convert.add_argument("input")
     convert.add_argument("output")
-    convert.add_argument("--allow-outside-paths", action="store_true",
-                         help="let the model file name net files outside its folder")
+    _path_options(convert)
     convert.set_defaults(run=cmd_convert)
     optimize = commands.add_parser("optimize", help="inference transforms (SpatialBN folding, Dropout "
                                    "removal, ops in place) written as a new model", parents=[extensions])
@@ -342,11 +351,7 @@ def build_parser() -> argparse.ArgumentParser:
     optimize.add_argument("--conv-relu", action="store_true",
                           help="also fuse a Conv read only by a Relu into one ConvRelu (Caffe2 ran it "
                           "with its dnnlowp ops only)")
-    optimize.add_argument("--data-root", action="append", default=[], metavar="DIR",
-                          help="a folder the init net's Load ops may read, when it must run; repeatable "
-                          "(default: the model's folder and the working folder)")
-    optimize.add_argument("--allow-outside-paths", action="store_true",
-                          help="let the model file name net files outside its folder")
+    _path_options(optimize, "the init net's Load ops (when it must run)")
     optimize.set_defaults(run=cmd_optimize)
     run = commands.add_parser("run", help="run a model: init net once, then the predict net",
                               parents=[extensions])
@@ -378,11 +383,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--save-every", type=int, metavar="N", help="plans: checkpoint every N iterations")
     run.add_argument("--resume", action="store_true", help="plans: continue from the checkpoint in DIR "
                      "(refused when there is none)")
-    run.add_argument("--data-root", action="append", default=[], metavar="DIR",
-                     help="a folder the model's Save/Load/CreateDB ops may use; repeatable (default: "
-                     "the model's folder and the working folder)")
-    run.add_argument("--allow-outside-paths", action="store_true",
-                     help="let the model file name net files outside its folder")
+    _path_options(run, "the model's Save/Load/CreateDB ops")
     run.set_defaults(run=cmd_run)
     db_cmd = commands.add_parser("db", help="DBs of TensorProtos (minidb, lmdb, leveldb): write from .npz, "
                                  "describe")
@@ -404,8 +405,7 @@ def build_parser() -> argparse.ArgumentParser:
     graph.add_argument("file")
     graph.add_argument("-o", "--output", required=True)
     graph.add_argument("--minimal", action="store_true", help="ops only; blobs become labelled edges")
-    graph.add_argument("--allow-outside-paths", action="store_true",
-                       help="let the model file name net files outside its folder")
+    _path_options(graph)
     graph.set_defaults(run=cmd_graph)
     return parser
 
