@@ -6,6 +6,8 @@ expected_failures.yaml does not list, and on a listed one that no longer fails,
 so the file stays true. `python scripts/caffe2_conformance_report.py` prints the
 totals and regenerates the file's entries.
 """
+import importlib.util
+
 import pytest
 
 from tests.caffe2_conformance import harness
@@ -27,6 +29,11 @@ def expected():
 @pytest.mark.parametrize("file_name", FILES or [pytest.param(None, marks=pytest.mark.skip(
     reason=harness.OPERATOR_TESTS_MISSING), id="caffe2_operator_tests-missing")])
 def test_caffe2_operator_test_file(file_name, expected):
+    missing = expected.get(f"{file_name}::import", "").removeprefix("missing module ")
+    if missing and not missing.startswith("caffe2") and importlib.util.find_spec(missing) is not None:
+        # The expectations hold for the test extra, where this optional module (torch, for
+        # the benchmarks) is absent; with it installed the file reaches code not tracked here.
+        pytest.skip(f"{file_name}: expected_failures.yaml was recorded without {missing} installed")
     outcomes = harness.run_files(harness.OPERATOR_TESTS, [file_name])[file_name]
     problems = harness.expectation_problems(file_name, outcomes, expected)
     assert not problems, "\n".join(problems)
