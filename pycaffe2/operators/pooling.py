@@ -39,6 +39,7 @@ from pycaffe2.schema.inference.pooling import (
 )
 
 
+@functools.lru_cache(maxsize=16)
 def _lowest(dtype) -> float:
     """Padding for max pooling: it never wins (Caffe2 pads with the lowest value too)."""
     return np.finfo(dtype).min if np.issubdtype(dtype, np.floating) else np.iinfo(dtype).min
@@ -254,10 +255,18 @@ def _pool_inputs(args: dict, x, y, dy):
     return channels_first(x, order), channels_first(y, order), channels_first(dy, order), g
 
 
+def _windows(args: dict):
+    """pooled(args, shape), remembered per shape of X: args are fixed once the net is created,
+    and resolving the window costs more than pooling LeNet's maps."""
+    return functools.lru_cache(maxsize=8)(lambda shape: pooled(args, shape))
+
+
 @register_factory("MaxPool")
 def max_pool(**args):
+    window_of = _windows(args)
+
     def run(x):
-        g, _ = pooled(args, x.shape)
+        g, _ = window_of(x.shape)
         return channels_back(_max_pool(channels_first(x, args["order"]), g), args["order"])
     return run
 
@@ -275,8 +284,10 @@ def max_pool_gradient(**args):
 
 @register_factory("AveragePool")
 def average_pool(**args):
+    window_of = _windows(args)
+
     def run(x):
-        g, _ = pooled(args, x.shape)
+        g, _ = window_of(x.shape)
         y = _average_pool(channels_first(x, args["order"]), g, args["count_include_pad"])
         return channels_back(y, args["order"])
     return run
@@ -307,9 +318,10 @@ def _lp_pool(xc: np.ndarray, g: Window, p: float) -> np.ndarray:
 @register_factory("LpPool")
 def lp_pool(**args):
     check_lp_norm(args["p"])  # args are fixed once the net is created: checked once
+    window_of = _windows(args)
 
     def run(x):
-        g, _ = pooled(args, x.shape)
+        g, _ = window_of(x.shape)
         return channels_back(_lp_pool(channels_first(x, args["order"]), g, args["p"]), args["order"])
     return run
 
