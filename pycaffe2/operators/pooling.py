@@ -2,7 +2,7 @@
 number of) spatial dims, LpPool (CPU only), LRN across channels, with their gradient ops.
 
 Everything runs channels-first, as in conv.py (helpers shared in _conv_pool.py).
-Pooling reduces strided slices of the padded X one spatial axis at a time (a 3x3
+Pooling reduces strided slices of X one spatial axis at a time (a 3x3
 window in 2 + 2 passes, not 8); max pooling's gradient compares each kernel offset's
 slice with Y. LRN sums squares over neighbouring channels. The window and every shape
 check come from the schema (inference.conv's `window`, inference.pooling's
@@ -11,6 +11,7 @@ one thread per output element (gradients: per input element).
 """
 from __future__ import annotations
 
+import functools
 import math
 
 import numpy as np
@@ -38,6 +39,7 @@ from pycaffe2.schema.inference.pooling import (
 )
 
 
+@functools.lru_cache(maxsize=16)
 def _lowest(dtype) -> float:
     """Padding for max pooling: it never wins (Caffe2 pads with the lowest value too)."""
     return np.finfo(dtype).min if np.issubdtype(dtype, np.floating) else np.iinfo(dtype).min
@@ -53,16 +55,74 @@ def _along(a: np.ndarray, axis: int, offset: int, step: int, n: int) -> tuple:
     return (slice(None),) * axis + (slice(offset, offset + step * (n - 1) + 1, step),)
 
 
-def _separable(xp: np.ndarray, g: Window, combine) -> np.ndarray:
-    """Each window of the padded X reduced with `combine` (np.maximum or np.add), one spatial
-    axis at a time: a 3x3 window costs 2 + 2 passes where one per offset costs 8."""
-    y = xp
-    for axis, (k, s, d, n) in enumerate(zip(g.kernel, g.stride, g.dilation, g.out), start=2):
-        views = [y[_along(y, axis, o * d, s, n)] for o in range(k)]
-        y = views[0] if k == 1 else combine(views[0], views[1])
-        for view in views[2:]:
-            combine(y, view, out=y)
-    return y.copy() if y.base is not None else y  # a 1-wide kernel leaves a view of X
+@functools.lru_cache(maxsize=256)
+def _covered(size: int, k: int, s: int, d: int, h: int, n: int, any_order: bool) -> tuple:
+    """The kernel offsets along one axis as (offset, first, last): outputs first..last-1 have
+    that offset's cell inside X (the others read padding); offsets wholly in padding left
+    out. `any_order` puts the offsets covering the most outputs first."""
+    ranges = []
+    for o in range(k):
+        first = max(0, -((o * d - h) // s))  # ceil((h - o d) / s)
+        last = min(n, (size - 1 - o * d + h) // s + 1)
+        if last > first:
+            ranges.append((o, first, last))
+    if any_order:
+        ranges.sort(key=lambda r: r[1] - r[2])
+    return tuple(ranges)
+
+
+def _reduce_axis(x: np.ndarray, axis: int, k, s, d, h, n, combine, fill) -> np.ndarray:
+    """`x` reduced along `axis` over each window with `combine` as if padded with `fill`,
+    without the padded copy: each kernel offset combines only the outputs whose cell is
+    inside X. np.maximum takes the offsets covering every output first (it is order-free);
+    np.add keeps the offsets' order, so sums match the padded ones bit for bit."""
+    ranges = _covered(x.shape[axis], k, s, d, h, n, combine is np.maximum)
+    lead = (slice(None),) * axis
+
+    def cells(o, first, last):
+        return x[_along(x, axis, o * d + s * first - h, s, last - first)]
+
+    if ranges and ranges[0][1:] == (0, n):  # no padding in the first offset's outputs
+        if len(ranges) > 1 and ranges[1][1:] == (0, n):
+            y, rest = combine(cells(*ranges[0]), cells(*ranges[1])), ranges[2:]
+        else:
+            y, rest = cells(*ranges[0]).copy(), ranges[1:]
+    else:
+        y, rest = np.full(x.shape[:axis] + (n,) + x.shape[axis + 1:], fill, x.dtype), ranges[1:]
+        if ranges:
+            o, first, last = ranges[0]
+            y[lead + (slice(first, last),)] = cells(o, first, last)
+    for o, first, last in rest:
+        part = y[lead + (slice(first, last),)]
+        combine(part, cells(o, first, last), out=part)
+    return y
+
+
+CHUNK = 1 << 19  # cells of X per block past 1 << 22 cells: a block's passes stay in cache
+
+
+def _separable(xc: np.ndarray, g: Window, combine, fill) -> np.ndarray:
+    """Each window of channels-first X reduced with `combine` (np.maximum or np.add), padding
+    read as `fill`, one spatial axis at a time: a 3x3 window costs 2 + 2 passes where one per
+    offset costs 8. Big X goes in blocks of images and channels, so each block's
+    intermediate stays in cache."""
+    def reduce(block):
+        y = block
+        for axis, (size, k, s, d, h, n) in enumerate(zip(block.shape[2:], *g[:4], g.out), start=2):
+            if (k, s, h, n) != (1, 1, 0, size):  # else this axis is already reduced
+                y = _reduce_axis(y, axis, k, s, d, h, n, combine, fill)
+        return y.copy() if y is block else y
+
+    if xc.size <= 8 * CHUNK:
+        return reduce(xc)
+    n, c = xc.shape[:2]
+    plane = math.prod(xc.shape[2:])
+    step = max(1, CHUNK // plane)
+    out = np.empty((n, c) + g.out, xc.dtype)
+    for i in range(n):
+        for j in range(0, c, step):
+            out[i:i + 1, j:j + step] = reduce(xc[i:i + 1, j:j + step])
+    return out
 
 
 def _separable_spread(share: np.ndarray, shape, g: Window) -> np.ndarray:
@@ -80,7 +140,7 @@ def _separable_spread(share: np.ndarray, shape, g: Window) -> np.ndarray:
 
 def window_sums(xc: np.ndarray, g: Window) -> np.ndarray:
     """The sum of each window of channels-first X (padding adds 0); exact for integers."""
-    return _separable(padded(xc, g, 0), g, np.add)
+    return _separable(xc, g, np.add, 0)
 
 
 def _window_counts(xc: np.ndarray, g: Window, count_include_pad: bool):
@@ -98,7 +158,7 @@ def _window_counts(xc: np.ndarray, g: Window, count_include_pad: bool):
 def _max_pool(xc: np.ndarray, g: Window) -> np.ndarray:
     if _whole(xc, g):
         return xc.max(axis=tuple(range(2, xc.ndim)), keepdims=True)
-    return _separable(padded(xc, g, _lowest(xc.dtype)), g, np.maximum)
+    return _separable(xc, g, np.maximum, _lowest(xc.dtype))
 
 
 def _column_phases(a: np.ndarray, g: Window, value) -> list:
@@ -195,10 +255,18 @@ def _pool_inputs(args: dict, x, y, dy):
     return channels_first(x, order), channels_first(y, order), channels_first(dy, order), g
 
 
+def _windows(args: dict):
+    """pooled(args, shape), remembered per shape of X: args are fixed once the net is created,
+    and resolving the window costs more than pooling LeNet's maps."""
+    return functools.lru_cache(maxsize=8)(lambda shape: pooled(args, shape))
+
+
 @register_factory("MaxPool")
 def max_pool(**args):
+    window_of = _windows(args)
+
     def run(x):
-        g, _ = pooled(args, x.shape)
+        g, _ = window_of(x.shape)
         return channels_back(_max_pool(channels_first(x, args["order"]), g), args["order"])
     return run
 
@@ -216,8 +284,10 @@ def max_pool_gradient(**args):
 
 @register_factory("AveragePool")
 def average_pool(**args):
+    window_of = _windows(args)
+
     def run(x):
-        g, _ = pooled(args, x.shape)
+        g, _ = window_of(x.shape)
         y = _average_pool(channels_first(x, args["order"]), g, args["count_include_pad"])
         return channels_back(y, args["order"])
     return run
@@ -248,9 +318,10 @@ def _lp_pool(xc: np.ndarray, g: Window, p: float) -> np.ndarray:
 @register_factory("LpPool")
 def lp_pool(**args):
     check_lp_norm(args["p"])  # args are fixed once the net is created: checked once
+    window_of = _windows(args)
 
     def run(x):
-        g, _ = pooled(args, x.shape)
+        g, _ = window_of(x.shape)
         return channels_back(_lp_pool(channels_first(x, args["order"]), g, args["p"]), args["order"])
     return run
 

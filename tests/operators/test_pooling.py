@@ -492,3 +492,21 @@ def test_lp_pool_refuses_a_p_that_is_not_positive_when_it_runs(p):
         run_op("LpPool", [x], {"kernel": 2, "p": p})
     with pytest.raises((OpFailure, NetError), match=f"p is {p} but must be positive"):
         run_op("LpPoolGradient", [x, randn(1, 2, 3, 3), randn(1, 2, 3, 3)], {"kernel": 2, "p": p})
+
+
+@pytest.mark.parametrize("kind", ["MaxPool", "AveragePool"])
+@pytest.mark.parametrize("x_shape, args, kernel, stride, head, out", [
+    ((2, 5, 7, 7), {"kernel": 3, "stride": 2, "pad": 1}, (3, 3), (2, 2), (1, 1), (4, 4)),
+    ((2, 3, 8, 6), {"kernel": 3, "stride": 2, "legacy_pad": 3}, (3, 3), (2, 2), (0, 0),
+     (caffe_pool_size(8, 3, 2, 0), caffe_pool_size(6, 3, 2, 0))),
+    ((1, 4, 9), {"kernel": 4, "stride": 3, "pad": 2}, (4,), (3,), (2,), (4,)),
+])
+def test_pool_in_blocks_matches_loops(kind, x_shape, args, kernel, stride, head, out, monkeypatch):
+    """Big X pools in blocks of images and channels, without a padded copy; here every size does."""
+    monkeypatch.setattr(pooling, "CHUNK", 4)
+    x = randn(*x_shape)
+    y = ref_pool(x, kind, kernel, stride, head, out)
+    (got,) = run_op(kind, [x], args)
+    np.testing.assert_allclose(got, y, rtol=1e-6, atol=1e-6)
+    (got,) = run_op(kind, [nhwc(x)], {**args, "order": "NHWC"})
+    np.testing.assert_allclose(got, nhwc(y), rtol=1e-6, atol=1e-6)
