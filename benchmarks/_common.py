@@ -5,6 +5,14 @@ that `run_all.py` can gather every case into one table, and keeps its own
 `main()` for running it alone. Times are taken in rounds that alternate between
 pycaffe2 and its peer (A, B, A, B, ...) so that load on the machine falls on
 both alike; a row holds the median of those rounds.
+
+Idle thread pools must not spin on the cores the next contestant needs: with every
+library in one process on few cores, torch's OpenMP workers busy-wait after each
+call and starve the next side's threads (a 2-thread LeNet at batch 1 took 15 ms
+instead of 0.4 on 2 cores). So OMP_WAIT_POLICY defaults to PASSIVE here, which
+holds for run_all.py (it imports this module before torch loads; a script run
+alone imports torch first: export it there), and ONNX Runtime's pool is told not
+to spin (_onnx_peer.session). OpenBLAS's workers sleep on their own.
 """
 from __future__ import annotations
 
@@ -13,6 +21,8 @@ import statistics
 import time
 from contextlib import contextmanager
 from dataclasses import dataclass
+
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 
 @dataclass

@@ -187,5 +187,7 @@ def session(model, threads: int, profile_prefix: str | None = None):
     options.intra_op_num_threads = threads
     options.inter_op_num_threads = 1
     options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+    # idle workers sleep rather than spin on the cores the next contestant in this process needs
+    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
     source = model if isinstance(model, str) else model.SerializeToString()
     return ort.InferenceSession(source, options, providers=["CPUExecutionProvider"])
