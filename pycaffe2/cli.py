@@ -105,7 +105,8 @@ def _run(args) -> int:
                                random_init=args.random_init, out_channels=out_channels,
                                seed=args.seed, device=args.device, data_roots=args.roots,
                                allow_outside_paths=args.allow_outside_paths,
-                               free_blobs=not args.keep_all, keep=args.fetch or ())
+                               free_blobs=not args.keep_all, keep=args.fetch or (),
+                               optimize=args.optimize)
     _note_cpu_override(args, model_runner.moved_to_cpu)
     for name, value in model_runner.quantized_feeds.items():
         if not args.quiet:
@@ -375,6 +376,10 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--keep-all", action="store_true",
                      help="keep every blob the predict net makes, for debugging (default: each is freed "
                      "after its last use, except the --fetch blobs and the external outputs)")
+    run.add_argument("--optimize", action="store_true",
+                     help="create the predict net through the inference transforms (SpatialBN folded, "
+                     "test-mode Dropout dropped, Conv + Relu fused, ops in place; see `pycaffe2 optimize`); "
+                     "the file is not changed")
     run.add_argument("--threads", type=int, metavar="N",
                      help="threads for BLAS and the most ops a dag net runs at once (default: the "
                      "libraries' own, usually one per core)")

@@ -95,11 +95,12 @@ class ModelRunner:
     (Save, Load, CreateDB, ...: `run/confine.py`), checked before anything runs;
     None, the default from Python, confines nothing, as in Caffe2.
     `allow_outside_paths` lets a model file name net files outside its folder.
-    `free_blobs` and `keep`: as `Workspace.CreateNet`'s, for the predict net."""
+    `free_blobs`, `keep` and `optimize`: as `Workspace.CreateNet`'s, for the predict net."""
 
     def __init__(self, path_or_model, init=None, feeds=None, random_init: bool = False,
                  out_channels=None, seed: int | None = None, device: str | None = None, data_roots=None,
-                 allow_outside_paths: bool = False, *, free_blobs: bool = False, keep=()):
+                 allow_outside_paths: bool = False, *, free_blobs: bool = False, keep=(),
+                 optimize: bool = False):
         if out_channels and not random_init:
             raise RunError("out_channels (--out-channels) only applies with random_init (--random-init)")
         self.model = _as_model(path_or_model, init, allow_outside_paths)
@@ -122,7 +123,8 @@ class ModelRunner:
         self._provide_inputs(random_init, dict(out_channels or {}), seed)
         self.free_blobs = free_blobs
         self._stage("predict_net", functools.partial(self.workspace.CreateNet, free_blobs=free_blobs,
-                                                     keep=tuple(keep or ())), self.predict_net, True)
+                                                     keep=tuple(keep or ()), optimize=optimize),
+                    self.predict_net, True)
 
     def _stage(self, key, function, *args):
         """Call `function`, turning its errors into a RunFailure that names the net's file."""

@@ -218,3 +218,25 @@ def test_convert_refuses_to_drop_what_a_folder_cannot_hold(tmp_path, capsys):
     assert "write .yaml or .json to keep the plan and input_shapes" in capsys.readouterr().err
     assert main(["convert", str(NETS / "hard_sigmoid.yaml"), str(tmp_path / "toy")]) == 0
     assert netfile.load_model(tmp_path / "toy").predict_net == netfile.load_net(NETS / "hard_sigmoid.yaml")
+
+
+def test_run_optimize_gives_the_unoptimized_results(tmp_path):
+    """`pycaffe2 run --optimize` on the bundled SqueezeNet (Conv + Relu fused, Dropout dropped,
+    ops in place) and LeNet: the same outputs within float tolerance, the files unchanged."""
+    x = np.random.default_rng(3).standard_normal((1, 3, 64, 64)).astype(np.float32)
+    np.save(tmp_path / "x.npy", x)
+    for model, feed in (("squeezenet1_1", x), ("lenet", _digit())):
+        folder = NETS / "models" / model
+        before = {path: path.read_bytes() for path in folder.iterdir()}
+        np.save(tmp_path / "in.npy", feed)
+        outs = []
+        for extra in ([], ["--optimize"]):
+            out = tmp_path / f"{model}{len(extra)}.npz"
+            assert main(["run", str(folder), "--feed", f"data={tmp_path / 'in.npy'}", "--out", str(out),
+                         "--quiet", *extra]) == 0
+            with np.load(out) as results:
+                outs.append(dict(results))
+        assert outs[0].keys() == outs[1].keys()
+        for name in outs[0]:
+            np.testing.assert_allclose(outs[1][name], outs[0][name], rtol=1e-4, atol=1e-5)
+        assert {path: path.read_bytes() for path in folder.iterdir()} == before
