@@ -106,7 +106,7 @@ def _run(args) -> int:
                                seed=args.seed, device=args.device, data_roots=args.roots,
                                allow_outside_paths=args.allow_outside_paths,
                                free_blobs=not args.keep_all, keep=args.fetch or (),
-                               optimize=args.optimize)
+                               optimize=args.optimize, workers=args.workers)
     _note_cpu_override(args, model_runner.moved_to_cpu)
     for name, value in model_runner.quantized_feeds.items():
         if not args.quiet:
@@ -380,6 +380,8 @@ def build_parser() -> argparse.ArgumentParser:
                      help="create the predict net through the inference transforms (SpatialBN folded, "
                      "test-mode Dropout dropped, Conv + Relu fused, ops in place; see `pycaffe2 optimize`); "
                      "the file is not changed")
+    run.add_argument("--workers", type=int, metavar="N",
+                     help="ops a dag predict net runs at once (default: the file's num_workers)")
     run.add_argument("--threads", type=int, metavar="N",
                      help="threads for BLAS and the most ops a dag net runs at once (default: the "
                      "libraries' own, usually one per core)")

@@ -95,12 +95,13 @@ class ModelRunner:
     (Save, Load, CreateDB, ...: `run/confine.py`), checked before anything runs;
     None, the default from Python, confines nothing, as in Caffe2.
     `allow_outside_paths` lets a model file name net files outside its folder.
-    `free_blobs`, `keep` and `optimize`: as `Workspace.CreateNet`'s, for the predict net."""
+    `free_blobs`, `keep` and `optimize`: as `Workspace.CreateNet`'s, for the predict net;
+    `workers`: the ops a dag predict net runs at once, instead of its file's num_workers."""
 
     def __init__(self, path_or_model, init=None, feeds=None, random_init: bool = False,
                  out_channels=None, seed: int | None = None, device: str | None = None, data_roots=None,
                  allow_outside_paths: bool = False, *, free_blobs: bool = False, keep=(),
-                 optimize: bool = False):
+                 optimize: bool = False, workers: int | None = None):
         if out_channels and not random_init:
             raise RunError("out_channels (--out-channels) only applies with random_init (--random-init)")
         self.model = _as_model(path_or_model, init, allow_outside_paths)
@@ -115,6 +116,10 @@ class ModelRunner:
             check_data_paths([(self.model.files.get(key), net) for key, net in nets.items()], data_roots)
         self.predict_net, self.init_net = nets["predict_net"], nets.get("init_net")
         self.predict_net.name = self.predict_net.name or "predict_net"
+        if workers is not None:
+            if workers < 1:
+                raise RunError(f"workers (--workers) must be at least 1, not {workers}")
+            self.predict_net.num_workers = workers
         self.workspace = Workspace("pycaffe2_run", seed=seed)
         self.made_up: dict[str, np.ndarray] = {}
         self.quantized_feeds: dict = {}  # float feeds an Int8 op reads, as quantized (run.int8_feeds)

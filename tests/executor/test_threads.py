@@ -92,3 +92,19 @@ def test_run_command_threads_option(tmp_path, monkeypatch, capsys):
     assert seen and seen[0] == [1] * len(seen[0])
     assert main(["run", str(NETS / "mlp.yaml"), "--threads", "0"]) == 2
     assert "thread count must be a positive integer, got 0" in capsys.readouterr().err
+
+
+def test_run_command_workers_option_sets_the_dag_width(tmp_path, monkeypatch, capsys):
+    created = []
+    original = Workspace.CreateNet
+
+    def recording_create(self, net, *args, **kwargs):
+        created.append(net.num_workers)
+        return original(self, net, *args, **kwargs)
+    monkeypatch.setattr(Workspace, "CreateNet", recording_create)
+    np.save(tmp_path / "x.npy", np.zeros((2, 1, 28, 28), np.float32))
+    feed = ["--feed", f"data={tmp_path / 'x.npy'}", "--quiet"]
+    assert main(["run", str(NETS / "mlp.yaml"), *feed, "--workers", "3"]) == 0
+    assert created[-1] == 3
+    assert main(["run", str(NETS / "mlp.yaml"), *feed, "--workers", "0"]) == 2
+    assert "workers (--workers) must be at least 1, not 0" in capsys.readouterr().err
