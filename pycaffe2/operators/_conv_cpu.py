@@ -6,7 +6,8 @@ and ConvTranspose) and `filter_gradient` (dfilter), each choosing per shape:
   between the copy and the product (ResNet's 3x3 block 8x64x56x56: 20 ms vs 25 ms
   with all images at once) and bound the memory (COLUMNS_LIMIT);
 - a pointwise window (1x1, stride 1, no pad) reads X as its own columns;
-- Winograd F(4x4, 3x3) for float32 3x3 stride-1 windows with many channels: 4x fewer
+- Winograd F(4x4, 3x3) for float32 3x3 stride-1 windows with many channels (and, in
+  the forward Conv, enough 4x4 tiles of Y to pay for the filter's transform): 4x fewer
   multiplies in the GEMMs, the tile transforms as small GEMMs too (1.4x faster than
   im2col on ResNet's 3x3 block, 1.75x on 32x256x14x14);
 - depthwise (one input and one output channel per group): a multiply-add per kernel
@@ -92,7 +93,7 @@ def correlate(x, w, g: Window, group: int, bias=None) -> np.ndarray:
     n, m, positions = x.shape[0], w.shape[0], math.prod(g.out)
     if _is_depthwise(x.shape[1], m, group):
         y = _depthwise_correlate(x, w, g)
-    elif _winograd_fits(x, w, m, g, group):
+    elif _winograd_fits(x, w, m, g, group, forward=True):
         y = _winograd(x, w, g, group)
     else:
         y = np.empty((n, m) + g.out, np.result_type(x, w))
@@ -164,15 +165,24 @@ _G = np.array([[1 / 4, 0, 0], [-1 / 6, -1 / 6, -1 / 6], [-1 / 6, 1 / 6, -1 / 6],
 _AT = np.array([[1, 1, 1, 1, 1, 0], [0, 1, -1, 2, -2, 0], [0, 1, 1, 4, 4, 0], [0, 1, -1, 8, -8, 1]])
 _KB, _KG, _KA = (np.kron(a, a).astype(np.float32) for a in (_BT, _G, _AT))
 # Below this many channels per group (in and out) im2col is as fast (measured: 32 per
-# group ties, 64 is 1.4x faster with Winograd).
+# group ties, 64 is 1.4x faster with Winograd; 32 mixed again on SqueezeNet's layers).
 WINOGRAD_CHANNELS = 64
+# The forward Conv transforms its filter on every call and its 36 GEMMs are thin with
+# few tiles, so it also needs images * tiles and tiles * channels per group (ResNet-50's
+# 512x7x7 at batch 1, 4 tiles: Winograd 4x slower than im2col, 12 ms vs 3 per layer;
+# SqueezeNet's 64x13x13 -> 256, 16 tiles: 1.1-1.2x slower; 256x14x14, 16 tiles: 1.1x faster).
+FORWARD_TILES, FORWARD_WORK = 16, 1536
 
 
-def _winograd_fits(x, other, m: int, g: Window, group: int) -> bool:
+def _winograd_fits(x, other, m: int, g: Window, group: int, forward: bool = False) -> bool:
     """Whether Winograd takes the Conv of X with M output channels (`other`: the filter,
-    or dY for dfilter)."""
-    return (x.dtype == other.dtype == np.float32 and g.kernel == (3, 3) and g.stride == (1, 1)
-            and g.dilation == (1, 1) and min(x.shape[1], m) // group >= WINOGRAD_CHANNELS)
+    or dY for dfilter; `forward`: the Conv itself, which also needs enough tiles)."""
+    channels = min(x.shape[1], m) // group
+    if not (x.dtype == other.dtype == np.float32 and g.kernel == (3, 3) and g.stride == (1, 1)
+            and g.dilation == (1, 1) and channels >= WINOGRAD_CHANNELS):
+        return False
+    tiles = x.shape[0] * math.prod(-(-o // 4) for o in g.out)
+    return not forward or (tiles >= FORWARD_TILES and tiles * channels >= FORWARD_WORK)
 
 
 def _winograd_inputs(x, g: Window, m: int):

@@ -197,12 +197,18 @@ ALGORITHMS = [
 ]
 
 
+def _every_shape_takes_winograd(monkeypatch):
+    from pycaffe2.operators import _conv_cpu
+    for name in ("WINOGRAD_CHANNELS", "FORWARD_TILES", "FORWARD_WORK"):
+        monkeypatch.setattr(_conv_cpu, name, 1)
+
+
 @pytest.fixture(params=["default", "winograd", "sliced"])
 def algorithm(request, monkeypatch):
     """Thresholds lowered so that tiny shapes take Winograd, or one image per slice."""
     from pycaffe2.operators import _conv_cpu
     if request.param == "winograd":
-        monkeypatch.setattr(_conv_cpu, "WINOGRAD_CHANNELS", 1)
+        _every_shape_takes_winograd(monkeypatch)
     if request.param == "sliced":
         monkeypatch.setattr(_conv_cpu, "COLUMNS_LIMIT", 1)
     return request.param
@@ -228,13 +234,37 @@ def test_every_cpu_algorithm_matches_the_loop_reference(n, c, spatial, m, kernel
 @pytest.mark.parametrize("n, c, spatial, m, kernel, args, ref_args", ALGORITHMS[2:6], ids=str)
 def test_winograd_float32_agrees_with_im2col_in_float64(n, c, spatial, m, kernel, args, ref_args, monkeypatch):
     """Winograd (float32 only) against the exact path: float64 inputs keep im2col."""
-    from pycaffe2.operators import _conv_cpu
-    monkeypatch.setattr(_conv_cpu, "WINOGRAD_CHANNELS", 1)
+    _every_shape_takes_winograd(monkeypatch)
     x, w = randn(n, c, *spatial), randn(m, c // args.get("group", 1), *kernel)
     (fast,) = run_op("Conv", [x, w], args)
     (exact,) = run_op("Conv", [x.astype(np.float64), w.astype(np.float64)], args)
     assert fast.dtype == np.float32 and exact.dtype == np.float64
     np.testing.assert_allclose(fast, exact, atol=1e-4, rtol=1e-4)
+
+
+@pytest.mark.parametrize("x_shape, m, pad, winograd", [
+    ((1, 256, 14, 14), 256, 1, True),  # ResNet-50: 16 tiles, many channels
+    ((1, 512, 7, 7), 512, 1, False),  # 4 tiles: the filter transform outweighs the saving
+    ((8, 512, 7, 7), 512, 1, True),
+    ((1, 64, 13, 13), 256, 1, False),  # SqueezeNet: 16 tiles of 64 channels
+    ((8, 64, 13, 13), 256, 1, True),
+    ((8, 32, 27, 27), 128, 1, False),  # too few channels
+    ((1, 64, 16, 24), 64, 0, True),  # 24 tiles
+])
+def test_forward_winograd_rule_and_its_result(x_shape, m, pad, winograd):
+    """The forward rule on SqueezeNet and ResNet-50 shapes; with the default thresholds
+    the small one it takes agrees with the exact float64 path."""
+    from pycaffe2.operators import _conv_cpu
+    from pycaffe2.schema.inference.conv import Window
+    out = tuple(s + 2 * pad - 2 for s in x_shape[2:])
+    g = Window((3, 3), (1, 1), (1, 1), (pad, pad), (pad, pad), out)
+    x, w = np.empty(x_shape, np.float32), np.empty((m, x_shape[1], 3, 3), np.float32)
+    assert _conv_cpu._winograd_fits(x, w, m, g, 1, forward=True) == winograd
+    if x.size < 30000 and winograd:
+        x, w = randn(*x_shape), randn(m, x_shape[1], 3, 3) / np.float32(np.sqrt(9 * x_shape[1]))
+        (fast,) = run_op("Conv", [x, w], {"pad": pad})
+        (exact,) = run_op("Conv", [x.astype(np.float64), w.astype(np.float64)], {"pad": pad})
+        np.testing.assert_allclose(fast, exact, atol=1e-4, rtol=1e-4)
 
 
 def test_conv_on_non_contiguous_inputs():
