@@ -168,21 +168,20 @@ _KB, _KG, _KA = (np.kron(a, a).astype(np.float32) for a in (_BT, _G, _AT))
 # group ties, 64 is 1.4x faster with Winograd; 32 mixed again on SqueezeNet's layers).
 WINOGRAD_CHANNELS = 64
 # The forward Conv transforms its filter on every call and its 36 GEMMs are thin with
-# few tiles, so it also needs images * tiles and tiles * channels per group (ResNet-50's
-# 512x7x7 at batch 1, 4 tiles: Winograd 4x slower than im2col, 12 ms vs 3 per layer;
-# SqueezeNet's 64x13x13 -> 256, 16 tiles: 1.1-1.2x slower; 256x14x14, 16 tiles: 1.1x faster).
-FORWARD_TILES, FORWARD_WORK = 16, 1536
+# few tiles, so it also needs this many 4x4 tiles of Y in the batch (ResNet-50's
+# 512x7x7 at batch 1, 4 tiles: Winograd 4-5x slower than im2col; 256x14x14, 16 tiles:
+# a tie with OpenBLAS's Haswell kernels, 2x slower with its SkylakeX ones; the whole
+# ResNet-50 at batch 1 went from 2.8x ONNX Runtime's time to 2.4x, SkylakeX 1.55x).
+FORWARD_TILES = 32
 
 
 def _winograd_fits(x, other, m: int, g: Window, group: int, forward: bool = False) -> bool:
     """Whether Winograd takes the Conv of X with M output channels (`other`: the filter,
     or dY for dfilter; `forward`: the Conv itself, which also needs enough tiles)."""
-    channels = min(x.shape[1], m) // group
     if not (x.dtype == other.dtype == np.float32 and g.kernel == (3, 3) and g.stride == (1, 1)
-            and g.dilation == (1, 1) and channels >= WINOGRAD_CHANNELS):
+            and g.dilation == (1, 1) and min(x.shape[1], m) // group >= WINOGRAD_CHANNELS):
         return False
-    tiles = x.shape[0] * math.prod(-(-o // 4) for o in g.out)
-    return not forward or (tiles >= FORWARD_TILES and tiles * channels >= FORWARD_WORK)
+    return not forward or x.shape[0] * math.prod(-(-o // 4) for o in g.out) >= FORWARD_TILES
 
 
 def _winograd_inputs(x, g: Window, m: int):
