@@ -6,8 +6,8 @@ and ConvTranspose) and `filter_gradient` (dfilter), each choosing per shape:
   between the copy and the product (ResNet's 3x3 block 8x64x56x56: 20 ms vs 25 ms
   with all images at once) and bound the memory (COLUMNS_LIMIT);
 - a pointwise window (1x1, stride 1, no pad) reads X as its own columns;
-- Winograd F(4x4, 3x3) for float32 3x3 stride-1 windows with many channels (and, in
-  the forward Conv, enough 4x4 tiles of Y to pay for the filter's transform): 4x fewer
+- Winograd F(4x4, 3x3) for float32 3x3 stride-1 windows with many channels and
+  enough 4x4 tiles of Y to pay for the filter's transform: 4x fewer
   multiplies in the GEMMs, the tile transforms as small GEMMs too (1.4x faster than
   im2col on ResNet's 3x3 block, 1.75x on 32x256x14x14);
 - depthwise (one input and one output channel per group): a multiply-add per kernel
@@ -93,7 +93,7 @@ def correlate(x, w, g: Window, group: int, bias=None) -> np.ndarray:
     n, m, positions = x.shape[0], w.shape[0], math.prod(g.out)
     if _is_depthwise(x.shape[1], m, group):
         y = _depthwise_correlate(x, w, g)
-    elif _winograd_fits(x, w, m, g, group, forward=True):
+    elif _winograd_fits(x, w, m, g, group):
         y = _winograd(x, w, g, group)
     else:
         y = np.empty((n, m) + g.out, np.result_type(x, w))
@@ -167,21 +167,21 @@ _KB, _KG, _KA = (np.kron(a, a).astype(np.float32) for a in (_BT, _G, _AT))
 # Below this many channels per group (in and out) im2col is as fast (measured: 32 per
 # group ties, 64 is 1.4x faster with Winograd; 32 mixed again on SqueezeNet's layers).
 WINOGRAD_CHANNELS = 64
-# The forward Conv transforms its filter on every call and its 36 GEMMs are thin with
-# few tiles, so it also needs this many 4x4 tiles of Y in the batch (ResNet-50's
-# 512x7x7 at batch 1, 4 tiles: Winograd 4-5x slower than im2col; 256x14x14, 16 tiles:
-# a tie with OpenBLAS's Haswell kernels, 2x slower with its SkylakeX ones; the whole
-# ResNet-50 at batch 1 went from 2.8x ONNX Runtime's time to 2.4x, SkylakeX 1.55x).
-FORWARD_TILES = 32
+# Winograd transforms the filter (or, for dfilter, its gradient) on every call and its
+# 36 GEMMs are thin with few tiles, so it also needs this many 4x4 tiles of Y in the
+# batch (ResNet-50's 512x7x7 at batch 1, 4 tiles: the Conv 4-5x slower than im2col,
+# its gradient 1.3x; 256x14x14, 16 tiles: a tie with OpenBLAS's Haswell kernels, 2x
+# slower with its SkylakeX ones; the whole ResNet-50 at batch 1 went from 2.8x ONNX
+# Runtime's time to 2.4x, SkylakeX 1.55x).
+WINOGRAD_TILES = 32
 
 
-def _winograd_fits(x, other, m: int, g: Window, group: int, forward: bool = False) -> bool:
+def _winograd_fits(x, other, m: int, g: Window, group: int) -> bool:
     """Whether Winograd takes the Conv of X with M output channels (`other`: the filter,
-    or dY for dfilter; `forward`: the Conv itself, which also needs enough tiles)."""
-    if not (x.dtype == other.dtype == np.float32 and g.kernel == (3, 3) and g.stride == (1, 1)
-            and g.dilation == (1, 1) and min(x.shape[1], m) // group >= WINOGRAD_CHANNELS):
-        return False
-    return not forward or x.shape[0] * math.prod(-(-o // 4) for o in g.out) >= FORWARD_TILES
+    or dY for dfilter)."""
+    return (x.dtype == other.dtype == np.float32 and g.kernel == (3, 3) and g.stride == (1, 1)
+            and g.dilation == (1, 1) and min(x.shape[1], m) // group >= WINOGRAD_CHANNELS
+            and x.shape[0] * math.prod(-(-o // 4) for o in g.out) >= WINOGRAD_TILES)
 
 
 def _winograd_inputs(x, g: Window, m: int):

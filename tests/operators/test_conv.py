@@ -199,7 +199,7 @@ ALGORITHMS = [
 
 def _every_shape_takes_winograd(monkeypatch):
     from pycaffe2.operators import _conv_cpu
-    for name in ("WINOGRAD_CHANNELS", "FORWARD_TILES"):
+    for name in ("WINOGRAD_CHANNELS", "WINOGRAD_TILES"):
         monkeypatch.setattr(_conv_cpu, name, 1)
 
 
@@ -252,20 +252,22 @@ def test_winograd_float32_agrees_with_im2col_in_float64(n, c, spatial, m, kernel
     ((8, 32, 27, 27), 128, 1, False),  # too few channels
     ((1, 64, 22, 30), 64, 0, True),  # 5 x 7 tiles
 ])
-def test_forward_winograd_rule_and_its_result(x_shape, m, pad, winograd):
-    """The forward rule on SqueezeNet and ResNet-50 shapes; with the default thresholds
-    the small one it takes agrees with the exact float64 path."""
+def test_winograd_rule_and_its_result(x_shape, m, pad, winograd):
+    """The rule on SqueezeNet and ResNet-50 shapes; with the default thresholds the
+    small shape it takes agrees with the exact float64 path (forward and gradients)."""
     from pycaffe2.operators import _conv_cpu
     from pycaffe2.schema.inference.conv import Window
     out = tuple(s + 2 * pad - 2 for s in x_shape[2:])
     g = Window((3, 3), (1, 1), (1, 1), (pad, pad), (pad, pad), out)
     x, w = np.empty(x_shape, np.float32), np.empty((m, x_shape[1], 3, 3), np.float32)
-    assert _conv_cpu._winograd_fits(x, w, m, g, 1, forward=True) == winograd
+    assert _conv_cpu._winograd_fits(x, w, m, g, 1) == winograd
     if x.size < 50000 and winograd:
         x, w = randn(*x_shape), randn(m, x_shape[1], 3, 3) / np.float32(np.sqrt(9 * x_shape[1]))
-        (fast,) = run_op("Conv", [x, w], {"pad": pad})
-        (exact,) = run_op("Conv", [x.astype(np.float64), w.astype(np.float64)], {"pad": pad})
-        np.testing.assert_allclose(fast, exact, atol=1e-4, rtol=1e-4)
+        dy = randn(x_shape[0], m, *out) / np.float32(np.sqrt(np.prod(out)))
+        fast = run_op("Conv", [x, w], {"pad": pad}) + run_op("ConvGradient", [x, w, dy], {"pad": pad}, num_outputs=3)
+        exact = [a.astype(np.float64) for a in (x, w, dy)]
+        exact = run_op("Conv", exact[:2], {"pad": pad}) + run_op("ConvGradient", exact, {"pad": pad}, num_outputs=3)
+        assert_outputs_close(fast, exact, atol=1e-4, rtol=1e-4)
 
 
 def test_conv_on_non_contiguous_inputs():
