@@ -25,7 +25,7 @@ from typing import NamedTuple
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
-from pycaffe2.operators._conv_pool import inner, offset_slices, padded, padded_shape
+from pycaffe2.operators._conv_pool import inner, offset_slices, padded, padded_shape, windows
 from pycaffe2.schema.inference.conv import Window
 
 # im2col copies each input cell prod(kernel) times; a slice of the batch keeps its
@@ -42,10 +42,7 @@ def _columns(x: np.ndarray, g: Window, group: int) -> np.ndarray:
     """im2col: [group, C/group * prod(kernel), N * prod(out)] from X [N, C, spatial...]."""
     nd = len(g.kernel)
     spatial = tuple(range(2, 2 + nd))
-    view = sliding_window_view(padded(x, g), g.dilated, axis=spatial)  # [N, C, windows..., extent...]
-    view = view[(slice(None), slice(None))
-                + tuple(slice(0, s * (n - 1) + 1, s) for s, n in zip(g.stride, g.out))
-                + tuple(slice(None, None, d) for d in g.dilation)]
+    view = windows(x, g)  # [N, C, out..., kernel...]
     view = view.transpose((1, *range(2 + nd, 2 + 2 * nd), 0, *spatial))  # [C, kernel..., N, out...]
     rows = x.shape[1] // group * math.prod(g.kernel)  # explicit: -1 is ambiguous for an empty batch
     return np.ascontiguousarray(view).reshape(group, rows, x.shape[0] * math.prod(g.out))

@@ -8,6 +8,7 @@ POOL_PARAMS take them on CUDA. The window itself is the schema's (inference.conv
 from __future__ import annotations
 
 import numpy as np
+from numpy.lib.stride_tricks import sliding_window_view
 
 from pycaffe2.operators.registry import ALL_SCHEMA_ARGS, register_cpu, register_cuda
 from pycaffe2.schema import get_schema
@@ -41,6 +42,16 @@ def padded(x: np.ndarray, g: Window, value=0) -> np.ndarray:
     out = np.full(padded_shape(x.shape, g), value, dtype=x.dtype)
     out[inner(x.shape, g)] = x
     return out
+
+
+def windows(x: np.ndarray, g: Window) -> np.ndarray:
+    """A view of channels-first X's windows, [N, C, out..., kernel...]: padded, then each
+    window's taps at the stride and dilation (no copy)."""
+    spatial = tuple(range(2, 2 + len(g.kernel)))
+    view = sliding_window_view(padded(x, g), g.dilated, axis=spatial)  # [N, C, windows..., extent...]
+    return view[(slice(None), slice(None))
+                + tuple(slice(0, s * (n - 1) + 1, s) for s, n in zip(g.stride, g.out))
+                + tuple(slice(None, None, d) for d in g.dilation)]
 
 
 def padded_shape(shape, g: Window) -> tuple:

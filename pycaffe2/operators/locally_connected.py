@@ -13,16 +13,15 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from numpy.lib.stride_tricks import sliding_window_view
 
 from pycaffe2.operators._conv_pool import (
     channels_back,
     channels_first,
     inner,
     offset_slices,
-    padded,
     padded_shape,
     register_factory,
+    windows,
 )
 from pycaffe2.operators.conv import conv_maker
 from pycaffe2.operators.registry import register_gradient
@@ -43,10 +42,7 @@ def _patches(x: np.ndarray, g: Window, group: int) -> np.ndarray:
     """[O, group, C/group * prod(kernel), N] from channels-first X [N, C, spatial...]."""
     nd = len(g.kernel)
     spatial = tuple(range(2, 2 + nd))
-    view = sliding_window_view(padded(x, g), g.dilated, axis=spatial)  # [N, C, windows..., extent...]
-    view = view[(slice(None), slice(None))
-                + tuple(slice(0, s * (n - 1) + 1, s) for s, n in zip(g.stride, g.out))
-                + tuple(slice(None, None, d) for d in g.dilation)]
+    view = windows(x, g)  # [N, C, out..., kernel...]
     view = view.transpose((*spatial, 1, *range(2 + nd, 2 + 2 * nd), 0))  # [out..., C, kernel..., N]
     rows = x.shape[1] // group * math.prod(g.kernel)
     return np.ascontiguousarray(view).reshape(math.prod(g.out), group, rows, x.shape[0])
