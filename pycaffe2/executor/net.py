@@ -138,10 +138,11 @@ class CompiledNet:
         return self.freeable.intersection(blobs)
 
     def _run(self, blobs: dict) -> None:
-        workers = self.num_workers if threads.LIMIT is None else min(self.num_workers, threads.LIMIT)
-        if self.concurrent and workers > 1:
-            return run_dag(self, blobs, workers)
-        kept = self.kept(blobs) if self.freeable else frozenset()
+        if self.concurrent:
+            workers = self.num_workers if threads.LIMIT is None else min(self.num_workers, threads.LIMIT)
+            if workers > 1:
+                return run_dag(self, blobs, workers)
+        kept = self.kept(blobs)
         plan = self._plans.get(kept)
         if plan is None:
             plan = self._plans[kept] = self._plan(self.freeable - kept)

@@ -31,7 +31,6 @@ class Workspace:
         self.blobs: dict[str, object] = {}
         self.empty: set[str] = set()  # created (e.g. as a net input) but never given a value
         self.nets: dict[str, CompiledNet] = {}
-        self.freed_by: dict[str, str] = {}  # blob -> the net that drops it (free_blobs), for FetchBlob
         self.rng = np.random.default_rng(seed)
 
     # blobs
@@ -55,10 +54,15 @@ class Workspace:
     def _why_missing(self, name: str) -> str:
         if name in self.empty:
             return "it was created but never given a value"
-        if name in self.freed_by:
-            return (f"net '{self.freed_by[name]}' frees it after its last use, as it was created with "
+        owner = self.freed_by(name)
+        if owner is not None:
+            return (f"net '{owner}' frees it after its last use, as it was created with "
                     f"free_blobs=True; keep it with CreateNet(..., keep=['{name}']) or free_blobs=False")
         return "no such blob"
+
+    def freed_by(self, name: str) -> str | None:
+        """The created net that drops `name` after its last use (free_blobs), if any."""
+        return next((net_name for net_name, net in self.nets.items() if name in net.freeable), None)
 
     def FetchBlobs(self, names) -> list:
         return [self.FetchBlob(name) for name in names]
@@ -106,8 +110,6 @@ class Workspace:
         for name, value in new_params.items():
             self.FeedBlob(name, value, net.device_option if net.HasField("device_option") else None)
         self.nets[net.name] = compiled
-        self.freed_by = {blob: owner for blob, owner in self.freed_by.items() if owner != net.name}
-        self.freed_by.update(dict.fromkeys(compiled.freeable, net.name))
         return True
 
     def _optimized(self, net: caffe2_pb2.NetDef, keep=()):

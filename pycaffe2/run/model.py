@@ -208,7 +208,7 @@ class ModelRunner:
                            "blobs to fetch (--fetch NAME)")
         blobs = self.workspace.Blobs()
         absent = [name for name in names if name not in self.workspace.blobs]
-        freed = [name for name in absent if name in self.workspace.freed_by]
+        freed = [name for name in absent if self.workspace.freed_by(name) is not None]
         if freed:
             raise RunError(f"cannot fetch {_names(freed)}: net '{self.predict_net.name}' frees it after "
                            "its last use; name it when the net is created (pycaffe2 run: --fetch keeps it, "
