@@ -9,6 +9,7 @@ import math
 import numpy as np
 
 from pycaffe2.operators import _cuda as cuda
+from pycaffe2.operators.nn import constant_row
 from pycaffe2.operators.registry import gradient_op, register_cpu, register_cuda
 from pycaffe2.schema import get_schema
 from pycaffe2.schema.inference import same_shape, same_sizes
@@ -49,13 +50,6 @@ def _slope_view(slope, x, order):
 _ROW = 8192  # elements per row of the zero block Relu compares against
 
 
-@functools.cache
-def _zero_row(dtype) -> np.ndarray:
-    zeros = np.zeros(_ROW, dtype)
-    zeros.flags.writeable = False
-    return zeros
-
-
 @register_cpu("Relu")
 def relu(x):
     if x.dtype.kind != "f" or x.size < _ROW:  # small: one call costs less than the split
@@ -63,7 +57,7 @@ def relu(x):
     # NumPy's maximum against a scalar runs an unvectorized loop (2.5x slower here);
     # against rows of a contiguous block of zeros it vectorizes. NaN still propagates.
     flat, y = x.reshape(-1), np.empty(x.shape, x.dtype)
-    out, whole, zeros = y.reshape(-1), x.size - x.size % _ROW, _zero_row(x.dtype)
+    out, whole, zeros = y.reshape(-1), x.size - x.size % _ROW, constant_row(0, _ROW, x.dtype)
     np.maximum(flat[:whole].reshape(-1, _ROW), zeros, out=out[:whole].reshape(-1, _ROW))
     np.maximum(flat[whole:], zeros[:x.size - whole], out=out[whole:])
     return y

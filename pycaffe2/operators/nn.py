@@ -31,17 +31,18 @@ def as_rows(x: np.ndarray, axis: int, name: str = "X") -> np.ndarray:
     return x.reshape(row_shape(x.shape, axis, name))
 
 
-@functools.cache
-def _ones(n: int, dtype) -> np.ndarray:
-    ones = np.ones(n, dtype)
-    ones.flags.writeable = False
-    return ones
+@functools.lru_cache(maxsize=32)  # bounded: a row width comes from the data
+def constant_row(value, n: int, dtype) -> np.ndarray:
+    """A read-only row of `n` copies of `value`, made once for the widths a net keeps using."""
+    row = np.full(n, value, dtype)
+    row.flags.writeable = False
+    return row
 
 
 def row_sums(rows: np.ndarray) -> np.ndarray:
     """Each row's sum, [rows]: a matrix-vector product with ones (BLAS), twice as fast as .sum."""
     if rows.dtype in (np.float32, np.float64) and rows.shape[1]:
-        return rows @ _ones(rows.shape[1], rows.dtype)
+        return rows @ constant_row(1, rows.shape[1], rows.dtype)
     return rows.sum(axis=1)
 
 
