@@ -5,8 +5,8 @@ import pytest
 
 from pycaffe2.proto import caffe2_pb2
 from pycaffe2.schema import all_schemas
-from pycaffe2.schema.args import arg_value, convert, fits
-from pycaffe2.schema.bind import UNFIT, bind_args, facts, fitting_value
+from pycaffe2.schema.args import arg_value, fits
+from pycaffe2.schema.bind import UNFIT, _typed_default, bind_args, facts, fitting_value
 
 
 def reference_bind(schema, op) -> dict:
@@ -22,16 +22,6 @@ def reference_bind(schema, op) -> dict:
         else:
             bound[name] = None
     return bound
-
-
-def _typed_default(spec):
-    for type_name in spec.types:
-        try:
-            value = convert(spec.default, type_name)
-        except ValueError:
-            continue
-        return value.decode() if isinstance(value, bytes) else value
-    return spec.default
 
 
 def _arguments(name: str) -> list:
