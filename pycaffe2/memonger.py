@@ -26,9 +26,9 @@ import copy
 import enum
 
 from pycaffe2.errors import PyCaffe2Error
-from pycaffe2.executor.liveness import last_touches, nested_blobs, net_own_blobs
+from pycaffe2.executor.liveness import last_touches, net_own_blobs
 from pycaffe2.proto import caffe2_pb2
-from pycaffe2.proto.checks import net_from_text
+from pycaffe2.proto.checks import nested_blobs, net_from_text
 
 LiveRange = collections.namedtuple("LiveRange", ["defined", "used", "size"])
 Optimization = collections.namedtuple("Optimization", ["net", "assignments", "blob_assignments"])

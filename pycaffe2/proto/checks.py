@@ -193,3 +193,28 @@ def unknown_field_path(message) -> str | None:
             items = enumerate(value) if is_repeated(fd) else [(None, value)]
             stack.extend((item, name if index is None else f"{name}[{index}]") for index, item in items)
     return None
+
+
+def nested_blobs(op, check_text_net=None) -> set[str]:
+    """Every blob name inside the nets an op carries in its arguments, however deep
+    (walked without recursion), and every string an argument holds (RecurrentNetwork's
+    links and aliases name outer blobs that way). `check_text_net(op, arg)` is called
+    for each step net held as text, at any depth (the memonger refuses one that does
+    not parse)."""
+    names, stack = set(), [op]
+    while stack:
+        current = stack.pop()
+        for arg in current.arg:
+            names.update(_text(value) for value in ([arg.s] if arg.HasField("s") else []) + list(arg.strings))
+            if check_text_net is not None and arg.name.endswith("step_net") and arg.s:
+                check_text_net(current, arg)
+        for _, net in inner_nets(current):
+            names.update(net.external_input, net.external_output)
+            for inner in net.op:
+                names.update(inner.input, inner.output)
+                stack.append(inner)
+    return names
+
+
+def _text(value: bytes) -> str:
+    return value.decode("utf-8", "surrogateescape")

@@ -8,7 +8,7 @@ change what an op reads, and `Graph.emit` writes the NetDef back out.
 from __future__ import annotations
 
 from pycaffe2.proto import caffe2_pb2
-from pycaffe2.proto.checks import inner_nets
+from pycaffe2.proto.checks import nested_blobs
 from pycaffe2.schema import get_schema
 from pycaffe2.schema.bind import bind_args
 
@@ -122,15 +122,8 @@ def _producer_allows(value: Value, name: str, chain: list[Value]) -> bool:
 
 
 def inner_names(net: caffe2_pb2.NetDef) -> set[str]:
-    names, stack = set(), [net]
-    while stack:
-        current = stack.pop()
-        for op in current.op:
-            if current is not net:
-                names.update(op.input)
-                names.update(op.output)
-            stack.extend(inner for _, inner in inner_nets(op))
-    return names
+    """Every name the nets inside `net`'s ops mention (proto.checks.nested_blobs): never renamed."""
+    return set().union(*(nested_blobs(op) for op in net.op))
 
 
 def canonical(node: Node) -> str | None:
