@@ -367,6 +367,17 @@ def test_names_used_by_inner_nets_stay():
     assert not result.record.in_place
 
 
+def test_names_an_inner_net_declares_stay():
+    """A name an inner net lists only as an external input (no op of it reads it) is kept too."""
+    feeds = {"X": arr(2, 5), "cond": np.array(True)}
+    inner = net_of([CreateOperator("Tanh", ["X"], ["T"])], ["X", "A"], [], name="then")
+    if_op = CreateOperator("If", ["cond"], [], then_net=inner)
+    net = net_of([CreateOperator("Sigmoid", ["X"], ["A"]), CreateOperator("Relu", ["A"], ["R"]), if_op],
+                 ["X", "cond"], ["R", "T"])
+    result = check_same(net, feeds)
+    assert not result.record.in_place
+
+
 # ---------------------------------------------------------------- whole models
 
 def _model_outputs(predict, init, params, data, fetch):
