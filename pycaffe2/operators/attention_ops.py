@@ -1,19 +1,26 @@
 """NumPy kernels of the attention_ops family: Attention (ONNX's scaled dot-product
-attention with grouped heads, caches, masks and windows) and RotaryEmbedding, with
-RotaryEmbedding's gradient (the opposite rotation)."""
+attention with grouped heads, caches, masks and windows), RotaryEmbedding (its gradient
+is the opposite rotation), SwiGLU and its gradient, LinearAttention (the recurrent
+state rules) and CausalConvWithState."""
 from __future__ import annotations
 
 import numpy as np
 
 from pycaffe2.operators._indices import check_in_range
 from pycaffe2.operators.registry import register_cpu, register_gradient
+from pycaffe2.schema.inference import info_of
 from pycaffe2.schema.inference.attention_ops import (
     AttentionDims,
     attention_dims,
     check_attention_mask,
     check_attention_types,
+    check_conv_state,
     check_nonpad,
+    check_swiglu,
+    conv_state_positions,
     extra_positions,
+    linear_dims,
+    linear_positions,
     rotary_dims,
     softmax_dtype,
 )
@@ -78,6 +85,10 @@ def _grouped_matmul(a, b, kv_heads: int):
     batch, q_heads, m, _ = a.shape
     grouped = a.reshape(batch, kv_heads, q_heads // kv_heads, m, a.shape[3]) @ b[:, :, None]
     return grouped.reshape(batch, q_heads, m, b.shape[3]).astype(a.dtype, copy=False)
+
+
+def _text(value) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)
 
 
 def _extras(inputs, extra_inputs) -> dict:
@@ -162,3 +173,93 @@ def make_rotary_embedding_gradient(g):
     caches and positions get none)."""
     inputs = [g.GO(0)] + [g.I(i) for i in range(1, len(g.op.input))]
     return [g.Op("RotaryEmbedding", inputs, [g.GI(0)], inverse=0 if g.arg("inverse") else 1)]
+
+
+# -- SwiGLU -----------------------------------------------------------------------------------
+
+def _sigmoid(x):
+    return 1 / (1 + np.exp(-x))
+
+
+@register_cpu("SwiGLU")
+def swiglu(a, b, *, alpha):
+    check_swiglu(info_of(a), info_of(b))
+    return (a * _sigmoid(a * a.dtype.type(alpha)) * b).astype(a.dtype, copy=False)
+
+
+@register_gradient("SwiGLU")
+def make_swiglu_gradient(g):
+    return [g.Op("SwiGLUGradient", [g.I(0), g.I(1), g.GO(0)], [g.GI(0), g.GI(1)])]
+
+
+@register_cpu("SwiGLUGradient")
+def swiglu_gradient(a, b, dy, *, alpha):
+    check_swiglu(info_of(a), info_of(b))
+    gate = _sigmoid(a * a.dtype.type(alpha))
+    d_a = dy * b * gate * (1 + alpha * a * (1 - gate))
+    return d_a.astype(a.dtype, copy=False), (dy * a * gate).astype(a.dtype, copy=False)
+
+
+# -- LinearAttention --------------------------------------------------------------------------
+
+def _per_head(x, heads: int):
+    """[B, T, heads * n] -> [B, heads, T, n] in float32 (the recurrence's type)."""
+    batch, steps, hidden = x.shape
+    return x.reshape(batch, steps, heads, hidden // heads).transpose(0, 2, 1, 3).astype(np.float32)
+
+
+@register_cpu("LinearAttention")
+def linear_attention(query, key, value, *extra, extra_inputs, q_num_heads, kv_num_heads, scale, update_rule,
+                     num_outputs):
+    names = linear_positions(extra_inputs, len(extra), update_rule)
+    given = {name: extra[index - 3] for name, index in names.items()}
+    batch, steps, dk, dv = linear_dims(query.shape, key.shape, value.shape,
+                                       {name: x.shape for name, x in given.items()}, q_num_heads, kv_num_heads)
+    group = q_num_heads // kv_num_heads
+    q = _per_head(query, q_num_heads).reshape(batch, kv_num_heads, group, steps, dk)
+    k, v = _per_head(key, kv_num_heads), _per_head(value, kv_num_heads)
+    # decay and beta as [B, Hkv or 1, T, dk or 1]: per head or per key entry.
+    decay = given.get("decay")
+    if decay is not None:
+        decay = _per_head(decay, kv_num_heads)
+    beta = given.get("beta")
+    if beta is not None:
+        beta = _per_head(beta, beta.shape[2])
+    past = given.get("past_state")
+    state = np.zeros((batch, kv_num_heads, dk, dv), np.float32) if past is None else past.astype(np.float32)
+    factor = np.float32(scale if scale != 0 else 1 / np.sqrt(dk))
+    out = np.zeros((batch, kv_num_heads, group, steps, dv), np.float32)
+    for t in range(steps):
+        if decay is not None:
+            state = state * np.exp(decay[:, :, t])[..., None]
+        new = v[:, :, t]
+        if beta is not None:  # the delta rule writes the error of what the state recalls
+            new = beta[:, :, t] * (new - np.einsum("bhkv,bhk->bhv", state, k[:, :, t]))
+        state = state + k[:, :, t, :, None] * new[:, :, None, :]
+        out[:, :, :, t] = factor * np.einsum("bhgk,bhkv->bhgv", q[:, :, :, t], state)
+    output = out.reshape(batch, q_num_heads, steps, dv).transpose(0, 2, 1, 3).reshape(batch, steps, -1)
+    outputs = (output.astype(query.dtype), state.astype(query.dtype if past is None else past.dtype))
+    return outputs[:num_outputs]
+
+
+# -- CausalConvWithState ----------------------------------------------------------------------
+
+@register_cpu("CausalConvWithState")
+def causal_conv_with_state(x, weight, *extra, extra_inputs, activation, num_outputs):
+    given = {name: extra[index - 2] for name, index in conv_state_positions(extra_inputs, len(extra)).items()}
+    bias, past = given.get("bias"), given.get("past_state")
+    k = check_conv_state(x.shape, weight.shape, None if bias is None else bias.shape,
+                         None if past is None else past.shape)
+    batch, channels, length = x.shape
+    prefix = np.zeros((batch, channels, k - 1), x.dtype) if past is None else past.astype(x.dtype)
+    padded = np.concatenate([prefix, x], axis=2)
+    windows = np.lib.stride_tricks.sliding_window_view(padded, k, axis=2)  # [B, C, L, k]
+    work = np.float32 if x.dtype == np.float16 else x.dtype  # half sums in float32
+    y = np.einsum("bclk,ck->bcl", windows.astype(work), weight[:, 0].astype(work))
+    if bias is not None:
+        y = y + bias.astype(work)[:, None]
+    y = y.astype(x.dtype)
+    if _text(activation) != "none":  # SiLU, in float32 at least
+        wide = y.astype(np.promote_types(y.dtype, np.float32))
+        y = (wide * _sigmoid(wide)).astype(x.dtype)
+    return (y, padded[:, :, length:].copy())[:num_outputs]

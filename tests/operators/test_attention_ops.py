@@ -12,7 +12,7 @@ from pycaffe2.errors import GradientError
 from pycaffe2.executor import NetError, OpFailure
 from pycaffe2.gradient import GetGradientForOp
 from pycaffe2.schema.bind import ShapeError, TensorInfo
-from pycaffe2.testing import check_reference, make_op, numeric_gradient, run_op
+from pycaffe2.testing import check_gradient_op, check_reference, make_op, numeric_gradient, run_op
 from tests.schema import infer
 
 EXTRAS = ("attn_mask", "past_key", "past_value", "nonpad_kv_seqlen")
@@ -341,3 +341,154 @@ def test_rotary_embedding_position_out_of_range():
     inputs[3][0, 0] = 10
     with pytest.raises((OpFailure, NetError), match="position id 10 is out of range"):
         run_op("RotaryEmbedding", inputs)
+
+
+# -- SwiGLU -----------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("alpha", [1.0, 0.5, -1.3])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_swiglu(alpha, dtype):
+    rng = np.random.default_rng(9)
+    a, b = _rand(rng, 3, 5, dtype=dtype), _rand(rng, 3, 5, dtype=dtype)
+    check_reference("SwiGLU", [a, b], lambda a, b, alpha: [a * b / (1 + np.exp(-alpha * a))], {"alpha": alpha})
+
+
+def test_swiglu_gradient():
+    rng = np.random.default_rng(10)
+    a, b, dy = (rng.standard_normal((2, 4)) for _ in range(3))
+    (grad_op,), _ = GetGradientForOp(make_op("SwiGLU", ["a", "b"], ["y"]), ["y_grad"])
+    assert grad_op.type == "SwiGLUGradient" and list(grad_op.output) == ["a_grad", "b_grad"]
+    check_gradient_op("SwiGLU", [a, b], "SwiGLUGradient", [a, b, dy], {0: 0, 1: 1}, [dy], {"alpha": 0.7})
+
+
+@pytest.mark.parametrize("op", ["SwiGLU", "SwiGLUGradient"])
+def test_swiglu_errors(op):
+    extra = [np.ones((2, 3), np.float32)] if op == "SwiGLUGradient" else []
+    with pytest.raises(ShapeError, match=r"A \[2, 3\] and B \[3, 2\] must have the same shape"):
+        infer(op, [(2, 3), (3, 2)] + [(2, 3)] * len(extra), n_out=len(extra) + 1)
+    with pytest.raises((OpFailure, NetError), match="A is float32 and B float64"):
+        run_op(op, [np.ones((2, 3), np.float32), np.ones((2, 3))] + extra)
+
+
+# -- LinearAttention --------------------------------------------------------------------------
+
+def reference_linear_attention(query, key, value, *extra, extra_inputs, q_num_heads, kv_num_heads, update_rule,
+                               scale=0.0):
+    """Each key/value head's state step by step, in float64; query heads read it."""
+    given = dict(zip(extra_inputs, extra))
+    batch, steps = query.shape[:2]
+    dk, dv, group = query.shape[2] // q_num_heads, value.shape[2] // kv_num_heads, q_num_heads // kv_num_heads
+    factor = scale or 1 / math.sqrt(dk)
+    out = np.zeros((batch, steps, q_num_heads, dv))
+    present = np.zeros((batch, kv_num_heads, dk, dv))
+    for b in range(batch):
+        for kv in range(kv_num_heads):
+            state = given["past_state"][b, kv].astype(np.float64) if "past_state" in given else np.zeros((dk, dv))
+            for t in range(steps):
+                k, v = key[b, t, kv * dk:(kv + 1) * dk], value[b, t, kv * dv:(kv + 1) * dv]
+                if "decay" in given:
+                    per_key = given["decay"].shape[2] != kv_num_heads
+                    g = given["decay"][b, t, kv * dk:(kv + 1) * dk] if per_key else given["decay"][b, t, kv]
+                    state = np.exp(g).reshape(-1, 1) * state
+                if "beta" in given:
+                    v = given["beta"][b, t, kv % given["beta"].shape[2]] * (v - state.T @ k)
+                state = state + np.outer(k, v)
+                for h in range(kv * group, (kv + 1) * group):
+                    out[b, t, h] = factor * query[b, t, h * dk:(h + 1) * dk] @ state
+            present[b, kv] = state
+    return [out.reshape(batch, steps, -1), present]
+
+
+@pytest.mark.parametrize("rule", ["linear", "gated", "delta", "gated_delta"])
+@pytest.mark.parametrize("heads", [(2, 2), (4, 2), (3, 1)])
+@pytest.mark.parametrize("variant", ["plain", "per_key_decay", "past", "scalar_beta"])
+def test_linear_attention(rule, heads, variant):
+    rng = np.random.default_rng(11)
+    (hq, hkv), batch, steps, dk, dv = heads, 2, 3, 4, 5
+    inputs = [_rand(rng, batch, steps, hq * dk), _rand(rng, batch, steps, hkv * dk) / 2,
+              _rand(rng, batch, steps, hkv * dv)]
+    names = ["past_state"] if variant == "past" else []
+    extra = [_rand(rng, batch, hkv, dk, dv)] if variant == "past" else []
+    if "gated" in rule:
+        names.append("decay")
+        extra.append(-rng.random((batch, steps, hkv * dk if variant == "per_key_decay" else hkv), np.float32))
+    if "delta" in rule:
+        names.append("beta")
+        extra.append(rng.random((batch, steps, 1 if variant == "scalar_beta" else hkv), np.float32))
+    args = {"extra_inputs": names, "q_num_heads": hq, "kv_num_heads": hkv, "update_rule": rule}
+    args |= {"scale": 0.3} if variant == "plain" else {}
+    check_reference("LinearAttention", inputs + extra, reference_linear_attention, args, num_outputs=2)
+
+
+LINEAR_ERRORS = [
+    ([(2, 3, 8)] * 3, {"update_rule": "gated"}, "update_rule gated needs decay"),
+    ([(2, 3, 8)] * 3 + [(2, 3, 2)], {"update_rule": "linear", "extra_inputs": ["beta"]}, "linear takes no beta"),
+    ([(2, 3, 8)] * 3, {"q_num_heads": 3, "update_rule": "linear"}, "not a multiple of kv_num_heads 2"),
+    ([(2, 3, 8), (2, 3, 8), (2, 4, 8)], {"update_rule": "linear"}, "differ in batch, steps or key size"),
+    ([(2, 3, 8)] * 3 + [(2, 3, 3)], {"update_rule": "gated"}, r"decay \[2, 3, 3\] must be \[2, 3, 2\] or"),
+    ([(2, 3, 8)] * 3 + [(2, 2, 4, 3)], {"update_rule": "linear", "extra_inputs": ["past_state"]},
+     r"past_state \[2, 2, 4, 3\] must be \[2, 2, 4, 4\]"),
+    ([(2, 3, 8)] * 2 + [(2, 3)], {"update_rule": "linear"}, "must be 3-D"),
+]
+
+
+@pytest.mark.parametrize("shapes, args, message", LINEAR_ERRORS)
+def test_linear_attention_errors(shapes, args, message):
+    args = {"q_num_heads": 2, "kv_num_heads": 2} | args
+    with pytest.raises(ShapeError, match=message):
+        infer("LinearAttention", shapes, n_out=2, **args)
+    with pytest.raises((OpFailure, NetError), match=message):
+        run_op("LinearAttention", [np.zeros(shape, np.float32) for shape in shapes], args)
+
+
+# -- CausalConvWithState ----------------------------------------------------------------------
+
+def reference_causal_conv(x, weight, *extra, extra_inputs=(), activation="none"):
+    given = dict(zip(extra_inputs or ("bias", "past_state"), extra))
+    batch, channels, length = x.shape
+    k = weight.shape[2]
+    history = given.get("past_state", np.zeros((batch, channels, k - 1)))
+    full = np.concatenate([history, x], axis=2)
+    y = np.zeros(x.shape)
+    for b in range(batch):
+        for c in range(channels):
+            for t in range(length):
+                y[b, c, t] = sum(full[b, c, t + i] * weight[c, 0, i] for i in range(k)) + (
+                    given["bias"][c] if "bias" in given else 0)
+    if activation != "none":
+        y = y / (1 + np.exp(-y))
+    return [y, full[:, :, length:]]
+
+
+@pytest.mark.parametrize("k, length", [(4, 6), (1, 5), (5, 2)])
+@pytest.mark.parametrize("extra", [(), ("bias",), ("past_state",), ("past_state", "bias")])
+@pytest.mark.parametrize("activation", ["none", "silu"])
+def test_causal_conv_with_state(k, length, extra, activation):
+    rng = np.random.default_rng(12)
+    values = {"bias": _rand(rng, 3), "past_state": _rand(rng, 2, 3, k - 1)}
+    inputs = [_rand(rng, 2, 3, length), _rand(rng, 3, 1, k)] + [values[name] for name in extra]
+    check_reference("CausalConvWithState", inputs, reference_causal_conv,
+                    {"extra_inputs": list(extra), "activation": activation}, num_outputs=2)
+
+
+CONV_STATE_ERRORS = [
+    ([(2, 3, 5), (4, 1, 3)], {}, r"weight \[4, 1, 3\] must be \[3, 1, k\]"),
+    ([(2, 3, 5), (3, 1, 3), (2,)], {}, r"bias \[2\] must be \[3\]"),
+    ([(2, 3, 5), (3, 1, 3), (2, 3, 3)], {"extra_inputs": ["past_state"]}, r"past_state \[2, 3, 3\] must be \[2, 3, 2\]"),
+    ([(2, 3), (3, 1, 3)], {}, "must be 3-D"),
+    ([(2, 3, 5), (3, 1, 3), (3,)], {"extra_inputs": ["weight"]}, "'weight' is not one of"),
+]
+
+
+@pytest.mark.parametrize("shapes, args, message", CONV_STATE_ERRORS)
+def test_causal_conv_with_state_errors(shapes, args, message):
+    with pytest.raises(ShapeError, match=message):
+        infer("CausalConvWithState", shapes, n_out=2, **args)
+    with pytest.raises((OpFailure, NetError), match=message):
+        run_op("CausalConvWithState", [np.zeros(shape, np.float32) for shape in shapes], args)
+
+
+@pytest.mark.parametrize("op, inputs", [("LinearAttention", ["q", "k", "v"]), ("CausalConvWithState", ["x", "w"])])
+def test_no_gradient(op, inputs):
+    with pytest.raises(GradientError):
+        GetGradientForOp(make_op(op, inputs, ["y"]), ["y_grad"])

@@ -18,23 +18,29 @@ def _text(value) -> str:
     return value.decode() if isinstance(value, bytes) else str(value)
 
 
-def extra_positions(extra_inputs, n_extra: int) -> dict[str, int]:
-    """Input index of each optional input Attention is given (name -> index): extra_inputs
-    names them in order, or they are the first n_extra of ONNX's order."""
-    names = [_text(name) for name in extra_inputs] or list(EXTRA_INPUTS[:n_extra])
+def named_extras(extra_inputs, n_extra: int, allowed: tuple, default: tuple, first: int, after: str) -> dict:
+    """Input index of each optional input given (name -> index): `extra_inputs` names
+    them in order, or they are the first n_extra of `default`."""
+    names = [_text(name) for name in extra_inputs] or list(default[:n_extra])
     if len(names) != n_extra:
         raise ShapeError(f"extra_inputs names {len(names)} inputs ({', '.join(names) or 'none'}) "
-                         f"but {n_extra} follow V")
+                         f"but {n_extra} follow {after}")
     for name in names:
-        if name not in EXTRA_INPUTS:
-            raise ShapeError(f"extra input {name!r} is not one of {', '.join(EXTRA_INPUTS)}")
+        if name not in allowed:
+            raise ShapeError(f"extra input {name!r} is not one of {', '.join(allowed)}")
         if names.count(name) > 1:
             raise ShapeError(f"extra_inputs names {name} twice")
+    return {name: first + index for index, name in enumerate(names)}
+
+
+def extra_positions(extra_inputs, n_extra: int) -> dict[str, int]:
+    """Attention's optional inputs (name -> input index), after Q, K, V."""
+    names = named_extras(extra_inputs, n_extra, EXTRA_INPUTS, EXTRA_INPUTS, 3, "V")
     if ("past_key" in names) != ("past_value" in names):
         raise ShapeError("past_key and past_value come together")
     if "past_key" in names and "nonpad_kv_seqlen" in names:
         raise ShapeError("nonpad_kv_seqlen (an external cache) cannot come with past_key and past_value")
-    return {name: 3 + index for index, name in enumerate(names)}
+    return names
 
 
 class AttentionDims(NamedTuple):
@@ -216,3 +222,114 @@ def rotary_embedding(op: OpView, inputs: list) -> list:
                 tuple(inputs[3].shape) if len(inputs) > 3 else None, op.arg("num_heads"),
                 op.arg("rotary_embedding_dim"))
     return [x]
+
+
+# -- SwiGLU -----------------------------------------------------------------------------------
+
+def check_swiglu(a: TensorInfo, b: TensorInfo) -> None:
+    """A and B: one shape (no broadcasting), one float type."""
+    if a.dtype not in FLOAT_TYPES or b.dtype != a.dtype:
+        raise ShapeError(f"A is {a.dtype} and B {b.dtype}: they must be one of {', '.join(FLOAT_TYPES)}, the same")
+    if tuple(a.shape) != tuple(b.shape):
+        raise ShapeError(f"A {list(a.shape)} and B {list(b.shape)} must have the same shape (no broadcasting)")
+
+
+@rule("attention_ops_swiglu")
+def swiglu(op: OpView, inputs: list) -> list:
+    if None in inputs:
+        return [inputs[0] or inputs[1]]
+    check_swiglu(*inputs)
+    return [inputs[0]]
+
+
+@rule("attention_ops_swiglu_gradient")
+def swiglu_gradient(op: OpView, inputs: list) -> list:
+    if None in inputs[:2]:
+        return [inputs[0], inputs[1]]
+    check_swiglu(inputs[0], inputs[1])
+    return [inputs[0], inputs[1]]
+
+
+# -- LinearAttention --------------------------------------------------------------------------
+
+LINEAR_RULES = {"linear": (), "gated": ("decay",), "delta": ("beta",), "gated_delta": ("decay", "beta")}
+
+
+def linear_positions(extra_inputs, n_extra: int, update_rule: str) -> dict[str, int]:
+    """LinearAttention's optional inputs (name -> input index); decay exactly when
+    update_rule gates, beta exactly when it corrects (delta)."""
+    update_rule = _text(update_rule)
+    if update_rule not in LINEAR_RULES:
+        raise ShapeError(f"update_rule {update_rule!r} is not one of {', '.join(LINEAR_RULES)}")
+    needed = LINEAR_RULES[update_rule]
+    names = named_extras(extra_inputs, n_extra, ("past_state", "decay", "beta"), needed, 3, "value")
+    for name in ("decay", "beta"):
+        if (name in names) != (name in needed):
+            raise ShapeError(f"update_rule {update_rule} {'needs' if name in needed else 'takes no'} {name}")
+    return names
+
+
+def linear_dims(query, key, value, shapes: dict, q_heads: int, kv_heads: int) -> tuple[int, int, int, int]:
+    """(B, T, dk, dv) of LinearAttention's inputs, or ShapeError."""
+    if len(query) != 3 or len(key) != 3 or len(value) != 3:
+        raise ShapeError(f"query {list(query)}, key {list(key)} and value {list(value)} must be 3-D [B, T, heads * size]")
+    if q_heads % kv_heads:
+        raise ShapeError(f"q_num_heads {q_heads} is not a multiple of kv_num_heads {kv_heads}")
+    if query[2] % q_heads or key[2] % kv_heads or value[2] % kv_heads:
+        raise ShapeError(f"query {list(query)}, key {list(key)}, value {list(value)}: hidden sizes must be "
+                         f"multiples of their heads ({q_heads} query, {kv_heads} key/value)")
+    batch, steps, dk, dv = query[0], query[1], query[2] // q_heads, value[2] // kv_heads
+    if key[:2] != (batch, steps) or value[:2] != (batch, steps) or key[2] // kv_heads != dk:
+        raise ShapeError(f"query {list(query)}, key {list(key)} and value {list(value)} differ in batch, "
+                         f"steps or key size")
+    wants = {"past_state": [(batch, kv_heads, dk, dv)], "decay": [(batch, steps, kv_heads), (batch, steps, kv_heads * dk)],
+             "beta": [(batch, steps, kv_heads), (batch, steps, 1)]}
+    for name, shape in shapes.items():
+        if shape is not None and tuple(shape) not in wants[name]:
+            raise ShapeError(f"{name} {list(shape)} must be {' or '.join(str(list(w)) for w in wants[name])}")
+    return batch, steps, dk, dv
+
+
+@rule("attention_ops_linear_attention")
+def linear_attention(op: OpView, inputs: list) -> list:
+    names = linear_positions(op.arg("extra_inputs"), len(inputs) - 3, op.arg("update_rule"))
+    if any(info is None for info in inputs[:3]):
+        return [None] * op.n_outputs
+    extras = {name: None if inputs[i] is None else tuple(inputs[i].shape) for name, i in names.items()}
+    batch, steps, dk, dv = linear_dims(*(tuple(info.shape) for info in inputs[:3]), extras,
+                                       op.arg("q_num_heads"), op.arg("kv_num_heads"))
+    past = inputs[names["past_state"]] if "past_state" in names else None
+    state_type = past.dtype if past is not None else inputs[0].dtype
+    return [TensorInfo((batch, steps, op.arg("q_num_heads") * dv), inputs[0].dtype),
+            TensorInfo((batch, op.arg("kv_num_heads"), dk, dv), state_type)][:op.n_outputs]
+
+
+# -- CausalConvWithState ----------------------------------------------------------------------
+
+def conv_state_positions(extra_inputs, n_extra: int) -> dict[str, int]:
+    return named_extras(extra_inputs, n_extra, ("bias", "past_state"), ("bias", "past_state"), 2, "weight")
+
+
+def check_conv_state(x, weight, bias, past) -> int:
+    """The kernel size k of CausalConvWithState's inputs (shapes), or ShapeError."""
+    if len(x) != 3:
+        raise ShapeError(f"input {list(x)} must be 3-D [B, C, L]")
+    if len(weight) != 3 or weight[0] != x[1] or weight[1] != 1 or weight[2] < 1:
+        raise ShapeError(f"weight {list(weight)} must be [{x[1]}, 1, k], k >= 1, for input {list(x)}")
+    k = weight[2]
+    if bias is not None and tuple(bias) != (x[1],):
+        raise ShapeError(f"bias {list(bias)} must be [{x[1]}], one per channel")
+    if past is not None and tuple(past) != (x[0], x[1], k - 1):
+        raise ShapeError(f"past_state {list(past)} must be [{x[0]}, {x[1]}, {k - 1}] (batch, channels, k - 1)")
+    return k
+
+
+@rule("attention_ops_causal_conv_with_state")
+def causal_conv_with_state(op: OpView, inputs: list) -> list:
+    names = conv_state_positions(op.arg("extra_inputs"), len(inputs) - 2)
+    x, weight = inputs[:2]
+    if x is None or weight is None:
+        return [x, None][:op.n_outputs]
+    extra = {name: None if inputs[i] is None else tuple(inputs[i].shape) for name, i in names.items()}
+    k = check_conv_state(tuple(x.shape), tuple(weight.shape), extra.get("bias"), extra.get("past_state"))
+    return [x, TensorInfo((x.shape[0], x.shape[1], k - 1), x.dtype)][:op.n_outputs]
