@@ -213,8 +213,8 @@ def linear_attention(query, key, value, *extra, extra_inputs, q_num_heads, kv_nu
                      num_outputs):
     names = linear_positions(extra_inputs, len(extra), update_rule)
     given = {name: extra[index - 3] for name, index in names.items()}
-    batch, steps, dk, dv = linear_dims(query.shape, key.shape, value.shape,
-                                       {name: x.shape for name, x in given.items()}, q_num_heads, kv_num_heads)
+    shapes = {name: x.shape for name, x in given.items()}
+    batch, steps, dk, dv = linear_dims(query.shape, key.shape, value.shape, shapes, q_num_heads, kv_num_heads)
     group = q_num_heads // kv_num_heads
     q = _per_head(query, q_num_heads).reshape(batch, kv_num_heads, group, steps, dk)
     k, v = _per_head(key, kv_num_heads), _per_head(value, kv_num_heads)

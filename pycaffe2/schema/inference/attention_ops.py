@@ -176,7 +176,8 @@ def attention(op: OpView, inputs: list) -> list:
 
 # -- RotaryEmbedding ------------------------------------------------------------------------
 
-def rotary_dims(x, cos, sin, position_ids, num_heads: int, rotary_embedding_dim: int) -> tuple[int, int, int, int, int]:
+def rotary_dims(x, cos, sin, position_ids, num_heads: int,
+                rotary_embedding_dim: int) -> tuple[int, int, int, int, int]:
     """(B, S, H, head, R) of X, R the rotated entries per head; raise on bad caches or
     positions."""
     if len(x) == 4:
@@ -229,9 +230,11 @@ def rotary_embedding(op: OpView, inputs: list) -> list:
 def check_swiglu(a: TensorInfo, b: TensorInfo) -> None:
     """A and B: one shape (no broadcasting), one float type."""
     if a.dtype not in FLOAT_TYPES or b.dtype != a.dtype:
-        raise ShapeError(f"A is {a.dtype} and B {b.dtype}: they must be one of {', '.join(FLOAT_TYPES)}, the same")
+        raise ShapeError(f"A is {a.dtype} and B {b.dtype}: they must be one of "
+                         f"{', '.join(FLOAT_TYPES)}, the same")
     if tuple(a.shape) != tuple(b.shape):
-        raise ShapeError(f"A {list(a.shape)} and B {list(b.shape)} must have the same shape (no broadcasting)")
+        raise ShapeError(f"A {list(a.shape)} and B {list(b.shape)} must have the same shape "
+                         f"(no broadcasting)")
 
 
 @rule("attention_ops_swiglu")
@@ -272,7 +275,8 @@ def linear_positions(extra_inputs, n_extra: int, update_rule: str) -> dict[str, 
 def linear_dims(query, key, value, shapes: dict, q_heads: int, kv_heads: int) -> tuple[int, int, int, int]:
     """(B, T, dk, dv) of LinearAttention's inputs, or ShapeError."""
     if len(query) != 3 or len(key) != 3 or len(value) != 3:
-        raise ShapeError(f"query {list(query)}, key {list(key)} and value {list(value)} must be 3-D [B, T, heads * size]")
+        raise ShapeError(f"query {list(query)}, key {list(key)} and value {list(value)} must be 3-D "
+                         f"[B, T, heads * size]")
     if q_heads % kv_heads:
         raise ShapeError(f"q_num_heads {q_heads} is not a multiple of kv_num_heads {kv_heads}")
     if query[2] % q_heads or key[2] % kv_heads or value[2] % kv_heads:
@@ -282,7 +286,8 @@ def linear_dims(query, key, value, shapes: dict, q_heads: int, kv_heads: int) ->
     if key[:2] != (batch, steps) or value[:2] != (batch, steps) or key[2] // kv_heads != dk:
         raise ShapeError(f"query {list(query)}, key {list(key)} and value {list(value)} differ in batch, "
                          f"steps or key size")
-    wants = {"past_state": [(batch, kv_heads, dk, dv)], "decay": [(batch, steps, kv_heads), (batch, steps, kv_heads * dk)],
+    wants = {"past_state": [(batch, kv_heads, dk, dv)],
+             "decay": [(batch, steps, kv_heads), (batch, steps, kv_heads * dk)],
              "beta": [(batch, steps, kv_heads), (batch, steps, 1)]}
     for name, shape in shapes.items():
         if shape is not None and tuple(shape) not in wants[name]:
@@ -320,7 +325,8 @@ def check_conv_state(x, weight, bias, past) -> int:
     if bias is not None and tuple(bias) != (x[1],):
         raise ShapeError(f"bias {list(bias)} must be [{x[1]}], one per channel")
     if past is not None and tuple(past) != (x[0], x[1], k - 1):
-        raise ShapeError(f"past_state {list(past)} must be [{x[0]}, {x[1]}, {k - 1}] (batch, channels, k - 1)")
+        raise ShapeError(f"past_state {list(past)} must be [{x[0]}, {x[1]}, {k - 1}] "
+                         f"(batch, channels, k - 1)")
     return k
 
 
