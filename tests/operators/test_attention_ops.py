@@ -190,6 +190,8 @@ def test_attention_inference():
     assert infer("Attention", [(2, 4, 72), (2, 6, 24), (2, 6, 30)], q_num_heads=9, kv_num_heads=3)[0].shape == (
         2, 4, 90)
     assert infer("Attention", [(2, 3, 4, 8), None, (2, 3, 6, 8)]) == [None]
+    assert infer("Attention", [(2, 6, 4, 8), (2, 3, 6, 8), (2, 3, 6, 8)], q_num_heads=6, kv_num_heads=3)[0].shape == (
+        2, 6, 4, 8)
     mixed = infer("Attention", [(2, 3, 4, 8), (2, 3, 6, 8), (2, 3, 6, 8), TensorInfo((2,), "int64")], n_out=1,
                   extra_inputs=["nonpad_kv_seqlen"], dtype="float16")
     assert mixed[0].dtype == "float16"
@@ -210,7 +212,7 @@ ERRORS = [
     ([(2, 3, 4, 8), (2, 3, 6, 8), (2, 3, 6, 8, 1)], {}, "must all be 3-D or all 4-D"),
     ([(2, 4, 24), (2, 6, 24), (2, 6, 24)], {"q_num_heads": 3}, "needs kv_num_heads > 0"),
     ([(2, 4, 24), (2, 6, 24), (2, 6, 24)], {"q_num_heads": 5, "kv_num_heads": 3}, "not a multiple of q_num_heads"),
-    ([(2, 3, 4, 8), (2, 3, 6, 8), (2, 3, 6, 8)], {"q_num_heads": 3}, "are for 3-D inputs"),
+    ([(2, 3, 4, 8), (2, 3, 6, 8), (2, 3, 6, 8)], {"q_num_heads": 4}, r"q_num_heads 4 but 4-D Q \[2, 3, 4, 8\] has 3"),
     ([(2, 4, 4, 8), (2, 3, 6, 8), (2, 3, 6, 8)], {}, "not a multiple of 3 key/value heads"),
     ([(2, 3, 4, 8), (2, 3, 6, 4), (2, 3, 6, 8)], {}, "differ in head size"),
     ([(2, 3, 4, 8), (2, 3, 6, 8), (2, 3, 5, 8)], {}, "differ in heads or sequence length"),

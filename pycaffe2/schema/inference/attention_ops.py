@@ -79,9 +79,11 @@ def attention_dims(q, k, v, past_key=None, past_value=None, q_num_heads=0, kv_nu
         q4 = _split_heads(q, q_num_heads, "Q", "q_num_heads")
         k4 = _split_heads(k, kv_num_heads, "K", "kv_num_heads")
         v4 = _split_heads(v, kv_num_heads, "V", "kv_num_heads")
-    else:
-        if q_num_heads or kv_num_heads:
-            raise ShapeError("q_num_heads and kv_num_heads are for 3-D inputs; 4-D Q carries its heads")
+    else:  # 4-D inputs carry their heads; heads given as well must agree
+        for attr, heads, shape, what in (("q_num_heads", q_num_heads, q, "Q"),
+                                         ("kv_num_heads", kv_num_heads, k, "K")):
+            if heads and heads != shape[1]:
+                raise ShapeError(f"{attr} {heads} but 4-D {what} {list(shape)} has {shape[1]} heads")
         q4, k4, v4 = tuple(q), tuple(k), tuple(v)
     if not q4[0] == k4[0] == v4[0]:
         raise ShapeError(f"Q {list(q)}, K {list(k)} and V {list(v)} differ in batch size")
