@@ -134,7 +134,7 @@ def attention(q, k, v, *extra, extra_inputs, scale, is_causal, q_num_heads, kv_n
         y = y.transpose(0, 2, 1, 3).reshape(dims.batch, dims.q_len, -1)
     outputs = [y]
     if num_outputs > 1:
-        outputs += [np.array(keys, copy=True), np.array(values, copy=True)]
+        outputs += [np.array(keys, order="C"), np.array(values, order="C")]  # copies, never the inputs
     if num_outputs > 3:
         qk = (logits, capped, scores, weights)[qk_matmul_output_mode]
         outputs.append(np.ascontiguousarray(qk, dtype=dtype))
