@@ -1,21 +1,25 @@
 """Kernels (NumPy) of ONNX's linear algebra beyond Caffe2's: Gemm (alpha, beta,
 a broadcast C) with GemmGradient, Einsum (numpy.einsum over the checked,
-spelled-out equation; no gradient), and Det with DetGradient. CPU only. The
+spelled-out equation; its gradient is Einsums, for equations without '...' or
+diagonals), and Det with DetGradient. CPU only. The
 checks are schema.inference.linalg_extra's, shared with the rules.
 """
 from __future__ import annotations
 
 import numpy as np
 
+from pycaffe2.errors import GradientError
 from pycaffe2.operators.registry import gradient_op, register_cpu, register_gradient
 from pycaffe2.schema.inference import ShapeError
 from pycaffe2.schema.inference.linalg import check_same_dtype
 from pycaffe2.schema.inference.linalg_extra import (
+    ELLIPSIS,
     check_gemm_c,
     det_shape,
     einsum_shape,
     explicit_einsum,
     gemm_sizes,
+    parse_einsum,
 )
 
 
@@ -77,12 +81,48 @@ def einsum(*inputs, equation):
     return np.asarray(y, dtype=inputs[0].dtype).reshape(shape)
 
 
+def einsum_gradient_equation(terms: list, out: list, i: int) -> str:
+    """The equation giving input i's gradient: dY and the other operands contracted to
+    input i's labels. Only where that is the whole story: no '...', no label repeated
+    within an operand (a diagonal), and each of input i's labels in the output or in
+    another operand (a label summed within input i alone would need a broadcast back)."""
+    if any(ELLIPSIS in t for t in terms + [out]):
+        raise GradientError("the Einsum gradient does not take '...' equations")
+    if any(len(set(t)) < len(t) for t in terms):
+        raise GradientError("the Einsum gradient does not take a label repeated within an operand")
+    others = set(out).union(*(set(t) for j, t in enumerate(terms) if j != i))
+    alone = [label for label in terms[i] if label not in others]
+    if alone:
+        raise GradientError(f"the Einsum gradient does not take label '{alone[0]}', summed within "
+                            f"input {i} alone")
+    operands = ["".join(out)] + ["".join(t) for j, t in enumerate(terms) if j != i]
+    return ",".join(operands) + "->" + "".join(terms[i])
+
+
+@register_gradient("Einsum")
+def make_einsum_gradient(g):
+    """dX_i = Einsum(dY, the other inputs) contracted to X_i's labels (see
+    einsum_gradient_equation for the equations this covers)."""
+    n = len(g.op.input)
+    try:
+        terms, out = parse_einsum(g.arg("equation"), n)
+    except ShapeError as exc:
+        raise GradientError(str(exc)) from None
+    ops = []
+    for i in range(n):
+        equation = einsum_gradient_equation(terms, out, i)
+        inputs = [g.GO(0)] + [g.I(j) for j in range(n) if j != i]
+        ops.append(g.Op("Einsum", inputs, [g.GI(i)], equation=equation))
+    return ops
+
+
 @register_cpu("Det")
 def det(x):
     shape = det_shape(x.shape, x.dtype.name)
     if x.shape[-1] == 0:  # the determinant of a 0 x 0 matrix is 1
         return np.ones(shape, x.dtype)
-    return np.asarray(np.linalg.det(x), dtype=x.dtype).reshape(shape)
+    wide = x.astype(np.float32) if x.dtype == np.float16 else x  # LAPACK has no float16
+    return np.asarray(np.linalg.det(wide), dtype=x.dtype).reshape(shape)
 
 
 def _adjugate_t(matrix: np.ndarray) -> np.ndarray:
