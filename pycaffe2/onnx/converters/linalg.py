@@ -94,7 +94,10 @@ def _gemm(node, ctx):
 @converter("MatMul")
 def _matmul(node, ctx):
     a, b = node.input(0), node.input(1)
-    if ctx.rank(a) == 1 and ctx.rank(b) == 1:  # a dot product: 0-d in ONNX, [1] from BatchMatMul
+    # A dot product is 0-d in ONNX but [1] from BatchMatMul. Ask for a rank (which may
+    # mean a traced translation) only when no known shape already rules it out.
+    ruled_out = any(shape is not None and len(shape) != 1 for shape in (ctx.shape(a), ctx.shape(b)))
+    if not ruled_out and ctx.rank(a) == 1 and ctx.rank(b) == 1:
         ctx.op("Einsum", [a, b], node.outputs, equation="i,i->")
         return
     ctx.op("BatchMatMul", [a, b], node.outputs, broadcast=1)
