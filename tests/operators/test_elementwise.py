@@ -956,3 +956,15 @@ def test_clip_with_bound_tensors_errors():
     assert infer("Clip", [(2, 3), (), (1,)], dtype="int8") == [TensorInfo((2, 3), "int8")]
     with pytest.raises(GradientError, match="bound tensors has no gradient"):
         GetGradientForOp(make_op("Clip", ["X", "lo"], ["Y"]), ["Y_grad"])
+
+
+@pytest.mark.gpu
+@pytest.mark.slow
+@pytest.mark.parametrize("op_type, inputs, args", [
+    ("Pow", [np.ones(2, np.float32), np.ones(2, np.float32)], {"numpy_broadcast": 1}),
+    ("Where", [np.ones(2, bool), np.ones(2, np.float32), np.ones(2, np.float32)], {"numpy_broadcast": 1}),
+    ("Clip", [np.ones(2, np.float32), np.float32(0)], {}),
+])
+def test_cuda_refuses_the_onnx_forms(op_type, inputs, args):
+    with pytest.raises((OpFailure, NetError), match="run(s)? on the CPU"):
+        check_reference(op_type, inputs, None, args, device="cuda")
