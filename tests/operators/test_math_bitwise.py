@@ -71,7 +71,7 @@ def test_bitwise_not(dtype):
         reference = np.logical_not
     else:
         bits = np.dtype(dtype).itemsize * 8
-        reference = lambda x: (((1 << bits) - 1) - x.astype(np.uint64)).astype(dtype)  # noqa: E731
+        reference = lambda x: (((1 << bits) - 1) - x.astype(np.uint64)).astype(dtype)
     (y,) = check_reference("BitwiseNot", [x], reference)
     assert y.dtype == dtype
     assert infer("BitwiseNot", [(3, 4)], dtype=np.dtype(dtype).name) == [TensorInfo((3, 4), np.dtype(dtype).name)]
