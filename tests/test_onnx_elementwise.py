@@ -5,10 +5,10 @@ import numpy as np
 import pytest
 
 onnx = pytest.importorskip("onnx")
-from onnx import TensorProto, helper  # noqa: E402
+from onnx import TensorProto, helper
 
-from pycaffe2.errors import ConversionError  # noqa: E402
-from pycaffe2.onnx import backend  # noqa: E402
+from pycaffe2.errors import ConversionError
+from pycaffe2.onnx import backend
 
 
 def model(op_type, inputs, outputs=("y",), opset=18, **attrs):

@@ -8,6 +8,7 @@ from __future__ import annotations
 import math
 
 import numpy as np
+
 from pycaffe2.onnx.context import FILL_OPS
 from pycaffe2.onnx.registry import Unsupported, converter
 
