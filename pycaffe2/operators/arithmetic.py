@@ -6,6 +6,8 @@ once; under the legacy rule B is reshaped per run with 1s so that it lines up
 with A at that axis, through a small cache keyed by the two shapes. Gradients
 sum back over the broadcast axes, so dA and dB take A's and B's shapes. Each
 op's gradient maker sits beside it; Sum's emits no op (every input shares dY).
+The variadic ops take inputs of one shape, or with numpy_broadcast=1 (ONNX's
+form, CPU only, no gradient) shapes that broadcast.
 The CUDA launchers at the end run arithmetic.cu (float32) for all of these.
 Shape checks are schema.inference.arithmetic's, shared with the inference rules.
 """

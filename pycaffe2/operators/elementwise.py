@@ -1,17 +1,20 @@
 """Elementwise kernels (NumPy): math (Exp, Log, Sqrt, Abs, Negative, Sqr, Pow,
 Clip, Scale, Sinh, Cosh, Cbrt, Cube, Reciprocal, Rsqrt, Sign) with the
-AbsGradient, ClipGradient and Sinh..Rsqrt gradient ops, logic (Not, And, Or),
+AbsGradient, ClipGradient and Sinh..Rsqrt gradient ops, logic (Not, And, Or, Xor),
 bitwise ops (BitwiseAnd, BitwiseOr, BitwiseXor), comparisons (EQ, LT, GT, LE,
 GE) and Where. Kernels check input types as
 Caffe2's typed dispatch does (float only for the math ops, bool for logic) and
 always return arrays, also for 0-d inputs. Binary ops are kernel factories: at
 CreateNet their args pick NumPy-style broadcasting or Caffe2's legacy rule
-(B lined up with A at `axis`, the result of A's shape); Pow has only the
-legacy rule, so without broadcast=1 its exponent tensor must have X's shape.
+(B lined up with A at `axis`, the result of A's shape); Caffe2's Pow has only
+the legacy rule, so without broadcast=1 its exponent tensor must have X's shape.
+ONNX's forms are opt-in: Pow and Where with numpy_broadcast=1 (Pow then takes
+any numeric types, Y of X's), Clip with bound tensors (any numeric X); their
+CUDA launchers refuse them.
 Each math op's gradient maker sits beside its kernel, built from Caffe2's ops
 (Exp's from Mul, Sqrt's from Scale and Div, ...); in place, a maker that
 needs the overwritten X is refused by the backward pass (version check).
-All but the Sinh..Sign, bitwise ops and their gradients also run on CUDA (elementwise.cu): the math ops and Pow in float32,
+All but the Sinh..Sign, Xor, bitwise ops and their gradients also run on CUDA (elementwise.cu): the math ops and Pow in float32,
 comparisons and Where on float32, int32, int64 and bool, logic ops on bool.
 Type and shape checks are schema.inference.elementwise's, shared with the rules.
 """

@@ -1,7 +1,9 @@
 """Math kernels (NumPy): Log1p, Sin, Cos, Tan, Asin, Acos, Atan, Erf, Logit,
 Floor, Ceil and ThresholdedRelu with their gradient ops as Caffe2 wires them,
-Mod (integer modulo) and Glu. The float ops take float tensors only, as
-Caffe2's typed dispatch does, and also run on CUDA (math_unary.cu, float32). NumPy
+Mod (integer modulo; ONNX's Mod by a divisor tensor, any numeric type) and Glu,
+and, CPU only, ONNX's Round, Asinh, Acosh, Atanh (with gradient ops), IsInf and
+IsNaN. The float ops take float tensors only, as
+Caffe2's typed dispatch does, and Caffe2's also run on CUDA (math_unary.cu, float32). NumPy
 has no erf, so Erf sums its Maclaurin series near 0 and a continued fraction
 for erfc further out, in float64. The checks are schema.inference.math_unary's and
 schema.inference.elementwise's, shared with the rules.

@@ -2,8 +2,10 @@
 
 The math ops take float tensors (Negative also signed integers). Logic ops and
 comparisons broadcast as the arithmetic family's do (NumPy-style, or Caffe2's
-legacy rule under broadcast=1); Pow takes only the legacy rule. Logic ops take
-and give bool tensors; comparisons give bool tensors of the broadcast shape.
+legacy rule under broadcast=1); Pow takes only the legacy rule, or NumPy's under
+numpy_broadcast=1 (as Where does). Logic ops take and give bool tensors;
+comparisons give bool tensors of the broadcast shape. Clip with bound tensors
+takes any numeric X and one-element bounds of its type.
 """
 from __future__ import annotations
 
