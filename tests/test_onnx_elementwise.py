@@ -90,3 +90,14 @@ def test_swish_alpha_and_selu_gamma():
     np.testing.assert_allclose(y, x / (1 + np.exp(-0.5 * x)), rtol=1e-6)
     y, _ = run(model("Selu", [("x", F, [3])], alpha=2.0, gamma=3.0), x)
     np.testing.assert_allclose(y, 3.0 * np.where(x > 0, x, 2.0 * np.expm1(x)), rtol=1e-6)
+
+
+@pytest.mark.parametrize("kind, dtype, ops", [(TensorProto.FLOAT, np.float32, ["Abs"]),
+                                              (TensorProto.INT64, np.int64, ["Negative", "Max"]),
+                                              (TensorProto.INT8, np.int8, ["Negative", "Max"]),
+                                              (TensorProto.UINT16, np.uint16, ["Copy"])])
+def test_abs_of_every_type(kind, dtype, ops):
+    x = np.array([-3, 0, 2], dtype) if np.dtype(dtype).kind != "u" else np.array([3, 0, 2], dtype)
+    y, emitted = run(model("Abs", [("x", kind, [3])]), x)
+    np.testing.assert_array_equal(y, np.abs(x))
+    assert y.dtype == dtype and emitted == ops

@@ -11,7 +11,7 @@ from pycaffe2.onnx.registry import Unsupported, converter
 
 # ONNX type -> pycaffe2 type, for ops whose only difference is the name.
 UNARY = {
-    "Abs": "Abs", "Neg": "Negative", "Reciprocal": "Reciprocal", "Sqrt": "Sqrt", "Exp": "Exp",
+    "Neg": "Negative", "Reciprocal": "Reciprocal", "Sqrt": "Sqrt", "Exp": "Exp",
     "Log": "Log", "Floor": "Floor", "Ceil": "Ceil", "Round": "Round", "Sign": "Sign", "Erf": "Erf",
     "Sin": "Sin", "Cos": "Cos", "Tan": "Tan", "Asin": "Asin", "Acos": "Acos", "Atan": "Atan",
     "Sinh": "Sinh", "Cosh": "Cosh", "Asinh": "Asinh", "Acosh": "Acosh", "Atanh": "Atanh",
@@ -45,6 +45,21 @@ def legacy_broadcast(node) -> dict:
 @converter(*UNARY)
 def _unary(node, ctx):
     ctx.op(UNARY[node.op_type], _inputs(node, 1), node.outputs[:1])
+
+
+@converter("Abs")
+def _abs(node, ctx):
+    # Caffe2's Abs is float only; an integer |X| is max(X, -X) (X itself when unsigned).
+    x, out = _inputs(node, 1)[0], node.outputs[:1]
+    kind = getattr(ctx.dtype(x), "kind", "f")
+    if kind == "u":
+        ctx.op("Copy", [x], out)
+    elif kind == "i":
+        negated = ctx.fresh("abs_negated")
+        ctx.op("Negative", [x], [negated])
+        ctx.op("Max", [x, negated], out, numpy_broadcast=1)
+    else:
+        ctx.op("Abs", [x], out)
 
 
 @converter(*BINARY)
