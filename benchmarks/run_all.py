@@ -27,6 +27,7 @@ MODULES = {
     "conv_vs_torch": "kernels",
     "kernels_vs_torch": "kernels",
     "models_vs_ort": "models",
+    "onnx_models_vs_ort": "onnx",
     "memory": "memory",
     "lenet_training": "training",
     "cifar10_iteration": "training",
