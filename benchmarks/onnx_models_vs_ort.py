@@ -281,14 +281,16 @@ def model_rows(name: str, batch: int, threads: int, repeat: int, with_prepare: b
     return found
 
 
-def rows(threads: int, repeat: int, quick: bool = False, models=tuple(SPECS), batches=BATCHES) -> list[Row]:
-    """Every model at every batch; prepare rows once (with one thread). Skips are noted
+def rows(threads: int, repeat: int, quick: bool = False, models=tuple(SPECS), batches=BATCHES,
+         prepare_batch: int = 1) -> list[Row]:
+    """Every model at every batch; prepare rows at `prepare_batch` with one thread. Skips are noted
     in SKIPPED and on stderr."""
     cases = QUICK if quick else [(name, batch) for name in models for batch in batches]
     found, prepared = [], set()
     for name, batch in cases:
         try:
-            found += model_rows(name, batch, threads, repeat, with_prepare=threads == 1 and name not in prepared)
+            found += model_rows(name, batch, threads, repeat, with_prepare=threads == 1 and name not in prepared
+                                and batch == prepare_batch)
             prepared.add(name)
         except Skip as exc:
             note = f"{SPECS[name][0]} batch {batch}: skipped: {exc}"
@@ -321,8 +323,12 @@ def main() -> None:
                         print(profile(_Profiled(Case(name, batch, count)), count, args.repeat))
         return
     start = time.perf_counter()
-    table = [row for count in threads for row in rows(count, args.repeat, models=models, batches=batches)]
-    print(format_table(table))
+    print(format_table([]), flush=True)  # then each row as it comes: every batch 1 first
+    for batch in batches:
+        for name in models:
+            for count in threads:
+                for row in rows(count, args.repeat, models=[name], batches=[batch]):
+                    print(format_table([row]).splitlines()[-1], flush=True)
     for note in SKIPPED:
         print(f"- {note}")
     print(f"({time.perf_counter() - start:.0f} s)", file=sys.stderr)
