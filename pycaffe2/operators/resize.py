@@ -13,11 +13,13 @@ from __future__ import annotations
 import numpy as np
 
 from pycaffe2.operators import _cuda as cuda
+from pycaffe2.operators._resample import axis_weights, source_coordinates
 from pycaffe2.operators.registry import register_cpu, register_cuda, register_gradient
 from pycaffe2.schema.inference.resize import (
     gradient_inputs,
     image,
     output_shape,
+    resize_plan,
     scale_pair,
     scales_input,
     spatial_axes,
@@ -211,3 +213,36 @@ def upsample_bilinear_gradient_cuda(dy, x, *scales, height_scale, width_scale):
     cuda.launch(_SOURCE, "upsample_bilinear_gradient", dx.size, dy, dx, *_sizes(n * c, h, w, oh, ow),
                 _bilinear_ratio(h, oh), _bilinear_ratio(w, ow))
     return dx
+
+
+# ---- Resize (ONNX's) ------------------------------------------------------------------------
+
+def _resize_axis(y: np.ndarray, axis: int, n_out: int, scale: float, roi, args: dict) -> np.ndarray:
+    """`y` resized along one axis by its [out, in] weight matrix; tf_crop_and_resize's
+    sources outside X get extrapolation_value (before the next axis reads them, as ONNX)."""
+    mode = args["coordinate_transformation_mode"]
+    x = source_coordinates(mode, y.shape[axis], n_out, scale, roi)
+    out = np.moveaxis(np.tensordot(axis_weights(x, y.shape[axis], scale, args), y, axes=([1], [axis])), 0, axis)
+    if mode == "tf_crop_and_resize":
+        outside = ((x < 0) | (x > y.shape[axis] - 1)).reshape((-1,) + (1,) * (y.ndim - axis - 1))
+        out = np.where(outside, args["extrapolation_value"], out)
+    return out
+
+
+@register_cpu("Resize")
+def resize(x, *, mode, coordinate_transformation_mode, nearest_mode, cubic_coeff_a, exclude_outside,
+           extrapolation_value, antialias, scales, sizes, roi, axes, keep_aspect_ratio_policy):
+    args = dict(mode=mode, coordinate_transformation_mode=coordinate_transformation_mode,
+                nearest_mode=nearest_mode, cubic_coeff_a=cubic_coeff_a, exclude_outside=exclude_outside,
+                extrapolation_value=extrapolation_value, antialias=antialias, scales=scales, sizes=sizes,
+                roi=roi, axes=axes, keep_aspect_ratio_policy=keep_aspect_ratio_policy)
+    shape, factors, rois = resize_plan(x.shape, args)
+    y = x.astype(np.float64)
+    for axis, (n_out, scale, span) in enumerate(zip(shape, factors, rois)):
+        if np.isclose(scale, 1.0) and n_out == y.shape[axis] and np.allclose(span, (0.0, 1.0)):
+            continue  # identity along this axis
+        y = _resize_axis(y, axis, n_out, scale, span, args)
+    if np.issubdtype(x.dtype, np.integer):
+        info = np.iinfo(x.dtype)
+        y = np.clip(np.rint(y), info.min, info.max)
+    return y.astype(x.dtype)
