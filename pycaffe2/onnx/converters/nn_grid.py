@@ -1,0 +1,67 @@
+"""Converters of ONNX's resampling ops: Resize and Upsample (pycaffe2's Resize, its
+scales/sizes/roi/axes as args read at translation time), GridSample, AffineGrid,
+RoiAlign (Caffe2's RoIAlign on [batch index, box] rows), Col2Im and DeformConv."""
+from __future__ import annotations
+
+import numpy as np
+
+from pycaffe2.onnx.registry import Unsupported, converter
+
+_RESIZE_ATTRS = ("coordinate_transformation_mode", "nearest_mode", "cubic_coeff_a", "exclude_outside",
+                 "extrapolation_value", "antialias", "keep_aspect_ratio_policy")
+
+
+def _values(ctx, name, what: str):
+    """An optional attribute-like input as a list (None when omitted or empty)."""
+    if not name:
+        return None
+    value = ctx.require(name, what)
+    return None if value is None or value.size == 0 else value.reshape(-1).tolist()
+
+
+def _mode(node, default="nearest") -> str:
+    mode = node.attr("mode", default)
+    mode = {"bilinear": "linear", "trilinear": "linear", "bicubic": "cubic"}.get(mode, mode)
+    if mode not in ("nearest", "linear", "cubic"):
+        raise Unsupported(f"mode {mode!r} (pycaffe2's Resize has nearest, linear, cubic)")
+    return mode
+
+
+@converter("Resize", since=11)
+def _resize11(node, ctx):
+    args = {k: node.attr(k) for k in _RESIZE_ATTRS if node.has_attr(k)}
+    args["mode"] = _mode(node)
+    if node.has_attr("axes"):
+        args["axes"] = list(node.attr("axes"))
+    roi = _values(ctx, node.input(1), "Resize's roi")
+    scales = _values(ctx, node.input(2), "Resize's scales")
+    sizes = _values(ctx, node.input(3), "Resize's sizes")
+    if (scales is None) == (sizes is None):
+        raise Unsupported("Resize needs exactly one of scales and sizes")
+    if args.get("coordinate_transformation_mode") == "tf_crop_and_resize" and roi:
+        args["roi"] = roi
+    if scales is not None:
+        args["scales"] = scales
+    else:
+        args["sizes"] = [int(s) for s in sizes]
+    ctx.op("Resize", [node.input(0)], [node.output(0)], **args)
+
+
+@converter("Resize", since=10)
+def _resize10(node, ctx):
+    scales = _values(ctx, node.input(1), "Resize's scales")
+    ctx.op("Resize", [node.input(0)], [node.output(0)], mode=_mode(node), scales=scales,
+           coordinate_transformation_mode="asymmetric", nearest_mode="floor")
+
+
+@converter("Upsample")
+def _upsample(node, ctx):
+    """Upsample (deprecated): Resize with asymmetric coordinates and floored nearest."""
+    if node.opset >= 9:
+        scales = _values(ctx, node.input(1), "Upsample's scales")
+    else:
+        scales = list(node.attr("scales", []))
+    if not scales:
+        raise Unsupported("Upsample without scales")
+    ctx.op("Resize", [node.input(0)], [node.output(0)], mode=_mode(node), scales=scales,
+           coordinate_transformation_mode="asymmetric", nearest_mode="floor")
