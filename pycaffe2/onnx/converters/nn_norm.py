@@ -1,0 +1,102 @@
+"""Converters of ONNX's normalizations: BatchNormalization (test mode) -> SpatialBN,
+InstanceNormalization -> InstanceNorm, LayerNormalization -> LayerNorm (+ its Mean and
+InvStdDev reshaped to ONNX's kept dims), RMSNormalization -> RMSNorm,
+GroupNormalization -> GroupNorm (opset 18's per-group scale spread over channels),
+LpNormalization -> Normalize / NormalizeL1, MeanVarianceNormalization."""
+from __future__ import annotations
+
+import numpy as np
+
+from pycaffe2.onnx.converters.nn import outputs
+from pycaffe2.onnx.registry import Unsupported, converter
+
+
+def _zeros_like(ctx, name: str, what: str) -> str:
+    shape = ctx.shape(name)
+    if shape is None or None in shape:
+        raise Unsupported(f"{what}: the shape of {name!r} is unknown")
+    return ctx.constant(np.zeros(shape, ctx.dtype(name) or np.float32))
+
+
+@converter("BatchNormalization")
+def _batch_norm(node, ctx):
+    training = node.attr("training_mode", 0) or (node.opset < 7 and not node.attr("is_test", 0))
+    names = outputs(node)
+    if training or len(names) > 1:
+        raise Unsupported("training-mode BatchNormalization (running statistics outputs)")
+    if ctx.rank(node.input(0)) < 3:
+        raise Unsupported("BatchNormalization of a rank-2 X (SpatialBN takes [N, C, ...])")
+    ctx.op("SpatialBN", node.inputs[:5], names, is_test=1, epsilon=node.attr("epsilon", 1e-5))
+
+
+@converter("InstanceNormalization")
+def _instance_norm(node, ctx):
+    ctx.op("InstanceNorm", node.inputs[:3], outputs(node)[:1], epsilon=node.attr("epsilon", 1e-5))
+
+
+def _stat_shape(ctx, x: str, axis: int):
+    rank = ctx.rank(x)
+    return rank, axis % rank
+
+
+def _reshape_stat(ctx, src: str, dst: str, x_shape, axis: int) -> None:
+    """A [dims before axis..., 1] statistic as ONNX's [dims before axis..., 1, ..., 1]."""
+    shape = list(x_shape[:axis]) + [1] * (len(x_shape) - axis)
+    ctx.op("Reshape", [src, ctx.constant(np.array(shape, np.int64))], [dst, ctx.fresh("old_shape")])
+
+
+@converter("LayerNormalization")
+def _layer_norm(node, ctx):
+    x = node.input(0)
+    rank, axis = _stat_shape(ctx, x, node.attr("axis", -1))
+    x_shape = ctx.shape(x)
+    bias = node.input(2) or _zeros_like(ctx, node.input(1), "LayerNormalization without B")
+    names = outputs(node)
+    mean, std = ctx.fresh("mean"), ctx.fresh("std")
+    ctx.op("LayerNorm", [x, node.input(1), bias], [names[0], mean, std], axis=axis,
+           epsilon=node.attr("epsilon", 1e-5), elementwise_affine=1)
+    if len(names) > 1 and names[1]:
+        _reshape_stat(ctx, mean, names[1], x_shape, axis)
+    if len(names) > 2 and names[2]:
+        inv = ctx.fresh("inv_std")
+        ctx.op("Reciprocal", [std], [inv])
+        _reshape_stat(ctx, inv, names[2], x_shape, axis)
+
+
+@converter("RMSNormalization")
+def _rms_norm(node, ctx):
+    x = node.input(0)
+    _, axis = _stat_shape(ctx, x, node.attr("axis", -1))
+    beta = _zeros_like(ctx, node.input(1), "RMSNormalization's zero bias")
+    ctx.op("RMSNorm", [x, node.input(1), beta], [node.output(0), ctx.fresh("rrms")], axis=axis,
+           eps=node.attr("epsilon", 1e-5))
+
+
+@converter("GroupNormalization")
+def _group_norm(node, ctx):
+    x, scale, bias = node.inputs[:3]
+    groups = node.attr("num_groups")
+    channels = ctx.shape(x)[1] if ctx.shape(x) else None
+    if node.opset < 21 and channels != groups:  # opset 18: scale and bias per group
+        if channels is None:
+            raise Unsupported("GroupNormalization-18 on an X of unknown channels")
+        per = channels // groups
+        scale = ctx.constant(np.repeat(ctx.require(scale, "GroupNormalization's scale"), per))
+        bias = ctx.constant(np.repeat(ctx.require(bias, "GroupNormalization's bias"), per))
+    ctx.op("GroupNorm", [x, scale, bias], outputs(node)[:1], group=groups,
+           epsilon=node.attr("epsilon", 1e-5))
+
+
+@converter("LpNormalization")
+def _lp_normalization(node, ctx):
+    p = node.attr("p", 2)
+    if p not in (1, 2):
+        raise Unsupported(f"p {p} (pycaffe2 has L1 and L2)")
+    ctx.op("Normalize" if p == 2 else "NormalizeL1", [node.input(0)], [node.output(0)],
+           axis=node.attr("axis", -1))
+
+
+@converter("MeanVarianceNormalization")
+def _mvn(node, ctx):
+    ctx.op("MeanVarianceNormalization", [node.input(0)], [node.output(0)],
+           axes=list(node.attr("axes", [0, 2, 3])))
