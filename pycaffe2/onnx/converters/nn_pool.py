@@ -41,7 +41,7 @@ def _max_pool(node, ctx):
     args = pool_args(node, ctx)
     names = outputs(node)
     if len(names) > 1:
-        ctx.op("MaxPoolWithIndex", [node.input(0)], names, storage_order=node.attr("storage_order", 0), **args)
+        ctx.op("MaxPoolWithArgmax", [node.input(0)], names, storage_order=node.attr("storage_order", 0), **args)
     else:
         ctx.op("MaxPool", [node.input(0)], names, **args)
 

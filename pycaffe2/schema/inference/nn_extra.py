@@ -1,0 +1,92 @@
+"""Inference rules of the nn_extra family (Hardmax, MaxPoolWithArgmax, MaxUnpool,
+MeanVarianceNormalization) and the checks its kernels share with them."""
+from __future__ import annotations
+
+from pycaffe2.files import check_alloc
+from pycaffe2.schema.inference import OpView, ShapeError, TensorInfo, rule
+from pycaffe2.schema.inference.activation import FLOAT_TYPES
+from pycaffe2.schema.inference.conv import Window, window
+
+
+def one_axis(shape, axis: int) -> int:
+    """`axis` of a tensor of `shape`, canonical."""
+    if not -len(shape) <= axis < len(shape):
+        raise ShapeError(f"axis {axis} is out of range for X {list(shape)}")
+    return axis % len(shape)
+
+
+def axes_of(shape, axes) -> tuple[int, ...]:
+    """Distinct canonical axes of a tensor of `shape`."""
+    out = tuple(sorted({a % len(shape) for a in axes if -len(shape) <= a < len(shape)}))
+    if len(out) != len(axes):
+        raise ShapeError(f"axes {list(axes)} must be distinct axes of X {list(shape)}")
+    return out
+
+
+def argmax_window(args: dict, x_shape) -> Window:
+    """MaxPoolWithArgmax's window (NCHW); storage_order 1 only for 2-D."""
+    if args.get("order", "NCHW") != "NCHW":
+        raise ShapeError("MaxPoolWithArgmax takes NCHW only")
+    g = window(args, x_shape)
+    if args.get("storage_order") == 1 and len(g.kernel) != 2:
+        raise ShapeError(f"storage_order 1 is for 2-D pooling, X is {list(x_shape)}")
+    return g
+
+
+def unpooled_shape(x_shape, i_shape, kernels, strides, pads, output_shape) -> tuple[tuple, tuple]:
+    """(the unpooled shape, Y's shape) of MaxUnpool."""
+    nd = len(x_shape) - 2
+    if nd < 1:
+        raise ShapeError(f"X {list(x_shape)} must be [N, C, spatial...]")
+    if tuple(i_shape) != tuple(x_shape):
+        raise ShapeError(f"Indices {list(i_shape)} must have X's shape {list(x_shape)}")
+    strides, pads = strides or [1] * nd, pads or [0] * (2 * nd)
+    if len(kernels) != nd or len(strides) != nd or len(pads) != 2 * nd:
+        raise ShapeError(f"kernels {list(kernels)}, strides {list(strides)} and pads {list(pads)} "
+                         f"do not fit X's {nd} spatial dims")
+    inferred = tuple(x_shape[:2]) + tuple((n - 1) * s - pads[a] - pads[nd + a] + k for a, (n, s, k)
+                                          in enumerate(zip(x_shape[2:], strides, kernels)))
+    if min(inferred) < 0:
+        raise ShapeError(f"pads {list(pads)} leave a negative unpooled shape {list(inferred)}")
+    out = tuple(output_shape) if output_shape else inferred
+    if len(out) != len(inferred) or any(o < i for o, i in zip(out, inferred)):
+        raise ShapeError(f"output_shape {list(out)} must hold the unpooled shape {list(inferred)}")
+    check_alloc(out, "float64", "MaxUnpool's output")
+    return inferred, out
+
+
+@rule("nn_extra_hardmax")
+def hardmax(op: OpView, inputs: list) -> list:
+    x = inputs[0]
+    if x is not None:
+        one_axis(x.shape, op.arg("axis"))
+    return [x]
+
+
+@rule("nn_extra_max_pool_with_argmax")
+def max_pool_with_argmax(op: OpView, inputs: list) -> list:
+    x = inputs[0]
+    if x is None:
+        return [None, None]
+    shape = tuple(x.shape[:2]) + argmax_window(op.args, x.shape).out
+    return [TensorInfo(shape, x.dtype), TensorInfo(shape, "int64")]
+
+
+@rule("nn_extra_max_unpool")
+def max_unpool(op: OpView, inputs: list) -> list:
+    x, i = inputs
+    if x is None or i is None:
+        return [None]
+    _, out = unpooled_shape(x.shape, i.shape, op.arg("kernels"), op.arg("strides"), op.arg("pads"),
+                            op.arg("output_shape"))
+    return [TensorInfo(out, x.dtype)]
+
+
+@rule("nn_extra_mean_variance_normalization")
+def mean_variance_normalization(op: OpView, inputs: list) -> list:
+    x = inputs[0]
+    if x is not None:
+        if str(x.dtype) not in FLOAT_TYPES:
+            raise ShapeError(f"X must be float, got {x.dtype}")
+        axes_of(x.shape, op.arg("axes"))
+    return [x]
