@@ -65,3 +65,16 @@ def _upsample(node, ctx):
         raise Unsupported("Upsample without scales")
     ctx.op("Resize", [node.input(0)], [node.output(0)], mode=_mode(node), scales=scales,
            coordinate_transformation_mode="asymmetric", nearest_mode="floor")
+
+
+@converter("GridSample")
+def _grid_sample(node, ctx):
+    ctx.op("GridSample", [node.input(0), node.input(1)], [node.output(0)], mode=_mode(node, "linear"),
+           padding_mode=node.attr("padding_mode", "zeros"), align_corners=node.attr("align_corners", 0))
+
+
+@converter("AffineGrid")
+def _affine_grid(node, ctx):
+    size = [int(v) for v in ctx.require(node.input(1), "AffineGrid's size")]
+    ctx.op("AffineGrid", [node.input(0)], [node.output(0)], size=size,
+           align_corners=node.attr("align_corners", 0))
