@@ -7,7 +7,16 @@ import numpy as np
 
 from pycaffe2.operators._conv_pool import register_factory, windows
 from pycaffe2.operators.registry import register_cpu
-from pycaffe2.schema.inference.nn_extra import argmax_window, axes_of, one_axis, unpooled_shape
+from pycaffe2.schema.inference import ShapeError
+from pycaffe2.schema.inference.nn_extra import (
+    argmax_window,
+    axes_of,
+    col2im_shape,
+    deform_conv_shape,
+    one_axis,
+    sliding_out,
+    unpooled_shape,
+)
 
 
 @register_cpu("Hardmax")
@@ -56,7 +65,6 @@ def max_unpool(x, indices, *, kernels, strides, pads, output_shape):
     flat = np.zeros(int(np.prod(inferred)), x.dtype)
     where = indices.reshape(-1)
     if where.size and (where.min() < 0 or where.max() >= flat.size):
-        from pycaffe2.schema.inference import ShapeError
         raise ShapeError(f"Indices must lie in [0, {flat.size}) (the unpooled {list(inferred)})")
     flat[where] = x.reshape(-1)
     y = np.zeros(out, x.dtype)
@@ -70,3 +78,62 @@ def mean_variance_normalization(x, *, axes):
     mean = np.mean(x, axis=axes, keepdims=True)
     std = np.sqrt(np.mean(np.square(x), axis=axes, keepdims=True) - np.square(mean))
     return ((x - mean) / (std + x.dtype.type(1e-9))).astype(x.dtype)
+
+
+@register_cpu("Col2ImND")
+def col2im_nd(x, *, image_shape, block_shape, dilations, pads, strides):
+    shape = col2im_shape(x.shape, image_shape, block_shape, dilations, pads, strides)
+    nd = len(image_shape)
+    dilations, strides = dilations or [1] * nd, strides or [1] * nd
+    pads = pads or [0] * (2 * nd)
+    out = sliding_out(image_shape, block_shape, dilations, pads, strides)
+    columns = x.reshape(shape[:2] + tuple(block_shape) + out)
+    padded = np.zeros(shape[:2] + tuple(i + pads[a] + pads[nd + a] for a, i in enumerate(image_shape)), x.dtype)
+    for offset in np.ndindex(*block_shape):
+        cells = tuple(slice(o * d, o * d + s * (n - 1) + 1, s) for o, d, s, n in zip(offset, dilations, strides, out))
+        padded[(slice(None), slice(None)) + cells] += columns[(slice(None), slice(None)) + offset]
+    return padded[(slice(None), slice(None)) + tuple(slice(pads[a], pads[a] + i) for a, i in enumerate(image_shape))]
+
+
+def _deformed_columns(x, offset, mask, kernel, out, dilations, pads, strides, offset_group):
+    """[N, C, kernel..., out...]: X read bilinearly at each tap's offset position (zero outside),
+    times the mask."""
+    n, c = x.shape[:2]
+    nd = len(kernel)
+    offset = offset.reshape((n, offset_group, *kernel, nd, *out)).astype(np.float64)
+    grid = np.meshgrid(*[np.arange(k) for k in kernel], *[np.arange(o) for o in out], indexing="ij")
+    points = [grid[a] * dilations[a] + grid[nd + a] * strides[a] - pads[a] + offset[..., a, *([slice(None)] * nd)]
+              for a in range(nd)]  # each [N, G, kernel..., out...]
+    weight_mask = np.ones(points[0].shape) if mask is None else mask.reshape(points[0].shape)
+    xg = x.reshape((n, offset_group, c // offset_group) + x.shape[2:])
+    lead = np.ix_(np.arange(n), np.arange(offset_group))
+    lead = tuple(i.reshape(i.shape + (1,) * (2 * nd)) for i in lead)
+    columns = np.zeros(points[0].shape + (c // offset_group,))
+    for corner in np.ndindex(*(2,) * nd):
+        weight, index = weight_mask, []
+        for a, bit in enumerate(corner):
+            i = np.floor(points[a]).astype(np.int64) + bit
+            inside = (i >= 0) & (i < x.shape[2 + a])
+            weight = weight * np.where(inside, 1 - np.abs(points[a] - i), 0.0)
+            index.append(np.clip(i, 0, x.shape[2 + a] - 1))
+        columns += xg[lead[0], lead[1], :, *index] * weight[..., None]
+    columns = np.moveaxis(columns, -1, 2)  # [N, G, C/G, kernel..., out...]
+    return columns.reshape((n, c) + tuple(kernel) + tuple(out))
+
+
+@register_cpu("DeformConv")
+def deform_conv(x, w, offset, *rest, group, offset_group, dilations, pads, strides):
+    bias, mask = (list(rest) + [None, None])[:2]
+    shape = deform_conv_shape(x.shape, w.shape, offset.shape, None if bias is None else bias.shape,
+                              None if mask is None else mask.shape, group, offset_group, dilations, pads, strides)
+    nd = x.ndim - 2
+    dilations, strides = dilations or [1] * nd, strides or [1] * nd
+    pads = pads or [0] * (2 * nd)
+    columns = _deformed_columns(x, offset, mask, w.shape[2:], shape[2:], dilations, pads, strides, offset_group)
+    n, m = x.shape[0], w.shape[0]
+    columns = columns.reshape(n, group, -1, int(np.prod(shape[2:])))
+    weights = w.reshape(group, m // group, -1).astype(np.float64)
+    y = np.einsum("gmk,ngko->ngmo", weights, columns).reshape(shape)
+    if bias is not None:
+        y += bias.reshape((-1,) + (1,) * nd)
+    return y.astype(x.dtype)

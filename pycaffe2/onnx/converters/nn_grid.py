@@ -78,3 +78,49 @@ def _affine_grid(node, ctx):
     size = [int(v) for v in ctx.require(node.input(1), "AffineGrid's size")]
     ctx.op("AffineGrid", [node.input(0)], [node.output(0)], size=size,
            align_corners=node.attr("align_corners", 0))
+
+
+@converter("RoiAlign")
+def _roi_align(node, ctx):
+    """Caffe2's RoIAlign on rows [batch index, x1, y1, x2, y2]; half_pixel is its aligned=1."""
+    if node.attr("mode", "avg") != "avg":
+        raise Unsupported(f"mode {node.attr('mode')!r} (pycaffe2's RoIAlign averages)")
+    transform = node.attr("coordinate_transformation_mode", "half_pixel" if node.opset >= 16 else "output_half_pixel")
+    x, rois, batch = node.input(0), node.input(1), node.input(2)
+    index, column, rows = ctx.fresh("batch_f"), ctx.fresh("batch_col"), ctx.fresh("rois5")
+    ctx.op("Cast", [batch], [index], to="FLOAT")
+    ctx.op("ExpandDims", [index], [column], dims=[1])
+    if ctx.dtype(rois) not in (None, np.dtype(np.float32)):
+        cast = ctx.fresh("rois_f")
+        ctx.op("Cast", [rois], [cast], to="FLOAT")
+        rois = cast
+    ctx.op("Concat", [column, rois], [rows, ctx.fresh("split_info")], axis=1)
+    ctx.op("RoIAlign", [x, rows], [node.output(0)], spatial_scale=node.attr("spatial_scale", 1.0),
+           pooled_h=node.attr("output_height", 1), pooled_w=node.attr("output_width", 1),
+           sampling_ratio=node.attr("sampling_ratio", 0), aligned=int(transform == "half_pixel"))
+
+
+@converter("Col2Im")
+def _col2im(node, ctx):
+    image = [int(v) for v in ctx.require(node.input(1), "Col2Im's image_shape")]
+    block = [int(v) for v in ctx.require(node.input(2), "Col2Im's block_shape")]
+    args = {k: list(node.attr(k)) for k in ("dilations", "pads", "strides") if node.has_attr(k)}
+    ctx.op("Col2ImND", [node.input(0)], [node.output(0)], image_shape=image, block_shape=block, **args)
+
+
+@converter("DeformConv")
+def _deform_conv(node, ctx):
+    inputs = [node.input(0), node.input(1), node.input(2)]
+    if node.input(3) or node.input(4):
+        if node.input(3):
+            inputs.append(node.input(3))
+        else:
+            shape = ctx.shape(node.input(1))
+            if not shape or shape[0] is None:
+                raise Unsupported("DeformConv with a mask but no bias, of a filter of unknown shape")
+            inputs.append(ctx.constant(np.zeros(shape[0], ctx.dtype(node.input(1)) or np.float32)))
+    if node.input(4):
+        inputs.append(node.input(4))
+    args = {k: list(node.attr(k)) for k in ("dilations", "pads", "strides") if node.has_attr(k)}
+    ctx.op("DeformConv", inputs, [node.output(0)], group=node.attr("group", 1),
+           offset_group=node.attr("offset_group", 1), **args)

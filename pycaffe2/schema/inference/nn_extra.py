@@ -2,6 +2,8 @@
 MeanVarianceNormalization) and the checks its kernels share with them."""
 from __future__ import annotations
 
+import math
+
 from pycaffe2.files import check_alloc
 from pycaffe2.schema.inference import OpView, ShapeError, TensorInfo, rule
 from pycaffe2.schema.inference.activation import FLOAT_TYPES
@@ -90,3 +92,79 @@ def mean_variance_normalization(op: OpView, inputs: list) -> list:
             raise ShapeError(f"X must be float, got {x.dtype}")
         axes_of(x.shape, op.arg("axes"))
     return [x]
+
+
+def _window_lists(nd: int, dilations, pads, strides):
+    dilations, strides = dilations or [1] * nd, strides or [1] * nd
+    pads = pads or [0] * (2 * nd)
+    if len(dilations) != nd or len(strides) != nd or len(pads) != 2 * nd:
+        raise ShapeError(f"dilations {list(dilations)}, strides {list(strides)} and pads {list(pads)} "
+                         f"do not fit {nd} spatial dims")
+    return list(dilations), list(pads), list(strides)
+
+
+def sliding_out(image, block, dilations, pads, strides) -> tuple:
+    """The number of windows along each spatial axis."""
+    nd = len(image)
+    out = tuple((i + pads[a] + pads[nd + a] - dilations[a] * (b - 1) - 1) // strides[a] + 1
+                for a, (i, b) in enumerate(zip(image, block)))
+    if min(out, default=1) < 1:
+        raise ShapeError(f"the window {list(block)} does not fit the padded image {list(image)}")
+    return out
+
+
+def col2im_shape(x, image, block, dilations, pads, strides) -> tuple:
+    """Y's shape of Col2ImND, X's shape checked against the windows."""
+    if len(image) != len(block) or not image:
+        raise ShapeError(f"image_shape {list(image)} and block_shape {list(block)} must have one length")
+    dilations, pads, strides = _window_lists(len(image), dilations, pads, strides)
+    per = math.prod(block)
+    if len(x) != 3 or x[1] % per:
+        raise ShapeError(f"X {list(x)} must be [N, C * {per}, L]")
+    out = sliding_out(image, block, dilations, pads, strides)
+    if x[2] != math.prod(out):
+        raise ShapeError(f"X {list(x)} has {x[2]} columns but the windows number {math.prod(out)} ({list(out)})")
+    shape = (x[0], x[1] // per, *image)
+    check_alloc(shape, "float64", "Col2ImND's output")
+    return shape
+
+
+def deform_conv_shape(x, w, offset, bias, mask, group, offset_group, dilations, pads, strides) -> tuple:
+    """Y's shape of DeformConv, every input checked."""
+    nd = len(x) - 2
+    if nd < 1 or len(w) != len(x):
+        raise ShapeError(f"X {list(x)} and filter {list(w)} must be [N, C, spatial...] and [M, C/group, kernel...]")
+    if x[1] % group or w[0] % group or w[1] * group != x[1] or x[1] % offset_group:
+        raise ShapeError(f"X {list(x)}, filter {list(w)}, group {group} and offset_group {offset_group} "
+                         "do not agree on the channels")
+    dilations, pads, strides = _window_lists(nd, dilations, pads, strides)
+    out = sliding_out(x[2:], w[2:], dilations, pads, strides)
+    taps = offset_group * math.prod(w[2:])
+    if tuple(offset) != (x[0], taps * nd, *out):
+        raise ShapeError(f"offset {list(offset)} must be {[x[0], taps * nd, *out]}")
+    if bias is not None and tuple(bias) != (w[0],):
+        raise ShapeError(f"bias {list(bias)} must be [{w[0]}]")
+    if mask is not None and tuple(mask) != (x[0], taps, *out):
+        raise ShapeError(f"mask {list(mask)} must be {[x[0], taps, *out]}")
+    return (x[0], w[0], *out)
+
+
+@rule("nn_extra_col2im_nd")
+def col2im_nd(op: OpView, inputs: list) -> list:
+    x = inputs[0]
+    if x is None:
+        return [None]
+    shape = col2im_shape(x.shape, op.arg("image_shape"), op.arg("block_shape"), op.arg("dilations"),
+                         op.arg("pads"), op.arg("strides"))
+    return [TensorInfo(shape, x.dtype)]
+
+
+@rule("nn_extra_deform_conv")
+def deform_conv(op: OpView, inputs: list) -> list:
+    x, w, offset = inputs[:3]
+    rest = [i.shape if i is not None else None for i in inputs[3:]] + [None, None]
+    if x is None or w is None or offset is None:
+        return [None]
+    shape = deform_conv_shape(x.shape, w.shape, offset.shape, rest[0], rest[1], op.arg("group"),
+                              op.arg("offset_group"), op.arg("dilations"), op.arg("pads"), op.arg("strides"))
+    return [TensorInfo(shape, x.dtype)]
