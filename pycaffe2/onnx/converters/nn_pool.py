@@ -48,9 +48,23 @@ def _max_pool(node, ctx):
 
 @converter("AveragePool")
 def _average_pool(node, ctx):
+    """count_include_pad=1 counts the explicit pads but never ceil_mode's extra tail: with
+    that extra, the explicit pads become zeros of X (PadImage, 2-D) and nothing else counts."""
+    include = node.attr("count_include_pad", 0)
+    x = node.input(0)
+    explicit = window_args(node, ctx, list(node.attr("kernel_shape", [])), x).get("pads")
     args = pool_args(node, ctx)
-    ctx.op("AveragePool", [node.input(0)], outputs(node),
-           count_include_pad=node.attr("count_include_pad", 0), **args)
+    if include and node.attr("ceil_mode", 0) and args.get("pads") != explicit:
+        nd = len(args["kernels"])
+        if any(explicit):
+            if nd != 2:
+                raise Unsupported("count_include_pad=1 with ceil_mode and pads beyond 2-D")
+            padded = ctx.fresh("padded")
+            ctx.op("PadImage", [x], [padded], pads=[explicit[0], explicit[1], explicit[2], explicit[3]])
+            x = padded
+            args["pads"] = [0] * nd + [t - e for t, e in zip(args["pads"][nd:], explicit[nd:])]
+        include = 0
+    ctx.op("AveragePool", [x], outputs(node), count_include_pad=include, **args)
 
 
 @converter("LpPool")
