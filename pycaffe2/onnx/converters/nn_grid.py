@@ -83,8 +83,6 @@ def _affine_grid(node, ctx):
 @converter("RoiAlign")
 def _roi_align(node, ctx):
     """Caffe2's RoIAlign on rows [batch index, x1, y1, x2, y2]; half_pixel is its aligned=1."""
-    if node.attr("mode", "avg") != "avg":
-        raise Unsupported(f"mode {node.attr('mode')!r} (pycaffe2's RoIAlign averages)")
     transform = node.attr("coordinate_transformation_mode", "half_pixel" if node.opset >= 16 else "output_half_pixel")
     x, rois, batch = node.input(0), node.input(1), node.input(2)
     index, column, rows = ctx.fresh("batch_f"), ctx.fresh("batch_col"), ctx.fresh("rois5")
@@ -97,7 +95,8 @@ def _roi_align(node, ctx):
     ctx.op("Concat", [column, rois], [rows, ctx.fresh("split_info")], axis=1)
     ctx.op("RoIAlign", [x, rows], [node.output(0)], spatial_scale=node.attr("spatial_scale", 1.0),
            pooled_h=node.attr("output_height", 1), pooled_w=node.attr("output_width", 1),
-           sampling_ratio=node.attr("sampling_ratio", 0), aligned=int(transform == "half_pixel"))
+           sampling_ratio=node.attr("sampling_ratio", 0), aligned=int(transform == "half_pixel"),
+           mode=node.attr("mode", "avg"))
 
 
 @converter("Col2Im")
