@@ -14,7 +14,6 @@ inputs bound.
 from __future__ import annotations
 
 import itertools
-
 import math
 
 import numpy as np

@@ -102,7 +102,7 @@ def _deformed_columns(x, offset, mask, kernel, out, dilations, pads, strides, of
     nd = len(kernel)
     offset = offset.reshape((n, offset_group, *kernel, nd, *out)).astype(np.float64)
     grid = np.meshgrid(*[np.arange(k) for k in kernel], *[np.arange(o) for o in out], indexing="ij")
-    points = [grid[a] * dilations[a] + grid[nd + a] * strides[a] - pads[a] + offset[..., a, *([slice(None)] * nd)]
+    points = [grid[a] * dilations[a] + grid[nd + a] * strides[a] - pads[a] + offset[(Ellipsis, a) + (slice(None),) * nd]
               for a in range(nd)]  # each [N, G, kernel..., out...]
     weight_mask = np.ones(points[0].shape) if mask is None else mask.reshape(points[0].shape)
     xg = x.reshape((n, offset_group, c // offset_group) + x.shape[2:])
@@ -116,7 +116,7 @@ def _deformed_columns(x, offset, mask, kernel, out, dilations, pads, strides, of
             inside = (i >= 0) & (i < x.shape[2 + a])
             weight = weight * np.where(inside, 1 - np.abs(points[a] - i), 0.0)
             index.append(np.clip(i, 0, x.shape[2 + a] - 1))
-        columns += xg[lead[0], lead[1], :, *index] * weight[..., None]
+        columns += xg[(lead[0], lead[1], slice(None), *index)] * weight[..., None]
     columns = np.moveaxis(columns, -1, 2)  # [N, G, C/G, kernel..., out...]
     return columns.reshape((n, c) + tuple(kernel) + tuple(out))
 

@@ -14,7 +14,7 @@ import numpy as np
 
 from pycaffe2.operators import _cuda as cuda
 from pycaffe2.operators._resample import axis_weights, source_coordinates
-from pycaffe2.operators.registry import register_cpu, register_cuda, register_gradient
+from pycaffe2.operators.registry import ALL_SCHEMA_ARGS, register_cpu, register_cuda, register_gradient
 from pycaffe2.schema.inference.resize import (
     gradient_inputs,
     image,
@@ -229,13 +229,8 @@ def _resize_axis(y: np.ndarray, axis: int, n_out: int, scale: float, roi, args: 
     return out
 
 
-@register_cpu("Resize")
-def resize(x, *, mode, coordinate_transformation_mode, nearest_mode, cubic_coeff_a, exclude_outside,
-           extrapolation_value, antialias, scales, sizes, roi, axes, keep_aspect_ratio_policy):
-    args = dict(mode=mode, coordinate_transformation_mode=coordinate_transformation_mode,
-                nearest_mode=nearest_mode, cubic_coeff_a=cubic_coeff_a, exclude_outside=exclude_outside,
-                extrapolation_value=extrapolation_value, antialias=antialias, scales=scales, sizes=sizes,
-                roi=roi, axes=axes, keep_aspect_ratio_policy=keep_aspect_ratio_policy)
+@register_cpu("Resize", args=ALL_SCHEMA_ARGS)
+def resize(x, **args):
     shape, factors, rois = resize_plan(x.shape, args)
     y = x.astype(np.float64)
     for axis, (n_out, scale, span) in enumerate(zip(shape, factors, rois)):

@@ -6,9 +6,9 @@ LpNormalization -> Normalize / NormalizeL1, MeanVarianceNormalization."""
 from __future__ import annotations
 
 import numpy as np
+from pycaffe2.onnx.registry import Unsupported, converter
 
 from pycaffe2.onnx.converters.nn import outputs
-from pycaffe2.onnx.registry import Unsupported, converter
 
 
 def _zeros_like(ctx, name: str, what: str) -> str:
@@ -48,7 +48,7 @@ def _reshape_stat(ctx, src: str, dst: str, x_shape, axis: int) -> None:
 @converter("LayerNormalization")
 def _layer_norm(node, ctx):
     x = node.input(0)
-    rank, axis = _stat_shape(ctx, x, node.attr("axis", -1))
+    _, axis = _stat_shape(ctx, x, node.attr("axis", -1))
     x_shape = ctx.shape(x)
     bias = node.input(2) or _zeros_like(ctx, node.input(1), "LayerNormalization without B")
     names = outputs(node)

@@ -157,6 +157,8 @@ def resize_plan(x_shape, args: dict):
     """(Y's shape, per-axis scale, per-axis roi (start, end)) of Resize on X of `x_shape`:
     from `sizes` (scale = size / in, or one scale for all resized axes under a
     keep_aspect_ratio_policy) or from `scales` (size = floor(in * scale), in float32)."""
+    if args.get("mode") == "nearest" and args.get("antialias"):
+        raise ShapeError("antialias is for modes linear and cubic")
     rank = len(x_shape)
     axes = resize_axes(args.get("axes") or [], rank)
     scales, sizes = args.get("scales") or [], args.get("sizes") or []
@@ -196,7 +198,5 @@ def resize(op: OpView, inputs: list) -> list:
     x = inputs[0]
     if x is None:
         return [None]
-    if op.arg("mode") == "nearest" and op.arg("antialias"):
-        raise ShapeError("antialias is for modes linear and cubic")
     shape, _, _ = resize_plan(x.shape, op.args)
     return [TensorInfo(shape, x.dtype)]
