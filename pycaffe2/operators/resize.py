@@ -19,6 +19,7 @@ from pycaffe2.schema.inference.resize import (
     gradient_inputs,
     image,
     output_shape,
+    check_gradient_shape,
     resize_plan,
     scale_pair,
     scales_input,
@@ -217,27 +218,55 @@ def upsample_bilinear_gradient_cuda(dy, x, *scales, height_scale, width_scale):
 
 # ---- Resize (ONNX's) ------------------------------------------------------------------------
 
-def _resize_axis(y: np.ndarray, axis: int, n_out: int, scale: float, roi, args: dict) -> np.ndarray:
-    """`y` resized along one axis by its [out, in] weight matrix; tf_crop_and_resize's
-    sources outside X get extrapolation_value (before the next axis reads them, as ONNX)."""
+def _axis_steps(shape, args: dict):
+    """Per resized axis (in order): (axis, [out, in] weights, rows reading outside X or None)."""
+    out_shape, factors, rois = resize_plan(shape, args)
     mode = args["coordinate_transformation_mode"]
-    x = source_coordinates(mode, y.shape[axis], n_out, scale, roi)
-    out = np.moveaxis(np.tensordot(axis_weights(x, y.shape[axis], scale, args), y, axes=([1], [axis])), 0, axis)
-    if mode == "tf_crop_and_resize":
-        outside = ((x < 0) | (x > y.shape[axis] - 1)).reshape((-1,) + (1,) * (y.ndim - axis - 1))
-        out = np.where(outside, args["extrapolation_value"], out)
-    return out
+    steps = []
+    for axis, (n_in, n_out, scale, span) in enumerate(zip(shape, out_shape, factors, rois)):
+        if np.isclose(scale, 1.0) and n_out == n_in and np.allclose(span, (0.0, 1.0)):
+            continue  # identity along this axis
+        x = source_coordinates(mode, n_in, n_out, scale, span)
+        outside = (x < 0) | (x > n_in - 1) if mode == "tf_crop_and_resize" else None
+        steps.append((axis, axis_weights(x, n_in, scale, args), outside))
+    return steps
+
+
+def _along(matrix: np.ndarray, y: np.ndarray, axis: int) -> np.ndarray:
+    return np.moveaxis(np.tensordot(matrix, y, axes=([1], [axis])), 0, axis)
+
+
+def _rows(mask: np.ndarray, ndim: int, axis: int) -> np.ndarray:
+    return mask.reshape((-1,) + (1,) * (ndim - axis - 1))
 
 
 @register_cpu("Resize", args=ALL_SCHEMA_ARGS)
 def resize(x, **args):
-    shape, factors, rois = resize_plan(x.shape, args)
+    """One axis after another; tf_crop_and_resize's sources outside X get
+    extrapolation_value before the next axis reads them, as ONNX's reference does."""
     y = x.astype(np.float64)
-    for axis, (n_out, scale, span) in enumerate(zip(shape, factors, rois)):
-        if np.isclose(scale, 1.0) and n_out == y.shape[axis] and np.allclose(span, (0.0, 1.0)):
-            continue  # identity along this axis
-        y = _resize_axis(y, axis, n_out, scale, span, args)
+    for axis, weights, outside in _axis_steps(x.shape, args):
+        y = _along(weights, y, axis)
+        if outside is not None:
+            y = np.where(_rows(outside, y.ndim, axis), args["extrapolation_value"], y)
     if np.issubdtype(x.dtype, np.integer):
         info = np.iinfo(x.dtype)
         y = np.clip(np.rint(y), info.min, info.max)
     return y.astype(x.dtype)
+
+
+@register_gradient("Resize")
+def make_onnx_resize_gradient(g):
+    return [g.Op("ResizeGradient", [g.GO(0), g.I(0)], [g.GI(0)])]
+
+
+@register_cpu("ResizeGradient", args=ALL_SCHEMA_ARGS)
+def resize_gradient(dy, x, **args):
+    """The steps' adjoints in reverse: rows set to extrapolation_value pass nothing back."""
+    check_gradient_shape(dy.shape, resize_plan(x.shape, args)[0])
+    g = dy.astype(np.float64)
+    for axis, weights, outside in reversed(_axis_steps(x.shape, args)):
+        if outside is not None:
+            g = np.where(_rows(outside, g.ndim, axis), 0.0, g)
+        g = _along(weights.T, g, axis)
+    return g.astype(dy.dtype)

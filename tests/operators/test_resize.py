@@ -393,3 +393,18 @@ def test_resize_onnx_errors(args, message):
         infer("Resize", [x.shape], **args)
     with pytest.raises((OpFailure, NetError), match=rf"\(Resize\)(:| failed:) {message}"):
         run_op("Resize", [x], args)
+
+
+@pytest.mark.parametrize("args", [RESIZE_CASES[i] for i in (0, 3, 5, 8, 10, 12)])
+def test_resize_onnx_gradient(args):
+    x = randn((1, 2, 4, 5), 22).astype(np.float64)
+    (y,) = run_op("Resize", [x], args)
+    dy = randn(y.shape, 23).astype(np.float64)
+    check_gradient_op("Resize", [x], "ResizeGradient", [dy, x], {0: 0}, [dy], args, atol=1e-6, rtol=1e-6)
+    grad_ops, g_input = GetGradientForOp(make_op("Resize", ["X"], ["Y"], args), ["Y_grad"])
+    assert [list(o.input) for o in grad_ops] == [["Y_grad", "X"]] and g_input == ["X_grad"]
+
+
+def test_resize_onnx_gradient_checks_dy():
+    with pytest.raises(ShapeError, match=r"dY is \[1, 1, 4, 4\] but Resize's Y is \[1, 1, 3, 3\]"):
+        infer("ResizeGradient", [(1, 1, 4, 4), (1, 1, 2, 2)], scales=[1.0, 1.0, 1.5, 1.5])

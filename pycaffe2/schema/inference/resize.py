@@ -200,3 +200,20 @@ def resize(op: OpView, inputs: list) -> list:
         return [None]
     shape, _, _ = resize_plan(x.shape, op.args)
     return [TensorInfo(shape, x.dtype)]
+
+
+def check_gradient_shape(dy_shape, y_shape) -> None:
+    if tuple(dy_shape) != tuple(y_shape):
+        raise ShapeError(f"dY is {list(dy_shape)} but Resize's Y is {list(y_shape)}")
+
+
+@rule("resize_resize_gradient")
+def resize_gradient(op: OpView, inputs: list) -> list:
+    """dX has X's shape and dY's type."""
+    dy, x = inputs
+    if x is None:
+        return [None]
+    shape, _, _ = resize_plan(x.shape, op.args)
+    if dy is not None:
+        check_gradient_shape(dy.shape, shape)
+    return [TensorInfo(tuple(x.shape), dy.dtype if dy is not None else x.dtype)]
