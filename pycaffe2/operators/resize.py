@@ -16,10 +16,10 @@ from pycaffe2.operators import _cuda as cuda
 from pycaffe2.operators._resample import axis_weights, source_coordinates
 from pycaffe2.operators.registry import ALL_SCHEMA_ARGS, register_cpu, register_cuda, register_gradient
 from pycaffe2.schema.inference.resize import (
+    check_gradient_shape,
     gradient_inputs,
     image,
     output_shape,
-    check_gradient_shape,
     resize_plan,
     scale_pair,
     scales_input,
