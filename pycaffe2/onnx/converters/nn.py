@@ -5,6 +5,7 @@ the same rule, when it is not)."""
 from __future__ import annotations
 
 import numpy as np
+
 from pycaffe2.onnx.registry import Unsupported, converter
 
 AUTO_PADS = ("NOTSET", "SAME_UPPER", "SAME_LOWER", "VALID")

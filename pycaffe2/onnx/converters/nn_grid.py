@@ -4,6 +4,7 @@ RoiAlign (Caffe2's RoIAlign on [batch index, box] rows), Col2Im and DeformConv."
 from __future__ import annotations
 
 import numpy as np
+
 from pycaffe2.onnx.registry import Unsupported, converter
 
 _RESIZE_ATTRS = ("coordinate_transformation_mode", "nearest_mode", "cubic_coeff_a", "exclude_outside",

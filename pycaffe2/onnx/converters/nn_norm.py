@@ -6,9 +6,9 @@ LpNormalization -> Normalize / NormalizeL1, MeanVarianceNormalization."""
 from __future__ import annotations
 
 import numpy as np
-from pycaffe2.onnx.registry import Unsupported, converter
 
 from pycaffe2.onnx.converters.nn import outputs
+from pycaffe2.onnx.registry import Unsupported, converter
 
 
 def _zeros_like(ctx, name: str, what: str) -> str:

@@ -3,9 +3,8 @@ MaxUnpool) and LRN. ceil_mode becomes extra tail padding (ONNX's rule: the last 
 starts inside X or its head pad), which pycaffe2's pooling leaves out of every window."""
 from __future__ import annotations
 
-from pycaffe2.onnx.registry import Unsupported, converter
-
 from pycaffe2.onnx.converters.nn import outputs, spatial, window_args
+from pycaffe2.onnx.registry import Unsupported, converter
 
 
 def _ceil_tails(args: dict, sizes, nd: int) -> None:
