@@ -164,10 +164,11 @@ def _coerced(node, ctx, op_type: str, **args):
     if op_type != "Hardmax":
         ctx.op(op_type, [x], [y], axis=axis, **args)
         return
-    flat, hard = ctx.fresh("flat"), ctx.fresh("hard")
+    flat, hard, shape = ctx.fresh("flat"), ctx.fresh("hard"), ctx.fresh("shape")
     ctx.op("Flatten", [x], [flat], axis=axis)
     ctx.op("Hardmax", [flat], [hard], axis=1)
-    ctx.op("Reshape", [hard, ctx.constant(np.array(ctx.shape(x), np.int64))], [y, ctx.fresh("old_shape")])
+    ctx.op("Shape", [x], [shape])
+    ctx.op("Reshape", [hard, shape], [y, ctx.fresh("old_shape")])
 
 
 @converter("Softmax", "LogSoftmax", "Hardmax", since=13)

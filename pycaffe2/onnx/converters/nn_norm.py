@@ -24,9 +24,15 @@ def _batch_norm(node, ctx):
     names = outputs(node)
     if training or len(names) > 1:
         raise Unsupported("training-mode BatchNormalization (running statistics outputs)")
-    if ctx.rank(node.input(0)) < 3:
-        raise Unsupported("BatchNormalization of a rank-2 X (SpatialBN takes [N, C, ...])")
-    ctx.op("SpatialBN", node.inputs[:5], names, is_test=1, epsilon=node.attr("epsilon", 1e-5))
+    x, epsilon = node.input(0), node.attr("epsilon", 1e-5)
+    if ctx.rank(x) >= 3:
+        ctx.op("SpatialBN", node.inputs[:5], names, is_test=1, epsilon=epsilon)
+        return
+    # SpatialBN takes [N, C, ...]: a [N, C] (or [C]) X gets a trailing axis for it
+    wide, normed = ctx.fresh("bn_in"), ctx.fresh("bn_out")
+    ctx.op("ExpandDims", [x], [wide], dims=[ctx.rank(x)] if ctx.rank(x) == 2 else [0, 2])
+    ctx.op("SpatialBN", [wide, *node.inputs[1:5]], [normed], is_test=1, epsilon=epsilon)
+    ctx.op("Squeeze", [normed], names, dims=[2] if ctx.rank(x) == 2 else [0, 2])
 
 
 @converter("InstanceNormalization")
