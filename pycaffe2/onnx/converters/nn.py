@@ -4,8 +4,6 @@ pads when X's spatial shape is known (SAME_UPPER falls back on Caffe2's legacy_p
 the same rule, when it is not)."""
 from __future__ import annotations
 
-import numpy as np
-
 from pycaffe2.onnx.registry import Unsupported, converter
 
 AUTO_PADS = ("NOTSET", "SAME_UPPER", "SAME_LOWER", "VALID")
