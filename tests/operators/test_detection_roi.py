@@ -13,7 +13,15 @@ import pytest
 from pycaffe2.executor import NetError, OpFailure
 from pycaffe2.gradient_checker import check_op_gradient
 from pycaffe2.schema.bind import ShapeError, TensorInfo
-from pycaffe2.testing import CUDA, check_devices, check_gradient_op, check_reference, make_op, run_op
+from pycaffe2.testing import (
+    CUDA,
+    check_devices,
+    check_gradient_op,
+    check_reference,
+    device_option,
+    make_op,
+    run_op,
+)
 from tests.operators import DEVICES
 from tests.schema import infer
 
@@ -162,6 +170,13 @@ def test_roi_align_mode_max(args):
     check_reference("RoIAlign", [x, ROIS5], ref_roi_align_max, {**args, "mode": "max"}, atol=1e-5)
     with pytest.raises(ShapeError, match="mode 'max' has no gradient"):
         infer("RoIAlignGradient", [(2, 3, 7, 8), (5, 5), (5, 3, 2, 2)], mode="max")
+
+
+@pytest.mark.gpu
+@pytest.mark.slow
+def test_roi_align_mode_max_has_no_cuda_kernel():
+    with pytest.raises((OpFailure, NetError), match="mode 'max' has no CUDA kernel"):
+        run_op("RoIAlign", [randn(2, 3, 7, 8), ROIS5], {"mode": "max"}, device_option=device_option("cuda"))
 
 
 def test_roi_align_rejects_a_negative_roi_when_aligned():
