@@ -119,3 +119,19 @@ def test_refusals_name_what_is_missing(op_type, attrs, arrays, message):
     model = _model(op_type, attrs, arrays)
     with pytest.raises(ConversionError, match=message):
         backend.prepare(model).run(arrays)
+
+
+def test_max_roi_pool_is_caffe2_roi_pool():
+    x = _randn(2, 3, 6, 7)
+    rois = np.array([[0, 1, 1, 4, 3], [1, 0, 2, 6, 5]], np.float32)
+    model = _model("MaxRoiPool", {"pooled_shape": [2, 2], "spatial_scale": 1.0}, [x, rois], opset=22)
+    (got,) = backend.prepare(model).run([x, rois])
+    expected = np.zeros((2, 3, 2, 2), np.float32)
+    for r, (b, x1, y1, x2, y2) in enumerate(rois.astype(int)):
+        h, w = y2 - y1 + 1, x2 - x1 + 1
+        for i in range(2):
+            for j in range(2):
+                rows = slice(y1 + i * h // 2, y1 + -(-(i + 1) * h // 2))
+                cols = slice(x1 + j * w // 2, x1 + -(-(j + 1) * w // 2))
+                expected[r, :, i, j] = x[b, :, rows, cols].max(axis=(1, 2))
+    np.testing.assert_allclose(got, expected)

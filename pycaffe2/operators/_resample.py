@@ -31,6 +31,8 @@ def source_coordinates(mode: str, n_in: int, n_out: int, scale: float, roi) -> n
         return x + start * (n_in - 1)
     if mode == "pytorch_half_pixel" and width == 1:
         return np.full(n_out, -0.5)
+    if mode == "tf_half_pixel_for_nn":
+        return (o + 0.5) / scale
     x = (o + 0.5) / scale - 0.5
     if mode == "half_pixel_symmetric":
         x += n_in / 2 * (1 - n_out / width)

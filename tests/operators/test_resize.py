@@ -284,6 +284,8 @@ def _source(o, n_in, n_out, scale, mode, roi):
         return o * (n_in - 1) / (width - 1) if width != 1 else 0.0
     if mode == "asymmetric":
         return o / scale
+    if mode == "tf_half_pixel_for_nn":
+        return (o + 0.5) / scale
     start, end = roi
     if width == 1:
         return (end - start) * (n_in - 1) / 2 + start * (n_in - 1)
@@ -367,6 +369,7 @@ RESIZE_CASES = [
     {"sizes": [7, 4], "axes": [2, -1], "keep_aspect_ratio_policy": "not_larger"},
     {"sizes": [7, 4], "axes": [3, 2], "keep_aspect_ratio_policy": "not_smaller", "mode": "linear"},
     {"scales": [2.0], "axes": [1]},
+    {"scales": [1, 1, 1.5, 0.7], "coordinate_transformation_mode": "tf_half_pixel_for_nn"},
 ]
 
 

@@ -123,3 +123,11 @@ def _deform_conv(node, ctx):
     args = {k: list(node.attr(k)) for k in ("dilations", "pads", "strides") if node.has_attr(k)}
     ctx.op("DeformConv", inputs, [node.output(0)], group=node.attr("group", 1),
            offset_group=node.attr("offset_group", 1), **args)
+
+
+@converter("MaxRoiPool")
+def _max_roi_pool(node, ctx):
+    """Caffe2's RoIPool: the same rows [batch index, x1, y1, x2, y2] and Caffe's rounding."""
+    pooled_h, pooled_w = node.attr("pooled_shape")
+    ctx.op("RoIPool", [node.input(0), node.input(1)], [node.output(0)], is_test=1, pooled_h=pooled_h,
+           pooled_w=pooled_w, spatial_scale=node.attr("spatial_scale", 1.0))

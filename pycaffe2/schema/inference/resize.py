@@ -128,10 +128,6 @@ def upsample_bilinear_gradient(op: OpView, inputs: list) -> list:
 
 # ---- Resize (ONNX's): any rank, scales or sizes per axis -----------------------------------
 
-COORDINATE_MODES = ("half_pixel", "half_pixel_symmetric", "pytorch_half_pixel", "align_corners",
-                    "asymmetric", "tf_crop_and_resize")
-
-
 def _full(values, axes, rank: int, fill, what: str) -> list:
     """Per-axis `values` (given for `axes`) spread over all `rank` axes, the rest `fill`."""
     if len(values) != len(axes):
