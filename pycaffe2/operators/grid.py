@@ -9,8 +9,8 @@ import itertools
 import numpy as np
 
 from pycaffe2.operators._resample import cubic_kernel
-from pycaffe2.operators.registry import register_cpu
-from pycaffe2.schema.inference.grid import affine_grid_shape, grid_sample_shape
+from pycaffe2.operators.registry import gradient_op, register_cpu
+from pycaffe2.schema.inference.grid import affine_grid_shape, affine_grid_theta_shape, grid_sample_shape
 
 
 def _reflect(x: np.ndarray, low: float, high: float) -> np.ndarray:
@@ -79,9 +79,8 @@ def grid_sample(x, grid, *, mode, padding_mode, align_corners):
     return np.moveaxis(y, -1, 1).astype(x.dtype)
 
 
-@register_cpu("AffineGrid")
-def affine_grid(theta, *, size, align_corners):
-    shape = affine_grid_shape(theta.shape, size)
+def _grid_points(size, align_corners) -> np.ndarray:
+    """[spatial..., r + 1]: each output position's (x, y[, z], 1), normalised."""
     axes = []
     for n in size[2:]:
         if align_corners:
@@ -89,6 +88,23 @@ def affine_grid(theta, *, size, align_corners):
         else:
             axes.append((2 * np.arange(n) + 1) / n - 1)
     mesh = np.meshgrid(*axes, indexing="ij")  # D, H, W order
-    points = np.stack([*mesh[::-1], np.ones(shape[1:-1])], axis=-1)  # (x, y[, z], 1)
-    grid = np.einsum("...k,njk->n...j", points, theta.astype(np.float64))
+    return np.stack([*mesh[::-1], np.ones(tuple(size[2:]))], axis=-1)
+
+
+@register_cpu("AffineGrid")
+def affine_grid(theta, *, size, align_corners):
+    shape = affine_grid_shape(theta.shape, size)
+    grid = np.einsum("...k,njk->n...j", _grid_points(size, align_corners), theta.astype(np.float64))
     return grid.reshape(shape).astype(theta.dtype)
+
+
+gradient_op("AffineGrid", "GO0")
+
+
+@register_cpu("AffineGridGradient")
+def affine_grid_gradient(dgrid, *, size, align_corners):
+    shape = affine_grid_theta_shape(dgrid.shape)
+    affine_grid_shape(shape, size)
+    points = _grid_points(size, align_corners).reshape(-1, shape[2])
+    dtheta = np.einsum("npj,pk->njk", dgrid.reshape(shape[0], -1, shape[1]).astype(np.float64), points)
+    return dtheta.astype(dgrid.dtype)

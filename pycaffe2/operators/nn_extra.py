@@ -6,11 +6,12 @@ from __future__ import annotations
 import numpy as np
 
 from pycaffe2.operators._conv_pool import register_factory, windows
-from pycaffe2.operators.registry import register_cpu
+from pycaffe2.operators.registry import ALL_SCHEMA_ARGS, gradient_op, register_cpu
 from pycaffe2.schema.inference import ShapeError
 from pycaffe2.schema.inference.nn_extra import (
     argmax_window,
     axes_of,
+    check_argmax_gradient,
     col2im_shape,
     deform_conv_shape,
     one_axis,
@@ -57,6 +58,22 @@ def max_pool_with_argmax(**args):
             index = index * size + c
         return y, index.astype(np.int64)
     return run
+
+
+gradient_op("MaxPoolWithArgmax", "I0 O1 GO0")
+
+
+@register_cpu("MaxPoolWithArgmaxGradient", args=ALL_SCHEMA_ARGS)
+def max_pool_with_argmax_gradient(x, indices, dy, **args):
+    check_argmax_gradient(x.shape, indices.shape, dy.shape)
+    flat = indices.reshape(-1)
+    if args.get("storage_order") == 1:  # column-major planes back to row-major
+        h, w = x.shape[2:]
+        plane, within = np.divmod(flat, h * w)
+        flat = plane * h * w + (within % h) * w + within // h
+    dx = np.zeros(x.size, dy.dtype)
+    np.add.at(dx, flat, dy.reshape(-1))
+    return dx.reshape(x.shape)
 
 
 @register_cpu("MaxUnpool")

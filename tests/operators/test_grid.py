@@ -8,7 +8,7 @@ import pytest
 
 from pycaffe2.executor import NetError, OpFailure
 from pycaffe2.schema.bind import ShapeError, TensorInfo
-from pycaffe2.testing import check_reference, run_op
+from pycaffe2.testing import check_gradient_op, check_reference, run_op
 from tests.schema import infer
 
 
@@ -121,6 +121,16 @@ def test_affine_grid(size, align_corners):
     check_reference("AffineGrid", [theta], affine_grid_reference, {"size": size, "align_corners": align_corners})
 
 
+@pytest.mark.parametrize("size, align_corners", [([2, 3, 4, 5], 0), ([1, 2, 3, 2, 4], 1)])
+def test_affine_grid_gradient(size, align_corners):
+    nd = len(size) - 2
+    theta = randn((size[0], nd, nd + 1), 11).astype(np.float64)
+    args = {"size": size, "align_corners": align_corners}
+    (grid,) = run_op("AffineGrid", [theta], args)
+    dgrid = randn(grid.shape, 12).astype(np.float64)
+    check_gradient_op("AffineGrid", [theta], "AffineGridGradient", [dgrid], {0: 0}, [dgrid], args, atol=1e-6, rtol=1e-6)
+
+
 def test_inference_matches_the_kernels():
     x, grid = randn((2, 3, 4, 5), 8), randn((2, 6, 7, 2), 9)
     (y,) = run_op("GridSample", [x, grid])
@@ -131,6 +141,8 @@ def test_inference_matches_the_kernels():
 
 # (op type, inputs, args, message)
 ERRORS = [
+    ("AffineGridGradient", lambda: [randn((1, 3, 4, 3))], {"size": [1, 1, 3, 4]},
+     r"dgrid \[1, 3, 4, 3\] must be \[N, H, W, 2\] or \[N, D, H, W, 3\]"),
     ("GridSample", lambda: [randn((1, 2, 3, 4)), randn((1, 5, 5, 3))], {},
      r"grid \[1, 5, 5, 3\] must be \[N, out..., 2\] for X \[1, 2, 3, 4\]"),
     ("GridSample", lambda: [randn((1, 2)), randn((1, 2))], {},

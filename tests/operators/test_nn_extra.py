@@ -9,7 +9,7 @@ import pytest
 
 from pycaffe2.executor import NetError, OpFailure
 from pycaffe2.schema.bind import ShapeError, TensorInfo
-from pycaffe2.testing import check_reference, run_op
+from pycaffe2.testing import check_gradient_op, check_reference, run_op
 from tests.schema import infer
 
 
@@ -76,6 +76,15 @@ ARGMAX_CASES = [
 @pytest.mark.parametrize("shape, args", ARGMAX_CASES)
 def test_max_pool_with_argmax(shape, args):
     check_reference("MaxPoolWithArgmax", [randn(shape, 2)], argmax_pool_reference, args)
+
+
+@pytest.mark.parametrize("shape, args", ARGMAX_CASES[:3])
+def test_max_pool_with_argmax_gradient(shape, args):
+    x = np.random.default_rng(13).permutation(int(np.prod(shape))).reshape(shape) * 0.01  # no near ties
+    y, indices = run_op("MaxPoolWithArgmax", [x], args, num_outputs=2)
+    dy = randn(y.shape, 14).astype(np.float64)
+    check_gradient_op("MaxPoolWithArgmax", [x], "MaxPoolWithArgmaxGradient", [x, indices, dy], {0: 0},
+                      [dy, None], args, num_outputs=2, atol=1e-6, rtol=1e-6)
 
 
 def test_max_pool_with_argmax_integers():
@@ -230,6 +239,8 @@ def test_inference_of_max_unpool_and_deform_conv():
 
 # (op type, inputs, args, message)
 ERRORS = [
+    ("MaxPoolWithArgmaxGradient", lambda: [randn((1, 2, 4, 4)), np.zeros((1, 2, 2, 2), np.int64), randn((1, 2, 2, 3))],
+     {}, r"Indices \[1, 2, 2, 2\] and dY \[1, 2, 2, 3\] must have one shape"),
     ("Hardmax", lambda: [randn((2, 3))], {"axis": 2}, r"axis 2 is out of range for X \[2, 3\]"),
     ("MaxPoolWithArgmax", lambda: [randn((1, 1, 4))], {"kernels": [2], "storage_order": 1},
      r"storage_order 1 is for 2-D pooling, X is \[1, 1, 4\]"),

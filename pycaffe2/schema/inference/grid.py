@@ -45,3 +45,20 @@ def affine_grid(op: OpView, inputs: list) -> list:
     if theta is None:
         return [None]
     return [TensorInfo(affine_grid_shape(theta.shape, op.arg("size")), theta.dtype)]
+
+
+def affine_grid_theta_shape(dgrid) -> tuple:
+    """dtheta's shape [N, r, r + 1] from dgrid [N, spatial..., r]."""
+    nd = len(dgrid) - 2
+    if nd not in (2, 3) or dgrid[-1] != nd:
+        raise ShapeError(f"dgrid {list(dgrid)} must be [N, H, W, 2] or [N, D, H, W, 3]")
+    return (dgrid[0], nd, nd + 1)
+
+
+@rule("grid_affine_grid_gradient")
+def affine_grid_gradient(op: OpView, inputs: list) -> list:
+    dgrid = inputs[0]
+    if dgrid is None:
+        return [None]
+    affine_grid_shape(affine_grid_theta_shape(dgrid.shape), op.arg("size"))
+    return [TensorInfo(affine_grid_theta_shape(dgrid.shape), dgrid.dtype)]

@@ -74,6 +74,23 @@ def max_pool_with_argmax(op: OpView, inputs: list) -> list:
     return [TensorInfo(shape, x.dtype), TensorInfo(shape, "int64")]
 
 
+def check_argmax_gradient(x, indices, dy) -> None:
+    if tuple(indices) != tuple(dy):
+        raise ShapeError(f"Indices {list(indices)} and dY {list(dy)} must have one shape")
+    if tuple(dy[:2]) != tuple(x[:2]):
+        raise ShapeError(f"dY {list(dy)} and X {list(x)} must have the same N and C")
+
+
+@rule("nn_extra_max_pool_with_argmax_gradient")
+def max_pool_with_argmax_gradient(op: OpView, inputs: list) -> list:
+    x, indices, dy = inputs
+    if x is None:
+        return [None]
+    if indices is not None and dy is not None:
+        check_argmax_gradient(x.shape, indices.shape, dy.shape)
+    return [TensorInfo(tuple(x.shape), dy.dtype if dy is not None else x.dtype)]
+
+
 @rule("nn_extra_max_unpool")
 def max_unpool(op: OpView, inputs: list) -> list:
     x, i = inputs
