@@ -136,10 +136,8 @@ def _max_bins(plane: np.ndarray, g: np.ndarray, args: dict) -> np.ndarray:
                                             (g[2], g[4], int(g[6]), args["pooled_w"], plane.shape[2])):
         valid, low, high, frac = _corners(_sample_coordinates(start, size, grid, bins), extent)
         axes.append(((low, np.where(valid, 1.0 - frac, 0.0)), (high, np.where(valid, frac, 0.0))))
-    best = None
-    for (rows, wy), (cols, wx) in itertools.product(*axes):  # [C, ph, gh, pw, gw] per corner
-        value = plane[:, rows[:, :, None, None], cols[None, None]] * (wy[:, :, None, None] * wx[None, None])
-        best = value if best is None else np.maximum(best, value)
+    best = np.maximum.reduce([plane[:, rows[:, :, None, None], cols[None, None]] * (wy[:, :, None, None] * wx[None, None])
+                              for (rows, wy), (cols, wx) in itertools.product(*axes)])  # [C, ph, gh, pw, gw]
     return best.max(axis=(2, 4)) if best.size else np.zeros(best.shape[:2] + best.shape[3:4])
 
 
