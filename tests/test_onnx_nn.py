@@ -135,3 +135,20 @@ def test_max_roi_pool_is_caffe2_roi_pool():
                 cols = slice(x1 + j * w // 2, x1 + -(-(j + 1) * w // 2))
                 expected[r, :, i, j] = x[b, :, rows, cols].max(axis=(1, 2))
     np.testing.assert_allclose(got, expected)
+
+
+def test_layer_normalization_of_a_dynamic_batch_translates_statically():
+    scale, bias = _randn(4, seed=1), _randn(4, seed=2)
+    node = helper.make_node("LayerNormalization", ["x", "scale", "bias"], ["y", "mean", "inv_std"], axis=-1)
+    graph = helper.make_graph(
+        [node], "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 3, 4])],
+        [helper.make_tensor_value_info(n, TensorProto.FLOAT, None) for n in ("y", "mean", "inv_std")],
+        initializer=[onnx.numpy_helper.from_array(scale, "scale"), onnx.numpy_helper.from_array(bias, "bias")])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    rep = backend.prepare(model)
+    assert [op.type for op in rep.predict_net.op if op.type == "LayerNorm"] == ["LayerNorm"]  # no traced run needed
+    for n in (2, 5):
+        x = _randn(n, 3, 4, seed=n)
+        expected = ReferenceEvaluator(model).run(None, {"x": x})
+        for got, want in zip(rep.run([x]), expected):
+            np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-5)

@@ -4,7 +4,7 @@ pads when X's spatial shape is known (SAME_UPPER falls back on Caffe2's legacy_p
 the same rule, when it is not)."""
 from __future__ import annotations
 
-from pycaffe2.onnx.registry import Unsupported, converter
+from pycaffe2.onnx.registry import NeedValue, Unsupported, converter
 
 AUTO_PADS = ("NOTSET", "SAME_UPPER", "SAME_LOWER", "VALID")
 
@@ -25,6 +25,14 @@ def spatial(ctx, name: str, nd: int):
     if shape is None or len(shape) != nd + 2 or any(d is None for d in shape[2:]):
         return None
     return tuple(shape[2:])
+
+
+def known_spatial(ctx, name: str, nd: int, what: str):
+    """X's spatial dims; unknown ones send the backend to the traced translation."""
+    sizes = spatial(ctx, name, nd)
+    if sizes is None:
+        raise NeedValue(f"{what} needs the spatial size of '{name}', known only when the model runs")
+    return sizes
 
 
 def same_pads(auto_pad: str, sizes, kernel, strides, dilations) -> list:
@@ -57,8 +65,7 @@ def window_args(node, ctx, kernel, x: str, pool_dilation_in_same: bool = True) -
         if sizes is None and auto_pad == "SAME_UPPER":
             args["legacy_pad"] = 2
         elif sizes is None:
-            ctx.rank(x)  # NeedValue when the rank is unknown
-            raise Unsupported("auto_pad SAME_LOWER on an input of unknown spatial size")
+            known_spatial(ctx, x, nd, "auto_pad SAME_LOWER")
         else:
             same_dilations = dilations if pool_dilation_in_same else [1] * nd
             args["pads"] = same_pads(auto_pad, sizes, kernel, strides, same_dilations)
@@ -100,10 +107,7 @@ def _conv_transpose(node, ctx):
     auto_pad = node.attr("auto_pad", "NOTSET")
     output_shape = node.attr("output_shape")
     if output_shape is not None or auto_pad in ("SAME_UPPER", "SAME_LOWER"):
-        sizes = spatial(ctx, x, nd)
-        if sizes is None:
-            ctx.rank(x)
-            raise Unsupported("output_shape / auto_pad SAME on an input of unknown spatial size")
+        sizes = known_spatial(ctx, x, nd, "output_shape / auto_pad SAME")
         if output_shape is None:
             output_shape = [size * s for size, s in zip(sizes, strides)]
         output_shape = list(output_shape)[-nd:]

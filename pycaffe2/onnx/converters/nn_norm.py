@@ -40,39 +40,40 @@ def _instance_norm(node, ctx):
     ctx.op("InstanceNorm", node.inputs[:3], outputs(node)[:1], epsilon=node.attr("epsilon", 1e-5))
 
 
-def _stat_shape(ctx, x: str, axis: int):
+def _canonical_axis(ctx, x: str, axis: int) -> tuple[int, int]:
     rank = ctx.rank(x)
+    if not -rank <= axis < rank:
+        raise Unsupported(f"axis {axis} for an X of rank {rank}")
     return rank, axis % rank
 
 
-def _reshape_stat(ctx, src: str, dst: str, x_shape, axis: int) -> None:
-    """A [dims before axis..., 1] statistic as ONNX's [dims before axis..., 1, ..., 1]."""
-    shape = list(x_shape[:axis]) + [1] * (len(x_shape) - axis)
-    ctx.op("Reshape", [src, ctx.constant(np.array(shape, np.int64))], [dst, ctx.fresh("old_shape")])
+def _reshape_stat(ctx, src: str, dst: str, rank: int, axis: int) -> None:
+    """A [dims before axis..., 1] statistic as ONNX's [dims before axis..., 1, ..., 1]
+    (Reshape's 0 keeps a dim, so unknown batch dims stay static)."""
+    ctx.op("Reshape", [src], [dst], shape=[0] * axis + [1] * (rank - axis))
 
 
 @converter("LayerNormalization")
 def _layer_norm(node, ctx):
     x = node.input(0)
-    _, axis = _stat_shape(ctx, x, node.attr("axis", -1))
-    x_shape = ctx.shape(x)
+    rank, axis = _canonical_axis(ctx, x, node.attr("axis", -1))
     bias = node.input(2) or _zeros_like(ctx, node.input(1), "LayerNormalization without B")
     names = outputs(node)
     mean, std = ctx.fresh("mean"), ctx.fresh("std")
     ctx.op("LayerNorm", [x, node.input(1), bias], [names[0], mean, std], axis=axis,
            epsilon=node.attr("epsilon", 1e-5), elementwise_affine=1)
     if len(names) > 1 and names[1]:
-        _reshape_stat(ctx, mean, names[1], x_shape, axis)
+        _reshape_stat(ctx, mean, names[1], rank, axis)
     if len(names) > 2 and names[2]:
         inv = ctx.fresh("inv_std")
         ctx.op("Reciprocal", [std], [inv])
-        _reshape_stat(ctx, inv, names[2], x_shape, axis)
+        _reshape_stat(ctx, inv, names[2], rank, axis)
 
 
 @converter("RMSNormalization")
 def _rms_norm(node, ctx):
     x = node.input(0)
-    _, axis = _stat_shape(ctx, x, node.attr("axis", -1))
+    _, axis = _canonical_axis(ctx, x, node.attr("axis", -1))
     beta = _zeros_like(ctx, node.input(1), "RMSNormalization's zero bias")
     ctx.op("RMSNorm", [x, node.input(1), beta], [node.output(0), ctx.fresh("rrms")], axis=axis,
            eps=node.attr("epsilon", 1e-5))

@@ -3,7 +3,7 @@ MaxUnpool) and LRN. ceil_mode becomes extra tail padding (ONNX's rule: the last 
 starts inside X or its head pad), which pycaffe2's pooling leaves out of every window."""
 from __future__ import annotations
 
-from pycaffe2.onnx.converters.nn import outputs, spatial, window_args
+from pycaffe2.onnx.converters.nn import known_spatial, outputs, window_args
 from pycaffe2.onnx.registry import Unsupported, converter
 
 
@@ -28,11 +28,7 @@ def pool_args(node, ctx) -> dict:
     nd = len(kernel)
     args = window_args(node, ctx, list(kernel), x, pool_dilation_in_same=False)
     if node.attr("ceil_mode", 0) and "pads" in args:
-        sizes = spatial(ctx, x, nd)
-        if sizes is None:
-            ctx.rank(x)
-            raise Unsupported("ceil_mode on an input of unknown spatial size")
-        _ceil_tails(args, sizes, nd)
+        _ceil_tails(args, known_spatial(ctx, x, nd, "ceil_mode"), nd)
     return args
 
 
