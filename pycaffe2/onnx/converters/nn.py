@@ -188,13 +188,12 @@ def _softmax1(node, ctx):
 
 @converter("Dropout")
 def _dropout(node, ctx):
-    """Inference only: Y = X and a mask of all true (training with ratio > 0 is random)."""
+    """Inference: Y = X and a mask of all true (training with ratio > 0 is random)."""
     ratio = node.attr("ratio", 0.5)
     if node.input(1):
         ratio = float(ctx.require(node.input(1), "Dropout's ratio"))
     training = node.input(2) and bool(ctx.require(node.input(2), "Dropout's training_mode"))
     if training and ratio != 0:
         raise Unsupported(f"training-mode Dropout (ratio {ratio}) is random")
-    if node.opset < 7 and not node.attr("is_test", 0) and ratio != 0:
-        raise Unsupported("Dropout before opset 7 without is_test=1 (training) is random")
+    # before opset 7 an is_test=0 Dropout is run for inference too, as ONNX Runtime does
     ctx.op("Dropout", [node.input(0)], outputs(node), is_test=1, ratio=min(max(ratio, 0.0), 1.0))

@@ -20,10 +20,11 @@ def _zeros_like(ctx, name: str, what: str) -> str:
 
 @converter("BatchNormalization")
 def _batch_norm(node, ctx):
-    training = node.attr("training_mode", 0) or (node.opset < 7 and not node.attr("is_test", 0))
     names = outputs(node)
-    if training or len(names) > 1:
+    if node.attr("training_mode", 0) or len(names) > 1:
         raise Unsupported("training-mode BatchNormalization (running statistics outputs)")
+    if not node.attr("spatial", 1) and len(ctx.shape(node.input(1)) or (0,)) != 1:
+        raise Unsupported("BatchNormalization spatial=0 with per-activation statistics")
     x, epsilon = node.input(0), node.attr("epsilon", 1e-5)
     if ctx.rank(x) >= 3:
         ctx.op("SpatialBN", node.inputs[:5], names, is_test=1, epsilon=epsilon)
