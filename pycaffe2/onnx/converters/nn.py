@@ -96,45 +96,42 @@ def _conv(node, ctx):
     ctx.op("Conv", inputs, outputs(node), group=node.attr("group", 1), **args)
 
 
+def _transpose_pads(node, ctx, x: str, kernel, strides, dilations, out_pad):
+    """ConvTranspose's (head, tail) pads: given, or from output_shape / SAME (the odd one
+    at the head unless SAME_UPPER, ONNX's rule)."""
+    nd = len(kernel)
+    auto_pad = node.attr("auto_pad", "NOTSET")
+    output_shape = node.attr("output_shape")
+    if output_shape is None and auto_pad not in ("SAME_UPPER", "SAME_LOWER"):
+        pads = [0] * (2 * nd) if auto_pad == "VALID" else list(node.attr("pads", [0] * (2 * nd)))
+        return pads[:nd], pads[nd:]
+    sizes = known_spatial(ctx, x, nd, "output_shape / auto_pad SAME")
+    output_shape = list(output_shape)[-nd:] if output_shape is not None else [n * s for n, s in zip(sizes, strides)]
+    total = [s * (n - 1) + p + (k - 1) * d + 1 - o for n, s, p, k, d, o
+             in zip(sizes, strides, out_pad, kernel, dilations, output_shape)]
+    heads = [t // 2 if auto_pad == "SAME_UPPER" else t - t // 2 for t in total]
+    if min(heads) < 0:
+        raise Unsupported(f"output_shape {output_shape} needs a negative head pad")
+    return heads, [t - h for t, h in zip(total, heads)]
+
+
 @converter("ConvTranspose")
 def _conv_transpose(node, ctx):
-    x, w = node.input(0), node.input(1)
-    kernel = _filter_kernel(node, ctx, w)
+    kernel = _filter_kernel(node, ctx, node.input(1))
     nd = len(kernel)
     strides = list(node.attr("strides", [1] * nd))
     dilations = list(node.attr("dilations", [1] * nd))
     out_pad = list(node.attr("output_padding", [0] * nd))
-    auto_pad = node.attr("auto_pad", "NOTSET")
-    output_shape = node.attr("output_shape")
-    if output_shape is not None or auto_pad in ("SAME_UPPER", "SAME_LOWER"):
-        sizes = known_spatial(ctx, x, nd, "output_shape / auto_pad SAME")
-        if output_shape is None:
-            output_shape = [size * s for size, s in zip(sizes, strides)]
-        output_shape = list(output_shape)[-nd:]
-        total = [s * (size - 1) + p + (k - 1) * d + 1 - o for size, s, p, k, d, o
-                 in zip(sizes, strides, out_pad, kernel, dilations, output_shape)]
-        upper = auto_pad == "SAME_UPPER"
-        heads = [t // 2 if upper else t - t // 2 for t in total]
-        tails = [t - h for t, h in zip(total, heads)]
-    elif auto_pad == "VALID":
-        heads = tails = [0] * nd
-    else:
-        pads = list(node.attr("pads", [0] * (2 * nd)))
-        heads, tails = pads[:nd], pads[nd:]
-    # pycaffe2's adj extends the tail like ONNX's output_padding, and a negative tail pad too
-    adjs, tails2, heads2 = [], [], []
-    for h, t, p in zip(heads, tails, out_pad):
-        tail = max(0, t - p)
-        adjs.append(tail - (t - p))
-        tails2.append(tail)
-        heads2.append(h)
-    if min(heads2) < 0:
-        raise Unsupported(f"output_shape {output_shape} needs a negative head pad")
+    heads, tails = _transpose_pads(node, ctx, node.input(0), kernel, strides, dilations, out_pad)
+    # pycaffe2's adj extends the tail as ONNX's output_padding does, and stands for a
+    # negative tail pad too: ONNX's tail t - p becomes tail max(0, t - p) and adj the rest
+    net_tails = [t - p for t, p in zip(tails, out_pad)]
+    tails = [max(0, t) for t in net_tails]
+    adjs = [t - n for t, n in zip(tails, net_tails)]
     if any(a > s for a, s in zip(adjs, strides)):
         raise Unsupported(f"output padding {adjs} past the strides {strides}")
-    ctx.op("ConvTranspose", [n for n in node.inputs if n], outputs(node), kernels=kernel,
-           strides=strides, dilations=dilations, pads=heads2 + tails2, adjs=adjs,
-           group=node.attr("group", 1))
+    ctx.op("ConvTranspose", [n for n in node.inputs if n], outputs(node), kernels=kernel, strides=strides,
+           dilations=dilations, pads=list(heads) + tails, adjs=adjs, group=node.attr("group", 1))
 
 
 def _along_axis(node, ctx, op_type: str, **args):
