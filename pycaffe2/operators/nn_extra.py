@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from pycaffe2.operators._conv_pool import register_factory, windows
+from pycaffe2.operators._conv_pool import padded, register_factory, windows
 from pycaffe2.operators.registry import ALL_SCHEMA_ARGS, gradient_op, register_cpu
 from pycaffe2.schema.inference import ShapeError
 from pycaffe2.schema.inference.nn_extra import (
@@ -38,10 +38,8 @@ def max_pool_with_argmax(**args):
     def run(x):
         g = argmax_window(args, x.shape)
         nd = len(g.kernel)
-        padded = np.full(x.shape[:2] + tuple(h + s + t for h, s, t in zip(g.head, x.shape[2:], g.tail)),
-                         _lowest(x.dtype), x.dtype)
-        padded[(slice(None), slice(None)) + tuple(slice(h, h + s) for h, s in zip(g.head, x.shape[2:]))] = x
-        view = windows(padded, g.__class__(g.kernel, g.stride, g.dilation, (0,) * nd, (0,) * nd, g.out))
+        # padded with the lowest value (never a max), then windowed as if unpadded
+        view = windows(padded(x, g, _lowest(x.dtype)), g._replace(head=(0,) * nd, tail=(0,) * nd))
         flat = view.reshape(view.shape[:2 + nd] + (-1,))
         best = flat.argmax(axis=-1)
         y = np.take_along_axis(flat, best[..., None], axis=-1)[..., 0]
