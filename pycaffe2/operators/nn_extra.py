@@ -103,11 +103,11 @@ def col2im_nd(x, *, image_shape, block_shape, dilations, pads, strides):
     pads = pads or [0] * (2 * nd)
     out = sliding_out(image_shape, block_shape, dilations, pads, strides)
     columns = x.reshape(shape[:2] + tuple(block_shape) + out)
-    padded = np.zeros(shape[:2] + tuple(i + pads[a] + pads[nd + a] for a, i in enumerate(image_shape)), x.dtype)
+    image = np.zeros(shape[:2] + tuple(i + pads[a] + pads[nd + a] for a, i in enumerate(image_shape)), x.dtype)
     for offset in np.ndindex(*block_shape):
         cells = tuple(slice(o * d, o * d + s * (n - 1) + 1, s) for o, d, s, n in zip(offset, dilations, strides, out))
-        padded[(slice(None), slice(None)) + cells] += columns[(slice(None), slice(None)) + offset]
-    return padded[(slice(None), slice(None)) + tuple(slice(pads[a], pads[a] + i) for a, i in enumerate(image_shape))]
+        image[(slice(None), slice(None)) + cells] += columns[(slice(None), slice(None)) + offset]
+    return image[(slice(None), slice(None)) + tuple(slice(pads[a], pads[a] + i) for a, i in enumerate(image_shape))]
 
 
 def _deformed_columns(x, offset, mask, kernel, out, dilations, pads, strides, offset_group):
