@@ -8,12 +8,14 @@ import numpy as np
 from pycaffe2.operators._conv_pool import padded, register_factory, windows
 from pycaffe2.operators.registry import ALL_SCHEMA_ARGS, gradient_op, register_cpu
 from pycaffe2.schema.inference import ShapeError
+from pycaffe2.schema.inference.conv import Window
 from pycaffe2.schema.inference.nn_extra import (
     argmax_window,
     axes_of,
     check_argmax_gradient,
     col2im_shape,
     deform_conv_shape,
+    im2col_shape,
     one_axis,
     sliding_out,
     unpooled_shape,
@@ -108,6 +110,21 @@ def col2im_nd(x, *, image_shape, block_shape, dilations, pads, strides):
         cells = tuple(slice(o * d, o * d + s * (n - 1) + 1, s) for o, d, s, n in zip(offset, dilations, strides, out))
         image[(slice(None), slice(None)) + cells] += columns[(slice(None), slice(None)) + offset]
     return image[(slice(None), slice(None)) + tuple(slice(pads[a], pads[a] + i) for a, i in enumerate(image_shape))]
+
+
+gradient_op("Col2ImND", "GO0")
+
+
+@register_cpu("Col2ImNDGradient")
+def col2im_nd_gradient(dy, *, image_shape, block_shape, dilations, pads, strides):
+    shape = im2col_shape(dy.shape, image_shape, block_shape, dilations, pads, strides)
+    nd = len(image_shape)
+    g = Window(tuple(block_shape), tuple(strides or [1] * nd), tuple(dilations or [1] * nd),
+               tuple((pads or [0] * 2 * nd)[:nd]), tuple((pads or [0] * 2 * nd)[nd:]),
+               sliding_out(image_shape, block_shape, dilations or [1] * nd, pads or [0] * 2 * nd, strides or [1] * nd))
+    view = windows(dy, g)  # [N, C, out..., block...]
+    view = np.moveaxis(view, tuple(range(2 + nd, 2 + 2 * nd)), tuple(range(2, 2 + nd)))  # [N, C, block..., out...]
+    return np.ascontiguousarray(view).reshape(shape)
 
 
 def _deformed_columns(x, offset, mask, kernel, out, dilations, pads, strides, offset_group):

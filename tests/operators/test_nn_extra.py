@@ -161,6 +161,14 @@ def test_col2im_nd(shape, args):
     check_reference("Col2ImND", [randn(shape, 6)], col2im_reference, args)
 
 
+@pytest.mark.parametrize("shape, args", COL2IM_CASES)
+def test_col2im_nd_gradient(shape, args):
+    x = randn(shape, 15).astype(np.float64)
+    (y,) = run_op("Col2ImND", [x], args)
+    dy = randn(y.shape, 16).astype(np.float64)
+    check_gradient_op("Col2ImND", [x], "Col2ImNDGradient", [dy], {0: 0}, [dy], args, atol=1e-6, rtol=1e-6)
+
+
 # ---- DeformConv --------------------------------------------------------------------------------
 
 def bilinear_or_zero(plane, h, w):
@@ -239,6 +247,8 @@ def test_inference_of_max_unpool_and_deform_conv():
 
 # (op type, inputs, args, message)
 ERRORS = [
+    ("Col2ImNDGradient", lambda: [randn((1, 2, 4, 5))], {"image_shape": [4, 4], "block_shape": [2, 2]},
+     r"dY \[1, 2, 4, 5\] must be \[N, C, 4, 4\]"),
     ("MaxPoolWithArgmaxGradient", lambda: [randn((1, 2, 4, 4)), np.zeros((1, 2, 2, 2), np.int64), randn((1, 2, 2, 3))],
      {}, r"Indices \[1, 2, 2, 2\] and dY \[1, 2, 2, 3\] must have one shape"),
     ("Hardmax", lambda: [randn((2, 3))], {"axis": 2}, r"axis 2 is out of range for X \[2, 3\]"),

@@ -176,6 +176,24 @@ def col2im_nd(op: OpView, inputs: list) -> list:
     return [TensorInfo(shape, x.dtype)]
 
 
+def im2col_shape(dy, image, block, dilations, pads, strides) -> tuple:
+    """Col2ImNDGradient's dX shape [N, C * prod(block), L], dY checked against image_shape."""
+    if tuple(dy[2:]) != tuple(image) or len(dy) != len(image) + 2:
+        raise ShapeError(f"dY {list(dy)} must be [N, C, {', '.join(map(str, image))}]")
+    dilations, pads, strides = _window_lists(len(image), dilations, pads, strides)
+    return (dy[0], dy[1] * math.prod(block), math.prod(sliding_out(image, block, dilations, pads, strides)))
+
+
+@rule("nn_extra_col2im_nd_gradient")
+def col2im_nd_gradient(op: OpView, inputs: list) -> list:
+    dy = inputs[0]
+    if dy is None:
+        return [None]
+    shape = im2col_shape(dy.shape, op.arg("image_shape"), op.arg("block_shape"), op.arg("dilations"),
+                         op.arg("pads"), op.arg("strides"))
+    return [TensorInfo(shape, dy.dtype)]
+
+
 @rule("nn_extra_deform_conv")
 def deform_conv(op: OpView, inputs: list) -> list:
     x, w, offset = inputs[:3]
