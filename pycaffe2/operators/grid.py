@@ -9,23 +9,29 @@ import itertools
 import numpy as np
 
 from pycaffe2.operators._resample import cubic_kernel
-from pycaffe2.operators.registry import gradient_op, register_cpu
-from pycaffe2.schema.inference.grid import affine_grid_shape, affine_grid_theta_shape, grid_sample_shape
+from pycaffe2.operators.registry import gradient_op, register_cpu, register_gradient
+from pycaffe2.schema.inference.grid import (
+    affine_grid_shape,
+    affine_grid_theta_shape,
+    check_dy,
+    grid_sample_shape,
+)
 
 
-def _reflect(x: np.ndarray, low: float, high: float) -> np.ndarray:
-    """x reflected at low and high until inside them (PyTorch's rule)."""
+def _reflect(x: np.ndarray, low: float, high: float):
+    """(x reflected at low and high until inside them (PyTorch's rule), dreflected/dx)."""
     span = high - low
     if span <= 0:
-        return np.full(x.shape, low)
+        return np.full(x.shape, low), np.zeros(x.shape)
     below, above = x < low, x > high
     d = np.where(below, low - x, x - high)
     n = np.floor(d / span)
     r = d - n * span
     even = n % 2 == 0
     inside_low, inside_high = low + r, high - r
-    return np.where(below, np.where(even, inside_low, inside_high),
-                    np.where(above, np.where(even, inside_high, inside_low), x))
+    folded = np.where(below, np.where(even, inside_low, inside_high),
+                      np.where(above, np.where(even, inside_high, inside_low), x))
+    return folded, np.where((below | above) & even, -1.0, 1.0)
 
 
 def _fetch(i: np.ndarray, size: int, bounds, padding_mode: str):
@@ -34,49 +40,94 @@ def _fetch(i: np.ndarray, size: int, bounds, padding_mode: str):
         return np.clip(i, 0, size - 1), (i >= 0) & (i < size)
     if padding_mode == "border":
         return np.clip(i, 0, size - 1), None
-    return np.clip(np.trunc(_reflect(i.astype(np.float64), *bounds)).astype(np.int64), 0, size - 1), None
+    return np.clip(np.trunc(_reflect(i.astype(np.float64), *bounds)[0]).astype(np.int64), 0, size - 1), None
+
+
+def _kernel_slope(u: np.ndarray, mode: str) -> np.ndarray:
+    """d kernel(u) / du of linear (1 - |u|) or Keys' cubic (a = -0.75)."""
+    if mode == "linear":
+        return -np.sign(u)
+    a, t = -0.75, np.abs(u)
+    near = 3 * (a + 2) * t * t - 2 * (a + 3) * t
+    far = 3 * a * t * t - 10 * a * t + 8 * a
+    return np.sign(u) * np.where(t <= 1, near, np.where(t < 2, far, 0.0))
 
 
 def _axis_taps(g: np.ndarray, size: int, mode: str, padding_mode: str, align_corners: bool):
-    """[(index, weight, inside mask)] per tap along one spatial axis."""
+    """[(index, weight, inside mask, d weight / d g)] per tap along one spatial axis."""
     x = (g + 1) / 2 * (size - 1) if align_corners else ((g + 1) * size - 1) / 2
+    dx = np.full(x.shape, (size - 1) / 2 if align_corners else size / 2)
     bounds = (0.0, size - 1.0) if align_corners else (-0.5, size - 0.5)
     if mode == "nearest":
         x = np.rint(x)
     if padding_mode == "border":
-        x = np.where((x < bounds[0]) | (x > bounds[1]), np.clip(x, 0, size - 1), x)
+        outside = (x < bounds[0]) | (x > bounds[1])
+        x, dx = np.where(outside, np.clip(x, 0, size - 1), x), np.where(outside, 0.0, dx)
     elif padding_mode == "reflection":
-        x = _reflect(x, *bounds)
+        x, sign = _reflect(x, *bounds)
+        dx = dx * sign
     if mode == "nearest":
         index, inside = _fetch(np.trunc(x).astype(np.int64), size, bounds, padding_mode)
-        return [(index, np.ones(x.shape), inside)]
+        return [(index, np.ones(x.shape), inside, np.zeros(x.shape))]
     base = np.floor(x)
     t = x - base
-    offsets = (0, 1) if mode == "linear" else (-1, 0, 1, 2)
     taps = []
-    for o in offsets:
+    for o in (0, 1) if mode == "linear" else (-1, 0, 1, 2):
         w = 1 - np.abs(o - t) if mode == "linear" else cubic_kernel(o - t, -0.75)
         index, inside = _fetch(base.astype(np.int64) + o, size, bounds, padding_mode)
-        taps.append((index, w, inside))
+        taps.append((index, w, inside, -_kernel_slope(o - t, mode) * dx))
     return taps
+
+
+def _taps_of(x, grid, mode, padding_mode, align_corners):
+    """Per spatial axis of X, the taps of every output position (the grid's coordinates
+    run x first, so axis a reads the grid's coordinate nd - 1 - a)."""
+    nd = x.ndim - 2
+    g = grid.astype(np.float64)
+    return [_axis_taps(g[..., nd - 1 - a], x.shape[2 + a], mode, padding_mode, align_corners) for a in range(nd)]
+
+
+def _masked(w, inside):
+    return w if inside is None else np.where(inside, w, 0.0)
 
 
 @register_cpu("GridSample")
 def grid_sample(x, grid, *, mode, padding_mode, align_corners):
     shape = grid_sample_shape(x.shape, grid.shape, x.dtype.name)
     nd = x.ndim - 2
-    g = grid.astype(np.float64)
-    per_axis = [_axis_taps(g[..., nd - 1 - a], x.shape[2 + a], mode, padding_mode, align_corners)
-                for a in range(nd)]
     n_index = np.arange(x.shape[0]).reshape((-1,) + (1,) * nd)
     y = np.zeros(shape[:1] + shape[2:] + shape[1:2])  # [N, out..., C] while summing
-    for combo in itertools.product(*per_axis):
-        weight = np.ones(g.shape[:-1])
-        for _, w, inside in combo:
-            weight = weight * (w if inside is None else np.where(inside, w, 0.0))
-        values = x[(n_index, slice(None)) + tuple(index for index, _, _ in combo)]  # [N, out..., C]
+    for combo in itertools.product(*_taps_of(x, grid, mode, padding_mode, align_corners)):
+        weight = np.prod([_masked(w, inside) for _, w, inside, _ in combo], axis=0)
+        values = x[(n_index, slice(None)) + tuple(index for index, _, _, _ in combo)]  # [N, out..., C]
         y += values * weight[..., None]
     return np.moveaxis(y, -1, 1).astype(x.dtype)
+
+
+@register_gradient("GridSample")
+def make_grid_sample_gradient(g):
+    return [g.Op("GridSampleGradient", [g.I(0), g.I(1), g.GO(0)], [g.GI(0), g.GI(1)])]
+
+
+@register_cpu("GridSampleGradient")
+def grid_sample_gradient(x, grid, dy, *, mode, padding_mode, align_corners):
+    """dX: each dY spread over the taps it read, by their weights; dgrid: dY times the
+    taps' values times the weights' slopes along each coordinate."""
+    shape = grid_sample_shape(x.shape, grid.shape, x.dtype.name)
+    check_dy(dy.shape, shape)
+    nd = x.ndim - 2
+    n_index = np.arange(x.shape[0]).reshape((-1,) + (1,) * nd)
+    dyc = np.moveaxis(dy.astype(np.float64), 1, -1)  # [N, out..., C]
+    dx, dgrid = np.zeros(x.shape), np.zeros(grid.shape)
+    for combo in itertools.product(*_taps_of(x, grid, mode, padding_mode, align_corners)):
+        weights = [_masked(w, inside) for _, w, inside, _ in combo]
+        where = (n_index, slice(None)) + tuple(index for index, _, _, _ in combo)
+        np.add.at(dx, where, dyc * np.prod(weights, axis=0)[..., None])
+        read = np.sum(x[where] * dyc, axis=-1)  # [N, out...]
+        for a, (_, _, inside, slope) in enumerate(combo):
+            others = np.prod([w for b, w in enumerate(weights) if b != a], axis=0) if nd > 1 else 1.0
+            dgrid[..., nd - 1 - a] += read * _masked(slope, inside) * others
+    return dx.astype(dy.dtype), dgrid.astype(grid.dtype)
 
 
 def _grid_points(size, align_corners) -> np.ndarray:

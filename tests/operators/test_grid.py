@@ -8,7 +8,8 @@ import pytest
 
 from pycaffe2.executor import NetError, OpFailure
 from pycaffe2.schema.bind import ShapeError, TensorInfo
-from pycaffe2.testing import check_gradient_op, check_reference, run_op
+from pycaffe2.gradient import GetGradientForOp
+from pycaffe2.testing import check_gradient_op, check_reference, make_op, run_op
 from tests.schema import infer
 
 
@@ -96,6 +97,45 @@ def test_grid_sample_1d_and_3d(mode, padding_mode):
     check_reference("GridSample", [x, grid], grid_sample_reference, args)
 
 
+def away_from_kinks(grid, sizes, align_corners, margin=0.02):
+    """The grid nudged so no unnormalised coordinate sits within `margin` of an integer or
+    a half (where the weights' slopes, nearest rounding or the reflection change)."""
+    nd = len(sizes)
+    out = grid.copy()
+    for a, size in enumerate(sizes):
+        g = out[..., nd - 1 - a]
+        x = (g + 1) / 2 * (size - 1) if align_corners else ((g + 1) * size - 1) / 2
+        frac = np.mod(2 * x, 1.0)
+        x = np.where(np.minimum(frac, 1 - frac) < margin, x + 2 * margin, x)
+        out[..., nd - 1 - a] = 2 * x / (size - 1) - 1 if align_corners else (2 * x + 1) / size - 1
+    return out
+
+
+@pytest.mark.parametrize("mode", ["linear", "nearest", "cubic"])
+@pytest.mark.parametrize("padding_mode", ["zeros", "border", "reflection"])
+@pytest.mark.parametrize("align_corners", [0, 1])
+def test_grid_sample_gradient(mode, padding_mode, align_corners):
+    x = randn((2, 2, 4, 5), 13).astype(np.float64)
+    grid = np.random.default_rng(14).uniform(-1.4, 1.4, (2, 3, 2, 2))
+    grid = away_from_kinks(grid, (4, 5), align_corners)
+    args = {"mode": mode, "padding_mode": padding_mode, "align_corners": align_corners}
+    (y,) = run_op("GridSample", [x, grid], args)
+    dy = randn(y.shape, 15).astype(np.float64)
+    check_gradient_op("GridSample", [x, grid], "GridSampleGradient", [x, grid, dy], {0: 0, 1: 1}, [dy], args,
+                      atol=1e-4, rtol=1e-3)  # central differences of the cubic: ~1e-5 off
+
+
+def test_grid_sample_gradient_3d():
+    x = randn((1, 2, 3, 4, 3), 16).astype(np.float64)
+    grid = away_from_kinks(np.random.default_rng(17).uniform(-1.2, 1.2, (1, 2, 2, 2, 3)), (3, 4, 3), 0)
+    (y,) = run_op("GridSample", [x, grid])
+    dy = randn(y.shape, 18).astype(np.float64)
+    check_gradient_op("GridSample", [x, grid], "GridSampleGradient", [x, grid, dy], {0: 0, 1: 1}, [dy],
+                      atol=1e-5, rtol=1e-4)
+    grad_ops, g_input = GetGradientForOp(make_op("GridSample", ["X", "G"], ["Y"]), ["Y_grad"])
+    assert [list(o.input) for o in grad_ops] == [["X", "G", "Y_grad"]] and g_input == ["X_grad", "G_grad"]
+
+
 def affine_grid_reference(theta, size, align_corners=0):
     spatial = size[2:]
     nd = len(spatial)
@@ -141,6 +181,8 @@ def test_inference_matches_the_kernels():
 
 # (op type, inputs, args, message)
 ERRORS = [
+    ("GridSampleGradient", lambda: [randn((1, 2, 3, 4)), randn((1, 5, 5, 2)), randn((1, 2, 5, 4))], {},
+     r"dY is \[1, 2, 5, 4\] but GridSample's Y is \[1, 2, 5, 5\]"),
     ("AffineGridGradient", lambda: [randn((1, 3, 4, 3))], {"size": [1, 1, 3, 4]},
      r"dgrid \[1, 3, 4, 3\] must be \[N, H, W, 2\] or \[N, D, H, W, 3\]"),
     ("GridSample", lambda: [randn((1, 2, 3, 4)), randn((1, 5, 5, 3))], {},

@@ -31,6 +31,20 @@ def affine_grid_shape(theta, size) -> tuple:
     return shape
 
 
+def check_dy(dy, y) -> None:
+    if tuple(dy) != tuple(y):
+        raise ShapeError(f"dY is {list(dy)} but GridSample's Y is {list(y)}")
+
+
+@rule("grid_grid_sample_gradient")
+def grid_sample_gradient(op: OpView, inputs: list) -> list:
+    """dX like X, dgrid like the grid; dY must have Y's shape."""
+    x, grid, dy = inputs
+    if x is not None and grid is not None and dy is not None:
+        check_dy(dy.shape, grid_sample_shape(x.shape, grid.shape, x.dtype))
+    return [x, grid]
+
+
 @rule("grid_grid_sample")
 def grid_sample(op: OpView, inputs: list) -> list:
     x, grid = inputs
