@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 
 from pycaffe2.executor import NetError, OpFailure
-from pycaffe2.schema.bind import ShapeError, TensorInfo
 from pycaffe2.gradient import GetGradientForOp
+from pycaffe2.schema.bind import ShapeError, TensorInfo
 from pycaffe2.testing import check_gradient_op, check_reference, make_op, run_op
 from tests.schema import infer
 
