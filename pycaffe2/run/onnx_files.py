@@ -1,0 +1,189 @@
+"""`.onnx` files on the command line: convert both ways, run and validate through
+pycaffe2.onnx.backend (ONNX -> NetDef) and pycaffe2.onnx.export (NetDef -> ONNX).
+
+onnx is an optional extra: without it each of these raises a PyCaffe2Error saying
+`pip install 'pycaffe2[onnx]'` (exit 2 on the command line). Outputs are written only
+where the user said, atomically, and never over the input.
+"""
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+from pycaffe2.errors import NetFileError, PyCaffe2Error, RunError
+
+ONNX_SUFFIX = ".onnx"
+
+
+def is_onnx(path) -> bool:
+    return str(path).lower().endswith(ONNX_SUFFIX)
+
+
+def _modules():
+    """(pycaffe2.onnx.backend, pycaffe2.onnx.export), or the install hint."""
+    from pycaffe2.onnx.export import INSTALL_HINT
+    try:
+        import onnx  # noqa: F401
+    except ImportError as exc:
+        raise PyCaffe2Error(f"ONNX files need the onnx package ({exc}): {INSTALL_HINT}") from None
+    from pycaffe2.onnx import backend, export
+    return backend, export
+
+
+def _same_file(a, b) -> bool:
+    a, b = Path(a), Path(b)
+    try:
+        return a.resolve() == b.resolve() or (b.exists() and a.exists() and a.samefile(b))
+    except OSError:
+        return False
+
+
+def _check_not_input(source, target) -> None:
+    targets = [target] + [Path(target) / name for name in ("init_net.pb", "predict_net.pb")]
+    if any(_same_file(source, t) for t in targets):
+        raise PyCaffe2Error(f"{target}: is the input {source}; write the conversion elsewhere")
+
+
+# ---------------------------------------------------------------- ONNX -> NetDef
+
+def prepared(path):
+    """(ModelProto, the backend's rep) of an .onnx file."""
+    backend, _ = _modules()
+    model = backend.load_model(str(path))
+    try:
+        rep = backend.prepare(model)
+    except PyCaffe2Error as exc:
+        raise NetFileError(f"cannot translate: {exc}", file=str(path)) from None
+    return model, rep
+
+
+def static_nets(path, rep):
+    """(init NetDef or None, predict NetDef) of a rep translated without running it."""
+    predict = getattr(rep, "predict_net", None)
+    if predict is None or getattr(rep, "needs_trace", False):
+        raise NetFileError("its translation needs values known only when it runs (attribute-like "
+                           "inputs computed from the fed data); it cannot become a static net file, "
+                           "run it with `pycaffe2 run` instead", file=str(path))
+    init = getattr(rep, "init_net", None)
+    return (init if init is not None and len(init.op) else None), predict
+
+
+def graph_input_shapes(model) -> dict:
+    """The ONNX graph's fed inputs with static shapes: name -> (dims, dtype), as model files keep them."""
+    from onnx import helper
+    initialized = {t.name for t in model.graph.initializer}
+    shapes = {}
+    for value in model.graph.input:
+        tensor = value.type.tensor_type
+        if value.name in initialized or not value.type.HasField("tensor_type"):
+            continue
+        dims = [d.dim_value if d.HasField("dim_value") else None for d in tensor.shape.dim]
+        if None in dims or not tensor.HasField("shape"):
+            continue
+        try:
+            dtype = helper.tensor_dtype_to_np_dtype(tensor.elem_type).name
+        except (KeyError, TypeError, ValueError):
+            continue
+        shapes[value.name] = (tuple(dims), dtype)
+    return shapes
+
+
+def onnx_to_netfile(source, target) -> str:
+    """Write the nets the backend translates `source` into as `target` (a model folder or a
+    .yaml/.json model file; a .pb/.pbtxt when the model has no initializers)."""
+    from pycaffe2 import netfile
+    _check_not_input(source, target)
+    model, rep = prepared(source)
+    init, predict = static_nets(source, rep)
+    result = netfile.Model(predict, init)
+    if Path(target).suffix.lower() in (".yaml", ".yml", ".json"):
+        result.input_shapes = graph_input_shapes(model)
+    netfile.save_model(result, target)
+    return f"{target}: {len(predict.op)} op(s), {len(init.op) if init else 0} init op(s)"
+
+
+# ---------------------------------------------------------------- NetDef -> ONNX
+
+def netfile_to_onnx(source, target, input_shapes=None, opset=None, allow_outside_paths=False) -> str:
+    """Export the model `source` (any net or model file or folder) to `target` (.onnx)."""
+    from pycaffe2 import netfile
+    _, export = _modules()
+    _check_not_input(source, target)
+    model = netfile.load_model(source, allow_outside_paths=allow_outside_paths)
+    if model.plan is not None and not len(model.predict_net.op):
+        raise PyCaffe2Error(f"{source}: a plan, not an init/predict model: nothing to export")
+    shapes = {**model.input_shapes, **(input_shapes or {})}
+    start = time.perf_counter()
+    onnx_model = export.export_model(model.predict_net, model.init_net, shapes,
+                                     opset=export.DEFAULT_OPSET if opset is None else opset)
+    export.save_model(onnx_model, target)
+    graph = onnx_model.graph
+    return (f"{target}: opset {onnx_model.opset_import[0].version}, {len(graph.node)} node(s), "
+            f"{len(graph.initializer)} initializer(s), exported in {time.perf_counter() - start:.2f} s")
+
+
+# ---------------------------------------------------------------- run and validate
+
+def refuse_run_flags(args) -> None:
+    """`pycaffe2 run` flags that have no meaning for an .onnx model."""
+    refused = [flag for flag, given in (("--init", args.init), ("--random-init", args.random_init),
+                                        ("--out-channels", args.out_channels), ("--fetch", args.fetch),
+                                        ("--checkpoint", args.checkpoint), ("--save-every", args.save_every),
+                                        ("--resume", args.resume), ("--optimize", args.optimize),
+                                        ("--device", args.device == "cuda"), ("--workers", args.workers))
+               if given]
+    if refused:
+        raise RunError(f"{', '.join(refused)}: not for .onnx models (they run through the ONNX backend, "
+                       "which feeds the graph's inputs and returns its outputs)")
+
+
+def run_onnx(path, feeds: dict, iters: int = 1):
+    """({output name: array}, seconds per run) of the model run `iters` times on `feeds`."""
+    import numpy as np
+    model, rep = prepared(path)
+    initialized = {t.name for t in model.graph.initializer}
+    wanted = [v.name for v in model.graph.input if v.name not in initialized]
+    unknown = [name for name in feeds if name not in wanted]
+    if unknown:
+        raise RunError(f"feed '{unknown[0]}': not an input of {path} (its inputs: {', '.join(wanted) or 'none'})")
+    missing = [name for name in wanted if name not in feeds]
+    if missing:
+        shapes = graph_input_shapes(model)
+        listed = ", ".join(f"'{m}'" + (f" {list(shapes[m][0])} {shapes[m][1]}" if m in shapes else "")
+                           for m in missing)
+        raise RunError(f"{path}: feed every input ({listed}): --feed NAME=PATH.npy")
+    inputs = [np.asarray(feeds[name]) for name in wanted]
+    start = time.perf_counter()
+    for _ in range(iters):  # the first run may translate again, with the values known
+        outputs = rep.run(inputs)
+    seconds = (time.perf_counter() - start) / iters
+    names = [v.name for v in model.graph.output]
+    return dict(zip(names, [np.asarray(o) for o in outputs])), seconds
+
+
+def validate_onnx(path) -> list:
+    """validate's Problems for one .onnx file: unreadable, onnx.checker, translation, the nets."""
+    from pycaffe2 import netfile
+    from pycaffe2.schema.checker import Problem, check_model
+    backend, _ = _modules()
+    import onnx
+    try:
+        model = backend.load_model(str(path))
+    except NetFileError as exc:
+        return [Problem("file", exc.message, exc.file or str(path), exc.line)]
+    try:
+        onnx.checker.check_model(model)
+    except onnx.checker.ValidationError as exc:
+        return [Problem("onnx-checker", " ".join(str(exc).split())[:500], str(path))]
+    try:
+        rep = backend.prepare(model)
+        init, predict = static_nets(path, rep)
+    except NetFileError as exc:
+        if "values known only when it runs" in exc.message:
+            return []  # valid as far as a static look goes; its nets exist only at the first run
+        return [Problem("onnx-translate", exc.message, str(path))]
+    except PyCaffe2Error as exc:
+        return [Problem("onnx-translate", str(exc), str(path))]
+    nets = netfile.Model(predict, init, input_shapes=graph_input_shapes(model),
+                         files={"predict_net": str(path), "init_net": str(path)})
+    return check_model(nets)
