@@ -19,15 +19,26 @@ def is_onnx(path) -> bool:
     return str(path).lower().endswith(ONNX_SUFFIX)
 
 
-def _modules():
-    """(pycaffe2.onnx.backend, pycaffe2.onnx.export), or the install hint."""
+def _require_onnx() -> None:
     from pycaffe2.onnx.export import INSTALL_HINT
     try:
         import onnx  # noqa: F401
     except ImportError as exc:
         raise PyCaffe2Error(f"ONNX files need the onnx package ({exc}): {INSTALL_HINT}") from None
-    from pycaffe2.onnx import backend, export
-    return backend, export
+
+
+def _backend():
+    """pycaffe2.onnx.backend (ONNX -> NetDef), or the install hint."""
+    _require_onnx()
+    from pycaffe2.onnx import backend
+    return backend
+
+
+def _export():
+    """pycaffe2.onnx.export (NetDef -> ONNX), or the install hint."""
+    _require_onnx()
+    from pycaffe2.onnx import export
+    return export
 
 
 def _same_file(a, b) -> bool:
@@ -48,7 +59,7 @@ def _check_not_input(source, target) -> None:
 
 def prepared(path):
     """(ModelProto, the backend's rep) of an .onnx file."""
-    backend, _ = _modules()
+    backend = _backend()
     model = backend.load_model(str(path))
     try:
         rep = backend.prepare(model)
@@ -107,7 +118,7 @@ def onnx_to_netfile(source, target) -> str:
 def netfile_to_onnx(source, target, input_shapes=None, opset=None, allow_outside_paths=False) -> str:
     """Export the model `source` (any net or model file or folder) to `target` (.onnx)."""
     from pycaffe2 import netfile
-    _, export = _modules()
+    export = _export()
     _check_not_input(source, target)
     model = netfile.load_model(source, allow_outside_paths=allow_outside_paths)
     if model.plan is not None and not len(model.predict_net.op):
@@ -165,7 +176,7 @@ def validate_onnx(path) -> list:
     """validate's Problems for one .onnx file: unreadable, onnx.checker, translation, the nets."""
     from pycaffe2 import netfile
     from pycaffe2.schema.checker import Problem, check_model
-    backend, _ = _modules()
+    backend = _backend()
     import onnx
     try:
         model = backend.load_model(str(path))

@@ -1,0 +1,369 @@
+"""NetDef -> ONNX (pycaffe2.onnx.export): every exported model passes onnx.checker's full
+check and ONNX Runtime computes what pycaffe2 does, within 1e-4 relative.
+
+Rows: the bundled models (LeNet, SqueezeNet 1.1, ResNet-50), the real Caffe2 files in
+../shared/caffe2_models (pairs as they are, predict-only nets with made-up weights),
+one small net per converter (in-place writes, legacy broadcast and padding, the
+decompositions), the errors, and the command line both ways."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+onnx = pytest.importorskip("onnx")
+ort = pytest.importorskip("onnxruntime")
+
+from pycaffe2 import cli, core, netfile
+from pycaffe2.errors import ExportError
+from pycaffe2.executor import Workspace
+from pycaffe2.onnx import frontend
+from pycaffe2.onnx.export import export_model
+
+ROOT = Path(__file__).resolve().parents[1]
+MODELS = ROOT / "nets" / "models"
+SHARED = ROOT.parent / "shared" / "caffe2_models"
+RTOL = 1e-4
+
+
+def rel_diff(ours, theirs) -> float:
+    scale = float(np.abs(ours).max()) if np.size(ours) else 0.0
+    return float(np.abs(ours.astype(np.float64) - theirs).max()) / (scale or 1.0) if np.size(ours) else 0.0
+
+
+def ours_and_theirs(predict, weights, feeds: dict, outputs, opset=17, init=None):
+    """(pycaffe2's outputs, ONNX Runtime's on the exported model, the model)."""
+    model = export_model(predict, init if init is not None else weights, inputs=feeds,
+                         outputs=outputs, opset=opset)
+    ws = Workspace(seed=0)
+    if init is not None:
+        ws.RunNetOnce(init)
+    for name, value in {**(weights or {}), **feeds}.items():
+        ws.FeedBlob(name, value)
+    ws.RunNetOnce(predict)
+    session = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
+    theirs = session.run(None, {name: value for name, value in feeds.items()
+                                if name in {i.name for i in model.graph.input}})
+    return [ws.FetchBlob(name) for name in outputs], theirs, model
+
+
+def check_same(predict, weights, feeds, outputs, opset=17, init=None, rtol=RTOL):
+    ours, theirs, model = ours_and_theirs(predict, weights, feeds, outputs, opset, init)
+    for name, a, b in zip(outputs, ours, theirs):
+        assert a.shape == b.shape, name
+        assert a.dtype == b.dtype, name
+        if a.dtype.kind in "biu":
+            np.testing.assert_array_equal(a, b, err_msg=name)
+        else:
+            assert rel_diff(a, b) <= rtol, (name, rel_diff(a, b))
+    return model
+
+
+# ---------------------------------------------------------------- whole models
+
+def bundled(name):
+    model = netfile.load_model(MODELS / name)
+    return model.init_net, model.predict_net
+
+
+@pytest.mark.parametrize("name, shape", [
+    ("lenet", (2, 1, 28, 28)),
+    ("squeezenet1_1", (1, 3, 224, 224)),
+    pytest.param("resnet50", (1, 3, 224, 224), marks=pytest.mark.slow),
+])
+def test_bundled_models_match_onnxruntime(name, shape):
+    init, predict = bundled(name)
+    data = np.random.default_rng(0).standard_normal(shape).astype(np.float32)
+    softmax = predict.op[-1]
+    outputs = [softmax.input[0], softmax.output[0]]  # logits and probabilities
+    model = check_same(predict, None, {"data": data}, outputs, init=init)
+    assert model.opset_import[0].version == 17
+
+
+def shared_cases():
+    """(id, model path, input name, shape, whether weights are made up)."""
+    return [
+        ("hungmingwu_pytorch_export", SHARED / "hungmingwu_pytorch_export", "1", (2, 1, 28, 28), False),
+        ("hmc_random_test", SHARED / "hmc_random_test", "1", (1, 1, 224, 224), False),
+        ("squeeze_predict_net", SHARED / "squeezenet_predict_only" / "squeeze_predict_net.pb", "data",
+         (1, 3, 227, 227), True),
+        ("squeezenet_predict_armcompute", SHARED / "squeezenet_predict_only" /
+         "squeezenet_predict_armcompute.pb", "data", (1, 3, 227, 227), True),
+        ("tinyPredict", SHARED / "caffe2_ios_predict_only" / "tinyPredict.pb", "data", (1, 3, 224, 224), True),
+        ("tinyYoloPredict", SHARED / "caffe2_ios_predict_only" / "tinyYoloPredict.pb", "data",
+         (1, 3, 416, 416), True),
+    ]
+
+
+@pytest.mark.parametrize("case", shared_cases(), ids=lambda case: case[0])
+def test_shared_caffe2_models_match_onnxruntime(case):
+    _, path, blob, shape, made_up = case
+    if not path.exists():
+        pytest.skip(f"{path} is absent (../shared/caffe2_models is not checked out here)")
+    from pycaffe2.run import made_up_weights
+    model = netfile.load_model(path)
+    data = np.random.default_rng(0).standard_normal(shape).astype(np.float32)
+    weights = made_up_weights(model.predict_net, {blob: data}, {}, seed=0) if made_up else None
+    exported = check_same(model.predict_net, weights, {blob: data}, list(model.predict_net.external_output),
+                          init=None if made_up else model.init_net)
+    assert [i.name for i in exported.graph.input] == [blob]  # fed, even where the init net fills it
+
+
+# ---------------------------------------------------------------- one net per converter
+
+def rand(*shape, seed=0, dtype=np.float32):
+    return np.random.default_rng(seed).standard_normal(shape).astype(dtype)
+
+
+def net_of(build):
+    net = core.Net("t")
+    build(net)
+    return net.Proto()
+
+
+CASES = {
+    "in_place_and_legacy_pads": (
+        lambda n: (n.Conv(["x", "w", "b"], "c", kernel=3, pad=1), n.Relu("c", "c"),
+                   n.MaxPool("c", "p", kernel=3, stride=2, pad=1, legacy_pad=3), n.Sigmoid("c", "c"),
+                   n.AveragePool("p", "y", kernel=3, stride=2, legacy_pad=3)),
+        {"w": rand(4, 3, 3, 3), "b": rand(4)}, {"x": rand(2, 3, 11, 11)}, ["c", "y"]),
+    "conv_same_grouped_dilated": (
+        lambda n: n.Conv(["x", "w"], "y", kernel=3, group=2, dilation=2, legacy_pad=2, stride=2),
+        {"w": rand(4, 1, 3, 3)}, {"x": rand(1, 2, 9, 10)}, ["y"]),
+    "conv_transpose": (
+        lambda n: n.ConvTranspose(["x", "w", "b"], "y", kernel=3, stride=2, pad=1, adj=1),
+        {"w": rand(3, 2, 3, 3), "b": rand(2)}, {"x": rand(1, 3, 5, 5)}, ["y"]),
+    "spatial_bn_fc_axis": (
+        lambda n: (n.SpatialBN(["x", "s", "o", "m", "v"], "bn", is_test=1, epsilon=1e-3),
+                   n.FC(["bn", "fw", "fb"], "y", axis=2)),
+        {"s": rand(3), "o": rand(3), "m": rand(3), "v": np.abs(rand(3)) + 0.5, "fw": rand(5, 12), "fb": rand(5)},
+        {"x": rand(2, 3, 3, 4)}, ["y"]),
+    "legacy_broadcast_axis": (
+        lambda n: (n.Mul(["x", "s"], "a", broadcast=1, axis=1), n.Add(["a", "t"], "b", broadcast=1, axis=1),
+                   n.Sub(["b", "u"], "c", broadcast=1), n.Div(["c", "d"], "y", broadcast=1, axis_str="C",
+                                                              order="NCHW")),
+        {"s": rand(3), "u": rand(5), "d": np.abs(rand(3)) + 1}, {"x": rand(2, 3, 4, 5), "t": rand(3, 4)},
+        ["y"]),
+    "channel_shuffle_lrn": (
+        lambda n: (n.ChannelShuffle("x", "s", group=2), n.LRN("s", ["y", "scale"], size=3, alpha=1e-3,
+                                                            beta=0.75, bias=2.0)),
+        {}, {"x": rand(2, 6, 3, 3)}, ["s", "y"]),
+    "concat_add_axis_split_info": (
+        lambda n: (n.Concat(["a", "b"], ["c", "info"], axis=1, add_axis=1),
+                   n.Concat(["a", "b"], ["d", "info2"], axis=-1), n.Cast("info2", "i64", to=10)),
+        {}, {"a": rand(2, 3), "b": rand(2, 3, seed=1)}, ["c", "d", "info2"]),
+    "softmax_coerced": (
+        lambda n: (n.Softmax("x", "s", axis=1), n.LogSoftmax("x", "l", axis=2), n.Softmax("x", "t", axis=-1)),
+        {}, {"x": rand(2, 3, 4)}, ["s", "l", "t"]),
+    "dropout_reshape_flatten": (
+        lambda n: (n.Dropout("x", ["x", "mask"], is_test=1), n.Reshape("x", ["r", "old"], shape=[0, -1]),
+                   n.Flatten("x", "f", axis=2), n.FlattenToVec("x", "v")),
+        {}, {"x": rand(2, 3, 4)}, ["r", "old", "f", "v"]),
+    "split_slice_gather": (
+        lambda n: (n.Split("x", ["p", "q"], axis=1, split=[1, 2]), n.Slice("x", "s", starts=[0, 1], ends=[-1, -1]),
+                   n.Gather(["x", "i"], "g")),
+        {"i": np.array([1, 0, 1], np.int32)}, {"x": rand(2, 3, 4)}, ["p", "q", "s", "g"]),
+    "squeeze_expand_transpose": (
+        lambda n: (n.ExpandDims("x", "e", dims=[0, 3]), n.Squeeze("e", "s", dims=[0]),
+                   n.Transpose("x", "t", axes=[2, 0, 1]), n.Transpose("x", "r")),
+        {}, {"x": rand(2, 3, 4)}, ["e", "s", "t", "r"]),
+    "activations": (
+        lambda n: (n.LeakyRelu("x", "a", alpha=0.2), n.Elu("x", "b", alpha=0.5), n.Sigmoid("x", "c"),
+                   n.Tanh("x", "d"), n.Selu("x", "e"), n.Swish("x", "f"), n.Gelu("x", "g"),
+                   n.PRelu(["x", "slope"], "h"), n.Softplus("x", "i"), n.Clip("x", "j", min=-0.5, max=0.5),
+                   n.Sqr("x", "k"), n.Abs("x", "m"), n.Exp("x", "o"), n.HardSigmoid("x", "p")),
+        {"slope": rand(3)}, {"x": rand(2, 3, 4)}, list("abcdefghijkmop")),
+    "reductions_and_argmax": (
+        lambda n: (n.ReduceSum("x", "a", axes=[1]), n.ReduceMean("x", "b", axes=[0, 2], keepdims=0),
+                   n.ReduceMax("x", "c"), n.ReduceFrontSum("x", "d"), n.ReduceBackMean("x", "e", num_reduce_dim=2),
+                   n.ArgMax("x", "f", axis=1), n.Sum(["x", "x", "x"], "g"), n.Max(["x", "y"], "h")),
+        {}, {"x": rand(2, 3, 4), "y": rand(2, 3, 4, seed=1)}, list("abcdefgh")),
+    "matmuls_cast_compare": (
+        lambda n: (n.MatMul(["a", "b"], "m", trans_b=1), n.BatchMatMul(["x", "x"], "bm", trans_b=1),
+                   n.Cast("m", "c", to=10), n.GT(["a", "a2"], "gt"), n.Copy("a", "cp")),
+        {"b": rand(5, 4)}, {"a": rand(3, 4), "a2": rand(3, 4, seed=1), "x": rand(2, 3, 4)},
+        ["m", "bm", "c", "gt", "cp"]),
+    "resize_norms": (
+        lambda n: (n.ResizeNearest("x", "rn", width_scale=2.0, height_scale=1.5),
+                   n.UpsampleBilinear("x", "ub", width_scale=2.0, height_scale=2.0),
+                   n.InstanceNorm(["x", "s", "o"], "in"), n.LayerNorm(["x"], ["ln", "mu", "sd"], axis=2),
+                   n.Normalize("x", "nm", axis=1)),
+        {"s": rand(3), "o": rand(3)}, {"x": rand(1, 3, 4, 5)}, ["rn", "ub", "in", "ln", "mu", "sd", "nm"]),
+    "predict_net_constants_folded": (
+        lambda n: (n.ConstantFill([], "k", shape=[3], value=2.0), n.Mul(["x", "k"], "y", broadcast=1),
+                   n.Transpose("w", "wt"), n.MatMul(["x", "wt"], "z")),
+        {"w": rand(5, 3)}, {"x": rand(2, 3)}, ["y", "z"]),
+}
+
+
+@pytest.mark.parametrize("name", sorted(CASES))
+def test_converter_matches_onnxruntime(name):
+    build, weights, feeds, outputs = CASES[name]
+    check_same(net_of(build), weights, feeds, outputs)
+
+
+@pytest.mark.parametrize("opset", [13, 18, 21])
+def test_opsets(opset):
+    build, weights, feeds, outputs = CASES["reductions_and_argmax"]
+    model = check_same(net_of(build), weights, feeds, outputs, opset=opset)
+    assert model.opset_import[0].version == opset
+    build, weights, feeds, outputs = CASES["activations"]
+    check_same(net_of(build), weights, feeds, outputs, opset=opset)
+
+
+def test_single_assignment_names():
+    net = net_of(lambda n: (n.Relu("x", "x"), n.Relu("y", "y"), n.Sigmoid("y", "y")))
+    model = export_model(net, inputs={"x": rand(2), "y": rand(2)}, outputs=["x", "y"])
+    assert [i.name for i in model.graph.input] == ["x", "y"]
+    outputs = [o.name for o in model.graph.output]
+    assert len(set(outputs) | {"x", "y"}) == 4  # inputs keep their names; each write is a new one
+    names = [out for node in model.graph.node for out in node.output]
+    assert len(names) == len(set(names))
+
+
+def test_init_net_dtypes_become_initializers():
+    init = core.Net("init")
+    init.GivenTensorFill([], "f", shape=[2], values=[1.5, 2.5])
+    init.GivenTensorIntFill([], "i", shape=[2], values=[1, 2])
+    init.GivenTensorInt64Fill([], "l", shape=[2], values=[3, 4])
+    init.GivenTensorDoubleFill([], "d", shape=[2], values=[0.5, 0.25])
+    init.GivenTensorBoolFill([], "b", shape=[2], values=[True, False])
+    init.ConstantFill([], "c", shape=[2], value=7.0)
+    predict = net_of(lambda n: (n.Add(["x", "f"], "xf"), n.Add(["xi", "i"], "ii"), n.Add(["xl", "l"], "ll"),
+                                n.Add(["xd", "d"], "dd"), n.And(["xb", "b"], "bb"), n.Mul(["x", "c"], "xc")))
+    feeds = {"x": rand(2), "xi": np.array([5, 6], np.int32), "xl": np.array([7, 8], np.int64),
+             "xd": rand(2, dtype=np.float64), "xb": np.array([True, True])}
+    model = check_same(predict, None, feeds, ["xf", "ii", "ll", "dd", "bb", "xc"], init=init.Proto())
+    types = {t.name: t.data_type for t in model.graph.initializer}
+    assert types == {"f": 1, "i": 6, "l": 7, "d": 11, "b": 9, "c": 1}
+
+
+# ---------------------------------------------------------------- errors
+
+def test_every_unexportable_op_is_named_at_once():
+    net = net_of(lambda n: (n.Dropout("x", ["d", "mask"], is_test=0), n.Relu("d", "r"),
+                            n.Dropout("r", ["e", "m2"], is_test=1), n.Mul(["e", "m2"], "y"),
+                            n.Conv(["y4", "w"], "c", kernel=1, order="NHWC")))
+    with pytest.raises(ExportError) as info:
+        export_model(net, {"w": rand(2, 1, 1, 3)}, {"x": (2, 3), "y4": (1, 2, 2, 3)}, outputs=["y", "c"])
+    message = str(info.value)
+    assert "3 ops cannot be exported" in message
+    assert "op 0 (Dropout): training mode" in message
+    assert "op 2 (Dropout): output 1 ('m2') is read later" in message
+    assert "op 4 (Conv): order NHWC" in message
+
+
+def test_op_type_without_a_converter():
+    net = net_of(lambda n: n.LengthsSum(["x", "len"], "y"))
+    with pytest.raises(ExportError, match=r"op 0 \(LengthsSum\): no ONNX conversion for this op type"):
+        export_model(net, None, {"x": (4, 2), "len": ((2,), "int32")}, inputs={"len": np.array([1, 3], np.int32)},
+                     outputs=["y"])
+
+
+@pytest.mark.parametrize("kwargs, match", [
+    ({"input_shapes": {}}, "no shape for input\\(s\\) 'x'"),
+    ({"input_shapes": {"x": (2,), "zz": (1,)}}, "'zz', which net 't' never reads"),
+    ({"input_shapes": {"x": (2,)}, "opset": 12}, "opset 12 is not supported"),
+    ({"input_shapes": {"x": (2,)}, "outputs": ["nope"]}, "output 'nope': no such tensor"),
+    ({"input_shapes": {"x": (2,)}, "outputs": []}, "names no external_output"),
+])
+def test_export_errors(kwargs, match):
+    net = net_of(lambda n: n.Relu("x", "y"))
+    with pytest.raises(ExportError, match=match):
+        export_model(net, **kwargs)
+
+
+def test_frontend_names():
+    net = net_of(lambda n: n.Relu("x", "y"))
+    net.external_output.append("y")
+    model = frontend.caffe2_net_to_onnx_model(net, None, {"x": (onnx.TensorProto.FLOAT, (2, 3))})
+    assert model.graph.input[0].type.tensor_type.elem_type == onnx.TensorProto.FLOAT
+    graph = frontend.caffe2_net_to_onnx_graph(net, None, {"x": (onnx.TensorProto.FLOAT, (2, 3))})
+    assert [o.name for o in graph.output] == ["y"]
+
+
+# ---------------------------------------------------------------- the command line
+
+def backend_or_skip():
+    return pytest.importorskip("pycaffe2.onnx.backend")
+
+
+def test_cli_convert_to_onnx(tmp_path, capsys):
+    out = tmp_path / "lenet.onnx"
+    code = cli.main(["convert", str(MODELS / "lenet"), str(out), "--input-shape", "data=2,1,28,28",
+                     "--opset", "15"])
+    assert code == 0, capsys.readouterr().err
+    model = onnx.load(str(out))
+    onnx.checker.check_model(model, full_check=True)
+    assert model.opset_import[0].version == 15
+    assert [p.name for p in tmp_path.iterdir()] == ["lenet.onnx"]  # nothing else written
+
+
+def test_cli_export_errors(tmp_path, capsys):
+    assert cli.main(["convert", str(MODELS / "lenet"), str(tmp_path / "x.onnx")]) == 2
+    assert "no shape for input(s) 'data'" in capsys.readouterr().err
+    assert cli.main(["convert", str(MODELS / "lenet"), str(tmp_path / "x.yaml"), "--opset", "13"]) == 2
+    assert "apply to exports" in capsys.readouterr().err
+    assert not list(tmp_path.iterdir())
+
+
+def test_cli_never_overwrites_the_input(tmp_path, capsys):
+    source = tmp_path / "m.onnx"
+    source.write_bytes(b"not a model")
+    assert cli.main(["convert", str(source), str(source)]) == 2
+    assert source.read_bytes() == b"not a model"
+
+
+def test_cli_without_onnx(tmp_path, capsys, monkeypatch):
+    monkeypatch.setitem(__import__("sys").modules, "onnx", None)  # `import onnx` raises ImportError
+    for argv in (["convert", str(MODELS / "lenet"), str(tmp_path / "x.onnx"), "--input-shape", "data=1,1,28,28"],
+                 ["run", str(tmp_path / "m.onnx")], ["validate", str(tmp_path / "m.onnx")]):
+        assert cli.main(argv) == 2, argv
+        assert "pip install 'pycaffe2[onnx]'" in capsys.readouterr().err
+    assert not list(tmp_path.iterdir())
+
+
+def lenet_onnx(tmp_path) -> Path:
+    path = tmp_path / "lenet.onnx"
+    assert cli.main(["convert", str(MODELS / "lenet"), str(path), "--input-shape", "data=2,1,28,28"]) == 0
+    return path
+
+
+def test_cli_run_onnx(tmp_path, capsys):
+    backend_or_skip()
+    path = lenet_onnx(tmp_path)
+    data = rand(2, 1, 28, 28)
+    np.save(tmp_path / "x.npy", data)
+    assert cli.main(["run", str(path), "--feed", f"data={tmp_path / 'x.npy'}", "--out", str(tmp_path / "r.npz")]) == 0
+    init, predict = bundled("lenet")
+    ws = Workspace(seed=0)
+    ws.RunNetOnce(init)
+    ws.FeedBlob("data", data)
+    ws.RunNetOnce(predict)
+    got = np.load(tmp_path / "r.npz")["softmax"]
+    assert rel_diff(ws.FetchBlob("softmax"), got) <= RTOL
+    assert cli.main(["run", str(path)]) == 2
+    assert "feed every input ('data' [2, 1, 28, 28] float32)" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("target", ["folder", "m.yaml"])
+def test_cli_convert_from_onnx(tmp_path, target, capsys):
+    backend_or_skip()
+    path = lenet_onnx(tmp_path)
+    out = tmp_path / target
+    assert cli.main(["convert", str(path), str(out)]) == 0, capsys.readouterr().err
+    model = netfile.load_model(out)
+    assert model.predict_net.op and model.init_net is not None
+    if target.endswith(".yaml"):
+        assert model.input_shapes == {"data": ((2, 1, 28, 28), "float32")}
+
+
+def test_cli_validate_onnx(tmp_path, capsys):
+    backend_or_skip()
+    path = lenet_onnx(tmp_path)
+    assert cli.main(["validate", str(path)]) == 0, capsys.readouterr()
+    bad = tmp_path / "bad.onnx"
+    bad.write_bytes(b"\x08\x07garbage")
+    assert cli.main(["validate", str(bad), "--format", "json"]) != 0
+    assert '"problems"' in capsys.readouterr().out
