@@ -190,6 +190,14 @@ CASES = {
                    n.InstanceNorm(["x", "s", "o"], "in"), n.LayerNorm(["x"], ["ln", "mu", "sd"], axis=2),
                    n.Normalize("x", "nm", axis=1)),
         {"s": rand(3), "o": rand(3)}, {"x": rand(1, 3, 4, 5)}, ["rn", "ub", "in", "ln", "mu", "sd", "nm"]),
+    "nhwc": (
+        lambda n: (n.Conv(["x", "w", "b"], "c", kernel=3, pad=1, order="NHWC"),
+                   n.SpatialBN(["c", "s", "o", "m", "v"], "bn", is_test=1, order="NHWC"),
+                   n.MaxPool("bn", "p", kernel=2, stride=2, order="NHWC"),
+                   n.AveragePool("bn", "g", global_pooling=1, order="NHWC"),
+                   n.ResizeNearest("p", "r", width_scale=2.0, height_scale=2.0, order="NHWC")),
+        {"w": rand(4, 3, 3, 3), "b": rand(4), "s": rand(4), "o": rand(4), "m": rand(4), "v": np.abs(rand(4)) + 1},
+        {"x": rand(2, 6, 6, 3)}, ["c", "bn", "p", "g", "r"]),
     "predict_net_constants_folded": (
         lambda n: (n.ConstantFill([], "k", shape=[3], value=2.0), n.Mul(["x", "k"], "y", broadcast=1),
                    n.Transpose("w", "wt"), n.MatMul(["x", "wt"], "z")),
@@ -244,14 +252,14 @@ def test_init_net_dtypes_become_initializers():
 def test_every_unexportable_op_is_named_at_once():
     net = net_of(lambda n: (n.Dropout("x", ["d", "mask"], is_test=0), n.Relu("d", "r"),
                             n.Dropout("r", ["e", "m2"], is_test=1), n.Mul(["e", "m2"], "y"),
-                            n.Conv(["y4", "w"], "c", kernel=1, order="NHWC")))
+                            n.InstanceNorm(["y4", "s", "b"], "c", order="NHWC")))
     with pytest.raises(ExportError) as info:
-        export_model(net, {"w": rand(2, 1, 1, 3)}, {"x": (2, 3), "y4": (1, 2, 2, 3)}, outputs=["y", "c"])
+        export_model(net, {"s": rand(3), "b": rand(3)}, {"x": (2, 3), "y4": (1, 2, 2, 3)}, outputs=["y", "c"])
     message = str(info.value)
     assert "3 ops cannot be exported" in message
     assert "op 0 (Dropout): training mode" in message
     assert "op 2 (Dropout): output 1 ('m2') is read later" in message
-    assert "op 4 (Conv): order NHWC" in message
+    assert "op 4 (InstanceNorm): order NHWC" in message
 
 
 def test_op_type_without_a_converter():

@@ -12,11 +12,43 @@ than one leading dim).
 """
 from __future__ import annotations
 
+import dataclasses
+import functools
 import math
 
 import numpy as np
 
-from pycaffe2.onnx.export_graph import Unexportable, canonical_axis, exports
+from pycaffe2.onnx.export_graph import Unexportable, Value, canonical_axis, exports
+
+
+def channels_first(*filters: int):
+    """Run a channels-first converter on an NHWC op: X (and the `filters` inputs, laid out
+    [M, k..., C]) transposed to channels first, Y transposed back."""
+    def wrap(convert):
+        @functools.wraps(convert)
+        def converter(op, g):
+            if op.order() == "NCHW":
+                return convert(op, g)
+            if op.order() != "NHWC":
+                op.nchw_only()  # raises: an order ONNX has no counterpart for
+            rank = op.inputs[0].rank
+            first, last = [0, rank - 1, *range(1, rank - 1)], [0, *range(2, rank), 1]
+
+            def permuted(v):
+                shape = tuple(v.shape[p] for p in first)
+                if v.value is not None:
+                    value = np.transpose(v.value, first)
+                    return Value(g.constant(value, "nchw"), shape, v.dtype, value)
+                return Value(g.one("Transpose", [v.name], perm=first), shape, v.dtype)
+
+            inputs = [permuted(v) if i == 0 or i in filters else v for i, v in enumerate(op.inputs)]
+            y = op.outputs[0]
+            y_first = Value(g.fresh("nchw"), tuple(y.shape[p] for p in first), y.dtype)
+            convert(dataclasses.replace(op, args={**op.args, "order": "NCHW"}, inputs=inputs,
+                                        outputs=[y_first, *op.outputs[1:]]), g)
+            g.one("Transpose", [y_first.name], op.y(0), perm=last)
+        return converter
+    return wrap
 
 
 def _window(op, kernel=None):
@@ -45,8 +77,8 @@ def _window_attrs(win, x_shape, dilations: bool = True) -> dict:
 
 
 @exports("Conv")
+@channels_first(1)
 def _conv(op, g):
-    op.nchw_only()
     w = op.inputs[1]
     win = _window(op, w.shape[2:])
     inputs = [op.x(0), op.x(1)] + ([op.x(2)] if len(op.inputs) > 2 else [])
@@ -54,8 +86,8 @@ def _conv(op, g):
 
 
 @exports("ConvTranspose")
+@channels_first(1)
 def _conv_transpose(op, g):
-    op.nchw_only()
     w = op.inputs[1]
     win = _window(op, w.shape[2:])
     if op.args.get("group", 1) != 1 and w.shape[0] != op.inputs[0].shape[1]:
@@ -70,8 +102,8 @@ def _conv_transpose(op, g):
 
 
 @exports("MaxPool", "AveragePool", "LpPool")
+@channels_first()
 def _pool(op, g):
-    op.nchw_only()
     if op.args.get("global_pooling"):
         attrs = {"p": _lp_order(op)} if op.type == "LpPool" else {}
         g.one(f"Global{op.type}", [op.x(0)], op.y(0), **attrs)
@@ -98,8 +130,8 @@ def _lp_order(op) -> int:
 
 
 @exports("SpatialBN")
+@channels_first()
 def _spatial_bn(op, g):
-    op.nchw_only()
     if not op.args["is_test"]:
         raise Unexportable("training mode (is_test=0): export the test-mode net")
     g.one("BatchNormalization", [v.name for v in op.inputs[:5]], op.y(0), epsilon=float(op.args["epsilon"]))
@@ -195,15 +227,15 @@ def _softmax(op, g):
 
 
 @exports("LRN")
+@channels_first()
 def _lrn(op, g):
-    op.nchw_only()
     g.one("LRN", [op.x(0)], op.y(0), size=op.args["size"], alpha=float(op.args["alpha"]),
           beta=float(op.args["beta"]), bias=float(op.args["bias"]))
 
 
 @exports("ChannelShuffle")
+@channels_first()
 def _channel_shuffle(op, g):
-    op.nchw_only()
     x, group = op.inputs[0], op.args["group"]
     channels = x.shape[1]
     if channels % group:
@@ -221,8 +253,8 @@ def _scales(op) -> tuple[float, float]:
 
 
 @exports("ResizeNearest", "UpsampleBilinear")
+@channels_first()
 def _resize(op, g):
-    op.nchw_only()
     x, y = op.inputs[0], op.outputs[0]
     height, width = _scales(op)
     if tuple(y.shape[2:]) != (int(x.shape[2] * height), int(x.shape[3] * width)):
