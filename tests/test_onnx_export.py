@@ -81,6 +81,16 @@ def test_bundled_models_match_onnxruntime(name, shape):
     assert model.opset_import[0].version == 17
 
 
+def test_optimized_model_exports():
+    """The inference transforms' output (SpatialBN folded, ConvRelu fused, ops in place) exports too."""
+    from pycaffe2.transforms import optimize_inference
+    init, predict = bundled("squeezenet1_1")
+    optimized = optimize_inference(predict, init, keep=predict.external_output, fuse_conv_relu=True)
+    assert "ConvRelu" in {op.type for op in optimized.predict_net.op}
+    data = np.random.default_rng(1).standard_normal((1, 3, 64, 64)).astype(np.float32)
+    check_same(optimized.predict_net, None, {"data": data}, ["softmax"], init=optimized.init_net)
+
+
 def shared_cases():
     """(id, model path, input name, shape, whether weights are made up)."""
     return [

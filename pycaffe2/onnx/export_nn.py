@@ -276,3 +276,12 @@ def _normalize(op, g):
     square_sum = g.reduce("ReduceSumSquare", x.name, [axis], 1)
     norm = g.one("Max", [g.one("Sqrt", [square_sum]), g.scalar(1e-12, x.dtype, "eps")])  # Caffe2's least norm
     g.one("Div", [x.name, norm], op.y(0))
+
+
+@exports("ConvRelu")
+def _conv_relu(op, g):
+    """`pycaffe2 optimize --conv-relu`'s fused op: Conv, then Relu."""
+    y = op.outputs[0]
+    conv = Value(g.fresh("conv"), y.shape, y.dtype)
+    _conv(dataclasses.replace(op, outputs=[conv]), g)
+    g.one("Relu", [conv.name], op.y(0))
