@@ -22,7 +22,6 @@ RuntimeError for the same faults, and ported scripts catch that.
       CUDAUnavailable             CUDA was asked for and cannot be used here
       RunError                    `pycaffe2 run` was asked wrongly (bad feed, unknown ops): exit 2
       RunFailure                  a net of the model failed while it ran: exit 1
-      ExportError                 a net cannot be exported to ONNX (every op that cannot, at once)
 
 Messages say what is wrong and never start with the op's name: the layer
 that knows where the op sits (the checker, CreateNet, OpFailure, the
@@ -112,7 +111,3 @@ class RunError(PyCaffe2Error):
 
 class RunFailure(PyCaffe2Error):
     """A net of the model failed while it ran."""
-
-
-class ExportError(PyCaffe2Error):
-    """A net cannot be exported to ONNX; lists every op that cannot, with why."""

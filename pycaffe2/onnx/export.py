@@ -11,7 +11,7 @@ from constants only. Each op goes through its converter (export_ops.py, export_n
 in-place writes become new names (single assignment: the last write of a blob keeps
 the blob's name unless that name is a graph input). Ops computed from constants only
 (fills, a Reshape of a weight, ...) are folded into initializers. Every op that cannot
-be exported is listed at once in one ExportError; the model passes
+be exported is listed at once in one ConversionError; the model passes
 `onnx.checker.check_model(full_check=True)` before it is returned.
 """
 from __future__ import annotations
@@ -21,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
-from pycaffe2.errors import ExportError, PyCaffe2Error
+from pycaffe2.errors import ConversionError, PyCaffe2Error
 from pycaffe2.onnx import export_nn, export_ops  # noqa: F401 (they register the converters)
 from pycaffe2.onnx.export_graph import EXPORTERS, Graph, OpView, Unexportable, Value
 from pycaffe2.proto import caffe2_pb2
@@ -40,7 +40,7 @@ def import_onnx():
         import onnx
         from onnx import helper, numpy_helper  # noqa: F401
     except ImportError as exc:
-        raise ExportError(f"ONNX support needs the onnx package ({exc}): {INSTALL_HINT}") from None
+        raise ConversionError(f"ONNX support needs the onnx package ({exc}): {INSTALL_HINT}") from None
     return onnx
 
 
@@ -56,14 +56,14 @@ def export_model(predict_net: caffe2_pb2.NetDef, init_net=None, input_shapes=Non
     outputs (default: the predict net's external_output). `opset`: 13 to 21."""
     onnx = import_onnx()
     if not MIN_OPSET <= opset <= MAX_OPSET:
-        raise ExportError(f"opset {opset} is not supported for export (choose {MIN_OPSET} to {MAX_OPSET})")
+        raise ConversionError(f"opset {opset} is not supported for export (choose {MIN_OPSET} to {MAX_OPSET})")
     weights = _init_values(init_net)
     feeds = _feeds(predict_net, weights, input_shapes or {}, inputs or {})
     for blob in feeds:
         weights.pop(blob, None)
     outputs = list(outputs if outputs is not None else predict_net.external_output)
     if not outputs:
-        raise ExportError(f"net '{predict_net.name}' names no external_output: say which blobs the "
+        raise ConversionError(f"net '{predict_net.name}' names no external_output: say which blobs the "
                           "ONNX graph returns (outputs=[...])")
     builder = _Builder(onnx, predict_net, weights, feeds, opset)
     builder.trace()
@@ -79,7 +79,7 @@ def check_model(model) -> None:
     try:
         onnx.checker.check_model(model, full_check=True)
     except (onnx.checker.ValidationError, onnx.shape_inference.InferenceError) as exc:
-        raise ExportError(f"the exported model fails onnx.checker: {_first_lines(str(exc))}") from None
+        raise ConversionError(f"the exported model fails onnx.checker: {_first_lines(str(exc))}") from None
 
 
 def save_model(model, path) -> None:
@@ -96,7 +96,7 @@ def save_model(model, path) -> None:
     except OSError as exc:
         if "temp" in locals() and os.path.exists(temp):
             os.unlink(temp)
-        raise ExportError(f"{path}: cannot write: {exc.strerror or exc}") from None
+        raise ConversionError(f"{path}: cannot write: {exc.strerror or exc}") from None
 
 
 def _first_lines(text: str, count: int = 3) -> str:
@@ -115,7 +115,7 @@ def _init_values(init_net) -> dict[str, np.ndarray]:
     try:
         ws.RunNetOnce(init_net)
     except PyCaffe2Error as exc:
-        raise ExportError(f"the init net failed to run: {exc}") from None
+        raise ConversionError(f"the init net failed to run: {exc}") from None
     return {name: value for name, value in ws.blobs.items() if isinstance(value, np.ndarray)}
 
 
@@ -128,7 +128,7 @@ def _shape_spec(name: str, spec):
     try:
         return tuple(int(d) for d in dims), np.dtype(dtype)
     except (TypeError, ValueError):
-        raise ExportError(f"input shape of '{name}': expected dims or (dims, dtype), got {spec!r}") from None
+        raise ConversionError(f"input shape of '{name}': expected dims or (dims, dtype), got {spec!r}") from None
 
 
 def _feeds(net, weights: dict, input_shapes: dict, inputs: dict) -> dict[str, np.ndarray]:
@@ -143,11 +143,11 @@ def _feeds(net, weights: dict, input_shapes: dict, inputs: dict) -> dict[str, np
             feeds[name] = np.zeros(dims, dtype)
     missing = [name for name in read if name not in weights and name not in feeds]
     if missing:
-        raise ExportError(f"no shape for input(s) {', '.join(repr(m) for m in missing)}: give them "
+        raise ConversionError(f"no shape for input(s) {', '.join(repr(m) for m in missing)}: give them "
                           f"input_shapes (--input-shape {missing[0]}=d0,d1,...)")
     unread = [name for name in feeds if name not in read]
     if unread:
-        raise ExportError(f"input shape given for {', '.join(repr(u) for u in unread)}, which net "
+        raise ConversionError(f"input shape given for {', '.join(repr(u) for u in unread)}, which net "
                           f"'{net.name}' never reads before writing")
     return {name: feeds[name] for name in read if name in feeds}
 
@@ -208,7 +208,7 @@ class _Builder:
                     warnings.simplefilter("ignore")
                     ws.RunOperatorOnce(op)
             except PyCaffe2Error as exc:
-                raise ExportError(f"op {index} ({op.type}) failed while tracing the net on the input "
+                raise ConversionError(f"op {index} ({op.type}) failed while tracing the net on the input "
                                   f"shapes: {_first_lines(str(exc), 2)}") from None
             constant = op.type not in RANDOM_OPS and all(v is not None and v.value is not None for v in read)
             outs = []
@@ -240,7 +240,7 @@ class _Builder:
                 self.errors.append(f"op {index} ({op.type}): {problem}")
         if self.errors:
             count = len(self.errors)
-            raise ExportError(f"net '{self.net.name}': {count} op{'s' if count != 1 else ''} cannot be "
+            raise ConversionError(f"net '{self.net.name}': {count} op{'s' if count != 1 else ''} cannot be "
                               "exported to ONNX:\n  " + "\n  ".join(self.errors))
 
     def _convert_one(self, index, op, outs, wanted, get_schema, bind_args) -> str | None:
@@ -308,7 +308,7 @@ class _Builder:
             version = self._final.get(blob, 0)
             value = self.values.get((blob, version))
             if value is None:
-                raise ExportError(f"output '{blob}': no such tensor in net '{self.net.name}'")
+                raise ConversionError(f"output '{blob}': no such tensor in net '{self.net.name}'")
             if version == 0:  # an input or weight returned as it is: ONNX wants a node's output
                 value = Value(self.graph.one("Identity", [value.name], self.graph.fresh(blob)),
                               value.shape, value.dtype)
@@ -324,5 +324,5 @@ def _info(helper, name: str, shape, dtype):
     try:
         elem = helper.np_dtype_to_tensor_dtype(np.dtype(dtype))
     except (KeyError, TypeError, ValueError):
-        raise ExportError(f"tensor '{name}' has dtype {dtype}, which ONNX has no type for") from None
+        raise ConversionError(f"tensor '{name}' has dtype {dtype}, which ONNX has no type for") from None
     return helper.make_tensor_value_info(name, elem, list(shape))

@@ -10,7 +10,7 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-from pycaffe2.errors import NetFileError, PyCaffe2Error, RunError
+from pycaffe2.errors import ConversionError, NetFileError, PyCaffe2Error, RunError
 
 ONNX_SUFFIX = ".onnx"
 
@@ -57,25 +57,24 @@ def _check_not_input(source, target) -> None:
 
 # ---------------------------------------------------------------- ONNX -> NetDef
 
+class NeedsRun(ConversionError):
+    """The model's translation needs values known only when it runs: no static nets."""
+
+
 def prepared(path):
-    """(ModelProto, the backend's rep) of an .onnx file."""
-    backend = _backend()
-    model = backend.load_model(str(path))
-    try:
-        rep = backend.prepare(model)
-    except PyCaffe2Error as exc:
-        raise NetFileError(f"cannot translate: {exc}", file=str(path)) from None
-    return model, rep
+    """(ModelProto, the backend's rep) of an .onnx file; errors name the file."""
+    rep = _backend().prepare(str(path))
+    return rep.model, rep
 
 
 def static_nets(path, rep):
     """(init NetDef or None, predict NetDef) of a rep translated without running it."""
-    predict = getattr(rep, "predict_net", None)
-    if predict is None or getattr(rep, "needs_trace", False):
-        raise NetFileError("its translation needs values known only when it runs (attribute-like "
-                           "inputs computed from the fed data); it cannot become a static net file, "
-                           "run it with `pycaffe2 run` instead", file=str(path))
-    init = getattr(rep, "init_net", None)
+    try:
+        init, predict = rep.init_net, rep.predict_net
+    except ConversionError:
+        raise NeedsRun("its translation needs values known only when it runs (attribute-like inputs "
+                       "computed from the fed data), so it cannot become a static net file; run it "
+                       "with `pycaffe2 run`", file=str(path)) from None
     return (init if init is not None and len(init.op) else None), predict
 
 
@@ -125,8 +124,13 @@ def netfile_to_onnx(source, target, input_shapes=None, opset=None, allow_outside
         raise PyCaffe2Error(f"{source}: a plan, not an init/predict model: nothing to export")
     shapes = {**model.input_shapes, **(input_shapes or {})}
     start = time.perf_counter()
-    onnx_model = export.export_model(model.predict_net, model.init_net, shapes,
-                                     opset=export.DEFAULT_OPSET if opset is None else opset)
+    try:
+        onnx_model = export.export_model(model.predict_net, model.init_net, shapes,
+                                         opset=export.DEFAULT_OPSET if opset is None else opset)
+    except ConversionError as exc:
+        if exc.file:
+            raise
+        raise ConversionError(exc.message, file=model.files.get("predict_net", str(source))) from None
     export.save_model(onnx_model, target)
     graph = onnx_model.graph
     return (f"{target}: opset {onnx_model.opset_import[0].version}, {len(graph.node)} node(s), "
@@ -187,14 +191,11 @@ def validate_onnx(path) -> list:
     except onnx.checker.ValidationError as exc:
         return [Problem("onnx-checker", " ".join(str(exc).split())[:500], str(path))]
     try:
-        rep = backend.prepare(model)
-        init, predict = static_nets(path, rep)
-    except NetFileError as exc:
-        if "values known only when it runs" in exc.message:
-            return []  # valid as far as a static look goes; its nets exist only at the first run
-        return [Problem("onnx-translate", exc.message, str(path))]
-    except PyCaffe2Error as exc:
-        return [Problem("onnx-translate", str(exc), str(path))]
+        init, predict = static_nets(path, backend.prepare(str(path)))
+    except NeedsRun:
+        return []  # valid as far as a static look goes: its nets exist only at its first run
+    except ConversionError as exc:
+        return [Problem("onnx-translate", exc.message, str(path), None, None, exc.op_index, exc.op_type)]
     nets = netfile.Model(predict, init, input_shapes=graph_input_shapes(model),
                          files={"predict_net": str(path), "init_net": str(path)})
     return check_model(nets)
