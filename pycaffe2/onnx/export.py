@@ -23,11 +23,11 @@ import numpy as np
 
 from pycaffe2.errors import ConversionError, PyCaffe2Error
 from pycaffe2.onnx import export_nn, export_ops  # noqa: F401 (they register the converters)
+from pycaffe2.onnx.export_files import INSTALL_HINT
 from pycaffe2.onnx.export_graph import EXPORTERS, Graph, OpView, Unexportable, Value
 from pycaffe2.proto import caffe2_pb2
 
 DEFAULT_OPSET, MIN_OPSET, MAX_OPSET = 17, 13, 21
-INSTALL_HINT = "pip install 'pycaffe2[onnx]'"
 RANDOM_OPS = frozenset({"GaussianFill", "UniformFill", "UniformIntFill", "UniqueUniformFill",
                         "XavierFill", "MSRAFill", "Dropout"})
 SIDE_EFFECT_ONLY = frozenset({"Print"})  # no outputs, nothing ONNX computes: left out

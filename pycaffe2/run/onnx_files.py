@@ -20,11 +20,8 @@ def is_onnx(path) -> bool:
 
 
 def _require_onnx() -> None:
-    from pycaffe2.onnx.export import INSTALL_HINT
-    try:
-        import onnx  # noqa: F401
-    except ImportError as exc:
-        raise PyCaffe2Error(f"ONNX files need the onnx package ({exc}): {INSTALL_HINT}") from None
+    from pycaffe2.onnx.export_files import require_onnx
+    require_onnx()
 
 
 def _backend():
@@ -79,23 +76,8 @@ def static_nets(path, rep):
 
 
 def graph_input_shapes(model) -> dict:
-    """The ONNX graph's fed inputs with static shapes: name -> (dims, dtype), as model files keep them."""
-    from onnx import helper
-    initialized = {t.name for t in model.graph.initializer}
-    shapes = {}
-    for value in model.graph.input:
-        tensor = value.type.tensor_type
-        if value.name in initialized or not value.type.HasField("tensor_type"):
-            continue
-        dims = [d.dim_value if d.HasField("dim_value") else None for d in tensor.shape.dim]
-        if None in dims or not tensor.HasField("shape"):
-            continue
-        try:
-            dtype = helper.tensor_dtype_to_np_dtype(tensor.elem_type).name
-        except (KeyError, TypeError, ValueError):
-            continue
-        shapes[value.name] = (tuple(dims), dtype)
-    return shapes
+    from pycaffe2.onnx.export_files import input_shapes
+    return input_shapes(model)
 
 
 def onnx_to_netfile(source, target) -> str:
@@ -156,8 +138,8 @@ def run_onnx(path, feeds: dict, iters: int = 1):
     """({output name: array}, seconds per run) of the model run `iters` times on `feeds`."""
     import numpy as np
     model, rep = prepared(path)
-    initialized = {t.name for t in model.graph.initializer}
-    wanted = [v.name for v in model.graph.input if v.name not in initialized]
+    from pycaffe2.onnx.export_files import fed_inputs
+    wanted = fed_inputs(model)
     unknown = [name for name in feeds if name not in wanted]
     if unknown:
         raise RunError(f"feed '{unknown[0]}': not an input of {path} (its inputs: {', '.join(wanted) or 'none'})")
@@ -179,17 +161,16 @@ def run_onnx(path, feeds: dict, iters: int = 1):
 def validate_onnx(path) -> list:
     """validate's Problems for one .onnx file: unreadable, onnx.checker, translation, the nets."""
     from pycaffe2 import netfile
+    from pycaffe2.onnx.export_files import checker_problem
     from pycaffe2.schema.checker import Problem, check_model
     backend = _backend()
-    import onnx
     try:
         model = backend.load_model(str(path))
     except NetFileError as exc:
         return [Problem("file", exc.message, exc.file or str(path), exc.line)]
-    try:
-        onnx.checker.check_model(model)
-    except onnx.checker.ValidationError as exc:
-        return [Problem("onnx-checker", " ".join(str(exc).split())[:500], str(path))]
+    problem = checker_problem(model)
+    if problem:
+        return [Problem("onnx-checker", problem, str(path))]
     try:
         init, predict = static_nets(path, backend.prepare(str(path)))
     except NeedsRun:
