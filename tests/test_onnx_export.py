@@ -198,8 +198,9 @@ CASES = {
         lambda n: (n.ResizeNearest("x", "rn", width_scale=2.0, height_scale=1.5),
                    n.UpsampleBilinear("x", "ub", width_scale=2.0, height_scale=2.0),
                    n.InstanceNorm(["x", "s", "o"], "in"), n.LayerNorm(["x"], ["ln", "mu", "sd"], axis=2),
-                   n.Normalize("x", "nm", axis=1)),
-        {"s": rand(3), "o": rand(3)}, {"x": rand(1, 3, 4, 5)}, ["rn", "ub", "in", "ln", "mu", "sd", "nm"]),
+                   n.Normalize("x", "nm", axis=1), n.GroupNorm(["x6", "g6", "b6"], ["gn", "gm", "gs"], group=2)),
+        {"s": rand(3), "o": rand(3), "g6": rand(6), "b6": rand(6)}, {"x": rand(1, 3, 4, 5), "x6": rand(2, 6, 3, 2)},
+        ["rn", "ub", "in", "ln", "mu", "sd", "nm", "gn"]),
     "plumbing_and_unary": (
         lambda n: (n.Tile("x", "t", tiles=2, axis=1), n.Expand(["x", "shp"], "e"), n.Where(["c", "x", "x2"], "w"),
                    n.Shape("x", "sh"), n.Size("x", "sz"), n.ReduceL1("x", "l1", axes=[1]),
@@ -444,10 +445,20 @@ def test_cli_convert_from_onnx(tmp_path, target, capsys, stand_ins):
     assert [op.type for op in model.predict_net.op] == ["Mul", "Relu"] and model.init_net is not None
     if target != "folder":
         assert model.input_shapes == {"x": ((2, 3), "float32")}
+    else:
+        assert sorted(p.name for p in out.iterdir()) == ["init_net.pb", "predict_net.pb"]
+    assert not [p for p in tmp_path.iterdir() if ".tmp" in p.name]  # written atomically, nothing left
     x = np.array([[1, 1, 1], [-1, -1, -1]], np.float32)
     np.save(tmp_path / "x.npy", x)
     assert cli.main(["run", str(out), "--feed", f"x={tmp_path / 'x.npy'}", "--out", str(tmp_path / "r.npz")]) == 0
     np.testing.assert_array_equal(np.load(tmp_path / "r.npz")["y"], [[1, 0, 3], [0, 2, 0]])
+
+
+def test_cli_convert_from_onnx_to_one_net_file(tmp_path, capsys, stand_ins):
+    path = tiny_onnx(tmp_path)
+    assert cli.main(["convert", str(path), str(tmp_path / "m.pbtxt")]) == 2  # two nets, one file
+    assert "needs .yaml, .yml or .json" in capsys.readouterr().err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["tiny.onnx", "tiny.yaml"]
 
 
 def traced_onnx(tmp_path) -> Path:

@@ -143,8 +143,10 @@ def _feeds(net, weights: dict, input_shapes: dict, inputs: dict) -> dict[str, np
             feeds[name] = np.zeros(dims, dtype)
     missing = [name for name in read if name not in weights and name not in feeds]
     if missing:
-        raise ConversionError(f"no shape for input(s) {', '.join(repr(m) for m in missing)}: give them "
-                          f"input_shapes (--input-shape {missing[0]}=d0,d1,...)")
+        listed = ", ".join(repr(m) for m in missing[:8]) + (f" and {len(missing) - 8} more" if len(missing) > 8 else "")
+        hint = f"give data inputs input_shapes (--input-shape {missing[0]}=d0,d1,...)"
+        raise ConversionError(f"no shape for input(s) {listed}: {hint}" + ("" if len(missing) == 1 else
+                              ", and the weights an init net"))
     unread = [name for name in feeds if name not in read]
     if unread:
         raise ConversionError(f"input shape given for {', '.join(repr(u) for u in unread)}, which net "

@@ -143,6 +143,25 @@ def _instance_norm(op, g):
     g.one("InstanceNormalization", [op.x(0), op.x(1), op.x(2)], op.y(0), epsilon=float(op.args["epsilon"]))
 
 
+@exports("GroupNorm")
+@channels_first()
+def _group_norm(op, g):
+    """InstanceNormalization over [N, group, -1] (ones and zeros as its scale and bias),
+    back to X's shape, then gamma and beta per channel: any opset, unlike GroupNormalization."""
+    x, group = op.inputs[0], op.args["group"]
+    channels = x.shape[1]
+    if channels % group:
+        raise Unexportable(f"{channels} channels do not split into {group} groups")
+    ones, zeros = (g.constant(np.full(group, v, x.dtype), hint) for v, hint in ((1, "ones"), (0, "zeros")))
+    grouped = g.one("InstanceNormalization", [g.reshape(x.name, [0, group, -1]), ones, zeros],
+                    epsilon=float(op.args["epsilon"]))
+    normalized = g.one("Reshape", [grouped, g.one("Shape", [x.name])])
+    lined = (channels,) + (1,) * (x.rank - 2)
+    gamma, beta = (g.constant(v.value.reshape(lined), "gn") if v.value is not None else g.reshape(v.name, lined)
+                   for v in op.inputs[1:3])
+    g.one("Add", [g.one("Mul", [normalized, gamma]), beta], op.y(0))
+
+
 @exports("LayerNorm")
 def _layer_norm(op, g):
     if g.opset < 17:

@@ -90,8 +90,38 @@ def onnx_to_netfile(source, target) -> str:
     result = netfile.Model(predict, init)
     if Path(target).suffix.lower() in (".yaml", ".yml", ".json"):
         result.input_shapes = graph_input_shapes(model)
-    netfile.save_model(result, target)
+    _save_atomically(result, Path(target))
     return f"{target}: {len(predict.op)} op(s), {len(init.op) if init else 0} init op(s)"
+
+
+def _save_atomically(model, target: Path) -> None:
+    """netfile.save_model, each file written beside its target first, then renamed over it."""
+    from pycaffe2 import netfile
+    if target.is_dir() or not target.suffix:  # a model folder: its two files, each atomically
+        if model.init_net is None and (target / "init_net.pb").exists():
+            raise NetFileError("holds an init_net.pb and this model has no init net to replace it",
+                               file=str(target))
+        try:
+            target.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise NetFileError(f"cannot make folder: {exc.strerror}", file=str(target)) from None
+        for key, net in model.nets():
+            _atomically(lambda path, net=net: netfile.save_net(net, path), target / f"{key}.pb")
+    else:
+        _atomically(lambda path: netfile.save_model(model, path), target)
+
+
+def _atomically(write, path: Path) -> None:
+    import os
+    temp = path.with_name(f".{path.stem}.{os.getpid()}.tmp{path.suffix}")  # the suffix picks the format
+    try:
+        write(temp)
+        os.replace(temp, path)
+    except OSError as exc:
+        raise NetFileError(f"cannot write: {exc.strerror or exc}", file=str(path)) from None
+    finally:
+        if temp.exists():
+            temp.unlink()
 
 
 # ---------------------------------------------------------------- NetDef -> ONNX
