@@ -255,6 +255,19 @@ def test_single_assignment_names():
     assert len(names) == len(set(names))
 
 
+def test_gpu_placed_nets_trace_on_the_cpu():
+    from pycaffe2.proto import caffe2_pb2
+    gpu = caffe2_pb2.DeviceOption(device_type=caffe2_pb2.PROTO_CUDA, device_id=0)
+    init = core.Net("init")
+    init.GivenTensorFill([], "w", shape=[3], values=[1.0, 2.0, 3.0], device_option=gpu)
+    predict = net_of(lambda n: (n.CopyCPUToGPU("x", "xg"), n.Mul(["xg", "w"], "yg", device_option=gpu),
+                                n.CopyGPUToCPU("yg", "y")))
+    model = export_model(predict, init.Proto(), {"x": (2, 3)}, outputs=["y"])
+    (y,) = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"]).run(
+        None, {"x": np.ones((2, 3), np.float32)})
+    np.testing.assert_array_equal(y, [[1, 2, 3], [1, 2, 3]])
+
+
 def test_init_net_dtypes_become_initializers():
     init = core.Net("init")
     init.GivenTensorFill([], "f", shape=[2], values=[1.5, 2.5])

@@ -112,11 +112,32 @@ def _init_values(init_net) -> dict[str, np.ndarray]:
         return {name: np.asarray(value) for name, value in dict(init_net).items()}
     from pycaffe2.executor import Workspace
     ws = Workspace("onnx_export_init", seed=0)
+    on_cpu = caffe2_pb2.NetDef()
+    on_cpu.CopyFrom(init_net)
+    on_cpu.ClearField("device_option")
+    del on_cpu.op[:]
+    on_cpu.op.extend(on_cpu_op(op) for op in init_net.op)
     try:
-        ws.RunNetOnce(init_net)
+        ws.RunNetOnce(on_cpu)
     except PyCaffe2Error as exc:
         raise ConversionError(f"the init net failed to run: {exc}") from None
     return {name: value for name, value in ws.blobs.items() if isinstance(value, np.ndarray)}
+
+
+def on_cpu_op(op):
+    """A copy of `op` placed on the CPU (the values are the same on every device), a
+    cross-device copy made a plain Copy; `op` itself when it names no device."""
+    if not op.HasField("device_option") and op.type not in _CROSS_DEVICE:
+        return op
+    copy = caffe2_pb2.OperatorDef()
+    copy.CopyFrom(op)
+    copy.ClearField("device_option")
+    if copy.type in _CROSS_DEVICE:
+        copy.type = "Copy"
+    return copy
+
+
+_CROSS_DEVICE = ("CopyCPUToGPU", "CopyGPUToCPU")
 
 
 def _shape_spec(name: str, spec):
@@ -208,7 +229,7 @@ class _Builder:
             try:
                 with np.errstate(all="ignore"), warnings.catch_warnings():
                     warnings.simplefilter("ignore")
-                    ws.RunOperatorOnce(op)
+                    ws.RunOperatorOnce(on_cpu_op(op))
             except PyCaffe2Error as exc:
                 raise ConversionError(f"op {index} ({op.type}) failed while tracing the net on the input "
                                   f"shapes: {_first_lines(str(exc), 2)}") from None
