@@ -112,11 +112,13 @@ def _init_values(init_net) -> dict[str, np.ndarray]:
         return {name: np.asarray(value) for name, value in dict(init_net).items()}
     from pycaffe2.executor import Workspace
     ws = Workspace("onnx_export_init", seed=0)
-    on_cpu = caffe2_pb2.NetDef()
-    on_cpu.CopyFrom(init_net)
-    on_cpu.ClearField("device_option")
-    del on_cpu.op[:]
-    on_cpu.op.extend(on_cpu_op(op) for op in init_net.op)
+    on_cpu = init_net
+    if _off_cpu(init_net) or any(on_cpu_op(op) is not op for op in init_net.op):
+        on_cpu = caffe2_pb2.NetDef()  # a copy only then: a CPU net's random fills stay as seeded
+        on_cpu.CopyFrom(init_net)
+        on_cpu.ClearField("device_option")
+        del on_cpu.op[:]
+        on_cpu.op.extend(on_cpu_op(op) for op in init_net.op)
     try:
         ws.RunNetOnce(on_cpu)
     except PyCaffe2Error as exc:
@@ -127,7 +129,7 @@ def _init_values(init_net) -> dict[str, np.ndarray]:
 def on_cpu_op(op):
     """A copy of `op` placed on the CPU (the values are the same on every device), a
     cross-device copy made a plain Copy; `op` itself when it names no device."""
-    if not op.HasField("device_option") and op.type not in _CROSS_DEVICE:
+    if not _off_cpu(op) and op.type not in _CROSS_DEVICE:
         return op
     copy = caffe2_pb2.OperatorDef()
     copy.CopyFrom(op)
@@ -138,6 +140,10 @@ def on_cpu_op(op):
 
 
 _CROSS_DEVICE = ("CopyCPUToGPU", "CopyGPUToCPU")
+
+
+def _off_cpu(owner) -> bool:
+    return owner.HasField("device_option") and owner.device_option.device_type != caffe2_pb2.PROTO_CPU
 
 
 def _shape_spec(name: str, spec):
