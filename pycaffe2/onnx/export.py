@@ -284,10 +284,13 @@ class _Builder:
                 if w:
                     self.graph.constant(value.value, name=value.name)
             return None
-        converter = EXPORTERS.get(op.type)
+        schema = get_schema(op.type)
+        if schema is None:
+            return "unknown op type"
+        converter = EXPORTERS.get(op.type) or EXPORTERS.get(schema.type)  # an alias (Conv2D) as its op
         if converter is None:
-            return "no ONNX conversion for this op type" if get_schema(op.type) else "unknown op type"
-        view = OpView(index, op.type, bind_args(get_schema(op.type), op), list(ins),
+            return "no ONNX conversion for this op type"
+        view = OpView(index, schema.type, bind_args(schema, op), list(ins),
                       [v if v is not None else Value("", (), np.dtype("float32")) for v in outs],
                       wanted, self.opset)
         before = len(self.graph.nodes), len(self.graph.initializers)

@@ -304,3 +304,23 @@ def _conv_relu(op, g):
     conv = Value(g.fresh("conv"), y.shape, y.dtype)
     _conv(dataclasses.replace(op, outputs=[conv]), g)
     g.one("Relu", [conv.name], op.y(0))
+
+
+@exports("PadImage")
+@channels_first()
+def _pad_image(op, g):
+    if op.args.get("legacy_pad"):
+        raise Unexportable("legacy_pad (its padding depends on a kernel this op does not apply)")
+    given = {"pads": op.args.get("pads"), "pad": op.args.get("pad"),
+             "sides": [op.args.get(s) for s in ("pad_t", "pad_l", "pad_b", "pad_r")]}
+    if given["pads"] is not None:
+        t, left, b, r = given["pads"]
+    elif any(v is not None for v in given["sides"]):
+        t, left, b, r = (v or 0 for v in given["sides"])
+    else:
+        t = left = b = r = given["pad"] or 0
+    x = op.inputs[0]
+    pads = g.ints([0, 0, t, left, 0, 0, b, r], "pads")
+    mode = op.args["mode"]
+    inputs = [x.name, pads] + ([g.scalar(op.args["value"], x.dtype, "value")] if mode == "constant" else [])
+    g.one("Pad", inputs, op.y(0), mode=mode)

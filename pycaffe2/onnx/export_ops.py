@@ -335,3 +335,94 @@ def _dropout(op, g):
     if not op.args["is_test"]:
         raise Unexportable("training mode (is_test=0): export the test-mode net")
     g.one("Identity", [op.x(0)], op.y(0))
+
+
+# ---------------------------------------------------------------- a few more Caffe2 ops
+
+@exports("NCHW2NHWC", "NHWC2NCHW")
+def _layout(op, g):
+    rank = op.inputs[0].rank
+    perm = [0, *range(2, rank), 1] if op.type == "NCHW2NHWC" else [0, rank - 1, *range(1, rank - 1)]
+    g.one("Transpose", [op.x(0)], op.y(0), perm=perm)
+
+
+@exports("Mod")
+def _mod(op, g):
+    dtype = op.inputs[0].dtype
+    fmod = 0 if op.args["sign_follow_divisor"] else 1  # ONNX's fmod=1: the sign of the dividend, as C's %
+    g.one("Mod", [op.x(0), g.scalar(op.args["divisor"], dtype, "divisor")], op.y(0), fmod=fmod)
+
+
+@exports("WeightedSum")
+def _weighted_sum(op, g):
+    terms = [g.one("Mul", [op.x(i), op.x(i + 1)]) for i in range(0, len(op.inputs), 2)]
+    g.one("Sum", terms, op.y(0))
+
+
+@exports("TopK")
+def _top_k(op, g):
+    if len(op.outputs) > 2 and op.used[2]:
+        raise Unexportable("the Flattened_indices output (ONNX's TopK has none)")
+    k = op.args.get("k")
+    if k is None:
+        raise Unexportable("no k")
+    axis = canonical_axis(op.args["axis"], op.inputs[0].rank)
+    want_indices = len(op.outputs) > 1 and op.used[1]
+    indices = g.fresh("indices") if want_indices and op.outputs[1].dtype != np.int64 else \
+        (op.y(1) if want_indices else g.fresh("indices"))
+    g.node("TopK", [op.x(0), g.ints([k], "k")], [op.y(0), indices], axis=axis, largest=1, sorted=1)
+    if want_indices and indices != op.y(1):
+        from onnx import helper
+        g.one("Cast", [indices], op.y(1), to=helper.np_dtype_to_tensor_dtype(op.outputs[1].dtype))
+
+
+@exports("BatchGather")
+def _batch_gather(op, g):
+    if op.args.get("match_outer"):
+        raise Unexportable("match_outer=1 (ONNX's Gather has no batched form)")
+    g.one("Gather", [op.x(0), op.x(1)], op.y(0), axis=op.args["axis"])
+
+
+@exports("Cube")
+def _cube(op, g):
+    g.one("Mul", [g.one("Mul", [op.x(0), op.x(0)]), op.x(0)], op.y(0))
+
+
+@exports("Log1p")
+def _log1p(op, g):
+    g.one("Log", [g.one("Add", [op.x(0), g.scalar(1, op.inputs[0].dtype, "one")])], op.y(0))
+
+
+def _rows(g, name: str) -> str:
+    return g.one("Flatten", [name], axis=1)  # [N, D]: Caffe2's distance ops read rows
+
+
+@exports("DotProduct")
+def _dot_product(op, g):
+    product = g.one("Mul", [_rows(g, op.x(0)), _rows(g, op.x(1))])
+    g.reduce("ReduceSum", product, [1], 0, op.y(0))
+
+
+@exports("SquaredL2Distance")
+def _squared_l2_distance(op, g):
+    diff = g.one("Sub", [_rows(g, op.x(0)), _rows(g, op.x(1))])
+    total = g.reduce("ReduceSumSquare", diff, [1], 0)
+    g.one("Mul", [total, g.scalar(0.5, op.inputs[0].dtype, "half")], op.y(0))
+
+
+@exports("SumSqrElements")
+def _sum_sqr_elements(op, g):
+    x, y = op.inputs[0], op.outputs[0]
+    total = g.reduce("ReduceSumSquare", x.name, None, 0)
+    if op.args["average"]:
+        total = g.one("Div", [total, g.scalar(max(int(np.prod(x.shape)), 1), x.dtype, "count")])
+    g.reshape(total, list(y.shape), op.y(0))
+
+
+@exports("ElementwiseLinear")
+def _elementwise_linear(op, g):
+    x = op.inputs[0]
+    inner = list(x.shape[canonical_axis(op.args["axis"], x.rank):])
+    a, b = (g.constant(v.value.reshape(inner), "el") if v.value is not None else g.reshape(v.name, inner)
+            for v in op.inputs[1:3])
+    g.one("Add", [g.one("Mul", [x.name, a]), b], op.y(0))
