@@ -275,8 +275,9 @@ def test_opsets(opset):
     build, weights, feeds, outputs = CASES["reductions_and_argmax"]
     model = check_same(net_of(build), weights, feeds, outputs, opset=opset)
     assert model.opset_import[0].version == opset
-    build, weights, feeds, outputs = CASES["activations"]
-    check_same(net_of(build), weights, feeds, outputs, opset=opset)
+    for name in ("activations", "resize_norms", "more_caffe2_ops"):
+        build, weights, feeds, outputs = CASES[name]
+        check_same(net_of(build), weights, feeds, outputs, opset=opset)
 
 
 def test_single_assignment_names():

@@ -164,24 +164,31 @@ def _group_norm(op, g):
 
 @exports("LayerNorm")
 def _layer_norm(op, g):
-    if g.opset < 17:
-        raise Unexportable("ONNX has LayerNormalization from opset 17 on (--opset 17)")
     x = op.inputs[0]
     axis = canonical_axis(op.args["axis"], x.rank)
-    inner = x.shape[axis:]
+    inner, eps = x.shape[axis:], float(op.args["epsilon"])
     if op.args.get("elementwise_affine") and len(op.inputs) >= 3:
         scale, bias = op.x(1), op.x(2)
     else:
         scale, bias = g.constant(np.ones(inner, x.dtype), "ones"), g.constant(np.zeros(inner, x.dtype), "zeros")
-    want_stats = len(op.outputs) > 1 and any(op.used[1:])
-    outs = [op.y(0)] + ([g.fresh("mean"), g.fresh("inv_std")] if want_stats else [])
-    g.node("LayerNormalization", [x.name, scale, bias], outs, axis=axis, epsilon=float(op.args["epsilon"]))
-    if want_stats:  # Caffe2's mean and std are [X's dims before axis, 1]
-        stat_shape = list(x.shape[:axis]) + [1]
-        if op.used[1]:
-            g.reshape(outs[1], stat_shape, op.y(1))
-        if len(op.outputs) > 2 and op.used[2]:
-            g.reshape(g.one("Reciprocal", [outs[2]]), stat_shape, op.y(2))
+    want = [len(op.outputs) > i and op.used[i] for i in (1, 2)]
+    stat_shape = list(x.shape[:axis]) + [1]  # Caffe2's mean and std: [X's dims before axis, 1]
+    if g.opset < 17:  # LayerNormalization's formula, spelled out
+        axes = list(range(axis, x.rank))
+        mean = g.reduce("ReduceMean", x.name, axes, 1)
+        centered = g.one("Sub", [x.name, mean])
+        variance = g.reduce("ReduceMean", g.one("Mul", [centered, centered]), axes, 1)
+        std = g.one("Sqrt", [g.one("Add", [variance, g.scalar(eps, x.dtype, "eps")])])
+        normalized = g.one("Div", [centered, std])
+        g.one("Add", [g.one("Mul", [normalized, scale]), bias], op.y(0))
+        stats = (mean, std)
+    else:
+        outs = [op.y(0)] + ([g.fresh("mean"), g.fresh("inv_std")] if any(want) else [])
+        g.node("LayerNormalization", [x.name, scale, bias], outs, axis=axis, epsilon=eps)
+        stats = (outs[1], g.one("Reciprocal", [outs[2]]) if want[1] else None) if any(want) else (None, None)
+    for i, (wanted, stat) in enumerate(zip(want, stats), 1):
+        if wanted:
+            g.reshape(stat, stat_shape, op.y(i))
 
 
 def _flat2d(g, value, axis: int) -> str:
