@@ -31,6 +31,7 @@ DEFAULT_OPSET, MIN_OPSET, MAX_OPSET = 17, 13, 21
 RANDOM_OPS = frozenset({"GaussianFill", "UniformFill", "UniformIntFill", "UniqueUniformFill",
                         "XavierFill", "MSRAFill", "Dropout"})
 SIDE_EFFECT_ONLY = frozenset({"Print"})  # no outputs, nothing ONNX computes: left out
+_PROTOBUF_LIMIT = 2**31 - 2**20  # a little room for the graph itself
 _FOLD_LIMIT = 1 << 24  # elements: a larger constant is computed by ONNX nodes instead
 
 
@@ -69,6 +70,10 @@ def export_model(predict_net: caffe2_pb2.NetDef, init_net=None, input_shapes=Non
     builder.trace()
     builder.convert(outputs)
     model = builder.model(outputs, name or predict_net.name or "pycaffe2_net")
+    size = sum(len(t.raw_data) for t in model.graph.initializer)
+    if size >= _PROTOBUF_LIMIT:  # one protobuf message cannot hold it; external data is not written
+        raise ConversionError(f"the model's initializers hold {size / 2**30:.1f} GiB, past protobuf's "
+                              "2 GiB for one message")
     if check:
         check_model(model)
     return model
