@@ -10,10 +10,12 @@ import math
 
 import numpy as np
 
+from pycaffe2.errors import GradientError
 from pycaffe2.operators._indices import check_in_range
-from pycaffe2.operators.registry import gradient_op, register_cpu
+from pycaffe2.operators.registry import gradient_op, register_cpu, register_gradient
 from pycaffe2.schema.inference.indexing import index_type
 from pycaffe2.schema.inference.indexing_nd import (
+    differentiable_reduction,
     elements_axis,
     gather_elements_gradient_check,
     gather_nd_dims,
@@ -128,6 +130,50 @@ def scatter_nd(data, indices, updates, *, reduction):
     picks = wrapped(indices, np.array(data.shape[:depth], np.int64), "DATA")
     index = tuple(picks[..., k] for k in range(depth))
     return _scatter(data.copy(), index, updates, reduction)
+
+
+def _scatter_gradient(g, gradient_type: str) -> list:
+    if g.arg("reduction") not in ("none", "add"):
+        raise GradientError(f"the gradient of {g.op.type} with reduction '{g.arg('reduction')}' is not "
+                            "implemented (none and add are)")
+    return [g.Op(gradient_type, [g.GO(0), g.I(1)], [g.GI(0), g.GI(2)])]
+
+
+@register_gradient("ScatterElements")
+def _scatter_elements_gradient(g):
+    return _scatter_gradient(g, "ScatterElementsGradient")
+
+
+@register_gradient("ScatterND")
+def _scatter_nd_gradient(g):
+    return _scatter_gradient(g, "ScatterNDGradient")
+
+
+def _zeroed_at(dy, index: tuple, reduction: str):
+    """dDATA: dY, less what the updates replaced under reduction none."""
+    dx = dy.copy()
+    if reduction == "none":
+        dx[index] = 0
+    return dx
+
+
+@register_cpu("ScatterElementsGradient")
+def scatter_elements_gradient(dy, indices, *, axis, reduction):
+    differentiable_reduction(reduction)
+    index_type(indices.shape, indices.dtype.name)
+    axis = elements_axis(dy.shape, indices.shape, axis)
+    index = _element_index(dy.shape, indices, axis)
+    return _zeroed_at(dy, index, reduction), dy[index]
+
+
+@register_cpu("ScatterNDGradient")
+def scatter_nd_gradient(dy, indices, *, reduction):
+    differentiable_reduction(reduction)
+    index_type(indices.shape, indices.dtype.name)
+    gather_nd_dims(dy.shape, indices.shape, 0)
+    picks = wrapped(indices, np.array(dy.shape[:indices.shape[-1]], np.int64), "DATA")
+    index = tuple(picks[..., k] for k in range(indices.shape[-1]))
+    return _zeroed_at(dy, index, reduction), dy[index]
 
 
 @register_cpu("TensorScatter")

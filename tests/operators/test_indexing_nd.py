@@ -216,3 +216,29 @@ def test_inputs_are_never_modified():
     run_op("ScatterND", [data, np.array([[1]]), rand(1, 3)])
     run_op("TensorScatter", [data, rand(3, 1), np.array([0, 1, 2])], {"axis": 1})
     np.testing.assert_array_equal(data, before)
+
+
+@pytest.mark.parametrize("reduction", ["none", "add"])
+def test_scatter_gradients(reduction):
+    data = rand(3, 4).astype(np.float64)
+    indices = np.array([[0, 2, -1, 1], [2, 0, 1, 2]], np.int64)  # distinct per column
+    updates = rand(2, 4).astype(np.float64)
+    dy = rand(3, 4).astype(np.float64)
+    args = {"axis": 0, "reduction": reduction}
+    check_gradient_op("ScatterElements", [data, indices, updates], "ScatterElementsGradient", [dy, indices],
+                      {0: 0, 1: 2}, [dy], args)
+    nd_indices = np.array([[1], [-1]], np.int64)
+    nd_updates = rand(2, 4).astype(np.float64)
+    check_gradient_op("ScatterND", [data, nd_indices, nd_updates], "ScatterNDGradient", [dy, nd_indices],
+                      {0: 0, 1: 2}, [dy], {"reduction": reduction})
+    (grad,), _ = GetGradientForOp(make_op("ScatterND", ["d", "i", "u"], ["y"], {"reduction": reduction}),
+                                  ["y_grad"])
+    assert list(grad.input) == ["y_grad", "i"] and list(grad.output) == ["d_grad", "u_grad"]
+
+
+def test_scatter_gradient_of_other_reductions_is_refused():
+    from pycaffe2.errors import GradientError
+    with pytest.raises(GradientError, match="reduction 'mul' is not implemented"):
+        GetGradientForOp(make_op("ScatterElements", ["d", "i", "u"], ["y"], {"reduction": "mul"}), ["y_grad"])
+    with pytest.raises(ShapeError, match="reduction 'max' is not implemented"):
+        infer("ScatterNDGradient", [(3, 4), TensorInfo((2, 1), "int64")], 2, reduction="max")

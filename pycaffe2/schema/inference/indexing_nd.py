@@ -147,6 +147,36 @@ def scatter_nd(op: OpView, inputs: list) -> list:
     return _scatter_like(inputs, scatter_nd_check)
 
 
+def differentiable_reduction(reduction: str) -> None:
+    if reduction not in ("none", "add"):
+        raise ShapeError(f"the gradient of reduction '{reduction}' is not implemented (none and add are)")
+
+
+@rule("indexing_nd_scatter_elements_gradient")
+def scatter_elements_gradient(op: OpView, inputs: list) -> list:
+    """ScatterElementsGradient: dDATA like dY, dUPDATES of INDICES' shape."""
+    differentiable_reduction(op.arg("reduction"))
+    dy, indices = inputs
+    if indices is not None:
+        index_type(indices.shape, indices.dtype)
+    if dy is None or indices is None:
+        return [None if dy is None else TensorInfo(dy.shape, dy.dtype), None]
+    elements_axis(dy.shape, indices.shape, op.arg("axis"))
+    return [TensorInfo(dy.shape, dy.dtype), TensorInfo(indices.shape, dy.dtype)]
+
+
+@rule("indexing_nd_scatter_nd_gradient")
+def scatter_nd_gradient(op: OpView, inputs: list) -> list:
+    """ScatterNDGradient: dDATA like dY, dUPDATES shaped like the updates."""
+    differentiable_reduction(op.arg("reduction"))
+    dy, indices = inputs
+    if indices is not None:
+        index_type(indices.shape, indices.dtype)
+    if dy is None or indices is None:
+        return [None if dy is None else TensorInfo(dy.shape, dy.dtype), None]
+    return [TensorInfo(dy.shape, dy.dtype), TensorInfo(gather_nd_dims(dy.shape, indices.shape, 0), dy.dtype)]
+
+
 def tensor_scatter_check(past: tuple, update: tuple, write: tuple | None, axis: int) -> int:
     """TensorScatter's sequence axis (not the batch axis 0); UPDATE is PAST but along
     it, where it is no longer; WRITE_INDICES has one entry per batch row."""
