@@ -7,7 +7,7 @@ import pytest
 from pycaffe2.executor import NetError, OpFailure
 from pycaffe2.gradient import GetGradientForOp
 from pycaffe2.schema.bind import ShapeError, TensorInfo
-from pycaffe2.testing import check_reference, make_op, numeric_gradient, run_op
+from pycaffe2.testing import check_gradient_op, check_reference, make_op, numeric_gradient, run_op
 from tests.schema import infer
 
 FAILS = (OpFailure, NetError)
@@ -79,3 +79,27 @@ def test_errors(op_type, shapes, args, message):
 def test_axis_input_out_of_range_at_run():
     with pytest.raises(FAILS, match="axis -3 is out of range for rank 2"):
         run_op("CumSum", [np.zeros((2, 3), np.float32), np.array(-3, np.int64)])
+
+
+@pytest.mark.parametrize("exclusive", [0, 1])
+@pytest.mark.parametrize("reverse", [0, 1])
+@pytest.mark.parametrize("shape, axis", [((5,), 0), ((3, 4), 1), ((2, 3, 2), 0)])
+def test_cum_prod_gradient(exclusive, reverse, shape, axis):
+    rng = np.random.default_rng(4)
+    x = rng.uniform(0.5, 1.5, shape) * rng.choice([-1, 1], shape)
+    x.reshape(-1)[1] = 0.0  # a zero factor: no division by X
+    dy = rng.standard_normal(shape)
+    args = {"axis": axis, "exclusive": exclusive, "reverse": reverse}
+    check_gradient_op("CumProd", [x], "CumProdGradient", [x, dy], {0: 0}, [dy], args)
+    axis_tensor = np.array(axis, np.int64)
+    check_gradient_op("CumProd", [x, axis_tensor], "CumProdGradient", [x, dy, axis_tensor], {0: 0}, [dy],
+                      {"exclusive": exclusive, "reverse": reverse})
+
+
+def test_cum_prod_gradient_maker_and_errors():
+    (grad,), _ = GetGradientForOp(make_op("CumProd", ["x", "a"], ["y"], {"reverse": 1}), ["y_grad"])
+    assert grad.type == "CumProdGradient" and list(grad.input) == ["x", "y_grad", "a"]
+    with pytest.raises(ShapeError, match=r"dY \[2\] must have X's shape \[3\]"):
+        infer("CumProdGradient", [(3,), (2,)])
+    with pytest.raises(FAILS, match=r"dY \[2\] must have X's shape \[3\]"):
+        run_op("CumProdGradient", [np.ones(3), np.ones(2)])

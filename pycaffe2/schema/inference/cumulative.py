@@ -33,3 +33,19 @@ def cumulative(op: OpView, inputs: list) -> list:
     elif not x.shape:
         raise ShapeError("X must have rank >= 1, got a scalar")
     return [TensorInfo(x.shape, x.dtype)]
+
+
+@rule("cumulative_cum_prod_gradient")
+def cum_prod_gradient(op: OpView, inputs: list) -> list:
+    """CumProdGradient: dX of X's shape and dY's type; dY like X."""
+    x, dy = inputs[0], inputs[1]
+    if x is None or dy is None:
+        return [None]
+    if tuple(dy.shape) != tuple(x.shape):
+        raise ShapeError(f"dY {list(dy.shape)} must have X's shape {list(x.shape)}")
+    axis = inputs[2] if len(inputs) > 2 else None
+    if axis is not None:
+        axis_tensor(axis.shape, axis.dtype)
+    if op.n_inputs == 2:
+        cumulative_axis(x.shape, op.arg("axis"))
+    return [TensorInfo(x.shape, dy.dtype)]
