@@ -21,6 +21,25 @@ def compress(data, condition, *, axis):
     return np.take(data, kept, axis=axis)
 
 
+gradient_op("Compress", "I0 I1 GO0")
+
+
+@register_cpu("CompressGradient")
+def compress_gradient(data, condition, dy, *, axis):
+    axis = compress_axis(data.shape, condition.shape, condition.dtype.name, axis)
+    kept = np.flatnonzero(condition)
+    expected = (kept.size,) if axis is None else data.shape[:axis] + (kept.size,) + data.shape[axis + 1:]
+    if dy.shape != expected:
+        raise ValueError(f"dY {list(dy.shape)} must have the compressed shape {list(expected)}")
+    if axis is None:
+        dx = np.zeros(data.size, dy.dtype)
+        dx[kept] = dy
+        return dx.reshape(data.shape)
+    dx = np.zeros(data.shape, dy.dtype)
+    np.moveaxis(dx, axis, 0)[kept] = np.moveaxis(dy, axis, 0)  # a view: writes reach dx
+    return dx
+
+
 @register_cpu("NonZero")
 def non_zero(x):
     if x.ndim == 0:  # no dims to index, one column per non-zero scalar

@@ -137,3 +137,20 @@ def test_errors(op_type, shapes, args, message):
 def test_sequence_length_out_of_range():
     with pytest.raises(FAILS, match=r"sequence length 5 is out of range \[0, 5\)"):
         run_op("ReverseSequence", [np.zeros((4, 2), np.float32), np.array([5, 1])])
+
+
+@pytest.mark.parametrize("shape, condition, axis", [((3, 2), [0, 1, 1], 0), ((3, 2), [1, 0, 0, 1, 1], None),
+                                                    ((2, 3, 2), [1, 0, 1], -2), ((3, 2), [0, 0], 1)])
+def test_compress_gradient(shape, condition, axis):
+    data = rng.standard_normal(shape)
+    condition = np.array(condition, bool)
+    args = {} if axis is None else {"axis": axis}
+    dy = rng.standard_normal(reference_compress(data, condition, axis).shape)
+    check_gradient_op("Compress", [data, condition], "CompressGradient", [data, condition, dy], {0: 0}, [dy], args)
+    (grad,), _ = GetGradientForOp(make_op("Compress", ["x", "c"], ["y"], args), ["y_grad"])
+    assert list(grad.input) == ["x", "c", "y_grad"]
+
+
+def test_compress_gradient_checks_dy():
+    with pytest.raises(FAILS, match=r"dY \[3, 2\] must have the compressed shape \[2, 2\]"):
+        run_op("CompressGradient", [np.zeros((3, 2)), np.array([1, 0, 1], bool), np.zeros((3, 2))], {"axis": 0})

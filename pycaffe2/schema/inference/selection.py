@@ -37,6 +37,17 @@ def compress(op: OpView, inputs: list) -> list:
     return [None]
 
 
+@rule("selection_compress_gradient")
+def compress_gradient(op: OpView, inputs: list) -> list:
+    """CompressGradient: dX of input's shape, dY's type."""
+    data, condition, dy = inputs
+    if data is not None and condition is not None:
+        compress_axis(data.shape, condition.shape, condition.dtype, op.arg("axis"))
+    if data is None or dy is None:
+        return [None]
+    return [TensorInfo(data.shape, dy.dtype)]
+
+
 @rule("selection_non_zero")
 def non_zero(op: OpView, inputs: list) -> list:
     """NonZero: int64 [rank, count]; the count is unknown."""
