@@ -61,7 +61,10 @@ def top_k_gradient_check(values_shape, indices_shape, indices_dtype, x_shape, ax
 def top_k(op: OpView, inputs: list) -> list:
     x = inputs[0]
     k_input = inputs[1] if len(inputs) > 1 else None
-    top_k_k(op.arg("k"), None if op.n_inputs < 2 else (k_input.shape, k_input.dtype) if k_input else ((1,), "int64"))
+    if op.n_inputs < 2:
+        top_k_k(op.arg("k"), None)
+    elif k_input is not None:
+        top_k_k(op.arg("k"), (k_input.shape, k_input.dtype))
     if x is None:
         return [None] * op.n_outputs
     top_k_x(x.dtype)
