@@ -37,7 +37,10 @@ def _in_range(indices, size: int):
 
 
 def _onnx_size(tensor) -> int:
-    size = int(tensor.reshape(()))  # ONNX casts a float depth to an int
+    value = tensor.reshape(())
+    if not np.isfinite(value):
+        raise ValueError(f"index_size must be a finite number, got {value}")
+    size = int(value)  # ONNX casts a float depth to an int
     if size < 1:
         raise ValueError(f"index_size {size} must be >= 1")
     return size

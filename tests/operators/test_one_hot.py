@@ -182,5 +182,7 @@ def test_one_hot_onnx_errors(inputs, args, message):
 def test_one_hot_onnx_size_checks():
     with pytest.raises((OpFailure, NetError), match="index_size 0 must be >= 1"):
         run_op("OneHot", [np.array([0]), np.float32(0.5)], {"index_rules": "onnx"})
+    with pytest.raises((OpFailure, NetError), match="index_size must be a finite number, got nan"):
+        run_op("OneHot", [np.array([0]), np.float32("nan")], {"index_rules": "onnx"})
     with pytest.raises((OpFailure, NetError), match="over the .*-byte cap"):
         run_op("OneHot", [np.zeros(4, np.int64), np.array(2**40)], {"index_rules": "onnx"})

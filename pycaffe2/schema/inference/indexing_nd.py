@@ -71,9 +71,9 @@ def gather_nd_dims(data: tuple, indices: tuple, batch_dims: int) -> tuple:
     if tuple(data[:batch_dims]) != tuple(indices[:batch_dims]):
         raise ShapeError(f"the first {batch_dims} dims of DATA {list(data)} and INDICES "
                          f"{list(indices)} must agree")
-    if depth > len(data) - batch_dims:
-        raise ShapeError(f"INDICES' last dim {depth} exceeds DATA {list(data)}'s rank less "
-                         f"batch_dims {batch_dims}")
+    if depth < 1 or depth > len(data) - batch_dims:
+        raise ShapeError(f"INDICES' last dim {depth} must be in [1, DATA {list(data)}'s rank less "
+                         f"batch_dims {batch_dims}]")
     return tuple(indices[:-1]) + tuple(data[batch_dims + depth:])
 
 
