@@ -1,7 +1,7 @@
 """Signal kernels (NumPy, CPU): ONNX's Hann, Hamming and Blackman windows, DFT, STFT,
-MelWeightMatrix, and TfIdfVectorizer's n-gram counts. Transforms run in complex128
-through numpy.fft and return the input's float type; sizes read from values are checked
-with files.check_alloc before anything is allocated."""
+MelWeightMatrix, and TfIdfVectorizer's n-gram counts. Transforms run through numpy.fft
+(complex64 for float32 data, complex128 for float64) and return the input's float type;
+sizes read from values are checked with files.check_alloc before anything is allocated."""
 from __future__ import annotations
 
 import itertools
@@ -64,10 +64,13 @@ def blackman_window(size, *, periodic, output_datatype):
 
 
 def _as_complex(x: np.ndarray) -> np.ndarray:
-    """[..., 1] or [..., 2] float -> complex128 [...]."""
-    if x.shape[-1] == 1:
-        return x[..., 0].astype(np.complex128)
-    return x[..., 0].astype(np.float64) + 1j * x[..., 1].astype(np.float64)
+    """[..., 1] or [..., 2] float -> complex [...]: complex64 below float64, as numpy.fft
+    (and so ONNX's expected outputs) transforms float32 data in single precision."""
+    dtype = np.complex128 if x.dtype == np.float64 else np.complex64
+    z = x[..., 0].astype(dtype)
+    if x.shape[-1] == 2:
+        z.imag = x[..., 1]
+    return z
 
 
 def _pack(z: np.ndarray, dtype) -> np.ndarray:
@@ -126,7 +129,7 @@ def stft(signal, frame_step, *optional, onesided):
     starts = np.arange(frames) * step
     framed = z[:, starts[:, None] + np.arange(length)]  # [batch, frames, length]
     if window is not None:
-        framed = framed * window.astype(np.float64)
+        framed = framed * window.astype(z.real.dtype)
     out = np.fft.fft(framed, axis=-1)[..., :bins]
     return _pack(out, signal.dtype)
 
