@@ -34,13 +34,58 @@ def _graph_info(graph) -> dict:
     return info
 
 
-def _sub_state(parent, graph, formal: list[str]):
+def _sub_state(parent, graph, formal: list[str], formal_shapes: dict):
     """A translation state for `graph` inside `parent`'s translation."""
     state = copy.copy(parent)  # shares names, ws, deps, baked and constants
-    state.info = {**parent.info, **_graph_info(graph)}
+    state.info = {**parent.info, **_graph_info(graph), **_inferred_info(parent, graph, formal_shapes)}
     state.known = parent.known - set(formal)
     state.ops, state.pending = [], []
     return state
+
+
+def _free_names(graph, defined: set | None = None) -> list[str]:
+    """The names `graph` (and the graphs nested in it) read from outside."""
+    defined = set(defined or ()) | {entry.name for entry in [*graph.input, *graph.initializer]}
+    free = []
+    for node in graph.node:
+        free += [name for name in node.input if name and name not in defined]
+        for attribute in node.attribute:
+            for sub in [attribute.g, *attribute.graphs]:
+                if sub.node:
+                    free += _free_names(sub, defined)
+        defined.update(node.output)
+    return list(dict.fromkeys(free))
+
+
+def _inferred_info(parent, graph, formal_shapes: dict) -> dict:
+    """name -> (dtype, shape) inside `graph` by ONNX's shape inference, given the formal
+    inputs' shapes and what the outer translation knows of the names it reads (small
+    known values as initializers, so axes and shapes propagate)."""
+    import onnx
+    from onnx import helper, numpy_helper
+    inputs, initializers = [], list(graph.initializer)
+    for entry in graph.input:
+        dtype, shape = formal_shapes.get(entry.name, (None, None))
+        elem = entry.type.tensor_type.elem_type if entry.type.HasField("tensor_type") else 0
+        if not elem and dtype is not None:  # a function body's inputs may leave the type open
+            elem = helper.np_dtype_to_tensor_dtype(np.dtype(dtype))
+        if elem and shape is not None:
+            entry = helper.make_tensor_value_info(entry.name, elem, list(shape))
+        inputs.append(entry)
+    for name in _free_names(graph):
+        value = parent._array(name)  # not value(): a shape hint must not bake a fed value in
+        dtype, shape = parent.dtype(name), parent.shape(name)
+        if value is not None and value.size <= 64 and value.dtype.kind in "biuf":
+            initializers.append(numpy_helper.from_array(value, name))
+        elif dtype is not None and shape is not None:
+            inputs.append(helper.make_tensor_value_info(name, helper.np_dtype_to_tensor_dtype(dtype), list(shape)))
+    body = helper.make_graph(graph.node, "body", inputs, graph.output, initializer=initializers)
+    model = helper.make_model(body, opset_imports=[helper.make_opsetid("", parent.opset)])
+    try:
+        inferred = onnx.shape_inference.infer_shapes(model, data_prop=True)
+    except Exception:  # noqa: BLE001  (hints only: a body inference rejects is still translated)
+        return {}
+    return _graph_info(inferred.graph)
 
 
 def _traced(parent) -> bool:
@@ -49,11 +94,13 @@ def _traced(parent) -> bool:
     return bool(fed) and parent.known.issuperset(fed)
 
 
-def subgraph(ctx, graph, formal: list[str], name: str) -> tuple[caffe2_pb2.NetDef, list[str]]:
-    """(the body net, the outer names it reads) of `graph`, whose inputs are `formal`."""
+def subgraph(ctx, graph, formal: list[str], name: str,
+             formal_shapes: dict | None = None) -> tuple[caffe2_pb2.NetDef, list[str]]:
+    """(the body net, the outer names it reads) of `graph`, whose inputs are `formal`
+    (`formal_shapes`: their (dtype, shape) where known, hints for the body's converters)."""
     from onnx import numpy_helper
     parent = ctx._state  # the core has no sub-graph entry point yet
-    state = _sub_state(parent, graph, formal)
+    state = _sub_state(parent, graph, formal, formal_shapes or {})
     for tensor in graph.initializer:
         state.add_constant(tensor.name, numpy_helper.to_array(tensor))
     missing = sorted({proto.op_type for proto in graph.node
@@ -119,25 +166,52 @@ def _loop(node, ctx):
         raise Unsupported(f"the body takes {len(formal)} inputs and gives {len(body.output)} outputs "
                           "(it needs the iteration number, the condition and the loop-carried values in, "
                           "the condition and the loop-carried values out)")
-    net, reads = subgraph(ctx, body, formal, f"{node.name or 'Loop'}.body")
-    trips = node.input(0) or ctx.constant(np.zeros(0, np.int64))
-    condition = node.input(1) or ctx.constant(np.zeros(0, np.bool_))
     carried = list(node.inputs[2:])
     if not all(carried):
         raise Unsupported("an omitted loop-carried input")
+    # ranks only: a loop-carried value may change its size from one iteration to the next
+    shapes = {formal[0]: (np.int64, ()), formal[1]: (np.bool_, ())}
+    for name, value in zip(formal[2:], carried):
+        shape = ctx.shape(value)
+        if shape is not None:
+            shapes[name] = (ctx.dtype(value), (None,) * len(shape))
+    net, reads = subgraph(ctx, body, formal, f"{node.name or 'Loop'}.body", shapes)
+    trips = node.input(0) or ctx.constant(np.zeros(0, np.int64))
+    condition = node.input(1) or ctx.constant(np.zeros(0, np.bool_))
     ctx.op("Loop", [trips, condition, *carried, *reads], named_outputs(node, ctx), body=net, body_inputs=formal)
     _join_inputs(node, reads)
+
+
+def _slice_shapes(ctx, formal, given, num_scan: int, axes, batched: int) -> dict:
+    """The body's formal inputs' (dtype, shape) from the Scan's inputs: states as they
+    are, scan inputs without their scan axis (batched: without the batch axis too)."""
+    shapes, n_states = {}, len(formal) - num_scan
+    for k, (name, value) in enumerate(zip(formal, given)):
+        shape = ctx.shape(value)
+        if shape is None:
+            continue
+        shape = shape[batched:]
+        if k >= n_states:
+            axis = axes[k - n_states] if k - n_states < len(axes) else 0
+            if not -len(shape) <= axis < len(shape):
+                continue
+            shape = shape[:axis % len(shape)] + shape[axis % len(shape) + 1:]
+        shapes[name] = (ctx.dtype(value), shape)
+    return shapes
 
 
 def _scan(node, ctx, leading: list[str], directions_attr: str, batched: int):
     body = node.attr("body")
     formal = [entry.name for entry in body.input]
-    args = {"num_scan_inputs": node.attr("num_scan_inputs"), "batched": batched,
-            "scan_input_directions": node.attr(directions_attr, [])}
+    num_scan = node.attr("num_scan_inputs")
+    if num_scan is None or not 0 < num_scan <= len(formal):
+        raise Unsupported(f"num_scan_inputs {num_scan} for a body of {len(formal)} inputs")
+    args = {"num_scan_inputs": num_scan, "batched": batched, "scan_input_directions": node.attr(directions_attr, [])}
     for name in ("scan_input_axes", "scan_output_directions", "scan_output_axes"):
         if node.has_attr(name):
             args[name] = node.attr(name)
-    net, reads = subgraph(ctx, body, formal, f"{node.name or 'Scan'}.body")
+    shapes = _slice_shapes(ctx, formal, leading[batched:], num_scan, args.get("scan_input_axes", []), batched)
+    net, reads = subgraph(ctx, body, formal, f"{node.name or 'Scan'}.body", shapes)
     ctx.op("Scan", [*leading, *reads], named_outputs(node, ctx), body=net, body_inputs=formal, **args)
     _join_inputs(node, reads)
 
