@@ -74,6 +74,12 @@ class Context:
         self._state.add_constant(name, np.asarray(array))
         return name
 
+    def subgraph(self, graph):
+        """A GraphProto attribute (If's branches, Loop's and Scan's bodies) translated to a
+        NetDef over the same blob names: external inputs are the graph's inputs, external
+        outputs its outputs; values of the enclosing graph are read by name."""
+        return self._state.subgraph(graph, self)
+
     # knowing
     def value(self, name: str | None):
         if not name:

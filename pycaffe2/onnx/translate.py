@@ -77,6 +77,7 @@ class _State:
         self.deps: dict = {}              # name -> fed inputs its value comes from
         self.baked: set = set()
         self.constants, self.ops, self.pending = {}, [], []
+        self.in_subgraph = False          # nodes of a subgraph are translated, never run
 
     def fresh(self, hint: str) -> str:
         while True:
@@ -88,6 +89,25 @@ class _State:
 
     def emit(self, op) -> None:
         self.pending.append(op)
+
+    def subgraph(self, graph, ctx) -> caffe2_pb2.NetDef:
+        """A subgraph (If's branches, Loop's body) as a NetDef over the same names;
+        its initializers and Constants join the init net."""
+        from onnx import numpy_helper
+        saved = self.ops, self.pending, ctx.node, self.in_subgraph
+        self.ops, self.in_subgraph = [], True
+        try:
+            for tensor in graph.initializer:
+                self.add_constant(tensor.name, numpy_helper.to_array(tensor))
+            for index, proto in enumerate(graph.node):
+                _translate_node(proto, index, self, ctx)
+            net = caffe2_pb2.NetDef(name=graph.name or self.fresh("subgraph"))
+            net.op.extend(self.ops)
+            net.external_input.extend(entry.name for entry in graph.input)
+            net.external_output.extend(entry.name for entry in graph.output)
+            return net
+        finally:
+            self.ops, self.pending, ctx.node, self.in_subgraph = saved
 
     def add_constant(self, name: str, array: np.ndarray) -> None:
         if array.dtype not in FILL_OPS:
@@ -212,10 +232,19 @@ def translate(model, *, feeds: dict | None = None, model_file: str | None = None
                        frozenset(state.baked))
 
 
+def _nodes(graph):
+    """The graph's nodes and those of its subgraphs, at any depth."""
+    for node in graph.node:
+        yield node
+        for attribute in node.attribute:
+            for sub in [attribute.g, *attribute.graphs]:
+                yield from _nodes(sub)
+
+
 def _check_converters(graph, opset: int, model_file) -> None:
     """Every node type without a converter, at once."""
     missing = sorted({f"{node.op_type}" if node.domain in _DEFAULT_DOMAINS else f"{node.domain}.{node.op_type}"
-                      for node in graph.node
+                      for node in _nodes(graph)
                       if node.domain not in _DEFAULT_DOMAINS or lookup(node.op_type, opset) is None})
     if missing:
         raise ConversionError(f"no pycaffe2 converter for ONNX op(s) {', '.join(missing)} at opset {opset}",
@@ -233,7 +262,9 @@ def _translate_node(proto, index: int, state: _State, ctx: Context) -> None:
         convert(node, ctx)
     except Unsupported as exc:
         raise _located(str(exc), state, node) from None
-    except NeedValue:
+    except NeedValue as exc:
+        if state.in_subgraph:
+            raise _located(f"inside a subgraph: {exc}", state, node) from None
         if state.known.issuperset(name for name in node.inputs if name):
             raise _located("a converter needed a value that is not a tensor", state, node) from None
         raise
@@ -246,7 +277,7 @@ def _translate_node(proto, index: int, state: _State, ctx: Context) -> None:
     written = [out for op in pending for out in op.output]
     for name in written:
         state.deps[name] = deps
-    if pending and state.known.issuperset(name for name in node.inputs if name):
+    if pending and not state.in_subgraph and state.known.issuperset(name for name in node.inputs if name):
         try:
             state.ws.RunOperatorsOnce(pending)
         except PyCaffe2Error as exc:

@@ -48,6 +48,8 @@ STATIC_PROBLEMS = {
     "conv": ("ConvGradient", ["X", "filter", "dY"], ["dfilter", "dbias", "dX"], {"no_bias": 1, "kernel": 3},
              "with no_bias=1 the outputs are dfilter and dX, got 3"),
     "linalg": ("FC", ["X", "W"], ["Y"], {}, "takes 3 inputs (X, W, b), got 2"),
+    "linalg_extra": ("Einsum", ["X"], ["Y"], {}, "required arg 'equation' is missing"),
+    "bit_cast": ("BitCast", ["X"], ["Y"], {"to": "complex64"}, "arg 'to': value 'complex64' is not allowed"),
     "loss": ("LabelCrossEntropy", ["X"], ["Y"], {}, "takes 2 inputs (X, label), got 1"),
     "distance": ("DotProductWithPadding", ["X"], ["Z"], {"pad_value": 0.5}, "takes 2 inputs (X, Y), got 1"),
     "activation": ("Elu", ["X"], ["Y"], {"alpha": "x"}, "arg 'alpha' must be float"),
