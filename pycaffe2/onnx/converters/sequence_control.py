@@ -16,7 +16,7 @@ import numpy as np
 from pycaffe2.onnx import translate as core
 from pycaffe2.onnx.context import Context
 from pycaffe2.onnx.converters.sequence import named_outputs
-from pycaffe2.onnx.registry import NeedValue, Unsupported, converter, lookup, np_dtype
+from pycaffe2.onnx.registry import NeedValue, Unsupported, converter, np_dtype
 from pycaffe2.proto import caffe2_pb2
 
 
@@ -103,11 +103,6 @@ def subgraph(ctx, graph, formal: list[str], name: str,
     state = _sub_state(parent, graph, formal, formal_shapes or {})
     for tensor in graph.initializer:
         state.add_constant(tensor.name, numpy_helper.to_array(tensor))
-    missing = sorted({proto.op_type for proto in graph.node
-                      if proto.domain not in ("", "ai.onnx") or lookup(proto.op_type, state.opset) is None})
-    if missing:
-        raise Unsupported(f"{name}: no pycaffe2 converter for ONNX op(s) {', '.join(missing)} at opset "
-                          f"{state.opset}")
     inner = Context(state)
     for index, proto in enumerate(graph.node):
         try:
