@@ -196,3 +196,30 @@ def test_a_body_op_without_a_converter_is_named():
     model = make_model([node], [value("s0", shape=[2]), value("x", shape=[4, 2])], [value("s")], opset=16)
     with pytest.raises(ConversionError, match=r"no pycaffe2 converter for ONNX op\(s\) NoSuchOp"):
         backend.prepare(model)
+
+
+def dft_scan(axis_name):
+    """Scan over x [T, 4, 2]: each slice's DFT, the axis read from `axis_name`."""
+    body = helper.make_graph([helper.make_node("DFT", ["x_t", "", axis_name], ["y_t"])], "body",
+                             [value("x_t", shape=[4, 2])], [value("y_t", shape=[4, 2])])
+    node = helper.make_node("Scan", ["x"], ["y"], body=body, num_scan_inputs=1)
+    inputs = [value("x", shape=[3, 4, 2]), value("axis", TensorProto.INT64, [])]
+    return make_model([node], inputs, [value("y")], opset=20)
+
+
+def test_a_body_needing_an_outer_value_is_translated_at_the_first_run():
+    x = RNG.standard_normal((3, 4, 2)).astype(np.float32)
+    rep = backend.prepare(dft_scan("axis"))
+    with pytest.raises(ConversionError, match="run it once first"):
+        rep.predict_net  # noqa: B018  (the axis is fed: nothing to show before a run)
+    got = rep.run({"x": x, "axis": np.array(0, np.int64)})[0]
+    expected = np.fft.fft(x[..., 0] + 1j * x[..., 1], axis=1)
+    np.testing.assert_allclose(got, np.stack([expected.real, expected.imag], -1), rtol=1e-4, atol=1e-5)
+    assert rep.predict_net.op[-1].type == "Scan"
+
+
+def test_a_body_needing_a_value_of_its_own_inputs_is_refused():
+    model = dft_scan("x_t")  # the axis would come from the slice itself
+    rep = backend.prepare(model)
+    with pytest.raises(ConversionError, match="a node needs a value that changes with each run of the sub-graph"):
+        rep.run({"x": RNG.standard_normal((3, 4, 2)).astype(np.float32), "axis": np.array(0, np.int64)})
