@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from pycaffe2.onnx.registry import Unsupported, converter
+from pycaffe2.onnx.registry import Unsupported, converter, np_dtype
+from pycaffe2.proto import caffe2_pb2
+from pycaffe2.schema.inference.fill import NUMPY_NAMES
 
 _ACTIVATIONS = {name.lower(): name for name in (
     "Relu", "Tanh", "Sigmoid", "Affine", "LeakyRelu", "ThresholdedRelu", "ScaledTanh", "HardSigmoid", "Elu",
@@ -33,18 +35,11 @@ def named_outputs(node, ctx) -> list[str]:
 
 def caffe2_dtype(onnx_type: int) -> int:
     """ONNX's TensorProto.DataType number as Caffe2's (their numbering differs)."""
-    from onnx import helper
-
-    from pycaffe2.proto import caffe2_pb2
-    from pycaffe2.schema.inference.fill import NUMPY_NAMES
-    try:
-        name = np.dtype(helper.tensor_dtype_to_np_dtype(onnx_type)).name
-    except (KeyError, TypeError, ValueError) as exc:
-        raise Unsupported(f"data type {onnx_type} has no NumPy type") from exc
+    dtype = np_dtype(onnx_type)
     for caffe2_name, numpy_name in NUMPY_NAMES.items():
-        if numpy_name == name and caffe2_name != "BYTE":
+        if dtype is not None and numpy_name == dtype.name and caffe2_name != "BYTE":
             return caffe2_pb2.TensorProto.DataType.Value(caffe2_name)
-    raise Unsupported(f"data type {name} has no pycaffe2 tensor type")
+    raise Unsupported(f"data type {onnx_type} ({dtype}) has no pycaffe2 tensor type")
 
 
 def _activations(node) -> list[str]:
