@@ -223,3 +223,19 @@ def test_a_body_needing_a_value_of_its_own_inputs_is_refused():
     rep = backend.prepare(model)
     with pytest.raises(ConversionError, match="a node needs a value that changes with each run of the sub-graph"):
         rep.run({"x": RNG.standard_normal((3, 4, 2)).astype(np.float32), "axis": np.array(0, np.int64)})
+
+
+@needs_add
+@pytest.mark.parametrize("flag", [True, False])
+def test_an_if_inside_a_scan_body_reads_the_body_inputs(flag):
+    then = branch("then", [helper.make_node("Add", ["s_in", "x_t"], ["t"])], [value("t")])
+    other = branch("else", [helper.make_node("Identity", ["s_in"], ["e"])], [value("e")])
+    body = helper.make_graph(
+        [helper.make_node("If", ["flag"], ["s_out"], then_branch=then, else_branch=other),
+         helper.make_node("Identity", ["s_out"], ["z"])], "body",
+        [value("s_in", shape=[2]), value("x_t", shape=[2])], [value("s_out", shape=[2]), value("z", shape=[2])])
+    node = helper.make_node("Scan", ["s0", "x"], ["s", "z"], body=body, num_scan_inputs=1)
+    model = make_model([node], [value("s0", shape=[2]), value("x", shape=[3, 2]),
+                                value("flag", TensorProto.BOOL, [])], [value("s"), value("z")], opset=16)
+    check(model, {"s0": np.ones(2, np.float32), "x": RNG.standard_normal((3, 2)).astype(np.float32),
+                  "flag": np.array(flag)})
