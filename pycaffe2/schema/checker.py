@@ -227,7 +227,7 @@ class _NetChecker:
                 not args["reuse_workspace"]
             shapes = {inner: self.shapes[outer] for inner, outer in bindings.items() if outer in self.shapes}
         elif op.type in ("Loop", "Scan"):  # the op itself feeds its body's formal inputs
-            known = known | {name.decode() if isinstance(name, bytes) else name
+            known = known | {name.decode("utf-8", "replace") if isinstance(name, bytes) else name
                              for arg in op.arg if arg.name == "body_inputs" for name in arg.strings}
         for arg in op.arg:
             spec = schema.args.get(arg.name)
