@@ -138,6 +138,10 @@ STATIC_PROBLEMS = {
     "index": ("IndexFreeze", ["i"], ["j"], {}, "output 0 (handle) must be the same blob as input 0"),
     "map": ("CreateMap", [], ["m"], {"key_dtype": 1}, "key_dtype must be INT32 or INT64, got FLOAT"),
     "stats": ("AveragePut", ["x"], [], {"magnitude_expand": 0}, "value 0 is out of range (must be >= 1)"),
+    "onnx_rnn": ("LSTM", ["X", "W", "R"], ["Y"], {"direction": "sideways"},
+                 "arg 'direction': value 'sideways' is not allowed"),
+    "signal": ("DFT", ["X"], ["Y"], {"inverse": 2}, "arg 'inverse': value 2 is not allowed"),
+    "nms": ("NonMaxSuppression", ["boxes"], ["selected"], {}, "takes 2 to 5 inputs"),
     "last_n_window": ("LastNWindowCollector", ["b", "n", "d"], ["b", "n"], {}, "required arg 'num_to_collect' is missing"),
 }
 
