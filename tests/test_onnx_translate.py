@@ -197,3 +197,12 @@ def test_no_warning_for_a_plain_model():
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         backend.prepare(model).run([X])
+
+
+def test_caffe2s_class_shaped_backend_gives_the_net_pair():
+    model = _model([helper.make_node("TRelu", ["x"], ["y"])], [_info("x", shape=[2, 3])], [_info("y")])
+    init_net, predict_net = backend.Caffe2Backend.onnx_graph_to_caffe2_net(model)
+    assert [op.type for op in predict_net.op] == ["Relu"] and len(init_net.op) == 0
+    _, from_graph = backend.Caffe2Backend.onnx_graph_to_caffe2_net(model.graph, opset_version=13)
+    assert from_graph.op[0].type == "Relu"
+    np.testing.assert_array_equal(backend.Caffe2Backend.run_model(model, [X])[0], np.maximum(X, 0))

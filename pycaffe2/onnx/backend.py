@@ -167,3 +167,24 @@ def is_compatible(model, device: str = "CPU", **kwargs) -> bool:
         return False
     return supports_device(device) and all(
         node.domain in ("", "ai.onnx") and lookup(node.op_type, opset) is not None for node in model.graph.node)
+
+
+class Caffe2Backend:
+    """Caffe2's class-shaped backend (`from caffe2.python.onnx.backend import Caffe2Backend as c2`),
+    for ported scripts: the module's functions as class methods, plus `onnx_graph_to_caffe2_net`."""
+    prepare = staticmethod(prepare)
+    run_model = staticmethod(run_model)
+    run_node = staticmethod(run_node)
+    supports_device = staticmethod(supports_device)
+    is_compatible = staticmethod(is_compatible)
+
+    @staticmethod
+    def onnx_graph_to_caffe2_net(model, device: str = "CPU", opset_version: int | None = None):
+        """(init_net, predict_net) of a ModelProto, or of a bare GraphProto at `opset_version`
+        (default: the installed onnx's newest)."""
+        if isinstance(model, onnx.GraphProto):
+            from onnx import helper
+            opset = opset_version or onnx.defs.onnx_opset_version()
+            model = helper.make_model(model, opset_imports=[helper.make_opsetid("", opset)])
+        rep = prepare(model, device)
+        return rep.init_net, rep.predict_net
