@@ -64,10 +64,12 @@ def window_args(node, ctx, kernel, x: str, pool_dilation_in_same: bool = True) -
         args["pads"] = [0] * (2 * nd)
     elif auto_pad.startswith("SAME"):
         sizes = spatial(ctx, x, nd)
-        if sizes is None and auto_pad == "SAME_UPPER":
+        # Caffe2's SAME (legacy_pad 2) is SAME_UPPER with the dilated kernel, as Conv's;
+        # pooling's SAME ignores the dilation
+        if sizes is None and auto_pad == "SAME_UPPER" and (pool_dilation_in_same or max(dilations) == 1):
             args["legacy_pad"] = 2
         elif sizes is None:
-            known_spatial(ctx, x, nd, "auto_pad SAME_LOWER")
+            known_spatial(ctx, x, nd, f"auto_pad {auto_pad}")
         else:
             same_dilations = dilations if pool_dilation_in_same else [1] * nd
             args["pads"] = same_pads(auto_pad, sizes, kernel, strides, same_dilations)
