@@ -152,3 +152,19 @@ def test_layer_normalization_of_a_dynamic_batch_translates_statically():
         expected = ReferenceEvaluator(model).run(None, {"x": x})
         for got, want in zip(rep.run([x]), expected):
             np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-5)
+
+
+def test_same_upper_conv_of_unknown_size_uses_caffe2s_legacy_same():
+    w = _randn(3, 2, 3, 3, seed=1)
+    node = helper.make_node("Conv", ["x", "w"], ["y"], auto_pad="SAME_UPPER", strides=[2, 2])
+    graph = helper.make_graph([node], "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 2, "H", "W"])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)],
+                              initializer=[onnx.numpy_helper.from_array(w, "w")])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    rep = backend.prepare(model)
+    (conv,) = [op for op in rep.predict_net.op if op.type == "Conv"]  # static: no traced run
+    assert [a.i for a in conv.arg if a.name == "legacy_pad"] == [2]
+    for shape in ((1, 2, 5, 6), (1, 2, 8, 7)):
+        x = _randn(*shape, seed=shape[2])
+        (expected,) = ReferenceEvaluator(model).run(None, {"x": x})
+        np.testing.assert_allclose(rep.run([x])[0], expected, rtol=1e-4, atol=1e-5)
