@@ -4,8 +4,6 @@ pads when X's spatial shape is known (SAME_UPPER falls back on Caffe2's legacy_p
 the same rule, when it is not)."""
 from __future__ import annotations
 
-import numpy as np
-
 from pycaffe2.onnx.registry import NeedValue, Unsupported, converter
 
 AUTO_PADS = ("NOTSET", "SAME_UPPER", "SAME_LOWER", "VALID")
@@ -198,44 +196,3 @@ def _dropout(node, ctx):
         raise Unsupported(f"training-mode Dropout (ratio {ratio}) is random")
     # before opset 7 an is_test=0 Dropout is run for inference too, as ONNX Runtime does
     ctx.op("Dropout", [node.input(0)], outputs(node), is_test=1, ratio=min(max(ratio, 0.0), 1.0))
-
-
-@converter("CausalConvWithState")
-def _causal_conv_with_state(node, ctx):
-    """Concat(past or zeros, X) -> depthwise Conv (valid) -> optional Swish; the present
-    state is the padded input's last k - 1 positions (a Slice)."""
-    x, w = node.input(0), node.input(1)
-    activation = node.attr("activation", "none")
-    if activation not in ("none", "silu", "swish"):
-        raise Unsupported(f"activation {activation!r} (none, silu or swish)")
-    x_shape, w_shape = ctx.shape(x), ctx.shape(w)
-    if x_shape is None or w_shape is None or None in tuple(x_shape) + tuple(w_shape):
-        raise NeedValue("CausalConvWithState needs the shapes of its input and weight")
-    (batch, channels, _), k = x_shape, w_shape[2]
-    past = node.input(3)
-    if past is None:
-        past = ctx.constant(np.zeros((batch, channels, k - 1), ctx.dtype(x) or np.float32))
-    past_len = k - 1 if node.input(3) is None else ctx.shape(past)[2]
-    padded = ctx.fresh("padded")
-    ctx.op("Concat", [past, x], [padded, ctx.fresh("split_info")], axis=2)
-    conv = ctx.fresh("conv") if activation != "none" else node.output(0)
-    inputs = [padded, w] + ([node.input(2)] if node.input(2) else [])
-    if ctx.dtype(x) == np.float16:  # ONNX sums in float32 and rounds once
-        wide = [ctx.fresh("f32") for _ in inputs]
-        for name, cast in zip(inputs, wide):
-            ctx.op("Cast", [name], [cast], to="FLOAT")
-        summed = ctx.fresh("conv_f32")
-        ctx.op("Conv", wide, [summed], kernels=[k], group=channels, pads=[0, 0])
-        ctx.op("Cast", [summed], [conv], to="FLOAT16")
-    else:
-        ctx.op("Conv", inputs, [conv], kernels=[k], group=channels, pads=[0, 0])
-    if activation != "none" and ctx.dtype(x) == np.float16:  # ONNX takes the sigmoid in float32
-        wide, swished = ctx.fresh("conv_f32"), ctx.fresh("swish_f32")
-        ctx.op("Cast", [conv], [wide], to="FLOAT")
-        ctx.op("Swish", [wide], [swished])
-        ctx.op("Cast", [swished], [node.output(0)], to="FLOAT16")
-    elif activation != "none":
-        ctx.op("Swish", [conv], [node.output(0)])
-    if node.output(1):
-        start = past_len + x_shape[2] - (k - 1)
-        ctx.op("Slice", [padded], [node.output(1)], starts=[0, 0, start], ends=[-1, -1, -1])
