@@ -56,10 +56,10 @@ def int_values(tensor, name: str, scalar: bool = False) -> list[int]:
 # -- reshapes (one kernel for both devices: they read only shapes, see _on_gpu) -----
 
 @register_cpu("Reshape")
-def reshape(data, new_shape=None, *, shape, num_outputs):
+def reshape(data, new_shape=None, *, shape, allowzero, num_outputs):
     if new_shape is not None:
         shape = int_values(new_shape, "new_shape")
-    reshaped = cuda.reshape(data, reshaped_dims(data.shape, list(shape)))
+    reshaped = cuda.reshape(data, reshaped_dims(data.shape, list(shape), allowzero))
     if num_outputs == 1:  # no old_shape asked for (Glow's and ONNX's Reshapes)
         return reshaped, None
     return reshaped, np.array(data.shape, dtype=np.int64)
@@ -105,7 +105,16 @@ def squeeze(data, *, dims):
     return cuda.reshape(data, squeezed_dims(data.shape, dims))
 
 
-gradient_op("Squeeze", "GO0", gradient_type="ExpandDims")  # same dims: input numbering = output's
+@register_gradient("Squeeze")
+def _squeeze_gradient(g):
+    # The same dims: Squeeze's input numbering is ExpandDims's output numbering. Without
+    # dims the input's shape says where the ones were.
+    if g.arg("dims"):
+        return [g.Op("ExpandDims", [g.GO(0)], [g.GI(0)])]
+    if g.op.input[0] == g.op.output[0]:
+        raise GradientError("an in-place Squeeze without dims has no gradient: nothing keeps "
+                            "the input's shape")
+    return [g.Op("ResizeLike", [g.GO(0), g.I(0)], [g.GI(0)], inherit_args=False)]
 
 
 @register_cpu("ExpandDims")
@@ -296,8 +305,8 @@ def _cast_gradient(g):
 
 
 @register_cpu("Shape")
-def shape(data, *, axes):
-    return np.array(data.shape, dtype=np.int64)[shape_axes(data.shape, axes)]
+def shape(data, *, axes, start, end):
+    return np.array(data.shape, dtype=np.int64)[shape_axes(data.shape, axes, start, end)]
 
 
 # CUDA: identity ops keep the GPUArray (blobs are never written in place); the

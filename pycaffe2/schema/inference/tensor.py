@@ -16,11 +16,12 @@ import math
 from pycaffe2.schema.args import DTYPE_BY_NUMBER
 from pycaffe2.schema.inference import OpView, ShapeError, TensorInfo, rule
 
-# TensorProto.DataType name -> NumPy dtype name (strings are object arrays).
+# TensorProto.DataType name -> NumPy dtype name (strings are object arrays). UINT32 and
+# UINT64 are ONNX's, named only (Caffe2's enum has no number for them).
 NUMPY_NAMES = {
     "FLOAT": "float32", "DOUBLE": "float64", "FLOAT16": "float16", "INT32": "int32",
     "INT64": "int64", "INT16": "int16", "INT8": "int8", "UINT16": "uint16", "UINT8": "uint8",
-    "BYTE": "uint8", "BOOL": "bool", "STRING": "object",
+    "BYTE": "uint8", "BOOL": "bool", "STRING": "object", "UINT32": "uint32", "UINT64": "uint64",
 }
 ORDER_CHANNEL_AXIS = {"NCHW": 1, "NHWC": 3}
 
@@ -69,9 +70,12 @@ def arg_or_input(arg: str, given: bool, input_name: str, has_input: bool, needed
 
 # -- reshapes ---------------------------------------------------------------------------------
 
-def reshaped_dims(dims: tuple, shape: list) -> tuple:
-    """Reshape's new dims: a 0 copies the input dim at its position, one -1 is inferred.
-    An empty input keeps Caffe2's rules for it: a 0 stays a 0 dim and a -1 becomes 0."""
+def reshaped_dims(dims: tuple, shape: list, allowzero: bool = False) -> tuple:
+    """Reshape's new dims: a 0 copies the input dim at its position (a literal 0 with
+    allowzero, ONNX's), one -1 is inferred. An empty input keeps Caffe2's rules for it:
+    a 0 stays a 0 dim and a -1 becomes 0."""
+    if allowzero:
+        return _reshaped_allowzero(dims, shape)
     empty = size(dims) == 0
     out = []
     for index, dim in enumerate(shape):
@@ -95,6 +99,20 @@ def reshaped_dims(dims: tuple, shape: list) -> tuple:
     return tuple(out)
 
 
+def _reshaped_allowzero(dims: tuple, shape: list) -> tuple:
+    """ONNX's allowzero=1: every 0 is a 0 dim; a -1 beside a 0 cannot be inferred."""
+    if any(d < -1 for d in shape) or list(shape).count(-1) > 1:
+        raise ShapeError(f"shape {shape} has a negative dim other than one -1")
+    known = size(d for d in shape if d != -1)
+    if -1 in shape:
+        if known == 0 or size(dims) % known:
+            raise ShapeError(f"cannot infer the -1 in {shape} for input {list(dims)}")
+        return tuple(size(dims) // known if d == -1 else d for d in shape)
+    if known != size(dims):
+        raise ShapeError(f"input {list(dims)} has {size(dims)} elements, shape {shape} needs {known}")
+    return tuple(shape)
+
+
 @rule("tensor_reshape")
 def reshape(op: OpView, inputs: list) -> list:
     """Reshape: new shape from the `shape` arg (0 copies, -1 inferred); old shape as int64."""
@@ -106,7 +124,8 @@ def reshape(op: OpView, inputs: list) -> list:
     old_shape = TensorInfo((len(data.shape),), "int64")
     if op.n_inputs > 1:
         return [None, old_shape]
-    return [TensorInfo(reshaped_dims(data.shape, list(op.arg("shape"))), data.dtype), old_shape]
+    dims = reshaped_dims(data.shape, list(op.arg("shape")), op.arg("allowzero"))
+    return [TensorInfo(dims, data.dtype), old_shape]
 
 
 def flattened_dims(dims: tuple, axis: int) -> tuple:
@@ -147,19 +166,24 @@ def resize_like(op: OpView, inputs: list) -> list:
 
 
 def squeezed_dims(dims: tuple, squeeze) -> tuple:
-    """Squeeze: `dims` without the listed ones, which must have size 1."""
-    squeeze = sorted(set(squeeze))
+    """Squeeze: `dims` without the listed ones (negative count from the end), which must
+    have size 1; no dims listed drops every size-1 dim (ONNX's Squeeze without axes)."""
+    if not squeeze:
+        return tuple(d for d in dims if d != 1)
+    squeeze = sorted({dim + len(dims) if dim < 0 else dim for dim in squeeze})
     for dim in squeeze:
-        if dim >= len(dims) or dims[dim] != 1:
+        if not 0 <= dim < len(dims) or dims[dim] != 1:
             raise ShapeError(f"dim {dim} of input {list(dims)} is not of size 1")
     return tuple(d for i, d in enumerate(dims) if i not in squeeze)
 
 
 def expanded_dims(dims: tuple, expand) -> tuple:
-    """ExpandDims: size-1 dims inserted at the listed output positions."""
-    expand, shape = sorted(set(expand)), list(dims)
+    """ExpandDims: size-1 dims inserted at the listed output positions (negative count
+    from the end of the output)."""
+    rank = len(dims) + len(set(expand))
+    expand, shape = sorted({dim + rank if dim < 0 else dim for dim in expand}), list(dims)
     for dim in expand:
-        if dim > len(shape):
+        if not 0 <= dim <= len(shape):
             raise ShapeError(f"cannot insert dim {dim} into input {list(dims)} (dims {expand})")
         shape.insert(dim, 1)
     return tuple(shape)
@@ -371,17 +395,22 @@ def cast(op: OpView, inputs: list) -> list:
     return [TensorInfo(data.shape, dtype)]
 
 
-def shape_axes(dims: tuple, axes) -> list[int]:
-    """Shape's `axes` counted from the front (all dims when empty)."""
+def shape_axes(dims: tuple, axes, start: int = 0, end: int | None = None) -> list[int]:
+    """Shape's `axes` counted from the front (all dims when empty), or ONNX's slice
+    start:end of the dims (negative counts from the end; clamped to the rank)."""
     if not axes:
-        return list(range(len(dims)))
+        rank = len(dims)
+        bounds = [min(max(b + rank if b < 0 else b, 0), rank) for b in (start, rank if end is None else end)]
+        return list(range(*bounds))
+    if start or end is not None:
+        raise ShapeError("give `axes` or `start`/`end`, not both")
     return [axis_index(axis, len(dims), "axes entry", f"input {list(dims)}") for axis in axes]
 
 
 @rule("tensor_shape")
 def shape_op(op: OpView, inputs: list) -> list:
-    """Shape: int64 [rank], or [len(axes)] when `axes` is given."""
+    """Shape: int64 [rank], [len(axes)] when `axes` is given, or the start:end slice's length."""
     data, axes = inputs[0], op.arg("axes")
     if data is not None:
-        return [TensorInfo((len(shape_axes(data.shape, axes)),), "int64")]
+        return [TensorInfo((len(shape_axes(data.shape, axes, op.arg("start"), op.arg("end"))),), "int64")]
     return [TensorInfo((len(axes),), "int64") if axes else None]
