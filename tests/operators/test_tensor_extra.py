@@ -244,7 +244,7 @@ def test_center_crop_pad(dims, sizes, axes):
     x = rand(*dims)
     args = {"axes": axes} if axes else {}
     check_reference("CenterCropPad", [x, i64(*sizes)],
-                           lambda x, s, **_: reference_center_crop_pad(x, sizes, axes), args)
+                    lambda x, s, **_: reference_center_crop_pad(x, sizes, axes), args)
     report = check_op_gradient(make_op("CenterCropPad", ["X", "S"], ["Y"], args), [x, i64(*sizes)], 0)
     assert report.ok
 

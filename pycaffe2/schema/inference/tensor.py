@@ -170,21 +170,21 @@ def squeezed_dims(dims: tuple, squeeze) -> tuple:
     have size 1; no dims listed drops every size-1 dim (ONNX's Squeeze without axes)."""
     if not squeeze:
         return tuple(d for d in dims if d != 1)
-    squeeze = sorted({dim + len(dims) if dim < 0 else dim for dim in squeeze})
     for dim in squeeze:
-        if not 0 <= dim < len(dims) or dims[dim] != 1:
+        if not -len(dims) <= dim < len(dims) or dims[dim] != 1:
             raise ShapeError(f"dim {dim} of input {list(dims)} is not of size 1")
+    squeeze = {dim % len(dims) for dim in squeeze}
     return tuple(d for i, d in enumerate(dims) if i not in squeeze)
 
 
 def expanded_dims(dims: tuple, expand) -> tuple:
     """ExpandDims: size-1 dims inserted at the listed output positions (negative count
     from the end of the output)."""
-    rank = len(dims) + len(set(expand))
+    rank, given = len(dims) + len(set(expand)), list(expand)
     expand, shape = sorted({dim + rank if dim < 0 else dim for dim in expand}), list(dims)
     for dim in expand:
         if not 0 <= dim <= len(shape):
-            raise ShapeError(f"cannot insert dim {dim} into input {list(dims)} (dims {expand})")
+            raise ShapeError(f"cannot insert dim {dim} into input {list(dims)} (dims {given})")
         shape.insert(dim, 1)
     return tuple(shape)
 
