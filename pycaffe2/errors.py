@@ -8,6 +8,8 @@ RuntimeError for the same faults, and ported scripts catch that.
       LocatedError                file, line (YAML), op index and type
         SchemaError               a schema file is malformed, or an op has no schema
         NetFileError              a net or model file cannot be read or written
+        ConversionError           an ONNX model cannot become a NetDef, or a NetDef an
+                                  ONNX model (file, node or op index, type, what)
       ShapeError                  an op's args, input/output counts or input shapes cannot
                                   work (also a ValueError); raised by the schema's inference
                                   rules, which the kernels call too, so validate and run agree
@@ -62,6 +64,10 @@ class SchemaError(LocatedError):
 
 class NetFileError(LocatedError):
     """A net or model file cannot be read or written."""
+
+
+class ConversionError(LocatedError):
+    """An ONNX model cannot be translated to NetDefs, or NetDefs exported to ONNX."""
 
 
 class GradientError(PyCaffe2Error):

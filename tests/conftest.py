@@ -99,3 +99,19 @@ def _fresh_net_names():
     from pycaffe2 import core
     core.Net._reset_used_names()
     yield
+
+
+def pytest_terminal_summary(terminalreporter):
+    """How many of ONNX's in-scope node cases pass (tests/test_onnx_backend.py)."""
+    import sys
+    module = sys.modules.get("tests.test_onnx_backend")
+    if module is None or not getattr(module, "IN_SCOPE", None):
+        return
+    passed = sum(1 for report in terminalreporter.stats.get("passed", [])
+                 if "OnnxBackendNodeModelTest" in report.nodeid)
+    ran = sum(1 for kind in ("passed", "failed", "xfailed", "xpassed")
+              for report in terminalreporter.stats.get(kind, []) if "OnnxBackendNodeModelTest" in report.nodeid)
+    if ran:
+        terminalreporter.write_line(
+            f"ONNX node cases: {passed} of {len(module.IN_SCOPE)} in scope pass "
+            f"({len(module.OUT_OF_SCOPE)} out of scope; {len(module.EXPECTED)} listed as expected failures)")

@@ -38,6 +38,7 @@ LAYERS = {
     "pycaffe2.custom_ops": 5,  # the documented place for user-defined ops: registration verbs, schema folders, plugins
     "pycaffe2.modeling": 5,
     "pycaffe2.run": 6, "pycaffe2.runner": 6,
+    "pycaffe2.onnx": 6,  # ONNX both ways: translates to and from NetDefs, runs them on the executor
     "pycaffe2.cli": 7, "pycaffe2.__main__": 7,
 }
 # Each top-level module and subpackage needs its own entry: "pycaffe2" would cover it silently.
