@@ -165,16 +165,16 @@ def _concat_gradient(g):
     return [g.Op("Split", [g.GO(0), g.O(1)], [g.GI(i) for i in range(len(g.op.input))])]
 
 
-def _split_parts(x, sizes, axis, order, split, add_axis, num_outputs) -> tuple[int, list[int]]:
+def _split_parts(x, sizes, axis, order, split, add_axis, num_outputs, uneven) -> tuple[int, list[int]]:
     """The axis and each part's size along it (sizes from the input when given)."""
     if sizes is not None:
         split = int_values(sizes, "split")
-    return split_parts(x.shape, join_axis(axis, order), split, add_axis, num_outputs)
+    return split_parts(x.shape, join_axis(axis, order), split, add_axis, num_outputs, uneven)
 
 
 @register_cpu("Split", "DepthSplit")
-def split(x, sizes=None, *, axis, order, split, add_axis, num_outputs):
-    axis, parts = _split_parts(x, sizes, axis, order, split, add_axis, num_outputs)
+def split(x, sizes=None, *, axis, order, split, add_axis, uneven, num_outputs):
+    axis, parts = _split_parts(x, sizes, axis, order, split, add_axis, num_outputs, uneven)
     outputs = np.split(x, np.cumsum(parts)[:-1], axis=axis)
     if add_axis:
         outputs = [np.squeeze(part, axis=axis) for part in outputs]
@@ -443,9 +443,9 @@ def concat_cuda(*inputs, axis, order, add_axis):
 
 
 @register_cuda("Split", "DepthSplit")
-def split_cuda(x, sizes=None, *, axis, order, split, add_axis, num_outputs):
+def split_cuda(x, sizes=None, *, axis, order, split, add_axis, uneven, num_outputs):
     x = cuda.as_gpu(x)
-    axis, parts = _split_parts(x, sizes, axis, order, split, add_axis, num_outputs)
+    axis, parts = _split_parts(x, sizes, axis, order, split, add_axis, num_outputs, uneven)
     x_strides, outputs, start = strides(x.shape), [], 0
     for part in parts:
         dims = list(x.shape[:axis]) + [part] + list(x.shape[axis + 1:])

@@ -166,6 +166,22 @@ def test_squeeze_and_expand_dims(dims, squeeze, device):
     check_reference("ExpandDims", [y], lambda y, dims: x, {"dims": squeeze}, device=device)
 
 
+@pytest.mark.parametrize("dim, count, expected", [(5, 3, [2, 2, 1]), (7, 4, [2, 2, 2, 1]), (6, 3, [2, 2, 2]),
+                                                   (5, 4, None)])
+@pytest.mark.parametrize("device", DEVICES)
+def test_split_uneven(dim, count, expected, device):
+    x = rand(2, dim)
+    args = {"axis": 1, "uneven": 1}
+    if expected is None:
+        fails("Split", [x], args, "does not split into 4 parts of 2", device, num_outputs=count)
+        return
+    parts = np.split(x, np.cumsum(expected)[:-1], axis=1)
+    check_reference("Split", [x], lambda *_, **__: parts, args, num_outputs=count, device=device)
+    assert [info.shape for info in infer("Split", [(2, dim)], n_out=count, **args)] == [p.shape for p in parts]
+    if dim % count:
+        fails("Split", [x], {"axis": 1}, f"does not split into {count} equal parts", device, num_outputs=count)
+
+
 @pytest.mark.parametrize("dims, squeeze, expected", [
     ((1, 3, 1, 2), [-2, 0], (3, 2)), ((3, 1), [-1], (3,)), ((1, 3, 1, 1), [], (3,)), ((2, 3), [], (2, 3)),
 ])

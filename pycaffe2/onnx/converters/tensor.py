@@ -8,15 +8,15 @@ ExpandDims, Transpose, Concat, Split, Expand, NumpyTile, Cast, Shape, Size,
 ConstantFill, Range); the rest are pycaffe2's tensor_extra ops. Attribute-like
 inputs go in as runtime inputs wherever the pycaffe2 op takes one (Reshape's
 shape, Split's split, Expand's shape, Pad's pads, Trilu's k...), so the net stays
-static; only Squeeze/Unsqueeze axes (opset 13) and Split's uneven num_outputs
-need values at translation time.
+static; only Squeeze/Unsqueeze axes given as inputs (opset 13) need values at
+translation time, and Flatten's negative axis the input's rank.
 """
 from __future__ import annotations
 
 import numpy as np
 from onnx import TensorProto
 
-from pycaffe2.onnx.registry import NeedValue, Unsupported, converter
+from pycaffe2.onnx.registry import Unsupported, converter
 
 # ONNX TensorProto.DataType -> the type name pycaffe2's Cast takes (Caffe2's names,
 # plus UINT32 and UINT64, which Caffe2's enum lacks and Cast takes by name).
@@ -139,37 +139,21 @@ def _concat(node, ctx):
            axis=node.attr("axis", 1))
 
 
-def _split_sizes(node, ctx, axis: int, count: int) -> list[int] | None:
-    """Opset 18's num_outputs: ceil(dim / count) each, the last one smaller (None when
-    the parts are equal, which Split works out at run time)."""
-    shape = ctx.shape(node.input(0))
-    if shape is None or shape[axis] is None:
-        raise NeedValue(f"the size of axis {axis} of '{node.input(0)}' is known only when the model runs")
-    dim = shape[axis]
-    if dim % count == 0:
-        return None
-    chunk = -(-dim // count)
-    sizes = [chunk] * (count - 1) + [dim - chunk * (count - 1)]
-    if sizes[-1] < 0:
-        raise Unsupported(f"num_outputs {count} cannot split an axis of {dim}")
-    return sizes
-
-
 @converter("Split")
 def _split(node, ctx):
     axis, outputs = node.attr("axis", 0), list(node.outputs)
-    if node.opset >= 13 and node.input(1) is not None:
+    if node.input(1) is not None and (node.opset >= 13 or node.opset < 2):
         ctx.op("Split", [node.input(0), node.input(1)], outputs, axis=axis)
         return
     split = node.attr("split")
-    if node.opset < 2 and node.input(1) is not None:
-        ctx.op("Split", [node.input(0), node.input(1)], outputs, axis=axis)
+    if split:
+        ctx.op("Split", [node.input(0)], outputs, axis=axis, split=list(split))
         return
-    if split is None and node.has_attr("num_outputs"):
-        if node.attr("num_outputs") != len(outputs):
-            raise Unsupported(f"num_outputs {node.attr('num_outputs')} for {len(outputs)} outputs")
-        split = _split_sizes(node, ctx, _axis(axis, ctx.rank, node.input(0)), len(outputs))
-    ctx.op("Split", [node.input(0)], outputs, axis=axis, **({"split": list(split)} if split else {}))
+    count = node.attr("num_outputs", len(outputs))
+    if count != len(outputs):
+        raise Unsupported(f"num_outputs {count} for {len(outputs)} outputs")
+    # num_outputs (opset 18): parts of ceil(size / count), the last one smaller
+    ctx.op("Split", [node.input(0)], outputs, axis=axis, uneven=int(node.has_attr("num_outputs")))
 
 
 # -- broadcasts, tiles and pads -----------------------------------------------------------------

@@ -267,12 +267,17 @@ def concat(op: OpView, inputs: list) -> list:
     return [TensorInfo(shape, first.dtype), split_info]
 
 
-def split_sizes(split, dim: int, count: int) -> list[int]:
-    """Each part's size along the axis: `split`, else `count` equal parts."""
+def split_sizes(split, dim: int, count: int, uneven: bool = False) -> list[int]:
+    """Each part's size along the axis: `split`, else `count` equal parts (with `uneven`,
+    ONNX's num_outputs: parts of ceil(dim / count), the last one smaller)."""
     if split is None:
-        if dim % count:
-            raise ShapeError(f"axis of size {dim} does not split into {count} equal parts")
-        return [dim // count] * count
+        if dim % count == 0:
+            return [dim // count] * count
+        chunk = -(-dim // count)
+        if not uneven or dim - chunk * (count - 1) < 0:
+            raise ShapeError(f"axis of size {dim} does not split into {count} "
+                             f"{'parts of ' + str(chunk) if uneven else 'equal parts'}")
+        return [chunk] * (count - 1) + [dim - chunk * (count - 1)]
     if len(split) != count:
         raise ShapeError(f"split {list(split)} gives {len(split)} sizes for {count} outputs")
     if min(split) < 0:
@@ -282,10 +287,11 @@ def split_sizes(split, dim: int, count: int) -> list[int]:
     return list(split)
 
 
-def split_parts(dims: tuple, axis: int, split, add_axis: bool, count: int) -> tuple[int, list[int]]:
+def split_parts(dims: tuple, axis: int, split, add_axis: bool, count: int,
+                uneven: bool = False) -> tuple[int, list[int]]:
     """Split's axis counted from the front and each part's size along it."""
     axis = axis_index(axis, len(dims), where=f"input {list(dims)}")
-    parts = split_sizes(split, dims[axis], count)
+    parts = split_sizes(split, dims[axis], count, uneven)
     if add_axis and any(part != 1 for part in parts):
         raise ShapeError(f"add_axis=1 needs parts of size 1 along axis {axis}, got {parts}")
     return axis, parts
@@ -300,7 +306,8 @@ def split(op: OpView, inputs: list) -> list:
     axis_arg = join_axis(op.arg("axis"), op.arg("order"))
     if data is None or op.n_inputs > 1:
         return [None] * op.n_outputs
-    axis, sizes = split_parts(data.shape, axis_arg, op.arg("split"), op.arg("add_axis"), op.n_outputs)
+    axis, sizes = split_parts(data.shape, axis_arg, op.arg("split"), op.arg("add_axis"), op.n_outputs,
+                              op.arg("uneven"))
     if op.arg("add_axis"):
         return [TensorInfo(data.shape[:axis] + data.shape[axis + 1:], data.dtype)] * len(sizes)
     return [TensorInfo(data.shape[:axis] + (part,) + data.shape[axis + 1:], data.dtype)
