@@ -144,6 +144,10 @@ def test_flatten(dims, data):
 def test_flatten_default_axis_and_error():
     x = np.arange(24).reshape(2, 3, 4)
     check_reference("Flatten", [x], lambda x: x.reshape(2, 12))
+    check_reference("Flatten", [x], lambda x, axis: x.reshape(6, 4), {"axis": -1})
+    check_reference("Flatten", [x], lambda x, axis: x.reshape(1, 24), {"axis": -3})
+    with pytest.raises(FAILS, match="axis -4 is out of range"):
+        run_op("Flatten", [x], {"axis": -4})
     with pytest.raises(FAILS, match="axis 4 is out of range"):
         run_op("Flatten", [x], {"axis": 4})
 
@@ -600,7 +604,7 @@ def test_inference_reshape_from_input_and_unknowns():
 @pytest.mark.parametrize("dims, axis", [((2, 3, 4), 1), ((2, 3, 4), 0), ((2, 3, 4), 3),
                                         ((2, 3, 4), -1)])
 def test_inference_flatten(dims, axis):
-    axis_ = axis % (len(dims) + 1)
+    axis_ = axis % len(dims) if axis < 0 else axis  # ONNX's: -1 is the last dim
     expected = np.zeros(dims).reshape(int(np.prod(dims[:axis_])), -1).shape
     assert shape_of(infer("Flatten", [dims], axis=axis)[0]) == expected
     assert shape_of(infer("FlattenToVec", [dims])[0]) == np.zeros(dims).ravel().shape

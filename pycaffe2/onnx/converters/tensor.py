@@ -9,7 +9,7 @@ ConstantFill, Range); the rest are pycaffe2's tensor_extra ops. Attribute-like
 inputs go in as runtime inputs wherever the pycaffe2 op takes one (Reshape's
 shape, Split's split, Expand's shape, Pad's pads, Trilu's k...), so the net stays
 static; only Squeeze/Unsqueeze axes given as inputs (opset 13) need values at
-translation time, and Flatten's negative axis the input's rank.
+translation time.
 """
 from __future__ import annotations
 
@@ -56,11 +56,6 @@ def _ints(values) -> list[int]:
     return [int(v) for v in np.asarray(values).reshape(-1)]
 
 
-def _axis(axis: int, rank_of, name: str) -> int:
-    """A non-negative axis; `rank_of` is called only for a negative one."""
-    return axis + rank_of(name) if axis < 0 else axis
-
-
 # -- casts ------------------------------------------------------------------------------
 
 @converter("Cast")
@@ -97,8 +92,7 @@ def _reshape1(node, ctx):
 
 @converter("Flatten")
 def _flatten(node, ctx):
-    axis = _axis(node.attr("axis", 1), ctx.rank, node.input(0))  # ONNX's -1 is rank - 1
-    ctx.op("Flatten", [node.input(0)], node.outputs, axis=axis)
+    ctx.op("Flatten", [node.input(0)], node.outputs, axis=node.attr("axis", 1))
 
 
 def _axes(node, ctx, index: int) -> list[int] | None:

@@ -129,8 +129,11 @@ def reshape(op: OpView, inputs: list) -> list:
 
 
 def flattened_dims(dims: tuple, axis: int) -> tuple:
-    """Flatten's [product of dims before axis, product of the rest]."""
-    axis = axis_index(axis, len(dims) + 1, where=f"input {list(dims)}")
+    """Flatten's [product of dims before axis, product of the rest]; axis is in [-rank,
+    rank], a negative one counting from the end as in ONNX (-1: the last dim alone)."""
+    if not -len(dims) <= axis <= len(dims):
+        raise ShapeError(f"axis {axis} is out of range for rank {len(dims)} (input {list(dims)})")
+    axis = axis + len(dims) if axis < 0 else axis
     return size(dims[:axis]), size(dims[axis:])
 
 
