@@ -56,7 +56,12 @@ def int_values(tensor, name: str, scalar: bool = False) -> list[int]:
 # -- reshapes (one kernel for both devices: they read only shapes, see _on_gpu) -----
 
 @register_cpu("Reshape")
-def reshape(data, new_shape=None, *, shape, allowzero, num_outputs):
+def reshape_op(data, new_shape=None, *, shape, allowzero, num_outputs):
+    return reshape(data, new_shape, shape=shape, num_outputs=num_outputs, allowzero=allowzero)
+
+
+def reshape(data, new_shape=None, *, shape, num_outputs, allowzero=False):
+    """Reshape's kernel, also Int8Reshape's (which has no allowzero)."""
     if new_shape is not None:
         shape = int_values(new_shape, "new_shape")
     reshaped = cuda.reshape(data, reshaped_dims(data.shape, list(shape), allowzero))
@@ -339,7 +344,7 @@ def _on_gpu(cpu_kernel):
     return run
 
 
-for _op_type, _kernel in {"Reshape": reshape, "Flatten": flatten, "FlattenToVec": flatten_to_vec,
+for _op_type, _kernel in {"Reshape": reshape_op, "Flatten": flatten, "FlattenToVec": flatten_to_vec,
                           "ResizeLike": resize_like, "Squeeze": squeeze,
                           "ExpandDims": expand_dims}.items():
     register_cuda(_op_type)(_on_gpu(_kernel))
