@@ -106,7 +106,9 @@ def resize_like(data, like):
 
 
 @register_cpu("Squeeze")
-def squeeze(data, *, dims):
+def squeeze(data, dims_tensor=None, *, dims):
+    if dims_tensor is not None:
+        dims = int_values(dims_tensor, "dims")
     return cuda.reshape(data, squeezed_dims(data.shape, dims))
 
 
@@ -114,8 +116,8 @@ def squeeze(data, *, dims):
 def _squeeze_gradient(g):
     # The same dims: Squeeze's input numbering is ExpandDims's output numbering. Without
     # dims the input's shape says where the ones were.
-    if g.arg("dims"):
-        return [g.Op("ExpandDims", [g.GO(0)], [g.GI(0)])]
+    if g.arg("dims") or len(g.op.input) > 1:
+        return [g.Op("ExpandDims", [g.GO(0), *g.op.input[1:]], [g.GI(0)])]
     if g.op.input[0] == g.op.output[0]:
         raise GradientError("an in-place Squeeze without dims has no gradient: nothing keeps "
                             "the input's shape")
@@ -123,11 +125,15 @@ def _squeeze_gradient(g):
 
 
 @register_cpu("ExpandDims")
-def expand_dims(data, *, dims):
+def expand_dims(data, dims_tensor=None, *, dims):
+    if dims_tensor is not None:
+        dims = int_values(dims_tensor, "dims")
     return cuda.reshape(data, expanded_dims(data.shape, dims))
 
 
-gradient_op("ExpandDims", "GO0", gradient_type="Squeeze")
+@register_gradient("ExpandDims")
+def _expand_dims_gradient(g):
+    return [g.Op("Squeeze", [g.GO(0), *g.op.input[1:]], [g.GI(0)])]
 
 
 @register_cpu("Transpose")

@@ -204,6 +204,22 @@ def test_squeeze_negative_and_all_dims(dims, squeeze, expected):
         GetGradientForOp(make_op("Squeeze", ["X"], ["X"]), ["X_grad"])
 
 
+@pytest.mark.parametrize("device", DEVICES)
+def test_squeeze_and_expand_dims_take_dims_as_input(device):
+    x = rand(1, 3, 1, 2)
+    (y,) = check_reference("Squeeze", [x, i64(-2, 0)], lambda *_: x.reshape(3, 2), device=device)
+    check_reference("ExpandDims", [y, i32(0, -2)], lambda *_: x, device=device)
+    assert infer("Squeeze", [(1, 3), TensorInfo((1,), "int64")]) == [None]
+    for op_type, data, dims in (("Squeeze", x, i64(0, 2)), ("ExpandDims", y, i64(0, 2))):
+        op = make_op(op_type, ["X", "D"], ["Y"])
+        grads, _ = GetGradientForOp(op, ["Y_grad"])
+        assert [list(g.input) for g in grads] == [["Y_grad", "D"]]
+        assert check_op_gradient(op, [data, dims], 0).ok
+    fails("Squeeze", [x, i64(0)], {"dims": [0]}, "do not also give", device)
+    fails("ExpandDims", [y], {}, "needs the `dims` arg or a dims input", device)
+    fails("ExpandDims", [y, np.array([0.0], np.float32)], {}, "input dims must be a 1-D int tensor", device)
+
+
 def test_expand_dims_negative():
     x = rand(3, 4)
     check_reference("ExpandDims", [x], lambda x, dims: x.reshape(3, 4, 1, 1), {"dims": [-1, -2]})

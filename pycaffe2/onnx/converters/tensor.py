@@ -8,8 +8,7 @@ ExpandDims, Transpose, Concat, Split, Expand, NumpyTile, Cast, Shape, Size,
 ConstantFill, Range); the rest are pycaffe2's tensor_extra ops. Attribute-like
 inputs go in as runtime inputs wherever the pycaffe2 op takes one (Reshape's
 shape, Split's split, Expand's shape, Pad's pads, Trilu's k...), so the net stays
-static; only Squeeze/Unsqueeze axes given as inputs (opset 13) need values at
-translation time.
+static, and no converter here needs a value at translation time.
 """
 from __future__ import annotations
 
@@ -95,27 +94,33 @@ def _flatten(node, ctx):
     ctx.op("Flatten", [node.input(0)], node.outputs, axis=node.attr("axis", 1))
 
 
-def _axes(node, ctx, index: int) -> list[int] | None:
-    """Axes from the attribute (opset < 13) or from input `index` (13 on)."""
+def _dims(node, ctx) -> tuple[list[str], dict]:
+    """Squeeze's / ExpandDims's (extra inputs, args) from the axes attribute (opset < 13)
+    or input 1: its values as the arg when known, else the input read at run time."""
     if node.opset < 13 or node.has_attr("axes"):
         axes = node.attr("axes")
-        return None if axes is None else list(axes)
-    name = node.input(index)
-    return None if name is None else _ints(ctx.require(name, "axes"))
+        return [], ({"dims": list(axes)} if axes else {})
+    name = node.input(1)
+    if name is None:
+        return [], {}
+    axes = ctx.value(name)
+    if axes is None:
+        return [name], {}
+    return [], ({"dims": _ints(axes)} if axes.size else {})
 
 
 @converter("Squeeze")
 def _squeeze(node, ctx):
-    axes = _axes(node, ctx, 1)
-    ctx.op("Squeeze", [node.input(0)], node.outputs, **({"dims": axes} if axes else {}))
+    extra, args = _dims(node, ctx)
+    ctx.op("Squeeze", [node.input(0), *extra], node.outputs, **args)
 
 
 @converter("Unsqueeze")
 def _unsqueeze(node, ctx):
-    axes = _axes(node, ctx, 1)
-    if not axes:
+    extra, args = _dims(node, ctx)
+    if not (extra or args):
         raise Unsupported("Unsqueeze without axes")
-    ctx.op("ExpandDims", [node.input(0)], node.outputs, dims=axes)
+    ctx.op("ExpandDims", [node.input(0), *extra], node.outputs, **args)
 
 
 @converter("Transpose")

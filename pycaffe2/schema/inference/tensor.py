@@ -194,16 +194,24 @@ def expanded_dims(dims: tuple, expand) -> tuple:
 
 @rule("tensor_squeeze")
 def squeeze(op: OpView, inputs: list) -> list:
-    """Squeeze: drops the listed dims, which must have size 1."""
+    """Squeeze: drops the listed dims (from the arg or the dims input), which must have size 1."""
     data = inputs[0]
-    return [None if data is None else TensorInfo(squeezed_dims(data.shape, op.arg("dims")), data.dtype)]
+    arg_or_input("dims", bool(op.arg("dims")), "dims", op.n_inputs > 1, needed=False)
+    _check_int_inputs(inputs[1:], ["dims"])
+    if data is None or op.n_inputs > 1:
+        return [None]
+    return [TensorInfo(squeezed_dims(data.shape, op.arg("dims")), data.dtype)]
 
 
 @rule("tensor_expand_dims")
 def expand_dims(op: OpView, inputs: list) -> list:
-    """ExpandDims: inserts size-1 dims at the listed output positions."""
+    """ExpandDims: inserts size-1 dims at the listed output positions (arg or dims input)."""
     data = inputs[0]
-    return [None if data is None else TensorInfo(expanded_dims(data.shape, op.arg("dims")), data.dtype)]
+    arg_or_input("dims", bool(op.arg("dims")), "dims", op.n_inputs > 1)
+    _check_int_inputs(inputs[1:], ["dims"])
+    if data is None or op.n_inputs > 1:
+        return [None]
+    return [TensorInfo(expanded_dims(data.shape, op.arg("dims")), data.dtype)]
 
 
 def transpose_axes(dims: tuple, axes) -> list[int]:
