@@ -1,7 +1,10 @@
 """Reduction kernels (NumPy): SumElements, SumElementsInt, SumSqrElements,
 RowwiseMax and ColwiseMax, with SumElementsGradient and the max gradient ops
-(the gradient goes to every element tied with the maximum, as in Caffe2). The
-checks are schema.inference.math_reduce's, shared with the rules.
+(the gradient goes to every element tied with the maximum, as in Caffe2); and
+ONNX's ReduceProd, ReduceSumSquare, ReduceLogSum and ReduceLogSumExp over `axes`
+with their gradient ops, whose checks are the reduction family's
+(schema.inference.reduction). The other checks are schema.inference.math_reduce's,
+shared with the rules.
 """
 from __future__ import annotations
 
@@ -17,6 +20,7 @@ from pycaffe2.schema.inference.math_reduce import (
     max_axis,
     max_shape,
 )
+from pycaffe2.schema.inference.reduction import gradient_kept, reduce_axes
 
 
 def _total(values, average: bool, count: int):
@@ -82,3 +86,63 @@ def _max(op_type: str):
 
 _max("RowwiseMax")
 _max("ColwiseMax")
+
+
+# --- ONNX's reductions over `axes` (ReduceProd, ReduceSumSquare, ReduceLogSum, ReduceLogSumExp)
+
+def _over_axes(op_type: str, function):
+    """A kernel applying function(x, axes, keepdims) over the checked, canonical axes."""
+    def kernel(x, *, axes, keepdims):
+        axes = reduce_axes(op_type, x.shape, x.dtype.name, axes)
+        with np.errstate(divide="ignore"):  # the log of an empty (or zero) sum is -inf
+            return np.asarray(function(x, axes, bool(keepdims)), dtype=x.dtype)
+    kernel.__name__ = op_type.lower()
+    return register_cpu(op_type)(kernel)
+
+
+def _log_sum_exp(x, axes, keepdims):
+    # Shift by the maximum so exp never overflows; an infinite (or empty: -inf) maximum
+    # is not shifted by, so the result is still inf or -inf.
+    top = np.max(x, axis=axes, keepdims=True, initial=-np.inf)
+    top = np.where(np.isfinite(top), top, 0).astype(x.dtype)
+    total = np.log(np.sum(np.exp(x - top), axis=axes, keepdims=True)) + top
+    return total if keepdims else np.squeeze(total, axis=axes)
+
+
+_over_axes("ReduceProd", lambda x, axes, keepdims: np.prod(x, axis=axes, keepdims=keepdims))
+_over_axes("ReduceSumSquare", lambda x, axes, keepdims: np.sum(x * x, axis=axes, keepdims=keepdims))
+_over_axes("ReduceLogSum", lambda x, axes, keepdims: np.log(np.sum(x, axis=axes, keepdims=keepdims)))
+_over_axes("ReduceLogSumExp", _log_sum_exp)
+
+
+def _gradient(op_type: str, function):
+    """A gradient kernel (dY, X, Y) -> dX: function(dy, x, y, axes) with dY and Y reshaped to
+    X's shape with the reduced axes as 1s (whatever keepdims was)."""
+    def kernel(dy, x, y, *, axes):
+        dy_kept = dy.reshape(gradient_kept("dY", x.shape, axes, dy.shape))
+        y_kept = y.reshape(gradient_kept("Y", x.shape, axes, y.shape))
+        with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+            dx = function(dy_kept, x, y_kept, reduce_axes(op_type, x.shape, x.dtype.name, axes))
+        return np.asarray(np.broadcast_to(dx, x.shape), dtype=dy.dtype)
+    kernel.__name__ = f"{op_type.lower()}_gradient"
+    register_cpu(f"{op_type}Gradient")(kernel)
+    gradient_op(op_type, "GO0 I0 O0")
+
+
+def _others_product(x, axes):
+    """For each element, the product of the other elements reduced with it: exclusive
+    products from the left times from the right, exact where X has zeros (Y / X is not)."""
+    if x.size == 0:
+        return np.zeros_like(x)
+    moved = np.moveaxis(x, axes, range(x.ndim - len(axes), x.ndim))
+    rows = moved.reshape(moved.shape[:x.ndim - len(axes)] + (-1,))
+    ones = np.ones(rows.shape[:-1] + (1,), x.dtype)
+    left = np.cumprod(np.concatenate([ones, rows[..., :-1]], axis=-1), axis=-1)
+    right = np.cumprod(np.concatenate([ones, rows[..., :0:-1]], axis=-1), axis=-1)[..., ::-1]
+    return np.moveaxis((left * right).reshape(moved.shape), range(x.ndim - len(axes), x.ndim), axes)
+
+
+_gradient("ReduceProd", lambda dy, x, y, axes: dy * _others_product(x, axes))
+_gradient("ReduceSumSquare", lambda dy, x, y, axes: 2 * x * dy)
+_gradient("ReduceLogSum", lambda dy, x, y, axes: dy / np.exp(y))
+_gradient("ReduceLogSumExp", lambda dy, x, y, axes: dy * np.exp(x - y))

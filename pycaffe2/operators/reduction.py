@@ -2,10 +2,11 @@
 ReduceL1, ReduceL2 over a set of axes (all by default), their gradient ops
 (dY, X, Y) -> dX, ReduceFront/Back<Sum|Mean|Max> over the first/last dims
 (optionally only the first `lengths[j]` reduced elements of each output j),
-ArgMax/ArgMin, and Summarize (statistics, optionally logged to <input>.summary).
+ArgMax/ArgMin (the first or, with select_last_index, the last of tied extrema), and Summarize (statistics, optionally logged to <input>.summary).
 Only ReduceSum/Mean/Max and ArgMax have CUDA kernels.
 Outputs keep the input's dtype (sums of ints stay ints, as in Caffe2), and a
-full reduction without keepdims is a 0-d array, never a NumPy scalar. A
+full reduction without keepdims is a 0-d array, never a NumPy scalar; a reduction over no
+elements gives the identity (sum 0, max -inf, min +inf), as ONNX says. A
 gradient op sees dY with the reduced axes restored as size-1 dims, whatever
 `keepdims` was, and broadcasts it back over X. The CUDA launchers (float32;
 ArgMax also int32 and int64) sum with arithmetic.cu's strided reductions and
@@ -55,14 +56,33 @@ def reduce_mean(x, *, axes, keepdims):
     return _reduce("ReduceMean", np.mean, x, axes, keepdims)
 
 
+def extremum_identity(dtype: np.dtype, largest: bool):
+    """What a maximum (largest) or minimum over no elements gives, as ONNX says: -inf or
+    +inf, the dtype's extreme for integers, False or True for bool."""
+    if dtype == np.bool_:
+        return not largest
+    if dtype.kind in "iu":
+        info = np.iinfo(dtype)
+        return info.min if largest else info.max
+    return -np.inf if largest else np.inf
+
+
+def _extremum(function, largest: bool):
+    def reduce(x, axis, keepdims):
+        if x.size:
+            return function(x, axis=axis, keepdims=keepdims)
+        return function(x, axis=axis, keepdims=keepdims, initial=extremum_identity(x.dtype, largest))
+    return reduce
+
+
 @register_cpu("ReduceMax")
 def reduce_max(x, *, axes, keepdims):
-    return _reduce("ReduceMax", np.max, x, axes, keepdims)
+    return _reduce("ReduceMax", _extremum(np.max, True), x, axes, keepdims)
 
 
 @register_cpu("ReduceMin")
 def reduce_min(x, *, axes, keepdims):
-    return _reduce("ReduceMin", np.min, x, axes, keepdims)
+    return _reduce("ReduceMin", _extremum(np.min, False), x, axes, keepdims)
 
 
 @register_cpu("ReduceL1")
@@ -120,16 +140,23 @@ for _type in ("ReduceSum", "ReduceMean", "ReduceMax", "ReduceMin", "ReduceL1", "
     gradient_op(_type, "GO0 I0 O0")
 
 
-@register_cpu("ArgMax")
-def arg_max(x, *, axis, keepdims):
+def _arg_search(function, x, axis, keepdims, select_last_index):
     axis = arg_max_axis(x.shape, axis)
-    return np.asarray(np.argmax(x, axis=axis, keepdims=bool(keepdims)), dtype=np.int64)
+    if not select_last_index:
+        return np.asarray(function(x, axis=axis, keepdims=bool(keepdims)), dtype=np.int64)
+    # The last of tied extrema: the first one in the reversed axis, counted back.
+    found = function(np.flip(x, axis), axis=axis, keepdims=bool(keepdims))
+    return np.asarray(x.shape[axis] - 1 - found, dtype=np.int64)
+
+
+@register_cpu("ArgMax")
+def arg_max(x, *, axis, keepdims, select_last_index):
+    return _arg_search(np.argmax, x, axis, keepdims, select_last_index)
 
 
 @register_cpu("ArgMin")
-def arg_min(x, *, axis, keepdims):
-    axis = arg_max_axis(x.shape, axis)
-    return np.asarray(np.argmin(x, axis=axis, keepdims=bool(keepdims)), dtype=np.int64)
+def arg_min(x, *, axis, keepdims, select_last_index):
+    return _arg_search(np.argmin, x, axis, keepdims, select_last_index)
 
 
 # --- ReduceFront*/ReduceBack*: data seen as a (kept, reduced) matrix ---------------------------
@@ -262,13 +289,17 @@ def _search_cuda(x, kept: tuple, y, index) -> None:
 @register_cuda("ReduceMax")
 def reduce_max_cuda(x, *, axes, keepdims):
     x, axes, kept, shape = _reduce_shapes("ReduceMax", x, axes, keepdims)
+    if any(x.shape[axis] == 0 for axis in axes):  # a maximum over nothing: -inf (ONNX)
+        return cuda.empty(shape).fill(np.float32(-np.inf))
     y = cuda.empty(shape)
     _search_cuda(x, kept, y, cuda.NULL)
     return y
 
 
 @register_cuda("ArgMax")
-def arg_max_cuda(x, *, axis, keepdims):
+def arg_max_cuda(x, *, axis, keepdims, select_last_index):
+    if select_last_index:
+        raise ValueError("the CUDA kernel finds the first extremum only (select_last_index=0)")
     x = cuda.as_gpu(x)
     if x.dtype not in _SEARCH_KERNELS:
         raise ValueError(f"the CUDA kernel takes float32, int32 or int64, got {x.dtype}")

@@ -126,7 +126,6 @@ Y_KEPT = np.zeros((2, 1, 4), np.float32)
 # (op type, inputs, args, message): the same words on both devices
 ERRORS = [
     ("ReduceSum", [X], {"axes": [3]}, "axes entry 3 is out of range"),
-    ("ReduceMax", [np.zeros((2, 0), np.float32)], {"axes": [1]}, r"\(ReduceMax\) failed: data \[2, 0\] is empty"),
     ("ReduceMean", [np.zeros((2, 3), np.int32)], {}, r"\(ReduceMean\) failed: data must be float, got int32"),
     ("ArgMax", [X], {"axis": 3}, r"\(ArgMax\) failed: axis 3 is out of range"),
     ("ArgMax", [np.zeros((2, 0), np.float32)], {"axis": 1}, r"\(ArgMax\) failed: X \[2, 0\] is empty along axis 1"),
@@ -231,6 +230,45 @@ def test_argmin_ties_and_errors():
     with pytest.raises(OpFailure, match=r"\(ArgMin\) failed: X \[2, 0\] is empty along axis 1"):
         run_op("ArgMin", [np.zeros((2, 0), np.float32)], {"axis": 1})
     assert GetGradientForOp(make_op("ArgMin", ["X"], ["Y"]), ["Y_grad"])[0] == []
+
+
+@pytest.mark.parametrize("op_type", ["ArgMax", "ArgMin"])
+@pytest.mark.parametrize("axis, keepdims", [(0, 1), (1, 0), (-1, 1)])
+def test_arg_select_last_index(op_type, axis, keepdims):
+    x = np.array([[2, 2, 1], [1, 1, 1], [0, 2, 0]], np.float32)
+    search = np.argmax if op_type == "ArgMax" else np.argmin
+
+    def reference(x, axis, keepdims, select_last_index):  # the last hit: scan backwards
+        flipped = np.flip(x, axis)
+        return x.shape[axis] - 1 - search(flipped, axis=axis, keepdims=bool(keepdims))
+    args = {"axis": axis, "keepdims": keepdims, "select_last_index": 1}
+    (y,) = check_reference(op_type, [x], reference, args)
+    assert y.dtype == np.int64
+    expected_last = {("ArgMax", 1): [1, 2, 1], ("ArgMin", 1): [2, 2, 2]}.get((op_type, axis))
+    if expected_last:
+        np.testing.assert_array_equal(y.ravel(), expected_last)
+
+
+@pytest.mark.parametrize("op_type, dtype, expected", [
+    ("ReduceSum", np.float32, 0.0), ("ReduceMax", np.float32, -np.inf), ("ReduceMin", np.float32, np.inf),
+    ("ReduceMax", np.int32, np.iinfo(np.int32).min), ("ReduceMin", np.int64, np.iinfo(np.int64).max),
+    ("ReduceMax", np.bool_, False), ("ReduceMin", np.bool_, True), ("ReduceL1", np.float32, 0.0),
+])
+def test_reductions_over_no_elements_give_the_identity(op_type, dtype, expected):
+    x = np.zeros((2, 0, 3), dtype)
+    reference = lambda x, axes, keepdims: np.full((2, 1, 3) if keepdims else (2, 3), expected, dtype)
+    for keepdims in (0, 1):
+        (y,) = check_reference(op_type, [x], reference, {"axes": [1], "keepdims": keepdims})
+        assert y.dtype == dtype
+
+
+def test_reduce_max_min_of_bool():
+    x = np.array([[True, False], [False, False]])
+    (y,) = check_reference("ReduceMax", [x], lambda x, axes, keepdims: np.array([True, False]),
+                           {"axes": [1], "keepdims": 0})
+    assert y.dtype == np.bool_
+    check_reference("ReduceMin", [x], lambda x, axes, keepdims: np.array([False, False]),
+                    {"axes": [1], "keepdims": 0})
 
 
 # -- ReduceFront*/ReduceBack* (CPU only) -------------------------------------------------------
@@ -414,8 +452,7 @@ def test_inference_argmax_default_and_errors():
         infer("ArgMax", [(2, 0)], axis=1)
     with pytest.raises(ShapeError, match="data must be float, got int32"):
         infer("ReduceMean", [(2, 3)], dtype="int32")
-    with pytest.raises(ShapeError, match=r"data \[2, 0\] is empty along the reduced axes"):
-        infer("ReduceMax", [(2, 0)], axes=[1])
+    assert infer("ReduceMax", [(2, 0)], axes=[1]) == [TensorInfo((2, 1), "float32")]
 
 
 # -- CUDA against the CPU twin -------------------------------------------------------------
@@ -488,7 +525,7 @@ def test_cuda_reduce_gradient(op_type, shape, axes):
 @pytest.mark.slow
 @pytest.mark.filterwarnings("ignore::RuntimeWarning")  # NumPy's mean of nothing: NaN, warned
 @pytest.mark.parametrize("shape, axes", EMPTY, ids=str)
-@pytest.mark.parametrize("op_type", ["ReduceSum", "ReduceMean"])
+@pytest.mark.parametrize("op_type", ["ReduceSum", "ReduceMean", "ReduceMax"])
 def test_cuda_empty_reductions(op_type, shape, axes):
     check_devices(op_type, [normal(shape)], reduce_args(axes))
     y = run_op(op_type, [normal(shape)], reduce_args(axes, 0))[0]
@@ -515,6 +552,13 @@ def test_cuda_argmax_every_axis(shape, keepdims):
     for axis in range(-len(shape), len(shape)):
         (index,) = check_devices("ArgMax", [x], {"axis": axis, "keepdims": keepdims}, atol=0, rtol=0)
         assert index.dtype == np.int64
+
+
+@pytest.mark.gpu
+@pytest.mark.slow
+def test_cuda_argmax_refuses_select_last_index():
+    with pytest.raises(OpFailure, match="finds the first extremum only"):
+        run_op("ArgMax", [normal((2, 3))], {"select_last_index": 1}, device_option=device_option("cuda"))
 
 
 @pytest.mark.gpu

@@ -38,16 +38,8 @@ def mean_input(dtype: str) -> None:
         raise ShapeError(f"data must be float, got {dtype}")
 
 
-FLOAT_REDUCTIONS = ("ReduceMean", "ReduceL1", "ReduceL2")  # float data only, as in Caffe2
-EXTREMA = ("ReduceMax", "ReduceMin")
-
-
-def max_axes(dims: tuple, axes) -> tuple[int, ...]:
-    """ReduceMax's (ReduceMin's) axes; an extremum over nothing is an error."""
-    axes = reduced_axes(dims, axes)
-    if any(dims[axis] == 0 for axis in axes):
-        raise ShapeError(f"data {list(dims)} is empty along the reduced axes")
-    return axes
+# float data only: as in Caffe2 (Mean, L1, L2), and where a log or exp makes no integer sense
+FLOAT_REDUCTIONS = ("ReduceMean", "ReduceL1", "ReduceL2", "ReduceLogSum", "ReduceLogSumExp")
 
 
 def arg_max_axis(dims: tuple, axis: int) -> int:
@@ -59,16 +51,18 @@ def arg_max_axis(dims: tuple, axis: int) -> int:
 
 
 def reduce_axes(op_type: str, dims: tuple, dtype: str, axes) -> tuple[int, ...]:
-    """The canonical axes of a Reduce<Sum|Mean|Max|Min|L1|L2> of data `dims` `dtype`,
-    after its checks."""
+    """The canonical axes of a Reduce<Sum|Mean|Max|Min|L1|L2|...> of data `dims` `dtype`,
+    after its checks. A reduction over no elements gives its identity (ONNX): sum 0,
+    prod 1, max -inf, min +inf, log-sum(-exp) -inf."""
     if op_type in FLOAT_REDUCTIONS:
         mean_input(dtype)
-    return max_axes(dims, axes) if op_type in EXTREMA else reduced_axes(dims, axes)
+    return reduced_axes(dims, axes)
 
 
 @rule("reduction_reduce")
 def reduce(op: OpView, inputs: list) -> list:
-    """Reduce<Sum|Mean|Max|Min|L1|L2>: `axes` (default all) removed or kept as 1s."""
+    """Reduce<Sum|Mean|Max|Min|L1|L2|Prod|SumSquare|LogSum|LogSumExp>: `axes` (default
+    all) removed or kept as 1s."""
     data = inputs[0]
     if data is None:
         return [None]
