@@ -44,6 +44,8 @@ STATIC_PROBLEMS = {
     "indexing (Slice)": ("Slice", ["X"], ["Y"], {"starts": [0, 1], "ends": [1]},
                          "starts [0, 1] and ends [1] differ in length"),
     "tensor (Cast)": ("Cast", ["X"], ["Y"], {"to": 99}, "99 is not a data type a tensor can hold"),
+    "tensor_extra (Pad)": ("Pad", ["X"], ["Y"], {"mode": "mirror", "pads": [1, 1]},
+                           "arg 'mode': value 'mirror' is not allowed"),
     "tensor_utility": ("ScaleBlobs", ["A", "B"], ["A2"], {}, "needs one output per input, got 2 inputs and 1 outputs"),
     "conv": ("ConvGradient", ["X", "filter", "dY"], ["dfilter", "dbias", "dX"], {"no_bias": 1, "kernel": 3},
              "with no_bias=1 the outputs are dfilter and dX, got 3"),
