@@ -53,6 +53,8 @@ STATIC_PROBLEMS = {
     "linalg_extra": ("Einsum", ["X"], ["Y"], {}, "required arg 'equation' is missing"),
     "attention_ops": ("LinearAttention", ["Q", "K", "V"], ["Y"], {"kv_num_heads": 1},
                       "required arg 'q_num_heads' is missing"),
+    "grid": ("GridSample", ["X", "G"], ["Y"], {"mode": "bicubic"}, "arg 'mode': value 'bicubic' is not allowed"),
+    "nn_extra": ("Hardmax", ["X"], ["Y"], {"axis": "x"}, "arg 'axis' must be int"),
     "bit_cast": ("BitCast", ["X"], ["Y"], {"to": "complex64"}, "arg 'to': value 'complex64' is not allowed"),
     "loss": ("LabelCrossEntropy", ["X"], ["Y"], {}, "takes 2 inputs (X, label), got 1"),
     "distance": ("DotProductWithPadding", ["X"], ["Z"], {"pad_value": 0.5}, "takes 2 inputs (X, Y), got 1"),
