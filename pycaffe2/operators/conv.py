@@ -60,6 +60,9 @@ def conv(**args):
         xc, wc, g, m = _geometry(args, x, w, transposed=False)
         if bias is not None:
             check_bias(bias.shape, w.shape, m)
+        if x.dtype == np.float16:  # sums in float32, rounded once (as ONNX Runtime and GPUs do)
+            xc, wc = xc.astype(np.float32), wc.astype(np.float32)
+            bias = None if bias is None else bias.astype(np.float32)
         y = correlate(xc, wc, g, args["group"], bias)
         return channels_back(y.astype(x.dtype, copy=False), args["order"])
     return run

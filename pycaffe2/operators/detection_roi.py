@@ -13,6 +13,7 @@ inputs bound.
 """
 from __future__ import annotations
 
+import itertools
 import math
 
 import numpy as np
@@ -29,6 +30,7 @@ from pycaffe2.operators.registry import (
 )
 from pycaffe2.schema.inference import ShapeError
 from pycaffe2.schema.inference.detection_roi import (
+    check_average_mode,
     check_batch_indices,
     check_finite,
     check_gradient_shape,
@@ -126,6 +128,19 @@ def _roi_matrices(g: np.ndarray, args: dict, height: int, width: int):
     return rows[:, h0:h1], cols[:, w0:w1], slice(h0, h1), slice(w0, w1), 1.0 / max(int(g[5]) * int(g[6]), 1)
 
 
+def _max_bins(plane: np.ndarray, g: np.ndarray, args: dict) -> np.ndarray:
+    """ONNX's RoIAlign mode max for one RoI on plane [C, H, W]: per bin, the largest over
+    its samples of the largest of the four weighted corners (0 for a sample outside)."""
+    axes = []
+    for start, size, grid, bins, extent in ((g[1], g[3], int(g[5]), args["pooled_h"], plane.shape[1]),
+                                            (g[2], g[4], int(g[6]), args["pooled_w"], plane.shape[2])):
+        valid, low, high, frac = _corners(_sample_coordinates(start, size, grid, bins), extent)
+        axes.append(((low, np.where(valid, 1.0 - frac, 0.0)), (high, np.where(valid, frac, 0.0))))
+    best = np.maximum.reduce([plane[:, rows[:, :, None, None], cols[None, None]] * (wy[:, :, None, None] * wx[None, None])
+                              for (rows, wy), (cols, wx) in itertools.product(*axes)])  # [C, ph, gh, pw, gw]
+    return best.max(axis=(2, 4)) if best.size else np.zeros(best.shape[:2] + best.shape[3:4])
+
+
 @register_cpu("RoIAlign", args=ALL_SCHEMA_ARGS)
 def roi_align(x, rois, **args):
     order, pooled_h, pooled_w = args["order"], args["pooled_h"], args["pooled_w"]
@@ -133,6 +148,10 @@ def roi_align(x, rois, **args):
     n, c, height, width = _nchw_dims(x.shape, order)
     xc = channels_first(x, order)
     y = np.zeros((shape[0], c, pooled_h, pooled_w), x.dtype)
+    if args["mode"] == "max":
+        for r, g in enumerate(align_geometry(rois, n, args)):
+            y[r] = _max_bins(xc[int(g[0])], g, args)
+        return channels_back(y, order)
     for r, g in enumerate(align_geometry(rois, n, args)):
         rows, cols, hs, ws, inv_count = _roi_matrices(g, args, height, width)
         if rows.size and cols.size:
@@ -146,6 +165,7 @@ gradient_op("RoIAlign", "I0 I1 GO0")
 @register_cpu("RoIAlignGradient", args=ALL_SCHEMA_ARGS)
 def roi_align_gradient(x, rois, dy, **args):
     order = args["order"]
+    check_average_mode(args.get("mode") or "avg", "gradient")
     check_gradient_shape(dy.shape, roi_output_shape(args, x.shape, rois.shape))
     n, c, height, width = _nchw_dims(x.shape, order)
     dyc = channels_first(dy, order)
@@ -393,6 +413,7 @@ def _align_gradient_cuda(kernel: str, x, rois, dy, args):
 
 @register_cuda("RoIAlign", args=ALL_SCHEMA_ARGS)
 def roi_align_cuda(x, rois, **args):
+    check_average_mode(args["mode"], "CUDA kernel")
     return _align_forward_cuda("roi_align", x, rois, args)
 
 

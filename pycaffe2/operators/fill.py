@@ -33,14 +33,16 @@ from pycaffe2.schema.inference.fill import (
 )
 
 
-def _fill_shape(inputs: tuple, shape, extra_shape, input_as_shape) -> tuple[int, ...]:
-    """The output shape from the shape args and the optional input (read on the host)."""
+def _fill_shape(inputs: tuple, shape, extra_shape, input_as_shape, out_dtype="float32") -> tuple[int, ...]:
+    """The output shape from the shape args and the optional input (read on the host); a
+    shape read from the input's values is checked against the blob cap."""
     if not inputs:
         return fill_shape(shape, extra_shape, input_as_shape, False)
     source = inputs[0]
     dtype = source.dtype.name if hasattr(source, "dtype") else type(source).__name__
-    return fill_shape(shape, extra_shape, input_as_shape, True, np.shape(source), dtype,
-                      source if input_as_shape else None)
+    out_shape = fill_shape(shape, extra_shape, input_as_shape, True, np.shape(source), dtype,
+                           source if input_as_shape else None)
+    return check_alloc(out_shape, out_dtype) if input_as_shape else out_shape
 
 
 def _as_bytes(value) -> bytes:
@@ -55,8 +57,8 @@ def _strings(values, shape) -> np.ndarray:
 
 @register_cpu("ConstantFill")
 def constant_fill(*inputs, shape, extra_shape, input_as_shape, value, dtype):
-    out_shape = _fill_shape(inputs, shape, extra_shape, input_as_shape)
     dtype_name = constant_dtype(value, dtype)
+    out_shape = _fill_shape(inputs, shape, extra_shape, input_as_shape, dtype_name)
     if dtype_name == "object":
         text = value if isinstance(value, (str, bytes)) else b""
         return _strings([text] * math.prod(out_shape), out_shape)
@@ -155,7 +157,13 @@ def range_(*inputs):
     values = [np.ravel(v)[0] for v in inputs]
     if len(values) == 3 and values[2] == 0:
         raise ValueError("Step size cannot be 0")  # Caffe2's words
-    return np.arange(*values, dtype=np.asarray(inputs[0]).dtype)
+    start, stop, step = (0, values[0], 1) if len(values) == 1 else (*values, 1)[:3]
+    dtype = np.asarray(inputs[0]).dtype
+    count = (float(stop) - float(start)) / float(step)
+    if not math.isfinite(count):
+        raise ValueError(f"start {start}, stop {stop} and step {step} give no finite length")
+    check_alloc((max(math.ceil(count), 0),), dtype)
+    return np.arange(*values, dtype=dtype)
 
 
 def xavier_scale(shape: tuple) -> float | None:

@@ -133,6 +133,8 @@ def batch_matmul(*, trans_a, trans_b, broadcast):
         # A 1-D operand is a vector (its own transpose), promoted as numpy.matmul does.
         left = np.swapaxes(a, -1, -2) if trans_a and a.ndim > 1 else a
         right = np.swapaxes(b, -1, -2) if trans_b and b.ndim > 1 else b
+        if a.dtype == np.float16:  # sums in float32, rounded once (as ONNX Runtime and GPUs do)
+            return np.matmul(left.astype(np.float32), right.astype(np.float32)).astype(np.float16).reshape(shape)
         return np.matmul(left, right).reshape(shape)  # vector . vector is [1], as in Caffe2
     return run
 

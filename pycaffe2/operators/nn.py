@@ -52,6 +52,9 @@ def softmax_rows(rows: np.ndarray) -> np.ndarray:
     Subtracting the row max only guards exp against overflow. When no row's exp sum
     overflows and each is at least 1 (so a term lost to underflow weighs < 1e-38), the
     subtraction is skipped: exp(x) / sum equals exp(x - max) / sum within rounding."""
+    if rows.dtype == np.float16:  # half rounds each step: the textbook order, as ONNX's reference
+        y = np.exp(rows - rows.max(axis=1, keepdims=True))
+        return y / y.sum(axis=1, keepdims=True)
     with np.errstate(over="ignore", under="ignore"):
         y = np.exp(rows)
     sums = row_sums(y)

@@ -13,11 +13,14 @@ from __future__ import annotations
 import numpy as np
 
 from pycaffe2.operators import _cuda as cuda
-from pycaffe2.operators.registry import register_cpu, register_cuda, register_gradient
+from pycaffe2.operators._resample import axis_weights, source_coordinates
+from pycaffe2.operators.registry import ALL_SCHEMA_ARGS, register_cpu, register_cuda, register_gradient
 from pycaffe2.schema.inference.resize import (
+    check_gradient_shape,
     gradient_inputs,
     image,
     output_shape,
+    resize_plan,
     scale_pair,
     scales_input,
     spatial_axes,
@@ -211,3 +214,59 @@ def upsample_bilinear_gradient_cuda(dy, x, *scales, height_scale, width_scale):
     cuda.launch(_SOURCE, "upsample_bilinear_gradient", dx.size, dy, dx, *_sizes(n * c, h, w, oh, ow),
                 _bilinear_ratio(h, oh), _bilinear_ratio(w, ow))
     return dx
+
+
+# ---- Resize (ONNX's) ------------------------------------------------------------------------
+
+def _axis_steps(shape, args: dict):
+    """Per resized axis (in order): (axis, [out, in] weights, rows reading outside X or None)."""
+    out_shape, factors, rois = resize_plan(shape, args)
+    mode = args["coordinate_transformation_mode"]
+    steps = []
+    for axis, (n_in, n_out, scale, span) in enumerate(zip(shape, out_shape, factors, rois)):
+        if np.isclose(scale, 1.0) and n_out == n_in and np.allclose(span, (0.0, 1.0)):
+            continue  # identity along this axis
+        x = source_coordinates(mode, n_in, n_out, scale, span)
+        outside = (x < 0) | (x > n_in - 1) if mode == "tf_crop_and_resize" else None
+        steps.append((axis, axis_weights(x, n_in, scale, args), outside))
+    return steps
+
+
+def _along(matrix: np.ndarray, y: np.ndarray, axis: int) -> np.ndarray:
+    return np.moveaxis(np.tensordot(matrix, y, axes=([1], [axis])), 0, axis)
+
+
+def _rows(mask: np.ndarray, ndim: int, axis: int) -> np.ndarray:
+    return mask.reshape((-1,) + (1,) * (ndim - axis - 1))
+
+
+@register_cpu("Resize", args=ALL_SCHEMA_ARGS)
+def resize(x, **args):
+    """One axis after another; tf_crop_and_resize's sources outside X get
+    extrapolation_value before the next axis reads them, as ONNX's reference does."""
+    y = x.astype(np.float64)
+    for axis, weights, outside in _axis_steps(x.shape, args):
+        y = _along(weights, y, axis)
+        if outside is not None:
+            y = np.where(_rows(outside, y.ndim, axis), args["extrapolation_value"], y)
+    if np.issubdtype(x.dtype, np.integer):
+        info = np.iinfo(x.dtype)
+        y = np.clip(np.rint(y), info.min, info.max)
+    return y.astype(x.dtype)
+
+
+@register_gradient("Resize")
+def make_onnx_resize_gradient(g):
+    return [g.Op("ResizeGradient", [g.GO(0), g.I(0)], [g.GI(0)])]
+
+
+@register_cpu("ResizeGradient", args=ALL_SCHEMA_ARGS)
+def resize_gradient(dy, x, **args):
+    """The steps' adjoints in reverse: rows set to extrapolation_value pass nothing back."""
+    check_gradient_shape(dy.shape, resize_plan(x.shape, args)[0])
+    g = dy.astype(np.float64)
+    for axis, weights, outside in reversed(_axis_steps(x.shape, args)):
+        if outside is not None:
+            g = np.where(_rows(outside, g.ndim, axis), 0.0, g)
+        g = _along(weights.T, g, axis)
+    return g.astype(dy.dtype)

@@ -56,10 +56,15 @@ def int_values(tensor, name: str, scalar: bool = False) -> list[int]:
 # -- reshapes (one kernel for both devices: they read only shapes, see _on_gpu) -----
 
 @register_cpu("Reshape")
-def reshape(data, new_shape=None, *, shape, num_outputs):
+def reshape_op(data, new_shape=None, *, shape, allowzero, num_outputs):
+    return reshape(data, new_shape, shape=shape, num_outputs=num_outputs, allowzero=allowzero)
+
+
+def reshape(data, new_shape=None, *, shape, num_outputs, allowzero=False):
+    """Reshape's kernel, also Int8Reshape's (which has no allowzero)."""
     if new_shape is not None:
         shape = int_values(new_shape, "new_shape")
-    reshaped = cuda.reshape(data, reshaped_dims(data.shape, list(shape)))
+    reshaped = cuda.reshape(data, reshaped_dims(data.shape, list(shape), allowzero))
     if num_outputs == 1:  # no old_shape asked for (Glow's and ONNX's Reshapes)
         return reshaped, None
     return reshaped, np.array(data.shape, dtype=np.int64)
@@ -101,19 +106,34 @@ def resize_like(data, like):
 
 
 @register_cpu("Squeeze")
-def squeeze(data, *, dims):
+def squeeze(data, dims_tensor=None, *, dims):
+    if dims_tensor is not None:
+        dims = int_values(dims_tensor, "dims")
     return cuda.reshape(data, squeezed_dims(data.shape, dims))
 
 
-gradient_op("Squeeze", "GO0", gradient_type="ExpandDims")  # same dims: input numbering = output's
+@register_gradient("Squeeze")
+def _squeeze_gradient(g):
+    # The same dims: Squeeze's input numbering is ExpandDims's output numbering. Without
+    # dims the input's shape says where the ones were.
+    if g.arg("dims") or len(g.op.input) > 1:
+        return [g.Op("ExpandDims", [g.GO(0), *g.op.input[1:]], [g.GI(0)])]
+    if g.op.input[0] == g.op.output[0]:
+        raise GradientError("an in-place Squeeze without dims has no gradient: nothing keeps "
+                            "the input's shape")
+    return [g.Op("ResizeLike", [g.GO(0), g.I(0)], [g.GI(0)], inherit_args=False)]
 
 
 @register_cpu("ExpandDims")
-def expand_dims(data, *, dims):
+def expand_dims(data, dims_tensor=None, *, dims):
+    if dims_tensor is not None:
+        dims = int_values(dims_tensor, "dims")
     return cuda.reshape(data, expanded_dims(data.shape, dims))
 
 
-gradient_op("ExpandDims", "GO0", gradient_type="Squeeze")
+@register_gradient("ExpandDims")
+def _expand_dims_gradient(g):
+    return [g.Op("Squeeze", [g.GO(0), *g.op.input[1:]], [g.GI(0)])]
 
 
 @register_cpu("Transpose")
@@ -156,16 +176,16 @@ def _concat_gradient(g):
     return [g.Op("Split", [g.GO(0), g.O(1)], [g.GI(i) for i in range(len(g.op.input))])]
 
 
-def _split_parts(x, sizes, axis, order, split, add_axis, num_outputs) -> tuple[int, list[int]]:
+def _split_parts(x, sizes, axis, order, split, add_axis, num_outputs, uneven) -> tuple[int, list[int]]:
     """The axis and each part's size along it (sizes from the input when given)."""
     if sizes is not None:
         split = int_values(sizes, "split")
-    return split_parts(x.shape, join_axis(axis, order), split, add_axis, num_outputs)
+    return split_parts(x.shape, join_axis(axis, order), split, add_axis, num_outputs, uneven)
 
 
 @register_cpu("Split", "DepthSplit")
-def split(x, sizes=None, *, axis, order, split, add_axis, num_outputs):
-    axis, parts = _split_parts(x, sizes, axis, order, split, add_axis, num_outputs)
+def split(x, sizes=None, *, axis, order, split, add_axis, uneven, num_outputs):
+    axis, parts = _split_parts(x, sizes, axis, order, split, add_axis, num_outputs, uneven)
     outputs = np.split(x, np.cumsum(parts)[:-1], axis=axis)
     if add_axis:
         outputs = [np.squeeze(part, axis=axis) for part in outputs]
@@ -296,8 +316,8 @@ def _cast_gradient(g):
 
 
 @register_cpu("Shape")
-def shape(data, *, axes):
-    return np.array(data.shape, dtype=np.int64)[shape_axes(data.shape, axes)]
+def shape(data, *, axes, start, end):
+    return np.array(data.shape, dtype=np.int64)[shape_axes(data.shape, axes, start, end)]
 
 
 # CUDA: identity ops keep the GPUArray (blobs are never written in place); the
@@ -330,7 +350,7 @@ def _on_gpu(cpu_kernel):
     return run
 
 
-for _op_type, _kernel in {"Reshape": reshape, "Flatten": flatten, "FlattenToVec": flatten_to_vec,
+for _op_type, _kernel in {"Reshape": reshape_op, "Flatten": flatten, "FlattenToVec": flatten_to_vec,
                           "ResizeLike": resize_like, "Squeeze": squeeze,
                           "ExpandDims": expand_dims}.items():
     register_cuda(_op_type)(_on_gpu(_kernel))
@@ -434,9 +454,9 @@ def concat_cuda(*inputs, axis, order, add_axis):
 
 
 @register_cuda("Split", "DepthSplit")
-def split_cuda(x, sizes=None, *, axis, order, split, add_axis, num_outputs):
+def split_cuda(x, sizes=None, *, axis, order, split, add_axis, uneven, num_outputs):
     x = cuda.as_gpu(x)
-    axis, parts = _split_parts(x, sizes, axis, order, split, add_axis, num_outputs)
+    axis, parts = _split_parts(x, sizes, axis, order, split, add_axis, num_outputs, uneven)
     x_strides, outputs, start = strides(x.shape), [], 0
     for part in parts:
         dims = list(x.shape[:axis]) + [part] + list(x.shape[axis + 1:])

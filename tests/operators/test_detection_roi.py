@@ -4,6 +4,7 @@ on tiny inputs) on both devices and in both orders, gradients against central di
 through the registered makers, shape inference, and clear errors for bad RoIs on both devices.
 CUDA against the CPU twin runs larger maps, RoIs partly outside X, adaptive and fixed grids,
 aligned=1, and RoIs sharing cells (the gradients' atomic adds)."""
+import itertools
 import math
 
 import numpy as np
@@ -12,7 +13,15 @@ import pytest
 from pycaffe2.executor import NetError, OpFailure
 from pycaffe2.gradient_checker import check_op_gradient
 from pycaffe2.schema.bind import ShapeError, TensorInfo
-from pycaffe2.testing import CUDA, check_devices, check_gradient_op, check_reference, make_op, run_op
+from pycaffe2.testing import (
+    CUDA,
+    check_devices,
+    check_gradient_op,
+    check_reference,
+    device_option,
+    make_op,
+    run_op,
+)
 from tests.operators import DEVICES
 from tests.schema import infer
 
@@ -121,6 +130,53 @@ def test_roi_align_matches_reference_in_both_orders(x_shape, rois, args, device)
     assert y.dtype == np.float32
     check_reference("RoIAlign", [nhwc(x), rois], lambda *_, **__: nhwc(y), {**args, "order": "NHWC"},
                     device=device)
+
+
+def weighted_corners_max(image, y, x):
+    """ONNX's RoIAlign mode max at one sample: the largest of the four weighted corners."""
+    height, width = image.shape[1:]
+    if y < -1 or y > height or x < -1 or x > width:
+        return np.zeros(image.shape[0])
+    y, x = max(y, 0.0), max(x, 0.0)
+    y0, x0 = min(int(y), height - 1), min(int(x), width - 1)
+    y = float(y0) if y0 == height - 1 else y
+    x = float(x0) if x0 == width - 1 else x
+    y1, x1 = min(y0 + 1, height - 1), min(x0 + 1, width - 1)
+    ly, lx = y - y0, x - x0
+    return np.max([(1 - ly) * (1 - lx) * image[:, y0, x0], (1 - ly) * lx * image[:, y0, x1],
+                   ly * (1 - lx) * image[:, y1, x0], ly * lx * image[:, y1, x1]], axis=0)
+
+
+def ref_roi_align_max(x, rois, pooled_h=1, pooled_w=1, spatial_scale=1.0, sampling_ratio=-1, aligned=0, **_):
+    out = np.zeros((len(rois), x.shape[1], pooled_h, pooled_w))
+    for r, roi in enumerate(rois.astype(np.float64)):
+        b, offset = int(roi[0]), 0.5 if aligned else 0.0
+        x1, y1, x2, y2 = (v * spatial_scale - offset for v in roi[1:])
+        w, h = (x2 - x1, y2 - y1) if aligned else (max(x2 - x1, 1.0), max(y2 - y1, 1.0))
+        gh = sampling_ratio if sampling_ratio > 0 else math.ceil(h / pooled_h)
+        gw = sampling_ratio if sampling_ratio > 0 else math.ceil(w / pooled_w)
+        for p, q in itertools.product(range(pooled_h), range(pooled_w)):
+            samples = [weighted_corners_max(x[b].astype(np.float64), y1 + (p + (iy + 0.5) / gh) * h / pooled_h,
+                                            x1 + (q + (ix + 0.5) / gw) * w / pooled_w)
+                       for iy in range(gh) for ix in range(gw)]
+            out[r, :, p, q] = np.max(samples, axis=0)
+    return out
+
+
+@pytest.mark.parametrize("args", [{"pooled_h": 2, "pooled_w": 3}, {"pooled_h": 3, "pooled_w": 2, "aligned": 1,
+                                                                   "sampling_ratio": 2, "spatial_scale": 0.7}])
+def test_roi_align_mode_max(args):
+    x = randn(2, 3, 7, 8)
+    check_reference("RoIAlign", [x, ROIS5], ref_roi_align_max, {**args, "mode": "max"}, atol=1e-5)
+    with pytest.raises(ShapeError, match="mode 'max' has no gradient"):
+        infer("RoIAlignGradient", [(2, 3, 7, 8), (5, 5), (5, 3, 2, 2)], mode="max")
+
+
+@pytest.mark.gpu
+@pytest.mark.slow
+def test_roi_align_mode_max_has_no_cuda_kernel():
+    with pytest.raises((OpFailure, NetError), match="mode 'max' has no CUDA kernel"):
+        run_op("RoIAlign", [randn(2, 3, 7, 8), ROIS5], {"mode": "max"}, device_option=device_option("cuda"))
 
 
 def test_roi_align_rejects_a_negative_roi_when_aligned():

@@ -681,6 +681,8 @@ def test_range(values, dtype):
     ([np.array([1, 2])], r"input stop must hold one element, got \[2\]"),
     ([np.array(0, np.int32), np.array(3, np.int64)], "inputs start, stop must share one type, got int32, int64"),
     ([np.array(True)], "input stop must be a number, got bool"),
+    ([np.array(0), np.array(1 << 45), np.array(1)], r"the output would be \[35184372088832\] int64"),
+    ([np.array(0.0), np.array(np.inf)], "give no finite length"),
 ])
 def test_range_errors(inputs, message):
     with pytest.raises((OpFailure, NetError), match=message):
@@ -696,3 +698,10 @@ def test_new_fillers_inference():
         infer_fill("Range", [TensorInfo((), "int32"), TensorInfo((), "float32")])
     with pytest.raises(ShapeError, match="input lengths must be a 1-D int tensor"):
         infer_fill("LengthsRangeFill", [TensorInfo((3, 1), "int32")])
+
+
+@pytest.mark.parametrize("op_type", ["ConstantFill", "GaussianFill", "RangeFill"])
+def test_a_shape_read_from_values_is_checked_before_allocating(op_type):
+    shape = np.array([1 << 20, 1 << 20, 1 << 10], np.int64)
+    with pytest.raises((OpFailure, NetError), match=r"the output would be \[1048576, 1048576, 1024\]"):
+        run_op(op_type, [shape], {"input_as_shape": 1})

@@ -267,3 +267,147 @@ def test_cuda_matches_cpu(op_type, inputs, args):
 
 # The op types whose CUDA kernels this module checks (tests/cuda/test_devices.py gathers them).
 DEVICE_CHECKED = {case.values[0] for case in DEVICE_CASES}
+
+
+# ---- Resize (ONNX's) ---------------------------------------------------------------------------
+
+def _source(o, n_in, n_out, scale, mode, roi):
+    """ONNX's coordinate transformation of output index o (scalar)."""
+    width = scale * n_in
+    if mode == "half_pixel":
+        return (o + 0.5) / scale - 0.5
+    if mode == "half_pixel_symmetric":
+        return n_in / 2 * (1 - n_out / width) + (o + 0.5) / scale - 0.5
+    if mode == "pytorch_half_pixel":
+        return (o + 0.5) / scale - 0.5 if width > 1 else -0.5
+    if mode == "align_corners":
+        return o * (n_in - 1) / (width - 1) if width != 1 else 0.0
+    if mode == "asymmetric":
+        return o / scale
+    if mode == "tf_half_pixel_for_nn":
+        return (o + 0.5) / scale
+    start, end = roi
+    if width == 1:
+        return (end - start) * (n_in - 1) / 2 + start * (n_in - 1)
+    return start * (n_in - 1) + o * (end - start) * (n_in - 1) / (width - 1)
+
+
+def _resize_1d(v, n_out, scale, roi, args):
+    n_in = len(v)
+    out = np.zeros(n_out)
+    mode = args.get("mode", "nearest")
+    ctm = args.get("coordinate_transformation_mode", "half_pixel")
+    a = args.get("cubic_coeff_a", -0.75)
+    for o in range(n_out):
+        x = _source(o, n_in, n_out, scale, ctm, roi)
+        if ctm == "tf_crop_and_resize" and not 0 <= x <= n_in - 1:
+            out[o] = args.get("extrapolation_value", 0.0)
+            continue
+        if mode == "nearest":
+            nm = args.get("nearest_mode", "round_prefer_floor")
+            frac = x - np.floor(x)
+            pick = {"floor": np.floor(x), "ceil": np.ceil(x),
+                    "round_prefer_floor": np.floor(x) if frac <= 0.5 else np.ceil(x),
+                    "round_prefer_ceil": np.floor(x) if frac < 0.5 else np.ceil(x)}[nm]
+            out[o] = v[int(min(max(pick, 0), n_in - 1))]
+            continue
+        s = min(scale, 1.0) if args.get("antialias") else 1.0
+        reach = (1 if mode == "linear" else 2) / s
+        taps = [i for i in range(int(np.floor(x - reach)) - 1, int(np.ceil(x + reach)) + 2) if abs(i - x) * s < (1 if mode == "linear" else 2)]
+        if mode == "linear":
+            weights = [max(0.0, 1 - abs(i - x) * s) for i in taps]
+        else:
+            def k(t):
+                t = abs(t)
+                return (a + 2) * t ** 3 - (a + 3) * t ** 2 + 1 if t <= 1 else a * t ** 3 - 5 * a * t ** 2 + 8 * a * t - 4 * a
+            weights = [k((i - x) * s) for i in taps]
+        if args.get("exclude_outside"):
+            weights = [w if 0 <= i < n_in else 0.0 for i, w in zip(taps, weights)]
+        total = sum(weights)
+        if args.get("antialias") or args.get("exclude_outside"):
+            weights = [w / total for w in weights]
+        out[o] = sum(w * v[min(max(i, 0), n_in - 1)] for i, w in zip(taps, weights))
+    return out
+
+
+def resize_reference(x, **args):
+    axes = [a % x.ndim for a in args.get("axes", range(x.ndim))]
+    scales, sizes, roi = args.get("scales"), args.get("sizes"), args.get("roi")
+    y = x.astype(np.float64)
+    for k, axis in enumerate(sorted(axes)):
+        i = axes.index(axis)
+        n_in = x.shape[axis]
+        if sizes is not None:
+            scale = sizes[i] / n_in
+            n_out = sizes[i]
+            policy = args.get("keep_aspect_ratio_policy", "stretch")
+            if policy != "stretch":
+                pick = min if policy == "not_larger" else max
+                scale = pick(s / x.shape[a] for s, a in zip(sizes, axes))
+                n_out = int(scale * n_in + 0.5)
+        else:
+            scale = float(np.float32(scales[i]))
+            n_out = int(np.float32(scale) * np.float32(n_in))
+        span = (roi[i], roi[len(axes) + i]) if roi else (0.0, 1.0)
+        y = np.apply_along_axis(_resize_1d, axis, y, n_out, scale, span, args)
+    return y.astype(x.dtype)
+
+
+RESIZE_CASES = [
+    {"scales": [1, 1, 2.0, 3.0]},
+    {"scales": [1, 1, 0.6, 0.5], "nearest_mode": "ceil", "coordinate_transformation_mode": "asymmetric"},
+    {"sizes": [1, 2, 7, 3], "nearest_mode": "round_prefer_ceil", "coordinate_transformation_mode": "align_corners"},
+    {"mode": "linear", "scales": [1, 1, 1.7, 0.6]},
+    {"mode": "linear", "sizes": [1, 2, 1, 3], "coordinate_transformation_mode": "pytorch_half_pixel"},
+    {"mode": "linear", "scales": [1, 1, 0.4, 0.7], "antialias": 1},
+    {"mode": "linear", "scales": [1, 1, 1.5, 0.8], "coordinate_transformation_mode": "half_pixel_symmetric"},
+    {"mode": "cubic", "scales": [1, 1, 2.0, 0.5]},
+    {"mode": "cubic", "scales": [1, 1, 1.3, 0.6], "cubic_coeff_a": -0.5, "exclude_outside": 1},
+    {"mode": "cubic", "sizes": [1, 2, 3, 2], "antialias": 1, "coordinate_transformation_mode": "align_corners"},
+    {"mode": "linear", "sizes": [1, 2, 3, 3], "coordinate_transformation_mode": "tf_crop_and_resize",
+     "roi": [0, 0, 0.4, 0.6, 1, 1, 1.2, 0.7], "extrapolation_value": 5.0},
+    {"sizes": [7, 4], "axes": [2, -1], "keep_aspect_ratio_policy": "not_larger"},
+    {"sizes": [7, 4], "axes": [3, 2], "keep_aspect_ratio_policy": "not_smaller", "mode": "linear"},
+    {"scales": [2.0], "axes": [1]},
+    {"scales": [1, 1, 1.5, 0.7], "coordinate_transformation_mode": "tf_half_pixel_for_nn"},
+]
+
+
+@pytest.mark.parametrize("args", RESIZE_CASES, ids=[str(i) for i in range(len(RESIZE_CASES))])
+def test_resize_onnx(args):
+    check_reference("Resize", [randn((1, 2, 4, 5), 20)], resize_reference, args, atol=1e-4, rtol=1e-4)
+
+
+def test_resize_keeps_integer_types():
+    x = np.arange(16, dtype=np.uint8).reshape(1, 1, 4, 4) * 15
+    check_reference("Resize", [x], resize_reference, {"mode": "linear", "scales": [1, 1, 1.5, 1.5]}, atol=1)
+
+
+@pytest.mark.parametrize("args, message", [
+    ({}, "give exactly one of scales and sizes"),
+    ({"scales": [1.5, 2.5]}, r"scales has 2 values but 4 axes are resized \(X has rank 4\)"),
+    ({"sizes": [1, 1], "axes": [1, 1]}, r"axes \[1, 1\] must be distinct axes of X's rank 4"),
+    ({"scales": [1.5, 1.0, -0.5, 1.0]}, r"scales \[1.5, 1.0, -0.5, 1.0\] must be positive and finite"),
+    ({"scales": [1.0, 1.0, 2.0, 2.0], "antialias": 1}, "antialias is for modes linear and cubic"),
+])
+def test_resize_onnx_errors(args, message):
+    x = randn((1, 2, 3, 4), 21)
+    with pytest.raises(ShapeError, match=message):
+        infer("Resize", [x.shape], **args)
+    with pytest.raises((OpFailure, NetError), match=rf"\(Resize\)(:| failed:) {message}"):
+        run_op("Resize", [x], args)
+
+
+@pytest.mark.parametrize("args", [RESIZE_CASES[i] for i in (0, 3, 5, 8, 10, 12)])
+def test_resize_onnx_gradient(args):
+    x = randn((1, 2, 4, 5), 22).astype(np.float64)
+    (y,) = run_op("Resize", [x], args)
+    dy = randn(y.shape, 23).astype(np.float64)
+    check_gradient_op("Resize", [x], "ResizeGradient", [dy, x], {0: 0}, [dy], args, atol=1e-6, rtol=1e-6)
+    grad_ops, g_input = GetGradientForOp(make_op("Resize", ["X"], ["Y"], args), ["Y_grad"])
+    assert [list(o.input) for o in grad_ops] == [["Y_grad", "X"]] and g_input == ["X_grad"]
+
+
+def test_resize_onnx_gradient_checks_dy():
+    with pytest.raises(ShapeError, match=r"dY is \[1, 1, 4, 4\] but Resize's Y is \[1, 1, 3, 3\]"):
+        infer("ResizeGradient", [(1, 1, 4, 4), (1, 1, 2, 2)], scales=[1.0, 1.0, 1.5, 1.5])

@@ -111,6 +111,25 @@ def test_reshape_empty_gradient(dims, shape, expected):
     assert workspace.FetchBlob("X_grad").shape == dims
 
 
+# ONNX's allowzero=1: a 0 in the shape is a 0 dim, never a copy of the input's.
+@pytest.mark.parametrize("dims, shape, expected", [
+    ((0, 3, 4), [3, 4, 0], (3, 4, 0)), ((2, 3), [3, -1], (3, 2)), ((0, 3), [0, -1, 3], None),
+    ((2, 0), [0, 5], (0, 5)),
+])
+@pytest.mark.parametrize("device", DEVICES)
+def test_reshape_allowzero(dims, shape, expected, device):
+    x = rand(*dims)
+    if expected is None:
+        fails("Reshape", [x], {"shape": shape, "allowzero": 1}, "cannot infer the -1", device)
+        return
+    reference = (x.reshape(expected), np.array(dims, dtype=np.int64))
+    check_reference("Reshape", [x], lambda *_, **__: reference, {"shape": shape, "allowzero": 1},
+                    num_outputs=2, device=device)
+    check_reference("Reshape", [x, i64(*shape)], lambda *_, **__: reference[:1], {"allowzero": 1},
+                    num_outputs=1, device=device)
+    assert infer("Reshape", [dims], n_out=2, shape=shape, allowzero=1)[0].shape == expected
+
+
 @settings(max_examples=10, deadline=None)
 @given(dims=shapes, data=st.data())
 def test_flatten(dims, data):
@@ -125,6 +144,10 @@ def test_flatten(dims, data):
 def test_flatten_default_axis_and_error():
     x = np.arange(24).reshape(2, 3, 4)
     check_reference("Flatten", [x], lambda x: x.reshape(2, 12))
+    check_reference("Flatten", [x], lambda x, axis: x.reshape(6, 4), {"axis": -1})
+    check_reference("Flatten", [x], lambda x, axis: x.reshape(1, 24), {"axis": -3})
+    with pytest.raises(FAILS, match="axis -4 is out of range"):
+        run_op("Flatten", [x], {"axis": -4})
     with pytest.raises(FAILS, match="axis 4 is out of range"):
         run_op("Flatten", [x], {"axis": 4})
 
@@ -145,6 +168,66 @@ def test_squeeze_and_expand_dims(dims, squeeze, device):
     (y,) = check_reference("Squeeze", [x], lambda x, dims: np.squeeze(x, tuple(set(dims))),
                            {"dims": squeeze}, device=device)
     check_reference("ExpandDims", [y], lambda y, dims: x, {"dims": squeeze}, device=device)
+
+
+@pytest.mark.parametrize("dim, count, expected", [(5, 3, [2, 2, 1]), (7, 4, [2, 2, 2, 1]), (6, 3, [2, 2, 2]),
+                                                   (5, 4, None)])
+@pytest.mark.parametrize("device", DEVICES)
+def test_split_uneven(dim, count, expected, device):
+    x = rand(2, dim)
+    args = {"axis": 1, "uneven": 1}
+    if expected is None:
+        fails("Split", [x], args, "does not split into 4 parts of 2", device, num_outputs=count)
+        return
+    parts = np.split(x, np.cumsum(expected)[:-1], axis=1)
+    check_reference("Split", [x], lambda *_, **__: parts, args, num_outputs=count, device=device)
+    assert [info.shape for info in infer("Split", [(2, dim)], n_out=count, **args)] == [p.shape for p in parts]
+    if dim % count:
+        fails("Split", [x], {"axis": 1}, f"does not split into {count} equal parts", device, num_outputs=count)
+
+
+@pytest.mark.parametrize("dims, squeeze, expected", [
+    ((1, 3, 1, 2), [-2, 0], (3, 2)), ((3, 1), [-1], (3,)), ((1, 3, 1, 1), [], (3,)), ((2, 3), [], (2, 3)),
+])
+def test_squeeze_negative_and_all_dims(dims, squeeze, expected):
+    x = rand(*dims)
+    args = {"dims": squeeze} if squeeze else {}
+    (y,) = check_reference("Squeeze", [x], lambda x, **_: x.reshape(expected), args)
+    assert infer("Squeeze", [dims], **args)[0].shape == expected
+    if squeeze:  # the negative dims count from the end of the output's rank
+        check_reference("ExpandDims", [y], lambda y, dims: x, {"dims": squeeze})
+        assert infer("ExpandDims", [expected], dims=squeeze)[0].shape == dims
+    grads, _ = GetGradientForOp(make_op("Squeeze", ["X"], ["Y"], args), ["Y_grad"])
+    assert grads[0].type == ("ExpandDims" if squeeze else "ResizeLike")
+    assert check_op_gradient(make_op("Squeeze", ["X"], ["Y"], args), [x], 0).ok
+    with pytest.raises(GradientError, match="in-place Squeeze without dims"):
+        GetGradientForOp(make_op("Squeeze", ["X"], ["X"]), ["X_grad"])
+
+
+@pytest.mark.parametrize("device", DEVICES)
+def test_squeeze_and_expand_dims_take_dims_as_input(device):
+    x = rand(1, 3, 1, 2)
+    (y,) = check_reference("Squeeze", [x, i64(-2, 0)], lambda *_: x.reshape(3, 2), device=device)
+    check_reference("ExpandDims", [y, i32(0, -2)], lambda *_: x, device=device)
+    assert infer("Squeeze", [(1, 3), TensorInfo((1,), "int64")]) == [None]
+    for op_type, data, dims in (("Squeeze", x, i64(0, 2)), ("ExpandDims", y, i64(0, 2))):
+        op = make_op(op_type, ["X", "D"], ["Y"])
+        grads, _ = GetGradientForOp(op, ["Y_grad"])
+        assert [list(g.input) for g in grads] == [["Y_grad", "D"]]
+        assert check_op_gradient(op, [data, dims], 0).ok
+    fails("Squeeze", [x, i64(0)], {"dims": [0]}, "do not also give", device)
+    fails("ExpandDims", [y], {}, "needs the `dims` arg or a dims input", device)
+    fails("ExpandDims", [y, np.array([0.0], np.float32)], {}, "input dims must be a 1-D int tensor", device)
+
+
+def test_expand_dims_negative():
+    x = rand(3, 4)
+    check_reference("ExpandDims", [x], lambda x, dims: x.reshape(3, 4, 1, 1), {"dims": [-1, -2]})
+    check_reference("ExpandDims", [x], lambda x, dims: np.expand_dims(x, (0, -2)), {"dims": [0, -2]})
+    with pytest.raises(FAILS, match="cannot insert dim"):
+        run_op("ExpandDims", [x], {"dims": [-4]})
+    with pytest.raises(FAILS, match=r"dim -3 of input \[1, 3\] is not of size 1"):
+        run_op("Squeeze", [rand(1, 3)], {"dims": [-3]})
 
 
 def test_squeeze_and_expand_dims_errors():
@@ -288,7 +371,7 @@ def test_identity_ops(op_type, device):
 @pytest.mark.parametrize("to, dtype", [
     (1, np.float32), ("FLOAT", np.float32), (2, np.int32), ("INT64", np.int64), (10, np.int64),
     ("bool", np.bool_), (13, np.float64), (12, np.float16), (6, np.uint8), (7, np.int8),
-    (9, np.int16), (8, np.uint16), (3, np.uint8),
+    (9, np.int16), (8, np.uint16), (3, np.uint8), ("UINT32", np.uint32), ("uint64", np.uint64),
 ])
 def test_cast(to, dtype):
     x = np.array([[-2.7, -0.5, 0.0], [0.4, 1.9, 3.0]], dtype=np.float32)
@@ -537,7 +620,7 @@ def test_inference_reshape_from_input_and_unknowns():
 @pytest.mark.parametrize("dims, axis", [((2, 3, 4), 1), ((2, 3, 4), 0), ((2, 3, 4), 3),
                                         ((2, 3, 4), -1)])
 def test_inference_flatten(dims, axis):
-    axis_ = axis % (len(dims) + 1)
+    axis_ = axis % len(dims) if axis < 0 else axis  # ONNX's: -1 is the last dim
     expected = np.zeros(dims).reshape(int(np.prod(dims[:axis_])), -1).shape
     assert shape_of(infer("Flatten", [dims], axis=axis)[0]) == expected
     assert shape_of(infer("FlattenToVec", [dims])[0]) == np.zeros(dims).ravel().shape
@@ -682,6 +765,17 @@ def test_inference_cast(to, dtype):
 def test_inference_cast_errors():
     with pytest.raises(ShapeError, match="UNDEFINED is not a data type"):
         infer("Cast", [(2,)], to=0)
+
+
+@pytest.mark.parametrize("start, end", [(0, None), (1, None), (-1, None), (None, 1), (None, -1), (1, -1),
+                                        (1, 2), (-10, None), (None, 10), (3, 1)])
+def test_shape_start_end(start, end):
+    x = rand(2, 3, 4)
+    args = {k: v for k, v in (("start", start), ("end", end)) if v is not None}
+    (y,) = check_reference("Shape", [x], lambda x, **_: np.array(x.shape[slice(start, end)], np.int64), args)
+    assert y.dtype == np.int64
+    with pytest.raises(FAILS, match="give `axes` or `start`/`end`"):
+        run_op("Shape", [x], {"axes": [0], "start": 1})
 
 
 def test_inference_shape():

@@ -102,6 +102,12 @@ def check_indices_in_range(indices: np.ndarray, n: int) -> None:
         raise ShapeError(f"indices[{at}] is {indices[at]} but must lie in [0, {n})")
 
 
+def check_average_mode(mode: str, where: str) -> None:
+    """RoIAlign's mode max (ONNX's) runs forward on the CPU only."""
+    if mode != "avg":
+        raise ShapeError(f"mode {mode!r} has no {where} (only mode avg does)")
+
+
 @rule("detection_roi_align")
 def roi_align(op: OpView, inputs: list) -> list:
     x, r = inputs
@@ -115,6 +121,7 @@ def roi_align(op: OpView, inputs: list) -> list:
 @rule("detection_roi_align_gradient")
 def roi_align_gradient(op: OpView, inputs: list) -> list:
     x, r, dy = inputs
+    check_average_mode(op.args.get("mode") or "avg", "gradient")
     if x is None:
         return [None]
     if r is not None:

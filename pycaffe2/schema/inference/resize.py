@@ -13,6 +13,7 @@ import math
 
 import numpy as np
 
+from pycaffe2.files import check_alloc
 from pycaffe2.schema.inference import OpView, ShapeError, TensorInfo, rule
 from pycaffe2.schema.inference.activation import FLOAT_TYPES
 
@@ -123,3 +124,92 @@ def upsample_bilinear(op: OpView, inputs: list) -> list:
 def upsample_bilinear_gradient(op: OpView, inputs: list) -> list:
     """dX has X's shape and dY's type."""
     return _gradient(op, inputs, "NCHW")
+
+
+# ---- Resize (ONNX's): any rank, scales or sizes per axis -----------------------------------
+
+def _full(values, axes, rank: int, fill, what: str) -> list:
+    """Per-axis `values` (given for `axes`) spread over all `rank` axes, the rest `fill`."""
+    if len(values) != len(axes):
+        raise ShapeError(f"{what} has {len(values)} values but {len(axes)} axes are resized "
+                         f"(X has rank {rank})")
+    full = list(fill)
+    for a, v in zip(axes, values):
+        full[a] = v
+    return full
+
+
+def resize_axes(axes, rank: int) -> list:
+    """The resized axes, negative ones counted from the end, checked in range and distinct."""
+    if not axes:
+        return list(range(rank))
+    out = [a + rank if a < 0 else a for a in axes]
+    if any(not 0 <= a < rank for a in out) or len(set(out)) != len(out):
+        raise ShapeError(f"axes {list(axes)} must be distinct axes of X's rank {rank}")
+    return out
+
+
+def resize_plan(x_shape, args: dict):
+    """(Y's shape, per-axis scale, per-axis roi (start, end)) of Resize on X of `x_shape`:
+    from `sizes` (scale = size / in, or one scale for all resized axes under a
+    keep_aspect_ratio_policy) or from `scales` (size = floor(in * scale), in float32)."""
+    if args.get("mode") == "nearest" and args.get("antialias"):
+        raise ShapeError("antialias is for modes linear and cubic")
+    rank = len(x_shape)
+    axes = resize_axes(args.get("axes") or [], rank)
+    scales, sizes = args.get("scales") or [], args.get("sizes") or []
+    if bool(scales) == bool(sizes):
+        raise ShapeError("give exactly one of scales and sizes")
+    roi = args.get("roi") or []
+    if roi:
+        roi = _full(roi[:len(roi) // 2], axes, rank, [0.0] * rank, "roi (starts)") + \
+            _full(roi[len(roi) // 2:], axes, rank, [1.0] * rank, "roi (ends)")
+    else:
+        roi = [0.0] * rank + [1.0] * rank
+    if sizes:
+        sizes = _full(sizes, axes, rank, x_shape, "sizes")
+        if min(sizes) < 0:
+            raise ShapeError(f"sizes {list(args['sizes'])} must be non-negative")
+        if any(x == 0 and s > 0 for x, s in zip(x_shape, sizes)):
+            raise ShapeError(f"X {list(x_shape)} is empty along an axis sizes {list(sizes)} enlarge")
+        factors = [s / x if x else 1.0 for s, x in zip(sizes, x_shape)]
+        policy = args.get("keep_aspect_ratio_policy", "stretch")
+        if policy != "stretch":
+            one = (min if policy == "not_larger" else max)(factors[a] for a in axes)
+            factors = [one if a in axes else 1.0 for a in range(rank)]
+            sizes = [int(one * x_shape[a] + 0.5) if a in axes else x_shape[a] for a in range(rank)]
+    else:
+        factors = _full(scales, axes, rank, [1.0] * rank, "scales")
+        if any(not (np.isfinite(f) and f > 0) for f in factors):
+            raise ShapeError(f"scales {list(scales)} must be positive and finite")
+        with np.errstate(over="ignore"):
+            sizes = [int(min(np.float32(f) * np.float32(x), 2.0**62)) for f, x in zip(factors, x_shape)]
+    check_alloc(sizes, "float64", "Resize's output")
+    return tuple(sizes), factors, [(roi[a], roi[rank + a]) for a in range(rank)]
+
+
+@rule("resize_resize")
+def resize(op: OpView, inputs: list) -> list:
+    """Y has X's type and the planned shape."""
+    x = inputs[0]
+    if x is None:
+        return [None]
+    shape, _, _ = resize_plan(x.shape, op.args)
+    return [TensorInfo(shape, x.dtype)]
+
+
+def check_gradient_shape(dy_shape, y_shape) -> None:
+    if tuple(dy_shape) != tuple(y_shape):
+        raise ShapeError(f"dY is {list(dy_shape)} but Resize's Y is {list(y_shape)}")
+
+
+@rule("resize_resize_gradient")
+def resize_gradient(op: OpView, inputs: list) -> list:
+    """dX has X's shape and dY's type."""
+    dy, x = inputs
+    if x is None:
+        return [None]
+    shape, _, _ = resize_plan(x.shape, op.args)
+    if dy is not None:
+        check_gradient_shape(dy.shape, shape)
+    return [TensorInfo(tuple(x.shape), dy.dtype if dy is not None else x.dtype)]

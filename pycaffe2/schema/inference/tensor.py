@@ -16,11 +16,12 @@ import math
 from pycaffe2.schema.args import DTYPE_BY_NUMBER
 from pycaffe2.schema.inference import OpView, ShapeError, TensorInfo, rule
 
-# TensorProto.DataType name -> NumPy dtype name (strings are object arrays).
+# TensorProto.DataType name -> NumPy dtype name (strings are object arrays). UINT32 and
+# UINT64 are ONNX's, named only (Caffe2's enum has no number for them).
 NUMPY_NAMES = {
     "FLOAT": "float32", "DOUBLE": "float64", "FLOAT16": "float16", "INT32": "int32",
     "INT64": "int64", "INT16": "int16", "INT8": "int8", "UINT16": "uint16", "UINT8": "uint8",
-    "BYTE": "uint8", "BOOL": "bool", "STRING": "object",
+    "BYTE": "uint8", "BOOL": "bool", "STRING": "object", "UINT32": "uint32", "UINT64": "uint64",
 }
 ORDER_CHANNEL_AXIS = {"NCHW": 1, "NHWC": 3}
 
@@ -69,9 +70,12 @@ def arg_or_input(arg: str, given: bool, input_name: str, has_input: bool, needed
 
 # -- reshapes ---------------------------------------------------------------------------------
 
-def reshaped_dims(dims: tuple, shape: list) -> tuple:
-    """Reshape's new dims: a 0 copies the input dim at its position, one -1 is inferred.
-    An empty input keeps Caffe2's rules for it: a 0 stays a 0 dim and a -1 becomes 0."""
+def reshaped_dims(dims: tuple, shape: list, allowzero: bool = False) -> tuple:
+    """Reshape's new dims: a 0 copies the input dim at its position (a literal 0 with
+    allowzero, ONNX's), one -1 is inferred. An empty input keeps Caffe2's rules for it:
+    a 0 stays a 0 dim and a -1 becomes 0."""
+    if allowzero:
+        return _reshaped_allowzero(dims, shape)
     empty = size(dims) == 0
     out = []
     for index, dim in enumerate(shape):
@@ -95,6 +99,20 @@ def reshaped_dims(dims: tuple, shape: list) -> tuple:
     return tuple(out)
 
 
+def _reshaped_allowzero(dims: tuple, shape: list) -> tuple:
+    """ONNX's allowzero=1: every 0 is a 0 dim; a -1 beside a 0 cannot be inferred."""
+    if any(d < -1 for d in shape) or list(shape).count(-1) > 1:
+        raise ShapeError(f"shape {shape} has a negative dim other than one -1")
+    known = size(d for d in shape if d != -1)
+    if -1 in shape:
+        if known == 0 or size(dims) % known:
+            raise ShapeError(f"cannot infer the -1 in {shape} for input {list(dims)}")
+        return tuple(size(dims) // known if d == -1 else d for d in shape)
+    if known != size(dims):
+        raise ShapeError(f"input {list(dims)} has {size(dims)} elements, shape {shape} needs {known}")
+    return tuple(shape)
+
+
 @rule("tensor_reshape")
 def reshape(op: OpView, inputs: list) -> list:
     """Reshape: new shape from the `shape` arg (0 copies, -1 inferred); old shape as int64."""
@@ -106,12 +124,16 @@ def reshape(op: OpView, inputs: list) -> list:
     old_shape = TensorInfo((len(data.shape),), "int64")
     if op.n_inputs > 1:
         return [None, old_shape]
-    return [TensorInfo(reshaped_dims(data.shape, list(op.arg("shape"))), data.dtype), old_shape]
+    dims = reshaped_dims(data.shape, list(op.arg("shape")), op.arg("allowzero"))
+    return [TensorInfo(dims, data.dtype), old_shape]
 
 
 def flattened_dims(dims: tuple, axis: int) -> tuple:
-    """Flatten's [product of dims before axis, product of the rest]."""
-    axis = axis_index(axis, len(dims) + 1, where=f"input {list(dims)}")
+    """Flatten's [product of dims before axis, product of the rest]; axis is in [-rank,
+    rank], a negative one counting from the end as in ONNX (-1: the last dim alone)."""
+    if not -len(dims) <= axis <= len(dims):
+        raise ShapeError(f"axis {axis} is out of range for rank {len(dims)} (input {list(dims)})")
+    axis = axis + len(dims) if axis < 0 else axis
     return size(dims[:axis]), size(dims[axis:])
 
 
@@ -147,36 +169,49 @@ def resize_like(op: OpView, inputs: list) -> list:
 
 
 def squeezed_dims(dims: tuple, squeeze) -> tuple:
-    """Squeeze: `dims` without the listed ones, which must have size 1."""
-    squeeze = sorted(set(squeeze))
+    """Squeeze: `dims` without the listed ones (negative count from the end), which must
+    have size 1; no dims listed drops every size-1 dim (ONNX's Squeeze without axes)."""
+    if not squeeze:
+        return tuple(d for d in dims if d != 1)
     for dim in squeeze:
-        if dim >= len(dims) or dims[dim] != 1:
+        if not -len(dims) <= dim < len(dims) or dims[dim] != 1:
             raise ShapeError(f"dim {dim} of input {list(dims)} is not of size 1")
+    squeeze = {dim % len(dims) for dim in squeeze}
     return tuple(d for i, d in enumerate(dims) if i not in squeeze)
 
 
 def expanded_dims(dims: tuple, expand) -> tuple:
-    """ExpandDims: size-1 dims inserted at the listed output positions."""
-    expand, shape = sorted(set(expand)), list(dims)
+    """ExpandDims: size-1 dims inserted at the listed output positions (negative count
+    from the end of the output)."""
+    rank, given = len(dims) + len(set(expand)), list(expand)
+    expand, shape = sorted({dim + rank if dim < 0 else dim for dim in expand}), list(dims)
     for dim in expand:
-        if dim > len(shape):
-            raise ShapeError(f"cannot insert dim {dim} into input {list(dims)} (dims {expand})")
+        if not 0 <= dim <= len(shape):
+            raise ShapeError(f"cannot insert dim {dim} into input {list(dims)} (dims {given})")
         shape.insert(dim, 1)
     return tuple(shape)
 
 
 @rule("tensor_squeeze")
 def squeeze(op: OpView, inputs: list) -> list:
-    """Squeeze: drops the listed dims, which must have size 1."""
+    """Squeeze: drops the listed dims (from the arg or the dims input), which must have size 1."""
     data = inputs[0]
-    return [None if data is None else TensorInfo(squeezed_dims(data.shape, op.arg("dims")), data.dtype)]
+    arg_or_input("dims", bool(op.arg("dims")), "dims", op.n_inputs > 1, needed=False)
+    _check_int_inputs(inputs[1:], ["dims"])
+    if data is None or op.n_inputs > 1:
+        return [None]
+    return [TensorInfo(squeezed_dims(data.shape, op.arg("dims")), data.dtype)]
 
 
 @rule("tensor_expand_dims")
 def expand_dims(op: OpView, inputs: list) -> list:
-    """ExpandDims: inserts size-1 dims at the listed output positions."""
+    """ExpandDims: inserts size-1 dims at the listed output positions (arg or dims input)."""
     data = inputs[0]
-    return [None if data is None else TensorInfo(expanded_dims(data.shape, op.arg("dims")), data.dtype)]
+    arg_or_input("dims", bool(op.arg("dims")), "dims", op.n_inputs > 1)
+    _check_int_inputs(inputs[1:], ["dims"])
+    if data is None or op.n_inputs > 1:
+        return [None]
+    return [TensorInfo(expanded_dims(data.shape, op.arg("dims")), data.dtype)]
 
 
 def transpose_axes(dims: tuple, axes) -> list[int]:
@@ -243,12 +278,17 @@ def concat(op: OpView, inputs: list) -> list:
     return [TensorInfo(shape, first.dtype), split_info]
 
 
-def split_sizes(split, dim: int, count: int) -> list[int]:
-    """Each part's size along the axis: `split`, else `count` equal parts."""
+def split_sizes(split, dim: int, count: int, uneven: bool = False) -> list[int]:
+    """Each part's size along the axis: `split`, else `count` equal parts (with `uneven`,
+    ONNX's num_outputs: parts of ceil(dim / count), the last one smaller)."""
     if split is None:
-        if dim % count:
-            raise ShapeError(f"axis of size {dim} does not split into {count} equal parts")
-        return [dim // count] * count
+        if dim % count == 0:
+            return [dim // count] * count
+        chunk = -(-dim // count)
+        if not uneven or dim - chunk * (count - 1) < 0:
+            raise ShapeError(f"axis of size {dim} does not split into {count} "
+                             f"{'parts of ' + str(chunk) if uneven else 'equal parts'}")
+        return [chunk] * (count - 1) + [dim - chunk * (count - 1)]
     if len(split) != count:
         raise ShapeError(f"split {list(split)} gives {len(split)} sizes for {count} outputs")
     if min(split) < 0:
@@ -258,10 +298,11 @@ def split_sizes(split, dim: int, count: int) -> list[int]:
     return list(split)
 
 
-def split_parts(dims: tuple, axis: int, split, add_axis: bool, count: int) -> tuple[int, list[int]]:
+def split_parts(dims: tuple, axis: int, split, add_axis: bool, count: int,
+                uneven: bool = False) -> tuple[int, list[int]]:
     """Split's axis counted from the front and each part's size along it."""
     axis = axis_index(axis, len(dims), where=f"input {list(dims)}")
-    parts = split_sizes(split, dims[axis], count)
+    parts = split_sizes(split, dims[axis], count, uneven)
     if add_axis and any(part != 1 for part in parts):
         raise ShapeError(f"add_axis=1 needs parts of size 1 along axis {axis}, got {parts}")
     return axis, parts
@@ -276,7 +317,8 @@ def split(op: OpView, inputs: list) -> list:
     axis_arg = join_axis(op.arg("axis"), op.arg("order"))
     if data is None or op.n_inputs > 1:
         return [None] * op.n_outputs
-    axis, sizes = split_parts(data.shape, axis_arg, op.arg("split"), op.arg("add_axis"), op.n_outputs)
+    axis, sizes = split_parts(data.shape, axis_arg, op.arg("split"), op.arg("add_axis"), op.n_outputs,
+                              op.arg("uneven"))
     if op.arg("add_axis"):
         return [TensorInfo(data.shape[:axis] + data.shape[axis + 1:], data.dtype)] * len(sizes)
     return [TensorInfo(data.shape[:axis] + (part,) + data.shape[axis + 1:], data.dtype)
@@ -371,17 +413,22 @@ def cast(op: OpView, inputs: list) -> list:
     return [TensorInfo(data.shape, dtype)]
 
 
-def shape_axes(dims: tuple, axes) -> list[int]:
-    """Shape's `axes` counted from the front (all dims when empty)."""
+def shape_axes(dims: tuple, axes, start: int = 0, end: int | None = None) -> list[int]:
+    """Shape's `axes` counted from the front (all dims when empty), or ONNX's slice
+    start:end of the dims (negative counts from the end; clamped to the rank)."""
     if not axes:
-        return list(range(len(dims)))
+        rank = len(dims)
+        bounds = [min(max(b + rank if b < 0 else b, 0), rank) for b in (start, rank if end is None else end)]
+        return list(range(*bounds))
+    if start or end is not None:
+        raise ShapeError("give `axes` or `start`/`end`, not both")
     return [axis_index(axis, len(dims), "axes entry", f"input {list(dims)}") for axis in axes]
 
 
 @rule("tensor_shape")
 def shape_op(op: OpView, inputs: list) -> list:
-    """Shape: int64 [rank], or [len(axes)] when `axes` is given."""
+    """Shape: int64 [rank], [len(axes)] when `axes` is given, or the start:end slice's length."""
     data, axes = inputs[0], op.arg("axes")
     if data is not None:
-        return [TensorInfo((len(shape_axes(data.shape, axes)),), "int64")]
+        return [TensorInfo((len(shape_axes(data.shape, axes, op.arg("start"), op.arg("end"))),), "int64")]
     return [TensorInfo((len(axes),), "int64") if axes else None]
