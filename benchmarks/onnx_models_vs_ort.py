@@ -41,7 +41,7 @@ from pathlib import Path
 import numpy as np
 import onnx
 from _common import Row, all_cores, format_table, interleaved
-from _onnx_peer import session
+from _ort import session
 
 from pycaffe2.errors import PyCaffe2Error
 from pycaffe2.executor import Workspace, num_threads
@@ -77,7 +77,7 @@ def _quiet_onnxruntime() -> None:
 
 
 class _Serialized:
-    """A model already serialized, for _onnx_peer.session: ORT's creation is timed without
+    """A model already serialized, for _ort.session: ORT's creation is timed without
     the serializing (pycaffe2's prepare gets the ModelProto, parsed already)."""
 
     def __init__(self, data: bytes):
