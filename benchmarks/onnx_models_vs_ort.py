@@ -27,6 +27,11 @@ cannot translate, is skipped with the reason (the ConversionError's message).
     python benchmarks/onnx_models_vs_ort.py [--models resnet50,vgg19] [--batches 1,8]
         [--threads 1,2] [--repeat 5] [--profile]
 
+On a machine whose cores other processes keep busy, the rows with more than one thread
+measure contention more than code: NumPy's BLAS pool waits for its second thread at
+every GEMM, and pycaffe2 makes many small ones (seen: 2-thread runs 5-20x slower than
+1-thread ones on 2 shared cores, where ORT, whose pool does not spin, lost ~2x).
+
 --profile prints, instead of the table, where the optimized net's time goes per op
 type beside ONNX Runtime's per-node profile (benchmarks/_profile.py).
 """
