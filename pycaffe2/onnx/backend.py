@@ -23,7 +23,7 @@ from onnx.backend.base import BackendRep, namedtupledict
 
 from pycaffe2.errors import ConversionError, NetFileError, PyCaffe2Error
 from pycaffe2.files import read_regular_file
-from pycaffe2.onnx.checks import check_model
+from pycaffe2.onnx.checks import check_model, walk_graphs
 from pycaffe2.onnx.registry import NeedValue, lookup, np_dtype
 from pycaffe2.onnx.translate import Translation, model_opset, translate
 
@@ -214,10 +214,11 @@ def is_compatible(model, device: str = "CPU", **kwargs) -> bool:
     """Whether every node of `model` has a converter at its opset."""
     try:
         opset = model_opset(model)
-    except ConversionError:
+        return supports_device(device) and all(
+            node.domain in ("", "ai.onnx") and lookup(node.op_type, opset) is not None
+            for graph, _, _ in walk_graphs(model.graph) for node in graph.node)
+    except ConversionError:  # no opset, or subgraphs nested too deep
         return False
-    return supports_device(device) and all(
-        node.domain in ("", "ai.onnx") and lookup(node.op_type, opset) is not None for node in model.graph.node)
 
 
 class Caffe2Backend:

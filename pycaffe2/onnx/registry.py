@@ -108,6 +108,8 @@ def decode_node(proto, opset: int, index: int) -> Node:
             value = [tensor_array(t, f"{what}[{i}]") for i, t in enumerate(attribute.tensors)]
         elif kind in (AttributeProto.SPARSE_TENSOR, AttributeProto.SPARSE_TENSORS):
             raise Unsupported(f"{what} is a sparse tensor")
+        elif kind == AttributeProto.UNDEFINED:  # ONNX reads it as None: a converter would trip on it
+            raise Unsupported(f"{what} cannot be decoded: it has no type")
         elif kind in (AttributeProto.TYPE_PROTO, AttributeProto.TYPE_PROTOS):
             value = helper.get_attribute_value(attribute)
         else:
