@@ -250,11 +250,14 @@ def test_a_crashing_converter_becomes_a_conversion_error_naming_the_node():
 
 
 @pytest.mark.parametrize("node, match", [
-    (helper.make_node("ReduceSum", ["x"], ["y"], keepdims=[1, 2]), "ReduceSum failed on this node: TypeError"),
-    (helper.make_node("ReduceSum", ["x"], ["y"], keepdims="yes"), "ReduceSum failed on this node: ValueError"),
-    (helper.make_node("Gemm", ["x", "x"], ["y"], transA=[1]), "Gemm failed on this node: TypeError"),
-    (helper.make_node("ArgMax", ["x"], ["y"], axis=[1]), "ArgMax failed on this node: TypeError"),
-    (helper.make_node("Einsum", ["x"], ["y"]), "the equation attribute is missing"),
+    (helper.make_node("ReduceSum", ["x"], ["y"], keepdims=[1, 2]), "attribute 'keepdims' is INTS, ReduceSum takes INT"),
+    (helper.make_node("ReduceSum", ["x"], ["y"], keepdims="yes"), "attribute 'keepdims' is STRING, ReduceSum takes INT"),
+    (helper.make_node("Gemm", ["x", "x"], ["y"], transA=[1]), "attribute 'transA' is INTS, Gemm takes INT"),
+    (helper.make_node("ArgMax", ["x"], ["y"], axis=1.5), "attribute 'axis' is FLOAT, ArgMax takes INT"),
+    (helper.make_node("Einsum", ["x"], ["y"]), "misses its required attribute 'equation'"),
+    (helper.make_node("Gemm", ["x"], ["y"]), r"has 1 inputs; Gemm \(opset 13\) takes 2 to 3"),
+    (helper.make_node("ReduceSum", ["x"], ["y", "z"]), "has 2 outputs; ReduceSum .* takes 1"),
+    (helper.make_node("Einsum", [], ["y"], equation="->"), "has 0 inputs; Einsum .* takes at least 1"),
     (helper.make_node("Constant", [], ["y"]), "no value pycaffe2 can hold"),
 ])
 def test_attributes_of_the_wrong_type_or_missing_are_refused_naming_the_node(node, match):

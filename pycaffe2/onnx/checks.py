@@ -110,7 +110,7 @@ def _check_graph(graph, outer: frozenset, path: str, model_file) -> None:
         seen = set()
         for entry in entries:
             if not entry.name:
-                fail(f"a {kind} has an empty name")
+                fail(f"{'an' if kind[0] == 'i' else 'a'} {kind} has an empty name")
             if entry.name in seen:
                 fail(f"{kind} {_short(entry.name)} is declared twice")
             seen.add(entry.name)
@@ -179,3 +179,42 @@ def tensor_array(tensor, what: str) -> np.ndarray:
         message = str(exc) or type(exc).__name__
         raise Unsupported(f"{what} cannot be read (dims {list(tensor.dims)[:8]}, data_type "
                           f"{TensorProto.DataType.Name(tensor.data_type)}): {message}") from None
+
+
+def _onnx_schema(op_type: str, opset: int):
+    from onnx import defs
+    try:
+        return defs.get_schema(op_type, min(opset, defs.onnx_opset_version()), "")
+    except Exception:  # noqa: BLE001  (no such ONNX op: its converter, if any, decides)
+        return None
+
+
+def schema_problem(node, opset: int) -> str | None:
+    """What breaks ONNX's schema of the node's op at `opset`: the count of inputs or
+    outputs, a required attribute missing, an attribute of another type. Checked
+    before the converter runs, so no converter trips on them. None when fine (or
+    when ONNX has no such op in the default domain)."""
+    if node.domain not in ("", "ai.onnx"):
+        return None
+    schema = _onnx_schema(node.op_type, opset)
+    if schema is None:
+        return None
+    for kind, names, low, high in (("inputs", node.input, schema.min_input, schema.max_input),
+                                   ("outputs", node.output, schema.min_output, schema.max_output)):
+        count = len(names)
+        if not low <= count <= high:
+            wanted = f"at least {low}" if high >= 2**31 - 1 else (f"{low}" if low == high else f"{low} to {high}")
+            return f"has {count} {kind}; {node.op_type} (opset {schema.since_version}) takes {wanted}"
+    given = {attribute.name: attribute for attribute in node.attribute}
+    for name, spec in schema.attributes.items():
+        attribute = given.get(name)
+        if attribute is None:
+            if spec.required:
+                return f"misses its required attribute {name!r}"
+            continue
+        if attribute.type != int(spec.type) and not attribute.ref_attr_name:
+            from onnx import AttributeProto
+            types = AttributeProto.AttributeType
+            kind = types.Name(attribute.type) if attribute.type in types.values() else str(attribute.type)
+            return f"attribute {name!r} is {kind}, {node.op_type} takes {spec.type.name}"
+    return None

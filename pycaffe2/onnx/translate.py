@@ -21,7 +21,7 @@ import numpy as np
 
 from pycaffe2.errors import ConversionError, PyCaffe2Error
 from pycaffe2.executor.workspace import Workspace
-from pycaffe2.onnx.checks import check_model, tensor_array, walk_graphs
+from pycaffe2.onnx.checks import check_model, schema_problem, tensor_array, walk_graphs
 from pycaffe2.onnx.context import FILL_OPS, Context, fill_op
 from pycaffe2.onnx.registry import MAX_OPSET, MIN_OPSET, NeedValue, Unsupported, decode_node, lookup, np_dtype
 from pycaffe2.proto import caffe2_pb2
@@ -82,6 +82,7 @@ class _State:
         self.baked: set = set()
         self.constants, self.ops, self.pending = {}, [], []
         self.in_subgraph = False          # nodes of a subgraph are translated, never run
+        self.model_opset = opset          # the opset the model imports (ONNX's schemas know newer ones)
 
     def fresh(self, hint: str) -> str:
         while True:
@@ -195,6 +196,7 @@ def translate(model, *, feeds: dict | None = None, model_file: str | None = None
     if graph.sparse_initializer:
         raise ConversionError("sparse initializers are not supported", file=model_file)
     state = _State(opset, model_file, _all_names(graph, set()), _value_info(model))
+    state.model_opset = next(entry.version for entry in model.opset_import if entry.domain in _DEFAULT_DOMAINS)
     initializers = set()
     for tensor in graph.initializer:
         try:
@@ -259,9 +261,13 @@ def _check_converters(graph, opset: int, model_file) -> None:
 
 def _translate_node(proto, index: int, state: _State, ctx: Context) -> None:
     try:
+        problem = schema_problem(proto, state.model_opset)  # arity, required attributes, attribute types
+        if problem:
+            raise Unsupported(problem)
         node = decode_node(proto, state.opset, index)
     except Unsupported as exc:
-        raise ConversionError(str(exc), file=state.model_file, op_index=index, op_type=proto.op_type) from None
+        where = f"{proto.op_type} {proto.name!r}" if proto.name else proto.op_type
+        raise ConversionError(str(exc), file=state.model_file, op_index=index, op_type=where) from None
     convert = lookup(node.op_type, state.opset)
     ctx.node, state.pending = node, []
     try:
