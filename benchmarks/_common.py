@@ -12,7 +12,7 @@ call and starve the next side's threads (a 2-thread LeNet at batch 1 took 15 ms
 instead of 0.4 on 2 cores). So OMP_WAIT_POLICY defaults to PASSIVE here, which
 holds for run_all.py (it imports this module before torch loads; a script run
 alone imports torch first: export it there), and ONNX Runtime's pool is told not
-to spin (_onnx_peer.session). OpenBLAS's workers sleep on their own.
+to spin (_ort.session). OpenBLAS's workers sleep on their own.
 """
 from __future__ import annotations
 

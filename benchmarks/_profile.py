@@ -76,7 +76,7 @@ def calls(case) -> dict[str, int]:
 
 def onnxruntime_per_op_type(case, threads: int, repeat: int) -> tuple[dict, float]:
     """({ORT op type: (count per run, seconds per run)}, seconds per run) from ORT's profiler."""
-    from _onnx_peer import session
+    from _ort import session
     with tempfile.TemporaryDirectory() as folder:
         profiled = session(case.onnx, threads, profile_prefix=str(Path(folder) / "ort"))
         feed = {case.input: case.data}

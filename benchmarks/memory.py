@@ -6,7 +6,7 @@ Each side runs in its own subprocess and reports its peak resident set (VmHWM in
 transforms (folded weights in the new init net, the originals gone), that init
 net run, the predict net created with blobs freed after their last reader, and
 RunNet. ONNX Runtime: the same
-net and weights converted by _onnx_peer.py in the parent and saved to a
+net and weights exported by pycaffe2.onnx.export in the parent and saved to a
 temporary file, so its process imports only onnxruntime and NumPy. The issue's
 target: ours within 1.5x ORT. Linux only (VmHWM).
 
@@ -59,7 +59,7 @@ def run_ours(model: str, batch: int, threads: int) -> dict:
 
 def run_ort(path: str, batch: int, shape: list, threads: int) -> dict:
     import onnxruntime as ort
-    from _onnx_peer import session  # imports neither onnx nor pycaffe2
+    from _ort import session  # imports neither onnx nor pycaffe2
     session_ = session(path, threads)
     data = np.random.default_rng(0).standard_normal((batch, *shape)).astype(np.float32)
     for _ in range(2):

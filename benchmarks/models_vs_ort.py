@@ -4,8 +4,8 @@ LeNet, SqueezeNet 1.1 and ResNet-50 from nets/models/*/{init,predict}_net.pb at
 batch 1, 8 and 32. Ours: the init net run once, the predict net created with the
 inference transforms (`optimize=True`) and blobs freed after their last reader
 (`free_blobs=True`), and RunNet.
-ONNX Runtime: the same net and weights through _onnx_peer.py (every graph
-optimization, intra-op threads = the thread count, sequential execution).
+ONNX Runtime: the same net and weights exported by pycaffe2.onnx.export (opset 17;
+every graph optimization, intra-op threads = the thread count, sequential execution).
 PyTorch: the nn.Modules of _torch_peer.py with the same weights, under no_grad.
 Every case first checks that the three give the same logits and softmax, then
 times them in interleaved rounds (medians). The issue's targets: within 2x ORT
@@ -67,8 +67,10 @@ class Case:
 
     def __init__(self, name: str, batch: int, threads: int):
         import torch
-        from _onnx_peer import session, to_onnx
+        from _ort import session
         from _torch_peer import MODELS as TORCH_MODELS
+
+        from pycaffe2.onnx.export import export_model
         self.name, self.batch = name, batch
         init, self.net = load_model(name)
         self.ws = Workspace()
@@ -80,21 +82,11 @@ class Case:
         (self.input,) = [b for b in self.net.external_input if b not in weights]
         self.data = np.random.default_rng(0).standard_normal((batch, *SPECS[name][1])).astype(np.float32)
         self.ws.FeedBlob(self.input, self.data)
-        shapes = self._shapes(weights)
-        self.onnx = to_onnx(self.net, weights, shapes, self.outputs)
+        self.onnx = export_model(self.net, weights, inputs={self.input: self.data}, outputs=self.outputs)
         self.ort = session(self.onnx, threads)
         self.torch = TORCH_MODELS[SPECS[name][3]]().eval().load(lambda blob: torch.from_numpy(weights[blob]))
         self.torch_input = torch.from_numpy(self.data)
         self.mode = create_net(self.ws, self.net, keep=self.outputs)
-
-    def _shapes(self, weights) -> dict:
-        """Every blob's shape, from one run keeping them all (then dropped again)."""
-        self.ws.CreateNet(self.net, overwrite=True)
-        self.ws.RunNet(self.net.name)
-        shapes = {blob: np.shape(value) for blob, value in self.ws.blobs.items()}
-        for blob in set(self.ws.blobs) - set(weights) - {self.input}:
-            del self.ws.blobs[blob]
-        return shapes
 
     def ours(self):
         self.ws.RunNet(self.net.name)

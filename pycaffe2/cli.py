@@ -12,12 +12,18 @@ EXIT_INTERRUPTED = 130  # 128 + SIGINT, as shells report a Ctrl-C
 
 
 def cmd_validate(args) -> int:
-    from pycaffe2.validate import parse_input_shape, validate
+    from pycaffe2.validate import Report, parse_input_shape, validate
     from pycaffe2.validate_report import render
     shapes = dict(parse_input_shape(spec) for spec in args.input_shape)
+    onnx_paths = [path for path in args.files if _is_onnx(path)]
+    args.files = [path for path in args.files if path not in onnx_paths]
     report = validate(args.files, input_shapes=shapes, exclude=args.exclude,
                       skip_non_nets=args.skip_non_nets, allow_outside_paths=args.allow_outside_paths,
-                      init=args.init)
+                      init=args.init) if args.files else Report()
+    for path in onnx_paths:  # named explicitly; folder walks look for Caffe2 net files only
+        from pycaffe2.run.onnx_files import validate_onnx
+        report.checked.append(path)
+        report.problems += validate_onnx(path)
     out, summary = render(report, args.format, version=package_version())
     if out:
         print(out)
@@ -32,6 +38,10 @@ def cmd_validate(args) -> int:
         return EXIT_USAGE
     unreadable = any(p.kind == "file" for p in report.problems)
     return EXIT_USAGE if unreadable else EXIT_INVALID if report.problems else EXIT_OK
+
+
+def _is_onnx(path) -> bool:
+    return str(path).lower().endswith(".onnx")
 
 
 def package_version() -> str:
@@ -63,8 +73,22 @@ def cmd_ops(args) -> int:
 
 def cmd_convert(args) -> int:
     from pycaffe2 import netfile
-    netfile.save_model(netfile.load_model(args.input, allow_outside_paths=args.allow_outside_paths),
-                       args.output)
+    if (args.input_shape or args.opset is not None) and not _is_onnx(args.output):
+        raise PyCaffe2Error("--input-shape and --opset apply to exports (OUTPUT ending in .onnx)")
+    if _is_onnx(args.input) and _is_onnx(args.output):
+        raise PyCaffe2Error("both files are .onnx: convert goes between ONNX and Caffe2's formats")
+    if _is_onnx(args.output):
+        from pycaffe2.run import onnx_files
+        from pycaffe2.validate import parse_input_shape
+        shapes = dict(parse_input_shape(spec) for spec in args.input_shape)
+        print(onnx_files.netfile_to_onnx(args.input, args.output, shapes, args.opset,
+                                         args.allow_outside_paths), file=sys.stderr)
+    elif _is_onnx(args.input):
+        from pycaffe2.run import onnx_files
+        print(onnx_files.onnx_to_netfile(args.input, args.output), file=sys.stderr)
+    else:
+        netfile.save_model(netfile.load_model(args.input, allow_outside_paths=args.allow_outside_paths),
+                           args.output)
     return EXIT_OK
 
 
@@ -91,6 +115,8 @@ def _run(args) -> int:
     from pycaffe2.run import ModelRunner, RunError, check_iters, parse_feed
     from pycaffe2.run.confine import default_roots
     args.roots = args.data_root or default_roots(args.file)
+    if _is_onnx(args.file):
+        return _run_onnx(args)
     model = netfile.load_model(args.file, allow_outside_paths=args.allow_outside_paths) \
         if args.init is None else args.file
     if isinstance(model, netfile.Model) and model.plan is not None:
@@ -117,6 +143,26 @@ def _run(args) -> int:
     if not args.quiet:
         print(f"ran {model_runner.predict_net.name} {args.iters} time(s): "
               f"{seconds * 1e3:.3f} ms per run", file=sys.stderr)
+    if args.out:
+        _save_npz(args.out, results)
+        if not args.quiet:
+            print(f"saved {len(results)} blob(s) to {args.out}", file=sys.stderr)
+    elif not args.quiet:
+        for name, value in results.items():
+            print(summarize(name, value))
+    return EXIT_OK
+
+
+def _run_onnx(args) -> int:
+    """An .onnx model through pycaffe2.onnx.backend: feeds in, the graph's outputs out."""
+    from pycaffe2.run import check_iters, onnx_files, parse_feed
+    onnx_files.refuse_run_flags(args)
+    args.iters = 1 if args.iters is None else args.iters
+    check_iters(args.iters)
+    feeds = dict(parse_feed(spec) for spec in args.feed)
+    results, seconds = onnx_files.run_onnx(args.file, feeds, args.iters)
+    if not args.quiet:
+        print(f"ran {args.file} {args.iters} time(s): {seconds * 1e3:.3f} ms per run", file=sys.stderr)
     if args.out:
         _save_npz(args.out, results)
         if not args.quiet:
@@ -334,10 +380,15 @@ def build_parser() -> argparse.ArgumentParser:
     ops.add_argument("type", nargs="?", help="one op type to describe")
     ops.add_argument("--markdown", action="store_true", help="print docs/operators.md")
     ops.set_defaults(run=cmd_ops)
-    convert = commands.add_parser("convert", help="convert between .pb .pbtxt .yaml .json",
-                                  parents=[extensions])
-    convert.add_argument("input")
-    convert.add_argument("output")
+    convert = commands.add_parser("convert", help="convert between .pb .pbtxt .yaml .json .onnx (and model "
+                                  "folders)", parents=[extensions])
+    convert.add_argument("input", help="net file, model file or folder, or an .onnx model")
+    convert.add_argument("output", help="net or model file, model folder, or .onnx (export; needs the onnx "
+                         "extra: pip install 'pycaffe2[onnx]')")
+    convert.add_argument("--input-shape", action="append", default=[], metavar="NAME=d0,d1,...",
+                         help="export: the shape (optionally :dtype) of an input the init net does not make "
+                         "(over the model file's input_shapes); repeatable")
+    convert.add_argument("--opset", type=int, metavar="N", help="export: the ONNX opset (13 to 21; default 17)")
     _path_options(convert)
     convert.set_defaults(run=cmd_convert)
     optimize = commands.add_parser("optimize", help="inference transforms (SpatialBN folding, Dropout "
@@ -356,7 +407,7 @@ def build_parser() -> argparse.ArgumentParser:
     optimize.set_defaults(run=cmd_optimize)
     run = commands.add_parser("run", help="run a model: init net once, then the predict net",
                               parents=[extensions])
-    run.add_argument("file", help="net file, model file, or folder with init_net.pb + predict_net.pb")
+    run.add_argument("file", help="net file, model file, folder with init_net.pb + predict_net.pb, or .onnx")
     run.add_argument("--init", help="init net to run first (instead of the model's own)")
     run.add_argument("--feed", action="append", default=[], metavar="NAME=PATH.npy",
                      help="feed a blob from .npy (or NAME=PATH.npz:member); repeatable")

@@ -42,6 +42,8 @@ RULES = {
     "shape": "Shapes and types agree along the net, as far as inference can follow them.",
     "plan": "Plan steps name nets that exist and hold either substeps or nets.",
     "internal": "Shape inference itself ran without failing.",
+    "onnx-checker": "An ONNX model passes onnx.checker.check_model (full_check).",
+    "onnx-translate": "Every node of an ONNX model translates to pycaffe2 ops that its schemas accept.",
 }
 
 

@@ -171,14 +171,19 @@ def softsign_gradient(x, dy):
 
 
 @register_cpu("Swish")
-def swish(x):
-    return x * sigmoid(x)
+def swish(x, *, alpha):
+    if alpha == 1.0:
+        return x * sigmoid(x)
+    return np.asarray(x * sigmoid(x * x.dtype.type(alpha)), dtype=x.dtype)
 
 
 @register_cpu("SwishGradient")
 @_paired("SwishGradient")
-def swish_gradient(x, y, dy):
-    return dy * (y + sigmoid(x) * (1 - y))
+def swish_gradient(x, y, dy, *, alpha):
+    if alpha == 1.0:
+        return dy * (y + sigmoid(x) * (1 - y))
+    s = sigmoid(x * x.dtype.type(alpha))
+    return np.asarray(dy * (s + x.dtype.type(alpha) * y * (1 - s)), dtype=dy.dtype)
 
 
 @register_cpu("HardSigmoid")
@@ -222,11 +227,26 @@ CUDA_ELEMENTWISE = [
     ("HardSigmoidGradient", "hard_sigmoid_gradient", ("alpha",)),
     ("Selu", "selu", ("alpha", "scale")), ("SeluGradient", "selu_gradient", ("alpha", "scale")),
     ("Softplus", "softplus", ()), ("SoftplusGradient", "softplus_gradient", ()),
-    ("Swish", "swish", ()), ("SwishGradient", "swish_gradient", ()),
 ]
 for _type, _kernel, _args in CUDA_ELEMENTWISE:
     _launcher = cuda.elementwise("activation.cu", _kernel, _args)
     register_cuda(_type, args=_args)(_paired(_type)(_launcher) if _type.endswith("Gradient") else _launcher)
+
+
+def _swish_cuda(kernel: str):
+    """activation.cu's Swish kernels have alpha 1; other alphas run on the CPU."""
+    launcher = cuda.elementwise("activation.cu", kernel, ())
+
+    def run(*inputs, alpha):
+        if alpha != 1.0:
+            raise ValueError(f"the CUDA {kernel} takes alpha 1 only, got {alpha}; it runs on the CPU")
+        return launcher(*inputs)
+    run.__name__ = kernel
+    return run
+
+
+register_cuda("Swish")(_swish_cuda("swish"))
+register_cuda("SwishGradient")(_paired("SwishGradient")(_swish_cuda("swish_gradient")))
 
 
 @register_cuda("PRelu")

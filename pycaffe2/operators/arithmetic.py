@@ -6,6 +6,8 @@ once; under the legacy rule B is reshaped per run with 1s so that it lines up
 with A at that axis, through a small cache keyed by the two shapes. Gradients
 sum back over the broadcast axes, so dA and dB take A's and B's shapes. Each
 op's gradient maker sits beside it; Sum's emits no op (every input shares dY).
+The variadic ops take inputs of one shape, or with numpy_broadcast=1 (ONNX's
+form, CPU only, no gradient) shapes that broadcast.
 The CUDA launchers at the end run arithmetic.cu (float32) for all of these.
 Shape checks are schema.inference.arithmetic's, shared with the inference rules.
 """
@@ -17,12 +19,19 @@ import numpy as np
 
 from pycaffe2.operators import _cuda as cuda
 from pycaffe2.operators._strided import _collapse, _device_ints, _reduction_layout, _strides_over
-from pycaffe2.operators.registry import gradient_op, register_cpu, register_cuda, register_gradient
+from pycaffe2.operators.registry import (
+    GradientError,
+    gradient_op,
+    register_cpu,
+    register_cuda,
+    register_gradient,
+)
 from pycaffe2.schema.inference import info_of
 from pycaffe2.schema.inference.arithmetic import (
     binary_layout,
     broadcast_axis,
     check_alike,
+    check_broadcastable,
     check_gradient_shape,
     check_mean_type,
     legacy_axis,
@@ -197,30 +206,42 @@ def check_inputs_alike(xs) -> None:
     check_alike([info_of(x) for x in xs])
 
 
-def _fold(ufunc, xs):
-    """`ufunc` folded over inputs of one shape and type into a new array (X0 itself when alone)."""
-    check_inputs_alike(xs)
+def _fold(ufunc, xs, numpy_broadcast=0):
+    """`ufunc` folded over inputs of one type (and one shape, unless numpy_broadcast) into a
+    new array (X0 itself when alone)."""
+    if numpy_broadcast:
+        shape = check_broadcastable([info_of(x) for x in xs]).shape
+    else:
+        check_inputs_alike(xs)
+        shape = xs[0].shape
     if len(xs) == 1:
         return xs[0]
-    out = ufunc(xs[0], xs[1], out=np.empty_like(xs[0]))
+    out = ufunc(xs[0], xs[1], out=np.empty(shape, xs[0].dtype))
     for x in xs[2:]:
         ufunc(out, x, out=out)
     return out
 
 
 @register_cpu("Sum")
-def sum_(*xs):
-    return _fold(np.add, xs)
+def sum_(*xs, numpy_broadcast):
+    return _fold(np.add, xs, numpy_broadcast)
 
 
 @register_cpu("Mean")
-def mean(*xs):
+def mean(*xs, numpy_broadcast):
     check_mean_type(xs[0].dtype.name)
-    return _fold(np.add, xs) / xs[0].dtype.type(len(xs))
+    return np.asarray(_fold(np.add, xs, numpy_broadcast) / xs[0].dtype.type(len(xs)))
+
+
+def _check_differentiable(g) -> None:
+    # Under NumPy broadcasting each input's gradient would need summing down to its shape.
+    if g.arg("numpy_broadcast"):
+        raise GradientError(f"{g.op.type} with numpy_broadcast=1 has no gradient")
 
 
 @register_gradient("Sum")
 def make_sum_gradient(g):
+    _check_differentiable(g)
     # No op: every input's gradient is the output's (SetDense pass-through, as Caffe2).
     for i in range(len(g.op.input)):
         g.SetDense(i, g.GO(0))
@@ -229,6 +250,7 @@ def make_sum_gradient(g):
 
 @register_gradient("Mean")
 def make_mean_gradient(g):
+    _check_differentiable(g)
     return [g.Op("MeanGradient", [g.GO(0)], [g.GI(i) for i in range(len(g.op.input))])]
 
 
@@ -238,17 +260,18 @@ def mean_gradient(dy, *, num_outputs):
 
 
 @register_cpu("Max")
-def max_(*xs):
-    return _fold(np.maximum, xs)
+def max_(*xs, numpy_broadcast):
+    return _fold(np.maximum, xs, numpy_broadcast)
 
 
 @register_cpu("Min")
-def min_(*xs):
-    return _fold(np.minimum, xs)
+def min_(*xs, numpy_broadcast):
+    return _fold(np.minimum, xs, numpy_broadcast)
 
 
 @register_gradient("Max", "Min")
 def make_max_min_gradient(g):
+    _check_differentiable(g)
     n = len(g.op.input)
     inputs = [g.O(0), g.GO(0)] + [g.I(i) for i in range(n)]
     return [g.Op(g.op.type + "Gradient", inputs, [g.GI(i) for i in range(n)])]
@@ -374,7 +397,9 @@ def sum_reduce_like_cuda(*, axis, axis_str, order):
 
 # --- Sum, Mean, Max, Min on CUDA: folded in input order, as on the CPU ------------------------
 
-def _fold_cuda(op_type: str, kernel: str, xs):
+def _fold_cuda(op_type: str, kernel: str, xs, numpy_broadcast=0):
+    if numpy_broadcast:
+        raise ValueError(f"the CUDA {op_type} takes inputs of one shape; numpy_broadcast=1 runs on the CPU")
     xs = cuda.float32_inputs(*xs)
     check_inputs_alike(xs)
     if len(xs) == 1:
@@ -393,13 +418,13 @@ def _divide_cuda(x, d: int):
 
 
 @register_cuda("Sum")
-def sum_cuda(*xs):
-    return _fold_cuda("Sum", "add", xs)
+def sum_cuda(*xs, numpy_broadcast):
+    return _fold_cuda("Sum", "add", xs, numpy_broadcast)
 
 
 @register_cuda("Mean")
-def mean_cuda(*xs):
-    return _divide_cuda(_fold_cuda("Mean", "add", xs), len(xs))
+def mean_cuda(*xs, numpy_broadcast):
+    return _divide_cuda(_fold_cuda("Mean", "add", xs, numpy_broadcast), len(xs))
 
 
 @register_cuda("MeanGradient")
@@ -409,13 +434,13 @@ def mean_gradient_cuda(dy, *, num_outputs):
 
 
 @register_cuda("Max")
-def max_cuda(*xs):
-    return _fold_cuda("Max", "max", xs)
+def max_cuda(*xs, numpy_broadcast):
+    return _fold_cuda("Max", "max", xs, numpy_broadcast)
 
 
 @register_cuda("Min")
-def min_cuda(*xs):
-    return _fold_cuda("Min", "min", xs)
+def min_cuda(*xs, numpy_broadcast):
+    return _fold_cuda("Min", "min", xs, numpy_broadcast)
 
 
 def _select_gradient_launcher(op_type: str) -> None:

@@ -20,7 +20,14 @@ import numpy as np
 from pycaffe2.devices.cuda import is_gpu_array
 from pycaffe2.errors import PyCaffe2Error
 from pycaffe2.operators.registry import register_cpu, register_cuda
-from pycaffe2.schema.inference.control import check_condition, do_bindings
+from pycaffe2.schema.inference import ShapeError
+from pycaffe2.schema.inference.control import (
+    check_condition,
+    do_bindings,
+    loop_counts,
+    scan_axis,
+    scan_counts,
+)
 
 
 class Overlay(MutableMapping):
@@ -190,3 +197,89 @@ def create_scope():
 @register_cpu("HasScope")
 def has_scope(scope, *, input_names):
     return np.array(not _stack(scope, input_names[0]).empty())
+
+
+def _optional_scalar(value, what: str):
+    """None for an empty tensor (an absent input), else its one value."""
+    if value.size == 0:
+        return None
+    if value.size != 1:
+        raise ShapeError(f"{what} must be one value (or empty), got {list(value.shape)}")
+    return value.reshape(-1)[0]
+
+
+def _stack_slices(slices: list, axis: int, backward: bool, what: str) -> np.ndarray:
+    if not slices:  # no iteration: nothing says the slice's shape
+        return np.zeros((0,), np.float32)
+    if backward:
+        slices = slices[::-1]
+    return np.stack(slices, axis=scan_axis(axis, slices[0].ndim + 1, what))
+
+
+@register_cpu("Loop")
+def loop_op(max_trip, condition, *blobs_in, body, body_inputs, subnets, blobs, output_names):
+    carried, scans = loop_counts(2 + len(blobs_in), body_inputs, body.external_output)
+    limit, keep_going = _optional_scalar(max_trip, "M"), _optional_scalar(condition, "cond")
+    keep_going = True if keep_going is None else bool(keep_going)
+    values, slices = list(blobs_in[:carried]), [[] for _ in range(scans)]
+    overlay, outs, step = Overlay(blobs), list(body.external_output), 0
+    while keep_going and (limit is None or step < int(limit)):
+        overlay[body_inputs[0]], overlay[body_inputs[1]] = np.array(step, np.int64), np.array(keep_going)
+        overlay.writes.update(zip(body_inputs[2:], values))
+        subnets["body"].run(overlay)
+        keep_going = _truth(overlay[outs[0]], f"the body's condition '{outs[0]}'")
+        values = [overlay[name] for name in outs[1:1 + carried]]
+        for k, name in enumerate(outs[1 + carried:]):
+            slices[k].append(overlay[name])
+        step += 1
+    results = values + [_stack_slices(s, 0, False, "scan output") for s in slices]
+    return dict(zip(output_names, results))
+
+
+def _scan_once(states, inputs, args, subnets, overlay) -> tuple[list, list]:
+    """One unbatched scan: (final states, scan outputs)."""
+    body, names = args["body"], args["body_inputs"]
+    n_states, n_scans = len(states), len(inputs)
+    directions = list(args["scan_input_directions"]) or [0] * n_scans
+    axes = [scan_axis(a, x.ndim, "scan input") for a, x in zip(list(args["scan_input_axes"]) or [0] * n_scans,
+                                                               inputs)]
+    lengths = {x.shape[a] for x, a in zip(inputs, axes)}
+    if len(lengths) != 1:
+        raise ShapeError(f"the scan inputs disagree on the sequence length: {sorted(lengths)}")
+    (length,) = lengths
+    outs = list(body.external_output)
+    slices = [[] for _ in outs[n_states:]]
+    for t in range(length):
+        overlay.writes.update(zip(names[:n_states], states))
+        for name, x, axis, backward in zip(names[n_states:], inputs, axes, directions):
+            overlay[name] = np.take(x, length - 1 - t if backward else t, axis=axis)
+        subnets["body"].run(overlay)
+        states = [overlay[name] for name in outs[:n_states]]
+        for k, name in enumerate(outs[n_states:]):
+            slices[k].append(overlay[name])
+    out_dirs = list(args["scan_output_directions"]) or [0] * len(slices)
+    out_axes = list(args["scan_output_axes"]) or [0] * len(slices)
+    return states, [_stack_slices(s, a, d == 1, "scan output") for s, a, d in zip(slices, out_axes, out_dirs)]
+
+
+@register_cpu("Scan")
+def scan_op(*blobs_in, body, body_inputs, num_scan_inputs, scan_input_directions, scan_input_axes,
+            scan_output_directions, scan_output_axes, batched, subnets, blobs, output_names):
+    n_states, _ = scan_counts(len(blobs_in), body_inputs, body.external_output, num_scan_inputs, batched)
+    args = {"body": body, "body_inputs": body_inputs, "scan_input_directions": scan_input_directions,
+            "scan_input_axes": scan_input_axes, "scan_output_directions": scan_output_directions,
+            "scan_output_axes": scan_output_axes}
+    first = 1 if batched else 0
+    states = list(blobs_in[first:first + n_states])
+    inputs = list(blobs_in[first + n_states:first + n_states + num_scan_inputs])
+    overlay = Overlay(blobs)
+    if not batched:
+        states, outputs = _scan_once(states, inputs, args, subnets, overlay)
+        return dict(zip(output_names, states + outputs))
+    if blobs_in[0].size and np.any(blobs_in[0] != inputs[0].shape[1]):
+        raise ShapeError("sequence_lens shorter than the scan inputs are not supported")
+    per_batch = [_scan_once([s[b] for s in states], [x[b] for x in inputs], args, subnets, overlay)
+                 for b in range(inputs[0].shape[0])]
+    results = [np.stack([p[0][k] for p in per_batch]) for k in range(n_states)]
+    results += [np.stack([p[1][k] for p in per_batch]) for k in range(len(per_batch[0][1]))] if per_batch else []
+    return dict(zip(output_names, results))

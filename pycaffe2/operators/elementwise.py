@@ -1,17 +1,20 @@
 """Elementwise kernels (NumPy): math (Exp, Log, Sqrt, Abs, Negative, Sqr, Pow,
 Clip, Scale, Sinh, Cosh, Cbrt, Cube, Reciprocal, Rsqrt, Sign) with the
-AbsGradient, ClipGradient and Sinh..Rsqrt gradient ops, logic (Not, And, Or),
+AbsGradient, ClipGradient and Sinh..Rsqrt gradient ops, logic (Not, And, Or, Xor),
 bitwise ops (BitwiseAnd, BitwiseOr, BitwiseXor), comparisons (EQ, LT, GT, LE,
 GE) and Where. Kernels check input types as
 Caffe2's typed dispatch does (float only for the math ops, bool for logic) and
 always return arrays, also for 0-d inputs. Binary ops are kernel factories: at
 CreateNet their args pick NumPy-style broadcasting or Caffe2's legacy rule
-(B lined up with A at `axis`, the result of A's shape); Pow has only the
-legacy rule, so without broadcast=1 its exponent tensor must have X's shape.
+(B lined up with A at `axis`, the result of A's shape); Caffe2's Pow has only
+the legacy rule, so without broadcast=1 its exponent tensor must have X's shape.
+ONNX's forms are opt-in: Pow and Where with numpy_broadcast=1 (Pow then takes
+any numeric types, Y of X's), Clip with bound tensors (any numeric X); their
+CUDA launchers refuse them.
 Each math op's gradient maker sits beside its kernel, built from Caffe2's ops
 (Exp's from Mul, Sqrt's from Scale and Div, ...); in place, a maker that
 needs the overwritten X is refused by the backward pass (version check).
-All but the Sinh..Sign, bitwise ops and their gradients also run on CUDA (elementwise.cu): the math ops and Pow in float32,
+All but the Sinh..Sign, Xor, bitwise ops and their gradients also run on CUDA (elementwise.cu): the math ops and Pow in float32,
 comparisons and Where on float32, int32, int64 and bool, logic ops on bool.
 Type and shape checks are schema.inference.elementwise's, shared with the rules.
 """
@@ -34,11 +37,14 @@ from pycaffe2.schema.inference.elementwise import (
     BOOL,
     FLOAT,
     INT_BOOL,
+    NUMERIC,
     POW_NAMES,
     SIGNED,
+    check_clip_bounds,
     check_pow_exponent,
     check_unary_gradient,
     check_where,
+    numpy_broadcast_shape,
     pow_layout,
     require_dtype,
 )
@@ -144,13 +150,28 @@ gradient_op("Scale", "GO0", gradient_type="Scale")  # the same scale, inherited
 
 
 @register_cpu("Clip")
-def clip(x, *, min, max):  # Caffe2 names the bounds min and max
+def clip(x, *bounds, min, max):  # Caffe2 names the bounds min and max
+    if bounds:
+        return _clip_by_tensors(x, bounds)
     require_dtype(x, FLOAT)
     t = x.dtype.type
     return np.asarray(np.clip(x, t(min), t(max)))
 
 
-gradient_op("Clip", "O0 GO0")
+def _clip_by_tensors(x, bounds):
+    """ONNX's Clip: X of any numeric type between one-element bounds of its type."""
+    check_clip_bounds(info_of(x), [info_of(b) for b in bounds])
+    y = np.maximum(x, bounds[0].reshape(()))
+    if len(bounds) == 2:
+        y = np.minimum(y, bounds[1].reshape(()))
+    return np.asarray(y)
+
+
+@register_gradient("Clip")
+def make_clip_gradient(g):
+    if len(g.op.input) > 1:
+        raise GradientError("Clip with bound tensors has no gradient (give the bounds as args)")
+    return [g.Op("ClipGradient", [g.O(0), g.GO(0)], [g.GI(0)])]
 
 
 @register_cpu("ClipGradient")
@@ -196,6 +217,7 @@ _register_binary("LE", np.less_equal)
 _register_binary("GE", np.greater_equal)
 _register_binary("And", np.logical_and, BOOL)
 _register_binary("Or", np.logical_or, BOOL)
+_register_binary("Xor", np.logical_xor, BOOL)
 _register_binary("BitwiseAnd", np.bitwise_and, INT_BOOL)
 _register_binary("BitwiseOr", np.bitwise_or, INT_BOOL)
 _register_binary("BitwiseXor", np.bitwise_xor, INT_BOOL)
@@ -207,17 +229,30 @@ def _pow_layout(broadcast, axis, axis_str, order):
 
 
 @register_cpu("Pow", specialize=True)
-def pow_(*, exponent, broadcast, axis, axis_str, order):
+def pow_(*, exponent, numpy_broadcast, broadcast, axis, axis_str, order):
     """Y = X ** exponent, the exponent from the arg or (exclusively) from input 1."""
     power = _broadcasting(np.power, FLOAT, _pow_layout(broadcast, axis, axis_str, order), POW_NAMES)
 
     def kernel(x, e=None):
         check_pow_exponent(exponent is not None, e is not None)
         if e is not None:
-            return power(x, e)
+            return numpy_power(x, e) if numpy_broadcast else power(x, e)
         require_dtype(x, FLOAT)
         return np.asarray(np.power(x, x.dtype.type(exponent)))
     return kernel
+
+
+def numpy_power(x, e):
+    """ONNX's Pow: broadcast, any numeric types, Y of X's type."""
+    require_dtype(x, NUMERIC, "X")
+    require_dtype(e, NUMERIC, "exponent")
+    numpy_broadcast_shape(x.shape, e.shape, POW_NAMES)
+    if x.dtype.kind in "iu" and e.dtype.kind in "iu":
+        if e.dtype.kind == "i" and np.any(e < 0):
+            raise ValueError("an integer X takes no negative integer exponent")
+        e = e.astype(np.uint64 if e.dtype.kind == "u" else np.int64)
+    with np.errstate(all="ignore"):
+        return np.asarray(np.power(x, e)).astype(x.dtype, copy=False)
 
 
 @register_gradient("Pow")
@@ -243,6 +278,8 @@ def _pow_tensor_gradient(g) -> list:
     """Caffe2's ops for Y = X^E: dX = E * X^(E-1) * dY and dE = ln(X) * Y * dY,
     summed down to E's shape under broadcast=1. Only the ops that line E up
     with X take the broadcast args."""
+    if g.arg("numpy_broadcast"):
+        raise GradientError("Pow with numpy_broadcast=1 has no gradient")
     if g.O(0) in (g.I(0), g.I(1)):
         raise GradientError("Pow with an exponent tensor cannot be differentiated in place")
     x, e, dx, de = g.I(0), g.I(1), g.GI(0), g.GI(1)
@@ -269,9 +306,9 @@ def not_(x):
 
 
 @register_cpu("Where")
-def where(c, x, y, *, broadcast_on_rows):
-    check_where(info_of(c), info_of(x), info_of(y), broadcast_on_rows)
-    if not broadcast_on_rows:
+def where(c, x, y, *, broadcast_on_rows, numpy_broadcast):
+    check_where(info_of(c), info_of(x), info_of(y), broadcast_on_rows, numpy_broadcast)
+    if not broadcast_on_rows or numpy_broadcast:
         return np.asarray(np.where(c, x, y))
     return np.where(c.reshape((-1,) + (1,) * (x.ndim - 1)), x, y)
 
@@ -291,13 +328,19 @@ def _float_check(x):
     require_dtype(x, FLOAT)
 
 
+def _clip_check(x, *bounds):
+    if bounds:
+        raise ValueError("the CUDA Clip takes its bounds as args; bound tensors run on the CPU")
+    require_dtype(x, FLOAT)
+
+
 CUDA_ELEMENTWISE = [
     (("Exp",), "exp_forward", (), _float_check), (("Log",), "log_forward", (), _float_check),
     (("Sqrt",), "sqrt_forward", (), _float_check), (("Abs",), "abs_forward", (), _float_check),
     (("AbsGradient",), "abs_gradient", (), lambda x, dy: _check_gradient_inputs(x, dy, "X")),
     (("Negative", "Neg"), "negative", (), lambda x: require_dtype(x, SIGNED)),
     (("Sqr",), "sqr", (), _float_check), (("Scale",), "scale", ("scale",), _float_check),
-    (("Clip",), "clip", ("min", "max"), _float_check),
+    (("Clip",), "clip", ("min", "max"), _clip_check),
     (("ClipGradient",), "clip_gradient", ("min", "max"), lambda y, dy: _check_gradient_inputs(y, dy, "Y")),
 ]
 for _types, _kernel, _args, _check in CUDA_ELEMENTWISE:
@@ -344,8 +387,10 @@ for _type, _kernel, _allowed in (("EQ", "eq", None), ("LT", "lt", None), ("GT", 
 
 
 @register_cuda("Pow", specialize=True)
-def pow_cuda(*, exponent, broadcast, axis, axis_str, order):
+def pow_cuda(*, exponent, numpy_broadcast, broadcast, axis, axis_str, order):
     shapes = _pow_layout(broadcast, axis, axis_str, order)
+    if numpy_broadcast:
+        raise ValueError("the CUDA Pow has no numpy_broadcast=1; that runs on the CPU")
 
     def run(x, e=None):
         check_pow_exponent(exponent is not None, e is not None)
@@ -373,7 +418,9 @@ def not_cuda(x):
 
 
 @register_cuda("Where")
-def where_cuda(c, x, y, *, broadcast_on_rows):
+def where_cuda(c, x, y, *, broadcast_on_rows, numpy_broadcast):
+    if numpy_broadcast:
+        raise ValueError("the CUDA Where has no numpy_broadcast=1; that runs on the CPU")
     check_where(info_of(c), info_of(x), info_of(y), broadcast_on_rows)
     kernel = f"where_{_suffix(x)}"
     c, x, y = cuda.as_gpu(c), cuda.as_gpu(x), cuda.as_gpu(y)

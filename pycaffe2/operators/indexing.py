@@ -27,6 +27,7 @@ from pycaffe2.schema.inference.indexing import (
     index_type,
     lengths_input,
     slice_gradient_dims,
+    slice_index,
     slice_ranges,
     sliced_dims,
     split_by_lengths_axis,
@@ -46,31 +47,40 @@ def _index(ranges) -> tuple:
     return tuple(slice(start, end) for start, end in ranges)
 
 
-@register_cpu("Slice")
 def slice_(data, start_tensor=None, end_tensor=None, *, starts, ends):
+    """Caffe2's Slice (Int8Slice's too)."""
     starts, ends = _bounds(start_tensor, end_tensor, starts, ends)
     return data[_index(slice_ranges(data.shape, starts, ends))]
 
 
+def _slice_spec(bound_tensors, starts, ends, axes, steps) -> tuple:
+    """(starts, ends, axes, steps) from the inputs [starts, ends, [axes, [steps]]] when
+    given, else the args."""
+    if not bound_tensors:
+        return starts, ends, axes, steps
+    values = [int_values(t, name) for t, name in zip(bound_tensors, ("starts", "ends", "axes", "steps"))]
+    return tuple(values) + (None,) * (4 - len(values))
+
+
+@register_cpu("Slice")
+def slice_op(data, *bound_tensors, starts, ends, axes, steps, bounds):
+    spec = _slice_spec(bound_tensors, starts, ends, axes, steps)
+    return np.ascontiguousarray(data[slice_index(data.shape, *spec, bounds)[0]])
+
+
 @register_gradient("Slice")
 def _slice_gradient(g):
-    bounds = [g.I(1), g.I(2)] if len(g.op.input) == 3 else []
-    return [g.Op("SliceGradient", [g.I(0), *bounds, g.GO(0)], [g.GI(0)])]
-
-
-def _slice_gradient_args(data, rest, starts, ends) -> tuple:
-    """SliceGradient's (ranges, dY): rest is [starts, ends,] dY."""
-    if len(rest) == 3:
-        starts, ends = _bounds(rest[0], rest[1], starts, ends)
-    dy = rest[-1]
-    return slice_gradient_dims(data.shape, dy.shape, starts, ends), dy
+    inputs = [g.I(i) for i in range(len(g.op.input))]
+    return [g.Op("SliceGradient", [*inputs, g.GO(0)], [g.GI(0)])]  # the bound inputs get none
 
 
 @register_cpu("SliceGradient")
-def slice_gradient(data, *rest, starts, ends):
-    ranges, dy = _slice_gradient_args(data, rest, starts, ends)
+def slice_gradient(data, *rest, starts, ends, axes, steps, bounds):
+    """rest: [starts, ends, [axes, [steps,]]] dY."""
+    dy = rest[-1]
+    spec = _slice_spec(rest[:-1], starts, ends, axes, steps)
     dx = np.zeros(data.shape, dtype=dy.dtype)
-    dx[_index(ranges)] = dy
+    dx[slice_gradient_dims(data.shape, dy.shape, *spec, bounds)] = dy
     return dx
 
 
@@ -218,10 +228,18 @@ def _offset(ranges, dims) -> int:
     return sum(start * stride for (start, _), stride in zip(ranges, strides(dims)))
 
 
+def _caffe2_bounds_only(bound_tensors, axes, steps, bounds) -> None:
+    """The CUDA kernels slice under Caffe2's rule only."""
+    if bounds != "caffe2" or axes is not None or steps is not None or len(bound_tensors) > 2:
+        raise ValueError("the CUDA Slice takes Caffe2's bounds only (no axes, steps or bounds 'onnx'); "
+                         "run it on the CPU")
+
+
 @register_cuda("Slice")
-def slice_cuda(data, start_tensor=None, end_tensor=None, *, starts, ends):
+def slice_cuda(data, *bound_tensors, starts, ends, axes, steps, bounds):
+    _caffe2_bounds_only(bound_tensors, axes, steps, bounds)
     data = cuda.as_gpu(data)
-    starts, ends = _bounds(start_tensor, end_tensor, starts, ends)
+    starts, ends = _bounds(*(bound_tensors or (None, None)), starts, ends)
     ranges = slice_ranges(data.shape, starts, ends)
     y = cuda.empty(sliced_dims(data.shape, ranges), data.dtype)
     move(data, y, y.shape, strides(data.shape), strides(y.shape), x_base=_offset(ranges, data.shape))
@@ -229,9 +247,12 @@ def slice_cuda(data, start_tensor=None, end_tensor=None, *, starts, ends):
 
 
 @register_cuda("SliceGradient")
-def slice_gradient_cuda(data, *rest, starts, ends):
-    ranges, dy = _slice_gradient_args(data, rest, starts, ends)
-    dy = cuda.as_gpu(dy)
+def slice_gradient_cuda(data, *rest, starts, ends, axes, steps, bounds):
+    _caffe2_bounds_only(rest[:-1], axes, steps, bounds)
+    dy = cuda.as_gpu(rest[-1])
+    starts, ends = _bounds(*(rest[:-1] or (None, None)), starts, ends)
+    slice_gradient_dims(data.shape, dy.shape, starts, ends)
+    ranges = slice_ranges(data.shape, starts, ends)
     dx = zeros(data.shape, dy.dtype)
     move(dy, dx, dy.shape, strides(dy.shape), strides(data.shape), y_base=_offset(ranges, data.shape))
     return dx

@@ -1,7 +1,9 @@
 """Math kernels (NumPy): Log1p, Sin, Cos, Tan, Asin, Acos, Atan, Erf, Logit,
 Floor, Ceil and ThresholdedRelu with their gradient ops as Caffe2 wires them,
-Mod (integer modulo) and Glu. The float ops take float tensors only, as
-Caffe2's typed dispatch does, and also run on CUDA (math_unary.cu, float32). NumPy
+Mod (integer modulo; ONNX's Mod by a divisor tensor, any numeric type) and Glu,
+and, CPU only, ONNX's Round, Asinh, Acosh, Atanh (with gradient ops), IsInf and
+IsNaN. The float ops take float tensors only, as
+Caffe2's typed dispatch does, and Caffe2's also run on CUDA (math_unary.cu, float32). NumPy
 has no erf, so Erf sums its Maclaurin series near 0 and a continued fraction
 for erfc further out, in float64. The checks are schema.inference.math_unary's and
 schema.inference.elementwise's, shared with the rules.
@@ -19,7 +21,12 @@ from pycaffe2.schema.inference.elementwise import (
     check_unary_gradient,
     require_dtype,
 )
-from pycaffe2.schema.inference.math_unary import check_divisor, check_logit_eps, glu_shape
+from pycaffe2.schema.inference.math_unary import (
+    check_divisor,
+    check_logit_eps,
+    check_mod_tensors,
+    glu_shape,
+)
 
 CU = "math_unary.cu"
 
@@ -143,10 +150,17 @@ gradient_op("ThresholdedRelu", "O0 GO0")
 
 @register_cpu("Mod", specialize=True)
 def mod(*, divisor, sign_follow_divisor):
-    check_divisor(divisor)
     remainder = np.mod if sign_follow_divisor else np.fmod
 
-    def kernel(data):
+    def by_tensor(data, tensor):
+        check_mod_tensors(info_of(data), info_of(tensor))
+        with np.errstate(all="ignore"):  # x mod 0: NaN for floats, 0 for integers
+            return np.asarray(remainder(data, tensor))
+
+    def kernel(data, tensor=None):
+        if tensor is not None:
+            return by_tensor(data, tensor)
+        check_divisor(divisor)
         require_dtype(data, INTEGER, "data")
         # In int64 as Caffe2 computes it, then back to data's type.
         with np.errstate(all="ignore"):
@@ -168,6 +182,39 @@ def glu(x, *, dim):
     first = np.take(x, np.arange(half), axis=axis)
     second = np.take(x, np.arange(half, 2 * half), axis=axis)
     return np.asarray(first * _sigmoid(second), dtype=x.dtype)
+
+
+# --- ONNX's Round, Asinh, Acosh, Atanh, IsInf, IsNaN (CPU only) ------------------------------
+
+CPU_UNARY = {"Round": np.round, "Asinh": np.arcsinh, "Acosh": np.arccosh, "Atanh": np.arctanh}
+CPU_GRADIENTS = {
+    "Asinh": lambda x, dy: dy / np.sqrt(x * x + 1),
+    "Acosh": lambda x, dy: dy / np.sqrt(x * x - 1),
+    "Atanh": lambda x, dy: dy / (1 - x * x),
+}
+for _type, _function in CPU_UNARY.items():
+    _register_unary(_type, _function)
+for _type, _function in CPU_GRADIENTS.items():
+    _register_gradient(_type, ("X", "dY"), _function)
+    gradient_op(_type, "I0 GO0")
+
+
+@register_cpu("IsInf")
+def is_inf(x, *, detect_positive, detect_negative):
+    require_dtype(x, FLOAT)
+    if detect_positive and detect_negative:
+        return np.asarray(np.isinf(x))
+    if detect_positive:
+        return np.asarray(np.isposinf(x))
+    if detect_negative:
+        return np.asarray(np.isneginf(x))
+    return np.zeros(x.shape, bool)
+
+
+@register_cpu("IsNaN")
+def is_nan(x):
+    require_dtype(x, FLOAT)
+    return np.asarray(np.isnan(x))
 
 
 # --- CUDA launchers (math_unary.cu): (op type, kernel, float args after the arrays, CPU check) ------

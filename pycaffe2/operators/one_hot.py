@@ -6,10 +6,17 @@ from __future__ import annotations
 
 import numpy as np
 
+from pycaffe2.files import check_alloc
 from pycaffe2.operators._indices import check_in_range
 from pycaffe2.operators.registry import register_cpu
 from pycaffe2.schema.inference.lengths_util import check_lengths
-from pycaffe2.schema.inference.one_hot import batch_inputs, float_data, index_size_input
+from pycaffe2.schema.inference.one_hot import (
+    batch_inputs,
+    float_data,
+    index_size_input,
+    one_hot_axis,
+    one_hot_inputs,
+)
 from pycaffe2.schema.inference.segment import index_vector
 
 MAX_ELEMENTS = 2**31 - 1  # Caffe2 sizes these with int64 but a float output this large is a bad file
@@ -29,13 +36,34 @@ def _in_range(indices, size: int):
     return indices
 
 
+def _onnx_size(tensor) -> int:
+    value = tensor.reshape(())
+    if not np.isfinite(value):
+        raise ValueError(f"index_size must be a finite number, got {value}")
+    size = int(value)  # ONNX casts a float depth to an int
+    if size < 1:
+        raise ValueError(f"index_size {size} must be >= 1")
+    return size
+
+
 @register_cpu("OneHot")
-def one_hot(indices, index_size_tensor):
-    index_vector("indices", indices.shape, indices.dtype.name)
-    size = _index_size(index_size_tensor, indices.shape[0], 0)
-    out = np.zeros((indices.shape[0], size), np.float32)
-    out[np.arange(indices.shape[0]), _in_range(indices, size)] = 1
-    return out
+def one_hot(indices, index_size_tensor, values=None, *, axis, index_rules):
+    one_hot_inputs(indices.shape, indices.dtype.name, index_size_tensor.shape, index_size_tensor.dtype.name,
+                   None if values is None else values.shape, index_rules)
+    axis = one_hot_axis(indices.ndim, axis)
+    if index_rules == "caffe2":
+        size = _index_size(index_size_tensor, indices.shape[0], 0)
+        columns = _in_range(indices, size)
+    else:
+        size = _onnx_size(index_size_tensor)
+        columns = indices.astype(np.int64)
+        columns = np.where(columns < 0, columns + size, columns)  # out of range: matches no column
+    check_alloc(indices.shape + (size,), np.float32 if values is None else values.dtype, "the one-hot output")
+    hot = columns[..., None] == np.arange(size)  # the one-hot dim last, then moved to axis
+    hot = np.moveaxis(hot, -1, axis)
+    if values is None:
+        return hot.astype(np.float32)
+    return np.where(hot, values[1], values[0]).astype(values.dtype)
 
 
 @register_cpu("SegmentOneHot")

@@ -9,22 +9,34 @@ import numpy as np
 
 from pycaffe2.operators.registry import gradient_op, register_cpu
 from pycaffe2.operators.training import check_floats
-from pycaffe2.schema.inference.top_k import top_k_axis, top_k_gradient_check, top_k_shapes
+from pycaffe2.schema.inference.top_k import top_k_axis, top_k_gradient_check, top_k_k, top_k_shapes, top_k_x
 
 
 def _around(shape, axis: int) -> tuple[int, int, int]:
     return math.prod(shape[:axis]), shape[axis], math.prod(shape[axis + 1:])
 
 
+def _ranked(view: np.ndarray, largest: bool) -> np.ndarray:
+    """The order along axis 1 of [before, n, after]: largest (or smallest) first, equal
+    values by the lower index, as Caffe2's heap and ONNX do. A stable sort of the
+    reversed axis, read backwards, puts the largest first without negating (unsigned X)."""
+    if not largest:
+        return np.argsort(view, axis=1, kind="stable")
+    n = view.shape[1]
+    return n - 1 - np.argsort(view[:, ::-1], axis=1, kind="stable")[:, ::-1]
+
+
 @register_cpu("TopK")
-def top_k(x, *, k, axis, num_outputs):
-    check_floats({"X": x})
+def top_k(x, k_input=None, *, k, axis, largest, sorted, num_outputs):
+    top_k_x(x.dtype.name)
+    top_k_k(k, None if k_input is None else (k_input.shape, k_input.dtype.name))
+    if k_input is not None:
+        k = int(k_input.reshape(()))
     out_shape, _ = top_k_shapes(x.shape, k, axis)
     axis = top_k_axis(x.shape, axis)
     before, n, after = _around(x.shape, axis)
     view = x.reshape(before, n, after)
-    # a stable sort of -x keeps equal values in index order, as Caffe2's heap does
-    order = np.argsort(-view, axis=1, kind="stable")[:, :k]
+    order = _ranked(view, largest)[:, :k]
     taken = order.shape[1]
     values = np.zeros((before, k, after), x.dtype)
     indices = np.full((before, k, after), -1, np.int64)

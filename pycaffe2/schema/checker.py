@@ -226,6 +226,9 @@ class _NetChecker:
             known, strict = set(bindings) | set(args["saved_fwd_blobs"] if op.is_gradient_op else ()), \
                 not args["reuse_workspace"]
             shapes = {inner: self.shapes[outer] for inner, outer in bindings.items() if outer in self.shapes}
+        elif op.type in ("Loop", "Scan"):  # the op itself feeds its body's formal inputs
+            known = known | {name.decode("utf-8", "replace") if isinstance(name, bytes) else name
+                             for arg in op.arg if arg.name == "body_inputs" for name in arg.strings}
         for arg in op.arg:
             spec = schema.args.get(arg.name)
             if spec is None or not fits(arg, spec.types) or not set(spec.types) & {"net", "nets"}:

@@ -47,6 +47,7 @@ CPU_FORWARD = [
      lambda x, fast_gelu: 0.5 * x * (1 + np.tanh(math.sqrt(2 / math.pi) * (x + 0.044715 * x ** 3)))),
     ("ReluN", {}, lambda x: np.clip(x, 0, 6)),
     ("ReluN", {"n": 1.5}, lambda x, n: np.clip(x, 0, n)),
+    ("Swish", {"alpha": 0.5}, lambda x, alpha: x * sig(alpha * x)),
 ]
 
 # (gradient type, forward reference y(x), reference dx(x, y, dy), inputs(x, y, dy), args)
@@ -74,6 +75,9 @@ GRADIENT = [
     ("GeluGradient", lambda x: x, lambda x, y, dy: dy * (
         0.5 * (1 + ERF(x / math.sqrt(2))) + x * np.exp(-x * x / 2) / math.sqrt(2 * math.pi)),
      lambda x, y, dy: [dy, x], {}),
+    ("SwishGradient", lambda x: x * sig(0.5 * x),
+     lambda x, y, dy: dy * (sig(0.5 * x) + 0.5 * x * sig(0.5 * x) * (1 - sig(0.5 * x))),
+     lambda x, y, dy: [x, y, dy], {"alpha": 0.5}),
 ]
 
 arrays = hnp.arrays(np.float32, hnp.array_shapes(min_dims=1, max_dims=4, max_side=5),
@@ -227,7 +231,8 @@ def test_gelu_and_relu_n_checks():
 MAKER_CASES = [("Relu", {}), ("LeakyRelu", {"alpha": 0.3}), ("Sigmoid", {}), ("Tanh", {}),
                ("Elu", {"alpha": 0.7}), ("Selu", {}), ("Softplus", {}), ("Softsign", {}), ("Swish", {}),
                ("HardSigmoid", {}), ("HardSigmoid", {"alpha": 0.3, "beta": 0.4}),
-               ("Gelu", {}), ("Gelu", {"fast_gelu": 1}), ("ReluN", {}), ("ReluN", {"n": 1.5})]
+               ("Gelu", {}), ("Gelu", {"fast_gelu": 1}), ("ReluN", {}), ("ReluN", {"n": 1.5}),
+               ("Swish", {"alpha": 1.7})]
 
 
 @pytest.mark.parametrize("op_type, args", MAKER_CASES, ids=[f"{c[0]}-{c[1]}" for c in MAKER_CASES])
@@ -347,3 +352,13 @@ def test_relu_row_blocks_match_maximum(shape, dtype):
 def test_relu_takes_a_non_contiguous_x():
     x = np.random.default_rng(2).standard_normal((4, 6)).astype(np.float32)[:, ::2]
     np.testing.assert_array_equal(run_op("Relu", [x])[0], np.maximum(x, 0))
+
+
+@pytest.mark.gpu
+@pytest.mark.slow
+def test_cuda_swish_refuses_other_alphas():
+    x = np.ones(3, np.float32)
+    with pytest.raises(OpFailure, match="takes alpha 1 only, got 0.5"):
+        check_reference("Swish", [x], None, {"alpha": 0.5}, device="cuda")
+    with pytest.raises(OpFailure, match="takes alpha 1 only, got 0.5"):
+        check_reference("SwishGradient", [x, x, x], None, {"alpha": 0.5}, device="cuda")

@@ -3,6 +3,8 @@ row takes `device`), each gradient op against central differences of its forward
 shape inference rules against NumPy's shapes, and the CUDA kernels (arithmetic.cu) against
 their CPU twins over every broadcasting layout, forward and backward, with grids larger
 than the emulator's."""
+import functools
+
 import numpy as np
 import pytest
 from hypothesis import given, settings
@@ -11,7 +13,7 @@ from hypothesis.extra import numpy as hnp
 
 from pycaffe2.executor import NetError, OpFailure, Workspace
 from pycaffe2.executor.net import compile_net
-from pycaffe2.gradient import GetGradientForOp
+from pycaffe2.gradient import GetGradientForOp, GradientError
 from pycaffe2.gradient_checker import check_net_gradient, check_op_gradient
 from pycaffe2.proto import caffe2_pb2
 from pycaffe2.schema.bind import ShapeError, TensorInfo
@@ -689,3 +691,47 @@ def test_nan_propagates_through_max_and_min():
 def test_integer_operands_are_refused_clearly():
     with pytest.raises(Exception, match=r"\(Add\) failed: the CUDA kernel takes float32, got int32"):
         check_devices("Add", [np.arange(4, dtype=np.int32)] * 2)
+
+
+@pytest.mark.gpu
+@pytest.mark.slow
+@pytest.mark.parametrize("op_type", ["Sum", "Mean", "Max", "Min"])
+def test_cuda_refuses_numpy_broadcast(op_type):
+    x = np.ones(3, np.float32)
+    with pytest.raises(OpFailure, match="numpy_broadcast=1 runs on the CPU"):
+        check_reference(op_type, [x, x], None, {"numpy_broadcast": 1}, device="cuda")
+
+
+# --- numpy_broadcast=1 on the variadic ops (ONNX's Sum, Mean, Max, Min) ------------------------
+
+VARIADIC_BROADCAST = [[(2, 3), (3,)], [(4, 1), (1, 5), ()], [(3,)], [(2, 1, 3), (2, 3), (1, 1, 1)]]
+
+
+@pytest.mark.parametrize("op_type", ["Sum", "Mean", "Max", "Min"])
+@pytest.mark.parametrize("shapes", VARIADIC_BROADCAST, ids=str)
+@pytest.mark.parametrize("dtype", [np.float32, np.float64, np.int8, np.uint64])
+def test_variadic_numpy_broadcast(op_type, shapes, dtype):
+    if op_type == "Mean" and np.dtype(dtype).kind != "f":
+        return
+    rng = np.random.default_rng(12)
+    xs = [rng.integers(0, 50, s).astype(dtype) for s in shapes]
+    reference = {"Sum": lambda *xs: functools.reduce(np.add, xs),
+                 "Mean": lambda *xs: functools.reduce(np.add, xs) / len(xs),
+                 "Max": lambda *xs: functools.reduce(np.maximum, xs),
+                 "Min": lambda *xs: functools.reduce(np.minimum, xs)}[op_type]
+    (y,) = check_reference(op_type, xs, lambda *xs, **_: reference(*xs), {"numpy_broadcast": 1})
+    assert y.dtype == dtype and y.shape == np.broadcast_shapes(*shapes)
+
+
+@pytest.mark.parametrize("op_type", ["Sum", "Max"])
+def test_variadic_numpy_broadcast_errors(op_type):
+    args = {"numpy_broadcast": 1}
+    with pytest.raises(OpFailure, match=r"the broadcast of inputs 0-1 is \[2, 3\] and input 2 is \[2\]: "
+                                        r"dims 3 and 2 do not broadcast \["):
+        run_op(op_type, [np.ones((2, 3)), np.ones(3), np.ones(2)], args)
+    with pytest.raises(ShapeError, match="input 0 is float32 but input 1 is int64"):
+        infer(op_type, [TensorInfo((2,)), TensorInfo((2,), "int64")], **args)
+    assert infer(op_type, [(2, 1), None], **args) == [None]
+    assert infer(op_type, [(2, 1), (3,)], **args) == [TensorInfo((2, 3))]
+    with pytest.raises(GradientError, match="numpy_broadcast=1 has no gradient"):
+        GetGradientForOp(make_op(op_type, ["A", "B"], ["Y"], args), ["Y_grad"])

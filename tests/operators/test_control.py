@@ -374,3 +374,94 @@ def test_a_mistyped_binding_arg_is_reported_once():
                  {"net": net_def("n"), "inner_blobs": [1, 2], "outer_blobs_idx": [0, 1]})
     messages = [p.message for p in check_net(net_def("main", make_op("CreateScope", [], ["scope"]), op))]
     assert messages == ["arg 'inner_blobs' must be strings, got [1, 2] (field ints)"]
+
+
+# -- Loop and Scan (ONNX's) --------------------------------------------------------------------
+
+def body_net(name, ops, inputs, outputs):
+    net = net_def(name, *ops)
+    net.external_input.extend(inputs)
+    net.external_output.extend(outputs)
+    return net
+
+
+LOOP_BODY = body_net("body", [make_op("Add", ["acc", "x"], ["acc_out"]), make_op("Cast", ["i"], ["i_f"], {"to": 1}),
+                              make_op("Mul", ["acc_out", "i_f"], ["scan"]),
+                              make_op("LT", ["i", "stop"], ["c_out"])], ["i", "c", "acc", "x", "stop"],
+                     ["c_out", "acc_out", "scan"])
+
+
+@pytest.mark.parametrize("trips, stop, expected", [(3, 10, 3), (10, 2, 3), (0, 5, 0), (None, 4, 5)])
+def test_loop(trips, stop, expected):
+    """acc += x while i < trips and the previous i < stop; scan = acc * i."""
+    x = rand(2)
+    m = np.zeros(0, np.int64) if trips is None else np.array(trips, np.int64)
+    net = net_def("main", make_op("Loop", ["M", "cond", "acc0", "x", "stop"], ["acc", "scans"],
+                                  {"body": LOOP_BODY, "body_inputs": ["i", "c", "acc"]}))
+    net.external_input.extend(["M", "cond", "acc0", "x", "stop"])
+    assert check_net(net) == []
+    ws = run_net(net, {"M": m, "cond": np.array(True), "acc0": np.zeros(2, np.float32), "x": x,
+                       "stop": np.array(stop, np.int64)})
+    np.testing.assert_allclose(ws.FetchBlob("acc"), expected * x, rtol=1e-6)
+    scans = ws.FetchBlob("scans")
+    assert scans.shape == ((expected, 2) if expected else (0,))
+    for i in range(expected):
+        np.testing.assert_allclose(scans[i], (i + 1) * x * i, rtol=1e-6)
+    assert not ws.HasBlob("acc_out") and not ws.HasBlob("i")  # the body's blobs stay inside
+
+
+def test_loop_false_condition_runs_nothing_and_errors():
+    net = net_def("main", make_op("Loop", ["M", "cond", "acc0", "x", "stop"], ["acc", "scans"],
+                                  {"body": LOOP_BODY, "body_inputs": ["i", "c", "acc"]}))
+    feeds = {"M": np.array(5, np.int64), "cond": np.array([False]), "acc0": np.ones(2, np.float32), "x": rand(2),
+             "stop": np.array(9, np.int64)}
+    np.testing.assert_array_equal(run_net(net, feeds).FetchBlob("acc"), [1, 1])
+    bad = net_def("main", make_op("Loop", ["M", "cond", "acc0"], ["acc"], {"body": LOOP_BODY, "body_inputs": ["i"]}))
+    with pytest.raises(OpFailure, match="body_inputs must name the iteration number and the condition first"):
+        run_net(bad, feeds)
+    with pytest.raises(OpFailure, match="M must be one value"):
+        run_net(net, {**feeds, "M": np.array([1, 2], np.int64)})
+
+
+SCAN_BODY = body_net("body", [make_op("Add", ["s", "xt"], ["s_out"]), make_op("Mul", ["s_out", "yt"], ["z"])],
+                     ["s", "xt", "yt"], ["s_out", "z"])
+
+
+def scan_reference(s, x, y, x_axis, backward, out_axis, out_backward):
+    xs = np.moveaxis(x, x_axis, 0)
+    zs = []
+    for t in range(xs.shape[0]):
+        s = s + xs[xs.shape[0] - 1 - t if backward else t]
+        zs.append(s * y[t])
+    return s, np.stack(zs[::-1] if out_backward else zs, axis=out_axis)
+
+
+@pytest.mark.parametrize("x_axis, backward, out_axis, out_backward", [(0, 0, 0, 0), (1, 1, -1, 0), (-2, 0, 1, 1)])
+def test_scan(x_axis, backward, out_axis, out_backward):
+    x, y, s0 = rand(4, 4, 3) if x_axis == 0 else np.moveaxis(rand(4, 4, 3), 0, x_axis), rand(4, 3), rand(4, 3)
+    op = make_op("Scan", ["s0", "x", "y"], ["s", "z"],
+                 {"body": SCAN_BODY, "body_inputs": ["s", "xt", "yt"], "num_scan_inputs": 2,
+                  "scan_input_axes": [x_axis, 0], "scan_input_directions": [backward, 0],
+                  "scan_output_axes": [out_axis], "scan_output_directions": [out_backward]})
+    net = net_def("main", op)
+    net.external_input.extend(["s0", "x", "y"])
+    assert check_net(net) == []
+    ws = run_net(net, {"s0": s0, "x": x, "y": y})
+    s, z = scan_reference(s0, x, y, x_axis, backward, out_axis, out_backward)
+    np.testing.assert_allclose(ws.FetchBlob("s"), s, rtol=1e-6)
+    np.testing.assert_allclose(ws.FetchBlob("z"), z, rtol=1e-6)
+
+
+def test_scan_batched_and_errors():
+    x, s0 = rand(2, 5, 3), np.zeros((2, 3), np.float32)
+    body = body_net("body", [make_op("Add", ["s", "xt"], ["s_out"]), make_op("Copy", ["s_out"], ["z"])],
+                    ["s", "xt"], ["s_out", "z"])
+    op = make_op("Scan", ["lens", "s0", "x"], ["s", "z"],
+                 {"body": body, "body_inputs": ["s", "xt"], "num_scan_inputs": 1, "batched": 1})
+    ws = run_net(net_def("main", op), {"lens": np.zeros(0, np.int32), "s0": s0, "x": x})
+    np.testing.assert_allclose(ws.FetchBlob("s"), x.sum(1), rtol=1e-6)
+    np.testing.assert_allclose(ws.FetchBlob("z"), np.cumsum(x, 1), rtol=1e-6)
+    bad = make_op("Scan", ["s0", "x", "y"], ["s", "z"], {"body": SCAN_BODY, "body_inputs": ["s", "xt", "yt"],
+                                                         "num_scan_inputs": 2})
+    with pytest.raises(OpFailure, match=r"disagree on the sequence length: \[3, 4\]"):
+        run_net(net_def("main", bad), {"s0": rand(3), "x": rand(3, 3), "y": rand(4, 3)})

@@ -204,7 +204,7 @@ def test_pow_exponent_of_another_type():
 
 COMPARISONS = [("EQ", np.equal), ("LT", np.less), ("GT", np.greater),
                ("LE", np.less_equal), ("GE", np.greater_equal)]
-LOGICAL = [("And", np.logical_and), ("Or", np.logical_or)]
+LOGICAL = [("And", np.logical_and), ("Or", np.logical_or), ("Xor", np.logical_xor)]
 
 # (A shape, B shape, args, legacy axis or None for NumPy-style)
 BINARY_SHAPES = [
@@ -520,7 +520,7 @@ def test_bitwise_errors_and_inference(op_type):
 def test_every_op_of_the_family_has_a_rule():
     family = [name for name, schema in all_schemas().items()
               if schema.family in ("elementwise", "arithmetic")]
-    assert len({all_schemas()[name].type for name in family}) == 52
+    assert len({all_schemas()[name].type for name in family}) == 53
     assert all_schemas()["Neg"] is all_schemas()["Negative"]
     assert [name for name in family if all_schemas()[name].inference == "none"] == []
 
@@ -589,7 +589,7 @@ def test_logical_ops_broadcast(op_type, reference, a, b):
     assert infer(op_type, [a, b], dtype="bool") == [TensorInfo(expected.shape, expected.dtype.name)]
 
 
-@pytest.mark.parametrize("op_type", ["And", "Or"])
+@pytest.mark.parametrize("op_type", ["And", "Or", "Xor"])
 def test_logical_ops_errors(op_type):
     with pytest.raises(ShapeError, match=r"B is int32 \[2\], must be bool"):
         infer(op_type, [TensorInfo((2,), "bool"), TensorInfo((2,), "int32")])
@@ -878,3 +878,93 @@ def test_bad_inputs_get_the_cpu_error_on_cuda(op_type, inputs, args, pattern):
     for run in runs:
         with pytest.raises((OpFailure, NetError), match=pattern):
             run(op_type, inputs, args)
+
+
+# --- ONNX's forms: Pow, Where with numpy_broadcast=1, Clip with bound tensors ----------------
+
+@pytest.mark.parametrize("x, e", [
+    (np.arange(6, dtype=np.float32).reshape(2, 3), np.array([1.0, 2.0, 0.5], np.float32)),
+    (np.arange(3, dtype=np.float32), np.array(2.0, np.float32)),
+    (np.arange(4, dtype=np.int64), np.array([1.5, 2.0, 3.0, 0.5], np.float32)),
+    (np.arange(1, 4, dtype=np.float32), np.array([4, 5, 6], np.uint64)),
+    (np.arange(1, 4, dtype=np.int32), np.array([[4], [5]], np.int64)),
+    (np.array([-3, 2], np.int8), np.array([3, 7], np.int8)),
+])
+def test_pow_numpy_broadcast(x, e):
+    def reference(x, e, **_):  # in float64 (exact for these values), then X's type
+        return (x.astype(np.float64) ** e.astype(np.float64)).astype(x.dtype)
+    (y,) = check_reference("Pow", [x, e], reference, {"numpy_broadcast": 1})
+    assert y.dtype == x.dtype
+
+
+def test_pow_numpy_broadcast_errors():
+    args = {"numpy_broadcast": 1}
+    with pytest.raises(OpFailure, match=r"X is \[2\] and exponent is \[3\]: dims 2 and 3 do not broadcast"):
+        run_op("Pow", [np.ones(2, np.float32), np.ones(3, np.float32)], args)
+    with pytest.raises(OpFailure, match="no negative integer exponent"):
+        run_op("Pow", [np.ones(2, np.int32), np.array([1, -1], np.int32)], args)
+    with pytest.raises(OpFailure, match=r"exponent is bool \[2\], must be a numeric tensor"):
+        run_op("Pow", [np.ones(2, np.int32), np.ones(2, bool)], args)
+    with pytest.raises(ShapeError, match="do not broadcast"):
+        infer("Pow", [(2,), (3,)], **args)
+    assert infer("Pow", [TensorInfo((2, 1), "int32"), TensorInfo((3,), "float32")], **args) == [
+        TensorInfo((2, 3), "int32")]
+    assert infer("Pow", [None, (3,)], **args) == [None]
+    with pytest.raises(GradientError, match="numpy_broadcast=1 has no gradient"):
+        GetGradientForOp(make_op("Pow", ["X", "E"], ["Y"], args), ["Y_grad"])
+
+
+@pytest.mark.parametrize("c, x, y", [((2, 3), (2, 3), (2, 3)), ((3,), (2, 1), ()), ((2, 1), (1,), (1, 4))])
+def test_where_numpy_broadcast(c, x, y):
+    rng = np.random.default_rng(11)
+    inputs = [rng.random(c) > 0.5, rng.standard_normal(x).astype(np.float32),
+              rng.standard_normal(y).astype(np.float32)]
+    (z,) = check_reference("Where", inputs, lambda c, x, y, **_: np.where(c, x, y), {"numpy_broadcast": 1})
+    assert z.dtype == np.float32
+    assert infer("Where", [TensorInfo(c, "bool"), x, y], numpy_broadcast=1) == [TensorInfo(z.shape)]
+
+
+def test_where_numpy_broadcast_errors():
+    args = {"numpy_broadcast": 1}
+    with pytest.raises(OpFailure, match=r"C and X is \[2, 3\] and Y is \[2\]: dims 3 and 2 do not broadcast"):
+        run_op("Where", [np.ones((2, 3), bool), np.ones(3), np.ones(2)], args)
+    with pytest.raises(ShapeError, match="X is float32 but Y is int64"):
+        infer("Where", [TensorInfo((2,), "bool"), TensorInfo((2,)), TensorInfo((2,), "int64")], **args)
+    assert infer("Where", [None, (2,), (2,)], **args) == [None]
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64, np.int8, np.int64, np.uint16])
+@pytest.mark.parametrize("bounds", [(2, 6), (3,), (5, 1)])
+def test_clip_with_bound_tensors(dtype, bounds):
+    x = np.arange(8).astype(dtype)
+    tensors = [np.array(b, dtype) for b in bounds]
+
+    def reference(x, *b, **_):  # min first, then max (which wins when min > max)
+        y = np.where(x < b[0], b[0], x)
+        return y if len(b) == 1 else np.where(y > b[1], b[1], y)
+    (y,) = check_reference("Clip", [x, *tensors], reference)
+    assert y.dtype == dtype
+
+
+def test_clip_with_bound_tensors_errors():
+    with pytest.raises(OpFailure, match="X is float32 but min is float64"):
+        run_op("Clip", [np.ones(2, np.float32), np.array(0.0)])
+    with pytest.raises(OpFailure, match=r"max is \[2\]: a bound has one element"):
+        run_op("Clip", [np.ones(2, np.float32), np.float32(0), np.ones(2, np.float32)])
+    with pytest.raises(ShapeError, match=r"X is bool \[2\], must be a numeric tensor"):
+        infer("Clip", [(2,), ()], dtype="bool")
+    assert infer("Clip", [(2, 3), (), (1,)], dtype="int8") == [TensorInfo((2, 3), "int8")]
+    with pytest.raises(GradientError, match="bound tensors has no gradient"):
+        GetGradientForOp(make_op("Clip", ["X", "lo"], ["Y"]), ["Y_grad"])
+
+
+@pytest.mark.gpu
+@pytest.mark.slow
+@pytest.mark.parametrize("op_type, inputs, args", [
+    ("Pow", [np.ones(2, np.float32), np.ones(2, np.float32)], {"numpy_broadcast": 1}),
+    ("Where", [np.ones(2, bool), np.ones(2, np.float32), np.ones(2, np.float32)], {"numpy_broadcast": 1}),
+    ("Clip", [np.ones(2, np.float32), np.float32(0)], {}),
+])
+def test_cuda_refuses_the_onnx_forms(op_type, inputs, args):
+    with pytest.raises((OpFailure, NetError), match="run(s)? on the CPU"):
+        check_reference(op_type, inputs, None, args, device="cuda")

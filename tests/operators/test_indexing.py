@@ -135,6 +135,90 @@ def test_slice_inference_from_inputs_and_gradient():
         infer("Slice", [(4, 4), (2,), (2,)])
 
 
+# -- ONNX's bounds (bounds 'onnx': axes, steps, clamping) ---------------------------------
+
+def onnx_positions(dim, start, end, step):
+    """ONNX Slice's doc: negatives count from the end, then clamp to [0, dim] going
+    forwards and to [0, dim - 1] (start) and [-1, dim - 1] (end) going backwards."""
+    start, end = (v + dim if v < 0 else v for v in (start, end))
+    if step > 0:
+        return list(range(min(max(start, 0), dim), min(max(end, 0), dim), step))
+    return list(range(min(max(start, 0), dim - 1), min(max(end, -1), dim - 1), step))
+
+
+def reference_onnx_slice(x, starts, ends, axes=None, steps=None):
+    axes = range(len(starts)) if axes is None else axes
+    steps = [1] * len(starts) if steps is None else steps
+    for axis, start, end, step in zip(axes, starts, ends, steps):
+        x = np.take(x, onnx_positions(x.shape[axis], start, end, step), axis=axis)
+    return x
+
+
+BIG_INT = 2**63 - 1
+ONNX_SLICES = [
+    ((20, 10, 5), [0, 0], [3, 10], [0, 1], [1, 1]),
+    ((20, 10, 5), [0], [-1], [1], [1]),
+    ((20, 10, 5), [1000], [1000], [1], [1]),
+    ((20, 10, 5), [1], [1000], [1], [1]),
+    ((20, 10, 5), [0, 0, 3], [20, 10, 4], None, None),
+    ((20, 10, 5), [20, 10, 4], [0, 0, 1], [0, 1, 2], [-1, -3, -2]),
+    ((20, 10, 5), [0, 0, 3], [20, 10, 4], [0, -2, -1], None),
+    ((4, 6), [-1, BIG_INT], [-BIG_INT - 1, 0], [0, 1], [-1, -2]),
+    ((4, 6), [2, 5], [1, 5], [0, 1], [1, 1]),
+    ((4, 6), [-10], [BIG_INT], [1], [4]),
+]
+
+
+@pytest.mark.parametrize("dims, starts, ends, axes, steps", ONNX_SLICES)
+def test_slice_onnx_bounds(dims, starts, ends, axes, steps):
+    x = rand(*dims)
+    expected = reference_onnx_slice(x, starts, ends, axes, steps)
+    args = {"starts": starts, "ends": ends, "bounds": "onnx"}
+    args.update({k: v for k, v in (("axes", axes), ("steps", steps)) if v is not None})
+    check_reference("Slice", [x], lambda *_, **__: expected, args)
+    bounds = [np.array(starts, np.int64), np.array(ends, np.int64)]
+    if axes is not None or steps is not None:
+        bounds.append(np.array(range(len(starts)) if axes is None else axes, np.int32))
+    if steps is not None:
+        bounds.append(np.array(steps, np.int64))
+    check_reference("Slice", [x] + bounds, lambda *_, **__: expected, {"bounds": "onnx"})
+
+
+@pytest.mark.parametrize("dims, starts, ends, axes, steps", ONNX_SLICES[5:8])
+def test_slice_onnx_gradient(dims, starts, ends, axes, steps):
+    x = rand(*dims)
+    dy = rand(*reference_onnx_slice(x, starts, ends, axes, steps).shape, seed=1)
+    bounds = [np.array(v, np.int64) for v in (starts, ends, axes or range(len(starts)),
+                                                steps or [1] * len(starts))]
+    check_gradient_op("Slice", [x] + bounds, "SliceGradient", [x] + bounds + [dy], {0: 0}, [dy],
+                      {"bounds": "onnx"})
+    (grad,), _ = GetGradientForOp(make_op("Slice", ["x", "s", "e", "a", "t"], ["y"], {"bounds": "onnx"}),
+                                  ["y_grad"])
+    assert list(grad.input) == ["x", "s", "e", "a", "t", "y_grad"]
+
+
+@pytest.mark.parametrize("args, message", [
+    ({"starts": [0], "ends": [1], "axes": [0]}, "axes and steps need bounds 'onnx'"),
+    ({"starts": [0], "ends": [1], "axes": [0, 1], "bounds": "onnx"}, "one entry per sliced axis"),
+    ({"starts": [0, 0], "ends": [1, 1], "axes": [1, -1], "bounds": "onnx"}, r"axes \[1, 1\] repeat an axis"),
+    ({"starts": [0], "ends": [1], "steps": [0], "bounds": "onnx"}, "must not be 0"),
+    ({"starts": [0], "ends": [1], "axes": [2], "bounds": "onnx"}, "axes 2 is out of range for rank 2"),
+])
+def test_slice_onnx_errors(args, message):
+    with pytest.raises(ShapeError, match=message):
+        infer("Slice", [(4, 4)], **args)
+    with pytest.raises(FAILS, match=message):
+        run_op("Slice", [rand(4, 4)], args)
+
+
+@pytest.mark.gpu
+@pytest.mark.slow
+def test_slice_cuda_refuses_onnx_bounds():
+    with pytest.raises(FAILS, match="the CUDA Slice takes Caffe2's bounds only"):
+        run_op("Slice", [rand(4, 4)], {"starts": [0], "ends": [1], "bounds": "onnx"},
+               device_option=device_option("cuda"))
+
+
 # -- gathers and scatters -----------------------------------------------------------------
 
 @settings(max_examples=20, deadline=None)

@@ -284,3 +284,130 @@ def test_special_values_match_cpu(op_type):
     x = np.array([np.nan, np.inf, -np.inf, 0.0, -0.0, 1e-30, -2.0, 3.0, 0.5], np.float32)
     with np.errstate(all="ignore"):
         check_devices(op_type, [x], CUDA_CASES[op_type])
+
+
+# --- ONNX's Round, Asinh, Acosh, Atanh, IsInf, IsNaN and Mod with a divisor tensor (CPU) ------
+
+def round_half_even(x):
+    """Rounding with ties to even, from floor (independent of np.round)."""
+    low = np.floor(x)
+    frac = x - low
+    even_low = np.fmod(low, 2) == 0
+    return np.where(frac > 0.5, low + 1, np.where(frac < 0.5, low, np.where(even_low, low, low + 1)))
+
+
+CPU_FLOAT_OPS = [
+    ("Round", round_half_even, (-5, 5)),
+    ("Asinh", lambda x: np.log(x + np.sqrt(x * x + 1)), (-4, 4)),
+    ("Acosh", lambda x: np.log(x + np.sqrt(x * x - 1)), (1, 6)),
+    ("Atanh", lambda x: 0.5 * np.log((1 + x) / (1 - x)), (-0.9, 0.9)),
+]
+
+
+@pytest.mark.parametrize("op_type, reference, bounds", CPU_FLOAT_OPS, ids=[c[0] for c in CPU_FLOAT_OPS])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_cpu_float_op_matches_reference(op_type, reference, bounds, dtype):
+    x = uniform(*bounds, dtype=dtype)
+    (y,) = check_reference(op_type, [x], lambda x: reference(x.astype(np.float64)), rtol=1e-5, atol=1e-6)
+    assert y.dtype == dtype
+
+
+def test_round_ties_go_to_even():
+    x = np.array([0.5, 1.5, 2.5, -0.5, -1.5, -2.5, 0.49999997, 2.50001], np.float32)
+    (y,) = run_op("Round", [x])
+    np.testing.assert_array_equal(y, [0, 2, 2, -0.0, -2, -2, 0, 3])
+
+
+@pytest.mark.parametrize("op_type, bounds", [("Asinh", (-3, 3)), ("Acosh", (1.2, 4)), ("Atanh", (-0.8, 0.8))])
+def test_cpu_gradient_ops_match_numeric(op_type, bounds):
+    x = uniform(*bounds, shape=(2, 3))
+    dy = RNG.standard_normal(x.shape).astype(np.float32)
+    check_gradient_op(op_type, [x], f"{op_type}Gradient", [x, dy], {0: 0}, [dy])
+    report = check_op_gradient(make_op(op_type, ["X"], ["Y"]), [x.astype(np.float64)], 0)
+    assert report.ok, report
+
+
+@pytest.mark.parametrize("op_type", ["AsinhGradient", "AcoshGradient", "AtanhGradient"])
+def test_infer_cpu_gradient_ops(op_type):
+    assert infer(op_type, [(2, 3), (2, 3)]) == [TensorInfo((2, 3))]
+    with pytest.raises(ShapeError, match=r"\[2, 3\].*\[3\]"):
+        infer(op_type, [(2, 3), (3,)])
+
+
+@pytest.mark.parametrize("op_type", ["Round", "Asinh", "Acosh", "Atanh", "IsInf", "IsNaN"])
+def test_cpu_float_ops_reject_integers(op_type):
+    with pytest.raises(OpFailure, match=r"X is int32 \[3\], must be a float tensor"):
+        run_op(op_type, [np.arange(3, dtype=np.int32)])
+    with pytest.raises(ShapeError, match=r"X is int32 \[3\], must be a float tensor"):
+        infer(op_type, [(3,)], dtype="int32")
+
+
+SPECIAL = np.array([-1.5, np.nan, np.inf, 0.0, -np.inf, np.inf])
+
+
+@pytest.mark.parametrize("positive, negative", [(1, 1), (1, 0), (0, 1), (0, 0)])
+@pytest.mark.parametrize("dtype", [np.float16, np.float32, np.float64])
+def test_is_inf(positive, negative, dtype):
+    x = SPECIAL.astype(dtype)
+    expected = (positive & (x == np.inf)) | (negative & (x == -np.inf))
+    (y,) = check_reference("IsInf", [x], lambda x, **_: expected,
+                           {"detect_positive": positive, "detect_negative": negative})
+    assert y.dtype == np.bool_
+    assert infer("IsInf", [(6,)], dtype=np.dtype(dtype).name) == [TensorInfo((6,), "bool")]
+
+
+@pytest.mark.parametrize("dtype", [np.float16, np.float32, np.float64])
+def test_is_nan(dtype):
+    x = SPECIAL.astype(dtype)
+    (y,) = check_reference("IsNaN", [x], lambda x: np.array([v != v for v in x.tolist()]))  # noqa: PLR0124
+    assert y.dtype == np.bool_
+    assert infer("IsNaN", [None]) == [None]
+
+
+def test_predicates_have_no_gradient():
+    for op_type in ("IsInf", "IsNaN", "Round"):
+        with pytest.raises(GradientError):
+            GetGradientForOp(make_op(op_type, ["X"], ["Y"]), ["Y_grad"])
+
+
+def mod_reference(sign_follow_divisor):
+    """Remainders from truncated or floored quotients, in float64 (exact for these values)."""
+    def reference(a, b, **_):
+        a64, b64 = a.astype(np.float64), b.astype(np.float64)
+        quotient = np.floor(a64 / b64) if sign_follow_divisor else np.trunc(a64 / b64)
+        return (a64 - quotient * b64).astype(a.dtype)
+    return reference
+
+
+@pytest.mark.parametrize("dtype", [np.int8, np.int16, np.int32, np.int64, np.uint8, np.uint64])
+@pytest.mark.parametrize("sign_follow_divisor", [0, 1])
+@pytest.mark.parametrize("shapes", [((6,), (6,)), ((3, 2, 5), (1,)), ((2, 1), (3,))], ids=str)
+def test_mod_with_a_divisor_tensor(dtype, sign_follow_divisor, shapes):
+    rng = np.random.default_rng(8)
+    low = 0 if np.dtype(dtype).kind == "u" else -20
+    data = rng.integers(low, 20, shapes[0]).astype(dtype)
+    divisor = rng.integers(1, 7, shapes[1]).astype(dtype) * (1 if low == 0 else rng.choice([-1, 1], shapes[1]))
+    divisor = divisor.astype(dtype)
+    (y,) = check_reference("Mod", [data, divisor], mod_reference(sign_follow_divisor),
+                           {"sign_follow_divisor": sign_follow_divisor})
+    assert y.dtype == dtype and y.shape == np.broadcast_shapes(*shapes)
+
+
+@pytest.mark.parametrize("dtype", [np.float16, np.float32, np.float64])
+def test_mod_of_floats(dtype):
+    a = np.array([-4.25, 7.5, 5.0, 4.25, -7.5, 8.0], dtype)
+    b = np.array([2.0, -3.5, 8.0, -2.0, 3.5, 5.0], dtype)
+    check_reference("Mod", [a, b], mod_reference(0), rtol=1e-3)
+    check_reference("Mod", [a, b], mod_reference(1), {"sign_follow_divisor": 1}, rtol=1e-3)
+
+
+def test_mod_divisor_tensor_errors():
+    with pytest.raises(OpFailure, match="data is int32 but divisor is int64"):
+        run_op("Mod", [np.ones(2, np.int32), np.ones(2, np.int64)])
+    with pytest.raises(OpFailure, match=r"data is \[2\] and divisor is \[3\]: dims 2 and 3 do not broadcast"):
+        run_op("Mod", [np.ones(2, np.int32), np.ones(3, np.int32)])
+    with pytest.raises(ShapeError, match=r"data is bool \[2\], must be a numeric tensor"):
+        infer("Mod", [(2,), (2,)], dtype="bool")
+    assert infer("Mod", [(2, 1), (3,)], dtype="uint16") == [TensorInfo((2, 3), "uint16")]
+    (y,) = run_op("Mod", [np.array([3, -3], np.int32), np.array([0, 0], np.int32)])
+    np.testing.assert_array_equal(y, [0, 0])

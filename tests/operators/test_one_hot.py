@@ -134,3 +134,55 @@ VALUE_ERRORS = [
 def test_value_errors(op_type, inputs, message):
     with pytest.raises((OpFailure, NetError), match=message):
         run_op(op_type, inputs)
+
+
+def onnx_one_hot_reference(indices, depth, values=None, axis=-1, **_):
+    """Loops over the indices: negatives count from the end, others out of range stay off."""
+    depth = int(np.ravel(depth)[0])
+    off, on = (0, 1) if values is None else values
+    flat = np.full((indices.size, depth), off, np.float32 if values is None else values.dtype)
+    for n, index in enumerate(indices.reshape(-1).astype(np.int64)):
+        index = index + depth if index < 0 else index
+        if 0 <= index < depth:
+            flat[n, index] = on
+    return np.moveaxis(flat.reshape(indices.shape + (depth,)), -1, axis)
+
+
+@pytest.mark.parametrize("indices, depth, values, axis", [
+    (np.array([0, 7, 8], np.int64), np.float32(12), np.array([2, 5], np.int32), -1),
+    (np.array([[1, 9], [2, 4]], np.float32), np.float32(10), np.array([1, 3], np.float32), 1),
+    (np.array([0, -7, -8], np.int64), np.array([10], np.int64), np.array([1, 3], np.float64), 1),
+    (np.array([5, -6, -1], np.int32), np.float32(5), None, 0),
+    (np.array([[1, 9], [2, 4]], np.float32), np.float32(10), np.array([0, 1], np.int64), -2),
+    (np.array(3, np.int64), np.int32(4), None, 0),
+])
+def test_one_hot_onnx_rules(indices, depth, values, axis):
+    inputs = [indices, np.asarray(depth)] + ([] if values is None else [values])
+    check_reference("OneHot", inputs, onnx_one_hot_reference, {"axis": axis, "index_rules": "onnx"})
+
+
+def test_one_hot_axis_and_values_under_caffe2_rules():
+    indices, size, values = np.array([0, 2], np.int64), np.array(3, np.int64), np.array([-1, 9], np.int32)
+    check_reference("OneHot", [indices, size, values], onnx_one_hot_reference, {"axis": 0})
+
+
+@pytest.mark.parametrize("inputs, args, message", [
+    ([np.array([0]), np.array(3), np.array([1, 2, 3])], {}, r"values must hold \[off, on\], got \[3\]"),
+    ([np.array([0]), np.array(3)], {"axis": 2}, "axis 2 is out of range for indices of rank 1"),
+    ([np.array(["a"]), np.array(3)], {"index_rules": "onnx"}, "indices must be numeric"),
+    ([np.array([0]), np.array([3, 3])], {"index_rules": "onnx"}, r"index_size_tensor must hold one number, got \[2\]"),
+])
+def test_one_hot_onnx_errors(inputs, args, message):
+    with pytest.raises(ShapeError, match=message):
+        infer("OneHot", [TensorInfo(v.shape, v.dtype.name) for v in inputs], **args)
+    with pytest.raises((OpFailure, NetError), match=message):
+        run_op("OneHot", inputs, args)
+
+
+def test_one_hot_onnx_size_checks():
+    with pytest.raises((OpFailure, NetError), match="index_size 0 must be >= 1"):
+        run_op("OneHot", [np.array([0]), np.float32(0.5)], {"index_rules": "onnx"})
+    with pytest.raises((OpFailure, NetError), match="index_size must be a finite number, got nan"):
+        run_op("OneHot", [np.array([0]), np.float32("nan")], {"index_rules": "onnx"})
+    with pytest.raises((OpFailure, NetError), match="over the .*-byte cap"):
+        run_op("OneHot", [np.zeros(4, np.int64), np.array(2**40)], {"index_rules": "onnx"})

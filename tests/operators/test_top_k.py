@@ -13,15 +13,15 @@ from pycaffe2.testing import check_gradient_op, check_reference, make_op, run_op
 from tests.schema import infer
 
 
-def top_k_reference(x, k, axis=-1):
-    """Loops over every line along the axis, sorting (value, -index) pairs."""
+def top_k_reference(x, k, axis=-1, largest=1, **_):
+    """Loops over every line along the axis, sorting (value, index) pairs."""
     axis %= x.ndim
     moved = np.moveaxis(x, axis, -1)
     lines = moved.reshape(-1, moved.shape[-1])
     values = np.zeros((len(lines), k), x.dtype)
     indices = np.full((len(lines), k), -1, np.int64)
     for r, line in enumerate(lines):
-        ranked = sorted(range(len(line)), key=lambda i: (-line[i], i))[:k]
+        ranked = sorted(range(len(line)), key=lambda i: (-int(line[i]) if largest else int(line[i]), i))[:k]
         values[r, :len(ranked)] = line[ranked]
         indices[r, :len(ranked)] = ranked
     shape = (*moved.shape[:-1], k)
@@ -77,7 +77,10 @@ def test_inference():
 
 @pytest.mark.parametrize("op_type, shapes, args, message", [
     ("TopK", [(3, 4)], {"k": 2, "axis": 2}, r"axis 2 is out of range for X \[3, 4\]"),
-    ("TopK", [TensorInfo((3,), "int32")], {"k": 2}, "X must be a float tensor, got int32"),
+    ("TopK", [TensorInfo((3,), "bool")], {"k": 2}, "X must be a numeric tensor, got bool"),
+    ("TopK", [(3, 4)], {}, "needs the `k` arg or the K input"),
+    ("TopK", [(3, 4), TensorInfo((2,), "int64")], {}, r"K must hold one int32 or int64, got \[2\] int64"),
+    ("TopK", [(3, 4), TensorInfo((1,), "float32")], {}, "K must hold one int32 or int64"),
     ("TopKGradient", [(3, 2), TensorInfo((3, 2), "int64"), (4, 5)], {}, r"must match X \[4, 5\] off axis 1"),
     ("TopKGradient", [(3, 2), TensorInfo((3, 2), "float32"), (3, 5)], {}, "Indices must be an int64 tensor"),
 ])
@@ -87,8 +90,10 @@ def test_inference_errors(op_type, shapes, args, message):
 
 
 def test_run_errors():
-    with pytest.raises((OpFailure, NetError), match="required arg 'k' is missing"):
+    with pytest.raises((OpFailure, NetError), match="needs the `k` arg or the K input"):
         run_op("TopK", [np.ones((2, 3), np.float32)], num_outputs=2)
+    with pytest.raises((OpFailure, NetError), match="k must be >= 1, got 0"):
+        run_op("TopK", [np.ones((2, 3), np.float32), np.array([0], np.int64)], num_outputs=2)
     with pytest.raises((OpFailure, NetError), match="arg 'k'"):
         run_op("TopK", [np.ones((2, 3), np.float32)], {"k": 0}, num_outputs=2)
     with pytest.raises((OpFailure, NetError), match="Indices hold 9, out of range"):
@@ -98,3 +103,22 @@ def test_run_errors():
 def test_a_huge_k_is_refused_before_allocating():
     with pytest.raises((OpFailure, NetError), match="over the .*-byte cap"):
         run_op("TopK", [np.ones((2, 3), np.float32)], {"k": 2**31 - 1}, num_outputs=2)
+
+
+@settings(max_examples=25, deadline=None)
+@given(shape=st.lists(st.integers(1, 5), min_size=1, max_size=3), k=st.integers(1, 5),
+       axis_seed=st.integers(0, 10), seed=st.integers(0, 2**16), largest=st.booleans(),
+       dtype=st.sampled_from([np.float32, np.int32, np.int64, np.uint64, np.uint8]),
+       k_type=st.sampled_from([np.int32, np.int64]))
+def test_top_k_onnx_extras(shape, k, axis_seed, seed, largest, dtype, k_type):
+    """The K input, the k smallest and integer X (unsigned: no negation trick)."""
+    rng = np.random.default_rng(seed)
+    x = rng.integers(0, 4, shape).astype(dtype) * (2**40 if dtype == np.uint64 else 1)  # ties, big uint64
+    axis = axis_seed % (len(shape) + 1) - 1
+    k_input = np.array([k] if seed % 2 else k, k_type)  # 1-D or a scalar
+    check_reference("TopK", [x, k_input], lambda x, _, **a: top_k_reference(x, k, **a)[:2],
+                    {"axis": axis, "largest": int(largest), "sorted": 1}, num_outputs=2)
+
+
+def test_top_k_inference_with_k_input_is_unknown():
+    assert infer("TopK", [(3, 7), TensorInfo((1,), "int64")], 2) == [None, None]

@@ -56,7 +56,10 @@ def check_legacy(a: tuple, b: tuple, axis: int, names=("A", "B")) -> None:
                              f"equal {a_name}'s dim {start + i} ({a[start + i]})")
 
 
-def numpy_broadcast(a: tuple, b: tuple, names=("A", "B")) -> tuple:
+LEGACY_HINT = " (legacy broadcasting needs broadcast=1)"
+
+
+def numpy_broadcast(a: tuple, b: tuple, names=("A", "B"), hint: str = LEGACY_HINT) -> tuple:
     """The NumPy broadcast of shapes a and b."""
     ndim = max(len(a), len(b))
     a_full, b_full = (1,) * (ndim - len(a)) + a, (1,) * (ndim - len(b)) + b
@@ -64,8 +67,7 @@ def numpy_broadcast(a: tuple, b: tuple, names=("A", "B")) -> tuple:
     for x, y in zip(a_full, b_full):
         if x != y and 1 not in (x, y):
             raise ShapeError(f"{names[0]} is {list(a)} and {names[1]} is {list(b)}: "
-                             f"dims {x} and {y} do not broadcast (legacy broadcasting needs "
-                             f"broadcast=1)")
+                             f"dims {x} and {y} do not broadcast{hint}")
         out.append(y if x == 1 else x)
     return tuple(out)
 
@@ -102,6 +104,20 @@ def check_alike(infos: list, first_index: int = 0) -> TensorInfo | None:
             raise ShapeError(f"input {i} is {info.describe()} but input "
                              f"{known[0][0]} is {known[0][1].describe()}: all must match")
     return known[0][1] if known else None
+
+
+def check_broadcastable(infos: list) -> TensorInfo | None:
+    """The NumPy broadcast of known infos of one dtype (None when any is unknown)."""
+    known = [(i, info) for i, info in enumerate(infos) if info is not None]
+    for i, info in known[1:]:
+        check_same_type(known[0][1].dtype, info.dtype, (f"input {known[0][0]}", f"input {i}"))
+    if len(known) < len(infos):
+        return None
+    shape = infos[0].shape
+    for i, info in enumerate(infos[1:], 1):
+        before = "input 0" if i == 1 else f"the broadcast of inputs 0-{i - 1}"
+        shape = numpy_broadcast(shape, info.shape, (before, f"input {i}"), "")
+    return TensorInfo(shape, infos[0].dtype)
 
 
 def check_mean_type(dtype: str) -> None:
@@ -186,14 +202,15 @@ def arithmetic_sum_reduce_like(op: OpView, inputs: list) -> list:
 
 @rule("arithmetic_same_shape")
 def arithmetic_same_shape(op: OpView, inputs: list) -> list:
-    """Every input has one shape and type, which the output takes."""
-    return [check_alike(inputs)]
+    """Every input has one shape and type, which the output takes; with numpy_broadcast=1
+    the shapes broadcast."""
+    return [check_broadcastable(inputs) if op.arg("numpy_broadcast") else check_alike(inputs)]
 
 
 @rule("arithmetic_mean")
 def arithmetic_mean(op: OpView, inputs: list) -> list:
     """Like arithmetic_same_shape, of a float type."""
-    out = check_alike(inputs)
+    out = arithmetic_same_shape(op, inputs)[0]
     if inputs[0] is not None:
         check_mean_type(inputs[0].dtype)
     return [out]

@@ -56,3 +56,35 @@ def infer_if(op, inputs):
 @rule("control_has_scope")
 def infer_has_scope(op, inputs):
     return [TensorInfo((), "bool")]
+
+
+def loop_counts(n_inputs: int, body_inputs, body_outputs) -> tuple[int, int]:
+    """Loop's (loop-carried, scan outputs) counts from its body's formal names."""
+    carried = len(body_inputs) - 2
+    if carried < 0:
+        raise ShapeError(f"body_inputs must name the iteration number and the condition first, got "
+                         f"{list(body_inputs)}")
+    if n_inputs < 2 + carried:
+        raise ShapeError(f"{carried} loop-carried value(s) need {2 + carried} inputs, got {n_inputs}")
+    scans = len(body_outputs) - 1 - carried
+    if scans < 0:
+        raise ShapeError(f"the body must output the condition and {carried} loop-carried value(s), it "
+                         f"outputs {list(body_outputs)}")
+    return carried, scans
+
+
+def scan_counts(n_inputs: int, body_inputs, body_outputs, num_scan_inputs: int, batched) -> tuple[int, int]:
+    """Scan's (states, scan outputs) counts from its body's formal names."""
+    states = len(body_inputs) - num_scan_inputs
+    if states < 0 or n_inputs < (1 if batched else 0) + len(body_inputs):
+        raise ShapeError(f"body_inputs {list(body_inputs)} must name the states and {num_scan_inputs} scan "
+                         f"input(s), each fed by an input of the op")
+    if len(body_outputs) < states:
+        raise ShapeError(f"the body must output {states} state(s), it outputs {list(body_outputs)}")
+    return states, len(body_outputs) - states
+
+
+def scan_axis(axis: int, rank: int, what: str) -> int:
+    if not -rank <= axis < rank:
+        raise ShapeError(f"{what} axis {axis} is out of range for rank {rank}")
+    return axis % rank

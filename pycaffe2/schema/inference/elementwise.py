@@ -2,14 +2,25 @@
 
 The math ops take float tensors (Negative also signed integers). Logic ops and
 comparisons broadcast as the arithmetic family's do (NumPy-style, or Caffe2's
-legacy rule under broadcast=1); Pow takes only the legacy rule. Logic ops take
-and give bool tensors; comparisons give bool tensors of the broadcast shape.
+legacy rule under broadcast=1); Pow takes only the legacy rule, or NumPy's under
+numpy_broadcast=1 (as Where does). Logic ops take and give bool tensors;
+comparisons give bool tensors of the broadcast shape. Clip with bound tensors
+takes any numeric X and one-element bounds of its type.
 """
 from __future__ import annotations
 
+import math
+
 from pycaffe2.schema.inference import OpView, ShapeError, TensorInfo, rule, same_shape
 from pycaffe2.schema.inference.activation import FLOAT_TYPES
-from pycaffe2.schema.inference.arithmetic import binary_layout, binary_shape, op_axis, same_type
+from pycaffe2.schema.inference.arithmetic import (
+    binary_layout,
+    binary_shape,
+    check_same_type,
+    numpy_broadcast,
+    op_axis,
+    same_type,
+)
 
 FLOAT = (FLOAT_TYPES, "a float tensor")
 BOOL = (("bool",), "bool")
@@ -19,6 +30,8 @@ FLOAT32 = (("float32",), "a float32 tensor")
 SIGNED = (FLOAT_TYPES + ("int8", "int16", "int32", "int64"), "a float or signed integer tensor")
 INT_BOOL = (("bool", "int8", "int16", "int32", "int64", "uint8", "uint16", "uint32", "uint64"),
             "an integer or bool tensor")
+NUMERIC = (FLOAT_TYPES + ("int8", "int16", "int32", "int64", "uint8", "uint16", "uint32", "uint64"),
+           "a numeric tensor")
 POW_NAMES = ("X", "exponent")
 
 
@@ -68,22 +81,48 @@ def pow_layout(x: tuple, e: tuple, axis: int | None) -> tuple:
 
 
 def check_where(c: TensorInfo | None, x: TensorInfo | None, y: TensorInfo | None,
-                broadcast_on_rows) -> None:
-    """C bool, X and Y alike, C of their shape (or one entry per row); None: unknown."""
+                broadcast_on_rows, numpy_broadcast=0) -> TensorInfo | None:
+    """C bool, X and Y alike, C of their shape (or one entry per row); None: unknown.
+    With numpy_broadcast, X and Y share a type and the three shapes broadcast. Returns
+    Z's info when known."""
     if c is not None:
         check_dtype("C", c.shape, c.dtype, BOOL)
+    if numpy_broadcast:
+        same_type(x, y, ("X", "Y"))
+        if c is None or x is None or y is None:
+            return None
+        shape = numpy_broadcast_shape(numpy_broadcast_shape(c.shape, x.shape, ("C", "X")),
+                                      y.shape, ("C and X", "Y"))
+        return TensorInfo(shape, x.dtype)
     if x is not None and y is not None and x != y:
         raise ShapeError(f"X is {x.describe()} but Y is {y.describe()}: they must match")
     values = x if x is not None else y
     if c is None or values is None:
-        return
+        return values
     if not broadcast_on_rows:
         if c.shape != values.shape:
             raise ShapeError(f"C is {list(c.shape)} but X and Y are {list(values.shape)}: "
-                             f"the shapes must match")
+                             f"the shapes must match (or broadcast under numpy_broadcast=1)")
     elif len(c.shape) != 1 or not values.shape or c.shape[0] != values.shape[0]:
         raise ShapeError(f"with broadcast_on_rows=1 C must be 1-D with one entry per row of X "
                          f"and Y ({list(values.shape)}), got {list(c.shape)}")
+    return values
+
+
+def numpy_broadcast_shape(a: tuple, b: tuple, names: tuple) -> tuple:
+    return numpy_broadcast(a, b, names, "")
+
+
+def check_clip_bounds(x: TensorInfo | None, bounds: list) -> None:
+    """Clip with bound tensors: X numeric, each bound one element of X's type."""
+    check_info_dtype(x, "X", NUMERIC)
+    for name, bound in zip(("min", "max"), bounds):
+        if bound is None:
+            continue
+        if x is not None:
+            check_same_type(x.dtype, bound.dtype, ("X", name))
+        if math.prod(bound.shape) != 1:
+            raise ShapeError(f"{name} is {list(bound.shape)}: a bound has one element")
 
 
 # --- rules ------------------------------------------------------------------------------------
@@ -127,9 +166,17 @@ def elementwise_unary_gradient(op: OpView, inputs: list) -> list:
 @rule("elementwise_pow")
 def elementwise_pow(op: OpView, inputs: list) -> list:
     """Y like X. An exponent tensor must have X's shape, or line up with X under
-    legacy broadcasting (broadcast=1)."""
+    legacy broadcasting (broadcast=1); under numpy_broadcast=1 it broadcasts and X and
+    the exponent are of any numeric types."""
     check_pow_exponent(op.has("exponent"), op.n_inputs == 2)
     x = inputs[0]
+    if op.n_inputs == 2 and op.arg("numpy_broadcast"):
+        exponent = inputs[1]
+        check_info_dtype(x, "X", NUMERIC)
+        check_info_dtype(exponent, "exponent", NUMERIC)
+        if x is None or exponent is None:
+            return [None]
+        return [TensorInfo(numpy_broadcast_shape(x.shape, exponent.shape, POW_NAMES), x.dtype)]
     check_info_dtype(x, "X", FLOAT)
     if op.n_inputs == 1:
         return [x]
@@ -139,6 +186,16 @@ def elementwise_pow(op: OpView, inputs: list) -> list:
     if x is not None and exponent is not None:
         pow_layout(x.shape, exponent.shape, axis)
     return [x if x is not None or axis is not None else exponent]
+
+
+@rule("elementwise_clip")
+def elementwise_clip(op: OpView, inputs: list) -> list:
+    """Y like X: a float X, or with bound tensors a numeric X and bounds of its type."""
+    if op.n_inputs == 1:
+        check_info_dtype(inputs[0], "X", FLOAT)
+    else:
+        check_clip_bounds(inputs[0], inputs[1:])
+    return [inputs[0]]
 
 
 @rule("elementwise_not")
@@ -177,7 +234,10 @@ def elementwise_compare(op: OpView, inputs: list) -> list:
 
 @rule("elementwise_where")
 def elementwise_where(op: OpView, inputs: list) -> list:
-    """Z like X; X and Y must match, and C must have their shape (or one entry per row)."""
+    """Z like X; X and Y must match, and C must have their shape (or one entry per row);
+    with numpy_broadcast=1 the three broadcast."""
     c, x, y = inputs
-    check_where(c, x, y, op.arg("broadcast_on_rows"))
+    z = check_where(c, x, y, op.arg("broadcast_on_rows"), op.arg("numpy_broadcast"))
+    if op.arg("numpy_broadcast"):
+        return [z]
     return [x if x is not None else y]

@@ -52,25 +52,72 @@ def sliced_dims(dims: tuple, ranges) -> tuple:
     return tuple(end - start for start, end in ranges) + tuple(dims[len(ranges):])
 
 
-def slice_gradient_dims(dims: tuple, dy: tuple, starts, ends) -> list[tuple[int, int]]:
-    """SliceGradient's ranges; dY must be the slice's shape."""
-    ranges = slice_ranges(dims, starts, ends)
-    expected = sliced_dims(dims, ranges)
+def slice_gradient_dims(dims: tuple, dy: tuple, starts, ends, axes=None, steps=None,
+                        bounds: str = "caffe2") -> tuple:
+    """SliceGradient's index; dY must be the slice's shape."""
+    index, expected = slice_index(dims, starts, ends, axes, steps, bounds)
     if tuple(dy) != expected:
         raise ShapeError(f"dY {list(dy)} does not match the slice {list(expected)} of "
                          f"data {list(dims)}")
-    return ranges
+    return index
+
+
+def _onnx_bound(value: int, dim: int, step: int, low: int) -> int:
+    """ONNX's start or end in a dim: negatives count from the end, then clamped to
+    [0, dim] going forwards, [low, dim - 1] going backwards (low: 0 for a start, -1
+    for an end, one before the first entry)."""
+    value = value + dim if value < 0 else value
+    return min(max(value, 0), dim) if step > 0 else min(max(value, low), dim - 1)
+
+
+def onnx_slices(dims: tuple, starts, ends, axes, steps) -> tuple[tuple, tuple]:
+    """ONNX's Slice: (the index, one Python slice per dim, and the sliced dims).
+    Absent axes are the leading dims, absent steps 1."""
+    slice_args(starts, ends)
+    axes = list(range(len(starts))) if axes is None else [axis_index(a, len(dims), "axes", f"data {list(dims)}")
+                                                        for a in axes]
+    steps = [1] * len(starts) if steps is None else list(steps)
+    if len(axes) != len(starts) or len(steps) != len(starts):
+        raise ShapeError(f"starts, ends, axes {axes} and steps {steps} must have one entry per sliced axis")
+    if len(set(axes)) != len(axes):
+        raise ShapeError(f"axes {axes} repeat an axis")
+    if 0 in steps:
+        raise ShapeError(f"steps {steps} must not be 0")
+    index = [slice(None)] * len(dims)
+    out = list(dims)
+    for axis, start, end, step in zip(axes, starts, ends, steps):
+        start = _onnx_bound(int(start), dims[axis], step, 0)
+        end = _onnx_bound(int(end), dims[axis], step, -1)
+        out[axis] = len(range(start, end, step))
+        index[axis] = slice(start, end if end >= 0 else None, step)  # end -1 (backwards): through entry 0
+    return tuple(index), tuple(out)
+
+
+def slice_index(dims: tuple, starts, ends, axes, steps, bounds: str) -> tuple[tuple, tuple]:
+    """Slice's (index, sliced dims) under either rule: Caffe2's (leading dims, one cut at
+    most, negatives from one past the end) or ONNX's (axes, steps, clamping)."""
+    if bounds == "onnx":
+        return onnx_slices(dims, starts, ends, axes, steps)
+    if axes is not None or steps is not None:
+        raise ShapeError("axes and steps need bounds 'onnx'")
+    ranges = slice_ranges(dims, starts, ends)
+    return tuple(slice(start, end) for start, end in ranges), sliced_dims(dims, ranges)
 
 
 def _bounds_from_inputs(inputs: list) -> None:
-    for info, name in zip(inputs, ["starts", "ends"]):
+    for info, name in zip(inputs, ["starts", "ends", "axes", "steps"]):
         if info is not None:
             int_tensor(name, info.shape, info.dtype)
 
 
+def _slice_args(op: OpView) -> tuple:
+    return op.arg("starts"), op.arg("ends"), op.arg("axes"), op.arg("steps"), op.arg("bounds")
+
+
 @rule("indexing_slice")
 def slice_op(op: OpView, inputs: list) -> list:
-    """Slice: Caffe2 index rules (negative counts from one past the end); one dim cut at most."""
+    """Slice: Caffe2's index rules (negative counts from one past the end; one dim cut at
+    most) or ONNX's (bounds 'onnx'); bounds given as inputs leave the shape unknown."""
     data = inputs[0]
     if op.n_inputs > 1:
         _bounds_from_inputs(inputs[1:])
@@ -78,18 +125,18 @@ def slice_op(op: OpView, inputs: list) -> list:
     slice_args(op.arg("starts"), op.arg("ends"))
     if data is None:
         return [None]
-    ranges = slice_ranges(data.shape, op.arg("starts"), op.arg("ends"))
-    return [TensorInfo(sliced_dims(data.shape, ranges), data.dtype)]
+    return [TensorInfo(slice_index(data.shape, *_slice_args(op))[1], data.dtype)]
 
 
 @rule("indexing_slice_gradient")
 def slice_gradient(op: OpView, inputs: list) -> list:
-    """SliceGradient (data, [starts, ends,] dY): dX like data; dY must match the slice."""
+    """SliceGradient (data, [starts, ends, [axes, [steps,]]] dY): dX like data; dY must
+    match the slice."""
     data, dy = inputs[0], inputs[-1]
-    if op.n_inputs == 4:
-        _bounds_from_inputs(inputs[1:3])
+    if op.n_inputs > 2:
+        _bounds_from_inputs(inputs[1:-1])
     elif data is not None and dy is not None:
-        slice_gradient_dims(data.shape, dy.shape, op.arg("starts"), op.arg("ends"))
+        slice_gradient_dims(data.shape, dy.shape, *_slice_args(op))
     if data is None:
         return [None]
     return [TensorInfo(data.shape, data.dtype if dy is None else dy.dtype)]

@@ -7,7 +7,16 @@ non-zero divisor, and Glu halves the axis it splits.
 from __future__ import annotations
 
 from pycaffe2.schema.inference import OpView, ShapeError, TensorInfo, rule
-from pycaffe2.schema.inference.elementwise import FLOAT, INTEGER, check_dtype, check_info_dtype
+from pycaffe2.schema.inference.arithmetic import numpy_broadcast, same_type
+from pycaffe2.schema.inference.elementwise import (
+    FLOAT,
+    INTEGER,
+    NUMERIC,
+    check_dtype,
+    check_info_dtype,
+)
+
+MOD_NAMES = ("data", "divisor")
 
 
 def check_logit_eps(eps: float) -> None:
@@ -39,12 +48,34 @@ def math_unary_logit(op: OpView, inputs: list) -> list:
     return [inputs[0]]
 
 
+def check_mod_tensors(data, divisor) -> tuple | None:
+    """Mod with a divisor tensor: both of one numeric type; their broadcast shape (None:
+    unknown)."""
+    check_info_dtype(data, "data", NUMERIC)
+    same_type(data, divisor, MOD_NAMES)
+    if data is None or divisor is None:
+        return None
+    return numpy_broadcast(data.shape, divisor.shape, MOD_NAMES, "")
+
+
 @rule("math_unary_mod")
 def math_unary_mod(op: OpView, inputs: list) -> list:
-    """output like the int32 or int64 data; divisor not 0."""
+    """output like the int32 or int64 data; divisor not 0. With a divisor tensor, of the
+    numeric data's type and the broadcast shape."""
+    if op.n_inputs == 2:
+        shape = check_mod_tensors(*inputs)
+        return [None if shape is None else TensorInfo(shape, inputs[0].dtype)]
     check_divisor(op.arg("divisor"))
     check_info_dtype(inputs[0], "data", INTEGER)
     return [inputs[0]]
+
+
+@rule("math_unary_predicate")
+def math_unary_predicate(op: OpView, inputs: list) -> list:
+    """A bool tensor of the float X's shape."""
+    x = inputs[0]
+    check_info_dtype(x, "X", FLOAT)
+    return [None if x is None else TensorInfo(x.shape, "bool")]
 
 
 @rule("math_unary_glu")

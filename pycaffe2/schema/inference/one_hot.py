@@ -33,13 +33,41 @@ def float_data(dtype) -> None:
         raise ShapeError(f"data must be float, got {dtype}")
 
 
+NUMERIC_KINDS = ("int", "uint", "float")
+
+
+def one_hot_inputs(indices, indices_dtype, size, size_dtype, values, index_rules: str) -> None:
+    """OneHot's inputs: Caffe2's 1-D int indices and int size, or ONNX's numeric ones;
+    values holds [off, on]."""
+    if index_rules == "caffe2":
+        index_vector("indices", indices, indices_dtype)
+        index_size_input(size, size_dtype)
+    else:
+        if not str(indices_dtype).startswith(NUMERIC_KINDS):
+            raise ShapeError(f"indices must be numeric, got {indices_dtype}")
+        if math.prod(size) != 1 or not str(size_dtype).startswith(NUMERIC_KINDS):
+            raise ShapeError(f"index_size_tensor must hold one number, got {list(size)} {size_dtype}")
+    if values is not None and tuple(values) != (2,):
+        raise ShapeError(f"values must hold [off, on], got {list(values)}")
+
+
+def one_hot_axis(rank: int, axis: int) -> int:
+    """Where the one-hot dim goes among the output's rank + 1 dims."""
+    if not -rank - 1 <= axis <= rank:
+        raise ShapeError(f"axis {axis} is out of range for indices of rank {rank} (output rank {rank + 1})")
+    return axis % (rank + 1)
+
+
 @rule("one_hot_one_hot")
 def one_hot(op: OpView, inputs: list) -> list:
-    indices, size = inputs
+    """OneHot: the size is a value (unknown)."""
+    indices, size = inputs[0], inputs[1]
+    values = inputs[2] if len(inputs) > 2 else None
+    if indices is not None and size is not None:
+        one_hot_inputs(indices.shape, indices.dtype, size.shape, size.dtype,
+                       None if values is None else values.shape, op.arg("index_rules"))
     if indices is not None:
-        index_vector("indices", indices.shape, indices.dtype)
-    if size is not None:
-        index_size_input(size.shape, size.dtype)
+        one_hot_axis(len(indices.shape), op.arg("axis"))
     return [None]
 
 

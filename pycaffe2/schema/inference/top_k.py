@@ -17,6 +17,22 @@ def top_k_axis(shape, axis: int, what: str = "X") -> int:
     return axis % rank
 
 
+def top_k_k(k: int | None, k_input) -> None:
+    """k comes from the arg or, as one int, from the K input (its shape given)."""
+    if k_input is None:
+        if k is None:
+            raise ShapeError("needs the `k` arg or the K input")
+        return
+    shape, dtype = k_input
+    if str(dtype) not in ("int32", "int64") or len(shape) > 1 or math.prod(shape) != 1:
+        raise ShapeError(f"K must hold one int32 or int64, got {list(shape)} {dtype}")
+
+
+def top_k_x(dtype) -> None:
+    if not str(dtype).startswith(("float", "int", "uint")):
+        raise ShapeError(f"X must be a numeric tensor, got {dtype}")
+
+
 def top_k_shapes(shape, k: int, axis: int) -> tuple[tuple[int, ...], int]:
     """(Values' shape, Flattened_indices' length) of TopK on X `shape`."""
     if k < 1:
@@ -43,11 +59,18 @@ def top_k_gradient_check(values_shape, indices_shape, indices_dtype, x_shape, ax
 
 @rule("top_k")
 def top_k(op: OpView, inputs: list) -> list:
-    (x,) = inputs
+    x = inputs[0]
+    k_input = inputs[1] if len(inputs) > 1 else None
+    if op.n_inputs < 2:
+        top_k_k(op.arg("k"), None)
+    elif k_input is not None:
+        top_k_k(op.arg("k"), (k_input.shape, k_input.dtype))
     if x is None:
         return [None] * op.n_outputs
-    if not x.dtype.startswith("float"):
-        raise ShapeError(f"X must be a float tensor, got {x.dtype}")
+    top_k_x(x.dtype)
+    if op.n_inputs > 1:  # k is a value
+        top_k_axis(x.shape, op.arg("axis"))
+        return [None] * op.n_outputs
     shape, flat = top_k_shapes(x.shape, op.arg("k"), op.arg("axis"))
     return [TensorInfo(shape, x.dtype), TensorInfo(shape, "int64"), TensorInfo((flat,), "int64")][:op.n_outputs]
 
