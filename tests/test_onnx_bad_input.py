@@ -254,7 +254,9 @@ def test_a_crashing_converter_becomes_a_conversion_error_naming_the_node():
     (helper.make_node("ReduceSum", ["x"], ["y"], keepdims="yes"), "attribute 'keepdims' is STRING, ReduceSum takes INT"),
     (helper.make_node("Gemm", ["x", "x"], ["y"], transA=[1]), "attribute 'transA' is INTS, Gemm takes INT"),
     (helper.make_node("ArgMax", ["x"], ["y"], axis=1.5), "attribute 'axis' is FLOAT, ArgMax takes INT"),
-    (helper.make_node("Einsum", ["x"], ["y"]), "misses its required attribute 'equation'"),
+    (helper.make_node("Einsum", ["x"], ["y"]), "the equation attribute is missing"),  # the converter's words
+    (helper.make_node("HBuggy", ["x"], ["y"]), "HBuggy failed on this node: KeyError"),
+    (helper.make_node("Loop", ["", "x"], ["y"]), "misses its required attribute 'body'"),  # instead of its crash
     (helper.make_node("Gemm", ["x"], ["y"]), r"has 1 inputs; Gemm \(opset 13\) takes 2 to 3"),
     (helper.make_node("ReduceSum", ["x"], ["y", "z"]), "has 2 outputs; ReduceSum .* takes 1"),
     (helper.make_node("Einsum", [], ["y"], equation="->"), "has 0 inputs; Einsum .* takes at least 1"),
@@ -406,3 +408,36 @@ def test_prepare_refuses_what_is_no_model():
     with pytest.raises(ConversionError, match="not an ONNX model"):
         backend.prepare(b"\xff\xff\xff")
     np.testing.assert_array_equal(backend.prepare(_relu_model().SerializeToString()).run([X]).y, np.maximum(X, 0))
+
+
+# ---------------------------------------------------------------- real control flow
+
+def _real_if(depth):
+    """If(c) nested `depth` deep in both branches: then gives relu(x), else -relu(x) ... ."""
+    then = helper.make_graph([helper.make_node("Relu", ["x"], ["t0"])], "t", [], [_info("t0")])
+    other = helper.make_graph([helper.make_node("Neg", ["x"], ["e0"])], "e", [], [_info("e0")])
+    for level in range(1, depth):
+        node = helper.make_node("If", ["c"], [f"o{level}"], then_branch=then, else_branch=other)
+        then = helper.make_graph([node], f"t{level}", [], [_info(f"o{level}")])
+        other = helper.make_graph([helper.make_node("Neg", ["x"], [f"e{level}"])], f"e{level}", [], [_info(f"e{level}")])
+    node = helper.make_node("If", ["c"], ["y"], then_branch=then, else_branch=other)
+    return _model([node], [_info("c", TensorProto.BOOL, []), _info("x")], [_info("y")])
+
+
+def test_real_ifs_nested_past_the_limit_are_refused_and_shallow_ones_run():
+    rep = backend.prepare(_real_if(3))
+    np.testing.assert_array_equal(rep.run([np.array(True), X]).y, np.maximum(X, 0))
+    np.testing.assert_array_equal(rep.run([np.array(False), X]).y, -X)
+    _refused(_real_if(MAX_SUBGRAPH_DEPTH + 1), f"nested more than {MAX_SUBGRAPH_DEPTH} deep")
+
+
+def test_a_loop_of_constant_trip_count_is_not_run_at_prepare():
+    body = helper.make_graph([helper.make_node("Not", ["c_in"], ["n"]), helper.make_node("Not", ["n"], ["c_out"]),
+                              helper.make_node("Relu", ["v_in"], ["v_out"])], "body",
+                             [_info("i", TensorProto.INT64, []), _info("c_in", TensorProto.BOOL, []), _info("v_in", shape=[])],
+                             [_info("c_out", TensorProto.BOOL, []), _info("v_out", shape=[])])
+    constants = [numpy_helper.from_array(np.array(10**12, np.int64), "m"), numpy_helper.from_array(np.array(True), "c"),
+                 numpy_helper.from_array(np.array(1.0, np.float32), "v")]
+    model = _model([helper.make_node("Loop", ["m", "c", "v"], ["y"], body=body)], [], [_info("y", shape=[])], constants)
+    rep = backend.prepare(model)  # folding would run 10**12 iterations here
+    assert any(op.type for op in rep.predict_net.op)

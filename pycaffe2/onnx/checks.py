@@ -189,11 +189,12 @@ def _onnx_schema(op_type: str, opset: int):
         return None
 
 
-def schema_problem(node, opset: int) -> str | None:
+def schema_problem(node, opset: int, required: bool = False) -> str | None:
     """What breaks ONNX's schema of the node's op at `opset`: the count of inputs or
-    outputs, a required attribute missing, an attribute of another type. Checked
-    before the converter runs, so no converter trips on them. None when fine (or
-    when ONNX has no such op in the default domain)."""
+    outputs, an attribute of another type, and with `required` a required attribute
+    missing. Checked before the converter runs, so no converter trips on them (the
+    required attributes only once a converter fails: one may refuse the node for a
+    better reason first). None when fine (or when ONNX has no such op)."""
     if node.domain not in ("", "ai.onnx"):
         return None
     schema = _onnx_schema(node.op_type, opset)
@@ -209,7 +210,7 @@ def schema_problem(node, opset: int) -> str | None:
     for name, spec in schema.attributes.items():
         attribute = given.get(name)
         if attribute is None:
-            if spec.required:
+            if spec.required and required:
                 return f"misses its required attribute {name!r}"
             continue
         if attribute.type != int(spec.type) and not attribute.ref_attr_name:

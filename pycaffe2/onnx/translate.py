@@ -83,6 +83,7 @@ class _State:
         self.constants, self.ops, self.pending = {}, [], []
         self.in_subgraph = False          # nodes of a subgraph are translated, never run
         self.model_opset = opset          # the opset the model imports (ONNX's schemas know newer ones)
+        self.traced = False               # every input fed: every node runs
 
     def fresh(self, hint: str) -> str:
         while True:
@@ -196,6 +197,7 @@ def translate(model, *, feeds: dict | None = None, model_file: str | None = None
     if graph.sparse_initializer:
         raise ConversionError("sparse initializers are not supported", file=model_file)
     state = _State(opset, model_file, _all_names(graph, set()), _value_info(model))
+    state.traced = feeds is not None
     state.model_opset = next(entry.version for entry in model.opset_import if entry.domain in _DEFAULT_DOMAINS)
     initializers = set()
     for tensor in graph.initializer:
@@ -283,7 +285,8 @@ def _translate_node(proto, index: int, state: _State, ctx: Context) -> None:
     except PyCaffe2Error as exc:  # an op refusing the args a bad attribute gave it
         raise _located(f"cannot be translated: {exc}", state, node) from None
     except Exception as exc:  # noqa: BLE001  (a converter tripping on a bad attribute: its bug, named)
-        raise _located(f"the converter for {node.op_type} failed on this node: "
+        missing = schema_problem(proto, state.model_opset, required=True)
+        raise _located(missing or f"the converter for {node.op_type} failed on this node: "
                        f"{type(exc).__name__}: {exc}", state, node) from None
     pending, state.pending = state.pending, []
     state.ops.extend(pending)
@@ -292,7 +295,10 @@ def _translate_node(proto, index: int, state: _State, ctx: Context) -> None:
     written = [out for op in pending for out in op.output]
     for name in written:
         state.deps[name] = deps
-    if pending and not state.in_subgraph and state.known.issuperset(name for name in node.inputs if name):
+    # Folding runs a node at prepare(); a Loop of constant trip count 10**12 would hang it, so
+    # nodes with subgraphs run only in the traced translation (which is the model's run).
+    foldable = state.traced or not any(a.HasField("g") or len(a.graphs) for a in proto.attribute)
+    if pending and foldable and not state.in_subgraph and state.known.issuperset(n for n in node.inputs if n):
         try:
             state.ws.RunOperatorsOnce(pending)
         except Exception as exc:  # noqa: BLE001  (kernels' faults arrive as OpFailure; anything else, named)
