@@ -441,3 +441,16 @@ def test_a_loop_of_constant_trip_count_is_not_run_at_prepare():
     model = _model([helper.make_node("Loop", ["m", "c", "v"], ["y"], body=body)], [], [_info("y", shape=[])], constants)
     rep = backend.prepare(model)  # folding would run 10**12 iterations here
     assert any(op.type for op in rep.predict_net.op)
+
+
+def test_negative_declared_dims_are_refused_before_onnx_shape_inference_sees_them():
+    # ONNX's C++ shape inference of this Slice aborts the whole process (std::clamp's assertion)
+    constants = [numpy_helper.from_array(np.array([0], np.int64), name) for name in ("st", "en", "ax")]
+    model = _model([helper.make_node("Slice", ["x", "st", "en", "ax"], ["y"])],
+                   [_info("x", shape=[2, -2**63])], [_info("y", shape=None)], constants)
+    _refused(model, r"graph input 'x' declares negative dims \[-9223372036854775808\]")
+    sequence = helper.make_tensor_sequence_value_info("s", TensorProto.FLOAT, [-1])
+    graph = helper.make_graph([helper.make_node("HRelu", ["x"], ["y"])], "g", [_info("x")], [_info("y")],
+                              value_info=[sequence])
+    _refused(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]),
+             "value_info 's' declares negative dims")

@@ -91,7 +91,29 @@ def check_model(model, model_file=None) -> None:
             problem = external_problem(tensor)
             if problem:
                 raise ConversionError(f"{where}{what} {problem}", file=model_file)
+        for kind, entries in (("graph input", graph.input), ("graph output", graph.output),
+                              ("value_info", graph.value_info)):
+            for entry in entries:
+                dims = _negative_dims(entry.type)
+                if dims:  # ONNX's own shape inference aborts the process on some of these
+                    raise ConversionError(f"{where}{kind} {_short(entry.name)} declares negative dims {dims[:4]}",
+                                          file=model_file)
     _check_graph(model.graph, frozenset(), "", model_file)
+
+
+def _negative_dims(type_proto) -> list:
+    """The negative dim_values of a TypeProto, its sequence/optional/map elements included."""
+    found, stack = [], [type_proto]
+    while stack:
+        current = stack.pop()
+        kind = current.WhichOneof("value")
+        if kind in ("tensor_type", "sparse_tensor_type"):
+            found += [dim.dim_value for dim in getattr(current, kind).shape.dim if dim.dim_value < 0]
+        elif kind in ("sequence_type", "optional_type"):
+            stack.append(getattr(current, kind).elem_type)
+        elif kind == "map_type":
+            stack.append(current.map_type.value_type)
+    return found
 
 
 def _check_graph(graph, outer: frozenset, path: str, model_file) -> None:

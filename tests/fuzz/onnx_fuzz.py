@@ -26,8 +26,9 @@ MAX_FED_ELEMENTS = 4096
 
 @lru_cache(maxsize=1)
 def seeds() -> list[bytes]:
-    """Small models over the converters main has (reductions with axes as input or
-    attribute, Gemm, MatMul, ArgMax, Einsum, Constant), serialized."""
+    """Small models over real converters (reductions with axes as input or attribute,
+    Gemm, MatMul, ArgMax, Einsum, Constant; If and Loop with subgraphs; Slice, Gather,
+    TopK, OneHot with constant arguments), serialized."""
     from onnx import TensorProto, helper, numpy_helper
 
     def info(name, elem=TensorProto.FLOAT, shape=(2, 3)):
@@ -37,6 +38,31 @@ def seeds() -> list[bytes]:
         graph = helper.make_graph(nodes, "seed", inputs, outputs, initializer=list(initializers))
         return helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)]).SerializeToString()
 
+    def const(name, value):
+        return numpy_helper.from_array(np.asarray(value), name)
+
+    then = helper.make_graph([helper.make_node("Relu", ["x"], ["t"])], "then", [], [info("t")])
+    other = helper.make_graph([helper.make_node("Neg", ["x"], ["e"])], "else", [], [info("e")])
+    body = helper.make_graph([helper.make_node("Not", ["c_in"], ["n"]), helper.make_node("Not", ["n"], ["c_out"]),
+                              helper.make_node("Add", ["v_in", "v_in"], ["v_out"]),
+                              helper.make_node("Relu", ["v_in"], ["scan"])], "body",
+                             [info("i", TensorProto.INT64, []), info("c_in", TensorProto.BOOL, []), info("v_in")],
+                             [info("c_out", TensorProto.BOOL, []), info("v_out"), info("scan")])
+    control = [
+        model([helper.make_node("If", ["c"], ["y"], then_branch=then, else_branch=other)],
+              [info("c", TensorProto.BOOL, []), info("x")], [info("y")]),
+        model([helper.make_node("Loop", ["m", "c", "x"], ["y", "s"], body=body)],
+              [info("x")], [info("y"), info("s", shape=None)], [const("m", np.array(3, np.int64)), const("c", True)]),
+        model([helper.make_node("Slice", ["x", "st", "en", "ax"], ["s"]),
+               helper.make_node("Gather", ["s", "ix"], ["g"], axis=1),
+               helper.make_node("TopK", ["g", "k"], ["y", "i"], axis=-1),
+               helper.make_node("OneHot", ["i", "d", "ov"], ["o"])],
+              [info("x")], [info("y", shape=None), info("o", shape=None)],
+              [const("st", np.array([0], np.int64)), const("en", np.array([2], np.int64)),
+               const("ax", np.array([1], np.int64)), const("ix", np.array([1, 0], np.int64)),
+               const("k", np.array([1], np.int64)), const("d", np.array(4, np.int64)),
+               const("ov", np.array([0, 1], np.float32))]),
+    ]
     weights = numpy_helper.from_array(np.arange(12, dtype=np.float32).reshape(3, 4), "w")
     bias = numpy_helper.from_array(np.ones(4, np.float32), "b")
     axes = numpy_helper.from_array(np.array([1], np.int64), "axes")
@@ -55,6 +81,7 @@ def seeds() -> list[bytes]:
                helper.make_node("MatMul", ["x", "c"], ["m"]),
                helper.make_node("Einsum", ["m"], ["y"], equation="ij->j")],
               [info("x")], [info("y", shape=(3,))]),
+        *control,
     ]
 
 
