@@ -85,10 +85,29 @@ def seeds() -> list[bytes]:
     ]
 
 
+def nest_model(model, rng: random.Random) -> None:
+    """The graph's nodes moved into the then (or else) branch of Ifs nested one to 24
+    deep (MAX_SUBGRAPH_DEPTH is 16), the outermost If writing the first graph output."""
+    from onnx import AttributeProto, GraphProto, NodeProto
+    inner = GraphProto(name="nested", node=list(model.graph.node), output=list(model.graph.output)[:1])
+    for _ in range(rng.randint(1, 24)):
+        node = NodeProto(op_type="If", input=[model.graph.input[0].name if model.graph.input else "c"],
+                         output=[entry.name for entry in inner.output])
+        branches = ["then_branch", "else_branch"]
+        rng.shuffle(branches)  # one holds the nest (copying it into both would double it per level)
+        node.attribute.add(name=branches[0], type=AttributeProto.GRAPH).g.CopyFrom(inner)
+        node.attribute.add(name=branches[1], type=AttributeProto.GRAPH).g.name = "empty"
+        inner = GraphProto(name="nested", node=[node], output=list(inner.output))
+    del model.graph.node[:]
+    model.graph.node.extend(inner.node)
+
+
 def _mutate_model(data: bytes, rng: random.Random) -> bytes:
     from onnx import ModelProto
     model = ModelProto()
     model.ParseFromString(data)
+    if rng.random() < 0.1:
+        nest_model(model, rng)
     for _ in range(rng.randint(1, 3)):
         mutate_message(model, rng)
     return model.SerializePartialToString()
