@@ -11,4 +11,4 @@ from tests.fuzz.onnx_fuzz import fuzz_with_hypothesis
 def test_mutated_onnx_models_end_in_project_errors(tmp_path, monkeypatch):
     monkeypatch.setenv("PYCAFFE2_MAX_BLOB_BYTES", str(64 << 20))
     monkeypatch.chdir(tmp_path)  # a relative path a model names stays in the scratch folder
-    fuzz_with_hypothesis(tmp_path, examples=200)
+    fuzz_with_hypothesis(tmp_path, examples=50)
