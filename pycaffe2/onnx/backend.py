@@ -14,6 +14,7 @@ different values of the inputs that were baked in.
 """
 from __future__ import annotations
 
+import hashlib
 from pathlib import Path
 
 import numpy as np
@@ -22,7 +23,8 @@ from onnx.backend.base import BackendRep, namedtupledict
 
 from pycaffe2.errors import ConversionError, NetFileError, PyCaffe2Error
 from pycaffe2.files import read_regular_file
-from pycaffe2.onnx.registry import NeedValue, lookup
+from pycaffe2.onnx.checks import check_model, walk_graphs
+from pycaffe2.onnx.registry import NeedValue, lookup, np_dtype
 from pycaffe2.onnx.translate import Translation, model_opset, translate
 
 _DEVICES = ("CPU",)
@@ -32,17 +34,20 @@ def load_model(path) -> onnx.ModelProto:
     """A ModelProto from a file, read under the file cap; NetFileError when it is not one.
     External data is refused: it would make a model file name other files to read."""
     data = read_regular_file(path, NetFileError)
+    return _parse_model(data, str(path), NetFileError)
+
+
+def _parse_model(data: bytes, model_file, error) -> onnx.ModelProto:
     try:
         model = onnx.load_model_from_string(data)
     except Exception as exc:  # noqa: BLE001  (protobuf's DecodeError and friends)
-        raise NetFileError(f"not an ONNX model: {exc}", file=str(path)) from None
+        raise error(f"not an ONNX model (or nested past protobuf's depth limit): {exc}", file=model_file) from None
     if not model.graph.node and not model.graph.output:
-        raise NetFileError("not an ONNX model (no graph)", file=str(path))
-    external = [t.name for t in model.graph.initializer if t.data_location == onnx.TensorProto.EXTERNAL]
-    if external:
-        raise NetFileError(f"initializers {external[:3]} keep their data in external files, which "
-                           "pycaffe2 does not read; save the model with the data inside "
-                           "(onnx.save_model(model, path, save_as_external_data=False))", file=str(path))
+        raise error("not an ONNX model (no graph)", file=model_file)
+    try:
+        check_model(model, model_file)  # external data, depth, names: refused at load already
+    except ConversionError as exc:
+        raise error(exc.message, file=model_file, op_index=exc.op_index, op_type=exc.op_type) from None
     return model
 
 
@@ -53,18 +58,20 @@ class PyCaffe2Rep(BackendRep):
         self.model, self.device, self.model_file = model, device, model_file
         self._translation: Translation | None = None
         self._key = None
+        graph = model.graph
+        initializers = {t.name for t in graph.initializer}
+        self._declared = {entry.name: _declared(entry) for entry in graph.input if entry.name not in initializers}
         try:
             self._use(translate(model, model_file=model_file), None)
         except NeedValue:
-            graph = model.graph
-            initializers = {t.name for t in graph.initializer}
             self.inputs = [entry.name for entry in graph.input if entry.name not in initializers]
             self.outputs = [entry.name for entry in graph.output]
 
     def _use(self, translation: Translation, key) -> None:
+        # the net is created before the rep takes the translation: a refusal changes nothing
+        translation.workspace.CreateNet(translation.predict_net, overwrite=True)
         self._translation, self._key = translation, key
         self.inputs, self.outputs = translation.inputs, translation.outputs
-        translation.workspace.CreateNet(translation.predict_net, overwrite=True)
 
     @property
     def init_net(self):
@@ -95,28 +102,52 @@ class PyCaffe2Rep(BackendRep):
         return self._fetch(translation)
 
     def _bind(self, inputs) -> dict:
+        """The fed arrays by input name, each checked against the type the model declares
+        (PyCaffe2Error before anything is fed: a refused run changes nothing)."""
         if isinstance(inputs, dict):
-            unknown = sorted(set(inputs) - set(self.inputs))
+            unknown = sorted(set(inputs) - set(self.inputs), key=repr)  # keys of any type
             if unknown:
-                raise PyCaffe2Error(f"the model has no inputs {unknown} (its inputs: {self.inputs})")
+                raise PyCaffe2Error(f"the model has no inputs {unknown[:5]} (its inputs: {self.inputs})")
             feeds = {name: inputs[name] for name in self.inputs if name in inputs}
         else:
             if isinstance(inputs, np.ndarray):
                 inputs = [inputs]
-            inputs = list(inputs)
+            if not isinstance(inputs, (list, tuple)):
+                raise PyCaffe2Error(f"inputs are a list of arrays in the model's input order, a dict by "
+                                    f"name or one array, not {type(inputs).__name__}")
             if len(inputs) > len(self.inputs):
                 raise PyCaffe2Error(f"{len(inputs)} inputs fed, the model takes {len(self.inputs)}: {self.inputs}")
             feeds = dict(zip(self.inputs, inputs))
         missing = [name for name in self.inputs if name not in feeds]
         if missing:
             raise PyCaffe2Error(f"inputs {missing} are not fed")
-        return {name: np.asarray(value) for name, value in feeds.items()}
+        return {name: self._checked(name, value) for name, value in feeds.items()}
+
+    def _checked(self, name: str, value) -> np.ndarray:
+        try:
+            array = np.asarray(value)
+        except Exception as exc:  # noqa: BLE001  (ragged lists and objects NumPy refuses)
+            raise PyCaffe2Error(f"input {name!r} is not an array: {type(exc).__name__}: {exc}") from None
+        dtype, shape = self._declared.get(name, (None, None))
+        if dtype is None and array.dtype.kind not in "biufc":
+            raise PyCaffe2Error(f"input {name!r} is a {type(value).__name__} of {array.dtype}, not an array of "
+                                "numbers or booleans")
+        if isinstance(dtype, np.dtype) and array.dtype != dtype:
+            raise PyCaffe2Error(f"input {name!r} is {array.dtype}, the model declares {dtype}")
+        if isinstance(dtype, str) and array.dtype.kind not in "OSU":
+            raise PyCaffe2Error(f"input {name!r} is {array.dtype}, the model declares strings")
+        if shape is not None and (len(shape) != array.ndim or any(
+                want is not None and want != got for want, got in zip(shape, array.shape))):
+            declared = ["?" if dim is None else dim for dim in shape]
+            raise PyCaffe2Error(f"input {name!r} has shape {list(array.shape)}, the model declares {declared}")
+        return array
 
     @staticmethod
     def _trace_key(feeds: dict, translation: Translation | None):
         baked = translation.baked if translation is not None else frozenset()
         return (tuple((name, value.shape, value.dtype.str) for name, value in feeds.items()),
-                tuple((name, feeds[name].tobytes()) for name in sorted(baked)))
+                tuple((name, hashlib.sha256(np.ascontiguousarray(feeds[name]).tobytes()).hexdigest())
+                      for name in sorted(baked)))
 
     def _fetch(self, translation: Translation):
         values = [translation.workspace.FetchBlob(name) for name in translation.outputs]
@@ -129,6 +160,11 @@ def prepare(model, device: str = "CPU", **kwargs) -> PyCaffe2Rep:
     if isinstance(model, (str, Path)):
         model_file = str(model)
         model = load_model(model)
+    elif isinstance(model, (bytes, bytearray, memoryview)):  # a serialized model
+        model = _parse_model(bytes(model), None, ConversionError)
+    elif not isinstance(model, onnx.ModelProto):
+        raise ConversionError(f"prepare takes an onnx.ModelProto, its bytes or a path to an .onnx file, "
+                              f"not {type(model).__name__}")
     if not supports_device(device):
         raise ConversionError(f"device '{device}' is not supported (pycaffe2's ONNX backend runs on "
                               f"{', '.join(_DEVICES)})", file=model_file)
@@ -155,6 +191,21 @@ def run_node(node, inputs, device: str = "CPU", outputs_info=None, **kwargs):
     return prepare(model, device).run(feeds)
 
 
+def _declared(entry):
+    """(dtype, shape) an input's declaration fixes: dtype None when it says none (or
+    one NumPy lacks), "string" for strings; shape None when the rank is not given,
+    else a tuple with None for each dim without a fixed size."""
+    if not entry.type.HasField("tensor_type"):
+        return None, None
+    tensor_type = entry.type.tensor_type
+    dtype = "string" if tensor_type.elem_type == onnx.TensorProto.STRING else np_dtype(tensor_type.elem_type)
+    shape = None
+    if tensor_type.HasField("shape"):
+        shape = tuple(dim.dim_value if dim.HasField("dim_value") and dim.dim_value >= 0 else None
+                      for dim in tensor_type.shape.dim)
+    return dtype, shape
+
+
 def supports_device(device: str) -> bool:
     return str(device).split(":")[0].upper() in _DEVICES
 
@@ -163,10 +214,11 @@ def is_compatible(model, device: str = "CPU", **kwargs) -> bool:
     """Whether every node of `model` has a converter at its opset."""
     try:
         opset = model_opset(model)
-    except ConversionError:
+        return supports_device(device) and all(
+            node.domain in ("", "ai.onnx") and lookup(node.op_type, opset) is not None
+            for graph, _, _ in walk_graphs(model.graph) for node in graph.node)
+    except ConversionError:  # no opset, or subgraphs nested too deep
         return False
-    return supports_device(device) and all(
-        node.domain in ("", "ai.onnx") and lookup(node.op_type, opset) is not None for node in model.graph.node)
 
 
 class Caffe2Backend:

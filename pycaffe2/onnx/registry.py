@@ -86,27 +86,37 @@ class Node:
         return name in self.attrs
 
     def describe(self) -> str:
-        return f"{self.op_type} '{self.name}'" if self.name else self.op_type
+        return f"{self.op_type} {self.name!r}" if self.name else self.op_type
 
 
 def decode_node(proto, opset: int, index: int) -> Node:
     """A Node from a NodeProto: attribute values as Python numbers, strings,
-    lists and NumPy arrays (tensors); graphs stay GraphProtos."""
-    from onnx import AttributeProto, helper, numpy_helper
+    lists and NumPy arrays (tensors); graphs stay GraphProtos. Unsupported for an
+    attribute that cannot be decoded (a damaged tensor, an undefined type)."""
+    from onnx import AttributeProto, helper
+
+    from pycaffe2.onnx.checks import tensor_array
     attrs = {}
     for attribute in proto.attribute:
+        what = f"attribute {attribute.name!r}"
         if attribute.ref_attr_name:
-            raise Unsupported(f"attribute '{attribute.name}' refers to a function attribute "
-                              "(only function bodies may)")
+            raise Unsupported(f"{what} refers to a function attribute (only function bodies may)")
         kind = attribute.type
         if kind == AttributeProto.TENSOR:
-            value = numpy_helper.to_array(attribute.t)
+            value = tensor_array(attribute.t, what)
         elif kind == AttributeProto.TENSORS:
-            value = [numpy_helper.to_array(t) for t in attribute.tensors]
+            value = [tensor_array(t, f"{what}[{i}]") for i, t in enumerate(attribute.tensors)]
         elif kind in (AttributeProto.SPARSE_TENSOR, AttributeProto.SPARSE_TENSORS):
-            raise Unsupported(f"attribute '{attribute.name}' is a sparse tensor")
-        else:
+            raise Unsupported(f"{what} is a sparse tensor")
+        elif kind == AttributeProto.UNDEFINED:  # ONNX reads it as None: a converter would trip on it
+            raise Unsupported(f"{what} cannot be decoded: it has no type")
+        elif kind in (AttributeProto.TYPE_PROTO, AttributeProto.TYPE_PROTOS):
             value = helper.get_attribute_value(attribute)
+        else:
+            try:
+                value = helper.get_attribute_value(attribute)
+            except Exception as exc:  # noqa: BLE001  (an attribute of no type, or a type ONNX lacks)
+                raise Unsupported(f"{what} cannot be decoded (type {kind}): {exc}") from None
             if isinstance(value, bytes):
                 value = value.decode("utf-8", "replace")
             elif isinstance(value, list) and value and isinstance(value[0], bytes):

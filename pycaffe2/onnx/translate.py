@@ -21,6 +21,7 @@ import numpy as np
 
 from pycaffe2.errors import ConversionError, PyCaffe2Error
 from pycaffe2.executor.workspace import Workspace
+from pycaffe2.onnx.checks import check_model, schema_problem, tensor_array, walk_graphs
 from pycaffe2.onnx.context import FILL_OPS, Context, fill_op
 from pycaffe2.onnx.registry import MAX_OPSET, MIN_OPSET, NeedValue, Unsupported, decode_node, lookup, np_dtype
 from pycaffe2.proto import caffe2_pb2
@@ -56,6 +57,9 @@ def model_opset(model, model_file=None) -> int:
     versions = [entry.version for entry in model.opset_import if entry.domain in _DEFAULT_DOMAINS]
     if not versions:
         raise ConversionError("the model imports no opset of the default ONNX domain", file=model_file)
+    if len(set(versions)) > 1:
+        raise ConversionError(f"the model imports the default ONNX domain at several opsets {versions[:4]}",
+                              file=model_file)
     opset = versions[0]
     if opset < MIN_OPSET:
         raise ConversionError(f"opset {opset} is not an ONNX opset", file=model_file)
@@ -78,6 +82,8 @@ class _State:
         self.baked: set = set()
         self.constants, self.ops, self.pending = {}, [], []
         self.in_subgraph = False          # nodes of a subgraph are translated, never run
+        self.model_opset = opset          # the opset the model imports (ONNX's schemas know newer ones)
+        self.traced = False               # every input fed: every node runs
 
     def fresh(self, hint: str) -> str:
         while True:
@@ -93,12 +99,11 @@ class _State:
     def subgraph(self, graph, ctx) -> caffe2_pb2.NetDef:
         """A subgraph (If's branches, Loop's body) as a NetDef over the same names;
         its initializers and Constants join the init net."""
-        from onnx import numpy_helper
         saved = self.ops, self.pending, ctx.node, self.in_subgraph
         self.ops, self.in_subgraph = [], True
         try:
             for tensor in graph.initializer:
-                self.add_constant(tensor.name, numpy_helper.to_array(tensor))
+                self.add_constant(tensor.name, tensor_array(tensor, f"subgraph initializer {tensor.name!r}"))
             for index, proto in enumerate(graph.node):
                 _translate_node(proto, index, self, ctx)
             net = caffe2_pb2.NetDef(name=graph.name or self.fresh("subgraph"))
@@ -161,21 +166,20 @@ def _value_info(model) -> dict:
         tensor_type = entry.type.tensor_type
         shape = None
         if tensor_type.HasField("shape"):
-            shape = tuple(dim.dim_value if dim.HasField("dim_value") else None for dim in tensor_type.shape.dim)
+            # a negative dim (a hostile declaration) is as good as an unknown one
+            shape = tuple(dim.dim_value if dim.HasField("dim_value") and dim.dim_value >= 0 else None
+                          for dim in tensor_type.shape.dim)
         info[entry.name] = (np_dtype(tensor_type.elem_type), shape)
     return info
 
 
 def _all_names(graph, names: set) -> set:
-    for entry in [*graph.input, *graph.output, *graph.value_info, *graph.initializer]:
-        names.add(entry.name)
-    for node in graph.node:
-        names.update(node.input)
-        names.update(node.output)
-        for attribute in node.attribute:
-            for sub in [attribute.g, *attribute.graphs]:
-                if sub.node or sub.input:
-                    _all_names(sub, names)
+    for current, _, _ in walk_graphs(graph):
+        for entry in [*current.input, *current.output, *current.value_info, *current.initializer]:
+            names.add(entry.name)
+        for node in current.node:
+            names.update(node.input)
+            names.update(node.output)
     return names
 
 
@@ -186,24 +190,24 @@ def _located(message: str, state: _State, node) -> ConversionError:
 def translate(model, *, feeds: dict | None = None, model_file: str | None = None) -> Translation:
     """Translate `model` (a ModelProto). Raises NeedValue when a converter needs a value
     known only at run time and `feeds` is None; ConversionError for what cannot be done."""
-    from onnx import numpy_helper
     opset = model_opset(model, model_file)
     graph = model.graph
+    check_model(model, model_file)  # depth, names, external data: before anything walks the graph
     _check_converters(graph, opset, model_file)
+    if graph.sparse_initializer:
+        raise ConversionError("sparse initializers are not supported", file=model_file)
     state = _State(opset, model_file, _all_names(graph, set()), _value_info(model))
+    state.traced = feeds is not None
+    state.model_opset = next(entry.version for entry in model.opset_import if entry.domain in _DEFAULT_DOMAINS)
     initializers = set()
     for tensor in graph.initializer:
         try:
-            array = numpy_helper.to_array(tensor)
-        except Exception as exc:  # noqa: BLE001  (a damaged tensor: say which)
-            raise ConversionError(f"initializer '{tensor.name}' cannot be read: {exc}", file=model_file) from None
-        try:
+            array = tensor_array(tensor, f"initializer {tensor.name!r}")
             state.add_constant(tensor.name, array)
         except Unsupported as exc:
-            raise ConversionError(f"initializer '{tensor.name}': {exc}", file=model_file) from None
+            prefix = "" if str(exc).startswith("initializer") else f"initializer {tensor.name!r}: "
+            raise ConversionError(f"{prefix}{exc}", file=model_file) from None
         initializers.add(tensor.name)
-    if graph.sparse_initializer:
-        raise ConversionError("sparse initializers are not supported", file=model_file)
     inputs = [entry.name for entry in graph.input if entry.name not in initializers]
     for name in inputs:
         if feeds is not None:
@@ -212,7 +216,14 @@ def translate(model, *, feeds: dict | None = None, model_file: str | None = None
             state.deps[name] = frozenset({name})
     ctx = Context(state)
     for index, proto in enumerate(graph.node):
-        _translate_node(proto, index, state, ctx)
+        try:
+            _translate_node(proto, index, state, ctx)
+        except NeedValue as exc:
+            if feeds is None:
+                raise
+            # traced, every input is known: a value still missing is one no op made
+            raise ConversionError(f"a value is still unknown with every input fed: {exc}", file=model_file,
+                                  op_index=index, op_type=proto.op_type) from None
     outputs = [entry.name for entry in graph.output]
     produced = {out for op in state.ops for out in op.output} | set(inputs) | set(state.constants)
     missing = [name for name in outputs if name not in produced]
@@ -233,29 +244,32 @@ def translate(model, *, feeds: dict | None = None, model_file: str | None = None
 
 
 def _nodes(graph):
-    """The graph's nodes and those of its subgraphs, at any depth."""
-    for node in graph.node:
-        yield node
-        for attribute in node.attribute:
-            for sub in [attribute.g, *attribute.graphs]:
-                yield from _nodes(sub)
+    """The graph's nodes and those of its subgraphs (check_model has bounded the depth)."""
+    for current, _, _ in walk_graphs(graph):
+        yield from current.node
 
 
 def _check_converters(graph, opset: int, model_file) -> None:
     """Every node type without a converter, at once."""
-    missing = sorted({f"{node.op_type}" if node.domain in _DEFAULT_DOMAINS else f"{node.domain}.{node.op_type}"
+    missing = sorted({repr(node.op_type) if node.domain in _DEFAULT_DOMAINS else repr(f"{node.domain}.{node.op_type}")
                       for node in _nodes(graph)
                       if node.domain not in _DEFAULT_DOMAINS or lookup(node.op_type, opset) is None})
     if missing:
-        raise ConversionError(f"no pycaffe2 converter for ONNX op(s) {', '.join(missing)} at opset {opset}",
+        shown = ", ".join(name.strip("'\"") if name[1:-1].isidentifier() else name for name in missing[:20])
+        more = f" and {len(missing) - 20} more" if len(missing) > 20 else ""
+        raise ConversionError(f"no pycaffe2 converter for ONNX op(s) {shown}{more} at opset {opset}",
                               file=model_file)
 
 
 def _translate_node(proto, index: int, state: _State, ctx: Context) -> None:
     try:
+        problem = schema_problem(proto, state.model_opset)  # arity, required attributes, attribute types
+        if problem:
+            raise Unsupported(problem)
         node = decode_node(proto, state.opset, index)
     except Unsupported as exc:
-        raise ConversionError(str(exc), file=state.model_file, op_index=index, op_type=proto.op_type) from None
+        where = f"{proto.op_type} {proto.name!r}" if proto.name else proto.op_type
+        raise ConversionError(str(exc), file=state.model_file, op_index=index, op_type=where) from None
     convert = lookup(node.op_type, state.opset)
     ctx.node, state.pending = node, []
     try:
@@ -268,8 +282,12 @@ def _translate_node(proto, index: int, state: _State, ctx: Context) -> None:
         if state.known.issuperset(name for name in node.inputs if name):
             raise _located("a converter needed a value that is not a tensor", state, node) from None
         raise
-    except (PyCaffe2Error, ValueError, TypeError) as exc:  # a converter tripping on a bad attribute
+    except PyCaffe2Error as exc:  # an op refusing the args a bad attribute gave it
         raise _located(f"cannot be translated: {exc}", state, node) from None
+    except Exception as exc:  # noqa: BLE001  (a converter tripping on a bad attribute: its bug, named)
+        missing = schema_problem(proto, state.model_opset, required=True)
+        raise _located(missing or f"the converter for {node.op_type} failed on this node: "
+                       f"{type(exc).__name__}: {exc}", state, node) from None
     pending, state.pending = state.pending, []
     state.ops.extend(pending)
     deps = frozenset() if node.op_type in _SHAPE_ONLY else frozenset().union(
@@ -277,9 +295,13 @@ def _translate_node(proto, index: int, state: _State, ctx: Context) -> None:
     written = [out for op in pending for out in op.output]
     for name in written:
         state.deps[name] = deps
-    if pending and not state.in_subgraph and state.known.issuperset(name for name in node.inputs if name):
+    # Folding runs a node at prepare(); a Loop of constant trip count 10**12 would hang it, so
+    # nodes with subgraphs run only in the traced translation (which is the model's run).
+    foldable = state.traced or not any(a.HasField("g") or len(a.graphs) for a in proto.attribute)
+    if pending and foldable and not state.in_subgraph and state.known.issuperset(n for n in node.inputs if n):
         try:
             state.ws.RunOperatorsOnce(pending)
-        except PyCaffe2Error as exc:
-            raise _located(f"fails on its {'fed' if deps else 'constant'} inputs: {exc}", state, node) from None
+        except Exception as exc:  # noqa: BLE001  (kernels' faults arrive as OpFailure; anything else, named)
+            cause = str(exc) if isinstance(exc, PyCaffe2Error) else f"{type(exc).__name__}: {exc}"
+            raise _located(f"fails on its {'fed' if deps else 'constant'} inputs: {cause}", state, node) from None
         state.known.update(written)
