@@ -279,8 +279,7 @@ def test_attributes_that_cannot_be_decoded_are_refused():
              "data_type 12345, not an ONNX element type")
 
 
-_FILLS = ["HCheckedFill", pytest.param("HFill", marks=pytest.mark.xfail(
-    reason="fill family: ConstantFill with input_as_shape=1 allocates without files.check_alloc"))]
+_FILLS = ["HCheckedFill", "HFill"]
 
 
 @pytest.mark.parametrize("op_type", _FILLS)

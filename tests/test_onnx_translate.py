@@ -182,13 +182,14 @@ def test_model_files_are_read_under_the_rules(tmp_path):
         backend.load_model(path)
 
 
-def test_subgraphs_translate_to_nets_over_the_same_names():
+def test_subgraphs_translate_to_nets_that_name_the_outer_blobs_they_read():
     from pycaffe2.onnx.context import Context
     from pycaffe2.onnx.translate import _State
     body = helper.make_graph([helper.make_node("TRelu", ["outer"], ["inner"])], "body", [], [_info("inner")])
     state = _State(17, None, {"outer", "inner"}, {})
-    net = Context(state).subgraph(body)
+    net, reads = Context(state).subgraph(body, name="branch")
     assert [op.type for op in net.op] == ["Relu"] and list(net.external_output) == ["inner"]
+    assert reads == ["outer"] and list(net.external_input) == ["outer"]
     assert state.ops == []  # the body's ops stay in its net
 
 

@@ -74,11 +74,13 @@ class Context:
         self._state.add_constant(name, np.asarray(array))
         return name
 
-    def subgraph(self, graph):
-        """A GraphProto attribute (If's branches, Loop's and Scan's bodies) translated to a
-        NetDef over the same blob names: external inputs are the graph's inputs, external
-        outputs its outputs; values of the enclosing graph are read by name."""
-        return self._state.subgraph(graph, self)
+    def subgraph(self, graph, formal=(), name: str = "subgraph", formal_shapes: dict | None = None):
+        """(net, outer names read) of a GraphProto attribute (If's branches, Loop's and Scan's
+        bodies): a NetDef over the same blob names whose external inputs are `formal` (the
+        graph's inputs) and the outer names it reads, which the control op must take as
+        inputs too; `formal_shapes` gives the formal inputs' (dtype, shape) where known."""
+        from pycaffe2.onnx.subgraph import translate_subgraph  # it builds Contexts of its own
+        return translate_subgraph(self, graph, list(formal), name, formal_shapes)
 
     # knowing
     def value(self, name: str | None):

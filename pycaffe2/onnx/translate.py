@@ -81,7 +81,6 @@ class _State:
         self.deps: dict = {}              # name -> fed inputs its value comes from
         self.baked: set = set()
         self.constants, self.ops, self.pending = {}, [], []
-        self.in_subgraph = False          # nodes of a subgraph are translated, never run
         self.model_opset = opset          # the opset the model imports (ONNX's schemas know newer ones)
         self.traced = False               # every input fed: every node runs
 
@@ -95,24 +94,6 @@ class _State:
 
     def emit(self, op) -> None:
         self.pending.append(op)
-
-    def subgraph(self, graph, ctx) -> caffe2_pb2.NetDef:
-        """A subgraph (If's branches, Loop's body) as a NetDef over the same names;
-        its initializers and Constants join the init net."""
-        saved = self.ops, self.pending, ctx.node, self.in_subgraph
-        self.ops, self.in_subgraph = [], True
-        try:
-            for tensor in graph.initializer:
-                self.add_constant(tensor.name, tensor_array(tensor, f"subgraph initializer {tensor.name!r}"))
-            for index, proto in enumerate(graph.node):
-                _translate_node(proto, index, self, ctx)
-            net = caffe2_pb2.NetDef(name=graph.name or self.fresh("subgraph"))
-            net.op.extend(self.ops)
-            net.external_input.extend(entry.name for entry in graph.input)
-            net.external_output.extend(entry.name for entry in graph.output)
-            return net
-        finally:
-            self.ops, self.pending, ctx.node, self.in_subgraph = saved
 
     def add_constant(self, name: str, array: np.ndarray) -> None:
         if array.dtype not in FILL_OPS:
@@ -158,8 +139,12 @@ def _value_info(model) -> dict:
         inferred = onnx.shape_inference.infer_shapes(model)
     except Exception:  # noqa: BLE001  (inference is a hint: a model it rejects is still translated)
         inferred = model
+    return graph_info(inferred.graph)
+
+
+def graph_info(graph) -> dict:
+    """name -> (dtype, shape) of a graph's declared inputs, outputs and value_info."""
     info = {}
-    graph = inferred.graph
     for entry in [*graph.input, *graph.value_info, *graph.output]:
         if not entry.type.HasField("tensor_type"):
             continue
@@ -276,9 +261,7 @@ def _translate_node(proto, index: int, state: _State, ctx: Context) -> None:
         convert(node, ctx)
     except Unsupported as exc:
         raise _located(str(exc), state, node) from None
-    except NeedValue as exc:
-        if state.in_subgraph:
-            raise _located(f"inside a subgraph: {exc}", state, node) from None
+    except NeedValue:
         if state.known.issuperset(name for name in node.inputs if name):
             raise _located("a converter needed a value that is not a tensor", state, node) from None
         raise
@@ -298,7 +281,7 @@ def _translate_node(proto, index: int, state: _State, ctx: Context) -> None:
     # Folding runs a node at prepare(); a Loop of constant trip count 10**12 would hang it, so
     # nodes with subgraphs run only in the traced translation (which is the model's run).
     foldable = state.traced or not any(a.HasField("g") or len(a.graphs) for a in proto.attribute)
-    if pending and foldable and not state.in_subgraph and state.known.issuperset(n for n in node.inputs if n):
+    if pending and foldable and state.known.issuperset(n for n in node.inputs if n):
         try:
             state.ws.RunOperatorsOnce(pending)
         except Exception as exc:  # noqa: BLE001  (kernels' faults arrive as OpFailure; anything else, named)
