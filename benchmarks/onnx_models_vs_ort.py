@@ -11,11 +11,9 @@ so when that exceeds 1e-4), then times, in interleaved rounds (medians):
   InferenceSession from the serialized model (every graph optimization); one thread;
 - run: `rep.run([x])` beside `session.run`, pycaffe2 inside
   `pycaffe2.executor.num_threads(t)`, ORT with t intra-op threads;
-- optimized: a prototype of what `prepare(model, optimize=True)` could do: the ops
-  of `rep.predict_net` that read no graph input (ConstantOfShape's weights, the
-  Unsqueezes of constant scales: the translation folds their values but keeps the ops,
-  so every run recomputes them) move to `rep.init_net` (`hoist_constants`), which runs
-  once; the rest goes through `CreateNet(optimize=True, free_blobs=True)`
+- optimized: `rep.init_net` run once and `rep.predict_net` (whose ops on constants
+  alone, ConstantOfShape's weights say, the translation has already moved into the
+  init net) through `CreateNet(optimize=True, free_blobs=True)`
   (pycaffe2.transforms.optimize_inference: SpatialBN folded into Conv, Dropout
   dropped, ops in place); a run is FeedBlob, RunNet, FetchBlob.
 Batch 8 re-declares the input's batch dim; the light models' Reshape shapes are
@@ -169,25 +167,6 @@ def with_logits(model) -> onnx.ModelProto:
     return copy
 
 
-def hoist_constants(init_net, predict_net, inputs):
-    """(init, predict): the ops of `predict_net` that depend on none of `inputs` (nor on a
-    random op) appended to a copy of `init_net`, the rest in a copy of `predict_net`."""
-    init, predict = caffe2_pb2.NetDef(), caffe2_pb2.NetDef()
-    init.CopyFrom(init_net)
-    predict.CopyFrom(predict_net)
-    del predict.op[:]
-    dynamic = set(inputs)
-    random = {"GaussianFill", "UniformFill", "UniformIntFill", "XavierFill", "MSRAFill", "Dropout"}
-    for op in predict_net.op:
-        if op.type in random or any(name in dynamic for name in op.input):
-            predict.op.append(op)
-            dynamic.update(op.output)
-        else:
-            init.op.append(op)
-            init.external_output.extend(op.output)
-    return init, predict
-
-
 def max_difference(ours, theirs) -> float:
     """The largest |ours - theirs| over the outputs, relative to the largest |theirs|."""
     worst = 0.0
@@ -229,11 +208,11 @@ class Case:
         self._optimize()
 
     def _optimize(self) -> None:
-        init, predict = hoist_constants(self.rep.init_net, self.rep.predict_net, self.rep.inputs)
+        predict = caffe2_pb2.NetDef()
+        predict.CopyFrom(self.rep.predict_net)
         predict.name = f"{self.name}_optimized"
-        self.hoisted = len(self.rep.predict_net.op) - len(predict.op)
         self.ws = Workspace()
-        self.ws.RunNetOnce(init)
+        self.ws.RunNetOnce(self.rep.init_net)
         self.ws.CreateNet(predict, overwrite=True, optimize=True, free_blobs=True)
         self.net = predict
         self.optimized_ops = len(self.ws.nets[predict.name].steps)

@@ -30,6 +30,9 @@ from pycaffe2.schema.checker import check_net
 # Ops whose outputs depend only on their input's shape, not its values.
 _SHAPE_ONLY = frozenset({"Shape", "Size"})
 _DEFAULT_DOMAINS = ("", "ai.onnx")
+# Ops whose folded value would freeze one draw: they stay in the net.
+_RANDOM = frozenset({"RandomNormal", "RandomUniform", "RandomNormalLike", "RandomUniformLike", "Bernoulli",
+                     "Multinomial"})
 
 
 @dataclass
@@ -83,6 +86,7 @@ class _State:
         self.constants, self.ops, self.pending = {}, [], []
         self.model_opset = opset          # the opset the model imports (ONNX's schemas know newer ones)
         self.traced = False               # every input fed: every node runs
+        self.folded: set = set()          # ids of ops run on constant inputs alone
 
     def fresh(self, hint: str) -> str:
         while True:
@@ -210,6 +214,7 @@ def translate(model, *, feeds: dict | None = None, model_file: str | None = None
             raise ConversionError(f"a value is still unknown with every input fed: {exc}", file=model_file,
                                   op_index=index, op_type=proto.op_type) from None
     outputs = [entry.name for entry in graph.output]
+    _hoist_folded(state, outputs)
     produced = {out for op in state.ops for out in op.output} | set(inputs) | set(state.constants)
     missing = [name for name in outputs if name not in produced]
     if missing:
@@ -232,6 +237,27 @@ def _nodes(graph):
     """The graph's nodes and those of its subgraphs (check_model has bounded the depth)."""
     for current, _, _ in walk_graphs(graph):
         yield from current.node
+
+
+def _hoist_folded(state: _State, outputs: list) -> None:
+    """Ops run on constants alone leave the predict net; the values they made that the rest
+    reads become constants of the init net (weights made by ConstantOfShape, scales
+    unsqueezed at translation), so a run does not make them again and the inference
+    transforms see them as parameters. A value no fill holds keeps every op in place."""
+    kept = [op for op in state.ops if id(op) not in state.folded]
+    if len(kept) == len(state.ops):
+        return
+    needed = {name for op in kept for name in op.input} | set(outputs)
+    hoisted = {}
+    for op in state.ops:
+        for name in op.output if id(op) in state.folded else ():
+            if name in needed:
+                value = state.ws.blobs.get(name)
+                if not isinstance(value, np.ndarray) or value.dtype not in FILL_OPS:
+                    return
+                hoisted[name] = value
+    state.constants.update(hoisted)
+    state.ops = kept
 
 
 def _check_converters(graph, opset: int, model_file) -> None:
@@ -288,3 +314,5 @@ def _translate_node(proto, index: int, state: _State, ctx: Context) -> None:
             cause = str(exc) if isinstance(exc, PyCaffe2Error) else f"{type(exc).__name__}: {exc}"
             raise _located(f"fails on its {'fed' if deps else 'constant'} inputs: {cause}", state, node) from None
         state.known.update(written)
+        if not deps and node.op_type not in _RANDOM:
+            state.folded.update(id(op) for op in pending)
