@@ -95,3 +95,22 @@ def format_table(rows: list[Row]) -> str:
         lines.append(f"| {row.group} | {row.case} | {row.threads} | {row.ours:.4g} {row.unit} | {row.peer} | "
                      f"{row.theirs:.4g} {row.unit} | {row.ratio:.2f}x | {target} |")
     return "\n".join(lines)
+
+
+def model_bench_args(doc: str, specs, default_models, batches, profile_help: str):
+    """The command line the whole-model benchmarks share: (models, batches, threads, repeat,
+    profile), the models checked against `specs`."""
+    import argparse
+    parser = argparse.ArgumentParser(description=doc.splitlines()[0])
+    parser.add_argument("--models", default=",".join(default_models), help=f"of {', '.join(specs)}")
+    parser.add_argument("--batches", default=",".join(map(str, batches)))
+    parser.add_argument("--threads", default=f"1,{all_cores()}")
+    parser.add_argument("--repeat", type=int, default=5)
+    parser.add_argument("--profile", action="store_true", help=profile_help)
+    args = parser.parse_args()
+    models = [m for m in args.models.split(",") if m]
+    unknown = sorted(set(models) - set(specs))
+    if unknown:
+        parser.error(f"unknown model(s) {', '.join(unknown)}; choose from {', '.join(specs)}")
+    return (models, [int(b) for b in args.batches.split(",")], sorted({int(t) for t in args.threads.split(",")}),
+            args.repeat, args.profile)

@@ -22,11 +22,10 @@ ONNX Runtime's own per-node profile of the same net beside it.
 """
 from __future__ import annotations
 
-import argparse
 from pathlib import Path
 
 import numpy as np
-from _common import Row, all_cores, format_table, interleaved, thread_limit
+from _common import Row, format_table, interleaved, model_bench_args, thread_limit
 
 from pycaffe2 import netfile
 from pycaffe2.executor.workspace import Workspace
@@ -133,28 +132,17 @@ def rows(threads: int, repeat: int, quick: bool = False, models=DEFAULT_MODELS, 
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--models", default=",".join(DEFAULT_MODELS), help=f"of {', '.join(SPECS)}")
-    parser.add_argument("--batches", default=",".join(map(str, BATCHES)))
-    parser.add_argument("--threads", default=f"1,{all_cores()}")
-    parser.add_argument("--repeat", type=int, default=5)
-    parser.add_argument("--profile", action="store_true", help="where our time goes, per op type")
-    args = parser.parse_args()
-    models = [m for m in args.models.split(",") if m]
-    unknown = sorted(set(models) - set(SPECS))
-    if unknown:
-        parser.error(f"unknown model(s) {', '.join(unknown)}; choose from {', '.join(SPECS)}")
-    batches = [int(b) for b in args.batches.split(",")]
-    threads = sorted({int(t) for t in args.threads.split(",")})
-    if args.profile:
+    models, batches, threads, repeat, profile = model_bench_args(__doc__, SPECS, DEFAULT_MODELS, BATCHES,
+                                                                 "where our time goes, per op type")
+    if profile:
         from _profile import profile
         for name in models:
             for batch in batches:
                 for count in threads:
                     with thread_limit(count):
-                        print(profile(Case(name, batch, count), count, args.repeat))
+                        print(profile(Case(name, batch, count), count, repeat))
         return
-    table = [row for count in threads for row in rows(count, args.repeat, models=models, batches=batches)]
+    table = [row for count in threads for row in rows(count, repeat, models=models, batches=batches)]
     print(format_table(table))
 
 

@@ -35,7 +35,6 @@ type beside ONNX Runtime's per-node profile (benchmarks/_profile.py).
 """
 from __future__ import annotations
 
-import argparse
 import functools
 import sys
 import time
@@ -43,7 +42,7 @@ from pathlib import Path
 
 import numpy as np
 import onnx
-from _common import Row, all_cores, format_table, interleaved
+from _common import Row, format_table, interleaved, model_bench_args
 from _ort import session
 
 from pycaffe2.errors import PyCaffe2Error
@@ -285,33 +284,22 @@ def rows(threads: int, repeat: int, quick: bool = False, models=tuple(SPECS), ba
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--models", default=",".join(SPECS), help=f"of {', '.join(SPECS)}")
-    parser.add_argument("--batches", default=",".join(map(str, BATCHES)))
-    parser.add_argument("--threads", default=f"1,{all_cores()}")
-    parser.add_argument("--repeat", type=int, default=5)
-    parser.add_argument("--profile", action="store_true", help="where the optimized net's time goes, per op type")
-    args = parser.parse_args()
-    models = [m for m in args.models.split(",") if m]
-    unknown = sorted(set(models) - set(SPECS))
-    if unknown:
-        parser.error(f"unknown model(s) {', '.join(unknown)}; choose from {', '.join(SPECS)}")
-    batches = [int(b) for b in args.batches.split(",")]
-    threads = sorted({int(t) for t in args.threads.split(",")})
-    if args.profile:
+    models, batches, threads, repeat, profile = model_bench_args(__doc__, SPECS, SPECS, BATCHES,
+                                                                 "where the optimized net's time goes, per op type")
+    if profile:
         from _profile import profile
         for name in models:
             for batch in batches:
                 for count in threads:
                     with num_threads(count):
-                        print(profile(_Profiled(Case(name, batch, count)), count, args.repeat))
+                        print(profile(_Profiled(Case(name, batch, count)), count, repeat))
         return
     start = time.perf_counter()
     print(format_table([]), flush=True)  # then each row as it comes: every batch 1 first
     for batch in batches:
         for name in models:
             for count in threads:
-                for row in rows(count, args.repeat, models=[name], batches=[batch]):
+                for row in rows(count, repeat, models=[name], batches=[batch]):
                     print(format_table([row]).splitlines()[-1], flush=True)
     for note in SKIPPED:
         print(f"- {note}")

@@ -143,6 +143,11 @@ def _run(args) -> int:
     if not args.quiet:
         print(f"ran {model_runner.predict_net.name} {args.iters} time(s): "
               f"{seconds * 1e3:.3f} ms per run", file=sys.stderr)
+    return _report_results(args, results)
+
+
+def _report_results(args, results: dict) -> int:
+    """The fetched blobs saved to --out, or summarized on stdout."""
     if args.out:
         _save_npz(args.out, results)
         if not args.quiet:
@@ -163,14 +168,7 @@ def _run_onnx(args) -> int:
     results, seconds = onnx_files.run_onnx(args.file, feeds, args.iters)
     if not args.quiet:
         print(f"ran {args.file} {args.iters} time(s): {seconds * 1e3:.3f} ms per run", file=sys.stderr)
-    if args.out:
-        _save_npz(args.out, results)
-        if not args.quiet:
-            print(f"saved {len(results)} blob(s) to {args.out}", file=sys.stderr)
-    elif not args.quiet:
-        for name, value in results.items():
-            print(summarize(name, value))
-    return EXIT_OK
+    return _report_results(args, results)
 
 
 def _run_plan(args, model) -> int:
