@@ -45,16 +45,21 @@ def gather_elements(op: OpView, inputs: list) -> list:
     return [TensorInfo(indices.shape, data.dtype)]
 
 
-@rule("indexing_nd_gather_elements_gradient")
-def gather_elements_gradient(op: OpView, inputs: list) -> list:
-    """GatherElementsGradient: dDATA like DATA, of dY's type; dY of INDICES' shape."""
+def _gather_gradient(inputs: list, check, arg) -> list:
+    """A gather's gradient: dDATA like DATA, of dY's type, once `check` accepts the shapes."""
     data, indices, dy = inputs
     if data is None or dy is None:
         return [None]
     if indices is not None:
         index_type(indices.shape, indices.dtype)
-        gather_elements_gradient_check(data.shape, indices.shape, dy.shape, op.arg("axis"))
+        check(data.shape, indices.shape, dy.shape, arg)
     return [TensorInfo(data.shape, dy.dtype)]
+
+
+@rule("indexing_nd_gather_elements_gradient")
+def gather_elements_gradient(op: OpView, inputs: list) -> list:
+    """GatherElementsGradient: dY of INDICES' shape."""
+    return _gather_gradient(inputs, gather_elements_gradient_check, op.arg("axis"))
 
 
 def gather_nd_dims(data: tuple, indices: tuple, batch_dims: int) -> tuple:
@@ -100,14 +105,8 @@ def gather_elements_gradient_check(data: tuple, indices: tuple, dy: tuple, axis:
 
 @rule("indexing_nd_gather_nd_gradient")
 def gather_nd_gradient(op: OpView, inputs: list) -> list:
-    """GatherNDGradient: dDATA like DATA, of dY's type; dY shaped like the gather."""
-    data, indices, dy = inputs
-    if data is None or dy is None:
-        return [None]
-    if indices is not None:
-        index_type(indices.shape, indices.dtype)
-        gather_nd_gradient_check(data.shape, indices.shape, dy.shape, op.arg("batch_dims"))
-    return [TensorInfo(data.shape, dy.dtype)]
+    """GatherNDGradient: dY shaped like the gather."""
+    return _gather_gradient(inputs, gather_nd_gradient_check, op.arg("batch_dims"))
 
 
 def scatter_elements_check(data: tuple, indices: tuple, updates: tuple, axis: int) -> int:
