@@ -22,6 +22,7 @@ RuntimeError for the same faults, and ported scripts catch that.
       CUDAUnavailable             CUDA was asked for and cannot be used here
       RunError                    `pycaffe2 run` was asked wrongly (bad feed, unknown ops): exit 2
       RunFailure                  a net of the model failed while it ran: exit 1
+        WorkerLost                a Dask worker died mid-run; says what was lost
 
 Messages say what is wrong and never start with the op's name: the layer
 that knows where the op sits (the checker, CreateNet, OpFailure, the
@@ -111,3 +112,8 @@ class RunError(PyCaffe2Error):
 
 class RunFailure(PyCaffe2Error):
     """A net of the model failed while it ran."""
+
+
+class WorkerLost(RunFailure):
+    """A Dask worker died mid-run: names it and what was lost (batches re-run, or the
+    iterations since the last checkpoint and how to resume)."""

@@ -118,7 +118,7 @@ class ModelRunner:
         self.predict_net.name = self.predict_net.name or "predict_net"
         if workers is not None:
             if workers < 1:
-                raise RunError(f"workers (--workers) must be at least 1, not {workers}")
+                raise RunError(f"workers (--dag-workers) must be at least 1, not {workers}")
             self.predict_net.num_workers = workers
         self.workspace = Workspace("pycaffe2_run", seed=seed)
         self.made_up: dict[str, np.ndarray] = {}

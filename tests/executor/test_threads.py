@@ -104,7 +104,7 @@ def test_run_command_workers_option_sets_the_dag_width(tmp_path, monkeypatch, ca
     monkeypatch.setattr(Workspace, "CreateNet", recording_create)
     np.save(tmp_path / "x.npy", np.zeros((2, 1, 28, 28), np.float32))
     feed = ["--feed", f"data={tmp_path / 'x.npy'}", "--quiet"]
-    assert main(["run", str(NETS / "mlp.yaml"), *feed, "--workers", "3"]) == 0
+    assert main(["run", str(NETS / "mlp.yaml"), *feed, "--dag-workers", "3"]) == 0
     assert created[-1] == 3
-    assert main(["run", str(NETS / "mlp.yaml"), *feed, "--workers", "0"]) == 2
-    assert "workers (--workers) must be at least 1, not 0" in capsys.readouterr().err
+    assert main(["run", str(NETS / "mlp.yaml"), *feed, "--dag-workers", "0"]) == 2
+    assert "workers (--dag-workers) must be at least 1, not 0" in capsys.readouterr().err
