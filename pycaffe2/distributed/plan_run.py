@@ -53,8 +53,14 @@ class DistributedPlanRun(PlanRun):
             run_step(self.workspace, step, self)
 
     def _run_loop(self) -> None:
-        split = self.split
         first = self.first_iteration(self.loop)
+        try:
+            self._train(first)
+        except WorkerLost as exc:
+            raise WorkerLost(f"{exc}; {self._lost()}") from None
+
+    def _train(self, first: int) -> None:
+        split = self.split
         with DataParallelTrainer(self.client, split.reader_init, split.input_net, split.step_net,
                                  split.update_net, shard=split.shard, sync=split.sync, workers=self.workers,
                                  seed=self.seed, timeout_s=self.timeout_s, origins=split.origins) as trainer:
@@ -62,13 +68,11 @@ class DistributedPlanRun(PlanRun):
             trainer.run_init()
             trainer.load_state(self._driver_arrays(self.state))
             trainer.iteration = first
-            last = None
             try:
                 for iteration in range(first, self.loop.num_iter):
-                    self._metrics = self._step(trainer, iteration)
-                    last = iteration
+                    self._metrics = trainer.step()
                     self.iteration_done(self.loop, iteration)
-                self.step_done(self.loop, last)
+                self.step_done(self.loop, self.last_iteration)
                 self._pull_state()
             except StopPlan:
                 self._pull_state()  # an interrupted run reports from the state it reached
@@ -77,20 +81,15 @@ class DistributedPlanRun(PlanRun):
                 self.timings = dict(trainer.timings)
                 self.trainer = None
 
-    def _step(self, trainer, iteration: int) -> dict[str, float]:
-        try:
-            return trainer.step()
-        except WorkerLost as exc:
-            raise WorkerLost(f"{exc}; {self._lost(iteration)}") from None
-
-    def _lost(self, iteration: int) -> str:
-        """What the lost worker took with it: the iterations since the last checkpoint."""
+    def _lost(self) -> str:
+        """What a lost worker took with it: the iterations finished since the last checkpoint."""
+        done = 0 if self.last_iteration is None else self.last_iteration + 1
         if self.checkpoint is None:
-            return (f"{iteration} iteration(s) of training are lost: nothing was kept (run with "
+            return (f"the {done} iteration(s) finished are lost: nothing was kept (run with "
                     "--checkpoint DIR --save-every K to keep the state)")
         if self.saved_iteration is None:
-            return f"{iteration} iteration(s) are lost: no checkpoint was written yet to {self.checkpoint}"
-        return (f"{iteration - self.saved_iteration - 1} iteration(s) since the checkpoint after iteration "
+            return f"the {done} iteration(s) finished are lost: no checkpoint was written yet to {self.checkpoint}"
+        return (f"{done - self.saved_iteration - 1} iteration(s) finished since the checkpoint after iteration "
                 f"{self.saved_iteration + 1} are lost; that checkpoint is whole")
 
     # --- PlanRun's hooks -------------------------------------------------------------------------------
