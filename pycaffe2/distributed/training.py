@@ -139,7 +139,13 @@ class _plain_errors:
 
 
 class DataParallelTrainer:
-    """N replicas of one training step on Dask workers (the module docstring says how)."""
+    """N replicas of one training step on Dask workers (the module docstring says how).
+
+    `workers`: the addresses to use (default: every worker of `client`, sorted); `seed`: replica
+    k's workspace seed is seed + k; `timeout_s`: the longest any call waits for a replica;
+    `origins` ({net name: [(net, op index) of each op]}, optional): where the ops came from, so
+    a failing op is named as the user's net numbers it. `iteration` counts the steps done (a
+    caller resuming a run may set where it starts, for the messages)."""
 
     def __init__(self, client, init_net, input_net, step_net, update_net, *, shard, sync,
                  workers: list[str] | None = None, seed: int | None = None,

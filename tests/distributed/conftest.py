@@ -1,4 +1,5 @@
-"""Shared Dask fixtures: one small LocalCluster for the distributed tests that do not kill workers."""
+"""Dask clusters for the distributed tests: one shared LocalCluster of 2 worker
+processes (1 thread each) per test session; fault tests start their own."""
 import logging
 
 import pytest
@@ -6,10 +7,8 @@ import pytest
 
 @pytest.fixture(scope="session")
 def dask_client():
-    """A Client on a LocalCluster of 2 worker processes, 1 thread each (tests that kill a worker
-    start their own)."""
     distributed = pytest.importorskip("distributed")
     cluster = distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
-                                       dashboard_address=None, silence_logs=logging.ERROR)
+                                       dashboard_address=":0", silence_logs=logging.ERROR)
     with cluster, distributed.Client(cluster) as client:
         yield client
