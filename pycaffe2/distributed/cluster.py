@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import signal
 
 from pycaffe2.errors import RunError
 
@@ -50,10 +51,27 @@ def workers_client(workers: int | None = None, scheduler: str | None = None, cli
         with own:
             yield own
         return
-    cluster = distributed.LocalCluster(n_workers=workers or 1, threads_per_worker=1, processes=True,
-                                       dashboard_address=None, silence_logs=logging.ERROR)
+    with _interrupts_ignored():  # Ctrl-C reaches the whole process group: it is the driver's to act on
+        cluster = distributed.LocalCluster(n_workers=workers or 1, threads_per_worker=1, processes=True,
+                                           dashboard_address=None, silence_logs=logging.ERROR)
     with cluster, distributed.Client(cluster) as own:
         yield own
+
+
+@contextlib.contextmanager
+def _interrupts_ignored():
+    """SIGINT ignored while the worker processes start: they inherit it (Python keeps an ignored
+    SIGINT), so a Ctrl-C in the terminal stops the run through the driver (a training plan ends
+    after its iteration, with its checkpoint) instead of killing the workers mid-call."""
+    try:
+        previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    except ValueError:  # not the main thread: signals are not ours to change
+        yield
+        return
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
 
 
 def worker_addresses(client) -> list[str]:

@@ -208,3 +208,20 @@ def test_the_resume_hint_carries_the_workers_and_the_scheduler(tmp_path):
     hint = _resume_hint(args, SimpleNamespace(checkpoint=tmp_path / "ck", saved_iteration=9))
     assert hint.endswith("go on with: pycaffe2 run m.yaml --checkpoint ck --resume --save-every 5 "
                          "--workers 2 --scheduler tcp://h:8786")
+
+
+def _sigint_ignored() -> bool:
+    import signal
+    return signal.getsignal(signal.SIGINT) == signal.SIG_IGN
+
+
+def test_the_embedded_workers_leave_ctrl_c_to_the_driver():
+    """A terminal's Ctrl-C reaches the whole process group; the workers ignore it, so the driver
+    stops training after the iteration, with its checkpoint, instead of losing workers."""
+    import signal
+
+    from pycaffe2.distributed import workers_client
+    before = signal.getsignal(signal.SIGINT)
+    with workers_client(workers=1) as client:
+        assert list(client.run(_sigint_ignored).values()) == [True]
+        assert signal.getsignal(signal.SIGINT) == before  # the driver's own handler is back
