@@ -321,8 +321,22 @@ def ExtractPredictorNet(model, inputs, outputs, device):
     prefixed_inputs = [prefix + str(b) for b in inputs]
     prefixed_outputs = [prefix + str(b) for b in outputs]
     renames = dict(zip(prefixed_inputs + prefixed_outputs, [str(b) for b in list(inputs) + list(outputs)]))
-    return model_helper.ExtractPredictorNet(model.net.Proto(), prefixed_inputs, prefixed_outputs, device=device,
+    proto = caffe2_pb2.NetDef()
+    proto.CopyFrom(model.net.Proto())
+    proto.external_input.extend(_undefined_inputs(proto))
+    return model_helper.ExtractPredictorNet(proto, prefixed_inputs, prefixed_outputs, device=device,
                                             renames=renames)
+
+
+def _undefined_inputs(proto) -> list:
+    """The blobs ops read before any op writes them (params, data) and that the net does not
+    list yet: Caffe2's Net adds them to external_input as ops are added."""
+    made, undefined = set(proto.external_input), {}
+    for op in proto.op:
+        undefined.update((b, None) for b in op.input if b not in made)
+        made.update(op.input)
+        made.update(op.output)
+    return list(undefined)
 
 
 def GetCheckpointParams(model) -> set:
