@@ -57,7 +57,7 @@ class DistributedPlanRun(PlanRun):
         first = self.first_iteration(self.loop)
         with DataParallelTrainer(self.client, split.reader_init, split.input_net, split.step_net,
                                  split.update_net, shard=split.shard, sync=split.sync, workers=self.workers,
-                                 seed=self.seed, timeout_s=self.timeout_s) as trainer:
+                                 seed=self.seed, timeout_s=self.timeout_s, origins=split.origins) as trainer:
             self.trainer = trainer
             trainer.run_init()
             trainer.load_state(self._driver_arrays(self.state))

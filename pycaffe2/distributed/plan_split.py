@@ -48,6 +48,7 @@ class LoopSplit:
     update_net: caffe2_pb2.NetDef
     shard: list[str] = field(default_factory=list)
     sync: list[str] = field(default_factory=list)
+    origins: dict = field(default_factory=dict)  # {split net: [(loop net, op index) of each op]}
 
 
 def split_loop(loop, nets: dict, workers: int) -> LoopSplit:
@@ -73,17 +74,25 @@ def split_loop(loop, nets: dict, workers: int) -> LoopSplit:
         raise RunError(f"{what} has no optimizer op ({', '.join(sorted(DENSE_OPTIMIZER_OPS))}) updating a "
                        "parameter it carries from one iteration to the next: nothing to average before")
     step_ops, update_ops = [op for _, op in rest[:start]], [op for _, op in rest[start:]]
+    base = loop.network[0] if len(_net_names(loop)) == 1 else (loop.name or "loop")
+    parts = {f"{base}_input": inputs, f"{base}_step": rest[:start], f"{base}_update": rest[start:]}
     shard = _unique(name for _, op in inputs for name in op.output)
     step_written = {name for op in step_ops for name in op.output}
     sync = _unique([name for op in update_ops for name in op.input if name in step_written]
                    + [name for op in step_ops for name in op.output if name in carried])
-    base = loop.name or "loop"
     needed = {name for _, op in inputs for name in op.input}
     return LoopSplit(reader_init=_net(f"{base}_readers", [op for op in readers.values()
                                                           if set(op.output) & needed]),
                      input_net=_net(f"{base}_input", [op for _, op in inputs]),
                      step_net=_net(f"{base}_step", step_ops, _outputs(loop, nets)),
-                     update_net=_net(f"{base}_update", update_ops), shard=shard, sync=sync)
+                     update_net=_net(f"{base}_update", update_ops), shard=shard, sync=sync,
+                     origins={name: [_origin(where) for where, _ in ops] for name, ops in parts.items()})
+
+
+def _origin(where: str) -> tuple[str, int]:
+    """("net", index) from "net 'net': op index"."""
+    net, _, index = where.rpartition(": op ")
+    return net[len("net '"):-1], int(index)
 
 
 def _check_loop_shape(loop, what: str) -> None:

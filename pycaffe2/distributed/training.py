@@ -23,7 +23,7 @@ import time
 import numpy as np
 
 from pycaffe2.distributed.cluster import require_dask, worker_addresses
-from pycaffe2.errors import PyCaffe2Error, RunError, RunFailure, WorkerLost
+from pycaffe2.errors import OpFailure, PyCaffe2Error, RunError, RunFailure, WorkerLost
 
 DEFAULT_TIMEOUT_S = 600.0
 _LOST_WORKER = "Worker holding Actor was lost"  # Dask's text for a call to a dead actor
@@ -32,13 +32,13 @@ _LOST_WORKER = "Worker holding Actor was lost"  # Dask's text for a call to a de
 class Replica:
     """One replica's Workspace, living in a Dask actor on its worker."""
 
-    def __init__(self, index: int, count: int, nets: dict, shard, sync, seed):
+    def __init__(self, index: int, count: int, nets: dict, shard, sync, seed, origins=None):
         from pycaffe2.executor import Workspace
         from pycaffe2.proto import caffe2_pb2
         self.index, self.count = index, count
         self.nets = {key: None if data is None else caffe2_pb2.NetDef.FromString(data)
                      for key, data in nets.items()}  # NetDefs travel as bytes: Dask cannot pickle them
-        self.shard, self.sync = list(shard), list(sync)
+        self.shard, self.sync, self.origins = list(shard), list(sync), origins
         self.workspace = Workspace(f"replica_{index}", seed=seed)
         self.created = False
 
@@ -46,7 +46,7 @@ class Replica:
         """Run the init net (if any); the names of the array blobs it left."""
         if self.nets["init"] is None:
             return []
-        with _plain_errors():
+        with _plain_errors(self.origins):
             self.workspace.RunNetOnce(self.nets["init"])
         return [name for name, value in self.workspace.blobs.items() if isinstance(value, np.ndarray)]
 
@@ -62,7 +62,7 @@ class Replica:
     def step(self) -> tuple[int, dict, dict, float]:
         """Input net, this replica's shard, step net: (rows, float sync blobs, scalar outputs, seconds)."""
         start = time.perf_counter()
-        with _plain_errors():
+        with _plain_errors(self.origins):
             self._create_nets()
             self.workspace.RunNet(self.nets["input"].name)
             rows = self._keep_shard()
@@ -74,12 +74,12 @@ class Replica:
         """Write the averaged blobs, run the update net; the seconds it took."""
         start = time.perf_counter()
         self.load(averaged)
-        with _plain_errors():
+        with _plain_errors(self.origins):
             self.workspace.RunNet(self.nets["update"].name)
         return time.perf_counter() - start
 
     def fetch(self, name: str):
-        with _plain_errors():
+        with _plain_errors(self.origins):
             return self.workspace.FetchBlob(name)
 
     def _create_nets(self) -> None:
@@ -119,15 +119,23 @@ class Replica:
 
 class _plain_errors:
     """An executor error leaves the actor as a RunFailure (one picklable message), not as an
-    exception class whose constructor Dask cannot call again on the driver."""
+    exception class whose constructor Dask cannot call again on the driver; a failing op is
+    named where it came from (`origins`: per net, (net, op index) of each op) when known."""
+
+    def __init__(self, origins=None):
+        self.origins = origins or {}
 
     def __enter__(self):
         return self
 
     def __exit__(self, kind, exc, tb):
-        if exc is not None and isinstance(exc, PyCaffe2Error) and not isinstance(exc, RunFailure):
-            raise RunFailure(str(exc)) from None
-        return False
+        if exc is None or not isinstance(exc, PyCaffe2Error) or isinstance(exc, RunFailure):
+            return False
+        origin = self.origins.get(getattr(exc, "net_name", None))
+        if isinstance(exc, OpFailure) and origin and exc.op_index < len(origin):
+            net_name, index = origin[exc.op_index]
+            raise RunFailure(str(OpFailure(net_name, index, exc.op_type, exc.inputs, exc.cause))) from None
+        raise RunFailure(str(exc)) from None
 
 
 class DataParallelTrainer:
@@ -135,7 +143,7 @@ class DataParallelTrainer:
 
     def __init__(self, client, init_net, input_net, step_net, update_net, *, shard, sync,
                  workers: list[str] | None = None, seed: int | None = None,
-                 timeout_s: float = DEFAULT_TIMEOUT_S):
+                 timeout_s: float = DEFAULT_TIMEOUT_S, origins: dict | None = None):
         require_dask()
         self.client, self.timeout_s = client, timeout_s
         self.workers = list(workers) if workers is not None else worker_addresses(client)
@@ -155,8 +163,8 @@ class DataParallelTrainer:
         for index, address in enumerate(self.workers):
             replica_seed = None if seed is None else seed + index
             self._futures.append(client.submit(Replica, index, len(self.workers), nets, self.shard,
-                                               self.sync, replica_seed, actor=True, workers=[address],
-                                               pure=False))
+                                               self.sync, replica_seed, origins, actor=True,
+                                               workers=[address], pure=False))
         self.actors = self._wait(self._futures, "starting the replicas")
 
     @property
