@@ -3,8 +3,9 @@ DataParallelTrainer, equals the same replicas held in one process."""
 import numpy as np
 import pytest
 
-from pycaffe2 import core, model_helper, workspace
+from pycaffe2 import brew, core, model_helper, workspace
 from pycaffe2 import data_parallel_model as dpm
+from pycaffe2.errors import RunFailure
 from tests.test_data_parallel_model import (
     BATCH,
     assert_same_params,
@@ -123,3 +124,17 @@ def test_refusals_on_dask(dask_client, examples):
         dpm.Parallelize_CPU(reader_model("no_loss", examples), db_inputs(4), lambda m, s: mlp_forward(m, s)[0],
                             optimizer_builder_fun=sgd, client=dask_client)
     assert core.CurrentNameScope() == "" and core.CurrentDeviceScope() is None
+
+
+def test_an_op_failing_on_a_worker_is_named(dask_client, examples):
+    def wrong_width(model, loss_scale):  # the data has 4 columns
+        fc = brew.fc(model, "data", "fc", dim_in=5, dim_out=3)
+        _, loss = model.net.SoftmaxWithLoss([fc, "label"], ["softmax", "loss"])
+        return [loss]
+
+    model = reader_model("failing", examples)
+    trainer = dpm.Parallelize_CPU(model, db_inputs(4), wrong_width, optimizer_builder_fun=sgd, client=dask_client)
+    with trainer:
+        dpm.RunInitNet(model)
+        with pytest.raises(RunFailure, match=r"worker tcp://.*replica 0.*iteration 1.*FC"):
+            dpm.RunNet(model, 1)
