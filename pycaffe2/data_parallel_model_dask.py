@@ -33,7 +33,8 @@ _INPUT_SCOPE = "_input_{}"  # copy k of the input builder, inside the replica's 
 
 
 def parallelize_on_dask(model, client, input_builder_fun, forward_pass_builder_fun, param_update_builder_fun,
-                        optimizer_builder_fun, *, devices, cpu_device: bool, net_type: str):
+                        optimizer_builder_fun, *, devices, cpu_device: bool, net_type: str,
+                        combine_spatial_bn: bool = False):
     """Build one replica's nets and start a DataParallelTrainer on the chosen workers."""
     from pycaffe2.distributed.cluster import worker_addresses
     from pycaffe2.distributed.training import DataParallelTrainer
@@ -51,6 +52,11 @@ def parallelize_on_dask(model, client, input_builder_fun, forward_pass_builder_f
         input_end = len(model.net.Proto().op)
         losses = forward_pass_builder_fun(model, 1.0)
     _check_losses(losses)
+    if combine_spatial_bn and len(devices) > 1 and any(
+            op.type == "SpatialBN" and not any(a.name == "is_test" and a.i for a in op.arg)
+            for op in model.net.Proto().op):
+        raise NotImplementedError("Parallelize(client=...): combine_spatial_bn (batch statistics across workers) "
+                                  "is not available on Dask; each worker normalises over its own rows")
     _add_backward(model, losses, devices[0])
     step_end = len(model.net.Proto().op)
     _add_updates(model, param_update_builder_fun, optimizer_builder_fun, devices[0], scope)

@@ -264,6 +264,39 @@ def test_computed_params_are_broadcast_from_the_first_device():
         np.testing.assert_array_equal(workspace.FetchBlob(f"cpu_0/{name}"), workspace.FetchBlob(f"cpu_1/{name}"))
 
 
+def train_conv_bn(devices, combine_spatial_bn, steps=2):
+    """conv_bn_forward on 4 images split over `devices`; the first replica's blobs after `steps`."""
+    workspace.ResetWorkspace()
+    model = model_helper.ModelHelper(name=f"conv_bn{len(devices)}")
+    dpm.Parallelize_CPU(model, no_inputs, conv_bn_forward, optimizer_builder_fun=sgd, devices=devices,
+                        combine_spatial_bn=combine_spatial_bn)
+    rng = np.random.RandomState(6)
+    data = rng.randn(4, 1, 4, 4).astype(np.float32) * np.array([1, 1, 3, 3], np.float32)[:, None, None, None]
+    label, step = np.array([0, 2, 1, 2], np.int32), 4 // len(devices)
+    for k, device in enumerate(devices):  # the halves differ in scale: their own statistics differ
+        workspace.FeedBlob(f"cpu_{device}/data", data[k * step:(k + 1) * step])
+        workspace.FeedBlob(f"cpu_{device}/label", label[k * step:(k + 1) * step])
+    workspace.RunNetOnce(model.param_init_net)
+    names = [dpm.stripBlobName(b) for b in model.GetAllParams("cpu_0/")]
+    initial = {n: rng.randn(*workspace.FetchBlob(f"cpu_0/{n}").shape).astype(np.float32) * 0.3 for n in names}
+    for device in devices:
+        for name, value in initial.items():
+            workspace.FeedBlob(f"cpu_{device}/{name}", np.abs(value) if name.endswith("riv") else value)
+    workspace.CreateNet(model.net)
+    workspace.RunNet(model.net.Proto().name, steps)
+    return {n: workspace.FetchBlob(f"cpu_{devices[0]}/{n}") for n in names}
+
+
+def test_combine_spatial_bn_normalises_over_the_batch_of_all_replicas():
+    one = train_conv_bn([0], combine_spatial_bn=False)
+    combined = train_conv_bn([0, 1], combine_spatial_bn=True)
+    separate = train_conv_bn([0, 1], combine_spatial_bn=False)
+    assert set(one) == {"conv_w", "conv_b", "bn_s", "bn_b", "fc_w", "fc_b", "bn_rm", "bn_riv"}
+    for name, value in one.items():
+        np.testing.assert_allclose(combined[name], value, rtol=1e-4, atol=1e-5, err_msg=name)
+    assert not np.allclose(separate["bn_rm"], one["bn_rm"], rtol=1e-4, atol=1e-5)  # the test can tell
+
+
 def test_finalize_after_checkpoint_copies_the_first_devices_blobs():
     model, _ = train_fed([0, 1], steps=1)
     restored = {name: value + 1.0 for name, value in mlp_params(seed=3).items()}
@@ -427,8 +460,6 @@ def test_refusals_say_what_to_do():
 
     with pytest.raises(NotImplementedError, match="rendezvous.*client="):
         build(optimizer_builder_fun=sgd, rendezvous={"num_shards": 2, "shard_id": 0, "engine": "GLOO"})
-    with pytest.raises(NotImplementedError, match="combine_spatial_bn"):
-        build(optimizer_builder_fun=sgd, combine_spatial_bn=True)
     with pytest.raises(ValueError, match="not both"):
         build(optimizer_builder_fun=sgd, param_update_builder_fun=manual_momentum_sgd)
     with pytest.raises(ValueError, match="list of loss blobs"):

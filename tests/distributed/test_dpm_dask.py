@@ -9,6 +9,7 @@ from pycaffe2.errors import RunFailure
 from tests.test_data_parallel_model import (
     BATCH,
     assert_same_params,
+    conv_bn_forward,
     db_inputs,
     feed_params,
     fetch_params,
@@ -123,6 +124,9 @@ def test_refusals_on_dask(dask_client, examples):
     with pytest.raises(ValueError, match="list of loss blobs"):
         dpm.Parallelize_CPU(reader_model("no_loss", examples), db_inputs(4), lambda m, s: mlp_forward(m, s)[0],
                             optimizer_builder_fun=sgd, client=dask_client)
+    with pytest.raises(NotImplementedError, match="combine_spatial_bn"):
+        dpm.Parallelize_CPU(reader_model("bn", examples), db_inputs(4), conv_bn_forward, optimizer_builder_fun=sgd,
+                            client=dask_client, combine_spatial_bn=True)
     assert core.CurrentNameScope() == "" and core.CurrentDeviceScope() is None
 
 
