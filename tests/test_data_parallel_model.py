@@ -485,3 +485,49 @@ def test_refusals_say_what_to_do():
 
     with pytest.raises(ValueError, match="stray/w is not under a device NameScope"):
         build(model=model, forward=forward_with_stray_param, optimizer_builder_fun=sgd)
+
+
+def run_caffe2_style(devices):
+    """The way Caffe2's own tests drive the module: CNNModelHelper, FC with initializer tuples,
+    build_sgd with clipping and lr injection, shared_model and combine_spatial_bn set, data fed
+    under each device's DeviceScope, AddBlobSync. The first replica's weights after 5 steps."""
+    from pycaffe2 import cnn
+
+    def forward(model, loss_scale):
+        fc = model.FC("data", "fc", 16, 1, ("ConstantFill", {}), ("ConstantFill", {}))
+        distance = model.SquaredL2Distance([model.Sigmoid(model.FlattenToVec(fc, "fc_fl"), "sigm"), "label"], "sq")
+        model.param_init_net.UniformFill([], ["sync_num"], shape=[1])
+        return [model.Scale(model.AveragedLoss(distance, "loss"), scale=loss_scale)]
+
+    def clipped_sgd(model):
+        return optimizer.build_sgd(model, 0.1, policy="fixed", max_gradient_norm=5.0, allow_lr_injection=True)
+
+    workspace.ResetWorkspace()
+    model = cnn.CNNModelHelper(order="NHWC", name=f"caffe2_style{len(devices)}")
+    dpm.Parallelize(model, input_builder_fun=no_inputs, forward_pass_builder_fun=forward,
+                    optimizer_builder_fun=clipped_sgd, devices=devices, cpu_device=True, shared_model=True,
+                    combine_spatial_bn=True)
+    dpm.AddBlobSync(model, ["sync_num"])
+    assert dpm.GetLearningRateBlobNames(model)
+    rng = np.random.RandomState(2603)
+    for i in range(5):
+        data = rng.rand(16, 16).astype(np.float32)
+        labels, step = np.round(data[:, 0]), 16 // len(devices)
+        for k, device in enumerate(devices):
+            with core.DeviceScope(core.DeviceOption(model._device_type, device)):
+                workspace.FeedBlob(f"cpu_{device}/data", data[k * step:(k + 1) * step])
+                workspace.FeedBlob(f"cpu_{device}/label", labels[k * step:(k + 1) * step])
+        if i == 0:
+            workspace.RunNetOnce(model.param_init_net)
+            workspace.CreateNet(model.net)
+        workspace.FeedBlob("cpu_0/sync_num", np.array([i * 2.0], np.float32))
+        workspace.RunNet(model.net.Proto().name)
+        assert [workspace.FetchBlob(f"cpu_{d}/sync_num")[0] for d in devices] == [i * 2.0] * len(devices)
+    return workspace.FetchBlob("cpu_0/fc_w")
+
+
+def test_caffe2_style_script_gives_one_result_for_any_device_count():
+    one = run_caffe2_style([0])
+    assert np.abs(one).max() > 0
+    for devices in ([0, 1], [0, 1, 2, 3]):
+        np.testing.assert_allclose(run_caffe2_style(devices), one, rtol=1e-5, atol=1e-7)
