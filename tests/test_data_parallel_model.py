@@ -531,3 +531,25 @@ def test_caffe2_style_script_gives_one_result_for_any_device_count():
     assert np.abs(one).max() > 0
     for devices in ([0, 1], [0, 1, 2, 3]):
         np.testing.assert_allclose(run_caffe2_style(devices), one, rtol=1e-5, atol=1e-7)
+
+
+CAFFE2_FUNCTIONS = ["Parallelize", "Parallelize_CPU", "Parallelize_GPU", "RunInitNet", "RunNet", "Synchronize",
+                    "ConvertNetForDevice", "ExtractPredictorNet", "GetCheckpointParams", "FinalizeAfterCheckpoint",
+                    "GetLearningRateBlobNames", "AddBlobSync", "OptimizeGradientMemory", "stripBlobName"]
+NOT_HERE = {  # Caffe2's other public names, and why pycaffe2 leaves them out
+    "Parallelize_BMUF": "block-momentum model averaging (BMUF): another training algorithm, not written",
+    "Parallelize_CPU_BMUF": "BMUF, as Parallelize_BMUF", "Parallelize_GPU_BMUF": "BMUF, as Parallelize_BMUF",
+    "RunWarmup": "runs the warm-up net BMUF and Gloo set up",
+    "AddDistributedBlobSync": "syncs across hosts through Gloo; Dask workers stay in sync through the trainer",
+    "CollectivesConcurrencyControl": "throttles Gloo's common worlds, which pycaffe2 does not have",
+}
+
+
+@pytest.mark.parametrize("name", CAFFE2_FUNCTIONS)
+def test_caffe2_public_functions_are_here(name):
+    assert callable(getattr(dpm, name)) and name in dpm.__all__
+
+
+@pytest.mark.parametrize("name", sorted(NOT_HERE))
+def test_the_left_out_names_are_really_absent(name):
+    assert not hasattr(dpm, name), f"{name} exists now: take it off NOT_HERE"
