@@ -148,7 +148,8 @@ def Parallelize(model_helper_obj, input_builder_fun, forward_pass_builder_fun, p
 
 def _refuse_unsupported(rendezvous, client) -> None:
     """Options that would change the result here are refused, naming what to do instead."""
-    if rendezvous is not None and rendezvous.get("num_shards", 1) > 1:
+    shards = rendezvous.get("num_shards", 1) if isinstance(rendezvous, dict) else None
+    if rendezvous is not None and (shards is None or shards > 1):
         raise NotImplementedError(
             "data_parallel_model: rendezvous (Gloo across hosts) is not available in pycaffe2; pass "
             "client=<dask.distributed.Client> to Parallelize to train one replica per Dask worker")
@@ -287,8 +288,8 @@ def RunNet(model, num_iterations: int):
 
 
 def Synchronize(model, timeout_sec: float = 30) -> None:
-    """A barrier across hosts in Caffe2; here every iteration already ends in step on every
-    replica (one process, or the Dask trainer's synchronous step), so there is nothing to wait for."""
+    """A barrier across hosts in Caffe2. Here the replicas are always in lockstep (one process,
+    or the Dask trainer's synchronous step), so there is nothing to wait for."""
 
 
 def ConvertNetForDevice(net, device=None):
