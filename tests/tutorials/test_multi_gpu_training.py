@@ -112,8 +112,14 @@ def iterations(out: str) -> list[tuple[int, int, int, int]]:
     return [tuple(int(n) for n in numbers) for *numbers, _ in found]
 
 
-def fetch(name: str) -> np.ndarray:
-    return np.asarray(workspace.FetchBlob(name))
+def snapshot(tutorial: dict) -> dict[str, np.ndarray]:
+    """The blobs the test checks, fetched while the tutorial's workspace holds them: each
+    replica's params and momenta, iteration count, loss, accuracies, and the last batch."""
+    names = [f"gpu_{d}/{name}" for d in (0, 1)
+             for name in ("iter", "train_loss", "train_accuracy", "test_accuracy", "data", "label", "softmax")]
+    for param in tutorial["train_model"].GetParams(""):
+        names += [str(param), f"{param}_momentum"]
+    return {name: np.asarray(workspace.FetchBlob(name)) for name in names}
 
 
 # ---- the test -------------------------------------------------------------------------------
@@ -124,7 +130,9 @@ def test_multi_gpu_training_on_cpu_replicas(tmp_path, capsys, monkeypatch):
     # np.asscalar left NumPy in 1.23; the tutorial's accuracy() still calls it
     monkeypatch.setattr(np, "asscalar", lambda a: np.asarray(a).item(), raising=False)
     monkeypatch.setenv("MPLBACKEND", "Agg")  # where matplotlib is installed: plt.show() draws nothing
-    tutorial = run_tutorial("Multi-GPU_Training", tmp_path, before=prepare)
+    blobs = {}
+    tutorial = run_tutorial("Multi-GPU_Training", tmp_path, before=prepare,
+                            after=lambda tutorial: blobs.update(snapshot(tutorial)))
     out = capsys.readouterr().out
     # the stand-in lmdbs were found, so nothing was downloaded (the requests stand-in would raise)
     assert "Downloading" not in out and "Data folder found at" in out
@@ -138,17 +146,17 @@ def test_multi_gpu_training_on_cpu_replicas(tmp_path, capsys, monkeypatch):
     train_model, test_model = tutorial["train_model"], tutorial["test_model"]
     assert list(train_model._devices) == list(test_model._devices) == [0, 1]
     # the last epoch's printed accuracies are the replicas' accuracy blobs, averaged
-    train_accuracy = np.mean([fetch(f"gpu_{d}/train_accuracy") for d in (0, 1)])
-    test_accuracy = np.mean([fetch(f"gpu_{d}/test_accuracy") for d in (0, 1)])
+    train_accuracy = np.mean([blobs[f"gpu_{d}/train_accuracy"] for d in (0, 1)])
+    test_accuracy = np.mean([blobs[f"gpu_{d}/test_accuracy"] for d in (0, 1)])
     assert printed[-1] == (round(float(train_accuracy), 3), round(float(test_accuracy), 3))
 
     # the test net ran last: each replica's accuracy is its softmax's against its labels, its
     # images are the stand-in's colours for those labels (BGR), and the two read different records
     labels = []
     for device in (0, 1):
-        data, label, softmax = (fetch(f"gpu_{device}/{name}") for name in ("data", "label", "softmax"))
+        data, label, softmax = (blobs[f"gpu_{device}/{name}"] for name in ("data", "label", "softmax"))
         assert data.shape == (2, 3, 224, 224) and softmax.shape == (2, 2)
-        assert fetch(f"gpu_{device}/test_accuracy") == pytest.approx(np.mean(softmax.argmax(1) == label))
+        assert blobs[f"gpu_{device}/test_accuracy"] == pytest.approx(np.mean(softmax.argmax(1) == label))
         reddish = data[:, 2].mean(axis=(1, 2)) > data[:, 0].mean(axis=(1, 2))
         assert reddish.tolist() == (label == 0).tolist()
         labels += label.tolist()
@@ -159,10 +167,10 @@ def test_multi_gpu_training_on_cpu_replicas(tmp_path, capsys, monkeypatch):
     params = [str(p) for p in train_model.GetParams("gpu_0/")]
     assert len(params) > 100  # ResNet-50's convolutions, batch norms and the FC
     for device in (0, 1):
-        assert int(fetch(f"gpu_{device}/iter").reshape(-1)[0]) == 4
-        assert np.all(np.isfinite(fetch(f"gpu_{device}/train_loss")))
+        assert int(blobs[f"gpu_{device}/iter"].reshape(-1)[0]) == 4
+        assert np.all(np.isfinite(blobs[f"gpu_{device}/train_loss"]))
     for param in params:
         twin = "gpu_1/" + param[len("gpu_0/"):]
-        np.testing.assert_array_equal(fetch(param), fetch(twin), err_msg=param)
-        np.testing.assert_array_equal(fetch(param + "_momentum"), fetch(twin + "_momentum"), err_msg=param)
-    assert any(np.any(fetch(param + "_momentum")) for param in params)  # the updates moved them
+        np.testing.assert_array_equal(blobs[param], blobs[twin], err_msg=param)
+        np.testing.assert_array_equal(blobs[param + "_momentum"], blobs[twin + "_momentum"], err_msg=param)
+    assert any(np.any(blobs[param + "_momentum"]) for param in params)  # the updates moved them
