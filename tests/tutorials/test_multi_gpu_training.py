@@ -115,8 +115,9 @@ def iterations(out: str) -> list[tuple[int, int, int, int]]:
 def snapshot(tutorial: dict) -> dict[str, np.ndarray]:
     """The blobs the test checks, fetched while the tutorial's workspace holds them: each
     replica's params and momenta, iteration count, loss, accuracies, and the last batch."""
-    names = [f"gpu_{d}/{name}" for d in (0, 1)
-             for name in ("iter", "train_loss", "train_accuracy", "test_accuracy", "data", "label", "softmax")]
+    train, test = (tutorial[model].net.Proto().name for model in ("train_model", "test_model"))
+    names = [f"gpu_{d}/{name}" for d in (0, 1) for name in (
+        "iter", f"{train}_loss", f"{train}_accuracy", f"{test}_accuracy", "data", "label", "softmax")]
     for param in tutorial["train_model"].GetParams(""):
         names += [str(param), f"{param}_momentum"]
     return {name: np.asarray(workspace.FetchBlob(name)) for name in names}
@@ -145,9 +146,14 @@ def test_multi_gpu_training_on_cpu_replicas(tmp_path, capsys, monkeypatch):
 
     train_model, test_model = tutorial["train_model"], tutorial["test_model"]
     assert list(train_model._devices) == list(test_model._devices) == [0, 1]
+    # The blobs are named after the nets, as the tutorial's accuracy() reads them: "train" and
+    # "test", or "train_1" ... where a net of that name was made before in this process (Part 9
+    # makes a second "train" model; Caffe2 numbered repeated net names the same way).
+    train, test = train_model.net.Proto().name, test_model.net.Proto().name
+    assert train.startswith("train") and test.startswith("test")
     # the last epoch's printed accuracies are the replicas' accuracy blobs, averaged
-    train_accuracy = np.mean([blobs[f"gpu_{d}/train_accuracy"] for d in (0, 1)])
-    test_accuracy = np.mean([blobs[f"gpu_{d}/test_accuracy"] for d in (0, 1)])
+    train_accuracy = np.mean([blobs[f"gpu_{d}/{train}_accuracy"] for d in (0, 1)])
+    test_accuracy = np.mean([blobs[f"gpu_{d}/{test}_accuracy"] for d in (0, 1)])
     assert printed[-1] == (round(float(train_accuracy), 3), round(float(test_accuracy), 3))
 
     # the test net ran last: each replica's accuracy is its softmax's against its labels, its
@@ -156,7 +162,7 @@ def test_multi_gpu_training_on_cpu_replicas(tmp_path, capsys, monkeypatch):
     for device in (0, 1):
         data, label, softmax = (blobs[f"gpu_{device}/{name}"] for name in ("data", "label", "softmax"))
         assert data.shape == (2, 3, 224, 224) and softmax.shape == (2, 2)
-        assert blobs[f"gpu_{device}/test_accuracy"] == pytest.approx(np.mean(softmax.argmax(1) == label))
+        assert blobs[f"gpu_{device}/{test}_accuracy"] == pytest.approx(np.mean(softmax.argmax(1) == label))
         reddish = data[:, 2].mean(axis=(1, 2)) > data[:, 0].mean(axis=(1, 2))
         assert reddish.tolist() == (label == 0).tolist()
         labels += label.tolist()
@@ -168,7 +174,7 @@ def test_multi_gpu_training_on_cpu_replicas(tmp_path, capsys, monkeypatch):
     assert len(params) > 100  # ResNet-50's convolutions, batch norms and the FC
     for device in (0, 1):
         assert int(blobs[f"gpu_{device}/iter"].reshape(-1)[0]) == 4
-        assert np.all(np.isfinite(blobs[f"gpu_{device}/train_loss"]))
+        assert np.all(np.isfinite(blobs[f"gpu_{device}/{train}_loss"]))
     for param in params:
         twin = "gpu_1/" + param[len("gpu_0/"):]
         np.testing.assert_array_equal(blobs[param], blobs[twin], err_msg=param)
