@@ -93,9 +93,27 @@ def _run_plan(args, model) -> int:
                        "not to plans: a plan's init step makes its blobs")
     if args.iters is not None:
         check_iters(args.iters)
-    plan_run = PlanRun(model, iters=args.iters, quiet=args.quiet, checkpoint=args.checkpoint,
-                       save_every=args.save_every, resume=args.resume, seed=args.seed, device=args.device,
-                       data_roots=args.roots)
+    options = {"iters": args.iters, "quiet": args.quiet, "checkpoint": args.checkpoint,
+               "save_every": args.save_every, "resume": args.resume, "seed": args.seed, "device": args.device,
+               "data_roots": args.roots}
+    if args.workers is None and args.scheduler is None:
+        return _plan_finished(args, model, PlanRun(model, **options))
+    if args.batch_size is not None:
+        raise RunError("--batch-size applies to batch inference; a plan's batch is its reader's batch_size, "
+                       "split over the workers")
+    from pycaffe2.distributed import workers_client
+    from pycaffe2.distributed.plan_run import DistributedPlanRun
+    from pycaffe2.errors import WorkerLost
+    with workers_client(args.workers, args.scheduler) as client:
+        plan_run = DistributedPlanRun(model, client=client, **options)
+        try:
+            return _plan_finished(args, model, plan_run)
+        except WorkerLost as exc:
+            raise WorkerLost(f"{exc}; {_resume_hint(args, plan_run)}") from None
+
+
+def _plan_finished(args, model, plan_run) -> int:
+    """Run the plan and report how it ended."""
     _note_cpu_override(args, plan_run.moved_to_cpu)
     start = time.perf_counter()
     results = plan_run.run()
@@ -106,7 +124,8 @@ def _run_plan(args, model) -> int:
     if args.fetch:
         results = {name: plan_run.workspace.FetchBlob(name) for name in args.fetch}
     if not args.quiet:
-        print(f"plan {model.plan.name or '(unnamed)'} ran in {time.perf_counter() - start:.1f} s",
+        where = f" on {len(plan_run.workers)} workers" if hasattr(plan_run, "workers") else ""
+        print(f"plan {model.plan.name or '(unnamed)'} ran{where} in {time.perf_counter() - start:.1f} s",
               file=sys.stderr)
     if args.out:
         _save_npz(args.out, results)
@@ -140,7 +159,8 @@ def _resume_hint(args, plan_run) -> str:
     import shlex
     command = ["pycaffe2", "run", args.file, "--checkpoint", args.checkpoint, "--resume"]
     for flag, value in (("--iters", args.iters), ("--save-every", args.save_every),
-                        ("--seed", args.seed), ("--device", args.device)):
+                        ("--seed", args.seed), ("--device", args.device), ("--workers", args.workers),
+                        ("--scheduler", args.scheduler)):
         if value is not None:
             command += [flag, str(value)]
     for root in args.data_root:

@@ -26,6 +26,7 @@ import copy
 import logging
 
 from pycaffe2 import core, memonger, model_helper, workspace
+from pycaffe2.data_parallel_model_bn import combine_spatial_bn as combine_bn_over_devices
 from pycaffe2.data_parallel_model_sync import (
     all_reduce,
     blobs_to_sync,
@@ -73,8 +74,9 @@ def Parallelize(model_helper_obj, input_builder_fun, forward_pass_builder_fun, p
     optimizer_builder_fun(model) once for all (its return value is model._optimizer);
     with neither, the model is forward only (a test model). Accepted and without effect
     here, because the result is the same: use_nccl, shared_model, dynamic_memory_management,
-    blobs_to_keep, max_concurrent_distributed_ops, barrier_net_timeout_sec. Refused:
-    rendezvous across several hosts (use `client=`), combine_spatial_bn over several devices.
+    blobs_to_keep, max_concurrent_distributed_ops, barrier_net_timeout_sec. combine_spatial_bn
+    normalises SpatialBN over the batch of all replicas (in one process). Refused: rendezvous
+    across several hosts (use `client=`).
 
     client: a dask.distributed.Client: one replica per worker (`devices` index its workers,
     default all); returns the DataParallelTrainer that runs it (also model._dask_trainer).
@@ -88,12 +90,12 @@ def Parallelize(model_helper_obj, input_builder_fun, forward_pass_builder_fun, p
                          f"it was called under DeviceScope(device_type={scope.device_type})")
     if param_update_builder_fun is not None and optimizer_builder_fun is not None:
         raise ValueError("Parallelize takes param_update_builder_fun or optimizer_builder_fun, not both")
-    _refuse_unsupported(rendezvous, combine_spatial_bn, devices, client)
+    _refuse_unsupported(rendezvous, client)
     if client is not None:
         from pycaffe2.data_parallel_model_dask import parallelize_on_dask
         return parallelize_on_dask(model, client, input_builder_fun, forward_pass_builder_fun,
                                    param_update_builder_fun, optimizer_builder_fun, devices=devices,
-                                   cpu_device=cpu_device, net_type=net_type)
+                                   cpu_device=cpu_device, net_type=net_type, combine_spatial_bn=combine_spatial_bn)
     _place_replicas(model, devices, cpu_device)
     model.net.Proto().num_workers = len(model._devices) * num_threads_per_device
     model.net.Proto().type = net_type
@@ -126,6 +128,8 @@ def Parallelize(model_helper_obj, input_builder_fun, forward_pass_builder_fun, p
     if not has_updates:
         log.info("no parameter update function: the model is forward only")
         return None
+    if combine_spatial_bn and len(model._devices) > 1:
+        combine_bn_over_devices(model)
     _sync_gradients(model, non_parallel_params, broadcast_computed_params)
     _add_updates(model, param_update_builder_fun, optimizer_builder_fun)
     blobs, names = blobs_to_sync(model)
@@ -142,16 +146,13 @@ def Parallelize(model_helper_obj, input_builder_fun, forward_pass_builder_fun, p
     return None
 
 
-def _refuse_unsupported(rendezvous, combine_spatial_bn, devices, client) -> None:
+def _refuse_unsupported(rendezvous, client) -> None:
     """Options that would change the result here are refused, naming what to do instead."""
-    if rendezvous is not None and rendezvous.get("num_shards", 1) > 1:
+    shards = rendezvous.get("num_shards", 1) if isinstance(rendezvous, dict) else None
+    if rendezvous is not None and (shards is None or shards > 1):
         raise NotImplementedError(
             "data_parallel_model: rendezvous (Gloo across hosts) is not available in pycaffe2; pass "
             "client=<dask.distributed.Client> to Parallelize to train one replica per Dask worker")
-    if combine_spatial_bn and (devices is None or len(list(devices)) > 1):
-        raise NotImplementedError(
-            "data_parallel_model: combine_spatial_bn (batch statistics over all devices) is not supported "
-            "by pycaffe2; without it each replica normalises over its own shard (Caffe2's default)")
     if client is not None and rendezvous is not None:
         raise ValueError("Parallelize takes client= or rendezvous=, not both")
 
@@ -287,8 +288,8 @@ def RunNet(model, num_iterations: int):
 
 
 def Synchronize(model, timeout_sec: float = 30) -> None:
-    """A barrier across hosts in Caffe2; here every iteration already ends in step on every
-    replica (one process, or the Dask trainer's synchronous step), so there is nothing to wait for."""
+    """A barrier across hosts in Caffe2. Here the replicas are always in lockstep (one process,
+    or the Dask trainer's synchronous step), so there is nothing to wait for."""
 
 
 def ConvertNetForDevice(net, device=None):
@@ -321,8 +322,22 @@ def ExtractPredictorNet(model, inputs, outputs, device):
     prefixed_inputs = [prefix + str(b) for b in inputs]
     prefixed_outputs = [prefix + str(b) for b in outputs]
     renames = dict(zip(prefixed_inputs + prefixed_outputs, [str(b) for b in list(inputs) + list(outputs)]))
-    return model_helper.ExtractPredictorNet(model.net.Proto(), prefixed_inputs, prefixed_outputs, device=device,
+    proto = caffe2_pb2.NetDef()
+    proto.CopyFrom(model.net.Proto())
+    proto.external_input.extend(_undefined_inputs(proto))
+    return model_helper.ExtractPredictorNet(proto, prefixed_inputs, prefixed_outputs, device=device,
                                             renames=renames)
+
+
+def _undefined_inputs(proto) -> list:
+    """The blobs ops read before any op writes them (params, data) and that the net does not
+    list yet: Caffe2's Net adds them to external_input as ops are added."""
+    made, undefined = set(proto.external_input), {}
+    for op in proto.op:
+        undefined.update((b, None) for b in op.input if b not in made)
+        made.update(op.input)
+        made.update(op.output)
+    return list(undefined)
 
 
 def GetCheckpointParams(model) -> set:

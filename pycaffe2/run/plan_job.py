@@ -164,7 +164,7 @@ class PlanRun(PlanMonitor):
 
     def _loop_iteration_done(self, iteration: int) -> None:
         self.last_iteration = iteration
-        self.last_batch = self._scalars(self.metrics)
+        self.last_batch = self.loop_metrics()
         if self.progress is not None:
             self.progress.update(iteration + 1, self.last_batch)
 
@@ -176,7 +176,7 @@ class PlanRun(PlanMonitor):
         except ValueError:
             previous = None
         try:
-            self.workspace.RunPlan(self.plan, monitor=self)
+            self._execute()
         except StopPlan as stop:
             self.stopped = str(stop)
         except KeyboardInterrupt:  # a second Ctrl-C, or one outside the main thread: at once
@@ -185,6 +185,8 @@ class PlanRun(PlanMonitor):
             where = f"during iteration {current + 1}" if self._in_loop else "outside the training loop"
             self.stopped = (f"interrupted {where}: stopped at once, mid-iteration, so no checkpoint "
                             "was written for it")
+        except RunFailure:
+            raise  # already says where (WorkerLost keeps its class)
         except PyCaffe2Error as exc:
             raise RunFailure(str(exc)) from None
         finally:
@@ -193,6 +195,14 @@ class PlanRun(PlanMonitor):
             self._close_progress()
         names = [n for n in self.model.predict_net.external_output if n in self.workspace.blobs]
         return {name: self.workspace.FetchBlob(name) for name in names}
+
+    def _execute(self) -> None:
+        """Run the plan's steps (a subclass may run its loop elsewhere: distributed/plan_run.py)."""
+        self.workspace.RunPlan(self.plan, monitor=self)
+
+    def loop_metrics(self) -> dict[str, float]:
+        """The loop's scalar outputs after an iteration, for progress and the summary."""
+        return self._scalars(self.metrics)
 
     def _on_interrupt(self, signum, frame) -> None:
         if self.interrupted:  # a second Ctrl-C: stop now
