@@ -111,6 +111,14 @@ class BlobReference(str):
         """The NameScope part of the name: up to and including the last '/'."""
         return self[:self.rfind("/") + 1]
 
+    def __add__(self, suffix):
+        """As Caffe2's: a reference plus a string suffix is a reference (to the same net),
+        so ops take `param + "_momentum"` as named; as a plain string it would get the
+        NameScope prefix a second time (gpu_0/gpu_0/w_momentum)."""
+        if not isinstance(suffix, str):
+            return NotImplemented
+        return BlobReference(str(self) + suffix, self.net)
+
     def __getattr__(self, op_type: str):
         if op_type.startswith("_") or self.net is None:
             raise AttributeError(op_type)

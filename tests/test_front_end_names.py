@@ -132,6 +132,21 @@ def test_small_helpers():
     assert workspace.StringifyProto(b"raw") == b"raw"
 
 
+def test_blob_reference_plus_a_suffix_is_not_scoped_again():
+    """Caffe2's optimizer idiom: ConstantFill([param], param + "_momentum") under the
+    param's NameScope names the momentum beside the param, not under the scope twice."""
+    model = model_helper.ModelHelper(name="m")
+    with core.NameScope("gpu_0"):
+        brew.fc(model, "x", "y", dim_in=2, dim_out=1)
+        (weight, _) = model.GetParams()
+        momentum = model.param_init_net.ConstantFill([weight], weight + "_momentum", value=0.0)
+        plain = model.param_init_net.ConstantFill([weight], "other", value=0.0)
+    assert isinstance(weight + "_momentum", core.BlobReference) and (weight + "_m").Net() is weight.Net()
+    assert str(momentum) == "gpu_0/y_w_momentum" and str(plain) == "gpu_0/other"
+    with pytest.raises(TypeError):
+        weight + 1
+
+
 def test_immediate_mode_uses_its_own_workspace():
     workspace.StartImmediate(i_know=True)
     try:

@@ -79,10 +79,12 @@ def _session(home: Path, downloads: dict[str, bytes], modules: dict):
 
 
 def run_tutorial(name: str, home: Path, downloads: dict[str, bytes] | None = None,
-                 modules: dict | None = None, before=None) -> dict:
+                 modules: dict | None = None, before=None, after=None) -> dict:
     """Executes the tutorial; `downloads` maps addresses to the bytes a download gets,
     `modules` adds or overrides stand-in modules by name, and `before(source)` may
-    return a changed source only where a test must (say why at the call)."""
+    return a changed source only where a test must (say why at the call). `after(globals)`
+    runs when the tutorial has, while its workspace still holds its blobs (the session
+    resets it on the way out)."""
     path = tutorial_path(name)
     source = rewrite_imports(path.read_text())
     if before is not None:
@@ -91,4 +93,6 @@ def run_tutorial(name: str, home: Path, downloads: dict[str, bytes] | None = Non
     with _session(Path(home), downloads or {}, modules or {}):
         # Deliberate: the tutorial is the test subject (shared test data, never a user's file).
         exec(compile(source, str(path), "exec"), namespace)  # noqa: S102
+        if after is not None:
+            after(namespace)
     return namespace

@@ -56,6 +56,9 @@ def _noop_module(name: str, **attrs) -> types.ModuleType:
 
 def _pyplot() -> types.ModuleType:
     def subplots(nrows=1, ncols=1, **kwargs):
+        """As matplotlib's: one Axes, a row of them, or (both counts over 1) rows of them."""
+        if nrows > 1 and ncols > 1:
+            return NoOp(), [[NoOp() for _ in range(ncols)] for _ in range(nrows)]
         count = nrows * ncols
         return NoOp(), (NoOp() if count == 1 else [NoOp() for _ in range(count)])
     return _noop_module("matplotlib.pyplot", subplots=subplots)
