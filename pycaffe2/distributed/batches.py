@@ -88,6 +88,8 @@ def as_batchable(name: str, value):
     as it is, a Dask array as it is, a Zarr array or store as a Dask array."""
     if _is_zarr(value):
         value = _from_zarr(name, value)
+    elif isinstance(value, (np.generic, int, float, list, tuple)):
+        value = np.asarray(value)
     if not (isinstance(value, np.ndarray) or _is_dask_array(value)):
         raise RunError(f"feed '{name}': a {type(value).__name__} is not an array to split into batches "
                        "(give a NumPy array, an .npy memory map, a Dask array or a Zarr store)")
