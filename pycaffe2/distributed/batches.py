@@ -40,7 +40,8 @@ class BatchPlan:
 
     def describe(self, index: int) -> str:
         start, stop = self.bounds(index)
-        return f"batch {index} (rows {start}-{stop - 1} of {self.rows})"
+        rows = f"row {start}" if stop - start == 1 else f"rows {start}-{stop - 1}"
+        return f"batch {index} ({rows} of {self.rows})"
 
 
 def plan_batches(rows: int, batch_size: int | None, workers: int) -> BatchPlan:

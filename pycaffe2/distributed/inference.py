@@ -212,7 +212,7 @@ class _BatchRun:
         if not (self.lost_workers or self.rerun):
             return
         lost = ", ".join(sorted(self.lost_workers)) or "a worker"
-        rerun = (f"{len(self.rerun)} batch(es) it held were re-run on the others: "
+        rerun = (f"{len(self.rerun)} batch(es) the lost worker(s) held were re-run on the others: "
                  f"{self._describe(sorted(self.rerun))}") if self.rerun else "none of this run's batches was on it"
         line = f"Dask worker(s) lost mid-run: {lost}; {rerun}; every row was scored"
         if self.on_event is not None:

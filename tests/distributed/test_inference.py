@@ -246,7 +246,7 @@ def test_when_dask_gives_up_the_batches_lost_are_named(fault_client, tmp_path):
     previous = fault_client.run_on_scheduler(_set_allowed_failures, count=0)
     try:
         killed = []
-        with pytest.raises(WorkerLost, match=r"batch \d \(rows \d-\d of 4\): Dask gave up.*not scored"):
+        with pytest.raises(WorkerLost, match=r"batch \d \(row \d of 4\): Dask gave up.*not scored"):
             predict(model, {"data": np.zeros((4, 2), np.float32)}, client=fault_client, batch_size=1,
                     on_batch=lambda *batch: killed or killed.append(kill_a_busy_worker(fault_client)))
     finally:
