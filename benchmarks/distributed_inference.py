@@ -54,6 +54,7 @@ def single_process(images: np.ndarray, batch: int, repeat: int) -> tuple[float, 
 def on_workers(images: np.ndarray, batch: int, workers: int, repeat: int, glibc_malloc: bool = False) -> dict:
     """Startup and steady figures of one LocalCluster of `workers` processes."""
     import dask
+    import distributed  # noqa: F401 (its defaults join dask.config on import)
     environ = dict(dask.config.get("distributed.nanny.pre-spawn-environ"))
     if glibc_malloc:  # Dask's MALLOC_TRIM_THRESHOLD_ turns off glibc's adaptive mmap threshold
         environ.pop("MALLOC_TRIM_THRESHOLD_", None)
