@@ -39,7 +39,10 @@ LAYERS = {
     "pycaffe2.modeling": 5,
     "pycaffe2.run": 6, "pycaffe2.runner": 6,
     "pycaffe2.onnx": 6,  # ONNX both ways: translates to and from NetDefs, runs them on the executor
-    "pycaffe2.cli": 7, "pycaffe2.__main__": 7,
+    "pycaffe2.distributed": 6,  # scale-out on Dask: runs models and plans (run) on workers
+    # Caffe2's name, a front-end module, but one that drives pycaffe2.distributed for Dask clients
+    "pycaffe2.data_parallel_model": 6,
+    "pycaffe2.cli": 7, "pycaffe2.cli_run": 7, "pycaffe2.__main__": 7,
 }
 # Each top-level module and subpackage needs its own entry: "pycaffe2" would cover it silently.
 TOP_LEVEL = {f"pycaffe2.{p.stem if p.is_file() else p.name}" for p in PACKAGE.iterdir()
