@@ -251,7 +251,8 @@ def build_parser() -> argparse.ArgumentParser:
                        help="use the workers of this running Dask cluster instead of starting any")
     scale.add_argument("--batch-size", type=int, metavar="B",
                        help="rows of the feeds (first axis) one worker scores at a time "
-                       "(default: the rows split evenly over the workers)")
+                       "(default: the rows split evenly over the workers); without --workers or "
+                       "--scheduler, the batches run one after another in this process (no Dask)")
     _path_options(run, "the model's Save/Load/CreateDB ops")
     run.set_defaults(run=cmd_run)
     db_cmd = commands.add_parser("db", help="DBs of TensorProtos (minidb, lmdb, leveldb): write from .npz, "

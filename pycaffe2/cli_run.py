@@ -37,6 +37,8 @@ def _run(args) -> int:
         return _run_plan(args, model)
     if args.save_every or args.checkpoint or args.resume:
         raise RunError("--save-every, --checkpoint and --resume apply to plans; this model has none")
+    if args.workers is not None or args.scheduler is not None or args.batch_size is not None:
+        return _run_batches(args, model)
     args.iters = 1 if args.iters is None else args.iters
     check_iters(args.iters)
     feeds = dict(parse_feed(spec) for spec in args.feed)
@@ -58,6 +60,62 @@ def _run(args) -> int:
         print(f"ran {model_runner.predict_net.name} {args.iters} time(s): "
               f"{seconds * 1e3:.3f} ms per run", file=sys.stderr)
     return _report_results(args, results)
+
+
+def _run_batches(args, model) -> int:
+    """--workers, --scheduler or --batch-size: the feeds scored in batches of rows, across
+    Dask workers, or (--batch-size alone) one batch after another in this process."""
+    from pycaffe2.distributed.batches import check_batch_size
+    from pycaffe2.run import RunError
+    if args.iters not in (None, 1):
+        raise RunError("--iters repeats a whole run; in batches every row is scored once: drop --iters")
+    if args.keep_all:
+        raise RunError("--keep-all keeps blobs inside each batch's run, and only fetched blobs come back "
+                       "from batches: name the blobs with --fetch")
+    if not args.feed:
+        raise RunError("--workers, --scheduler and --batch-size split the feeds into batches of rows: "
+                       "give them with --feed NAME=PATH.npy")
+    check_batch_size(args.batch_size)
+    feeds = dict(_batch_feed(spec) for spec in args.feed)
+    options = {"init": args.init, "random_init": args.random_init, "seed": args.seed,
+               "out_channels": dict(_count_spec(spec) for spec in args.out_channels),
+               "device": args.device, "optimize": args.optimize, "dag_workers": args.dag_workers,
+               "data_roots": args.roots, "allow_outside_paths": args.allow_outside_paths}
+    scored: dict = {}  # batch index -> (rows, where)
+
+    def on_batch(index, start, stop, where):
+        scored[index] = (stop - start, where)
+
+    start = time.perf_counter()
+    if args.workers is None and args.scheduler is None:
+        from pycaffe2.distributed.scoring import predict_in_process
+        results = predict_in_process(model, feeds, args.fetch, args.batch_size, on_batch=on_batch, **options)
+    else:
+        from pycaffe2.distributed import predict
+        results = predict(model, feeds, args.fetch, batch_size=args.batch_size, workers=args.workers,
+                          scheduler=args.scheduler, on_batch=on_batch, on_event=_stderr_line, **options)
+    seconds = time.perf_counter() - start
+    if not args.quiet:
+        rows = sum(count for count, _ in scored.values())
+        workers = len({where for _, where in scored.values()})
+        print(f"scored {rows} rows in {len(scored)} batches of {scored[0][0]} rows on {workers} "
+              f"worker(s): {rows / seconds:.1f} rows/s ({seconds:.2f} s, startup included)", file=sys.stderr)
+    return _report_results(args, results)
+
+
+def _batch_feed(spec: str):
+    """A --feed for batches: an .npy file memory-mapped (a batch reads only its rows),
+    an .npz member read as --feed reads it."""
+    from pycaffe2.distributed.batches import open_npy_rows
+    from pycaffe2.run import parse_feed
+    name, sep, path = spec.partition("=")
+    if sep and name and path.lower().endswith(".npy"):
+        return name, open_npy_rows(name, path)
+    return parse_feed(spec)
+
+
+def _stderr_line(line: str) -> None:
+    print(f"pycaffe2 run: {line}", file=sys.stderr)
 
 
 def _report_results(args, results: dict) -> int:

@@ -193,6 +193,10 @@ class ModelRunner:
                            + _hint(unused[0], made))
         return made
 
+    def feed(self, feeds: dict) -> None:
+        """Store new values for inputs, checked as at construction (the next batch of rows)."""
+        self._feed(dict(feeds))
+
     def run(self, iters: int = 1) -> float:
         """Run the predict net `iters` times; returns the seconds per run."""
         check_iters(iters)

@@ -1,0 +1,125 @@
+"""ResNet-50 batch inference on Dask workers beside the same batches in this process.
+
+The model: nets/models/resnet50 (init_net.pb fills the weights, with a fixed seed so
+every worker makes the same ones). The input: --images random 224x224 images scored
+in batches of --batch. The peer is the single-process run of the same batches: one
+ModelRunner here, on one BLAS thread as each Dask worker has (Dask's nanny sets
+OMP/MKL/OPENBLAS_NUM_THREADS=1). For each worker count, startup (the LocalCluster
+starting, then the first predict call: each worker imports pycaffe2 and runs the init
+net once) is reported apart from steady throughput (a second predict call on the same
+cluster, the model already loaded in every worker). Ratios are steady images/s over the
+single-process images/s (higher is better; the ideal is the worker count, while there
+are cores for it). Outputs are checked against the single-process run.
+
+Dask's nanny starts workers with MALLOC_TRIM_THRESHOLD_=65536, which turns off glibc's
+adaptive mmap threshold: every large NumPy buffer is then a fresh mmap, and ResNet-50 runs
+markedly slower in a worker than here; --glibc-malloc starts the workers without it.
+
+    python benchmarks/distributed_inference.py [--images 64] [--batch 8] [--workers 1,2] [--repeat 2]
+                                              [--glibc-malloc]
+"""
+from __future__ import annotations
+
+import argparse
+import time
+from pathlib import Path
+
+import numpy as np
+from _common import Row, all_cores, format_table, thread_limit
+
+from pycaffe2.distributed import predict, workers_client
+from pycaffe2.distributed.scoring import model_spec
+
+MODEL = Path(__file__).resolve().parent.parent / "nets" / "models" / "resnet50"
+SEED = 0
+
+
+def single_process(images: np.ndarray, batch: int, repeat: int) -> tuple[float, float, dict]:
+    """(seconds to load, best seconds to score every batch, results) in this process."""
+    with thread_limit(1):
+        start = time.perf_counter()
+        runner = model_spec(MODEL, seed=SEED).runner({"data": images[:batch]})
+        load = time.perf_counter() - start
+        best, out = float("inf"), []
+        for _ in range(repeat):
+            start, out = time.perf_counter(), []
+            for first in range(0, len(images), batch):
+                runner.feed({"data": images[first:first + batch]})
+                runner.run()
+                out.append(runner.fetch()["softmax"])
+            best = min(best, time.perf_counter() - start)
+    return load, best, {"softmax": np.concatenate(out)}
+
+
+def on_workers(images: np.ndarray, batch: int, workers: int, repeat: int, glibc_malloc: bool = False) -> dict:
+    """Startup and steady figures of one LocalCluster of `workers` processes."""
+    import dask
+    import distributed  # noqa: F401 (its defaults join dask.config on import)
+    environ = dict(dask.config.get("distributed.nanny.pre-spawn-environ"))
+    if glibc_malloc:  # Dask's MALLOC_TRIM_THRESHOLD_ turns off glibc's adaptive mmap threshold
+        environ.pop("MALLOC_TRIM_THRESHOLD_", None)
+    start = time.perf_counter()
+    with dask.config.set({"distributed.nanny.pre-spawn-environ": environ}), workers_client(workers) as client:
+        cluster = time.perf_counter() - start
+        start = time.perf_counter()
+        out = predict(MODEL, {"data": images}, client=client, batch_size=batch, seed=SEED)
+        first = time.perf_counter() - start
+        steady = float("inf")
+        for _ in range(repeat):
+            start = time.perf_counter()
+            out = predict(MODEL, {"data": images}, client=client, batch_size=batch, seed=SEED)
+            steady = min(steady, time.perf_counter() - start)
+    return {"cluster": cluster, "first": first, "steady": steady, "out": out}
+
+
+def measure(images_count: int, batch: int, worker_counts, repeat: int, glibc_malloc: bool = False) -> list[dict]:
+    images = np.random.default_rng(0).standard_normal((images_count, 3, 224, 224)).astype(np.float32)
+    load, alone, reference = single_process(images, batch, repeat)
+    rows = [{"workers": 0, "load": load, "seconds": alone}]
+    for workers in worker_counts:
+        figures = on_workers(images, batch, workers, repeat, glibc_malloc)
+        np.testing.assert_allclose(figures.pop("out")["softmax"], reference["softmax"], rtol=1e-4, atol=1e-6)
+        rows.append({"workers": workers, **figures, "seconds": figures["steady"]})
+        # the one-process figure again after each cluster (the best is kept): load on the
+        # machine that changed meanwhile then weighs less on the ratios
+        rows[0]["seconds"] = min(rows[0]["seconds"], single_process(images, batch, repeat)[1])
+    return rows
+
+
+def rows(threads: int, repeat: int, quick: bool = False) -> list[Row]:
+    """For run_all: steady images/s on 2 workers against this process on one thread."""
+    figures = measure(16 if quick else 64, 8, [2], max(1, repeat // 3))
+    alone, dask_run = figures[0]["seconds"], figures[1]["seconds"]
+    count = 16 if quick else 64
+    return [Row("distributed", "ResNet-50 batch 8, 2 Dask workers", "one process", count / dask_run,
+                count / alone, unit="images/s", threads=1, lower_is_better=False)]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--images", type=int, default=64)
+    parser.add_argument("--batch", type=int, default=8)
+    parser.add_argument("--workers", default="1,2", help="worker counts, comma-separated")
+    parser.add_argument("--repeat", type=int, default=2, help="steady runs per case (the best is kept)")
+    parser.add_argument("--glibc-malloc", action="store_true",
+                        help="start the workers without Dask's MALLOC_TRIM_THRESHOLD_=65536, which makes "
+                        "every large NumPy buffer a fresh mmap (page faults on each op)")
+    args = parser.parse_args()
+    counts = [int(count) for count in args.workers.split(",")]
+    print(f"{all_cores()} cores; ResNet-50, {args.images} images 224x224, batches of {args.batch}")
+    figures = measure(args.images, args.batch, counts, args.repeat, args.glibc_malloc)
+    alone = figures[0]["seconds"]
+    print(f"one process, 1 thread: load {figures[0]['load']:.2f} s, {args.images / alone:.2f} images/s")
+    table = []
+    for case in figures[1:]:
+        rate = args.images / case["seconds"]
+        print(f"{case['workers']} worker(s): cluster start {case['cluster']:.2f} s, first call "
+              f"(model load + scoring) {case['first']:.2f} s; steady {rate:.2f} images/s, "
+              f"{rate / (args.images / alone):.2f}x one process")
+        table.append(Row("distributed", f"ResNet-50 batch {args.batch}, {case['workers']} Dask worker(s)",
+                         "one process", rate, args.images / alone, unit="images/s", lower_is_better=False))
+    print(format_table(table))
+
+
+if __name__ == "__main__":
+    main()
