@@ -11,12 +11,7 @@ cluster, the model already loaded in every worker). Ratios are steady images/s o
 single-process images/s (higher is better; the ideal is the worker count, while there
 are cores for it). Outputs are checked against the single-process run.
 
-Dask's nanny starts workers with MALLOC_TRIM_THRESHOLD_=65536, which turns off glibc's
-adaptive mmap threshold: every large NumPy buffer is then a fresh mmap, and ResNet-50 runs
-markedly slower in a worker than here; --glibc-malloc starts the workers without it.
-
     python benchmarks/distributed_inference.py [--images 64] [--batch 8] [--workers 1,2] [--repeat 2]
-                                              [--glibc-malloc]
 """
 from __future__ import annotations
 
@@ -51,15 +46,10 @@ def single_process(images: np.ndarray, batch: int, repeat: int) -> tuple[float, 
     return load, best, {"softmax": np.concatenate(out)}
 
 
-def on_workers(images: np.ndarray, batch: int, workers: int, repeat: int, glibc_malloc: bool = False) -> dict:
+def on_workers(images: np.ndarray, batch: int, workers: int, repeat: int) -> dict:
     """Startup and steady figures of one LocalCluster of `workers` processes."""
-    import dask
-    import distributed  # noqa: F401 (its defaults join dask.config on import)
-    environ = dict(dask.config.get("distributed.nanny.pre-spawn-environ"))
-    if glibc_malloc:  # Dask's MALLOC_TRIM_THRESHOLD_ turns off glibc's adaptive mmap threshold
-        environ.pop("MALLOC_TRIM_THRESHOLD_", None)
     start = time.perf_counter()
-    with dask.config.set({"distributed.nanny.pre-spawn-environ": environ}), workers_client(workers) as client:
+    with workers_client(workers) as client:
         cluster = time.perf_counter() - start
         start = time.perf_counter()
         out = predict(MODEL, {"data": images}, client=client, batch_size=batch, seed=SEED)
@@ -72,12 +62,12 @@ def on_workers(images: np.ndarray, batch: int, workers: int, repeat: int, glibc_
     return {"cluster": cluster, "first": first, "steady": steady, "out": out}
 
 
-def measure(images_count: int, batch: int, worker_counts, repeat: int, glibc_malloc: bool = False) -> list[dict]:
+def measure(images_count: int, batch: int, worker_counts, repeat: int) -> list[dict]:
     images = np.random.default_rng(0).standard_normal((images_count, 3, 224, 224)).astype(np.float32)
     load, alone, reference = single_process(images, batch, repeat)
     rows = [{"workers": 0, "load": load, "seconds": alone}]
     for workers in worker_counts:
-        figures = on_workers(images, batch, workers, repeat, glibc_malloc)
+        figures = on_workers(images, batch, workers, repeat)
         np.testing.assert_allclose(figures.pop("out")["softmax"], reference["softmax"], rtol=1e-4, atol=1e-6)
         rows.append({"workers": workers, **figures, "seconds": figures["steady"]})
         # the one-process figure again after each cluster (the best is kept): load on the
@@ -101,13 +91,10 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=8)
     parser.add_argument("--workers", default="1,2", help="worker counts, comma-separated")
     parser.add_argument("--repeat", type=int, default=2, help="steady runs per case (the best is kept)")
-    parser.add_argument("--glibc-malloc", action="store_true",
-                        help="start the workers without Dask's MALLOC_TRIM_THRESHOLD_=65536, which makes "
-                        "every large NumPy buffer a fresh mmap (page faults on each op)")
     args = parser.parse_args()
     counts = [int(count) for count in args.workers.split(",")]
     print(f"{all_cores()} cores; ResNet-50, {args.images} images 224x224, batches of {args.batch}")
-    figures = measure(args.images, args.batch, counts, args.repeat, args.glibc_malloc)
+    figures = measure(args.images, args.batch, counts, args.repeat)
     alone = figures[0]["seconds"]
     print(f"one process, 1 thread: load {figures[0]['load']:.2f} s, {args.images / alone:.2f} images/s")
     table = []

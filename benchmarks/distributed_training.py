@@ -16,12 +16,12 @@ trainer's `timings` over the timed rounds.
 from __future__ import annotations
 
 import argparse
-import logging
 
 import numpy as np
 from _common import Row, format_table, interleaved, thread_limit
 from lenet_training import _nets, ours
 
+from pycaffe2.distributed import worker_addresses, workers_client
 from pycaffe2.distributed.plan_split import split_loop
 from pycaffe2.distributed.training import DataParallelTrainer
 from pycaffe2.executor import Workspace
@@ -44,10 +44,8 @@ def _trainer(client, workers: list[str]) -> DataParallelTrainer:
 
 
 def measure(repeat: int, iterations: int) -> dict:
-    import distributed
-    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None,
-                                  silence_logs=logging.ERROR) as cluster, distributed.Client(cluster) as client:
-        addresses = sorted(client.scheduler_info(n_workers=-1)["workers"])
+    with workers_client(2) as client:
+        addresses = worker_addresses(client)
         workspace, name = ours()
         trainers = {n: _trainer(client, addresses[:n]) for n in (1, 2)}
         functions = {"single": lambda: workspace.RunNet(name, num_iter=iterations)}

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from pycaffe2.cli import main
-from pycaffe2.distributed import scoring
+from pycaffe2.distributed import scoring, workers_client
 from pycaffe2.errors import RunError, RunFailure
 from pycaffe2.executor import num_threads
 from pycaffe2.run import run_model
@@ -199,15 +199,9 @@ op:
 
 @pytest.fixture(scope="module")
 def fault_client():
-    import logging
-
-    import distributed
-
     from tests.distributed.slow_op import SlowOpPlugin, register_slow_copy
     register_slow_copy()  # the schema, for reading the net here
-    cluster = distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
-                                       dashboard_address=":0", silence_logs=logging.CRITICAL)
-    with cluster, distributed.Client(cluster) as client:
+    with workers_client(2) as client:
         client.register_plugin(SlowOpPlugin())
         yield client
 

@@ -1,7 +1,6 @@
 """A worker SIGKILLed mid-training: the run stops with WorkerLost, the last checkpoint stays whole,
 and the message names the worker, the iterations lost and the --resume command. These tests kill
 workers, so they share a cluster of their own (its nanny restarts a killed worker)."""
-import logging
 import os
 import signal
 import threading
@@ -15,15 +14,13 @@ from pycaffe2.run import checkpoint as checkpoints
 from tests.distributed.fc_plan import write_fc_plan
 
 distributed = pytest.importorskip("distributed")
-from pycaffe2.distributed import worker_addresses
+from pycaffe2.distributed import worker_addresses, workers_client
 from pycaffe2.distributed.plan_run import DistributedPlanRun
 
 
 @pytest.fixture(scope="module")
 def killable_client():
-    cluster = distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
-                                       dashboard_address=None, silence_logs=logging.ERROR)
-    with cluster, distributed.Client(cluster) as client:
+    with workers_client(2) as client:
         yield client
 
 
