@@ -33,6 +33,8 @@ MODULES = {
     "cifar10_iteration": "training",
     "dispatch_overhead": "dispatch",
     "validate_speed": "validate",
+    "distributed_inference": "distributed",
+    "distributed_training": "distributed",
 }
 PEERS = ("torch", "onnxruntime", "onnx", "threadpoolctl")
 
