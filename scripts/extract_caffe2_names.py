@@ -3,9 +3,9 @@ tests/data/caffe2_python_names.yaml.
 
     python scripts/extract_caffe2_names.py /path/to/caffe2.git COMMIT > names.yaml
 
-Reads caffe2/python/{workspace,core,model_helper,brew,optimizer}.py at COMMIT
-with `git show` and parses them (nothing is executed). Public means: not
-starting with '_'. Module level: functions, classes and assigned names (not
+Reads caffe2/python/{workspace,core,model_helper,brew,optimizer,data_parallel_model}.py
+at COMMIT with `git show` and parses them (nothing is executed). Public means:
+not starting with '_'. Module level: functions, classes and assigned names (not
 imported ones). For core's Net, BlobReference, ExecutionStep and Plan and
 model_helper's ModelHelper: their methods and properties. For brew: the helper
 names its HelperWrapper registers (the keys of its `_registry` dict).
@@ -14,7 +14,7 @@ import ast
 import subprocess
 import sys
 
-MODULES = ("workspace", "core", "model_helper", "brew", "optimizer")
+MODULES = ("workspace", "core", "model_helper", "brew", "optimizer", "data_parallel_model")
 CLASSES = {"core": ("Net", "BlobReference", "ExecutionStep", "Plan"), "model_helper": ("ModelHelper",)}
 
 

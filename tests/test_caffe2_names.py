@@ -2,7 +2,8 @@
 
 tests/data/caffe2_python_names.yaml lists the names of Caffe2's workspace, core
 (with the Net, BlobReference, ExecutionStep and Plan classes), model_helper
-(ModelHelper), brew and optimizer, taken from Caffe2's sources (README there).
+(ModelHelper), brew, optimizer and data_parallel_model, taken from Caffe2's
+sources (README there).
 Each must exist here, or be excluded with a reason, or be listed as not written
 yet (or as coming from another part of issue 15); an entry in those lists for a
 name that exists, or that Caffe2 lacks, is stale and fails too, so the lists
