@@ -11,7 +11,7 @@ cluster, the model already loaded in every worker). Ratios are steady images/s o
 single-process images/s (higher is better; the ideal is the worker count, while there
 are cores for it). Outputs are checked against the single-process run.
 
-    python benchmarks/distributed_inference.py [--images 64] [--batch 8] [--workers 1,2] [--repeat 2]
+    python benchmarks/distributed_inference.py [--images 64] [--batch 8] [--workers 1,2] [--repeat 2] [--threads 1]
 """
 from __future__ import annotations
 
@@ -29,9 +29,9 @@ MODEL = Path(__file__).resolve().parent.parent / "nets" / "models" / "resnet50"
 SEED = 0
 
 
-def single_process(images: np.ndarray, batch: int, repeat: int) -> tuple[float, float, dict]:
-    """(seconds to load, best seconds to score every batch, results) in this process."""
-    with thread_limit(1):
+def single_process(images: np.ndarray, batch: int, repeat: int, threads: int = 1) -> tuple[float, float, dict]:
+    """(seconds to load, best seconds to score every batch, results) in this process on `threads`."""
+    with thread_limit(threads):
         start = time.perf_counter()
         runner = model_spec(MODEL, seed=SEED).runner({"data": images[:batch]})
         load = time.perf_counter() - start
@@ -62,9 +62,10 @@ def on_workers(images: np.ndarray, batch: int, workers: int, repeat: int) -> dic
     return {"cluster": cluster, "first": first, "steady": steady, "out": out}
 
 
-def measure(images_count: int, batch: int, worker_counts, repeat: int) -> list[dict]:
+def measure(images_count: int, batch: int, worker_counts, repeat: int, threads: int = 1) -> list[dict]:
+    """The single process on `threads` (BLAS threads), then each worker count (one thread a worker)."""
     images = np.random.default_rng(0).standard_normal((images_count, 3, 224, 224)).astype(np.float32)
-    load, alone, reference = single_process(images, batch, repeat)
+    load, alone, reference = single_process(images, batch, repeat, threads)
     rows = [{"workers": 0, "load": load, "seconds": alone}]
     for workers in worker_counts:
         figures = on_workers(images, batch, workers, repeat)
@@ -72,17 +73,17 @@ def measure(images_count: int, batch: int, worker_counts, repeat: int) -> list[d
         rows.append({"workers": workers, **figures, "seconds": figures["steady"]})
         # the one-process figure again after each cluster (the best is kept): load on the
         # machine that changed meanwhile then weighs less on the ratios
-        rows[0]["seconds"] = min(rows[0]["seconds"], single_process(images, batch, repeat)[1])
+        rows[0]["seconds"] = min(rows[0]["seconds"], single_process(images, batch, repeat, threads)[1])
     return rows
 
 
 def rows(threads: int, repeat: int, quick: bool = False) -> list[Row]:
-    """For run_all: steady images/s on 2 workers against this process on one thread."""
-    figures = measure(16 if quick else 64, 8, [2], max(1, repeat // 3))
+    """For run_all: steady images/s on 2 workers against this process on `threads`."""
+    figures = measure(16 if quick else 64, 8, [2], max(1, repeat // 3), threads)
     alone, dask_run = figures[0]["seconds"], figures[1]["seconds"]
     count = 16 if quick else 64
     return [Row("distributed", "ResNet-50 batch 8, 2 Dask workers", "one process", count / dask_run,
-                count / alone, unit="images/s", threads=1, lower_is_better=False)]
+                count / alone, unit="images/s", threads=threads, lower_is_better=False)]
 
 
 def main() -> None:
@@ -91,12 +92,14 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=8)
     parser.add_argument("--workers", default="1,2", help="worker counts, comma-separated")
     parser.add_argument("--repeat", type=int, default=2, help="steady runs per case (the best is kept)")
+    parser.add_argument("--threads", type=int, default=1, help="BLAS threads of the single process "
+                        "(the peer; each worker has one)")
     args = parser.parse_args()
     counts = [int(count) for count in args.workers.split(",")]
     print(f"{all_cores()} cores; ResNet-50, {args.images} images 224x224, batches of {args.batch}")
-    figures = measure(args.images, args.batch, counts, args.repeat)
+    figures = measure(args.images, args.batch, counts, args.repeat, args.threads)
     alone = figures[0]["seconds"]
-    print(f"one process, 1 thread: load {figures[0]['load']:.2f} s, {args.images / alone:.2f} images/s")
+    print(f"one process, {args.threads} thread(s): load {figures[0]['load']:.2f} s, {args.images / alone:.2f} images/s")
     table = []
     for case in figures[1:]:
         rate = args.images / case["seconds"]
@@ -104,7 +107,7 @@ def main() -> None:
               f"(model load + scoring) {case['first']:.2f} s; steady {rate:.2f} images/s, "
               f"{rate / (args.images / alone):.2f}x one process")
         table.append(Row("distributed", f"ResNet-50 batch {args.batch}, {case['workers']} Dask worker(s)",
-                         "one process", rate, args.images / alone, unit="images/s", lower_is_better=False))
+                         "one process", rate, args.images / alone, unit="images/s", threads=args.threads, lower_is_better=False))
     print(format_table(table))
 
 

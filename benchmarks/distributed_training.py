@@ -5,13 +5,13 @@ split as `pycaffe2 run --workers N` splits it (distributed/plan_split.py) and ru
 DataParallelTrainer on 1 and 2 worker processes of a LocalCluster (1 thread each). The peer: the
 same train net run by RunNet in this process (as PlanRun runs it). Rounds of --iterations
 iterations alternate between the three (the driver held to 1 BLAS thread, as Dask holds each
-worker); each figure is the median round, in ms per iteration
+worker; the single process on --threads, 1 by default); each figure is the median round, in ms per iteration
 (the ratio is how many times slower than the single process; below 1.0 is a speed-up). The
 communication share is the part of a distributed step not spent in the replicas' nets (moving
 the gradients through Dask, averaging them on the driver, Dask's call overhead), from the
 trainer's `timings` over the timed rounds.
 
-    python benchmarks/distributed_training.py [--repeat 5] [--iterations 20]
+    python benchmarks/distributed_training.py [--repeat 5] [--iterations 20] [--threads 1]
 """
 from __future__ import annotations
 
@@ -43,12 +43,18 @@ def _trainer(client, workers: list[str]) -> DataParallelTrainer:
     return trainer
 
 
-def measure(repeat: int, iterations: int) -> dict:
+def measure(repeat: int, iterations: int, threads: int = 1) -> dict:
+    """ms per iteration of the single process on `threads` BLAS threads and of 1 and 2 workers
+    (one thread each), and the workers' communication share."""
     with workers_client(2) as client:
         addresses = worker_addresses(client)
         workspace, name = ours()
         trainers = {n: _trainer(client, addresses[:n]) for n in (1, 2)}
-        functions = {"single": lambda: workspace.RunNet(name, num_iter=iterations)}
+        def single():
+            with thread_limit(threads):
+                workspace.RunNet(name, num_iter=iterations)
+
+        functions = {"single": single}
         for n, trainer in trainers.items():
             functions[n] = lambda trainer=trainer: trainer.run(iterations)
         for trainer in trainers.values():  # warm-up, then count only the timed rounds
@@ -65,9 +71,9 @@ def measure(repeat: int, iterations: int) -> dict:
 
 
 def rows(threads: int, repeat: int, iterations: int = 20) -> list[Row]:
-    m = measure(repeat, iterations)
+    m = measure(repeat, iterations, threads)
     return [Row("scale-out", f"{CASE} on {n} Dask worker(s), {100 * m['communication_share'][n]:.0f}% "
-                f"communication", "single process", m["ms"][n], m["ms"]["single"], threads=1)
+                f"communication", "single process", m["ms"][n], m["ms"]["single"], threads=threads)
             for n in (1, 2)]
 
 
@@ -75,8 +81,10 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeat", type=int, default=5)
     parser.add_argument("--iterations", type=int, default=20, help="iterations per timed round")
+    parser.add_argument("--threads", type=int, default=1, help="BLAS threads of the single process "
+                        "(the peer; each worker has one)")
     args = parser.parse_args()
-    table = rows(1, args.repeat, args.iterations)
+    table = rows(args.threads, args.repeat, args.iterations)
     print(format_table(table))
     single = table[0].theirs
     for row in table:
