@@ -19,8 +19,8 @@ from pycaffe2.gradient.backward import GetBackwardPass
 from pycaffe2.operators import registry
 from pycaffe2.schema import get_schema
 from pycaffe2.schema.checker import check_net
-from pycaffe2.schema.inference import RULES
 from pycaffe2.testing import check_gradient_op, check_reference, make_op
+from tests.registries import registries_restored
 
 HERE = Path(__file__).parent
 SCHEMAS = HERE / "schemas"
@@ -31,19 +31,9 @@ X = np.array([[-1.5, 0.5], [2.0, 3.0]], np.float32)
 @pytest.fixture(autouse=True)
 def isolated(monkeypatch):
     """Every registry as it was before the test (the plugin registers into the real ones)."""
-    registry.load_kernels()  # pycaffe2's own first, so that restoring keeps them
-    saved = [(table, dict(table)) for table in (registry.CPU_KERNELS, registry.CUDA_KERNELS,
-                                                 registry.GRADIENT_MAKERS, RULES, schema_module.all_schemas())]
-    dirs = list(schema_module._user_dirs)
-    entry_points = set(custom_ops._loaded_entry_points)
     monkeypatch.delenv(custom_ops.SCHEMAS_ENV, raising=False)
-    yield
-    for table, content in saved:
-        table.clear()
-        table.update(content)
-    schema_module._user_dirs[:] = dirs
-    custom_ops._loaded_entry_points.clear()
-    custom_ops._loaded_entry_points.update(entry_points)
+    with registries_restored():
+        yield
     sys.modules.pop(PLUGIN, None)
 
 

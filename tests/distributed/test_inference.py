@@ -14,6 +14,7 @@ from pycaffe2.errors import RunError, RunFailure
 from pycaffe2.executor import num_threads
 from pycaffe2.run import run_model
 from tests.conftest import REPO
+from tests.registries import registries_restored
 
 pytest.importorskip("distributed")
 from pycaffe2.distributed import predict
@@ -200,8 +201,8 @@ op:
 @pytest.fixture(scope="module")
 def fault_client():
     from tests.distributed.slow_op import SlowOpPlugin, register_slow_copy
-    register_slow_copy()  # the schema, for reading the net here
-    with workers_client(2) as client:
+    with registries_restored(), workers_client(2) as client:
+        register_slow_copy()  # the schema, for reading the net here (gone after these tests)
         client.register_plugin(SlowOpPlugin())
         yield client
 
