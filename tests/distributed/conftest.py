@@ -1,9 +1,10 @@
 """Dask clusters for the distributed tests: one shared LocalCluster of 2 worker
-processes (1 thread each) per test session; fault tests start their own."""
+processes (1 thread each) for this folder (stopped after its last test, so its idle
+workers do not outlive it); fault tests start their own."""
 import pytest
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def dask_client():
     pytest.importorskip("distributed")
     from pycaffe2.distributed import workers_client
