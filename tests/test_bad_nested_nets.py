@@ -2,10 +2,12 @@
 past MAX_NET_NESTING, in memory or in a file, end in one clear error at validate,
 CreateNet, the gradient builder and `pycaffe2 run`, never a RecursionError; a
 While that never ends is the user's program, but Ctrl-C stops it cleanly."""
+import os
 import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -166,6 +168,27 @@ op:
 """
 
 
+def wait_until_running(process, cpu_seconds: float = 3.0, deadline_s: float = 60.0) -> None:
+    """Until the child has spent `cpu_seconds` of CPU (its imports done, its loop running), not
+    a fixed wall time: on a loaded machine a Ctrl-C sent mid-import tests something else."""
+    stat = Path(f"/proc/{process.pid}/stat")
+    try:
+        ticks = os.sysconf("SC_CLK_TCK")
+        stat.read_text()
+    except (OSError, ValueError, AttributeError):
+        time.sleep(3)  # no /proc here: the wall time that is enough on an idle machine
+        return
+    deadline = time.monotonic() + deadline_s
+    while time.monotonic() < deadline and process.poll() is None:
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            return
+        if (int(fields[11]) + int(fields[12])) / ticks >= cpu_seconds:  # utime + stime
+            return
+        time.sleep(0.1)
+
+
 def test_ctrl_c_stops_a_while_that_never_ends(tmp_path):
     (tmp_path / "forever.yaml").write_text(FOREVER)
     np.save(tmp_path / "c.npy", np.array(True))
@@ -174,7 +197,7 @@ def test_ctrl_c_stops_a_while_that_never_ends(tmp_path):
         [sys.executable, "-m", "pycaffe2", "run", "forever.yaml", "--feed", "cond=c.npy", "--feed", "x=x.npy",
          "--out", "out.npz"], cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
-        time.sleep(3)  # the import and the first thousands of iterations
+        wait_until_running(process)  # the import and the first thousands of iterations
         assert process.poll() is None, process.communicate()
         process.send_signal(signal.SIGINT)
         _, err = process.communicate(timeout=30)
@@ -252,7 +275,7 @@ def test_ctrl_c_twice_stops_a_plan_whose_iteration_never_ends(tmp_path):
     process = subprocess.Popen([sys.executable, "-m", "pycaffe2", "run", "model.yaml", "--checkpoint", "ckpt"],
                                cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
-        time.sleep(3)
+        wait_until_running(process)
         assert process.poll() is None, process.communicate()
         process.send_signal(signal.SIGINT)
         time.sleep(1)

@@ -9,4 +9,5 @@ def dask_client():
     pytest.importorskip("distributed")
     from pycaffe2.distributed import workers_client
     with workers_client(2) as client:
+        client.wait_for_workers(2, timeout=60)  # tests count on both
         yield client

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from pycaffe2.cli import main
-from pycaffe2.distributed import scoring, workers_client
+from pycaffe2.distributed import scoring, worker_addresses, workers_client
 from pycaffe2.errors import RunError, RunFailure
 from pycaffe2.executor import num_threads
 from pycaffe2.run import run_model
@@ -41,7 +41,8 @@ def test_mlp_equals_one_process(dask_client, rows, batch_size):
     seen = []
     out = predict(MLP, {"data": x}, client=dask_client, batch_size=batch_size, seed=3,
                   on_batch=lambda *batch: seen.append(batch))
-    effective = batch_size or -(-rows // 2)  # default: the rows split evenly over the 2 workers
+    workers = len(worker_addresses(dask_client))
+    effective = batch_size or -(-rows // workers)  # default: the rows split evenly over the workers
     assert sorted(index for index, *_ in seen) == list(range(-(-rows // effective)))
     assert out["prob"].shape == (rows, 10)
     np.testing.assert_array_equal(out["prob"], in_batches(MLP, {"data": x}, effective, seed=3)["prob"])
