@@ -1,4 +1,4 @@
-"""Every registry of ops as it was: for tests that register made-up ops (the registries are global,
+"""Every registry of ops (and of ONNX converters) as it was: for tests that register made-up ops (the registries are global,
 and a later test lists every op family: test_completeness, test_create_net_refusals, docs)."""
 import contextlib
 
@@ -24,3 +24,16 @@ def registries_restored():
         schema_module._user_dirs[:] = dirs
         custom_ops._loaded_entry_points.clear()
         custom_ops._loaded_entry_points.update(entry_points)
+
+
+@contextlib.contextmanager
+def converters_restored():
+    """The ONNX converter registry as it was (for tests that register made-up node types)."""
+    from pycaffe2.onnx import registry as onnx_registry
+    onnx_registry._load_converters()
+    before = {key: list(value) for key, value in onnx_registry._CONVERTERS.items()}
+    try:
+        yield
+    finally:
+        onnx_registry._CONVERTERS.clear()
+        onnx_registry._CONVERTERS.update(before)

@@ -19,6 +19,7 @@ from pycaffe2.errors import ConversionError, NetFileError, PyCaffe2Error
 from pycaffe2.onnx import backend, registry
 from pycaffe2.onnx.checks import MAX_SUBGRAPH_DEPTH
 from pycaffe2.onnx.registry import converter
+from tests.registries import converters_restored
 
 X = np.array([[1, -1, 2], [0, 3, -4]], np.float32)
 
@@ -26,8 +27,11 @@ X = np.array([[1, -1, 2], [0, 3, -4]], np.float32)
 @pytest.fixture(autouse=True)
 def test_converters():
     """Converters for made-up op types, removed afterwards (the registry is global)."""
-    registry._load_converters()
-    before = {key: list(value) for key, value in registry._CONVERTERS.items()}
+    with converters_restored():
+        yield from _made_up_converters()
+
+
+def _made_up_converters():
 
     @converter("HRelu")
     def _relu(node, ctx):
@@ -51,8 +55,6 @@ def test_converters():
         ctx.op("Copy", [node.input(1)], node.outputs)
 
     yield
-    registry._CONVERTERS.clear()
-    registry._CONVERTERS.update(before)
 
 
 def _model(nodes, inputs, outputs, initializers=(), opset=17, **kwargs):

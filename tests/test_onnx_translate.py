@@ -11,8 +11,9 @@ onnx = pytest.importorskip("onnx")
 from onnx import TensorProto, helper, numpy_helper
 
 from pycaffe2.errors import ConversionError, NetFileError, PyCaffe2Error
-from pycaffe2.onnx import backend, registry
+from pycaffe2.onnx import backend
 from pycaffe2.onnx.registry import MAX_OPSET, Unsupported, converter
+from tests.registries import converters_restored
 
 SEEN = []  # values the test converters saw through ctx.value
 
@@ -20,8 +21,11 @@ SEEN = []  # values the test converters saw through ctx.value
 @pytest.fixture(autouse=True)
 def test_converters():
     """Converters for made-up op types, removed afterwards (the registry is global)."""
-    registry._load_converters()
-    before = {key: list(value) for key, value in registry._CONVERTERS.items()}
+    with converters_restored():
+        yield from _made_up_converters()
+
+
+def _made_up_converters():
 
     @converter("TRelu")
     def _relu(node, ctx):
@@ -43,8 +47,6 @@ def test_converters():
 
     SEEN.clear()
     yield
-    registry._CONVERTERS.clear()
-    registry._CONVERTERS.update(before)
 
 
 def _model(nodes, inputs, outputs, initializers=(), opset=17):
